@@ -1,0 +1,62 @@
+"""The ``llmecon`` command line: one module per concern, loaded only when used.
+
+Subcommands are imported lazily so that ``llmecon --help`` and quick commands stay
+fast and never import provider SDKs they do not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+#: command name -> ("module:attribute" of a click command or group, one-line help).
+#: The help is kept here so that ``llmecon --help`` imports none of the commands.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": (
+        "llmecon.cli.run:run",
+        "Simulate tax years: a planner sets schedules, workers choose hours.",
+    ),
+    "compare": ("llmecon.cli.compare:compare", "Compare baseline planners on one economy."),
+    "personas": (
+        "llmecon.cli.personas:personas",
+        "Sample, show and validate Census-calibrated personas.",
+    ),
+    "models": ("llmecon.cli.models:models", "List model providers and test a model."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = _COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr = entry[0].split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llmecon")
+def main() -> None:
+    """Design tax policy with language models.
+
+    Census-calibrated worker personas choose their hours under a piecewise-linear tax
+    schedule; a planner (an LLM learning in context, or a baseline) sets the schedule
+    each tax year. Every run is logged under runs/ for offline replay.
+
+    \b
+    Quick start (no API key needed):
+      llmecon run                                   # embedded model, small run
+      llmecon run --planner saez --workers rational --agents 1000 --years 20
+      llmecon compare --planners none,us-federal,saez,oracle,ucb
+    """

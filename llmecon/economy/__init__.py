@@ -1,0 +1,40 @@
+"""The economics core: schedules, utility, best response, welfare, metrics.
+
+Pure numpy and deterministic; imports nothing from the LLM, I/O or CLI layers.
+"""
+
+from llmecon.economy.best_response import best_response_hours
+from llmecon.economy.economy import CALIBRATION_SCHEDULE, Economy, Outcome, YearMetrics
+from llmecon.economy.population import Population, PopulationError, synthetic_population
+from llmecon.economy.schedule import (
+    BRACKET_PRESETS,
+    US_FEDERAL_2025_EDGES,
+    US_FEDERAL_2025_RATES,
+    ScheduleError,
+    TaxSchedule,
+    parse_brackets,
+)
+from llmecon.economy.utility import UtilityConfig
+from llmecon.economy.welfare import SWF_NAMES, equality, gini, inverse_income_weights
+
+__all__ = [
+    "BRACKET_PRESETS",
+    "CALIBRATION_SCHEDULE",
+    "SWF_NAMES",
+    "US_FEDERAL_2025_EDGES",
+    "US_FEDERAL_2025_RATES",
+    "Economy",
+    "Outcome",
+    "Population",
+    "PopulationError",
+    "ScheduleError",
+    "TaxSchedule",
+    "UtilityConfig",
+    "YearMetrics",
+    "best_response_hours",
+    "equality",
+    "gini",
+    "inverse_income_weights",
+    "parse_brackets",
+    "synthetic_population",
+]

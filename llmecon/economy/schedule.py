@@ -1,0 +1,189 @@
+"""Piecewise-linear marginal tax schedules (DESIGN.md §2).
+
+A schedule is a list of bracket lower edges ``m_0 = 0 < m_1 < … < m_{B-1}`` in annual
+USD and one marginal rate per bracket in ``[0, 1]``; the top bracket is open-ended.
+``T(z) = Σ_b τ_b · clip(z − m_b, 0, m_{b+1} − m_b)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+
+#: US federal 2025 single-filer bracket lower edges (annual USD), applied to labour
+#: income directly (no deductions). Source: IRS Rev. Proc. 2024-40.
+US_FEDERAL_2025_EDGES: tuple[float, ...] = (
+    0.0,
+    11_925.0,
+    48_475.0,
+    103_350.0,
+    197_300.0,
+    250_525.0,
+    626_350.0,
+)
+#: Status-quo marginal rates for :data:`US_FEDERAL_2025_EDGES`.
+US_FEDERAL_2025_RATES: tuple[float, ...] = (0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37)
+
+#: Named bracket sets (edges only). ``three`` keeps three of the federal edges.
+BRACKET_PRESETS: dict[str, tuple[float, ...]] = {
+    "us-federal-2025": US_FEDERAL_2025_EDGES,
+    "flat": (0.0,),
+    "three": (0.0, 48_475.0, 197_300.0),
+}
+
+
+class ScheduleError(ValueError):
+    """A tax schedule or bracket specification is invalid."""
+
+
+def parse_brackets(spec: str | Sequence[float]) -> tuple[float, ...]:
+    """Resolve a bracket specification to validated lower edges (annual USD).
+
+    ``spec`` is a preset name (``us-federal-2025``, ``flat``, ``three``), a
+    comma-separated list of edges (``"0,50000,200000"``) or a sequence of numbers.
+    """
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key in BRACKET_PRESETS:
+            return BRACKET_PRESETS[key]
+        try:
+            edges = tuple(float(x) for x in key.replace("_", "").split(","))
+        except ValueError:
+            known = ", ".join(sorted(BRACKET_PRESETS))
+            raise ScheduleError(
+                f"unknown bracket set {spec!r}: use one of {known} or a comma-separated "
+                "list of lower edges in annual USD starting at 0"
+            ) from None
+    else:
+        edges = tuple(float(x) for x in spec)
+    _validate_edges(np.asarray(edges, dtype=float))
+    return edges
+
+
+def _validate_edges(edges: FloatArray) -> None:
+    if edges.ndim != 1 or edges.size == 0:
+        raise ScheduleError("a schedule needs at least one bracket edge")
+    if not np.all(np.isfinite(edges)):
+        raise ScheduleError(f"bracket edges must be finite, got {edges.tolist()}")
+    if edges[0] != 0.0:
+        raise ScheduleError(f"the first bracket edge must be 0, got {edges[0]:g}")
+    if np.any(np.diff(edges) <= 0):
+        raise ScheduleError(f"bracket edges must be strictly increasing, got {edges.tolist()}")
+
+
+@dataclass(frozen=True)
+class TaxSchedule:
+    """A validated piecewise-linear marginal tax schedule.
+
+    Attributes:
+        edges: bracket lower edges, annual USD, ``edges[0] == 0``, strictly increasing.
+        rates: marginal rate of each bracket, fractions in ``[0, 1]``.
+    """
+
+    edges: tuple[float, ...]
+    rates: tuple[float, ...]
+    _cum: FloatArray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        edges = np.asarray(self.edges, dtype=float)
+        rates = np.asarray(self.rates, dtype=float)
+        _validate_edges(edges)
+        if rates.shape != edges.shape:
+            raise ScheduleError(
+                f"need one rate per bracket: {edges.size} edges but {rates.size} rates"
+            )
+        if not np.all(np.isfinite(rates)) or np.any(rates < 0) or np.any(rates > 1):
+            raise ScheduleError(f"marginal rates must lie in [0, 1], got {rates.tolist()}")
+        object.__setattr__(self, "edges", tuple(float(x) for x in edges))
+        object.__setattr__(self, "rates", tuple(float(x) for x in rates))
+        object.__setattr__(self, "_cum", cumulative_tax_at_edges(edges, rates))
+
+    @classmethod
+    def from_rates(cls, rates: ArrayLike, brackets: str | Sequence[float]) -> TaxSchedule:
+        """Build a schedule from rates on a named or explicit bracket set."""
+        return cls(parse_brackets(brackets), tuple(np.asarray(rates, dtype=float).ravel()))
+
+    @classmethod
+    def status_quo(cls, brackets: str | Sequence[float] = "us-federal-2025") -> TaxSchedule:
+        """The US federal 2025 schedule projected onto ``brackets``.
+
+        Each bracket takes the federal marginal rate in force at its lower edge, so the
+        federal bracket set gives exactly 10, 12, 22, 24, 32, 35, 37 %.
+        """
+        edges = parse_brackets(brackets)
+        federal = cls(US_FEDERAL_2025_EDGES, US_FEDERAL_2025_RATES)
+        return cls(edges, tuple(federal.marginal_rate(np.asarray(edges)).tolist()))
+
+    @classmethod
+    def flat(cls, rate: float, brackets: str | Sequence[float] = "flat") -> TaxSchedule:
+        """The same marginal rate in every bracket."""
+        edges = parse_brackets(brackets)
+        return cls(edges, (float(rate),) * len(edges))
+
+    @property
+    def n_brackets(self) -> int:
+        return len(self.edges)
+
+    @property
+    def edges_array(self) -> FloatArray:
+        return np.asarray(self.edges, dtype=float)
+
+    @property
+    def rates_array(self) -> FloatArray:
+        return np.asarray(self.rates, dtype=float)
+
+    def with_rates(self, rates: ArrayLike) -> TaxSchedule:
+        """A copy on the same brackets with new rates."""
+        return TaxSchedule(self.edges, tuple(np.asarray(rates, dtype=float).ravel()))
+
+    def bracket_index(self, income: ArrayLike) -> NDArray[np.intp]:
+        """Index of the bracket each annual income falls in (an edge belongs above)."""
+        z = np.asarray(income, dtype=float)
+        return np.searchsorted(self.edges_array, z, side="right") - 1
+
+    def tax(self, income: ArrayLike) -> FloatArray:
+        """Annual tax ``T(z)`` in USD for annual pre-tax incomes ``z >= 0``."""
+        z = np.asarray(income, dtype=float)
+        if np.any(z < 0):
+            raise ValueError("income must be non-negative")
+        idx = self.bracket_index(z)
+        return self._cum[idx] + self.rates_array[idx] * (z - self.edges_array[idx])
+
+    def marginal_rate(self, income: ArrayLike) -> FloatArray:
+        """Marginal rate in force at each income (the rate just above it)."""
+        return self.rates_array[self.bracket_index(income)]
+
+    def average_rate(self, income: ArrayLike) -> FloatArray:
+        """``T(z)/z``, and the bottom marginal rate at ``z = 0``."""
+        z = np.asarray(income, dtype=float)
+        t = self.tax(z)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(z > 0, t / np.where(z > 0, z, 1.0), self.rates[0])
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"edges": list(self.edges), "rates": list(self.rates)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Sequence[float]]) -> TaxSchedule:
+        return cls(tuple(data["edges"]), tuple(data["rates"]))
+
+    def describe(self) -> str:
+        """One line per bracket, e.g. ``$11,925–$48,475: 12.0%``."""
+        lines = []
+        for b, (lo, rate) in enumerate(zip(self.edges, self.rates, strict=True)):
+            hi = f"${self.edges[b + 1]:,.0f}" if b + 1 < self.n_brackets else "and above"
+            lines.append(f"${lo:,.0f}–{hi}: {100 * rate:.1f}%")
+        return "\n".join(lines)
+
+
+def cumulative_tax_at_edges(edges: FloatArray, rates: FloatArray) -> FloatArray:
+    """Tax owed at each bracket's lower edge; works on batches of rates ``(..., B)``."""
+    widths = np.diff(edges)
+    full = rates[..., :-1] * widths
+    zeros = np.zeros((*rates.shape[:-1], 1))
+    return np.concatenate([zeros, np.cumsum(full, axis=-1)], axis=-1)

@@ -1,0 +1,57 @@
+"""The model layer: one async interface to every language model.
+
+>>> model = get_model("mock/default")
+>>> out = await model.generate([ChatMessage(role="user", content="hi")], schema=Decision)
+
+Providers (``openai``, ``anthropic``, ``litellm``, ``local``, ``mock`` and any added with
+:func:`register_provider`) implement one small async method; :class:`Model` owns the
+retries, timeouts, concurrency limits, structured-output re-asks, cache, accounting and
+budget. SDKs are imported only when their provider is first used. See ``docs/models.md``.
+"""
+
+from llmecon.models._config import GenerateConfig
+from llmecon.models._errors import (
+    AuthError,
+    BudgetExceededError,
+    LocalModelUnavailableError,
+    MissingKeyError,
+    ModelError,
+    ModelTimeoutError,
+    ProviderError,
+    RateLimitError,
+    StructuredOutputError,
+    UnknownModelError,
+)
+from llmecon.models._model import Model
+from llmecon.models._provider import ModelProvider, ProviderResponse
+from llmecon.models._redact import redact
+from llmecon.models._registry import get_model, provider_names, register_provider, resolve_model_name
+from llmecon.models._schema import StructuredSpec
+from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
+
+__all__ = [
+    "AuthError",
+    "BudgetExceededError",
+    "CallRecord",
+    "ChatMessage",
+    "GenerateConfig",
+    "LocalModelUnavailableError",
+    "MissingKeyError",
+    "Model",
+    "ModelError",
+    "ModelOutput",
+    "ModelProvider",
+    "ModelTimeoutError",
+    "ProviderError",
+    "ProviderResponse",
+    "RateLimitError",
+    "StructuredOutputError",
+    "StructuredSpec",
+    "UnknownModelError",
+    "Usage",
+    "get_model",
+    "provider_names",
+    "redact",
+    "register_provider",
+    "resolve_model_name",
+]

@@ -1,0 +1,46 @@
+"""Optional on-disk response cache, keyed by a hash of the full request."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Bumped when the stored entry format changes (older entries are then ignored).
+CACHE_FORMAT = 1
+
+
+def request_key(request: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of everything that determines the reply."""
+    canonical = json.dumps(
+        {"format": CACHE_FORMAT, **request}, sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ResponseCache:
+    """One JSON file per request under ``root/<2 hex>/<hash>.json``, written atomically."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return entry if isinstance(entry, dict) and entry.get("format") == CACHE_FORMAT else None
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"format": CACHE_FORMAT, **entry}, fh)
+        os.replace(tmp, path)

@@ -1,0 +1,62 @@
+"""Generation settings: one pydantic model, every field documented."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GenerateConfig(BaseModel):
+    """Settings of one ``generate`` call (or a model's defaults).
+
+    A per-call config overrides only the fields it sets explicitly: see :meth:`merged`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    """Sampling temperature; ``None`` keeps the provider's default."""
+
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus-sampling mass; ``None`` keeps the provider's default."""
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Most tokens to generate per attempt (Anthropic needs one: 1024 when unset)."""
+
+    seed: int | None = None
+    """Sampling seed, where the provider supports one (OpenAI, llama.cpp, mock)."""
+
+    stop: list[str] | None = None
+    """Stop sequences."""
+
+    timeout_s: float = Field(default=60.0, gt=0.0)
+    """Wall-clock limit of one attempt (the SDK call is also cancelled). A logical call
+    takes at most about ``(max_retries + 1) * (max_repairs + 1) * timeout_s`` plus backoff."""
+
+    max_retries: int = Field(default=5, ge=0)
+    """Transport retries per request on 429, 5xx, timeouts and broken connections."""
+
+    backoff_base_s: float = Field(default=0.5, ge=0.0)
+    """First backoff delay; attempt k waits a uniform draw in ``[d/2, d]``, ``d = base·2^k``."""
+
+    backoff_max_s: float = Field(default=30.0, ge=0.0)
+    """Cap of the exponential backoff delay."""
+
+    retry_after_max_s: float = Field(default=60.0, ge=0.0)
+    """Longest ``Retry-After`` honoured; a longer one is cut to this."""
+
+    max_repairs: int = Field(default=2, ge=0)
+    """Re-asks when the reply fails schema validation (the error is shown to the model)."""
+
+    structured_output: Literal["auto", "native", "prompt"] = "auto"
+    """How a schema is enforced: ``native`` (OpenAI json_schema, Anthropic forced tool,
+    llama.cpp grammar), ``prompt`` (schema in the prompt, reply parsed), or ``auto``
+    (native when the provider supports it)."""
+
+    def merged(self, override: GenerateConfig | None) -> GenerateConfig:
+        """This config with the fields explicitly set in ``override`` replaced."""
+        if override is None:
+            return self
+        update = {name: getattr(override, name) for name in override.model_fields_set}
+        return self.model_copy(update=update)

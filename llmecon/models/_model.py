@@ -1,0 +1,407 @@
+"""``Model``: the wrapper that owns the machinery every provider shares.
+
+Per request: a per-endpoint concurrency limit, a per-attempt timeout, retries with
+exponential backoff and jitter on transient faults (honouring ``Retry-After``), and
+fail-fast on auth errors. Per logical call: structured-output validation with bounded
+re-asks, the optional on-disk cache, token and cost accounting, the budget, and one
+:class:`CallRecord` handed to ``on_call``. All error text is redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmecon.models._cache import ResponseCache, request_key
+from llmecon.models._config import GenerateConfig
+from llmecon.models._errors import (
+    BudgetExceededError,
+    ModelError,
+    ModelTimeoutError,
+    ProviderError,
+    StructuredOutputError,
+)
+from llmecon.models._pricing import cost_usd as table_cost
+from llmecon.models._provider import ModelProvider, ProviderResponse
+from llmecon.models._redact import logger, redact
+from llmecon.models._schema import (
+    StructuredSpec,
+    parse_structured,
+    spec_for,
+    repair_messages,
+    with_schema_instruction,
+)
+from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
+
+#: ``on_call(record)``: invoked once per logical call, success or final failure.
+OnCall = Callable[[CallRecord], None]
+MessagesLike = Sequence[ChatMessage | dict[str, Any]]
+
+
+class EndpointLimiter:
+    """A concurrency limit shared by every model on one endpoint.
+
+    asyncio semaphores belong to one event loop, so one is kept per loop.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._semaphores = weakref.WeakKeyDictionary()
+
+    def semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        sem = self._semaphores.get(loop)
+        if sem is None:
+            sem = self._semaphores[loop] = asyncio.Semaphore(self.limit)
+        return sem
+
+
+_LIMITERS: dict[str, EndpointLimiter] = {}
+
+
+def endpoint_limiter(endpoint: str, limit: int | None, default: int) -> EndpointLimiter:
+    """The limiter of ``endpoint``; an explicit ``limit`` applies to loops not yet using it."""
+    limiter = _LIMITERS.get(endpoint)
+    if limiter is None:
+        limiter = _LIMITERS[endpoint] = EndpointLimiter(limit or default)
+    elif limit is not None and limit != limiter.limit:
+        limiter.limit = limit
+        limiter._semaphores = weakref.WeakKeyDictionary()
+    return limiter
+
+
+class Model:
+    """A model behind one async ``generate`` call; build it with :func:`get_model`."""
+
+    def __init__(
+        self,
+        provider: ModelProvider,
+        *,
+        config: GenerateConfig | None = None,
+        max_concurrency: int | None = None,
+        cache_dir: str | None = None,
+        on_call: OnCall | None = None,
+    ) -> None:
+        self.provider = provider
+        self.config = config or GenerateConfig()
+        self.on_call = on_call
+        self.cache = ResponseCache(cache_dir) if cache_dir else None
+        self.limiter = endpoint_limiter(
+            provider.endpoint, max_concurrency, provider.default_max_concurrency
+        )
+        self._rng = random.Random()
+        #: running accounting (non-cached attempts only)
+        self.usage_total = Usage()
+        self.cost_total = 0.0
+        """USD spent by calls whose price is known."""
+        self.cost_unknown_calls = 0
+        """Calls whose price is unknown (their cost is not in ``cost_total``)."""
+        self.calls = 0
+        self.failures = 0
+        self.retries_total = 0
+        self.repairs_total = 0
+        self.cache_hits = 0
+        self.max_cost_usd: float | None = None
+        self.hard_limit_usd: float | None = None
+
+    @property
+    def name(self) -> str:
+        """Full model name, ``<provider>/<model>``."""
+        return f"{self.provider.provider_name}/{self.provider.model_name}"
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, provider={self.provider!r})"
+
+    # -- budget ---------------------------------------------------------------------
+    def set_budget(self, max_cost_usd: float | None, *, hard_limit_usd: float | None = None) -> None:
+        """Spending limits in USD.
+
+        ``max_cost_usd`` is soft: :attr:`budget_exceeded` turns true once it is reached and
+        the run loop stops at the next year boundary. ``hard_limit_usd`` (optional) makes
+        every further call raise :class:`BudgetExceededError`.
+        """
+        self.max_cost_usd, self.hard_limit_usd = max_cost_usd, hard_limit_usd
+
+    @property
+    def budget_exceeded(self) -> bool:
+        return self.max_cost_usd is not None and self.cost_total >= self.max_cost_usd
+
+    # -- the call -------------------------------------------------------------------
+    async def generate(
+        self,
+        messages: MessagesLike,
+        schema: type[BaseModel] | None = None,
+        config: GenerateConfig | None = None,
+    ) -> ModelOutput:
+        """Answer ``messages``; with ``schema``, return a validated instance in ``parsed``.
+
+        Raises a :class:`ModelError` subclass after the bounded retries / re-asks:
+        :class:`StructuredOutputError`, :class:`ModelTimeoutError`, :class:`RateLimitError`,
+        :class:`ProviderError`, :class:`AuthError`, :class:`MissingKeyError` or
+        :class:`BudgetExceededError`.
+        """
+        started_at, t0 = time.time(), time.perf_counter()
+        cfg = self.config.merged(config)
+        msgs = [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages]
+        spec = spec_for(schema) if schema is not None else None
+        native = (
+            spec is not None
+            and cfg.structured_output != "prompt"
+            and self.provider.supports_native_schema
+        )
+        state = _CallState(started_at=started_at)
+        record = CallRecord(
+            model=self.name,
+            provider=self.provider.provider_name,
+            messages=msgs,
+            schema_name=spec.name if spec else None,
+            started_at=started_at,
+        )
+        try:
+            self._check_budget()
+            key = self._cache_key(msgs, spec, native, cfg) if self.cache else None
+            output = self._from_cache(key, spec) if key else None
+            if output is None:
+                output = await self._generate(msgs, spec, native, cfg, state)
+                if key and self.cache:
+                    self.cache.put(key, _cache_entry(output))
+        except ModelError as exc:
+            self._finish(record, state, t0, error=exc)
+            raise
+        output.latency_s = time.perf_counter() - t0
+        self._finish(record, state, t0, output=output)
+        return output
+
+    async def _generate(
+        self,
+        msgs: list[ChatMessage],
+        spec: StructuredSpec | None,
+        native: bool,
+        cfg: GenerateConfig,
+        state: _CallState,
+    ) -> ModelOutput:
+        base = msgs if (spec is None or native) else with_schema_instruction(msgs, spec)
+        convo = base
+        while True:
+            response = await self._request(convo, spec if native else None, cfg, state)
+            state.raw_outputs.append(response.text)
+            if spec is None:
+                return state.output(self.name, response.text, None)
+            parsed, error = parse_structured(response.text, spec)
+            if parsed is not None:
+                return state.output(self.name, response.text, parsed)
+            assert error is not None
+            state.errors.append(error)
+            if state.repairs >= cfg.max_repairs:
+                raise StructuredOutputError(
+                    f"{self.name}: reply did not match schema {spec.name} after "
+                    f"{state.repairs} re-asks: {error}",
+                    raw_outputs=state.raw_outputs,
+                    errors=state.errors,
+                )
+            state.repairs += 1
+            state.retries += 1
+            # Re-ask with only the latest bad reply, so the prompt stays short.
+            convo = base + repair_messages(response.text, error)
+
+    async def _request(
+        self,
+        messages: list[ChatMessage],
+        spec: StructuredSpec | None,
+        cfg: GenerateConfig,
+        state: _CallState,
+    ) -> ProviderResponse:
+        """One provider request with the timeout, concurrency limit and retries."""
+        attempt = 0
+        while True:
+            error: ModelError
+            try:
+                async with self.limiter.semaphore(), asyncio.timeout(cfg.timeout_s):
+                    response = await self.provider.generate(messages, spec, cfg)
+                self._account(response, state)
+                return response
+            except TimeoutError:
+                error = ModelTimeoutError(f"{self.name}: no reply within {cfg.timeout_s:g} s")
+            except ModelError as exc:
+                if not exc.retryable:
+                    raise
+                error = exc
+            except Exception as exc:  # an SDK error the provider did not map: never retried
+                raise ProviderError(
+                    f"{self.name}: unexpected {type(exc).__name__}: {redact(str(exc))[:500]}"
+                ) from None
+            if attempt >= cfg.max_retries:
+                raise _gave_up(error, attempt)
+            delay = self._backoff(attempt, error, cfg)
+            logger.info(
+                "%s: %s; retry %d/%d in %.2f s",
+                self.name,
+                error.message,
+                attempt + 1,
+                cfg.max_retries,
+                delay,
+            )
+            attempt += 1
+            state.retries += 1
+            await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int, error: ModelError, cfg: GenerateConfig) -> float:
+        """Exponential backoff with jitter; a Retry-After is honoured (capped)."""
+        ceiling = min(cfg.backoff_max_s, cfg.backoff_base_s * 2**attempt)
+        delay = self._rng.uniform(ceiling / 2, ceiling)
+        retry_after = getattr(error, "retry_after_s", None)
+        if retry_after is not None:
+            wait = min(retry_after, cfg.retry_after_max_s)
+            # At least what the server asked for, plus a little jitter so that many
+            # clients told the same instant do not come back in lockstep.
+            delay = wait + self._rng.uniform(0, 0.1 * wait + 0.01)
+        return delay
+
+    def _account(self, response: ProviderResponse, state: _CallState) -> None:
+        usage = response.usage or Usage()
+        state.usage = state.usage + usage
+        cost = response.cost_usd
+        if cost is None and self.provider.prices_known:
+            cost = table_cost(self.provider.model_name, usage)
+        if cost is None:
+            state.cost_known = False
+        else:
+            state.cost += cost
+
+    def _check_budget(self) -> None:
+        if self.hard_limit_usd is not None and self.cost_total >= self.hard_limit_usd:
+            raise BudgetExceededError(
+                f"{self.name}: spent ${self.cost_total:.4f}, hard limit ${self.hard_limit_usd:.4f}"
+            )
+
+    # -- cache ----------------------------------------------------------------------
+    def _cache_key(
+        self, msgs: list[ChatMessage], spec: StructuredSpec | None, native: bool, cfg: GenerateConfig
+    ) -> str:
+        settings = cfg.model_dump(
+            include={"temperature", "top_p", "max_tokens", "seed", "stop", "max_repairs"}
+        )
+        return request_key(
+            {
+                "model": self.name,
+                "api_base": self.provider.api_base,
+                "messages": [m.model_dump() for m in msgs],
+                "schema": spec.json_schema if spec else None,
+                "native": native,
+                "settings": settings,
+            }
+        )
+
+    def _from_cache(self, key: str, spec: StructuredSpec | None) -> ModelOutput | None:
+        assert self.cache is not None
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        parsed = None
+        if spec is not None:
+            parsed, error = parse_structured(entry.get("text", ""), spec)
+            if parsed is None:  # the schema changed under the same name: ignore the entry
+                return None
+        self.cache_hits += 1
+        return ModelOutput(
+            model=self.name,
+            text=entry["text"],
+            parsed=parsed,
+            usage=Usage.model_validate(entry.get("usage", {})),
+            cost_usd=0.0,
+            cached=True,
+            repairs=int(entry.get("repairs", 0)),
+            raw_outputs=list(entry.get("raw_outputs", [])),
+        )
+
+    # -- bookkeeping ----------------------------------------------------------------
+    def _finish(
+        self,
+        record: CallRecord,
+        state: _CallState,
+        t0: float,
+        *,
+        output: ModelOutput | None = None,
+        error: ModelError | None = None,
+    ) -> None:
+        self.calls += 1
+        self.retries_total += state.retries
+        self.repairs_total += state.repairs
+        if not (output and output.cached):
+            self.usage_total = self.usage_total + state.usage
+            if state.cost_known:
+                self.cost_total += state.cost
+            elif state.usage.total_tokens or state.raw_outputs:
+                self.cost_unknown_calls += 1
+        record.latency_s = time.perf_counter() - t0
+        record.retries, record.repairs = state.retries, state.repairs
+        if output is not None:
+            record.raw_outputs = output.raw_outputs
+            record.text = output.text
+            record.usage = output.usage
+            record.cached = output.cached
+            record.cost_usd = output.cost_usd
+            if isinstance(output.parsed, BaseModel):
+                record.parsed = output.parsed.model_dump(mode="json")
+        else:
+            self.failures += 1
+            record.raw_outputs = list(state.raw_outputs)
+            record.usage = state.usage
+            record.cost_usd = state.cost if state.cost_known else None
+            record.error_type = type(error).__name__
+            record.error_message = redact(str(error))
+        if self.on_call is not None:
+            self.on_call(record)
+
+    async def aclose(self) -> None:
+        """Close the provider's network clients opened on the running loop."""
+        await self.provider.aclose()
+
+
+class _CallState:
+    """Mutable tallies of one logical call."""
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self.raw_outputs: list[str] = []
+        self.errors: list[str] = []
+        self.usage = Usage()
+        self.cost = 0.0
+        self.cost_known = True
+        self.retries = 0
+        self.repairs = 0
+
+    def output(self, model: str, text: str, parsed: BaseModel | None) -> ModelOutput:
+        return ModelOutput(
+            model=model,
+            text=text,
+            parsed=parsed,
+            usage=self.usage,
+            cost_usd=self.cost if self.cost_known else None,
+            retries=self.retries,
+            repairs=self.repairs,
+            raw_outputs=list(self.raw_outputs),
+        )
+
+
+def _cache_entry(output: ModelOutput) -> dict[str, Any]:
+    return {
+        "text": output.text,
+        "usage": output.usage.model_dump(),
+        "repairs": output.repairs,
+        "raw_outputs": output.raw_outputs,
+    }
+
+
+def _gave_up(error: ModelError, retries: int) -> ModelError:
+    if retries:
+        error.message = f"{error.message} (gave up after {retries} retries)"
+        error.args = (error.message,)
+    return error

@@ -1,0 +1,113 @@
+"""Providers registered by name, and ``get_model`` which resolves a model string."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from llmecon.models._config import GenerateConfig
+from llmecon.models._errors import UnknownModelError
+from llmecon.models._model import Model, OnCall
+from llmecon.models._provider import ModelProvider
+
+#: ``factory(model_name, api_base, **provider_args) -> ModelProvider``
+ProviderFactory = Callable[..., ModelProvider]
+
+_PROVIDERS: dict[str, ProviderFactory | str] = {
+    # "module:Class" entries are imported on first use, keeping SDK imports lazy.
+    "openai": "llmecon.models._openai:OpenAIProvider",
+    "anthropic": "llmecon.models._anthropic:AnthropicProvider",
+    "litellm": "llmecon.models._litellm:LiteLLMProvider",
+    "local": "llmecon.models._local:LocalProvider",
+    "mock": "llmecon.models._mock:MockProvider",
+}
+
+#: Shorthands that are a full model string on their own.
+ALIASES: dict[str, str] = {
+    "local": "local/smollm2-135m",
+    "smollm2-135m": "local/smollm2-135m",
+    "mock": "mock/default",
+}
+
+_OPENAI_PREFIXES = ("gpt-", "chatgpt-", "o1", "o3", "o4")
+
+
+def register_provider(name: str, factory: ProviderFactory | str) -> None:
+    """Register ``factory`` (or a lazy ``"module:attr"`` path) under ``name``.
+
+    ``get_model(f"{name}/<model>")`` then calls ``factory(model, api_base, **provider_args)``.
+    """
+    if not name or "/" in name:
+        raise ValueError(f"invalid provider name {name!r}")
+    _PROVIDERS[name] = factory
+
+
+def provider_names() -> list[str]:
+    return sorted(_PROVIDERS)
+
+
+def resolve_model_name(name: str, api_base: str | None = None) -> tuple[str, str]:
+    """``(provider, model)`` for a model string.
+
+    ``provider/model`` is taken as is; bare ``gpt-…``/``o1…``/``o3…``/``o4…`` resolve to
+    ``openai``, ``claude-…`` to ``anthropic``; any other bare name with ``api_base`` is
+    an OpenAI-compatible server (vLLM, Ollama, llama.cpp server).
+    """
+    name = ALIASES.get(name.strip(), name.strip())
+    if not name:
+        raise UnknownModelError("empty model name")
+    provider, sep, model = name.partition("/")
+    if sep and provider in _PROVIDERS:
+        if not model:
+            raise UnknownModelError(f"model string {name!r} names no model after '{provider}/'")
+        return provider, model
+    if name.startswith(_OPENAI_PREFIXES):
+        return "openai", name
+    if name.startswith("claude-"):
+        return "anthropic", name
+    if api_base:
+        return "openai", name
+    raise UnknownModelError(
+        f"unknown model {name!r}: use <provider>/<model> with a provider among "
+        f"{', '.join(provider_names())}, or pass --api-base for an OpenAI-compatible server"
+    )
+
+
+def _factory(provider: str) -> ProviderFactory:
+    entry = _PROVIDERS[provider]
+    if isinstance(entry, str):
+        module, attr = entry.split(":")
+        entry = getattr(importlib.import_module(module), attr)
+        assert callable(entry)
+        _PROVIDERS[provider] = entry
+    return entry
+
+
+def get_model(
+    name: str,
+    *,
+    api_base: str | None = None,
+    config: GenerateConfig | None = None,
+    max_concurrency: int | None = None,
+    cache_dir: str | None = None,
+    on_call: OnCall | None = None,
+    **provider_args: Any,
+) -> Model:
+    """A :class:`Model` for ``name`` (e.g. ``mock/default``, ``local/smollm2-135m``,
+    ``gpt-4o``, ``anthropic/claude-sonnet-4-5``, ``litellm/<litellm model>``).
+
+    Fails fast (:class:`MissingKeyError`, :class:`LocalModelUnavailableError`) before any
+    request. ``provider_args`` go to the provider (e.g. ``outputs=`` or ``responder=`` for
+    ``mock``, ``n_ctx=`` for ``local``).
+    """
+    provider_name, model_name = resolve_model_name(name, api_base)
+    provider = _factory(provider_name)(model_name, api_base, **provider_args)
+    provider.check_ready()
+    return Model(
+        provider,
+        config=config,
+        max_concurrency=max_concurrency,
+        cache_dir=cache_dir,
+        on_call=on_call,
+    )

@@ -1,0 +1,115 @@
+"""Structured output: the schema a call asks for, prompt instructions, parse and validate."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from llmecon.models._types import ChatMessage
+
+#: Longest error text shown back to the model in a re-ask.
+_MAX_ERROR_CHARS = 800
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class StructuredSpec:
+    """A pydantic schema prepared once per call: its name and JSON schema."""
+
+    model: type[BaseModel]
+    name: str = field(init=False)
+    json_schema: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", self.model.__name__)[:64] or "output"
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "json_schema", self.model.model_json_schema())
+
+
+@functools.lru_cache(maxsize=256)
+def spec_for(model: type[BaseModel]) -> StructuredSpec:
+    """The (cached) spec of a schema class: building a JSON schema is not free."""
+    return StructuredSpec(model)
+
+
+def schema_instruction(spec: StructuredSpec) -> str:
+    """The text that asks for a reply in JSON (prompt mode, and every re-ask)."""
+    schema = json.dumps(spec.json_schema, separators=(",", ":"))
+    return (
+        "Reply with only a JSON object that conforms to this JSON schema, no other text:\n"
+        f"```json\n{schema}\n```"
+    )
+
+
+def with_schema_instruction(messages: list[ChatMessage], spec: StructuredSpec) -> list[ChatMessage]:
+    """``messages`` with the JSON instruction appended to the system message (or added)."""
+    instruction = schema_instruction(spec)
+    if messages and messages[0].role == "system":
+        first = ChatMessage(role="system", content=f"{messages[0].content}\n\n{instruction}")
+        return [first, *messages[1:]]
+    return [ChatMessage(role="system", content=instruction), *messages]
+
+
+def repair_messages(raw: str, error: str) -> list[ChatMessage]:
+    """The two messages appended for a re-ask: the bad reply and what was wrong with it."""
+    return [
+        ChatMessage(role="assistant", content=raw),
+        ChatMessage(
+            role="user",
+            content=(
+                f"That reply was invalid: {error[:_MAX_ERROR_CHARS]}\n"
+                "Reply again with only a JSON object that conforms to the schema."
+            ),
+        ),
+    ]
+
+
+def _candidates(text: str) -> list[str]:
+    """Substrings of ``text`` that may hold the JSON object, most likely first."""
+    out = [text.strip()]
+    out += [m.group(1).strip() for m in _FENCE.finditer(text)]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        out.append(text[start : end + 1])
+    return list(dict.fromkeys(c for c in out if c))
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        parts = []
+        for item in error.errors(include_url=False)[:8]:
+            loc = ".".join(str(p) for p in item.get("loc", ())) or "(root)"
+            parts.append(f"{loc}: {item.get('msg', 'invalid')}")
+        return "; ".join(parts)
+    return f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
+
+
+def parse_structured(text: str, spec: StructuredSpec) -> tuple[BaseModel | None, str | None]:
+    """Validate ``text`` against the schema: ``(instance, None)`` or ``(None, error)``.
+
+    Accepts a bare JSON object, one inside a code fence, or one embedded in prose. Never
+    raises: any failure (including pathological input such as deeply nested brackets)
+    is returned as an error string.
+    """
+    errors: list[tuple[bool, str]] = []
+    for candidate in _candidates(text):
+        try:
+            return spec.model.model_validate_json(candidate), None
+        except Exception as exc:  # ValidationError, recursion limits, anything odd
+            errors.append((_is_json_syntax_error(exc), _describe(exc)))
+    if not errors:
+        return None, "empty reply: expected a JSON object"
+    # A candidate that was valid JSON but broke the schema explains the problem best.
+    errors.sort(key=lambda item: item[0])
+    return None, errors[0][1]
+
+
+def _is_json_syntax_error(error: Exception) -> bool:
+    if isinstance(error, ValidationError):
+        return any(item.get("type") == "json_invalid" for item in error.errors())
+    return True

@@ -1,0 +1,92 @@
+"""Messages, usage, outputs and call records: the data that crosses the model layer."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChatMessage(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Usage(BaseModel):
+    """Token counts (summed over every attempt of a call)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class ModelOutput(BaseModel):
+    """The result of one logical ``generate`` call."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: str
+    """Full model name, e.g. ``openai/gpt-4o``."""
+    text: str
+    """The final reply text (for a schema: the JSON that validated)."""
+    parsed: Any = None
+    """The validated pydantic instance when a schema was given, else ``None``."""
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    """Wall-clock seconds of the whole call: queueing, retries, backoff and re-asks."""
+    cost_usd: float | None = None
+    """USD spent on this call; ``None`` when the model's price is unknown (never a guess);
+    ``0.0`` for a cache hit and for local or mock models."""
+    cached: bool = False
+    retries: int = 0
+    """Transport retries plus re-asks."""
+    repairs: int = 0
+    """Re-asks after invalid structured output."""
+    raw_outputs: list[str] = Field(default_factory=list)
+    """Every attempt's raw reply text, in order."""
+
+
+class CallRecord(BaseModel):
+    """What the run log records for each logical call, success or final failure.
+
+    JSON-serialisable (``record.model_dump(mode="json")``) and free of secrets.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    provider: str
+    messages: list[ChatMessage]
+    schema_name: str | None = None
+    raw_outputs: list[str] = Field(default_factory=list)
+    text: str | None = None
+    parsed: dict[str, Any] | None = None
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    retries: int = 0
+    repairs: int = 0
+    cached: bool = False
+    cost_usd: float | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: float = 0.0
+    """Unix seconds when the call started."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None

@@ -1,0 +1,534 @@
+"""Fake OpenAI-compatible and Anthropic Messages servers for tests and benchmarks.
+
+Both run an asyncio HTTP/1.1 server (keep-alive, no thread per request) on 127.0.0.1
+with an ephemeral port, in a background thread of this process::
+
+    with FakeOpenAIServer(latency_s=0.1, faults=["429", "ok"]) as server:
+        model = get_model("openai/fake", api_base=server.base_url)
+
+or in a subprocess of its own (a separate core for benchmarks) with
+:func:`serve_in_subprocess`. Replies are schema-valid JSON instances (the schema is
+taken from ``response_format``, a forced tool, or a ```json block in the prompt), drawn
+deterministically from the request.
+
+Faults, per request: a scripted list ``faults=[...]`` consumed in order (then ``ok``),
+or random ``fault_rates={"500": 0.1}`` (seeded). Kinds:
+
+``ok``, ``429`` (with ``Retry-After: retry_after_s``), ``500``, ``503``, ``401`` (echoes
+the key it got, as some real servers do), ``hang`` (never answers), ``malformed_body``
+(HTTP body is not JSON), ``truncated_body`` (connection drops mid-body),
+``malformed_json`` / ``truncated_json`` / ``wrong_schema`` (the model's reply text is
+prose / cut short / JSON of the wrong shape). ``max_concurrency`` answers 429 to any
+request beyond that many in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmecon.models._mock import instance_from_schema, request_seed
+
+FAULT_KINDS = (
+    "ok",
+    "429",
+    "500",
+    "503",
+    "401",
+    "hang",
+    "malformed_body",
+    "truncated_body",
+    "malformed_json",
+    "truncated_json",
+    "wrong_schema",
+)
+_JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
+_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
+_REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
+
+#: ``responder(request_json, schema_or_None) -> reply text``
+ServerResponder = Callable[[dict[str, Any], "dict[str, Any] | None"], str]
+
+
+@dataclass
+class ServerStats:
+    """What the server saw (read it after the requests have completed)."""
+
+    requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    bodies: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    truncate: bool = False
+
+
+class _FakeServer:
+    """The shared HTTP machinery; subclasses map a request to a reply."""
+
+    routes: dict[tuple[str, str], str] = {}
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.0,
+        max_concurrency: int | None = None,
+        faults: Sequence[str] = (),
+        fault_rates: dict[str, float] | None = None,
+        retry_after_s: float = 0.05,
+        api_key: str | None = None,
+        responder: ServerResponder | None = None,
+        seed: int = 0,
+        port: int = 0,
+    ) -> None:
+        for kind in [*faults, *(fault_rates or {})]:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        self.latency_s = latency_s
+        self.max_concurrency = max_concurrency
+        self.script: deque[str] = deque(faults)
+        self.fault_rates = dict(fault_rates or {})
+        self.retry_after_s = retry_after_s
+        self.api_key = api_key
+        self.responder = responder
+        self.stats = ServerStats()
+        self._rng = random.Random(seed)
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._protocols: set[_HTTPProtocol] = set()
+        self._stopping: asyncio.Event | None = None
+        self.port = 0
+
+    # -- lifecycle ------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> _FakeServer:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._open())
+            except BaseException as exc:  # report to the starting thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._close())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        return self
+
+    async def _open(self) -> None:
+        self._stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _HTTPProtocol(self), "127.0.0.1", self._port, backlog=4096
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _close(self) -> None:
+        assert self._server is not None and self._stopping is not None
+        self._stopping.set()
+        self._server.close()
+        for proto in list(self._protocols):
+            proto.abort()
+        await asyncio.sleep(0)
+        await self._server.wait_closed()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> _FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- request handling -----------------------------------------------------------
+    def _next_fault(self) -> str:
+        if self.script:
+            return self.script.popleft()
+        if self.fault_rates:
+            draw = self._rng.random()
+            for kind, rate in self.fault_rates.items():
+                if draw < rate:
+                    return kind
+                draw -= rate
+        return "ok"
+
+    async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Reply:
+        route = self.routes.get((method, path.split("?", 1)[0]))
+        if route is None:
+            return self._error(404, "not_found", f"no route {method} {path}")
+        if route == "models":
+            return self.models_reply()
+        stats = self.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            try:
+                request = json.loads(body)
+            except ValueError:
+                return self._error(400, "invalid_request_error", "body is not JSON")
+            stats.bodies.append(request)
+            if self.max_concurrency is not None and stats.in_flight > self.max_concurrency:
+                stats.faults["over_concurrency"] += 1
+                return self._rate_limited()
+            fault = self._next_fault()
+            stats.faults[fault] += 1
+            key = self.received_key(headers)
+            if fault == "401" or (self.api_key is not None and key != self.api_key):
+                return self._error(401, "authentication_error", f"Incorrect API key provided: {key}")
+            if self.latency_s > 0:
+                await asyncio.sleep(self.latency_s)
+            if fault == "hang":
+                assert self._stopping is not None
+                await self._stopping.wait()
+                return self._error(503, "overloaded", "server stopping")
+            if fault == "429":
+                return self._rate_limited()
+            if fault in ("500", "503"):
+                return self._error(int(fault), "server_error", "the fake server failed")
+            if fault == "malformed_body":
+                return _Reply(200, b'{"id": "oops", "choices": [{"message": ', _json_headers())
+            reply = self.completion(request, fault)
+            if fault == "truncated_body":
+                reply.truncate = True
+            return reply
+        finally:
+            stats.in_flight -= 1
+
+    def _rate_limited(self) -> _Reply:
+        reply = self._error(429, "rate_limit_error", "rate limit reached, slow down")
+        reply.headers["retry-after"] = f"{self.retry_after_s:g}"
+        return reply
+
+    def reply_text(self, request: dict[str, Any], schema: dict[str, Any] | None, fault: str) -> str:
+        """The model's reply text for ``request``, with content faults applied."""
+        if self.responder is not None:
+            text = self.responder(request, schema)
+        elif schema is None:
+            text = "Hello from the fake server."
+        else:
+            rng = random.Random(request_seed(request.get("messages", []), schema, None))
+            instance = instance_from_schema(schema, rng)
+            if fault == "wrong_schema":
+                instance = _wrong_shape(instance)
+            text = json.dumps(instance)
+        if fault == "malformed_json":
+            return "Sure! I would work about forty hours, give or take."
+        if fault == "truncated_json":
+            return text[: max(1, len(text) // 2)]
+        return text
+
+    # -- subclass hooks -------------------------------------------------------------
+    def received_key(self, headers: dict[str, str]) -> str:
+        raise NotImplementedError
+
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        raise NotImplementedError
+
+    def models_reply(self) -> _Reply:
+        return _json_reply(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    def _error(self, status: int, kind: str, message: str) -> _Reply:
+        return _json_reply(status, {"error": {"type": kind, "message": message}})
+
+
+class FakeOpenAIServer(_FakeServer):
+    """``POST /v1/chat/completions`` and ``GET /v1/models``, as OpenAI, vLLM or Ollama."""
+
+    routes = {("POST", "/v1/chat/completions"): "chat", ("GET", "/v1/models"): "models"}
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def received_key(self, headers: dict[str, str]) -> str:
+        return headers.get("authorization", "").removeprefix("Bearer ").strip()
+
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        schema = _schema_of_openai_request(request)
+        text = self.reply_text(request, schema, fault)
+        prompt_chars = sum(len(str(m.get("content", ""))) for m in request.get("messages", []))
+        return _json_reply(
+            200,
+            {
+                "id": f"chatcmpl-fake{self.stats.requests}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": request.get("model", "fake"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_chars // 4 + 1,
+                    "completion_tokens": len(text) // 4 + 1,
+                    "total_tokens": prompt_chars // 4 + len(text) // 4 + 2,
+                },
+            },
+        )
+
+
+class FakeAnthropicServer(_FakeServer):
+    """``POST /v1/messages`` (text, or a forced ``tool_use`` block when tools are given)."""
+
+    routes = {("POST", "/v1/messages"): "messages", ("GET", "/v1/models"): "models"}
+
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+    def received_key(self, headers: dict[str, str]) -> str:
+        return headers.get("x-api-key", "")
+
+    def _error(self, status: int, kind: str, message: str) -> _Reply:
+        return _json_reply(status, {"type": "error", "error": {"type": kind, "message": message}})
+
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        tools = request.get("tools") or []
+        schema = tools[0].get("input_schema") if tools else _schema_in_prompt(request)
+        text = self.reply_text(request, schema, fault)
+        block: dict[str, Any] = {"type": "text", "text": text}
+        if tools and fault not in ("malformed_json", "truncated_json"):
+            block = {
+                "type": "tool_use",
+                "id": f"toolu_fake{self.stats.requests}",
+                "name": tools[0]["name"],
+                "input": json.loads(text),
+            }
+        prompt_chars = len(json.dumps(request.get("messages", [])))
+        return _json_reply(
+            200,
+            {
+                "id": f"msg_fake{self.stats.requests}",
+                "type": "message",
+                "role": "assistant",
+                "model": request.get("model", "fake"),
+                "content": [block],
+                "stop_reason": "tool_use" if block["type"] == "tool_use" else "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": prompt_chars // 4 + 1, "output_tokens": len(text) // 4 + 1},
+            },
+        )
+
+
+def _schema_of_openai_request(request: dict[str, Any]) -> dict[str, Any] | None:
+    fmt = request.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else None
+    if isinstance(fmt.get("schema"), dict):  # llama.cpp style {"type": "json_object", "schema"}
+        return fmt["schema"]
+    return _schema_in_prompt(request)
+
+
+def _schema_in_prompt(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema of a prompt-mode request (the ```json block llmecon puts in it)."""
+    parts = [request.get("system")] + [m.get("content") for m in request.get("messages", [])]
+    for part in parts:
+        if isinstance(part, list):  # Anthropic content blocks
+            part = " ".join(str(b.get("text", "")) for b in part if isinstance(b, dict))
+        if isinstance(part, str) and (match := _JSON_BLOCK.search(part)):
+            with contextlib.suppress(ValueError):
+                schema = json.loads(match.group(1))
+                return schema if isinstance(schema, dict) else None
+    return None
+
+
+def _wrong_shape(instance: Any) -> Any:
+    """Valid JSON that breaks the schema: every field gets a value of the wrong type."""
+    if not isinstance(instance, dict) or not instance:
+        return ["not", "an", "object"]
+    wrong: dict[str, Any] = {}
+    for key, value in instance.items():
+        if isinstance(value, bool | int | float):
+            wrong[key] = "lots"
+        elif isinstance(value, str):
+            wrong[key] = {"unexpected": True}
+        else:
+            wrong[key] = "unexpected"
+    return wrong
+
+
+def _json_headers() -> dict[str, str]:
+    return {"content-type": "application/json"}
+
+
+def _json_reply(status: int, payload: dict[str, Any]) -> _Reply:
+    return _Reply(status, json.dumps(payload).encode(), _json_headers())
+
+
+class _HTTPProtocol(asyncio.Protocol):
+    """Minimal HTTP/1.1: Content-Length bodies, keep-alive, one request at a time."""
+
+    def __init__(self, server: _FakeServer) -> None:
+        self.server = server
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server._protocols.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._protocols.discard(self)
+        if self.task is not None:
+            self.task.cancel()  # a client that gave up stops a hanging request
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.task is None:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+        try:
+            method, path, _ = lines[0].split(" ", 2)
+        except ValueError:
+            self.abort()
+            return
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0") or 0)
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        close = headers.get("connection", "").lower() == "close"
+        self.task = asyncio.get_running_loop().create_task(
+            self._respond(method, path, headers, body, close)
+        )
+
+    async def _respond(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, close: bool
+    ) -> None:
+        reply = await self.server.handle(method, path, headers, body)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}"]
+        head += [f"{k}: {v}" for k, v in reply.headers.items()]
+        head.append(f"content-length: {len(reply.body)}")
+        head.append("connection: close" if close else "connection: keep-alive")
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode() + reply.body
+        if reply.truncate:
+            transport.write(payload[: len(payload) - len(reply.body) // 2])
+            transport.close()
+            return
+        transport.write(payload)
+        if close:
+            transport.close()
+            return
+        self.task = None
+        if self.buffer:
+            self._dispatch()
+
+
+_SERVERS: dict[str, type[_FakeServer]] = {
+    "openai": FakeOpenAIServer,
+    "anthropic": FakeAnthropicServer,
+}
+
+
+@contextlib.contextmanager
+def serve_in_subprocess(kind: str = "openai", **options: Any) -> Iterator[str]:
+    """Run a fake server in a child process (its own core); yields its base URL.
+
+    ``options``: ``latency_s``, ``max_concurrency``, ``retry_after_s``, ``seed``.
+    """
+    args = [sys.executable, "-m", "llmecon.models.fake_servers", kind]
+    for name, value in options.items():
+        if value is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        yield line.removeprefix("READY ")
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()  # the child exits when its stdin closes
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve a fake LLM API on 127.0.0.1.")
+    parser.add_argument("kind", choices=sorted(_SERVERS))
+    parser.add_argument("--latency-s", type=float, default=0.0)
+    parser.add_argument("--max-concurrency", type=int, default=None)
+    parser.add_argument("--retry-after-s", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0)
+    ns = parser.parse_args(argv)
+    server = _SERVERS[ns.kind](
+        latency_s=ns.latency_s,
+        max_concurrency=ns.max_concurrency,
+        retry_after_s=ns.retry_after_s,
+        seed=ns.seed,
+        port=ns.port,
+    )
+    with server:
+        base = server.base_url if isinstance(server, FakeOpenAIServer | FakeAnthropicServer) else ""
+        print(f"READY {base}", flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+if __name__ == "__main__":
+    _main()

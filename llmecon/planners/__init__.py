@@ -1,0 +1,49 @@
+"""Planners: baselines (fixed, Saez, bandits) and the numerical oracle.
+
+Pure maths on top of :mod:`llmecon.economy`; the LLM planner lives in
+:mod:`llmecon.agents` and shares the :class:`Planner` shape.
+"""
+
+from llmecon.planners.bandits import BanditPlanner
+from llmecon.planners.base import (
+    Planner,
+    PlannerContext,
+    PlannerError,
+    YearRecord,
+    is_baseline,
+    make_planner,
+    parse_rates,
+    planner_names,
+    register_planner,
+)
+from llmecon.planners.fixed import FixedPlanner
+from llmecon.planners.oracle import OraclePlanner, OracleResult, optimal_rates
+from llmecon.planners.saez import (
+    EmpiricalSaezPlanner,
+    SaezPlanner,
+    estimate_elasticity,
+    saez_bracket_rates,
+    saez_fixed_point,
+)
+
+__all__ = [
+    "BanditPlanner",
+    "EmpiricalSaezPlanner",
+    "FixedPlanner",
+    "OraclePlanner",
+    "OracleResult",
+    "Planner",
+    "PlannerContext",
+    "PlannerError",
+    "SaezPlanner",
+    "YearRecord",
+    "estimate_elasticity",
+    "is_baseline",
+    "make_planner",
+    "optimal_rates",
+    "parse_rates",
+    "planner_names",
+    "register_planner",
+    "saez_bracket_rates",
+    "saez_fixed_point",
+]

@@ -1,0 +1,160 @@
+"""The planner interface and registry (DESIGN.md §3).
+
+A planner sees the history of past years (enacted schedules, outcomes, agent-level
+hours and incomes) and proposes the next schedule. Baseline planners are pure and
+synchronous; the LLM planner (``llmecon.agents``) has the same shape but an ``async``
+``propose`` — the run loop awaits either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from llmecon.economy import Economy, TaxSchedule, YearMetrics
+
+FloatArray = NDArray[np.float64]
+
+
+class PlannerError(ValueError):
+    """An unknown planner or a bad planner specification."""
+
+
+@dataclass(frozen=True)
+class YearRecord:
+    """One completed tax year, as planners see it.
+
+    Attributes:
+        year: 0-based tax year.
+        schedule: the schedule that was enacted.
+        metrics: the year's aggregate outcomes.
+        weekly_hours: each worker's hours that year.
+        income_usd: each worker's annual pre-tax income that year.
+        source: how the schedule was set (``planner``, ``fallback``, ``vote``, …).
+        notes: extra facts for planners (e.g. a vote summary).
+    """
+
+    year: int
+    schedule: TaxSchedule
+    metrics: YearMetrics
+    weekly_hours: FloatArray
+    income_usd: FloatArray
+    source: str = "planner"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannerContext:
+    """What every planner is built with.
+
+    Attributes:
+        economy: the economy (population, preferences, objective). Only the oracle and
+            the model-based Saez planner look inside it; the others use the history.
+        edges: bracket lower edges (annual USD) every proposal must use.
+        min_rate / max_rate: bounds on every marginal rate (fractions).
+        rng: the planner's own seeded generator.
+    """
+
+    economy: Economy
+    edges: tuple[float, ...]
+    rng: np.random.Generator
+    min_rate: float = 0.0
+    max_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_rate <= self.max_rate <= 1.0:
+            raise PlannerError(
+                "rate bounds must satisfy 0 <= min <= max <= 1, "
+                f"got {self.min_rate}, {self.max_rate}"
+            )
+
+    @property
+    def n_brackets(self) -> int:
+        return len(self.edges)
+
+    def schedule(self, rates: Sequence[float] | FloatArray) -> TaxSchedule:
+        """A schedule on the context's brackets with rates clipped to the bounds."""
+        r = np.clip(np.asarray(rates, dtype=float), self.min_rate, self.max_rate)
+        return TaxSchedule(self.edges, tuple(r.tolist()))
+
+    def status_quo(self) -> TaxSchedule:
+        return self.schedule(TaxSchedule.status_quo(self.edges).rates)
+
+
+class Planner(Protocol):
+    """Anything that proposes next year's schedule from the history."""
+
+    @property
+    def name(self) -> str: ...
+
+    def propose(self, history: Sequence[YearRecord]) -> TaxSchedule: ...
+
+
+PlannerFactory = Callable[[PlannerContext, str | None], Planner]
+
+_REGISTRY: dict[str, tuple[PlannerFactory, str]] = {}
+
+
+def register_planner(name: str, help_text: str) -> Callable[[PlannerFactory], PlannerFactory]:
+    """Register a planner factory under ``name``; ``name:arg`` passes ``arg`` to it."""
+
+    def wrap(factory: PlannerFactory) -> PlannerFactory:
+        _REGISTRY[name] = (factory, help_text)
+        return factory
+
+    return wrap
+
+
+def planner_names() -> dict[str, str]:
+    """Registered baseline planners and their one-line help."""
+    _load_builtin()
+    return {name: help_text for name, (_, help_text) in sorted(_REGISTRY.items())}
+
+
+def is_baseline(spec: str) -> bool:
+    """Whether ``spec`` names a registered (non-LLM) planner."""
+    _load_builtin()
+    return spec.split(":", 1)[0].strip().lower() in _REGISTRY
+
+
+def make_planner(spec: str, context: PlannerContext) -> Planner:
+    """Build a baseline planner from ``name`` or ``name:argument``."""
+    _load_builtin()
+    name, _, arg = spec.partition(":")
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise PlannerError(f"unknown planner {spec!r}: baselines are {known}, or give a model name")
+    factory, _ = _REGISTRY[key]
+    return factory(context, arg.strip() or None)
+
+
+def parse_rates(text: str, n_brackets: int | None = None) -> list[float]:
+    """Parse ``"10,12,22"`` (percent) or ``"0.1,0.12"`` (fractions) into fractions.
+
+    Values are read as percentages when any of them exceeds 1.
+    """
+    try:
+        values = [float(x) for x in text.replace("%", "").split(",") if x.strip()]
+    except ValueError:
+        raise PlannerError(f"rates must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise PlannerError("no rates given")
+    if any(v > 1 for v in values):
+        values = [v / 100.0 for v in values]
+    if any(not 0 <= v <= 1 for v in values):
+        raise PlannerError(f"rates must lie in [0, 100] %, got {text!r}")
+    if n_brackets is not None and len(values) not in (1, n_brackets):
+        raise PlannerError(f"need 1 or {n_brackets} rates for this bracket set, got {len(values)}")
+    if n_brackets is not None and len(values) == 1:
+        values = values * n_brackets
+    return values
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers their planners.
+    from llmecon.planners import bandits, fixed, oracle, saez  # noqa: F401

@@ -1,0 +1,158 @@
+"""The oracle: the numerical optimum of the SWF over bracket rates (DESIGN.md §3).
+
+It optimises against rational best responses of the true economy, so it is the
+"physical limit" a planner can reach. The SWF is piecewise smooth in the rates (workers
+jump between brackets and bunch at kinks), so a gradient method alone stalls; we use
+batched coordinate search (a coarse grid per rate, then successively finer local grids,
+every grid evaluated as one vectorised batch) until no coordinate improves, then a
+bounded Powell polish, and keep the best point seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import minimize
+
+from llmecon.economy import Economy, TaxSchedule
+from llmecon.planners.base import PlannerContext, YearRecord, register_planner
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class OracleResult:
+    """The optimum found and how much work it took."""
+
+    rates: FloatArray
+    swf: float
+    evaluations: int
+    sweeps: int
+
+
+@dataclass
+class _Objective:
+    economy: Economy
+    edges: FloatArray
+    swf: str | None
+    evaluations: int = 0
+    best_rates: FloatArray = field(default_factory=lambda: np.zeros(0))
+    best_value: float = -np.inf
+
+    def __call__(self, rates: FloatArray) -> FloatArray:
+        batch = np.atleast_2d(rates)
+        values = self.economy.welfare_of_rates(self.edges, batch, self.swf)
+        self.evaluations += batch.shape[0]
+        i = int(np.argmax(values))
+        if values[i] > self.best_value:
+            self.best_value = float(values[i])
+            self.best_rates = batch[i].copy()
+        return values
+
+
+def optimal_rates(
+    economy: Economy,
+    edges: Sequence[float],
+    *,
+    min_rate: float = 0.0,
+    max_rate: float = 1.0,
+    swf: str | None = None,
+    coarse_points: int = 41,
+    refinements: int = 6,
+    max_sweeps: int = 40,
+    polish: bool = True,
+) -> OracleResult:
+    """Maximise the SWF over the bracket rates within ``[min_rate, max_rate]``."""
+    e = np.asarray(edges, dtype=float)
+    n = e.size
+    f = _Objective(economy, e, swf)
+    lo, hi = min_rate, max_rate
+
+    starts = [np.full(n, r) for r in np.linspace(lo, hi, 21)]
+    starts.append(np.clip(TaxSchedule.status_quo(tuple(e)).rates_array, lo, hi))
+    f(np.stack(starts))
+    x = f.best_rates.copy()
+
+    coarse = np.linspace(lo, hi, coarse_points)
+    step0 = (hi - lo) / max(coarse_points - 1, 1)
+    sweeps = 0
+    for sweeps in range(1, max_sweeps + 1):  # noqa: B007 - reported below
+        before = f.best_value
+        for b in range(n):
+            x = _line_search(f, x, b, coarse, lo, hi, step0, refinements)
+        if f.best_value - before <= 1e-12 * max(1.0, abs(before)):
+            break
+
+    if polish and hi > lo:
+        res = minimize(
+            lambda r: -float(f(np.clip(r, lo, hi))[0]),
+            f.best_rates,
+            method="Powell",
+            bounds=[(lo, hi)] * n,
+            options={"xtol": 1e-6, "ftol": 1e-12, "maxfev": 4000},
+        )
+        del res  # the objective keeps the best point it saw
+        x = f.best_rates.copy()
+        for b in range(n):  # one more local sweep after the polish
+            x = _line_search(f, x, b, None, lo, hi, step0 / 5, refinements)
+
+    return OracleResult(f.best_rates.copy(), f.best_value, f.evaluations, sweeps)
+
+
+def _line_search(
+    f: _Objective,
+    x: FloatArray,
+    b: int,
+    coarse: FloatArray | None,
+    lo: float,
+    hi: float,
+    step: float,
+    refinements: int,
+) -> FloatArray:
+    """Best value of coordinate ``b``: a coarse grid, then finer grids around the best."""
+    current = f.best_rates.copy() if f.best_rates.size else x.copy()
+    if coarse is not None:
+        f(_with_coordinate(current, b, coarse))
+        current = f.best_rates.copy()
+    for _ in range(refinements):
+        local = np.clip(current[b] + step * np.linspace(-1.0, 1.0, 11), lo, hi)
+        f(_with_coordinate(current, b, local))
+        current = f.best_rates.copy()
+        step /= 5.0
+    return current
+
+
+def _with_coordinate(x: FloatArray, b: int, values: FloatArray) -> FloatArray:
+    batch = np.repeat(x[None, :], values.size, axis=0)
+    batch[:, b] = values
+    return batch
+
+
+class OraclePlanner:
+    """Proposes the numerically optimal schedule (computed once, it never changes)."""
+
+    name = "oracle"
+
+    def __init__(self, ctx: PlannerContext) -> None:
+        self._ctx = ctx
+        self._schedule: TaxSchedule | None = None
+        self.result: OracleResult | None = None
+
+    def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
+        if self._schedule is None:
+            self.result = optimal_rates(
+                self._ctx.economy,
+                self._ctx.edges,
+                min_rate=self._ctx.min_rate,
+                max_rate=self._ctx.max_rate,
+            )
+            self._schedule = self._ctx.schedule(self.result.rates)
+        return self._schedule
+
+
+@register_planner("oracle", "numerical optimum of the SWF against rational best responses")
+def _oracle(ctx: PlannerContext, arg: str | None) -> OraclePlanner:
+    return OraclePlanner(ctx)

@@ -1,0 +1,182 @@
+"""The run folder: ``manifest.json`` + append-only ``events.jsonl`` + derived tables.
+
+Events are written one JSON object per line and flushed as written (a SIGKILL loses
+at most the line being written); the file is fsynced at every year boundary. The
+JSONL log is the source of truth; ``years.csv`` is derived from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import platform
+import time
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmecon.runs.events import LOG_FORMAT_VERSION, Event, parse_event
+
+MANIFEST_NAME = "manifest.json"
+EVENTS_NAME = "events.jsonl"
+YEARS_TABLE_NAME = "years.csv"
+
+_VERSIONED_PACKAGES = ("llmecon", "numpy", "scipy", "pandas", "pydantic", "jinja2")
+
+
+class RunLogError(RuntimeError):
+    """A run folder cannot be created or read."""
+
+
+class Manifest(BaseModel):
+    """What a run is: written once at the start, before any event."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int = LOG_FORMAT_VERSION
+    run_id: str
+    created: str
+    seed: int
+    config: dict[str, Any]
+    population: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, str] = Field(default_factory=dict)
+    prompts: dict[str, str] = Field(default_factory=dict)
+    """Template name -> sha256 of the templates this run used."""
+    package_versions: dict[str, str] = Field(default_factory=dict)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunLog:
+    """Writer for one run folder."""
+
+    def __init__(self, directory: Path, manifest: Manifest, events: IO[str], next_seq: int) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self._events = events
+        self._seq = next_seq
+
+    @classmethod
+    def create(cls, directory: str | Path, manifest: Manifest) -> RunLog:
+        """Create a fresh run folder; refuses to overwrite an existing run."""
+        d = Path(directory)
+        if (d / EVENTS_NAME).exists() or (d / MANIFEST_NAME).exists():
+            raise RunLogError(f"run folder already holds a run: {d} (choose another --run-id)")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunLogError(f"cannot create run folder {d}: {exc}") from None
+        _atomic_write(d / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
+        events = open(d / EVENTS_NAME, "a", encoding="utf-8")  # noqa: SIM115 - held open
+        return cls(d, manifest, events, 0)
+
+    @property
+    def events_path(self) -> Path:
+        return self.directory / EVENTS_NAME
+
+    def append(self, event: Event) -> Event:
+        """Stamp ``seq`` and ``time``, write one line and flush it."""
+        event.seq = self._seq
+        event.time = round(time.time(), 6)
+        self._events.write(event.model_dump_json() + "\n")
+        self._events.flush()
+        self._seq += 1
+        return event
+
+    def sync(self) -> None:
+        """Force written events to disk (called at year boundaries)."""
+        self._events.flush()
+        os.fsync(self._events.fileno())
+
+    def write_years_table(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rewrite the derived per-year metrics table ``years.csv``."""
+        write_csv(self.directory / YEARS_TABLE_NAME, rows)
+
+    def close(self) -> None:
+        if not self._events.closed:
+            self.sync()
+            self._events.close()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_manifest(directory: str | Path) -> Manifest:
+    path = Path(directory) / MANIFEST_NAME
+    if not path.is_file():
+        raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {Path(directory)}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunLogError(f"corrupt manifest {path}: {exc}") from None
+    version = data.get("format_version")
+    if not isinstance(version, int):
+        raise RunLogError(f"{path} has no integer format_version")
+    if version > LOG_FORMAT_VERSION:
+        raise RunLogError(
+            f"{path} uses log format {version}, newer than this llmecon supports "
+            f"({LOG_FORMAT_VERSION}); upgrade llmecon to read it"
+        )
+    return Manifest.model_validate(data)
+
+
+def read_events(directory: str | Path) -> list[Event]:
+    """All events of a run. A torn last line (a crash mid-write) is ignored; a corrupt
+    line anywhere else is an error naming the line."""
+    path = Path(directory) / EVENTS_NAME
+    if not path.is_file():
+        raise RunLogError(f"no {EVENTS_NAME} in {Path(directory)}")
+    events: list[Event] = []
+    lines = path.read_bytes().split(b"\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(parse_event(line))
+        except ValueError as exc:
+            is_last = all(not rest.strip() for rest in lines[number:])
+            if is_last and not path.read_bytes().endswith(b"\n"):
+                break  # torn final line: the write was interrupted
+            raise RunLogError(f"{path}, line {number}: corrupt event ({exc})") from None
+    return events
+
+
+def events_of(events: Iterable[Event], kind: type[Any]) -> list[Any]:
+    return [e for e in events if isinstance(e, kind)]

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from llmecon.cli import main
+from llmecon.runs import read_events
+
+
+def test_help_lists_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("run", "compare"):
+        assert cmd in result.output
+
+
+def test_run_command_writes_a_run(tmp_path: Path) -> None:
+    args = [
+        "run",
+        "--planner",
+        "saez",
+        "--workers",
+        "rational",
+        "--agents",
+        "120",
+        "--years",
+        "3",
+        "--personas",
+        "synthetic",
+        "--seed",
+        "0",
+        "--out",
+        str(tmp_path),
+        "--run-id",
+        "x",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "final, % of oracle" in result.output
+    assert len([e for e in read_events(tmp_path / "x") if e.type == "year_completed"]) == 3
+
+
+def test_run_bad_option_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["run", "--planner", "sayz", "--personas", "synthetic", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0
+    assert "unknown" in result.output and "sayz" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["run", "--agents", "0", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "agents" in result.output
+
+
+def test_compare_prints_every_planner(tmp_path: Path) -> None:
+    out_csv = tmp_path / "cmp.csv"
+    result = CliRunner().invoke(
+        main,
+        [
+            "compare",
+            "--planners",
+            "none,us-federal,saez,oracle,ucb",
+            "--agents",
+            "150",
+            "--years",
+            "4",
+            "--personas",
+            "synthetic",
+            "--csv",
+            str(out_csv),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with open(out_csv, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["planner"] for r in rows] == ["none", "us-federal", "saez", "oracle", "ucb"]
+    oracle = next(r for r in rows if r["planner"] == "oracle")
+    assert float(oracle["pct_of_oracle"]) == 100.0
+    assert all(float(r["final_swf"]) <= float(oracle["final_swf"]) + 1e-6 for r in rows)
+    for col in ("% of oracle", "mean hours", "Gini"):
+        assert col in result.output
