@@ -24,6 +24,7 @@ from llmecon.economy.utility import (
 FloatArray = NDArray[np.float64]
 
 _BISECTION_STEPS = 60
+_BLOCK_ELEMENTS = 1 << 16
 
 
 def best_response_hours(
@@ -53,6 +54,26 @@ def best_response_hours(
     batched = rates_arr.ndim == 2
     r = rates_arr if batched else rates_arr[None, :]  # (S, B)
     s = np.asarray(hourly_wage, dtype=float)
+    p = np.asarray(psi, dtype=float)
+    # Work on blocks of workers so the (S, N, B) temporaries stay cache-sized: much
+    # faster for large populations than one huge allocation.
+    block = max(1, _BLOCK_ELEMENTS // (r.shape[0] * edges_arr.size))
+    parts = [
+        _best_response_block(s[i : i + block], p[i : i + block], edges_arr, r, config, rebate_usd)
+        for i in range(0, s.size, block)
+    ]
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    return out if batched else out[0]
+
+
+def _best_response_block(
+    s: FloatArray,
+    psi: FloatArray,
+    edges_arr: FloatArray,
+    r: FloatArray,
+    config: UtilityConfig,
+    rebate_usd: float | FloatArray,
+) -> FloatArray:
     lmax = config.max_weekly_hours
     eps = config.elasticity
 
@@ -87,8 +108,7 @@ def best_response_hours(
 
     value = np.where(valid[None, :, :], value, -np.inf)
     best = np.argmax(value, axis=-1)
-    out = np.take_along_axis(hours, best[..., None], axis=-1)[..., 0]
-    return out if batched else out[0]
+    return np.take_along_axis(hours, best[..., None], axis=-1)[..., 0]
 
 
 def _crra_segment_argmax(

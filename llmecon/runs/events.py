@@ -78,6 +78,57 @@ class Fallback(_EventBase):
     action: str
 
 
+class Blob(_EventBase):
+    """A piece of prompt text stored once; ``llm_call`` messages refer to it by hash.
+
+    Written just before the first event that refers to it, so a static system prompt
+    repeated in thousands of calls is stored once.
+    """
+
+    type: Literal["blob"] = "blob"
+    sha256: str
+    text: str
+
+
+class MessageRef(BaseModel):
+    """One chat message of a logged call: its role and the sha256 of its text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    sha256: str
+
+
+class LLMCall(_EventBase):
+    """One logical model call (after transport retries and re-asks), success or not."""
+
+    type: Literal["llm_call"] = "llm_call"
+    year: int
+    role: Literal["planner", "worker", "voter", "proposer"]
+    agent: str | None = None
+    """Persona id for workers/voters; ``None`` for the planner."""
+    step: int = 0
+    model: str
+    templates: dict[str, str] = Field(default_factory=dict)
+    """Template name -> sha256 of the templates rendered into the messages."""
+    messages: list[MessageRef]
+    schema_name: str | None = None
+    raw_outputs: list[str] = Field(default_factory=list)
+    """Every attempt's raw reply, in order (re-asks included)."""
+    parsed: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    retries: int = 0
+    repairs: int = 0
+    cached: bool = False
+    cost_usd: float | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    fallback: bool = False
+    """The agent applied its fallback because this call failed."""
+
+
 class RunCompleted(_EventBase):
     """Last event of a run that ended on its own (not killed)."""
 
@@ -88,7 +139,15 @@ class RunCompleted(_EventBase):
 
 
 Event = Annotated[
-    RunStarted | YearStarted | ScheduleSet | WorkerStep | YearCompleted | Fallback | RunCompleted,
+    RunStarted
+    | YearStarted
+    | ScheduleSet
+    | WorkerStep
+    | YearCompleted
+    | Fallback
+    | Blob
+    | LLMCall
+    | RunCompleted,
     Field(discriminator="type"),
 ]
 

@@ -8,6 +8,7 @@ JSONL log is the source of truth; ``years.csv`` is derived from it.
 from __future__ import annotations
 
 import csv
+import hashlib
 import datetime as _dt
 import json
 import os
@@ -20,7 +21,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmecon.runs.events import LOG_FORMAT_VERSION, Event, parse_event
+from llmecon.runs.events import LOG_FORMAT_VERSION, Blob, Event, parse_event
 
 MANIFEST_NAME = "manifest.json"
 EVENTS_NAME = "events.jsonl"
@@ -78,6 +79,7 @@ class RunLog:
         self.manifest = manifest
         self._events = events
         self._seq = next_seq
+        self._blobs: set[str] = set()
 
     @classmethod
     def create(cls, directory: str | Path, manifest: Manifest) -> RunLog:
@@ -105,6 +107,14 @@ class RunLog:
         self._events.flush()
         self._seq += 1
         return event
+
+    def blob(self, text: str) -> str:
+        """Store ``text`` once (a ``blob`` event) and return its sha256."""
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if digest not in self._blobs:
+            self.append(Blob(sha256=digest, text=text))
+            self._blobs.add(digest)
+        return digest
 
     def sync(self) -> None:
         """Force written events to disk (called at year boundaries)."""

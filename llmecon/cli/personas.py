@@ -1,0 +1,109 @@
+"""``llmecon personas``: sample, show and validate Census-calibrated persona banks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import click
+import numpy as np
+
+from llmecon.personas import (
+    PersonaError,
+    WageMode,
+    load_bank,
+    persona_text,
+    sample_personas,
+    validate,
+    write_bank,
+)
+
+
+@click.group()
+def personas() -> None:
+    """Census-calibrated worker personas (sample, show, validate)."""
+
+
+@personas.command()
+@click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Number of personas.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--mode", type=click.Choice(["census", "gb2"]), default="census", show_default=True,
+              help="census: OEWS quantile functions; gb2: LLM Economist's GB2 ACS-2023 wages.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output JSONL file, e.g. personas/mine.jsonl.")  # fmt: skip
+def sample(n: int, seed: int, mode: str, out: Path) -> None:
+    """Sample a persona bank and write it as JSONL."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        with console.status(f"sampling {n:,} personas ({mode}, seed {seed})…"):
+            drawn = sample_personas(n, np.random.default_rng(seed), mode=cast(WageMode, mode))
+            path = write_bank(out, drawn.to_personas())
+    except (PersonaError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = validate(drawn)
+    wage = drawn.hourly_wage_usd
+    console.print(
+        f"[green]wrote[/] {n:,} personas to {path}  "
+        f"(median wage ${np.median(wage):.2f}/h, mean hours {drawn.usual_weekly_hours.mean():.1f}; "
+        f"{'all' if report.ok else 'not all'} validation targets met"
+        f"{'' if n >= 10_000 else ' — small samples are noisy'})"
+    )
+
+
+@personas.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("index", metavar="I", type=int)
+def show(file: Path, index: int) -> None:
+    """Print persona I (0-based) of FILE: its fields and its rendered text."""
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        bank = load_bank(file)
+    except PersonaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not -len(bank) <= index < len(bank):
+        raise click.ClickException(f"{file} has {len(bank)} personas; index {index} is out of range")
+    persona = bank[index]
+    table = Table(show_header=False, title=f"{file} [{index}]")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in persona.model_dump(exclude_none=True).items():
+        table.add_row(key, str(value))
+    console = Console()
+    console.print(table)
+    try:
+        text = persona_text(persona)
+    except ValueError as exc:  # PromptError
+        raise click.ClickException(str(exc)) from exc
+    console.print(text, markup=False, highlight=False)
+
+
+@personas.command(name="validate")
+@click.option("--n", "n", type=click.IntRange(min=100), default=200_000, show_default=True,
+              help="Sample size.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--mode", type=click.Choice(["census", "gb2"]), default="census", show_default=True)
+@click.option("--file", "file", type=click.Path(path_type=Path), default=None,
+              help="Validate a persona bank instead of a fresh sample.")  # fmt: skip
+def validate_cmd(n: int, seed: int, mode: str, file: Path | None) -> None:
+    """Print sample vs published marginals; exit 1 if a target is missed."""
+    from rich.console import Console
+
+    try:
+        if file is not None:
+            report = validate(load_bank(file))
+        else:
+            report = validate(sample_personas(n, np.random.default_rng(seed), mode=mode))  # type: ignore[arg-type]
+    except PersonaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console = Console()
+    console.print(report.to_rich())
+    if not report.ok:
+        names = ", ".join(r.statistic for r in report.failures)
+        console.print(f"[bold red]{len(report.failures)} target(s) missed:[/] {names}")
+        raise SystemExit(1)
+    console.print("[green]all targets met[/]")

@@ -1,0 +1,338 @@
+"""The joint persona sampler (seeded, vectorised).
+
+Steps (DESIGN.md §4), all draws from one explicit ``numpy.random.Generator``:
+
+1. occupation (SOC) ∝ OEWS employment; NAICS sector given occupation;
+2. sex, age band → single-year age, education given occupation (education capped for
+   the young: nobody under 18 has finished high school, nobody under 22 holds a
+   bachelor's, nobody under 25 a graduate degree);
+3. wage: the within-occupation rank ``u = Φ(ρ_age·z_age + ρ_edu·z_edu + √(1−ρ²)·ε)``,
+   ``z`` being normal scores of the persona's (randomised) age-band and education ranks
+   within its occupation, so ``u`` stays uniform and the occupation's wage distribution
+   is exactly its quantile function: log-linear between OEWS p10…p90, the p10–p25
+   slope extrapolated below p10 (floor $7.25), Pareto above p90 with the occupation's
+   α calibrated to its published mean (or one α for all, if given);
+4. usual weekly hours from CPS ASEC 2023 by age band (integers 1–80);
+5. household (filing status, children, tax-unit size, spouse earnings, state) by a
+   weighted hot-deck donor from the taxcalc CPS file in the same age group and
+   earnings-rank decile. The persona's earnings rank is the rank of its weekly
+   earnings expressed as a 40-hour wage, ``s·h/40``, in the employment-weighted mix of
+   all occupations' wage distributions; the donor's is its within-year annual-wage
+   rank. A donor's spouse-earnings rank is mapped back to dollars through the same mix
+   (at 2 080 h a year), so no 2013–15 dollar level is used.
+
+``mode="gb2"`` replaces step 3 by LLM Economist's GB2 ACS-2023 draw (independent of
+occupation and demographics, as in the paper); the rest is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from llmecon.economy.population import MIN_WAGE_USD, Population
+from llmecon.personas._gb2 import GB2_HOURS_PER_WEEK, LLM_ECONOMIST_GB2, GB2
+from llmecon.personas._tables import (
+    AGE_BANDS,
+    EDUCATION,
+    PERCENTILES,
+    CensusTables,
+    FloatArray,
+    IntArray,
+    PersonaError,
+    load_tables,
+)
+
+if TYPE_CHECKING:
+    from llmecon.personas._persona import Persona
+
+WageMode = Literal["census", "gb2"]
+
+_KNOT_U = np.array(PERCENTILES, dtype=float) / 100.0
+_AGE_BAND_LOWER = np.array([16, 20, 25, 35, 45, 55, 65])
+_DONOR_GROUP_EDGES = np.array([25, 35, 45, 55, 65])
+#: Education caps by age, applied cumulatively: (max age, highest level index allowed).
+_EDU_CAPS = ((17, 0), (19, 2), (21, 3), (24, 4))
+_HOURS_PER_YEAR = 2080.0
+
+STATE_NAMES: dict[str, str] = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "the District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
+    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
+    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan",
+    "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri", "MT": "Montana",
+    "NE": "Nebraska", "NV": "Nevada", "NH": "New Hampshire", "NJ": "New Jersey",
+    "NM": "New Mexico", "NY": "New York", "NC": "North Carolina", "ND": "North Dakota",
+    "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon", "PA": "Pennsylvania",
+    "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota", "TN": "Tennessee",
+    "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia", "WA": "Washington",
+    "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Settings of the joint sampler."""
+
+    mode: WageMode = "census"
+    #: Gaussian-copula loading of the wage rank on the age-band rank.
+    rho_age: float = 0.3
+    #: Gaussian-copula loading of the wage rank on the education rank.
+    rho_education: float = 0.3
+    #: One Pareto exponent above p90 for every occupation; ``None`` uses each
+    #: occupation's α calibrated to its published OEWS mean wage.
+    pareto_alpha: float | None = None
+    gb2: GB2 = LLM_ECONOMIST_GB2
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("census", "gb2"):
+            raise PersonaError(f"unknown persona mode {self.mode!r}: use 'census' or 'gb2'")
+        if self.rho_age < 0 or self.rho_education < 0 or self.rho_age**2 + self.rho_education**2 >= 1:
+            raise PersonaError("copula loadings need ρ_age, ρ_edu ≥ 0 and ρ_age² + ρ_edu² < 1")
+        if self.pareto_alpha is not None and self.pareto_alpha <= 1:
+            raise PersonaError("the Pareto tail exponent must exceed 1 (finite mean)")
+
+
+# --------------------------------------------------------------------------- wages
+
+
+def occupation_quantile(
+    tables: CensusTables, occ: IntArray, u: FloatArray, pareto_alpha: float | None = None
+) -> FloatArray:
+    """Hourly wage (USD/h) at within-occupation rank ``u`` for occupations ``occ``."""
+    logk = np.log(tables.wage_knots[occ])
+    j = np.clip(np.searchsorted(_KNOT_U, u, side="right") - 1, 0, len(_KNOT_U) - 2)
+    t = (u - _KNOT_U[j]) / (_KNOT_U[j + 1] - _KNOT_U[j])  # < 0 below p10: extrapolation
+    rows = np.arange(occ.size)
+    log_w = logk[rows, j] + t * (logk[rows, j + 1] - logk[rows, j])
+    alpha = tables.tail_alpha[occ] if pareto_alpha is None else np.full(occ.size, pareto_alpha)
+    top = u > _KNOT_U[-1]
+    tail_u = np.minimum(u[top], 1.0 - 1e-12)
+    log_w[top] = logk[top, -1] + np.log(0.1 / (1.0 - tail_u)) / alpha[top]
+    return np.maximum(np.exp(log_w), MIN_WAGE_USD)
+
+
+@dataclass(frozen=True)
+class _WageMix:
+    """The employment-weighted mix of occupation wage CDFs on a log-wage grid."""
+
+    log_wage: FloatArray
+    cdf: FloatArray
+
+    def rank(self, wage: FloatArray) -> FloatArray:
+        return np.asarray(np.interp(np.log(wage), self.log_wage, self.cdf), dtype=float)
+
+    def quantile(self, rank: FloatArray) -> FloatArray:
+        return np.exp(np.interp(rank, self.cdf, self.log_wage))
+
+
+_MIX_CACHE: dict[tuple[int, float | None], _WageMix] = {}
+
+
+def _wage_mix(tables: CensusTables, pareto_alpha: float | None) -> _WageMix:
+    key = (id(tables), pareto_alpha)
+    if key in _MIX_CACHE:
+        return _MIX_CACHE[key]
+    grid = np.linspace(np.log(MIN_WAGE_USD), np.log(5000.0), 700)
+    logk = np.log(tables.wage_knots)
+    slope0 = (logk[:, 1] - logk[:, 0]) / (_KNOT_U[1] - _KNOT_U[0])
+    log_at0 = logk[:, 0] - slope0 * _KNOT_U[0]
+    alpha = tables.tail_alpha if pareto_alpha is None else np.full(len(logk), pareto_alpha)
+    p = tables.employment / tables.employment.sum()
+    cdf = np.zeros_like(grid)
+    xs = np.concatenate([log_at0[:, None], logk], axis=1)
+    us = np.concatenate([[0.0], _KNOT_U])
+    for k in range(len(logk)):
+        body = np.interp(grid, xs[k], us)
+        tail = 1.0 - 0.1 * np.exp(-alpha[k] * np.maximum(grid - logk[k, -1], 0.0))
+        cdf += p[k] * np.where(grid > logk[k, -1], tail, body)
+    cdf = np.maximum.accumulate(np.clip(cdf, 0.0, 1.0))
+    mix = _WageMix(grid, cdf)
+    _MIX_CACHE[key] = mix
+    return mix
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def _categorical(cum: FloatArray, u: FloatArray) -> IntArray:
+    """Row-wise inverse CDF: ``cum`` is (n, k) cumulative shares, ``u`` is (n,)."""
+    idx = (cum < u[:, None]).sum(axis=1)
+    return np.minimum(idx, cum.shape[1] - 1).astype(np.int64)
+
+
+def _randomised_rank(cum: FloatArray, idx: IntArray, v: FloatArray) -> FloatArray:
+    """A uniform rank within the categorical distribution (ties broken by ``v``)."""
+    rows = np.arange(idx.size)
+    upper = cum[rows, idx]
+    lower = np.where(idx > 0, cum[rows, np.maximum(idx - 1, 0)], 0.0)
+    r = lower + (upper - lower) * v
+    return np.clip(r, 1e-9, 1.0 - 1e-9)
+
+
+def _by_band(cum_by_band: FloatArray, band: IntArray, u: FloatArray) -> IntArray:
+    out = np.empty(band.size, dtype=np.int64)
+    for b in range(cum_by_band.shape[0]):
+        sel = band == b
+        if sel.any():
+            out[sel] = np.searchsorted(cum_by_band[b], u[sel], side="left")
+    return out
+
+
+@dataclass(frozen=True)
+class PersonaSample:
+    """A columnar sample of personas (one row per persona, no text).
+
+    ``frame`` holds the :class:`~llmecon.personas.Persona` fields as columns (string
+    fields as pandas categoricals); use :meth:`to_personas` for the pydantic models.
+    """
+
+    frame: pd.DataFrame
+    config: SamplerConfig
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def hourly_wage_usd(self) -> FloatArray:
+        return self.frame["hourly_wage_usd"].to_numpy(dtype=float)
+
+    @property
+    def usual_weekly_hours(self) -> FloatArray:
+        return self.frame["usual_weekly_hours"].to_numpy(dtype=float)
+
+    def to_personas(self) -> list[Persona]:
+        from llmecon.personas._persona import Persona
+
+        return [Persona.model_validate(r) for r in self.records()]
+
+    def records(self) -> Iterator[dict[str, object]]:
+        cols = list(self.frame.columns)
+        for row in self.frame.itertuples(index=False, name=None):
+            yield {c: (v.item() if isinstance(v, np.generic) else v) for c, v in zip(cols, row, strict=True)}
+
+    def to_population(self, source: str = "personas") -> Population:
+        return Population(
+            self.hourly_wage_usd,
+            self.usual_weekly_hours,
+            tuple(self.frame["id"].astype(str)),
+            source=source,
+        )
+
+
+def sample_personas(
+    n: int,
+    rng: np.random.Generator,
+    *,
+    mode: WageMode = "census",
+    config: SamplerConfig | None = None,
+    tables: CensusTables | None = None,
+    id_prefix: str = "persona-",
+) -> PersonaSample:
+    """Draw ``n`` personas jointly from the shipped Census/BLS tables.
+
+    Args:
+        n: number of personas (≥ 1).
+        rng: the seeded generator every draw comes from.
+        mode: ``"census"`` (occupation quantile functions with the age/education
+            copula) or ``"gb2"`` (LLM Economist's GB2 ACS-2023 wages).
+        config: further sampler settings (its ``mode`` is overridden by ``mode``).
+        tables: tables to sample from (default: the shipped ones).
+        id_prefix: persona ids are ``f"{id_prefix}{i:06d}"``.
+    """
+    if n < 1:
+        raise PersonaError("need at least one persona")
+    base = config or SamplerConfig()
+    cfg = SamplerConfig(mode, base.rho_age, base.rho_education, base.pareto_alpha, base.gb2)
+    t = tables if tables is not None else load_tables()
+
+    p_occ = np.cumsum(t.employment / t.employment.sum())
+    p_occ[-1] = 1.0
+    occ = np.minimum(np.searchsorted(p_occ, rng.random(n), side="right"), len(p_occ) - 1)
+    sector = _categorical(t.industry_cum[occ], rng.random(n))
+    female = rng.random(n) < t.pct_women[occ] / 100.0
+
+    age_cum = np.cumsum(t.age_shares[occ], axis=1)
+    band = _categorical(age_cum, rng.random(n))
+    r_age = _randomised_rank(age_cum, band, rng.random(n))
+    age = _by_band(t.age_cum, band, rng.random(n))
+    age = np.clip(age, _AGE_BAND_LOWER[band], 85)
+
+    edu_cum = np.cumsum(t.edu_shares[occ], axis=1)
+    edu = _categorical(edu_cum, rng.random(n))
+    r_edu = _randomised_rank(edu_cum, edu, rng.random(n))
+    for max_age, top_level in _EDU_CAPS:
+        young = age <= max_age
+        edu[young] = np.minimum(edu[young], top_level)
+
+    eps = rng.standard_normal(n)
+    hours = _by_band(t.hours_cum, band, rng.random(n)) + 1
+    mix = _wage_mix(t, cfg.pareto_alpha)
+    if cfg.mode == "census":
+        rho_e = np.sqrt(1.0 - cfg.rho_age**2 - cfg.rho_education**2)
+        z = cfg.rho_age * special.ndtri(r_age) + cfg.rho_education * special.ndtri(r_edu)
+        u = special.ndtr(z + rho_e * eps)
+        wage = occupation_quantile(t, occ, u, cfg.pareto_alpha)
+        rank = mix.rank(wage * hours / 40.0)
+    else:
+        income = cfg.gb2.sample(n, rng)
+        wage = np.maximum(income / (52.0 * GB2_HOURS_PER_WEEK), MIN_WAGE_USD)
+        rank = 1.0 - cfg.gb2.sf(wage * hours / 40.0 * 52.0 * GB2_HOURS_PER_WEEK)
+    wage = np.round(wage, 2)
+
+    group = np.searchsorted(_DONOR_GROUP_EDGES, age, side="right")
+    cell = group * 10 + np.minimum((rank * 10).astype(np.int64), 9)
+    query = cell + rng.random(n) * (1.0 - 1e-12)
+    donor = np.minimum(np.searchsorted(t.donor_cell_key, query, side="left"), len(t.donors) - 1)
+    d = t.donors
+    spouse_rank = d["spouse_rank"].to_numpy(float)[donor]
+    if cfg.mode == "census":
+        spouse = np.where(spouse_rank > 0, mix.quantile(spouse_rank) * _HOURS_PER_YEAR, 0.0)
+    else:
+        x = special.betaincinv(cfg.gb2.p, cfg.gb2.q, np.clip(spouse_rank, 1e-9, 1 - 1e-9))
+        gb2_income = cfg.gb2.scale_usd * (x / (1.0 - x)) ** (1.0 / cfg.gb2.a)
+        spouse = np.where(spouse_rank > 0, gb2_income, 0.0)
+    filing = d["filing_status"].to_numpy(str)[donor]
+    children = d["children"].to_numpy(np.int64)[donor]
+    married = np.isin(filing, ["married_joint"]).astype(np.int64)
+    household = np.maximum(d["household_size"].to_numpy(np.int64)[donor], 1 + married + children)
+    state_code = d["state"].to_numpy(str)[donor]
+
+    codes = np.array(t.soc)
+    frame = pd.DataFrame(
+        {
+            "id": [f"{id_prefix}{i:06d}" for i in range(n)],
+            "occupation_code": pd.Categorical.from_codes(occ, categories=pd.Index(codes).unique()),
+            "occupation_title": pd.Categorical(np.array(t.title, dtype=object)[occ]),
+            "industry": pd.Categorical.from_codes(sector, categories=list(t.sector_labels)),
+            "sex": np.where(female, "female", "male"),
+            "age": age.astype(np.int64),
+            "age_band": pd.Categorical.from_codes(band, categories=list(AGE_BANDS)),
+            "education": pd.Categorical.from_codes(edu, categories=list(EDUCATION)),
+            "hourly_wage_usd": wage,
+            "usual_weekly_hours": hours.astype(np.int64),
+            "annual_earnings_usd": np.round(52.0 * wage * hours, 0),
+            "filing_status": filing,
+            "children": children,
+            "household_size": household,
+            "spouse_earnings_usd": np.round(spouse, -2),
+            "state": pd.Series(state_code).map(STATE_NAMES).to_numpy(object),
+            "state_code": state_code,
+            "wage_mode": cfg.mode,
+        }
+    )
+    return PersonaSample(frame, cfg)
+
+
+def gb2_tail_share(threshold_usd: float, gb2: GB2 = LLM_ECONOMIST_GB2) -> float:
+    """Share of GB2 incomes above ``threshold_usd``."""
+    return float(gb2.sf(threshold_usd))
+
+
+__all__ = ["STATE_NAMES", "PersonaSample", "SamplerConfig", "WageMode", "sample_personas"]
