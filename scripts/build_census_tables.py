@@ -79,14 +79,58 @@ FILING_STATUS = {
 }
 #: FIPS state code -> USPS abbreviation (the taxcalc CPS file's ``fips``).
 FIPS_STATE = {
-    1: "AL", 2: "AK", 4: "AZ", 5: "AR", 6: "CA", 8: "CO", 9: "CT", 10: "DE", 11: "DC",
-    12: "FL", 13: "GA", 15: "HI", 16: "ID", 17: "IL", 18: "IN", 19: "IA", 20: "KS",
-    21: "KY", 22: "LA", 23: "ME", 24: "MD", 25: "MA", 26: "MI", 27: "MN", 28: "MS",
-    29: "MO", 30: "MT", 31: "NE", 32: "NV", 33: "NH", 34: "NJ", 35: "NM", 36: "NY",
-    37: "NC", 38: "ND", 39: "OH", 40: "OK", 41: "OR", 42: "PA", 44: "RI", 45: "SC",
-    46: "SD", 47: "TN", 48: "TX", 49: "UT", 50: "VT", 51: "VA", 53: "WA", 54: "WV",
-    55: "WI", 56: "WY",
-}  # fmt: skip
+    1: "AL",
+    2: "AK",
+    4: "AZ",
+    5: "AR",
+    6: "CA",
+    8: "CO",
+    9: "CT",
+    10: "DE",
+    11: "DC",
+    12: "FL",
+    13: "GA",
+    15: "HI",
+    16: "ID",
+    17: "IL",
+    18: "IN",
+    19: "IA",
+    20: "KS",
+    21: "KY",
+    22: "LA",
+    23: "ME",
+    24: "MD",
+    25: "MA",
+    26: "MI",
+    27: "MN",
+    28: "MS",
+    29: "MO",
+    30: "MT",
+    31: "NE",
+    32: "NV",
+    33: "NH",
+    34: "NJ",
+    35: "NM",
+    36: "NY",
+    37: "NC",
+    38: "ND",
+    39: "OH",
+    40: "OK",
+    41: "OR",
+    42: "PA",
+    44: "RI",
+    45: "SC",
+    46: "SD",
+    47: "TN",
+    48: "TX",
+    49: "UT",
+    50: "VT",
+    51: "VA",
+    53: "WA",
+    54: "WV",
+    55: "WI",
+    56: "WY",
+}
 #: Short labels for the OEWS NAICS sectors (for persona text).
 SECTOR_LABELS = {
     "11": "agriculture, forestry and fishing",
@@ -190,7 +234,9 @@ def _quantile_mean(knots_u: np.ndarray, knots_log: np.ndarray) -> float:
         return float(np.exp(knots_log[0]) * knots_u[0])
     total = 0.0
     for a, b, la, lb in zip(knots_u[:-1], knots_u[1:], knots_log[:-1], knots_log[1:], strict=True):
-        total += (b - a) * (np.exp(la) if abs(lb - la) < 1e-12 else (np.exp(lb) - np.exp(la)) / (lb - la))
+        total += (b - a) * (
+            np.exp(la) if abs(lb - la) < 1e-12 else (np.exp(lb) - np.exp(la)) / (lb - la)
+        )
     slope = (knots_log[1] - knots_log[0]) / (knots_u[1] - knots_u[0])
     grid = (np.arange(1000) + 0.5) / 1000 * knots_u[0]
     low = np.maximum(np.exp(knots_log[0] - slope * (knots_u[0] - grid)), MIN_WAGE_USD)
@@ -325,7 +371,9 @@ def _read_cps_table(path: Path, value_cols: list[int]) -> dict[str, list[float]]
     return out
 
 
-def _group_fill(occ: pd.DataFrame, cols: list[str], have: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+def _group_fill(
+    occ: pd.DataFrame, cols: list[str], have: pd.Series
+) -> tuple[pd.DataFrame, pd.Series]:
     """Fill rows without data with their SOC major group's employment-weighted mean."""
     major = occ["soc"].str[:2]
     filled = occ[cols].copy()
@@ -345,6 +393,31 @@ def _group_fill(occ: pd.DataFrame, cols: list[str], have: pd.Series) -> tuple[pd
     return filled, source
 
 
+def _rake_share(pct: np.ndarray, weight: np.ndarray, target_pct: float) -> np.ndarray:
+    """Scale every occupation's odds of being a woman by one common factor so that the
+    OEWS-employment-weighted share equals the published CPS total.
+
+    OEWS (2024, wage and salary jobs, no farms or private households) and CPS (2022, all
+    employed) weigh occupations differently: unraked, the OEWS mix of CPS shares gives
+    49.6 % women against the published 46.8 %. One odds factor (raking on the sex
+    margin) keeps the ordering and spread of the occupations' shares.
+    """
+    p = np.clip(pct / 100.0, 1e-4, 1 - 1e-4)
+    odds = p / (1 - p)
+    lo, hi = 1e-3, 1e3
+    for _ in range(200):  # bisection on the log factor: deterministic
+        mid = np.sqrt(lo * hi)
+        share = np.average(mid * odds / (1 + mid * odds), weights=weight)
+        lo, hi = (mid, hi) if share < target_pct / 100.0 else (lo, mid)
+    c = np.sqrt(lo * hi)
+    return 100.0 * c * odds / (1 + c * odds)
+
+
+def _shares(names: tuple[str, ...], values: list[float]) -> dict[str, float]:
+    v = np.array(values, dtype=float)
+    return dict(zip(names, (v / v.sum()).round(4).tolist(), strict=True))
+
+
 def add_demographics(occ: pd.DataFrame, raw_dir: Path) -> tuple[pd.DataFrame, dict[str, object]]:
     codes = read_census_codes(raw_dir)
     census_title = map_soc_to_census(occ["soc"], codes)
@@ -358,6 +431,12 @@ def add_demographics(occ: pd.DataFrame, raw_dir: Path) -> tuple[pd.DataFrame, di
     have_w = occ["pct_women"].notna()
     filled, src = _group_fill(occ, ["pct_women"], have_w)
     occ["pct_women"], occ["sex_source"] = filled["pct_women"], src
+    occ["pct_women_cps"] = occ["pct_women"]
+    occ["pct_women"] = _rake_share(
+        occ["pct_women"].to_numpy(float),
+        occ["employment"].to_numpy(float),
+        t11[_norm_title("Total, 16 years and over")][1],
+    )
 
     ages = key.map(lambda k: t11b.get(k) if isinstance(k, str) else None)
     age_cols = [f"age_{b}" for b in AGE_BANDS]
@@ -368,7 +447,9 @@ def add_demographics(occ: pd.DataFrame, raw_dir: Path) -> tuple[pd.DataFrame, di
             if counts.sum() > 0:
                 age_mat[i] = counts / counts.sum()
     occ[age_cols] = age_mat
-    filled, src = _group_fill(occ, age_cols, pd.Series(np.isfinite(age_mat).all(1), index=occ.index))
+    filled, src = _group_fill(
+        occ, age_cols, pd.Series(np.isfinite(age_mat).all(1), index=occ.index)
+    )
     occ[age_cols], occ["age_source"] = filled, src
 
     ep = pd.read_excel(_raw(raw_dir, "ep"), sheet_name="Table 5.3", header=None, dtype=str)
@@ -381,17 +462,22 @@ def add_demographics(occ: pd.DataFrame, raw_dir: Path) -> tuple[pd.DataFrame, di
         if v is not None and np.isfinite(v).all() and sum(v) > 0:
             edu_mat[i] = np.array(v) / sum(v)
     occ[edu_cols] = edu_mat
-    filled, src = _group_fill(occ, edu_cols, pd.Series(np.isfinite(edu_mat).all(1), index=occ.index))
+    filled, src = _group_fill(
+        occ, edu_cols, pd.Series(np.isfinite(edu_mat).all(1), index=occ.index)
+    )
     occ[edu_cols], occ["edu_source"] = filled, src
 
-    tot11, tot11b = t11[_norm_title("Total, 16 years and over")], t11b[_norm_title("Total employed")]
+    tot11, tot11b = (
+        t11[_norm_title("Total, 16 years and over")],
+        t11b[_norm_title("Total employed")],
+    )
     ep_total = ep_map["00-0000"]
     published = {
         "cps_employed_thousands_2022": tot11[0],
         "pct_women": tot11[1],
-        "age_band_shares": dict(zip(AGE_BANDS, (np.array(tot11b[1:8]) / sum(tot11b[1:8])).round(4).tolist(), strict=True)),
-        "education_shares_25plus": dict(zip(EDUCATION, (np.array(ep_total) / sum(ep_total)).round(4).tolist(), strict=True)),
-    }  # fmt: skip
+        "age_band_shares": _shares(AGE_BANDS, tot11b[1:8]),
+        "education_shares_25plus": _shares(EDUCATION, ep_total),
+    }
     stats = {"occupations_without_census_match": unmatched}
     return occ, {"published": published, "stats": stats}
 
@@ -404,7 +490,10 @@ def read_industries(raw_dir: Path, socs: pd.Series) -> tuple[list[list[str]], li
     s = s[s["O_GROUP"] == "detailed"].copy()
     s["emp"] = s["TOT_EMP"].map(_num)
     sectors = s[["NAICS", "NAICS_TITLE"]].drop_duplicates().sort_values("NAICS")
-    sector_rows = [[c, t.strip(), SECTOR_LABELS[c]] for c, t in zip(sectors["NAICS"], sectors["NAICS_TITLE"], strict=True)]
+    sector_rows = [
+        [c, t.strip(), SECTOR_LABELS[c]]
+        for c, t in zip(sectors["NAICS"], sectors["NAICS_TITLE"], strict=True)
+    ]
     s = s[s["emp"] > 0]
     rows: list[list[str]] = []
     missing = []
@@ -418,7 +507,9 @@ def read_industries(raw_dir: Path, socs: pd.Series) -> tuple[list[list[str]], li
             rows.append([soc, "81", "1"])
             continue
         share = cells["emp"].to_numpy() / cells["emp"].sum()
-        rows += [[soc, c, _fmt(x, 5)] for c, x in zip(cells["NAICS"], share, strict=True) if x >= 5e-6]
+        rows += [
+            [soc, c, _fmt(x, 5)] for c, x in zip(cells["NAICS"], share, strict=True) if x >= 5e-6
+        ]
     if len(missing) > 5:
         raise BuildError(f"OEWS sector file: no sector employment for {missing[:5]}…")
     return sector_rows, rows
@@ -461,15 +552,34 @@ def _age_group(age: np.ndarray) -> np.ndarray:
 
 
 def read_households(raw_dir: Path) -> list[list[str]]:
-    cols = ["e00200p", "e00200s", "age_head", "age_spouse", "MARS", "XTOT", "nu18", "fips",
-            "s006", "FLPDYR", "h_seq", "a_lineno", "ffpos"]  # fmt: skip
+    cols = [
+        "e00200p",
+        "e00200s",
+        "age_head",
+        "age_spouse",
+        "MARS",
+        "XTOT",
+        "nu18",
+        "fips",
+        "s006",
+        "FLPDYR",
+        "h_seq",
+        "a_lineno",
+        "ffpos",
+    ]
     t = pd.read_csv(_raw(raw_dir, "taxcalc"), usecols=cols)
     t["row"] = np.arange(len(t))
     heads = t[(t["e00200p"] > 0) & (t["age_head"] >= 16)].assign(
-        own=lambda d: d["e00200p"], spouse=lambda d: d["e00200s"], age=lambda d: d["age_head"], role=0
+        own=lambda d: d["e00200p"],
+        spouse=lambda d: d["e00200s"],
+        age=lambda d: d["age_head"],
+        role=0,
     )
     spouses = t[(t["e00200s"] > 0) & (t["age_spouse"] >= 16)].assign(
-        own=lambda d: d["e00200s"], spouse=lambda d: d["e00200p"], age=lambda d: d["age_spouse"], role=1
+        own=lambda d: d["e00200s"],
+        spouse=lambda d: d["e00200p"],
+        age=lambda d: d["age_spouse"],
+        role=1,
     )
     d = pd.concat([heads, spouses], ignore_index=True)
     d["weight"] = d["s006"] / 100.0
@@ -494,7 +604,9 @@ def read_households(raw_dir: Path) -> list[list[str]]:
             cell = d[(d["age_group"] == g) & (d["rank_bin"] == b)]
             if cell.empty:
                 raise BuildError(f"taxcalc CPS: no donors aged {DONOR_AGE_GROUPS[g]}, rank bin {b}")
-            cell = cell.sort_values(["FLPDYR", "h_seq", "ffpos", "a_lineno", "role", "row"], kind="stable")
+            cell = cell.sort_values(
+                ["FLPDYR", "h_seq", "ffpos", "a_lineno", "role", "row"], kind="stable"
+            )
             cw = np.cumsum(cell["weight"].to_numpy())
             k = min(DONORS_PER_CELL, len(cell))
             picks = np.searchsorted(cw, (np.arange(k) + 0.5) / k * cw[-1], side="left")
@@ -502,11 +614,19 @@ def read_households(raw_dir: Path) -> list[list[str]]:
             # Systematic PPS: each pick carries an equal share of the cell's weight.
             share = cw[-1] / k / 1e6
             for _, r in chosen.iterrows():
-                rows.append([
-                    DONOR_AGE_GROUPS[g], str(b), _fmt(r["rank"], 4),
-                    FILING_STATUS[int(r["MARS"])], str(int(r["nu18"])), str(max(int(r["XTOT"]), 1)),
-                    _fmt(r["spouse_rank"], 4), FIPS_STATE[int(r["fips"])], _fmt(share, 4),
-                ])  # fmt: skip
+                rows.append(
+                    [
+                        DONOR_AGE_GROUPS[g],
+                        str(b),
+                        _fmt(r["rank"], 4),
+                        FILING_STATUS[int(r["MARS"])],
+                        str(int(r["nu18"])),
+                        str(max(int(r["XTOT"]), 1)),
+                        _fmt(r["spouse_rank"], 4),
+                        FIPS_STATE[int(r["fips"])],
+                        _fmt(share, 4),
+                    ]
+                )
     return rows
 
 
@@ -516,7 +636,7 @@ def read_households(raw_dir: Path) -> list[list[str]]:
 OCC_COLUMNS = (
     ["soc", "title", "employment"]
     + [f"wage_p{p}" for p in PERCENTILES]
-    + ["wage_mean", "tail_alpha", "topcoded_knots", "annual_only", "pct_women"]
+    + ["wage_mean", "tail_alpha", "topcoded_knots", "annual_only", "pct_women", "pct_women_cps"]
     + [f"age_{b}" for b in AGE_BANDS]
     + [f"edu_{e}" for e in EDUCATION]
     + ["sex_source", "age_source", "edu_source"]
@@ -537,7 +657,7 @@ def _occ_rows(occ: pd.DataFrame) -> list[list[str]]:
                 row.append("1" if v else "0")
             elif c.startswith(("age_", "edu_")):
                 row.append(_fmt(float(v), 5))
-            elif c == "pct_women":
+            elif c.startswith("pct_women"):
                 row.append(_fmt(float(v), 2))
             else:
                 row.append(_fmt(float(v), 4))
@@ -545,7 +665,7 @@ def _occ_rows(occ: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
-SOURCES_MD = """\
+SOURCES_MD_TEMPLATE = """\
 # Sources of the persona tables
 
 Derived by `scripts/build_census_tables.py` from the raw public tables in
@@ -558,15 +678,71 @@ Occupation Code List. PSLmodels Tax-Calculator CPS file (CC0). OG-USA CPS ASEC h
 
 | table | derived from | terms |
 |---|---|---|
-| `occupations.csv` | employment and hourly wage percentiles/mean: BLS OEWS May 2024, national cross-industry (`bls_oews_national_M2024.xlsx`); annual-only occupations ÷ 2080 h; top-coded (≥ $115/h) percentiles filled from a Pareto tail calibrated to the occupation's published mean. % women: BLS CPS 2022 annual averages, Table 11. Age bands: BLS CPS 2025 annual averages, Table 11b. Census titles linked to SOC codes by the U.S. Census Bureau 2018 Occupation Code List. Education (workers 25+): BLS Employment Projections 2022–32, Table 5.3 (ACS 2019/2021). Cells not published (base < 50 000) use the SOC major group's employment-weighted figures (`*_source` = `major_group`). | public domain |
-| `industries.csv`, `sectors.csv` | share of each occupation's employment by NAICS sector: BLS OEWS May 2024, national by sector (`bls_oews_natsector_M2024.xlsx`); suppressed cells dropped | public domain |
-| `hours_by_age.csv`, `age_within_band.csv` | usual weekly hours (clipped to 1–80) by age band and single-year age shares within bands, workers with positive hours and weeks, weighted: OG-USA CPS ASEC 2023 hours file (CC0). Ages 16–19 are not in the file: they use the 20–24 hours and a uniform age | CC0 |
-| `households.csv` | 3 600 weighted household donors (filing status, children under 18, tax-unit size, spouse earnings rank, state) chosen by systematic PPS sampling in 6 age groups × 10 earnings-rank deciles from PSLmodels Tax-Calculator's CPS tax-unit file (CPS ASEC 2013–15, `taxcalc` 6.8.0); earnings as within-year ranks only, no dollar levels | CC0 |
-| `published.json` | the published marginals `validate()` compares against (OEWS all-occupation wages, CPS % women and age bands, EP education shares, CPS ASEC hours), plus the raw files' sha256 | as above |
+{table}
 
 The SSA Trustees Report 2024 population file and the ACS S0101 state table are in the
 raw folder for cross-checks but are not used by the current tables.
 """
+
+
+_SOURCE_ROWS = (
+    (
+        "`occupations.csv`",
+        (
+            "employment and hourly wage percentiles/mean: BLS OEWS May 2024, national "
+            "cross-industry (`bls_oews_national_M2024.xlsx`); annual-only occupations ÷ 2080 h; "
+            "top-coded (≥ $115/h) percentiles filled from a Pareto tail calibrated to the "
+            "occupation's published mean. % women: BLS CPS 2022 annual averages, Table 11 "
+            "(`pct_women_cps`), raked by one common odds factor so the OEWS-weighted total equals "
+            "the published 46.8 % (`pct_women`). Age bands: BLS CPS 2025 annual averages, Table "
+            "11b. Census titles linked to SOC codes by the U.S. Census Bureau 2018 Occupation "
+            "Code List. Education (workers 25+): BLS Employment Projections 2022–32, Table 5.3 "
+            "(ACS 2019/2021). Cells not published (base < 50 000) use the SOC major group's "
+            "employment-weighted figures (`*_source` = `major_group`)."
+        ),
+        "public domain",
+    ),
+    (
+        "`industries.csv`, `sectors.csv`",
+        (
+            "share of each occupation's employment by NAICS sector: BLS OEWS May 2024, national "
+            "by sector (`bls_oews_natsector_M2024.xlsx`); suppressed cells dropped"
+        ),
+        "public domain",
+    ),
+    (
+        "`hours_by_age.csv`, `age_within_band.csv`",
+        (
+            "usual weekly hours (clipped to 1–80) by age band and single-year age shares within "
+            "bands, workers with positive hours and weeks, weighted: OG-USA CPS ASEC 2023 hours "
+            "file (CC0). Ages 16–19 are not in the file: they use the 20–24 hours and a uniform "
+            "age"
+        ),
+        "CC0",
+    ),
+    (
+        "`households.csv`",
+        (
+            "3 600 weighted household donors (filing status, children under 18, tax-unit size, "
+            "spouse earnings rank, state) chosen by systematic PPS sampling in 6 age groups × 10 "
+            "earnings-rank deciles from PSLmodels Tax-Calculator's CPS tax-unit file (CPS ASEC "
+            "2013–15, `taxcalc` 6.8.0); earnings as within-year ranks only, no dollar levels"
+        ),
+        "CC0",
+    ),
+    (
+        "`published.json`",
+        (
+            "the published marginals `validate()` compares against (OEWS all-occupation wages, "
+            "CPS % women and age bands, EP education shares, CPS ASEC hours), plus the raw files' "
+            "sha256"
+        ),
+        "as above",
+    ),
+)
+SOURCES_MD = SOURCES_MD_TEMPLATE.format(
+    table="\n".join("| " + " | ".join(row) + " |" for row in _SOURCE_ROWS)
+)
 
 
 def build(raw_dir: Path, out_dir: Path) -> list[Path]:
@@ -582,7 +758,6 @@ def build(raw_dir: Path, out_dir: Path) -> list[Path]:
     hours_rows, age_rows, hours_published = read_hours(raw_dir)
     household_rows = read_households(raw_dir)
 
-    written = []
     _write_csv(out_dir / "occupations.csv", OCC_COLUMNS, _occ_rows(occ))
     _write_csv(out_dir / "industries.csv", ["soc", "naics", "share"], industry_rows)
     _write_csv(out_dir / "sectors.csv", ["naics", "title", "label"], sector_rows)
@@ -590,10 +765,19 @@ def build(raw_dir: Path, out_dir: Path) -> list[Path]:
     _write_csv(out_dir / "age_within_band.csv", ["age_band", "age", "share"], age_rows)
     _write_csv(
         out_dir / "households.csv",
-        ["age_group", "rank_bin", "rank", "filing_status", "children", "household_size",
-         "spouse_rank", "state", "weight"],
+        [
+            "age_group",
+            "rank_bin",
+            "rank",
+            "filing_status",
+            "children",
+            "household_size",
+            "spouse_rank",
+            "state",
+            "weight",
+        ],
         household_rows,
-    )  # fmt: skip
+    )
     published = {
         "oews_all_occupations_2024": oews_published,
         "cps": demo["published"],
@@ -604,15 +788,17 @@ def build(raw_dir: Path, out_dir: Path) -> list[Path]:
             "occupations_topcoded": int((occ["topcoded_knots"] > 0).sum()),
             "household_donors": len(household_rows),
         },
-        "raw_sha256": {name: _sha256(_raw(raw_dir, key)) for key, name in sorted(RAW_FILES.items())},
+        "raw_sha256": {
+            name: _sha256(_raw(raw_dir, key)) for key, name in sorted(RAW_FILES.items())
+        },
     }
     (out_dir / "published.json").write_text(
         json.dumps(published, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     (out_dir / "SOURCES.md").write_text(SOURCES_MD, encoding="utf-8")
-    for name in ("occupations.csv", "industries.csv", "sectors.csv", "hours_by_age.csv",
-                 "age_within_band.csv", "households.csv", "published.json", "SOURCES.md"):  # fmt: skip
-        written.append(out_dir / name)
+    names = ["occupations.csv", "industries.csv", "sectors.csv", "hours_by_age.csv"]
+    names += ["age_within_band.csv", "households.csv", "published.json", "SOURCES.md"]
+    written = [out_dir / name for name in names]
     return written
 
 

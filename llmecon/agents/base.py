@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -39,10 +39,15 @@ class WorkerRequest:
 
 @dataclass(frozen=True)
 class WorkerDecision:
-    """Every worker's chosen weekly hours and how many fell back to their previous hours."""
+    """Every worker's chosen weekly hours, and which workers fell back to their previous
+    hours (worker index -> reason)."""
 
     weekly_hours: FloatArray
-    fallbacks: int = 0
+    fallback_reasons: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def fallbacks(self) -> int:
+        return len(self.fallback_reasons)
 
 
 class WorkerPool(Protocol):

@@ -23,6 +23,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "Sample, show and validate Census-calibrated personas.",
     ),
     "models": ("llmecon.cli.models:models", "List model providers and test a model."),
+    "prompts": ("llmecon.cli.prompts:prompts", "List, render and check the prompt templates."),
 }
 
 

@@ -64,20 +64,40 @@ def run(config_file: str | None, no_reference: bool | None, **options: Any) -> N
             f"workers [cyan]{config.workers}[/], "
             f"{config.agents} agents, {config.years} years, SWF {config.swf}, seed {config.seed}"
         )
-        sim = Simulation(config)
-        with year_progress(config.years, "years") as progress:
-            task = progress.add_task("tax years", total=config.years, status="")
+        if config.planner.startswith("local/") or str(config.workers).startswith("local/"):
+            console.print(
+                "using the embedded offline model (SmolLM2-135M via llama.cpp, no API key): "
+                "small and weak, but real; pass --planner gpt-4o (or another model) for a "
+                "stronger run"
+            )
+        with year_progress(config.years or 0, "years") as progress:
+            task = progress.add_task("tax years", total=config.years, status="starting…")
+            state: dict[str, Any] = {"year": "", "calls": ""}
+
+            def show() -> None:
+                progress.update(task, status=f"{state['year']}{state['calls']}")
+
+            def on_calls(totals: dict[str, Any]) -> None:
+                cost = totals["cost_usd"]
+                state["calls"] = (
+                    f"  calls {totals['calls']}  tokens "
+                    f"{totals['input_tokens'] + totals['output_tokens']:,}  "
+                    f"cost {'n/a' if cost is None else f'${cost:.4f}'}  "
+                    f"failures {totals['failures']}"
+                )
+                show()
 
             def on_year(record: Any, stats: dict[str, Any]) -> None:
-                last = record.year == config.years - 1
-                progress.update(
-                    task,
-                    advance=1,
-                    status=f"year {record.year}  SWF {record.metrics.swf:,.1f}  "
+                last = record.year == (config.years or 0) - 1
+                state["year"] = (
+                    f"year {record.year}  SWF {record.metrics.swf:,.1f}  "
                     f"fallbacks {stats['fallbacks']}"
-                    + ("  (computing reference welfare…)" if last and config.reference else ""),
+                    + ("  (computing reference welfare…)" if last and config.reference else "")
                 )
+                progress.advance(task)
+                show()
 
+            sim = Simulation(config, on_call_progress=on_calls)
             result = sim.run(on_year)
     _print_summary(result.summary, result.records[-1].schedule.describe())
     console.print(f"run written to [bold]{result.run_dir}[/]")
@@ -97,8 +117,12 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
     elif summary.get("oracle_note"):
         table.add_row("oracle", summary["oracle_note"])
     table.add_row("fallbacks", str(summary["fallbacks"]))
-    for key in ("calls", "tokens", "cost_usd"):
-        if summary.get(key) is not None:
-            table.add_row(key.replace("_", " "), str(summary[key]))
+    if "calls" in summary:
+        table.add_row("model calls (failed)", f"{summary['calls']} ({summary['failures']})")
+        table.add_row(
+            "tokens in / out", f"{summary['input_tokens']:,} / {summary['output_tokens']:,}"
+        )
+        cost = summary["cost_usd"]
+        table.add_row("cost", "unknown (price not in table)" if cost is None else f"${cost:.4f}")
     out.print(table)
     out.print("[bold]final schedule[/]\n" + final_schedule)

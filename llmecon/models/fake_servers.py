@@ -243,7 +243,7 @@ class _FakeServer:
         elif schema is None:
             text = "Hello from the fake server."
         else:
-            rng = random.Random(request_seed(request.get("messages", []), schema, None))
+            rng = random.Random(request_seed(request.get("messages", []), None, None))
             instance = instance_from_schema(schema, rng)
             if fault == "wrong_schema":
                 instance = _wrong_shape(instance)
@@ -317,7 +317,9 @@ class FakeAnthropicServer(_FakeServer):
         return self.url
 
     def received_key(self, headers: dict[str, str]) -> str:
-        return headers.get("x-api-key", "")
+        # The SDK sends ``x-api-key`` (1.x) or ``Authorization: Bearer`` (2.x).
+        bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return headers.get("x-api-key") or bearer
 
     def _error(self, status: int, kind: str, message: str) -> _Reply:
         return _json_reply(status, {"type": "error", "error": {"type": kind, "message": message}})

@@ -116,9 +116,7 @@ def load_bank(path: str | Path) -> list[Persona]:
     return personas
 
 
-def population_from_personas(
-    personas: Sequence[Persona], source: str = "personas"
-) -> Population:
+def population_from_personas(personas: Sequence[Persona], source: str = "personas") -> Population:
     """The economy's view of the personas: wages and usual hours (for the calibration)."""
     if not personas:
         raise PersonaError("no personas to build a population from")

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import special
 
 from llmecon.economy.population import MIN_WAGE_USD, Population
-from llmecon.personas._gb2 import GB2_HOURS_PER_WEEK, LLM_ECONOMIST_GB2, GB2
+from llmecon.personas._gb2 import GB2, GB2_HOURS_PER_WEEK, LLM_ECONOMIST_GB2
 from llmecon.personas._tables import (
     AGE_BANDS,
     EDUCATION,
@@ -93,7 +93,11 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("census", "gb2"):
             raise PersonaError(f"unknown persona mode {self.mode!r}: use 'census' or 'gb2'")
-        if self.rho_age < 0 or self.rho_education < 0 or self.rho_age**2 + self.rho_education**2 >= 1:
+        if (
+            self.rho_age < 0
+            or self.rho_education < 0
+            or self.rho_age**2 + self.rho_education**2 >= 1
+        ):
             raise PersonaError("copula loadings need ρ_age, ρ_edu ≥ 0 and ρ_age² + ρ_edu² < 1")
         if self.pareto_alpha is not None and self.pareto_alpha <= 1:
             raise PersonaError("the Pareto tail exponent must exceed 1 (finite mean)")
@@ -215,7 +219,10 @@ class PersonaSample:
     def records(self) -> Iterator[dict[str, object]]:
         cols = list(self.frame.columns)
         for row in self.frame.itertuples(index=False, name=None):
-            yield {c: (v.item() if isinstance(v, np.generic) else v) for c, v in zip(cols, row, strict=True)}
+            yield {
+                c: (v.item() if isinstance(v, np.generic) else v)
+                for c, v in zip(cols, row, strict=True)
+            }
 
     def to_population(self, source: str = "personas") -> Population:
         return Population(
@@ -305,16 +312,17 @@ def sample_personas(
     state_code = d["state"].to_numpy(str)[donor]
 
     codes = np.array(t.soc)
+    sectors = list(t.sector_labels)
     frame = pd.DataFrame(
         {
             "id": [f"{id_prefix}{i:06d}" for i in range(n)],
             "occupation_code": pd.Categorical.from_codes(occ, categories=pd.Index(codes).unique()),
             "occupation_title": pd.Categorical(np.array(t.title, dtype=object)[occ]),
-            "industry": pd.Categorical.from_codes(sector, categories=list(t.sector_labels)),
+            "industry": pd.Categorical.from_codes(sector, categories=pd.Index(sectors)),
             "sex": np.where(female, "female", "male"),
             "age": age.astype(np.int64),
-            "age_band": pd.Categorical.from_codes(band, categories=list(AGE_BANDS)),
-            "education": pd.Categorical.from_codes(edu, categories=list(EDUCATION)),
+            "age_band": pd.Categorical.from_codes(band, categories=pd.Index(list(AGE_BANDS))),
+            "education": pd.Categorical.from_codes(edu, categories=pd.Index(list(EDUCATION))),
             "hourly_wage_usd": wage,
             "usual_weekly_hours": hours.astype(np.int64),
             "annual_earnings_usd": np.round(52.0 * wage * hours, 0),

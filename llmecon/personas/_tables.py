@@ -197,8 +197,17 @@ def _load(data_dir: Path) -> CensusTables:
         amat[b, a[:, 0].astype(int)] = a[:, 1]
 
     p_hh = data_dir / "households.csv"
-    hh_cols = ["age_group", "rank_bin", "rank", "filing_status", "children", "household_size",
-               "spouse_rank", "state", "weight"]  # fmt: skip
+    hh_cols = [
+        "age_group",
+        "rank_bin",
+        "rank",
+        "filing_status",
+        "children",
+        "household_size",
+        "spouse_rank",
+        "state",
+        "weight",
+    ]
     donors = _read_csv(p_hh, hh_cols)
     group = donors["age_group"].map({g: i for i, g in enumerate(DONOR_AGE_GROUPS)})
     hh_num = _numeric(donors, ["rank_bin", "rank", "children", "household_size", "weight"], p_hh)
@@ -226,7 +235,7 @@ def _load(data_dir: Path) -> CensusTables:
         raise PersonaError(f"persona table not found: {p_pub}")
     try:
         published = json.loads(p_pub.read_text(encoding="utf-8"))
-        published["oews_all_occupations_2024"]["hourly_p50"]  # noqa: B018 - shape check
+        published["oews_all_occupations_2024"]["hourly_p50"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise PersonaError(f"persona table {p_pub} is corrupt: {exc}") from exc
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from llmecon.personas._gb2 import LLM_ECONOMIST_GB2, GB2
+from llmecon.personas._gb2 import GB2, LLM_ECONOMIST_GB2
 from llmecon.personas._persona import Persona
 from llmecon.personas._sampler import PersonaSample
 from llmecon.personas._tables import AGE_BANDS, EDUCATION, CensusTables, PersonaError, load_tables
@@ -96,7 +96,16 @@ class ValidationReport:
 
         diff = f"{100 * r.difference:+.1f}%" if r.target.endswith("%") else f"{r.difference:+.2f}"
         flag = {True: "ok", False: "FAIL", None: "info"}[r.within_target]
-        return [r.statistic, r.unit, fmt(r.sample), fmt(r.published), diff, r.target, flag, r.source]
+        return [
+            r.statistic,
+            r.unit,
+            fmt(r.sample),
+            fmt(r.published),
+            diff,
+            r.target,
+            flag,
+            r.source,
+        ]
 
     _HEADER = ("statistic", "unit", "sample", "published", "diff", "target", "check", "source")
 
@@ -105,7 +114,11 @@ class ValidationReport:
 
         table = Table(title=f"Persona sample (n={self.n:,}, mode={self.mode}) vs published")
         for h in self._HEADER:
-            table.add_column(h, justify="right" if h in ("sample", "published", "diff") else "left")
+            table.add_column(
+                h,
+                justify="right" if h in ("sample", "published", "diff") else "left",
+                no_wrap=h == "statistic",
+            )
         for r in self.rows:
             cells = self._cells(r)
             style = {"FAIL": "bold red", "ok": "green"}.get(cells[6], "dim")
@@ -164,9 +177,15 @@ def validate(
                 "±5%",
             )
         )
-    rows.append(ValidationRow("hourly wage mean", float(wage.mean()), float(oews["hourly_mean"]), "$/h", src, "±5%"))  # fmt: skip
+    rows.append(
+        ValidationRow(
+            "hourly wage mean", float(wage.mean()), float(oews["hourly_mean"]), "$/h", src, "±5%"
+        )
+    )
     women = 100.0 * float((frame["sex"].astype(str) == "female").mean())
-    rows.append(ValidationRow("% women", women, float(cps["pct_women"]), "%", "CPS 2022 T11", "±3 pts"))  # fmt: skip
+    rows.append(
+        ValidationRow("% women", women, float(cps["pct_women"]), "%", "CPS 2022 T11", "±3 pts")
+    )
     bands = frame["age_band"].astype(str)
     for band in AGE_BANDS:
         rows.append(
@@ -193,13 +212,45 @@ def validate(
         )
     hours = frame["usual_weekly_hours"].to_numpy(float)
     asec = pub["cps_asec_hours_2023"]
-    rows.append(ValidationRow("mean usual hours", float(hours.mean()), float(asec["mean_hours_workers_20plus"]), "h", "CPS ASEC 2023 (20+)"))  # fmt: skip
-    rows.append(ValidationRow("% usual hours = 40", 100.0 * float((hours == 40).mean()), 100.0 * float(asec["share_exactly_40"]), "%", "CPS ASEC 2023 (20+)"))  # fmt: skip
+    rows.append(
+        ValidationRow(
+            "mean usual hours",
+            float(hours.mean()),
+            float(asec["mean_hours_workers_20plus"]),
+            "h",
+            "CPS ASEC 2023 (20+)",
+        )
+    )
+    rows.append(
+        ValidationRow(
+            "% usual hours = 40",
+            100.0 * float((hours == 40).mean()),
+            100.0 * float(asec["share_exactly_40"]),
+            "%",
+            "CPS ASEC 2023 (20+)",
+        )
+    )
     annual = 52.0 * wage * hours
     at_40 = 52.0 * 40.0 * wage
     for thr in TAIL_THRESHOLDS_USD:
         gb2_share = 100.0 * float(gb2.sf(thr))
         k = f"{thr / 1000:.0f}k"
-        rows.append(ValidationRow(f"% earning > ${k}/yr", 100.0 * float((annual > thr).mean()), gb2_share, "%", "GB2 ACS-2023 fit"))  # fmt: skip
-        rows.append(ValidationRow(f"% > ${k}/yr at 40 h", 100.0 * float((at_40 > thr).mean()), gb2_share, "%", "GB2 ACS-2023 fit"))  # fmt: skip
+        rows.append(
+            ValidationRow(
+                f"% earning > ${k}/yr",
+                100.0 * float((annual > thr).mean()),
+                gb2_share,
+                "%",
+                "GB2 ACS-2023 fit",
+            )
+        )
+        rows.append(
+            ValidationRow(
+                f"% > ${k}/yr at 40 h",
+                100.0 * float((at_40 > thr).mean()),
+                gb2_share,
+                "%",
+                "GB2 ACS-2023 fit",
+            )
+        )
     return ValidationReport(tuple(rows), len(frame), mode)

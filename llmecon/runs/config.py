@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 
 
+#: The embedded offline model: the default planner and workers.
+DEFAULT_MODEL = "local/smollm2-135m"
+
+
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the field."""
 
@@ -21,19 +25,22 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    planner: str = "saez"
+    planner: str = DEFAULT_MODEL
     """Planner: a baseline (``none``, ``us-federal``, ``flat:<r>``, ``fixed:<r,…>``,
     ``saez``, ``saez-empirical``, ``oracle``, ``ucb``, ``thompson``, ``egreedy``) or a
-    model name for the LLM planner (``gpt-4o``, ``local/smollm2-135m``, ``mock/default``)."""
+    model name for the LLM planner (``gpt-4o``, ``local/smollm2-135m``, ``mock/default``).
+    Default: the embedded offline model."""
 
-    workers: str = "rational"
-    """``rational`` (exact best response) or a model name for LLM workers."""
+    workers: str | None = None
+    """``rational`` (exact best response) or a model name for LLM workers. Default: the
+    planner's model when the planner is an LLM, else ``rational``."""
 
-    agents: int = Field(100, ge=1, le=10_000_000)
-    """Number of worker agents (personas)."""
+    agents: int | None = Field(None, ge=1, le=10_000_000)
+    """Number of worker agents (personas). Default: 16 with embedded-model workers (a
+    run of a few minutes on 2 cores), 100 with API-model workers, 1 000 with rational."""
 
-    years: int = Field(20, ge=1, le=10_000)
-    """Number of tax years to simulate."""
+    years: int | None = Field(None, ge=1, le=10_000)
+    """Number of tax years. Default: 5 with embedded-model workers, else 20."""
 
     worker_steps: int = Field(1, ge=1, le=100)
     """Hour decisions per worker per year; the last one counts."""
@@ -80,6 +87,50 @@ class RunConfig(BaseModel):
     reference: bool = True
     """Compute status-quo and oracle reference welfare for the summary."""
 
+    # -- LLM agents ---------------------------------------------------------------------
+    worker_style: Literal["persona", "rational"] = "persona"
+    """LLM worker prompt: ``persona`` (who you are, the schedule, your history) or
+    ``rational`` (also states the utility and shows a small outcome table)."""
+
+    worker_history: int = Field(3, ge=0, le=50)
+    """Past years of its own hours/income/tax each LLM worker sees."""
+
+    worker_reasons: bool = False
+    """Ask LLM workers for a short reason with their hours (more tokens)."""
+
+    planner_history: int = Field(8, ge=1, le=200)
+    """Most recent years shown to the LLM planner as demonstrations."""
+
+    planner_best: int = Field(3, ge=0, le=50)
+    """Best-so-far years shown to the LLM planner in addition to the recent ones."""
+
+    trust_region: float = Field(0.10, gt=0, le=1)
+    """Largest change of any rate from one year to the next for the LLM planner."""
+
+    planner_hints: bool = False
+    """Add per-bracket welfare-effect estimates (from the history) to the planner prompt."""
+
+    planner_temperature: float | None = Field(None, ge=0, le=2)
+    """Sampling temperature of the LLM planner (provider default when unset)."""
+
+    worker_temperature: float | None = Field(None, ge=0, le=2)
+    """Sampling temperature of LLM workers (provider default when unset)."""
+
+    max_concurrency: int | None = Field(None, ge=1, le=4096)
+    """Most requests in flight per model endpoint (provider default when unset)."""
+
+    max_cost: float | None = Field(None, gt=0)
+    """Budget in USD: the run stops cleanly at the end of the year that reaches it."""
+
+    api_base: str | None = None
+    """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server)."""
+
+    prompts: str | None = None
+    """Folder of Jinja templates overriding the shipped ``prompts/`` (file by file)."""
+
+    cache_dir: str | None = None
+    """On-disk response cache for model calls (keyed by the full request)."""
+
     @field_validator("brackets")
     @classmethod
     def _check_brackets(cls, value: str) -> str:
@@ -91,16 +142,28 @@ class RunConfig(BaseModel):
 
     @field_validator("planner", "workers")
     @classmethod
-    def _non_empty(cls, value: str) -> str:
-        if not value.strip():
+    def _non_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("must not be empty")
-        return value.strip()
+        return value.strip() if value is not None else None
 
     @model_validator(mode="after")
     def _check_rates(self) -> RunConfig:
         if self.min_rate > self.max_rate:
             raise ValueError(f"min_rate ({self.min_rate}) exceeds max_rate ({self.max_rate})")
         return self
+
+    def resolved(self) -> RunConfig:
+        """A copy with every default that depends on other fields filled in."""
+        from llmecon.planners import is_baseline
+
+        workers = self.workers
+        if workers is None:
+            workers = "rational" if is_baseline(self.planner) else self.planner
+        local_workers = workers.startswith("local/")
+        agents = self.agents or (16 if local_workers else 1000 if workers == "rational" else 100)
+        years = self.years or (5 if local_workers else 20)
+        return self.model_copy(update={"workers": workers, "agents": agents, "years": years})
 
 
 def _format_validation_error(exc: ValidationError, origin: str) -> str:
@@ -141,6 +204,6 @@ def build_config(
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     origin = f"{file} + command line" if file is not None else "command line"
     try:
-        return RunConfig(**data)
+        return RunConfig(**data).resolved()
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, origin)) from None

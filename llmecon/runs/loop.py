@@ -20,27 +20,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from llmecon.agents import RationalWorkers, WorkerPool, WorkerRequest
-from llmecon.economy import (
-    Economy,
-    Population,
-    ScheduleError,
-    TaxSchedule,
-    UtilityConfig,
-    parse_brackets,
-    synthetic_population,
-)
-from llmecon.planners import (
-    Planner,
-    PlannerContext,
-    YearRecord,
-    is_baseline,
-    make_planner,
-    planner_names,
-)
-from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.agents import WorkerRequest
+from llmecon.agents.calls import current_call
+from llmecon.economy import ScheduleError, TaxSchedule, parse_brackets
+from llmecon.models import CallRecord
+from llmecon.planners import PlannerContext, YearRecord
+from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
     Fallback,
+    LLMCall,
+    MessageRef,
     RunCompleted,
     RunStarted,
     ScheduleSet,
@@ -50,9 +39,19 @@ from llmecon.runs.events import (
 )
 from llmecon.runs.log import Manifest, RunLog, package_versions, utc_now
 from llmecon.runs.reference import reference_welfare
+from llmecon.runs.wiring import (
+    PERSONA_COPY_MAX,
+    ModelPool,
+    build_economy,
+    build_library,
+    build_planner,
+    build_population,
+    build_workers,
+)
 
 RunStatus = Literal["completed", "budget_exceeded", "interrupted", "failed"]
 ProgressCallback = Callable[[YearRecord, dict[str, Any]], None]
+CallProgress = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -84,44 +83,6 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_population(config: RunConfig, rng: np.random.Generator) -> Population:
-    """The run's workers: the persona bank (default), a bank file, or synthetic."""
-    if config.personas == "synthetic":
-        return synthetic_population(config.agents, rng)
-    from llmecon.personas import population_for_run
-
-    return population_for_run(config.personas, config.agents, rng)
-
-
-def build_economy(config: RunConfig, population: Population) -> Economy:
-    utility = UtilityConfig(
-        elasticity=config.elasticity,
-        max_weekly_hours=config.max_weekly_hours,
-        crra=config.crra,
-        rebate_share=config.rebate_share,
-    )
-    try:
-        return Economy(population, utility, swf=config.swf)
-    except ValueError as exc:
-        raise ConfigError(f"cannot build the economy: {exc}") from None
-
-
-def build_planner(config: RunConfig, ctx: PlannerContext) -> Planner:
-    if is_baseline(config.planner):
-        return make_planner(config.planner, ctx)
-    raise ConfigError(
-        f"planner: unknown planner {config.planner!r}; baselines are " + ", ".join(planner_names())
-    )
-
-
-def build_workers(config: RunConfig, economy: Economy) -> WorkerPool:
-    if config.workers == "rational":
-        return RationalWorkers(economy)
-    raise ConfigError(
-        f"workers: {config.workers!r} is not available (use 'rational' or a model name)"
-    )
-
-
 def default_run_id(config: RunConfig) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in config.planner)
@@ -136,43 +97,94 @@ class Simulation:
         config: RunConfig,
         *,
         write_log: bool = True,
-        population: Population | None = None,
+        on_call_progress: CallProgress | None = None,
     ) -> None:
-        self.config = config
-        self.streams = RunStreams.from_seed(config.seed)
-        self.population = population or build_population(config, self.streams.population)
-        self.economy = build_economy(config, self.population)
-        self.edges = parse_brackets(config.brackets)
+        self.config = config.resolved()
+        self.years = int(self.config.years or 0)
+        self.streams = RunStreams.from_seed(self.config.seed)
+        self.source = build_population(self.config, self.streams.population)
+        self.population = self.source.population
+        self.economy = build_economy(self.config, self.population)
+        self.edges = parse_brackets(self.config.brackets)
         self.planner_context = PlannerContext(
             self.economy,
             self.edges,
             self.streams.planner,
-            min_rate=config.min_rate,
-            max_rate=config.max_rate,
+            min_rate=self.config.min_rate,
+            max_rate=self.config.max_rate,
         )
-        self.planner = build_planner(config, self.planner_context)
-        self.workers = build_workers(config, self.economy)
-        self.run_id = config.run_id or default_run_id(config)
+        self.library = build_library(self.config)
+        self.models = ModelPool(self.config, self._on_call)
+        self.planner = build_planner(self.config, self.planner_context, self.models, self.library)
+        self.workers = build_workers(
+            self.config, self.economy, self.source, self.models, self.library
+        )
+        self.on_call_progress = on_call_progress
+        self.run_id = self.config.run_id or default_run_id(self.config)
         self.log: RunLog | None = None
         if write_log:
-            self.log = RunLog.create(Path(config.out) / self.run_id, self._manifest())
+            self.log = RunLog.create(Path(self.config.out) / self.run_id, self._manifest())
+            self._write_personas()
         self.records: list[YearRecord] = []
         self.fallbacks = 0
 
     def _manifest(self) -> Manifest:
+        uses_llm = bool(self.models.models)
         return Manifest(
             run_id=self.run_id,
             created=utc_now(),
             seed=self.config.seed,
             config=self.config.model_dump(mode="json"),
-            population={"source": self.population.source, "size": self.population.size},
-            models={"planner": self.config.planner, "workers": self.config.workers},
+            population=self.source.description,
+            models={"planner": self.config.planner, "workers": str(self.config.workers)},
+            prompts=self.library.hashes() if uses_llm else {},
             package_versions=package_versions(),
         )
+
+    def _write_personas(self) -> None:
+        if self.log is None or self.source.personas is None:
+            return
+        if len(self.source.personas) > PERSONA_COPY_MAX:
+            return
+        from llmecon.personas import write_bank
+
+        write_bank(self.log.directory / "personas.jsonl", self.source.personas)
 
     def _emit(self, event: Any) -> None:
         if self.log is not None:
             self.log.append(event)
+
+    def _on_call(self, record: CallRecord) -> None:
+        """Model-layer hook: log every call as an ``llm_call`` event (+ new blobs)."""
+        ctx = current_call()
+        if self.log is not None:
+            refs = [MessageRef(role=m.role, sha256=self.log.blob(m.content)) for m in record.messages]
+            self.log.append(
+                LLMCall(
+                    year=ctx.year if ctx else len(self.records),
+                    role=ctx.role if ctx else "planner",
+                    agent=ctx.agent if ctx else None,
+                    step=ctx.step if ctx else 0,
+                    model=record.model,
+                    templates=dict(ctx.templates) if ctx else {},
+                    messages=refs,
+                    schema_name=record.schema_name,
+                    raw_outputs=record.raw_outputs,
+                    parsed=record.parsed,
+                    input_tokens=record.usage.input_tokens,
+                    output_tokens=record.usage.output_tokens,
+                    latency_s=round(record.latency_s, 6),
+                    retries=record.retries,
+                    repairs=record.repairs,
+                    cached=record.cached,
+                    cost_usd=record.cost_usd,
+                    error_type=record.error_type,
+                    error_message=record.error_message,
+                    fallback=record.error_type is not None,
+                )
+            )
+        if self.on_call_progress is not None:
+            self.on_call_progress(self.models.totals())
 
     async def _propose(self, year: int, previous: TaxSchedule | None) -> tuple[TaxSchedule, str]:
         try:
@@ -182,7 +194,7 @@ class Simulation:
             if not isinstance(proposal, TaxSchedule) or proposal.edges != tuple(self.edges):
                 raise ScheduleError("proposal is not a schedule on the run's brackets")
             return proposal, "planner"
-        except (ScheduleError, ValueError) as exc:
+        except ValueError as exc:  # PlannerError, ScheduleError: a recorded fallback
             kept = previous or self.planner_context.status_quo()
             self.fallbacks += 1
             self._emit(
@@ -199,6 +211,7 @@ class Simulation:
         previous = self.records[-1] if self.records else None
         self._emit(YearStarted(year=year))
         schedule, source = await self._propose(year, previous.schedule if previous else None)
+        detail = getattr(self.planner, "last_detail", None) if source == "planner" else None
         self._emit(
             ScheduleSet(
                 year=year,
@@ -206,6 +219,7 @@ class Simulation:
                 rates=list(schedule.rates),
                 source=source,
                 planner=self.config.planner,
+                detail=dict(detail or {}),
             )
         )
         hours = (
@@ -225,6 +239,16 @@ class Simulation:
             decision = await self.workers.decide(request)
             hours = np.asarray(decision.weekly_hours, dtype=float)
             self.fallbacks += decision.fallbacks
+            for index, reason in sorted(decision.fallback_reasons.items()):
+                self._emit(
+                    Fallback(
+                        year=year,
+                        role="worker",
+                        agent=self.population.ids[index],
+                        reason=reason,
+                        action="kept the previous hours",
+                    )
+                )
             self._emit(
                 WorkerStep(
                     year=year,
@@ -236,9 +260,7 @@ class Simulation:
         outcome = self.economy.outcome(schedule, hours)
         metrics = self.economy.metrics(outcome)
         self._emit(YearCompleted(year=year, metrics=metrics.to_dict()))
-        record = YearRecord(
-            year, schedule, metrics, outcome.weekly_hours, outcome.income_usd, source
-        )
+        record = YearRecord(year, schedule, metrics, outcome.weekly_hours, outcome.income_usd, source)
         self.records.append(record)
         if self.log is not None:
             self.log.sync()
@@ -249,20 +271,24 @@ class Simulation:
         self._emit(RunStarted(run_id=self.run_id))
         status: RunStatus = "completed"
         try:
-            for year in range(self.config.years):
+            for year in range(self.years):
                 record = await self.run_year(year)
                 if progress is not None:
-                    progress(record, {"fallbacks": self.fallbacks})
+                    progress(record, {"fallbacks": self.fallbacks, **self.models.totals()})
+                if self.models.budget_exceeded and year + 1 < self.years:
+                    status = "budget_exceeded"
+                    break
         except (KeyboardInterrupt, asyncio.CancelledError):
             status = "interrupted"
             raise
         finally:
-            summary = self.summary() if status == "completed" else {}
+            summary = self.summary() if status != "interrupted" and self.records else {}
             self._emit(
                 RunCompleted(status=status, years_completed=len(self.records), summary=summary)
             )
             if self.log is not None:
                 self.log.close()
+            await self.models.aclose()
         return RunResult(
             self.config,
             self.records,
@@ -276,7 +302,7 @@ class Simulation:
         return asyncio.run(self.run_async(progress))
 
     def summary(self) -> dict[str, Any]:
-        """Final and best SWF, against the status quo and the oracle when computed."""
+        """Final and best SWF, against the status quo and the oracle, and model usage."""
         swfs = [r.metrics.swf for r in self.records]
         out: dict[str, Any] = {
             "final_swf": swfs[-1],
@@ -284,6 +310,8 @@ class Simulation:
             "best_year": int(np.argmax(swfs)),
             "fallbacks": self.fallbacks,
         }
+        if self.models.models:
+            out.update(self.models.totals())
         if self.config.reference:
             out.update(reference_welfare(self.planner_context))
             for key in ("status_quo_swf", "oracle_swf"):

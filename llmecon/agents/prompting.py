@@ -1,0 +1,277 @@
+"""Build the messages agents send, from the templates in ``prompts/``.
+
+Every message text is a rendered template (no prompt text in code). Each builder
+returns the messages and the ``{template name: sha256}`` of the templates it used, which
+go into the call's log event. Messages are ordered static-first: the system message is
+identical for every call of a role in a run, and the part shared by all workers in a
+year (schedule, rebate) comes before the per-worker part, so providers with prefix
+caching (OpenAI, Anthropic, llama.cpp) reuse it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from llmecon.economy import Economy, TaxSchedule
+from llmecon.economy.utility import WEEKS_PER_YEAR
+from llmecon.models import ChatMessage
+from llmecon.planners import PlannerContext, YearRecord
+from llmecon.prompts import PromptLibrary
+
+OBJECTIVE_TEXT = {
+    "utilitarian": "the average utility of all workers (income after tax and rebate, minus the cost of working)",
+    "inverse_income": "welfare that counts each worker's utility with a weight inversely proportional to their earning potential (helping low earners counts more)",
+    "rawlsian": "the utility of the worst-off worker",
+    "equality_times_productivity": "equality of after-tax income times average pre-tax income",
+}
+
+#: Hours shown in the rational worker's outcome table.
+RATIONAL_TABLE_HOURS = (0, 10, 20, 30, 35, 40, 45, 50, 60, 70, 80)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Messages for one call plus the templates that produced them."""
+
+    messages: list[ChatMessage]
+    templates: dict[str, str] = field(default_factory=dict)
+
+
+def bracket_rows(schedule: TaxSchedule) -> list[dict[str, Any]]:
+    """``[{range: "$11,925 to $48,475", rate: 0.12}, …]`` for templates."""
+    rows = []
+    for b, (lo, rate) in enumerate(zip(schedule.edges, schedule.rates, strict=True)):
+        if b + 1 < schedule.n_brackets:
+            text = f"${lo:,.0f} to ${schedule.edges[b + 1]:,.0f}"
+        else:
+            text = f"${lo:,.0f} and above"
+        rows.append({"range": text, "rate": rate})
+    return rows
+
+
+def _render(library: PromptLibrary, name: str, used: dict[str, str], **ctx: Any) -> str:
+    rendered = library.render(name, **ctx)
+    used[name] = rendered.sha256
+    return rendered.text
+
+
+def worker_history(
+    history: Sequence[YearRecord], index: int, limit: int = 3
+) -> list[dict[str, float]]:
+    """The worker's own last ``limit`` years: hours, income, tax."""
+    rows = []
+    for rec in list(history)[-limit:] if limit > 0 else []:
+        income = float(rec.income_usd[index])
+        rows.append(
+            {
+                "year": rec.year,
+                "hours": float(rec.weekly_hours[index]),
+                "income": income,
+                "tax": float(rec.schedule.tax(income)),
+            }
+        )
+    return rows
+
+
+def worker_prompt(
+    library: PromptLibrary,
+    *,
+    style: str,
+    persona_text: str,
+    index: int,
+    economy: Economy,
+    year: int,
+    schedule: TaxSchedule,
+    last_rebate_usd: float,
+    history: Sequence[YearRecord],
+    history_len: int,
+) -> Prompt:
+    """The system + user messages of worker ``index`` for one decision."""
+    used: dict[str, str] = {}
+    max_hours = int(economy.utility_config.max_weekly_hours)
+    system = _render(library, "worker_system.j2", used, max_hours=max_hours)
+    ctx: dict[str, Any] = {
+        "year": year,
+        "brackets": bracket_rows(schedule),
+        "last_rebate": last_rebate_usd,
+        "persona_text": persona_text.strip(),
+        "history": worker_history(history, index, limit=history_len),
+        "max_hours": max_hours,
+    }
+    if style == "rational":
+        ctx.update(_rational_context(economy, index, schedule, last_rebate_usd))
+        user = _render(library, "worker_decision_rational.j2", used, **ctx)
+    else:
+        user = _render(library, "worker_decision.j2", used, **ctx)
+    return Prompt(
+        [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)],
+        used,
+    )
+
+
+def _rational_context(
+    economy: Economy, index: int, schedule: TaxSchedule, rebate: float
+) -> dict[str, Any]:
+    cfg = economy.utility_config
+    wage = float(economy.population.hourly_wage_usd[index])
+    psi = float(economy.psi[index])
+    k = 1.0 + 1.0 / cfg.elasticity
+    hours = np.array([h for h in RATIONAL_TABLE_HOURS if h <= cfg.max_weekly_hours], dtype=float)
+    income = WEEKS_PER_YEAR * wage * hours
+    tax = schedule.tax(income)
+    net = income - tax + rebate
+    value = net - psi * WEEKS_PER_YEAR * hours**k / k
+    table = [
+        {"hours": int(h), "income": float(i), "tax": float(t), "net": float(n), "utility": float(v)}
+        for h, i, t, n, v in zip(hours, income, tax, net, value, strict=True)
+    ]
+    return {"wage": wage, "psi": psi, "elasticity_term": k, "table": table}
+
+
+@dataclass(frozen=True)
+class PlannerPromptSettings:
+    """What the LLM planner is shown.
+
+    Attributes:
+        history_len: most recent years shown as demonstrations.
+        best_len: best-so-far years shown in addition (if not already recent).
+        trust_region: largest change of any rate from one year to the next (fraction).
+        hints: add per-bracket effect estimates computed from the history.
+    """
+
+    history_len: int = 8
+    best_len: int = 3
+    trust_region: float = 0.10
+    hints: bool = False
+
+
+def _pct_list(rates: Sequence[float]) -> list[int]:
+    return [round(100 * r) for r in rates]
+
+
+def demonstrations(
+    history: Sequence[YearRecord], settings: PlannerPromptSettings, n_agents: int
+) -> list[dict[str, Any]]:
+    """Recent years, then the best-so-far years not already shown, in year order."""
+    recent = list(history)[-settings.history_len :] if settings.history_len > 0 else []
+    shown = {r.year for r in recent}
+    ranked = sorted(history, key=lambda r: r.metrics.swf, reverse=True)
+    best = [r for r in ranked[: settings.best_len] if r.year not in shown]
+    best_year = ranked[0].year if ranked else None
+    demos = []
+    for rec in sorted(best + recent, key=lambda r: r.year):
+        tags = []
+        if rec.year == best_year:
+            tags.append("best so far")
+        if rec.source != "planner":
+            tags.append(f"set by {rec.source}")
+        demos.append(
+            {
+                "year": rec.year,
+                "tag": ", ".join(tags),
+                "rates": _pct_list(rec.schedule.rates),
+                "swf": f"{rec.metrics.swf:,.1f}",
+                "revenue": rec.metrics.revenue_usd / max(n_agents, 1),
+                "hours": f"{rec.metrics.mean_weekly_hours:.1f}",
+                "gini": f"{rec.metrics.gini_income:.3f}",
+                "vote": rec.notes.get("vote_summary", ""),
+            }
+        )
+    return demos
+
+
+def effect_hints(history: Sequence[YearRecord], ridge: float = 1e-4) -> list[dict[str, Any]]:
+    """Per-bracket d(SWF)/d(rate point) from a ridge regression over past years.
+
+    Uses the deviations of each year's rates and SWF from their means; empty when the
+    history has fewer than three years or no rate variation.
+    """
+    if len(history) < 3:
+        return []
+    x = np.array([100 * r.schedule.rates_array for r in history])
+    y = np.array([r.metrics.swf for r in history])
+    x = x - x.mean(axis=0)
+    y = y - y.mean()
+    if not np.any(x):
+        return []
+    gram = x.T @ x + ridge * np.trace(x.T @ x) * np.eye(x.shape[1]) / max(x.shape[1], 1)
+    slope = np.linalg.solve(gram + 1e-12 * np.eye(x.shape[1]), x.T @ y)
+    return [
+        {"bracket": b + 1, "slope": float(s), "years": len(history)} for b, s in enumerate(slope)
+    ]
+
+
+def planner_prompt(
+    library: PromptLibrary,
+    *,
+    ctx: PlannerContext,
+    history: Sequence[YearRecord],
+    settings: PlannerPromptSettings,
+    year: int,
+) -> Prompt:
+    """Context (system) + demonstrations, optional hints and query (user)."""
+    used: dict[str, str] = {}
+    schedule = history[-1].schedule if history else ctx.status_quo()
+    lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+    trust_pct = round(100 * settings.trust_region)
+    system = _render(
+        library,
+        "planner_context.j2",
+        used,
+        n_agents=ctx.economy.size,
+        brackets=bracket_rows(schedule),
+        objective=OBJECTIVE_TEXT[ctx.economy.swf],
+        min_pct=lo_pct,
+        max_pct=hi_pct,
+        trust_pct=trust_pct,
+        n_brackets=ctx.n_brackets,
+    )
+    parts = [
+        _render(
+            library,
+            "planner_demonstrations.j2",
+            used,
+            demos=demonstrations(history, settings, ctx.economy.size),
+        )
+    ]
+    if settings.hints:
+        hints = effect_hints(history)
+        if hints:
+            parts.append(_render(library, "planner_hints.j2", used, hints=hints))
+    current = _pct_list(schedule.rates)
+    lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust_pct)
+    best = max(history, key=lambda r: r.metrics.swf) if history else None
+    parts.append(
+        _render(
+            library,
+            "planner_query.j2",
+            used,
+            year=year,
+            current=current,
+            best_year=best.year if best else 0,
+            best_swf=f"{best.metrics.swf:,.1f}" if best else "n/a",
+            lowest=lowest,
+            highest=highest,
+            n_brackets=ctx.n_brackets,
+        )
+    )
+    return Prompt(
+        [
+            ChatMessage(role="system", content=system),
+            ChatMessage(role="user", content="\n".join(parts)),
+        ],
+        used,
+    )
+
+
+def trust_bounds_pct(
+    current: Sequence[int], lo_pct: int, hi_pct: int, trust_pct: int
+) -> tuple[list[int], list[int]]:
+    """Per-bracket allowed range this year: the bounds intersected with the trust region."""
+    lowest = [max(lo_pct, c - trust_pct) for c in current]
+    highest = [min(hi_pct, c + trust_pct) for c in current]
+    return lowest, highest

@@ -1,0 +1,129 @@
+"""``llmecon prompts``: list, render and check the Jinja prompt templates."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from llmecon.cli._common import console, friendly_errors, out
+
+
+def _library(prompts_dir: str | None):  # type: ignore[no-untyped-def]
+    from llmecon.prompts import PromptError, PromptLibrary
+
+    try:
+        return PromptLibrary(prompts_dir)
+    except PromptError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_PROMPTS_OPTION = click.option(
+    "--prompts",
+    "prompts_dir",
+    type=click.Path(file_okay=False),
+    help="Folder of templates overriding the shipped prompts/ (file by file).",
+)
+
+
+@click.group()
+def prompts() -> None:
+    """List, render and check the prompt templates (prompts/*.j2).
+
+    Prompt engineers edit the templates; `render` shows exactly what a model receives
+    and `check` renders every template against real contexts.
+    """
+
+
+@prompts.command("list")
+@_PROMPTS_OPTION
+def list_templates(prompts_dir: str | None) -> None:
+    """Every template, where it comes from, and its sha256 (as in run manifests)."""
+    from llmecon.runs.prompt_examples import KNOWN_TEMPLATES
+
+    library = _library(prompts_dir)
+    table = Table(title="Prompt templates")
+    for col in ("template", "file", "sha256", "used by llmecon"):
+        table.add_column(col)
+    for name in library.names():
+        table.add_row(
+            name,
+            str(library.path(name)),
+            library.sha256(name)[:16],
+            "yes" if name in KNOWN_TEMPLATES else "no",
+        )
+    out.print(table)
+
+
+@prompts.command()
+@click.argument("name")
+@click.option("--persona", "persona", type=int, default=0, show_default=True,
+              help="Index of the persona in the bank.")
+@click.option("--year", type=int, default=2, show_default=True,
+              help="Tax year (0-based); earlier years are simulated with rational workers.")
+@click.option("--personas", default="default", show_default=True, help="Persona bank.")
+@_PROMPTS_OPTION
+def render(name: str, persona: int, year: int, personas: str, prompts_dir: str | None) -> None:
+    """Show exactly what a model would receive for template NAME.
+
+    \b
+    Example:
+      llmecon prompts render worker_decision.j2 --persona 3 --year 2
+    """
+    from llmecon.prompts import PromptError
+    from llmecon.runs.prompt_examples import ExampleWorld
+
+    library = _library(prompts_dir)
+    if not name.endswith(".j2"):
+        name += ".j2"
+    with friendly_errors():
+        try:
+            world = ExampleWorld(library, year=year, agents=max(20, persona + 1), personas=personas)
+            example = world.example(name, persona)
+        except PromptError as exc:
+            raise click.ClickException(str(exc)) from None
+    for message in example.messages:
+        out.rule(f"[bold]{message.role}")
+        out.print(message.content, markup=False, highlight=False)
+    out.rule()
+    used = ", ".join(f"{n} ({h[:12]})" for n, h in example.templates_used.items())
+    console.print(f"templates: {used}")
+
+
+@prompts.command()
+@_PROMPTS_OPTION
+def check(prompts_dir: str | None) -> None:
+    """Render every template against real contexts (years 0 and 3, two personas).
+
+    Exits non-zero if any template fails (e.g. a misspelt variable: templates use
+    StrictUndefined, so nothing is silently left empty).
+    """
+    from llmecon.prompts import PromptError
+    from llmecon.runs.prompt_examples import KNOWN_TEMPLATES, ExampleWorld, TemplateNotUsed
+
+    library = _library(prompts_dir)
+    failures = 0
+    table = Table(title="Template check")
+    for col in ("template", "year 0", "year 3"):
+        table.add_column(col)
+    with friendly_errors():
+        worlds = [ExampleWorld(library, year=0), ExampleWorld(library, year=3)]
+    for name in library.names():
+        cells = []
+        for world in worlds:
+            if name not in KNOWN_TEMPLATES:
+                cells.append("[yellow]not used by llmecon[/]")
+                continue
+            try:
+                for persona in (0, 1):
+                    world.example(name, persona)
+                cells.append("[green]ok[/]")
+            except TemplateNotUsed:
+                cells.append("[dim]not used this year[/]")
+            except PromptError as exc:
+                failures += 1
+                cells.append(f"[red]{exc}[/]")
+        table.add_row(name, *cells)
+    out.print(table)
+    if failures:
+        raise click.ClickException(f"{failures} template renderings failed")
+    console.print(f"all {len(library.names())} templates render")

@@ -1,0 +1,124 @@
+"""``litellm/<any litellm model string>``: the long tail of providers through LiteLLM.
+
+LiteLLM reads each provider's own key variables (``OPENAI_API_KEY``,
+``GROQ_API_KEY``, …). With ``api_base`` the key is ``LLMECON_API_KEY`` (or a
+placeholder), as for the ``openai`` provider. litellm is imported lazily, with its
+price map read from the installed package (no network) and its own retries off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from llmecon.models._config import GenerateConfig
+from llmecon.models._errors import AuthError, ModelTimeoutError, ProviderError, RateLimitError
+from llmecon.models._provider import ModelProvider, ProviderResponse, parse_retry_after
+from llmecon.models._schema import StructuredSpec, with_schema_instruction
+from llmecon.models._types import ChatMessage, Usage
+
+
+def import_litellm() -> Any:
+    """Import litellm without network access at import time (~4 s, once)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class LiteLLMProvider(ModelProvider):
+    """``litellm.acompletion`` with ``num_retries=0``: ``Model`` owns retries."""
+
+    provider_name = "litellm"
+    supports_native_schema = True
+    default_max_concurrency = 32
+
+    def __init__(self, model_name: str, api_base: str | None = None) -> None:
+        super().__init__(model_name, api_base)
+        self._native: bool | None = None
+
+    def _supports_schema(self, litellm: Any) -> bool:
+        if self._native is None:
+            try:
+                self._native = bool(litellm.supports_response_schema(model=self.model_name))
+            except Exception:  # unknown model: litellm raises instead of answering False
+                self._native = False
+        return self._native
+
+    async def generate(
+        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+    ) -> ProviderResponse:
+        litellm = import_litellm()
+        if spec is not None and not self._supports_schema(litellm):
+            messages, spec = with_schema_instruction(messages, spec), None
+        args: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "timeout": config.timeout_s,
+            "num_retries": 0,
+            "max_retries": 0,
+        }
+        if self.api_base:
+            args["api_base"] = self.api_base
+            args["api_key"] = os.environ.get("LLMECON_API_KEY") or "not-needed"
+        optional = {
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "max_tokens": config.max_tokens,
+            "seed": config.seed,
+            "stop": config.stop,
+        }
+        args.update({k: v for k, v in optional.items() if v is not None})
+        if spec is not None:
+            args["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": spec.name, "schema": spec.json_schema, "strict": False},
+            }
+        where = f"litellm/{self.model_name}"
+        try:
+            response = await litellm.acompletion(**args)
+        except Exception as exc:
+            raise _map_error(exc, where) from None
+        try:
+            text = response.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError):
+            raise ProviderError(f"{where}: malformed response", retryable=True) from None
+        usage = getattr(response, "usage", None)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+        return ProviderResponse(
+            text=text,
+            usage=Usage(
+                input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            ),
+            cost_usd=float(cost) if isinstance(cost, int | float) and cost > 0 else None,
+        )
+
+
+def _map_error(exc: Exception, where: str) -> Exception:
+    """litellm's exceptions carry ``status_code``; map them by status and type name."""
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    detail = f"{name}: {str(exc)[:300]}"  # redacted by ModelError
+    if name == "Timeout" or isinstance(exc, TimeoutError):
+        return ModelTimeoutError(f"{where}: request timed out")
+    if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
+        return AuthError(f"{where}: authentication failed ({detail})")
+    if status == 429 or name == "RateLimitError":
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None) or {}
+        return RateLimitError(
+            f"{where}: {detail}", retry_after_s=parse_retry_after(headers.get("retry-after"))
+        )
+    retryable = (isinstance(status, int) and (status >= 500 or status in (408, 409))) or name in (
+        "APIConnectionError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "APIError",
+    )
+    return ProviderError(
+        f"{where}: {detail}", status=status if isinstance(status, int) else None, retryable=retryable
+    )

@@ -1,0 +1,155 @@
+"""Render templates exactly as agents would, against real contexts.
+
+A short rational-worker run (seeded, with a baseline planner that varies the rates)
+provides a real history; each template is then rendered through the same builder the
+agents use, so ``llmecon prompts render`` shows exactly what a model would receive and
+``llmecon prompts check`` catches a misspelt variable in any template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from llmecon.agents.llm_workers import worker_schema
+from llmecon.agents.prompting import PlannerPromptSettings, planner_prompt, worker_prompt
+from llmecon.models import ChatMessage
+from llmecon.prompts import PromptError, PromptLibrary
+from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.runs.loop import Simulation
+
+WORKER_TEMPLATES = {
+    "worker_system.j2": "persona",
+    "worker_decision.j2": "persona",
+    "worker_decision_rational.j2": "rational",
+}
+PLANNER_TEMPLATES = (
+    "planner_context.j2",
+    "planner_demonstrations.j2",
+    "planner_hints.j2",
+    "planner_query.j2",
+)
+KNOWN_TEMPLATES = (*WORKER_TEMPLATES, *PLANNER_TEMPLATES, "persona.j2", "repair.j2")
+
+
+class TemplateNotUsed(PromptError):
+    """The template exists but the agents do not render it in this situation."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """What a model would receive for one template in one situation."""
+
+    template: str
+    messages: list[ChatMessage]
+    templates_used: dict[str, str]
+
+
+class ExampleWorld:
+    """A seeded economy with ``year`` completed years of history."""
+
+    def __init__(
+        self,
+        library: PromptLibrary,
+        *,
+        year: int = 2,
+        agents: int = 20,
+        personas: str = "default",
+        history_planner: str = "thompson",
+        seed: int = 0,
+    ) -> None:
+        if year < 0:
+            raise ConfigError("year must be >= 0")
+        config = RunConfig(
+            planner=history_planner,
+            workers="rational",
+            agents=agents,
+            years=max(year, 1),
+            personas=personas,
+            seed=seed,
+            reference=False,
+        )
+        self.library = library
+        self.year = year
+        self.sim = Simulation(config, write_log=False)
+        self.records = self.sim.run().records[:year] if year > 0 else []
+
+    def example(self, name: str, persona: int = 0) -> Example:
+        if name not in KNOWN_TEMPLATES:
+            raise PromptError(
+                f"{name} is not used by llmecon (known: {', '.join(KNOWN_TEMPLATES)})"
+            )
+        if not 0 <= persona < self.sim.economy.size:
+            raise ConfigError(f"persona index must be in [0, {self.sim.economy.size - 1}]")
+        if name in WORKER_TEMPLATES:
+            example = self._worker(name, persona)
+        elif name in PLANNER_TEMPLATES:
+            example = self._planner(name)
+        elif name == "persona.j2":
+            example = self._persona(persona)
+        else:
+            example = self._repair()
+        if name not in example.templates_used:
+            raise TemplateNotUsed(
+                f"{name} is not rendered in year {self.year} (e.g. hints need 3 past years)"
+            )
+        return example
+
+    def _schedule(self):  # type: ignore[no-untyped-def]
+        return self.records[-1].schedule if self.records else self.sim.planner_context.status_quo()
+
+    def _worker(self, name: str, persona: int) -> Example:
+        text = self._persona(persona).messages[0].content
+        prompt = worker_prompt(
+            self.library,
+            style=WORKER_TEMPLATES[name],
+            persona_text=text,
+            index=persona,
+            economy=self.sim.economy,
+            year=self.year,
+            schedule=self._schedule(),
+            last_rebate_usd=self.records[-1].metrics.rebate_usd if self.records else 0.0,
+            history=self.records,
+            history_len=3,
+        )
+        return Example(name, prompt.messages, prompt.templates)
+
+    def _planner(self, name: str) -> Example:
+        settings = PlannerPromptSettings(hints=name == "planner_hints.j2")
+        prompt = planner_prompt(
+            self.library,
+            ctx=self.sim.planner_context,
+            history=self.records,
+            settings=settings,
+            year=self.year,
+        )
+        return Example(name, prompt.messages, prompt.templates)
+
+    def _persona(self, persona: int) -> Example:
+        personas = self.sim.source.personas
+        if personas is None:
+            raise ConfigError("persona.j2 needs personas (not a synthetic population)")
+        from llmecon.personas import persona_text
+
+        text = persona_text(personas[persona], self.library)
+        used = {"persona.j2": self.library.sha256("persona.j2")}
+        return Example("persona.j2", [ChatMessage(role="user", content=text)], used)
+
+    def _repair(self) -> Example:
+        schema = worker_schema(int(self.sim.economy.utility_config.max_weekly_hours))
+        bad = '{"hours": 200}'
+        try:
+            schema.model_validate_json(bad)
+            error = "(no error)"
+        except ValidationError as exc:
+            error = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        text = self.library.render("repair.j2", error=error)
+        return Example(
+            "repair.j2",
+            [
+                ChatMessage(role="assistant", content=bad),
+                ChatMessage(role="user", content=text.text),
+            ],
+            {"repair.j2": text.sha256},
+        )

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon.cli import main
+from llmecon.prompts import PromptError, PromptLibrary
+from llmecon.runs.prompt_examples import KNOWN_TEMPLATES, ExampleWorld, TemplateNotUsed
+
+
+@pytest.mark.parametrize("year", [0, 3])
+def test_every_shipped_template_renders_against_real_contexts(year: int) -> None:
+    library = PromptLibrary()
+    assert set(KNOWN_TEMPLATES) <= set(library.names())
+    world = ExampleWorld(library, year=year)
+    for name in KNOWN_TEMPLATES:
+        if name == "planner_hints.j2" and year < 3:
+            with pytest.raises(TemplateNotUsed):
+                world.example(name, persona=1)
+            continue
+        example = world.example(name, persona=1)
+        text = "\n".join(m.content for m in example.messages)
+        assert text.strip() and "{{" not in text and "{%" not in text, name
+        assert name in example.templates_used
+
+
+def test_render_shows_what_the_model_receives() -> None:
+    result = CliRunner().invoke(main, ["prompts", "render", "worker_decision.j2", "--persona", "3",
+                                       "--year", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Tax year 3" in result.output and "Your recent years" in result.output
+    assert "system" in result.output and "user" in result.output
+    result = CliRunner().invoke(main, ["prompts", "render", "planner_query", "--year", "1"])
+    assert result.exit_code == 0 and "Propose the rates for year 2" in result.output
+
+
+def test_check_passes_on_shipped_templates_and_lists_them() -> None:
+    result = CliRunner().invoke(main, ["prompts", "check"])
+    assert result.exit_code == 0, result.output
+    listing = CliRunner().invoke(main, ["prompts", "list"])
+    assert "worker_decision.j2" in listing.output and "planner_context.j2" in listing.output
+
+
+def test_a_typo_in_a_variable_fails_check(tmp_path: Path) -> None:
+    (tmp_path / "planner_query.j2").write_text("Current rates: {{ curent }}.\n")
+    with pytest.raises(PromptError, match="curent"):
+        ExampleWorld(PromptLibrary(tmp_path), year=2).example("planner_query.j2")
+    result = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "curent" in result.output
+
+
+def test_render_unknown_template_is_a_clear_error() -> None:
+    result = CliRunner().invoke(main, ["prompts", "render", "nope.j2"])
+    assert result.exit_code != 0 and "not used by llmecon" in result.output
