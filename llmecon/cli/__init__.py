@@ -23,6 +23,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "Sample, show and validate Census-calibrated personas.",
     ),
     "models": ("llmecon.cli.models:models", "List model providers and test a model."),
+    "replay": ("llmecon.cli.replay:replay", "Re-simulate a logged run offline and verify it."),
+    "resume": ("llmecon.cli.replay:resume", "Continue a crashed run from its last complete year."),
     "prompts": ("llmecon.cli.prompts:prompts", "List, render and check the prompt templates."),
 }
 

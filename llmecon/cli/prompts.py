@@ -56,10 +56,21 @@ def list_templates(prompts_dir: str | None) -> None:
 
 @prompts.command()
 @click.argument("name")
-@click.option("--persona", "persona", type=int, default=0, show_default=True,
-              help="Index of the persona in the bank.")
-@click.option("--year", type=int, default=2, show_default=True,
-              help="Tax year (0-based); earlier years are simulated with rational workers.")
+@click.option(
+    "--persona",
+    "persona",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Index of the persona in the bank.",
+)
+@click.option(
+    "--year",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Tax year (0-based); earlier years are simulated with rational workers.",
+)
 @click.option("--personas", default="default", show_default=True, help="Persona bank.")
 @_PROMPTS_OPTION
 def render(name: str, persona: int, year: int, personas: str, prompts_dir: str | None) -> None:

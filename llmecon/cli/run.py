@@ -16,18 +16,71 @@ from llmecon.cli._common import (
     year_progress,
 )
 
+_LLM_KEYS = (
+    "worker_style",
+    "worker_history",
+    "worker_reasons",
+    "planner_history",
+    "planner_best",
+    "trust_region",
+    "planner_hints",
+    "planner_temperature",
+    "worker_temperature",
+    "max_concurrency",
+    "max_cost",
+    "api_base",
+    "prompts",
+    "cache_dir",
+)
+
 
 @click.command()
 @click.option(
     "--planner",
-    help="A baseline (none, us-federal, flat:<r>, fixed:<r,…>, saez, "
-    "saez-empirical, oracle, ucb, thompson, egreedy) or a model name. [default: saez]",
+    help="A model (gpt-4o, claude-…, openai/…, anthropic/…, litellm/…, local/smollm2-135m, "
+    "mock/default) or a baseline: none, us-federal, flat:<r>, fixed:<r,…>, saez, "
+    "saez-empirical, oracle, ucb, thompson, egreedy. "
+    "[default: local/smollm2-135m, the embedded offline model]",
 )
 @click.option(
-    "--workers", help="'rational' (exact best response) or a model name. [default: rational]"
+    "--workers",
+    help="'rational' (exact best response) or a model name. "
+    "[default: the planner's model if it is one, else rational]",
 )
 @click.option("--worker-steps", type=int, help="Hour decisions per worker per year. [default: 1]")
 @economy_options
+@click.option(
+    "--worker-style",
+    type=click.Choice(["persona", "rational"]),
+    help="LLM worker prompt style; 'rational' adds the utility and an outcome table.",
+)
+@click.option(
+    "--worker-history", type=int, help="Own past years each LLM worker sees. [default: 3]"
+)
+@click.option(
+    "--worker-reasons/--no-worker-reasons",
+    default=None,
+    help="Ask LLM workers for a short reason with their hours.",
+)
+@click.option("--planner-history", type=int, help="Recent years shown to the LLM planner. [8]")
+@click.option("--planner-best", type=int, help="Best years also shown to the LLM planner. [3]")
+@click.option("--trust-region", type=float, help="Largest yearly change of a rate, fraction. [0.1]")
+@click.option(
+    "--planner-hints/--no-planner-hints",
+    default=None,
+    help="Add per-bracket welfare-effect estimates to the planner prompt.",
+)
+@click.option("--planner-temperature", type=float, help="LLM planner sampling temperature.")
+@click.option("--worker-temperature", type=float, help="LLM worker sampling temperature.")
+@click.option("--max-concurrency", type=int, help="Most requests in flight per model endpoint.")
+@click.option("--max-cost", type=float, help="USD budget; the run stops at the year boundary.")
+@click.option("--api-base", help="Base URL of an OpenAI-compatible server (vLLM, Ollama, …).")
+@click.option(
+    "--prompts",
+    type=click.Path(file_okay=False),
+    help="Folder of Jinja templates overriding the shipped prompts/ (file by file).",
+)
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="On-disk response cache.")
 @click.option("--out", help="Folder for run outputs. [default: runs]")
 @click.option("--run-id", help="Name of the run folder. [default: <timestamp>-<planner>]")
 @click.option(
@@ -36,29 +89,55 @@ from llmecon.cli._common import (
     default=None,
     help="Skip the status-quo/oracle reference welfare in the summary.",
 )
-def run(config_file: str | None, no_reference: bool | None, **options: Any) -> None:
+@click.option(
+    "--fork",
+    "fork_dir",
+    type=click.Path(file_okay=False),
+    help="Start from another run's log: years before --from-year are replayed from it, then "
+    "the run continues live (e.g. with another --planner).",
+)
+@click.option("--from-year", type=int, help="With --fork: the first year run live (>= 1).")
+def run(
+    config_file: str | None,
+    no_reference: bool | None,
+    fork_dir: str | None,
+    from_year: int | None,
+    **options: Any,
+) -> None:
     """Simulate tax years: the planner sets a schedule, workers choose hours.
 
-    Writes runs/<run-id>/ with manifest.json, events.jsonl (every event, flushed as
-    written) and years.csv (per-year metrics), then prints a summary against the
-    status quo and the oracle.
+    With no options it runs the embedded offline model (SmolLM2-135M, no API key
+    needed) as planner and workers: 16 personas, 5 years, a few minutes on 2 cores.
+
+    Writes runs/<run-id>/ with manifest.json, events.jsonl (every event and model call,
+    flushed as written), personas.jsonl and years.csv, then prints a summary against
+    the status quo and the oracle.
 
     \b
     Examples:
+      llmecon run
+      llmecon run --planner gpt-4o --agents 100 --max-cost 5
       llmecon run --planner saez --workers rational --agents 1000 --years 20
-      llmecon run --planner oracle --swf utilitarian --personas synthetic
+      llmecon run --planner local/smollm2-135m --workers rational --years 20
+      llmecon run --fork runs/<id> --from-year 5 --planner saez
       llmecon run --config experiment.yaml --seed 3
     """
     from llmecon.runs import Simulation, build_config
 
-    overrides = {
-        k: options.get(k)
-        for k in ("planner", "workers", "worker_steps", "out", "run_id", *ECONOMY_KEYS)
-    }
+    keys = ("planner", "workers", "worker_steps", "out", "run_id", *_LLM_KEYS, *ECONOMY_KEYS)
+    overrides = {k: options.get(k) for k in keys}
     if no_reference:
         overrides["reference"] = False
+    if (fork_dir is None) != (from_year is None):
+        raise click.UsageError("--fork and --from-year go together")
     with friendly_errors():
-        config = build_config(config_file, overrides)
+        if fork_dir is not None:
+            from llmecon.runs.config import read_config_file
+
+            overrides.update(read_config_file(config_file) if config_file else {})
+            config = _fork_config(fork_dir, overrides)
+        else:
+            config = build_config(config_file, overrides)
         console.print(
             f"[bold]llmecon run[/]: planner [cyan]{config.planner}[/], "
             f"workers [cyan]{config.workers}[/], "
@@ -97,10 +176,28 @@ def run(config_file: str | None, no_reference: bool | None, **options: Any) -> N
                 progress.advance(task)
                 show()
 
-            sim = Simulation(config, on_call_progress=on_calls)
+            if fork_dir is not None:
+                from llmecon.runs.resume import fork_run
+
+                assert from_year is not None
+                sim = fork_run(fork_dir, from_year, overrides, on_call_progress=on_calls)
+                progress.update(task, completed=from_year, status=f"forked at year {from_year}")
+            else:
+                sim = Simulation(config, on_call_progress=on_calls)
             result = sim.run(on_year)
     _print_summary(result.summary, result.records[-1].schedule.describe())
     console.print(f"run written to [bold]{result.run_dir}[/]")
+
+
+def _fork_config(fork_dir: str, overrides: dict[str, Any]) -> Any:
+    """The fork's resolved config (for the banner): the source's, with the overrides."""
+    from pathlib import Path
+
+    from llmecon.runs.log import read_manifest
+    from llmecon.runs.replay import config_from_manifest
+
+    settings = {k: v for k, v in overrides.items() if v is not None}
+    return config_from_manifest(Path(fork_dir), read_manifest(fork_dir), **settings).resolved()
 
 
 def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:

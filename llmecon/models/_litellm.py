@@ -39,6 +39,11 @@ class LiteLLMProvider(ModelProvider):
         super().__init__(model_name, api_base)
         self._native: bool | None = None
 
+    def check_ready(self) -> None:
+        # Import here (~4 s, once per process) rather than inside the first request,
+        # where it would eat into that request's timeout.
+        import_litellm()
+
     def _supports_schema(self, litellm: Any) -> bool:
         if self._native is None:
             try:

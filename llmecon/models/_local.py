@@ -168,9 +168,14 @@ class LocalProvider(ModelProvider):
             raise _Cancelled
         from llama_cpp import LogitsProcessorList
 
+        eos = runtime.llama.token_eos()
+
         def check_cancel(input_ids: Any, scores: Any) -> Any:
+            # An exception raised here is swallowed by the ctypes callback, so a cancelled
+            # call is ended by forcing the end-of-sequence token instead.
             if cancel.is_set():
-                raise _Cancelled
+                scores[:] = -float("inf")
+                scores[eos] = 0.0
             return scores
 
         args: dict[str, Any] = {
@@ -186,12 +191,12 @@ class LocalProvider(ModelProvider):
         }
         args.update({k: v for k, v in optional.items() if v is not None})
         if spec is not None:
-            # llama.cpp compiles the schema to a grammar (integer bounds included).
-            args["response_format"] = {"type": "json_object", "schema": spec.json_schema}
+            # llama.cpp compiles the schema to a grammar; it ignores integer bounds, so
+            # small bounded integer ranges are given to it as enums.
+            schema = bounded_integers_as_enums(spec.json_schema)
+            args["response_format"] = {"type": "json_object", "schema": schema}
         try:
             result = runtime.llama.create_chat_completion(**args)
-        except _Cancelled:
-            raise
         except Exception as exc:  # e.g. prompt longer than n_ctx
             raise ProviderError(f"local/{self.model_name}: {type(exc).__name__}: {exc}") from None
         usage = result.get("usage") or {}
@@ -203,3 +208,31 @@ class LocalProvider(ModelProvider):
             ),
             cost_usd=0.0,
         )
+
+
+#: Widest integer range turned into an enum for the grammar.
+MAX_ENUM_RANGE = 1000
+
+
+def bounded_integers_as_enums(schema: Any) -> Any:
+    """``schema`` with each bounded integer (range ≤ 1000) written as an ``enum``.
+
+    llama-cpp-python's schema-to-grammar conversion ignores ``minimum``/``maximum``; an
+    enum of the allowed values makes the grammar enforce them (pydantic still checks).
+    """
+    if isinstance(schema, list):
+        return [bounded_integers_as_enums(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: bounded_integers_as_enums(value) for key, value in schema.items()}
+    if out.get("type") == "integer" and "enum" not in out:
+        low = out.get("minimum", out.get("exclusiveMinimum"))
+        high = out.get("maximum", out.get("exclusiveMaximum"))
+        if isinstance(low, int | float) and isinstance(high, int | float):
+            first = int(low) + 1 if "exclusiveMinimum" in out and "minimum" not in out else -int(-low // 1)
+            last = int(high) - 1 if "exclusiveMaximum" in out and "maximum" not in out else int(high // 1)
+            if 0 <= last - first <= MAX_ENUM_RANGE:
+                return {k: v for k, v in out.items() if k not in ("type",)} | {
+                    "enum": list(range(first, last + 1))
+                }
+    return out

@@ -149,7 +149,11 @@ class OpenAIProvider(ModelProvider):
                 break
             except openai.APIStatusError as exc:
                 status = exc.status_code
-                if spec is not None and status in (400, 422) and not self._dialect_fixed:
+                if (
+                    spec is not None
+                    and _rejects_format(status, _error_message(exc))
+                    and not self._dialect_fixed
+                ):
                     if self._next_dialect():
                         continue
                 raise _map_status_error(exc, self.model_name) from None
@@ -195,10 +199,11 @@ class OpenAIProvider(ModelProvider):
                 ) from None
             if status < 400:
                 break
-            if spec is not None and status in (400, 422) and not self._dialect_fixed:
+            detail = _body_message(raw)
+            if spec is not None and _rejects_format(status, detail) and not self._dialect_fixed:
                 if self._next_dialect():
                     continue
-            raise _status_error(status, _body_message(raw), retry_after, where)
+            raise _status_error(status, detail, retry_after, where)
         try:
             payload = json.loads(raw)
             choice = payload["choices"][0]["message"]
@@ -261,6 +266,11 @@ def _status_error(status: int, detail: str, retry_after: str | None, where: str)
     return ProviderError(
         f"{where}: {detail}", status=status, retryable=status >= 500 or status in (408, 409)
     )
+
+
+def _rejects_format(status: int, detail: str) -> bool:
+    """Did the server refuse our ``response_format``? (llama.cpp server says so with a 500.)"""
+    return status in (400, 422) or (status == 500 and "response_format" in detail)
 
 
 def _body_message(raw: bytes) -> str:

@@ -95,6 +95,16 @@ class RunLog:
         events = open(d / EVENTS_NAME, "a", encoding="utf-8")  # noqa: SIM115 - held open
         return cls(d, manifest, events, 0)
 
+    @classmethod
+    def reopen(cls, directory: str | Path, kept: Sequence[Event]) -> RunLog:
+        """Continue appending to a run whose events file holds exactly ``kept``."""
+        d = Path(directory)
+        manifest = read_manifest(d)
+        events = open(d / EVENTS_NAME, "a", encoding="utf-8")  # noqa: SIM115 - held open
+        log = cls(d, manifest, events, kept[-1].seq + 1 if kept else 0)
+        log._blobs = {e.sha256 for e in kept if isinstance(e, Blob)}
+        return log
+
     @property
     def events_path(self) -> Path:
         return self.directory / EVENTS_NAME

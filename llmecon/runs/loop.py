@@ -38,6 +38,7 @@ from llmecon.runs.events import (
     YearStarted,
 )
 from llmecon.runs.log import Manifest, RunLog, package_versions, utc_now
+from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.reference import reference_welfare
 from llmecon.runs.wiring import (
     PERSONA_COPY_MAX,
@@ -98,7 +99,14 @@ class Simulation:
         *,
         write_log: bool = True,
         on_call_progress: CallProgress | None = None,
+        recorded: RecordedCalls | None = None,
+        live_after_recorded: bool = False,
+        log: RunLog | None = None,
+        manifest_extra: dict[str, Any] | None = None,
     ) -> None:
+        """``recorded``: serve model calls from a log (replay); with
+        ``live_after_recorded`` calls with no recording go to the live model (resume, fork).
+        ``log``: continue writing an existing run log (resume) instead of creating one."""
         self.config = config.resolved()
         self.years = int(self.config.years or 0)
         self.streams = RunStreams.from_seed(self.config.seed)
@@ -114,19 +122,22 @@ class Simulation:
             max_rate=self.config.max_rate,
         )
         self.library = build_library(self.config)
-        self.models = ModelPool(self.config, self._on_call)
+        self.models = ModelPool(self.config, self._on_call, recorded, live_after_recorded)
         self.planner = build_planner(self.config, self.planner_context, self.models, self.library)
         self.workers = build_workers(
             self.config, self.economy, self.source, self.models, self.library
         )
         self.on_call_progress = on_call_progress
+        self.manifest_extra = manifest_extra or {}
         self.run_id = self.config.run_id or default_run_id(self.config)
-        self.log: RunLog | None = None
-        if write_log:
+        self.log: RunLog | None = log
+        if write_log and log is None:
             self.log = RunLog.create(Path(self.config.out) / self.run_id, self._manifest())
             self._write_personas()
         self.records: list[YearRecord] = []
         self.fallbacks = 0
+        #: set when the log already holds a ``run_started`` event (resume)
+        self.started = log is not None
 
     def _manifest(self) -> Manifest:
         uses_llm = bool(self.models.models)
@@ -139,6 +150,7 @@ class Simulation:
             models={"planner": self.config.planner, "workers": str(self.config.workers)},
             prompts=self.library.hashes() if uses_llm else {},
             package_versions=package_versions(),
+            **self.manifest_extra,
         )
 
     def _write_personas(self) -> None:
@@ -158,7 +170,9 @@ class Simulation:
         """Model-layer hook: log every call as an ``llm_call`` event (+ new blobs)."""
         ctx = current_call()
         if self.log is not None:
-            refs = [MessageRef(role=m.role, sha256=self.log.blob(m.content)) for m in record.messages]
+            refs = [
+                MessageRef(role=m.role, sha256=self.log.blob(m.content)) for m in record.messages
+            ]
             self.log.append(
                 LLMCall(
                     year=ctx.year if ctx else len(self.records),
@@ -257,21 +271,31 @@ class Simulation:
                     fallbacks=decision.fallbacks,
                 )
             )
-        outcome = self.economy.outcome(schedule, hours)
-        metrics = self.economy.metrics(outcome)
-        self._emit(YearCompleted(year=year, metrics=metrics.to_dict()))
-        record = YearRecord(year, schedule, metrics, outcome.weekly_hours, outcome.income_usd, source)
-        self.records.append(record)
+        record = self.settle_year(year, schedule, hours, source)
+        self._emit(YearCompleted(year=year, metrics=record.metrics.to_dict()))
         if self.log is not None:
             self.log.sync()
             self.log.write_years_table([years_row(r) for r in self.records])
         return record
 
+    def settle_year(self, year: int, schedule: TaxSchedule, hours: Any, source: str) -> YearRecord:
+        """Settle the economy for a year's schedule and hours, and append its record."""
+        outcome = self.economy.outcome(schedule, hours)
+        metrics = self.economy.metrics(outcome)
+        record = YearRecord(
+            year, schedule, metrics, outcome.weekly_hours, outcome.income_usd, source
+        )
+        self.records.append(record)
+        return record
+
     async def run_async(self, progress: ProgressCallback | None = None) -> RunResult:
-        self._emit(RunStarted(run_id=self.run_id))
+        """Run the remaining years (all of them, or those after restored records)."""
+        if not self.started:
+            self._emit(RunStarted(run_id=self.run_id))
+            self.started = True
         status: RunStatus = "completed"
         try:
-            for year in range(self.years):
+            for year in range(len(self.records), self.years):
                 record = await self.run_year(year)
                 if progress is not None:
                     progress(record, {"fallbacks": self.fallbacks, **self.models.totals()})

@@ -19,6 +19,7 @@ from llmecon.models import GenerateConfig, Model, ModelError, get_model
 from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
 from llmecon.prompts import PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.runs.recorded import RecordedCalls, ReplayProvider
 
 #: Above this many personas a run folder records the bank's source instead of a copy.
 PERSONA_COPY_MAX = 100_000
@@ -92,23 +93,46 @@ def build_library(config: RunConfig) -> PromptLibrary:
 
 
 class ModelPool:
-    """One :class:`Model` per distinct model name (planner and workers share it)."""
+    """One :class:`Model` per distinct model name (planner and workers share it).
 
-    def __init__(self, config: RunConfig, on_call: Callable[[Any], None]) -> None:
+    With ``recorded`` calls (replay, resume, fork) every model answers from the log;
+    with ``live`` too, calls with no recording go on to the real model.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        on_call: Callable[[Any], None],
+        recorded: RecordedCalls | None = None,
+        live: bool = False,
+    ) -> None:
         self.config = config
         self.on_call = on_call
+        self.recorded = recorded
+        self.live = live
         self.models: dict[str, Model] = {}
 
     def get(self, name: str, role: str) -> Model:
         if name not in self.models:
             try:
-                model = get_model(
-                    name,
-                    api_base=self.config.api_base,
-                    max_concurrency=self.config.max_concurrency,
-                    cache_dir=self.config.cache_dir,
-                    on_call=self.on_call,
-                )
+                if self.recorded is not None and not self.live:
+                    model = Model(ReplayProvider(name, self.recorded), on_call=self.on_call)
+                else:
+                    model = get_model(
+                        name,
+                        api_base=self.config.api_base,
+                        max_concurrency=self.config.max_concurrency,
+                        cache_dir=self.config.cache_dir,
+                        on_call=self.on_call,
+                    )
+                    if self.recorded is not None:
+                        provider = ReplayProvider(name, self.recorded, live=model.provider)
+                        model = Model(
+                            provider,
+                            config=model.config,
+                            max_concurrency=self.config.max_concurrency,
+                            on_call=self.on_call,
+                        )
             except ModelError as exc:
                 raise ConfigError(f"{role}: {exc}") from None
             if self.config.max_cost is not None:

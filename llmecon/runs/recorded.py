@@ -1,0 +1,153 @@
+"""Serve model calls from a run log: the ``replay`` provider.
+
+Every logged ``llm_call`` is keyed by who made it (role, agent, year, step). During a
+replay each agent's call is answered with the recorded raw output of the same key —
+attempt by attempt, so recorded re-asks and failures replay exactly — and the request's
+messages are checked against the recorded ones (a changed template or a different
+history is a :class:`ReplayMismatchError`, not a silent divergence). With a ``live``
+provider behind it (resume, fork), calls that have no recording go to the real model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict, deque
+from collections.abc import Iterable
+
+from llmecon.agents.calls import current_call
+from llmecon.models import ChatMessage, GenerateConfig, ModelProvider, ProviderError, Usage
+from llmecon.models import ProviderResponse, StructuredSpec
+from llmecon.models._schema import with_schema_instruction
+from llmecon.runs.events import Event, LLMCall
+
+CallKey = tuple[str, str | None, int, int]
+
+
+class ReplayMismatchError(RuntimeError):
+    """A replayed run asked for a call the log does not hold, or with other messages."""
+
+
+def call_key(call: LLMCall) -> CallKey:
+    return (call.role, call.agent, call.year, call.step)
+
+
+class RecordedCalls:
+    """The logged calls of a run, queued per key in log order."""
+
+    def __init__(self, calls: Iterable[LLMCall]) -> None:
+        self._queues: dict[CallKey, deque[LLMCall]] = defaultdict(deque)
+        count = 0
+        for call in calls:
+            self._queues[call_key(call)].append(call)
+            count += 1
+        self.total = count
+
+    @classmethod
+    def from_events(cls, events: Iterable[Event]) -> RecordedCalls:
+        return cls(e for e in events if isinstance(e, LLMCall))
+
+    def has(self, key: CallKey) -> bool:
+        return bool(self._queues.get(key))
+
+    def take(self, key: CallKey) -> LLMCall:
+        queue = self._queues.get(key)
+        if not queue:
+            role, agent, year, step = key
+            who = f"{role} {agent}" if agent else role
+            raise ReplayMismatchError(
+                f"the log holds no (more) model calls for the {who} in year {year}, step {step}"
+            )
+        return queue.popleft()
+
+    @property
+    def remaining(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ReplayProvider(ModelProvider):
+    """Answers from :class:`RecordedCalls`; optionally falls through to a live provider."""
+
+    provider_name = "replay"
+    supports_native_schema = True
+    default_max_concurrency = 10_000
+
+    def __init__(
+        self, model_name: str, recorded: RecordedCalls, live: ModelProvider | None = None
+    ) -> None:
+        super().__init__(model_name, None)
+        self.recorded = recorded
+        self.live = live
+        if live is not None:
+            self.default_max_concurrency = live.default_max_concurrency
+        #: the recorded call being replayed for a key (its re-asks come back to it)
+        self._current: dict[CallKey, LLMCall] = {}
+
+    @property
+    def endpoint(self) -> str:
+        return self.live.endpoint if self.live is not None else f"replay|{self.model_name}"
+
+    @property
+    def prices_known(self) -> bool:
+        return self.live.prices_known if self.live is not None else True
+
+    async def generate(
+        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+    ) -> ProviderResponse:
+        ctx = current_call()
+        if ctx is None:
+            raise ReplayMismatchError("a replayed model call carries no call context")
+        key: CallKey = (ctx.role, ctx.agent, ctx.year, ctx.step)
+        # Each re-ask appends the rejected reply as an assistant turn.
+        attempt = sum(m.role == "assistant" for m in messages)
+        if attempt == 0:
+            if self.live is not None and not self.recorded.has(key):
+                return await self._live(messages, spec, config)
+            call = self.recorded.take(key)
+            self._check_messages(call, messages, key)
+            self._current[key] = call
+        elif key in self._current:
+            call = self._current[key]
+        elif self.live is not None:
+            return await self._live(messages, spec, config)
+        else:
+            raise ReplayMismatchError(f"re-ask with no recorded call for {key}")
+        if attempt < len(call.raw_outputs):
+            usage = (
+                Usage(input_tokens=call.input_tokens, output_tokens=call.output_tokens)
+                if attempt == 0
+                else Usage()
+            )
+            return ProviderResponse(text=call.raw_outputs[attempt], usage=usage, cost_usd=0.0)
+        # The recorded call failed here without a reply (timeout, 5xx, …): fail the same
+        # way, without retries, so the agent applies the same fallback.
+        raise ProviderError(
+            f"replayed failure: {call.error_type}: {call.error_message}", retryable=False
+        )
+
+    async def _live(
+        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+    ) -> ProviderResponse:
+        assert self.live is not None
+        # This provider always takes the schema natively (so replayed messages match the
+        # log); a live provider without native schemas gets it in the prompt instead.
+        if spec is not None and not self.live.supports_native_schema:
+            return await self.live.generate(with_schema_instruction(messages, spec), None, config)
+        return await self.live.generate(messages, spec, config)
+
+    @staticmethod
+    def _check_messages(call: LLMCall, messages: list[ChatMessage], key: CallKey) -> None:
+        got = [(m.role, _sha(m.content)) for m in messages]
+        want = [(m.role, m.sha256) for m in call.messages]
+        if got != want:
+            raise ReplayMismatchError(
+                f"the {key[0]} call in year {key[2]} (agent {key[1]}) sends other messages "
+                "than the log recorded: a template, the persona bank or the history changed"
+            )
+
+    async def aclose(self) -> None:
+        if self.live is not None:
+            await self.live.aclose()

@@ -1,0 +1,157 @@
+"""Offline replay and rescoring of logged runs (DESIGN.md §7).
+
+``replay_run`` re-simulates a run with every model call answered from its log (no model,
+no network) and checks that each year's schedule and metrics match the log exactly.
+``rescore_run`` recomputes every year's welfare under another SWF from the logged
+schedules and hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmecon.economy import TaxSchedule
+from llmecon.runs.config import RunConfig
+from llmecon.runs.events import Event, RunCompleted, ScheduleSet, WorkerStep, YearCompleted
+from llmecon.runs.log import Manifest, RunLogError, read_events, read_manifest
+from llmecon.runs.loop import Simulation
+from llmecon.runs.recorded import RecordedCalls
+
+
+def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) -> RunConfig:
+    """The run's config, pointed at the run's own persona copy when it has one."""
+    data = dict(manifest.config)
+    personas = run_dir / "personas.jsonl"
+    if personas.is_file():
+        data["personas"] = str(personas)
+    data.update(reference=False, run_id=None)
+    data.update(overrides)
+    return RunConfig(**data)
+
+
+@dataclass(frozen=True)
+class LoggedYear:
+    """What the log says about one completed year."""
+
+    year: int
+    schedule: TaxSchedule
+    source: str
+    weekly_hours: list[float]
+    metrics: dict[str, float]
+
+
+def logged_years(events: list[Event]) -> list[LoggedYear]:
+    """Completed years in order (a year without ``year_completed`` is not included)."""
+    schedules: dict[int, ScheduleSet] = {}
+    hours: dict[int, list[float]] = {}
+    years: list[LoggedYear] = []
+    for e in events:
+        if isinstance(e, ScheduleSet):
+            schedules[e.year] = e
+        elif isinstance(e, WorkerStep):
+            hours[e.year] = e.weekly_hours  # the last step counts
+        elif isinstance(e, YearCompleted):
+            s = schedules[e.year]
+            years.append(
+                LoggedYear(
+                    e.year,
+                    TaxSchedule(tuple(s.edges), tuple(s.rates)),
+                    s.source,
+                    hours[e.year],
+                    e.metrics,
+                )
+            )
+    return years
+
+
+@dataclass
+class ReplayReport:
+    """The outcome of a replay: matching years and every difference found."""
+
+    years_checked: int
+    calls_replayed: int
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def replay_run(run_dir: str | Path) -> ReplayReport:
+    """Re-simulate ``run_dir`` from its recorded model outputs and compare every year."""
+    path = Path(run_dir)
+    manifest = read_manifest(path)
+    events = read_events(path)
+    logged = logged_years(events)
+    if not logged:
+        raise RunLogError(f"{path} has no completed year to replay")
+    recorded = RecordedCalls.from_events(events)
+    config = config_from_manifest(path, manifest, years=len(logged))
+    sim = Simulation(config, write_log=False, recorded=recorded)
+    result = sim.run()
+    report = ReplayReport(len(logged), recorded.total - recorded.remaining)
+    for old, new in zip(logged, result.records, strict=False):
+        if old.schedule.rates != new.schedule.rates:
+            report.differences.append(
+                {
+                    "year": old.year,
+                    "what": "rates",
+                    "logged": old.schedule.rates,
+                    "replayed": new.schedule.rates,
+                }
+            )
+        for name, value in new.metrics.to_dict().items():
+            if old.metrics.get(name) != value:
+                report.differences.append(
+                    {
+                        "year": old.year,
+                        "what": name,
+                        "logged": old.metrics.get(name),
+                        "replayed": value,
+                    }
+                )
+    if len(result.records) != len(logged):
+        report.differences.append(
+            {"year": None, "what": "years", "logged": len(logged), "replayed": len(result.records)}
+        )
+    if recorded.remaining:
+        report.differences.append(
+            {
+                "year": None,
+                "what": "unused recorded calls",
+                "logged": recorded.total,
+                "replayed": recorded.total - recorded.remaining,
+            }
+        )
+    return report
+
+
+def rescore_run(run_dir: str | Path, swf: str) -> list[dict[str, Any]]:
+    """Every year's welfare under ``swf``, recomputed from the logged schedules and hours."""
+    path = Path(run_dir)
+    manifest = read_manifest(path)
+    events = read_events(path)
+    config = config_from_manifest(path, manifest, swf=swf, planner="none", workers="rational")
+    sim = Simulation(config, write_log=False)
+    rows = []
+    for year in logged_years(events):
+        outcome = sim.economy.outcome(year.schedule, year.weekly_hours)
+        metrics = sim.economy.metrics(outcome, swf=swf)
+        rows.append(
+            {
+                "year": year.year,
+                "logged_swf_name": manifest.config.get("swf"),
+                "logged_swf": year.metrics.get("swf"),
+                "rescored_swf_name": swf,
+                "rescored_swf": metrics.swf,
+            }
+        )
+    return rows
+
+
+def run_status(events: list[Event]) -> str | None:
+    """The final status, or ``None`` when the run never completed (killed)."""
+    done = [e for e in events if isinstance(e, RunCompleted)]
+    return done[-1].status if done else None

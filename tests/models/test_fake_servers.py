@@ -1,0 +1,180 @@
+"""The real openai/anthropic SDK code paths (and the aiohttp transport) against the
+fake servers on 127.0.0.1: every fault ends in bounded retries then a typed error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from llmecon.models import (
+    AuthError,
+    ChatMessage,
+    GenerateConfig,
+    MissingKeyError,
+    ModelTimeoutError,
+    ProviderError,
+    RateLimitError,
+    StructuredOutputError,
+    get_model,
+)
+from llmecon.models.fake_servers import FakeAnthropicServer, FakeOpenAIServer
+from tests.models.conftest import FAST, SENTINEL, WorkerDecision
+
+MSGS = [ChatMessage(role="system", content="You are a worker."), ChatMessage(role="user", content="Hours?")]
+# (model string, server class, provider args)
+TARGETS = [
+    pytest.param("openai/fake", FakeOpenAIServer, {"transport": "sdk"}, id="openai-sdk"),
+    pytest.param("openai/fake", FakeOpenAIServer, {"transport": "http"}, id="openai-http"),
+    pytest.param("anthropic/claude-test", FakeAnthropicServer, {}, id="anthropic-sdk"),
+]
+# fault -> the typed error after bounded retries (None: repaired by a re-ask)
+FAULTS = {
+    "429": RateLimitError,
+    "500": ProviderError,
+    "503": ProviderError,
+    "hang": ModelTimeoutError,
+    "malformed_body": ProviderError,
+    "truncated_body": ProviderError,
+    "malformed_json": StructuredOutputError,
+    "truncated_json": StructuredOutputError,
+    "wrong_schema": StructuredOutputError,
+    "401": AuthError,
+}
+
+
+async def _call(model, schema=WorkerDecision, config=None):
+    try:
+        return await model.generate(MSGS, schema, config)
+    finally:
+        await model.aclose()
+
+
+@pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)
+def test_happy_path_structured_and_text(name, server_cls, args, sentinel_keys):
+    with server_cls() as server:
+        model = get_model(name, api_base=server.base_url, config=FAST, **args)
+        out = asyncio.run(_call(model))
+        assert isinstance(out.parsed, WorkerDecision)
+        assert out.usage.input_tokens > 0 and out.usage.output_tokens > 0
+        text = asyncio.run(_call(model, schema=None))
+        assert text.text == "Hello from the fake server." and text.parsed is None
+        body = server.stats.bodies[0]
+        # the schema travelled provider-natively
+        assert "response_format" in body or body.get("tool_choice", {}).get("name") == "WorkerDecision"
+
+
+@pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_each_fault_is_bounded_then_typed(name, server_cls, args, fault, sentinel_keys):
+    config = GenerateConfig(timeout_s=0.5, max_retries=2, max_repairs=1, backoff_base_s=0.001)
+    with server_cls(faults=[fault] * 10, retry_after_s=0.05) as server:
+        model = get_model(name, api_base=server.base_url, config=config, **args)
+        t0 = time.perf_counter()
+        with pytest.raises(FAULTS[fault]) as info:
+            asyncio.run(_call(model))
+        elapsed = time.perf_counter() - t0
+        assert SENTINEL not in str(info.value) and SENTINEL not in repr(info.value)
+        if fault == "401":
+            assert server.stats.requests == 1  # auth errors fail fast, never retried
+        elif FAULTS[fault] is StructuredOutputError:
+            assert server.stats.requests == 2  # one try + one re-ask
+        else:
+            assert server.stats.requests == 3  # one try + two retries
+        assert elapsed < 3 * 0.5 + 1.0  # nothing hangs past its timeouts
+        if fault == "429":
+            assert elapsed >= 2 * 0.05  # Retry-After honoured
+        # the caller keeps going: once the faults stop, the same model works
+        server.script.clear()
+        assert asyncio.run(_call(model)).parsed is not None
+
+
+@pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)
+def test_transient_faults_recover(name, server_cls, args, sentinel_keys):
+    with server_cls(faults=["429", "500", "hang", "truncated_json"]) as server:
+        config = FAST.merged(GenerateConfig(timeout_s=0.3))
+        model = get_model(name, api_base=server.base_url, config=config, **args)
+        out = asyncio.run(_call(model))
+        assert out.parsed is not None and out.retries == 4 and out.repairs == 1
+
+
+def test_server_concurrency_limit_is_never_hit_with_endpoint_limit(sentinel_keys):
+    with FakeOpenAIServer(latency_s=0.02, max_concurrency=8) as server:
+        model = get_model("openai/fake", api_base=server.base_url, max_concurrency=8, config=FAST)
+
+        async def many():
+            try:
+                return await asyncio.gather(*[model.generate(MSGS, WorkerDecision) for _ in range(60)])
+            finally:
+                await model.aclose()
+
+        outs = asyncio.run(many())
+        assert len(outs) == 60 and server.stats.max_in_flight <= 8
+        assert server.stats.faults["over_concurrency"] == 0
+
+
+def test_run_level_caller_keeps_going_with_mixed_faults(sentinel_keys):
+    with FakeOpenAIServer(fault_rates={"500": 0.2, "wrong_schema": 0.2, "hang": 0.05}, seed=3) as server:
+        config = GenerateConfig(timeout_s=0.3, max_retries=1, max_repairs=0, backoff_base_s=0.001)
+        model = get_model("openai/fake", api_base=server.base_url, config=config)
+
+        async def year():
+            try:
+                return await asyncio.gather(
+                    *[model.generate(MSGS, WorkerDecision) for _ in range(100)], return_exceptions=True
+                )
+            finally:
+                await model.aclose()
+
+        results = asyncio.run(year())
+        ok = [r for r in results if not isinstance(r, BaseException)]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert ok and errors
+        assert all(isinstance(e, ProviderError | StructuredOutputError | ModelTimeoutError) for e in errors)
+        assert model.calls == 100 and model.failures == len(errors)
+
+
+def test_missing_key_fails_fast(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(MissingKeyError, match="set OPENAI_API_KEY or use --planner local/"):
+        get_model("gpt-4o")
+    with pytest.raises(MissingKeyError, match="ANTHROPIC_API_KEY"):
+        get_model("claude-sonnet-4-5")
+
+
+def test_no_secret_leaks(sentinel_keys, caplog, capfd):
+    """A sentinel key in the environment never shows up in logs, errors or reprs, even
+    when the server echoes the key back in its error message."""
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    records = []
+    for name, server_cls in (("anthropic/claude-x", FakeAnthropicServer), ("openai/fake", FakeOpenAIServer)):
+        with server_cls(faults=["429", "500", "401"], api_key=None) as server:
+            model = get_model(name, api_base=server.base_url, config=FAST, on_call=records.append)
+            with pytest.raises(AuthError) as info:
+                asyncio.run(_call(model))
+            texts += [str(info.value), repr(info.value), repr(model), repr(model.provider)]
+    # the openai SDK path against "api.openai.com"-like host sends OPENAI_API_KEY: echo it
+    with FakeOpenAIServer(faults=["401"]) as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport="sdk")
+        model.provider._key_env = lambda: "OPENAI_API_KEY"  # type: ignore[method-assign]
+        with pytest.raises(AuthError) as info:
+            asyncio.run(_call(model))
+        assert "***" in str(info.value)  # the echoed key was there, and was masked
+        texts.append(str(info.value))
+    texts += [r.model_dump_json() for r in records]
+    out, err = capfd.readouterr()
+    texts += [out, err, caplog.text]
+    assert all(SENTINEL not in t for t in texts)
+    assert any("Incorrect API key provided" in t for t in texts)
+
+
+def test_llmecon_key_is_sent_to_self_hosted_servers_not_openai_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
+    monkeypatch.setenv("LLMECON_API_KEY", "local-server-key")
+    with FakeOpenAIServer(api_key="local-server-key") as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST)
+        assert asyncio.run(_call(model)).parsed is not None  # 401 otherwise

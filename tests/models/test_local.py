@@ -1,0 +1,111 @@
+"""The embedded model (in-process llama.cpp) and a real llama_cpp.server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from llmecon.models import ChatMessage, GenerateConfig, get_model
+from llmecon.models._local import bounded_integers_as_enums, builtin_gguf_path
+from tests.models.conftest import WorkerDecision
+
+HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
+needs_llama = pytest.mark.skipif(not HAVE_LLAMA, reason="llama_cpp not importable: install the [local] extra")
+PROMPT = [
+    ChatMessage(role="system", content="You are a nurse earning $38 per hour."),
+    ChatMessage(role="user", content='How many hours per week will you work? Reply as JSON {"hours": int}.'),
+]
+
+
+def test_integer_bounds_become_enums_for_the_grammar():
+    schema = WorkerDecision.model_json_schema()
+    out = bounded_integers_as_enums(schema)
+    assert out["properties"]["hours"]["enum"] == list(range(81))
+    assert bounded_integers_as_enums({"type": "integer", "minimum": 0}) == {"type": "integer", "minimum": 0}
+
+
+@pytest.mark.local_model
+@needs_llama
+def test_embedded_model_makes_schema_valid_worker_decisions():
+    assert builtin_gguf_path() is not None
+    model = get_model("local/smollm2-135m", config=GenerateConfig(max_tokens=24, seed=1, timeout_s=60))
+
+    async def main():
+        return await asyncio.gather(
+            *[
+                model.generate([*PROMPT[:1], ChatMessage(role="user", content=f"{PROMPT[1].content} Week {i}.")], WorkerDecision)
+                for i in range(3)
+            ]
+        )
+
+    outs = asyncio.run(main())
+    for out in outs:
+        assert isinstance(out.parsed, WorkerDecision) and 0 <= out.parsed.hours <= 80
+        assert out.repairs == 0  # the grammar makes the first reply valid
+        assert out.usage.input_tokens > 10 and out.cost_usd == 0.0
+
+
+@pytest.mark.local_model
+@needs_llama
+def test_embedded_model_timeout_frees_the_model():
+    model = get_model("local/smollm2-135m")
+    cfg = GenerateConfig(max_tokens=400, timeout_s=0.2, max_retries=0, temperature=1.0)
+    long_prompt = [ChatMessage(role="user", content="Write a long essay about taxes and work.")]
+    t0 = time.perf_counter()
+    try:
+        asyncio.run(model.generate(long_prompt, None, cfg))
+    except Exception as exc:
+        assert type(exc).__name__ == "ModelTimeoutError"
+    assert time.perf_counter() - t0 < 2.0
+    t1 = time.perf_counter()
+    out = asyncio.run(model.generate(PROMPT, WorkerDecision, GenerateConfig(max_tokens=24)))
+    assert out.parsed is not None and time.perf_counter() - t1 < 10  # not stuck behind the essay
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.local_model
+@needs_llama
+def test_llama_cpp_server_through_openai_compatible_provider():
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
+        pytest.skip("llama_cpp.server needs llama-cpp-python[server] (fastapi, uvicorn)")
+    port = _free_port()
+    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(builtin_gguf_path()),
+            "--host", "127.0.0.1", "--port", str(port), "--n_batch", "1", "--n_ctx", "1024"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/models", timeout=1).read()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        model = get_model("openai/smollm2", api_base=base, config=GenerateConfig(max_tokens=24, timeout_s=60))
+
+        async def main():
+            try:
+                return await model.generate(PROMPT, WorkerDecision)
+            finally:
+                await model.aclose()
+
+        out = asyncio.run(main())
+        assert isinstance(out.parsed, WorkerDecision) and out.usage.output_tokens > 0
+        assert out.cost_usd is None  # self-hosted: price unknown, never guessed
+    finally:
+        proc.terminate()
+        proc.wait(20)
