@@ -25,7 +25,12 @@ from llmecon.models._errors import (
 from llmecon.models._model import Model
 from llmecon.models._provider import ModelProvider, ProviderResponse
 from llmecon.models._redact import redact
-from llmecon.models._registry import get_model, provider_names, register_provider, resolve_model_name
+from llmecon.models._registry import (
+    get_model,
+    provider_names,
+    register_provider,
+    resolve_model_name,
+)
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
 

@@ -19,7 +19,12 @@ from llmecon.models._errors import (
     ProviderError,
     RateLimitError,
 )
-from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse, parse_retry_after
+from llmecon.models._provider import (
+    ModelProvider,
+    PerLoopClients,
+    ProviderResponse,
+    parse_retry_after,
+)
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage, Usage
 
@@ -101,11 +106,14 @@ class AnthropicProvider(ModelProvider):
             detail = _error_message(exc)
             if status in (401, 403):
                 raise AuthError(
-                    f"{where}: HTTP {status}: authentication failed ({detail}); check ANTHROPIC_API_KEY"
+                    f"{where}: HTTP {status}: authentication failed ({detail}); "
+                    "check ANTHROPIC_API_KEY"
                 ) from None
             if status == 429:
                 retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
-                raise RateLimitError(f"{where}: HTTP 429: {detail}", retry_after_s=retry_after) from None
+                raise RateLimitError(
+                    f"{where}: HTTP 429: {detail}", retry_after_s=retry_after
+                ) from None
             raise ProviderError(
                 f"{where}: HTTP {status}: {detail}",
                 status=status,

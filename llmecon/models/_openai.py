@@ -33,7 +33,12 @@ from llmecon.models._errors import (
     ProviderError,
     RateLimitError,
 )
-from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse, parse_retry_after
+from llmecon.models._provider import (
+    ModelProvider,
+    PerLoopClients,
+    ProviderResponse,
+    parse_retry_after,
+)
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
 
@@ -152,10 +157,9 @@ class OpenAIProvider(ModelProvider):
                 if (
                     spec is not None
                     and _rejects_format(status, _error_message(exc))
-                    and not self._dialect_fixed
+                    and self._next_dialect()
                 ):
-                    if self._next_dialect():
-                        continue
+                    continue
                 raise _map_status_error(exc, self.model_name) from None
             except openai.APITimeoutError:
                 raise ModelTimeoutError(f"openai/{self.model_name}: request timed out") from None
@@ -200,9 +204,8 @@ class OpenAIProvider(ModelProvider):
             if status < 400:
                 break
             detail = _body_message(raw)
-            if spec is not None and _rejects_format(status, detail) and not self._dialect_fixed:
-                if self._next_dialect():
-                    continue
+            if spec is not None and _rejects_format(status, detail) and self._next_dialect():
+                continue
             raise _status_error(status, detail, retry_after, where)
         try:
             payload = json.loads(raw)
@@ -219,6 +222,9 @@ class OpenAIProvider(ModelProvider):
             raise ProviderError(f"{where}: malformed response body", retryable=True) from None
 
     def _next_dialect(self) -> bool:
+        """Fall back to the next structured-output dialect (self-hosted servers only)."""
+        if self._dialect_fixed:
+            return False
         position = _DIALECTS.index(self._dialect)
         if position + 1 >= len(_DIALECTS):
             return False

@@ -36,7 +36,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from llmecon.models._mock import instance_from_schema, request_seed
 
@@ -83,7 +83,7 @@ class _Reply:
 class _FakeServer:
     """The shared HTTP machinery; subclasses map a request to a reply."""
 
-    routes: dict[tuple[str, str], str] = {}
+    routes: ClassVar[dict[tuple[str, str], str]] = {}
 
     def __init__(
         self,
@@ -211,7 +211,9 @@ class _FakeServer:
             stats.faults[fault] += 1
             key = self.received_key(headers)
             if fault == "401" or (self.api_key is not None and key != self.api_key):
-                return self._error(401, "authentication_error", f"Incorrect API key provided: {key}")
+                return self._error(
+                    401, "authentication_error", f"Incorrect API key provided: {key}"
+                )
             if self.latency_s > 0:
                 await asyncio.sleep(self.latency_s)
             if fault == "hang":
@@ -271,7 +273,10 @@ class _FakeServer:
 class FakeOpenAIServer(_FakeServer):
     """``POST /v1/chat/completions`` and ``GET /v1/models``, as OpenAI, vLLM or Ollama."""
 
-    routes = {("POST", "/v1/chat/completions"): "chat", ("GET", "/v1/models"): "models"}
+    routes: ClassVar[dict[tuple[str, str], str]] = {
+        ("POST", "/v1/chat/completions"): "chat",
+        ("GET", "/v1/models"): "models",
+    }
 
     @property
     def base_url(self) -> str:
@@ -310,7 +315,10 @@ class FakeOpenAIServer(_FakeServer):
 class FakeAnthropicServer(_FakeServer):
     """``POST /v1/messages`` (text, or a forced ``tool_use`` block when tools are given)."""
 
-    routes = {("POST", "/v1/messages"): "messages", ("GET", "/v1/models"): "models"}
+    routes: ClassVar[dict[tuple[str, str], str]] = {
+        ("POST", "/v1/messages"): "messages",
+        ("GET", "/v1/models"): "models",
+    }
 
     @property
     def base_url(self) -> str:
@@ -347,7 +355,10 @@ class FakeAnthropicServer(_FakeServer):
                 "content": [block],
                 "stop_reason": "tool_use" if block["type"] == "tool_use" else "end_turn",
                 "stop_sequence": None,
-                "usage": {"input_tokens": prompt_chars // 4 + 1, "output_tokens": len(text) // 4 + 1},
+                "usage": {
+                    "input_tokens": prompt_chars // 4 + 1,
+                    "output_tokens": len(text) // 4 + 1,
+                },
             },
         )
 

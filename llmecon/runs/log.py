@@ -8,13 +8,13 @@ JSONL log is the source of truth; ``years.csv`` is derived from it.
 from __future__ import annotations
 
 import csv
-import hashlib
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -200,3 +200,60 @@ def read_events(directory: str | Path) -> list[Event]:
 
 def events_of(events: Iterable[Event], kind: type[Any]) -> list[Any]:
     return [e for e in events if isinstance(e, kind)]
+
+
+# -- format migrations ---------------------------------------------------------------------
+
+#: Upgrades a raw log (manifest dict, event dicts) by one format version.
+LogMigration = Callable[
+    [dict[str, Any], list[dict[str, Any]]], tuple[dict[str, Any], list[dict[str, Any]]]
+]
+
+
+def _v0_to_v1(
+    manifest: dict[str, Any], events: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Format 0 (pre-release): the manifest said ``created_utc`` and ``worker_step``
+    events said ``hours``; format 1 says ``created`` and ``weekly_hours``."""
+    manifest = dict(manifest)
+    if "created_utc" in manifest:
+        manifest["created"] = manifest.pop("created_utc")
+    upgraded = []
+    for event in events:
+        event = dict(event)
+        if event.get("type") == "worker_step" and "hours" in event:
+            event["weekly_hours"] = event.pop("hours")
+        if event.get("type") == "run_started":
+            event["format_version"] = 1
+        upgraded.append(event)
+    return manifest, upgraded
+
+
+#: Format version -> the migration from that version to the next one.
+MIGRATIONS: dict[int, LogMigration] = {0: _v0_to_v1}
+
+
+def migrate_log(
+    manifest: dict[str, Any], events: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Bring a raw log (parsed JSON, not yet validated) to :data:`LOG_FORMAT_VERSION`.
+
+    Older versions are upgraded step by step through :data:`MIGRATIONS`; the current
+    version passes through unchanged; a newer version is refused.
+    """
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RunLogError("manifest has no integer format_version")
+    if version > LOG_FORMAT_VERSION:
+        raise RunLogError(
+            f"log format {version} is newer than this llmecon supports "
+            f"({LOG_FORMAT_VERSION}); upgrade llmecon to read it"
+        )
+    while version < LOG_FORMAT_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise RunLogError(f"no migration from log format {version}")
+        manifest, events = step(manifest, events)
+        version += 1
+        manifest = {**manifest, "format_version": version}
+    return manifest, events

@@ -267,7 +267,7 @@ class Simulation:
                 WorkerStep(
                     year=year,
                     step=step,
-                    weekly_hours=[round(float(h), 9) for h in hours],
+                    weekly_hours=[float(h) for h in hours],
                     fallbacks=decision.fallbacks,
                 )
             )

@@ -85,6 +85,9 @@ class ReplayProvider(ModelProvider):
             self.default_max_concurrency = live.default_max_concurrency
         #: the recorded call being replayed for a key (its re-asks come back to it)
         self._current: dict[CallKey, LLMCall] = {}
+        #: requests that did not match the log (the model layer turns the raised error
+        #: into an agent fallback, so replays check this list afterwards)
+        self.mismatches: list[ReplayMismatchError] = []
 
     @property
     def endpoint(self) -> str:
@@ -106,8 +109,14 @@ class ReplayProvider(ModelProvider):
         if attempt == 0:
             if self.live is not None and not self.recorded.has(key):
                 return await self._live(messages, spec, config)
-            call = self.recorded.take(key)
-            self._check_messages(call, messages, key)
+            try:
+                call = self.recorded.take(key)
+                self._check_messages(call, messages, key)
+            except ReplayMismatchError as exc:
+                self.mismatches.append(exc)
+                if self.live is not None:  # resume/fork: the live model answers instead
+                    return await self._live(messages, spec, config)
+                raise
             self._current[key] = call
         elif key in self._current:
             call = self._current[key]

@@ -90,7 +90,15 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     recorded = RecordedCalls.from_events(events)
     config = config_from_manifest(path, manifest, years=len(logged))
     sim = Simulation(config, write_log=False, recorded=recorded)
+    # A fork's first years were taken from another run: take them from this log too.
+    forked = (manifest.model_extra or {}).get("forked_from") or {}
+    for year in logged[: int(forked.get("from_year", 0))]:
+        sim.settle_year(year.year, year.schedule, year.weekly_hours, year.source)
     result = sim.run()
+    for model in sim.models.models.values():
+        mismatches = getattr(model.provider, "mismatches", [])
+        if mismatches:
+            raise mismatches[0]
     report = ReplayReport(len(logged), recorded.total - recorded.remaining)
     for old, new in zip(logged, result.records, strict=False):
         if old.schedule.rates != new.schedule.rates:

@@ -23,7 +23,10 @@ from llmecon.models import (
 from llmecon.models.fake_servers import FakeAnthropicServer, FakeOpenAIServer
 from tests.models.conftest import FAST, SENTINEL, WorkerDecision
 
-MSGS = [ChatMessage(role="system", content="You are a worker."), ChatMessage(role="user", content="Hours?")]
+MSGS = [
+    ChatMessage(role="system", content="You are a worker."),
+    ChatMessage(role="user", content="Hours?"),
+]
 # (model string, server class, provider args)
 TARGETS = [
     pytest.param("openai/fake", FakeOpenAIServer, {"transport": "sdk"}, id="openai-sdk"),
@@ -63,7 +66,9 @@ def test_happy_path_structured_and_text(name, server_cls, args, sentinel_keys):
         assert text.text == "Hello from the fake server." and text.parsed is None
         body = server.stats.bodies[0]
         # the schema travelled provider-natively
-        assert "response_format" in body or body.get("tool_choice", {}).get("name") == "WorkerDecision"
+        assert (
+            "response_format" in body or body.get("tool_choice", {}).get("name") == "WorkerDecision"
+        )
 
 
 @pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)
@@ -106,7 +111,9 @@ def test_server_concurrency_limit_is_never_hit_with_endpoint_limit(sentinel_keys
 
         async def many():
             try:
-                return await asyncio.gather(*[model.generate(MSGS, WorkerDecision) for _ in range(60)])
+                return await asyncio.gather(
+                    *[model.generate(MSGS, WorkerDecision) for _ in range(60)]
+                )
             finally:
                 await model.aclose()
 
@@ -116,14 +123,17 @@ def test_server_concurrency_limit_is_never_hit_with_endpoint_limit(sentinel_keys
 
 
 def test_run_level_caller_keeps_going_with_mixed_faults(sentinel_keys):
-    with FakeOpenAIServer(fault_rates={"500": 0.2, "wrong_schema": 0.2, "hang": 0.05}, seed=3) as server:
+    with FakeOpenAIServer(
+        fault_rates={"500": 0.2, "wrong_schema": 0.2, "hang": 0.05}, seed=3
+    ) as server:
         config = GenerateConfig(timeout_s=0.3, max_retries=1, max_repairs=0, backoff_base_s=0.001)
         model = get_model("openai/fake", api_base=server.base_url, config=config)
 
         async def year():
             try:
                 return await asyncio.gather(
-                    *[model.generate(MSGS, WorkerDecision) for _ in range(100)], return_exceptions=True
+                    *[model.generate(MSGS, WorkerDecision) for _ in range(100)],
+                    return_exceptions=True,
                 )
             finally:
                 await model.aclose()
@@ -132,7 +142,9 @@ def test_run_level_caller_keeps_going_with_mixed_faults(sentinel_keys):
         ok = [r for r in results if not isinstance(r, BaseException)]
         errors = [r for r in results if isinstance(r, BaseException)]
         assert ok and errors
-        assert all(isinstance(e, ProviderError | StructuredOutputError | ModelTimeoutError) for e in errors)
+        assert all(
+            isinstance(e, ProviderError | StructuredOutputError | ModelTimeoutError) for e in errors
+        )
         assert model.calls == 100 and model.failures == len(errors)
 
 
@@ -151,7 +163,10 @@ def test_no_secret_leaks(sentinel_keys, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
     records = []
-    for name, server_cls in (("anthropic/claude-x", FakeAnthropicServer), ("openai/fake", FakeOpenAIServer)):
+    for name, server_cls in (
+        ("anthropic/claude-x", FakeAnthropicServer),
+        ("openai/fake", FakeOpenAIServer),
+    ):
         with server_cls(faults=["429", "500", "401"], api_key=None) as server:
             model = get_model(name, api_base=server.base_url, config=FAST, on_call=records.append)
             with pytest.raises(AuthError) as info:

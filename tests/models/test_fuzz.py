@@ -72,8 +72,10 @@ def test_fuzzed_planner_schema_never_crashes():
     async def main() -> None:
         msgs = [ChatMessage(role="user", content="rates?")]
         for _ in range(500):
-            raw = json.dumps({"rates": [rng.choice([1, "x", None, 2.5]) for _ in range(rng.randrange(10))]})
-            model = get_model("mock/fuzz", outputs=[raw], responder=lambda m, s: raw)
+            raw = json.dumps(
+                {"rates": [rng.choice([1, "x", None, 2.5]) for _ in range(rng.randrange(10))]}
+            )
+            model = get_model("mock/fuzz", outputs=[raw], responder=lambda m, s, raw=raw: raw)
             try:
                 out = await model.generate(msgs, PlannerProposal)
                 assert len(out.parsed.rates) == 7

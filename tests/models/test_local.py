@@ -11,16 +11,27 @@ import time
 import urllib.request
 
 import pytest
+from pydantic import BaseModel, Field
 
 from llmecon.models import ChatMessage, GenerateConfig, get_model
 from llmecon.models._local import bounded_integers_as_enums, builtin_gguf_path
-from tests.models.conftest import WorkerDecision
+
+
+class WorkerDecision(BaseModel):
+    """The worker decision of DESIGN.md §5: integer weekly hours."""
+
+    hours: int = Field(ge=0, le=80)
+
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
-needs_llama = pytest.mark.skipif(not HAVE_LLAMA, reason="llama_cpp not importable: install the [local] extra")
+needs_llama = pytest.mark.skipif(
+    not HAVE_LLAMA, reason="llama_cpp not importable: install the [local] extra"
+)
 PROMPT = [
     ChatMessage(role="system", content="You are a nurse earning $38 per hour."),
-    ChatMessage(role="user", content='How many hours per week will you work? Reply as JSON {"hours": int}.'),
+    ChatMessage(
+        role="user", content='How many hours per week will you work? Reply as JSON {"hours": int}.'
+    ),
 ]
 
 
@@ -28,19 +39,30 @@ def test_integer_bounds_become_enums_for_the_grammar():
     schema = WorkerDecision.model_json_schema()
     out = bounded_integers_as_enums(schema)
     assert out["properties"]["hours"]["enum"] == list(range(81))
-    assert bounded_integers_as_enums({"type": "integer", "minimum": 0}) == {"type": "integer", "minimum": 0}
+    assert bounded_integers_as_enums({"type": "integer", "minimum": 0}) == {
+        "type": "integer",
+        "minimum": 0,
+    }
 
 
 @pytest.mark.local_model
 @needs_llama
 def test_embedded_model_makes_schema_valid_worker_decisions():
     assert builtin_gguf_path() is not None
-    model = get_model("local/smollm2-135m", config=GenerateConfig(max_tokens=24, seed=1, timeout_s=60))
+    model = get_model(
+        "local/smollm2-135m", config=GenerateConfig(max_tokens=24, seed=1, timeout_s=60)
+    )
 
     async def main():
         return await asyncio.gather(
             *[
-                model.generate([*PROMPT[:1], ChatMessage(role="user", content=f"{PROMPT[1].content} Week {i}.")], WorkerDecision)
+                model.generate(
+                    [
+                        *PROMPT[:1],
+                        ChatMessage(role="user", content=f"{PROMPT[1].content} Week {i}."),
+                    ],
+                    WorkerDecision,
+                )
                 for i in range(3)
             ]
         )
@@ -81,8 +103,21 @@ def test_llama_cpp_server_through_openai_compatible_provider():
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
         pytest.skip("llama_cpp.server needs llama-cpp-python[server] (fastapi, uvicorn)")
     port = _free_port()
-    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(builtin_gguf_path()),
-            "--host", "127.0.0.1", "--port", str(port), "--n_batch", "1", "--n_ctx", "1024"]
+    args = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(builtin_gguf_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_batch",
+        "1",
+        "--n_ctx",
+        "1024",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -95,7 +130,9 @@ def test_llama_cpp_server_through_openai_compatible_provider():
                 if time.time() > deadline or proc.poll() is not None:
                     raise
                 time.sleep(0.3)
-        model = get_model("openai/smollm2", api_base=base, config=GenerateConfig(max_tokens=24, timeout_s=60))
+        model = get_model(
+            "openai/smollm2", api_base=base, config=GenerateConfig(max_tokens=24, timeout_s=60)
+        )
 
         async def main():
             try:

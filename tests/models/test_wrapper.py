@@ -101,7 +101,10 @@ def test_callable_responder_gets_messages_and_schema():
 def test_transient_errors_are_retried_then_typed_error():
     model = get_model(
         "mock/default",
-        outputs=[RateLimitError("slow down", retry_after_s=0.05), ProviderError("boom", retryable=True)],
+        outputs=[
+            RateLimitError("slow down", retry_after_s=0.05),
+            ProviderError("boom", retryable=True),
+        ],
         config=FAST,
     )
     t0 = time.perf_counter()
@@ -109,12 +112,16 @@ def test_transient_errors_are_retried_then_typed_error():
     assert time.perf_counter() - t0 >= 0.05  # Retry-After honoured
     assert out.retries == 2 and out.parsed is not None
 
-    failing = get_model("mock/default", outputs=[ProviderError("down", retryable=True)] * 10, config=FAST)
+    failing = get_model(
+        "mock/default", outputs=[ProviderError("down", retryable=True)] * 10, config=FAST
+    )
     with pytest.raises(ProviderError, match="gave up after 3 retries"):
         run(failing.generate(MSGS))
     assert failing.provider.remaining == 6  # 1 try + 3 retries, no more
 
-    fatal = get_model("mock/default", outputs=[ProviderError("bad request", status=400)] * 3, config=FAST)
+    fatal = get_model(
+        "mock/default", outputs=[ProviderError("bad request", status=400)] * 3, config=FAST
+    )
     with pytest.raises(ProviderError):
         run(fatal.generate(MSGS))
     assert fatal.provider.remaining == 2  # not retried
@@ -134,7 +141,9 @@ def test_backoff_grows_and_is_jittered():
 
 def test_timeout_is_bounded_and_caller_keeps_going():
     slow = get_model(
-        "mock/default", latency_s=5.0, config=GenerateConfig(timeout_s=0.1, max_retries=2, backoff_base_s=0.01)
+        "mock/default",
+        latency_s=5.0,
+        config=GenerateConfig(timeout_s=0.1, max_retries=2, backoff_base_s=0.01),
     )
     t0 = time.perf_counter()
     with pytest.raises(ModelTimeoutError):
@@ -154,7 +163,10 @@ def test_on_call_records_every_call_as_json():
     assert [r.ok for r in records] == [False, True]
     fail, ok = (json.loads(r.model_dump_json()) for r in records)
     assert fail["error_type"] == "StructuredOutputError" and fail["raw_outputs"] == ["bad"] * 3
-    assert ok["parsed"]["hours"] == json.loads(ok["text"])["hours"] and ok["schema_name"] == "WorkerDecision"
+    assert (
+        ok["parsed"]["hours"] == json.loads(ok["text"])["hours"]
+        and ok["schema_name"] == "WorkerDecision"
+    )
     assert model.usage_total.input_tokens == sum(r.usage.input_tokens for r in records)
 
 
@@ -165,7 +177,9 @@ def test_budget_soft_and_hard_limits():
     async def priced(messages, spec, config):
         from llmecon.models import ProviderResponse
 
-        return ProviderResponse(text='{"hours": 1}', usage=Usage(input_tokens=1_000_000, output_tokens=0))
+        return ProviderResponse(
+            text='{"hours": 1}', usage=Usage(input_tokens=1_000_000, output_tokens=0)
+        )
 
     model.provider.generate = priced  # type: ignore[method-assign]
     model.set_budget(4.0, hard_limit_usd=5.0)
@@ -199,11 +213,16 @@ def test_registry_resolution_and_extension():
     assert resolve_model_name("gpt-4o") == ("openai", "gpt-4o")
     assert resolve_model_name("claude-3-5-haiku-latest") == ("anthropic", "claude-3-5-haiku-latest")
     assert resolve_model_name("litellm/groq/llama3") == ("litellm", "groq/llama3")
-    assert resolve_model_name("qwen2.5:0.5b", api_base="http://127.0.0.1:1/v1") == ("openai", "qwen2.5:0.5b")
+    assert resolve_model_name("qwen2.5:0.5b", api_base="http://127.0.0.1:1/v1") == (
+        "openai",
+        "qwen2.5:0.5b",
+    )
     assert resolve_model_name("local") == ("local", "smollm2-135m")
     with pytest.raises(UnknownModelError):
         resolve_model_name("qwen2.5:0.5b")
-    register_provider("replaytest", lambda name, api_base, **kw: MockProvider(name, outputs=["fixed"]))
+    register_provider(
+        "replaytest", lambda name, api_base, **kw: MockProvider(name, outputs=["fixed"])
+    )
     assert run(get_model("replaytest/run-1").generate(MSGS)).text == "fixed"
 
 
@@ -239,7 +258,8 @@ def test_concurrency_limit_is_respected():
 def test_import_is_lazy():
     code = (
         "import sys, llmecon.models, llmecon.cli.models; "
-        "bad = [m for m in ('openai','anthropic','litellm','llama_cpp','aiohttp') if m in sys.modules]; "
+        "sdks = ('openai', 'anthropic', 'litellm', 'llama_cpp', 'aiohttp'); "
+        "bad = [m for m in sdks if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,0 +1,67 @@
+"""Reference schedules and welfare a run is compared against: the status quo (US
+federal 2025 on the run's brackets), the Saez fixed point and the numerical oracle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llmecon.economy import TaxSchedule
+from llmecon.runs.dataframes import RunData
+
+#: Above this many workers the report skips the Saez fixed point (it iterates the
+#: rational best response up to 200 times).
+SAEZ_MAX_AGENTS = 50_000
+
+
+@dataclass
+class References:
+    """Reference lines for one run; ``None`` where unavailable (see ``notes``)."""
+
+    status_quo_rates: list[float]
+    status_quo_swf: float | None = None
+    saez_rates: list[float] | None = None
+    saez_swf: float | None = None
+    oracle_rates: list[float] | None = None
+    oracle_swf: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def references(run: RunData) -> References:
+    """Status quo and oracle from the run summary (computed when absent and possible);
+    Saez computed on the rebuilt economy with :func:`llmecon.planners.saez_fixed_point`."""
+    summary = run.summary
+    status_quo = TaxSchedule.status_quo(run.edges)
+    ref = References(status_quo_rates=list(status_quo.rates))
+    ref.status_quo_swf = _number(summary.get("status_quo_swf"))
+    ref.oracle_swf = _number(summary.get("oracle_swf"))
+    oracle_rates = summary.get("oracle_rates")
+    if isinstance(oracle_rates, list) and len(oracle_rates) == len(run.edges):
+        ref.oracle_rates = [float(r) for r in oracle_rates]
+    economy = run.economy
+    if economy is None:
+        ref.notes.append(f"Saez reference omitted: {run.population_note}.")
+    elif economy.size > SAEZ_MAX_AGENTS:
+        ref.notes.append(f"Saez reference omitted: more than {SAEZ_MAX_AGENTS:,} workers.")
+    else:
+        from llmecon.planners import saez_fixed_point
+
+        cfg = run.manifest.config
+        rates, _ = saez_fixed_point(
+            economy,
+            run.edges,
+            min_rate=float(cfg.get("min_rate", 0.0)),
+            max_rate=float(cfg.get("max_rate", 1.0)),
+        )
+        ref.saez_rates = [float(r) for r in np.asarray(rates)]
+        ref.saez_swf = economy.evaluate(TaxSchedule(run.edges, tuple(ref.saez_rates)))[1].swf
+        if ref.status_quo_swf is None:
+            ref.status_quo_swf = economy.evaluate(status_quo)[1].swf
+    if ref.oracle_swf is None:
+        ref.notes.append("Oracle reference not in the run summary (run with reference on).")
+    return ref

@@ -1,0 +1,563 @@
+"""A run folder as pandas DataFrames: :func:`load_run` (``llmecon.load_run``).
+
+The JSONL event log is the source of truth; every table here is derived from it (and
+from the run's population, rebuilt when possible, for per-agent incomes). Logs of
+older formats are migrated (:func:`llmecon.runs.log.migrate_log`), newer ones refused.
+Event types this release does not know (say, added by a newer minor release) are kept
+as :class:`OtherEvent` rather than rejected; ``vote_round`` events are tabulated from
+their fields whether or not they are typed.
+
+Example::
+
+    import llmecon
+
+    run = llmecon.load_run("runs/my-run")
+    run.years[["year", "swf", "revenue_usd"]]
+    run.agents.query("year == 4").income_usd.describe()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from llmecon.economy import Economy, Population, TaxSchedule, YearMetrics
+from llmecon.runs.events import (
+    EVENT_ADAPTER,
+    Blob,
+    Event,
+    Fallback,
+    LLMCall,
+    RunCompleted,
+    ScheduleSet,
+    WorkerStep,
+    YearCompleted,
+)
+from llmecon.runs.log import EVENTS_NAME, MANIFEST_NAME, Manifest, RunLogError, migrate_log
+
+#: Names of the per-year metrics, in the order of :class:`YearMetrics`.
+METRIC_NAMES: tuple[str, ...] = tuple(f.name for f in fields(YearMetrics))
+
+#: Event ``type`` -> its typed class, read off the :data:`Event` union.
+KNOWN_EVENT_TYPES: dict[str, type[BaseModel]] = {
+    cls.model_fields["type"].default: cls
+    for cls in typing.get_args(typing.get_args(Event)[0])
+    if isinstance(cls, type) and issubclass(cls, BaseModel)
+}
+
+AGENT_COLUMNS = (
+    "year",
+    "agent_index",
+    "agent_id",
+    "hourly_wage_usd",
+    "weekly_hours",
+    "income_usd",
+    "tax_usd",
+    "rebate_usd",
+    "consumption_usd",
+    "utility",
+    "marginal_rate",
+)
+CALL_COLUMNS = (
+    "seq",
+    "time",
+    "year",
+    "step",
+    "role",
+    "agent",
+    "model",
+    "schema_name",
+    "attempts",
+    "raw_output",
+    "raw_outputs_json",
+    "parsed_json",
+    "input_tokens",
+    "output_tokens",
+    "latency_s",
+    "retries",
+    "repairs",
+    "cached",
+    "cost_usd",
+    "error_type",
+    "error_message",
+    "fallback",
+    "templates_json",
+    "messages_json",
+)
+VOTE_COLUMNS = (
+    "seq",
+    "year",
+    "rule",
+    "label",
+    "share",
+    "winner",
+    "is_winner",
+    "turnout",
+    "ballots",
+    "rates_json",
+)
+FALLBACK_COLUMNS = ("seq", "year", "role", "agent", "reason", "action")
+
+#: Tables written by ``llmecon export``, in order.
+TABLE_NAMES = ("years", "agents", "calls", "votes", "fallbacks")
+
+
+class OtherEvent(BaseModel):
+    """An event of a type this release cannot type-check; every field is kept
+    (``model_extra``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    seq: int = -1
+    time: float = 0.0
+
+
+AnyEvent = Event | OtherEvent
+
+
+@dataclass
+class RunData:
+    """Everything in one run folder, as tables.
+
+    Attributes:
+        path: the run folder.
+        manifest: the (migrated) manifest.
+        events: every event in order (unknown types as :class:`OtherEvent`).
+        years: one row per completed year: ``year``, ``source``, ``planner``, every
+            metric of :class:`~llmecon.economy.YearMetrics`, ``rate_0`` … ``rate_{B-1}``,
+            ``llm_calls`` and ``fallbacks`` of that year.
+        agents: one row per agent and completed year (the hours of the year's last
+            decision step; incomes, taxes, consumption, utility recomputed from the
+            population, NaN when it could not be rebuilt, see ``population_note``).
+        calls: one row per ``llm_call`` (list/dict fields as JSON strings; with
+            ``load_run(..., resolve_messages=True)`` also ``messages_text_json``).
+        votes: one row per candidate of each ``vote_round`` event.
+        fallbacks: one row per ``fallback`` event.
+        edges: the bracket lower edges (annual USD).
+        economy: the rebuilt economy, or ``None``.
+        population_note: how the population was obtained (or why not).
+        blobs: sha256 -> prompt text.
+    """
+
+    path: Path
+    manifest: Manifest
+    events: list[AnyEvent]
+    years: pd.DataFrame
+    agents: pd.DataFrame
+    calls: pd.DataFrame
+    votes: pd.DataFrame
+    fallbacks: pd.DataFrame
+    edges: tuple[float, ...]
+    economy: Economy | None = None
+    population_note: str = ""
+    blobs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The ``run_completed`` summary (empty when the run did not finish)."""
+        done = [e for e in self.events if isinstance(e, RunCompleted)]
+        return dict(done[-1].summary) if done else {}
+
+    @property
+    def status(self) -> str:
+        """``completed``, ``budget_exceeded``, ``interrupted``, ``failed``, or
+        ``incomplete`` when the log has no ``run_completed`` event (still running or killed)."""
+        done = [e for e in self.events if isinstance(e, RunCompleted)]
+        return done[-1].status if done else "incomplete"
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The derived tables by name (see :data:`TABLE_NAMES`)."""
+        return {name: getattr(self, name) for name in TABLE_NAMES}
+
+    def messages(self, seq: int) -> list[tuple[str, str]]:
+        """The (role, text) messages of the ``llm_call`` event with sequence number ``seq``."""
+        for e in self.events:
+            if isinstance(e, LLMCall) and e.seq == seq:
+                return [(m.role, self.blobs.get(m.sha256, "")) for m in e.messages]
+        raise KeyError(f"no llm_call with seq {seq}")
+
+    def events_of_type(self, type_name: str) -> list[dict[str, Any]]:
+        """Events of one ``type`` as plain dicts (typed or not)."""
+        return [event_dict(e) for e in self.events if e.type == type_name]
+
+
+def event_dict(event: BaseModel) -> dict[str, Any]:
+    """An event (typed or :class:`OtherEvent`) as a plain JSON-like dict."""
+    return event.model_dump(mode="json")
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def read_run(directory: str | Path) -> tuple[Manifest, list[AnyEvent]]:
+    """The manifest and events of a run folder, migrated to the current format.
+
+    Unlike :func:`llmecon.runs.log.read_events` this tolerates event types it does not
+    know. A torn last line (a crash mid-write) is ignored; anything else corrupt, and
+    a log newer than this release, raise :class:`RunLogError` naming the file.
+    """
+    d = Path(directory)
+    if not d.exists():
+        raise RunLogError(f"run folder not found: {d}")
+    manifest_path, events_path = d / MANIFEST_NAME, d / EVENTS_NAME
+    if not manifest_path.is_file():
+        raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {d}")
+    try:
+        raw_manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunLogError(f"corrupt manifest {manifest_path}: {exc}") from None
+    if not isinstance(raw_manifest, dict):
+        raise RunLogError(f"corrupt manifest {manifest_path}: not a JSON object")
+    if not events_path.is_file():
+        raise RunLogError(f"no {EVENTS_NAME} in {d}")
+    try:
+        manifest_dict, raw_events = migrate_log(raw_manifest, _read_event_dicts(events_path))
+    except RunLogError as exc:
+        raise RunLogError(f"{d}: {exc}") from None
+    try:
+        manifest = Manifest.model_validate(manifest_dict)
+    except ValidationError as exc:
+        raise RunLogError(f"invalid manifest {manifest_path}: {exc}") from None
+    return manifest, [_typed_event(e, events_path) for e in raw_events]
+
+
+def _read_event_dicts(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    out: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            is_last = all(not rest.strip() for rest in lines[number:])
+            if is_last and not data.endswith(b"\n"):
+                break  # torn final line: the write was interrupted
+            raise RunLogError(f"{path}, line {number}: corrupt event ({exc})") from None
+        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+            raise RunLogError(f"{path}, line {number}: an event must be an object with a type")
+        out.append(value)
+    return out
+
+
+def _typed_event(raw: dict[str, Any], path: Path) -> AnyEvent:
+    try:
+        if raw["type"] in KNOWN_EVENT_TYPES:
+            return EVENT_ADAPTER.validate_python(raw)
+        return OtherEvent.model_validate(raw)
+    except ValidationError as exc:
+        where = f"event seq {raw.get('seq')} ({raw['type']})"
+        raise RunLogError(f"{path}: invalid {where}: {exc}") from None
+
+
+# -- population --------------------------------------------------------------------------------
+
+
+def rebuild_economy(directory: Path, manifest: Manifest) -> tuple[Economy | None, str]:
+    """The run's economy, rebuilt from its persona copy or its config and seed.
+
+    In order: ``personas.jsonl`` in the run folder; a synthetic population redrawn from
+    the seed; the persona bank named in the manifest when its sha256 still matches.
+    Returns ``(None, reason)`` when none applies.
+    """
+    from llmecon.runs.config import RunConfig
+    from llmecon.runs.loop import RunStreams, build_economy, build_population
+
+    try:
+        config = RunConfig(**manifest.config)
+    except (ValidationError, TypeError) as exc:
+        return None, f"the manifest's config no longer validates ({exc.__class__.__name__})"
+    copy = directory / "personas.jsonl"
+    try:
+        if copy.is_file():
+            from llmecon.personas import load_bank, population_from_personas
+
+            population: Population = population_from_personas(load_bank(copy), source=str(copy))
+            note = "population from the run's personas.jsonl"
+        elif config.personas == "synthetic":
+            rng = RunStreams.from_seed(manifest.seed).population
+            population = build_population(config, rng).population
+            note = f"synthetic population redrawn from seed {manifest.seed}"
+        else:
+            bank = _bank_path(config.personas)
+            recorded = manifest.population.get("sha256")
+            if bank is None or not bank.is_file():
+                return None, f"persona bank {config.personas!r} not found and no personas.jsonl"
+            if recorded != hashlib.sha256(bank.read_bytes()).hexdigest():
+                return None, f"persona bank {bank} changed since the run (sha256 differs)"
+            rng = RunStreams.from_seed(manifest.seed).population
+            population = build_population(config, rng).population
+            note = f"population rebuilt from {bank} (sha256 matches the manifest)"
+        return build_economy(config, population), note
+    except (ValueError, OSError) as exc:  # PersonaError, ConfigError, PopulationError
+        return None, f"population could not be rebuilt: {exc}"
+
+
+def _bank_path(personas: str) -> Path | None:
+    if personas == "default":
+        from llmecon.personas import default_bank_path
+
+        return Path(default_bank_path())
+    return Path(personas)
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+
+def _frame(rows: list[dict[str, Any]], columns: typing.Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def _years_table(events: list[AnyEvent], n_rates: int) -> pd.DataFrame:
+    schedules: dict[int, ScheduleSet] = {}
+    calls: dict[int, int] = {}
+    fallbacks: dict[int, int] = {}
+    rows: list[dict[str, Any]] = []
+    for e in events:
+        if isinstance(e, ScheduleSet):
+            schedules[e.year] = e
+        elif isinstance(e, LLMCall):
+            calls[e.year] = calls.get(e.year, 0) + 1
+        elif isinstance(e, Fallback):
+            fallbacks[e.year] = fallbacks.get(e.year, 0) + 1
+        elif isinstance(e, YearCompleted):
+            s = schedules.get(e.year)
+            row: dict[str, Any] = {
+                "year": e.year,
+                "source": s.source if s else None,
+                "planner": s.planner if s else None,
+            }
+            row.update({name: e.metrics.get(name, math.nan) for name in METRIC_NAMES})
+            row.update({k: v for k, v in e.metrics.items() if k not in row})
+            rates = list(s.rates) if s else []
+            row.update(
+                {f"rate_{b}": rates[b] if b < len(rates) else math.nan for b in range(n_rates)}
+            )
+            rows.append(row)
+    for row in rows:
+        row["llm_calls"] = calls.get(row["year"], 0)
+        row["fallbacks"] = fallbacks.get(row["year"], 0)
+    base = ["year", "source", "planner", *METRIC_NAMES]
+    rate_cols = [f"rate_{b}" for b in range(n_rates)]
+    extra = [k for k in (rows[0] if rows else {}) if k not in base and k not in rate_cols]
+    extra = [k for k in extra if k not in ("llm_calls", "fallbacks")]
+    return _frame(rows, [*base, *extra, *rate_cols, "llm_calls", "fallbacks"])
+
+
+def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFrame:
+    schedules: dict[int, ScheduleSet] = {}
+    hours: dict[int, list[float]] = {}
+    frames: list[pd.DataFrame] = []
+    for e in events:
+        if isinstance(e, ScheduleSet):
+            schedules[e.year] = e
+        elif isinstance(e, WorkerStep):
+            hours[e.year] = e.weekly_hours  # the last step of a year counts
+        elif isinstance(e, YearCompleted) and e.year in hours:
+            h = np.asarray(hours[e.year], dtype=float)
+            n = h.size
+            frame: dict[str, Any] = {
+                "year": np.full(n, e.year),
+                "agent_index": np.arange(n),
+                "agent_id": [None] * n,
+                "weekly_hours": h,
+            }
+            s = schedules.get(e.year)
+            if economy is not None and s is not None and economy.size == n:
+                schedule = TaxSchedule(tuple(s.edges), tuple(s.rates))
+                out = economy.outcome(schedule, h)
+                frame.update(
+                    agent_id=list(economy.population.ids),
+                    hourly_wage_usd=economy.population.hourly_wage_usd,
+                    income_usd=out.income_usd,
+                    tax_usd=out.tax_usd,
+                    rebate_usd=np.full(n, out.rebate_usd),
+                    consumption_usd=out.consumption_usd,
+                    utility=out.utility,
+                    marginal_rate=schedule.marginal_rate(out.income_usd),
+                )
+            frames.append(pd.DataFrame(frame))
+    if not frames:
+        return _frame([], AGENT_COLUMNS)
+    return pd.concat(frames, ignore_index=True).reindex(columns=list(AGENT_COLUMNS))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _calls_table(
+    events: list[AnyEvent], blobs: dict[str, str], resolve_messages: bool
+) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    for e in events:
+        if not isinstance(e, LLMCall):
+            continue
+        row = {
+            "seq": e.seq,
+            "time": e.time,
+            "year": e.year,
+            "step": e.step,
+            "role": e.role,
+            "agent": e.agent,
+            "model": e.model,
+            "schema_name": e.schema_name,
+            "attempts": len(e.raw_outputs),
+            "raw_output": e.raw_outputs[-1] if e.raw_outputs else None,
+            "raw_outputs_json": _json(e.raw_outputs),
+            "parsed_json": _json(e.parsed) if e.parsed is not None else None,
+            "input_tokens": e.input_tokens,
+            "output_tokens": e.output_tokens,
+            "latency_s": e.latency_s,
+            "retries": e.retries,
+            "repairs": e.repairs,
+            "cached": e.cached,
+            "cost_usd": e.cost_usd,
+            "error_type": e.error_type,
+            "error_message": e.error_message,
+            "fallback": e.fallback,
+            "templates_json": _json(e.templates),
+            "messages_json": _json([m.model_dump() for m in e.messages]),
+        }
+        if resolve_messages:
+            texts = [{"role": m.role, "content": blobs.get(m.sha256)} for m in e.messages]
+            row["messages_text_json"] = _json(texts)
+        rows.append(row)
+    columns = [*CALL_COLUMNS, *(["messages_text_json"] if resolve_messages else [])]
+    return _frame(rows, columns)
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return _json(value)
+
+
+def _votes_table(events: list[AnyEvent]) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    for e in events:
+        if e.type != "vote_round":
+            continue
+        d = event_dict(e)
+        shares = d.get("shares") or {}
+        candidates = d.get("candidates") or [{"label": k} for k in shares]
+        for cand in candidates:
+            label = str(cand.get("label")) if isinstance(cand, dict) else str(cand)
+            share = shares.get(label) if isinstance(shares, dict) else None
+            rows.append(
+                {
+                    "seq": d.get("seq"),
+                    "year": d.get("year"),
+                    "rule": _scalar(d.get("rule")),
+                    "label": label,
+                    "share": float(share) if isinstance(share, int | float) else math.nan,
+                    "winner": _scalar(d.get("winner")),
+                    "is_winner": label == str(d.get("winner")),
+                    "turnout": _scalar(d.get("turnout")),
+                    "ballots": _scalar(d.get("ballots")),
+                    "rates_json": _json(cand.get("rates")) if isinstance(cand, dict) else None,
+                }
+            )
+    return _frame(rows, VOTE_COLUMNS)
+
+
+def _fallbacks_table(events: list[AnyEvent]) -> pd.DataFrame:
+    rows = [{k: getattr(e, k) for k in FALLBACK_COLUMNS} for e in events if isinstance(e, Fallback)]
+    return _frame(rows, FALLBACK_COLUMNS)
+
+
+def _check_economy(
+    economy: Economy | None, note: str, events: list[AnyEvent]
+) -> tuple[Economy | None, str]:
+    """Keep the rebuilt economy only if it reproduces the last logged year's metrics."""
+    if economy is None:
+        return None, note
+    last = next((e for e in reversed(events) if isinstance(e, YearCompleted)), None)
+    step = next((e for e in reversed(events) if isinstance(e, WorkerStep)), None)
+    sched = next((e for e in reversed(events) if isinstance(e, ScheduleSet)), None)
+    if last is None or step is None or sched is None:
+        return economy, note + " (no completed year to check it against)"
+    if economy.size != len(step.weekly_hours):
+        return (
+            None,
+            f"{note}, but it has {economy.size} workers and the log {len(step.weekly_hours)}",
+        )
+    hours = next(
+        e.weekly_hours
+        for e in reversed(events)
+        if isinstance(e, WorkerStep) and e.year == last.year
+    )
+    schedule = next(
+        e for e in reversed(events) if isinstance(e, ScheduleSet) and e.year == last.year
+    )
+    metrics = economy.metrics(
+        economy.outcome(TaxSchedule(tuple(schedule.edges), tuple(schedule.rates)), hours)
+    ).to_dict()
+    for key in ("mean_income_usd", "swf"):
+        logged = last.metrics.get(key)
+        if logged is not None and not math.isclose(
+            metrics[key], logged, rel_tol=1e-6, abs_tol=1e-6
+        ):
+            return (
+                None,
+                f"{note}, but it does not reproduce the logged {key}: per-agent data omitted",
+            )
+    return economy, note + " (reproduces the logged metrics)"
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
+    """Load a run folder into :class:`RunData` (pandas DataFrames).
+
+    Args:
+        path: the run folder (``runs/<run-id>``).
+        resolve_messages: add the full prompt text of every call to ``calls``
+            (``messages_text_json``); off by default since prompts are large.
+
+    Raises:
+        RunLogError: not a run folder, a corrupt log, or a log format newer than this
+            release.
+    """
+    directory = Path(path)
+    manifest, events = read_run(directory)
+    blobs = {e.sha256: e.text for e in events if isinstance(e, Blob)}
+    first = next((e for e in events if isinstance(e, ScheduleSet)), None)
+    if first is not None:
+        edges = tuple(first.edges)
+    else:
+        from llmecon.economy import parse_brackets
+
+        edges = parse_brackets(str(manifest.config.get("brackets", "us-federal-2025")))
+    economy, note = rebuild_economy(directory, manifest)
+    economy, note = _check_economy(economy, note, events)
+    return RunData(
+        path=directory,
+        manifest=manifest,
+        events=events,
+        years=_years_table(events, len(edges)),
+        agents=_agents_table(events, economy),
+        calls=_calls_table(events, blobs, resolve_messages),
+        votes=_votes_table(events),
+        fallbacks=_fallbacks_table(events),
+        edges=edges,
+        economy=economy,
+        population_note=note,
+        blobs=blobs,
+    )

@@ -1,0 +1,213 @@
+"""Replay, rescore, crash-safe resume (SIGKILL trials) and fork."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from llmecon.cli import main
+from llmecon.runs import Simulation, build_config, read_events, read_manifest
+from llmecon.runs.events import LLMCall, ScheduleSet, YearCompleted
+from llmecon.runs.recorded import ReplayMismatchError
+from llmecon.runs.replay import replay_run, rescore_run
+from llmecon.runs.resume import fork_run, resume_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _mock_run(tmp_path: Path, run_id: str = "r", **kw: object) -> Path:
+    base: dict[str, object] = dict(
+        planner="mock/default", agents=8, years=4, out=str(tmp_path), run_id=run_id,
+        reference=False,
+    )
+    base.update(kw)
+    Simulation(build_config(overrides=base)).run()
+    return tmp_path / run_id
+
+
+def _metrics(run_dir: Path) -> list[dict[str, float]]:
+    return [e.metrics for e in read_events(run_dir) if isinstance(e, YearCompleted)]
+
+
+def test_mock_run_replays_identically(tmp_path: Path) -> None:
+    run_dir = _mock_run(tmp_path)
+    report = replay_run(run_dir)
+    calls = [e for e in read_events(run_dir) if isinstance(e, LLMCall)]
+    assert report.ok, report.differences
+    assert report.years_checked == 4 and report.calls_replayed == len(calls) > 0
+    result = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert result.exit_code == 0 and "replay matches" in result.output
+
+
+def _tamper_worker_output(run_dir: Path, year: int) -> None:
+    path = run_dir / "events.jsonl"
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        event = json.loads(line)
+        if event["type"] == "llm_call" and event["role"] == "worker" and event["year"] == year:
+            hours = 79 if event["parsed"]["hours"] != 79 else 1
+            event["raw_outputs"] = [json.dumps({"hours": hours})]
+            lines[i] = json.dumps(event)
+            break
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_replay_reports_a_tampered_output_with_a_diff(tmp_path: Path) -> None:
+    run_dir = _mock_run(tmp_path)
+    _tamper_worker_output(run_dir, year=3)  # the last year: only its metrics change
+    report = replay_run(run_dir)
+    assert not report.ok
+    assert {d["year"] for d in report.differences} == {3}
+    result = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert result.exit_code == 1 and "mean_weekly_hours" in result.output
+
+
+def test_replay_diverges_when_the_history_changes(tmp_path: Path) -> None:
+    run_dir = _mock_run(tmp_path)
+    _tamper_worker_output(run_dir, year=1)  # later prompts now see another history
+    with pytest.raises(ReplayMismatchError, match="year 2"):
+        replay_run(run_dir)
+    result = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert result.exit_code == 1 and "diverged" in result.output
+
+
+def test_replay_detects_changed_prompts(tmp_path: Path) -> None:
+    run_dir = _mock_run(tmp_path)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    override = tmp_path / "p"
+    override.mkdir()
+    (override / "worker_system.j2").write_text("Be lazy. Answer JSON {\"hours\": n}.\n")
+    manifest["config"]["prompts"] = str(override)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReplayMismatchError, match="other messages"):
+        replay_run(run_dir)
+
+
+def test_rescore_recomputes_welfare_under_another_swf(tmp_path: Path) -> None:
+    run_dir = _mock_run(tmp_path)
+    rows = rescore_run(run_dir, "utilitarian")
+    logged = _metrics(run_dir)
+    assert [r["rescored_swf"] for r in rows] == [m["utilitarian"] for m in logged]
+    assert [r["logged_swf"] for r in rows] == [m["inverse_income"] for m in logged]
+    result = CliRunner().invoke(main, ["replay", str(run_dir), "--rescore", "--swf", "rawlsian"])
+    assert result.exit_code == 0 and "rescored (rawlsian)" in result.output
+
+
+def _run_and_time(cmd: list[str], run_dir: Path) -> float:
+    """Run to completion; seconds from the first event written to the process exit."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while not (run_dir / "events.jsonl").exists() and proc.poll() is None:
+        time.sleep(0.005)
+    t0 = time.perf_counter()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    return time.perf_counter() - t0
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "llmecon", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--planner", "mock/default", "--agents", "16", "--years", "20"),
+        ("--planner", "thompson", "--workers", "rational", "--personas", "synthetic",
+         "--agents", "40000", "--years", "12"),
+    ],
+    ids=["mock-llm", "bandit-rational"],
+)
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, args: tuple) -> None:
+    common = [*args, "--out", str(tmp_path), "--no-reference"]
+    # The reference run also measures the window in which the run writes events.
+    window = _run_and_time(_cli("run", *common, "--run-id", "full"), tmp_path / "full")
+    full = tmp_path / "full"
+    full_events = read_events(full)
+    rng = np.random.default_rng(0)
+    killed = 0
+    for trial in range(30):
+        if killed >= 10:
+            break
+        run_id = f"k{trial}"
+        proc = subprocess.Popen(_cli("run", *common, "--run-id", run_id), env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        events = tmp_path / run_id / "events.jsonl"
+        t0 = time.perf_counter()
+        while not events.exists() and proc.poll() is None and time.perf_counter() - t0 < 60:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.9 * window))
+        if proc.poll() is not None:  # finished before the kill: not a trial
+            continue
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if (tmp_path / run_id / "events.jsonl").exists() and any(
+            e.type == "run_completed" for e in read_events(tmp_path / run_id)
+        ):
+            continue  # killed while exiting, after the run had completed: not a trial
+        killed += 1
+        sim = resume_run(tmp_path / run_id)
+        sim.run()
+        resumed = read_events(tmp_path / run_id)
+        assert _metrics(tmp_path / run_id) == _metrics(full), f"trial {trial}"
+        assert len(resumed) == len(full_events), f"trial {trial}"
+        assert [e.type for e in resumed] == [e.type for e in full_events], f"trial {trial}"
+        assert [e.seq for e in resumed] == list(range(len(resumed)))
+    assert killed >= 10
+
+
+def test_resume_refuses_a_completed_run(tmp_path: Path) -> None:
+    run_dir = _mock_run(tmp_path, years=2)
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert result.exit_code != 0 and "already completed" in result.output
+
+
+def test_resume_from_a_torn_partial_year_reuses_recorded_calls(tmp_path: Path) -> None:
+    full = _mock_run(tmp_path, run_id="full", years=3)
+    cut = _mock_run(tmp_path, run_id="cut", years=3)
+    lines = (cut / "events.jsonl").read_text().splitlines()
+    # Keep year 0, then half of year 1's events, then a torn line.
+    year1 = next(i for i, l in enumerate(lines) if '"year_started"' in l and '"year":1' in l)
+    kept = lines[: year1 + 12]
+    (cut / "events.jsonl").write_text("\n".join(kept) + "\n" + lines[year1 + 12][:25])
+    sim = resume_run(cut)
+    assert sim.models.recorded is not None and sim.models.recorded.total > 0
+    sim.run()
+    assert _metrics(cut) == _metrics(full)
+    assert len(read_events(cut)) == len(read_events(full))
+    assert list(cut.glob("events.interrupted-*.jsonl"))
+
+
+def test_fork_replays_early_years_then_continues_live(tmp_path: Path) -> None:
+    src = _mock_run(tmp_path, run_id="src", years=4)
+    sim = fork_run(src, 2, {"planner": "saez", "workers": "rational", "run_id": "fork",
+                            "out": str(tmp_path)})
+    sim.run()
+    fork = tmp_path / "fork"
+    src_sets = [e for e in read_events(src) if isinstance(e, ScheduleSet)]
+    fork_sets = [e for e in read_events(fork) if isinstance(e, ScheduleSet)]
+    assert [s.rates for s in fork_sets[:2]] == [s.rates for s in src_sets[:2]]
+    assert [s.source for s in fork_sets] == ["replayed", "replayed", "planner", "planner"]
+    assert fork_sets[2].planner == "saez"
+    assert _metrics(fork)[:2] == _metrics(src)[:2]
+    manifest = read_manifest(fork)
+    assert manifest.model_extra["forked_from"]["from_year"] == 2
+    assert replay_run(fork).ok
+    result = CliRunner().invoke(main, ["run", "--fork", str(src), "--from-year", "9",
+                                       "--planner", "saez"])
+    assert result.exit_code != 0 and "--from-year must be between 1 and 4" in result.output
