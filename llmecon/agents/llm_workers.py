@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from llmecon.agents.base import WorkerDecision, WorkerRequest
 from llmecon.agents.calls import CallContext, call_context
-from llmecon.agents.prompting import worker_prompt
+from llmecon.agents.prompting import HistoryView, worker_prompt
 from llmecon.economy import Economy
 from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.prompts import PromptLibrary
@@ -69,14 +69,17 @@ class LLMWorkers:
         return self.model.name
 
     async def decide(self, request: WorkerRequest) -> WorkerDecision:
+        history = HistoryView(request.history, self.history_len)
         results = await asyncio.gather(
-            *(self._decide_one(i, request) for i in range(self.economy.size))
+            *(self._decide_one(i, request, history) for i in range(self.economy.size))
         )
         hours = np.array([h for h, _ in results], dtype=float)
         reasons = {i: err for i, (_, err) in enumerate(results) if err is not None}
         return WorkerDecision(hours, reasons)
 
-    async def _decide_one(self, index: int, request: WorkerRequest) -> tuple[float, str | None]:
+    async def _decide_one(
+        self, index: int, request: WorkerRequest, history: HistoryView
+    ) -> tuple[float, str | None]:
         prompt = worker_prompt(
             self.library,
             style=self.style,
@@ -86,8 +89,7 @@ class LLMWorkers:
             year=request.year,
             schedule=request.schedule,
             last_rebate_usd=request.last_rebate_usd,
-            history=request.history,
-            history_len=self.history_len,
+            history=history,
         )
         context = CallContext(
             role="worker",

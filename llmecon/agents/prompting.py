@@ -59,22 +59,24 @@ def _render(library: PromptLibrary, name: str, used: dict[str, str], **ctx: Any)
     return rendered.text
 
 
-def worker_history(
-    history: Sequence[YearRecord], index: int, limit: int = 3
-) -> list[dict[str, float]]:
-    """The worker's own last ``limit`` years: hours, income, tax."""
-    rows = []
-    for rec in list(history)[-limit:] if limit > 0 else []:
-        income = float(rec.income_usd[index])
-        rows.append(
+class HistoryView:
+    """Every worker's recent years, with taxes computed once per year for all workers."""
+
+    def __init__(self, history: Sequence[YearRecord], limit: int = 3) -> None:
+        self.records = list(history)[-limit:] if limit > 0 else []
+        self.taxes = [rec.schedule.tax(rec.income_usd) for rec in self.records]
+
+    def rows(self, index: int) -> list[dict[str, float]]:
+        """Worker ``index``'s last years: hours, income, tax."""
+        return [
             {
                 "year": rec.year,
                 "hours": float(rec.weekly_hours[index]),
-                "income": income,
-                "tax": float(rec.schedule.tax(income)),
+                "income": float(rec.income_usd[index]),
+                "tax": float(tax[index]),
             }
-        )
-    return rows
+            for rec, tax in zip(self.records, self.taxes, strict=True)
+        ]
 
 
 def worker_prompt(
@@ -87,8 +89,7 @@ def worker_prompt(
     year: int,
     schedule: TaxSchedule,
     last_rebate_usd: float,
-    history: Sequence[YearRecord],
-    history_len: int,
+    history: HistoryView,
 ) -> Prompt:
     """The system + user messages of worker ``index`` for one decision."""
     used: dict[str, str] = {}
@@ -99,7 +100,7 @@ def worker_prompt(
         "brackets": bracket_rows(schedule),
         "last_rebate": last_rebate_usd,
         "persona_text": persona_text.strip(),
-        "history": worker_history(history, index, limit=history_len),
+        "history": history.rows(index),
         "max_hours": max_hours,
     }
     if style == "rational":

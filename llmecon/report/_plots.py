@@ -1,30 +1,27 @@
-"""The report's figures, rendered with matplotlib's Agg backend to base64 PNG."""
+"""The report's figures, rendered by matplotlib (Agg) to base64 PNG."""
 
 from __future__ import annotations
 
 import base64
 import io
 from collections.abc import Sequence
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # before pyplot: no display, deterministic output
+from llmecon.report._references import References
+from llmecon.runs.dataframes import RunData
 
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from llmecon.report._references import References  # noqa: E402
-from llmecon.runs.dataframes import RunData  # noqa: E402
-
+# Figures are built with ``Figure`` directly, never pyplot: no global figure state, no
+# GUI backend; ``savefig`` renders with Agg.
 _DPI = 90
-_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def color(i: int) -> str:
-    return str(_COLORS[i % len(_COLORS)])
+    return f"C{i % 10}"  # the default colour cycle
 
 
 def text(label: object) -> str:
@@ -36,8 +33,14 @@ def text(label: object) -> str:
 def to_png_base64(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _subplots(
+    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], squeeze: bool = True
+) -> tuple[Figure, Any]:
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def _usd(x: float) -> str:
@@ -51,7 +54,7 @@ def bracket_labels(edges: Sequence[float]) -> list[str]:
 def welfare_by_year(
     runs: Sequence[RunData], labels: Sequence[str], refs: Sequence[References]
 ) -> str:
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = _subplots(figsize=(9, 4.2))
     for i, (run, label, ref) in enumerate(zip(runs, labels, refs, strict=True)):
         c = color(i)
         ax.plot(run.years["year"], run.years["swf"], marker="o", ms=3, color=c, label=text(label))
@@ -74,7 +77,7 @@ def schedules_over_time(runs: Sequence[RunData], labels: Sequence[str]) -> str:
     n = len(runs)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
     for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
         ax: Axes = axes[i // cols][i % cols]
         names = bracket_labels(run.edges)
@@ -103,7 +106,7 @@ def _step(ax: Axes, edges: Sequence[float], rates: Sequence[float], **kw: object
 def final_schedules(
     runs: Sequence[RunData], labels: Sequence[str], refs: Sequence[References]
 ) -> str:
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = _subplots(figsize=(9, 4.2))
     first = refs[0]
     _step(ax, runs[0].edges, first.status_quo_rates, color="black", lw=1.5, label="US federal 2025")
     for i, (run, label, ref) in enumerate(zip(runs, labels, refs, strict=True)):
@@ -142,7 +145,7 @@ def _final_year(run: RunData) -> pd.DataFrame:
 
 
 def distributions(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    fig, (ax_h, ax_z) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_h, ax_z) = _subplots(1, 2, figsize=(10, 3.8))
     hours_bins = np.arange(0, 82, 2)
     incomes = [_final_year(r)["income_usd"].dropna().to_numpy(float) for r in runs]
     positive = np.concatenate([z[z > 0] for z in incomes]) if incomes else np.array([])
@@ -154,9 +157,9 @@ def distributions(runs: Sequence[RunData], labels: Sequence[str]) -> str:
     for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
         final = _final_year(run)
         hist = dict(histtype="step", lw=1.6, color=color(i), label=text(label))
-        ax_h.hist(final["weekly_hours"].to_numpy(float), bins=hours_bins, **hist)  # type: ignore[arg-type]
+        ax_h.hist(final["weekly_hours"].to_numpy(float), bins=hours_bins, **hist)
         if incomes[i].size:
-            ax_z.hist(incomes[i][incomes[i] > 0], bins=income_bins, **hist)  # type: ignore[arg-type]
+            ax_z.hist(incomes[i][incomes[i] > 0], bins=income_bins, **hist)
     ax_h.set_xlabel("weekly hours (final year)")
     ax_z.set_xlabel("annual pre-tax income, USD (final year, log scale)")
     ax_z.set_xscale("log")
@@ -177,7 +180,7 @@ def lorenz_points(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lorenz(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = _subplots(1, 2, figsize=(10, 4.2))
     for ax, column, title in zip(
         axes, ("income_usd", "consumption_usd"), ("pre-tax income", "consumption"), strict=True
     ):
@@ -198,7 +201,7 @@ def lorenz(runs: Sequence[RunData], labels: Sequence[str]) -> str:
 
 def vote_shares(runs: Sequence[RunData], labels: Sequence[str]) -> str:
     with_votes = [(r, lab) for r, lab in zip(runs, labels, strict=True) if not r.votes.empty]
-    fig, axes = plt.subplots(1, len(with_votes), figsize=(5 * len(with_votes), 3.6), squeeze=False)
+    fig, axes = _subplots(1, len(with_votes), figsize=(5 * len(with_votes), 3.6), squeeze=False)
     for ax, (run, label) in zip(axes[0], with_votes, strict=True):
         shares = run.votes.pivot_table(
             index="year", columns="label", values="share", aggfunc="last"
@@ -218,7 +221,7 @@ def vote_shares(runs: Sequence[RunData], labels: Sequence[str]) -> str:
 
 def calls_by_year(runs: Sequence[RunData], labels: Sequence[str]) -> str:
     with_calls = [(r, lab) for r, lab in zip(runs, labels, strict=True) if not r.calls.empty]
-    fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax_t, ax_l) = _subplots(1, 2, figsize=(10, 3.6))
     width = 0.8 / max(len(with_calls), 1)
     for i, (run, label) in enumerate(with_calls):
         by_year = run.calls.groupby("year")[["input_tokens", "output_tokens"]].sum()

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from llmecon.agents.llm_workers import worker_schema
-from llmecon.agents.prompting import PlannerPromptSettings, planner_prompt, worker_prompt
+from llmecon.agents.prompting import (
+    HistoryView,
+    PlannerPromptSettings,
+    planner_prompt,
+    worker_prompt,
+)
 from llmecon.models import ChatMessage
 from llmecon.prompts import PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
@@ -110,8 +115,7 @@ class ExampleWorld:
             year=self.year,
             schedule=self._schedule(),
             last_rebate_usd=self.records[-1].metrics.rebate_usd if self.records else 0.0,
-            history=self.records,
-            history_len=3,
+            history=HistoryView(self.records, 3),
         )
         return Example(name, prompt.messages, prompt.templates)
 

@@ -1,0 +1,39 @@
+"""``llmecon report``: a self-contained HTML report of one or more logged runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from llmecon.cli._common import friendly_errors
+from llmecon.cli.export import check_run_dir
+
+
+@click.command()
+@click.argument("run_dirs", metavar="RUN...", nargs=-1, required=True)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    help="HTML file to write. [default: RUN/report.html for one run, report.html for several]",
+)
+@click.option("--title", help="Title of the report. [default: from the run ids]")
+def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -> None:
+    """Write an HTML report of RUN (or compare several runs side by side).
+
+    Welfare by year against the status quo, Saez and the oracle; the schedule over
+    time; the final schedule against US federal and Saez; hours and income
+    distributions and Lorenz curves; votes and LLM calls (tokens, cost, latency,
+    sample outputs) when the runs have them. One file, figures embedded.
+    """
+    from llmecon.report import write_report
+
+    paths = [check_run_dir(d) for d in run_dirs]
+    if out_file is None:
+        out = paths[0] / "report.html" if len(paths) == 1 else Path("report.html")
+    else:
+        out = Path(out_file)
+    with friendly_errors():
+        written = write_report(paths, out, title=title)
+    click.echo(str(written))

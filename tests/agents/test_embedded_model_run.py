@@ -1,0 +1,35 @@
+"""A short real run with the embedded SmolLM2 model (planner and workers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmecon.runs import Simulation, build_config, read_events
+from llmecon.runs.events import LLMCall, ScheduleSet, WorkerStep
+from llmecon.runs.replay import replay_run
+from tests.conftest import require_local_model
+
+
+@pytest.mark.local_model
+def test_bare_default_run_with_the_embedded_model(tmp_path: Path) -> None:
+    require_local_model()
+    config = build_config(overrides=dict(agents=3, years=2, out=str(tmp_path), run_id="local"))
+    assert config.planner == config.workers == "local/smollm2-135m"
+    result = Simulation(config).run()
+    assert result.status == "completed"
+    events = read_events(tmp_path / "local")
+    calls = [e for e in events if isinstance(e, LLMCall)]
+    workers = [c for c in calls if c.role == "worker"]
+    assert len(workers) == 3 * 2 and sum(c.role == "planner" for c in calls) == 1
+    # Constrained decoding: every worker reply is a schema-valid decision.
+    assert all(c.error_type is None and 0 <= c.parsed["hours"] <= 80 for c in workers)
+    assert all(c.input_tokens > 0 and c.output_tokens > 0 for c in calls)
+    planner_set = [e for e in events if isinstance(e, ScheduleSet)][1]
+    assert planner_set.source in ("planner", "fallback")
+    steps = [e for e in events if isinstance(e, WorkerStep)]
+    assert steps[-1].weekly_hours == [float(c.parsed["hours"]) for c in workers if c.year == 1]
+    # ... and the run replays offline, exactly, without the model.
+    assert replay_run(tmp_path / "local").ok
+    assert "oracle_swf" in result.summary and result.summary["calls"] == len(calls)
