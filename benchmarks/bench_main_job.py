@@ -16,6 +16,7 @@ Results are saved to ``benchmarks/results/main_job.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -35,7 +36,7 @@ LATENCY_S = 0.1
 
 def _prefix_share(texts: list[str]) -> float:
     """Mean share of each text that is the prefix common to all of them."""
-    common = os.path.commonprefix(texts)
+    common = os.path.commonprefix(texts)  # noqa: RUF071 - a text prefix, not paths
     return statistics.mean(len(common) / len(t) for t in texts)
 
 
@@ -58,7 +59,7 @@ def bench_throughput(out: Path, agents: int = 100, years: int = 10) -> dict[str,
         sim = Simulation(config)
         stamps = [time.perf_counter()]
         sim.run(lambda record, stats: stamps.append(time.perf_counter()))
-    per_year = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    per_year = [b - a for a, b in itertools.pairwise(stamps)]
     # Ideal: year 0 has no planner call (status quo); later years one planner round trip
     # then one round of concurrent worker calls.
     ideal = [LATENCY_S] + [2 * LATENCY_S] * (years - 1)
@@ -77,7 +78,9 @@ def bench_throughput(out: Path, agents: int = 100, years: int = 10) -> dict[str,
         "latency_s": LATENCY_S,
         "seconds_per_year": per_year,
         "ideal_seconds_per_year": ideal,
-        "mean_ideal_over_actual": statistics.mean(i / a for i, a in zip(ideal, per_year, strict=True)),
+        "mean_ideal_over_actual": statistics.mean(
+            i / a for i, a in zip(ideal, per_year, strict=True)
+        ),
         "worker_input_tokens": statistics.mean(c.input_tokens for c in workers),
         "worker_output_tokens": statistics.mean(c.output_tokens for c in workers),
         "planner_input_tokens": statistics.mean(c.input_tokens for c in planners),

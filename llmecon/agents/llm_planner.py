@@ -28,10 +28,10 @@ from llmecon.prompts import PromptLibrary
 def planner_schema(n_brackets: int, min_pct: int, max_pct: int) -> type[BaseModel]:
     """``{"rates": [n whole percents in [min, max]], "rationale": optional short text}``."""
     rate = Annotated[int, Field(ge=min_pct, le=max_pct)]
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "PlannerProposal",
         __config__=ConfigDict(extra="forbid"),
-        rates=(list[rate], Field(min_length=n_brackets, max_length=n_brackets)),  # type: ignore[valid-type]
+        rates=(list[rate], Field(min_length=n_brackets, max_length=n_brackets)),
         rationale=(str | None, Field(default=None, max_length=300)),
     )
 

@@ -30,7 +30,7 @@ def worker_schema(max_hours: int, with_reason: bool = False) -> type[BaseModel]:
     fields: dict[str, object] = {"hours": (int, Field(ge=0, le=max_hours))}
     if with_reason:
         fields["reason"] = (str | None, Field(default=None, max_length=200))
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(  # type: ignore[call-overload]
         "WorkerDecision", __config__=ConfigDict(extra="forbid"), **fields
     )
 

@@ -23,8 +23,14 @@ from llmecon.planners import PlannerContext, YearRecord
 from llmecon.prompts import PromptLibrary
 
 OBJECTIVE_TEXT = {
-    "utilitarian": "the average utility of all workers (income after tax and rebate, minus the cost of working)",
-    "inverse_income": "welfare that counts each worker's utility with a weight inversely proportional to their earning potential (helping low earners counts more)",
+    "utilitarian": (
+        "the average utility of all workers (income after tax and rebate, minus the cost "
+        "of working)"
+    ),
+    "inverse_income": (
+        "welfare that counts each worker's utility with a weight inversely proportional "
+        "to their earning potential (helping low earners counts more)"
+    ),
     "rawlsian": "the utility of the worst-off worker",
     "equality_times_productivity": "equality of after-tax income times average pre-tax income",
 }

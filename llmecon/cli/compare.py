@@ -67,8 +67,9 @@ def compare(config_file: str | None, planners: str, csv_path: str | None, **opti
         oracle = optimal_rates(
             first.economy, first.edges, min_rate=base.min_rate, max_rate=base.max_rate
         )
-        with year_progress(base.years * len(names), "years") as progress:
-            task = progress.add_task("planner-years", total=base.years * len(names), status="")
+        total = int(base.years or 0) * len(names)
+        with year_progress(total, "years") as progress:
+            task = progress.add_task("planner-years", total=total, status="")
             for name, sim in zip(names, sims, strict=True):
                 progress.update(task, status=name)
                 result = sim.run(lambda record, stats: progress.update(task, advance=1))

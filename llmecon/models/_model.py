@@ -31,6 +31,7 @@ from llmecon.models._pricing import cost_usd as table_cost
 from llmecon.models._provider import ModelProvider, ProviderResponse
 from llmecon.models._redact import logger, redact
 from llmecon.models._schema import (
+    RepairPrompt,
     StructuredSpec,
     parse_structured,
     repair_messages,
@@ -92,6 +93,8 @@ class Model:
         self.provider = provider
         self.config = config or GenerateConfig()
         self.on_call = on_call
+        #: renders the user text of a re-ask from the validation error (default: built in)
+        self.repair_prompt: RepairPrompt | None = None
         self.cache = ResponseCache(cache_dir) if cache_dir else None
         self.limiter = endpoint_limiter(
             provider.endpoint, max_concurrency, provider.default_max_concurrency
@@ -213,7 +216,7 @@ class Model:
             state.repairs += 1
             state.retries += 1
             # Re-ask with only the latest bad reply, so the prompt stays short.
-            convo = base + repair_messages(response.text, error)
+            convo = base + repair_messages(response.text, error, self.repair_prompt)
 
     async def _request(
         self,

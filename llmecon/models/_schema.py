@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,18 +56,24 @@ def with_schema_instruction(messages: list[ChatMessage], spec: StructuredSpec) -
     return [ChatMessage(role="system", content=instruction), *messages]
 
 
-def repair_messages(raw: str, error: str) -> list[ChatMessage]:
-    """The two messages appended for a re-ask: the bad reply and what was wrong with it."""
-    return [
-        ChatMessage(role="assistant", content=raw),
-        ChatMessage(
-            role="user",
-            content=(
-                f"That reply was invalid: {error[:_MAX_ERROR_CHARS]}\n"
-                "Reply again with only a JSON object that conforms to the schema."
-            ),
-        ),
-    ]
+#: Builds the user text of a re-ask from the (truncated) validation error.
+RepairPrompt = Callable[[str], str]
+
+
+def default_repair_prompt(error: str) -> str:
+    return (
+        f"That reply was invalid: {error}\n"
+        "Reply again with only a JSON object that conforms to the schema."
+    )
+
+
+def repair_messages(raw: str, error: str, prompt: RepairPrompt | None = None) -> list[ChatMessage]:
+    """The two messages appended for a re-ask: the bad reply and what was wrong with it.
+
+    ``prompt`` renders the second message (the run layer passes ``prompts/repair.j2``).
+    """
+    text = (prompt or default_repair_prompt)(error[:_MAX_ERROR_CHARS])
+    return [ChatMessage(role="assistant", content=raw), ChatMessage(role="user", content=text)]
 
 
 def _candidates(text: str) -> list[str]:

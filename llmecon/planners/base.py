@@ -8,7 +8,7 @@ synchronous; the LLM planner (``llmecon.agents``) has the same shape but an ``as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -91,7 +91,7 @@ class Planner(Protocol):
     @property
     def name(self) -> str: ...
 
-    def propose(self, history: Sequence[YearRecord]) -> TaxSchedule: ...
+    def propose(self, history: Sequence[YearRecord]) -> TaxSchedule | Awaitable[TaxSchedule]: ...
 
 
 PlannerFactory = Callable[[PlannerContext, str | None], Planner]

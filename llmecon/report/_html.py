@@ -86,7 +86,8 @@ table.data th, table.data td { border: 1px solid #ddd; padding: .25rem .5rem;
      text-align: left; vertical-align: top; }
 table.data th { background: #f4f4f4; }
 table.calls td { font-family: ui-monospace, monospace; white-space: pre-wrap;
-     word-break: break-word; max-width: 28rem; }
+     overflow-wrap: anywhere; max-width: 28rem; }
+table.calls td:nth-child(-n+4) { overflow-wrap: normal; }
 img { max-width: 100%; height: auto; display: block; margin: .5rem 0; }
 p.note { color: #555; font-size: .9rem; }
 nav a { margin-right: .8rem; }

@@ -51,21 +51,35 @@ def bracket_labels(edges: Sequence[float]) -> list[str]:
     return [f"{_usd(e)}+" for e in edges]
 
 
+def _shared(values: Sequence[object]) -> bool:
+    """Whether every run has the same reference (same economy): draw it once."""
+    return len(values) > 1 and all(v == values[0] for v in values)
+
+
+_REF_STYLES = {"status quo": ":", "Saez": "--", "oracle": "-."}
+
+
 def welfare_by_year(
     runs: Sequence[RunData], labels: Sequence[str], refs: Sequence[References]
 ) -> str:
     fig, ax = _subplots(figsize=(9, 4.2))
-    for i, (run, label, ref) in enumerate(zip(runs, labels, refs, strict=True)):
-        c = color(i)
-        ax.plot(run.years["year"], run.years["swf"], marker="o", ms=3, color=c, label=text(label))
-        suffix = f" ({text(label)})" if len(runs) > 1 else ""
-        for value, style, name in (
-            (ref.status_quo_swf, ":", "status quo"),
-            (ref.saez_swf, "--", "Saez"),
-            (ref.oracle_swf, "-.", "oracle"),
-        ):
+    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
+        ax.plot(
+            run.years["year"], run.years["swf"], marker="o", ms=3, color=color(i), label=text(label)
+        )
+    for name, values in (
+        ("status quo", [r.status_quo_swf for r in refs]),
+        ("Saez", [r.saez_swf for r in refs]),
+        ("oracle", [r.oracle_swf for r in refs]),
+    ):
+        style = _REF_STYLES[name]
+        if _shared(values) and values[0] is not None:
+            ax.axhline(values[0], ls=style, lw=1.2, color="black", alpha=0.7, label=name)
+            continue
+        for i, (value, label) in enumerate(zip(values, labels, strict=True)):
+            suffix = f" ({text(label)})" if len(runs) > 1 else ""
             if value is not None:
-                ax.axhline(value, ls=style, lw=1.2, color=c, alpha=0.7, label=name + suffix)
+                ax.axhline(value, ls=style, lw=1.2, color=color(i), alpha=0.7, label=name + suffix)
     ax.set_xlabel("tax year")
     ax.set_ylabel("social welfare (run objective)")
     ax.legend(fontsize=7, ncol=2)
@@ -108,28 +122,32 @@ def final_schedules(
 ) -> str:
     fig, ax = _subplots(figsize=(9, 4.2))
     first = refs[0]
-    _step(ax, runs[0].edges, first.status_quo_rates, color="black", lw=1.5, label="US federal 2025")
-    for i, (run, label, ref) in enumerate(zip(runs, labels, refs, strict=True)):
+    _step(
+        ax,
+        runs[0].edges,
+        first.status_quo_rates,
+        color="grey",
+        lw=2.5,
+        alpha=0.6,
+        label="US federal 2025",
+    )
+    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
         if run.years.empty:
             continue
         last = run.years.iloc[-1]
         rates = [float(last[f"rate_{b}"]) for b in range(len(run.edges))]
         _step(ax, run.edges, rates, color=color(i), lw=2, label=f"{text(label)} (final)")
-        suffix = f" ({text(label)})" if len(runs) > 1 else ""
-        if ref.saez_rates is not None:
-            _step(
-                ax, run.edges, ref.saez_rates, color=color(i), ls="--", lw=1, label="Saez" + suffix
-            )
-        if ref.oracle_rates is not None:
-            _step(
-                ax,
-                run.edges,
-                ref.oracle_rates,
-                color=color(i),
-                ls=":",
-                lw=1,
-                label="oracle" + suffix,
-            )
+    for name, key in (("Saez", "saez_rates"), ("oracle", "oracle_rates")):
+        style = "--" if name == "Saez" else ":"
+        values = [getattr(r, key) for r in refs]
+        same_edges = all(r.edges == runs[0].edges for r in runs)
+        if same_edges and _shared(values) and values[0] is not None:
+            _step(ax, runs[0].edges, values[0], color="black", ls=style, lw=1, label=name)
+            continue
+        for i, (run, label, ref_rates) in enumerate(zip(runs, labels, values, strict=True)):
+            suffix = f" ({text(label)})" if len(runs) > 1 else ""
+            if ref_rates is not None:
+                _step(ax, run.edges, ref_rates, color=color(i), ls=style, lw=1, label=name + suffix)
     ax.set_xlabel("annual income (USD thousands)")
     ax.set_ylabel("marginal rate (%)")
     ax.set_ylim(0, 100)

@@ -33,6 +33,11 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
     return labels
 
 
+def _text(value: Any) -> str:
+    """A cell's text: empty for missing values (None, or NaN after pandas)."""
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
 def _pct(value: float | None, ref: float | None) -> str:
     if value is None or not ref:
         return "–"
@@ -177,17 +182,19 @@ def _calls_section(runs: Sequence[RunData], labels: Sequence[str]) -> Markup:
         for _, call in _sample_calls(run).iterrows():
             outputs = json.loads(call["raw_outputs_json"])
             raw = "\n--- re-ask ---\n".join(str(o) for o in outputs)
-            error = f"{call['error_type']}: {call['error_message']}" if call["error_type"] else ""
+            error = _text(call["error_type"])
+            if error:
+                error += f": {_text(call['error_message'])}"
             sample_rows.append(
                 [
                     label,
                     int(call["seq"]),
                     int(call["year"]),
                     call["role"],
-                    call["agent"] or "",
+                    _text(call["agent"]),
                     call["model"],
                     truncate(raw, RAW_OUTPUT_CHARS),
-                    truncate(call["parsed_json"] or "", 200),
+                    truncate(_text(call["parsed_json"]), 200),
                     truncate(error, 200),
                 ]
             )
@@ -201,7 +208,7 @@ def _fallbacks_section(runs: Sequence[RunData], labels: Sequence[str]) -> Markup
     for run, label in zip(runs, labels, strict=True):
         for _, f in run.fallbacks.head(20).iterrows():
             rows.append(
-                [label, int(f["year"]), f["role"], f["agent"] or "", f["reason"], f["action"]]
+                [label, int(f["year"]), f["role"], _text(f["agent"]), f["reason"], f["action"]]
             )
         if len(run.fallbacks) > 20:
             rows.append([label, "…", "", "", f"{len(run.fallbacks) - 20} more", ""])
@@ -214,12 +221,35 @@ def _votes_section(runs: Sequence[RunData], labels: Sequence[str]) -> Markup:
     for run, label in zip(runs, labels, strict=True):
         winners = run.votes[run.votes["is_winner"].astype(bool)]
         for _, v in winners.iterrows():
-            rows.append([label, v["year"], v["rule"], v["winner"], v["share"], v["turnout"]])
+            rows.append(
+                [
+                    label,
+                    int(v["year"]),
+                    _text(v["rule"]),
+                    _text(v["winner"]),
+                    _text(v["origin"]),
+                    float(v["share"]),
+                    float(v["turnout"]),
+                    float(v["winner_swf"]),
+                    _text(v["best_candidate"]),
+                ]
+            )
+    headers = [
+        "run",
+        "year",
+        "rule",
+        "winner",
+        "origin",
+        "winner's share",
+        "turnout",
+        "winner's SWF",
+        "best candidate (SWF)",
+    ]
     return section(
         "votes",
         "Votes",
         image(_plots.vote_shares(runs, labels), "vote shares by year"),
-        table(["run", "year", "rule", "winner", "winner's share", "turnout"], rows),
+        table(headers, rows, css_class="data calls"),
     )
 
 

@@ -131,6 +131,30 @@ class RunConfig(BaseModel):
     cache_dir: str | None = None
     """On-disk response cache for model calls (keyed by the full request)."""
 
+    # -- voting (docs/voting.md) ---------------------------------------------------------
+    vote_every: int | None = Field(None, ge=1, le=10_000)
+    """Hold a voting round every V years (years V, 2V, …; year 0 is never a vote): the
+    winner replaces the planner's proposal and stays enacted until the next round.
+    Unset = no voting."""
+
+    vote_rule: Literal["plurality", "borda", "approval"] = "plurality"
+    """How ballots are counted: one vote each, full rankings (Borda points), or
+    approval sets. Ties are broken uniformly at random (seeded)."""
+
+    candidates: int = Field(2, ge=1, le=25)
+    """K: alternatives put on the ballot next to the incumbent schedule."""
+
+    candidate_source: Literal["planner", "platforms"] = "planner"
+    """Where the K alternatives come from: the planner (an LLM planner is asked for K
+    distinct proposals; a baseline gives its proposal plus K−1 seeded perturbations) or
+    ``platforms`` proposed by K randomly drawn personas."""
+
+    voters: Literal["rational", "llm"] | None = None
+    """Who casts the ballots (every worker votes): ``rational`` (sincere ballots from
+    each worker's utility at the best response under each candidate) or ``llm`` (each
+    persona asked with the workers' model). Default: ``llm`` with LLM workers, else
+    ``rational``."""
+
     @field_validator("brackets")
     @classmethod
     def _check_brackets(cls, value: str) -> str:
@@ -163,7 +187,10 @@ class RunConfig(BaseModel):
         local_workers = workers.startswith("local/")
         agents = self.agents or (16 if local_workers else 1000 if workers == "rational" else 100)
         years = self.years or (5 if local_workers else 20)
-        return self.model_copy(update={"workers": workers, "agents": agents, "years": years})
+        update: dict[str, Any] = {"workers": workers, "agents": agents, "years": years}
+        if self.vote_every is not None and self.voters is None:
+            update["voters"] = "rational" if workers == "rational" else "llm"
+        return self.model_copy(update=update)
 
 
 def _format_validation_error(exc: ValidationError, origin: str) -> str:

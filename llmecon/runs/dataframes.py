@@ -97,12 +97,20 @@ VOTE_COLUMNS = (
     "seq",
     "year",
     "rule",
+    "source",
+    "voters",
     "label",
+    "origin",
     "share",
+    "score",
+    "candidate_swf",
     "winner",
     "is_winner",
+    "winner_swf",
+    "best_candidate",
     "turnout",
     "ballots",
+    "abstentions",
     "rates_json",
 )
 FALLBACK_COLUMNS = ("seq", "year", "role", "agent", "reason", "action")
@@ -448,29 +456,54 @@ def _scalar(value: Any) -> Any:
     return _json(value)
 
 
+def _number(value: Any) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else math.nan
+
+
+def _ballot_counts(ballots: Any) -> tuple[Any, Any]:
+    """(counted ballots, abstentions) from a list of ballots; a bare count as is."""
+    if isinstance(ballots, list):
+        abstained = sum(1 for b in ballots if isinstance(b, dict) and b.get("abstained"))
+        return len(ballots) - abstained, abstained
+    return _scalar(ballots), None
+
+
 def _votes_table(events: list[AnyEvent]) -> pd.DataFrame:
+    """One row per candidate of each ``vote_round`` (typed or not: read as a dict)."""
     rows: list[dict[str, Any]] = []
     for e in events:
         if e.type != "vote_round":
             continue
         d = event_dict(e)
-        shares = d.get("shares") or {}
+        shares = d.get("shares") if isinstance(d.get("shares"), dict) else {}
+        scores = d.get("scores") if isinstance(d.get("scores"), dict) else {}
+        swfs = d.get("candidate_swf") if isinstance(d.get("candidate_swf"), dict) else {}
         candidates = d.get("candidates") or [{"label": k} for k in shares]
+        counted, abstentions = _ballot_counts(d.get("ballots"))
         for cand in candidates:
-            label = str(cand.get("label")) if isinstance(cand, dict) else str(cand)
-            share = shares.get(label) if isinstance(shares, dict) else None
+            cand = cand if isinstance(cand, dict) else {"label": cand}
+            label = str(cand.get("label"))
             rows.append(
                 {
                     "seq": d.get("seq"),
                     "year": d.get("year"),
                     "rule": _scalar(d.get("rule")),
+                    "source": _scalar(d.get("source")),
+                    "voters": _scalar(d.get("voters")),
                     "label": label,
-                    "share": float(share) if isinstance(share, int | float) else math.nan,
+                    "origin": _scalar(cand.get("origin")),
+                    "share": _number(shares.get(label)),
+                    "score": _number(scores.get(label)),
+                    "candidate_swf": _number(swfs.get(label)),
                     "winner": _scalar(d.get("winner")),
                     "is_winner": label == str(d.get("winner")),
-                    "turnout": _scalar(d.get("turnout")),
-                    "ballots": _scalar(d.get("ballots")),
-                    "rates_json": _json(cand.get("rates")) if isinstance(cand, dict) else None,
+                    "winner_swf": _number(d.get("winner_swf")),
+                    "best_candidate": _scalar(d.get("best_candidate")),
+                    "turnout": _number(d.get("turnout")),
+                    "ballots": counted,
+                    "abstentions": abstentions,
+                    "rates_json": _json(cand.get("rates")),
                 }
             )
     return _frame(rows, VOTE_COLUMNS)

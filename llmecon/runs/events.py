@@ -129,6 +129,59 @@ class LLMCall(_EventBase):
     """The agent applied its fallback because this call failed."""
 
 
+class VoteCandidate(BaseModel):
+    """One candidate of a voting round."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    rates: list[float]
+    origin: str
+    """``incumbent``, ``planner``, ``planner alternative``, ``perturbation``,
+    ``platform of <persona id>``."""
+
+
+class VoteBallot(BaseModel):
+    """One voter's ballot (as the model wrote it) or its abstention."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str
+    ballot: dict[str, Any] | None = None
+    """``{"vote": "A"}``, ``{"ranking": [...]}`` or ``{"approve": [...]}``."""
+    abstained: bool = False
+    reason: str | None = None
+    """Why the ballot was not counted (failed call, invalid ballot)."""
+
+
+class VoteRound(_EventBase):
+    """A voting round: candidates, every ballot, the count and the winner enacted.
+
+    See ``docs/voting.md``. ``*_swf`` are the run's objective at rational responses.
+    """
+
+    type: Literal["vote_round"] = "vote_round"
+    year: int
+    rule: Literal["plurality", "borda", "approval"]
+    source: Literal["planner", "platforms"]
+    voters: Literal["rational", "llm"]
+    candidates: list[VoteCandidate]
+    ballots: list[VoteBallot]
+    scores: dict[str, float]
+    shares: dict[str, float]
+    turnout: float
+    winner: str
+    tied: list[str] = Field(default_factory=list)
+    """Labels tied for the top score (the winner was drawn among them)."""
+    candidate_swf: dict[str, float] = Field(default_factory=dict)
+    winner_swf: float
+    best_candidate: str
+    best_candidate_swf: float
+    planner_proposal: list[float] | None = None
+    """The planner's own proposal (rates), also when it is not on the ballot."""
+    planner_proposal_label: str | None = None
+
+
 class RunCompleted(_EventBase):
     """Last event of a run that ended on its own (not killed)."""
 
@@ -147,6 +200,7 @@ Event = Annotated[
     | Fallback
     | Blob
     | LLMCall
+    | VoteRound
     | RunCompleted,
     Field(discriminator="type"),
 ]

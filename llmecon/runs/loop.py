@@ -123,6 +123,7 @@ class Simulation:
         )
         self.library = build_library(self.config)
         self.models = ModelPool(self.config, self._on_call, recorded, live_after_recorded)
+        self.models.repair_prompt = lambda error: self.library.render("repair.j2", error=error).text
         self.planner = build_planner(self.config, self.planner_context, self.models, self.library)
         self.workers = build_workers(
             self.config, self.economy, self.source, self.models, self.library

@@ -111,6 +111,8 @@ class ModelPool:
         self.recorded = recorded
         self.live = live
         self.models: dict[str, Model] = {}
+        #: renders re-asks with ``prompts/repair.j2`` (set by the simulation)
+        self.repair_prompt: Callable[[str], str] | None = None
 
     def get(self, name: str, role: str) -> Model:
         if name not in self.models:
@@ -137,6 +139,8 @@ class ModelPool:
                 raise ConfigError(f"{role}: {exc}") from None
             if self.config.max_cost is not None:
                 model.set_budget(self.config.max_cost)
+            if self.repair_prompt is not None:
+                model.repair_prompt = self.repair_prompt
             self.models[name] = model
         return self.models[name]
 

@@ -23,7 +23,9 @@ Responder = Callable[[list[ChatMessage], dict[str, Any] | None], str]
 
 def use_responder(name: str, fn: Responder) -> str:
     """Register a mock provider ``name`` answering with ``fn``; returns a model string."""
-    register_provider(name, lambda model, api_base, **kw: MockProvider(model, api_base, responder=fn))
+    register_provider(
+        name, lambda model, api_base, **kw: MockProvider(model, api_base, responder=fn)
+    )
     return f"{name}/x"
 
 

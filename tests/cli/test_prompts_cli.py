@@ -27,8 +27,9 @@ def test_every_shipped_template_renders_against_real_contexts(year: int) -> None
 
 
 def test_render_shows_what_the_model_receives() -> None:
-    result = CliRunner().invoke(main, ["prompts", "render", "worker_decision.j2", "--persona", "3",
-                                       "--year", "2"])
+    result = CliRunner().invoke(
+        main, ["prompts", "render", "worker_decision.j2", "--persona", "3", "--year", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "Tax year 3" in result.output and "Your recent years" in result.output
     assert "system" in result.output and "user" in result.output

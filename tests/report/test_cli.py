@@ -1,0 +1,129 @@
+"""``llmecon export`` and ``llmecon report`` through click's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from llmecon.cli import main
+from llmecon.runs.dataframes import TABLE_NAMES, load_run
+from tests.report.crafted import SCRIPT, craft_run
+from tests.report.htmlcheck import parse, png_payload
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return craft_run(tmp_path_factory.mktemp("cli") / "crafted")
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_help_lists_the_commands() -> None:
+    code, output = _invoke("--help")
+    assert code == 0
+    assert "report" in output and "export" in output
+
+
+def test_export_csv_round_trip(run_dir: Path, tmp_path: Path) -> None:
+    code, output = _invoke("export", str(run_dir), "--format", "csv", "--out", str(tmp_path))
+    assert code == 0, output
+    run = load_run(run_dir)
+    for name in TABLE_NAMES:
+        assert f"{name}.csv" in output
+        back = pd.read_csv(tmp_path / f"{name}.csv")
+        frame = run.tables()[name]
+        assert list(back.columns) == list(frame.columns)
+        assert len(back) == len(frame)
+    years = pd.read_csv(tmp_path / "years.csv")
+    pd.testing.assert_frame_equal(years, run.years, check_dtype=False)
+    calls = pd.read_csv(tmp_path / "calls.csv", keep_default_na=False)
+    assert json.loads(calls["raw_outputs_json"].iloc[-1])[0] == f"first try {SCRIPT}"
+    agents = pd.read_csv(tmp_path / "agents.csv")
+    np.testing.assert_allclose(agents["income_usd"], run.agents["income_usd"], rtol=1e-12)
+
+
+def test_export_parquet_round_trip(run_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    code, output = _invoke("export", str(run_dir), "--out", str(tmp_path))
+    assert code == 0, output
+    run = load_run(run_dir)
+    for name in ("years", "agents", "calls"):
+        back = pd.read_parquet(tmp_path / f"{name}.parquet")
+        pd.testing.assert_frame_equal(back, run.tables()[name], check_dtype=False)
+
+
+def test_export_defaults_to_the_run_folder(tmp_path: Path) -> None:
+    run = craft_run(tmp_path / "r", hostile=False, votes=False)
+    code, output = _invoke("export", str(run), "--format", "csv")
+    assert code == 0, output
+    assert (run / "tables" / "years.csv").is_file()
+
+
+def test_parquet_without_pyarrow_is_a_clear_error(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("llmecon.cli.export.parquet_available", lambda: False)
+    code, output = _invoke("export", str(run_dir), "--out", str(tmp_path))
+    assert code == 1
+    assert "parquet needs pyarrow: pip install pyarrow" in output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_missing_run_folder_names_the_path(command: str, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-run"
+    code, output = _invoke(command, str(missing))
+    assert code == 1
+    assert f"run folder not found: {missing}" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_not_a_run_folder(command: str, tmp_path: Path) -> None:
+    code, output = _invoke(command, str(tmp_path))
+    assert code == 1
+    assert "not a run folder (no manifest.json)" in output
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_future_version_is_refused(command: str, tmp_path: Path) -> None:
+    run = craft_run(tmp_path / "future", manifest_updates={"format_version": 7})
+    code, output = _invoke(command, str(run), "--out", str(tmp_path / "out"))
+    assert code == 1
+    assert "log format 7 is newer than this llmecon supports" in output
+
+
+def test_report_writes_one_file_per_run_folder(run_dir: Path) -> None:
+    code, output = _invoke("report", str(run_dir))
+    assert code == 0, output
+    out = run_dir / "report.html"
+    assert output.strip() == str(out)
+    page = parse(out.read_text())
+    assert page.errors == [] and "votes" in page.section_ids
+    for img in page.images:
+        png_payload(img["src"])
+
+
+def test_report_of_several_runs(run_dir: Path, tmp_path: Path) -> None:
+    other = craft_run(tmp_path / "other", run_id="other", hostile=False, votes=False)
+    out = tmp_path / "compare.html"
+    code, output = _invoke(
+        "report", str(run_dir), str(other), "--out", str(out), "--title", "A vs B"
+    )
+    assert code == 0, output
+    text = out.read_text()
+    assert "<title>A vs B</title>" in text
+    assert "crafted" in text and "other" in text
+
+
+def test_report_needs_a_run() -> None:
+    code, output = _invoke("report")
+    assert code == 2 and "Missing argument" in output
