@@ -27,6 +27,7 @@ from llmecon.agents.calls import CallContext, call_context
 from llmecon.agents.llm_planner import LLMPlanner, planner_schema
 from llmecon.agents.prompting import (
     OBJECTIVE_TEXT,
+    PlannerPromptSettings,
     Prompt,
     bracket_rows,
     demonstrations,
@@ -56,7 +57,6 @@ def ballot_schema(rule: str, labels: Sequence[str]) -> type[BaseModel]:
     to them. plurality ``{"vote": "A"}``, borda ``{"ranking": [all labels]}`` (no
     duplicates), approval ``{"approve": [labels]}`` (no duplicates, may be empty)."""
     label = Literal[tuple(labels)]  # type: ignore[valid-type]
-    unique = {"uniqueItems": True}
     n = len(labels)
     if rule == "plurality":
         fields: dict[str, Any] = {"vote": (label, ...)}
@@ -65,7 +65,7 @@ def ballot_schema(rule: str, labels: Sequence[str]) -> type[BaseModel]:
         fields = {
             "ranking": (
                 list[label],  # type: ignore[valid-type]
-                Field(min_length=n, max_length=n, json_schema_extra=unique),
+                Field(min_length=n, max_length=n, json_schema_extra={"uniqueItems": True}),
             )
         }
         validators = {"_unique": field_validator("ranking")(_no_duplicates)}
@@ -73,13 +73,13 @@ def ballot_schema(rule: str, labels: Sequence[str]) -> type[BaseModel]:
         fields = {
             "approve": (
                 list[label],  # type: ignore[valid-type]
-                Field(max_length=n, json_schema_extra=unique),
+                Field(max_length=n, json_schema_extra={"uniqueItems": True}),
             )
         }
         validators = {"_unique": field_validator("approve")(_no_duplicates)}
     else:
         raise ValueError(f"unknown voting rule {rule!r}")
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         f"{rule.capitalize()}Ballot",
         __config__=ConfigDict(extra="forbid"),
         __validators__=validators,
@@ -90,18 +90,18 @@ def ballot_schema(rule: str, labels: Sequence[str]) -> type[BaseModel]:
 def candidates_schema(k: int, n_brackets: int, min_pct: int, max_pct: int) -> type[BaseModel]:
     """``{"candidates": [k distinct lists of n whole percents in [min, max]]}``."""
     rate = Annotated[int, Field(ge=min_pct, le=max_pct)]
-    rates = Annotated[list[rate], Field(min_length=n_brackets, max_length=n_brackets)]  # type: ignore[valid-type]
+    rates = Annotated[list[rate], Field(min_length=n_brackets, max_length=n_brackets)]
 
     def distinct(values: list[list[int]]) -> list[list[int]]:
         if len({tuple(v) for v in values}) != len(values):
             raise ValueError("the proposals must all differ")
         return values
 
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "PlannerCandidates",
         __config__=ConfigDict(extra="forbid"),
         __validators__={"_distinct": field_validator("candidates")(distinct)},
-        candidates=(list[rates], Field(min_length=k, max_length=k)),  # type: ignore[valid-type]
+        candidates=(list[rates], Field(min_length=k, max_length=k)),
     )
 
 
@@ -241,14 +241,14 @@ class LLMVoters:
 
 def planner_candidates_prompt(
     library: PromptLibrary,
-    planner: LLMPlanner,
+    ctx: PlannerContext,
+    settings: PlannerPromptSettings,
     history: Sequence[YearRecord],
     k: int,
     year: int,
 ) -> Prompt:
-    """The planner's usual context and demonstrations, then ``planner_candidates.j2``."""
-    ctx: PlannerContext = planner.ctx
-    settings = planner.settings
+    """The planner's usual context and demonstrations, then ``planner_candidates.j2``
+    (with no history, the status quo is the incumbent)."""
     used: dict[str, str] = {}
 
     def render(name: str, **variables: Any) -> str:
@@ -256,7 +256,7 @@ def planner_candidates_prompt(
         used[name] = out.sha256
         return out.text
 
-    schedule = history[-1].schedule
+    schedule = history[-1].schedule if history else ctx.status_quo()
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
     trust_pct = round(100 * settings.trust_region)
     system = render(
@@ -275,7 +275,7 @@ def planner_candidates_prompt(
     )
     current = pct_list(schedule.rates)
     lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust_pct)
-    best = max(history, key=lambda r: r.metrics.swf)
+    best = max(history, key=lambda r: r.metrics.swf) if history else None
     query = render(
         "planner_candidates.j2",
         year=year,
@@ -284,8 +284,8 @@ def planner_candidates_prompt(
         lowest=lowest,
         highest=highest,
         n_brackets=ctx.n_brackets,
-        best_year=best.year,
-        best_swf=f"{best.metrics.swf:,.1f}",
+        best_year=best.year if best else 0,
+        best_swf=f"{best.metrics.swf:,.1f}" if best else "n/a",
     )
     return Prompt(
         [
@@ -306,7 +306,7 @@ async def planner_candidates(
     schema = candidates_schema(
         k, ctx.n_brackets, round(100 * ctx.min_rate), round(100 * ctx.max_rate)
     )
-    prompt = planner_candidates_prompt(library, planner, history, k, year)
+    prompt = planner_candidates_prompt(library, ctx, planner.settings, history, k, year)
     per_list = 4 * ctx.n_brackets + 4
     config = planner.config.model_copy(update={"max_tokens": 24 + k * per_list})
     with call_context(CallContext(role="proposer", year=year, templates=prompt.templates)):

@@ -32,6 +32,7 @@ _LLM_KEYS = (
     "prompts",
     "cache_dir",
 )
+_VOTE_KEYS = ("vote_every", "vote_rule", "candidates", "candidate_source", "voters")
 
 
 @click.command()
@@ -81,6 +82,33 @@ _LLM_KEYS = (
     help="Folder of Jinja templates overriding the shipped prompts/ (file by file).",
 )
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="On-disk response cache.")
+@click.option(
+    "--vote-every",
+    type=int,
+    help="Hold a voting round every V years (years V, 2V, …): the winner is enacted "
+    "until the next round. [default: no voting]",
+)
+@click.option(
+    "--vote-rule",
+    type=click.Choice(["plurality", "borda", "approval"]),
+    help="How ballots are counted; ties are broken at random (seeded). [plurality]",
+)
+@click.option(
+    "--candidates",
+    type=int,
+    help="K: alternatives on the ballot next to the incumbent schedule. [2]",
+)
+@click.option(
+    "--candidate-source",
+    type=click.Choice(["planner", "platforms"]),
+    help="Alternatives from the planner (K proposals) or platforms of K random personas. [planner]",
+)
+@click.option(
+    "--voters",
+    type=click.Choice(["rational", "llm"]),
+    help="Rational voters (own utility at best response) or personas asked with the "
+    "workers' model. [llm with LLM workers, else rational]",
+)
 @click.option("--out", help="Folder for run outputs. [default: runs]")
 @click.option("--run-id", help="Name of the run folder. [default: <timestamp>-<planner>]")
 @click.option(
@@ -124,7 +152,10 @@ def run(
     """
     from llmecon.runs import Simulation, build_config
 
-    keys = ("planner", "workers", "worker_steps", "out", "run_id", *_LLM_KEYS, *ECONOMY_KEYS)
+    keys = (
+        *("planner", "workers", "worker_steps", "out", "run_id"),
+        *(*_LLM_KEYS, *_VOTE_KEYS, *ECONOMY_KEYS),
+    )
     overrides = {k: options.get(k) for k in keys}
     if no_reference:
         overrides["reference"] = False

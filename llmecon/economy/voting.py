@@ -195,10 +195,7 @@ def tally(
         else:
             for label in ballot.approved:
                 scores[label] += 1.0
-    if rule == "borda":
-        total = valid * n * (n - 1) / 2
-    else:
-        total = float(valid)
+    total = valid * n * (n - 1) / 2 if rule == "borda" else float(valid)
     shares = {k: (v / total if total > 0 else 0.0) for k, v in scores.items()}
     if valid == 0 and fallback is not None:
         return Tally(rule, labels, scores, shares, len(ballots), 0, fallback, (), invalid)
@@ -328,28 +325,30 @@ def favourite_rates(
     Coordinate ascent from ``start_rates`` (the incumbent): bracket by bracket, each
     rate is set to the grid value (``step`` apart within the bounds) that maximises the
     worker's own utility at everyone's best response with the projected rebate; the
-    sweep over brackets is repeated ``sweeps`` times. Utility ties go to the lower rate.
+    sweep over brackets is repeated ``sweeps`` times. On a utility tie the current rate
+    is kept (a bracket that matters to nobody stays as it is), else the lower rate wins.
     """
     grid = rate_grid(min_rate, max_rate, step)
     rates = np.clip(np.asarray(start_rates, dtype=float), min_rate, max_rate)
     for _ in range(sweeps):
         for b in range(rates.size):
-            batch = np.repeat(rates[None, :], grid.size, axis=0)
-            batch[:, b] = grid
+            values = np.concatenate([[rates[b]], grid])
+            batch = np.repeat(rates[None, :], values.size, axis=0)
+            batch[:, b] = values
             own = utilities_of_rates(economy, edges, batch)[:, index]
-            rates[b] = grid[int(np.argmax(own))]
+            rates[b] = values[int(np.argmax(own))]
     return rates
 
 
 def perturbed_rates(
-    base_rates: Sequence[float],
+    base_rates: Sequence[float] | FloatArray,
     count: int,
     rng: np.random.Generator,
     min_rate: float = 0.0,
     max_rate: float = 1.0,
     *,
     max_step_pp: int = 5,
-    avoid: Sequence[Sequence[float]] = (),
+    avoid: Sequence[Sequence[float] | FloatArray] = (),
     max_tries: int = 100,
 ) -> list[FloatArray]:
     """``count`` alternatives near ``base_rates``: each rate moves by a uniform whole

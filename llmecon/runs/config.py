@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 
-
 #: The embedded offline model: the default planner and workers.
 DEFAULT_MODEL = "local/smollm2-135m"
 

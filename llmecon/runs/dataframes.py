@@ -269,8 +269,13 @@ def _typed_event(raw: dict[str, Any], path: Path) -> AnyEvent:
             return EVENT_ADAPTER.validate_python(raw)
         return OtherEvent.model_validate(raw)
     except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or '(event)'}: {err['msg']}"
+            for err in exc.errors()[:3]
+        )
+        more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
         where = f"event seq {raw.get('seq')} ({raw['type']})"
-        raise RunLogError(f"{path}: invalid {where}: {exc}") from None
+        raise RunLogError(f"{path}: invalid {where}: {problems}{more}") from None
 
 
 # -- population --------------------------------------------------------------------------------
@@ -461,6 +466,10 @@ def _number(value: Any) -> float:
     return float(value) if ok else math.nan
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _ballot_counts(ballots: Any) -> tuple[Any, Any]:
     """(counted ballots, abstentions) from a list of ballots; a bare count as is."""
     if isinstance(ballots, list):
@@ -476,9 +485,7 @@ def _votes_table(events: list[AnyEvent]) -> pd.DataFrame:
         if e.type != "vote_round":
             continue
         d = event_dict(e)
-        shares = d.get("shares") if isinstance(d.get("shares"), dict) else {}
-        scores = d.get("scores") if isinstance(d.get("scores"), dict) else {}
-        swfs = d.get("candidate_swf") if isinstance(d.get("candidate_swf"), dict) else {}
+        shares, scores, swfs = (_mapping(d.get(k)) for k in ("shares", "scores", "candidate_swf"))
         candidates = d.get("candidates") or [{"label": k} for k in shares]
         counted, abstentions = _ballot_counts(d.get("ballots"))
         for cand in candidates:

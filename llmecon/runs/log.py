@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmecon.runs.events import LOG_FORMAT_VERSION, Blob, Event, parse_event
+from llmecon.runs.events import EVENT_ADAPTER, LOG_FORMAT_VERSION, Blob, Event, parse_event
 
 MANIFEST_NAME = "manifest.json"
 EVENTS_NAME = "events.jsonl"
@@ -174,28 +174,52 @@ def read_manifest(directory: str | Path) -> Manifest:
             f"{path} uses log format {version}, newer than this llmecon supports "
             f"({LOG_FORMAT_VERSION}); upgrade llmecon to read it"
         )
+    if version < LOG_FORMAT_VERSION:
+        data, _ = migrate_log(data, [])
     return Manifest.model_validate(data)
 
 
 def read_events(directory: str | Path) -> list[Event]:
-    """All events of a run. A torn last line (a crash mid-write) is ignored; a corrupt
-    line anywhere else is an error naming the line."""
+    """All events of a run, migrated to the current format when the manifest is older.
+
+    A torn last line (a crash mid-write) is ignored; a corrupt line anywhere else is an
+    error naming the line.
+    """
     path = Path(directory) / EVENTS_NAME
     if not path.is_file():
         raise RunLogError(f"no {EVENTS_NAME} in {Path(directory)}")
-    events: list[Event] = []
-    lines = path.read_bytes().split(b"\n")
+    raw_manifest = _raw_manifest(Path(directory))
+    version = raw_manifest.get("format_version", LOG_FORMAT_VERSION) if raw_manifest else None
+    old = isinstance(version, int) and version < LOG_FORMAT_VERSION
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    parsed: list[Any] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            events.append(parse_event(line))
+            parsed.append(json.loads(line) if old else parse_event(line))
         except ValueError as exc:
             is_last = all(not rest.strip() for rest in lines[number:])
-            if is_last and not path.read_bytes().endswith(b"\n"):
+            if is_last and not data.endswith(b"\n"):
                 break  # torn final line: the write was interrupted
             raise RunLogError(f"{path}, line {number}: corrupt event ({exc})") from None
-    return events
+    if not old:
+        return parsed
+    assert raw_manifest is not None
+    _, migrated = migrate_log(raw_manifest, parsed)
+    try:
+        return [EVENT_ADAPTER.validate_python(e) for e in migrated]
+    except ValueError as exc:
+        raise RunLogError(f"{path}: cannot migrate format {version}: {exc}") from None
+
+
+def _raw_manifest(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def events_of(events: Iterable[Event], kind: type[Any]) -> list[Any]:

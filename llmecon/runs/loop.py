@@ -40,6 +40,7 @@ from llmecon.runs.events import (
 from llmecon.runs.log import Manifest, RunLog, package_versions, utc_now
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.reference import reference_welfare
+from llmecon.runs.voting import build_voting
 from llmecon.runs.wiring import (
     PERSONA_COPY_MAX,
     ModelPool,
@@ -127,6 +128,15 @@ class Simulation:
         self.planner = build_planner(self.config, self.planner_context, self.models, self.library)
         self.workers = build_workers(
             self.config, self.economy, self.source, self.models, self.library
+        )
+        self.voting = build_voting(
+            self.config,
+            self.planner_context,
+            self.planner,
+            self.models,
+            self.library,
+            self.source,
+            self._emit,
         )
         self.on_call_progress = on_call_progress
         self.manifest_extra = manifest_extra or {}
@@ -225,8 +235,19 @@ class Simulation:
     async def run_year(self, year: int) -> YearRecord:
         previous = self.records[-1] if self.records else None
         self._emit(YearStarted(year=year))
-        schedule, source = await self._propose(year, previous.schedule if previous else None)
-        detail = getattr(self.planner, "last_detail", None) if source == "planner" else None
+        kept = previous.schedule if previous else None
+        voted = (  # a voting round, or a voted schedule still in force (docs/voting.md)
+            await self.voting.decide(year, self.records, lambda: self._propose(year, kept))
+            if self.voting is not None
+            else None
+        )
+        detail: dict[str, Any] | None = None
+        if voted is not None:
+            schedule, source, detail = voted.schedule, voted.source, voted.detail
+            self.fallbacks += voted.fallbacks
+        else:
+            schedule, source = await self._propose(year, kept)
+            detail = getattr(self.planner, "last_detail", None) if source == "planner" else None
         self._emit(
             ScheduleSet(
                 year=year,
@@ -273,6 +294,8 @@ class Simulation:
                 )
             )
         record = self.settle_year(year, schedule, hours, source)
+        if voted is not None and voted.summary:
+            record.notes["vote_summary"] = voted.summary
         self._emit(YearCompleted(year=year, metrics=record.metrics.to_dict()))
         if self.log is not None:
             self.log.sync()

@@ -35,7 +35,14 @@ PLANNER_TEMPLATES = (
     "planner_hints.j2",
     "planner_query.j2",
 )
-KNOWN_TEMPLATES = (*WORKER_TEMPLATES, *PLANNER_TEMPLATES, "persona.j2", "repair.j2")
+VOTING_TEMPLATES = ("vote.j2", "platform.j2", "planner_candidates.j2")
+KNOWN_TEMPLATES = (
+    *WORKER_TEMPLATES,
+    *PLANNER_TEMPLATES,
+    "persona.j2",
+    "repair.j2",
+    *VOTING_TEMPLATES,
+)
 
 
 class TemplateNotUsed(PromptError):
@@ -93,6 +100,8 @@ class ExampleWorld:
             example = self._planner(name)
         elif name == "persona.j2":
             example = self._persona(persona)
+        elif name in VOTING_TEMPLATES:
+            example = self._voting(name, persona)
         else:
             example = self._repair()
         if name not in example.templates_used:
@@ -139,6 +148,64 @@ class ExampleWorld:
         text = persona_text(personas[persona], self.library)
         used = {"persona.j2": self.library.sha256("persona.j2")}
         return Example("persona.j2", [ChatMessage(role="user", content=text)], used)
+
+    def _voting(self, name: str, persona: int) -> Example:
+        """A borda round with the incumbent and two seeded perturbations of it."""
+        import numpy as np
+
+        from llmecon.agents.voting import (
+            BallotCandidate,
+            current_projections,
+            planner_candidates_prompt,
+            platform_prompt,
+            vote_prompt,
+        )
+        from llmecon.economy.utility import WEEKS_PER_YEAR
+        from llmecon.economy.voting import perturbed_rates
+
+        ctx = self.sim.planner_context
+        if name == "planner_candidates.j2":
+            prompt = planner_candidates_prompt(
+                self.library, ctx, PlannerPromptSettings(), self.records, 2, self.year
+            )
+            return Example(name, prompt.messages, prompt.templates)
+        economy = self.sim.economy
+        incumbent = self._schedule()
+        if self.records:
+            hours = np.asarray(self.records[-1].weekly_hours, dtype=float)
+            income = np.asarray(self.records[-1].income_usd, dtype=float)
+        else:
+            hours = np.asarray(economy.population.usual_weekly_hours, dtype=float)
+            income = WEEKS_PER_YEAR * economy.population.hourly_wage_usd * hours
+        text = self._persona(persona).messages[0].content
+        if name == "platform.j2":
+            prompt = platform_prompt(
+                self.library,
+                year=self.year,
+                schedule=incumbent,
+                persona_text=text,
+                weekly_hours=float(hours[persona]),
+                income_usd=float(income[persona]),
+                min_pct=round(100 * ctx.min_rate),
+                max_pct=round(100 * ctx.max_rate),
+            )
+            return Example(name, prompt.messages, prompt.templates)
+        others = perturbed_rates(incumbent.rates, 2, np.random.default_rng(0), max_step_pp=8)
+        candidates = [BallotCandidate("A", incumbent, "incumbent")] + [
+            BallotCandidate(label, ctx.schedule(rates), "perturbation")
+            for label, rates in zip("BC", others, strict=True)
+        ]
+        prompt = vote_prompt(
+            self.library,
+            rule="borda",
+            year=self.year,
+            candidates=candidates,
+            persona_text=text,
+            weekly_hours=float(hours[persona]),
+            income_usd=float(income[persona]),
+            projections=current_projections(economy, candidates, income)[persona],
+        )
+        return Example(name, prompt.messages, prompt.templates)
 
     def _repair(self) -> Example:
         schema = worker_schema(int(self.sim.economy.utility_config.max_weekly_hours))

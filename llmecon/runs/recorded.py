@@ -15,8 +15,15 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 
 from llmecon.agents.calls import current_call
-from llmecon.models import ChatMessage, GenerateConfig, ModelProvider, ProviderError, Usage
-from llmecon.models import ProviderResponse, StructuredSpec
+from llmecon.models import (
+    ChatMessage,
+    GenerateConfig,
+    ModelProvider,
+    ProviderError,
+    ProviderResponse,
+    StructuredSpec,
+    Usage,
+)
 from llmecon.models._schema import with_schema_instruction
 from llmecon.runs.events import Event, LLMCall
 

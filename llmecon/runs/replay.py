@@ -18,6 +18,7 @@ from llmecon.runs.events import Event, RunCompleted, ScheduleSet, WorkerStep, Ye
 from llmecon.runs.log import Manifest, RunLogError, read_events, read_manifest
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
+from llmecon.runs.voting import vote_summaries
 
 
 def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) -> RunConfig:
@@ -92,8 +93,11 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     sim = Simulation(config, write_log=False, recorded=recorded)
     # A fork's first years were taken from another run: take them from this log too.
     forked = (manifest.model_extra or {}).get("forked_from") or {}
+    summaries = vote_summaries(events)
     for year in logged[: int(forked.get("from_year", 0))]:
-        sim.settle_year(year.year, year.schedule, year.weekly_hours, year.source)
+        record = sim.settle_year(year.year, year.schedule, year.weekly_hours, year.source)
+        if year.year in summaries:
+            record.notes["vote_summary"] = summaries[year.year]
     result = sim.run()
     for model in sim.models.models.values():
         mismatches = getattr(model.provider, "mismatches", [])

@@ -30,6 +30,7 @@ from llmecon.runs.log import EVENTS_NAME, RunLog, RunLogError, read_manifest
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.replay import config_from_manifest, logged_years
+from llmecon.runs.voting import vote_summaries
 
 
 def _split_log(path: Path) -> tuple[list[bytes], list[Event], list[bytes]]:
@@ -79,10 +80,13 @@ def resume_run(run_dir: str | Path, **sim_kwargs: Any) -> Simulation:
     log = RunLog.reopen(path, kept)
     sim = Simulation(config, recorded=recorded, live_after_recorded=True, log=log, **sim_kwargs)
     sim.started = any(isinstance(e, RunStarted) for e in kept)
+    summaries = vote_summaries(kept)
     for year in logged_years(kept):
         record = sim.settle_year(year.year, year.schedule, year.weekly_hours, year.source)
         if record.metrics.to_dict() != year.metrics:
             raise RunLogError(f"{path}: year {year.year} does not re-settle to its logged metrics")
+        if year.year in summaries:  # the planner's demonstrations show past votes
+            record.notes["vote_summary"] = summaries[year.year]
     sim.fallbacks = sum(isinstance(e, Fallback) for e in kept)
     _fast_forward(sim)
     return sim
@@ -110,7 +114,9 @@ def fork_run(
     manifest = read_manifest(src)
     from llmecon.runs.log import read_events
 
-    logged = logged_years(read_events(src))
+    src_events = read_events(src)
+    logged = logged_years(src_events)
+    summaries = vote_summaries(src_events)
     if not 0 < from_year <= len(logged):
         raise RunLogError(
             f"--from-year must be between 1 and {len(logged)} (the completed years of {src})"
@@ -135,5 +141,7 @@ def fork_run(
         )
         sim._emit(WorkerStep(year=year.year, step=0, weekly_hours=year.weekly_hours))
         record = sim.settle_year(year.year, year.schedule, year.weekly_hours, "replayed")
+        if year.year in summaries:
+            record.notes["vote_summary"] = summaries[year.year]
         sim._emit(YearCompleted(year=year.year, metrics=record.metrics.to_dict()))
     return sim

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import llmecon
-from llmecon.runs.dataframes import OtherEvent, load_run, read_run
+from llmecon.runs.dataframes import OtherEvent, _votes_table, load_run, read_run
 from llmecon.runs.events import LOG_FORMAT_VERSION, LLMCall
 from llmecon.runs.log import MIGRATIONS, RunLogError, migrate_log
 from tests.report.crafted import GOLDEN_V0, GOLDEN_V1, IMG, SCRIPT, craft_run
@@ -130,18 +130,50 @@ def test_future_version_is_refused_clearly(tmp_path: Path) -> None:
 # -- crafted logs -----------------------------------------------------------------------------
 
 
-def test_unknown_event_types_are_kept_and_votes_tabulated(tmp_path: Path) -> None:
+def test_vote_rounds_are_tabulated(tmp_path: Path) -> None:
     run = load_run(craft_run(tmp_path / "crafted"))
-    others = [e for e in run.events if isinstance(e, OtherEvent)]
-    assert [e.type for e in others] == ["vote_round", "vote_round"]
-    assert others[0].model_extra is not None and others[0].model_extra["rule"] == "plurality"
     votes = run.votes
     assert len(votes) == 4
     year1 = votes[votes["year"] == 1].set_index("label")
     assert year1.loc[IMG, "share"] == pytest.approx(0.75)
+    assert year1.loc[IMG, "score"] == pytest.approx(15.0)
     assert bool(year1.loc[IMG, "is_winner"]) and not bool(year1.loc["status quo", "is_winner"])
+    assert year1.loc[IMG, "origin"] == f"platform of {SCRIPT}"
+    assert year1.loc[IMG, "ballots"] == 1 and year1.loc[IMG, "abstentions"] == 1
     assert json.loads(year1.loc[IMG, "rates_json"]) == [0.3] * 7
     assert len(run.events_of_type("vote_round")) == 2
+
+
+def test_votes_are_tabulated_from_untyped_events_too() -> None:
+    event = OtherEvent(
+        type="vote_round",
+        seq=4,
+        year=0,
+        rule="borda",
+        candidates=[{"label": "A", "rates": [0.2]}, "B"],
+        shares={"A": 0.4, "B": 0.6},
+        winner="B",
+        turnout=1.0,
+        ballots=12,
+    )
+    votes = _votes_table([event])
+    assert votes["label"].tolist() == ["A", "B"]
+    assert votes["share"].tolist() == [0.4, 0.6]
+    assert votes["is_winner"].tolist() == [False, True]
+    assert votes["ballots"].tolist() == [12, 12]
+    assert np.isnan(votes["score"]).all()
+
+
+def test_unknown_event_types_are_kept_generically(tmp_path: Path) -> None:
+    run_dir = craft_run(tmp_path / "crafted", hostile=False, votes=False)
+    with (run_dir / "events.jsonl").open("a") as fh:
+        fh.write(json.dumps({"type": "audit_note", "seq": 99, "time": 1.0, "note": "hi"}) + "\n")
+    run = load_run(run_dir)
+    others = [e for e in run.events if isinstance(e, OtherEvent)]
+    assert [e.type for e in others] == ["audit_note"]
+    assert others[0].model_extra == {"note": "hi"}
+    assert run.events_of_type("audit_note")[0]["note"] == "hi"
+    assert len(run.years) == 3  # the known events are tabulated as before
 
 
 def test_hostile_model_output_is_kept_verbatim(tmp_path: Path) -> None:

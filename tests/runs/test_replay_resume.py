@@ -26,7 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _mock_run(tmp_path: Path, run_id: str = "r", **kw: object) -> Path:
     base: dict[str, object] = dict(
-        planner="mock/default", agents=8, years=4, out=str(tmp_path), run_id=run_id,
+        planner="mock/default",
+        agents=8,
+        years=4,
+        out=str(tmp_path),
+        run_id=run_id,
         reference=False,
     )
     base.update(kw)
@@ -85,7 +89,7 @@ def test_replay_detects_changed_prompts(tmp_path: Path) -> None:
     manifest = json.loads((run_dir / "manifest.json").read_text())
     override = tmp_path / "p"
     override.mkdir()
-    (override / "worker_system.j2").write_text("Be lazy. Answer JSON {\"hours\": n}.\n")
+    (override / "worker_system.j2").write_text('Be lazy. Answer JSON {"hours": n}.\n')
     manifest["config"]["prompts"] = str(override)
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ReplayMismatchError, match="other messages"):
@@ -128,8 +132,18 @@ def _env() -> dict[str, str]:
     "args",
     [
         ("--planner", "mock/default", "--agents", "16", "--years", "20"),
-        ("--planner", "thompson", "--workers", "rational", "--personas", "synthetic",
-         "--agents", "40000", "--years", "12"),
+        (
+            "--planner",
+            "thompson",
+            "--workers",
+            "rational",
+            "--personas",
+            "synthetic",
+            "--agents",
+            "40000",
+            "--years",
+            "12",
+        ),
     ],
     ids=["mock-llm", "bandit-rational"],
 )
@@ -145,8 +159,12 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, args: 
         if killed >= 10:
             break
         run_id = f"k{trial}"
-        proc = subprocess.Popen(_cli("run", *common, "--run-id", run_id), env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _cli("run", *common, "--run-id", run_id),
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         events = tmp_path / run_id / "events.jsonl"
         t0 = time.perf_counter()
         while not events.exists() and proc.poll() is None and time.perf_counter() - t0 < 60:
@@ -182,7 +200,7 @@ def test_resume_from_a_torn_partial_year_reuses_recorded_calls(tmp_path: Path) -
     cut = _mock_run(tmp_path, run_id="cut", years=3)
     lines = (cut / "events.jsonl").read_text().splitlines()
     # Keep year 0, then half of year 1's events, then a torn line.
-    year1 = next(i for i, l in enumerate(lines) if '"year_started"' in l and '"year":1' in l)
+    year1 = next(i for i, ln in enumerate(lines) if '"year_started"' in ln and '"year":1' in ln)
     kept = lines[: year1 + 12]
     (cut / "events.jsonl").write_text("\n".join(kept) + "\n" + lines[year1 + 12][:25])
     sim = resume_run(cut)
@@ -195,8 +213,9 @@ def test_resume_from_a_torn_partial_year_reuses_recorded_calls(tmp_path: Path) -
 
 def test_fork_replays_early_years_then_continues_live(tmp_path: Path) -> None:
     src = _mock_run(tmp_path, run_id="src", years=4)
-    sim = fork_run(src, 2, {"planner": "saez", "workers": "rational", "run_id": "fork",
-                            "out": str(tmp_path)})
+    sim = fork_run(
+        src, 2, {"planner": "saez", "workers": "rational", "run_id": "fork", "out": str(tmp_path)}
+    )
     sim.run()
     fork = tmp_path / "fork"
     src_sets = [e for e in read_events(src) if isinstance(e, ScheduleSet)]
@@ -208,6 +227,30 @@ def test_fork_replays_early_years_then_continues_live(tmp_path: Path) -> None:
     manifest = read_manifest(fork)
     assert manifest.model_extra["forked_from"]["from_year"] == 2
     assert replay_run(fork).ok
-    result = CliRunner().invoke(main, ["run", "--fork", str(src), "--from-year", "9",
-                                       "--planner", "saez"])
+    result = CliRunner().invoke(
+        main, ["run", "--fork", str(src), "--from-year", "9", "--planner", "saez"]
+    )
     assert result.exit_code != 0 and "--from-year must be between 1 and 4" in result.output
+
+
+@pytest.mark.parametrize("version", ["v0", "v1"])
+def test_golden_logs_of_every_supported_version_replay(version: str) -> None:
+    report = replay_run(ROOT / "tests" / "golden" / version / "tiny-mock-planner")
+    assert report.ok and report.years_checked == 3 and report.calls_replayed == 2
+
+
+def test_resume_of_a_voting_run_keeps_vote_summaries(tmp_path: Path) -> None:
+    votes = dict(years=6, vote_every=2, vote_rule="borda", candidates=2)
+    full = _mock_run(tmp_path, run_id="full", **votes)
+    cut = _mock_run(tmp_path, run_id="cut", **votes)
+    lines = (cut / "events.jsonl").read_text().splitlines()
+    year4 = next(i for i, ln in enumerate(lines) if '"year_started"' in ln and '"year":4' in ln)
+    (cut / "events.jsonl").write_text("\n".join(lines[: year4 + 5]) + "\n")
+    sim = resume_run(cut)
+    assert sim.records[2].notes.get("vote_summary")  # the round of year 2 is remembered
+    sim.run()
+    # The year-5 planner prompt includes the vote summaries, so a lost summary would
+    # change the recorded messages and the metrics.
+    assert _metrics(cut) == _metrics(full)
+    assert [e.type for e in read_events(cut)] == [e.type for e in read_events(full)]
+    assert replay_run(cut).ok

@@ -1,0 +1,489 @@
+"""Voting rounds in a run (DESIGN.md §5, ``docs/voting.md``).
+
+With ``vote_every = V`` a round is held in years V, 2V, … (never in year 0, the status
+quo or the planner's first proposal). A round replaces the planner's proposal for that
+year: candidates are collected (the incumbent plus K alternatives), every worker votes,
+the ballots are counted, and the winner is enacted (``schedule_set`` source ``vote``)
+and stays in force, without consulting the planner, until the next round (source
+``vote (incumbent)``). Each round writes a ``vote_round`` event with every ballot, and
+its summary goes into that year's ``YearRecord.notes["vote_summary"]`` (shown in the
+LLM planner's demonstrations).
+
+Each round draws from its own generator, seeded by (run seed, round year), so a
+resumed or forked run draws exactly what the original did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from llmecon.agents.llm_planner import LLMPlanner
+from llmecon.agents.voting import (
+    BallotCandidate,
+    LLMVoters,
+    persona_platform,
+    planner_candidates,
+)
+from llmecon.economy import TaxSchedule
+from llmecon.economy.voting import (
+    Ballot,
+    ballot_to_json,
+    candidate_labels,
+    favourite_rates,
+    perturbed_rates,
+    project_candidates,
+    rational_ballots,
+    tally,
+)
+from llmecon.models import GenerateConfig, Model, ModelError
+from llmecon.planners import Planner, PlannerContext, YearRecord, is_baseline
+from llmecon.prompts import PromptError, PromptLibrary
+from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.runs.events import Event, Fallback, VoteBallot, VoteCandidate, VoteRound
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from llmecon.runs.wiring import ModelPool, PopulationSource
+
+#: Spawn key of the voting streams (the loop's RunStreams use children 0, 1, 2).
+VOTING_STREAM = 3
+
+Propose = Callable[[], Awaitable[tuple[TaxSchedule, str]]]
+Emit = Callable[[Any], None]
+
+
+def round_rng(seed: int, year: int) -> np.random.Generator:
+    """The generator of the round held in ``year`` (tie-breaks, draws of proposers,
+    perturbed candidates)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(VOTING_STREAM, year)))
+
+
+@dataclass(frozen=True)
+class VoteDecision:
+    """The schedule voting sets for a year (a round, or a winner still in force)."""
+
+    schedule: TaxSchedule
+    source: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    summary: str | None = None
+    """The round's summary for the planner's demonstrations (round years only)."""
+    fallbacks: int = 0
+
+
+def _key(rates: Sequence[float] | np.ndarray) -> tuple[float, ...]:
+    return tuple(np.round(np.asarray(rates, dtype=float), 9).tolist())
+
+
+class VotingRounds:
+    """Holds the voting rounds of one run; see the module docstring."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        ctx: PlannerContext,
+        planner: Planner,
+        emit: Emit,
+        *,
+        voters: LLMVoters | None = None,
+        persona_texts: Sequence[str] | None = None,
+        proposer_model: Model | None = None,
+        library: PromptLibrary | None = None,
+    ) -> None:
+        if config.vote_every is None:
+            raise ValueError("voting needs vote_every")
+        self.every = int(config.vote_every)
+        self.rule = config.vote_rule
+        self.source = config.candidate_source
+        self.k = config.candidates
+        self.voters_kind = config.voters or "rational"
+        self.seed = config.seed
+        self.ctx = ctx
+        self.economy = ctx.economy
+        self.planner = planner
+        self.emit = emit
+        self.llm_voters = voters
+        self.persona_texts = list(persona_texts) if persona_texts is not None else None
+        self.proposer_model = proposer_model
+        self.library = library or PromptLibrary()
+        self.proposer_config = GenerateConfig(
+            max_tokens=160, temperature=config.worker_temperature, seed=config.seed
+        )
+        self.ids = self.economy.population.ids
+
+    def due(self, year: int) -> bool:
+        """Whether a round is held in ``year`` (``year > 0`` and ``year % V == 0``)."""
+        return year > 0 and year % self.every == 0
+
+    async def decide(
+        self, year: int, history: Sequence[YearRecord], propose: Propose
+    ) -> VoteDecision | None:
+        """The schedule voting sets for ``year``, or ``None`` when the planner decides
+        (the years before the first round). ``propose`` asks the planner for its own
+        proposal the loop's way (with its recorded fallback)."""
+        if not history or year <= 0:
+            return None
+        if self.due(year):
+            return await self.hold_round(year, history, propose)
+        if year > self.every:
+            held = year - year % self.every
+            return VoteDecision(history[-1].schedule, "vote (incumbent)", {"vote_year": held})
+        return None
+
+    # -- one round ---------------------------------------------------------------------
+
+    async def hold_round(
+        self, year: int, history: Sequence[YearRecord], propose: Propose
+    ) -> VoteDecision:
+        rng = round_rng(self.seed, year)
+        incumbent = history[-1].schedule
+        fallbacks = 0
+        entries: list[tuple[np.ndarray, str]] = [(incumbent.rates_array, "incumbent")]
+        proposal: np.ndarray | None = None
+        if self.source == "planner" and isinstance(self.planner, LLMPlanner):
+            try:
+                proposals = await planner_candidates(
+                    self.planner, self.library, history, self.k, year
+                )
+                proposal = proposals[0]
+                entries += [
+                    (r, "planner" if i == 0 else "planner alternative")
+                    for i, r in enumerate(proposals)
+                ]
+            except ModelError as exc:
+                fallbacks += 1
+                self.emit(
+                    Fallback(
+                        year=year,
+                        role="planner",
+                        reason=f"{type(exc).__name__}: {exc}",
+                        action=f"put {self.k} perturbations of the incumbent on the ballot",
+                    )
+                )
+                entries += self._fill(entries, incumbent.rates_array, rng)
+        else:
+            schedule, how = await propose()
+            if how == "planner":
+                proposal = schedule.rates_array
+            if self.source == "planner":
+                entries.append((schedule.rates_array, "planner" if how == "planner" else how))
+                entries += self._fill(entries, schedule.rates_array, rng)
+            else:
+                platforms, failed = await self._platforms(year, history, rng)
+                entries += platforms
+                fallbacks += failed
+        candidates = self._candidates(entries)
+        labels = [c.label for c in candidates]
+        schedules = [c.schedule for c in candidates]
+        projection = project_candidates(self.economy, schedules)
+        ballots, reasons = await self._ballots(year, history, candidates, projection.utilities)
+        count = tally(self.rule, ballots, labels, rng, fallback=labels[0])
+        for index, problem in count.invalid.items():
+            reasons[index] = f"invalid ballot: {problem}"
+        for index, reason in sorted(reasons.items()):
+            if ballots[index] is None:  # failed calls; invalid ballots are not fallbacks
+                fallbacks += 1
+                self.emit(
+                    Fallback(
+                        year=year,
+                        role="voter",
+                        agent=self.ids[index],
+                        reason=reason,
+                        action="counted as an abstention",
+                    )
+                )
+        swf = {label: float(v) for label, v in zip(labels, projection.swf, strict=True)}
+        best = labels[int(np.argmax(projection.swf))]
+        proposal_label = None
+        if proposal is not None:
+            key = _key(self.ctx.schedule(proposal).rates)
+            proposal_label = next(
+                (c.label for c in candidates if _key(c.schedule.rates) == key), None
+            )
+        event = VoteRound(
+            year=year,
+            rule=self.rule,
+            source=self.source,
+            voters=self.voters_kind,
+            candidates=[
+                VoteCandidate(label=c.label, rates=list(c.schedule.rates), origin=c.origin)
+                for c in candidates
+            ],
+            ballots=[
+                VoteBallot(
+                    agent=self.ids[i],
+                    ballot=ballot_to_json(b) if b is not None else None,
+                    abstained=b is None or i in count.invalid,
+                    reason=reasons.get(i),
+                )
+                for i, b in enumerate(ballots)
+            ],
+            scores=count.scores,
+            shares=count.shares,
+            turnout=count.turnout,
+            winner=count.winner,
+            tied=list(count.tied),
+            candidate_swf=swf,
+            winner_swf=swf[count.winner],
+            best_candidate=best,
+            best_candidate_swf=swf[best],
+            planner_proposal=proposal.tolist() if proposal is not None else None,
+            planner_proposal_label=proposal_label,
+        )
+        self.emit(event)
+        winner = candidates[labels.index(count.winner)]
+        detail = {
+            "winner": winner.label,
+            "origin": winner.origin,
+            "rule": self.rule,
+            "turnout": count.turnout,
+            "share": count.shares[winner.label],
+        }
+        return VoteDecision(winner.schedule, "vote", detail, vote_summary(event), fallbacks)
+
+    def _fill(
+        self, entries: list[tuple[np.ndarray, str]], base: np.ndarray, rng: np.random.Generator
+    ) -> list[tuple[np.ndarray, str]]:
+        """Seeded perturbations of ``base`` until K distinct alternatives stand."""
+        distinct = {_key(r) for r, _ in entries}
+        missing = self.k + 1 - len(distinct)
+        extra = perturbed_rates(
+            base,
+            missing,
+            rng,
+            self.ctx.min_rate,
+            self.ctx.max_rate,
+            avoid=[r for r, _ in entries],
+        )
+        return [(r, "perturbation") for r in extra]
+
+    async def _platforms(
+        self, year: int, history: Sequence[YearRecord], rng: np.random.Generator
+    ) -> tuple[list[tuple[np.ndarray, str]], int]:
+        """K personas, drawn without replacement, each propose a schedule."""
+        n = self.economy.size
+        drawn = [int(i) for i in rng.choice(n, size=min(self.k, n), replace=False)]
+        incumbent = history[-1].schedule
+        if self.voters_kind == "rational" or self.proposer_model is None:
+            return [
+                (
+                    favourite_rates(
+                        self.economy,
+                        i,
+                        self.ctx.edges,
+                        incumbent.rates,
+                        self.ctx.min_rate,
+                        self.ctx.max_rate,
+                    ),
+                    f"platform of {self.ids[i]}",
+                )
+                for i in drawn
+            ], 0
+        assert self.persona_texts is not None
+        last = history[-1]
+
+        async def one(i: int) -> np.ndarray | str:
+            assert self.proposer_model is not None and self.persona_texts is not None
+            try:
+                return await persona_platform(
+                    self.proposer_model,
+                    self.library,
+                    self.ctx,
+                    year=year,
+                    agent=self.ids[i],
+                    schedule=incumbent,
+                    persona_text=self.persona_texts[i],
+                    weekly_hours=float(last.weekly_hours[i]),
+                    income_usd=float(last.income_usd[i]),
+                    config=self.proposer_config,
+                )
+            except ModelError as exc:
+                return f"{type(exc).__name__}: {exc}"
+
+        results = await asyncio.gather(*(one(i) for i in drawn))
+        platforms, failed = [], 0
+        for i, result in zip(drawn, results, strict=True):
+            if isinstance(result, str):
+                failed += 1
+                self.emit(
+                    Fallback(
+                        year=year,
+                        role="voter",
+                        agent=self.ids[i],
+                        reason=result,
+                        action="no platform from this persona",
+                    )
+                )
+            else:
+                platforms.append((result, f"platform of {self.ids[i]}"))
+        return platforms, failed
+
+    def _candidates(self, entries: Iterable[tuple[np.ndarray, str]]) -> list[BallotCandidate]:
+        """Clip to the bounds, merge identical schedules (origins joined), label A, B, …"""
+        merged: dict[tuple[float, ...], tuple[TaxSchedule, list[str]]] = {}
+        for rates, origin in entries:
+            schedule = self.ctx.schedule(rates)
+            key = _key(schedule.rates)
+            if key in merged:
+                merged[key][1].append(origin)
+            else:
+                merged[key] = (schedule, [origin])
+        labels = candidate_labels(len(merged))
+        return [
+            BallotCandidate(label, schedule, "; ".join(dict.fromkeys(origins)))
+            for label, (schedule, origins) in zip(labels, merged.values(), strict=True)
+        ]
+
+    async def _ballots(
+        self,
+        year: int,
+        history: Sequence[YearRecord],
+        candidates: Sequence[BallotCandidate],
+        utilities: np.ndarray,
+    ) -> tuple[list[Ballot | None], dict[int, str]]:
+        labels = [c.label for c in candidates]
+        if self.llm_voters is None:
+            return list(rational_ballots(utilities, labels, self.rule)), {}
+        last = history[-1]
+        results = await self.llm_voters.vote(
+            year=year,
+            rule=self.rule,
+            candidates=candidates,
+            weekly_hours=np.asarray(last.weekly_hours, dtype=float),
+            income_usd=np.asarray(last.income_usd, dtype=float),
+        )
+        ballots = [b for b, _ in results]
+        reasons = {i: r for i, (_, r) in enumerate(results) if r is not None}
+        return ballots, reasons
+
+
+def vote_summary(event: VoteRound) -> str:
+    """One line for the planner's demonstrations."""
+    origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
+    shares = ", ".join(
+        f"{c.label} ({origin[c.label]}) {event.shares[c.label]:.0%}" for c in event.candidates
+    )
+    proposal = (
+        f"your proposal was {event.planner_proposal_label}"
+        if event.planner_proposal_label
+        else "your proposal was not on the ballot"
+        if event.planner_proposal is not None
+        else ""
+    )
+    text = (
+        f"set by a {event.rule} vote (turnout {event.turnout:.0%}): {event.winner} won; "
+        f"shares {shares}"
+    )
+    return f"{text}; {proposal}" if proposal else text
+
+
+def vote_summaries(events: Iterable[Event]) -> dict[int, str]:
+    """``{round year: summary}`` from a log, to restore ``YearRecord.notes`` when a run
+    is rebuilt from its events (resume)."""
+    return {e.year: vote_summary(e) for e in events if isinstance(e, VoteRound)}
+
+
+def build_voting(
+    config: RunConfig,
+    ctx: PlannerContext,
+    planner: Planner,
+    models: ModelPool,
+    library: PromptLibrary,
+    source: PopulationSource,
+    emit: Emit,
+) -> VotingRounds | None:
+    """The run's voting rounds, or ``None`` without ``vote_every``.
+
+    LLM voters (and LLM platform proposers) use the workers' model, or the planner's
+    when the workers are rational and the planner is an LLM.
+    """
+    if config.vote_every is None:
+        return None
+    if config.voters != "llm":
+        return VotingRounds(config, ctx, planner, emit, library=library)
+    if config.workers not in (None, "rational"):
+        model_name = str(config.workers)
+    elif not is_baseline(config.planner):
+        model_name = config.planner
+    else:
+        raise ConfigError(
+            "voters: LLM voters need a model; give --workers <model> or an LLM --planner, "
+            "or use --voters rational"
+        )
+    if source.personas is None:
+        raise ConfigError(
+            "voters: LLM voters need personas (use --personas default or a bank file)"
+        )
+    from llmecon.personas import persona_text
+
+    try:
+        texts = [persona_text(p, library) for p in source.personas]
+    except PromptError as exc:
+        raise ConfigError(f"prompts: {exc}") from None
+    model = models.get(model_name, "voters")
+    labels = min(config.candidates + 1, 26)
+    gen = GenerateConfig(
+        max_tokens=16 + 5 * labels, temperature=config.worker_temperature, seed=config.seed
+    )
+    voters = LLMVoters(model, ctx.economy, texts, library, gen)
+    return VotingRounds(
+        config,
+        ctx,
+        planner,
+        emit,
+        voters=voters,
+        persona_texts=texts,
+        proposer_model=model,
+        library=library,
+    )
+
+
+def votes_table(events: Iterable[Event]) -> pd.DataFrame:
+    """One row per candidate per round: ``year, label, origin, rates, score, share,
+    turnout, winner, planner_proposal, swf, winner_swf, best_candidate_swf,
+    winner_swf_gap`` (best minus winner) and ``winner_vs_proposal_pp`` (the largest
+    rate difference, in percentage points, between the winner and the planner's own
+    proposal; NaN without a proposal)."""
+    import pandas as pd
+
+    rows = []
+    for e in events:
+        if not isinstance(e, VoteRound):
+            continue
+        winner = next(c for c in e.candidates if c.label == e.winner)
+        gap_pp = float("nan")
+        if e.planner_proposal is not None:
+            diff = np.asarray(winner.rates) - np.asarray(e.planner_proposal)
+            gap_pp = float(100 * np.max(np.abs(diff)))
+        for c in e.candidates:
+            rows.append(
+                {
+                    "year": e.year,
+                    "rule": e.rule,
+                    "source": e.source,
+                    "label": c.label,
+                    "origin": c.origin,
+                    "rates": c.rates,
+                    "score": e.scores.get(c.label, 0.0),
+                    "share": e.shares.get(c.label, 0.0),
+                    "turnout": e.turnout,
+                    "winner": c.label == e.winner,
+                    "planner_proposal": c.label == e.planner_proposal_label,
+                    "swf": e.candidate_swf.get(c.label, float("nan")),
+                    "winner_swf": e.winner_swf,
+                    "best_candidate_swf": e.best_candidate_swf,
+                    "winner_swf_gap": e.best_candidate_swf - e.winner_swf,
+                    "winner_vs_proposal_pp": gap_pp,
+                }
+            )
+    columns = [
+        "year", "rule", "source", "label", "origin", "rates", "score", "share", "turnout",
+        "winner", "planner_proposal", "swf", "winner_swf", "best_candidate_swf",
+        "winner_swf_gap", "winner_vs_proposal_pp",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
