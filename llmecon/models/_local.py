@@ -9,10 +9,12 @@ A llama.cpp context is not thread-safe, so each loaded model has one worker thre
 calls queue there (serialised) while the event loop stays free. A model is loaded once
 per process.
 
-``n_batch`` defaults to 1 (``LLMECON_LOCAL_N_BATCH`` or ``n_batch=`` change it): the
-llama-cpp-python 0.3.36 build we test on segfaults in ``llama_decode`` on any batch of
-more than one token on an AVX-512/AMX CPU, which would kill a run with no log. With 1,
-prompts are evaluated token by token (~150–200 tok/s for SmolLM2 on 2 cores).
+``n_batch`` (``LLMECON_LOCAL_N_BATCH`` or ``n_batch=`` override it) defaults to 512,
+except for llama.cpp builds with the AMX kernels: llama-cpp-python 0.3.36 built with
+``GGML_NATIVE`` on an AMX CPU segfaults in ``llama_decode`` on any batch of more than
+one token, so such builds get 1 (prompts evaluated token by token, ~2× slower) and a
+warning. The README installs with ``CMAKE_ARGS=-DGGML_NATIVE=OFF`` (portable AVX2
+kernels), where batching is safe.
 
 A call that times out is stopped at the next token (a logits processor
 checks a cancel flag), so a timeout really frees the model.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +77,27 @@ class _Runtime:
     executor: ThreadPoolExecutor
 
 
+logger = logging.getLogger(__name__)
+
+
+def default_n_batch() -> int:
+    """512, or 1 for llama.cpp builds with AMX kernels (they crash on batches > 1)."""
+    try:
+        import llama_cpp
+
+        info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    except Exception:  # not installed: check_ready reports that
+        return 512
+    if "AMX_INT8 = 1" in info:
+        logger.warning(
+            "this llama.cpp build has AMX kernels, which crash on batched prompts: using "
+            "n_batch=1 (slower). Reinstall with CMAKE_ARGS=-DGGML_NATIVE=OFF pip install "
+            "--force-reinstall --no-cache-dir llama-cpp-python==0.3.36 for full speed."
+        )
+        return 1
+    return 512
+
+
 _RUNTIMES: dict[tuple[str, int, int, int], _Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
@@ -120,7 +144,8 @@ class LocalProvider(ModelProvider):
             raise ValueError("local models run in-process: api_base does not apply")
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
-        self.n_batch = n_batch or int(os.environ.get("LLMECON_LOCAL_N_BATCH", "1"))
+        env_batch = os.environ.get("LLMECON_LOCAL_N_BATCH")
+        self.n_batch = n_batch or (int(env_batch) if env_batch else default_n_batch())
         self.path: Path | None = (
             builtin_gguf_path(model_name) if model_name in BUILTIN_MODELS else Path(model_name)
         )

@@ -146,3 +146,18 @@ def test_llama_cpp_server_through_openai_compatible_provider():
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_batch_size_avoids_the_amx_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builds with AMX kernels crash on batched prompts: they get n_batch=1."""
+    import sys
+    import types
+
+    from llmecon.models._local import default_n_batch
+
+    fake = types.ModuleType("llama_cpp")
+    fake.llama_print_system_info = lambda: b"CPU : AVX2 = 1 | AMX_INT8 = 1 | OPENMP = 1 |"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "llama_cpp", fake)
+    assert default_n_batch() == 1
+    fake.llama_print_system_info = lambda: b"CPU : AVX2 = 1 | FMA = 1 | OPENMP = 1 |"  # type: ignore[attr-defined]
+    assert default_n_batch() == 512
