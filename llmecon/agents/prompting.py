@@ -156,7 +156,7 @@ class PlannerPromptSettings:
     hints: bool = False
 
 
-def _pct_list(rates: Sequence[float]) -> list[int]:
+def pct_list(rates: Sequence[float]) -> list[int]:
     return [round(100 * r) for r in rates]
 
 
@@ -180,7 +180,7 @@ def demonstrations(
             {
                 "year": rec.year,
                 "tag": ", ".join(tags),
-                "rates": _pct_list(rec.schedule.rates),
+                "rates": pct_list(rec.schedule.rates),
                 "swf": f"{rec.metrics.swf:,.1f}",
                 "revenue": rec.metrics.revenue_usd / max(n_agents, 1),
                 "hours": f"{rec.metrics.mean_weekly_hours:.1f}",
@@ -212,16 +212,29 @@ def effect_hints(history: Sequence[YearRecord], ridge: float = 1e-4) -> list[dic
     ]
 
 
-def planner_prompt(
+@dataclass(frozen=True)
+class PlannerFrame:
+    """What every planner prompt shares: the rendered context (system message) and
+    demonstrations, and this year's current rates, allowed ranges and best year."""
+
+    system: str
+    demonstrations: str
+    current: list[int]
+    lowest: list[int]
+    highest: list[int]
+    best_year: int
+    best_swf: str
+
+
+def planner_frame(
     library: PromptLibrary,
-    *,
     ctx: PlannerContext,
     history: Sequence[YearRecord],
     settings: PlannerPromptSettings,
-    year: int,
-) -> Prompt:
-    """Context (system) + demonstrations, optional hints and query (user)."""
-    used: dict[str, str] = {}
+    used: dict[str, str],
+) -> PlannerFrame:
+    """Render ``planner_context.j2`` and ``planner_demonstrations.j2`` (recorded in
+    ``used``); with no history the status quo is the current schedule."""
     schedule = history[-1].schedule if history else ctx.status_quo()
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
     trust_pct = round(100 * settings.trust_region)
@@ -237,38 +250,59 @@ def planner_prompt(
         trust_pct=trust_pct,
         n_brackets=ctx.n_brackets,
     )
-    parts = [
-        _render(
-            library,
-            "planner_demonstrations.j2",
-            used,
-            demos=demonstrations(history, settings, ctx.economy.size),
-        )
-    ]
+    demos = _render(
+        library,
+        "planner_demonstrations.j2",
+        used,
+        demos=demonstrations(history, settings, ctx.economy.size),
+    )
+    current = pct_list(schedule.rates)
+    lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust_pct)
+    best = max(history, key=lambda r: r.metrics.swf) if history else None
+    return PlannerFrame(
+        system,
+        demos,
+        current,
+        lowest,
+        highest,
+        best.year if best else 0,
+        f"{best.metrics.swf:,.1f}" if best else "n/a",
+    )
+
+
+def planner_prompt(
+    library: PromptLibrary,
+    *,
+    ctx: PlannerContext,
+    history: Sequence[YearRecord],
+    settings: PlannerPromptSettings,
+    year: int,
+) -> Prompt:
+    """Context (system) + demonstrations, optional hints and query (user)."""
+    used: dict[str, str] = {}
+    frame = planner_frame(library, ctx, history, settings, used)
+    parts = [frame.demonstrations]
     if settings.hints:
         hints = effect_hints(history)
         if hints:
             parts.append(_render(library, "planner_hints.j2", used, hints=hints))
-    current = _pct_list(schedule.rates)
-    lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust_pct)
-    best = max(history, key=lambda r: r.metrics.swf) if history else None
     parts.append(
         _render(
             library,
             "planner_query.j2",
             used,
             year=year,
-            current=current,
-            best_year=best.year if best else 0,
-            best_swf=f"{best.metrics.swf:,.1f}" if best else "n/a",
-            lowest=lowest,
-            highest=highest,
+            current=frame.current,
+            best_year=frame.best_year,
+            best_swf=frame.best_swf,
+            lowest=frame.lowest,
+            highest=frame.highest,
             n_brackets=ctx.n_brackets,
         )
     )
     return Prompt(
         [
-            ChatMessage(role="system", content=system),
+            ChatMessage(role="system", content=frame.system),
             ChatMessage(role="user", content="\n".join(parts)),
         ],
         used,

@@ -26,12 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from llmecon.agents.calls import CallContext, call_context
 from llmecon.agents.llm_planner import LLMPlanner, planner_schema
 from llmecon.agents.prompting import (
-    OBJECTIVE_TEXT,
     PlannerPromptSettings,
     Prompt,
     bracket_rows,
-    demonstrations,
-    trust_bounds_pct,
+    pct_list,
+    planner_frame,
 )
 from llmecon.economy import Economy, TaxSchedule
 from llmecon.economy.voting import Ballot, ballot_from_json
@@ -112,10 +111,6 @@ class BallotCandidate:
     label: str
     schedule: TaxSchedule
     origin: str
-
-
-def pct_list(rates: Sequence[float]) -> list[int]:
-    return [round(100 * r) for r in rates]
 
 
 def edge_rows(schedule: TaxSchedule) -> list[dict[str, Any]]:
@@ -250,47 +245,23 @@ def planner_candidates_prompt(
     """The planner's usual context and demonstrations, then ``planner_candidates.j2``
     (with no history, the status quo is the incumbent)."""
     used: dict[str, str] = {}
-
-    def render(name: str, **variables: Any) -> str:
-        out = library.render(name, **variables)
-        used[name] = out.sha256
-        return out.text
-
-    schedule = history[-1].schedule if history else ctx.status_quo()
-    lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
-    trust_pct = round(100 * settings.trust_region)
-    system = render(
-        "planner_context.j2",
-        n_agents=ctx.economy.size,
-        brackets=bracket_rows(schedule),
-        objective=OBJECTIVE_TEXT[ctx.economy.swf],
-        min_pct=lo_pct,
-        max_pct=hi_pct,
-        trust_pct=trust_pct,
-        n_brackets=ctx.n_brackets,
-    )
-    demos = render(
-        "planner_demonstrations.j2",
-        demos=demonstrations(history, settings, ctx.economy.size),
-    )
-    current = pct_list(schedule.rates)
-    lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust_pct)
-    best = max(history, key=lambda r: r.metrics.swf) if history else None
-    query = render(
+    frame = planner_frame(library, ctx, history, settings, used)
+    query = library.render(
         "planner_candidates.j2",
         year=year,
         k=k,
-        current=current,
-        lowest=lowest,
-        highest=highest,
+        current=frame.current,
+        lowest=frame.lowest,
+        highest=frame.highest,
         n_brackets=ctx.n_brackets,
-        best_year=best.year if best else 0,
-        best_swf=f"{best.metrics.swf:,.1f}" if best else "n/a",
+        best_year=frame.best_year,
+        best_swf=frame.best_swf,
     )
+    used["planner_candidates.j2"] = query.sha256
     return Prompt(
         [
-            ChatMessage(role="system", content=system),
-            ChatMessage(role="user", content=f"{demos}\n{query}"),
+            ChatMessage(role="system", content=frame.system),
+            ChatMessage(role="user", content=f"{frame.demonstrations}\n{query.text}"),
         ],
         used,
     )
