@@ -180,8 +180,18 @@ def run(
                 "small and weak, but real; pass --planner gpt-4o (or another model) for a "
                 "stronger run"
             )
+        # Build everything first: a missing key or a bad option fails before any output.
+        if fork_dir is not None:
+            from llmecon.runs.resume import fork_run
+
+            assert from_year is not None
+            sim = fork_run(fork_dir, from_year, overrides)
+        else:
+            sim = Simulation(config)
         with year_progress(config.years or 0, "years") as progress:
-            task = progress.add_task("tax years", total=config.years, status="starting…")
+            done = len(sim.records)
+            status = f"forked at year {done}" if done else "starting…"
+            task = progress.add_task("tax years", total=config.years, completed=done, status=status)
             state: dict[str, Any] = {"year": "", "calls": ""}
 
             def show() -> None:
@@ -207,14 +217,7 @@ def run(
                 progress.advance(task)
                 show()
 
-            if fork_dir is not None:
-                from llmecon.runs.resume import fork_run
-
-                assert from_year is not None
-                sim = fork_run(fork_dir, from_year, overrides, on_call_progress=on_calls)
-                progress.update(task, completed=from_year, status=f"forked at year {from_year}")
-            else:
-                sim = Simulation(config, on_call_progress=on_calls)
+            sim.on_call_progress = on_calls
             result = sim.run(on_year)
     _print_summary(result.summary, result.records[-1].schedule.describe())
     console.print(f"run written to [bold]{result.run_dir}[/]")
