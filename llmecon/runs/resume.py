@@ -17,6 +17,7 @@ from typing import Any
 
 from llmecon.planners import is_baseline
 from llmecon.runs.events import (
+    LOG_FORMAT_VERSION,
     Event,
     Fallback,
     RunStarted,
@@ -26,7 +27,7 @@ from llmecon.runs.events import (
     YearStarted,
     parse_event,
 )
-from llmecon.runs.log import EVENTS_NAME, RunLog, RunLogError, read_manifest
+from llmecon.runs.log import EVENTS_NAME, RunLog, RunLogError, _raw_manifest, read_manifest
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.replay import config_from_manifest, logged_years
@@ -59,6 +60,12 @@ def resume_run(run_dir: str | Path, **sim_kwargs: Any) -> Simulation:
     """
     path = Path(run_dir)
     manifest = read_manifest(path)
+    raw_version = (_raw_manifest(path) or {}).get("format_version")
+    if raw_version != LOG_FORMAT_VERSION:
+        raise RunLogError(
+            f"{path} uses log format {raw_version}; resume appends to logs of the current "
+            f"format ({LOG_FORMAT_VERSION}) only (replay, report and load_run read it)"
+        )
     events_path = path / EVENTS_NAME
     if not events_path.is_file():
         raise RunLogError(f"no {EVENTS_NAME} in {path}")

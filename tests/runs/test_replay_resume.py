@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
-from llmecon.runs import Simulation, build_config, read_events, read_manifest
+from llmecon.runs import RunLogError, Simulation, build_config, read_events, read_manifest
 from llmecon.runs.events import LLMCall, ScheduleSet, YearCompleted
 from llmecon.runs.recorded import ReplayMismatchError
 from llmecon.runs.replay import replay_run, rescore_run
@@ -254,3 +254,12 @@ def test_resume_of_a_voting_run_keeps_vote_summaries(tmp_path: Path) -> None:
     assert _metrics(cut) == _metrics(full)
     assert [e.type for e in read_events(cut)] == [e.type for e in read_events(full)]
     assert replay_run(cut).ok
+
+
+def test_resume_refuses_an_older_log_format(tmp_path: Path) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(ROOT / "tests" / "golden" / "v0" / "tiny-mock-planner", old)
+    with pytest.raises(RunLogError, match="resume appends to logs of the current format"):
+        resume_run(old)
