@@ -53,6 +53,9 @@ class AnthropicProvider(ModelProvider):
     def check_ready(self) -> None:
         if not os.environ.get("ANTHROPIC_API_KEY"):
             raise MissingKeyError(MISSING_ANTHROPIC_KEY)
+        # Import now (~1 s, once per process) rather than inside the first request,
+        # where it would eat into that request's timeout.
+        import anthropic  # noqa: F401
 
     def _new_client(self) -> Any:
         import anthropic

@@ -90,6 +90,10 @@ class OpenAIProvider(ModelProvider):
     def check_ready(self) -> None:
         if is_openai_host(self.api_base) and not os.environ.get("OPENAI_API_KEY"):
             raise MissingKeyError(MISSING_OPENAI_KEY)
+        if self.transport == "sdk":
+            # Import now (~1 s, once per process) rather than inside the first request,
+            # where it would eat into that request's timeout.
+            import openai.resources.chat.completions  # noqa: F401 - loaded lazily otherwise
 
     def _new_client(self) -> Any:
         import openai

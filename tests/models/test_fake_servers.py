@@ -193,3 +193,39 @@ def test_llmecon_key_is_sent_to_self_hosted_servers_not_openai_key(monkeypatch):
     with FakeOpenAIServer(api_key="local-server-key") as server:
         model = get_model("openai/fake", api_base=server.base_url, config=FAST)
         assert asyncio.run(_call(model)).parsed is not None  # 401 otherwise
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "module"),
+    [
+        (
+            "openai/fake",
+            {"transport": "sdk", "api_base": "http://127.0.0.1:9/v1"},
+            "openai.resources.chat.completions",
+        ),
+        ("anthropic/claude-test", {"api_base": "http://127.0.0.1:9"}, "anthropic"),
+    ],
+)
+def test_sdk_is_imported_when_the_model_is_built_not_inside_a_request(name, args, module):
+    """A lazy SDK import (1–2 s) inside the first request would eat its timeout."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from llmecon.models import get_model\n"
+        f"get_model({name!r}, **{args!r})\n"
+        f"print({module!r} in sys.modules)\n"
+    )
+    env = {**os.environ, "OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-x"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(out.stdout.strip().lower()) is True
