@@ -110,7 +110,8 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(f"file not found: {exc.filename}") from None
 
 
-def year_progress(total: int, description: str) -> Progress:
+def year_progress() -> Progress:
+    """A progress bar with a free-text status field (``status=``), on stderr."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

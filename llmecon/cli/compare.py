@@ -68,7 +68,7 @@ def compare(config_file: str | None, planners: str, csv_path: str | None, **opti
             first.economy, first.edges, min_rate=base.min_rate, max_rate=base.max_rate
         )
         total = int(base.years or 0) * len(names)
-        with year_progress(total, "years") as progress:
+        with year_progress() as progress:
             task = progress.add_task("planner-years", total=total, status="")
             for name, sim in zip(names, sims, strict=True):
                 progress.update(task, status=name)

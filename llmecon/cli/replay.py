@@ -74,7 +74,7 @@ def resume(run_dir: str) -> None:
         sim = resume_run(run_dir)
         done = len(sim.records)
         console.print(f"resuming {run_dir} after {done} completed years of {sim.years}")
-        with year_progress(sim.years, "years") as progress:
+        with year_progress() as progress:
             task = progress.add_task("tax years", total=sim.years, completed=done, status="")
 
             def on_year(record: Any, stats: dict[str, Any]) -> None:

@@ -188,7 +188,7 @@ def run(
             sim = fork_run(fork_dir, from_year, overrides)
         else:
             sim = Simulation(config)
-        with year_progress(config.years or 0, "years") as progress:
+        with year_progress() as progress:
             done = len(sim.records)
             status = f"forked at year {done}" if done else "starting…"
             task = progress.add_task("tax years", total=config.years, completed=done, status=status)

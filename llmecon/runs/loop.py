@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,14 +62,11 @@ class RunStreams:
 
     population: np.random.Generator
     planner: np.random.Generator
-    workers: np.random.Generator
 
     @classmethod
     def from_seed(cls, seed: int) -> RunStreams:
-        pop, plan, work = np.random.SeedSequence(seed).spawn(3)
-        return cls(
-            np.random.default_rng(pop), np.random.default_rng(plan), np.random.default_rng(work)
-        )
+        pop, plan = np.random.SeedSequence(seed).spawn(2)
+        return cls(np.random.default_rng(pop), np.random.default_rng(plan))
 
 
 @dataclass
@@ -82,7 +79,6 @@ class RunResult:
     summary: dict[str, Any]
     run_dir: Path | None = None
     fallbacks: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def default_run_id(config: RunConfig) -> str:

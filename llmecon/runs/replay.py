@@ -14,7 +14,7 @@ from typing import Any
 
 from llmecon.economy import TaxSchedule
 from llmecon.runs.config import RunConfig
-from llmecon.runs.events import Event, RunCompleted, ScheduleSet, WorkerStep, YearCompleted
+from llmecon.runs.events import Event, ScheduleSet, WorkerStep, YearCompleted
 from llmecon.runs.log import Manifest, RunLogError, read_events, read_manifest
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
@@ -161,9 +161,3 @@ def rescore_run(run_dir: str | Path, swf: str) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def run_status(events: list[Event]) -> str | None:
-    """The final status, or ``None`` when the run never completed (killed)."""
-    done = [e for e in events if isinstance(e, RunCompleted)]
-    return done[-1].status if done else None

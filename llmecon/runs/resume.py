@@ -36,14 +36,15 @@ from llmecon.runs.voting import vote_summaries
 
 def _split_log(path: Path) -> tuple[list[bytes], list[Event], list[bytes]]:
     """Raw lines and events up to the last completed year, and the raw tail after it."""
-    raw = path.read_bytes().split(b"\n")
+    data = path.read_bytes()
+    raw = data.split(b"\n")
     lines = [line for line in raw if line.strip()]
     events: list[Event] = []
     for number, line in enumerate(lines, start=1):
         try:
             events.append(parse_event(line))
         except ValueError:
-            if number == len(lines) and not path.read_bytes().endswith(b"\n"):
+            if number == len(lines) and not data.endswith(b"\n"):
                 break  # torn last line
             raise RunLogError(f"{path}, line {number}: corrupt event") from None
     cut = 0
