@@ -16,11 +16,12 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from llmecon._files import TextFileError, read_text_file
 from llmecon._paths import shipped_dir
 
 
 class PromptError(ValueError):
-    """A template is missing or failed to render."""
+    """A template is missing, unreadable (not UTF-8) or failed to render."""
 
 
 def shipped_prompts_dir() -> Path:
@@ -45,6 +46,8 @@ class PromptLibrary:
             override = Path(override_dir)
             if not override.is_dir():
                 raise PromptError(f"prompt folder not found: {override}")
+            for template in sorted(override.glob("*.j2")):  # fail now, naming the file
+                _read_template(template)
             dirs.append(override)
         dirs.append(shipped_prompts_dir())
         self.search_path = tuple(dirs)
@@ -81,7 +84,7 @@ class PromptLibrary:
         raise PromptError(f"no template named {name!r} in {', '.join(map(str, self.search_path))}")
 
     def source(self, name: str) -> str:
-        return self.path(name).read_text(encoding="utf-8")
+        return _read_template(self.path(name))
 
     def sha256(self, name: str) -> str:
         if name not in self._hashes:
@@ -103,7 +106,16 @@ class PromptLibrary:
             raise PromptError(f"template {name}, line {exc.lineno}: {exc.message}") from exc
         except jinja2.TemplateError as exc:
             raise PromptError(f"template {name}: {exc}") from exc
+        except UnicodeDecodeError:  # a template included by this one
+            raise PromptError(f"template {name} includes a file that is not UTF-8 text") from None
         return RenderedPrompt(name, text.strip() + "\n", self.sha256(name))
+
+
+def _read_template(path: Path) -> str:
+    try:
+        return read_text_file(path, "template")
+    except TextFileError as exc:
+        raise PromptError(str(exc)) from None
 
 
 def _usd(value: float, decimals: int = 0) -> str:

@@ -61,9 +61,33 @@ def models(ctx: click.Context) -> None:
 @click.argument("model")
 @click.option("--api-base", default=None, help="URL of an OpenAI-compatible server.")
 @click.option(
-    "--timeout", "timeout_s", default=60.0, show_default=True, help="Seconds per attempt."
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds per attempt (waiting for a free slot not included).",
 )
-def test_model(model: str, api_base: str | None, timeout_s: float) -> None:
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Retries after a timeout, 429, 5xx or a crashed local model.",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most requests in flight to the endpoint (default: the provider's).",
+)
+def test_model(
+    model: str,
+    api_base: str | None,
+    timeout_s: float,
+    max_retries: int,
+    max_concurrency: int | None,
+) -> None:
     """Send MODEL one structured request; print the parsed reply, tokens and latency."""
     from llmecon.models import ChatMessage, GenerateConfig, ModelError, get_model
 
@@ -75,10 +99,10 @@ def test_model(model: str, api_base: str | None, timeout_s: float) -> None:
             'Answer in JSON: {"weekly_hours": <int 0-80>, "reason": "<one sentence>"}',
         ),
     ]
-    config = GenerateConfig(timeout_s=timeout_s, max_tokens=120, max_retries=2)
+    config = GenerateConfig(timeout_s=timeout_s, max_tokens=120, max_retries=max_retries)
 
     async def run() -> None:
-        llm = get_model(model, api_base=api_base, config=config)
+        llm = get_model(model, api_base=api_base, config=config, max_concurrency=max_concurrency)
         try:
             out = await llm.generate(messages, WorkerDecision)
         finally:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from llmecon.cli._common import console, friendly_errors, out, year_progress
+from llmecon.cli._common import console, friendly_errors, operational_options, out
 
 
 @click.command()
@@ -21,12 +21,15 @@ from llmecon.cli._common import console, friendly_errors, out, year_progress
 def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
     """Re-simulate RUN_DIR from its recorded model outputs and verify every year.
 
-    No model is called and no network is used. Exits 1 with a diff when any year's
-    schedule or metrics differ from the log. With --rescore --swf X, prints every
-    year's welfare recomputed under another social welfare function.
+    No model is called and no network is used. Recorded model outputs are replayed
+    exactly; numbers are compared within a relative 1e-9 (floating-point sums differ in
+    the last bits between CPUs). Exits 1 with a diff when any year's schedule or metrics
+    differ from the log, and 1 when the run is incomplete (killed or stopped early).
+    With --rescore --swf X, prints every year's welfare recomputed under another social
+    welfare function.
     """
     from llmecon.runs.recorded import ReplayMismatchError
-    from llmecon.runs.replay import replay_run, rescore_run
+    from llmecon.runs.replay import REL_TOL, replay_run, rescore_run
 
     if rescore:
         if swf is None:
@@ -48,8 +51,15 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
     if report.ok:
         out.print(
             f"[green]replay matches[/]: {report.years_checked} years, "
-            f"{report.calls_replayed} recorded model calls, every metric identical"
+            f"{report.calls_replayed} recorded model calls, every metric within "
+            f"{REL_TOL:g} (relative)"
         )
+        if not report.complete:
+            raise click.ClickException(
+                f"the run is incomplete ({report.run_status}, {report.years_checked} of "
+                f"{report.years_planned} years): only its completed years were replayed; "
+                f"continue it with `llmecon resume {run_dir}`"
+            )
         return
     table = Table(title="Replay differences")
     for col in ("year", "what", "logged", "replayed"):
@@ -62,25 +72,23 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-def resume(run_dir: str) -> None:
-    """Continue RUN_DIR after a crash (SIGKILL, power loss) from its last complete year.
+@operational_options
+def resume(run_dir: str, **options: Any) -> None:
+    """Continue RUN_DIR from its last complete year, however it stopped: killed
+    (SIGKILL, power loss), failed (e.g. the circuit breaker), interrupted (Ctrl-C), or
+    out of budget or time.
 
     The unfinished year's events are kept aside in events.interrupted-<n>.jsonl; model
-    calls that had completed are reused, not paid for again.
+    calls that had completed are reused, not paid for again. The options below change
+    how the run is carried out (a longer --timeout, another server, a larger
+    --max-cost), never what it computes; for another experiment use
+    `llmecon run --fork`. Exit codes as for `llmecon run`.
     """
+    from llmecon.cli.run import run_with_display
     from llmecon.runs.resume import resume_run
 
     with friendly_errors():
-        sim = resume_run(run_dir)
+        sim = resume_run(run_dir, options)
         done = len(sim.records)
         console.print(f"resuming {run_dir} after {done} completed years of {sim.years}")
-        with year_progress() as progress:
-            task = progress.add_task("tax years", total=sim.years, completed=done, status="")
-
-            def on_year(record: Any, stats: dict[str, Any]) -> None:
-                progress.update(
-                    task, advance=1, status=f"year {record.year}  SWF {record.metrics.swf:,.1f}"
-                )
-
-            result = sim.run(on_year)
-    out.print(f"run {result.status}: {len(result.records)} years in {result.run_dir}")
+        run_with_display(sim, sim.years, sim.config.reference)

@@ -16,7 +16,8 @@ from llmecon.cli.export import check_run_dir
     "--out",
     "out_file",
     type=click.Path(dir_okay=False),
-    help="HTML file to write. [default: RUN/report.html for one run, report.html for several]",
+    help="HTML file to write; never a file of a run (events.jsonl, manifest.json, …). "
+    "[default: RUN/report.html for one run, report.html for several]",
 )
 @click.option("--title", help="Title of the report. [default: from the run ids]")
 def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -> None:
@@ -25,13 +26,14 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
     Welfare by year against the status quo, Saez and the oracle; the schedule over
     time; the final schedule against US federal and Saez; hours and income
     distributions and Lorenz curves; votes and LLM calls (tokens, cost, latency,
-    sample outputs) when the runs have them. One file, figures embedded.
+    sample outputs) when the runs have them. One file, figures embedded, written
+    atomically; it never replaces a run's own files.
     """
-    from llmecon.report import write_report
+    from llmecon.report import REPORT_NAME, write_report
 
     paths = [check_run_dir(d) for d in run_dirs]
     if out_file is None:
-        out = paths[0] / "report.html" if len(paths) == 1 else Path("report.html")
+        out = paths[0] / REPORT_NAME if len(paths) == 1 else Path(REPORT_NAME)
     else:
         out = Path(out_file)
     with friendly_errors():

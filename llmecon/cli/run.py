@@ -9,11 +9,15 @@ from rich.table import Table
 
 from llmecon.cli._common import (
     ECONOMY_KEYS,
+    EXIT_CODES,
+    OPERATIONAL_OPTIONS,
+    YearDisplay,
+    config_option,
     console,
     economy_options,
     friendly_errors,
+    operational_options,
     out,
-    year_progress,
 )
 
 _LLM_KEYS = (
@@ -26,13 +30,16 @@ _LLM_KEYS = (
     "planner_hints",
     "planner_temperature",
     "worker_temperature",
-    "max_concurrency",
-    "max_cost",
-    "api_base",
     "prompts",
-    "cache_dir",
 )
-_VOTE_KEYS = ("vote_every", "vote_rule", "candidates", "candidate_source", "voters")
+_VOTE_KEYS = (
+    "vote_every",
+    "vote_rule",
+    "candidates",
+    "candidate_source",
+    "voters",
+    "voter_model",
+)
 
 
 @click.command()
@@ -73,15 +80,12 @@ _VOTE_KEYS = ("vote_every", "vote_rule", "candidates", "candidate_source", "vote
 )
 @click.option("--planner-temperature", type=float, help="LLM planner sampling temperature.")
 @click.option("--worker-temperature", type=float, help="LLM worker sampling temperature.")
-@click.option("--max-concurrency", type=int, help="Most requests in flight per model endpoint.")
-@click.option("--max-cost", type=float, help="USD budget; the run stops at the year boundary.")
-@click.option("--api-base", help="Base URL of an OpenAI-compatible server (vLLM, Ollama, …).")
+@operational_options
 @click.option(
     "--prompts",
     type=click.Path(file_okay=False),
     help="Folder of Jinja templates overriding the shipped prompts/ (file by file).",
 )
-@click.option("--cache-dir", type=click.Path(file_okay=False), help="On-disk response cache.")
 @click.option(
     "--vote-every",
     type=int,
@@ -109,8 +113,13 @@ _VOTE_KEYS = ("vote_every", "vote_rule", "candidates", "candidate_source", "vote
     help="Rational voters (own utility at best response) or personas asked with the "
     "workers' model. [llm with LLM workers, else rational]",
 )
+@config_option("voter_model")
 @click.option("--out", help="Folder for run outputs. [default: runs]")
-@click.option("--run-id", help="Name of the run folder. [default: <timestamp>-<planner>]")
+@click.option(
+    "--run-id",
+    help="Name of the run folder inside --out: letters, digits, '.', '_', '-'. "
+    "[default: <timestamp>-<planner>-s<seed>-<random>]",
+)
 @click.option(
     "--no-reference",
     is_flag=True,
@@ -154,7 +163,7 @@ def run(
 
     keys = (
         *("planner", "workers", "worker_steps", "out", "run_id"),
-        *(*_LLM_KEYS, *_VOTE_KEYS, *ECONOMY_KEYS),
+        *(*_LLM_KEYS, *_VOTE_KEYS, *ECONOMY_KEYS, *OPERATIONAL_OPTIONS),
     )
     overrides = {k: options.get(k) for k in keys}
     if no_reference:
@@ -169,6 +178,14 @@ def run(
             config = _fork_config(fork_dir, overrides)
         else:
             config = build_config(config_file, overrides)
+        # Build everything first: a missing key or a bad option fails before any output.
+        if fork_dir is not None:
+            from llmecon.runs.resume import fork_run
+
+            assert from_year is not None
+            sim = fork_run(fork_dir, from_year, overrides)
+        else:
+            sim = Simulation(config)
         console.print(
             f"[bold]llmecon run[/]: planner [cyan]{config.planner}[/], "
             f"workers [cyan]{config.workers}[/], "
@@ -180,47 +197,46 @@ def run(
                 "small and weak, but real; pass --planner gpt-4o (or another model) for a "
                 "stronger run"
             )
-        # Build everything first: a missing key or a bad option fails before any output.
-        if fork_dir is not None:
-            from llmecon.runs.resume import fork_run
+        run_with_display(sim, config.years or 0, config.reference)
 
-            assert from_year is not None
-            sim = fork_run(fork_dir, from_year, overrides)
-        else:
-            sim = Simulation(config)
-        with year_progress() as progress:
-            done = len(sim.records)
-            status = f"forked at year {done}" if done else "starting…"
-            task = progress.add_task("tax years", total=config.years, completed=done, status=status)
-            state: dict[str, Any] = {"year": "", "calls": ""}
 
-            def show() -> None:
-                progress.update(task, status=f"{state['year']}{state['calls']}")
+def run_with_display(sim: Any, years: int, reference: bool) -> None:
+    """Run ``sim`` with a progress display, print how it ended, and exit with the code
+    of its status (:data:`EXIT_CODES`)."""
+    from llmecon.runs import RunFailedError
 
-            def on_calls(totals: dict[str, Any]) -> None:
-                cost = totals["cost_usd"]
-                state["calls"] = (
-                    f"  calls {totals['calls']}  tokens "
-                    f"{totals['input_tokens'] + totals['output_tokens']:,}  "
-                    f"cost {'n/a' if cost is None else f'${cost:.4f}'}  "
-                    f"failures {totals['failures']}"
-                )
-                show()
+    done = len(sim.records)
+    status = f"continuing after year {done}" if done else "starting…"
+    try:
+        with YearDisplay(years, done, status) as display:
 
             def on_year(record: Any, stats: dict[str, Any]) -> None:
-                last = record.year == (config.years or 0) - 1
-                state["year"] = (
-                    f"year {record.year}  SWF {record.metrics.swf:,.1f}  "
-                    f"fallbacks {stats['fallbacks']}"
-                    + ("  (computing reference welfare…)" if last and config.reference else "")
-                )
-                progress.advance(task)
-                show()
+                last = record.year == years - 1
+                note = "  (computing reference welfare…)" if last and reference else ""
+                display.on_year(record, stats, note)
 
-            sim.on_call_progress = on_calls
+            sim.on_call_progress = display.on_calls
             result = sim.run(on_year)
-    _print_summary(result.summary, result.records[-1].schedule.describe())
+    except RunFailedError as exc:
+        console.print(f"[red bold]run failed[/]: {exc}")
+        raise SystemExit(EXIT_CODES["failed"]) from None
+    except KeyboardInterrupt:
+        console.print(
+            f"[yellow]interrupted[/]; continue with `llmecon resume {sim.log.directory}`"
+            if sim.log is not None
+            else "[yellow]interrupted[/]"
+        )
+        raise SystemExit(EXIT_CODES["interrupted"]) from None
+    if result.records:
+        _print_summary(result.summary, result.records[-1].schedule.describe())
     console.print(f"run written to [bold]{result.run_dir}[/]")
+    if not result.complete:
+        console.print(
+            f"[yellow]run stopped early[/] ({result.status}: {result.error}) after "
+            f"{len(result.records)} of {years} years; continue with "
+            f"`llmecon resume {result.run_dir}` (e.g. with a larger --max-cost or --deadline)"
+        )
+    raise SystemExit(EXIT_CODES[result.status])
 
 
 def _fork_config(fork_dir: str, overrides: dict[str, Any]) -> Any:
@@ -247,7 +263,14 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
         table.add_row("final, % of oracle", f"{summary['final_pct_of_oracle']:.2f} %")
     elif summary.get("oracle_note"):
         table.add_row("oracle", summary["oracle_note"])
-    table.add_row("fallbacks", str(summary["fallbacks"]))
+    decisions = summary.get("decisions") or 0
+    share = summary.get("fallback_share", 0.0)
+    table.add_row(
+        "fallbacks",
+        f"{summary['fallbacks']} of {decisions} decisions ({share:.1%})"
+        if decisions
+        else str(summary["fallbacks"]),
+    )
     if "calls" in summary:
         table.add_row("model calls (failed)", f"{summary['calls']} ({summary['failures']})")
         table.add_row(
@@ -257,3 +280,10 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
         table.add_row("cost", "unknown (price not in table)" if cost is None else f"${cost:.4f}")
     out.print(table)
     out.print("[bold]final schedule[/]\n" + final_schedule)
+    if summary.get("fallbacks"):
+        style = "red bold" if share >= 0.5 else "yellow"
+        out.print(
+            f"[{style}]note[/]: {share:.1%} of the agents' decisions were fallbacks (a failed "
+            "model call or an unusable answer: the planner kept its schedule, a worker its "
+            "hours); the welfare above reflects those fallbacks, not the model's choices"
+        )

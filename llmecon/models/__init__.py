@@ -19,12 +19,13 @@ from llmecon.models._errors import (
     ModelTimeoutError,
     ProviderError,
     RateLimitError,
+    ReplyTooLongError,
     StructuredOutputError,
     UnknownModelError,
 )
 from llmecon.models._model import Model
-from llmecon.models._provider import ModelProvider, ProviderResponse
-from llmecon.models._redact import redact
+from llmecon.models._provider import ModelProvider, ProviderResponse, current_attempt
+from llmecon.models._redact import redact, redact_url
 from llmecon.models._registry import (
     get_model,
     provider_names,
@@ -50,13 +51,16 @@ __all__ = [
     "ProviderError",
     "ProviderResponse",
     "RateLimitError",
+    "ReplyTooLongError",
     "StructuredOutputError",
     "StructuredSpec",
     "UnknownModelError",
     "Usage",
+    "current_attempt",
     "get_model",
     "provider_names",
     "redact",
+    "redact_url",
     "register_provider",
     "resolve_model_name",
 ]

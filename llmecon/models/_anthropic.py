@@ -19,6 +19,7 @@ from llmecon.models._errors import (
     ProviderError,
     RateLimitError,
 )
+from llmecon.models._pricing import price_known
 from llmecon.models._provider import (
     ModelProvider,
     PerLoopClients,
@@ -48,7 +49,7 @@ class AnthropicProvider(ModelProvider):
 
     @property
     def prices_known(self) -> bool:
-        return True  # a gateway still bills Anthropic's prices
+        return price_known(self.model_name)  # a gateway still bills Anthropic's prices
 
     def check_ready(self) -> None:
         if not os.environ.get("ANTHROPIC_API_KEY"):

@@ -49,6 +49,11 @@ class GenerateConfig(BaseModel):
     max_repairs: int = Field(default=2, ge=0)
     """Re-asks when the reply fails schema validation (the error is shown to the model)."""
 
+    max_reply_chars: int = Field(default=20_000, ge=1)
+    """Longest reply accepted, in characters. A longer one fails the call with
+    :class:`~llmecon.models.ReplyTooLongError` (not retried, not re-asked) and is recorded
+    cut to this length plus a ``…[truncated: N chars]`` marker."""
+
     structured_output: Literal["auto", "native", "prompt"] = "auto"
     """How a schema is enforced: ``native`` (OpenAI json_schema, Anthropic forced tool,
     llama.cpp grammar), ``prompt`` (schema in the prompt, reply parsed), or ``auto``

@@ -56,6 +56,21 @@ class ProviderError(ModelError):
         self.retry_after_s = retry_after_s
 
 
+class ReplyTooLongError(ProviderError):
+    """A reply longer than ``GenerateConfig.max_reply_chars``: the call fails at once.
+
+    Neither retried nor re-asked: a server that ignored ``max_tokens`` once (a repetition
+    loop, a broken proxy) is likely to do it again, and each such reply is paid for, so
+    one is the most a call may cost. The call record keeps the reply cut to the cap with
+    a ``…[truncated: N chars]`` marker. ``chars`` is the reply's length, ``limit`` the cap.
+    """
+
+    def __init__(self, message: str, *, chars: int, limit: int) -> None:
+        super().__init__(message, retryable=False)
+        self.chars = chars
+        self.limit = limit
+
+
 class RateLimitError(ProviderError):
     """HTTP 429 (or the provider's equivalent); retried, honouring Retry-After."""
 

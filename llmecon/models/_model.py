@@ -3,14 +3,16 @@
 Per request: a per-endpoint concurrency limit, a per-attempt timeout, retries with
 exponential backoff and jitter on transient faults (honouring ``Retry-After``), and
 fail-fast on auth errors. Per logical call: structured-output validation with bounded
-re-asks, the optional on-disk cache, token and cost accounting, the budget, and one
-:class:`CallRecord` handed to ``on_call``. All error text is redacted.
+re-asks, the reply-size cap, the optional on-disk cache, token and cost accounting, the
+budget, and one :class:`CallRecord` handed to ``on_call``. Every reply is redacted as it
+arrives (before it is parsed, re-sent or recorded) and every record again on its way out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -25,11 +27,13 @@ from llmecon.models._errors import (
     ModelError,
     ModelTimeoutError,
     ProviderError,
+    ReplyTooLongError,
     StructuredOutputError,
 )
+from llmecon.models._pricing import cost_at
 from llmecon.models._pricing import cost_usd as table_cost
-from llmecon.models._provider import ModelProvider, ProviderResponse
-from llmecon.models._redact import logger, redact
+from llmecon.models._provider import _ATTEMPT, ModelProvider, ProviderResponse
+from llmecon.models._redact import logger, redact, redact_json
 from llmecon.models._schema import (
     RepairPrompt,
     StructuredSpec,
@@ -113,6 +117,8 @@ class Model:
         self.cache_hits = 0
         self.max_cost_usd: float | None = None
         self.hard_limit_usd: float | None = None
+        self.price_override: tuple[float, float] | None = None
+        """``(input, output)`` USD per 1M tokens set with :meth:`set_price`."""
 
     @property
     def name(self) -> str:
@@ -137,6 +143,23 @@ class Model:
     @property
     def budget_exceeded(self) -> bool:
         return self.max_cost_usd is not None and self.cost_total >= self.max_cost_usd
+
+    def set_price(self, input_per_mtok: float, output_per_mtok: float) -> None:
+        """Price every call at these USD per million input / output tokens.
+
+        Overrides the price map and any cost the provider reports (e.g. a self-hosted or
+        brand-new model, so that a budget can be enforced). Cache hits still cost 0.
+        """
+        if input_per_mtok < 0 or output_per_mtok < 0:
+            raise ValueError("prices must be non-negative (USD per million tokens)")
+        self.price_override = (float(input_per_mtok), float(output_per_mtok))
+
+    @property
+    def price_known(self) -> bool:
+        """Whether calls are priced (so a budget can be enforced): a :meth:`set_price`
+        override, or a provider whose cost is known (mock and local cost 0; hosted
+        models in litellm's price map)."""
+        return self.price_override is not None or self.provider.prices_known
 
     # -- the call -------------------------------------------------------------------
     async def generate(
@@ -197,13 +220,19 @@ class Model:
         base = msgs if (spec is None or native) else with_schema_instruction(msgs, spec)
         convo = base
         while True:
-            response = await self._request(convo, spec if native else None, cfg, state)
-            state.raw_outputs.append(response.text)
+            # Attempt k's reply becomes raw_outputs[k]; a provider answering from a
+            # recording (replay, resume) reads k with current_attempt().
+            attempt = _ATTEMPT.set(len(state.raw_outputs))
+            try:
+                response = await self._request(convo, spec if native else None, cfg, state)
+            finally:
+                _ATTEMPT.reset(attempt)
+            text = self._received(response.text, cfg, state)
             if spec is None:
-                return state.output(self.name, response.text, None)
-            parsed, error = parse_structured(response.text, spec)
+                return state.output(self.name, text, None)
+            parsed, error = parse_structured(text, spec)
             if parsed is not None:
-                return state.output(self.name, response.text, parsed)
+                return state.output(self.name, text, parsed)
             assert error is not None
             state.errors.append(error)
             if state.repairs >= cfg.max_repairs:
@@ -216,7 +245,23 @@ class Model:
             state.repairs += 1
             state.retries += 1
             # Re-ask with only the latest bad reply, so the prompt stays short.
-            convo = base + repair_messages(response.text, error, self.repair_prompt)
+            convo = base + repair_messages(text, error, self.repair_prompt)
+
+    def _received(self, text: str, cfg: GenerateConfig, state: _CallState) -> str:
+        """Take in one reply: redacted first, so no secret a server echoes reaches the
+        parser, a re-ask or a record (and a replay parses exactly the recorded text);
+        then capped: a reply over ``max_reply_chars`` fails the call, recorded truncated."""
+        clean = redact(text)
+        if len(clean) > cfg.max_reply_chars:
+            state.raw_outputs.append(truncate_reply(clean, cfg.max_reply_chars, len(text)))
+            raise ReplyTooLongError(
+                f"{self.name}: reply of {len(text)} chars is longer than max_reply_chars="
+                f"{cfg.max_reply_chars} (not retried)",
+                chars=len(text),
+                limit=cfg.max_reply_chars,
+            )
+        state.raw_outputs.append(clean)
+        return clean
 
     async def _request(
         self,
@@ -230,12 +275,20 @@ class Model:
         while True:
             error: ModelError
             try:
-                async with self.limiter.semaphore(), asyncio.timeout(cfg.timeout_s):
-                    response = await self.provider.generate(messages, spec, cfg)
+                # The timeout starts once the request holds a slot: it measures the
+                # request, not the wait for the endpoint's concurrency limit.
+                async with self.limiter.semaphore():
+                    async with asyncio.timeout(cfg.timeout_s):
+                        response = await self.provider.generate(messages, spec, cfg)
                 self._account(response, state)
                 return response
-            except TimeoutError:
-                error = ModelTimeoutError(f"{self.name}: no reply within {cfg.timeout_s:g} s")
+            except TimeoutError as exc:
+                # A provider may note on the cancellation what stopping the request did.
+                notes = getattr(exc.__cause__, "__notes__", None) or []
+                detail = f" ({'; '.join(map(str, notes))})" if notes else ""
+                error = ModelTimeoutError(
+                    f"{self.name}: no reply within {cfg.timeout_s:g} s{detail}"
+                )
             except ModelError as exc:
                 if not exc.retryable:
                     raise
@@ -274,9 +327,12 @@ class Model:
     def _account(self, response: ProviderResponse, state: _CallState) -> None:
         usage = response.usage or Usage()
         state.usage = state.usage + usage
-        cost = response.cost_usd
-        if cost is None and self.provider.prices_known:
-            cost = table_cost(self.provider.model_name, usage)
+        if self.price_override is not None:
+            cost: float | None = cost_at(self.price_override, usage)
+        else:
+            cost = response.cost_usd
+            if cost is None and self.provider.prices_known:
+                cost = table_cost(self.provider.model_name, usage)
         if cost is None:
             state.cost_known = False
         else:
@@ -315,21 +371,22 @@ class Model:
         entry = self.cache.get(key)
         if entry is None:
             return None
+        text = redact(str(entry.get("text", "")))  # an entry written before redaction
         parsed = None
         if spec is not None:
-            parsed, _ = parse_structured(entry.get("text", ""), spec)
+            parsed, _ = parse_structured(text, spec)
             if parsed is None:  # the schema changed under the same name: ignore the entry
                 return None
         self.cache_hits += 1
         return ModelOutput(
             model=self.name,
-            text=entry["text"],
+            text=text,
             parsed=parsed,
             usage=Usage.model_validate(entry.get("usage", {})),
             cost_usd=0.0,
             cached=True,
             repairs=int(entry.get("repairs", 0)),
-            raw_outputs=list(entry.get("raw_outputs", [])),
+            raw_outputs=redact_json(list(entry.get("raw_outputs", []))),
         )
 
     # -- bookkeeping ----------------------------------------------------------------
@@ -353,17 +410,18 @@ class Model:
                 self.cost_unknown_calls += 1
         record.latency_s = time.perf_counter() - t0
         record.retries, record.repairs = state.retries, state.repairs
+        # Model output is untrusted text bound for files: redact every string of it.
         if output is not None:
-            record.raw_outputs = output.raw_outputs
-            record.text = output.text
+            record.raw_outputs = redact_json(output.raw_outputs)
+            record.text = redact(output.text)
             record.usage = output.usage
             record.cached = output.cached
             record.cost_usd = output.cost_usd
             if isinstance(output.parsed, BaseModel):
-                record.parsed = output.parsed.model_dump(mode="json")
+                record.parsed = redact_json(output.parsed.model_dump(mode="json"))
         else:
             self.failures += 1
-            record.raw_outputs = list(state.raw_outputs)
+            record.raw_outputs = redact_json(state.raw_outputs)
             record.usage = state.usage
             record.cost_usd = state.cost if state.cost_known else None
             record.error_type = type(error).__name__
@@ -409,6 +467,20 @@ def _cache_entry(output: ModelOutput) -> dict[str, Any]:
         "repairs": output.repairs,
         "raw_outputs": output.raw_outputs,
     }
+
+
+_TRUNCATED = re.compile(r"…\[truncated: \d+ chars\]")
+
+
+def truncate_reply(text: str, limit: int, chars: int) -> str:
+    """``text`` cut to ``limit`` characters plus ``…[truncated: <chars> chars]``.
+
+    A reply that already is such a truncation at this limit (a replayed one) is kept as
+    is, so a resumed log records the original length.
+    """
+    if _TRUNCATED.fullmatch(text, limit):
+        return text
+    return f"{text[:limit]}…[truncated: {chars} chars]"
 
 
 def _gave_up(error: ModelError, retries: int) -> ModelError:

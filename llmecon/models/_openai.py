@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
@@ -33,12 +33,14 @@ from llmecon.models._errors import (
     ProviderError,
     RateLimitError,
 )
+from llmecon.models._pricing import price_known
 from llmecon.models._provider import (
     ModelProvider,
     PerLoopClients,
     ProviderResponse,
     parse_retry_after,
 )
+from llmecon.models._redact import redact_url
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
 
@@ -82,7 +84,7 @@ class OpenAIProvider(ModelProvider):
 
     @property
     def prices_known(self) -> bool:
-        return is_openai_host(self.api_base)
+        return is_openai_host(self.api_base) and price_known(self.model_name)
 
     def _key_env(self) -> str:
         return "OPENAI_API_KEY" if is_openai_host(self.api_base) else "LLMECON_API_KEY"
@@ -90,6 +92,18 @@ class OpenAIProvider(ModelProvider):
     def check_ready(self) -> None:
         if is_openai_host(self.api_base) and not os.environ.get("OPENAI_API_KEY"):
             raise MissingKeyError(MISSING_OPENAI_KEY)
+        if (
+            self.transport == "http"
+            and self.api_base
+            and urlsplit(self.api_base).username is not None
+            and os.environ.get(self._key_env())
+        ):
+            # Both would be the Authorization header (Basic from the URL, Bearer from the
+            # key): refuse rather than silently drop one.
+            raise ModelError(
+                f"openai/{self.model_name}: the base URL {redact_url(self.api_base)} carries "
+                f"a user name and {self._key_env()} is set; use one of them"
+            )
         if self.transport == "sdk":
             # Import now (~1 s, once per process) rather than inside the first request,
             # where it would eat into that request's timeout.
@@ -185,14 +199,14 @@ class OpenAIProvider(ModelProvider):
         import aiohttp
 
         session, headers = self._clients.get()
-        base = (self.api_base or "https://api.openai.com/v1").rstrip("/")
+        url = _endpoint_url(self.api_base or "https://api.openai.com/v1", "/chat/completions")
         where = f"openai/{self.model_name}"
         while True:
             body = self._request_args(messages, spec, config)
             timeout = aiohttp.ClientTimeout(total=body.pop("timeout"))
             try:
                 async with session.post(
-                    f"{base}/chat/completions",
+                    url,
                     data=json.dumps(body),
                     headers=headers,
                     timeout=timeout,
@@ -241,6 +255,12 @@ class OpenAIProvider(ModelProvider):
             await client[0].close()
         elif client is not None:
             await client.close()
+
+
+def _endpoint_url(api_base: str, path: str) -> str:
+    """``path`` under ``api_base``, keeping its query (``…/v1?api-version=…``)."""
+    parts = urlsplit(api_base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
 
 
 def _to_response(completion: Any, model: str) -> ProviderResponse:

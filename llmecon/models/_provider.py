@@ -6,12 +6,29 @@ import asyncio
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from llmecon.models._config import GenerateConfig
+from llmecon.models._pricing import price_known
+from llmecon.models._redact import redact_url
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage, Usage
+
+_ATTEMPT: ContextVar[int] = ContextVar("llmecon_model_attempt", default=0)
+
+
+def current_attempt() -> int:
+    """The attempt of the current logical call that a provider request serves.
+
+    ``0`` for the first request, ``k`` for the k-th re-ask: the index its reply takes in
+    ``raw_outputs``. Transport retries repeat their attempt's index (a failed request
+    adds no reply). :class:`~llmecon.models.Model` sets it around every request (a
+    context variable: concurrent calls each see their own); providers that answer from
+    a recording, like the run layer's replay provider, read it.
+    """
+    return _ATTEMPT.get()
 
 
 @dataclass
@@ -21,7 +38,7 @@ class ProviderResponse:
     text: str
     usage: Usage | None = None
     cost_usd: float | None = None
-    """Cost reported by the provider itself (litellm); else the price table is used."""
+    """Cost reported by the provider itself (litellm); else the price map (``_pricing``) is used."""
 
 
 class ModelProvider(ABC):
@@ -47,13 +64,16 @@ class ModelProvider(ABC):
 
     @property
     def endpoint(self) -> str:
-        """Identifies the endpoint that concurrency limits are shared over."""
-        return f"{self.provider_name}|{self.api_base or 'default'}"
+        """Identifies the endpoint that concurrency limits are shared over (printable:
+        credentials in the base URL are masked, see :func:`~llmecon.models.redact_url`)."""
+        return f"{self.provider_name}|{redact_url(self.api_base) if self.api_base else 'default'}"
 
     @property
     def prices_known(self) -> bool:
-        """False for endpoints whose price we cannot know (self-hosted servers)."""
-        return self.api_base is None
+        """Whether the cost of this provider's calls is known: it reports the cost itself
+        (mock, local: 0), or it is a hosted endpoint whose model is in the price map
+        (:func:`~llmecon.models._pricing.price_known`). False for self-hosted servers."""
+        return self.api_base is None and price_known(self.model_name)
 
     def check_ready(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Fail fast (missing key, missing extra) before any request is made."""
@@ -71,7 +91,7 @@ class ModelProvider(ABC):
         """Release network clients opened on the running event loop."""
 
     def __repr__(self) -> str:
-        base = f", api_base={self.api_base!r}" if self.api_base else ""
+        base = f", api_base={redact_url(self.api_base)!r}" if self.api_base else ""
         return f"{type(self).__name__}({self.model_name!r}{base})"
 
 

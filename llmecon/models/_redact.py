@@ -1,8 +1,8 @@
 """Keep API keys out of every text the model layer emits (errors, logs, call records).
 
 Keys are only ever read from the environment; :func:`redact` replaces the value of any
-secret-looking environment variable, plus anything shaped like a well-known key format,
-with ``***``.
+secret-looking environment variable, anything shaped like a well-known key format and the
+credentials of any URL in the text (:func:`redact_url`) with ``***``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+from typing import Any
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 _SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|_KEY$)", re.IGNORECASE)
 # Key shapes that may reach us from a server echoing a request (e.g. "Incorrect API key
@@ -31,13 +33,97 @@ def _secret_values() -> list[str]:
 
 
 def redact(text: str) -> str:
-    """``text`` with every secret from the environment and every key-shaped token masked."""
+    """``text`` with every secret from the environment, every key-shaped token and the
+    credentials of every URL in it masked."""
+    return _redact(text, _secret_values())
+
+
+def _redact(text: str, secrets: list[str]) -> str:
     if not text:
         return text
-    for value in _secret_values():
+    for value in secrets:
         if value in text:
             text = text.replace(value, "***")
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: _mask_url(m.group()), text)
+    if "=" in text:  # a query string without its URL, e.g. a path a server echoes
+        text = _PARAM_IN_TEXT.sub(_mask_param_match, text)
     return _KEY_SHAPES.sub("***", text)
+
+
+def redact_json(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, scalars) with every string :func:`redact`-ed."""
+    secrets = _secret_values()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return _redact(item, secrets)
+        if isinstance(item, dict):
+            return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+# A query/fragment parameter whose name looks like a secret: one of the long words
+# anywhere at the end of the name (``api_key``, ``apiKey``, ``x-api-key``, ``client_secret``,
+# ``access_token``), or a short one as the whole name or after a separator (``key``,
+# ``sig``, ``auth``; not ``monkey``).
+_SECRET_PARAM = re.compile(
+    r"(?:api[_\-]?key|token|secret|password|passwd|credentials?)$"
+    r"|(?:^|[_\-.])(?:key|sig|signature|pwd|auth)$",
+    re.IGNORECASE,
+)
+# A URL inside free text (an error message, a log line, a model's reply).
+# (Trailing punctuation is not part of it: "see https://h/?token=abc." keeps its dot.
+# The scheme is bounded so that long runs like "a.a.a.a…" are scanned in linear time.)
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s\"'<>`]*[^\s\"'<>`.,;:!?)\]}]")
+# A ``name=value`` right after ``?``, ``&`` or ``#``: a query string without its URL.
+_PARAM_IN_TEXT = re.compile(
+    r"(?<=[?&#])([A-Za-z0-9_.\-]{1,64})=([^&#\s\"'<>`]*[^&#\s\"'<>`.,;:!?)\]}])"
+)
+
+
+def _mask_param_match(match: re.Match[str]) -> str:
+    name = match.group(1)
+    return f"{name}=***" if _SECRET_PARAM.search(name) else match.group()
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials: ``user:pass@`` removed, secret-looking query (and
+    fragment) parameters masked (``?api_key=***``), then :func:`redact` applied.
+
+    >>> redact_url("https://bob:hunter2@gw.example/v1?api_key=abc&model=x")
+    'https://gw.example/v1?api_key=***&model=x'
+    """
+    return redact(_mask_url(url))
+
+
+def _mask_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket: strip what looks like userinfo
+        return re.sub(r"(://)[^/@\s]*@", r"\1", url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query, fragment = _mask_params(parts.query), _mask_params(parts.fragment)
+    if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
+        return url  # nothing to hide: keep the text exactly as it was
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _mask_params(query: str) -> str:
+    """``a=1&token=s`` -> ``a=1&token=***``; everything else is kept byte for byte."""
+    if "=" not in query:
+        return query
+    out = []
+    for item in query.split("&"):
+        name, sep, value = item.partition("=")
+        if sep and value and _SECRET_PARAM.search(unquote_plus(name)):
+            item = f"{name}=***"
+        out.append(item)
+    return "&".join(out)
 
 
 class RedactingFilter(logging.Filter):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from llmecon._files import TextFileError, read_text_file
 from llmecon._paths import shipped_dir
 from llmecon.economy.population import MIN_WAGE_USD, Population
 from llmecon.personas._tables import EDUCATION_LABELS, PersonaError
@@ -29,6 +30,14 @@ Education = Literal[
     "doctoral_professional",
 ]
 FilingStatus = Literal["single", "married_joint", "married_separate", "head_of_household", "widow"]
+
+#: Highest hourly wage a persona may have: $208 M a year at 40 hours, far above any real
+#: wage (the sampler's Pareto tail stays below $10 000) and far below where the
+#: economy's arithmetic would overflow.
+MAX_HOURLY_WAGE_USD = 100_000.0
+
+#: Highest annual amount (earnings, spouse's earnings) a persona may state.
+MAX_ANNUAL_USD = 1e9
 
 _FILING_TEXT = {
     "single": "You are single",
@@ -52,13 +61,22 @@ class Persona(BaseModel):
     age: int = Field(ge=16, le=85)
     age_band: AgeBand
     education: Education
-    hourly_wage_usd: float = Field(ge=MIN_WAGE_USD, description="skill s_i, USD per hour")
+    hourly_wage_usd: float = Field(
+        ge=MIN_WAGE_USD,
+        le=MAX_HOURLY_WAGE_USD,
+        allow_inf_nan=False,
+        description="skill s_i, USD per hour",
+    )
     usual_weekly_hours: int = Field(ge=1, le=80, description="usual hours h_i⁰ (CPS ASEC)")
-    annual_earnings_usd: float = Field(ge=0, description="52 · wage · usual hours")
+    annual_earnings_usd: float = Field(
+        ge=0, le=MAX_ANNUAL_USD, allow_inf_nan=False, description="52 · wage · usual hours"
+    )
     filing_status: FilingStatus
-    children: int = Field(ge=0, description="children under 18 in the tax unit")
-    household_size: int = Field(ge=1, description="people in the tax unit")
-    spouse_earnings_usd: float = Field(ge=0, description="annual, USD")
+    children: int = Field(ge=0, le=20, description="children under 18 in the tax unit")
+    household_size: int = Field(ge=1, le=40, description="people in the tax unit")
+    spouse_earnings_usd: float = Field(
+        ge=0, le=MAX_ANNUAL_USD, allow_inf_nan=False, description="annual, USD"
+    )
     state: str = Field(description="state of residence (name)")
     state_code: str = Field(pattern=r"^[A-Z]{2}$")
     wage_mode: Literal["census", "gb2"] = "census"
@@ -93,9 +111,9 @@ def load_bank(path: str | Path) -> list[Persona]:
     if not path.is_file():
         raise PersonaError(f"persona file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PersonaError(f"persona file {path} is unreadable: {exc}") from exc
+        text = read_text_file(path, "persona file")
+    except TextFileError as exc:  # unreadable, or not UTF-8 (naming the line)
+        raise PersonaError(str(exc)) from None
     personas: list[Persona] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -107,7 +125,9 @@ def load_bank(path: str | Path) -> list[Persona]:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"]) or "persona"
-            raise PersonaError(f"{path}, line {lineno}: {where}: {first['msg']}") from exc
+            value = first.get("input")
+            got = f" (got {value!r})" if isinstance(value, int | float) else ""
+            raise PersonaError(f"{path}, line {lineno}: {where}: {first['msg']}{got}") from exc
     if not personas:
         raise PersonaError(f"persona file {path} holds no personas")
     ids = [p.id for p in personas]

@@ -18,22 +18,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from llmecon._files import atomic_write_text
+from llmecon.report._output import REPORT_NAME, check_report_path
 from llmecon.report._render import render_report, run_labels
 from llmecon.runs.dataframes import RunData, load_run
+from llmecon.runs.log import RunLogError
 
 
 def write_report(
     run_dirs: Sequence[str | Path], out: str | Path, *, title: str | None = None
 ) -> Path:
-    """Load the runs, render their report and write it to ``out`` (returned)."""
-    runs: list[RunData] = [load_run(d) for d in run_dirs]
+    """Load the runs, render their report and write it to ``out`` (returned).
+
+    The file is written atomically (a temporary file in the same folder, then renamed),
+    so an interrupted report never leaves a truncated page. Raises
+    :class:`~llmecon.runs.log.RunLogError` (before reading anything) when ``out`` is a
+    file of a run (``events.jsonl``, ``manifest.json``, …) or any other file in a run
+    folder that is not an llmecon report.
+    """
     path = Path(out)
+    check_report_path(path)
+    runs: list[RunData] = [load_run(d) for d in run_dirs]
     html = render_report(runs, title=title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, html)
+    except OSError as exc:
+        raise RunLogError(f"cannot write the report {path}: {exc.strerror or exc}") from None
     return path
 
 
-__all__ = ["render_report", "run_labels", "write_report"]
+__all__ = ["REPORT_NAME", "check_report_path", "render_report", "run_labels", "write_report"]

@@ -94,12 +94,16 @@ nav a { margin-right: .8rem; }
 """
 
 
+#: In the ``<head>`` of every report: how ``llmecon report`` recognises its own files.
+GENERATOR_META = '<meta name="generator" content="llmecon report">'
+
+
 def page(title: str, nav: Sequence[tuple[str, str]], body: Sequence[Markup]) -> str:
     """A complete, self-contained HTML document."""
     links = "".join(f'<a href="#{esc(i)}">{esc(t)}</a>' for i, t in nav)
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
+        f'<html lang="en"><head><meta charset="utf-8">{GENERATOR_META}'
         f"<title>{esc(title)}</title><style>{_CSS}</style></head>\n"
         f"<body><h1>{esc(title)}</h1><nav>{links}</nav>\n" + "".join(body) + "</body></html>\n"
     )

@@ -2,6 +2,7 @@
 
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
 from llmecon.runs.events import LOG_FORMAT_VERSION, Event, parse_event
+from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import Manifest, RunLog, RunLogError, read_events, read_manifest
 from llmecon.runs.loop import RunResult, Simulation, run
 
@@ -11,6 +12,7 @@ __all__ = [
     "Event",
     "Manifest",
     "RunConfig",
+    "RunFailedError",
     "RunLog",
     "RunLogError",
     "RunResult",

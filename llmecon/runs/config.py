@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,10 @@ from llmecon.economy.schedule import ScheduleError, parse_brackets
 DEFAULT_MODEL = "local/smollm2-135m"
 
 
+#: A run id names one folder inside ``out``: no separators, no ``..``, no hidden names.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the field."""
 
@@ -22,7 +27,12 @@ class ConfigError(ValueError):
 class RunConfig(BaseModel):
     """Everything that defines a run. Recorded, fully resolved, in the manifest."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,  # field docs are the CLI's --help texts
+    )
 
     planner: str = DEFAULT_MODEL
     """Planner: a baseline (``none``, ``us-federal``, ``flat:<r>``, ``fixed:<r,…>``,
@@ -56,13 +66,13 @@ class RunConfig(BaseModel):
     brackets: str = "us-federal-2025"
     """Bracket set: ``us-federal-2025``, ``flat``, ``three`` or comma-separated edges (USD)."""
 
-    elasticity: float = Field(0.4, gt=0, le=5)
+    elasticity: float = Field(0.4, ge=0.01, le=5)
     """ε, the elasticity of hours to the net-of-tax wage."""
 
     max_weekly_hours: float = Field(80.0, gt=0, le=168)
     """Upper bound of weekly hours."""
 
-    crra: float | None = Field(None, gt=0)
+    crra: float | None = Field(None, gt=0, le=20)
     """η for CRRA consumption utility (income effects); unset = quasi-linear."""
 
     rebate_share: float = Field(1.0, ge=0, le=1)
@@ -81,7 +91,8 @@ class RunConfig(BaseModel):
     """Folder under which ``<run-id>/`` is written."""
 
     run_id: str | None = None
-    """Name of the run folder; default ``<timestamp>-<planner>``."""
+    """Name of the run folder (letters, digits, ``.``, ``_``, ``-``; no path separators);
+    default ``<timestamp>-<planner>-s<seed>-<random>``, unique under concurrency."""
 
     reference: bool = True
     """Compute status-quo and oracle reference welfare for the summary."""
@@ -119,10 +130,53 @@ class RunConfig(BaseModel):
     """Most requests in flight per model endpoint (provider default when unset)."""
 
     max_cost: float | None = Field(None, gt=0)
-    """Budget in USD: the run stops cleanly at the end of the year that reaches it."""
+    """Budget in USD for the whole run (a resumed run counts what the log already
+    spent): the run stops cleanly at the end of the year that reaches it. A model whose
+    price is unknown needs ``price``."""
+
+    price: tuple[float, float] | None = None
+    """USD per million input and output tokens (``IN,OUT``) for models whose price is
+    not in litellm's cost map (self-hosted servers, new models); overrides the map."""
 
     api_base: str | None = None
-    """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server)."""
+    """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server) for
+    every role that has no base of its own (the embedded and mock models ignore it)."""
+
+    planner_api_base: str | None = None
+    """Base URL for the planner's model (overrides ``api_base``)."""
+
+    workers_api_base: str | None = None
+    """Base URL for the workers' model (overrides ``api_base``)."""
+
+    voter_model: str | None = None
+    """Model of LLM voters (and platform proposers). Default: the workers' model, or the
+    planner's when the workers are rational."""
+
+    voters_api_base: str | None = None
+    """Base URL for the voters' model (overrides ``api_base``)."""
+
+    # -- operations: what a resume may change (OPERATIONAL_FIELDS) -------------------------
+    timeout: float = Field(60.0, gt=0, le=3600)
+    """Seconds one model request may take once it is sent (time waiting for a free slot
+    or for the local model is not counted)."""
+
+    max_retries: int = Field(5, ge=0, le=50)
+    """Retries of one request on 429, 5xx, timeouts and broken connections."""
+
+    max_reply_chars: int = Field(20_000, ge=100, le=10_000_000)
+    """Longest model reply kept; a longer one is a failed attempt (recorded truncated)."""
+
+    deadline: float | None = Field(None, gt=0)
+    """Wall-clock limit of the run in seconds: when it passes, the run stops with status
+    ``deadline_exceeded`` (resumable). Unset = no limit."""
+
+    max_consecutive_failures: int = Field(10, ge=1, le=1_000_000)
+    """Circuit breaker: stop the run (status ``failed``, non-zero exit) after this many
+    model calls in a row failed. Authentication errors stop it at once."""
+
+    max_failure_share: float = Field(0.5, gt=0, le=1)
+    """Circuit breaker: stop the run when more than this share of its model calls failed
+    (checked once at least 20 calls were made)."""
 
     prompts: str | None = None
     """Folder of Jinja templates overriding the shipped ``prompts/`` (file by file)."""
@@ -163,7 +217,37 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("planner", "workers")
+    @field_validator("run_id")
+    @classmethod
+    def _check_run_id(cls, value: str | None) -> str | None:
+        if value is not None and not RUN_ID_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a valid run id: use 1-128 letters, digits, '.', '_' or "
+                "'-', starting with a letter or digit (it names a folder inside --out)"
+            )
+        return value
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _parse_price(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            if len(parts) != 2:
+                raise ValueError("give IN,OUT: USD per million input and output tokens")
+            try:
+                return (float(parts[0]), float(parts[1]))
+            except ValueError:
+                raise ValueError(f"{value!r}: IN and OUT must be numbers") from None
+        return value
+
+    @field_validator("price")
+    @classmethod
+    def _check_price(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not all(0 <= v <= 10_000 for v in value):
+            raise ValueError("prices must be between 0 and 10 000 USD per million tokens")
+        return value
+
+    @field_validator("planner", "workers", "voter_model")
     @classmethod
     def _non_empty(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -175,6 +259,15 @@ class RunConfig(BaseModel):
         if self.min_rate > self.max_rate:
             raise ValueError(f"min_rate ({self.min_rate}) exceeds max_rate ({self.max_rate})")
         return self
+
+    def api_base_for(self, role: str) -> str | None:
+        """The base URL of ``role``'s model (``planner``, ``workers`` or ``voters``)."""
+        own = {
+            "planner": self.planner_api_base,
+            "workers": self.workers_api_base,
+            "voters": self.voters_api_base,
+        }.get(role)
+        return own or self.api_base
 
     def resolved(self) -> RunConfig:
         """A copy with every default that depends on other fields filled in."""
@@ -190,6 +283,26 @@ class RunConfig(BaseModel):
         if self.vote_every is not None and self.voters is None:
             update["voters"] = "rational" if workers == "rational" else "llm"
         return self.model_copy(update=update)
+
+
+#: Fields that say how a run is carried out, not what it computes: ``resume`` may change
+#: them (a longer timeout, another server, a bigger budget) without changing the results.
+OPERATIONAL_FIELDS = (
+    "timeout",
+    "max_retries",
+    "max_concurrency",
+    "max_reply_chars",
+    "deadline",
+    "max_consecutive_failures",
+    "max_failure_share",
+    "max_cost",
+    "price",
+    "api_base",
+    "planner_api_base",
+    "workers_api_base",
+    "voters_api_base",
+    "cache_dir",
+)
 
 
 def _format_validation_error(exc: ValidationError, origin: str) -> str:
@@ -208,7 +321,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {p} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
     try:
         if p.suffix.lower() == ".toml":
             data: Any = tomllib.loads(text)

@@ -42,7 +42,16 @@ from llmecon.runs.events import (
     WorkerStep,
     YearCompleted,
 )
-from llmecon.runs.log import EVENTS_NAME, MANIFEST_NAME, Manifest, RunLogError, migrate_log
+from llmecon.runs.log import (
+    EVENTS_NAME,
+    MANIFEST_NAME,
+    Manifest,
+    RunLogError,
+    load_manifest_json,
+    migrate_log,
+    validate_events,
+    validated_manifest,
+)
 
 #: Names of the per-year metrics, in the order of :class:`YearMetrics`.
 METRIC_NAMES: tuple[str, ...] = tuple(f.name for f in fields(YearMetrics))
@@ -215,8 +224,10 @@ def read_run(directory: str | Path) -> tuple[Manifest, list[AnyEvent]]:
     """The manifest and events of a run folder, migrated to the current format.
 
     Unlike :func:`llmecon.runs.log.read_events` this tolerates event types it does not
-    know. A torn last line (a crash mid-write) is ignored; anything else corrupt, and
-    a log newer than this release, raise :class:`RunLogError` naming the file.
+    know (and config fields it does not know). A torn last line (a crash mid-write) is
+    ignored; anything else corrupt (an invalid manifest or config value, an empty log,
+    events out of order: :func:`llmecon.runs.log.validate_events`), and a log newer
+    than this release, raise :class:`RunLogError` naming the file.
     """
     d = Path(directory)
     if not d.exists():
@@ -224,27 +235,24 @@ def read_run(directory: str | Path) -> tuple[Manifest, list[AnyEvent]]:
     manifest_path, events_path = d / MANIFEST_NAME, d / EVENTS_NAME
     if not manifest_path.is_file():
         raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {d}")
-    try:
-        raw_manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunLogError(f"corrupt manifest {manifest_path}: {exc}") from None
-    if not isinstance(raw_manifest, dict):
-        raise RunLogError(f"corrupt manifest {manifest_path}: not a JSON object")
+    raw_manifest = load_manifest_json(manifest_path)
     if not events_path.is_file():
         raise RunLogError(f"no {EVENTS_NAME} in {d}")
     try:
         manifest_dict, raw_events = migrate_log(raw_manifest, _read_event_dicts(events_path))
     except RunLogError as exc:
         raise RunLogError(f"{d}: {exc}") from None
-    try:
-        manifest = Manifest.model_validate(manifest_dict)
-    except ValidationError as exc:
-        raise RunLogError(f"invalid manifest {manifest_path}: {exc}") from None
-    return manifest, [_typed_event(e, events_path) for e in raw_events]
+    manifest = validated_manifest(manifest_dict, manifest_path, unknown_config_fields=True)
+    events = [_typed_event(e, events_path) for e in raw_events]
+    validate_events(events, events_path)
+    return manifest, events
 
 
 def _read_event_dicts(path: Path) -> list[dict[str, Any]]:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunLogError(f"cannot read {path}: {exc.strerror or exc}") from None
     lines = data.split(b"\n")
     out: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):

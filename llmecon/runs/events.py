@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 #: Version of the run-log format written by this release.
-LOG_FORMAT_VERSION = 1
+LOG_FORMAT_VERSION = 2
 
 
 class _EventBase(BaseModel):
@@ -109,6 +109,9 @@ class LLMCall(_EventBase):
     """Persona id for workers/voters; ``None`` for the planner."""
     step: int = 0
     model: str
+    endpoint: str | None = None
+    """Where the call went: the server URL (credentials removed) or ``<provider>
+    default``; ``null`` in logs of format 1."""
     templates: dict[str, str] = Field(default_factory=dict)
     """Template name -> sha256 of the templates rendered into the messages."""
     messages: list[MessageRef]
@@ -182,13 +185,20 @@ class VoteRound(_EventBase):
     planner_proposal_label: str | None = None
 
 
+#: How a run ended: only ``completed`` is final; every other status can be resumed.
+EndStatus = Literal["completed", "budget_exceeded", "deadline_exceeded", "interrupted", "failed"]
+
+
 class RunCompleted(_EventBase):
     """Last event of a run that ended on its own (not killed)."""
 
     type: Literal["run_completed"] = "run_completed"
-    status: Literal["completed", "budget_exceeded", "interrupted", "failed"]
+    status: EndStatus
     years_completed: int
     summary: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    """Why the run stopped early (breaker, deadline, budget, exception); ``null`` when
+    completed."""
 
 
 Event = Annotated[

@@ -49,6 +49,8 @@ class Manifest(BaseModel):
     prompts: dict[str, str] = Field(default_factory=dict)
     """Template name -> sha256 of the templates this run used."""
     package_versions: dict[str, str] = Field(default_factory=dict)
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    """Role -> where its model is served (URL without credentials); from format 2."""
 
 
 def package_versions() -> dict[str, str]:
@@ -71,15 +73,54 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class RunLog:
-    """Writer for one run folder."""
+class RunLock:
+    """An exclusive lock on a run folder, held by the one process writing the run.
 
-    def __init__(self, directory: Path, manifest: Manifest, events: IO[str], next_seq: int) -> None:
+    It is an ``flock`` on ``manifest.json`` (written once, never replaced while a run
+    or resume holds it), so no lock file is left behind; the kernel releases it when the
+    process exits, even by SIGKILL.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        import fcntl
+
+        try:
+            self._fd: int | None = os.open(directory / MANIFEST_NAME, os.O_RDONLY)
+        except OSError as exc:
+            raise RunLogError(f"cannot lock {directory}: {exc.strerror}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise RunLogError(
+                f"{directory} is in use by another process (a run or resume is writing "
+                "it); wait for it to end"
+            ) from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+class RunLog:
+    """Writer for one run folder (holding its :class:`RunLock`)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        manifest: Manifest,
+        events: IO[str],
+        next_seq: int,
+        lock: RunLock | None = None,
+    ) -> None:
         self.directory = directory
         self.manifest = manifest
         self._events = events
         self._seq = next_seq
         self._blobs: set[str] = set()
+        self._lock = lock
 
     @classmethod
     def create(cls, directory: str | Path, manifest: Manifest) -> RunLog:
@@ -91,17 +132,23 @@ class RunLog:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunLogError(f"cannot create run folder {d}: {exc}") from None
+        try:  # claiming the events file is atomic: of two runs racing, one wins
+            events = open(d / EVENTS_NAME, "x", encoding="utf-8")  # noqa: SIM115 - held open
+        except FileExistsError:
+            raise RunLogError(
+                f"run folder already holds a run: {d} (choose another --run-id)"
+            ) from None
         _atomic_write(d / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
-        events = open(d / EVENTS_NAME, "a", encoding="utf-8")  # noqa: SIM115 - held open
-        return cls(d, manifest, events, 0)
+        return cls(d, manifest, events, 0, RunLock(d))
 
     @classmethod
-    def reopen(cls, directory: str | Path, kept: Sequence[Event]) -> RunLog:
-        """Continue appending to a run whose events file holds exactly ``kept``."""
+    def reopen(cls, directory: str | Path, kept: Sequence[Event], lock: RunLock) -> RunLog:
+        """Continue appending to a run whose events file holds exactly ``kept``
+        (``lock``: the run's lock, taken before the file was inspected)."""
         d = Path(directory)
         manifest = read_manifest(d)
         events = open(d / EVENTS_NAME, "a", encoding="utf-8")  # noqa: SIM115 - held open
-        log = cls(d, manifest, events, kept[-1].seq + 1 if kept else 0)
+        log = cls(d, manifest, events, kept[-1].seq + 1 if kept else 0, lock)
         log._blobs = {e.sha256 for e in kept if isinstance(e, Blob)}
         return log
 
@@ -139,6 +186,8 @@ class RunLog:
         if not self._events.closed:
             self.sync()
             self._events.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> RunLog:
         return self
@@ -162,12 +211,9 @@ def read_manifest(directory: str | Path) -> Manifest:
     path = Path(directory) / MANIFEST_NAME
     if not path.is_file():
         raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {Path(directory)}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunLogError(f"corrupt manifest {path}: {exc}") from None
+    data = load_manifest_json(path)
     version = data.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise RunLogError(f"{path} has no integer format_version")
     if version > LOG_FORMAT_VERSION:
         raise RunLogError(
@@ -176,14 +222,15 @@ def read_manifest(directory: str | Path) -> Manifest:
         )
     if version < LOG_FORMAT_VERSION:
         data, _ = migrate_log(data, [])
-    return Manifest.model_validate(data)
+    return validated_manifest(data, path)
 
 
 def read_events(directory: str | Path) -> list[Event]:
     """All events of a run, migrated to the current format when the manifest is older.
 
     A torn last line (a crash mid-write) is ignored; a corrupt line anywhere else is an
-    error naming the line.
+    error naming the line, and so are an empty log and events out of order
+    (:func:`validate_events`).
     """
     path = Path(directory) / EVENTS_NAME
     if not path.is_file():
@@ -191,7 +238,10 @@ def read_events(directory: str | Path) -> list[Event]:
     raw_manifest = _raw_manifest(Path(directory))
     version = raw_manifest.get("format_version", LOG_FORMAT_VERSION) if raw_manifest else None
     old = isinstance(version, int) and version < LOG_FORMAT_VERSION
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunLogError(f"cannot read {path}: {exc.strerror or exc}") from None
     lines = data.split(b"\n")
     parsed: list[Any] = []
     for number, line in enumerate(lines, start=1):
@@ -205,19 +255,22 @@ def read_events(directory: str | Path) -> list[Event]:
                 break  # torn final line: the write was interrupted
             raise RunLogError(f"{path}, line {number}: corrupt event ({exc})") from None
     if not old:
+        validate_events(parsed, path)
         return parsed
     assert raw_manifest is not None
     _, migrated = migrate_log(raw_manifest, parsed)
     try:
-        return [EVENT_ADAPTER.validate_python(e) for e in migrated]
+        events = [EVENT_ADAPTER.validate_python(e) for e in migrated]
     except ValueError as exc:
         raise RunLogError(f"{path}: cannot migrate format {version}: {exc}") from None
+    validate_events(events, path)
+    return events
 
 
 def _raw_manifest(directory: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
         return None
     return data if isinstance(data, dict) else None
 
@@ -249,8 +302,22 @@ def _v0_to_v1(
     return manifest, upgraded
 
 
+def _v1_to_v2(
+    manifest: dict[str, Any], events: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Format 2 added optional fields only (``endpoint`` of ``llm_call``, ``error`` and
+    the ``deadline_exceeded`` status of ``run_completed``, ``endpoints`` in the
+    manifest): a format-1 log is valid as it is."""
+    upgraded = []
+    for event in events:
+        if event.get("type") == "run_started":
+            event = {**event, "format_version": 2}
+        upgraded.append(event)
+    return manifest, upgraded
+
+
 #: Format version -> the migration from that version to the next one.
-MIGRATIONS: dict[int, LogMigration] = {0: _v0_to_v1}
+MIGRATIONS: dict[int, LogMigration] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate_log(
@@ -277,3 +344,169 @@ def migrate_log(
         version += 1
         manifest = {**manifest, "format_version": version}
     return manifest, events
+
+
+# -- safe reading: manifest checks, event order, the files of a run ------------------------
+
+#: Files a run writes into its folder (besides ``events.interrupted-<n>.jsonl`` and the
+#: temporary files of its atomic writes). ``llmecon report`` and ``llmecon export``
+#: never write over them.
+RUN_FILE_NAMES = frozenset({MANIFEST_NAME, EVENTS_NAME, "personas.jsonl", YEARS_TABLE_NAME})
+
+
+def is_run_folder(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a run (a manifest or an event log)."""
+    d = Path(directory)
+    return (d / MANIFEST_NAME).exists() or (d / EVENTS_NAME).exists()
+
+
+def run_file_reason(path: str | Path) -> str | None:
+    """Why ``path`` is a file of the run in its folder (so a derived output must not
+    replace it), or ``None`` when it is not."""
+    p = Path(path)
+    if not is_run_folder(p.parent):
+        return None
+    name = p.name
+    if (
+        name in RUN_FILE_NAMES
+        or name.removesuffix(".tmp") in RUN_FILE_NAMES
+        or (name.startswith("events.interrupted-") and name.endswith(".jsonl"))
+    ):
+        return f"it is a file of the run in {p.parent}"
+    return None
+
+
+def describe_validation_errors(errors: Sequence[Any], prefix: str = "", limit: int = 3) -> str:
+    """pydantic errors as ``field: problem (got value)``, ``;``-separated, at most
+    ``limit`` of them; ``prefix`` is prepended to every field path."""
+    parts = []
+    for err in errors[:limit]:
+        loc = ".".join(str(p) for p in err["loc"])
+        where = ".".join(x for x in (prefix, loc) if x) or "(top level)"
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        value = err.get("input")
+        if err["type"] != "extra_forbidden" and (
+            value is None or isinstance(value, str | int | float | bool)
+        ):
+            shown = repr(value)
+            msg += f" (got {shown[:40] + '…' if len(shown) > 40 else shown})"
+        parts.append(f"{where}: {msg}")
+    if len(errors) > limit:
+        parts.append(f"(+{len(errors) - limit} more)")
+    return "; ".join(parts)
+
+
+def load_manifest_json(path: Path) -> dict[str, Any]:
+    """The JSON object in a manifest file; :class:`RunLogError` naming the file when it
+    is unreadable, not UTF-8, not JSON, or not a JSON object."""
+    from llmecon._files import TextFileError, read_text_file
+
+    try:
+        text = read_text_file(path, "manifest")
+    except TextFileError as exc:
+        raise RunLogError(f"corrupt {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunLogError(f"corrupt manifest {path}: {exc}") from None
+    if not isinstance(data, dict):
+        kind = "list" if isinstance(data, list) else type(data).__name__
+        raise RunLogError(f"corrupt manifest {path}: not a JSON object (it holds a {kind})")
+    return data
+
+
+def validated_manifest(
+    data: dict[str, Any], path: Path, *, unknown_config_fields: bool = False
+) -> Manifest:
+    """A migrated manifest dict as a :class:`Manifest` whose ``config`` is a valid
+    :class:`~llmecon.runs.config.RunConfig`; :class:`RunLogError` naming the file and
+    the field otherwise. ``unknown_config_fields`` tolerates config fields this
+    release does not know (``load_run`` reads logs of newer minor releases)."""
+    from pydantic import ValidationError
+
+    from llmecon.runs.config import RunConfig
+
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = describe_validation_errors(exc.errors())
+        raise RunLogError(f"invalid manifest {path}: {problems}") from None
+    try:
+        RunConfig.model_validate(manifest.config)
+    except ValidationError as exc:
+        errors = [
+            e
+            for e in exc.errors()
+            if not (unknown_config_fields and e["type"] == "extra_forbidden")
+        ]
+        if errors:
+            problems = describe_validation_errors(errors, prefix="config")
+            raise RunLogError(f"invalid manifest {path}: {problems}") from None
+    return manifest
+
+
+def _event_field(event: Any, name: str) -> Any:
+    return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
+
+
+def validate_events(events: Sequence[Any], path: str | Path) -> None:
+    """Check that a run's events (typed or raw dicts, in file order) form a log a run
+    could have written; :class:`RunLogError` naming ``path`` otherwise.
+
+    - the log is not empty;
+    - ``seq`` is 0, 1, 2, … (no gap, duplicate or reordering);
+    - years run 0, 1, 2, …: a ``year_started`` for year y comes after the
+      ``year_completed`` of year y − 1 and no year starts twice; every
+      ``year_completed`` closes the year in progress, after that year's
+      ``schedule_set`` and ``worker_step``. The last year may be left open (a killed
+      or interrupted run).
+    """
+    if not events:
+        raise RunLogError(
+            f"{path}: the log is empty (no complete event): the run was stopped before "
+            "it logged anything"
+        )
+    for index, event in enumerate(events):
+        seq = _event_field(event, "seq")
+        if seq != index or isinstance(seq, bool):
+            kind = _event_field(event, "type")
+            raise RunLogError(
+                f"{path}: event {index + 1} ({kind}) has seq {seq}, expected {index}: "
+                "events are missing, duplicated or out of order"
+            )
+    completed = 0  # the years completed so far, hence the next year to start
+    current: int | None = None  # the year in progress
+    seen: set[str] = set()  # event types of the year in progress
+    for event in events:
+        kind, year, seq = (_event_field(event, k) for k in ("type", "year", "seq"))
+        if current is not None and year == current:
+            seen.add(kind)
+        if kind == "year_started":
+            if current is not None:
+                raise RunLogError(
+                    f"{path}: year {year} starts (seq {seq}) before year {current} is done"
+                )
+            if year != completed:
+                again = isinstance(year, int) and year < completed
+                problem = "is started twice" if again else f"is out of order (expected {completed})"
+                raise RunLogError(f"{path}: year {year} {problem} (seq {seq})")
+            current = year
+            seen = set()
+        elif kind == "year_completed":
+            if current is None:
+                raise RunLogError(
+                    f"{path}: year {year} is completed (seq {seq}) without its year_started"
+                )
+            if year != current:
+                raise RunLogError(
+                    f"{path}: year {year} is completed (seq {seq}) while year {current} "
+                    "is in progress"
+                )
+            missing = [k for k in ("schedule_set", "worker_step") if k not in seen]
+            if missing:
+                raise RunLogError(
+                    f"{path}: year {year} is completed (seq {seq}) without its "
+                    + " and ".join(missing)
+                )
+            completed += 1
+            current = None

@@ -11,12 +11,14 @@ One tax year:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +26,10 @@ from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
 from llmecon.economy import ScheduleError, TaxSchedule, parse_brackets
 from llmecon.models import CallRecord
-from llmecon.planners import PlannerContext, YearRecord
-from llmecon.runs.config import RunConfig
+from llmecon.planners import PlannerContext, YearRecord, is_baseline
+from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.events import (
+    EndStatus,
     Fallback,
     LLMCall,
     MessageRef,
@@ -37,6 +40,7 @@ from llmecon.runs.events import (
     YearCompleted,
     YearStarted,
 )
+from llmecon.runs.guard import CircuitBreaker, RunFailedError
 from llmecon.runs.log import Manifest, RunLog, package_versions, utc_now
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.reference import reference_welfare
@@ -51,7 +55,7 @@ from llmecon.runs.wiring import (
     build_workers,
 )
 
-RunStatus = Literal["completed", "budget_exceeded", "interrupted", "failed"]
+RunStatus = EndStatus
 ProgressCallback = Callable[[YearRecord, dict[str, Any]], None]
 CallProgress = Callable[[dict[str, Any]], None]
 
@@ -79,12 +83,21 @@ class RunResult:
     summary: dict[str, Any]
     run_dir: Path | None = None
     fallbacks: int = 0
+    error: str | None = None
+    """Why the run stopped early (``failed``, ``deadline_exceeded``, …)."""
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "completed"
 
 
 def default_run_id(config: RunConfig) -> str:
+    """``<timestamp>-<planner>-s<seed>-<random>``: readable, and unique when many runs
+    start in the same second (a collision would be refused, never overwritten)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in config.planner)
-    return f"{stamp}-{safe}"
+    planner = config.planner.rsplit("/", 1)[-1]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in planner)[:40]
+    return f"{stamp}-{safe.strip('.-') or 'run'}-s{config.seed}-{secrets.token_hex(3)}"
 
 
 class Simulation:
@@ -100,10 +113,12 @@ class Simulation:
         live_after_recorded: bool = False,
         log: RunLog | None = None,
         manifest_extra: dict[str, Any] | None = None,
+        spent_usd: float = 0.0,
     ) -> None:
         """``recorded``: serve model calls from a log (replay); with
         ``live_after_recorded`` calls with no recording go to the live model (resume, fork).
-        ``log``: continue writing an existing run log (resume) instead of creating one."""
+        ``log``: continue writing an existing run log (resume) instead of creating one;
+        ``spent_usd``: what the run spent before (resume), counted in its budget."""
         self.config = config.resolved()
         self.years = int(self.config.years or 0)
         self.streams = RunStreams.from_seed(self.config.seed)
@@ -119,7 +134,21 @@ class Simulation:
             max_rate=self.config.max_rate,
         )
         self.library = build_library(self.config)
-        self.models = ModelPool(self.config, self._on_call, recorded, live_after_recorded)
+        if self.config.prompts and not (
+            is_baseline(self.config.planner) and self.config.workers == "rational"
+        ):
+            check_templates(self.library)
+        replaying = recorded is not None and not live_after_recorded
+        #: stops the run when model calls keep failing (off for offline replays, which
+        #: re-enact recorded failures)
+        self.breaker = CircuitBreaker(
+            self.config.max_consecutive_failures,
+            self.config.max_failure_share,
+            enabled=not replaying,
+        )
+        self.models = ModelPool(
+            self.config, self._on_call, recorded, live_after_recorded, spent_usd
+        )
         self.models.repair_prompt = lambda error: self.library.render("repair.j2", error=error).text
         self.planner = build_planner(self.config, self.planner_context, self.models, self.library)
         self.workers = build_workers(
@@ -143,6 +172,9 @@ class Simulation:
             self._write_personas()
         self.records: list[YearRecord] = []
         self.fallbacks = 0
+        #: agent decisions made (planner proposals and worker choices), for the share of
+        #: them that were fallbacks
+        self.decisions = 0
         #: set when the log already holds a ``run_started`` event (resume)
         self.started = log is not None
 
@@ -152,10 +184,11 @@ class Simulation:
             run_id=self.run_id,
             created=utc_now(),
             seed=self.config.seed,
-            config=self.config.model_dump(mode="json"),
+            config=manifest_config(self.config),
             population=self.source.description,
             models={"planner": self.config.planner, "workers": str(self.config.workers)},
             prompts=self.library.hashes() if uses_llm else {},
+            endpoints=self.models.endpoints(),
             package_versions=package_versions(),
             **self.manifest_extra,
         )
@@ -173,9 +206,10 @@ class Simulation:
         if self.log is not None:
             self.log.append(event)
 
-    def _on_call(self, record: CallRecord) -> None:
+    def _on_call(self, record: CallRecord, endpoint: str = "") -> None:
         """Model-layer hook: log every call as an ``llm_call`` event (+ new blobs)."""
         ctx = current_call()
+        self.breaker.record(record.model, endpoint, record.error_type, record.error_message or "")
         if self.log is not None:
             refs = [
                 MessageRef(role=m.role, sha256=self.log.blob(m.content)) for m in record.messages
@@ -187,6 +221,7 @@ class Simulation:
                     agent=ctx.agent if ctx else None,
                     step=ctx.step if ctx else 0,
                     model=record.model,
+                    endpoint=endpoint or None,
                     templates=dict(ctx.templates) if ctx else {},
                     messages=refs,
                     schema_name=record.schema_name,
@@ -208,6 +243,7 @@ class Simulation:
             self.on_call_progress(self.models.totals())
 
     async def _propose(self, year: int, previous: TaxSchedule | None) -> tuple[TaxSchedule, str]:
+        self.decisions += 1
         try:
             proposal = self.planner.propose(self.records)
             if inspect.isawaitable(proposal):
@@ -244,6 +280,7 @@ class Simulation:
         else:
             schedule, source = await self._propose(year, kept)
             detail = getattr(self.planner, "last_detail", None) if source == "planner" else None
+        self._check_breaker()
         self._emit(
             ScheduleSet(
                 year=year,
@@ -269,6 +306,8 @@ class Simulation:
                 history=self.records,
             )
             decision = await self.workers.decide(request)
+            self.decisions += len(hours)
+            self._check_breaker()
             hours = np.asarray(decision.weekly_hours, dtype=float)
             self.fallbacks += decision.fallbacks
             for index, reason in sorted(decision.fallback_reasons.items()):
@@ -298,6 +337,11 @@ class Simulation:
             self.log.write_years_table([years_row(r) for r in self.records])
         return record
 
+    def _check_breaker(self) -> None:
+        """Stop the year before the next batch of calls once the breaker has tripped."""
+        if self.breaker.reason is not None:
+            raise _BreakerTripped(self.breaker.reason)
+
     def settle_year(self, year: int, schedule: TaxSchedule, hours: Any, source: str) -> YearRecord:
         """Settle the economy for a year's schedule and hours, and append its record."""
         outcome = self.economy.outcome(schedule, hours)
@@ -309,41 +353,110 @@ class Simulation:
         return record
 
     async def run_async(self, progress: ProgressCallback | None = None) -> RunResult:
-        """Run the remaining years (all of them, or those after restored records)."""
+        """Run the remaining years (all of them, or those after restored records).
+
+        Ends with status ``completed``, ``budget_exceeded`` or ``deadline_exceeded``
+        (returned), or logs ``failed``/``interrupted`` and raises: :class:`RunFailedError`
+        when the circuit breaker tripped, the original exception otherwise. Every status
+        but ``completed`` can be resumed.
+        """
         if not self.started:
             self._emit(RunStarted(run_id=self.run_id))
             self.started = True
         status: RunStatus = "completed"
+        error: str | None = None
+        deadline = (
+            time.monotonic() + self.config.deadline if self.config.deadline is not None else None
+        )
         try:
             for year in range(len(self.records), self.years):
-                record = await self.run_year(year)
+                outcome = await self._guarded_year(year, deadline)
+                if isinstance(outcome, str):
+                    status, error = (
+                        ("deadline_exceeded", outcome)
+                        if outcome.startswith("deadline")
+                        else ("failed", outcome)
+                    )
+                    break
                 if progress is not None:
-                    progress(record, {"fallbacks": self.fallbacks, **self.models.totals()})
+                    progress(outcome, {"fallbacks": self.fallbacks, **self.models.totals()})
                 if self.models.budget_exceeded and year + 1 < self.years:
                     status = "budget_exceeded"
+                    error = f"the budget of ${self.config.max_cost:g} was reached"
                     break
         except (KeyboardInterrupt, asyncio.CancelledError):
-            status = "interrupted"
+            status, error = "interrupted", "interrupted (Ctrl-C or cancelled)"
+            raise
+        except BaseException as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
             summary = self.summary() if status != "interrupted" and self.records else {}
             self._emit(
-                RunCompleted(status=status, years_completed=len(self.records), summary=summary)
+                RunCompleted(
+                    status=status,
+                    years_completed=len(self.records),
+                    summary=summary,
+                    error=error,
+                )
             )
             if self.log is not None:
                 self.log.close()
             await self.models.aclose()
-        return RunResult(
+        result = RunResult(
             self.config,
             self.records,
             status,
             summary,
             self.log.directory if self.log else None,
             self.fallbacks,
+            error,
         )
+        if status == "failed":
+            where = f"; resume with `llmecon resume {result.run_dir}`" if result.run_dir else ""
+            raise RunFailedError(f"run stopped: {error}{where}", result)
+        return result
+
+    async def _guarded_year(self, year: int, deadline: float | None) -> YearRecord | str:
+        """Run one year, or stop it when the breaker trips or the deadline passes
+        (returns the reason; the year's partial events stay in the log for resume)."""
+        if self.breaker.reason is not None:
+            return self.breaker.reason
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return f"deadline of {self.config.deadline:g} s reached before year {year}"
+        work = asyncio.ensure_future(self.run_year(year))
+        tripped = asyncio.ensure_future(self.breaker.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {work, tripped}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            tripped.cancel()
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(BaseException):
+                    await work
+        if work in done:
+            try:
+                return work.result()
+            except _BreakerTripped as stop:
+                return str(stop)
+        if tripped in done:
+            return tripped.result()
+        return f"deadline of {self.config.deadline:g} s reached during year {year}"
 
     def run(self, progress: ProgressCallback | None = None) -> RunResult:
-        return asyncio.run(self.run_async(progress))
+        """Run synchronously; inside a running event loop (Jupyter) the run goes to a
+        worker thread with its own loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run_async(progress))
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="llmecon-run") as pool:
+            return pool.submit(asyncio.run, self.run_async(progress)).result()
 
     def summary(self) -> dict[str, Any]:
         """Final and best SWF, against the status quo and the oracle, and model usage."""
@@ -353,6 +466,8 @@ class Simulation:
             "best_swf": max(swfs),
             "best_year": int(np.argmax(swfs)),
             "fallbacks": self.fallbacks,
+            "decisions": self.decisions,
+            "fallback_share": self.fallbacks / self.decisions if self.decisions else 0.0,
         }
         if self.models.models:
             out.update(self.models.totals())
@@ -363,6 +478,39 @@ class Simulation:
                 if ref:
                     out[f"final_pct_of_{key.removesuffix('_swf')}"] = 100.0 * swfs[-1] / ref
         return out
+
+
+#: Config fields holding server URLs, written to the manifest without credentials.
+URL_FIELDS = ("api_base", "planner_api_base", "workers_api_base", "voters_api_base")
+
+
+def manifest_config(config: RunConfig) -> dict[str, Any]:
+    """The config as the manifest records it: server URLs lose their credentials (a
+    resume takes them again from the command line, e.g. ``--workers-api-base``)."""
+    from llmecon.models import redact_url
+
+    data = config.model_dump(mode="json")
+    for name in URL_FIELDS:
+        if data.get(name):
+            data[name] = redact_url(data[name])
+    return data
+
+
+class _BreakerTripped(Exception):
+    """Raised inside a year when the circuit breaker has tripped."""
+
+
+def check_templates(library: Any) -> None:
+    """Render every template of an overridden prompt folder before the run starts (the
+    check of ``llmecon prompts check``), so a template error never stops a run midway."""
+    from llmecon.runs.prompt_examples import template_failures
+
+    failures = template_failures(library)
+    if failures:
+        raise ConfigError(
+            "prompts: templates fail to render (run `llmecon prompts check --prompts DIR`):\n  "
+            + "\n  ".join(failures)
+        )
 
 
 def years_row(record: YearRecord) -> dict[str, Any]:

@@ -224,3 +224,23 @@ class ExampleWorld:
             ],
             {"repair.j2": text.sha256},
         )
+
+
+def template_failures(library: PromptLibrary) -> list[str]:
+    """Every rendering of a known template that fails, as in ``llmecon prompts check``
+    (years 0 and 3, two personas); empty when all render."""
+    failures: list[str] = []
+    worlds = [ExampleWorld(library, year=0), ExampleWorld(library, year=3)]
+    for name in library.names():
+        if name not in KNOWN_TEMPLATES:
+            continue
+        for world in worlds:
+            try:
+                for persona in (0, 1):
+                    world.example(name, persona)
+            except TemplateNotUsed:
+                continue
+            except PromptError as exc:
+                failures.append(f"{name} (year {world.year}): {exc}")
+                break
+    return failures

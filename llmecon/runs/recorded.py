@@ -6,6 +6,19 @@ attempt by attempt, so recorded re-asks and failures replay exactly — and the 
 messages are checked against the recorded ones (a changed template or a different
 history is a :class:`ReplayMismatchError`, not a silent divergence). With a ``live``
 provider behind it (resume, fork), calls that have no recording go to the real model.
+
+Attempts: the wrapper tells the provider which attempt of a logical call a request is
+(:func:`~llmecon.models.current_attempt`): attempt ``k`` is answered with
+``raw_outputs[k]``, for any number of re-asks (a re-ask's prompt holds only the latest bad
+reply, so the attempt cannot be told from the messages). Transport retries add no reply,
+so a recorded call with ``retries > 0`` replays from its replies alone; a call that
+failed without a reply at attempt ``k`` (``k == len(raw_outputs)``) fails the same way.
+
+Only the first attempt's messages are checked: the log holds the hashes of the first
+request only. A re-ask is that request plus the previous (recorded) reply and the repair
+text rendered from ``repair.j2`` and that reply's validation error, so it adds nothing
+the first check and the recorded replies do not already pin down; a changed
+``repair.j2`` is not detected (it would only change what a live model reads).
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from llmecon.models import (
     ProviderResponse,
     StructuredSpec,
     Usage,
+    current_attempt,
 )
 from llmecon.models._schema import with_schema_instruction
 from llmecon.runs.events import Event, LLMCall
@@ -111,26 +125,42 @@ class ReplayProvider(ModelProvider):
         if ctx is None:
             raise ReplayMismatchError("a replayed model call carries no call context")
         key: CallKey = (ctx.role, ctx.agent, ctx.year, ctx.step)
-        # Each re-ask appends the rejected reply as an assistant turn.
-        attempt = sum(m.role == "assistant" for m in messages)
+        attempt = current_attempt()  # this request's reply is raw_outputs[attempt]
         if attempt == 0:
+            self._current.pop(key, None)  # a new logical call
             if self.live is not None and not self.recorded.has(key):
                 return await self._live(messages, spec, config)
             try:
                 call = self.recorded.take(key)
                 self._check_messages(call, messages, key)
             except ReplayMismatchError as exc:
-                self.mismatches.append(exc)
-                if self.live is not None:  # resume/fork: the live model answers instead
-                    return await self._live(messages, spec, config)
-                raise
+                return await self._mismatch(exc, messages, spec, config)
             self._current[key] = call
         elif key in self._current:
             call = self._current[key]
-        elif self.live is not None:
+        elif self.live is not None:  # a re-ask of a call the live model answered
             return await self._live(messages, spec, config)
         else:
-            raise ReplayMismatchError(f"re-ask with no recorded call for {key}")
+            return await self._mismatch(
+                ReplayMismatchError(f"re-ask {attempt} with no recorded call for {key}"),
+                messages,
+                spec,
+                config,
+            )
+        if attempt >= len(call.raw_outputs) and call.error_type is None:
+            # The recorded call was settled by its last reply; asking again means that
+            # reply no longer validates here (the schema changed).
+            self._current.pop(key, None)
+            return await self._mismatch(
+                ReplayMismatchError(
+                    f"the {key[0]} call in year {key[2]} (agent {key[1]}) was settled by its "
+                    f"reply {len(call.raw_outputs) - 1} in the log, but the replay asked again: "
+                    "the output schema or its validation changed"
+                ),
+                messages,
+                spec,
+                config,
+            )
         if attempt < len(call.raw_outputs):
             usage = (
                 Usage(input_tokens=call.input_tokens, output_tokens=call.output_tokens)
@@ -143,6 +173,19 @@ class ReplayProvider(ModelProvider):
         raise ProviderError(
             f"replayed failure: {call.error_type}: {call.error_message}", retryable=False
         )
+
+    async def _mismatch(
+        self,
+        error: ReplayMismatchError,
+        messages: list[ChatMessage],
+        spec: StructuredSpec | None,
+        config: GenerateConfig,
+    ) -> ProviderResponse:
+        """Note ``error``; resume/fork let the live model answer, a replay raises it."""
+        self.mismatches.append(error)
+        if self.live is None:
+            raise error
+        return await self._live(messages, spec, config)
 
     async def _live(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig

@@ -1,20 +1,32 @@
-"""Offline replay and rescoring of logged runs (DESIGN.md §7).
+"""Offline replay and rescoring of logged runs (docs/runs.md).
 
 ``replay_run`` re-simulates a run with every model call answered from its log (no model,
-no network) and checks that each year's schedule and metrics match the log exactly.
+no network) and checks that each year's schedule and metrics match the log: recorded
+model outputs are replayed exactly, numbers are compared within :data:`REL_TOL` (the
+last bits of floating-point sums differ between CPUs).
 ``rescore_run`` recomputes every year's welfare under another SWF from the logged
 schedules and hours.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from llmecon.economy import TaxSchedule
 from llmecon.runs.config import RunConfig
-from llmecon.runs.events import Event, ScheduleSet, WorkerStep, YearCompleted
+from llmecon.runs.events import (
+    Event,
+    LLMCall,
+    RunCompleted,
+    ScheduleSet,
+    WorkerStep,
+    YearCompleted,
+)
 from llmecon.runs.log import Manifest, RunLogError, read_events, read_manifest
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
@@ -29,7 +41,41 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
         data["personas"] = str(personas)
     data.update(reference=False, run_id=None)
     data.update(overrides)
-    return RunConfig(**data)
+    try:
+        return RunConfig(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise RunLogError(f"{run_dir / 'manifest.json'}: invalid config ({problems})") from None
+
+
+#: Relative tolerance of replayed metrics and rates. Model outputs replay exactly, but
+#: the economy's floating-point sums may differ in the last bits between CPUs (another
+#: SIMD width, another BLAS): 1e-9 of the value is far below any economic difference and
+#: far above that noise (~1e-16).
+REL_TOL = 1e-9
+#: Absolute tolerance, for values that should be 0.
+ABS_TOL = 1e-9
+
+
+def close(logged: float | None, replayed: float | None) -> bool:
+    """Whether a replayed number matches the logged one within the tolerance."""
+    if logged is None or replayed is None:
+        return logged is replayed
+    if math.isnan(logged) or math.isnan(replayed):
+        return math.isnan(logged) and math.isnan(replayed)
+    return math.isclose(logged, replayed, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+
+
+def metric_differences(logged: dict[str, float], replayed: dict[str, float]) -> list[str]:
+    """Names (with both values) of the metrics that differ beyond the tolerance."""
+    return [
+        f"{name}: logged {logged.get(name)!r}, now {value!r}"
+        for name, value in replayed.items()
+        if not close(logged.get(name), value)
+    ]
 
 
 @dataclass(frozen=True)
@@ -74,10 +120,19 @@ class ReplayReport:
     years_checked: int
     calls_replayed: int
     differences: list[dict[str, Any]] = field(default_factory=list)
+    run_status: str = "completed"
+    """How the run ended: ``completed``, ``killed`` (no end event), or the status it
+    stopped with (``failed``, ``interrupted``, ``budget_exceeded``, …)."""
+    years_planned: int = 0
 
     @property
     def ok(self) -> bool:
+        """Every completed year replays (an incomplete run can still be ``ok``)."""
         return not self.differences
+
+    @property
+    def complete(self) -> bool:
+        return self.run_status == "completed"
 
 
 def replay_run(run_dir: str | Path) -> ReplayReport:
@@ -88,7 +143,12 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     logged = logged_years(events)
     if not logged:
         raise RunLogError(f"{path} has no completed year to replay")
-    recorded = RecordedCalls.from_events(events)
+    # Calls of a year that never completed (a killed or stopped run) are not replayed.
+    recorded = RecordedCalls.from_events(
+        e for e in events if not isinstance(e, LLMCall) or e.year < len(logged)
+    )
+    ends = [e for e in events if isinstance(e, RunCompleted)]
+    status = ends[-1].status if ends else "killed"
     config = config_from_manifest(path, manifest, years=len(logged))
     sim = Simulation(config, write_log=False, recorded=recorded)
     # A fork's first years were taken from another run: take them from this log too.
@@ -103,9 +163,17 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         mismatches = getattr(model.provider, "mismatches", [])
         if mismatches:
             raise mismatches[0]
-    report = ReplayReport(len(logged), recorded.total - recorded.remaining)
+    report = ReplayReport(
+        len(logged),
+        recorded.total - recorded.remaining,
+        run_status=status,
+        years_planned=int(manifest.config.get("years") or len(logged)),
+    )
     for old, new in zip(logged, result.records, strict=False):
-        if old.schedule.rates != new.schedule.rates:
+        rates_match = len(old.schedule.rates) == len(new.schedule.rates) and all(
+            close(a, b) for a, b in zip(old.schedule.rates, new.schedule.rates, strict=True)
+        )
+        if not rates_match:
             report.differences.append(
                 {
                     "year": old.year,
@@ -115,7 +183,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
                 }
             )
         for name, value in new.metrics.to_dict().items():
-            if old.metrics.get(name) != value:
+            if not close(old.metrics.get(name), value):
                 report.differences.append(
                     {
                         "year": old.year,

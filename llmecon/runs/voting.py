@@ -399,14 +399,16 @@ def build_voting(
 ) -> VotingRounds | None:
     """The run's voting rounds, or ``None`` without ``vote_every``.
 
-    LLM voters (and LLM platform proposers) use the workers' model, or the planner's
-    when the workers are rational and the planner is an LLM.
+    LLM voters (and LLM platform proposers) use ``voter_model``, else the workers'
+    model, or the planner's when the workers are rational and the planner is an LLM.
     """
     if config.vote_every is None:
         return None
     if config.voters != "llm":
         return VotingRounds(config, ctx, planner, emit, library=library)
-    if config.workers not in (None, "rational"):
+    if config.voter_model is not None:
+        model_name = config.voter_model
+    elif config.workers not in (None, "rational"):
         model_name = str(config.workers)
     elif not is_baseline(config.planner):
         model_name = config.planner

@@ -33,3 +33,45 @@ def test_bare_default_run_with_the_embedded_model(tmp_path: Path) -> None:
     # ... and the run replays offline, exactly, without the model.
     assert replay_run(tmp_path / "local").ok
     assert "oracle_swf" in result.summary and result.summary["calls"] == len(calls)
+
+
+def _readme_run_command() -> list[str]:
+    """The `llmecon …` part of the README's run command (after the install steps)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- run-command -->", 1)[1].split("```bash", 1)[1].split("```")[0]
+    command = block.strip().split("&&")[-1].split()
+    assert command[0].endswith("llmecon"), command
+    return command[1:]
+
+
+@pytest.mark.local_model
+@pytest.mark.slow
+def test_the_readme_run_command_completes_on_a_cpu_starved_machine(tmp_path: Path) -> None:
+    """Two busy sibling processes take both cores while the README's run command runs:
+    calls are slower, and the run must still complete (no native abort, no failure)."""
+    import subprocess
+    import sys
+
+    require_local_model()
+    args = _readme_run_command()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "llmecon", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=3000,
+        )
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    events = read_events(run_dir)
+    ends = [e for e in events if e.type == "run_completed"]
+    assert [e.status for e in ends] == ["completed"]
+    assert sum(e.type == "year_completed" for e in events) == 5
+    assert "run written to" in output

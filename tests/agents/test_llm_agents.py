@@ -110,7 +110,9 @@ def test_malformed_outputs_are_recorded_fallbacks_and_the_run_completes(tmp_path
         age = int(re.search(r"You are a (\d+)-year-old", text).group(1))  # type: ignore[union-attr]
         return garbage[age % len(garbage)] if (age + year) % 2 else '{"hours": 33}'
 
-    result = Simulation(_config(tmp_path, planner=use_responder("broken", respond))).run()
+    # Half the calls fail on purpose: the circuit breaker's share rule is turned off.
+    config = _config(tmp_path, planner=use_responder("broken", respond), max_failure_share=1.0)
+    result = Simulation(config).run()
     assert result.status == "completed"
     events = read_events(tmp_path / "r")
     fallbacks = [e for e in events if isinstance(e, Fallback)]

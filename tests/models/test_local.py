@@ -78,17 +78,24 @@ def test_embedded_model_makes_schema_valid_worker_decisions():
 @needs_llama
 def test_embedded_model_timeout_frees_the_model():
     model = get_model("local/smollm2-135m")
+    process = model.provider.process  # type: ignore[attr-defined]
+    served = process.served
     cfg = GenerateConfig(max_tokens=400, timeout_s=0.2, max_retries=0, temperature=1.0)
     long_prompt = [ChatMessage(role="user", content="Write a long essay about taxes and work.")]
     t0 = time.perf_counter()
+    timed_out = False
     try:
         asyncio.run(model.generate(long_prompt, None, cfg))
     except Exception as exc:
         assert type(exc).__name__ == "ModelTimeoutError"
+        timed_out = True
     assert time.perf_counter() - t0 < 2.0
     t1 = time.perf_counter()
     out = asyncio.run(model.generate(PROMPT, WorkerDecision, GenerateConfig(max_tokens=24)))
-    assert out.parsed is not None and time.perf_counter() - t1 < 10  # not stuck behind the essay
+    assert out.parsed is not None and time.perf_counter() - t1 < 60
+    # Not stuck behind the essay: it was stopped (its process killed) or never sent, so
+    # the decision is the only request the model answered.
+    assert process.served == served + (1 if timed_out else 2)
 
 
 def _free_port() -> int:

@@ -52,7 +52,7 @@ def test_export_csv_round_trip(run_dir: Path, tmp_path: Path) -> None:
 
 def test_export_parquet_round_trip(run_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
-    code, output = _invoke("export", str(run_dir), "--out", str(tmp_path))
+    code, output = _invoke("export", str(run_dir), "--format", "parquet", "--out", str(tmp_path))
     assert code == 0, output
     run = load_run(run_dir)
     for name in ("years", "agents", "calls"):
@@ -60,20 +60,22 @@ def test_export_parquet_round_trip(run_dir: Path, tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(back, run.tables()[name], check_dtype=False)
 
 
-def test_export_defaults_to_the_run_folder(tmp_path: Path) -> None:
+def test_export_defaults_to_csv_in_the_run_folder(tmp_path: Path) -> None:
     run = craft_run(tmp_path / "r", hostile=False, votes=False)
-    code, output = _invoke("export", str(run), "--format", "csv")
+    code, output = _invoke("export", str(run))
     assert code == 0, output
-    assert (run / "tables" / "years.csv").is_file()
+    assert sorted(p.name for p in (run / "tables").iterdir()) == sorted(
+        f"{name}.csv" for name in TABLE_NAMES
+    )
 
 
 def test_parquet_without_pyarrow_is_a_clear_error(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("llmecon.cli.export.parquet_available", lambda: False)
-    code, output = _invoke("export", str(run_dir), "--out", str(tmp_path))
+    code, output = _invoke("export", str(run_dir), "--format", "parquet", "--out", str(tmp_path))
     assert code == 1
-    assert "parquet needs pyarrow: pip install pyarrow" in output
+    assert "--format parquet needs pyarrow: pip install 'llmecon[parquet]'" in output
     assert not list(tmp_path.iterdir())
 
 

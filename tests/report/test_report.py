@@ -127,7 +127,8 @@ def test_unknown_event_types_are_listed(tmp_path: Path) -> None:
 
     run_dir = craft_run(tmp_path / "other", hostile=False, votes=False)
     manifest = load_run(run_dir).manifest
-    with RunLog(run_dir, manifest, open(run_dir / "events.jsonl", "a"), 10_000) as log:
+    next_seq = len((run_dir / "events.jsonl").read_text().splitlines())
+    with RunLog(run_dir, manifest, open(run_dir / "events.jsonl", "a"), next_seq) as log:
         log.append(OtherEvent(type="audit_<i>", note="x"))  # type: ignore[arg-type]
     text = "".join(parse(render_report([load_run(run_dir)])).text)
     assert "Events of types this report does not tabulate: audit_<i> (1)." in text

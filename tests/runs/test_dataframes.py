@@ -103,10 +103,11 @@ def test_migrate_log_renames_v0_fields() -> None:
         {"format_version": 0, "created_utc": "t"},
         [{"type": "worker_step", "hours": [1.0]}, {"type": "run_started", "run_id": "r"}],
     )
-    assert manifest == {"format_version": 1, "created": "t"}
+    # 0 -> 1 renames the fields; 1 -> 2 only added optional fields.
+    assert manifest == {"format_version": 2, "created": "t"}
     assert events == [
         {"type": "worker_step", "weekly_hours": [1.0]},
-        {"type": "run_started", "run_id": "r", "format_version": 1},
+        {"type": "run_started", "run_id": "r", "format_version": 2},
     ]
 
 
@@ -166,8 +167,9 @@ def test_votes_are_tabulated_from_untyped_events_too() -> None:
 
 def test_unknown_event_types_are_kept_generically(tmp_path: Path) -> None:
     run_dir = craft_run(tmp_path / "crafted", hostile=False, votes=False)
+    seq = len((run_dir / "events.jsonl").read_text().splitlines())  # the next one
     with (run_dir / "events.jsonl").open("a") as fh:
-        fh.write(json.dumps({"type": "audit_note", "seq": 99, "time": 1.0, "note": "hi"}) + "\n")
+        fh.write(json.dumps({"type": "audit_note", "seq": seq, "time": 1.0, "note": "hi"}) + "\n")
     run = load_run(run_dir)
     others = [e for e in run.events if isinstance(e, OtherEvent)]
     assert [e.type for e in others] == ["audit_note"]

@@ -228,7 +228,7 @@ def test_fork_replays_early_years_then_continues_live(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "--from-year must be between 1 and 4" in result.output
 
 
-@pytest.mark.parametrize("version", ["v0", "v1"])
+@pytest.mark.parametrize("version", ["v0", "v1", "v2"])
 def test_golden_logs_of_every_supported_version_replay(version: str) -> None:
     report = replay_run(ROOT / "tests" / "golden" / version / "tiny-mock-planner")
     assert report.ok and report.years_checked == 3 and report.calls_replayed == 2

@@ -1,0 +1,71 @@
+"""Reading user files with clear errors, and writing derived files atomically.
+
+``read_text_file`` turns a missing, unreadable or non-UTF-8 file into a
+:class:`TextFileError` naming the file (and, for bad bytes, the line), never a bare
+``UnicodeDecodeError`` traceback. ``atomic_write`` writes through a temporary file in
+the same folder and ``os.replace``, so a killed process leaves the old file or the new
+one, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+
+class TextFileError(ValueError):
+    """A text file is missing, unreadable or not UTF-8; the message names the file."""
+
+
+def read_text_file(path: str | Path, what: str = "file") -> str:
+    """The text of ``path`` (UTF-8, a leading byte-order mark dropped).
+
+    ``what`` names the kind of file in the message (``"config file"``,
+    ``"template"``, …). Raises :class:`TextFileError` when the file is missing, a
+    folder, unreadable, or not valid UTF-8 (naming the line of the first bad byte).
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise TextFileError(f"{what} not found: {p}") from None
+    except IsADirectoryError:
+        raise TextFileError(f"{what} {p} is a folder, not a file") from None
+    except OSError as exc:
+        raise TextFileError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start : exc.start + 1]
+        raise TextFileError(f"{what} {p} is not UTF-8 text (line {line}, byte {bad!r})") from None
+    return text.removeprefix("\ufeff")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Create or replace ``path`` atomically; returns ``path``.
+
+    ``write(tmp)`` writes the whole content to ``tmp``, a fresh hidden file next to
+    ``path``; it is flushed to disk and renamed over ``path`` in one step. On any error
+    (or KeyboardInterrupt) the temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return target
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write` of a UTF-8 text."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -1,0 +1,58 @@
+"""Where ``llmecon report`` may write: never over a run's files.
+
+A run folder (``manifest.json``, ``events.jsonl``, ``personas.jsonl``, ``years.csv``,
+``events.interrupted-<n>.jsonl``) is the record of a run; a report goes next to it only
+under a name of its own: ``report.html``, another llmecon report, or a new file.
+(``llmecon export`` refuses to write into a run folder at all.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmecon.report._html import GENERATOR_META
+from llmecon.runs.log import RunLogError, is_run_folder, run_file_reason
+
+#: The report's file name in a run folder (``llmecon report RUN``).
+REPORT_NAME = "report.html"
+
+
+def _entry(path: Path) -> Path:
+    """The directory entry ``os.replace`` would replace: the parent resolved through
+    symlinks, the last component as given."""
+    return path.parent.resolve() / path.name
+
+
+def is_llmecon_report(path: Path) -> bool:
+    """Whether ``path`` is a file written by ``llmecon report`` (marker in its head)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return GENERATOR_META.encode() in head
+
+
+def check_report_path(path: str | Path) -> None:
+    """Refuse (:class:`RunLogError`) to write a report over a run's file.
+
+    In a run folder the report may create a new file, or replace ``report.html`` or
+    another llmecon report; anything else already there is the run's (or the user's).
+    """
+    given = Path(path)
+    entry = _entry(given)
+    if entry.is_dir():
+        raise RunLogError(f"{given} is a folder: --out names the HTML file to write")
+    reason = run_file_reason(entry)
+    if reason is not None:
+        raise RunLogError(f"refusing to write the report over {given}: {reason}")
+    if (
+        is_run_folder(entry.parent)
+        and (entry.exists() or entry.is_symlink())
+        and entry.name != REPORT_NAME
+        and not is_llmecon_report(entry)
+    ):
+        raise RunLogError(
+            f"refusing to write the report over {given}: it is a file in the run folder "
+            f"{entry.parent} and not an llmecon report (write it elsewhere with --out)"
+        )

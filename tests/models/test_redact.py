@@ -1,0 +1,161 @@
+"""Secrets never leave the model layer: URLs, replies, parsed values, records, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+import llmecon.models
+from llmecon.models import (
+    CallRecord,
+    ChatMessage,
+    GenerateConfig,
+    ModelError,
+    ProviderError,
+    StructuredOutputError,
+    get_model,
+    redact,
+    redact_url,
+)
+from llmecon.models._mock import MockProvider
+from llmecon.models._model import Model
+from llmecon.models._openai import OpenAIProvider
+from tests.models.conftest import WorkerDecision
+
+MSGS = [ChatMessage(role="user", content="Hours?")]
+#: key-shaped (caught by shape too) and plain (caught only as an environment value)
+SHAPED = "sk-test-SENTINEL-0123456789abcdef"
+PLAIN = "PLAINsentinel-987654321"
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    monkeypatch.setenv("OPENAI_API_KEY", SHAPED)
+    monkeypatch.setenv("MY_GATEWAY_TOKEN", PLAIN)
+    return SHAPED, PLAIN
+
+
+@pytest.mark.parametrize(
+    ("url", "want"),
+    [
+        (
+            "https://bob:hunter2@gw.example/v1?api_key=abc&model=x",
+            "https://gw.example/v1?api_key=***&model=x",
+        ),
+        ("http://user@127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
+        (
+            "https://h/p?KEY=1&Token=2&access_token=3&sig=4&SECRET=5&password=6&apiKey=7",
+            "https://h/p?KEY=***&Token=***&access_token=***&sig=***&SECRET=***&password=***"
+            "&apiKey=***",
+        ),
+        (
+            "https://h/p?x-api-key=1&client_secret=2&monkey=3&keys=4&a=&flag",
+            "https://h/p?x-api-key=***&client_secret=***&monkey=3&keys=4&a=&flag",
+        ),
+        ("https://h/cb#access_token=zz&state=1", "https://h/cb#access_token=***&state=1"),
+        ("https://u:p@[::1]:8080/v1?token=t", "https://[::1]:8080/v1?token=***"),
+    ],
+)
+def test_redact_url_removes_userinfo_and_masks_secret_params(url, want):
+    assert redact_url(url) == want
+
+
+def test_redact_url_keeps_clean_urls_byte_for_byte():
+    for url in (
+        "http://127.0.0.1:8000/v1",
+        "HTTP://Host.example/v1/?q=a%20b&model=gpt-4o#frag",
+        "https://h/p?",
+        "not a url at all",
+    ):
+        assert redact_url(url) == url
+    assert llmecon.models.redact_url is redact_url
+
+
+def test_redact_url_masks_environment_secrets_too(secrets):
+    assert redact_url(f"https://h/{PLAIN}/v1") == "https://h/***/v1"
+
+
+def test_urls_in_error_text_lose_their_credentials():
+    message = "cannot reach https://me:pw@h.example/v1?token=abc, retrying (see http://x.y/ok)."
+    clean = redact(message)
+    assert "pw" not in clean and "abc" not in clean
+    assert clean == "cannot reach https://h.example/v1?token=***, retrying (see http://x.y/ok)."
+    error = ProviderError("connection to http://u:secretpw@10.0.0.1/v1 failed")
+    assert "secretpw" not in str(error) and "secretpw" not in repr(error)
+
+
+def test_query_strings_echoed_without_their_url_are_masked():
+    echoed = "HTTP 404: no route POST /v1/chat?api_key=qs-123&x=1 (see ?a=b#token=zz)."
+    want = "HTTP 404: no route POST /v1/chat?api_key=***&x=1 (see ?a=b#token=***)."
+    assert redact(echoed) == want
+
+
+def test_url_credentials_and_a_key_together_are_refused(monkeypatch):
+    monkeypatch.setenv("LLMECON_API_KEY", "sk-some-other-key-123456")
+    base = "http://bob:pw-0xSECRET@127.0.0.1:9/v1"
+    with pytest.raises(ModelError, match="carries a user name") as info:
+        get_model("openai/m", api_base=base)
+    assert "0xSECRET" not in str(info.value)
+    monkeypatch.delenv("LLMECON_API_KEY")
+    assert get_model("openai/m", api_base=base).provider.api_base == base
+
+
+def test_endpoints_and_reprs_never_show_credentials():
+    base = "http://admin:pa55w0rd@127.0.0.1:9/v1?api_key=qwerty123"
+    provider = OpenAIProvider("m", api_base=base)
+    model = Model(provider)
+    for text in (provider.endpoint, repr(provider), repr(model)):
+        assert "pa55w0rd" not in text and "qwerty123" not in text and "admin" not in text
+        assert "127.0.0.1:9/v1" in text
+    assert provider.api_base == base  # the request still goes to the real URL
+
+
+def _echo(messages, schema) -> str:
+    body = json.dumps({"hours": 12, "reason": f"key {SHAPED} and {PLAIN}"})
+    return f"Using {SHAPED} / {PLAIN}:\n```json\n{body}\n```"
+
+
+def test_replies_echoing_keys_are_redacted_everywhere(secrets):
+    records: list[CallRecord] = []
+    model = get_model("mock/default", responder=_echo, on_call=records.append)
+    out = asyncio.run(model.generate(MSGS, WorkerDecision))
+    assert out.parsed.reason == "key *** and ***"
+    dumped = json.dumps([out.text, out.raw_outputs, records[0].model_dump(mode="json")])
+    assert SHAPED not in dumped and PLAIN not in dumped
+    assert records[0].parsed == {"hours": 12, "reason": "key *** and ***"}
+    assert records[0].raw_outputs[0].startswith("Using *** / ***:")
+
+
+def test_a_re_ask_never_sends_the_key_back_and_failures_are_redacted(secrets):
+    records: list[CallRecord] = []
+    bad = f"I cannot answer; my key is {PLAIN}"
+    model = get_model(
+        "mock/default",
+        outputs=[bad, bad],
+        on_call=records.append,
+        config=GenerateConfig(max_repairs=1),
+    )
+    with pytest.raises(StructuredOutputError) as info:
+        asyncio.run(model.generate(MSGS, WorkerDecision))
+    provider = model.provider
+    assert isinstance(provider, MockProvider) and len(provider.requests) == 2
+    assert all(PLAIN not in m.content for r in provider.requests for m in r)
+    assert PLAIN not in json.dumps(info.value.raw_outputs)
+    (record,) = records
+    assert record.raw_outputs == ["I cannot answer; my key is ***"] * 2
+    assert PLAIN not in record.model_dump_json()
+
+
+def test_cache_entries_are_redacted_when_read(secrets, tmp_path):
+    model = get_model("mock/default", cache_dir=str(tmp_path), responder=_echo)
+    key = model._cache_key(MSGS, None, False, model.config)
+    old = f"old entry with {PLAIN}"
+    model.cache.put(key, {"text": old, "raw_outputs": [old]})
+    records: list[CallRecord] = []
+    model.on_call = records.append
+    out = asyncio.run(model.generate(MSGS))
+    assert out.cached and out.text == "old entry with ***"
+    assert out.raw_outputs == ["old entry with ***"]
+    assert PLAIN not in records[0].model_dump_json()

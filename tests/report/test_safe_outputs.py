@@ -1,0 +1,212 @@
+"""``llmecon report`` and ``llmecon export`` never write over a run's files, write
+atomically, and say plainly what they need (CSV by default, Parquet with pyarrow)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from llmecon._files import atomic_write, atomic_write_text
+from llmecon.cli import main
+from llmecon.report import write_report
+from llmecon.runs.dataframes import TABLE_NAMES, load_run
+from llmecon.runs.log import RunLogError
+from tests.report.crafted import craft_run
+
+#: Files a run writes (personas.jsonl and events.interrupted-1.jsonl are not in the
+#: crafted run: a report must not create them either, readers would take it for a run's).
+RUN_FILES = [
+    "manifest.json",
+    "events.jsonl",
+    "personas.jsonl",
+    "years.csv",
+    "events.interrupted-1.jsonl",
+    "events.jsonl.tmp",
+]
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    return craft_run(tmp_path / "run", hostile=False, votes=False)
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_report_refuses_to_write_over_a_run_file(run: Path, name: str) -> None:
+    (run / "events.interrupted-1.jsonl").write_text('{"type": "year_started"}\n')
+    before = _snapshot(run)
+    result = _invoke("report", str(run), "--out", str(run / name))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"refusing to write the report over {run / name}" in result.output
+    assert "it is a file of the run" in result.output
+    assert _snapshot(run) == before
+
+
+def test_report_refuses_a_run_file_reached_through_another_path(run: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(run, target_is_directory=True)
+    before = _snapshot(run)
+    for out in (link / "events.jsonl", run / ".." / run.name / "manifest.json"):
+        result = _invoke("report", str(run), "--out", str(out))
+        assert result.exit_code == 1 and "it is a file of the run" in result.output
+    assert _snapshot(run) == before
+
+
+def test_report_refuses_a_users_file_in_a_run_folder(run: Path) -> None:
+    notes = run / "notes.md"
+    notes.write_text("my notes on this run\n")
+    result = _invoke("report", str(run), "--out", str(notes))
+    assert result.exit_code == 1
+    assert "not an llmecon report" in result.output
+    assert notes.read_text() == "my notes on this run\n"
+
+
+def test_report_by_default_adds_only_report_html_and_replaces_its_own(run: Path) -> None:
+    before = _snapshot(run)
+    for _ in range(2):  # the second time it replaces its own report
+        result = _invoke("report", str(run))
+        assert result.exit_code == 0, result.output
+        after = _snapshot(run)
+        assert set(after) - set(before) == {"report.html"}
+        assert {k: v for k, v in after.items() if k != "report.html"} == before
+    assert 'content="llmecon report"' in (run / "report.html").read_text()[:2000]
+
+
+def test_report_may_replace_another_report_it_wrote_in_a_run_folder(run: Path) -> None:
+    out = run / "compare.html"
+    for _ in range(2):
+        result = _invoke("report", str(run), "--out", str(out))
+        assert result.exit_code == 0, result.output
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
+
+
+def test_write_report_refuses_before_loading_anything(run: Path, tmp_path: Path) -> None:
+    with pytest.raises(RunLogError, match="it is a file of the run"):
+        write_report([tmp_path / "no-such-run"], run / "events.jsonl")
+
+
+def test_report_out_is_a_folder(run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "somewhere"
+    folder.mkdir()
+    with pytest.raises(RunLogError, match="is a folder"):
+        write_report([run], folder)
+
+
+def test_export_refuses_a_run_folder(run: Path, tmp_path: Path) -> None:
+    other = craft_run(tmp_path / "other", run_id="other", hostile=False, votes=False)
+    link = tmp_path / "alias"
+    link.symlink_to(run, target_is_directory=True)
+    before, before_other = _snapshot(run), _snapshot(other)
+    for out in (run, other, link):
+        result = _invoke("export", str(run), "--out", str(out))
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert f"refusing to export into {out}: it is a run folder" in result.output
+    assert _snapshot(run) == before and _snapshot(other) == before_other
+
+
+def test_export_defaults_to_csv_and_help_says_so() -> None:
+    result = _invoke("export", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--format [csv|parquet]" in text and "[default: csv]" in text
+    assert "pip install 'llmecon[parquet]'" in text
+    assert "[default: RUN/tables]" in text
+
+
+def test_an_interrupted_export_keeps_the_previous_table(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "tables"
+    assert _invoke("export", str(run), "--out", str(out)).exit_code == 0
+    before = _snapshot(out)
+    real_to_csv = pd.DataFrame.to_csv
+
+    def killed_midway(self: pd.DataFrame, path: Any, **kw: Any) -> None:
+        if "calls" in Path(path).name:
+            Path(path).write_text("seq,time,ye")  # half a header, then the process dies
+            raise KeyboardInterrupt
+        real_to_csv(self, path, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", killed_midway)
+    result = _invoke("export", str(run), "--out", str(out))
+    assert result.exit_code != 0  # click turns the interrupt into "Aborted!"
+    assert _snapshot(out) == before  # calls.csv is the old, complete one; no temp file
+    back = pd.read_csv(out / "calls.csv")
+    assert len(back) == len(load_run(run).calls)
+
+
+def test_export_writes_every_table_and_no_temporary_file(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    result = _invoke("export", str(run), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.csv" for n in TABLE_NAMES)
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "t.txt"
+    atomic_write_text(target, "old\n")
+
+    def fails(tmp: Path) -> None:
+        tmp.write_text("new but cut")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fails)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+    atomic_write_text(target, "new\n")
+    assert target.read_text() == "new\n"
+
+
+@pytest.mark.slow
+def test_sigkill_during_export_never_leaves_a_truncated_table(tmp_path: Path) -> None:
+    """The measured failure: killing ``llmecon export`` left a truncated calls.csv."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from llmecon.runs import Simulation, build_config
+
+    config = dict(planner="mock/default", agents=60, years=3, out=str(tmp_path))
+    Simulation(build_config(overrides={**config, "run_id": "big", "reference": False})).run()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    command = [sys.executable, "-m", "llmecon", "export", str(tmp_path / "big")]
+    out = tmp_path / "tables"
+    t0 = time.perf_counter()
+    subprocess.run([*command, "--out", str(out)], check=True, env=env, capture_output=True)
+    duration = time.perf_counter() - t0
+    complete = {p.name: p.read_bytes() for p in out.iterdir()}
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [*command, "--out", str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(float(rng.uniform(0.5, 1.0)) * duration)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        tables = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+        assert tables == complete  # every table whole: the old one or the new one

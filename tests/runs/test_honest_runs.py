@@ -1,0 +1,551 @@
+"""Runs tell the truth: total failures stop non-zero, every stop resumes, paths are safe.
+
+Servers are the fake OpenAI server of ``llmecon.models.fake_servers`` on 127.0.0.1
+(started and stopped by each test); nothing here reaches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon.cli import main
+from llmecon.models.fake_servers import FakeOpenAIServer
+from llmecon.runs import RunConfig, RunFailedError, RunLogError, Simulation, read_events
+from llmecon.runs.log import RunLock, read_manifest
+from llmecon.runs.loop import default_run_id
+from llmecon.runs.replay import replay_run
+from llmecon.runs.resume import resume_run
+
+ROOT = Path(__file__).resolve().parents[2]
+SENTINEL_KEY = "sk-test-SENTINEL-honest-0123456789"
+
+
+def _config(tmp_path: Path, base: str, **extra: Any) -> RunConfig:
+    settings: dict[str, Any] = {
+        "planner": "openai/fake",
+        "workers": "openai/fake",
+        "api_base": base,
+        "agents": 12,
+        "years": 3,
+        "out": str(tmp_path),
+        "run_id": "r",
+        "reference": False,
+        "max_retries": 0,
+        "timeout": 5.0,
+    }
+    settings.update(extra)
+    return RunConfig(**settings)
+
+
+def _statuses(run_dir: Path) -> list[str]:
+    return [e.status for e in read_events(run_dir) if e.type == "run_completed"]
+
+
+def _completed_years(run_dir: Path) -> list[int]:
+    return [e.year for e in read_events(run_dir) if e.type == "year_completed"]
+
+
+def _run_cli(args: list[str], **env: str) -> tuple[int, str, float]:
+    """``llmecon`` in a subprocess (so an abort would show as a signal)."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmecon", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started
+
+
+# -- total failures end non-zero, naming the endpoint ---------------------------------------
+
+
+def test_connection_refused_ends_non_zero_within_a_minute_naming_the_endpoint(
+    tmp_path: Path,
+) -> None:
+    # The issue's acceptance command, verbatim but for --out (port 9: nothing listens).
+    code, output, elapsed = _run_cli(
+        [
+            "run",
+            "--planner",
+            "openai/x",
+            "--workers",
+            "openai/x",
+            "--api-base",
+            "http://127.0.0.1:9/v1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 1, output
+    assert "127.0.0.1:9" in output
+    assert "run failed" in output and "Traceback" not in output
+    assert elapsed < 120, f"took {elapsed:.0f} s"
+    (run_dir,) = tmp_path.iterdir()
+    assert _statuses(run_dir) == ["failed"]
+
+
+def test_all_401_stops_at_the_first_call_without_leaking_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
+    with FakeOpenAIServer(fault_rates={"401": 1.0}) as server:
+        result = CliRunner().invoke(
+            main,
+            [
+                "run",
+                "--planner",
+                "openai/fake",
+                "--workers",
+                "openai/fake",
+                "--api-base",
+                server.base_url,
+                "--agents",
+                "30",
+                "--years",
+                "2",
+                "--out",
+                str(tmp_path),
+                "--run-id",
+                "r",
+            ],
+        )
+        requests = server.stats.requests
+    assert result.exit_code == 1, result.output
+    assert server.base_url in result.output and "401" in result.output
+    # The requests already in flight got their 401; none was retried, none came after.
+    assert requests <= 31
+    assert _completed_years(tmp_path / "r") == []
+    assert _statuses(tmp_path / "r") == ["failed"]
+    for path in (tmp_path / "r").rglob("*"):
+        if path.is_file():
+            assert SENTINEL_KEY not in path.read_text(encoding="utf-8", errors="replace")
+    assert SENTINEL_KEY not in result.output
+
+
+def test_every_call_failing_trips_the_breaker(tmp_path: Path) -> None:
+    with FakeOpenAIServer(fault_rates={"500": 1.0}) as server:
+        sim = Simulation(_config(tmp_path, server.base_url))
+        with pytest.raises(RunFailedError) as info:
+            sim.run()
+    message = str(info.value)
+    assert "in a row failed" in message and server.base_url in message
+    assert "llmecon resume" in message
+    assert info.value.result.status == "failed"
+    assert _statuses(tmp_path / "r") == ["failed"]
+
+
+def test_a_hung_server_ends_in_bounded_time(tmp_path: Path) -> None:
+    with FakeOpenAIServer(fault_rates={"hang": 1.0}) as server:
+        sim = Simulation(_config(tmp_path, server.base_url, timeout=0.5, max_concurrency=16))
+        with pytest.raises(RunFailedError, match=r"timed out|no reply within"):
+            sim.run()
+    # 1 planner call + 12 workers, each one 0.5 s attempt: far below the old 375 s a call.
+    assert _statuses(tmp_path / "r") == ["failed"]
+
+
+def test_a_failure_share_above_the_limit_stops_the_run(tmp_path: Path) -> None:
+    # 90 % of replies are prose: most calls fail after their re-asks; never 1000 in a row.
+    with FakeOpenAIServer(fault_rates={"malformed_json": 0.9}, seed=3) as server:
+        sim = Simulation(
+            _config(tmp_path, server.base_url, agents=40, max_consecutive_failures=1000)
+        )
+        with pytest.raises(RunFailedError, match="model calls failed"):
+            sim.run()
+
+
+# -- every stop can be resumed ------------------------------------------------------------
+
+
+def test_a_failed_run_resumes_to_completion_and_replays(tmp_path: Path) -> None:
+    with FakeOpenAIServer() as server:
+
+        def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
+            server.fault_rates = {"500": 1.0}
+
+        sim = Simulation(_config(tmp_path, server.base_url))
+        with pytest.raises(RunFailedError):
+            sim.run(break_after_year_0)
+        run_dir = tmp_path / "r"
+        assert _completed_years(run_dir) == [0]
+        server.fault_rates = {}
+        resumed = resume_run(run_dir).run()
+    assert resumed.status == "completed"
+    assert _completed_years(run_dir) == [0, 1, 2]
+    assert _statuses(run_dir) == ["completed"]
+    seqs = [e.seq for e in read_events(run_dir)]
+    assert seqs == list(range(len(seqs)))
+    assert list(run_dir.glob("events.interrupted-*.jsonl"))  # the failed year, kept aside
+    report = replay_run(run_dir)
+    assert report.ok and report.complete, report.differences
+
+
+def test_ctrl_c_is_logged_interrupted_and_resumes(tmp_path: Path) -> None:
+    def interrupt(record: Any, stats: dict[str, Any]) -> None:
+        raise KeyboardInterrupt
+
+    config = RunConfig(
+        planner="saez", workers="rational", personas="synthetic", agents=50, years=3,
+        out=str(tmp_path), run_id="r", reference=False,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        Simulation(config).run(interrupt)
+    assert _statuses(tmp_path / "r") == ["interrupted"]
+    result = resume_run(tmp_path / "r").run()
+    assert result.status == "completed" and len(result.records) == 3
+    with pytest.raises(RunLogError, match="already completed"):
+        resume_run(tmp_path / "r")
+
+
+def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) -> None:
+    args = [
+        "run", "--planner", "mock/default", "--workers", "mock/default", "--agents", "8",
+        "--years", "3", "--out", str(tmp_path), "--run-id", "r", "--no-reference",
+        "--price", "1000,1000", "--max-cost", "0.5",
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3, result.output
+    assert "stopped early" in result.output and "budget_exceeded" in result.output
+    assert _statuses(tmp_path / "r") == ["budget_exceeded"]
+    spent = sum(e.cost_usd or 0 for e in read_events(tmp_path / "r") if e.type == "llm_call")
+    assert spent >= 0.5
+    # The budget counts what the log already spent: the same budget stops at once.
+    again = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "0.5"])
+    assert again.exit_code == 3, again.output
+    more = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "1000"])
+    assert more.exit_code == 0, more.output
+    assert _completed_years(tmp_path / "r") == [0, 1, 2]
+
+
+def test_deadline_stops_the_run_and_resume_finishes_it(tmp_path: Path) -> None:
+    with FakeOpenAIServer(latency_s=0.3) as server:
+        sim = Simulation(_config(tmp_path, server.base_url, deadline=0.5, years=4))
+        result = sim.run()
+        assert result.status == "deadline_exceeded" and "deadline" in str(result.error)
+        assert len(result.records) < 4
+        finished = resume_run(tmp_path / "r", {"deadline": 600}).run()
+    assert finished.status == "completed"
+    assert _completed_years(tmp_path / "r") == [0, 1, 2, 3]
+
+
+def test_resume_changes_operational_settings_only(tmp_path: Path) -> None:
+    config = RunConfig(
+        planner="saez", workers="rational", personas="synthetic", agents=50, years=3,
+        out=str(tmp_path), run_id="r", reference=False,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        Simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(RunLogError, match="operational settings only"):
+        resume_run(tmp_path / "r", {"elasticity": 0.9})
+    result = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--elasticity", "2"])
+    assert result.exit_code != 0  # not an option of resume
+
+
+def test_a_run_in_use_cannot_be_resumed_and_its_log_is_untouched(tmp_path: Path) -> None:
+    with FakeOpenAIServer() as server:
+
+        def kill_like(record: Any, stats: dict[str, Any]) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            Simulation(_config(tmp_path, server.base_url)).run(kill_like)
+    run_dir = tmp_path / "r"
+    before = (run_dir / "events.jsonl").read_bytes()
+    lock = RunLock(run_dir)  # another process resuming it
+    try:
+        code, output, _ = _run_cli(["resume", str(run_dir)])
+    finally:
+        lock.release()
+    assert code != 0 and "in use" in output, output
+    assert (run_dir / "events.jsonl").read_bytes() == before
+    assert not list(run_dir.glob("events.interrupted-*"))
+
+
+def test_two_concurrent_resumes_one_refused_log_intact(tmp_path: Path) -> None:
+    config = RunConfig(
+        planner="ucb", workers="rational", personas="synthetic", agents=300, years=40,
+        out=str(tmp_path), run_id="r", reference=False,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        Simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "llmecon", "resume", str(tmp_path / "r")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    # Either one was refused while the other held the run, or the second found it done.
+    assert codes[0] == 0 and codes[1] != 0, outputs
+    assert any("in use" in o or "already completed" in o for o in outputs), outputs
+    events = read_events(tmp_path / "r")
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert _completed_years(tmp_path / "r") == list(range(40))
+
+
+def test_replay_of_an_incomplete_run_says_so_and_exits_non_zero(tmp_path: Path) -> None:
+    config = RunConfig(
+        planner="saez", workers="rational", personas="synthetic", agents=50, years=3,
+        out=str(tmp_path), run_id="r", reference=False,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        Simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "replay matches" in result.output and "incomplete" in result.output
+
+
+# -- portable replay ------------------------------------------------------------------------
+
+
+def _golden_copy(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "golden"
+    shutil.copytree(ROOT / "tests" / "golden" / "v1" / "tiny-mock-planner", run_dir)
+    return run_dir
+
+
+def _rewrite_metrics(run_dir: Path, change: Any) -> None:
+    path = run_dir / "events.jsonl"
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event["type"] == "year_completed":
+            event["metrics"] = {k: change(v) for k, v in event["metrics"].items()}
+        lines.append(json.dumps(event))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_replay_tolerates_last_bit_float_noise(tmp_path: Path) -> None:
+    run_dir = _golden_copy(tmp_path)
+    _rewrite_metrics(run_dir, lambda v: math.nextafter(v, math.inf))
+    report = replay_run(run_dir)
+    assert report.ok, report.differences
+
+
+def test_replay_still_catches_a_real_difference(tmp_path: Path) -> None:
+    run_dir = _golden_copy(tmp_path)
+    _rewrite_metrics(run_dir, lambda v: v * (1 + 1e-6) + 1e-6)
+    report = replay_run(run_dir)
+    assert not report.ok
+    assert any(d["what"] == "swf" for d in report.differences)
+
+
+# -- safe paths and inputs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run_id", ["../x", "/tmp/abs", "..", "a/b", ".hidden", "", "x" * 200])
+def test_unsafe_run_ids_are_refused(tmp_path: Path, run_id: str) -> None:
+    out = tmp_path / "runs" / "sub"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--planner", "none", "--personas", "synthetic", "--agents", "10",
+         "--years", "1", "--out", str(out), "--run-id", run_id],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "run id" in result.output or "run_id" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "runs" / "manifest.json").exists()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_default_run_ids_are_unique_and_safe() -> None:
+    config = RunConfig(planner="openai/../../gpt-4o", seed=7)
+    ids = {default_run_id(config) for _ in range(200)}
+    assert len(ids) == 200
+    for run_id in ids:
+        assert "/" not in run_id and ".." not in run_id and "-s7-" in run_id
+        RunConfig(run_id=run_id)  # passes the run-id check
+
+
+def test_parallel_default_runs_do_not_collide(tmp_path: Path) -> None:
+    args = ["run", "--planner", "none", "--personas", "synthetic", "--agents", "10",
+            "--years", "1", "--no-reference", "--out", str(tmp_path)]  # fmt: skip
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "llmecon", *args], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(5)
+    ]  # fmt: skip
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    assert len(list(tmp_path.iterdir())) == 5
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "field"),
+    [
+        ("--crra", "inf", "crra"),
+        ("--crra", "nan", "crra"),
+        ("--elasticity", "1e-300", "elasticity"),
+        ("--max-cost", "inf", "max_cost"),
+        ("--timeout", "0", "timeout"),
+        ("--price", "1,nan", "price"),
+    ],
+)
+def test_non_finite_or_absurd_numbers_are_refused_up_front(
+    tmp_path: Path, option: str, value: str, field: str
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["run", "--planner", "none", "--personas", "synthetic", "--out", str(tmp_path),
+         option, value],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert field in result.output and "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_a_broken_template_fails_before_the_run_starts(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "worker_decision.j2").write_text("{{ no_such_variable }}\n", encoding="utf-8")
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--planner", "none", "--workers", "mock/default", "--agents", "4",
+         "--years", "1", "--prompts", str(prompts), "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "worker_decision.j2" in result.output and "prompts check" in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_max_cost_with_an_unpriced_model_refuses_to_start_unless_priced(tmp_path: Path) -> None:
+    with FakeOpenAIServer() as server:
+        base = ["run", "--planner", "openai/my-self-hosted", "--workers", "rational",
+                "--agents", "20", "--years", "1", "--api-base", server.base_url,
+                "--no-reference", "--out", str(tmp_path), "--max-cost", "1"]  # fmt: skip
+        refused = CliRunner().invoke(main, [*base, "--run-id", "a"])
+        assert refused.exit_code != 0 and "--price" in refused.output
+        assert not (tmp_path / "a").exists()
+        priced = CliRunner().invoke(main, [*base, "--run-id", "b", "--price", "0,0"])
+    assert priced.exit_code == 0, priced.output
+
+
+# -- per-role endpoints ---------------------------------------------------------------------
+
+
+def test_planner_and_workers_on_their_own_servers(tmp_path: Path) -> None:
+    with FakeOpenAIServer() as planner_server, FakeOpenAIServer() as worker_server:
+        result = CliRunner().invoke(
+            main,
+            [
+                "run",
+                "--planner", "openai/planner-model",
+                "--workers", "openai/worker-model",
+                "--planner-api-base", planner_server.base_url,
+                "--workers-api-base", worker_server.base_url,
+                "--agents", "6", "--years", "2", "--no-reference",
+                "--out", str(tmp_path), "--run-id", "r",
+            ],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert planner_server.stats.requests == 1  # year 0 enacts the status quo
+        assert worker_server.stats.requests == 12
+    calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
+    planner_endpoints = {c.endpoint for c in calls if c.role == "planner"}
+    worker_endpoints = {c.endpoint for c in calls if c.role == "worker"}
+    assert worker_endpoints == {worker_server.base_url}
+    (planner_endpoint,) = planner_endpoints
+    assert planner_endpoint == planner_server.base_url
+    manifest = read_manifest(tmp_path / "r")
+    assert set(manifest.endpoints) == {"planner", "workers"}
+
+
+def test_credentials_in_a_server_url_are_never_written(tmp_path: Path) -> None:
+    url = "http://user:SECRETP@127.0.0.1:9/v1?api_key=SECRETQ&api-version=2024"
+    config = RunConfig(
+        planner="none", workers="openai/fake", workers_api_base=url, agents=3, years=1,
+        out=str(tmp_path), run_id="r", reference=False, max_retries=0,
+        max_consecutive_failures=1000, max_failure_share=1,
+    )  # fmt: skip
+    Simulation(config).run()
+    text = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "r").iterdir())
+    assert "127.0.0.1:9" in text  # the endpoint is recorded ...
+    assert "SECRETP" not in text and "SECRETQ" not in text  # ... without its credentials
+
+
+def test_the_summary_says_when_welfare_is_made_of_fallbacks(tmp_path: Path) -> None:
+    with FakeOpenAIServer(fault_rates={"malformed_json": 0.6}, seed=1) as server:
+        result = CliRunner().invoke(
+            main,
+            ["run", "--planner", "none", "--workers", "openai/fake", "--api-base",
+             server.base_url, "--agents", "20", "--years", "2", "--no-reference",
+             "--max-consecutive-failures", "1000", "--max-failure-share", "1",
+             "--out", str(tmp_path), "--run-id", "r"],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "were fallbacks" in result.output
+    # Not a terminal: one plain progress line per year.
+    assert "tax year 1/2" in result.output and "tax year 2/2" in result.output
+
+
+def test_concurrency_is_capped_below_the_open_file_limit(tmp_path: Path) -> None:
+    import resource
+
+    from llmecon.models.fake_servers import serve_in_subprocess
+
+    def low_file_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    with serve_in_subprocess("openai", latency_s=0.2) as base:
+        proc = subprocess.run(
+            [sys.executable, "-m", "llmecon", "run", "--planner", "none", "--workers",
+             "openai/fake", "--api-base", base, "--agents", "600", "--years", "1",
+             "--no-reference", "--max-concurrency", "1000", "--out", str(tmp_path),
+             "--run-id", "r"],
+            capture_output=True, text=True, timeout=600, cwd=ROOT, preexec_fn=low_file_limit,
+        )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "open-file limit" in output
+    calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
+    assert len(calls) == 600 and not any(c.error_type for c in calls)
+
+
+def test_a_fork_cannot_change_the_population(tmp_path: Path) -> None:
+    config = RunConfig(
+        planner="saez", workers="rational", personas="synthetic", agents=50, years=3,
+        out=str(tmp_path), run_id="src", reference=False,
+    )  # fmt: skip
+    Simulation(config).run()
+    result = CliRunner().invoke(
+        main,
+        ["run", "--fork", str(tmp_path / "src"), "--from-year", "2", "--agents", "10",
+         "--out", str(tmp_path), "--run-id", "fork"],
+    )  # fmt: skip
+    assert result.exit_code != 0 and "--agents cannot change" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "fork").exists()
+
+
+def test_a_run_wide_api_base_does_not_apply_to_in_process_models(tmp_path: Path) -> None:
+    # The embedded and mock models run in-process: --api-base (meant for API models)
+    # must not reroute them, and their calls are logged under their own names.
+    result = CliRunner().invoke(
+        main,
+        ["run", "--planner", "none", "--workers", "mock/default", "--api-base",
+         "http://127.0.0.1:9/v1", "--agents", "4", "--years", "1", "--no-reference",
+         "--out", str(tmp_path), "--run-id", "r"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
+    assert {c.model for c in calls} == {"mock/default"}
+    assert {c.endpoint for c in calls} == {"mock (in-process)"}

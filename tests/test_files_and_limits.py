@@ -1,0 +1,61 @@
+"""``llmecon._files`` (clear errors for unreadable text files) and ``llmecon._limits``
+(concurrency below the open-file limit)."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import pytest
+
+from llmecon import _limits
+from llmecon._files import TextFileError, read_text_file
+from llmecon._limits import max_safe_concurrency
+
+
+def test_read_text_file_names_the_file_and_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "experiment.yaml"
+    path.write_bytes(b"planner: saez\nnote: caf\xe9\n")
+    with pytest.raises(TextFileError) as info:
+        read_text_file(path, "config file")
+    assert str(info.value) == f"config file {path} is not UTF-8 text (line 2, byte b'\\xe9')"
+    assert isinstance(info.value, ValueError)
+
+
+def test_read_text_file_missing_folder_and_bom(tmp_path: Path) -> None:
+    with pytest.raises(TextFileError, match=r"^config file not found: .*nope\.toml$"):
+        read_text_file(tmp_path / "nope.toml", "config file")
+    with pytest.raises(TextFileError, match="is a folder, not a file"):
+        read_text_file(tmp_path, "config file")
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfyears: 3\n")
+    assert read_text_file(bom) == "years: 3\n"
+
+
+@pytest.mark.parametrize(
+    ("soft", "cap"),
+    [(1024, 480), (4096, 2016), (256, 96), (100, 18), (66, 1), (64, 1), (10, 1)],
+)
+def test_concurrency_cap_follows_the_soft_open_file_limit(
+    monkeypatch: pytest.MonkeyPatch, soft: int, cap: int
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (soft, 1_000_000))
+    assert max_safe_concurrency() == cap
+
+
+def test_concurrency_cap_with_no_limit_or_an_unknown_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    infinity = resource.RLIM_INFINITY
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (infinity, infinity))
+    assert max_safe_concurrency() == (_limits.UNLIMITED_FILES - 64) // 2
+
+    def fails(which: int) -> tuple[int, int]:
+        raise OSError("not supported")
+
+    monkeypatch.setattr(resource, "getrlimit", fails)
+    assert max_safe_concurrency() == _limits.UNKNOWN_LIMIT_CAP
+
+
+def test_concurrency_cap_reads_the_real_limit() -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    expected = (_limits.UNLIMITED_FILES if soft == resource.RLIM_INFINITY else soft) - 64
+    assert max_safe_concurrency() == max(1, expected // 2)
