@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from llmecon.agents.calls import CallContext, call_context
+from llmecon.agents.calls import CallContext, PlannerAsk, call_context
 from llmecon.agents.prompting import PlannerPromptSettings, planner_prompt
 from llmecon.economy import TaxSchedule
 from llmecon.models import GenerateConfig, Model, ModelError
@@ -70,7 +70,12 @@ class LLMPlanner:
         prompt = planner_prompt(
             self.library, ctx=self.ctx, history=history, settings=self.settings, year=year
         )
-        context = CallContext(role="planner", year=year, templates=prompt.templates)
+        context = CallContext(
+            role="planner",
+            year=year,
+            templates=prompt.templates,
+            request=PlannerAsk(self.ctx, history, self.settings),
+        )
         with call_context(context):
             try:
                 out = await self.model.generate(prompt.messages, self.schema, self.config)

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from llmecon.agents.base import WorkerDecision, WorkerRequest
-from llmecon.agents.calls import CallContext, call_context
+from llmecon.agents.calls import CallContext, WorkerAsk, call_context
 from llmecon.agents.prompting import HistoryView, worker_prompt
 from llmecon.economy import Economy
 from llmecon.models import GenerateConfig, Model, ModelError
@@ -97,6 +97,7 @@ class LLMWorkers:
             agent=self.ids[index],
             step=request.step,
             templates=prompt.templates,
+            request=WorkerAsk(self.economy, index, request.schedule, request.last_rebate_usd),
         )
         with call_context(context):
             try:

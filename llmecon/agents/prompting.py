@@ -160,17 +160,32 @@ def pct_list(rates: Sequence[float]) -> list[int]:
     return [round(100 * r) for r in rates]
 
 
-def demonstrations(
-    history: Sequence[YearRecord], settings: PlannerPromptSettings, n_agents: int
-) -> list[dict[str, Any]]:
-    """Recent years, then the best-so-far years not already shown, in year order."""
+_COUNT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight")
+
+
+def count_words(n: int) -> str:
+    """``2 -> "two"``: counts in prompt instructions are spelt out, so that no digit in
+    a format instruction can be copied as an answer (a rate, an hour count)."""
+    return _COUNT_WORDS[n] if 0 <= n < len(_COUNT_WORDS) else str(n)
+
+
+def shown_years(history: Sequence[YearRecord], settings: PlannerPromptSettings) -> list[YearRecord]:
+    """The years the planner's demonstrations show: the ``history_len`` most recent,
+    plus the ``best_len`` best-so-far years not already among them, in year order."""
     recent = list(history)[-settings.history_len :] if settings.history_len > 0 else []
     shown = {r.year for r in recent}
     ranked = sorted(history, key=lambda r: r.metrics.swf, reverse=True)
     best = [r for r in ranked[: settings.best_len] if r.year not in shown]
-    best_year = ranked[0].year if ranked else None
+    return sorted(best + recent, key=lambda r: r.year)
+
+
+def demonstrations(
+    history: Sequence[YearRecord], settings: PlannerPromptSettings, n_agents: int
+) -> list[dict[str, Any]]:
+    """Recent years, then the best-so-far years not already shown, in year order."""
+    best_year = max(history, key=lambda r: r.metrics.swf).year if history else None
     demos = []
-    for rec in sorted(best + recent, key=lambda r: r.year):
+    for rec in shown_years(history, settings):
         tags = []
         if rec.year == best_year:
             tags.append("best so far")

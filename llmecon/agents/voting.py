@@ -15,7 +15,6 @@ Calls are tagged ``voter`` / ``proposer`` for the run log (and replay).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -23,12 +22,19 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from llmecon.agents.calls import CallContext, call_context
+from llmecon.agents.calls import (
+    BallotAsk,
+    CallContext,
+    CandidatesAsk,
+    PlatformAsk,
+    call_context,
+)
 from llmecon.agents.llm_planner import LLMPlanner, planner_schema
 from llmecon.agents.prompting import (
     PlannerPromptSettings,
     Prompt,
     bracket_rows,
+    count_words,
     pct_list,
     planner_frame,
 )
@@ -37,12 +43,6 @@ from llmecon.economy.voting import Ballot, ballot_from_json
 from llmecon.models import ChatMessage, GenerateConfig, Model, ModelError
 from llmecon.planners import PlannerContext, YearRecord
 from llmecon.prompts import PromptLibrary
-
-_EXAMPLES = {
-    "plurality": lambda labels: {"vote": labels[-1]},
-    "borda": lambda labels: {"ranking": list(reversed(labels))},
-    "approval": lambda labels: {"approve": list(labels[:1])},
-}
 
 
 def _no_duplicates(values: list[str]) -> list[str]:
@@ -144,7 +144,6 @@ def vote_prompt(
         income=income_usd,
         projections=list(projections),
         labels=labels,
-        example=json.dumps(_EXAMPLES[rule](labels)),
     )
     return Prompt([ChatMessage(role="user", content=rendered.text)], {"vote.j2": rendered.sha256})
 
@@ -209,6 +208,7 @@ class LLMVoters:
         """Every voter's ballot, or ``(None, reason)`` for a recorded abstention."""
         schema = ballot_schema(rule, [c.label for c in candidates])
         projections = current_projections(self.economy, candidates, income_usd)
+        ballot = [(c.label, c.schedule) for c in candidates]
 
         async def one(i: int) -> tuple[Ballot | None, str | None]:
             prompt = vote_prompt(
@@ -222,7 +222,11 @@ class LLMVoters:
                 projections=projections[i],
             )
             ctx = CallContext(
-                role="voter", year=year, agent=self.ids[i], templates=prompt.templates
+                role="voter",
+                year=year,
+                agent=self.ids[i],
+                templates=prompt.templates,
+                request=BallotAsk(self.economy, i, rule, ballot),
             )
             with call_context(ctx):
                 try:
@@ -250,6 +254,7 @@ def planner_candidates_prompt(
         "planner_candidates.j2",
         year=year,
         k=k,
+        k_words=count_words(k),
         current=frame.current,
         lowest=frame.lowest,
         highest=frame.highest,
@@ -280,7 +285,13 @@ async def planner_candidates(
     prompt = planner_candidates_prompt(library, ctx, planner.settings, history, k, year)
     per_list = 4 * ctx.n_brackets + 4
     config = planner.config.model_copy(update={"max_tokens": 24 + k * per_list})
-    with call_context(CallContext(role="proposer", year=year, templates=prompt.templates)):
+    context = CallContext(
+        role="proposer",
+        year=year,
+        templates=prompt.templates,
+        request=CandidatesAsk(ctx, history, planner.settings, k),
+    )
+    with call_context(context):
         out = await planner.model.generate(prompt.messages, schema, config)
     current = history[-1].schedule.rates_array
     return [
@@ -344,7 +355,14 @@ async def persona_platform(
         max_pct=hi,
     )
     schema = planner_schema(ctx.n_brackets, lo, hi)
-    context = CallContext(role="proposer", year=year, agent=agent, templates=prompt.templates)
+    ids = ctx.economy.population.ids
+    context = CallContext(
+        role="proposer",
+        year=year,
+        agent=agent,
+        templates=prompt.templates,
+        request=PlatformAsk(ctx, ids.index(agent), schedule) if agent in ids else None,
+    )
     with call_context(context):
         out = await model.generate(prompt.messages, schema, config)
     rates = np.asarray(out.parsed.rates, dtype=float) / 100.0

@@ -26,6 +26,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("llmecon.cli.replay:replay", "Re-simulate a logged run offline and verify it."),
     "resume": ("llmecon.cli.replay:resume", "Continue a crashed run from its last complete year."),
     "prompts": ("llmecon.cli.prompts:prompts", "List, render and check the prompt templates."),
+    "probe": ("llmecon.cli.probe:probe", "Test a model as a worker: elasticity, anchoring, …"),
     "report": ("llmecon.cli.report:report", "Write an HTML report of one or more logged runs."),
     "export": ("llmecon.cli.export:export", "Write a logged run's tables as Parquet or CSV."),
 }

@@ -38,13 +38,17 @@ DEFAULT_PLANNERS = "none,us-federal,saez,oracle,ucb"
 def compare(config_file: str | None, planners: str, csv_path: str | None, **options: Any) -> None:
     """Run baseline planners with rational workers on one economy and compare them.
 
-    Prints, per planner: final and best SWF, % of the oracle's SWF, revenue per
-    worker, mean weekly hours and the Gini of income (final year).
+    Prints, per planner: the share of the welfare gain from no tax to the oracle that
+    its final year closes, (W − W_none) / (W_oracle − W_none) (0 = no tax, 100 % = the
+    oracle; "n/a" when the two coincide), final and best SWF, % of the oracle's SWF
+    (secondary: it depends on the SWF's origin), revenue per worker, mean weekly hours
+    and the Gini of income (final year).
 
     \b
     Example:
       llmecon compare --planners none,us-federal,saez,oracle,ucb --agents 1000 --years 30
     """
+    from llmecon.economy import gain_closed
     from llmecon.planners import optimal_rates
     from llmecon.runs import Simulation, build_config
 
@@ -67,6 +71,8 @@ def compare(config_file: str | None, planners: str, csv_path: str | None, **opti
         oracle = optimal_rates(
             first.economy, first.edges, min_rate=base.min_rate, max_rate=base.max_rate
         )
+        context = first.planner_context
+        none_swf = first.economy.evaluate(context.schedule([0.0] * context.n_brackets))[1].swf
         total = int(base.years or 0) * len(names)
         with year_progress() as progress:
             task = progress.add_task("planner-years", total=total, status="")
@@ -78,6 +84,7 @@ def compare(config_file: str | None, planners: str, csv_path: str | None, **opti
                 rows.append(
                     {
                         "planner": name,
+                        "gain_closed": gain_closed(final.swf, none_swf, oracle.swf),
                         "final_swf": final.swf,
                         "best_swf": max(swfs),
                         "pct_of_oracle": 100.0 * final.swf / oracle.swf if oracle.swf else None,
@@ -86,9 +93,13 @@ def compare(config_file: str | None, planners: str, csv_path: str | None, **opti
                         "gini_income": final.gini_income,
                     }
                 )
-    table = Table(title=f"Planners compared (oracle SWF {oracle.swf:,.2f})")
+    table = Table(
+        title=f"Planners compared (no-tax SWF {none_swf:,.6g}, oracle SWF {oracle.swf:,.6g}; "
+        "gain closed = (W − W_none) / (W_oracle − W_none))"
+    )
     for col in (
         "planner",
+        "gain closed",
         "final SWF",
         "best SWF",
         "% of oracle",
@@ -99,10 +110,12 @@ def compare(config_file: str | None, planners: str, csv_path: str | None, **opti
         table.add_column(col, justify="left" if col == "planner" else "right")
     for row in rows:
         pct = row["pct_of_oracle"]
+        gain = row["gain_closed"]
         table.add_row(
             row["planner"],
-            f"{row['final_swf']:,.2f}",
-            f"{row['best_swf']:,.2f}",
+            f"{100 * gain:.2f} %" if gain is not None else "n/a",
+            f"{row['final_swf']:,.6g}",
+            f"{row['best_swf']:,.6g}",
             f"{pct:.2f} %" if pct is not None else "n/a",
             f"${row['revenue_per_worker_usd']:,.0f}",
             f"{row['mean_weekly_hours']:.2f}",

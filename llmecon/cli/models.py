@@ -16,6 +16,7 @@ _KEYS: dict[str, str | None] = {
     "litellm": None,  # per routed provider (OPENAI_API_KEY, GROQ_API_KEY, …)
     "local": None,
     "mock": None,
+    "scripted": None,
 }
 _EXAMPLES = {
     "openai": "gpt-4o, gpt-4o-mini, openai/<model> [--api-base URL]",
@@ -23,6 +24,7 @@ _EXAMPLES = {
     "litellm": "litellm/<any litellm model string>",
     "local": "local/smollm2-135m (embedded llama.cpp, offline)",
     "mock": "mock/default (deterministic test model)",
+    "scripted": "scripted/reference[-noise<h>] (rational reference, a test model)",
 }
 
 
@@ -46,7 +48,8 @@ def models(ctx: click.Context) -> None:
     for name in provider_names():
         env = _KEYS.get(name)
         if env is None:
-            status = "no key needed" if name in ("local", "mock") else "keys per routed provider"
+            in_process = name in ("local", "mock", "scripted")
+            status = "no key needed" if in_process else "keys per routed provider"
         else:
             status = f"{env} {'set' if os.environ.get(env) else 'not set'}"
         click.echo(f"  {name:<10} {status:<28} {_EXAMPLES.get(name, '')}")

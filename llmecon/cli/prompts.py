@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from llmecon.cli._common import console, friendly_errors, out
@@ -106,18 +107,26 @@ def check(prompts_dir: str | None) -> None:
     """Render every template against real contexts (years 0 and 3, two personas).
 
     Exits non-zero if any template fails (e.g. a misspelt variable: templates use
-    StrictUndefined, so nothing is silently left empty).
+    StrictUndefined, so nothing is silently left empty), or if a format instruction
+    shows a value the reply schema accepts (an answer anchor such as
+    `like {"hours": 40}`: weak models copy it; describe the format in words).
     """
     from llmecon.prompts import PromptError
-    from llmecon.runs.prompt_examples import KNOWN_TEMPLATES, ExampleWorld, TemplateNotUsed
+    from llmecon.runs.prompt_examples import (
+        KNOWN_TEMPLATES,
+        ExampleWorld,
+        TemplateNotUsed,
+        template_anchors,
+    )
 
     library = _library(prompts_dir)
     failures = 0
     table = Table(title="Template check")
-    for col in ("template", "year 0", "year 3"):
+    for col in ("template", "year 0", "year 3", "answer anchors"):
         table.add_column(col)
     with friendly_errors():
         worlds = [ExampleWorld(library, year=0), ExampleWorld(library, year=3)]
+        anchors = template_anchors(library)
     for name in library.names():
         cells = []
         for world in worlds:
@@ -132,9 +141,20 @@ def check(prompts_dir: str | None) -> None:
                 cells.append("[dim]not used this year[/]")
             except PromptError as exc:
                 failures += 1
-                cells.append(f"[red]{exc}[/]")
+                cells.append(f"[red]{escape(str(exc))}[/]")
+        found = anchors.get(name, [])
+        cells.append(f"[red]{escape('; '.join(found))}[/]" if found else "[green]none[/]")
         table.add_row(name, *cells)
     out.print(table)
+    problems = []
     if failures:
-        raise click.ClickException(f"{failures} template renderings failed")
-    console.print(f"all {len(library.names())} templates render")
+        problems.append(f"{failures} template renderings failed")
+    if anchors:
+        listed = "\n  ".join(f"{name}: {'; '.join(found)}" for name, found in anchors.items())
+        problems.append(
+            f"answer anchors in {', '.join(anchors)} (a format example a model can copy as "
+            f"its answer; describe the format in words instead):\n  {listed}"
+        )
+    if problems:
+        raise click.ClickException("\n".join(problems))
+    console.print(f"all {len(library.names())} templates render; no answer anchors")

@@ -54,6 +54,12 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             f"{report.calls_replayed} recorded model calls, every metric within "
             f"{REL_TOL:g} (relative)"
         )
+        if report.templates_changed:
+            console.print(
+                "[yellow]note[/]: this log predates per-run template copies and these "
+                f"templates changed since: {', '.join(report.templates_changed)}; model "
+                "outputs were replayed by call, without checking the prompts"
+            )
         if not report.complete:
             raise click.ClickException(
                 f"the run is incomplete ({report.run_status}, {report.years_checked} of "

@@ -254,10 +254,17 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
     table = Table(title="Run summary", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
+    if "none_swf" in summary:
+        gain = summary.get("gain_closed")
+        table.add_row(
+            "gain closed (none → oracle)", "n/a" if gain is None else f"{100 * gain:.2f} %"
+        )
     table.add_row("final SWF", f"{summary['final_swf']:,.2f}")
     table.add_row("best SWF (year)", f"{summary['best_swf']:,.2f} ({summary['best_year']})")
     if "status_quo_swf" in summary:
         table.add_row("status-quo SWF", f"{summary['status_quo_swf']:,.2f}")
+    if "none_swf" in summary:
+        table.add_row("no-tax (none) SWF", f"{summary['none_swf']:,.2f}")
     if summary.get("oracle_swf") is not None:
         table.add_row("oracle SWF", f"{summary['oracle_swf']:,.2f}")
         table.add_row("final, % of oracle", f"{summary['final_pct_of_oracle']:.2f} %")

@@ -4,7 +4,13 @@ Pure numpy and deterministic; imports nothing from the LLM, I/O or CLI layers.
 """
 
 from llmecon.economy.best_response import best_response_hours
-from llmecon.economy.economy import CALIBRATION_SCHEDULE, Economy, Outcome, YearMetrics
+from llmecon.economy.economy import (
+    CALIBRATION_SCHEDULE,
+    Economy,
+    Equilibrium,
+    Outcome,
+    YearMetrics,
+)
 from llmecon.economy.population import Population, PopulationError, synthetic_population
 from llmecon.economy.schedule import (
     BRACKET_PRESETS,
@@ -15,7 +21,13 @@ from llmecon.economy.schedule import (
     parse_brackets,
 )
 from llmecon.economy.utility import UtilityConfig
-from llmecon.economy.welfare import SWF_NAMES, equality, gini, inverse_income_weights
+from llmecon.economy.welfare import (
+    SWF_NAMES,
+    equality,
+    gain_closed,
+    gini,
+    inverse_income_weights,
+)
 
 __all__ = [
     "BRACKET_PRESETS",
@@ -24,6 +36,7 @@ __all__ = [
     "US_FEDERAL_2025_EDGES",
     "US_FEDERAL_2025_RATES",
     "Economy",
+    "Equilibrium",
     "Outcome",
     "Population",
     "PopulationError",
@@ -33,6 +46,7 @@ __all__ = [
     "YearMetrics",
     "best_response_hours",
     "equality",
+    "gain_closed",
     "gini",
     "inverse_income_weights",
     "parse_brackets",

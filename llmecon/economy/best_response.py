@@ -23,7 +23,13 @@ from llmecon.economy.utility import (
 
 FloatArray = NDArray[np.float64]
 
-_BISECTION_STEPS = 60
+#: Safeguarded Newton steps of the CRRA segment solver (quadratic convergence: hours
+#: are exact to rounding well before this; see tests/economy/test_best_response.py).
+_NEWTON_STEPS = 7
+#: Consumption floor of the CRRA marginal utility (as in ``marginal_consumption_utility``).
+_MIN_CONSUMPTION = 1e-9
+#: Smallest weekly hours of the CRRA root search (its bracket lives in log hours).
+_MIN_HOURS = 1e-12
 _BLOCK_ELEMENTS = 1 << 16
 
 
@@ -119,19 +125,46 @@ def _crra_segment_argmax(
     hi: FloatArray,
     config: UtilityConfig,
 ) -> FloatArray:
-    """Per-segment maximiser under CRRA by bisection on the (decreasing) derivative."""
+    """Per-segment maximiser under CRRA.
+
+    The segment objective ``U(slope·h + base) − ψ·52·h^(1+1/ε)/(1+1/ε)`` is strictly
+    concave, so its derivative decreases: the optimum is the lower end when the
+    derivative is ≤ 0 there, the upper end when it is ≥ 0 there, and otherwise the root
+    of ``F(y) = log slope − η log c − log(52ψ) − y/ε`` in ``y = log h`` (the derivative's
+    sign). Newton's method on ``F`` starts from the root at ``base = 0`` (in closed
+    form, clipped to the segment) and is safeguarded by bisection on the bracket.
+    """
     eps = config.elasticity
-    p = psi[None, :, None]
+    eta = float(config.crra or 0.0)
+    p = WEEKS_PER_YEAR * psi[None, :, None]
+    a = np.broadcast_to(lo, slope.shape)
+    b = np.broadcast_to(np.maximum(hi, lo), slope.shape)
 
     def derivative(h: FloatArray) -> FloatArray:
-        mu = marginal_consumption_utility(slope * h + base, config.crra)
-        return mu * slope - WEEKS_PER_YEAR * p * h ** (1.0 / eps)
+        c = np.maximum(slope * h + base, _MIN_CONSUMPTION)
+        return marginal_consumption_utility(c, config.crra) * slope - p * h ** (1.0 / eps)
 
-    a = np.broadcast_to(lo, slope.shape).copy()
-    b = np.broadcast_to(np.maximum(hi, lo), slope.shape).copy()
-    for _ in range(_BISECTION_STEPS):
-        mid = 0.5 * (a + b)
-        up = derivative(mid) > 0
-        a = np.where(up, mid, a)
-        b = np.where(up, b, mid)
-    return 0.5 * (a + b)
+    d_lo = derivative(a)
+    d_hi = derivative(b)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_slope = np.log(slope)
+        log_p = np.log(p)
+        left = np.log(np.maximum(a, _MIN_HOURS))
+        right = np.log(np.maximum(b, _MIN_HOURS))
+        y = ((1.0 - eta) * log_slope - log_p) / (eta + 1.0 / eps)
+        y = np.where(np.isnan(y), 0.5 * (left + right), np.clip(y, left, right))
+        for _ in range(_NEWTON_STEPS):
+            h = np.exp(y)
+            c = slope * h + base
+            floor = c <= _MIN_CONSUMPTION
+            c = np.maximum(c, _MIN_CONSUMPTION)
+            f = log_slope - eta * np.log(c) - log_p - y / eps
+            df = np.where(floor, 0.0, -eta * slope * h / c) - 1.0 / eps
+            up = f > 0
+            left = np.where(up, y, left)
+            right = np.where(up, right, y)
+            step = y - f / df
+            inside = np.isfinite(step) & (step >= left) & (step <= right)
+            y = np.where(f == 0, y, np.where(inside, step, 0.5 * (left + right)))
+        x = np.exp(y)
+    return np.where(d_lo <= 0, a, np.where(d_hi >= 0, b, np.clip(x, a, b)))

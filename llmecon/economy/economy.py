@@ -13,12 +13,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from llmecon.economy.best_response import best_response_hours
+from llmecon.economy.equilibrium import RebateEquilibrium, solve_rebate_equilibrium
 from llmecon.economy.population import Population
 from llmecon.economy.schedule import (
     US_FEDERAL_2025_EDGES,
     US_FEDERAL_2025_RATES,
     TaxSchedule,
-    cumulative_tax_at_edges,
+    tax_of_rates,
 )
 from llmecon.economy.utility import WEEKS_PER_YEAR, UtilityConfig, calibrate_psi, utility
 from llmecon.economy.welfare import (
@@ -34,7 +35,30 @@ FloatArray = NDArray[np.float64]
 #: The schedule the utility is calibrated to (the real US federal 2025 schedule).
 CALIBRATION_SCHEDULE = TaxSchedule(US_FEDERAL_2025_EDGES, US_FEDERAL_2025_RATES)
 
-_CRRA_FIXED_POINT_STEPS = 50
+#: Schedules whose equilibrium an economy remembers (a run asks for the same one when
+#: rational workers choose hours and again when the year is settled).
+_EQUILIBRIUM_CACHE_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Equilibrium:
+    """Rational hours at the within-year equilibrium of one schedule.
+
+    Attributes:
+        weekly_hours: each worker's best response to the schedule and ``rebate_usd``.
+        rebate_usd: the lump sum (USD per worker) the hours respond to.
+        realised_rebate_usd: the rebate those hours actually fund.
+        residual_usd: realised − anticipated rebate; 0 at an exact equilibrium (always
+            0 under quasi-linear utility, where hours ignore the rebate).
+        converged: whether the rebate fixed point met its tolerance (see
+            :mod:`llmecon.economy.equilibrium`).
+    """
+
+    weekly_hours: FloatArray
+    rebate_usd: float
+    realised_rebate_usd: float
+    residual_usd: float
+    converged: bool
 
 
 @dataclass(frozen=True)
@@ -48,12 +72,20 @@ class Outcome:
     rebate_usd: float
     consumption_usd: FloatArray
     utility: FloatArray
+    rebate_converged: bool | None = None
+    rebate_residual_usd: float | None = None
 
 
 @dataclass(frozen=True)
 class YearMetrics:
     """Aggregate outcomes of one year. ``swf`` is the run's objective; all four SWFs
-    are always reported."""
+    are always reported.
+
+    Under CRRA utility, ``rebate_converged`` (1.0 or 0.0) and ``rebate_residual_usd``
+    report the within-year rebate fixed point of the year's schedule (rational hours ↔
+    the rebate they fund, :meth:`Economy.equilibrium`); under quasi-linear utility there
+    is no fixed point to solve and both are ``None`` (left out of :meth:`to_dict`).
+    """
 
     swf: float
     utilitarian: float
@@ -70,9 +102,11 @@ class YearMetrics:
     equality: float
     effective_tax_rate: float
     mean_marginal_rate: float
+    rebate_converged: float | None = None
+    rebate_residual_usd: float | None = None
 
     def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 class Economy:
@@ -82,6 +116,10 @@ class Economy:
         population: wages and usual hours of the workers.
         utility: shared preferences (ε, hour cap, CRRA, rebate share).
         swf: the planner's objective, one of :data:`~llmecon.economy.welfare.SWF_NAMES`.
+
+    Revenue: the share ``ρ = utility.rebate_share`` is rebated as an equal lump sum; the
+    rest funds things this model does not value (it leaves the economy), so with
+    ``ρ < 1`` a dollar of revenue is worth ``ρ`` dollars of rebate to the planner.
     """
 
     def __init__(
@@ -111,6 +149,7 @@ class Economy:
             s, h0, CALIBRATION_SCHEDULE.marginal_rate(z0), self.utility_config, c0
         )
         self.weights: FloatArray = inverse_income_weights(s)
+        self._equilibria: dict[tuple[tuple[float, ...], tuple[float, ...]], Equilibrium] = {}
 
     @property
     def size(self) -> int:
@@ -118,25 +157,62 @@ class Economy:
 
     def rational_hours(self, schedule: TaxSchedule, rebate_usd: float | None = None) -> FloatArray:
         """Best-response hours. Under CRRA the rebate matters; with ``rebate_usd=None``
-        it is solved as the within-year equilibrium (rebate = this year's revenue)."""
-        s = self.population.hourly_wage_usd
+        it is the within-year equilibrium (:meth:`equilibrium`)."""
         cfg = self.utility_config
         if cfg.crra is None or rebate_usd is not None:
             return best_response_hours(
-                s, self.psi, schedule.edges, schedule.rates, cfg, rebate_usd or 0.0
+                self.population.hourly_wage_usd,
+                self.psi,
+                schedule.edges,
+                schedule.rates,
+                cfg,
+                rebate_usd or 0.0,
             )
-        rebate = self._status_quo_rebate
-        hours = best_response_hours(s, self.psi, schedule.edges, schedule.rates, cfg, rebate)
-        for _ in range(_CRRA_FIXED_POINT_STEPS):
-            new_rebate = cfg.rebate_share * float(schedule.tax(WEEKS_PER_YEAR * s * hours).mean())
-            if abs(new_rebate - rebate) <= 1e-9 * max(1.0, abs(rebate)):
-                break
-            rebate = new_rebate
-            hours = best_response_hours(s, self.psi, schedule.edges, schedule.rates, cfg, rebate)
-        return hours
+        return self.equilibrium(schedule).weekly_hours.copy()
+
+    def equilibrium(self, schedule: TaxSchedule) -> Equilibrium:
+        """Rational hours that best-respond to the schedule *and* to the rebate they
+        fund (the within-year fixed point; see :mod:`llmecon.economy.equilibrium`)."""
+        key = (schedule.edges, schedule.rates)
+        cached = self._equilibria.get(key)
+        if cached is not None:
+            return cached
+        batch = self.equilibrium_of_rates(schedule.edges_array, schedule.rates_array[None, :])
+        hours = batch.weekly_hours[0]
+        hours.setflags(write=False)
+        found = Equilibrium(
+            hours,
+            float(batch.rebate_usd[0]),
+            float(batch.realised_rebate_usd[0]),
+            float(batch.residual_usd[0]),
+            bool(batch.converged[0]),
+        )
+        if len(self._equilibria) >= _EQUILIBRIUM_CACHE_SIZE:
+            self._equilibria.pop(next(iter(self._equilibria)))
+        self._equilibria[key] = found
+        return found
+
+    def equilibrium_of_rates(self, edges: ArrayLike, rates: ArrayLike) -> RebateEquilibrium:
+        """Within-year equilibria of a batch of rate vectors ``(S, B)`` on ``edges``.
+
+        Every schedule starts from the status-quo rebate, so a schedule's equilibrium is
+        the same alone (:meth:`equilibrium`) or inside any batch.
+        """
+        return solve_rebate_equilibrium(
+            self.population.hourly_wage_usd,
+            self.psi,
+            edges,
+            rates,
+            self.utility_config,
+            self._status_quo_rebate,
+        )
 
     def outcome(self, schedule: TaxSchedule, weekly_hours: ArrayLike) -> Outcome:
-        """Incomes, taxes, rebate, consumption and utility for chosen hours."""
+        """Incomes, taxes, rebate, consumption and utility for chosen hours.
+
+        The rebate is always the one the hours fund. Under CRRA the outcome also carries
+        whether the schedule's within-year equilibrium converged (and its residual).
+        """
         hours = np.asarray(weekly_hours, dtype=float)
         if hours.shape != (self.size,):
             raise ValueError(f"need hours for {self.size} workers, got shape {hours.shape}")
@@ -147,7 +223,12 @@ class Economy:
         rebate = self.utility_config.rebate_share * float(tax.mean())
         consumption = income - tax + rebate
         u = utility(consumption, hours, self.psi, self.utility_config)
-        return Outcome(schedule, hours, income, tax, rebate, consumption, u)
+        if self.utility_config.crra is None:
+            return Outcome(schedule, hours, income, tax, rebate, consumption, u)
+        eq = self.equilibrium(schedule)
+        return Outcome(
+            schedule, hours, income, tax, rebate, consumption, u, eq.converged, eq.residual_usd
+        )
 
     def metrics(self, outcome: Outcome, swf: str | None = None) -> YearMetrics:
         """Aggregate metrics; ``swf`` overrides the objective (for rescoring)."""
@@ -167,11 +248,16 @@ class Economy:
             equality=float(equality(c)),
             effective_tax_rate=revenue / total_income if total_income > 0 else 0.0,
             mean_marginal_rate=float(outcome.schedule.marginal_rate(z).mean()),
+            rebate_converged=(
+                None if outcome.rebate_converged is None else float(outcome.rebate_converged)
+            ),
+            rebate_residual_usd=outcome.rebate_residual_usd,
             **all_swf,
         )
 
     def evaluate(self, schedule: TaxSchedule) -> tuple[Outcome, YearMetrics]:
-        """Outcome and metrics with every worker at the rational best response."""
+        """Outcome and metrics with every worker at the rational best response (under
+        CRRA, at the within-year equilibrium)."""
         out = self.outcome(schedule, self.rational_hours(schedule))
         return out, self.metrics(out)
 
@@ -181,22 +267,25 @@ class Economy:
         """Objective for a batch of rate vectors ``(S, B)`` at rational responses.
 
         The fast path used by the oracle (thousands of schedules per second for 1 000
-        workers). Under CRRA the rebate is the status-quo rebate in the response and
-        the realised one in the welfare (one step of the within-year fixed point).
+        quasi-linear workers). Each schedule is scored at its within-year equilibrium,
+        exactly as :meth:`evaluate` would settle it: hours best-respond to the schedule
+        and to the rebate they fund, and consumption includes that same rebate.
         """
+        return self.welfare_and_convergence_of_rates(edges, rates, swf)[0]
+
+    def welfare_and_convergence_of_rates(
+        self, edges: ArrayLike, rates: ArrayLike, swf: str | None = None
+    ) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """:meth:`welfare_of_rates` and, per schedule, whether its within-year rebate
+        fixed point converged (always true under quasi-linear utility)."""
         e = np.asarray(edges, dtype=float)
         r = np.atleast_2d(np.asarray(rates, dtype=float))
         s = self.population.hourly_wage_usd
-        hours = best_response_hours(
-            s, self.psi, e, r, self.utility_config, self._status_quo_rebate
-        )  # (S, N)
+        eq = self.equilibrium_of_rates(e, r)
+        hours = eq.weekly_hours  # (S, N)
         z = WEEKS_PER_YEAR * s[None, :] * hours
-        idx = np.searchsorted(e, z, side="right") - 1
-        cum = cumulative_tax_at_edges(e, r)
-        tax = np.take_along_axis(cum, idx, axis=1) + np.take_along_axis(r, idx, axis=1) * (
-            z - e[idx]
-        )
+        tax = tax_of_rates(e, r, z)
         rebate = self.utility_config.rebate_share * tax.mean(axis=1, keepdims=True)
         c = z - tax + rebate
         u = utility(c, hours, self.psi[None, :], self.utility_config)
-        return social_welfare(swf or self.swf, u, c, z, self.weights)
+        return social_welfare(swf or self.swf, u, c, z, self.weights), eq.converged

@@ -187,3 +187,15 @@ def cumulative_tax_at_edges(edges: FloatArray, rates: FloatArray) -> FloatArray:
     full = rates[..., :-1] * widths
     zeros = np.zeros((*rates.shape[:-1], 1))
     return np.concatenate([zeros, np.cumsum(full, axis=-1)], axis=-1)
+
+
+def tax_of_rates(edges: FloatArray, rates: FloatArray, income: FloatArray) -> FloatArray:
+    """``T(z)`` for a batch of rate vectors ``(S, B)`` and incomes ``(S, N)`` (annual USD).
+
+    The same arithmetic as :meth:`TaxSchedule.tax`, one row per schedule.
+    """
+    idx = np.searchsorted(edges, income, side="right") - 1
+    cum = cumulative_tax_at_edges(edges, rates)
+    return np.take_along_axis(cum, idx, axis=1) + np.take_along_axis(rates, idx, axis=1) * (
+        income - edges[idx]
+    )

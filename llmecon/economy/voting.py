@@ -30,9 +30,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from llmecon.economy.best_response import best_response_hours
 from llmecon.economy.economy import Economy
-from llmecon.economy.schedule import TaxSchedule, cumulative_tax_at_edges
+from llmecon.economy.schedule import TaxSchedule, tax_of_rates
 from llmecon.economy.utility import WEEKS_PER_YEAR, utility
 
 FloatArray = NDArray[np.float64]
@@ -284,20 +283,17 @@ def rational_ballots(utilities: FloatArray, labels: Sequence[str], rule: str) ->
 def utilities_of_rates(economy: Economy, edges: Sequence[float], rates: FloatArray) -> FloatArray:
     """``(S, N)`` utility of every worker under a batch of rate vectors ``(S, B)``.
 
-    Best-response hours and the rebate raised at everyone's best response; under CRRA
-    the hours respond to the status-quo rebate (one step of the fixed point, as in
-    :meth:`Economy.welfare_of_rates`). Used to search a persona's favourite schedule.
+    Each schedule at its within-year equilibrium, as :meth:`Economy.welfare_of_rates`
+    and :meth:`Economy.evaluate` settle it: best-response hours and the rebate raised
+    at everyone's best response. Used to search a persona's favourite schedule.
     """
     e = np.asarray(edges, dtype=float)
     r = np.atleast_2d(np.asarray(rates, dtype=float))
     s = economy.population.hourly_wage_usd
     cfg = economy.utility_config
-    rebate_guess = economy._status_quo_rebate  # the economy core's own calibration value
-    hours = best_response_hours(s, economy.psi, e, r, cfg, rebate_guess)
+    hours = economy.equilibrium_of_rates(e, r).weekly_hours
     z = WEEKS_PER_YEAR * s[None, :] * hours
-    idx = np.searchsorted(e, z, side="right") - 1
-    cum = cumulative_tax_at_edges(e, r)
-    tax = np.take_along_axis(cum, idx, axis=1) + np.take_along_axis(r, idx, axis=1) * (z - e[idx])
+    tax = tax_of_rates(e, r, z)
     rebate = cfg.rebate_share * tax.mean(axis=1, keepdims=True)
     return np.asarray(utility(z - tax + rebate, hours, economy.psi[None, :], cfg), dtype=float)
 

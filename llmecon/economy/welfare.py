@@ -101,23 +101,86 @@ def marginal_welfare_weights(
     What the Saez formula needs: how much the planner values a dollar to each worker
     under the named SWF (incomes held fixed).
     """
+    w = _raw_marginal_weights(swf, consumption, income, utility, fixed_weights, crra)
+    mean = w.mean()
+    return w / mean if mean > 0 else np.ones(w.size)
+
+
+def output_welfare_weight(
+    swf: str,
+    consumption: FloatArray,
+    income: FloatArray,
+    utility: FloatArray,
+    fixed_weights: FloatArray,
+    crra: float | None,
+) -> float | None:
+    """``∂W/∂z_i`` with every consumption held fixed, in units of the mean ``∂W/∂c_i``.
+
+    ``None`` for the welfarist SWFs (utilitarian, inverse-income, Rawlsian): they value
+    income only through consumption and leisure, so a worker's own response to a tax
+    change has no first-order welfare effect (envelope theorem). The AI Economist's
+    ``equality × productivity`` values output directly (``∂W/∂z_i = equality(c)/N``)
+    and does not value leisure; its value is returned (``inf`` when no dollar of
+    consumption can raise equality, i.e. all consumptions are equal).
+    """
+    if swf != "equality_times_productivity":
+        if swf not in SWF_NAMES:
+            raise ValueError(f"unknown social welfare function {swf!r}")
+        return None
+    c = np.asarray(consumption, dtype=float)
+    raw_mean = float(_raw_marginal_weights(swf, c, income, utility, fixed_weights, crra).mean())
+    if raw_mean <= 0:
+        return float("inf")
+    return float(equality(c)) / c.size / raw_mean
+
+
+def _raw_marginal_weights(
+    swf: str,
+    consumption: FloatArray,
+    income: FloatArray,
+    utility: FloatArray,
+    fixed_weights: FloatArray,
+    crra: float | None,
+) -> FloatArray:
+    """``∂W/∂c_i`` (up to a positive factor for the welfarist SWFs)."""
     c = np.asarray(consumption, dtype=float)
     n = c.size
     mu = np.ones(n) if crra is None else np.maximum(c, 1e-9) ** (-crra)
     if swf == "utilitarian":
-        w = mu
-    elif swf == "inverse_income":
-        w = fixed_weights * mu
-    elif swf == "rawlsian":
+        return mu
+    if swf == "inverse_income":
+        return np.asarray(fixed_weights * mu, dtype=float)
+    if swf == "rawlsian":
         w = np.zeros(n)
         w[int(np.argmin(utility))] = 1.0
-    elif swf == "equality_times_productivity":
+        return w
+    if swf == "equality_times_productivity":
         rank = np.empty(n)
         rank[np.argsort(c, kind="stable")] = np.arange(1, n + 1)
         total = c.sum()
         d_gini = ((2.0 * rank - n - 1.0) / n - gini(c)) / total if total else np.zeros(n)
-        w = -d_gini * (n / (n - 1.0) if n > 1 else 1.0) * float(np.mean(income))
-    else:
-        raise ValueError(f"unknown social welfare function {swf!r}")
-    mean = w.mean()
-    return w / mean if mean > 0 else np.ones(n)
+        return np.asarray(
+            -d_gini * (n / (n - 1.0) if n > 1 else 1.0) * float(np.mean(income)), dtype=float
+        )
+    raise ValueError(f"unknown social welfare function {swf!r}")
+
+
+def gain_closed(swf: float, none_swf: float | None, oracle_swf: float | None) -> float | None:
+    """Share of the welfare gain from no tax to the oracle that ``swf`` closes.
+
+    ``(W − W_none) / (W_oracle − W_none)``: 0 for the free market, 1 for the oracle,
+    negative when worse than no tax. Unlike ``W / W_oracle`` it does not depend on the
+    SWF's origin, so it works for negative SWFs (CRRA with η > 1). ``None`` ("n/a") when
+    a reference is missing or the gap is not resolvable (``|W_oracle − W_none|`` at most
+    1e-9 of the larger of the two in magnitude): then no planner can gain anything.
+    """
+    if none_swf is None or oracle_swf is None:
+        return None
+    gap = oracle_swf - none_swf
+    if not np.isfinite(gap) or abs(gap) <= GAIN_GAP_RTOL * max(abs(oracle_swf), abs(none_swf)):
+        return None
+    return (swf - none_swf) / gap
+
+
+#: Smallest resolvable none → oracle gap, relative to the SWF's magnitude.
+GAIN_GAP_RTOL = 1e-9

@@ -189,7 +189,8 @@ class LocalModelProcess:
                     "generation cancelled; the model process was killed, and the next "
                     "call starts a new one"
                 )
-            if job.state == "starting":
+            loading = self._proc is not None and not self._ready
+            if job.state == "starting" or (job.state == "queued" and loading):
                 return "the model process was still loading the model; it goes on loading"
         return None
 
@@ -430,7 +431,7 @@ class LocalProvider(ModelProvider):
     ) -> None:
         super().__init__(model_name, api_base)
         if api_base:
-            raise ValueError("local models run in-process: api_base does not apply")
+            raise ValueError("local models run on this machine: api_base does not apply")
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         env_batch = os.environ.get("LLMECON_LOCAL_N_BATCH")

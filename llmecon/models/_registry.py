@@ -21,6 +21,7 @@ _PROVIDERS: dict[str, ProviderFactory | str] = {
     "litellm": "llmecon.models._litellm:LiteLLMProvider",
     "local": "llmecon.models._local:LocalProvider",
     "mock": "llmecon.models._mock:MockProvider",
+    "scripted": "llmecon.agents.scripted:ScriptedProvider",  # test model (docs/agents.md)
 }
 
 #: Shorthands that are a full model string on their own.

@@ -20,10 +20,15 @@ from llmecon.planners.fixed import FixedPlanner
 from llmecon.planners.oracle import OraclePlanner, OracleResult, optimal_rates
 from llmecon.planners.saez import (
     EmpiricalSaezPlanner,
+    SaezConvergenceWarning,
     SaezPlanner,
+    SaezResult,
+    SaezWeights,
     estimate_elasticity,
     saez_bracket_rates,
     saez_fixed_point,
+    saez_weights,
+    solve_saez,
 )
 
 __all__ = [
@@ -35,7 +40,10 @@ __all__ = [
     "Planner",
     "PlannerContext",
     "PlannerError",
+    "SaezConvergenceWarning",
     "SaezPlanner",
+    "SaezResult",
+    "SaezWeights",
     "YearRecord",
     "estimate_elasticity",
     "is_baseline",
@@ -46,4 +54,6 @@ __all__ = [
     "register_planner",
     "saez_bracket_rates",
     "saez_fixed_point",
+    "saez_weights",
+    "solve_saez",
 ]

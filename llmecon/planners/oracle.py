@@ -6,6 +6,13 @@ jump between brackets and bunch at kinks), so a gradient method alone stalls; we
 batched coordinate search (a coarse grid per rate, then successively finer local grids,
 every grid evaluated as one vectorised batch) until no coordinate improves, then a
 bounded Powell polish, and keep the best point seen.
+
+Every schedule is scored at its within-year equilibrium, exactly as enacting it would
+settle (:meth:`Economy.welfare_of_rates`), so the oracle's claimed SWF is the SWF its
+schedule realises. Under CRRA a schedule whose rebate fixed point has no exact solution
+(a worker's jump between brackets straddles it, see :mod:`llmecon.economy.equilibrium`)
+is scored but never kept as the optimum: its value rests on a rebate the workers did
+not anticipate.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ class OracleResult:
     swf: float
     evaluations: int
     sweeps: int
+    converged: bool = True
+    """Whether the schedule's within-year equilibrium converged (false only when no
+    evaluated schedule had a converged equilibrium; then the best of them is kept)."""
 
 
 @dataclass
@@ -41,15 +51,26 @@ class _Objective:
     evaluations: int = 0
     best_rates: FloatArray = field(default_factory=lambda: np.zeros(0))
     best_value: float = -np.inf
+    best_converged: bool = False
 
     def __call__(self, rates: FloatArray) -> FloatArray:
         batch = np.atleast_2d(rates)
-        values = self.economy.welfare_of_rates(self.edges, batch, self.swf)
+        values, converged = self.economy.welfare_and_convergence_of_rates(
+            self.edges, batch, self.swf
+        )
         self.evaluations += batch.shape[0]
-        i = int(np.argmax(values))
-        if values[i] > self.best_value:
+        # A converged schedule always beats an unconverged one as the optimum.
+        ranked = np.where(converged, values, -np.inf)
+        if not converged.any():
+            if self.best_converged:
+                return values
+            ranked = values
+        i = int(np.argmax(ranked))
+        better = ranked[i] > self.best_value or (bool(converged[i]) and not self.best_converged)
+        if better:
             self.best_value = float(values[i])
             self.best_rates = batch[i].copy()
+            self.best_converged = bool(converged[i])
         return values
 
 
@@ -99,7 +120,7 @@ def optimal_rates(
         for b in range(n):  # one more local sweep after the polish
             x = _line_search(f, x, b, None, lo, hi, step0 / 5, refinements)
 
-    return OracleResult(f.best_rates.copy(), f.best_value, f.evaluations, sweeps)
+    return OracleResult(f.best_rates.copy(), f.best_value, f.evaluations, sweeps, f.best_converged)
 
 
 def _line_search(

@@ -1,116 +1,212 @@
-"""Saez (2001) bracket formula, at equilibrium incomes or with an estimated elasticity.
+"""Saez (2001) optimal bracket rates, at equilibrium incomes or with an estimated ε.
 
-``τ(z) = (1 − G(z)) / (1 − G(z) + α(z)·ε)`` where ``G(z)`` is the mean social marginal
-welfare weight of workers earning at least ``z`` relative to the population mean, and
-``α(z) = z f(z) / (1 − F(z))`` is the local Pareto parameter of the income distribution.
+The planner raises bracket ``b``'s rate ``τ_b`` (lower edge ``m_b``, upper edge
+``m_{b+1}``, ``∞`` for the top bracket) by ``dτ`` and weighs the effects, in
+*welfare-dollars*: social marginal welfare weights ``g_i = ∂W/∂c_i`` are normalised to
+mean 1, so a dollar spread equally over all workers is worth 1.
 
-Bracket rates: each bracket below the top takes the formula at the median income of the
-workers in it (the bracket midpoint when it is empty), with ``α`` from a Gaussian
-kernel density of log income (``z f(z) = f_log z(log z)``). The open top bracket uses the
-Pareto form ``α = m / (m − z*)``, ``m`` the mean income above the top edge ``z*``.
+* Mechanical: worker ``i`` pays ``dτ · a_i`` more, ``a_i = clip(z_i − m_b, 0,
+  m_{b+1} − m_b)`` (USD, the income taxed in the bracket), a welfare loss of
+  ``g_i · a_i · dτ``; the revenue is worth ``κ`` welfare-dollars per dollar. Here
+  ``κ = ρ``, the ``rebate_share``: a share ``ρ`` is rebated lump-sum to everyone (worth
+  ``ρ · ḡ = ρ``) and the rest funds things this model does not value (worth
+  ``(1 − ρ) · 0``; a public good worth ``v`` consumption-dollars per dollar, spread
+  equally, would give ``κ = ρ + (1 − ρ) · v``).
+* Behavioural: each *responder* (income strictly inside the bracket, hours strictly
+  between 0 and the cap: workers bunching at a kink or at the cap do not move at the
+  margin) earns ``ε · z_i · dτ / (1 − τ_b)`` less, which loses ``τ_b`` of revenue per
+  dollar (worth ``κ``). For a non-welfarist SWF (equality × productivity, which values
+  output directly and leisure not at all) each lost dollar also costs ``δ``
+  (:func:`~llmecon.economy.welfare.output_welfare_weight`) plus the responder's own
+  consumption ``(1 − τ_b)`` at weight ``g_i``; for welfarist SWFs these vanish
+  (envelope theorem: the responder was indifferent at the margin), ``δ = g'_i = 0``.
+
+Setting the sum to zero:
+
+``τ_b = (M − H₁) / (M + H₂)``, with ``M = Σ_i a_i (κ − g_i)``,
+``H₁ = ε Σ_responders z_i (δ + g'_i)``, ``H₂ = ε Σ_responders z_i (κ − g'_i)``
+
+(all in welfare-USD; ``ε`` the elasticity of income to the net-of-tax rate, ``g'_i = g_i``
+for equality × productivity, else 0). For a welfarist SWF this is
+``τ_b / (1 − τ_b) = Σ_i a_i (κ − g_i) / (κ ε Σ_responders z_i)``; for a bracket of
+infinitesimal width at ``z`` it is Saez's ``τ / (1 − τ) = (1 − G/κ) / (α ε)``, ``G`` the
+mean weight above ``z`` and ``α = z f(z) / (1 − F(z))``, i.e. at ``κ = 1`` the familiar
+``τ = (1 − G) / (1 − G + α ε)``. The sums are computed exactly on the workers' incomes
+(no density estimate, no Pareto tail). A bracket nobody reaches copies the rate below;
+a non-positive numerator gives the lowest allowed rate (the planner would rather
+subsidise work there), a non-positive denominator with a positive numerator the highest.
+With ``ρ = 0`` revenue is worth nothing and every rate is the lowest.
 
 - ``saez`` evaluates this on the *equilibrium* incomes of the economy with the true ε,
-  iterating schedule → rational incomes → schedule to a (damped) fixed point.
-- ``equality_times_productivity`` is not welfarist (it values output directly), so
-  the Saez planners use the inverse-income weights as its stand-in.
-- ``saez-empirical`` uses the incomes observed last year and an ε estimated from the
-  year-to-year responses in the history (so it works with LLM workers).
+  iterating schedule → rational incomes → schedule to a (damped) fixed point, and
+  reports whether it converged (``last_detail``; a :class:`SaezConvergenceWarning`
+  when it did not). A few workers switching between responding and bunching can make
+  the iteration cycle; it then enacts the mean of the last iterates.
+- The weights are those of the economy's own SWF, for all four SWFs
+  (:func:`~llmecon.economy.welfare.marginal_welfare_weights`).
+- ``saez-empirical`` uses the incomes and hours observed last year and an ε estimated
+  from the year-to-year responses in the history (so it works with LLM workers).
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from llmecon.economy import Economy, Outcome, TaxSchedule
-from llmecon.economy.welfare import marginal_welfare_weights
+from llmecon.economy.welfare import marginal_welfare_weights, output_welfare_weight
 from llmecon.planners.base import PlannerContext, PlannerError, YearRecord, register_planner
 
 FloatArray = NDArray[np.float64]
 
-_KDE_MAX_POINTS = 20_000
+#: Incomes within this many USD of a bracket edge are bunching at the kink.
+_KINK_USD = 0.01
+#: Iterates averaged when the fixed point cycles instead of converging.
+_CYCLE_AVERAGE = 20
+
+
+class SaezConvergenceWarning(RuntimeWarning):
+    """The Saez fixed point stopped before its rates settled."""
+
+
+@dataclass(frozen=True)
+class SaezWeights:
+    """What the Saez formula needs to know about the planner's objective.
+
+    Attributes:
+        weights: social marginal welfare weights ``g_i = ∂W/∂c_i`` (normalised to mean
+            1 by the formula).
+        revenue_value: ``κ``, welfare-dollars per dollar of revenue (the rebate share).
+        output_value: ``δ``, welfare-dollars per dollar of income that the SWF values
+            directly, beyond consumption (``None`` for welfarist SWFs).
+    """
+
+    weights: FloatArray
+    revenue_value: float = 1.0
+    output_value: float | None = None
 
 
 def saez_bracket_rates(
     income_usd: FloatArray,
-    weights: FloatArray,
+    weights: FloatArray | SaezWeights,
     edges: Sequence[float],
     elasticity: float,
     *,
+    responds: NDArray[np.bool_] | None = None,
     min_rate: float = 0.0,
     max_rate: float = 1.0,
 ) -> FloatArray:
-    """Saez rates for each bracket given incomes and social marginal welfare weights."""
+    """Saez rates for each bracket given incomes and social marginal welfare weights.
+
+    ``weights`` is either the weights alone (a welfarist SWF with all revenue rebated,
+    ``κ = 1``) or a :class:`SaezWeights` with ``κ`` and ``δ``; ``responds`` marks the
+    workers whose hours can move at the margin (default: all with positive income).
+    See the module docstring for the formula.
+    """
+    spec = weights if isinstance(weights, SaezWeights) else SaezWeights(np.asarray(weights))
+    kappa, delta = spec.revenue_value, spec.output_value
     z = np.asarray(income_usd, dtype=float)
-    g = np.asarray(weights, dtype=float)
+    g = np.asarray(spec.weights, dtype=float)
+    g = g / g.mean() if g.mean() > 0 else np.ones(z.size)
     e = np.asarray(edges, dtype=float)
-    g_mean = g.mean()
-    positive = z[z > 0]
-    if positive.size < 2:
+    moving = (z > 0) if responds is None else (np.asarray(responds, dtype=bool) & (z > 0))
+    if delta is not None and not np.isfinite(delta):  # only output counts: never tax it
         return np.full(e.size, min_rate)
-    log_density = _log_income_density(np.log(positive))
-    order = np.argsort(z)
-    z_sorted = z[order]
-    # Mean weight of workers with income >= point, via suffix sums on the sorted incomes.
-    g_suffix = np.cumsum(g[order][::-1])[::-1]
-
-    def above(point: float) -> tuple[float, float]:
-        k = int(np.searchsorted(z_sorted, point, side="left"))
-        share_above = (z.size - k) / z.size
-        mean_g_above = g_suffix[k] / (z.size - k) / g_mean if k < z.size else 0.0
-        return share_above, mean_g_above
-
+    own = np.zeros(z.size) if delta is None else g  # g'_i: responders' own consumption
     rates = np.empty(e.size)
     for b in range(e.size):
-        top = b == e.size - 1
-        if top:
-            share, big_g = above(e[b])
-            if share > 0:
-                m = float(z[z >= e[b]].mean())
-                alpha = m / (m - e[b]) if m > e[b] else np.inf
-            else:  # nobody above the top edge: take the bracket below
-                rates[b] = rates[b - 1] if b > 0 else min_rate
-                continue
+        upper = e[b + 1] if b + 1 < e.size else np.inf
+        taxed = np.clip(z - e[b], 0.0, upper - e[b])
+        if not np.any(taxed > 0):  # nobody reaches the bracket
+            rates[b] = rates[b - 1] if b > 0 else min_rate
+            continue
+        inside = moving & (z > e[b] + _KINK_USD) & (z < upper - _KINK_USD)
+        zr = z[inside]
+        mechanical = float(taxed @ (kappa - g))
+        h1 = elasticity * float(zr @ ((delta or 0.0) + own[inside]))
+        h2 = elasticity * float(zr @ (kappa - own[inside]))
+        num, den = mechanical - h1, mechanical + h2
+        if den > 0:
+            rates[b] = num / den
         else:
-            in_bracket = z[(z >= e[b]) & (z < e[b + 1])]
-            point = float(np.median(in_bracket)) if in_bracket.size else 0.5 * (e[b] + e[b + 1])
-            if point <= 0:
-                point = 0.5 * (e[b] + e[b + 1])
-            share, big_g = above(point)
-            if share <= 0:
-                rates[b] = rates[b - 1] if b > 0 else min_rate
-                continue
-            alpha = float(log_density(np.log(point))) / share
-        num = 1.0 - big_g
-        den = num + alpha * elasticity
-        rates[b] = num / den if den > 0 else max_rate
+            rates[b] = max_rate if num > 0 else min_rate
     return np.clip(rates, min_rate, max_rate)
 
 
-def _log_income_density(log_z: FloatArray) -> _GaussianKDE:
-    """Kernel density of log income (Silverman bandwidth), subsampled when huge."""
-    if log_z.size > _KDE_MAX_POINTS:
-        idx = np.linspace(0, log_z.size - 1, _KDE_MAX_POINTS).astype(int)
-        log_z = np.sort(log_z)[idx]
-    return _GaussianKDE(log_z)
+@dataclass(frozen=True)
+class SaezResult:
+    """The Saez fixed point.
+
+    Attributes:
+        rates: the enacted rates: the fixed point, or the mean of the last
+            :data:`_CYCLE_AVERAGE` iterates when the iteration did not converge.
+        iterations: damped steps taken.
+        converged: whether the largest rate change fell below the tolerance.
+        last_change: the largest rate change of the last step (fraction).
+    """
+
+    rates: FloatArray
+    iterations: int
+    converged: bool
+    last_change: float
+
+    def detail(self) -> dict[str, Any]:
+        """For the planner's ``last_detail`` (logged with the schedule)."""
+        return {
+            "saez_converged": self.converged,
+            "saez_iterations": self.iterations,
+            "saez_last_change": self.last_change,
+        }
 
 
-class _GaussianKDE:
-    def __init__(self, points: FloatArray) -> None:
-        self.points = points
-        std = float(points.std())
-        iqr = float(np.subtract(*np.percentile(points, [75, 25])))
-        spread = min(std, iqr / 1.349) if iqr > 0 else std
-        self.bandwidth = max(0.9 * spread * points.size ** (-0.2), 1e-3)
+def solve_saez(
+    economy: Economy,
+    edges: Sequence[float],
+    *,
+    min_rate: float = 0.0,
+    max_rate: float = 1.0,
+    damping: float = 0.5,
+    tol: float = 1e-5,
+    max_iter: int = 200,
+) -> SaezResult:
+    """Iterate schedule → rational (equilibrium) incomes → Saez rates to a fixed point.
 
-    def __call__(self, x: float) -> float:
-        u = (x - self.points) / self.bandwidth
-        return float(
-            np.exp(-0.5 * u * u).sum() / (self.points.size * self.bandwidth * np.sqrt(2 * np.pi))
+    Converged when no rate moves by ``tol`` or more in a step. Otherwise (typically a
+    cycle: a few workers switch between responding and bunching at a kink or the hour
+    cap) the mean of the last iterates is returned, flagged ``converged=False``.
+    """
+    sched = TaxSchedule.status_quo(tuple(edges))
+    rates = np.clip(sched.rates_array, min_rate, max_rate)
+    eps = economy.utility_config.elasticity
+    cap = economy.utility_config.max_weekly_hours
+    change = np.inf
+    recent: list[FloatArray] = []
+    for it in range(1, max_iter + 1):
+        current = sched.with_rates(rates)
+        hours = economy.rational_hours(current)
+        out = economy.outcome(current, hours)
+        target = saez_bracket_rates(
+            out.income_usd,
+            saez_weights(economy, out),
+            edges,
+            eps,
+            responds=(hours > 0) & (hours < cap),
+            min_rate=min_rate,
+            max_rate=max_rate,
         )
+        new = (1 - damping) * rates + damping * target
+        change = float(np.max(np.abs(new - rates)))
+        rates = new
+        if change < tol:
+            return SaezResult(rates, it, True, change)
+        recent = [*recent[-(_CYCLE_AVERAGE - 1) :], rates]
+    return SaezResult(np.mean(recent, axis=0), max_iter, False, change)
 
 
 def saez_fixed_point(
@@ -123,37 +219,33 @@ def saez_fixed_point(
     tol: float = 1e-5,
     max_iter: int = 200,
 ) -> tuple[FloatArray, int]:
-    """Iterate schedule → rational incomes → Saez rates to a fixed point.
-
-    Returns the rates and the number of iterations used.
-    """
-    sched = TaxSchedule.status_quo(tuple(edges))
-    rates = np.clip(sched.rates_array, min_rate, max_rate)
-    eps = economy.utility_config.elasticity
-    for it in range(1, max_iter + 1):
-        current = sched.with_rates(rates)
-        out = economy.outcome(current, economy.rational_hours(current))
-        weights = _saez_weights(economy, out)
-        target = saez_bracket_rates(
-            out.income_usd, weights, edges, eps, min_rate=min_rate, max_rate=max_rate
-        )
-        new = (1 - damping) * rates + damping * target
-        if np.max(np.abs(new - rates)) < tol:
-            return new, it
-        rates = new
-    return rates, max_iter
+    """:func:`solve_saez`'s rates and iterations (see it for whether it converged)."""
+    result = solve_saez(
+        economy,
+        edges,
+        min_rate=min_rate,
+        max_rate=max_rate,
+        damping=damping,
+        tol=tol,
+        max_iter=max_iter,
+    )
+    return result.rates, result.iterations
 
 
-def _saez_weights(economy: Economy, out: Outcome) -> FloatArray:
-    """Social marginal welfare weights of the economy's SWF at an outcome."""
-    swf = "inverse_income" if economy.swf == "equality_times_productivity" else economy.swf
-    return marginal_welfare_weights(
-        swf,
+def saez_weights(economy: Economy, out: Outcome) -> SaezWeights:
+    """Marginal welfare weights of the economy's own SWF at an outcome, with ``κ`` (the
+    rebate share) and ``δ`` (the SWF's direct value of output, ``None`` if welfarist)."""
+    args = (
         out.consumption_usd,
         out.income_usd,
         out.utility,
         economy.weights,
         economy.utility_config.crra,
+    )
+    return SaezWeights(
+        marginal_welfare_weights(economy.swf, *args),
+        economy.utility_config.rebate_share,
+        output_welfare_weight(economy.swf, *args),
     )
 
 
@@ -187,24 +279,43 @@ def estimate_elasticity(
 
 
 class SaezPlanner:
-    """The Saez schedule at the economy's equilibrium (computed once)."""
+    """The Saez schedule at the economy's equilibrium (computed once).
+
+    ``last_detail`` says whether the fixed point converged (logged with the schedule);
+    when it did not, the mean of the last iterates is enacted and a
+    :class:`SaezConvergenceWarning` is issued.
+    """
 
     name = "saez"
 
     def __init__(self, ctx: PlannerContext) -> None:
         self._ctx = ctx
         self._schedule: TaxSchedule | None = None
-        self.iterations = 0
+        self.result: SaezResult | None = None
+        self.last_detail: dict[str, Any] = {}
+
+    @property
+    def iterations(self) -> int:
+        return self.result.iterations if self.result is not None else 0
 
     def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
         if self._schedule is None:
-            rates, self.iterations = saez_fixed_point(
+            self.result = solve_saez(
                 self._ctx.economy,
                 self._ctx.edges,
                 min_rate=self._ctx.min_rate,
                 max_rate=self._ctx.max_rate,
             )
-            self._schedule = self._ctx.schedule(rates)
+            self.last_detail = self.result.detail()
+            if not self.result.converged:
+                warnings.warn(
+                    f"saez: the fixed point did not converge in {self.result.iterations} "
+                    f"iterations (last largest rate change {self.result.last_change:.2e}); "
+                    f"enacting the mean of the last {_CYCLE_AVERAGE} iterates",
+                    SaezConvergenceWarning,
+                    stacklevel=2,
+                )
+            self._schedule = self._ctx.schedule(self.result.rates)
         return self._schedule
 
 
@@ -213,7 +324,8 @@ class EmpiricalSaezPlanner:
 
     Year 0 enacts the status quo (there is nothing to learn from yet); until the
     history identifies ε it uses ``prior_elasticity`` (default 0.4, the literature's
-    usual hours elasticity, not read from the economy).
+    usual hours elasticity, not read from the economy). The weights are the economy's
+    SWF's at last year's outcome, with its rebate share.
     """
 
     name = "saez-empirical"
@@ -222,21 +334,26 @@ class EmpiricalSaezPlanner:
         self._ctx = ctx
         self.prior_elasticity = prior_elasticity
         self.elasticity_estimates: list[float | None] = []
+        self.last_detail: dict[str, Any] = {}
 
     def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
         if not history:
+            self.last_detail = {"note": "first year enacts the status quo"}
             return self._ctx.status_quo()
         last = history[-1]
         estimate = estimate_elasticity(history)
         self.elasticity_estimates.append(estimate)
         eps = estimate if estimate is not None else self.prior_elasticity
+        self.last_detail = {"elasticity": eps, "elasticity_estimated": estimate is not None}
         economy = self._ctx.economy
-        weights = _saez_weights(economy, economy.outcome(last.schedule, last.weekly_hours))
+        weights = saez_weights(economy, economy.outcome(last.schedule, last.weekly_hours))
+        hours = np.asarray(last.weekly_hours, dtype=float)
         rates = saez_bracket_rates(
             last.income_usd,
             weights,
             self._ctx.edges,
             eps,
+            responds=(hours > 0) & (hours < economy.utility_config.max_weekly_hours),
             min_rate=self._ctx.min_rate,
             max_rate=self._ctx.max_rate,
         )

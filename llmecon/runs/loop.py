@@ -43,7 +43,7 @@ from llmecon.runs.events import (
 from llmecon.runs.guard import CircuitBreaker, RunFailedError
 from llmecon.runs.log import Manifest, RunLog, package_versions, utc_now
 from llmecon.runs.recorded import RecordedCalls
-from llmecon.runs.reference import reference_welfare
+from llmecon.runs.reference import gain_closed_of, reference_welfare
 from llmecon.runs.voting import build_voting
 from llmecon.runs.wiring import (
     PERSONA_COPY_MAX,
@@ -170,6 +170,7 @@ class Simulation:
         if write_log and log is None:
             self.log = RunLog.create(Path(self.config.out) / self.run_id, self._manifest())
             self._write_personas()
+            self._write_prompts()
         self.records: list[YearRecord] = []
         self.fallbacks = 0
         #: agent decisions made (planner proposals and worker choices), for the share of
@@ -192,6 +193,16 @@ class Simulation:
             package_versions=package_versions(),
             **self.manifest_extra,
         )
+
+    def _write_prompts(self) -> None:
+        """Copy the templates the run renders into ``prompts/`` of the run folder, so a
+        replay or resume renders exactly the same prompts after the shipped ones change."""
+        if self.log is None or not self.models.models:
+            return
+        folder = self.log.directory / PROMPTS_COPY_NAME
+        folder.mkdir(exist_ok=True)
+        for name in self.library.names():
+            (folder / name).write_bytes(self.library.path(name).read_bytes())
 
     def _write_personas(self) -> None:
         if self.log is None or self.source.personas is None:
@@ -459,7 +470,8 @@ class Simulation:
             return pool.submit(asyncio.run, self.run_async(progress)).result()
 
     def summary(self) -> dict[str, Any]:
-        """Final and best SWF, against the status quo and the oracle, and model usage."""
+        """Final and best SWF, the share of the none → oracle gain closed, against the
+        status quo and the oracle, and model usage."""
         swfs = [r.metrics.swf for r in self.records]
         out: dict[str, Any] = {
             "final_swf": swfs[-1],
@@ -473,12 +485,17 @@ class Simulation:
             out.update(self.models.totals())
         if self.config.reference:
             out.update(reference_welfare(self.planner_context))
+            # The headline: share of the none → oracle welfare gain closed (None = n/a).
+            out["gain_closed"] = gain_closed_of(swfs[-1], out)
             for key in ("status_quo_swf", "oracle_swf"):
                 ref = out.get(key)
                 if ref:
                     out[f"final_pct_of_{key.removesuffix('_swf')}"] = 100.0 * swfs[-1] / ref
         return out
 
+
+#: Folder of a run holding a copy of the templates it used.
+PROMPTS_COPY_NAME = "prompts"
 
 #: Config fields holding server URLs, written to the manifest without credentials.
 URL_FIELDS = ("api_base", "planner_api_base", "workers_api_base", "voters_api_base")

@@ -3,15 +3,21 @@
 A short rational-worker run (seeded, with a baseline planner that varies the rates)
 provides a real history; each template is then rendered through the same builder the
 agents use, so ``llmecon prompts render`` shows exactly what a model would receive and
-``llmecon prompts check`` catches a misspelt variable in any template.
+``llmecon prompts check`` catches a misspelt variable in any template, and a format
+instruction whose example is a valid answer (:func:`template_anchors`).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from llmecon.agents.anchors import find_anchors
+from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.llm_workers import worker_schema
 from llmecon.agents.prompting import (
     HistoryView,
@@ -19,8 +25,9 @@ from llmecon.agents.prompting import (
     planner_prompt,
     worker_prompt,
 )
+from llmecon.economy.voting import VOTE_RULES
 from llmecon.models import ChatMessage
-from llmecon.prompts import PromptError, PromptLibrary
+from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.loop import Simulation
 
@@ -87,7 +94,8 @@ class ExampleWorld:
         self.sim = Simulation(config, write_log=False)
         self.records = self.sim.run().records[:year] if year > 0 else []
 
-    def example(self, name: str, persona: int = 0) -> Example:
+    def example(self, name: str, persona: int = 0, rule: str = "borda") -> Example:
+        """What a model receives for template ``name`` (``rule``: the vote's rule)."""
         if name not in KNOWN_TEMPLATES:
             raise PromptError(
                 f"{name} is not used by llmecon (known: {', '.join(KNOWN_TEMPLATES)})"
@@ -101,7 +109,7 @@ class ExampleWorld:
         elif name == "persona.j2":
             example = self._persona(persona)
         elif name in VOTING_TEMPLATES:
-            example = self._voting(name, persona)
+            example = self._voting(name, persona, rule)
         else:
             example = self._repair()
         if name not in example.templates_used:
@@ -149,8 +157,8 @@ class ExampleWorld:
         used = {"persona.j2": self.library.sha256("persona.j2")}
         return Example("persona.j2", [ChatMessage(role="user", content=text)], used)
 
-    def _voting(self, name: str, persona: int) -> Example:
-        """A borda round with the incumbent and two seeded perturbations of it."""
+    def _voting(self, name: str, persona: int, rule: str = "borda") -> Example:
+        """A round (borda by default) with the incumbent and two seeded perturbations."""
         import numpy as np
 
         from llmecon.agents.voting import (
@@ -197,7 +205,7 @@ class ExampleWorld:
         ]
         prompt = vote_prompt(
             self.library,
-            rule="borda",
+            rule=rule,
             year=self.year,
             candidates=candidates,
             persona_text=text,
@@ -244,3 +252,75 @@ def template_failures(library: PromptLibrary) -> list[str]:
                 failures.append(f"{name} (year {world.year}): {exc}")
                 break
     return failures
+
+
+class _RecordingLibrary(PromptLibrary):
+    """The same templates, remembering every rendering (to tell which template wrote
+    which text of a message)."""
+
+    def __init__(self, base: PromptLibrary) -> None:
+        self.__dict__.update(base.__dict__)
+        self.rendered: list[RenderedPrompt] = []
+
+    def render(self, name: str, **context: Any) -> RenderedPrompt:
+        result = super().render(name, **context)
+        self.rendered.append(result)
+        return result
+
+
+def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example], type[BaseModel]]]:
+    """Every kind of call the agents make, as (render the example, the reply schema)."""
+    from llmecon.agents.voting import ballot_schema, candidates_schema
+
+    ctx = world.sim.planner_context
+    lo, hi = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+    hours = worker_schema(int(world.sim.economy.utility_config.max_weekly_hours))
+    rates = planner_schema(ctx.n_brackets, lo, hi)
+    situations: list[tuple[Callable[[], Example], type[BaseModel]]] = [
+        (lambda: world.example("worker_decision.j2", 0), hours),
+        (lambda: world.example("worker_decision_rational.j2", 1), hours),
+        (lambda: world.example("planner_query.j2"), rates),
+        (lambda: world.example("planner_hints.j2"), rates),
+        (
+            lambda: world.example("planner_candidates.j2"),
+            candidates_schema(2, ctx.n_brackets, lo, hi),
+        ),
+        (lambda: world.example("platform.j2", 0), rates),
+        (lambda: world.example("repair.j2"), hours),
+    ]
+    for rule in VOTE_RULES:
+        situations.append(
+            (
+                functools.partial(world.example, "vote.j2", 0, rule),
+                ballot_schema(rule, ["A", "B", "C"]),
+            )
+        )
+    return situations
+
+
+def template_anchors(library: PromptLibrary) -> dict[str, list[str]]:
+    """Answer anchors in the format instructions of every template, rendered as the
+    agents render them (years 0 and 3; workers, planner, proposers, voters under each
+    rule), checked against each call's reply schema with
+    :func:`llmecon.agents.anchors.find_anchors`.
+
+    Returns ``{template name: [what anchors, where]}`` (empty when no template shows an
+    example value that is a valid answer). Renderings that fail are left to
+    :func:`template_failures`.
+    """
+    recorder = _RecordingLibrary(library)
+    found: dict[str, list[str]] = {}
+    for year in (0, 3):
+        world = ExampleWorld(recorder, year=year)
+        for render, schema in _anchor_situations(world):
+            recorder.rendered.clear()
+            try:
+                render()
+            except PromptError:
+                continue
+            for rendered in recorder.rendered:
+                for anchor in find_anchors(rendered.text, schema):
+                    problems = found.setdefault(rendered.name, [])
+                    if anchor.describe() not in problems:
+                        problems.append(anchor.describe())
+    return found

@@ -39,6 +39,9 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     personas = run_dir / "personas.jsonl"
     if personas.is_file():
         data["personas"] = str(personas)
+    prompts = run_dir / "prompts"
+    if prompts.is_dir():  # the run's own copy of its templates
+        data["prompts"] = str(prompts)
     data.update(reference=False, run_id=None)
     data.update(overrides)
     try:
@@ -124,6 +127,9 @@ class ReplayReport:
     """How the run ended: ``completed``, ``killed`` (no end event), or the status it
     stopped with (``failed``, ``interrupted``, ``budget_exceeded``, …)."""
     years_planned: int = 0
+    templates_changed: list[str] = field(default_factory=list)
+    """Templates that differ from the ones the run used (a log written before runs kept
+    a copy of their templates): model outputs were replayed without checking prompts."""
 
     @property
     def ok(self) -> bool:
@@ -133,6 +139,27 @@ class ReplayReport:
     @property
     def complete(self) -> bool:
         return self.run_status == "completed"
+
+
+def templates_changed(run_dir: Path, manifest: Manifest) -> list[str]:
+    """Templates of the run whose text is no longer available (the run folder has no
+    copy, and the shipped or given ones changed since): their names, sorted."""
+    if not manifest.prompts or (run_dir / "prompts").is_dir():
+        return []
+    from llmecon.prompts import PromptError, PromptLibrary
+
+    try:
+        library = PromptLibrary(manifest.config.get("prompts"))
+    except (PromptError, OSError):
+        return sorted(manifest.prompts)
+    changed = []
+    for name, digest in manifest.prompts.items():
+        try:
+            if library.sha256(name) != digest:
+                changed.append(name)
+        except PromptError:
+            changed.append(name)
+    return sorted(changed)
 
 
 def replay_run(run_dir: str | Path) -> ReplayReport:
@@ -147,6 +174,8 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     recorded = RecordedCalls.from_events(
         e for e in events if not isinstance(e, LLMCall) or e.year < len(logged)
     )
+    changed = templates_changed(path, manifest)
+    recorded.verify_messages = not changed
     ends = [e for e in events if isinstance(e, RunCompleted)]
     status = ends[-1].status if ends else "killed"
     config = config_from_manifest(path, manifest, years=len(logged))
@@ -168,6 +197,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         recorded.total - recorded.remaining,
         run_status=status,
         years_planned=int(manifest.config.get("years") or len(logged)),
+        templates_changed=changed,
     )
     for old, new in zip(logged, result.records, strict=False):
         rates_match = len(old.schedule.rates) == len(new.schedule.rates) and all(

@@ -86,3 +86,25 @@ def test_the_local_model_queues_outside_its_timeout() -> None:
     """One request at a time per child: its default limit is 1, so a call waits for the
     child at the endpoint's limit, where the timeout is not yet running."""
     assert LocalProvider.default_max_concurrency == 1
+
+
+class NotingProvider(SlowProvider):
+    """Never answers in time; says what stopping it did, as the local provider does."""
+
+    async def generate(
+        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+    ) -> ProviderResponse:
+        try:
+            return await super().generate(messages, spec, config)
+        except asyncio.CancelledError as exc:
+            exc.add_note("generation cancelled; the worker was stopped")
+            raise
+
+
+def test_the_timeout_message_says_what_cancelling_did() -> None:
+    model = Model(NotingProvider(delay_s=30.0))
+    (error,) = _calls(model, 1, GenerateConfig(timeout_s=0.2, max_retries=0))
+    assert isinstance(error, ModelTimeoutError)
+    assert str(error).endswith(
+        "no reply within 0.2 s (generation cancelled; the worker was stopped)"
+    )

@@ -477,7 +477,9 @@ def test_credentials_in_a_server_url_are_never_written(tmp_path: Path) -> None:
         max_consecutive_failures=1000, max_failure_share=1,
     )  # fmt: skip
     Simulation(config).run()
-    text = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "r").iterdir())
+    text = "".join(
+        p.read_text(encoding="utf-8") for p in (tmp_path / "r").rglob("*") if p.is_file()
+    )
     assert "127.0.0.1:9" in text  # the endpoint is recorded ...
     assert "SECRETP" not in text and "SECRETQ" not in text  # ... without its credentials
 
@@ -549,3 +551,19 @@ def test_a_run_wide_api_base_does_not_apply_to_in_process_models(tmp_path: Path)
     calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
     assert {c.model for c in calls} == {"mock/default"}
     assert {c.endpoint for c in calls} == {"mock (in-process)"}
+
+
+def test_run_inside_a_running_event_loop_completes(tmp_path: Path) -> None:
+    # As in Jupyter, where an event loop is already running in the main thread.
+    import asyncio
+
+    config = RunConfig(
+        planner="saez", workers="rational", personas="synthetic", agents=50, years=2,
+        out=str(tmp_path), run_id="r", reference=False,
+    )  # fmt: skip
+
+    async def notebook_cell() -> Any:
+        return Simulation(config).run()
+
+    result = asyncio.run(notebook_cell())
+    assert result.status == "completed" and len(result.records) == 2

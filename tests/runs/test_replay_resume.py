@@ -86,14 +86,29 @@ def test_replay_diverges_when_the_history_changes(tmp_path: Path) -> None:
 
 def test_replay_detects_changed_prompts(tmp_path: Path) -> None:
     run_dir = _mock_run(tmp_path)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    override = tmp_path / "p"
-    override.mkdir()
-    (override / "worker_system.j2").write_text('Be lazy. Answer JSON {"hours": n}.\n')
-    manifest["config"]["prompts"] = str(override)
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    # The run keeps a copy of its templates and replay renders with it: a changed copy
+    # sends other messages than the log recorded.
+    copy = run_dir / "prompts" / "worker_system.j2"
+    assert copy.is_file()
+    copy.write_text("Be lazy. Answer with a JSON object.\n")
     with pytest.raises(ReplayMismatchError, match="other messages"):
         replay_run(run_dir)
+
+
+def test_a_log_without_template_copies_replays_after_the_templates_change(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    run_dir = _mock_run(tmp_path)
+    shutil.rmtree(run_dir / "prompts")  # as written before runs kept their templates
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["prompts"]["worker_system.j2"] = "0" * 64  # the shipped one changed since
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    report = replay_run(run_dir)
+    assert report.ok and report.templates_changed == ["worker_system.j2"]
+    result = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert result.exit_code == 0 and "without checking the" in " ".join(result.output.split())
 
 
 def test_rescore_recomputes_welfare_under_another_swf(tmp_path: Path) -> None:

@@ -1,0 +1,308 @@
+"""``scripted/reference``: a scripted reference behaviour behind the model interface.
+
+A **test model**, never a default: it answers every agent call of a run the way a
+competent, self-interested agent would, and goes through the full LLM path (templates
+→ model → JSON parsing and validation → trust region → run log), so a run with it
+shows what the pipeline delivers when the model behaves, and ``llmecon probe`` has a
+known answer to recover.
+
+How it knows the persona and the schedule: agents put the structured request behind
+each prompt into the call context (:attr:`llmecon.agents.calls.CallContext.request`:
+worker index and economy, schedule, shown rebate; the planner's history; the ballot's
+candidates). The provider reads it with :func:`~llmecon.agents.calls.current_call`
+instead of parsing the rendered prompt; the prompt is still rendered, sent and logged.
+A call without a structured request (``llmecon models test``) fails with a clear error.
+
+Model names:
+
+* ``scripted/reference`` — workers answer the exact rational best response of their
+  persona (given the schedule and the rebate the prompt states; rounded to whole hours,
+  the schema's unit); the planner hill-climbs from its demonstrations (below); voters
+  cast the ballot their own utility at the best response dictates
+  (:func:`~llmecon.economy.voting.rational_ballots`); a persona's platform is its own
+  favourite schedule (:func:`~llmecon.economy.voting.favourite_rates`).
+* ``scripted/reference-noise<σ>`` (``reference-noise2``, ``reference-noise0.5``) — the
+  same, plus Gaussian noise of standard deviation σ hours on every worker's hours
+  (then rounded and clipped to ``[0, max_weekly_hours]``). The noise is a pure function
+  of the request (its messages and ``config.seed``), like a model at temperature 0 with
+  a fixed seed: the same prompt gets the same answer, so runs are reproducible and a
+  resumed run continues exactly.
+
+The planner (stateless: everything comes from the years its prompt shows) is a
+compass search that copes with noisy welfare. The incumbent is the shown schedule with
+the highest lower confidence bound ``mean SWF − 2σ̂/√n`` over the years it was enacted
+(σ̂: the spread of repeated schedules' SWF; 0 before any repeat). A new incumbent seen
+only once is enacted again to confirm it (unless repeats showed no noise). Otherwise it
+repeats the single-bracket move that found the incumbent, then tries the incumbent
+± a step in one bracket, brackets in turn from the one last tried, steps of the trust
+region, half and a fifth of it, skipping schedules already shown and brackets where a
+move changed nothing. Proposals for a ballot are the first K such schedules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from llmecon.agents.calls import (
+    AgentAsk,
+    BallotAsk,
+    CandidatesAsk,
+    PlannerAsk,
+    PlatformAsk,
+    WorkerAsk,
+    current_call,
+)
+from llmecon.agents.prompting import pct_list, shown_years, trust_bounds_pct
+from llmecon.economy import best_response_hours
+from llmecon.economy.voting import (
+    ballot_to_json,
+    favourite_rates,
+    project_candidates,
+    rational_ballots,
+)
+from llmecon.models import (
+    ChatMessage,
+    GenerateConfig,
+    ModelProvider,
+    ProviderError,
+    ProviderResponse,
+    StructuredSpec,
+    UnknownModelError,
+    Usage,
+)
+from llmecon.planners import YearRecord
+
+_NAME = re.compile(r"reference(?:-noise(\d+(?:\.\d+)?))?")
+#: The planner's incumbent maximises mean SWF − LCB_Z · σ̂ / √(years enacted).
+LCB_Z = 2.0
+#: Welfare differences below this (relative) count as "no change" (a flat bracket).
+_FLAT_TOLERANCE = 1e-9
+
+
+def parse_scripted_name(model_name: str) -> float:
+    """The hours noise σ of a scripted model name (``reference``: 0)."""
+    match = _NAME.fullmatch(model_name.strip())
+    if match is None:
+        raise UnknownModelError(
+            f"unknown scripted model {model_name!r}: use scripted/reference or "
+            "scripted/reference-noise<hours>, e.g. scripted/reference-noise2"
+        )
+    return float(match.group(1) or 0.0)
+
+
+class ScriptedProvider(ModelProvider):
+    """The reference behaviour of the module docstring, as a model provider."""
+
+    provider_name = "scripted"
+    supports_native_schema = True
+    default_max_concurrency = 10_000
+
+    def __init__(self, model_name: str = "reference", api_base: str | None = None) -> None:
+        super().__init__(model_name, api_base)
+        self.noise_hours = parse_scripted_name(model_name)
+        self._projection: tuple[object, Any] | None = None
+
+    @property
+    def prices_known(self) -> bool:
+        return True
+
+    async def generate(
+        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+    ) -> ProviderResponse:
+        call = current_call()
+        request = call.request if call is not None else None
+        if request is None:
+            raise ProviderError(
+                f"scripted/{self.model_name} only answers llmecon's agent calls (workers, "
+                "planner, voters, proposers): this call carries no structured request"
+            )
+        answer = self.answer(request, messages, config.seed)
+        text = json.dumps(answer, separators=(",", ":"))
+        chars_in = sum(len(m.content) for m in messages)
+        usage = Usage(input_tokens=chars_in // 4 + 1, output_tokens=len(text) // 4 + 1)
+        return ProviderResponse(text=text, usage=usage, cost_usd=0.0)
+
+    def answer(
+        self, request: AgentAsk, messages: Sequence[ChatMessage], seed: int | None
+    ) -> dict[str, Any]:
+        """The reply (as a JSON-ready dict) to one structured request."""
+        if isinstance(request, WorkerAsk):
+            hours = reference_hours(request)
+            if self.noise_hours > 0:
+                rng = np.random.default_rng(_request_seed(messages, seed))
+                hours += float(rng.normal(0.0, self.noise_hours))
+            cap = request.economy.utility_config.max_weekly_hours
+            return {"hours": int(np.clip(round(hours), 0, int(cap)))}
+        if isinstance(request, PlannerAsk):
+            proposals = climb(request)
+            return {"rates": proposals[0].rates, "rationale": proposals[0].why}
+        if isinstance(request, CandidatesAsk):
+            return {"candidates": [p.rates for p in climb(request, request.k)]}
+        if isinstance(request, BallotAsk):
+            return self._ballot(request)
+        return {"rates": platform_rates(request)}
+
+    def _ballot(self, ask: BallotAsk) -> dict[str, Any]:
+        # Every voter of a round shares one candidate list: project it once.
+        if self._projection is None or self._projection[0] is not ask.candidates:
+            schedules = [schedule for _, schedule in ask.candidates]
+            self._projection = (ask.candidates, project_candidates(ask.economy, schedules))
+        utilities = self._projection[1].utilities[:, [ask.index]]
+        labels = [label for label, _ in ask.candidates]
+        return ballot_to_json(rational_ballots(utilities, labels, ask.rule)[0])
+
+
+def _request_seed(messages: Sequence[ChatMessage], seed: int | None) -> int:
+    payload = json.dumps([[m.role, m.content] for m in messages] + [seed])
+    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "big")
+
+
+def reference_hours(ask: WorkerAsk) -> float:
+    """The exact rational best response of worker ``ask.index`` (continuous hours)."""
+    economy, i = ask.economy, ask.index
+    hours = best_response_hours(
+        economy.population.hourly_wage_usd[i : i + 1],
+        economy.psi[i : i + 1],
+        ask.schedule.edges,
+        ask.schedule.rates,
+        economy.utility_config,
+        ask.last_rebate_usd,
+    )
+    return float(hours[0])
+
+
+def platform_rates(ask: PlatformAsk) -> list[int]:
+    """The persona's own favourite schedule (whole percents within the bounds)."""
+    ctx = ask.ctx
+    rates = favourite_rates(
+        ctx.economy,
+        ask.index,
+        ctx.edges,
+        ask.schedule.rates,
+        ctx.min_rate,
+        ctx.max_rate,
+    )
+    lo, hi = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+    return [int(np.clip(r, lo, hi)) for r in pct_list(rates.tolist())]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A proposed schedule (whole percents) and why."""
+
+    rates: list[int]
+    why: str
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """The shown years, grouped by schedule."""
+
+    swf: dict[tuple[int, ...], list[float]]
+    first_year: dict[tuple[int, ...], int]
+    by_year: dict[int, tuple[int, ...]]
+    sigma: float | None
+
+    @classmethod
+    def of(cls, years: Sequence[YearRecord]) -> _Shown:
+        swf: dict[tuple[int, ...], list[float]] = {}
+        first: dict[tuple[int, ...], int] = {}
+        by_year: dict[int, tuple[int, ...]] = {}
+        for rec in years:
+            key = tuple(pct_list(rec.schedule.rates))
+            swf.setdefault(key, []).append(round(rec.metrics.swf, 1))  # as the prompt shows
+            first.setdefault(key, rec.year)
+            by_year[rec.year] = key
+        repeats = [v for v in swf.values() if len(v) > 1]
+        dof = sum(len(v) - 1 for v in repeats)
+        sigma = None
+        if dof:
+            squares = sum(float(np.sum((np.array(v) - np.mean(v)) ** 2)) for v in repeats)
+            sigma = float(np.sqrt(squares / dof))
+        return cls(swf, first, by_year, sigma)
+
+    def score(self, key: tuple[int, ...]) -> float:
+        values = self.swf[key]
+        return float(np.mean(values)) - LCB_Z * (self.sigma or 0.0) / np.sqrt(len(values))
+
+    def incumbent(self) -> tuple[int, ...]:
+        """The best lower confidence bound; ties go to the schedule enacted first (a
+        newcomer must do strictly better)."""
+        return max(self.swf, key=lambda k: (self.score(k), -self.first_year[k]))
+
+    def flat_brackets(self) -> set[int]:
+        """Brackets where a single-bracket change left the measured SWF unchanged."""
+        flat: set[int] = set()
+        keys = list(self.swf)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1 :]:
+                diff = np.flatnonzero(np.array(a) != np.array(b))
+                ya, yb = float(np.mean(self.swf[a])), float(np.mean(self.swf[b]))
+                if diff.size == 1 and abs(ya - yb) <= _FLAT_TOLERANCE * max(1.0, abs(ya)):
+                    flat.add(int(diff[0]))
+        return flat
+
+
+def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
+    """``count`` distinct proposals, best first (see the module docstring)."""
+    ctx, settings = ask.ctx, ask.settings
+    years = shown_years(ask.history, settings)
+    shown = _Shown.of(years)
+    current = pct_list(ask.history[-1].schedule.rates)
+    lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+    trust = max(1, round(100 * settings.trust_region))
+    lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust)
+    low, high = np.array(lowest), np.array(highest)
+    inc = shown.incumbent()
+    out: list[Proposal] = []
+
+    def add(rates: np.ndarray, why: str, allow_shown: bool = False) -> None:
+        key = tuple(int(r) for r in rates)
+        fits = bool(np.all(rates >= low) and np.all(rates <= high))
+        new = allow_shown or key not in shown.swf
+        # a ballot already holds the current schedule: its proposals must differ from it
+        ballot_dup = isinstance(ask, CandidatesAsk) and list(key) == current
+        if fits and new and not ballot_dup and all(tuple(p.rates) != key for p in out):
+            out.append(Proposal(list(key), why))
+
+    base = np.array(inc)
+    confirm = shown.sigma is None or shown.sigma > 0
+    if confirm and len(shown.swf[inc]) == 1 and len(shown.swf) > 1:
+        add(base, "hill climb: enact the best schedule again to confirm it", allow_shown=True)
+    flat = shown.flat_brackets()
+    before = shown.by_year.get(shown.first_year[inc] - 1)
+    if before is not None:
+        move = base - np.array(before)
+        if np.count_nonzero(move) == 1 and int(np.flatnonzero(move)[0]) not in flat:
+            b = int(np.flatnonzero(move)[0])
+            add(base + move, f"hill climb: repeat the move in bracket {b + 1}")
+    last = np.array(shown.by_year[max(shown.by_year)]) - base
+    start = int(np.flatnonzero(last)[0]) if np.count_nonzero(last) == 1 else 0
+    steps = sorted({trust, max(1, trust // 2), max(1, trust // 5)}, reverse=True)
+    n = base.size
+    for step in steps:
+        for k in range(n):
+            b = (start + k) % n
+            if b in flat:
+                continue
+            for sign in (1, -1):
+                trial = base.copy()
+                trial[b] = np.clip(trial[b] + sign * step, lo_pct, hi_pct)
+                add(trial, f"hill climb: {sign * step:+d} points in bracket {b + 1}")
+    add(np.clip(base, low, high), "hill climb: keep the best schedule", allow_shown=True)
+    for delta in range(1, trust + 1):  # more ballot proposals than untried neighbours
+        for b in range(n):
+            for sign in (1, -1):
+                if len(out) >= count:
+                    return out[:count]
+                trial = np.array(current)
+                trial[b] += sign * delta
+                add(trial, "hill climb: a small variation", allow_shown=True)
+    return out[:count]

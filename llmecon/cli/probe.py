@@ -1,0 +1,183 @@
+"""``llmecon probe MODEL``: a behavioural test of a model as a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.table import Table
+
+from llmecon.cli._common import console, friendly_errors, out
+
+if TYPE_CHECKING:
+    from llmecon.agents.probe import Estimate, ProbeResult
+
+
+@click.command()
+@click.argument("model_name", metavar="MODEL")
+@click.option(
+    "--personas",
+    "n_personas",
+    type=click.IntRange(2, None),
+    default=24,
+    show_default=True,
+    help="Number of personas sampled from the bank.",
+)
+@click.option(
+    "--bank",
+    default="default",
+    show_default=True,
+    help="Persona bank: 'default' (shipped) or a JSONL file.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sample and bootstrap seed.")
+@click.option(
+    "--style",
+    type=click.Choice(["persona", "rational"]),
+    default="persona",
+    show_default=True,
+    help="Worker prompt style, as in runs (--worker-style).",
+)
+@click.option(
+    "--elasticity",
+    type=click.FloatRange(min=0.01, max=10),
+    default=0.4,
+    show_default=True,
+    help="ε of the calibrated rational reference.",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(100, 100_000),
+    default=2000,
+    show_default=True,
+    help="Bootstrap resamples for the 95% intervals.",
+)
+@click.option(
+    "--out", "out_path", type=click.Path(dir_okay=False), help="Save the results as JSON."
+)
+@click.option("--api-base", help="Base URL of an OpenAI-compatible server.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
+@click.option("--max-retries", type=click.IntRange(0, 20), default=2, show_default=True)
+@click.option("--max-concurrency", type=click.IntRange(1, 10_000), help="Requests in flight.")
+@click.option(
+    "--prompts",
+    "prompts_dir",
+    type=click.Path(file_okay=False),
+    help="Folder of templates overriding the shipped prompts/.",
+)
+def probe(
+    model_name: str,
+    n_personas: int,
+    bank: str,
+    seed: int,
+    style: str,
+    elasticity: float,
+    bootstrap: int,
+    out_path: str | None,
+    api_base: str | None,
+    timeout: float,
+    max_retries: int,
+    max_concurrency: int | None,
+    prompts_dir: str | None,
+) -> None:
+    """Test MODEL as a worker: how its hours respond to taxes and rebates.
+
+    A seeded sample of personas is asked, with the same worker prompts as a run, for
+    its hours under flat rates 0-70%, the status quo, a 20-point rise in one bracket
+    and a $5,000 higher rebate (and two questions again). Prints the elasticity of
+    hours, the income effect, the bracket response, the optimality gap, degenerate and
+    identical answers and test-retest consistency, each with a 95% bootstrap interval
+    and next to the exact rational best response.
+
+    \b
+    Examples:
+      llmecon probe local/smollm2-135m --personas 8
+      llmecon probe gpt-4o-mini --out probe.json
+      llmecon probe scripted/reference        # the reference: recovers ε = 0.4
+    """
+    from llmecon.agents.probe import probe_model, sample_personas_for_probe
+    from llmecon.models import GenerateConfig, ModelError, get_model
+    from llmecon.personas import PersonaError, default_bank_path, load_bank
+    from llmecon.prompts import PromptError, PromptLibrary
+
+    with friendly_errors():
+        try:
+            library = PromptLibrary(prompts_dir)
+            personas = load_bank(default_bank_path() if bank == "default" else Path(bank))
+            sample = sample_personas_for_probe(personas, n_personas, seed, library, elasticity)
+        except (PromptError, PersonaError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            model = get_model(
+                model_name,
+                api_base=api_base,
+                config=GenerateConfig(timeout_s=timeout, max_retries=max_retries),
+                max_concurrency=max_concurrency,
+            )
+        except ModelError as exc:
+            raise click.ClickException(str(exc)) from None
+        calls = n_personas * 13
+        console.print(f"probing {model.name}: {n_personas} personas, {calls} calls …")
+
+        async def go() -> ProbeResult:
+            try:
+                return await probe_model(
+                    model,
+                    sample.economy,
+                    sample.texts,
+                    sample.ids,
+                    library,
+                    style=style,
+                    seed=seed,
+                    bootstrap=bootstrap,
+                )
+            finally:
+                await model.aclose()
+
+        result = asyncio.run(go())
+    out.print(_table(result))
+    from llmecon.agents.probe import LITERATURE
+
+    out.print(LITERATURE, markup=False, highlight=False)
+    out.print(result.verdict(), markup=False, highlight=False)
+    if result.fallbacks:
+        console.print(
+            f"[yellow]{result.fallbacks} of {result.calls} calls failed (left out of the "
+            "estimates)[/]"
+        )
+    if out_path:
+        Path(out_path).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        console.print(f"saved {out_path}")
+
+
+def _number(value: float, unit: str) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    digits = (1 if abs(value) >= 10 else 2) if unit == "%" else 2 if unit == "h" else 3
+    return f"{value:,.{digits}f}{'%' if unit == '%' else ''}"
+
+
+def _row(est: Estimate) -> tuple[str, str, str, str]:
+    interval = (
+        f"[{_number(est.low, est.unit)}, {_number(est.high, est.unit)}]"
+        if math.isfinite(est.low)
+        else "n/a"
+    )
+    return est.label, _number(est.value, est.unit), interval, _number(est.reference, est.unit)
+
+
+def _table(result: ProbeResult) -> Table:
+    table = Table(
+        title=f"Probe of {result.model} as a worker ({len(result.persona_ids)} personas, "
+        f"{result.calls} calls, {result.fallbacks} failed)"
+    )
+    table.add_column("measure")
+    table.add_column("model", justify="right")
+    table.add_column("95% CI", justify="right")
+    table.add_column("rational", justify="right")
+    for est in result.estimates.values():
+        table.add_row(*_row(est))
+    return table

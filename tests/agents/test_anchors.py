@@ -1,0 +1,146 @@
+"""Answer anchors: format instructions must not show a value the reply schema accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pydantic import BaseModel
+
+from llmecon.agents.anchors import find_anchors
+from llmecon.agents.llm_planner import planner_schema
+from llmecon.agents.llm_workers import worker_schema
+from llmecon.agents.voting import ballot_schema, candidates_schema
+from llmecon.cli import main
+from llmecon.economy.voting import VOTE_RULES
+from llmecon.personas import default_bank_path, load_bank, persona_text
+from llmecon.prompts import PromptLibrary
+from llmecon.runs.prompt_examples import (
+    KNOWN_TEMPLATES,
+    ExampleWorld,
+    TemplateNotUsed,
+    template_anchors,
+)
+
+HOURS = worker_schema(80)
+RATES = planner_schema(7, 0, 100)
+VOTE = ballot_schema("plurality", ["A", "B", "C"])
+RANKING = ballot_schema("borda", ["A", "B", "C"])
+
+
+@pytest.mark.parametrize(
+    ("text", "schema", "value"),
+    [
+        ('Answer with JSON only, like {"hours": 40}.', HOURS, '{"hours": 40}'),
+        ("Answer with JSON only, like {'hours': 37}.", HOURS, "{'hours': 37}"),
+        ('Reply in JSON, for example {"hours": 40, "note": "x"}.', HOURS, "40"),
+        ("Answer with JSON only, for example 37 hours.", HOURS, "37"),
+        ('Answer with JSON only: {"rates": [7 whole numbers]}.', RATES, "7"),
+        ('Propose the rates for year 4 as JSON: {"rates": [...]}.', RATES, "4"),
+        ('Answer with JSON only, like {"vote": "C"}.', VOTE, '{"vote": "C"}'),
+        ('Answer with JSON only, like {"ranking": ["C", "B", "A"]}.', RANKING, None),
+        ("Answer with JSON only. Use only the labels A, B, C.", VOTE, "B"),
+    ],
+)
+def test_examples_that_are_valid_answers_are_found(
+    text: str, schema: type[BaseModel], value: str | None
+) -> None:
+    anchors = find_anchors(text, schema)
+    assert anchors, text
+    if value is not None:
+        assert value in {a.value for a in anchors}
+
+
+@pytest.mark.parametrize(
+    ("text", "schema"),
+    [
+        ('Answer with JSON only, like {"hours": 400}.', HOURS),  # not a valid answer
+        (
+            'Answer with JSON only: an object with one key, "hours", whose value is the '
+            "whole number of hours a week you choose, at least 0 and at most 80.",
+            HOURS,
+        ),
+        ("How many hours a week will you work this year (0 to 80)?", HOURS),
+        ("You usually work 40 hours a week.", HOURS),  # content, not a format instruction
+        ("Answer with JSON: each rate within this year's range: 0-20, 2-22, 12-32.", RATES),
+        ("Reply in JSON with a rate between 0 and 100 for each bracket.", RATES),
+        ('A JSON object with one key, "vote", whose value is the label you choose.', VOTE),
+        (
+            "That reply was invalid: hours: Input should be less than or equal to 80\n"
+            "Reply again with only a JSON object that matches the requested format.",
+            HOURS,
+        ),
+    ],
+)
+def test_bounds_and_content_are_not_anchors(text: str, schema: type[BaseModel]) -> None:
+    assert find_anchors(text, schema) == []
+
+
+def test_shipped_templates_have_no_anchors() -> None:
+    assert template_anchors(PromptLibrary()) == {}
+
+
+def _schema_for(name: str, world: ExampleWorld, rule: str) -> type[BaseModel]:
+    ctx = world.sim.planner_context
+    if name in ("vote.j2",):
+        return ballot_schema(rule, ["A", "B", "C"])
+    if name == "planner_candidates.j2":
+        return candidates_schema(2, ctx.n_brackets, 0, 100)
+    if name.startswith("planner") or name == "platform.j2":
+        return planner_schema(ctx.n_brackets, 0, 100)
+    return worker_schema(80)
+
+
+@pytest.mark.parametrize("year", [0, 3])
+def test_rendered_prompts_hold_no_format_example_that_is_a_valid_answer(year: int) -> None:
+    world = ExampleWorld(PromptLibrary(), year=year)
+    checked = 0
+    for name in KNOWN_TEMPLATES:
+        for rule in VOTE_RULES if name == "vote.j2" else ("borda",):
+            try:
+                example = world.example(name, 1, rule)
+            except TemplateNotUsed:
+                continue
+            schema = _schema_for(name, world, rule)
+            for message in example.messages:
+                if message.role == "assistant":  # the model's own bad reply (repair)
+                    continue
+                assert find_anchors(message.content, schema) == [], (name, rule)
+                checked += 1
+    assert checked >= 12
+
+
+def test_an_override_with_an_example_answer_fails_check_naming_the_template(
+    tmp_path: Path,
+) -> None:
+    shipped = PromptLibrary().source("worker_system.j2")
+    lines = [ln for ln in shipped.splitlines() if not ln.startswith("Answer with")]
+    (tmp_path / "worker_system.j2").write_text(
+        "\n".join(lines) + '\nAnswer with JSON only, like {"hours": 40}.\n'
+    )
+    found = template_anchors(PromptLibrary(tmp_path))
+    assert list(found) == ["worker_system.j2"]
+    assert '{"hours": 40}' in found["worker_system.j2"][0]
+    result = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "answer anchors in worker_system.j2" in result.output
+
+
+def test_a_vote_example_label_is_an_anchor(tmp_path: Path) -> None:
+    shipped = PromptLibrary().source("vote.j2")
+    (tmp_path / "vote.j2").write_text(shipped + 'Answer with JSON only, like {"vote": "C"}.\n')
+    found = template_anchors(PromptLibrary(tmp_path))
+    assert list(found) == ["vote.j2"]
+    assert any('"C"' in problem for problem in found["vote.j2"])
+
+
+def test_persona_text_names_the_reference_schedule_and_individual_taxes() -> None:
+    bank = load_bank(default_bank_path())
+    texts = {p.filing_status: persona_text(p) for p in bank[:300]}
+    assert "married_joint" in texts and "single" in texts
+    for text in texts.values():
+        assert "under the current US federal income tax schedule" in text
+        assert "file jointly" not in text and "file separately" not in text
+    assert "Income tax here is individual" in texts["married_joint"]
+    assert "married" not in texts["single"]

@@ -1,0 +1,87 @@
+"""``llmecon probe``: behavioural estimates of a model as a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon.agents.probe import ProbeResult, probe_model, sample_personas_for_probe
+from llmecon.cli import main
+from llmecon.models import ChatMessage, get_model
+from llmecon.personas import default_bank_path, load_bank
+from llmecon.prompts import PromptLibrary
+
+
+def _probe(model_name: str, n: int = 16, **model_args: Any) -> ProbeResult:
+    library = PromptLibrary()
+    sample = sample_personas_for_probe(load_bank(default_bank_path()), n, 0, library)
+    model = get_model(model_name, **model_args)
+    return asyncio.run(
+        probe_model(model, sample.economy, sample.texts, sample.ids, library, bootstrap=500)
+    )
+
+
+def test_the_scripted_reference_recovers_its_elasticity() -> None:
+    result = _probe("scripted/reference")
+    e = result.estimates
+    assert result.fallbacks == 0
+    assert e["elasticity"].low <= 0.4 <= e["elasticity"].high
+    assert abs(e["elasticity"].value - 0.4) < 0.02
+    assert e["elasticity"].high - e["elasticity"].low < 0.1
+    assert e["degenerate"].value == 0.0
+    assert e["identical_across_personas"].value == 0.0
+    assert e["income_effect"].value == 0.0  # quasi-linear utility: no income effect
+    assert e["bracket_response"].value < 0  # a higher bracket rate cuts hours there
+    assert e["optimality_gap"].value < 0.1  # only the rounding to whole hours
+    assert e["retest_identical"].value == 100.0
+    assert "inside the literature" in result.verdict()
+
+
+def test_a_constant_model_is_fully_degenerate_with_no_elasticity() -> None:
+    def constant(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        return '{"hours": 40}'
+
+    result = _probe("mock/default", responder=constant)
+    e = result.estimates
+    assert e["degenerate"].value == 100.0
+    assert e["identical_across_personas"].value == 100.0
+    assert e["modal_share"].value == 100.0 and result.modal_answer == 40.0
+    assert e["elasticity"].low <= 0.0 <= e["elasticity"].high
+    assert abs(e["elasticity"].value) < 1e-12
+    assert e["elasticity"].reference == pytest.approx(0.4, abs=0.02)
+    assert e["optimality_gap"].value > 1.0
+    assert "below the literature" in result.verdict()
+
+
+def test_failed_calls_are_left_out_and_counted() -> None:
+    def flaky(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        flat_30 = any("and above: 30.0%" in m.content for m in messages)
+        return "no idea" if flat_30 else '{"hours": 35}'
+
+    result = _probe("mock/default", n=4, responder=flaky)
+    assert result.fallbacks == 4 * 2  # flat 30 %, asked twice (test-retest)
+    assert result.estimates["retest_identical"].value == 100.0  # the status quo pair
+
+
+def test_probe_command_prints_the_table_and_saves_json(tmp_path: Path) -> None:
+    out = tmp_path / "probe.json"
+    result = CliRunner().invoke(
+        main, ["probe", "scripted/reference", "--personas", "6", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Elasticity of hours" in result.output and "Keane 2011" in result.output
+    data = json.loads(out.read_text())
+    assert data["model"] == "scripted/reference" and len(data["personas"]) == 6
+    assert len(data["answers"]) == 6 and len(data["answers"][0]) == len(data["battery"])
+    assert set(data["estimates"]) >= {"elasticity", "income_effect", "degenerate"}
+    assert data["fallbacks"] == 0
+
+
+def test_probe_refuses_a_bad_sample_size() -> None:
+    result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "5000"])
+    assert result.exit_code != 0 and "personas" in result.output

@@ -1,0 +1,182 @@
+"""``scripted/reference``: the reference behaviour through the full LLM path."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llmecon.agents.llm_workers import worker_schema
+from llmecon.agents.scripted import parse_scripted_name
+from llmecon.economy.voting import project_candidates, rational_ballots
+from llmecon.models import ChatMessage, ModelError, UnknownModelError, get_model
+from llmecon.runs import RunConfig, Simulation, build_config, read_events
+from llmecon.runs.events import LLMCall, ScheduleSet, VoteRound, WorkerStep
+from llmecon.runs.reference import reference_welfare
+from llmecon.runs.replay import replay_run
+
+
+def _config(tmp_path: Path, **kw: Any) -> RunConfig:
+    base: dict[str, Any] = dict(agents=12, years=3, out=str(tmp_path), run_id="r", reference=False)
+    base.update(kw)
+    return build_config(overrides=base)
+
+
+def _gap_closed(sim: Simulation, records: list[Any]) -> tuple[list[float], list[float]]:
+    """Per year, the share of the status-quo→oracle gap closed: by the realised welfare,
+    and by the enacted schedule at exact best responses."""
+    ref = reference_welfare(sim.planner_context)
+    sq, oracle = ref["status_quo_swf"], ref["oracle_swf"]
+    realised = [(r.metrics.swf - sq) / (oracle - sq) for r in records]
+    schedule = [(sim.economy.evaluate(r.schedule)[1].swf - sq) / (oracle - sq) for r in records]
+    return realised, schedule
+
+
+def test_model_names() -> None:
+    assert parse_scripted_name("reference") == 0.0
+    assert parse_scripted_name("reference-noise2") == 2.0
+    assert parse_scripted_name("reference-noise0.5") == 0.5
+    with pytest.raises(UnknownModelError, match="reference-noise"):
+        get_model("scripted/oracle")
+
+
+def test_a_call_without_a_structured_request_is_a_clear_error() -> None:
+    model = get_model("scripted/reference")
+    messages = [ChatMessage(role="user", content="How many hours?")]
+    with pytest.raises(ModelError, match="only answers llmecon's agent calls"):
+        asyncio.run(model.generate(messages, worker_schema(80)))
+
+
+def test_workers_answer_the_rounded_best_response(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, planner="flat:0.3", workers="scripted/reference", years=2)
+    sim = Simulation(cfg)
+    sim.run()
+    events = read_events(tmp_path / "r")
+    steps = [e for e in events if isinstance(e, WorkerStep)]
+    sets = [e for e in events if isinstance(e, ScheduleSet)]
+    for step, schedule_set in zip(steps, sets, strict=True):
+        schedule = sim.planner_context.schedule(schedule_set.rates)
+        expected = np.clip(np.round(sim.economy.rational_hours(schedule)), 0, 80)
+        np.testing.assert_array_equal(step.weekly_hours, expected)
+    calls = [e for e in events if isinstance(e, LLMCall)]
+    assert len(calls) == 24 and all(c.role == "worker" and not c.fallback for c in calls)
+    assert all(c.templates.get("worker_system.j2") for c in calls)  # the prompts were sent
+
+
+def test_noise_is_gaussian_in_hours_and_reproducible(tmp_path: Path) -> None:
+    def hours(run_id: str) -> tuple[np.ndarray, np.ndarray]:
+        cfg = _config(
+            tmp_path,
+            planner="us-federal",
+            workers="scripted/reference-noise2",
+            agents=200,
+            years=2,
+            run_id=run_id,
+        )
+        sim = Simulation(cfg)
+        result = sim.run()
+        chosen = np.concatenate([r.weekly_hours for r in result.records])
+        best = np.concatenate([sim.economy.rational_hours(r.schedule) for r in result.records])
+        return chosen, best
+
+    chosen, best = hours("a")
+    again, _ = hours("b")
+    np.testing.assert_array_equal(chosen, again)  # a pure function of the request
+    noise = chosen - best
+    assert abs(noise.mean()) < 0.4
+    assert 1.6 < noise.std() < 2.4  # σ = 2 h, plus the rounding to whole hours
+
+
+def test_planner_climbs_within_the_trust_region_without_noise(tmp_path: Path) -> None:
+    name = "scripted/reference"
+    cfg = _config(tmp_path, planner=name, workers=name, agents=100, years=20)
+    sim = Simulation(cfg)
+    result = sim.run()
+    assert result.fallbacks == 0
+    events = read_events(tmp_path / "r")
+    rates = np.array([e.rates for e in events if isinstance(e, ScheduleSet)])
+    assert np.all(np.abs(np.diff(rates, axis=0)) <= 0.10 + 1e-9)
+    planner_calls = [e for e in events if isinstance(e, LLMCall) and e.role == "planner"]
+    assert len(planner_calls) == 19 and all(
+        c.parsed and "rationale" in c.parsed for c in planner_calls
+    )
+    realised, schedule = _gap_closed(sim, result.records)
+    # Measured: the realised welfare (whole-hour answers) reaches the oracle's; the
+    # enacted schedule, evaluated at exact best responses, closes 83 % of the gap.
+    assert realised[-1] >= 0.9
+    assert schedule[-1] >= 0.75
+
+
+def test_planner_with_noisy_workers_measured(tmp_path: Path) -> None:
+    """The issue's target (100 workers, ±2 h, 20 years: ≥ 90 % of the gap) is not met
+    by this hill climber; this pins what it reaches for one seed (docs/agents.md has the
+    numbers over 20 seeds). Even the oracle's own schedule, with these workers, closes
+    only ~81 % of the gap in realised welfare on average (the noise costs the rest)."""
+    name = "scripted/reference-noise2"
+    cfg = _config(tmp_path, planner=name, workers=name, agents=100, years=20, seed=0)
+    sim = Simulation(cfg)
+    result = sim.run()
+    realised, schedule = _gap_closed(sim, result.records)
+    assert result.fallbacks == 0
+    assert schedule[-1] >= 0.7 and max(schedule) >= 0.85
+    assert realised[-1] >= 0.5
+    assert realised[0] < 0  # the noise costs welfare under the status quo too
+
+
+def test_voters_cast_their_rational_ballots_and_the_run_replays(tmp_path: Path) -> None:
+    cfg = _config(
+        tmp_path,
+        planner="scripted/reference",
+        workers="scripted/reference",
+        agents=16,
+        years=5,
+        vote_every=2,
+        vote_rule="borda",
+    )
+    sim = Simulation(cfg)
+    sim.run()
+    events = read_events(tmp_path / "r")
+    rounds = [e for e in events if isinstance(e, VoteRound)]
+    assert len(rounds) == 2
+    for vote in rounds:
+        labels = [c.label for c in vote.candidates]
+        schedules = [sim.planner_context.schedule(c.rates) for c in vote.candidates]
+        utilities = project_candidates(sim.economy, schedules).utilities
+        expected = rational_ballots(utilities, labels, "borda")
+        got = [tuple(b.ballot["ranking"]) for b in vote.ballots if b.ballot is not None]
+        assert got == [b.ranking for b in expected]  # type: ignore[union-attr]
+    proposer = [e for e in events if isinstance(e, LLMCall) and e.role == "proposer"]
+    assert proposer and all(not c.fallback for c in proposer)
+    report = replay_run(tmp_path / "r")
+    assert report.ok, report.differences
+
+
+def test_platforms_are_each_personas_favourite(tmp_path: Path) -> None:
+    from llmecon.economy.voting import favourite_rates
+
+    cfg = _config(
+        tmp_path,
+        planner="us-federal",
+        workers="scripted/reference",
+        agents=10,
+        years=2,
+        vote_every=1,
+        vote_rule="plurality",
+        candidate_source="platforms",
+    )
+    sim = Simulation(cfg)
+    sim.run()
+    events = read_events(tmp_path / "r")
+    calls = [e for e in events if isinstance(e, LLMCall) and e.role == "proposer"]
+    assert calls and all(not c.fallback for c in calls)
+    ids = list(sim.population.ids)
+    incumbent = sim.planner_context.status_quo()
+    for call in calls:
+        assert call.agent is not None and call.parsed is not None
+        best = favourite_rates(
+            sim.economy, ids.index(call.agent), sim.planner_context.edges, incumbent.rates
+        )
+        assert call.parsed["rates"] == [round(100 * r) for r in best]
