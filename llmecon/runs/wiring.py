@@ -220,7 +220,7 @@ def _role_base(name: str, base: str | None) -> str | None:
 
 
 #: Providers that run inside this process and take no ``api_base``.
-IN_PROCESS_PROVIDERS = frozenset({"local", "mock", "replay"})
+IN_PROCESS_PROVIDERS = frozenset({"local", "mock", "replay", "scripted"})
 
 
 def endpoint_label(model: Model) -> str:
