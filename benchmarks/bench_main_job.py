@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmecon.models.fake_servers import serve_in_subprocess
 from llmecon.planners import optimal_rates
-from llmecon.runs import Simulation, build_config, read_events
+from llmecon.runs import build_config, build_simulation, read_events
 from llmecon.runs.events import Blob, LLMCall
+from llmecon.testing.fake_servers import serve_in_subprocess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "main_job.json"
 LATENCY_S = 0.1
@@ -56,7 +56,7 @@ def bench_throughput(out: Path, agents: int = 100, years: int = 10) -> dict[str,
                 reference=False,
             )
         )
-        sim = Simulation(config)
+        sim = build_simulation(config)
         stamps = [time.perf_counter()]
         sim.run(lambda record, stats: stamps.append(time.perf_counter()))
     per_year = [b - a for a, b in itertools.pairwise(stamps)]
@@ -109,7 +109,7 @@ def bench_quality(out: Path, years: int, skip_local: bool) -> dict[str, Any]:
                 reference=False,
             )
         )
-        sim = Simulation(config)
+        sim = build_simulation(config)
         if oracle is None:
             oracle = optimal_rates(sim.economy, sim.edges).swf
         start = time.perf_counter()

@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from llmecon.models import ChatMessage, GenerateConfig, get_model
-from llmecon.models.fake_servers import serve_in_subprocess
+from llmecon.testing.fake_servers import serve_in_subprocess
 
 RESULTS = Path(__file__).parent / "results" / "models.json"
 

@@ -1,7 +1,14 @@
 """llmecon: design tax policy with language models.
 
-``llmecon.load_run(path)`` loads a logged run as pandas DataFrames. It is imported on
-first use, so ``import llmecon.economy`` (and ``llmecon --help``) stay fast.
+The Python API (see the README):
+
+- :func:`run` / :func:`run_async`: one simulation, its result with DataFrames;
+- :func:`compare`: several planners on the same economy, as a DataFrame;
+- :func:`load_run`: a logged run folder as DataFrames;
+- :class:`RunConfig`: every setting of a run (the CLI options are its fields).
+
+Names are imported on first use, so ``import llmecon`` (and ``llmecon --help``) stay
+fast.
 """
 
 from __future__ import annotations
@@ -9,14 +16,45 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from llmecon.api import Comparison, compare, run, run_async
+    from llmecon.runs.config import RunConfig
     from llmecon.runs.dataframes import RunData, load_run
+    from llmecon.runs.loop import RunResult
 
-__all__ = ["RunData", "load_run"]
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "run": "llmecon.api",
+    "run_async": "llmecon.api",
+    "compare": "llmecon.api",
+    "Comparison": "llmecon.api",
+    "RunConfig": "llmecon.runs.config",
+    "RunResult": "llmecon.runs.loop",
+    "RunData": "llmecon.runs.dataframes",
+    "load_run": "llmecon.runs.dataframes",
+}
+
+__all__ = [
+    "Comparison",
+    "RunConfig",
+    "RunData",
+    "RunResult",
+    "compare",
+    "load_run",
+    "run",
+    "run_async",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from llmecon.runs import dataframes
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmecon' has no attribute {name!r}")
+    import importlib
 
-        return getattr(dataframes, name)
-    raise AttributeError(f"module 'llmecon' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

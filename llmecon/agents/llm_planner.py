@@ -7,6 +7,10 @@ status quo so there is a demonstration to learn from. The proposal is clipped to
 rate bounds and the trust region (largest change per year); a failed call raises
 :class:`~llmecon.planners.PlannerError`, which the run loop records as a fallback (the
 schedule is kept).
+
+For a voting round (``docs/voting.md``) :meth:`LLMPlanner.propose_candidates` asks, in
+one call (``prompts/planner_candidates.j2`` after the usual context and
+demonstrations; call role ``proposer``), for K distinct proposals, best first.
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from llmecon.agents.calls import CallContext, PlannerAsk, call_context
-from llmecon.agents.prompting import PlannerPromptSettings, planner_prompt
+from llmecon.agents.calls import CallContext, CandidatesAsk, PlannerAsk, call_context
+from llmecon.agents.prompting import (
+    PlannerPromptSettings,
+    Prompt,
+    count_words,
+    planner_frame,
+    planner_prompt,
+)
 from llmecon.economy import TaxSchedule
-from llmecon.models import GenerateConfig, Model, ModelError
+from llmecon.models import ChatMessage, GenerateConfig, Model, ModelError
 from llmecon.planners import PlannerContext, PlannerError, YearRecord
 from llmecon.prompts import PromptLibrary
 
@@ -33,6 +43,58 @@ def planner_schema(n_brackets: int, min_pct: int, max_pct: int) -> type[BaseMode
         __config__=ConfigDict(extra="forbid"),
         rates=(list[rate], Field(min_length=n_brackets, max_length=n_brackets)),
         rationale=(str | None, Field(default=None, max_length=300)),
+    )
+
+
+def candidates_schema(k: int, n_brackets: int, min_pct: int, max_pct: int) -> type[BaseModel]:
+    """``{"candidates": [k distinct lists of n whole percents in [min, max]]}``."""
+    rate = Annotated[int, Field(ge=min_pct, le=max_pct)]
+    rates = Annotated[list[rate], Field(min_length=n_brackets, max_length=n_brackets)]
+
+    def distinct(values: list[list[int]]) -> list[list[int]]:
+        if len({tuple(v) for v in values}) != len(values):
+            raise ValueError("the proposals must all differ")
+        return values
+
+    return create_model(
+        "PlannerCandidates",
+        __config__=ConfigDict(extra="forbid"),
+        __validators__={"_distinct": field_validator("candidates")(distinct)},
+        candidates=(list[rates], Field(min_length=k, max_length=k)),
+    )
+
+
+def planner_candidates_prompt(
+    library: PromptLibrary,
+    ctx: PlannerContext,
+    settings: PlannerPromptSettings,
+    history: Sequence[YearRecord],
+    k: int,
+    year: int,
+) -> Prompt:
+    """The planner's usual context and demonstrations, then ``planner_candidates.j2``
+    (with no history, the status quo is the incumbent)."""
+    used: dict[str, str] = {}
+    frame = planner_frame(library, ctx, history, settings, used)
+    query = library.render(
+        "planner_candidates.j2",
+        year=year,
+        k=k,
+        k_words=count_words(k),
+        current=frame.current,
+        lowest=frame.lowest,
+        highest=frame.highest,
+        n_brackets=ctx.n_brackets,
+        best_year=frame.best_year,
+        best_swf=frame.best_swf,
+    )
+    used["planner_candidates.j2"] = query.sha256
+    return Prompt(
+        [
+            ChatMessage(role="system", content=frame.system),
+            ChatMessage(role="user", content=f"{frame.demonstrations}\n{query.text}"),
+        ],
+        used,
     )
 
 
@@ -96,3 +158,30 @@ class LLMPlanner:
         step = self.settings.trust_region
         rates = np.clip(proposed, current - step, current + step)
         return np.clip(rates, self.ctx.min_rate, self.ctx.max_rate)
+
+    async def propose_candidates(self, history: Sequence[YearRecord], k: int) -> list[TaxSchedule]:
+        """K proposals for a voting round held in year ``len(history)``, best first, each
+        clipped like :meth:`propose` (trust region around the incumbent, rate bounds).
+        Raises :class:`~llmecon.models.ModelError` when the call fails (the round then
+        records a fallback)."""
+        year = len(history)
+        ctx = self.ctx
+        schema = candidates_schema(
+            k, ctx.n_brackets, round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+        )
+        prompt = planner_candidates_prompt(self.library, ctx, self.settings, history, k, year)
+        per_list = 4 * ctx.n_brackets + 4
+        config = self.config.model_copy(update={"max_tokens": 24 + k * per_list})
+        context = CallContext(
+            role="proposer",
+            year=year,
+            templates=prompt.templates,
+            request=CandidatesAsk(ctx, history, self.settings, k),
+        )
+        with call_context(context):
+            out = await self.model.generate(prompt.messages, schema, config)
+        current = history[-1].schedule.rates_array
+        return [
+            ctx.schedule(self.constrain(np.asarray(rates, dtype=float) / 100.0, current))
+            for rates in out.parsed.candidates
+        ]

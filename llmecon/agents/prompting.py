@@ -18,22 +18,10 @@ import numpy as np
 
 from llmecon.economy import Economy, TaxSchedule
 from llmecon.economy.utility import WEEKS_PER_YEAR
+from llmecon.economy.welfare import get_swf
 from llmecon.models import ChatMessage
 from llmecon.planners import PlannerContext, YearRecord
 from llmecon.prompts import PromptLibrary
-
-OBJECTIVE_TEXT = {
-    "utilitarian": (
-        "the average utility of all workers (income after tax and rebate, minus the cost "
-        "of working)"
-    ),
-    "inverse_income": (
-        "welfare that counts each worker's utility with a weight inversely proportional "
-        "to their earning potential (helping low earners counts more)"
-    ),
-    "rawlsian": "the utility of the worst-off worker",
-    "equality_times_productivity": "equality of after-tax income times average pre-tax income",
-}
 
 #: Hours shown in the rational worker's outcome table.
 RATIONAL_TABLE_HOURS = (0, 10, 20, 30, 35, 40, 45, 50, 60, 70, 80)
@@ -259,7 +247,7 @@ def planner_frame(
         used,
         n_agents=ctx.economy.size,
         brackets=bracket_rows(schedule),
-        objective=OBJECTIVE_TEXT[ctx.economy.swf],
+        objective=get_swf(ctx.economy.swf).objective,
         min_pct=lo_pct,
         max_pct=hi_pct,
         trust_pct=trust_pct,

@@ -19,8 +19,8 @@ Model names:
   persona (given the schedule and the rebate the prompt states; rounded to whole hours,
   the schema's unit); the planner hill-climbs from its demonstrations (below); voters
   cast the ballot their own utility at the best response dictates
-  (:func:`~llmecon.economy.voting.rational_ballots`); a persona's platform is its own
-  favourite schedule (:func:`~llmecon.economy.voting.favourite_rates`).
+  (:func:`~llmecon.voting.rules.rational_ballots`); a persona's platform is its own
+  favourite schedule (:func:`~llmecon.voting.rules.favourite_rates`).
 * ``scripted/reference-noise<σ>`` (``reference-noise2``, ``reference-noise0.5``) — the
   same, plus Gaussian noise of standard deviation σ hours on every worker's hours
   (then rounded and clipped to ``[0, max_weekly_hours]``). The noise is a pure function
@@ -61,12 +61,6 @@ from llmecon.agents.calls import (
 )
 from llmecon.agents.prompting import pct_list, shown_years, trust_bounds_pct
 from llmecon.economy import best_response_hours
-from llmecon.economy.voting import (
-    ballot_to_json,
-    favourite_rates,
-    project_candidates,
-    rational_ballots,
-)
 from llmecon.models import (
     ChatMessage,
     GenerateConfig,
@@ -78,6 +72,12 @@ from llmecon.models import (
     Usage,
 )
 from llmecon.planners import YearRecord
+from llmecon.voting.rules import (
+    ballot_to_json,
+    favourite_rates,
+    project_candidates,
+    rational_ballots,
+)
 
 _NAME = re.compile(r"reference(?:-noise(\d+(?:\.\d+)?))?")
 #: The planner's incumbent maximises mean SWF − LCB_Z · σ̂ / √(years enacted).
@@ -101,6 +101,7 @@ class ScriptedProvider(ModelProvider):
     """The reference behaviour of the module docstring, as a model provider."""
 
     provider_name = "scripted"
+    in_process = True
     supports_native_schema = True
     default_max_concurrency = 10_000
 
@@ -156,7 +157,7 @@ class ScriptedProvider(ModelProvider):
             self._projection = (ask.candidates, project_candidates(ask.economy, schedules))
         utilities = self._projection[1].utilities[:, [ask.index]]
         labels = [label for label, _ in ask.candidates]
-        return ballot_to_json(rational_ballots(utilities, labels, ask.rule)[0])
+        return ballot_to_json(rational_ballots(utilities, labels, ask.rule)[0], ask.rule)
 
 
 def _request_seed(messages: Sequence[ChatMessage], seed: int | None) -> int:

@@ -1,9 +1,12 @@
-"""Shared CLI helpers: options used by several commands, error translation, progress."""
+"""Shared CLI helpers: options generated from ``RunConfig``, error translation, progress."""
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable, Iterator
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -19,87 +22,14 @@ console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 140)
 
 
-def economy_options(func: F) -> F:
-    """Options that define the economy, shared by ``run`` and ``compare``."""
-    options = [
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(dir_okay=False),
-            help="YAML or TOML file with run settings; command-line options override it.",
-        ),
-        click.option(
-            "--agents",
-            type=int,
-            help="Number of worker agents (personas). [default: 16 with the embedded "
-            "model's workers, 100 with API-model workers, 1000 with rational workers]",
-        ),
-        click.option(
-            "--years",
-            type=int,
-            help="Tax years to simulate. [default: 5 with the embedded model's workers, else 20]",
-        ),
-        click.option(
-            "--personas",
-            help="'default' (shipped Census-calibrated bank), 'synthetic', or a persona "
-            "JSONL file.",
-        ),
-        click.option(
-            "--swf",
-            type=click.Choice(
-                ["utilitarian", "inverse_income", "rawlsian", "equality_times_productivity"]
-            ),
-            help="Planner objective (all four are reported). [default: inverse_income]",
-        ),
-        click.option(
-            "--brackets",
-            help="Bracket set: us-federal-2025, flat, three, or comma-separated edges in USD.",
-        ),
-        click.option(
-            "--elasticity",
-            type=float,
-            help="ε, elasticity of hours to the net-of-tax wage. [default: 0.4]",
-        ),
-        click.option(
-            "--crra",
-            type=float,
-            help="η for CRRA consumption utility (income effects); default quasi-linear.",
-        ),
-        click.option(
-            "--rebate-share",
-            type=float,
-            help="Share of revenue rebated as a lump sum. [default: 1]",
-        ),
-        click.option(
-            "--min-rate",
-            type=float,
-            help="Lowest marginal rate a planner may set, fraction. [default: 0]",
-        ),
-        click.option(
-            "--max-rate",
-            type=float,
-            help="Highest marginal rate a planner may set, fraction. [default: 1]",
-        ),
-        click.option("--seed", type=int, help="Master seed. [default: 0]"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-ECONOMY_KEYS = (
-    "agents",
-    "years",
-    "personas",
-    "swf",
-    "brackets",
-    "elasticity",
-    "crra",
-    "rebate_share",
-    "min_rate",
-    "max_rate",
-    "seed",
-)
+def config_file_option(func: F) -> F:
+    """``--config FILE``: a YAML or TOML file of ``RunConfig`` fields (``run``, ``compare``)."""
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        help="YAML or TOML file with run settings; command-line options override it.",
+    )(func)
 
 
 @contextmanager
@@ -143,48 +73,163 @@ def year_progress() -> Progress:
     )
 
 
-def config_option(name: str, **kwargs: Any) -> Callable[[F], F]:
-    """A ``--kebab-name`` option for the ``RunConfig`` field ``name``: its help is the
-    field's documentation and its default the field's (shown, never applied: an unset
-    option leaves the config file's or the field's value)."""
-    from llmecon.runs.config import RunConfig
+class RegistryChoice(click.Choice):
+    """A :class:`click.Choice` whose choices are read from a registry each time they are
+    used (help, parsing, completion), so names registered after import count."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click.Choice.__init__ assigns; ignored
+        pass
+
+
+class ConfigOption(click.Option):
+    """The option of a ``RunConfig`` field; its help is written when shown (registries
+    it lists may have grown since import)."""
+
+    def __init__(self, *args: Any, help_factory: Callable[[], str], **kwargs: Any) -> None:
+        self.help_factory = help_factory
+        super().__init__(*args, **kwargs)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self.help_factory()
+        return super().get_help_record(ctx)
+
+
+#: Shown defaults that are not the field's own (``defaults=`` of :func:`config_options`).
+_NO_DEFAULT = object()
+
+
+def option_name(field: str) -> str:
+    """``--kebab-name`` of the ``RunConfig`` field ``field``."""
+    return "--" + field.replace("_", "-")
+
+
+def format_default(value: Any) -> str:
+    """A field default as ``--help`` shows it (``[default: …]``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(format_default(v) for v in value)
+    return str(value)
+
+
+def _registry_names(registry: Any) -> list[str]:
+    """Names of a registry for the help; ``name:<arg>`` when a name's help starts so."""
+    names = registry.names()
+    if not isinstance(names, Mapping):
+        return list(names)
+    shown = []
+    for name, text in names.items():
+        first = str(text).split(" ", 1)[0]
+        shown.append(first if first.startswith(f"{name}:") else name)
+    return shown
+
+
+def field_help(name: str, default: Any = _NO_DEFAULT) -> str:
+    """The ``--help`` text of the ``RunConfig`` field ``name``: its docstring, the names of
+    the registries it draws on, and its default when it has a fixed one (a default that
+    depends on other fields is explained by the docstring instead). ``default`` replaces
+    the field's default (a command's own), dropping the docstring's "Default: …"."""
+    from llmecon.runs.config import RunConfig, field_registries
 
     field = RunConfig.model_fields[name]
-    help_text = " ".join((field.description or "").split())
-    default = field.default
-    if default is not None and kwargs.get("type") is not None:
-        help_text += (
-            f" [default: {default:g}]" if isinstance(default, float) else (f" [default: {default}]")
-        )
-    flag = "--" + name.replace("_", "-")
-    return click.option(flag, name, help=help_text, **kwargs)
+    text = " ".join((field.description or "").split())
+    # ``other_field`` in a docstring is that field's option on the command line.
+    text = re.sub(
+        r"``([a-z]+_[a-z0-9_]+)``",
+        lambda m: option_name(m[1]) if m[1] in RunConfig.model_fields else m[1],
+        text,
+    ).replace("``", "")
+    if default is _NO_DEFAULT:
+        default = field.default
+    else:
+        text = text.split(" Default: ", 1)[0]
+    for registry in field_registries(name):
+        names = registry.names()
+        if registry.strict and isinstance(names, Mapping):
+            listed = "; ".join(f"{n}: {h}" for n, h in names.items())
+        else:
+            listed = ", ".join(_registry_names(registry))
+        text += f" {registry.label[:1].upper()}{registry.label[1:]}: {listed}."
+    if default is not None:
+        text += f" [default: {format_default(default)}]"
+    return text
 
 
-#: Options that say how a run is carried out; ``run`` and ``resume`` both take them.
-OPERATIONAL_OPTIONS: dict[str, dict[str, Any]] = {
-    "timeout": {"type": float},
-    "max_retries": {"type": int},
-    "max_concurrency": {"type": int},
-    "max_reply_chars": {"type": int},
-    "deadline": {"type": float},
-    "max_consecutive_failures": {"type": int},
-    "max_failure_share": {"type": float},
-    "max_cost": {"type": float},
-    "price": {"metavar": "IN,OUT"},
-    "api_base": {},
-    "planner_api_base": {},
-    "workers_api_base": {},
-    "voters_api_base": {},
-    "cache_dir": {"type": click.Path(file_okay=False)},
-}
+def config_option(name: str, default: Any = _NO_DEFAULT) -> Callable[[F], F]:
+    """The option of the ``RunConfig`` field ``name``, derived from the field.
+
+    ``--kebab-name`` (``--x/--no-x`` for a bool), typed from the annotation (``int``,
+    ``float``, ``str``, a ``Literal`` or a strict registry as a choice, a tuple as
+    ``A,B``), help from the docstring (:func:`field_help`). The default is shown, never
+    applied: an unset option is ``None`` and leaves the config file's or the field's
+    value (:func:`config_overrides`).
+    """
+    from llmecon.runs.config import RunConfig, field_registries
+
+    field = RunConfig.model_fields[name]
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    annotation = field.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    flag = option_name(name)
+    kwargs: dict[str, Any] = {"default": None}
+    strict = [r for r in field_registries(name) if r.strict]
+    if annotation is bool:
+        decls = [f"{flag}/--no-{flag[2:]}", name]
+    else:
+        decls = [flag, name]
+        if strict:
+            kwargs["type"] = RegistryChoice(strict[0].names)
+        elif typing.get_origin(annotation) is typing.Literal:
+            kwargs["type"] = click.Choice([str(a) for a in typing.get_args(annotation)])
+        elif annotation in (int, float):
+            kwargs["type"] = annotation
+        elif typing.get_origin(annotation) is tuple:
+            n = len(typing.get_args(annotation))
+            kwargs["metavar"] = extra.get("metavar") or ",".join(["X"] * n)
+        elif extra.get("dir"):
+            kwargs["type"] = click.Path(file_okay=False)
+        if "metavar" in extra:
+            kwargs["metavar"] = extra["metavar"]
+    return click.option(
+        *decls, cls=ConfigOption, help_factory=lambda: field_help(name, default), **kwargs
+    )
 
 
-def operational_options(func: F) -> F:
-    """The :data:`OPERATIONAL_OPTIONS` (timeouts, retries, circuit breaker, deadline,
-    budget, servers), shared by ``run`` and ``resume``."""
-    for name, kwargs in reversed(OPERATIONAL_OPTIONS.items()):
-        func = config_option(name, **kwargs)(func)
-    return func
+def config_options(*groups: str, defaults: Mapping[str, Any] | None = None) -> Callable[[F], F]:
+    """The options of every ``RunConfig`` field of ``groups`` (all fields when none; see
+    :data:`llmecon.runs.config.GROUPS`), in declaration order. ``defaults`` are the
+    command's own defaults to show instead of the fields' (the command applies them)."""
+    from llmecon.runs.config import fields_in_groups
+
+    names = fields_in_groups(*groups)
+    shown = dict(defaults or {})
+
+    def wrap(func: F) -> F:
+        for name in reversed(names):
+            func = config_option(name, shown.get(name, _NO_DEFAULT))(func)
+        return func
+
+    return wrap
+
+
+def config_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``RunConfig`` fields among a command's parsed ``options`` (``None`` = unset)."""
+    from llmecon.runs.config import RunConfig
+
+    return {k: v for k, v in options.items() if k in RunConfig.model_fields}
 
 
 #: Exit codes of ``run`` and ``resume`` by how the run ended.

@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
+from llmecon.api import COMPARE_DEFAULTS, DEFAULT_PLANNERS
 from llmecon.cli._common import (
-    ECONOMY_KEYS,
+    config_file_option,
+    config_options,
+    config_overrides,
     console,
-    economy_options,
     friendly_errors,
     out,
     year_progress,
 )
 
-DEFAULT_PLANNERS = "none,us-federal,saez,oracle,ucb"
-
 
 @click.command()
 @click.option(
     "--planners",
-    default=DEFAULT_PLANNERS,
+    default=",".join(DEFAULT_PLANNERS),
     show_default=True,
     help="Comma-separated baseline planners to compare.",
 )
-@economy_options
+@config_file_option
+@config_options("economy", defaults={**COMPARE_DEFAULTS, "agents": 1000})  # rational workers
 @click.option(
     "--csv",
     "csv_path",
@@ -48,53 +48,33 @@ def compare(config_file: str | None, planners: str, csv_path: str | None, **opti
     Example:
       llmecon compare --planners none,us-federal,saez,oracle,ucb --agents 1000 --years 30
     """
-    from llmecon.economy import gain_closed
-    from llmecon.planners import optimal_rates
-    from llmecon.runs import Simulation, build_config
+    from llmecon.api import compare as compare_planners
+    from llmecon.api import compare_config
 
     names = [p.strip() for p in planners.split(",") if p.strip()]
     if not names:
         raise click.UsageError("--planners is empty")
-    overrides = {k: options.get(k) for k in ECONOMY_KEYS}
-    if overrides.get("years") is None:
-        overrides["years"] = 30
-    overrides.update(workers="rational", reference=False)
-    rows: list[dict[str, Any]] = []
+    overrides = config_overrides(options)
+    settings = {k: v for k, v in overrides.items() if v is not None}
     with friendly_errors():
-        base = build_config(config_file, {**overrides, "planner": names[0]})
-        sims = [Simulation(base.model_copy(update={"planner": n}), write_log=False) for n in names]
-        first = sims[0]
+        base = compare_config(config_file, **settings)
         console.print(
             f"[bold]llmecon compare[/]: {len(names)} planners, {base.agents} agents, "
             f"{base.years} years, SWF {base.swf}, seed {base.seed}"
         )
-        oracle = optimal_rates(
-            first.economy, first.edges, min_rate=base.min_rate, max_rate=base.max_rate
-        )
-        context = first.planner_context
-        none_swf = first.economy.evaluate(context.schedule([0.0] * context.n_brackets))[1].swf
-        total = int(base.years or 0) * len(names)
         with year_progress() as progress:
-            task = progress.add_task("planner-years", total=total, status="")
-            for name, sim in zip(names, sims, strict=True):
-                progress.update(task, status=name)
-                result = sim.run(lambda record, stats: progress.update(task, advance=1))
-                final = result.records[-1].metrics
-                swfs = [r.metrics.swf for r in result.records]
-                rows.append(
-                    {
-                        "planner": name,
-                        "gain_closed": gain_closed(final.swf, none_swf, oracle.swf),
-                        "final_swf": final.swf,
-                        "best_swf": max(swfs),
-                        "pct_of_oracle": 100.0 * final.swf / oracle.swf if oracle.swf else None,
-                        "revenue_per_worker_usd": final.revenue_usd / sim.economy.size,
-                        "mean_weekly_hours": final.mean_weekly_hours,
-                        "gini_income": final.gini_income,
-                    }
-                )
+            task = progress.add_task(
+                "planner-years", total=int(base.years or 0) * len(names), status=""
+            )
+            comparison = compare_planners(
+                names,
+                base,
+                progress=lambda name, record: progress.update(task, advance=1, status=name),
+            )
+    none_swf, oracle_swf = comparison.none_swf, comparison.oracle_swf
+    rows = comparison.table.to_dict("records")
     table = Table(
-        title=f"Planners compared (no-tax SWF {none_swf:,.6g}, oracle SWF {oracle.swf:,.6g}; "
+        title=f"Planners compared (no-tax SWF {none_swf:,.6g}, oracle SWF {oracle_swf:,.6g}; "
         "gain closed = (W − W_none) / (W_oracle − W_none))"
     )
     for col in (
@@ -124,8 +104,5 @@ def compare(config_file: str | None, planners: str, csv_path: str | None, **opti
     out.print(table)
     if csv_path:
         path = Path(csv_path)
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        comparison.table.to_csv(path, index=False)
         console.print(f"table written to {path}")

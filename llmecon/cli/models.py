@@ -47,7 +47,9 @@ def models(ctx: click.Context) -> None:
     click.echo("Providers:")
     for name in provider_names():
         env = _KEYS.get(name)
-        if env is None:
+        if name not in _KEYS:
+            status = "plug-in (entry point)"
+        elif env is None:
             in_process = name in ("local", "mock", "scripted")
             status = "no key needed" if in_process else "keys per routed provider"
         else:

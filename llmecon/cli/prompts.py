@@ -39,7 +39,7 @@ def prompts() -> None:
 @_PROMPTS_OPTION
 def list_templates(prompts_dir: str | None) -> None:
     """Every template, where it comes from, and its sha256 (as in run manifests)."""
-    from llmecon.runs.prompt_examples import KNOWN_TEMPLATES
+    from llmecon.runs.prompt_examples import known_templates
 
     library = _library(prompts_dir)
     table = Table(title="Prompt templates")
@@ -50,7 +50,7 @@ def list_templates(prompts_dir: str | None) -> None:
             name,
             str(library.path(name)),
             library.sha256(name)[:16],
-            "yes" if name in KNOWN_TEMPLATES else "no",
+            "yes" if name in known_templates() else "no",
         )
     out.print(table)
 
@@ -113,9 +113,9 @@ def check(prompts_dir: str | None) -> None:
     """
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import (
-        KNOWN_TEMPLATES,
         ExampleWorld,
         TemplateNotUsed,
+        known_templates,
         template_anchors,
     )
 
@@ -130,7 +130,7 @@ def check(prompts_dir: str | None) -> None:
     for name in library.names():
         cells = []
         for world in worlds:
-            if name not in KNOWN_TEMPLATES:
+            if name not in known_templates():
                 cells.append("[yellow]not used by llmecon[/]")
                 continue
             try:

@@ -7,7 +7,19 @@ from typing import Any
 import click
 from rich.table import Table
 
-from llmecon.cli._common import console, friendly_errors, operational_options, out
+from llmecon.cli._common import (
+    RegistryChoice,
+    config_options,
+    console,
+    friendly_errors,
+    out,
+)
+
+
+def _swf_names() -> dict[str, str]:
+    from llmecon.economy.welfare import swf_names
+
+    return swf_names()
 
 
 @click.command()
@@ -15,7 +27,7 @@ from llmecon.cli._common import console, friendly_errors, operational_options, o
 @click.option("--rescore", is_flag=True, help="Recompute welfare under --swf instead of replaying.")
 @click.option(
     "--swf",
-    type=click.Choice(["utilitarian", "inverse_income", "rawlsian", "equality_times_productivity"]),
+    type=RegistryChoice(_swf_names),
     help="The SWF for --rescore.",
 )
 def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
@@ -78,7 +90,7 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@operational_options
+@config_options("operational")
 def resume(run_dir: str, **options: Any) -> None:
     """Continue RUN_DIR from its last complete year, however it stopped: killed
     (SIGKILL, power loss), failed (e.g. the circuit breaker), interrupted (Ctrl-C), or

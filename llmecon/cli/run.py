@@ -8,124 +8,20 @@ import click
 from rich.table import Table
 
 from llmecon.cli._common import (
-    ECONOMY_KEYS,
     EXIT_CODES,
-    OPERATIONAL_OPTIONS,
     YearDisplay,
-    config_option,
+    config_file_option,
+    config_options,
+    config_overrides,
     console,
-    economy_options,
     friendly_errors,
-    operational_options,
     out,
-)
-
-_LLM_KEYS = (
-    "worker_style",
-    "worker_history",
-    "worker_reasons",
-    "planner_history",
-    "planner_best",
-    "trust_region",
-    "planner_hints",
-    "planner_temperature",
-    "worker_temperature",
-    "prompts",
-)
-_VOTE_KEYS = (
-    "vote_every",
-    "vote_rule",
-    "candidates",
-    "candidate_source",
-    "voters",
-    "voter_model",
 )
 
 
 @click.command()
-@click.option(
-    "--planner",
-    help="A model (gpt-4o, claude-…, openai/…, anthropic/…, litellm/…, local/smollm2-135m, "
-    "mock/default) or a baseline: none, us-federal, flat:<r>, fixed:<r,…>, saez, "
-    "saez-empirical, oracle, ucb, thompson, egreedy. "
-    "[default: local/smollm2-135m, the embedded offline model]",
-)
-@click.option(
-    "--workers",
-    help="'rational' (exact best response) or a model name. "
-    "[default: the planner's model if it is one, else rational]",
-)
-@click.option("--worker-steps", type=int, help="Hour decisions per worker per year. [default: 1]")
-@economy_options
-@click.option(
-    "--worker-style",
-    type=click.Choice(["persona", "rational"]),
-    help="LLM worker prompt style; 'rational' adds the utility and an outcome table.",
-)
-@click.option(
-    "--worker-history", type=int, help="Own past years each LLM worker sees. [default: 3]"
-)
-@click.option(
-    "--worker-reasons/--no-worker-reasons",
-    default=None,
-    help="Ask LLM workers for a short reason with their hours.",
-)
-@click.option("--planner-history", type=int, help="Recent years shown to the LLM planner. [8]")
-@click.option("--planner-best", type=int, help="Best years also shown to the LLM planner. [3]")
-@click.option("--trust-region", type=float, help="Largest yearly change of a rate, fraction. [0.1]")
-@click.option(
-    "--planner-hints/--no-planner-hints",
-    default=None,
-    help="Add per-bracket welfare-effect estimates to the planner prompt.",
-)
-@click.option("--planner-temperature", type=float, help="LLM planner sampling temperature.")
-@click.option("--worker-temperature", type=float, help="LLM worker sampling temperature.")
-@operational_options
-@click.option(
-    "--prompts",
-    type=click.Path(file_okay=False),
-    help="Folder of Jinja templates overriding the shipped prompts/ (file by file).",
-)
-@click.option(
-    "--vote-every",
-    type=int,
-    help="Hold a voting round every V years (years V, 2V, …): the winner is enacted "
-    "until the next round. [default: no voting]",
-)
-@click.option(
-    "--vote-rule",
-    type=click.Choice(["plurality", "borda", "approval"]),
-    help="How ballots are counted; ties are broken at random (seeded). [plurality]",
-)
-@click.option(
-    "--candidates",
-    type=int,
-    help="K: alternatives on the ballot next to the incumbent schedule. [2]",
-)
-@click.option(
-    "--candidate-source",
-    type=click.Choice(["planner", "platforms"]),
-    help="Alternatives from the planner (K proposals) or platforms of K random personas. [planner]",
-)
-@click.option(
-    "--voters",
-    type=click.Choice(["rational", "llm"]),
-    help="Rational voters (own utility at best response) or personas asked with the "
-    "workers' model. [llm with LLM workers, else rational]",
-)
-@config_option("voter_model")
-@click.option("--out", help="Folder for run outputs. [default: runs]")
-@click.option(
-    "--run-id",
-    help="Name of the run folder inside --out: letters, digits, '.', '_', '-'. "
-    "[default: <timestamp>-<planner>-s<seed>-<random>]",
-)
-@click.option(
-    "--no-reference",
-    is_flag=True,
-    default=None,
-    help="Skip the status-quo/oracle reference welfare in the summary.",
-)
+@config_file_option
+@config_options()
 @click.option(
     "--fork",
     "fork_dir",
@@ -136,7 +32,6 @@ _VOTE_KEYS = (
 @click.option("--from-year", type=int, help="With --fork: the first year run live (>= 1).")
 def run(
     config_file: str | None,
-    no_reference: bool | None,
     fork_dir: str | None,
     from_year: int | None,
     **options: Any,
@@ -159,33 +54,24 @@ def run(
       llmecon run --fork runs/<id> --from-year 5 --planner saez
       llmecon run --config experiment.yaml --seed 3
     """
-    from llmecon.runs import Simulation, build_config
+    from llmecon.runs import build_config, build_simulation
 
-    keys = (
-        *("planner", "workers", "worker_steps", "out", "run_id"),
-        *(*_LLM_KEYS, *_VOTE_KEYS, *ECONOMY_KEYS, *OPERATIONAL_OPTIONS),
-    )
-    overrides = {k: options.get(k) for k in keys}
-    if no_reference:
-        overrides["reference"] = False
+    overrides = config_overrides(options)
     if (fork_dir is None) != (from_year is None):
         raise click.UsageError("--fork and --from-year go together")
     with friendly_errors():
-        if fork_dir is not None:
-            from llmecon.runs.config import read_config_file
-
-            overrides.update(read_config_file(config_file) if config_file else {})
-            config = _fork_config(fork_dir, overrides)
-        else:
-            config = build_config(config_file, overrides)
         # Build everything first: a missing key or a bad option fails before any output.
         if fork_dir is not None:
+            from llmecon.runs.config import read_config_file
             from llmecon.runs.resume import fork_run
 
             assert from_year is not None
-            sim = fork_run(fork_dir, from_year, overrides)
+            given = {k: v for k, v in overrides.items() if v is not None}
+            settings = {**(read_config_file(config_file) if config_file else {}), **given}
+            sim = fork_run(fork_dir, from_year, settings)
         else:
-            sim = Simulation(config)
+            sim = build_simulation(build_config(config_file, overrides))
+        config = sim.config
         console.print(
             f"[bold]llmecon run[/]: planner [cyan]{config.planner}[/], "
             f"workers [cyan]{config.workers}[/], "
@@ -237,17 +123,6 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             f"`llmecon resume {result.run_dir}` (e.g. with a larger --max-cost or --deadline)"
         )
     raise SystemExit(EXIT_CODES[result.status])
-
-
-def _fork_config(fork_dir: str, overrides: dict[str, Any]) -> Any:
-    """The fork's resolved config (for the banner): the source's, with the overrides."""
-    from pathlib import Path
-
-    from llmecon.runs.log import read_manifest
-    from llmecon.runs.replay import config_from_manifest
-
-    settings = {k: v for k, v in overrides.items() if v is not None}
-    return config_from_manifest(Path(fork_dir), read_manifest(fork_dir), **settings).resolved()
 
 
 def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:

@@ -22,17 +22,23 @@ from llmecon.economy.schedule import (
 )
 from llmecon.economy.utility import UtilityConfig
 from llmecon.economy.welfare import (
-    SWF_NAMES,
+    SWF,
+    WelfareInputs,
     equality,
     gain_closed,
+    get_swf,
     gini,
     inverse_income_weights,
+    register_swf,
+    registered_swf,
+    swf_names,
+    unregister_swf,
 )
 
 __all__ = [
     "BRACKET_PRESETS",
     "CALIBRATION_SCHEDULE",
-    "SWF_NAMES",
+    "SWF",
     "US_FEDERAL_2025_EDGES",
     "US_FEDERAL_2025_RATES",
     "Economy",
@@ -43,12 +49,18 @@ __all__ = [
     "ScheduleError",
     "TaxSchedule",
     "UtilityConfig",
+    "WelfareInputs",
     "YearMetrics",
     "best_response_hours",
     "equality",
     "gain_closed",
+    "get_swf",
     "gini",
     "inverse_income_weights",
     "parse_brackets",
+    "register_swf",
+    "registered_swf",
+    "swf_names",
     "synthetic_population",
+    "unregister_swf",
 ]

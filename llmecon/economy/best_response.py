@@ -1,4 +1,4 @@
-"""Exact rational best response to any piecewise-linear schedule (DESIGN.md §2).
+"""Exact rational best response to any piecewise-linear schedule (docs/design.md §2).
 
 On each bracket segment the worker's objective is concave in hours, so the segment's
 maximiser is the interior first-order solution clipped to the hours that keep income in

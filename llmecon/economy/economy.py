@@ -1,4 +1,4 @@
-"""The economy: a calibrated population facing a tax schedule (DESIGN.md §2).
+"""The economy: a calibrated population facing a tax schedule (docs/design.md §2).
 
 Pure numpy, deterministic, no I/O. :class:`Economy` turns a schedule and chosen hours
 into incomes, taxes, the lump-sum rebate, consumption, utility and per-year metrics,
@@ -7,7 +7,8 @@ and computes rational best responses (also for batches of schedules, for the ora
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -23,11 +24,12 @@ from llmecon.economy.schedule import (
 )
 from llmecon.economy.utility import WEEKS_PER_YEAR, UtilityConfig, calibrate_psi, utility
 from llmecon.economy.welfare import (
-    SWF_NAMES,
     equality,
+    get_swf,
     gini,
     inverse_income_weights,
     social_welfare,
+    swf_names,
 )
 
 FloatArray = NDArray[np.float64]
@@ -78,8 +80,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class YearMetrics:
-    """Aggregate outcomes of one year. ``swf`` is the run's objective; all four SWFs
-    are always reported.
+    """Aggregate outcomes of one year. ``swf`` is the run's objective; ``welfare`` holds
+    every registered SWF (:func:`~llmecon.economy.welfare.swf_names`) by name, also
+    readable as an attribute (``metrics.rawlsian``) and flattened by :meth:`to_dict`.
 
     Under CRRA utility, ``rebate_converged`` (1.0 or 0.0) and ``rebate_residual_usd``
     report the within-year rebate fixed point of the year's schedule (rational hours ↔
@@ -88,10 +91,6 @@ class YearMetrics:
     """
 
     swf: float
-    utilitarian: float
-    inverse_income: float
-    rawlsian: float
-    equality_times_productivity: float
     revenue_usd: float
     rebate_usd: float
     mean_weekly_hours: float
@@ -104,9 +103,34 @@ class YearMetrics:
     mean_marginal_rate: float
     rebate_converged: float | None = None
     rebate_residual_usd: float | None = None
+    welfare: Mapping[str, float] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> float:
+        # Only called when normal lookup fails: a registered SWF's value by name.
+        if name != "welfare" and not name.startswith("__"):
+            try:
+                return self.welfare[name]
+            except KeyError:
+                pass
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def to_dict(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """Every metric by name (``swf``, each SWF of ``welfare``, then the others, in
+        the order of :meth:`names`); unset optional ones are left out."""
+        values = {k: v for k, v in asdict(self).items() if k != "welfare"}
+        return {
+            "swf": self.swf,
+            **self.welfare,
+            **{k: v for k, v in values.items() if v is not None and k != "swf"},
+        }
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Names of the per-year metrics, as :meth:`to_dict` orders them: ``swf``, every
+        registered SWF, then the other fields (read when called, so SWFs registered
+        later count)."""
+        other = [f.name for f in fields(cls) if f.name not in ("swf", "welfare")]
+        return ("swf", *swf_names(), *other)
 
 
 class Economy:
@@ -115,7 +139,8 @@ class Economy:
     Args:
         population: wages and usual hours of the workers.
         utility: shared preferences (ε, hour cap, CRRA, rebate share).
-        swf: the planner's objective, one of :data:`~llmecon.economy.welfare.SWF_NAMES`.
+        swf: the planner's objective, a registered SWF
+            (:func:`~llmecon.economy.welfare.swf_names`).
 
     Revenue: the share ``ρ = utility.rebate_share`` is rebated as an equal lump sum; the
     rest funds things this model does not value (it leaves the economy), so with
@@ -128,10 +153,7 @@ class Economy:
         utility: UtilityConfig | None = None,
         swf: str = "inverse_income",
     ) -> None:
-        if swf not in SWF_NAMES:
-            raise ValueError(
-                f"unknown social welfare function {swf!r}: use one of {', '.join(SWF_NAMES)}"
-            )
+        get_swf(swf)  # unknown names fail here, listing the registered ones
         self.population = population
         self.utility_config = utility or UtilityConfig()
         self.swf = swf
@@ -233,7 +255,7 @@ class Economy:
     def metrics(self, outcome: Outcome, swf: str | None = None) -> YearMetrics:
         """Aggregate metrics; ``swf`` overrides the objective (for rescoring)."""
         u, c, z = outcome.utility, outcome.consumption_usd, outcome.income_usd
-        all_swf = {name: float(social_welfare(name, u, c, z, self.weights)) for name in SWF_NAMES}
+        all_swf = {name: float(social_welfare(name, u, c, z, self.weights)) for name in swf_names()}
         total_income = float(z.sum())
         revenue = float(outcome.tax_usd.sum())
         return YearMetrics(
@@ -252,7 +274,7 @@ class Economy:
                 None if outcome.rebate_converged is None else float(outcome.rebate_converged)
             ),
             rebate_residual_usd=outcome.rebate_residual_usd,
-            **all_swf,
+            welfare=all_swf,
         )
 
     def evaluate(self, schedule: TaxSchedule) -> tuple[Outcome, YearMetrics]:

@@ -1,4 +1,4 @@
-"""Piecewise-linear marginal tax schedules (DESIGN.md §2).
+"""Piecewise-linear marginal tax schedules (docs/design.md §2).
 
 A schedule is a list of bracket lower edges ``m_0 = 0 < m_1 < … < m_{B-1}`` in annual
 USD and one marginal rate per bracket in ``[0, 1]``; the top bracket is open-ended.

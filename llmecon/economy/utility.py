@@ -1,4 +1,4 @@
-"""Calibrated worker utility (DESIGN.md §2).
+"""Calibrated worker utility (docs/design.md §2).
 
 Default, quasi-linear isoelastic (annual USD):
 ``u = c − ψ · 52 · l^(1+1/ε) / (1+1/ε)``.

@@ -1,20 +1,23 @@
-"""Social welfare functions and inequality measures (DESIGN.md §2).
+"""Social welfare functions and inequality measures (docs/design.md §2).
 
 All functions work on the last axis, so a batch of outcomes ``(S, N)`` gives ``(S,)``.
+
+SWFs live in a registry: :func:`register_swf` adds one (its name, help, the objective
+the LLM planner is told, its value and its marginal social weights for the Saez
+planner), and everything that lists SWFs (``RunConfig.swf``, ``--swf``, the per-year
+metrics and the ``years`` table) reads :func:`swf_names`. Adding an SWF is one call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal, get_args
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
-
-SWFName = Literal["utilitarian", "inverse_income", "rawlsian", "equality_times_productivity"]
-SWF_NAMES: tuple[str, ...] = get_args(SWFName)
 
 
 def gini(values: FloatArray) -> FloatArray:
@@ -66,6 +69,113 @@ def equality_times_productivity(consumption: FloatArray, income: FloatArray) -> 
     return equality(consumption) * np.asarray(income).mean(axis=-1)
 
 
+@dataclass(frozen=True)
+class WelfareInputs:
+    """What an SWF sees: per-agent arrays on the last axis (``(N,)`` or a batch
+    ``(S, N)``).
+
+    Attributes:
+        utility: each worker's utility.
+        consumption: each worker's consumption (income − tax + rebate, USD).
+        income: each worker's pre-tax income (USD).
+        weights: fixed inverse-potential-income weights ``(N,)``, mean 1
+            (:func:`inverse_income_weights`).
+    """
+
+    utility: FloatArray
+    consumption: FloatArray
+    income: FloatArray
+    weights: FloatArray
+
+
+@dataclass(frozen=True)
+class SWF:
+    """One social welfare function, as registered with :func:`register_swf`.
+
+    Attributes:
+        name: what ``--swf`` and ``RunConfig.swf`` take; also the metric's name in the
+            per-year metrics and the ``years`` table (a Python identifier).
+        help: one line for ``--help``.
+        objective: what the LLM planner is told it maximises ("Your goal: maximise
+            <objective>."), completing that sentence.
+        evaluate: the welfare of :class:`WelfareInputs`, reduced over the last axis.
+        marginal_weights: ``(inputs, mu) -> ∂W/∂c_i`` for one outcome (``(N,)``
+            arrays), up to a positive factor, where ``mu`` is each worker's marginal
+            utility of consumption; what the Saez planner needs. ``None``: the Saez
+            planner refuses this SWF.
+        output_weight: for SWFs that value income directly, not only through
+            consumption, ``∂W/∂z_i`` with every consumption held fixed, in the units of
+            ``marginal_weights``; ``None`` for welfarist SWFs (envelope theorem).
+    """
+
+    name: str
+    help: str
+    objective: str
+    evaluate: Callable[[WelfareInputs], FloatArray]
+    marginal_weights: Callable[[WelfareInputs, FloatArray], FloatArray] | None = None
+    output_weight: Callable[[WelfareInputs], float] | None = None
+
+
+#: Names an SWF may not take (they are other per-year metrics).
+_RESERVED_METRIC_NAMES = frozenset(
+    {
+        "swf", "revenue_usd", "rebate_usd", "mean_weekly_hours", "mean_income_usd",
+        "output_usd", "gini_income", "gini_consumption", "equality", "effective_tax_rate",
+        "mean_marginal_rate", "rebate_converged", "rebate_residual_usd", "welfare",
+    }
+)  # fmt: skip
+
+_SWFS: dict[str, SWF] = {}
+
+
+def register_swf(swf: SWF, *, replace: bool = False) -> SWF:
+    """Add ``swf`` to the registry (after the built-in ones, in registration order).
+
+    Raises:
+        ValueError: the name is not an identifier, or is taken and ``replace`` is false.
+    """
+    if not swf.name.isidentifier() or swf.name in _RESERVED_METRIC_NAMES:
+        raise ValueError(f"invalid SWF name {swf.name!r}: use a Python identifier")
+    if swf.name in _SWFS and not replace:
+        raise ValueError(f"an SWF named {swf.name!r} is already registered")
+    _SWFS[swf.name] = swf
+    return swf
+
+
+def unregister_swf(name: str) -> SWF | None:
+    """Remove the SWF ``name`` from the registry (``None`` when it was not there)."""
+    return _SWFS.pop(name, None)
+
+
+@contextmanager
+def registered_swf(swf: SWF) -> Iterator[SWF]:
+    """Register ``swf`` for the duration of a ``with`` block (tests, notebooks)."""
+    register_swf(swf)
+    try:
+        yield swf
+    finally:
+        unregister_swf(swf.name)
+
+
+def swf_names() -> dict[str, str]:
+    """Registered SWFs: name -> one-line help, built-ins first."""
+    return {name: swf.help for name, swf in _SWFS.items()}
+
+
+def get_swf(name: str) -> SWF:
+    """The registered SWF ``name``.
+
+    Raises:
+        ValueError: no SWF has that name (the message lists the registered ones).
+    """
+    try:
+        return _SWFS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown social welfare function {name!r}: use one of {', '.join(_SWFS)}"
+        ) from None
+
+
 def social_welfare(
     name: str,
     utility: FloatArray,
@@ -73,19 +183,8 @@ def social_welfare(
     income: FloatArray,
     weights: FloatArray,
 ) -> FloatArray:
-    """Evaluate the named SWF (one of :data:`SWF_NAMES`)."""
-    fns: dict[str, Callable[[], FloatArray]] = {
-        "utilitarian": lambda: utilitarian_welfare(utility),
-        "inverse_income": lambda: inverse_income_welfare(utility, weights),
-        "rawlsian": lambda: rawlsian_welfare(utility),
-        "equality_times_productivity": lambda: equality_times_productivity(consumption, income),
-    }
-    try:
-        return fns[name]()
-    except KeyError:
-        raise ValueError(
-            f"unknown social welfare function {name!r}: use one of {', '.join(SWF_NAMES)}"
-        ) from None
+    """Evaluate the registered SWF ``name`` (see :func:`swf_names`)."""
+    return get_swf(name).evaluate(WelfareInputs(utility, consumption, income, weights))
 
 
 def marginal_welfare_weights(
@@ -123,15 +222,16 @@ def output_welfare_weight(
     and does not value leisure; its value is returned (``inf`` when no dollar of
     consumption can raise equality, i.e. all consumptions are equal).
     """
-    if swf != "equality_times_productivity":
-        if swf not in SWF_NAMES:
-            raise ValueError(f"unknown social welfare function {swf!r}")
+    found = get_swf(swf)
+    if found.output_weight is None:
         return None
     c = np.asarray(consumption, dtype=float)
     raw_mean = float(_raw_marginal_weights(swf, c, income, utility, fixed_weights, crra).mean())
     if raw_mean <= 0:
         return float("inf")
-    return float(equality(c)) / c.size / raw_mean
+    return found.output_weight(WelfareInputs(np.asarray(utility), c, income, fixed_weights)) / (
+        raw_mean
+    )
 
 
 def _raw_marginal_weights(
@@ -143,26 +243,74 @@ def _raw_marginal_weights(
     crra: float | None,
 ) -> FloatArray:
     """``∂W/∂c_i`` (up to a positive factor for the welfarist SWFs)."""
-    c = np.asarray(consumption, dtype=float)
-    n = c.size
-    mu = np.ones(n) if crra is None else np.maximum(c, 1e-9) ** (-crra)
-    if swf == "utilitarian":
-        return mu
-    if swf == "inverse_income":
-        return np.asarray(fixed_weights * mu, dtype=float)
-    if swf == "rawlsian":
-        w = np.zeros(n)
-        w[int(np.argmin(utility))] = 1.0
-        return w
-    if swf == "equality_times_productivity":
-        rank = np.empty(n)
-        rank[np.argsort(c, kind="stable")] = np.arange(1, n + 1)
-        total = c.sum()
-        d_gini = ((2.0 * rank - n - 1.0) / n - gini(c)) / total if total else np.zeros(n)
-        return np.asarray(
-            -d_gini * (n / (n - 1.0) if n > 1 else 1.0) * float(np.mean(income)), dtype=float
+    found = get_swf(swf)
+    if found.marginal_weights is None:
+        raise ValueError(
+            f"the social welfare function {swf!r} defines no marginal weights "
+            "(the Saez planner needs them)"
         )
-    raise ValueError(f"unknown social welfare function {swf!r}")
+    c = np.asarray(consumption, dtype=float)
+    mu = np.ones(c.size) if crra is None else np.maximum(c, 1e-9) ** (-crra)
+    inputs = WelfareInputs(np.asarray(utility), c, income, fixed_weights)
+    return np.asarray(found.marginal_weights(inputs, mu), dtype=float)
+
+
+# -- the built-in SWFs ------------------------------------------------------------------
+
+
+def _rawlsian_marginal(inputs: WelfareInputs, mu: FloatArray) -> FloatArray:
+    w = np.zeros(inputs.consumption.size)
+    w[int(np.argmin(inputs.utility))] = 1.0
+    return w
+
+
+def _etp_marginal(inputs: WelfareInputs, mu: FloatArray) -> FloatArray:
+    c = inputs.consumption
+    n = c.size
+    rank = np.empty(n)
+    rank[np.argsort(c, kind="stable")] = np.arange(1, n + 1)
+    total = c.sum()
+    d_gini = ((2.0 * rank - n - 1.0) / n - gini(c)) / total if total else np.zeros(n)
+    return np.asarray(
+        -d_gini * (n / (n - 1.0) if n > 1 else 1.0) * float(np.mean(inputs.income)), dtype=float
+    )
+
+
+for _swf in (
+    SWF(
+        "utilitarian",
+        "mean utility",
+        "the average utility of all workers (income after tax and rebate, minus the cost "
+        "of working)",
+        lambda x: utilitarian_welfare(x.utility),
+        lambda x, mu: mu,
+    ),
+    SWF(
+        "inverse_income",
+        "mean utility weighted by 1/potential income (fixed weights, mean 1)",
+        "welfare that counts each worker's utility with a weight inversely proportional "
+        "to their earning potential (helping low earners counts more)",
+        lambda x: inverse_income_welfare(x.utility, x.weights),
+        lambda x, mu: np.asarray(x.weights * mu, dtype=float),
+    ),
+    SWF(
+        "rawlsian",
+        "the worst-off worker's utility",
+        "the utility of the worst-off worker",
+        lambda x: rawlsian_welfare(x.utility),
+        _rawlsian_marginal,
+    ),
+    SWF(
+        "equality_times_productivity",
+        "AI Economist: (1 − Gini(c)·N/(N−1)) · mean income",
+        "equality of after-tax income times average pre-tax income",
+        lambda x: equality_times_productivity(x.consumption, x.income),
+        _etp_marginal,
+        lambda x: float(equality(x.consumption)) / x.consumption.size,
+    ),
+):
+    register_swf(_swf)
+del _swf
 
 
 def gain_closed(swf: float, none_swf: float | None, oracle_swf: float | None) -> float | None:

@@ -31,6 +31,7 @@ from llmecon.models._registry import (
     provider_names,
     register_provider,
     resolve_model_name,
+    runs_in_process,
 )
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
@@ -63,4 +64,5 @@ __all__ = [
     "redact_url",
     "register_provider",
     "resolve_model_name",
+    "runs_in_process",
 ]

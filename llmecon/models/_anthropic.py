@@ -7,25 +7,15 @@ tool call: the schema is the tool's ``input_schema`` and the reply is the tool i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
 
 from llmecon.models._config import GenerateConfig
-from llmecon.models._errors import (
-    AuthError,
-    MissingKeyError,
-    ModelTimeoutError,
-    ProviderError,
-    RateLimitError,
-)
+from llmecon.models._errors import MissingKeyError, ProviderError, sdk_error
 from llmecon.models._pricing import price_known
-from llmecon.models._provider import (
-    ModelProvider,
-    PerLoopClients,
-    ProviderResponse,
-    parse_retry_after,
-)
+from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage, Usage
 
@@ -78,12 +68,17 @@ class AnthropicProvider(ModelProvider):
         }
         if system:
             args["system"] = system
-        optional = {
-            "temperature": config.temperature,
-            "top_p": config.top_p,
-            "stop_sequences": config.stop,
-        }
-        args.update({k: v for k, v in optional.items() if v is not None})
+        if config.stop:
+            args["stop_sequences"] = config.stop
+        sampling = {"temperature": config.temperature, "top_p": config.top_p}
+        sampling = {k: v for k, v in sampling.items() if v is not None}
+        if sampling:
+            # anthropic SDK 2.x dropped these keywords; the Messages API still takes them
+            # for the models that allow sampling settings, so they go in the body.
+            if _sdk_takes_sampling():
+                args.update(sampling)
+            else:
+                args["extra_body"] = sampling
         if spec is not None:
             args["tools"] = [
                 {
@@ -105,34 +100,11 @@ class AnthropicProvider(ModelProvider):
             reply = await self._clients.get().messages.create(
                 **self._request_args(messages, spec, config)
             )
-        except anthropic.APIStatusError as exc:
-            status = exc.status_code
-            detail = _error_message(exc)
-            if status in (401, 403):
-                raise AuthError(
-                    f"{where}: HTTP {status}: authentication failed ({detail}); "
-                    "check ANTHROPIC_API_KEY"
-                ) from None
-            if status == 429:
-                retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
-                raise RateLimitError(
-                    f"{where}: HTTP 429: {detail}", retry_after_s=retry_after
-                ) from None
-            raise ProviderError(
-                f"{where}: HTTP {status}: {detail}",
-                status=status,
-                retryable=status >= 500 or status in (408, 409),  # incl. 529 overloaded
-            ) from None
-        except anthropic.APITimeoutError:
-            raise ModelTimeoutError(f"{where}: request timed out") from None
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError(
-                f"{where}: connection failed ({type(exc).__name__})", retryable=True
-            ) from None
-        except (anthropic.APIResponseValidationError, ValueError) as exc:
-            raise ProviderError(
-                f"{where}: malformed response ({type(exc).__name__})", retryable=True
-            ) from None
+        except Exception as exc:
+            error = sdk_error(anthropic, exc, where, key_hint="ANTHROPIC_API_KEY")
+            if error is None:
+                raise
+            raise error from None
         return _to_response(reply, where)
 
     async def aclose(self) -> None:
@@ -161,10 +133,11 @@ def _to_response(reply: Any, where: str) -> ProviderResponse:
     )
 
 
-def _error_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:300]
-    return type(exc).__name__
+@functools.cache
+def _sdk_takes_sampling() -> bool:
+    """Whether the installed SDK's ``messages.create`` has a ``temperature`` keyword."""
+    import inspect
+
+    from anthropic.resources.messages import AsyncMessages
+
+    return "temperature" in inspect.signature(AsyncMessages.create).parameters

@@ -2,10 +2,20 @@
 
 Every message is passed through :func:`llmecon.models._redact.redact` when the error is
 created, so an API key can never travel inside an exception's text or repr.
+
+The mapping of a provider's HTTP failures to these errors is written once, here:
+:func:`error_from_status` (status → typed error), :func:`error_message` /
+:func:`body_error_message` (the server's own message), :func:`retry_after_header` and
+:func:`sdk_error` (the openai and anthropic SDKs share their exception names).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from llmecon.models._provider import parse_retry_after
 from llmecon.models._redact import redact
 
 
@@ -99,3 +109,100 @@ class StructuredOutputError(ModelError):
 
 class BudgetExceededError(ModelError):
     """The hard cost limit set with ``Model.set_budget`` has been reached."""
+
+
+# -- provider failures -> typed errors -------------------------------------------------
+
+#: Longest server message kept in an error.
+_DETAIL_CHARS = 300
+
+
+def error_from_status(
+    status: int | None,
+    message: str,
+    retry_after: str | None,
+    where: str,
+    *,
+    key_hint: str = "the API key",
+    retryable: bool = False,
+) -> ModelError:
+    """The typed error for a provider's HTTP failure.
+
+    401/403 → :class:`AuthError` (never retried), 429 → :class:`RateLimitError` (with the
+    ``Retry-After`` header's seconds), anything else → :class:`ProviderError`, retryable
+    for 5xx (incl. Anthropic's 529 overloaded), 408 and 409, or when ``retryable`` says so
+    (a transient failure known by other means). ``where`` names the model
+    (``openai/gpt-4o``); ``key_hint`` the key to check on an auth failure; ``status``
+    ``None``: the failure carried no status.
+    """
+    head = where if status is None else f"{where}: HTTP {status}"
+    if status in (401, 403):
+        return AuthError(f"{head}: authentication failed ({message}); check {key_hint}")
+    if status == 429:
+        return RateLimitError(f"{head}: {message}", retry_after_s=parse_retry_after(retry_after))
+    transient = status is not None and (status >= 500 or status in (408, 409))
+    return ProviderError(f"{head}: {message}", status=status, retryable=retryable or transient)
+
+
+def retry_after_header(headers: Mapping[str, str] | None) -> str | None:
+    """``Retry-After`` of a response's headers, else ``retry-after-ms`` in seconds."""
+    if not headers:
+        return None
+    value = headers.get("retry-after")
+    if value is None and headers.get("retry-after-ms"):
+        try:
+            value = str(float(headers["retry-after-ms"]) / 1000)
+        except ValueError:
+            return None
+    return value
+
+
+def _message_in(body: Any) -> str | None:
+    """The message of an error body ``{"error": {"message": …}}`` (or ``{"message"}``)."""
+    inner = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(inner, dict) and inner.get("message"):
+        return str(inner["message"])[:_DETAIL_CHARS]
+    return None
+
+
+def error_message(exc: BaseException) -> str:
+    """The server's message carried by an SDK exception (its parsed ``body``), else the
+    exception's type name."""
+    return _message_in(getattr(exc, "body", None)) or type(exc).__name__
+
+
+def body_error_message(raw: bytes) -> str:
+    """The server's message in a raw error body (JSON or not)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return raw[:200].decode("utf-8", "replace")
+    message = _message_in(body)
+    if message is not None:
+        return message
+    inner = body.get("error", body) if isinstance(body, dict) else body
+    return inner[:_DETAIL_CHARS] if isinstance(inner, str) else "error"
+
+
+def sdk_error(
+    sdk: Any, exc: BaseException, where: str, *, key_hint: str = "the API key"
+) -> ModelError | None:
+    """The typed error for an exception of the ``openai`` or ``anthropic`` SDK module
+    ``sdk`` (both name their exceptions alike), or ``None`` when ``exc`` is not one of
+    them (re-raise it)."""
+    if isinstance(exc, sdk.APIStatusError):
+        headers = getattr(exc.response, "headers", None)
+        return error_from_status(
+            exc.status_code,
+            error_message(exc),
+            retry_after_header(headers),
+            where,
+            key_hint=key_hint,
+        )
+    if isinstance(exc, sdk.APITimeoutError):  # a subclass of APIConnectionError: first
+        return ModelTimeoutError(f"{where}: request timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        return ProviderError(f"{where}: connection failed ({type(exc).__name__})", retryable=True)
+    if isinstance(exc, sdk.APIResponseValidationError | ValueError):
+        return ProviderError(f"{where}: malformed response ({type(exc).__name__})", retryable=True)
+    return None

@@ -12,8 +12,14 @@ import os
 from typing import Any
 
 from llmecon.models._config import GenerateConfig
-from llmecon.models._errors import AuthError, ModelTimeoutError, ProviderError, RateLimitError
-from llmecon.models._provider import ModelProvider, ProviderResponse, parse_retry_after
+from llmecon.models._errors import (
+    ModelError,
+    ModelTimeoutError,
+    ProviderError,
+    error_from_status,
+    retry_after_header,
+)
+from llmecon.models._provider import ModelProvider, ProviderResponse
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
 
@@ -103,29 +109,31 @@ class LiteLLMProvider(ModelProvider):
         )
 
 
-def _map_error(exc: Exception, where: str) -> Exception:
+#: litellm exception names that stand for a status (when ``status_code`` is missing)
+_NAME_STATUS = {"AuthenticationError": 401, "PermissionDeniedError": 403, "RateLimitError": 429}
+#: litellm exception names of transient failures
+_TRANSIENT_NAMES = (
+    "APIConnectionError",
+    "InternalServerError",
+    "ServiceUnavailableError",
+    "APIError",
+)
+
+
+def _map_error(exc: Exception, where: str) -> ModelError:
     """litellm's exceptions carry ``status_code``; map them by status and type name."""
-    status = getattr(exc, "status_code", None)
     name = type(exc).__name__
-    detail = f"{name}: {str(exc)[:300]}"  # redacted by ModelError
     if name == "Timeout" or isinstance(exc, TimeoutError):
         return ModelTimeoutError(f"{where}: request timed out")
-    if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
-        return AuthError(f"{where}: authentication failed ({detail})")
-    if status == 429 or name == "RateLimitError":
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None) or {}
-        return RateLimitError(
-            f"{where}: {detail}", retry_after_s=parse_retry_after(headers.get("retry-after"))
-        )
-    retryable = (isinstance(status, int) and (status >= 500 or status in (408, 409))) or name in (
-        "APIConnectionError",
-        "InternalServerError",
-        "ServiceUnavailableError",
-        "APIError",
-    )
-    return ProviderError(
-        f"{where}: {detail}",
-        status=status if isinstance(status, int) else None,
-        retryable=retryable,
+    status = getattr(exc, "status_code", None)
+    named = _NAME_STATUS.get(name)  # the exception's type wins over a generic status
+    if not isinstance(status, int) or (named is not None and status not in (401, 403, 429)):
+        status = named
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    return error_from_status(
+        status,
+        f"{name}: {str(exc)[:300]}",  # redacted by ModelError
+        retry_after_header(headers),
+        where,
+        retryable=name in _TRANSIENT_NAMES,
     )

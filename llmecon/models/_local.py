@@ -415,6 +415,7 @@ class LocalProvider(ModelProvider):
     """llama.cpp in a child process, with JSON-schema constrained decoding (a grammar)."""
 
     provider_name = "local"
+    in_process = True
     supports_native_schema = True
     #: One: the child answers one request at a time, and a call waiting for the
     #: endpoint's limit is not yet timed (its timeout starts once it holds a slot).

@@ -44,6 +44,7 @@ class MockProvider(ModelProvider):
     """Deterministic scripted / rule-based model (see the module docstring)."""
 
     provider_name = "mock"
+    in_process = True
     supports_native_schema = True
     default_max_concurrency = 10_000
 

@@ -26,20 +26,18 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
-    AuthError,
     MissingKeyError,
     ModelError,
     ModelTimeoutError,
     ProviderError,
-    RateLimitError,
+    body_error_message,
+    error_from_status,
+    error_message,
+    retry_after_header,
+    sdk_error,
 )
 from llmecon.models._pricing import price_known
-from llmecon.models._provider import (
-    ModelProvider,
-    PerLoopClients,
-    ProviderResponse,
-    parse_retry_after,
-)
+from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse
 from llmecon.models._redact import redact_url
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
@@ -170,27 +168,18 @@ class OpenAIProvider(ModelProvider):
                     **self._request_args(messages, spec, config)
                 )
                 break
-            except openai.APIStatusError as exc:
-                status = exc.status_code
+            except Exception as exc:
+                error = sdk_error(openai, exc, f"openai/{self.model_name}")
+                if error is None:
+                    raise
                 if (
-                    spec is not None
-                    and _rejects_format(status, _error_message(exc))
+                    isinstance(exc, openai.APIStatusError)
+                    and spec is not None
+                    and _rejects_format(exc.status_code, error_message(exc))
                     and self._next_dialect()
                 ):
                     continue
-                raise _map_status_error(exc, self.model_name) from None
-            except openai.APITimeoutError:
-                raise ModelTimeoutError(f"openai/{self.model_name}: request timed out") from None
-            except openai.APIConnectionError as exc:
-                raise ProviderError(
-                    f"openai/{self.model_name}: connection failed ({type(exc).__name__})",
-                    retryable=True,
-                ) from None
-            except (openai.APIResponseValidationError, ValueError) as exc:
-                raise ProviderError(
-                    f"openai/{self.model_name}: malformed response ({type(exc).__name__})",
-                    retryable=True,
-                ) from None
+                raise error from None
         return _to_response(completion, self.model_name)
 
     async def _generate_http(
@@ -212,7 +201,7 @@ class OpenAIProvider(ModelProvider):
                     timeout=timeout,
                 ) as resp:
                     status, raw = resp.status, await resp.read()
-                    retry_after = resp.headers.get("retry-after")
+                    retry_after = retry_after_header(resp.headers)
             except TimeoutError:
                 raise ModelTimeoutError(f"{where}: request timed out") from None
             except aiohttp.ClientError as exc:
@@ -221,10 +210,10 @@ class OpenAIProvider(ModelProvider):
                 ) from None
             if status < 400:
                 break
-            detail = _body_message(raw)
+            detail = body_error_message(raw)
             if spec is not None and _rejects_format(status, detail) and self._next_dialect():
                 continue
-            raise _status_error(status, detail, retry_after, where)
+            raise error_from_status(status, detail, retry_after, where)
         try:
             payload = json.loads(raw)
             choice = payload["choices"][0]["message"]
@@ -278,48 +267,6 @@ def _to_response(completion: Any, model: str) -> ProviderResponse:
     return ProviderResponse(text=text, usage=usage)
 
 
-def _map_status_error(exc: Any, model: str) -> ModelError:
-    """An ``openai.APIStatusError`` as one of our typed (redacted) errors."""
-    headers = exc.response.headers
-    retry_after = headers.get("retry-after")
-    if retry_after is None and headers.get("retry-after-ms"):
-        retry_after = str(float(headers["retry-after-ms"]) / 1000)
-    return _status_error(exc.status_code, _error_message(exc), retry_after, f"openai/{model}")
-
-
-def _status_error(status: int, detail: str, retry_after: str | None, where: str) -> ModelError:
-    where = f"{where}: HTTP {status}"
-    if status in (401, 403):
-        return AuthError(f"{where}: authentication failed ({detail}); check the API key")
-    if status == 429:
-        return RateLimitError(f"{where}: {detail}", retry_after_s=parse_retry_after(retry_after))
-    return ProviderError(
-        f"{where}: {detail}", status=status, retryable=status >= 500 or status in (408, 409)
-    )
-
-
 def _rejects_format(status: int, detail: str) -> bool:
     """Did the server refuse our ``response_format``? (llama.cpp server says so with a 500.)"""
     return status in (400, 422) or (status == 500 and "response_format" in detail)
-
-
-def _body_message(raw: bytes) -> str:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return raw[:200].decode("utf-8", "replace")
-    inner = body.get("error", body) if isinstance(body, dict) else body
-    if isinstance(inner, dict) and inner.get("message"):
-        return str(inner["message"])[:300]
-    if isinstance(inner, str):
-        return inner[:300]
-    return "error"
-
-
-def _error_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:300]
-    return type(exc).__name__

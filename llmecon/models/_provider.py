@@ -57,6 +57,8 @@ class ModelProvider(ABC):
     supports_native_schema: bool = False
     #: concurrency limit per endpoint when the caller gives none
     default_max_concurrency: int = 16
+    #: runs inside this process (embedded, mock, scripted, replay): takes no server URL
+    in_process: bool = False
 
     def __init__(self, model_name: str, api_base: str | None = None) -> None:
         self.model_name = model_name

@@ -45,7 +45,44 @@ def register_provider(name: str, factory: ProviderFactory | str) -> None:
 
 
 def provider_names() -> list[str]:
+    """Registered providers (built-in and plug-ins), sorted."""
+    _load_plugins()
     return sorted(_PROVIDERS)
+
+
+#: Whether the ``llmecon.providers`` entry points were loaded (once, on first use).
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Register the providers of the ``llmecon.providers`` entry points, once.
+
+    An entry point loads either a module whose import called :func:`register_provider`,
+    or a provider factory (``factory(model, api_base, **provider_args)``, e.g. a
+    :class:`ModelProvider` subclass), registered under the entry point's name. A
+    plug-in that fails, or whose name is taken, is skipped with a warning.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    import inspect
+
+    from llmecon._plugins import load_plugins, warn_plugin
+
+    group = "llmecon.providers"
+    before = set(_PROVIDERS)
+    for ep, obj in load_plugins(group):
+        if ep.name in _PROVIDERS and ep.name not in before:
+            continue  # its import registered it
+        if inspect.ismodule(obj):
+            continue
+        if not callable(obj):
+            warn_plugin(group, ep.name, ep.value, "neither a module nor a provider factory")
+        elif ep.name in _PROVIDERS or not ep.name or "/" in ep.name:
+            warn_plugin(group, ep.name, ep.value, "the name is taken or invalid")
+        else:
+            register_provider(ep.name, obj)
 
 
 def resolve_model_name(name: str, api_base: str | None = None) -> tuple[str, str]:
@@ -55,6 +92,7 @@ def resolve_model_name(name: str, api_base: str | None = None) -> tuple[str, str
     ``openai``, ``claude-…`` to ``anthropic``; any other bare name with ``api_base`` is
     an OpenAI-compatible server (vLLM, Ollama, llama.cpp server).
     """
+    _load_plugins()
     name = ALIASES.get(name.strip(), name.strip())
     if not name:
         raise UnknownModelError("empty model name")
@@ -73,6 +111,16 @@ def resolve_model_name(name: str, api_base: str | None = None) -> tuple[str, str
         f"unknown model {name!r}: use <provider>/<model> with a provider among "
         f"{', '.join(provider_names())}, or pass --api-base for an OpenAI-compatible server"
     )
+
+
+def runs_in_process(name: str) -> bool:
+    """Whether the model ``name`` is served inside this process (its provider's
+    ``in_process``): such a model takes no ``api_base``. ``False`` for unknown names."""
+    try:
+        provider, _ = resolve_model_name(name)
+    except UnknownModelError:
+        return False
+    return bool(getattr(_factory(provider), "in_process", False))
 
 
 def _factory(provider: str) -> ProviderFactory:

@@ -1,4 +1,4 @@
-"""Census-calibrated worker personas (DESIGN.md §4).
+"""Census-calibrated worker personas (docs/design.md §4).
 
 Personas are drawn jointly from official tables shipped in ``llmecon/personas/data/``
 (derived by ``scripts/build_census_tables.py``; sources in ``data/SOURCES.md``):

@@ -1,6 +1,6 @@
 """The joint persona sampler (seeded, vectorised).
 
-Steps (DESIGN.md §4), all draws from one explicit ``numpy.random.Generator``:
+Steps (docs/design.md §4), all draws from one explicit ``numpy.random.Generator``:
 
 1. occupation (SOC) ∝ OEWS employment; NAICS sector given occupation;
 2. sex, age band → single-year age, education given occupation (education capped for

@@ -1,4 +1,4 @@
-"""The planner interface and registry (DESIGN.md §3).
+"""The planner interface and registry (docs/design.md §3).
 
 A planner sees the history of past years (enacted schedules, outcomes, agent-level
 hours and incomes) and proposes the next schedule. Baseline planners are pure and
@@ -100,13 +100,23 @@ _REGISTRY: dict[str, tuple[PlannerFactory, str]] = {}
 
 
 def register_planner(name: str, help_text: str) -> Callable[[PlannerFactory], PlannerFactory]:
-    """Register a planner factory under ``name``; ``name:arg`` passes ``arg`` to it."""
+    """Register a planner factory under ``name``; ``name:arg`` passes ``arg`` to it.
+
+    ``help_text`` is one line for ``--help``; start it with ``name:<arg>`` when the
+    planner takes an argument. Third-party planners register through the entry point
+    group ``llmecon.planners`` (``docs/plugins.md``).
+    """
 
     def wrap(factory: PlannerFactory) -> PlannerFactory:
         _REGISTRY[name] = (factory, help_text)
         return factory
 
     return wrap
+
+
+def unregister_planner(name: str) -> None:
+    """Remove the planner registered as ``name`` (tests, plug-in reloads); no-op if absent."""
+    _REGISTRY.pop(name, None)
 
 
 def planner_names() -> dict[str, str]:
@@ -155,6 +165,44 @@ def parse_rates(text: str, n_brackets: int | None = None) -> list[float]:
     return values
 
 
+#: Whether the ``llmecon.planners`` entry points were loaded (once, on first use).
+_plugins_loaded = False
+
+
 def _load_builtin() -> None:
-    # Importing the modules registers their planners.
+    # Importing the modules registers their planners; then the plug-ins, once.
     from llmecon.planners import bandits, fixed, oracle, saez  # noqa: F401
+
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        _load_plugins()
+
+
+def _load_plugins() -> None:
+    """Register the planners of the ``llmecon.planners`` entry points.
+
+    An entry point loads either a module (or any object) whose import registered its
+    planners with :func:`register_planner`, or a factory ``(context, arg) -> Planner``,
+    registered under the entry point's name with its docstring's first line as help.
+    A plug-in that fails, or whose name is taken, is skipped with a warning.
+    """
+    import inspect
+
+    from llmecon._plugins import load_plugins, warn_plugin
+
+    group = "llmecon.planners"
+    before = set(_REGISTRY)
+    for ep, obj in load_plugins(group):
+        name = ep.name.strip().lower()
+        if name in _REGISTRY and name not in before:
+            continue  # its import registered it
+        if inspect.ismodule(obj):
+            continue
+        if not callable(obj):
+            warn_plugin(group, ep.name, ep.value, "neither a module nor a planner factory")
+        elif name in _REGISTRY or not name or ":" in name:
+            warn_plugin(group, ep.name, ep.value, "the name is taken or invalid")
+        else:
+            doc = (inspect.getdoc(obj) or "").strip().splitlines()
+            register_planner(name, doc[0] if doc else f"plug-in ({ep.value})")(obj)

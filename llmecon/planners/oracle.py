@@ -1,4 +1,4 @@
-"""The oracle: the numerical optimum of the SWF over bracket rates (DESIGN.md §3).
+"""The oracle: the numerical optimum of the SWF over bracket rates (docs/design.md §3).
 
 It optimises against rational best responses of the true economy, so it is the
 "physical limit" a planner can reach. The SWF is piecewise smooth in the rates (workers

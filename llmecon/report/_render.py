@@ -12,7 +12,8 @@ import pandas as pd
 from llmecon.report import _plots
 from llmecon.report._html import Markup, image, page, paragraph, section, table, truncate
 from llmecon.report._references import References, references
-from llmecon.runs.dataframes import KNOWN_EVENT_TYPES, RunData
+from llmecon.runs.dataframes import RunData
+from llmecon.runs.events import KNOWN_EVENT_TYPES
 
 #: Sample LLM calls shown per run, and the characters of raw output shown per call.
 SAMPLE_CALLS = 8

@@ -1,14 +1,31 @@
-"""Run configuration: one pydantic model, loadable from YAML/TOML, overridable by CLI."""
+"""Run configuration: one pydantic model, loadable from YAML/TOML, overridable by CLI.
+
+Every field is declared once, here: its docstring is the CLI's ``--help`` text, its
+type and default make the option (``llmecon.cli._common.config_options``), its
+``group`` (``json_schema_extra``) says which commands take it, and a :class:`Registry`
+annotation draws its allowed values (or the names its help lists) from a registry, so
+plug-ins and newly registered SWFs count without another edit.
+"""
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 
@@ -24,6 +41,58 @@ class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the field."""
 
 
+@dataclass(frozen=True)
+class Registry:
+    """Field annotation: the names a field takes come from a registry, read when the
+    field is validated or the CLI prints its help (never frozen at import).
+
+    Attributes:
+        label: how the CLI help introduces the names (``"baselines"``).
+        names: returns the registered names (a ``name -> help`` mapping or any iterable).
+        strict: the field accepts only these names (a ``click.Choice`` on the command
+            line); otherwise they are listed in the help only.
+    """
+
+    label: str
+    names: Callable[[], Iterable[str]]
+    strict: bool = True
+
+
+def _swf_names() -> dict[str, str]:
+    from llmecon.economy.welfare import swf_names
+
+    return swf_names()
+
+
+def _vote_rule_names() -> dict[str, str]:
+    from llmecon.voting import vote_rule_names
+
+    return vote_rule_names()
+
+
+def _baseline_names() -> dict[str, str]:
+    from llmecon.planners import planner_names
+
+    return planner_names()
+
+
+def _provider_names() -> list[str]:
+    from llmecon.models import provider_names
+
+    return provider_names()
+
+
+#: ``group`` markers (``json_schema_extra``): which commands take a field's option.
+#: ``run`` takes every field, ``compare`` the economy, ``resume`` the operational ones.
+GROUPS = ("agents", "economy", "output", "llm", "operational", "voting")
+_AGENTS: dict[str, Any] = {"group": "agents"}
+_ECONOMY: dict[str, Any] = {"group": "economy"}
+_OUTPUT: dict[str, Any] = {"group": "output"}
+_LLM: dict[str, Any] = {"group": "llm"}
+_OPERATIONAL: dict[str, Any] = {"group": "operational"}
+_VOTING: dict[str, Any] = {"group": "voting"}
+
+
 class RunConfig(BaseModel):
     """Everything that defines a run. Recorded, fully resolved, in the manifest."""
 
@@ -34,179 +103,200 @@ class RunConfig(BaseModel):
         use_attribute_docstrings=True,  # field docs are the CLI's --help texts
     )
 
-    planner: str = DEFAULT_MODEL
-    """Planner: a baseline (``none``, ``us-federal``, ``flat:<r>``, ``fixed:<r,…>``,
-    ``saez``, ``saez-empirical``, ``oracle``, ``ucb``, ``thompson``, ``egreedy``) or a
-    model name for the LLM planner (``gpt-4o``, ``local/smollm2-135m``, ``mock/default``).
+    planner: Annotated[
+        str,
+        Registry("baselines", _baseline_names, strict=False),
+        Registry("model providers", _provider_names, strict=False),
+    ] = Field(DEFAULT_MODEL, json_schema_extra=_AGENTS)
+    """Planner: a baseline planner or a model name for the LLM planner (``gpt-4o``,
+    ``claude-…``, ``<provider>/<model>``, ``local/smollm2-135m``, ``mock/default``).
     Default: the embedded offline model."""
 
-    workers: str | None = None
+    workers: str | None = Field(None, json_schema_extra=_AGENTS)
     """``rational`` (exact best response) or a model name for LLM workers. Default: the
     planner's model when the planner is an LLM, else ``rational``."""
 
-    agents: int | None = Field(None, ge=1, le=10_000_000)
+    agents: int | None = Field(None, ge=1, le=10_000_000, json_schema_extra=_ECONOMY)
     """Number of worker agents (personas). Default: 16 with embedded-model workers (a
     run of a few minutes on 2 cores), 100 with API-model workers, 1 000 with rational."""
 
-    years: int | None = Field(None, ge=1, le=10_000)
+    years: int | None = Field(None, ge=1, le=10_000, json_schema_extra=_ECONOMY)
     """Number of tax years. Default: 5 with embedded-model workers, else 20."""
 
-    worker_steps: int = Field(1, ge=1, le=100)
+    worker_steps: int = Field(1, ge=1, le=100, json_schema_extra=_AGENTS)
     """Hour decisions per worker per year; the last one counts."""
 
-    personas: str = "default"
+    personas: str = Field("default", json_schema_extra=_ECONOMY)
     """``default`` (the shipped persona bank), ``synthetic`` (log-normal stand-in), or
     a path to a persona bank (JSONL)."""
 
-    swf: Literal["utilitarian", "inverse_income", "rawlsian", "equality_times_productivity"] = (
-        "inverse_income"
+    swf: Annotated[str, Registry("SWFs", _swf_names)] = Field(
+        "inverse_income", json_schema_extra=_ECONOMY
     )
-    """The planner's objective; all four are always reported."""
+    """The planner's objective, a registered social welfare function; every one is
+    reported each year."""
 
-    brackets: str = "us-federal-2025"
+    brackets: str = Field("us-federal-2025", json_schema_extra=_ECONOMY)
     """Bracket set: ``us-federal-2025``, ``flat``, ``three`` or comma-separated edges (USD)."""
 
-    elasticity: float = Field(0.4, ge=0.01, le=5)
+    elasticity: float = Field(0.4, ge=0.01, le=5, json_schema_extra=_ECONOMY)
     """ε, the elasticity of hours to the net-of-tax wage."""
 
-    max_weekly_hours: float = Field(80.0, gt=0, le=168)
+    max_weekly_hours: float = Field(80.0, gt=0, le=168, json_schema_extra=_ECONOMY)
     """Upper bound of weekly hours."""
 
-    crra: float | None = Field(None, gt=0, le=20)
+    crra: float | None = Field(None, gt=0, le=20, json_schema_extra=_ECONOMY)
     """η for CRRA consumption utility (income effects); unset = quasi-linear."""
 
-    rebate_share: float = Field(1.0, ge=0, le=1)
+    rebate_share: float = Field(1.0, ge=0, le=1, json_schema_extra=_ECONOMY)
     """Share of revenue returned as an equal lump sum."""
 
-    min_rate: float = Field(0.0, ge=0, le=1)
+    min_rate: float = Field(0.0, ge=0, le=1, json_schema_extra=_ECONOMY)
     """Lowest marginal rate a planner may set (fraction)."""
 
-    max_rate: float = Field(1.0, ge=0, le=1)
+    max_rate: float = Field(1.0, ge=0, le=1, json_schema_extra=_ECONOMY)
     """Highest marginal rate a planner may set (fraction)."""
 
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, json_schema_extra=_ECONOMY)
     """Master seed: persona draw, planner randomness, model sampling."""
 
-    out: str = "runs"
+    out: str = Field("runs", json_schema_extra=_OUTPUT)
     """Folder under which ``<run-id>/`` is written."""
 
-    run_id: str | None = None
+    run_id: str | None = Field(None, json_schema_extra=_OUTPUT)
     """Name of the run folder (letters, digits, ``.``, ``_``, ``-``; no path separators);
     default ``<timestamp>-<planner>-s<seed>-<random>``, unique under concurrency."""
 
-    reference: bool = True
+    reference: bool = Field(True, json_schema_extra=_OUTPUT)
     """Compute status-quo and oracle reference welfare for the summary."""
 
     # -- LLM agents ---------------------------------------------------------------------
-    worker_style: Literal["persona", "rational"] = "persona"
+    worker_style: Literal["persona", "rational"] = Field("persona", json_schema_extra=_LLM)
     """LLM worker prompt: ``persona`` (who you are, the schedule, your history) or
     ``rational`` (also states the utility and shows a small outcome table)."""
 
-    worker_history: int = Field(3, ge=0, le=50)
+    worker_history: int = Field(3, ge=0, le=50, json_schema_extra=_LLM)
     """Past years of its own hours/income/tax each LLM worker sees."""
 
-    worker_reasons: bool = False
+    worker_reasons: bool = Field(False, json_schema_extra=_LLM)
     """Ask LLM workers for a short reason with their hours (more tokens)."""
 
-    planner_history: int = Field(8, ge=1, le=200)
+    planner_history: int = Field(8, ge=1, le=200, json_schema_extra=_LLM)
     """Most recent years shown to the LLM planner as demonstrations."""
 
-    planner_best: int = Field(3, ge=0, le=50)
+    planner_best: int = Field(3, ge=0, le=50, json_schema_extra=_LLM)
     """Best-so-far years shown to the LLM planner in addition to the recent ones."""
 
-    trust_region: float = Field(0.10, gt=0, le=1)
+    trust_region: float = Field(0.10, gt=0, le=1, json_schema_extra=_LLM)
     """Largest change of any rate from one year to the next for the LLM planner."""
 
-    planner_hints: bool = False
+    planner_hints: bool = Field(False, json_schema_extra=_LLM)
     """Add per-bracket welfare-effect estimates (from the history) to the planner prompt."""
 
-    planner_temperature: float | None = Field(None, ge=0, le=2)
+    planner_temperature: float | None = Field(None, ge=0, le=2, json_schema_extra=_LLM)
     """Sampling temperature of the LLM planner (provider default when unset)."""
 
-    worker_temperature: float | None = Field(None, ge=0, le=2)
+    worker_temperature: float | None = Field(None, ge=0, le=2, json_schema_extra=_LLM)
     """Sampling temperature of LLM workers (provider default when unset)."""
 
-    max_concurrency: int | None = Field(None, ge=1, le=4096)
+    max_concurrency: int | None = Field(None, ge=1, le=4096, json_schema_extra=_OPERATIONAL)
     """Most requests in flight per model endpoint (provider default when unset)."""
 
-    max_cost: float | None = Field(None, gt=0)
+    max_cost: float | None = Field(None, gt=0, json_schema_extra=_OPERATIONAL)
     """Budget in USD for the whole run (a resumed run counts what the log already
     spent): the run stops cleanly at the end of the year that reaches it. A model whose
     price is unknown needs ``price``."""
 
-    price: tuple[float, float] | None = None
+    price: tuple[float, float] | None = Field(
+        None, json_schema_extra={**_OPERATIONAL, "metavar": "IN,OUT"}
+    )
     """USD per million input and output tokens (``IN,OUT``) for models whose price is
     not in litellm's cost map (self-hosted servers, new models); overrides the map."""
 
-    api_base: str | None = None
+    api_base: str | None = Field(None, json_schema_extra=_OPERATIONAL)
     """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server) for
     every role that has no base of its own (the embedded and mock models ignore it)."""
 
-    planner_api_base: str | None = None
+    planner_api_base: str | None = Field(None, json_schema_extra=_OPERATIONAL)
     """Base URL for the planner's model (overrides ``api_base``)."""
 
-    workers_api_base: str | None = None
+    workers_api_base: str | None = Field(None, json_schema_extra=_OPERATIONAL)
     """Base URL for the workers' model (overrides ``api_base``)."""
 
-    voter_model: str | None = None
+    voter_model: str | None = Field(None, json_schema_extra=_VOTING)
     """Model of LLM voters (and platform proposers). Default: the workers' model, or the
     planner's when the workers are rational."""
 
-    voters_api_base: str | None = None
+    voters_api_base: str | None = Field(None, json_schema_extra=_OPERATIONAL)
     """Base URL for the voters' model (overrides ``api_base``)."""
 
-    # -- operations: what a resume may change (OPERATIONAL_FIELDS) -------------------------
-    timeout: float = Field(60.0, gt=0, le=3600)
+    # -- operations: the rest of what a resume may change (OPERATIONAL_FIELDS) ------------
+    timeout: float = Field(60.0, gt=0, le=3600, json_schema_extra=_OPERATIONAL)
     """Seconds one model request may take once it is sent (time waiting for a free slot
     or for the local model is not counted)."""
 
-    max_retries: int = Field(5, ge=0, le=50)
+    max_retries: int = Field(5, ge=0, le=50, json_schema_extra=_OPERATIONAL)
     """Retries of one request on 429, 5xx, timeouts and broken connections."""
 
-    max_reply_chars: int = Field(20_000, ge=100, le=10_000_000)
+    max_reply_chars: int = Field(20_000, ge=100, le=10_000_000, json_schema_extra=_OPERATIONAL)
     """Longest model reply kept; a longer one is a failed attempt (recorded truncated)."""
 
-    deadline: float | None = Field(None, gt=0)
+    deadline: float | None = Field(None, gt=0, json_schema_extra=_OPERATIONAL)
     """Wall-clock limit of the run in seconds: when it passes, the run stops with status
     ``deadline_exceeded`` (resumable). Unset = no limit."""
 
-    max_consecutive_failures: int = Field(10, ge=1, le=1_000_000)
+    max_consecutive_failures: int = Field(10, ge=1, le=1_000_000, json_schema_extra=_OPERATIONAL)
     """Circuit breaker: stop the run (status ``failed``, non-zero exit) after this many
     model calls in a row failed. Authentication errors stop it at once."""
 
-    max_failure_share: float = Field(0.5, gt=0, le=1)
+    max_failure_share: float = Field(0.5, gt=0, le=1, json_schema_extra=_OPERATIONAL)
     """Circuit breaker: stop the run when more than this share of its model calls failed
     (checked once at least 20 calls were made)."""
 
-    prompts: str | None = None
+    prompts: str | None = Field(None, json_schema_extra={**_LLM, "dir": True})
     """Folder of Jinja templates overriding the shipped ``prompts/`` (file by file)."""
 
-    cache_dir: str | None = None
+    cache_dir: str | None = Field(None, json_schema_extra={**_OPERATIONAL, "dir": True})
     """On-disk response cache for model calls (keyed by the full request)."""
 
     # -- voting (docs/voting.md) ---------------------------------------------------------
-    vote_every: int | None = Field(None, ge=1, le=10_000)
+    vote_every: int | None = Field(None, ge=1, le=10_000, json_schema_extra=_VOTING)
     """Hold a voting round every V years (years V, 2V, …; year 0 is never a vote): the
     winner replaces the planner's proposal and stays enacted until the next round.
     Unset = no voting."""
 
-    vote_rule: Literal["plurality", "borda", "approval"] = "plurality"
+    vote_rule: Annotated[str, Registry("vote rules", _vote_rule_names)] = Field(
+        "plurality", json_schema_extra=_VOTING
+    )
     """How ballots are counted: one vote each, full rankings (Borda points), or
     approval sets. Ties are broken uniformly at random (seeded)."""
 
-    candidates: int = Field(2, ge=1, le=25)
+    candidates: int = Field(2, ge=1, le=25, json_schema_extra=_VOTING)
     """K: alternatives put on the ballot next to the incumbent schedule."""
 
-    candidate_source: Literal["planner", "platforms"] = "planner"
+    candidate_source: Literal["planner", "platforms"] = Field("planner", json_schema_extra=_VOTING)
     """Where the K alternatives come from: the planner (an LLM planner is asked for K
     distinct proposals; a baseline gives its proposal plus K−1 seeded perturbations) or
     ``platforms`` proposed by K randomly drawn personas."""
 
-    voters: Literal["rational", "llm"] | None = None
+    voters: Literal["rational", "llm"] | None = Field(None, json_schema_extra=_VOTING)
     """Who casts the ballots (every worker votes): ``rational`` (sincere ballots from
     each worker's utility at the best response under each candidate) or ``llm`` (each
     persona asked with the workers' model). Default: ``llm`` with LLM workers, else
     ``rational``."""
+
+    @field_validator("*")
+    @classmethod
+    def _check_registered(cls, value: Any, info: ValidationInfo) -> Any:
+        """Fields annotated with a strict :class:`Registry` take a registered name."""
+        if value is None or info.field_name is None:
+            return value
+        for registry in field_registries(info.field_name):
+            if registry.strict:
+                names = list(registry.names())
+                if value not in names:
+                    raise ValueError(f"unknown {value!r}: use one of {', '.join(names)}")
+        return value
 
     @field_validator("brackets")
     @classmethod
@@ -285,24 +375,30 @@ class RunConfig(BaseModel):
         return self.model_copy(update=update)
 
 
+def field_registries(name: str) -> list[Registry]:
+    """The :class:`Registry` annotations of the ``RunConfig`` field ``name``."""
+    return [m for m in RunConfig.model_fields[name].metadata if isinstance(m, Registry)]
+
+
+def field_group(name: str) -> str:
+    """The ``group`` marker of the ``RunConfig`` field ``name`` (one of :data:`GROUPS`)."""
+    extra = RunConfig.model_fields[name].json_schema_extra
+    assert isinstance(extra, dict), f"RunConfig.{name} has no group"
+    return str(extra["group"])
+
+
+def fields_in_groups(*groups: str) -> tuple[str, ...]:
+    """``RunConfig`` fields of ``groups`` (every field when none), in declaration order."""
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown field groups {sorted(unknown)}: use {', '.join(GROUPS)}")
+    return tuple(n for n in RunConfig.model_fields if not groups or field_group(n) in groups)
+
+
 #: Fields that say how a run is carried out, not what it computes: ``resume`` may change
 #: them (a longer timeout, another server, a bigger budget) without changing the results.
-OPERATIONAL_FIELDS = (
-    "timeout",
-    "max_retries",
-    "max_concurrency",
-    "max_reply_chars",
-    "deadline",
-    "max_consecutive_failures",
-    "max_failure_share",
-    "max_cost",
-    "price",
-    "api_base",
-    "planner_api_base",
-    "workers_api_base",
-    "voters_api_base",
-    "cache_dir",
-)
+#: The fields marked ``{"group": "operational"}``.
+OPERATIONAL_FIELDS = fields_in_groups("operational")
 
 
 def _format_validation_error(exc: ValidationError, origin: str) -> str:

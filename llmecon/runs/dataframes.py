@@ -18,50 +18,36 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 
-from llmecon.economy import Economy, Population, TaxSchedule, YearMetrics
+from llmecon.economy import Economy, TaxSchedule, YearMetrics
 from llmecon.runs.events import (
-    EVENT_ADAPTER,
+    AnyEvent,
     Blob,
-    Event,
     Fallback,
     LLMCall,
+    OtherEvent,
     RunCompleted,
     ScheduleSet,
     WorkerStep,
     YearCompleted,
 )
-from llmecon.runs.log import (
-    EVENTS_NAME,
-    MANIFEST_NAME,
-    Manifest,
-    RunLogError,
-    load_manifest_json,
-    migrate_log,
-    validate_events,
-    validated_manifest,
-)
+from llmecon.runs.log import Manifest
+from llmecon.runs.restore import restore_run
 
 #: Names of the per-year metrics, in the order of :class:`YearMetrics`.
-METRIC_NAMES: tuple[str, ...] = tuple(f.name for f in fields(YearMetrics))
-
-#: Event ``type`` -> its typed class, read off the :data:`Event` union.
-KNOWN_EVENT_TYPES: dict[str, type[BaseModel]] = {
-    cls.model_fields["type"].default: cls
-    for cls in typing.get_args(typing.get_args(Event)[0])
-    if isinstance(cls, type) and issubclass(cls, BaseModel)
-}
+#: (The SWFs registered at import; the tables call :meth:`YearMetrics.names`, so SWFs
+#: registered later get their columns too.)
+METRIC_NAMES: tuple[str, ...] = YearMetrics.names()
 
 AGENT_COLUMNS = (
     "year",
@@ -128,18 +114,7 @@ FALLBACK_COLUMNS = ("seq", "year", "role", "agent", "reason", "action")
 TABLE_NAMES = ("years", "agents", "calls", "votes", "fallbacks")
 
 
-class OtherEvent(BaseModel):
-    """An event of a type this release cannot type-check; every field is kept
-    (``model_extra``)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    seq: int = -1
-    time: float = 0.0
-
-
-AnyEvent = Event | OtherEvent
+__all__ = ["OtherEvent", "RunData", "load_run"]
 
 
 @dataclass
@@ -217,126 +192,6 @@ def event_dict(event: BaseModel) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
-# -- reading ---------------------------------------------------------------------------------
-
-
-def read_run(directory: str | Path) -> tuple[Manifest, list[AnyEvent]]:
-    """The manifest and events of a run folder, migrated to the current format.
-
-    Unlike :func:`llmecon.runs.log.read_events` this tolerates event types it does not
-    know (and config fields it does not know). A torn last line (a crash mid-write) is
-    ignored; anything else corrupt (an invalid manifest or config value, an empty log,
-    events out of order: :func:`llmecon.runs.log.validate_events`), and a log newer
-    than this release, raise :class:`RunLogError` naming the file.
-    """
-    d = Path(directory)
-    if not d.exists():
-        raise RunLogError(f"run folder not found: {d}")
-    manifest_path, events_path = d / MANIFEST_NAME, d / EVENTS_NAME
-    if not manifest_path.is_file():
-        raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {d}")
-    raw_manifest = load_manifest_json(manifest_path)
-    if not events_path.is_file():
-        raise RunLogError(f"no {EVENTS_NAME} in {d}")
-    try:
-        manifest_dict, raw_events = migrate_log(raw_manifest, _read_event_dicts(events_path))
-    except RunLogError as exc:
-        raise RunLogError(f"{d}: {exc}") from None
-    manifest = validated_manifest(manifest_dict, manifest_path, unknown_config_fields=True)
-    events = [_typed_event(e, events_path) for e in raw_events]
-    validate_events(events, events_path)
-    return manifest, events
-
-
-def _read_event_dicts(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RunLogError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = data.split(b"\n")
-    out: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            is_last = all(not rest.strip() for rest in lines[number:])
-            if is_last and not data.endswith(b"\n"):
-                break  # torn final line: the write was interrupted
-            raise RunLogError(f"{path}, line {number}: corrupt event ({exc})") from None
-        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-            raise RunLogError(f"{path}, line {number}: an event must be an object with a type")
-        out.append(value)
-    return out
-
-
-def _typed_event(raw: dict[str, Any], path: Path) -> AnyEvent:
-    try:
-        if raw["type"] in KNOWN_EVENT_TYPES:
-            return EVENT_ADAPTER.validate_python(raw)
-        return OtherEvent.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'][1:]) or '(event)'}: {err['msg']}"
-            for err in exc.errors()[:3]
-        )
-        more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-        where = f"event seq {raw.get('seq')} ({raw['type']})"
-        raise RunLogError(f"{path}: invalid {where}: {problems}{more}") from None
-
-
-# -- population --------------------------------------------------------------------------------
-
-
-def rebuild_economy(directory: Path, manifest: Manifest) -> tuple[Economy | None, str]:
-    """The run's economy, rebuilt from its persona copy or its config and seed.
-
-    In order: ``personas.jsonl`` in the run folder; a synthetic population redrawn from
-    the seed; the persona bank named in the manifest when its sha256 still matches.
-    Returns ``(None, reason)`` when none applies.
-    """
-    from llmecon.runs.config import RunConfig
-    from llmecon.runs.loop import RunStreams, build_economy, build_population
-
-    try:
-        config = RunConfig(**manifest.config)
-    except (ValidationError, TypeError) as exc:
-        return None, f"the manifest's config no longer validates ({exc.__class__.__name__})"
-    copy = directory / "personas.jsonl"
-    try:
-        if copy.is_file():
-            from llmecon.personas import load_bank, population_from_personas
-
-            population: Population = population_from_personas(load_bank(copy), source=str(copy))
-            note = "population from the run's personas.jsonl"
-        elif config.personas == "synthetic":
-            rng = RunStreams.from_seed(manifest.seed).population
-            population = build_population(config, rng).population
-            note = f"synthetic population redrawn from seed {manifest.seed}"
-        else:
-            bank = _bank_path(config.personas)
-            recorded = manifest.population.get("sha256")
-            if bank is None or not bank.is_file():
-                return None, f"persona bank {config.personas!r} not found and no personas.jsonl"
-            if recorded != hashlib.sha256(bank.read_bytes()).hexdigest():
-                return None, f"persona bank {bank} changed since the run (sha256 differs)"
-            rng = RunStreams.from_seed(manifest.seed).population
-            population = build_population(config, rng).population
-            note = f"population rebuilt from {bank} (sha256 matches the manifest)"
-        return build_economy(config, population), note
-    except (ValueError, OSError) as exc:  # PersonaError, ConfigError, PopulationError
-        return None, f"population could not be rebuilt: {exc}"
-
-
-def _bank_path(personas: str) -> Path | None:
-    if personas == "default":
-        from llmecon.personas import default_bank_path
-
-        return Path(default_bank_path())
-    return Path(personas)
-
-
 # -- tables ------------------------------------------------------------------------------------
 
 
@@ -345,6 +200,7 @@ def _frame(rows: list[dict[str, Any]], columns: typing.Sequence[str]) -> pd.Data
 
 
 def _years_table(events: list[AnyEvent], n_rates: int) -> pd.DataFrame:
+    metric_names = YearMetrics.names()
     schedules: dict[int, ScheduleSet] = {}
     calls: dict[int, int] = {}
     fallbacks: dict[int, int] = {}
@@ -363,7 +219,7 @@ def _years_table(events: list[AnyEvent], n_rates: int) -> pd.DataFrame:
                 "source": s.source if s else None,
                 "planner": s.planner if s else None,
             }
-            row.update({name: e.metrics.get(name, math.nan) for name in METRIC_NAMES})
+            row.update({name: e.metrics.get(name, math.nan) for name in metric_names})
             row.update({k: v for k, v in e.metrics.items() if k not in row})
             rates = list(s.rates) if s else []
             row.update(
@@ -373,7 +229,7 @@ def _years_table(events: list[AnyEvent], n_rates: int) -> pd.DataFrame:
     for row in rows:
         row["llm_calls"] = calls.get(row["year"], 0)
         row["fallbacks"] = fallbacks.get(row["year"], 0)
-    base = ["year", "source", "planner", *METRIC_NAMES]
+    base = ["year", "source", "planner", *metric_names]
     rate_cols = [f"rate_{b}" for b in range(n_rates)]
     extra = [k for k in (rows[0] if rows else {}) if k not in base and k not in rate_cols]
     extra = [k for k in extra if k not in ("llm_calls", "fallbacks")]
@@ -584,7 +440,8 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
             release.
     """
     directory = Path(path)
-    manifest, events = read_run(directory)
+    run = restore_run(directory, tolerant=True)
+    manifest, events = run.manifest, run.events
     blobs = {e.sha256: e.text for e in events if isinstance(e, Blob)}
     first = next((e for e in events if isinstance(e, ScheduleSet)), None)
     if first is not None:
@@ -593,7 +450,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         from llmecon.economy import parse_brackets
 
         edges = parse_brackets(str(manifest.config.get("brackets", "us-federal-2025")))
-    economy, note = rebuild_economy(directory, manifest)
+    economy, note = run.economy()
     economy, note = _check_economy(economy, note, events)
     return RunData(
         path=directory,

@@ -7,9 +7,13 @@ readers cannot ignore bumps :data:`LOG_FORMAT_VERSION`. See ``docs/log-format.md
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import typing
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+if TYPE_CHECKING:
+    from llmecon.models import CallRecord
 
 #: Version of the run-log format written by this release.
 LOG_FORMAT_VERSION = 2
@@ -131,6 +135,21 @@ class LLMCall(_EventBase):
     fallback: bool = False
     """The agent applied its fallback because this call failed."""
 
+    @classmethod
+    def from_record(cls, record: CallRecord, messages: list[MessageRef], **who: Any) -> LLMCall:
+        """The event of the model layer's ``record`` (fields of the same name are
+        taken as they are); ``who``: year, role, agent, step, endpoint, templates."""
+        shared = record.model_dump(include=_RECORD_FIELDS)
+        return cls(
+            **shared,
+            **who,
+            messages=messages,
+            input_tokens=record.usage.input_tokens,
+            output_tokens=record.usage.output_tokens,
+            latency_s=round(record.latency_s, 6),
+            fallback=record.error_type is not None,
+        )
+
 
 class VoteCandidate(BaseModel):
     """One candidate of a voting round."""
@@ -165,7 +184,7 @@ class VoteRound(_EventBase):
 
     type: Literal["vote_round"] = "vote_round"
     year: int
-    rule: Literal["plurality", "borda", "approval"]
+    rule: str  # a registered vote rule (llmecon.voting.vote_rule_names())
     source: Literal["planner", "platforms"]
     voters: Literal["rational", "llm"]
     candidates: list[VoteCandidate]
@@ -221,3 +240,38 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 def parse_event(line: str | bytes) -> Event:
     """Validate one JSONL line into its typed event."""
     return EVENT_ADAPTER.validate_json(line)
+
+
+class OtherEvent(BaseModel):
+    """An event of a type this release does not know (written by a newer minor
+    release), kept with every field (``model_extra``) by tolerant readers."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    seq: int = -1
+    time: float = 0.0
+
+
+AnyEvent = Event | OtherEvent
+
+#: Event ``type`` -> its typed class, read off the :data:`Event` union.
+KNOWN_EVENT_TYPES: dict[str, type[BaseModel]] = {
+    cls.model_fields["type"].default: cls
+    for cls in typing.get_args(typing.get_args(Event)[0])
+    if isinstance(cls, type) and issubclass(cls, BaseModel)
+}
+
+#: Fields an ``llm_call`` event takes as they are from the model layer's record.
+_RECORD_FIELDS = {
+    "model",
+    "schema_name",
+    "raw_outputs",
+    "parsed",
+    "retries",
+    "repairs",
+    "cached",
+    "cost_usd",
+    "error_type",
+    "error_message",
+}

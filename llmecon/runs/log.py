@@ -14,14 +14,29 @@ import json
 import os
 import platform
 import time
+import typing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmecon.runs.events import EVENT_ADAPTER, LOG_FORMAT_VERSION, Blob, Event, parse_event
+from llmecon._files import atomic_write, atomic_write_text
+from llmecon.economy import TaxSchedule
+from llmecon.runs.events import (
+    EVENT_ADAPTER,
+    KNOWN_EVENT_TYPES,
+    LOG_FORMAT_VERSION,
+    AnyEvent,
+    Blob,
+    Event,
+    OtherEvent,
+    ScheduleSet,
+    WorkerStep,
+    YearCompleted,
+)
 
 MANIFEST_NAME = "manifest.json"
 EVENTS_NAME = "events.jsonl"
@@ -65,12 +80,6 @@ def package_versions() -> dict[str, str]:
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class RunLock:
@@ -138,11 +147,11 @@ class RunLog:
             raise RunLogError(
                 f"run folder already holds a run: {d} (choose another --run-id)"
             ) from None
-        _atomic_write(d / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
+        atomic_write_text(d / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
         return cls(d, manifest, events, 0, RunLock(d))
 
     @classmethod
-    def reopen(cls, directory: str | Path, kept: Sequence[Event], lock: RunLock) -> RunLog:
+    def reopen(cls, directory: str | Path, kept: Sequence[AnyEvent], lock: RunLock) -> RunLog:
         """Continue appending to a run whose events file holds exactly ``kept``
         (``lock``: the run's lock, taken before the file was inspected)."""
         d = Path(directory)
@@ -197,82 +206,168 @@ class RunLog:
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Replace ``path`` (atomically) with a CSV of ``rows`` (nothing when empty)."""
     if not rows:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
 
 
 def read_manifest(directory: str | Path) -> Manifest:
+    """A run's manifest alone (migrated and checked as :func:`read_log` does), for
+    callers that do not need the events."""
     path = Path(directory) / MANIFEST_NAME
     if not path.is_file():
         raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {Path(directory)}")
-    data = load_manifest_json(path)
-    version = data.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise RunLogError(f"{path} has no integer format_version")
-    if version > LOG_FORMAT_VERSION:
-        raise RunLogError(
-            f"{path} uses log format {version}, newer than this llmecon supports "
-            f"({LOG_FORMAT_VERSION}); upgrade llmecon to read it"
-        )
-    if version < LOG_FORMAT_VERSION:
-        data, _ = migrate_log(data, [])
+    try:
+        data, _ = migrate_log(load_manifest_json(path), [])
+    except RunLogError as exc:
+        raise RunLogError(f"{path}: {exc}") from None
     return validated_manifest(data, path)
 
 
-def read_events(directory: str | Path) -> list[Event]:
-    """All events of a run, migrated to the current format when the manifest is older.
+@dataclass(frozen=True)
+class LogContents:
+    """A run folder as read by :func:`read_log`: the manifest and every event."""
 
-    A torn last line (a crash mid-write) is ignored; a corrupt line anywhere else is an
-    error naming the line, and so are an empty log and events out of order
-    (:func:`validate_events`).
+    manifest: Manifest
+    events: list[AnyEvent]
+    """Every event in file order, migrated to the current format (types this release
+    does not know as :class:`OtherEvent`, in tolerant mode only)."""
+    format_version: int
+    """The format the log was written in."""
+    torn: bool = False
+    """The last line was cut short by a crash mid-write (and left out)."""
+
+
+def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
+    """The one reader of run folders: manifest and events, checked and migrated.
+
+    Logs of older formats are migrated (:func:`migrate_log`), newer ones refused. A torn
+    last line (a crash mid-write) is left out; a corrupt line anywhere else, an invalid
+    manifest or event, an empty log and events out of order (:func:`validate_events`)
+    are a :class:`RunLogError` naming the file and line.
+
+    ``tolerant`` (``load_run``, reports): event types and config fields this release
+    does not know (written by a newer minor release) are kept rather than refused.
+    Strict (replay, resume, fork) refuses them: running a log on needs every field
+    understood.
     """
-    path = Path(directory) / EVENTS_NAME
-    if not path.is_file():
-        raise RunLogError(f"no {EVENTS_NAME} in {Path(directory)}")
-    raw_manifest = _raw_manifest(Path(directory))
-    version = raw_manifest.get("format_version", LOG_FORMAT_VERSION) if raw_manifest else None
-    old = isinstance(version, int) and version < LOG_FORMAT_VERSION
+    d = Path(directory)
+    if not d.exists():
+        raise RunLogError(f"run folder not found: {d}")
+    manifest_path, events_path = d / MANIFEST_NAME, d / EVENTS_NAME
+    if not manifest_path.is_file():
+        raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {d}")
+    raw_manifest = load_manifest_json(manifest_path)
+    if not events_path.is_file():
+        raise RunLogError(f"no {EVENTS_NAME} in {d}")
+    version = raw_manifest.get("format_version")
+    raw_events, torn = _read_lines(events_path)
+    try:
+        manifest_dict, migrated = migrate_log(raw_manifest, raw_events)
+    except RunLogError as exc:
+        raise RunLogError(f"{manifest_path}: {exc}") from None
+    manifest = validated_manifest(manifest_dict, manifest_path, unknown_config_fields=tolerant)
+    events = [_typed_event(e, events_path, tolerant) for e in migrated]
+    validate_events(events, events_path)
+    return LogContents(manifest, events, int(version or 0), torn)
+
+
+def read_events(directory: str | Path) -> list[Event]:
+    """Every event of a run (:func:`read_log`, strict)."""
+    return typing.cast(list[Event], read_log(directory).events)
+
+
+def _read_lines(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Every non-blank line of an events file parsed (a JSON object with a ``type``); a
+    torn last line is left out and reported by the flag."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RunLogError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = data.split(b"\n")
-    parsed: list[Any] = []
-    for number, line in enumerate(lines, start=1):
+    raw = data.split(b"\n")
+    parsed: list[dict[str, Any]] = []
+    for number, line in enumerate(raw, start=1):
         if not line.strip():
             continue
         try:
-            parsed.append(json.loads(line) if old else parse_event(line))
-        except ValueError as exc:
-            is_last = all(not rest.strip() for rest in lines[number:])
+            value = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            is_last = all(not rest.strip() for rest in raw[number:])
             if is_last and not data.endswith(b"\n"):
-                break  # torn final line: the write was interrupted
+                return parsed, True  # the write was interrupted
             raise RunLogError(f"{path}, line {number}: corrupt event ({exc})") from None
-    if not old:
-        validate_events(parsed, path)
-        return parsed
-    assert raw_manifest is not None
-    _, migrated = migrate_log(raw_manifest, parsed)
-    try:
-        events = [EVENT_ADAPTER.validate_python(e) for e in migrated]
-    except ValueError as exc:
-        raise RunLogError(f"{path}: cannot migrate format {version}: {exc}") from None
-    validate_events(events, path)
-    return events
+        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+            raise RunLogError(f"{path}, line {number}: an event must be an object with a type")
+        parsed.append(value)
+    return parsed, False
 
 
-def _raw_manifest(directory: Path) -> dict[str, Any] | None:
+def _typed_event(raw: dict[str, Any], path: Path, tolerant: bool) -> AnyEvent:
+    kind = raw["type"]
+    if kind not in KNOWN_EVENT_TYPES and not tolerant:
+        raise RunLogError(
+            f"{path}: event seq {raw.get('seq')} has the unknown type {kind!r} (written by "
+            "a newer llmecon?): `llmecon.load_run` reads it; replay and resume need an "
+            "upgrade"
+        )
     try:
-        data = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
-        return None
-    return data if isinstance(data, dict) else None
+        if kind in KNOWN_EVENT_TYPES:
+            return EVENT_ADAPTER.validate_python(raw)
+        return OtherEvent.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or '(event)'}: {err['msg']}"
+            for err in exc.errors()[:3]
+        )
+        more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        where = f"event seq {raw.get('seq')} ({kind})"
+        raise RunLogError(f"{path}: invalid {where}: {problems}{more}") from None
+
+
+# -- what the log says ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggedYear:
+    """What the log says about one completed year."""
+
+    year: int
+    schedule: TaxSchedule
+    source: str
+    weekly_hours: list[float]
+    metrics: dict[str, float]
+
+
+def logged_years(events: list[AnyEvent]) -> list[LoggedYear]:
+    """Completed years in order (a year without ``year_completed`` is not included)."""
+    schedules: dict[int, ScheduleSet] = {}
+    hours: dict[int, list[float]] = {}
+    years: list[LoggedYear] = []
+    for e in events:
+        if isinstance(e, ScheduleSet):
+            schedules[e.year] = e
+        elif isinstance(e, WorkerStep):
+            hours[e.year] = e.weekly_hours  # the last step counts
+        elif isinstance(e, YearCompleted):
+            s = schedules[e.year]
+            years.append(
+                LoggedYear(
+                    e.year,
+                    TaxSchedule(tuple(s.edges), tuple(s.rates)),
+                    s.source,
+                    hours[e.year],
+                    e.metrics,
+                )
+            )
+    return years
 
 
 # -- format migrations ---------------------------------------------------------------------

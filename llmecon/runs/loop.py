@@ -13,21 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
-from llmecon.economy import ScheduleError, TaxSchedule, parse_brackets
+from llmecon.economy import ScheduleError, TaxSchedule
 from llmecon.models import CallRecord
-from llmecon.planners import PlannerContext, YearRecord, is_baseline
-from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.planners import YearRecord, is_baseline
+from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
     EndStatus,
     Fallback,
@@ -41,36 +40,17 @@ from llmecon.runs.events import (
     YearStarted,
 )
 from llmecon.runs.guard import CircuitBreaker, RunFailedError
-from llmecon.runs.log import Manifest, RunLog, package_versions, utc_now
-from llmecon.runs.recorded import RecordedCalls
+from llmecon.runs.log import LoggedYear, RunLog
 from llmecon.runs.reference import gain_closed_of, reference_welfare
-from llmecon.runs.voting import build_voting
-from llmecon.runs.wiring import (
-    PERSONA_COPY_MAX,
-    ModelPool,
-    build_economy,
-    build_library,
-    build_planner,
-    build_population,
-    build_workers,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from llmecon.runs.wiring import RunParts
 
 RunStatus = EndStatus
 ProgressCallback = Callable[[YearRecord, dict[str, Any]], None]
 CallProgress = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class RunStreams:
-    """Independent seeded generators for each source of randomness in a run."""
-
-    population: np.random.Generator
-    planner: np.random.Generator
-
-    @classmethod
-    def from_seed(cls, seed: int) -> RunStreams:
-        pop, plan = np.random.SeedSequence(seed).spawn(2)
-        return cls(np.random.default_rng(pop), np.random.default_rng(plan))
 
 
 @dataclass
@@ -90,168 +70,146 @@ class RunResult:
     def complete(self) -> bool:
         return self.status == "completed"
 
+    @property
+    def years(self) -> pd.DataFrame:
+        """One row per completed year: source, every metric, ``rate_0`` … (the table
+        of ``years.csv`` and of :func:`llmecon.load_run`)."""
+        import pandas as pd
 
-def default_run_id(config: RunConfig) -> str:
-    """``<timestamp>-<planner>-s<seed>-<random>``: readable, and unique when many runs
-    start in the same second (a collision would be refused, never overwritten)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    planner = config.planner.rsplit("/", 1)[-1]
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in planner)[:40]
-    return f"{stamp}-{safe.strip('.-') or 'run'}-s{config.seed}-{secrets.token_hex(3)}"
+        return pd.DataFrame([years_row(r) for r in self.records])
 
 
-class Simulation:
-    """One run, wired up from a config. Use :meth:`run` (sync) or :meth:`run_async`."""
+class RunSink:
+    """Where a run's events go: its log (when it writes one), the circuit breaker (told
+    of every model call) and the caller's progress callback. The builder hands
+    :meth:`emit` and :meth:`on_call` to the parts it wires (models, voting rounds)."""
 
-    def __init__(
-        self,
-        config: RunConfig,
-        *,
-        write_log: bool = True,
-        on_call_progress: CallProgress | None = None,
-        recorded: RecordedCalls | None = None,
-        live_after_recorded: bool = False,
-        log: RunLog | None = None,
-        manifest_extra: dict[str, Any] | None = None,
-        spent_usd: float = 0.0,
-    ) -> None:
-        """``recorded``: serve model calls from a log (replay); with
-        ``live_after_recorded`` calls with no recording go to the live model (resume, fork).
-        ``log``: continue writing an existing run log (resume) instead of creating one;
-        ``spent_usd``: what the run spent before (resume), counted in its budget."""
-        self.config = config.resolved()
-        self.years = int(self.config.years or 0)
-        self.streams = RunStreams.from_seed(self.config.seed)
-        self.source = build_population(self.config, self.streams.population)
-        self.population = self.source.population
-        self.economy = build_economy(self.config, self.population)
-        self.edges = parse_brackets(self.config.brackets)
-        self.planner_context = PlannerContext(
-            self.economy,
-            self.edges,
-            self.streams.planner,
-            min_rate=self.config.min_rate,
-            max_rate=self.config.max_rate,
-        )
-        self.library = build_library(self.config)
-        if self.config.prompts and not (
-            is_baseline(self.config.planner) and self.config.workers == "rational"
-        ):
-            check_templates(self.library)
-        replaying = recorded is not None and not live_after_recorded
-        #: stops the run when model calls keep failing (off for offline replays, which
-        #: re-enact recorded failures)
-        self.breaker = CircuitBreaker(
-            self.config.max_consecutive_failures,
-            self.config.max_failure_share,
-            enabled=not replaying,
-        )
-        self.models = ModelPool(
-            self.config, self._on_call, recorded, live_after_recorded, spent_usd
-        )
-        self.models.repair_prompt = lambda error: self.library.render("repair.j2", error=error).text
-        self.planner = build_planner(self.config, self.planner_context, self.models, self.library)
-        self.workers = build_workers(
-            self.config, self.economy, self.source, self.models, self.library
-        )
-        self.voting = build_voting(
-            self.config,
-            self.planner_context,
-            self.planner,
-            self.models,
-            self.library,
-            self.source,
-            self._emit,
-        )
-        self.on_call_progress = on_call_progress
-        self.manifest_extra = manifest_extra or {}
-        self.run_id = self.config.run_id or default_run_id(self.config)
-        self.log: RunLog | None = log
-        if write_log and log is None:
-            self.log = RunLog.create(Path(self.config.out) / self.run_id, self._manifest())
-            self._write_personas()
-            self._write_prompts()
-        self.records: list[YearRecord] = []
-        self.fallbacks = 0
-        #: agent decisions made (planner proposals and worker choices), for the share of
-        #: them that were fallbacks
-        self.decisions = 0
-        #: set when the log already holds a ``run_started`` event (resume)
-        self.started = log is not None
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+        self.log: RunLog | None = None
+        #: the year in progress (for model calls made outside an agent's context)
+        self.year = 0
+        self.on_call_progress: CallProgress | None = None
+        #: the run's model usage so far (set by the builder to the model pool's)
+        self.totals: Callable[[], dict[str, Any]] = dict
 
-    def _manifest(self) -> Manifest:
-        uses_llm = bool(self.models.models)
-        return Manifest(
-            run_id=self.run_id,
-            created=utc_now(),
-            seed=self.config.seed,
-            config=manifest_config(self.config),
-            population=self.source.description,
-            models={"planner": self.config.planner, "workers": str(self.config.workers)},
-            prompts=self.library.hashes() if uses_llm else {},
-            endpoints=self.models.endpoints(),
-            package_versions=package_versions(),
-            **self.manifest_extra,
-        )
-
-    def _write_prompts(self) -> None:
-        """Copy the templates the run renders into ``prompts/`` of the run folder, so a
-        replay or resume renders exactly the same prompts after the shipped ones change."""
-        if self.log is None or not self.models.models:
-            return
-        folder = self.log.directory / PROMPTS_COPY_NAME
-        folder.mkdir(exist_ok=True)
-        for name in self.library.names():
-            (folder / name).write_bytes(self.library.path(name).read_bytes())
-
-    def _write_personas(self) -> None:
-        if self.log is None or self.source.personas is None:
-            return
-        if len(self.source.personas) > PERSONA_COPY_MAX:
-            return
-        from llmecon.personas import write_bank
-
-        write_bank(self.log.directory / "personas.jsonl", self.source.personas)
-
-    def _emit(self, event: Any) -> None:
+    def emit(self, event: Any) -> None:
         if self.log is not None:
             self.log.append(event)
 
-    def _on_call(self, record: CallRecord, endpoint: str = "") -> None:
+    def on_call(self, record: CallRecord, endpoint: str = "") -> None:
         """Model-layer hook: log every call as an ``llm_call`` event (+ new blobs)."""
         ctx = current_call()
         self.breaker.record(record.model, endpoint, record.error_type, record.error_message or "")
         if self.log is not None:
-            refs = [
-                MessageRef(role=m.role, sha256=self.log.blob(m.content)) for m in record.messages
-            ]
-            self.log.append(
-                LLMCall(
-                    year=ctx.year if ctx else len(self.records),
-                    role=ctx.role if ctx else "planner",
-                    agent=ctx.agent if ctx else None,
-                    step=ctx.step if ctx else 0,
-                    model=record.model,
-                    endpoint=endpoint or None,
-                    templates=dict(ctx.templates) if ctx else {},
-                    messages=refs,
-                    schema_name=record.schema_name,
-                    raw_outputs=record.raw_outputs,
-                    parsed=record.parsed,
-                    input_tokens=record.usage.input_tokens,
-                    output_tokens=record.usage.output_tokens,
-                    latency_s=round(record.latency_s, 6),
-                    retries=record.retries,
-                    repairs=record.repairs,
-                    cached=record.cached,
-                    cost_usd=record.cost_usd,
-                    error_type=record.error_type,
-                    error_message=record.error_message,
-                    fallback=record.error_type is not None,
-                )
-            )
+            log = self.log
+            refs = [MessageRef(role=m.role, sha256=log.blob(m.content)) for m in record.messages]
+            who: dict[str, Any] = {"year": self.year, "role": "planner"}
+            if ctx is not None:
+                who = {
+                    "year": ctx.year,
+                    "role": ctx.role,
+                    "agent": ctx.agent,
+                    "step": ctx.step,
+                    "templates": dict(ctx.templates),
+                }
+            log.append(LLMCall.from_record(record, refs, endpoint=endpoint or None, **who))
         if self.on_call_progress is not None:
-            self.on_call_progress(self.models.totals())
+            self.on_call_progress(self.totals())
+
+
+class Simulation:
+    """The run loop over the parts a builder wired
+    (:func:`llmecon.runs.wiring.build_simulation`): call :meth:`run` (sync) or
+    :meth:`run_async`. A resumed or forked run first takes its completed years from a
+    log with :meth:`restore`."""
+
+    def __init__(self, parts: RunParts, sink: RunSink, run_id: str) -> None:
+        self.parts = parts
+        self.config = parts.config
+        self.years = int(self.config.years or 0)
+        self.source = parts.source
+        self.population = parts.source.population
+        self.economy = parts.economy
+        self.edges = parts.edges
+        self.planner_context = parts.planner_context
+        self.library = parts.library
+        self.models = parts.models
+        self.planner = parts.planner
+        self.workers = parts.workers
+        self.voting = parts.voting
+        self.sink = sink
+        self.breaker = sink.breaker
+        self.run_id = run_id
+        self.records: list[YearRecord] = []
+        #: fallbacks applied so far (failed calls, unusable answers)
+        self.fallbacks = 0
+        #: agent decisions made (planner proposals and worker choices), for the share of
+        #: them that were fallbacks
+        self.decisions = 0
+        #: whether the log already holds this run's ``run_started`` event
+        self.started = False
+
+    @property
+    def log(self) -> RunLog | None:
+        return self.sink.log
+
+    @property
+    def on_call_progress(self) -> CallProgress | None:
+        return self.sink.on_call_progress
+
+    @on_call_progress.setter
+    def on_call_progress(self, callback: CallProgress | None) -> None:
+        self.sink.on_call_progress = callback
+
+    def emit(self, event: Any) -> None:
+        """Write ``event`` to the run's log (if it writes one)."""
+        self.sink.emit(event)
+
+    def restore(
+        self,
+        years: Sequence[LoggedYear],
+        vote_summaries: dict[int, str] | None = None,
+        *,
+        log_as: dict[str, Any] | None = None,
+    ) -> list[YearRecord]:
+        """Take completed years from a log instead of running them (resume, fork,
+        replay of a fork): each is settled on this run's economy and appended to
+        :attr:`records` (returned), with its vote summary for the planner's
+        demonstrations. ``log_as``: also write the years to this run's log as
+        ``replayed`` years, with this ``detail`` (a fork).
+        """
+        summaries = vote_summaries or {}
+        restored = []
+        for year in years:
+            if log_as is not None:
+                self.emit(YearStarted(year=year.year))
+                self.emit(
+                    ScheduleSet(
+                        year=year.year,
+                        edges=list(year.schedule.edges),
+                        rates=list(year.schedule.rates),
+                        source="replayed",
+                        planner=str(log_as.get("planner")),
+                        detail={**log_as.get("detail", {}), "original_source": year.source},
+                    )
+                )
+                self.emit(WorkerStep(year=year.year, step=0, weekly_hours=year.weekly_hours))
+            source = "replayed" if log_as is not None else year.source
+            record = self.settle_year(year.year, year.schedule, year.weekly_hours, source)
+            if year.year in summaries:
+                record.notes["vote_summary"] = summaries[year.year]
+            if log_as is not None:
+                self.emit(YearCompleted(year=year.year, metrics=record.metrics.to_dict()))
+            restored.append(record)
+        return restored
+
+    def fast_forward_planner(self) -> None:
+        """Replay a baseline planner's past proposals on the restored years, so its
+        random stream is where it was when the log stopped (resume)."""
+        if is_baseline(self.config.planner):
+            for k in range(len(self.records)):
+                self.planner.propose(self.records[:k])
 
     async def _propose(self, year: int, previous: TaxSchedule | None) -> tuple[TaxSchedule, str]:
         self.decisions += 1
@@ -265,7 +223,7 @@ class Simulation:
         except ValueError as exc:  # PlannerError, ScheduleError: a recorded fallback
             kept = previous or self.planner_context.status_quo()
             self.fallbacks += 1
-            self._emit(
+            self.emit(
                 Fallback(
                     year=year,
                     role="planner",
@@ -277,7 +235,8 @@ class Simulation:
 
     async def run_year(self, year: int) -> YearRecord:
         previous = self.records[-1] if self.records else None
-        self._emit(YearStarted(year=year))
+        self.sink.year = year
+        self.emit(YearStarted(year=year))
         kept = previous.schedule if previous else None
         voted = (  # a voting round, or a voted schedule still in force (docs/voting.md)
             await self.voting.decide(year, self.records, lambda: self._propose(year, kept))
@@ -292,7 +251,7 @@ class Simulation:
             schedule, source = await self._propose(year, kept)
             detail = getattr(self.planner, "last_detail", None) if source == "planner" else None
         self._check_breaker()
-        self._emit(
+        self.emit(
             ScheduleSet(
                 year=year,
                 edges=list(schedule.edges),
@@ -322,7 +281,7 @@ class Simulation:
             hours = np.asarray(decision.weekly_hours, dtype=float)
             self.fallbacks += decision.fallbacks
             for index, reason in sorted(decision.fallback_reasons.items()):
-                self._emit(
+                self.emit(
                     Fallback(
                         year=year,
                         role="worker",
@@ -331,7 +290,7 @@ class Simulation:
                         action="kept the previous hours",
                     )
                 )
-            self._emit(
+            self.emit(
                 WorkerStep(
                     year=year,
                     step=step,
@@ -342,7 +301,7 @@ class Simulation:
         record = self.settle_year(year, schedule, hours, source)
         if voted is not None and voted.summary:
             record.notes["vote_summary"] = voted.summary
-        self._emit(YearCompleted(year=year, metrics=record.metrics.to_dict()))
+        self.emit(YearCompleted(year=year, metrics=record.metrics.to_dict()))
         if self.log is not None:
             self.log.sync()
             self.log.write_years_table([years_row(r) for r in self.records])
@@ -372,7 +331,7 @@ class Simulation:
         but ``completed`` can be resumed.
         """
         if not self.started:
-            self._emit(RunStarted(run_id=self.run_id))
+            self.emit(RunStarted(run_id=self.run_id))
             self.started = True
         status: RunStatus = "completed"
         error: str | None = None
@@ -403,7 +362,7 @@ class Simulation:
             raise
         finally:
             summary = self.summary() if status != "interrupted" and self.records else {}
-            self._emit(
+            self.emit(
                 RunCompleted(
                     status=status,
                     years_completed=len(self.records),
@@ -494,40 +453,8 @@ class Simulation:
         return out
 
 
-#: Folder of a run holding a copy of the templates it used.
-PROMPTS_COPY_NAME = "prompts"
-
-#: Config fields holding server URLs, written to the manifest without credentials.
-URL_FIELDS = ("api_base", "planner_api_base", "workers_api_base", "voters_api_base")
-
-
-def manifest_config(config: RunConfig) -> dict[str, Any]:
-    """The config as the manifest records it: server URLs lose their credentials (a
-    resume takes them again from the command line, e.g. ``--workers-api-base``)."""
-    from llmecon.models import redact_url
-
-    data = config.model_dump(mode="json")
-    for name in URL_FIELDS:
-        if data.get(name):
-            data[name] = redact_url(data[name])
-    return data
-
-
 class _BreakerTripped(Exception):
     """Raised inside a year when the circuit breaker has tripped."""
-
-
-def check_templates(library: Any) -> None:
-    """Render every template of an overridden prompt folder before the run starts (the
-    check of ``llmecon prompts check``), so a template error never stops a run midway."""
-    from llmecon.runs.prompt_examples import template_failures
-
-    failures = template_failures(library)
-    if failures:
-        raise ConfigError(
-            "prompts: templates fail to render (run `llmecon prompts check --prompts DIR`):\n  "
-            + "\n  ".join(failures)
-        )
 
 
 def years_row(record: YearRecord) -> dict[str, Any]:
@@ -537,8 +464,3 @@ def years_row(record: YearRecord) -> dict[str, Any]:
     for b, rate in enumerate(record.schedule.rates):
         row[f"rate_{b}"] = rate
     return row
-
-
-def run(config: RunConfig, progress: ProgressCallback | None = None) -> RunResult:
-    """Build and run a simulation from a config."""
-    return Simulation(config).run(progress)

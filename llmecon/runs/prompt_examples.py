@@ -25,11 +25,11 @@ from llmecon.agents.prompting import (
     planner_prompt,
     worker_prompt,
 )
-from llmecon.economy.voting import VOTE_RULES
 from llmecon.models import ChatMessage
 from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt
 from llmecon.runs.config import ConfigError, RunConfig
-from llmecon.runs.loop import Simulation
+from llmecon.runs.wiring import build_simulation
+from llmecon.voting import vote_rule_names
 
 WORKER_TEMPLATES = {
     "worker_system.j2": "persona",
@@ -50,6 +50,17 @@ KNOWN_TEMPLATES = (
     "repair.j2",
     *VOTING_TEMPLATES,
 )
+
+
+def vote_rule_template(rule: str) -> str:
+    """The template closing ``vote.j2`` under the vote rule ``rule``."""
+    return f"vote_rule_{rule}.j2"
+
+
+def known_templates() -> tuple[str, ...]:
+    """Every template llmecon renders: :data:`KNOWN_TEMPLATES` and the closing template
+    of each registered vote rule."""
+    return (*KNOWN_TEMPLATES, *(vote_rule_template(rule) for rule in vote_rule_names()))
 
 
 class TemplateNotUsed(PromptError):
@@ -91,14 +102,17 @@ class ExampleWorld:
         )
         self.library = library
         self.year = year
-        self.sim = Simulation(config, write_log=False)
+        self.sim = build_simulation(config, write_log=False)
         self.records = self.sim.run().records[:year] if year > 0 else []
 
     def example(self, name: str, persona: int = 0, rule: str = "borda") -> Example:
         """What a model receives for template ``name`` (``rule``: the vote's rule)."""
+        rules = {vote_rule_template(r): r for r in vote_rule_names()}
+        if name in rules:  # included by vote.j2 under its rule
+            return self._voting("vote.j2", persona, rules[name])
         if name not in KNOWN_TEMPLATES:
             raise PromptError(
-                f"{name} is not used by llmecon (known: {', '.join(KNOWN_TEMPLATES)})"
+                f"{name} is not used by llmecon (known: {', '.join(known_templates())})"
             )
         if not 0 <= persona < self.sim.economy.size:
             raise ConfigError(f"persona index must be in [0, {self.sim.economy.size - 1}]")
@@ -161,15 +175,15 @@ class ExampleWorld:
         """A round (borda by default) with the incumbent and two seeded perturbations."""
         import numpy as np
 
-        from llmecon.agents.voting import (
+        from llmecon.agents.llm_planner import planner_candidates_prompt
+        from llmecon.economy.utility import WEEKS_PER_YEAR
+        from llmecon.voting.rules import perturbed_rates
+        from llmecon.voting.voters import (
             BallotCandidate,
             current_projections,
-            planner_candidates_prompt,
             platform_prompt,
             vote_prompt,
         )
-        from llmecon.economy.utility import WEEKS_PER_YEAR
-        from llmecon.economy.voting import perturbed_rates
 
         ctx = self.sim.planner_context
         if name == "planner_candidates.j2":
@@ -240,7 +254,7 @@ def template_failures(library: PromptLibrary) -> list[str]:
     failures: list[str] = []
     worlds = [ExampleWorld(library, year=0), ExampleWorld(library, year=3)]
     for name in library.names():
-        if name not in KNOWN_TEMPLATES:
+        if name not in known_templates():
             continue
         for world in worlds:
             try:
@@ -270,7 +284,8 @@ class _RecordingLibrary(PromptLibrary):
 
 def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example], type[BaseModel]]]:
     """Every kind of call the agents make, as (render the example, the reply schema)."""
-    from llmecon.agents.voting import ballot_schema, candidates_schema
+    from llmecon.agents.llm_planner import candidates_schema
+    from llmecon.voting.rules import ballot_schema
 
     ctx = world.sim.planner_context
     lo, hi = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
@@ -288,7 +303,7 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
         (lambda: world.example("platform.j2", 0), rates),
         (lambda: world.example("repair.j2"), hours),
     ]
-    for rule in VOTE_RULES:
+    for rule in vote_rule_names():
         situations.append(
             (
                 functools.partial(world.example, "vote.j2", 0, rule),

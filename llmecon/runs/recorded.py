@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict, deque
 from collections.abc import Iterable
+from typing import Any
 
 from llmecon.agents.calls import current_call
 from llmecon.models import (
@@ -39,7 +40,7 @@ from llmecon.models import (
     current_attempt,
 )
 from llmecon.models._schema import with_schema_instruction
-from llmecon.runs.events import Event, LLMCall
+from llmecon.runs.events import LLMCall
 
 CallKey = tuple[str, str | None, int, int]
 
@@ -59,7 +60,10 @@ class RecordedCalls:
     #: templates are no longer available: outputs are then replayed by who asked)
     verify_messages: bool = True
 
-    def __init__(self, calls: Iterable[LLMCall]) -> None:
+    def __init__(self, calls: Iterable[LLMCall], *, then_live: bool = False) -> None:
+        #: calls with no recording go on to the live model (resume, fork) instead of
+        #: being a mismatch (replay)
+        self.then_live = then_live
         self._queues: dict[CallKey, deque[LLMCall]] = defaultdict(deque)
         count = 0
         for call in calls:
@@ -68,8 +72,8 @@ class RecordedCalls:
         self.total = count
 
     @classmethod
-    def from_events(cls, events: Iterable[Event]) -> RecordedCalls:
-        return cls(e for e in events if isinstance(e, LLMCall))
+    def from_events(cls, events: Iterable[Any], *, then_live: bool = False) -> RecordedCalls:
+        return cls((e for e in events if isinstance(e, LLMCall)), then_live=then_live)
 
     def has(self, key: CallKey) -> bool:
         return bool(self._queues.get(key))
@@ -97,6 +101,7 @@ class ReplayProvider(ModelProvider):
     """Answers from :class:`RecordedCalls`; optionally falls through to a live provider."""
 
     provider_name = "replay"
+    in_process = True
     supports_native_schema = True
     default_max_concurrency = 10_000
 

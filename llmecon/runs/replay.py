@@ -15,44 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from llmecon.economy import TaxSchedule
-from llmecon.runs.config import RunConfig
-from llmecon.runs.events import (
-    Event,
-    LLMCall,
-    RunCompleted,
-    ScheduleSet,
-    WorkerStep,
-    YearCompleted,
-)
-from llmecon.runs.log import Manifest, RunLogError, read_events, read_manifest
-from llmecon.runs.loop import Simulation
+from llmecon.runs.events import LLMCall
+from llmecon.runs.log import Manifest, RunLogError
 from llmecon.runs.recorded import RecordedCalls
-from llmecon.runs.voting import vote_summaries
-
-
-def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) -> RunConfig:
-    """The run's config, pointed at the run's own persona copy when it has one."""
-    data = dict(manifest.config)
-    personas = run_dir / "personas.jsonl"
-    if personas.is_file():
-        data["personas"] = str(personas)
-    prompts = run_dir / "prompts"
-    if prompts.is_dir():  # the run's own copy of its templates
-        data["prompts"] = str(prompts)
-    data.update(reference=False, run_id=None)
-    data.update(overrides)
-    try:
-        return RunConfig(**data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise RunLogError(f"{run_dir / 'manifest.json'}: invalid config ({problems})") from None
-
+from llmecon.runs.restore import restore_run
+from llmecon.runs.wiring import build_simulation, build_world
 
 #: Relative tolerance of replayed metrics and rates. Model outputs replay exactly, but
 #: the economy's floating-point sums may differ in the last bits between CPUs (another
@@ -79,41 +46,6 @@ def metric_differences(logged: dict[str, float], replayed: dict[str, float]) -> 
         for name, value in replayed.items()
         if not close(logged.get(name), value)
     ]
-
-
-@dataclass(frozen=True)
-class LoggedYear:
-    """What the log says about one completed year."""
-
-    year: int
-    schedule: TaxSchedule
-    source: str
-    weekly_hours: list[float]
-    metrics: dict[str, float]
-
-
-def logged_years(events: list[Event]) -> list[LoggedYear]:
-    """Completed years in order (a year without ``year_completed`` is not included)."""
-    schedules: dict[int, ScheduleSet] = {}
-    hours: dict[int, list[float]] = {}
-    years: list[LoggedYear] = []
-    for e in events:
-        if isinstance(e, ScheduleSet):
-            schedules[e.year] = e
-        elif isinstance(e, WorkerStep):
-            hours[e.year] = e.weekly_hours  # the last step counts
-        elif isinstance(e, YearCompleted):
-            s = schedules[e.year]
-            years.append(
-                LoggedYear(
-                    e.year,
-                    TaxSchedule(tuple(s.edges), tuple(s.rates)),
-                    s.source,
-                    hours[e.year],
-                    e.metrics,
-                )
-            )
-    return years
 
 
 @dataclass
@@ -164,34 +96,26 @@ def templates_changed(run_dir: Path, manifest: Manifest) -> list[str]:
 
 def replay_run(run_dir: str | Path) -> ReplayReport:
     """Re-simulate ``run_dir`` from its recorded model outputs and compare every year."""
-    path = Path(run_dir)
-    manifest = read_manifest(path)
-    events = read_events(path)
-    logged = logged_years(events)
+    run = restore_run(run_dir)
+    logged = run.years
     if not logged:
-        raise RunLogError(f"{path} has no completed year to replay")
+        raise RunLogError(f"{run.path} has no completed year to replay")
     # Calls of a year that never completed (a killed or stopped run) are not replayed.
     recorded = RecordedCalls.from_events(
-        e for e in events if not isinstance(e, LLMCall) or e.year < len(logged)
+        e for e in run.events if isinstance(e, LLMCall) and e.year < len(logged)
     )
-    changed = templates_changed(path, manifest)
+    changed = templates_changed(run.path, run.manifest)
     recorded.verify_messages = not changed
-    ends = [e for e in events if isinstance(e, RunCompleted)]
-    status = ends[-1].status if ends else "killed"
-    config = config_from_manifest(path, manifest, years=len(logged))
-    sim = Simulation(config, write_log=False, recorded=recorded)
+    sim = build_simulation(run.config(years=len(logged)), write_log=False, recorded=recorded)
     # A fork's first years were taken from another run: take them from this log too.
-    forked = (manifest.model_extra or {}).get("forked_from") or {}
-    summaries = vote_summaries(events)
-    for year in logged[: int(forked.get("from_year", 0))]:
-        record = sim.settle_year(year.year, year.schedule, year.weekly_hours, year.source)
-        if year.year in summaries:
-            record.notes["vote_summary"] = summaries[year.year]
+    sim.restore(logged[: run.forked_from_year], run.vote_summaries)
     result = sim.run()
     for model in sim.models.models.values():
         mismatches = getattr(model.provider, "mismatches", [])
         if mismatches:
             raise mismatches[0]
+    status = run.status
+    manifest = run.manifest
     report = ReplayReport(
         len(logged),
         recorded.total - recorded.remaining,
@@ -240,19 +164,16 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
 
 def rescore_run(run_dir: str | Path, swf: str) -> list[dict[str, Any]]:
     """Every year's welfare under ``swf``, recomputed from the logged schedules and hours."""
-    path = Path(run_dir)
-    manifest = read_manifest(path)
-    events = read_events(path)
-    config = config_from_manifest(path, manifest, swf=swf, planner="none", workers="rational")
-    sim = Simulation(config, write_log=False)
+    run = restore_run(run_dir)
+    config = run.config(swf=swf, planner="none", workers="rational").resolved()
+    _, economy, _ = build_world(config)
     rows = []
-    for year in logged_years(events):
-        outcome = sim.economy.outcome(year.schedule, year.weekly_hours)
-        metrics = sim.economy.metrics(outcome, swf=swf)
+    for year in run.years:
+        metrics = economy.metrics(economy.outcome(year.schedule, year.weekly_hours), swf=swf)
         rows.append(
             {
                 "year": year.year,
-                "logged_swf_name": manifest.config.get("swf"),
+                "logged_swf_name": run.manifest.config.get("swf"),
                 "logged_swf": year.metrics.get("swf"),
                 "rescored_swf_name": swf,
                 "rescored_swf": metrics.swf,

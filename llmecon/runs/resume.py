@@ -12,63 +12,26 @@ then continues live, typically with another planner or model.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from llmecon.planners import is_baseline
+from llmecon._files import atomic_write
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
     LOG_FORMAT_VERSION,
-    Event,
-    Fallback,
     LLMCall,
-    RunCompleted,
     RunStarted,
-    ScheduleSet,
-    WorkerStep,
     YearCompleted,
-    YearStarted,
-    parse_event,
 )
-from llmecon.runs.log import (
-    EVENTS_NAME,
-    RunLock,
-    RunLog,
-    RunLogError,
-    _raw_manifest,
-    read_manifest,
-    validate_events,
-)
+from llmecon.runs.log import EVENTS_NAME, RunLock, RunLog, RunLogError, read_manifest
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
-from llmecon.runs.replay import config_from_manifest, logged_years, metric_differences
-from llmecon.runs.voting import vote_summaries
+from llmecon.runs.replay import metric_differences
+from llmecon.runs.restore import RestoredRun, restore_run
+from llmecon.runs.wiring import build_simulation
 
 
-def _split_log(path: Path) -> tuple[list[bytes], list[Event], list[bytes]]:
-    """Raw lines and events up to the last completed year, and the raw tail after it."""
-    data = path.read_bytes()
-    raw = data.split(b"\n")
-    lines = [line for line in raw if line.strip()]
-    events: list[Event] = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            events.append(parse_event(line))
-        except ValueError:
-            if number == len(lines) and not data.endswith(b"\n"):
-                break  # torn last line
-            raise RunLogError(f"{path}, line {number}: corrupt event") from None
-    cut = 0
-    for i, event in enumerate(events):
-        if isinstance(event, YearCompleted) or (isinstance(event, RunStarted) and cut == 0):
-            cut = i + 1
-    return lines[:cut], events[:cut], lines[cut:]
-
-
-def resume_run(
-    run_dir: str | Path, overrides: dict[str, Any] | None = None, **sim_kwargs: Any
-) -> Simulation:
+def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Simulation:
     """Prepare a stopped run to continue; call ``.run()`` on the result.
 
     Any run that did not complete can be resumed: killed (no ``run_completed``), failed,
@@ -78,13 +41,7 @@ def resume_run(
     completed, is in use by another process, or its log is corrupt.
     """
     path = Path(run_dir)
-    manifest = read_manifest(path)
-    raw_version = (_raw_manifest(path) or {}).get("format_version")
-    if raw_version != LOG_FORMAT_VERSION:
-        raise RunLogError(
-            f"{path} uses log format {raw_version}; resume appends to logs of the current "
-            f"format ({LOG_FORMAT_VERSION}) only (replay, report and load_run read it)"
-        )
+    read_manifest(path)  # a clear error for a folder that is not a run
     settings = {k: v for k, v in (overrides or {}).items() if v is not None}
     other = sorted(set(settings) - set(OPERATIONAL_FIELDS))
     if other:
@@ -92,142 +49,126 @@ def resume_run(
             f"resume can change operational settings only ({', '.join(OPERATIONAL_FIELDS)}); "
             f"not {', '.join(other)}: use `llmecon run --fork` for another experiment"
         )
-    events_path = path / EVENTS_NAME
-    if not events_path.is_file():
-        raise RunLogError(f"no {EVENTS_NAME} in {path}")
     lock = RunLock(path)  # before reading: a concurrent resume must not interleave
     try:
-        kept_lines, kept, tail_lines = _split_log(events_path)
-        if not kept:
-            raise RunLogError(f"{events_path} is empty: the run never started; run it again")
-        validate_events(kept, events_path)
-        tail = [e for e in (_try_parse(line) for line in tail_lines) if e is not None]
-        ended = [e for e in tail if isinstance(e, RunCompleted)]
-        if ended and ended[-1].status == "completed":
+        run = restore_run(path)
+        if run.contents.format_version != LOG_FORMAT_VERSION:
+            raise RunLogError(
+                f"{path} uses log format {run.contents.format_version}; resume appends to "
+                f"logs of the current format ({LOG_FORMAT_VERSION}) only (replay, report "
+                "and load_run read it)"
+            )
+        if run.status == "completed":
             raise RunLogError(f"{path} already completed; nothing to resume")
-        if tail_lines:
-            n = len(list(path.glob("events.interrupted-*.jsonl"))) + 1
-            (path / f"events.interrupted-{n}.jsonl").write_bytes(b"\n".join(tail_lines) + b"\n")
-        tmp = events_path.with_name(EVENTS_NAME + ".tmp")
-        tmp.write_bytes(b"".join(line + b"\n" for line in kept_lines))
-        os.replace(tmp, events_path)
-
+        cut = _last_boundary(run)
+        _set_tail_aside(run, cut)
+        kept = run.events[:cut]
         # Calls completed in the unfinished year are reused; failed ones are asked again
         # (the failure may be what stopped the run); later ones go live.
         recorded = RecordedCalls.from_events(
-            e for e in tail if isinstance(e, LLMCall) and e.error_type is None
+            (e for e in run.events[cut:] if isinstance(e, LLMCall) and e.error_type is None),
+            then_live=True,
         )
-        config = config_from_manifest(
-            path, manifest, run_id=manifest.run_id, out=str(path.parent), **settings
-        )
+        config = run.config(run_id=run.manifest.run_id, out=str(path.parent), **settings)
         config = config.model_copy(
-            update={"reference": bool(manifest.config.get("reference", True))}
+            update={"reference": bool(run.manifest.config.get("reference", True))}
         )
         log = RunLog.reopen(path, kept, lock)
     except BaseException:
         lock.release()
         raise
-    spent = sum(e.cost_usd or 0.0 for e in kept if isinstance(e, LLMCall))
-    sim = Simulation(
-        config,
-        recorded=recorded,
-        live_after_recorded=True,
-        log=log,
-        spent_usd=spent,
-        **sim_kwargs,
-    )
-    sim.started = any(isinstance(e, RunStarted) for e in kept)
-    summaries = vote_summaries(kept)
-    for year in logged_years(kept):
-        record = sim.settle_year(year.year, year.schedule, year.weekly_hours, year.source)
-        differences = metric_differences(year.metrics, record.metrics.to_dict())
-        if differences:
-            log.close()
-            raise RunLogError(
-                f"{path}: year {year.year} does not re-settle to its logged metrics "
-                f"({differences[0]}); the persona bank or the economy changed"
-            )
-        if year.year in summaries:  # the planner's demonstrations show past votes
-            record.notes["vote_summary"] = summaries[year.year]
-    sim.fallbacks = sum(isinstance(e, Fallback) for e in kept)
-    sim.decisions = sum(_decisions(e) for e in kept)
-    _fast_forward(sim)
+    fallbacks, decisions, spent = run.counts(cut)
+    try:
+        sim = build_simulation(config, recorded=recorded, log=log, spent_usd=spent)
+        sim.started = any(isinstance(e, RunStarted) for e in kept)
+        years = [y for y in run.years if y.year < _years_in(kept)]
+        for year, record in zip(years, sim.restore(years, run.vote_summaries), strict=True):
+            differences = metric_differences(year.metrics, record.metrics.to_dict())
+            if differences:
+                raise RunLogError(
+                    f"year {year.year} does not re-settle to its logged metrics "
+                    f"({differences[0]}); the persona bank or the economy changed"
+                )
+    except BaseException as exc:
+        log.close()
+        if isinstance(exc, RunLogError):
+            raise RunLogError(f"{path}: {exc}") from None
+        raise
+    sim.fallbacks, sim.decisions = fallbacks, decisions
+    sim.fast_forward_planner()
     return sim
 
 
-def _decisions(event: Event) -> int:
-    """Agent decisions an event stands for (for the fallback share of a resumed run)."""
-    if isinstance(event, ScheduleSet):
-        return 1
-    if isinstance(event, WorkerStep):
-        return len(event.weekly_hours)
-    return 0
+def _last_boundary(run: RestoredRun) -> int:
+    """How many events to keep: up to the last ``year_completed`` (or ``run_started``
+    when no year completed)."""
+    if not run.events:
+        raise RunLogError(f"{run.path / EVENTS_NAME} is empty: the run never started")
+    cut = 0
+    for i, event in enumerate(run.events):
+        if isinstance(event, YearCompleted) or (isinstance(event, RunStarted) and cut == 0):
+            cut = i + 1
+    if cut == 0:
+        raise RunLogError(
+            f"{run.path / EVENTS_NAME} holds no run_started event: the run never started; "
+            "run it again"
+        )
+    return cut
 
 
-def _try_parse(line: bytes) -> Event | None:
-    try:
-        return parse_event(line)
-    except ValueError:
-        return None
+def _years_in(events: list[Any]) -> int:
+    return sum(isinstance(e, YearCompleted) for e in events)
 
 
-def _fast_forward(sim: Simulation) -> None:
-    """Replay the planner's past proposals so its random stream is where it was."""
-    if is_baseline(sim.config.planner):
-        for k in range(len(sim.records)):
-            sim.planner.propose(sim.records[:k])
+def _set_tail_aside(run: RestoredRun, cut: int) -> None:
+    """Move the events after the first ``cut`` (the unfinished year, the end event of a
+    stopped run, a torn last line) to ``events.interrupted-<n>.jsonl``, never deleting
+    them, and leave the first ``cut`` events, byte for byte, in the log."""
+    events_path = run.path / EVENTS_NAME
+    lines = [line for line in events_path.read_bytes().split(b"\n") if line.strip()]
+    if lines[cut:]:
+        n = len(list(run.path.glob("events.interrupted-*.jsonl"))) + 1
+        aside = run.path / f"events.interrupted-{n}.jsonl"
+        aside.write_bytes(b"\n".join(lines[cut:]) + b"\n")
+    kept = b"".join(line + b"\n" for line in lines[:cut])
+    atomic_write(events_path, lambda tmp: tmp.write_bytes(kept))
 
 
 #: Settings a fork cannot change: the replayed years' hours and rates depend on them.
 FORK_KEEPS = ("agents", "personas", "seed", "brackets")
 
 
-def fork_run(
-    source_dir: str | Path, from_year: int, overrides: dict[str, Any], **sim_kwargs: Any
-) -> Simulation:
+def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) -> Simulation:
     """A new run whose years ``< from_year`` come from ``source_dir``'s log; call ``.run()``."""
-    src = Path(source_dir)
-    manifest = read_manifest(src)
-    from llmecon.runs.log import read_events
-
-    src_events = read_events(src)
-    logged = logged_years(src_events)
-    summaries = vote_summaries(src_events)
+    src = restore_run(source_dir)
+    logged = src.years
     if not 0 < from_year <= len(logged):
         raise RunLogError(
-            f"--from-year must be between 1 and {len(logged)} (the completed years of {src})"
+            f"--from-year must be between 1 and {len(logged)} (the completed years of {src.path})"
         )
     settings = {"reference": True, **{k: v for k, v in overrides.items() if v is not None}}
     changed = [
-        key for key in FORK_KEEPS if key in settings and settings[key] != manifest.config.get(key)
+        key
+        for key in FORK_KEEPS
+        if key in settings and settings[key] != src.manifest.config.get(key)
     ]
     if changed:
         flags = ", ".join("--" + key.replace("_", "-") for key in changed)
         raise RunLogError(
-            f"a fork keeps the population and brackets of {src} (its first years are that "
-            f"run's schedules and hours, per persona): {flags} cannot change; start a new "
-            "run instead"
+            f"a fork keeps the population and brackets of {src.path} (its first years are "
+            f"that run's schedules and hours, per persona): {flags} cannot change; start a "
+            "new run instead"
         )
-    config = config_from_manifest(src, manifest, **settings)
-    extra = {"forked_from": {"run": str(src), "run_id": manifest.run_id, "from_year": from_year}}
-    sim = Simulation(config, manifest_extra=extra, **sim_kwargs)
-    sim._emit(RunStarted(run_id=sim.run_id))
+    origin = {"run": str(src.path), "run_id": src.manifest.run_id, "from_year": from_year}
+    sim = build_simulation(src.config(**settings), manifest_extra={"forked_from": origin})
+    sim.emit(RunStarted(run_id=sim.run_id))
     sim.started = True
-    for year in logged[:from_year]:
-        sim._emit(YearStarted(year=year.year))
-        sim._emit(
-            ScheduleSet(
-                year=year.year,
-                edges=list(year.schedule.edges),
-                rates=list(year.schedule.rates),
-                source="replayed",
-                planner=str(manifest.config.get("planner")),
-                detail={"forked_from": manifest.run_id, "original_source": year.source},
-            )
-        )
-        sim._emit(WorkerStep(year=year.year, step=0, weekly_hours=year.weekly_hours))
-        record = sim.settle_year(year.year, year.schedule, year.weekly_hours, "replayed")
-        if year.year in summaries:
-            record.notes["vote_summary"] = summaries[year.year]
-        sim._emit(YearCompleted(year=year.year, metrics=record.metrics.to_dict()))
+    sim.restore(
+        logged[:from_year],
+        src.vote_summaries,
+        log_as={
+            "planner": src.manifest.config.get("planner"),
+            "detail": {"forked_from": src.manifest.run_id},
+        },
+    )
     return sim

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,12 +19,30 @@ from llmecon.agents import RationalWorkers, WorkerPool
 from llmecon.agents.llm_planner import LLMPlanner
 from llmecon.agents.llm_workers import LLMWorkers
 from llmecon.agents.prompting import PlannerPromptSettings
-from llmecon.economy import Economy, Population, UtilityConfig, synthetic_population
-from llmecon.models import GenerateConfig, Model, ModelError, get_model, redact_url
+from llmecon.economy import (
+    Economy,
+    Population,
+    UtilityConfig,
+    parse_brackets,
+    synthetic_population,
+)
+from llmecon.models import (
+    GenerateConfig,
+    Model,
+    ModelError,
+    get_model,
+    redact_url,
+    runs_in_process,
+)
 from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
 from llmecon.prompts import PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.runs.guard import CircuitBreaker
+from llmecon.runs.log import Manifest, RunLog, package_versions, utc_now
 from llmecon.runs.recorded import RecordedCalls, ReplayProvider
+
+if TYPE_CHECKING:
+    from llmecon.runs.loop import RunSink, Simulation
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +122,9 @@ class ModelPool:
     endpoint share it (and its concurrency limit).
 
     With ``recorded`` calls (replay, resume, fork) every model answers from the log;
-    with ``live`` too, calls with no recording go on to the real model. ``spent_usd`` is
-    what earlier sessions of the run already spent (resume), counted in the budget.
+    with ``recorded.then_live`` calls with no recording go on to the real model.
+    ``spent_usd`` is what earlier sessions of the run already spent (resume), counted in
+    the budget.
     """
 
     def __init__(
@@ -111,18 +132,16 @@ class ModelPool:
         config: RunConfig,
         on_call: Callable[..., None],
         recorded: RecordedCalls | None = None,
-        live: bool = False,
         spent_usd: float = 0.0,
     ) -> None:
         self.config = config
         self.on_call = on_call
         self.recorded = recorded
-        self.live = live
         self.spent_usd = spent_usd
         self.models: dict[tuple[str, str | None], Model] = {}
         self.roles: dict[str, tuple[str, str]] = {}
         """role -> (model name, endpoint description)"""
-        #: renders re-asks with ``prompts/repair.j2`` (set by the simulation)
+        #: renders re-asks with ``prompts/repair.j2`` (set by the builder)
         self.repair_prompt: Callable[[str], str] | None = None
 
     def generate_config(self) -> GenerateConfig:
@@ -147,7 +166,7 @@ class ModelPool:
     def _build(self, name: str, base: str | None, role: str) -> Model:
         concurrency = capped_concurrency(self.config.max_concurrency)
         try:
-            if self.recorded is not None and not self.live:
+            if self.recorded is not None and not self.recorded.then_live:
                 # The run's own settings (its reply cap above all): a recorded reply
                 # is accepted or refused exactly as it was live.
                 model = Model(ReplayProvider(name, self.recorded), config=self.generate_config())
@@ -213,14 +232,9 @@ class ModelPool:
 
 
 def _role_base(name: str, base: str | None) -> str | None:
-    """In-process models (embedded, mock) take no server URL: a run-wide ``--api-base``
-    meant for the API models of other roles does not apply to them."""
-    provider = name.partition("/")[0] if "/" in name else ""
-    return None if provider in IN_PROCESS_PROVIDERS else base
-
-
-#: Providers that run inside this process and take no ``api_base``.
-IN_PROCESS_PROVIDERS = frozenset({"local", "mock", "replay", "scripted"})
+    """In-process models (embedded, mock, scripted) take no server URL: a run-wide
+    ``--api-base`` meant for the API models of other roles does not apply to them."""
+    return None if runs_in_process(name) else base
 
 
 def endpoint_label(model: Model) -> str:
@@ -228,7 +242,7 @@ def endpoint_label(model: Model) -> str:
     or ``<provider> default`` / ``in-process``."""
     provider = model.provider
     live = getattr(provider, "live", None) or provider
-    if live.provider_name in IN_PROCESS_PROVIDERS:
+    if live.in_process:
         return f"{live.provider_name} (in-process)"
     if live.api_base:
         return redact_url(live.api_base)
@@ -301,3 +315,204 @@ def build_workers(
         reasons=config.worker_reasons,
         config=gen,
     )
+
+
+# -- the builder: a Simulation wired from a config --------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStreams:
+    """Independent seeded generators for each source of randomness in a run."""
+
+    population: np.random.Generator
+    planner: np.random.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int) -> RunStreams:
+        pop, plan = np.random.SeedSequence(seed).spawn(2)
+        return cls(np.random.default_rng(pop), np.random.default_rng(plan))
+
+
+@dataclass(frozen=True)
+class RunParts:
+    """Everything a run is made of, wired from its (resolved) config."""
+
+    config: RunConfig
+    source: PopulationSource
+    economy: Economy
+    edges: tuple[float, ...]
+    planner_context: PlannerContext
+    library: PromptLibrary
+    models: ModelPool
+    planner: Planner
+    workers: WorkerPool
+    voting: Any
+    """The voting rounds (``None`` without ``vote_every``)."""
+
+
+def build_world(config: RunConfig) -> tuple[PopulationSource, Economy, PlannerContext]:
+    """The population, economy and planner context of a (resolved) config: what a
+    run's agents live in, without any model (prompt examples, rescoring, load_run)."""
+    streams = RunStreams.from_seed(config.seed)
+    source = build_population(config, streams.population)
+    economy = build_economy(config, source.population)
+    context = PlannerContext(
+        economy,
+        parse_brackets(config.brackets),
+        streams.planner,
+        min_rate=config.min_rate,
+        max_rate=config.max_rate,
+    )
+    return source, economy, context
+
+
+def build_parts(
+    config: RunConfig,
+    sink: RunSink,
+    recorded: RecordedCalls | None = None,
+    spent_usd: float = 0.0,
+) -> RunParts:
+    """Wire a run's parts from a resolved config (:meth:`RunConfig.resolved`); model
+    calls go to ``sink`` (answered from ``recorded`` when given, see :class:`ModelPool`)."""
+    from llmecon.voting.rounds import build_voting
+
+    source, economy, context = build_world(config)
+    library = build_library(config)
+    if config.prompts and not (is_baseline(config.planner) and config.workers == "rational"):
+        check_templates(library)
+    if config.vote_every is not None and config.voters == "llm":
+        from llmecon.runs.prompt_examples import vote_rule_template
+
+        try:  # LLM voters read the rule's own closing template
+            library.path(vote_rule_template(config.vote_rule))
+        except PromptError as exc:
+            raise ConfigError(f"vote rule {config.vote_rule!r}: {exc}") from None
+    models = ModelPool(config, sink.on_call, recorded, spent_usd)
+    models.repair_prompt = lambda error: library.render("repair.j2", error=error).text
+    sink.totals = models.totals
+    planner = build_planner(config, context, models, library)
+    workers = build_workers(config, economy, source, models, library)
+    voting = build_voting(config, context, planner, models, library, source, sink.emit)
+    return RunParts(
+        config, source, economy, context.edges, context, library, models, planner, workers, voting
+    )
+
+
+def build_simulation(
+    config: RunConfig,
+    *,
+    write_log: bool = True,
+    recorded: RecordedCalls | None = None,
+    log: RunLog | None = None,
+    spent_usd: float = 0.0,
+    manifest_extra: dict[str, Any] | None = None,
+) -> Simulation:
+    """A :class:`Simulation` of ``config``, ready to :meth:`~Simulation.run`.
+
+    By default it writes a new run folder ``<out>/<run-id>/`` (manifest, personas,
+    template copies). ``write_log=False``: no folder (replays, comparisons).
+    ``recorded``: model calls answered from a log (replay; with
+    ``recorded.then_live`` the rest go to the live models: resume, fork).
+    ``log``: go on writing an existing run's log (resume), ``spent_usd`` being what
+    that run spent before (counted in its budget). ``manifest_extra``: more manifest
+    fields (a fork's origin).
+    """
+    from llmecon.runs.loop import RunSink, Simulation
+
+    config = config.resolved()
+    replaying = recorded is not None and not recorded.then_live
+    #: stops the run when model calls keep failing (off for offline replays, which
+    #: re-enact recorded failures)
+    breaker = CircuitBreaker(
+        config.max_consecutive_failures, config.max_failure_share, enabled=not replaying
+    )
+    sink = RunSink(breaker)
+    parts = build_parts(config, sink, recorded, spent_usd)
+    run_id = config.run_id or default_run_id(config)
+    sim = Simulation(parts, sink, run_id)
+    if log is not None:
+        sink.log = log
+        sim.started = True
+    elif write_log:
+        sink.log = RunLog.create(
+            Path(config.out) / run_id, _manifest(parts, run_id, manifest_extra)
+        )
+        _write_personas(sink.log, parts)
+        _write_prompts(sink.log, parts)
+    return sim
+
+
+def default_run_id(config: RunConfig) -> str:
+    """``<timestamp>-<planner>-s<seed>-<random>``: readable, and unique when many runs
+    start in the same second (a collision would be refused, never overwritten)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    planner = config.planner.rsplit("/", 1)[-1]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in planner)[:40]
+    return f"{stamp}-{safe.strip('.-') or 'run'}-s{config.seed}-{secrets.token_hex(3)}"
+
+
+#: Folder of a run holding a copy of the templates it used.
+PROMPTS_COPY_NAME = "prompts"
+
+#: Config fields holding server URLs, written to the manifest without credentials.
+URL_FIELDS = ("api_base", "planner_api_base", "workers_api_base", "voters_api_base")
+
+
+def manifest_config(config: RunConfig) -> dict[str, Any]:
+    """The config as the manifest records it: server URLs lose their credentials (a
+    resume takes them again from the command line, e.g. ``--workers-api-base``)."""
+    data = config.model_dump(mode="json")
+    for name in URL_FIELDS:
+        if data.get(name):
+            data[name] = redact_url(data[name])
+    return data
+
+
+def _manifest(parts: RunParts, run_id: str, extra: dict[str, Any] | None) -> Manifest:
+    config = parts.config
+    uses_llm = bool(parts.models.models)
+    return Manifest(
+        run_id=run_id,
+        created=utc_now(),
+        seed=config.seed,
+        config=manifest_config(config),
+        population=parts.source.description,
+        models={"planner": config.planner, "workers": str(config.workers)},
+        prompts=parts.library.hashes() if uses_llm else {},
+        endpoints=parts.models.endpoints(),
+        package_versions=package_versions(),
+        **(extra or {}),
+    )
+
+
+def _write_prompts(log: RunLog, parts: RunParts) -> None:
+    """Copy the templates the run renders into ``prompts/`` of the run folder, so a
+    replay or resume renders exactly the same prompts after the shipped ones change."""
+    if not parts.models.models:
+        return
+    folder = log.directory / PROMPTS_COPY_NAME
+    folder.mkdir(exist_ok=True)
+    for name in parts.library.names():
+        (folder / name).write_bytes(parts.library.path(name).read_bytes())
+
+
+def _write_personas(log: RunLog, parts: RunParts) -> None:
+    personas = parts.source.personas
+    if personas is None or len(personas) > PERSONA_COPY_MAX:
+        return
+    from llmecon.personas import write_bank
+
+    write_bank(log.directory / "personas.jsonl", personas)
+
+
+def check_templates(library: PromptLibrary) -> None:
+    """Render every template of an overridden prompt folder before the run starts (the
+    check of ``llmecon prompts check``), so a template error never stops a run midway."""
+    from llmecon.runs.prompt_examples import template_failures
+
+    failures = template_failures(library)
+    if failures:
+        raise ConfigError(
+            "prompts: templates fail to render (run `llmecon prompts check --prompts DIR`):\n  "
+            + "\n  ".join(failures)
+        )

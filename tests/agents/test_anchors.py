@@ -9,11 +9,9 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 from llmecon.agents.anchors import find_anchors
-from llmecon.agents.llm_planner import planner_schema
+from llmecon.agents.llm_planner import candidates_schema, planner_schema
 from llmecon.agents.llm_workers import worker_schema
-from llmecon.agents.voting import ballot_schema, candidates_schema
 from llmecon.cli import main
-from llmecon.economy.voting import VOTE_RULES
 from llmecon.personas import default_bank_path, load_bank, persona_text
 from llmecon.prompts import PromptLibrary
 from llmecon.runs.prompt_examples import (
@@ -22,6 +20,7 @@ from llmecon.runs.prompt_examples import (
     TemplateNotUsed,
     template_anchors,
 )
+from llmecon.voting import ballot_schema, vote_rule_names
 
 HOURS = worker_schema(80)
 RATES = planner_schema(7, 0, 100)
@@ -97,7 +96,7 @@ def test_rendered_prompts_hold_no_format_example_that_is_a_valid_answer(year: in
     world = ExampleWorld(PromptLibrary(), year=year)
     checked = 0
     for name in KNOWN_TEMPLATES:
-        for rule in VOTE_RULES if name == "vote.j2" else ("borda",):
+        for rule in vote_rule_names() if name == "vote.j2" else ("borda",):
             try:
                 example = world.example(name, 1, rule)
             except TemplateNotUsed:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llmecon.runs import Simulation, build_config, read_events
+from llmecon.runs import build_config, build_simulation, read_events
 from llmecon.runs.events import LLMCall, ScheduleSet, WorkerStep
 from llmecon.runs.replay import replay_run
 from tests.conftest import require_local_model
@@ -17,7 +17,7 @@ def test_bare_default_run_with_the_embedded_model(tmp_path: Path) -> None:
     require_local_model()
     config = build_config(overrides=dict(agents=3, years=2, out=str(tmp_path), run_id="local"))
     assert config.planner == config.workers == "local/smollm2-135m"
-    result = Simulation(config).run()
+    result = build_simulation(config).run()
     assert result.status == "completed"
     events = read_events(tmp_path / "local")
     calls = [e for e in events if isinstance(e, LLMCall)]

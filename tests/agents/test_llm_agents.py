@@ -15,7 +15,7 @@ from llmecon.agents.prompting import effect_hints
 from llmecon.models import ChatMessage, register_provider
 from llmecon.models._mock import MockProvider
 from llmecon.prompts import PromptLibrary
-from llmecon.runs import RunConfig, Simulation, build_config, read_events, read_manifest
+from llmecon.runs import RunConfig, build_config, build_simulation, read_events, read_manifest
 from llmecon.runs.events import Blob, Fallback, LLMCall, ScheduleSet, WorkerStep
 
 Responder = Callable[[list[ChatMessage], dict[str, Any] | None], str]
@@ -40,7 +40,7 @@ def _config(tmp_path: Path, **kw: Any) -> RunConfig:
 
 
 def test_mock_run_end_to_end_logs_every_call(tmp_path: Path) -> None:
-    result = Simulation(_config(tmp_path, planner="mock/default", agents=10)).run()
+    result = build_simulation(_config(tmp_path, planner="mock/default", agents=10)).run()
     assert result.status == "completed" and result.config.workers == "mock/default"
     events = read_events(tmp_path / "r")
     calls = [e for e in events if isinstance(e, LLMCall)]
@@ -73,7 +73,7 @@ def test_planner_obeys_bounds_and_trust_region(tmp_path: Path) -> None:
 
     model = use_responder("greedy", respond)
     cfg = _config(tmp_path, planner=model, years=7, min_rate=0.05, max_rate=0.6, trust_region=0.1)
-    Simulation(cfg).run()
+    build_simulation(cfg).run()
     sets = [e for e in read_events(tmp_path / "r") if isinstance(e, ScheduleSet)]
     rates = np.array([s.rates for s in sets])
     assert rates.min() >= 0.05 - 1e-12 and rates.max() <= 0.6 + 1e-12
@@ -87,7 +87,7 @@ def test_out_of_bounds_rates_are_reasked_then_fall_back(tmp_path: Path) -> None:
     def respond(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
         return json.dumps({"rates": [150] * 7}) if is_planner(schema) else '{"hours": 40}'
 
-    Simulation(_config(tmp_path, planner=use_responder("wild", respond), years=3)).run()
+    build_simulation(_config(tmp_path, planner=use_responder("wild", respond), years=3)).run()
     events = read_events(tmp_path / "r")
     sets = [e for e in events if isinstance(e, ScheduleSet)]
     assert [s.source for s in sets] == ["planner", "fallback", "fallback"]
@@ -112,7 +112,7 @@ def test_malformed_outputs_are_recorded_fallbacks_and_the_run_completes(tmp_path
 
     # Half the calls fail on purpose: the circuit breaker's share rule is turned off.
     config = _config(tmp_path, planner=use_responder("broken", respond), max_failure_share=1.0)
-    result = Simulation(config).run()
+    result = build_simulation(config).run()
     assert result.status == "completed"
     events = read_events(tmp_path / "r")
     fallbacks = [e for e in events if isinstance(e, Fallback)]
@@ -139,7 +139,9 @@ def test_a_changed_template_changes_its_recorded_hash(tmp_path: Path) -> None:
     override.mkdir()
     shipped = PromptLibrary().source("worker_decision.j2")
     (override / "worker_decision.j2").write_text(shipped + "\nThink about your family.\n")
-    Simulation(_config(tmp_path, planner="mock/default", prompts=str(override), years=1)).run()
+    build_simulation(
+        _config(tmp_path, planner="mock/default", prompts=str(override), years=1)
+    ).run()
     manifest = read_manifest(tmp_path / "r")
     assert manifest.prompts["worker_decision.j2"] != PromptLibrary().sha256("worker_decision.j2")
     assert manifest.prompts["worker_decision.j2"] == PromptLibrary(override).sha256(
@@ -154,7 +156,7 @@ def test_llm_workers_need_personas(tmp_path: Path) -> None:
     from llmecon.runs import ConfigError
 
     with pytest.raises(ConfigError, match="need personas"):
-        Simulation(_config(tmp_path, planner="mock/default", personas="synthetic"))
+        build_simulation(_config(tmp_path, planner="mock/default", personas="synthetic"))
 
 
 def test_effect_hints_recover_the_sign_of_each_bracket() -> None:
@@ -167,7 +169,7 @@ def test_effect_hints_recover_the_sign_of_each_bracket() -> None:
     for year in range(12):
         rates = rng.uniform(0.1, 0.5, 3)
         swf = float(100 * rates @ true)
-        metrics = YearMetrics(swf, *([0.0] * 14))
+        metrics = YearMetrics(swf, *([0.0] * 10))
         sched = TaxSchedule((0.0, 1e4, 1e5), tuple(rates))
         history.append(YearRecord(year, sched, metrics, np.zeros(1), np.zeros(1)))
     slopes = np.array([h["slope"] for h in effect_hints(history)])

@@ -11,12 +11,12 @@ import pytest
 
 from llmecon.agents.llm_workers import worker_schema
 from llmecon.agents.scripted import parse_scripted_name
-from llmecon.economy.voting import project_candidates, rational_ballots
 from llmecon.models import ChatMessage, ModelError, UnknownModelError, get_model
-from llmecon.runs import RunConfig, Simulation, build_config, read_events
+from llmecon.runs import RunConfig, build_config, build_simulation, read_events
 from llmecon.runs.events import LLMCall, ScheduleSet, VoteRound, WorkerStep
 from llmecon.runs.reference import reference_welfare
 from llmecon.runs.replay import replay_run
+from llmecon.voting.rules import project_candidates, rational_ballots
 
 
 def _config(tmp_path: Path, **kw: Any) -> RunConfig:
@@ -25,7 +25,7 @@ def _config(tmp_path: Path, **kw: Any) -> RunConfig:
     return build_config(overrides=base)
 
 
-def _gap_closed(sim: Simulation, records: list[Any]) -> tuple[list[float], list[float]]:
+def _gap_closed(sim: Any, records: list[Any]) -> tuple[list[float], list[float]]:
     """Per year, the share of the status-quo→oracle gap closed: by the realised welfare,
     and by the enacted schedule at exact best responses."""
     ref = reference_welfare(sim.planner_context)
@@ -52,7 +52,7 @@ def test_a_call_without_a_structured_request_is_a_clear_error() -> None:
 
 def test_workers_answer_the_rounded_best_response(tmp_path: Path) -> None:
     cfg = _config(tmp_path, planner="flat:0.3", workers="scripted/reference", years=2)
-    sim = Simulation(cfg)
+    sim = build_simulation(cfg)
     sim.run()
     events = read_events(tmp_path / "r")
     steps = [e for e in events if isinstance(e, WorkerStep)]
@@ -76,7 +76,7 @@ def test_noise_is_gaussian_in_hours_and_reproducible(tmp_path: Path) -> None:
             years=2,
             run_id=run_id,
         )
-        sim = Simulation(cfg)
+        sim = build_simulation(cfg)
         result = sim.run()
         chosen = np.concatenate([r.weekly_hours for r in result.records])
         best = np.concatenate([sim.economy.rational_hours(r.schedule) for r in result.records])
@@ -93,7 +93,7 @@ def test_noise_is_gaussian_in_hours_and_reproducible(tmp_path: Path) -> None:
 def test_planner_climbs_within_the_trust_region_without_noise(tmp_path: Path) -> None:
     name = "scripted/reference"
     cfg = _config(tmp_path, planner=name, workers=name, agents=100, years=20)
-    sim = Simulation(cfg)
+    sim = build_simulation(cfg)
     result = sim.run()
     assert result.fallbacks == 0
     events = read_events(tmp_path / "r")
@@ -117,7 +117,7 @@ def test_planner_with_noisy_workers_measured(tmp_path: Path) -> None:
     only ~81 % of the gap in realised welfare on average (the noise costs the rest)."""
     name = "scripted/reference-noise2"
     cfg = _config(tmp_path, planner=name, workers=name, agents=100, years=20, seed=0)
-    sim = Simulation(cfg)
+    sim = build_simulation(cfg)
     result = sim.run()
     realised, schedule = _gap_closed(sim, result.records)
     assert result.fallbacks == 0
@@ -136,7 +136,7 @@ def test_voters_cast_their_rational_ballots_and_the_run_replays(tmp_path: Path) 
         vote_every=2,
         vote_rule="borda",
     )
-    sim = Simulation(cfg)
+    sim = build_simulation(cfg)
     sim.run()
     events = read_events(tmp_path / "r")
     rounds = [e for e in events if isinstance(e, VoteRound)]
@@ -155,7 +155,7 @@ def test_voters_cast_their_rational_ballots_and_the_run_replays(tmp_path: Path) 
 
 
 def test_platforms_are_each_personas_favourite(tmp_path: Path) -> None:
-    from llmecon.economy.voting import favourite_rates
+    from llmecon.voting.rules import favourite_rates
 
     cfg = _config(
         tmp_path,
@@ -167,7 +167,7 @@ def test_platforms_are_each_personas_favourite(tmp_path: Path) -> None:
         vote_rule="plurality",
         candidate_source="platforms",
     )
-    sim = Simulation(cfg)
+    sim = build_simulation(cfg)
     sim.run()
     events = read_events(tmp_path / "r")
     calls = [e for e in events if isinstance(e, LLMCall) and e.role == "proposer"]

@@ -16,9 +16,9 @@ from llmecon.economy import (
 from llmecon.economy.equilibrium import tolerance_usd
 from llmecon.economy.schedule import tax_of_rates
 from llmecon.economy.utility import WEEKS_PER_YEAR
-from llmecon.economy.voting import utilities_of_rates
 from llmecon.personas import default_bank_path, load_bank, population_from_personas
 from llmecon.planners import PlannerContext, make_planner, optimal_rates
+from llmecon.voting.rules import utilities_of_rates
 
 THREE = (0.0, 48_475.0, 197_300.0)
 ETAS = [0.5, 1.0, 2.0]

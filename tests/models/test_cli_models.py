@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from llmecon.cli import main
-from llmecon.models.fake_servers import FakeOpenAIServer
+from llmecon.testing.fake_servers import FakeOpenAIServer
 from tests.models.conftest import SENTINEL
 
 

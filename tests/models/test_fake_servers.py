@@ -20,7 +20,7 @@ from llmecon.models import (
     StructuredOutputError,
     get_model,
 )
-from llmecon.models.fake_servers import FakeAnthropicServer, FakeOpenAIServer
+from llmecon.testing.fake_servers import FakeAnthropicServer, FakeOpenAIServer
 from tests.models.conftest import FAST, SENTINEL, WorkerDecision
 
 MSGS = [
@@ -229,3 +229,16 @@ def test_sdk_is_imported_when_the_model_is_built_not_inside_a_request(name, args
         check=True,
     )
     assert json.loads(out.stdout.strip().lower()) is True
+
+
+@pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)
+def test_sampling_settings_reach_the_server(name, server_cls, args, sentinel_keys):
+    """``temperature`` and ``top_p`` are sent by every SDK path (the anthropic SDK 2.x
+    has no keyword for them: they go in the request body)."""
+    with server_cls() as server:
+        model = get_model(name, api_base=server.base_url, config=FAST, **args)
+        config = GenerateConfig(temperature=0.25, top_p=0.5, max_tokens=40)
+        reply = asyncio.run(_call(model, config=config))
+        body = server.stats.bodies[-1]
+    assert reply.parsed is not None
+    assert body["temperature"] == 0.25 and body["top_p"] == 0.5

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from llmecon.models import ChatMessage, GenerateConfig, RateLimitError, get_model
-from llmecon.models.fake_servers import FakeOpenAIServer
+from llmecon.testing.fake_servers import FakeOpenAIServer
 from tests.models.conftest import SENTINEL, WorkerDecision
 
 MSGS = [ChatMessage(role="user", content="Hours?")]

@@ -18,7 +18,7 @@ from llmecon.models._local import bounded_integers_as_enums, builtin_gguf_path
 
 
 class WorkerDecision(BaseModel):
-    """The worker decision of DESIGN.md §5: integer weekly hours."""
+    """The worker decision of docs/design.md §5: integer weekly hours."""
 
     hours: int = Field(ge=0, le=80)
 

@@ -195,7 +195,7 @@ def test_a_run_goes_on_when_the_child_is_killed_mid_run(tmp_path: Path) -> None:
     The run completes, the call in flight is retried (or a recorded fallback), and every
     other call succeeds."""
     require_local_model()
-    from llmecon.runs import Simulation, build_config, read_events
+    from llmecon.runs import build_config, build_simulation, read_events
     from llmecon.runs.events import LLMCall
 
     process = LocalProvider().process
@@ -212,7 +212,7 @@ def test_a_run_goes_on_when_the_child_is_killed_mid_run(tmp_path: Path) -> None:
     killed: list[int] = []
     killer = _kill_when_generating(process, signal.SIGKILL, killed, after=process.served + 2)
     starts = process.starts
-    result = Simulation(config).run()
+    result = build_simulation(config).run()
     killer.join(10)
     assert killed, "the child was never killed"
     assert result.status == "completed"

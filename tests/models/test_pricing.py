@@ -14,7 +14,7 @@ from llmecon.models import _pricing as pricing
 from llmecon.models._openai import OpenAIProvider
 from llmecon.models._pricing import cost_usd, price_known, price_of
 from llmecon.models._types import Usage
-from llmecon.models.fake_servers import FakeOpenAIServer
+from llmecon.testing.fake_servers import FakeOpenAIServer
 from tests.models.conftest import FAST, WorkerDecision
 
 MSGS = [ChatMessage(role="user", content="Hours?")]

@@ -15,7 +15,7 @@ from llmecon.models import (
     get_model,
 )
 from llmecon.models._model import truncate_reply
-from llmecon.models.fake_servers import FakeOpenAIServer
+from llmecon.testing.fake_servers import FakeOpenAIServer
 from tests.models.conftest import FAST, WorkerDecision
 
 MSGS = [ChatMessage(role="user", content="Hours?")]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmecon.report import render_report, write_report
-from llmecon.runs import RunConfig, Simulation
+from llmecon.runs import RunConfig, build_simulation
 from llmecon.runs.dataframes import load_run
 from llmecon.runs.log import RunLogError
 from tests.report.crafted import GOLDEN_V1, HOSTILE, IMG, SCRIPT, craft_run
@@ -43,7 +43,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = RunConfig(
         planner="saez", personas="synthetic", agents=40, years=3, out=str(out), run_id="saez"
     )
-    result = Simulation(config).run()
+    result = build_simulation(config).run()
     assert result.run_dir is not None
     return result.run_dir
 

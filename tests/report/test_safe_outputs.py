@@ -185,10 +185,10 @@ def test_sigkill_during_export_never_leaves_a_truncated_table(tmp_path: Path) ->
 
     import numpy as np
 
-    from llmecon.runs import Simulation, build_config
+    from llmecon.runs import build_config, build_simulation
 
     config = dict(planner="mock/default", agents=60, years=3, out=str(tmp_path))
-    Simulation(build_config(overrides={**config, "run_id": "big", "reference": False})).run()
+    build_simulation(build_config(overrides={**config, "run_id": "big", "reference": False})).run()
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     command = [sys.executable, "-m", "llmecon", "export", str(tmp_path / "big")]

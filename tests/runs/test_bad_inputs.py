@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
-from llmecon.runs import RunLogError, Simulation, build_config, read_events, read_manifest
+from llmecon.runs import RunLogError, build_config, build_simulation, read_events, read_manifest
 from llmecon.runs.dataframes import load_run
 from llmecon.runs.log import validate_events
 from llmecon.runs.replay import replay_run
@@ -44,7 +44,7 @@ def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             reference=False,
         )
     )
-    Simulation(config).run()
+    build_simulation(config).run()
     return out / "good"
 
 
@@ -104,7 +104,7 @@ BAD_MANIFESTS: list[tuple[str, Callable[[Path], None], str]] = [
         "config: Input should be a valid dictionary",
     ),
     ("agents", _set_config(agents="many"), "config.agents: Input should be a valid integer"),
-    ("swf", _set_config(swf="happiness"), "config.swf: Input should be"),
+    ("swf", _set_config(swf="happiness"), "config.swf: Value error, unknown 'happiness'"),
     ("brackets", _set_config(brackets="5,10"), "config.brackets"),
     ("rates", _set_config(min_rate=0.6, max_rate=0.5), "min_rate (0.6) exceeds max_rate"),
     ("unknown-field", _set_config(plannr="saez"), "config.plannr: unknown field"),
@@ -316,7 +316,7 @@ def test_resumed_forked_and_voting_logs_pass_validation(tmp_path: Path) -> None:
         vote_rule="borda",
         candidates=2,
     )
-    Simulation(build_config(overrides={**settings, "run_id": "cut"})).run()
+    build_simulation(build_config(overrides={**settings, "run_id": "cut"})).run()
     cut = tmp_path / "cut"
     lines = (cut / "events.jsonl").read_text().splitlines()
     year3 = next(i for i, ln in enumerate(lines) if '"year_started"' in ln and '"year":3' in ln)

@@ -1,6 +1,6 @@
 """Runs tell the truth: total failures stop non-zero, every stop resumes, paths are safe.
 
-Servers are the fake OpenAI server of ``llmecon.models.fake_servers`` on 127.0.0.1
+Servers are the fake OpenAI server of ``llmecon.testing.fake_servers`` on 127.0.0.1
 (started and stopped by each test); nothing here reaches the network.
 """
 
@@ -20,12 +20,12 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
-from llmecon.models.fake_servers import FakeOpenAIServer
-from llmecon.runs import RunConfig, RunFailedError, RunLogError, Simulation, read_events
+from llmecon.runs import RunConfig, RunFailedError, RunLogError, build_simulation, read_events
 from llmecon.runs.log import RunLock, read_manifest
-from llmecon.runs.loop import default_run_id
 from llmecon.runs.replay import replay_run
 from llmecon.runs.resume import resume_run
+from llmecon.runs.wiring import default_run_id
+from llmecon.testing.fake_servers import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL_KEY = "sk-test-SENTINEL-honest-0123456789"
@@ -138,7 +138,7 @@ def test_all_401_stops_at_the_first_call_without_leaking_the_key(
 
 def test_every_call_failing_trips_the_breaker(tmp_path: Path) -> None:
     with FakeOpenAIServer(fault_rates={"500": 1.0}) as server:
-        sim = Simulation(_config(tmp_path, server.base_url))
+        sim = build_simulation(_config(tmp_path, server.base_url))
         with pytest.raises(RunFailedError) as info:
             sim.run()
     message = str(info.value)
@@ -150,7 +150,7 @@ def test_every_call_failing_trips_the_breaker(tmp_path: Path) -> None:
 
 def test_a_hung_server_ends_in_bounded_time(tmp_path: Path) -> None:
     with FakeOpenAIServer(fault_rates={"hang": 1.0}) as server:
-        sim = Simulation(_config(tmp_path, server.base_url, timeout=0.5, max_concurrency=16))
+        sim = build_simulation(_config(tmp_path, server.base_url, timeout=0.5, max_concurrency=16))
         with pytest.raises(RunFailedError, match=r"timed out|no reply within"):
             sim.run()
     # 1 planner call + 12 workers, each one 0.5 s attempt: far below the old 375 s a call.
@@ -160,7 +160,7 @@ def test_a_hung_server_ends_in_bounded_time(tmp_path: Path) -> None:
 def test_a_failure_share_above_the_limit_stops_the_run(tmp_path: Path) -> None:
     # 90 % of replies are prose: most calls fail after their re-asks; never 1000 in a row.
     with FakeOpenAIServer(fault_rates={"malformed_json": 0.9}, seed=3) as server:
-        sim = Simulation(
+        sim = build_simulation(
             _config(tmp_path, server.base_url, agents=40, max_consecutive_failures=1000)
         )
         with pytest.raises(RunFailedError, match="model calls failed"):
@@ -176,7 +176,7 @@ def test_a_failed_run_resumes_to_completion_and_replays(tmp_path: Path) -> None:
         def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
             server.fault_rates = {"500": 1.0}
 
-        sim = Simulation(_config(tmp_path, server.base_url))
+        sim = build_simulation(_config(tmp_path, server.base_url))
         with pytest.raises(RunFailedError):
             sim.run(break_after_year_0)
         run_dir = tmp_path / "r"
@@ -202,7 +202,7 @@ def test_ctrl_c_is_logged_interrupted_and_resumes(tmp_path: Path) -> None:
         out=str(tmp_path), run_id="r", reference=False,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        Simulation(config).run(interrupt)
+        build_simulation(config).run(interrupt)
     assert _statuses(tmp_path / "r") == ["interrupted"]
     result = resume_run(tmp_path / "r").run()
     assert result.status == "completed" and len(result.records) == 3
@@ -232,7 +232,7 @@ def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) ->
 
 def test_deadline_stops_the_run_and_resume_finishes_it(tmp_path: Path) -> None:
     with FakeOpenAIServer(latency_s=0.3) as server:
-        sim = Simulation(_config(tmp_path, server.base_url, deadline=0.5, years=4))
+        sim = build_simulation(_config(tmp_path, server.base_url, deadline=0.5, years=4))
         result = sim.run()
         assert result.status == "deadline_exceeded" and "deadline" in str(result.error)
         assert len(result.records) < 4
@@ -247,7 +247,7 @@ def test_resume_changes_operational_settings_only(tmp_path: Path) -> None:
         out=str(tmp_path), run_id="r", reference=False,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        Simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
+        build_simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(RunLogError, match="operational settings only"):
         resume_run(tmp_path / "r", {"elasticity": 0.9})
     result = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--elasticity", "2"])
@@ -261,7 +261,7 @@ def test_a_run_in_use_cannot_be_resumed_and_its_log_is_untouched(tmp_path: Path)
             raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            Simulation(_config(tmp_path, server.base_url)).run(kill_like)
+            build_simulation(_config(tmp_path, server.base_url)).run(kill_like)
     run_dir = tmp_path / "r"
     before = (run_dir / "events.jsonl").read_bytes()
     lock = RunLock(run_dir)  # another process resuming it
@@ -280,7 +280,7 @@ def test_two_concurrent_resumes_one_refused_log_intact(tmp_path: Path) -> None:
         out=str(tmp_path), run_id="r", reference=False,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        Simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
+        build_simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "llmecon", "resume", str(tmp_path / "r")],
@@ -307,7 +307,7 @@ def test_replay_of_an_incomplete_run_says_so_and_exits_non_zero(tmp_path: Path) 
         out=str(tmp_path), run_id="r", reference=False,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        Simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
+        build_simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
     result = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
     assert result.exit_code == 1
     assert "replay matches" in result.output and "incomplete" in result.output
@@ -476,7 +476,7 @@ def test_credentials_in_a_server_url_are_never_written(tmp_path: Path) -> None:
         out=str(tmp_path), run_id="r", reference=False, max_retries=0,
         max_consecutive_failures=1000, max_failure_share=1,
     )  # fmt: skip
-    Simulation(config).run()
+    build_simulation(config).run()
     text = "".join(
         p.read_text(encoding="utf-8") for p in (tmp_path / "r").rglob("*") if p.is_file()
     )
@@ -502,7 +502,7 @@ def test_the_summary_says_when_welfare_is_made_of_fallbacks(tmp_path: Path) -> N
 def test_concurrency_is_capped_below_the_open_file_limit(tmp_path: Path) -> None:
     import resource
 
-    from llmecon.models.fake_servers import serve_in_subprocess
+    from llmecon.testing.fake_servers import serve_in_subprocess
 
     def low_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
@@ -527,7 +527,7 @@ def test_a_fork_cannot_change_the_population(tmp_path: Path) -> None:
         planner="saez", workers="rational", personas="synthetic", agents=50, years=3,
         out=str(tmp_path), run_id="src", reference=False,
     )  # fmt: skip
-    Simulation(config).run()
+    build_simulation(config).run()
     result = CliRunner().invoke(
         main,
         ["run", "--fork", str(tmp_path / "src"), "--from-year", "2", "--agents", "10",
@@ -563,7 +563,7 @@ def test_run_inside_a_running_event_loop_completes(tmp_path: Path) -> None:
     )  # fmt: skip
 
     async def notebook_cell() -> Any:
-        return Simulation(config).run()
+        return build_simulation(config).run()
 
     result = asyncio.run(notebook_cell())
     assert result.status == "completed" and len(result.records) == 2

@@ -20,7 +20,7 @@ from llmecon.models import (
     register_provider,
 )
 from llmecon.models._mock import MockProvider, request_seed
-from llmecon.runs import Simulation, build_config, read_events
+from llmecon.runs import build_config, build_simulation, read_events
 from llmecon.runs.events import LLMCall, MessageRef, YearCompleted
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError, ReplayProvider, _sha
 from llmecon.runs.replay import replay_run
@@ -51,7 +51,7 @@ register_provider("flakymock", FlakyMock)
 
 def _run(tmp_path: Path, run_id: str, model: str = "mock/reask-2", years: int = 3) -> Path:
     config = dict(planner=model, agents=8, years=years, out=str(tmp_path), run_id=run_id)
-    Simulation(build_config(overrides={**config, "reference": False})).run()
+    build_simulation(build_config(overrides={**config, "reference": False})).run()
     return tmp_path / run_id
 
 

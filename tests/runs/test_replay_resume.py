@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
-from llmecon.runs import RunLogError, Simulation, build_config, read_events, read_manifest
+from llmecon.runs import RunLogError, build_config, build_simulation, read_events, read_manifest
 from llmecon.runs.events import LLMCall, ScheduleSet, YearCompleted
 from llmecon.runs.recorded import ReplayMismatchError
 from llmecon.runs.replay import replay_run, rescore_run
@@ -34,7 +34,7 @@ def _mock_run(tmp_path: Path, run_id: str = "r", **kw: object) -> Path:
         reference=False,
     )
     base.update(kw)
-    Simulation(build_config(overrides=base)).run()
+    build_simulation(build_config(overrides=base)).run()
     return tmp_path / run_id
 
 

@@ -11,8 +11,8 @@ from llmecon.runs import (
     ConfigError,
     RunConfig,
     RunLogError,
-    Simulation,
     build_config,
+    build_simulation,
     read_events,
     read_manifest,
 )
@@ -28,7 +28,7 @@ def _config(tmp_path: Path, **kw: object) -> RunConfig:
 
 
 def test_run_writes_manifest_events_and_table(tmp_path: Path) -> None:
-    result = Simulation(_config(tmp_path)).run()
+    result = build_simulation(_config(tmp_path)).run()
     run_dir = tmp_path / "r"
     assert result.run_dir == run_dir and result.status == "completed"
     manifest = read_manifest(run_dir)
@@ -52,7 +52,7 @@ def test_run_writes_manifest_events_and_table(tmp_path: Path) -> None:
 
 
 def test_every_line_is_flushed_json(tmp_path: Path) -> None:
-    Simulation(_config(tmp_path, years=2)).run()
+    build_simulation(_config(tmp_path, years=2)).run()
     lines = (tmp_path / "r" / "events.jsonl").read_text().splitlines()
     assert all(json.loads(line)["type"] for line in lines)
 
@@ -63,20 +63,22 @@ def _metrics(run_dir: Path) -> list[dict[str, float]]:
 
 def test_runs_are_deterministic_for_a_seed(tmp_path: Path) -> None:
     for rid in ("a", "b"):
-        Simulation(_config(tmp_path, planner="thompson", run_id=rid, reference=False)).run()
-    Simulation(_config(tmp_path, planner="thompson", run_id="c", seed=1, reference=False)).run()
+        build_simulation(_config(tmp_path, planner="thompson", run_id=rid, reference=False)).run()
+    build_simulation(
+        _config(tmp_path, planner="thompson", run_id="c", seed=1, reference=False)
+    ).run()
     assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
     assert _metrics(tmp_path / "a") != _metrics(tmp_path / "c")
 
 
 def test_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
-    Simulation(_config(tmp_path, years=1, reference=False)).run()
+    build_simulation(_config(tmp_path, years=1, reference=False)).run()
     with pytest.raises(RunLogError, match="already holds a run"):
-        Simulation(_config(tmp_path, years=1, reference=False))
+        build_simulation(_config(tmp_path, years=1, reference=False))
 
 
 def test_planner_failure_is_a_recorded_fallback(tmp_path: Path) -> None:
-    sim = Simulation(_config(tmp_path, years=3, reference=False))
+    sim = build_simulation(_config(tmp_path, years=3, reference=False))
 
     class Broken:
         name = "broken"
@@ -100,7 +102,7 @@ def test_planner_failure_is_a_recorded_fallback(tmp_path: Path) -> None:
 
 
 def test_torn_last_line_is_ignored_but_corruption_elsewhere_is_not(tmp_path: Path) -> None:
-    Simulation(_config(tmp_path, years=2, reference=False)).run()
+    build_simulation(_config(tmp_path, years=2, reference=False)).run()
     path = tmp_path / "r" / "events.jsonl"
     n = len(read_events(tmp_path / "r"))
     with open(path, "a") as fh:
@@ -114,7 +116,7 @@ def test_torn_last_line_is_ignored_but_corruption_elsewhere_is_not(tmp_path: Pat
 
 
 def test_newer_log_format_is_refused(tmp_path: Path) -> None:
-    Simulation(_config(tmp_path, years=1, reference=False)).run()
+    build_simulation(_config(tmp_path, years=1, reference=False)).run()
     mpath = tmp_path / "r" / "manifest.json"
     data = json.loads(mpath.read_text())
     data["format_version"] = LOG_FORMAT_VERSION + 1

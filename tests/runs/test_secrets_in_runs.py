@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from llmecon.models._mock import instance_from_schema
-from llmecon.models.fake_servers import FakeOpenAIServer
-from llmecon.runs import Simulation, build_config, read_events
+from llmecon.runs import build_config, build_simulation, read_events
 from llmecon.runs.events import LLMCall, ScheduleSet
+from llmecon.testing.fake_servers import FakeOpenAIServer
 
 #: the key sent to the server (key-shaped) and another secret (caught only by its value)
 SENT_KEY = "sk-test-SENTINEL-5f1e2d3c4b5a69788796a5b4"
@@ -45,7 +45,7 @@ def test_echoed_keys_reach_no_file_of_the_run(tmp_path: Path, monkeypatch) -> No
                 reference=False,
             )
         )
-        Simulation(config).run()
+        build_simulation(config).run()
         assert server.stats.requests > 0
     run_dir = tmp_path / "echo"
     files = [p for p in run_dir.rglob("*") if p.is_file()]
@@ -86,7 +86,7 @@ def test_credentials_in_the_api_base_are_not_written(
                 reference=False,
             )
         )
-        Simulation(config).run()
+        build_simulation(config).run()
         assert server.stats.requests == 4  # the URL worked, query and credentials included
     calls = [e for e in read_events(tmp_path / "url") if isinstance(e, LLMCall)]
     assert len(calls) == 4 and all(c.error_type is None for c in calls)

@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 
 from llmecon.economy import Economy, TaxSchedule, UtilityConfig, synthetic_population
-from llmecon.economy.voting import (
+from llmecon.planners import PlannerContext, YearRecord
+from llmecon.runs.config import RunConfig
+from llmecon.runs.events import VoteRound
+from llmecon.voting.rounds import VotingRounds
+from llmecon.voting.rules import (
     ApprovalBallot,
     PluralityBallot,
     RankingBallot,
@@ -19,10 +23,6 @@ from llmecon.economy.voting import (
     rational_ballots,
     utilities_of_rates,
 )
-from llmecon.planners import PlannerContext, YearRecord
-from llmecon.runs.config import RunConfig
-from llmecon.runs.events import VoteRound
-from llmecon.runs.voting import VotingRounds
 
 
 def test_rational_ballots_from_a_hand_made_utility_matrix() -> None:

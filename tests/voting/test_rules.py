@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmecon.economy.voting import (
+from llmecon.voting.rules import (
     ApprovalBallot,
     Ballot,
     BallotError,

@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import llmecon
 from llmecon.cli import main
 from llmecon.models import ChatMessage, register_provider
 from llmecon.models._mock import MockProvider
-from llmecon.runs import RunConfig, Simulation, build_config, read_events
+from llmecon.runs import RunConfig, build_config, build_simulation, read_events
 from llmecon.runs.config import ConfigError
 from llmecon.runs.events import Blob, Fallback, LLMCall, ScheduleSet, VoteRound
 from llmecon.runs.replay import replay_run
-from llmecon.runs.voting import vote_summaries, votes_table
+from llmecon.voting import vote_summaries
 
 Responder = Callable[[list[ChatMessage], dict[str, Any] | None], str]
 
@@ -44,7 +45,7 @@ def _config(tmp_path: Path, **kw: Any) -> RunConfig:
 def test_mock_run_with_voting_logs_every_ballot_and_replays(tmp_path: Path) -> None:
     cfg = _config(tmp_path, planner="mock/default", vote_every=2, vote_rule="borda", candidates=3)
     assert cfg.voters == "llm"
-    sim = Simulation(cfg)
+    sim = build_simulation(cfg)
     result = sim.run()
     assert result.status == "completed"
     events = read_events(tmp_path / "r")
@@ -65,7 +66,8 @@ def test_mock_run_with_voting_logs_every_ballot_and_replays(tmp_path: Path) -> N
         voter_calls = {c.agent: c for c in calls if c.role == "voter" and c.year == r.year}
         assert set(voter_calls) == set(ids)
         for b in r.ballots:
-            assert not b.abstained and b.ballot == voter_calls[b.agent].parsed
+            assert not b.abstained and b.ballot is not None
+            assert b.ballot == voter_calls[b.agent].parsed
             assert sorted(b.ballot["ranking"]) == [c.label for c in r.candidates]
         assert r.candidates[0].origin == "incumbent"
         assert r.candidates[0].rates == sets[r.year - 1].rates
@@ -84,9 +86,9 @@ def test_mock_run_with_voting_logs_every_ballot_and_replays(tmp_path: Path) -> N
     blobs = {e.sha256: e.text for e in events if isinstance(e, Blob)}
     ask = next(c for c in calls if c.role == "proposer" and c.year == 4)
     assert "set by a borda vote" in blobs[ask.messages[1].sha256]
-    table = votes_table(events)
+    table = llmecon.load_run(tmp_path / "r").votes  # one row per candidate per round
     assert len(table) == sum(len(r.candidates) for r in rounds)
-    assert table.groupby("year")["winner"].sum().tolist() == [1, 1]
+    assert table.groupby("year")["is_winner"].sum().tolist() == [1, 1]
     report = replay_run(tmp_path / "r")
     assert report.ok, report.differences
 
@@ -104,7 +106,7 @@ def test_invalid_and_malformed_ballots_are_reasked_then_abstentions(tmp_path: Pa
 
     model = use_responder("voters-mixed", respond)
     cfg = _config(tmp_path, planner="us-federal", workers=model, agents=12, years=2, vote_every=1)
-    sim = Simulation(cfg)
+    sim = build_simulation(cfg)
     sim.run()
     events = read_events(tmp_path / "r")
     (vote,) = [e for e in events if isinstance(e, VoteRound)]
@@ -140,7 +142,7 @@ def test_all_abstain_keeps_the_incumbent(tmp_path: Path) -> None:
 
     model = use_responder("voters-silent", respond)
     cfg = _config(tmp_path, planner="flat:0.2", workers=model, years=2, vote_every=1)
-    result = Simulation(cfg).run()
+    result = build_simulation(cfg).run()
     (vote,) = [e for e in read_events(tmp_path / "r") if isinstance(e, VoteRound)]
     assert vote.turnout == 0.0 and vote.winner == "A" and all(b.abstained for b in vote.ballots)
     assert result.records[1].schedule.rates == result.records[0].schedule.rates
@@ -164,7 +166,7 @@ def test_llm_planner_candidates_and_their_failure(tmp_path: Path) -> None:
 
     model = use_responder("cand-planner", respond)
     cfg = _config(tmp_path, planner=model, years=3, vote_every=2, candidates=2)
-    Simulation(cfg).run()
+    build_simulation(cfg).run()
     events = read_events(tmp_path / "r")
     (vote,) = [e for e in events if isinstance(e, VoteRound)]
     assert [c.origin for c in vote.candidates] == ["incumbent", "planner", "planner alternative"]
@@ -176,7 +178,7 @@ def test_llm_planner_candidates_and_their_failure(tmp_path: Path) -> None:
 
     state["fail"] = True
     cfg = _config(tmp_path, planner=model, years=3, vote_every=2, run_id="f")
-    result = Simulation(cfg).run()
+    result = build_simulation(cfg).run()
     events = read_events(tmp_path / "f")
     (vote,) = [e for e in events if isinstance(e, VoteRound)]
     assert [c.origin for c in vote.candidates] == ["incumbent", "perturbation", "perturbation"]
@@ -199,7 +201,7 @@ def test_rational_platforms_with_a_baseline_planner(tmp_path: Path) -> None:
         candidate_source="platforms",
     )
     assert cfg.voters == "rational"
-    sim = Simulation(cfg)
+    sim = build_simulation(cfg)
     sim.run()
     (vote,) = [e for e in read_events(tmp_path / "r") if isinstance(e, VoteRound)]
     assert vote.source == "platforms" and vote.voters == "rational"
@@ -208,7 +210,7 @@ def test_rational_platforms_with_a_baseline_planner(tmp_path: Path) -> None:
     assert vote.planner_proposal is not None  # saez was asked, for comparison only
     assert len(vote.ballots) == 60 and vote.turnout == 1.0
     # the same seed draws the same proposers and the same ballots
-    again = Simulation(cfg.model_copy(update={"run_id": "r2"})).run()
+    again = build_simulation(cfg.model_copy(update={"run_id": "r2"})).run()
     (vote2,) = [e for e in read_events(tmp_path / "r2") if isinstance(e, VoteRound)]
     assert vote2.candidates == vote.candidates and vote2.ballots == vote.ballots
     assert again.records[-1].schedule.rates == sim.records[-1].schedule.rates
@@ -221,7 +223,7 @@ def test_config_defaults_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="vote_rule"):
         _config(tmp_path, planner="saez", vote_every=2, vote_rule="condorcet")
     with pytest.raises(ConfigError, match="LLM voters need a model"):
-        Simulation(_config(tmp_path, planner="saez", vote_every=2, voters="llm"))
+        build_simulation(_config(tmp_path, planner="saez", vote_every=2, voters="llm"))
 
 
 def test_cli_options(tmp_path: Path) -> None:

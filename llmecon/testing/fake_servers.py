@@ -1,25 +1,27 @@
 """Fake OpenAI-compatible and Anthropic Messages servers for tests and benchmarks.
 
-Both run an asyncio HTTP/1.1 server (keep-alive, no thread per request) on 127.0.0.1
-with an ephemeral port, in a background thread of this process::
+Both are :mod:`aiohttp.web` applications on 127.0.0.1 with an ephemeral port, served by
+an event loop in a background thread of this process::
 
     with FakeOpenAIServer(latency_s=0.1, faults=["429", "ok"]) as server:
         model = get_model("openai/fake", api_base=server.base_url)
 
 or in a subprocess of its own (a separate core for benchmarks) with
-:func:`serve_in_subprocess`. Replies are schema-valid JSON instances (the schema is
-taken from ``response_format``, a forced tool, or a ```json block in the prompt), drawn
-deterministically from the request.
+:func:`serve_in_subprocess` (``python -m llmecon.testing.fake_servers openai`` serves
+one and prints ``READY <base url>``). Replies are schema-valid JSON instances (the
+schema is taken from ``response_format``, a forced tool, or a ```json block in the
+prompt), drawn deterministically from the request.
 
 Faults, per request: a scripted list ``faults=[...]`` consumed in order (then ``ok``),
 or random ``fault_rates={"500": 0.1}`` (seeded). Kinds:
 
 ``ok``, ``429`` (with ``Retry-After: retry_after_s``), ``500``, ``503``, ``401`` (echoes
-the key it got, as some real servers do), ``hang`` (never answers), ``malformed_body``
-(HTTP body is not JSON), ``truncated_body`` (connection drops mid-body),
-``malformed_json`` / ``truncated_json`` / ``wrong_schema`` (the model's reply text is
-prose / cut short / JSON of the wrong shape). ``max_concurrency`` answers 429 to any
-request beyond that many in flight.
+the key it got, as some real servers do), ``hang`` (never answers until the client
+gives up or the server stops), ``malformed_body`` (HTTP body is not JSON),
+``truncated_body`` (the connection drops mid-body), ``malformed_json`` /
+``truncated_json`` / ``wrong_schema`` (the model's reply text is prose / cut short /
+JSON of the wrong shape). ``max_concurrency`` answers 429 to any request beyond that
+many in flight.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from aiohttp import web
+
 from llmecon.models._mock import instance_from_schema, request_seed
 
 FAULT_KINDS = (
@@ -54,8 +58,9 @@ FAULT_KINDS = (
     "wrong_schema",
 )
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
-_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
-_REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
+#: Seconds the server waits for in-flight requests when it stops (hanging ones are
+#: released first, so this is only a bound).
+_SHUTDOWN_TIMEOUT_S = 5.0
 
 #: ``responder(request_json, schema_or_None) -> reply text``
 ServerResponder = Callable[[dict[str, Any], "dict[str, Any] | None"], str]
@@ -113,8 +118,7 @@ class _FakeServer:
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._protocols: set[_HTTPProtocol] = set()
+        self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
         self.port = 0
 
@@ -135,6 +139,7 @@ class _FakeServer:
             except BaseException as exc:  # report to the starting thread
                 failure.append(exc)
                 ready.set()
+                loop.close()
                 return
             ready.set()
             loop.run_forever()
@@ -143,32 +148,38 @@ class _FakeServer:
 
         self._thread = threading.Thread(target=run, name=type(self).__name__, daemon=True)
         self._thread.start()
-        ready.wait(10)
+        ready.wait(30)
         if failure:
             raise failure[0]
+        if not self.port:
+            raise RuntimeError(f"{type(self).__name__} did not start")
         return self
 
     async def _open(self) -> None:
         self._stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _HTTPProtocol(self), "127.0.0.1", self._port, backlog=4096
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_route("*", "/{path:.*}", self._serve)
+        # handler_cancellation: a client that gives up stops its (hanging) request.
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT_S,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port, backlog=4096)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
 
     async def _close(self) -> None:
-        assert self._server is not None and self._stopping is not None
-        self._stopping.set()
-        self._server.close()
-        for proto in list(self._protocols):
-            proto.abort()
-        await asyncio.sleep(0)
-        await self._server.wait_closed()
+        assert self._runner is not None and self._stopping is not None
+        self._stopping.set()  # releases hanging requests
+        await self._runner.cleanup()
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+            self._thread.join(30)
 
     def __enter__(self) -> _FakeServer:
         return self.start()
@@ -177,6 +188,21 @@ class _FakeServer:
         self.stop()
 
     # -- request handling -----------------------------------------------------------
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        body = await request.read()
+        reply = await self.handle(request.method, request.path_qs, headers, body)
+        if not reply.truncate:
+            return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        # Announce the whole body, send half of it, then drop the connection.
+        response = web.StreamResponse(status=reply.status, headers=reply.headers)
+        response.content_length = len(reply.body)
+        await response.prepare(request)
+        await response.write(reply.body[: len(reply.body) // 2])
+        if request.transport is not None:
+            request.transport.close()
+        return response
+
     def _next_fault(self) -> str:
         if self.script:
             return self.script.popleft()
@@ -409,83 +435,6 @@ def _json_reply(status: int, payload: dict[str, Any]) -> _Reply:
     return _Reply(status, json.dumps(payload).encode(), _json_headers())
 
 
-class _HTTPProtocol(asyncio.Protocol):
-    """Minimal HTTP/1.1: Content-Length bodies, keep-alive, one request at a time."""
-
-    def __init__(self, server: _FakeServer) -> None:
-        self.server = server
-        self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.server._protocols.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server._protocols.discard(self)
-        if self.task is not None:
-            self.task.cancel()  # a client that gave up stops a hanging request
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.task is None:
-            self._dispatch()
-
-    def _dispatch(self) -> None:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        try:
-            method, path, _ = lines[0].split(" ", 2)
-        except ValueError:
-            self.abort()
-            return
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0") or 0)
-        if len(self.buffer) < end + 4 + length:
-            return
-        body = bytes(self.buffer[end + 4 : end + 4 + length])
-        del self.buffer[: end + 4 + length]
-        close = headers.get("connection", "").lower() == "close"
-        self.task = asyncio.get_running_loop().create_task(
-            self._respond(method, path, headers, body, close)
-        )
-
-    async def _respond(
-        self, method: str, path: str, headers: dict[str, str], body: bytes, close: bool
-    ) -> None:
-        reply = await self.server.handle(method, path, headers, body)
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}"]
-        head += [f"{k}: {v}" for k, v in reply.headers.items()]
-        head.append(f"content-length: {len(reply.body)}")
-        head.append("connection: close" if close else "connection: keep-alive")
-        payload = ("\r\n".join(head) + "\r\n\r\n").encode() + reply.body
-        if reply.truncate:
-            transport.write(payload[: len(payload) - len(reply.body) // 2])
-            transport.close()
-            return
-        transport.write(payload)
-        if close:
-            transport.close()
-            return
-        self.task = None
-        if self.buffer:
-            self._dispatch()
-
-
 _SERVERS: dict[str, type[_FakeServer]] = {
     "openai": FakeOpenAIServer,
     "anthropic": FakeAnthropicServer,
@@ -498,7 +447,7 @@ def serve_in_subprocess(kind: str = "openai", **options: Any) -> Iterator[str]:
 
     ``options``: ``latency_s``, ``max_concurrency``, ``retry_after_s``, ``seed``.
     """
-    args = [sys.executable, "-m", "llmecon.models.fake_servers", kind]
+    args = [sys.executable, "-m", "llmecon.testing.fake_servers", kind]
     for name, value in options.items():
         if value is not None:
             args += [f"--{name.replace('_', '-')}", str(value)]

@@ -1,13 +1,18 @@
-"""LLM voters and proposers for voting rounds (DESIGN.md §5).
+"""Voters and proposers of a voting round (docs/design.md §5, ``docs/voting.md``).
 
+* Rational voters are pure: :func:`~llmecon.voting.rules.rational_ballots` (each rule's
+  sincere ballot at the best response) and
+  :func:`~llmecon.voting.rules.favourite_rates` (a persona's own favourite platform).
 * :class:`LLMVoters`: each persona sees every candidate with its own projected tax,
   rebate and net income (at its current hours) and answers a ballot from
-  ``prompts/vote.j2``. The schema lists the candidate labels as an enum and, for Borda,
-  demands every label exactly once; an invalid reply is re-asked by the model layer
-  (bounded) and then becomes a recorded abstention.
-* :func:`planner_candidates`: the LLM planner, asked (``prompts/planner_candidates.j2``
-  after its usual context and demonstrations) for K distinct proposals, best first.
+  ``prompts/vote.j2``, closed by the rule's own template ``prompts/vote_rule_<rule>.j2``
+  (what to do, the answer's format), with the rule's reply schema
+  (:meth:`~llmecon.voting.rules.VoteRule.reply_model`). An invalid reply is re-asked by
+  the model layer (bounded) and then becomes a recorded abstention.
 * :func:`persona_platform`: a persona proposes a schedule (``prompts/platform.j2``).
+* The planner's own candidates come from the planner
+  (:meth:`~llmecon.agents.llm_planner.LLMPlanner.propose_candidates`; see
+  :mod:`llmecon.voting.rounds` for baselines).
 
 Calls are tagged ``voter`` / ``proposer`` for the run log (and replay).
 """
@@ -17,91 +22,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from llmecon.agents.calls import (
-    BallotAsk,
-    CallContext,
-    CandidatesAsk,
-    PlatformAsk,
-    call_context,
-)
-from llmecon.agents.llm_planner import LLMPlanner, planner_schema
-from llmecon.agents.prompting import (
-    PlannerPromptSettings,
-    Prompt,
-    bracket_rows,
-    count_words,
-    pct_list,
-    planner_frame,
-)
+from llmecon.agents.calls import BallotAsk, CallContext, PlatformAsk, call_context
+from llmecon.agents.llm_planner import planner_schema
+from llmecon.agents.prompting import Prompt, bracket_rows, pct_list
 from llmecon.economy import Economy, TaxSchedule
-from llmecon.economy.voting import Ballot, ballot_from_json
 from llmecon.models import ChatMessage, GenerateConfig, Model, ModelError
-from llmecon.planners import PlannerContext, YearRecord
+from llmecon.planners import PlannerContext
 from llmecon.prompts import PromptLibrary
-
-
-def _no_duplicates(values: list[str]) -> list[str]:
-    if len(set(values)) != len(values):
-        raise ValueError("each candidate may appear only once")
-    return values
-
-
-def ballot_schema(rule: str, labels: Sequence[str]) -> type[BaseModel]:
-    """The reply schema of a ballot; labels are an enum so constrained decoding keeps
-    to them. plurality ``{"vote": "A"}``, borda ``{"ranking": [all labels]}`` (no
-    duplicates), approval ``{"approve": [labels]}`` (no duplicates, may be empty)."""
-    label = Literal[tuple(labels)]  # type: ignore[valid-type]
-    n = len(labels)
-    if rule == "plurality":
-        fields: dict[str, Any] = {"vote": (label, ...)}
-        validators: dict[str, Any] = {}
-    elif rule == "borda":
-        fields = {
-            "ranking": (
-                list[label],  # type: ignore[valid-type]
-                Field(min_length=n, max_length=n, json_schema_extra={"uniqueItems": True}),
-            )
-        }
-        validators = {"_unique": field_validator("ranking")(_no_duplicates)}
-    elif rule == "approval":
-        fields = {
-            "approve": (
-                list[label],  # type: ignore[valid-type]
-                Field(max_length=n, json_schema_extra={"uniqueItems": True}),
-            )
-        }
-        validators = {"_unique": field_validator("approve")(_no_duplicates)}
-    else:
-        raise ValueError(f"unknown voting rule {rule!r}")
-    return create_model(
-        f"{rule.capitalize()}Ballot",
-        __config__=ConfigDict(extra="forbid"),
-        __validators__=validators,
-        **fields,
-    )
-
-
-def candidates_schema(k: int, n_brackets: int, min_pct: int, max_pct: int) -> type[BaseModel]:
-    """``{"candidates": [k distinct lists of n whole percents in [min, max]]}``."""
-    rate = Annotated[int, Field(ge=min_pct, le=max_pct)]
-    rates = Annotated[list[rate], Field(min_length=n_brackets, max_length=n_brackets)]
-
-    def distinct(values: list[list[int]]) -> list[list[int]]:
-        if len({tuple(v) for v in values}) != len(values):
-            raise ValueError("the proposals must all differ")
-        return values
-
-    return create_model(
-        "PlannerCandidates",
-        __config__=ConfigDict(extra="forbid"),
-        __validators__={"_distinct": field_validator("candidates")(distinct)},
-        candidates=(list[rates], Field(min_length=k, max_length=k)),
-    )
+from llmecon.voting.rules import Ballot, ballot_from_json, get_vote_rule
 
 
 @dataclass(frozen=True)
@@ -128,7 +60,8 @@ def vote_prompt(
     income_usd: float,
     projections: Sequence[dict[str, float | str]],
 ) -> Prompt:
-    """The one user message of a voter's ballot (see ``prompts/vote.j2``)."""
+    """The one user message of a voter's ballot (``prompts/vote.j2``, closed by the
+    rule's ``prompts/vote_rule_<rule>.j2``)."""
     labels = [c.label for c in candidates]
     rendered = library.render(
         "vote.j2",
@@ -206,7 +139,7 @@ class LLMVoters:
         income_usd: np.ndarray,
     ) -> list[tuple[Ballot | None, str | None]]:
         """Every voter's ballot, or ``(None, reason)`` for a recorded abstention."""
-        schema = ballot_schema(rule, [c.label for c in candidates])
+        schema = get_vote_rule(rule).reply_model([c.label for c in candidates])
         projections = current_projections(self.economy, candidates, income_usd)
         ballot = [(c.label, c.schedule) for c in candidates]
 
@@ -236,68 +169,6 @@ class LLMVoters:
             return ballot_from_json(rule, out.parsed.model_dump()), None
 
         return list(await asyncio.gather(*(one(i) for i in range(self.economy.size))))
-
-
-def planner_candidates_prompt(
-    library: PromptLibrary,
-    ctx: PlannerContext,
-    settings: PlannerPromptSettings,
-    history: Sequence[YearRecord],
-    k: int,
-    year: int,
-) -> Prompt:
-    """The planner's usual context and demonstrations, then ``planner_candidates.j2``
-    (with no history, the status quo is the incumbent)."""
-    used: dict[str, str] = {}
-    frame = planner_frame(library, ctx, history, settings, used)
-    query = library.render(
-        "planner_candidates.j2",
-        year=year,
-        k=k,
-        k_words=count_words(k),
-        current=frame.current,
-        lowest=frame.lowest,
-        highest=frame.highest,
-        n_brackets=ctx.n_brackets,
-        best_year=frame.best_year,
-        best_swf=frame.best_swf,
-    )
-    used["planner_candidates.j2"] = query.sha256
-    return Prompt(
-        [
-            ChatMessage(role="system", content=frame.system),
-            ChatMessage(role="user", content=f"{frame.demonstrations}\n{query.text}"),
-        ],
-        used,
-    )
-
-
-async def planner_candidates(
-    planner: LLMPlanner, library: PromptLibrary, history: Sequence[YearRecord], k: int, year: int
-) -> list[np.ndarray]:
-    """K proposals (fractions, best first) from the LLM planner, each clipped to the
-    trust region around the incumbent and the rate bounds like its ordinary proposals.
-    Raises :class:`~llmecon.models.ModelError` when the call fails."""
-    ctx = planner.ctx
-    schema = candidates_schema(
-        k, ctx.n_brackets, round(100 * ctx.min_rate), round(100 * ctx.max_rate)
-    )
-    prompt = planner_candidates_prompt(library, ctx, planner.settings, history, k, year)
-    per_list = 4 * ctx.n_brackets + 4
-    config = planner.config.model_copy(update={"max_tokens": 24 + k * per_list})
-    context = CallContext(
-        role="proposer",
-        year=year,
-        templates=prompt.templates,
-        request=CandidatesAsk(ctx, history, planner.settings, k),
-    )
-    with call_context(context):
-        out = await planner.model.generate(prompt.messages, schema, config)
-    current = history[-1].schedule.rates_array
-    return [
-        planner.constrain(np.asarray(rates, dtype=float) / 100.0, current)
-        for rates in out.parsed.candidates
-    ]
 
 
 def platform_prompt(

@@ -1,4 +1,4 @@
-"""Voting rounds in a run (DESIGN.md §5, ``docs/voting.md``).
+"""Voting rounds in a run (docs/design.md §5, ``docs/voting.md``).
 
 With ``vote_every = V`` a round is held in years V, 2V, … (never in year 0, the status
 quo or the planner's first proposal). A round replaces the planner's proposal for that
@@ -9,6 +9,12 @@ and stays in force, without consulting the planner, until the next round (source
 its summary goes into that year's ``YearRecord.notes["vote_summary"]`` (shown in the
 LLM planner's demonstrations).
 
+The planner's candidates come from its ``propose_candidates(history, k)`` when it has
+one (:class:`CandidateProposer`; the LLM planner asks its model for K proposals in one
+call), else from :func:`default_candidates`: its ordinary proposal (asked the loop's
+way) plus seeded perturbations. Ballots are asked, read and counted through the run's
+:class:`~llmecon.voting.rules.VoteRule`, never by rule name.
+
 Each round draws from its own generator, seeded by (run seed, round year), so a
 resumed or forked run draws exactly what the original did.
 """
@@ -18,37 +24,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from llmecon.agents.llm_planner import LLMPlanner
-from llmecon.agents.voting import (
-    BallotCandidate,
-    LLMVoters,
-    persona_platform,
-    planner_candidates,
-)
 from llmecon.economy import TaxSchedule
-from llmecon.economy.voting import (
+from llmecon.models import GenerateConfig, Model, ModelError
+from llmecon.planners import Planner, PlannerContext, PlannerError, YearRecord, is_baseline
+from llmecon.prompts import PromptError, PromptLibrary
+from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.runs.events import Event, Fallback, VoteBallot, VoteCandidate, VoteRound
+from llmecon.voting.rules import (
     Ballot,
-    ballot_to_json,
+    VoteRuleError,
     candidate_labels,
     favourite_rates,
+    get_vote_rule,
     perturbed_rates,
     project_candidates,
     rational_ballots,
     tally,
 )
-from llmecon.models import GenerateConfig, Model, ModelError
-from llmecon.planners import Planner, PlannerContext, YearRecord, is_baseline
-from llmecon.prompts import PromptError, PromptLibrary
-from llmecon.runs.config import ConfigError, RunConfig
-from llmecon.runs.events import Event, Fallback, VoteBallot, VoteCandidate, VoteRound
+from llmecon.voting.voters import BallotCandidate, LLMVoters, persona_platform
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from llmecon.runs.wiring import ModelPool, PopulationSource
 
 #: Spawn key of the voting streams (the loop's RunStreams use children 0, 1, 2).
@@ -56,6 +55,19 @@ VOTING_STREAM = 3
 
 Propose = Callable[[], Awaitable[tuple[TaxSchedule, str]]]
 Emit = Callable[[Any], None]
+Entries = list[tuple[np.ndarray, str]]
+
+
+@runtime_checkable
+class CandidateProposer(Protocol):
+    """A planner that proposes a round's candidates itself (the LLM planner)."""
+
+    async def propose_candidates(self, history: Sequence[YearRecord], k: int) -> list[TaxSchedule]:
+        """K proposals for the round held in year ``len(history)``, best first; may
+        raise :class:`~llmecon.models.ModelError` or
+        :class:`~llmecon.planners.PlannerError` (the round records a fallback and puts
+        K perturbations of the incumbent on the ballot)."""
+        ...
 
 
 def round_rng(seed: int, year: int) -> np.random.Generator:
@@ -98,7 +110,11 @@ class VotingRounds:
         if config.vote_every is None:
             raise ValueError("voting needs vote_every")
         self.every = int(config.vote_every)
-        self.rule = config.vote_rule
+        self.rule = str(config.vote_rule)
+        try:
+            self.vote_rule = get_vote_rule(self.rule)
+        except VoteRuleError as exc:
+            raise ConfigError(f"vote_rule: {exc}") from None
         self.source = config.candidate_source
         self.k = config.candidates
         self.voters_kind = config.voters or "rational"
@@ -145,38 +161,19 @@ class VotingRounds:
         fallbacks = 0
         entries: list[tuple[np.ndarray, str]] = [(incumbent.rates_array, "incumbent")]
         proposal: np.ndarray | None = None
-        if self.source == "planner" and isinstance(self.planner, LLMPlanner):
-            try:
-                proposals = await planner_candidates(
-                    self.planner, self.library, history, self.k, year
-                )
-                proposal = proposals[0]
-                entries += [
-                    (r, "planner" if i == 0 else "planner alternative")
-                    for i, r in enumerate(proposals)
-                ]
-            except ModelError as exc:
-                fallbacks += 1
-                self.emit(
-                    Fallback(
-                        year=year,
-                        role="planner",
-                        reason=f"{type(exc).__name__}: {exc}",
-                        action=f"put {self.k} perturbations of the incumbent on the ballot",
-                    )
-                )
-                entries += self._fill(entries, incumbent.rates_array, rng)
+        if self.source == "planner":
+            proposal, proposed, failed = await self._planner_candidates(
+                year, history, propose, entries, rng
+            )
+            entries += proposed
+            fallbacks += failed
         else:
-            schedule, how = await propose()
+            schedule, how = await propose()  # for comparison only (planner_proposal)
             if how == "planner":
                 proposal = schedule.rates_array
-            if self.source == "planner":
-                entries.append((schedule.rates_array, "planner" if how == "planner" else how))
-                entries += self._fill(entries, schedule.rates_array, rng)
-            else:
-                platforms, failed = await self._platforms(year, history, rng)
-                entries += platforms
-                fallbacks += failed
+            platforms, failed = await self._platforms(year, history, rng)
+            entries += platforms
+            fallbacks += failed
         candidates = self._candidates(entries)
         labels = [c.label for c in candidates]
         schedules = [c.schedule for c in candidates]
@@ -217,7 +214,7 @@ class VotingRounds:
             ballots=[
                 VoteBallot(
                     agent=self.ids[i],
-                    ballot=ballot_to_json(b) if b is not None else None,
+                    ballot=self.vote_rule.to_json(b) if b is not None else None,
                     abstained=b is None or i in count.invalid,
                     reason=reasons.get(i),
                 )
@@ -246,21 +243,36 @@ class VotingRounds:
         }
         return VoteDecision(winner.schedule, "vote", detail, vote_summary(event), fallbacks)
 
-    def _fill(
-        self, entries: list[tuple[np.ndarray, str]], base: np.ndarray, rng: np.random.Generator
-    ) -> list[tuple[np.ndarray, str]]:
-        """Seeded perturbations of ``base`` until K distinct alternatives stand."""
-        distinct = {_key(r) for r, _ in entries}
-        missing = self.k + 1 - len(distinct)
-        extra = perturbed_rates(
-            base,
-            missing,
-            rng,
-            self.ctx.min_rate,
-            self.ctx.max_rate,
-            avoid=[r for r, _ in entries],
-        )
-        return [(r, "perturbation") for r in extra]
+    async def _planner_candidates(
+        self,
+        year: int,
+        history: Sequence[YearRecord],
+        propose: Propose,
+        entries: Entries,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray | None, Entries, int]:
+        """The planner's candidates: ``(its own proposal or None, entries, fallbacks)``."""
+        if not isinstance(self.planner, CandidateProposer):
+            proposal, proposed = await default_candidates(self.ctx, self.k, propose, entries, rng)
+            return proposal, proposed, 0
+        try:
+            schedules = await self.planner.propose_candidates(history, self.k)
+        except (ModelError, PlannerError) as exc:
+            self.emit(
+                Fallback(
+                    year=year,
+                    role="planner",
+                    reason=f"{type(exc).__name__}: {exc}",
+                    action=f"put {self.k} perturbations of the incumbent on the ballot",
+                )
+            )
+            incumbent = history[-1].schedule.rates_array
+            return None, fill_perturbations(self.ctx, self.k, entries, incumbent, rng), 1
+        proposed = [
+            (s.rates_array, "planner" if i == 0 else "planner alternative")
+            for i, s in enumerate(schedules)
+        ]
+        return (proposed[0][0] if proposed else None), proposed, 0
 
     async def _platforms(
         self, year: int, history: Sequence[YearRecord], rng: np.random.Generator
@@ -348,7 +360,8 @@ class VotingRounds:
     ) -> tuple[list[Ballot | None], dict[int, str]]:
         labels = [c.label for c in candidates]
         if self.llm_voters is None:
-            return list(rational_ballots(utilities, labels, self.rule)), {}
+            sincere: list[Ballot | None] = list(rational_ballots(utilities, labels, self.rule))
+            return sincere, {}
         last = history[-1]
         results = await self.llm_voters.vote(
             year=year,
@@ -360,6 +373,34 @@ class VotingRounds:
         ballots = [b for b, _ in results]
         reasons = {i: r for i, (_, r) in enumerate(results) if r is not None}
         return ballots, reasons
+
+
+async def default_candidates(
+    ctx: PlannerContext, k: int, propose: Propose, entries: Entries, rng: np.random.Generator
+) -> tuple[np.ndarray | None, Entries]:
+    """The candidates of a planner without ``propose_candidates`` (the baselines): its
+    ordinary proposal, asked the loop's way (``propose``, with its recorded fallback),
+    then seeded perturbations of it until K distinct alternatives stand next to
+    ``entries`` (the incumbent). Returns ``(the proposal, or None when the planner
+    fell back; the new entries)``."""
+    schedule, how = await propose()
+    proposal = schedule.rates_array if how == "planner" else None
+    proposed: Entries = [(schedule.rates_array, how)]
+    proposed += fill_perturbations(ctx, k, [*entries, *proposed], schedule.rates_array, rng)
+    return proposal, proposed
+
+
+def fill_perturbations(
+    ctx: PlannerContext, k: int, entries: Entries, base: np.ndarray, rng: np.random.Generator
+) -> Entries:
+    """Seeded perturbations of ``base`` until K distinct alternatives stand next to the
+    incumbent (``entries`` holds the incumbent and the candidates so far)."""
+    distinct = {_key(r) for r, _ in entries}
+    missing = k + 1 - len(distinct)
+    extra = perturbed_rates(
+        base, missing, rng, ctx.min_rate, ctx.max_rate, avoid=[r for r, _ in entries]
+    )
+    return [(r, "perturbation") for r in extra]
 
 
 def vote_summary(event: VoteRound) -> str:
@@ -443,49 +484,3 @@ def build_voting(
         proposer_model=model,
         library=library,
     )
-
-
-def votes_table(events: Iterable[Event]) -> pd.DataFrame:
-    """One row per candidate per round: ``year, label, origin, rates, score, share,
-    turnout, winner, planner_proposal, swf, winner_swf, best_candidate_swf,
-    winner_swf_gap`` (best minus winner) and ``winner_vs_proposal_pp`` (the largest
-    rate difference, in percentage points, between the winner and the planner's own
-    proposal; NaN without a proposal)."""
-    import pandas as pd
-
-    rows = []
-    for e in events:
-        if not isinstance(e, VoteRound):
-            continue
-        winner = next(c for c in e.candidates if c.label == e.winner)
-        gap_pp = float("nan")
-        if e.planner_proposal is not None:
-            diff = np.asarray(winner.rates) - np.asarray(e.planner_proposal)
-            gap_pp = float(100 * np.max(np.abs(diff)))
-        for c in e.candidates:
-            rows.append(
-                {
-                    "year": e.year,
-                    "rule": e.rule,
-                    "source": e.source,
-                    "label": c.label,
-                    "origin": c.origin,
-                    "rates": c.rates,
-                    "score": e.scores.get(c.label, 0.0),
-                    "share": e.shares.get(c.label, 0.0),
-                    "turnout": e.turnout,
-                    "winner": c.label == e.winner,
-                    "planner_proposal": c.label == e.planner_proposal_label,
-                    "swf": e.candidate_swf.get(c.label, float("nan")),
-                    "winner_swf": e.winner_swf,
-                    "best_candidate_swf": e.best_candidate_swf,
-                    "winner_swf_gap": e.best_candidate_swf - e.winner_swf,
-                    "winner_vs_proposal_pp": gap_pp,
-                }
-            )
-    columns = [
-        "year", "rule", "source", "label", "origin", "rates", "score", "share", "turnout",
-        "winner", "planner_proposal", "swf", "winner_swf", "best_candidate_swf",
-        "winner_swf_gap", "winner_vs_proposal_pp",
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)

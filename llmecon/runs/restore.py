@@ -1,0 +1,175 @@
+"""Restore a logged run from its folder: the config it ran with, its population and
+economy, and its completed years (docs/runs.md).
+
+Every consumer of a run folder goes through here: replay and rescore
+(:mod:`llmecon.runs.replay`), resume and fork (:mod:`llmecon.runs.resume`) and
+:func:`llmecon.load_run`. The log itself is read once, by
+:func:`llmecon.runs.log.read_log`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from llmecon.economy import Economy
+from llmecon.runs.config import RunConfig
+from llmecon.runs.events import (
+    AnyEvent,
+    Event,
+    Fallback,
+    LLMCall,
+    RunCompleted,
+    ScheduleSet,
+    WorkerStep,
+)
+from llmecon.runs.log import LogContents, LoggedYear, Manifest, RunLogError, logged_years, read_log
+from llmecon.runs.wiring import PROMPTS_COPY_NAME, build_economy, build_world
+
+#: The copy of its personas a run folder keeps (up to ``PERSONA_COPY_MAX`` of them).
+PERSONAS_COPY_NAME = "personas.jsonl"
+
+
+def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) -> RunConfig:
+    """The run's config, pointed at the run's own persona and template copies when it
+    has them; ``reference`` off and no run id unless ``overrides`` say otherwise."""
+    data = dict(manifest.config)
+    personas = run_dir / PERSONAS_COPY_NAME
+    if personas.is_file():
+        data["personas"] = str(personas)
+    prompts = run_dir / PROMPTS_COPY_NAME
+    if prompts.is_dir():  # the run's own copy of its templates
+        data["prompts"] = str(prompts)
+    data.update(reference=False, run_id=None)
+    data.update(overrides)
+    try:
+        return RunConfig(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise RunLogError(f"{run_dir / 'manifest.json'}: invalid config ({problems})") from None
+
+
+@dataclass
+class RestoredRun:
+    """A run folder, read and checked: what replay, resume, fork and ``load_run``
+    start from."""
+
+    path: Path
+    contents: LogContents
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.contents.manifest
+
+    @property
+    def events(self) -> list[AnyEvent]:
+        return self.contents.events
+
+    @cached_property
+    def years(self) -> list[LoggedYear]:
+        """The completed years, in order."""
+        return logged_years(self.events)
+
+    @cached_property
+    def vote_summaries(self) -> dict[int, str]:
+        """Year -> the summary of the vote held that year (for the planner's
+        demonstrations)."""
+        from llmecon.voting.rounds import vote_summaries
+
+        return vote_summaries(typing.cast(list[Event], self.events))
+
+    @property
+    def status(self) -> str:
+        """How the run ended: ``completed``, ``killed`` (no end event: killed or still
+        running), or the status it stopped with (``failed``, ``budget_exceeded``, …)."""
+        ends = [e for e in self.events if isinstance(e, RunCompleted)]
+        return ends[-1].status if ends else "killed"
+
+    @property
+    def forked_from_year(self) -> int:
+        """For a fork: the years taken from the run it was forked from (else 0)."""
+        forked = (self.manifest.model_extra or {}).get("forked_from") or {}
+        return int(forked.get("from_year", 0))
+
+    def config(self, **overrides: Any) -> RunConfig:
+        """The run's config (see :func:`config_from_manifest`)."""
+        return config_from_manifest(self.path, self.manifest, **overrides)
+
+    def counts(self, upto: int | None = None) -> tuple[int, int, float]:
+        """(fallbacks, agent decisions, USD spent) of the first ``upto`` events."""
+        fallbacks = decisions = 0
+        spent = 0.0
+        for e in self.events[:upto]:
+            if isinstance(e, Fallback):
+                fallbacks += 1
+            elif isinstance(e, ScheduleSet):
+                decisions += 1
+            elif isinstance(e, WorkerStep):
+                decisions += len(e.weekly_hours)
+            elif isinstance(e, LLMCall):
+                spent += e.cost_usd or 0.0
+        return fallbacks, decisions, spent
+
+    def economy(self) -> tuple[Economy | None, str]:
+        """The run's economy, rebuilt from its persona copy or its config and seed,
+        with a note saying how (or why it could not be).
+
+        In order: ``personas.jsonl`` in the run folder; a synthetic population redrawn
+        from the seed; the persona bank named in the manifest when its sha256 still
+        matches. ``(None, reason)`` when none applies.
+        """
+        manifest = self.manifest
+        try:
+            config = RunConfig(**manifest.config)
+        except (ValidationError, TypeError) as exc:
+            name = exc.__class__.__name__
+            return None, f"the manifest's config no longer validates ({name})"
+        copy = self.path / PERSONAS_COPY_NAME
+        try:
+            if copy.is_file():
+                from llmecon.personas import load_bank, population_from_personas
+
+                population = population_from_personas(load_bank(copy), source=str(copy))
+                return build_economy(config, population), f"population from the run's {copy.name}"
+            if config.personas == "synthetic":
+                note = f"synthetic population redrawn from seed {manifest.seed}"
+            else:
+                bank = _bank_path(config.personas)
+                if not bank.is_file():
+                    return None, (f"persona bank {config.personas!r} not found and no {copy.name}")
+                if manifest.population.get("sha256") != _sha256(bank):
+                    return None, f"persona bank {bank} changed since the run (sha256 differs)"
+                note = f"population rebuilt from {bank} (sha256 matches the manifest)"
+            # the manifest's seed drew the population
+            _, economy, _ = build_world(config.model_copy(update={"seed": manifest.seed}))
+            return economy, note
+        except (ValueError, OSError) as exc:  # PersonaError, ConfigError, PopulationError
+            return None, f"population could not be rebuilt: {exc}"
+
+
+def restore_run(path: str | Path, *, tolerant: bool = False) -> RestoredRun:
+    """Read the run folder ``path`` (:func:`~llmecon.runs.log.read_log`; ``tolerant``
+    keeps what a newer release wrote, for reading only)."""
+    directory = Path(path)
+    return RestoredRun(directory, read_log(directory, tolerant=tolerant))
+
+
+def _bank_path(personas: str) -> Path:
+    if personas == "default":
+        from llmecon.personas import default_bank_path
+
+        return Path(default_bank_path())
+    return Path(personas)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

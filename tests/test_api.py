@@ -1,0 +1,157 @@
+"""The Python API: ``llmecon.run``, ``llmecon.compare``, ``llmecon.load_run``, in scripts
+and inside a running event loop (Jupyter), with DataFrames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import llmecon
+from llmecon.runs import ConfigError, RunConfig, RunLogError, read_log
+from llmecon.runs.restore import restore_run
+
+SMALL = {"planner": "ucb", "workers": "rational", "agents": 40, "years": 3}
+
+
+def test_dir_lists_the_public_names() -> None:
+    public = dir(llmecon)
+    for name in ("run", "run_async", "compare", "load_run", "RunConfig", "RunResult"):
+        assert name in public
+        assert getattr(llmecon, name) is not None
+    assert all(not name.startswith("_") for name in public)
+    with pytest.raises(AttributeError):
+        _ = llmecon.no_such_name  # type: ignore[attr-defined]
+
+
+def test_run_returns_dataframes_and_writes_the_folder(tmp_path: Path) -> None:
+    result = llmecon.run(**SMALL, out=str(tmp_path), run_id="api")
+    assert result.complete and result.run_dir == tmp_path / "api"
+    assert isinstance(result.years, pd.DataFrame)
+    assert list(result.years.year) == [0, 1, 2]
+    assert {"swf", "revenue_usd", "rate_0"} <= set(result.years.columns)
+    data = llmecon.load_run(result.run_dir)
+    assert len(data.agents) == 3 * 40
+    assert data.years.swf.tolist() == pytest.approx(result.years.swf.tolist(), rel=1e-12)
+
+
+def test_run_takes_a_config_object_or_file_with_settings_on_top(tmp_path: Path) -> None:
+    file = tmp_path / "exp.yaml"
+    file.write_text("planner: none\nworkers: rational\nagents: 30\nyears: 2\n")
+    from_file = llmecon.run(str(file), seed=4, write_log=False)
+    assert from_file.config.planner == "none" and from_file.config.seed == 4
+    assert len(from_file.records) == 2 and from_file.run_dir is None
+    config = RunConfig(planner="none", workers="rational", agents=30, years=2)
+    from_object = llmecon.run(config, years=1, write_log=False)
+    assert from_object.config.agents == 30 and len(from_object.records) == 1
+    with pytest.raises(ConfigError, match="agents"):
+        llmecon.run(agents=0, write_log=False)
+
+
+def test_run_inside_a_running_event_loop_completes(tmp_path: Path) -> None:
+    """As in a Jupyter cell: ``llmecon.run`` is called while an event loop runs."""
+
+    async def cell() -> llmecon.RunResult:
+        return llmecon.run(**SMALL, out=str(tmp_path), run_id="jupyter")
+
+    result = asyncio.run(cell())
+    assert result.complete and len(result.records) == 3
+    assert read_log(tmp_path / "jupyter").events[-1].type == "run_completed"
+
+
+def test_run_async_awaits_on_the_callers_loop(tmp_path: Path) -> None:
+    async def cell() -> llmecon.RunResult:
+        return await llmecon.run_async(**SMALL, write_log=False)
+
+    result = asyncio.run(cell())
+    assert result.complete and len(result.records) == 3
+
+
+def test_compare_returns_a_table_with_a_row_per_planner() -> None:
+    comparison = llmecon.compare(["none", "oracle"], agents=40, years=2)
+    table = comparison.table
+    assert list(table.planner) == ["none", "oracle"]
+    assert table.gain_closed.tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
+    assert comparison.oracle_swf > comparison.none_swf
+    assert set(comparison.results) == {"none", "oracle"}
+    assert all(len(r.records) == 2 for r in comparison.results.values())
+
+
+def test_compare_inside_a_running_event_loop() -> None:
+    async def cell() -> llmecon.Comparison:
+        return llmecon.compare(["none", "us-federal"], agents=30, years=1)
+
+    assert len(asyncio.run(cell()).table) == 2
+
+
+# -- the one log reader and the restore module ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    llmecon.run(**SMALL, out=str(out), run_id="logged")
+    return out / "logged"
+
+
+def _with_unknown_event(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    events = dst / "events.jsonl"
+    lines = events.read_text().splitlines()
+    extra = {"type": "future_event", "seq": len(lines), "time": 0.0, "note": "from v9"}
+    events.write_text("\n".join([*lines, json.dumps(extra)]) + "\n")
+    return dst
+
+
+def test_one_reader_strict_and_tolerant(logged: Path, tmp_path: Path) -> None:
+    run = _with_unknown_event(logged, tmp_path / "newer")
+    with pytest.raises(RunLogError, match="unknown type 'future_event'"):
+        read_log(run)
+    tolerant = read_log(run, tolerant=True)
+    assert tolerant.events[-1].type == "future_event"
+    assert llmecon.load_run(run).events_of_type("future_event")[0]["note"] == "from v9"
+
+
+def test_torn_last_line_is_reported_by_the_reader(logged: Path, tmp_path: Path) -> None:
+    run = tmp_path / "torn"
+    shutil.copytree(logged, run)
+    with open(run / "events.jsonl", "ab") as fh:
+        fh.write(b'{"type": "year_sta')
+    contents = read_log(run)
+    assert contents.torn and len(contents.events) == len(read_log(logged).events)
+
+
+def test_restore_rebuilds_config_years_and_economy(logged: Path) -> None:
+    run = restore_run(logged)
+    assert run.status == "completed" and [y.year for y in run.years] == [0, 1, 2]
+    assert run.config().planner == "ucb" and run.config().reference is False
+    economy, note = run.economy()
+    assert economy is not None and economy.size == 40, note
+    last = run.years[-1]
+    metrics = economy.metrics(economy.outcome(last.schedule, last.weekly_hours))
+    assert metrics.swf == pytest.approx(last.metrics["swf"], rel=1e-9)
+    fallbacks, decisions, spent = run.counts()
+    assert fallbacks == 0 and decisions == 3 * (1 + 40) and spent == 0.0
+
+
+def test_resume_refuses_a_run_whose_years_no_longer_settle(logged: Path, tmp_path: Path) -> None:
+    """The restored years are checked against their logged metrics before a resume
+    appends to the log: a changed economy is an error, and the log is left as it was."""
+    from llmecon.runs.resume import resume_run
+
+    run = tmp_path / "changed"
+    shutil.copytree(logged, run)
+    lines = (run / "events.jsonl").read_bytes().splitlines(keepends=True)
+    ends = [i for i, line in enumerate(lines) if b'"year_completed"' in line]
+    (run / "events.jsonl").write_bytes(b"".join(lines[: ends[1] + 1]))  # killed in year 2
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["elasticity"] = 0.9
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunLogError, match="year 0 does not re-settle"):
+        resume_run(run)
+    resumed = restore_run(run)  # still readable, nothing lost, not locked
+    assert [y.year for y in resumed.years] == [0, 1]
