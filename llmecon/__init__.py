@@ -4,7 +4,9 @@ The Python API (see the README):
 
 - :func:`run` / :func:`run_async`: one simulation, its result with DataFrames;
 - :func:`compare`: several planners on the same economy, as a DataFrame;
+- :func:`sweep`: many runs over a grid of settings and seeds, with 95 % intervals;
 - :func:`load_run`: a logged run folder as DataFrames;
+- :func:`load_sweep`: a sweep folder as DataFrames (one row per cell × year);
 - :class:`RunConfig`: every setting of a run (the CLI options are its fields).
 
 Names are imported on first use, so ``import llmecon`` (and ``llmecon --help``) stay
@@ -16,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llmecon.api import Comparison, compare, run, run_async
+    from llmecon.api import Comparison, compare, load_sweep, run, run_async, sweep
     from llmecon.runs.config import RunConfig
     from llmecon.runs.dataframes import RunData, load_run
     from llmecon.runs.loop import RunResult
@@ -27,6 +29,8 @@ _EXPORTS = {
     "run_async": "llmecon.api",
     "compare": "llmecon.api",
     "Comparison": "llmecon.api",
+    "sweep": "llmecon.api",
+    "load_sweep": "llmecon.api",
     "RunConfig": "llmecon.runs.config",
     "RunResult": "llmecon.runs.loop",
     "RunData": "llmecon.runs.dataframes",
@@ -40,8 +44,10 @@ __all__ = [
     "RunResult",
     "compare",
     "load_run",
+    "load_sweep",
     "run",
     "run_async",
+    "sweep",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The Python API: ``llmecon.run``, ``llmecon.compare`` and ``llmecon.load_run``.
+"""The Python API: ``llmecon.run``, ``llmecon.compare``, ``llmecon.sweep``,
+``llmecon.load_run`` and ``llmecon.load_sweep``.
 
 They work the same in a script and in Jupyter: inside a running event loop the run goes
 to a worker thread with a loop of its own (or ``await llmecon.run_async(...)``).
@@ -10,6 +11,8 @@ Results carry pandas DataFrames::
     result.years[["year", "swf", "revenue_usd"]]
 
     table = llmecon.compare(["none", "saez", "oracle"], agents=500, years=10).table
+    sweep = llmecon.sweep(grid={"planner": ["saez", "ucb"], "seed": "0-9"}, workers="rational")
+    sweep.table  # per planner: means and 95 % intervals across the seeds
 """
 
 from __future__ import annotations
@@ -92,24 +95,38 @@ async def run_async(
 
 @dataclass
 class Comparison:
-    """Several planners on one economy (:func:`compare`)."""
+    """Several planners on one economy (:func:`compare`), over one or more seeds."""
 
     table: pd.DataFrame
     """One row per planner: ``gain_closed`` (share of the no-tax → oracle welfare gain
     its final year closes), ``final_swf``, ``best_swf``, ``pct_of_oracle``,
-    ``revenue_per_worker_usd``, ``mean_weekly_hours``, ``gini_income``."""
+    ``revenue_per_worker_usd``, ``mean_weekly_hours``, ``gini_income`` — means across
+    the seeds, each with ``_lo``/``_hi``, the bounds of its 95 % t-interval (NaN for one
+    seed) — and ``n``, the seeds that completed."""
     none_swf: float
     oracle_swf: float
     oracle_rates: list[float]
     results: dict[str, RunResult] = field(default_factory=dict)
-    """Each planner's full result (``.years`` per planner)."""
+    """Each planner's full result (``.years`` per planner), for a comparison run in
+    memory (``write_log=False``): keyed by planner with one seed, else by cell id."""
+    sweep: Any = None
+    """The :class:`~llmecon.sweeps.SweepResult` behind the comparison (its ``cells``:
+    one row per planner × seed; its ``directory``: the sweep folder, if written)."""
 
 
 def compare_config(config: RunConfig | str | Path | None = None, /, **settings: Any) -> RunConfig:
     """The config :func:`compare` runs every planner with: ``config`` and ``settings``
-    with its defaults (30 years) and rational workers, no reference welfare."""
-    forced = {"workers": "rational", "reference": False}
+    with its defaults (30 years) and rational workers, reference welfare on (each run's
+    summary holds the no-tax and oracle welfare its gain closed is measured against)."""
+    forced = {"workers": "rational", "reference": True}
     return _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS)
+
+
+def _base_settings(config: RunConfig) -> dict[str, Any]:
+    """A resolved config as the base settings of a sweep (no run id)."""
+    data = config.model_dump(exclude_unset=False)
+    data.pop("run_id", None)
+    return data
 
 
 def compare(
@@ -117,61 +134,171 @@ def compare(
     config: RunConfig | str | Path | None = None,
     /,
     *,
+    seeds: str | int | Sequence[int] | None = None,
     progress: Callable[[str, Any], None] | None = None,
     write_log: bool = False,
+    jobs: int | None = 1,
+    ray: bool = False,
+    ray_address: str | None = None,
+    name: str | None = None,
+    max_cost: float | None = None,
+    sweep_progress: Any = None,
     **settings: Any,
 ) -> Comparison:
-    """Run each planner on the same economy (same population, seed and settings) and
-    return a :class:`Comparison` (``.table``, a DataFrame with a row per planner).
+    """Run each planner on the same economy (same population and settings) over
+    ``seeds`` (default: the config's one seed) and return a :class:`Comparison`
+    (``.table``, a DataFrame with a row per planner, means across seeds).
 
-    Defaults as ``llmecon compare``: rational workers, 30 years, no run folders
-    (``write_log=True`` writes one per planner). ``progress(planner, record)`` is
-    called after every year.
+    A thin layer over :func:`sweep` (planners × seeds, rational workers, 30 years).
+    ``write_log=False`` (default): the runs stay in memory, one after another, and
+    ``progress(planner, record)`` is called after every year. ``write_log=True``: an
+    ordinary sweep folder ``<out>/compare-<hash>/`` with a run folder per planner ×
+    seed, run with ``jobs`` processes or on Ray; re-running it skips completed runs.
+    ``sweep_progress``: a :class:`~llmecon.sweeps.SweepProgress` for that sweep.
     """
-    from llmecon.economy import gain_closed
-    from llmecon.planners import optimal_rates
+    from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, run_sweep
 
     names = [p.strip() for p in planners if p.strip()]
     if not names:
         raise ValueError("compare needs at least one planner")
     base = compare_config(config, **settings)
-    sims = {
-        name: build_simulation(base.model_copy(update={"planner": name}), write_log=write_log)
-        for name in names
-    }
-    first = sims[names[0]]
-    oracle = optimal_rates(
-        first.economy, first.edges, min_rate=base.min_rate, max_rate=base.max_rate
+    seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
+    spec = SweepSpec(
+        base=_base_settings(base),
+        grid={"planner": list(dict.fromkeys(names)), "seed": seed_list},
+        name=name,
+        out=base.out,
+        max_cost=max_cost,
+        prefix="compare",
     )
-    context = first.planner_context
-    none_swf = first.economy.evaluate(context.schedule([0.0] * context.n_brackets))[1].swf
-    rows: list[dict[str, Any]] = []
-    results: dict[str, RunResult] = {}
-    for name, sim in sims.items():
+    watcher = sweep_progress
+    if watcher is None and progress is not None:
+        planner_of = {c.cell_id: str(c.settings["planner"]) for c in spec.expand()}
+        callback = progress
 
-        def on_year(record: Any, stats: dict[str, Any], name: str = name) -> None:
-            if progress is not None:
-                progress(name, record)
+        class _Years(SweepProgress):
+            def year(self, cell_id: str, record: Any) -> None:
+                callback(planner_of[cell_id], record)
 
-        result = sim.run(on_year)
-        results[name] = result
-        final = result.records[-1].metrics
-        rows.append(
-            {
-                "planner": name,
-                "gain_closed": gain_closed(final.swf, none_swf, oracle.swf),
-                "final_swf": final.swf,
-                "best_swf": max(r.metrics.swf for r in result.records),
-                "pct_of_oracle": 100.0 * final.swf / oracle.swf if oracle.swf else None,
-                "revenue_per_worker_usd": final.revenue_usd / sim.economy.size,
-                "mean_weekly_hours": final.mean_weekly_hours,
-                "gini_income": final.gini_income,
-            }
-        )
+        watcher = _Years()
+    result = run_sweep(
+        spec,
+        jobs=jobs if write_log else 1,
+        ray=ray and write_log,
+        ray_address=ray_address if write_log else None,
+        write_log=write_log,
+        progress=watcher,
+    )
+    return comparison_of(result, single_seed=len(seed_list) == 1)
+
+
+#: Columns of a comparison's table, in order (each with ``_lo``/``_hi`` after it).
+COMPARE_COLUMNS = (
+    "gain_closed",
+    "final_swf",
+    "best_swf",
+    "pct_of_oracle",
+    "revenue_per_worker_usd",
+    "mean_weekly_hours",
+    "gini_income",
+)
+
+
+def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
+    """The :class:`Comparison` of a planners × seeds sweep result."""
+    from llmecon.sweeps import summarize
+
+    cells = result.cells
+    table = summarize(cells, ["planner"], COMPARE_COLUMNS)
+    ordered = ["planner", *(c for m in COMPARE_COLUMNS for c in (m, f"{m}_lo", f"{m}_hi"))]
+    table = table[[*ordered, "n", "failed"]]
+    first = cells.iloc[0] if len(cells) else None
+    planners = dict(zip(cells["cell_id"], cells["planner"], strict=True))
+    results = {(planners[cid] if single_seed else cid): run for cid, run in result.results.items()}
+    runs = list(result.results.values())
+    rates: list[Any] = list(runs[0].summary.get("oracle_rates") or []) if runs else []
+    if not rates and result.directory is not None and first is not None:
+        from llmecon.sweeps.cell import folder_result
+
+        path = result.directory / first["cell_id"]
+        if path.is_dir():
+            rates = list(folder_result(path).get("oracle_rates") or [])
+
+    def reference(key: str) -> float:
+        value = first.get(key) if first is not None else None
+        return float(value) if value is not None else float("nan")
+
     return Comparison(
-        pd.DataFrame(rows),
-        none_swf,
-        oracle.swf,
-        [float(r) for r in oracle.rates],
+        table,
+        reference("none_swf"),
+        reference("oracle_swf"),
+        [float(r) for r in rates],
         results,
+        result,
     )
+
+
+def sweep(
+    spec: Any = None,
+    /,
+    *,
+    grid: dict[str, Any] | None = None,
+    cells: Sequence[dict[str, Any]] | None = None,
+    name: str | None = None,
+    out: str | None = None,
+    jobs: int | None = 1,
+    ray: bool = False,
+    ray_address: str | None = None,
+    max_cost: float | None = None,
+    write_log: bool = True,
+    progress: Any = None,
+    **settings: Any,
+) -> Any:
+    """Run a sweep: every combination of ``grid`` (field -> values; ``seed`` also as
+    ``"0-9"``), for each entry of ``cells`` (a list of settings), on top of the base
+    ``settings`` (any :class:`~llmecon.runs.RunConfig` field); return a
+    :class:`~llmecon.sweeps.SweepResult` (``.table``: per setting, means and 95 %
+    intervals across seeds; ``.cells``: one row per run; ``.directory``).
+
+    ``spec``: a :class:`~llmecon.sweeps.SweepSpec` or a YAML/TOML sweep file (its base,
+    ``grid``, ``cells``, ``name``); keywords go on top. Each cell is an ordinary run
+    folder ``<out>/<name>/<cell-id>/`` (default name ``sweep-<hash>``, the same for the
+    same sweep): re-running a sweep skips completed cells and resumes unfinished ones.
+    ``jobs`` > 1: a local process pool; ``ray=True`` a local Ray, ``ray_address`` an
+    existing cluster (``pip install 'llmecon[ray]'``). ``max_cost``: USD for the whole
+    sweep. ``write_log=False``: in memory, in this process.
+    """
+    from llmecon.sweeps import SweepSpec, read_sweep_file, run_sweep
+
+    if isinstance(spec, SweepSpec):
+        base, spec_grid, spec_cells = dict(spec.base), dict(spec.grid), list(spec.cells)
+        spec_name, spec_out, spec_cost = spec.name, spec.out, spec.max_cost
+    elif spec is not None:
+        data = read_sweep_file(spec)
+        base, spec_grid, spec_cells = data["base"], data["grid"], data["cells"]
+        spec_name, spec_out, spec_cost = data["name"], base.pop("out", "runs"), None
+    else:
+        base, spec_grid, spec_cells, spec_name, spec_out, spec_cost = {}, {}, [], None, "runs", None
+    given = {k: v for k, v in settings.items() if v is not None}
+    for key in given:  # a base setting given here replaces the file's axis
+        spec_grid.pop(key, None)
+    full = SweepSpec(
+        base={**base, **given},
+        grid={**spec_grid, **(grid or {})},
+        cells=list(cells) if cells is not None else spec_cells,
+        name=name or spec_name,
+        out=out or spec_out or "runs",
+        max_cost=max_cost if max_cost is not None else spec_cost,
+    )
+    return run_sweep(
+        full, jobs=jobs, ray=ray, ray_address=ray_address, write_log=write_log, progress=progress
+    )
+
+
+def load_sweep(path: str | Path) -> Any:
+    """A sweep folder as DataFrames: :class:`~llmecon.sweeps.SweepData` with ``years``
+    (one row per cell × year, the settings as columns), ``cells`` (one row per cell)
+    and ``table`` (per setting: means and 95 % intervals across seeds)."""
+    from llmecon.sweeps import load_sweep as load
+
+    return load(path)

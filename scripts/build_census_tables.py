@@ -70,6 +70,24 @@ DONORS_PER_CELL = 60
 #: Pareto tail exponent bounds when calibrating to each occupation's mean wage.
 TAIL_ALPHA_MIN, TAIL_ALPHA_MAX = 1.6, 8.0
 
+#: Occupation minimum ages (plausibility rule, documented in SOURCES.md and
+#: docs/personas.md): the usual age at which the occupation's *typical education needed
+#: for entry* (BLS EP Table 5.4) is completed, plus the years of *work experience in a
+#: related occupation* it needs (Table 5.4: "less than 5 years" counts 1, "5 years or
+#: more" 5). Occupations missing from Table 5.4 get the survey's lowest age, 16.
+ENTRY_EDUCATION_AGE = {
+    "No formal educational credential": 16,
+    "High school diploma or equivalent": 18,
+    "Some college, no degree": 19,
+    "Postsecondary nondegree award": 19,
+    "Associate's degree": 20,
+    "Bachelor's degree": 22,
+    "Master's degree": 24,
+    "Doctoral or professional degree": 25,
+}
+ENTRY_EXPERIENCE_YEARS = {"Less than 5 years": 1, "5 years or more": 5}
+MIN_WORKING_AGE = 16
+
 FILING_STATUS = {
     1: "single",
     2: "married_joint",
@@ -413,12 +431,58 @@ def _rake_share(pct: np.ndarray, weight: np.ndarray, target_pct: float) -> np.nd
     return 100.0 * c * odds / (1 + c * odds)
 
 
+def read_min_ages(raw_dir: Path, socs: Iterable[str]) -> np.ndarray:
+    """Each occupation's minimum age (see :data:`ENTRY_EDUCATION_AGE`), from EP Table 5.4."""
+    t = pd.read_excel(_raw(raw_dir, "ep"), sheet_name="Table 5.4", header=None, dtype=str)
+    t = t[t[1].fillna("").str.fullmatch(r"\d\d-\d{4}")]
+    rule: dict[str, int] = {}
+    for _, r in t.iterrows():
+        education = str(r[2]).strip()
+        if education not in ENTRY_EDUCATION_AGE:
+            raise BuildError(f"EP Table 5.4: unknown entry education {education!r} for {r[1]}")
+        experience = ENTRY_EXPERIENCE_YEARS.get(str(r[3]).strip(), 0)
+        rule[str(r[1])] = ENTRY_EDUCATION_AGE[education] + experience
+    return np.array([rule.get(soc, MIN_WORKING_AGE) for soc in socs], dtype=int)
+
+
+def _band_mass_from(within_band: dict[str, dict[int, float]], min_age: np.ndarray) -> np.ndarray:
+    """``(n_occ, 7)``: share of each age band's workers at or above the occupation's
+    minimum age (single-year shares within the band, ``age_within_band.csv``)."""
+    out = np.empty((min_age.size, len(AGE_BANDS)))
+    for b, band in enumerate(AGE_BANDS):
+        ages = np.array(sorted(within_band[band]), dtype=int)
+        shares = np.array([within_band[band][a] for a in ages])
+        shares = shares / shares.sum()
+        out[:, b] = ((ages[None, :] >= min_age[:, None]) * shares[None, :]).sum(axis=1)
+    return out
+
+
+def _rake_age_bands(
+    shares: np.ndarray, weight: np.ndarray, target: np.ndarray, iterations: int = 500
+) -> np.ndarray:
+    """Iterative proportional fitting of the occupation × age-band shares: every row
+    still sums to 1 and the OEWS-employment-weighted column totals equal the published
+    CPS age distribution (structural zeros stay zero).
+
+    Like the sex margin, OEWS and CPS weigh occupations differently: unraked, the OEWS
+    mix of the CPS age shares gives 4.9 % aged 16–19 against the published 3.4 %.
+    """
+    a = shares.copy()
+    w = weight / weight.sum()
+    for _ in range(iterations):
+        a = a * (target / (w @ a))[None, :]
+        a = a / a.sum(axis=1, keepdims=True)
+    return a
+
+
 def _shares(names: tuple[str, ...], values: list[float]) -> dict[str, float]:
     v = np.array(values, dtype=float)
     return dict(zip(names, (v / v.sum()).round(4).tolist(), strict=True))
 
 
-def add_demographics(occ: pd.DataFrame, raw_dir: Path) -> tuple[pd.DataFrame, dict[str, object]]:
+def add_demographics(
+    occ: pd.DataFrame, raw_dir: Path, within_band: dict[str, dict[int, float]]
+) -> tuple[pd.DataFrame, dict[str, object]]:
     codes = read_census_codes(raw_dir)
     census_title = map_soc_to_census(occ["soc"], codes)
     key = occ["soc"].map(census_title).map(_norm_title)
@@ -451,6 +515,20 @@ def add_demographics(occ: pd.DataFrame, raw_dir: Path) -> tuple[pd.DataFrame, di
         occ, age_cols, pd.Series(np.isfinite(age_mat).all(1), index=occ.index)
     )
     occ[age_cols], occ["age_source"] = filled, src
+    # Plausibility: nobody below the occupation's minimum age (EP Table 5.4 rule), then
+    # rake the bands to the published CPS age distribution.
+    min_age = read_min_ages(raw_dir, occ["soc"])
+    occ["min_age"] = min_age
+    emp = occ["employment"].to_numpy(float)
+    unraked = occ[age_cols].to_numpy(float)
+    truncated = unraked * _band_mass_from(within_band, min_age)
+    age_target = np.array(t11b[_norm_title("Total employed")][1:8], dtype=float)
+    age_target = age_target / age_target.sum()
+    occ[age_cols] = _rake_age_bands(truncated, emp, age_target)
+    age_stats = {
+        "pct_aged_16_19_oews_mix_unraked": round(100 * float(emp @ unraked[:, 0] / emp.sum()), 2),
+        "occupations_with_min_age_above_16": int((min_age > MIN_WORKING_AGE).sum()),
+    }
 
     ep = pd.read_excel(_raw(raw_dir, "ep"), sheet_name="Table 5.3", header=None, dtype=str)
     ep = ep[ep[1].fillna("").str.fullmatch(r"\d\d-\d{4}")]
@@ -478,7 +556,7 @@ def add_demographics(occ: pd.DataFrame, raw_dir: Path) -> tuple[pd.DataFrame, di
         "age_band_shares": _shares(AGE_BANDS, tot11b[1:8]),
         "education_shares_25plus": _shares(EDUCATION, ep_total),
     }
-    stats = {"occupations_without_census_match": unmatched}
+    stats = {"occupations_without_census_match": unmatched, **age_stats}
     return occ, {"published": published, "stats": stats}
 
 
@@ -639,7 +717,7 @@ OCC_COLUMNS = (
     + ["wage_mean", "tail_alpha", "topcoded_knots", "annual_only", "pct_women", "pct_women_cps"]
     + [f"age_{b}" for b in AGE_BANDS]
     + [f"edu_{e}" for e in EDUCATION]
-    + ["sex_source", "age_source", "edu_source"]
+    + ["min_age", "sex_source", "age_source", "edu_source"]
 )
 
 
@@ -651,7 +729,7 @@ def _occ_rows(occ: pd.DataFrame) -> list[list[str]]:
             v = r[c]
             if c in ("soc", "title", "sex_source", "age_source", "edu_source"):
                 row.append(str(v))
-            elif c in ("employment", "topcoded_knots"):
+            elif c in ("employment", "topcoded_knots", "min_age"):
                 row.append(str(int(v)))
             elif c == "annual_only":
                 row.append("1" if v else "0")
@@ -672,8 +750,8 @@ Derived by `scripts/build_census_tables.py` from the raw public tables in
 `../shared/data/census/` (never shipped). Figures only; each table cites its sources.
 
 U.S. Bureau of Labor Statistics, OEWS May 2024; CPS 2022 and 2025 annual averages,
-Tables 11 and 11b; Employment Projections 2022–32, Table 5.3. U.S. Census Bureau 2018
-Occupation Code List. PSLmodels Tax-Calculator CPS file (CC0). OG-USA CPS ASEC hours
+Tables 11 and 11b; Employment Projections 2022–32, Tables 5.3 and 5.4. U.S. Census
+Bureau 2018 Occupation Code List. PSLmodels Tax-Calculator CPS file (CC0). OG-USA CPS ASEC hours
 (CC0). SSA Trustees Report 2024.
 
 | table | derived from | terms |
@@ -695,7 +773,14 @@ _SOURCE_ROWS = (
             "occupation's published mean. % women: BLS CPS 2022 annual averages, Table 11 "
             "(`pct_women_cps`), raked by one common odds factor so the OEWS-weighted total equals "
             "the published 46.8 % (`pct_women`). Age bands: BLS CPS 2025 annual averages, Table "
-            "11b. Census titles linked to SOC codes by the U.S. Census Bureau 2018 Occupation "
+            "11b, with the bands below the occupation's minimum age removed (`min_age`: the usual "
+            "age of completing the typical education needed for entry, BLS EP 2022–32 Table 5.4 "
+            "— none 16, high school 18, some college or postsecondary nondegree award 19, "
+            "associate 20, bachelor's 22, master's 24, doctoral or professional 25 — plus 1 year "
+            "for 'less than 5 years' and 5 for '5 years or more' of related work experience), then "
+            "raked (iterative proportional fitting) so the OEWS-weighted band totals equal the "
+            "published CPS age distribution (unraked, 4.9 % would be 16–19 against 3.4 %). "
+            "Census titles linked to SOC codes by the U.S. Census Bureau 2018 Occupation "
             "Code List. Education (workers 25+): BLS Employment Projections 2022–32, Table 5.3 "
             "(ACS 2019/2021). Cells not published (base < 50 000) use the SOC major group's "
             "employment-weighted figures (`*_source` = `major_group`)."
@@ -752,10 +837,13 @@ def build(raw_dir: Path, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     occ, oews_published = read_oews(raw_dir)
-    occ, demo = add_demographics(occ, raw_dir)
+    hours_rows, age_rows, hours_published = read_hours(raw_dir)
+    within_band: dict[str, dict[int, float]] = {}
+    for band, age, share in age_rows:
+        within_band.setdefault(band, {})[int(age)] = float(share)
+    occ, demo = add_demographics(occ, raw_dir, within_band)
     occ = occ.sort_values("soc", kind="stable").reset_index(drop=True)
     sector_rows, industry_rows = read_industries(raw_dir, occ["soc"])
-    hours_rows, age_rows, hours_published = read_hours(raw_dir)
     household_rows = read_households(raw_dir)
 
     _write_csv(out_dir / "occupations.csv", OCC_COLUMNS, _occ_rows(occ))

@@ -4,7 +4,9 @@ Output schema ``{"hours": int}`` with bounds ``[0, max_hours]`` (enforced by the
 so providers with constrained decoding cannot leave them). A call that still fails after
 the model layer's retries and re-asks is a recorded fallback: the worker keeps its
 previous hours. All workers decide concurrently (a simultaneous move); the model layer
-bounds the concurrency per endpoint.
+bounds the concurrency per endpoint. With several decision steps a year
+(``worker_steps``), each step after the first shows every worker what its previous
+step produced (LLM Economist's within-year feedback).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from llmecon.agents.base import WorkerDecision, WorkerRequest
 from llmecon.agents.calls import CallContext, WorkerAsk, call_context
-from llmecon.agents.prompting import HistoryView, worker_prompt
+from llmecon.agents.prompting import HistoryView, StepFeedback, worker_prompt
 from llmecon.economy import Economy
 from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.prompts import PromptLibrary
@@ -70,15 +72,24 @@ class LLMWorkers:
 
     async def decide(self, request: WorkerRequest) -> WorkerDecision:
         history = HistoryView(request.history, self.history_len)
+        feedback = (
+            StepFeedback.of(self.economy, request.schedule, request.previous_hours)
+            if request.step > 0
+            else None
+        )
         results = await asyncio.gather(
-            *(self._decide_one(i, request, history) for i in range(self.economy.size))
+            *(self._decide_one(i, request, history, feedback) for i in range(self.economy.size))
         )
         hours = np.array([h for h, _ in results], dtype=float)
         reasons = {i: err for i, (_, err) in enumerate(results) if err is not None}
         return WorkerDecision(hours, reasons)
 
     async def _decide_one(
-        self, index: int, request: WorkerRequest, history: HistoryView
+        self,
+        index: int,
+        request: WorkerRequest,
+        history: HistoryView,
+        feedback: StepFeedback | None = None,
     ) -> tuple[float, str | None]:
         prompt = worker_prompt(
             self.library,
@@ -90,6 +101,7 @@ class LLMWorkers:
             schedule=request.schedule,
             last_rebate_usd=request.last_rebate_usd,
             history=history,
+            step_feedback=feedback,
         )
         context = CallContext(
             role="worker",

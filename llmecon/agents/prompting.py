@@ -11,20 +11,24 @@ caching (OpenAI, Anthropic, llama.cpp) reuse it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from llmecon.economy import Economy, TaxSchedule
-from llmecon.economy.utility import WEEKS_PER_YEAR
+from llmecon.economy.economy import CALIBRATION_SCHEDULE
+from llmecon.economy.utility import WEEKS_PER_YEAR, calibrate_psi, consumption_utility
 from llmecon.economy.welfare import get_swf
 from llmecon.models import ChatMessage
 from llmecon.planners import PlannerContext, YearRecord
 from llmecon.prompts import PromptLibrary
 
-#: Hours shown in the rational worker's outcome table.
-RATIONAL_TABLE_HOURS = (0, 10, 20, 30, 35, 40, 45, 50, 60, 70, 80)
+FloatArray = NDArray[np.float64]
+
+#: Hours shown in the rational worker's outcome table (those up to the hour cap).
+RATIONAL_TABLE_HOURS = (0, 10, 20, 30, 35, 40, 45, 50, 60, 70, 80, 90, 100, 120, 140, 168)
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,19 @@ def worker_prompt(
     schedule: TaxSchedule,
     last_rebate_usd: float,
     history: HistoryView,
+    step_feedback: StepFeedback | None = None,
 ) -> Prompt:
-    """The system + user messages of worker ``index`` for one decision."""
+    """The system + user messages of worker ``index`` for one decision; from the second
+    decision step of a year on, ``step_feedback`` is what the previous step produced."""
     used: dict[str, str] = {}
     max_hours = int(economy.utility_config.max_weekly_hours)
-    system = _render(library, "worker_system.j2", used, max_hours=max_hours)
+    system = _render(
+        library,
+        "worker_system.j2",
+        used,
+        max_hours=max_hours,
+        rebate_share=economy.utility_config.rebate_share,
+    )
     ctx: dict[str, Any] = {
         "year": year,
         "brackets": bracket_rows(schedule),
@@ -96,6 +108,7 @@ def worker_prompt(
         "persona_text": persona_text.strip(),
         "history": history.rows(index),
         "max_hours": max_hours,
+        "step_feedback": step_feedback.row(index, style) if step_feedback else None,
     }
     if style == "rational":
         ctx.update(_rational_context(economy, index, schedule, last_rebate_usd))
@@ -108,23 +121,123 @@ def worker_prompt(
     )
 
 
+def status_quo_consumption(economy: Economy) -> FloatArray:
+    """Each worker's consumption at census hours under the calibration schedule, with
+    its rebate (USD): the reference ``c₀`` of the rational prompt's value under CRRA.
+
+    For a calibrated CRRA economy it is read back from the calibration itself
+    (``ψ_i = ψ_i^quasi-linear · c₀^(−η)``), so it is exactly the ``c₀`` the economy used
+    (with its survey weights, if any)."""
+    cfg = economy.utility_config
+    pop = economy.population
+    wage = pop.hourly_wage_usd
+    h0 = np.asarray(pop.usual_weekly_hours, dtype=float)
+    z0 = WEEKS_PER_YEAR * wage * h0
+    if cfg.crra is not None and cfg.labour_cost is None:
+        linear = replace(cfg, crra=None)
+        psi_linear = calibrate_psi(wage, h0, CALIBRATION_SCHEDULE.marginal_rate(z0), linear)
+        return np.asarray((psi_linear / economy.psi) ** (1.0 / cfg.crra), dtype=float)
+    t0 = CALIBRATION_SCHEDULE.tax(z0)
+    rebate = cfg.rebate_share * float(
+        np.average(t0, weights=getattr(economy, "survey_weight", None))
+    )
+    return np.asarray(z0 - t0 + rebate, dtype=float)
+
+
+def rational_values(
+    economy: Economy, index: int, weekly_hours: FloatArray, net_usd: FloatArray
+) -> tuple[FloatArray, float, float | None]:
+    """The value a rational-style prompt shows for (hours, income after tax and rebate):
+    the utility in force, in dollars. Quasi-linear: ``net − ψ·52·l^k/k`` exactly. CRRA:
+    ``(u(net) − u(c₀)) / u'(c₀) − (ψ / u'(c₀))·52·l^k/k``, a positive affine transform
+    of the worker's utility (same ranking of every option), ``c₀`` its status-quo
+    consumption. Returns the values, the ψ the prompt states and ``c₀`` (``None``
+    quasi-linear)."""
+    cfg = economy.utility_config
+    psi = float(economy.psi[index])
+    k = 1.0 + 1.0 / cfg.elasticity
+    cost = WEEKS_PER_YEAR * np.asarray(weekly_hours, dtype=float) ** k / k
+    net = np.asarray(net_usd, dtype=float)
+    if cfg.crra is None:
+        return net - psi * cost, psi, None
+    c0 = float(status_quo_consumption(economy)[index])
+    mu0 = c0 ** (-cfg.crra)
+    gain = consumption_utility(net, cfg.crra) - consumption_utility(np.array([c0]), cfg.crra)
+    return gain / mu0 - (psi / mu0) * cost, psi / mu0, c0
+
+
+def _number(value: float) -> str:
+    """Four significant digits, never rounded to zero (a ψ of 3.4e-05 stays visible)."""
+    return f"{value:.4g}"
+
+
 def _rational_context(
     economy: Economy, index: int, schedule: TaxSchedule, rebate: float
 ) -> dict[str, Any]:
     cfg = economy.utility_config
     wage = float(economy.population.hourly_wage_usd[index])
-    psi = float(economy.psi[index])
     k = 1.0 + 1.0 / cfg.elasticity
-    hours = np.array([h for h in RATIONAL_TABLE_HOURS if h <= cfg.max_weekly_hours], dtype=float)
+    shown = [h for h in RATIONAL_TABLE_HOURS if h <= cfg.max_weekly_hours]
+    if shown[-1] < cfg.max_weekly_hours:
+        shown.append(int(cfg.max_weekly_hours))
+    hours = np.array(shown, dtype=float)
     income = WEEKS_PER_YEAR * wage * hours
     tax = schedule.tax(income)
     net = income - tax + rebate
-    value = net - psi * WEEKS_PER_YEAR * hours**k / k
+    value, psi, c0 = rational_values(economy, index, hours, net)
     table = [
         {"hours": int(h), "income": float(i), "tax": float(t), "net": float(n), "utility": float(v)}
         for h, i, t, n, v in zip(hours, income, tax, net, value, strict=True)
     ]
-    return {"wage": wage, "psi": psi, "elasticity_term": k, "table": table}
+    return {
+        "wage": wage,
+        "psi": psi,
+        "psi_text": _number(psi),
+        "elasticity_term": k,
+        "crra": cfg.crra,
+        "crra_text": None if cfg.crra is None else _number(cfg.crra),
+        "one_minus_crra_text": None if cfg.crra is None else _number(1.0 - cfg.crra),
+        "c0": c0,
+        "table": table,
+    }
+
+
+@dataclass(frozen=True)
+class StepFeedback:
+    """What the previous decision step of the year produced for every worker (LLM
+    Economist's within-year feedback): hours, income, tax, the rebate those hours fund
+    and, for the rational style, the value of :func:`rational_values`."""
+
+    economy: Economy
+    weekly_hours: FloatArray
+    income_usd: FloatArray
+    tax_usd: FloatArray
+    rebate_usd: float
+
+    @classmethod
+    def of(cls, economy: Economy, schedule: TaxSchedule, weekly_hours: FloatArray) -> StepFeedback:
+        out = economy.outcome(schedule, weekly_hours)
+        return cls(economy, out.weekly_hours, out.income_usd, out.tax_usd, float(out.rebate_usd))
+
+    def row(self, index: int, style: str) -> dict[str, Any]:
+        income, tax = float(self.income_usd[index]), float(self.tax_usd[index])
+        row: dict[str, Any] = {
+            "hours": float(self.weekly_hours[index]),
+            "income": income,
+            "tax": tax,
+            "rebate": self.rebate_usd,
+            "net": income - tax + self.rebate_usd,
+            "value": None,
+        }
+        if style == "rational":
+            value, _, _ = rational_values(
+                self.economy,
+                index,
+                np.array([row["hours"]]),
+                np.array([row["net"]]),
+            )
+            row["value"] = float(value[0])
+        return row
 
 
 @dataclass(frozen=True)
@@ -252,6 +365,7 @@ def planner_frame(
         max_pct=hi_pct,
         trust_pct=trust_pct,
         n_brackets=ctx.n_brackets,
+        rebate_share=ctx.economy.utility_config.rebate_share,
     )
     demos = _render(
         library,

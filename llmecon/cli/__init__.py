@@ -17,7 +17,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "llmecon.cli.run:run",
         "Simulate tax years: a planner sets schedules, workers choose hours.",
     ),
-    "compare": ("llmecon.cli.compare:compare", "Compare baseline planners on one economy."),
+    "compare": ("llmecon.cli.compare:compare", "Compare planners on one economy (a sweep)."),
+    "sweep": (
+        "llmecon.cli.sweep:sweep",
+        "Run many runs over a grid of settings and seeds, with 95 % intervals.",
+    ),
     "personas": (
         "llmecon.cli.personas:personas",
         "Sample, show and validate Census-calibrated personas.",
@@ -65,4 +69,5 @@ def main() -> None:
       llmecon run                                   # embedded model, small run
       llmecon run --planner saez --workers rational --agents 1000 --years 20
       llmecon compare --planners none,us-federal,saez,oracle,ucb
+      llmecon sweep --planners saez,ucb --workers rational --seeds 0-9
     """

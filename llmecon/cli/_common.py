@@ -171,9 +171,9 @@ def config_option(name: str, default: Any = _NO_DEFAULT) -> Callable[[F], F]:
 
     ``--kebab-name`` (``--x/--no-x`` for a bool), typed from the annotation (``int``,
     ``float``, ``str``, a ``Literal`` or a strict registry as a choice, a tuple as
-    ``A,B``), help from the docstring (:func:`field_help`). The default is shown, never
-    applied: an unset option is ``None`` and leaves the config file's or the field's
-    value (:func:`config_overrides`).
+    ``A,B``, a union with a list as a repeatable option), help from the docstring
+    (:func:`field_help`). The default is shown, never applied: an unset option is
+    ``None`` and leaves the config file's or the field's value (:func:`config_overrides`).
     """
     from llmecon.runs.config import RunConfig, field_registries
 
@@ -186,7 +186,12 @@ def config_option(name: str, default: Any = _NO_DEFAULT) -> Callable[[F], F]:
     flag = option_name(name)
     kwargs: dict[str, Any] = {"default": None}
     strict = [r for r in field_registries(name) if r.strict]
-    if annotation is bool:
+    if any(typing.get_origin(a) is list for a in args):
+        # A field that takes a list (e.g. ``str | list[...]``: the base URLs of an
+        # endpoint fleet) is a repeatable string option: one value stays a string.
+        decls = [flag, name]
+        kwargs.update(multiple=True, callback=_repeated_value, metavar=extra.get("metavar"))
+    elif annotation is bool:
         decls = [f"{flag}/--no-{flag[2:]}", name]
     else:
         decls = [flag, name]
@@ -206,6 +211,13 @@ def config_option(name: str, default: Any = _NO_DEFAULT) -> Callable[[F], F]:
     return click.option(
         *decls, cls=ConfigOption, help_factory=lambda: field_help(name, default), **kwargs
     )
+
+
+def _repeated_value(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A repeatable option's values: unset ``None``, once a string, repeated a list."""
+    if not value:
+        return None
+    return value[0] if len(value) == 1 else list(value)
 
 
 def config_options(*groups: str, defaults: Mapping[str, Any] | None = None) -> Callable[[F], F]:

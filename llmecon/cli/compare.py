@@ -1,23 +1,56 @@
-"""``llmecon compare``: several planners on the same economy, side by side."""
+"""``llmecon compare``: several planners on the same economy, side by side — a thin
+front end of a sweep (planners × seeds, rational workers), one run folder per cell."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
-from rich.table import Table
 
 from llmecon.api import COMPARE_DEFAULTS, DEFAULT_PLANNERS
 from llmecon.cli._common import (
     config_file_option,
-    config_options,
+    config_option,
     config_overrides,
     console,
     friendly_errors,
-    out,
-    year_progress,
 )
+from llmecon.cli.sweep import backend_options, print_table, report_end, run_with_display
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The table's columns: metric -> label (gain closed first).
+COMPARE_LABELS = {
+    "gain_closed": "gain closed",
+    "final_swf": "final SWF",
+    "best_swf": "best SWF",
+    "pct_of_oracle": "% of oracle",
+    "revenue_per_worker_usd": "revenue/worker",
+    "mean_weekly_hours": "mean hours",
+    "gini_income": "Gini (income)",
+}
+
+
+def compare_options(func: F) -> F:
+    """The economy options but ``--seed`` (``--seeds`` replaces it), the operational
+    ones but ``--max-cost`` (the whole comparison's budget, from :func:`backend_options`),
+    and ``--out``."""
+    from llmecon.runs.config import fields_in_groups
+
+    shown = {**COMPARE_DEFAULTS, "agents": 1000}  # rational workers
+    names = [
+        *(n for n in fields_in_groups("economy") if n != "seed"),
+        *(n for n in fields_in_groups("operational") if n != "max_cost"),
+        "out",
+    ]
+    for name in reversed(names):
+        if name in shown:
+            func = config_option(name, shown[name])(func)
+        else:
+            func = config_option(name)(func)
+    return func
 
 
 @click.command()
@@ -25,84 +58,99 @@ from llmecon.cli._common import (
     "--planners",
     default=",".join(DEFAULT_PLANNERS),
     show_default=True,
-    help="Comma-separated baseline planners to compare.",
+    help="Comma-separated planners to compare (baselines, or models for an LLM planner).",
+)
+@click.option(
+    "--seeds",
+    help="Seeds to run each planner on: 0-9, or 0,3,5-7; the table shows means and 95 % "
+    "intervals across them. [default: --config's seed, or 0]",
 )
 @config_file_option
-@config_options("economy", defaults={**COMPARE_DEFAULTS, "agents": 1000})  # rational workers
+@compare_options
+@backend_options
 @click.option(
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False),
     help="Also write the table to this CSV file.",
 )
-def compare(config_file: str | None, planners: str, csv_path: str | None, **options: Any) -> None:
-    """Run baseline planners with rational workers on one economy and compare them.
+def compare(
+    config_file: str | None,
+    planners: str,
+    seeds: str | None,
+    csv_path: str | None,
+    name: str | None,
+    max_cost: float | None,
+    jobs: int | None,
+    use_ray: bool,
+    ray_address: str | None,
+    **options: Any,
+) -> None:
+    """Run planners with rational workers on one economy and compare them.
 
     Prints, per planner: the share of the welfare gain from no tax to the oracle that
     its final year closes, (W − W_none) / (W_oracle − W_none) (0 = no tax, 100 % = the
     oracle; "n/a" when the two coincide), final and best SWF, % of the oracle's SWF
     (secondary: it depends on the SWF's origin), revenue per worker, mean weekly hours
-    and the Gini of income (final year).
+    and the Gini of income (final year) — with several --seeds, the mean and its 95 %
+    interval across them.
+
+    A sweep of planners × seeds: every run is an ordinary run folder in
+    <out>/compare-<hash>/ (or --name); running the same comparison again skips the runs
+    that completed and resumes the others.
 
     \b
     Example:
       llmecon compare --planners none,us-federal,saez,oracle,ucb --agents 1000 --years 30
+      llmecon compare --planners saez,ucb --seeds 0-9 --jobs 2
     """
     from llmecon.api import compare as compare_planners
     from llmecon.api import compare_config
+    from llmecon.sweeps import import_ray, parse_seeds
+    from llmecon.sweeps.backends import default_jobs
 
     names = [p.strip() for p in planners.split(",") if p.strip()]
     if not names:
         raise click.UsageError("--planners is empty")
-    overrides = config_overrides(options)
-    settings = {k: v for k, v in overrides.items() if v is not None}
+    settings = {k: v for k, v in config_overrides(options).items() if v is not None}
     with friendly_errors():
+        if use_ray or ray_address:
+            import_ray()
         base = compare_config(config_file, **settings)
-        console.print(
-            f"[bold]llmecon compare[/]: {len(names)} planners, {base.agents} agents, "
-            f"{base.years} years, SWF {base.swf}, seed {base.seed}"
+        seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
+        n_jobs = (
+            jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())
         )
-        with year_progress() as progress:
-            task = progress.add_task(
-                "planner-years", total=int(base.years or 0) * len(names), status=""
-            )
-            comparison = compare_planners(
+        console.print(
+            f"[bold]llmecon compare[/]: {len(names)} planners × {len(seed_list)} seed(s), "
+            f"{base.agents} agents, {base.years} years, SWF {base.swf}"
+        )
+        comparison = run_with_display(
+            lambda progress: compare_planners(
                 names,
                 base,
-                progress=lambda name, record: progress.update(task, advance=1, status=name),
+                seeds=seed_list,
+                write_log=True,
+                jobs=n_jobs,
+                ray=use_ray,
+                ray_address=ray_address,
+                name=name,
+                max_cost=max_cost,
+                sweep_progress=progress,
             )
-    none_swf, oracle_swf = comparison.none_swf, comparison.oracle_swf
-    rows = comparison.table.to_dict("records")
-    table = Table(
-        title=f"Planners compared (no-tax SWF {none_swf:,.6g}, oracle SWF {oracle_swf:,.6g}; "
-        "gain closed = (W − W_none) / (W_oracle − W_none))"
-    )
-    for col in (
-        "planner",
-        "gain closed",
-        "final SWF",
-        "best SWF",
-        "% of oracle",
-        "revenue/worker",
-        "mean hours",
-        "Gini (income)",
-    ):
-        table.add_column(col, justify="left" if col == "planner" else "right")
-    for row in rows:
-        pct = row["pct_of_oracle"]
-        gain = row["gain_closed"]
-        table.add_row(
-            row["planner"],
-            f"{100 * gain:.2f} %" if gain is not None else "n/a",
-            f"{row['final_swf']:,.6g}",
-            f"{row['best_swf']:,.6g}",
-            f"{pct:.2f} %" if pct is not None else "n/a",
-            f"${row['revenue_per_worker_usd']:,.0f}",
-            f"{row['mean_weekly_hours']:.2f}",
-            f"{row['gini_income']:.4f}",
         )
-    out.print(table)
+    print_table(
+        comparison.table,
+        ["planner"],
+        COMPARE_LABELS,
+        f"Planners compared (no-tax SWF {comparison.none_swf:,.6g}, oracle SWF "
+        f"{comparison.oracle_swf:,.6g}; gain closed = (W − W_none) / (W_oracle − W_none)"
+        + ("; mean [95 % interval across seeds]" if len(seed_list) > 1 else "")
+        + ")",
+        show_n=len(seed_list) > 1,
+    )
     if csv_path:
         path = Path(csv_path)
         comparison.table.to_csv(path, index=False)
         console.print(f"table written to {path}")
+    report_end(comparison.sweep)

@@ -53,6 +53,7 @@ def run(
       llmecon run --planner local/smollm2-135m --workers rational --years 20
       llmecon run --fork runs/<id> --from-year 5 --planner saez
       llmecon run --config experiment.yaml --seed 3
+      llmecon run --preset llm-economist-2025 --planner gpt-4o --agents 100
     """
     from llmecon.runs import build_config, build_simulation
 

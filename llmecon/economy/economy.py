@@ -30,6 +30,7 @@ from llmecon.economy.welfare import (
     inverse_income_weights,
     social_welfare,
     swf_names,
+    weighted_mean,
 )
 
 FloatArray = NDArray[np.float64]
@@ -145,6 +146,12 @@ class Economy:
     Revenue: the share ``ρ = utility.rebate_share`` is rebated as an equal lump sum; the
     rest funds things this model does not value (it leaves the economy), so with
     ``ρ < 1`` a dollar of revenue is worth ``ρ`` dollars of rebate to the planner.
+
+    Survey weights (``population.weight``, mean 1): every aggregate counts worker ``i``
+    ``w_i`` times: revenue ``Σ w_i T_i``, the rebate ``ρ · Σ w_i T_i / Σ w_i`` per
+    person, means, Gini, the SWFs (:attr:`survey_weight` goes into
+    :class:`~llmecon.economy.welfare.WelfareInputs`). With equal weights
+    :attr:`survey_weight` is ``None`` and every number is the unweighted one.
     """
 
     def __init__(
@@ -157,6 +164,8 @@ class Economy:
         self.population = population
         self.utility_config = utility or UtilityConfig()
         self.swf = swf
+        #: Survey weights (mean 1), or ``None`` when every worker counts once.
+        self.survey_weight: FloatArray | None = population.survey_weight
         s = population.hourly_wage_usd
         h0 = population.usual_weekly_hours
         if np.any(h0 > self.utility_config.max_weekly_hours):
@@ -165,17 +174,29 @@ class Economy:
             )
         z0 = WEEKS_PER_YEAR * s * h0
         t0 = CALIBRATION_SCHEDULE.tax(z0)
-        self._status_quo_rebate = self.utility_config.rebate_share * float(t0.mean())
+        self._status_quo_rebate = self.utility_config.rebate_share * self._mean(t0)
         c0 = z0 - t0 + self._status_quo_rebate
         self.psi: FloatArray = calibrate_psi(
             s, h0, CALIBRATION_SCHEDULE.marginal_rate(z0), self.utility_config, c0
         )
-        self.weights: FloatArray = inverse_income_weights(s)
+        self.weights: FloatArray = inverse_income_weights(s, self.survey_weight)
         self._equilibria: dict[tuple[tuple[float, ...], tuple[float, ...]], Equilibrium] = {}
 
     @property
     def size(self) -> int:
         return self.population.size
+
+    def _mean(self, values: FloatArray) -> float:
+        """Mean over people (survey-weighted when the population is weighted)."""
+        if self.survey_weight is None:
+            return float(values.mean())
+        return float(weighted_mean(values, self.survey_weight))
+
+    def _total(self, values: FloatArray) -> float:
+        """Total over people (``Σ w_i x_i``; weights have mean 1, so "per N workers")."""
+        if self.survey_weight is None:
+            return float(values.sum())
+        return float(values @ self.survey_weight)
 
     def rational_hours(self, schedule: TaxSchedule, rebate_usd: float | None = None) -> FloatArray:
         """Best-response hours. Under CRRA the rebate matters; with ``rebate_usd=None``
@@ -227,6 +248,7 @@ class Economy:
             rates,
             self.utility_config,
             self._status_quo_rebate,
+            self.survey_weight,
         )
 
     def outcome(self, schedule: TaxSchedule, weekly_hours: ArrayLike) -> Outcome:
@@ -242,7 +264,7 @@ class Economy:
             raise ValueError("hours must lie in [0, max_weekly_hours]")
         income = WEEKS_PER_YEAR * self.population.hourly_wage_usd * hours
         tax = schedule.tax(income)
-        rebate = self.utility_config.rebate_share * float(tax.mean())
+        rebate = self.utility_config.rebate_share * self._mean(tax)
         consumption = income - tax + rebate
         u = utility(consumption, hours, self.psi, self.utility_config)
         if self.utility_config.crra is None:
@@ -255,21 +277,24 @@ class Economy:
     def metrics(self, outcome: Outcome, swf: str | None = None) -> YearMetrics:
         """Aggregate metrics; ``swf`` overrides the objective (for rescoring)."""
         u, c, z = outcome.utility, outcome.consumption_usd, outcome.income_usd
-        all_swf = {name: float(social_welfare(name, u, c, z, self.weights)) for name in swf_names()}
-        total_income = float(z.sum())
-        revenue = float(outcome.tax_usd.sum())
+        sw = self.survey_weight
+        all_swf = {
+            name: float(social_welfare(name, u, c, z, self.weights, sw)) for name in swf_names()
+        }
+        total_income = self._total(z)
+        revenue = self._total(outcome.tax_usd)
         return YearMetrics(
             swf=all_swf[swf or self.swf],
             revenue_usd=revenue,
             rebate_usd=outcome.rebate_usd,
-            mean_weekly_hours=float(outcome.weekly_hours.mean()),
-            mean_income_usd=float(z.mean()),
+            mean_weekly_hours=self._mean(outcome.weekly_hours),
+            mean_income_usd=self._mean(z),
             output_usd=total_income,
-            gini_income=float(gini(z)),
-            gini_consumption=float(gini(c)),
-            equality=float(equality(c)),
+            gini_income=float(gini(z, sw)),
+            gini_consumption=float(gini(c, sw)),
+            equality=float(equality(c, sw)),
             effective_tax_rate=revenue / total_income if total_income > 0 else 0.0,
-            mean_marginal_rate=float(outcome.schedule.marginal_rate(z).mean()),
+            mean_marginal_rate=self._mean(outcome.schedule.marginal_rate(z)),
             rebate_converged=(
                 None if outcome.rebate_converged is None else float(outcome.rebate_converged)
             ),
@@ -307,7 +332,11 @@ class Economy:
         hours = eq.weekly_hours  # (S, N)
         z = WEEKS_PER_YEAR * s[None, :] * hours
         tax = tax_of_rates(e, r, z)
-        rebate = self.utility_config.rebate_share * tax.mean(axis=1, keepdims=True)
+        sw = self.survey_weight
+        if sw is None:
+            rebate = self.utility_config.rebate_share * tax.mean(axis=1, keepdims=True)
+        else:
+            rebate = self.utility_config.rebate_share * (tax @ sw / sw.sum())[:, None]
         c = z - tax + rebate
         u = utility(c, hours, self.psi[None, :], self.utility_config)
-        return social_welfare(swf or self.swf, u, c, z, self.weights), eq.converged
+        return social_welfare(swf or self.swf, u, c, z, self.weights, sw), eq.converged

@@ -4,7 +4,8 @@ Under CRRA utility (income effects) a worker's hours depend on the lump-sum reba
 ``R`` (USD per worker), and ``R`` is the rebate share ``ρ`` times the mean tax those
 hours raise. The equilibrium rebate is the root of
 
-``f(R) = ρ · mean_i T(52 · s_i · l_i(R)) − R``   (USD per worker).
+``f(R) = ρ · mean_i T(52 · s_i · l_i(R)) − R``   (USD per worker; with survey weights
+``w_i`` the mean is ``Σ w_i T_i / Σ w_i``, revenue per person).
 
 Leisure is normal: the worker's objective ``u(y(l) + R) − v(l)`` has decreasing
 differences in ``(l, R)`` whenever the net-of-tax wage is non-negative (rates ≤ 100 %),
@@ -90,10 +91,12 @@ def solve_rebate_equilibrium(
     rates: ArrayLike,
     config: UtilityConfig,
     start_rebate_usd: float,
+    weight: FloatArray | None = None,
 ) -> RebateEquilibrium:
     """Within-year equilibrium of each rate vector in ``rates`` ``(S, B)``.
 
-    ``start_rebate_usd`` is the first guess (the economy passes its status-quo rebate).
+    ``start_rebate_usd`` is the first guess (the economy passes its status-quo rebate);
+    ``weight`` the workers' survey weights (``None``: each counts once).
     """
     s = np.asarray(hourly_wage, dtype=float)
     e = np.asarray(edges, dtype=float)
@@ -106,7 +109,9 @@ def solve_rebate_equilibrium(
         if hours.ndim == 1:
             hours = hours[None, :]
         tax = tax_of_rates(e, r[idx], WEEKS_PER_YEAR * s[None, :] * hours)
-        return hours, share * tax.mean(axis=1)
+        if weight is None:
+            return hours, share * tax.mean(axis=1)
+        return hours, share * (tax @ weight) / weight.sum()
 
     every = np.arange(n_sched)
     start = np.full(n_sched, float(start_rebate_usd))

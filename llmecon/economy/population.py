@@ -40,12 +40,19 @@ class Population:
             under the status-quo schedule.
         ids: a stable identifier per worker (persona ids when built from personas).
         source: where the population came from (recorded in run manifests).
+        weight: survey weights, how many people each worker stands for; stored
+            normalised to mean 1 (only ratios matter), so totals such as revenue stay
+            "per ``N`` workers". ``None`` (default) or equal weights: every worker counts
+            once and every aggregate is exactly the unweighted one
+            (:attr:`survey_weight` is then ``None``). Zero weights are allowed (the
+            worker is simulated but counts for nothing); the total must be positive.
     """
 
     hourly_wage_usd: FloatArray
     usual_weekly_hours: FloatArray
     ids: tuple[str, ...]
     source: str = "custom"
+    weight: FloatArray | None = None
 
     def __post_init__(self) -> None:
         wage = np.asarray(self.hourly_wage_usd, dtype=float)
@@ -64,6 +71,32 @@ class Population:
         hours.setflags(write=False)
         object.__setattr__(self, "hourly_wage_usd", wage)
         object.__setattr__(self, "usual_weekly_hours", hours)
+        if self.weight is None:
+            weight = np.ones(wage.size)
+        else:
+            weight = np.array(self.weight, dtype=float)
+            if weight.shape != wage.shape:
+                raise PopulationError(f"{weight.size} weights for {wage.size} workers")
+            if not np.all(np.isfinite(weight)) or np.any(weight < 0) or weight.sum() <= 0:
+                raise PopulationError("survey weights must be finite, ≥ 0 and not all zero")
+            weight = weight / weight.mean()
+        weight.setflags(write=False)
+        object.__setattr__(self, "weight", weight)
+
+    @property
+    def survey_weight(self) -> FloatArray | None:
+        """The weights (mean 1) when they differ between workers, else ``None`` (the
+        economy then takes its unweighted path, bit for bit the pre-weights one)."""
+        w = self.weight
+        assert w is not None
+        return None if bool(np.all(w == w[0])) else w
+
+    @property
+    def effective_size(self) -> float:
+        """Kish's effective sample size ``(Σ w)² / Σ w²`` (``N`` when unweighted)."""
+        w = self.weight
+        assert w is not None
+        return float(w.sum() ** 2 / (w @ w))
 
     @property
     def size(self) -> int:
@@ -84,6 +117,7 @@ class Population:
             self.usual_weekly_hours[idx],
             tuple(self.ids[i] for i in np.arange(self.size)[idx]),
             self.source,
+            None if self.weight is None else self.weight[idx],
         )
 
 

@@ -29,11 +29,47 @@ US_FEDERAL_2025_EDGES: tuple[float, ...] = (
 #: Status-quo marginal rates for :data:`US_FEDERAL_2025_EDGES`.
 US_FEDERAL_2025_RATES: tuple[float, ...] = (0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37)
 
-#: Named bracket sets (edges only). ``three`` keeps three of the federal edges.
+#: US federal 2018 single-filer bracket lower edges (annual USD), the set *The AI
+#: Economist* (Zheng et al. 2020) used. Source: IRS Rev. Proc. 2018-18 (TCJA rates).
+US_FEDERAL_2018_EDGES: tuple[float, ...] = (
+    0.0,
+    9_525.0,
+    38_700.0,
+    82_500.0,
+    157_500.0,
+    200_000.0,
+    500_000.0,
+)
+#: Marginal rates in force in 2018 for :data:`US_FEDERAL_2018_EDGES`.
+US_FEDERAL_2018_RATES: tuple[float, ...] = (0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37)
+
+#: *LLM Economist*'s ``three`` bracket set (Karten et al. 2025, code
+#: ``utils/bracket.py``): lower edges 0, 90 000 and 159 100 USD.
+LLM_ECONOMIST_2025_EDGES: tuple[float, ...] = (0.0, 90_000.0, 159_100.0)
+
+#: Named bracket sets (edges only). ``us-three-2025`` keeps three of the federal 2025
+#: edges; ``llm-economist-2025`` and ``us-federal-2018`` are the reference papers' sets.
 BRACKET_PRESETS: dict[str, tuple[float, ...]] = {
     "us-federal-2025": US_FEDERAL_2025_EDGES,
     "flat": (0.0,),
-    "three": (0.0, 48_475.0, 197_300.0),
+    "us-three-2025": (0.0, 48_475.0, 197_300.0),
+    "llm-economist-2025": LLM_ECONOMIST_2025_EDGES,
+    "us-federal-2018": US_FEDERAL_2018_EDGES,
+}
+
+#: Named sets whose status quo is their own law rather than the 2025 federal rates
+#: projected onto their edges.
+STATUS_QUO_RATES: dict[str, tuple[float, ...]] = {
+    "us-federal-2018": US_FEDERAL_2018_RATES,
+}
+
+#: Retired names, refused with a message naming what replaced them.
+RETIRED_BRACKET_NAMES: dict[str, str] = {
+    "three": (
+        "'three' is ambiguous and no longer accepted: use 'us-three-2025' (edges 0, "
+        "48 475, 197 300 USD: three of the federal 2025 edges, the old 'three') or "
+        "'llm-economist-2025' (edges 0, 90 000, 159 100 USD: LLM Economist's 'three')"
+    ),
 }
 
 
@@ -44,11 +80,14 @@ class ScheduleError(ValueError):
 def parse_brackets(spec: str | Sequence[float]) -> tuple[float, ...]:
     """Resolve a bracket specification to validated lower edges (annual USD).
 
-    ``spec`` is a preset name (``us-federal-2025``, ``flat``, ``three``), a
-    comma-separated list of edges (``"0,50000,200000"``) or a sequence of numbers.
+    ``spec`` is a name from :data:`BRACKET_PRESETS` (``us-federal-2025``, ``flat``,
+    ``us-three-2025``, ``llm-economist-2025``, ``us-federal-2018``), a comma-separated
+    list of edges (``"0,50000,200000"``) or a sequence of numbers.
     """
     if isinstance(spec, str):
         key = spec.strip().lower()
+        if key in RETIRED_BRACKET_NAMES:
+            raise ScheduleError(RETIRED_BRACKET_NAMES[key])
         if key in BRACKET_PRESETS:
             return BRACKET_PRESETS[key]
         try:
@@ -113,9 +152,14 @@ class TaxSchedule:
         """The US federal 2025 schedule projected onto ``brackets``.
 
         Each bracket takes the federal marginal rate in force at its lower edge, so the
-        federal bracket set gives exactly 10, 12, 22, 24, 32, 35, 37 %.
+        federal bracket set gives exactly 10, 12, 22, 24, 32, 35, 37 %. A named set with
+        its own law (:data:`STATUS_QUO_RATES`: the ``us-federal-2018`` edges, by name or
+        by value) takes that law's rates.
         """
         edges = parse_brackets(brackets)
+        for name, rates in STATUS_QUO_RATES.items():
+            if edges == BRACKET_PRESETS[name]:
+                return cls(edges, rates)
         federal = cls(US_FEDERAL_2025_EDGES, US_FEDERAL_2025_RATES)
         return cls(edges, tuple(federal.marginal_rate(np.asarray(edges)).tolist()))
 

@@ -8,6 +8,12 @@ Optional CRRA in consumption (income effects): ``u = c^(1−η)/(1−η)`` (``lo
 Calibration: ``ψ_i = s_i (1 − τ_sq(z_i⁰)) / (h_i⁰)^(1/ε)`` (times ``c_i⁰^(−η)`` under
 CRRA), so that under the status-quo schedule the rational choice is exactly the
 persona's usual hours and hours respond to the net-of-tax wage with elasticity ε.
+
+Uncalibrated (``labour_cost = c``, the ``llm-economist-2025`` preset): every worker's
+disutility is ``c · l^(1+1/ε)``, i.e. ``ψ_i = c (1+1/ε) / 52`` for all ``i``. With
+``c = 0.0005`` and ``ε = 0.4`` this is *LLM Economist*'s ``u = z̃ − 0.0005 · l^3.5``
+(Karten et al. 2025, ``Worker.c``, ``Worker.delta``), where most workers choose the
+hour cap.
 """
 
 from __future__ import annotations
@@ -31,12 +37,16 @@ class UtilityConfig:
         max_weekly_hours: ``l_max``, the upper bound of weekly hours.
         crra: η for CRRA consumption utility; ``None`` (default) is quasi-linear.
         rebate_share: share of revenue returned as an equal lump sum.
+        labour_cost: ``c`` of an uncalibrated disutility ``c · l^(1+1/ε)`` (annual USD,
+            weekly hours) shared by every worker; ``None`` (default) calibrates each
+            worker's ``ψ_i`` to its census hours.
     """
 
     elasticity: float = 0.4
     max_weekly_hours: float = 80.0
     crra: float | None = None
     rebate_share: float = 1.0
+    labour_cost: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.elasticity > 0 and np.isfinite(self.elasticity)):
@@ -47,6 +57,10 @@ class UtilityConfig:
             raise ValueError(f"crra (η) must be positive, got {self.crra}")
         if not 0.0 <= self.rebate_share <= 1.0:
             raise ValueError(f"rebate_share must lie in [0, 1], got {self.rebate_share}")
+        if self.labour_cost is not None and not (
+            self.labour_cost > 0 and np.isfinite(self.labour_cost)
+        ):
+            raise ValueError(f"labour_cost must be positive, got {self.labour_cost}")
 
 
 def consumption_utility(consumption: FloatArray, crra: float | None) -> FloatArray:
@@ -90,7 +104,11 @@ def calibrate_psi(
     config: UtilityConfig,
     status_quo_consumption: FloatArray | None = None,
 ) -> FloatArray:
-    """The disutility weight ``ψ_i`` that makes ``h_i⁰`` optimal under the status quo."""
+    """The disutility weight ``ψ_i`` that makes ``h_i⁰`` optimal under the status quo
+    (or, with ``config.labour_cost``, the same uncalibrated ``ψ`` for every worker)."""
+    if config.labour_cost is not None:
+        k = 1.0 + 1.0 / config.elasticity
+        return np.full(np.shape(hourly_wage), config.labour_cost * k / WEEKS_PER_YEAR)
     psi = hourly_wage * (1.0 - status_quo_marginal_rate) / usual_hours ** (1.0 / config.elasticity)
     if config.crra is not None:
         if status_quo_consumption is None:

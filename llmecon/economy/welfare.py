@@ -6,6 +6,12 @@ SWFs live in a registry: :func:`register_swf` adds one (its name, help, the obje
 the LLM planner is told, its value and its marginal social weights for the Saez
 planner), and everything that lists SWFs (``RunConfig.swf``, ``--swf``, the per-year
 metrics and the ``years`` table) reads :func:`swf_names`. Adding an SWF is one call.
+
+Survey weights: a persona may stand for more or fewer people than another (a stratified
+bank oversamples the top brackets). :class:`WelfareInputs` carries them as
+``survey_weight`` (``None``: every worker counts once); the built-in SWFs, :func:`gini`
+and :func:`equality` take means, minima and ranks over people, not over personas. With
+``survey_weight=None`` every function runs its original unweighted code.
 """
 
 from __future__ import annotations
@@ -20,8 +26,32 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.float64]
 
 
-def gini(values: FloatArray) -> FloatArray:
-    """Gini coefficient along the last axis (0 = equal; negative values allowed)."""
+def weighted_mean(values: FloatArray, weight: FloatArray | None = None) -> FloatArray:
+    """Mean along the last axis, weighted by ``weight`` (``(N,)``) when given."""
+    x = np.asarray(values, dtype=float)
+    if weight is None:
+        return np.asarray(x.mean(axis=-1))
+    w = np.asarray(weight, dtype=float)
+    return np.asarray((x * w).sum(axis=-1) / w.sum())
+
+
+def effective_size(weight: FloatArray | None, n: int) -> float:
+    """Kish's effective sample size ``(Σ w)² / Σ w²`` (``n`` when unweighted)."""
+    if weight is None:
+        return float(n)
+    w = np.asarray(weight, dtype=float)
+    return float(w.sum() ** 2 / (w @ w))
+
+
+def gini(values: FloatArray, weight: FloatArray | None = None) -> FloatArray:
+    """Gini coefficient along the last axis (0 = equal; negative values allowed).
+
+    With survey weights ``w`` (``(N,)``): ``2 Σ_k w_k r_k x_(k) / (W Σ_k w_k x_k) − 1``,
+    ``r_k = Σ_{j<k} w_j + w_k/2`` the mid-point cumulative weight of the ``k``-th
+    smallest value and ``W = Σ w``; with equal weights this is the unweighted formula.
+    """
+    if weight is not None:
+        return _weighted_gini(values, weight)
     x = np.sort(np.asarray(values, dtype=float), axis=-1)
     n = x.shape[-1]
     total = x.sum(axis=-1)
@@ -32,41 +62,77 @@ def gini(values: FloatArray) -> FloatArray:
     return np.where(total != 0, g, 0.0)
 
 
-def equality(consumption: FloatArray) -> FloatArray:
-    """AI Economist's equality ``1 − Gini(c)·N/(N−1)`` (1 = perfectly equal)."""
-    n = consumption.shape[-1]
-    scale = n / (n - 1.0) if n > 1 else 1.0
-    return 1.0 - gini(consumption) * scale
+def _weighted_gini(values: FloatArray, weight: FloatArray) -> FloatArray:
+    x = np.asarray(values, dtype=float)
+    w = np.broadcast_to(np.asarray(weight, dtype=float), x.shape)
+    order = np.argsort(x, axis=-1, kind="stable")
+    xs = np.take_along_axis(x, order, axis=-1)
+    ws = np.take_along_axis(w, order, axis=-1)
+    mid = np.cumsum(ws, axis=-1) - 0.5 * ws
+    total_w = ws.sum(axis=-1)
+    total = (ws * xs).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = 2.0 * (ws * mid * xs).sum(axis=-1) / (total_w * total) - 1.0
+    return np.where(total != 0, g, 0.0)
 
 
-def inverse_income_weights(hourly_wage: FloatArray) -> FloatArray:
-    """Saez-style weights ``g_i ∝ 1/(52·40·s_i)``, normalised to mean 1.
+def _equality_scale(n: float) -> float:
+    return n / (n - 1.0) if n > 1 else 1.0
+
+
+def equality(consumption: FloatArray, weight: FloatArray | None = None) -> FloatArray:
+    """AI Economist's equality ``1 − Gini(c)·N/(N−1)`` (1 = perfectly equal); with survey
+    weights, the weighted Gini and Kish's effective size in place of ``N``."""
+    n = effective_size(weight, consumption.shape[-1])
+    return 1.0 - gini(consumption, weight) * _equality_scale(n)
+
+
+def inverse_income_weights(
+    hourly_wage: FloatArray, survey_weight: FloatArray | None = None
+) -> FloatArray:
+    """Saez-style weights ``g_i ∝ 1/(52·40·s_i)``, normalised to mean 1 (over people:
+    the ``survey_weight``-weighted mean, when given).
 
     Potential (not realised) income, so the weights are fixed across policies and do
     not reward workers who stop working.
     """
     w = 1.0 / (52.0 * 40.0 * np.asarray(hourly_wage, dtype=float))
+    if survey_weight is not None:
+        return w / float(weighted_mean(w, survey_weight))
     return w / w.mean()
 
 
-def utilitarian_welfare(utility: FloatArray) -> FloatArray:
-    """Mean utility."""
-    return np.asarray(utility).mean(axis=-1)
+def utilitarian_welfare(utility: FloatArray, survey_weight: FloatArray | None = None) -> FloatArray:
+    """Mean utility (over people, with survey weights)."""
+    if survey_weight is None:
+        return np.asarray(utility).mean(axis=-1)
+    return weighted_mean(utility, survey_weight)
 
 
-def inverse_income_welfare(utility: FloatArray, weights: FloatArray) -> FloatArray:
+def inverse_income_welfare(
+    utility: FloatArray, weights: FloatArray, survey_weight: FloatArray | None = None
+) -> FloatArray:
     """``mean(g_i u_i)`` with fixed inverse-potential-income weights."""
-    return (np.asarray(utility) * weights).mean(axis=-1)
+    if survey_weight is None:
+        return (np.asarray(utility) * weights).mean(axis=-1)
+    return weighted_mean(np.asarray(utility) * weights, survey_weight)
 
 
-def rawlsian_welfare(utility: FloatArray) -> FloatArray:
-    """The worst-off worker's utility."""
-    return np.asarray(utility).min(axis=-1)
+def rawlsian_welfare(utility: FloatArray, survey_weight: FloatArray | None = None) -> FloatArray:
+    """The worst-off worker's utility (among workers with a positive survey weight)."""
+    if survey_weight is None:
+        return np.asarray(utility).min(axis=-1)
+    counted = np.asarray(survey_weight) > 0
+    return np.asarray(np.asarray(utility)[..., counted].min(axis=-1))
 
 
-def equality_times_productivity(consumption: FloatArray, income: FloatArray) -> FloatArray:
+def equality_times_productivity(
+    consumption: FloatArray, income: FloatArray, survey_weight: FloatArray | None = None
+) -> FloatArray:
     """AI Economist's ``(1 − Gini(c)·N/(N−1)) · mean(z)``."""
-    return equality(consumption) * np.asarray(income).mean(axis=-1)
+    if survey_weight is None:
+        return equality(consumption) * np.asarray(income).mean(axis=-1)
+    return equality(consumption, survey_weight) * weighted_mean(income, survey_weight)
 
 
 @dataclass(frozen=True)
@@ -80,12 +146,17 @@ class WelfareInputs:
         income: each worker's pre-tax income (USD).
         weights: fixed inverse-potential-income weights ``(N,)``, mean 1
             (:func:`inverse_income_weights`).
+        survey_weight: survey weights ``(N,)`` (how many people each worker stands
+            for, mean 1), or ``None`` when every worker counts once. An SWF should take
+            its means, minima and ranks over people: use :func:`weighted_mean`,
+            :func:`gini` and :func:`equality` with this argument.
     """
 
     utility: FloatArray
     consumption: FloatArray
     income: FloatArray
     weights: FloatArray
+    survey_weight: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +173,8 @@ class SWF:
         marginal_weights: ``(inputs, mu) -> ∂W/∂c_i`` for one outcome (``(N,)``
             arrays), up to a positive factor, where ``mu`` is each worker's marginal
             utility of consumption; what the Saez planner needs. ``None``: the Saez
-            planner refuses this SWF.
+            planner refuses this SWF. With survey weights, the value of a dollar to
+            *one person* of worker ``i``'s kind (``∂W/∂c_i / w_i``).
         output_weight: for SWFs that value income directly, not only through
             consumption, ``∂W/∂z_i`` with every consumption held fixed, in the units of
             ``marginal_weights``; ``None`` for welfarist SWFs (envelope theorem).
@@ -182,9 +254,11 @@ def social_welfare(
     consumption: FloatArray,
     income: FloatArray,
     weights: FloatArray,
+    survey_weight: FloatArray | None = None,
 ) -> FloatArray:
     """Evaluate the registered SWF ``name`` (see :func:`swf_names`)."""
-    return get_swf(name).evaluate(WelfareInputs(utility, consumption, income, weights))
+    inputs = WelfareInputs(utility, consumption, income, weights, survey_weight)
+    return get_swf(name).evaluate(inputs)
 
 
 def marginal_welfare_weights(
@@ -194,14 +268,16 @@ def marginal_welfare_weights(
     utility: FloatArray,
     fixed_weights: FloatArray,
     crra: float | None,
+    survey_weight: FloatArray | None = None,
 ) -> FloatArray:
     """Social marginal welfare weights ``∂W/∂c_i``, normalised to mean 1.
 
     What the Saez formula needs: how much the planner values a dollar to each worker
-    under the named SWF (incomes held fixed).
+    under the named SWF (incomes held fixed). With survey weights: per person, with a
+    mean of 1 over people (a dollar to everyone is worth 1).
     """
-    w = _raw_marginal_weights(swf, consumption, income, utility, fixed_weights, crra)
-    mean = w.mean()
+    w = _raw_marginal_weights(swf, consumption, income, utility, fixed_weights, crra, survey_weight)
+    mean = w.mean() if survey_weight is None else float(weighted_mean(w, survey_weight))
     return w / mean if mean > 0 else np.ones(w.size)
 
 
@@ -212,6 +288,7 @@ def output_welfare_weight(
     utility: FloatArray,
     fixed_weights: FloatArray,
     crra: float | None,
+    survey_weight: FloatArray | None = None,
 ) -> float | None:
     """``∂W/∂z_i`` with every consumption held fixed, in units of the mean ``∂W/∂c_i``.
 
@@ -226,12 +303,12 @@ def output_welfare_weight(
     if found.output_weight is None:
         return None
     c = np.asarray(consumption, dtype=float)
-    raw_mean = float(_raw_marginal_weights(swf, c, income, utility, fixed_weights, crra).mean())
+    raw = _raw_marginal_weights(swf, c, income, utility, fixed_weights, crra, survey_weight)
+    raw_mean = float(raw.mean() if survey_weight is None else weighted_mean(raw, survey_weight))
     if raw_mean <= 0:
         return float("inf")
-    return found.output_weight(WelfareInputs(np.asarray(utility), c, income, fixed_weights)) / (
-        raw_mean
-    )
+    inputs = WelfareInputs(np.asarray(utility), c, income, fixed_weights, survey_weight)
+    return found.output_weight(inputs) / raw_mean
 
 
 def _raw_marginal_weights(
@@ -241,8 +318,9 @@ def _raw_marginal_weights(
     utility: FloatArray,
     fixed_weights: FloatArray,
     crra: float | None,
+    survey_weight: FloatArray | None = None,
 ) -> FloatArray:
-    """``∂W/∂c_i`` (up to a positive factor for the welfarist SWFs)."""
+    """``∂W/∂c_i`` per person (up to a positive factor for the welfarist SWFs)."""
     found = get_swf(swf)
     if found.marginal_weights is None:
         raise ValueError(
@@ -251,7 +329,7 @@ def _raw_marginal_weights(
         )
     c = np.asarray(consumption, dtype=float)
     mu = np.ones(c.size) if crra is None else np.maximum(c, 1e-9) ** (-crra)
-    inputs = WelfareInputs(np.asarray(utility), c, income, fixed_weights)
+    inputs = WelfareInputs(np.asarray(utility), c, income, fixed_weights, survey_weight)
     return np.asarray(found.marginal_weights(inputs, mu), dtype=float)
 
 
@@ -260,11 +338,16 @@ def _raw_marginal_weights(
 
 def _rawlsian_marginal(inputs: WelfareInputs, mu: FloatArray) -> FloatArray:
     w = np.zeros(inputs.consumption.size)
-    w[int(np.argmin(inputs.utility))] = 1.0
+    u = np.asarray(inputs.utility, dtype=float)
+    if inputs.survey_weight is not None:  # the worst-off among people who count
+        u = np.where(np.asarray(inputs.survey_weight) > 0, u, np.inf)
+    w[int(np.argmin(u))] = 1.0
     return w
 
 
 def _etp_marginal(inputs: WelfareInputs, mu: FloatArray) -> FloatArray:
+    if inputs.survey_weight is not None:
+        return _etp_marginal_weighted(inputs, np.asarray(inputs.survey_weight, dtype=float))
     c = inputs.consumption
     n = c.size
     rank = np.empty(n)
@@ -276,13 +359,27 @@ def _etp_marginal(inputs: WelfareInputs, mu: FloatArray) -> FloatArray:
     )
 
 
+def _etp_marginal_weighted(inputs: WelfareInputs, w: FloatArray) -> FloatArray:
+    """Per person: ``−∂Gini/∂c_i / w_i · N_eff/(N_eff−1) · mean_w(z)`` with the weighted
+    Gini, ``∂G/∂c_i = w_i (2 r_i / W − G − 1) / Σ_j w_j c_j`` (ranks held fixed)."""
+    c = np.asarray(inputs.consumption, dtype=float)
+    order = np.argsort(c, kind="stable")
+    mid = np.empty(c.size)
+    mid[order] = np.cumsum(w[order]) - 0.5 * w[order]
+    total = float(w @ c)
+    g = float(gini(c, w))
+    d_gini = (2.0 * mid / w.sum() - g - 1.0) / total if total else np.zeros(c.size)
+    scale = _equality_scale(effective_size(w, c.size))
+    return np.asarray(-d_gini * scale * float(weighted_mean(inputs.income, w)), dtype=float)
+
+
 for _swf in (
     SWF(
         "utilitarian",
         "mean utility",
         "the average utility of all workers (income after tax and rebate, minus the cost "
         "of working)",
-        lambda x: utilitarian_welfare(x.utility),
+        lambda x: utilitarian_welfare(x.utility, x.survey_weight),
         lambda x, mu: mu,
     ),
     SWF(
@@ -290,23 +387,42 @@ for _swf in (
         "mean utility weighted by 1/potential income (fixed weights, mean 1)",
         "welfare that counts each worker's utility with a weight inversely proportional "
         "to their earning potential (helping low earners counts more)",
-        lambda x: inverse_income_welfare(x.utility, x.weights),
+        lambda x: inverse_income_welfare(x.utility, x.weights, x.survey_weight),
         lambda x, mu: np.asarray(x.weights * mu, dtype=float),
     ),
     SWF(
         "rawlsian",
         "the worst-off worker's utility",
         "the utility of the worst-off worker",
-        lambda x: rawlsian_welfare(x.utility),
+        lambda x: rawlsian_welfare(x.utility, x.survey_weight),
         _rawlsian_marginal,
     ),
     SWF(
         "equality_times_productivity",
         "AI Economist: (1 − Gini(c)·N/(N−1)) · mean income",
         "equality of after-tax income times average pre-tax income",
-        lambda x: equality_times_productivity(x.consumption, x.income),
+        lambda x: equality_times_productivity(x.consumption, x.income, x.survey_weight),
         _etp_marginal,
-        lambda x: float(equality(x.consumption)) / x.consumption.size,
+        lambda x: (
+            float(equality(x.consumption, x.survey_weight))
+            / (x.consumption.size if x.survey_weight is None else float(np.sum(x.survey_weight)))
+        ),
+    ),
+    # LLM Economist (Karten et al. 2025, TaxPlanner.get_social_welfare): the sum of
+    # utilities over *realised* pre-tax income, floored at 1 USD (each worker counted
+    # survey_weight times); the Saez weights hold the incomes fixed (they ignore that
+    # the weights move with z).
+    SWF(
+        "inverse_realised_income",
+        "LLM Economist: Σ u_i / max(z_i, 1), z_i realised pre-tax income",
+        "the sum over workers of each worker's utility divided by their pre-tax income "
+        "this year (at least one dollar)",
+        lambda x: (
+            np.asarray(x.utility)
+            / np.maximum(x.income, 1.0)
+            * (1.0 if x.survey_weight is None else np.asarray(x.survey_weight))
+        ).sum(axis=-1),
+        lambda x, mu: np.asarray(mu / np.maximum(x.income, 1.0), dtype=float),
     ),
 ):
     register_swf(_swf)

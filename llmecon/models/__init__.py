@@ -23,6 +23,7 @@ from llmecon.models._errors import (
     StructuredOutputError,
     UnknownModelError,
 )
+from llmecon.models._fleet import EndpointSpec, FleetProvider, endpoint_specs
 from llmecon.models._model import Model
 from llmecon.models._provider import ModelProvider, ProviderResponse, current_attempt
 from llmecon.models._redact import redact, redact_url
@@ -41,6 +42,8 @@ __all__ = [
     "BudgetExceededError",
     "CallRecord",
     "ChatMessage",
+    "EndpointSpec",
+    "FleetProvider",
     "GenerateConfig",
     "LocalModelUnavailableError",
     "MissingKeyError",
@@ -58,6 +61,7 @@ __all__ = [
     "UnknownModelError",
     "Usage",
     "current_attempt",
+    "endpoint_specs",
     "get_model",
     "provider_names",
     "redact",

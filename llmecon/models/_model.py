@@ -30,6 +30,7 @@ from llmecon.models._errors import (
     ReplyTooLongError,
     StructuredOutputError,
 )
+from llmecon.models._fleet import FleetProvider
 from llmecon.models._pricing import cost_at
 from llmecon.models._pricing import cost_usd as table_cost
 from llmecon.models._provider import _ATTEMPT, ModelProvider, ProviderResponse
@@ -100,6 +101,8 @@ class Model:
         #: renders the user text of a re-ask from the validation error (default: built in)
         self.repair_prompt: RepairPrompt | None = None
         self.cache = ResponseCache(cache_dir) if cache_dir else None
+        if max_concurrency is None and isinstance(provider, FleetProvider):
+            max_concurrency = provider.capacity  # the sum of its endpoints' capacities
         self.limiter = endpoint_limiter(
             provider.endpoint, max_concurrency, provider.default_max_concurrency
         )
@@ -274,12 +277,15 @@ class Model:
         attempt = 0
         while True:
             error: ModelError
+            # A fleet picks the endpoint here (and waits for a free one).
+            slot = self.provider.reserve()
             try:
                 # The timeout starts once the request holds a slot: it measures the
                 # request, not the wait for the endpoint's concurrency limit.
-                async with self.limiter.semaphore():
+                async with self.limiter.semaphore(), slot:
                     async with asyncio.timeout(cfg.timeout_s):
                         response = await self.provider.generate(messages, spec, cfg)
+                state.endpoint = response.endpoint or getattr(slot, "endpoint", None)
                 self._account(response, state)
                 return response
             except TimeoutError as exc:
@@ -297,9 +303,14 @@ class Model:
                 raise ProviderError(
                     f"{self.name}: unexpected {type(exc).__name__}: {redact(str(exc))[:500]}"
                 ) from None
+            finally:
+                state.endpoint = getattr(slot, "endpoint", None) or state.endpoint
             if attempt >= cfg.max_retries:
                 raise _gave_up(error, attempt)
-            delay = self._backoff(attempt, error, cfg)
+            # A fleet took the failed endpoint out and another one can take the retry:
+            # no reason to wait.
+            failover = bool(getattr(slot, "failover", False))
+            delay = 0.0 if failover else self._backoff(attempt, error, cfg)
             logger.info(
                 "%s: %s; retry %d/%d in %.2f s",
                 self.name,
@@ -426,6 +437,7 @@ class Model:
             record.cost_usd = state.cost if state.cost_known else None
             record.error_type = type(error).__name__
             record.error_message = redact(str(error))
+        record.endpoint = state.endpoint
         if self.on_call is not None:
             self.on_call(record)
 
@@ -446,6 +458,8 @@ class _CallState:
         self.cost_known = True
         self.retries = 0
         self.repairs = 0
+        #: the endpoint that served (or last failed) a request, when the provider says
+        self.endpoint: str | None = None
 
     def output(self, model: str, text: str, parsed: BaseModel | None) -> ModelOutput:
         return ModelOutput(
@@ -457,6 +471,7 @@ class _CallState:
             retries=self.retries,
             repairs=self.repairs,
             raw_outputs=list(self.raw_outputs),
+            endpoint=self.endpoint,
         )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from llmecon.models._config import GenerateConfig
 from llmecon.models._pricing import price_known
@@ -39,6 +41,9 @@ class ProviderResponse:
     usage: Usage | None = None
     cost_usd: float | None = None
     """Cost reported by the provider itself (litellm); else the price map (``_pricing``) is used."""
+    endpoint: str | None = None
+    """Which endpoint served the request, when the provider has several (a fleet: the
+    member's URL without credentials); ``None``: the provider's own endpoint."""
 
 
 class ModelProvider(ABC):
@@ -76,6 +81,13 @@ class ModelProvider(ABC):
         (mock, local: 0), or it is a hosted endpoint whose model is in the price map
         (:func:`~llmecon.models._pricing.price_known`). False for self-hosted servers."""
         return self.api_base is None and price_known(self.model_name)
+
+    def reserve(self) -> AbstractAsyncContextManager[Any]:
+        """Entered by :class:`~llmecon.models.Model` around each request, once it holds
+        a slot of the endpoint's concurrency limit and before its timeout starts. A
+        provider that spreads requests over endpoints (a fleet) waits here for a free
+        endpoint and picks it; the default does nothing."""
+        return contextlib.nullcontext()
 
     def check_ready(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Fail fast (missing key, missing extra) before any request is made."""

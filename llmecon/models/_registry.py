@@ -8,6 +8,7 @@ from typing import Any
 
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import UnknownModelError
+from llmecon.models._fleet import ApiBase, build_fleet, endpoint_specs
 from llmecon.models._model import Model, OnCall
 from llmecon.models._provider import ModelProvider
 
@@ -136,7 +137,7 @@ def _factory(provider: str) -> ProviderFactory:
 def get_model(
     name: str,
     *,
-    api_base: str | None = None,
+    api_base: ApiBase = None,
     config: GenerateConfig | None = None,
     max_concurrency: int | None = None,
     cache_dir: str | None = None,
@@ -149,9 +150,29 @@ def get_model(
     Fails fast (:class:`MissingKeyError`, :class:`LocalModelUnavailableError`) before any
     request. ``provider_args`` go to the provider (e.g. ``outputs=`` or ``responder=`` for
     ``mock``, ``n_ctx=`` for ``local``).
+
+    ``api_base``: one base URL, or a list of them (strings or
+    :class:`~llmecon.models.EndpointSpec` / ``{"url", "max_concurrency"}`` mappings):
+    two or more make an endpoint fleet (:class:`~llmecon.models.FleetProvider`), each
+    endpoint with ``max_concurrency`` slots unless it names its own; the model's
+    concurrency limit is then the fleet's total.
     """
-    provider_name, model_name = resolve_model_name(name, api_base)
-    provider = _factory(provider_name)(model_name, api_base, **provider_args)
+    specs = endpoint_specs(api_base)
+    first = specs[0].url if specs else None
+    provider_name, model_name = resolve_model_name(name, first)
+    factory = _factory(provider_name)
+    if len(specs) > 1:
+        if getattr(factory, "in_process", False):
+            raise UnknownModelError(
+                f"{name} runs in this process: it takes no server URLs (got {len(specs)})"
+            )
+        fleet = build_fleet(factory, model_name, specs, max_concurrency, **provider_args)
+        provider: ModelProvider = fleet
+        max_concurrency = fleet.capacity
+    else:
+        if specs and specs[0].max_concurrency is not None:  # the endpoint's own
+            max_concurrency = specs[0].max_concurrency
+        provider = factory(model_name, first, **provider_args)
     provider.check_ready()
     return Model(
         provider,

@@ -59,6 +59,8 @@ class ModelOutput(BaseModel):
     """Re-asks after invalid structured output."""
     raw_outputs: list[str] = Field(default_factory=list)
     """Every attempt's raw reply text, in order."""
+    endpoint: str | None = None
+    """The endpoint that served the reply, for a model with several (a fleet); else ``None``."""
 
 
 class CallRecord(BaseModel):
@@ -86,6 +88,10 @@ class CallRecord(BaseModel):
     error_message: str | None = None
     started_at: float = 0.0
     """Unix seconds when the call started."""
+    endpoint: str | None = None
+    """The endpoint that served the call (or, for a failed call, the last one tried),
+    when the model has several (a fleet; the URL without credentials); ``None``: the
+    model's one endpoint."""
 
     @property
     def ok(self) -> bool:

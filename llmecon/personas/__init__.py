@@ -16,6 +16,9 @@ Example::
     sample = sample_personas(1000, np.random.default_rng(0))
     print(validate(sample))
     population = sample.to_population()          # or population_from_personas(list)
+
+    # a stratified, weighted bank: at least 5 personas in every federal bracket
+    bank = sample_personas(100, np.random.default_rng(0), min_per_bracket=5)
 """
 
 from llmecon.personas._gb2 import GB2, LLM_ECONOMIST_GB2
@@ -27,9 +30,20 @@ from llmecon.personas._persona import (
     population_from_personas,
     write_bank,
 )
-from llmecon.personas._sampler import PersonaSample, SamplerConfig, WageMode, sample_personas
+from llmecon.personas._sampler import (
+    PersonaSample,
+    SamplerConfig,
+    WageMode,
+    sample_personas,
+    stratified_sample,
+)
 from llmecon.personas._tables import CensusTables, PersonaError, load_tables
-from llmecon.personas._validate import ValidationReport, ValidationRow, validate
+from llmecon.personas._validate import (
+    ValidationReport,
+    ValidationRow,
+    implausible_records,
+    validate,
+)
 
 __all__ = [
     "GB2",
@@ -43,11 +57,13 @@ __all__ = [
     "ValidationRow",
     "WageMode",
     "default_bank_path",
+    "implausible_records",
     "load_bank",
     "load_tables",
     "persona_text",
     "population_from_personas",
     "sample_personas",
+    "stratified_sample",
     "validate",
     "write_bank",
 ]

@@ -81,6 +81,16 @@ class Persona(BaseModel):
     state_code: str = Field(pattern=r"^[A-Z]{2}$")
     wage_mode: Literal["census", "gb2"] = "census"
     narrative: str | None = Field(default=None, description="optional LLM-written backstory")
+    weight: float = Field(
+        default=1.0,
+        ge=0,
+        le=1e9,
+        allow_inf_nan=False,
+        description=(
+            "survey weight: how many people the persona stands for, relative to an average "
+            "persona of its bank (a stratified bank's weights have mean 1); 1 when unweighted"
+        ),
+    )
 
     @model_validator(mode="after")
     def _household_fits(self) -> Persona:
@@ -90,7 +100,8 @@ class Persona(BaseModel):
 
 
 def default_bank_path() -> Path:
-    """The shipped default bank: 1 000 personas (seed 0), ``personas/default.jsonl``."""
+    """The shipped default bank, ``personas/default.jsonl``: 1 000 personas (seed 0)
+    stratified by income bracket (at least 5 per federal 2025 bracket), weighted."""
     return shipped_dir("personas") / "default.jsonl"
 
 
@@ -137,14 +148,19 @@ def load_bank(path: str | Path) -> list[Persona]:
 
 
 def population_from_personas(personas: Sequence[Persona], source: str = "personas") -> Population:
-    """The economy's view of the personas: wages and usual hours (for the calibration)."""
+    """The economy's view of the personas: wages, usual hours (for the calibration) and
+    survey weights."""
     if not personas:
         raise PersonaError("no personas to build a population from")
+    weight = np.array([p.weight for p in personas], dtype=float)
+    if not weight.sum() > 0:
+        raise PersonaError("every persona has weight 0: nobody to simulate")
     return Population(
         np.array([p.hourly_wage_usd for p in personas], dtype=float),
         np.array([p.usual_weekly_hours for p in personas], dtype=float),
         tuple(p.id for p in personas),
         source=source,
+        weight=weight,
     )
 
 

@@ -5,7 +5,8 @@ Steps (docs/design.md §4), all draws from one explicit ``numpy.random.Generator
 1. occupation (SOC) ∝ OEWS employment; NAICS sector given occupation;
 2. sex, age band → single-year age, education given occupation (education capped for
    the young: nobody under 18 has finished high school, nobody under 22 holds a
-   bachelor's, nobody under 25 a graduate degree);
+   bachelor's, nobody under 25 a graduate degree); the age is never below the
+   occupation's minimum age (``min_age``, EP Table 5.4 rule in ``data/SOURCES.md``);
 3. wage: the within-occupation rank ``u = Φ(ρ_age·z_age + ρ_edu·z_edu + √(1−ρ²)·ε)``,
    ``z`` being normal scores of the persona's (randomised) age-band and education ranks
    within its occupation, so ``u`` stays uniform and the occupation's wage distribution
@@ -19,7 +20,12 @@ Steps (docs/design.md §4), all draws from one explicit ``numpy.random.Generator
    earnings expressed as a 40-hour wage, ``s·h/40``, in the employment-weighted mix of
    all occupations' wage distributions; the donor's is its within-year annual-wage
    rank. A donor's spouse-earnings rank is mapped back to dollars through the same mix
-   (at 2 080 h a year), so no 2013–15 dollar level is used.
+   (at 2 080 h a year), so no 2013–15 dollar level is used. Minors (under 18) take a
+   donor who files single without children (no married minors, no teen parents).
+
+``min_per_bracket=k`` draws a *stratified* bank instead (:func:`stratified_sample`):
+every income bracket holds at least ``k`` personas and each persona carries the survey
+``weight`` that undoes the oversampling.
 
 ``mode="gb2"`` replaces step 3 by LLM Economist's GB2 ACS-2023 draw (independent of
 occupation and demographics, as in the paper); the rest is unchanged.
@@ -36,6 +42,7 @@ import pandas as pd
 from scipy import special
 
 from llmecon.economy.population import MIN_WAGE_USD, Population
+from llmecon.economy.schedule import US_FEDERAL_2025_EDGES
 from llmecon.personas._gb2 import GB2, GB2_HOURS_PER_WEEK, LLM_ECONOMIST_GB2
 from llmecon.personas._tables import (
     AGE_BANDS,
@@ -59,6 +66,12 @@ _DONOR_GROUP_EDGES = np.array([25, 35, 45, 55, 65])
 #: Education caps by age, applied cumulatively: (max age, highest level index allowed).
 _EDU_CAPS = ((17, 0), (19, 2), (21, 3), (24, 4))
 _HOURS_PER_YEAR = 2080.0
+#: Below this age a persona files single and has no children in its tax unit.
+ADULT_AGE = 18
+#: Candidates drawn (at least) to pick a stratified bank from.
+STRATIFIED_POOL_SIZE = 200_000
+#: Largest candidate pool :func:`stratified_sample` draws before giving up on a bracket.
+MAX_POOL_SIZE = 3_200_000
 
 STATE_NAMES: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
@@ -189,6 +202,34 @@ def _by_band(cum_by_band: FloatArray, band: IntArray, u: FloatArray) -> IntArray
     return out
 
 
+_MINOR_DONORS: dict[int, tuple[IntArray, FloatArray]] = {}
+
+
+def _minor_donors(tables: CensusTables) -> tuple[IntArray, FloatArray]:
+    """Donors of the youngest age group who file single with no children: their indices
+    into ``tables.donors`` and a ``cell + within-cell cumulative weight`` search key
+    (cells are the 10 earnings-rank bins), as ``tables.donor_cell_key`` for all donors."""
+    key = id(tables)
+    if key in _MINOR_DONORS:
+        return _MINOR_DONORS[key]
+    d = tables.donors
+    ok = (
+        (d["cell"].to_numpy(int) < 10)
+        & (d["filing_status"].to_numpy(str) == "single")
+        & (d["children"].to_numpy(int) == 0)
+    )
+    idx = np.flatnonzero(ok).astype(np.int64)
+    cell = d["cell"].to_numpy(int)[idx]
+    if np.unique(cell).size != 10:
+        raise PersonaError("household table has no single, childless young donor in some cell")
+    w = d["weight"].to_numpy(float)[idx]
+    tot = np.bincount(cell, weights=w, minlength=10)
+    within = np.cumsum(w) - np.concatenate([[0.0], np.cumsum(tot)])[cell]
+    found = (idx, cell + within / tot[cell])
+    _MINOR_DONORS[key] = found
+    return found
+
+
 @dataclass(frozen=True)
 class PersonaSample:
     """A columnar sample of personas (one row per persona, no text).
@@ -224,12 +265,20 @@ class PersonaSample:
                 for c, v in zip(cols, row, strict=True)
             }
 
+    @property
+    def weight(self) -> FloatArray:
+        """Survey weights (relative, mean 1 over a generated bank; 1 when unweighted)."""
+        if "weight" not in self.frame:
+            return np.ones(len(self.frame))
+        return self.frame["weight"].to_numpy(dtype=float)
+
     def to_population(self, source: str = "personas") -> Population:
         return Population(
             self.hourly_wage_usd,
             self.usual_weekly_hours,
             tuple(self.frame["id"].astype(str)),
             source=source,
+            weight=self.weight,
         )
 
 
@@ -241,8 +290,13 @@ def sample_personas(
     config: SamplerConfig | None = None,
     tables: CensusTables | None = None,
     id_prefix: str = "persona-",
+    min_per_bracket: int | None = None,
+    brackets: tuple[float, ...] = US_FEDERAL_2025_EDGES,
 ) -> PersonaSample:
     """Draw ``n`` personas jointly from the shipped Census/BLS tables.
+
+    With ``min_per_bracket=None`` (default) a simple random sample: every ``weight`` is
+    1. With ``min_per_bracket=k`` a stratified sample (:func:`stratified_sample`).
 
     Args:
         n: number of personas (≥ 1).
@@ -252,9 +306,35 @@ def sample_personas(
         config: further sampler settings (its ``mode`` is overridden by ``mode``).
         tables: tables to sample from (default: the shipped ones).
         id_prefix: persona ids are ``f"{id_prefix}{i:06d}"``.
+        min_per_bracket: stratify by income bracket with at least this many personas
+            per bracket (see :func:`stratified_sample`).
+        brackets: bracket lower edges (annual USD) of the strata.
     """
     if n < 1:
         raise PersonaError("need at least one persona")
+    if min_per_bracket is not None:
+        return stratified_sample(
+            n,
+            rng,
+            min_per_bracket=min_per_bracket,
+            brackets=brackets,
+            mode=mode,
+            config=config,
+            tables=tables,
+            id_prefix=id_prefix,
+        )
+    return _simple_sample(n, rng, mode=mode, config=config, tables=tables, id_prefix=id_prefix)
+
+
+def _simple_sample(
+    n: int,
+    rng: np.random.Generator,
+    *,
+    mode: WageMode,
+    config: SamplerConfig | None,
+    tables: CensusTables | None,
+    id_prefix: str,
+) -> PersonaSample:
     base = config or SamplerConfig()
     cfg = SamplerConfig(mode, base.rho_age, base.rho_education, base.pareto_alpha, base.gb2)
     t = tables if tables is not None else load_tables()
@@ -268,8 +348,14 @@ def sample_personas(
     age_cum = np.cumsum(t.age_shares[occ], axis=1)
     band = _categorical(age_cum, rng.random(n))
     r_age = _randomised_rank(age_cum, band, rng.random(n))
-    age = _by_band(t.age_cum, band, rng.random(n))
-    age = np.clip(age, _AGE_BAND_LOWER[band], 85)
+    # Single-year age within the band, never below the occupation's minimum age: the
+    # uniform draw is squeezed above the band's cumulative share below that age.
+    min_age = t.min_age[occ]
+    below = t.age_cum[band, np.maximum(min_age - 1, 0)]
+    below = np.where(min_age > _AGE_BAND_LOWER[band], below, 0.0)
+    u_age = rng.random(n)
+    age = _by_band(t.age_cum, band, below + (1.0 - below) * u_age)
+    age = np.clip(np.maximum(age, min_age), _AGE_BAND_LOWER[band], 85)
 
     edu_cum = np.cumsum(t.edu_shares[occ], axis=1)
     edu = _categorical(edu_cum, rng.random(n))
@@ -297,6 +383,11 @@ def sample_personas(
     cell = group * 10 + np.minimum((rank * 10).astype(np.int64), 9)
     query = cell + rng.random(n) * (1.0 - 1e-12)
     donor = np.minimum(np.searchsorted(t.donor_cell_key, query, side="left"), len(t.donors) - 1)
+    minor = age < ADULT_AGE
+    if minor.any():  # no married minors, no teen parents: single, childless donors only
+        idx, key = _minor_donors(t)
+        pos = np.searchsorted(key, query[minor] - group[minor] * 10, side="left")
+        donor[minor] = idx[np.minimum(pos, idx.size - 1)]
     d = t.donors
     spouse_rank = d["spouse_rank"].to_numpy(float)[donor]
     if cfg.mode == "census":
@@ -333,9 +424,133 @@ def sample_personas(
             "state": pd.Series(state_code).map(STATE_NAMES).to_numpy(object),
             "state_code": state_code,
             "wage_mode": cfg.mode,
+            "weight": np.ones(n),
         }
     )
     return PersonaSample(frame, cfg)
+
+
+def bracket_of(annual_earnings_usd: FloatArray, brackets: tuple[float, ...]) -> IntArray:
+    """Index of the income bracket (lower edges ``brackets``) of each annual income."""
+    edges = np.asarray(brackets, dtype=float)
+    return np.clip(np.searchsorted(edges, annual_earnings_usd, side="right") - 1, 0, edges.size - 1)
+
+
+def allocate(n: int, shares: FloatArray, minimum: int) -> IntArray:
+    """Stratum sizes summing to ``n``: proportional to ``shares`` (largest remainders),
+    but at least ``minimum`` in every stratum with a positive share."""
+    shares = np.asarray(shares, dtype=float)
+    live = shares > 0
+    k = min(minimum, n // max(int(live.sum()), 1))
+    fixed = np.zeros(shares.size, dtype=bool)
+    while True:
+        free = live & ~fixed
+        left = n - k * int(fixed.sum())
+        quota = np.zeros(shares.size)
+        quota[free] = left * shares[free] / shares[free].sum()
+        newly = free & (quota < k)
+        if not newly.any():
+            break
+        fixed |= newly
+    size = np.where(fixed, k, np.floor(quota)).astype(np.int64)
+    rest = n - int(size.sum())
+    order = np.argsort(-(quota - np.floor(quota)) * (live & ~fixed), kind="stable")
+    size[order[:rest]] += 1
+    return size
+
+
+def _interleave(sizes: IntArray) -> IntArray:
+    """A stratum per position such that every prefix holds each stratum in (nearly) its
+    share of the whole: position ``t`` goes to the stratum furthest behind its quota."""
+    n = int(sizes.sum())
+    taken = np.zeros(sizes.size)
+    out = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        h = int(np.argmax(sizes * (t + 1) / n - taken))
+        out[t] = h
+        taken[h] += 1
+    return out
+
+
+def stratified_sample(
+    n: int,
+    rng: np.random.Generator,
+    *,
+    min_per_bracket: int = 5,
+    brackets: tuple[float, ...] = US_FEDERAL_2025_EDGES,
+    mode: WageMode = "census",
+    config: SamplerConfig | None = None,
+    tables: CensusTables | None = None,
+    id_prefix: str = "persona-",
+    pool_size: int = STRATIFIED_POOL_SIZE,
+) -> PersonaSample:
+    """A bank stratified by income bracket, with survey weights that undo the strata.
+
+    1. Draw a candidate pool of ``max(pool_size, 20·n)`` personas
+       (:func:`sample_personas`), doubling it (up to :data:`MAX_POOL_SIZE`) while a
+       bracket holds fewer than ``min_per_bracket`` candidates. A candidate's stratum is
+       the bracket of its annual earnings at its usual hours, ``52·s·h⁰`` (its income
+       under the status quo).
+    2. Allocate ``n_h`` personas to bracket ``h``: proportional to its pool share
+       ``P_h``, but at least ``k = min(min_per_bracket, n // brackets)`` each.
+    3. Within a bracket, pick the candidates by systematic sampling on their earnings
+       (sorted; one random start), so each bracket's earnings distribution is spread
+       evenly, not only its count.
+    4. ``weight = P_h · n / n_h``: the number of people a persona stands for, relative to
+       the average persona (the weights sum to ``n``); weighted aggregates estimate the
+       population's, unweighted ones would over-represent the small brackets.
+    5. Order: every prefix of the bank holds each bracket in (nearly) its bank share, so
+       the first ``m`` personas with their weights are a stratified bank too (runs use a
+       prefix); within a bracket the order is random.
+    """
+    if n < 1:
+        raise PersonaError("need at least one persona")
+    if min_per_bracket < 0:
+        raise PersonaError("min_per_bracket must be ≥ 0")
+    n_strata = len(brackets)
+    pool_n = max(pool_size, 20 * n)
+    frames = [_simple_sample(pool_n, rng, mode=mode, config=config, tables=tables, id_prefix="")]
+    k = min(min_per_bracket, n // n_strata)
+    while True:
+        pool = (
+            pd.concat([f.frame for f in frames], ignore_index=True)
+            if len(frames) > 1
+            else frames[0].frame
+        )
+        stratum = bracket_of(pool["annual_earnings_usd"].to_numpy(float), brackets)
+        counts = np.bincount(stratum, minlength=n_strata)
+        if np.all(counts >= k) or len(pool) >= MAX_POOL_SIZE:
+            break
+        more = _simple_sample(len(pool), rng, mode=mode, config=config, tables=tables, id_prefix="")
+        frames.append(more)
+    if np.any(counts < k):
+        empty = [f"{brackets[h]:,.0f}" for h in np.flatnonzero(counts < k)]
+        raise PersonaError(
+            f"fewer than {k} of {len(pool):,} candidates earn in the bracket(s) from "
+            f"{', '.join(empty)} USD: lower min_per_bracket or change the brackets"
+        )
+    share = counts / counts.sum()
+    sizes = allocate(n, share, k)
+    earnings = pool["annual_earnings_usd"].to_numpy(float)
+    picked: list[IntArray] = []
+    for h in range(n_strata):
+        if sizes[h] == 0:
+            picked.append(np.zeros(0, dtype=np.int64))
+            continue
+        members = np.flatnonzero(stratum == h)
+        members = members[np.argsort(earnings[members], kind="stable")]
+        pos = np.floor((np.arange(sizes[h]) + rng.random()) * members.size / sizes[h])
+        chosen = members[pos.astype(np.int64)]
+        picked.append(chosen[rng.permutation(chosen.size)])
+    slots = _interleave(sizes)
+    index = np.empty(n, dtype=np.int64)
+    for h in range(n_strata):
+        index[slots == h] = picked[h]
+    frame = pool.iloc[index].reset_index(drop=True)
+    weight = share[slots] * n / sizes[slots]
+    frame["weight"] = np.array([float(f"{w:.10g}") for w in weight])
+    frame["id"] = [f"{id_prefix}{i:06d}" for i in range(n)]
+    return PersonaSample(frame, frames[0].config)
 
 
 def gb2_tail_share(threshold_usd: float, gb2: GB2 = LLM_ECONOMIST_GB2) -> float:
@@ -343,4 +558,13 @@ def gb2_tail_share(threshold_usd: float, gb2: GB2 = LLM_ECONOMIST_GB2) -> float:
     return float(gb2.sf(threshold_usd))
 
 
-__all__ = ["STATE_NAMES", "PersonaSample", "SamplerConfig", "WageMode", "sample_personas"]
+__all__ = [
+    "STATE_NAMES",
+    "PersonaSample",
+    "SamplerConfig",
+    "WageMode",
+    "allocate",
+    "bracket_of",
+    "sample_personas",
+    "stratified_sample",
+]

@@ -82,6 +82,7 @@ class CensusTables:
     wage_mean: FloatArray
     tail_alpha: FloatArray
     pct_women: FloatArray  # 0..100
+    min_age: IntArray  # plausibility: nobody younger works in the occupation (SOURCES.md)
     age_shares: FloatArray  # (n_occ, 7)
     edu_shares: FloatArray  # (n_occ, 7)
     industry_cum: FloatArray  # (n_occ, n_sectors) cumulative shares
@@ -153,7 +154,7 @@ def _load(data_dir: Path) -> CensusTables:
     knot_cols = [f"wage_p{p}" for p in PERCENTILES]
     age_cols = [f"age_{b}" for b in AGE_BANDS]
     edu_cols = [f"edu_{e}" for e in EDUCATION]
-    occ_cols = ["employment", *knot_cols, "wage_mean", "tail_alpha", "pct_women"]
+    occ_cols = ["employment", *knot_cols, "wage_mean", "tail_alpha", "pct_women", "min_age"]
     occ = _read_csv(p_occ, ["soc", "title", *occ_cols, *age_cols, *edu_cols])
     occ_num = _numeric(occ, occ_cols, p_occ)
     knots = occ_num[:, 1:6]
@@ -247,6 +248,7 @@ def _load(data_dir: Path) -> CensusTables:
         wage_mean=occ_num[:, 6],
         tail_alpha=occ_num[:, 7],
         pct_women=occ_num[:, 8],
+        min_age=np.clip(occ_num[:, 9], 16, 85).astype(np.int64),
         age_shares=_numeric(occ, age_cols, p_occ),
         edu_shares=_numeric(occ, edu_cols, p_occ),
         industry_cum=_cumulative(mat, p_ind),

@@ -171,7 +171,7 @@ _plugins_loaded = False
 
 def _load_builtin() -> None:
     # Importing the modules registers their planners; then the plug-ins, once.
-    from llmecon.planners import bandits, fixed, oracle, saez  # noqa: F401
+    from llmecon.planners import bandits, fixed, joint_bandits, oracle, saez  # noqa: F401
 
     global _plugins_loaded
     if not _plugins_loaded:

@@ -13,6 +13,10 @@ schedule realises. Under CRRA a schedule whose rebate fixed point has no exact s
 (a worker's jump between brackets straddles it, see :mod:`llmecon.economy.equilibrium`)
 is scored but never kept as the optimum: its value rests on a rebate the workers did
 not anticipate.
+
+With survey weights (``Population.weight``) the objective is the weighted SWF at the
+weighted rebate equilibrium: :meth:`Economy.welfare_of_rates` applies them, so the
+search itself needs nothing else.
 """
 
 from __future__ import annotations

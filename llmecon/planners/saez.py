@@ -32,7 +32,9 @@ for equality × productivity, else 0). For a welfarist SWF this is
 infinitesimal width at ``z`` it is Saez's ``τ / (1 − τ) = (1 − G/κ) / (α ε)``, ``G`` the
 mean weight above ``z`` and ``α = z f(z) / (1 − F(z))``, i.e. at ``κ = 1`` the familiar
 ``τ = (1 − G) / (1 − G + α ε)``. The sums are computed exactly on the workers' incomes
-(no density estimate, no Pareto tail). A bracket nobody reaches copies the rate below;
+(no density estimate, no Pareto tail); with survey weights ``w_i`` every sum is weighted
+(``Σ_i w_i a_i (κ − g_i)``, ...) and ``g`` has mean 1 over people. A bracket nobody
+reaches copies the rate below;
 a non-positive numerator gives the lowest allowed rate (the planner would rather
 subsidise work there), a non-positive denominator with a positive numerator the highest.
 With ``ρ = 0`` revenue is worth nothing and every rate is the lowest.
@@ -85,11 +87,14 @@ class SaezWeights:
         revenue_value: ``κ``, welfare-dollars per dollar of revenue (the rebate share).
         output_value: ``δ``, welfare-dollars per dollar of income that the SWF values
             directly, beyond consumption (``None`` for welfarist SWFs).
+        survey_weight: how many people each worker stands for (``None``: one each);
+            the formula's sums run over people.
     """
 
     weights: FloatArray
     revenue_value: float = 1.0
     output_value: float | None = None
+    survey_weight: FloatArray | None = None
 
 
 def saez_bracket_rates(
@@ -113,7 +118,14 @@ def saez_bracket_rates(
     kappa, delta = spec.revenue_value, spec.output_value
     z = np.asarray(income_usd, dtype=float)
     g = np.asarray(spec.weights, dtype=float)
-    g = g / g.mean() if g.mean() > 0 else np.ones(z.size)
+    sw = spec.survey_weight
+    if sw is None:
+        g = g / g.mean() if g.mean() > 0 else np.ones(z.size)
+        people = np.ones(z.size)
+    else:
+        people = np.asarray(sw, dtype=float)
+        g_mean = float(g @ people / people.sum())
+        g = g / g_mean if g_mean > 0 else np.ones(z.size)
     e = np.asarray(edges, dtype=float)
     moving = (z > 0) if responds is None else (np.asarray(responds, dtype=bool) & (z > 0))
     if delta is not None and not np.isfinite(delta):  # only output counts: never tax it
@@ -123,11 +135,13 @@ def saez_bracket_rates(
     for b in range(e.size):
         upper = e[b + 1] if b + 1 < e.size else np.inf
         taxed = np.clip(z - e[b], 0.0, upper - e[b])
+        if sw is not None:
+            taxed = taxed * people  # every sum below runs over people
         if not np.any(taxed > 0):  # nobody reaches the bracket
             rates[b] = rates[b - 1] if b > 0 else min_rate
             continue
         inside = moving & (z > e[b] + _KINK_USD) & (z < upper - _KINK_USD)
-        zr = z[inside]
+        zr = z[inside] if sw is None else z[inside] * people[inside]
         mechanical = float(taxed @ (kappa - g))
         h1 = elasticity * float(zr @ ((delta or 0.0) + own[inside]))
         h2 = elasticity * float(zr @ (kappa - own[inside]))
@@ -241,11 +255,13 @@ def saez_weights(economy: Economy, out: Outcome) -> SaezWeights:
         out.utility,
         economy.weights,
         economy.utility_config.crra,
+        economy.survey_weight,
     )
     return SaezWeights(
         marginal_welfare_weights(economy.swf, *args),
         economy.utility_config.rebate_share,
         output_welfare_weight(economy.swf, *args),
+        economy.survey_weight,
     )
 
 

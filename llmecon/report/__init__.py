@@ -48,4 +48,32 @@ def write_report(
     return path
 
 
-__all__ = ["REPORT_NAME", "check_report_path", "render_report", "run_labels", "write_report"]
+def write_sweep_report(
+    sweep_dir: str | Path, out: str | Path | None = None, *, title: str | None = None
+) -> Path:
+    """The report of a sweep folder (per setting: mean SWF and gain closed by year with
+    95 % bands across seeds, and the table of means and intervals), written atomically
+    to ``out`` (default ``<sweep>/report.html``); returns the path."""
+    from llmecon.report._sweep import render_sweep_report
+    from llmecon.sweeps import load_sweep
+
+    directory = Path(sweep_dir)
+    path = Path(out) if out is not None else directory / REPORT_NAME
+    check_report_path(path)
+    html = render_sweep_report(load_sweep(directory), title)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, html)
+    except OSError as exc:
+        raise RunLogError(f"cannot write the report {path}: {exc.strerror or exc}") from None
+    return path
+
+
+__all__ = [
+    "REPORT_NAME",
+    "check_report_path",
+    "render_report",
+    "run_labels",
+    "write_report",
+    "write_sweep_report",
+]

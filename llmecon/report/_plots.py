@@ -56,7 +56,12 @@ def _shared(values: Sequence[object]) -> bool:
     return len(values) > 1 and all(v == values[0] for v in values)
 
 
-_REF_STYLES = {"status quo": ":", "Saez": "--", "oracle": "-."}
+_REF_STYLES: dict[str, Any] = {
+    "no tax": (0, (1, 4)),
+    "status quo": ":",
+    "Saez": "--",
+    "oracle": "-.",
+}
 
 
 def welfare_by_year(
@@ -68,6 +73,7 @@ def welfare_by_year(
             run.years["year"], run.years["swf"], marker="o", ms=3, color=color(i), label=text(label)
         )
     for name, values in (
+        ("no tax", [r.none_swf for r in refs]),
         ("status quo", [r.status_quo_swf for r in refs]),
         ("Saez", [r.saez_swf for r in refs]),
         ("oracle", [r.oracle_swf for r in refs]),

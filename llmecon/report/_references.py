@@ -1,5 +1,7 @@
 """Reference schedules and welfare a run is compared against: the status quo (US
-federal 2025 on the run's brackets), the Saez fixed point and the numerical oracle."""
+federal 2025 on the run's brackets), no tax (every rate at the lowest allowed), the
+Saez fixed point and the numerical oracle; and the headline share of the no-tax → oracle
+welfare gain a run closes."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class References:
 
     status_quo_rates: list[float]
     status_quo_swf: float | None = None
+    none_swf: float | None = None
     saez_rates: list[float] | None = None
     saez_swf: float | None = None
     oracle_rates: list[float] | None = None
@@ -40,6 +43,7 @@ def references(run: RunData) -> References:
     ref = References(status_quo_rates=list(status_quo.rates))
     ref.status_quo_swf = _number(summary.get("status_quo_swf"))
     ref.oracle_swf = _number(summary.get("oracle_swf"))
+    ref.none_swf = _number(summary.get("none_swf"))
     oracle_rates = summary.get("oracle_rates")
     if isinstance(oracle_rates, list) and len(oracle_rates) == len(run.edges):
         ref.oracle_rates = [float(r) for r in oracle_rates]
@@ -62,6 +66,17 @@ def references(run: RunData) -> References:
         ref.saez_swf = economy.evaluate(TaxSchedule(run.edges, tuple(ref.saez_rates)))[1].swf
         if ref.status_quo_swf is None:
             ref.status_quo_swf = economy.evaluate(status_quo)[1].swf
+        if ref.none_swf is None:
+            lowest = float(cfg.get("min_rate", 0.0))
+            ref.none_swf = economy.evaluate(TaxSchedule.flat(lowest, run.edges))[1].swf
     if ref.oracle_swf is None:
         ref.notes.append("Oracle reference not in the run summary (run with reference on).")
     return ref
+
+
+def gain_closed_text(swf: float | None, ref: References) -> str:
+    """``(W − W_none) / (W_oracle − W_none)`` in percent, or "n/a"."""
+    from llmecon.economy.welfare import gain_closed
+
+    gain = None if swf is None else gain_closed(swf, ref.none_swf, ref.oracle_swf)
+    return "n/a" if gain is None else f"{100 * gain:.2f} %"

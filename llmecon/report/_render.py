@@ -11,7 +11,7 @@ import pandas as pd
 
 from llmecon.report import _plots
 from llmecon.report._html import Markup, image, page, paragraph, section, table, truncate
-from llmecon.report._references import References, references
+from llmecon.report._references import References, gain_closed_text, references
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.events import KNOWN_EVENT_TYPES
 
@@ -61,16 +61,24 @@ def _summary(runs: Sequence[RunData], labels: Sequence[str], refs: Sequence[Refe
     add("status", [r.status for r in runs])
     add("years completed", [len(r.years) for r in runs])
     final = [float(r.years["swf"].iloc[-1]) if len(r.years) else None for r in runs]
+    add(
+        "gain closed, no tax → oracle (final year)",
+        [gain_closed_text(v, f) for v, f in zip(final, refs, strict=True)],
+    )
     add("final SWF", final)
     add("best SWF", [float(r.years["swf"].max()) if len(r.years) else None for r in runs])
     add("status-quo SWF", [f.status_quo_swf for f in refs])
+    add("no-tax SWF", [f.none_swf for f in refs])
     add("Saez SWF", [f.saez_swf for f in refs])
     add("oracle SWF", [f.oracle_swf for f in refs])
     add(
         "final, % of status quo",
         [_pct(v, f.status_quo_swf) for v, f in zip(final, refs, strict=True)],
     )
-    add("final, % of oracle", [_pct(v, f.oracle_swf) for v, f in zip(final, refs, strict=True)])
+    add(
+        "final, % of oracle (secondary: depends on the SWF's origin)",
+        [_pct(v, f.oracle_swf) for v, f in zip(final, refs, strict=True)],
+    )
     add("LLM calls", [len(r.calls) for r in runs])
     add("fallbacks", [len(r.fallbacks) for r in runs])
     add("population", [r.population_note for r in runs])

@@ -28,6 +28,10 @@ from pydantic import (
 )
 
 from llmecon.economy.schedule import ScheduleError, parse_brackets
+from llmecon.models._fleet import EndpointSpec
+
+#: A server base URL, or several (an endpoint fleet): URLs or ``{url, max_concurrency}``.
+ApiBaseField = str | list[str | EndpointSpec] | None
 
 #: The embedded offline model: the default planner and workers.
 DEFAULT_MODEL = "local/smollm2-135m"
@@ -76,6 +80,12 @@ def _baseline_names() -> dict[str, str]:
     return planner_names()
 
 
+def _preset_names() -> dict[str, str]:
+    from llmecon.presets import preset_names
+
+    return preset_names()
+
+
 def _provider_names() -> list[str]:
     from llmecon.models import provider_names
 
@@ -102,6 +112,12 @@ class RunConfig(BaseModel):
         allow_inf_nan=False,
         use_attribute_docstrings=True,  # field docs are the CLI's --help texts
     )
+
+    preset: Annotated[str | None, Registry("presets", _preset_names)] = Field(
+        None, json_schema_extra=_ECONOMY
+    )
+    """A reference paper's setting (docs/presets.md): its fields apply under every
+    other option and config-file value; the manifest records the result."""
 
     planner: Annotated[
         str,
@@ -137,7 +153,9 @@ class RunConfig(BaseModel):
     reported each year."""
 
     brackets: str = Field("us-federal-2025", json_schema_extra=_ECONOMY)
-    """Bracket set: ``us-federal-2025``, ``flat``, ``three`` or comma-separated edges (USD)."""
+    """Bracket set: ``us-federal-2025``, ``flat``, ``us-three-2025`` (0, 48 475, 197 300),
+    ``llm-economist-2025`` (0, 90 000, 159 100), ``us-federal-2018`` or comma-separated
+    edges (USD)."""
 
     elasticity: float = Field(0.4, ge=0.01, le=5, json_schema_extra=_ECONOMY)
     """ε, the elasticity of hours to the net-of-tax wage."""
@@ -149,7 +167,12 @@ class RunConfig(BaseModel):
     """η for CRRA consumption utility (income effects); unset = quasi-linear."""
 
     rebate_share: float = Field(1.0, ge=0, le=1, json_schema_extra=_ECONOMY)
-    """Share of revenue returned as an equal lump sum."""
+    """Share ρ of revenue returned as an equal lump sum; the rest funds public spending
+    this model values at 0 (docs/economy.md)."""
+
+    labour_cost: float | None = Field(None, gt=0, le=1e6, json_schema_extra=_ECONOMY)
+    """c of an uncalibrated disutility of work c · hours^(1+1/ε), the same for every
+    worker (LLM Economist: 0.0005 with ε = 0.4); unset = calibrated to census hours."""
 
     min_rate: float = Field(0.0, ge=0, le=1, json_schema_extra=_ECONOMY)
     """Lowest marginal rate a planner may set (fraction)."""
@@ -213,22 +236,25 @@ class RunConfig(BaseModel):
     """USD per million input and output tokens (``IN,OUT``) for models whose price is
     not in litellm's cost map (self-hosted servers, new models); overrides the map."""
 
-    api_base: str | None = Field(None, json_schema_extra=_OPERATIONAL)
+    api_base: ApiBaseField = Field(None, json_schema_extra=_OPERATIONAL)
     """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server) for
-    every role that has no base of its own (the embedded and mock models ignore it)."""
+    every role that has no base of its own (the embedded and mock models ignore it).
+    Repeat it for an endpoint fleet: calls are spread over the servers by least
+    outstanding requests and a failing one is taken out and retried later (in a config
+    file: a list of URLs or of ``{url, max_concurrency}`` mappings)."""
 
-    planner_api_base: str | None = Field(None, json_schema_extra=_OPERATIONAL)
-    """Base URL for the planner's model (overrides ``api_base``)."""
+    planner_api_base: ApiBaseField = Field(None, json_schema_extra=_OPERATIONAL)
+    """Base URL for the planner's model (overrides ``api_base``; repeat it for a fleet)."""
 
-    workers_api_base: str | None = Field(None, json_schema_extra=_OPERATIONAL)
-    """Base URL for the workers' model (overrides ``api_base``)."""
+    workers_api_base: ApiBaseField = Field(None, json_schema_extra=_OPERATIONAL)
+    """Base URL for the workers' model (overrides ``api_base``; repeat it for a fleet)."""
 
     voter_model: str | None = Field(None, json_schema_extra=_VOTING)
     """Model of LLM voters (and platform proposers). Default: the workers' model, or the
     planner's when the workers are rational."""
 
-    voters_api_base: str | None = Field(None, json_schema_extra=_OPERATIONAL)
-    """Base URL for the voters' model (overrides ``api_base``)."""
+    voters_api_base: ApiBaseField = Field(None, json_schema_extra=_OPERATIONAL)
+    """Base URL for the voters' model (overrides ``api_base``; repeat it for a fleet)."""
 
     # -- operations: the rest of what a resume may change (OPERATIONAL_FIELDS) ------------
     timeout: float = Field(60.0, gt=0, le=3600, json_schema_extra=_OPERATIONAL)
@@ -285,6 +311,21 @@ class RunConfig(BaseModel):
     persona asked with the workers' model). Default: ``llm`` with LLM workers, else
     ``rational``."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """Fill the fields the data leaves unset (absent or ``None``) from its preset."""
+        if not isinstance(data, dict) or not isinstance(data.get("preset"), str):
+            return data
+        from llmecon.presets import PresetError, preset_settings
+
+        try:
+            settings = preset_settings(data["preset"])
+        except PresetError:
+            return data  # the field's registry check names the known presets
+        given = {k: v for k, v in data.items() if v is not None or k not in settings}
+        return {**settings, **given}
+
     @field_validator("*")
     @classmethod
     def _check_registered(cls, value: Any, info: ValidationInfo) -> Any:
@@ -337,6 +378,22 @@ class RunConfig(BaseModel):
             raise ValueError("prices must be between 0 and 10 000 USD per million tokens")
         return value
 
+    @field_validator("api_base", "planner_api_base", "workers_api_base", "voters_api_base")
+    @classmethod
+    def _check_api_base(cls, value: Any) -> Any:
+        """A fleet lists at least one endpoint, each once; a list of one plain URL is
+        that URL (a single-endpoint run records it as before)."""
+        if not isinstance(value, list):
+            return value
+        if not value:
+            raise ValueError("give at least one base URL")
+        urls = [item if isinstance(item, str) else item.url for item in value]
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"a base URL is listed twice: {', '.join(urls)}")
+        if len(value) == 1 and isinstance(value[0], str):
+            return value[0]
+        return value
+
     @field_validator("planner", "workers", "voter_model")
     @classmethod
     def _non_empty(cls, value: str | None) -> str | None:
@@ -350,8 +407,8 @@ class RunConfig(BaseModel):
             raise ValueError(f"min_rate ({self.min_rate}) exceeds max_rate ({self.max_rate})")
         return self
 
-    def api_base_for(self, role: str) -> str | None:
-        """The base URL of ``role``'s model (``planner``, ``workers`` or ``voters``)."""
+    def api_base_for(self, role: str) -> str | list[str | EndpointSpec] | None:
+        """The base URL(s) of ``role``'s model (``planner``, ``workers`` or ``voters``)."""
         own = {
             "planner": self.planner_api_base,
             "workers": self.workers_api_base,

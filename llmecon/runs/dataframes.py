@@ -53,6 +53,7 @@ AGENT_COLUMNS = (
     "year",
     "agent_index",
     "agent_id",
+    "weight",
     "hourly_wage_usd",
     "weekly_hours",
     "income_usd",
@@ -129,8 +130,9 @@ class RunData:
             metric of :class:`~llmecon.economy.YearMetrics`, ``rate_0`` … ``rate_{B-1}``,
             ``llm_calls`` and ``fallbacks`` of that year.
         agents: one row per agent and completed year (the hours of the year's last
-            decision step; incomes, taxes, consumption, utility recomputed from the
-            population, NaN when it could not be rebuilt, see ``population_note``).
+            decision step; survey ``weight`` (mean 1), incomes, taxes, consumption,
+            utility recomputed from the population, NaN when it could not be rebuilt,
+            see ``population_note``; weight aggregates by ``weight``).
         calls: one row per ``llm_call`` (list/dict fields as JSON strings; with
             ``load_run(..., resolve_messages=True)`` also ``messages_text_json``).
         votes: one row per candidate of each ``vote_round`` event.
@@ -163,6 +165,44 @@ class RunData:
         """The ``run_completed`` summary (empty when the run did not finish)."""
         done = [e for e in self.events if isinstance(e, RunCompleted)]
         return dict(done[-1].summary) if done else {}
+
+    @property
+    def gain_closed(self) -> float | None:
+        """The headline metric (docs/design.md §2.9): the share of the welfare gain from
+        no tax to the oracle the final year closes, ``(W − W_none) / (W_oracle −
+        W_none)``; ``None`` without both references in the summary (a run without
+        ``reference``, or not completed) or when no tax is optimal."""
+        return self._gain(float(self.years["swf"].iloc[-1])) if len(self.years) else None
+
+    @property
+    def gain_closed_by_year(self) -> pd.Series:
+        """:attr:`gain_closed` of every completed year (indexed like :attr:`years`; NaN
+        where it is undefined)."""
+        gains = [self._gain(float(w)) for w in self.years["swf"]] if len(self.years) else []
+        return pd.Series(
+            [np.nan if g is None else g for g in gains],
+            index=self.years.index,
+            name="gain_closed",
+            dtype=float,
+        )
+
+    @property
+    def pct_of_oracle(self) -> float | None:
+        """Secondary: the final SWF in percent of the oracle's (``W / W_oracle``, which
+        depends on the SWF's origin and inverts for negative SWFs)."""
+        oracle = self.summary.get("oracle_swf")
+        if not len(self.years) or not isinstance(oracle, int | float) or not oracle:
+            return None
+        return 100.0 * float(self.years["swf"].iloc[-1]) / float(oracle)
+
+    def _gain(self, swf: float) -> float | None:
+        from llmecon.economy.welfare import gain_closed
+
+        summary = self.summary
+        none, oracle = summary.get("none_swf"), summary.get("oracle_swf")
+        if not isinstance(none, int | float) or not isinstance(oracle, int | float):
+            return None
+        return gain_closed(swf, float(none), float(oracle))
 
     @property
     def status(self) -> str:
@@ -260,6 +300,7 @@ def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFra
                 out = economy.outcome(schedule, h)
                 frame.update(
                     agent_id=list(economy.population.ids),
+                    weight=economy.population.weight,
                     hourly_wage_usd=economy.population.hourly_wage_usd,
                     income_usd=out.income_usd,
                     tax_usd=out.tax_usd,

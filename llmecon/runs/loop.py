@@ -98,7 +98,11 @@ class RunSink:
             self.log.append(event)
 
     def on_call(self, record: CallRecord, endpoint: str = "") -> None:
-        """Model-layer hook: log every call as an ``llm_call`` event (+ new blobs)."""
+        """Model-layer hook: log every call as an ``llm_call`` event (+ new blobs).
+
+        ``endpoint`` is the model's label; a fleet's record names the endpoint that
+        served the call, which is logged instead."""
+        endpoint = record.endpoint or endpoint
         ctx = current_call()
         self.breaker.record(record.model, endpoint, record.error_type, record.error_message or "")
         if self.log is not None:

@@ -210,6 +210,7 @@ class ExampleWorld:
                 income_usd=float(income[persona]),
                 min_pct=round(100 * ctx.min_rate),
                 max_pct=round(100 * ctx.max_rate),
+                rebate_share=economy.utility_config.rebate_share,
             )
             return Example(name, prompt.messages, prompt.templates)
         others = perturbed_rates(incumbent.rates, 2, np.random.default_rng(0), max_step_pp=8)
@@ -226,6 +227,7 @@ class ExampleWorld:
             weekly_hours=float(hours[persona]),
             income_usd=float(income[persona]),
             projections=current_projections(economy, candidates, income)[persona],
+            rebate_share=economy.utility_config.rebate_share,
         )
         return Example(name, prompt.messages, prompt.templates)
 

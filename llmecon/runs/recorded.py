@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict, deque
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from llmecon.agents.calls import current_call
@@ -122,6 +123,11 @@ class ReplayProvider(ModelProvider):
     @property
     def endpoint(self) -> str:
         return self.live.endpoint if self.live is not None else f"replay|{self.model_name}"
+
+    def reserve(self) -> AbstractAsyncContextManager[Any]:
+        """The live provider's reservation (a fleet picks its endpoint here, before the
+        request's timeout starts); a recorded answer holds it only briefly."""
+        return self.live.reserve() if self.live is not None else super().reserve()
 
     @property
     def prices_known(self) -> bool:

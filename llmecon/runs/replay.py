@@ -40,11 +40,13 @@ def close(logged: float | None, replayed: float | None) -> bool:
 
 
 def metric_differences(logged: dict[str, float], replayed: dict[str, float]) -> list[str]:
-    """Names (with both values) of the metrics that differ beyond the tolerance."""
+    """Names (with both values) of the metrics that differ beyond the tolerance. A
+    metric the log does not hold (an SWF registered after the run was logged) is not
+    compared."""
     return [
         f"{name}: logged {logged.get(name)!r}, now {value!r}"
         for name, value in replayed.items()
-        if not close(logged.get(name), value)
+        if name in logged and not close(logged.get(name), value)
     ]
 
 
@@ -137,7 +139,8 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
                 }
             )
         for name, value in new.metrics.to_dict().items():
-            if not close(old.metrics.get(name), value):
+            # an SWF registered after the run was logged has nothing to compare with
+            if name in old.metrics and not close(old.metrics.get(name), value):
                 report.differences.append(
                     {
                         "year": old.year,

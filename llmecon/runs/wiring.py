@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -27,13 +28,16 @@ from llmecon.economy import (
     synthetic_population,
 )
 from llmecon.models import (
+    FleetProvider,
     GenerateConfig,
     Model,
     ModelError,
+    endpoint_specs,
     get_model,
     redact_url,
     runs_in_process,
 )
+from llmecon.models._fleet import ApiBase
 from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
 from llmecon.prompts import PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
@@ -103,6 +107,7 @@ def build_economy(config: RunConfig, population: Population) -> Economy:
         max_weekly_hours=config.max_weekly_hours,
         crra=config.crra,
         rebate_share=config.rebate_share,
+        labour_cost=config.labour_cost,
     )
     try:
         return Economy(population, utility, swf=config.swf)
@@ -139,6 +144,7 @@ class ModelPool:
         self.recorded = recorded
         self.spent_usd = spent_usd
         self.models: dict[tuple[str, str | None], Model] = {}
+        """(model name, endpoint key: the URL, or the fleet's URLs as JSON) -> model"""
         self.roles: dict[str, tuple[str, str]] = {}
         """role -> (model name, endpoint description)"""
         #: renders re-asks with ``prompts/repair.j2`` (set by the builder)
@@ -156,14 +162,14 @@ class ModelPool:
         """The model ``name`` for ``role`` (``planner``, ``workers`` or ``voters``),
         served from the role's endpoint."""
         base = _role_base(name, self.config.api_base_for(role))
-        key = (name, base)
+        key = (name, _base_key(base))
         if key not in self.models:
             self.models[key] = self._build(name, base, role)
         model = self.models[key]
         self.roles[role] = (model.name, endpoint_label(model))
         return model
 
-    def _build(self, name: str, base: str | None, role: str) -> Model:
+    def _build(self, name: str, base: ApiBase, role: str) -> Model:
         concurrency = capped_concurrency(self.config.max_concurrency)
         try:
             if self.recorded is not None and not self.recorded.then_live:
@@ -183,7 +189,8 @@ class ModelPool:
                     model = Model(
                         provider,
                         config=model.config,
-                        max_concurrency=concurrency,
+                        # a fleet's limit is its total capacity
+                        max_concurrency=model.limiter.limit,
                     )
         except ModelError as exc:
             raise ConfigError(f"{role}: {exc}") from None
@@ -231,17 +238,27 @@ class ModelPool:
             await model.aclose()
 
 
-def _role_base(name: str, base: str | None) -> str | None:
+def _role_base(name: str, base: ApiBase) -> ApiBase:
     """In-process models (embedded, mock, scripted) take no server URL: a run-wide
     ``--api-base`` meant for the API models of other roles does not apply to them."""
     return None if runs_in_process(name) else base
 
 
+def _base_key(base: ApiBase) -> str | None:
+    """A hashable key of a role's base URL(s): the URL, or a fleet's endpoints as JSON."""
+    if base is None or isinstance(base, str):
+        return base
+    return json.dumps([spec.model_dump() for spec in endpoint_specs(base)])
+
+
 def endpoint_label(model: Model) -> str:
     """Where ``model`` is served, safe to write to a log: its URL without credentials,
-    or ``<provider> default`` / ``in-process``."""
+    ``fleet of N: <url> (<capacity>), …``, or ``<provider> default`` / ``in-process``.
+    A fleet's calls are logged with the endpoint that served each."""
     provider = model.provider
     live = getattr(provider, "live", None) or provider
+    if isinstance(live, FleetProvider):
+        return live.label
     if live.in_process:
         return f"{live.provider_name} (in-process)"
     if live.api_base:
@@ -463,8 +480,16 @@ def manifest_config(config: RunConfig) -> dict[str, Any]:
     resume takes them again from the command line, e.g. ``--workers-api-base``)."""
     data = config.model_dump(mode="json")
     for name in URL_FIELDS:
-        if data.get(name):
-            data[name] = redact_url(data[name])
+        value = data.get(name)
+        if isinstance(value, str):
+            data[name] = redact_url(value)
+        elif isinstance(value, list):  # a fleet: URLs or {url, max_concurrency}
+            data[name] = [
+                redact_url(item)
+                if isinstance(item, str)
+                else {**item, "url": redact_url(item["url"])}
+                for item in value
+            ]
     return data
 
 

@@ -59,6 +59,7 @@ def vote_prompt(
     weekly_hours: float,
     income_usd: float,
     projections: Sequence[dict[str, float | str]],
+    rebate_share: float = 1.0,
 ) -> Prompt:
     """The one user message of a voter's ballot (``prompts/vote.j2``, closed by the
     rule's ``prompts/vote_rule_<rule>.j2``)."""
@@ -77,6 +78,7 @@ def vote_prompt(
         income=income_usd,
         projections=list(projections),
         labels=labels,
+        rebate_share=rebate_share,
     )
     return Prompt([ChatMessage(role="user", content=rendered.text)], {"vote.j2": rendered.sha256})
 
@@ -153,6 +155,7 @@ class LLMVoters:
                 weekly_hours=float(weekly_hours[i]),
                 income_usd=float(income_usd[i]),
                 projections=projections[i],
+                rebate_share=self.economy.utility_config.rebate_share,
             )
             ctx = CallContext(
                 role="voter",
@@ -181,6 +184,7 @@ def platform_prompt(
     income_usd: float,
     min_pct: int,
     max_pct: int,
+    rebate_share: float = 1.0,
 ) -> Prompt:
     rendered = library.render(
         "platform.j2",
@@ -193,6 +197,7 @@ def platform_prompt(
         min_pct=min_pct,
         max_pct=max_pct,
         n_brackets=schedule.n_brackets,
+        rebate_share=rebate_share,
     )
     return Prompt(
         [ChatMessage(role="user", content=rendered.text)], {"platform.j2": rendered.sha256}
@@ -224,6 +229,7 @@ async def persona_platform(
         income_usd=income_usd,
         min_pct=lo,
         max_pct=hi,
+        rebate_share=ctx.economy.utility_config.rebate_share,
     )
     schema = planner_schema(ctx.n_brackets, lo, hi)
     ids = ctx.economy.population.ids

@@ -69,9 +69,15 @@ def test_compare_prints_every_planner(tmp_path: Path) -> None:
             "synthetic",
             "--csv",
             str(out_csv),
+            "--out",
+            str(tmp_path),
+            "--jobs",
+            "1",
         ],
     )
     assert result.exit_code == 0, result.output
+    (sweep_dir,) = tmp_path.glob("compare-*")  # one run folder per planner, in a sweep
+    assert len(list(sweep_dir.glob("*/events.jsonl"))) == 5
     with open(out_csv, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["planner"] for r in rows] == ["none", "us-federal", "saez", "oracle", "ucb"]

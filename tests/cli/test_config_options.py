@@ -107,8 +107,15 @@ def test_help_defaults_are_the_field_defaults() -> None:
 
 
 def test_commands_take_their_groups() -> None:
-    assert [p.name for p in _config_params(compare)] == list(fields_in_groups("economy"))
+    # compare is a sweep of planners × seeds: the economy options (--seeds replaces
+    # --seed), the operational ones (--max-cost is the whole sweep's, below) and --out
+    economy = [n for n in fields_in_groups("economy") if n != "seed"]
+    operational = [n for n in OPERATIONAL_FIELDS if n != "max_cost"]
+    assert [p.name for p in _config_params(compare)] == [*economy, *operational, "out"]
     assert "[default: 30]" in _help_records(compare)["years"]
+    assert {"--seeds", "--jobs", "--max-cost", "--ray", "--ray-address"} <= {
+        o for p in compare.params for o in p.opts
+    }
     assert [p.name for p in _config_params(resume)] == list(OPERATIONAL_FIELDS)
     assert {"--config", "--planners", "--csv"} <= {o for p in compare.params for o in p.opts}
 

@@ -16,6 +16,7 @@ from llmecon.economy import (
 from llmecon.economy.equilibrium import tolerance_usd
 from llmecon.economy.schedule import tax_of_rates
 from llmecon.economy.utility import WEEKS_PER_YEAR
+from llmecon.economy.welfare import weighted_mean
 from llmecon.personas import default_bank_path, load_bank, population_from_personas
 from llmecon.planners import PlannerContext, make_planner, optimal_rates
 from llmecon.voting.rules import utilities_of_rates
@@ -36,7 +37,8 @@ def _plain_iteration(economy: Economy, schedule: TaxSchedule, steps: int) -> lis
     rebate, seen = 0.0, []
     for _ in range(steps):
         hours = best_response_hours(s, economy.psi, schedule.edges, schedule.rates, cfg, rebate)
-        rebate = cfg.rebate_share * float(schedule.tax(WEEKS_PER_YEAR * s * hours).mean())
+        tax = schedule.tax(WEEKS_PER_YEAR * s * hours)
+        rebate = cfg.rebate_share * float(weighted_mean(tax, economy.survey_weight))
         seen.append(rebate)
     return seen
 

@@ -89,7 +89,11 @@ def test_negative_income_rejected(federal: TaxSchedule) -> None:
 def test_presets_and_custom_brackets() -> None:
     assert parse_brackets("us-federal-2025") == US_FEDERAL_2025_EDGES
     assert parse_brackets("flat") == (0.0,)
-    assert len(parse_brackets("three")) == 3
+    assert parse_brackets("us-three-2025") == (0.0, 48_475.0, 197_300.0)
+    assert parse_brackets("llm-economist-2025") == (0.0, 90_000.0, 159_100.0)
+    assert len(parse_brackets("us-federal-2018")) == 7
+    with pytest.raises(ScheduleError, match=r"us-three-2025.*llm-economist-2025"):
+        parse_brackets("three")
     assert parse_brackets("0,50000,200000") == (0.0, 50_000.0, 200_000.0)
     with pytest.raises(ScheduleError, match="unknown bracket set"):
         parse_brackets("federal-ish")
@@ -99,8 +103,12 @@ def test_presets_and_custom_brackets() -> None:
 
 def test_status_quo_projection() -> None:
     assert TaxSchedule.status_quo().rates == US_FEDERAL_2025_RATES
-    three = TaxSchedule.status_quo("three")
+    three = TaxSchedule.status_quo("us-three-2025")
     assert three.rates == (0.10, 0.22, 0.32)
+    assert TaxSchedule.status_quo("llm-economist-2025").rates == (0.10, 0.22, 0.24)
+    law_2018 = (0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37)
+    assert TaxSchedule.status_quo("us-federal-2018").rates == law_2018
+    assert TaxSchedule.status_quo(parse_brackets("us-federal-2018")).rates == law_2018
     assert TaxSchedule.flat(0.3).tax(100.0) == pytest.approx(30.0)
 
 

@@ -88,8 +88,9 @@ def test_default_bank_is_shipped_and_valid() -> None:
     bank = load_bank(default_bank_path())
     assert len(bank) == 1000
     assert bank[0].id == "persona-000000"
-    # It is exactly what `llmecon personas sample --n 1000 --seed 0` writes.
-    fresh = sample_personas(1000, np.random.default_rng(0)).to_personas()
+    # It is exactly what `llmecon personas sample --n 1000 --seed 0` writes (stratified,
+    # at least 5 personas per federal 2025 bracket).
+    fresh = sample_personas(1000, np.random.default_rng(0), min_per_bracket=5).to_personas()
     assert bank == fresh
 
 

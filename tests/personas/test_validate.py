@@ -17,7 +17,7 @@ def test_report_rows_and_flags(large_sample: PersonaSample) -> None:
     assert tail.within_target is None and 1.0 < tail.published < 4.0  # GB2: ~2.3 %
     assert 0 < tail.sample < 5
     frame = report.to_frame()
-    assert len(frame) == len(report.rows) and frame["within_target"].notna().sum() == 21
+    assert len(frame) == len(report.rows) and frame["within_target"].notna().sum() == 22
 
 
 def test_a_missed_target_is_flagged() -> None:

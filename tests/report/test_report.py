@@ -77,7 +77,14 @@ def test_hostile_model_output_is_escaped(crafted_html: str) -> None:
 
 def test_report_summary_has_references(crafted_html: str) -> None:
     text = "".join(parse(crafted_html).text)
-    for row in ("status-quo SWF", "Saez SWF", "oracle SWF", "final, % of oracle"):
+    for row in (
+        "gain closed, no tax → oracle",
+        "no-tax SWF",
+        "status-quo SWF",
+        "Saez SWF",
+        "oracle SWF",
+        "final, % of oracle",
+    ):
         assert row in text
     assert "US federal 2025" in text
     assert "reproduces the logged metrics" in text

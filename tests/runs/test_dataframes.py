@@ -53,7 +53,7 @@ def test_golden_v1_agents_recomputed_from_the_population() -> None:
     run = load_run(GOLDEN_V1)
     assert run.economy is not None and "reproduces the logged metrics" in run.population_note
     agents = run.agents
-    assert agents.shape == (3 * 20, 11)
+    assert agents.shape == (3 * 20, 12)  # incl. the survey weight
     assert agents["agent_id"].iloc[0] == "synthetic-000000"
     np.testing.assert_allclose(
         agents["income_usd"], 52 * agents["hourly_wage_usd"] * agents["weekly_hours"]

@@ -1,0 +1,410 @@
+"""``llmecon sweep``: many runs over a grid (and/or a list) of settings and seeds."""
+
+from __future__ import annotations
+
+import math
+import time
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from llmecon.cli._common import (
+    EXIT_CODES,
+    ConfigOption,
+    config_file_option,
+    config_option,
+    console,
+    field_help,
+    friendly_errors,
+    option_name,
+    out,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``RunConfig`` fields that are not options of ``sweep`` (the sweep names its cells;
+#: ``--max-cost`` is its own option, the whole sweep's budget).
+_NOT_OPTIONS = ("run_id", "max_cost")
+
+
+def _is_flag_or_pair(name: str) -> bool:
+    from llmecon.runs.config import RunConfig
+
+    annotation = RunConfig.model_fields[name].annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(args) == 1:
+        annotation = args[0]
+    return annotation is bool or typing.get_origin(annotation) is tuple
+
+
+def axis_option(name: str) -> Callable[[F], F]:
+    """The option of the ``RunConfig`` field ``name`` for ``sweep``: one value, or
+    several (comma-separated; ``;`` for bracket sets) making an axis of the sweep.
+    Flags, pairs (``--price IN,OUT``) and operational settings (timeouts, servers: a
+    repeated ``--api-base`` is one endpoint fleet, never an axis) take their run option."""
+    from llmecon.runs.config import OPERATIONAL_FIELDS
+
+    if _is_flag_or_pair(name) or name == "out" or name in OPERATIONAL_FIELDS:
+        return config_option(name)
+    decls = [option_name(name)]
+    extra = {"planner": "--planners", "seed": "--seeds"}.get(name)
+    if extra:
+        decls.append(extra)
+    sep = "';'" if name in ("brackets",) else "commas"
+    if name == "seed":
+        note = " Several seeds make an axis: 0-9, or 0,3,5-7."
+    else:
+        note = f" Several values, separated by {sep}, make an axis of the sweep."
+
+    def help_text() -> str:
+        return field_help(name) + note
+
+    return click.option(
+        *decls, name, cls=ConfigOption, help_factory=help_text, default=None, type=str
+    )
+
+
+def sweep_config_options(func: F) -> F:
+    from llmecon.runs.config import RunConfig
+
+    for name in reversed(list(RunConfig.model_fields)):
+        if name not in _NOT_OPTIONS:
+            func = axis_option(name)(func)
+    return func
+
+
+def backend_options(func: F) -> F:
+    """``--jobs``, ``--ray``, ``--ray-address``, ``--max-cost``, ``--name``."""
+    func = click.option(
+        "--name",
+        help="Name of the sweep folder inside --out. [default: sweep-<hash of its cells>, "
+        "the same for the same sweep, so re-running it resumes it]",
+    )(func)
+    func = click.option(
+        "--max-cost",
+        "max_cost",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Budget in USD for the whole sweep (earlier sessions' spending counted): each "
+        "cell starts with what is left as its own --max-cost, and no cell starts once it "
+        "is spent.",
+    )(func)
+    func = click.option(
+        "--ray-address",
+        help="Run the cells on an existing Ray cluster (e.g. ray://head:10001 or auto); the "
+        "sweep folder must be on a filesystem every node sees.",
+    )(func)
+    func = click.option(
+        "--ray",
+        "use_ray",
+        is_flag=True,
+        help="Run the cells on a local Ray started for the sweep (pip install 'llmecon[ray]').",
+    )(func)
+    func = click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        help="Cells run at once: 1 runs them in this process one after another, more in a "
+        "local process pool (with --ray: Ray CPUs). [default: the cores]",
+    )(func)
+    return func
+
+
+class SweepDisplay:
+    """Cells done / running / failed with ETA and cost so far: a live bar on a
+    terminal, one line per finished cell otherwise."""
+
+    def __init__(self) -> None:
+        from llmecon.sweeps import SweepProgress
+
+        display = self
+
+        class _Progress(SweepProgress):
+            def start(self, cells: list[Any], skipped: int, spent_usd: float) -> None:
+                display.start(len(cells), skipped, spent_usd)
+
+            def cell_started(self, cell: Any) -> None:
+                display.running += 1
+                display.refresh()
+
+            def cell_finished(self, cell: Any, result: dict[str, Any]) -> None:
+                display.finished(cell, result)
+
+        self.sweep_progress = _Progress()
+        self.live = console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]cells"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("cells", total=0, status="")
+        self.total = self.done = self.running = self.failed = 0
+        self.cost = 0.0
+        self.started = time.monotonic()
+        self.warnings: list[str] = []
+
+    def __enter__(self) -> SweepDisplay:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def start(self, total: int, skipped: int, spent: float) -> None:
+        self.total = total
+        self.cost = spent
+        self.progress.update(self.task, total=total)
+        if skipped:
+            console.print(f"{skipped} of {total} cells already completed: skipped")
+
+    def status(self) -> str:
+        return (
+            f"done {self.done}  running {self.running}  failed {self.failed}  cost ${self.cost:.4f}"
+        )
+
+    def refresh(self) -> None:
+        self.progress.update(self.task, completed=self.done, status=self.status())
+
+    def finished(self, cell: Any, result: dict[str, Any]) -> None:
+        action = result.get("action")
+        if action in ("ran", "resumed", "error"):
+            self.running = max(0, self.running - 1)
+            self.cost += float(result.get("cost_usd") or 0.0)
+        status = result.get("status")
+        self.done += 1
+        if status != "completed":
+            self.failed += 1
+        for w in result.get("warnings") or []:
+            if w not in self.warnings:
+                self.warnings.append(w)
+        self.refresh()
+        if action == "skipped" or self.live:
+            return
+        elapsed = time.monotonic() - self.started
+        eta = ""
+        if self.done < self.total:
+            eta = f"  ETA {_duration(elapsed / self.done * (self.total - self.done))}"
+        gain = result.get("gain_closed")
+        what = f"gain closed {100 * gain:.1f} %" if gain is not None else ""
+        error = f"  ({result.get('error')})" if status != "completed" else ""
+        console.print(
+            f"cell {self.done}/{self.total} {cell.cell_id}: {action}, {status}  {what}  "
+            f"[{self.status()}]{eta}{error}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _interval(row: dict[str, Any], metric: str, fmt: Callable[[float], str]) -> str:
+    mean = row.get(metric)
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return fmt(mean)
+    return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"  # type: ignore[arg-type]
+
+
+#: How the sweep table shows each metric.
+_FORMATS: dict[str, Callable[[float], str]] = {
+    "gain_closed": lambda v: f"{100 * v:.1f} %",
+    "final_swf": lambda v: f"{v:,.6g}",
+    "best_swf": lambda v: f"{v:,.6g}",
+    "pct_of_oracle": lambda v: f"{v:.2f} %",
+    "revenue_per_worker_usd": lambda v: f"${v:,.0f}",
+    "mean_weekly_hours": lambda v: f"{v:.2f}",
+    "gini_income": lambda v: f"{v:.4f}",
+    "cost_usd": lambda v: f"${v:.4f}",
+    "fallbacks": lambda v: f"{v:.1f}",
+}
+
+
+def print_table(
+    table: Any, by: list[str], metrics: dict[str, str], title: str, *, show_n: bool = True
+) -> None:
+    """Print a per-setting table: the setting columns, then each metric as
+    ``mean [low, high]`` (the 95 % interval across seeds; the mean alone for one seed)."""
+    rich_table = Table(title=title)
+    for col in by:
+        rich_table.add_column(col)
+    if show_n:
+        rich_table.add_column("seeds", justify="right")
+    for label in metrics.values():
+        rich_table.add_column(label, justify="right")
+    for row in table.to_dict("records"):
+        cells = [str(row[c]) for c in by]
+        if show_n:
+            failed = int(row.get("failed") or 0)
+            cells.append(f"{row['n']}" + (f" ({failed} failed)" if failed else ""))
+        cells.extend(_interval(row, m, _FORMATS.get(m, str)) for m in metrics)
+        rich_table.add_row(*cells)
+    out.print(rich_table)
+
+
+def run_with_display(run: Callable[[Any], Any]) -> Any:
+    """Run a sweep (``run(progress)``) with a :class:`SweepDisplay`; Ctrl-C exits 130
+    saying how to resume."""
+    display = SweepDisplay()
+    try:
+        with display:
+            result = run(display.sweep_progress)
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted[/]; run the same command again to resume the sweep "
+            "(completed cells are skipped)"
+        )
+        raise SystemExit(EXIT_CODES["interrupted"]) from None
+    for w in display.warnings:
+        console.print(f"[yellow]warning[/] (from the cells): {w}")
+    return result
+
+
+def report_end(result: Any) -> None:
+    """Say where the sweep is and how it ended, and exit with the code of its status."""
+    if result.directory is not None:
+        console.print(
+            f"sweep written to [bold]{result.directory}[/] (sweep.json, results.csv, cells.csv; "
+            f"`llmecon report {result.directory}` draws it) in {result.wall_s:.1f} s on "
+            f"{result.backend}"
+        )
+    if not result.complete:
+        bad = result.cells[result.cells["status"] != "completed"]
+        for row in bad.head(10).to_dict("records"):
+            console.print(f"[yellow]{row['cell_id']}[/]: {row['status']} ({row.get('error')})")
+        console.print(
+            f"[yellow]sweep {result.status}[/]: {len(bad)} of {len(result.cells)} cells did not "
+            "complete; run the same command again to resume them"
+        )
+    raise SystemExit(EXIT_CODES.get(result.status, 1))
+
+
+@click.command()
+@config_file_option
+@sweep_config_options
+@backend_options
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the table here."
+)
+@click.option("--dry-run", is_flag=True, help="List the cells and exit, running nothing.")
+def sweep(
+    config_file: str | None,
+    name: str | None,
+    max_cost: float | None,
+    jobs: int | None,
+    use_ray: bool,
+    ray_address: str | None,
+    csv_path: str | None,
+    dry_run: bool,
+    **options: Any,
+) -> None:
+    """Run many runs: every combination of the settings given several values.
+
+    Any run option takes several values (comma-separated; bracket sets separated by
+    ';'); each combination × seed is a cell, an ordinary run folder in one sweep folder
+    (<out>/<name>/) with a manifest, sweep.json. Re-running the same sweep skips the
+    completed cells and resumes unfinished ones. --config takes a YAML/TOML file with
+    base settings, a grid: (field: [values]) and/or cells: (a list of settings).
+
+    Prints and saves (results.csv) per setting the mean and 95 % t-interval across
+    seeds of the gain closed, final and best SWF, revenue, hours, Gini, cost and
+    fallbacks; cells.csv has one row per cell.
+
+    \b
+    Examples:
+      llmecon sweep --planners saez,ucb,oracle --workers rational --seeds 0-9
+      llmecon sweep --planners saez,ucb --seeds 0-4 --swf inverse_income,rawlsian -j 2
+      llmecon sweep --planners gpt-4o --elasticity 0.2,0.4,0.8 --seeds 0-2 --max-cost 20
+      llmecon sweep --config sweep.yaml --ray
+    """
+    from llmecon.sweeps import SweepSpec, import_ray, read_sweep_file, split_values
+    from llmecon.sweeps.backends import default_jobs
+
+    given = {k: v for k, v in options.items() if v is not None}
+    with friendly_errors():
+        if use_ray or ray_address:
+            import_ray()
+        data = read_sweep_file(config_file) if config_file else None
+        base = dict(data["base"]) if data else {}
+        grid = dict(data["grid"]) if data else {}
+        for key, value in given.items():
+            grid.pop(key, None)
+            base.pop(key, None)
+            if isinstance(value, str) and not _is_flag_or_pair(key) and key != "out":
+                values = split_values(key, value)
+                if key == "seed" or len(values) > 1:
+                    grid[key] = values
+                else:
+                    base[key] = values[0] if values else value
+            else:
+                base[key] = value
+        spec = SweepSpec(
+            base=base,
+            grid=grid,
+            cells=list(data["cells"]) if data else [],
+            name=name or (data["name"] if data else None),
+            out=str(base.pop("out", None) or "runs"),
+            max_cost=max_cost if max_cost is not None else base.pop("max_cost", None),
+        )
+        cells = spec.expand()
+        if dry_run:
+            for cell in cells:
+                settings = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
+                out.print(f"{cell.cell_id}  {settings}")
+            out.print(f"{len(cells)} cells in {spec.directory(cells)}")
+            return
+        n_jobs = (
+            jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())
+        )
+        console.print(
+            f"[bold]llmecon sweep[/]: {len(cells)} cells in {spec.directory(cells)}, "
+            + (
+                f"Ray ({ray_address or 'local'})"
+                if use_ray or ray_address
+                else f"{n_jobs} at once"
+                if (n_jobs or 1) > 1
+                else "in this process"
+            )
+            + (f", budget ${spec.max_cost:g}" if spec.max_cost is not None else "")
+        )
+        from llmecon.sweeps import run_sweep
+
+        result = run_with_display(
+            lambda progress: run_sweep(
+                spec, jobs=n_jobs, ray=use_ray, ray_address=ray_address, progress=progress
+            )
+        )
+    from llmecon.sweeps import SUMMARY_METRICS
+
+    print_table(
+        result.table,
+        result.by,
+        SUMMARY_METRICS,
+        f"Sweep {spec.sweep_name(cells)}: mean [95 % interval across seeds]",
+    )
+    if csv_path:
+        path = Path(csv_path)
+        result.table.to_csv(path, index=False)
+        console.print(f"table written to {path}")
+    report_end(result)

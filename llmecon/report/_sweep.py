@@ -1,0 +1,183 @@
+"""The report of a sweep folder: per setting, the mean SWF (and gain closed) by year
+with a 95 % band across seeds, and the per-setting table (``llmecon report SWEEP``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmecon.report._html import Markup, image, page, paragraph, section, table
+from llmecon.report._plots import _subplots, color, text, to_png_base64
+from llmecon.sweeps.results import SUMMARY_METRICS, SweepData, interval
+
+
+def setting_label(row: Any, by: Sequence[str]) -> str:
+    """``planner=saez, swf=rawlsian`` (just the value when one column)."""
+    if len(by) == 1:
+        return str(row[by[0]])
+    return ", ".join(f"{c}={row[c]}" for c in by) or "all cells"
+
+
+def _groups(data: SweepData) -> list[tuple[str, pd.DataFrame]]:
+    years = data.years
+    by = data.years_by
+    if years.empty:
+        return []
+    if not by:
+        return [("all cells", years)]
+    keys = years[by].astype(str).agg("\x1f".join, axis=1)
+    out = []
+    for key in dict.fromkeys(keys):
+        group = years[keys == key]
+        out.append((setting_label(group.iloc[0], by), group))
+    return out
+
+
+def band(group: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per year: mean of ``column`` across the cells (seeds) and its 95 % t-interval."""
+    rows = []
+    for year, at in group.groupby("year", sort=True):
+        mean, lo, hi = interval(at[column].tolist())
+        rows.append({"year": year, "mean": mean, "lo": lo, "hi": hi, "n": len(at)})
+    return pd.DataFrame(rows)
+
+
+def _band_plot(ax: Any, group: pd.DataFrame, column: str, i: int, label: str) -> None:
+    b = band(group, column)
+    if b.empty:
+        return
+    ax.plot(b["year"], b["mean"], color=color(i), lw=1.8, label=text(label))
+    lo, hi = b["lo"].to_numpy(float), b["hi"].to_numpy(float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if ok.any():
+        ax.fill_between(
+            b["year"].to_numpy(float)[ok], lo[ok], hi[ok], color=color(i), alpha=0.2, lw=0
+        )
+
+
+def swf_by_setting(data: SweepData) -> str:
+    """One panel per setting: each seed's SWF by year (thin), their mean and its 95 %
+    band."""
+    groups = _groups(data)
+    n = max(len(groups), 1)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = _subplots(rows, cols, figsize=(4.8 * cols, 3.4 * rows), squeeze=False)
+    for i, (label, group) in enumerate(groups):
+        ax = axes[i // cols][i % cols]
+        for _, cell in group.groupby("cell_id", sort=False):
+            ax.plot(cell["year"], cell["swf"], color=color(i), lw=0.6, alpha=0.35)
+        _band_plot(ax, group, "swf", i, "mean, 95 % band")
+        ax.set_title(text(label), fontsize=9)
+        ax.set_xlabel("tax year")
+        ax.set_ylabel("social welfare (objective)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for j in range(len(groups), rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    fig.tight_layout()
+    return to_png_base64(fig)
+
+
+def overlay(data: SweepData, column: str, ylabel: str, scale: float = 1.0) -> str:
+    """Every setting's mean of ``column`` by year with its 95 % band, on one axis."""
+    fig, ax = _subplots(figsize=(9, 4.2))
+    for i, (label, group) in enumerate(_groups(data)):
+        scaled = group.assign(**{column: pd.to_numeric(group[column], errors="coerce") * scale})
+        _band_plot(ax, scaled, column, i, label)
+    ax.set_xlabel("tax year")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return to_png_base64(fig)
+
+
+def _fmt_interval(row: Any, metric: str) -> str:
+    mean = row.get(metric)
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    scale = 100.0 if metric == "gain_closed" else 1.0
+    unit = " %" if metric == "gain_closed" else ""
+
+    def f(v: float) -> str:
+        v = v * scale
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+    lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return f(float(mean)) + unit
+    return f"{f(float(mean))}{unit} [{f(float(lo))}, {f(float(hi))}]"
+
+
+def render_sweep_report(data: SweepData, title: str | None = None) -> str:
+    """The HTML page of a sweep (self-contained: figures embedded)."""
+    by = data.by
+    title = title or f"llmecon sweep {data.path.name}"
+    records = data.table.to_dict("records") if not data.table.empty else []
+    summary = table(
+        [*by, "seeds", "failed", *SUMMARY_METRICS.values()],
+        [
+            [
+                *(str(r[c]) for c in by),
+                int(r["n"]),
+                int(r["failed"]),
+                *(_fmt_interval(r, m) for m in SUMMARY_METRICS),
+            ]
+            for r in records
+        ],
+    )
+    parts: list[Markup] = [
+        section(
+            "summary",
+            "Settings",
+            paragraph(
+                f"{len(data.cells)} cells; per setting the mean across seeds and its 95 % "
+                "Student-t interval [low, high] (none with one seed). Gain closed = "
+                "(W − W_none) / (W_oracle − W_none) of the final year."
+            ),
+            summary,
+        )
+    ]
+    nav = [("summary", "Settings")]
+    if not data.years.empty:
+        parts.append(
+            section(
+                "swf",
+                "Welfare by year, per setting",
+                paragraph("Thin lines: each seed; thick: their mean, shaded: its 95 % band."),
+                image(swf_by_setting(data), "SWF by year per setting with 95 % bands"),
+            )
+        )
+        nav.append(("swf", "Welfare"))
+        if "gain_closed" in data.years and data.years["gain_closed"].notna().any():
+            parts.append(
+                section(
+                    "gain",
+                    "Gain closed by year",
+                    image(
+                        overlay(data, "gain_closed", "gain closed (%)", 100.0),
+                        "gain closed by year per setting with 95 % bands",
+                    ),
+                )
+            )
+            nav.append(("gain", "Gain closed"))
+    cell_cols = [c for c in ("final_swf", "gain_closed", "cost_usd") if c in data.cells]
+    cells = table(
+        ["cell", *data.axes, "status", *cell_cols],
+        [
+            [
+                r["cell_id"],
+                *(str(r.get(a)) for a in data.axes),
+                r.get("status"),
+                *(r.get(c) for c in cell_cols),
+            ]
+            for r in data.cells.to_dict("records")
+        ],
+    )
+    parts.append(section("cells", "Cells", cells))
+    nav.append(("cells", "Cells"))
+    return page(title, nav, parts)

@@ -1,0 +1,222 @@
+"""Where a sweep's cells run: in this process one after another, in a local process
+pool, or on Ray (a local Ray started on demand, or an existing cluster).
+
+A backend only executes :func:`~llmecon.sweeps.cell.run_cell` on the tasks it is given
+and hands back their result dicts; the sweep engine decides what to start when (at most
+:attr:`Backend.slots` cells in flight, none once the budget is spent). Scheduling across
+machines is Ray's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from llmecon.runs.config import ConfigError
+from llmecon.sweeps.cell import run_cell, run_cell_full
+
+#: What to install for ``--ray``.
+RAY_INSTALL = "pip install 'llmecon[ray]'"
+
+
+def default_jobs() -> int:
+    """Cells run at once by default: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _error(task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    return {
+        "cell_id": task["cell_id"],
+        "action": "error",
+        "status": "error",
+        "error": f"{type(exc).__name__}: {exc}",
+        "warnings": [],
+    }
+
+
+class Backend:
+    """Runs cells: :meth:`submit` one, :meth:`wait` for some to finish."""
+
+    name = "backend"
+    slots = 1
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, task: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        """Block until at least one of ``handles`` finished; their (handle, result)."""
+        raise NotImplementedError
+
+    def cancel(self, handles: list[Any]) -> None:
+        """Stop cells in flight (Ctrl-C); their folders stay resumable."""
+
+    def close(self) -> None:
+        pass
+
+
+class SequentialBackend(Backend):
+    """In this process, one cell at a time (``--jobs 1``); keeps each in-memory run's
+    :class:`~llmecon.runs.RunResult` and reports every tax year to ``on_year``."""
+
+    name = "sequential"
+
+    def __init__(self, on_year: Callable[[str, Any], None] | None = None) -> None:
+        self.on_year = on_year
+        self.run_results: dict[str, Any] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+
+    def submit(self, task: dict[str, Any]) -> Any:
+        self.tasks[task["cell_id"]] = task
+        return task["cell_id"]
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        cell_id = handles[0]
+        task = self.tasks.pop(cell_id)
+        hook = None
+        if self.on_year is not None:
+            on_year = self.on_year
+            hook = lambda record: on_year(cell_id, record)  # noqa: E731
+        result, run = run_cell_full(task, hook)
+        if run is not None:
+            self.run_results[cell_id] = run
+        return [(cell_id, result)]
+
+
+class PoolBackend(Backend):
+    """A local process pool (``concurrent.futures``, forkserver start: workers do not
+    inherit the parent's threads or open run logs); ``jobs`` cells at once."""
+
+    name = "pool"
+
+    def __init__(self, jobs: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.slots = jobs
+        method = (
+            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
+
+    def submit(self, task: dict[str, Any]) -> Any:
+        future = self.pool.submit(run_cell, task)
+        future.task = task  # type: ignore[attr-defined]
+        return future
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        from concurrent.futures import FIRST_COMPLETED
+        from concurrent.futures import wait as wait_futures
+
+        done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)
+        out = []
+        for future in done:
+            try:
+                out.append((future, future.result()))
+            except Exception as exc:  # a worker died (BrokenProcessPool, MemoryError, …)
+                out.append((future, _error(future.task, exc)))  # type: ignore[attr-defined]
+        return out
+
+    def cancel(self, handles: list[Any]) -> None:
+        for future in handles:
+            future.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a :class:`ConfigError` saying which extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            f"--ray needs Ray, which is not installed: {RAY_INSTALL} (or pip install 'ray>=2.9')"
+        ) from None
+    return ray
+
+
+class RayBackend(Backend):
+    """Cells as Ray tasks: on the cluster at ``address``, or on a local Ray started
+    here with ``jobs`` CPUs (shut down when the sweep ends). An already initialised
+    Ray (``ray.init`` by the caller) is used as it is and left running.
+
+    On a cluster the sweep folder must be on a filesystem every node sees at the same
+    path (each cell writes its own run folder)."""
+
+    name = "ray"
+
+    def __init__(self, jobs: int | None, address: str | None = None) -> None:
+        ray = import_ray()
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {
+                "log_to_driver": False,
+                "logging_level": logging.WARNING,
+                "include_dashboard": False,
+            }
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=jobs or default_jobs(), **kwargs)
+            self.started = True
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.slots = jobs or max(1, cpus)
+        self.remote = ray.remote(num_cpus=1, max_retries=0)(run_cell)
+        self.tasks: dict[Any, dict[str, Any]] = {}
+
+    def submit(self, task: dict[str, Any]) -> Any:
+        ref = self.remote.remote(task)
+        self.tasks[ref] = task
+        return ref
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        done, _ = self.ray.wait(handles, num_returns=1)
+        out = []
+        for ref in done:
+            task = self.tasks.pop(ref)
+            try:
+                out.append((ref, self.ray.get(ref)))
+            except Exception as exc:  # the task's worker died, or Ray failed it
+                out.append((ref, _error(task, exc)))
+        return out
+
+    def cancel(self, handles: list[Any]) -> None:
+        import contextlib
+
+        for ref in handles:
+            with contextlib.suppress(Exception):  # already finished
+                self.ray.cancel(ref)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+
+def make_backend(
+    jobs: int | None,
+    *,
+    ray: bool = False,
+    ray_address: str | None = None,
+    on_year: Callable[[str, Any], None] | None = None,
+) -> Backend:
+    """Ray when asked (``ray`` or an address), a process pool for ``jobs`` > 1, else
+    this process."""
+    if ray or ray_address:
+        return RayBackend(jobs, ray_address)
+    if jobs is not None and jobs > 1:
+        return PoolBackend(jobs)
+    return SequentialBackend(on_year)

@@ -1,0 +1,259 @@
+"""One cell of a sweep: run it (or resume it, or skip it when it completed) and say
+how it went as a small dict that crosses process boundaries (pool, Ray) cheaply.
+
+:func:`run_cell` is what every backend calls; it never raises for a failed run (the
+result says ``status``, ``error``), only for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llmecon.economy import gain_closed
+from llmecon.runs.events import RunCompleted, RunStarted
+from llmecon.runs.log import EVENTS_NAME, MANIFEST_NAME, RunLogError
+from llmecon.runs.loop import RunResult, years_row
+from llmecon.runs.restore import RestoredRun, restore_run
+
+#: Folder of a sweep where cell folders of runs that never started are moved.
+ABORTED_NAME = ".aborted"
+
+#: The metrics of a cell (its final year, its summary), in the order tables show them.
+CELL_METRICS = (
+    "gain_closed",
+    "final_swf",
+    "best_swf",
+    "pct_of_oracle",
+    "revenue_per_worker_usd",
+    "mean_weekly_hours",
+    "gini_income",
+    "cost_usd",
+    "fallbacks",
+    "fallback_share",
+)
+
+YearHook = Callable[[Any], None]
+
+
+def cell_metrics(
+    status: str,
+    years: list[dict[str, float]],
+    summary: dict[str, Any],
+    *,
+    agents: int,
+    fallbacks: int,
+    decisions: int,
+    cost_usd: float,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """A cell's result from its years' metrics (``YearMetrics.to_dict()`` each) and its
+    run summary: the same numbers whether read from a run folder or a run in memory."""
+    out: dict[str, Any] = {
+        "status": status,
+        "error": error,
+        "years_completed": len(years),
+        "fallbacks": fallbacks,
+        "fallback_share": fallbacks / decisions if decisions else 0.0,
+        "cost_usd": cost_usd,
+        "calls": summary.get("calls", 0),
+    }
+    for key in ("none_swf", "status_quo_swf", "oracle_swf"):
+        out[key] = summary.get(key)
+    out["oracle_rates"] = summary.get("oracle_rates")
+    if not years:
+        return {**{m: None for m in CELL_METRICS}, **out}
+    final = years[-1]
+    swfs = [float(y["swf"]) for y in years]
+    out["final_swf"] = swfs[-1]
+    out["best_swf"] = max(swfs)
+    out["gain_closed"] = gain_closed(swfs[-1], out["none_swf"], out["oracle_swf"])
+    oracle = out["oracle_swf"]
+    out["pct_of_oracle"] = 100.0 * swfs[-1] / oracle if oracle else None
+    out["revenue_per_worker_usd"] = float(final["revenue_usd"]) / agents if agents else None
+    out["mean_weekly_hours"] = float(final["mean_weekly_hours"])
+    out["gini_income"] = float(final["gini_income"])
+    return out
+
+
+def folder_state(run_dir: Path) -> str:
+    """``new`` (no folder), ``aborted`` (a folder whose run never started: no manifest,
+    or no ``run_started`` event), ``completed``, or ``unfinished``."""
+    if not run_dir.exists():
+        return "new"
+    events = run_dir / EVENTS_NAME
+    if not (run_dir / MANIFEST_NAME).is_file() or not events.is_file():
+        return "aborted"
+    if events.stat().st_size == 0:
+        return "aborted"
+    run = restore_run(run_dir, tolerant=True)
+    if not any(isinstance(e, RunStarted) for e in run.events):
+        return "aborted"
+    return "completed" if run.status == "completed" else "unfinished"
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Move the folder of a run that never started to ``<sweep>/.aborted/`` (never
+    deleted), so the cell can start afresh."""
+    aside = run_dir.parent / ABORTED_NAME
+    aside.mkdir(exist_ok=True)
+    n = 1
+    while (aside / f"{run_dir.name}-{n}").exists():
+        n += 1
+    target = aside / f"{run_dir.name}-{n}"
+    shutil.move(str(run_dir), str(target))
+    return target
+
+
+def restored_metrics(run: RestoredRun) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A run folder's cell result and its per-year rows (``years_row`` of each year)."""
+    ends = [e for e in run.events if isinstance(e, RunCompleted)]
+    summary = dict(ends[-1].summary) if ends else {}
+    error = ends[-1].error if ends else "killed (no run_completed event)"
+    fallbacks, decisions, spent = run.counts()
+    agents = int(run.manifest.config.get("agents") or 0)
+    years = [y.metrics for y in run.years]
+    result = cell_metrics(
+        run.status,
+        years,
+        summary,
+        agents=agents,
+        fallbacks=fallbacks,
+        decisions=decisions,
+        cost_usd=spent,
+        error=None if run.status == "completed" else error,
+    )
+    rows = []
+    for y in run.years:
+        row: dict[str, Any] = {"year": y.year, "source": y.source, **y.metrics}
+        for b, rate in enumerate(y.schedule.rates):
+            row[f"rate_{b}"] = rate
+        row["gain_closed"] = gain_closed(
+            float(y.metrics["swf"]), result["none_swf"], result["oracle_swf"]
+        )
+        rows.append(row)
+    return result, rows
+
+
+def folder_result(run_dir: Path) -> dict[str, Any]:
+    """The cell result of a run folder (tolerant reader: any run of this format)."""
+    return restored_metrics(restore_run(run_dir, tolerant=True))[0]
+
+
+def result_of_run(result: RunResult) -> dict[str, Any]:
+    """The cell result of a run in memory (no folder)."""
+    summary = result.summary
+    return cell_metrics(
+        result.status,
+        [r.metrics.to_dict() for r in result.records],
+        summary,
+        agents=int(result.config.agents or 0),
+        fallbacks=result.fallbacks,
+        decisions=int(summary.get("decisions") or 0),
+        cost_usd=float(summary.get("cost_usd") or 0.0),
+        error=result.error,
+    )
+
+
+def memory_years(result: RunResult) -> list[dict[str, Any]]:
+    """Per-year rows of a run in memory, as :func:`restored_metrics` gives them."""
+    summary = result.summary
+    rows = []
+    for record in result.records:
+        row = years_row(record)
+        row["gain_closed"] = gain_closed(
+            record.metrics.swf, summary.get("none_swf"), summary.get("oracle_swf")
+        )
+        rows.append(row)
+    return rows
+
+
+def _progress(hook: YearHook | None) -> Callable[[Any, dict[str, Any]], None] | None:
+    if hook is None:
+        return None
+    return lambda record, stats: hook(record)
+
+
+def _run(task: dict[str, Any], on_year: YearHook | None) -> tuple[dict[str, Any], Any]:
+    from llmecon.runs import RunFailedError, build_config, build_simulation
+    from llmecon.runs.resume import resume_run
+
+    budget = task.get("budget")
+    if task.get("run_dir") is None:  # in memory: nothing to skip or resume
+        config = build_config(None, {**task["config"], "max_cost": budget})
+        sim = build_simulation(config, write_log=False)
+        try:
+            result = sim.run(_progress(on_year))
+        except RunFailedError as exc:
+            result = exc.result
+        return {"action": "ran", **result_of_run(result)}, result
+    run_dir = Path(task["run_dir"])
+    state = folder_state(run_dir)
+    if state == "completed":
+        return {"action": "skipped", **folder_result(run_dir)}, None
+    if state == "aborted":
+        set_aside(run_dir)
+        state = "new"
+    if state == "new":
+        settings = {
+            **task["config"],
+            "run_id": run_dir.name,
+            "out": str(run_dir.parent),
+            "max_cost": budget,
+        }
+        sim = build_simulation(build_config(None, settings))
+        action = "ran"
+    else:
+        overrides = dict(task.get("operational") or {})
+        if budget is not None:  # a resumed run's budget counts what it spent before
+            overrides["max_cost"] = restore_run(run_dir).counts()[2] + budget
+        sim = resume_run(run_dir, overrides)
+        action = "resumed"
+    with contextlib.suppress(RunFailedError):  # recorded in the folder: status failed
+        sim.run(_progress(on_year))
+    return {"action": action, **folder_result(run_dir)}, None
+
+
+def run_cell(task: dict[str, Any], on_year: YearHook | None = None) -> dict[str, Any]:
+    """Run one cell (``task``: ``cell_id``, ``run_dir`` (``None``: in memory),
+    ``config`` (its ``RunConfig`` fields), ``operational`` (overrides for a resume),
+    ``budget`` (USD this cell may spend, or ``None``)) and return its result dict:
+    ``action`` (``ran``, ``resumed``, ``skipped``), ``status``, the metrics of
+    :data:`CELL_METRICS`, ``wall_s``, ``pid``, ``warnings``."""
+    return run_cell_full(task, on_year)[0]
+
+
+def run_cell_full(
+    task: dict[str, Any], on_year: YearHook | None = None
+) -> tuple[dict[str, Any], RunResult | None]:
+    """:func:`run_cell`, also returning the :class:`RunResult` of a run in memory."""
+    from llmecon.runs import ConfigError
+
+    start = time.perf_counter()
+    result: RunResult | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out, result = _run(task, on_year)
+        except (ConfigError, RunLogError, ValueError, OSError) as exc:
+            out = {"action": "error", "status": "error", "error": str(exc)}
+        except Exception as exc:  # any other failure is this cell's, not the sweep's
+            out = {"action": "error", "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    messages: list[str] = []
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if text not in messages:
+            messages.append(text)
+    out.update(
+        cell_id=task["cell_id"],
+        wall_s=time.perf_counter() - start,
+        pid=os.getpid(),
+        warnings=messages[:5],
+    )
+    return out, result

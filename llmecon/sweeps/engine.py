@@ -1,0 +1,295 @@
+"""Run a sweep: write its folder and manifest, skip completed cells, resume unfinished
+ones, start the rest on a backend within the budget, and tabulate the results."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from llmecon._files import atomic_write_text
+from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
+from llmecon.runs.log import RunLogError, package_versions, utc_now
+from llmecon.runs.loop import RunResult
+from llmecon.sweeps.backends import Backend, make_backend
+from llmecon.sweeps.cell import folder_result, folder_state
+from llmecon.sweeps.results import (
+    CELLS_NAME,
+    RESULTS_NAME,
+    SWEEP_MANIFEST,
+    read_sweep_manifest,
+    setting_columns,
+    summarize,
+)
+from llmecon.sweeps.spec import Cell, SweepSpec
+
+#: Version of ``sweep.json``.
+SWEEP_FORMAT = 1
+
+#: Fields holding paths: made absolute for the cells (a pool or Ray worker may start
+#: elsewhere); ``default``/``synthetic`` personas are names, not paths.
+_PATH_FIELDS = ("personas", "prompts", "cache_dir")
+
+
+class SweepProgress:
+    """What a sweep reports as it goes (override what you need; every method is a
+    no-op here). ``year`` is called only by the in-process backend."""
+
+    def start(self, cells: list[Cell], skipped: int, spent_usd: float) -> None:
+        pass
+
+    def cell_started(self, cell: Cell) -> None:
+        pass
+
+    def cell_finished(self, cell: Cell, result: dict[str, Any]) -> None:
+        pass
+
+    def year(self, cell_id: str, record: Any) -> None:
+        pass
+
+
+@dataclass
+class SweepResult:
+    """What a sweep produced."""
+
+    directory: Path | None
+    """The sweep folder (``None`` for a sweep in memory)."""
+    cells: pd.DataFrame
+    """One row per cell of this sweep: ``cell_id``, settings, ``action`` (``ran``,
+    ``resumed``, ``skipped``, ``not_started``, ``error``), ``status``, metrics,
+    ``wall_s``."""
+    table: pd.DataFrame
+    """One row per setting: means and 95 % intervals across seeds."""
+    status: str
+    """``completed`` (every cell), ``failed`` (a cell failed), ``budget_exceeded`` or
+    ``deadline_exceeded`` (cells stopped early or not started)."""
+    backend: str
+    wall_s: float
+    cost_usd: float
+    """What the sweep's cells spent in all (earlier sessions included)."""
+    by: list[str] = field(default_factory=list)
+    """The setting columns of :attr:`table`."""
+    results: dict[str, RunResult] = field(default_factory=dict)
+    """Cell id -> its :class:`RunResult`, for cells run in memory in this process."""
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "completed"
+
+
+def _absolute(config: dict[str, Any]) -> dict[str, Any]:
+    out = dict(config)
+    for name in _PATH_FIELDS:
+        value = out.get(name)
+        if value and not (name == "personas" and value in ("default", "synthetic")):
+            out[name] = os.path.abspath(str(value))
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
+    """Create or update ``sweep.json``. A folder holding another sweep (other base
+    settings) is refused; the same sweep with more cells (say more seeds) adds them."""
+    file = directory / SWEEP_MANIFEST
+    identity = _jsonable(spec.base_identity())
+    entries = [{"cell_id": c.cell_id, "settings": _jsonable(c.settings)} for c in cells]
+    axes = spec.varying
+    now = utc_now()
+    if file.exists():
+        old = read_sweep_manifest(directory)
+        if old.get("base_identity") != identity:
+            raise ConfigError(
+                f"{directory} holds another sweep (its base settings differ: "
+                f"{old.get('base_identity')} here, {identity} now); give this one another "
+                "--name or --out"
+            )
+        known = {e["cell_id"] for e in old["cells"]}
+        entries = old["cells"] + [e for e in entries if e["cell_id"] not in known]
+        axes = list(dict.fromkeys([*old.get("axes", []), *axes]))
+        created = old.get("created", now)
+    else:
+        created = now
+    manifest = {
+        "format": SWEEP_FORMAT,
+        "kind": "llmecon-sweep",
+        "name": directory.name,
+        "created": created,
+        "updated": now,
+        "base": _jsonable({k: v for k, v in spec.base.items() if v is not None}),
+        "base_identity": identity,
+        "grid": _jsonable(spec.grid),
+        "list": _jsonable(spec.cells),
+        "axes": axes,
+        "max_cost": spec.max_cost,
+        "cells": entries,
+        "package_versions": package_versions(),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(file, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def overall_status(results: list[dict[str, Any]]) -> str:
+    statuses = [r.get("status") for r in results]
+    if any(s in ("failed", "error", "interrupted", "killed", "unreadable") for s in statuses):
+        return "failed"
+    if any(s == "deadline_exceeded" for s in statuses):
+        return "deadline_exceeded"
+    if any(s != "completed" for s in statuses):
+        return "budget_exceeded"
+    return "completed"
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    jobs: int | None = 1,
+    ray: bool = False,
+    ray_address: str | None = None,
+    write_log: bool = True,
+    progress: SweepProgress | None = None,
+    backend: Backend | None = None,
+) -> SweepResult:
+    """Run every cell of ``spec`` not yet completed and return the :class:`SweepResult`.
+
+    With ``write_log`` (default) each cell is an ordinary run folder
+    ``<out>/<sweep>/<cell-id>/`` and ``sweep.json`` lists the cells: completed cells are
+    skipped, unfinished ones resumed (:func:`~llmecon.runs.resume.resume_run`), so a
+    killed sweep loses at most the cells in flight. Without it the cells run in memory.
+
+    ``spec.max_cost`` bounds the whole sweep: each cell starts with what is left as its
+    own ``max_cost`` (a resumed cell: what it spent before plus what is left), and no
+    cell starts once it is spent. Cells in flight are counted when they finish, so with
+    N cells at once the sweep can overshoot by what they spend beyond the remainder.
+    """
+    progress = progress or SweepProgress()
+    start = time.perf_counter()
+    if (ray or ray_address) and backend is None:
+        from llmecon.sweeps.backends import import_ray
+
+        import_ray()  # before anything is written: say which extra to install
+    cells = spec.expand()
+    by_id = {c.cell_id: c for c in cells}
+    directory = spec.directory(cells) if write_log else None
+    if directory is not None:
+        write_manifest(directory, spec, cells)
+    operational = {k: v for k, v in spec.base.items() if k in OPERATIONAL_FIELDS and v is not None}
+    done: dict[str, dict[str, Any]] = {}
+    spent_before: dict[str, float] = {}
+    queue: deque[dict[str, Any]] = deque()
+    for cell in cells:
+        run_dir = directory / cell.cell_id if directory is not None else None
+        task: dict[str, Any] = {
+            "cell_id": cell.cell_id,
+            "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
+            "config": _absolute(cell.config),
+            "operational": operational,
+        }
+        if run_dir is not None:
+            try:
+                state = folder_state(run_dir)
+                if state == "completed":
+                    done[cell.cell_id] = {"action": "skipped", **folder_result(run_dir)}
+                    spent_before[cell.cell_id] = float(done[cell.cell_id]["cost_usd"] or 0.0)
+                    continue
+                if state == "unfinished":
+                    spent_before[cell.cell_id] = float(folder_result(run_dir)["cost_usd"] or 0)
+            except RunLogError as exc:
+                done[cell.cell_id] = {"action": "error", "status": "error", "error": str(exc)}
+                continue
+        queue.append(task)
+    spent = sum(spent_before.values())
+    progress.start(cells, len(done), spent)
+    for cell_id, result in done.items():
+        progress.cell_finished(by_id[cell_id], result)
+    budget = spec.max_cost
+    owned = backend is None
+    if backend is None and queue:
+        backend = make_backend(
+            min(jobs or 1, len(queue)) if not (ray or ray_address) else jobs,
+            ray=ray,
+            ray_address=ray_address,
+            on_year=progress.year,
+        )
+    inflight: dict[Any, dict[str, Any]] = {}
+    try:
+        while queue or inflight:
+            while queue and backend is not None and len(inflight) < backend.slots:
+                if budget is not None and spent >= budget:
+                    for task in queue:
+                        result = {
+                            "cell_id": task["cell_id"],
+                            "action": "not_started",
+                            "status": "budget_exceeded",
+                            "error": f"the sweep's budget of ${budget:g} was spent",
+                        }
+                        done[task["cell_id"]] = result
+                        progress.cell_finished(by_id[task["cell_id"]], result)
+                    queue.clear()
+                    break
+                task = queue.popleft()
+                task["budget"] = None if budget is None else budget - spent
+                inflight[backend.submit(task)] = task
+                progress.cell_started(by_id[task["cell_id"]])
+            if not inflight or backend is None:
+                break
+            for handle, result in backend.wait(list(inflight)):
+                task = inflight.pop(handle)
+                cell_id = task["cell_id"]
+                cost = float(result.get("cost_usd") or 0.0)
+                spent += max(0.0, cost - spent_before.get(cell_id, 0.0))
+                done[cell_id] = result
+                progress.cell_finished(by_id[cell_id], result)
+    except BaseException:
+        if backend is not None:
+            backend.cancel(list(inflight))
+        raise
+    finally:
+        if backend is not None and owned:
+            backend.close()
+    results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
+    table_cells = cells_frame(cells, results, spec.varying)
+    by = setting_columns(table_cells, spec.varying)
+    table = summarize(table_cells, by)
+    costs = table_cells["cost_usd"] if "cost_usd" in table_cells else pd.Series(dtype=float)
+    total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
+    if directory is not None:
+        atomic_write_text(directory / RESULTS_NAME, table.to_csv(index=False))
+        atomic_write_text(directory / CELLS_NAME, table_cells.to_csv(index=False))
+    run_results = getattr(backend, "run_results", {}) if backend is not None else {}
+    return SweepResult(
+        directory,
+        table_cells,
+        table,
+        overall_status(results),
+        backend.name if backend is not None else "none",
+        time.perf_counter() - start,
+        total,
+        by,
+        dict(run_results),
+    )
+
+
+#: Columns of a cell's result that are not tables' (lists, process details).
+_DROP = ("oracle_rates", "warnings", "pid")
+
+
+def cells_frame(cells: list[Cell], results: list[dict[str, Any]], axes: list[str]) -> pd.DataFrame:
+    """One row per cell: id, settings (every axis, plus planner and seed), result."""
+    keys = list(dict.fromkeys([*axes, "planner", "seed"]))
+    rows = []
+    for cell, result in zip(cells, results, strict=True):
+        row: dict[str, Any] = {"cell_id": cell.cell_id}
+        row.update({k: cell.settings.get(k, cell.config.get(k)) for k in keys})
+        row.update({k: v for k, v in result.items() if k not in _DROP and k != "cell_id"})
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,198 @@
+"""A sweep's results: per-setting means with t-based 95 % intervals across seeds, and
+:func:`load_sweep` (a sweep folder as tidy DataFrames)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmecon.runs.log import RunLogError
+from llmecon.runs.restore import restore_run
+from llmecon.sweeps.cell import restored_metrics
+
+#: The sweep manifest in a sweep folder.
+SWEEP_MANIFEST = "sweep.json"
+#: The per-setting table and the per-cell table a sweep writes next to its manifest.
+RESULTS_NAME = "results.csv"
+CELLS_NAME = "cells.csv"
+
+#: Metrics summarised per setting: column -> how tables label it.
+SUMMARY_METRICS: dict[str, str] = {
+    "gain_closed": "gain closed",
+    "final_swf": "final SWF",
+    "best_swf": "best SWF",
+    "revenue_per_worker_usd": "revenue/worker",
+    "mean_weekly_hours": "mean hours",
+    "gini_income": "Gini (income)",
+    "cost_usd": "cost",
+    "fallbacks": "fallbacks",
+}
+
+#: Confidence level of the intervals.
+LEVEL = 0.95
+
+
+def interval(values: Iterable[float | None], level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of the finite ``values`` and its two-sided ``level``
+    Student-t interval, mean ± t(1 − (1 − level)/2, n − 1) · s / √n (``s`` the sample
+    standard deviation). With one value the bounds are NaN (no spread to measure);
+    with none, everything is NaN."""
+    from scipy.stats import t
+
+    x = np.asarray(
+        [float(v) for v in values if v is not None and math.isfinite(float(v))], dtype=float
+    )
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def setting_columns(cells: pd.DataFrame, axes: Sequence[str]) -> list[str]:
+    """The columns that define a setting: the sweep's axes but the seed, those present
+    (``planner`` always, first)."""
+    cols = [a for a in axes if a != "seed" and a in cells.columns]
+    if "planner" in cells.columns and "planner" not in cols:
+        cols.insert(0, "planner")
+    return cols
+
+
+def summarize(
+    cells: pd.DataFrame,
+    by: Sequence[str],
+    metrics: Sequence[str] = tuple(SUMMARY_METRICS),
+    level: float = LEVEL,
+) -> pd.DataFrame:
+    """One row per setting (the distinct values of ``by``, in order of first
+    appearance): ``n`` completed cells (seeds), ``failed`` (cells that did not
+    complete), and for each metric its mean across the completed cells with ``_lo`` and
+    ``_hi``, the bounds of its ``level`` t-interval (:func:`interval`)."""
+    by = list(by)
+    if cells.empty:
+        return pd.DataFrame(columns=[*by, "n", "failed"])
+    keys = cells[by].astype(str).agg("\x1f".join, axis=1) if by else pd.Series("", cells.index)
+    rows = []
+    for key in dict.fromkeys(keys):
+        group = cells[keys == key]
+        done = group[group["status"] == "completed"] if "status" in group else group
+        row: dict[str, Any] = {c: group.iloc[0][c] for c in by}
+        row["n"] = len(done)
+        row["failed"] = len(group) - len(done)
+        for metric in metrics:
+            values = done[metric].tolist() if metric in done else []
+            mean, lo, hi = interval(values, level)
+            row[metric] = mean
+            row[f"{metric}_lo"] = lo
+            row[f"{metric}_hi"] = hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def read_sweep_manifest(path: str | Path) -> dict[str, Any]:
+    """The ``sweep.json`` of a sweep folder; :class:`RunLogError` when it is not one."""
+    directory = Path(path)
+    file = directory / SWEEP_MANIFEST
+    if not file.is_file():
+        raise RunLogError(f"{directory} is not a sweep folder (no {SWEEP_MANIFEST})")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunLogError(f"{file}: not a valid sweep manifest ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise RunLogError(f"{file}: not a valid sweep manifest (no list of cells)")
+    return data
+
+
+def is_sweep_folder(path: str | Path) -> bool:
+    return (Path(path) / SWEEP_MANIFEST).is_file()
+
+
+@dataclass
+class SweepData:
+    """A sweep folder as DataFrames (:func:`load_sweep`)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    cells: pd.DataFrame
+    """One row per cell: ``cell_id``, the settings as columns, ``status``, the final
+    and best SWF, gain closed, revenue per worker, hours, Gini, cost, fallbacks, …"""
+    years: pd.DataFrame
+    """One row per cell × completed year: ``cell_id``, the settings as columns, then
+    the year's metrics (``swf``, every SWF, revenue, hours, Gini, …), ``rate_0`` … and
+    ``gain_closed`` (that year's share of the no-tax → oracle gain). A setting named
+    like a metric is ``<name>_setting`` here: the ``swf`` axis is ``swf_setting``, and
+    ``swf`` the objective's value."""
+    table: pd.DataFrame
+    """One row per setting: means and 95 % intervals across seeds (:func:`summarize`)."""
+    axes: list[str] = field(default_factory=list)
+    """The settings that vary between cells (the setting columns, with ``seed``)."""
+
+    @property
+    def by(self) -> list[str]:
+        """The columns of :attr:`cells` that define a setting (every axis but the seed)."""
+        return setting_columns(self.cells, self.axes)
+
+    @property
+    def years_by(self) -> list[str]:
+        """:attr:`by` as columns of :attr:`years` (``swf`` -> ``swf_setting``)."""
+        return [year_column(c) for c in self.by]
+
+
+#: Per-year columns a setting's column must not replace (``swf`` is the objective's value).
+_YEAR_METRICS = ("swf", "year", "source", "gain_closed")
+
+
+def year_column(setting: str) -> str:
+    """The column of the setting ``setting`` in :attr:`SweepData.years`."""
+    from llmecon.economy.welfare import swf_names
+
+    taken = {*_YEAR_METRICS, *swf_names()}
+    return f"{setting}_setting" if setting in taken or setting.startswith("rate_") else setting
+
+
+def load_sweep(path: str | Path) -> SweepData:
+    """Load the sweep folder ``path`` (``sweep.json`` and its cells' run folders).
+
+    Cells whose folder is missing (not started) have status ``not_started``; each
+    present cell is read from its own log, like :func:`llmecon.load_run`.
+    """
+    directory = Path(path)
+    manifest = read_sweep_manifest(directory)
+    axes = list(manifest.get("axes") or [])
+    for key in ("planner", "seed"):
+        if key not in axes:
+            axes.append(key)
+    cell_rows: list[dict[str, Any]] = []
+    year_rows: list[dict[str, Any]] = []
+    for entry in manifest["cells"]:
+        cell_id = str(entry["cell_id"])
+        settings = dict(entry.get("settings") or {})
+        head = {"cell_id": cell_id, **{a: settings.get(a) for a in axes}}
+        year_head = {"cell_id": cell_id, **{year_column(a): settings.get(a) for a in axes}}
+        run_dir = directory / cell_id
+        if not (run_dir / "events.jsonl").is_file():
+            cell_rows.append({**head, "status": "not_started"})
+            continue
+        try:
+            result, years = restored_metrics(restore_run(run_dir, tolerant=True))
+        except RunLogError as exc:
+            cell_rows.append({**head, "status": "unreadable", "error": str(exc)})
+            continue
+        result.pop("oracle_rates", None)
+        cell_rows.append({**head, **result})
+        year_rows.extend({**year_head, **row} for row in years)
+    cells = pd.DataFrame(cell_rows)
+    years_df = pd.DataFrame(year_rows)
+    table = summarize(cells, setting_columns(cells, axes)) if not cells.empty else pd.DataFrame()
+    return SweepData(directory, manifest, cells, years_df, table, axes)

@@ -1,0 +1,258 @@
+"""What a sweep runs: base settings, a grid and/or a list of cells, expanded into cells
+with deterministic ids (docs/sweeps.md).
+
+A cell is one ordinary run. Its id is ``<planner>-s<seed>-<hash>``: the hash is the
+first 8 hex digits of the sha256 of every setting that changes what the run computes
+(the resolved :class:`~llmecon.runs.RunConfig`, seed, output folder and the run-wide
+operational settings left out), so the cells of one setting share a hash across seeds,
+and the same sweep always names its cells the same: a re-run finds them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from llmecon.runs.config import (
+    OPERATIONAL_FIELDS,
+    RUN_ID_PATTERN,
+    ConfigError,
+    RunConfig,
+    read_config_file,
+)
+
+#: Settings a sweep sets itself: never a base setting, an axis or a list entry.
+SWEEP_OWNED = ("run_id", "out")
+#: Settings that cannot vary between cells (``max_cost`` is the whole sweep's budget).
+NOT_AXES = (*SWEEP_OWNED, "max_cost")
+#: Fields whose values hold commas themselves: their values are separated by ``;``.
+SEMICOLON_FIELDS = ("brackets", "price")
+#: Keys of a sweep file besides ``RunConfig`` fields.
+SWEEP_FILE_KEYS = ("grid", "cells", "name", "max_cost")
+
+
+def parse_seeds(text: str | int | Sequence[Any]) -> list[int]:
+    """Seeds from ``"0-9"``, ``"0,3,5-7"``, an int or a list (of ints or such strings)."""
+    if isinstance(text, bool):
+        raise ConfigError(f"seeds: {text!r} is not a seed")
+    if isinstance(text, int):
+        return [text]
+    if not isinstance(text, str):
+        return [s for item in text for s in parse_seeds(item)]
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)\s*(?:-|\.\.)\s*(\d+)", part)
+        if m:
+            lo, hi = int(m[1]), int(m[2])
+            if hi < lo:
+                raise ConfigError(f"seeds: {part!r} is an empty range (write low-high)")
+            seeds.extend(range(lo, hi + 1))
+        elif part.isdigit():
+            seeds.append(int(part))
+        else:
+            raise ConfigError(f"seeds: {part!r} is not a seed or a range (e.g. 0-9 or 0,3,5-7)")
+    if not seeds:
+        raise ConfigError("seeds: no seed given")
+    return seeds
+
+
+def split_values(name: str, text: str) -> list[str]:
+    """The values of one command-line option: comma-separated (``;`` for fields whose
+    values hold commas: a bracket set of edges, a price)."""
+    sep = ";" if name in SEMICOLON_FIELDS else ","
+    values = [v.strip() for v in text.split(sep)]
+    return [v for v in values if v]
+
+
+def _safe(text: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip(".-_")
+    return cleaned[:60] or "run"
+
+
+def short_hash(data: Any, n: int = 8) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a sweep."""
+
+    cell_id: str
+    settings: dict[str, Any]
+    """The cell's own values (its point on the grid and its list entry), validated."""
+    config: dict[str, Any]
+    """Base settings with the cell's on top: the ``RunConfig`` fields of its run."""
+
+
+def _validate(data: Mapping[str, Any], origin: str) -> RunConfig:
+    try:
+        return RunConfig(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid sweep settings ({origin}): {problems}") from None
+    except TypeError as exc:
+        raise ConfigError(f"invalid sweep settings ({origin}): {exc}") from None
+
+
+def identity(config: RunConfig, varying: Iterable[str] = ()) -> dict[str, Any]:
+    """The settings that say what a cell computes: the resolved config without its
+    seed, output folder, run id and run-wide operational settings (an operational
+    setting that is an axis of the sweep stays: it tells cells apart)."""
+    data = config.resolved().model_dump(mode="json")
+    keep = set(varying) - {"seed"}
+    for name in (*SWEEP_OWNED, "seed", *OPERATIONAL_FIELDS):
+        if name not in keep:
+            data.pop(name, None)
+    return data
+
+
+@dataclass
+class SweepSpec:
+    """A sweep: ``base`` settings for every cell, a ``grid`` (field -> values, crossed)
+    and/or a list of ``cells`` (each a mapping of fields, crossed with the grid).
+
+    ``name`` is the sweep folder inside ``out`` (default: ``sweep-<hash of the cells>``,
+    so the same sweep finds its folder again); ``max_cost`` the whole sweep's budget.
+    """
+
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    name: str | None = None
+    out: str = "runs"
+    max_cost: float | None = None
+    prefix: str = "sweep"
+    """Start of the default name (``compare`` uses ``compare``)."""
+
+    def __post_init__(self) -> None:
+        for key in SWEEP_OWNED:
+            if key in self.base:
+                value = self.base.pop(key)
+                if key == "out" and value is not None:
+                    self.out = str(value)
+        if self.base.get("max_cost") is not None:
+            self.max_cost = float(self.base.pop("max_cost"))
+        self.base.pop("max_cost", None)
+        for where, keys in (("grid", self.grid), *(("cells", c) for c in self.cells)):
+            bad = sorted(set(keys) & set(NOT_AXES))
+            if bad:
+                raise ConfigError(
+                    f"sweep {where}: {', '.join(bad)} cannot vary between cells (the sweep "
+                    "names its cells and folder; --max-cost is the whole sweep's budget)"
+                )
+        for key, values in list(self.grid.items()):
+            if key == "seed":
+                self.grid[key] = parse_seeds(values)
+            elif isinstance(values, str | int | float | bool) or values is None:
+                self.grid[key] = [values]
+            else:
+                self.grid[key] = list(values)
+            if not self.grid[key]:
+                raise ConfigError(f"sweep grid: {key} has no values")
+        unknown = sorted(
+            {k for k in (*self.base, *self.grid, *(k for c in self.cells for k in c))}
+            - set(RunConfig.model_fields)
+        )
+        if unknown:
+            raise ConfigError(
+                f"sweep: unknown setting(s) {', '.join(unknown)} (check the spelling; see "
+                "`llmecon run --help`)"
+            )
+        if self.name is not None and not RUN_ID_PATTERN.fullmatch(self.name):
+            raise ConfigError(
+                f"sweep name {self.name!r}: use 1-128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (it names a folder inside --out)"
+            )
+
+    @property
+    def varying(self) -> list[str]:
+        """The fields that vary between cells, in order (grid first, then the list's)."""
+        keys = list(self.grid)
+        for entry in self.cells:
+            keys.extend(k for k in entry if k not in keys)
+        return keys
+
+    def expand(self) -> list[Cell]:
+        """Every cell, in order: list entries outermost, then the grid's axes in order
+        (the last one, usually the seed, varies fastest). Each cell's settings are
+        validated; :class:`ConfigError` names the first invalid one."""
+        entries = self.cells or [{}]
+        axes = list(self.grid)
+        varying = self.varying
+        cells: list[Cell] = []
+        seen: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            for point in itertools.product(*(self.grid[a] for a in axes)):
+                given = {**dict(entry), **dict(zip(axes, point, strict=True))}
+                data = {**self.base, **given}
+                config = _validate(data, ", ".join(f"{k}={v}" for k, v in given.items()))
+                dumped = config.model_dump(mode="json")
+                settings = {k: dumped[k] for k in given}
+                if "planner" not in settings:
+                    settings = {"planner": config.planner, **settings}
+                if "seed" not in settings:
+                    settings["seed"] = config.seed
+                digest = short_hash(identity(config, varying))
+                cell_id = f"{_safe(config.planner)}-s{config.seed}-{digest}"
+                if cell_id in seen:
+                    if seen[cell_id] == settings:
+                        continue  # the same cell listed twice: run it once
+                    raise ConfigError(
+                        f"sweep: two cells compute the same run ({cell_id}: {seen[cell_id]} "
+                        f"and {settings})"
+                    )
+                seen[cell_id] = settings
+                cells.append(Cell(cell_id, settings, {k: dumped[k] for k in data}))
+        if not cells:
+            raise ConfigError("sweep: no cells (an axis has no values)")
+        return cells
+
+    def sweep_name(self, cells: Sequence[Cell] | None = None) -> str:
+        """The sweep folder's name: ``name``, or ``<prefix>-<hash of the cell ids>``."""
+        if self.name:
+            return self.name
+        ids = sorted(c.cell_id for c in (cells if cells is not None else self.expand()))
+        return f"{self.prefix}-{short_hash(ids)}"
+
+    def directory(self, cells: Sequence[Cell] | None = None) -> Path:
+        return Path(self.out) / self.sweep_name(cells)
+
+    def base_identity(self) -> dict[str, Any]:
+        """The base settings that are not operational (a re-run may change those)."""
+        return {
+            k: v
+            for k, v in sorted(self.base.items())
+            if k not in OPERATIONAL_FIELDS and k not in SWEEP_OWNED and v is not None
+        }
+
+
+def read_sweep_file(path: str | Path) -> dict[str, Any]:
+    """A YAML/TOML sweep file: ``RunConfig`` fields (the base), ``grid:`` (field ->
+    list of values; ``seed`` also as ``"0-9"``), ``cells:`` (a list of mappings),
+    ``name:`` and ``max_cost:``. A plain run config file is a sweep of one cell per seed."""
+    data = read_config_file(path)
+    name = data.pop("name", None)
+    grid = data.pop("grid", None) or {}
+    cells = data.pop("cells", None) or []
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{path}: grid must be a mapping of field: [values]")
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise ConfigError(f"{path}: cells must be a list of mappings of field: value")
+    norm = {str(k).replace("-", "_"): v for k, v in grid.items()}
+    cell_list = [{str(k).replace("-", "_"): v for k, v in c.items()} for c in cells]
+    return {"base": data, "grid": norm, "cells": cell_list, "name": name}

@@ -1,0 +1,91 @@
+"""The same sweep gives the same per-cell results in this process, in a process pool
+and on a local Ray; without Ray, --ray says which extra to install."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import llmecon
+from llmecon.cli import main
+from tests.sweeps.conftest import GRID, SMALL, metrics_of
+
+
+def _sweep(out: Path, **kwargs: Any) -> Any:
+    return llmecon.sweep(grid=GRID, out=str(out), **SMALL, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return _sweep(tmp_path_factory.mktemp("seq"), jobs=1)
+
+
+def test_sequential_sweep_writes_a_run_folder_per_cell(sequential: Any) -> None:
+    assert sequential.complete and sequential.backend == "sequential"
+    assert len(sequential.cells) == 6
+    assert set(sequential.cells.action) == {"ran"}
+    folder = sequential.directory
+    assert (folder / "sweep.json").is_file() and (folder / "results.csv").is_file()
+    for cell_id in sequential.cells.cell_id:
+        assert llmecon.load_run(folder / cell_id).status == "completed"
+    assert list(sequential.table.planner) == ["saez", "ucb"]
+    assert list(sequential.table.n) == [3, 3]
+
+
+def test_process_pool_gives_identical_cells(sequential: Any, tmp_path: Path) -> None:
+    pooled = _sweep(tmp_path, jobs=2)
+    assert pooled.backend == "pool" and pooled.complete
+    assert metrics_of(pooled.cells) == metrics_of(sequential.cells)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[Any]:
+    """One local Ray with 2 CPUs for the module (started once: it takes seconds)."""
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs the [ray] extra: the Ray backend must be tested")
+        pytest.skip("Ray is not installed (pip install 'llmecon[ray]')")
+    import logging
+
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_local_ray_gives_identical_cells(sequential: Any, local_ray: Any, tmp_path: Path) -> None:
+    on_ray = _sweep(tmp_path, ray=True, jobs=2)
+    assert on_ray.backend == "ray" and on_ray.complete
+    assert metrics_of(on_ray.cells) == metrics_of(sequential.cells)
+    assert local_ray.is_initialized()  # a Ray the caller started is left running
+    # the per-year tables agree too
+    a = llmecon.load_sweep(on_ray.directory).years
+    b = llmecon.load_sweep(sequential.directory).years
+    assert a.drop(columns=["source"]).equals(b.drop(columns=["source"]))
+
+
+def test_without_ray_the_cli_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    for command in ("sweep", "compare"):
+        result = CliRunner().invoke(
+            main, [command, "--planners", "saez", "--out", str(tmp_path), "--ray"]
+        )
+        assert result.exit_code == 1, result.output
+        assert "pip install 'llmecon[ray]'" in result.output
+        assert "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+    with pytest.raises(llmecon.runs.ConfigError, match=r"llmecon\[ray\]"):
+        _sweep(tmp_path, ray=True)

@@ -1,0 +1,146 @@
+"""`llmecon sweep` on the command line, `load_sweep`'s tables, the sweep report, the
+budget of a whole sweep, and compare as a sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import llmecon
+from llmecon.cli import main
+from tests.sweeps.conftest import SMALL
+
+ARGS = ["--workers", "rational", "--agents", "120", "--years", "4", "--personas", "synthetic"]
+
+
+@pytest.fixture(scope="module")
+def cli_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    out = tmp_path_factory.mktemp("cli")
+    result = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            "--planners",
+            "saez,ucb",
+            "--seeds",
+            "0-1",
+            "--swf",
+            "inverse_income,rawlsian",
+            *ARGS,
+            "--out",
+            str(out),
+            "--jobs",
+            "1",
+            "--name",
+            "grid",
+        ],
+    )
+    return result, out / "grid"
+
+
+def test_cli_sweep_prints_and_saves_the_table(cli_sweep: tuple[Any, Path]) -> None:
+    result, folder = cli_sweep
+    assert result.exit_code == 0, result.output
+    assert "gain closed" in result.output and "rawlsian" in result.output
+    manifest = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+    assert manifest["axes"] == ["planner", "seed", "swf"]
+    assert len(manifest["cells"]) == 8
+    table = llmecon.load_sweep(folder).table
+    assert len(table) == 4 and list(table.n) == [2] * 4
+    assert {"gain_closed_lo", "gain_closed_hi", "cost_usd", "fallbacks"} <= set(table.columns)
+    # one line per finished cell when not on a terminal
+    assert result.output.count("cell ") >= 8
+
+
+def test_load_sweep_columns(cli_sweep: tuple[Any, Path]) -> None:
+    _, folder = cli_sweep
+    data = llmecon.load_sweep(folder)
+    years = data.years
+    assert len(years) == 8 * 4  # cells × years
+    head = ["cell_id", "planner", "seed", "swf_setting", "year", "source"]
+    assert list(years.columns[: len(head)]) == head
+    assert {"revenue_usd", "gini_income", "rate_0", "gain_closed", "rawlsian"} <= set(years)
+    # the settings are columns: tidy filtering and grouping
+    one = years[(years.planner == "saez") & (years.swf_setting == "rawlsian") & (years.seed == 1)]
+    assert list(one.year) == [0, 1, 2, 3]
+    assert set(data.cells.status) == {"completed"}
+    assert data.by == ["planner", "swf"]
+    assert data.years_by == ["planner", "swf_setting"]  # "swf" is the objective's value
+    assert years.swf.dtype == float
+    assert {"final_swf", "best_swf", "gain_closed", "cost_usd", "fallbacks"} <= set(data.cells)
+
+
+def test_report_of_a_sweep(cli_sweep: tuple[Any, Path]) -> None:
+    _, folder = cli_sweep
+    result = CliRunner().invoke(main, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") >= 2  # SWF bands, gain closed bands
+    assert "95 %" in html and "saez" in html and "http" not in html.split("<body>")[1]
+
+
+def test_dry_run_lists_cells_and_writes_nothing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            "--planners",
+            "saez,ucb",
+            "--seeds",
+            "0-2",
+            "--out",
+            str(tmp_path),
+            "--dry-run",
+            *ARGS,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 cells" in result.output and "saez-s2-" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_axis_value_is_one_clear_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["sweep", "--elasticity", "0.2,-1", "--out", str(tmp_path), *ARGS]
+    )
+    assert result.exit_code == 1
+    assert "elasticity" in result.output and "Traceback" not in result.output
+
+
+def test_sweep_budget_stops_starting_cells(tmp_path: Path) -> None:
+    # an LLM planner (the mock model, priced) spends from its first call: the first
+    # cell takes the whole budget, stops at a year boundary, and no other cell starts
+    result = llmecon.sweep(
+        grid={"seed": "0-2"},
+        out=str(tmp_path),
+        planner="mock/default",
+        workers="rational",
+        agents=50,
+        years=3,
+        personas="synthetic",
+        price="1000,1000",
+        max_cost=1e-6,
+    )
+    assert result.status == "budget_exceeded"
+    assert list(result.cells.status) == ["budget_exceeded"] * 3
+    assert list(result.cells.action) == ["ran", "not_started", "not_started"]
+    assert not (result.directory / result.cells.cell_id[1]).exists()
+
+
+def test_compare_is_a_sweep_of_planners_and_seeds(tmp_path: Path) -> None:
+    comparison = llmecon.compare(
+        ["none", "oracle"],
+        seeds="0-1",
+        write_log=True,
+        out=str(tmp_path),
+        **{k: v for k, v in SMALL.items() if k != "workers"},
+    )
+    assert list(comparison.table.planner) == ["none", "oracle"]
+    assert list(comparison.table.n) == [2, 2]
+    assert comparison.table.gain_closed.tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
+    assert comparison.sweep.directory.name.startswith("compare-")
+    assert len(list(comparison.sweep.directory.glob("*/events.jsonl"))) == 4

@@ -1,0 +1,139 @@
+"""Grid expansion, cell ids, sweep files and interval arithmetic."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from llmecon.runs import ConfigError
+from llmecon.sweeps import SweepSpec, interval, parse_seeds, read_sweep_file, summarize
+
+
+def test_parse_seeds_ranges_and_lists() -> None:
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("0,3,5-7") == [0, 3, 5, 6, 7]
+    assert parse_seeds(4) == [4]
+    assert parse_seeds([1, "3-4"]) == [1, 3, 4]
+    with pytest.raises(ConfigError, match="seeds"):
+        parse_seeds("3-1")
+    with pytest.raises(ConfigError, match="seeds"):
+        parse_seeds("a")
+
+
+def test_grid_expands_in_order_with_deterministic_ids() -> None:
+    spec = SweepSpec(
+        base={"workers": "rational", "agents": 50},
+        grid={"planner": ["saez", "ucb"], "swf": ["inverse_income", "rawlsian"], "seed": "0-1"},
+    )
+    cells = spec.expand()
+    assert len(cells) == 8
+    assert [(c.settings["planner"], c.settings["swf"], c.settings["seed"]) for c in cells[:3]] == [
+        ("saez", "inverse_income", 0),
+        ("saez", "inverse_income", 1),
+        ("saez", "rawlsian", 0),
+    ]
+    ids = [c.cell_id for c in cells]
+    assert len(set(ids)) == 8
+    assert ids[0].startswith("saez-s0-") and ids[1].startswith("saez-s1-")
+    # the seeds of one setting share its hash; another setting has another
+    assert ids[0].rsplit("-", 1)[1] == ids[1].rsplit("-", 1)[1] != ids[2].rsplit("-", 1)[1]
+    # the same sweep names its cells and folder the same, whatever the spelling of a
+    # default or an operational setting
+    again = SweepSpec(
+        base={"workers": "rational", "agents": 50, "elasticity": 0.4, "timeout": 99},
+        grid={"planner": ["saez", "ucb"], "swf": ["inverse_income", "rawlsian"], "seed": [0, 1]},
+    )
+    assert [c.cell_id for c in again.expand()] == ids
+    assert again.sweep_name() == spec.sweep_name()
+    other = SweepSpec(base={"workers": "rational", "agents": 60}, grid=spec.grid)
+    assert other.expand()[0].cell_id != ids[0]
+
+
+def test_list_of_cells_crossed_with_the_grid() -> None:
+    spec = SweepSpec(
+        base={"workers": "rational"},
+        grid={"seed": [0, 1]},
+        cells=[{"planner": "saez"}, {"planner": "flat:0.3", "elasticity": 0.2}],
+    )
+    cells = spec.expand()
+    assert [c.cell_id.split("-s")[0] for c in cells] == ["saez", "saez", "flat-0.3", "flat-0.3"]
+    assert cells[2].settings == {"planner": "flat:0.3", "elasticity": 0.2, "seed": 0}
+    assert spec.varying == ["seed", "planner", "elasticity"]
+
+
+def test_invalid_settings_are_named() -> None:
+    with pytest.raises(ConfigError, match="elasticity"):
+        SweepSpec(grid={"elasticity": [0.2, -1.0]}).expand()
+    with pytest.raises(ConfigError, match="unknown setting"):
+        SweepSpec(grid={"elastisity": [0.2]})
+    with pytest.raises(ConfigError, match="cannot vary"):
+        SweepSpec(grid={"run_id": ["a", "b"]})
+
+
+def test_sweep_file(tmp_path: Path) -> None:
+    file = tmp_path / "sweep.yaml"
+    file.write_text(
+        "name: my-sweep\nworkers: rational\nagents: 30\n"
+        "grid:\n  planner: [saez, ucb]\n  seed: 0-4\n"
+        "cells:\n  - {swf: rawlsian}\n  - {swf: utilitarian}\n",
+        encoding="utf-8",
+    )
+    data = read_sweep_file(file)
+    spec = SweepSpec(base=data["base"], grid=data["grid"], cells=data["cells"], name=data["name"])
+    assert len(spec.expand()) == 2 * 2 * 5
+    assert spec.sweep_name() == "my-sweep"
+
+
+def test_interval_arithmetic_on_a_hand_made_table() -> None:
+    # mean 2, sample sd 1, n 3: half width = t(0.975, 2) / sqrt(3) = 4.302653 / 1.732051
+    mean, lo, hi = interval([1.0, 2.0, 3.0])
+    half = 4.302652729749464 / math.sqrt(3)
+    assert mean == 2.0
+    assert lo == pytest.approx(2.0 - half, rel=1e-9)
+    assert hi == pytest.approx(2.0 + half, rel=1e-9)
+    assert half == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3), rel=1e-12)
+    # one value: a mean, no interval; none: nothing; missing values are left out
+    assert interval([5.0])[0] == 5.0 and math.isnan(interval([5.0])[1])
+    assert all(math.isnan(v) for v in interval([]))
+    assert interval([1.0, None, 3.0, float("nan")])[0] == 2.0
+
+    cells = pd.DataFrame(
+        {
+            "planner": ["a", "a", "a", "b", "b", "b"],
+            "seed": [0, 1, 2, 0, 1, 2],
+            "status": ["completed"] * 5 + ["failed"],
+            "final_swf": [10.0, 12.0, 14.0, 1.0, 3.0, 99.0],
+        }
+    )
+    table = summarize(cells, ["planner"], ["final_swf"])
+    a, b = table.to_dict("records")
+    assert (a["n"], a["failed"], a["final_swf"]) == (3, 0, 12.0)
+    assert a["final_swf_hi"] - a["final_swf"] == pytest.approx(
+        stats.t.ppf(0.975, 2) * 2.0 / math.sqrt(3)
+    )
+    # the failed cell is counted, not averaged: mean of 1 and 3, t with 1 degree of freedom
+    assert (b["n"], b["failed"], b["final_swf"]) == (2, 1, 2.0)
+    assert b["final_swf_hi"] == pytest.approx(
+        2.0 + 12.706204736174707 * math.sqrt(2) / math.sqrt(2)
+    )
+
+
+def test_a_repeated_api_base_is_one_fleet_not_an_axis() -> None:
+    """Operational settings are never axes: two ``--api-base`` give every cell the same
+    two-endpoint fleet (and do not change the cells' ids)."""
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    base = ["sweep", "--planners", "none", "--seeds", "0-1", "--dry-run"]
+    fleet = ["--api-base", "http://127.0.0.1:1/v1", "--api-base", "http://127.0.0.1:2/v1"]
+    plain = CliRunner().invoke(main, base)
+    with_fleet = CliRunner().invoke(main, [*base, *fleet])
+    assert plain.exit_code == 0 and with_fleet.exit_code == 0, with_fleet.output
+    assert "2 cells" in with_fleet.output
+    ids = [line.split()[0] for line in plain.output.splitlines() if line.startswith("none-")]
+    assert ids and all(i in with_fleet.output for i in ids)
