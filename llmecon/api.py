@@ -27,6 +27,7 @@ import pandas as pd
 from llmecon.runs.config import RunConfig, build_config, read_config_file
 from llmecon.runs.loop import ProgressCallback, RunResult
 from llmecon.runs.wiring import build_simulation
+from llmecon.sweeps.cell import CELL_METRICS
 
 #: The planners ``compare`` runs by default.
 DEFAULT_PLANNERS = ("none", "us-federal", "saez", "oracle", "ucb")
@@ -192,15 +193,10 @@ def compare(
     return comparison_of(result, single_seed=len(seed_list) == 1)
 
 
-#: Columns of a comparison's table, in order (each with ``_lo``/``_hi`` after it).
-COMPARE_COLUMNS = (
-    "gain_closed",
-    "final_swf",
-    "best_swf",
-    "pct_of_oracle",
-    "revenue_per_worker_usd",
-    "mean_weekly_hours",
-    "gini_income",
+#: Columns of a comparison's table, in order (each with ``_lo``/``_hi`` after it): a
+#: cell's welfare and economy metrics (its cost and fallbacks are in ``.sweep``).
+COMPARE_COLUMNS = tuple(
+    m for m in CELL_METRICS if m not in ("cost_usd", "fallbacks", "fallback_share")
 )
 
 

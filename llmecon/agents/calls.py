@@ -7,7 +7,8 @@ different workers never mix.
 
 The context also carries the **structured request** behind the prompt
 (:attr:`CallContext.request`: a :class:`WorkerAsk`, :class:`PlannerAsk`,
-:class:`CandidatesAsk`, :class:`BallotAsk` or :class:`PlatformAsk`). It is never logged
+:class:`CandidatesAsk`, :class:`BallotAsk`, :class:`PlatformAsk` or
+:class:`SatisfactionAsk`). It is never logged
 and no real model sees it; scripted test models (``scripted/reference``,
 :mod:`llmecon.agents.scripted`) read it instead of parsing the rendered prompt.
 """
@@ -78,7 +79,19 @@ class PlatformAsk:
     schedule: TaxSchedule
 
 
-AgentAsk = WorkerAsk | PlannerAsk | CandidatesAsk | BallotAsk | PlatformAsk
+@dataclass(frozen=True)
+class SatisfactionAsk:
+    """Worker ``index`` says whether it is satisfied with ``schedule``, having worked
+    ``weekly_hours`` this step (``rebate_usd``: the rebate those hours fund)."""
+
+    economy: Economy
+    index: int
+    schedule: TaxSchedule
+    weekly_hours: float
+    rebate_usd: float
+
+
+AgentAsk = WorkerAsk | PlannerAsk | CandidatesAsk | BallotAsk | PlatformAsk | SatisfactionAsk
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,32 @@ rate bounds and the trust region (largest change per year); a failed call raises
 :class:`~llmecon.planners.PlannerError`, which the run loop records as a fallback (the
 schedule is kept).
 
+With ``planner_moves: grid:<step>,<max>`` (LLM Economist's ``DELTA``) the model answers
+``{"deltas": [...]}``, one change per bracket from ``{−max, …, 0, …, max}`` in steps of
+``step`` points (a JSON-schema enum, so constrained decoding cannot leave the set and any
+other value is re-asked, then a fallback); the new rate is the current rate on the grid
+plus the change, clipped to the rate bounds. ``planner_start`` replaces the status quo
+as year 0's schedule (LLM Economist starts at 50 % in every bracket).
+
 For a voting round (``docs/voting.md``) :meth:`LLMPlanner.propose_candidates` asks, in
 one call (``prompts/planner_candidates.j2`` after the usual context and
-demonstrations; call role ``proposer``), for K distinct proposals, best first.
+demonstrations; call role ``proposer``), for K distinct proposals, best first. With
+``candidate_source: leaders`` the rounds elect a worker and set :attr:`LLMPlanner.leader`:
+the context then says who the planner is (the leader's persona) and when it was elected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from llmecon.agents.calls import CallContext, CandidatesAsk, PlannerAsk, call_context
 from llmecon.agents.prompting import (
+    GridMoves,
+    Leader,
     PlannerPromptSettings,
     Prompt,
     count_words,
@@ -44,6 +55,31 @@ def planner_schema(n_brackets: int, min_pct: int, max_pct: int) -> type[BaseMode
         rates=(list[rate], Field(min_length=n_brackets, max_length=n_brackets)),
         rationale=(str | None, Field(default=None, max_length=300)),
     )
+
+
+def delta_schema(n_brackets: int, moves: GridMoves) -> type[BaseModel]:
+    """``{"deltas": [n changes in points, each one of moves.deltas], "rationale": …}``."""
+    delta = Literal.__getitem__(tuple(moves.deltas))  # an enum of whole points
+    return create_model(
+        "PlannerDeltas",
+        __config__=ConfigDict(extra="forbid"),
+        deltas=(list[delta], Field(min_length=n_brackets, max_length=n_brackets)),  # type: ignore[valid-type]
+        rationale=(str | None, Field(default=None, max_length=300)),
+    )
+
+
+def parse_rates_pct(text: str, n_brackets: int) -> list[float]:
+    """``"50"`` or ``"50,50,50"`` (percent) → one fraction per bracket (a single value
+    applies to every bracket). Raises ``ValueError`` on another count."""
+    values = [float(v) / 100.0 for v in text.split(",")]
+    if len(values) == 1:
+        values = values * n_brackets
+    if len(values) != n_brackets:
+        raise ValueError(
+            f"planner_start {text!r} gives {len(values)} rates for {n_brackets} brackets: "
+            "give one rate for all or one per bracket"
+        )
+    return values
 
 
 def candidates_schema(k: int, n_brackets: int, min_pct: int, max_pct: int) -> type[BaseModel]:
@@ -71,11 +107,12 @@ def planner_candidates_prompt(
     history: Sequence[YearRecord],
     k: int,
     year: int,
+    leader: Leader | None = None,
 ) -> Prompt:
     """The planner's usual context and demonstrations, then ``planner_candidates.j2``
     (with no history, the status quo is the incumbent)."""
     used: dict[str, str] = {}
-    frame = planner_frame(library, ctx, history, settings, used)
+    frame = planner_frame(library, ctx, history, settings, used, leader)
     query = library.render(
         "planner_candidates.j2",
         year=year,
@@ -108,17 +145,34 @@ class LLMPlanner:
         library: PromptLibrary,
         settings: PlannerPromptSettings | None = None,
         config: GenerateConfig | None = None,
+        start: Sequence[float] | None = None,
     ) -> None:
         self.model = model
         self.ctx = ctx
         self.library = library
         self.settings = settings or PlannerPromptSettings()
         self.config = config or GenerateConfig(max_tokens=160)
-        self.schema = planner_schema(
-            ctx.n_brackets, round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+        moves = self.settings.moves
+        self.schema = (
+            delta_schema(ctx.n_brackets, moves)
+            if moves
+            else planner_schema(
+                ctx.n_brackets, round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+            )
         )
+        #: Year 0's schedule (fractions per bracket); ``None``: the status quo.
+        self.start = (
+            None
+            if start is None
+            else np.clip(np.asarray(start, dtype=float), ctx.min_rate, ctx.max_rate)
+        )
+        if self.start is not None and self.start.size != ctx.n_brackets:
+            raise ValueError(f"planner start needs {ctx.n_brackets} rates, got {self.start.size}")
         #: Details of the last proposal for the run log (clipping, rationale).
         self.last_detail: dict[str, Any] = {}
+        #: The elected leader the planner acts as (``candidate_source: leaders``; set by
+        #: the voting rounds), named in the context; ``None``: no leader.
+        self.leader: Leader | None = None
 
     @property
     def name(self) -> str:
@@ -127,10 +181,18 @@ class LLMPlanner:
     async def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
         year = len(history)
         if not history:
+            if self.start is not None:
+                self.last_detail = {"note": "first year enacts planner_start (a demonstration)"}
+                return self.ctx.schedule(self.start)
             self.last_detail = {"note": "first year enacts the status quo (a demonstration)"}
             return self.ctx.status_quo()
         prompt = planner_prompt(
-            self.library, ctx=self.ctx, history=history, settings=self.settings, year=year
+            self.library,
+            ctx=self.ctx,
+            history=history,
+            settings=self.settings,
+            year=year,
+            leader=self.leader,
         )
         context = CallContext(
             role="planner",
@@ -144,8 +206,20 @@ class LLMPlanner:
             except ModelError as exc:
                 self.last_detail = {}
                 raise PlannerError(f"planner model failed: {type(exc).__name__}: {exc}") from exc
+        current = history[-1].schedule.rates_array
+        if self.settings.moves:
+            deltas = [int(d) for d in out.parsed.deltas]
+            proposed = self.apply_deltas(current, deltas, self.settings.moves)
+            rates = np.clip(proposed, self.ctx.min_rate, self.ctx.max_rate)
+            self.last_detail = {
+                "deltas": deltas,
+                "proposed_rates": proposed.tolist(),
+                "clipped": bool(np.any(np.abs(rates - proposed) > 1e-12)),
+                "rationale": out.parsed.rationale,
+            }
+            return self.ctx.schedule(rates)
         proposed = np.asarray(out.parsed.rates, dtype=float) / 100.0
-        rates = self.constrain(proposed, history[-1].schedule.rates_array)
+        rates = self.constrain(proposed, current)
         self.last_detail = {
             "proposed_rates": proposed.tolist(),
             "clipped": bool(np.any(np.abs(rates - proposed) > 1e-12)),
@@ -153,8 +227,22 @@ class LLMPlanner:
         }
         return self.ctx.schedule(rates)
 
+    @staticmethod
+    def apply_deltas(current: np.ndarray, deltas: Sequence[int], moves: GridMoves) -> np.ndarray:
+        """The current rates on the grid plus the changes (fractions; not yet clipped)."""
+        base = moves.snap(np.round(100 * np.asarray(current, dtype=float)))
+        return (base + np.asarray(deltas, dtype=float)) / 100.0
+
     def constrain(self, proposed: np.ndarray, current: np.ndarray) -> np.ndarray:
-        """Clip to the trust region around ``current`` and to the rate bounds."""
+        """Clip to the trust region around ``current`` and to the rate bounds (with grid
+        moves: round to the grid, then at most the grid's ``max`` from the current grid
+        point)."""
+        moves = self.settings.moves
+        if moves:
+            base = moves.snap(np.round(100 * np.asarray(current, dtype=float)))
+            pct = moves.snap(np.round(100 * np.asarray(proposed, dtype=float)))
+            pct = np.clip(pct, base - moves.max_pct, base + moves.max_pct)
+            return np.clip(pct / 100.0, self.ctx.min_rate, self.ctx.max_rate)
         step = self.settings.trust_region
         rates = np.clip(proposed, current - step, current + step)
         return np.clip(rates, self.ctx.min_rate, self.ctx.max_rate)
@@ -169,7 +257,9 @@ class LLMPlanner:
         schema = candidates_schema(
             k, ctx.n_brackets, round(100 * ctx.min_rate), round(100 * ctx.max_rate)
         )
-        prompt = planner_candidates_prompt(self.library, ctx, self.settings, history, k, year)
+        prompt = planner_candidates_prompt(
+            self.library, ctx, self.settings, history, k, year, self.leader
+        )
         per_list = 4 * ctx.n_brackets + 4
         config = self.config.model_copy(update={"max_tokens": 24 + k * per_list})
         context = CallContext(

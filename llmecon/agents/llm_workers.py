@@ -7,6 +7,11 @@ previous hours. All workers decide concurrently (a simultaneous move); the model
 bounds the concurrency per endpoint. With several decision steps a year
 (``worker_steps``), each step after the first shows every worker what its previous
 step produced (LLM Economist's within-year feedback).
+
+With ``worker_satisfaction`` (LLM Economist's bounded scenario) each worker is also
+asked after each step whether it is satisfied with the tax policy
+(:meth:`LLMWorkers.satisfaction`, ``prompts/satisfaction.j2``, ``{"satisfied": bool}``);
+the run halves the utility of the dissatisfied in the year's metrics.
 """
 
 from __future__ import annotations
@@ -18,8 +23,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from llmecon.agents.base import WorkerDecision, WorkerRequest
-from llmecon.agents.calls import CallContext, WorkerAsk, call_context
-from llmecon.agents.prompting import HistoryView, StepFeedback, worker_prompt
+from llmecon.agents.calls import CallContext, SatisfactionAsk, WorkerAsk, call_context
+from llmecon.agents.prompting import (
+    HistoryView,
+    StepFeedback,
+    satisfaction_prompt,
+    worker_prompt,
+)
 from llmecon.economy import Economy
 from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.prompts import PromptLibrary
@@ -35,6 +45,13 @@ def worker_schema(max_hours: int, with_reason: bool = False) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload]
         "WorkerDecision", __config__=ConfigDict(extra="forbid"), **fields
     )
+
+
+class SatisfactionReply(BaseModel):
+    """``{"satisfied": bool}``: LLM Economist's bounded scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+    satisfied: bool
 
 
 class LLMWorkers:
@@ -64,7 +81,11 @@ class LLMWorkers:
         self.history_len = history_len
         self.schema = worker_schema(int(economy.utility_config.max_weekly_hours), reasons)
         self.config = config or GenerateConfig(max_tokens=60 if reasons else 16)
+        self.satisfaction_config = self.config.model_copy(update={"max_tokens": 16})
         self.ids = economy.population.ids
+        #: (year, step, the feedback shown then): the previous step's outcome, kept for
+        #: the next step's "did your last change raise your value".
+        self._shown: tuple[int, int, StepFeedback] | None = None
 
     @property
     def name(self) -> str:
@@ -72,11 +93,23 @@ class LLMWorkers:
 
     async def decide(self, request: WorkerRequest) -> WorkerDecision:
         history = HistoryView(request.history, self.history_len)
-        feedback = (
-            StepFeedback.of(self.economy, request.schedule, request.previous_hours)
-            if request.step > 0
-            else None
-        )
+        feedback = None
+        if request.step > 0:
+            # The outcome of step t−2, kept when step t−1 showed it, tells a rational-style
+            # worker whether its last change of hours raised its value (a pool that did
+            # not see the previous step, e.g. after a resume, leaves the change out).
+            shown = self._shown
+            before = (
+                shown[2]
+                if shown is not None and shown[:2] == (request.year, request.step - 1)
+                else None
+            )
+            feedback = StepFeedback.of(
+                self.economy, request.schedule, request.previous_hours, before
+            )
+            self._shown = (request.year, request.step, feedback)
+        else:
+            self._shown = None
         results = await asyncio.gather(
             *(self._decide_one(i, request, history, feedback) for i in range(self.economy.size))
         )
@@ -117,3 +150,46 @@ class LLMWorkers:
             except ModelError as exc:
                 return float(request.previous_hours[index]), f"{type(exc).__name__}: {exc}"
         return float(out.parsed.hours), None
+
+    async def satisfaction(
+        self, request: WorkerRequest, weekly_hours: np.ndarray
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """Whether each worker is satisfied with ``request.schedule`` after working
+        ``weekly_hours`` this step (a bool per worker), and the failed calls (index ->
+        reason; such a worker counts as satisfied)."""
+        hours = np.asarray(weekly_hours, dtype=float)
+        rebate = float(self.economy.outcome(request.schedule, hours).rebate_usd)
+
+        async def one(index: int) -> tuple[bool, str | None]:
+            prompt = satisfaction_prompt(
+                self.library,
+                persona_text=self.persona_texts[index],
+                economy=self.economy,
+                index=index,
+                year=request.year,
+                schedule=request.schedule,
+                weekly_hours=float(hours[index]),
+                rebate_usd=rebate,
+            )
+            context = CallContext(
+                role="worker",
+                year=request.year,
+                agent=self.ids[index],
+                step=request.step,
+                templates=prompt.templates,
+                request=SatisfactionAsk(
+                    self.economy, index, request.schedule, float(hours[index]), rebate
+                ),
+            )
+            with call_context(context):
+                try:
+                    out = await self.model.generate(
+                        prompt.messages, SatisfactionReply, self.satisfaction_config
+                    )
+                except ModelError as exc:
+                    return True, f"{type(exc).__name__}: {exc}"
+            return bool(out.parsed.satisfied), None
+
+        results = await asyncio.gather(*(one(i) for i in range(self.economy.size)))
+        satisfied = np.array([ok for ok, _ in results], dtype=bool)
+        return satisfied, {i: err for i, (_, err) in enumerate(results) if err is not None}

@@ -121,6 +121,38 @@ def worker_prompt(
     )
 
 
+def satisfaction_prompt(
+    library: PromptLibrary,
+    *,
+    persona_text: str,
+    economy: Economy,
+    index: int,
+    year: int,
+    schedule: TaxSchedule,
+    weekly_hours: float,
+    rebate_usd: float,
+) -> Prompt:
+    """Is worker ``index`` satisfied with the tax policy (``satisfaction.j2``), having
+    worked ``weekly_hours`` this step (LLM Economist's bounded scenario)."""
+    income = WEEKS_PER_YEAR * float(economy.population.hourly_wage_usd[index]) * weekly_hours
+    tax = float(schedule.tax(np.array([income]))[0])
+    used: dict[str, str] = {}
+    text = _render(
+        library,
+        "satisfaction.j2",
+        used,
+        year=year,
+        brackets=bracket_rows(schedule),
+        persona_text=persona_text.strip(),
+        hours=weekly_hours,
+        income=income,
+        tax=tax,
+        rebate=rebate_usd,
+        net=income - tax + rebate_usd,
+    )
+    return Prompt([ChatMessage(role="user", content=text)], used)
+
+
 def status_quo_consumption(economy: Economy) -> FloatArray:
     """Each worker's consumption at census hours under the calibration schedule, with
     its rebate (USD): the reference ``c₀`` of the rational prompt's value under CRRA.
@@ -213,13 +245,45 @@ class StepFeedback:
     income_usd: FloatArray
     tax_usd: FloatArray
     rebate_usd: float
+    #: The step before (from the third step of a year): its outcome, to tell a rational-
+    #: style worker whether its last change of hours raised or lowered its value.
+    before: StepFeedback | None = None
 
     @classmethod
-    def of(cls, economy: Economy, schedule: TaxSchedule, weekly_hours: FloatArray) -> StepFeedback:
+    def of(
+        cls,
+        economy: Economy,
+        schedule: TaxSchedule,
+        weekly_hours: FloatArray,
+        before: StepFeedback | None = None,
+    ) -> StepFeedback:
         out = economy.outcome(schedule, weekly_hours)
-        return cls(economy, out.weekly_hours, out.income_usd, out.tax_usd, float(out.rebate_usd))
+        return cls(
+            economy,
+            out.weekly_hours,
+            out.income_usd,
+            out.tax_usd,
+            float(out.rebate_usd),
+            None if before is None else replace(before, before=None),
+        )
 
     def row(self, index: int, style: str) -> dict[str, Any]:
+        """The template's ``step_feedback``: the previous step's numbers and, in the
+        ``rational`` style with an earlier step, ``change``: ``{"from", "to",
+        "effect"}`` with effect ``raised``/``lowered``/``did not change`` (the value),
+        or ``None`` when the hours were not changed."""
+        row = self._numbers(index, style)
+        row["change"] = None
+        if style == "rational" and self.before is not None:
+            earlier = self.before._numbers(index, style)
+            if round(earlier["hours"]) != round(row["hours"]):
+                diff = row["value"] - earlier["value"]
+                tol = 1e-9 * max(1.0, abs(earlier["value"]))
+                effect = "raised" if diff > tol else "lowered" if diff < -tol else "did not change"
+                row["change"] = {"from": earlier["hours"], "to": row["hours"], "effect": effect}
+        return row
+
+    def _numbers(self, index: int, style: str) -> dict[str, Any]:
         income, tax = float(self.income_usd[index]), float(self.tax_usd[index])
         row: dict[str, Any] = {
             "hours": float(self.weekly_hours[index]),
@@ -241,6 +305,58 @@ class StepFeedback:
 
 
 @dataclass(frozen=True)
+class GridMoves:
+    """LLM Economist's planner moves (``planner_moves: grid:<step>,<max>``): each year
+    the planner answers one change per bracket from ``{−max, …, −step, 0, step, …, max}``
+    (whole points) and every rate stays on the ``step``-point grid."""
+
+    step_pct: int
+    max_pct: int
+
+    def __post_init__(self) -> None:
+        if self.step_pct < 1 or self.max_pct < self.step_pct or self.max_pct % self.step_pct:
+            raise ValueError(
+                f"grid moves need 1 ≤ step ≤ max and max a multiple of step "
+                f"(got step {self.step_pct}, max {self.max_pct})"
+            )
+
+    @property
+    def deltas(self) -> list[int]:
+        """The allowed changes in points, ascending."""
+        return list(range(-self.max_pct, self.max_pct + 1, self.step_pct))
+
+    def snap(self, pct: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rates in percent rounded to the grid (ties up)."""
+        arr = np.asarray(pct, dtype=float)
+        return np.floor(arr / self.step_pct + 0.5) * self.step_pct
+
+    def bounds_pct(
+        self, current: Sequence[int], lo_pct: int, hi_pct: int
+    ) -> tuple[list[int], list[int]]:
+        """Per-bracket reachable range this year: the grid point ± max, within the bounds."""
+        base = self.snap(current)
+        lowest = [int(max(lo_pct, b - self.max_pct)) for b in base]
+        highest = [int(min(hi_pct, b + self.max_pct)) for b in base]
+        return lowest, highest
+
+
+def parse_planner_moves(text: str) -> GridMoves | None:
+    """``"free"`` → ``None`` (whole-percent rates within the trust region);
+    ``"grid:<step>,<max>"`` → :class:`GridMoves`. Raises ``ValueError`` otherwise."""
+    value = text.strip().lower()
+    if value == "free":
+        return None
+    if value.startswith("grid:"):
+        parts = value[len("grid:") :].split(",")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            return GridMoves(int(parts[0]), int(parts[1]))
+    raise ValueError(
+        f"planner moves {text!r}: use 'free' or 'grid:<step>,<max>' in whole points "
+        "(LLM Economist: grid:10,20)"
+    )
+
+
+@dataclass(frozen=True)
 class PlannerPromptSettings:
     """What the LLM planner is shown.
 
@@ -249,12 +365,27 @@ class PlannerPromptSettings:
         best_len: best-so-far years shown in addition (if not already recent).
         trust_region: largest change of any rate from one year to the next (fraction).
         hints: add per-bracket effect estimates computed from the history.
+        moves: ``None`` (answer whole-percent rates within the trust region) or
+            :class:`GridMoves` (answer a change per bracket from the grid's set; the
+            trust region is then the grid's ``max``).
     """
 
     history_len: int = 8
     best_len: int = 3
     trust_region: float = 0.10
     hints: bool = False
+    moves: GridMoves | None = None
+
+
+@dataclass(frozen=True)
+class Leader:
+    """An elected leader the LLM planner acts as (``candidate_source: leaders``,
+    ``docs/voting.md``): the persona ``agent`` with its second-person ``text``, elected
+    by the workers in the round held in ``year`` (0-based, as in the log)."""
+
+    agent: str
+    text: str
+    year: int
 
 
 def pct_list(rates: Sequence[float]) -> list[int]:
@@ -348,12 +479,15 @@ def planner_frame(
     history: Sequence[YearRecord],
     settings: PlannerPromptSettings,
     used: dict[str, str],
+    leader: Leader | None = None,
 ) -> PlannerFrame:
     """Render ``planner_context.j2`` and ``planner_demonstrations.j2`` (recorded in
-    ``used``); with no history the status quo is the current schedule."""
+    ``used``); with no history the status quo is the current schedule. ``leader``: the
+    elected leader the planner acts as (rendered only when given)."""
     schedule = history[-1].schedule if history else ctx.status_quo()
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
-    trust_pct = round(100 * settings.trust_region)
+    moves = settings.moves
+    trust_pct = moves.max_pct if moves else round(100 * settings.trust_region)
     system = _render(
         library,
         "planner_context.j2",
@@ -366,6 +500,8 @@ def planner_frame(
         trust_pct=trust_pct,
         n_brackets=ctx.n_brackets,
         rebate_share=ctx.economy.utility_config.rebate_share,
+        moves={"step": moves.step_pct, "max": moves.max_pct} if moves else None,
+        leader={"text": leader.text.strip(), "year": leader.year} if leader else None,
     )
     demos = _render(
         library,
@@ -374,7 +510,10 @@ def planner_frame(
         demos=demonstrations(history, settings, ctx.economy.size),
     )
     current = pct_list(schedule.rates)
-    lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust_pct)
+    if moves:
+        lowest, highest = moves.bounds_pct(current, lo_pct, hi_pct)
+    else:
+        lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust_pct)
     best = max(history, key=lambda r: r.metrics.swf) if history else None
     return PlannerFrame(
         system,
@@ -394,10 +533,12 @@ def planner_prompt(
     history: Sequence[YearRecord],
     settings: PlannerPromptSettings,
     year: int,
+    leader: Leader | None = None,
 ) -> Prompt:
-    """Context (system) + demonstrations, optional hints and query (user)."""
+    """Context (system) + demonstrations, optional hints and query (user); ``leader``:
+    the elected leader the planner acts as (``candidate_source: leaders``)."""
     used: dict[str, str] = {}
-    frame = planner_frame(library, ctx, history, settings, used)
+    frame = planner_frame(library, ctx, history, settings, used, leader)
     parts = [frame.demonstrations]
     if settings.hints:
         hints = effect_hints(history)
@@ -406,7 +547,7 @@ def planner_prompt(
     parts.append(
         _render(
             library,
-            "planner_query.j2",
+            "planner_query_delta.j2" if settings.moves else "planner_query.j2",
             used,
             year=year,
             current=frame.current,

@@ -56,11 +56,13 @@ from llmecon.agents.calls import (
     CandidatesAsk,
     PlannerAsk,
     PlatformAsk,
+    SatisfactionAsk,
     WorkerAsk,
     current_call,
 )
 from llmecon.agents.prompting import pct_list, shown_years, trust_bounds_pct
 from llmecon.economy import best_response_hours
+from llmecon.economy.utility import WEEKS_PER_YEAR
 from llmecon.models import (
     ChatMessage,
     GenerateConfig,
@@ -143,11 +145,20 @@ class ScriptedProvider(ModelProvider):
             return {"hours": int(np.clip(round(hours), 0, int(cap)))}
         if isinstance(request, PlannerAsk):
             proposals = climb(request)
+            moves = request.settings.moves
+            if moves:  # LLM Economist's delta answers: the move from the current grid point
+                base = moves.snap(pct_list(request.history[-1].schedule.rates))
+                move = np.clip(
+                    moves.snap(np.array(proposals[0].rates) - base), -moves.max_pct, moves.max_pct
+                )
+                return {"deltas": [int(d) for d in move], "rationale": proposals[0].why}
             return {"rates": proposals[0].rates, "rationale": proposals[0].why}
         if isinstance(request, CandidatesAsk):
             return {"candidates": [p.rates for p in climb(request, request.k)]}
         if isinstance(request, BallotAsk):
             return self._ballot(request)
+        if isinstance(request, SatisfactionAsk):
+            return {"satisfied": satisfied_reference(request)}
         return {"rates": platform_rates(request)}
 
     def _ballot(self, ask: BallotAsk) -> dict[str, Any]:
@@ -163,6 +174,16 @@ class ScriptedProvider(ModelProvider):
 def _request_seed(messages: Sequence[ChatMessage], seed: int | None) -> int:
     payload = json.dumps([[m.role, m.content] for m in messages] + [seed])
     return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "big")
+
+
+def satisfied_reference(ask: SatisfactionAsk) -> bool:
+    """The reference answer to "are you satisfied with the tax policy": yes when the
+    rebate at least makes up for the worker's own tax this step."""
+    economy = ask.economy
+    wage = float(economy.population.hourly_wage_usd[ask.index])
+    income = WEEKS_PER_YEAR * wage * ask.weekly_hours
+    tax = float(ask.schedule.tax(np.array([income]))[0])
+    return ask.rebate_usd >= tax
 
 
 def reference_hours(ask: WorkerAsk) -> float:
@@ -258,8 +279,16 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
     shown = _Shown.of(years)
     current = pct_list(ask.history[-1].schedule.rates)
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
-    trust = max(1, round(100 * settings.trust_region))
-    lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust)
+    moves = settings.moves
+    if moves:  # grid moves: steps are multiples of the grid step, up to its max
+        current = [int(c) for c in moves.snap(current)]
+        trust = moves.max_pct
+        lowest, highest = moves.bounds_pct(current, lo_pct, hi_pct)
+        steps = list(range(trust, 0, -moves.step_pct))
+    else:
+        trust = max(1, round(100 * settings.trust_region))
+        lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust)
+        steps = sorted({trust, max(1, trust // 2), max(1, trust // 5)}, reverse=True)
     low, high = np.array(lowest), np.array(highest)
     inc = shown.incumbent()
     out: list[Proposal] = []
@@ -273,7 +302,7 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
         if fits and new and not ballot_dup and all(tuple(p.rates) != key for p in out):
             out.append(Proposal(list(key), why))
 
-    base = np.array(inc)
+    base = moves.snap(inc).astype(int) if moves else np.array(inc)
     confirm = shown.sigma is None or shown.sigma > 0
     if confirm and len(shown.swf[inc]) == 1 and len(shown.swf) > 1:
         add(base, "hill climb: enact the best schedule again to confirm it", allow_shown=True)
@@ -286,7 +315,6 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
             add(base + move, f"hill climb: repeat the move in bracket {b + 1}")
     last = np.array(shown.by_year[max(shown.by_year)]) - base
     start = int(np.flatnonzero(last)[0]) if np.count_nonzero(last) == 1 else 0
-    steps = sorted({trust, max(1, trust // 2), max(1, trust // 5)}, reverse=True)
     n = base.size
     for step in steps:
         for k in range(n):
@@ -298,7 +326,8 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
                 trial[b] = np.clip(trial[b] + sign * step, lo_pct, hi_pct)
                 add(trial, f"hill climb: {sign * step:+d} points in bracket {b + 1}")
     add(np.clip(base, low, high), "hill climb: keep the best schedule", allow_shown=True)
-    for delta in range(1, trust + 1):  # more ballot proposals than untried neighbours
+    small = range(moves.step_pct, trust + 1, moves.step_pct) if moves else range(1, trust + 1)
+    for delta in small:  # more ballot proposals than untried neighbours
         for b in range(n):
             for sign in (1, -1):
                 if len(out) >= count:

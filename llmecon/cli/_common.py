@@ -8,7 +8,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import click
 from rich.console import Console
@@ -254,7 +254,25 @@ EXIT_CODES = {
 }
 
 
-class YearDisplay:
+class LiveDisplay:
+    """A rich progress (``self.progress``) shown live on a terminal (``self.live``);
+    subclasses print one plain line per step otherwise (CI logs, pipes), so long work
+    is never silent."""
+
+    live: bool
+    progress: Progress
+
+    def __enter__(self) -> Self:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.progress.stop()
+
+
+class YearDisplay(LiveDisplay):
     """Progress of a run's tax years: a live bar on a terminal, one plain line per
     year otherwise (CI logs, pipes), so a long run is never silent."""
 
@@ -266,15 +284,6 @@ class YearDisplay:
         )
         self.total = total
         self.calls = ""
-
-    def __enter__(self) -> YearDisplay:
-        if self.live:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live:
-            self.progress.stop()
 
     def on_calls(self, totals: dict[str, Any]) -> None:
         cost = totals["cost_usd"]

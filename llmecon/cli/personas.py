@@ -10,6 +10,7 @@ import numpy as np
 
 from llmecon.personas import (
     PersonaError,
+    SamplerConfig,
     WageMode,
     load_bank,
     persona_text,
@@ -56,7 +57,16 @@ def personas() -> None:
     "each (weighted to undo the oversampling).",
 )
 @click.option("--simple", is_flag=True, help="A simple random sample instead (every weight 1).")
-def sample(n: int, seed: int, mode: str, out: Path, min_per_bracket: int, simple: bool) -> None:
+@click.option(
+    "--no-wage-floor",
+    "no_wage_floor",
+    is_flag=True,
+    help="gb2 only: no $7.25/h floor under the wages, as in LLM Economist (each persona "
+    "records wage_floor: false).",
+)
+def sample(
+    n: int, seed: int, mode: str, out: Path, min_per_bracket: int, simple: bool, no_wage_floor: bool
+) -> None:
     """Sample a persona bank and write it as JSONL.
 
     The default bank was made with: llmecon personas sample --n 1000 --seed 0
@@ -66,11 +76,13 @@ def sample(n: int, seed: int, mode: str, out: Path, min_per_bracket: int, simple
 
     console = Console(stderr=True)
     try:
+        config = SamplerConfig(cast(WageMode, mode), wage_floor=not no_wage_floor)
         with console.status(f"sampling {n:,} personas ({mode}, seed {seed})…"):
             drawn = sample_personas(
                 n,
                 np.random.default_rng(seed),
                 mode=cast(WageMode, mode),
+                config=config,
                 min_per_bracket=None if simple else min_per_bracket,
             )
             path = write_bank(out, drawn.to_personas())
@@ -134,7 +146,14 @@ def show(file: Path, index: int) -> None:
     default=None,
     help="Validate a persona bank instead of a fresh sample.",
 )
-def validate_cmd(n: int, seed: int, mode: str, file: Path | None) -> None:
+@click.option(
+    "--no-wage-floor",
+    "no_wage_floor",
+    is_flag=True,
+    help="gb2 only: no $7.25/h floor under the wages, as in LLM Economist (each persona "
+    "records wage_floor: false).",
+)
+def validate_cmd(n: int, seed: int, mode: str, file: Path | None, no_wage_floor: bool) -> None:
     """Print sample vs published marginals; exit 1 if a target is missed."""
     from rich.console import Console
 
@@ -142,7 +161,10 @@ def validate_cmd(n: int, seed: int, mode: str, file: Path | None) -> None:
         if file is not None:
             report = validate(load_bank(file))
         else:
-            report = validate(sample_personas(n, np.random.default_rng(seed), mode=mode))  # type: ignore[arg-type]
+            wage_mode = cast(WageMode, mode)
+            config = SamplerConfig(wage_mode, wage_floor=not no_wage_floor)
+            drawn = sample_personas(n, np.random.default_rng(seed), mode=wage_mode, config=config)
+            report = validate(drawn)
     except PersonaError as exc:
         raise click.ClickException(str(exc)) from exc
     console = Console()

@@ -23,6 +23,7 @@ from rich.table import Table
 from llmecon.cli._common import (
     EXIT_CODES,
     ConfigOption,
+    LiveDisplay,
     config_file_option,
     config_option,
     console,
@@ -121,7 +122,7 @@ def backend_options(func: F) -> F:
     return func
 
 
-class SweepDisplay:
+class SweepDisplay(LiveDisplay):
     """Cells done / running / failed with ETA and cost so far: a live bar on a
     terminal, one line per finished cell otherwise."""
 
@@ -159,15 +160,6 @@ class SweepDisplay:
         self.cost = 0.0
         self.started = time.monotonic()
         self.warnings: list[str] = []
-
-    def __enter__(self) -> SweepDisplay:
-        if self.live:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live:
-            self.progress.stop()
 
     def start(self, total: int, skipped: int, spent: float) -> None:
         self.total = total

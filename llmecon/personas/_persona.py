@@ -62,10 +62,10 @@ class Persona(BaseModel):
     age_band: AgeBand
     education: Education
     hourly_wage_usd: float = Field(
-        ge=MIN_WAGE_USD,
+        gt=0,
         le=MAX_HOURLY_WAGE_USD,
         allow_inf_nan=False,
-        description="skill s_i, USD per hour",
+        description="skill s_i, USD per hour (at least $7.25 unless wage_floor is false)",
     )
     usual_weekly_hours: int = Field(ge=1, le=80, description="usual hours h_i⁰ (CPS ASEC)")
     annual_earnings_usd: float = Field(
@@ -91,11 +91,25 @@ class Persona(BaseModel):
             "persona of its bank (a stratified bank's weights have mean 1); 1 when unweighted"
         ),
     )
+    wage_floor: bool = Field(
+        default=True,
+        description=(
+            "whether the wage was drawn with the federal minimum wage ($7.25/h) as a floor; "
+            "false only in banks drawn without it (``--mode gb2 --no-wage-floor``, LLM "
+            "Economist's unfloored GB2 wages). Written to a bank only when false."
+        ),
+    )
 
     @model_validator(mode="after")
     def _household_fits(self) -> Persona:
         if self.household_size < 1 + self.children:
             raise ValueError("household_size must count the persona and the children")
+        if self.wage_floor and self.hourly_wage_usd < MIN_WAGE_USD:
+            raise ValueError(
+                f"hourly_wage_usd {self.hourly_wage_usd} is below the federal minimum wage "
+                f"${MIN_WAGE_USD}: only a persona marked wage_floor false (a bank drawn "
+                "without the floor) may earn less"
+            )
         return self
 
 
@@ -109,7 +123,11 @@ def write_bank(path: str | Path, personas: Iterable[Persona]) -> Path:
     """Write personas as JSONL (one persona per line); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [p.model_dump_json(exclude_none=True) for p in personas]
+    # ``wage_floor`` is written only when false, so floored banks keep their format.
+    lines = [
+        p.model_dump_json(exclude_none=True, exclude={"wage_floor"} if p.wage_floor else None)
+        for p in personas
+    ]
     if not lines:
         raise PersonaError(f"refusing to write an empty persona bank to {path}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -28,7 +28,11 @@ every income bracket holds at least ``k`` personas and each persona carries the 
 ``weight`` that undoes the oversampling.
 
 ``mode="gb2"`` replaces step 3 by LLM Economist's GB2 ACS-2023 draw (independent of
-occupation and demographics, as in the paper); the rest is unchanged.
+occupation and demographics, as in the paper); the rest is unchanged. Its wages are
+floored at the federal minimum ($7.25/h) unless ``SamplerConfig(wage_floor=False)``
+(LLM Economist draws without a floor); such personas carry ``wage_floor: false``, the
+only wages :class:`~llmecon.personas.Persona` accepts below $7.25. The smallest wage is
+then one cent an hour (wages are rounded to cents).
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ if TYPE_CHECKING:
     from llmecon.personas._persona import Persona
 
 WageMode = Literal["census", "gb2"]
+#: The smallest wage of an unfloored GB2 draw: one cent an hour (wages are in cents).
+MIN_UNFLOORED_WAGE_USD = 0.01
 
 _KNOT_U = np.array(PERCENTILES, dtype=float) / 100.0
 _AGE_BAND_LOWER = np.array([16, 20, 25, 35, 45, 55, 65])
@@ -102,10 +108,17 @@ class SamplerConfig:
     #: occupation's α calibrated to its published OEWS mean wage.
     pareto_alpha: float | None = None
     gb2: GB2 = LLM_ECONOMIST_GB2
+    #: Floor wages at the federal minimum ($7.25/h); ``False`` only in ``gb2`` mode.
+    wage_floor: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("census", "gb2"):
             raise PersonaError(f"unknown persona mode {self.mode!r}: use 'census' or 'gb2'")
+        if not self.wage_floor and self.mode != "gb2":
+            raise PersonaError(
+                "wages without the $7.25 floor exist only in gb2 mode (the census quantile "
+                "functions are extrapolated below p10 and need the floor)"
+            )
         if (
             self.rho_age < 0
             or self.rho_education < 0
@@ -336,7 +349,9 @@ def _simple_sample(
     id_prefix: str,
 ) -> PersonaSample:
     base = config or SamplerConfig()
-    cfg = SamplerConfig(mode, base.rho_age, base.rho_education, base.pareto_alpha, base.gb2)
+    cfg = SamplerConfig(
+        mode, base.rho_age, base.rho_education, base.pareto_alpha, base.gb2, base.wage_floor
+    )
     t = tables if tables is not None else load_tables()
 
     p_occ = np.cumsum(t.employment / t.employment.sum())
@@ -375,7 +390,8 @@ def _simple_sample(
         rank = mix.rank(wage * hours / 40.0)
     else:
         income = cfg.gb2.sample(n, rng)
-        wage = np.maximum(income / (52.0 * GB2_HOURS_PER_WEEK), MIN_WAGE_USD)
+        floor = MIN_WAGE_USD if cfg.wage_floor else MIN_UNFLOORED_WAGE_USD
+        wage = np.maximum(income / (52.0 * GB2_HOURS_PER_WEEK), floor)
         rank = 1.0 - cfg.gb2.sf(wage * hours / 40.0 * 52.0 * GB2_HOURS_PER_WEEK)
     wage = np.round(wage, 2)
 
@@ -425,6 +441,7 @@ def _simple_sample(
             "state_code": state_code,
             "wage_mode": cfg.mode,
             "weight": np.ones(n),
+            "wage_floor": cfg.wage_floor,
         }
     )
     return PersonaSample(frame, cfg)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from llmecon.economy.population import MIN_WAGE_USD
 from llmecon.personas._gb2 import GB2, LLM_ECONOMIST_GB2
 from llmecon.personas._persona import Persona
 from llmecon.personas._sampler import ADULT_AGE, PersonaSample
@@ -428,6 +429,15 @@ def validate(
             100.0 * float(asec["share_exactly_40"]),
             "%",
             "CPS ASEC 2023 (20+)",
+        )
+    )
+    rows.append(
+        ValidationRow(
+            f"% wage < ${MIN_WAGE_USD}/h",
+            _share(wage < MIN_WAGE_USD, weight),
+            100.0 * float(1.0 - gb2.sf(52.0 * 40.0 * MIN_WAGE_USD)),
+            "%",
+            "GB2 ACS-2023 fit at 40 h",
         )
     )
     annual = 52.0 * wage * hours

@@ -204,6 +204,12 @@ class RunConfig(BaseModel):
     worker_reasons: bool = Field(False, json_schema_extra=_LLM)
     """Ask LLM workers for a short reason with their hours (more tokens)."""
 
+    worker_satisfaction: bool = Field(False, json_schema_extra=_LLM)
+    """LLM Economist's bounded scenario: after each step ask every LLM worker whether it
+    is satisfied with the tax policy (one more call per worker and step); the year's
+    metrics, hence the planner's objective, use the utility the workers report: halved
+    for those dissatisfied after the year's last step."""
+
     planner_history: int = Field(8, ge=1, le=200, json_schema_extra=_LLM)
     """Most recent years shown to the LLM planner as demonstrations."""
 
@@ -212,6 +218,17 @@ class RunConfig(BaseModel):
 
     trust_region: float = Field(0.10, gt=0, le=1, json_schema_extra=_LLM)
     """Largest change of any rate from one year to the next for the LLM planner."""
+
+    planner_start: str | None = Field(None, json_schema_extra={**_LLM, "metavar": "PCT[,PCT…]"})
+    """Rates in percent the LLM planner enacts in year 0 instead of the status quo, one
+    for every bracket (``50``) or one per bracket (``50,50,50``); the incumbent it then
+    moves from. LLM Economist starts at 50 %. Baseline planners ignore it."""
+
+    planner_moves: str = Field("free", json_schema_extra={**_LLM, "metavar": "free|grid:STEP,MAX"})
+    """How the LLM planner answers: ``free`` (whole-percent rates, clipped to the trust
+    region) or ``grid:<step>,<max>`` (LLM Economist's ``grid:10,20``: a change per
+    bracket from {−max, …, −step, 0, step, …, max} points; rates stay on the step-point
+    grid within the rate bounds and ``trust_region`` is not used)."""
 
     planner_hints: bool = Field(False, json_schema_extra=_LLM)
     """Add per-bracket welfare-effect estimates (from the history) to the planner prompt."""
@@ -300,10 +317,15 @@ class RunConfig(BaseModel):
     candidates: int = Field(2, ge=1, le=25, json_schema_extra=_VOTING)
     """K: alternatives put on the ballot next to the incumbent schedule."""
 
-    candidate_source: Literal["planner", "platforms"] = Field("planner", json_schema_extra=_VOTING)
+    candidate_source: Literal["planner", "platforms", "leaders"] = Field(
+        "planner", json_schema_extra=_VOTING
+    )
     """Where the K alternatives come from: the planner (an LLM planner is asked for K
-    distinct proposals; a baseline gives its proposal plus K−1 seeded perturbations) or
-    ``platforms`` proposed by K randomly drawn personas."""
+    distinct proposals; a baseline gives its proposal plus K−1 seeded perturbations),
+    ``platforms`` proposed by K randomly drawn personas, or ``leaders``: an election of
+    a leader among K randomly drawn personas (and the incumbent leader), each pitching a
+    platform; the LLM planner then sets the rates as the elected leader until the next
+    election."""
 
     voters: Literal["rational", "llm"] | None = Field(None, json_schema_extra=_VOTING)
     """Who casts the ballots (every worker votes): ``rational`` (sincere ballots from
@@ -347,6 +369,30 @@ class RunConfig(BaseModel):
         except ScheduleError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("planner_start")
+    @classmethod
+    def _check_planner_start(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = [p.strip() for p in str(value).split(",")]
+        try:
+            rates = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(
+                "give rates in percent: one for all brackets or one per bracket"
+            ) from None
+        if not all(0 <= r <= 100 for r in rates):
+            raise ValueError("rates are percent from 0 to 100")
+        return ",".join(parts)
+
+    @field_validator("planner_moves")
+    @classmethod
+    def _check_planner_moves(cls, value: str) -> str:
+        from llmecon.agents.prompting import parse_planner_moves
+
+        moves = parse_planner_moves(value)
+        return "free" if moves is None else f"grid:{moves.step_pct},{moves.max_pct}"
 
     @field_validator("run_id")
     @classmethod

@@ -61,6 +61,9 @@ class WorkerStep(_EventBase):
     weekly_hours: list[float]
     fallbacks: int = 0
     """Workers whose decision failed and who kept their previous hours."""
+    satisfied: list[bool] | None = Field(None, exclude_if=lambda v: v is None)
+    """With ``worker_satisfaction``: whether each worker said it is satisfied with the
+    tax policy after this step (a failed call counts as satisfied)."""
 
 
 class YearCompleted(_EventBase):
@@ -177,7 +180,9 @@ class VoteBallot(BaseModel):
 
 
 class VoteRound(_EventBase):
-    """A voting round: candidates, every ballot, the count and the winner enacted.
+    """A voting round: candidates, every ballot, the count and the winner enacted (with
+    ``source`` ``leaders``: elected leader, the candidates' ``origin`` being persona ids;
+    nothing is enacted).
 
     See ``docs/voting.md``. ``*_swf`` are the run's objective at rational responses.
     """
@@ -185,7 +190,7 @@ class VoteRound(_EventBase):
     type: Literal["vote_round"] = "vote_round"
     year: int
     rule: str  # a registered vote rule (llmecon.voting.vote_rule_names())
-    source: Literal["planner", "platforms"]
+    source: Literal["planner", "platforms", "leaders"]
     voters: Literal["rational", "llm"]
     candidates: list[VoteCandidate]
     ballots: list[VoteBallot]

@@ -344,18 +344,22 @@ class LoggedYear:
     source: str
     weekly_hours: list[float]
     metrics: dict[str, float]
+    satisfied: list[bool] | None = None
+    """With ``worker_satisfaction``: the year's last step's answers (reported utility)."""
 
 
 def logged_years(events: list[AnyEvent]) -> list[LoggedYear]:
     """Completed years in order (a year without ``year_completed`` is not included)."""
     schedules: dict[int, ScheduleSet] = {}
     hours: dict[int, list[float]] = {}
+    satisfied: dict[int, list[bool] | None] = {}
     years: list[LoggedYear] = []
     for e in events:
         if isinstance(e, ScheduleSet):
             schedules[e.year] = e
         elif isinstance(e, WorkerStep):
             hours[e.year] = e.weekly_hours  # the last step counts
+            satisfied[e.year] = e.satisfied
         elif isinstance(e, YearCompleted):
             s = schedules[e.year]
             years.append(
@@ -365,6 +369,7 @@ def logged_years(events: list[AnyEvent]) -> list[LoggedYear]:
                     s.source,
                     hours[e.year],
                     e.metrics,
+                    satisfied.get(e.year),
                 )
             )
     return years

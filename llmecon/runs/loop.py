@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import time
 from collections.abc import Callable, Sequence
@@ -176,14 +177,18 @@ class Simulation:
         vote_summaries: dict[int, str] | None = None,
         *,
         log_as: dict[str, Any] | None = None,
+        leaders: dict[int, str] | None = None,
     ) -> list[YearRecord]:
         """Take completed years from a log instead of running them (resume, fork,
         replay of a fork): each is settled on this run's economy and appended to
         :attr:`records` (returned), with its vote summary for the planner's
         demonstrations. ``log_as``: also write the years to this run's log as
-        ``replayed`` years, with this ``detail`` (a fork).
+        ``replayed`` years, with this ``detail`` (a fork). ``leaders``: ``{election
+        year: persona id}`` (:func:`~llmecon.voting.rounds.vote_leaders`), to restore
+        each year's ``notes["leader"]`` (the voting rounds read the last one).
         """
         summaries = vote_summaries or {}
+        elected = sorted((leaders or {}).items())
         restored = []
         for year in years:
             if log_as is not None:
@@ -198,11 +203,23 @@ class Simulation:
                         detail={**log_as.get("detail", {}), "original_source": year.source},
                     )
                 )
-                self.emit(WorkerStep(year=year.year, step=0, weekly_hours=year.weekly_hours))
+                self.emit(
+                    WorkerStep(
+                        year=year.year,
+                        step=0,
+                        weekly_hours=year.weekly_hours,
+                        satisfied=year.satisfied,
+                    )
+                )
             source = "replayed" if log_as is not None else year.source
-            record = self.settle_year(year.year, year.schedule, year.weekly_hours, source)
+            record = self.settle_year(
+                year.year, year.schedule, year.weekly_hours, source, year.satisfied
+            )
             if year.year in summaries:
                 record.notes["vote_summary"] = summaries[year.year]
+            in_office = [(y, agent) for y, agent in elected if y <= year.year]
+            if in_office:
+                record.notes["leader_year"], record.notes["leader"] = in_office[-1]
             if log_as is not None:
                 self.emit(YearCompleted(year=year.year, metrics=record.metrics.to_dict()))
             restored.append(record)
@@ -248,12 +265,15 @@ class Simulation:
             else None
         )
         detail: dict[str, Any] | None = None
-        if voted is not None:
+        if voted is not None and voted.schedule is not None:
             schedule, source, detail = voted.schedule, voted.source, voted.detail
             self.fallbacks += voted.fallbacks
         else:
             schedule, source = await self._propose(year, kept)
             detail = getattr(self.planner, "last_detail", None) if source == "planner" else None
+            if voted is not None:  # the planner proposed as an elected leader
+                self.fallbacks += voted.fallbacks
+                detail = {**(detail or {}), **voted.detail}
         self._check_breaker()
         self.emit(
             ScheduleSet(
@@ -270,6 +290,7 @@ class Simulation:
             if previous is not None
             else np.asarray(self.population.usual_weekly_hours, dtype=float)
         )
+        satisfied: list[bool] | None = None
         for step in range(self.config.worker_steps):
             request = WorkerRequest(
                 year=year,
@@ -294,17 +315,37 @@ class Simulation:
                         action="kept the previous hours",
                     )
                 )
+            if self.config.worker_satisfaction:  # LLM Economist's bounded scenario
+                ask = self.workers.satisfaction  # type: ignore[attr-defined]
+                answers, failed = await ask(request, hours)
+                self._check_breaker()
+                satisfied = [bool(a) for a in answers]
+                self.fallbacks += len(failed)
+                for index, reason in sorted(failed.items()):
+                    self.emit(
+                        Fallback(
+                            year=year,
+                            role="worker",
+                            agent=self.population.ids[index],
+                            reason=reason,
+                            action="counted as satisfied",
+                        )
+                    )
             self.emit(
                 WorkerStep(
                     year=year,
                     step=step,
                     weekly_hours=[float(h) for h in hours],
                     fallbacks=decision.fallbacks,
+                    satisfied=satisfied,
                 )
             )
-        record = self.settle_year(year, schedule, hours, source)
+        record = self.settle_year(year, schedule, hours, source, satisfied)
         if voted is not None and voted.summary:
             record.notes["vote_summary"] = voted.summary
+        if voted is not None and voted.leader is not None:
+            record.notes["leader"] = voted.leader.agent
+            record.notes["leader_year"] = voted.leader.year
         self.emit(YearCompleted(year=year, metrics=record.metrics.to_dict()))
         if self.log is not None:
             self.log.sync()
@@ -316,9 +357,23 @@ class Simulation:
         if self.breaker.reason is not None:
             raise _BreakerTripped(self.breaker.reason)
 
-    def settle_year(self, year: int, schedule: TaxSchedule, hours: Any, source: str) -> YearRecord:
-        """Settle the economy for a year's schedule and hours, and append its record."""
+    def settle_year(
+        self,
+        year: int,
+        schedule: TaxSchedule,
+        hours: Any,
+        source: str,
+        satisfied: Sequence[bool] | None = None,
+    ) -> YearRecord:
+        """Settle the economy for a year's schedule and hours, and append its record.
+
+        ``satisfied`` (``worker_satisfaction``, LLM Economist's bounded scenario): the
+        metrics use the utility the workers report, ``r · u`` with ``r = 1`` for the
+        satisfied and ``0.5`` for the others."""
         outcome = self.economy.outcome(schedule, hours)
+        if satisfied is not None:
+            r = np.where(np.asarray(satisfied, dtype=bool), 1.0, 0.5)
+            outcome = dataclasses.replace(outcome, utility=outcome.utility * r)
         metrics = self.economy.metrics(outcome)
         record = YearRecord(
             year, schedule, metrics, outcome.weekly_hours, outcome.income_usd, source

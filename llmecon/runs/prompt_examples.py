@@ -20,6 +20,7 @@ from llmecon.agents.anchors import find_anchors
 from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.llm_workers import worker_schema
 from llmecon.agents.prompting import (
+    GridMoves,
     HistoryView,
     PlannerPromptSettings,
     planner_prompt,
@@ -41,13 +42,18 @@ PLANNER_TEMPLATES = (
     "planner_demonstrations.j2",
     "planner_hints.j2",
     "planner_query.j2",
+    "planner_query_delta.j2",
 )
+#: The grid moves ``llmecon prompts`` renders ``planner_query_delta.j2`` with (LLM
+#: Economist's ``planner_moves: grid:10,20``).
+EXAMPLE_GRID_MOVES = GridMoves(10, 20)
 VOTING_TEMPLATES = ("vote.j2", "platform.j2", "planner_candidates.j2")
 KNOWN_TEMPLATES = (
     *WORKER_TEMPLATES,
     *PLANNER_TEMPLATES,
     "persona.j2",
     "repair.j2",
+    "satisfaction.j2",
     *VOTING_TEMPLATES,
 )
 
@@ -122,6 +128,8 @@ class ExampleWorld:
             example = self._planner(name)
         elif name == "persona.j2":
             example = self._persona(persona)
+        elif name == "satisfaction.j2":
+            example = self._satisfaction(persona)
         elif name in VOTING_TEMPLATES:
             example = self._voting(name, persona, rule)
         else:
@@ -151,7 +159,10 @@ class ExampleWorld:
         return Example(name, prompt.messages, prompt.templates)
 
     def _planner(self, name: str) -> Example:
-        settings = PlannerPromptSettings(hints=name == "planner_hints.j2")
+        settings = PlannerPromptSettings(
+            hints=name == "planner_hints.j2",
+            moves=EXAMPLE_GRID_MOVES if name == "planner_query_delta.j2" else None,
+        )
         prompt = planner_prompt(
             self.library,
             ctx=self.sim.planner_context,
@@ -160,6 +171,27 @@ class ExampleWorld:
             year=self.year,
         )
         return Example(name, prompt.messages, prompt.templates)
+
+    def _satisfaction(self, persona: int) -> Example:
+        """The bounded scenario's question, after working the usual hours this year."""
+        import numpy as np
+
+        from llmecon.agents.prompting import satisfaction_prompt
+
+        economy = self.sim.economy
+        schedule = self._schedule()
+        hours = np.asarray(economy.population.usual_weekly_hours, dtype=float)
+        prompt = satisfaction_prompt(
+            self.library,
+            persona_text=self._persona(persona).messages[0].content,
+            economy=economy,
+            index=persona,
+            year=self.year,
+            schedule=schedule,
+            weekly_hours=float(hours[persona]),
+            rebate_usd=float(economy.outcome(schedule, hours).rebate_usd),
+        )
+        return Example("satisfaction.j2", prompt.messages, prompt.templates)
 
     def _persona(self, persona: int) -> Example:
         personas = self.sim.source.personas
@@ -231,6 +263,63 @@ class ExampleWorld:
         )
         return Example(name, prompt.messages, prompt.templates)
 
+    def election_example(self, persona: int = 0, rule: str = "plurality") -> Example:
+        """A ballot of an election (``candidate_source: leaders``): three personas
+        standing on the incumbent and two seeded perturbations of it."""
+        import numpy as np
+
+        from llmecon.personas._persona import persona_context
+        from llmecon.voting.rules import perturbed_rates
+        from llmecon.voting.voters import BallotCandidate, current_projections, vote_prompt
+
+        personas = self.sim.source.personas
+        if personas is None:
+            raise ConfigError("an election needs personas (not a synthetic population)")
+        economy = self.sim.economy
+        ids = economy.population.ids
+        standing = [(persona + k) % economy.size for k in (1, 2, 3)]
+        ctx = self.sim.planner_context
+        incumbent = self._schedule()
+        others = perturbed_rates(incumbent.rates, 2, np.random.default_rng(0), max_step_pp=8)
+        candidates = [
+            BallotCandidate(label, ctx.schedule(rates), ids[i], persona_context(personas[i]))
+            for label, rates, i in zip(
+                "ABC", [incumbent.rates_array, *others], standing, strict=True
+            )
+        ]
+        income = (
+            np.asarray(self.records[-1].income_usd, dtype=float)
+            if self.records
+            else np.full(economy.size, 30_000.0)
+        )
+        prompt = vote_prompt(
+            self.library,
+            rule=rule,
+            year=self.year,
+            candidates=candidates,
+            persona_text=self._persona(persona).messages[0].content,
+            weekly_hours=40.0,
+            income_usd=float(income[persona]),
+            projections=current_projections(economy, candidates, income)[persona],
+            rebate_share=economy.utility_config.rebate_share,
+        )
+        return Example("vote.j2", prompt.messages, prompt.templates)
+
+    def leader_planner_example(self, persona: int = 0) -> Example:
+        """The planner's prompt as an elected leader (``candidate_source: leaders``)."""
+        from llmecon.agents.prompting import Leader
+
+        text = self._persona(persona).messages[0].content
+        prompt = planner_prompt(
+            self.library,
+            ctx=self.sim.planner_context,
+            history=self.records,
+            settings=PlannerPromptSettings(moves=EXAMPLE_GRID_MOVES),
+            year=self.year,
+            leader=Leader(self.sim.economy.population.ids[persona], text, max(self.year - 1, 0)),
+        )
+        return Example("planner_context.j2", prompt.messages, prompt.templates)
+
     def _repair(self) -> Example:
         schema = worker_schema(int(self.sim.economy.utility_config.max_weekly_hours))
         bad = '{"hours": 200}'
@@ -286,7 +375,8 @@ class _RecordingLibrary(PromptLibrary):
 
 def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example], type[BaseModel]]]:
     """Every kind of call the agents make, as (render the example, the reply schema)."""
-    from llmecon.agents.llm_planner import candidates_schema
+    from llmecon.agents.llm_planner import candidates_schema, delta_schema
+    from llmecon.agents.llm_workers import SatisfactionReply
     from llmecon.voting.rules import ballot_schema
 
     ctx = world.sim.planner_context
@@ -299,11 +389,16 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
         (lambda: world.example("planner_query.j2"), rates),
         (lambda: world.example("planner_hints.j2"), rates),
         (
+            lambda: world.example("planner_query_delta.j2"),
+            delta_schema(ctx.n_brackets, EXAMPLE_GRID_MOVES),
+        ),
+        (
             lambda: world.example("planner_candidates.j2"),
             candidates_schema(2, ctx.n_brackets, lo, hi),
         ),
         (lambda: world.example("platform.j2", 0), rates),
         (lambda: world.example("repair.j2"), hours),
+        (lambda: world.example("satisfaction.j2", 0), SatisfactionReply),
     ]
     for rule in vote_rule_names():
         situations.append(
@@ -312,6 +407,15 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
                 ballot_schema(rule, ["A", "B", "C"]),
             )
         )
+        situations.append(  # an election of a leader (candidate_source: leaders)
+            (
+                functools.partial(world.election_example, 0, rule),
+                ballot_schema(rule, ["A", "B", "C"]),
+            )
+        )
+    situations.append(
+        (world.leader_planner_example, delta_schema(ctx.n_brackets, EXAMPLE_GRID_MOVES))
+    )
     return situations
 
 

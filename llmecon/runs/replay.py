@@ -110,7 +110,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     recorded.verify_messages = not changed
     sim = build_simulation(run.config(years=len(logged)), write_log=False, recorded=recorded)
     # A fork's first years were taken from another run: take them from this log too.
-    sim.restore(logged[: run.forked_from_year], run.vote_summaries)
+    sim.restore(logged[: run.forked_from_year], run.vote_summaries, leaders=run.vote_leaders)
     result = sim.run()
     for model in sim.models.models.values():
         mismatches = getattr(model.provider, "mismatches", [])

@@ -29,7 +29,15 @@ from llmecon.runs.events import (
     ScheduleSet,
     WorkerStep,
 )
-from llmecon.runs.log import LogContents, LoggedYear, Manifest, RunLogError, logged_years, read_log
+from llmecon.runs.log import (
+    LogContents,
+    LoggedYear,
+    Manifest,
+    RunLogError,
+    describe_validation_errors,
+    logged_years,
+    read_log,
+)
 from llmecon.runs.wiring import PROMPTS_COPY_NAME, build_economy, build_world
 
 #: The copy of its personas a run folder keeps (up to ``PERSONA_COPY_MAX`` of them).
@@ -51,10 +59,7 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     try:
         return RunConfig(**data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = describe_validation_errors(exc.errors(), limit=len(exc.errors()))
         raise RunLogError(f"{run_dir / 'manifest.json'}: invalid config ({problems})") from None
 
 
@@ -86,6 +91,13 @@ class RestoredRun:
         from llmecon.voting.rounds import vote_summaries
 
         return vote_summaries(typing.cast(list[Event], self.events))
+
+    @cached_property
+    def vote_leaders(self) -> dict[int, str]:
+        """Election year -> the persona elected leader (``candidate_source: leaders``)."""
+        from llmecon.voting.rounds import vote_leaders
+
+        return vote_leaders(typing.cast(list[Event], self.events))
 
     @property
     def status(self) -> str:

@@ -82,7 +82,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         sim = build_simulation(config, recorded=recorded, log=log, spent_usd=spent)
         sim.started = any(isinstance(e, RunStarted) for e in kept)
         years = [y for y in run.years if y.year < _years_in(kept)]
-        for year, record in zip(years, sim.restore(years, run.vote_summaries), strict=True):
+        for year, record in zip(
+            years, sim.restore(years, run.vote_summaries, leaders=run.vote_leaders), strict=True
+        ):
             differences = metric_differences(year.metrics, record.metrics.to_dict())
             if differences:
                 raise RunLogError(
@@ -166,6 +168,7 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
     sim.restore(
         logged[:from_year],
         src.vote_summaries,
+        leaders=src.vote_leaders,
         log_as={
             "planner": src.manifest.config.get("planner"),
             "detail": {"forked_from": src.manifest.run_id},

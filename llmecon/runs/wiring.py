@@ -17,9 +17,9 @@ import numpy as np
 
 from llmecon._limits import max_safe_concurrency
 from llmecon.agents import RationalWorkers, WorkerPool
-from llmecon.agents.llm_planner import LLMPlanner
+from llmecon.agents.llm_planner import LLMPlanner, parse_rates_pct
 from llmecon.agents.llm_workers import LLMWorkers
-from llmecon.agents.prompting import PlannerPromptSettings
+from llmecon.agents.prompting import PlannerPromptSettings, parse_planner_moves
 from llmecon.economy import (
     Economy,
     Population,
@@ -291,9 +291,17 @@ def build_planner(
         best_len=config.planner_best,
         trust_region=config.trust_region,
         hints=config.planner_hints,
+        moves=parse_planner_moves(config.planner_moves),
     )
+    start = None
+    if config.planner_start is not None:
+        try:
+            start = parse_rates_pct(config.planner_start, ctx.n_brackets)
+        except ValueError as exc:
+            raise ConfigError(f"planner_start: {exc}") from None
     gen = GenerateConfig(max_tokens=160, temperature=config.planner_temperature, seed=config.seed)
-    return LLMPlanner(models.get(config.planner, "planner"), ctx, library, settings, gen)
+    model = models.get(config.planner, "planner")
+    return LLMPlanner(model, ctx, library, settings, gen, start=start)
 
 
 def build_workers(
@@ -304,6 +312,11 @@ def build_workers(
     library: PromptLibrary,
 ) -> WorkerPool:
     if config.workers == "rational":
+        if config.worker_satisfaction:
+            raise ConfigError(
+                "worker_satisfaction: only LLM workers are asked whether they are satisfied; "
+                "give --workers <model>"
+            )
         return RationalWorkers(economy)
     assert config.workers is not None
     if source.personas is None:

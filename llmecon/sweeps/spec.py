@@ -28,6 +28,7 @@ from llmecon.runs.config import (
     RunConfig,
     read_config_file,
 )
+from llmecon.runs.log import describe_validation_errors
 
 #: Settings a sweep sets itself: never a base setting, an axis or a list entry.
 SWEEP_OWNED = ("run_id", "out")
@@ -100,10 +101,7 @@ def _validate(data: Mapping[str, Any], origin: str) -> RunConfig:
     try:
         return RunConfig(**data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = describe_validation_errors(exc.errors(), limit=len(exc.errors()))
         raise ConfigError(f"invalid sweep settings ({origin}): {problems}") from None
     except TypeError as exc:
         raise ConfigError(f"invalid sweep settings ({origin}): {exc}") from None

@@ -5,7 +5,7 @@
   count, rational ballots, candidate projections and perturbations.
 * :mod:`llmecon.voting.voters` — LLM voters and persona proposers (prompts, calls).
 * :mod:`llmecon.voting.rounds` — the rounds of a run (:class:`VotingRounds`,
-  :func:`build_voting`, :func:`vote_summaries`).
+  :func:`build_voting`, :func:`vote_summaries`, :func:`vote_leaders`).
 
 The rules are imported eagerly (the run config lists :func:`vote_rule_names`); voters
 and rounds on first use, since they import the run config themselves.
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         VotingRounds,
         build_voting,
         default_candidates,
+        vote_leaders,
         vote_summaries,
         vote_summary,
     )
@@ -66,6 +67,7 @@ _LAZY = {
     "VotingRounds": "rounds",
     "build_voting": "rounds",
     "default_candidates": "rounds",
+    "vote_leaders": "rounds",
     "vote_summaries": "rounds",
     "vote_summary": "rounds",
 }
@@ -105,6 +107,7 @@ __all__ = [
     "tally",
     "unregister_vote_rule",
     "utilities_of_rates",
+    "vote_leaders",
     "vote_rule_names",
     "vote_summaries",
     "vote_summary",

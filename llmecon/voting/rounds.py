@@ -15,6 +15,16 @@ call), else from :func:`default_candidates`: its ordinary proposal (asked the lo
 way) plus seeded perturbations. Ballots are asked, read and counted through the run's
 :class:`~llmecon.voting.rules.VoteRule`, never by rule name.
 
+With ``candidate_source: leaders`` a round is an **election** instead: the incumbent
+leader (if any) and K randomly drawn personas stand, each pitching a platform (the
+persona's favourite schedule for rational voters, a ``platform.j2`` answer for LLM
+voters); the winner becomes the leader, whom the LLM planner acts as
+(:attr:`~llmecon.agents.llm_planner.LLMPlanner.leader`) from that year until the next
+election. The vote enacts no schedule: the planner proposes every year as usual
+(``schedule_set.source`` ``planner``, ``detail.leader``), and each year's record carries
+the leader in ``notes["leader"]`` / ``notes["leader_year"]`` (restored on resume from
+:func:`vote_leaders`).
+
 Each round draws from its own generator, seeded by (run seed, round year), so a
 resumed or forked run draws exactly what the original did.
 """
@@ -28,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from llmecon.agents.prompting import Leader
 from llmecon.economy import TaxSchedule
 from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.planners import Planner, PlannerContext, PlannerError, YearRecord, is_baseline
@@ -78,14 +89,19 @@ def round_rng(seed: int, year: int) -> np.random.Generator:
 
 @dataclass(frozen=True)
 class VoteDecision:
-    """The schedule voting sets for a year (a round, or a winner still in force)."""
+    """The schedule voting sets for a year (a round, or a winner still in force), or,
+    with ``schedule`` ``None``, a year whose schedule the planner proposes under an
+    elected leader (``candidate_source: leaders``; ``detail`` goes into the planner's
+    ``schedule_set`` detail)."""
 
-    schedule: TaxSchedule
+    schedule: TaxSchedule | None
     source: str
     detail: dict[str, Any] = field(default_factory=dict)
     summary: str | None = None
     """The round's summary for the planner's demonstrations (round years only)."""
     fallbacks: int = 0
+    leader: Leader | None = None
+    """The leader in office this year (``candidate_source: leaders``)."""
 
 
 def _key(rates: Sequence[float] | np.ndarray) -> tuple[float, ...]:
@@ -106,6 +122,7 @@ class VotingRounds:
         persona_texts: Sequence[str] | None = None,
         proposer_model: Model | None = None,
         library: PromptLibrary | None = None,
+        persona_fields: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         if config.vote_every is None:
             raise ValueError("voting needs vote_every")
@@ -131,6 +148,11 @@ class VotingRounds:
             max_tokens=160, temperature=config.worker_temperature, seed=config.seed
         )
         self.ids = self.economy.population.ids
+        #: Per persona, its fields for a candidate's one-line summary (elections).
+        self.persona_fields = list(persona_fields) if persona_fields is not None else None
+        #: The leader in office (``candidate_source: leaders``), ``None`` before the
+        #: first election.
+        self.leader: Leader | None = None
 
     def due(self, year: int) -> bool:
         """Whether a round is held in ``year`` (``year > 0`` and ``year % V == 0``)."""
@@ -144,6 +166,14 @@ class VotingRounds:
         proposal the loop's way (with its recorded fallback)."""
         if not history or year <= 0:
             return None
+        if self.source == "leaders":
+            if self.due(year):
+                return await self.elect(year, history)
+            leader = self.leader or self._restored_leader(history)
+            if leader is None:
+                return None
+            self._install(leader)
+            return VoteDecision(None, "planner", self._leader_detail(leader), leader=leader)
         if self.due(year):
             return await self.hold_round(year, history, propose)
         if year > self.every:
@@ -175,6 +205,28 @@ class VotingRounds:
             entries += platforms
             fallbacks += failed
         candidates = self._candidates(entries)
+        event, fallbacks = await self._vote(year, history, candidates, proposal, rng, fallbacks)
+        winner = candidates[[c.label for c in candidates].index(event.winner)]
+        detail = {
+            "winner": winner.label,
+            "origin": winner.origin,
+            "rule": self.rule,
+            "turnout": event.turnout,
+            "share": event.shares[winner.label],
+        }
+        return VoteDecision(winner.schedule, "vote", detail, vote_summary(event), fallbacks)
+
+    async def _vote(
+        self,
+        year: int,
+        history: Sequence[YearRecord],
+        candidates: Sequence[BallotCandidate],
+        proposal: np.ndarray | None,
+        rng: np.random.Generator,
+        fallbacks: int,
+    ) -> tuple[VoteRound, int]:
+        """Ask every ballot, count, write the ``vote_round`` event; returns it and the
+        round's fallbacks (``fallbacks`` so far plus failed ballots)."""
         labels = [c.label for c in candidates]
         schedules = [c.schedule for c in candidates]
         projection = project_candidates(self.economy, schedules)
@@ -233,15 +285,68 @@ class VotingRounds:
             planner_proposal_label=proposal_label,
         )
         self.emit(event)
-        winner = candidates[labels.index(count.winner)]
+        return event, fallbacks
+
+    # -- elections (candidate_source: leaders) -------------------------------------------
+
+    async def elect(self, year: int, history: Sequence[YearRecord]) -> VoteDecision:
+        """An election: the incumbent leader (if any, candidate A) and K personas drawn
+        from the others stand, each on its platform; the winner leads from this year on
+        (the planner proposes as usual, as the leader)."""
+        rng = round_rng(self.seed, year)
+        incumbent = history[-1].schedule
+        current = self.leader or self._restored_leader(history)
+        standing = [self.ids.index(current.agent)] if current is not None else []
+        others = [i for i in range(self.economy.size) if i not in standing]
+        drawn = [int(i) for i in rng.choice(others, size=min(self.k, len(others)), replace=False)]
+        standing += drawn
+        pitches, fallbacks = await self._pitches(
+            year, history, standing, "stands on the schedule in force"
+        )
+        labels = candidate_labels(len(standing))
+        candidates = [
+            BallotCandidate(
+                label,
+                self.ctx.schedule(rates if rates is not None else incumbent.rates_array),
+                self.ids[i],
+                self.persona_fields[i] if self.persona_fields is not None else None,
+            )
+            for label, i, rates in zip(labels, standing, pitches, strict=True)
+        ]
+        event, fallbacks = await self._vote(year, history, candidates, None, rng, fallbacks)
+        index = standing[labels.index(event.winner)]
+        leader = self._leader(self.ids[index], year)
+        self._install(leader)
         detail = {
-            "winner": winner.label,
-            "origin": winner.origin,
+            **self._leader_detail(leader),
+            "winner": event.winner,
             "rule": self.rule,
-            "turnout": count.turnout,
-            "share": count.shares[winner.label],
+            "turnout": event.turnout,
+            "share": event.shares[event.winner],
         }
-        return VoteDecision(winner.schedule, "vote", detail, vote_summary(event), fallbacks)
+        return VoteDecision(None, "planner", detail, vote_summary(event), fallbacks, leader)
+
+    def _leader(self, agent: str, year: int) -> Leader:
+        if self.persona_texts is None:
+            raise ConfigError("candidate_source leaders needs personas")
+        return Leader(agent, self.persona_texts[self.ids.index(agent)], year)
+
+    def _restored_leader(self, history: Sequence[YearRecord]) -> Leader | None:
+        """The leader of the last year of ``history`` (restored records on resume)."""
+        if not history or "leader" not in history[-1].notes:
+            return None
+        notes = history[-1].notes
+        return self._leader(str(notes["leader"]), int(notes["leader_year"]))
+
+    def _install(self, leader: Leader) -> None:
+        """Make ``leader`` the one in office, and the one the planner acts as."""
+        self.leader = leader
+        if hasattr(self.planner, "leader"):
+            setattr(self.planner, "leader", leader)  # noqa: B010 (not every planner has one)
+
+    @staticmethod
+    def _leader_detail(leader: Leader) -> dict[str, Any]:
+        return {"leader": leader.agent, "leader_year": leader.year}
 
     async def _planner_candidates(
         self,
@@ -280,19 +385,29 @@ class VotingRounds:
         """K personas, drawn without replacement, each propose a schedule."""
         n = self.economy.size
         drawn = [int(i) for i in rng.choice(n, size=min(self.k, n), replace=False)]
+        pitches, failed = await self._pitches(year, history, drawn, "no platform from this persona")
+        return [
+            (rates, f"platform of {self.ids[i]}")
+            for i, rates in zip(drawn, pitches, strict=True)
+            if rates is not None
+        ], failed
+
+    async def _pitches(
+        self, year: int, history: Sequence[YearRecord], drawn: Sequence[int], action: str
+    ) -> tuple[list[np.ndarray | None], int]:
+        """Each drawn persona's platform (``None`` when its call failed: a recorded
+        fallback with ``action``), and the number of failures. Rational voters: the
+        persona's favourite (:func:`~llmecon.voting.rules.favourite_rates`)."""
         incumbent = history[-1].schedule
         if self.voters_kind == "rational" or self.proposer_model is None:
             return [
-                (
-                    favourite_rates(
-                        self.economy,
-                        i,
-                        self.ctx.edges,
-                        incumbent.rates,
-                        self.ctx.min_rate,
-                        self.ctx.max_rate,
-                    ),
-                    f"platform of {self.ids[i]}",
+                favourite_rates(
+                    self.economy,
+                    i,
+                    self.ctx.edges,
+                    incumbent.rates,
+                    self.ctx.min_rate,
+                    self.ctx.max_rate,
                 )
                 for i in drawn
             ], 0
@@ -318,21 +433,19 @@ class VotingRounds:
                 return f"{type(exc).__name__}: {exc}"
 
         results = await asyncio.gather(*(one(i) for i in drawn))
-        platforms, failed = [], 0
+        platforms: list[np.ndarray | None] = []
+        failed = 0
         for i, result in zip(drawn, results, strict=True):
             if isinstance(result, str):
                 failed += 1
                 self.emit(
                     Fallback(
-                        year=year,
-                        role="voter",
-                        agent=self.ids[i],
-                        reason=result,
-                        action="no platform from this persona",
+                        year=year, role="voter", agent=self.ids[i], reason=result, action=action
                     )
                 )
+                platforms.append(None)
             else:
-                platforms.append((result, f"platform of {self.ids[i]}"))
+                platforms.append(result)
         return platforms, failed
 
     def _candidates(self, entries: Iterable[tuple[np.ndarray, str]]) -> list[BallotCandidate]:
@@ -416,6 +529,11 @@ def vote_summary(event: VoteRound) -> str:
         if event.planner_proposal is not None
         else ""
     )
+    if event.source == "leaders":
+        return (
+            f"a {event.rule} election (turnout {event.turnout:.0%}) made "
+            f"{origin[event.winner]} the leader; shares {shares}"
+        )
     text = (
         f"set by a {event.rule} vote (turnout {event.turnout:.0%}): {event.winner} won; "
         f"shares {shares}"
@@ -427,6 +545,17 @@ def vote_summaries(events: Iterable[Event]) -> dict[int, str]:
     """``{round year: summary}`` from a log, to restore ``YearRecord.notes`` when a run
     is rebuilt from its events (resume)."""
     return {e.year: vote_summary(e) for e in events if isinstance(e, VoteRound)}
+
+
+def vote_leaders(events: Iterable[Event]) -> dict[int, str]:
+    """``{election year: the elected persona id}`` from a log (``candidate_source:
+    leaders``), to restore ``YearRecord.notes["leader"]`` when a run is rebuilt from its
+    events (resume, fork)."""
+    leaders: dict[int, str] = {}
+    for e in events:
+        if isinstance(e, VoteRound) and e.source == "leaders":
+            leaders[e.year] = next(c.origin for c in e.candidates if c.label == e.winner)
+    return leaders
 
 
 def build_voting(
@@ -445,8 +574,29 @@ def build_voting(
     """
     if config.vote_every is None:
         return None
+    texts: list[str] | None = None
+    fields: list[dict[str, Any]] | None = None
+    if config.candidate_source == "leaders":
+        if is_baseline(config.planner):
+            raise ConfigError(
+                "candidate_source: an elected leader acts through the LLM planner; give an "
+                "LLM --planner (a baseline planner would ignore the leader)"
+            )
+        if source.personas is None:
+            raise ConfigError(
+                "candidate_source: leaders need personas (use --personas default or a bank file)"
+            )
+        texts, fields = _persona_texts(source.personas, library)
     if config.voters != "llm":
-        return VotingRounds(config, ctx, planner, emit, library=library)
+        return VotingRounds(
+            config,
+            ctx,
+            planner,
+            emit,
+            library=library,
+            persona_texts=texts,
+            persona_fields=fields,
+        )
     if config.voter_model is not None:
         model_name = config.voter_model
     elif config.workers not in (None, "rational"):
@@ -462,12 +612,8 @@ def build_voting(
         raise ConfigError(
             "voters: LLM voters need personas (use --personas default or a bank file)"
         )
-    from llmecon.personas import persona_text
-
-    try:
-        texts = [persona_text(p, library) for p in source.personas]
-    except PromptError as exc:
-        raise ConfigError(f"prompts: {exc}") from None
+    if texts is None:
+        texts, fields = _persona_texts(source.personas, library)
     model = models.get(model_name, "voters")
     labels = min(config.candidates + 1, 26)
     gen = GenerateConfig(
@@ -483,4 +629,19 @@ def build_voting(
         persona_texts=texts,
         proposer_model=model,
         library=library,
+        persona_fields=fields if config.candidate_source == "leaders" else None,
     )
+
+
+def _persona_texts(
+    personas: Sequence[Any], library: PromptLibrary
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Each persona's text (``persona.j2``) and template fields (a candidate's summary)."""
+    from llmecon.personas import persona_text
+    from llmecon.personas._persona import persona_context
+
+    try:
+        texts = [persona_text(p, library) for p in personas]
+    except PromptError as exc:
+        raise ConfigError(f"prompts: {exc}") from None
+    return texts, [persona_context(p) for p in personas]

@@ -43,6 +43,10 @@ class BallotCandidate:
     label: str
     schedule: TaxSchedule
     origin: str
+    who: dict[str, Any] | None = None
+    """In an election (``candidate_source: leaders``): the candidate's persona fields
+    (:func:`~llmecon.personas.persona_context`), summarised in one line on the ballot;
+    its ``schedule`` is the platform it pitches."""
 
 
 def edge_rows(schedule: TaxSchedule) -> list[dict[str, Any]]:
@@ -62,7 +66,8 @@ def vote_prompt(
     rebate_share: float = 1.0,
 ) -> Prompt:
     """The one user message of a voter's ballot (``prompts/vote.j2``, closed by the
-    rule's ``prompts/vote_rule_<rule>.j2``)."""
+    rule's ``prompts/vote_rule_<rule>.j2``). Candidates with a ``who`` make the ballot
+    an election of a leader."""
     labels = [c.label for c in candidates]
     rendered = library.render(
         "vote.j2",
@@ -70,9 +75,15 @@ def vote_prompt(
         rule=rule,
         edges=edge_rows(candidates[0].schedule),
         candidates=[
-            {"label": c.label, "rates": pct_list(c.schedule.rates), "origin": c.origin}
+            {
+                "label": c.label,
+                "rates": pct_list(c.schedule.rates),
+                "origin": c.origin,
+                "who": c.who,
+            }
             for c in candidates
         ],
+        election=any(c.who is not None for c in candidates),
         persona_text=persona_text.strip(),
         hours=weekly_hours,
         income=income_usd,
