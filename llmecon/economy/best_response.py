@@ -140,31 +140,41 @@ def _crra_segment_argmax(
     a = np.broadcast_to(lo, slope.shape)
     b = np.broadcast_to(np.maximum(hi, lo), slope.shape)
 
-    def derivative(h: FloatArray) -> FloatArray:
+    def derivative(h: FloatArray, h_nb: FloatArray) -> FloatArray:
+        # ``h_nb`` is ``h`` before broadcasting over schedules: the disutility term does
+        # not depend on the schedule, so it is computed once per worker × segment.
         c = np.maximum(slope * h + base, _MIN_CONSUMPTION)
-        return marginal_consumption_utility(c, config.crra) * slope - p * h ** (1.0 / eps)
+        return marginal_consumption_utility(c, config.crra) * slope - p * h_nb ** (1.0 / eps)
 
-    d_lo = derivative(a)
-    d_hi = derivative(b)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_slope = np.log(slope)
-        log_p = np.log(p)
-        left = np.log(np.maximum(a, _MIN_HOURS))
-        right = np.log(np.maximum(b, _MIN_HOURS))
-        y = ((1.0 - eta) * log_slope - log_p) / (eta + 1.0 / eps)
-        y = np.where(np.isnan(y), 0.5 * (left + right), np.clip(y, left, right))
-        for _ in range(_NEWTON_STEPS):
-            h = np.exp(y)
-            c = slope * h + base
-            floor = c <= _MIN_CONSUMPTION
-            c = np.maximum(c, _MIN_CONSUMPTION)
-            f = log_slope - eta * np.log(c) - log_p - y / eps
-            df = np.where(floor, 0.0, -eta * slope * h / c) - 1.0 / eps
-            up = f > 0
-            left = np.where(up, y, left)
-            right = np.where(up, right, y)
-            step = y - f / df
-            inside = np.isfinite(step) & (step >= left) & (step <= right)
-            y = np.where(f == 0, y, np.where(inside, step, 0.5 * (left + right)))
-        x = np.exp(y)
-    return np.where(d_lo <= 0, a, np.where(d_hi >= 0, b, np.clip(x, a, b)))
+    d_lo = derivative(a, lo)
+    d_hi = derivative(b, np.maximum(hi, lo))
+    x = a.copy()
+    # Newton only where the optimum is interior: elsewhere an end wins (most segments of
+    # most workers). The solve is elementwise, so compressing changes no result.
+    interior = ~(d_lo <= 0) & ~(d_hi >= 0)
+    if interior.any():
+        sl = slope[interior]
+        bs = np.broadcast_to(base, slope.shape)[interior]
+        lp = np.broadcast_to(p, slope.shape)[interior]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            log_slope = np.log(sl)
+            log_p = np.log(lp)
+            left = np.log(np.maximum(a[interior], _MIN_HOURS))
+            right = np.log(np.maximum(b[interior], _MIN_HOURS))
+            y = ((1.0 - eta) * log_slope - log_p) / (eta + 1.0 / eps)
+            y = np.where(np.isnan(y), 0.5 * (left + right), np.clip(y, left, right))
+            for _ in range(_NEWTON_STEPS):
+                h = np.exp(y)
+                c = sl * h + bs
+                floor = c <= _MIN_CONSUMPTION
+                c = np.maximum(c, _MIN_CONSUMPTION)
+                f = log_slope - eta * np.log(c) - log_p - y / eps
+                df = np.where(floor, 0.0, -eta * sl * h / c) - 1.0 / eps
+                up = f > 0
+                left = np.where(up, y, left)
+                right = np.where(up, right, y)
+                step = y - f / df
+                inside = np.isfinite(step) & (step >= left) & (step <= right)
+                y = np.where(f == 0, y, np.where(inside, step, 0.5 * (left + right)))
+            x[interior] = np.clip(np.exp(y), a[interior], b[interior])
+    return np.where(d_lo <= 0, a, np.where(d_hi >= 0, b, x))
