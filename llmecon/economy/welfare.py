@@ -277,7 +277,7 @@ def marginal_welfare_weights(
     mean of 1 over people (a dollar to everyone is worth 1).
     """
     w = _raw_marginal_weights(swf, consumption, income, utility, fixed_weights, crra, survey_weight)
-    mean = w.mean() if survey_weight is None else float(weighted_mean(w, survey_weight))
+    mean = float(weighted_mean(w, survey_weight))
     return w / mean if mean > 0 else np.ones(w.size)
 
 
@@ -304,7 +304,7 @@ def output_welfare_weight(
         return None
     c = np.asarray(consumption, dtype=float)
     raw = _raw_marginal_weights(swf, c, income, utility, fixed_weights, crra, survey_weight)
-    raw_mean = float(raw.mean() if survey_weight is None else weighted_mean(raw, survey_weight))
+    raw_mean = float(weighted_mean(raw, survey_weight))
     if raw_mean <= 0:
         return float("inf")
     inputs = WelfareInputs(np.asarray(utility), c, income, fixed_weights, survey_weight)

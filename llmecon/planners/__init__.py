@@ -26,7 +26,6 @@ from llmecon.planners.saez import (
     SaezWeights,
     estimate_elasticity,
     saez_bracket_rates,
-    saez_fixed_point,
     saez_weights,
     solve_saez,
 )
@@ -53,7 +52,6 @@ __all__ = [
     "planner_names",
     "register_planner",
     "saez_bracket_rates",
-    "saez_fixed_point",
     "saez_weights",
     "solve_saez",
 ]

@@ -223,29 +223,6 @@ def solve_saez(
     return SaezResult(np.mean(recent, axis=0), max_iter, False, change)
 
 
-def saez_fixed_point(
-    economy: Economy,
-    edges: Sequence[float],
-    *,
-    min_rate: float = 0.0,
-    max_rate: float = 1.0,
-    damping: float = 0.5,
-    tol: float = 1e-5,
-    max_iter: int = 200,
-) -> tuple[FloatArray, int]:
-    """:func:`solve_saez`'s rates and iterations (see it for whether it converged)."""
-    result = solve_saez(
-        economy,
-        edges,
-        min_rate=min_rate,
-        max_rate=max_rate,
-        damping=damping,
-        tol=tol,
-        max_iter=max_iter,
-    )
-    return result.rates, result.iterations
-
-
 def saez_weights(economy: Economy, out: Outcome) -> SaezWeights:
     """Marginal welfare weights of the economy's own SWF at an outcome, with ``κ`` (the
     rebate share) and ``δ`` (the SWF's direct value of output, ``None`` if welfarist)."""

@@ -40,12 +40,7 @@ def write_report(
     check_report_path(path)
     runs: list[RunData] = [load_run(d) for d in run_dirs]
     html = render_report(runs, title=title)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, html)
-    except OSError as exc:
-        raise RunLogError(f"cannot write the report {path}: {exc.strerror or exc}") from None
-    return path
+    return _write_html(path, html)
 
 
 def write_sweep_report(
@@ -61,6 +56,11 @@ def write_sweep_report(
     path = Path(out) if out is not None else directory / REPORT_NAME
     check_report_path(path)
     html = render_sweep_report(load_sweep(directory), title)
+    return _write_html(path, html)
+
+
+def _write_html(path: Path, html: str) -> Path:
+    """Write a report atomically (creating its folder); a clear error when it cannot."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, html)

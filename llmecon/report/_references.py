@@ -37,7 +37,7 @@ def _number(value: object) -> float | None:
 
 def references(run: RunData) -> References:
     """Status quo and oracle from the run summary (computed when absent and possible);
-    Saez computed on the rebuilt economy with :func:`llmecon.planners.saez_fixed_point`."""
+    Saez computed on the rebuilt economy with :func:`llmecon.planners.solve_saez`."""
     summary = run.summary
     status_quo = TaxSchedule.status_quo(run.edges)
     ref = References(status_quo_rates=list(status_quo.rates))
@@ -53,15 +53,15 @@ def references(run: RunData) -> References:
     elif economy.size > SAEZ_MAX_AGENTS:
         ref.notes.append(f"Saez reference omitted: more than {SAEZ_MAX_AGENTS:,} workers.")
     else:
-        from llmecon.planners import saez_fixed_point
+        from llmecon.planners import solve_saez
 
         cfg = run.manifest.config
-        rates, _ = saez_fixed_point(
+        rates = solve_saez(
             economy,
             run.edges,
             min_rate=float(cfg.get("min_rate", 0.0)),
             max_rate=float(cfg.get("max_rate", 1.0)),
-        )
+        ).rates
         ref.saez_rates = [float(r) for r in np.asarray(rates)]
         ref.saez_swf = economy.evaluate(TaxSchedule(run.edges, tuple(ref.saez_rates)))[1].swf
         if ref.status_quo_swf is None:

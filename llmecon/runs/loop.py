@@ -305,32 +305,14 @@ class Simulation:
             self._check_breaker()
             hours = np.asarray(decision.weekly_hours, dtype=float)
             self.fallbacks += decision.fallbacks
-            for index, reason in sorted(decision.fallback_reasons.items()):
-                self.emit(
-                    Fallback(
-                        year=year,
-                        role="worker",
-                        agent=self.population.ids[index],
-                        reason=reason,
-                        action="kept the previous hours",
-                    )
-                )
+            self._worker_fallbacks(year, decision.fallback_reasons, "kept the previous hours")
             if self.config.worker_satisfaction:  # LLM Economist's bounded scenario
                 ask = self.workers.satisfaction  # type: ignore[attr-defined]
                 answers, failed = await ask(request, hours)
                 self._check_breaker()
                 satisfied = [bool(a) for a in answers]
                 self.fallbacks += len(failed)
-                for index, reason in sorted(failed.items()):
-                    self.emit(
-                        Fallback(
-                            year=year,
-                            role="worker",
-                            agent=self.population.ids[index],
-                            reason=reason,
-                            action="counted as satisfied",
-                        )
-                    )
+                self._worker_fallbacks(year, failed, "counted as satisfied")
             self.emit(
                 WorkerStep(
                     year=year,
@@ -351,6 +333,19 @@ class Simulation:
             self.log.sync()
             self.log.write_years_table([years_row(r) for r in self.records])
         return record
+
+    def _worker_fallbacks(self, year: int, reasons: dict[int, str], action: str) -> None:
+        """Log a ``fallback`` event per worker index in ``reasons`` (index -> why)."""
+        for index, reason in sorted(reasons.items()):
+            self.emit(
+                Fallback(
+                    year=year,
+                    role="worker",
+                    agent=self.population.ids[index],
+                    reason=reason,
+                    action=action,
+                )
+            )
 
     def _check_breaker(self) -> None:
         """Stop the year before the next batch of calls once the breaker has tripped."""
