@@ -6,6 +6,7 @@ The Python API (see the README):
 - :func:`compare`: several planners on the same economy, as a DataFrame;
 - :func:`sweep`: many runs over a grid of settings and seeds, with 95 % intervals;
 - :func:`load_run`: a logged run folder as DataFrames;
+- :func:`load_runs`: many run folders (a glob, a folder of runs) as one set of tables;
 - :func:`load_sweep`: a sweep folder as DataFrames (one row per cell × year);
 - :class:`RunConfig`: every setting of a run (the CLI options are its fields).
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llmecon.api import Comparison, compare, load_sweep, run, run_async, sweep
+    from llmecon.runs.collection import RunsData, load_runs
     from llmecon.runs.config import RunConfig
     from llmecon.runs.dataframes import RunData, load_run
     from llmecon.runs.loop import RunResult
@@ -35,6 +37,8 @@ _EXPORTS = {
     "RunResult": "llmecon.runs.loop",
     "RunData": "llmecon.runs.dataframes",
     "load_run": "llmecon.runs.dataframes",
+    "RunsData": "llmecon.runs.collection",
+    "load_runs": "llmecon.runs.collection",
 }
 
 __all__ = [
@@ -42,8 +46,10 @@ __all__ = [
     "RunConfig",
     "RunData",
     "RunResult",
+    "RunsData",
     "compare",
     "load_run",
+    "load_runs",
     "load_sweep",
     "run",
     "run_async",

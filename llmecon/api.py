@@ -1,5 +1,5 @@
 """The Python API: ``llmecon.run``, ``llmecon.compare``, ``llmecon.sweep``,
-``llmecon.load_run`` and ``llmecon.load_sweep``.
+``llmecon.load_run``, ``llmecon.load_runs`` and ``llmecon.load_sweep``.
 
 They work the same in a script and in Jupyter: inside a running event loop the run goes
 to a worker thread with a loop of its own (or ``await llmecon.run_async(...)``).
@@ -13,6 +13,9 @@ Results carry pandas DataFrames::
     table = llmecon.compare(["none", "saez", "oracle"], agents=500, years=10).table
     sweep = llmecon.sweep(grid={"planner": ["saez", "ucb"], "seed": "0-9"}, workers="rational")
     sweep.table  # per planner: means and 95 % intervals across the seeds
+
+    runs = llmecon.load_runs("runs/*")  # logged runs as one set of tables (tax years from 1)
+    runs.years.groupby(["settings", "year"])["swf"].mean()
 """
 
 from __future__ import annotations

@@ -20,7 +20,16 @@ SMALL = {"planner": "ucb", "workers": "rational", "agents": 40, "years": 3}
 
 def test_dir_lists_the_public_names() -> None:
     public = dir(llmecon)
-    for name in ("run", "run_async", "compare", "load_run", "RunConfig", "RunResult"):
+    for name in (
+        "run",
+        "run_async",
+        "compare",
+        "load_run",
+        "load_runs",
+        "RunsData",
+        "RunConfig",
+        "RunResult",
+    ):
         assert name in public
         assert getattr(llmecon, name) is not None
     assert all(not name.startswith("_") for name in public)
@@ -32,11 +41,20 @@ def test_run_returns_dataframes_and_writes_the_folder(tmp_path: Path) -> None:
     result = llmecon.run(**SMALL, out=str(tmp_path), run_id="api")
     assert result.complete and result.run_dir == tmp_path / "api"
     assert isinstance(result.years, pd.DataFrame)
-    assert list(result.years.year) == [0, 1, 2]
-    assert {"swf", "revenue_usd", "rate_0"} <= set(result.years.columns)
+    assert list(result.years.year) == [1, 2, 3]  # tax years as users see them
+    assert list(result.years.columns[:3]) == ["run_id", "seed", "year"]
+    assert {"swf", "revenue_usd"} <= set(result.years.columns)
+    rates = result.rates
+    assert list(rates.columns) == ["run_id", "seed", "year", "bracket", "lower", "upper", "rate"]
+    assert rates.year.unique().tolist() == [1, 2, 3] and rates.upper.iloc[-1] == float("inf")
     data = llmecon.load_run(result.run_dir)
     assert len(data.agents) == 3 * 40
+    assert data.years.year.tolist() == [1, 2, 3]  # load_run: tax years as users see them
     assert data.years.swf.tolist() == pytest.approx(result.years.swf.tolist(), rel=1e-12)
+    assert data.rates.rate.tolist() == pytest.approx(rates.rate.tolist(), abs=1e-12)
+    assert data.rates.run_id.eq("api").all() and rates.run_id.eq("api").all()
+    csv = pd.read_csv(result.run_dir / "years.csv")
+    assert csv.year.tolist() == [1, 2, 3]  # years.csv numbers years as users see them
 
 
 def test_run_takes_a_config_object_or_file_with_settings_on_top(tmp_path: Path) -> None:

@@ -368,6 +368,11 @@ class PlannerPromptSettings:
         moves: ``None`` (answer whole-percent rates within the trust region) or
             :class:`GridMoves` (answer a change per bracket from the grid's set; the
             trust region is then the grid's ``max``).
+        uncertainty: show each year's welfare with its noise interval, the change
+            against the previous year and where the workers' incomes fall (workers
+            and income share per bracket); off: the bare outcomes (an ablation).
+        explore: add a note that early years are for trying changes (LLM Economist's
+            exploration instruction).
     """
 
     history_len: int = 8
@@ -375,6 +380,8 @@ class PlannerPromptSettings:
     trust_region: float = 0.10
     hints: bool = False
     moves: GridMoves | None = None
+    uncertainty: bool = True
+    explore: bool = False
 
 
 @dataclass(frozen=True)
@@ -411,30 +418,104 @@ def shown_years(history: Sequence[YearRecord], settings: PlannerPromptSettings) 
     return sorted(best + recent, key=lambda r: r.year)
 
 
+def shown_swf(rec: YearRecord) -> float:
+    """A year's welfare as the demonstrations print it (one decimal): what a planner
+    reading the prompt can compute with."""
+    return round(rec.metrics.swf, 1)
+
+
+def welfare_noise_sd(years: Sequence[YearRecord]) -> float | None:
+    """The year-to-year noise of the welfare, estimated from ``years`` that enacted the
+    same rates (pooled standard deviation of the welfare around each repeated schedule's
+    mean); ``None`` before any schedule was enacted twice. The demonstrations' interval
+    and the scripted planner's confidence bounds both use it."""
+    by_rates: dict[tuple[int, ...], list[float]] = {}
+    for rec in years:
+        by_rates.setdefault(tuple(pct_list(rec.schedule.rates)), []).append(shown_swf(rec))
+    repeats = [np.array(v) for v in by_rates.values() if len(v) > 1]
+    dof = sum(v.size - 1 for v in repeats)
+    if not dof:
+        return None
+    return float(np.sqrt(sum(float(np.sum((v - v.mean()) ** 2)) for v in repeats) / dof))
+
+
+def bracket_shares(rec: YearRecord) -> tuple[list[int], list[int]]:
+    """Workers whose income falls in each bracket, and each bracket's share (whole
+    percent) of total income earned by them: where the tax base of each rate sits."""
+    edges = np.asarray(rec.schedule.edges, dtype=float)
+    income = np.asarray(rec.income_usd, dtype=float)
+    which = np.clip(np.searchsorted(edges, income, side="right") - 1, 0, edges.size - 1)
+    counts = np.bincount(which, minlength=edges.size)
+    totals = np.bincount(which, weights=income, minlength=edges.size)
+    total = float(totals.sum())
+    shares = 100.0 * totals / total if total > 0 else np.zeros(edges.size)
+    return [int(c) for c in counts], [round(float(x)) for x in shares]
+
+
+def rate_change_text(before: Sequence[int], after: Sequence[int]) -> str:
+    """``"bracket 3 +5, bracket 4 -2"`` (points), or ``"rates unchanged"``."""
+    pairs = enumerate(zip(before, after, strict=True))
+    moves = [f"bracket {b + 1} {a - p:+d}" for b, (p, a) in pairs if a != p]
+    return ", ".join(moves) if moves else "rates unchanged"
+
+
 def demonstrations(
     history: Sequence[YearRecord], settings: PlannerPromptSettings, n_agents: int
 ) -> list[dict[str, Any]]:
-    """Recent years, then the best-so-far years not already shown, in year order."""
+    """Recent years, then the best-so-far years not already shown, in year order. With
+    ``settings.uncertainty`` each also carries the welfare's noise interval, the mean
+    over every shown year with the same rates, the change against the previous year
+    and the workers and income share per bracket."""
     best_year = max(history, key=lambda r: r.metrics.swf).year if history else None
+    years = shown_years(history, settings)
+    sd = welfare_noise_sd(years) if settings.uncertainty else None
+    by_year = {r.year: r for r in history}
+    same: dict[tuple[int, ...], list[float]] = {}
+    for rec in years:
+        same.setdefault(tuple(pct_list(rec.schedule.rates)), []).append(shown_swf(rec))
     demos = []
-    for rec in shown_years(history, settings):
+    for rec in years:
         tags = []
         if rec.year == best_year:
             tags.append("best so far")
         if rec.source != "planner":
             tags.append(f"set by {rec.source}")
-        demos.append(
-            {
-                "year": rec.year,
-                "tag": ", ".join(tags),
-                "rates": pct_list(rec.schedule.rates),
-                "swf": f"{rec.metrics.swf:,.1f}",
-                "revenue": rec.metrics.revenue_usd / max(n_agents, 1),
-                "hours": f"{rec.metrics.mean_weekly_hours:.1f}",
-                "gini": f"{rec.metrics.gini_income:.3f}",
-                "vote": rec.notes.get("vote_summary", ""),
-            }
-        )
+        rates = pct_list(rec.schedule.rates)
+        demo: dict[str, Any] = {
+            "year": rec.year,
+            "tag": ", ".join(tags),
+            "rates": rates,
+            "swf": f"{rec.metrics.swf:,.1f}",
+            "revenue": rec.metrics.revenue_usd / max(n_agents, 1),
+            "hours": f"{rec.metrics.mean_weekly_hours:.1f}",
+            "gini": f"{rec.metrics.gini_income:.3f}",
+            "vote": rec.notes.get("vote_summary", ""),
+        }
+        if settings.uncertainty:
+            repeats = same[tuple(rates)]
+            previous = by_year.get(rec.year - 1)
+            counts, shares = bracket_shares(rec)
+            demo.update(
+                {
+                    "interval": f"{2 * sd:,.1f}" if sd is not None else None,
+                    "mean": f"{np.mean(repeats):,.1f}" if len(repeats) > 1 else None,
+                    "mean_interval": (
+                        f"{2 * sd / np.sqrt(len(repeats)):,.1f}" if sd is not None else None
+                    ),
+                    "n_same": len(repeats),
+                    "change": (
+                        None
+                        if previous is None
+                        else {
+                            "rates": rate_change_text(pct_list(previous.schedule.rates), rates),
+                            "swf": f"{rec.metrics.swf - previous.metrics.swf:+,.1f}",
+                        }
+                    ),
+                    "workers": "/".join(str(c) for c in counts),
+                    "income_share": "/".join(str(x) for x in shares),
+                }
+            )
+        demos.append(demo)
     return demos
 
 
@@ -508,6 +589,7 @@ def planner_frame(
         "planner_demonstrations.j2",
         used,
         demos=demonstrations(history, settings, ctx.economy.size),
+        uncertainty=settings.uncertainty,
     )
     current = pct_list(schedule.rates)
     if moves:
@@ -544,6 +626,8 @@ def planner_prompt(
         hints = effect_hints(history)
         if hints:
             parts.append(_render(library, "planner_hints.j2", used, hints=hints))
+    if settings.explore:
+        parts.append(_render(library, "planner_explore.j2", used))
     parts.append(
         _render(
             library,

@@ -31,8 +31,14 @@ Model names:
 The planner (stateless: everything comes from the years its prompt shows) is a
 compass search that copes with noisy welfare. The incumbent is the shown schedule with
 the highest lower confidence bound ``mean SWF − 2σ̂/√n`` over the years it was enacted
-(σ̂: the spread of repeated schedules' SWF; 0 before any repeat). A new incumbent seen
-only once is enacted again to confirm it (unless repeats showed no noise). Otherwise it
+(σ̂: half the interval the demonstrations show, the spread of repeated schedules' SWF,
+:func:`~llmecon.agents.prompting.welfare_noise_sd`; 0 before any repeat). A new
+incumbent seen only once is enacted again to confirm it when its lead over the best
+other schedule is within ``LCB_Z`` standard errors of the difference, or while the noise
+is unknown (no repeat yet): a gain within the noise is not taken as an improvement, and
+a clear one costs no confirmation year. With ``planner_uncertainty`` off no interval is
+shown and σ̂ is 0 throughout: every measured difference is taken at face value and
+nothing is confirmed (the ablation). Otherwise it
 repeats the single-bracket move that found the incumbent, then tries the incumbent
 ± a step in one bracket, brackets in turn from the one last tried, steps of the trust
 region, half and a fifth of it, skipping schedules already shown and brackets where a
@@ -60,7 +66,13 @@ from llmecon.agents.calls import (
     WorkerAsk,
     current_call,
 )
-from llmecon.agents.prompting import pct_list, shown_years, trust_bounds_pct
+from llmecon.agents.prompting import (
+    pct_list,
+    shown_swf,
+    shown_years,
+    trust_bounds_pct,
+    welfare_noise_sd,
+)
 from llmecon.economy import best_response_hours
 from llmecon.economy.utility import WEEKS_PER_YEAR
 from llmecon.models import (
@@ -233,21 +245,19 @@ class _Shown:
     sigma: float | None
 
     @classmethod
-    def of(cls, years: Sequence[YearRecord]) -> _Shown:
+    def of(cls, years: Sequence[YearRecord], uncertainty: bool = True) -> _Shown:
+        """``uncertainty``: the prompt shows the noise interval (σ̂ from repeated
+        schedules, :func:`~llmecon.agents.prompting.welfare_noise_sd`); without it the
+        planner takes every measured difference at face value (σ̂ = 0)."""
         swf: dict[tuple[int, ...], list[float]] = {}
         first: dict[tuple[int, ...], int] = {}
         by_year: dict[int, tuple[int, ...]] = {}
         for rec in years:
             key = tuple(pct_list(rec.schedule.rates))
-            swf.setdefault(key, []).append(round(rec.metrics.swf, 1))  # as the prompt shows
+            swf.setdefault(key, []).append(shown_swf(rec))
             first.setdefault(key, rec.year)
             by_year[rec.year] = key
-        repeats = [v for v in swf.values() if len(v) > 1]
-        dof = sum(len(v) - 1 for v in repeats)
-        sigma = None
-        if dof:
-            squares = sum(float(np.sum((np.array(v) - np.mean(v)) ** 2)) for v in repeats)
-            sigma = float(np.sqrt(squares / dof))
+        sigma = welfare_noise_sd(years) if uncertainty else 0.0
         return cls(swf, first, by_year, sigma)
 
     def score(self, key: tuple[int, ...]) -> float:
@@ -258,6 +268,20 @@ class _Shown:
         """The best lower confidence bound; ties go to the schedule enacted first (a
         newcomer must do strictly better)."""
         return max(self.swf, key=lambda k: (self.score(k), -self.first_year[k]))
+
+    def lead_within_noise(self, key: tuple[int, ...]) -> bool:
+        """Whether ``key``'s lead over the best other schedule could be noise: true while
+        the noise is unknown, false when repeats showed none, else whether the lead is
+        under ``LCB_Z`` standard errors of the difference."""
+        if self.sigma is None:
+            return True
+        if self.sigma == 0:
+            return False
+        others = [k for k in self.swf if k != key]
+        rival = max(others, key=lambda k: float(np.mean(self.swf[k])))
+        n_key, n_rival = len(self.swf[key]), len(self.swf[rival])
+        lead = float(np.mean(self.swf[key]) - np.mean(self.swf[rival]))
+        return lead < LCB_Z * self.sigma * float(np.sqrt(1 / n_key + 1 / n_rival))
 
     def flat_brackets(self) -> set[int]:
         """Brackets where a single-bracket change left the measured SWF unchanged."""
@@ -276,7 +300,7 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
     """``count`` distinct proposals, best first (see the module docstring)."""
     ctx, settings = ask.ctx, ask.settings
     years = shown_years(ask.history, settings)
-    shown = _Shown.of(years)
+    shown = _Shown.of(years, settings.uncertainty)
     current = pct_list(ask.history[-1].schedule.rates)
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
     moves = settings.moves
@@ -303,8 +327,7 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
             out.append(Proposal(list(key), why))
 
     base = moves.snap(inc).astype(int) if moves else np.array(inc)
-    confirm = shown.sigma is None or shown.sigma > 0
-    if confirm and len(shown.swf[inc]) == 1 and len(shown.swf) > 1:
+    if len(shown.swf[inc]) == 1 and len(shown.swf) > 1 and shown.lead_within_noise(inc):
         add(base, "hill climb: enact the best schedule again to confirm it", allow_shown=True)
     flat = shown.flat_brackets()
     before = shown.by_year.get(shown.first_year[inc] - 1)

@@ -293,6 +293,10 @@ class YearDisplay(LiveDisplay):
             f"cost {'n/a' if cost is None else f'${cost:.4f}'}  "
             f"failures {totals['failures']}"
         )
+        if totals.get("batch"):  # a provider batch is pending (--batch-api)
+            self.calls += f"  {totals['batch']}"
+            if not self.live:  # a batch can take hours: say so in plain logs too
+                console.print(totals["batch"])
         if self.live:
             self.progress.update(self.task, status=self._year + self.calls)
 

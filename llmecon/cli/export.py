@@ -42,7 +42,7 @@ def check_run_dir(run_dir: str) -> Path:
     type=click.Choice(["csv", "parquet"]),
     default="csv",
     show_default=True,
-    help="File format of the tables; parquet needs pyarrow (pip install 'llmecon[parquet]').",
+    help="File format of the tables (parquet is written with pyarrow).",
 )
 @click.option(
     "--out",
@@ -51,11 +51,14 @@ def check_run_dir(run_dir: str) -> Path:
     help="Folder to write the tables to; not a run folder. [default: RUN/tables]",
 )
 def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
-    """Write the tables of the run in RUN: years, agents, calls, votes, fallbacks.
+    """Write the tables of the run in RUN: years, rates, agents, personas, calls,
+    votes, fallbacks.
 
     One file per table (years.csv, …), derived from the event log as
-    llmecon.load_run() sees it. Per-agent incomes need the run's population (a
-    personas.jsonl copy, or a synthetic population redrawn from the seed). Each file
+    llmecon.load_run() sees it: every table starts with run_id and seed, and years
+    are numbered as users see them (tax year 1 first). Per-agent incomes need the
+    run's population (a personas.jsonl copy, or a synthetic population redrawn from
+    the seed). Each file
     is written atomically (an interrupted export leaves the previous file or the new
     one, never a truncated one); a run folder is never written into.
     """

@@ -56,8 +56,13 @@ if TYPE_CHECKING:
     help="Bootstrap resamples for the 95% intervals.",
 )
 @click.option(
-    "--out", "out_path", type=click.Path(dir_okay=False), help="Save the results as JSON."
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    help="Save the results as JSON here. [default: runs/probes/<model>.json, where "
+    "llmecon report finds them for runs in runs/]",
 )
+@click.option("--no-save", is_flag=True, help="Do not save the results.")
 @click.option("--api-base", help="Base URL of an OpenAI-compatible server.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
 @click.option("--max-retries", type=click.IntRange(0, 20), default=2, show_default=True)
@@ -77,6 +82,7 @@ def probe(
     elasticity: float,
     bootstrap: int,
     out_path: str | None,
+    no_save: bool,
     api_base: str | None,
     timeout: float,
     max_retries: int,
@@ -90,12 +96,14 @@ def probe(
     and a $5,000 higher rebate (and two questions again). Prints the elasticity of
     hours, the income effect, the bracket response, the optimality gap, degenerate and
     identical answers and test-retest consistency, each with a 95% bootstrap interval
-    and next to the exact rational best response.
+    and next to the exact rational best response. The result is saved as JSON
+    (runs/probes/<model>.json unless --out or --no-save), where `llmecon report`
+    shows it for runs of that worker model.
 
     \b
     Examples:
       llmecon probe local/smollm2-135m --personas 8
-      llmecon probe gpt-4o-mini --out probe.json
+      llmecon probe gpt-4o-mini              # saved as runs/probes/gpt-4o-mini.json
       llmecon probe scripted/reference        # the reference: recovers ε = 0.4
     """
     from llmecon.agents.probe import probe_model, sample_personas_for_probe
@@ -148,9 +156,13 @@ def probe(
             f"[yellow]{result.fallbacks} of {result.calls} calls failed (left out of the "
             "estimates)[/]"
         )
-    if out_path:
-        Path(out_path).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
-        console.print(f"saved {out_path}")
+    if not no_save:
+        from llmecon.report import default_probe_path
+
+        path = Path(out_path) if out_path else default_probe_path(model_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        console.print(f"saved {path}")
 
 
 def _number(value: float, unit: str) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from llmecon.cli._common import friendly_errors
+from llmecon.cli._common import console, friendly_errors
 from llmecon.cli.export import check_run_dir
 
 
@@ -16,22 +16,36 @@ from llmecon.cli.export import check_run_dir
     "--out",
     "out_file",
     type=click.Path(dir_okay=False),
-    help="HTML file to write; never a file of a run (events.jsonl, manifest.json, …). "
-    "[default: RUN/report.html for one run, report.html for several]",
+    help="HTML file to write, anywhere (the folder is created); never a file of a run "
+    "(events.jsonl, manifest.json, …). [default: RUN/report.html for one run, "
+    "report.html in the current folder for several, SWEEP/report.html for a sweep]",
 )
 @click.option("--title", help="Title of the report. [default: from the run ids]")
 def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -> None:
     """Write an HTML report of RUN (or compare several runs side by side), or of a
     sweep folder (llmecon sweep, llmecon compare).
 
-    Welfare by year against the status quo, Saez and the oracle; the schedule over
-    time; the final schedule against US federal and Saez; hours and income
-    distributions and Lorenz curves; votes and LLM calls (tokens, cost, latency,
-    sample outputs) when the runs have them. One file, figures embedded, written
-    atomically; it never replaces a run's own files.
+    Outcomes by tax year (welfare, revenue, mean hours, Gini, effective and marginal
+    rates) against the status quo, no tax, Saez and the oracle; changes against the
+    status quo; schedules over time and the final schedule on a log-income axis;
+    who gains and who loses by income decile and persona group; the welfare
+    decomposition; distributions and Lorenz curves; votes; LLM behaviour (answers per
+    year, anchoring warning, fallbacks, sample calls with their prompts, the saved
+    `llmecon probe` of the workers' model). Runs that differ only in seed are drawn
+    as a mean with a min-max band; references shared by all runs are drawn once.
+
+    One self-contained offline file (charts as inline SVG, hover for values), written
+    atomically; it never replaces a run's own files. Sections: docs/report.md.
 
     For a sweep folder: per setting, the mean SWF and gain closed by year with 95 %
-    bands across seeds, and the table of means and intervals (SWEEP/report.html).
+    bands across seeds, and the table of means and intervals. To see a sweep's runs
+    with every section, pass its run folders: llmecon report SWEEP/*/
+
+    \b
+    Examples:
+      llmecon report runs/my-run
+      llmecon report runs/a runs/b --out compare.html
+      llmecon report runs/sweep-1/saez-s*/ --out saez-seeds.html
     """
     from llmecon.report import REPORT_NAME, write_report
 
@@ -49,6 +63,10 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
         out = paths[0] / REPORT_NAME if len(paths) == 1 else Path(REPORT_NAME)
     else:
         out = Path(out_file)
-    with friendly_errors():
-        written = write_report(paths, out, title=title)
+    with friendly_errors(), console.status("report: starting") as status:
+
+        def progress(message: str) -> None:
+            status.update(f"report: {message}")
+
+        written = write_report(paths, out, title=title, progress=progress)
     click.echo(str(written))

@@ -139,6 +139,14 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
     table.add_row("best SWF (year)", f"{summary['best_swf']:,.2f} ({summary['best_year']})")
     if "status_quo_swf" in summary:
         table.add_row("status-quo SWF", f"{summary['status_quo_swf']:,.2f}")
+    if summary.get("status_quo_same_workers_swf") is not None:
+        table.add_row(
+            "status quo, these workers (year 0)", f"{summary['status_quo_same_workers_swf']:,.2f}"
+        )
+        table.add_row(
+            "final − status quo, these workers",
+            f"{summary['final_minus_status_quo_same_workers']:+,.2f}",
+        )
     if "none_swf" in summary:
         table.add_row("no-tax (none) SWF", f"{summary['none_swf']:,.2f}")
     if summary.get("oracle_swf") is not None:
@@ -161,8 +169,20 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
         )
         cost = summary["cost_usd"]
         table.add_row("cost", "unknown (price not in table)" if cost is None else f"${cost:.4f}")
+    if "status_quo_swf" in summary and summary.get("references_assume"):
+        table.add_row("references assume", summary["references_assume"])
     out.print(table)
     out.print("[bold]final schedule[/]\n" + final_schedule)
+    degenerate = summary.get("degenerate_years") or []
+    if degenerate:
+        from llmecon.runs.reference import DEGENERATE_SHARE
+
+        out.print(
+            f"[red bold]note[/]: in {len(degenerate)} year(s) ({_years_text(degenerate)}) at "
+            f"least {DEGENERATE_SHARE:.0%} of the LLM workers gave the same answer (at most "
+            f"{summary['identical_answers_max']:.0%}): the model is not responding to its "
+            "persona or the taxes; check it with `llmecon probe`"
+        )
     if summary.get("fallbacks"):
         style = "red bold" if share >= 0.5 else "yellow"
         out.print(
@@ -170,3 +190,9 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
             "model call or an unusable answer: the planner kept its schedule, a worker its "
             "hours); the welfare above reflects those fallbacks, not the model's choices"
         )
+
+
+def _years_text(years: list[int], limit: int = 8) -> str:
+    """``[0, 1, 5]`` → ``"0, 1, 5"`` (0-based, as the log), shortened past ``limit``."""
+    shown = ", ".join(str(y) for y in years[:limit])
+    return shown + (", …" if len(years) > limit else "")

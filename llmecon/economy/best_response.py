@@ -31,6 +31,9 @@ _MIN_CONSUMPTION = 1e-9
 #: Smallest weekly hours of the CRRA root search (its bracket lives in log hours).
 _MIN_HOURS = 1e-12
 _BLOCK_ELEMENTS = 1 << 16
+#: Smallest group (schedules × workers × brackets) handled together: smaller groups
+#: join the next one up (each block costs a fixed overhead of numpy calls).
+_MIN_GROUP_ELEMENTS = 1 << 14
 
 
 def best_response_hours(
@@ -61,14 +64,31 @@ def best_response_hours(
     r = rates_arr if batched else rates_arr[None, :]  # (S, B)
     s = np.asarray(hourly_wage, dtype=float)
     p = np.asarray(psi, dtype=float)
-    # Work on blocks of workers so the (S, N, B) temporaries stay cache-sized: much
-    # faster for large populations than one huge allocation.
-    block = max(1, _BLOCK_ELEMENTS // (r.shape[0] * edges_arr.size))
-    parts = [
-        _best_response_block(s[i : i + block], p[i : i + block], edges_arr, r, config, rebate_usd)
-        for i in range(0, s.size, block)
-    ]
-    out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    n_sched = r.shape[0]
+    # Brackets a worker can reach within the hour cap (the first always counts).
+    reach = edges_arr[None, :] / (WEEKS_PER_YEAR * s[:, None]) < config.max_weekly_hours
+    counts = np.maximum(np.count_nonzero(reach, axis=1), 1)
+    order = np.argsort(counts, kind="stable")
+    sorted_counts = counts[order]
+    out = np.empty((n_sched, s.size))
+    min_group = -(-_MIN_GROUP_ELEMENTS // (n_sched * edges_arr.size))
+    # Work on groups of workers that reach the same brackets, dropping the brackets
+    # none of them reaches (about half of all worker × bracket pairs on the federal
+    # schedule), in blocks that keep the (S, N, B) temporaries cache-sized. Dropping
+    # unreachable brackets changes no number: the last kept segment already ends at
+    # the hour cap for every worker of the group.
+    i = 0
+    while i < s.size:
+        j = int(np.searchsorted(sorted_counts, sorted_counts[i], side="right"))
+        if j - i < min_group:  # merge small groups upward: fewer, larger blocks
+            j = min(max(j, i + min_group), s.size)
+        kept = int(sorted_counts[j - 1])
+        j = min(j, i + max(1, _BLOCK_ELEMENTS // (n_sched * kept)))
+        who = order[i:j]
+        out[:, who] = _best_response_block(
+            s[who], p[who], edges_arr[:kept], r[:, :kept], config, rebate_usd
+        )
+        i = j
     return out if batched else out[0]
 
 
@@ -163,6 +183,11 @@ def _crra_segment_argmax(
             right = np.log(np.maximum(b[interior], _MIN_HOURS))
             y = ((1.0 - eta) * log_slope - log_p) / (eta + 1.0 / eps)
             y = np.where(np.isnan(y), 0.5 * (left + right), np.clip(y, left, right))
+            solved = y.copy()
+            # Elements whose step left y unchanged have reached a fixed point of the
+            # iteration (later steps would not move them either): drop them, so the
+            # result is the same as always taking every step, at a fraction of the cost.
+            at = np.arange(y.size)
             for _ in range(_NEWTON_STEPS):
                 h = np.exp(y)
                 c = sl * h + bs
@@ -175,6 +200,16 @@ def _crra_segment_argmax(
                 right = np.where(up, right, y)
                 step = y - f / df
                 inside = np.isfinite(step) & (step >= left) & (step <= right)
-                y = np.where(f == 0, y, np.where(inside, step, 0.5 * (left + right)))
-            x[interior] = np.clip(np.exp(y), a[interior], b[interior])
+                new = np.where(f == 0, y, np.where(inside, step, 0.5 * (left + right)))
+                solved[at] = new
+                moving = new != y
+                if 4 * np.count_nonzero(moving) <= 3 * moving.size:  # worth compressing
+                    at, y, sl, bs = at[moving], new[moving], sl[moving], bs[moving]
+                    log_slope, log_p = log_slope[moving], log_p[moving]
+                    left, right = left[moving], right[moving]
+                    if at.size == 0:
+                        break
+                else:
+                    y = new
+            x[interior] = np.clip(np.exp(solved), a[interior], b[interior])
     return np.where(d_lo <= 0, a, np.where(d_hi >= 0, b, x))

@@ -9,6 +9,16 @@ retries, timeouts, concurrency limits, structured-output re-asks, cache, account
 budget. SDKs are imported only when their provider is first used. See ``docs/models.md``.
 """
 
+from llmecon.models._batch import (
+    BatchAPI,
+    BatchError,
+    BatchHooks,
+    BatchProgress,
+    BatchRequest,
+    BatchStatus,
+    BatchSubmission,
+    BatchUnsupportedError,
+)
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
     AuthError,
@@ -39,6 +49,14 @@ from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
 
 __all__ = [
     "AuthError",
+    "BatchAPI",
+    "BatchError",
+    "BatchHooks",
+    "BatchProgress",
+    "BatchRequest",
+    "BatchStatus",
+    "BatchSubmission",
+    "BatchUnsupportedError",
     "BudgetExceededError",
     "CallRecord",
     "ChatMessage",

@@ -3,6 +3,10 @@
 The key comes from ``ANTHROPIC_API_KEY`` (also for a custom ``api_base``, which for
 Anthropic is normally a gateway in front of the real API). Structured output is a forced
 tool call: the schema is the tool's ``input_schema`` and the reply is the tool input.
+
+Transports: ``http`` (the default: the tuned aiohttp client of
+:mod:`llmecon.models._http`, speaking the Messages API directly) and ``sdk`` (the official
+``anthropic.AsyncAnthropic``), as for ``openai``.
 """
 
 from __future__ import annotations
@@ -10,20 +14,34 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from llmecon.models._config import GenerateConfig
-from llmecon.models._errors import MissingKeyError, ProviderError, sdk_error
+from llmecon.models._errors import (
+    MissingKeyError,
+    ProviderError,
+    body_error_message,
+    error_from_status,
+    retry_after_header,
+    sdk_error,
+)
+from llmecon.models._http import HttpClient, post_json
 from llmecon.models._pricing import price_known
 from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage, Usage
+
+if TYPE_CHECKING:
+    from llmecon.models._batch import BatchAPI
 
 MISSING_ANTHROPIC_KEY = (
     "ANTHROPIC_API_KEY is not set: set ANTHROPIC_API_KEY or use --planner local/smollm2-135m"
 )
 #: Anthropic requires max_tokens on every request.
 DEFAULT_MAX_TOKENS = 1024
+#: The Messages API version the ``http`` transport speaks.
+API_VERSION = "2023-06-01"
 
 
 class AnthropicProvider(ModelProvider):
@@ -33,20 +51,34 @@ class AnthropicProvider(ModelProvider):
     supports_native_schema = True
     default_max_concurrency = 32
 
-    def __init__(self, model_name: str, api_base: str | None = None) -> None:
+    def __init__(
+        self, model_name: str, api_base: str | None = None, *, transport: str | None = None
+    ) -> None:
         super().__init__(model_name, api_base)
-        self._clients: PerLoopClients[Any] = PerLoopClients(self._new_client)
+        self.transport = transport or "http"
+        if self.transport not in ("sdk", "http"):
+            raise ValueError("transport must be 'sdk' or 'http'")
+        self._clients: PerLoopClients[Any] = PerLoopClients(
+            self._new_client if self.transport == "sdk" else self._new_session
+        )
 
     @property
     def prices_known(self) -> bool:
         return price_known(self.model_name)  # a gateway still bills Anthropic's prices
 
+    def batch_api(self) -> BatchAPI:
+        """Message Batches (:mod:`llmecon.models._anthropic_batch`)."""
+        from llmecon.models._anthropic_batch import AnthropicBatchAPI
+
+        return AnthropicBatchAPI(self)
+
     def check_ready(self) -> None:
         if not os.environ.get("ANTHROPIC_API_KEY"):
             raise MissingKeyError(MISSING_ANTHROPIC_KEY)
-        # Import now (~1 s, once per process) rather than inside the first request,
-        # where it would eat into that request's timeout.
-        import anthropic  # noqa: F401
+        if self.transport == "sdk":
+            # Import now (~1 s, once per process) rather than inside the first request,
+            # where it would eat into that request's timeout.
+            import anthropic  # noqa: F401
 
     def _new_client(self) -> Any:
         import anthropic
@@ -54,6 +86,13 @@ class AnthropicProvider(ModelProvider):
         return anthropic.AsyncAnthropic(
             api_key=os.environ.get("ANTHROPIC_API_KEY"), base_url=self.api_base, max_retries=0
         )
+
+    def _new_session(self) -> HttpClient:
+        headers = {
+            "x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
+            "anthropic-version": API_VERSION,
+        }
+        return HttpClient(self.api_base or "https://api.anthropic.com", headers)
 
     def _request_args(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
@@ -75,7 +114,7 @@ class AnthropicProvider(ModelProvider):
         if sampling:
             # anthropic SDK 2.x dropped these keywords; the Messages API still takes them
             # for the models that allow sampling settings, so they go in the body.
-            if _sdk_takes_sampling():
+            if self.transport == "http" or _sdk_takes_sampling():
                 args.update(sampling)
             else:
                 args["extra_body"] = sampling
@@ -93,9 +132,11 @@ class AnthropicProvider(ModelProvider):
     async def generate(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
     ) -> ProviderResponse:
+        where = f"anthropic/{self.model_name}"
+        if self.transport == "http":
+            return await self._generate_http(messages, spec, config, where)
         import anthropic
 
-        where = f"anthropic/{self.model_name}"
         try:
             reply = await self._clients.get().messages.create(
                 **self._request_args(messages, spec, config)
@@ -105,7 +146,33 @@ class AnthropicProvider(ModelProvider):
             if error is None:
                 raise
             raise error from None
-        return _to_response(reply, where)
+        dump = getattr(reply, "model_dump", None)
+        return _to_response(dump() if callable(dump) else reply, where)
+
+    async def _generate_http(
+        self,
+        messages: list[ChatMessage],
+        spec: StructuredSpec | None,
+        config: GenerateConfig,
+        where: str,
+    ) -> ProviderResponse:
+        body = self._request_args(messages, spec, config)
+        del body["timeout"]  # Model bounds the request
+        path = urlsplit(self.api_base or "https://api.anthropic.com").path.rstrip("/")
+        reply = await post_json(self._clients.get(), f"{path}/v1/messages", body, where)
+        if reply.status >= 400:
+            raise error_from_status(
+                reply.status,
+                body_error_message(reply.body),
+                retry_after_header(reply.headers),
+                where,
+                key_hint="ANTHROPIC_API_KEY",
+            )
+        try:
+            payload = json.loads(reply.body)
+        except ValueError:
+            raise ProviderError(f"{where}: malformed response body", retryable=True) from None
+        return _to_response(payload, where)
 
     async def aclose(self) -> None:
         client = self._clients.pop_current()
@@ -113,24 +180,29 @@ class AnthropicProvider(ModelProvider):
             await client.close()
 
 
-def _to_response(reply: Any, where: str) -> ProviderResponse:
-    blocks = getattr(reply, "content", None)
-    if not isinstance(blocks, list):
-        raise ProviderError(f"{where}: response without content", retryable=True)
-    text = ""
-    for block in blocks:
-        if getattr(block, "type", None) == "tool_use":
-            text = json.dumps(block.input)
-            break
-        text += getattr(block, "text", "") or ""
-    usage = getattr(reply, "usage", None)
-    return ProviderResponse(
-        text=text,
-        usage=Usage(
-            input_tokens=getattr(usage, "input_tokens", 0) or 0,
-            output_tokens=getattr(usage, "output_tokens", 0) or 0,
-        ),
-    )
+def _to_response(payload: Any, where: str) -> ProviderResponse:
+    """The reply of a Messages API body (a dict; the SDK's reply dumped to one): the
+    forced tool's input as JSON, else the text blocks."""
+    try:
+        blocks = payload.get("content")
+        if not isinstance(blocks, list):
+            raise ProviderError(f"{where}: response without content", retryable=True)
+        text = ""
+        for block in blocks:
+            if block.get("type") == "tool_use":
+                text = json.dumps(block["input"])
+                break
+            text += block.get("text") or ""
+        usage = payload.get("usage") or {}
+        return ProviderResponse(
+            text=text,
+            usage=Usage(
+                input_tokens=int(usage.get("input_tokens") or 0),
+                output_tokens=int(usage.get("output_tokens") or 0),
+            ),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ProviderError(f"{where}: malformed response body", retryable=True) from None
 
 
 @functools.cache

@@ -6,21 +6,40 @@ fail-fast on auth errors. Per logical call: structured-output validation with bo
 re-asks, the reply-size cap, the optional on-disk cache, token and cost accounting, the
 budget, and one :class:`CallRecord` handed to ``on_call``. Every reply is redacted as it
 arrives (before it is parsed, re-sent or recorded) and every record again on its way out.
+
+:meth:`Model.generate_batch` sends many calls through the provider's batch API
+(:mod:`llmecon.models._batch`) and settles each reply exactly like a synchronous one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
-import re
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
+from llmecon.models._batch import (
+    BatchError,
+    BatchHooks,
+    BatchItemResult,
+    BatchOutcome,
+    BatchRequest,
+    BatchUnsupportedError,
+    run_batches,
+)
 from llmecon.models._cache import ResponseCache, request_key
+from llmecon.models._calls import (
+    CallState,
+    cache_entry,
+    endpoint_limiter,
+    gave_up,
+    outcome_task,
+    truncate_reply,
+)
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
     BudgetExceededError,
@@ -48,39 +67,6 @@ from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
 #: ``on_call(record)``: invoked once per logical call, success or final failure.
 OnCall = Callable[[CallRecord], None]
 MessagesLike = Sequence[ChatMessage | dict[str, Any]]
-
-
-class EndpointLimiter:
-    """A concurrency limit shared by every model on one endpoint.
-
-    asyncio semaphores belong to one event loop, so one is kept per loop.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._semaphores = weakref.WeakKeyDictionary()
-
-    def semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(loop)
-        if sem is None:
-            sem = self._semaphores[loop] = asyncio.Semaphore(self.limit)
-        return sem
-
-
-_LIMITERS: dict[str, EndpointLimiter] = {}
-
-
-def endpoint_limiter(endpoint: str, limit: int | None, default: int) -> EndpointLimiter:
-    """The limiter of ``endpoint``; an explicit ``limit`` applies to loops not yet using it."""
-    limiter = _LIMITERS.get(endpoint)
-    if limiter is None:
-        limiter = _LIMITERS[endpoint] = EndpointLimiter(limit or default)
-    elif limit is not None and limit != limiter.limit:
-        limiter.limit = limit
-        limiter._semaphores = weakref.WeakKeyDictionary()
-    return limiter
 
 
 class Model:
@@ -122,6 +108,8 @@ class Model:
         self.hard_limit_usd: float | None = None
         self.price_override: tuple[float, float] | None = None
         """``(input, output)`` USD per 1M tokens set with :meth:`set_price`."""
+        self.batch = BatchHooks()
+        """How :meth:`generate_batch` polls and whom it tells (set by a run)."""
 
     @property
     def name(self) -> str:
@@ -189,7 +177,7 @@ class Model:
             and cfg.structured_output != "prompt"
             and self.provider.supports_native_schema
         )
-        state = _CallState(started_at=started_at)
+        state = CallState(started_at=started_at)
         record = CallRecord(
             model=self.name,
             provider=self.provider.provider_name,
@@ -204,7 +192,7 @@ class Model:
             if output is None:
                 output = await self._generate(msgs, spec, native, cfg, state)
                 if key and self.cache:
-                    self.cache.put(key, _cache_entry(output))
+                    self.cache.put(key, cache_entry(output))
         except ModelError as exc:
             self._finish(record, state, t0, error=exc)
             raise
@@ -218,18 +206,25 @@ class Model:
         spec: StructuredSpec | None,
         native: bool,
         cfg: GenerateConfig,
-        state: _CallState,
+        state: CallState,
+        first: ProviderResponse | None = None,
     ) -> ModelOutput:
+        """The call's attempts: requests, then re-asks while the reply does not
+        validate. ``first``: the first attempt's reply, already received (a batch)."""
         base = msgs if (spec is None or native) else with_schema_instruction(msgs, spec)
         convo = base
         while True:
-            # Attempt k's reply becomes raw_outputs[k]; a provider answering from a
-            # recording (replay, resume) reads k with current_attempt().
-            attempt = _ATTEMPT.set(len(state.raw_outputs))
-            try:
-                response = await self._request(convo, spec if native else None, cfg, state)
-            finally:
-                _ATTEMPT.reset(attempt)
+            if first is not None:
+                response, first = first, None
+                self._account(response, state)
+            else:
+                # Attempt k's reply becomes raw_outputs[k]; a provider answering from a
+                # recording (replay, resume) reads k with current_attempt().
+                attempt = _ATTEMPT.set(len(state.raw_outputs))
+                try:
+                    response = await self._request(convo, spec if native else None, cfg, state)
+                finally:
+                    _ATTEMPT.reset(attempt)
             text = self._received(response.text, cfg, state)
             if spec is None:
                 return state.output(self.name, text, None)
@@ -250,7 +245,170 @@ class Model:
             # Re-ask with only the latest bad reply, so the prompt stays short.
             convo = base + repair_messages(text, error, self.repair_prompt)
 
-    def _received(self, text: str, cfg: GenerateConfig, state: _CallState) -> str:
+    # -- batches ----------------------------------------------------------------------
+    async def generate_batch(
+        self,
+        requests: Sequence[BatchRequest],
+        schema: type[BaseModel] | None = None,
+        config: GenerateConfig | None = None,
+    ) -> list[ModelOutput | ModelError]:
+        """Answer ``requests`` through the provider's batch API, at the batch price.
+
+        Returns each request's output or the :class:`ModelError` that ended it, in order,
+        with one call record each, made in the request's context. Requests a recording
+        (resume) or the cache answers skip the batch. A reply that does not validate is
+        re-asked synchronously, as in :meth:`generate`; a request that failed inside the
+        batch is asked again synchronously (with the usual retries); a request the batch
+        never answered (it expired, was cancelled or failed) fails with
+        :class:`BatchError`, as do all when the batch cannot be submitted. Waiting,
+        polling and resuming a pending batch: :class:`~llmecon.models._batch.BatchHooks`
+        (:attr:`batch`). Raises :class:`BatchUnsupportedError` when the provider has no
+        batch API.
+        """
+        cfg = self.config.merged(config)
+        spec = spec_for(schema) if schema is not None else None
+        native = (
+            spec is not None
+            and cfg.structured_output != "prompt"
+            and self.provider.supports_native_schema
+        )
+        asks = [
+            [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in r.messages]
+            for r in requests
+        ]
+        batched = [
+            i
+            for i, r in enumerate(requests)
+            if not self._answered_directly(r, asks[i], spec, native, cfg)
+        ]
+        # Requests a recording or the cache answers take the ordinary path.
+        in_batch = set(batched)
+        tasks: dict[int, asyncio.Task[ModelOutput | ModelError]] = {
+            i: outcome_task(self.generate(asks[i], schema, config), r.context)
+            for i, r in enumerate(requests)
+            if i not in in_batch
+        }
+        try:
+            if batched:
+                await self._run_batched(requests, asks, batched, spec, native, cfg, tasks)
+            done = await asyncio.gather(*(tasks[i] for i in range(len(requests))))
+        except BaseException:  # cancelled (a deadline, Ctrl-C) or refused: stop the rest
+            for task in tasks.values():
+                task.cancel()
+            raise
+        return list(done)
+
+    async def _run_batched(
+        self,
+        requests: Sequence[BatchRequest],
+        asks: list[list[ChatMessage]],
+        batched: list[int],
+        spec: StructuredSpec | None,
+        native: bool,
+        cfg: GenerateConfig,
+        tasks: dict[int, asyncio.Task[ModelOutput | ModelError]],
+    ) -> None:
+        """Run the batch of the requests ``batched`` and add a task settling each."""
+        t0, started_at = time.perf_counter(), time.time()
+        api = self.provider.batch_api()
+        if api is None:
+            raise BatchUnsupportedError(f"{self.name}: the provider has no batch API")
+        lines = [
+            api.line(
+                f"r{i}",
+                asks[i] if (spec is None or native) else with_schema_instruction(asks[i], spec),
+                spec if native else None,
+                cfg,
+            )
+            for i in batched
+        ]
+        failure: ModelError | None = None
+        outcome = BatchOutcome({}, {}, {})
+        try:
+            self._check_budget()
+            outcome = await run_batches(
+                api,
+                lines,
+                model=self.name,
+                hooks=self.batch,
+                config=cfg,
+                context=requests[batched[0]].context,
+            )
+        except ModelError as exc:
+            failure = BatchError(f"{self.name}: the batch failed: {exc}")
+        for i in batched:
+            settle = self._settle_batched(
+                asks[i], spec, native, cfg, outcome, f"r{i}", failure, (t0, started_at)
+            )
+            tasks[i] = outcome_task(settle, requests[i].context)
+
+    def _answered_directly(
+        self,
+        request: BatchRequest,
+        msgs: list[ChatMessage],
+        spec: StructuredSpec | None,
+        native: bool,
+        cfg: GenerateConfig,
+    ) -> bool:
+        """Whether a recording (in the request's context) or the cache answers it."""
+        context = request.context
+        recorded = self.provider.recorded_answer
+        if context.run(recorded) if context is not None else recorded():
+            return True
+        if self.cache is None:
+            return False
+        return self.cache.get(self._cache_key(msgs, spec, native, cfg)) is not None
+
+    async def _settle_batched(
+        self,
+        msgs: list[ChatMessage],
+        spec: StructuredSpec | None,
+        native: bool,
+        cfg: GenerateConfig,
+        outcome: BatchOutcome,
+        custom_id: str,
+        failure: ModelError | None,
+        started: tuple[float, float],
+    ) -> ModelOutput:
+        """One batched request as a logical call: its batch reply goes through the
+        attempts of :meth:`_generate` (redaction, cap, validation, re-asks), priced at
+        the batch price."""
+        t0, started_at = started
+        state = CallState(started_at=started_at)
+        state.batch_id = outcome.batch_of.get(custom_id)
+        record = CallRecord(
+            model=self.name,
+            provider=self.provider.provider_name,
+            messages=msgs,
+            schema_name=spec.name if spec else None,
+            started_at=started_at,
+        )
+        result = outcome.results.get(custom_id, BatchItemResult())
+        try:
+            if failure is not None:
+                raise failure
+            if result.response is not None:
+                first = dataclasses.replace(result.response, batch=True)
+                output = await self._generate(msgs, spec, native, cfg, state, first)
+            elif result.error is not None:
+                # Failed inside the batch (like a 5xx): asked again synchronously.
+                logger.info("%s: batched request failed (%s); asked again", self.name, result.error)
+                state.retries += 1
+                output = await self._generate(msgs, spec, native, cfg, state)
+            else:
+                status = outcome.statuses.get(state.batch_id or "")
+                how = status.state if status is not None else "ended"
+                raise BatchError(
+                    f"{self.name}: batch {state.batch_id} {how} without answering this request"
+                )
+        except ModelError as exc:
+            self._finish(record, state, t0, error=exc)
+            raise
+        output.latency_s = time.perf_counter() - t0
+        self._finish(record, state, t0, output=output)
+        return output
+
+    def _received(self, text: str, cfg: GenerateConfig, state: CallState) -> str:
         """Take in one reply: redacted first, so no secret a server echoes reaches the
         parser, a re-ask or a record (and a replay parses exactly the recorded text);
         then capped: a reply over ``max_reply_chars`` fails the call, recorded truncated."""
@@ -271,7 +429,7 @@ class Model:
         messages: list[ChatMessage],
         spec: StructuredSpec | None,
         cfg: GenerateConfig,
-        state: _CallState,
+        state: CallState,
     ) -> ProviderResponse:
         """One provider request with the timeout, concurrency limit and retries."""
         attempt = 0
@@ -306,7 +464,7 @@ class Model:
             finally:
                 state.endpoint = getattr(slot, "endpoint", None) or state.endpoint
             if attempt >= cfg.max_retries:
-                raise _gave_up(error, attempt)
+                raise gave_up(error, attempt)
             # A fleet took the failed endpoint out and another one can take the retry:
             # no reason to wait.
             failover = bool(getattr(slot, "failover", False))
@@ -335,15 +493,15 @@ class Model:
             delay = wait + self._rng.uniform(0, 0.1 * wait + 0.01)
         return delay
 
-    def _account(self, response: ProviderResponse, state: _CallState) -> None:
+    def _account(self, response: ProviderResponse, state: CallState) -> None:
         usage = response.usage or Usage()
         state.usage = state.usage + usage
         if self.price_override is not None:
-            cost: float | None = cost_at(self.price_override, usage)
+            cost: float | None = cost_at(self.price_override, usage, batch=response.batch)
         else:
             cost = response.cost_usd
             if cost is None and self.provider.prices_known:
-                cost = table_cost(self.provider.model_name, usage)
+                cost = table_cost(self.provider.model_name, usage, batch=response.batch)
         if cost is None:
             state.cost_known = False
         else:
@@ -404,7 +562,7 @@ class Model:
     def _finish(
         self,
         record: CallRecord,
-        state: _CallState,
+        state: CallState,
         t0: float,
         *,
         output: ModelOutput | None = None,
@@ -438,68 +596,10 @@ class Model:
             record.error_type = type(error).__name__
             record.error_message = redact(str(error))
         record.endpoint = state.endpoint
+        record.batch_id = state.batch_id
         if self.on_call is not None:
             self.on_call(record)
 
     async def aclose(self) -> None:
         """Close the provider's network clients opened on the running loop."""
         await self.provider.aclose()
-
-
-class _CallState:
-    """Mutable tallies of one logical call."""
-
-    def __init__(self, started_at: float) -> None:
-        self.started_at = started_at
-        self.raw_outputs: list[str] = []
-        self.errors: list[str] = []
-        self.usage = Usage()
-        self.cost = 0.0
-        self.cost_known = True
-        self.retries = 0
-        self.repairs = 0
-        #: the endpoint that served (or last failed) a request, when the provider says
-        self.endpoint: str | None = None
-
-    def output(self, model: str, text: str, parsed: BaseModel | None) -> ModelOutput:
-        return ModelOutput(
-            model=model,
-            text=text,
-            parsed=parsed,
-            usage=self.usage,
-            cost_usd=self.cost if self.cost_known else None,
-            retries=self.retries,
-            repairs=self.repairs,
-            raw_outputs=list(self.raw_outputs),
-            endpoint=self.endpoint,
-        )
-
-
-def _cache_entry(output: ModelOutput) -> dict[str, Any]:
-    return {
-        "text": output.text,
-        "usage": output.usage.model_dump(),
-        "repairs": output.repairs,
-        "raw_outputs": output.raw_outputs,
-    }
-
-
-_TRUNCATED = re.compile(r"…\[truncated: \d+ chars\]")
-
-
-def truncate_reply(text: str, limit: int, chars: int) -> str:
-    """``text`` cut to ``limit`` characters plus ``…[truncated: <chars> chars]``.
-
-    A reply that already is such a truncation at this limit (a replayed one) is kept as
-    is, so a resumed log records the original length.
-    """
-    if _TRUNCATED.fullmatch(text, limit):
-        return text
-    return f"{text[:limit]}…[truncated: {chars} chars]"
-
-
-def _gave_up(error: ModelError, retries: int) -> ModelError:
-    if retries:
-        error.message = f"{error.message} (gave up after {retries} retries)"
-        error.args = (error.message,)
-    return error

@@ -5,12 +5,13 @@ Keys: ``OPENAI_API_KEY`` for api.openai.com. A self-hosted ``api_base`` gets
 ``LLMECON_API_KEY`` if set, else a placeholder: your OpenAI key is never sent to a
 third-party host.
 
-Transports: ``sdk`` (the official ``openai.AsyncOpenAI``; the default for api.openai.com)
-and ``http`` (a lean aiohttp client of the same wire protocol; the default for
-``--api-base`` servers). Measured on 2 cores against the fake server, the SDK costs
-~2.5–4 ms of CPU per call and its httpx pool collapses at 64+ open connections, while a
-self-hosted vLLM/llama.cpp server is exactly where hundreds of concurrent calls matter.
-Choose with ``get_model(..., transport="sdk" | "http")``.
+Transports: ``http`` (the default, also for api.openai.com: the tuned aiohttp client
+of :mod:`llmecon.models._http`) and ``sdk`` (the official ``openai.AsyncOpenAI``, for
+what only the SDK does). Measured on 2 cores against the fake server, the SDK costs
+3–20 ms of CPU per call at 16–256 concurrent calls (its httpx pool), the aiohttp client
+0.2–0.4 ms. Choose with ``get_model(..., transport="sdk" | "http")``.
+
+Batches (``--batch-api``): :mod:`llmecon.models._openai_batch`, see ``docs/models.md``.
 
 Structured output: OpenAI ``response_format={"type": "json_schema", ...}``. Servers that
 reject it (llama.cpp server only knows ``{"type": "json_object", "schema": ...}``) are
@@ -19,16 +20,17 @@ switched to that dialect, then to prompt + parse, after one 400/422 reply.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from typing import Any
-from urllib.parse import urlparse, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse, urlsplit
 
+from llmecon.models._completions import ChatTemplate, CompletionBatcher
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
     MissingKeyError,
     ModelError,
-    ModelTimeoutError,
     ProviderError,
     body_error_message,
     error_from_status,
@@ -36,11 +38,15 @@ from llmecon.models._errors import (
     retry_after_header,
     sdk_error,
 )
+from llmecon.models._http import HttpClient, post_json
 from llmecon.models._pricing import price_known
 from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse
 from llmecon.models._redact import redact_url
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
+
+if TYPE_CHECKING:
+    from llmecon.models._batch import BatchAPI
 
 MISSING_OPENAI_KEY = (
     "OPENAI_API_KEY is not set: set OPENAI_API_KEY or use --planner local/smollm2-135m"
@@ -49,6 +55,7 @@ MISSING_OPENAI_KEY = (
 _DIALECTS = ("json_schema", "json_object_schema", "prompt")
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request: skip parsing the URL again
 def is_openai_host(api_base: str | None) -> bool:
     return api_base is None or (urlparse(api_base).hostname or "").endswith("api.openai.com")
 
@@ -67,11 +74,29 @@ class OpenAIProvider(ModelProvider):
         *,
         schema_dialect: str | None = None,
         transport: str | None = None,
+        completions_batch: int | None = None,
+        chat_template: str = "chatml",
     ) -> None:
         super().__init__(model_name, api_base)
-        self.transport = transport or ("sdk" if is_openai_host(api_base) else "http")
+        self.transport = transport or "http"
         if self.transport not in ("sdk", "http"):
             raise ValueError("transport must be 'sdk' or 'http'")
+        #: list-prompt /completions batching (``completions_batch`` prompts a request)
+        self.batcher: CompletionBatcher | None = None
+        if completions_batch:
+            if self.transport != "http" or is_openai_host(api_base):
+                raise ValueError(
+                    "completions_batch needs an OpenAI-compatible server (--api-base) "
+                    "and the http transport"
+                )
+            self.batcher = CompletionBatcher(
+                f"openai/{model_name}",
+                _endpoint_path(self._base, "/completions"),
+                lambda: self._clients.get(),
+                ChatTemplate(chat_template),
+                completions_batch,
+                self._completion_body,
+            )
         if schema_dialect is not None and schema_dialect not in _DIALECTS:
             raise ValueError(f"schema_dialect must be one of {_DIALECTS}")
         self._dialect = schema_dialect or "json_schema"
@@ -83,6 +108,13 @@ class OpenAIProvider(ModelProvider):
     @property
     def prices_known(self) -> bool:
         return is_openai_host(self.api_base) and price_known(self.model_name)
+
+    def batch_api(self) -> BatchAPI:
+        """OpenAI's Batch API (:mod:`llmecon.models._openai_batch`); a compatible
+        server must implement ``/v1/files`` and ``/v1/batches``."""
+        from llmecon.models._openai_batch import OpenAIBatchAPI
+
+        return OpenAIBatchAPI(self)
 
     def _key_env(self) -> str:
         return "OPENAI_API_KEY" if is_openai_host(self.api_base) else "LLMECON_API_KEY"
@@ -113,15 +145,16 @@ class OpenAIProvider(ModelProvider):
         key = os.environ.get(self._key_env()) or "not-needed"
         return openai.AsyncOpenAI(api_key=key, base_url=self.api_base, max_retries=0)
 
-    def _new_session(self) -> Any:
-        import aiohttp
-
-        headers = {"content-type": "application/json"}
+    def _new_session(self) -> HttpClient:
+        headers = {}
         if key := os.environ.get(self._key_env()):
             headers["authorization"] = f"Bearer {key}"
         # No connection cap here: Model's per-endpoint limiter bounds concurrency.
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        return session, headers
+        return HttpClient(self._base, headers)
+
+    @property
+    def _base(self) -> str:
+        return self.api_base or "https://api.openai.com/v1"
 
     def _request_args(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
@@ -154,9 +187,22 @@ class OpenAIProvider(ModelProvider):
                 args["response_format"] = {"type": "json_object", "schema": spec.json_schema}
         return args
 
+    def _completion_body(self, config: GenerateConfig, response_format: Any) -> dict[str, Any]:
+        """The fields of a completions request other than ``prompt``."""
+        body = self._request_args([], None, config)
+        del body["messages"], body["timeout"]
+        if response_format is not None:
+            body["response_format"] = response_format
+        return body
+
     async def generate(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
     ) -> ProviderResponse:
+        if self.batcher is not None and self.batcher.enabled:
+            args = self._request_args(messages, spec, config)
+            reply = await self.batcher.submit(args["messages"], args.get("response_format"), config)
+            if reply is not None:
+                return reply
         if self.transport == "http":
             return await self._generate_http(messages, spec, config)
         import openai
@@ -185,35 +231,22 @@ class OpenAIProvider(ModelProvider):
     async def _generate_http(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
     ) -> ProviderResponse:
-        import aiohttp
-
-        session, headers = self._clients.get()
-        url = _endpoint_url(self.api_base or "https://api.openai.com/v1", "/chat/completions")
+        # (Model bounds the request with config.timeout_s; a cancelled request closes
+        # its connection.)
+        client: HttpClient = self._clients.get()
+        path = _endpoint_path(self._base, "/chat/completions")
         where = f"openai/{self.model_name}"
         while True:
             body = self._request_args(messages, spec, config)
-            timeout = aiohttp.ClientTimeout(total=body.pop("timeout"))
-            try:
-                async with session.post(
-                    url,
-                    data=json.dumps(body),
-                    headers=headers,
-                    timeout=timeout,
-                ) as resp:
-                    status, raw = resp.status, await resp.read()
-                    retry_after = retry_after_header(resp.headers)
-            except TimeoutError:
-                raise ModelTimeoutError(f"{where}: request timed out") from None
-            except aiohttp.ClientError as exc:
-                raise ProviderError(
-                    f"{where}: connection failed ({type(exc).__name__})", retryable=True
-                ) from None
+            del body["timeout"]
+            reply = await post_json(client, path, body, where)
+            status, raw = reply.status, reply.body
             if status < 400:
                 break
             detail = body_error_message(raw)
             if spec is not None and _rejects_format(status, detail) and self._next_dialect():
                 continue
-            raise error_from_status(status, detail, retry_after, where)
+            raise error_from_status(status, detail, retry_after_header(reply.headers), where)
         try:
             payload = json.loads(raw)
             choice = payload["choices"][0]["message"]
@@ -240,16 +273,16 @@ class OpenAIProvider(ModelProvider):
 
     async def aclose(self) -> None:
         client = self._clients.pop_current()
-        if isinstance(client, tuple):
-            await client[0].close()
-        elif client is not None:
+        if client is not None:
             await client.close()
 
 
-def _endpoint_url(api_base: str, path: str) -> str:
-    """``path`` under ``api_base``, keeping its query (``…/v1?api-version=…``)."""
+def _endpoint_path(api_base: str, path: str) -> str:
+    """The request target of ``path`` under ``api_base``, keeping its query
+    (``/v1/chat/completions?api-version=…``)."""
     parts = urlsplit(api_base)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
+    target = parts.path.rstrip("/") + path
+    return f"{target}?{parts.query}" if parts.query else target
 
 
 def _to_response(completion: Any, model: str) -> ProviderResponse:

@@ -11,6 +11,11 @@ A name is looked up as given (``gpt-4o``, dated snapshots such as ``gpt-4o-2024-
 entry belongs to that provider removed (``openai/gpt-4o`` → ``gpt-4o``,
 ``anthropic/claude-opus-4-5`` → ``claude-opus-4-5``). A model not in the map has an
 unknown price: its cost is ``None``, never a guess (``Model.set_price`` overrides).
+
+Batch prices (provider batch APIs, :mod:`llmecon.models._batch`): the map's own
+``input_cost_per_token_batches`` / ``output_cost_per_token_batches`` when the entry has
+both, else :data:`BATCH_DISCOUNT` times the synchronous price (OpenAI and Anthropic
+both bill batches at half price); a ``set_price`` override is discounted the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from llmecon.models._types import Usage
+
+#: Share of the synchronous price a batched call costs when the map has no batch price:
+#: OpenAI's Batch API and Anthropic's Message Batches both bill 50 %.
+BATCH_DISCOUNT = 0.5
 
 #: The cost map file inside the litellm package (litellm 1.106.2).
 _MAP_FILE = "model_prices_and_context_window_backup.json"
@@ -51,37 +60,50 @@ def cost_map() -> dict[str, Any]:
     return dict(import_litellm().model_cost)
 
 
-def _entry_price(entry: Any) -> tuple[float, float] | None:
-    """``(input, output)`` USD per token of a map entry, if it has both prices."""
+def _entry_price(entry: Any, suffix: str = "") -> tuple[float, float] | None:
+    """``(input, output)`` USD per token of a map entry, if it has both prices
+    (``suffix`` ``_batches``: its batch prices)."""
     if not isinstance(entry, dict):
         return None
-    per_input, per_output = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+    per_input = entry.get(f"input_cost_per_token{suffix}")
+    per_output = entry.get(f"output_cost_per_token{suffix}")
     if isinstance(per_input, int | float) and isinstance(per_output, int | float):
         return float(per_input), float(per_output)
     return None
 
 
+def _batch_entry_price(entry: Any) -> tuple[float, float] | None:
+    """A map entry's batch price: its own, else the discounted synchronous price."""
+    own = _entry_price(entry, "_batches")
+    if own is not None:
+        return own
+    price = _entry_price(entry)
+    return None if price is None else (price[0] * BATCH_DISCOUNT, price[1] * BATCH_DISCOUNT)
+
+
 @functools.cache
-def _price_per_token(model: str) -> tuple[float, float] | None:
+def _price_per_token(model: str, batch: bool = False) -> tuple[float, float] | None:
+    price_of_entry = _batch_entry_price if batch else _entry_price
     table = cost_map()
     for name in dict.fromkeys((model, model.lower())):
         if name == "sample_spec":  # the map's documentation entry
             return None
-        price = _entry_price(table.get(name))
+        price = price_of_entry(table.get(name))
         if price is not None:
             return price
         provider, sep, rest = name.partition("/")
         entry = table.get(rest) if sep else None
         if isinstance(entry, dict) and entry.get("litellm_provider") == provider:
-            price = _entry_price(entry)
+            price = price_of_entry(entry)
             if price is not None:
                 return price
     return None
 
 
-def price_of(model: str) -> tuple[float, float] | None:
-    """``(input, output)`` USD per 1M tokens of ``model``, or ``None`` when unknown."""
-    price = _price_per_token(model)
+def price_of(model: str, *, batch: bool = False) -> tuple[float, float] | None:
+    """``(input, output)`` USD per 1M tokens of ``model`` (``batch``: in a provider
+    batch), or ``None`` when unknown."""
+    price = _price_per_token(model, batch)
     return None if price is None else (price[0] * 1e6, price[1] * 1e6)
 
 
@@ -90,14 +112,17 @@ def price_known(model: str) -> bool:
     return _price_per_token(model) is not None
 
 
-def cost_usd(model: str, usage: Usage) -> float | None:
-    """Cost of ``usage`` on ``model``, or ``None`` when the price is unknown."""
-    price = _price_per_token(model)
+def cost_usd(model: str, usage: Usage, *, batch: bool = False) -> float | None:
+    """Cost of ``usage`` on ``model`` (``batch``: at the batch price), or ``None`` when
+    the price is unknown."""
+    price = _price_per_token(model, batch)
     if price is None:
         return None
     return usage.input_tokens * price[0] + usage.output_tokens * price[1]
 
 
-def cost_at(price_per_mtok: tuple[float, float], usage: Usage) -> float:
-    """Cost of ``usage`` at ``(input, output)`` USD per 1M tokens (a price override)."""
-    return (usage.input_tokens * price_per_mtok[0] + usage.output_tokens * price_per_mtok[1]) / 1e6
+def cost_at(price_per_mtok: tuple[float, float], usage: Usage, *, batch: bool = False) -> float:
+    """Cost of ``usage`` at ``(input, output)`` USD per 1M tokens (a price override;
+    ``batch``: discounted by :data:`BATCH_DISCOUNT`)."""
+    cost = (usage.input_tokens * price_per_mtok[0] + usage.output_tokens * price_per_mtok[1]) / 1e6
+    return cost * BATCH_DISCOUNT if batch else cost

@@ -22,14 +22,28 @@ _KEY_SHAPES = re.compile(
 _MIN_SECRET_LEN = 6
 
 
+#: (a copy of the environment's raw mapping, the secrets found in it)
+_SECRETS_SEEN: tuple[dict[Any, Any], list[str]] | None = None
+
+
 def _secret_values() -> list[str]:
+    global _SECRETS_SEEN
+    # Scanning os.environ decodes every variable (~250 µs, the largest per-call cost of
+    # the model layer at scale): compare its raw mapping with the one last scanned (one
+    # C-level dict comparison) and scan again only when the environment changed.
+    raw = getattr(os.environ, "_data", None)
+    if raw is not None and _SECRETS_SEEN is not None and _SECRETS_SEEN[0] == raw:
+        return _SECRETS_SEEN[1]
     values = {
         value
         for name, value in os.environ.items()
         if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN
     }
     # Longest first, so a key that contains another is replaced whole.
-    return sorted(values, key=len, reverse=True)
+    secrets = sorted(values, key=len, reverse=True)
+    if raw is not None:
+        _SECRETS_SEEN = (dict(raw), secrets)
+    return secrets
 
 
 def redact(text: str) -> str:

@@ -92,6 +92,9 @@ class CallRecord(BaseModel):
     """The endpoint that served the call (or, for a failed call, the last one tried),
     when the model has several (a fleet; the URL without credentials); ``None``: the
     model's one endpoint."""
+    batch_id: str | None = None
+    """The provider batch that answered the call's first request (``None``: a
+    synchronous call)."""
 
     @property
     def ok(self) -> bool:

@@ -42,8 +42,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
-from scipy import special
 
 from llmecon.economy.population import MIN_WAGE_USD, Population
 from llmecon.economy.schedule import US_FEDERAL_2025_EDGES
@@ -60,6 +58,8 @@ from llmecon.personas._tables import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from llmecon.personas._persona import Persona
 
 WageMode = Literal["census", "gb2"]
@@ -289,7 +289,7 @@ class PersonaSample:
         return Population(
             self.hourly_wage_usd,
             self.usual_weekly_hours,
-            tuple(self.frame["id"].astype(str)),
+            tuple(self.frame["id"].tolist()),
             source=source,
             weight=self.weight,
         )
@@ -352,6 +352,10 @@ def _simple_sample(
     cfg = SamplerConfig(
         mode, base.rho_age, base.rho_education, base.pareto_alpha, base.gb2, base.wage_floor
     )
+    # Imported here: ~0.6 s together, which a run that loads a persona bank skips.
+    import pandas as pd
+    from scipy import special
+
     t = tables if tables is not None else load_tables()
 
     p_occ = np.cumsum(t.employment / t.employment.sum())
@@ -412,11 +416,20 @@ def _simple_sample(
         x = special.betaincinv(cfg.gb2.p, cfg.gb2.q, np.clip(spouse_rank, 1e-9, 1 - 1e-9))
         gb2_income = cfg.gb2.scale_usd * (x / (1.0 - x)) ** (1.0 / cfg.gb2.a)
         spouse = np.where(spouse_rank > 0, gb2_income, 0.0)
-    filing = d["filing_status"].to_numpy(str)[donor]
+    # Text fields as categoricals over the donor table's values: the same categories in
+    # every draw (so stratified pools concatenate), and no million Python strings.
+    filing_cat = pd.Categorical(d["filing_status"].to_numpy(str))
+    filing = pd.Categorical.from_codes(filing_cat.codes[donor], filing_cat.categories)
     children = d["children"].to_numpy(np.int64)[donor]
-    married = np.isin(filing, ["married_joint"]).astype(np.int64)
-    household = np.maximum(d["household_size"].to_numpy(np.int64)[donor], 1 + married + children)
-    state_code = d["state"].to_numpy(str)[donor]
+    married = (filing_cat.codes == filing_cat.categories.get_loc("married_joint"))[donor]
+    household = np.maximum(
+        d["household_size"].to_numpy(np.int64)[donor], 1 + married.astype(np.int64) + children
+    )
+    state_cat = pd.Categorical(d["state"].to_numpy(str))
+    state_code = pd.Categorical.from_codes(state_cat.codes[donor], state_cat.categories)
+    state_name = pd.Categorical.from_codes(
+        state_cat.codes[donor], pd.Index(state_cat.categories).map(STATE_NAMES)
+    )
 
     codes = np.array(t.soc)
     sectors = list(t.sector_labels)
@@ -426,7 +439,9 @@ def _simple_sample(
             "occupation_code": pd.Categorical.from_codes(occ, categories=pd.Index(codes).unique()),
             "occupation_title": pd.Categorical(np.array(t.title, dtype=object)[occ]),
             "industry": pd.Categorical.from_codes(sector, categories=pd.Index(sectors)),
-            "sex": np.where(female, "female", "male"),
+            "sex": pd.Categorical.from_codes(
+                female.astype(np.int8), categories=pd.Index(["male", "female"])
+            ),
             "age": age.astype(np.int64),
             "age_band": pd.Categorical.from_codes(band, categories=pd.Index(list(AGE_BANDS))),
             "education": pd.Categorical.from_codes(edu, categories=pd.Index(list(EDUCATION))),
@@ -437,7 +452,7 @@ def _simple_sample(
             "children": children,
             "household_size": household,
             "spouse_earnings_usd": np.round(spouse, -2),
-            "state": pd.Series(state_code).map(STATE_NAMES).to_numpy(object),
+            "state": state_name,
             "state_code": state_code,
             "wage_mode": cfg.mode,
             "weight": np.ones(n),
@@ -528,6 +543,8 @@ def stratified_sample(
     pool_n = max(pool_size, 20 * n)
     frames = [_simple_sample(pool_n, rng, mode=mode, config=config, tables=tables, id_prefix="")]
     k = min(min_per_bracket, n // n_strata)
+    import pandas as pd
+
     while True:
         pool = (
             pd.concat([f.frame for f in frames], ignore_index=True)

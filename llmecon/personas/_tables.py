@@ -11,11 +11,13 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -100,6 +102,8 @@ class CensusTables:
 
 
 def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    import pandas as pd  # imported here: ~0.35 s that a run without sampling skips
+
     if not path.is_file():
         raise PersonaError(
             f"persona table not found: {path} (rebuild it with scripts/build_census_tables.py)"

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from llmecon.economy.population import MIN_WAGE_USD
 from llmecon.personas._gb2 import GB2, LLM_ECONOMIST_GB2
@@ -26,6 +25,7 @@ from llmecon.personas._sampler import ADULT_AGE, PersonaSample
 from llmecon.personas._tables import AGE_BANDS, EDUCATION, CensusTables, PersonaError, load_tables
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.table import Table
 
 #: Relative tolerance on OEWS wage statistics; absolute (points) on shares.
@@ -109,6 +109,8 @@ class ValidationReport:
         raise KeyError(statistic)
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd  # ~0.35 s to import: only when used
+
         return pd.DataFrame(
             {
                 "statistic": [r.statistic for r in self.rows],
@@ -227,6 +229,8 @@ def _frame(sample: PersonaSample | Sequence[Persona]) -> tuple[pd.DataFrame, str
         return sample.frame, sample.config.mode
     if not sample:
         raise PersonaError("cannot validate an empty persona sample")
+    import pandas as pd
+
     frame = pd.DataFrame([p.model_dump() for p in sample])
     return frame, str(frame["wage_mode"].iloc[0])
 

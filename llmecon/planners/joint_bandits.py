@@ -12,12 +12,12 @@ the year's SWF min–max normalised over the years seen (the paper feeds raw pri
 rewards; normalising keeps ``c`` meaningful across SWFs).
 
 - ``ucb-joint``: untried arms first, in arm order; then ``argmax Q + c √(ln t / N)``,
-  ``c = 0.2`` by default (the constant of the paper's runs as reported in issue 11; not
-  checked against their configuration files).
+  ``c = 0.2`` by default (the paper code's ``config.py``, hegasz/large-legislative-models
+  at commit 2161cd5; see docs/presets.md).
 - ``thompson-joint``: Gaussian arms with unknown mean and variance, normal-inverse-gamma
   prior ``NIG(mean 0, count 0.05, shape 1, scale 25)`` (the paper code's defaults).
 - ``egreedy-joint``: ``argmax Q`` (untried arms count 0) with probability ``1 − ε``, else
-  a uniform arm; ``ε = 0.1`` by default (our choice: the paper's value is not verified).
+  a uniform arm; ``ε = 0.1`` by default (the paper code's ``config.py``, as above).
 
 Arguments (``name:key=value,…``): ``step=`` grid step (fraction, or percent above 1;
 default 0.1), ``grid=`` explicit rates separated by ``/`` (``grid=0/0.2/0.5``), and
@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 from llmecon.economy import TaxSchedule
 from llmecon.planners.base import PlannerContext, PlannerError, YearRecord, register_planner
@@ -204,6 +203,8 @@ class JointBanditPlanner:
                 # and scale √(scale / (shape · count)); the largest of n draws is the
                 # u^(1/n) quantile, and which untried arm holds it is uniform.
                 u = rng.random() ** (1.0 / n_untried)
+                from scipy import stats  # ~0.5 s to import: only for many arms
+
                 top = float(stats.t.ppf(u, df=2 * a0, loc=m0, scale=np.sqrt(b0 / (a0 * k0))))
                 if top > best:
                     best_arm = self._random_untried(pulls)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
 
 from llmecon.economy import Economy, TaxSchedule
 from llmecon.planners.base import PlannerContext, YearRecord, register_planner
@@ -112,6 +111,8 @@ def optimal_rates(
             break
 
     if polish and hi > lo:
+        from scipy.optimize import minimize  # ~0.6 s to import: only when polishing
+
         res = minimize(
             lambda r: -float(f(np.clip(r, lo, hi))[0]),
             f.best_rates,

@@ -1,10 +1,13 @@
 """HTML reports of logged runs (``llmecon report``).
 
-One self-contained page (figures embedded as PNG): welfare by year against the status
-quo, Saez and the oracle; schedules over time; the final schedule against US federal
-and Saez; hours and income distributions and Lorenz curves of the final year; votes and
-LLM calls when the runs have them. Several runs are overlaid or shown side by side.
-All run data shown in the page, model output above all, is HTML-escaped.
+One self-contained offline page, charts as inline SVG with hover values: outcomes by
+tax year (welfare, revenue, hours, Gini, effective and marginal rates) against the
+status quo, Saez and the oracle; changes against the status quo; schedules; incidence
+by income decile and persona group and the welfare decomposition (when the data layer
+provides them); distributions and Lorenz curves; votes; LLM behaviour (answers,
+anchoring, fallbacks, sample calls with prompts, the probe). Several runs are overlaid,
+runs differing only in seed drawn as a mean with a band, references drawn once. All run
+data shown in the page, model output above all, is HTML-escaped (docs/report.md).
 
 Example::
 
@@ -19,14 +22,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llmecon._files import atomic_write_text
+from llmecon.report._llm import default_probe_path, probe_file_name
 from llmecon.report._output import REPORT_NAME, check_report_path
-from llmecon.report._render import render_report, run_labels
+from llmecon.report._render import Progress, render_report, run_labels
 from llmecon.runs.dataframes import RunData, load_run
 from llmecon.runs.log import RunLogError
 
 
 def write_report(
-    run_dirs: Sequence[str | Path], out: str | Path, *, title: str | None = None
+    run_dirs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    title: str | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Load the runs, render their report and write it to ``out`` (returned).
 
@@ -34,12 +42,16 @@ def write_report(
     so an interrupted report never leaves a truncated page. Raises
     :class:`~llmecon.runs.log.RunLogError` (before reading anything) when ``out`` is a
     file of a run (``events.jsonl``, ``manifest.json``, …) or any other file in a run
-    folder that is not an llmecon report.
+    folder that is not an llmecon report. ``progress`` is told each step (a message).
     """
     path = Path(out)
     check_report_path(path)
-    runs: list[RunData] = [load_run(d) for d in run_dirs]
-    html = render_report(runs, title=title)
+    runs: list[RunData] = []
+    for d in run_dirs:
+        if progress is not None:
+            progress(f"loading {d}")
+        runs.append(load_run(d))
+    html = render_report(runs, title=title, progress=progress)
     return _write_html(path, html)
 
 
@@ -72,6 +84,8 @@ def _write_html(path: Path, html: str) -> Path:
 __all__ = [
     "REPORT_NAME",
     "check_report_path",
+    "default_probe_path",
+    "probe_file_name",
     "render_report",
     "run_labels",
     "write_report",

@@ -55,9 +55,10 @@ def table(
             text = cell if isinstance(cell, Markup | str) else fmt(cell)
             cells.append(f"<td>{esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
+    # Wide tables scroll sideways inside their box instead of widening the page.
     return Markup(
-        f'<table class="{esc(css_class)}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f'<div class="scroll"><table class="{esc(css_class)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
@@ -89,8 +90,31 @@ table.calls td { font-family: ui-monospace, monospace; white-space: pre-wrap;
      overflow-wrap: anywhere; max-width: 28rem; }
 table.calls td:nth-child(-n+4) { overflow-wrap: normal; }
 img { max-width: 100%; height: auto; display: block; margin: .5rem 0; }
+div.scroll { overflow-x: auto; max-width: 100%; }
+table.nowrap td, table.nowrap th { white-space: nowrap; }
 p.note { color: #555; font-size: .9rem; }
+p.warn { background: #fff4e0; border-left: 4px solid #e69f00; padding: .4rem .6rem; }
 nav a { margin-right: .8rem; }
+details { margin: .3rem 0; }
+details > summary { cursor: pointer; font-size: .9rem; }
+details.call > summary { font-family: ui-monospace, monospace; font-size: .8rem; }
+details.call div.msg { margin: .3rem 0 .3rem 1rem; }
+details.call pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f7f7f7;
+     padding: .4rem; font-size: .78rem; max-height: 24rem; overflow-y: auto; margin: .2rem 0; }
+div.charts { display: flex; flex-wrap: wrap; gap: .5rem 1.2rem; }
+figure.chart { margin: .4rem 0; }
+svg.chart { max-width: 100%; height: auto; font-size: 11px; }
+svg.chart rect.plot { fill: #fff; stroke: #bbb; }
+svg.chart line.grid { stroke: #eee; }
+svg.chart line.zero { stroke: #888; }
+svg.chart text.tick { fill: #555; font-size: 10px; }
+svg.chart text.label { fill: #333; }
+svg.chart text.title { fill: #222; font-weight: 600; }
+svg.chart circle.pt:hover, svg.chart rect.bar:hover { stroke: #000; stroke-width: 1.5; }
+div.legend { font-size: .8rem; display: flex; flex-wrap: wrap; gap: .1rem .9rem;
+     max-width: 560px; }
+div.legend span { white-space: nowrap; }
+div.legend svg { vertical-align: middle; margin-right: .25rem; }
 """
 
 
@@ -100,6 +124,7 @@ GENERATOR_META = '<meta name="generator" content="llmecon report">'
 
 def page(title: str, nav: Sequence[tuple[str, str]], body: Sequence[Markup]) -> str:
     """A complete, self-contained HTML document."""
+
     links = "".join(f'<a href="#{esc(i)}">{esc(t)}</a>' for i, t in nav)
     return (
         "<!DOCTYPE html>\n"

@@ -1,271 +1,449 @@
-"""The report's figures, rendered by matplotlib (Agg) to base64 PNG."""
+"""The report's figures as inline SVG (:mod:`llmecon.report._svg`): hover values, axes
+in dollars, percent and whole tax years, references drawn once."""
 
 from __future__ import annotations
 
-import base64
-import io
+import json
+import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
-from llmecon.report._references import References
-from llmecon.runs.dataframes import RunData
+from llmecon.report._data import Group, ReportRun, by_year_band, records, same
+from llmecon.report._html import Markup
+from llmecon.report._svg import (
+    Axis,
+    BarGroup,
+    HLine,
+    Series,
+    bar_chart,
+    colour,
+    grid,
+    integer,
+    line_chart,
+    number,
+    pct,
+    usd,
+)
 
-# Figures are built with ``Figure`` directly, never pyplot: no global figure state, no
-# GUI backend; ``savefig`` renders with Agg.
-_DPI = 90
+YEAR_AXIS = Axis("tax year", integer, integer=True)
 
+#: The per-year outcomes charted for every run (column, title, axis format, scale).
+OUTCOMES: tuple[tuple[str, str, Axis], ...] = (
+    ("swf", "Social welfare (run objective)", Axis("SWF", number)),
+    ("revenue_usd", "Revenue (total, USD/yr)", Axis("USD per year", usd, zero=True)),
+    ("mean_weekly_hours", "Mean weekly hours", Axis("hours per week", number)),
+    ("gini_income", "Gini of pre-tax income", Axis("Gini", number)),
+    ("effective_tax_rate", "Effective tax rate (Σ tax / Σ income)", Axis("rate", pct, zero=True)),
+    ("mean_marginal_rate", "Mean marginal rate at realised incomes", Axis("rate", pct, zero=True)),
+)
 
-def color(i: int) -> str:
-    return f"C{i % 10}"  # the default colour cycle
-
-
-def text(label: object) -> str:
-    """Run data as plain matplotlib text: ``$`` would start mathtext, ``_`` a hidden label."""
-    s = str(label).replace("$", r"\$")
-    return " " + s if s.startswith("_") else s
-
-
-def to_png_base64(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _subplots(
-    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], squeeze: bool = True
-) -> tuple[Figure, Any]:
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
-
-
-def _usd(x: float) -> str:
-    return f"${x / 1000:,.0f}k" if x >= 1000 else f"${x:,.0f}"
-
-
-def bracket_labels(edges: Sequence[float]) -> list[str]:
-    return [f"{_usd(e)}+" for e in edges]
+#: The references of the welfare chart: (summary field, legend name, dash).
+_SWF_REFS = (
+    ("none_swf", "no tax", "longdot"),
+    ("status_quo_swf", "status quo", "dot"),
+    ("saez_swf", "Saez", "dash"),
+    ("oracle_swf", "oracle", "dashdot"),
+)
 
 
-def _shared(values: Sequence[object]) -> bool:
-    """Whether every run has the same reference (same economy): draw it once."""
-    return len(values) > 1 and all(v == values[0] for v in values)
+def usd_band(lower: float, upper: float) -> str:
+    """``$48k–$103k`` or ``$626k+``."""
+    return f"{usd(lower)}+" if not math.isfinite(upper) else f"{usd(lower)}–{usd(upper)}"
 
 
-_REF_STYLES: dict[str, Any] = {
-    "no tax": (0, (1, 4)),
-    "status quo": ":",
-    "Saez": "--",
-    "oracle": "-.",
-}
+def bracket_names(edges: Sequence[float]) -> list[str]:
+    uppers = [*edges[1:], float("inf")]
+    return [usd_band(lo, hi) for lo, hi in zip(edges, uppers, strict=True)]
 
 
-def welfare_by_year(
-    runs: Sequence[RunData], labels: Sequence[str], refs: Sequence[References]
-) -> str:
-    fig, ax = _subplots(figsize=(9, 4.2))
-    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-        ax.plot(
-            run.years["year"], run.years["swf"], marker="o", ms=3, color=color(i), label=text(label)
+def _group_series(group: Group, i: int, column: str, axis: Axis, scale: float = 1.0) -> Series:
+    band = by_year_band(group, column, scale)
+    seeds = group.seeds
+    tips = [
+        f"year {int(r['year'])}: {axis.fmt(r['mean'])}"
+        + (
+            f" (min {axis.fmt(r['lo'])}, max {axis.fmt(r['hi'])}, {int(r['n'])} seeds)"
+            if seeds
+            else ""
         )
-    for name, values in (
-        ("no tax", [r.none_swf for r in refs]),
-        ("status quo", [r.status_quo_swf for r in refs]),
-        ("Saez", [r.saez_swf for r in refs]),
-        ("oracle", [r.oracle_swf for r in refs]),
+        for r in records(band)
+    ]
+    return Series(
+        group.label + (" — mean, min–max band" if seeds else ""),
+        band["year"].to_numpy(float),
+        band["mean"].to_numpy(float),
+        colour(i),
+        band=(band["lo"].to_numpy(float), band["hi"].to_numpy(float)) if seeds else None,
+        tips=tips,
+    )
+
+
+def _reference_value(run: ReportRun, column: str, key: str) -> float | None:
+    if column == "swf":
+        return getattr(run.refs, key)
+    return run.refs.status_quo_metrics.get(column)
+
+
+def _references(groups: Sequence[Group], column: str) -> list[HLine]:
+    """Reference lines of one chart: a value shared by every run is drawn once (black);
+    references that differ between groups are drawn per group in its colour."""
+    specs = _SWF_REFS if column == "swf" else (("status_quo", "status quo", "dot"),)
+    runs = [r for g in groups for r in g.runs]
+    lines: list[HLine] = []
+    for key, name, dash in specs:
+        values = [_reference_value(r, column, key) for r in runs]
+        if all(v is None for v in values):
+            continue
+        if same(values) and values[0] is not None:
+            lines.append(HLine(name, float(values[0]), dash))
+            continue
+        for i, g in enumerate(groups):
+            v = _reference_value(g.runs[0], column, key)
+            if v is not None:
+                lines.append(HLine(f"{name} ({g.label})", float(v), dash, colour(i)))
+    return lines
+
+
+def outcomes(groups: Sequence[Group]) -> Markup:
+    """Small multiples of the per-year outcomes, with the status quo (and for welfare
+    no tax, Saez and the oracle) as reference lines."""
+    charts = []
+    for column, title, axis in OUTCOMES:
+        series = [_group_series(g, i, column, axis) for i, g in enumerate(groups)]
+        if not any(len(s.x) for s in series):
+            continue
+        charts.append(
+            line_chart(series, YEAR_AXIS, axis, hlines=_references(groups, column), title=title)
+        )
+    return grid(charts)
+
+
+def schedule_paths(runs: Sequence[ReportRun]) -> Markup:
+    """Per run: each bracket's marginal rate by tax year (colour = bracket)."""
+    charts = []
+    for run in runs:
+        names = bracket_names(run.edges)
+        series = []
+        for bracket, at in run.rates.groupby("bracket", sort=True):
+            b = int(str(bracket))
+            series.append(
+                Series(
+                    names[b] if b < len(names) else f"bracket {b}",
+                    at["year"].to_numpy(float),
+                    at["rate"].to_numpy(float),
+                    colour(b),
+                )
+            )
+        charts.append(
+            line_chart(
+                series,
+                YEAR_AXIS,
+                Axis("marginal rate", pct, zero=True),
+                title=f"{run.label}: marginal rate by bracket",
+                width=460,
+                height=260,
+            )
+        )
+    return grid(charts)
+
+
+def _step_points(
+    edges: Sequence[float], rates: Sequence[float], lo: float, hi: float
+) -> tuple[list[float], list[float], list[str]]:
+    names = bracket_names(edges)
+    xs, ys, tips = [], [], []
+    for edge, rate, name in zip(edges, rates, names, strict=True):
+        if edge >= hi:
+            break
+        xs.append(max(edge, lo))
+        ys.append(float(rate))
+        tips.append(f"{name}: {pct(float(rate))}")
+    xs.append(hi)
+    ys.append(ys[-1])
+    tips.append(tips[-1])
+    return xs, ys, tips
+
+
+def income_axis_bounds(edges: Sequence[float]) -> tuple[float, float]:
+    """A log income axis from $5k to 1.6 × the top edge (at least $300k): every
+    bracket gets room, the $0–200k range is not squeezed."""
+    top = max(edges[-1] * 1.6, 300_000.0)
+    return 5_000.0, top
+
+
+def final_schedules(runs: Sequence[ReportRun]) -> Markup:
+    """The final schedules (log income axis) against the status quo, Saez and the
+    oracle; a reference shared by every run is drawn once."""
+    edges = runs[0].edges
+    same_edges = all(r.edges == edges for r in runs)
+    lo, hi = income_axis_bounds(edges)
+    series: list[Series] = []
+
+    def add(
+        name: str, e: Sequence[float], rates: Sequence[float], col: str, dash: str, w: float
+    ) -> None:
+        xs, ys, tips = _step_points(e, rates, lo, hi)
+        series.append(Series(name, xs, ys, col, dash=dash, width=w, step=True, tips=tips))
+
+    for key, name, dash in (
+        ("status_quo_rates", "US federal 2025 (status quo)", "dot"),
+        ("saez_rates", "Saez", "dash"),
+        ("oracle_rates", "oracle", "dashdot"),
     ):
-        style = _REF_STYLES[name]
-        if _shared(values) and values[0] is not None:
-            ax.axhline(values[0], ls=style, lw=1.2, color="black", alpha=0.7, label=name)
+        values = [getattr(r.refs, key) for r in runs]
+        if all(v is None for v in values):
             continue
-        for i, (value, label) in enumerate(zip(values, labels, strict=True)):
-            suffix = f" ({text(label)})" if len(runs) > 1 else ""
-            if value is not None:
-                ax.axhline(value, ls=style, lw=1.2, color=color(i), alpha=0.7, label=name + suffix)
-    ax.set_xlabel("tax year")
-    ax.set_ylabel("social welfare (run objective)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    return to_png_base64(fig)
-
-
-def schedules_over_time(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    n = len(runs)
-    cols = min(n, 3)
-    rows = (n + cols - 1) // cols
-    fig, axes = _subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
-    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-        ax: Axes = axes[i // cols][i % cols]
-        names = bracket_labels(run.edges)
-        for b, name in enumerate(names):
-            col = f"rate_{b}"
-            if col in run.years:
-                ax.plot(run.years["year"], 100 * run.years[col], marker=".", label=text(name))
-        ax.set_title(text(label), fontsize=9)
-        ax.set_xlabel("tax year")
-        ax.set_ylabel("marginal rate (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, title="bracket", title_fontsize=6)
-    for j in range(n, rows * cols):
-        axes[j // cols][j % cols].set_visible(False)
-    fig.tight_layout()
-    return to_png_base64(fig)
-
-
-def _step(ax: Axes, edges: Sequence[float], rates: Sequence[float], **kw: object) -> None:
-    top = 1.25 * edges[-1] if edges[-1] > 0 else 100_000.0
-    x = [*edges, top]
-    y = [100 * r for r in rates] + [100 * rates[-1]]
-    ax.step(np.asarray(x) / 1000, y, where="post", **kw)  # type: ignore[arg-type]
-
-
-def final_schedules(
-    runs: Sequence[RunData], labels: Sequence[str], refs: Sequence[References]
-) -> str:
-    fig, ax = _subplots(figsize=(9, 4.2))
-    first = refs[0]
-    _step(
-        ax,
-        runs[0].edges,
-        first.status_quo_rates,
-        color="grey",
-        lw=2.5,
-        alpha=0.6,
-        label="US federal 2025",
+        if same_edges and same(values) and values[0] is not None:
+            add(name, edges, values[0], "#333333", dash, 1.6)
+            continue
+        for i, (run, v) in enumerate(zip(runs, values, strict=True)):
+            if v is not None:
+                add(f"{name} ({run.label})", run.edges, v, colour(i), dash, 1.3)
+    for i, run in enumerate(runs):
+        final = run.final_rates
+        if final:
+            add(f"{run.label} (final)", run.edges, final, colour(i), "solid", 2.4)
+    return line_chart(
+        series,
+        Axis("annual pre-tax income (log scale)", usd, log=True, lo=lo, hi=hi),
+        Axis("marginal rate", pct, lo=0.0, hi=1.0),
+        title="Final marginal rate schedules",
+        width=760,
+        height=320,
     )
-    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-        if run.years.empty:
-            continue
-        last = run.years.iloc[-1]
-        rates = [float(last[f"rate_{b}"]) for b in range(len(run.edges))]
-        _step(ax, run.edges, rates, color=color(i), lw=2, label=f"{text(label)} (final)")
-    for name, key in (("Saez", "saez_rates"), ("oracle", "oracle_rates")):
-        style = "--" if name == "Saez" else ":"
-        values = [getattr(r, key) for r in refs]
-        same_edges = all(r.edges == runs[0].edges for r in runs)
-        if same_edges and _shared(values) and values[0] is not None:
-            _step(ax, runs[0].edges, values[0], color="black", ls=style, lw=1, label=name)
-            continue
-        for i, (run, label, ref_rates) in enumerate(zip(runs, labels, values, strict=True)):
-            suffix = f" ({text(label)})" if len(runs) > 1 else ""
-            if ref_rates is not None:
-                _step(ax, run.edges, ref_rates, color=color(i), ls=style, lw=1, label=name + suffix)
-    ax.set_xlabel("annual income (USD thousands)")
-    ax.set_ylabel("marginal rate (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return to_png_base64(fig)
 
 
-def _final_year(run: RunData) -> pd.DataFrame:
-    if run.agents.empty:
-        return run.agents
-    return run.agents[run.agents["year"] == run.agents["year"].max()]
+def _histogram(values: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    counts, edges = np.histogram(values, bins=bins)
+    return edges, np.append(counts, counts[-1] if counts.size else 0)
 
 
-def distributions(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    fig, (ax_h, ax_z) = _subplots(1, 2, figsize=(10, 3.8))
-    hours_bins = np.arange(0, 82, 2)
-    incomes = [_final_year(r)["income_usd"].dropna().to_numpy(float) for r in runs]
+def distributions(runs: Sequence[ReportRun]) -> Markup:
+    """Final-year hours and income histograms (step lines, income on a log axis)."""
+    hours_bins = np.arange(0, 82, 2.0)
+    incomes = [r.final_agents()["income_usd"].dropna().to_numpy(float) for r in runs]
     positive = np.concatenate([z[z > 0] for z in incomes]) if incomes else np.array([])
-    income_bins = (
-        np.logspace(np.log10(positive.min()), np.log10(positive.max()), 40)
-        if positive.size and positive.max() > positive.min()
-        else 20
-    )
-    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-        final = _final_year(run)
-        hist = dict(histtype="step", lw=1.6, color=color(i), label=text(label))
-        ax_h.hist(final["weekly_hours"].to_numpy(float), bins=hours_bins, **hist)
-        if incomes[i].size:
-            ax_z.hist(incomes[i][incomes[i] > 0], bins=income_bins, **hist)
-    ax_h.set_xlabel("weekly hours (final year)")
-    ax_z.set_xlabel("annual pre-tax income, USD (final year, log scale)")
-    ax_z.set_xscale("log")
-    for ax in (ax_h, ax_z):
-        ax.set_ylabel("workers")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return to_png_base64(fig)
+    hours_series, income_series = [], []
+    for i, (run, z) in enumerate(zip(runs, incomes, strict=True)):
+        h = run.final_agents()["weekly_hours"].dropna().to_numpy(float)
+        x, c = _histogram(h, hours_bins)
+        tips = [f"{x[j]:.0f}–{x[j] + 2:.0f} h: {int(c[j])} workers" for j in range(len(x))]
+        hours_series.append(Series(run.label, x, c, colour(i), step=True, markers=False, tips=tips))
+        if positive.size > 1 and positive.max() > positive.min():
+            bins = np.geomspace(positive.min(), positive.max() * 1.0001, 30)
+            x, c = _histogram(z[z > 0], bins)
+            tips = [
+                f"{usd(x[j])}–{usd(x[min(j + 1, len(x) - 1)])}: {int(c[j])} workers"
+                for j in range(len(x))
+            ]
+            income_series.append(
+                Series(run.label, x, c, colour(i), step=True, markers=False, tips=tips)
+            )
+    count_axis = Axis("workers", integer, integer=True, zero=True)
+    charts = [
+        line_chart(
+            hours_series,
+            Axis("weekly hours", integer),
+            count_axis,
+            title="Weekly hours (final year)",
+        )
+    ]
+    if income_series:
+        charts.append(
+            line_chart(
+                income_series,
+                Axis("annual pre-tax income (log scale)", usd, log=True),
+                count_axis,
+                title="Pre-tax income (final year)",
+            )
+        )
+    return grid(charts)
 
 
-def lorenz_points(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Population share and cumulative share of the total, from 0 to 1."""
+def lorenz_points(values: np.ndarray, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Population share and cumulative share of the total, from 0 to 1 (at most ``n``
+    points: enough for the eye, small in the page)."""
     v = np.sort(np.asarray(values, dtype=float))
     total = v.sum()
     share = np.cumsum(v) / total if total != 0 else np.linspace(0, 1, v.size)
-    return np.linspace(0, 1, v.size + 1), np.concatenate([[0.0], share])
+    x, y = np.linspace(0, 1, v.size + 1), np.concatenate([[0.0], share])
+    if x.size > n:
+        idx = np.unique(np.linspace(0, x.size - 1, n).round().astype(int))
+        x, y = x[idx], y[idx]
+    return x, y
 
 
-def lorenz(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    fig, axes = _subplots(1, 2, figsize=(10, 4.2))
-    for ax, column, title in zip(
-        axes, ("income_usd", "consumption_usd"), ("pre-tax income", "consumption"), strict=True
-    ):
-        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, label="equality")
-        for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-            values = _final_year(run)[column].dropna().to_numpy(float)
+def lorenz(runs: Sequence[ReportRun]) -> Markup:
+    charts = []
+    share = Axis("share of workers", pct, lo=0.0, hi=1.0)
+    for column, what in (("income_usd", "pre-tax income"), ("consumption_usd", "consumption")):
+        series = [
+            Series(
+                "equality", [0.0, 1.0], [0.0, 1.0], "#999999", dash="dot", width=1, markers=False
+            )
+        ]
+        for i, run in enumerate(runs):
+            values = run.final_agents()[column].dropna().to_numpy(float)
             if values.size:
                 x, y = lorenz_points(values)
-                ax.plot(x, y, color=color(i), lw=1.6, label=text(label))
-        ax.set_title(f"Lorenz curve: {title} (final year)", fontsize=9)
-        ax.set_xlabel("share of workers")
-        ax.set_ylabel("share of total")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return to_png_base64(fig)
-
-
-def vote_shares(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    with_votes = [(r, lab) for r, lab in zip(runs, labels, strict=True) if not r.votes.empty]
-    fig, axes = _subplots(1, len(with_votes), figsize=(5 * len(with_votes), 3.6), squeeze=False)
-    for ax, (run, label) in zip(axes[0], with_votes, strict=True):
-        shares = run.votes.pivot_table(
-            index="year", columns="label", values="share", aggfunc="last"
+                tips = [f"poorest {pct(a)} hold {pct(b)}" for a, b in zip(x, y, strict=True)]
+                series.append(Series(run.label, x, y, colour(i), markers=False, tips=tips))
+        charts.append(
+            line_chart(
+                series,
+                share,
+                Axis("share of the total", pct, lo=0.0, hi=1.0),
+                title=f"Lorenz curve: {what} (final year)",
+                width=420,
+                height=320,
+            )
         )
-        bottom = np.zeros(len(shares))
-        for j, cand in enumerate(shares.columns):
-            vals = shares[cand].fillna(0).to_numpy(float)
-            ax.bar(shares.index, vals, bottom=bottom, color=color(j), label=text(cand))
-            bottom += vals
-        ax.set_title(text(label), fontsize=9)
-        ax.set_xlabel("tax year")
-        ax.set_ylabel("vote share")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    return to_png_base64(fig)
+    return grid(charts)
 
 
-def calls_by_year(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    with_calls = [(r, lab) for r, lab in zip(runs, labels, strict=True) if not r.calls.empty]
-    fig, (ax_t, ax_l) = _subplots(1, 2, figsize=(10, 3.6))
-    width = 0.8 / max(len(with_calls), 1)
-    for i, (run, label) in enumerate(with_calls):
-        by_year = run.calls.groupby("year")[["input_tokens", "output_tokens"]].sum()
-        x = by_year.index.to_numpy(float) + (i - (len(with_calls) - 1) / 2) * width
-        total = (by_year["input_tokens"] + by_year["output_tokens"]).to_numpy(float)
-        ax_t.bar(x, total, width=width, color=color(i), label=text(label))
-        ax_l.hist(
-            run.calls["latency_s"].to_numpy(float),
-            bins=30,
-            histtype="step",
-            lw=1.6,
-            color=color(i),
-            label=text(label),
+def schedule_colours(votes: pd.DataFrame) -> dict[str, str]:
+    """A colour per distinct candidate schedule (its rates), in order of first
+    appearance: the same schedule keeps its colour in every round, whatever its label."""
+    out: dict[str, str] = {}
+    for rates in votes["rates_json"].astype(str):
+        if rates not in out:
+            out[rates] = colour(len(out))
+    return out
+
+
+def rates_json_text(rates_json: str) -> str:
+    """A vote's ``rates_json`` as ``10/12/22 %`` (the text itself if it is not a list)."""
+    try:
+        rates = json.loads(rates_json)
+    except (TypeError, ValueError):
+        return str(rates_json)
+    if not isinstance(rates, list):
+        return str(rates_json)
+    return "/".join(f"{100 * float(r):.0f}" for r in rates) + " %"
+
+
+def vote_shares(run: ReportRun) -> Markup:
+    """Stacked vote shares per round; colour = schedule (stable across rounds)."""
+    votes = run.votes
+    colours = schedule_colours(votes)
+    years = sorted(int(y) for y in votes["year"].dropna().unique())
+    groups = []
+    for rates, col in colours.items():
+        values, tips = [], []
+        for year in years:
+            at = votes[(votes["year"] == year) & (votes["rates_json"].astype(str) == rates)]
+            share = float(at["share"].sum()) if len(at) else math.nan
+            values.append(share)
+            labels = ", ".join(str(x) for x in at["label"])
+            won = " (winner)" if len(at) and bool(at["is_winner"].any()) else ""
+            tips.append(f"{labels}: {pct(share)}{won}")
+        groups.append(BarGroup(f"rates {rates_json_text(rates)}", values, col, tips))
+    return bar_chart(
+        [str(y) for y in years],
+        groups,
+        Axis("vote share", pct, lo=0.0, hi=1.0),
+        stacked=True,
+        title=f"{run.label}: vote shares by round (colour = schedule)",
+        category_label="tax year of the round",
+    )
+
+
+def calls_by_year(runs: Sequence[ReportRun]) -> Markup:
+    """LLM calls and tokens per tax year (whole counts), and latency per call."""
+    with_calls = [(i, r) for i, r in enumerate(runs) if not r.calls.empty]
+    years = sorted({int(y) for _, r in with_calls for y in r.calls["year"].dropna()})
+    calls, tokens = [], []
+    for i, run in with_calls:
+        by_year = run.calls.groupby("year")
+        n = by_year.size().reindex(years)
+        t = (by_year["input_tokens"].sum() + by_year["output_tokens"].sum()).reindex(years)
+        calls.append(BarGroup(run.label, n.to_numpy(float), colour(i)))
+        tokens.append(BarGroup(run.label, t.to_numpy(float), colour(i)))
+    cats = [str(y) for y in years]
+    count = Axis("calls", integer, integer=True)
+    return grid(
+        [
+            bar_chart(
+                cats, calls, count, title="LLM calls per tax year", category_label="tax year"
+            ),
+            bar_chart(
+                cats,
+                tokens,
+                Axis("tokens (input + output)", integer, integer=True),
+                title="Tokens per tax year",
+                category_label="tax year",
+            ),
+        ]
+    )
+
+
+def answers_by_year(stats: pd.DataFrame, label: str, i: int) -> Markup:
+    """Worker answers per tax year: median with the 10–90 % band, and the share of the
+    most common answer (anchoring)."""
+    x = stats["year"].to_numpy(float)
+    tips = [
+        f"year {int(r['year'])}: median {r['median']:g} h, 10–90 %: {r['p10']:g}–{r['p90']:g} h, "
+        f"{int(r['answers'])} answers"
+        for r in records(stats)
+    ]
+    hours = line_chart(
+        [
+            Series(
+                f"{label}: median, 10–90 % band",
+                x,
+                stats["median"].to_numpy(float),
+                colour(i),
+                band=(stats["p10"].to_numpy(float), stats["p90"].to_numpy(float)),
+                tips=tips,
+            )
+        ],
+        YEAR_AXIS,
+        Axis("weekly hours answered", integer, zero=True),
+        title=f"{label}: worker answers by tax year",
+        width=460,
+        height=250,
+    )
+    modal = line_chart(
+        [
+            Series(
+                label,
+                x,
+                stats["modal_share"].to_numpy(float),
+                colour(i),
+                tips=[
+                    f"year {int(r['year'])}: {pct(r['modal_share'])} answered {r['modal']:g} h"
+                    for r in records(stats)
+                ],
+            )
+        ],
+        YEAR_AXIS,
+        Axis("share of the most common answer", pct, lo=0.0, hi=1.0),
+        title=f"{label}: identical answers (anchoring)",
+        width=460,
+        height=250,
+    )
+    return grid([hours, modal])
+
+
+def incidence_bars(
+    frames: Sequence[tuple[str, pd.DataFrame]], value_col: str, axis: Axis, title: str
+) -> Markup:
+    """Horizontal bars: one per group (persona attribute or decile), one colour per run."""
+    cats: list[str] = []
+    for _, frame in frames:
+        for g in frame["group"].astype(str):
+            if g not in cats:
+                cats.append(g)
+    groups = []
+    for i, (label, frame) in enumerate(frames):
+        by = dict(
+            zip(
+                frame["group"].astype(str),
+                pd.to_numeric(frame[value_col], errors="coerce"),
+                strict=True,
+            )
         )
-    ax_t.set_xlabel("tax year")
-    ax_t.set_ylabel("tokens (input + output)")
-    ax_l.set_xlabel("latency per call (s)")
-    ax_l.set_ylabel("calls")
-    for ax in (ax_t, ax_l):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return to_png_base64(fig)
+        groups.append(BarGroup(label, [float(by.get(c, math.nan)) for c in cats], colour(i)))
+    return bar_chart(cats, groups, axis, horizontal=True, title=title, width=560)

@@ -5,6 +5,8 @@ welfare gain a run closes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +17,9 @@ from llmecon.runs.dataframes import RunData
 #: Above this many workers the report skips the Saez fixed point (it iterates the
 #: rational best response up to 200 times).
 SAEZ_MAX_AGENTS = 50_000
+
+#: Summary fields that are references (part of :func:`economy_key`).
+_SUMMARY_REFERENCES = ("status_quo_swf", "none_swf", "oracle_swf", "oracle_rates")
 
 
 @dataclass
@@ -28,11 +33,37 @@ class References:
     saez_swf: float | None = None
     oracle_rates: list[float] | None = None
     oracle_swf: float | None = None
+    status_quo_metrics: dict[str, float] = field(default_factory=dict)
+    """Every year metric under the status quo with rational responses (empty without
+    the economy): the reference of the per-year charts."""
     notes: list[str] = field(default_factory=list)
 
 
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def economy_key(run: RunData) -> str:
+    """A digest of what a run's references depend on: its population, preferences,
+    objective, brackets, rate bounds and the logged references. Runs with equal keys
+    (seeds of one setting on one persona sample, planners compared on one economy)
+    share their references, computed once."""
+    digest = hashlib.sha256()
+    economy = run.economy
+    if economy is not None:
+        pop = economy.population
+        for array in (pop.hourly_wage_usd, pop.usual_weekly_hours, pop.survey_weight):
+            digest.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
+        digest.update(repr((economy.utility_config, economy.swf)).encode())
+    cfg = run.manifest.config
+    summary = {k: run.summary.get(k) for k in _SUMMARY_REFERENCES}
+    digest.update(
+        json.dumps(
+            [run.edges, cfg.get("min_rate"), cfg.get("max_rate"), summary, run.population_note],
+            default=str,
+        ).encode()
+    )
+    return digest.hexdigest()
 
 
 def references(run: RunData) -> References:
@@ -64,8 +95,9 @@ def references(run: RunData) -> References:
         ).rates
         ref.saez_rates = [float(r) for r in np.asarray(rates)]
         ref.saez_swf = economy.evaluate(TaxSchedule(run.edges, tuple(ref.saez_rates)))[1].swf
+        ref.status_quo_metrics = economy.evaluate(status_quo)[1].to_dict()
         if ref.status_quo_swf is None:
-            ref.status_quo_swf = economy.evaluate(status_quo)[1].swf
+            ref.status_quo_swf = ref.status_quo_metrics["swf"]
         if ref.none_swf is None:
             lowest = float(cfg.get("min_rate", 0.0))
             ref.none_swf = economy.evaluate(TaxSchedule.flat(lowest, run.edges))[1].swf

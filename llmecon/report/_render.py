@@ -1,26 +1,41 @@
-"""Assemble the report: one HTML page with sections, tables and embedded figures."""
+"""Assemble the report: one self-contained HTML page of sections, tables and inline SVG
+charts (docs/report.md describes each section)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import pandas as pd
-
 from llmecon.report import _plots
-from llmecon.report._html import Markup, image, page, paragraph, section, table, truncate
-from llmecon.report._references import References, gain_closed_text, references
+from llmecon.report._data import Group, ReportRun, group_runs, records, report_run, same
+from llmecon.report._html import Markup, page, paragraph, section, table
+from llmecon.report._incidence import decomposition_section, incidence_section
+from llmecon.report._llm import fallbacks_section, llm_section
+from llmecon.report._references import References, gain_closed_text
+from llmecon.report._svg import number, pct, usd
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.events import KNOWN_EVENT_TYPES
 
-#: Sample LLM calls shown per run, and the characters of raw output shown per call.
-SAMPLE_CALLS = 8
-RAW_OUTPUT_CHARS = 400
-
 #: Event types the report tabulates although this release does not type them.
 _TABULATED_OTHER = {"vote_round"}
+
+#: Settings shown per run when they differ between runs (else once, above the table).
+_SETTING_KEYS = ("planner", "workers", "agents", "personas", "swf", "brackets", "vote_every")
+
+#: The final-year metrics compared with the status quo: (column, heading, format).
+_CHANGES: tuple[tuple[str, str, Callable[[float], str]], ...] = (
+    ("swf", "SWF", number),
+    ("revenue_usd", "revenue", usd),
+    ("mean_weekly_hours", "mean hours", number),
+    ("mean_income_usd", "mean income", usd),
+    ("gini_income", "Gini income", number),
+    ("gini_consumption", "Gini consumption", number),
+    ("effective_tax_rate", "effective rate", pct),
+    ("mean_marginal_rate", "mean marginal rate", pct),
+)
+
+Progress = Callable[[str], None]
 
 
 def run_labels(runs: Sequence[RunData]) -> list[str]:
@@ -34,221 +49,303 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
     return labels
 
 
-def _text(value: Any) -> str:
-    """A cell's text: empty for missing values (None, or NaN after pandas)."""
-    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+def _rates_text(rates: Sequence[float] | None) -> str:
+    return "–" if rates is None else " / ".join(f"{100 * r:.3g}" for r in rates) + " %"
 
 
-def _pct(value: float | None, ref: float | None) -> str:
-    if value is None or not ref:
-        return "–"
-    return f"{100 * value / ref:.2f} %"
+def _final(run: ReportRun, column: str) -> float | None:
+    if run.years.empty or column not in run.years:
+        return None
+    return float(run.years[column].iloc[-1])
 
 
-def _summary(runs: Sequence[RunData], labels: Sequence[str], refs: Sequence[References]) -> Markup:
-    rows: list[list[Any]] = []
-
-    def add(name: str, values: Sequence[Any]) -> None:
-        rows.append([name, *values])
-
-    cfg = [r.manifest.config for r in runs]
-    add("planner", [c.get("planner") for c in cfg])
-    add("workers", [c.get("workers") for c in cfg])
-    add("agents", [c.get("agents") for c in cfg])
-    add("personas", [c.get("personas") for c in cfg])
-    add("objective (SWF)", [c.get("swf") for c in cfg])
-    add("seed", [r.manifest.seed for r in runs])
-    add("status", [r.status for r in runs])
-    add("years completed", [len(r.years) for r in runs])
-    final = [float(r.years["swf"].iloc[-1]) if len(r.years) else None for r in runs]
-    add(
-        "gain closed, no tax → oracle (final year)",
-        [gain_closed_text(v, f) for v, f in zip(final, refs, strict=True)],
-    )
-    add("final SWF", final)
-    add("best SWF", [float(r.years["swf"].max()) if len(r.years) else None for r in runs])
-    add("status-quo SWF", [f.status_quo_swf for f in refs])
-    add("no-tax SWF", [f.none_swf for f in refs])
-    add("Saez SWF", [f.saez_swf for f in refs])
-    add("oracle SWF", [f.oracle_swf for f in refs])
-    add(
-        "final, % of status quo",
-        [_pct(v, f.status_quo_swf) for v, f in zip(final, refs, strict=True)],
-    )
-    add(
-        "final, % of oracle (secondary: depends on the SWF's origin)",
-        [_pct(v, f.oracle_swf) for v, f in zip(final, refs, strict=True)],
-    )
-    add("LLM calls", [len(r.calls) for r in runs])
-    add("fallbacks", [len(r.fallbacks) for r in runs])
-    add("population", [r.population_note for r in runs])
-    add("created", [r.manifest.created for r in runs])
-    parts = [table(["", *labels], rows)]
-    objectives = {c.get("swf") for c in cfg}
-    if len(objectives) > 1:
-        parts.append(
-            paragraph("The runs optimise different SWFs: their welfare is not comparable.")
-        )
-    notes = sorted({n for f in refs for n in f.notes})
-    parts.extend(paragraph(n) for n in notes)
-    return section("summary", "Summary", *parts)
-
-
-def _final_metrics(runs: Sequence[RunData], labels: Sequence[str]) -> Markup:
-    names = [c for c in runs[0].years.columns if c not in ("year", "source", "planner")]
-    names = [c for c in names if not c.startswith("rate_")]
+def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
+    cfg = [r.data.manifest.config for r in runs]
+    varying = [k for k in _SETTING_KEYS if not same([c.get(k) for c in cfg])]
+    shared = [k for k in _SETTING_KEYS if k not in varying and cfg[0].get(k) is not None]
+    parts: list[Markup] = []
+    if shared:
+        listed = ", ".join(f"{k.replace('_', ' ')} = {cfg[0].get(k)}" for k in shared)
+        parts.append(paragraph(("Settings: " if len(runs) == 1 else "Shared settings: ") + listed))
     rows = []
-    for name in names:
-        vals = [r.years[name].iloc[-1] if len(r.years) and name in r.years else None for r in runs]
-        rows.append([name, *[None if v is None else float(v) for v in vals]])
-    return table(["metric (final year)", *labels], rows)
-
-
-def _schedule_table(
-    runs: Sequence[RunData], labels: Sequence[str], refs: Sequence[References]
-) -> Markup:
-    edges = runs[0].edges
-    same = all(r.edges == edges for r in runs)
-    headers = ["bracket from (USD/yr)", "US federal 2025"]
-    columns: list[list[float] | None] = [refs[0].status_quo_rates]
-    for run, label, ref in zip(runs, labels, refs, strict=True):
-        if not same and run is not runs[0]:
-            continue
-        last = run.years.iloc[-1] if len(run.years) else None
-        final = [float(last[f"rate_{b}"]) for b in range(len(edges))] if last is not None else None
-        headers += [f"{label}: final", f"{label}: Saez", f"{label}: oracle"]
-        columns += [final, ref.saez_rates, ref.oracle_rates]
-    rows = []
-    for b, edge in enumerate(edges):
-        cells: list[Any] = [f"{edge:,.0f}"]
-        cells += [f"{100 * col[b]:.1f} %" if col is not None else "–" for col in columns]
-        rows.append(cells)
-    parts = [table(headers, rows)]
-    if not same:
-        parts.append(paragraph("The runs use different brackets; the table shows the first run."))
-    return Markup("".join(parts))
-
-
-def _sample_calls(run: RunData) -> pd.DataFrame:
-    """A few calls, failures and planner calls first (they are the interesting ones)."""
-    calls = run.calls
-    if calls.empty:
-        return calls
-    failed = calls[calls["error_type"].notna() | calls["fallback"].astype(bool)]
-    planner = calls[calls["role"] == "planner"]
-    picked = pd.concat([failed.head(3), planner.head(3), calls.head(SAMPLE_CALLS)])
-    return picked.drop_duplicates("seq").head(SAMPLE_CALLS).sort_values("seq")
-
-
-def _calls_section(runs: Sequence[RunData], labels: Sequence[str]) -> Markup:
-    rows = []
-    for run, label in zip(runs, labels, strict=True):
-        c = run.calls
-        if c.empty:
-            continue
-        latency = c["latency_s"].astype(float)
-        cost = c["cost_usd"].dropna()
+    for run, c in zip(runs, cfg, strict=True):
+        final = _final(run, "swf")
+        sq = run.refs.status_quo_swf
         rows.append(
             [
-                label,
-                len(c),
-                ", ".join(f"{k}: {v}" for k, v in c["role"].value_counts().items()),
-                int(c["input_tokens"].sum()),
-                int(c["output_tokens"].sum()),
-                float(cost.sum()) if len(cost) else None,
-                float(latency.mean()),
-                float(latency.quantile(0.95)),
-                int(c["error_type"].notna().sum()),
-                int(c["fallback"].astype(bool).sum()),
-                int(c["retries"].sum()),
-                int(c["repairs"].sum()),
-                int(c["cached"].astype(bool).sum()),
+                run.label,
+                *(str(c.get(k)) for k in varying),
+                run.seed,
+                run.data.status,
+                len(run.years),
+                final,
+                gain_closed_text(final, run.refs),
+                "–" if final is None or not sq else f"{100 * (final - sq) / abs(sq):+.2f} %",
+                len(run.calls),
+                len(run.fallbacks),
             ]
         )
     headers = [
         "run",
-        "calls",
-        "by role",
-        "input tokens",
-        "output tokens",
-        "cost (USD)",
-        "mean latency (s)",
-        "p95 latency (s)",
-        "errors",
+        *(k.replace("_", " ") for k in varying),
+        "seed",
+        "status",
+        "tax years",
+        "final SWF",
+        "gain closed",
+        "SWF vs status quo",
+        "LLM calls",
         "fallbacks",
-        "retries",
-        "repairs",
-        "cached",
     ]
+    parts.append(table(headers, rows, css_class="data nowrap"))
+    parts.append(
+        paragraph(
+            "Gain closed = (W − W_none) / (W_oracle − W_none) in the final tax year: 0 is "
+            "no tax, 100 % the oracle. SWF vs status quo: the final SWF's change relative "
+            "to the status quo's."
+        )
+    )
+    if len({c.get("swf") for c in cfg}) > 1:
+        parts.append(
+            paragraph("The runs optimise different SWFs: their welfare is not comparable.")
+        )
+    notes = [r.data.population_note for r in runs]
+    if same(notes):
+        parts.append(paragraph(f"Population: {notes[0]}."))
+    else:
+        parts.extend(
+            paragraph(f"Population of {r.label}: {n}.") for r, n in zip(runs, notes, strict=True)
+        )
+    parts.append(_references_table(runs))
+    if any(g.seeds for g in groups):
+        parts.append(_seeds_table(groups))
+    parts.extend(paragraph(n) for n in sorted({n for r in runs for n in r.refs.notes}))
+    return section("summary", "Summary", *parts)
+
+
+def _references_table(runs: Sequence[ReportRun]) -> Markup:
+    """The references' welfare once per distinct economy, not per run (their rates are
+    in the schedules section)."""
+    distinct: dict[tuple[Any, ...], list[ReportRun]] = {}
+    for run in runs:
+        f = run.refs
+        key = (f.status_quo_swf, f.none_swf, f.saez_swf, f.oracle_swf)
+        distinct.setdefault(key, []).append(run)
+    many = len(distinct) > 1
+    rows = []
+    for (status_quo, none, saez, oracle), members in distinct.items():
+        who = [", ".join(m.label for m in members)] if many else []
+        rows.append([*who, status_quo, none, saez, oracle])
+    headers = [
+        *(["runs"] if many else []),
+        "status quo (US federal 2025)",
+        "no tax",
+        "Saez",
+        "oracle",
+    ]
+    return Markup("<h3>Reference SWF values</h3>" + table(headers, rows, css_class="data nowrap"))
+
+
+def _seeds_table(groups: Sequence[Group]) -> Markup:
+    rows = []
+    for g in groups:
+        finals = [v for r in g.runs if (v := _final(r, "swf")) is not None]
+        gains = [r.data.gain_closed for r in g.runs]
+        gains_ok = [100 * x for x in gains if x is not None]
+        rows.append(
+            [
+                g.label,
+                len(g.runs),
+                ", ".join(str(r.seed) for r in g.runs),
+                _span(finals, number),
+                _span(gains_ok, lambda v: f"{v:.3g} %"),
+            ]
+        )
+    headers = [
+        "setting",
+        "seeds",
+        "seed values",
+        "final SWF: mean [min, max]",
+        "gain closed: mean [min, max]",
+    ]
+    return Markup("<h3>Settings over seeds</h3>" + table(headers, rows))
+
+
+def _span(values: Sequence[float], fmt: Callable[[float], str]) -> str:
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    return f"{fmt(mean)} [{fmt(min(values))}, {fmt(max(values))}]"
+
+
+def _outcomes_section(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
+    parts: list[Markup] = []
+    if any(g.seeds for g in groups):
+        parts.append(
+            paragraph("Runs that differ only in seed: their mean, shaded from min to max.")
+        )
+    parts.append(_plots.outcomes(groups))
+    parts.append(
+        paragraph(
+            "Dotted: the status quo (US federal 2025 on the run's brackets) with rational "
+            "best responses; for welfare also no tax, the Saez rates and the oracle."
+        )
+    )
+    for run in runs:
+        table_html = _years_table(run)
+        if len(runs) == 1:
+            parts.append(table_html)
+        else:
+            parts.append(
+                Markup(
+                    f'<details class="table"><summary>{run.label}: every tax year</summary>'
+                    f"{table_html}</details>"
+                )
+            )
+    return section("outcomes", "Outcomes by tax year", *parts)
+
+
+def _years_table(run: ReportRun) -> Markup:
+    rows = []
+    for r in records(run.years):
+        y = int(r["year"])
+        rows.append(
+            [
+                y,
+                str(r.get("source") or ""),
+                float(r["swf"]),
+                usd(float(r["revenue_usd"])),
+                float(r["mean_weekly_hours"]),
+                float(r["gini_income"]),
+                pct(float(r["effective_tax_rate"])),
+                pct(float(r["mean_marginal_rate"])),
+                _rates_text(run.rates_of(y)),
+            ]
+        )
+    headers = [
+        "tax year",
+        "source",
+        "SWF",
+        "revenue",
+        "mean hours",
+        "Gini income",
+        "effective rate",
+        "mean marginal rate",
+        "rates by bracket",
+    ]
+    return table(headers, rows, css_class="data nowrap")
+
+
+def _changes_section(runs: Sequence[ReportRun]) -> Markup:
+    """Final tax year against the status quo, one row per run (status quo on top)."""
+    rows: list[list[Any]] = []
+    sq_rows: list[tuple[str, dict[str, float]]] = []
+    for run in runs:
+        sq = run.refs.status_quo_metrics
+        if sq and all(sq != other for _, other in sq_rows):
+            sq_rows.append((run.label, sq))
+    many = len(sq_rows) > 1
+    for label, sq in sq_rows:
+        name = f"status quo ({label})" if many else "status quo"
+        rows.append([name, *(fmt(sq.get(c, float("nan"))) for c, _, fmt in _CHANGES)])
+    for run in runs:
+        sq = run.refs.status_quo_metrics
+        cells = []
+        for column, _, fmt in _CHANGES:
+            value = _final(run, column)
+            if value is None:
+                cells.append("–")
+            elif column in sq:
+                cells.append(f"{fmt(value)} ({_delta(fmt, value - sq[column])})")
+            else:
+                cells.append(fmt(value))
+        rows.append([f"{run.label} (final)", *cells])
+    return section(
+        "status-quo",
+        "Changes against the status quo",
+        paragraph(
+            "Final tax year of each run, its change against the status quo in brackets. "
+            "Status quo: the US federal 2025 schedule on the run's brackets, every worker "
+            "at its rational best response."
+        ),
+        table(["", *(h for _, h, _ in _CHANGES)], rows, css_class="data nowrap"),
+    )
+
+
+def _delta(fmt: Callable[[float], str], delta: float) -> str:
+    """A change: percentage points for rates, a sign always."""
+    if fmt is pct:
+        return f"{100 * delta:+.3g} pp"
+    text = fmt(abs(delta)) if fmt is usd else number(abs(delta))
+    return ("−" if delta < 0 else "+") + text
+
+
+def _schedule_table(runs: Sequence[ReportRun]) -> Markup:
+    edges = runs[0].edges
+    same_edges = all(r.edges == edges for r in runs)
+    shown = [r for r in runs if r.edges == edges]
+    columns: list[tuple[str, Sequence[float] | None]] = []
+    for key, name in (
+        ("status_quo_rates", "status quo"),
+        ("saez_rates", "Saez"),
+        ("oracle_rates", "oracle"),
+    ):
+        values = [getattr(r.refs, key) for r in shown]
+        if same(values):
+            columns.append((name, values[0]))
+        else:
+            columns += [(f"{name} ({r.label})", v) for r, v in zip(shown, values, strict=True)]
+    columns += [(f"{r.label} (final)", r.final_rates) for r in shown]
+    rows = []
+    for b, name in enumerate(_plots.bracket_names(edges)):
+        rows.append([name, *(pct(col[b]) if col else "–" for _, col in columns)])
     parts = [
-        table(headers, rows),
-        image(_plots.calls_by_year(runs, labels), "tokens per year and call latency"),
-        Markup("<h3>Sample calls</h3>"),
-        paragraph(f"Raw output truncated to {RAW_OUTPUT_CHARS} characters; failures first."),
+        table(["bracket (annual income)", *(n for n, _ in columns)], rows, css_class="data nowrap")
     ]
-    sample_rows = []
-    for run, label in zip(runs, labels, strict=True):
-        for _, call in _sample_calls(run).iterrows():
-            outputs = json.loads(call["raw_outputs_json"])
-            raw = "\n--- re-ask ---\n".join(str(o) for o in outputs)
-            error = _text(call["error_type"])
-            if error:
-                error += f": {_text(call['error_message'])}"
-            sample_rows.append(
-                [
-                    label,
-                    int(call["seq"]),
-                    int(call["year"]),
-                    call["role"],
-                    _text(call["agent"]),
-                    call["model"],
-                    truncate(raw, RAW_OUTPUT_CHARS),
-                    truncate(_text(call["parsed_json"]), 200),
-                    truncate(error, 200),
-                ]
-            )
-    headers = ["run", "seq", "year", "role", "agent", "model", "raw output", "parsed", "error"]
-    parts.append(table(headers, sample_rows, css_class="data calls"))
-    return section("calls", "LLM calls, tokens, cost and latency", *parts)
+    if not same_edges:
+        parts.append(
+            paragraph("The runs use different brackets; the table shows those of the first run.")
+        )
+    return Markup("".join(parts))
 
 
-def _fallbacks_section(runs: Sequence[RunData], labels: Sequence[str]) -> Markup:
+def _other_events_note(runs: Sequence[ReportRun]) -> Markup | None:
+    counts: Counter[str] = Counter()
+    for run in runs:
+        counts.update(e.type for e in run.data.events if e.type not in KNOWN_EVENT_TYPES)
+    shown = {t: n for t, n in counts.items() if t not in _TABULATED_OTHER}
+    if not shown:
+        return None
+    listed = ", ".join(f"{t} ({n})" for t, n in sorted(shown.items()))
+    return paragraph(f"Events of types this report does not tabulate: {listed}.")
+
+
+def _votes_section(runs: Sequence[ReportRun]) -> Markup:
+    charts = [_plots.vote_shares(r) for r in runs if not r.votes.empty]
     rows = []
-    for run, label in zip(runs, labels, strict=True):
-        for _, f in run.fallbacks.head(20).iterrows():
-            rows.append(
-                [label, int(f["year"]), f["role"], _text(f["agent"]), f["reason"], f["action"]]
-            )
-        if len(run.fallbacks) > 20:
-            rows.append([label, "…", "", "", f"{len(run.fallbacks) - 20} more", ""])
-    headers = ["run", "year", "role", "agent", "reason", "action"]
-    return section("fallbacks", "Fallbacks", table(headers, rows, css_class="data calls"))
-
-
-def _votes_section(runs: Sequence[RunData], labels: Sequence[str]) -> Markup:
-    rows = []
-    for run, label in zip(runs, labels, strict=True):
-        winners = run.votes[run.votes["is_winner"].astype(bool)]
-        for _, v in winners.iterrows():
+    for run in runs:
+        for _, v in run.votes[run.votes["is_winner"].astype(bool)].iterrows():
             rows.append(
                 [
-                    label,
+                    run.label,
                     int(v["year"]),
-                    _text(v["rule"]),
-                    _text(v["winner"]),
-                    _text(v["origin"]),
-                    float(v["share"]),
-                    float(v["turnout"]),
+                    str(v["rule"]),
+                    str(v["winner"]),
+                    str(v["origin"]),
+                    _plots.rates_json_text(str(v["rates_json"])),
+                    pct(float(v["share"])),
+                    pct(float(v["turnout"])),
                     float(v["winner_swf"]),
-                    _text(v["best_candidate"]),
+                    str(v["best_candidate"]),
                 ]
             )
     headers = [
         "run",
-        "year",
+        "tax year",
         "rule",
         "winner",
         "origin",
+        "rates",
         "winner's share",
         "turnout",
         "winner's SWF",
@@ -257,94 +354,85 @@ def _votes_section(runs: Sequence[RunData], labels: Sequence[str]) -> Markup:
     return section(
         "votes",
         "Votes",
-        image(_plots.vote_shares(runs, labels), "vote shares by year"),
+        paragraph(
+            "Colours follow the schedule, not its ballot letter: a schedule keeps its "
+            "colour in every round."
+        ),
+        Markup(f'<div class="charts">{"".join(charts)}</div>'),
         table(headers, rows, css_class="data calls"),
     )
 
 
-def _other_events_note(runs: Sequence[RunData]) -> Markup | None:
-    counts: Counter[str] = Counter()
-    for run in runs:
-        counts.update(e.type for e in run.events if e.type not in KNOWN_EVENT_TYPES)
-    shown = {t: n for t, n in counts.items() if t not in _TABULATED_OTHER}
-    if not shown:
-        return None
-    listed = ", ".join(f"{t} ({n})" for t, n in sorted(shown.items()))
-    return paragraph(f"Events of types this report does not tabulate: {listed}.")
-
-
-def render_report(runs: Sequence[RunData], *, title: str | None = None) -> str:
-    """The HTML report for one or more loaded runs (compared side by side)."""
+def render_report(
+    runs: Sequence[RunData], *, title: str | None = None, progress: Progress | None = None
+) -> str:
+    """The HTML report for one or more loaded runs (compared side by side; runs that
+    differ only in seed drawn as a mean with a band). ``progress`` is told each step."""
     if not runs:
         raise ValueError("render_report needs at least one run")
+    say = progress or (lambda _msg: None)
     labels = run_labels(runs)
-    refs = [references(r) for r in runs]
+    views: list[ReportRun] = []
+    cache: dict[str, References] = {}
+    for run, label in zip(runs, labels, strict=True):
+        say(f"references of {label}")
+        views.append(report_run(run, label, cache))
+    groups = group_runs(views)
     title = title or (
         f"llmecon run {labels[0]}" if len(runs) == 1 else "llmecon runs: " + " vs ".join(labels)
     )
-    has_years = all(len(r.years) for r in runs)
-    body: list[Markup] = [_summary(runs, labels, refs)]
+    has_years = all(len(r.years) for r in views)
+    say("summary and outcomes")
+    body: list[Markup] = [_summary(views, groups)]
     nav = [("summary", "Summary")]
     if has_years:
-        body.append(
-            section(
-                "welfare",
-                "Welfare by year",
-                image(_plots.welfare_by_year(runs, labels, refs), "welfare by year"),
-                _final_metrics(runs, labels),
-            )
-        )
+        body.append(_outcomes_section(views, groups))
+        if any(r.refs.status_quo_metrics for r in views):
+            body.append(_changes_section(views))
+            nav.append(("status-quo", "vs status quo"))
         body.append(
             section(
                 "schedules",
-                "Schedules over time",
-                image(_plots.schedules_over_time(runs, labels), "marginal rates by year"),
+                "Schedules",
+                _plots.schedule_paths(views),
+                Markup("<h3>Final schedules</h3>"),
+                _plots.final_schedules(views),
+                _schedule_table(views),
             )
         )
-        body.append(
-            section(
-                "final-schedule",
-                "Final schedule vs US federal, Saez and oracle",
-                image(_plots.final_schedules(runs, labels, refs), "final schedules"),
-                _schedule_table(runs, labels, refs),
-            )
-        )
-        nav += [("welfare", "Welfare"), ("schedules", "Schedules"), ("final-schedule", "Final")]
+        nav[1:1] = [("outcomes", "Outcomes")]
+        nav.append(("schedules", "Schedules"))
+        say("incidence")
+        for extra, nav_entry in (
+            (incidence_section(views), ("incidence", "Incidence")),
+            (decomposition_section(views), ("decomposition", "Welfare decomposition")),
+        ):
+            if extra is not None:
+                body.append(extra)
+                nav.append(nav_entry)
     else:
         body.append(paragraph("A run has no completed year: only the summary is shown."))
-    if has_years and all(r.agents["income_usd"].notna().any() for r in runs):
+    if has_years and all(r.agents["income_usd"].notna().any() for r in views):
+        say("distributions")
         body.append(
-            section(
-                "distributions",
-                "Hours and income (final year)",
-                image(_plots.distributions(runs, labels), "hours and income distributions"),
-            )
+            section("distributions", "Hours and income (final year)", _plots.distributions(views))
         )
-        body.append(
-            section(
-                "lorenz",
-                "Lorenz curves (final year)",
-                image(_plots.lorenz(runs, labels), "Lorenz curves of income and consumption"),
-            )
-        )
+        body.append(section("lorenz", "Lorenz curves (final year)", _plots.lorenz(views)))
         nav += [("distributions", "Distributions"), ("lorenz", "Lorenz")]
     elif has_years:
         body.append(paragraph("Distributions omitted: the population could not be rebuilt."))
-    if any(len(r.votes) for r in runs):
-        body.append(_votes_section(runs, labels))
+    if any(len(r.votes) for r in views):
+        body.append(_votes_section(views))
         nav.append(("votes", "Votes"))
-    if any(len(r.calls) for r in runs):
-        body.append(_calls_section(runs, labels))
-        nav.append(("calls", "LLM calls"))
-    if any(len(r.fallbacks) for r in runs):
-        body.append(_fallbacks_section(runs, labels))
+    if any(len(r.calls) for r in views):
+        say("LLM behaviour")
+        body.append(llm_section(views))
+        nav.append(("calls", "LLM behaviour"))
+    if any(len(r.fallbacks) for r in views):
+        body.append(fallbacks_section(views))
         nav.append(("fallbacks", "Fallbacks"))
-    note = _other_events_note(runs)
+    note = _other_events_note(views)
     if note is not None:
         body.append(note)
-    body.append(
-        paragraph(
-            "Runs: " + "; ".join(f"{lab} = {r.path}" for lab, r in zip(labels, runs, strict=True))
-        )
-    )
+    body.append(paragraph("Runs: " + "; ".join(f"{r.label} = {r.data.path}" for r in views)))
     return page(title, nav, body)

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmecon.report._html import Markup, image, page, paragraph, section, table
-from llmecon.report._plots import _subplots, color, text, to_png_base64
+from llmecon.report._data import records
+from llmecon.report._html import Markup, page, paragraph, section, table
+from llmecon.report._plots import YEAR_AXIS
+from llmecon.report._svg import Axis, Series, colour, grid, line_chart, number
 from llmecon.sweeps.results import SUMMARY_METRICS, SweepData, interval
 
 
@@ -46,54 +48,68 @@ def band(group: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _band_plot(ax: Any, group: pd.DataFrame, column: str, i: int, label: str) -> None:
+def _band_series(group: pd.DataFrame, column: str, i: int, label: str) -> Series | None:
     b = band(group, column)
     if b.empty:
-        return
-    ax.plot(b["year"], b["mean"], color=color(i), lw=1.8, label=text(label))
+        return None
     lo, hi = b["lo"].to_numpy(float), b["hi"].to_numpy(float)
-    ok = np.isfinite(lo) & np.isfinite(hi)
-    if ok.any():
-        ax.fill_between(
-            b["year"].to_numpy(float)[ok], lo[ok], hi[ok], color=color(i), alpha=0.2, lw=0
-        )
+    tips = [
+        f"year {int(r['year'])}: {r['mean']:.4g} [{r['lo']:.4g}, {r['hi']:.4g}], "
+        f"{int(r['n'])} seeds"
+        for r in records(b)
+    ]
+    return Series(
+        label,
+        b["year"].to_numpy(float),
+        b["mean"].to_numpy(float),
+        colour(i),
+        band=(lo, hi) if np.isfinite(lo).any() else None,
+        tips=tips,
+    )
 
 
-def swf_by_setting(data: SweepData) -> str:
-    """One panel per setting: each seed's SWF by year (thin), their mean and its 95 %
+def swf_by_setting(data: SweepData) -> Markup:
+    """One chart per setting: each seed's SWF by year (thin), their mean and its 95 %
     band."""
-    groups = _groups(data)
-    n = max(len(groups), 1)
-    cols = min(n, 3)
-    rows = (n + cols - 1) // cols
-    fig, axes = _subplots(rows, cols, figsize=(4.8 * cols, 3.4 * rows), squeeze=False)
-    for i, (label, group) in enumerate(groups):
-        ax = axes[i // cols][i % cols]
-        for _, cell in group.groupby("cell_id", sort=False):
-            ax.plot(cell["year"], cell["swf"], color=color(i), lw=0.6, alpha=0.35)
-        _band_plot(ax, group, "swf", i, "mean, 95 % band")
-        ax.set_title(text(label), fontsize=9)
-        ax.set_xlabel("tax year")
-        ax.set_ylabel("social welfare (objective)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for j in range(len(groups), rows * cols):
-        axes[j // cols][j % cols].set_visible(False)
-    fig.tight_layout()
-    return to_png_base64(fig)
+    charts = []
+    for i, (label, group) in enumerate(_groups(data)):
+        series = [
+            Series(
+                f"seed cell {cell_id}",
+                cell["year"].to_numpy(float),
+                cell["swf"].to_numpy(float),
+                colour(i),
+                width=0.7,
+                markers=False,
+            )
+            for cell_id, cell in group.groupby("cell_id", sort=False)
+        ]
+        mean = _band_series(group, "swf", i, "mean, 95 % band")
+        if mean is not None:
+            series.append(mean)
+        charts.append(
+            line_chart(
+                series,
+                YEAR_AXIS,
+                Axis("social welfare (objective)", number),
+                title=label,
+                width=420,
+                height=260,
+                legend=False,
+            )
+        )
+    return grid(charts)
 
 
-def overlay(data: SweepData, column: str, ylabel: str, scale: float = 1.0) -> str:
+def overlay(data: SweepData, column: str, ylabel: str, scale: float = 1.0) -> Markup:
     """Every setting's mean of ``column`` by year with its 95 % band, on one axis."""
-    fig, ax = _subplots(figsize=(9, 4.2))
+    series = []
     for i, (label, group) in enumerate(_groups(data)):
         scaled = group.assign(**{column: pd.to_numeric(group[column], errors="coerce") * scale})
-        _band_plot(ax, scaled, column, i, label)
-    ax.set_xlabel("tax year")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return to_png_base64(fig)
+        s = _band_series(scaled, column, i, label)
+        if s is not None:
+            series.append(s)
+    return line_chart(series, YEAR_AXIS, Axis(ylabel, number), width=760, height=320)
 
 
 def _fmt_interval(row: Any, metric: str) -> str:
@@ -117,7 +133,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
     """The HTML page of a sweep (self-contained: figures embedded)."""
     by = data.by
     title = title or f"llmecon sweep {data.path.name}"
-    records = data.table.to_dict("records") if not data.table.empty else []
+    rows = records(data.table) if not data.table.empty else []
     summary = table(
         [*by, "seeds", "failed", *SUMMARY_METRICS.values()],
         [
@@ -127,7 +143,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 int(r["failed"]),
                 *(_fmt_interval(r, m) for m in SUMMARY_METRICS),
             ]
-            for r in records
+            for r in rows
         ],
     )
     parts: list[Markup] = [
@@ -149,7 +165,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 "swf",
                 "Welfare by year, per setting",
                 paragraph("Thin lines: each seed; thick: their mean, shaded: its 95 % band."),
-                image(swf_by_setting(data), "SWF by year per setting with 95 % bands"),
+                swf_by_setting(data),
             )
         )
         nav.append(("swf", "Welfare"))
@@ -158,10 +174,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 section(
                     "gain",
                     "Gain closed by year",
-                    image(
-                        overlay(data, "gain_closed", "gain closed (%)", 100.0),
-                        "gain closed by year per setting with 95 % bands",
-                    ),
+                    overlay(data, "gain_closed", "gain closed (%)", 100.0),
                 )
             )
             nav.append(("gain", "Gain closed"))

@@ -142,6 +142,16 @@ class RunConfig(BaseModel):
     worker_steps: int = Field(1, ge=1, le=100, json_schema_extra=_AGENTS)
     """Hour decisions per worker per year; the last one counts."""
 
+    workers_mode: Literal["agents", "archetypes"] = Field("agents", json_schema_extra=_AGENTS)
+    """How LLM workers are asked: ``agents`` (one call per worker and step) or
+    ``archetypes`` (the personas are clustered into at most K archetypes, K set by
+    ``archetypes``; one call per archetype and step, each member moving its usual hours
+    by its archetype's relative change; docs/scale.md)."""
+
+    archetypes: int = Field(1000, ge=1, le=1_000_000, json_schema_extra=_AGENTS)
+    """K: at most this many archetypes when ``workers_mode`` is ``archetypes`` (fewer
+    when the personas have fewer distinct profiles; ignored otherwise)."""
+
     personas: str = Field("default", json_schema_extra=_ECONOMY)
     """``default`` (the shipped persona bank), ``synthetic`` (log-normal stand-in), or
     a path to a persona bank (JSONL)."""
@@ -233,6 +243,15 @@ class RunConfig(BaseModel):
     planner_hints: bool = Field(False, json_schema_extra=_LLM)
     """Add per-bracket welfare-effect estimates (from the history) to the planner prompt."""
 
+    planner_uncertainty: bool = Field(True, json_schema_extra=_LLM)
+    """Show the LLM planner each welfare's noise interval (from years that enacted the same
+    rates), the change against the previous year and the workers and income share per
+    bracket; off: the bare outcomes (an ablation)."""
+
+    planner_explore: bool = Field(False, json_schema_extra=_LLM)
+    """Add an exploration note to the planner prompt (try changes early, refine later), as
+    LLM Economist's prompt has."""
+
     planner_temperature: float | None = Field(None, ge=0, le=2, json_schema_extra=_LLM)
     """Sampling temperature of the LLM planner (provider default when unset)."""
 
@@ -301,6 +320,15 @@ class RunConfig(BaseModel):
 
     cache_dir: str | None = Field(None, json_schema_extra={**_OPERATIONAL, "dir": True})
     """On-disk response cache for model calls (keyed by the full request)."""
+
+    batch_api: bool = Field(False, json_schema_extra=_OPERATIONAL)
+    """Send each step's worker decisions through the provider's batch API (OpenAI
+    Batch, Anthropic Message Batches) at half the price, waiting up to the provider's
+    24 h window for each batch; a run killed meanwhile picks its batch up on resume
+    (docs/models.md). OpenAI and Anthropic models only."""
+
+    batch_poll: float = Field(30.0, gt=0, le=3600, json_schema_extra=_OPERATIONAL)
+    """Seconds between two polls of a pending batch (``batch_api``)."""
 
     # -- voting (docs/voting.md) ---------------------------------------------------------
     vote_every: int | None = Field(None, ge=1, le=10_000, json_schema_extra=_VOTING)

@@ -12,27 +12,40 @@ Example::
     import llmecon
 
     run = llmecon.load_run("runs/my-run")
-    run.years[["year", "swf", "revenue_usd"]]
+    run.years[["year", "swf", "revenue_usd"]]           # year 1 is the first tax year
     run.agents.query("year == 4").income_usd.describe()
+    run.rates.pivot(index="year", columns="bracket", values="rate")
+    run.incidence("occupation_group")                  # who gains and who loses
+
+Many runs at once: :func:`llmecon.load_runs` (:mod:`llmecon.runs.collection`); the
+incidence tables: :mod:`llmecon.runs.incidence`; docs/runs.md, "Reading runs as tables".
 """
 
 from __future__ import annotations
 
 import json
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from llmecon.economy import Economy, TaxSchedule, YearMetrics
+from llmecon.runs.event_tables import (
+    RATE_COLUMNS,
+    event_dict,
+    fallbacks_table,
+    rates_table,
+    votes_table,
+)
+from llmecon.runs.event_tables import frame as _frame
+from llmecon.runs.event_tables import json_text as _json
 from llmecon.runs.events import (
     AnyEvent,
     Blob,
+    CallFile,
     Fallback,
     LLMCall,
     OtherEvent,
@@ -41,8 +54,21 @@ from llmecon.runs.events import (
     WorkerStep,
     YearCompleted,
 )
+from llmecon.runs.incidence import (
+    BASELINES,
+    DECILE,
+    evaluated_outcomes,
+    group_labels,
+    incidence_table,
+    measure_frame,
+    status_quo_schedule,
+    welfare_decomposition_table,
+    with_head,
+)
 from llmecon.runs.log import Manifest
+from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
 from llmecon.runs.restore import restore_run
+from llmecon.runs.tidy import join_personas, run_settings, settings_key, tidy
 
 #: Names of the per-year metrics, in the order of :class:`YearMetrics`.
 #: (The SWFs registered at import; the tables call :meth:`YearMetrics.names`, so SWFs
@@ -51,8 +77,8 @@ METRIC_NAMES: tuple[str, ...] = YearMetrics.names()
 
 AGENT_COLUMNS = (
     "year",
+    "agent",
     "agent_index",
-    "agent_id",
     "weight",
     "hourly_wage_usd",
     "weekly_hours",
@@ -89,30 +115,13 @@ CALL_COLUMNS = (
     "templates_json",
     "messages_json",
 )
-VOTE_COLUMNS = (
-    "seq",
-    "year",
-    "rule",
-    "source",
-    "voters",
-    "label",
-    "origin",
-    "share",
-    "score",
-    "candidate_swf",
-    "winner",
-    "is_winner",
-    "winner_swf",
-    "best_candidate",
-    "turnout",
-    "ballots",
-    "abstentions",
-    "rates_json",
-)
-FALLBACK_COLUMNS = ("seq", "year", "role", "agent", "reason", "action")
 
-#: Tables written by ``llmecon export``, in order.
-TABLE_NAMES = ("years", "agents", "calls", "votes", "fallbacks")
+#: Tables written by ``llmecon export``, in order. Each starts with ``run_id`` and
+#: ``seed``; each ``year`` column is the tax year shown to users (1-based).
+TABLE_NAMES = ("years", "rates", "agents", "personas", "calls", "votes", "fallbacks")
+
+#: Columns every table starts with.
+HEAD_COLUMNS = ("run_id", "seed")
 
 
 __all__ = ["OtherEvent", "RunData", "load_run"]
@@ -122,22 +131,38 @@ __all__ = ["OtherEvent", "RunData", "load_run"]
 class RunData:
     """Everything in one run folder, as tables.
 
+    Every table starts with ``run_id`` and ``seed``, and every ``year`` column is the
+    tax year shown to users: 1 for the first year (prompts say "Tax year 1"; the log
+    itself numbers years from 0, docs/log-format.md).
+
     Attributes:
         path: the run folder.
         manifest: the (migrated) manifest.
         events: every event in order (unknown types as :class:`OtherEvent`).
-        years: one row per completed year: ``year``, ``source``, ``planner``, every
-            metric of :class:`~llmecon.economy.YearMetrics`, ``rate_0`` … ``rate_{B-1}``,
-            ``llm_calls`` and ``fallbacks`` of that year.
+        years: one row per completed year: ``year``, ``settings`` (:attr:`settings_key`),
+            ``source``, ``planner``, every metric of
+            :class:`~llmecon.economy.YearMetrics`, ``gain_closed``, ``llm_calls`` and
+            ``fallbacks`` of that year.
+        rates: one row per bracket of each completed year's schedule: ``year``,
+            ``bracket`` (from 0), ``lower`` and ``upper`` (annual USD; ``inf`` for the
+            top bracket), ``rate`` (a fraction).
         agents: one row per agent and completed year (the hours of the year's last
             decision step; survey ``weight`` (mean 1), incomes, taxes, consumption,
             utility recomputed from the population, NaN when it could not be rebuilt,
-            see ``population_note``; weight aggregates by ``weight``).
+            see ``population_note``; weight aggregates by ``weight``), with the persona
+            attributes of :attr:`personas` joined on ``agent`` (all but the narrative).
+        personas: one row per agent: ``agent`` (its id), ``agent_index`` (its position
+            in the log's arrays) and its persona attributes
+            (:data:`~llmecon.runs.personas_table.PERSONA_COLUMNS`; NaN for a synthetic
+            population, which has none).
         calls: one row per ``llm_call`` (list/dict fields as JSON strings; with
             ``load_run(..., resolve_messages=True)`` also ``messages_text_json``).
         votes: one row per candidate of each ``vote_round`` event.
         fallbacks: one row per ``fallback`` event.
         edges: the bracket lower edges (annual USD).
+        settings: the run's config without what does not change its economics (seed,
+            run id, output folder, reference flag, operational limits): runs that differ
+            only in seed have equal settings (:func:`run_settings`).
         economy: the rebuilt economy, or ``None``.
         population_note: how the population was obtained (or why not).
         blobs: sha256 -> prompt text.
@@ -155,6 +180,23 @@ class RunData:
     economy: Economy | None = None
     population_note: str = ""
     blobs: dict[str, str] = field(default_factory=dict)
+    rates: pd.DataFrame = field(default_factory=lambda: _frame([], [*HEAD_COLUMNS, *RATE_COLUMNS]))
+    personas: pd.DataFrame = field(
+        default_factory=lambda: _frame([], [*HEAD_COLUMNS, *PERSONA_COLUMNS])
+    )
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: the status-quo baseline's per-agent measures, computed on first use
+    _status_quo: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def seed(self) -> int:
+        return self.manifest.seed
+
+    @property
+    def settings_key(self) -> str:
+        """A short stable key of :attr:`settings` (``<planner>-<8 hex digits>``): equal
+        for runs that differ only in seed (the ``settings`` column of :attr:`years`)."""
+        return settings_key(self.settings)
 
     @property
     def run_id(self) -> str:
@@ -217,29 +259,103 @@ class RunData:
 
     def messages(self, seq: int) -> list[tuple[str, str]]:
         """The (role, text) messages of the ``llm_call`` event with sequence number ``seq``."""
+        from llmecon.runs.columnar import file_blobs, iter_calls
+
         for e in self.events:
             if isinstance(e, LLMCall) and e.seq == seq:
                 return [(m.role, self.blobs.get(m.sha256, "")) for m in e.messages]
+        files = [e for e in self.events if isinstance(e, CallFile)]
+        for call in iter_calls(files):  # calls stored compactly (log format 3)
+            if call.seq == seq:
+                blobs = dict(self.blobs)
+                for f in files:  # a text is stored in the file of its first use
+                    blobs.update(file_blobs(f))
+                return [(m.role, blobs.get(m.sha256, "")) for m in call.messages]
         raise KeyError(f"no llm_call with seq {seq}")
 
     def events_of_type(self, type_name: str) -> list[dict[str, Any]]:
         """Events of one ``type`` as plain dicts (typed or not)."""
         return [event_dict(e) for e in self.events if e.type == type_name]
 
+    # -- incidence ---------------------------------------------------------------------------
 
-def event_dict(event: BaseModel) -> dict[str, Any]:
-    """An event (typed or :class:`OtherEvent`) as a plain JSON-like dict."""
-    return event.model_dump(mode="json")
+    def incidence(
+        self, by: str = DECILE, year: int | None = None, *, baseline: str = "status_quo"
+    ) -> pd.DataFrame:
+        """Who gains and who loses in tax year ``year`` (default: the last completed
+        one) against ``baseline`` (``status_quo``, the default, or ``first_year``; see
+        :mod:`llmecon.runs.incidence`), by ``by``: ``decile`` of baseline income
+        (weighted) or any persona attribute (``occupation_group``, ``age_band``,
+        ``education``, ``sex``, ``household_type``, ``state``, …).
+
+        One row per group: ``run_id``, ``seed``, ``year``, ``by``, ``group``, ``n``,
+        ``population_share`` (weighted), ``share_gaining`` / ``share_losing`` (by
+        utility), and for consumption, utility, weekly hours, tax and income the group
+        mean in the year (``x``) and the baseline (``x_baseline``), the mean change
+        (``x_change``) and the group's contribution to the change of the population
+        mean (``x_contribution``; the contributions of all groups sum to it).
+
+        Raises:
+            ValueError: per-agent outcomes are unavailable (the population could not be
+                rebuilt), ``year`` was not completed, or ``by`` is unknown.
+        """
+        economy, y, now, base = self._compare(year, baseline)
+        weight = np.asarray(economy.population.weight, dtype=float)
+        labels = group_labels(by, self.personas, base, weight)
+        table = incidence_table(labels, weight, now, base)
+        head = {"run_id": self.run_id, "seed": self.seed, "year": y, "by": by}
+        return with_head(table, head)
+
+    def welfare_decomposition(
+        self, year: int | None = None, *, baseline: str = "status_quo"
+    ) -> pd.DataFrame:
+        """Every registered SWF of tax year ``year`` (default: the last completed one)
+        split as ``value = efficiency + equity``, in the year and in ``baseline``, with
+        the changes (:func:`~llmecon.runs.incidence.welfare_decomposition_table`); the
+        row with ``objective`` true is the run's own SWF, whose ``value`` is the year's
+        ``swf``."""
+        economy, y, now, base = self._compare(year, baseline)
+        table = welfare_decomposition_table(economy, now, base, economy.swf)
+        return with_head(table, {"run_id": self.run_id, "seed": self.seed, "year": y})
+
+    def _compare(
+        self, year: int | None, baseline: str
+    ) -> tuple[Economy, int, pd.DataFrame, pd.DataFrame]:
+        """(economy, tax year, that year's per-agent measures, the baseline's)."""
+        if self.economy is None:
+            raise ValueError(f"run {self.run_id}: no per-agent outcomes ({self.population_note})")
+        if baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {baseline!r}: use one of {', '.join(BASELINES)}")
+        done = self.agents["year"].unique().tolist()
+        if not done:
+            raise ValueError(f"run {self.run_id} has no completed year")
+        y = int(max(done)) if year is None else int(year)
+        if y not in done:
+            raise ValueError(
+                f"run {self.run_id}: tax year {y} was not completed (years are numbered "
+                f"from 1; completed: {min(done)}…{max(done)})"
+            )
+        now = measure_frame(self.agents[self.agents["year"] == y])
+        if baseline == "first_year":
+            base = measure_frame(self.agents[self.agents["year"] == min(done)])
+        else:
+            if self._status_quo is None:
+                low = self.settings.get("min_rate")
+                high = self.settings.get("max_rate")
+                schedule = status_quo_schedule(
+                    self.edges,
+                    0.0 if low is None else float(low),
+                    1.0 if high is None else float(high),
+                )
+                self._status_quo = evaluated_outcomes(self.economy, schedule)
+            base = self._status_quo
+        return self.economy, y, now, base
 
 
 # -- tables ------------------------------------------------------------------------------------
 
 
-def _frame(rows: list[dict[str, Any]], columns: typing.Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(columns))
-
-
-def _years_table(events: list[AnyEvent], n_rates: int) -> pd.DataFrame:
+def _years_table(events: list[AnyEvent]) -> pd.DataFrame:
     metric_names = YearMetrics.names()
     schedules: dict[int, ScheduleSet] = {}
     calls: dict[int, int] = {}
@@ -250,6 +366,8 @@ def _years_table(events: list[AnyEvent], n_rates: int) -> pd.DataFrame:
             schedules[e.year] = e
         elif isinstance(e, LLMCall):
             calls[e.year] = calls.get(e.year, 0) + 1
+        elif isinstance(e, CallFile):  # worker calls stored compactly (log format 3)
+            calls[e.year] = calls.get(e.year, 0) + e.rows
         elif isinstance(e, Fallback):
             fallbacks[e.year] = fallbacks.get(e.year, 0) + 1
         elif isinstance(e, YearCompleted):
@@ -261,19 +379,14 @@ def _years_table(events: list[AnyEvent], n_rates: int) -> pd.DataFrame:
             }
             row.update({name: e.metrics.get(name, math.nan) for name in metric_names})
             row.update({k: v for k, v in e.metrics.items() if k not in row})
-            rates = list(s.rates) if s else []
-            row.update(
-                {f"rate_{b}": rates[b] if b < len(rates) else math.nan for b in range(n_rates)}
-            )
             rows.append(row)
     for row in rows:
         row["llm_calls"] = calls.get(row["year"], 0)
         row["fallbacks"] = fallbacks.get(row["year"], 0)
     base = ["year", "source", "planner", *metric_names]
-    rate_cols = [f"rate_{b}" for b in range(n_rates)]
-    extra = [k for k in (rows[0] if rows else {}) if k not in base and k not in rate_cols]
+    extra = [k for k in (rows[0] if rows else {}) if k not in base]
     extra = [k for k in extra if k not in ("llm_calls", "fallbacks")]
-    return _frame(rows, [*base, *extra, *rate_cols, "llm_calls", "fallbacks"])
+    return _frame(rows, [*base, *extra, "llm_calls", "fallbacks"])
 
 
 def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFrame:
@@ -291,7 +404,7 @@ def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFra
             frame: dict[str, Any] = {
                 "year": np.full(n, e.year),
                 "agent_index": np.arange(n),
-                "agent_id": [None] * n,
+                "agent": [None] * n,
                 "weekly_hours": h,
             }
             s = schedules.get(e.year)
@@ -299,7 +412,7 @@ def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFra
                 schedule = TaxSchedule(tuple(s.edges), tuple(s.rates))
                 out = economy.outcome(schedule, h)
                 frame.update(
-                    agent_id=list(economy.population.ids),
+                    agent=list(economy.population.ids),
                     weight=economy.population.weight,
                     hourly_wage_usd=economy.population.hourly_wage_usd,
                     income_usd=out.income_usd,
@@ -315,15 +428,37 @@ def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFra
     return pd.concat(frames, ignore_index=True).reindex(columns=list(AGENT_COLUMNS))
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
 def _calls_table(
     events: list[AnyEvent], blobs: dict[str, str], resolve_messages: bool
 ) -> pd.DataFrame:
+    # Worker calls of format 3 come column-wise from their files (no object per call);
+    # the tables are cut at each file so rows keep the log's order.
+    from llmecon.runs.columnar import call_columns, file_blobs
+    from llmecon.runs.events import CallFile
+
+    columns = [*CALL_COLUMNS, *(["messages_text_json"] if resolve_messages else [])]
+    files = [e for e in events if isinstance(e, CallFile)]
+    if resolve_messages and files:
+        blobs = dict(blobs)
+        for f in files:
+            blobs.update(file_blobs(f))
+    pieces: list[pd.DataFrame] = []
     rows: list[dict[str, Any]] = []
     for e in events:
+        if isinstance(e, CallFile):
+            data = call_columns(e)
+            if data is None:  # unreadable (tolerant read): warned, listed in problems
+                continue
+            if rows:
+                pieces.append(_frame(rows, columns))
+                rows = []
+            if resolve_messages:
+                data["messages_text_json"] = [
+                    _json([{"role": m["role"], "content": blobs.get(m["sha256"])} for m in ms])
+                    for ms in map(json.loads, data["messages_json"])
+                ]
+            pieces.append(pd.DataFrame(data, columns=columns))
+            continue
         if not isinstance(e, LLMCall):
             continue
         row = {
@@ -356,74 +491,11 @@ def _calls_table(
             texts = [{"role": m.role, "content": blobs.get(m.sha256)} for m in e.messages]
             row["messages_text_json"] = _json(texts)
         rows.append(row)
-    columns = [*CALL_COLUMNS, *(["messages_text_json"] if resolve_messages else [])]
-    return _frame(rows, columns)
-
-
-def _scalar(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return _json(value)
-
-
-def _number(value: Any) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok else math.nan
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _ballot_counts(ballots: Any) -> tuple[Any, Any]:
-    """(counted ballots, abstentions) from a list of ballots; a bare count as is."""
-    if isinstance(ballots, list):
-        abstained = sum(1 for b in ballots if isinstance(b, dict) and b.get("abstained"))
-        return len(ballots) - abstained, abstained
-    return _scalar(ballots), None
-
-
-def _votes_table(events: list[AnyEvent]) -> pd.DataFrame:
-    """One row per candidate of each ``vote_round`` (typed or not: read as a dict)."""
-    rows: list[dict[str, Any]] = []
-    for e in events:
-        if e.type != "vote_round":
-            continue
-        d = event_dict(e)
-        shares, scores, swfs = (_mapping(d.get(k)) for k in ("shares", "scores", "candidate_swf"))
-        candidates = d.get("candidates") or [{"label": k} for k in shares]
-        counted, abstentions = _ballot_counts(d.get("ballots"))
-        for cand in candidates:
-            cand = cand if isinstance(cand, dict) else {"label": cand}
-            label = str(cand.get("label"))
-            rows.append(
-                {
-                    "seq": d.get("seq"),
-                    "year": d.get("year"),
-                    "rule": _scalar(d.get("rule")),
-                    "source": _scalar(d.get("source")),
-                    "voters": _scalar(d.get("voters")),
-                    "label": label,
-                    "origin": _scalar(cand.get("origin")),
-                    "share": _number(shares.get(label)),
-                    "score": _number(scores.get(label)),
-                    "candidate_swf": _number(swfs.get(label)),
-                    "winner": _scalar(d.get("winner")),
-                    "is_winner": label == str(d.get("winner")),
-                    "winner_swf": _number(d.get("winner_swf")),
-                    "best_candidate": _scalar(d.get("best_candidate")),
-                    "turnout": _number(d.get("turnout")),
-                    "ballots": counted,
-                    "abstentions": abstentions,
-                    "rates_json": _json(cand.get("rates")),
-                }
-            )
-    return _frame(rows, VOTE_COLUMNS)
-
-
-def _fallbacks_table(events: list[AnyEvent]) -> pd.DataFrame:
-    rows = [{k: getattr(e, k) for k in FALLBACK_COLUMNS} for e in events if isinstance(e, Fallback)]
-    return _frame(rows, FALLBACK_COLUMNS)
+    if not pieces:
+        return _frame(rows, columns)
+    if rows:
+        pieces.append(_frame(rows, columns))
+    return pd.concat(pieces, ignore_index=True)
 
 
 def _check_economy(
@@ -493,17 +565,30 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         edges = parse_brackets(str(manifest.config.get("brackets", "us-federal-2025")))
     economy, note = run.economy()
     economy, note = _check_economy(economy, note, events)
-    return RunData(
+    step = next((e for e in events if isinstance(e, WorkerStep)), None)
+    n_workers = len(step.weekly_hours) if step is not None else 0
+    personas = personas_table(directory, manifest.config, economy, n_workers)
+    agents = join_personas(_agents_table(events, economy), personas)
+    settings = run_settings(manifest.config)
+    rid, seed = manifest.run_id, manifest.seed
+    data = RunData(
         path=directory,
         manifest=manifest,
         events=events,
-        years=_years_table(events, len(edges)),
-        agents=_agents_table(events, economy),
-        calls=_calls_table(events, blobs, resolve_messages),
-        votes=_votes_table(events),
-        fallbacks=_fallbacks_table(events),
+        years=tidy(_years_table(events), rid, seed),
+        agents=tidy(agents, rid, seed),
+        calls=tidy(_calls_table(events, blobs, resolve_messages), rid, seed),
+        votes=tidy(votes_table(events), rid, seed),
+        fallbacks=tidy(fallbacks_table(events), rid, seed),
         edges=edges,
         economy=economy,
         population_note=note,
         blobs=blobs,
+        rates=tidy(rates_table(events), rid, seed),
+        personas=tidy(personas, rid, seed),
+        settings=settings,
     )
+    data.years.insert(3, "settings", settings_key(settings))
+    gains = data.gain_closed_by_year
+    data.years.insert(list(data.years.columns).index("llm_calls"), "gain_closed", gains)
+    return data

@@ -10,13 +10,14 @@ from __future__ import annotations
 import typing
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
 if TYPE_CHECKING:
     from llmecon.models import CallRecord
 
-#: Version of the run-log format written by this release.
-LOG_FORMAT_VERSION = 2
+#: Version of the run-log format written by this release (3: worker calls in columnar
+#: ``call_file`` events, see ``llmecon/runs/columnar.py``).
+LOG_FORMAT_VERSION = 3
 
 
 class _EventBase(BaseModel):
@@ -137,6 +138,8 @@ class LLMCall(_EventBase):
     error_message: str | None = None
     fallback: bool = False
     """The agent applied its fallback because this call failed."""
+    batch_id: str | None = Field(None, exclude_if=lambda v: v is None)
+    """The provider batch that answered the call (``--batch-api``); absent: synchronous."""
 
     @classmethod
     def from_record(cls, record: CallRecord, messages: list[MessageRef], **who: Any) -> LLMCall:
@@ -152,6 +155,45 @@ class LLMCall(_EventBase):
             latency_s=round(record.latency_s, 6),
             fallback=record.error_type is not None,
         )
+
+
+class CallFile(_EventBase):
+    """A columnar file of worker ``llm_call`` records (and the prompt texts they
+    introduced), written atomically before this event points to it; the calls happened
+    after the previous event of the log (:mod:`llmecon.runs.columnar`)."""
+
+    type: Literal["call_file"] = "call_file"
+    year: int
+    step: int
+    path: str
+    """Relative to the run folder (``calls/…parquet``)."""
+    rows: int
+    """The calls it holds."""
+    bytes: int
+    sha256: str
+    """Of the file's bytes: a missing, torn or replaced file is detected."""
+    #: the file's reader once checked (:func:`llmecon.runs.columnar.attach_call_files`)
+    _table: Any = PrivateAttr(None)
+    #: why the file could not be read (tolerant readers only)
+    _problem: str | None = PrivateAttr(None)
+
+
+class BatchSubmitted(_EventBase):
+    """A provider batch of model calls (``--batch-api``) was submitted, or picked up
+    again by id (``resumed``) after a restart; logged before the run waits for it, so
+    a resume of a run killed while it was pending polls it instead of paying again."""
+
+    type: Literal["batch_submitted"] = "batch_submitted"
+    year: int
+    role: Literal["planner", "worker", "voter", "proposer"]
+    step: int = 0
+    model: str
+    batch_id: str
+    requests: int
+    digest: str
+    """sha256 of the batch's request lines: a resume picks the batch up for exactly
+    these requests only."""
+    resumed: bool = False
 
 
 class VoteCandidate(BaseModel):
@@ -195,10 +237,19 @@ class VoteRound(_EventBase):
     candidates: list[VoteCandidate]
     ballots: list[VoteBallot]
     scores: dict[str, float]
+    """The tally that decided: each ballot weighted by its persona's survey weight."""
     shares: dict[str, float]
     turnout: float
+    """Survey weight of the valid ballots / survey weight of the electorate."""
     winner: str
     tied: list[str] = Field(default_factory=list)
+    counts: dict[str, float] = Field(default_factory=dict)
+    """Unweighted scores (one persona, one ballot). Absent from logs written before
+    votes were survey-weighted, whose ``scores`` are these counts."""
+    valid_ballots: int | None = None
+    """Ballots counted (unweighted; ``None`` in older logs)."""
+    survey_weighted: bool = False
+    """Whether ballots carried unequal survey weights (else ``scores == counts``)."""
     """Labels tied for the top score (the winner was drawn among them)."""
     candidate_swf: dict[str, float] = Field(default_factory=dict)
     winner_swf: float
@@ -235,6 +286,8 @@ Event = Annotated[
     | Blob
     | LLMCall
     | VoteRound
+    | BatchSubmitted
+    | CallFile
     | RunCompleted,
     Field(discriminator="type"),
 ]
@@ -279,4 +332,5 @@ _RECORD_FIELDS = {
     "cost_usd",
     "error_type",
     "error_message",
+    "batch_id",
 }

@@ -1,8 +1,10 @@
 """The run folder: ``manifest.json`` + append-only ``events.jsonl`` + derived tables.
 
 Events are written one JSON object per line and flushed as written (a SIGKILL loses
-at most the line being written); the file is fsynced at every year boundary. The
-JSONL log is the source of truth; ``years.csv`` is derived from it.
+at most the line being written); the file is fsynced at every year boundary. Worker
+model calls go to columnar files that a ``call_file`` event points to
+(:mod:`llmecon.runs.columnar`). The log is the source of truth; ``years.csv`` is
+derived from it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import platform
 import time
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +27,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmecon._files import atomic_write, atomic_write_text
 from llmecon.economy import TaxSchedule
+from llmecon.runs.columnar import (
+    CALLS_DIR,
+    COLUMNAR_ROLES,
+    CallBuffer,
+    CallFileError,
+    attach_call_files,
+    file_blob_hashes,
+    stores_columnar,
+    write_call_file,
+)
 from llmecon.runs.events import (
     EVENT_ADAPTER,
     KNOWN_EVENT_TYPES,
@@ -32,11 +44,16 @@ from llmecon.runs.events import (
     AnyEvent,
     Blob,
     Event,
+    LLMCall,
     OtherEvent,
     ScheduleSet,
     WorkerStep,
     YearCompleted,
 )
+from llmecon.runs.migrations import MIGRATIONS as MIGRATIONS  # re-exported
+from llmecon.runs.migrations import LogMigration as LogMigration  # re-exported
+from llmecon.runs.migrations import MigrationError
+from llmecon.runs.migrations import migrate_log as _migrate
 
 MANIFEST_NAME = "manifest.json"
 EVENTS_NAME = "events.jsonl"
@@ -129,6 +146,12 @@ class RunLog:
         self._events = events
         self._seq = next_seq
         self._blobs: set[str] = set()
+        #: texts of new blobs, stored with the next event (in its file, for a worker call)
+        self._new_blobs: list[str] = []
+        self._calls = CallBuffer()
+        # decided by the run's size, so a resumed run goes on as it started
+        workers = manifest.population.get("size") or manifest.config.get("agents") or 0
+        self.columnar = stores_columnar(int(workers))
         self._lock = lock
 
     @classmethod
@@ -159,6 +182,11 @@ class RunLog:
         events = open(d / EVENTS_NAME, "a", encoding="utf-8")  # noqa: SIM115 - held open
         log = cls(d, manifest, events, kept[-1].seq + 1 if kept else 0, lock)
         log._blobs = {e.sha256 for e in kept if isinstance(e, Blob)}
+        try:
+            log._blobs |= file_blob_hashes(d, kept)
+        except CallFileError as exc:
+            log.close()
+            raise RunLogError(str(exc)) from None
         return log
 
     @property
@@ -166,7 +194,25 @@ class RunLog:
         return self.directory / EVENTS_NAME
 
     def append(self, event: Event) -> Event:
-        """Stamp ``seq`` and ``time``, write one line and flush it."""
+        """Stamp ``seq`` and ``time``, write one line and flush it; a worker's
+        ``llm_call`` is buffered for the next columnar file instead (stamped with its
+        ``time`` only). New blobs go just before the event, or into its row."""
+        if self.columnar and isinstance(event, LLMCall) and event.role in COLUMNAR_ROLES:
+            if not self._calls.same_step(event):
+                self.flush_calls()
+            event.time = round(time.time(), 6)
+            self._calls.add(event, self._new_blobs)
+            self._new_blobs = []
+            if self._calls.full():
+                self.flush_calls()
+            return event
+        self.flush_calls()
+        texts, self._new_blobs = self._new_blobs, []
+        for text in texts:
+            self._write(Blob(sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), text=text))
+        return self._write(event)
+
+    def _write(self, event: Event) -> Event:
         event.seq = self._seq
         event.time = round(time.time(), 6)
         self._events.write(event.model_dump_json() + "\n")
@@ -174,16 +220,24 @@ class RunLog:
         self._seq += 1
         return event
 
+    def flush_calls(self) -> None:
+        """Write the buffered worker calls to their file and log its ``call_file``."""
+        if self._calls.rows:
+            self._write(write_call_file(self.directory, self._calls, self._seq))
+            self._calls.clear()
+
     def blob(self, text: str) -> str:
-        """Store ``text`` once (a ``blob`` event) and return its sha256."""
+        """Store ``text`` once (a ``blob`` event before the next event, or in the next
+        worker call's row) and return its sha256."""
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if digest not in self._blobs:
-            self.append(Blob(sha256=digest, text=text))
+            self._new_blobs.append(text)
             self._blobs.add(digest)
         return digest
 
     def sync(self) -> None:
         """Force written events to disk (called at year boundaries)."""
+        self.flush_calls()
         self._events.flush()
         os.fsync(self._events.fileno())
 
@@ -244,6 +298,8 @@ class LogContents:
     """The format the log was written in."""
     torn: bool = False
     """The last line was cut short by a crash mid-write (and left out)."""
+    problems: tuple[str, ...] = ()
+    """Columnar files a tolerant reader could not read (their calls are left out)."""
 
 
 def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
@@ -258,6 +314,10 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
     does not know (written by a newer minor release) are kept rather than refused.
     Strict (replay, resume, fork) refuses them: running a log on needs every field
     understood.
+
+    The columnar file of every ``call_file`` event is checked (size, sha256, rows) and
+    a reader of it attached to the event. A missing or torn file is a :class:`RunLogError`;
+    ``tolerant`` keeps its event without calls, warns and lists it in ``problems``.
     """
     d = Path(directory)
     if not d.exists():
@@ -277,7 +337,11 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
     manifest = validated_manifest(manifest_dict, manifest_path, unknown_config_fields=tolerant)
     events = [_typed_event(e, events_path, tolerant) for e in migrated]
     validate_events(events, events_path)
-    return LogContents(manifest, events, int(version or 0), torn)
+    try:
+        problems = attach_call_files(d, events, tolerant=tolerant)
+    except CallFileError as exc:
+        raise RunLogError(str(exc)) from None
+    return LogContents(manifest, events, int(version or 0), torn, tuple(problems))
 
 
 def read_events(directory: str | Path) -> list[Event]:
@@ -375,75 +439,17 @@ def logged_years(events: list[AnyEvent]) -> list[LoggedYear]:
     return years
 
 
-# -- format migrations ---------------------------------------------------------------------
-
-#: Upgrades a raw log (manifest dict, event dicts) by one format version.
-LogMigration = Callable[
-    [dict[str, Any], list[dict[str, Any]]], tuple[dict[str, Any], list[dict[str, Any]]]
-]
-
-
-def _v0_to_v1(
-    manifest: dict[str, Any], events: list[dict[str, Any]]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Format 0 (pre-release): the manifest said ``created_utc`` and ``worker_step``
-    events said ``hours``; format 1 says ``created`` and ``weekly_hours``."""
-    manifest = dict(manifest)
-    if "created_utc" in manifest:
-        manifest["created"] = manifest.pop("created_utc")
-    upgraded = []
-    for event in events:
-        event = dict(event)
-        if event.get("type") == "worker_step" and "hours" in event:
-            event["weekly_hours"] = event.pop("hours")
-        if event.get("type") == "run_started":
-            event["format_version"] = 1
-        upgraded.append(event)
-    return manifest, upgraded
-
-
-def _v1_to_v2(
-    manifest: dict[str, Any], events: list[dict[str, Any]]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Format 2 added optional fields only (``endpoint`` of ``llm_call``, ``error`` and
-    the ``deadline_exceeded`` status of ``run_completed``, ``endpoints`` in the
-    manifest): a format-1 log is valid as it is."""
-    upgraded = []
-    for event in events:
-        if event.get("type") == "run_started":
-            event = {**event, "format_version": 2}
-        upgraded.append(event)
-    return manifest, upgraded
-
-
-#: Format version -> the migration from that version to the next one.
-MIGRATIONS: dict[int, LogMigration] = {0: _v0_to_v1, 1: _v1_to_v2}
+# -- format migrations (llmecon.runs.migrations) -------------------------------------------
 
 
 def migrate_log(
     manifest: dict[str, Any], events: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Bring a raw log (parsed JSON, not yet validated) to :data:`LOG_FORMAT_VERSION`.
-
-    Older versions are upgraded step by step through :data:`MIGRATIONS`; the current
-    version passes through unchanged; a newer version is refused.
-    """
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise RunLogError("manifest has no integer format_version")
-    if version > LOG_FORMAT_VERSION:
-        raise RunLogError(
-            f"log format {version} is newer than this llmecon supports "
-            f"({LOG_FORMAT_VERSION}); upgrade llmecon to read it"
-        )
-    while version < LOG_FORMAT_VERSION:
-        step = MIGRATIONS.get(version)
-        if step is None:
-            raise RunLogError(f"no migration from log format {version}")
-        manifest, events = step(manifest, events)
-        version += 1
-        manifest = {**manifest, "format_version": version}
-    return manifest, events
+    """:func:`llmecon.runs.migrations.migrate_log`, its errors as :class:`RunLogError`."""
+    try:
+        return _migrate(manifest, events)
+    except MigrationError as exc:
+        raise RunLogError(str(exc)) from None
 
 
 # -- safe reading: manifest checks, event order, the files of a run ------------------------
@@ -451,7 +457,9 @@ def migrate_log(
 #: Files a run writes into its folder (besides ``events.interrupted-<n>.jsonl`` and the
 #: temporary files of its atomic writes). ``llmecon report`` and ``llmecon export``
 #: never write over them.
-RUN_FILE_NAMES = frozenset({MANIFEST_NAME, EVENTS_NAME, "personas.jsonl", YEARS_TABLE_NAME})
+RUN_FILE_NAMES = frozenset(
+    {MANIFEST_NAME, EVENTS_NAME, "personas.jsonl", YEARS_TABLE_NAME, CALLS_DIR}
+)
 
 
 def is_run_folder(directory: str | Path) -> bool:
@@ -467,6 +475,8 @@ def run_file_reason(path: str | Path) -> str | None:
     if not is_run_folder(p.parent):
         return None
     name = p.name
+    if p.parent.name == CALLS_DIR and is_run_folder(p.parent.parent):
+        return f"it is a columnar file of the run in {p.parent.parent}"
     if (
         name in RUN_FILE_NAMES
         or name.removesuffix(".tmp") in RUN_FILE_NAMES

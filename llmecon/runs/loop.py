@@ -25,10 +25,11 @@ import numpy as np
 from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
 from llmecon.economy import ScheduleError, TaxSchedule
-from llmecon.models import CallRecord
+from llmecon.models import BatchHooks, BatchProgress, BatchSubmission, CallRecord
 from llmecon.planners import YearRecord, is_baseline
 from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
+    BatchSubmitted,
     EndStatus,
     Fallback,
     LLMCall,
@@ -42,7 +43,7 @@ from llmecon.runs.events import (
 )
 from llmecon.runs.guard import CircuitBreaker, RunFailedError
 from llmecon.runs.log import LoggedYear, RunLog
-from llmecon.runs.reference import gain_closed_of, reference_welfare
+from llmecon.runs.reference import gain_closed_of, reference_welfare, worker_notes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,11 +74,44 @@ class RunResult:
 
     @property
     def years(self) -> pd.DataFrame:
-        """One row per completed year: source, every metric, ``rate_0`` … (the table
-        of ``years.csv`` and of :func:`llmecon.load_run`)."""
+        """One row per completed year: ``run_id``, ``seed``, ``year`` (the tax year as
+        users see it: 1 is the first), ``source`` and every metric, as in
+        :func:`llmecon.load_run`; the schedules are in :attr:`rates`."""
         import pandas as pd
 
-        return pd.DataFrame([years_row(r) for r in self.records])
+        from llmecon.runs.tidy import tidy
+
+        rows = [{"year": r.year, "source": r.source, **r.metrics.to_dict()} for r in self.records]
+        return tidy(pd.DataFrame(rows), self._run_id, self.config.seed)
+
+    @property
+    def rates(self) -> pd.DataFrame:
+        """The schedules in long form: ``run_id, seed, year, bracket, lower, upper,
+        rate`` (annual USD edges; ``upper`` is inf for the top bracket)."""
+        import math
+
+        import pandas as pd
+
+        from llmecon.runs.tidy import tidy
+
+        rows = [
+            {"year": r.year, "bracket": b, "lower": lo, "upper": hi, "rate": rate}
+            for r in self.records
+            for b, (lo, hi, rate) in enumerate(
+                zip(
+                    r.schedule.edges,
+                    [*r.schedule.edges[1:], math.inf],
+                    r.schedule.rates,
+                    strict=True,
+                )
+            )
+        ]
+        columns = ["year", "bracket", "lower", "upper", "rate"]
+        return tidy(pd.DataFrame(rows, columns=columns), self._run_id, self.config.seed)
+
+    @property
+    def _run_id(self) -> str:
+        return self.run_dir.name if self.run_dir is not None else (self.config.run_id or "")
 
 
 class RunSink:
@@ -93,10 +127,49 @@ class RunSink:
         self.on_call_progress: CallProgress | None = None
         #: the run's model usage so far (set by the builder to the model pool's)
         self.totals: Callable[[], dict[str, Any]] = dict
+        #: request digest -> id of a batch submitted before a restart (resume)
+        self.pending_batches: dict[str, str] = {}
 
     def emit(self, event: Any) -> None:
         if self.log is not None:
             self.log.append(event)
+
+    def batch_hooks(self, poll_interval_s: float) -> BatchHooks:
+        """How the run's models run provider batches (``--batch-api``): each batch is
+        logged (``batch_submitted``) before the wait, a pending one is picked up by id
+        (:attr:`pending_batches`), and polls reach the progress callback."""
+        return BatchHooks(
+            poll_interval_s=poll_interval_s,
+            pending=self.pending_batches,
+            on_submitted=self._batch_submitted,
+            on_progress=self._batch_progress,
+        )
+
+    def _batch_submitted(self, batch: BatchSubmission) -> None:
+        ctx = current_call()  # the batch's first request's
+        self.emit(
+            BatchSubmitted(
+                year=ctx.year if ctx is not None else self.year,
+                role=ctx.role if ctx is not None else "worker",
+                step=ctx.step if ctx is not None else 0,
+                model=batch.model,
+                batch_id=batch.batch_id,
+                requests=batch.requests,
+                digest=batch.digest,
+                resumed=batch.resumed,
+            )
+        )
+        if self.log is not None:
+            self.log.sync()  # on disk before the wait: a kill must not lose the id
+
+    def _batch_progress(self, poll: BatchProgress) -> None:
+        if self.on_call_progress is not None:
+            status = poll.status
+            note = (
+                f"batch {poll.batch_id}: {status.done}/{status.total} answered "
+                f"({status.detail}, {poll.elapsed_s:.0f} s)"
+            )
+            self.on_call_progress({**self.totals(), "batch": note})
 
     def on_call(self, record: CallRecord, endpoint: str = "") -> None:
         """Model-layer hook: log every call as an ``llm_call`` event (+ new blobs).
@@ -331,7 +404,8 @@ class Simulation:
         self.emit(YearCompleted(year=year, metrics=record.metrics.to_dict()))
         if self.log is not None:
             self.log.sync()
-            self.log.write_years_table([years_row(r) for r in self.records])
+            # years.csv numbers tax years as users see them (1 is the first)
+            self.log.write_years_table([{**years_row(r), "year": r.year + 1} for r in self.records])
         return record
 
     def _worker_fallbacks(self, year: int, reasons: dict[int, str], action: str) -> None:
@@ -496,6 +570,7 @@ class Simulation:
         }
         if self.models.models:
             out.update(self.models.totals())
+        out.update(worker_notes(self.records, str(self.config.workers), self.planner_context))
         if self.config.reference:
             out.update(reference_welfare(self.planner_context))
             # The headline: share of the none → oracle welfare gain closed (None = n/a).

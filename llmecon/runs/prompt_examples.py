@@ -41,6 +41,7 @@ PLANNER_TEMPLATES = (
     "planner_context.j2",
     "planner_demonstrations.j2",
     "planner_hints.j2",
+    "planner_explore.j2",
     "planner_query.j2",
     "planner_query_delta.j2",
 )
@@ -161,6 +162,7 @@ class ExampleWorld:
     def _planner(self, name: str) -> Example:
         settings = PlannerPromptSettings(
             hints=name == "planner_hints.j2",
+            explore=name == "planner_explore.j2",
             moves=EXAMPLE_GRID_MOVES if name == "planner_query_delta.j2" else None,
         )
         prompt = planner_prompt(
@@ -388,6 +390,7 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
         (lambda: world.example("worker_decision_rational.j2", 1), hours),
         (lambda: world.example("planner_query.j2"), rates),
         (lambda: world.example("planner_hints.j2"), rates),
+        (lambda: world.example("planner_explore.j2"), rates),
         (
             lambda: world.example("planner_query_delta.j2"),
             delta_schema(ctx.n_brackets, EXAMPLE_GRID_MOVES),

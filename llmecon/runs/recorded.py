@@ -24,13 +24,16 @@ the first check and the recorded replies do not already pin down; a changed
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from llmecon.agents.calls import current_call
 from llmecon.models import (
+    BatchAPI,
     ChatMessage,
     GenerateConfig,
     ModelProvider,
@@ -41,7 +44,8 @@ from llmecon.models import (
     current_attempt,
 )
 from llmecon.models._schema import with_schema_instruction
-from llmecon.runs.events import LLMCall
+from llmecon.runs.columnar import file_columns
+from llmecon.runs.events import CallFile, LLMCall
 
 CallKey = tuple[str, str | None, int, int]
 
@@ -50,7 +54,68 @@ class ReplayMismatchError(RuntimeError):
     """A replayed run asked for a call the log does not hold, or with other messages."""
 
 
-def call_key(call: LLMCall) -> CallKey:
+@dataclass(slots=True)
+class RecordedCall:
+    """What a replay needs of a logged call (light: a large run has one per worker and
+    step, and building full ``LLMCall`` events for them would dominate the replay)."""
+
+    role: str
+    agent: str | None
+    year: int
+    step: int
+    messages: list[tuple[str, str]]
+    """(role, sha256) of each message of the first request."""
+    raw_outputs: list[str]
+    input_tokens: int
+    output_tokens: int
+    error_type: str | None
+    error_message: str | None
+
+    @classmethod
+    def of(cls, call: LLMCall) -> RecordedCall:
+        return cls(
+            call.role,
+            call.agent,
+            call.year,
+            call.step,
+            [(m.role, m.sha256) for m in call.messages],
+            call.raw_outputs,
+            call.input_tokens,
+            call.output_tokens,
+            call.error_type,
+            call.error_message,
+        )
+
+
+#: The columns of a ``call_file`` a :class:`RecordedCall` is made of.
+_RECORDED_COLUMNS = (
+    "role",
+    "agent",
+    "year",
+    "step",
+    "messages_json",
+    "raw_outputs",
+    "input_tokens",
+    "output_tokens",
+    "error_type",
+    "error_message",
+)
+
+
+def recorded_calls(events: Iterable[Any]) -> Iterator[RecordedCall]:
+    """The calls of ``events`` in order: ``llm_call`` events and the rows of the
+    ``call_file`` files, read column-wise."""
+    for event in events:
+        if isinstance(event, LLMCall):
+            yield RecordedCall.of(event)
+        elif isinstance(event, CallFile):
+            cols = file_columns(event, _RECORDED_COLUMNS)
+            for role, agent, year, step, messages, *rest in zip(*cols, strict=True):
+                pairs = [(m["role"], m["sha256"]) for m in json.loads(messages)]
+                yield RecordedCall(role, agent, year, step, pairs, *rest)
+
+
+def call_key(call: LLMCall | RecordedCall) -> CallKey:
     return (call.role, call.agent, call.year, call.step)
 
 
@@ -61,25 +126,28 @@ class RecordedCalls:
     #: templates are no longer available: outputs are then replayed by who asked)
     verify_messages: bool = True
 
-    def __init__(self, calls: Iterable[LLMCall], *, then_live: bool = False) -> None:
+    def __init__(self, calls: Iterable[LLMCall | RecordedCall], *, then_live: bool = False) -> None:
         #: calls with no recording go on to the live model (resume, fork) instead of
         #: being a mismatch (replay)
         self.then_live = then_live
-        self._queues: dict[CallKey, deque[LLMCall]] = defaultdict(deque)
+        self._queues: dict[CallKey, deque[RecordedCall]] = defaultdict(deque)
         count = 0
         for call in calls:
+            if isinstance(call, LLMCall):
+                call = RecordedCall.of(call)
             self._queues[call_key(call)].append(call)
             count += 1
         self.total = count
 
     @classmethod
     def from_events(cls, events: Iterable[Any], *, then_live: bool = False) -> RecordedCalls:
-        return cls((e for e in events if isinstance(e, LLMCall)), then_live=then_live)
+        """The calls of ``events``: ``llm_call`` events and those in ``call_file`` files."""
+        return cls(recorded_calls(events), then_live=then_live)
 
     def has(self, key: CallKey) -> bool:
         return bool(self._queues.get(key))
 
-    def take(self, key: CallKey) -> LLMCall:
+    def take(self, key: CallKey) -> RecordedCall:
         queue = self._queues.get(key)
         if not queue:
             role, agent, year, step = key
@@ -115,7 +183,7 @@ class ReplayProvider(ModelProvider):
         if live is not None:
             self.default_max_concurrency = live.default_max_concurrency
         #: the recorded call being replayed for a key (its re-asks come back to it)
-        self._current: dict[CallKey, LLMCall] = {}
+        self._current: dict[CallKey, RecordedCall] = {}
         #: requests that did not match the log (the model layer turns the raised error
         #: into an agent fallback, so replays check this list afterwards)
         self.mismatches: list[ReplayMismatchError] = []
@@ -128,6 +196,18 @@ class ReplayProvider(ModelProvider):
         """The live provider's reservation (a fleet picks its endpoint here, before the
         request's timeout starts); a recorded answer holds it only briefly."""
         return self.live.reserve() if self.live is not None else super().reserve()
+
+    def batch_api(self) -> BatchAPI | None:
+        """The live provider's batch API (calls with no recording may be batched)."""
+        return self.live.batch_api() if self.live is not None else None
+
+    def recorded_answer(self) -> bool:
+        """Whether this call is answered from the log: always in a replay; in a resume
+        or fork when the log holds it (a batch leaves such calls out)."""
+        ctx = current_call()
+        if self.live is None or ctx is None:
+            return True
+        return self.recorded.has((ctx.role, ctx.agent, ctx.year, ctx.step))
 
     @property
     def prices_known(self) -> bool:
@@ -214,9 +294,9 @@ class ReplayProvider(ModelProvider):
         return await self.live.generate(messages, spec, config)
 
     @staticmethod
-    def _check_messages(call: LLMCall, messages: list[ChatMessage], key: CallKey) -> None:
+    def _check_messages(call: RecordedCall, messages: list[ChatMessage], key: CallKey) -> None:
         got = [(m.role, _sha(m.content)) for m in messages]
-        want = [(m.role, m.sha256) for m in call.messages]
+        want = call.messages
         if got != want:
             raise ReplayMismatchError(
                 f"the {key[0]} call in year {key[2]} (agent {key[1]}) sends other messages "

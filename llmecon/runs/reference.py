@@ -1,4 +1,5 @@
-"""Reference welfare for a run's economy: no tax, the status quo and the oracle.
+"""Reference welfare for a run's economy: no tax, the status quo and the oracle, and
+what those references assume about the run's workers.
 
 The headline number of a run is the share of the welfare gain from no tax to the oracle
 that it closes, ``gain_closed = (W − W_none) / (W_oracle − W_none)``
@@ -8,10 +9,13 @@ defined for negative SWFs (CRRA with η > 1), ``None`` ("n/a") when the two coin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from llmecon.economy import gain_closed
-from llmecon.planners import PlannerContext, optimal_rates
+from llmecon.planners import PlannerContext, YearRecord, optimal_rates
 
 #: Above this many workers the oracle is skipped in run summaries (it scales linearly,
 #: ~1 s per 1 000 quasi-linear workers on 2 cores, ~30 times that under CRRA);
@@ -42,3 +46,51 @@ def gain_closed_of(swf: float, reference: dict[str, Any]) -> float | None:
     """:func:`~llmecon.economy.gain_closed` of ``swf`` against a :func:`reference_welfare`
     result (``None`` when the oracle was skipped or the gap is nil)."""
     return gain_closed(swf, reference.get("none_swf"), reference.get("oracle_swf"))
+
+
+#: A year in which at least this share of workers gave the same answer is flagged as
+#: degenerate (an anchored or collapsed model, not a population responding to taxes).
+DEGENERATE_SHARE = 0.9
+
+
+def identical_answer_share(weekly_hours: Sequence[float] | np.ndarray) -> float:
+    """The share of workers whose hours equal the most common answer of the year."""
+    hours = np.asarray(weekly_hours, dtype=float)
+    if hours.size == 0:
+        return 0.0
+    _, counts = np.unique(hours, return_counts=True)
+    return float(counts.max() / hours.size)
+
+
+def worker_notes(
+    records: Sequence[YearRecord], workers: str, ctx: PlannerContext
+) -> dict[str, Any]:
+    """What a run's references assume and whether its LLM workers answered alike.
+
+    ``references_assume``: the status quo, no-tax and oracle welfare are computed at
+    rational best responses, so for LLM workers they describe other workers. For LLM
+    workers whose first tax year enacted the status quo, ``status_quo_same_workers_swf``
+    is that year's realised welfare: the status quo for the same workers, the fair
+    baseline for the final welfare. ``identical_answers_max`` is the largest share of
+    workers giving one answer in a year; years at or above :data:`DEGENERATE_SHARE`
+    are listed in ``degenerate_years`` (LLM workers only: rational hours differ by
+    persona by construction)."""
+    rational = workers == "rational"
+    out: dict[str, Any] = {
+        "workers": workers,
+        "references_assume": (
+            "rational workers, as in this run" if rational else "rational workers, not this run's"
+        ),
+    }
+    if rational or not records:
+        return out
+    first = records[0]
+    if np.allclose(first.schedule.rates, ctx.status_quo().rates):
+        out["status_quo_same_workers_swf"] = first.metrics.swf
+        out["final_minus_status_quo_same_workers"] = records[-1].metrics.swf - first.metrics.swf
+    shares = [identical_answer_share(r.weekly_hours) for r in records]
+    out["identical_answers_max"] = max(shares)
+    out["degenerate_years"] = [
+        r.year for r, s in zip(records, shares, strict=True) if s >= DEGENERATE_SHARE
+    ]
+    return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmecon.runs.events import LLMCall
+from llmecon.runs.events import CallFile, LLMCall
 from llmecon.runs.log import Manifest, RunLogError
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.restore import restore_run
@@ -104,7 +104,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         raise RunLogError(f"{run.path} has no completed year to replay")
     # Calls of a year that never completed (a killed or stopped run) are not replayed.
     recorded = RecordedCalls.from_events(
-        e for e in run.events if isinstance(e, LLMCall) and e.year < len(logged)
+        e for e in run.events if isinstance(e, LLMCall | CallFile) and e.year < len(logged)
     )
     changed = templates_changed(run.path, run.manifest)
     recorded.verify_messages = not changed

@@ -19,9 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from llmecon.economy import Economy
+from llmecon.runs.columnar import file_cost_usd
 from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
     AnyEvent,
+    CallFile,
     Event,
     Fallback,
     LLMCall,
@@ -129,6 +131,8 @@ class RestoredRun:
                 decisions += len(e.weekly_hours)
             elif isinstance(e, LLMCall):
                 spent += e.cost_usd or 0.0
+            elif isinstance(e, CallFile):
+                spent += file_cost_usd(e)
         return fallbacks, decisions, spent
 
     def economy(self) -> tuple[Economy | None, str]:

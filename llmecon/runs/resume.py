@@ -12,14 +12,17 @@ then continues live, typically with another planner or model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from llmecon._files import atomic_write
+from llmecon.runs.columnar import iter_calls
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
     LOG_FORMAT_VERSION,
-    LLMCall,
+    AnyEvent,
+    BatchSubmitted,
     RunStarted,
     YearCompleted,
 )
@@ -66,7 +69,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         # Calls completed in the unfinished year are reused; failed ones are asked again
         # (the failure may be what stopped the run); later ones go live.
         recorded = RecordedCalls.from_events(
-            (e for e in run.events[cut:] if isinstance(e, LLMCall) and e.error_type is None),
+            (c for c in iter_calls(run.events[cut:]) if c.error_type is None),
             then_live=True,
         )
         config = run.config(run_id=run.manifest.run_id, out=str(path.parent), **settings)
@@ -79,7 +82,13 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         raise
     fallbacks, decisions, spent = run.counts(cut)
     try:
-        sim = build_simulation(config, recorded=recorded, log=log, spent_usd=spent)
+        sim = build_simulation(
+            config,
+            recorded=recorded,
+            log=log,
+            spent_usd=spent,
+            pending_batches=pending_batches(run.events[cut:]),
+        )
         sim.started = any(isinstance(e, RunStarted) for e in kept)
         years = [y for y in run.years if y.year < _years_in(kept)]
         for year, record in zip(
@@ -116,6 +125,20 @@ def _last_boundary(run: RestoredRun) -> int:
             "run it again"
         )
     return cut
+
+
+def pending_batches(tail: Sequence[AnyEvent]) -> dict[str, str]:
+    """Request digest -> id of each provider batch submitted in the unfinished year
+    whose results the log does not hold yet (``--batch-api``): the resumed run polls it
+    again instead of submitting (and paying for) the same requests twice. A batch some
+    of whose calls were logged is not picked up: its answers are reused from the log
+    and what it did not answer is asked anew."""
+    consumed = {call.batch_id for call in iter_calls(tail) if call.batch_id}
+    return {
+        e.digest: e.batch_id
+        for e in tail
+        if isinstance(e, BatchSubmitted) and e.batch_id not in consumed
+    }
 
 
 def _years_in(events: list[Any]) -> int:

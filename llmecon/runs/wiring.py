@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,13 @@ import numpy as np
 
 from llmecon._limits import max_safe_concurrency
 from llmecon.agents import RationalWorkers, WorkerPool
+from llmecon.agents.archetypes import (
+    FEATURE_COLUMNS,
+    Archetypes,
+    ArchetypeWorkers,
+    archetype_features,
+    cluster_archetypes,
+)
 from llmecon.agents.llm_planner import LLMPlanner, parse_rates_pct
 from llmecon.agents.llm_workers import LLMWorkers
 from llmecon.agents.prompting import PlannerPromptSettings, parse_planner_moves
@@ -28,6 +35,7 @@ from llmecon.economy import (
     synthetic_population,
 )
 from llmecon.models import (
+    BatchHooks,
     FleetProvider,
     GenerateConfig,
     Model,
@@ -56,12 +64,51 @@ PERSONA_COPY_MAX = 100_000
 
 @dataclass(frozen=True)
 class PopulationSource:
-    """The run's workers and where they came from."""
+    """The run's workers and where they came from.
+
+    Personas come from a bank (``bank``, the loaded objects) or from fresh draws
+    (``sample``, a columnar :class:`~llmecon.personas.PersonaSample`); a synthetic
+    population has neither. Fresh draws stay columnar until someone asks for
+    :attr:`personas`: a million-persona run in archetype mode only ever builds the
+    representatives (:meth:`personas_at`).
+    """
 
     population: Population
-    personas: list[Any] | None
-    """The :class:`~llmecon.personas.Persona` objects (``None`` for synthetic)."""
+    bank: list[Any] | None
+    """The :class:`~llmecon.personas.Persona` objects read from a bank."""
     description: dict[str, Any]
+    sample: Any | None = None
+    """Fresh draws from the sampler (a ``PersonaSample``), when the bank was too small."""
+
+    @functools.cached_property
+    def personas(self) -> list[Any] | None:
+        """Every :class:`~llmecon.personas.Persona` (``None`` for synthetic); built from
+        fresh draws on first use."""
+        if self.bank is not None:
+            return self.bank
+        return None if self.sample is None else self.sample.to_personas()
+
+    @property
+    def has_personas(self) -> bool:
+        return self.bank is not None or self.sample is not None
+
+    def personas_at(self, index: Any) -> list[Any]:
+        """The personas at the integer positions ``index`` (without building the rest)."""
+        if self.bank is not None:
+            return [self.bank[int(i)] for i in index]
+        if self.sample is None:
+            raise ValueError("a synthetic population has no personas")
+        rows = self.sample.frame.iloc[np.asarray(index, dtype=np.int64)]
+        return type(self.sample)(rows, self.sample.config).to_personas()
+
+    def persona_columns(self, names: Sequence[str]) -> dict[str, Any]:
+        """The persona fields ``names`` as columns (a column of fresh draws as stored,
+        e.g. categorical), for vectorised work over everybody."""
+        if self.sample is not None:
+            return {c: self.sample.frame[c] for c in names}
+        if self.bank is None:
+            raise ValueError("a synthetic population has no personas")
+        return {c: np.array([getattr(p, c) for p in self.bank]) for c in names}
 
 
 def build_population(config: RunConfig, rng: np.random.Generator) -> PopulationSource:
@@ -85,20 +132,25 @@ def build_population(config: RunConfig, rng: np.random.Generator) -> PopulationS
         if len(bank) >= n:
             personas = bank[:n]
             how = f"first {n} of {path.name}"
+            source = PopulationSource(
+                population_from_personas(personas, source=str(path)), personas, {}
+            )
         elif config.personas == "default":
-            personas = sample_personas(n, rng).to_personas()
+            # Columnar draws: a Persona object per draw costs ~3 KB and ~60 µs (3 GB
+            # at a million, docs/scale.md); they are built only when something reads them.
+            sample = sample_personas(n, rng)
             how = f"{n} fresh draws from the Census sampler (bank holds {len(bank)})"
+            source = PopulationSource(sample.to_population(source=str(path)), None, {}, sample)
         else:
             raise ConfigError(
                 f"personas: {path} holds {len(bank)} personas but --agents is {n}; "
                 "sample a bigger bank with `llmecon personas sample`"
             )
-        population = population_from_personas(personas, source=str(path))
     except PersonaError as exc:
         raise ConfigError(f"personas: {exc}") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    desc = {"source": str(path), "sha256": digest, "selection": how, "size": n}
-    return PopulationSource(population, personas, desc)
+    source.description.update(source=str(path), sha256=digest, selection=how, size=n)
+    return source
 
 
 def build_economy(config: RunConfig, population: Population) -> Economy:
@@ -149,6 +201,8 @@ class ModelPool:
         """role -> (model name, endpoint description)"""
         #: renders re-asks with ``prompts/repair.j2`` (set by the builder)
         self.repair_prompt: Callable[[str], str] | None = None
+        #: how the models run provider batches (set by the builder)
+        self.batch_hooks: BatchHooks | None = None
 
     def generate_config(self) -> GenerateConfig:
         """The run's transport settings for every model it builds."""
@@ -207,6 +261,17 @@ class ModelPool:
             )
         if self.repair_prompt is not None:
             model.repair_prompt = self.repair_prompt
+        if self.config.batch_api and role == "workers":
+            live = getattr(model.provider, "live", None) or model.provider
+            replaying = self.recorded is not None and not self.recorded.then_live
+            if not replaying and live.batch_api() is None:
+                raise ConfigError(
+                    f"batch_api: {model.name} at {endpoint} has no batch API; batches work "
+                    "with OpenAI (openai/…, or a compatible server implementing /v1/batches) "
+                    "and Anthropic (anthropic/…) models"
+                )
+        if self.batch_hooks is not None:
+            model.batch = self.batch_hooks
         return model
 
     def endpoints(self) -> dict[str, str]:
@@ -292,6 +357,8 @@ def build_planner(
         trust_region=config.trust_region,
         hints=config.planner_hints,
         moves=parse_planner_moves(config.planner_moves),
+        uncertainty=config.planner_uncertainty,
+        explore=config.planner_explore,
     )
     start = None
     if config.planner_start is not None:
@@ -312,6 +379,11 @@ def build_workers(
     library: PromptLibrary,
 ) -> WorkerPool:
     if config.workers == "rational":
+        if config.workers_mode == "archetypes":
+            raise ConfigError(
+                "workers_mode: archetypes share one model answer among many workers; "
+                "rational workers are exact and cheap already (give --workers <model>)"
+            )
         if config.worker_satisfaction:
             raise ConfigError(
                 "worker_satisfaction: only LLM workers are asked whether they are satisfied; "
@@ -319,15 +391,23 @@ def build_workers(
             )
         return RationalWorkers(economy)
     assert config.workers is not None
-    if source.personas is None:
+    if not source.has_personas:
         raise ConfigError(
             "workers: LLM workers need personas to play; use --personas default or a bank "
             "file (synthetic populations have no persona text)"
         )
     from llmecon.personas import persona_text
 
+    archetypes = None
+    players = economy
+    if config.workers_mode == "archetypes":
+        archetypes = build_archetypes(config, source)
+        players = ArchetypeWorkers.representative_economy(economy, archetypes)
+        personas = source.personas_at(archetypes.representatives)
+    else:
+        personas = source.personas or []
     try:
-        texts = [persona_text(p, library) for p in source.personas]
+        texts = [persona_text(p, library) for p in personas]
     except PromptError as exc:
         raise ConfigError(f"prompts: {exc}") from None
     gen = GenerateConfig(
@@ -335,15 +415,38 @@ def build_workers(
         temperature=config.worker_temperature,
         seed=config.seed,
     )
-    return LLMWorkers(
+    workers = LLMWorkers(
         models.get(config.workers, "workers"),
-        economy,
+        players,
         texts,
         library,
         style=config.worker_style,
         history_len=config.worker_history,
         reasons=config.worker_reasons,
         config=gen,
+        batch=config.batch_api,
+    )
+    if archetypes is None:
+        return workers
+    return ArchetypeWorkers(economy, archetypes, workers)
+
+
+#: Index of the archetype clustering's stream among the children of the run's
+#: ``SeedSequence`` (0: population, 1: planner; :class:`RunStreams`).
+ARCHETYPE_STREAM = 2
+
+
+def build_archetypes(config: RunConfig, source: PopulationSource) -> Archetypes:
+    """The run's archetypes (docs/scale.md): clustered from the persona features with
+    the run's own archetype stream, so a replay or resume finds the same ones."""
+    seed_seq = np.random.SeedSequence(config.seed).spawn(ARCHETYPE_STREAM + 1)[ARCHETYPE_STREAM]
+    population = source.population
+    try:
+        features = archetype_features(source.persona_columns(FEATURE_COLUMNS))
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"archetypes: cannot read the persona features ({exc})") from None
+    return cluster_archetypes(
+        features, config.archetypes, np.random.default_rng(seed_seq), population.weight
     )
 
 
@@ -419,6 +522,7 @@ def build_parts(
             raise ConfigError(f"vote rule {config.vote_rule!r}: {exc}") from None
     models = ModelPool(config, sink.on_call, recorded, spent_usd)
     models.repair_prompt = lambda error: library.render("repair.j2", error=error).text
+    models.batch_hooks = sink.batch_hooks(config.batch_poll)
     sink.totals = models.totals
     planner = build_planner(config, context, models, library)
     workers = build_workers(config, economy, source, models, library)
@@ -436,6 +540,7 @@ def build_simulation(
     log: RunLog | None = None,
     spent_usd: float = 0.0,
     manifest_extra: dict[str, Any] | None = None,
+    pending_batches: dict[str, str] | None = None,
 ) -> Simulation:
     """A :class:`Simulation` of ``config``, ready to :meth:`~Simulation.run`.
 
@@ -445,7 +550,8 @@ def build_simulation(
     ``recorded.then_live`` the rest go to the live models: resume, fork).
     ``log``: go on writing an existing run's log (resume), ``spent_usd`` being what
     that run spent before (counted in its budget). ``manifest_extra``: more manifest
-    fields (a fork's origin).
+    fields (a fork's origin). ``pending_batches``: request digest -> id of a provider
+    batch the run submitted before it stopped (resume), polled instead of submitted.
     """
     from llmecon.runs.loop import RunSink, Simulation
 
@@ -457,6 +563,7 @@ def build_simulation(
         config.max_consecutive_failures, config.max_failure_share, enabled=not replaying
     )
     sink = RunSink(breaker)
+    sink.pending_batches.update(pending_batches or {})
     parts = build_parts(config, sink, recorded, spent_usd)
     run_id = config.run_id or default_run_id(config)
     sim = Simulation(parts, sink, run_id)
@@ -468,6 +575,7 @@ def build_simulation(
             Path(config.out) / run_id, _manifest(parts, run_id, manifest_extra)
         )
         _write_personas(sink.log, parts)
+        _write_archetypes(sink.log, parts)
         _write_prompts(sink.log, parts)
     return sim
 
@@ -509,6 +617,8 @@ def manifest_config(config: RunConfig) -> dict[str, Any]:
 def _manifest(parts: RunParts, run_id: str, extra: dict[str, Any] | None) -> Manifest:
     config = parts.config
     uses_llm = bool(parts.models.models)
+    if isinstance(parts.workers, ArchetypeWorkers):
+        extra = {**(extra or {}), "archetypes": archetype_summary(parts.workers.archetypes)}
     return Manifest(
         run_id=run_id,
         created=utc_now(),
@@ -534,10 +644,51 @@ def _write_prompts(log: RunLog, parts: RunParts) -> None:
         (folder / name).write_bytes(parts.library.path(name).read_bytes())
 
 
-def _write_personas(log: RunLog, parts: RunParts) -> None:
-    personas = parts.source.personas
-    if personas is None or len(personas) > PERSONA_COPY_MAX:
+#: File of a run in archetype mode holding every persona's archetype (numpy ``.npz``).
+ARCHETYPES_FILE = "archetypes.npz"
+
+
+def archetype_summary(archetypes: Archetypes) -> dict[str, Any]:
+    """What the manifest says about a run's archetypes (the assignment is in
+    :data:`ARCHETYPES_FILE`)."""
+    from llmecon.agents.archetypes import ARCHETYPE_FEATURES
+
+    return {
+        "k": archetypes.k,
+        "file": ARCHETYPES_FILE,
+        "features": dict(ARCHETYPE_FEATURES),
+        "members_min": int(archetypes.size.min()),
+        "members_median": float(np.median(archetypes.size)),
+        "members_max": int(archetypes.size.max()),
+    }
+
+
+def _write_archetypes(log: RunLog, parts: RunParts) -> None:
+    """The assignment, once per run: ``labels`` (each worker's archetype, in worker
+    order), ``representatives`` (worker index of each archetype's representative),
+    ``representative_ids`` (their persona ids), ``weight`` and ``size`` per archetype."""
+    workers = parts.workers
+    if not isinstance(workers, ArchetypeWorkers):
         return
+    a = workers.archetypes
+    ids = parts.source.population.ids
+    with open(log.directory / ARCHETYPES_FILE, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            labels=a.labels.astype(np.int16 if a.k <= np.iinfo(np.int16).max else np.int32),
+            representatives=a.representatives,
+            representative_ids=np.array([ids[i] for i in a.representatives]),
+            weight=a.weight,
+            size=a.size,
+        )
+
+
+def _write_personas(log: RunLog, parts: RunParts) -> None:
+    source = parts.source
+    if not source.has_personas or source.population.size > PERSONA_COPY_MAX:
+        return
+    personas = source.personas
+    assert personas is not None
     from llmecon.personas import write_bank
 
     write_bank(log.directory / "personas.jsonl", personas)

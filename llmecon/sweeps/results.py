@@ -128,8 +128,9 @@ class SweepData:
     """One row per cell: ``cell_id``, the settings as columns, ``status``, the final
     and best SWF, gain closed, revenue per worker, hours, Gini, cost, fallbacks, …"""
     years: pd.DataFrame
-    """One row per cell × completed year: ``cell_id``, the settings as columns, then
-    the year's metrics (``swf``, every SWF, revenue, hours, Gini, …), ``rate_0`` … and
+    """One row per cell × completed year: ``cell_id``, the settings as columns, ``year``
+    (the tax year users see, from 1, as in :func:`llmecon.load_run`), then the year's
+    metrics (``swf``, every SWF, revenue, hours, Gini, …), ``rate_0`` … and
     ``gain_closed`` (that year's share of the no-tax → oracle gain). A setting named
     like a metric is ``<name>_setting`` here: the ``swf`` axis is ``swf_setting``, and
     ``swf`` the objective's value."""
@@ -191,7 +192,8 @@ def load_sweep(path: str | Path) -> SweepData:
             continue
         result.pop("oracle_rates", None)
         cell_rows.append({**head, **result})
-        year_rows.extend({**year_head, **row} for row in years)
+        # the tax year users see (1-based); the log counts from 0
+        year_rows.extend({**year_head, **row, "year": row["year"] + 1} for row in years)
     cells = pd.DataFrame(cell_rows)
     years_df = pd.DataFrame(year_rows)
     table = summarize(cells, setting_columns(cells, axes)) if not cells.empty else pd.DataFrame()

@@ -306,6 +306,13 @@ HTTP_PROVIDERS: dict[str, tuple[HttpTarget, ...]] = {
             env={"ANTHROPIC_API_KEY": "sk-conformance-not-a-key"},
             id="anthropic",
         ),
+        HttpTarget(
+            "anthropic/claude-test",
+            "anthropic",
+            {"transport": "sdk"},
+            env={"ANTHROPIC_API_KEY": "sk-conformance-not-a-key"},
+            id="anthropic-sdk",
+        ),
     ),
     "litellm": (HttpTarget("litellm/openai/fake-model", "openai", id="litellm"),),
 }

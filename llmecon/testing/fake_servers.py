@@ -22,6 +22,12 @@ gives up or the server stops), ``malformed_body`` (HTTP body is not JSON),
 ``truncated_json`` / ``wrong_schema`` (the model's reply text is prose / cut short /
 JSON of the wrong shape). ``max_concurrency`` answers 429 to any request beyond that
 many in flight.
+
+Batch endpoints (OpenAI's ``/v1/files`` + ``/v1/batches``, Anthropic's
+``/v1/messages/batches``): :mod:`llmecon.testing._fake_batches`; a batch ends
+``batch_delay_s`` after it was created, as ``batch_end`` says (``completed``,
+``expired``, ``cancelled``), each request drawing a fault as above. ``server.batches``
+holds them (``server.batches.created``: how many were submitted).
 """
 
 from __future__ import annotations
@@ -38,11 +44,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
 from llmecon.models._mock import instance_from_schema, request_seed
+from llmecon.testing._fake_batches import BATCH_ENDS, BatchEnd, BatchStore
 
 FAULT_KINDS = (
     "ok",
@@ -89,6 +96,8 @@ class _FakeServer:
     """The shared HTTP machinery; subclasses map a request to a reply."""
 
     routes: ClassVar[dict[tuple[str, str], str]] = {}
+    #: which provider's batch endpoints the server has (``None``: none)
+    batch_api: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -102,7 +111,11 @@ class _FakeServer:
         responder: ServerResponder | None = None,
         seed: int = 0,
         port: int = 0,
+        batch_delay_s: float = 0.0,
+        batch_end: BatchEnd = "completed",
     ) -> None:
+        if batch_end not in BATCH_ENDS:
+            raise ValueError(f"batch_end must be one of {', '.join(BATCH_ENDS)}")
         for kind in [*faults, *(fault_rates or {})]:
             if kind not in FAULT_KINDS:
                 raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
@@ -114,6 +127,10 @@ class _FakeServer:
         self.api_key = api_key
         self.responder = responder
         self.stats = ServerStats()
+        #: seconds a batch stays pending; how it ends (read at every poll)
+        self.batch_delay_s = batch_delay_s
+        self.batch_end: BatchEnd = batch_end
+        self.batches = BatchStore(self)
         self._rng = random.Random(seed)
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,7 +144,7 @@ class _FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> _FakeServer:
+    def start(self) -> Self:
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -181,7 +198,7 @@ class _FakeServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(30)
 
-    def __enter__(self) -> _FakeServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -189,6 +206,10 @@ class _FakeServer:
 
     # -- request handling -----------------------------------------------------------
     async def _serve(self, request: web.Request) -> web.StreamResponse:
+        if self.batch_api is not None:
+            batch_reply = await self.batches.serve(request)
+            if batch_reply is not None:
+                return batch_reply
         headers = {name.lower(): value for name, value in request.headers.items()}
         body = await request.read()
         reply = await self.handle(request.method, request.path_qs, headers, body)
@@ -297,12 +318,26 @@ class _FakeServer:
 
 
 class FakeOpenAIServer(_FakeServer):
-    """``POST /v1/chat/completions`` and ``GET /v1/models``, as OpenAI, vLLM or Ollama."""
+    """``POST /v1/chat/completions``, ``POST /v1/completions`` and ``GET /v1/models``, as
+    OpenAI, vLLM or Ollama.
+
+    ``completions``: ``"list"`` (a ``prompt`` list gets one choice per prompt, as vLLM),
+    ``"single"`` (a list prompt is refused with 400) or ``"none"`` (no such endpoint: 404).
+    """
 
     routes: ClassVar[dict[tuple[str, str], str]] = {
         ("POST", "/v1/chat/completions"): "chat",
+        ("POST", "/v1/completions"): "completions",
         ("GET", "/v1/models"): "models",
     }
+    batch_api = "openai"
+    COMPLETIONS_MODES = ("list", "single", "none")
+
+    def __init__(self, *, completions: str = "list", **options: Any) -> None:
+        if completions not in self.COMPLETIONS_MODES:
+            raise ValueError(f"completions must be one of {self.COMPLETIONS_MODES}")
+        super().__init__(**options)
+        self.completions = completions
 
     @property
     def base_url(self) -> str:
@@ -312,6 +347,8 @@ class FakeOpenAIServer(_FakeServer):
         return headers.get("authorization", "").removeprefix("Bearer ").strip()
 
     def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        if "prompt" in request:
+            return self._text_completion(request, fault)
         schema = _schema_of_openai_request(request)
         text = self.reply_text(request, schema, fault)
         prompt_chars = sum(len(str(m.get("content", ""))) for m in request.get("messages", []))
@@ -337,6 +374,37 @@ class FakeOpenAIServer(_FakeServer):
             },
         )
 
+    def _text_completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        """``/v1/completions``: each prompt answered as a one-message chat would be."""
+        prompts = request["prompt"]
+        if self.completions == "none":
+            return self._error(404, "not_found", "no route POST /v1/completions")
+        if isinstance(prompts, list) and self.completions == "single":
+            return self._error(400, "invalid_request_error", "prompt must be a string")
+        single = not isinstance(prompts, list)
+        choices, prompt_chars, text_chars = [], 0, 0
+        for index, prompt in enumerate([prompts] if single else prompts):
+            one = {**request, "prompt": prompt, "messages": [{"role": "user", "content": prompt}]}
+            text = self.reply_text(one, _schema_of_openai_request(one), fault)
+            choices.append({"index": index, "text": text, "finish_reason": "stop"})
+            prompt_chars += len(str(prompt))
+            text_chars += len(text)
+        return _json_reply(
+            200,
+            {
+                "id": f"cmpl-fake{self.stats.requests}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": request.get("model", "fake"),
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": prompt_chars // 4 + 1,
+                    "completion_tokens": text_chars // 4 + 1,
+                    "total_tokens": prompt_chars // 4 + text_chars // 4 + 2,
+                },
+            },
+        )
+
 
 class FakeAnthropicServer(_FakeServer):
     """``POST /v1/messages`` (text, or a forced ``tool_use`` block when tools are given)."""
@@ -345,6 +413,7 @@ class FakeAnthropicServer(_FakeServer):
         ("POST", "/v1/messages"): "messages",
         ("GET", "/v1/models"): "models",
     }
+    batch_api = "anthropic"
 
     @property
     def base_url(self) -> str:
@@ -478,8 +547,11 @@ def _main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after-s", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--completions", choices=FakeOpenAIServer.COMPLETIONS_MODES)
     ns = parser.parse_args(argv)
+    extra = {"completions": ns.completions} if ns.completions else {}
     server = _SERVERS[ns.kind](
+        **extra,
         latency_s=ns.latency_s,
         max_concurrency=ns.max_concurrency,
         retry_after_s=ns.retry_after_s,

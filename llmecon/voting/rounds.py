@@ -231,7 +231,9 @@ class VotingRounds:
         schedules = [c.schedule for c in candidates]
         projection = project_candidates(self.economy, schedules)
         ballots, reasons = await self._ballots(year, history, candidates, projection.utilities)
-        count = tally(self.rule, ballots, labels, rng, fallback=labels[0])
+        # Each ballot counts with its persona's survey weight, as every other aggregate.
+        weights = self.economy.survey_weight
+        count = tally(self.rule, ballots, labels, rng, fallback=labels[0], weights=weights)
         for index, problem in count.invalid.items():
             reasons[index] = f"invalid ballot: {problem}"
         for index, reason in sorted(reasons.items()):
@@ -277,6 +279,9 @@ class VotingRounds:
             turnout=count.turnout,
             winner=count.winner,
             tied=list(count.tied),
+            counts=count.counts,
+            valid_ballots=count.valid,
+            survey_weighted=weights is not None,
             candidate_swf=swf,
             winner_swf=swf[count.winner],
             best_candidate=best,
@@ -519,7 +524,7 @@ def fill_perturbations(
 def vote_summary(event: VoteRound) -> str:
     """One line for the planner's demonstrations."""
     origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
-    shares = ", ".join(
+    shares = ("survey-weighted shares " if event.survey_weighted else "shares ") + ", ".join(
         f"{c.label} ({origin[c.label]}) {event.shares[c.label]:.0%}" for c in event.candidates
     )
     proposal = (
@@ -532,12 +537,9 @@ def vote_summary(event: VoteRound) -> str:
     if event.source == "leaders":
         return (
             f"a {event.rule} election (turnout {event.turnout:.0%}) made "
-            f"{origin[event.winner]} the leader; shares {shares}"
+            f"{origin[event.winner]} the leader; {shares}"
         )
-    text = (
-        f"set by a {event.rule} vote (turnout {event.turnout:.0%}): {event.winner} won; "
-        f"shares {shares}"
-    )
+    text = f"set by a {event.rule} vote (turnout {event.turnout:.0%}): {event.winner} won; {shares}"
     return f"{text}; {proposal}" if proposal else text
 
 

@@ -17,9 +17,16 @@ The built-in rules, with ``C`` candidates labelled ``A, B, C, …`` in candidate
   share = approvals / valid ballots (the fraction of voters approving, so shares need
   not sum to 1).
 
+Each ballot counts with its voter's survey weight ``w_i`` (``Population.weight``, mean
+1; none given: 1 each), as every other aggregate of the economy does: scores are
+``Σ w_i · points_i`` and "valid ballots" above means their total weight, so a weighted
+majority wins even against a numeric one. The unweighted counts (one persona, one
+ballot) are kept next to them (:attr:`Tally.counts`).
+
 ``None`` in place of a ballot is an abstention. A ballot that breaks the rule (unknown
 label, duplicate, incomplete ranking) is not counted and reported as invalid. Turnout is
-valid ballots / electorate. Ties for the top score are broken uniformly at random: the
+the weight of the valid ballots / the weight of the electorate. Ties for the top score
+are broken uniformly at random: the
 tied labels are listed in candidate order and one draw ``rng.integers(len(tied))`` picks
 the winner; no draw is made when there is no tie. With no valid ballot at all the
 ``fallback`` candidate (the incumbent, in a run) wins.
@@ -27,6 +34,7 @@ the winner; no draw is made when there is no tie. With no valid ballot at all th
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -120,8 +128,9 @@ class VoteRule(ABC):
     def points(self, ballot: Any, labels: Sequence[str]) -> Iterable[tuple[str, float]]:
         """``(label, points)`` a valid ballot adds, in the order they are added."""
 
-    def share_total(self, valid: int, n_candidates: int) -> float:
-        """What scores are divided by to give shares (default: the valid ballots)."""
+    def share_total(self, valid: float, n_candidates: int) -> float:
+        """What scores are divided by to give shares (default: the valid ballots; with
+        survey weights, their total weight)."""
         return float(valid)
 
     # voters
@@ -231,13 +240,19 @@ class Tally:
     Attributes:
         rule: the voting rule.
         labels: candidate labels in candidate order.
-        scores: votes, Borda points or approvals per label.
+        scores: votes, Borda points or approvals per label, each ballot weighted by its
+            voter's survey weight (the tally that decides).
         shares: per label, see the module docstring for each rule's normalisation.
         electorate: ballots expected (voters), valid or not.
         valid: ballots counted.
         winner: the winning label.
         tied: the labels that tied for the top score (empty when there was no tie).
         invalid: voter index -> why the ballot was not counted (abstentions excluded).
+        counts: the unweighted scores (one persona, one ballot).
+        valid_weight: total survey weight of the counted ballots.
+        electorate_weight: total survey weight of the electorate.
+        weighted: whether survey weights were given (else every weight is 1 and
+            ``scores == counts``).
     """
 
     rule: str
@@ -249,11 +264,17 @@ class Tally:
     winner: str
     tied: tuple[str, ...] = ()
     invalid: dict[int, str] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)
+    valid_weight: float = 0.0
+    electorate_weight: float = 0.0
+    weighted: bool = False
 
     @property
     def turnout(self) -> float:
-        """Valid ballots / electorate (0 for an empty electorate)."""
-        return self.valid / self.electorate if self.electorate else 0.0
+        """Weight of the valid ballots / weight of the electorate (0 when empty)."""
+        if self.electorate_weight > 0:
+            return self.valid_weight / self.electorate_weight
+        return 0.0
 
 
 def tally(
@@ -262,10 +283,20 @@ def tally(
     labels: Sequence[str],
     rng: np.random.Generator,
     fallback: str | None = None,
+    weights: Sequence[float] | FloatArray | None = None,
 ) -> Tally:
-    """Count ``ballots`` (``None`` = abstention) under ``rule``; see the module docstring."""
+    """Count ``ballots`` (``None`` = abstention) under ``rule``, ballot ``i`` with weight
+    ``weights[i]`` (survey weights, ≥ 0; ``None``: 1 each); see the module docstring."""
     r = get_vote_rule(rule)
     labels = tuple(labels)
+    if weights is None:
+        w = np.ones(len(ballots))
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (len(ballots),):
+            raise ValueError(f"need one weight per ballot ({len(ballots)}), got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError("ballot weights must be finite and ≥ 0")
     if not labels:
         raise ValueError("a vote needs at least one candidate")
     if len(set(labels)) != len(labels):
@@ -273,8 +304,9 @@ def tally(
     if fallback is not None and fallback not in labels:
         raise ValueError(f"fallback {fallback!r} is not a candidate")
     scores = dict.fromkeys(labels, 0.0)
+    counts = dict.fromkeys(labels, 0.0)
     invalid: dict[int, str] = {}
-    valid = 0
+    counted = np.zeros(len(ballots), dtype=bool)
     for index, ballot in enumerate(ballots):
         if ballot is None:
             continue
@@ -282,27 +314,36 @@ def tally(
         if problem is not None:
             invalid[index] = problem
             continue
-        valid += 1
+        counted[index] = True
         for label, points in r.points(ballot, labels):
-            scores[label] += points
-    total = r.share_total(valid, len(labels))
+            scores[label] += float(w[index]) * points
+            counts[label] += points
+    valid = int(counted.sum())
+    # Summed like the electorate's weight, so full turnout is exactly 1.
+    valid_weight = float(w[counted].sum())
+    total = r.share_total(valid_weight, len(labels))
     shares = {k: (v / total if total > 0 else 0.0) for k, v in scores.items()}
-    if valid == 0 and fallback is not None:
-        return Tally(rule, labels, scores, shares, len(ballots), 0, fallback, (), invalid)
-    top = max(scores.values())
-    tied = tuple(label for label in labels if scores[label] == top)
-    winner = tied[int(rng.integers(len(tied)))] if len(tied) > 1 else tied[0]
-    return Tally(
+    found = Tally(
         rule,
         labels,
         scores,
         shares,
         len(ballots),
         valid,
-        winner,
-        tied if len(tied) > 1 else (),
-        invalid,
+        fallback or labels[0],
+        counts=counts,
+        invalid=invalid,
+        valid_weight=valid_weight,
+        electorate_weight=float(w.sum()),
+        weighted=weights is not None,
     )
+    # No valid ballot, or only weightless ones: nothing was decided.
+    if (valid == 0 or valid_weight == 0) and fallback is not None:
+        return found
+    top = max(scores.values())
+    tied = tuple(label for label in labels if scores[label] == top)
+    winner = tied[int(rng.integers(len(tied)))] if len(tied) > 1 else tied[0]
+    return dataclasses.replace(found, winner=winner, tied=tied if len(tied) > 1 else ())
 
 
 def rational_ballots(utilities: FloatArray, labels: Sequence[str], rule: str) -> list[Ballot]:
@@ -401,7 +442,7 @@ class Borda(VoteRule):
         n = len(labels)
         return [(label, float(n - 1 - p)) for p, label in enumerate(ballot.ranking)]
 
-    def share_total(self, valid: int, n_candidates: int) -> float:
+    def share_total(self, valid: float, n_candidates: int) -> float:
         return valid * n_candidates * (n_candidates - 1) / 2
 
     def sincere(self, utilities: FloatArray, labels: tuple[str, ...]) -> list[Ballot]:
@@ -505,7 +546,9 @@ def utilities_of_rates(economy: Economy, edges: Sequence[float], rates: FloatArr
     hours = economy.equilibrium_of_rates(e, r).weekly_hours
     z = WEEKS_PER_YEAR * s[None, :] * hours
     tax = tax_of_rates(e, r, z)
-    rebate = cfg.rebate_share * tax.mean(axis=1, keepdims=True)
+    sw = economy.survey_weight  # the rebate is revenue per person
+    per_person = tax.mean(axis=1) if sw is None else (tax @ sw) / sw.sum()
+    rebate = cfg.rebate_share * per_person[:, None]
     return np.asarray(utility(z - tax + rebate, hours, economy.psi[None, :], cfg), dtype=float)
 
 

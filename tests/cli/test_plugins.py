@@ -66,8 +66,8 @@ def test_planner_plugin(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     import llmecon
 
-    years = llmecon.load_run(tmp_path / "p").years
-    assert years["rate_0"].tolist() == [0.5, 0.5]
+    rates = llmecon.load_run(tmp_path / "p").rates
+    assert rates.loc[rates["bracket"] == 0, "rate"].tolist() == [0.5, 0.5]
 
 
 @pytest.mark.usefixtures("plugins")

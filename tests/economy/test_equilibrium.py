@@ -176,3 +176,36 @@ def test_oracle_keeps_a_converged_optimum(monkeypatch: pytest.MonkeyPatch) -> No
     found = optimal_rates(economy, THREE, polish=False)
     assert found.converged and found.rates[-1] <= 0.2
     assert found.swf == pytest.approx(float(real(THREE, found.rates[None, :])[0][0]), rel=1e-12)
+
+
+def test_a_root_inside_a_jump_is_settled_at_that_one_workers_switch() -> None:
+    # Non-convex schedules (as above): where no exact equilibrium exists the solver
+    # closes the bracket on the jump of a single worker, with few best responses.
+    economy = _economy(2.0, n=500, seed=9)
+    edges = np.array([0.0, 40_000.0, 60_000.0])
+    rates = np.column_stack(
+        [np.full(200, 0.3), np.linspace(0.5, 1.0, 200), np.linspace(0.0, 0.3, 200)]
+    )
+    eq = economy.equilibrium_of_rates(edges, rates)
+    # A handful of best responses per schedule, also at jumps (the Illinois solver it
+    # replaced needed up to 29 here, and did not stop at the jump).
+    assert eq.evaluations.mean() <= 9 and eq.evaluations.max() <= 15
+    s = economy.population.hourly_wage_usd
+    cfg = economy.utility_config
+
+    def residual_and_brackets(k: int, rebate: float) -> tuple[float, np.ndarray]:
+        hours = best_response_hours(s, economy.psi, edges, rates[k], cfg, rebate)
+        z = WEEKS_PER_YEAR * s * hours
+        realised = float(tax_of_rates(edges, rates[k : k + 1], z[None, :])[0].mean())
+        return realised - rebate, np.searchsorted(edges, z, side="right")
+
+    unsettled = np.flatnonzero(~eq.converged)
+    assert unsettled.size >= 3  # the case under test occurs
+    for k in unsettled:
+        near = 10 * float(tolerance_usd(eq.rebate_usd[k]))
+        below, before = residual_and_brackets(k, eq.rebate_usd[k] - near)
+        above, after = residual_and_brackets(k, eq.rebate_usd[k] + near)
+        assert below > 0 > above  # the root is within ±10 tolerances of the answer ...
+        assert min(below, -above) > float(tolerance_usd(eq.rebate_usd[k]))  # ... in a jump
+        assert np.count_nonzero(before != after) == 1  # ... of one worker
+        assert abs(eq.residual_usd[k]) <= below - above  # at most the jump

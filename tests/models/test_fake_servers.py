@@ -31,7 +31,12 @@ MSGS = [
 TARGETS = [
     pytest.param("openai/fake", FakeOpenAIServer, {"transport": "sdk"}, id="openai-sdk"),
     pytest.param("openai/fake", FakeOpenAIServer, {"transport": "http"}, id="openai-http"),
-    pytest.param("anthropic/claude-test", FakeAnthropicServer, {}, id="anthropic-sdk"),
+    pytest.param(
+        "anthropic/claude-test", FakeAnthropicServer, {"transport": "sdk"}, id="anthropic-sdk"
+    ),
+    pytest.param(
+        "anthropic/claude-test", FakeAnthropicServer, {"transport": "http"}, id="anthropic-http"
+    ),
 ]
 # fault -> the typed error after bounded retries (None: repaired by a re-ask)
 FAULTS = {
@@ -203,7 +208,11 @@ def test_llmecon_key_is_sent_to_self_hosted_servers_not_openai_key(monkeypatch):
             {"transport": "sdk", "api_base": "http://127.0.0.1:9/v1"},
             "openai.resources.chat.completions",
         ),
-        ("anthropic/claude-test", {"api_base": "http://127.0.0.1:9"}, "anthropic"),
+        (
+            "anthropic/claude-test",
+            {"transport": "sdk", "api_base": "http://127.0.0.1:9"},
+            "anthropic",
+        ),
     ],
 )
 def test_sdk_is_imported_when_the_model_is_built_not_inside_a_request(name, args, module):

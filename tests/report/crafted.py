@@ -41,7 +41,7 @@ def craft_run(
                 if votes:
                     _vote_events(log)
             if event.type == "blob":
-                log.blob(event.text)  # type: ignore[union-attr]
+                log.blob(event.text)
                 continue
             log.append(event)
     return directory

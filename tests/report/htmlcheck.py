@@ -1,4 +1,5 @@
-"""A strict-enough HTML checker for the report tests (stdlib ``html.parser``)."""
+"""A strict-enough HTML checker for the report tests (stdlib ``html.parser``): every tag
+closed in order; images, inline SVG charts and their hover titles collected."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ class Page:
     tags: list[str] = field(default_factory=list)
     images: list[dict[str, str | None]] = field(default_factory=list)
     section_ids: list[str] = field(default_factory=list)
+    charts: list[dict[str, str | None]] = field(default_factory=list)
+    """Attributes of each ``<svg class="chart">``."""
+    tips: list[str] = field(default_factory=list)
+    """Text of every ``<title>`` inside an SVG (the hover values)."""
+    details: int = 0
     text: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -30,6 +36,10 @@ class _Checker(HTMLParser):
         self.page.tags.append(tag)
         if tag == "img":
             self.page.images.append(dict(attrs))
+        if tag == "svg" and dict(attrs).get("class") == "chart":
+            self.page.charts.append(dict(attrs))
+        if tag == "details":
+            self.page.details += 1
         if tag == "section":
             self.page.section_ids.append(dict(attrs).get("id") or "")
         if tag not in _VOID:
@@ -42,6 +52,9 @@ class _Checker(HTMLParser):
         self.stack.pop()
 
     def handle_data(self, data: str) -> None:
+        if self.stack and self.stack[-1] == "title" and "svg" in self.stack:
+            self.page.tips.append(data)
+            return
         self.page.text.append(data)
 
 

@@ -1,35 +1,40 @@
-"""The HTML report: well-formed, images embedded, sections present, model text escaped."""
+"""The HTML report: well-formed, self-contained, sections present, model text escaped,
+references once, seeds as bands, incidence and LLM behaviour shown."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from llmecon.report import render_report, write_report
-from llmecon.runs import RunConfig, build_simulation
+from llmecon.report._data import group_runs, report_run
+from llmecon.report._plots import schedule_colours
+from llmecon.report._svg import usd
 from llmecon.runs.dataframes import load_run
 from llmecon.runs.log import RunLogError
 from tests.report.crafted import GOLDEN_V1, HOSTILE, IMG, SCRIPT, craft_run
-from tests.report.htmlcheck import parse, png_payload
+from tests.report.htmlcheck import parse
 
 ALL_SECTIONS = [
     "summary",
-    "welfare",
+    "outcomes",
+    "status-quo",
     "schedules",
-    "final-schedule",
+    "incidence",
+    "decomposition",
     "distributions",
     "lorenz",
     "votes",
     "calls",
     "fallbacks",
 ]
-
-
-@pytest.fixture(scope="module")
-def crafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return craft_run(tmp_path_factory.mktemp("runs") / "crafted", run_id="crafted <$x$>")
+NO_LLM_SECTIONS = ALL_SECTIONS[:8]
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +43,28 @@ def crafted_html(crafted: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("baseline")
-    config = RunConfig(
-        planner="saez", personas="synthetic", agents=40, years=3, out=str(out), run_id="saez"
-    )
-    result = build_simulation(config).run()
-    assert result.run_dir is not None
-    return result.run_dir
+def vote_html(vote_run: Path) -> str:
+    return render_report([load_run(vote_run)])
 
 
-def test_report_is_well_formed_with_embedded_pngs(crafted_html: str) -> None:
+def _legend(html_text: str) -> list[str]:
+    """The legend entries of every chart, in order."""
+    entries = []
+    for block in re.findall(r'<div class="legend">(.*?)</div>', html_text):
+        entries += [html.unescape(t) for t in re.findall(r"</svg>([^<]*)</span>", block)]
+    return entries
+
+
+def test_report_is_well_formed_and_self_contained(crafted_html: str) -> None:
     page = parse(crafted_html)
     assert page.errors == []
     assert crafted_html.startswith("<!DOCTYPE html>")
-    assert len(page.images) == 7  # welfare, schedules, final, distributions, lorenz, votes, calls
-    for img in page.images:
-        assert len(png_payload(img["src"])) > 1000
-        assert img["alt"]
     assert page.section_ids == ALL_SECTIONS
+    assert page.images == []  # charts are inline SVG, nothing to fetch
+    assert len(page.charts) >= 12
+    assert all(c["aria-label"] for c in page.charts)
+    assert len(page.tips) > 100  # every point and bar has a hover value
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", crafted_html)  # offline
 
 
 def test_hostile_model_output_is_escaped(crafted_html: str) -> None:
@@ -64,9 +72,7 @@ def test_hostile_model_output_is_escaped(crafted_html: str) -> None:
         assert hostile not in crafted_html
         assert html.escape(hostile, quote=True) in crafted_html
     page = parse(crafted_html)
-    assert "script" not in page.tags
-    assert all(str(img["src"]).startswith("data:image/png;base64,") for img in page.images)
-    assert not any("onerror" in img for img in page.images)
+    assert "script" not in page.tags and "img" not in page.tags
     text = "".join(page.text)
     assert f"second try {IMG}" in text  # the text is shown, as text
     assert f"ParseError: bad json {SCRIPT}" in text
@@ -75,42 +81,139 @@ def test_hostile_model_output_is_escaped(crafted_html: str) -> None:
     assert "crafted <$x$>" in text  # run id with mathtext and markup characters
 
 
-def test_report_summary_has_references(crafted_html: str) -> None:
+def test_summary_shows_references_once(crafted_html: str) -> None:
     text = "".join(parse(crafted_html).text)
-    for row in (
-        "gain closed, no tax → oracle",
-        "no-tax SWF",
-        "status-quo SWF",
-        "Saez SWF",
-        "oracle SWF",
-        "final, % of oracle",
-    ):
-        assert row in text
-    assert "US federal 2025" in text
+    for name in ("Reference SWF values", "status quo (US federal 2025)", "no tax", "Saez"):
+        assert name in text
+    assert "gain closed" in text
     assert "reproduces the logged metrics" in text
+    legend = _legend(crafted_html)
+    assert legend.count("oracle") == 2  # welfare chart and final schedules, once each
+    assert not any(e.startswith("oracle (") for e in legend)
 
 
-def test_baseline_run_has_no_llm_sections(baseline: Path) -> None:
-    out = write_report([baseline], baseline / "report.html")
+def test_years_are_tax_years_from_one(vote_html: str, vote_run: Path) -> None:
+    run = load_run(vote_run)
+    assert run.years["year"].tolist() == [1, 2, 3, 4, 5]
+    text = "".join(parse(vote_html).text)
+    assert "tax year 1 ·" in text  # a sample call of the first year
+    tips = parse(vote_html).tips
+    assert any(t.startswith("vote — year 1:") for t in tips)
+    assert not any(re.search(r"year 0\b", t) for t in tips)
+
+
+def test_baseline_run_has_no_llm_sections(baseline: Path, tmp_path: Path) -> None:
+    out = write_report([baseline], tmp_path / "report.html")
     page = parse(out.read_text())
     assert page.errors == []
-    assert page.section_ids == ALL_SECTIONS[:6]
-    assert len(page.images) == 5
+    assert page.section_ids == NO_LLM_SECTIONS
+    text = "".join(page.text)
+    # a synthetic population has no persona attributes: deciles only
+    assert "By status-quo income decile" in text and "By occupation group" not in text
 
 
-def test_multi_run_report_compares_side_by_side(crafted: Path, baseline: Path) -> None:
-    runs = [load_run(baseline), load_run(crafted), load_run(baseline)]
-    text_html = render_report(runs, title="three runs")
+def test_incidence_by_decile_and_persona_groups(vote_html: str, vote_run: Path) -> None:
+    text = "".join(parse(vote_html).text)
+    for heading in ("decile", "occupation group", "age band", "education", "sex", "state"):
+        assert f"By {'status-quo income ' if heading == 'decile' else ''}{heading}" in text
+    run = load_run(vote_run)
+    table = run.incidence("sex")
+    # The table's "all workers" row is the sum of the contributions: the data layer's
+    # aggregate change of mean consumption, shown in the report.
+    total = float(table["consumption_usd_contribution"].sum())
+    shown = re.findall(r"<td>all workers</td><td>(\d+)</td><td>([^<]*)</td>", vote_html)
+    assert shown and all(n == str(len(run.personas)) for n, _ in shown)
+    assert all(share == "100 %" for _, share in shown)
+    row = vote_html.split("table by sex")[1].split("all workers")[1].split("</tr>")[0]
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells[4] == ("+" if total >= 0 else "") + usd(total)  # Δ consumption, all workers
+    assert "Welfare decomposition" in text and "inverse_income (objective)" in text
+
+
+def test_several_runs_draw_shared_references_once(baseline: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "saez-copy"
+    shutil.copytree(baseline, copy)
+    runs = [load_run(baseline), load_run(copy)]
+    text_html = render_report(runs, title="two runs")
     page = parse(text_html)
     assert page.errors == []
     text = "".join(page.text)
-    assert "three runs" in text
+    assert "two runs" in text
     assert "saez #2" in text  # duplicate run ids get distinct labels
-    assert page.section_ids == ALL_SECTIONS
-    for img in page.images:
-        png_payload(img["src"])
-    summary_header = text_html.split("<tbody>")[0]
-    assert summary_header.count("<th>") == 1 + len(runs)  # one column per run
+    refs = text_html.split("Reference SWF values")[1].split("</table>")[0]
+    assert refs.count("<tr>") == 2  # header + one row for the shared economy
+    assert _legend(text_html).count("Saez") == 2  # welfare chart and final schedules
+
+
+def test_different_economies_keep_their_own_references(crafted: Path, baseline: Path) -> None:
+    text_html = render_report([load_run(baseline), load_run(crafted)])
+    refs = text_html.split("Reference SWF values")[1].split("</table>")[0]
+    assert refs.count("<tr>") == 3 and "<th>runs</th>" in refs
+    assert any(e.startswith("oracle (") for e in _legend(text_html))
+
+
+def test_seeds_of_one_setting_are_a_mean_with_a_band(seed_runs: list[Path]) -> None:
+    runs = [load_run(p) for p in seed_runs]
+    views = [report_run(r, r.run_id) for r in runs]
+    groups = group_runs(views)
+    assert len(groups) == 1 and len(groups[0].runs) == 3
+    text_html = render_report(runs)
+    text = "".join(parse(text_html).text)
+    assert "Settings over seeds" in text
+    assert "saez (3 runs) — mean, min–max band" in _legend(text_html)
+    assert "<polygon" in text_html.split('id="outcomes"')[1].split("</section>")[0]
+    finals = [float(r.years["swf"].iloc[-1]) for r in runs]
+    tips = [t for t in parse(text_html).tips if t.startswith("saez (3 runs)") and "year 3" in t]
+    assert tips and "3 seeds" in tips[0]
+    mean = sum(finals) / 3
+    assert f"{mean:,.0f}" in tips[0] or f"{mean:.4g}" in tips[0]
+
+
+def test_vote_colours_follow_the_schedule_not_the_letter(vote_run: Path) -> None:
+    votes = load_run(vote_run).votes
+    colours = schedule_colours(votes)
+    by_round = {
+        (int(r["year"]), str(r["label"])): colours[str(r["rates_json"])]
+        for r in votes.to_dict("records")
+    }
+    winner_1 = votes[(votes["year"] == 3) & votes["is_winner"]]["rates_json"].iloc[0]
+    incumbent_2 = votes[(votes["year"] == 5) & (votes["label"] == "A")]["rates_json"].iloc[0]
+    assert winner_1 == incumbent_2  # the round-1 winner is the next incumbent, A
+    assert by_round[(3, "C")] == by_round[(5, "A")] != by_round[(3, "A")]
+    assert len(set(colours.values())) == len(colours)
+
+
+def test_llm_section_shows_prompts_answers_and_anchoring(vote_html: str, vote_run: Path) -> None:
+    run = load_run(vote_run)
+    page = parse(vote_html)
+    assert page.details >= 8
+    first = run.calls.iloc[0]
+    prompt = run.messages(int(first["seq"]))[-1][1]
+    assert html.escape(prompt[:200], quote=True) in vote_html  # the prompt itself
+    text = "".join(page.text)
+    assert "Worker answers by tax year" in text
+    assert "Anchoring warning" not in text  # rational answers vary
+
+
+def test_anchoring_warning_on_identical_answers(vote_run: Path) -> None:
+    run = load_run(vote_run)
+    calls = run.calls.copy()
+    copied = (calls["role"] == "worker") & (calls["year"] == 2)
+    calls.loc[copied, "parsed_json"] = '{"hours": 40}'
+    text = "".join(parse(render_report([dataclasses.replace(run, calls=calls)])).text)
+    assert (
+        "Anchoring warning (vote): in tax year 2 100 % of the workers answered exactly 40" in text
+    )
+
+
+def test_anchoring_warning_matches_the_committed_example() -> None:
+    example = Path(__file__).resolve().parents[2] / "runs" / "examples" / "smollm2-tiny"
+    run = load_run(example)
+    workers = run.calls[run.calls["role"] == "worker"]
+    hours = [json.loads(p)["hours"] for p in workers["parsed_json"].dropna()]
+    text = "".join(parse(render_report([run])).text)
+    identical = max(hours.count(h) for h in set(hours)) / len(hours) >= 0.5
+    assert ("Anchoring warning" in text) == identical
 
 
 def test_population_unavailable_omits_distributions_and_saez(tmp_path: Path) -> None:
@@ -123,9 +226,10 @@ def test_population_unavailable_omits_distributions_and_saez(tmp_path: Path) -> 
     page = parse(render_report([load_run(run)]))
     text = "".join(page.text)
     assert "distributions" not in page.section_ids and "lorenz" not in page.section_ids
+    assert "incidence" not in page.section_ids
     assert "Saez reference omitted" in text
     assert "Distributions omitted" in text
-    assert "welfare" in page.section_ids
+    assert "outcomes" in page.section_ids
 
 
 def test_unknown_event_types_are_listed(tmp_path: Path) -> None:
@@ -148,6 +252,31 @@ def test_report_refuses_future_versions(tmp_path: Path) -> None:
     assert not (tmp_path / "r.html").exists()
 
 
+def test_write_report_tells_its_progress(baseline: Path, tmp_path: Path) -> None:
+    said: list[str] = []
+    write_report([baseline], tmp_path / "r.html", progress=said.append)
+    assert said[0].startswith("loading ") and any("references" in s for s in said)
+
+
 def test_golden_report_renders() -> None:
     page = parse(render_report([load_run(GOLDEN_V1)]))
     assert page.errors == [] and "calls" in page.section_ids and "votes" not in page.section_ids
+
+
+def test_references_are_computed_once_per_economy(
+    baseline: Path, crafted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmecon.report import _data
+
+    calls: list[str] = []
+    real = _data.references
+
+    def counting(run: object) -> object:
+        calls.append(run.run_id)  # type: ignore[attr-defined]
+        return real(run)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_data, "references", counting)
+    copy = tmp_path / "copy"
+    shutil.copytree(baseline, copy)
+    render_report([load_run(baseline), load_run(copy), load_run(crafted)])
+    assert calls == ["saez", "crafted <$x$>"]

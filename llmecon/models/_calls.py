@@ -1,0 +1,128 @@
+"""Helpers of :class:`~llmecon.models.Model`: endpoint concurrency limits, the tallies
+of one logical call, cache entries and truncated replies."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import weakref
+from collections.abc import Awaitable
+from contextvars import Context
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmecon.models._errors import ModelError
+from llmecon.models._provider import Slots
+from llmecon.models._types import ModelOutput, Usage
+
+
+class EndpointLimiter:
+    """A concurrency limit shared by every model on one endpoint.
+
+    asyncio semaphores belong to one event loop, so one is kept per loop.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Slots]
+        self._semaphores = weakref.WeakKeyDictionary()
+
+    def semaphore(self) -> Slots:
+        loop = asyncio.get_running_loop()
+        sem = self._semaphores.get(loop)
+        if sem is None:
+            sem = self._semaphores[loop] = Slots(self.limit)
+        return sem
+
+
+_LIMITERS: dict[str, EndpointLimiter] = {}
+
+
+def endpoint_limiter(endpoint: str, limit: int | None, default: int) -> EndpointLimiter:
+    """The limiter of ``endpoint``; an explicit ``limit`` applies to loops not yet using it."""
+    limiter = _LIMITERS.get(endpoint)
+    if limiter is None:
+        limiter = _LIMITERS[endpoint] = EndpointLimiter(limit or default)
+    elif limit is not None and limit != limiter.limit:
+        limiter.limit = limit
+        limiter._semaphores = weakref.WeakKeyDictionary()
+    return limiter
+
+
+class CallState:
+    """Mutable tallies of one logical call."""
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self.raw_outputs: list[str] = []
+        self.errors: list[str] = []
+        self.usage = Usage()
+        self.cost = 0.0
+        self.cost_known = True
+        self.retries = 0
+        self.repairs = 0
+        #: the endpoint that served (or last failed) a request, when the provider says
+        self.endpoint: str | None = None
+        #: the provider batch that answered the first request, if any
+        self.batch_id: str | None = None
+
+    def output(self, model: str, text: str, parsed: BaseModel | None) -> ModelOutput:
+        return ModelOutput(
+            model=model,
+            text=text,
+            parsed=parsed,
+            usage=self.usage,
+            cost_usd=self.cost if self.cost_known else None,
+            retries=self.retries,
+            repairs=self.repairs,
+            raw_outputs=list(self.raw_outputs),
+            endpoint=self.endpoint,
+        )
+
+
+async def _outcome(call: Awaitable[ModelOutput]) -> ModelOutput | ModelError:
+    """The output of ``call``, or the model error that ended it."""
+    try:
+        return await call
+    except ModelError as exc:
+        return exc
+
+
+def outcome_task(
+    call: Awaitable[ModelOutput], context: Context | None
+) -> asyncio.Task[ModelOutput | ModelError]:
+    """``call`` as a task running in ``context`` (a copy of the caller's when ``None``),
+    giving its output or the model error that ended it."""
+    return asyncio.get_running_loop().create_task(_outcome(call), context=context)
+
+
+def cache_entry(output: ModelOutput) -> dict[str, Any]:
+    return {
+        "text": output.text,
+        "usage": output.usage.model_dump(),
+        "repairs": output.repairs,
+        "raw_outputs": output.raw_outputs,
+    }
+
+
+_TRUNCATED = re.compile(r"…\[truncated: \d+ chars\]")
+
+
+def truncate_reply(text: str, limit: int, chars: int) -> str:
+    """``text`` cut to ``limit`` characters plus ``…[truncated: <chars> chars]``.
+
+    A reply that already is such a truncation at this limit (a replayed one) is kept as
+    is, so a resumed log records the original length.
+    """
+    if _TRUNCATED.fullmatch(text, limit):
+        return text
+    return f"{text[:limit]}…[truncated: {chars} chars]"
+
+
+def gave_up(error: ModelError, retries: int) -> ModelError:
+    """``error`` saying how many retries were made before it."""
+    if retries:
+        error.message = f"{error.message} (gave up after {retries} retries)"
+        error.args = (error.message,)
+    return error

@@ -1,0 +1,148 @@
+"""The HTTP transport of the ``openai`` and ``anthropic`` providers: a thin, tuned
+``aiohttp`` client for small JSON requests.
+
+Why aiohttp and not the SDKs' httpx: a worker call is one small JSON POST, and at
+hundreds of concurrent calls the client's own CPU per request decides the throughput
+(the openai SDK costs 3–14 ms of CPU per call at 16–256 concurrent calls on 2 cores;
+this client a few hundred µs, see ``benchmarks/bench_throughput.py``). What is tuned:
+one session per event loop with an unlimited keep-alive pool (the :class:`Model`
+wrapper bounds concurrency), no cookie jar, bodies sent and read as bytes, no
+per-request timeout object (``Model`` bounds every request with ``asyncio.timeout``).
+Proxies from ``HTTP(S)_PROXY``/``NO_PROXY`` are honoured (looked up once per client:
+aiohttp's ``trust_env`` would look them up on every request) and TLS checks
+certificates (certifi's bundle when installed, as the SDKs do).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from llmecon.models._errors import ProviderError
+
+if TYPE_CHECKING:
+    import aiohttp
+
+#: Seconds to open a TCP (+ TLS) connection before giving up on it.
+CONNECT_TIMEOUT_S = 30.0
+
+
+class HttpResponse(NamedTuple):
+    """A complete reply: status, headers (names lower-case) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class HttpConnectionError(ConnectionError):
+    """The connection failed or closed before a complete reply arrived."""
+
+
+class HttpClient:
+    """Keep-alive connections to the origin of ``base_url``, for JSON requests.
+
+    ``headers`` are sent with every request (e.g. the authorisation header). User
+    credentials in ``base_url`` become a Basic ``Authorization`` header. One client
+    belongs to one event loop (its session is opened on first use).
+    """
+
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {parts.scheme}://{parts.hostname}")
+        netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        self.origin = urlunsplit((parts.scheme, netloc, "", "", ""))
+        self._headers = {"accept": "application/json", **headers}
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            self._headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        self._post_headers = {**self._headers, "content-type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy = _env_proxy(parts.scheme, parts.hostname)
+
+    #: aiohttp trace hooks for every new session (tests count connections with them;
+    #: empty by default because tracing costs CPU on every request)
+    trace_configs: tuple[aiohttp.TraceConfig, ...] = ()
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        tls = _ssl_context() if self.origin.startswith("https:") else None
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ssl=tls if tls is not None else True),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
+            trace_configs=list(self.trace_configs) or None,
+        )
+
+    async def post(self, path: str, body: bytes) -> HttpResponse:
+        """POST ``body`` (JSON) to ``path`` (with its query); raises
+        :class:`HttpConnectionError` when the connection fails."""
+        return await self._request("POST", path, body, self._post_headers)
+
+    async def get(self, path: str) -> HttpResponse:
+        """GET ``path`` (with its query)."""
+        return await self._request("GET", path, None, self._headers)
+
+    async def _request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> HttpResponse:
+        import aiohttp
+
+        if self._session is None:
+            self._session = self._open_session()
+        try:
+            async with self._session.request(
+                method, self.origin + path, data=body, headers=headers, proxy=self._proxy
+            ) as resp:
+                data = await resp.read()
+                return HttpResponse(
+                    resp.status, {k.lower(): v for k, v in resp.headers.items()}, data
+                )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise HttpConnectionError(f"TLS certificate refused: {exc.certificate_error}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise HttpConnectionError(f"{type(exc).__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        """Close every connection."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+
+def _env_proxy(scheme: str, host: str) -> str | None:
+    """The proxy the environment sets for ``scheme://host`` (``HTTP(S)_PROXY``, minus
+    ``NO_PROXY``), or ``None``."""
+    import urllib.request
+
+    proxy = urllib.request.getproxies().get(scheme)
+    if proxy is None or urllib.request.proxy_bypass(host):
+        return None
+    return proxy
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """Certificate-checking TLS, with certifi's CA bundle when installed (as the SDKs)."""
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+async def post_json(client: HttpClient, path: str, payload: object, where: str) -> HttpResponse:
+    """POST ``payload`` as JSON; a failed connection is a retryable
+    :class:`~llmecon.models.ProviderError` naming ``where`` (the model)."""
+    try:
+        return await client.post(path, json.dumps(payload).encode())
+    except OSError as exc:
+        raise ProviderError(
+            f"{where}: connection failed ({type(exc).__name__})", retryable=True
+        ) from None

@@ -1,0 +1,173 @@
+"""OpenAI's Batch API for ``openai/<model>`` (``--batch-api``; docs/models.md).
+
+The requests go up as one JSONL file (``POST /files``, purpose ``batch``), the job runs on
+``/v1/chat/completions`` with the 24 h window (``POST /batches``), ``GET /batches/{id}``
+polls it, and the results and per-request errors come from its output and error files
+(``GET /files/{id}/content``). Plain HTTP (aiohttp) whatever the provider's transport: a
+handful of requests per batch. OpenAI-compatible servers must implement the same paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from llmecon.models._batch import (
+    BatchAPI,
+    BatchItemResult,
+    BatchLine,
+    BatchState,
+    BatchStatus,
+    http_request,
+    json_of,
+    jsonl_objects,
+)
+from llmecon.models._config import GenerateConfig
+from llmecon.models._errors import ProviderError, error_from_status
+from llmecon.models._provider import ProviderResponse
+from llmecon.models._schema import StructuredSpec
+from llmecon.models._types import ChatMessage, Usage
+
+if TYPE_CHECKING:
+    from llmecon.models._openai import OpenAIProvider
+
+
+#: OpenAI batch statuses that are not final yet.
+_OPENAI_PENDING = ("validating", "in_progress", "finalizing", "cancelling")
+_OPENAI_ENDED: dict[str, BatchState] = {
+    "completed": "completed",
+    "expired": "expired",
+    "cancelled": "cancelled",
+    "failed": "failed",
+}
+
+
+class OpenAIBatchAPI(BatchAPI):
+    """The batch endpoints of an :class:`~llmecon.models._openai.OpenAIProvider`'s
+    server (see the module docstring)."""
+
+    max_requests = 50_000  # OpenAI's limit per batch
+
+    def __init__(self, provider: OpenAIProvider) -> None:
+        self.provider = provider
+        self.base = provider.api_base or "https://api.openai.com/v1"
+        self.where = f"openai/{provider.model_name}"
+
+    def _headers(self) -> dict[str, str]:
+        key = os.environ.get(self.provider._key_env())
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    def line(
+        self,
+        custom_id: str,
+        messages: list[ChatMessage],
+        spec: StructuredSpec | None,
+        config: GenerateConfig,
+    ) -> BatchLine:
+        body = self.provider._request_args(messages, spec, config)
+        body.pop("timeout", None)
+        return BatchLine(custom_id, body)
+
+    async def submit(self, lines: Sequence[BatchLine]) -> str:
+        import aiohttp
+
+        jsonl = "".join(
+            json.dumps(
+                {"custom_id": x.custom_id, "method": "POST", "url": _CHAT_URL, "body": x.body}
+            )
+            + "\n"
+            for x in lines
+        ).encode()
+        form = aiohttp.FormData()
+        form.add_field("purpose", "batch")
+        form.add_field(
+            "file", jsonl, filename="llmecon-batch.jsonl", content_type="application/jsonl"
+        )
+        raw = await http_request(
+            "POST", _url(self.base, "/files"), self._headers(), self.where, data=form
+        )
+        file_id = json_of(raw, self.where).get("id")
+        job = {"input_file_id": file_id, "endpoint": _CHAT_URL, "completion_window": "24h"}
+        headers = {**self._headers(), "content-type": "application/json"}
+        raw = await http_request(
+            "POST", _url(self.base, "/batches"), headers, self.where, json_body=job
+        )
+        batch_id = json_of(raw, self.where).get("id")
+        if not isinstance(file_id, str) or not isinstance(batch_id, str):
+            raise ProviderError(f"{self.where}: the batch was not created (no id in the reply)")
+        return batch_id
+
+    async def _batch(self, batch_id: str) -> dict[str, Any]:
+        url = _url(self.base, f"/batches/{batch_id}")
+        return json_of(await http_request("GET", url, self._headers(), self.where), self.where)
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        batch = await self._batch(batch_id)
+        word = str(batch.get("status"))
+        counts = batch.get("request_counts") or {}
+        done, failed = int(counts.get("completed") or 0), int(counts.get("failed") or 0)
+        if word in _OPENAI_PENDING:
+            state: BatchState = "pending"
+        elif word in _OPENAI_ENDED:
+            state = _OPENAI_ENDED[word]
+        else:
+            raise ProviderError(f"{self.where}: batch {batch_id} has unknown status {word!r}")
+        return BatchStatus(state, int(counts.get("total") or 0), done + failed, failed, word)
+
+    async def results(self, batch_id: str) -> dict[str, BatchItemResult]:
+        batch = await self._batch(batch_id)
+        found: dict[str, BatchItemResult] = {}
+        for name in ("error_file_id", "output_file_id"):  # an output line wins
+            file_id = batch.get(name)
+            if not isinstance(file_id, str):
+                continue
+            url = _url(self.base, f"/files/{file_id}/content")
+            raw = await http_request("GET", url, self._headers(), self.where)
+            for entry in jsonl_objects(raw):
+                custom_id = entry.get("custom_id")
+                code = (entry.get("error") or {}).get("code")
+                # Requests an expired or cancelled batch never ran are listed in the
+                # error file too: unanswered, not failed (the batch's end says why).
+                if isinstance(custom_id, str) and code not in _NEVER_RAN:
+                    found[custom_id] = self._item(entry)
+        return found
+
+    def _item(self, entry: dict[str, Any]) -> BatchItemResult:
+        response = entry.get("response") or {}
+        status = response.get("status_code")
+        body = response.get("body")
+        if status == 200 and isinstance(body, dict):
+            try:
+                return BatchItemResult(response=_response_of_body(body))
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+                return BatchItemResult(error=ProviderError(f"{self.where}: malformed batch result"))
+        error = entry.get("error") or (body or {}).get("error") or {}
+        message = str(error.get("message") or error.get("code") or "request failed")
+        return BatchItemResult(error=error_from_status(status, message, None, self.where))
+
+
+_CHAT_URL = "/v1/chat/completions"
+#: Error codes of requests a batch ended before running.
+_NEVER_RAN = ("batch_expired", "batch_cancelled")
+
+
+def _response_of_body(payload: dict[str, Any]) -> ProviderResponse:
+    """A chat completion body (JSON) as a provider response."""
+    choice = payload["choices"][0]["message"]
+    usage = payload.get("usage") or {}
+    return ProviderResponse(
+        text=choice.get("content") or "",
+        usage=Usage(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+        ),
+    )
+
+
+def _url(api_base: str, path: str) -> str:
+    """``path`` under ``api_base``, keeping its query (``…/v1?api-version=…``)."""
+    parts = urlsplit(api_base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))

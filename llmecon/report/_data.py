@@ -1,0 +1,155 @@
+"""The report's view of a loaded run (its tables, settings key and references) and the
+grouping of runs that differ only in seed (drawn as a mean with a band)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmecon.report._references import References, economy_key, references
+from llmecon.runs.dataframes import RunData
+
+
+@dataclass
+class ReportRun:
+    """One run as the report reads it: the data layer's tables (every ``year`` a 1-based
+    tax year), a unique label and the references."""
+
+    label: str
+    data: RunData
+    refs: References
+
+    @property
+    def years(self) -> pd.DataFrame:
+        return self.data.years
+
+    @property
+    def rates(self) -> pd.DataFrame:
+        return self.data.rates
+
+    @property
+    def agents(self) -> pd.DataFrame:
+        return self.data.agents
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        return self.data.calls
+
+    @property
+    def votes(self) -> pd.DataFrame:
+        return self.data.votes
+
+    @property
+    def fallbacks(self) -> pd.DataFrame:
+        return self.data.fallbacks
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.data.settings
+
+    @property
+    def key(self) -> str:
+        """The settings key: equal for runs that differ only in seed."""
+        return self.data.settings_key
+
+    @property
+    def seed(self) -> int:
+        return int(self.data.seed)
+
+    @property
+    def edges(self) -> tuple[float, ...]:
+        return self.data.edges
+
+    def rates_of(self, year: int) -> list[float]:
+        """The enacted rates of tax year ``year`` by bracket."""
+        at = self.rates[self.rates["year"] == year].sort_values("bracket")
+        return [float(r) for r in at["rate"]]
+
+    @property
+    def final_rates(self) -> list[float] | None:
+        return self.rates_of(int(self.years["year"].iloc[-1])) if len(self.years) else None
+
+    def final_agents(self) -> pd.DataFrame:
+        if self.agents.empty:
+            return self.agents
+        return self.agents[self.agents["year"] == self.agents["year"].max()]
+
+
+def report_run(run: RunData, label: str, cache: dict[str, References] | None = None) -> ReportRun:
+    """Wrap a loaded run with its references (taken from ``cache`` when a run on the
+    same economy computed them already, see :func:`economy_key`)."""
+    if cache is None:
+        return ReportRun(label=label, data=run, refs=references(run))
+    key = economy_key(run)
+    if key not in cache:
+        cache[key] = references(run)
+    return ReportRun(label=label, data=run, refs=cache[key])
+
+
+@dataclass
+class Group:
+    """Runs with the same settings (different seeds): one line with a band."""
+
+    label: str
+    runs: list[ReportRun]
+
+    @property
+    def seeds(self) -> bool:
+        return len(self.runs) > 1
+
+
+def group_runs(runs: Sequence[ReportRun]) -> list[Group]:
+    """Runs grouped by settings key, in first-seen order; a group of several seeds is
+    labelled by its first run and the seed count."""
+    by_key: dict[str, list[ReportRun]] = {}
+    for run in runs:
+        by_key.setdefault(run.key, []).append(run)
+    groups = []
+    for members in by_key.values():
+        if len(members) == 1:
+            groups.append(Group(members[0].label, members))
+        else:
+            first = members[0]
+            name = str(first.settings.get("planner", first.label))
+            groups.append(Group(f"{name} ({len(members)} runs)", members))
+    return groups
+
+
+def by_year_band(group: Group, column: str, scale: float = 1.0) -> pd.DataFrame:
+    """Per tax year over the group's runs: ``year, mean, lo, hi, n`` (lo/hi the min and
+    max; equal to the mean for a single run)."""
+    parts = [
+        r.years[["year", column]].assign(value=pd.to_numeric(r.years[column], errors="coerce"))
+        for r in group.runs
+        if column in r.years
+    ]
+    if not parts:
+        return pd.DataFrame(columns=["year", "mean", "lo", "hi", "n"])
+    frame = pd.concat(parts, ignore_index=True)
+    frame["value"] = frame["value"] * scale
+    out = frame.groupby("year")["value"].agg(["mean", "min", "max", "count"]).reset_index()
+    return out.rename(columns={"min": "lo", "max": "hi", "count": "n"})
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as plain dicts (typed ``Any``: cells of mixed types)."""
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def same(values: Sequence[Any]) -> bool:
+    """Whether all values are equal (a reference shared by every run: shown once)."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, float) and np.isnan(v):
+            return None
+        if isinstance(v, list):
+            return tuple(round(float(x), 12) for x in v)
+        if isinstance(v, float):
+            return round(v, 9)
+        return v
+
+    return all(norm(v) == norm(values[0]) for v in values)

@@ -1,0 +1,323 @@
+"""The report's LLM behaviour section: calls and cost, the distribution of worker
+answers per tax year, the anchoring warning, fallbacks, sample calls with their
+prompts, and the ``llmecon probe`` result of the workers' model when one is saved."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmecon.report import _plots
+from llmecon.report._data import ReportRun, records
+from llmecon.report._html import Markup, esc, paragraph, section, table, truncate
+
+#: Sample LLM calls shown per run, and the characters of raw output and of each prompt
+#: message shown per call.
+SAMPLE_CALLS = 8
+RAW_OUTPUT_CHARS = 400
+PROMPT_CHARS = 6000
+
+#: A tax year in which at least this share of the workers give the very same answer is
+#: flagged: the answers likely copy an anchor (a format example, the persona's usual
+#: hours) rather than respond to the schedule.
+ANCHORING_SHARE = 0.5
+
+#: Where ``llmecon probe`` saves its result by default, relative to the runs folder
+#: (``runs/probes/<model>.json``), and where the report looks for it: next to the run.
+PROBES_FOLDER = "probes"
+
+
+def probe_file_name(model: str) -> str:
+    """``local/smollm2-135m`` → ``local_smollm2-135m.json`` (one file per model)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") + ".json"
+
+
+def default_probe_path(model: str, runs_dir: str | Path = "runs") -> Path:
+    """The default file of ``llmecon probe MODEL``'s result: ``runs/probes/<model>.json``."""
+    return Path(runs_dir) / PROBES_FOLDER / probe_file_name(model)
+
+
+def find_probe(run: ReportRun) -> tuple[Path, dict[str, Any]] | None:
+    """The saved probe of the run's worker model: ``probes/<model>.json`` in the folder
+    holding the run, or the one above it (a sweep's cells), if present and readable."""
+    model = str(run.data.manifest.config.get("workers") or "")
+    if not model or model == "rational":
+        return None
+    name = probe_file_name(model)
+    for folder in (run.data.path.parent, run.data.path.parent.parent):
+        path = folder / PROBES_FOLDER / name
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("model") == model:
+            return path, data
+    return None
+
+
+def _parsed_hours(calls: pd.DataFrame) -> pd.DataFrame:
+    """Worker calls' answered hours (``year``, ``hours``); failed answers dropped."""
+    workers = calls[(calls["role"] == "worker") & calls["parsed_json"].notna()]
+    hours = []
+    for text in workers["parsed_json"]:
+        try:
+            value = json.loads(text).get("hours")
+        except (ValueError, AttributeError):
+            value = None
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        hours.append(float(value) if ok else math.nan)
+    out = pd.DataFrame({"year": workers["year"].to_numpy(), "hours": hours})
+    return out.dropna()
+
+
+def answer_stats(run: ReportRun) -> pd.DataFrame:
+    """Per tax year: answers, median, 10th/90th percentile, most common answer and its
+    share, and fallbacks of the workers."""
+    answers = _parsed_hours(run.calls)
+    fallbacks = run.fallbacks[run.fallbacks["role"] == "worker"].groupby("year").size()
+    rows = []
+    for year, at in answers.groupby("year", sort=True):
+        h = at["hours"].to_numpy(float)
+        values, counts = np.unique(h, return_counts=True)
+        top = int(np.argmax(counts))
+        rows.append(
+            {
+                "year": int(str(year)),
+                "answers": int(h.size),
+                "median": float(np.median(h)),
+                "p10": float(np.quantile(h, 0.1)),
+                "p90": float(np.quantile(h, 0.9)),
+                "modal": float(values[top]),
+                "modal_share": float(counts[top] / h.size),
+                "fallbacks": int(fallbacks.get(year, 0)),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["year", "answers", "median", "p10", "p90", "modal", "modal_share", "fallbacks"],
+    )
+
+
+def _calls_table(runs: Sequence[ReportRun]) -> Markup:
+    rows = []
+    for run in runs:
+        c = run.calls
+        if c.empty:
+            continue
+        latency = c["latency_s"].astype(float)
+        cost = c["cost_usd"].dropna()
+        rows.append(
+            [
+                run.label,
+                len(c),
+                ", ".join(f"{k}: {v}" for k, v in c["role"].value_counts().items()),
+                int(c["input_tokens"].sum()),
+                int(c["output_tokens"].sum()),
+                float(cost.sum()) if len(cost) else None,
+                float(latency.mean()),
+                float(latency.quantile(0.95)),
+                int(c["error_type"].notna().sum()),
+                int(c["fallback"].astype(bool).sum()),
+                int(c["retries"].sum()),
+                int(c["repairs"].sum()),
+                int(c["cached"].astype(bool).sum()),
+            ]
+        )
+    headers = [
+        "run",
+        "calls",
+        "by role",
+        "input tokens",
+        "output tokens",
+        "cost (USD)",
+        "mean latency (s)",
+        "p95 latency (s)",
+        "errors",
+        "fallbacks",
+        "retries",
+        "repairs",
+        "cached",
+    ]
+    return table(headers, rows)
+
+
+def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
+    parts: list[Markup] = [Markup("<h3>Worker answers by tax year</h3>")]
+    shown = False
+    for i, run in enumerate(runs):
+        stats = answer_stats(run)
+        if stats.empty:
+            continue
+        shown = True
+        worst = records(stats.sort_values("modal_share", ascending=False))[0]
+        if worst["modal_share"] >= ANCHORING_SHARE:
+            parts.append(
+                Markup(
+                    '<p class="warn">'
+                    + esc(
+                        f"Anchoring warning ({run.label}): in tax year {int(worst['year'])} "
+                        f"{100 * worst['modal_share']:.0f} % of the workers answered exactly "
+                        f"{worst['modal']:g} hours. Answers this uniform rarely respond to the "
+                        "schedule: check the prompts and the probe of this model."
+                    )
+                    + "</p>"
+                )
+            )
+        parts.append(_plots.answers_by_year(stats, run.label, i))
+        parts.append(
+            table(
+                [
+                    "tax year",
+                    "answers",
+                    "median (h)",
+                    "10 %",
+                    "90 %",
+                    "most common (h)",
+                    "its share",
+                    "fallbacks",
+                ],
+                [
+                    [
+                        int(r["year"]),
+                        int(r["answers"]),
+                        r["median"],
+                        r["p10"],
+                        r["p90"],
+                        r["modal"],
+                        f"{100 * r['modal_share']:.0f} %",
+                        int(r["fallbacks"]),
+                    ]
+                    for r in records(stats)
+                ],
+            )
+        )
+    if not shown:
+        parts.append(paragraph("No LLM worker answers in these runs."))
+    return parts
+
+
+def _text(value: Any) -> str:
+    """A cell's text: empty for missing values (None, or NaN after pandas)."""
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
+def sample_calls(calls: pd.DataFrame) -> pd.DataFrame:
+    """A few calls, failures and planner calls first (they are the interesting ones)."""
+    if calls.empty:
+        return calls
+    failed = calls[calls["error_type"].notna() | calls["fallback"].astype(bool)]
+    planner = calls[calls["role"] == "planner"]
+    voter = calls[calls["role"] == "voter"]
+    picked = pd.concat([failed.head(3), planner.head(2), voter.head(1), calls.head(SAMPLE_CALLS)])
+    return picked.drop_duplicates("seq").head(SAMPLE_CALLS).sort_values("seq")
+
+
+def _block(heading: str, text: str) -> str:
+    return f'<div class="msg"><b>{esc(heading)}</b><pre>{esc(text)}</pre></div>'
+
+
+def _call_details(run: ReportRun, call: Any) -> Markup:
+    """One call as a collapsible block: the prompt messages, every raw output, the
+    parsed answer and the error."""
+    try:
+        refs = json.loads(call["messages_json"] or "[]")
+    except (TypeError, ValueError):
+        refs = []
+    blobs = run.data.blobs
+    missing = "(prompt text not in the log)"
+    blocks = [
+        _block(
+            str(m.get("role", "?")), truncate(blobs.get(m.get("sha256", ""), missing), PROMPT_CHARS)
+        )
+        for m in refs
+        if isinstance(m, dict)
+    ]
+    outputs = json.loads(call["raw_outputs_json"] or "[]")
+    raw = "\n--- re-ask ---\n".join(str(o) for o in outputs)
+    error = _text(call["error_type"])
+    if error:
+        error += f": {_text(call['error_message'])}"
+    parsed = _text(call["parsed_json"])
+    summary = (
+        f"{run.label} · seq {int(call['seq'])} · tax year {int(call['year'])} · "
+        f"{call['role']} {_text(call['agent'])} · {call['model']} → "
+        f"{truncate(parsed or error or raw, 80)}"
+    )
+    blocks.append(_block("raw output", truncate(raw, RAW_OUTPUT_CHARS)))
+    blocks.append(_block("parsed", parsed or "–"))
+    if error:
+        blocks.append(_block("error", truncate(error, 400)))
+    body = "".join(blocks)
+    return Markup(f'<details class="call"><summary>{esc(summary)}</summary>{body}</details>')
+
+
+def _probe(runs: Sequence[ReportRun]) -> list[Markup]:
+    seen: set[Path] = set()
+    parts: list[Markup] = []
+    for run in runs:
+        found = find_probe(run)
+        if found is None or found[0] in seen:
+            continue
+        path, data = found
+        seen.add(path)
+        rows = []
+        for est in (data.get("estimates") or {}).values():
+            if not isinstance(est, dict):
+                continue
+            ci = est.get("ci95") or [None, None]
+            interval = "n/a" if ci[0] is None else f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+            rows.append(
+                [
+                    est.get("label"),
+                    est.get("value"),
+                    interval,
+                    est.get("rational_reference"),
+                    est.get("unit", ""),
+                ]
+            )
+        parts.append(Markup(f"<h3>Probe of {esc(data.get('model'))}</h3>"))
+        parts.append(table(["measure", "model", "95 % CI", "rational", "unit"], rows))
+        if data.get("verdict"):
+            parts.append(paragraph(str(data["verdict"])))
+        parts.append(paragraph(f"From {path} ({data.get('calls', '?')} calls)."))
+    return parts
+
+
+def llm_section(runs: Sequence[ReportRun]) -> Markup:
+    """Calls and cost, answers by year with the anchoring warning, the probe, and
+    sample calls with their prompts."""
+    parts: list[Markup] = [_calls_table(runs), _plots.calls_by_year(runs)]
+    parts += _answers(runs)
+    parts += _probe(runs)
+    parts.append(Markup("<h3>Sample calls</h3>"))
+    parts.append(
+        paragraph(
+            "Failures, planner and voter calls first. Open a call to read its prompt "
+            f"(each message cut at {PROMPT_CHARS:,} characters) and raw output (cut at "
+            f"{RAW_OUTPUT_CHARS})."
+        )
+    )
+    for run in runs:
+        for _, call in sample_calls(run.calls).iterrows():
+            parts.append(_call_details(run, call))
+    return section("calls", "LLM behaviour", *parts)
+
+
+def fallbacks_section(runs: Sequence[ReportRun]) -> Markup:
+    rows = []
+    for run in runs:
+        for _, f in run.fallbacks.head(20).iterrows():
+            rows.append(
+                [run.label, int(f["year"]), f["role"], _text(f["agent"]), f["reason"], f["action"]]
+            )
+        if len(run.fallbacks) > 20:
+            rows.append([run.label, "…", "", "", f"{len(run.fallbacks) - 20} more", ""])
+    headers = ["run", "tax year", "role", "agent", "reason", "action"]
+    return section("fallbacks", "Fallbacks", table(headers, rows, css_class="data calls"))

@@ -1,0 +1,215 @@
+"""Many run folders at once: :func:`load_runs` (``llmecon.load_runs``).
+
+Example::
+
+    import llmecon
+
+    runs = llmecon.load_runs("runs/*-saez-*")          # a glob, a folder of runs or a list
+    runs.years.groupby(["settings", "year"])["swf"].mean()   # mean over seeds
+    runs.incidence("age_band")                         # every run's incidence table
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from llmecon.runs.dataframes import TABLE_NAMES, RunData, load_run
+from llmecon.runs.log import RunLogError, is_run_folder
+
+__all__ = ["RunsData", "load_runs", "run_folders"]
+
+PathLike = str | Path
+
+
+@dataclass
+class RunsData:
+    """Several runs as one set of tables: each table of :class:`RunData` (``years``,
+    ``rates``, ``agents``, ``personas``, ``calls``, ``votes``, ``fallbacks``)
+    concatenated over the runs in order, every row keeping its ``run_id`` and ``seed``.
+
+    Attributes:
+        runs: each run's :class:`RunData`, in the order loaded.
+        skipped: run folder -> why it was not loaded (``load_runs(..., errors="skip")``).
+    """
+
+    runs: list[RunData]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __iter__(self) -> Iterator[RunData]:
+        return iter(self.runs)
+
+    def __getitem__(self, run_id: str) -> RunData:
+        """The run with this ``run_id``."""
+        for run in self.runs:
+            if run.run_id == run_id:
+                return run
+        raise KeyError(f"no run {run_id!r} loaded (loaded: {', '.join(self.run_ids)})")
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.run_id for r in self.runs]
+
+    def _concat(self, name: str) -> pd.DataFrame:
+        frames = [getattr(r, name) for r in self.runs]
+        non_empty = [f for f in frames if not f.empty]
+        if not non_empty:  # keep the columns of an empty table
+            return frames[0].iloc[0:0].copy() if frames else pd.DataFrame()
+        return pd.concat(non_empty, ignore_index=True)
+
+    @cached_property
+    def years(self) -> pd.DataFrame:
+        return self._concat("years")
+
+    @cached_property
+    def rates(self) -> pd.DataFrame:
+        return self._concat("rates")
+
+    @cached_property
+    def agents(self) -> pd.DataFrame:
+        return self._concat("agents")
+
+    @cached_property
+    def personas(self) -> pd.DataFrame:
+        return self._concat("personas")
+
+    @cached_property
+    def calls(self) -> pd.DataFrame:
+        return self._concat("calls")
+
+    @cached_property
+    def votes(self) -> pd.DataFrame:
+        return self._concat("votes")
+
+    @cached_property
+    def fallbacks(self) -> pd.DataFrame:
+        return self._concat("fallbacks")
+
+    @cached_property
+    def settings(self) -> pd.DataFrame:
+        """One row per run: ``run_id``, ``seed``, ``settings`` (the key the ``years``
+        table carries) and every setting (:attr:`RunData.settings`) as a column (lists
+        and mappings as JSON text)."""
+        rows = []
+        for run in self.runs:
+            row: dict[str, Any] = {
+                "run_id": run.run_id,
+                "seed": run.seed,
+                "settings": run.settings_key,
+            }
+            for key, value in run.settings.items():
+                scalar = value is None or isinstance(value, str | int | float | bool)
+                row[key] = value if scalar else json.dumps(value, sort_keys=True)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The concatenated tables by name (:data:`~llmecon.runs.dataframes.TABLE_NAMES`)."""
+        return {name: getattr(self, name) for name in TABLE_NAMES}
+
+    def incidence(
+        self, by: str = "decile", year: int | None = None, *, baseline: str = "status_quo"
+    ) -> pd.DataFrame:
+        """Every run's :meth:`RunData.incidence`, concatenated (``year=None``: each run's
+        last completed year)."""
+        return self._each(lambda r: r.incidence(by, year, baseline=baseline))
+
+    def welfare_decomposition(
+        self, year: int | None = None, *, baseline: str = "status_quo"
+    ) -> pd.DataFrame:
+        """Every run's :meth:`RunData.welfare_decomposition`, concatenated."""
+        return self._each(lambda r: r.welfare_decomposition(year, baseline=baseline))
+
+    def _each(self, table: Callable[[RunData], pd.DataFrame]) -> pd.DataFrame:
+        return pd.concat([table(r) for r in self.runs], ignore_index=True)
+
+
+def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
+    """The run folders named by ``paths_or_glob``: a run folder, a glob pattern
+    (``runs/*-saez-*``), a folder holding run folders (``runs/``, a sweep), or a list of
+    these; in the order given, globs and folders sorted by name, each folder once.
+
+    Raises:
+        RunLogError: something named matches no run folder (every such item listed).
+    """
+    items = [paths_or_glob] if isinstance(paths_or_glob, str | Path) else list(paths_or_glob)
+    found: dict[Path, None] = {}
+    problems: list[str] = []
+    for item in items:
+        text = str(item)
+        if glob.has_magic(text):
+            matches = [Path(m) for m in sorted(glob.glob(text)) if Path(m).is_dir()]
+            runs = [m for m in matches if is_run_folder(m)]
+            if not runs:
+                problems.append(f"{text}: no run folder matches")
+        else:
+            path = Path(text)
+            if is_run_folder(path):
+                runs = [path]
+            elif path.is_dir():
+                runs = sorted(c for c in path.iterdir() if c.is_dir() and is_run_folder(c))
+                if not runs:
+                    problems.append(f"{text}: not a run folder and holds none")
+            else:
+                runs = []
+                problems.append(f"{text}: run folder not found")
+        for run in runs:
+            found.setdefault(run.resolve(), None)
+    if problems:
+        raise RunLogError("load_runs: " + "; ".join(problems))
+    if not found:
+        raise RunLogError("load_runs: no run folders given")
+    return list(found)
+
+
+def load_runs(
+    paths_or_glob: PathLike | Iterable[PathLike],
+    *,
+    errors: Literal["raise", "skip"] = "raise",
+    resolve_messages: bool = False,
+) -> RunsData:
+    """Load many run folders (:func:`run_folders`) into one :class:`RunsData`.
+
+    Each run is read like :func:`~llmecon.runs.dataframes.load_run` (tolerant: a torn last
+    line is left out). ``errors="raise"`` (default) fails with one error listing every
+    folder that could not be read; ``"skip"`` leaves them out and lists them in
+    :attr:`RunsData.skipped`.
+
+    Raises:
+        RunLogError: no run folder matched, a run folder could not be read (with
+            ``errors="raise"``), or two folders hold runs with the same ``run_id``
+            (their rows could not be told apart).
+    """
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+    runs: list[RunData] = []
+    skipped: dict[str, str] = {}
+    for folder in run_folders(paths_or_glob):
+        try:
+            runs.append(load_run(folder, resolve_messages=resolve_messages))
+        except RunLogError as exc:
+            skipped[str(folder)] = str(exc)
+    if skipped and errors == "raise":
+        listed = "; ".join(f"{path}: {why}" for path, why in skipped.items())
+        raise RunLogError(f"load_runs: {len(skipped)} run folder(s) unreadable: {listed}")
+    seen: dict[str, Path] = {}
+    for run in runs:
+        if run.run_id in seen:
+            raise RunLogError(
+                f"load_runs: {seen[run.run_id]} and {run.path} both hold run "
+                f"{run.run_id!r}; load them separately"
+            )
+        seen[run.run_id] = run.path
+    if not runs:
+        raise RunLogError("load_runs: no run could be read: " + "; ".join(skipped.values()))
+    return RunsData(runs, skipped)

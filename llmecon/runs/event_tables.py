@@ -1,0 +1,145 @@
+"""The smaller tables of a run read straight from its events: the schedule's brackets
+(``rates``), vote rounds (``votes``) and fallbacks (``fallbacks``), with the helpers
+every table of :mod:`llmecon.runs.dataframes` shares."""
+
+from __future__ import annotations
+
+import json
+import math
+import typing
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from llmecon.runs.events import AnyEvent, Fallback, ScheduleSet, YearCompleted
+
+VOTE_COLUMNS = (
+    "seq",
+    "year",
+    "rule",
+    "source",
+    "voters",
+    "label",
+    "origin",
+    "share",
+    "score",
+    "candidate_swf",
+    "winner",
+    "is_winner",
+    "winner_swf",
+    "best_candidate",
+    "turnout",
+    "ballots",
+    "abstentions",
+    "rates_json",
+)
+FALLBACK_COLUMNS = ("seq", "year", "role", "agent", "reason", "action")
+RATE_COLUMNS = ("year", "bracket", "lower", "upper", "rate")
+
+
+def event_dict(event: BaseModel) -> dict[str, Any]:
+    """An event (typed or :class:`OtherEvent`) as a plain JSON-like dict."""
+    return event.model_dump(mode="json")
+
+
+def frame(rows: list[dict[str, Any]], columns: typing.Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def rates_table(events: list[AnyEvent]) -> pd.DataFrame:
+    """One row per bracket of each completed year's schedule (the long form of the
+    rates: edges and rate side by side)."""
+    schedules: dict[int, ScheduleSet] = {}
+    frames: list[pd.DataFrame] = []
+    for e in events:
+        if isinstance(e, ScheduleSet):
+            schedules[e.year] = e
+        elif isinstance(e, YearCompleted) and e.year in schedules:
+            s = schedules[e.year]
+            lower = np.asarray(s.edges, dtype=float)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "year": e.year,
+                        "bracket": np.arange(lower.size),
+                        "lower": lower,
+                        "upper": np.append(lower[1:], math.inf),
+                        "rate": np.asarray(s.rates, dtype=float),
+                    }
+                )
+            )
+    if not frames:
+        return frame([], RATE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json_text(value)
+
+
+def _number(value: Any) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else math.nan
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _ballot_counts(ballots: Any) -> tuple[Any, Any]:
+    """(counted ballots, abstentions) from a list of ballots; a bare count as is."""
+    if isinstance(ballots, list):
+        abstained = sum(1 for b in ballots if isinstance(b, dict) and b.get("abstained"))
+        return len(ballots) - abstained, abstained
+    return _scalar(ballots), None
+
+
+def votes_table(events: list[AnyEvent]) -> pd.DataFrame:
+    """One row per candidate of each ``vote_round`` (typed or not: read as a dict)."""
+    rows: list[dict[str, Any]] = []
+    for e in events:
+        if e.type != "vote_round":
+            continue
+        d = event_dict(e)
+        shares, scores, swfs = (_mapping(d.get(k)) for k in ("shares", "scores", "candidate_swf"))
+        candidates = d.get("candidates") or [{"label": k} for k in shares]
+        counted, abstentions = _ballot_counts(d.get("ballots"))
+        for cand in candidates:
+            cand = cand if isinstance(cand, dict) else {"label": cand}
+            label = str(cand.get("label"))
+            rows.append(
+                {
+                    "seq": d.get("seq"),
+                    "year": d.get("year"),
+                    "rule": _scalar(d.get("rule")),
+                    "source": _scalar(d.get("source")),
+                    "voters": _scalar(d.get("voters")),
+                    "label": label,
+                    "origin": _scalar(cand.get("origin")),
+                    "share": _number(shares.get(label)),
+                    "score": _number(scores.get(label)),
+                    "candidate_swf": _number(swfs.get(label)),
+                    "winner": _scalar(d.get("winner")),
+                    "is_winner": label == str(d.get("winner")),
+                    "winner_swf": _number(d.get("winner_swf")),
+                    "best_candidate": _scalar(d.get("best_candidate")),
+                    "turnout": _number(d.get("turnout")),
+                    "ballots": counted,
+                    "abstentions": abstentions,
+                    "rates_json": json_text(cand.get("rates")),
+                }
+            )
+    return frame(rows, VOTE_COLUMNS)
+
+
+def fallbacks_table(events: list[AnyEvent]) -> pd.DataFrame:
+    rows = [{k: getattr(e, k) for k in FALLBACK_COLUMNS} for e in events if isinstance(e, Fallback)]
+    return frame(rows, FALLBACK_COLUMNS)

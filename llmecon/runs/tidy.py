@@ -1,0 +1,80 @@
+"""The conventions every table of a run shares (docs/runs.md, "Reading runs as
+tables"): ``run_id`` and ``seed`` in front, years numbered as users see them (tax year 1
+first; the log counts from 0), persona attributes joined onto ``agents``, and the run's
+settings with a short key that is equal for runs differing only in seed."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmecon.runs.event_tables import json_text
+from llmecon.runs.personas_table import PERSONA_ATTRIBUTES
+
+#: Config groups that do not change what a run computes (where it is written, whether
+#: references are scored, timeouts, retries, endpoints, budgets).
+_NON_ECONOMIC_GROUPS = ("output", "operational")
+
+
+def run_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config without its seed and the fields that do not change its economics
+    (the ``output`` and ``operational`` groups of :class:`RunConfig`: output folder, run
+    id, reference flag, timeouts, endpoints, budgets, …). Defaults are filled in (so a
+    manifest written before a field existed gives the same settings) when the config
+    still validates; otherwise the config is taken as written."""
+    from llmecon.runs.config import RunConfig
+
+    try:
+        data = RunConfig(**config).model_dump(mode="json")
+    except (ValueError, TypeError):  # ValidationError, ConfigError: take it as written
+        data = dict(config)
+    dropped = {"seed"}
+    for name, info in RunConfig.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("group") in _NON_ECONOMIC_GROUPS:
+            dropped.add(name)
+    return {k: v for k, v in data.items() if k not in dropped}
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """``<planner>-<8 hex digits of the sha256 of the settings as canonical JSON>``."""
+    digest = hashlib.sha256(json_text(settings).encode()).hexdigest()[:8]
+    return f"{settings.get('planner') or 'run'}-{digest}"
+
+
+def one_based(frame: pd.DataFrame) -> pd.DataFrame:
+    """The log's 0-based ``year`` as the tax year users see (1-based)."""
+    if "year" in frame.columns:
+        years = pd.to_numeric(frame["year"], errors="coerce") + 1
+        frame["year"] = years.astype("int64") if years.notna().all() else years
+    return frame
+
+
+def tidy(frame: pd.DataFrame, run_id: str, seed: int) -> pd.DataFrame:
+    """``run_id`` and ``seed`` in front, years 1-based (one new frame, no per-column
+    inserts: ``agents`` may have 100 000 rows)."""
+    n = len(frame)
+    head = pd.DataFrame(
+        {"run_id": np.full(n, run_id, dtype=object), "seed": np.full(n, seed, dtype=np.int64)},
+        index=frame.index,
+    )
+    return one_based(pd.concat([head, frame], axis=1))
+
+
+def join_personas(agents: pd.DataFrame, personas: pd.DataFrame) -> pd.DataFrame:
+    """``agents`` with each row's persona attributes after ``agent_index`` (looked up by
+    ``agent_index``, vectorised; the persona ``agent`` id is the same key)."""
+    at = list(agents.columns).index("agent_index") + 1
+    attributes = list(PERSONA_ATTRIBUTES)
+    if personas.empty or agents.empty:
+        joined = pd.DataFrame(index=agents.index, columns=attributes, dtype=object)
+    else:
+        rows = agents["agent_index"].to_numpy()
+        joined = personas[attributes].take(rows).set_axis(agents.index)
+        if agents["agent"].isna().all() and personas["agent"].notna().all():
+            # no rebuilt economy, but the run's persona copy names the agents
+            agents = agents.assign(agent=personas["agent"].to_numpy()[rows])
+    return pd.concat([agents.iloc[:, :at], joined, agents.iloc[:, at:]], axis=1)

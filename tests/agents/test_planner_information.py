@@ -1,0 +1,209 @@
+"""What the LLM planner is told (noise interval, change against the previous year, the
+bracket breakdown, the exploration note), that the scripted reference planner uses the
+interval, and what a run's summary says about its workers."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from llmecon.agents.calls import PlannerAsk
+from llmecon.agents.prompting import (
+    PlannerPromptSettings,
+    bracket_shares,
+    planner_prompt,
+    welfare_noise_sd,
+)
+from llmecon.agents.scripted import climb
+from llmecon.cli import main
+from llmecon.cli._common import out
+from llmecon.cli.run import _print_summary
+from llmecon.planners import YearRecord
+from llmecon.prompts import PromptLibrary
+from llmecon.runs import build_config, build_simulation
+from llmecon.runs.reference import DEGENERATE_SHARE, identical_answer_share, worker_notes
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Four years of the scripted reference (30 workers, ±2 h noise)."""
+    out_dir = tmp_path_factory.mktemp("runs")
+    name = "scripted/reference-noise2"
+    cfg = build_config(
+        overrides=dict(agents=30, years=4, planner=name, workers=name, out=str(out_dir), run_id="r")
+    )
+    sim = build_simulation(cfg)
+    return sim, sim.run()
+
+
+def _with(records: list[YearRecord], rates_pct: list[list[int]], swf: list[float]) -> list[Any]:
+    """The run's years with other rates and welfare (the workers' incomes kept)."""
+    out_records = []
+    for rec, rates, w in zip(records, rates_pct, swf, strict=True):
+        schedule = dataclasses.replace(rec.schedule, rates=tuple(r / 100 for r in rates))
+        metrics = dataclasses.replace(rec.metrics, swf=w)
+        out_records.append(dataclasses.replace(rec, schedule=schedule, metrics=metrics))
+    return out_records
+
+
+def _user_text(sim: Any, history: list[Any], settings: PlannerPromptSettings) -> str:
+    prompt = planner_prompt(
+        PromptLibrary(),
+        ctx=sim.planner_context,
+        history=history,
+        settings=settings,
+        year=len(history),
+    )
+    return prompt.messages[1].content
+
+
+A = [10, 12, 22, 24, 32, 35, 37]
+B = [10, 12, 22, 24, 32, 35, 42]
+C = [10, 12, 22, 29, 32, 35, 37]
+
+
+def test_the_interval_is_twice_the_spread_of_repeated_rates(run: Any) -> None:
+    sim, result = run
+    history = _with(result.records, [A, A, B, A], [100.0, 110.0, 104.0, 120.0])
+    # Schedule A was enacted three times: welfare 100, 110, 120 → sd 10 (two dof).
+    assert welfare_noise_sd(history) == pytest.approx(10.0)
+    text = _user_text(sim, history, PlannerPromptSettings())
+    assert "uncertain by ± 20.0 (95% interval)" in text
+    assert "mean of 3 years with these rates 110.0 ± 11.5" in text  # 2·10/√3
+    assert "change from previous year: bracket 7 +5, welfare -6.0" in text
+    assert "change from previous year: bracket 7 -5, welfare +16.0" in text
+    assert "change from previous year: none" in text
+
+
+def test_before_any_repeat_the_prompt_says_the_noise_is_unknown(run: Any) -> None:
+    sim, result = run
+    history = _with(result.records[:3], [A, B, C], [100.0, 104.0, 90.0])
+    assert welfare_noise_sd(history) is None
+    text = _user_text(sim, history, PlannerPromptSettings())
+    assert "not known yet" in text and "±" not in text
+
+
+def test_bracket_breakdown_counts_every_worker(run: Any) -> None:
+    sim, result = run
+    record = result.records[-1]
+    counts, shares = bracket_shares(record)
+    assert sum(counts) == 30 and abs(sum(shares) - 100) <= len(shares)
+    edges = np.array(record.schedule.edges)
+    top = int(np.sum(record.income_usd >= edges[-3]))  # workers in the three top brackets
+    assert sum(counts[-3:]) == top
+    text = _user_text(sim, list(result.records), PlannerPromptSettings())
+    assert f"workers per bracket {'/'.join(map(str, counts))}" in text
+
+
+def test_uncertainty_off_shows_bare_outcomes(run: Any) -> None:
+    sim, result = run
+    history = _with(result.records, [A, A, B, A], [100.0, 110.0, 104.0, 120.0])
+    full = _user_text(sim, history, PlannerPromptSettings())
+    bare = _user_text(sim, history, PlannerPromptSettings(uncertainty=False))
+    for said in ("±", "workers per bracket", "change from previous year", "noise"):
+        assert said in full and said not in bare
+    assert len(bare) < len(full)
+
+
+def test_the_exploration_note_is_optional(run: Any) -> None:
+    sim, result = run
+    history = list(result.records)
+    assert "Early on" not in _user_text(sim, history, PlannerPromptSettings())
+    assert "Early on" in _user_text(sim, history, PlannerPromptSettings(explore=True))
+
+
+def test_the_reference_planner_does_not_trust_a_gain_within_the_noise(run: Any) -> None:
+    """A enacted three times (mean 110, σ̂ 10), then C once at 114: within the noise. With
+    the interval shown, A stays the schedule to improve on (every proposal is A with one
+    bracket changed); without, C is taken as the new best and its move is repeated."""
+    sim, result = run
+    history = _with(result.records, [A, A, A, C], [100.0, 110.0, 120.0, 114.0])
+
+    def proposals(settings: PlannerPromptSettings) -> list[Any]:
+        return climb(PlannerAsk(sim.planner_context, history, settings), 3)
+
+    def one_bracket_from(base: list[int], rates: list[int]) -> bool:
+        return int(np.count_nonzero(np.array(rates) - np.array(base))) == 1
+
+    careful = proposals(PlannerPromptSettings())
+    assert all(one_bracket_from(A, p.rates) and "repeat" not in p.why for p in careful)
+    naive = proposals(PlannerPromptSettings(uncertainty=False))
+    assert "repeat the move in bracket 4" in naive[0].why
+    assert all(one_bracket_from(C, p.rates) for p in naive)
+
+
+def test_a_new_best_within_the_noise_is_enacted_again(run: Any) -> None:
+    sim, result = run
+    history = _with(result.records, [A, A, C, A], [100.0, 110.0, 114.0, 105.0])
+    ask = PlannerAsk(sim.planner_context, history, PlannerPromptSettings())
+    first = climb(ask)[0]
+    assert first.rates == C and "confirm" in first.why
+
+
+def test_a_new_best_well_beyond_the_noise_is_not_confirmed(run: Any) -> None:
+    sim, result = run
+    history = _with(result.records[:3], [A, A, C], [100.0, 110.0, 200.0])  # σ̂ ≈ 7
+    first = climb(PlannerAsk(sim.planner_context, history, PlannerPromptSettings()))[0]
+    assert "confirm" not in first.why and "repeat the move in bracket 4" in first.why
+
+
+def test_the_flags_reach_the_planner(tmp_path: Path) -> None:
+    cfg = build_config(
+        overrides=dict(
+            agents=4,
+            years=1,
+            planner="scripted/reference",
+            out=str(tmp_path),
+            run_id="r",
+            reference=False,
+            planner_uncertainty=False,
+            planner_explore=True,
+        )
+    )
+    settings = build_simulation(cfg).planner.settings  # type: ignore[attr-defined]
+    assert settings.uncertainty is False and settings.explore is True
+    help_text = CliRunner().invoke(main, ["run", "--help"]).output
+    assert "--no-planner-uncertainty" in help_text and "--planner-explore" in help_text
+
+
+def test_identical_answers() -> None:
+    assert identical_answer_share([40, 40, 40, 38]) == 0.75
+    assert identical_answer_share([]) == 0.0
+
+
+def test_summary_names_the_references_workers_and_degenerate_years(run: Any) -> None:
+    sim, result = run
+    notes = worker_notes(result.records, "scripted/reference-noise2", sim.planner_context)
+    assert notes["references_assume"] == "rational workers, not this run's"
+    first = result.records[0]  # the LLM planner enacts the status quo in year 0
+    assert notes["status_quo_same_workers_swf"] == first.metrics.swf
+    assert notes["identical_answers_max"] < DEGENERATE_SHARE and notes["degenerate_years"] == []
+    anchored = [
+        dataclasses.replace(r, weekly_hours=np.where(np.arange(30) < 28, 40.0, 35.0))
+        for r in result.records
+    ]
+    notes = worker_notes(anchored, "local/smollm2-135m", sim.planner_context)
+    assert notes["degenerate_years"] == [0, 1, 2, 3]
+    assert notes["identical_answers_max"] == pytest.approx(28 / 30)
+    rational = worker_notes(result.records, "rational", sim.planner_context)
+    assert rational["references_assume"] == "rational workers, as in this run"
+    assert "degenerate_years" not in rational
+
+
+def test_the_run_summary_and_cli_say_so(run: Any) -> None:
+    _, result = run
+    summary = dict(result.summary)
+    assert summary["references_assume"] == "rational workers, not this run's"
+    summary.update(degenerate_years=[0, 2], identical_answers_max=1.0)
+    with out.capture() as captured:
+        _print_summary(summary, "final")
+    text = re.sub(r"\s+", " ", captured.get())
+    assert "references assume" in text and "not this run's" in text
+    assert "status quo, these workers (year 0)" in text
+    assert "in 2 year(s) (0, 2)" in text and "gave the same answer" in text

@@ -1,0 +1,273 @@
+"""Provider batch APIs in the model layer (``Model.generate_batch``) against the fake
+OpenAI and Anthropic servers: same decisions as synchronous calls, the batch price,
+re-asks and failed requests, ended-early batches, resuming a pending batch by id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from llmecon.models import (
+    BatchError,
+    BatchHooks,
+    BatchRequest,
+    BatchSubmission,
+    BatchUnsupportedError,
+    CallRecord,
+    ChatMessage,
+    Model,
+    get_model,
+)
+from llmecon.models._batch import batch_digest
+from llmecon.models._pricing import BATCH_DISCOUNT, cost_map, cost_usd, price_of
+from llmecon.models._types import Usage
+from llmecon.testing.fake_servers import FakeAnthropicServer, FakeOpenAIServer
+from tests.models.conftest import FAST, WorkerDecision
+
+PROVIDERS = {
+    "openai": (FakeOpenAIServer, "openai/fake"),
+    "anthropic": (FakeAnthropicServer, "anthropic/fake"),
+}
+PRICE = (2.0, 8.0)  # USD per million input / output tokens
+
+
+@pytest.fixture(params=sorted(PROVIDERS))
+def provider(request: pytest.FixtureRequest, sentinel_keys: str) -> Iterator[str]:
+    yield request.param
+
+
+def _requests(n: int) -> list[BatchRequest]:
+    return [
+        BatchRequest([ChatMessage(role="user", content=f"worker {i}: how many hours?")])
+        for i in range(n)
+    ]
+
+
+def _model(server: Any, name: str, records: list[CallRecord] | None = None) -> Model:
+    model = get_model(name, api_base=server.base_url, config=FAST)
+    model.set_price(*PRICE)
+    model.batch = BatchHooks(poll_interval_s=0.02)
+    if records is not None:
+        model.on_call = records.append
+    return model
+
+
+async def _both(model: Model, n: int) -> tuple[list[Any], list[Any]]:
+    batched = await model.generate_batch(_requests(n), WorkerDecision)
+    sync = [await model.generate(r.messages, WorkerDecision) for r in _requests(n)]
+    await model.aclose()
+    return batched, sync
+
+
+def test_batch_gives_the_decisions_of_synchronous_calls_at_half_the_price(provider: str) -> None:
+    server_cls, name = PROVIDERS[provider]
+    records: list[CallRecord] = []
+    with server_cls(batch_delay_s=0.1) as server:
+        model = _model(server, name, records)
+        batched, sync = asyncio.run(_both(model, 12))
+        assert server.batches.created == 1
+        assert server.batches.polls >= 2  # it waited: pending at least once
+    assert [b.parsed for b in batched] == [s.parsed for s in sync]
+    for b, s in zip(batched, sync, strict=True):
+        assert b.usage == s.usage and b.usage.total_tokens > 0
+        assert b.cost_usd == pytest.approx(BATCH_DISCOUNT * s.cost_usd, rel=1e-12)
+    # one record per call, the batched ones marked with their batch
+    assert len(records) == 24
+    assert {r.batch_id for r in records[:12]} == {
+        "batch_0001" if provider == "openai" else "msgbatch_0001"
+    }
+    assert all(r.batch_id is None for r in records[12:])
+    assert model.cost_total == pytest.approx(
+        sum(b.cost_usd for b in batched) + sum(s.cost_usd for s in sync)
+    )
+
+
+def test_batch_prices_come_from_the_cost_map_else_half_price() -> None:
+    usage = Usage(input_tokens=1000, output_tokens=100)
+    entry = cost_map()["gpt-4o"]
+    own = (
+        1000 * entry["input_cost_per_token_batches"] + 100 * entry["output_cost_per_token_batches"]
+    )
+    assert cost_usd("gpt-4o", usage, batch=True) == pytest.approx(own)
+    # a priced model without batch prices in the map: documented 50 %
+    name = next(
+        k
+        for k, e in cost_map().items()
+        if isinstance(e, dict)
+        and isinstance(e.get("input_cost_per_token"), float)
+        and isinstance(e.get("output_cost_per_token"), float)
+        and "input_cost_per_token_batches" not in e
+        and e["input_cost_per_token"] > 0
+    )
+    sync = cost_usd(name, usage)
+    assert sync is not None and sync > 0
+    assert cost_usd(name, usage, batch=True) == pytest.approx(BATCH_DISCOUNT * sync)
+    assert price_of("not-a-model", batch=True) is None
+
+
+def test_a_request_failed_inside_the_batch_is_asked_again_synchronously(provider: str) -> None:
+    server_cls, name = PROVIDERS[provider]
+    records: list[CallRecord] = []
+    # The first batched request fails (a 500 inside the batch), the second comes back
+    # off-schema; the synchronous re-ask of the first then succeeds.
+    with server_cls(faults=["500", "wrong_schema"]) as server:
+        model = _model(server, name, records)
+        outputs = asyncio.run(_only_batch(model, 3))
+        synchronous = server.stats.requests
+    assert all(not isinstance(o, Exception) for o in outputs)
+    first, second, third = (
+        next(r for r in records if r.messages[0].content.startswith(f"worker {i}:"))
+        for i in range(3)
+    )
+    assert first.retries == 1 and first.repairs == 0 and len(first.raw_outputs) == 1
+    assert second.repairs == 1 and len(second.raw_outputs) == 2  # re-asked with the error
+    assert third.retries == 0 and third.repairs == 0
+    assert synchronous == 2  # exactly the two synchronous requests
+    # the re-asks are priced synchronously, the batch replies at the batch price
+    assert third.cost_usd is not None and first.cost_usd is not None
+    assert first.cost_usd > third.cost_usd
+
+
+async def _only_batch(model: Model, n: int) -> list[Any]:
+    try:
+        return await model.generate_batch(_requests(n), WorkerDecision)
+    finally:
+        await model.aclose()
+
+
+@pytest.mark.parametrize("end", ["expired", "cancelled"])
+def test_requests_an_ended_batch_never_answered_fail_with_a_batch_error(
+    provider: str, end: str
+) -> None:
+    server_cls, name = PROVIDERS[provider]
+    records: list[CallRecord] = []
+    with server_cls(batch_end=end) as server:
+        model = _model(server, name, records)
+        outputs = asyncio.run(_only_batch(model, 6))
+        assert server.stats.requests == 0  # nothing re-asked at the synchronous price
+    failed = [i for i, o in enumerate(outputs) if isinstance(o, Exception)]
+    assert failed == [1, 3, 5]  # the fake answers every other request
+    for i in failed:
+        assert isinstance(outputs[i], BatchError)
+        assert end in str(outputs[i])
+    assert sum(not r.ok for r in records) == 3
+    assert all(r.batch_id is not None for r in records)
+
+
+def test_a_batch_cancelled_while_pending_ends_with_batch_errors(sentinel_keys: str) -> None:
+    import aiohttp
+
+    async def go(server: FakeOpenAIServer) -> list[Any]:
+        model = _model(server, "openai/fake")
+        task = asyncio.ensure_future(model.generate_batch(_requests(4), WorkerDecision))
+        while not server.batches.batches:
+            await asyncio.sleep(0.01)
+        (batch_id,) = server.batches.batches
+        async with aiohttp.ClientSession() as session:
+            await session.post(f"{server.base_url}/batches/{batch_id}/cancel")
+        out = await task
+        await model.aclose()
+        return out
+
+    with FakeOpenAIServer(batch_delay_s=30) as server:
+        outputs = asyncio.run(go(server))
+    assert all(isinstance(o, BatchError) and "cancelled" in str(o) for o in outputs)
+
+
+def test_a_pending_batch_is_polled_by_id_not_submitted_again(provider: str) -> None:
+    server_cls, name = PROVIDERS[provider]
+    submitted: list[BatchSubmission] = []
+    with server_cls(batch_delay_s=0.05) as server:
+        first = _model(server, name)
+        first.batch.on_submitted = submitted.append
+        asyncio.run(_only_batch(first, 4))
+        # A second model (a restarted process) told of the batch by its digest.
+        again = _model(server, name)
+        again.batch = BatchHooks(
+            poll_interval_s=0.02,
+            pending={submitted[0].digest: submitted[0].batch_id},
+            on_submitted=submitted.append,
+        )
+        outputs = asyncio.run(_only_batch(again, 4))
+        assert server.batches.created == 1
+    assert submitted[1].resumed and submitted[1].batch_id == submitted[0].batch_id
+    assert all(not isinstance(o, Exception) for o in outputs)
+
+
+def test_request_lines_and_their_digest_are_stable(sentinel_keys: str) -> None:
+    model = get_model("openai/fake", api_base="http://127.0.0.1:9/v1")
+    api = model.provider.batch_api()
+    assert api is not None
+    msgs = [ChatMessage(role="user", content="hi")]
+    lines = [api.line(f"r{i}", msgs, None, FAST) for i in range(3)]
+    assert batch_digest(lines) == batch_digest(
+        [api.line(f"r{i}", msgs, None, FAST) for i in range(3)]
+    )
+    assert batch_digest(lines) != batch_digest(lines[:2])
+    assert "timeout" not in lines[0].body
+
+
+def test_calls_are_recorded_in_each_requests_own_context(sentinel_keys: str) -> None:
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+    seen: list[tuple[str, str]] = []
+
+    def on_call(record: CallRecord) -> None:
+        seen.append((who.get(), record.messages[0].content))
+
+    requests = []
+    for i in range(3):
+        token = who.set(f"agent-{i}")
+        requests.append(
+            BatchRequest([ChatMessage(role="user", content=f"q{i}")], contextvars.copy_context())
+        )
+        who.reset(token)
+    with FakeOpenAIServer() as server:
+        model = _model(server, "openai/fake")
+        model.on_call = on_call
+        asyncio.run(model.generate_batch(requests, WorkerDecision))
+    assert sorted(seen) == [(f"agent-{i}", f"q{i}") for i in range(3)]
+
+
+def test_a_provider_without_batches_is_refused() -> None:
+    model = get_model("mock/default")
+    with pytest.raises(BatchUnsupportedError, match="no batch API"):
+        asyncio.run(model.generate_batch(_requests(2), WorkerDecision))
+
+
+def test_requests_beyond_the_providers_limit_go_in_several_batches(
+    sentinel_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmecon.models._openai_batch import OpenAIBatchAPI
+
+    monkeypatch.setattr(OpenAIBatchAPI, "max_requests", 3)
+    records: list[CallRecord] = []
+    with FakeOpenAIServer() as server:
+        model = _model(server, "openai/fake", records)
+        batched, sync = asyncio.run(_both(model, 7))
+        assert server.batches.created == 3  # 3 + 3 + 1
+    assert [b.parsed for b in batched] == [s.parsed for s in sync]
+    sizes = Counter(r.batch_id for r in records if r.batch_id)
+    assert len(sizes) == 3 and sorted(sizes.values()) == [1, 3, 3]
+
+
+def test_transient_poll_failures_do_not_end_the_wait_but_a_refusal_does(provider: str) -> None:
+    server_cls, name = PROVIDERS[provider]
+    submitted: list[BatchSubmission] = []
+    with server_cls(batch_delay_s=0.05) as server:
+        server.batches.fail_polls = 8  # more than max_retries (3) in a row
+        model = _model(server, name)
+        model.batch.on_submitted = submitted.append
+        outputs = asyncio.run(_only_batch(model, 3))
+        assert server.batches.fail_polls == 0 and server.batches.created == 1
+        assert all(not isinstance(o, Exception) for o in outputs)
+        # A batch the provider no longer knows (404) ends the wait at once.
+        server.batches.batches.clear()
+        again = _model(server, name)
+        again.batch.pending = {submitted[0].digest: submitted[0].batch_id}
+        outputs = asyncio.run(_only_batch(again, 3))
+    assert all(isinstance(o, BatchError) and "404" in str(o) for o in outputs)

@@ -1,0 +1,153 @@
+"""``llmecon.load_runs`` and the tidy conventions every table shares: ``run_id`` and
+``seed`` first, tax years from 1, the long ``rates`` table, ``settings`` keys."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import llmecon
+from llmecon.economy import TaxSchedule
+from llmecon.runs.dataframes import TABLE_NAMES, load_run
+from llmecon.runs.events import ScheduleSet
+from llmecon.runs.log import RunLogError, read_events
+from tests.report.crafted import GOLDEN_V1, craft_run
+
+SMALL = {"workers": "rational", "agents": 20, "years": 3, "personas": "synthetic"}
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three runs: ucb with seeds 0 and 1 (same settings), saez with seed 0."""
+    out = tmp_path_factory.mktemp("many")
+    for run_id, planner, seed in (("ucb-0", "ucb", 0), ("ucb-1", "ucb", 1), ("saez-0", "saez", 0)):
+        result = llmecon.run(
+            **SMALL, planner=planner, seed=seed, reference=False, out=str(out), run_id=run_id
+        )
+        assert result.complete
+    (out / "notes.txt").write_text("not a run")
+    return out
+
+
+def test_load_runs_is_the_union_with_each_rows_run_id(runs_dir: Path) -> None:
+    runs = llmecon.load_runs(runs_dir)  # a folder of runs
+    assert runs.run_ids == ["saez-0", "ucb-0", "ucb-1"]  # sorted by folder name
+    assert len(runs) == 3
+    for name in TABLE_NAMES:
+        table = runs.tables()[name]
+        parts = [load_run(runs_dir / rid).tables()[name] for rid in runs.run_ids]
+        assert len(table) == sum(len(p) for p in parts), name
+        if len(table):
+            assert list(table.columns[:2]) == ["run_id", "seed"], name
+    for rid, seed in (("saez-0", 0), ("ucb-0", 0), ("ucb-1", 1)):
+        alone = load_run(runs_dir / rid)
+        mine = runs.years[runs.years["run_id"] == rid].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone.years)
+        assert set(runs.agents.loc[runs.agents["run_id"] == rid, "seed"]) == {seed}
+        assert len(runs.agents[runs.agents["run_id"] == rid]) == 3 * 20
+        assert runs[rid].path == alone.path
+    with pytest.raises(KeyError, match="no run 'nope' loaded"):
+        runs["nope"]
+
+
+def test_glob_and_list_inputs(runs_dir: Path) -> None:
+    assert llmecon.load_runs(str(runs_dir / "ucb-*")).run_ids == ["ucb-0", "ucb-1"]
+    listed = llmecon.load_runs([runs_dir / "ucb-1", str(runs_dir / "saez-*"), runs_dir / "ucb-1"])
+    assert listed.run_ids == ["ucb-1", "saez-0"]  # in the order given, each once
+
+
+def test_settings_group_runs_that_differ_only_in_seed(runs_dir: Path) -> None:
+    runs = llmecon.load_runs(runs_dir)
+    key = runs.settings.set_index("run_id")["settings"]
+    assert key["ucb-0"] == key["ucb-1"] != key["saez-0"]
+    assert key["ucb-0"].startswith("ucb-")
+    assert runs.years.groupby("settings")["run_id"].nunique().sort_values().tolist() == [1, 2]
+    for banned in ("seed", "run_id", "out"):
+        assert banned not in runs["ucb-0"].settings
+    assert runs["ucb-0"].settings["agents"] == 20
+
+
+def test_clear_errors_for_no_match_and_unreadable_runs(runs_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(RunLogError, match=r"nothing-\*: no run folder matches"):
+        llmecon.load_runs(str(tmp_path / "nothing-*"))
+    with pytest.raises(RunLogError, match="run folder not found"):
+        llmecon.load_runs(tmp_path / "missing")
+    with pytest.raises(RunLogError, match="not a run folder and holds none"):
+        llmecon.load_runs(tmp_path)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(runs_dir / "ucb-0", mixed / "good")
+    shutil.copytree(runs_dir / "ucb-1", mixed / "broken")
+    (mixed / "broken" / "manifest.json").write_text("{ not json")
+    with pytest.raises(RunLogError, match=r"1 run folder\(s\) unreadable: .*broken"):
+        llmecon.load_runs(mixed)
+    kept = llmecon.load_runs(mixed, errors="skip")
+    assert kept.run_ids == ["ucb-0"]
+    assert list(kept.skipped) == [str((mixed / "broken").resolve())]
+
+
+def test_a_torn_last_line_is_tolerated(runs_dir: Path, tmp_path: Path) -> None:
+    torn = shutil.copytree(runs_dir / "ucb-0", tmp_path / "torn")
+    events = torn / "events.jsonl"
+    events.write_bytes(events.read_bytes() + b'{"seq": 99, "type": "ye')
+    assert llmecon.load_runs(torn).years["year"].tolist() == [1, 2, 3]
+
+
+def test_the_same_run_id_twice_is_refused(runs_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(runs_dir / "ucb-0", tmp_path / "copy")
+    with pytest.raises(RunLogError, match="both hold run 'ucb-0'"):
+        llmecon.load_runs([runs_dir / "ucb-0", tmp_path / "copy"])
+
+
+def test_the_long_rates_table_is_each_years_schedule(runs_dir: Path) -> None:
+    run = load_run(runs_dir / "ucb-0")
+    logged = {e.year: e for e in read_events(run.path) if isinstance(e, ScheduleSet)}
+    assert sorted(run.rates["year"].unique()) == run.years["year"].tolist() == [1, 2, 3]
+    assert not [c for c in run.years.columns if c.startswith("rate_")]  # one representation
+    for year, brackets in run.rates.groupby("year"):
+        schedule = logged[int(year) - 1]  # the log counts from 0
+        assert brackets["bracket"].tolist() == list(range(len(schedule.edges)))
+        np.testing.assert_array_equal(brackets["rate"], schedule.rates)
+        np.testing.assert_array_equal(brackets["lower"], schedule.edges)
+        np.testing.assert_array_equal(brackets["upper"], [*schedule.edges[1:], np.inf])
+        # the taxes in agents are that schedule's
+        rebuilt = TaxSchedule(tuple(brackets["lower"]), tuple(brackets["rate"]))
+        agents = run.agents[run.agents["year"] == year]
+        np.testing.assert_allclose(rebuilt.tax(agents["income_usd"].to_numpy()), agents["tax_usd"])
+    assert run.rates["rate"].nunique() > 1  # ucb moved the rates
+
+
+def test_years_are_numbered_from_1_everywhere(tmp_path: Path) -> None:
+    run = load_run(craft_run(tmp_path / "crafted"), resolve_messages=True)  # calls, votes, …
+    assert run.years["year"].tolist() == [1, 2, 3]
+    for name in ("rates", "agents", "calls", "votes", "fallbacks"):
+        table = run.tables()[name]
+        assert len(table) and set(table["year"]) <= {1, 2, 3}, name
+    assert set(run.votes["year"]) == {2, 3}  # held in the log's years 1 and 2
+    # the planner's prompt asks for the rates of the year its call is numbered with
+    planner = run.calls[(run.calls["role"] == "planner") & run.calls["error_type"].isna()]
+    for _, call in planner.iterrows():
+        text = json.loads(call["messages_text_json"])[-1]["content"]
+        assert re.search(rf"rates for year {call['year']}\b", text), text[-200:]
+    # the log itself keeps its 0-based index
+    assert min(e.year for e in read_events(run.path) if isinstance(e, ScheduleSet)) == 0
+
+
+def test_load_runs_is_exported() -> None:
+    from llmecon.runs.collection import RunsData, load_runs
+
+    assert llmecon.load_runs is load_runs and llmecon.RunsData is RunsData
+    assert {"load_runs", "RunsData"} <= set(llmecon.__all__)
+
+
+def test_golden_tables_start_with_run_id_and_seed() -> None:
+    run = load_run(GOLDEN_V1)
+    for name, table in run.tables().items():
+        assert list(table.columns[:2]) == ["run_id", "seed"], name
+        if len(table):
+            assert set(table["run_id"]) == {"tiny-mock-planner"} and set(table["seed"]) == {0}
