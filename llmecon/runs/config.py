@@ -330,6 +330,18 @@ class RunConfig(BaseModel):
     batch_poll: float = Field(30.0, gt=0, le=3600, json_schema_extra=_OPERATIONAL)
     """Seconds between two polls of a pending batch (``batch_api``)."""
 
+    completions_batch: int | None = Field(None, ge=2, le=4096, json_schema_extra=_OPERATIONAL)
+    """Send up to this many worker prompts per ``/v1/completions`` request (``prompt`` as
+    a list), for OpenAI-compatible servers such as vLLM (``--workers-api-base``); a
+    server that refuses lists falls back to chat calls (docs/models.md)."""
+
+    chat_template: str = Field(
+        "chatml", json_schema_extra={**_OPERATIONAL, "metavar": "NAME|FILE|TEMPLATE"}
+    )
+    """How ``completions_batch`` turns chat messages into one prompt: a built-in name
+    (``chatml``, ``llama3``), a Jinja chat template, or a template file / a model's
+    ``tokenizer_config.json``."""
+
     # -- voting (docs/voting.md) ---------------------------------------------------------
     vote_every: int | None = Field(None, ge=1, le=10_000, json_schema_extra=_VOTING)
     """Hold a voting round every V years (years V, 2V, …; year 0 is never a vote): the

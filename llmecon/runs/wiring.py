@@ -43,6 +43,7 @@ from llmecon.models import (
     endpoint_specs,
     get_model,
     redact_url,
+    resolve_model_name,
     runs_in_process,
 )
 from llmecon.models._fleet import ApiBase
@@ -231,12 +232,27 @@ class ModelPool:
                 # is accepted or refused exactly as it was live.
                 model = Model(ReplayProvider(name, self.recorded), config=self.generate_config())
             else:
+                batching: dict[str, Any] = {}
+                if self.config.completions_batch and role == "workers":
+                    specs = endpoint_specs(base)
+                    kind, _ = resolve_model_name(name, specs[0].url if specs else None)
+                    if kind != "openai":
+                        raise ConfigError(
+                            f"completions_batch: {name} is not an OpenAI-compatible model; "
+                            "list-prompt completions need one (openai/<model> or a bare "
+                            "model name with --workers-api-base)"
+                        )
+                    batching = {
+                        "completions_batch": self.config.completions_batch,
+                        "chat_template": self.config.chat_template,
+                    }
                 model = get_model(
                     name,
                     api_base=base,
                     config=self.generate_config(),
                     max_concurrency=concurrency,
                     cache_dir=self.config.cache_dir,
+                    **batching,
                 )
                 if self.recorded is not None:
                     provider = ReplayProvider(name, self.recorded, live=model.provider)
