@@ -180,12 +180,15 @@ def test_probe_no_save_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
     assert not (tmp_path / "runs").exists()
 
 
-def test_sweep_report_charts_are_inline_svg() -> None:
+def test_sweep_report_charts_are_inline_svg(tmp_path: Path) -> None:
     from llmecon.report._sweep import render_sweep_report
     from llmecon.sweeps import load_sweep
 
-    folder = Path(__file__).resolve().parents[2] / "runs" / "compare-2c0d99e7"
-    page = parse(render_sweep_report(load_sweep(folder)))
+    args = ["--planners", "saez,none", "--seeds", "0-1", "--workers", "rational"]
+    small = ["--agents", "20", "--years", "2", "--jobs", "1", "--name", "s"]
+    result = CliRunner().invoke(main, ["sweep", *args, *small, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = parse(render_sweep_report(load_sweep(tmp_path / "s")))
     assert page.errors == [] and not page.images
     assert len(page.charts) >= 2
     assert any("seeds" in t for t in page.tips)

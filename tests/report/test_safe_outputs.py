@@ -125,7 +125,7 @@ def test_export_defaults_to_csv_and_help_says_so() -> None:
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert "--format [csv|parquet]" in text and "[default: csv]" in text
-    assert "pip install 'llmecon[parquet]'" in text
+    assert "parquet is written with pyarrow" in text
     assert "[default: RUN/tables]" in text
 
 
