@@ -9,6 +9,8 @@ agents × brackets, and over a leading batch of schedules for the oracle.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -30,6 +32,8 @@ _NEWTON_STEPS = 7
 _MIN_CONSUMPTION = 1e-9
 #: Smallest weekly hours of the CRRA root search (its bracket lives in log hours).
 _MIN_HOURS = 1e-12
+#: The root search stops for an element once a step moves its log hours by at most this.
+_Y_TOL = 1e-14
 _BLOCK_ELEMENTS = 1 << 16
 #: Smallest group (schedules × workers × brackets) handled together: smaller groups
 #: join the next one up (each block costs a fixed overhead of numpy calls).
@@ -127,66 +131,152 @@ def _best_response_block(
     else:
         rebate = np.broadcast_to(np.asarray(rebate_usd, dtype=float), (r.shape[0],))
         base = intercept[:, None, :] + rebate[:, None, None]
-        hours = _crra_segment_argmax(slope, base, psi, seg_lo, seg_hi, config)
-        value = consumption_utility(slope * hours + base, config.crra) - labour_disutility(
-            hours, psi[None, :, None], eps
-        )
+        segments = CrraSegments.of(slope, base, psi[None, :, None], seg_lo, seg_hi, config)
+        hours, value = segments.solve(np.zeros(1), config)
+        hours, value = hours.reshape(slope.shape), value.reshape(slope.shape)
 
     value = np.where(valid[None, :, :], value, -np.inf)
     best = np.argmax(value, axis=-1)
     return np.take_along_axis(hours, best[..., None], axis=-1)[..., 0]
 
 
-def _crra_segment_argmax(
-    slope: FloatArray,
-    base: FloatArray,
-    psi: FloatArray,
-    lo: FloatArray,
-    hi: FloatArray,
-    config: UtilityConfig,
-) -> FloatArray:
-    """Per-segment maximiser under CRRA.
+@dataclass(frozen=True)
+class CrraSegments:
+    """``K`` CRRA segment problems, flattened, with their rebate-free parts computed.
 
-    The segment objective ``U(slope·h + base) − ψ·52·h^(1+1/ε)/(1+1/ε)`` is strictly
-    concave, so its derivative decreases: the optimum is the lower end when the
-    derivative is ≤ 0 there, the upper end when it is ≥ 0 there, and otherwise the root
-    of ``F(y) = log slope − η log c − log(52ψ) − y/ε`` in ``y = log h`` (the derivative's
-    sign). Newton's method on ``F`` starts from the root at ``base = 0`` (in closed
-    form, clipped to the segment) and is safeguarded by bisection on the bracket.
+    Element ``k`` is a worker (``psi``) on one bracket segment of one schedule:
+    consumption ``slope · h + intercept + R`` for hours ``h ∈ [lo, hi]`` and a rebate
+    ``R`` given at :meth:`solve`. What does not depend on ``R`` (logs, the disutility's
+    slope at the ends, the root at ``intercept + R = 0``) is computed once here, so a
+    solve across several rebates (the within-year equilibrium) repeats only the rest.
     """
-    eps = config.elasticity
-    eta = float(config.crra or 0.0)
-    p = WEEKS_PER_YEAR * psi[None, :, None]
-    a = np.broadcast_to(lo, slope.shape)
-    b = np.broadcast_to(np.maximum(hi, lo), slope.shape)
 
-    def derivative(h: FloatArray, h_nb: FloatArray) -> FloatArray:
-        # ``h_nb`` is ``h`` before broadcasting over schedules: the disutility term does
-        # not depend on the schedule, so it is computed once per worker × segment.
-        c = np.maximum(slope * h + base, _MIN_CONSUMPTION)
-        return marginal_consumption_utility(c, config.crra) * slope - p * h_nb ** (1.0 / eps)
+    slope: FloatArray
+    intercept: FloatArray
+    psi: FloatArray
+    lo: FloatArray
+    hi: FloatArray
+    dis_lo: FloatArray
+    dis_hi: FloatArray
+    log_slope: FloatArray
+    log_p: FloatArray
+    left: FloatArray
+    right: FloatArray
+    y0: FloatArray
 
-    d_lo = derivative(a, lo)
-    d_hi = derivative(b, np.maximum(hi, lo))
-    x = a.copy()
-    # Newton only where the optimum is interior: elsewhere an end wins (most segments of
-    # most workers). The solve is elementwise, so compressing changes no result.
-    interior = ~(d_lo <= 0) & ~(d_hi >= 0)
-    if interior.any():
-        sl = slope[interior]
-        bs = np.broadcast_to(base, slope.shape)[interior]
-        lp = np.broadcast_to(p, slope.shape)[interior]
+    @classmethod
+    def of(
+        cls,
+        slope: FloatArray,
+        intercept: FloatArray,
+        psi: FloatArray,
+        lo: FloatArray,
+        hi: FloatArray,
+        config: UtilityConfig,
+    ) -> CrraSegments:
+        """Problems from arrays that broadcast together (e.g. ``(S, N, B)``); the
+        disutility at the ends is computed before broadcasting (once per worker)."""
+        eps = config.elasticity
+        eta = float(config.crra or 0.0)
+        hi = np.maximum(hi, lo)
+        p = WEEKS_PER_YEAR * psi
+        dis_lo, dis_hi = p * lo ** (1.0 / eps), p * hi ** (1.0 / eps)
+        shape = np.broadcast_shapes(slope.shape, intercept.shape, p.shape, lo.shape)
+
+        def flat(x: FloatArray) -> FloatArray:
+            return np.broadcast_to(x, shape).ravel()
+
+        sl, pp = flat(slope), flat(p)
+        lo_f, hi_f = flat(lo), flat(hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_slope, log_p = np.log(sl), np.log(pp)
+            left = np.log(np.maximum(lo_f, _MIN_HOURS))
+            right = np.log(np.maximum(hi_f, _MIN_HOURS))
+            # The root when intercept + rebate = 0, the usual start of the search.
+            y0 = ((1.0 - eta) * log_slope - log_p) / (eta + 1.0 / eps)
+        y0 = np.where(np.isnan(y0), 0.5 * (left + right), np.clip(y0, left, right))
+        return cls(
+            sl,
+            flat(intercept),
+            flat(psi),
+            lo_f,
+            hi_f,
+            flat(dis_lo),
+            flat(dis_hi),
+            log_slope,
+            log_p,
+            left,
+            right,
+            y0,
+        )
+
+    def take(self, at: NDArray[np.intp]) -> CrraSegments:
+        """The problems at positions ``at``."""
+        return CrraSegments(*(getattr(self, f.name)[at] for f in fields(self)))
+
+    def solve(
+        self, rebate_usd: FloatArray, config: UtilityConfig, start: FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Each problem's maximising hours and objective value at ``rebate_usd`` (one
+        per problem, or one for all).
+
+        The segment objective ``U(slope·h + base) − ψ·52·h^(1+1/ε)/(1+1/ε)`` is strictly
+        concave, so its derivative decreases: the optimum is the lower end when the
+        derivative is ≤ 0 there, the upper end when it is ≥ 0 there, and otherwise the
+        root of ``F(y) = log slope − η log c − log(52ψ) − y/ε`` in ``y = log h`` (the
+        derivative's sign). Newton's method on ``F`` starts from the root at ``base = 0``
+        (clipped to the segment), or from ``start`` hours where positive (a solution at
+        a nearby rebate: fewer steps, the same root), safeguarded by bisection.
+        """
+        eps = config.elasticity
+        eta = float(config.crra or 0.0)
+        slope = self.slope
+        base = self.intercept + rebate_usd
+
+        def derivative(h: FloatArray, dis: FloatArray) -> FloatArray:
+            c = np.maximum(slope * h + base, _MIN_CONSUMPTION)
+            return marginal_consumption_utility(c, config.crra) * slope - dis
+
+        d_lo = derivative(self.lo, self.dis_lo)
+        d_hi = derivative(self.hi, self.dis_hi)
+        x = self.lo.copy()
+        # Newton only where the optimum is interior: elsewhere an end wins (most
+        # segments of most workers). The solve is elementwise, so compressing changes
+        # no result.
+        interior = ~(d_lo <= 0) & ~(d_hi >= 0)
+        if interior.any():
+            x[interior] = self._interior_root(interior, slope, base, eta, eps, start)
+        hours = np.where(d_lo <= 0, self.lo, np.where(d_hi >= 0, self.hi, x))
+        value = consumption_utility(slope * hours + base, config.crra) - labour_disutility(
+            hours, self.psi, eps
+        )
+        return hours, value
+
+    def _interior_root(
+        self,
+        interior: NDArray[np.bool_],
+        slope: FloatArray,
+        base: FloatArray,
+        eta: float,
+        eps: float,
+        start: FloatArray | None,
+    ) -> FloatArray:
+        sl, bs = slope[interior], base[interior]
+        log_slope, log_p = self.log_slope[interior], self.log_p[interior]
+        left, right = self.left[interior], self.right[interior]
+        y = self.y0[interior]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            log_slope = np.log(sl)
-            log_p = np.log(lp)
-            left = np.log(np.maximum(a[interior], _MIN_HOURS))
-            right = np.log(np.maximum(b[interior], _MIN_HOURS))
-            y = ((1.0 - eta) * log_slope - log_p) / (eta + 1.0 / eps)
-            y = np.where(np.isnan(y), 0.5 * (left + right), np.clip(y, left, right))
+            if start is not None:
+                warm = start[interior]
+                y = np.where(warm > 0, np.clip(np.log(warm), left, right), y)
             solved = y.copy()
-            # Elements whose step left y unchanged have reached a fixed point of the
-            # iteration (later steps would not move them either): drop them, so the
-            # result is the same as always taking every step, at a fraction of the cost.
+            # Stopped elements stay put until compressed away, so the result does not
+            # depend on which other elements share the batch.
+            stopped = np.zeros(y.size, dtype=bool)
+            # Elements whose step moved y by at most _Y_TOL have converged (quadratic
+            # convergence: the step's own error is far below rounding); drop them.
+            # Rounding can keep a converged element alternating between neighbouring
+            # floats, so waiting for an exact fixed point would run every step.
             at = np.arange(y.size)
             for _ in range(_NEWTON_STEPS):
                 h = np.exp(y)
@@ -194,22 +284,29 @@ def _crra_segment_argmax(
                 floor = c <= _MIN_CONSUMPTION
                 c = np.maximum(c, _MIN_CONSUMPTION)
                 f = log_slope - eta * np.log(c) - log_p - y / eps
-                df = np.where(floor, 0.0, -eta * sl * h / c) - 1.0 / eps
+                share = np.where(floor, 0.0, sl * h / c)
+                df = -eta * share - 1.0 / eps
                 up = f > 0
                 left = np.where(up, y, left)
                 right = np.where(up, right, y)
                 step = y - f / df
                 inside = np.isfinite(step) & (step >= left) & (step <= right)
-                new = np.where(f == 0, y, np.where(inside, step, 0.5 * (left + right)))
+                new = np.where(stopped | (f == 0), y, np.where(inside, step, 0.5 * (left + right)))
                 solved[at] = new
-                moving = new != y
+                moving = np.abs(new - y) > _Y_TOL
+                # A Newton step of size d leaves an error of about C·d² (C = |F''|/2|F'|,
+                # F'' = −η·a(1 − a) with a = slope·h/c): done when that is below _Y_TOL.
+                curvature = eta * share * np.abs(1.0 - share) / (2.0 * np.abs(df))
+                small = (np.abs(new - y) <= 1e-4) & (curvature * (new - y) ** 2 <= 0.25 * _Y_TOL)
+                moving &= ~(inside & small & (f != 0))
+                stopped = ~moving
                 if 4 * np.count_nonzero(moving) <= 3 * moving.size:  # worth compressing
                     at, y, sl, bs = at[moving], new[moving], sl[moving], bs[moving]
                     log_slope, log_p = log_slope[moving], log_p[moving]
                     left, right = left[moving], right[moving]
+                    stopped = stopped[moving]
                     if at.size == 0:
                         break
                 else:
                     y = new
-            x[interior] = np.clip(np.exp(solved), a[interior], b[interior])
-    return np.where(d_lo <= 0, a, np.where(d_hi >= 0, b, x))
+        return np.clip(np.exp(solved), self.lo[interior], self.hi[interior])

@@ -1,0 +1,99 @@
+"""Benchmark the oracle under CRRA on the two slowest cells of the welfare grid.
+
+The cells (1 000 personas of the shipped bank, federal 2025 brackets): inverse income,
+ε 0.4, η 1 and equality × productivity, ε 1, η 2. Each run is a fresh process, so
+``--baseline DIR`` (a directory holding another version's ``llmecon`` package, e.g. a
+``git worktree`` of an earlier commit) is measured side by side with this checkout,
+alternating, ``--repeats`` times each. Saved: CPU and wall seconds, the oracle's
+claimed SWF, the SWF ``evaluate`` gives its schedule, the load average before and
+after. CPU seconds are the figure to compare: less sensitive than wall time to other
+jobs on a shared machine (not immune: they share caches and cores).
+
+Run: ``python benchmarks/bench_crra_oracle.py [--baseline DIR] [--repeats 2]``.
+Results go to ``benchmarks/results/crra_oracle.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "crra_oracle.json"
+CELLS = (("inverse_income", 0.4, 1.0), ("equality_times_productivity", 1.0, 2.0))
+AGENTS = 1000
+
+# Runs in a child process whose import path puts the measured version first.
+_CHILD = """
+import json, sys, time
+from llmecon.economy import Economy, TaxSchedule, UtilityConfig
+from llmecon.personas import load_bank, population_from_personas
+from llmecon.planners import optimal_rates
+bank_path, swf = sys.argv[1], sys.argv[2]
+eps, eta, n = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+population = population_from_personas(load_bank(bank_path)[:n], source="default bank")
+economy = Economy(population, UtilityConfig(elasticity=eps, crra=eta), swf=swf)
+edges = TaxSchedule.status_quo().edges
+wall, cpu = time.perf_counter(), time.process_time()
+result = optimal_rates(economy, edges)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+enacted = economy.evaluate(TaxSchedule(edges, tuple(result.rates)))[1].swf
+print(json.dumps({"cpu_s": cpu, "wall_s": wall, "oracle_swf": result.swf,
+                  "enacted_swf": enacted, "evaluations": result.evaluations,
+                  "converged": result.converged}))
+"""
+
+
+def _run(version: Path, swf: str, eps: float, eta: float) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(version)}
+    bank = ROOT / "personas" / "default.jsonl"
+    args = [sys.executable, "-c", _CHILD, str(bank), swf, str(eps), str(eta), str(AGENTS)]
+    # The child runs in the version's directory: `python -c` puts it first on the path.
+    out = subprocess.run(args, env=env, cwd=version, check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, help="directory with another llmecon")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per cell and version")
+    args = parser.parse_args()
+    versions = {"current": ROOT}
+    if args.baseline is not None:
+        if not (args.baseline / "llmecon").is_dir():
+            parser.error(f"{args.baseline} holds no llmecon package")
+        versions = {"baseline": args.baseline.resolve(), **versions}
+    load_before = os.getloadavg()
+    runs = []
+    for swf, eps, eta in CELLS:
+        for repeat in range(args.repeats):
+            for name, path in versions.items():
+                run = {"version": name, "swf": swf, "elasticity": eps, "crra": eta}
+                run |= {"repeat": repeat, **_run(path, swf, eps, eta)}
+                runs.append(run)
+                print(
+                    f"{name:<9} {swf[:14]:<14} eps {eps:g} eta {eta:g}: "
+                    f"cpu {run['cpu_s']:.1f} s, wall {run['wall_s']:.1f} s, "
+                    f"swf {run['oracle_swf']:.10g} (evaluate {run['enacted_swf']:.10g})",
+                    flush=True,
+                )
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
+        "load_average_1_5_15_min_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    data = {"machine": machine, "agents": AGENTS, "runs": runs}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"saved {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
