@@ -205,5 +205,5 @@ def test_the_run_summary_and_cli_say_so(run: Any) -> None:
         _print_summary(summary, "final")
     text = re.sub(r"\s+", " ", captured.get())
     assert "references assume" in text and "not this run's" in text
-    assert "status quo, these workers (year 0)" in text
+    assert "status quo, these workers (tax year 1)" in text
     assert "in 2 year(s) (0, 2)" in text and "gave the same answer" in text
