@@ -141,7 +141,8 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
         table.add_row("status-quo SWF", f"{summary['status_quo_swf']:,.2f}")
     if summary.get("status_quo_same_workers_swf") is not None:
         table.add_row(
-            "status quo, these workers (tax year 1)", f"{summary['status_quo_same_workers_swf']:,.2f}"
+            "status quo, these workers (tax year 1)",
+            f"{summary['status_quo_same_workers_swf']:,.2f}",
         )
         table.add_row(
             "final − status quo, these workers",
