@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from llmecon.models._anthropic import API_VERSION
 from llmecon.models._batch import (
     BatchAPI,
     BatchItemResult,
@@ -32,9 +33,6 @@ from llmecon.models._types import ChatMessage, Usage
 
 if TYPE_CHECKING:
     from llmecon.models._anthropic import AnthropicProvider
-
-#: The Messages API version of the batch requests.
-API_VERSION = "2023-06-01"
 
 
 class AnthropicBatchAPI(BatchAPI):

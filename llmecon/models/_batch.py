@@ -307,20 +307,28 @@ async def http_request(
     data: Any = None,
 ) -> bytes:
     """One HTTP request (aiohttp, a session per request: batch endpoints are called a
-    few times per batch, not per item); an error status raises the typed error. The
-    caller bounds its time (:func:`run_batches` does)."""
+    few times per batch, not per item), with the ``http`` transport's TLS and
+    environment proxy (:mod:`llmecon.models._http`); an error status raises the typed
+    error. The caller bounds its time (:func:`run_batches` does)."""
+    from urllib.parse import urlsplit
+
     import aiohttp
 
+    from llmecon.models._http import _env_proxy, _ssl_context
+
+    parts = urlsplit(url)
     body = json.dumps(json_body) if json_body is not None else data
+    tls = _ssl_context() if parts.scheme == "https" else True
     try:
         async with (
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as session,
             session.request(
                 method,
                 url,
                 data=body,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=None),
+                proxy=_env_proxy(parts.scheme, parts.hostname or ""),
             ) as resp,
         ):
             status, raw = resp.status, await resp.read()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -271,3 +272,21 @@ def test_transient_poll_failures_do_not_end_the_wait_but_a_refusal_does(provider
         again.batch.pending = {submitted[0].digest: submitted[0].batch_id}
         outputs = asyncio.run(_only_batch(again, 3))
     assert all(isinstance(o, BatchError) and "404" in str(o) for o in outputs)
+
+
+def test_batch_requests_go_through_the_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch endpoints use the ``http`` transport's proxy settings (``HTTP_PROXY``)."""
+    from llmecon.models._batch import http_request
+    from tests.models.test_throughput_transport import _ok, _RawServer
+
+    raw = _RawServer([_ok(b'{"id": "batch_1"}')])
+
+    async def run() -> bytes:
+        async with raw.running() as proxy_url:
+            monkeypatch.setenv("HTTP_PROXY", proxy_url)
+            monkeypatch.setenv("NO_PROXY", "")
+            url = "http://api.example.invalid/v1/batches/batch_1"
+            return await http_request("GET", url, {}, "openai/x")
+
+    assert json.loads(asyncio.run(run())) == {"id": "batch_1"}
+    assert raw.heads[0].startswith("GET http://api.example.invalid/v1/batches/batch_1 HTTP/1.1")
