@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from llmecon.agents.base import FloatArray, WorkerDecision, WorkerRequest
 from llmecon.agents.llm_workers import LLMWorkers
 from llmecon.economy import Economy, Population
+from llmecon.personas._persona import Education
 from llmecon.planners import YearRecord
 
 if TYPE_CHECKING:
@@ -68,20 +69,7 @@ ARCHETYPE_FEATURES: tuple[tuple[str, float], ...] = (
 )
 
 #: Education levels in order (the ``education`` feature is the level's rank).
-_EDUCATION_RANK = {
-    name: float(rank)
-    for rank, name in enumerate(
-        (
-            "less_than_high_school",
-            "high_school",
-            "some_college",
-            "associate",
-            "bachelor",
-            "master",
-            "doctoral_professional",
-        )
-    )
-}
+_EDUCATION_RANK = {name: float(rank) for rank, name in enumerate(get_args(Education))}
 #: The subsample k-means runs on: this many rows per archetype, at least _MIN_SAMPLE.
 _SAMPLE_PER_ARCHETYPE = 20
 _MIN_SAMPLE = 10_000
