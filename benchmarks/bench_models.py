@@ -1,11 +1,12 @@
 """Model-layer benchmarks; results go to benchmarks/results/models.json.
 
-1. Throughput against the fake OpenAI server (own process, 100 ms latency), 2 000
-   structured requests, at concurrency 64 and 256: achieved / ideal (concurrency ÷
-   latency), for the lean ``http`` transport and the official ``sdk`` transport.
-2. Framework overhead per call (µs): the Model wrapper around a zero-latency provider.
-3. Embedded model (``local/smollm2-135m``): worker decisions per second and prompt /
+1. Framework overhead per call (µs): the Model wrapper around a zero-latency provider.
+2. Embedded model (``local/smollm2-135m``): worker decisions per second and prompt /
    generated tokens per second.
+
+Client throughput against the fake servers (every transport, concurrency 16 to 1 024,
+client and server CPU per call, seconds per round) is measured by
+``benchmarks/bench_throughput.py``.
 
 Run: ``python benchmarks/bench_models.py [--quick]``.
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from llmecon.models import ChatMessage, GenerateConfig, get_model
-from llmecon.testing.fake_servers import serve_in_subprocess
 
 RESULTS = Path(__file__).parent / "results" / "models.json"
 
@@ -37,52 +37,6 @@ def prompt(i: int) -> list[ChatMessage]:
         ChatMessage(role="system", content="You are a nurse earning $38 per hour."),
         ChatMessage(role="user", content=f"Week {i}: how many hours will you work? JSON please."),
     ]
-
-
-async def _throughput(url: str, transport: str, concurrency: int, n: int) -> dict[str, float]:
-    model = get_model(
-        "openai/fake",
-        api_base=url,
-        max_concurrency=concurrency,
-        transport=transport,
-        config=GenerateConfig(max_retries=0, timeout_s=300),
-    )
-    try:
-        await asyncio.gather(
-            *[model.generate(prompt(-i), WorkerDecision) for i in range(concurrency)]
-        )
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        await asyncio.gather(*[model.generate(prompt(i), WorkerDecision) for i in range(n)])
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    finally:
-        await model.aclose()
-    return {"wall_s": wall, "req_per_s": n / wall, "client_cpu_us_per_call": cpu / n * 1e6}
-
-
-def bench_throughput(n: int, latency_s: float) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    with serve_in_subprocess("openai", latency_s=latency_s) as url:
-        # The SDK transport is ~10x slower here: fewer requests keep the run short.
-        for transport, count in (("http", n), ("sdk", max(200, n // 4))):
-            for concurrency in (64, 256):
-                result = asyncio.run(_throughput(url, transport, concurrency, count))
-                ideal = concurrency / latency_s
-                row = {
-                    "transport": transport,
-                    "concurrency": concurrency,
-                    "requests": count,
-                    "latency_s": latency_s,
-                    "ideal_req_per_s": ideal,
-                    "achieved_over_ideal": result["req_per_s"] / ideal,
-                    **result,
-                }
-                rows.append(row)
-                print(
-                    f"throughput {transport:4} c={concurrency:3}: {result['req_per_s']:7.0f} req/s"
-                    f" / ideal {ideal:5.0f} = {row['achieved_over_ideal']:.3f}"
-                    f"  (client CPU {result['client_cpu_us_per_call']:.0f} µs/call)"
-                )
-    return rows
 
 
 def bench_overhead(n: int) -> dict[str, float]:
@@ -143,10 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     ns = parser.parse_args()
-    n = 400 if ns.quick else 2000
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "throughput": bench_throughput(n, 0.1),
         "overhead": bench_overhead(2000 if ns.quick else 20000),
         "embedded": bench_local(5 if ns.quick else 20),
     }

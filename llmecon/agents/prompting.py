@@ -373,6 +373,9 @@ class PlannerPromptSettings:
             and income share per bracket); off: the bare outcomes (an ablation).
         explore: add a note that early years are for trying changes (LLM Economist's
             exploration instruction).
+        horizon: how many tax years the run has (``None``: not told). The query says
+            "year N of M" and, in the last year, that it is the last: a planner can
+            then enact its best schedule instead of trying one more change.
     """
 
     history_len: int = 8
@@ -382,6 +385,7 @@ class PlannerPromptSettings:
     moves: GridMoves | None = None
     uncertainty: bool = True
     explore: bool = False
+    horizon: int | None = None
 
 
 @dataclass(frozen=True)
@@ -468,7 +472,9 @@ def demonstrations(
     and the workers and income share per bracket."""
     best_year = max(history, key=lambda r: r.metrics.swf).year if history else None
     years = shown_years(history, settings)
-    sd = welfare_noise_sd(years) if settings.uncertainty else None
+    # the noise estimate uses every year, shown or not: a repeat that scrolled out of
+    # the demonstrations still measured the noise
+    sd = welfare_noise_sd(history) if settings.uncertainty else None
     by_year = {r.year: r for r in history}
     same: dict[tuple[int, ...], list[float]] = {}
     for rec in years:
@@ -634,6 +640,7 @@ def planner_prompt(
             "planner_query_delta.j2" if settings.moves else "planner_query.j2",
             used,
             year=year,
+            horizon=settings.horizon,
             current=frame.current,
             best_year=frame.best_year,
             best_swf=frame.best_swf,

@@ -28,26 +28,37 @@ Model names:
   a fixed seed: the same prompt gets the same answer, so runs are reproducible and a
   resumed run continues exactly.
 
-The planner (stateless: everything comes from the years its prompt shows) is a
-compass search that copes with noisy welfare. The incumbent is the shown schedule with
-the highest lower confidence bound ``mean SWF − 2σ̂/√n`` over the years it was enacted
-(σ̂: half the interval the demonstrations show, the spread of repeated schedules' SWF,
-:func:`~llmecon.agents.prompting.welfare_noise_sd`; 0 before any repeat). A new
-incumbent seen only once is enacted again to confirm it when its lead over the best
-other schedule is within ``LCB_Z`` standard errors of the difference, or while the noise
-is unknown (no repeat yet): a gain within the noise is not taken as an improvement, and
-a clear one costs no confirmation year. With ``planner_uncertainty`` off no interval is
-shown and σ̂ is 0 throughout: every measured difference is taken at face value and
-nothing is confirmed (the ablation). Otherwise it
-repeats the single-bracket move that found the incumbent, then tries the incumbent
-± a step in one bracket, brackets in turn from the one last tried, steps of the trust
-region, half and a fifth of it, skipping schedules already shown and brackets where a
-move changed nothing. Proposals for a ballot are the first K such schedules.
+The planner (stateless: everything comes from what its prompt shows) is a compass
+search that copes with noisy welfare. The incumbent is the shown schedule with the
+highest lower confidence bound ``mean SWF − 2σ̂/√n`` over the years it was enacted (σ̂:
+half the interval the demonstrations show, the spread of repeated schedules' SWF over
+every year of the run, :func:`~llmecon.agents.prompting.welfare_noise_sd`; 0 before any
+repeat). A new incumbent seen only once is enacted again to confirm it when its lead
+over the best other schedule is within ``LCB_Z`` standard errors of the difference, or
+while the noise is unknown (no repeat yet): a gain within the noise is not taken as an
+improvement, and a clear one costs no confirmation year. With ``planner_uncertainty``
+off no interval is shown and σ̂ is 0 throughout: every measured difference is taken at
+face value and nothing is confirmed (the ablation). Otherwise, in this order:
+
+1. In the run's last year (when the prompt states the horizon) it enacts the incumbent.
+2. Every bracket whose pooled effect (the welfare change per point from each pair of
+   shown schedules differing in that bracket alone, near the incumbent's rate:
+   ``EVIDENCE_REACH`` trust regions) exceeds ``EVIDENCE_Z`` standard errors moves by the
+   trust region in its favoured direction, all at once when two or more do (the
+   welfare is close to additive over brackets, so the gains add).
+3. It repeats the single-bracket move that found the incumbent.
+4. It tries the incumbent ± a step in one bracket, least recently moved brackets first,
+   steps of the trust region, half and a fifth of it, skipping schedules already shown
+   and flat brackets (whose largest shown effect per point is under ``FLAT_SHARE`` of
+   the largest any bracket showed).
+
+Proposals for a ballot are the first K such schedules.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -98,6 +109,14 @@ _NAME = re.compile(r"reference(?:-noise(\d+(?:\.\d+)?))?")
 LCB_Z = 2.0
 #: Welfare differences below this (relative) count as "no change" (a flat bracket).
 _FLAT_TOLERANCE = 1e-9
+#: A bracket whose largest shown single-bracket effect per rate point is at most this
+#: share of the largest any bracket showed is treated as flat (not worth a year).
+FLAT_SHARE = 0.1
+#: A bracket's pooled effect favours a move when it exceeds this many standard errors.
+EVIDENCE_Z = 1.0
+#: Evidence about a bracket counts when both its rates lie within this many trust
+#: regions of the incumbent's (the welfare is not linear in a rate over long stretches).
+EVIDENCE_REACH = 2
 
 
 def parse_scripted_name(model_name: str) -> float:
@@ -245,9 +264,15 @@ class _Shown:
     sigma: float | None
 
     @classmethod
-    def of(cls, years: Sequence[YearRecord], uncertainty: bool = True) -> _Shown:
+    def of(
+        cls,
+        years: Sequence[YearRecord],
+        uncertainty: bool = True,
+        every_year: Sequence[YearRecord] | None = None,
+    ) -> _Shown:
         """``uncertainty``: the prompt shows the noise interval (σ̂ from repeated
-        schedules, :func:`~llmecon.agents.prompting.welfare_noise_sd`); without it the
+        schedules over ``every_year`` of the run, shown or not, as the demonstrations
+        compute it: :func:`~llmecon.agents.prompting.welfare_noise_sd`); without it the
         planner takes every measured difference at face value (σ̂ = 0)."""
         swf: dict[tuple[int, ...], list[float]] = {}
         first: dict[tuple[int, ...], int] = {}
@@ -257,7 +282,8 @@ class _Shown:
             swf.setdefault(key, []).append(shown_swf(rec))
             first.setdefault(key, rec.year)
             by_year[rec.year] = key
-        sigma = welfare_noise_sd(years) if uncertainty else 0.0
+        noise_years = years if every_year is None else every_year
+        sigma = welfare_noise_sd(noise_years) if uncertainty else 0.0
         return cls(swf, first, by_year, sigma)
 
     def score(self, key: tuple[int, ...]) -> float:
@@ -283,24 +309,76 @@ class _Shown:
         lead = float(np.mean(self.swf[key]) - np.mean(self.swf[rival]))
         return lead < LCB_Z * self.sigma * float(np.sqrt(1 / n_key + 1 / n_rival))
 
-    def flat_brackets(self) -> set[int]:
-        """Brackets where a single-bracket change left the measured SWF unchanged."""
-        flat: set[int] = set()
+    def evidence(self, around: tuple[int, ...], reach: int) -> dict[int, tuple[float, float]]:
+        """Per bracket, the pooled welfare change per rate point from every pair of shown
+        schedules that differ in that bracket alone (the welfare is close to additive
+        over brackets, so evidence gathered around an earlier best still speaks for the
+        bracket), with its standard error (∞ while the noise is unknown)."""
+        samples: dict[int, list[tuple[float, float]]] = {}
         keys = list(self.swf)
         for i, a in enumerate(keys):
             for b in keys[i + 1 :]:
-                diff = np.flatnonzero(np.array(a) != np.array(b))
-                ya, yb = float(np.mean(self.swf[a])), float(np.mean(self.swf[b]))
-                if diff.size == 1 and abs(ya - yb) <= _FLAT_TOLERANCE * max(1.0, abs(ya)):
-                    flat.add(int(diff[0]))
-        return flat
+                moved = np.flatnonzero(np.array(a) != np.array(b))
+                if moved.size != 1:
+                    continue
+                k = int(moved[0])
+                if max(abs(a[k] - around[k]), abs(b[k] - around[k])) > reach:
+                    continue  # evidence about another stretch of this rate
+                delta = a[k] - b[k]
+                slope = float(np.mean(self.swf[a]) - np.mean(self.swf[b])) / delta
+                spread = np.sqrt(1 / len(self.swf[a]) + 1 / len(self.swf[b])) / abs(delta)
+                samples.setdefault(k, []).append((slope, spread))
+        out: dict[int, tuple[float, float]] = {}
+        for k, pairs in samples.items():
+            slopes = np.array([p[0] for p in pairs])
+            weights = 1 / np.array([p[1] for p in pairs]) ** 2
+            mean = float(slopes @ weights / weights.sum())
+            se = (self.sigma / np.sqrt(weights.sum())) if self.sigma is not None else np.inf
+            out[k] = (mean, float(se))
+        return out
+
+    def last_moved(self, n: int) -> list[int]:
+        """Per bracket, the last shown year whose change from the year before moved it
+        (−1 if none)."""
+        last = [-1] * n
+        years = sorted(self.by_year)
+        for y0, y1 in itertools.pairwise(years):
+            if y1 != y0 + 1:
+                continue
+            for k in np.flatnonzero(np.array(self.by_year[y1]) != np.array(self.by_year[y0])):
+                last[int(k)] = y1
+        return last
+
+    def flat_brackets(self) -> set[int]:
+        """Brackets whose rate barely matters: every single-bracket change shown moved the
+        mean SWF by at most ``FLAT_SHARE`` of the largest per-point effect any bracket
+        showed (or not at all)."""
+        effect: dict[int, float] = {}
+        keys = list(self.swf)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1 :]:
+                moved = np.flatnonzero(np.array(a) != np.array(b))
+                if moved.size != 1:
+                    continue
+                k = int(moved[0])
+                per_point = abs(float(np.mean(self.swf[a]) - np.mean(self.swf[b]))) / abs(
+                    a[k] - b[k]
+                )
+                effect[k] = max(effect.get(k, 0.0), per_point)
+        if not effect:
+            return set()
+        largest = max(effect.values())
+        scale = max(1.0, abs(float(np.mean(next(iter(self.swf.values()))))))
+        return {
+            k for k, e in effect.items() if e <= max(FLAT_SHARE * largest, _FLAT_TOLERANCE * scale)
+        }
 
 
 def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
     """``count`` distinct proposals, best first (see the module docstring)."""
     ctx, settings = ask.ctx, ask.settings
     years = shown_years(ask.history, settings)
-    shown = _Shown.of(years, settings.uncertainty)
+    shown = _Shown.of(years, settings.uncertainty, ask.history)
     current = pct_list(ask.history[-1].schedule.rates)
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
     moves = settings.moves
@@ -327,21 +405,30 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
             out.append(Proposal(list(key), why))
 
     base = moves.snap(inc).astype(int) if moves else np.array(inc)
+    if settings.horizon is not None and ask.history[-1].year + 2 >= settings.horizon:
+        add(base, "hill climb: the last year enacts the best schedule", allow_shown=True)
     if len(shown.swf[inc]) == 1 and len(shown.swf) > 1 and shown.lead_within_noise(inc):
         add(base, "hill climb: enact the best schedule again to confirm it", allow_shown=True)
     flat = shown.flat_brackets()
+    n = base.size
+    evidence = shown.evidence(tuple(int(v) for v in base), EVIDENCE_REACH * trust)
+    favoured = np.zeros(n, dtype=int)
+    for b, (slope, se) in evidence.items():
+        if b not in flat and abs(slope) > EVIDENCE_Z * se:
+            favoured[b] = int(np.sign(slope))
+    if np.count_nonzero(favoured) > 1:  # one bracket: the single-bracket moves below
+        names = ", ".join(f"{s * trust:+d} in bracket {b + 1}" for b, s in enumerate(favoured) if s)
+        add(base + trust * favoured, f"hill climb: every move the evidence favours ({names})")
     before = shown.by_year.get(shown.first_year[inc] - 1)
     if before is not None:
         move = base - np.array(before)
         if np.count_nonzero(move) == 1 and int(np.flatnonzero(move)[0]) not in flat:
             b = int(np.flatnonzero(move)[0])
             add(base + move, f"hill climb: repeat the move in bracket {b + 1}")
-    last = np.array(shown.by_year[max(shown.by_year)]) - base
-    start = int(np.flatnonzero(last)[0]) if np.count_nonzero(last) == 1 else 0
-    n = base.size
+    last_moved = shown.last_moved(n)
+    order = sorted(range(n), key=lambda b: (last_moved[b], b))  # least recently moved first
     for step in steps:
-        for k in range(n):
-            b = (start + k) % n
+        for b in order:
             if b in flat:
                 continue
             for sign in (1, -1):

@@ -375,6 +375,7 @@ def build_planner(
         moves=parse_planner_moves(config.planner_moves),
         uncertainty=config.planner_uncertainty,
         explore=config.planner_explore,
+        horizon=config.years,
     )
     start = None
     if config.planner_start is not None:

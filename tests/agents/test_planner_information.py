@@ -207,3 +207,45 @@ def test_the_run_summary_and_cli_say_so(run: Any) -> None:
     assert "references assume" in text and "not this run's" in text
     assert "status quo, these workers (tax year 1)" in text
     assert "in 2 year(s) (0, 2)" in text and "gave the same answer" in text
+
+
+def test_the_reference_planner_moves_every_bracket_the_evidence_favours(run: Any) -> None:
+    """A twice (σ̂ ≈ 7), then +10 points in bracket 2 gains clearly, then +10 in bracket 3
+    on top gains clearly again: both brackets' pooled effects exceed their standard
+    errors, so the next proposal moves both at once (the welfare is close to additive
+    over brackets)."""
+    sim, result = run
+    b2 = [10, 22, 22, 24, 32, 35, 37]
+    b23 = [10, 22, 32, 24, 32, 35, 37]
+    history = _with(result.records, [A, A, b2, b23], [100.0, 110.0, 200.0, 300.0])
+    first = climb(PlannerAsk(sim.planner_context, history, PlannerPromptSettings()))[0]
+    assert first.rates == [10, 32, 42, 24, 32, 35, 37]
+    assert "every move the evidence favours" in first.why
+    # the same history with a gain within the noise in bracket 3: no joint move
+    weak = _with(result.records, [A, A, b2, b23], [100.0, 110.0, 200.0, 205.0])
+    proposal = climb(PlannerAsk(sim.planner_context, weak, PlannerPromptSettings()))[0]
+    assert "every move" not in proposal.why
+
+
+def test_a_bracket_that_barely_matters_is_not_tried_again(run: Any) -> None:
+    """Without noise (σ̂ = 0 from an exact repeat), bracket 1's move changed welfare by
+    3/1000 of bracket 4's per point: the planner treats it as flat and does not try it."""
+    sim, result = run
+    b1 = [20, 12, 22, 24, 32, 35, 37]
+    history = _with(result.records, [A, A, b1, C], [100.0, 100.0, 100.3, 150.0])
+    proposals = climb(PlannerAsk(sim.planner_context, history, PlannerPromptSettings()), 12)
+    assert proposals and all(p.rates[0] == 10 for p in proposals[:10])
+
+
+def test_the_planner_is_told_the_horizon_and_uses_its_last_year(run: Any) -> None:
+    sim, result = run
+    history = list(result.records)  # four years: the next is year 5
+    settings = PlannerPromptSettings(horizon=5)
+    text = _user_text(sim, history, settings)
+    assert "year 5 of 5, the last year of the run" in text
+    assert "of 6." in _user_text(sim, history, PlannerPromptSettings(horizon=6))
+    assert " of " not in _user_text(sim, history, PlannerPromptSettings()).split("Propose")[1]
+    last = climb(PlannerAsk(sim.planner_context, history, settings))[0]
+    assert "last year" in last.why
+    shown = [[round(100 * r) for r in rec.schedule.rates] for rec in history]
+    assert last.rates in shown  # a measured schedule, not one more trial

@@ -13,7 +13,7 @@ from llmecon.agents.llm_workers import worker_schema
 from llmecon.agents.scripted import parse_scripted_name
 from llmecon.models import ChatMessage, ModelError, UnknownModelError, get_model
 from llmecon.runs import RunConfig, build_config, build_simulation, read_events
-from llmecon.runs.events import LLMCall, ScheduleSet, VoteRound, WorkerStep
+from llmecon.runs.events import Blob, LLMCall, ScheduleSet, VoteRound, WorkerStep
 from llmecon.runs.reference import reference_welfare
 from llmecon.runs.replay import replay_run
 from llmecon.voting.rules import project_candidates, rational_ballots
@@ -117,8 +117,10 @@ def test_planner_climbs_within_the_trust_region_without_noise(tmp_path: Path) ->
 def test_planner_with_noisy_workers_measured(tmp_path: Path) -> None:
     """The issue's target (100 workers, ±2 h, 20 years: ≥ 90 % of the gap) is not met
     by this hill climber; this pins what it reaches for one seed (docs/agents.md has the
-    numbers over 20 seeds). Even the oracle's own schedule, with these workers, closes
-    only ~81 % of the gap in realised welfare on average (the noise costs the rest)."""
+    numbers over 12 seeds). Even the oracle's own schedule, with these workers, closes
+    only ~81 % of the gap in realised welfare on average (the noise costs the rest).
+    Told the horizon, the climber enacts its best schedule in the last year instead of
+    one more trial."""
     name = "scripted/reference-noise2"
     cfg = _config(
         tmp_path, planner=name, workers=name, agents=100, years=20, seed=0, personas=V01_BANK
@@ -127,9 +129,18 @@ def test_planner_with_noisy_workers_measured(tmp_path: Path) -> None:
     result = sim.run()
     realised, schedule = _gap_closed(sim, result.records)
     assert result.fallbacks == 0
-    assert schedule[-1] >= 0.7 and max(schedule) >= 0.85
+    assert schedule[-1] >= 0.75 and max(schedule) >= 0.8
     assert realised[-1] >= 0.5
     assert realised[0] < 0  # the noise costs welfare under the status quo too
+    last = [round(100 * r) for r in result.records[-1].schedule.rates]
+    earlier = [[round(100 * r) for r in rec.schedule.rates] for rec in result.records[:-1]]
+    assert last in earlier  # the last year re-enacts a measured schedule
+    events = read_events(tmp_path / "r")
+    texts = {e.sha256: e.text for e in events if isinstance(e, Blob)}
+    planner = [e for e in events if isinstance(e, LLMCall) and e.role == "planner"]
+    assert "year 20 of 20, the last year" in texts[planner[-1].messages[-1].sha256]
+    assert "year 19 of 20." in texts[planner[-2].messages[-1].sha256]
+    assert planner[-1].parsed["rationale"] == "hill climb: the last year enacts the best schedule"
 
 
 def test_voters_cast_their_rational_ballots_and_the_run_replays(tmp_path: Path) -> None:
