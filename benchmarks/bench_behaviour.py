@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from llmecon.agents.planner_prompts import PlannerPromptSettings, planner_prompt
 from llmecon.agents.probe import probe_model, sample_personas_for_probe
-from llmecon.agents.prompting import PlannerPromptSettings, planner_prompt
 from llmecon.models import get_model
 from llmecon.personas import default_bank_path, load_bank
 from llmecon.prompts import PromptLibrary

@@ -7,8 +7,12 @@ agent and model layers, logged as in any LLM run) is written once per layout. Fo
 
 - bytes on disk (``events.jsonl`` + ``calls/``) and bytes per worker call;
 - write overhead: seconds spent in the log writer (``RunLog.append``, ``sync``) per year;
-- ``read_log``, ``llmecon.load_run`` and ``llmecon replay``: wall seconds and peak RSS,
-  each in a fresh process (so one's memory does not count for the next).
+- ``read_log``, ``llmecon.load_run`` and ``llmecon replay``: wall seconds, CPU seconds
+  (imports included) and peak RSS, each in a fresh process (so one's memory does not
+  count for the next);
+- columnar only, ``replay_per_call``: the replay with every worker call answered one by
+  one through the model layer (``ReplayProvider.answers_in_bulk`` off), as replays did
+  before a step's plain recorded calls were settled at once: the two side by side.
 
 Then a 1 000 000-worker year on disk, without running one (1M mock calls would take
 ~20 min here): the last year's worker calls of the columnar run, tiled to 1M rows with
@@ -77,12 +81,21 @@ def _read(path: str, what: str) -> dict[str, Any]:
         run = llmecon.load_run(path)
         assert len(run.calls) > 0
     else:
+        from llmecon.runs.recorded import ReplayProvider
         from llmecon.runs.replay import replay_run
 
+        if what == "replay_per_call":
+            ReplayProvider.answers_in_bulk = lambda self: False  # type: ignore[method-assign]
         report = replay_run(path)
         assert report.ok, report.differences[:3]
     wall = time.perf_counter() - t0
-    return {"s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds too: on a shared machine the wall time says as much about the load
+    return {
+        "s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
 
 
 def _million(run: Path, out: Path) -> dict[str, Any]:
@@ -176,10 +189,14 @@ def main() -> None:
             "run_s": w["run_s"],
             "log_write_s_per_year": w["log_write_s"] / args.years,
         }
-        for what in ("read_log", "load_run", "replay"):
+        kinds = ["read_log", "load_run", "replay"]
+        if layout == "columnar":
+            kinds.append("replay_per_call")
+        for what in kinds:
             print(f"{layout}: {what} …", flush=True)
             r = _child(what, str(run))
             row[f"{what}_s"], row[f"{what}_peak_rss_mb"] = r["s"], r["peak_rss_mb"]
+            row[f"{what}_cpu_s"] = r["cpu_s"]
         results["layouts"][layout] = row
         print(json.dumps({layout: row}, indent=1), flush=True)
     print("a 1 000 000-worker year …", flush=True)

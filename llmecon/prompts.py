@@ -4,16 +4,24 @@ Templates render in a sandboxed environment with ``StrictUndefined``: a missing 
 misspelt variable is an error, never silently empty. ``--prompts DIR`` overrides the
 shipped folder template by template (a file in DIR wins, the rest fall back to the
 shipped ones). Each template's sha256 is recorded in the run manifest.
+
+:meth:`PromptLibrary.staged` renders a template many times with some variables fixed
+(every worker's prompt of a decision step shares the year, schedule and rebate): the
+leading and trailing parts that read only fixed variables are rendered once, the rest
+per call, and the texts are byte-identical to whole renders.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from llmecon._files import TextFileError, read_text_file
@@ -63,6 +71,7 @@ class PromptLibrary:
         )
         self._paths: dict[str, Path] = {}
         self._hashes: dict[str, str] = {}
+        self._splits: dict[tuple[str, frozenset[str]], _Split] = {}
         self._env.filters["usd"] = _usd
         self._env.filters["pct"] = _pct
 
@@ -98,17 +107,118 @@ class PromptLibrary:
     def render(self, name: str, **context: Any) -> RenderedPrompt:
         """Render ``name`` with ``context``; any undefined variable raises PromptError."""
         self.path(name)  # clear error for a missing template
-        try:
+        with _template_errors(name):
             text = self._env.get_template(name).render(**context)
-        except jinja2.UndefinedError as exc:
-            raise PromptError(f"template {name}: {exc.message}") from exc
-        except jinja2.TemplateSyntaxError as exc:
-            raise PromptError(f"template {name}, line {exc.lineno}: {exc.message}") from exc
-        except jinja2.TemplateError as exc:
-            raise PromptError(f"template {name}: {exc}") from exc
-        except UnicodeDecodeError:  # a template included by this one
-            raise PromptError(f"template {name} includes a file that is not UTF-8 text") from None
         return RenderedPrompt(name, text.strip() + "\n", self.sha256(name))
+
+    def staged(self, name: str, **fixed: Any) -> StagedTemplate:
+        """``name`` with the variables ``fixed`` bound, for many renders: its leading and
+        trailing parts that read no other variable are rendered here, once.
+        ``staged(name, **fixed).render(**rest)`` is ``render(name, **fixed, **rest)``,
+        byte for byte."""
+        self.path(name)
+        key = (name, frozenset(fixed))
+        if key not in self._splits:
+            with _template_errors(name):
+                self._splits[key] = self._split(name, key[1])
+        split = self._splits[key]
+        with _template_errors(name):
+            prefix = split.prefix.render(**fixed) if split.prefix is not None else ""
+            suffix = split.suffix.render(**fixed) if split.suffix is not None else ""
+        # the globals (``range``, ``namespace`` …) ahead of the variables, as a render has them
+        context = {**split.middle.globals, **fixed} if split.middle is not None else fixed
+        return StagedTemplate(name, self.sha256(name), prefix, split.middle, suffix, context)
+
+    def _split(self, name: str, fixed: frozenset[str]) -> _Split:
+        """Cut ``name``'s top level where it starts and stops reading variables outside
+        ``fixed``. Only text, ``{{ }}``, ``if`` and ``for`` are cut between: anything
+        else at the top level (``set``, ``macro``, ``include``, blocks …) may carry
+        state from one part to the next, so such a template renders whole."""
+        template = self._env.get_template(name)
+        ast = self._env.parse(self.source(name), name)
+        units: list[nodes.Node] = []
+        for node in ast.body:
+            if isinstance(node, nodes.Output):  # "text {{ a }} text {{ b }}": one unit each
+                units.extend(nodes.Output([child], lineno=child.lineno) for child in node.nodes)
+            elif isinstance(node, nodes.If | nodes.For):
+                units.append(node)
+            else:
+                return _Split(None, template, None)
+        known = fixed | set(self._env.globals)
+        varying = [i for i, unit in enumerate(units) if _free_names(self._env, unit) - known]
+        if not varying:
+            return _Split(template, None, None)
+
+        def compiled(part: list[nodes.Node]) -> jinja2.Template | None:
+            return self._env.from_string(nodes.Template(part, lineno=1)) if part else None
+
+        first, last = varying[0], varying[-1] + 1
+        return _Split(compiled(units[:first]), compiled(units[first:last]), compiled(units[last:]))
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A template cut in three: ``prefix`` and ``suffix`` read only the fixed
+    variables, ``middle`` (``None``: nothing varies) the rest."""
+
+    prefix: jinja2.Template | None
+    middle: jinja2.Template | None
+    suffix: jinja2.Template | None
+
+
+@dataclass(frozen=True)
+class StagedTemplate:
+    """A template with some variables bound (:meth:`PromptLibrary.staged`): the parts
+    that read only those are rendered already."""
+
+    name: str
+    sha256: str
+    prefix: str
+    middle: jinja2.Template | None
+    suffix: str
+    fixed: dict[str, Any]
+    """The bound variables (after the template's globals)."""
+
+    def render(self, **context: Any) -> RenderedPrompt:
+        """The template rendered with the bound variables and ``context``."""
+        return RenderedPrompt(self.name, self.text(**context), self.sha256)
+
+    def text(self, **context: Any) -> str:
+        """The text of :meth:`render` (what a caller rendering thousands needs)."""
+        if self.middle is None:
+            return (self.prefix + self.suffix).strip() + "\n"
+        template = self.middle
+        try:
+            # What Template.render does, minus merging the template's globals (a
+            # ChainMap) into every context: they are merged once, in ``fixed``.
+            ctx = template.new_context({**self.fixed, **context}, shared=True)
+            middle = template.environment.concat(template.root_render_func(ctx))
+        except (jinja2.TemplateError, UnicodeDecodeError):
+            with _template_errors(self.name):  # the same error, as a PromptError
+                raise
+        return (self.prefix + middle + self.suffix).strip() + "\n"
+
+
+def _free_names(env: jinja2.Environment, node: nodes.Node) -> set[str]:
+    """The variables ``node`` reads from the context (not its loop variables)."""
+    template = nodes.Template([node], lineno=1)
+    template.set_environment(env)
+    return set(meta.find_undeclared_variables(template))
+
+
+@contextmanager
+def _template_errors(name: str) -> Iterator[None]:
+    """Jinja's errors (and a non-UTF-8 include) as a :class:`PromptError` naming ``name``."""
+    try:
+        yield
+    except jinja2.UndefinedError as exc:
+        raise PromptError(f"template {name}: {exc.message}") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise PromptError(f"template {name}, line {exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise PromptError(f"template {name}: {exc}") from exc
+    except UnicodeDecodeError:  # a template included by this one
+        raise PromptError(f"template {name} includes a file that is not UTF-8 text") from None
 
 
 def _read_template(path: Path) -> str:

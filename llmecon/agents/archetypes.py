@@ -32,12 +32,17 @@ on a steep schedule was 0.85 % instead of 0.37 % at 100 000 personas and K = 1 0
 docs/scale.md). The representative is the
 member nearest its archetype's centroid; it carries the archetype's total survey weight.
 Archetypes are numbered by mean log wage, lowest first.
+
+A run saves its assignment (``archetypes.npz`` in the run folder); replaying it reads
+that back (:func:`load_archetypes`, :meth:`ArchetypeWorkers.with_archetypes`) instead of
+trusting a new clustering to come out the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
@@ -173,6 +178,39 @@ class Archetypes:
             source=f"{self.k} archetypes of {population.source}",
             weight=self.weight,
         )
+
+
+def load_archetypes(path: str | Path, ids: Sequence[str]) -> Archetypes:
+    """The assignment a run saved in ``path`` (``labels``, ``representatives``,
+    ``representative_ids``, ``weight``, ``size``), checked against the persona ``ids``
+    of the population it is for: :class:`ValueError` naming the file when it does not
+    fit."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            labels = np.asarray(data["labels"], dtype=np.int64)
+            reps = np.asarray(data["representatives"], dtype=np.int64)
+            rep_ids = [str(x) for x in data["representative_ids"]]
+            weight = np.asarray(data["weight"], dtype=float)
+            size = np.asarray(data["size"], dtype=np.int64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable archetype assignment ({exc})") from None
+    k = reps.size
+    if (
+        labels.shape != (len(ids),)
+        or k == 0
+        or weight.shape != (k,)
+        or size.shape != (k,)
+        or labels.min() < 0
+        or labels.max() >= k
+        or reps.min() < 0
+        or reps.max() >= len(ids)
+        or not np.array_equal(np.bincount(labels, minlength=k), size)
+        or not np.array_equal(labels[reps], np.arange(k))
+    ):
+        raise ValueError(f"{path}: the assignment does not fit a population of {len(ids)}")
+    if rep_ids != [ids[i] for i in reps]:
+        raise ValueError(f"{path}: its representatives are other personas than the population's")
+    return Archetypes(labels=labels, representatives=reps, weight=weight, size=size)
 
 
 def cluster_archetypes(
@@ -333,6 +371,26 @@ class ArchetypeWorkers:
     @property
     def name(self) -> str:
         return self.inner.name
+
+    def with_archetypes(
+        self, archetypes: Archetypes, persona_texts: Sequence[str]
+    ) -> ArchetypeWorkers:
+        """The same pool (model, templates, settings) on other ``archetypes``, played by
+        their representatives with ``persona_texts`` (one per archetype)."""
+        inner = self.inner
+        players = self.representative_economy(self.economy, archetypes)
+        pool = LLMWorkers(
+            inner.model,
+            players,
+            persona_texts,
+            inner.library,
+            style=inner.style,
+            history_len=inner.history_len,
+            reasons=inner.reasons,
+            config=inner.config,
+            batch=inner.batch,
+        )
+        return ArchetypeWorkers(self.economy, archetypes, pool)
 
     def _inner_request(self, request: WorkerRequest) -> WorkerRequest:
         """The request as the representatives see it: their own previous hours and

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from llmecon.agents.prompting import PlannerPromptSettings
+    from llmecon.agents.planner_prompts import PlannerPromptSettings
     from llmecon.economy import Economy, TaxSchedule
     from llmecon.planners import PlannerContext, YearRecord
 
@@ -43,7 +43,7 @@ class WorkerAsk:
 @dataclass(frozen=True)
 class PlannerAsk:
     """The planner proposes next year's rates from ``history`` (the prompt shows the
-    years :func:`~llmecon.agents.prompting.shown_years` selects with ``settings``)."""
+    years :func:`~llmecon.agents.planner_prompts.shown_years` selects with ``settings``)."""
 
     ctx: PlannerContext
     history: Sequence[YearRecord]

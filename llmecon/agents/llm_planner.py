@@ -31,15 +31,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from llmecon.agents.calls import CallContext, CandidatesAsk, PlannerAsk, call_context
-from llmecon.agents.prompting import (
+from llmecon.agents.planner_prompts import (
     GridMoves,
     Leader,
     PlannerPromptSettings,
-    Prompt,
     count_words,
     planner_frame,
     planner_prompt,
 )
+from llmecon.agents.prompting import Prompt
 from llmecon.economy import TaxSchedule
 from llmecon.models import ChatMessage, GenerateConfig, Model, ModelError
 from llmecon.planners import PlannerContext, PlannerError, YearRecord

@@ -14,26 +14,27 @@ With ``worker_satisfaction`` (LLM Economist's bounded scenario) each worker is a
 asked after each step whether it is satisfied with the tax policy
 (:meth:`LLMWorkers.satisfaction`, ``prompts/satisfaction.j2``, ``{"satisfied": bool}``);
 the run halves the utility of the dissatisfied in the year's metrics.
+
+A provider that answers from a recording (an offline replay) can answer a whole step at
+once (:class:`RecordedReplies`): the pool renders every prompt, and the calls whose
+recorded prompt matches and whose single recorded reply is a plain ``{"hours": N}`` are
+settled without a call each; the others go through the model as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Iterable, Sequence
-from typing import TypeVar
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from llmecon.agents.base import WorkerDecision, WorkerRequest
 from llmecon.agents.calls import CallContext, SatisfactionAsk, WorkerAsk, call_context
-from llmecon.agents.prompting import (
-    HistoryView,
-    StepFeedback,
-    satisfaction_prompt,
-    worker_prompt,
-)
+from llmecon.agents.prompting import HistoryView, StepFeedback, WorkerPrompts, satisfaction_prompt
 from llmecon.economy import Economy
 from llmecon.models import (
     BatchRequest,
@@ -49,6 +50,36 @@ WORKER_STYLES = ("persona", "rational")
 #: Calls started between two turns of the event loop in :func:`gather_streaming`.
 STREAM_CHUNK = 32
 T = TypeVar("T")
+#: A reply the worker schema takes as it is: one JSON object with only an integer
+#: ``hours`` (JSON whitespace, no leading zeros). Other replies are settled by the model.
+PLAIN_HOURS = re.compile(
+    r'[ \t\n\r]*\{[ \t\n\r]*"hours"[ \t\n\r]*:[ \t\n\r]*(0|[1-9][0-9]{0,5})[ \t\n\r]*\}[ \t\n\r]*'
+)
+
+
+@runtime_checkable
+class RecordedReplies(Protocol):
+    """A provider answering from a recording that can settle many calls at once."""
+
+    def answers_in_bulk(self) -> bool:
+        """Whether :meth:`bulk_replies` may settle calls (else every call is a request)."""
+        ...
+
+    def bulk_replies(
+        self,
+        role: str,
+        year: int,
+        step: int,
+        agents: Sequence[str],
+        messages: Sequence[Sequence[tuple[str, str]]],
+        parse: Callable[[str], Any],
+    ) -> list[Any]:
+        """For each agent's call of ``role`` in (``year``, ``step``), sending
+        ``messages`` ((role, text) pairs): ``parse`` of its recorded reply, when the
+        recording settles the call with that one reply, the recorded messages match and
+        ``parse`` returns a value (the call is then used up); else ``None``, and the call
+        is left for an ordinary request."""
+        ...
 
 
 async def gather_streaming(calls: Iterable[Awaitable[T]], chunk: int = STREAM_CHUNK) -> list[T]:
@@ -116,6 +147,8 @@ class LLMWorkers:
         self.library = library
         self.style = style
         self.history_len = history_len
+        #: workers may add a short ``reason`` to their answer
+        self.reasons = reasons
         self.schema = worker_schema(int(economy.utility_config.max_weekly_hours), reasons)
         self.config = config or GenerateConfig(max_tokens=60 if reasons else 16)
         self.satisfaction_config = self.config.model_copy(update={"max_tokens": 16})
@@ -149,24 +182,83 @@ class LLMWorkers:
             self._shown = (request.year, request.step, feedback)
         else:
             self._shown = None
-        if self.batch:
-            results = await self._decide_batch(request, history, feedback)
+        prompts = WorkerPrompts(
+            self.library,
+            style=self.style,
+            economy=self.economy,
+            year=request.year,
+            schedule=request.schedule,
+            last_rebate_usd=request.last_rebate_usd,
+            history=history,
+            step_feedback=feedback,
+        )
+        hours = np.empty(self.economy.size, dtype=float)
+        rest, users = self._recorded(request, prompts, hours)
+        if not rest:
+            reasons: dict[int, str] = {}
+        elif self.batch:
+            results = await self._decide_batch(request, prompts, rest, users)
+            reasons = self._settle(hours, rest, results)
         else:
             results = await gather_streaming(
-                self._decide_one(i, request, history, feedback) for i in range(self.economy.size)
+                self._decide_one(i, request, prompts, users.get(i)) for i in rest
             )
-        hours = np.array([h for h, _ in results], dtype=float)
-        reasons = {i: err for i, (_, err) in enumerate(results) if err is not None}
+            reasons = self._settle(hours, rest, results)
         return WorkerDecision(hours, reasons)
 
+    @staticmethod
+    def _settle(
+        hours: np.ndarray, indices: Sequence[int], results: Sequence[tuple[float, str | None]]
+    ) -> dict[int, str]:
+        """Write ``results`` of workers ``indices`` into ``hours``; their failures."""
+        reasons = {}
+        for i, (h, err) in zip(indices, results, strict=True):
+            hours[i] = h
+            if err is not None:
+                reasons[i] = err
+        return reasons
+
+    def _recorded(
+        self, request: WorkerRequest, prompts: WorkerPrompts, hours: np.ndarray
+    ) -> tuple[list[int], dict[int, str]]:
+        """Settle what a recording answers at once (a replay, see the module docstring)
+        into ``hours``: the workers left for the model, and their user messages
+        rendered already."""
+        everyone = list(range(self.economy.size))
+        provider = self.model.provider
+        if not isinstance(provider, RecordedReplies) or not provider.answers_in_bulk():
+            return everyone, {}
+        users = [prompts.user(i, self.persona_texts[i]) for i in everyone]
+        system = prompts.system
+        max_hours = int(self.economy.utility_config.max_weekly_hours)
+        cap = self.model.config.merged(self.config).max_reply_chars
+
+        def parse(text: str) -> float | None:
+            match = PLAIN_HOURS.fullmatch(text) if len(text) <= cap else None
+            if match is None or int(match[1]) > max_hours:
+                return None
+            return float(match[1])
+
+        answers = provider.bulk_replies(
+            "worker",
+            request.year,
+            request.step,
+            self.ids,
+            [(("system", system), ("user", user)) for user in users],
+            parse,
+        )
+        rest = []
+        for i, answer in enumerate(answers):
+            if answer is None:
+                rest.append(i)
+            else:
+                hours[i] = answer
+        return rest, {i: users[i] for i in rest}
+
     async def _decide_one(
-        self,
-        index: int,
-        request: WorkerRequest,
-        history: HistoryView,
-        feedback: StepFeedback | None = None,
+        self, index: int, request: WorkerRequest, prompts: WorkerPrompts, user: str | None = None
     ) -> tuple[float, str | None]:
-        messages, context = self._ask(index, request, history, feedback)
+        messages, context = self._ask(index, request, prompts, user)
         with call_context(context):
             try:
                 out = await self.model.generate(messages, self.schema, self.config)
@@ -175,13 +267,17 @@ class LLMWorkers:
         return float(out.parsed.hours), None
 
     async def _decide_batch(
-        self, request: WorkerRequest, history: HistoryView, feedback: StepFeedback | None
+        self,
+        request: WorkerRequest,
+        prompts: WorkerPrompts,
+        indices: Sequence[int],
+        users: dict[int, str],
     ) -> list[tuple[float, str | None]]:
-        """Every worker's call in the provider's batch (``--batch-api``); a failed call
-        keeps the previous hours, as a synchronous one does."""
+        """The calls of workers ``indices`` in the provider's batch (``--batch-api``); a
+        failed call keeps the previous hours, as a synchronous one does."""
         asks = []
-        for index in range(self.economy.size):
-            messages, context = self._ask(index, request, history, feedback)
+        for index in indices:
+            messages, context = self._ask(index, request, prompts, users.get(index))
             with call_context(context):  # each call is logged with its own context
                 asks.append(BatchRequest(messages, contextvars.copy_context()))
         outputs = await self.model.generate_batch(asks, self.schema, self.config)
@@ -189,29 +285,15 @@ class LLMWorkers:
             (float(out.parsed.hours), None)
             if isinstance(out, ModelOutput)
             else (float(request.previous_hours[i]), f"{type(out).__name__}: {out}")
-            for i, out in enumerate(outputs)
+            for i, out in zip(indices, outputs, strict=True)
         ]
 
     def _ask(
-        self,
-        index: int,
-        request: WorkerRequest,
-        history: HistoryView,
-        feedback: StepFeedback | None,
+        self, index: int, request: WorkerRequest, prompts: WorkerPrompts, user: str | None = None
     ) -> tuple[list[ChatMessage], CallContext]:
-        """Worker ``index``'s prompt and the context its call is made in."""
-        prompt = worker_prompt(
-            self.library,
-            style=self.style,
-            persona_text=self.persona_texts[index],
-            index=index,
-            economy=self.economy,
-            year=request.year,
-            schedule=request.schedule,
-            last_rebate_usd=request.last_rebate_usd,
-            history=history,
-            step_feedback=feedback,
-        )
+        """Worker ``index``'s prompt and the context its call is made in (``user``: its
+        user message, when rendered already)."""
+        prompt = prompts.prompt(index, self.persona_texts[index], user)
         context = CallContext(
             role="worker",
             year=request.year,

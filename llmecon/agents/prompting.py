@@ -1,6 +1,7 @@
 """Build the messages agents send, from the templates in ``prompts/``.
 
-Every message text is a rendered template (no prompt text in code). Each builder
+Every message text is a rendered template (no prompt text in code); the planner's
+messages are built in :mod:`llmecon.agents.planner_prompts`. Each builder
 returns the messages and the ``{template name: sha256}`` of the templates it used, which
 go into the call's log event. Messages are ordered static-first: the system message is
 identical for every call of a role in a run, and the part shared by all workers in a
@@ -10,6 +11,7 @@ caching (OpenAI, Anthropic, llama.cpp) reuse it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,9 +22,8 @@ from numpy.typing import NDArray
 from llmecon.economy import Economy, TaxSchedule
 from llmecon.economy.economy import CALIBRATION_SCHEDULE
 from llmecon.economy.utility import WEEKS_PER_YEAR, calibrate_psi, consumption_utility
-from llmecon.economy.welfare import get_swf
 from llmecon.models import ChatMessage
-from llmecon.planners import PlannerContext, YearRecord
+from llmecon.planners import YearRecord
 from llmecon.prompts import PromptLibrary
 
 FloatArray = NDArray[np.float64]
@@ -51,7 +52,8 @@ def bracket_rows(schedule: TaxSchedule) -> list[dict[str, Any]]:
     return rows
 
 
-def _render(library: PromptLibrary, name: str, used: dict[str, str], **ctx: Any) -> str:
+def render_template(library: PromptLibrary, name: str, used: dict[str, str], **ctx: Any) -> str:
+    """Render ``name`` and record its sha256 in ``used`` (the call's templates)."""
     rendered = library.render(name, **ctx)
     used[name] = rendered.sha256
     return rendered.text
@@ -63,18 +65,96 @@ class HistoryView:
     def __init__(self, history: Sequence[YearRecord], limit: int = 3) -> None:
         self.records = list(history)[-limit:] if limit > 0 else []
         self.taxes = [rec.schedule.tax(rec.income_usd) for rec in self.records]
+        # as Python floats once (a step reads a row per worker)
+        self._columns = [
+            (
+                rec.year,
+                np.asarray(rec.weekly_hours, dtype=float).tolist(),
+                np.asarray(rec.income_usd, dtype=float).tolist(),
+                np.asarray(tax, dtype=float).tolist(),
+            )
+            for rec, tax in zip(self.records, self.taxes, strict=True)
+        ]
 
     def rows(self, index: int) -> list[dict[str, float]]:
         """Worker ``index``'s last years: hours, income, tax."""
         return [
-            {
-                "year": rec.year,
-                "hours": float(rec.weekly_hours[index]),
-                "income": float(rec.income_usd[index]),
-                "tax": float(tax[index]),
-            }
-            for rec, tax in zip(self.records, self.taxes, strict=True)
+            {"year": year, "hours": hours[index], "income": income[index], "tax": tax[index]}
+            for year, hours, income, tax in self._columns
         ]
+
+
+class WorkerPrompts:
+    """Every worker's prompt for one decision step. The system message and the part of
+    the user message every worker shares (year, schedule, rebate) are rendered once
+    (:meth:`~llmecon.prompts.PromptLibrary.staged`), the rest per worker: the texts are
+    those of rendering each prompt whole, byte for byte; from the second decision step
+    of a year on, ``step_feedback`` is what the previous step produced."""
+
+    def __init__(
+        self,
+        library: PromptLibrary,
+        *,
+        style: str,
+        economy: Economy,
+        year: int,
+        schedule: TaxSchedule,
+        last_rebate_usd: float,
+        history: HistoryView,
+        step_feedback: StepFeedback | None = None,
+    ) -> None:
+        self.style = style
+        self.economy = economy
+        self.schedule = schedule
+        self.last_rebate_usd = last_rebate_usd
+        self.history = history
+        self.step_feedback = step_feedback
+        used: dict[str, str] = {}
+        max_hours = int(economy.utility_config.max_weekly_hours)
+        #: the system message (the same for every worker)
+        self.system = render_template(
+            library,
+            "worker_system.j2",
+            used,
+            max_hours=max_hours,
+            rebate_share=economy.utility_config.rebate_share,
+        )
+        name = "worker_decision_rational.j2" if style == "rational" else "worker_decision.j2"
+        shared = {
+            "year": year,
+            "brackets": bracket_rows(schedule),
+            "last_rebate": last_rebate_usd,
+            "max_hours": max_hours,
+        }
+        self._user = library.staged(name, **shared)
+        used[name] = self._user.sha256
+        #: ``{template name: sha256}`` of the templates the prompts are rendered from
+        self.templates = used
+
+    def user(self, index: int, persona_text: str) -> str:
+        """The user message of worker ``index``."""
+        ctx: dict[str, Any] = {
+            "persona_text": persona_text.strip(),
+            "history": self.history.rows(index),
+            "step_feedback": (
+                self.step_feedback.row(index, self.style) if self.step_feedback else None
+            ),
+        }
+        if self.style == "rational":
+            ctx.update(_rational_context(self.economy, index, self.schedule, self.last_rebate_usd))
+        return self._user.text(**ctx)
+
+    def prompt(self, index: int, persona_text: str, user: str | None = None) -> Prompt:
+        """The system + user messages of worker ``index`` (``user``: its user message,
+        when already rendered)."""
+        text = self.user(index, persona_text) if user is None else user
+        return Prompt(
+            [
+                ChatMessage(role="system", content=self.system),
+                ChatMessage(role="user", content=text),
+            ],
+            dict(self.templates),
+        )
 
 
 def worker_prompt(
@@ -90,35 +170,19 @@ def worker_prompt(
     history: HistoryView,
     step_feedback: StepFeedback | None = None,
 ) -> Prompt:
-    """The system + user messages of worker ``index`` for one decision; from the second
-    decision step of a year on, ``step_feedback`` is what the previous step produced."""
-    used: dict[str, str] = {}
-    max_hours = int(economy.utility_config.max_weekly_hours)
-    system = _render(
+    """The system + user messages of worker ``index`` for one decision (one prompt of
+    :class:`WorkerPrompts`; a pool of workers builds that once per step)."""
+    prompts = WorkerPrompts(
         library,
-        "worker_system.j2",
-        used,
-        max_hours=max_hours,
-        rebate_share=economy.utility_config.rebate_share,
+        style=style,
+        economy=economy,
+        year=year,
+        schedule=schedule,
+        last_rebate_usd=last_rebate_usd,
+        history=history,
+        step_feedback=step_feedback,
     )
-    ctx: dict[str, Any] = {
-        "year": year,
-        "brackets": bracket_rows(schedule),
-        "last_rebate": last_rebate_usd,
-        "persona_text": persona_text.strip(),
-        "history": history.rows(index),
-        "max_hours": max_hours,
-        "step_feedback": step_feedback.row(index, style) if step_feedback else None,
-    }
-    if style == "rational":
-        ctx.update(_rational_context(economy, index, schedule, last_rebate_usd))
-        user = _render(library, "worker_decision_rational.j2", used, **ctx)
-    else:
-        user = _render(library, "worker_decision.j2", used, **ctx)
-    return Prompt(
-        [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)],
-        used,
-    )
+    return prompts.prompt(index, persona_text)
 
 
 def satisfaction_prompt(
@@ -137,7 +201,7 @@ def satisfaction_prompt(
     income = WEEKS_PER_YEAR * float(economy.population.hourly_wage_usd[index]) * weekly_hours
     tax = float(schedule.tax(np.array([income]))[0])
     used: dict[str, str] = {}
-    text = _render(
+    text = render_template(
         library,
         "satisfaction.j2",
         used,
@@ -159,7 +223,22 @@ def status_quo_consumption(economy: Economy) -> FloatArray:
 
     For a calibrated CRRA economy it is read back from the calibration itself
     (``ψ_i = ψ_i^quasi-linear · c₀^(−η)``), so it is exactly the ``c₀`` the economy used
-    (with its survey weights, if any)."""
+    (with its survey weights, if any). Computed once per economy (an economy does not
+    change): every worker's prompt reads its own entry."""
+    cached = _STATUS_QUO_CONSUMPTION.get(economy)
+    if cached is None:
+        cached = _status_quo_consumption(economy)
+        cached.setflags(write=False)
+        _STATUS_QUO_CONSUMPTION[economy] = cached
+    return cached
+
+
+_STATUS_QUO_CONSUMPTION: weakref.WeakKeyDictionary[Economy, FloatArray] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _status_quo_consumption(economy: Economy) -> FloatArray:
     cfg = economy.utility_config
     pop = economy.population
     wage = pop.hourly_wage_usd
@@ -302,366 +381,3 @@ class StepFeedback:
             )
             row["value"] = float(value[0])
         return row
-
-
-@dataclass(frozen=True)
-class GridMoves:
-    """LLM Economist's planner moves (``planner_moves: grid:<step>,<max>``): each year
-    the planner answers one change per bracket from ``{−max, …, −step, 0, step, …, max}``
-    (whole points) and every rate stays on the ``step``-point grid."""
-
-    step_pct: int
-    max_pct: int
-
-    def __post_init__(self) -> None:
-        if self.step_pct < 1 or self.max_pct < self.step_pct or self.max_pct % self.step_pct:
-            raise ValueError(
-                f"grid moves need 1 ≤ step ≤ max and max a multiple of step "
-                f"(got step {self.step_pct}, max {self.max_pct})"
-            )
-
-    @property
-    def deltas(self) -> list[int]:
-        """The allowed changes in points, ascending."""
-        return list(range(-self.max_pct, self.max_pct + 1, self.step_pct))
-
-    def snap(self, pct: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Rates in percent rounded to the grid (ties up)."""
-        arr = np.asarray(pct, dtype=float)
-        return np.floor(arr / self.step_pct + 0.5) * self.step_pct
-
-    def bounds_pct(
-        self, current: Sequence[int], lo_pct: int, hi_pct: int
-    ) -> tuple[list[int], list[int]]:
-        """Per-bracket reachable range this year: the grid point ± max, within the bounds."""
-        base = self.snap(current)
-        lowest = [int(max(lo_pct, b - self.max_pct)) for b in base]
-        highest = [int(min(hi_pct, b + self.max_pct)) for b in base]
-        return lowest, highest
-
-
-def parse_planner_moves(text: str) -> GridMoves | None:
-    """``"free"`` → ``None`` (whole-percent rates within the trust region);
-    ``"grid:<step>,<max>"`` → :class:`GridMoves`. Raises ``ValueError`` otherwise."""
-    value = text.strip().lower()
-    if value == "free":
-        return None
-    if value.startswith("grid:"):
-        parts = value[len("grid:") :].split(",")
-        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
-            return GridMoves(int(parts[0]), int(parts[1]))
-    raise ValueError(
-        f"planner moves {text!r}: use 'free' or 'grid:<step>,<max>' in whole points "
-        "(LLM Economist: grid:10,20)"
-    )
-
-
-@dataclass(frozen=True)
-class PlannerPromptSettings:
-    """What the LLM planner is shown.
-
-    Attributes:
-        history_len: most recent years shown as demonstrations.
-        best_len: best-so-far years shown in addition (if not already recent).
-        trust_region: largest change of any rate from one year to the next (fraction).
-        hints: add per-bracket effect estimates computed from the history.
-        moves: ``None`` (answer whole-percent rates within the trust region) or
-            :class:`GridMoves` (answer a change per bracket from the grid's set; the
-            trust region is then the grid's ``max``).
-        uncertainty: show each year's welfare with its noise interval, the change
-            against the previous year and where the workers' incomes fall (workers
-            and income share per bracket); off: the bare outcomes (an ablation).
-        explore: add a note that early years are for trying changes (LLM Economist's
-            exploration instruction).
-        horizon: how many tax years the run has (``None``: not told). The query says
-            "year N of M" and, in the last year, that it is the last: a planner can
-            then enact its best schedule instead of trying one more change.
-    """
-
-    history_len: int = 8
-    best_len: int = 3
-    trust_region: float = 0.10
-    hints: bool = False
-    moves: GridMoves | None = None
-    uncertainty: bool = True
-    explore: bool = False
-    horizon: int | None = None
-
-
-@dataclass(frozen=True)
-class Leader:
-    """An elected leader the LLM planner acts as (``candidate_source: leaders``,
-    ``docs/voting.md``): the persona ``agent`` with its second-person ``text``, elected
-    by the workers in the round held in ``year`` (0-based, as in the log)."""
-
-    agent: str
-    text: str
-    year: int
-
-
-def pct_list(rates: Sequence[float]) -> list[int]:
-    return [round(100 * r) for r in rates]
-
-
-_COUNT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight")
-
-
-def count_words(n: int) -> str:
-    """``2 -> "two"``: counts in prompt instructions are spelt out, so that no digit in
-    a format instruction can be copied as an answer (a rate, an hour count)."""
-    return _COUNT_WORDS[n] if 0 <= n < len(_COUNT_WORDS) else str(n)
-
-
-def shown_years(history: Sequence[YearRecord], settings: PlannerPromptSettings) -> list[YearRecord]:
-    """The years the planner's demonstrations show: the ``history_len`` most recent,
-    plus the ``best_len`` best-so-far years not already among them, in year order."""
-    recent = list(history)[-settings.history_len :] if settings.history_len > 0 else []
-    shown = {r.year for r in recent}
-    ranked = sorted(history, key=lambda r: r.metrics.swf, reverse=True)
-    best = [r for r in ranked[: settings.best_len] if r.year not in shown]
-    return sorted(best + recent, key=lambda r: r.year)
-
-
-def shown_swf(rec: YearRecord) -> float:
-    """A year's welfare as the demonstrations print it (one decimal): what a planner
-    reading the prompt can compute with."""
-    return round(rec.metrics.swf, 1)
-
-
-def welfare_noise_sd(years: Sequence[YearRecord]) -> float | None:
-    """The year-to-year noise of the welfare, estimated from ``years`` that enacted the
-    same rates (pooled standard deviation of the welfare around each repeated schedule's
-    mean); ``None`` before any schedule was enacted twice. The demonstrations' interval
-    and the scripted planner's confidence bounds both use it."""
-    by_rates: dict[tuple[int, ...], list[float]] = {}
-    for rec in years:
-        by_rates.setdefault(tuple(pct_list(rec.schedule.rates)), []).append(shown_swf(rec))
-    repeats = [np.array(v) for v in by_rates.values() if len(v) > 1]
-    dof = sum(v.size - 1 for v in repeats)
-    if not dof:
-        return None
-    return float(np.sqrt(sum(float(np.sum((v - v.mean()) ** 2)) for v in repeats) / dof))
-
-
-def bracket_shares(rec: YearRecord) -> tuple[list[int], list[int]]:
-    """Workers whose income falls in each bracket, and each bracket's share (whole
-    percent) of total income earned by them: where the tax base of each rate sits."""
-    edges = np.asarray(rec.schedule.edges, dtype=float)
-    income = np.asarray(rec.income_usd, dtype=float)
-    which = np.clip(np.searchsorted(edges, income, side="right") - 1, 0, edges.size - 1)
-    counts = np.bincount(which, minlength=edges.size)
-    totals = np.bincount(which, weights=income, minlength=edges.size)
-    total = float(totals.sum())
-    shares = 100.0 * totals / total if total > 0 else np.zeros(edges.size)
-    return [int(c) for c in counts], [round(float(x)) for x in shares]
-
-
-def rate_change_text(before: Sequence[int], after: Sequence[int]) -> str:
-    """``"bracket 3 +5, bracket 4 -2"`` (points), or ``"rates unchanged"``."""
-    pairs = enumerate(zip(before, after, strict=True))
-    moves = [f"bracket {b + 1} {a - p:+d}" for b, (p, a) in pairs if a != p]
-    return ", ".join(moves) if moves else "rates unchanged"
-
-
-def demonstrations(
-    history: Sequence[YearRecord], settings: PlannerPromptSettings, n_agents: int
-) -> list[dict[str, Any]]:
-    """Recent years, then the best-so-far years not already shown, in year order. With
-    ``settings.uncertainty`` each also carries the welfare's noise interval, the mean
-    over every shown year with the same rates, the change against the previous year
-    and the workers and income share per bracket."""
-    best_year = max(history, key=lambda r: r.metrics.swf).year if history else None
-    years = shown_years(history, settings)
-    # the noise estimate uses every year, shown or not: a repeat that scrolled out of
-    # the demonstrations still measured the noise
-    sd = welfare_noise_sd(history) if settings.uncertainty else None
-    by_year = {r.year: r for r in history}
-    same: dict[tuple[int, ...], list[float]] = {}
-    for rec in years:
-        same.setdefault(tuple(pct_list(rec.schedule.rates)), []).append(shown_swf(rec))
-    demos = []
-    for rec in years:
-        tags = []
-        if rec.year == best_year:
-            tags.append("best so far")
-        if rec.source != "planner":
-            tags.append(f"set by {rec.source}")
-        rates = pct_list(rec.schedule.rates)
-        demo: dict[str, Any] = {
-            "year": rec.year,
-            "tag": ", ".join(tags),
-            "rates": rates,
-            "swf": f"{rec.metrics.swf:,.1f}",
-            "revenue": rec.metrics.revenue_usd / max(n_agents, 1),
-            "hours": f"{rec.metrics.mean_weekly_hours:.1f}",
-            "gini": f"{rec.metrics.gini_income:.3f}",
-            "vote": rec.notes.get("vote_summary", ""),
-        }
-        if settings.uncertainty:
-            repeats = same[tuple(rates)]
-            previous = by_year.get(rec.year - 1)
-            counts, shares = bracket_shares(rec)
-            demo.update(
-                {
-                    "interval": f"{2 * sd:,.1f}" if sd is not None else None,
-                    "mean": f"{np.mean(repeats):,.1f}" if len(repeats) > 1 else None,
-                    "mean_interval": (
-                        f"{2 * sd / np.sqrt(len(repeats)):,.1f}" if sd is not None else None
-                    ),
-                    "n_same": len(repeats),
-                    "change": (
-                        None
-                        if previous is None
-                        else {
-                            "rates": rate_change_text(pct_list(previous.schedule.rates), rates),
-                            "swf": f"{rec.metrics.swf - previous.metrics.swf:+,.1f}",
-                        }
-                    ),
-                    "workers": "/".join(str(c) for c in counts),
-                    "income_share": "/".join(str(x) for x in shares),
-                }
-            )
-        demos.append(demo)
-    return demos
-
-
-def effect_hints(history: Sequence[YearRecord], ridge: float = 1e-4) -> list[dict[str, Any]]:
-    """Per-bracket d(SWF)/d(rate point) from a ridge regression over past years.
-
-    Uses the deviations of each year's rates and SWF from their means; empty when the
-    history has fewer than three years or no rate variation.
-    """
-    if len(history) < 3:
-        return []
-    x = np.array([100 * r.schedule.rates_array for r in history])
-    y = np.array([r.metrics.swf for r in history])
-    x = x - x.mean(axis=0)
-    y = y - y.mean()
-    if not np.any(x):
-        return []
-    gram = x.T @ x + ridge * np.trace(x.T @ x) * np.eye(x.shape[1]) / max(x.shape[1], 1)
-    slope = np.linalg.solve(gram + 1e-12 * np.eye(x.shape[1]), x.T @ y)
-    return [
-        {"bracket": b + 1, "slope": float(s), "years": len(history)} for b, s in enumerate(slope)
-    ]
-
-
-@dataclass(frozen=True)
-class PlannerFrame:
-    """What every planner prompt shares: the rendered context (system message) and
-    demonstrations, and this year's current rates, allowed ranges and best year."""
-
-    system: str
-    demonstrations: str
-    current: list[int]
-    lowest: list[int]
-    highest: list[int]
-    best_year: int
-    best_swf: str
-
-
-def planner_frame(
-    library: PromptLibrary,
-    ctx: PlannerContext,
-    history: Sequence[YearRecord],
-    settings: PlannerPromptSettings,
-    used: dict[str, str],
-    leader: Leader | None = None,
-) -> PlannerFrame:
-    """Render ``planner_context.j2`` and ``planner_demonstrations.j2`` (recorded in
-    ``used``); with no history the status quo is the current schedule. ``leader``: the
-    elected leader the planner acts as (rendered only when given)."""
-    schedule = history[-1].schedule if history else ctx.status_quo()
-    lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
-    moves = settings.moves
-    trust_pct = moves.max_pct if moves else round(100 * settings.trust_region)
-    system = _render(
-        library,
-        "planner_context.j2",
-        used,
-        n_agents=ctx.economy.size,
-        brackets=bracket_rows(schedule),
-        objective=get_swf(ctx.economy.swf).objective,
-        min_pct=lo_pct,
-        max_pct=hi_pct,
-        trust_pct=trust_pct,
-        n_brackets=ctx.n_brackets,
-        rebate_share=ctx.economy.utility_config.rebate_share,
-        moves={"step": moves.step_pct, "max": moves.max_pct} if moves else None,
-        leader={"text": leader.text.strip(), "year": leader.year} if leader else None,
-    )
-    demos = _render(
-        library,
-        "planner_demonstrations.j2",
-        used,
-        demos=demonstrations(history, settings, ctx.economy.size),
-        uncertainty=settings.uncertainty,
-    )
-    current = pct_list(schedule.rates)
-    if moves:
-        lowest, highest = moves.bounds_pct(current, lo_pct, hi_pct)
-    else:
-        lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust_pct)
-    best = max(history, key=lambda r: r.metrics.swf) if history else None
-    return PlannerFrame(
-        system,
-        demos,
-        current,
-        lowest,
-        highest,
-        best.year if best else 0,
-        f"{best.metrics.swf:,.1f}" if best else "n/a",
-    )
-
-
-def planner_prompt(
-    library: PromptLibrary,
-    *,
-    ctx: PlannerContext,
-    history: Sequence[YearRecord],
-    settings: PlannerPromptSettings,
-    year: int,
-    leader: Leader | None = None,
-) -> Prompt:
-    """Context (system) + demonstrations, optional hints and query (user); ``leader``:
-    the elected leader the planner acts as (``candidate_source: leaders``)."""
-    used: dict[str, str] = {}
-    frame = planner_frame(library, ctx, history, settings, used, leader)
-    parts = [frame.demonstrations]
-    if settings.hints:
-        hints = effect_hints(history)
-        if hints:
-            parts.append(_render(library, "planner_hints.j2", used, hints=hints))
-    if settings.explore:
-        parts.append(_render(library, "planner_explore.j2", used))
-    parts.append(
-        _render(
-            library,
-            "planner_query_delta.j2" if settings.moves else "planner_query.j2",
-            used,
-            year=year,
-            horizon=settings.horizon,
-            current=frame.current,
-            best_year=frame.best_year,
-            best_swf=frame.best_swf,
-            lowest=frame.lowest,
-            highest=frame.highest,
-            n_brackets=ctx.n_brackets,
-        )
-    )
-    return Prompt(
-        [
-            ChatMessage(role="system", content=frame.system),
-            ChatMessage(role="user", content="\n".join(parts)),
-        ],
-        used,
-    )
-
-
-def trust_bounds_pct(
-    current: Sequence[int], lo_pct: int, hi_pct: int, trust_pct: int
-) -> tuple[list[int], list[int]]:
-    """Per-bracket allowed range this year: the bounds intersected with the trust region."""
-    lowest = [max(lo_pct, c - trust_pct) for c in current]
-    highest = [min(hi_pct, c + trust_pct) for c in current]
-    return lowest, highest

@@ -32,7 +32,7 @@ The planner (stateless: everything comes from what its prompt shows) is a compas
 search that copes with noisy welfare. The incumbent is the shown schedule with the
 highest lower confidence bound ``mean SWF − 2σ̂/√n`` over the years it was enacted (σ̂:
 half the interval the demonstrations show, the spread of repeated schedules' SWF over
-every year of the run, :func:`~llmecon.agents.prompting.welfare_noise_sd`; 0 before any
+every year of the run, :func:`~llmecon.agents.planner_prompts.welfare_noise_sd`; 0 before any
 repeat). A new incumbent seen only once is enacted again to confirm it when its lead
 over the best other schedule is within ``LCB_Z`` standard errors of the difference, or
 while the noise is unknown (no repeat yet): a gain within the noise is not taken as an
@@ -77,7 +77,7 @@ from llmecon.agents.calls import (
     WorkerAsk,
     current_call,
 )
-from llmecon.agents.prompting import (
+from llmecon.agents.planner_prompts import (
     pct_list,
     shown_swf,
     shown_years,
@@ -272,7 +272,7 @@ class _Shown:
     ) -> _Shown:
         """``uncertainty``: the prompt shows the noise interval (σ̂ from repeated
         schedules over ``every_year`` of the run, shown or not, as the demonstrations
-        compute it: :func:`~llmecon.agents.prompting.welfare_noise_sd`); without it the
+        compute it: :func:`~llmecon.agents.planner_prompts.welfare_noise_sd`); without it the
         planner takes every measured difference at face value (σ̂ = 0)."""
         swf: dict[tuple[int, ...], list[float]] = {}
         first: dict[tuple[int, ...], int] = {}

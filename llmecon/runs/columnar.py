@@ -353,18 +353,10 @@ def calls_of_file(event: CallFile) -> Iterator[LLMCall]:
         )
 
 
-def file_columns(event: CallFile, names: Sequence[str]) -> list[list[Any]]:
-    """The named columns of a file's calls as lists (none when it was unreadable)."""
-    table = call_table(event, names)
-    if table is None:
-        return [[] for _ in names]
-    return [table.column(name).to_pylist() for name in names]
-
-
 def iter_calls(events: Iterable[AnyEvent]) -> Iterator[LLMCall]:
     """Every model call of a log in order: ``llm_call`` events and the calls of
     ``call_file`` files (rebuilt one by one, unvalidated; replay uses the lighter
-    :func:`llmecon.runs.recorded.recorded_calls`)."""
+    :class:`llmecon.runs.recorded.StepFiles`)."""
     for event in events:
         if isinstance(event, LLMCall):
             yield event

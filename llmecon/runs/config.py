@@ -429,7 +429,7 @@ class RunConfig(BaseModel):
     @field_validator("planner_moves")
     @classmethod
     def _check_planner_moves(cls, value: str) -> str:
-        from llmecon.agents.prompting import parse_planner_moves
+        from llmecon.agents.planner_prompts import parse_planner_moves
 
         moves = parse_planner_moves(value)
         return "free" if moves is None else f"grid:{moves.step_pct},{moves.max_pct}"

@@ -19,13 +19,8 @@ from pydantic import BaseModel, ValidationError
 from llmecon.agents.anchors import find_anchors
 from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.llm_workers import worker_schema
-from llmecon.agents.prompting import (
-    GridMoves,
-    HistoryView,
-    PlannerPromptSettings,
-    planner_prompt,
-    worker_prompt,
-)
+from llmecon.agents.planner_prompts import GridMoves, PlannerPromptSettings, planner_prompt
+from llmecon.agents.prompting import HistoryView, worker_prompt
 from llmecon.models import ChatMessage
 from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt
 from llmecon.runs.config import ConfigError, RunConfig
@@ -309,7 +304,7 @@ class ExampleWorld:
 
     def leader_planner_example(self, persona: int = 0) -> Example:
         """The planner's prompt as an elected leader (``candidate_source: leaders``)."""
-        from llmecon.agents.prompting import Leader
+        from llmecon.agents.planner_prompts import Leader
 
         text = self._persona(persona).messages[0].content
         prompt = planner_prompt(

@@ -19,6 +19,13 @@ request only. A re-ask is that request plus the previous (recorded) reply and th
 text rendered from ``repair.j2`` and that reply's validation error, so it adds nothing
 the first check and the recorded replies do not already pin down; a changed
 ``repair.j2`` is not detected (it would only change what a live model reads).
+
+Scale: the calls in columnar files are read per (year, step) when the replay reaches it,
+and an offline replay settles a step's worker calls at once
+(:meth:`ReplayProvider.bulk_replies`): the worker pool renders every prompt, and each
+call whose recorded messages hash to those and whose one recorded reply the worker
+schema takes as it is uses that reply with no request. The rest (re-asks, failures,
+other messages) go through :meth:`ReplayProvider.generate` one by one, as before.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +51,7 @@ from llmecon.models import (
     current_attempt,
 )
 from llmecon.models._schema import with_schema_instruction
-from llmecon.runs.columnar import file_columns
+from llmecon.runs.columnar import call_table
 from llmecon.runs.events import CallFile, LLMCall
 
 CallKey = tuple[str, str | None, int, int]
@@ -87,46 +94,133 @@ class RecordedCall:
         )
 
 
-#: The columns of a ``call_file`` a :class:`RecordedCall` is made of.
-_RECORDED_COLUMNS = (
-    "role",
-    "agent",
-    "year",
-    "step",
-    "messages_json",
-    "raw_outputs",
-    "input_tokens",
-    "output_tokens",
-    "error_type",
-    "error_message",
-)
-
-
-def recorded_calls(events: Iterable[Any]) -> Iterator[RecordedCall]:
-    """The calls of ``events`` in order: ``llm_call`` events and the rows of the
-    ``call_file`` files, read column-wise."""
-    for event in events:
-        if isinstance(event, LLMCall):
-            yield RecordedCall.of(event)
-        elif isinstance(event, CallFile):
-            cols = file_columns(event, _RECORDED_COLUMNS)
-            for role, agent, year, step, messages, *rest in zip(*cols, strict=True):
-                pairs = [(m["role"], m["sha256"]) for m in json.loads(messages)]
-                yield RecordedCall(role, agent, year, step, pairs, *rest)
-
-
 def call_key(call: LLMCall | RecordedCall) -> CallKey:
     return (call.role, call.agent, call.year, call.step)
 
 
+def refs_json(pairs: Iterable[tuple[str, str]]) -> str:
+    """The ``messages_json`` a columnar file holds for messages of these (role, sha256):
+    :func:`~llmecon.runs.columnar.canonical_json` of the message refs, built without
+    ``json.dumps`` (a replay compares one per worker call). Roles and hex digests need
+    no escaping."""
+    return "[" + ", ".join(f'{{"role": "{r}", "sha256": "{h}"}}' for r, h in pairs) + "]"
+
+
+class StepFiles:
+    """The calls in the ``call_file`` files of one (year, step), read column-wise the
+    first time one is asked for, each agent's calls queued in log order."""
+
+    def __init__(self, files: list[CallFile]) -> None:
+        self.files = files
+        self.pending = sum(f.rows for f in files)
+        self._read = False
+        self._table: Any = None
+        self._rest: Any = None
+
+    def _columns(self, names: Sequence[str]) -> Any:
+        import pyarrow as pa
+
+        tables = [t for f in self.files if (t := call_table(f, names)) is not None]
+        return pa.concat_tables(tables) if tables else None
+
+    def _load(self) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names = ("role", "agent", "messages_json", "raw_outputs", "error_type")
+        table = self._columns(names)
+        self._table = table
+        n = table.num_rows if table is not None else 0
+        if n:
+            table = table.combine_chunks()
+            self._table = table
+            raw = table.column("raw_outputs").chunk(0)
+            count = pc.list_value_length(raw).fill_null(0).to_numpy(zero_copy_only=False)
+            plain = (count == 1) & table.column("error_type").is_null().to_numpy(
+                zero_copy_only=False
+            )
+            first = np.asarray(raw.offsets)[:-1]
+            replies = raw.values.take(pa.array(first, mask=~plain))
+            roles, agents = table.column("role").to_pylist(), table.column("agent").to_pylist()
+            messages = table.column("messages_json").to_pylist()
+        else:
+            roles, agents, messages, replies = [], [], [], pa.array([], pa.string())
+        self.roles, self.agents, self.messages_json = roles, agents, messages
+        #: the one reply of a call settled by its first reply without error, else None
+        self.single_reply: list[str | None] = replies.to_pylist()
+        # per (role, agent): its first pending row; _next links a row to the agent's
+        # next one (None: every agent has one call here, the usual case)
+        keys = list(zip(roles, agents, strict=True))
+        self._head: dict[tuple[str, str | None], int] = dict(
+            zip(reversed(keys), range(n - 1, -1, -1), strict=True)
+        )
+        self._next: list[int] | None = None
+        if len(self._head) < n:
+            self._next = [-1] * n
+            last: dict[tuple[str, str | None], int] = {}
+            for i, who in enumerate(keys):
+                if who in last:
+                    self._next[last[who]] = i
+                last[who] = i
+        self.pending = n
+        self._read = True
+
+    def peek(self, role: str, agent: str | None) -> int | None:
+        """The row of the agent's next call, if any."""
+        if not self._read:
+            self._load()
+        return self._head.get((role, agent))
+
+    def pop(self, role: str, agent: str | None) -> int:
+        """Use up the agent's next call (one :meth:`peek` found); its row."""
+        who = (role, agent)
+        row = self._head[who]
+        following = self._next[row] if self._next is not None else -1
+        if following >= 0:
+            self._head[who] = following
+        else:
+            del self._head[who]
+        self.pending -= 1
+        return row
+
+    def call(self, row: int) -> RecordedCall:
+        """Row ``row`` as a :class:`RecordedCall` (for a call replayed one by one)."""
+        names = ("year", "step", "input_tokens", "output_tokens", "error_message")
+        if self._rest is None:  # the columns only a call replayed one by one needs
+            self._rest = self._columns(names).combine_chunks()
+        values = {name: self._rest.column(name)[row].as_py() for name in names}
+        pairs = [(m["role"], m["sha256"]) for m in json.loads(self.messages_json[row])]
+        return RecordedCall(
+            self.roles[row],
+            self.agents[row],
+            values["year"],
+            values["step"],
+            pairs,
+            self._table.column("raw_outputs")[row].as_py() or [],
+            values["input_tokens"],
+            values["output_tokens"],
+            self._table.column("error_type")[row].as_py(),
+            values["error_message"],
+        )
+
+
 class RecordedCalls:
-    """The logged calls of a run, queued per key in log order."""
+    """The logged calls of a run, queued per key in log order: ``llm_call`` events as
+    they are, the rows of ``call_file`` files per (year, step), read when the replay
+    reaches that step. A run keeps a role's calls in one of the two (its size decides)."""
 
     #: check that each replayed request sends the recorded messages (off when the run's
     #: templates are no longer available: outputs are then replayed by who asked)
     verify_messages: bool = True
 
-    def __init__(self, calls: Iterable[LLMCall | RecordedCall], *, then_live: bool = False) -> None:
+    def __init__(
+        self,
+        calls: Iterable[LLMCall | RecordedCall],
+        *,
+        then_live: bool = False,
+        files: Iterable[CallFile] = (),
+    ) -> None:
         #: calls with no recording go on to the live model (resume, fork) instead of
         #: being a mismatch (replay)
         self.then_live = then_live
@@ -137,29 +231,120 @@ class RecordedCalls:
                 call = RecordedCall.of(call)
             self._queues[call_key(call)].append(call)
             count += 1
-        self.total = count
+        by_step: dict[tuple[int, int], list[CallFile]] = defaultdict(list)
+        for file in files:
+            by_step[(file.year, file.step)].append(file)
+        self._steps = {key: StepFiles(group) for key, group in by_step.items()}
+        self.total = count + sum(s.pending for s in self._steps.values())
+        self._used = 0
 
     @classmethod
     def from_events(cls, events: Iterable[Any], *, then_live: bool = False) -> RecordedCalls:
         """The calls of ``events``: ``llm_call`` events and those in ``call_file`` files."""
-        return cls(recorded_calls(events), then_live=then_live)
+        calls: list[LLMCall] = []
+        files: list[CallFile] = []
+        for event in events:
+            if isinstance(event, LLMCall):
+                calls.append(event)
+            elif isinstance(event, CallFile):
+                files.append(event)
+        return cls(calls, then_live=then_live, files=files)
+
+    def _file_row(self, key: CallKey) -> tuple[StepFiles, int] | None:
+        role, agent, year, step = key
+        files = self._steps.get((year, step))
+        row = files.peek(role, agent) if files is not None else None
+        return None if files is None or row is None else (files, row)
 
     def has(self, key: CallKey) -> bool:
-        return bool(self._queues.get(key))
+        return bool(self._queues.get(key)) or self._file_row(key) is not None
 
     def take(self, key: CallKey) -> RecordedCall:
         queue = self._queues.get(key)
-        if not queue:
+        if queue:
+            self._used += 1
+            return queue.popleft()
+        found = self._file_row(key)
+        if found is None:
             role, agent, year, step = key
             who = f"{role} {agent}" if agent else role
             raise ReplayMismatchError(
                 f"the log holds no (more) model calls for the {who} in year {year}, step {step}"
             )
-        return queue.popleft()
+        files, row = found
+        files.pop(key[0], key[1])
+        self._used += 1
+        call = files.call(row)
+        self._drop_if_used_up(key[2], key[3])
+        return call
+
+    def _drop_if_used_up(self, year: int, step: int) -> None:
+        """Let go of a step's columns once all its file calls are used up."""
+        files = self._steps.get((year, step))
+        if files is not None and files.pending == 0:
+            del self._steps[(year, step)]
+
+    def take_replies(
+        self,
+        role: str,
+        year: int,
+        step: int,
+        agents: Sequence[str],
+        messages: Sequence[Sequence[tuple[str, str]]],
+        parse: Callable[[str], Any],
+    ) -> list[Any]:
+        """Settle at once the next call of each agent in (``year``, ``step``) that one
+        recorded reply settled, with the recorded messages (when :attr:`verify_messages`)
+        and a reply ``parse`` takes: ``parse``'s value, or ``None`` for a call left for
+        :meth:`take` (see :meth:`ReplayProvider.bulk_replies`)."""
+        files = self._steps.get((year, step))
+        shared: dict[tuple[str, str], tuple[str, str]] = {}  # one system text for all
+
+        def refs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+            out = []
+            for who, text in pairs:
+                if who == "system":
+                    ref = shared.get((who, text))
+                    if ref is None:
+                        ref = shared[(who, text)] = (who, _sha(text))
+                    out.append(ref)
+                else:
+                    out.append((who, _sha(text)))
+            return out
+
+        verify = self.verify_messages
+        queues = self._queues
+        answers: list[Any] = [None] * len(agents)
+        for i, agent in enumerate(agents):
+            value = None
+            queue = queues.get((role, agent, year, step)) if queues else None
+            if queue:
+                call = queue[0]
+                if len(call.raw_outputs) != 1 or call.error_type is not None:
+                    continue
+                if verify and call.messages != refs(messages[i]):
+                    continue
+                value = parse(call.raw_outputs[0])
+                if value is not None:
+                    queue.popleft()
+            elif files is not None and (row := files.peek(role, agent)) is not None:
+                reply = files.single_reply[row]
+                if reply is None:
+                    continue
+                if verify and files.messages_json[row] != refs_json(refs(messages[i])):
+                    continue
+                value = parse(reply)
+                if value is not None:
+                    files.pop(role, agent)
+            if value is not None:
+                self._used += 1
+                answers[i] = value
+        self._drop_if_used_up(year, step)
+        return answers
 
     @property
     def remaining(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return self.total - self._used
 
 
 def _sha(text: str) -> str:
@@ -200,6 +385,32 @@ class ReplayProvider(ModelProvider):
     def batch_api(self) -> BatchAPI | None:
         """The live provider's batch API (calls with no recording may be batched)."""
         return self.live.batch_api() if self.live is not None else None
+
+    def answers_in_bulk(self) -> bool:
+        """An offline replay settles a step's plain worker calls at once
+        (:meth:`bulk_replies`); a resume or fork logs every call, so it takes them one
+        by one."""
+        return self.live is None
+
+    def bulk_replies(
+        self,
+        role: str,
+        year: int,
+        step: int,
+        agents: Sequence[str],
+        messages: Sequence[Sequence[tuple[str, str]]],
+        parse: Callable[[str], Any],
+    ) -> list[Any]:
+        """The recorded replies of many calls at once (an offline replay): for each
+        agent's next call of ``role`` in (``year``, ``step``) that one recorded reply
+        settled, whose recorded messages are ``messages`` ((role, text) pairs, checked
+        by their sha256 unless the run's templates are gone) and whose reply ``parse``
+        takes, ``parse``'s value; the call is then used up, with no request. ``None``
+        for every other call: it stays for an ordinary request (which replays re-asks
+        and failures, or reports the mismatch)."""
+        if not self.answers_in_bulk():
+            return [None] * len(agents)
+        return self.recorded.take_replies(role, year, step, agents, messages, parse)
 
     def recorded_answer(self) -> bool:
         """Whether this call is answered from the log: always in a replay; in a resume

@@ -30,7 +30,7 @@ from llmecon.runs.log import EVENTS_NAME, RunLock, RunLog, RunLogError, read_man
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.replay import metric_differences
-from llmecon.runs.restore import RestoredRun, restore_run
+from llmecon.runs.restore import RestoredRun, restore_run, use_saved_archetypes
 from llmecon.runs.wiring import build_simulation
 
 
@@ -89,6 +89,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             spent_usd=spent,
             pending_batches=pending_batches(run.events[cut:]),
         )
+        use_saved_archetypes(sim, path)  # the run's own assignment, not a new clustering
         sim.started = any(isinstance(e, RunStarted) for e in kept)
         years = [y for y in run.years if y.year < _years_in(kept)]
         for year, record in zip(

@@ -26,7 +26,7 @@ from llmecon.agents.archetypes import (
 )
 from llmecon.agents.llm_planner import LLMPlanner, parse_rates_pct
 from llmecon.agents.llm_workers import LLMWorkers
-from llmecon.agents.prompting import PlannerPromptSettings, parse_planner_moves
+from llmecon.agents.planner_prompts import PlannerPromptSettings, parse_planner_moves
 from llmecon.economy import (
     Economy,
     Population,

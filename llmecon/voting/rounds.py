@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from llmecon.agents.prompting import Leader
+from llmecon.agents.planner_prompts import Leader
 from llmecon.economy import TaxSchedule
 from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.planners import Planner, PlannerContext, PlannerError, YearRecord, is_baseline

@@ -28,7 +28,8 @@ import numpy as np
 
 from llmecon.agents.calls import BallotAsk, CallContext, PlatformAsk, call_context
 from llmecon.agents.llm_planner import planner_schema
-from llmecon.agents.prompting import Prompt, bracket_rows, pct_list
+from llmecon.agents.planner_prompts import pct_list
+from llmecon.agents.prompting import Prompt, bracket_rows
 from llmecon.economy import Economy, TaxSchedule
 from llmecon.models import ChatMessage, GenerateConfig, Model, ModelError
 from llmecon.planners import PlannerContext

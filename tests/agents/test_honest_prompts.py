@@ -14,11 +14,10 @@ import llmecon
 from llmecon.agents.anchors import find_anchors
 from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.llm_workers import worker_schema
+from llmecon.agents.planner_prompts import PlannerPromptSettings, planner_prompt
 from llmecon.agents.prompting import (
     HistoryView,
-    PlannerPromptSettings,
     _rational_context,
-    planner_prompt,
     status_quo_consumption,
     worker_prompt,
 )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from llmecon.agents.prompting import effect_hints
+from llmecon.agents.planner_prompts import effect_hints
 from llmecon.models import ChatMessage, register_provider
 from llmecon.models._mock import MockProvider
 from llmecon.prompts import PromptLibrary

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.agents.calls import PlannerAsk
-from llmecon.agents.prompting import (
+from llmecon.agents.planner_prompts import (
     PlannerPromptSettings,
     bracket_shares,
     planner_prompt,
