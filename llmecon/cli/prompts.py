@@ -67,10 +67,11 @@ def list_templates(prompts_dir: str | None) -> None:
 )
 @click.option(
     "--year",
-    type=int,
-    default=2,
+    type=click.IntRange(min=1),
+    default=3,
     show_default=True,
-    help="Tax year (0-based); earlier years are simulated with rational workers.",
+    help="Tax year (1 is the first, as prompts and the run display count); earlier "
+    "years are simulated with rational workers.",
 )
 @click.option("--personas", default="default", show_default=True, help="Persona bank.")
 @_PROMPTS_OPTION
@@ -79,7 +80,7 @@ def render(name: str, persona: int, year: int, personas: str, prompts_dir: str |
 
     \b
     Example:
-      llmecon prompts render worker_decision.j2 --persona 3 --year 2
+      llmecon prompts render worker_decision.j2 --persona 3 --year 3
     """
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import ExampleWorld
@@ -89,7 +90,9 @@ def render(name: str, persona: int, year: int, personas: str, prompts_dir: str |
         name += ".j2"
     with friendly_errors():
         try:
-            world = ExampleWorld(library, year=year, agents=max(20, persona + 1), personas=personas)
+            world = ExampleWorld(
+                library, year=year - 1, agents=max(20, persona + 1), personas=personas
+            )
             example = world.example(name, persona)
         except PromptError as exc:
             raise click.ClickException(str(exc)) from None
@@ -104,7 +107,7 @@ def render(name: str, persona: int, year: int, personas: str, prompts_dir: str |
 @prompts.command()
 @_PROMPTS_OPTION
 def check(prompts_dir: str | None) -> None:
-    """Render every template against real contexts (years 0 and 3, two personas).
+    """Render every template against real contexts (tax years 1 and 4, two personas).
 
     Exits non-zero if any template fails (e.g. a misspelt variable: templates use
     StrictUndefined, so nothing is silently left empty), or if a format instruction
@@ -122,7 +125,7 @@ def check(prompts_dir: str | None) -> None:
     library = _library(prompts_dir)
     failures = 0
     table = Table(title="Template check")
-    for col in ("template", "year 0", "year 3", "answer anchors"):
+    for col in ("template", "tax year 1", "tax year 4", "answer anchors"):
         table.add_column(col)
     with friendly_errors():
         worlds = [ExampleWorld(library, year=0), ExampleWorld(library, year=3)]

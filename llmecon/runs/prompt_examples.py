@@ -43,6 +43,8 @@ PLANNER_TEMPLATES = (
 #: The grid moves ``llmecon prompts`` renders ``planner_query_delta.j2`` with (LLM
 #: Economist's ``planner_moves: grid:10,20``).
 EXAMPLE_GRID_MOVES = GridMoves(10, 20)
+#: The run length the example planner prompts state (a run's ``years``).
+EXAMPLE_HORIZON = 20
 VOTING_TEMPLATES = ("vote.j2", "platform.j2", "planner_candidates.j2")
 KNOWN_TEMPLATES = (
     *WORKER_TEMPLATES,
@@ -159,6 +161,7 @@ class ExampleWorld:
             hints=name == "planner_hints.j2",
             explore=name == "planner_explore.j2",
             moves=EXAMPLE_GRID_MOVES if name == "planner_query_delta.j2" else None,
+            horizon=max(EXAMPLE_HORIZON, self.year + 1),
         )
         prompt = planner_prompt(
             self.library,
@@ -311,7 +314,9 @@ class ExampleWorld:
             self.library,
             ctx=self.sim.planner_context,
             history=self.records,
-            settings=PlannerPromptSettings(moves=EXAMPLE_GRID_MOVES),
+            settings=PlannerPromptSettings(
+                moves=EXAMPLE_GRID_MOVES, horizon=max(EXAMPLE_HORIZON, self.year + 1)
+            ),
             year=self.year,
             leader=Leader(self.sim.economy.population.ids[persona], text, max(self.year - 1, 0)),
         )

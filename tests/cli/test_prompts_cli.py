@@ -28,13 +28,15 @@ def test_every_shipped_template_renders_against_real_contexts(year: int) -> None
 
 def test_render_shows_what_the_model_receives() -> None:
     result = CliRunner().invoke(
-        main, ["prompts", "render", "worker_decision.j2", "--persona", "3", "--year", "2"]
+        main, ["prompts", "render", "worker_decision.j2", "--persona", "3", "--year", "3"]
     )
     assert result.exit_code == 0, result.output
     assert "Tax year 3" in result.output and "Your recent years" in result.output
     assert "system" in result.output and "user" in result.output
-    result = CliRunner().invoke(main, ["prompts", "render", "planner_query", "--year", "1"])
+    result = CliRunner().invoke(main, ["prompts", "render", "planner_query", "--year", "2"])
     assert result.exit_code == 0 and "Propose the rates for year 2" in result.output
+    result = CliRunner().invoke(main, ["prompts", "render", "planner_query", "--year", "0"])
+    assert result.exit_code == 2 and "--year" in result.output  # tax years start at 1
 
 
 def test_check_passes_on_shipped_templates_and_lists_them() -> None:
