@@ -1,16 +1,18 @@
-"""Benchmark the oracle under CRRA on the two slowest cells of the welfare grid.
+"""Benchmark the oracle under CRRA on the slowest cells of the welfare grid.
 
-The cells (1 000 personas of the shipped bank, federal 2025 brackets): inverse income,
-ε 0.4, η 1 and equality × productivity, ε 1, η 2. Each run is a fresh process, so
-``--baseline DIR`` (a directory holding another version's ``llmecon`` package, e.g. a
-``git worktree`` of an earlier commit) is measured side by side with this checkout,
-alternating, ``--repeats`` times each. Saved: CPU and wall seconds, the oracle's
-claimed SWF, the SWF ``evaluate`` gives its schedule, the load average before and
-after. CPU seconds are the figure to compare: less sensitive than wall time to other
-jobs on a shared machine (not immune: they share caches and cores).
+The cells (1 000 personas of the shipped bank, federal 2025 brackets): the four that
+took longest in ``benchmarks/results/welfare_grid.json`` before the oracle's CRRA
+speed-up (inverse income ε 1 η 2, Rawlsian ε 0.2 η 1, inverse income ε 0.4 η 1, equality
+× productivity ε 1 η 2). Each run is a fresh process, so ``--baseline DIR`` (a
+directory holding another version's ``llmecon`` package, e.g. a ``git worktree`` of an
+earlier commit) is measured side by side with this checkout, alternating, ``--repeats``
+times each. Saved per run: CPU and wall seconds, schedules scored (``evaluations``),
+the oracle's claimed SWF and the SWF ``evaluate`` gives its schedule; the load average
+before and after. CPU seconds are the figure to compare: less sensitive than wall time
+to other jobs on a shared machine (not immune: they share caches and cores).
 
-Run: ``python benchmarks/bench_crra_oracle.py [--baseline DIR] [--repeats 2]``.
-Results go to ``benchmarks/results/crra_oracle.json``.
+Run: ``python benchmarks/bench_crra_oracle.py [--baseline DIR] [--baseline-label TEXT]
+[--repeats 2]``. Results go to ``benchmarks/results/crra_oracle.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "crra_oracle.json"
-CELLS = (("inverse_income", 0.4, 1.0), ("equality_times_productivity", 1.0, 2.0))
+CELLS = (
+    ("inverse_income", 1.0, 2.0),
+    ("rawlsian", 0.2, 1.0),
+    ("inverse_income", 0.4, 1.0),
+    ("equality_times_productivity", 1.0, 2.0),
+)
 AGENTS = 1000
 
 # Runs in a child process whose import path puts the measured version first.
@@ -62,6 +69,7 @@ def _run(version: Path, swf: str, eps: float, eta: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="directory with another llmecon")
+    parser.add_argument("--baseline-label", default="", help="what the baseline is (saved)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per cell and version")
     args = parser.parse_args()
     versions = {"current": ROOT}
@@ -70,7 +78,7 @@ def main() -> None:
             parser.error(f"{args.baseline} holds no llmecon package")
         versions = {"baseline": args.baseline.resolve(), **versions}
     load_before = os.getloadavg()
-    runs = []
+    runs: list[dict[str, Any]] = []
     for swf, eps, eta in CELLS:
         for repeat in range(args.repeats):
             for name, path in versions.items():
@@ -80,7 +88,8 @@ def main() -> None:
                 print(
                     f"{name:<9} {swf[:14]:<14} eps {eps:g} eta {eta:g}: "
                     f"cpu {run['cpu_s']:.1f} s, wall {run['wall_s']:.1f} s, "
-                    f"swf {run['oracle_swf']:.10g} (evaluate {run['enacted_swf']:.10g})",
+                    f"{run['evaluations']} schedules, "
+                    f"swf {run['oracle_swf']:.12g} (evaluate {run['enacted_swf']:.12g})",
                     flush=True,
                 )
     machine = {
@@ -89,10 +98,38 @@ def main() -> None:
         "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
         "load_average_1_5_15_min_after": [round(x, 2) for x in os.getloadavg()],
     }
-    data = {"machine": machine, "agents": AGENTS, "runs": runs}
+    data = {
+        "machine": machine,
+        "agents": AGENTS,
+        "baseline": args.baseline_label or (str(args.baseline) if args.baseline else None),
+        "summary": _summary(runs),
+        "runs": runs,
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
     print(f"saved {RESULTS}")
+
+
+def _summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per cell and version: the fastest CPU and wall seconds of the repeats, the
+    schedules scored and the SWF found (the same in every repeat)."""
+    cells: dict[tuple[str, float, float, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        key = (run["swf"], run["elasticity"], run["crra"], run["version"])
+        cells.setdefault(key, []).append(run)
+    return [
+        {
+            "swf": swf,
+            "elasticity": eps,
+            "crra": eta,
+            "version": version,
+            "min_cpu_s": min(r["cpu_s"] for r in group),
+            "min_wall_s": min(r["wall_s"] for r in group),
+            "evaluations": group[0]["evaluations"],
+            "oracle_swf": group[0]["oracle_swf"],
+        }
+        for (swf, eps, eta, version), group in cells.items()
+    ]
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from llmecon.economy.economy import (
     Economy,
     Equilibrium,
     Outcome,
+    RatesScore,
     YearMetrics,
 )
 from llmecon.economy.population import Population, PopulationError, synthetic_population
@@ -46,6 +47,7 @@ __all__ = [
     "Outcome",
     "Population",
     "PopulationError",
+    "RatesScore",
     "ScheduleError",
     "TaxSchedule",
     "UtilityConfig",

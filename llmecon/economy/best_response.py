@@ -9,7 +9,7 @@ agents × brackets, and over a leading batch of schedules for the oracle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -20,15 +20,19 @@ from llmecon.economy.utility import (
     UtilityConfig,
     consumption_utility,
     labour_disutility,
-    marginal_consumption_utility,
 )
 
 FloatArray = NDArray[np.float64]
 
-#: Safeguarded Newton steps of the CRRA segment solver (quadratic convergence: hours
-#: are exact to rounding well before this; see tests/economy/test_best_response.py).
-_NEWTON_STEPS = 7
-#: Consumption floor of the CRRA marginal utility (as in ``marginal_consumption_utility``).
+#: Most safeguarded Newton steps of the CRRA segment solver. From a good start hours
+#: are exact to rounding in one to three steps (quadratic convergence); a poor start (a
+#: warm start from an end of the segment, moved far along a tangent) can take a few
+#: bisections first. Bisection alone would halve the bracket in log hours (width < 40)
+#: below :data:`_Y_TOL` in 60 steps, so none is ever cut short; converged elements are
+#: dropped from the loop, so the rare stragglers cost little.
+_NEWTON_STEPS = 64
+#: Consumption floor of the CRRA marginal utility (as in ``marginal_consumption_utility``
+#: of :mod:`llmecon.economy.utility`).
 _MIN_CONSUMPTION = 1e-9
 #: Smallest weekly hours of the CRRA root search (its bracket lives in log hours).
 _MIN_HOURS = 1e-12
@@ -130,10 +134,17 @@ def _best_response_block(
         )
     else:
         rebate = np.broadcast_to(np.asarray(rebate_usd, dtype=float), (r.shape[0],))
-        base = intercept[:, None, :] + rebate[:, None, None]
-        segments = CrraSegments.of(slope, base, psi[None, :, None], seg_lo, seg_hi, config)
-        hours, value = segments.solve(np.zeros(1), config)
-        hours, value = hours.reshape(slope.shape), value.reshape(slope.shape)
+        shape = slope.shape
+        segments = CrraSegments.of(
+            slope.reshape(shape[0], -1),
+            np.broadcast_to(intercept[:, None, :], shape).reshape(shape[0], -1),
+            np.broadcast_to(psi[:, None], shape[1:]).ravel(),
+            seg_lo.ravel(),
+            np.maximum(seg_hi, seg_lo).ravel(),
+            config,
+        )
+        hours, value = segments.solve(rebate, config)
+        hours, value = hours.reshape(shape), value.reshape(shape)
 
     value = np.where(valid[None, :, :], value, -np.inf)
     best = np.argmax(value, axis=-1)
@@ -142,27 +153,38 @@ def _best_response_block(
 
 @dataclass(frozen=True)
 class CrraSegments:
-    """``K`` CRRA segment problems, flattened, with their rebate-free parts computed.
+    """``S × E`` CRRA segment problems: ``E`` segments (a worker on one bracket) under
+    each of ``S`` schedules, with their rebate-free parts computed.
 
-    Element ``k`` is a worker (``psi``) on one bracket segment of one schedule:
-    consumption ``slope · h + intercept + R`` for hours ``h ∈ [lo, hi]`` and a rebate
-    ``R`` given at :meth:`solve`. What does not depend on ``R`` (logs, the disutility's
-    slope at the ends, the root at ``intercept + R = 0``) is computed once here, so a
-    solve across several rebates (the within-year equilibrium) repeats only the rest.
+    Problem ``(j, k)``: consumption ``slope · h + intercept + R`` for hours
+    ``h ∈ [lo, hi]`` and a rebate ``R`` given at :meth:`solve`. What depends only on
+    the segment (its ends, their logs, the disutility there) is stored once per
+    segment ``(E,)``; what depends on the schedule too, ``(S, E)``. Nothing here
+    depends on ``R``, so a solve across several rebates (the within-year equilibrium)
+    repeats only the rest.
     """
 
     slope: FloatArray
+    """``(S, E)`` consumption per weekly hour, ``52 s (1 − τ_b)``."""
     intercept: FloatArray
+    """``(S, E)`` consumption at zero hours before the rebate, ``τ_b m_b − T(m_b)``."""
+    log_slope: FloatArray
     psi: FloatArray
+    """``(E,)`` the segment's worker's disutility weight."""
     lo: FloatArray
     hi: FloatArray
-    dis_lo: FloatArray
-    dis_hi: FloatArray
-    log_slope: FloatArray
-    log_p: FloatArray
     left: FloatArray
+    """``(E,)`` log of ``lo`` (floored at :data:`_MIN_HOURS`)."""
     right: FloatArray
-    y0: FloatArray
+    log_p: FloatArray
+    """``(E,)`` ``log(52ψ)``."""
+    v_lo: FloatArray
+    """``(E,)`` the disutility at ``lo``."""
+    v_hi: FloatArray
+    rises_below: FloatArray
+    """``(S, E)`` the objective rises at ``lo`` exactly when the rebate is below this."""
+    falls_above: FloatArray
+    """``(S, E)`` the objective falls at ``hi`` exactly when the rebate is above this."""
 
     @classmethod
     def of(
@@ -174,101 +196,145 @@ class CrraSegments:
         hi: FloatArray,
         config: UtilityConfig,
     ) -> CrraSegments:
-        """Problems from arrays that broadcast together (e.g. ``(S, N, B)``); the
-        disutility at the ends is computed before broadcasting (once per worker)."""
+        """Problems from ``slope`` and ``intercept`` ``(S, E)`` and the segments' ``psi``,
+        ``lo`` and ``hi`` ``(E,)``."""
         eps = config.elasticity
         eta = float(config.crra or 0.0)
         hi = np.maximum(hi, lo)
         p = WEEKS_PER_YEAR * psi
-        dis_lo, dis_hi = p * lo ** (1.0 / eps), p * hi ** (1.0 / eps)
-        shape = np.broadcast_shapes(slope.shape, intercept.shape, p.shape, lo.shape)
-
-        def flat(x: FloatArray) -> FloatArray:
-            return np.broadcast_to(x, shape).ravel()
-
-        sl, pp = flat(slope), flat(p)
-        lo_f, hi_f = flat(lo), flat(hi)
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_slope, log_p = np.log(sl), np.log(pp)
-            left = np.log(np.maximum(lo_f, _MIN_HOURS))
-            right = np.log(np.maximum(hi_f, _MIN_HOURS))
-            # The root when intercept + rebate = 0, the usual start of the search.
-            y0 = ((1.0 - eta) * log_slope - log_p) / (eta + 1.0 / eps)
-        y0 = np.where(np.isnan(y0), 0.5 * (left + right), np.clip(y0, left, right))
+            log_slope, log_p = np.log(slope), np.log(p)
+            left = np.log(np.maximum(lo, _MIN_HOURS))
+            right = np.log(np.maximum(hi, _MIN_HOURS))
+        # The disutility side of the FOC at each end, log(52ψ) + log(end)/ε (−∞ at zero
+        # hours, where the marginal disutility vanishes).
+        g_lo = np.where(lo > 0, log_p + left / eps, -np.inf)
+        g_hi = np.where(hi > 0, log_p + right / eps, -np.inf)
+        k = 1.0 + 1.0 / eps
+        v_lo, v_hi = p * lo**k / k, p * hi**k / k
+        # The derivative's sign at an end, F = log slope − η log c − g > 0, is c < c* =
+        # exp((log slope − g)/η), i.e. a rebate below c* − slope·end − intercept (never,
+        # when c* is under the consumption floor; NaN, for a zero slope at zero hours,
+        # counts as never too: the derivative 0 − 0 is not positive). So a solve tests
+        # each end with one comparison of the rebate instead of a logarithm per rebate.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            c_lo = np.exp((log_slope - g_lo) / eta)
+            c_hi = np.exp((log_slope - g_hi) / eta)
+            rises_below = np.where(c_lo > _MIN_CONSUMPTION, c_lo - slope * lo - intercept, -np.inf)
+            falls_above = np.where(c_hi > _MIN_CONSUMPTION, c_hi - slope * hi - intercept, -np.inf)
         return cls(
-            sl,
-            flat(intercept),
-            flat(psi),
-            lo_f,
-            hi_f,
-            flat(dis_lo),
-            flat(dis_hi),
+            slope,
+            intercept,
             log_slope,
-            log_p,
+            psi,
+            lo,
+            hi,
             left,
             right,
-            y0,
+            log_p,
+            v_lo,
+            v_hi,
+            rises_below,
+            falls_above,
         )
 
-    def take(self, at: NDArray[np.intp]) -> CrraSegments:
-        """The problems at positions ``at``."""
-        return CrraSegments(*(getattr(self, f.name)[at] for f in fields(self)))
+    def rows(self, idx: NDArray[np.intp]) -> CrraSegments:
+        """The problems of schedules ``idx`` (the segment parts are shared)."""
+        return replace(
+            self,
+            slope=self.slope[idx],
+            intercept=self.intercept[idx],
+            log_slope=self.log_slope[idx],
+            rises_below=self.rises_below[idx],
+            falls_above=self.falls_above[idx],
+        )
 
     def solve(
-        self, rebate_usd: FloatArray, config: UtilityConfig, start: FloatArray | None = None
+        self,
+        rebate_usd: FloatArray,
+        config: UtilityConfig,
+        start: FloatArray | None = None,
+        start_rebate_usd: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """Each problem's maximising hours and objective value at ``rebate_usd`` (one
-        per problem, or one for all).
+        """Each problem's maximising hours and objective value ``(S, E)`` at
+        ``rebate_usd`` (one per schedule, ``(S,)``, or one for all).
 
         The segment objective ``U(slope·h + base) − ψ·52·h^(1+1/ε)/(1+1/ε)`` is strictly
         concave, so its derivative decreases: the optimum is the lower end when the
         derivative is ≤ 0 there, the upper end when it is ≥ 0 there, and otherwise the
         root of ``F(y) = log slope − η log c − log(52ψ) − y/ε`` in ``y = log h`` (the
-        derivative's sign). Newton's method on ``F`` starts from the root at ``base = 0``
-        (clipped to the segment), or from ``start`` hours where positive (a solution at
-        a nearby rebate: fewer steps, the same root), safeguarded by bisection.
+        derivative's sign; at the ends it is read off the rebate thresholds prepared by
+        :meth:`of`). Newton's method on
+        ``F`` starts from the root at ``base = 0`` (clipped to the segment), or from
+        ``start`` hours where positive: a solution at a nearby rebate (fewer steps, the
+        same root), moved along its tangent when ``start_rebate_usd`` ``(S,)`` says
+        which rebate it answered; safeguarded by bisection.
         """
         eps = config.elasticity
         eta = float(config.crra or 0.0)
-        slope = self.slope
-        base = self.intercept + rebate_usd
-
-        def derivative(h: FloatArray, dis: FloatArray) -> FloatArray:
-            c = np.maximum(slope * h + base, _MIN_CONSUMPTION)
-            return marginal_consumption_utility(c, config.crra) * slope - dis
-
-        d_lo = derivative(self.lo, self.dis_lo)
-        d_hi = derivative(self.hi, self.dis_hi)
-        x = self.lo.copy()
+        rebate = np.broadcast_to(np.asarray(rebate_usd, dtype=float), self.slope.shape[:1])
+        r = rebate[:, None]
+        base = self.intercept + r
+        at_lo = r >= self.rises_below  # neither threshold is NaN (see `of`)
+        interior = ~at_lo & (r > self.falls_above)
+        hours = np.where(at_lo, self.lo, self.hi)
+        dis = np.where(at_lo, self.v_lo, self.v_hi)
         # Newton only where the optimum is interior: elsewhere an end wins (most
         # segments of most workers). The solve is elementwise, so compressing changes
-        # no result.
-        interior = ~(d_lo <= 0) & ~(d_hi >= 0)
-        if interior.any():
-            x[interior] = self._interior_root(interior, slope, base, eta, eps, start)
-        hours = np.where(d_lo <= 0, self.lo, np.where(d_hi >= 0, self.hi, x))
-        value = consumption_utility(slope * hours + base, config.crra) - labour_disutility(
-            hours, self.psi, eps
-        )
+        # no result. (Flat indices: much cheaper in numpy than 2-D ones or masks.)
+        at = np.flatnonzero(interior)
+        if at.size:
+            h, v = self._interior_root(
+                at, np.take(base, at), rebate, eta, eps, start, start_rebate_usd
+            )
+            np.put(hours, at, h)
+            np.put(dis, at, v)
+        value = consumption_utility(self.slope * hours + base, config.crra) - dis
         return hours, value
 
     def _interior_root(
         self,
-        interior: NDArray[np.bool_],
-        slope: FloatArray,
-        base: FloatArray,
+        at: NDArray[np.intp],
+        bs: FloatArray,
+        rebate: FloatArray,
         eta: float,
         eps: float,
         start: FloatArray | None,
-    ) -> FloatArray:
-        sl, bs = slope[interior], base[interior]
-        log_slope, log_p = self.log_slope[interior], self.log_p[interior]
-        left, right = self.left[interior], self.right[interior]
-        y = self.y0[interior]
+        start_rebate_usd: FloatArray | None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Roots (hours) and disutility there of the interior problems at flat
+        positions ``at`` of the ``(S, E)`` problems."""
+        n_seg = self.lo.size
+        row = at // n_seg
+        col = at - row * n_seg
+        sl, log_slope = np.take(self.slope, at), np.take(self.log_slope, at)
+        log_p, left, right = (
+            np.take(self.log_p, col),
+            np.take(self.left, col),
+            np.take(self.right, col),
+        )
+        inv_eps = 1.0 / eps
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            target = log_slope - log_p  # F(y) = target − η log c − y/ε
+            y = None
             if start is not None:
-                warm = start[interior]
-                y = np.where(warm > 0, np.clip(np.log(warm), left, right), y)
+                warm = np.take(start, at)
+                if start_rebate_usd is not None:
+                    # Along the tangent: an interior root moves with the rebate by
+                    # dy/dR = −ηε / (c + ηε · slope · h).
+                    eta_eps = eta * eps
+                    moved = np.take(rebate - start_rebate_usd, row)
+                    c = sl * warm + bs - moved
+                    warm = warm * np.exp(-eta_eps * moved / (c + eta_eps * sl * warm))
+                positive = warm > 0
+                if positive.all():
+                    y = np.clip(np.log(warm), left, right)
+            if y is None:
+                # The root when slope·h + base = 0 dominates: a cold start.
+                cold = (target - eta * log_slope) / (eta + inv_eps)
+                cold = np.where(np.isnan(cold), 0.5 * (left + right), np.clip(cold, left, right))
+                y = cold if start is None else np.where(positive, np.log(warm), cold)
+                y = np.clip(y, left, right)
             solved = y.copy()
             # Stopped elements stay put until compressed away, so the result does not
             # depend on which other elements share the batch.
@@ -277,36 +343,39 @@ class CrraSegments:
             # convergence: the step's own error is far below rounding); drop them.
             # Rounding can keep a converged element alternating between neighbouring
             # floats, so waiting for an exact fixed point would run every step.
-            at = np.arange(y.size)
+            live = np.arange(y.size)
             for _ in range(_NEWTON_STEPS):
                 h = np.exp(y)
-                c = sl * h + bs
+                sh = sl * h
+                c = sh + bs
                 floor = c <= _MIN_CONSUMPTION
                 c = np.maximum(c, _MIN_CONSUMPTION)
-                f = log_slope - eta * np.log(c) - log_p - y / eps
-                share = np.where(floor, 0.0, sl * h / c)
-                df = -eta * share - 1.0 / eps
+                f = target - eta * np.log(c) - y * inv_eps
+                share = np.where(floor, 0.0, sh / c)
+                slope_f = eta * share + inv_eps  # −F'(y) > 0
                 up = f > 0
                 left = np.where(up, y, left)
                 right = np.where(up, right, y)
-                step = y - f / df
-                inside = np.isfinite(step) & (step >= left) & (step <= right)
-                new = np.where(stopped | (f == 0), y, np.where(inside, step, 0.5 * (left + right)))
-                solved[at] = new
-                moving = np.abs(new - y) > _Y_TOL
+                new = y + f / slope_f
+                inside = (new >= left) & (new <= right)  # false for NaN and ±inf
+                new = np.where(inside, new, 0.5 * (left + right))
+                if stopped.any():
+                    new = np.where(stopped, y, new)
+                solved[live] = new
+                d = np.abs(new - y)
+                moving = d > _Y_TOL
                 # A Newton step of size d leaves an error of about C·d² (C = |F''|/2|F'|,
                 # F'' = −η·a(1 − a) with a = slope·h/c): done when that is below _Y_TOL.
-                curvature = eta * share * np.abs(1.0 - share) / (2.0 * np.abs(df))
-                small = (np.abs(new - y) <= 1e-4) & (curvature * (new - y) ** 2 <= 0.25 * _Y_TOL)
-                moving &= ~(inside & small & (f != 0))
+                small = eta * share * np.abs(1.0 - share) * d * d <= (0.5 * _Y_TOL) * slope_f
+                moving &= ~(inside & small & (d <= 1e-4))
                 stopped = ~moving
                 if 4 * np.count_nonzero(moving) <= 3 * moving.size:  # worth compressing
-                    at, y, sl, bs = at[moving], new[moving], sl[moving], bs[moving]
-                    log_slope, log_p = log_slope[moving], log_p[moving]
-                    left, right = left[moving], right[moving]
+                    live, y, sl, bs = live[moving], new[moving], sl[moving], bs[moving]
+                    target, left, right = target[moving], left[moving], right[moving]
                     stopped = stopped[moving]
-                    if at.size == 0:
+                    if live.size == 0:
                         break
                 else:
                     y = new
-        return np.clip(np.exp(solved), self.lo[interior], self.hi[interior])
+            hours = np.clip(np.exp(solved), np.take(self.lo, col), np.take(self.hi, col))
+        return hours, labour_disutility(hours, np.take(self.psi, col), eps)

@@ -14,7 +14,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from llmecon.economy.best_response import best_response_hours
-from llmecon.economy.equilibrium import RebateEquilibrium, solve_rebate_equilibrium
+from llmecon.economy.equilibrium import (
+    RebateEquilibrium,
+    WarmStart,
+    solve_rebate_equilibrium,
+)
 from llmecon.economy.population import Population
 from llmecon.economy.schedule import (
     US_FEDERAL_2025_EDGES,
@@ -134,6 +138,17 @@ class YearMetrics:
         return ("swf", *swf_names(), *other)
 
 
+@dataclass(frozen=True)
+class RatesScore:
+    """A batch of rate vectors scored at their within-year equilibria
+    (:meth:`Economy.score_rates`)."""
+
+    welfare: FloatArray
+    """``(S,)`` the SWF of each schedule."""
+    equilibrium: RebateEquilibrium
+    """The equilibria the scores rest on (convergence, rebates, warm starts)."""
+
+
 class Economy:
     """A calibrated population plus preferences and an objective.
 
@@ -235,11 +250,15 @@ class Economy:
         self._equilibria[key] = found
         return found
 
-    def equilibrium_of_rates(self, edges: ArrayLike, rates: ArrayLike) -> RebateEquilibrium:
+    def equilibrium_of_rates(
+        self, edges: ArrayLike, rates: ArrayLike, warm: WarmStart | None = None
+    ) -> RebateEquilibrium:
         """Within-year equilibria of a batch of rate vectors ``(S, B)`` on ``edges``.
 
         Every schedule starts from the status-quo rebate, so a schedule's equilibrium is
-        the same alone (:meth:`equilibrium`) or inside any batch.
+        the same alone (:meth:`equilibrium`) or inside any batch. ``warm`` (a nearby
+        schedule's solution, :meth:`RebateEquilibrium.warm_start`) starts them there
+        instead: the same converged equilibria to the solver's tolerance, in fewer steps.
         """
         return solve_rebate_equilibrium(
             self.population.hourly_wage_usd,
@@ -249,6 +268,7 @@ class Economy:
             self.utility_config,
             self._status_quo_rebate,
             self.survey_weight,
+            warm,
         )
 
     def outcome(self, schedule: TaxSchedule, weekly_hours: ArrayLike) -> Outcome:
@@ -325,10 +345,22 @@ class Economy:
     ) -> tuple[FloatArray, NDArray[np.bool_]]:
         """:meth:`welfare_of_rates` and, per schedule, whether its within-year rebate
         fixed point converged (always true under quasi-linear utility)."""
+        scored = self.score_rates(edges, rates, swf)
+        return scored.welfare, scored.equilibrium.converged
+
+    def score_rates(
+        self,
+        edges: ArrayLike,
+        rates: ArrayLike,
+        swf: str | None = None,
+        warm: WarmStart | None = None,
+    ) -> RatesScore:
+        """:meth:`welfare_of_rates` with the equilibria behind it; ``warm`` starts their
+        solve from a nearby schedule's (:meth:`equilibrium_of_rates`)."""
         e = np.asarray(edges, dtype=float)
         r = np.atleast_2d(np.asarray(rates, dtype=float))
         s = self.population.hourly_wage_usd
-        eq = self.equilibrium_of_rates(e, r)
+        eq = self.equilibrium_of_rates(e, r, warm)
         hours = eq.weekly_hours  # (S, N)
         z = WEEKS_PER_YEAR * s[None, :] * hours
         tax = tax_of_rates(e, r, z)
@@ -339,4 +371,4 @@ class Economy:
             rebate = self.utility_config.rebate_share * (tax @ sw / sw.sum())[:, None]
         c = z - tax + rebate
         u = utility(c, hours, self.psi[None, :], self.utility_config)
-        return social_welfare(swf or self.swf, u, c, z, self.weights, sw), eq.converged
+        return RatesScore(social_welfare(swf or self.swf, u, c, z, self.weights, sw), eq)

@@ -57,7 +57,15 @@ def test_warm_started_segments_reach_the_cold_root(eta: float) -> None:
     seg_hi = np.minimum(np.append(EDGES[1:], np.inf)[None, :] / wage[:, None], 80.0)
     intercept = (rates * EDGES - cumulative_tax_at_edges(EDGES, rates))[:, None, :]
     slope = wage[None, :, None] * (1.0 - rates)[:, None, :]
-    segs = CrraSegments.of(slope, intercept, psi[None, :, None], seg_lo, seg_hi, cfg)
+    n_sched, shape = rates.shape[0], seg_lo.shape
+    segs = CrraSegments.of(
+        slope.reshape(n_sched, -1),
+        np.broadcast_to(intercept, slope.shape).reshape(n_sched, -1),
+        np.broadcast_to(psi[:, None], shape).ravel(),
+        seg_lo.ravel(),
+        seg_hi.ravel(),
+        cfg,
+    )
     cold_h, cold_v = segs.solve(np.array(20_000.0), cfg)
     # Any positive start, near or far, converges to the same maximiser.
     for start in (cold_h * 1.3, np.full(cold_h.shape, 80.0), cold_h):
@@ -66,6 +74,6 @@ def test_warm_started_segments_reach_the_cold_root(eta: float) -> None:
         np.testing.assert_allclose(v, cold_v, rtol=1e-12)
     # The solved hours are each segment's maximiser: no nearby hours do better.
     base = segs.intercept + 20_000.0
-    shifted = np.clip(cold_h[None, :] + np.array([[-1e-3], [1e-3]]), segs.lo, segs.hi)
+    shifted = np.clip(cold_h[None] + np.array([-1e-3, 1e-3])[:, None, None], segs.lo, segs.hi)
     value = utility(segs.slope * shifted + base, shifted, segs.psi, cfg)
     assert np.all(value <= cold_v + 1e-12 * np.abs(cold_v))

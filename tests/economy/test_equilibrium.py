@@ -3,11 +3,14 @@ and every scorer (oracle, voters, the economy itself) settles a schedule the sam
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from llmecon.economy import (
     Economy,
+    RatesScore,
     TaxSchedule,
     UtilityConfig,
     best_response_hours,
@@ -163,20 +166,25 @@ def test_quasi_linear_metrics_have_no_rebate_flags() -> None:
 
 def test_oracle_keeps_a_converged_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
     economy = _economy(None, n=50)
-    real = economy.welfare_and_convergence_of_rates
+    real = economy.score_rates
 
-    def fake(edges: object, rates: np.ndarray, swf: str | None = None) -> tuple:
-        values, _ = real(edges, rates, swf)
+    def fake(
+        edges: object, rates: np.ndarray, swf: str | None = None, warm: object = None
+    ) -> RatesScore:
+        scored = real(edges, rates, swf, warm)  # type: ignore[arg-type]
         # Pretend every schedule with a top rate above 20 % has no exact equilibrium.
-        return values, np.atleast_2d(rates)[:, -1] <= 0.2
+        converged = np.atleast_2d(rates)[:, -1] <= 0.2
+        return RatesScore(scored.welfare, replace(scored.equilibrium, converged=converged))
 
-    monkeypatch.setattr(economy, "welfare_and_convergence_of_rates", fake)
+    monkeypatch.setattr(economy, "score_rates", fake)
     economy_swf = Economy(economy.population, swf="inverse_income")
     free = optimal_rates(economy_swf, THREE, polish=False)
     assert free.rates[-1] > 0.2  # the unconstrained optimum taxes the top above 20 %
     found = optimal_rates(economy, THREE, polish=False)
     assert found.converged and found.rates[-1] <= 0.2
-    assert found.swf == pytest.approx(float(real(THREE, found.rates[None, :])[0][0]), rel=1e-12)
+    assert found.swf == pytest.approx(
+        float(real(THREE, found.rates[None, :]).welfare[0]), rel=1e-12
+    )
 
 
 def test_a_root_inside_a_jump_is_settled_at_that_one_workers_switch() -> None:
