@@ -99,6 +99,7 @@ def main() -> None:
     ns = parser.parse_args()
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average_at_start": list(os.getloadavg()),
         "overhead": bench_overhead(2000 if ns.quick else 20000),
         "embedded": bench_local(5 if ns.quick else 20),
     }
