@@ -147,7 +147,8 @@ class CallBuffer:
     """Worker calls waiting to be written, kept column by column."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {name: [] for name in _schema().names}
+        # filled on the first call (the schema imports pyarrow, which most runs never need)
+        self.columns: dict[str, list[Any]] = {}
         self.rows = 0
         self.year = 0
         self.step = 0
@@ -158,6 +159,8 @@ class CallBuffer:
         prompt texts it is the first to use."""
         if not self.rows:
             self.year, self.step, self._since = call.year, call.step, time.monotonic()
+        if not self.columns:
+            self.columns = {name: [] for name in _schema().names}
         cols = self.columns
         for name in _PLAIN:
             cols[name].append(getattr(call, name))
