@@ -4,6 +4,8 @@ missing or torn files, and logs of every older format."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -308,3 +310,16 @@ def test_sigkill_of_a_compact_run_then_resume(tmp_path: Path, columnar_on: None)
         ]
         assert replay_run(run_dir).ok
     assert killed >= 1
+
+
+def test_a_small_run_does_not_import_pyarrow(tmp_path: Path) -> None:
+    """Only runs that write compact calls need pyarrow (~30 ms to import)."""
+    code = (
+        "import sys; from llmecon.runs import build_config, build_simulation; "
+        f"cfg = build_config(overrides=dict(planner='mock/default', agents=8, years=2, "
+        f"out={str(tmp_path)!r}, run_id='r', reference=False)); "
+        "build_simulation(cfg).run(); sys.exit('pyarrow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "r" / "events.jsonl").is_file()
