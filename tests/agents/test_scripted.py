@@ -143,6 +143,23 @@ def test_planner_with_noisy_workers_measured(tmp_path: Path) -> None:
     assert planner[-1].parsed["rationale"] == "hill climb: the last year enacts the best schedule"
 
 
+def test_the_target_is_met_at_a_thousand_noisy_workers(tmp_path: Path) -> None:
+    """The issue's ≥ 90 % of the status-quo→oracle gap in 20 years with ±2 h workers,
+    through the full LLM path, where the optimum is within a local learner's reach: the
+    first 1 000 personas of the default bank (seeded; 4 seeds gave 0.896–0.963 by the
+    year-20 schedule, docs/agents.md). At 100 workers the optimum has a far corner
+    (``test_no_local_learner_reaches_the_target_on_the_default_bank``)."""
+    name = "scripted/reference-noise2"
+    cfg = _config(tmp_path, planner=name, workers=name, agents=1000, years=20, seed=0)
+    sim = build_simulation(cfg)
+    result = sim.run()
+    assert result.fallbacks == 0
+    realised, schedule = _gap_closed(sim, result.records)
+    assert schedule[-1] >= 0.9
+    assert realised[-1] >= 0.8  # the workers' noise costs the rest
+    assert abs(schedule[0]) < 1e-9 and max(schedule[:3]) < 0.5  # learnt, not given
+
+
 def test_voters_cast_their_rational_ballots_and_the_run_replays(tmp_path: Path) -> None:
     cfg = _config(
         tmp_path,
