@@ -8,8 +8,9 @@ column per field): :class:`CallBuffer` collects the calls of the step in progres
 :func:`write_call_file` writes them atomically to
 ``calls/y<year>-s<step>-<seq>-<token>.parquet`` before a ``call_file`` event
 (:class:`~llmecon.runs.events.CallFile`) points to the file with its size and sha256.
-The JSONL keeps the run's story (years, schedules, hours, planner and voter calls,
-summaries); only the per-worker call records move.
+Voter calls (one per persona and vote round, :data:`COLUMNAR_ROLES`) go the same way.
+The JSONL keeps the run's story (years, schedules, hours, planner and proposer calls,
+votes, summaries); only the per-persona call records move.
 
 Each row is one ``llm_call`` of role ``worker``; a prompt text first used by a call is
 stored in that row (``new_blobs``), so every text is still stored once in the run and
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
 
 #: Folder of the columnar files inside a run folder.
 CALLS_DIR = "calls"
-#: Roles whose calls are stored column-wise (one call per worker and step).
-COLUMNAR_ROLES = frozenset({"worker"})
+#: Roles whose calls are stored column-wise (one call per persona and step or vote round).
+COLUMNAR_ROLES = frozenset({"worker", "voter"})
 #: Runs with at least this many workers store their worker calls column-wise; smaller
 #: runs keep every call in ``events.jsonl`` (under ~2 MB a step, readable with ``jq``).
 COLUMNAR_MIN_WORKERS = 1_000
@@ -252,7 +253,7 @@ def check_call_file(directory: Path, event: CallFile) -> CallFileReader:
     import pyarrow.parquet as pq
 
     path = directory / event.path
-    where = f"{path} (call_file, seq {event.seq}: {event.rows} worker calls of year {event.year})"
+    where = f"{path} (call_file, seq {event.seq}: {event.rows} calls of year {event.year})"
     if Path(event.path).is_absolute() or ".." in Path(event.path).parts:
         raise CallFileError(f"{where}: the path must stay inside the run folder")
     digest, size = hashlib.sha256(), 0

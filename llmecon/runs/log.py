@@ -194,7 +194,7 @@ class RunLog:
         return self.directory / EVENTS_NAME
 
     def append(self, event: Event) -> Event:
-        """Stamp ``seq`` and ``time``, write one line and flush it; a worker's
+        """Stamp ``seq`` and ``time``, write one line and flush it; a worker's or voter's
         ``llm_call`` is buffered for the next columnar file instead (stamped with its
         ``time`` only). New blobs go just before the event, or into its row."""
         if self.columnar and isinstance(event, LLMCall) and event.role in COLUMNAR_ROLES:

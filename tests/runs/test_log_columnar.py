@@ -323,3 +323,36 @@ def test_a_small_run_does_not_import_pyarrow(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "r" / "events.jsonl").is_file()
+
+
+def test_voter_calls_are_stored_compactly_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vote round asks every persona: at a million voters their calls must not go to
+    the JSONL either. The compact run's calls table equals the inline run's, it replays,
+    and a run cut after its first vote resumes to the same years."""
+    voting: dict[str, object] = dict(
+        planner="scripted/reference",
+        workers="scripted/reference-noise2",
+        vote_every=1,
+        vote_rule="borda",
+        agents=8,
+    )
+    inline = _run(tmp_path, "inline", **voting)
+    monkeypatch.setattr(columnar, "COLUMNAR_MIN_WORKERS", 1)
+    compact = _run(tmp_path, "compact", **voting)
+    kept = [e for e in read_events(compact) if isinstance(e, LLMCall)]
+    assert {e.role for e in kept} == {"proposer"}  # workers and voters left the JSONL
+    compact_calls = sorted(map(_stable, iter_calls(read_events(compact))), key=str)
+    inline_calls = [e for e in read_events(inline) if isinstance(e, LLMCall)]
+    assert sum(c.role == "voter" for c in inline_calls) == 8 * 2  # two rounds of 8 voters
+    assert compact_calls == sorted(map(_stable, inline_calls), key=str)
+    assert replay_run(compact).ok
+    cut = _run(tmp_path, "cut", **voting)
+    lines = (cut / "events.jsonl").read_text().splitlines()
+    year2 = next(i for i, x in enumerate(lines) if '"year_started"' in x and '"year":2' in x)
+    (cut / "events.jsonl").write_text("\n".join(lines[:year2]) + "\n")
+    resume_run(cut).run()
+    assert [e.metrics for e in read_events(cut) if isinstance(e, YearCompleted)] == [
+        e.metrics for e in read_events(compact) if isinstance(e, YearCompleted)
+    ]
