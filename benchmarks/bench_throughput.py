@@ -8,10 +8,14 @@ Against the fake servers in a process of their own (100 ms latency):
    of this process only) and the server's (its process's CPU time, from /proc), per
    transport: the ``http`` client (tuned aiohttp; openai and anthropic), the SDK
    transports, list-prompt completions batching, and litellm (at 16 / 64 only: it imports for ~4 s).
-2. ``rounds``: seconds per round of ``LLMWorkers.decide`` for 100 and 1 000 workers
-   against the ideal, and how late the first reply comes, with the calls started in
-   chunks (``gather_streaming``) and, as the baseline, all gathered at once.
-3. ``startup``: wall seconds of a minimal ``llmecon run`` and of importing the CLI.
+2. ``rounds``: seconds per round of ``LLMWorkers.decide`` (with a run's collector
+   settings) for 100 and 1 000 workers against the ideal, and how late the first reply
+   comes, with the calls started in chunks (``gather_streaming``) and, as the baseline,
+   all gathered at once.
+3. ``floor``: client CPU per call of a bare aiohttp session (no llmecon code) beside the
+   ``http`` transport, each with Python's default collector settings and with a run's
+   (``llmecon._gc.run_gc``), alternating, at concurrency 256 and 1 024.
+4. ``startup``: wall seconds of a minimal ``llmecon run`` and of importing the CLI.
 
 Run: ``python benchmarks/bench_throughput.py [--quick]``. Note the machine's load
 (``uptime``) with the figures: wall-clock ratios depend on it, CPU per call much less.
@@ -182,6 +186,7 @@ def _pool(url: str, n: int, concurrency: int, batch: int | None) -> Any:
 
 
 async def _rounds(pool: Any, rounds: int) -> dict[str, Any]:
+    from llmecon._gc import run_gc
     from llmecon.agents.base import WorkerRequest
     from llmecon.economy import TaxSchedule
 
@@ -197,13 +202,14 @@ async def _rounds(pool: Any, rounds: int) -> dict[str, Any]:
     )
     seconds, first_reply = [], []
     try:
-        for _ in range(rounds):
-            first.clear()
-            t0, cpu0 = time.perf_counter(), time.process_time()
-            decision = await pool.decide(request)
-            seconds.append(time.perf_counter() - t0)
-            first_reply.append(first[0] - t0)
-            assert not decision.fallback_reasons, decision.fallback_reasons
+        with run_gc():  # the collector settings of a run
+            for _ in range(rounds):
+                first.clear()
+                t0, cpu0 = time.perf_counter(), time.process_time()
+                decision = await pool.decide(request)
+                seconds.append(time.perf_counter() - t0)
+                first_reply.append(first[0] - t0)
+                assert not decision.fallback_reasons, decision.fallback_reasons
         cpu = time.process_time() - cpu0
     finally:
         await pool.model.aclose()
@@ -280,12 +286,96 @@ def bench_startup(tmp: Path) -> dict[str, Any]:
     return result
 
 
+async def _bare_aiohttp(url: str, concurrency: int, n: int, server_pid: int) -> dict[str, float]:
+    """The floor under the ``http`` transport: a bare aiohttp session posting the same
+    chat request (no llmecon code: no schema, parsing, retries or records)."""
+    import aiohttp
+
+    body = json.dumps(
+        {
+            "model": "fake",
+            "messages": [m.model_dump() for m in prompt(0)],
+            "max_tokens": 16,
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
+
+        async def one() -> object:
+            async with session.post(url + "/chat/completions", data=body, headers=headers) as r:
+                return json.loads(await r.read())
+
+        await asyncio.gather(*[one() for _ in range(concurrency)])  # open the connections
+        t0, cpu0, server0 = time.perf_counter(), time.process_time(), process_cpu_s(server_pid)
+        await asyncio.gather(*[one() for _ in range(n)])
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        server_cpu = process_cpu_s(server_pid) - server0
+    return {
+        "calls": n,
+        "wall_s": wall,
+        "calls_per_s": n / wall,
+        "client_cpu_us_per_call": cpu / n * 1e6,
+        "server_cpu_us_per_call": server_cpu / n * 1e6,
+    }
+
+
+FLOOR_ARMS = (
+    "bare aiohttp",
+    "bare aiohttp, run GC",
+    "llmecon http transport",
+    "llmecon http transport, run GC",
+)
+
+
+def bench_floor(quick: bool) -> list[dict[str, Any]]:
+    """Client CPU per call of a bare aiohttp session and of the ``http`` transport,
+    each with Python's default garbage-collector settings and with those of a run
+    (:func:`llmecon._gc.run_gc`), alternating (3 rounds each) at concurrency 256 and
+    1 024: how much of the per-call cost is aiohttp's own, and the collector's."""
+    from llmecon._gc import run_gc
+
+    rows: list[dict[str, Any]] = []
+    with fake_server("openai") as (url, pid):
+        for concurrency in (256, 1024):
+            n = 4 * concurrency if not quick else concurrency
+            for repeat in range(3 if not quick else 1):
+                for arm in FLOOR_ARMS:
+                    gc_context = run_gc() if arm.endswith("run GC") else contextlib.nullcontext()
+                    with gc_context:
+                        if arm.startswith("bare"):
+                            result = asyncio.run(_bare_aiohttp(url, concurrency, n, pid))
+                        else:
+                            model = build(url, "openai/fake", {"transport": "http"}, concurrency)
+                            result = asyncio.run(_measure(model, concurrency, n, pid))
+                    ideal = concurrency / LATENCY_S
+                    row = {
+                        "client": arm,
+                        "concurrency": concurrency,
+                        "repeat": repeat,
+                        "achieved_over_ideal": result["calls_per_s"] / ideal,
+                        **result,
+                    }
+                    rows.append(row)
+                    print(
+                        f"floor {arm:30} c={concurrency:4}: client CPU "
+                        f"{result['client_cpu_us_per_call']:4.0f} µs/call, "
+                        f"{row['achieved_over_ideal']:.2f} of ideal",
+                        flush=True,
+                    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
-    parser.add_argument("--part", choices=("transports", "rounds", "startup"), action="append")
+    parser.add_argument(
+        "--part", choices=("transports", "floor", "rounds", "startup"), action="append"
+    )
     ns = parser.parse_args()
-    parts = ns.part or ["transports", "rounds", "startup"]
+    parts = ns.part or ["transports", "floor", "rounds", "startup"]
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     results: dict[str, Any] = {
@@ -297,6 +387,8 @@ def main() -> None:
         results = {**json.loads(RESULTS.read_text()), **results}
     if "transports" in parts:
         results["transports"] = bench_transports(ns.quick)
+    if "floor" in parts:
+        results["floor"] = bench_floor(ns.quick)
     if "rounds" in parts:
         results["rounds"] = bench_rounds(ns.quick)
     if "startup" in parts:

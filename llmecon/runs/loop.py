@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmecon._gc import run_gc
 from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
 from llmecon.economy import ScheduleError, TaxSchedule
@@ -456,8 +457,13 @@ class Simulation:
         Ends with status ``completed``, ``budget_exceeded`` or ``deadline_exceeded``
         (returned), or logs ``failed``/``interrupted`` and raises: :class:`RunFailedError`
         when the circuit breaker tripped, the original exception otherwise. Every status
-        but ``completed`` can be resumed.
+        but ``completed`` can be resumed. The garbage collector is tuned for the run's
+        many requests in flight meanwhile (:func:`llmecon._gc.run_gc`).
         """
+        with run_gc():
+            return await self._run_years(progress)
+
+    async def _run_years(self, progress: ProgressCallback | None) -> RunResult:
         if not self.started:
             self.emit(RunStarted(run_id=self.run_id))
             self.started = True
