@@ -47,9 +47,12 @@ def _hours_from_prompt(request: dict, schema: dict | None) -> str:
     return json.dumps({"hours": (week * 7) % 81})
 
 
-async def _decide(model, n: int = CALLS) -> list:
+async def _decide(model, n: int = CALLS, return_exceptions: bool = False) -> list:
     try:
-        return await asyncio.gather(*[model.generate(_prompt(i), WorkerDecision) for i in range(n)])
+        return await asyncio.gather(
+            *[model.generate(_prompt(i), WorkerDecision) for i in range(n)],
+            return_exceptions=return_exceptions,
+        )
     finally:
         await model.aclose()
 
@@ -147,17 +150,7 @@ def test_auth_failure_of_a_batch_fails_every_call_without_retry(sentinel_keys):
         model = get_model(
             "openai/fake", api_base=server.base_url, config=FAST, completions_batch=64
         )
-
-        async def run():
-            try:
-                return await asyncio.gather(
-                    *[model.generate(_prompt(i), WorkerDecision) for i in range(8)],
-                    return_exceptions=True,
-                )
-            finally:
-                await model.aclose()
-
-        results = asyncio.run(run())
+        results = asyncio.run(_decide(model, 8, return_exceptions=True))
     assert all(isinstance(r, AuthError) for r in results)
     assert server.stats.requests == 1
     assert all(sentinel_keys not in str(r) for r in results)
@@ -181,17 +174,7 @@ def test_a_batch_that_keeps_hanging_ends_in_timeouts():
         model = get_model(
             "openai/fake", api_base=server.base_url, config=config, completions_batch=64
         )
-
-        async def run():
-            try:
-                return await asyncio.gather(
-                    *[model.generate(_prompt(i), WorkerDecision) for i in range(6)],
-                    return_exceptions=True,
-                )
-            finally:
-                await model.aclose()
-
-        results = asyncio.run(run())
+        results = asyncio.run(_decide(model, 6, return_exceptions=True))
     assert all(isinstance(r, ModelTimeoutError) for r in results)
 
 

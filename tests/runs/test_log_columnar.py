@@ -11,39 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from llmecon.runs import RunLogError, build_config, build_simulation, columnar, read_events
+from llmecon.runs import RunLogError, columnar, read_events
 from llmecon.runs.columnar import CallFileWarning, iter_calls
 from llmecon.runs.events import LOG_FORMAT_VERSION, CallFile, LLMCall, MessageRef, YearCompleted
 from llmecon.runs.log import RunLock, RunLog, read_log, read_manifest
 from llmecon.runs.replay import replay_run
 from llmecon.runs.resume import resume_run
+from tests.runs.conftest import small_run
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 #: what differs between two runs of the same config: when, and how long, a call took
 VOLATILE = {"seq", "time", "latency_s"}
 
 
-def _run(tmp_path: Path, run_id: str, **kw: object) -> Path:
-    base: dict[str, object] = dict(
-        planner="mock/default", agents=6, years=3, out=str(tmp_path), run_id=run_id
-    )
-    base.update(reference=False, **kw)
-    build_simulation(build_config(overrides=base)).run()
-    return tmp_path / run_id
-
-
-@pytest.fixture
-def columnar_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Store worker calls column-wise from one worker on (the tests' runs are small)."""
-    monkeypatch.setattr(columnar, "COLUMNAR_MIN_WORKERS", 1)
-
-
 @pytest.fixture
 def twins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """The same run twice: worker calls inline in the JSONL, and in columnar files."""
-    inline = _run(tmp_path, "inline")
+    inline = small_run(tmp_path, "inline")
     monkeypatch.setattr(columnar, "COLUMNAR_MIN_WORKERS", 1)
-    return inline, _run(tmp_path, "compact")
+    return inline, small_run(tmp_path, "compact")
 
 
 def _stable(call: LLMCall) -> dict[str, object]:
@@ -71,7 +57,7 @@ def test_every_call_field_round_trips(twins: tuple[Path, Path]) -> None:
 
 def test_unusual_calls_round_trip_exactly(tmp_path: Path, columnar_on: None) -> None:
     """Failed calls, re-asks, unknown costs, non-ASCII text, no endpoint: every field."""
-    run = _run(tmp_path, "r", years=1)
+    run = small_run(tmp_path, "r", years=1)
     calls = [
         LLMCall(
             year=1,
@@ -224,8 +210,8 @@ def test_an_unreferenced_file_from_a_kill_is_ignored(twins: tuple[Path, Path]) -
 
 
 def test_resume_of_a_compact_run_cut_mid_year(tmp_path: Path, columnar_on: None) -> None:
-    full = _run(tmp_path, "full")
-    cut = _run(tmp_path, "cut")
+    full = small_run(tmp_path, "full")
+    cut = small_run(tmp_path, "cut")
     lines = (cut / "events.jsonl").read_text().splitlines()
     # Keep year 0 and year 1 up to its call file, then a torn line.
     pointer = [i for i, x in enumerate(lines) if '"call_file"' in x][1]
@@ -338,9 +324,9 @@ def test_voter_calls_are_stored_compactly_too(
         vote_rule="borda",
         agents=8,
     )
-    inline = _run(tmp_path, "inline", **voting)
+    inline = small_run(tmp_path, "inline", **voting)
     monkeypatch.setattr(columnar, "COLUMNAR_MIN_WORKERS", 1)
-    compact = _run(tmp_path, "compact", **voting)
+    compact = small_run(tmp_path, "compact", **voting)
     kept = [e for e in read_events(compact) if isinstance(e, LLMCall)]
     assert {e.role for e in kept} == {"proposer"}  # workers and voters left the JSONL
     compact_calls = sorted(map(_stable, iter_calls(read_events(compact))), key=str)
@@ -348,7 +334,7 @@ def test_voter_calls_are_stored_compactly_too(
     assert sum(c.role == "voter" for c in inline_calls) == 8 * 2  # two rounds of 8 voters
     assert compact_calls == sorted(map(_stable, inline_calls), key=str)
     assert replay_run(compact).ok
-    cut = _run(tmp_path, "cut", **voting)
+    cut = small_run(tmp_path, "cut", **voting)
     lines = (cut / "events.jsonl").read_text().splitlines()
     year2 = next(i for i, x in enumerate(lines) if '"year_started"' in x and '"year":2' in x)
     (cut / "events.jsonl").write_text("\n".join(lines[:year2]) + "\n")

@@ -3,6 +3,7 @@ calls settled at once, and archetype runs replayed on their saved assignment."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -13,12 +14,13 @@ import pytest
 from llmecon.agents.archetypes import Archetypes, load_archetypes
 from llmecon.agents.llm_workers import PLAIN_HOURS
 from llmecon.prompts import PromptLibrary
-from llmecon.runs import build_config, build_simulation, columnar, read_events, wiring
+from llmecon.runs import build_config, read_events, wiring
 from llmecon.runs.columnar import canonical_json
 from llmecon.runs.events import LLMCall, MessageRef, WorkerStep
 from llmecon.runs.recorded import ReplayMismatchError, ReplayProvider, refs_json
 from llmecon.runs.replay import replay_run
 from llmecon.runs.resume import resume_run
+from tests.runs.conftest import small_run
 
 BRACKETS = [{"range": "$0 to $10,000", "rate": 0.1}, {"range": "$10,000 and above", "rate": 0.37}]
 HISTORY = [
@@ -28,18 +30,7 @@ HISTORY = [
 FEEDBACK = {"hours": 30.0, "income": 1.0, "tax": 2.0, "rebate": 3.0, "net": 4.0}
 
 
-def _run(tmp_path: Path, run_id: str, **kw: object) -> Path:
-    base: dict[str, object] = dict(
-        planner="mock/default", agents=8, years=3, out=str(tmp_path), run_id=run_id
-    )
-    base.update(reference=False, **kw)
-    build_simulation(build_config(overrides=base)).run()
-    return tmp_path / run_id
-
-
-@pytest.fixture
-def columnar_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(columnar, "COLUMNAR_MIN_WORKERS", 1)
+_run = functools.partial(small_run, agents=8)
 
 
 @pytest.fixture
