@@ -32,7 +32,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,20 +100,17 @@ def build(url: str, model: str, args: dict[str, Any], concurrency: int) -> Model
     return get_model(model, api_base=url, max_concurrency=concurrency, config=config, **args)
 
 
-async def _measure(model: Model, concurrency: int, n: int, server_pid: int) -> dict[str, float]:
-    try:
-        # warm-up: open the connections
-        await asyncio.gather(
-            *[model.generate(prompt(-i), WorkerDecision) for i in range(concurrency)]
-        )
-        t0, cpu0, server0 = time.perf_counter(), time.process_time(), process_cpu_s(server_pid)
-        outs = await asyncio.gather(*[model.generate(prompt(i), WorkerDecision) for i in range(n)])
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        server_cpu = process_cpu_s(server_pid) - server0
-    finally:
-        await model.aclose()
-    assert all(o.parsed is not None for o in outs)
-    return {
+async def _timed(
+    call: Callable[[int], Awaitable[Any]], concurrency: int, n: int, server_pid: int
+) -> tuple[list[Any], dict[str, float]]:
+    """``concurrency`` warm-up calls (opening the connections), then ``n`` calls at
+    once: their results, and wall time, client and server CPU per call."""
+    await asyncio.gather(*[call(-i) for i in range(concurrency)])
+    t0, cpu0, server0 = time.perf_counter(), time.process_time(), process_cpu_s(server_pid)
+    outs = await asyncio.gather(*[call(i) for i in range(n)])
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    server_cpu = process_cpu_s(server_pid) - server0
+    return outs, {
         "calls": n,
         "wall_s": wall,
         "calls_per_s": n / wall,
@@ -121,6 +118,17 @@ async def _measure(model: Model, concurrency: int, n: int, server_pid: int) -> d
         "server_cpu_us_per_call": server_cpu / n * 1e6,
         "server_cpu_share": server_cpu / wall,
     }
+
+
+async def _measure(model: Model, concurrency: int, n: int, server_pid: int) -> dict[str, float]:
+    try:
+        outs, result = await _timed(
+            lambda i: model.generate(prompt(i), WorkerDecision), concurrency, n, server_pid
+        )
+    finally:
+        await model.aclose()
+    assert all(o.parsed is not None for o in outs)
+    return result
 
 
 def bench_transports(quick: bool) -> list[dict[str, Any]]:
@@ -304,22 +312,12 @@ async def _bare_aiohttp(url: str, concurrency: int, n: int, server_pid: int) -> 
         connector=connector, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
 
-        async def one() -> object:
+        async def one(_: int) -> object:
             async with session.post(url + "/chat/completions", data=body, headers=headers) as r:
                 return json.loads(await r.read())
 
-        await asyncio.gather(*[one() for _ in range(concurrency)])  # open the connections
-        t0, cpu0, server0 = time.perf_counter(), time.process_time(), process_cpu_s(server_pid)
-        await asyncio.gather(*[one() for _ in range(n)])
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        server_cpu = process_cpu_s(server_pid) - server0
-    return {
-        "calls": n,
-        "wall_s": wall,
-        "calls_per_s": n / wall,
-        "client_cpu_us_per_call": cpu / n * 1e6,
-        "server_cpu_us_per_call": server_cpu / n * 1e6,
-    }
+        _, result = await _timed(one, concurrency, n, server_pid)
+    return result
 
 
 FLOOR_ARMS = (
