@@ -61,7 +61,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,25 +309,27 @@ class _Shown:
         lead = float(np.mean(self.swf[key]) - np.mean(self.swf[rival]))
         return lead < LCB_Z * self.sigma * float(np.sqrt(1 / n_key + 1 / n_rival))
 
+    def single_bracket_pairs(self) -> Iterator[tuple[int, tuple[int, ...], tuple[int, ...]]]:
+        """``(k, a, b)`` for every pair of shown schedules that differ in bracket ``k``
+        alone."""
+        for a, b in itertools.combinations(self.swf, 2):
+            moved = np.flatnonzero(np.array(a) != np.array(b))
+            if moved.size == 1:
+                yield int(moved[0]), a, b
+
     def evidence(self, around: tuple[int, ...], reach: int) -> dict[int, tuple[float, float]]:
         """Per bracket, the pooled welfare change per rate point from every pair of shown
         schedules that differ in that bracket alone (the welfare is close to additive
         over brackets, so evidence gathered around an earlier best still speaks for the
         bracket), with its standard error (∞ while the noise is unknown)."""
         samples: dict[int, list[tuple[float, float]]] = {}
-        keys = list(self.swf)
-        for i, a in enumerate(keys):
-            for b in keys[i + 1 :]:
-                moved = np.flatnonzero(np.array(a) != np.array(b))
-                if moved.size != 1:
-                    continue
-                k = int(moved[0])
-                if max(abs(a[k] - around[k]), abs(b[k] - around[k])) > reach:
-                    continue  # evidence about another stretch of this rate
-                delta = a[k] - b[k]
-                slope = float(np.mean(self.swf[a]) - np.mean(self.swf[b])) / delta
-                spread = np.sqrt(1 / len(self.swf[a]) + 1 / len(self.swf[b])) / abs(delta)
-                samples.setdefault(k, []).append((slope, spread))
+        for k, a, b in self.single_bracket_pairs():
+            if max(abs(a[k] - around[k]), abs(b[k] - around[k])) > reach:
+                continue  # evidence about another stretch of this rate
+            delta = a[k] - b[k]
+            slope = float(np.mean(self.swf[a]) - np.mean(self.swf[b])) / delta
+            spread = np.sqrt(1 / len(self.swf[a]) + 1 / len(self.swf[b])) / abs(delta)
+            samples.setdefault(k, []).append((slope, spread))
         out: dict[int, tuple[float, float]] = {}
         for k, pairs in samples.items():
             slopes = np.array([p[0] for p in pairs])
@@ -354,17 +356,9 @@ class _Shown:
         mean SWF by at most ``FLAT_SHARE`` of the largest per-point effect any bracket
         showed (or not at all)."""
         effect: dict[int, float] = {}
-        keys = list(self.swf)
-        for i, a in enumerate(keys):
-            for b in keys[i + 1 :]:
-                moved = np.flatnonzero(np.array(a) != np.array(b))
-                if moved.size != 1:
-                    continue
-                k = int(moved[0])
-                per_point = abs(float(np.mean(self.swf[a]) - np.mean(self.swf[b]))) / abs(
-                    a[k] - b[k]
-                )
-                effect[k] = max(effect.get(k, 0.0), per_point)
+        for k, a, b in self.single_bracket_pairs():
+            per_point = abs(float(np.mean(self.swf[a]) - np.mean(self.swf[b]))) / abs(a[k] - b[k])
+            effect[k] = max(effect.get(k, 0.0), per_point)
         if not effect:
             return set()
         largest = max(effect.values())
