@@ -11,7 +11,6 @@ caching (OpenAI, Anthropic, llama.cpp) reuse it.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,8 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from llmecon.economy import Economy, TaxSchedule
-from llmecon.economy.economy import CALIBRATION_SCHEDULE
-from llmecon.economy.utility import WEEKS_PER_YEAR, calibrate_psi, consumption_utility
+from llmecon.economy.utility import WEEKS_PER_YEAR, consumption_utility
 from llmecon.models import ChatMessage
 from llmecon.planners import YearRecord
 from llmecon.prompts import PromptLibrary
@@ -217,44 +215,6 @@ def satisfaction_prompt(
     return Prompt([ChatMessage(role="user", content=text)], used)
 
 
-def status_quo_consumption(economy: Economy) -> FloatArray:
-    """Each worker's consumption at census hours under the calibration schedule, with
-    its rebate (USD): the reference ``c₀`` of the rational prompt's value under CRRA.
-
-    For a calibrated CRRA economy it is read back from the calibration itself
-    (``ψ_i = ψ_i^quasi-linear · c₀^(−η)``), so it is exactly the ``c₀`` the economy used
-    (with its survey weights, if any). Computed once per economy (an economy does not
-    change): every worker's prompt reads its own entry."""
-    cached = _STATUS_QUO_CONSUMPTION.get(economy)
-    if cached is None:
-        cached = _status_quo_consumption(economy)
-        cached.setflags(write=False)
-        _STATUS_QUO_CONSUMPTION[economy] = cached
-    return cached
-
-
-_STATUS_QUO_CONSUMPTION: weakref.WeakKeyDictionary[Economy, FloatArray] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _status_quo_consumption(economy: Economy) -> FloatArray:
-    cfg = economy.utility_config
-    pop = economy.population
-    wage = pop.hourly_wage_usd
-    h0 = np.asarray(pop.usual_weekly_hours, dtype=float)
-    z0 = WEEKS_PER_YEAR * wage * h0
-    if cfg.crra is not None and cfg.labour_cost is None:
-        linear = replace(cfg, crra=None)
-        psi_linear = calibrate_psi(wage, h0, CALIBRATION_SCHEDULE.marginal_rate(z0), linear)
-        return np.asarray((psi_linear / economy.psi) ** (1.0 / cfg.crra), dtype=float)
-    t0 = CALIBRATION_SCHEDULE.tax(z0)
-    rebate = cfg.rebate_share * float(
-        np.average(t0, weights=getattr(economy, "survey_weight", None))
-    )
-    return np.asarray(z0 - t0 + rebate, dtype=float)
-
-
 def rational_values(
     economy: Economy, index: int, weekly_hours: FloatArray, net_usd: FloatArray
 ) -> tuple[FloatArray, float, float | None]:
@@ -271,7 +231,7 @@ def rational_values(
     net = np.asarray(net_usd, dtype=float)
     if cfg.crra is None:
         return net - psi * cost, psi, None
-    c0 = float(status_quo_consumption(economy)[index])
+    c0 = float(economy.status_quo_consumption_usd[index])
     mu0 = c0 ** (-cfg.crra)
     gain = consumption_utility(net, cfg.crra) - consumption_utility(np.array([c0]), cfg.crra)
     return gain / mu0 - (psi / mu0) * cost, psi / mu0, c0

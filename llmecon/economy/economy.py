@@ -191,6 +191,10 @@ class Economy:
         t0 = CALIBRATION_SCHEDULE.tax(z0)
         self._status_quo_rebate = self.utility_config.rebate_share * self._mean(t0)
         c0 = z0 - t0 + self._status_quo_rebate
+        #: Each worker's consumption at census hours under the calibration schedule,
+        #: with its rebate (USD): the ``c₀`` of the CRRA calibration (and of the rational
+        #: worker prompt's value under CRRA).
+        self.status_quo_consumption_usd: FloatArray = c0
         self.psi: FloatArray = calibrate_psi(
             s, h0, CALIBRATION_SCHEDULE.marginal_rate(z0), self.utility_config, c0
         )

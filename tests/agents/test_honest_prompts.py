@@ -18,7 +18,6 @@ from llmecon.agents.planner_prompts import PlannerPromptSettings, planner_prompt
 from llmecon.agents.prompting import (
     HistoryView,
     _rational_context,
-    status_quo_consumption,
     worker_prompt,
 )
 from llmecon.economy import Economy, TaxSchedule, UtilityConfig
@@ -127,7 +126,7 @@ def test_rational_table_best_row_is_the_best_response(
     pop = economy.population
     z0 = WEEKS_PER_YEAR * pop.hourly_wage_usd * pop.usual_weekly_hours
     # the calibration's rebate, as the economy computed it (survey weights included)
-    c0 = status_quo_consumption(economy)
+    c0 = economy.status_quo_consumption_usd
     rebate = float(np.median(c0 - z0 + CALIBRATION_SCHEDULE.tax(z0)))
     best_response = economy.rational_hours(status_quo, rebate_usd=rebate)
     checked = 0
@@ -147,7 +146,7 @@ def test_rational_table_best_row_is_the_best_response(
         assert "income after tax and rebate, minus the cost of working" in text
     else:
         assert ("ln(" in text) == (crra == 1.0)
-        c0 = status_quo_consumption(economy)[0]
+        c0 = economy.status_quo_consumption_usd[0]
         assert f"${c0:,.0f}" in text
 
 
