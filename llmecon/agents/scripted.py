@@ -265,15 +265,12 @@ class _Shown:
 
     @classmethod
     def of(
-        cls,
-        years: Sequence[YearRecord],
-        uncertainty: bool = True,
-        every_year: Sequence[YearRecord] | None = None,
+        cls, years: Sequence[YearRecord], every_year: Sequence[YearRecord], uncertainty: bool
     ) -> _Shown:
-        """``uncertainty``: the prompt shows the noise interval (σ̂ from repeated
-        schedules over ``every_year`` of the run, shown or not, as the demonstrations
-        compute it: :func:`~llmecon.agents.planner_prompts.welfare_noise_sd`); without it the
-        planner takes every measured difference at face value (σ̂ = 0)."""
+        """``years``: the shown ones. ``uncertainty``: the prompt shows the noise interval
+        (σ̂ from repeated schedules over ``every_year`` of the run, shown or not, as the
+        demonstrations compute it: :func:`~llmecon.agents.planner_prompts.welfare_noise_sd`);
+        without it the planner takes every measured difference at face value (σ̂ = 0)."""
         swf: dict[tuple[int, ...], list[float]] = {}
         first: dict[tuple[int, ...], int] = {}
         by_year: dict[int, tuple[int, ...]] = {}
@@ -282,8 +279,7 @@ class _Shown:
             swf.setdefault(key, []).append(shown_swf(rec))
             first.setdefault(key, rec.year)
             by_year[rec.year] = key
-        noise_years = years if every_year is None else every_year
-        sigma = welfare_noise_sd(noise_years) if uncertainty else 0.0
+        sigma = welfare_noise_sd(every_year) if uncertainty else 0.0
         return cls(swf, first, by_year, sigma)
 
     def score(self, key: tuple[int, ...]) -> float:
@@ -372,7 +368,7 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
     """``count`` distinct proposals, best first (see the module docstring)."""
     ctx, settings = ask.ctx, ask.settings
     years = shown_years(ask.history, settings)
-    shown = _Shown.of(years, settings.uncertainty, ask.history)
+    shown = _Shown.of(years, ask.history, settings.uncertainty)
     current = pct_list(ask.history[-1].schedule.rates)
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
     moves = settings.moves
