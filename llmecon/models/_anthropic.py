@@ -147,7 +147,7 @@ class AnthropicProvider(ModelProvider):
                 raise
             raise error from None
         dump = getattr(reply, "model_dump", None)
-        return _to_response(dump() if callable(dump) else reply, where)
+        return message_response(dump() if callable(dump) else reply, where)
 
     async def _generate_http(
         self,
@@ -172,7 +172,7 @@ class AnthropicProvider(ModelProvider):
             payload = json.loads(reply.body)
         except ValueError:
             raise ProviderError(f"{where}: malformed response body", retryable=True) from None
-        return _to_response(payload, where)
+        return message_response(payload, where)
 
     async def aclose(self) -> None:
         client = self._clients.pop_current()
@@ -180,7 +180,7 @@ class AnthropicProvider(ModelProvider):
             await client.close()
 
 
-def _to_response(payload: Any, where: str) -> ProviderResponse:
+def message_response(payload: Any, where: str) -> ProviderResponse:
     """The reply of a Messages API body (a dict; the SDK's reply dumped to one): the
     forced tool's input as JSON, else the text blocks."""
     try:

@@ -9,12 +9,11 @@ provider's transport.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmecon.models._anthropic import API_VERSION
+from llmecon.models._anthropic import API_VERSION, message_response
 from llmecon.models._batch import (
     BatchAPI,
     BatchItemResult,
@@ -27,9 +26,8 @@ from llmecon.models._batch import (
 )
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import ProviderError
-from llmecon.models._provider import ProviderResponse
 from llmecon.models._schema import StructuredSpec
-from llmecon.models._types import ChatMessage, Usage
+from llmecon.models._types import ChatMessage
 
 if TYPE_CHECKING:
     from llmecon.models._anthropic import AnthropicProvider
@@ -125,25 +123,9 @@ class AnthropicBatchAPI(BatchAPI):
 
 
 def _succeeded(message: dict[str, Any], where: str) -> BatchItemResult:
-    """A ``succeeded`` result's message as a provider response (a forced tool call's
-    input as JSON text, as the synchronous path does)."""
-    blocks = message.get("content")
-    if not isinstance(blocks, list):
-        return BatchItemResult(error=ProviderError(f"{where}: batch result without content"))
-    text = ""
-    for block in blocks:
-        if isinstance(block, dict) and block.get("type") == "tool_use":
-            text = json.dumps(block.get("input"))
-            break
-        if isinstance(block, dict):
-            text += str(block.get("text") or "")
-    usage = message.get("usage") or {}
-    return BatchItemResult(
-        response=ProviderResponse(
-            text=text,
-            usage=Usage(
-                input_tokens=int(usage.get("input_tokens") or 0),
-                output_tokens=int(usage.get("output_tokens") or 0),
-            ),
-        )
-    )
+    """A ``succeeded`` result's message as a provider response, read as the synchronous
+    path reads a reply (:func:`~llmecon.models._anthropic.message_response`)."""
+    try:
+        return BatchItemResult(response=message_response(message, where))
+    except ProviderError as exc:
+        return BatchItemResult(error=exc)

@@ -248,16 +248,7 @@ class OpenAIProvider(ModelProvider):
                 continue
             raise error_from_status(status, detail, retry_after_header(reply.headers), where)
         try:
-            payload = json.loads(raw)
-            choice = payload["choices"][0]["message"]
-            usage = payload.get("usage") or {}
-            return ProviderResponse(
-                text=choice.get("content") or "",
-                usage=Usage(
-                    input_tokens=int(usage.get("prompt_tokens") or 0),
-                    output_tokens=int(usage.get("completion_tokens") or 0),
-                ),
-            )
+            return chat_response(json.loads(raw))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise ProviderError(f"{where}: malformed response body", retryable=True) from None
 
@@ -283,6 +274,21 @@ def _endpoint_path(api_base: str, path: str) -> str:
     parts = urlsplit(api_base)
     target = parts.path.rstrip("/") + path
     return f"{target}?{parts.query}" if parts.query else target
+
+
+def chat_response(payload: dict[str, Any]) -> ProviderResponse:
+    """A chat completion body (parsed JSON) as a provider response; raises KeyError,
+    IndexError, TypeError, AttributeError or ValueError when it is malformed (the
+    synchronous path and the batch results both use it)."""
+    choice = payload["choices"][0]["message"]
+    usage = payload.get("usage") or {}
+    return ProviderResponse(
+        text=choice.get("content") or "",
+        usage=Usage(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+        ),
+    )
 
 
 def _to_response(completion: Any, model: str) -> ProviderResponse:

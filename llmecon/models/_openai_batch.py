@@ -27,9 +27,9 @@ from llmecon.models._batch import (
 )
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import ProviderError, error_from_status
-from llmecon.models._provider import ProviderResponse
+from llmecon.models._openai import chat_response
 from llmecon.models._schema import StructuredSpec
-from llmecon.models._types import ChatMessage, Usage
+from llmecon.models._types import ChatMessage
 
 if TYPE_CHECKING:
     from llmecon.models._openai import OpenAIProvider
@@ -141,7 +141,7 @@ class OpenAIBatchAPI(BatchAPI):
         body = response.get("body")
         if status == 200 and isinstance(body, dict):
             try:
-                return BatchItemResult(response=_response_of_body(body))
+                return BatchItemResult(response=chat_response(body))
             except (KeyError, IndexError, TypeError, AttributeError, ValueError):
                 return BatchItemResult(error=ProviderError(f"{self.where}: malformed batch result"))
         error = entry.get("error") or (body or {}).get("error") or {}
@@ -152,19 +152,6 @@ class OpenAIBatchAPI(BatchAPI):
 _CHAT_URL = "/v1/chat/completions"
 #: Error codes of requests a batch ended before running.
 _NEVER_RAN = ("batch_expired", "batch_cancelled")
-
-
-def _response_of_body(payload: dict[str, Any]) -> ProviderResponse:
-    """A chat completion body (JSON) as a provider response."""
-    choice = payload["choices"][0]["message"]
-    usage = payload.get("usage") or {}
-    return ProviderResponse(
-        text=choice.get("content") or "",
-        usage=Usage(
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
-        ),
-    )
 
 
 def _url(api_base: str, path: str) -> str:
