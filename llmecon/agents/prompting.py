@@ -155,34 +155,6 @@ class WorkerPrompts:
         )
 
 
-def worker_prompt(
-    library: PromptLibrary,
-    *,
-    style: str,
-    persona_text: str,
-    index: int,
-    economy: Economy,
-    year: int,
-    schedule: TaxSchedule,
-    last_rebate_usd: float,
-    history: HistoryView,
-    step_feedback: StepFeedback | None = None,
-) -> Prompt:
-    """The system + user messages of worker ``index`` for one decision (one prompt of
-    :class:`WorkerPrompts`; a pool of workers builds that once per step)."""
-    prompts = WorkerPrompts(
-        library,
-        style=style,
-        economy=economy,
-        year=year,
-        schedule=schedule,
-        last_rebate_usd=last_rebate_usd,
-        history=history,
-        step_feedback=step_feedback,
-    )
-    return prompts.prompt(index, persona_text)
-
-
 def satisfaction_prompt(
     library: PromptLibrary,
     *,

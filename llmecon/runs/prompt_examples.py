@@ -20,7 +20,7 @@ from llmecon.agents.anchors import find_anchors
 from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.llm_workers import worker_schema
 from llmecon.agents.planner_prompts import GridMoves, PlannerPromptSettings, planner_prompt
-from llmecon.agents.prompting import HistoryView, worker_prompt
+from llmecon.agents.prompting import HistoryView, WorkerPrompts
 from llmecon.models import ChatMessage
 from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt
 from llmecon.runs.config import ConfigError, RunConfig
@@ -143,17 +143,15 @@ class ExampleWorld:
 
     def _worker(self, name: str, persona: int) -> Example:
         text = self._persona(persona).messages[0].content
-        prompt = worker_prompt(
+        prompt = WorkerPrompts(
             self.library,
             style=WORKER_TEMPLATES[name],
-            persona_text=text,
-            index=persona,
             economy=self.sim.economy,
             year=self.year,
             schedule=self._schedule(),
             last_rebate_usd=self.records[-1].metrics.rebate_usd if self.records else 0.0,
             history=HistoryView(self.records, 3),
-        )
+        ).prompt(persona, text)
         return Example(name, prompt.messages, prompt.templates)
 
     def _planner(self, name: str) -> Example:

@@ -17,8 +17,8 @@ from llmecon.agents.llm_workers import worker_schema
 from llmecon.agents.planner_prompts import PlannerPromptSettings, planner_prompt
 from llmecon.agents.prompting import (
     HistoryView,
+    WorkerPrompts,
     _rational_context,
-    worker_prompt,
 )
 from llmecon.economy import Economy, TaxSchedule, UtilityConfig
 from llmecon.economy.economy import CALIBRATION_SCHEDULE
@@ -38,18 +38,16 @@ def _economy(personas: list[Any], **utility: Any) -> Economy:
 
 
 def _worker_text(economy: Economy, style: str = "persona", **kw: Any) -> str:
-    prompt = worker_prompt(
+    prompt = WorkerPrompts(
         PromptLibrary(),
         style=style,
-        persona_text="You are a test persona.",
-        index=0,
         economy=economy,
         year=0,
         schedule=TaxSchedule.status_quo(),
         last_rebate_usd=0.0,
         history=HistoryView([]),
         **kw,
-    )
+    ).prompt(0, "You are a test persona.")
     return "\n".join(m.content for m in prompt.messages)
 
 
