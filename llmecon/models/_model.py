@@ -178,13 +178,7 @@ class Model:
             and self.provider.supports_native_schema
         )
         state = CallState(started_at=started_at)
-        record = CallRecord(
-            model=self.name,
-            provider=self.provider.provider_name,
-            messages=msgs,
-            schema_name=spec.name if spec else None,
-            started_at=started_at,
-        )
+        record = self._new_record(msgs, spec, started_at)
         try:
             self._check_budget()
             key = self._cache_key(msgs, spec, native, cfg) if self.cache else None
@@ -376,13 +370,7 @@ class Model:
         t0, started_at = started
         state = CallState(started_at=started_at)
         state.batch_id = outcome.batch_of.get(custom_id)
-        record = CallRecord(
-            model=self.name,
-            provider=self.provider.provider_name,
-            messages=msgs,
-            schema_name=spec.name if spec else None,
-            started_at=started_at,
-        )
+        record = self._new_record(msgs, spec, started_at)
         result = outcome.results.get(custom_id, BatchItemResult())
         try:
             if failure is not None:
@@ -514,6 +502,18 @@ class Model:
             )
 
     # -- cache ----------------------------------------------------------------------
+    def _new_record(
+        self, msgs: list[ChatMessage], spec: StructuredSpec | None, started_at: float
+    ) -> CallRecord:
+        """The record of one logical call, filled in as it goes."""
+        return CallRecord(
+            model=self.name,
+            provider=self.provider.provider_name,
+            messages=msgs,
+            schema_name=spec.name if spec else None,
+            started_at=started_at,
+        )
+
     def _cache_key(
         self,
         msgs: list[ChatMessage],
