@@ -33,9 +33,9 @@ docs/scale.md). The representative is the
 member nearest its archetype's centroid; it carries the archetype's total survey weight.
 Archetypes are numbered by mean log wage, lowest first.
 
-A run saves its assignment (``archetypes.npz`` in the run folder); replaying it reads
-that back (:func:`load_archetypes`, :meth:`ArchetypeWorkers.with_archetypes`) instead of
-trusting a new clustering to come out the same.
+A run saves its assignment (``archetypes.npz`` in the run folder); replaying, resuming
+or forking it reads that back (:func:`load_archetypes`) instead of trusting a new
+clustering to come out the same.
 """
 
 from __future__ import annotations
@@ -371,26 +371,6 @@ class ArchetypeWorkers:
     @property
     def name(self) -> str:
         return self.inner.name
-
-    def with_archetypes(
-        self, archetypes: Archetypes, persona_texts: Sequence[str]
-    ) -> ArchetypeWorkers:
-        """The same pool (model, templates, settings) on other ``archetypes``, played by
-        their representatives with ``persona_texts`` (one per archetype)."""
-        inner = self.inner
-        players = self.representative_economy(self.economy, archetypes)
-        pool = LLMWorkers(
-            inner.model,
-            players,
-            persona_texts,
-            inner.library,
-            style=inner.style,
-            history_len=inner.history_len,
-            reasons=inner.reasons,
-            config=inner.config,
-            batch=inner.batch,
-        )
-        return ArchetypeWorkers(self.economy, archetypes, pool)
 
     def _inner_request(self, request: WorkerRequest) -> WorkerRequest:
         """The request as the representatives see it: their own previous hours and

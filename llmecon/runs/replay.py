@@ -18,7 +18,7 @@ from typing import Any
 from llmecon.runs.events import CallFile, LLMCall
 from llmecon.runs.log import Manifest, RunLogError
 from llmecon.runs.recorded import RecordedCalls
-from llmecon.runs.restore import restore_run, use_saved_archetypes
+from llmecon.runs.restore import restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation, build_world
 
 #: Relative tolerance of replayed metrics and rates. Model outputs replay exactly, but
@@ -108,8 +108,12 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     )
     changed = templates_changed(run.path, run.manifest)
     recorded.verify_messages = not changed
-    sim = build_simulation(run.config(years=len(logged)), write_log=False, recorded=recorded)
-    use_saved_archetypes(sim, run.path)
+    sim = build_simulation(
+        run.config(years=len(logged)),
+        write_log=False,
+        recorded=recorded,
+        archetypes_from=saved_archetypes_file(run.path),
+    )
     # A fork's first years were taken from another run: take them from this log too.
     sim.restore(logged[: run.forked_from_year], run.vote_summaries, leaders=run.vote_leaders)
     result = sim.run()

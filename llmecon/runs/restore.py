@@ -43,7 +43,7 @@ from llmecon.runs.log import (
 from llmecon.runs.wiring import ARCHETYPES_FILE, PROMPTS_COPY_NAME, build_economy, build_world
 
 if typing.TYPE_CHECKING:
-    from llmecon.runs.loop import Simulation
+    pass
 
 #: The copy of its personas a run folder keeps (up to ``PERSONA_COPY_MAX`` of them).
 PERSONAS_COPY_NAME = "personas.jsonl"
@@ -175,29 +175,13 @@ class RestoredRun:
             return None, f"population could not be rebuilt: {exc}"
 
 
-def use_saved_archetypes(sim: Simulation, run_dir: Path) -> None:
-    """Put an archetype run's workers (``--workers-mode archetypes``) on the assignment
-    the run saved in its folder (:data:`~llmecon.runs.wiring.ARCHETYPES_FILE`), not on
-    the clustering ``sim`` was built with: a replay must not depend on clustering the
-    same way again (another numpy or BLAS may break a tie otherwise). A run with no
-    saved file (or not in archetype mode) keeps its workers; a file that does not fit
-    the population is a :class:`RunLogError`."""
-    from llmecon.agents.archetypes import ArchetypeWorkers, load_archetypes
-    from llmecon.personas import persona_text
-    from llmecon.prompts import PromptError
-
+def saved_archetypes_file(run_dir: Path) -> Path | None:
+    """The assignment an archetype run (``--workers-mode archetypes``) saved in its
+    folder (:data:`~llmecon.runs.wiring.ARCHETYPES_FILE`), for ``build_simulation``'s
+    ``archetypes_from``: replay, resume and fork play it instead of clustering again.
+    ``None`` for a run that saved none (not in archetype mode)."""
     path = run_dir / ARCHETYPES_FILE
-    workers = sim.workers
-    if not isinstance(workers, ArchetypeWorkers) or not path.is_file():
-        return
-    source = sim.parts.source
-    try:
-        saved = load_archetypes(path, source.population.ids)
-        personas = source.personas_at(saved.representatives)
-        texts = [persona_text(p, sim.library) for p in personas]
-    except (ValueError, PromptError) as exc:
-        raise RunLogError(f"cannot use the run's archetypes: {exc}") from None
-    sim.workers = workers.with_archetypes(saved, texts)
+    return path if path.is_file() else None
 
 
 def restore_run(path: str | Path, *, tolerant: bool = False) -> RestoredRun:

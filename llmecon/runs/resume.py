@@ -30,7 +30,7 @@ from llmecon.runs.log import EVENTS_NAME, RunLock, RunLog, RunLogError, read_man
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.replay import metric_differences
-from llmecon.runs.restore import RestoredRun, restore_run, use_saved_archetypes
+from llmecon.runs.restore import RestoredRun, restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation
 
 
@@ -88,8 +88,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             log=log,
             spent_usd=spent,
             pending_batches=pending_batches(run.events[cut:]),
+            # the run's own assignment, not a new clustering
+            archetypes_from=saved_archetypes_file(path),
         )
-        use_saved_archetypes(sim, path)  # the run's own assignment, not a new clustering
         sim.started = any(isinstance(e, RunStarted) for e in kept)
         years = [y for y in run.years if y.year < _years_in(kept)]
         for year, record in zip(
@@ -186,7 +187,17 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
             "new run instead"
         )
     origin = {"run": str(src.path), "run_id": src.manifest.run_id, "from_year": from_year}
-    sim = build_simulation(src.config(**settings), manifest_extra={"forked_from": origin})
+    config = src.config(**settings)
+    # Archetype workers of the same K play the source's assignment (no new clustering);
+    # another K, or archetypes where the source had none, clusters anew.
+    same_k = config.workers_mode == "archetypes" and config.archetypes == src.manifest.config.get(
+        "archetypes"
+    )
+    sim = build_simulation(
+        config,
+        manifest_extra={"forked_from": origin},
+        archetypes_from=saved_archetypes_file(src.path) if same_k else None,
+    )
     sim.emit(RunStarted(run_id=sim.run_id))
     sim.started = True
     sim.restore(

@@ -23,6 +23,7 @@ from llmecon.agents.archetypes import (
     ArchetypeWorkers,
     archetype_features,
     cluster_archetypes,
+    load_archetypes,
 )
 from llmecon.agents.llm_planner import LLMPlanner, parse_rates_pct
 from llmecon.agents.llm_workers import LLMWorkers
@@ -51,7 +52,7 @@ from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
 from llmecon.prompts import PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.guard import CircuitBreaker
-from llmecon.runs.log import Manifest, RunLog, package_versions, utc_now
+from llmecon.runs.log import Manifest, RunLog, RunLogError, package_versions, utc_now
 from llmecon.runs.recorded import RecordedCalls, ReplayProvider
 
 if TYPE_CHECKING:
@@ -394,7 +395,11 @@ def build_workers(
     source: PopulationSource,
     models: ModelPool,
     library: PromptLibrary,
+    archetypes_from: Path | None = None,
 ) -> WorkerPool:
+    """The run's workers. In archetype mode they play the assignment saved in
+    ``archetypes_from`` (an :data:`ARCHETYPES_FILE` of an earlier run) when given,
+    instead of clustering the personas again."""
     if config.workers == "rational":
         if config.workers_mode == "archetypes":
             raise ConfigError(
@@ -418,7 +423,11 @@ def build_workers(
     archetypes = None
     players = economy
     if config.workers_mode == "archetypes":
-        archetypes = build_archetypes(config, source)
+        archetypes = (
+            build_archetypes(config, source)
+            if archetypes_from is None
+            else saved_archetypes(archetypes_from, source)
+        )
         players = ArchetypeWorkers.representative_economy(economy, archetypes)
         personas = source.personas_at(archetypes.representatives)
     else:
@@ -451,6 +460,17 @@ def build_workers(
 #: Index of the archetype clustering's stream among the children of the run's
 #: ``SeedSequence`` (0: population, 1: planner; :class:`RunStreams`).
 ARCHETYPE_STREAM = 2
+
+
+def saved_archetypes(path: Path, source: PopulationSource) -> Archetypes:
+    """The assignment an earlier run saved in ``path``, checked against ``source``'s
+    personas: a replay, resume or fork must not depend on clustering the same way again
+    (another numpy or BLAS may break a tie otherwise), nor pay for it at a million
+    personas. A file that does not fit is a :class:`RunLogError`."""
+    try:
+        return load_archetypes(path, source.population.ids)
+    except ValueError as exc:
+        raise RunLogError(f"cannot use the run's archetypes: {exc}") from None
 
 
 def build_archetypes(config: RunConfig, source: PopulationSource) -> Archetypes:
@@ -521,9 +541,11 @@ def build_parts(
     sink: RunSink,
     recorded: RecordedCalls | None = None,
     spent_usd: float = 0.0,
+    archetypes_from: Path | None = None,
 ) -> RunParts:
     """Wire a run's parts from a resolved config (:meth:`RunConfig.resolved`); model
-    calls go to ``sink`` (answered from ``recorded`` when given, see :class:`ModelPool`)."""
+    calls go to ``sink`` (answered from ``recorded`` when given, see :class:`ModelPool`);
+    archetype workers play the assignment in ``archetypes_from`` when given."""
     from llmecon.voting.rounds import build_voting
 
     source, economy, context = build_world(config)
@@ -542,7 +564,7 @@ def build_parts(
     models.batch_hooks = sink.batch_hooks(config.batch_poll)
     sink.totals = models.totals
     planner = build_planner(config, context, models, library)
-    workers = build_workers(config, economy, source, models, library)
+    workers = build_workers(config, economy, source, models, library, archetypes_from)
     voting = build_voting(config, context, planner, models, library, source, sink.emit)
     return RunParts(
         config, source, economy, context.edges, context, library, models, planner, workers, voting
@@ -558,6 +580,7 @@ def build_simulation(
     spent_usd: float = 0.0,
     manifest_extra: dict[str, Any] | None = None,
     pending_batches: dict[str, str] | None = None,
+    archetypes_from: Path | None = None,
 ) -> Simulation:
     """A :class:`Simulation` of ``config``, ready to :meth:`~Simulation.run`.
 
@@ -569,6 +592,8 @@ def build_simulation(
     that run spent before (counted in its budget). ``manifest_extra``: more manifest
     fields (a fork's origin). ``pending_batches``: request digest -> id of a provider
     batch the run submitted before it stopped (resume), polled instead of submitted.
+    ``archetypes_from``: the :data:`ARCHETYPES_FILE` of a logged run, whose assignment
+    archetype workers play instead of a new clustering (replay, resume, fork).
     """
     from llmecon.runs.loop import RunSink, Simulation
 
@@ -581,7 +606,7 @@ def build_simulation(
     )
     sink = RunSink(breaker)
     sink.pending_batches.update(pending_batches or {})
-    parts = build_parts(config, sink, recorded, spent_usd)
+    parts = build_parts(config, sink, recorded, spent_usd, archetypes_from)
     run_id = config.run_id or default_run_id(config)
     sim = Simulation(parts, sink, run_id)
     if log is not None:

@@ -17,9 +17,10 @@ from llmecon.prompts import PromptLibrary
 from llmecon.runs import build_config, read_events, wiring
 from llmecon.runs.columnar import canonical_json
 from llmecon.runs.events import LLMCall, MessageRef, WorkerStep
+from llmecon.runs.log import RunLogError
 from llmecon.runs.recorded import ReplayMismatchError, ReplayProvider, refs_json
 from llmecon.runs.replay import replay_run
-from llmecon.runs.resume import resume_run
+from llmecon.runs.resume import fork_run, resume_run
 from tests.runs.conftest import small_run
 
 BRACKETS = [{"range": "$0 to $10,000", "rate": 0.1}, {"range": "$10,000 and above", "rate": 0.37}]
@@ -348,3 +349,42 @@ def test_a_saved_assignment_that_does_not_fit_is_refused(tmp_path: Path) -> None
         load_archetypes(path, ["a", "b", "c", "d"])
     with pytest.raises(ValueError, match="other personas"):
         load_archetypes(path, ["a", "b", "x"])
+
+
+def test_replay_resume_and_fork_play_the_saved_assignment_without_clustering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clustering a million personas costs seconds and may come out otherwise on another
+    machine: once a run saved its assignment, replay, resume and a fork of the same K
+    read it back and never cluster; a fork to another K clusters anew."""
+    run = _run(tmp_path, "arch", agents=24, workers_mode="archetypes", archetypes=4)
+    saved = (run / wiring.ARCHETYPES_FILE).read_bytes()
+    calls: list[int] = []
+    clustered = wiring.cluster_archetypes
+
+    def counting(*a: object, **k: object) -> Archetypes:
+        calls.append(1)
+        return clustered(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wiring, "cluster_archetypes", counting)
+    assert replay_run(run).ok
+    fork = fork_run(run, 1, {"planner": "flat:0.2", "run_id": "fork", "out": str(tmp_path)})
+    fork.run()
+    assert calls == []
+    assert (tmp_path / "fork" / wiring.ARCHETYPES_FILE).read_bytes() == saved
+    assert replay_run(tmp_path / "fork").ok
+    lines = (run / "events.jsonl").read_text().splitlines()
+    year1 = next(i for i, ln in enumerate(lines) if '"year_started"' in ln and '"year":1' in ln)
+    (run / "events.jsonl").write_text("\n".join(lines[:year1]) + "\n")
+    resume_run(run).run()
+    assert calls == [] and replay_run(run).ok
+    other = {"archetypes": 3, "run_id": "fork3", "out": str(tmp_path)}
+    assert fork_run(run, 1, other).workers.archetypes.k == 3  # type: ignore[attr-defined]
+    assert calls == [1]
+
+
+def test_a_corrupt_saved_assignment_is_a_clear_log_error(tmp_path: Path) -> None:
+    run = _run(tmp_path, "arch", agents=24, workers_mode="archetypes", archetypes=4)
+    (run / wiring.ARCHETYPES_FILE).write_bytes(b"not an npz")
+    with pytest.raises(RunLogError, match=r"cannot use the run.s archetypes: .*archetypes\.npz"):
+        replay_run(run)
