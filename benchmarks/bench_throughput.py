@@ -11,7 +11,10 @@ Against the fake servers in a process of their own (100 ms latency):
 2. ``rounds``: seconds per round of ``LLMWorkers.decide`` (with a run's collector
    settings) for 100 and 1 000 workers against the ideal, and how late the first reply
    comes, with the calls started in chunks (``gather_streaming``) and, as the baseline,
-   all gathered at once.
+   all gathered at once; each on the machine as it is ("quiet") and then, right after,
+   with ``--busy N`` CPU-bound processes running beside it ("busy", default 1). Beside
+   them, the design of LLM Economist v1's threaded mode (the synchronous OpenAI SDK in
+   a pool of 256 threads; a stand-in written here, not that project's code).
 3. ``floor``: client CPU per call of a bare aiohttp session (no llmecon code) beside the
    ``http`` transport, each with Python's default collector settings and with a run's
    (``llmecon._gc.run_gc``), alternating, at concurrency 256 and 1 024.
@@ -229,7 +232,65 @@ async def _rounds(pool: Any, rounds: int) -> dict[str, Any]:
     }
 
 
-def bench_rounds(quick: bool) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def cpu_burners(n: int) -> Iterator[None]:
+    """``n`` CPU-bound processes (a busy machine) for as long as the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        if procs:
+            time.sleep(0.5)  # let them take their share of the cores
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(30)
+
+
+def _threaded_rounds(url: str, n: int, threads: int, rounds: int) -> dict[str, Any]:
+    """The design of LLM Economist v1's threaded mode, as a stand-in measured beside
+    ours (it is not that code): the official synchronous OpenAI client called from a
+    thread pool, one request per worker and round, the round waiting for every reply."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key="sk-bench", max_retries=0, timeout=120)
+    schema = {"name": "WorkerDecision", "schema": WorkerDecision.model_json_schema()}
+    request: dict[str, Any] = {
+        "model": "fake",
+        "response_format": {"type": "json_schema", "json_schema": schema},
+        "max_tokens": 16,
+    }
+
+    def ask(i: int) -> int:
+        messages: Any = [m.model_dump() for m in prompt(i)]
+        reply = client.chat.completions.create(messages=messages, **request)
+        return WorkerDecision.model_validate_json(reply.choices[0].message.content or "").hours
+
+    seconds, first_reply = [], []
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            futures = [pool.submit(ask, i) for i in range(n)]
+            first = None
+            for future in futures:
+                future.result()
+                first = first or time.perf_counter() - t0
+            seconds.append(time.perf_counter() - t0)
+            first_reply.append(first or 0.0)
+    client.close()
+    return {
+        "seconds_per_round": seconds,
+        "steady_s": min(seconds[1:]) if len(seconds) > 1 else seconds[0],
+        "first_reply_s": first_reply,
+    }
+
+
+#: The stand-in for LLM Economist v1's threaded mode (see :func:`_threaded_rounds`).
+THREADED = "threaded openai SDK, 256 threads (LE v1's design)"
+
+
+def bench_rounds(quick: bool, busy: int) -> list[dict[str, Any]]:
     from llmecon.agents import llm_workers
 
     streaming = llm_workers.gather_streaming
@@ -240,6 +301,10 @@ def bench_rounds(quick: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with fake_server("openai") as (url, _):
         for workers in (100, 1000):
+            for machine in ("quiet", "busy") if busy else ("quiet",):
+                with cpu_burners(busy if machine == "busy" else 0):
+                    result = _threaded_rounds(url, workers, 256, 2 if quick else 4)
+                rows.append(_round_row(workers, THREADED, 256, "-", machine, busy, result))
             for label, batch, concurrency in (
                 ("chat c=256", None, 256),
                 ("completions batch 64, c=1024", 64, 1024),
@@ -247,31 +312,50 @@ def bench_rounds(quick: bool) -> list[dict[str, Any]]:
                 for arm, gather in arms.items():
                     if batch and "before" in arm:
                         continue
-                    llm_workers.gather_streaming = gather  # type: ignore[assignment]
-                    try:
-                        pool = _pool(url, workers, concurrency, batch)
-                        result = asyncio.run(_rounds(pool, 2 if quick else 4))
-                    finally:
-                        llm_workers.gather_streaming = streaming
-                    ideal = LATENCY_S * max(1.0, workers / concurrency)
-                    row = {
-                        "workers": workers,
-                        "path": label,
-                        "start": arm,
-                        "ideal_s": ideal,
-                        "steady_over_ideal": result["steady_s"] / ideal,
-                        **result,
-                    }
-                    rows.append(row)
-                    print(
-                        f"{workers:5} workers, {label:29} {arm:20}: steady "
-                        f"{result['steady_s']:.3f} s (ideal {ideal:.2f}, "
-                        f"x{row['steady_over_ideal']:.2f}), rounds "
-                        + " ".join(f"{s:.2f}" for s in result["seconds_per_round"])
-                        + f", first reply after {min(result['first_reply_s']):.3f} s",
-                        flush=True,
-                    )
+                    for machine in ("quiet", "busy"):
+                        if machine == "busy" and not busy:
+                            continue
+                        llm_workers.gather_streaming = gather  # type: ignore[assignment]
+                        burners = cpu_burners(busy if machine == "busy" else 0)
+                        try:
+                            with burners:
+                                pool = _pool(url, workers, concurrency, batch)
+                                result = asyncio.run(_rounds(pool, 2 if quick else 4))
+                        finally:
+                            llm_workers.gather_streaming = streaming
+                        row = _round_row(workers, label, concurrency, arm, machine, busy, result)
+                        rows.append(row)
     return rows
+
+
+def _round_row(
+    workers: int,
+    label: str,
+    concurrency: int,
+    arm: str,
+    machine: str,
+    busy: int,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    ideal = LATENCY_S * max(1.0, workers / concurrency)
+    row = {
+        "workers": workers,
+        "path": label,
+        "start": arm,
+        "machine": machine if machine == "quiet" else f"busy ({busy} CPU-bound beside)",
+        "ideal_s": ideal,
+        "steady_over_ideal": result["steady_s"] / ideal,
+        **result,
+    }
+    print(
+        f"{workers:5} workers, {label:29} {arm:20} {machine:5}: steady "
+        f"{result['steady_s']:.3f} s (ideal {ideal:.2f}, "
+        f"x{row['steady_over_ideal']:.2f}), rounds "
+        + " ".join(f"{s:.2f}" for s in result["seconds_per_round"])
+        + f", first reply after {min(result['first_reply_s']):.3f} s",
+        flush=True,
+    )
+    return row
 
 
 def bench_startup(tmp: Path) -> dict[str, Any]:
@@ -372,6 +456,12 @@ def main() -> None:
     parser.add_argument(
         "--part", choices=("transports", "floor", "rounds", "startup"), action="append"
     )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=1,
+        help="CPU-bound processes beside the busy-machine rounds (0: quiet rounds only)",
+    )
     ns = parser.parse_args()
     parts = ns.part or ["transports", "floor", "rounds", "startup"]
     load = os.getloadavg()
@@ -388,7 +478,7 @@ def main() -> None:
     if "floor" in parts:
         results["floor"] = bench_floor(ns.quick)
     if "rounds" in parts:
-        results["rounds"] = bench_rounds(ns.quick)
+        results["rounds"] = bench_rounds(ns.quick, ns.busy)
     if "startup" in parts:
         import tempfile
 
