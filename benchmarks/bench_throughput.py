@@ -15,8 +15,9 @@ Against the fake servers in a process of their own (100 ms latency):
    with ``--busy N`` CPU-bound processes running beside it ("busy", default 1). Beside
    them, the design of LLM Economist v1's threaded mode (the synchronous OpenAI SDK in
    a pool of 256 threads; a stand-in written here, not that project's code).
-3. ``floor``: client CPU per call of a bare aiohttp session (no llmecon code) beside the
-   ``http`` transport, each with Python's default collector settings and with a run's
+3. ``floor``: client CPU per call of bare clients (no llmecon code: aiohttp, on asyncio
+   and on uvloop, and the Rust-based rnet and pyreqwest when installed) beside the
+   ``http`` transport, with Python's default collector settings and with a run's
    (``llmecon._gc.run_gc``), alternating, at concurrency 256 and 1 024.
 4. ``startup``: wall seconds of a minimal ``llmecon run`` and of importing the CLI.
 
@@ -29,6 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -378,19 +381,20 @@ def bench_startup(tmp: Path) -> dict[str, Any]:
     return result
 
 
+def _bare_body() -> tuple[bytes, dict[str, str]]:
+    """The chat request every bare client posts, and its headers."""
+    body = json.dumps(
+        {"model": "fake", "messages": [m.model_dump() for m in prompt(0)], "max_tokens": 16}
+    ).encode()
+    return body, {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+
+
 async def _bare_aiohttp(url: str, concurrency: int, n: int, server_pid: int) -> dict[str, float]:
     """The floor under the ``http`` transport: a bare aiohttp session posting the same
     chat request (no llmecon code: no schema, parsing, retries or records)."""
     import aiohttp
 
-    body = json.dumps(
-        {
-            "model": "fake",
-            "messages": [m.model_dump() for m in prompt(0)],
-            "max_tokens": 16,
-        }
-    ).encode()
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+    body, headers = _bare_body()
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(
         connector=connector, cookie_jar=aiohttp.DummyCookieJar()
@@ -404,37 +408,87 @@ async def _bare_aiohttp(url: str, concurrency: int, n: int, server_pid: int) -> 
     return result
 
 
-FLOOR_ARMS = (
-    "bare aiohttp",
-    "bare aiohttp, run GC",
-    "llmecon http transport",
-    "llmecon http transport, run GC",
-)
+async def _bare_rnet(url: str, concurrency: int, n: int, server_pid: int) -> dict[str, float]:
+    """The same request through rnet (a Python binding of Rust's reqwest)."""
+    rnet: Any = importlib.import_module("rnet")  # optional: not a dependency
+
+    body, headers = _bare_body()
+    client, limit = rnet.Client(), asyncio.Semaphore(concurrency)
+
+    async def one(_: int) -> object:
+        async with limit:
+            reply = await client.post(url + "/chat/completions", body=body, headers=headers)
+            return json.loads(await reply.bytes())
+
+    return (await _timed(one, concurrency, n, server_pid))[1]
+
+
+async def _bare_pyreqwest(url: str, concurrency: int, n: int, server_pid: int) -> dict[str, float]:
+    """The same request through pyreqwest (another binding of reqwest)."""
+    pyreqwest: Any = importlib.import_module("pyreqwest.client")  # optional
+
+    body, headers = _bare_body()
+    async with pyreqwest.ClientBuilder().max_connections(concurrency).build() as client:
+
+        async def one(_: int) -> object:
+            request = client.post(url + "/chat/completions").body_bytes(body).headers(headers)
+            reply = await request.build().send()
+            return await reply.json()
+
+        return (await _timed(one, concurrency, n, server_pid))[1]
+
+
+def _llmecon_http(url: str, concurrency: int, n: int, server_pid: int) -> Any:
+    model = build(url, "openai/fake", {"transport": "http"}, concurrency)
+    return _measure(model, concurrency, n, server_pid)
+
+
+#: arm -> (client, run's collector settings, event loop: "asyncio" or "uvloop").
+#: The rnet, pyreqwest and uvloop arms run when those packages are installed
+#: (``pip install rnet pyreqwest uvloop``; none is a dependency of llmecon).
+FLOOR_ARMS: dict[str, tuple[Callable[..., Any], bool, str]] = {
+    "bare aiohttp": (_bare_aiohttp, False, "asyncio"),
+    "bare aiohttp, run GC": (_bare_aiohttp, True, "asyncio"),
+    "bare aiohttp on uvloop, run GC": (_bare_aiohttp, True, "uvloop"),
+    "bare rnet, run GC": (_bare_rnet, True, "asyncio"),
+    "bare pyreqwest, run GC": (_bare_pyreqwest, True, "asyncio"),
+    "llmecon http transport": (_llmecon_http, False, "asyncio"),
+    "llmecon http transport, run GC": (_llmecon_http, True, "asyncio"),
+}
+
+
+def _available(arm: str) -> bool:
+    optional = ("rnet", "pyreqwest", "uvloop")
+    return all(importlib.util.find_spec(m) is not None for m in optional if m in arm)
 
 
 def bench_floor(quick: bool) -> list[dict[str, Any]]:
-    """Client CPU per call of a bare aiohttp session and of the ``http`` transport,
-    each with Python's default garbage-collector settings and with those of a run
+    """Client CPU per call of bare clients (no llmecon code) and of the ``http``
+    transport, with Python's default garbage-collector settings and with those of a run
     (:func:`llmecon._gc.run_gc`), alternating (3 rounds each) at concurrency 256 and
-    1 024: how much of the per-call cost is aiohttp's own, and the collector's."""
+    1 024: how much of the per-call cost is the wire's own, and whether another
+    maintained client or event loop (uvloop, rnet, pyreqwest) has a lower floor."""
     from llmecon._gc import run_gc
 
+    arms = {name: arm for name, arm in FLOOR_ARMS.items() if _available(name)}
+    missing = sorted(set(FLOOR_ARMS) - set(arms))
+    if missing:
+        print(f"floor: not installed, left out: {', '.join(missing)}")
     rows: list[dict[str, Any]] = []
     with fake_server("openai") as (url, pid):
         for concurrency in (256, 1024):
             n = 4 * concurrency if not quick else concurrency
             for repeat in range(3 if not quick else 1):
-                for arm in FLOOR_ARMS:
-                    gc_context = run_gc() if arm.endswith("run GC") else contextlib.nullcontext()
-                    with gc_context:
-                        if arm.startswith("bare"):
-                            result = asyncio.run(_bare_aiohttp(url, concurrency, n, pid))
-                        else:
-                            model = build(url, "openai/fake", {"transport": "http"}, concurrency)
-                            result = asyncio.run(_measure(model, concurrency, n, pid))
+                for name, (client, tuned_gc, loop) in arms.items():
+                    factory = None
+                    if loop == "uvloop":
+                        factory = importlib.import_module("uvloop").new_event_loop
+                    gc_context = run_gc() if tuned_gc else contextlib.nullcontext()
+                    with gc_context, asyncio.Runner(loop_factory=factory) as runner:
+                        result = runner.run(client(url, concurrency, n, pid))
                     ideal = concurrency / LATENCY_S
                     row = {
-                        "client": arm,
+                        "client": name,
                         "concurrency": concurrency,
                         "repeat": repeat,
                         "achieved_over_ideal": result["calls_per_s"] / ideal,
@@ -442,7 +496,7 @@ def bench_floor(quick: bool) -> list[dict[str, Any]]:
                     }
                     rows.append(row)
                     print(
-                        f"floor {arm:30} c={concurrency:4}: client CPU "
+                        f"floor {name:32} c={concurrency:4}: client CPU "
                         f"{result['client_cpu_us_per_call']:4.0f} µs/call, "
                         f"{row['achieved_over_ideal']:.2f} of ideal",
                         flush=True,
