@@ -26,7 +26,7 @@ from llmecon.models._errors import (
     retry_after_header,
     sdk_error,
 )
-from llmecon.models._http import HttpClient, post_json
+from llmecon.models._http import HttpClient, decode_json, post_json
 from llmecon.models._pricing import price_known
 from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse
 from llmecon.models._schema import StructuredSpec
@@ -169,7 +169,7 @@ class AnthropicProvider(ModelProvider):
                 key_hint="ANTHROPIC_API_KEY",
             )
         try:
-            payload = json.loads(reply.body)
+            payload = decode_json(reply.body)
         except ValueError:
             raise ProviderError(f"{where}: malformed response body", retryable=True) from None
         return message_response(payload, where)

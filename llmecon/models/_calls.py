@@ -55,9 +55,14 @@ class CallState:
 
     def __init__(self, started_at: float) -> None:
         self.started_at = started_at
+        #: every reply, redacted as it arrived
         self.raw_outputs: list[str] = []
+        #: :func:`~llmecon.models._redact.redaction_key` when the first reply arrived
+        self.redacted_with: object = None
         self.errors: list[str] = []
-        self.usage = Usage()
+        # Token counts as plain ints: a Usage is built once, when the call ends.
+        self.input_tokens = 0
+        self.output_tokens = 0
         self.cost = 0.0
         self.cost_known = True
         self.retries = 0
@@ -66,6 +71,15 @@ class CallState:
         self.endpoint: str | None = None
         #: the provider batch that answered the first request, if any
         self.batch_id: str | None = None
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens of every attempt so far."""
+        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)
+
+    def add_usage(self, usage: Usage) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
 
     def output(self, model: str, text: str, parsed: BaseModel | None) -> ModelOutput:
         return ModelOutput(

@@ -25,7 +25,7 @@ import asyncio
 import copy
 import json
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +218,7 @@ class CompletionBatcher:
                     pending.future.set_result(response)
 
     def _responses(
-        self, status: int, raw: bytes, headers: dict[str, str], live: list[_Pending]
+        self, status: int, raw: bytes, headers: Mapping[str, str], live: list[_Pending]
     ) -> list[ProviderResponse | None]:
         if status in _UNSUPPORTED:
             detail = body_error_message(raw)

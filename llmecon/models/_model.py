@@ -5,7 +5,8 @@ exponential backoff and jitter on transient faults (honouring ``Retry-After``), 
 fail-fast on auth errors. Per logical call: structured-output validation with bounded
 re-asks, the reply-size cap, the optional on-disk cache, token and cost accounting, the
 budget, and one :class:`CallRecord` handed to ``on_call``. Every reply is redacted as it
-arrives (before it is parsed, re-sent or recorded) and every record again on its way out.
+arrives (before it is parsed, re-sent or recorded); a record's strings are redacted on
+their way out, except replies already redacted under the secrets still in force.
 
 :meth:`Model.generate_batch` sends many calls through the provider's batch API
 (:mod:`llmecon.models._batch`) and settles each reply exactly like a synchronous one.
@@ -53,7 +54,7 @@ from llmecon.models._fleet import FleetProvider
 from llmecon.models._pricing import cost_at
 from llmecon.models._pricing import cost_usd as table_cost
 from llmecon.models._provider import _ATTEMPT, ModelProvider, ProviderResponse
-from llmecon.models._redact import logger, redact, redact_json
+from llmecon.models._redact import logger, redact, redact_json, redaction_key
 from llmecon.models._schema import (
     RepairPrompt,
     StructuredSpec,
@@ -93,8 +94,9 @@ class Model:
             provider.endpoint, max_concurrency, provider.default_max_concurrency
         )
         self._rng = random.Random()
-        #: running accounting (non-cached attempts only)
-        self.usage_total = Usage()
+        # running accounting (non-cached attempts only)
+        self._input_tokens_total = 0
+        self._output_tokens_total = 0
         self.cost_total = 0.0
         """USD spent by calls whose price is known."""
         self.cost_unknown_calls = 0
@@ -110,6 +112,11 @@ class Model:
         """``(input, output)`` USD per 1M tokens set with :meth:`set_price`."""
         self.batch = BatchHooks()
         """How :meth:`generate_batch` polls and whom it tells (set by a run)."""
+
+    @property
+    def usage_total(self) -> Usage:
+        """Tokens of every call so far (non-cached attempts only)."""
+        return Usage(input_tokens=self._input_tokens_total, output_tokens=self._output_tokens_total)
 
     @property
     def name(self) -> str:
@@ -178,7 +185,6 @@ class Model:
             and self.provider.supports_native_schema
         )
         state = CallState(started_at=started_at)
-        record = self._new_record(msgs, spec, started_at)
         try:
             self._check_budget()
             key = self._cache_key(msgs, spec, native, cfg) if self.cache else None
@@ -188,10 +194,10 @@ class Model:
                 if key and self.cache:
                     self.cache.put(key, cache_entry(output))
         except ModelError as exc:
-            self._finish(record, state, t0, error=exc)
+            self._finish(msgs, spec, state, t0, error=exc)
             raise
         output.latency_s = time.perf_counter() - t0
-        self._finish(record, state, t0, output=output)
+        self._finish(msgs, spec, state, t0, output=output)
         return output
 
     async def _generate(
@@ -370,7 +376,6 @@ class Model:
         t0, started_at = started
         state = CallState(started_at=started_at)
         state.batch_id = outcome.batch_of.get(custom_id)
-        record = self._new_record(msgs, spec, started_at)
         result = outcome.results.get(custom_id, BatchItemResult())
         try:
             if failure is not None:
@@ -390,16 +395,20 @@ class Model:
                     f"{self.name}: batch {state.batch_id} {how} without answering this request"
                 )
         except ModelError as exc:
-            self._finish(record, state, t0, error=exc)
+            self._finish(msgs, spec, state, t0, error=exc)
             raise
         output.latency_s = time.perf_counter() - t0
-        self._finish(record, state, t0, output=output)
+        self._finish(msgs, spec, state, t0, output=output)
         return output
 
     def _received(self, text: str, cfg: GenerateConfig, state: CallState) -> str:
         """Take in one reply: redacted first, so no secret a server echoes reaches the
         parser, a re-ask or a record (and a replay parses exactly the recorded text);
         then capped: a reply over ``max_reply_chars`` fails the call, recorded truncated."""
+        if state.redacted_with is None:
+            # Taken before redacting: any change of the secrets from here on makes the
+            # record redact the replies again.
+            state.redacted_with = redaction_key()
         clean = redact(text)
         if len(clean) > cfg.max_reply_chars:
             state.raw_outputs.append(truncate_reply(clean, cfg.max_reply_chars, len(text)))
@@ -483,7 +492,7 @@ class Model:
 
     def _account(self, response: ProviderResponse, state: CallState) -> None:
         usage = response.usage or Usage()
-        state.usage = state.usage + usage
+        state.add_usage(usage)
         if self.price_override is not None:
             cost: float | None = cost_at(self.price_override, usage, batch=response.batch)
         else:
@@ -502,18 +511,6 @@ class Model:
             )
 
     # -- cache ----------------------------------------------------------------------
-    def _new_record(
-        self, msgs: list[ChatMessage], spec: StructuredSpec | None, started_at: float
-    ) -> CallRecord:
-        """The record of one logical call, filled in as it goes."""
-        return CallRecord(
-            model=self.name,
-            provider=self.provider.provider_name,
-            messages=msgs,
-            schema_name=spec.name if spec else None,
-            started_at=started_at,
-        )
-
     def _cache_key(
         self,
         msgs: list[ChatMessage],
@@ -561,7 +558,8 @@ class Model:
     # -- bookkeeping ----------------------------------------------------------------
     def _finish(
         self,
-        record: CallRecord,
+        msgs: list[ChatMessage],
+        spec: StructuredSpec | None,
         state: CallState,
         t0: float,
         *,
@@ -572,33 +570,66 @@ class Model:
         self.retries_total += state.retries
         self.repairs_total += state.repairs
         if not (output and output.cached):
-            self.usage_total = self.usage_total + state.usage
+            self._input_tokens_total += state.input_tokens
+            self._output_tokens_total += state.output_tokens
             if state.cost_known:
                 self.cost_total += state.cost
-            elif state.usage.total_tokens or state.raw_outputs:
+            elif state.input_tokens or state.output_tokens or state.raw_outputs:
                 self.cost_unknown_calls += 1
-        record.latency_s = time.perf_counter() - t0
-        record.retries, record.repairs = state.retries, state.repairs
-        # Model output is untrusted text bound for files: redact every string of it.
-        if output is not None:
-            record.raw_outputs = redact_json(output.raw_outputs)
-            record.text = redact(output.text)
-            record.usage = output.usage
-            record.cached = output.cached
-            record.cost_usd = output.cost_usd
-            if isinstance(output.parsed, BaseModel):
-                record.parsed = redact_json(output.parsed.model_dump(mode="json"))
-        else:
+        if output is None:
             self.failures += 1
-            record.raw_outputs = redact_json(state.raw_outputs)
-            record.usage = state.usage
-            record.cost_usd = state.cost if state.cost_known else None
-            record.error_type = type(error).__name__
-            record.error_message = redact(str(error))
-        record.endpoint = state.endpoint
-        record.batch_id = state.batch_id
         if self.on_call is not None:
-            self.on_call(record)
+            self.on_call(self._record(msgs, spec, state, t0, output, error))
+
+    def _record(
+        self,
+        msgs: list[ChatMessage],
+        spec: StructuredSpec | None,
+        state: CallState,
+        t0: float,
+        output: ModelOutput | None,
+        error: ModelError | None,
+    ) -> CallRecord:
+        """The record of a logical call that ended with ``output`` or ``error``.
+
+        Model output is untrusted text bound for files: every string of it is redacted.
+        The replies of a successful call were redacted as they arrived and are not again
+        unless the secrets to mask changed since (or they come from the cache).
+        """
+        outcome: dict[str, Any]
+        if output is not None:
+            again = output.cached or state.redacted_with is not redaction_key()
+            parsed = output.parsed
+            outcome = {
+                "raw_outputs": redact_json(output.raw_outputs) if again else output.raw_outputs,
+                "text": redact(output.text) if again else output.text,
+                "usage": output.usage,
+                "cached": output.cached,
+                "cost_usd": output.cost_usd,
+            }
+            if isinstance(parsed, BaseModel):
+                outcome["parsed"] = redact_json(parsed.model_dump(mode="json"))
+        else:
+            outcome = {
+                "raw_outputs": redact_json(state.raw_outputs),
+                "usage": state.usage,
+                "cost_usd": state.cost if state.cost_known else None,
+                "error_type": type(error).__name__,
+                "error_message": redact(str(error)),
+            }
+        return CallRecord(
+            model=self.name,
+            provider=self.provider.provider_name,
+            messages=msgs,
+            schema_name=spec.name if spec else None,
+            started_at=state.started_at,
+            latency_s=time.perf_counter() - t0,
+            retries=state.retries,
+            repairs=state.repairs,
+            endpoint=state.endpoint,
+            batch_id=state.batch_id,
+            **outcome,
+        )
 
     async def aclose(self) -> None:
         """Close the provider's network clients opened on the running loop."""

@@ -21,7 +21,6 @@ switched to that dialect, then to prompt + parse, after one 400/422 reply.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse, urlsplit
@@ -38,7 +37,7 @@ from llmecon.models._errors import (
     retry_after_header,
     sdk_error,
 )
-from llmecon.models._http import HttpClient, post_json
+from llmecon.models._http import HttpClient, decode_json, post_json
 from llmecon.models._pricing import price_known
 from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse
 from llmecon.models._redact import redact_url
@@ -248,7 +247,7 @@ class OpenAIProvider(ModelProvider):
                 continue
             raise error_from_status(status, detail, retry_after_header(reply.headers), where)
         try:
-            return chat_response(json.loads(raw))
+            return chat_response(decode_json(raw))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise ProviderError(f"{where}: malformed response body", retryable=True) from None
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from llmecon.models._batch import BatchAPI
 
 _ATTEMPT: ContextVar[int] = ContextVar("llmecon_model_attempt", default=0)
+#: what the default :meth:`ModelProvider.reserve` enters (stateless, so shared)
+_NO_RESERVATION = contextlib.nullcontext()
 
 
 def current_attempt() -> int:
@@ -93,7 +95,7 @@ class ModelProvider(ABC):
         a slot of the endpoint's concurrency limit and before its timeout starts. A
         provider that spreads requests over endpoints (a fleet) waits here for a free
         endpoint and picks it; the default does nothing."""
-        return contextlib.nullcontext()
+        return _NO_RESERVATION
 
     def batch_api(self) -> BatchAPI | None:
         """The provider's batch endpoints (:mod:`llmecon.models._batch`), or ``None``

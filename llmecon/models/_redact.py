@@ -46,6 +46,13 @@ def _secret_values() -> list[str]:
     return secrets
 
 
+def redaction_key() -> object:
+    """What :func:`redact` masks now, as a token to compare by identity (``is``): the
+    same object for as long as the environment's secrets stay the same, so a text
+    redacted while it was current needs no second pass while it still is."""
+    return _secret_values()
+
+
 def redact(text: str) -> str:
     """``text`` with every secret from the environment, every key-shaped token and the
     credentials of every URL in it masked."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,14 +76,21 @@ def repair_messages(raw: str, error: str, prompt: RepairPrompt | None = None) ->
     return [ChatMessage(role="assistant", content=raw), ChatMessage(role="user", content=text)]
 
 
-def _candidates(text: str) -> list[str]:
-    """Substrings of ``text`` that may hold the JSON object, most likely first."""
-    out = [text.strip()]
-    out += [m.group(1).strip() for m in _FENCE.finditer(text)]
+def _candidates(text: str) -> Iterator[str]:
+    """Substrings of ``text`` that may hold the JSON object, most likely first, each
+    once (lazily: a reply that is the bare object is not searched further)."""
+    first = text.strip()
+    if first:
+        yield first
+    seen = {first}
+    for match in _FENCE.finditer(text):
+        fenced = match.group(1).strip()
+        if fenced not in seen:
+            seen.add(fenced)
+            yield fenced
     start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        out.append(text[start : end + 1])
-    return list(dict.fromkeys(c for c in out if c))
+    if 0 <= start < end and text[start : end + 1] not in seen:
+        yield text[start : end + 1]
 
 
 def _describe(error: Exception) -> str:

@@ -159,3 +159,34 @@ def test_cache_entries_are_redacted_when_read(secrets, tmp_path):
     assert out.cached and out.text == "old entry with ***"
     assert out.raw_outputs == ["old entry with ***"]
     assert PLAIN not in records[0].model_dump_json()
+
+
+def test_a_secret_set_during_a_call_is_masked_in_its_record(monkeypatch):
+    """Replies are redacted as they arrive; the record redacts them again when the
+    secrets changed since (here: a key set between a reply and its re-ask)."""
+    late = "LATEsecret-24681357"
+    monkeypatch.delenv("MY_LATE_TOKEN", raising=False)
+    replies = iter([f"not JSON, but {late}", '{"hours": 7}'])
+
+    def respond(messages, schema) -> str:
+        if len(messages) > 1:  # the re-ask: the secret appears in the environment now
+            monkeypatch.setenv("MY_LATE_TOKEN", late)
+        return next(replies)
+
+    records: list[CallRecord] = []
+    model = get_model("mock/default", responder=respond, on_call=records.append)
+    out = asyncio.run(model.generate(MSGS, WorkerDecision))
+    assert out.parsed.hours == 7 and out.raw_outputs[0] == f"not JSON, but {late}"
+    (record,) = records
+    assert record.raw_outputs == ["not JSON, but ***", '{"hours": 7}']
+    assert late not in record.model_dump_json()
+
+
+def test_records_of_an_unchanged_environment_keep_the_replies_as_redacted(secrets):
+    records: list[CallRecord] = []
+    model = get_model("mock/default", responder=_echo, on_call=records.append)
+    for _ in range(2):
+        out = asyncio.run(model.generate(MSGS, WorkerDecision))
+        assert records[-1].raw_outputs == out.raw_outputs and records[-1].text == out.text
+        assert records[-1].usage == out.usage and records[-1].latency_s > 0
+    assert model.usage_total.input_tokens == sum(r.usage.input_tokens for r in records)

@@ -1,0 +1,104 @@
+"""What the ``http`` transport puts on the wire and reads back: JSON bodies (encoded and
+parsed by pydantic-core, with the ``json`` module for what it refuses) and reply headers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import pytest
+
+from llmecon.models import ChatMessage, get_model
+from llmecon.models._errors import retry_after_header
+from llmecon.models._http import HttpClient, decode_json, encode_json
+from llmecon.testing.fake_servers import FakeAnthropicServer, FakeOpenAIServer
+from tests.models.conftest import FAST, WorkerDecision
+from tests.models.test_throughput_transport import _ok, _RawServer
+
+#: Bodies json.loads reads, some of which pydantic-core refuses (a BOM, UTF-16, a lone
+#: surrogate): decode_json must give the same value for every one.
+BODIES = [
+    b'{"a": 1, "b": [1.5, -0.0, 1e400, 123456789012345678901234567890], "c": null}',
+    '{"text": "héllo – 世界 ☃", "esc": "\\u00e9\\n\\"q\\""}'.encode(),
+    b'\xef\xbb\xbf{"bom": true}',
+    '{"utf16": "é"}'.encode("utf-16"),
+    b'{"lone": "\\ud800 x"}',
+    b'{"dup": 1, "other": 2, "dup": 3}',
+    b'  {"padded": "yes"}  \n',
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_reply_bodies_parse_as_json_loads_parses_them(body: bytes) -> None:
+    assert decode_json(body) == json.loads(body)
+
+
+def test_nan_and_malformed_bodies_behave_as_with_json_loads() -> None:
+    assert math.isnan(decode_json(b'{"x": NaN}')["x"])
+    for bad in (b"[1,]", b'{"a": ', b"", b'{"a": "\xff"}', b"<html>busy</html>"):
+        with pytest.raises(ValueError):
+            json.loads(bad)
+        with pytest.raises(ValueError):
+            decode_json(bad)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(RecursionError):
+        json.loads(deep)
+    with pytest.raises(RecursionError):  # refused by pydantic-core, then as json.loads does
+        decode_json(deep)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"model": "m", "messages": [{"role": "user", "content": 'héllo – 世界 ☃ "q" \\ \n'}]},
+        {"temperature": 0.1, "top_p": 1e-7, "seed": 2**70, "stop": ["</s>", "\x00"]},
+        {"lone": "\ud800 surrogate"},  # pydantic-core refuses it: the json module writes it
+        {"schema": {"properties": {"h": {"maximum": 80}}}, "strict": False, "none": None},
+    ],
+)
+def test_request_bodies_are_json_of_the_payload(payload: dict[str, object]) -> None:
+    body = encode_json(payload)
+    assert isinstance(body, bytes)
+    assert json.loads(body) == payload
+
+
+@pytest.mark.parametrize(
+    ("server_cls", "model_name"),
+    [(FakeOpenAIServer, "openai/fake"), (FakeAnthropicServer, "anthropic/fake")],
+)
+def test_non_ascii_prompts_reach_the_server_intact(
+    server_cls: type[FakeOpenAIServer], model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
+    text = 'Semaine 3 : combien d’heures ? – 世界 ☃ "JSON" \\ please'
+    msgs = [ChatMessage(role="user", content=text)]
+    with server_cls(latency_s=0.0) as server:
+        model = get_model(model_name, api_base=server.base_url, config=FAST)
+
+        async def run():
+            try:
+                return await model.generate(msgs, WorkerDecision)
+            finally:
+                await model.aclose()
+
+        out = asyncio.run(run())
+        sent = server.stats.bodies[-1]["messages"]
+    assert isinstance(out.parsed, WorkerDecision)
+    assert sent[-1]["content"] == text
+
+
+def test_reply_headers_are_read_whatever_their_case() -> None:
+    raw = _RawServer([_ok(b"{}", extra="ReTrY-AfTeR: 7\r\nX-Thing: a\r\n")])
+
+    async def run():
+        async with raw.running() as url:
+            client = HttpClient(url, {})
+            try:
+                return await client.post("/x", b"{}")
+            finally:
+                await client.close()
+
+    reply = asyncio.run(run())
+    assert reply.headers["retry-after"] == "7" and reply.headers.get("x-thing") == "a"
+    assert retry_after_header(reply.headers) == "7"
