@@ -4,10 +4,11 @@ benchmarks/results/throughput.json.
 Against the fake servers in a process of their own (100 ms latency):
 
 1. ``transports``: achieved / ideal calls per second (ideal = concurrency ÷ latency) at
-   concurrency 16 / 64 / 256 / 1 024, with the client's CPU per call (process CPU time
-   of this process only) and the server's (its process's CPU time, from /proc), per
-   transport: the ``http`` client (tuned aiohttp; openai and anthropic), the SDK
-   transports, list-prompt completions batching, and litellm (at 16 / 64 only: it imports for ~4 s).
+   concurrency 16 / 64 / 256 / 1 024, with the collector settings of a run, the client's
+   CPU per call (process CPU time of this process only) and the server's (its process's
+   CPU time, from /proc), per transport: the ``http`` client (tuned aiohttp; openai and
+   anthropic), the SDK transports, list-prompt completions batching, and litellm (at
+   16 / 64 only: it imports for ~4 s).
 2. ``rounds``: seconds per round of ``LLMWorkers.decide`` (with a run's collector
    settings) for 100 and 1 000 workers against the ideal, and how late the first reply
    comes, with the calls started in chunks (``gather_streaming``) and, as the baseline,
@@ -138,6 +139,8 @@ async def _measure(model: Model, concurrency: int, n: int, server_pid: int) -> d
 
 
 def bench_transports(quick: bool) -> list[dict[str, Any]]:
+    from llmecon._gc import run_gc
+
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-bench-not-a-key")
     rows: list[dict[str, Any]] = []
     for kind in ("openai", "anthropic"):
@@ -153,7 +156,8 @@ def bench_transports(quick: bool) -> list[dict[str, Any]]:
                     if quick:
                         n = max(concurrency, n // 4)
                     m = build(url, model, args, concurrency)
-                    result = asyncio.run(_measure(m, concurrency, n, pid))
+                    with run_gc():  # the collector settings of a run, which these calls serve
+                        result = asyncio.run(_measure(m, concurrency, n, pid))
                     ideal = concurrency / LATENCY_S
                     row = {
                         "transport": name,
