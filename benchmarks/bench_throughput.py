@@ -232,10 +232,18 @@ async def _rounds(pool: Any, rounds: int) -> dict[str, Any]:
     finally:
         await pool.model.aclose()
     return {
+        **_round_times(seconds, first_reply),
+        "client_cpu_us_per_call_last_round": cpu / pool.economy.size * 1e6,
+    }
+
+
+def _round_times(seconds: list[float], first_reply: list[float]) -> dict[str, Any]:
+    """Seconds per round, the steady round (the fastest after the first, which opens
+    the connections) and how late each round's first reply came."""
+    return {
         "seconds_per_round": seconds,
         "steady_s": min(seconds[1:]) if len(seconds) > 1 else seconds[0],
         "first_reply_s": first_reply,
-        "client_cpu_us_per_call_last_round": cpu / pool.economy.size * 1e6,
     }
 
 
@@ -286,11 +294,7 @@ def _threaded_rounds(url: str, n: int, threads: int, rounds: int) -> dict[str, A
             seconds.append(time.perf_counter() - t0)
             first_reply.append(first or 0.0)
     client.close()
-    return {
-        "seconds_per_round": seconds,
-        "steady_s": min(seconds[1:]) if len(seconds) > 1 else seconds[0],
-        "first_reply_s": first_reply,
-    }
+    return _round_times(seconds, first_reply)
 
 
 #: The stand-in for LLM Economist v1's threaded mode (see :func:`_threaded_rounds`).
@@ -305,11 +309,16 @@ def bench_rounds(quick: bool, busy: int) -> list[dict[str, Any]]:
         "chunked (after)": streaming,
         "gather all (before)": lambda calls: asyncio.gather(*calls),
     }
+    machines = ("quiet", "busy") if busy else ("quiet",)
+
+    def burners(machine: str) -> contextlib.AbstractContextManager[None]:
+        return cpu_burners(busy if machine == "busy" else 0)
+
     rows: list[dict[str, Any]] = []
     with fake_server("openai") as (url, _):
         for workers in (100, 1000):
-            for machine in ("quiet", "busy") if busy else ("quiet",):
-                with cpu_burners(busy if machine == "busy" else 0):
+            for machine in machines:
+                with burners(machine):
                     result = _threaded_rounds(url, workers, 256, 2 if quick else 4)
                 rows.append(_round_row(workers, THREADED, 256, "-", machine, busy, result))
             for label, batch, concurrency in (
@@ -319,13 +328,10 @@ def bench_rounds(quick: bool, busy: int) -> list[dict[str, Any]]:
                 for arm, gather in arms.items():
                     if batch and "before" in arm:
                         continue
-                    for machine in ("quiet", "busy"):
-                        if machine == "busy" and not busy:
-                            continue
+                    for machine in machines:
                         llm_workers.gather_streaming = gather  # type: ignore[assignment]
-                        burners = cpu_burners(busy if machine == "busy" else 0)
                         try:
-                            with burners:
+                            with burners(machine):
                                 pool = _pool(url, workers, concurrency, batch)
                                 result = asyncio.run(_rounds(pool, 2 if quick else 4))
                         finally:
