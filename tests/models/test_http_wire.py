@@ -11,10 +11,10 @@ import pytest
 
 from llmecon.models import ChatMessage, get_model
 from llmecon.models._errors import retry_after_header
-from llmecon.models._http import HttpClient, decode_json, encode_json
+from llmecon.models._http import decode_json, encode_json
 from llmecon.testing.fake_servers import FakeAnthropicServer, FakeOpenAIServer
 from tests.models.conftest import FAST, WorkerDecision
-from tests.models.test_throughput_transport import _ok, _RawServer
+from tests.models.test_throughput_transport import _ok, _RawServer, post_once
 
 #: Bodies json.loads reads, some of which pydantic-core refuses (a BOM, UTF-16, a lone
 #: surrogate): decode_json must give the same value for every one.
@@ -90,15 +90,6 @@ def test_non_ascii_prompts_reach_the_server_intact(
 
 def test_reply_headers_are_read_whatever_their_case() -> None:
     raw = _RawServer([_ok(b"{}", extra="ReTrY-AfTeR: 7\r\nX-Thing: a\r\n")])
-
-    async def run():
-        async with raw.running() as url:
-            client = HttpClient(url, {})
-            try:
-                return await client.post("/x", b"{}")
-            finally:
-                await client.close()
-
-    reply = asyncio.run(run())
+    reply = post_once(raw, "/x")
     assert reply.headers["retry-after"] == "7" and reply.headers.get("x-thing") == "a"
     assert retry_after_header(reply.headers) == "7"

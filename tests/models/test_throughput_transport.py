@@ -12,7 +12,7 @@ import pytest
 
 from llmecon.agents.llm_workers import gather_streaming
 from llmecon.models import ChatMessage, ProviderError, get_model
-from llmecon.models._http import HttpClient
+from llmecon.models._http import HttpClient, HttpResponse
 from llmecon.testing.fake_servers import FakeOpenAIServer
 from tests.models.conftest import FAST, WorkerDecision
 
@@ -73,6 +73,20 @@ def _ok(body: bytes, *, chunked: bool = False, extra: str = "") -> bytes:
     return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
 
 
+def post_once(raw: _RawServer, path: str = "/") -> HttpResponse:
+    """One request through a fresh ``HttpClient`` to ``raw``: its reply."""
+
+    async def run() -> HttpResponse:
+        async with raw.running() as url:
+            client = HttpClient(url, {})
+            try:
+                return await client.post(path, b"{}")
+            finally:
+                await client.close()
+
+    return asyncio.run(run())
+
+
 def test_chunked_and_sized_replies_on_one_kept_alive_connection():
     replies = [_ok(b'{"a": 1}'), _ok(b'{"b": 22}', chunked=True), _ok(b'{"c": 3}')]
     raw = _RawServer(replies)
@@ -120,16 +134,7 @@ def test_connection_close_and_read_to_end_replies():
     body = b'{"to": "end"}'
     replies = [b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body]
     raw = _RawServer(replies, close_after_each=True)
-
-    async def run():
-        async with raw.running() as url:
-            client = HttpClient(url, {})
-            try:
-                return await client.post("/", b"{}")
-            finally:
-                await client.close()
-
-    assert asyncio.run(run()).body == body
+    assert post_once(raw).body == body
 
 
 def test_user_info_in_the_url_becomes_basic_auth():
