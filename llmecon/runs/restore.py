@@ -42,9 +42,6 @@ from llmecon.runs.log import (
 )
 from llmecon.runs.wiring import ARCHETYPES_FILE, PROMPTS_COPY_NAME, build_economy, build_world
 
-if typing.TYPE_CHECKING:
-    pass
-
 #: The copy of its personas a run folder keeps (up to ``PERSONA_COPY_MAX`` of them).
 PERSONAS_COPY_NAME = "personas.jsonl"
 
