@@ -85,7 +85,7 @@ def _candidates(text: str) -> Iterator[str]:
     seen = {first}
     for match in _FENCE.finditer(text):
         fenced = match.group(1).strip()
-        if fenced not in seen:
+        if fenced and fenced not in seen:
             seen.add(fenced)
             yield fenced
     start, end = text.find("{"), text.rfind("}")

@@ -93,3 +93,20 @@ def test_reply_headers_are_read_whatever_their_case() -> None:
     reply = post_once(raw, "/x")
     assert reply.headers["retry-after"] == "7" and reply.headers.get("x-thing") == "a"
     assert retry_after_header(reply.headers) == "7"
+
+
+def test_reply_parsing_tries_each_place_a_json_object_may_sit_once() -> None:
+    """The candidates come lazily: the whole reply first, then each fenced block once
+    (an empty block is no candidate), then from the first brace to the last."""
+    from llmecon.models._schema import _candidates
+
+    reply = 'a ```json\n```\n b ```\n{"x":1}\n``` c'
+    assert list(_candidates(reply)) == [reply, '{"x":1}']
+    reply = 'Sure:\n```\n{"hours": 3}\n```\nor {"hours": 3}'
+    assert list(_candidates(reply)) == [
+        reply,
+        '{"hours": 3}',
+        '{"hours": 3}\n```\nor {"hours": 3}',
+    ]
+    assert list(_candidates('{"hours": 40}')) == ['{"hours": 40}']
+    assert list(_candidates("   ")) == []
