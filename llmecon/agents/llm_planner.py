@@ -35,13 +35,11 @@ from llmecon.agents.planner_prompts import (
     GridMoves,
     Leader,
     PlannerPromptSettings,
-    count_words,
-    planner_frame,
+    planner_candidates_prompt,
     planner_prompt,
 )
-from llmecon.agents.prompting import Prompt
 from llmecon.economy import TaxSchedule
-from llmecon.models import ChatMessage, GenerateConfig, Model, ModelError
+from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.planners import PlannerContext, PlannerError, YearRecord
 from llmecon.prompts import PromptLibrary
 
@@ -97,41 +95,6 @@ def candidates_schema(k: int, n_brackets: int, min_pct: int, max_pct: int) -> ty
         __config__=ConfigDict(extra="forbid"),
         __validators__={"_distinct": field_validator("candidates")(distinct)},
         candidates=(list[rates], Field(min_length=k, max_length=k)),
-    )
-
-
-def planner_candidates_prompt(
-    library: PromptLibrary,
-    ctx: PlannerContext,
-    settings: PlannerPromptSettings,
-    history: Sequence[YearRecord],
-    k: int,
-    year: int,
-    leader: Leader | None = None,
-) -> Prompt:
-    """The planner's usual context and demonstrations, then ``planner_candidates.j2``
-    (with no history, the status quo is the incumbent)."""
-    used: dict[str, str] = {}
-    frame = planner_frame(library, ctx, history, settings, used, leader)
-    query = library.render(
-        "planner_candidates.j2",
-        year=year,
-        k=k,
-        k_words=count_words(k),
-        current=frame.current,
-        lowest=frame.lowest,
-        highest=frame.highest,
-        n_brackets=ctx.n_brackets,
-        best_year=frame.best_year,
-        best_swf=frame.best_swf,
-    )
-    used["planner_candidates.j2"] = query.sha256
-    return Prompt(
-        [
-            ChatMessage(role="system", content=frame.system),
-            ChatMessage(role="user", content=f"{frame.demonstrations}\n{query.text}"),
-        ],
-        used,
     )
 
 

@@ -275,6 +275,20 @@ class PlannerFrame:
     highest: list[int]
     best_year: int
     best_swf: str
+    n_brackets: int
+
+    @property
+    def query_fields(self) -> dict[str, Any]:
+        """What every query template (``planner_query*.j2``, ``planner_candidates.j2``)
+        states about this year: the current rates, their allowed ranges, the best year."""
+        return {
+            "current": self.current,
+            "lowest": self.lowest,
+            "highest": self.highest,
+            "best_year": self.best_year,
+            "best_swf": self.best_swf,
+            "n_brackets": self.n_brackets,
+        }
 
 
 def planner_frame(
@@ -328,6 +342,7 @@ def planner_frame(
         highest,
         best.year if best else 0,
         f"{best.metrics.swf:,.1f}" if best else "n/a",
+        ctx.n_brackets,
     )
 
 
@@ -358,18 +373,44 @@ def planner_prompt(
             used,
             year=year,
             horizon=settings.horizon,
-            current=frame.current,
-            best_year=frame.best_year,
-            best_swf=frame.best_swf,
-            lowest=frame.lowest,
-            highest=frame.highest,
-            n_brackets=ctx.n_brackets,
+            **frame.query_fields,
         )
     )
     return Prompt(
         [
             ChatMessage(role="system", content=frame.system),
             ChatMessage(role="user", content="\n".join(parts)),
+        ],
+        used,
+    )
+
+
+def planner_candidates_prompt(
+    library: PromptLibrary,
+    ctx: PlannerContext,
+    settings: PlannerPromptSettings,
+    history: Sequence[YearRecord],
+    k: int,
+    year: int,
+    leader: Leader | None = None,
+) -> Prompt:
+    """The planner's usual context and demonstrations, then ``planner_candidates.j2``
+    (with no history, the status quo is the incumbent)."""
+    used: dict[str, str] = {}
+    frame = planner_frame(library, ctx, history, settings, used, leader)
+    query = render_template(
+        library,
+        "planner_candidates.j2",
+        used,
+        year=year,
+        k=k,
+        k_words=count_words(k),
+        **frame.query_fields,
+    )
+    return Prompt(
+        [
+            ChatMessage(role="system", content=frame.system),
+            ChatMessage(role="user", content=f"{frame.demonstrations}\n{query}"),
         ],
         used,
     )

@@ -205,7 +205,7 @@ class ExampleWorld:
         """A round (borda by default) with the incumbent and two seeded perturbations."""
         import numpy as np
 
-        from llmecon.agents.llm_planner import planner_candidates_prompt
+        from llmecon.agents.planner_prompts import planner_candidates_prompt
         from llmecon.economy.utility import WEEKS_PER_YEAR
         from llmecon.voting.rules import perturbed_rates
         from llmecon.voting.voters import (
