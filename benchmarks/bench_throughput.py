@@ -98,8 +98,9 @@ TRANSPORTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "anthropic-sdk": ("anthropic", "anthropic/claude-bench", {"transport": "sdk"}),
     "litellm": ("openai", "litellm/openai/fake", {}),
 }
-#: transports measured only at low concurrency: each call costs milliseconds of CPU
-SLOW = {"openai-sdk": 256, "anthropic-sdk": 256, "litellm": 64}
+#: transports whose calls cost a millisecond of CPU or more: fewer calls per cell, and
+#: litellm (which imports for ~4 s) only up to 64 in flight
+SLOW = {"openai-sdk": 1024, "anthropic-sdk": 1024, "litellm": 64}
 
 
 def build(url: str, model: str, args: dict[str, Any], concurrency: int) -> Model:

@@ -11,7 +11,6 @@ Transports: ``http`` (the default: the tuned aiohttp client of
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,12 @@ from llmecon.models._errors import (
 )
 from llmecon.models._http import HttpClient, decode_json, post_json
 from llmecon.models._pricing import price_known
-from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse
+from llmecon.models._provider import (
+    ModelProvider,
+    PerLoopClients,
+    ProviderResponse,
+    sdk_aiohttp_client,
+)
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage, Usage
 
@@ -83,8 +87,13 @@ class AnthropicProvider(ModelProvider):
     def _new_client(self) -> Any:
         import anthropic
 
+        # The SDK's own aiohttp backend (vendored in the SDK): cheaper per call than its
+        # default httpx pool from ~64 calls in flight (benchmarks/bench_throughput.py).
         return anthropic.AsyncAnthropic(
-            api_key=os.environ.get("ANTHROPIC_API_KEY"), base_url=self.api_base, max_retries=0
+            api_key=os.environ.get("ANTHROPIC_API_KEY"),
+            base_url=self.api_base,
+            max_retries=0,
+            http_client=sdk_aiohttp_client(anthropic),
         )
 
     def _new_session(self) -> HttpClient:
@@ -111,13 +120,7 @@ class AnthropicProvider(ModelProvider):
             args["stop_sequences"] = config.stop
         sampling = {"temperature": config.temperature, "top_p": config.top_p}
         sampling = {k: v for k, v in sampling.items() if v is not None}
-        if sampling:
-            # anthropic SDK 2.x dropped these keywords; the Messages API still takes them
-            # for the models that allow sampling settings, so they go in the body.
-            if self.transport == "http" or _sdk_takes_sampling():
-                args.update(sampling)
-            else:
-                args["extra_body"] = sampling
+        args.update(sampling)
         if spec is not None:
             args["tools"] = [
                 {
@@ -137,17 +140,22 @@ class AnthropicProvider(ModelProvider):
             return await self._generate_http(messages, spec, config, where)
         import anthropic
 
+        # The SDK's client posting the plain JSON body and returning the body's bytes, as
+        # for openai: the typed ``messages.create`` re-walks every parameter against its
+        # annotations and builds reply models. (SDK 2.x also dropped the sampling
+        # keywords, which the Messages API still takes in the body.)
+        body = self._request_args(messages, spec, config)
+        options = {"timeout": body.pop("timeout")}
         try:
-            reply = await self._clients.get().messages.create(
-                **self._request_args(messages, spec, config)
+            raw = await self._clients.get().post(
+                "/v1/messages", body=body, cast_to=bytes, options=options
             )
         except Exception as exc:
             error = sdk_error(anthropic, exc, where, key_hint="ANTHROPIC_API_KEY")
             if error is None:
                 raise
             raise error from None
-        dump = getattr(reply, "model_dump", None)
-        return message_response(dump() if callable(dump) else reply, where)
+        return _message_reply(raw, where)
 
     async def _generate_http(
         self,
@@ -168,16 +176,21 @@ class AnthropicProvider(ModelProvider):
                 where,
                 key_hint="ANTHROPIC_API_KEY",
             )
-        try:
-            payload = decode_json(reply.body)
-        except ValueError:
-            raise ProviderError(f"{where}: malformed response body", retryable=True) from None
-        return message_response(payload, where)
+        return _message_reply(reply.body, where)
 
     async def aclose(self) -> None:
         client = self._clients.pop_current()
         if client is not None:
             await client.close()
+
+
+def _message_reply(raw: bytes, where: str) -> ProviderResponse:
+    """A Messages API reply's body (bytes) as a provider response."""
+    try:
+        payload = decode_json(raw)
+    except ValueError:
+        raise ProviderError(f"{where}: malformed response body", retryable=True) from None
+    return message_response(payload, where)
 
 
 def message_response(payload: Any, where: str) -> ProviderResponse:
@@ -203,13 +216,3 @@ def message_response(payload: Any, where: str) -> ProviderResponse:
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ProviderError(f"{where}: malformed response body", retryable=True) from None
-
-
-@functools.cache
-def _sdk_takes_sampling() -> bool:
-    """Whether the installed SDK's ``messages.create`` has a ``temperature`` keyword."""
-    import inspect
-
-    from anthropic.resources.messages import AsyncMessages
-
-    return "temperature" in inspect.signature(AsyncMessages.create).parameters

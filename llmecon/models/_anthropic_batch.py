@@ -60,7 +60,6 @@ class AnthropicBatchAPI(BatchAPI):
     ) -> BatchLine:
         params = self.provider._request_args(messages, spec, config)
         params.pop("timeout", None)
-        params.update(params.pop("extra_body", None) or {})  # the SDK's way to send them
         return BatchLine(custom_id, params)
 
     async def submit(self, lines: Sequence[BatchLine]) -> str:

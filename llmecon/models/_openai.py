@@ -6,10 +6,12 @@ Keys: ``OPENAI_API_KEY`` for api.openai.com. A self-hosted ``api_base`` gets
 third-party host.
 
 Transports: ``http`` (the default, also for api.openai.com: the tuned aiohttp client
-of :mod:`llmecon.models._http`) and ``sdk`` (the official ``openai.AsyncOpenAI``, for
-what only the SDK does). Measured on 2 cores against the fake server, the SDK costs
-3–20 ms of CPU per call at 16–256 concurrent calls (its httpx pool), the aiohttp client
-0.2–0.4 ms. Choose with ``get_model(..., transport="sdk" | "http")``.
+of :mod:`llmecon.models._http`) and ``sdk`` (the official ``openai.AsyncOpenAI`` on the
+SDK's aiohttp backend, posting the plain body, for what only the SDK does). Measured on
+2 cores against the fake server, the ``sdk`` transport costs 0.6–0.9 ms of CPU per call
+at 16–1 024 concurrent calls (2.4–20 ms with the SDK's default httpx pool and typed
+``create``), the ``http`` transport 0.15–0.3 ms. Choose with
+``get_model(..., transport="sdk" | "http")``.
 
 Batches (``--batch-api``): :mod:`llmecon.models._openai_batch`, see ``docs/models.md``.
 
@@ -39,7 +41,12 @@ from llmecon.models._errors import (
 )
 from llmecon.models._http import HttpClient, decode_json, post_json
 from llmecon.models._pricing import price_known
-from llmecon.models._provider import ModelProvider, PerLoopClients, ProviderResponse
+from llmecon.models._provider import (
+    ModelProvider,
+    PerLoopClients,
+    ProviderResponse,
+    sdk_aiohttp_client,
+)
 from llmecon.models._redact import redact_url
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
@@ -142,7 +149,14 @@ class OpenAIProvider(ModelProvider):
         import openai
 
         key = os.environ.get(self._key_env()) or "not-needed"
-        return openai.AsyncOpenAI(api_key=key, base_url=self.api_base, max_retries=0)
+        # The SDK's own aiohttp backend (httpx-aiohttp, its ``aiohttp`` extra): its default
+        # httpx pool stalls from ~64 calls in flight (benchmarks/bench_throughput.py).
+        return openai.AsyncOpenAI(
+            api_key=key,
+            base_url=self.api_base,
+            max_retries=0,
+            http_client=sdk_aiohttp_client(openai),
+        )
 
     def _new_session(self) -> HttpClient:
         headers = {}
@@ -206,15 +220,23 @@ class OpenAIProvider(ModelProvider):
             return await self._generate_http(messages, spec, config)
         import openai
 
+        # The SDK's client (its keys, headers, base URL, proxies and aiohttp backend)
+        # posting the plain JSON body and returning the body's bytes: its typed
+        # ``chat.completions.create`` re-walks every parameter against its annotations
+        # and builds reply models, ~40 % of the SDK path's CPU per call, for a body and a
+        # reply that are plain JSON here.
         client = self._clients.get()
+        where = f"openai/{self.model_name}"
         while True:
+            body = self._request_args(messages, spec, config)
+            options = {"timeout": body.pop("timeout")}
             try:
-                completion = await client.chat.completions.create(
-                    **self._request_args(messages, spec, config)
+                raw = await client.post(
+                    "/chat/completions", body=body, cast_to=bytes, options=options
                 )
                 break
             except Exception as exc:
-                error = sdk_error(openai, exc, f"openai/{self.model_name}")
+                error = sdk_error(openai, exc, where)
                 if error is None:
                     raise
                 if (
@@ -225,7 +247,7 @@ class OpenAIProvider(ModelProvider):
                 ):
                     continue
                 raise error from None
-        return _to_response(completion, self.model_name)
+        return _chat_reply(raw, where)
 
     async def _generate_http(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
@@ -246,10 +268,7 @@ class OpenAIProvider(ModelProvider):
             if spec is not None and _rejects_format(status, detail) and self._next_dialect():
                 continue
             raise error_from_status(status, detail, retry_after_header(reply.headers), where)
-        try:
-            return chat_response(decode_json(raw))
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise ProviderError(f"{where}: malformed response body", retryable=True) from None
+        return _chat_reply(raw, where)
 
     def _next_dialect(self) -> bool:
         """Fall back to the next structured-output dialect (self-hosted servers only)."""
@@ -275,6 +294,14 @@ def _endpoint_path(api_base: str, path: str) -> str:
     return f"{target}?{parts.query}" if parts.query else target
 
 
+def _chat_reply(raw: bytes, where: str) -> ProviderResponse:
+    """A chat completion's body (bytes) as a provider response."""
+    try:
+        return chat_response(decode_json(raw))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise ProviderError(f"{where}: malformed response body", retryable=True) from None
+
+
 def chat_response(payload: dict[str, Any]) -> ProviderResponse:
     """A chat completion body (parsed JSON) as a provider response; raises KeyError,
     IndexError, TypeError, AttributeError or ValueError when it is malformed (the
@@ -288,21 +315,6 @@ def chat_response(payload: dict[str, Any]) -> ProviderResponse:
             output_tokens=int(usage.get("completion_tokens") or 0),
         ),
     )
-
-
-def _to_response(completion: Any, model: str) -> ProviderResponse:
-    choices = getattr(completion, "choices", None)
-    if not choices:
-        # e.g. a server that answered 200 with a body the SDK could not parse into a model
-        raise ProviderError(f"openai/{model}: response without choices", retryable=True)
-    text = choices[0].message.content or ""
-    usage = None
-    if completion.usage is not None:
-        usage = Usage(
-            input_tokens=completion.usage.prompt_tokens or 0,
-            output_tokens=completion.usage.completion_tokens or 0,
-        )
-    return ProviderResponse(text=text, usage=usage)
 
 
 def _rejects_format(status: int, detail: str) -> bool:

@@ -251,3 +251,43 @@ def test_sampling_settings_reach_the_server(name, server_cls, args, sentinel_key
         body = server.stats.bodies[-1]
     assert reply.parsed is not None
     assert body["temperature"] == 0.25 and body["top_p"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "server_cls"),
+    [("openai/fake", FakeOpenAIServer), ("anthropic/claude-test", FakeAnthropicServer)],
+    ids=["openai", "anthropic"],
+)
+def test_sdk_transport_rides_the_sdks_aiohttp_backend_and_closes_it(name, server_cls, monkeypatch):
+    """The SDK transport uses the SDK's own aiohttp backend (its httpx pool costs several
+    times the CPU per call, benchmarks/bench_throughput.py); closing the model closes
+    the aiohttp session."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-key")
+    with server_cls() as server:
+        model = get_model(name, api_base=server.base_url, config=FAST, transport="sdk")
+
+        async def go():
+            out = await model.generate(MSGS, WorkerDecision)
+            transport = model.provider._clients.get()._client._transport
+            session = transport.client
+            await model.aclose()
+            return out, transport, session
+
+        out, transport, session = asyncio.run(go())
+    assert out.parsed is not None
+    assert type(transport).__name__ == "AiohttpTransport"
+    assert session.closed
+
+
+def test_sdk_without_an_aiohttp_backend_keeps_its_default_pool():
+    from types import SimpleNamespace
+
+    from llmecon.models._provider import sdk_aiohttp_client
+
+    def missing_extra():
+        raise RuntimeError("install the package with the aiohttp extra")
+
+    assert sdk_aiohttp_client(SimpleNamespace()) is None  # an SDK version without it
+    assert sdk_aiohttp_client(SimpleNamespace(DefaultAioHttpClient=missing_extra)) is None
+    sentinel = object()
+    assert sdk_aiohttp_client(SimpleNamespace(DefaultAioHttpClient=lambda: sentinel)) is sentinel
