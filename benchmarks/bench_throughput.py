@@ -17,7 +17,8 @@ Against the fake servers in a process of their own (100 ms latency):
    all gathered at once; each on the machine as it is ("quiet") and then, right after,
    with ``--busy N`` CPU-bound processes running beside it ("busy", default 1). Beside
    them, the design of LLM Economist v1's threaded mode (the synchronous OpenAI SDK in
-   a pool of 256 threads; a stand-in written here, not that project's code).
+   a pool of 256 threads; a stand-in written here, not that project's code). Six
+   rounds per arm: the steady round is the median of rounds 2–6.
 3. ``floor``: client CPU per call of bare clients (no llmecon code: aiohttp, on asyncio
    and on uvloop, and the Rust-based rnet and pyreqwest when installed) beside the
    ``http`` transport, with Python's default collector settings and with a run's
@@ -52,6 +53,8 @@ from llmecon.models import ChatMessage, GenerateConfig, Model, get_model
 
 RESULTS = Path(__file__).parent / "results" / "throughput.json"
 LATENCY_S = 0.1
+#: Rounds per arm of the ``rounds`` part (the first opens the connections).
+ROUNDS, ROUNDS_QUICK = 6, 2
 CONCURRENCIES = (16, 64, 256, 1024)
 
 
@@ -271,11 +274,14 @@ async def _rounds(pool: Any, rounds: int) -> dict[str, Any]:
 
 
 def _round_times(seconds: list[float], first_reply: list[float]) -> dict[str, Any]:
-    """Seconds per round, the steady round (the fastest after the first, which opens
-    the connections) and how late each round's first reply came."""
+    """Seconds per round; the steady round (the median of the rounds after the first,
+    which opens the connections) and the fastest of them; how late each round's first
+    reply came."""
+    steady = seconds[1:] or seconds
     return {
         "seconds_per_round": seconds,
-        "steady_s": min(seconds[1:]) if len(seconds) > 1 else seconds[0],
+        "steady_s": float(np.median(steady)),
+        "fastest_s": min(steady),
         "first_reply_s": first_reply,
     }
 
@@ -352,7 +358,7 @@ def bench_rounds(quick: bool, busy: int) -> list[dict[str, Any]]:
         for workers in (100, 1000):
             for machine in machines:
                 with burners(machine):
-                    result = _threaded_rounds(url, workers, 256, 2 if quick else 4)
+                    result = _threaded_rounds(url, workers, 256, ROUNDS_QUICK if quick else ROUNDS)
                 rows.append(_round_row(workers, THREADED, 256, "-", machine, busy, result))
             for label, batch, concurrency in (
                 ("chat c=256", None, 256),
@@ -366,7 +372,8 @@ def bench_rounds(quick: bool, busy: int) -> list[dict[str, Any]]:
                         try:
                             with burners(machine):
                                 pool = _pool(url, workers, concurrency, batch)
-                                result = asyncio.run(_rounds(pool, 2 if quick else 4))
+                                rounds = ROUNDS_QUICK if quick else ROUNDS
+                                result = asyncio.run(_rounds(pool, rounds))
                         finally:
                             llm_workers.gather_streaming = streaming
                         row = _round_row(workers, label, concurrency, arm, machine, busy, result)
@@ -395,8 +402,8 @@ def _round_row(
     }
     print(
         f"{workers:5} workers, {label:29} {arm:20} {machine:5}: steady "
-        f"{result['steady_s']:.3f} s (ideal {ideal:.2f}, "
-        f"x{row['steady_over_ideal']:.2f}), rounds "
+        f"{result['steady_s']:.3f} s (ideal {ideal:.2f}, x{row['steady_over_ideal']:.2f};"
+        f" fastest x{result['fastest_s'] / ideal:.2f}), rounds "
         + " ".join(f"{s:.2f}" for s in result["seconds_per_round"])
         + f", first reply after {min(result['first_reply_s']):.3f} s",
         flush=True,
