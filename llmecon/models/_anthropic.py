@@ -194,8 +194,8 @@ def _message_reply(raw: bytes, where: str) -> ProviderResponse:
 
 
 def message_response(payload: Any, where: str) -> ProviderResponse:
-    """The reply of a Messages API body (a dict; the SDK's reply dumped to one): the
-    forced tool's input as JSON, else the text blocks."""
+    """The reply of a Messages API body (parsed JSON; both transports and the batch
+    results): the forced tool's input as JSON, else the text blocks."""
     try:
         blocks = payload.get("content")
         if not isinstance(blocks, list):
