@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from pydantic import BaseModel, Field
 
-from llmecon.models import GenerateConfig
+from llmecon.models import ChatMessage, GenerateConfig, Model, ModelOutput
 
 SENTINEL = "sk-SENTINEL-do-not-leak-0123456789abcdef"
 
@@ -24,6 +24,19 @@ class PlannerProposal(BaseModel):
 
 #: Fast retries for tests: tiny backoff, short timeouts.
 FAST = GenerateConfig(timeout_s=1.0, max_retries=3, backoff_base_s=0.001, backoff_max_s=0.01)
+
+
+async def generate_once(
+    model: Model,
+    messages: Sequence[ChatMessage],
+    schema: type[BaseModel] | None = WorkerDecision,
+    config: GenerateConfig | None = None,
+) -> ModelOutput:
+    """One ``model.generate`` call, then the model's clients closed (on this loop)."""
+    try:
+        return await model.generate(list(messages), schema, config)
+    finally:
+        await model.aclose()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from llmecon.models import (
     get_model,
 )
 from llmecon.testing.fake_servers import FakeAnthropicServer, FakeOpenAIServer
-from tests.models.conftest import FAST, SENTINEL, WorkerDecision
+from tests.models.conftest import FAST, SENTINEL, WorkerDecision, generate_once
 
 MSGS = [
     ChatMessage(role="system", content="You are a worker."),
@@ -54,10 +54,7 @@ FAULTS = {
 
 
 async def _call(model, schema=WorkerDecision, config=None):
-    try:
-        return await model.generate(MSGS, schema, config)
-    finally:
-        await model.aclose()
+    return await generate_once(model, MSGS, schema, config)
 
 
 @pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)

@@ -13,7 +13,7 @@ from llmecon.models import ChatMessage, get_model
 from llmecon.models._errors import retry_after_header
 from llmecon.models._http import decode_json, encode_json
 from llmecon.testing.fake_servers import FakeAnthropicServer, FakeOpenAIServer
-from tests.models.conftest import FAST, WorkerDecision
+from tests.models.conftest import FAST, WorkerDecision, generate_once
 from tests.models.test_throughput_transport import _ok, _RawServer, post_once
 
 #: Bodies json.loads reads, some of which pydantic-core refuses (a BOM, UTF-16, a lone
@@ -75,14 +75,7 @@ def test_non_ascii_prompts_reach_the_server_intact(
     msgs = [ChatMessage(role="user", content=text)]
     with server_cls(latency_s=0.0) as server:
         model = get_model(model_name, api_base=server.base_url, config=FAST)
-
-        async def run():
-            try:
-                return await model.generate(msgs, WorkerDecision)
-            finally:
-                await model.aclose()
-
-        out = asyncio.run(run())
+        out = asyncio.run(generate_once(model, msgs))
         sent = server.stats.bodies[-1]["messages"]
     assert isinstance(out.parsed, WorkerDecision)
     assert sent[-1]["content"] == text

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from llmecon.models import ChatMessage, GenerateConfig, get_model
 from llmecon.models._local import bounded_integers_as_enums, builtin_gguf_path
+from tests.models.conftest import generate_once
 
 
 class WorkerDecision(BaseModel):
@@ -140,14 +141,7 @@ def test_llama_cpp_server_through_openai_compatible_provider():
         model = get_model(
             "openai/smollm2", api_base=base, config=GenerateConfig(max_tokens=24, timeout_s=60)
         )
-
-        async def main():
-            try:
-                return await model.generate(PROMPT, WorkerDecision)
-            finally:
-                await model.aclose()
-
-        out = asyncio.run(main())
+        out = asyncio.run(generate_once(model, PROMPT, WorkerDecision))
         assert isinstance(out.parsed, WorkerDecision) and out.usage.output_tokens > 0
         assert out.cost_usd is None  # self-hosted: price unknown, never guessed
     finally:

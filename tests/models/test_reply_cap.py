@@ -16,7 +16,7 @@ from llmecon.models import (
 )
 from llmecon.models._model import truncate_reply
 from llmecon.testing.fake_servers import FakeOpenAIServer
-from tests.models.conftest import FAST, WorkerDecision
+from tests.models.conftest import FAST, WorkerDecision, generate_once
 
 MSGS = [ChatMessage(role="user", content="Hours?")]
 EIGHT_MB = 8 * 1024 * 1024
@@ -85,14 +85,7 @@ def test_an_8_mb_reply_over_http_is_capped(sentinel_keys):
         model = get_model(
             "openai/fake-model", api_base=server.base_url, config=FAST, on_call=records.append
         )
-
-        async def call():
-            try:
-                return await model.generate(MSGS, WorkerDecision)
-            finally:
-                await model.aclose()
-
         with pytest.raises(ReplyTooLongError):
-            asyncio.run(call())
+            asyncio.run(generate_once(model, MSGS))
         assert server.stats.requests == 1
     assert records[0].raw_outputs[0].endswith(MARKER)

@@ -14,7 +14,7 @@ from llmecon.agents.llm_workers import gather_streaming
 from llmecon.models import ChatMessage, ProviderError, get_model
 from llmecon.models._http import HttpClient, HttpResponse
 from llmecon.testing.fake_servers import FakeOpenAIServer
-from tests.models.conftest import FAST, WorkerDecision
+from tests.models.conftest import FAST, WorkerDecision, generate_once
 
 MSGS = [ChatMessage(role="user", content="Hours?")]
 
@@ -160,15 +160,8 @@ def test_a_refused_connection_is_a_retryable_provider_error():
         api_base="http://127.0.0.1:9/v1",
         config=FAST.merged(None).model_copy(update={"max_retries": 1}),
     )
-
-    async def run():
-        try:
-            return await model.generate(MSGS, WorkerDecision)
-        finally:
-            await model.aclose()
-
     with pytest.raises(ProviderError, match="connection failed") as info:
-        asyncio.run(run())
+        asyncio.run(generate_once(model, MSGS))
     assert info.value.retryable and "gave up after 1 retries" in str(info.value)
 
 
