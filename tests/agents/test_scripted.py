@@ -40,9 +40,9 @@ def _gap_closed(sim: Any, records: list[Any]) -> tuple[list[float], list[float]]
 
 
 def test_model_names() -> None:
-    assert parse_scripted_name("reference") == 0.0
-    assert parse_scripted_name("reference-noise2") == 2.0
-    assert parse_scripted_name("reference-noise0.5") == 0.5
+    assert parse_scripted_name("reference") == (0.0, False)
+    assert parse_scripted_name("reference-noise2") == (2.0, False)
+    assert parse_scripted_name("reference-noise0.5") == (0.5, False)
     with pytest.raises(UnknownModelError, match="reference-noise"):
         get_model("scripted/oracle")
 

@@ -1,0 +1,216 @@
+"""``scripted/reference-surface``: the response-surface reference planner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llmecon.agents.calls import CandidatesAsk, PlannerAsk
+from llmecon.agents.planner_prompts import PlannerPromptSettings
+from llmecon.agents.scripted import parse_scripted_name
+from llmecon.agents.scripted_surface import (
+    EXPLOIT_YEARS,
+    EXPLORE_POINTS,
+    fit_surface,
+    surface_best,
+    surface_climb,
+)
+from llmecon.runs import build_config, build_simulation, read_events
+from llmecon.runs.events import LLMCall, ScheduleSet, VoteRound
+from llmecon.runs.reference import reference_welfare
+from llmecon.runs.replay import replay_run
+
+V01_BANK = str(Path(__file__).parent / "data" / "personas-v0.1-first100.jsonl")
+
+
+def _config(tmp_path: Path, **kw: Any) -> Any:
+    base: dict[str, Any] = dict(agents=12, years=3, out=str(tmp_path), run_id="r", reference=False)
+    base.update(kw)
+    return build_config(overrides=base)
+
+
+def test_the_suffix_selects_the_surface_planner() -> None:
+    assert parse_scripted_name("reference-surface") == (0.0, True)
+    assert parse_scripted_name("reference-noise2-surface") == (2.0, True)
+    assert parse_scripted_name("reference-noise2") == (2.0, False)
+
+
+def test_the_fit_recovers_an_additive_quadratic_and_its_best() -> None:
+    """Noise-free welfare from a known additive quadratic: the fitted best is its vertex
+    (or the bound where the curve rises), within a point."""
+    rng = np.random.default_rng(3)
+    rates = rng.integers(0, 60, size=(30, 3)).astype(float)
+    peak = np.array([20.0, 35.0, 90.0])  # bracket 3's peak lies beyond the bound 60
+    swf = 1000 - np.sum(0.5 * (rates - peak) ** 2, axis=1)
+    coef, center = fit_surface(rates, swf, noise_sd=0.01)
+    best = surface_best(coef, center, np.zeros(3), np.full(3, 60.0))
+    assert np.abs(best - [20, 35, 60]).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Six years of the surface planner with noisy workers (30 workers)."""
+    out_dir = tmp_path_factory.mktemp("runs")
+    cfg = build_config(
+        overrides=dict(
+            agents=30,
+            years=6,
+            planner="scripted/reference-noise2-surface",
+            workers="scripted/reference-noise2",
+            out=str(out_dir),
+            run_id="r",
+            reference=False,
+        )
+    )
+    sim = build_simulation(cfg)
+    return sim, sim.run()
+
+
+def _ask(sim: Any, history: list[Any], horizon: int, **kw: Any) -> PlannerAsk:
+    settings = PlannerPromptSettings(history_len=20, horizon=horizon, **kw)
+    return PlannerAsk(sim.planner_context, history, settings)
+
+
+def test_it_explores_around_the_models_best_then_enacts_it(run: Any) -> None:
+    sim, result = run
+    history = result.records[:4]  # the next year is year 4
+    coef, center = fit_surface(
+        np.array([[round(100 * r) for r in rec.schedule.rates] for rec in history], dtype=float),
+        np.array([round(rec.metrics.swf, 1) for rec in history]),
+        None,
+    )
+    n = center.size
+    best = surface_best(coef, center, np.zeros(n), np.full(n, 100.0))
+    current = np.array([round(100 * r) for r in history[-1].schedule.rates])
+
+    low, high = np.maximum(current - 10, 0), np.minimum(current + 10, 100)  # trust region
+    (early, why), *_ = surface_climb(_ask(sim, history, horizon=400))
+    assert why.startswith("response surface: explore ±10 points")
+    # year 4's column of the 8×8 Sylvester Hadamard matrix, rows 1..7
+    signs = np.array([1, 1, 1, -1, -1, -1, -1])[:n]
+    width = EXPLORE_POINTS * np.sqrt(396 / 400)
+    assert early == [int(v) for v in np.clip(np.round(best + width * signs), low, high)]
+
+    (late, why), *_ = surface_climb(_ask(sim, history, horizon=4 + EXPLOIT_YEARS))
+    assert why == "response surface: enact the model's best schedule"
+    assert late == [int(v) for v in np.clip(best, low, high)]
+    assert late != early
+
+
+def test_ballot_proposals_are_distinct_and_differ_from_the_current_rates(run: Any) -> None:
+    sim, result = run
+    history = result.records[:4]
+    settings = PlannerPromptSettings(history_len=20, horizon=6)
+    proposals = surface_climb(CandidatesAsk(sim.planner_context, history, settings, 5), 5)
+    keys = [tuple(rates) for rates, _ in proposals]
+    current = tuple(round(100 * r) for r in history[-1].schedule.rates)
+    assert len(keys) == 5 == len(set(keys)) and current not in keys
+
+
+def test_without_the_interval_it_still_fits(run: Any) -> None:
+    """``--no-planner-uncertainty``: no noise estimate, the spread of the welfare stands
+    in for it; the planner still answers within the trust region."""
+    sim, result = run
+    history = result.records[:5]
+    (rates, _), *_ = surface_climb(_ask(sim, history, horizon=20, uncertainty=False))
+    current = np.array([round(100 * r) for r in history[-1].schedule.rates])
+    assert np.abs(np.array(rates) - current).max() <= 10
+
+
+def test_llm_economist_grid_moves(tmp_path: Path) -> None:
+    cfg = _config(
+        tmp_path,
+        preset="llm-economist-2025",
+        planner="scripted/reference-surface",
+        workers="rational",
+        agents=40,
+        years=6,
+        worker_steps=1,
+    )
+    result = build_simulation(cfg).run()
+    assert result.fallbacks == 0
+    sets = [e for e in read_events(tmp_path / "r") if isinstance(e, ScheduleSet)]
+    pct = 100 * np.array([s.rates for s in sets])
+    np.testing.assert_allclose(pct, np.round(pct / 10) * 10, atol=1e-9)
+    assert np.abs(np.diff(pct, axis=0)).max() <= 20 + 1e-9
+    assert np.abs(np.diff(pct, axis=0)).max() > 0
+
+
+def test_proposers_and_replay(tmp_path: Path) -> None:
+    cfg = _config(
+        tmp_path,
+        planner="scripted/reference-surface",
+        workers="scripted/reference",
+        agents=16,
+        years=5,
+        vote_every=2,
+        vote_rule="borda",
+    )
+    build_simulation(cfg).run()
+    events = read_events(tmp_path / "r")
+    assert len([e for e in events if isinstance(e, VoteRound)]) == 2
+    proposer = [e for e in events if isinstance(e, LLMCall) and e.role == "proposer"]
+    assert proposer and all(not c.fallback for c in proposer)
+    report = replay_run(tmp_path / "r")
+    assert report.ok, report.differences
+
+
+def _final_gap(tmp_path: Path, planner: str, seed: int, history: int, bank: str | None) -> float:
+    """The share of the status-quo→oracle gap the year-20 schedule closes (100 workers,
+    ±2 h noise, 20 years)."""
+    kw: dict[str, Any] = dict(
+        planner=planner,
+        workers="scripted/reference-noise2",
+        agents=100,
+        years=20,
+        seed=seed,
+        planner_history=history,
+        run_id=f"{planner.split('/')[1]}-{seed}",
+    )
+    if bank is not None:
+        kw["personas"] = bank
+    sim = build_simulation(_config(tmp_path, **kw))
+    result = sim.run()
+    assert result.fallbacks == 0
+    ref = reference_welfare(sim.planner_context)
+    sq, oracle = ref["status_quo_swf"], ref["oracle_swf"]
+    final = sim.economy.evaluate(result.records[-1].schedule)[1].swf
+    return float((final - sq) / (oracle - sq))
+
+
+@pytest.mark.parametrize(
+    ("bank", "floor"),
+    [pytest.param(V01_BANK, 0.83, id="v0.1-bank"), pytest.param(None, 0.77, id="default-bank")],
+)
+def test_it_closes_more_of_the_gap_than_the_compass_search(
+    tmp_path: Path, bank: str | None, floor: float
+) -> None:
+    """Paired over six seeds (100 workers, ±2 h, 20 years): the surface planner with
+    every year shown against the compass search at its defaults. Measured: 0.875
+    against 0.743 (v0.1 bank), 0.811 against 0.710 (default bank); docs/agents.md has 36
+    seeds. The issue's 0.9 is not reached."""
+    surface = [
+        _final_gap(tmp_path, "scripted/reference-noise2-surface", s, 20, bank) for s in range(6)
+    ]
+    compass = [_final_gap(tmp_path, "scripted/reference-noise2", s, 8, bank) for s in range(6)]
+    assert np.mean(surface) >= floor
+    assert np.mean(surface) >= np.mean(compass) + 0.05
+
+
+def test_records_say_why(tmp_path: Path) -> None:
+    cfg = _config(
+        tmp_path,
+        planner="scripted/reference-noise2-surface",
+        workers="scripted/reference-noise2",
+        agents=20,
+        years=6,
+    )
+    build_simulation(cfg).run()
+    events = read_events(tmp_path / "r")
+    whys = [e.parsed["rationale"] for e in events if isinstance(e, LLMCall) and e.role == "planner"]
+    assert len(whys) == 5
+    assert whys[0].startswith("response surface: explore")
+    assert whys[-EXPLOIT_YEARS:] == ["response surface: enact the model's best schedule"] * 3
