@@ -160,10 +160,14 @@ def test_the_target_is_met_at_a_thousand_noisy_workers(tmp_path: Path) -> None:
     assert abs(schedule[0]) < 1e-9 and max(schedule[:3]) < 0.5  # learnt, not given
 
 
-def test_voters_cast_their_rational_ballots_and_the_run_replays(tmp_path: Path) -> None:
+@pytest.mark.parametrize("planner", ["scripted/reference", "scripted/reference-surface"])
+def test_voters_cast_their_rational_ballots_and_the_run_replays(
+    tmp_path: Path, planner: str
+) -> None:
+    """Both reference planners propose the ballots' candidates."""
     cfg = _config(
         tmp_path,
-        planner="scripted/reference",
+        planner=planner,
         workers="scripted/reference",
         agents=16,
         years=5,

@@ -19,9 +19,8 @@ from llmecon.agents.scripted_surface import (
     surface_climb,
 )
 from llmecon.runs import build_config, build_simulation, read_events
-from llmecon.runs.events import LLMCall, ScheduleSet, VoteRound
+from llmecon.runs.events import LLMCall, ScheduleSet
 from llmecon.runs.reference import reference_welfare
-from llmecon.runs.replay import replay_run
 
 V01_BANK = str(Path(__file__).parent / "data" / "personas-v0.1-first100.jsonl")
 
@@ -137,25 +136,6 @@ def test_llm_economist_grid_moves(tmp_path: Path) -> None:
     np.testing.assert_allclose(pct, np.round(pct / 10) * 10, atol=1e-9)
     assert np.abs(np.diff(pct, axis=0)).max() <= 20 + 1e-9
     assert np.abs(np.diff(pct, axis=0)).max() > 0
-
-
-def test_proposers_and_replay(tmp_path: Path) -> None:
-    cfg = _config(
-        tmp_path,
-        planner="scripted/reference-surface",
-        workers="scripted/reference",
-        agents=16,
-        years=5,
-        vote_every=2,
-        vote_rule="borda",
-    )
-    build_simulation(cfg).run()
-    events = read_events(tmp_path / "r")
-    assert len([e for e in events if isinstance(e, VoteRound)]) == 2
-    proposer = [e for e in events if isinstance(e, LLMCall) and e.role == "proposer"]
-    assert proposer and all(not c.fallback for c in proposer)
-    report = replay_run(tmp_path / "r")
-    assert report.ok, report.differences
 
 
 def _final_gap(tmp_path: Path, planner: str, seed: int, history: int, bank: str | None) -> float:
