@@ -16,7 +16,11 @@ designed pattern:
    unknown, and with ``planner_uncertainty`` off). The prior keeps 15 parameters
    (7 brackets) estimable from a handful of noisy years.
 2. **The model's best schedule**: per bracket, the rate in the bounds with the highest
-   fitted ``b_k u_k + q_k u_k²`` (the vertex of a concave fit, else the better bound).
+   fitted ``b_k u_k + q_k u_k²`` (the vertex of a concave fit, else the better bound;
+   a tie, as in the second year when one year gives no slope, goes to the lower bound,
+   so the second year lowers every rate by the trust region and the fit then moves
+   them together until it sees their curvatures: measured, this early joint move gains
+   more than starting from the data's centre, docs/agents.md).
 3. **Exploration**: the proposal is the best schedule plus ``h`` points times the signs
    of the year's column of a Hadamard matrix (year ``t`` uses column ``t mod m``,
    ``m`` the smallest power of two above the number of brackets; the columns are
