@@ -423,3 +423,30 @@ def trust_bounds_pct(
     lowest = [max(lo_pct, c - trust_pct) for c in current]
     highest = [min(hi_pct, c + trust_pct) for c in current]
     return lowest, highest
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Where a planner can move this year (whole percents): ``current`` (on the grid
+    under grid moves), each bracket's ``lowest`` and ``highest`` rate, and ``trust``,
+    the largest change (the grid's max, else the trust region, at least one point)."""
+
+    current: list[int]
+    lowest: list[int]
+    highest: list[int]
+    trust: int
+
+
+def reach_pct(
+    rates: Sequence[float], settings: PlannerPromptSettings, lo_pct: int, hi_pct: int
+) -> Reach:
+    """The scripted planners' :class:`Reach` from this year's ``rates`` (fractions)."""
+    current = pct_list(rates)
+    moves = settings.moves
+    if moves:
+        current = [int(c) for c in moves.snap(current)]
+        lowest, highest = moves.bounds_pct(current, lo_pct, hi_pct)
+        return Reach(current, lowest, highest, moves.max_pct)
+    trust = max(1, round(100 * settings.trust_region))
+    lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust)
+    return Reach(current, lowest, highest, trust)

@@ -83,9 +83,9 @@ from llmecon.agents.calls import (
 )
 from llmecon.agents.planner_prompts import (
     pct_list,
+    reach_pct,
     shown_swf,
     shown_years,
-    trust_bounds_pct,
     welfare_noise_sd,
 )
 from llmecon.agents.scripted_surface import surface_climb
@@ -381,19 +381,15 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
     ctx, settings = ask.ctx, ask.settings
     years = shown_years(ask.history, settings)
     shown = _Shown.of(years, ask.history, settings.uncertainty)
-    current = pct_list(ask.history[-1].schedule.rates)
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+    reach = reach_pct(ask.history[-1].schedule.rates, settings, lo_pct, hi_pct)
+    current, trust = reach.current, reach.trust
     moves = settings.moves
     if moves:  # grid moves: steps are multiples of the grid step, up to its max
-        current = [int(c) for c in moves.snap(current)]
-        trust = moves.max_pct
-        lowest, highest = moves.bounds_pct(current, lo_pct, hi_pct)
         steps = list(range(trust, 0, -moves.step_pct))
     else:
-        trust = max(1, round(100 * settings.trust_region))
-        lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust)
         steps = sorted({trust, max(1, trust // 2), max(1, trust // 5)}, reverse=True)
-    low, high = np.array(lowest), np.array(highest)
+    low, high = np.array(reach.lowest), np.array(reach.highest)
     inc = shown.incumbent()
     out: list[Proposal] = []
 

@@ -48,9 +48,9 @@ from scipy.linalg import hadamard
 from llmecon.agents.calls import CandidatesAsk, PlannerAsk
 from llmecon.agents.planner_prompts import (
     pct_list,
+    reach_pct,
     shown_swf,
     shown_years,
-    trust_bounds_pct,
     welfare_noise_sd,
 )
 
@@ -127,15 +127,9 @@ def surface_climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[tuple
     n = center.size
     best = surface_best(coef, center, np.full(n, lo_pct), np.full(n, hi_pct))
 
-    current = pct_list(ask.history[-1].schedule.rates)
-    moves = settings.moves
-    if moves:
-        current = [int(c) for c in moves.snap(current)]
-        lowest, highest = moves.bounds_pct(current, lo_pct, hi_pct)
-    else:
-        trust = max(1, round(100 * settings.trust_region))
-        lowest, highest = trust_bounds_pct(current, lo_pct, hi_pct, trust)
-    low, high = np.array(lowest), np.array(highest)
+    reach = reach_pct(ask.history[-1].schedule.rates, settings, lo_pct, hi_pct)
+    current, moves = reach.current, settings.moves
+    low, high = np.array(reach.lowest), np.array(reach.highest)
 
     year = ask.history[-1].year + 1  # the year being proposed
     if settings.horizon:
