@@ -40,8 +40,10 @@ def _is_delta(schema: dict[str, Any] | None) -> bool:
     return schema is not None and "deltas" in schema.get("properties", {})
 
 
-def test_le_preset_starts_at_50_and_moves_on_the_grid(tmp_path: Path) -> None:
-    cfg = _le(tmp_path, planner="scripted/reference")
+@pytest.mark.parametrize("planner", ["scripted/reference", "scripted/reference-surface"])
+def test_le_preset_starts_at_50_and_moves_on_the_grid(tmp_path: Path, planner: str) -> None:
+    """Both reference planners answer grid moves."""
+    cfg = _le(tmp_path, planner=planner)
     assert cfg.planner_start == "50" and cfg.planner_moves == "grid:10,20"
     build_simulation(cfg).run()
     sets = _sets(tmp_path)

@@ -19,16 +19,8 @@ from llmecon.agents.scripted_surface import (
     surface_climb,
 )
 from llmecon.runs import build_config, build_simulation, read_events
-from llmecon.runs.events import LLMCall, ScheduleSet
-from llmecon.runs.reference import reference_welfare
-
-V01_BANK = str(Path(__file__).parent / "data" / "personas-v0.1-first100.jsonl")
-
-
-def _config(tmp_path: Path, **kw: Any) -> Any:
-    base: dict[str, Any] = dict(agents=12, years=3, out=str(tmp_path), run_id="r", reference=False)
-    base.update(kw)
-    return build_config(overrides=base)
+from llmecon.runs.events import LLMCall
+from tests.agents.test_scripted import V01_BANK, _config, _gap_closed
 
 
 def test_the_suffix_selects_the_surface_planner() -> None:
@@ -119,25 +111,6 @@ def test_without_the_interval_it_still_fits(run: Any) -> None:
     assert np.abs(np.array(rates) - current).max() <= 10
 
 
-def test_llm_economist_grid_moves(tmp_path: Path) -> None:
-    cfg = _config(
-        tmp_path,
-        preset="llm-economist-2025",
-        planner="scripted/reference-surface",
-        workers="rational",
-        agents=40,
-        years=6,
-        worker_steps=1,
-    )
-    result = build_simulation(cfg).run()
-    assert result.fallbacks == 0
-    sets = [e for e in read_events(tmp_path / "r") if isinstance(e, ScheduleSet)]
-    pct = 100 * np.array([s.rates for s in sets])
-    np.testing.assert_allclose(pct, np.round(pct / 10) * 10, atol=1e-9)
-    assert np.abs(np.diff(pct, axis=0)).max() <= 20 + 1e-9
-    assert np.abs(np.diff(pct, axis=0)).max() > 0
-
-
 def _final_gap(tmp_path: Path, planner: str, seed: int, history: int, bank: str | None) -> float:
     """The share of the status-quo→oracle gap the year-20 schedule closes (100 workers,
     ±2 h noise, 20 years)."""
@@ -155,10 +128,7 @@ def _final_gap(tmp_path: Path, planner: str, seed: int, history: int, bank: str 
     sim = build_simulation(_config(tmp_path, **kw))
     result = sim.run()
     assert result.fallbacks == 0
-    ref = reference_welfare(sim.planner_context)
-    sq, oracle = ref["status_quo_swf"], ref["oracle_swf"]
-    final = sim.economy.evaluate(result.records[-1].schedule)[1].swf
-    return float((final - sq) / (oracle - sq))
+    return _gap_closed(sim, result.records[-1:])[1][0]
 
 
 @pytest.mark.parametrize(
