@@ -18,7 +18,7 @@ from llmecon.agents.scripted_surface import (
     surface_best,
     surface_climb,
 )
-from llmecon.runs import build_config, build_simulation, read_events
+from llmecon.runs import build_simulation, read_events
 from llmecon.runs.events import LLMCall
 from tests.agents.test_scripted import V01_BANK, _config, _gap_closed
 
@@ -44,17 +44,12 @@ def test_the_fit_recovers_an_additive_quadratic_and_its_best() -> None:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Six years of the surface planner with noisy workers (30 workers)."""
-    out_dir = tmp_path_factory.mktemp("runs")
-    cfg = build_config(
-        overrides=dict(
-            agents=30,
-            years=6,
-            planner="scripted/reference-noise2-surface",
-            workers="scripted/reference-noise2",
-            out=str(out_dir),
-            run_id="r",
-            reference=False,
-        )
+    cfg = _config(
+        tmp_path_factory.mktemp("runs"),
+        agents=30,
+        years=6,
+        planner="scripted/reference-noise2-surface",
+        workers="scripted/reference-noise2",
     )
     sim = build_simulation(cfg)
     return sim, sim.run()
@@ -153,16 +148,9 @@ def test_it_closes_more_of_the_gap_than_the_compass_search(
     assert np.mean(surface) > np.mean(compass)
 
 
-def test_records_say_why(tmp_path: Path) -> None:
-    cfg = _config(
-        tmp_path,
-        planner="scripted/reference-noise2-surface",
-        workers="scripted/reference-noise2",
-        agents=20,
-        years=6,
-    )
-    build_simulation(cfg).run()
-    events = read_events(tmp_path / "r")
+def test_records_say_why(run: Any) -> None:
+    _, result = run
+    events = read_events(result.run_dir)
     whys = [e.parsed["rationale"] for e in events if isinstance(e, LLMCall) and e.role == "planner"]
     assert len(whys) == 5
     assert whys[0].startswith("response surface: explore")
