@@ -24,7 +24,7 @@ _EXAMPLES = {
     "litellm": "litellm/<any litellm model string>",
     "local": "local/smollm2-135m (embedded llama.cpp, offline)",
     "mock": "mock/default (deterministic test model)",
-    "scripted": "scripted/reference[-noise<h>] (rational reference, a test model)",
+    "scripted": "scripted/reference[-noise<h>][-surface] (rational reference, a test model)",
 }
 
 
