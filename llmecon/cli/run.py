@@ -84,7 +84,22 @@ def run(
                 "small and weak, but real; pass --planner gpt-4o (or another model) for a "
                 "stronger run"
             )
+        for note in settings_notes(config):
+            console.print(f"[yellow]note[/]: {note}")
         run_with_display(sim, config.years or 0, config.reference)
+
+
+def settings_notes(config: Any) -> list[str]:
+    """Settings that work against the chosen models, said before the run starts."""
+    notes = []
+    planner, years, shown = str(config.planner), config.years or 0, config.planner_history
+    if planner.startswith("scripted/") and planner.endswith("-surface") and shown < years - 1:
+        notes.append(
+            f"the response-surface planner fits only the years its prompt shows: with "
+            f"--planner-history {shown} of {years} years it does no better than the "
+            f"compass search (docs/agents.md); pass --planner-history {years}"
+        )
+    return notes
 
 
 def run_with_display(sim: Any, years: int, reference: bool) -> None:

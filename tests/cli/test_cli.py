@@ -86,3 +86,14 @@ def test_compare_prints_every_planner(tmp_path: Path) -> None:
     assert all(float(r["final_swf"]) <= float(oracle["final_swf"]) + 1e-6 for r in rows)
     for col in ("% of oracle", "mean hours", "Gini"):
         assert col in result.output
+
+
+def test_run_says_when_the_surface_planner_is_shown_too_few_years(tmp_path: Path) -> None:
+    base = ["run", "--planner", "scripted/reference-surface", "--workers", "rational"]
+    base += ["--agents", "8", "--years", "4", "--no-reference", "--out", str(tmp_path)]
+    short = CliRunner().invoke(main, [*base, "--planner-history", "2"])
+    assert short.exit_code == 0, short.output
+    assert "--planner-history 2 of 4 years" in " ".join(short.output.split())
+    full = CliRunner().invoke(main, [*base, "--planner-history", "4"])
+    assert full.exit_code == 0, full.output
+    assert "planner-history" not in full.output
