@@ -7,7 +7,15 @@ call (after the model layer's retries) and trips
 - at once on an authentication error (a bad or missing key never heals by itself);
 - after ``max_consecutive_failures`` failed calls in a row;
 - when more than ``max_failure_share`` of the calls failed, once at least
-  :data:`MIN_CALLS_FOR_SHARE` calls were made.
+  :data:`MIN_CALLS_FOR_SHARE` calls were made;
+- when every call of one role (the planner, the workers, the voters, the proposers)
+  failed for :data:`MAX_FAILED_YEARS` tax years in a row: a planner asks once a year,
+  so the rules above would let a dead planner endpoint fail for ten years or forever
+  behind successful worker calls.
+
+A run that reaches its last year still fails if more than ``max_failure_share`` of one
+role's calls failed (:meth:`CircuitBreaker.final_reason`): in a short run the rules
+above may never trip, and a result made of one role's fallbacks is not a result.
 
 When it trips, the run loop cancels the year in flight, logs ``run_completed`` with
 status ``failed`` and the reason, and raises :class:`RunFailedError`; the CLI exits 1
@@ -17,11 +25,14 @@ with the reason, which names the model and its endpoint. The run stays resumable
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 #: The failure-share rule applies once this many calls were made.
 MIN_CALLS_FOR_SHARE = 20
+#: Every call of one role failing for this many tax years in a row trips the breaker.
+MAX_FAILED_YEARS = 3
 #: Errors that no retry will cure: the breaker trips at the first one.
 FATAL_ERRORS = frozenset({"AuthError", "MissingKeyError", "LocalModelUnavailableError"})
 
@@ -39,6 +50,18 @@ class RunFailedError(RuntimeError):
 
 
 @dataclass
+class RoleTally:
+    """One role's calls (``planner``, ``worker``, ``voter``, ``proposer``)."""
+
+    calls: int = 0
+    failures: int = 0
+    #: the first tax year of the role's current run of failed calls (None after a success)
+    failing_since: int | None = None
+    #: the last failure: the model, its endpoint and the error
+    last_error: str = ""
+
+
+@dataclass
 class CircuitBreaker:
     """Counts failed model calls; :attr:`reason` is set once it trips."""
 
@@ -49,19 +72,41 @@ class CircuitBreaker:
     failures: int = 0
     consecutive: int = 0
     reason: str | None = None
+    roles: dict[str, RoleTally] = field(default_factory=dict)
     _events: dict[asyncio.AbstractEventLoop, asyncio.Event] = field(default_factory=dict)
 
-    def record(self, model: str, endpoint: str, error_type: str | None, message: str) -> None:
-        """Count one finished call (``error_type`` is ``None`` on success)."""
+    def record(
+        self,
+        model: str,
+        endpoint: str,
+        error_type: str | None,
+        message: str,
+        role: str = "planner",
+        year: int | None = None,
+    ) -> None:
+        """Count one finished call of ``role`` in tax year ``year`` (0-based;
+        ``error_type`` is ``None`` on success)."""
         self.calls += 1
+        tally = self.roles.setdefault(role, RoleTally())
+        tally.calls += 1
         if error_type is None:
             self.consecutive = 0
+            tally.failing_since = None
             return
         self.failures += 1
         self.consecutive += 1
+        tally.failures += 1
+        where = f"{model} at {endpoint}"
+        tally.last_error = f"{where}: {message}"
+        if tally.failing_since is None:
+            tally.failing_since = year
         if not self.enabled or self.reason is not None:
             return
-        where = f"{model} at {endpoint}"
+        failed_years = (
+            year - tally.failing_since + 1
+            if year is not None and tally.failing_since is not None
+            else 0
+        )
         if error_type in FATAL_ERRORS:
             self._trip(f"{where}: {message}")
         elif self.consecutive >= self.max_consecutive:
@@ -73,6 +118,37 @@ class CircuitBreaker:
                 f"{self.failures} of {self.calls} model calls failed (more than "
                 f"{self.max_share:.0%}); the last one, {where}: {message}"
             )
+        elif failed_years >= MAX_FAILED_YEARS:
+            self._trip(
+                f"every {role} call failed for {failed_years} tax years in a row; the last "
+                f"one, {where}: {message}"
+            )
+
+    def restore(self, calls: Iterable[Any]) -> None:
+        """Count the logged calls (``llm_call`` events) of a resumed run's kept years,
+        without tripping: the rules then hold over the whole run, and a resumed call
+        that fails again continues the streak it was part of."""
+        enabled, self.enabled = self.enabled, False
+        try:
+            for c in calls:
+                where = c.endpoint or ""
+                self.record(c.model, where, c.error_type, c.error_message or "", c.role, c.year)
+        finally:
+            self.enabled = enabled
+
+    def final_reason(self) -> str | None:
+        """Why a run that reached its last year has no result: a role more than
+        ``max_share`` of whose calls failed (``None`` when none, or when disabled)."""
+        if not self.enabled:
+            return None
+        for role, tally in self.roles.items():
+            if tally.failures and tally.failures > self.max_share * tally.calls:
+                return (
+                    f"{tally.failures} of {tally.calls} {role} calls failed (more than "
+                    f"{self.max_share:.0%}): most of the {role}'s decisions are fallbacks, "
+                    f"not the model's; the last failure, {tally.last_error}"
+                )
+        return None
 
     def _trip(self, reason: str) -> None:
         self.reason = reason

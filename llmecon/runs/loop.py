@@ -179,7 +179,14 @@ class RunSink:
         served the call, which is logged instead."""
         endpoint = record.endpoint or endpoint
         ctx = current_call()
-        self.breaker.record(record.model, endpoint, record.error_type, record.error_message or "")
+        self.breaker.record(
+            record.model,
+            endpoint,
+            record.error_type,
+            record.error_message or "",
+            ctx.role if ctx is not None else "planner",
+            ctx.year if ctx is not None else self.year,
+        )
         if self.log is not None:
             log = self.log
             refs = [MessageRef(role=m.role, sha256=log.blob(m.content)) for m in record.messages]
@@ -488,6 +495,9 @@ class Simulation:
                     status = "budget_exceeded"
                     error = f"the budget of ${self.config.max_cost:g} was reached"
                     break
+            else:
+                error = self.breaker.final_reason()
+                status = "failed" if error else status
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error = "interrupted", "interrupted (Ctrl-C or cancelled)"
             raise
@@ -517,8 +527,11 @@ class Simulation:
             error,
         )
         if status == "failed":
-            where = f"; resume with `llmecon resume {result.run_dir}`" if result.run_dir else ""
-            raise RunFailedError(f"run stopped: {error}{where}", result)
+            if len(self.records) < self.years:
+                where = f"; resume with `llmecon resume {result.run_dir}`" if result.run_dir else ""
+                raise RunFailedError(f"run stopped: {error}{where}", result)
+            where = f" (log: {result.run_dir})" if result.run_dir else ""
+            raise RunFailedError(f"every year ran, but {error}{where}", result)
         return result
 
     async def _guarded_year(self, year: int, deadline: float | None) -> YearRecord | str:

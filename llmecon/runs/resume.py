@@ -23,6 +23,7 @@ from llmecon.runs.events import (
     LOG_FORMAT_VERSION,
     AnyEvent,
     BatchSubmitted,
+    RunCompleted,
     RunStarted,
     YearCompleted,
 )
@@ -64,6 +65,17 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         if run.status == "completed":
             raise RunLogError(f"{path} already completed; nothing to resume")
         cut = _last_boundary(run)
+        ran = _years_in(run.events[:cut])
+        if run.status == "failed" and ran >= int(run.manifest.config.get("years") or 0) > 0:
+            # every year ran and the run still failed (most of one role's calls failed):
+            # there is no year left to run again
+            ends = [e for e in run.events if isinstance(e, RunCompleted)]
+            why = f" ({ends[-1].error})" if ends and ends[-1].error else ""
+            raise RunLogError(
+                f"every one of its {ran} years ran and it ended {run.status}{why}; nothing "
+                f"is left to resume: to run it again with the model working, fork it "
+                f"(`llmecon run --fork {path} --from-year 1`)"
+            )
         _set_tail_aside(run, cut)
         kept = run.events[:cut]
         # Calls completed in the unfinished year are reused; failed ones are asked again
@@ -108,6 +120,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             raise RunLogError(f"{path}: {exc}") from None
         raise
     sim.fallbacks, sim.decisions = fallbacks, decisions
+    sim.breaker.restore(iter_calls(kept))
     sim.fast_forward_planner()
     return sim
 

@@ -167,6 +167,68 @@ def test_a_failure_share_above_the_limit_stops_the_run(tmp_path: Path) -> None:
             sim.run()
 
 
+def test_a_dead_planner_endpoint_stops_after_three_failed_tax_years(tmp_path: Path) -> None:
+    # Rational workers make no model calls: only the planner's one call a year fails,
+    # which ten-in-a-row would take ten years to notice (port 9: nothing listens).
+    dead = "http://127.0.0.1:9/v1"
+    config = _config(tmp_path, dead, workers="rational", years=10)
+    with pytest.raises(RunFailedError) as info:
+        build_simulation(config).run()
+    message = str(info.value)
+    assert "every planner call failed for 3 tax years in a row" in message
+    assert "127.0.0.1:9" in message and "llmecon resume" in message
+    run_dir = tmp_path / "r"
+    assert _completed_years(run_dir) == [0, 1, 2]
+    assert _statuses(run_dir) == ["failed"]
+    # Resumed against the still-dead endpoint, the streak goes on from the log (tax
+    # years 2 and 3, then 4 asked again): its first failed call stops it, no year added.
+    with pytest.raises(RunFailedError, match="for 3 tax years in a row"):
+        resume_run(run_dir).run()
+    assert _completed_years(run_dir) == [0, 1, 2]
+    # Against a working endpoint it completes.
+    with FakeOpenAIServer() as server:
+        resumed = resume_run(run_dir, {"api_base": server.base_url}).run()
+    assert resumed.status == "completed"
+    assert _completed_years(run_dir) == list(range(10))
+
+
+def test_a_failing_planner_is_not_hidden_by_successful_workers() -> None:
+    from llmecon.runs.guard import CircuitBreaker
+
+    breaker = CircuitBreaker()
+    for year in (1, 2):
+        breaker.record("m", "e", "ProviderError", "down", "planner", year)
+        for _ in range(50):
+            breaker.record("m", "e", None, "", "worker", year)
+    # 2 of 102 calls failed, never two in a row, over two years: no in-run rule trips ...
+    assert breaker.reason is None
+    # ... but every planner decision was a fallback, so the run has no result.
+    reason = breaker.final_reason()
+    assert reason is not None and "2 of 2 planner calls failed" in reason
+    assert CircuitBreaker(max_share=1.0, roles=breaker.roles).final_reason() is None
+    assert CircuitBreaker(enabled=False, roles=breaker.roles).final_reason() is None
+
+
+def test_a_short_run_whose_planner_always_failed_is_not_a_result(tmp_path: Path) -> None:
+    # Two years: one planner call, too few for any in-run rule; it fails, so the run
+    # ends failed (exit 1) although every year ran, and resume says to fork instead.
+    args = ["run", "--planner", "openai/x", "--workers", "rational", "--api-base",
+            "http://127.0.0.1:9/v1", "--agents", "4", "--years", "2", "--max-retries",
+            "0", "--no-reference", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "every year ran, but 1 of 1 planner calls failed" in said
+    assert _completed_years(tmp_path / "r") == [0, 1]
+    assert _statuses(tmp_path / "r") == ["failed"]
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    assert resumed.exit_code != 0
+    assert "nothing is left to resume" in resumed.output and "--fork" in resumed.output
+    # The same run with the share rule switched off (--max-failure-share 1) completes.
+    again = CliRunner().invoke(main, [*args[:-2], "--run-id", "r2", "--max-failure-share", "1"])
+    assert again.exit_code == 0, again.output
+
+
 # -- every stop can be resumed ------------------------------------------------------------
 
 
