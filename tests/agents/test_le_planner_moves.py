@@ -84,7 +84,9 @@ def test_an_out_of_set_delta_is_reasked_then_falls_back(tmp_path: Path) -> None:
     def respond(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
         return json.dumps({"deltas": [15, 0, 0]}) if _is_delta(schema) else '{"hours": 40}'
 
-    cfg = _le(tmp_path, planner=use_responder("le-odd", respond), years=3, agents=4)
+    # Every planner call fails on purpose: the breaker's share rule is turned off.
+    odd = use_responder("le-odd", respond)
+    cfg = _le(tmp_path, planner=odd, years=3, agents=4, max_failure_share=1.0)
     build_simulation(cfg).run()
     events = read_events(tmp_path / "r")
     sets = [e for e in events if isinstance(e, ScheduleSet)]

@@ -146,7 +146,10 @@ def test_all_abstain_keeps_the_incumbent(tmp_path: Path) -> None:
         return '{"hours": 30}' if "hours" in props(schema) else "{}"
 
     model = use_responder("voters-silent", respond)
-    cfg = _config(tmp_path, planner="flat:0.2", workers=model, years=2, vote_every=1)
+    # Every ballot fails on purpose: the breaker's share rule is turned off.
+    cfg = _config(
+        tmp_path, planner="flat:0.2", workers=model, years=2, vote_every=1, max_failure_share=1.0
+    )
     result = build_simulation(cfg).run()
     (vote,) = [e for e in read_events(tmp_path / "r") if isinstance(e, VoteRound)]
     assert vote.turnout == 0.0 and vote.winner == "A" and all(b.abstained for b in vote.ballots)
@@ -182,7 +185,8 @@ def test_llm_planner_candidates_and_their_failure(tmp_path: Path) -> None:
     assert vote.planner_proposal_label == "B" and vote.winner == "B"
 
     state["fail"] = True
-    cfg = _config(tmp_path, planner=model, years=3, vote_every=2, run_id="f")
+    # The proposer's one call fails on purpose: the breaker's share rule is turned off.
+    cfg = _config(tmp_path, planner=model, years=3, vote_every=2, run_id="f", max_failure_share=1.0)
     result = build_simulation(cfg).run()
     events = read_events(tmp_path / "f")
     (vote,) = [e for e in events if isinstance(e, VoteRound)]
