@@ -33,6 +33,12 @@ from typing import Any
 MIN_CALLS_FOR_SHARE = 20
 #: Every call of one role failing for this many tax years in a row trips the breaker.
 MAX_FAILED_YEARS = 3
+_WHOSE = {
+    "planner": "planner's",
+    "worker": "workers'",
+    "voter": "voters'",
+    "proposer": "proposer's",
+}
 #: Errors that no retry will cure: the breaker trips at the first one.
 FATAL_ERRORS = frozenset({"AuthError", "MissingKeyError", "LocalModelUnavailableError"})
 
@@ -145,7 +151,8 @@ class CircuitBreaker:
             if tally.failures and tally.failures > self.max_share * tally.calls:
                 return (
                     f"{tally.failures} of {tally.calls} {role} calls failed (more than "
-                    f"{self.max_share:.0%}): most of the {role}'s decisions are fallbacks, "
+                    f"{self.max_share:.0%}): most of the {_WHOSE.get(role, role)} decisions "
+                    "are fallbacks, "
                     f"not the model's; the last failure, {tally.last_error}"
                 )
         return None
