@@ -111,6 +111,8 @@ class ProbeResult:
     estimates: dict[str, Estimate]
     modal_answer: float | None
     settings: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+    """Why the first failed call failed (``None`` when none did)."""
 
     @property
     def fallbacks(self) -> int:
@@ -147,6 +149,7 @@ class ProbeResult:
             "modal_answer_hours": self.modal_answer,
             "calls": self.calls,
             "fallbacks": self.fallbacks,
+            "failure": self.failure,
             "answers": _matrix(self.answers),
             "retest_items": list(RETEST_ITEMS),
             "retest_answers": _matrix(self.retest),
@@ -224,11 +227,14 @@ async def probe_model(
     )
     items = battery(sq_rebate)
 
+    failures: list[str] = []
+
     async def ask(item: BatteryItem) -> FloatArray:
         request = WorkerRequest(0, 0, item.schedule, usual, item.rebate_usd, [])
         decision = await workers.decide(request)
         hours = np.asarray(decision.weekly_hours, dtype=float).copy()
         hours[list(decision.fallback_reasons)] = np.nan
+        failures.extend(decision.fallback_reasons.values())
         return hours
 
     retest_items = [next(i for i in items if i.name == name) for name in RETEST_ITEMS]
@@ -267,6 +273,7 @@ async def probe_model(
             "bootstrap": bootstrap,
             "status_quo_rebate_usd": round(sq_rebate, 2),
         },
+        failures[0] if failures else None,
     )
 
 

@@ -151,6 +151,13 @@ def probe(
 
     out.print(LITERATURE, markup=False, highlight=False)
     out.print(result.verdict(), markup=False, highlight=False)
+    if 2 * result.fallbacks > result.calls:
+        # Mostly failed calls measure the endpoint, not the model: saved, such a probe
+        # would stand in the reports of every run of this model.
+        raise click.ClickException(
+            f"{result.fallbacks} of {result.calls} calls failed, so this probe does not "
+            f"measure {model_name} (nothing saved); the first failure: {result.failure}"
+        )
     if result.fallbacks:
         console.print(
             f"[yellow]{result.fallbacks} of {result.calls} calls failed (left out of the "

@@ -82,6 +82,20 @@ def test_probe_command_prints_the_table_and_saves_json(tmp_path: Path) -> None:
     assert data["fallbacks"] == 0
 
 
+def test_a_probe_of_mostly_failed_calls_is_an_error_and_is_not_saved(tmp_path: Path) -> None:
+    # Port 9: nothing listens, so every call fails; such a "probe" measures the
+    # endpoint, and saved it would stand in the report of every run of this model.
+    out = tmp_path / "probe.json"
+    args = ["probe", "openai/x", "--api-base", "http://127.0.0.1:9/v1", "--personas", "2",
+            "--max-retries", "0", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "26 of 26 calls failed" in said and "nothing saved" in said
+    assert "connection failed" in said
+    assert not out.exists()
+
+
 def test_probe_refuses_a_bad_sample_size() -> None:
     result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "5000"])
     assert result.exit_code != 0 and "personas" in result.output
