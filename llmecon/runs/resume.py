@@ -64,18 +64,15 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             )
         if run.status == "completed":
             raise RunLogError(f"{path} already completed; nothing to resume")
-        cut = _last_boundary(run)
-        ran = _years_in(run.events[:cut])
-        if run.status == "failed" and ran >= int(run.manifest.config.get("years") or 0) > 0:
-            # every year ran and the run still failed (most of one role's calls failed):
-            # there is no year left to run again
+        if nothing_to_resume(run):
             ends = [e for e in run.events if isinstance(e, RunCompleted)]
             why = f" ({ends[-1].error})" if ends and ends[-1].error else ""
             raise RunLogError(
-                f"every one of its {ran} years ran and it ended {run.status}{why}; nothing "
-                f"is left to resume: to run it again with the model working, fork it "
-                f"(`llmecon run --fork {path} --from-year 1`)"
+                f"every one of its {len(run.years)} years ran and it ended failed{why}; "
+                f"nothing is left to resume: to run it again with the model working, fork "
+                f"it (`llmecon run --fork {path} --from-year 1`)"
             )
+        cut = _last_boundary(run)
         _set_tail_aside(run, cut)
         kept = run.events[:cut]
         # Calls completed in the unfinished year are reused; failed ones are asked again
@@ -123,6 +120,14 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     sim.breaker.restore(iter_calls(kept))
     sim.fast_forward_planner()
     return sim
+
+
+def nothing_to_resume(run: RestoredRun) -> bool:
+    """Whether ``run`` failed after every one of its years ran (more than the failure
+    share of one role's calls failed, :meth:`CircuitBreaker.final_reason`): no year
+    is left for a resume to run again."""
+    years = int(run.manifest.config.get("years") or 0)
+    return run.status == "failed" and 0 < years <= len(run.years)
 
 
 def _last_boundary(run: RestoredRun) -> int:

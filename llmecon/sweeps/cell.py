@@ -21,6 +21,7 @@ from llmecon.runs.events import RunCompleted, RunStarted
 from llmecon.runs.log import EVENTS_NAME, MANIFEST_NAME, RunLogError
 from llmecon.runs.loop import RunResult, years_row
 from llmecon.runs.restore import RestoredRun, restore_run
+from llmecon.runs.resume import nothing_to_resume
 
 #: Folder of a sweep where cell folders of runs that never started are moved.
 ABORTED_NAME = ".aborted"
@@ -84,7 +85,8 @@ def cell_metrics(
 
 def folder_state(run_dir: Path) -> str:
     """``new`` (no folder), ``aborted`` (a folder whose run never started: no manifest,
-    or no ``run_started`` event), ``completed``, or ``unfinished``."""
+    or no ``run_started`` event; or one that failed after every year ran, which no
+    resume can continue), ``completed``, or ``unfinished``."""
     if not run_dir.exists():
         return "new"
     events = run_dir / EVENTS_NAME
@@ -93,14 +95,14 @@ def folder_state(run_dir: Path) -> str:
     if events.stat().st_size == 0:
         return "aborted"
     run = restore_run(run_dir, tolerant=True)
-    if not any(isinstance(e, RunStarted) for e in run.events):
+    if not any(isinstance(e, RunStarted) for e in run.events) or nothing_to_resume(run):
         return "aborted"
     return "completed" if run.status == "completed" else "unfinished"
 
 
 def set_aside(run_dir: Path) -> Path:
-    """Move the folder of a run that never started to ``<sweep>/.aborted/`` (never
-    deleted), so the cell can start afresh."""
+    """Move the folder of an ``aborted`` run (:func:`folder_state`) to
+    ``<sweep>/.aborted/`` (never deleted), so the cell can start afresh."""
     aside = run_dir.parent / ABORTED_NAME
     aside.mkdir(exist_ok=True)
     n = 1

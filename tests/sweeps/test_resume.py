@@ -64,3 +64,27 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     third = llmecon.sweep(grid=GRID, out=str(out), jobs=1, **SMALL)
     assert set(third.cells.action) == {"skipped"}
     assert metrics_of(third.cells) == metrics_of(fresh.cells)
+
+
+def test_a_cell_that_failed_after_every_year_is_set_aside_and_run_again(tmp_path: Path) -> None:
+    # The planner's server fails every call: the cell runs both years and ends failed
+    # (its one planner call failed), which no resume can continue. Run again once the
+    # server works, the sweep moves that folder to .aborted/ and runs the cell afresh.
+    from llmecon.testing.fake_servers import FakeOpenAIServer
+
+    out = tmp_path / "runs"
+    with FakeOpenAIServer(fault_rates={"500": 1.0}) as server:
+        settings = {**SMALL, "years": 2, "api_base": server.base_url, "max_retries": 0}
+        grid = {"planner": ["saez", "openai/fake"]}
+        first = llmecon.sweep(grid=grid, out=str(out), jobs=1, **settings)
+        assert not first.complete
+        assert list(first.cells.status) == ["completed", "failed"]
+        server.fault_rates = {}
+        again = llmecon.sweep(grid=grid, out=str(out), jobs=1, **settings)
+    assert again.complete and list(again.cells.action) == ["skipped", "ran"]
+    (folder,) = out.iterdir()
+    failed_cell = again.cells.cell_id.iloc[1]
+    (kept,) = (folder / ".aborted").iterdir()  # the failed run, kept
+    assert kept.name.startswith(failed_cell)
+    assert llmecon.load_run(kept).status == "failed"
+    assert llmecon.load_run(folder / failed_cell).status == "completed"
