@@ -98,6 +98,16 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         "fallbacks",
     ]
     parts.append(table(headers, rows, css_class="data nowrap"))
+    for run in runs:  # a stopped or failed run says why, before any of its numbers
+        status = run.data.status
+        if status == "incomplete":
+            said = f"{run.label} has no end: it is still running or was killed."
+        elif status != "completed":
+            why = run.data.end_error
+            said = f"{run.label} ended {status}" + (f": {why}." if why else ".")
+        else:
+            continue
+        parts.append(paragraph(said, css_class="warn"))
     parts.append(
         paragraph(
             "Gain closed = (W − W_none) / (W_oracle − W_none) in the final tax year: 0 is "

@@ -253,6 +253,12 @@ class RunData:
         done = [e for e in self.events if isinstance(e, RunCompleted)]
         return done[-1].status if done else "incomplete"
 
+    @property
+    def end_error(self) -> str | None:
+        """Why the run stopped (the ``run_completed`` event's error), or ``None``."""
+        done = [e for e in self.events if isinstance(e, RunCompleted)]
+        return done[-1].error if done else None
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """The derived tables by name (see :data:`TABLE_NAMES`)."""
         return {name: getattr(self, name) for name in TABLE_NAMES}

@@ -224,6 +224,10 @@ def test_a_short_run_whose_planner_always_failed_is_not_a_result(tmp_path: Path)
     resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
     assert resumed.exit_code != 0
     assert "nothing is left to resume" in resumed.output and "--fork" in resumed.output
+    # The report says why, next to the run's numbers.
+    assert CliRunner().invoke(main, ["report", str(tmp_path / "r")]).exit_code == 0
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert '<p class="warn">r ended failed: 1 of 1 planner calls failed' in page
     # The same run with the share rule switched off (--max-failure-share 1) completes.
     again = CliRunner().invoke(main, [*args[:-2], "--run-id", "r2", "--max-failure-share", "1"])
     assert again.exit_code == 0, again.output
