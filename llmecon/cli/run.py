@@ -178,8 +178,14 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
         if decisions
         else str(summary["fallbacks"]),
     )
+    by_role = summary.get("calls_by_role") or {}
     if "calls" in summary:
-        table.add_row("model calls (failed)", f"{summary['calls']} ({summary['failures']})")
+        calls = f"{summary['calls']} ({summary['failures']})"
+        if len(by_role) > 1:
+            calls += ": " + ", ".join(
+                f"{role} {n['calls']} ({n['failed']})" for role, n in by_role.items()
+            )
+        table.add_row("model calls (failed)", calls)
         table.add_row(
             "tokens in / out", f"{summary['input_tokens']:,} / {summary['output_tokens']:,}"
         )
@@ -205,6 +211,11 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
             f"[{style}]note[/]: {share:.1%} of the agents' decisions were fallbacks (a failed "
             "model call or an unusable answer: the planner kept its schedule, a worker its "
             "hours); the welfare above reflects those fallbacks, not the model's choices"
+            + "".join(
+                f"; {n['failed']} of {n['calls']} {role} calls failed"
+                for role, n in by_role.items()
+                if n["failed"]
+            )
         )
 
 

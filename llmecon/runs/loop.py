@@ -589,6 +589,12 @@ class Simulation:
         }
         if self.models.models:
             out.update(self.models.totals())
+        if self.breaker.roles:  # one role's failures are not diluted by another's calls
+            order = {"planner": 0, "proposer": 1, "worker": 2, "voter": 3}
+            roles = sorted(self.breaker.roles.items(), key=lambda kv: order.get(kv[0], 4))
+            out["calls_by_role"] = {
+                role: {"calls": tally.calls, "failed": tally.failures} for role, tally in roles
+            }
         out.update(worker_notes(self.records, str(self.config.workers), self.planner_context))
         if self.config.reference:
             out.update(reference_welfare(self.planner_context))

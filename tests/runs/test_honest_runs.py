@@ -209,6 +209,29 @@ def test_a_failing_planner_is_not_hidden_by_successful_workers() -> None:
     assert CircuitBreaker(enabled=False, roles=breaker.roles).final_reason() is None
 
 
+def test_the_summary_counts_failed_calls_by_role(tmp_path: Path) -> None:
+    from llmecon.models import ChatMessage
+    from tests.agents.test_llm_agents import is_planner, use_responder
+
+    attempts = {"planner": 0}
+
+    def respond(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        if not is_planner(schema):
+            return '{"hours": 40}'
+        attempts["planner"] += 1  # the first call's try and its 2 re-asks fail
+        return "no rates today" if attempts["planner"] <= 3 else json.dumps({"rates": [20] * 7})
+
+    model = use_responder("by-role", respond)
+    args = ["run", "--planner", model, "--workers", model, "--agents", "6", "--years", "4",
+            "--no-reference", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output  # 1 of 3 planner calls: under the share
+    said = " ".join(result.output.split())
+    # 1 failed call in 27 would read as 3.7 %; by role it is a third of the planner's
+    assert "27 (1): planner 3 (1), worker 24 (0)" in said
+    assert "1 of 3 planner calls failed" in said
+
+
 def test_a_short_run_whose_planner_always_failed_is_not_a_result(tmp_path: Path) -> None:
     # Two years: one planner call, too few for any in-run rule; it fails, so the run
     # ends failed (exit 1) although every year ran, and resume says to fork instead.
