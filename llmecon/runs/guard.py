@@ -19,7 +19,8 @@ above may never trip, and a result made of one role's fallbacks is not a result.
 
 When it trips, the run loop cancels the year in flight, logs ``run_completed`` with
 status ``failed`` and the reason, and raises :class:`RunFailedError`; the CLI exits 1
-with the reason, which names the model and its endpoint. The run stays resumable.
+with the reason, which names the model and its endpoint. The run stays resumable
+(one that failed after its last year has no year left to resume: it is forked instead).
 """
 
 from __future__ import annotations
