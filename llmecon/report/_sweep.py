@@ -129,6 +129,21 @@ def _fmt_interval(row: Any, metric: str) -> str:
     return f"{f(float(mean))}{unit} [{f(float(lo))}, {f(float(hi))}]"
 
 
+def _stopped_cells(data: SweepData, limit: int = 20) -> list[Markup]:
+    """A highlighted line per cell that did not complete, with why it stopped."""
+    if data.cells.empty or "status" not in data.cells:
+        return []
+    stopped = data.cells[data.cells["status"] != "completed"]
+    lines = []
+    for row in records(stopped.head(limit)):
+        error = row.get("error")
+        why = f": {error}." if isinstance(error, str) and error else "."
+        lines.append(paragraph(f"{row['cell_id']} ended {row['status']}{why}", css_class="warn"))
+    if len(stopped) > limit:
+        lines.append(paragraph(f"… and {len(stopped) - limit} more cells (cells.csv)."))
+    return lines
+
+
 def render_sweep_report(data: SweepData, title: str | None = None) -> str:
     """The HTML page of a sweep (self-contained: figures embedded)."""
     by = data.by
@@ -156,6 +171,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 "(W − W_none) / (W_oracle − W_none) of the final year."
             ),
             summary,
+            *_stopped_cells(data),
         )
     ]
     nav = [("summary", "Settings")]

@@ -8,7 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+from click.testing import CliRunner
+
 import llmecon
+from llmecon.cli import main
+from llmecon.testing.fake_servers import FakeOpenAIServer
 from tests.sweeps.conftest import GRID, SMALL, metrics_of
 
 #: A sweep that SIGKILLs itself once the 4th cell has completed 2 of its 4 years.
@@ -70,8 +74,6 @@ def test_a_cell_that_failed_after_every_year_is_set_aside_and_run_again(tmp_path
     # The planner's server fails every call: the cell runs both years and ends failed
     # (its one planner call failed), which no resume can continue. Run again once the
     # server works, the sweep moves that folder to .aborted/ and runs the cell afresh.
-    from llmecon.testing.fake_servers import FakeOpenAIServer
-
     out = tmp_path / "runs"
     with FakeOpenAIServer(fault_rates={"500": 1.0}) as server:
         settings = {**SMALL, "years": 2, "api_base": server.base_url, "max_retries": 0}
@@ -79,10 +81,15 @@ def test_a_cell_that_failed_after_every_year_is_set_aside_and_run_again(tmp_path
         first = llmecon.sweep(grid=grid, out=str(out), jobs=1, **settings)
         assert not first.complete
         assert list(first.cells.status) == ["completed", "failed"]
+        # the sweep's report says which cell stopped and why
+        (folder,) = out.iterdir()
+        assert CliRunner().invoke(main, ["report", str(folder)]).exit_code == 0
+        page = (folder / "report.html").read_text(encoding="utf-8")
+        failed_id = first.cells.cell_id.iloc[1]
+        assert f'<p class="warn">{failed_id} ended failed: 1 of 1 planner calls' in page
         server.fault_rates = {}
         again = llmecon.sweep(grid=grid, out=str(out), jobs=1, **settings)
     assert again.complete and list(again.cells.action) == ["skipped", "ran"]
-    (folder,) = out.iterdir()
     failed_cell = again.cells.cell_id.iloc[1]
     (kept,) = (folder / ".aborted").iterdir()  # the failed run, kept
     assert kept.name.startswith(failed_cell)
