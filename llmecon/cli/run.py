@@ -120,6 +120,10 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             sim.on_call_progress = display.on_calls
             result = sim.run(on_year)
     except RunFailedError as exc:
+        failed = exc.result
+        if failed is not None and failed.summary and len(failed.records) == years:
+            # every year ran (the failure is what its calls were): show what it logged
+            _print_summary(failed.summary, failed.records[-1].schedule.describe())
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt:

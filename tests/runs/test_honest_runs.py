@@ -242,6 +242,7 @@ def test_a_short_run_whose_planner_always_failed_is_not_a_result(tmp_path: Path)
     assert result.exit_code == 1, result.output
     said = " ".join(result.output.split())
     assert "every year ran, but 1 of 1 planner calls failed" in said
+    assert said.index("Run summary") < said.index("run failed")  # what it logged, first
     assert _completed_years(tmp_path / "r") == [0, 1]
     assert _statuses(tmp_path / "r") == ["failed"]
     resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
