@@ -93,13 +93,20 @@ def settings_notes(config: Any) -> list[str]:
     """Settings that work against the chosen models, said before the run starts."""
     notes = []
     planner, years, shown = str(config.planner), config.years or 0, config.planner_history
-    if planner.startswith("scripted/") and planner.endswith("-surface") and shown < years - 1:
+    if planner.startswith("scripted/") and shown < years - 1 and _surface(planner):
         notes.append(
             f"the response-surface planner fits only the years its prompt shows: with "
             f"--planner-history {shown} of {years} years it does no better than the "
             f"compass search (docs/agents.md); pass --planner-history {years}"
         )
     return notes
+
+
+def _surface(scripted_model: str) -> bool:
+    """Whether a ``scripted/…`` model name selects the response-surface planner."""
+    from llmecon.agents.scripted import parse_scripted_name
+
+    return parse_scripted_name(scripted_model.removeprefix("scripted/"))[1]
 
 
 def run_with_display(sim: Any, years: int, reference: bool) -> None:

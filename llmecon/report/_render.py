@@ -99,12 +99,11 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     ]
     parts.append(table(headers, rows, css_class="data nowrap"))
     for run in runs:  # a stopped or failed run says why, before any of its numbers
-        status = run.data.status
-        if status == "incomplete":
+        end = run.data.end
+        if end is None:
             said = f"{run.label} has no end: it is still running or was killed."
-        elif status != "completed":
-            why = run.data.end_error
-            said = f"{run.label} ended {status}" + (f": {why}." if why else ".")
+        elif end.status != "completed":
+            said = f"{run.label} ended {end.status}" + (f": {end.error}." if end.error else ".")
         else:
             continue
         parts.append(paragraph(said, css_class="warn"))

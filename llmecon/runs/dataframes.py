@@ -205,8 +205,8 @@ class RunData:
     @property
     def summary(self) -> dict[str, Any]:
         """The ``run_completed`` summary (empty when the run did not finish)."""
-        done = [e for e in self.events if isinstance(e, RunCompleted)]
-        return dict(done[-1].summary) if done else {}
+        end = self.end
+        return dict(end.summary) if end else {}
 
     @property
     def gain_closed(self) -> float | None:
@@ -247,17 +247,17 @@ class RunData:
         return gain_closed(swf, float(none), float(oracle))
 
     @property
+    def end(self) -> RunCompleted | None:
+        """The last ``run_completed`` event: status, summary and why the run stopped
+        (``None`` when the log has none: still running or killed)."""
+        return next((e for e in reversed(self.events) if isinstance(e, RunCompleted)), None)
+
+    @property
     def status(self) -> str:
         """``completed``, ``budget_exceeded``, ``interrupted``, ``failed``, or
         ``incomplete`` when the log has no ``run_completed`` event (still running or killed)."""
-        done = [e for e in self.events if isinstance(e, RunCompleted)]
-        return done[-1].status if done else "incomplete"
-
-    @property
-    def end_error(self) -> str | None:
-        """Why the run stopped (the ``run_completed`` event's error), or ``None``."""
-        done = [e for e in self.events if isinstance(e, RunCompleted)]
-        return done[-1].error if done else None
+        end = self.end
+        return end.status if end else "incomplete"
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The derived tables by name (see :data:`TABLE_NAMES`)."""

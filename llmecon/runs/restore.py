@@ -102,11 +102,16 @@ class RestoredRun:
         return vote_leaders(typing.cast(list[Event], self.events))
 
     @property
+    def end(self) -> RunCompleted | None:
+        """The last ``run_completed`` event (``None``: killed or still running)."""
+        return next((e for e in reversed(self.events) if isinstance(e, RunCompleted)), None)
+
+    @property
     def status(self) -> str:
         """How the run ended: ``completed``, ``killed`` (no end event: killed or still
         running), or the status it stopped with (``failed``, ``budget_exceeded``, …)."""
-        ends = [e for e in self.events if isinstance(e, RunCompleted)]
-        return ends[-1].status if ends else "killed"
+        end = self.end
+        return end.status if end else "killed"
 
     @property
     def forked_from_year(self) -> int:

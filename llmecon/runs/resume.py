@@ -23,7 +23,6 @@ from llmecon.runs.events import (
     LOG_FORMAT_VERSION,
     AnyEvent,
     BatchSubmitted,
-    RunCompleted,
     RunStarted,
     YearCompleted,
 )
@@ -65,8 +64,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         if run.status == "completed":
             raise RunLogError(f"{path} already completed; nothing to resume")
         if nothing_to_resume(run):
-            ends = [e for e in run.events if isinstance(e, RunCompleted)]
-            why = f" ({ends[-1].error})" if ends and ends[-1].error else ""
+            why = f" ({run.end.error})" if run.end and run.end.error else ""
             raise RunLogError(
                 f"every one of its {len(run.years)} years ran and it ended failed{why}; "
                 f"nothing is left to resume: to run it again with the model working, fork "

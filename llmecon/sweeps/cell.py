@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmecon.economy import gain_closed
-from llmecon.runs.events import RunCompleted, RunStarted
+from llmecon.runs.events import RunStarted
 from llmecon.runs.log import EVENTS_NAME, MANIFEST_NAME, RunLogError
 from llmecon.runs.loop import RunResult, years_row
 from llmecon.runs.restore import RestoredRun, restore_run
@@ -115,9 +115,9 @@ def set_aside(run_dir: Path) -> Path:
 
 def restored_metrics(run: RestoredRun) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A run folder's cell result and its per-year rows (``years_row`` of each year)."""
-    ends = [e for e in run.events if isinstance(e, RunCompleted)]
-    summary = dict(ends[-1].summary) if ends else {}
-    error = ends[-1].error if ends else "killed (no run_completed event)"
+    end = run.end
+    summary = dict(end.summary) if end else {}
+    error = end.error if end else "killed (no run_completed event)"
     fallbacks, decisions, spent = run.counts()
     agents = int(run.manifest.config.get("agents") or 0)
     years = [y.metrics for y in run.years]
