@@ -20,12 +20,15 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
+from llmecon.models import ChatMessage
 from llmecon.runs import RunConfig, RunFailedError, RunLogError, build_simulation, read_events
+from llmecon.runs.guard import CircuitBreaker
 from llmecon.runs.log import RunLock, read_manifest
 from llmecon.runs.replay import replay_run
 from llmecon.runs.resume import resume_run
 from llmecon.runs.wiring import default_run_id
 from llmecon.testing.fake_servers import FakeOpenAIServer
+from tests.agents.test_llm_agents import is_planner, use_responder
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL_KEY = "sk-test-SENTINEL-honest-0123456789"
@@ -193,8 +196,6 @@ def test_a_dead_planner_endpoint_stops_after_three_failed_tax_years(tmp_path: Pa
 
 
 def test_a_failing_planner_is_not_hidden_by_successful_workers() -> None:
-    from llmecon.runs.guard import CircuitBreaker
-
     breaker = CircuitBreaker()
     for year in (1, 2):
         breaker.record("m", "e", "ProviderError", "down", "planner", year)
@@ -210,9 +211,6 @@ def test_a_failing_planner_is_not_hidden_by_successful_workers() -> None:
 
 
 def test_the_summary_counts_failed_calls_by_role(tmp_path: Path) -> None:
-    from llmecon.models import ChatMessage
-    from tests.agents.test_llm_agents import is_planner, use_responder
-
     attempts = {"planner": 0}
 
     def respond(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:

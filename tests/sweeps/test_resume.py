@@ -90,8 +90,7 @@ def test_a_cell_that_failed_after_every_year_is_set_aside_and_run_again(tmp_path
         server.fault_rates = {}
         again = llmecon.sweep(grid=grid, out=str(out), jobs=1, **settings)
     assert again.complete and list(again.cells.action) == ["skipped", "ran"]
-    failed_cell = again.cells.cell_id.iloc[1]
     (kept,) = (folder / ".aborted").iterdir()  # the failed run, kept
-    assert kept.name.startswith(failed_cell)
+    assert kept.name.startswith(failed_id)
     assert llmecon.load_run(kept).status == "failed"
-    assert llmecon.load_run(folder / failed_cell).status == "completed"
+    assert llmecon.load_run(folder / failed_id).status == "completed"
