@@ -309,11 +309,13 @@ class RunConfig(BaseModel):
 
     max_consecutive_failures: int = Field(10, ge=1, le=1_000_000, json_schema_extra=_OPERATIONAL)
     """Circuit breaker: stop the run (status ``failed``, non-zero exit) after this many
-    model calls in a row failed. Authentication errors stop it at once."""
+    model calls in a row failed. Authentication errors stop it at once, and so does one
+    role's calls all failing for 3 tax years."""
 
     max_failure_share: float = Field(0.5, gt=0, le=1, json_schema_extra=_OPERATIONAL)
     """Circuit breaker: stop the run when more than this share of its model calls failed
-    (checked once at least 20 calls were made)."""
+    (checked once at least 20 calls were made); a run that ran every year still ends
+    failed when more than this share of one role's calls (e.g. the planner's) failed."""
 
     prompts: str | None = Field(None, json_schema_extra={**_LLM, "dir": True})
     """Folder of Jinja templates overriding the shipped ``prompts/`` (file by file)."""
