@@ -19,6 +19,10 @@ everything rebated, quasi-linear utility, ε = 0.4), 20 years:
   bank's first 100 personas): the compass-search reference planner against the
   response-surface one (``scripted/reference-noise2-surface``), each with 8 and with
   20 years shown.
+* ``populations`` (100 workers, σ = 2 h, 20 years shown): the same two planners on
+  ``--populations`` other 100-persona populations, stratified samples drawn as
+  ``llmecon personas sample --n 100 --seed s`` does (s = 1, 2, …), ``--population-seeds``
+  noise seeds each: how typical the default bank's first 100 personas are.
 * ``baselines`` (100 workers): bandits (factored and joint UCB, Thompson, ε-greedy) and
   Saez, with rational and with σ = 2 h scripted workers.
 * ``embedded``: the embedded SmolLM2-135M as planner and workers (a smoke test: few
@@ -27,8 +31,9 @@ everything rebated, quasi-linear utility, ε = 0.4), 20 years:
   model.
 
 Run: ``python benchmarks/bench_behaviour.py [--seeds 3] [--planner-seeds 12]
-[--skip-embedded] [--part NAME]``. Results go to ``benchmarks/results/behaviour.json``
-with the machine's load; ``--part`` re-runs one part and keeps the others saved.
+[--populations 24] [--population-seeds 4] [--skip-embedded] [--part NAME]``. Results go
+to ``benchmarks/results/behaviour.json`` with the machine's load; ``--part`` re-runs one
+part and keeps the others saved.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import numpy as np
 from llmecon.agents.planner_prompts import PlannerPromptSettings, planner_prompt
 from llmecon.agents.probe import probe_model, sample_personas_for_probe
 from llmecon.models import get_model
-from llmecon.personas import default_bank_path, load_bank
+from llmecon.personas import default_bank_path, load_bank, sample_personas, write_bank
 from llmecon.prompts import PromptLibrary
 from llmecon.runs import build_config, build_simulation
 from llmecon.runs.reference import reference_welfare
@@ -236,6 +241,49 @@ def planners(out: Path, seeds: int) -> dict[str, Any]:
     return results
 
 
+def populations(out: Path, count: int, seeds: int) -> dict[str, Any]:
+    """The ``planners`` part's history-20 planners over ``count`` stratified samples of
+    100 personas (``llmecon personas sample --n 100 --seed s``, s = 1..count)."""
+    banks = []
+    for s in range(1, count + 1):
+        drawn = sample_personas(100, np.random.default_rng(s), min_per_bracket=5)
+        banks.append(write_bank(out / f"population-{s}.jsonl", drawn.to_personas()))
+    results: dict[str, Any] = {}
+    for label in ("compass search, history 20", "response surface, history 20"):
+        planner, history = PLANNERS[label]
+        finals = np.array(
+            [
+                [
+                    run_gap(
+                        out,
+                        agents=100,
+                        planner=planner,
+                        workers="scripted/reference-noise2",
+                        planner_history=history,
+                        personas=str(bank),
+                        seed=seed,
+                    )["schedule"][-1]
+                    for seed in range(seeds)
+                ]
+                for bank in banks
+            ]
+        )
+        by_population = finals.mean(axis=1)
+        results[label] = {
+            "populations": count,
+            "seeds": seeds,
+            "final_schedule_mean": round(float(finals.mean()), 3),
+            "final_schedule_median": round(float(np.median(finals)), 3),
+            "final_schedule_p10": round(float(np.quantile(finals, 0.1)), 3),
+            "final_schedule_min": round(float(finals.min()), 3),
+            "runs_at_least_0.9": round(float(np.mean(finals >= 0.9)), 3),
+            "populations_at_least_0.9": round(float(np.mean(by_population >= 0.9)), 3),
+            "final_schedule_by_population": np.round(by_population, 3).tolist(),
+        }
+        print(label, results[label]["final_schedule_mean"], results[label]["runs_at_least_0.9"])
+    return results
+
+
 BASELINES = ("ucb", "thompson", "egreedy", "ucb-joint", "saez")
 
 
@@ -288,13 +336,15 @@ def probes(include_embedded: bool) -> dict[str, Any]:
     return results
 
 
-PARTS = ("scripted", "ablations", "planners", "baselines", "embedded", "probe")
+PARTS = ("scripted", "ablations", "planners", "populations", "baselines", "embedded", "probe")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--planner-seeds", type=int, default=12)
+    parser.add_argument("--populations", type=int, default=24)
+    parser.add_argument("--population-seeds", type=int, default=4)
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--part", choices=PARTS, help="re-run one part only")
     args = parser.parse_args()
@@ -305,6 +355,7 @@ def main() -> None:
         "scripted": lambda out: scripted_grid(out, args.seeds),
         "ablations": lambda out: ablations(out, args.seeds),
         "planners": lambda out: planners(out, args.planner_seeds),
+        "populations": lambda out: populations(out, args.populations, args.population_seeds),
         "baselines": lambda out: baselines(out, args.seeds),
         "embedded": lambda out: embedded(out) if run_embedded else "skipped (model not installed)",
         "probe": lambda out: probes(run_embedded),
