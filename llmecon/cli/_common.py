@@ -304,11 +304,14 @@ class YearDisplay(LiveDisplay):
 
     def on_year(self, record: Any, stats: dict[str, Any], note: str = "") -> None:
         self._year = (
-            f"year {record.year}  SWF {record.metrics.swf:,.1f}  fallbacks {stats['fallbacks']}"
-            + note
+            f"tax year {record.year + 1}  SWF {record.metrics.swf:,.1f}  "
+            f"fallbacks {stats['fallbacks']}{note}"
         )
         self.progress.advance(self.task)
         if self.live:
             self.progress.update(self.task, status=self._year + self.calls)
         else:
-            console.print(f"tax year {record.year + 1}/{self.total}: {self._year}{self.calls}")
+            console.print(
+                f"tax year {record.year + 1}/{self.total}: SWF {record.metrics.swf:,.1f}  "
+                f"fallbacks {stats['fallbacks']}{note}{self.calls}"
+            )

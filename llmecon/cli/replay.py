@@ -49,10 +49,12 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         with friendly_errors():
             rows = rescore_run(run_dir, swf)
         table = Table(title=f"Welfare rescored under {swf}")
-        for col in ("year", f"logged ({rows[0]['logged_swf_name']})", f"rescored ({swf})"):
+        for col in ("tax year", f"logged ({rows[0]['logged_swf_name']})", f"rescored ({swf})"):
             table.add_column(col, justify="right")
         for r in rows:
-            table.add_row(str(r["year"]), f"{r['logged_swf']:,.4f}", f"{r['rescored_swf']:,.4f}")
+            table.add_row(
+                str(r["year"] + 1), f"{r['logged_swf']:,.4f}", f"{r['rescored_swf']:,.4f}"
+            )
         out.print(table)
         return
     with friendly_errors():
@@ -80,10 +82,11 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             )
         return
     table = Table(title="Replay differences")
-    for col in ("year", "what", "logged", "replayed"):
+    for col in ("tax year", "what", "logged", "replayed"):
         table.add_column(col)
     for d in report.differences[:50]:
-        table.add_row(str(d["year"]), d["what"], str(d["logged"]), str(d["replayed"]))
+        year = "—" if d["year"] is None else str(d["year"] + 1)
+        table.add_row(year, d["what"], str(d["logged"]), str(d["replayed"]))
     out.print(table)
     raise click.ClickException(f"replay differs from the log in {len(report.differences)} places")
 

@@ -26,10 +26,16 @@ from llmecon.cli._common import (
     "--fork",
     "fork_dir",
     type=click.Path(file_okay=False),
-    help="Start from another run's log: years before --from-year are replayed from it, then "
-    "the run continues live (e.g. with another --planner).",
+    help="Start from another run's log: its first --from-year tax years are replayed from "
+    "it, then the run continues live (e.g. with another --planner).",
 )
-@click.option("--from-year", type=int, help="With --fork: the first year run live (>= 1).")
+@click.option(
+    "--from-year",
+    type=int,
+    metavar="K",
+    help="With --fork: keep the source's first K tax years (1 <= K <= its completed "
+    "years); tax year K+1 onwards runs live.",
+)
 def run(
     config_file: str | None,
     fork_dir: str | None,
@@ -162,7 +168,7 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
             "gain closed (none → oracle)", "n/a" if gain is None else f"{100 * gain:.2f} %"
         )
     table.add_row("final SWF", f"{summary['final_swf']:,.2f}")
-    table.add_row("best SWF (year)", f"{summary['best_swf']:,.2f} ({summary['best_year']})")
+    table.add_row("best SWF (tax year)", f"{summary['best_swf']:,.2f} ({summary['best_year'] + 1})")
     if "status_quo_swf" in summary:
         table.add_row("status-quo SWF", f"{summary['status_quo_swf']:,.2f}")
     if summary.get("status_quo_same_workers_swf") is not None:

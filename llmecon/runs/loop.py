@@ -561,7 +561,7 @@ class Simulation:
                 return str(stop)
         if tripped in done:
             return tripped.result()
-        return f"deadline of {self.config.deadline:g} s reached during year {year}"
+        return f"deadline of {self.config.deadline:g} s reached during tax year {year + 1}"
 
     def run(self, progress: ProgressCallback | None = None) -> RunResult:
         """Run synchronously; inside a running event loop (Jupyter) the run goes to a

@@ -108,12 +108,15 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     )
     changed = templates_changed(run.path, run.manifest)
     recorded.verify_messages = not changed
+    # Built as the run was (its planner's prompt states the configured horizon, "year N
+    # of M"), without its wall-clock deadline, and stopped after the logged years.
     sim = build_simulation(
-        run.config(years=len(logged)),
+        run.config(deadline=None),
         write_log=False,
         recorded=recorded,
         archetypes_from=saved_archetypes_file(run.path),
     )
+    sim.years = len(logged)
     # A fork's first years were taken from another run: take them from this log too.
     sim.restore(logged[: run.forked_from_year], run.vote_summaries, leaders=run.vote_leaders)
     result = sim.run()

@@ -389,16 +389,43 @@ def test_two_concurrent_resumes_one_refused_log_intact(tmp_path: Path) -> None:
     assert _completed_years(tmp_path / "r") == list(range(40))
 
 
-def test_replay_of_an_incomplete_run_says_so_and_exits_non_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("planner", ["saez", "scripted/reference"])
+def test_replay_of_an_incomplete_run_says_so_and_exits_non_zero(
+    tmp_path: Path, planner: str
+) -> None:
+    """Also with a model planner, whose prompt states the run's horizon ("year N of M"):
+    the replay of the completed years must send the messages the log recorded."""
     config = RunConfig(
-        planner="saez", workers="rational", personas="synthetic", agents=50, years=3,
+        planner=planner, workers="rational", personas="synthetic", agents=50, years=6,
         out=str(tmp_path), run_id="r", reference=False,
     )  # fmt: skip
+
+    def stop_after_three(record: Any, _sim: Any) -> None:
+        if record.year == 2:
+            raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
-        build_simulation(config).run(lambda r, s: (_ for _ in ()).throw(KeyboardInterrupt))
+        build_simulation(config).run(stop_after_three)
     result = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
-    assert result.exit_code == 1
-    assert "replay matches" in result.output and "incomplete" in result.output
+    assert result.exit_code == 1, result.output
+    assert "replay matches: 3 years" in result.output, result.output
+    assert "incomplete" in result.output and "3 of 6 years" in result.output
+
+
+def test_replay_ignores_the_runs_wall_clock_deadline(tmp_path: Path) -> None:
+    """A run stopped by ``--deadline`` is replayed whole: the deadline bounded the live
+    run, not its replay (a deadline shorter than any year is set in the manifest)."""
+    config = RunConfig(
+        planner="scripted/reference", workers="rational", personas="synthetic", agents=50,
+        years=4, out=str(tmp_path), run_id="r", reference=False,
+    )  # fmt: skip
+    build_simulation(config).run()
+    manifest = tmp_path / "r" / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["config"]["deadline"] = 1e-9
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    report = replay_run(tmp_path / "r")
+    assert report.years_checked == 4 and not report.differences
 
 
 # -- portable replay ------------------------------------------------------------------------
@@ -585,6 +612,29 @@ def test_the_summary_says_when_welfare_is_made_of_fallbacks(tmp_path: Path) -> N
     assert "were fallbacks" in result.output
     # Not a terminal: one plain progress line per year.
     assert "tax year 1/2" in result.output and "tax year 2/2" in result.output
+
+
+def test_the_cli_numbers_years_as_tax_years_from_one(tmp_path: Path) -> None:
+    """The log counts years from 0; the progress lines, the summary's best year and the
+    rescore table say tax year 1 for the log's year 0."""
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["run", "--planner", "scripted/reference", "--workers", "rational", "--personas",
+         "synthetic", "--agents", "20", "--years", "3", "--no-reference",
+         "--out", str(tmp_path), "--run-id", "r"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "tax year 1/3: SWF" in result.output and ": year 0" not in result.output
+    best = read_events(tmp_path / "r")[-1].summary["best_year"]  # type: ignore[union-attr]
+    assert f"({best + 1})" in result.output.split("best SWF (tax year)")[1].splitlines()[0]
+    rescored = runner.invoke(
+        main, ["replay", str(tmp_path / "r"), "--rescore", "--swf", "utilitarian"]
+    )
+    assert rescored.exit_code == 0, rescored.output
+    assert "tax year" in rescored.output
+    first_cells = [line.split()[1] for line in rescored.output.splitlines() if "│" in line]
+    assert [c for c in first_cells if c.isdigit()] == ["1", "2", "3"]
 
 
 def test_concurrency_is_capped_below_the_open_file_limit(tmp_path: Path) -> None:
