@@ -1,6 +1,9 @@
-"""Operating-system limits that bound what a run may do at once."""
+"""Operating-system limits that bound what a run may do at once, and the largest seed."""
 
 from __future__ import annotations
+
+#: The largest seed: a 64-bit signed integer, as the run's tables store it.
+MAX_SEED = 2**63 - 1
 
 #: File descriptors kept free for everything that is not a model request: the run
 #: log, the Python runtime, imported libraries, the response cache, stdio.

@@ -193,9 +193,9 @@ class StagedTemplate:
             # ChainMap) into every context: they are merged once, in ``fixed``.
             ctx = template.new_context({**self.fixed, **context}, shared=True)
             middle = template.environment.concat(template.root_render_func(ctx))
-        except (jinja2.TemplateError, UnicodeDecodeError):
+        except Exception:
             with _template_errors(self.name):  # the same error, as a PromptError
-                raise
+                template.environment.handle_exception()  # frames mapped to template lines
         return (self.prefix + middle + self.suffix).strip() + "\n"
 
 
@@ -219,6 +219,25 @@ def _template_errors(name: str) -> Iterator[None]:
         raise PromptError(f"template {name}: {exc}") from exc
     except UnicodeDecodeError:  # a template included by this one
         raise PromptError(f"template {name} includes a file that is not UTF-8 text") from None
+    except PromptError:
+        raise
+    except Exception as exc:  # raised while it ran: {{ 1/0 }}, {{ "a" + 1 }}, a bad filter
+        where = _template_line(exc, name)
+        raise PromptError(
+            f"template {name}{where}: {type(exc).__name__} while rendering: {exc}"
+        ) from exc
+
+
+def _template_line(exc: BaseException, name: str) -> str:
+    """``", line N"`` of the innermost frame of ``exc`` in template ``name`` (Jinja maps
+    its frames to template lines; a staged template's part is ``<template>``), or ``""``."""
+    line = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).name in (Path(name).name, "<template>"):
+            line = f", line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return line
 
 
 def _read_template(path: Path) -> str:

@@ -8,6 +8,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import click
@@ -58,6 +59,30 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
     except FileNotFoundError as exc:
         raise click.ClickException(f"file not found: {exc.filename}") from None
+
+
+def check_output_file(path: str, what: str) -> Path:
+    """The file an output option (``--out``, ``--csv``; click refuses a folder) names,
+    checked before any work: never a run's or a sweep's record (``events.jsonl``,
+    ``manifest.json``, ``sweep.json``, …: writing there would lose the run), and its
+    folder is created. ``what`` names the output in the message."""
+    from llmecon.runs.log import run_file_reason
+    from llmecon.sweeps.results import SWEEP_MANIFEST, is_sweep_folder
+
+    given = Path(path)
+    entry = given.parent.resolve() / given.name
+    reason = run_file_reason(entry)
+    if reason is None and entry.name == SWEEP_MANIFEST and is_sweep_folder(entry.parent):
+        reason = f"it is the manifest of the sweep in {entry.parent}"
+    if reason is not None:
+        raise click.ClickException(f"refusing to write {what} over {given}: {reason}")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot create the folder of {given}: {exc.strerror or exc}"
+        ) from None
+    return given
 
 
 def year_progress() -> Progress:

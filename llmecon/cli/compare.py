@@ -11,6 +11,7 @@ import click
 
 from llmecon.api import COMPARE_DEFAULTS, DEFAULT_PLANNERS
 from llmecon.cli._common import (
+    check_output_file,
     config_file_option,
     config_option,
     config_overrides,
@@ -113,6 +114,8 @@ def compare(
     if not names:
         raise click.UsageError("--planners is empty")
     settings = {k: v for k, v in config_overrides(options).items() if v is not None}
+    if csv_path:
+        check_output_file(csv_path, "the table")
     with friendly_errors():
         if use_ray or ray_address:
             import_ray()
@@ -151,6 +154,9 @@ def compare(
     )
     if csv_path:
         path = Path(csv_path)
-        comparison.table.to_csv(path, index=False)
+        try:
+            comparison.table.to_csv(path, index=False)  # checked before the runs
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
         console.print(f"table written to {path}")
     report_end(comparison.sweep)

@@ -8,6 +8,8 @@ from typing import cast
 import click
 import numpy as np
 
+from llmecon._limits import MAX_SEED
+from llmecon.cli._common import check_output_file
 from llmecon.personas import (
     PersonaError,
     SamplerConfig,
@@ -34,7 +36,9 @@ def personas() -> None:
     show_default=True,
     help="Number of personas.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
+)
 @click.option(
     "--mode",
     type=click.Choice(["census", "gb2"]),
@@ -75,6 +79,7 @@ def sample(
     from rich.console import Console
 
     console = Console(stderr=True)
+    out = check_output_file(str(out), "the persona bank")
     try:
         config = SamplerConfig(cast(WageMode, mode), wage_floor=not no_wage_floor)
         with console.status(f"sampling {n:,} personas ({mode}, seed {seed})…"):
@@ -101,10 +106,15 @@ def sample(
 @click.argument("file", type=click.Path(path_type=Path))
 @click.argument("index", metavar="I", type=int)
 def show(file: Path, index: int) -> None:
-    """Print persona I (0-based) of FILE: its fields and its rendered text."""
+    """Print persona I (0-based) of FILE (`default`: the shipped bank): its fields and
+    its rendered text."""
     from rich.console import Console
     from rich.table import Table
 
+    from llmecon.personas import default_bank_path
+
+    if str(file) == "default" and not file.exists():
+        file = default_bank_path()
     try:
         bank = load_bank(file)
     except PersonaError as exc:
@@ -137,7 +147,7 @@ def show(file: Path, index: int) -> None:
     show_default=True,
     help="Sample size.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--mode", type=click.Choice(["census", "gb2"]), default="census", show_default=True)
 @click.option(
     "--file",

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from llmecon.cli._common import console, friendly_errors, out
+from llmecon._limits import MAX_SEED
+from llmecon.cli._common import check_output_file, console, friendly_errors, out
 
 if TYPE_CHECKING:
     from llmecon.agents.probe import Estimate, ProbeResult
@@ -33,7 +34,13 @@ if TYPE_CHECKING:
     show_default=True,
     help="Persona bank: 'default' (shipped) or a JSONL file.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Sample and bootstrap seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help="Sample and bootstrap seed.",
+)
 @click.option(
     "--style",
     type=click.Choice(["persona", "rational"]),
@@ -111,6 +118,10 @@ def probe(
     from llmecon.personas import PersonaError, default_bank_path, load_bank
     from llmecon.prompts import PromptError, PromptLibrary
 
+    if out_path and no_save:
+        raise click.UsageError("--out names where to save; --no-save saves nothing")
+    if out_path:
+        check_output_file(out_path, "the probe")
     with friendly_errors():
         try:
             library = PromptLibrary(prompts_dir)

@@ -60,7 +60,7 @@ def list_templates(prompts_dir: str | None) -> None:
 @click.option(
     "--persona",
     "persona",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Index of the persona in the bank.",
@@ -89,10 +89,18 @@ def render(name: str, persona: int, year: int, personas: str, prompts_dir: str |
     if not name.endswith(".j2"):
         name += ".j2"
     with friendly_errors():
+        agents = max(20, persona + 1)
+        if personas not in ("default", "synthetic"):  # a bank file: its personas only
+            from llmecon.personas import load_bank
+
+            size = len(load_bank(personas))
+            if persona >= size:
+                raise click.ClickException(
+                    f"--persona {persona}: {personas} holds {size} personas (0 to {size - 1})"
+                )
+            agents = min(agents, size)
         try:
-            world = ExampleWorld(
-                library, year=year - 1, agents=max(20, persona + 1), personas=personas
-            )
+            world = ExampleWorld(library, year=year - 1, agents=agents, personas=personas)
             example = world.example(name, persona)
         except PromptError as exc:
             raise click.ClickException(str(exc)) from None

@@ -43,6 +43,8 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
     from llmecon.runs.recorded import ReplayMismatchError
     from llmecon.runs.replay import REL_TOL, replay_run, rescore_run
 
+    if swf is not None and not rescore:
+        raise click.UsageError("--swf is for --rescore (a replay checks the run's own SWF)")
     if rescore:
         if swf is None:
             raise click.UsageError("--rescore needs --swf")
@@ -73,6 +75,12 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
                 "[yellow]note[/]: this log predates per-run template copies and these "
                 f"templates changed since: {', '.join(report.templates_changed)}; model "
                 "outputs were replayed by call, without checking the prompts"
+            )
+        if report.run_status == "failed" and report.years_checked >= report.years_planned:
+            raise click.ClickException(  # as `llmecon resume` says of such a run
+                f"the run ended failed after all of its {report.years_checked} years: they "
+                "were replayed; nothing is left to resume; to run it again, fork it "
+                f"(`llmecon run --fork {run_dir} --from-year 1`)"
             )
         if not report.complete:
             raise click.ClickException(

@@ -184,7 +184,8 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
         table.add_row("no-tax (none) SWF", f"{summary['none_swf']:,.2f}")
     if summary.get("oracle_swf") is not None:
         table.add_row("oracle SWF", f"{summary['oracle_swf']:,.2f}")
-        table.add_row("final, % of oracle", f"{summary['final_pct_of_oracle']:.2f} %")
+        pct = summary.get("final_pct_of_oracle")  # absent when the oracle's SWF is 0
+        table.add_row("final, % of oracle", "n/a" if pct is None else f"{pct:.2f} %")
     elif summary.get("oracle_note"):
         table.add_row("oracle", summary["oracle_note"])
     decisions = summary.get("decisions") or 0

@@ -24,6 +24,7 @@ from llmecon.cli._common import (
     EXIT_CODES,
     ConfigOption,
     LiveDisplay,
+    check_output_file,
     config_file_option,
     config_option,
     console,
@@ -334,6 +335,8 @@ def sweep(
     from llmecon.sweeps.backends import default_jobs
 
     given = {k: v for k, v in options.items() if v is not None}
+    if csv_path:
+        check_output_file(csv_path, "the table")
     with friendly_errors():
         if use_ray or ray_address:
             import_ray()
@@ -397,6 +400,9 @@ def sweep(
     )
     if csv_path:
         path = Path(csv_path)
-        result.table.to_csv(path, index=False)
+        try:
+            result.table.to_csv(path, index=False)  # checked before the cells
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
         console.print(f"table written to {path}")
     report_end(result)

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmecon._limits import MAX_SEED
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 from llmecon.models._fleet import EndpointSpec
 
@@ -190,7 +191,7 @@ class RunConfig(BaseModel):
     max_rate: float = Field(1.0, ge=0, le=1, json_schema_extra=_ECONOMY)
     """Highest marginal rate a planner may set (fraction)."""
 
-    seed: int = Field(0, ge=0, json_schema_extra=_ECONOMY)
+    seed: int = Field(0, ge=0, le=MAX_SEED, json_schema_extra=_ECONOMY)
     """Master seed: persona draw, planner randomness, model sampling."""
 
     out: str = Field("runs", json_schema_extra=_OUTPUT)

@@ -336,7 +336,8 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
         raise RunLogError(f"{manifest_path}: {exc}") from None
     manifest = validated_manifest(manifest_dict, manifest_path, unknown_config_fields=tolerant)
     events = [_typed_event(e, events_path, tolerant) for e in migrated]
-    validate_events(events, events_path)
+    workers = manifest.population.get("size") or manifest.config.get("agents")
+    validate_events(events, events_path, int(workers) if workers else None)
     try:
         problems = attach_call_files(d, events, tolerant=tolerant)
     except CallFileError as exc:
@@ -559,7 +560,7 @@ def _event_field(event: Any, name: str) -> Any:
     return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
 
 
-def validate_events(events: Sequence[Any], path: str | Path) -> None:
+def validate_events(events: Sequence[Any], path: str | Path, workers: int | None = None) -> None:
     """Check that a run's events (typed or raw dicts, in file order) form a log a run
     could have written; :class:`RunLogError` naming ``path`` otherwise.
 
@@ -569,7 +570,10 @@ def validate_events(events: Sequence[Any], path: str | Path) -> None:
       ``year_completed`` of year y − 1 and no year starts twice; every
       ``year_completed`` closes the year in progress, after that year's
       ``schedule_set`` and ``worker_step``. The last year may be left open (a killed
-      or interrupted run).
+      or interrupted run);
+    - every ``worker_step`` has one hours value (and one satisfaction answer, when
+      present) per worker, when ``workers`` (the manifest's population size) is
+      given; every ``year_completed`` has the run's welfare (``swf``).
     """
     if not events:
         raise RunLogError(
@@ -612,6 +616,11 @@ def validate_events(events: Sequence[Any], path: str | Path) -> None:
                     f"{path}: year {year} is completed (seq {seq}) while year {current} "
                     "is in progress"
                 )
+            metrics = _event_field(event, "metrics")
+            if not isinstance(metrics, dict) or "swf" not in metrics:
+                raise RunLogError(
+                    f"{path}: year {year} is completed (seq {seq}) without its welfare (swf)"
+                )
             missing = [k for k in ("schedule_set", "worker_step") if k not in seen]
             if missing:
                 raise RunLogError(
@@ -620,3 +629,11 @@ def validate_events(events: Sequence[Any], path: str | Path) -> None:
                 )
             completed += 1
             current = None
+        elif kind == "worker_step" and workers:
+            for field in ("weekly_hours", "satisfied"):
+                values = _event_field(event, field)
+                if values is not None and len(values) != workers:
+                    raise RunLogError(
+                        f"{path}: the worker_step of year {year} (seq {seq}) has "
+                        f"{len(values)} {field} values for {workers} workers"
+                    )

@@ -541,7 +541,7 @@ class Simulation:
             return self.breaker.reason
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
-            return f"deadline of {self.config.deadline:g} s reached before year {year}"
+            return f"deadline of {self.config.deadline:g} s reached before tax year {year + 1}"
         work = asyncio.ensure_future(self.run_year(year))
         tripped = asyncio.ensure_future(self.breaker.wait())
         try:

@@ -204,6 +204,11 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
         )
     origin = {"run": str(src.path), "run_id": src.manifest.run_id, "from_year": from_year}
     config = src.config(**settings)
+    if int(config.years or 0) <= from_year:
+        raise RunLogError(
+            f"the fork keeps {from_year} tax years and has --years {config.years}: nothing "
+            f"would run live (--years must be more than --from-year)"
+        )
     # Archetype workers of the same K play the source's assignment (no new clustering);
     # another K, or archetypes where the source had none, clusters anew.
     same_k = config.workers_mode == "archetypes" and config.archetypes == src.manifest.config.get(

@@ -220,6 +220,19 @@ def _renumber_year(run: Path) -> None:
     _write_lines(run, events)
 
 
+def _short_hours(run: Path) -> None:
+    events = _lines(run)
+    step = events[_index(events, "worker_step", 0)]
+    step["weekly_hours"] = step["weekly_hours"][:2]
+    _write_lines(run, events)
+
+
+def _no_swf(run: Path) -> None:
+    events = _lines(run)
+    del events[_index(events, "year_completed", 1)]["metrics"]["swf"]
+    _write_lines(run, events)
+
+
 def _empty(run: Path) -> None:
     (run / "events.jsonl").write_bytes(b"")
 
@@ -238,6 +251,8 @@ BAD_LOGS: list[tuple[str, Callable[[Path], None], str]] = [
     ("no-year-completed", _drop("year_completed", 0), "year 1 starts"),
     ("no-schedule", _drop("schedule_set", 2), "without its schedule_set"),
     ("no-hours", _drop("worker_step", 1), "without its worker_step"),
+    ("hours-of-two-workers", _short_hours, "has 2 weekly_hours values for 12 workers"),
+    ("no-welfare", _no_swf, "year 1 is completed (seq"),
     ("empty", _empty, "empty"),
     ("only-a-torn-line", _torn_only, "empty"),
 ]

@@ -1,0 +1,204 @@
+"""Mistakes a user makes at the command line get one clear line and lose nothing:
+output options aimed at a run's files, templates that fail while they run, seeds out
+of range, a small persona bank for ``prompts render``, a fork with nothing left to run,
+a summary whose oracle ratio is undefined."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon.cli import main
+from llmecon.personas import default_bank_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def _clean_error(result: Any, *phrases: str) -> str:
+    """The command failed with a message (a click exit), not a traceback."""
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    said = " ".join(result.output.split())
+    for phrase in phrases:
+        assert phrase in said, said
+    return said
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    result = _invoke(
+        "run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+        "--agents", "6", "--years", "3", "--no-reference", "--out", str(out), "--run-id", "r",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out / "r"
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()
+    }
+
+
+#: Output options that once wrote over whatever file they were given.
+WRITERS = [
+    ("personas", "sample", "--n", "3", "--simple", "--out", "{target}"),
+    ("probe", "scripted/reference", "--personas", "2", "--bootstrap", "100", "--out", "{target}"),
+    ("compare", "--planners", "flat:10", "--agents", "4", "--years", "1",
+     "--out", "{tmp}", "--csv", "{target}"),
+    ("sweep", "--planners", "flat:10", "--agents", "4", "--years", "1", "--no-reference",
+     "--out", "{tmp}", "--csv", "{target}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", ["events.jsonl", "manifest.json"])
+@pytest.mark.parametrize("command", WRITERS, ids=lambda c: c[0])
+def test_output_options_refuse_to_write_over_a_runs_files(
+    run_dir: Path, tmp_path: Path, command: tuple[str, ...], target: str
+) -> None:
+    before = _digests(run_dir)
+    args = [a.format(target=run_dir / target, tmp=tmp_path / "work") for a in command]
+    _clean_error(_invoke(*args), "refusing to write", f"it is a file of the run in {run_dir}")
+    assert _digests(run_dir) == before
+    assert not (tmp_path / "work").exists()  # refused before any run
+
+
+def test_output_options_refuse_a_sweeps_manifest_and_create_missing_folders(
+    tmp_path: Path,
+) -> None:
+    base = ["compare", "--planners", "flat:10", "--agents", "4", "--years", "1",
+            "--out", str(tmp_path), "--name", "c"]  # fmt: skip
+    table = tmp_path / "new" / "folder" / "table.csv"
+    first = _invoke(*base, "--csv", str(table))
+    assert first.exit_code == 0, first.output
+    assert table.read_text(encoding="utf-8").startswith("planner")
+    sweep_file = tmp_path / "c" / "sweep.json"
+    before = sweep_file.read_bytes()
+    _clean_error(
+        _invoke("personas", "sample", "--n", "3", "--out", str(sweep_file)),
+        "it is the manifest of the sweep",
+    )
+    assert sweep_file.read_bytes() == before
+    refused = _invoke("probe", "scripted/reference", "--out", str(tmp_path))
+    assert refused.exit_code == 2 and "is a directory" in refused.output
+
+
+def test_probe_out_and_no_save_contradict(tmp_path: Path) -> None:
+    result = _invoke("probe", "scripted/reference", "--out", str(tmp_path / "p.json"), "--no-save")
+    assert result.exit_code == 2 and "--no-save saves nothing" in result.output
+    assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("template", "code", "error"),
+    [
+        ("worker_decision.j2", "{{ 1/0 }}", "ZeroDivisionError while rendering: division by zero"),
+        ("planner_query.j2", '{{ "a" + 1 }}', "TypeError while rendering"),
+    ],
+)
+def test_a_template_that_fails_while_it_runs_is_named_with_its_line(
+    tmp_path: Path, template: str, code: str, error: str
+) -> None:
+    prompts = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", prompts)
+    path = prompts / template
+    text = path.read_text(encoding="utf-8").rstrip("\n") + "\n" + code + "\n"
+    path.write_text(text, encoding="utf-8")
+    line = text.count("\n")
+    where = f"template {template}, line {line}: {error}"
+    checked = _invoke("prompts", "check", "--prompts", str(prompts))
+    _clean_error(checked, f"template {template}, line {line}:", error.split()[0])  # a table
+    _clean_error(_invoke("prompts", "render", template, "--prompts", str(prompts)), where)
+    ran = _invoke(
+        "run", "--planner", "scripted/reference", "--workers", "scripted/reference",
+        "--personas", "synthetic", "--agents", "4", "--years", "2", "--prompts", str(prompts),
+        "--out", str(tmp_path / "runs"),
+    )  # fmt: skip
+    _clean_error(ran, where)
+    assert not (tmp_path / "runs").exists()  # refused before a folder was made
+
+
+def test_seeds_out_of_range_are_refused_up_front(tmp_path: Path) -> None:
+    _clean_error(
+        _invoke("run", "--planner", "saez", "--seed", str(2**63), "--out", str(tmp_path)),
+        "seed: Input should be less than or equal to 9223372036854775807",
+    )
+    assert not tmp_path.joinpath("runs").exists() and not any(tmp_path.iterdir())
+    for args in (
+        ("personas", "sample", "--n", "3", "--out", str(tmp_path / "x.jsonl"), "--seed", "-1"),
+        ("personas", "validate", "--n", "100", "--seed", "-1"),
+        ("probe", "scripted/reference", "--seed", "-1", "--no-save"),
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 2 and "'--seed': -1 is not in the range" in result.output
+
+
+def test_the_largest_seed_runs_and_its_tables_export(tmp_path: Path) -> None:
+    seed = str(2**63 - 1)
+    result = _invoke(
+        "run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+        "--agents", "4", "--years", "1", "--no-reference", "--seed", seed,
+        "--out", str(tmp_path), "--run-id", "r",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    exported = _invoke("export", str(tmp_path / "r"), "--out", str(tmp_path / "t"))
+    assert exported.exit_code == 0, exported.output
+    assert seed in (tmp_path / "t" / "years.csv").read_text(encoding="utf-8")
+
+
+def test_prompts_render_reads_a_small_persona_bank(tmp_path: Path) -> None:
+    bank = tmp_path / "two.jsonl"
+    lines = default_bank_path().read_text(encoding="utf-8").splitlines()[:2]
+    bank.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shown = _invoke("prompts", "render", "persona.j2", "--persona", "1", "--personas", str(bank))
+    assert shown.exit_code == 0, shown.output
+    _clean_error(
+        _invoke("prompts", "render", "persona.j2", "--persona", "2", "--personas", str(bank)),
+        "holds 2 personas (0 to 1)",
+    )
+
+
+def test_a_fork_with_nothing_left_to_run_is_refused(run_dir: Path, tmp_path: Path) -> None:
+    for extra in ((), ("--years", "2")):
+        result = _invoke(
+            "run", "--fork", str(run_dir), "--from-year", "3" if not extra else "2",
+            "--planner", "saez", "--out", str(tmp_path), *extra,
+        )  # fmt: skip
+        _clean_error(result, "nothing would run live", "--years must be more than --from-year")
+    assert not any(tmp_path.iterdir())
+    longer = _invoke(
+        "run", "--fork", str(run_dir), "--from-year", "3", "--years", "4", "--planner", "saez",
+        "--out", str(tmp_path), "--run-id", "f",
+    )  # fmt: skip
+    assert longer.exit_code == 0, longer.output
+
+
+def test_a_summary_without_an_oracle_ratio_says_n_a(tmp_path: Path) -> None:
+    # Every rate pinned at 100 %: no one works, the oracle's SWF is 0 and "% of the
+    # oracle" is undefined (the summary leaves it out).
+    result = _invoke(
+        "run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+        "--agents", "4", "--years", "2", "--min-rate", "1", "--max-rate", "1",
+        "--out", str(tmp_path), "--run-id", "r",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "% of oracle" in line]
+    assert rows and "n/a" in rows[0]
+
+
+def test_replay_swf_needs_rescore_and_personas_show_reads_the_default_bank(run_dir: Path) -> None:
+    result = _invoke("replay", str(run_dir), "--swf", "rawlsian")
+    assert result.exit_code == 2 and "--swf is for --rescore" in result.output
+    shown = _invoke("personas", "show", "default", "3")
+    assert shown.exit_code == 0, shown.output
+    assert "persona-000003" in shown.output
