@@ -162,7 +162,8 @@ class ScriptedProvider(ModelProvider):
         if request is None:
             raise ProviderError(
                 f"scripted/{self.model_name} only answers llmecon's agent calls (workers, "
-                "planner, voters, proposers): this call carries no structured request"
+                "planner, voters, proposers), which carry the economy it reads; this call "
+                f"does not: try it with `llmecon probe scripted/{self.model_name}` or in a run"
             )
         answer = self.answer(request, messages, config.seed)
         text = json.dumps(answer, separators=(",", ":"))

@@ -156,10 +156,16 @@ class RunLog:
 
     @classmethod
     def create(cls, directory: str | Path, manifest: Manifest) -> RunLog:
-        """Create a fresh run folder; refuses to overwrite an existing run."""
+        """Create a fresh run folder; refuses an existing run, and a folder that already
+        holds other files (the run's files would replace them)."""
         d = Path(directory)
         if (d / EVENTS_NAME).exists() or (d / MANIFEST_NAME).exists():
             raise RunLogError(f"run folder already holds a run: {d} (choose another --run-id)")
+        if d.is_dir() and any(d.iterdir()):
+            raise RunLogError(
+                f"{d} already exists and holds files that are not a run; a run needs a new "
+                "or empty folder (choose another --run-id)"
+            )
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -202,3 +202,16 @@ def test_replay_swf_needs_rescore_and_personas_show_reads_the_default_bank(run_d
     shown = _invoke("personas", "show", "default", "3")
     assert shown.exit_code == 0, shown.output
     assert "persona-000003" in shown.output
+
+
+def test_a_run_never_writes_into_a_folder_of_other_files(tmp_path: Path) -> None:
+    mine = tmp_path / "r"
+    mine.mkdir()
+    (mine / "years.csv").write_text("keep\n", encoding="utf-8")
+    args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+            "--agents", "4", "--years", "1", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    _clean_error(_invoke(*args), "holds files that are not a run")
+    assert [p.name for p in mine.iterdir()] == ["years.csv"]
+    assert (mine / "years.csv").read_text(encoding="utf-8") == "keep\n"
+    (mine / "years.csv").unlink()  # an empty folder is fine
+    assert _invoke(*args).exit_code == 0
