@@ -279,8 +279,8 @@ def report_end(result: Any) -> None:
     if result.directory is not None:
         console.print(
             f"sweep written to [bold]{result.directory}[/] (sweep.json, results.csv, cells.csv; "
-            f"`llmecon report {result.directory}` draws it) in {result.wall_s:.1f} s on "
-            f"{result.backend}"
+            f"`llmecon report {result.directory}` draws it) in {result.wall_s:.1f} s "
+            + (f"on {result.backend}" if result.backend != "none" else "(every cell was done)")
         )
     if not result.complete:
         bad = result.cells[result.cells["status"] != "completed"]
