@@ -146,7 +146,8 @@ def make_planner(spec: str, context: PlannerContext) -> Planner:
 def parse_rates(text: str, n_brackets: int | None = None) -> list[float]:
     """Parse ``"10,12,22"`` (percent) or ``"0.1,0.12"`` (fractions) into fractions.
 
-    Values are read as percentages when any of them exceeds 1.
+    Values are read as percentages when any of them exceeds 1 or the text has a ``%``
+    (``"1%"`` is 1 %, where ``"1"`` alone is a fraction: 100 %).
     """
     try:
         values = [float(x) for x in text.replace("%", "").split(",") if x.strip()]
@@ -154,7 +155,7 @@ def parse_rates(text: str, n_brackets: int | None = None) -> list[float]:
         raise PlannerError(f"rates must be comma-separated numbers, got {text!r}") from None
     if not values:
         raise PlannerError("no rates given")
-    if any(v > 1 for v in values):
+    if "%" in text or any(v > 1 for v in values):
         values = [v / 100.0 for v in values]
     if any(not 0 <= v <= 1 for v in values):
         raise PlannerError(f"rates must lie in [0, 100] %, got {text!r}")

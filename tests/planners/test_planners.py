@@ -109,6 +109,10 @@ def test_rate_bounds_respected(economy: Economy) -> None:
 def test_parse_specs() -> None:
     assert parse_rates("10,20", 2) == [0.1, 0.2]
     assert parse_rates("0.25", 3) == [0.25] * 3
+    # A percent sign means percent even when every value is at most 1.
+    assert parse_rates("1%", 2) == [0.01, 0.01]
+    assert parse_rates("1", 2) == [1.0, 1.0]
+    assert parse_rates("0.5%,1%", 2) == [0.005, 0.01]
     with pytest.raises(PlannerError, match="need 1 or 7"):
         parse_rates("10,20", 7)
     with pytest.raises(PlannerError, match="comma-separated"):
