@@ -218,22 +218,24 @@ PLANNERS = {
 }
 
 
+def planner_run(out: Path, planner: str, history: int, bank: str, seed: int) -> dict[str, Any]:
+    """One run of the ``planners`` and ``populations`` parts: 100 workers, ±2 h."""
+    return run_gap(
+        out,
+        agents=100,
+        planner=planner,
+        workers="scripted/reference-noise2",
+        planner_history=history,
+        personas=bank,
+        seed=seed,
+    )
+
+
 def planners(out: Path, seeds: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for bank_name, bank in (("default bank", "default"), ("v0.1 bank", str(V01_BANK))):
         for label, (planner, history) in PLANNERS.items():
-            runs = [
-                run_gap(
-                    out,
-                    agents=100,
-                    planner=planner,
-                    workers="scripted/reference-noise2",
-                    planner_history=history,
-                    personas=bank,
-                    seed=seed,
-                )
-                for seed in range(seeds)
-            ]
+            runs = [planner_run(out, planner, history, bank, seed) for seed in range(seeds)]
             key = f"{label}, {bank_name}"
             results[key] = aggregate(runs)
             results[key]["final_schedule_by_seed"] = [round(r["schedule"][-1], 3) for r in runs]
@@ -254,15 +256,7 @@ def populations(out: Path, count: int, seeds: int) -> dict[str, Any]:
         finals = np.array(
             [
                 [
-                    run_gap(
-                        out,
-                        agents=100,
-                        planner=planner,
-                        workers="scripted/reference-noise2",
-                        planner_history=history,
-                        personas=str(bank),
-                        seed=seed,
-                    )["schedule"][-1]
+                    planner_run(out, planner, history, str(bank), seed)["schedule"][-1]
                     for seed in range(seeds)
                 ]
                 for bank in banks
