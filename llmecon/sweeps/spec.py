@@ -40,8 +40,14 @@ SEMICOLON_FIELDS = ("brackets", "price")
 SWEEP_FILE_KEYS = ("grid", "cells", "name", "max_cost")
 
 
+#: Most seeds one sweep takes (a typo such as 0-100000000 would otherwise build a grid
+#: of a hundred million cells before saying anything).
+MAX_SEEDS = 100_000
+
+
 def parse_seeds(text: str | int | Sequence[Any]) -> list[int]:
-    """Seeds from ``"0-9"``, ``"0,3,5-7"``, an int or a list (of ints or such strings)."""
+    """Seeds from ``"0-9"``, ``"0,3,5-7"``, an int or a list (of ints or such strings);
+    at most :data:`MAX_SEEDS` of them."""
     if isinstance(text, bool):
         raise ConfigError(f"seeds: {text!r} is not a seed")
     if isinstance(text, int):
@@ -57,6 +63,10 @@ def parse_seeds(text: str | int | Sequence[Any]) -> list[int]:
             lo, hi = int(m[1]), int(m[2])
             if hi < lo:
                 raise ConfigError(f"seeds: {part!r} is an empty range (write low-high)")
+            if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+                raise ConfigError(
+                    f"seeds: {part!r} makes more than {MAX_SEEDS:,} seeds; split the sweep"
+                )
             seeds.extend(range(lo, hi + 1))
         elif part.isdigit():
             seeds.append(int(part))

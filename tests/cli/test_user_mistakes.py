@@ -215,3 +215,10 @@ def test_a_run_never_writes_into_a_folder_of_other_files(tmp_path: Path) -> None
     assert (mine / "years.csv").read_text(encoding="utf-8") == "keep\n"
     (mine / "years.csv").unlink()  # an empty folder is fine
     assert _invoke(*args).exit_code == 0
+
+
+def test_a_seed_range_typo_is_refused_at_once(tmp_path: Path) -> None:
+    result = _invoke("sweep", "--planners", "flat:10", "--seeds", "0-100000000", "--dry-run",
+                     "--out", str(tmp_path))  # fmt: skip
+    _clean_error(result, "makes more than 100,000 seeds")
+    assert not any(tmp_path.iterdir())
