@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,14 @@ _OUTPUT: dict[str, Any] = {"group": "output"}
 _LLM: dict[str, Any] = {"group": "llm"}
 _OPERATIONAL: dict[str, Any] = {"group": "operational"}
 _VOTING: dict[str, Any] = {"group": "voting"}
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    """Whether a field of this type takes ``True``/``False`` (``bool``, or a union or
+    ``Annotated`` holding it)."""
+    if annotation is bool:
+        return True
+    return any(_accepts_bool(arg) for arg in typing.get_args(annotation))
 
 
 class RunConfig(BaseModel):
@@ -390,6 +399,19 @@ class RunConfig(BaseModel):
             return data  # the field's registry check names the known presets
         given = {k: v for k, v in data.items() if v is not None or k not in settings}
         return {**settings, **given}
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """``agents: true`` is not 1: a yes/no goes only to a yes/no field."""
+        name = info.field_name
+        if (
+            isinstance(value, bool)
+            and name
+            and not _accepts_bool(cls.model_fields[name].annotation)
+        ):
+            raise ValueError(f"{value!r} is a yes/no; this field takes a number or a name")
+        return value
 
     @field_validator("*")
     @classmethod

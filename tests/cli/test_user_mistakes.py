@@ -222,3 +222,11 @@ def test_a_seed_range_typo_is_refused_at_once(tmp_path: Path) -> None:
                      "--out", str(tmp_path))  # fmt: skip
     _clean_error(result, "makes more than 100,000 seeds")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_yes_no_is_not_a_number_in_a_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("planner: saez\nagents: true\nreference: false\n", encoding="utf-8")
+    result = _invoke("run", "--config", str(config), "--out", str(tmp_path / "runs"))
+    _clean_error(result, "agents", "True is a yes/no; this field takes a number or a name")
+    assert not (tmp_path / "runs").exists()
