@@ -137,6 +137,8 @@ def write_bank(path: str | Path, personas: Iterable[Persona]) -> Path:
 def load_bank(path: str | Path) -> list[Persona]:
     """Read a JSONL persona bank; a missing or corrupt file raises :class:`PersonaError`."""
     path = Path(path)
+    if path.is_dir():
+        raise PersonaError(f"{path} is a folder; a persona bank is a JSONL file")
     if not path.is_file():
         raise PersonaError(f"persona file not found: {path}")
     try:

@@ -283,6 +283,8 @@ def read_manifest(directory: str | Path) -> Manifest:
     """A run's manifest alone (migrated and checked as :func:`read_log` does), for
     callers that do not need the events."""
     path = Path(directory) / MANIFEST_NAME
+    if not Path(directory).exists():
+        raise RunLogError(f"run folder not found: {Path(directory)}")
     if not path.is_file():
         raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {Path(directory)}")
     try:

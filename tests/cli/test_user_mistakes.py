@@ -230,3 +230,9 @@ def test_a_yes_no_is_not_a_number_in_a_config_file(tmp_path: Path) -> None:
     result = _invoke("run", "--config", str(config), "--out", str(tmp_path / "runs"))
     _clean_error(result, "agents", "True is a yes/no; this field takes a number or a name")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_missing_run_and_a_folder_for_personas_are_named_as_such(tmp_path: Path) -> None:
+    _clean_error(_invoke("resume", str(tmp_path / "missing")), "run folder not found")
+    result = _invoke("run", "--planner", "saez", "--personas", str(tmp_path))
+    _clean_error(result, "is a folder; a persona bank is a JSONL file")
