@@ -187,6 +187,14 @@ class RunData:
     settings: dict[str, Any] = field(default_factory=dict)
     #: the status-quo baseline's per-agent measures, computed on first use
     _status_quo: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
+    #: the tables the derived results read, as loaded: editing :attr:`years`,
+    #: :attr:`agents` or :attr:`personas` in place does not change them
+    _own: dict[str, pd.DataFrame] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        self._own = {name: _snapshot(getattr(self, name)) for name in _DERIVED_FROM}
 
     @property
     def seed(self) -> int:
@@ -214,16 +222,18 @@ class RunData:
         no tax to the oracle the final year closes, ``(W − W_none) / (W_oracle −
         W_none)``; ``None`` without both references in the summary (a run without
         ``reference``, or not completed) or when no tax is optimal."""
-        return self._gain(float(self.years["swf"].iloc[-1])) if len(self.years) else None
+        years = self._own["years"]
+        return self._gain(float(years["swf"].iloc[-1])) if len(years) else None
 
     @property
     def gain_closed_by_year(self) -> pd.Series:
         """:attr:`gain_closed` of every completed year (indexed like :attr:`years`; NaN
         where it is undefined)."""
-        gains = [self._gain(float(w)) for w in self.years["swf"]] if len(self.years) else []
+        years = self._own["years"]
+        gains = [self._gain(float(w)) for w in years["swf"]] if len(years) else []
         return pd.Series(
             [np.nan if g is None else g for g in gains],
-            index=self.years.index,
+            index=years.index,
             name="gain_closed",
             dtype=float,
         )
@@ -233,9 +243,10 @@ class RunData:
         """Secondary: the final SWF in percent of the oracle's (``W / W_oracle``, which
         depends on the SWF's origin and inverts for negative SWFs)."""
         oracle = self.summary.get("oracle_swf")
-        if not len(self.years) or not isinstance(oracle, int | float) or not oracle:
+        years = self._own["years"]
+        if not len(years) or not isinstance(oracle, int | float) or not oracle:
             return None
-        return 100.0 * float(self.years["swf"].iloc[-1]) / float(oracle)
+        return 100.0 * float(years["swf"].iloc[-1]) / float(oracle)
 
     def _gain(self, swf: float) -> float | None:
         from llmecon.economy.welfare import gain_closed
@@ -307,7 +318,7 @@ class RunData:
         """
         economy, y, now, base = self._compare(year, baseline)
         weight = np.asarray(economy.population.weight, dtype=float)
-        labels = group_labels(by, self.personas, base, weight)
+        labels = group_labels(by, self._own["personas"], base, weight)
         table = incidence_table(labels, weight, now, base)
         head = {"run_id": self.run_id, "seed": self.seed, "year": y, "by": by}
         return with_head(table, head)
@@ -332,18 +343,21 @@ class RunData:
             raise ValueError(f"run {self.run_id}: no per-agent outcomes ({self.population_note})")
         if baseline not in BASELINES:
             raise ValueError(f"unknown baseline {baseline!r}: use one of {', '.join(BASELINES)}")
-        done = self.agents["year"].unique().tolist()
+        agents = self._own["agents"]
+        done = agents["year"].unique().tolist()
         if not done:
             raise ValueError(f"run {self.run_id} has no completed year")
+        if year is not None and (isinstance(year, bool) or not isinstance(year, int | np.integer)):
+            raise ValueError(f"year must be a whole tax year (1, 2, …), got {year!r}")
         y = int(max(done)) if year is None else int(year)
         if y not in done:
             raise ValueError(
                 f"run {self.run_id}: tax year {y} was not completed (years are numbered "
                 f"from 1; completed: {min(done)}…{max(done)})"
             )
-        now = measure_frame(self.agents[self.agents["year"] == y])
+        now = measure_frame(agents[agents["year"] == y])
         if baseline == "first_year":
-            base = measure_frame(self.agents[self.agents["year"] == min(done)])
+            base = measure_frame(agents[agents["year"] == min(done)])
         else:
             if self._status_quo is None:
                 low = self.settings.get("min_rate")
@@ -356,6 +370,23 @@ class RunData:
                 self._status_quo = evaluated_outcomes(self.economy, schedule)
             base = self._status_quo
         return self.economy, y, now, base
+
+
+#: The tables :class:`RunData`'s derived results (gain closed, incidence, welfare
+#: decomposition) read.
+_DERIVED_FROM = ("years", "agents", "personas")
+
+#: Whether pandas copies a frame's data on the first write to a shallow copy (always
+#: from pandas 3; an option before).
+_COPY_ON_WRITE = (
+    int(pd.__version__.split(".")[0]) >= 3 or pd.get_option("mode.copy_on_write") is True
+)
+
+
+def _snapshot(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` that in-place edits of ``frame`` do not reach: free with
+    copy-on-write, a deep copy without."""
+    return frame.copy(deep=not _COPY_ON_WRITE)
 
 
 # -- tables ------------------------------------------------------------------------------------

@@ -197,3 +197,38 @@ def test_personas_survive_a_population_that_cannot_be_rebuilt(run: RunData, tmp_
     assert data.personas["agent"].tolist() == run.personas["agent"].tolist()
     assert data.agents["agent"].tolist() == run.agents["agent"].tolist()
     assert data.agents["occupation_group"].tolist() == run.agents["occupation_group"].tolist()
+
+
+def test_editing_the_tables_does_not_change_the_derived_results(run: RunData) -> None:
+    """The derived results read the tables as loaded: an analyst's in-place edit of
+    ``years``, ``agents`` or ``personas`` changes what they see, not the headline."""
+    fresh = llmecon.load_run(run.path)
+    before = (
+        fresh.gain_closed,
+        fresh.gain_closed_by_year.tolist(),
+        fresh.welfare_decomposition(),
+        fresh.incidence("age_band"),
+    )
+    fresh.agents.loc[:, "utility"] = 0.0
+    fresh.agents.loc[:, "year"] = 99
+    fresh.years.loc[:, "swf"] = -1.0
+    fresh.personas.loc[:, "age_band"] = "edited"
+    assert (fresh.years["swf"] == -1.0).all()  # the user's edit stands in their table
+    after = (
+        fresh.gain_closed,
+        fresh.gain_closed_by_year.tolist(),
+        fresh.welfare_decomposition(),
+        fresh.incidence("age_band"),
+    )
+    assert after[0] == before[0] and after[1] == before[1]
+    pd.testing.assert_frame_equal(after[2], before[2])
+    pd.testing.assert_frame_equal(after[3], before[3])
+
+
+@pytest.mark.parametrize("year", [2.9, "2", True, float("nan")])
+def test_a_year_must_be_a_whole_tax_year(run: RunData, year: object) -> None:
+    for method in (run.incidence, run.welfare_decomposition):
+        kwargs = {"year": year}
+        with pytest.raises(ValueError, match="year must be a whole tax year"):
+            method(**kwargs)  # type: ignore[arg-type]
+    assert run.incidence(year=np.int64(2))["year"].iloc[0] == 2
