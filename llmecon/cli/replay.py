@@ -42,6 +42,7 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
     """
     from llmecon.runs.recorded import ReplayMismatchError
     from llmecon.runs.replay import REL_TOL, replay_run, rescore_run
+    from llmecon.runs.restore import fork_instead
 
     if swf is not None and not rescore:
         raise click.UsageError("--swf is for --rescore (a replay checks the run's own SWF)")
@@ -76,11 +77,10 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
                 f"templates changed since: {', '.join(report.templates_changed)}; model "
                 "outputs were replayed by call, without checking the prompts"
             )
-        if report.run_status == "failed" and report.years_checked >= report.years_planned:
-            raise click.ClickException(  # as `llmecon resume` says of such a run
+        if report.nothing_to_resume:  # as `llmecon resume` says of such a run
+            raise click.ClickException(
                 f"the run ended failed after all of its {report.years_checked} years: they "
-                "were replayed; nothing is left to resume; to run it again, fork it "
-                f"(`llmecon run --fork {run_dir} --from-year 1`)"
+                f"were replayed; {fork_instead(run_dir)}"
             )
         if not report.complete:
             raise click.ClickException(

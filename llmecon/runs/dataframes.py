@@ -53,6 +53,7 @@ from llmecon.runs.events import (
     ScheduleSet,
     WorkerStep,
     YearCompleted,
+    last_end,
 )
 from llmecon.runs.incidence import (
     BASELINES,
@@ -261,7 +262,7 @@ class RunData:
     def end(self) -> RunCompleted | None:
         """The last ``run_completed`` event: status, summary and why the run stopped
         (``None`` when the log has none: still running or killed)."""
-        return next((e for e in reversed(self.events) if isinstance(e, RunCompleted)), None)
+        return last_end(self.events)
 
     @property
     def status(self) -> str:

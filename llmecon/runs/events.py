@@ -8,6 +8,7 @@ readers cannot ignore bumps :data:`LOG_FORMAT_VERSION`. See ``docs/log-format.md
 from __future__ import annotations
 
 import typing
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
@@ -312,6 +313,12 @@ class OtherEvent(BaseModel):
 
 
 AnyEvent = Event | OtherEvent
+
+
+def last_end(events: Sequence[AnyEvent]) -> RunCompleted | None:
+    """The last ``run_completed`` event of a log (``None``: killed or still running)."""
+    return next((e for e in reversed(events) if isinstance(e, RunCompleted)), None)
+
 
 #: Event ``type`` -> its typed class, read off the :data:`Event` union.
 KNOWN_EVENT_TYPES: dict[str, type[BaseModel]] = {

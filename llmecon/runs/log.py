@@ -150,8 +150,7 @@ class RunLog:
         self._new_blobs: list[str] = []
         self._calls = CallBuffer()
         # decided by the run's size, so a resumed run goes on as it started
-        workers = manifest.population.get("size") or manifest.config.get("agents") or 0
-        self.columnar = stores_columnar(int(workers))
+        self.columnar = stores_columnar(population_size(manifest))
         self._lock = lock
 
     @classmethod
@@ -279,6 +278,12 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     atomic_write(path, write)
 
 
+def population_size(manifest: Manifest) -> int:
+    """The run's number of workers: its population's size, else its config's ``agents``
+    (0 when neither says)."""
+    return int(manifest.population.get("size") or manifest.config.get("agents") or 0)
+
+
 def read_manifest(directory: str | Path) -> Manifest:
     """A run's manifest alone (migrated and checked as :func:`read_log` does), for
     callers that do not need the events."""
@@ -344,8 +349,7 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
         raise RunLogError(f"{manifest_path}: {exc}") from None
     manifest = validated_manifest(manifest_dict, manifest_path, unknown_config_fields=tolerant)
     events = [_typed_event(e, events_path, tolerant) for e in migrated]
-    workers = manifest.population.get("size") or manifest.config.get("agents")
-    validate_events(events, events_path, int(workers) if workers else None)
+    validate_events(events, events_path, population_size(manifest) or None)
     try:
         problems = attach_call_files(d, events, tolerant=tolerant)
     except CallFileError as exc:

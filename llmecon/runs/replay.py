@@ -61,6 +61,8 @@ class ReplayReport:
     """How the run ended: ``completed``, ``killed`` (no end event), or the status it
     stopped with (``failed``, ``interrupted``, ``budget_exceeded``, …)."""
     years_planned: int = 0
+    nothing_to_resume: bool = False
+    """The run failed after every one of its years ran (:attr:`RestoredRun.nothing_to_resume`)."""
     templates_changed: list[str] = field(default_factory=list)
     """Templates that differ from the ones the run used (a log written before runs kept
     a copy of their templates): model outputs were replayed without checking prompts."""
@@ -132,6 +134,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         run_status=status,
         years_planned=int(manifest.config.get("years") or len(logged)),
         templates_changed=changed,
+        nothing_to_resume=run.nothing_to_resume,
     )
     for old, new in zip(logged, result.records, strict=False):
         rates_match = len(old.schedule.rates) == len(new.schedule.rates) and all(

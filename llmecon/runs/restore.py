@@ -30,6 +30,7 @@ from llmecon.runs.events import (
     RunCompleted,
     ScheduleSet,
     WorkerStep,
+    last_end,
 )
 from llmecon.runs.log import (
     LogContents,
@@ -63,6 +64,14 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     except ValidationError as exc:
         problems = describe_validation_errors(exc.errors(), limit=len(exc.errors()))
         raise RunLogError(f"{run_dir / 'manifest.json'}: invalid config ({problems})") from None
+
+
+def fork_instead(run_dir: str | Path) -> str:
+    """What to say of a run with nothing left to resume (:attr:`RestoredRun.nothing_to_resume`)."""
+    return (
+        "nothing is left to resume: to run it again, fork it "
+        f"(`llmecon run --fork {run_dir} --from-year 1`)"
+    )
 
 
 @dataclass
@@ -104,7 +113,7 @@ class RestoredRun:
     @property
     def end(self) -> RunCompleted | None:
         """The last ``run_completed`` event (``None``: killed or still running)."""
-        return next((e for e in reversed(self.events) if isinstance(e, RunCompleted)), None)
+        return last_end(self.events)
 
     @property
     def status(self) -> str:
@@ -112,6 +121,14 @@ class RestoredRun:
         running), or the status it stopped with (``failed``, ``budget_exceeded``, …)."""
         end = self.end
         return end.status if end else "killed"
+
+    @property
+    def nothing_to_resume(self) -> bool:
+        """Whether the run failed after every one of its years ran (more than the failure
+        share of one role's calls failed, :meth:`CircuitBreaker.final_reason`): no year
+        is left for a resume to run again (:func:`fork_instead`)."""
+        years = int(self.manifest.config.get("years") or 0)
+        return self.status == "failed" and 0 < years <= len(self.years)
 
     @property
     def forked_from_year(self) -> int:

@@ -30,7 +30,7 @@ from llmecon.runs.log import EVENTS_NAME, RunLock, RunLog, RunLogError, read_man
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.replay import metric_differences
-from llmecon.runs.restore import RestoredRun, restore_run, saved_archetypes_file
+from llmecon.runs.restore import RestoredRun, fork_instead, restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation
 
 
@@ -63,12 +63,11 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             )
         if run.status == "completed":
             raise RunLogError(f"{path} already completed; nothing to resume")
-        if nothing_to_resume(run):
+        if run.nothing_to_resume:
             why = f" ({run.end.error})" if run.end and run.end.error else ""
             raise RunLogError(
                 f"every one of its {len(run.years)} years ran and it ended failed{why}; "
-                f"nothing is left to resume: to run it again with the model working, fork "
-                f"it (`llmecon run --fork {path} --from-year 1`)"
+                + fork_instead(path)
             )
         cut = _last_boundary(run)
         _set_tail_aside(run, cut)
@@ -118,14 +117,6 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     sim.breaker.restore(iter_calls(kept))
     sim.fast_forward_planner()
     return sim
-
-
-def nothing_to_resume(run: RestoredRun) -> bool:
-    """Whether ``run`` failed after every one of its years ran (more than the failure
-    share of one role's calls failed, :meth:`CircuitBreaker.final_reason`): no year
-    is left for a resume to run again."""
-    years = int(run.manifest.config.get("years") or 0)
-    return run.status == "failed" and 0 < years <= len(run.years)
 
 
 def _last_boundary(run: RestoredRun) -> int:

@@ -21,7 +21,6 @@ from llmecon.runs.events import RunStarted
 from llmecon.runs.log import EVENTS_NAME, MANIFEST_NAME, RunLogError
 from llmecon.runs.loop import RunResult, years_row
 from llmecon.runs.restore import RestoredRun, restore_run
-from llmecon.runs.resume import nothing_to_resume
 
 #: Folder of a sweep where cell folders of runs that never started are moved.
 ABORTED_NAME = ".aborted"
@@ -95,7 +94,7 @@ def folder_state(run_dir: Path) -> str:
     if events.stat().st_size == 0:
         return "aborted"
     run = restore_run(run_dir, tolerant=True)
-    if not any(isinstance(e, RunStarted) for e in run.events) or nothing_to_resume(run):
+    if not any(isinstance(e, RunStarted) for e in run.events) or run.nothing_to_resume:
         return "aborted"
     return "completed" if run.status == "completed" else "unfinished"
 
