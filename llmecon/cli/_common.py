@@ -328,15 +328,11 @@ class YearDisplay(LiveDisplay):
     _year = ""
 
     def on_year(self, record: Any, stats: dict[str, Any], note: str = "") -> None:
-        self._year = (
-            f"tax year {record.year + 1}  SWF {record.metrics.swf:,.1f}  "
-            f"fallbacks {stats['fallbacks']}{note}"
-        )
+        year = record.year + 1  # the log counts from 0, users from 1
+        outcome = f"SWF {record.metrics.swf:,.1f}  fallbacks {stats['fallbacks']}{note}"
+        self._year = f"tax year {year}  {outcome}"
         self.progress.advance(self.task)
         if self.live:
             self.progress.update(self.task, status=self._year + self.calls)
         else:
-            console.print(
-                f"tax year {record.year + 1}/{self.total}: SWF {record.metrics.swf:,.1f}  "
-                f"fallbacks {stats['fallbacks']}{note}{self.calls}"
-            )
+            console.print(f"tax year {year}/{self.total}: {outcome}{self.calls}")

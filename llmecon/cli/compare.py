@@ -4,7 +4,6 @@ front end of a sweep (planners × seeds, rational workers), one run folder per c
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -18,7 +17,13 @@ from llmecon.cli._common import (
     console,
     friendly_errors,
 )
-from llmecon.cli.sweep import backend_options, print_table, report_end, run_with_display
+from llmecon.cli.sweep import (
+    backend_options,
+    print_table,
+    report_end,
+    run_with_display,
+    write_csv,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -153,10 +158,5 @@ def compare(
         show_n=len(seed_list) > 1,
     )
     if csv_path:
-        path = Path(csv_path)
-        try:
-            comparison.table.to_csv(path, index=False)  # checked before the runs
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-        console.print(f"table written to {path}")
+        write_csv(comparison.table, csv_path)
     report_end(comparison.sweep)

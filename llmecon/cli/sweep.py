@@ -274,6 +274,16 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
     return result
 
 
+def write_csv(table: Any, csv_path: str) -> None:
+    """Write a results table to ``--csv`` (checked with :func:`check_output_file` before
+    the runs), with a clear error when the file cannot be written."""
+    try:
+        table.to_csv(Path(csv_path), index=False)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {csv_path}: {exc.strerror or exc}") from None
+    console.print(f"table written to {csv_path}")
+
+
 def report_end(result: Any) -> None:
     """Say where the sweep is and how it ended, and exit with the code of its status."""
     if result.directory is not None:
@@ -399,10 +409,5 @@ def sweep(
         f"Sweep {spec.sweep_name(cells)}: mean [95 % interval across seeds]",
     )
     if csv_path:
-        path = Path(csv_path)
-        try:
-            result.table.to_csv(path, index=False)  # checked before the cells
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-        console.print(f"table written to {path}")
+        write_csv(result.table, csv_path)
     report_end(result)
