@@ -165,6 +165,19 @@ def compare(
     names = [p.strip() for p in planners if p.strip()]
     if not names:
         raise ValueError("compare needs at least one planner")
+    if not write_log:
+        folder_only = {
+            "out": settings.get("out") is not None,
+            "name": name is not None,
+            "jobs": jobs is None or jobs > 1,
+            "ray": ray or ray_address is not None,
+        }
+        if given := [f"{key}=" for key, used in folder_only.items() if used]:
+            verb = "is" if len(given) == 1 else "are"
+            raise ValueError(
+                f"compare: {', '.join(given)} {verb} for a sweep folder: pass write_log=True "
+                "(without it the runs stay in memory, in this process)"
+            )
     base = compare_config(config, **settings)
     seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
     spec = SweepSpec(
@@ -187,9 +200,9 @@ def compare(
         watcher = _Years()
     result = run_sweep(
         spec,
-        jobs=jobs if write_log else 1,
-        ray=ray and write_log,
-        ray_address=ray_address if write_log else None,
+        jobs=jobs,
+        ray=ray,
+        ray_address=ray_address,
         write_log=write_log,
         progress=watcher,
     )
@@ -243,6 +256,7 @@ def sweep(
     *,
     grid: dict[str, Any] | None = None,
     cells: Sequence[dict[str, Any]] | None = None,
+    seeds: str | int | Sequence[int] | None = None,
     name: str | None = None,
     out: str | None = None,
     jobs: int | None = 1,
@@ -255,7 +269,8 @@ def sweep(
 ) -> Any:
     """Run a sweep: every combination of ``grid`` (field -> values; ``seed`` also as
     ``"0-9"``), for each entry of ``cells`` (a list of settings), on top of the base
-    ``settings`` (any :class:`~llmecon.runs.RunConfig` field); return a
+    ``settings`` (any :class:`~llmecon.runs.RunConfig` field) and ``seeds`` (``"0-9"``,
+    ``"0,3,5-7"``, an int or a list: the same as ``grid={"seed": ...}``); return a
     :class:`~llmecon.sweeps.SweepResult` (``.table``: per setting, means and 95 %
     intervals across seeds; ``.cells``: one row per run; ``.directory``).
 
@@ -267,8 +282,12 @@ def sweep(
     existing cluster (``pip install 'llmecon[ray]'``). ``max_cost``: USD for the whole
     sweep. ``write_log=False``: in memory, in this process.
     """
-    from llmecon.sweeps import SweepSpec, read_sweep_file, run_sweep
+    from llmecon.sweeps import SweepSpec, parse_seeds, read_sweep_file, run_sweep
 
+    if seeds is not None:
+        if "seed" in (grid or {}) or settings.get("seed") is not None:
+            raise ValueError("sweep: give the seeds once (seeds=, seed= or grid['seed'])")
+        grid = {**(grid or {}), "seed": parse_seeds(seeds)}
     if isinstance(spec, SweepSpec):
         base, spec_grid, spec_cells = dict(spec.base), dict(spec.grid), list(spec.cells)
         spec_name, spec_out, spec_cost = spec.name, spec.out, spec.max_cost

@@ -173,3 +173,59 @@ def test_resume_refuses_a_run_whose_years_no_longer_settle(logged: Path, tmp_pat
         resume_run(run)
     resumed = restore_run(run)  # still readable, nothing lost, not locked
     assert [y.year for y in resumed.years] == [0, 1]
+
+
+# -- one API: the same tables and the same arguments everywhere ------------------------------
+
+
+def test_run_result_years_are_load_runs_years(tmp_path: Path) -> None:
+    result = llmecon.run(**SMALL, reference=True, out=str(tmp_path), run_id="same")
+    loaded = result.load()
+    assert loaded.path == tmp_path / "same"
+    counted = ["llm_calls", "fallbacks"]  # counted from the log only
+    assert list(result.years.columns) == [c for c in loaded.years.columns if c not in counted]
+    pd.testing.assert_frame_equal(
+        result.years, loaded.years.drop(columns=counted), check_exact=False, rtol=1e-12
+    )
+    assert result.years.gain_closed.notna().all()
+    assert result.years.gain_closed.iloc[-1] == pytest.approx(result.summary["gain_closed"])
+    with pytest.raises(RunLogError, match="wrote no log"):
+        llmecon.run(**SMALL, write_log=False).load()
+
+
+def test_a_forks_kept_years_name_the_parents_planner(logged: Path, tmp_path: Path) -> None:
+    from llmecon.runs.resume import fork_run
+
+    sim = fork_run(logged, 2, {"planner": "saez", "out": str(tmp_path), "run_id": "fork"})
+    result = sim.run()
+    assert result.years.planner.tolist() == ["ucb", "ucb", "saez"]
+    assert result.years.planner.tolist() == llmecon.load_run(result.run_dir).years.planner.tolist()
+
+
+def test_sweep_takes_seeds_as_compare_does() -> None:
+    small = {k: v for k, v in SMALL.items() if k != "planner"}
+    result = llmecon.sweep(planner="none", seeds="0-2", write_log=False, **small)
+    assert sorted(result.cells.seed.tolist()) == [0, 1, 2]
+    with pytest.raises(ValueError, match="give the seeds once"):
+        llmecon.sweep(planner="none", seeds=[0, 1], grid={"seed": "2-3"}, **small)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{"out": "elsewhere"}, {"name": "mine"}, {"jobs": 2}, {"ray": True}],
+    ids=lambda g: next(iter(g)),
+)
+def test_compare_refuses_folder_options_for_runs_kept_in_memory(
+    given: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    key = next(iter(given))
+    with pytest.raises(ValueError, match=rf"compare: {key}= is for a sweep folder"):
+        llmecon.compare(["none"], agents=20, years=1, **given)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_of_a_run_folder_names_its_folder(logged: Path) -> None:
+    for reader in (llmecon.load_run, llmecon.load_runs):
+        with pytest.raises(RunLogError, match=r"events.jsonl is a file of the run folder .*logged"):
+            reader(logged / "events.jsonl")

@@ -26,11 +26,13 @@ def parquet_available() -> bool:
 
 
 def check_run_dir(run_dir: str) -> Path:
+    """``run_dir`` as a path: an existing folder (a run's or a sweep's), else a usage
+    error saying why (:func:`~llmecon.runs.log.folder_problem`)."""
+    from llmecon.runs.log import folder_problem
+
     path = Path(run_dir)
-    if not path.exists():
-        raise click.ClickException(f"run folder not found: {path}")
     if not path.is_dir():
-        raise click.ClickException(f"not a run folder (not a directory): {path}")
+        raise click.ClickException(folder_problem(path) or f"not a folder: {path}")
     return path
 
 

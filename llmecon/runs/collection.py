@@ -22,7 +22,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from llmecon.runs.dataframes import TABLE_NAMES, RunData, load_run
-from llmecon.runs.log import RunLogError, is_run_folder
+from llmecon.runs.log import RunLogError, folder_problem, is_run_folder
 
 __all__ = ["RunsData", "load_runs", "run_folders"]
 
@@ -162,7 +162,7 @@ def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
                     problems.append(f"{text}: not a run folder and holds none")
             else:
                 runs = []
-                problems.append(f"{text}: run folder not found")
+                problems.append(folder_problem(path) or f"{text}: run folder not found")
         for run in runs:
             found.setdefault(run.resolve(), None)
     if problems:

@@ -69,7 +69,14 @@ from llmecon.runs.incidence import (
 from llmecon.runs.log import Manifest
 from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
 from llmecon.runs.restore import restore_run
-from llmecon.runs.tidy import join_personas, run_settings, settings_key, tidy
+from llmecon.runs.tidy import (
+    join_personas,
+    run_settings,
+    settings_key,
+    tidy,
+    year_columns,
+    year_row,
+)
 
 #: Names of the per-year metrics, in the order of :class:`YearMetrics`.
 #: (The SWFs registered at import; the tables call :meth:`YearMetrics.names`, so SWFs
@@ -394,7 +401,6 @@ def _snapshot(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _years_table(events: list[AnyEvent]) -> pd.DataFrame:
-    metric_names = YearMetrics.names()
     schedules: dict[int, ScheduleSet] = {}
     calls: dict[int, int] = {}
     fallbacks: dict[int, int] = {}
@@ -410,21 +416,12 @@ def _years_table(events: list[AnyEvent]) -> pd.DataFrame:
             fallbacks[e.year] = fallbacks.get(e.year, 0) + 1
         elif isinstance(e, YearCompleted):
             s = schedules.get(e.year)
-            row: dict[str, Any] = {
-                "year": e.year,
-                "source": s.source if s else None,
-                "planner": s.planner if s else None,
-            }
-            row.update({name: e.metrics.get(name, math.nan) for name in metric_names})
-            row.update({k: v for k, v in e.metrics.items() if k not in row})
-            rows.append(row)
+            source, planner = (s.source, s.planner) if s else (None, None)
+            rows.append(year_row(e.year, source, planner, e.metrics))
     for row in rows:
         row["llm_calls"] = calls.get(row["year"], 0)
         row["fallbacks"] = fallbacks.get(row["year"], 0)
-    base = ["year", "source", "planner", *metric_names]
-    extra = [k for k in (rows[0] if rows else {}) if k not in base]
-    extra = [k for k in extra if k not in ("llm_calls", "fallbacks")]
-    return _frame(rows, [*base, *extra, "llm_calls", "fallbacks"])
+    return _frame(rows, year_columns(rows, ("llm_calls", "fallbacks")))
 
 
 def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFrame:

@@ -188,27 +188,53 @@ def welfare_decomposition_table(
     return pd.DataFrame(rows)
 
 
+#: Persona columns that are not groups: one value per worker (identifiers, free text).
+_ONE_PER_WORKER = ("agent", "agent_index", "narrative")
+
+
+def _groupable(personas: pd.DataFrame) -> list[str]:
+    """The persona columns ``incidence`` can group by: discrete attributes (not an
+    identifier, the narrative or a continuous amount)."""
+    return [
+        c
+        for c in personas.columns
+        if c not in _ONE_PER_WORKER and not pd.api.types.is_float_dtype(personas[c])
+    ]
+
+
 def group_labels(
     by: str, personas: pd.DataFrame, base: pd.DataFrame, weight: FloatArray
 ) -> pd.Series:
-    """The group of each worker for ``by``: ``decile`` of baseline income, or a column
-    of the personas table.
+    """The group of each worker for ``by``: ``decile`` of baseline income, or a discrete
+    persona attribute (``age_band``, ``education``, ``state``, …).
 
     Raises:
-        ValueError: ``by`` is neither, or the run's personas do not carry it.
+        ValueError: ``by`` is neither (an identifier, the narrative and continuous
+            amounts such as ``weight`` or ``hourly_wage_usd`` give one group per worker),
+            or the run's personas do not carry it.
     """
+    if not isinstance(by, str):
+        raise ValueError(f"by takes one attribute name, e.g. 'decile' or 'age_band', not {by!r}")
     if by == DECILE:
         return pd.Series(weighted_deciles(base["income_usd"].to_numpy(float), weight))
-    if by not in personas.columns or by in ("agent", "agent_index"):
-        choices = [DECILE, *(c for c in personas.columns if c not in ("agent", "agent_index"))]
-        raise ValueError(f"cannot group by {by!r}: use one of {', '.join(choices)}")
-    column = personas[by].reset_index(drop=True)
-    if column.isna().all():
+    if by in personas.columns and by not in _ONE_PER_WORKER and personas[by].isna().all():
         raise ValueError(
             f"the run's personas carry no {by!r} (a synthetic population has no persona "
             "attributes): group by 'decile' instead"
         )
-    return column
+    groupable = _groupable(personas)
+    if by not in groupable:
+        why = (
+            "one value per worker"
+            if by in _ONE_PER_WORKER
+            else "a continuous amount"
+            if by in personas.columns
+            else "no such attribute"
+        )
+        raise ValueError(
+            f"cannot group by {by!r} ({why}): use one of {', '.join([DECILE, *groupable])}"
+        )
+    return personas[by].reset_index(drop=True)
 
 
 def measure_frame(rows: pd.DataFrame) -> pd.DataFrame:

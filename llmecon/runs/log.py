@@ -288,10 +288,8 @@ def read_manifest(directory: str | Path) -> Manifest:
     """A run's manifest alone (migrated and checked as :func:`read_log` does), for
     callers that do not need the events."""
     path = Path(directory) / MANIFEST_NAME
-    if not Path(directory).exists():
-        raise RunLogError(f"run folder not found: {Path(directory)}")
-    if not path.is_file():
-        raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {Path(directory)}")
+    if problem := folder_problem(directory):
+        raise RunLogError(problem)
     try:
         data, _ = migrate_log(load_manifest_json(path), [])
     except RunLogError as exc:
@@ -333,11 +331,9 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
     ``tolerant`` keeps its event without calls, warns and lists it in ``problems``.
     """
     d = Path(directory)
-    if not d.exists():
-        raise RunLogError(f"run folder not found: {d}")
+    if problem := folder_problem(d):
+        raise RunLogError(problem)
     manifest_path, events_path = d / MANIFEST_NAME, d / EVENTS_NAME
-    if not manifest_path.is_file():
-        raise RunLogError(f"not a run folder (no {MANIFEST_NAME}): {d}")
     raw_manifest = load_manifest_json(manifest_path)
     if not events_path.is_file():
         raise RunLogError(f"no {EVENTS_NAME} in {d}")
@@ -423,6 +419,8 @@ class LoggedYear:
     metrics: dict[str, float]
     satisfied: list[bool] | None = None
     """With ``worker_satisfaction``: the year's last step's answers (reported utility)."""
+    planner: str | None = None
+    """The planner its ``schedule_set`` names (a fork's kept years: its parent's)."""
 
 
 def logged_years(events: list[AnyEvent]) -> list[LoggedYear]:
@@ -447,6 +445,7 @@ def logged_years(events: list[AnyEvent]) -> list[LoggedYear]:
                     hours[e.year],
                     e.metrics,
                     satisfied.get(e.year),
+                    s.planner,
                 )
             )
     return years
@@ -479,6 +478,21 @@ def is_run_folder(directory: str | Path) -> bool:
     """Whether ``directory`` holds a run (a manifest or an event log)."""
     d = Path(directory)
     return (d / MANIFEST_NAME).exists() or (d / EVENTS_NAME).exists()
+
+
+def folder_problem(directory: str | Path) -> str | None:
+    """Why ``directory`` is not a run folder to read (missing, a file, no manifest), or
+    ``None`` when it is one. A file inside a run folder names its folder."""
+    d = Path(directory)
+    if not d.exists():
+        return f"run folder not found: {d}"
+    if not d.is_dir():
+        if (d.parent / MANIFEST_NAME).is_file():
+            return f"{d} is a file of the run folder {d.parent}: give the folder"
+        return f"not a run folder (a file): {d}"
+    if not (d / MANIFEST_NAME).is_file():
+        return f"not a run folder (no {MANIFEST_NAME}): {d}"
+    return None
 
 
 def run_file_reason(path: str | Path) -> str | None:

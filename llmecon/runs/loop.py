@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,17 +74,46 @@ class RunResult:
     def complete(self) -> bool:
         return self.status == "completed"
 
+    planners: dict[int, str] = dataclasses.field(default_factory=dict)
+    """The planner named by each year's ``schedule_set`` (by 0-based year)."""
+
     @property
     def years(self) -> pd.DataFrame:
-        """One row per completed year: ``run_id``, ``seed``, ``year`` (the tax year as
-        users see it: 1 is the first), ``source`` and every metric, as in
-        :func:`llmecon.load_run`; the schedules are in :attr:`rates`."""
+        """One row per completed year, with the columns of :func:`llmecon.load_run`'s
+        ``years`` in the same order: ``run_id``, ``seed``, ``year`` (the tax year as
+        users see it: 1 is the first), ``settings``, ``source``, ``planner``, every
+        metric and ``gain_closed``, but without the per-year ``llm_calls`` and
+        ``fallbacks``, which are counted from the log (:meth:`load`). The schedules are
+        in :attr:`rates`."""
         import pandas as pd
 
-        from llmecon.runs.tidy import tidy
+        from llmecon.runs.tidy import run_settings, settings_key, tidy, year_columns, year_row
 
-        rows = [{"year": r.year, "source": r.source, **r.metrics.to_dict()} for r in self.records]
-        return tidy(pd.DataFrame(rows), self._run_id, self.config.seed)
+        rows = []
+        for r in self.records:
+            planner = self.planners.get(r.year, self.config.planner)
+            row = year_row(r.year, r.source, planner, r.metrics.to_dict())
+            gain = gain_closed_of(r.metrics.swf, self.summary)
+            row["gain_closed"] = math.nan if gain is None else gain
+            rows.append(row)
+        columns = year_columns(rows, ("gain_closed",))
+        table = tidy(pd.DataFrame(rows, columns=columns), self._run_id, self.config.seed)
+        table.insert(3, "settings", settings_key(run_settings(self.config.model_dump())))
+        return table
+
+    def load(self) -> Any:
+        """Every table of the run's folder: :func:`llmecon.load_run` of :attr:`run_dir`
+        (:class:`~llmecon.runs.RunData`).
+
+        Raises:
+            RunLogError: the run wrote no log (``write_log=False``).
+        """
+        from llmecon.runs.dataframes import load_run
+        from llmecon.runs.log import RunLogError
+
+        if self.run_dir is None:
+            raise RunLogError("this run wrote no log (write_log=False): nothing to load")
+        return load_run(self.run_dir)
 
     @property
     def rates(self) -> pd.DataFrame:
@@ -228,6 +258,8 @@ class Simulation:
         self.breaker = sink.breaker
         self.run_id = run_id
         self.records: list[YearRecord] = []
+        #: the planner named by each year's ``schedule_set`` (0-based year)
+        self.planners: dict[int, str] = {}
         #: fallbacks applied so far (failed calls, unusable answers)
         self.fallbacks = 0
         #: agent decisions made (planner proposals and worker choices), for the share of
@@ -293,6 +325,8 @@ class Simulation:
                     )
                 )
             source = "replayed" if log_as is not None else year.source
+            planner = str(log_as.get("planner")) if log_as is not None else year.planner
+            self.planners[year.year] = planner or self.config.planner
             record = self.settle_year(
                 year.year, year.schedule, year.weekly_hours, source, year.satisfied
             )
@@ -356,6 +390,7 @@ class Simulation:
                 self.fallbacks += voted.fallbacks
                 detail = {**(detail or {}), **voted.detail}
         self._check_breaker()
+        self.planners[year] = self.config.planner
         self.emit(
             ScheduleSet(
                 year=year,
@@ -525,6 +560,7 @@ class Simulation:
             self.log.directory if self.log else None,
             self.fallbacks,
             error,
+            dict(self.planners),
         )
         if status == "failed":
             if len(self.records) < self.years:

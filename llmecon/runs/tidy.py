@@ -6,6 +6,8 @@ settings with a short key that is equal for runs differing only in seed."""
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,3 +80,24 @@ def join_personas(agents: pd.DataFrame, personas: pd.DataFrame) -> pd.DataFrame:
             # no rebuilt economy, but the run's persona copy names the agents
             agents = agents.assign(agent=personas["agent"].to_numpy()[rows])
     return pd.concat([agents.iloc[:, :at], joined, agents.iloc[:, at:]], axis=1)
+
+
+def year_row(year: int, source: Any, planner: Any, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of a ``years`` table (0-based ``year``): ``year``, ``source``,
+    ``planner``, every metric of :meth:`~llmecon.economy.YearMetrics.names` (NaN when
+    the year lacks it), then the year's other metrics."""
+    from llmecon.economy import YearMetrics
+
+    row: dict[str, Any] = {"year": year, "source": source, "planner": planner}
+    row.update({name: metrics.get(name, math.nan) for name in YearMetrics.names()})
+    row.update({k: v for k, v in metrics.items() if k not in row})
+    return row
+
+
+def year_columns(rows: Sequence[Mapping[str, Any]], tail: Sequence[str]) -> list[str]:
+    """The columns of a ``years`` table of :func:`year_row` rows, then ``tail``."""
+    from llmecon.economy import YearMetrics
+
+    base = ["year", "source", "planner", *YearMetrics.names()]
+    extra = [k for k in (rows[0] if rows else {}) if k not in base and k not in tail]
+    return [*base, *extra, *tail]

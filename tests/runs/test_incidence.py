@@ -151,8 +151,19 @@ def test_welfare_decomposition_sums_to_the_logged_swf(run: RunData) -> None:
 
 
 def test_clear_errors(run: RunData) -> None:
-    with pytest.raises(ValueError, match="cannot group by 'shoe_size': use one of decile"):
+    with pytest.raises(ValueError, match=r"'shoe_size' \(no such attribute\): use one of decile"):
         run.incidence("shoe_size")
+    for by, why in [
+        ("narrative", "one value per worker"),
+        ("agent_index", "one value per worker"),
+        ("weight", "a continuous amount"),
+        ("hourly_wage_usd", "a continuous amount"),
+    ]:
+        with pytest.raises(ValueError, match=rf"cannot group by '{by}' \({why}\)") as caught:
+            run.incidence(by)
+        assert "age_band" in str(caught.value) and "weight," not in str(caught.value)
+    with pytest.raises(ValueError, match="by takes one attribute name"):
+        run.incidence(["decile"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"tax year 0 was not completed .*numbered from 1"):
         run.incidence("decile", 0)
     with pytest.raises(ValueError, match="unknown baseline"):
