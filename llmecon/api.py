@@ -54,7 +54,7 @@ def _config(
     else:
         data = {}
     given = {k: v for k, v in settings.items() if v is not None}
-    return build_config(None, {**(defaults or {}), **data, **given})
+    return build_config(None, {**(defaults or {}), **data, **given}, given_on="settings")
 
 
 def run(
@@ -134,7 +134,7 @@ def _base_settings(config: RunConfig) -> dict[str, Any]:
 
 
 def compare(
-    planners: Sequence[str] = DEFAULT_PLANNERS,
+    planners: str | Sequence[str] = DEFAULT_PLANNERS,
     config: RunConfig | str | Path | None = None,
     /,
     *,
@@ -149,7 +149,8 @@ def compare(
     sweep_progress: Any = None,
     **settings: Any,
 ) -> Comparison:
-    """Run each planner on the same economy (same population and settings) over
+    """Run each planner (a list, or one string of comma-separated names) on the same
+    economy (same population and settings) over
     ``seeds`` (default: the config's one seed) and return a :class:`Comparison`
     (``.table``, a DataFrame with a row per planner, means across seeds).
 
@@ -162,6 +163,8 @@ def compare(
     """
     from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, run_sweep
 
+    if isinstance(planners, str):  # "saez,ucb", as the CLI's --planners takes them
+        planners = planners.split(",")
     names = [p.strip() for p in planners if p.strip()]
     if not names:
         raise ValueError("compare needs at least one planner")
@@ -224,7 +227,9 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
     table = summarize(cells, ["planner"], COMPARE_COLUMNS)
     ordered = ["planner", *(c for m in COMPARE_COLUMNS for c in (m, f"{m}_lo", f"{m}_hi"))]
     table = table[[*ordered, "n", "failed"]]
-    first = cells.iloc[0] if len(cells) else None
+    # the references come from the first cell that has them (a failed cell has none)
+    scored = cells[cells["none_swf"].notna()] if "none_swf" in cells else cells.iloc[:0]
+    first = scored.iloc[0] if len(scored) else None
     planners = dict(zip(cells["cell_id"], cells["planner"], strict=True))
     results = {(planners[cid] if single_seed else cid): run for cid, run in result.results.items()}
     runs = list(result.results.values())

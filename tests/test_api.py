@@ -229,3 +229,11 @@ def test_a_file_of_a_run_folder_names_its_folder(logged: Path) -> None:
     for reader in (llmecon.load_run, llmecon.load_runs):
         with pytest.raises(RunLogError, match=r"events.jsonl is a file of the run folder .*logged"):
             reader(logged / "events.jsonl")
+
+
+def test_a_bad_setting_names_the_settings_not_the_command_line() -> None:
+    for call in (lambda: llmecon.run(agents=-3), lambda: llmecon.compare(["none"], agents=-3)):
+        with pytest.raises(ConfigError, match=r"invalid configuration \(settings\):\n  agents"):
+            call()
+    with pytest.raises(ConfigError, match=r"invalid sweep settings \(the base settings\)"):
+        llmecon.sweep(planner="none", agents=-3, write_log=False)

@@ -607,12 +607,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(
-    file: str | Path | None = None, overrides: dict[str, Any] | None = None
+    file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    given_on: str = "command line",
 ) -> RunConfig:
-    """Config from an optional file, with CLI overrides (``None`` values ignored) on top."""
+    """Config from an optional file, with overrides (``None`` values ignored) on top;
+    ``given_on`` names where the overrides came from in an error."""
     data: dict[str, Any] = read_config_file(file) if file is not None else {}
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    origin = f"{file} + command line" if file is not None else "command line"
+    origin = f"{file} + {given_on}" if file is not None else given_on
     try:
         return RunConfig(**data).resolved()
     except ValidationError as exc:

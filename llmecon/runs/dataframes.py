@@ -273,8 +273,9 @@ class RunData:
 
     @property
     def status(self) -> str:
-        """``completed``, ``budget_exceeded``, ``interrupted``, ``failed``, or
-        ``incomplete`` when the log has no ``run_completed`` event (still running or killed)."""
+        """``completed``, ``budget_exceeded``, ``deadline_exceeded``, ``interrupted``,
+        ``failed``, or ``incomplete`` when the log has no ``run_completed`` event (still
+        running or killed)."""
         end = self.end
         return end.status if end else "incomplete"
 

@@ -188,8 +188,14 @@ def welfare_decomposition_table(
     return pd.DataFrame(rows)
 
 
-#: Persona columns that are not groups: one value per worker (identifiers, free text).
-_ONE_PER_WORKER = ("agent", "agent_index", "narrative")
+#: Persona columns that are not groups, and why.
+_NOT_GROUPS = {
+    "agent": "one value per worker",
+    "agent_index": "one value per worker",
+    "narrative": "one value per worker",
+    "run_id": "one value for the whole run",
+    "seed": "one value for the whole run",
+}
 
 
 def _groupable(personas: pd.DataFrame) -> list[str]:
@@ -198,7 +204,7 @@ def _groupable(personas: pd.DataFrame) -> list[str]:
     return [
         c
         for c in personas.columns
-        if c not in _ONE_PER_WORKER and not pd.api.types.is_float_dtype(personas[c])
+        if c not in _NOT_GROUPS and not pd.api.types.is_float_dtype(personas[c])
     ]
 
 
@@ -217,20 +223,15 @@ def group_labels(
         raise ValueError(f"by takes one attribute name, e.g. 'decile' or 'age_band', not {by!r}")
     if by == DECILE:
         return pd.Series(weighted_deciles(base["income_usd"].to_numpy(float), weight))
-    if by in personas.columns and by not in _ONE_PER_WORKER and personas[by].isna().all():
+    if by in personas.columns and by not in _NOT_GROUPS and personas[by].isna().all():
         raise ValueError(
             f"the run's personas carry no {by!r} (a synthetic population has no persona "
             "attributes): group by 'decile' instead"
         )
     groupable = _groupable(personas)
     if by not in groupable:
-        why = (
-            "one value per worker"
-            if by in _ONE_PER_WORKER
-            else "a continuous amount"
-            if by in personas.columns
-            else "no such attribute"
-        )
+        kind = "a continuous amount" if by in personas.columns else "no such attribute"
+        why = _NOT_GROUPS.get(by, kind)
         raise ValueError(
             f"cannot group by {by!r} ({why}): use one of {', '.join([DECILE, *groupable])}"
         )

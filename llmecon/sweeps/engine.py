@@ -27,7 +27,7 @@ from llmecon.sweeps.results import (
     setting_columns,
     summarize,
 )
-from llmecon.sweeps.spec import Cell, SweepSpec
+from llmecon.sweeps.spec import Cell, SweepSpec, axis_values
 
 #: Version of ``sweep.json``.
 SWEEP_FORMAT = 1
@@ -289,7 +289,7 @@ def cells_frame(cells: list[Cell], results: list[dict[str, Any]], axes: list[str
     rows = []
     for cell, result in zip(cells, results, strict=True):
         row: dict[str, Any] = {"cell_id": cell.cell_id}
-        row.update({k: cell.settings.get(k, cell.config.get(k)) for k in keys})
+        row.update(axis_values({**cell.config, **cell.settings}, keys))
         row.update({k: v for k, v in result.items() if k not in _DROP and k != "cell_id"})
         rows.append(row)
     return pd.DataFrame(rows)

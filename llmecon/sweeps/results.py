@@ -16,6 +16,7 @@ import pandas as pd
 from llmecon.runs.log import RunLogError
 from llmecon.runs.restore import restore_run
 from llmecon.sweeps.cell import restored_metrics
+from llmecon.sweeps.spec import axis_values
 
 #: The sweep manifest in a sweep folder.
 SWEEP_MANIFEST = "sweep.json"
@@ -81,7 +82,8 @@ def summarize(
     by = list(by)
     if cells.empty:
         return pd.DataFrame(columns=[*by, "n", "failed"])
-    keys = cells[by].astype(str).agg("\x1f".join, axis=1) if by else pd.Series("", cells.index)
+    # str of every value, missing ones included (astype(str) keeps NaN under pandas 3)
+    keys = cells[by].map(str).agg("\x1f".join, axis=1) if by else pd.Series("", cells.index)
     rows = []
     for key in dict.fromkeys(keys):
         group = cells[keys == key]
@@ -162,11 +164,34 @@ def year_column(setting: str) -> str:
     return f"{setting}_setting" if setting in taken or setting.startswith("rate_") else setting
 
 
+def _unrun_cells(path: Path) -> dict[str, dict[str, Any]]:
+    """The ``status`` and ``error`` a sweep's ``cells.csv`` records for cells that did
+    not run (by cell id); nothing when the file is missing or unreadable."""
+    try:
+        table = pd.read_csv(path, usecols=lambda c: c in ("cell_id", "status", "error"))
+    except (OSError, ValueError, pd.errors.ParserError):
+        return {}
+    if not {"cell_id", "status"} <= set(table.columns):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for row in table.to_dict("records"):
+        if row["status"] in ("completed", "not_started") or not isinstance(row["status"], str):
+            continue
+        error = row.get("error")
+        out[str(row["cell_id"])] = {
+            "status": row["status"],
+            **({"error": error} if isinstance(error, str) else {}),
+        }
+    return out
+
+
 def load_sweep(path: str | Path) -> SweepData:
     """Load the sweep folder ``path`` (``sweep.json`` and its cells' run folders).
 
-    Cells whose folder is missing (not started) have status ``not_started``; each
-    present cell is read from its own log, like :func:`llmecon.load_run`.
+    Each present cell is read from its own log, like :func:`llmecon.load_run`. A cell
+    without a folder has the status and error the sweep's ``cells.csv`` gives it (a cell
+    that failed before its run began: an unknown model, a missing key; one the budget
+    stopped), else ``not_started``.
     """
     directory = Path(path)
     manifest = read_sweep_manifest(directory)
@@ -174,16 +199,18 @@ def load_sweep(path: str | Path) -> SweepData:
     for key in ("planner", "seed"):
         if key not in axes:
             axes.append(key)
+    base = dict(manifest.get("base") or {})
+    unrun = _unrun_cells(directory / CELLS_NAME)
     cell_rows: list[dict[str, Any]] = []
     year_rows: list[dict[str, Any]] = []
     for entry in manifest["cells"]:
         cell_id = str(entry["cell_id"])
-        settings = dict(entry.get("settings") or {})
-        head = {"cell_id": cell_id, **{a: settings.get(a) for a in axes}}
-        year_head = {"cell_id": cell_id, **{year_column(a): settings.get(a) for a in axes}}
+        values = axis_values({**base, **dict(entry.get("settings") or {})}, axes)
+        head = {"cell_id": cell_id, **values}
+        year_head = {"cell_id": cell_id, **{year_column(a): v for a, v in values.items()}}
         run_dir = directory / cell_id
         if not (run_dir / "events.jsonl").is_file():
-            cell_rows.append({**head, "status": "not_started"})
+            cell_rows.append({**head, "status": "not_started", **unrun.get(cell_id, {})})
             continue
         try:
             result, years = restored_metrics(restore_run(run_dir, tolerant=True))

@@ -117,6 +117,28 @@ def _validate(data: Mapping[str, Any], origin: str) -> RunConfig:
         raise ConfigError(f"invalid sweep settings ({origin}): {exc}") from None
 
 
+def axis_values(config: Mapping[str, Any], axes: Iterable[str]) -> dict[str, Any]:
+    """A cell's value of each axis: its own setting, else what its run uses (the resolved
+    default), so a table of cells that set different fields shows real values, not
+    gaps. ``config``: the base settings with the cell's on top. A list or mapping value
+    is its canonical JSON text."""
+    names = list(axes)
+    missing = [a for a in names if config.get(a) is None]
+    resolved: dict[str, Any] = {}
+    if missing:
+        try:
+            resolved = RunConfig(**config).resolved().model_dump(mode="json")
+        except (ValidationError, TypeError, ValueError):  # an old or hand-edited manifest
+            resolved = {}
+
+    def scalar(value: Any) -> Any:
+        if isinstance(value, list | tuple | dict):
+            return json.dumps(value, sort_keys=True)
+        return value
+
+    return {a: scalar(config[a] if config.get(a) is not None else resolved.get(a)) for a in names}
+
+
 def identity(config: RunConfig, varying: Iterable[str] = ()) -> dict[str, Any]:
     """The settings that say what a cell computes: the resolved config without its
     seed, output folder, run id and run-wide operational settings (an operational
@@ -208,7 +230,8 @@ class SweepSpec:
             for point in itertools.product(*(self.grid[a] for a in axes)):
                 given = {**dict(entry), **dict(zip(axes, point, strict=True))}
                 data = {**self.base, **given}
-                config = _validate(data, ", ".join(f"{k}={v}" for k, v in given.items()))
+                origin = ", ".join(f"{k}={v}" for k, v in given.items()) or "the base settings"
+                config = _validate(data, origin)
                 dumped = config.model_dump(mode="json")
                 settings = {k: dumped[k] for k in given}
                 if "planner" not in settings:

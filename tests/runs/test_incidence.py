@@ -158,10 +158,12 @@ def test_clear_errors(run: RunData) -> None:
         ("agent_index", "one value per worker"),
         ("weight", "a continuous amount"),
         ("hourly_wage_usd", "a continuous amount"),
+        ("run_id", "one value for the whole run"),
     ]:
         with pytest.raises(ValueError, match=rf"cannot group by '{by}' \({why}\)") as caught:
             run.incidence(by)
         assert "age_band" in str(caught.value) and "weight," not in str(caught.value)
+        assert "run_id" not in str(caught.value).split("use one of")[1]
     with pytest.raises(ValueError, match="by takes one attribute name"):
         run.incidence(["decile"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"tax year 0 was not completed .*numbered from 1"):

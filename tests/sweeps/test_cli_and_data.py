@@ -144,3 +144,51 @@ def test_compare_is_a_sweep_of_planners_and_seeds(tmp_path: Path) -> None:
     assert comparison.table.gain_closed.tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
     assert comparison.sweep.directory.name.startswith("compare-")
     assert len(list(comparison.sweep.directory.glob("*/events.jsonl"))) == 4
+
+
+def test_cells_that_set_different_fields_show_the_values_their_runs_used(tmp_path: Path) -> None:
+    """Each cell of a list sets its own field; the tables show every cell's real value of
+    every axis (its default where it sets none) rather than failing on the gaps."""
+    result = llmecon.sweep(
+        cells=[{"swf": "rawlsian"}, {"elasticity": 0.2}],
+        planner="saez",
+        out=str(tmp_path),
+        name="lists",
+        **{k: v for k, v in SMALL.items() if k != "planner"},
+    )
+    expected = [("rawlsian", 0.4), ("inverse_income", 0.2)]
+    assert list(zip(result.table.swf, result.table.elasticity, strict=True)) == expected
+    assert result.table.n.tolist() == [1, 1]
+    loaded = llmecon.load_sweep(result.directory)
+    assert list(zip(loaded.table.swf, loaded.table.elasticity, strict=True)) == expected
+    assert loaded.table.gain_closed.tolist() == pytest.approx(result.table.gain_closed.tolist())
+
+
+def test_an_unset_value_is_a_setting_of_its_own() -> None:
+    small = {k: v for k, v in SMALL.items() if k != "planner"}
+    result = llmecon.sweep(
+        grid={"planner": ["none"], "crra": [None, 1.0]}, write_log=False, **small
+    )
+    assert result.table.n.tolist() == [1, 1]
+    assert result.table.crra.isna().tolist() == [True, False]
+
+
+def test_load_sweep_keeps_the_error_of_a_cell_that_never_ran(tmp_path: Path) -> None:
+    small = {k: v for k, v in SMALL.items() if k != "planner"}
+    result = llmecon.sweep(
+        grid={"planner": ["none", "no-such-planner"]}, out=str(tmp_path), name="bad", **small
+    )
+    loaded = llmecon.load_sweep(result.directory)
+    for cells in (result.cells, loaded.cells):
+        assert cells.status.tolist() == ["completed", "error"]
+        assert "unknown model 'no-such-planner'" in cells.error.iloc[1]
+    assert loaded.table.failed.tolist() == [0, 1]
+
+
+def test_compare_takes_the_clis_comma_list_and_skips_a_failed_planners_references() -> None:
+    small = {k: v for k, v in SMALL.items() if k not in ("planner", "workers")}
+    assert llmecon.compare("none, oracle", **small).table.planner.tolist() == ["none", "oracle"]
+    comparison = llmecon.compare(["no-such-planner", "oracle"], **small)
+    assert comparison.table.failed.tolist() == [1, 0]
+    assert comparison.oracle_swf > comparison.none_swf  # from the oracle's cell
+    assert comparison.table.final_swf.iloc[1] == pytest.approx(comparison.oracle_swf, rel=1e-6)
