@@ -29,7 +29,12 @@ from llmecon._paths import shipped_dir
 
 
 class PromptError(ValueError):
-    """A template is missing, unreadable (not UTF-8) or failed to render."""
+    """A template is missing, unreadable (not UTF-8) or failed to render; ``template``
+    names the template at fault when one is."""
+
+    def __init__(self, message: str, template: str | None = None) -> None:
+        super().__init__(message)
+        self.template = template
 
 
 def shipped_prompts_dir() -> Path:
@@ -60,7 +65,8 @@ class PromptLibrary:
         dirs.append(shipped_prompts_dir())
         self.search_path = tuple(dirs)
         self._env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+            # utf-8-sig: a byte-order mark some editors write is not part of the prompt
+            loader=jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8-sig"),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             trim_blocks=True,
@@ -212,19 +218,20 @@ def _template_errors(name: str) -> Iterator[None]:
     try:
         yield
     except jinja2.UndefinedError as exc:
-        raise PromptError(f"template {name}: {exc.message}") from exc
+        where = _template_line(exc, name)
+        raise PromptError(f"template {name}{where}: {exc.message}", name) from exc
     except jinja2.TemplateSyntaxError as exc:
-        raise PromptError(f"template {name}, line {exc.lineno}: {exc.message}") from exc
+        raise PromptError(f"template {name}, line {exc.lineno}: {exc.message}", name) from exc
     except jinja2.TemplateError as exc:
-        raise PromptError(f"template {name}: {exc}") from exc
+        raise PromptError(f"template {name}: {exc}", name) from exc
     except UnicodeDecodeError:  # a template included by this one
-        raise PromptError(f"template {name} includes a file that is not UTF-8 text") from None
+        raise PromptError(f"template {name} includes a file that is not UTF-8 text", name) from None
     except PromptError:
         raise
     except Exception as exc:  # raised while it ran: {{ 1/0 }}, {{ "a" + 1 }}, a bad filter
         where = _template_line(exc, name)
         raise PromptError(
-            f"template {name}{where}: {type(exc).__name__} while rendering: {exc}"
+            f"template {name}{where}: {type(exc).__name__} while rendering: {exc}", name
         ) from exc
 
 
@@ -247,10 +254,18 @@ def _read_template(path: Path) -> str:
         raise PromptError(str(exc)) from None
 
 
+def _defined(value: Any) -> Any:
+    """``value``, or the undefined-variable error naming it (a filter would otherwise
+    fail on the placeholder with a message that does not say which variable)."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
 def _usd(value: float, decimals: int = 0) -> str:
-    return f"${value:,.{decimals}f}"
+    return f"${_defined(value):,.{decimals}f}"
 
 
 def _pct(value: float, decimals: int = 0) -> str:
     """A fraction as a percentage: ``0.22 -> 22%``."""
-    return f"{100 * value:.{decimals}f}%"
+    return f"{100 * _defined(value):.{decimals}f}%"

@@ -125,8 +125,9 @@ def check(prompts_dir: str | None) -> None:
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import (
         ExampleWorld,
-        TemplateNotUsed,
+        check_example,
         known_templates,
+        misplaced_templates,
         template_anchors,
     )
 
@@ -144,20 +145,20 @@ def check(prompts_dir: str | None) -> None:
             if name not in known_templates():
                 cells.append("[yellow]not used by llmecon[/]")
                 continue
-            try:
-                for persona in (0, 1):
-                    world.example(name, persona)
-                cells.append("[green]ok[/]")
-            except TemplateNotUsed:
-                cells.append("[dim]not used this year[/]")
-            except PromptError as exc:
+            outcome = check_example(world, name)
+            if isinstance(outcome, PromptError):
                 failures += 1
-                cells.append(f"[red]{escape(str(exc))}[/]")
+                cells.append(f"[red]{escape(str(outcome))}[/]")
+            else:
+                cells.append("[green]ok[/]" if outcome else "[dim]not used this year[/]")
         found = anchors.get(name, [])
         cells.append(f"[red]{escape('; '.join(found))}[/]" if found else "[green]none[/]")
         table.add_row(name, *cells)
     out.print(table)
     problems = []
+    if misplaced := misplaced_templates(library):
+        listed = "\n  ".join(misplaced)
+        problems.append(f"files that override nothing (rename or move them):\n  {listed}")
     if failures:
         problems.append(f"{failures} template renderings failed")
     if anchors:

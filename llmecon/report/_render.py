@@ -15,6 +15,7 @@ from llmecon.report._llm import fallbacks_section, llm_section
 from llmecon.report._references import References, gain_closed_text
 from llmecon.report._svg import number, pct, usd
 from llmecon.runs.dataframes import RunData
+from llmecon.runs.event_tables import json_text
 from llmecon.runs.events import KNOWN_EVENT_TYPES
 
 #: Event types the report tabulates although this release does not type them.
@@ -61,8 +62,13 @@ def _final(run: ReportRun, column: str) -> float | None:
 
 def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     cfg = [r.data.manifest.config for r in runs]
+    settings = [r.data.settings for r in runs]
     varying = [k for k in _SETTING_KEYS if not same([c.get(k) for c in cfg])]
     shared = [k for k in _SETTING_KEYS if k not in varying and cfg[0].get(k) is not None]
+    # any other setting that tells the runs apart (an elasticity, the templates' digest)
+    others = dict.fromkeys(k for s in settings for k in s if k not in _SETTING_KEYS)
+    varying += [k for k in others if len({json_text(s.get(k)) for s in settings}) > 1]
+    cfg = [{**s, **c} for s, c in zip(settings, cfg, strict=True)]
     parts: list[Markup] = []
     if shared:
         listed = ", ".join(f"{k.replace('_', ' ')} = {cfg[0].get(k)}" for k in shared)

@@ -76,6 +76,8 @@ class RunResult:
 
     planners: dict[int, str] = dataclasses.field(default_factory=dict)
     """The planner named by each year's ``schedule_set`` (by 0-based year)."""
+    templates: dict[str, str] = dataclasses.field(default_factory=dict)
+    """``{template: sha256}`` of the prompts (the manifest's ``prompts``)."""
 
     @property
     def years(self) -> pd.DataFrame:
@@ -98,7 +100,8 @@ class RunResult:
             rows.append(row)
         columns = year_columns(rows, ("gain_closed",))
         table = tidy(pd.DataFrame(rows, columns=columns), self._run_id, self.config.seed)
-        table.insert(3, "settings", settings_key(run_settings(self.config.model_dump())))
+        settings = run_settings(self.config.model_dump(), self.templates)
+        table.insert(3, "settings", settings_key(settings))
         return table
 
     def load(self) -> Any:
@@ -561,6 +564,7 @@ class Simulation:
             self.fallbacks,
             error,
             dict(self.planners),
+            self.parts.template_hashes,
         )
         if status == "failed":
             if len(self.records) < self.years:

@@ -22,7 +22,7 @@ from llmecon.agents.llm_workers import worker_schema
 from llmecon.agents.planner_prompts import GridMoves, PlannerPromptSettings, planner_prompt
 from llmecon.agents.prompting import HistoryView, WorkerPrompts
 from llmecon.models import ChatMessage
-from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt
+from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt, StagedTemplate
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.wiring import build_simulation
 from llmecon.voting import vote_rule_names
@@ -339,6 +339,50 @@ class ExampleWorld:
         )
 
 
+def misplaced_templates(library: PromptLibrary) -> list[str]:
+    """Files of the override folder that look meant to override a template but do not:
+    a name one typo away from a template's (``worker_systems.j2``, ``Worker_System.j2``,
+    ``worker_system.jinja``), or a template's name in a subfolder. Other files are left
+    alone: a template may include them."""
+    import difflib
+
+    if len(library.search_path) < 2:  # the shipped folder alone
+        return []
+    folder = library.search_path[0]
+    known = known_templates()
+    problems = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.parent == folder and path.name in known:
+            continue
+        if path.parent != folder and path.name in known:
+            problems.append(
+                f"{path} is in a subfolder: only {folder}/{path.name} overrides {path.name}"
+            )
+            continue
+        lowered = {k.lower(): k for k in known}
+        stem = path.name.lower().removesuffix(path.suffix.lower()) + ".j2"
+        close = difflib.get_close_matches(stem, list(lowered), n=1, cutoff=0.85)
+        if close and path.parent == folder:
+            problems.append(f"{path.name} overrides no template: did you mean {lowered[close[0]]}?")
+    return problems
+
+
+def check_example(world: ExampleWorld, name: str) -> PromptError | bool:
+    """Whether template ``name`` renders in ``world`` (two personas): ``True``,
+    ``False`` when the agents do not render it that year, or its error. An error of
+    another template rendered with it (the persona text, the system message) is that
+    template's, so ``name`` counts as rendering."""
+    try:
+        for persona in (0, 1):
+            world.example(name, persona)
+    except TemplateNotUsed:
+        return False
+    except PromptError as exc:
+        other = exc.template not in (None, name) and exc.template in known_templates()
+        return True if other else exc
+    return True
+
+
 def template_failures(library: PromptLibrary) -> list[str]:
     """Every rendering of a known template that fails, as in ``llmecon prompts check``
     (years 0 and 3, two personas); empty when all render."""
@@ -348,13 +392,9 @@ def template_failures(library: PromptLibrary) -> list[str]:
         if name not in known_templates():
             continue
         for world in worlds:
-            try:
-                for persona in (0, 1):
-                    world.example(name, persona)
-            except TemplateNotUsed:
-                continue
-            except PromptError as exc:
-                failures.append(f"{name} (year {world.year}): {exc}")
+            outcome = check_example(world, name)
+            if isinstance(outcome, PromptError):
+                failures.append(f"{name} (year {world.year}): {outcome}")
                 break
     return failures
 
@@ -371,6 +411,23 @@ class _RecordingLibrary(PromptLibrary):
         result = super().render(name, **context)
         self.rendered.append(result)
         return result
+
+    def staged(self, name: str, **fixed: Any) -> StagedTemplate:
+        staged = super().staged(name, **fixed)
+        return _RecordedStaged(**vars(staged), rendered=self.rendered)
+
+
+@dataclass(frozen=True)
+class _RecordedStaged(StagedTemplate):
+    """A staged template that adds each text it renders to ``rendered`` (the worker
+    prompts' user message is rendered this way)."""
+
+    rendered: list[RenderedPrompt]
+
+    def text(self, **context: Any) -> str:
+        out = super().text(**context)
+        self.rendered.append(RenderedPrompt(self.name, out, self.sha256))
+        return out
 
 
 def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example], type[BaseModel]]]:
@@ -420,6 +477,16 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
     return situations
 
 
+def _author(library: PromptLibrary, name: str, value: str) -> str:
+    """The template that wrote ``value`` into a rendering of ``name``: ``name`` when its
+    source holds it, else a template that does (one ``name`` includes: ``vote.j2``
+    includes the rule's), else ``name``."""
+    if value in library.source(name):
+        return name
+    others = [t for t in known_templates() if t != name and t in library.names()]
+    return next((t for t in others if value in library.source(t)), name)
+
+
 def template_anchors(library: PromptLibrary) -> dict[str, list[str]]:
     """Answer anchors in the format instructions of every template, rendered as the
     agents render them (years 0 and 3; workers, planner, proposers, voters under each
@@ -442,7 +509,8 @@ def template_anchors(library: PromptLibrary) -> dict[str, list[str]]:
                 continue
             for rendered in recorder.rendered:
                 for anchor in find_anchors(rendered.text, schema):
-                    problems = found.setdefault(rendered.name, [])
+                    author = _author(library, rendered.name, anchor.value)
+                    problems = found.setdefault(author, [])
                     if anchor.describe() not in problems:
                         problems.append(anchor.describe())
     return found

@@ -21,12 +21,19 @@ from llmecon.runs.personas_table import PERSONA_ATTRIBUTES
 _NON_ECONOMIC_GROUPS = ("output", "operational")
 
 
-def run_settings(config: dict[str, Any]) -> dict[str, Any]:
+def run_settings(
+    config: dict[str, Any], templates: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """A run's config without its seed and the fields that do not change its economics
     (the ``output`` and ``operational`` groups of :class:`RunConfig`: output folder, run
     id, reference flag, timeouts, endpoints, budgets, …). Defaults are filled in (so a
     manifest written before a field existed gives the same settings) when the config
-    still validates; otherwise the config is taken as written."""
+    still validates; otherwise the config is taken as written.
+
+    ``templates`` (the manifest's ``prompts``: template → sha256, recorded for runs
+    with models): their digest is the setting ``templates``, so runs whose prompts
+    were worded differently (an edited template, even in the same ``--prompts``
+    folder) are different settings, never seeds of one."""
     from llmecon.runs.config import RunConfig
 
     try:
@@ -38,7 +45,11 @@ def run_settings(config: dict[str, Any]) -> dict[str, Any]:
         extra = info.json_schema_extra
         if isinstance(extra, dict) and extra.get("group") in _NON_ECONOMIC_GROUPS:
             dropped.add(name)
-    return {k: v for k, v in data.items() if k not in dropped}
+    settings = {k: v for k, v in data.items() if k not in dropped}
+    if templates:
+        digest = hashlib.sha256(json_text(dict(templates)).encode()).hexdigest()[:12]
+        settings["templates"] = digest
+    return settings
 
 
 def settings_key(settings: dict[str, Any]) -> str:

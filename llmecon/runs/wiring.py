@@ -519,6 +519,12 @@ class RunParts:
     voting: Any
     """The voting rounds (``None`` without ``vote_every``)."""
 
+    @property
+    def template_hashes(self) -> dict[str, str]:
+        """``{template: sha256}`` of the templates a run with models renders from (its
+        manifest's ``prompts``); nothing when no model takes part (no prompt is sent)."""
+        return self.library.hashes() if self.models.models else {}
+
 
 def build_world(config: RunConfig) -> tuple[PopulationSource, Economy, PlannerContext]:
     """The population, economy and planner context of a (resolved) config: what a
@@ -658,7 +664,6 @@ def manifest_config(config: RunConfig) -> dict[str, Any]:
 
 def _manifest(parts: RunParts, run_id: str, extra: dict[str, Any] | None) -> Manifest:
     config = parts.config
-    uses_llm = bool(parts.models.models)
     if isinstance(parts.workers, ArchetypeWorkers):
         extra = {**(extra or {}), "archetypes": archetype_summary(parts.workers.archetypes)}
     return Manifest(
@@ -668,7 +673,7 @@ def _manifest(parts: RunParts, run_id: str, extra: dict[str, Any] | None) -> Man
         config=manifest_config(config),
         population=parts.source.description,
         models={"planner": config.planner, "workers": str(config.workers)},
-        prompts=parts.library.hashes() if uses_llm else {},
+        prompts=parts.template_hashes,
         endpoints=parts.models.endpoints(),
         package_versions=package_versions(),
         **(extra or {}),
@@ -739,8 +744,13 @@ def _write_personas(log: RunLog, parts: RunParts) -> None:
 def check_templates(library: PromptLibrary) -> None:
     """Render every template of an overridden prompt folder before the run starts (the
     check of ``llmecon prompts check``), so a template error never stops a run midway."""
-    from llmecon.runs.prompt_examples import template_failures
+    from llmecon.runs.prompt_examples import misplaced_templates, template_failures
 
+    if misplaced := misplaced_templates(library):
+        raise ConfigError(
+            "prompts: files that override nothing (rename or move them):\n  "
+            + "\n  ".join(misplaced)
+        )
     failures = template_failures(library)
     if failures:
         raise ConfigError(

@@ -143,3 +143,29 @@ def test_persona_text_names_the_reference_schedule_and_individual_taxes() -> Non
         assert "file jointly" not in text and "file separately" not in text
     assert "Income tax here is individual" in texts["married_joint"]
     assert "married" not in texts["single"]
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "example"),
+    [
+        ("worker_decision.j2", "How many hours a week will you work", '{"hours": 40}'),
+        (
+            "worker_decision_rational.j2",
+            "Choose the hours a week with the highest value",
+            '{"hours": 40}',
+        ),
+        ("vote_rule_plurality.j2", "Vote for the one schedule", '{"vote": "A"}'),
+    ],
+)
+def test_every_template_is_checked_and_named_where_its_example_is(
+    tmp_path: Path, name: str, line: str, example: str
+) -> None:
+    """The workers' user message (rendered staged, once per step) and a template that
+    ``vote.j2`` includes are checked too, and the example is blamed on its own file."""
+    shipped = PromptLibrary().source(name)
+    assert line in shipped
+    edited = shipped.replace(line, f"Answer like {example}. {line}", 1)
+    (tmp_path / name).write_text(edited)
+    found = template_anchors(PromptLibrary(tmp_path))
+    assert list(found) == [name]
+    assert example in found[name][0]

@@ -52,6 +52,58 @@ def test_commands_print_one_clear_line(
 def test_a_utf8_override_with_a_byte_order_mark_still_works(tmp_path: Path) -> None:
     folder = tmp_path / "bom"
     folder.mkdir()
-    (folder / "extra.j2").write_bytes("\ufeffHallo {{ name }}\n".encode())
+    (folder / "extra.j2").write_bytes("\ufeffHallo {{ who }}\n".encode())
     library = PromptLibrary(folder)
-    assert library.source("extra.j2") == "Hallo {{ name }}\n"
+    assert library.source("extra.j2") == "Hallo {{ who }}\n"
+    assert library.render("extra.j2", who="Welt").text == "Hallo Welt\n"  # no mark in the prompt
+
+
+def _override(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    folder = tmp_path / "mine"
+    folder.mkdir(exist_ok=True)
+    shipped = PromptLibrary().source(name)
+    assert old in shipped
+    (folder / name).write_text(shipped.replace(old, new, 1))
+    return folder
+
+
+def test_an_undefined_variable_in_a_filter_is_named_with_its_line(tmp_path: Path) -> None:
+    """``{{ last_rebat | usd }}`` names the variable (not the filter's format error), and
+    only the template at fault is counted, not the ones rendered with it."""
+    folder = _override(tmp_path, "worker_decision.j2", "last_rebate | usd", "last_rebat | usd")
+    result = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert result.exit_code == 1
+    assert "template worker_decision.j2, line" in result.output
+    assert "'last_rebat' is undefined" in result.output
+    assert "StrictUndefined" not in result.output
+    assert "2 template renderings failed" in result.output  # tax years 1 and 4, one template
+
+
+@pytest.mark.parametrize(
+    "misplaced",
+    ["worker_systems.j2", "Worker_System.j2", "worker_system.jinja", "sub/worker_system.j2"],
+)
+def test_a_file_that_overrides_nothing_is_refused_by_check_and_run(
+    tmp_path: Path, misplaced: str
+) -> None:
+    folder = tmp_path / "mine"
+    (folder / misplaced).parent.mkdir(parents=True)
+    (folder / misplaced).write_text(PromptLibrary().source("worker_system.j2") + "Be brief.\n")
+    (folder / "my_helpers.j2").write_text("{# included by my own templates #}\n")
+    check = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert check.exit_code == 1
+    assert "files that override nothing" in check.output
+    assert "worker_system.j2" in check.output.split("files that override nothing")[1]
+    assert "my_helpers.j2 overrides" not in check.output
+    out = tmp_path / "runs"
+    args = ["run", "--planner", "scripted/reference", "--agents", "2", "--years", "1"]
+    run = CliRunner().invoke(main, [*args, "--prompts", str(folder), "--out", str(out)])
+    assert run.exit_code != 0 and "files that override nothing" in run.output
+    assert not out.exists()
+
+
+def test_a_helper_file_beside_real_overrides_is_fine(tmp_path: Path) -> None:
+    folder = _override(tmp_path, "worker_system.j2", "Answer", "Please answer")
+    (folder / "my_helpers.j2").write_text("{# included by my own templates #}\n")
+    result = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert result.exit_code == 0, result.output

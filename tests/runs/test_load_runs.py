@@ -151,3 +151,37 @@ def test_golden_tables_start_with_run_id_and_seed() -> None:
         assert list(table.columns[:2]) == ["run_id", "seed"], name
         if len(table):
             assert set(table["run_id"]) == {"tiny-mock-planner"} and set(table["seed"]) == {0}
+
+
+def test_runs_whose_prompts_were_worded_differently_are_different_settings(tmp_path: Path) -> None:
+    """Editing a template in the same ``--prompts`` folder between two runs makes them two
+    settings, not two seeds of one; equal wording stays one setting; the report lists
+    the templates' digest among the settings that differ."""
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shipped = (Path(llmecon.__file__).parent.parent / "prompts" / "worker_system.j2").read_text()
+    (folder / "worker_system.j2").write_text(shipped)
+    small = {"planner": "scripted/reference", "workers": "scripted/reference", "agents": 6}
+    common = {**small, "years": 2, "reference": False, "prompts": str(folder), "out": str(tmp_path)}
+    first = llmecon.run(**common, run_id="a", seed=0)
+    again = llmecon.run(**common, run_id="b", seed=1)
+    (folder / "worker_system.j2").write_text(shipped + "Think it over.\n")
+    edited = llmecon.run(**common, run_id="c", seed=2)
+    runs = llmecon.load_runs([first.run_dir, again.run_dir, edited.run_dir])
+    keys = runs.years.groupby("run_id").settings.first()
+    assert keys["a"] == keys["b"] != keys["c"]
+    for result in (first, edited):  # the run's own table agrees with its log's
+        assert result.years.settings.iloc[0] == keys[result.run_dir.name]
+    rational = llmecon.run(**SMALL, planner="saez", out=str(tmp_path), run_id="r")
+    assert "templates" not in load_run(rational.run_dir).settings  # no model, no prompt
+    assert "templates" in runs.settings.columns
+    out = tmp_path / "r.html"
+    report = CliRunner().invoke(
+        main, ["report", str(first.run_dir), str(edited.run_dir), "--out", str(out)]
+    )
+    assert report.exit_code == 0, report.output
+    assert ">templates<" in out.read_text()
