@@ -155,9 +155,12 @@ def find_anchors(text: str, schema: type[BaseModel]) -> list[Anchor]:
     for span in _brace_spans(text):
         anchors.extend(_example_anchors(span, schema, leaves, fields))
         rest = rest.replace(span, "{…}")
-    for line in rest.splitlines():
+    lines = [line for line in rest.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
         if FORMAT_INSTRUCTION.search(line):
             anchors.extend(_line_anchors(line, leaves, fields))
+            if line.rstrip().endswith(":") and i + 1 < len(lines):  # "For example:" ⏎ 40
+                anchors.extend(_line_anchors(lines[i + 1], leaves, fields))
     unique: dict[tuple[str, str], Anchor] = {}
     for anchor in anchors:
         unique.setdefault((anchor.value, anchor.snippet), anchor)

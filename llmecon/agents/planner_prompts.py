@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from llmecon.agents.prompting import Prompt, bracket_rows, render_template
+from llmecon.agents.prompting import Prompt, bracket_rows, persona_used, render_template
 from llmecon.economy.welfare import get_swf
 from llmecon.models import ChatMessage
 from llmecon.planners import PlannerContext, YearRecord
@@ -321,6 +321,8 @@ def planner_frame(
         moves={"step": moves.step_pct, "max": moves.max_pct} if moves else None,
         leader={"text": leader.text.strip(), "year": leader.year} if leader else None,
     )
+    if leader is not None:
+        used.update(persona_used(library))
     demos = render_template(
         library,
         "planner_demonstrations.j2",

@@ -57,6 +57,16 @@ def render_template(library: PromptLibrary, name: str, used: dict[str, str], **c
     return rendered.text
 
 
+#: The template persona texts are rendered from (once per run, then pasted into prompts).
+PERSONA_TEMPLATE = "persona.j2"
+
+
+def persona_used(library: PromptLibrary) -> dict[str, str]:
+    """``{persona.j2: sha256}``: the template behind the persona text a prompt pastes in
+    (rendered once per run), so the call's templates name it too."""
+    return {PERSONA_TEMPLATE: library.sha256(PERSONA_TEMPLATE)}
+
+
 class HistoryView:
     """Every worker's recent years, with taxes computed once per year for all workers."""
 
@@ -126,6 +136,7 @@ class WorkerPrompts:
         }
         self._user = library.staged(name, **shared)
         used[name] = self._user.sha256
+        used.update(persona_used(library))
         #: ``{template name: sha256}`` of the templates the prompts are rendered from
         self.templates = used
 
@@ -184,7 +195,7 @@ def satisfaction_prompt(
         rebate=rebate_usd,
         net=income - tax + rebate_usd,
     )
-    return Prompt([ChatMessage(role="user", content=text)], used)
+    return Prompt([ChatMessage(role="user", content=text)], {**used, **persona_used(library)})
 
 
 def rational_values(

@@ -18,6 +18,31 @@ def _library(prompts_dir: str | None):  # type: ignore[no-untyped-def]
         raise click.ClickException(str(exc)) from None
 
 
+_CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="A run's config file (YAML/TOML): render with its economy (rebate share, hours "
+    "cap, utility, brackets, rate bounds, SWF, persona bank) and its --prompts folder, "
+    "so branches only that run takes are checked too.",
+)
+
+
+def _run_settings(
+    config_file: str | None, prompts_dir: str | None
+) -> tuple[str | None, dict[str, object]]:
+    """The ``--prompts`` folder (given, else the config's) and the economy settings of
+    ``--config`` (nothing without one)."""
+    if config_file is None:
+        return prompts_dir, {}
+    from llmecon.runs.config import build_config
+    from llmecon.runs.prompt_examples import prompt_economy
+
+    with friendly_errors():
+        config = build_config(config_file)
+    return prompts_dir or config.prompts, prompt_economy(config)
+
+
 _PROMPTS_OPTION = click.option(
     "--prompts",
     "prompts_dir",
@@ -73,9 +98,19 @@ def list_templates(prompts_dir: str | None) -> None:
     help="Tax year (1 is the first, as prompts and the run display count); earlier "
     "years are simulated with rational workers.",
 )
-@click.option("--personas", default="default", show_default=True, help="Persona bank.")
+@click.option(
+    "--personas", default=None, help="Persona bank. [default: the config's, else default]"
+)
 @_PROMPTS_OPTION
-def render(name: str, persona: int, year: int, personas: str, prompts_dir: str | None) -> None:
+@_CONFIG_OPTION
+def render(
+    name: str,
+    persona: int,
+    year: int,
+    personas: str | None,
+    prompts_dir: str | None,
+    config_file: str | None,
+) -> None:
     """Show exactly what a model would receive for template NAME.
 
     \b
@@ -85,6 +120,9 @@ def render(name: str, persona: int, year: int, personas: str, prompts_dir: str |
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import ExampleWorld
 
+    prompts_dir, economy = _run_settings(config_file, prompts_dir)
+    bank = economy.pop("personas", None)
+    personas = personas or (str(bank) if bank else "default")
     library = _library(prompts_dir)
     if not name.endswith(".j2"):
         name += ".j2"
@@ -100,7 +138,9 @@ def render(name: str, persona: int, year: int, personas: str, prompts_dir: str |
                 )
             agents = min(agents, size)
         try:
-            world = ExampleWorld(library, year=year - 1, agents=agents, personas=personas)
+            world = ExampleWorld(
+                library, year=year - 1, agents=agents, personas=personas, economy=economy
+            )
             example = world.example(name, persona)
         except PromptError as exc:
             raise click.ClickException(str(exc)) from None
@@ -114,7 +154,8 @@ def render(name: str, persona: int, year: int, personas: str, prompts_dir: str |
 
 @prompts.command()
 @_PROMPTS_OPTION
-def check(prompts_dir: str | None) -> None:
+@_CONFIG_OPTION
+def check(prompts_dir: str | None, config_file: str | None) -> None:
     """Render every template against real contexts (tax years 1 and 4, two personas).
 
     Exits non-zero if any template fails (e.g. a misspelt variable: templates use
@@ -124,21 +165,22 @@ def check(prompts_dir: str | None) -> None:
     """
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import (
-        ExampleWorld,
         check_example,
+        example_worlds,
         known_templates,
         misplaced_templates,
         template_anchors,
     )
 
+    prompts_dir, economy = _run_settings(config_file, prompts_dir)
     library = _library(prompts_dir)
     failures = 0
     table = Table(title="Template check")
     for col in ("template", "tax year 1", "tax year 4", "answer anchors"):
         table.add_column(col)
     with friendly_errors():
-        worlds = [ExampleWorld(library, year=0), ExampleWorld(library, year=3)]
-        anchors = template_anchors(library)
+        worlds = example_worlds(library, economy)
+        anchors = template_anchors(library, economy)
     for name in library.names():
         cells = []
         for world in worlds:

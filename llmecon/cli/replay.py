@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -114,10 +115,18 @@ def resume(run_dir: str, **options: Any) -> None:
     `llmecon run --fork`. Exit codes as for `llmecon run`.
     """
     from llmecon.cli.run import run_with_display
+    from llmecon.runs.log import read_manifest
+    from llmecon.runs.replay import templates_changed
     from llmecon.runs.resume import resume_run
 
     with friendly_errors():
         sim = resume_run(run_dir, options)
         done = len(sim.records)
         console.print(f"resuming {run_dir} after {done} completed years of {sim.years}")
+        if changed := templates_changed(Path(run_dir), read_manifest(run_dir)):
+            console.print(
+                "[yellow]note[/]: this log predates per-run template copies and these "
+                f"templates changed since: {', '.join(changed)}; the years run now are "
+                "prompted with the templates as they are now"
+            )
         run_with_display(sim, sim.years, sim.config.reference)

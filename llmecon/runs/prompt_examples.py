@@ -80,8 +80,34 @@ class Example:
     templates_used: dict[str, str]
 
 
+#: Settings of a run that change what its prompts say (the economy's: rebate share,
+#: hours cap, utility, brackets, rate bounds, SWF, persona bank).
+PROMPT_ECONOMY = (
+    "personas",
+    "swf",
+    "brackets",
+    "elasticity",
+    "max_weekly_hours",
+    "crra",
+    "rebate_share",
+    "labour_cost",
+    "min_rate",
+    "max_rate",
+)
+
+
+def prompt_economy(config: RunConfig) -> dict[str, Any]:
+    """The settings of ``config`` (resolved) that :class:`ExampleWorld` renders with (a
+    synthetic population has no persona text: the shipped bank stands in)."""
+    settings = {k: getattr(config, k) for k in PROMPT_ECONOMY}
+    if settings["personas"] == "synthetic":
+        del settings["personas"]
+    return settings
+
+
 class ExampleWorld:
-    """A seeded economy with ``year`` completed years of history."""
+    """A seeded economy with ``year`` completed years of history; ``economy``: settings
+    of :data:`PROMPT_ECONOMY` (a run's, so the templates render as in that run)."""
 
     def __init__(
         self,
@@ -92,15 +118,22 @@ class ExampleWorld:
         personas: str = "default",
         history_planner: str = "thompson",
         seed: int = 0,
+        economy: dict[str, Any] | None = None,
     ) -> None:
         if year < 0:
             raise ConfigError("year must be >= 0")
+        settings = {"personas": personas, **(economy or {})}
+        bank = str(settings["personas"])
+        if bank not in ("default", "synthetic"):  # a bank file: at most its personas
+            from llmecon.personas import load_bank
+
+            agents = min(agents, len(load_bank(bank)))
         config = RunConfig(
+            **settings,
             planner=history_planner,
             workers="rational",
             agents=agents,
             years=max(year, 1),
-            personas=personas,
             seed=seed,
             reference=False,
         )
@@ -134,7 +167,7 @@ class ExampleWorld:
             example = self._repair()
         if name not in example.templates_used:
             raise TemplateNotUsed(
-                f"{name} is not rendered in year {self.year} (e.g. hints need 3 past years)"
+                f"{name} is not rendered in tax year {self.year + 1} (e.g. hints need 3 past years)"
             )
         return example
 
@@ -373,7 +406,7 @@ def check_example(world: ExampleWorld, name: str) -> PromptError | bool:
     another template rendered with it (the persona text, the system message) is that
     template's, so ``name`` counts as rendering."""
     try:
-        for persona in (0, 1):
+        for persona in range(min(2, world.sim.economy.size)):
             world.example(name, persona)
     except TemplateNotUsed:
         return False
@@ -383,18 +416,26 @@ def check_example(world: ExampleWorld, name: str) -> PromptError | bool:
     return True
 
 
-def template_failures(library: PromptLibrary) -> list[str]:
+def example_worlds(
+    library: PromptLibrary, economy: dict[str, Any] | None = None
+) -> list[ExampleWorld]:
+    """The worlds ``llmecon prompts check`` renders in: tax years 1 and 4."""
+    return [ExampleWorld(library, year=y, economy=economy) for y in (0, 3)]
+
+
+def template_failures(library: PromptLibrary, economy: dict[str, Any] | None = None) -> list[str]:
     """Every rendering of a known template that fails, as in ``llmecon prompts check``
-    (years 0 and 3, two personas); empty when all render."""
+    (years 0 and 3, two personas; ``economy``: a run's settings, see
+    :class:`ExampleWorld`); empty when all render."""
     failures: list[str] = []
-    worlds = [ExampleWorld(library, year=0), ExampleWorld(library, year=3)]
+    worlds = example_worlds(library, economy)
     for name in library.names():
         if name not in known_templates():
             continue
         for world in worlds:
             outcome = check_example(world, name)
             if isinstance(outcome, PromptError):
-                failures.append(f"{name} (year {world.year}): {outcome}")
+                failures.append(f"{name} (tax year {world.year + 1}): {outcome}")
                 break
     return failures
 
@@ -487,7 +528,9 @@ def _author(library: PromptLibrary, name: str, value: str) -> str:
     return next((t for t in others if value in library.source(t)), name)
 
 
-def template_anchors(library: PromptLibrary) -> dict[str, list[str]]:
+def template_anchors(
+    library: PromptLibrary, economy: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
     """Answer anchors in the format instructions of every template, rendered as the
     agents render them (years 0 and 3; workers, planner, proposers, voters under each
     rule), checked against each call's reply schema with
@@ -499,8 +542,7 @@ def template_anchors(library: PromptLibrary) -> dict[str, list[str]]:
     """
     recorder = _RecordingLibrary(library)
     found: dict[str, list[str]] = {}
-    for year in (0, 3):
-        world = ExampleWorld(recorder, year=year)
+    for world in example_worlds(recorder, economy):
         for render, schema in _anchor_situations(world):
             recorder.rendered.clear()
             try:

@@ -269,7 +269,8 @@ class RecordedCalls:
             role, agent, year, step = key
             who = f"{role} {agent}" if agent else role
             raise ReplayMismatchError(
-                f"the log holds no (more) model calls for the {who} in year {year}, step {step}"
+                f"the log holds no (more) model calls for the {who} in tax year {year + 1}, "
+                f"step {step}"
             )
         files, row = found
         files.pop(key[0], key[1])
@@ -460,8 +461,9 @@ class ReplayProvider(ModelProvider):
             self._current.pop(key, None)
             return await self._mismatch(
                 ReplayMismatchError(
-                    f"the {key[0]} call in year {key[2]} (agent {key[1]}) was settled by its "
-                    f"reply {len(call.raw_outputs) - 1} in the log, but the replay asked again: "
+                    f"the {key[0]} call in tax year {key[2] + 1} (agent {key[1]}) was settled "
+                    f"by its reply {len(call.raw_outputs) - 1} in the log, but the replay asked "
+                    "again: "
                     "the output schema or its validation changed"
                 ),
                 messages,
@@ -509,9 +511,15 @@ class ReplayProvider(ModelProvider):
         got = [(m.role, _sha(m.content)) for m in messages]
         want = call.messages
         if got != want:
+            differ = [f"{g[0]} message" for g, w in zip(got, want, strict=False) if g != w]
+            detail = (
+                f"another {differ[0]} than the log recorded"
+                if differ
+                else f"{len(got)} messages where the log recorded {len(want)}"
+            )
             raise ReplayMismatchError(
-                f"the {key[0]} call in year {key[2]} (agent {key[1]}) sends other messages "
-                "than the log recorded: a template, the persona bank or the history changed"
+                f"the {key[0]} call in tax year {key[2] + 1} (agent {key[1]}) sends {detail}: "
+                "a template, the persona bank or the history changed"
             )
 
     async def aclose(self) -> None:

@@ -557,7 +557,7 @@ def build_parts(
     source, economy, context = build_world(config)
     library = build_library(config)
     if config.prompts and not (is_baseline(config.planner) and config.workers == "rational"):
-        check_templates(library)
+        check_templates(library, config)
     if config.vote_every is not None and config.voters == "llm":
         from llmecon.runs.prompt_examples import vote_rule_template
 
@@ -741,19 +741,24 @@ def _write_personas(log: RunLog, parts: RunParts) -> None:
     write_bank(log.directory / "personas.jsonl", personas)
 
 
-def check_templates(library: PromptLibrary) -> None:
+def check_templates(library: PromptLibrary, config: RunConfig) -> None:
     """Render every template of an overridden prompt folder before the run starts (the
-    check of ``llmecon prompts check``), so a template error never stops a run midway."""
-    from llmecon.runs.prompt_examples import misplaced_templates, template_failures
+    check of ``llmecon prompts check``, with the run's economy: its rebate share, hours
+    cap, utility …), so a template error never stops a run midway."""
+    from llmecon.runs.prompt_examples import (
+        misplaced_templates,
+        prompt_economy,
+        template_failures,
+    )
 
     if misplaced := misplaced_templates(library):
         raise ConfigError(
             "prompts: files that override nothing (rename or move them):\n  "
             + "\n  ".join(misplaced)
         )
-    failures = template_failures(library)
+    failures = template_failures(library, prompt_economy(config))
     if failures:
         raise ConfigError(
-            "prompts: templates fail to render (run `llmecon prompts check --prompts DIR`):\n  "
-            + "\n  ".join(failures)
+            "prompts: templates fail to render with this run's settings (`llmecon prompts "
+            "check --prompts DIR --config FILE` shows each rendering):\n  " + "\n  ".join(failures)
         )

@@ -29,7 +29,7 @@ import numpy as np
 from llmecon.agents.calls import BallotAsk, CallContext, PlatformAsk, call_context
 from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.planner_prompts import pct_list
-from llmecon.agents.prompting import Prompt, bracket_rows
+from llmecon.agents.prompting import Prompt, bracket_rows, persona_used
 from llmecon.economy import Economy, TaxSchedule
 from llmecon.models import ChatMessage, GenerateConfig, Model, ModelError
 from llmecon.planners import PlannerContext
@@ -92,7 +92,13 @@ def vote_prompt(
         labels=labels,
         rebate_share=rebate_share,
     )
-    return Prompt([ChatMessage(role="user", content=rendered.text)], {"vote.j2": rendered.sha256})
+    rule_template = f"vote_rule_{rule}.j2"  # vote.j2 includes it
+    used = {
+        "vote.j2": rendered.sha256,
+        rule_template: library.sha256(rule_template),
+        **persona_used(library),
+    }
+    return Prompt([ChatMessage(role="user", content=rendered.text)], used)
 
 
 def current_projections(
@@ -212,7 +218,8 @@ def platform_prompt(
         rebate_share=rebate_share,
     )
     return Prompt(
-        [ChatMessage(role="user", content=rendered.text)], {"platform.j2": rendered.sha256}
+        [ChatMessage(role="user", content=rendered.text)],
+        {"platform.j2": rendered.sha256, **persona_used(library)},
     )
 
 

@@ -40,6 +40,7 @@ RANKING = ballot_schema("borda", ["A", "B", "C"])
         ('Answer with JSON only, like {"vote": "C"}.', VOTE, '{"vote": "C"}'),
         ('Answer with JSON only, like {"ranking": ["C", "B", "A"]}.', RANKING, None),
         ("Answer with JSON only. Use only the labels A, B, C.", VOTE, "B"),
+        ("Answer with JSON. For example:\n\nhours: 40", HOURS, "40"),  # on the next line
     ],
 )
 def test_examples_that_are_valid_answers_are_found(
@@ -62,6 +63,7 @@ def test_examples_that_are_valid_answers_are_found(
         ),
         ("How many hours a week will you work this year (0 to 80)?", HOURS),
         ("You usually work 40 hours a week.", HOURS),  # content, not a format instruction
+        ("Answer with JSON: an object.\nYou usually work 40 hours a week.", HOURS),
         ("Answer with JSON: each rate within this year's range: 0-20, 2-22, 12-32.", RATES),
         ("Reply in JSON with a rate between 0 and 100 for each bracket.", RATES),
         ('A JSON object with one key, "vote", whose value is the label you choose.', VOTE),

@@ -107,3 +107,43 @@ def test_a_helper_file_beside_real_overrides_is_fine(tmp_path: Path) -> None:
     (folder / "my_helpers.j2").write_text("{# included by my own templates #}\n")
     result = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
     assert result.exit_code == 0, result.output
+
+
+def test_check_and_run_render_with_the_runs_own_economy(tmp_path: Path) -> None:
+    """A variable only the rebate_share < 1 branch reads: the default check passes, the
+    check with the run's config and the run itself refuse it before any year runs."""
+    folder = _override(
+        tmp_path,
+        "worker_system.j2",
+        "as a rebate (the rest",
+        "as a rebate of {{ rebate_usd }} (the rest",
+    )
+    config = tmp_path / "half.yaml"
+    out = tmp_path / "runs"
+    config.write_text(
+        f"prompts: {folder}\nrebate_share: 0.5\nplanner: scripted/reference\n"
+        f"workers: scripted/reference\nagents: 2\nyears: 1\nout: {out}\n"
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["prompts", "check", "--prompts", str(folder)]).exit_code == 0
+    check = runner.invoke(main, ["prompts", "check", "--config", str(config)])
+    assert check.exit_code == 1 and "'rebate_usd' is undefined" in check.output
+    render = runner.invoke(main, ["prompts", "render", "worker_system.j2", "--config", str(config)])
+    assert render.exit_code == 1 and "'rebate_usd' is undefined" in render.output
+    run = runner.invoke(main, ["run", "--config", str(config)])
+    assert run.exit_code != 0
+    assert (
+        "worker_system.j2 (tax year 1)" in run.output and "'rebate_usd' is undefined" in run.output
+    )
+    assert not out.exists()
+
+
+def test_render_with_a_config_shows_its_economy(tmp_path: Path) -> None:
+    config = tmp_path / "half.yaml"
+    config.write_text("rebate_share: 0.5\nmax_weekly_hours: 60\n")
+    result = CliRunner().invoke(
+        main, ["prompts", "render", "worker_system.j2", "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "50% of the tax revenue" in text and "at most 60." in text

@@ -185,3 +185,33 @@ def test_runs_whose_prompts_were_worded_differently_are_different_settings(tmp_p
     )
     assert report.exit_code == 0, report.output
     assert ">templates<" in out.read_text()
+
+
+def test_each_call_names_every_template_its_messages_came_from(tmp_path: Path) -> None:
+    """The persona text is rendered from persona.j2 once and pasted into prompts, and
+    vote.j2 includes its rule's template: the calls' templates name both."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shipped = (Path(llmecon.__file__).parent.parent / "prompts" / "persona.j2").read_text()
+    (folder / "persona.j2").write_text(shipped + "You like your work.\n")
+    result = llmecon.run(
+        planner="scripted/reference",
+        workers="scripted/reference",
+        agents=6,
+        years=2,
+        vote_every=1,
+        vote_rule="borda",
+        reference=False,
+        prompts=str(folder),
+        out=str(tmp_path),
+        run_id="v",
+    )
+    calls = load_run(result.run_dir).calls
+    persona_sha = result.templates["persona.j2"]
+    for role in ("worker", "voter"):
+        used = [json.loads(t) for t in calls[calls.role == role].templates_json]
+        assert used and all(u.get("persona.j2") == persona_sha for u in used), role
+    voter = [json.loads(t) for t in calls[calls.role == "voter"].templates_json]
+    assert all("vote_rule_borda.j2" in u for u in voter)
+    proposer = [json.loads(t) for t in calls[calls.role == "proposer"].templates_json]
+    assert proposer and all("persona.j2" not in u for u in proposer)  # no persona in it

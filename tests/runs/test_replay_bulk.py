@@ -138,7 +138,7 @@ def test_worker_prompts_of_a_step_are_the_whole_renders(style: str, crra: float 
             if style == "rational":
                 ctx.update(_rational_context(economy, i, schedule, 1234.5))
             assert prompts.user(i, f"Persona {i}.") == library.render(name, **ctx).text
-        assert set(prompts.templates) == {"worker_system.j2", name}
+        assert set(prompts.templates) == {"worker_system.j2", name, "persona.j2"}
 
 
 def test_plain_hours_takes_exactly_plain_json() -> None:
@@ -209,7 +209,7 @@ def test_columnar_runs_with_two_calls_per_worker_and_year_replay(
 def test_a_changed_template_in_a_columnar_run_is_still_detected(compact: Path) -> None:
     copy = compact / "prompts" / "worker_decision.j2"
     copy.write_text(copy.read_text().replace("How many hours", "How many more hours"))
-    with pytest.raises(ReplayMismatchError, match="other messages"):
+    with pytest.raises(ReplayMismatchError, match="sends another user message"):
         replay_run(compact)
 
 
@@ -274,7 +274,7 @@ def test_a_changed_prompt_hash_in_one_row_is_reported_for_that_worker(compact: P
         return _set_column(table, "messages_json", messages)
 
     _rewrite_file(compact, 0, other)
-    with pytest.raises(ReplayMismatchError, match=r"year 0 \(agent persona-"):
+    with pytest.raises(ReplayMismatchError, match=r"tax year 1 \(agent persona-"):
         replay_run(compact)
 
 

@@ -78,7 +78,7 @@ def test_replay_reports_a_tampered_output_with_a_diff(tmp_path: Path) -> None:
 def test_replay_diverges_when_the_history_changes(tmp_path: Path) -> None:
     run_dir = _mock_run(tmp_path)
     _tamper_worker_output(run_dir, year=1)  # later prompts now see another history
-    with pytest.raises(ReplayMismatchError, match="year 2"):
+    with pytest.raises(ReplayMismatchError, match="tax year 3"):  # the log's year 2
         replay_run(run_dir)
     result = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert result.exit_code == 1 and "diverged" in result.output
@@ -91,7 +91,7 @@ def test_replay_detects_changed_prompts(tmp_path: Path) -> None:
     copy = run_dir / "prompts" / "worker_system.j2"
     assert copy.is_file()
     copy.write_text("Be lazy. Answer with a JSON object.\n")
-    with pytest.raises(ReplayMismatchError, match="other messages"):
+    with pytest.raises(ReplayMismatchError, match="sends another system message"):
         replay_run(run_dir)
 
 
@@ -109,6 +109,26 @@ def test_a_log_without_template_copies_replays_after_the_templates_change(
     assert report.ok and report.templates_changed == ["worker_system.j2"]
     result = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert result.exit_code == 0 and "without checking the" in " ".join(result.output.split())
+
+
+def test_resume_says_when_a_log_without_template_copies_meets_changed_templates(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    run_dir = _mock_run(tmp_path)
+    shutil.rmtree(run_dir / "prompts")  # as written before runs kept their templates
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["prompts"]["worker_system.j2"] = "0" * 64  # the shipped one changed since
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[1] + 1]) + "\n")  # killed
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "templates changed since: worker_system.j2" in text
+    assert "prompted with the templates as they are now" in text
 
 
 def test_rescore_recomputes_welfare_under_another_swf(tmp_path: Path) -> None:
