@@ -374,30 +374,37 @@ class ExampleWorld:
 
 def misplaced_templates(library: PromptLibrary) -> list[str]:
     """Files of the override folder that look meant to override a template but do not:
-    a name one typo away from a template's (``worker_systems.j2``, ``Worker_System.j2``,
-    ``worker_system.jinja``), or a template's name in a subfolder. Other files are left
-    alone: a template may include them."""
-    import difflib
-
+    a template's name with another case or extension (``Worker_System.j2``,
+    ``worker_system.jinja``) or a typo or two in it (``worker_systems.j2``), or a
+    template's name in a subfolder. Other files are left alone (``worker_system_v2.j2``,
+    ``my_helpers.j2``): a template may include them."""
     if len(library.search_path) < 2:  # the shipped folder alone
         return []
     folder = library.search_path[0]
-    known = known_templates()
+    stems = {k.removesuffix(".j2").lower(): k for k in known_templates()}
     problems = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.parent == folder and path.name in known:
+        if path.name in known_templates():
+            if path.parent != folder:
+                problems.append(
+                    f"{path} is in a subfolder: only {folder}/{path.name} overrides {path.name}"
+                )
             continue
-        if path.parent != folder and path.name in known:
-            problems.append(
-                f"{path} is in a subfolder: only {folder}/{path.name} overrides {path.name}"
-            )
-            continue
-        lowered = {k.lower(): k for k in known}
-        stem = path.name.lower().removesuffix(path.suffix.lower()) + ".j2"
-        close = difflib.get_close_matches(stem, list(lowered), n=1, cutoff=0.85)
-        if close and path.parent == folder:
-            problems.append(f"{path.name} overrides no template: did you mean {lowered[close[0]]}?")
+        stem = path.name.lower().split(".")[0]
+        meant = next((k for s, k in stems.items() if _edits(stem, s) <= 2), None)
+        if meant is not None and path.parent == folder:
+            problems.append(f"{path.name} overrides no template: did you mean {meant}?")
     return problems
+
+
+def _edits(a: str, b: str) -> int:
+    """The Levenshtein distance of two short strings (insertions, deletions, changes)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[-1]
 
 
 def check_example(world: ExampleWorld, name: str) -> PromptError | bool:

@@ -105,6 +105,7 @@ def test_a_file_that_overrides_nothing_is_refused_by_check_and_run(
 def test_a_helper_file_beside_real_overrides_is_fine(tmp_path: Path) -> None:
     folder = _override(tmp_path, "worker_system.j2", "Answer", "Please answer")
     (folder / "my_helpers.j2").write_text("{# included by my own templates #}\n")
+    (folder / "worker_system_v2.j2").write_text("{# a variant I keep #}\n")
     result = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
     assert result.exit_code == 0, result.output
 
