@@ -66,14 +66,11 @@ def check_output_file(path: str, what: str) -> Path:
     checked before any work: never a run's or a sweep's record (``events.jsonl``,
     ``manifest.json``, ``sweep.json``, …: writing there would lose the run), and its
     folder is created. ``what`` names the output in the message."""
-    from llmecon.runs.log import run_file_reason
-    from llmecon.sweeps.results import SWEEP_MANIFEST, is_sweep_folder
+    from llmecon.sweeps.results import record_file_reason
 
     given = Path(path)
     entry = given.parent.resolve() / given.name
-    reason = run_file_reason(entry)
-    if reason is None and entry.name == SWEEP_MANIFEST and is_sweep_folder(entry.parent):
-        reason = f"it is the manifest of the sweep in {entry.parent}"
+    reason = record_file_reason(entry)
     if reason is not None:
         raise click.ClickException(f"refusing to write {what} over {given}: {reason}")
     try:

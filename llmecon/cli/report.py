@@ -49,7 +49,12 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
     """
     from llmecon.report import REPORT_NAME, write_report
 
-    paths = [check_run_dir(d) for d in run_dirs]
+    paths: list[Path] = []
+    for given in (check_run_dir(d) for d in run_dirs):  # each run once (a glob may repeat)
+        if given.resolve() in {p.resolve() for p in paths}:
+            console.print(f"[yellow]note[/]: {given} is given twice; it is shown once")
+        else:
+            paths.append(given)
     from llmecon.sweeps import is_sweep_folder
 
     if len(paths) == 1 and is_sweep_folder(paths[0]):

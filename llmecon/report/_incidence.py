@@ -132,10 +132,12 @@ def decomposition_section(runs: Sequence[ReportRun]) -> Markup | None:
     """Per run: every registered SWF of the final tax year split into efficiency and
     equity, against the status quo (the run's objective first)."""
     parts: list[Markup] = []
+    skipped: list[str] = []
     for run in runs[:MAX_RUNS]:
         try:
             frame = run.data.welfare_decomposition()
-        except ValueError:
+        except ValueError as exc:
+            skipped.append(f"{run.label}: {exc}")
             continue
         if frame.empty:
             continue
@@ -168,12 +170,12 @@ def decomposition_section(runs: Sequence[ReportRun]) -> Markup | None:
         parts.append(table(headers, rows, css_class="data nowrap"))
     if not parts:
         return None
-    parts.insert(
-        0,
-        paragraph(
-            "Each SWF of the final tax year as value = efficiency + equity (docs/runs.md "
-            "defines the split per SWF), and its change against the status quo; the "
-            "run's own objective first."
-        ),
-    )
-    return section("decomposition", "Welfare decomposition", *parts)
+    notes = [
+        "Each SWF of the final tax year as value = efficiency + equity (docs/runs.md "
+        "defines the split per SWF), and its change against the status quo; the "
+        "run's own objective first."
+    ]
+    if len(runs) > MAX_RUNS:
+        notes.append(f"Shown for the first {MAX_RUNS} runs only.")
+    notes.extend(f"Not shown for {why}" for why in skipped)
+    return section("decomposition", "Welfare decomposition", *(paragraph(n) for n in notes), *parts)

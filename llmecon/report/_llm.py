@@ -140,7 +140,7 @@ def _calls_table(runs: Sequence[ReportRun]) -> Markup:
         "mean latency (s)",
         "p95 latency (s)",
         "errors",
-        "fallbacks",
+        "calls ending in a fallback",
         "retries",
         "repairs",
         "cached",
@@ -215,8 +215,11 @@ def sample_calls(calls: pd.DataFrame) -> pd.DataFrame:
     failed = calls[calls["error_type"].notna() | calls["fallback"].astype(bool)]
     planner = calls[calls["role"] == "planner"]
     voter = calls[calls["role"] == "voter"]
-    picked = pd.concat([failed.head(3), planner.head(2), voter.head(1), calls.head(SAMPLE_CALLS)])
-    return picked.drop_duplicates("seq").head(SAMPLE_CALLS).sort_values("seq")
+    # in this order (not by seq): failures, a planner's and a voter's call, then more
+    # failures, then the first calls
+    half = SAMPLE_CALLS // 2
+    parts = [failed.head(half), planner.head(2), voter.head(1), failed, calls.head(SAMPLE_CALLS)]
+    return pd.concat(parts).drop_duplicates("seq").head(SAMPLE_CALLS)
 
 
 def _block(heading: str, text: str) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmecon.report._html import GENERATOR_META
-from llmecon.runs.log import RunLogError, is_run_folder, run_file_reason
+from llmecon.runs.log import RunLogError, is_run_folder
+from llmecon.sweeps.results import record_file_reason
 
 #: The report's file name in a run folder (``llmecon report RUN``).
 REPORT_NAME = "report.html"
@@ -43,7 +44,7 @@ def check_report_path(path: str | Path) -> None:
     entry = _entry(given)
     if entry.is_dir():
         raise RunLogError(f"{given} is a folder: --out names the HTML file to write")
-    reason = run_file_reason(entry)
+    reason = record_file_reason(entry)
     if reason is not None:
         raise RunLogError(f"refusing to write the report over {given}: {reason}")
     if (

@@ -215,6 +215,10 @@ def final_schedules(runs: Sequence[ReportRun]) -> Markup:
     )
 
 
+def _workers(count: float) -> str:
+    return f"{int(count)} worker" + ("" if int(count) == 1 else "s")
+
+
 def _histogram(values: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     counts, edges = np.histogram(values, bins=bins)
     return edges, np.append(counts, counts[-1] if counts.size else 0)
@@ -229,15 +233,13 @@ def distributions(runs: Sequence[ReportRun]) -> Markup:
     for i, (run, z) in enumerate(zip(runs, incomes, strict=True)):
         h = run.final_agents()["weekly_hours"].dropna().to_numpy(float)
         x, c = _histogram(h, hours_bins)
-        tips = [f"{x[j]:.0f}–{x[j] + 2:.0f} h: {int(c[j])} workers" for j in range(len(x))]
+        # one tip per bin (the last point only closes the step line)
+        tips = [f"{x[j]:.0f}–{x[j + 1]:.0f} h: {_workers(c[j])}" for j in range(len(x) - 1)]
         hours_series.append(Series(run.label, x, c, colour(i), step=True, markers=False, tips=tips))
         if positive.size > 1 and positive.max() > positive.min():
             bins = np.geomspace(positive.min(), positive.max() * 1.0001, 30)
             x, c = _histogram(z[z > 0], bins)
-            tips = [
-                f"{usd(x[j])}–{usd(x[min(j + 1, len(x) - 1)])}: {int(c[j])} workers"
-                for j in range(len(x))
-            ]
+            tips = [f"{usd(x[j])}–{usd(x[j + 1])}: {_workers(c[j])}" for j in range(len(x) - 1)]
             income_series.append(
                 Series(run.label, x, c, colour(i), step=True, markers=False, tips=tips)
             )

@@ -80,7 +80,7 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         rows.append(
             [
                 run.label,
-                *(str(c.get(k)) for k in varying),
+                *("–" if c.get(k) is None else str(c.get(k)) for k in varying),
                 run.seed,
                 run.data.status,
                 len(run.years),
@@ -164,24 +164,29 @@ def _references_table(runs: Sequence[ReportRun]) -> Markup:
 def _seeds_table(groups: Sequence[Group]) -> Markup:
     rows = []
     for g in groups:
-        finals = [v for r in g.runs if (v := _final(r, "swf")) is not None]
-        gains = [r.data.gain_closed for r in g.runs]
+        # a run that did not complete has another final year: it is not a seed of these
+        done = [r for r in g.runs if r.data.status == "completed"]
+        finals = [v for r in done if (v := _final(r, "swf")) is not None]
+        gains = [r.data.gain_closed for r in done]
         gains_ok = [100 * x for x in gains if x is not None]
+        others = [f"{r.label} ({r.data.status})" for r in g.runs if r not in done]
         rows.append(
             [
                 g.label,
-                len(g.runs),
-                ", ".join(str(r.seed) for r in g.runs),
+                len(done),
+                ", ".join(str(r.seed) for r in done) or "–",
                 _span(finals, number),
                 _span(gains_ok, lambda v: f"{v:.3g} %"),
+                ", ".join(others) or "–",
             ]
         )
     headers = [
         "setting",
-        "seeds",
+        "seeds completed",
         "seed values",
         "final SWF: mean [min, max]",
         "gain closed: mean [min, max]",
+        "left out (not completed)",
     ]
     return Markup("<h3>Settings over seeds</h3>" + table(headers, rows))
 

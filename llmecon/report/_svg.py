@@ -62,8 +62,12 @@ def usd(x: float) -> str:
 
 
 def pct(x: float) -> str:
-    """A fraction as percent: ``0.225`` → ``22.5 %``."""
-    return "–" if not math.isfinite(x) else f"{100 * x:.3g} %"
+    """A fraction as percent: ``0.225`` → ``22.5 %``; float noise (below 0.0005 %)
+    shows as 0 rather than in scientific notation."""
+    if not math.isfinite(x):
+        return "–"
+    value = 100 * x
+    return f"{0.0 if abs(value) < 5e-4 else value:.3g} %"
 
 
 def integer(x: float) -> str:
@@ -185,7 +189,7 @@ def _range(values: list[float], axis: Axis) -> tuple[float, float]:
         finite.append(0.0)
     lo = axis.lo if axis.lo is not None else (min(finite) if finite else 0.0)
     hi = axis.hi if axis.hi is not None else (max(finite) if finite else 1.0)
-    if hi <= lo:
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):  # one value (up to float noise)
         if axis.zero and lo == 0:
             hi = 1.0  # all zero (a zero tax): one unit up, nothing below 0
         else:
@@ -193,7 +197,10 @@ def _range(values: list[float], axis: Axis) -> tuple[float, float]:
             lo, hi = lo - pad, hi + pad
     elif axis.lo is None and axis.hi is None and not axis.log:
         pad = 0.04 * (hi - lo)
+        low = lo
         lo = lo - pad if not (axis.zero and lo == 0) else lo
+        if axis.integer:  # whole units (tax years from 1): no tick below the first
+            lo = max(lo, low - 0.5)
         hi = hi + pad
     return lo, hi
 
@@ -361,7 +368,9 @@ def _series(f: _Frame, s: Series) -> list[str]:
     )
     tips = list(s.tips) if s.tips is not None else None
     for j, (px, py, xv, yv) in enumerate(pts):
-        tip = tips[j] if tips is not None and j < len(tips) else f"{f.x.fmt(xv)}: {f.y.fmt(yv)}"
+        if tips is not None and j >= len(tips):
+            continue  # a point without a tip of its own (a histogram's closing edge)
+        tip = tips[j] if tips is not None else f"{f.x.fmt(xv)}: {f.y.fmt(yv)}"
         r = 3 if s.markers else 5
         vis = "" if s.markers else ' fill-opacity="0"'
         out.append(

@@ -4,7 +4,7 @@ with a 95 % band across seeds, and the per-setting table (``llmecon report SWEEP
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import pandas as pd
 from llmecon.report._data import records
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._plots import YEAR_AXIS
-from llmecon.report._svg import Axis, Series, colour, grid, line_chart, number
+from llmecon.report._svg import Axis, Series, colour, grid, line_chart, number, pct
 from llmecon.sweeps.results import SUMMARY_METRICS, SweepData, interval
 
 
@@ -54,8 +54,8 @@ def _band_series(group: pd.DataFrame, column: str, i: int, label: str) -> Series
         return None
     lo, hi = b["lo"].to_numpy(float), b["hi"].to_numpy(float)
     tips = [
-        f"year {int(r['year'])}: {r['mean']:.4g} [{r['lo']:.4g}, {r['hi']:.4g}], "
-        f"{int(r['n'])} seeds"
+        f"tax year {int(r['year'])}: {number(r['mean'])} [{number(r['lo'])}, "
+        f"{number(r['hi'])}], {int(r['n'])} seeds"
         for r in records(b)
     ]
     return Series(
@@ -194,15 +194,29 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 )
             )
             nav.append(("gain", "Gain closed"))
-    cell_cols = [c for c in ("final_swf", "gain_closed", "cost_usd") if c in data.cells]
+
+    def cost(v: float) -> str:
+        return f"${v:,.4f}"
+
+    shown: dict[str, tuple[str, Callable[[float], str]]] = {
+        "final_swf": ("final SWF", number),
+        "gain_closed": ("gain closed", pct),
+        "cost_usd": ("cost", cost),
+    }
+    cell_cols = [c for c in shown if c in data.cells]
+
+    def cell_text(value: Any, fmt: Any) -> str:
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        return "–" if missing else fmt(float(value))
+
     cells = table(
-        ["cell", *data.axes, "status", *cell_cols],
+        ["cell", *data.axes, "status", *(shown[c][0] for c in cell_cols)],
         [
             [
                 r["cell_id"],
                 *(str(r.get(a)) for a in data.axes),
                 r.get("status"),
-                *(r.get(c) for c in cell_cols),
+                *(cell_text(r.get(c), shown[c][1]) for c in cell_cols),
             ]
             for r in data.cells.to_dict("records")
         ],

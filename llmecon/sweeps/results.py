@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmecon.runs.log import RunLogError
+from llmecon.runs.log import RunLogError, run_file_reason
 from llmecon.runs.restore import restore_run
 from llmecon.sweeps.cell import restored_metrics
 from llmecon.sweeps.spec import axis_values
@@ -118,6 +118,18 @@ def read_sweep_manifest(path: str | Path) -> dict[str, Any]:
 
 def is_sweep_folder(path: str | Path) -> bool:
     return (Path(path) / SWEEP_MANIFEST).is_file()
+
+
+def record_file_reason(path: str | Path) -> str | None:
+    """Why ``path`` is part of a run's or a sweep's record, which no derived output may
+    replace (a run's files: :func:`~llmecon.runs.log.run_file_reason`; a sweep's
+    ``sweep.json``, ``results.csv`` and ``cells.csv``), or ``None``."""
+    reason = run_file_reason(path)
+    entry = Path(path)
+    sweep_file = entry.name in (SWEEP_MANIFEST, RESULTS_NAME, CELLS_NAME)
+    if reason is None and sweep_file and is_sweep_folder(entry.parent):
+        reason = f"it is the {entry.name} of the sweep in {entry.parent}"
+    return reason
 
 
 @dataclass

@@ -82,13 +82,16 @@ def test_output_options_refuse_a_sweeps_manifest_and_create_missing_folders(
     first = _invoke(*base, "--csv", str(table))
     assert first.exit_code == 0, first.output
     assert table.read_text(encoding="utf-8").startswith("planner")
-    sweep_file = tmp_path / "c" / "sweep.json"
-    before = sweep_file.read_bytes()
-    _clean_error(
-        _invoke("personas", "sample", "--n", "3", "--out", str(sweep_file)),
-        "it is the manifest of the sweep",
-    )
-    assert sweep_file.read_bytes() == before
+    cell = next(p for p in (tmp_path / "c").iterdir() if p.is_dir())
+    for name in ("sweep.json", "results.csv", "cells.csv"):
+        sweep_file = tmp_path / "c" / name
+        before = sweep_file.read_bytes()
+        for writer in (
+            ("personas", "sample", "--n", "3", "--out", str(sweep_file)),
+            ("report", str(cell), "--out", str(sweep_file)),
+        ):
+            _clean_error(_invoke(*writer), f"it is the {name} of the sweep")
+        assert sweep_file.read_bytes() == before
     refused = _invoke("probe", "scripted/reference", "--out", str(tmp_path))
     assert refused.exit_code == 2 and "is a directory" in refused.output
 

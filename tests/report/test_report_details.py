@@ -1,0 +1,102 @@
+"""Details of the report that a reader relies on: histogram counts, axes, number
+formats, which runs count as seeds, which calls are sampled, and notes for what is
+left out."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import llmecon
+from llmecon.cli import main
+from llmecon.report._llm import SAMPLE_CALLS, sample_calls
+from llmecon.report._svg import Axis, _range, integer, nice_ticks, pct
+
+SMALL = {"workers": "rational", "agents": 30, "years": 3, "personas": "default"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report-runs")
+    for planner in ("none", "us-federal", "saez", "ucb", "oracle"):
+        llmecon.run(planner=planner, **SMALL, out=str(out), run_id=planner)
+    return out
+
+
+def _report(*args: str) -> tuple[str, str]:
+    result = CliRunner().invoke(main, ["report", *args])
+    assert result.exit_code == 0, result.output
+    out = args[args.index("--out") + 1]
+    return Path(out).read_text(encoding="utf-8"), result.output
+
+
+def test_histogram_tips_count_every_worker_once(runs: Path, tmp_path: Path) -> None:
+    html, _ = _report(str(runs / "saez"), "--out", str(tmp_path / "r.html"))
+    for unit in (r" h", r""):
+        counts = [
+            int(n) for n in re.findall(rf"saez — [^<]*?–[^<]*?{unit}: (\d+) workers?</title>", html)
+        ]
+        assert counts
+    hours = [int(n) for n in re.findall(r"saez — \d+–\d+ h: (\d+) workers?</title>", html)]
+    assert sum(hours) == SMALL["agents"]
+    incomes = [
+        int(n) for n in re.findall(r"saez — \$[^<]*?–\$[^<]*?: (\d+) workers?</title>", html)
+    ]
+    assert sum(incomes) == SMALL["agents"]
+
+
+def test_axes_of_one_value_and_of_tax_years() -> None:
+    lo, hi = _range([44_383.0, 44_383.0 + 1e-11], Axis("swf"))
+    ticks = nice_ticks(lo, hi)
+    assert len(set(ticks)) == len(ticks) >= 3  # distinct ticks, not six equal labels
+    years = Axis("tax year", integer, integer=True)
+    lo, hi = _range([1.0, 30.0], years)
+    assert min(nice_ticks(lo, hi, integer_only=True)) >= 1  # no tax year 0
+    assert pct(1.19e-8) == "0 %" and pct(0.225) == "22.5 %"
+
+
+def test_failures_are_sampled_first() -> None:
+    calls = pd.DataFrame(
+        {
+            "seq": range(20),
+            "role": ["worker"] * 18 + ["planner"] * 2,
+            "error_type": [None] * 6 + ["Timeout"] * 10 + [None] * 4,
+            "fallback": [False] * 6 + [True] * 10 + [False] * 4,
+        }
+    )
+    picked = sample_calls(calls)
+    assert len(picked) == SAMPLE_CALLS
+    assert picked["error_type"].notna().sum() == SAMPLE_CALLS - 2  # all but the planner's
+    assert picked["error_type"].iloc[0] == "Timeout"
+    assert (picked["role"] == "planner").sum() == 2
+
+
+def test_seed_statistics_leave_out_unfinished_and_repeated_runs(runs: Path, tmp_path: Path) -> None:
+    llmecon.run(planner="ucb", **SMALL, seed=1, out=str(tmp_path), run_id="ucb-1")
+    cut = tmp_path / "ucb-cut"
+    llmecon.run(planner="ucb", **SMALL, seed=2, out=str(tmp_path), run_id="ucb-cut")
+    lines = (cut / "events.jsonl").read_text().splitlines()
+    ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
+    (cut / "events.jsonl").write_text("\n".join(lines[: ends[1] + 1]) + "\n")  # killed
+    ucb = str(runs / "ucb")
+    html, output = _report(
+        ucb, ucb, str(tmp_path / "ucb-1"), str(cut), "--out", str(tmp_path / "s.html")
+    )
+    assert "given twice; it is shown once" in " ".join(output.split())
+    row = re.search(r"<tr><td>ucb \(3 runs\)</td>(.*?)</tr>", html)
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+    assert cells[0] == "2" and cells[1] == "0, 1"  # completed seeds only
+    assert "ucb-cut (incomplete)" in cells[-1]
+
+
+def test_the_decomposition_says_which_runs_it_leaves_out(runs: Path, tmp_path: Path) -> None:
+    names = ("none", "us-federal", "saez", "ucb", "oracle")
+    html, _ = _report(*(str(runs / n) for n in names), "--out", str(tmp_path / "five.html"))
+    section = html[html.index('id="decomposition"') :]
+    assert "Shown for the first 4 runs only." in section[:3000]
