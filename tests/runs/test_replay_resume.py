@@ -95,16 +95,23 @@ def test_replay_detects_changed_prompts(tmp_path: Path) -> None:
         replay_run(run_dir)
 
 
-def test_a_log_without_template_copies_replays_after_the_templates_change(
-    tmp_path: Path,
-) -> None:
+def _log_without_template_copies(tmp_path: Path) -> Path:
+    """A run as written before runs kept their templates, whose worker_system.j2 has
+    changed since."""
     import shutil
 
     run_dir = _mock_run(tmp_path)
-    shutil.rmtree(run_dir / "prompts")  # as written before runs kept their templates
+    shutil.rmtree(run_dir / "prompts")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     manifest["prompts"]["worker_system.j2"] = "0" * 64  # the shipped one changed since
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    return run_dir
+
+
+def test_a_log_without_template_copies_replays_after_the_templates_change(
+    tmp_path: Path,
+) -> None:
+    run_dir = _log_without_template_copies(tmp_path)
     report = replay_run(run_dir)
     assert report.ok and report.templates_changed == ["worker_system.j2"]
     result = CliRunner().invoke(main, ["replay", str(run_dir)])
@@ -114,13 +121,7 @@ def test_a_log_without_template_copies_replays_after_the_templates_change(
 def test_resume_says_when_a_log_without_template_copies_meets_changed_templates(
     tmp_path: Path,
 ) -> None:
-    import shutil
-
-    run_dir = _mock_run(tmp_path)
-    shutil.rmtree(run_dir / "prompts")  # as written before runs kept their templates
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    manifest["prompts"]["worker_system.j2"] = "0" * 64  # the shipped one changed since
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    run_dir = _log_without_template_copies(tmp_path)
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
     (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[1] + 1]) + "\n")  # killed
