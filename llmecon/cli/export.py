@@ -12,6 +12,94 @@ from llmecon.cli._common import console, friendly_errors
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
+
+#: Parquet column types of the exported tables wherever a run's own values cannot tell
+#: (an empty table, a column with no value: no fallbacks, no errors, a synthetic
+#: population's persona attributes), so the files of many runs read back as one dataset.
+#: Other columns: numbers as they are, anything else text.
+_INTEGERS = frozenset(
+    [
+        "seed",
+        "year",
+        "seq",
+        "step",
+        "bracket",
+        "agent_index",
+        "attempts",
+        "input_tokens",
+        "output_tokens",
+        "retries",
+        "repairs",
+        "ballots",
+        "abstentions",
+        "age",
+        "children",
+        "household_size",
+        "llm_calls",
+        "fallbacks",
+    ]
+)
+_FLOATS = frozenset(
+    [
+        "time",
+        "latency_s",
+        "cost_usd",
+        "share",
+        "score",
+        "candidate_swf",
+        "winner_swf",
+        "turnout",
+        "lower",
+        "upper",
+        "rate",
+        "spouse_earnings_usd",
+        "hourly_wage_usd",
+        "usual_weekly_hours",
+        "annual_earnings_usd",
+        "weight",
+        "weekly_hours",
+        "income_usd",
+        "tax_usd",
+        "rebate_usd",
+        "consumption_usd",
+        "utility",
+        "marginal_rate",
+    ]
+)
+_BOOLS = frozenset({"cached", "fallback", "is_winner"})
+_TEXT_IN_EMPTY_YEARS = frozenset({"run_id", "settings", "source", "planner"})
+
+
+def arrow_table(frame: pd.DataFrame, table: str) -> pa.Table:
+    """``frame`` (the table ``table`` of ``RunData.tables()``) with the types of
+    :data:`_INTEGERS` / :data:`_FLOATS` / :data:`_BOOLS`, text for the rest (numbers
+    stay numbers; an empty ``years`` table's metrics are floats)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    columns: dict[str, pa.Array] = {}
+    for name in frame.columns:
+        values = frame[name]
+        if name in _INTEGERS:
+            kind = pa.int64()
+        elif name in _FLOATS:
+            kind = pa.float64()
+        elif name in _BOOLS:
+            kind = pa.bool_()
+        elif pd.api.types.is_bool_dtype(values) or (
+            pd.api.types.is_numeric_dtype(values) and values.notna().any()
+        ):
+            columns[name] = pa.array(values, from_pandas=True)
+            continue
+        elif table == "years" and values.empty and name not in _TEXT_IN_EMPTY_YEARS:
+            kind = pa.float64()
+        else:
+            kind = pa.large_string()
+            values = values.map(lambda v: None if pd.isna(v) else str(v), na_action="ignore")
+            values = values.astype(object).where(values.notna(), None)
+        columns[name] = pa.array(values, type=kind, from_pandas=True)
+    return pa.table(columns)
 
 
 def parquet_available() -> bool:
@@ -90,11 +178,13 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     for name, frame in run.tables().items():
         file = target / f"{name}.{fmt}"
 
-        def write(tmp: Path, frame: pd.DataFrame = frame) -> None:
+        def write(tmp: Path, frame: pd.DataFrame = frame, name: str = name) -> None:
             if fmt == "csv":
                 frame.to_csv(tmp, index=False)
             else:
-                frame.to_parquet(tmp, index=False)
+                import pyarrow.parquet as pq
+
+                pq.write_table(arrow_table(frame, name), tmp)
 
         try:
             atomic_write(file, write)
