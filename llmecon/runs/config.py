@@ -356,7 +356,8 @@ class RunConfig(BaseModel):
 
     # -- voting (docs/voting.md) ---------------------------------------------------------
     vote_every: int | None = Field(None, ge=1, le=10_000, json_schema_extra=_VOTING)
-    """Hold a voting round every V years (years V, 2V, …; year 0 is never a vote): the
+    """Hold a voting round every V years (tax years V + 1, 2V + 1, …; tax year 1 is
+    never a vote): the
     winner replaces the planner's proposal and stays enacted until the next round.
     Unset = no voting."""
 
