@@ -39,7 +39,10 @@ _MEASURES: tuple[tuple[str, str, Callable[[float], str]], ...] = (
 
 
 def _signed(fmt: Callable[[float], str], value: float) -> str:
+    """``fmt(value)`` with its sign; a value that shows as 0 (float noise) has none."""
     text = fmt(value)
+    if text.lstrip("−-+").strip("0.,%$ ") == "":
+        return text.lstrip("−-+")
     return text if text.startswith(("−", "-")) or value == 0 else "+" + text
 
 

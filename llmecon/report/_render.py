@@ -86,7 +86,7 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                 len(run.years),
                 final,
                 gain_closed_text(final, run.refs),
-                "–" if final is None or not sq else f"{100 * (final - sq) / abs(sq):+.2f} %",
+                "–" if final is None or not sq else _change_pct(final, sq),
                 len(run.calls),
                 len(run.fallbacks),
             ]
@@ -189,6 +189,12 @@ def _seeds_table(groups: Sequence[Group]) -> Markup:
         "left out (not completed)",
     ]
     return Markup("<h3>Settings over seeds</h3>" + table(headers, rows))
+
+
+def _change_pct(value: float, base: float) -> str:
+    """``value`` against ``base`` in signed percent; float noise shows as 0.00 %."""
+    change = 100 * (value - base) / abs(base)
+    return "0.00 %" if abs(change) < 0.005 else f"{change:+.2f} %"
 
 
 def _span(values: Sequence[float], fmt: Callable[[float], str]) -> str:

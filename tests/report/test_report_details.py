@@ -100,3 +100,14 @@ def test_the_decomposition_says_which_runs_it_leaves_out(runs: Path, tmp_path: P
     html, _ = _report(*(str(runs / n) for n in names), "--out", str(tmp_path / "five.html"))
     section = html[html.index('id="decomposition"') :]
     assert "Shown for the first 4 runs only." in section[:3000]
+
+
+def test_float_noise_shows_as_zero_without_a_sign() -> None:
+    from llmecon.report._incidence import _signed
+    from llmecon.report._render import _change_pct
+    from llmecon.report._svg import number, usd
+
+    assert _signed(number, -1e-12) == "0" and _signed(usd, -1e-4) == "$0"
+    assert _signed(number, 2.5) == "+2.5" and _signed(usd, -167.0) == "−$167"
+    assert _change_pct(100.0, 100.0000001) == "0.00 %"
+    assert _change_pct(101.0, 100.0) == "+1.00 %"
