@@ -19,86 +19,55 @@ if TYPE_CHECKING:
 #: population's persona attributes), so the files of many runs read back as one dataset.
 #: Other columns: numbers as they are, anything else text.
 _INTEGERS = frozenset(
-    [
-        "seed",
-        "year",
-        "seq",
-        "step",
-        "bracket",
-        "agent_index",
-        "attempts",
-        "input_tokens",
-        "output_tokens",
-        "retries",
-        "repairs",
-        "ballots",
-        "abstentions",
-        "age",
-        "children",
-        "household_size",
-        "llm_calls",
-        "fallbacks",
-    ]
+    {
+        *("seed", "year", "seq", "step", "bracket", "agent_index", "llm_calls", "fallbacks"),
+        *("attempts", "input_tokens", "output_tokens", "retries", "repairs"),
+        *("ballots", "abstentions", "age", "children", "household_size"),
+    }
 )
 _FLOATS = frozenset(
-    [
-        "time",
-        "latency_s",
-        "cost_usd",
-        "share",
-        "score",
-        "candidate_swf",
-        "winner_swf",
-        "turnout",
-        "lower",
-        "upper",
-        "rate",
-        "spouse_earnings_usd",
-        "hourly_wage_usd",
-        "usual_weekly_hours",
-        "annual_earnings_usd",
-        "weight",
-        "weekly_hours",
-        "income_usd",
-        "tax_usd",
-        "rebate_usd",
-        "consumption_usd",
-        "utility",
-        "marginal_rate",
-    ]
+    {
+        *("time", "latency_s", "cost_usd", "gain_closed"),
+        *("share", "score", "candidate_swf", "winner_swf", "turnout"),
+        *("spouse_earnings_usd", "usual_weekly_hours", "annual_earnings_usd"),
+    }
 )
 _BOOLS = frozenset({"cached", "fallback", "is_winner"})
-_TEXT_IN_EMPTY_YEARS = frozenset({"run_id", "settings", "source", "planner"})
 
 
-def arrow_table(frame: pd.DataFrame, table: str) -> pa.Table:
-    """``frame`` (the table ``table`` of ``RunData.tables()``) with the types of
-    :data:`_INTEGERS` / :data:`_FLOATS` / :data:`_BOOLS`, text for the rest (numbers
-    stay numbers; an empty ``years`` table's metrics are floats)."""
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` (a table of ``RunData.tables()``) with the types of :data:`_INTEGERS`,
+    :data:`_BOOLS` and the float columns (:data:`_FLOATS`, the agents' measures, the
+    rates' edges and rates, every per-year metric), text for the rest (numbers stay
+    numbers)."""
     import pandas as pd
     import pyarrow as pa
 
+    from llmecon.economy import YearMetrics
+    from llmecon.runs.dataframes import AGENT_COLUMNS
+    from llmecon.runs.event_tables import RATE_COLUMNS
+
+    identity = {"year", "agent", "agent_index", "bracket"}
+    floats = _FLOATS | {
+        *(c for c in (*AGENT_COLUMNS, *RATE_COLUMNS) if c not in identity),
+        *YearMetrics.names(),
+    }
     columns: dict[str, pa.Array] = {}
     for name in frame.columns:
         values = frame[name]
         if name in _INTEGERS:
-            kind = pa.int64()
-        elif name in _FLOATS:
-            kind = pa.float64()
+            columns[name] = pa.array(values, type=pa.int64(), from_pandas=True)
+        elif name in floats:
+            columns[name] = pa.array(values, type=pa.float64(), from_pandas=True)
         elif name in _BOOLS:
-            kind = pa.bool_()
+            columns[name] = pa.array(values, type=pa.bool_(), from_pandas=True)
         elif pd.api.types.is_bool_dtype(values) or (
             pd.api.types.is_numeric_dtype(values) and values.notna().any()
         ):
             columns[name] = pa.array(values, from_pandas=True)
-            continue
-        elif table == "years" and values.empty and name not in _TEXT_IN_EMPTY_YEARS:
-            kind = pa.float64()
         else:
-            kind = pa.large_string()
-            values = values.map(lambda v: None if pd.isna(v) else str(v), na_action="ignore")
-            values = values.astype(object).where(values.notna(), None)
-        columns[name] = pa.array(values, type=kind, from_pandas=True)
+            text = [None if pd.isna(v) else str(v) for v in values]
+            columns[name] = pa.array(text, type=pa.large_string())
     return pa.table(columns)
 
 
@@ -178,13 +147,13 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     for name, frame in run.tables().items():
         file = target / f"{name}.{fmt}"
 
-        def write(tmp: Path, frame: pd.DataFrame = frame, name: str = name) -> None:
+        def write(tmp: Path, frame: pd.DataFrame = frame) -> None:
             if fmt == "csv":
                 frame.to_csv(tmp, index=False)
             else:
                 import pyarrow.parquet as pq
 
-                pq.write_table(arrow_table(frame, name), tmp)
+                pq.write_table(arrow_table(frame), tmp)
 
         try:
             atomic_write(file, write)

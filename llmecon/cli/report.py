@@ -50,10 +50,12 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
     from llmecon.report import REPORT_NAME, write_report
 
     paths: list[Path] = []
+    seen: set[Path] = set()
     for given in (check_run_dir(d) for d in run_dirs):  # each run once (a glob may repeat)
-        if given.resolve() in {p.resolve() for p in paths}:
+        if given.resolve() in seen:
             console.print(f"[yellow]note[/]: {given} is given twice; it is shown once")
         else:
+            seen.add(given.resolve())
             paths.append(given)
     from llmecon.sweeps import is_sweep_folder
 

@@ -307,6 +307,8 @@ class Simulation:
         elected = sorted((leaders or {}).items())
         restored = []
         for year in years:
+            planner = str(log_as.get("planner")) if log_as is not None else year.planner
+            self.planners[year.year] = planner or self.config.planner
             if log_as is not None:
                 self.emit(YearStarted(year=year.year))
                 self.emit(
@@ -315,7 +317,7 @@ class Simulation:
                         edges=list(year.schedule.edges),
                         rates=list(year.schedule.rates),
                         source="replayed",
-                        planner=str(log_as.get("planner")),
+                        planner=str(planner),
                         detail={**log_as.get("detail", {}), "original_source": year.source},
                     )
                 )
@@ -328,8 +330,6 @@ class Simulation:
                     )
                 )
             source = "replayed" if log_as is not None else year.source
-            planner = str(log_as.get("planner")) if log_as is not None else year.planner
-            self.planners[year.year] = planner or self.config.planner
             record = self.settle_year(
                 year.year, year.schedule, year.weekly_hours, source, year.satisfied
             )

@@ -26,6 +26,7 @@ from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt, StagedTe
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.wiring import build_simulation
 from llmecon.voting import vote_rule_names
+from llmecon.voting.voters import vote_rule_template
 
 WORKER_TEMPLATES = {
     "worker_system.j2": "persona",
@@ -54,11 +55,6 @@ KNOWN_TEMPLATES = (
     "satisfaction.j2",
     *VOTING_TEMPLATES,
 )
-
-
-def vote_rule_template(rule: str) -> str:
-    """The template closing ``vote.j2`` under the vote rule ``rule``."""
-    return f"vote_rule_{rule}.j2"
 
 
 def known_templates() -> tuple[str, ...]:
@@ -381,10 +377,11 @@ def misplaced_templates(library: PromptLibrary) -> list[str]:
     if len(library.search_path) < 2:  # the shipped folder alone
         return []
     folder = library.search_path[0]
-    stems = {k.removesuffix(".j2").lower(): k for k in known_templates()}
+    known = known_templates()
+    stems = {k.removesuffix(".j2").lower(): k for k in known}
     problems = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.name in known_templates():
+        if path.name in known:
             if path.parent != folder:
                 problems.append(
                     f"{path} is in a subfolder: only {folder}/{path.name} overrides {path.name}"
@@ -531,7 +528,8 @@ def _author(library: PromptLibrary, name: str, value: str) -> str:
     includes the rule's), else ``name``."""
     if value in library.source(name):
         return name
-    others = [t for t in known_templates() if t != name and t in library.names()]
+    visible = set(library.names())
+    others = [t for t in known_templates() if t != name and t in visible]
     return next((t for t in others if value in library.source(t)), name)
 
 

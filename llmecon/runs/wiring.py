@@ -559,7 +559,7 @@ def build_parts(
     if config.prompts and not (is_baseline(config.planner) and config.workers == "rational"):
         check_templates(library, config)
     if config.vote_every is not None and config.voters == "llm":
-        from llmecon.runs.prompt_examples import vote_rule_template
+        from llmecon.voting.voters import vote_rule_template
 
         try:  # LLM voters read the rule's own closing template
             library.path(vote_rule_template(config.vote_rule))

@@ -54,6 +54,12 @@ def edge_rows(schedule: TaxSchedule) -> list[dict[str, Any]]:
     return [{"range": row["range"]} for row in bracket_rows(schedule)]
 
 
+def vote_rule_template(rule: str) -> str:
+    """The template closing ``vote.j2`` under the vote rule ``rule`` (``vote.j2``
+    includes it by this name)."""
+    return f"vote_rule_{rule}.j2"
+
+
 def vote_prompt(
     library: PromptLibrary,
     *,
@@ -92,7 +98,7 @@ def vote_prompt(
         labels=labels,
         rebate_share=rebate_share,
     )
-    rule_template = f"vote_rule_{rule}.j2"  # vote.j2 includes it
+    rule_template = vote_rule_template(rule)
     used = {
         "vote.j2": rendered.sha256,
         rule_template: library.sha256(rule_template),
