@@ -222,8 +222,8 @@ async def probe_model(
     )
     pop = economy.population
     usual = np.asarray(pop.usual_weekly_hours, dtype=float)
-    sq_rebate = economy.utility_config.rebate_share * float(
-        CALIBRATION_SCHEDULE.tax(WEEKS_PER_YEAR * pop.hourly_wage_usd * usual).mean()
+    sq_rebate = economy.rebate_of(
+        CALIBRATION_SCHEDULE.tax(WEEKS_PER_YEAR * pop.hourly_wage_usd * usual)
     )
     items = battery(sq_rebate)
 

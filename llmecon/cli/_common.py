@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -333,3 +335,28 @@ class YearDisplay(LiveDisplay):
             self.progress.update(self.task, status=self._year + self.calls)
         else:
             console.print(f"tax year {year}/{self.total}: {outcome}{self.calls}")
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``timeout``, ``docker stop``, a batch scheduler) stops
+    a run as Ctrl-C does, so the run logs ``interrupted`` and can be resumed: SIGINT's
+    Python handler is called (asyncio's, which cancels the run cleanly, or the default
+    one), else KeyboardInterrupt is raised. Not by re-sending SIGINT: a process started
+    in the background by a shell ignores it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def as_interrupt(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, as_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

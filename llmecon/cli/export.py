@@ -119,7 +119,8 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     run's population (a personas.jsonl copy, or a synthetic population redrawn from
     the seed). Each file
     is written atomically (an interrupted export leaves the previous file or the new
-    one, never a truncated one); a run folder is never written into.
+    one, never a truncated one); nothing in the run folder is changed but its own
+    tables/ folder (the default --out).
     """
     from llmecon._files import atomic_write
     from llmecon.runs.dataframes import load_run
@@ -162,3 +163,5 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         click.echo(f"{file}  ({len(frame)} rows)")
     if run.economy is None:
         console.print(f"[yellow]note[/]: per-agent incomes omitted: {run.population_note}")
+    for problem in run.problems:
+        console.print(f"[yellow]warning[/]: {problem}; the calls table lacks those calls")

@@ -27,14 +27,19 @@ def personas() -> None:
     """Census-calibrated worker personas (sample, show, validate)."""
 
 
+#: Most personas one command samples: a stratified sample draws a pool 20 times its
+#: size, several GB beyond this.
+MAX_SAMPLE = 500_000
+
+
 @personas.command()
 @click.option(
     "--n",
     "n",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SAMPLE),
     default=1000,
     show_default=True,
-    help="Number of personas.",
+    help=f"Number of personas (at most {MAX_SAMPLE:,}).",
 )
 @click.option(
     "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
@@ -93,11 +98,18 @@ def sample(
             path = write_bank(out, drawn.to_personas())
     except (PersonaError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except MemoryError:
+        raise click.ClickException(
+            f"not enough memory to sample {n:,} personas here; sample fewer"
+        ) from None
     report = validate(drawn)
-    wage = drawn.hourly_wage_usd
+    wage, weight = drawn.hourly_wage_usd, drawn.weight
+    order = np.argsort(wage)
+    middle = np.searchsorted(np.cumsum(weight[order]), 0.5 * weight.sum())
+    hours = np.average(drawn.usual_weekly_hours, weights=weight)
     console.print(
-        f"[green]wrote[/] {n:,} personas to {path}  "
-        f"(median wage ${np.median(wage):.2f}/h, mean hours {drawn.usual_weekly_hours.mean():.1f}; "
+        f"[green]wrote[/] {n:,} personas to {path}  (survey-weighted median wage "
+        f"${wage[order][min(middle, n - 1)]:.2f}/h, mean hours {hours:.1f}; "
         f"{'all' if report.ok else 'not all'} validation targets met at this size)"
     )
 
@@ -142,7 +154,7 @@ def show(file: Path, index: int) -> None:
 @click.option(
     "--n",
     "n",
-    type=click.IntRange(min=100),
+    type=click.IntRange(100, MAX_SAMPLE),
     default=200_000,
     show_default=True,
     help="Sample size.",
@@ -167,6 +179,18 @@ def validate_cmd(n: int, seed: int, mode: str, file: Path | None, no_wage_floor:
     """Print sample vs published marginals; exit 1 if a target is missed."""
     from rich.console import Console
 
+    if file is not None:
+        context = click.get_current_context()
+        sampling = [
+            "--" + name.replace("_", "-")
+            for name in ("n", "seed", "mode", "no_wage_floor")
+            if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if sampling:
+            raise click.UsageError(
+                f"{', '.join(sampling)} set how a fresh sample is drawn; --file validates "
+                "the bank as it is"
+            )
     try:
         if file is not None:
             report = validate(load_bank(file))

@@ -125,6 +125,14 @@ def probe(
     with friendly_errors():
         try:
             library = PromptLibrary(prompts_dir)
+            if prompts_dir is not None:  # a misnamed override would probe the shipped text
+                from llmecon.runs.prompt_examples import misplaced_templates
+
+                if misplaced := misplaced_templates(library):
+                    raise click.ClickException(
+                        "--prompts: files that override nothing (rename or move them):\n  "
+                        + "\n  ".join(misplaced)
+                    )
             personas = load_bank(default_bank_path() if bank == "default" else Path(bank))
             sample = sample_personas_for_probe(personas, n_personas, seed, library, elasticity)
         except (PromptError, PersonaError, ValueError) as exc:
@@ -136,7 +144,7 @@ def probe(
                 config=GenerateConfig(timeout_s=timeout, max_retries=max_retries),
                 max_concurrency=max_concurrency,
             )
-        except ModelError as exc:
+        except (ModelError, ValueError) as exc:  # ValueError: e.g. --api-base for local/
             raise click.ClickException(str(exc)) from None
         calls = n_personas * 13
         console.print(f"probing {model.name}: {n_personas} personas, {calls} calls …")
@@ -157,18 +165,19 @@ def probe(
                 await model.aclose()
 
         result = asyncio.run(go())
+    if 2 * result.fallbacks > result.calls:
+        # Mostly failed calls measure the endpoint, not the model: saved, such a probe
+        # would stand in the reports of every run of this model (and its table of n/a
+        # would only mislead).
+        raise click.ClickException(
+            f"{result.fallbacks} of {result.calls} calls failed, so this probe does not "
+            f"measure {model_name} (nothing saved); the first failure: {result.failure}"
+        )
     out.print(_table(result))
     from llmecon.agents.probe import LITERATURE
 
     out.print(LITERATURE, markup=False, highlight=False)
     out.print(result.verdict(), markup=False, highlight=False)
-    if 2 * result.fallbacks > result.calls:
-        # Mostly failed calls measure the endpoint, not the model: saved, such a probe
-        # would stand in the reports of every run of this model.
-        raise click.ClickException(
-            f"{result.fallbacks} of {result.calls} calls failed, so this probe does not "
-            f"measure {model_name} (nothing saved); the first failure: {result.failure}"
-        )
     if result.fallbacks:
         console.print(
             f"[yellow]{result.fallbacks} of {result.calls} calls failed (left out of the "

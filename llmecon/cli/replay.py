@@ -123,6 +123,18 @@ def resume(run_dir: str, **options: Any) -> None:
         sim = resume_run(run_dir, options)
         done = len(sim.records)
         console.print(f"resuming {run_dir} after {done} completed years of {sim.years}")
+        if sim.set_aside is not None:
+            console.print(
+                f"the unfinished year's events are kept in {sim.set_aside.name}; "
+                f"{sim.reusable_calls} of its completed model calls are reused, not paid "
+                "for again"
+            )
+        if sim.abandoned_batches:
+            console.print(
+                f"[yellow]note[/]: provider batch(es) {', '.join(sim.abandoned_batches)} "
+                "were pending (and are billed); without --batch-api this resume asks their "
+                "requests one by one: cancel them at the provider if they are not needed"
+            )
         if changed := templates_changed(Path(run_dir), read_manifest(run_dir)):
             console.print(
                 "[yellow]note[/]: this log predates per-run template copies and these "

@@ -47,12 +47,16 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
       llmecon report runs/a runs/b --out compare.html
       llmecon report runs/sweep-1/saez-s*/ --out saez-seeds.html
     """
-    from llmecon.report import REPORT_NAME, write_report
+    from llmecon.report import PROBES_FOLDER, REPORT_NAME, write_report
+    from llmecon.runs.log import is_run_folder
 
     paths: list[Path] = []
     seen: set[Path] = set()
     for given in (check_run_dir(d) for d in run_dirs):  # each run once (a glob may repeat)
-        if given.resolve() in seen:
+        if len(run_dirs) > 1 and given.name == PROBES_FOLDER and not is_run_folder(given):
+            # `runs/*` names the saved probes beside the runs: shown with their model's runs
+            console.print(f"[dim]note: {given} holds saved probes, not a run; skipped[/]")
+        elif given.resolve() in seen:
             console.print(f"[yellow]note[/]: {given} is given twice; it is shown once")
         else:
             seen.add(given.resolve())

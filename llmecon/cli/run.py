@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -16,6 +18,7 @@ from llmecon.cli._common import (
     console,
     friendly_errors,
     out,
+    terminate_as_interrupt,
 )
 
 
@@ -99,6 +102,25 @@ def settings_notes(config: Any) -> list[str]:
     """Settings that work against the chosen models, said before the run starts."""
     notes = []
     planner, years, shown = str(config.planner), config.years or 0, config.planner_history
+    if config.vote_every is None:
+        voting = [
+            f"--{name.replace('_', '-')}"
+            for name in VOTING_DETAILS
+            if getattr(config, name) != type(config).model_fields[name].default
+        ]
+        if voting:
+            notes.append(f"{', '.join(voting)} set without --vote-every: no voting round is held")
+    elif config.workers_mode == "archetypes" and config.voters == "llm":
+        notes.append(
+            f"archetypes group the workers' hour decisions only: each voting round asks "
+            f"every one of the {config.agents:,} personas for a ballot"
+        )
+    if config.vote_every is not None and config.vote_every >= years:
+        notes.append(
+            f"--vote-every {config.vote_every} holds rounds in tax years "
+            f"{config.vote_every + 1}, {2 * config.vote_every + 1}, …: this run has "
+            f"{years}, so no round is held"
+        )
     if planner.startswith("scripted/") and shown < years - 1 and _surface(planner):
         notes.append(
             f"the response-surface planner fits only the years its prompt shows: with "
@@ -108,11 +130,24 @@ def settings_notes(config: Any) -> list[str]:
     return notes
 
 
+#: Voting settings that matter only with ``vote_every`` (``voters`` is filled in then).
+VOTING_DETAILS = ("vote_rule", "candidates", "candidate_source", "voters", "voter_model")
+
+
 def _surface(scripted_model: str) -> bool:
     """Whether a ``scripted/…`` model name selects the response-surface planner."""
     from llmecon.agents.scripted import parse_scripted_name
 
     return parse_scripted_name(scripted_model.removeprefix("scripted/"))[1]
+
+
+@contextlib.contextmanager
+def output_may_close() -> Iterator[None]:
+    """Progress output whose reader went away (``llmecon run … | head``): rich sends
+    the output to /dev/null and raises SystemExit; the run goes on, unseen, instead of
+    ending ``failed`` with "SystemExit: 1"."""
+    with contextlib.suppress(SystemExit):
+        yield
 
 
 def run_with_display(sim: Any, years: int, reference: bool) -> None:
@@ -123,14 +158,19 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     done = len(sim.records)
     status = f"continuing after year {done}" if done else "starting…"
     try:
-        with YearDisplay(years, done, status) as display:
+        with YearDisplay(years, done, status) as display, terminate_as_interrupt():
 
             def on_year(record: Any, stats: dict[str, Any]) -> None:
                 last = record.year == years - 1
                 note = "  (computing reference welfare…)" if last and reference else ""
-                display.on_year(record, stats, note)
+                with output_may_close():
+                    display.on_year(record, stats, note)
 
-            sim.on_call_progress = display.on_calls
+            def on_calls(*args: Any) -> None:
+                with output_may_close():
+                    display.on_calls(*args)
+
+            sim.on_call_progress = on_calls
             result = sim.run(on_year)
     except RunFailedError as exc:
         failed = exc.result
@@ -228,7 +268,8 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
         out.print(
             f"[{style}]note[/]: {share:.1%} of the agents' decisions were fallbacks (a failed "
             "model call or an unusable answer: the planner kept its schedule, a worker its "
-            "hours); the welfare above reflects those fallbacks, not the model's choices"
+            "hours, a voter abstained); the welfare above reflects those fallbacks, not the "
+            "model's choices"
             + "".join(
                 f"; {n['failed']} of {n['calls']} {role} calls failed"
                 for role, n in by_role.items()

@@ -32,6 +32,7 @@ from llmecon.cli._common import (
     friendly_errors,
     option_name,
     out,
+    terminate_as_interrupt,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -261,7 +262,7 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
     saying how to resume."""
     display = SweepDisplay()
     try:
-        with display:
+        with display, terminate_as_interrupt():
             result = run(display.sweep_progress)
     except KeyboardInterrupt:
         console.print(

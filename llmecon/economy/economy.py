@@ -189,7 +189,7 @@ class Economy:
             )
         z0 = WEEKS_PER_YEAR * s * h0
         t0 = CALIBRATION_SCHEDULE.tax(z0)
-        self._status_quo_rebate = self.utility_config.rebate_share * self._mean(t0)
+        self._status_quo_rebate = self.rebate_of(t0)
         c0 = z0 - t0 + self._status_quo_rebate
         #: Each worker's consumption at census hours under the calibration schedule,
         #: with its rebate (USD): the ``c₀`` of the CRRA calibration (and of the rational
@@ -204,6 +204,11 @@ class Economy:
     @property
     def size(self) -> int:
         return self.population.size
+
+    def rebate_of(self, tax: FloatArray) -> float:
+        """The lump sum (USD per person) that taxes ``tax`` (one per worker) fund: the
+        rebate share of the (survey-weighted) mean tax."""
+        return self.utility_config.rebate_share * self._mean(np.asarray(tax, dtype=float))
 
     def _mean(self, values: FloatArray) -> float:
         """Mean over people (survey-weighted when the population is weighted)."""
@@ -288,7 +293,7 @@ class Economy:
             raise ValueError("hours must lie in [0, max_weekly_hours]")
         income = WEEKS_PER_YEAR * self.population.hourly_wage_usd * hours
         tax = schedule.tax(income)
-        rebate = self.utility_config.rebate_share * self._mean(tax)
+        rebate = self.rebate_of(tax)
         consumption = income - tax + rebate
         u = utility(consumption, hours, self.psi, self.utility_config)
         if self.utility_config.crra is None:

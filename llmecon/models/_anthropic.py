@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from llmecon.models._batch import BatchAPI
 
 MISSING_ANTHROPIC_KEY = (
-    "ANTHROPIC_API_KEY is not set: set ANTHROPIC_API_KEY or use --planner local/smollm2-135m"
+    "ANTHROPIC_API_KEY is not set: set it, or give this role the embedded model local/smollm2-135m"
 )
 #: Anthropic requires max_tokens on every request.
 DEFAULT_MAX_TOKENS = 1024

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
+    AuthError,
     ModelError,
     ProviderError,
     body_error_message,
@@ -230,17 +231,26 @@ async def _run_one(
     digest = batch_digest(lines)
     batch_id = hooks.pending.pop(digest, None)
     resumed = batch_id is not None
-    if batch_id is None:
-        batch_id = await _retrying(
-            lambda: api.submit(lines), config, f"{model}: batch submit", _TRANSFER_TIMES
+
+    async def submit() -> str:
+        return str(
+            await _retrying(
+                lambda: api.submit(lines), config, f"{model}: batch submit", _TRANSFER_TIMES
+            )
         )
-    if hooks.on_submitted is not None:
-        submission = BatchSubmission(batch_id, digest, len(lines), model, resumed)
-        notify = hooks.on_submitted
-        if context is not None:
-            context.run(notify, submission)
-        else:
-            notify(submission)
+
+    def submitted(batch_id: str, resumed: bool) -> None:
+        if hooks.on_submitted is not None:
+            submission = BatchSubmission(batch_id, digest, len(lines), model, resumed)
+            notify = hooks.on_submitted
+            if context is not None:
+                context.run(notify, submission)
+            else:
+                notify(submission)
+
+    if batch_id is None:
+        batch_id = await submit()
+    submitted(batch_id, resumed)
     t0 = time.monotonic()
     while True:
         try:
@@ -250,9 +260,25 @@ async def _run_one(
             # on at the provider (the run's deadline bounds the wait). Only a refusal
             # (auth, an unknown batch) does.
             if isinstance(exc, ModelError) and not exc.retryable:
-                raise
+                if not resumed or isinstance(exc, AuthError):
+                    raise
+                # A batch from the log that the provider refuses (expired from its
+                # store, another account or server): its requests go in a new batch,
+                # or every resume would stop on it again.
+                logger.warning(
+                    "%s: batch %s from the log is refused (%s); submitting its %d requests anew",
+                    model,
+                    batch_id,
+                    exc,
+                    len(lines),
+                )
+                batch_id, resumed = await submit(), False
+                submitted(batch_id, resumed)
+                t0 = time.monotonic()
+                continue
             logger.info("%s: poll of batch %s failed (%r); next poll", model, batch_id, exc)
         else:
+            resumed = False  # the provider knows it: a later refusal is a real one
             if hooks.on_progress is not None:
                 hooks.on_progress(BatchProgress(batch_id, status, time.monotonic() - t0))
             if status.state != "pending":

@@ -43,7 +43,13 @@ class HttpResponse(NamedTuple):
 
 
 class HttpConnectionError(ConnectionError):
-    """The connection failed or closed before a complete reply arrived."""
+    """The connection failed or closed before a complete reply arrived; ``retryable``
+    is false when trying again cannot help (a TLS handshake with a plain-HTTP server, a
+    refused certificate)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class HttpClient:
@@ -108,7 +114,13 @@ class HttpClient:
                 # aiohttp's headers are already a case-insensitive mapping: no copy
                 return HttpResponse(resp.status, resp.headers, await resp.read())
         except aiohttp.ClientConnectorCertificateError as exc:
-            raise HttpConnectionError(f"TLS certificate refused: {exc.certificate_error}") from None
+            raise HttpConnectionError(
+                f"TLS certificate refused: {exc.certificate_error}", retryable=False
+            ) from None
+        except aiohttp.ClientSSLError as exc:
+            raise HttpConnectionError(
+                f"TLS handshake failed (is the server plain http://?): {exc}", retryable=False
+            ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise HttpConnectionError(f"{type(exc).__name__}: {exc}") from None
 
@@ -166,5 +178,6 @@ async def post_json(client: HttpClient, path: str, payload: object, where: str) 
         return await client.post(path, encode_json(payload))
     except OSError as exc:
         raise ProviderError(
-            f"{where}: connection failed ({type(exc).__name__})", retryable=True
+            f"{where}: connection to {client.origin} failed ({exc})",
+            retryable=getattr(exc, "retryable", True),
         ) from None

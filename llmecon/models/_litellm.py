@@ -13,6 +13,7 @@ from typing import Any
 
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
+    MissingKeyError,
     ModelError,
     ModelTimeoutError,
     ProviderError,
@@ -48,7 +49,20 @@ class LiteLLMProvider(ModelProvider):
     def check_ready(self) -> None:
         # Import here (~4 s, once per process) rather than inside the first request,
         # where it would eat into that request's timeout.
-        import_litellm()
+        litellm = import_litellm()
+        if self.api_base is not None:  # a server of one's own may need no key
+            return
+        try:
+            needs = litellm.validate_environment(model=self.model_name).get("missing_keys")
+        except Exception:  # a model litellm does not know: the first call will say so
+            return
+        keys = [k for k in needs or () if k.endswith("_KEY")]  # not OLLAMA_API_BASE
+        if keys:
+            raise MissingKeyError(
+                f"{' and '.join(keys)} not set: litellm/{self.model_name} needs "
+                f"{'it' if len(keys) == 1 else 'them'} (or give --api-base for a server "
+                "of your own)"
+            )
 
     def _supports_schema(self, litellm: Any) -> bool:
         if self._native is None:

@@ -23,7 +23,9 @@ switched to that dialect, then to prompt + parse, after one 400/422 reply.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse, urlsplit
 
@@ -47,7 +49,7 @@ from llmecon.models._provider import (
     ProviderResponse,
     sdk_aiohttp_client,
 )
-from llmecon.models._redact import redact_url
+from llmecon.models._redact import redact, redact_url
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
 
@@ -55,9 +57,11 @@ if TYPE_CHECKING:
     from llmecon.models._batch import BatchAPI
 
 MISSING_OPENAI_KEY = (
-    "OPENAI_API_KEY is not set: set OPENAI_API_KEY or use --planner local/smollm2-135m"
+    "OPENAI_API_KEY is not set: set it, or give this role the embedded model local/smollm2-135m"
 )
 #: structured-output dialects tried in order against a self-hosted server
+logger = logging.getLogger(__name__)
+
 _DIALECTS = ("json_schema", "json_object_schema", "prompt")
 
 
@@ -124,6 +128,14 @@ class OpenAIProvider(ModelProvider):
 
     def _key_env(self) -> str:
         return "OPENAI_API_KEY" if is_openai_host(self.api_base) else "LLMECON_API_KEY"
+
+    def _key_hint(self) -> str:
+        """The key to check on an auth failure: a self-hosted server gets
+        ``LLMECON_API_KEY`` (never ``OPENAI_API_KEY``, which is meant for OpenAI)."""
+        env = self._key_env()
+        if env == "OPENAI_API_KEY":
+            return env
+        return f"{env} (the key sent to servers other than api.openai.com)"
 
     def check_ready(self) -> None:
         if is_openai_host(self.api_base) and not os.environ.get("OPENAI_API_KEY"):
@@ -236,14 +248,14 @@ class OpenAIProvider(ModelProvider):
                 )
                 break
             except Exception as exc:
-                error = sdk_error(openai, exc, where)
+                error = sdk_error(openai, exc, where, key_hint=self._key_hint())
                 if error is None:
                     raise
                 if (
                     isinstance(exc, openai.APIStatusError)
                     and spec is not None
                     and _rejects_format(exc.status_code, error_message(exc))
-                    and self._next_dialect()
+                    and self._next_dialect(exc.status_code, error_message(exc))
                 ):
                     continue
                 raise error from None
@@ -265,19 +277,39 @@ class OpenAIProvider(ModelProvider):
             if status < 400:
                 break
             detail = body_error_message(raw)
-            if spec is not None and _rejects_format(status, detail) and self._next_dialect():
+            if (
+                spec is not None
+                and _rejects_format(status, detail)
+                and self._next_dialect(status, detail)
+            ):
                 continue
-            raise error_from_status(status, detail, retry_after_header(reply.headers), where)
+            raise error_from_status(
+                status,
+                detail,
+                retry_after_header(reply.headers),
+                where,
+                key_hint=self._key_hint(),
+            )
         return _chat_reply(raw, where)
 
-    def _next_dialect(self) -> bool:
-        """Fall back to the next structured-output dialect (self-hosted servers only)."""
+    def _next_dialect(self, status: int, detail: str) -> bool:
+        """Fall back to the next structured-output dialect (self-hosted servers only),
+        saying so: every later request of the run uses it."""
         if self._dialect_fixed:
             return False
         position = _DIALECTS.index(self._dialect)
         if position + 1 >= len(_DIALECTS):
             return False
         self._dialect = _DIALECTS[position + 1]
+        logger.warning(
+            "openai/%s at %s refused the structured-output request (HTTP %s: %s); "
+            "asking in the %r dialect from now on",
+            self.model_name,
+            redact_url(self._base),
+            status,
+            redact(detail[:200]),
+            self._dialect,
+        )
         return True
 
     async def aclose(self) -> None:
@@ -317,6 +349,14 @@ def chat_response(payload: dict[str, Any]) -> ProviderResponse:
     )
 
 
+#: Words of a server's error that refuses a structured-output request.
+_FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|schema|grammar|format")
+
+
 def _rejects_format(status: int, detail: str) -> bool:
-    """Did the server refuse our ``response_format``? (llama.cpp server says so with a 500.)"""
-    return status in (400, 422) or (status == 500 and "response_format" in detail)
+    """Did the server refuse our ``response_format``? A 400 or 422 that says so (or says
+    nothing), or a 500 naming it (llama.cpp server); another 400 (a prompt longer than
+    the context) is an error of its own, not a reason to give up the schema."""
+    if status in (400, 422):
+        return not detail.strip() or _FORMAT_WORDS.search(detail.lower()) is not None
+    return status == 500 and "response_format" in detail

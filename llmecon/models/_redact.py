@@ -7,6 +7,7 @@ credentials of any URL in the text (:func:`redact_url`) with ``***``.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
@@ -19,6 +20,9 @@ _SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|_KEY$)", re.IGNORECA
 _KEY_SHAPES = re.compile(
     r"(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9_\-\.=]{8,})"
 )
+# "Basic <base64 of user:password>": what a URL's credentials become in a request header
+# (masked when the token decodes to a user:password pair, not in "basic economics").
+_BASIC_AUTH = re.compile(r"(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])")
 _MIN_SECRET_LEN = 6
 
 
@@ -69,7 +73,19 @@ def _redact(text: str, secrets: list[str]) -> str:
         text = _URL_IN_TEXT.sub(lambda m: _mask_url(m.group()), text)
     if "=" in text:  # a query string without its URL, e.g. a path a server echoes
         text = _PARAM_IN_TEXT.sub(_mask_param_match, text)
+    if "asic" in text:
+        text = _BASIC_AUTH.sub(_mask_basic, text)
     return _KEY_SHAPES.sub("***", text)
+
+
+def _mask_basic(match: re.Match[str]) -> str:
+    try:
+        pair = base64.b64decode(match.group(1), validate=True)
+    except ValueError:
+        return match.group()
+    return (
+        match.group()[: match.start(1) - match.start()] + "***" if b":" in pair else match.group()
+    )
 
 
 def redact_json(value: Any) -> Any:

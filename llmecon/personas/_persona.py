@@ -32,7 +32,7 @@ Education = Literal[
 FilingStatus = Literal["single", "married_joint", "married_separate", "head_of_household", "widow"]
 
 #: Highest hourly wage a persona may have: $208 M a year at 40 hours, far above any real
-#: wage (the sampler's Pareto tail stays below $10 000) and far below where the
+#: wage (the sampler cuts its Pareto tail at $10 000) and far below where the
 #: economy's arithmetic would overflow.
 MAX_HOURLY_WAGE_USD = 100_000.0
 

@@ -131,6 +131,11 @@ class SamplerConfig:
 
 # --------------------------------------------------------------------------- wages
 
+#: The Pareto tail is cut at $10 000 an hour ($20.8 M a year at 40 hours): with a thin
+#: tail (α ≈ 1.6) a pool of millions of draws, which a large stratified sample builds,
+#: would otherwise reach wages of $100 000 an hour and more, beyond any wage job.
+MAX_SAMPLED_WAGE_USD = 10_000.0
+
 
 def occupation_quantile(
     tables: CensusTables, occ: IntArray, u: FloatArray, pareto_alpha: float | None = None
@@ -145,7 +150,7 @@ def occupation_quantile(
     top = u > _KNOT_U[-1]
     tail_u = np.minimum(u[top], 1.0 - 1e-12)
     log_w[top] = logk[top, -1] + np.log(0.1 / (1.0 - tail_u)) / alpha[top]
-    return np.maximum(np.exp(log_w), MIN_WAGE_USD)
+    return np.clip(np.exp(log_w), MIN_WAGE_USD, MAX_SAMPLED_WAGE_USD)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llmecon._files import atomic_write_text
-from llmecon.report._llm import default_probe_path, probe_file_name
+from llmecon.report._llm import PROBES_FOLDER, default_probe_path, probe_file_name
 from llmecon.report._output import REPORT_NAME, check_report_path
 from llmecon.report._render import Progress, render_report, run_labels
 from llmecon.runs.dataframes import RunData, load_run
@@ -82,6 +82,7 @@ def _write_html(path: Path, html: str) -> Path:
 
 
 __all__ = [
+    "PROBES_FOLDER",
     "REPORT_NAME",
     "check_report_path",
     "default_probe_path",

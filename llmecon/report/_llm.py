@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon.economy import TaxSchedule
 from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
 from llmecon.report._html import Markup, esc, paragraph, section, table, truncate
+from llmecon.runs.events import ScheduleSet
 
 #: Sample LLM calls shown per run, and the characters of raw output and of each prompt
 #: message shown per call.
@@ -50,15 +52,20 @@ def find_probe(run: ReportRun) -> tuple[Path, dict[str, Any]] | None:
     model = str(run.data.manifest.config.get("workers") or "")
     if not model or model == "rational":
         return None
-    name = probe_file_name(model)
+    # The model as the run named it (`mock`, `gpt-4o-mini`) and as it resolved
+    # (`mock/default`, `openai/gpt-4o-mini`: the manifest's endpoints), which the probe
+    # records; its file is named as the user named the model.
+    endpoint = str((run.data.manifest.endpoints or {}).get("workers") or "")
+    names = list(dict.fromkeys([model, endpoint.split(" @ ")[0] or model]))
     for folder in (run.data.path.parent, run.data.path.parent.parent):
-        path = folder / PROBES_FOLDER / name
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("model") == model:
-            return path, data
+        for name in names:
+            path = folder / PROBES_FOLDER / probe_file_name(name)
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("model") in names:
+                return path, data
     return None
 
 
@@ -75,6 +82,24 @@ def _parsed_hours(calls: pd.DataFrame) -> pd.DataFrame:
         hours.append(float(value) if ok else math.nan)
     out = pd.DataFrame({"year": workers["year"].to_numpy(), "hours": hours})
     return out.dropna()
+
+
+#: ... and more than this share above the rational best responses' share at that answer
+#: (under the status quo most personas' best response is their usual 40 hours).
+ANCHORING_MARGIN = 0.2
+
+
+def rational_share(run: ReportRun, year: int, hours: float) -> float:
+    """The share of the run's personas whose rational best response to tax year
+    ``year``'s schedule (1 the first) rounds to ``hours`` (0 when the economy is not
+    rebuilt)."""
+    economy = run.data.economy
+    sets = [e for e in run.data.events if isinstance(e, ScheduleSet) and e.year == year - 1]
+    if economy is None or not sets:
+        return 0.0
+    schedule = TaxSchedule(tuple(sets[-1].edges), tuple(sets[-1].rates))
+    best = np.round(economy.rational_hours(schedule))
+    return float(np.mean(best == round(hours)))
 
 
 def answer_stats(run: ReportRun) -> pd.DataFrame:
@@ -156,16 +181,30 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
         if stats.empty:
             continue
         shown = True
-        worst = records(stats.sort_values("modal_share", ascending=False))[0]
-        if worst["modal_share"] >= ANCHORING_SHARE:
+        flagged = [
+            (row, rational)
+            for row in records(stats.sort_values("modal_share", ascending=False))
+            if row["modal_share"] >= ANCHORING_SHARE
+            and (rational := rational_share(run, int(row["year"]), float(row["modal"])))
+            < row["modal_share"] - ANCHORING_MARGIN
+        ]
+        if flagged:
+            worst, rational = flagged[0]
             parts.append(
                 Markup(
                     '<p class="warn">'
                     + esc(
                         f"Anchoring warning ({run.label}): in tax year {int(worst['year'])} "
                         f"{100 * worst['modal_share']:.0f} % of the workers answered exactly "
-                        f"{worst['modal']:g} hours. Answers this uniform rarely respond to the "
-                        "schedule: check the prompts and the probe of this model."
+                        f"{worst['modal']:g} hours"
+                        + (
+                            f", where {100 * rational:.0f} % of the rational best responses "
+                            "are that many hours"
+                            if rational > 0
+                            else ""
+                        )
+                        + ". Answers this uniform rarely respond to the schedule: check the "
+                        "prompts and the probe of this model."
                     )
                     + "</p>"
                 )

@@ -327,8 +327,11 @@ def rates_json_text(rates_json: str) -> str:
 
 
 def vote_shares(run: ReportRun) -> Markup:
-    """Stacked vote shares per round; colour = schedule (stable across rounds)."""
+    """Vote shares per round, stacked when each round's shares sum to one (bars side by
+    side under approval voting, where a ballot approves several candidates); colour =
+    schedule (stable across rounds)."""
     votes = run.votes
+    stacked = bool((votes.groupby("year")["share"].sum() <= 1.0 + 1e-6).all())
     colours = schedule_colours(votes)
     years = sorted(int(y) for y in votes["year"].dropna().unique())
     groups = []
@@ -346,8 +349,10 @@ def vote_shares(run: ReportRun) -> Markup:
         [str(y) for y in years],
         groups,
         Axis("vote share", pct, lo=0.0, hi=1.0),
-        stacked=True,
-        title=f"{run.label}: vote shares by round (colour = schedule)",
+        stacked=stacked,
+        title=f"{run.label}: vote shares by round (colour = schedule"
+        + ("" if stacked else "; a ballot may approve several")
+        + ")",
         category_label="tax year of the round",
     )
 

@@ -113,6 +113,12 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         else:
             continue
         parts.append(paragraph(said, css_class="warn"))
+    for run in runs:  # a log read in part: its call tables below are partial
+        parts.extend(
+            paragraph(f"{run.label}: {problem}; its calls are missing from every table and "
+                      "chart below.", css_class="warn")
+            for problem in run.data.problems
+        )  # fmt: skip
     parts.append(
         paragraph(
             "Gain closed = (W − W_none) / (W_oracle − W_none) in the final tax year: 0 is "
@@ -375,7 +381,7 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
         "winner's share",
         "turnout",
         "winner's SWF",
-        "best candidate (SWF)",
+        "best candidate by SWF",
     ]
     return section(
         "votes",

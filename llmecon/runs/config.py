@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -31,6 +32,7 @@ from pydantic import (
 from llmecon._limits import MAX_SEED
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 from llmecon.models._fleet import EndpointSpec
+from llmecon.models._redact import redact_url
 
 #: A server base URL, or several (an endpoint fleet): URLs or ``{url, max_concurrency}``.
 ApiBaseField = str | list[str | EndpointSpec] | None
@@ -144,7 +146,8 @@ class RunConfig(BaseModel):
 
     agents: int | None = Field(None, ge=1, le=10_000_000, json_schema_extra=_ECONOMY)
     """Number of worker agents (personas). Default: 16 with embedded-model workers (a
-    run of a few minutes on 2 cores), 100 with API-model workers, 1 000 with rational."""
+    run of a few minutes on 2 cores), 100 with API-model workers, 1 000 with rational;
+    at most the size of a ``--personas`` bank file."""
 
     years: int | None = Field(None, ge=1, le=10_000, json_schema_extra=_ECONOMY)
     """Number of tax years. Default: 5 with embedded-model workers, else 20."""
@@ -201,7 +204,9 @@ class RunConfig(BaseModel):
     """Highest marginal rate a planner may set (fraction)."""
 
     seed: int = Field(0, ge=0, le=MAX_SEED, json_schema_extra=_ECONOMY)
-    """Master seed: persona draw, planner randomness, model sampling."""
+    """Master seed: planner randomness, model sampling, and the persona draw of a
+    synthetic population (or of a bank smaller than ``agents``); the default bank's
+    first ``agents`` personas are the same for every seed."""
 
     out: str = Field("runs", json_schema_extra=_OUTPUT)
     """Folder under which ``<run-id>/`` is written."""
@@ -237,7 +242,8 @@ class RunConfig(BaseModel):
     """Best-so-far years shown to the LLM planner in addition to the recent ones."""
 
     trust_region: float = Field(0.10, gt=0, le=1, json_schema_extra=_LLM)
-    """Largest change of any rate from one year to the next for the LLM planner."""
+    """Largest change of any rate from one year to the next for the LLM planner, as a
+    fraction (0.1 = 10 percentage points)."""
 
     planner_start: str | None = Field(None, json_schema_extra={**_LLM, "metavar": "PCT[,PCT…]"})
     """Rates in percent the LLM planner enacts in year 0 instead of the status quo, one
@@ -274,13 +280,15 @@ class RunConfig(BaseModel):
     max_cost: float | None = Field(None, gt=0, json_schema_extra=_OPERATIONAL)
     """Budget in USD for the whole run (a resumed run counts what the log already
     spent): the run stops cleanly at the end of the year that reaches it. A model whose
-    price is unknown needs ``price``."""
+    price is unknown needs one (``price``; ``--price`` on the command line)."""
 
     price: tuple[float, float] | None = Field(
         None, json_schema_extra={**_OPERATIONAL, "metavar": "IN,OUT"}
     )
     """USD per million input and output tokens (``IN,OUT``) for models whose price is
-    not in litellm's cost map (self-hosted servers, new models); overrides the map."""
+    not in litellm's cost map (self-hosted servers, new models, the in-process ones); an
+    API model in the map keeps the map's price (``--price 0,0`` for free self-hosted
+    workers does not make a paid planner free)."""
 
     api_base: ApiBaseField = Field(None, json_schema_extra=_OPERATIONAL)
     """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server) for
@@ -493,13 +501,24 @@ class RunConfig(BaseModel):
     @field_validator("api_base", "planner_api_base", "workers_api_base", "voters_api_base")
     @classmethod
     def _check_api_base(cls, value: Any) -> Any:
-        """A fleet lists at least one endpoint, each once; a list of one plain URL is
-        that URL (a single-endpoint run records it as before)."""
+        """Each base URL is an http(s) URL; a fleet lists at least one endpoint, each
+        once; a list of one plain URL is that URL (a single-endpoint run records it as
+        before)."""
+        if value is None:
+            return value
+        items = value if isinstance(value, list) else [value]
+        urls = [item if isinstance(item, str) else item.url for item in items]
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    f"{redact_url(url)!r} is not an http(s) URL: give the scheme, e.g. "
+                    "http://127.0.0.1:8000/v1"
+                )
         if not isinstance(value, list):
             return value
         if not value:
             raise ValueError("give at least one base URL")
-        urls = [item if isinstance(item, str) else item.url for item in value]
         if len(set(urls)) != len(urls):
             raise ValueError(f"a base URL is listed twice: {', '.join(urls)}")
         if len(value) == 1 and isinstance(value[0], str):
@@ -537,11 +556,23 @@ class RunConfig(BaseModel):
             workers = "rational" if is_baseline(self.planner) else self.planner
         local_workers = workers.startswith("local/")
         agents = self.agents or (16 if local_workers else 1000 if workers == "rational" else 100)
+        if self.agents is None and self.personas not in ("default", "synthetic"):
+            agents = min(agents, _bank_size(self.personas) or agents)  # a smaller bank: all
         years = self.years or (5 if local_workers else 20)
         update: dict[str, Any] = {"workers": workers, "agents": agents, "years": years}
         if self.vote_every is not None and self.voters is None:
             update["voters"] = "rational" if workers == "rational" else "llm"
         return self.model_copy(update=update)
+
+
+def _bank_size(path: str) -> int | None:
+    """Personas in the bank file ``path`` (its non-blank lines), or ``None`` when it
+    cannot be read (loading it says why)."""
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return None
 
 
 def field_registries(name: str) -> list[Registry]:

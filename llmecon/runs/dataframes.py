@@ -193,6 +193,9 @@ class RunData:
         default_factory=lambda: _frame([], [*HEAD_COLUMNS, *PERSONA_COLUMNS])
     )
     settings: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    """What could not be read (a calls file missing or unreadable): the tables lack
+    those calls."""
     #: the status-quo baseline's per-agent measures, computed on first use
     _status_quo: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
     #: the tables the derived results read, as loaded: editing :attr:`years`,
@@ -623,6 +626,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         rates=tidy(rates_table(events), rid, seed),
         personas=tidy(personas, rid, seed),
         settings=settings,
+        problems=run.contents.problems,
     )
     data.years.insert(3, "settings", settings_key(settings))
     gains = data.gain_closed_by_year

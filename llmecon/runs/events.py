@@ -41,6 +41,14 @@ class YearStarted(_EventBase):
     year: int
 
 
+#: ``schedule_set.source`` of a voting round's winner, and of a later year in which it
+#: stays in force (the planner was not asked).
+VOTE_SOURCE = "vote"
+VOTE_IN_FORCE = "vote (incumbent)"
+#: ``schedule_set.source`` of a fork's years taken from the run it came from.
+REPLAYED = "replayed"
+
+
 class ScheduleSet(_EventBase):
     """The schedule enacted for a year and how it was chosen."""
 
@@ -244,6 +252,7 @@ class VoteRound(_EventBase):
     """Survey weight of the valid ballots / survey weight of the electorate."""
     winner: str
     tied: list[str] = Field(default_factory=list)
+    """Labels tied for the top score (the winner was drawn among them)."""
     counts: dict[str, float] = Field(default_factory=dict)
     """Unweighted scores (one persona, one ballot). Absent from logs written before
     votes were survey-weighted, whose ``scores`` are these counts."""
@@ -251,7 +260,6 @@ class VoteRound(_EventBase):
     """Ballots counted (unweighted; ``None`` in older logs)."""
     survey_weighted: bool = False
     """Whether ballots carried unequal survey weights (else ``scores == counts``)."""
-    """Labels tied for the top score (the winner was drawn among them)."""
     candidate_swf: dict[str, float] = Field(default_factory=dict)
     winner_swf: float
     best_candidate: str
@@ -259,6 +267,14 @@ class VoteRound(_EventBase):
     planner_proposal: list[float] | None = None
     """The planner's own proposal (rates), also when it is not on the ballot."""
     planner_proposal_label: str | None = None
+    platforms_asked: int = 0
+    """Personas asked a model for a platform (``platforms``/``leaders`` with LLM voters;
+    0 in older logs): with the ballots, the round's agent decisions."""
+
+    @property
+    def decisions(self) -> int:
+        """The round's agent decisions: every ballot and every platform asked."""
+        return len(self.ballots) + self.platforms_asked
 
 
 #: How a run ended: only ``completed`` is final; every other status can be resumed.

@@ -126,9 +126,10 @@ class CircuitBreaker:
                 f"{self.max_share:.0%}); the last one, {where}: {message}"
             )
         elif failed_years >= MAX_FAILED_YEARS:
+            assert year is not None and tally.failing_since is not None
             self._trip(
-                f"every {role} call failed for {failed_years} tax years in a row; the last "
-                f"one, {where}: {message}"
+                f"every {role} call from tax year {tally.failing_since + 1} to {year + 1} "
+                f"failed; the last one, {where}: {message}"
             )
 
     def restore(self, calls: Iterable[Any]) -> None:

@@ -18,7 +18,7 @@ import platform
 import time
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -159,6 +159,12 @@ class RunLog:
         holds other files (the run's files would replace them)."""
         d = Path(directory)
         if (d / EVENTS_NAME).exists() or (d / MANIFEST_NAME).exists():
+            log = d / EVENTS_NAME
+            if not log.exists() or log.stat().st_size == 0:
+                raise RunLogError(
+                    f"run folder already holds a run that was stopped before it logged "
+                    f"anything: {d} (remove it to run again, or choose another --run-id)"
+                )
             raise RunLogError(f"run folder already holds a run: {d} (choose another --run-id)")
         if d.is_dir() and any(d.iterdir()):
             raise RunLogError(
@@ -421,6 +427,15 @@ class LoggedYear:
     """With ``worker_satisfaction``: the year's last step's answers (reported utility)."""
     planner: str | None = None
     """The planner its ``schedule_set`` names (a fork's kept years: its parent's)."""
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Its ``schedule_set`` detail (a fork's kept years: ``original_source``, and the
+    vote summary and leader the parent's planner saw)."""
+
+    @property
+    def original_source(self) -> str:
+        """How the schedule was first set: ``source``, or for a year a fork kept
+        (``replayed``), the source in the run it came from."""
+        return str(self.detail.get("original_source", self.source))
 
 
 def logged_years(events: list[AnyEvent]) -> list[LoggedYear]:
@@ -446,6 +461,7 @@ def logged_years(events: list[AnyEvent]) -> list[LoggedYear]:
                     e.metrics,
                     satisfied.get(e.year),
                     s.planner,
+                    dict(s.detail),
                 )
             )
     return years
@@ -604,7 +620,8 @@ def validate_events(events: Sequence[Any], path: str | Path, workers: int | None
     if not events:
         raise RunLogError(
             f"{path}: the log is empty (no complete event): the run was stopped before "
-            "it logged anything"
+            f"it logged anything, so there is nothing to resume or read; remove "
+            f"{Path(path).parent} and run it again"
         )
     for index, event in enumerate(events):
         seq = _event_field(event, "seq")

@@ -31,6 +31,8 @@ from llmecon.models import BatchHooks, BatchProgress, BatchSubmission, CallRecor
 from llmecon.planners import YearRecord, is_baseline
 from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
+    REPLAYED,
+    VOTE_IN_FORCE,
     BatchSubmitted,
     EndStatus,
     Fallback,
@@ -199,9 +201,10 @@ class RunSink:
     def _batch_progress(self, poll: BatchProgress) -> None:
         if self.on_call_progress is not None:
             status = poll.status
+            failed = f", {status.failed} of them failed" if status.failed else ""
             note = (
-                f"batch {poll.batch_id}: {status.done}/{status.total} answered "
-                f"({status.detail}, {poll.elapsed_s:.0f} s)"
+                f"batch {poll.batch_id}: {status.done}/{status.total} done{failed} "
+                f"({status.detail or status.state}, {poll.elapsed_s:.0f} s)"
             )
             self.on_call_progress({**self.totals(), "batch": note})
 
@@ -265,11 +268,19 @@ class Simulation:
         self.planners: dict[int, str] = {}
         #: fallbacks applied so far (failed calls, unusable answers)
         self.fallbacks = 0
-        #: agent decisions made (planner proposals and worker choices), for the share of
-        #: them that were fallbacks
+        #: agent decisions made (each year's schedule, worker choices and satisfaction
+        #: answers, ballots and platforms; RestoredRun.counts counts them alike from a
+        #: log), for the share of them that were fallbacks
         self.decisions = 0
         #: whether the log already holds this run's ``run_started`` event
         self.started = False
+        #: a resume: where the unfinished year's events were set aside (or ``None``),
+        #: and how many of its completed model calls can be reused
+        self.set_aside: Path | None = None
+        self.reusable_calls = 0
+        #: provider batches the log left pending that a resume without ``batch_api``
+        #: does not collect (their requests are asked synchronously)
+        self.abandoned_batches: list[str] = []
 
     @property
     def log(self) -> RunLog | None:
@@ -309,16 +320,31 @@ class Simulation:
         for year in years:
             planner = str(log_as.get("planner")) if log_as is not None else year.planner
             self.planners[year.year] = planner or self.config.planner
+            notes: dict[str, Any] = {}
+            if year.year in summaries:
+                notes["vote_summary"] = summaries[year.year]
+            in_office = [(y, agent) for y, agent in elected if y <= year.year]
+            if in_office:
+                notes["leader_year"], notes["leader"] = in_office[-1]
+            if year.source == REPLAYED or log_as is not None:
+                notes["original_source"] = year.original_source
             if log_as is not None:
+                # The kept year's vote summary and leader go into its detail, so the
+                # fork's own log holds what its planner was shown (replay, resume).
+                kept = {k: v for k, v in notes.items() if k != "original_source"}
                 self.emit(YearStarted(year=year.year))
                 self.emit(
                     ScheduleSet(
                         year=year.year,
                         edges=list(year.schedule.edges),
                         rates=list(year.schedule.rates),
-                        source="replayed",
+                        source=REPLAYED,
                         planner=str(planner),
-                        detail={**log_as.get("detail", {}), "original_source": year.source},
+                        detail={
+                            **log_as.get("detail", {}),
+                            "original_source": year.original_source,
+                            **kept,
+                        },
                     )
                 )
                 self.emit(
@@ -329,15 +355,11 @@ class Simulation:
                         satisfied=year.satisfied,
                     )
                 )
-            source = "replayed" if log_as is not None else year.source
+            source = REPLAYED if log_as is not None else year.source
             record = self.settle_year(
                 year.year, year.schedule, year.weekly_hours, source, year.satisfied
             )
-            if year.year in summaries:
-                record.notes["vote_summary"] = summaries[year.year]
-            in_office = [(y, agent) for y, agent in elected if y <= year.year]
-            if in_office:
-                record.notes["leader_year"], record.notes["leader"] = in_office[-1]
+            record.notes.update(notes)
             if log_as is not None:
                 self.emit(YearCompleted(year=year.year, metrics=record.metrics.to_dict()))
             restored.append(record)
@@ -345,13 +367,15 @@ class Simulation:
 
     def fast_forward_planner(self) -> None:
         """Replay a baseline planner's past proposals on the restored years, so its
-        random stream is where it was when the log stopped (resume)."""
+        random stream is where it was when the log stopped (resume). Years that never
+        asked this planner are skipped: a voted schedule staying in force, and a fork's
+        years kept from the run it came from (``replayed``)."""
         if is_baseline(self.config.planner):
-            for k in range(len(self.records)):
-                self.planner.propose(self.records[:k])
+            for k, record in enumerate(self.records):
+                if record.source not in (VOTE_IN_FORCE, REPLAYED):
+                    self.planner.propose(self.records[:k])
 
     async def _propose(self, year: int, previous: TaxSchedule | None) -> tuple[TaxSchedule, str]:
-        self.decisions += 1
         try:
             proposal = self.planner.propose(self.records)
             if inspect.isawaitable(proposal):
@@ -383,6 +407,7 @@ class Simulation:
             else None
         )
         detail: dict[str, Any] | None = None
+        self.decisions += 1 + (voted.decisions if voted is not None else 0)  # see counts()
         if voted is not None and voted.schedule is not None:
             schedule, source, detail = voted.schedule, voted.source, voted.detail
             self.fallbacks += voted.fallbacks
@@ -430,6 +455,7 @@ class Simulation:
                 answers, failed = await ask(request, hours)
                 self._check_breaker()
                 satisfied = [bool(a) for a in answers]
+                self.decisions += len(answers)
                 self.fallbacks += len(failed)
                 self._worker_fallbacks(year, failed, "counted as satisfied")
             self.emit(
@@ -519,6 +545,14 @@ class Simulation:
         )
         try:
             for year in range(len(self.records), self.years):
+                if self.models.budget_exceeded:  # checked before each year: a resumed
+                    # run whose budget is spent runs no year (docs/runs.md)
+                    status = "budget_exceeded"
+                    error = (
+                        f"the budget of ${self.config.max_cost:g} was reached "
+                        f"(${self.models.cost_usd:.4g} spent) before tax year {year + 1}"
+                    )
+                    break
                 outcome = await self._guarded_year(year, deadline)
                 if isinstance(outcome, str):
                     status, error = (
@@ -529,10 +563,6 @@ class Simulation:
                     break
                 if progress is not None:
                     progress(outcome, {"fallbacks": self.fallbacks, **self.models.totals()})
-                if self.models.budget_exceeded and year + 1 < self.years:
-                    status = "budget_exceeded"
-                    error = f"the budget of ${self.config.max_cost:g} was reached"
-                    break
             else:
                 error = self.breaker.final_reason()
                 status = "failed" if error else status

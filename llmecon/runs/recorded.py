@@ -366,7 +366,9 @@ class ReplayProvider(ModelProvider):
         super().__init__(model_name, None)
         self.recorded = recorded
         self.live = live
-        if live is not None:
+        if live is not None:  # a resume or fork: its calls are logged as the live model's
+            self.provider_name, self.model_name = live.provider_name, live.model_name
+            self.api_base = live.api_base  # the response cache keys on it
             self.default_max_concurrency = live.default_max_concurrency
         #: the recorded call being replayed for a key (its re-asks come back to it)
         self._current: dict[CallKey, RecordedCall] = {}

@@ -22,6 +22,7 @@ from llmecon.economy import Economy
 from llmecon.runs.columnar import file_cost_usd
 from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
+    REPLAYED,
     AnyEvent,
     CallFile,
     Event,
@@ -29,6 +30,7 @@ from llmecon.runs.events import (
     LLMCall,
     RunCompleted,
     ScheduleSet,
+    VoteRound,
     WorkerStep,
     last_end,
 )
@@ -141,16 +143,27 @@ class RestoredRun:
         return config_from_manifest(self.path, self.manifest, **overrides)
 
     def counts(self, upto: int | None = None) -> tuple[int, int, float]:
-        """(fallbacks, agent decisions, USD spent) of the first ``upto`` events."""
+        """(fallbacks, agent decisions, USD spent) of the first ``upto`` events.
+
+        Decisions, as a live run counts them: each year's schedule, each worker's
+        choice and satisfaction answer per step, each ballot and platform of a voting
+        round; a fork's kept years were decided by the run it came from."""
         fallbacks = decisions = 0
         spent = 0.0
+        kept: set[int] = set()
         for e in self.events[:upto]:
             if isinstance(e, Fallback):
                 fallbacks += 1
             elif isinstance(e, ScheduleSet):
-                decisions += 1
+                if e.source == REPLAYED:
+                    kept.add(e.year)
+                else:
+                    decisions += 1
             elif isinstance(e, WorkerStep):
-                decisions += len(e.weekly_hours)
+                if e.year not in kept:
+                    decisions += len(e.weekly_hours) + len(e.satisfied or ())
+            elif isinstance(e, VoteRound):
+                decisions += e.decisions
             elif isinstance(e, LLMCall):
                 spent += e.cost_usd or 0.0
             elif isinstance(e, CallFile):

@@ -12,6 +12,7 @@ then continues live, typically with another planner or model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
                 + fork_instead(path)
             )
         cut = _last_boundary(run)
-        _set_tail_aside(run, cut)
+        set_aside = _set_tail_aside(run, cut)
         kept = run.events[:cut]
         # Calls completed in the unfinished year are reused; failed ones are asked again
         # (the failure may be what stopped the run); later ones go live.
@@ -93,7 +94,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             recorded=recorded,
             log=log,
             spent_usd=spent,
-            pending_batches=pending_batches(run.events[cut:]),
+            pending_batches=(pending := pending_batches(run.events[cut:])),
             # the run's own assignment, not a new clustering
             archetypes_from=saved_archetypes_file(path),
         )
@@ -114,7 +115,10 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             raise RunLogError(f"{path}: {exc}") from None
         raise
     sim.fallbacks, sim.decisions = fallbacks, decisions
-    sim.breaker.restore(iter_calls(kept))
+    sim.set_aside, sim.reusable_calls = set_aside, recorded.total
+    if not config.batch_api:  # resumed without --batch-api: nobody collects them
+        sim.abandoned_batches = sorted(pending.values())
+    sim.breaker.restore(sim.models.counting(iter_calls(kept)))
     sim.fast_forward_planner()
     return sim
 
@@ -154,18 +158,25 @@ def _years_in(events: list[Any]) -> int:
     return sum(isinstance(e, YearCompleted) for e in events)
 
 
-def _set_tail_aside(run: RestoredRun, cut: int) -> None:
+def _set_tail_aside(run: RestoredRun, cut: int) -> Path | None:
     """Move the events after the first ``cut`` (the unfinished year, the end event of a
     stopped run, a torn last line) to ``events.interrupted-<n>.jsonl``, never deleting
     them, and leave the first ``cut`` events, byte for byte, in the log."""
     events_path = run.path / EVENTS_NAME
     lines = [line for line in events_path.read_bytes().split(b"\n") if line.strip()]
+    aside = None
     if lines[cut:]:
-        n = len(list(run.path.glob("events.interrupted-*.jsonl"))) + 1
-        aside = run.path / f"events.interrupted-{n}.jsonl"
-        aside.write_bytes(b"\n".join(lines[cut:]) + b"\n")
+        taken = [
+            int(m.group(1))
+            for p in run.path.glob("events.interrupted-*.jsonl")
+            if (m := re.fullmatch(r"events\.interrupted-(\d+)\.jsonl", p.name))
+        ]
+        aside = run.path / f"events.interrupted-{max(taken, default=0) + 1}.jsonl"
+        with open(aside, "xb") as fh:  # never over an earlier one
+            fh.write(b"\n".join(lines[cut:]) + b"\n")
     kept = b"".join(line + b"\n" for line in lines[:cut])
     atomic_write(events_path, lambda tmp: tmp.write_bytes(kept))
+    return aside
 
 
 #: Settings a fork cannot change: the replayed years' hours and rates depend on them.
@@ -173,14 +184,17 @@ FORK_KEEPS = ("agents", "personas", "seed", "brackets")
 
 
 def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) -> Simulation:
-    """A new run whose years ``< from_year`` come from ``source_dir``'s log; call ``.run()``."""
+    """A new run whose years ``< from_year`` come from ``source_dir``'s log; call ``.run()``.
+
+    ``overrides`` change the source's settings; a value ``None`` unsets one (a config
+    file's ``vote_every: null`` turns voting off)."""
     src = restore_run(source_dir)
     logged = src.years
     if not 0 < from_year <= len(logged):
         raise RunLogError(
             f"--from-year must be between 1 and {len(logged)} (the completed years of {src.path})"
         )
-    settings = {"reference": True, **{k: v for k, v in overrides.items() if v is not None}}
+    settings = {"reference": True, **overrides}
     changed = [
         key
         for key in FORK_KEEPS

@@ -8,12 +8,13 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from jinja2 import TemplateError
 
 from llmecon._limits import max_safe_concurrency
 from llmecon.agents import RationalWorkers, WorkerPool
@@ -197,6 +198,8 @@ class ModelPool:
         self.on_call = on_call
         self.recorded = recorded
         self.spent_usd = spent_usd
+        #: calls, tokens and failures of earlier sessions (resume; see :meth:`counting`)
+        self.earlier = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "failures": 0}
         self.models: dict[tuple[str, str | None], Model] = {}
         """(model name, endpoint key: the URL, or the fleet's URLs as JSON) -> model"""
         self.roles: dict[str, tuple[str, str]] = {}
@@ -262,12 +265,20 @@ class ModelPool:
                         config=model.config,
                         # a fleet's limit is its total capacity
                         max_concurrency=model.limiter.limit,
+                        # a resume's calls beyond the log may come from the cache; an
+                        # offline replay answers from the log only
+                        cache_dir=self.config.cache_dir if self.recorded.then_live else None,
                     )
-        except ModelError as exc:
+        except (ModelError, ValueError, TemplateError) as exc:
+            # ValueError, TemplateError: a model's options (--chat-template, an api_base
+            # for an in-process model) refused when it is built
             raise ConfigError(f"{role}: {exc}") from None
         endpoint = endpoint_label(model)
         model.on_call = functools.partial(self.on_call, endpoint=endpoint)
-        if self.config.price is not None:
+        if self.config.price is not None and not _priced_by_map(model):
+            # --price prices the models without a price of their own (self-hosted
+            # servers, new models, the in-process ones); a model in litellm's cost map
+            # keeps its price in a mixed run
             model.set_price(*self.config.price)
         elif self.config.max_cost is not None and not model.price_known:
             raise ConfigError(
@@ -303,21 +314,43 @@ class ModelPool:
     def budget_exceeded(self) -> bool:
         return self.config.max_cost is not None and self.cost_usd >= self.config.max_cost
 
+    def counting(self, calls: Iterable[Any]) -> Iterator[Any]:
+        """Yield the logged calls (``llm_call`` events) of a resumed run's kept years,
+        adding them to :attr:`earlier`: the run's totals count every session."""
+        earlier = self.earlier
+        for call in calls:
+            earlier["calls"] += 1
+            earlier["input_tokens"] += call.input_tokens
+            earlier["output_tokens"] += call.output_tokens
+            earlier["failures"] += call.error_type is not None
+            yield call
+
     def totals(self) -> dict[str, Any]:
-        """Calls, tokens, cost (``None`` if any call's price was unknown), failures."""
+        """Calls, tokens, cost (``None`` if any call's price was unknown), failures, of
+        every session of the run."""
         models = list(self.models.values())
         unknown = any(m.cost_unknown_calls for m in models)
+        earlier = self.earlier
         return {
-            "calls": sum(m.calls for m in models),
-            "input_tokens": sum(m.usage_total.input_tokens for m in models),
-            "output_tokens": sum(m.usage_total.output_tokens for m in models),
+            "calls": earlier["calls"] + sum(m.calls for m in models),
+            "input_tokens": earlier["input_tokens"]
+            + sum(m.usage_total.input_tokens for m in models),
+            "output_tokens": earlier["output_tokens"]
+            + sum(m.usage_total.output_tokens for m in models),
             "cost_usd": None if unknown else round(self.cost_usd, 6),
-            "failures": sum(m.failures for m in models),
+            "failures": earlier["failures"] + sum(m.failures for m in models),
         }
 
     async def aclose(self) -> None:
         for model in self.models.values():
             await model.aclose()
+
+
+def _priced_by_map(model: Model) -> bool:
+    """Whether ``model`` is a remote API model whose price litellm's cost map gives
+    (a resume's replay wrapper is looked through)."""
+    provider = getattr(model.provider, "live", None) or model.provider
+    return not provider.in_process and provider.prices_known
 
 
 def _role_base(name: str, base: ApiBase) -> ApiBase:
@@ -632,7 +665,9 @@ def default_run_id(config: RunConfig) -> str:
     """``<timestamp>-<planner>-s<seed>-<random>``: readable, and unique when many runs
     start in the same second (a collision would be refused, never overwritten)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    planner = config.planner.rsplit("/", 1)[-1]
+    # a model's last part (openai/gpt-4o → gpt-4o); a baseline's spec as it is
+    # (ucb-joint:grid=0/20/35/50 → ucb-joint-grid-0-20-35-50)
+    planner = config.planner if is_baseline(config.planner) else config.planner.rsplit("/")[-1]
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in planner)[:40]
     return f"{stamp}-{safe.strip('.-') or 'run'}-s{config.seed}-{secrets.token_hex(3)}"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +94,43 @@ class SequentialBackend(Backend):
         return [(cell_id, result)]
 
 
+#: Seconds between a pool worker's checks that the sweep's process is alive, and the
+#: grace a cell has to log ``interrupted`` once it is gone.
+PARENT_POLL_S = 1.0
+ORPHAN_GRACE_S = 10.0
+
+#: Longest single wait of the Ray driver for a cell to finish (seconds).
+RAY_WAIT_S = 0.5
+
+
+def watch_parent(pid: int) -> None:
+    """In a pool worker: when the sweep's process ``pid`` is gone (killed with SIGKILL,
+    so it could not stop its workers), stop the cell in progress as Ctrl-C does (its
+    run logs ``interrupted`` and releases its folder), then exit: no orphan goes on
+    computing, holding a cell the next sweep would find in use."""
+    import signal
+    import threading
+
+    # forkserver workers ignore SIGINT (the sweep's Ctrl-C reaches the process group):
+    # let it raise KeyboardInterrupt in the cell, as it does in a run
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:  # alive, another user's (a reused pid): keep going
+                continue
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(ORPHAN_GRACE_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="llmecon-parent-watch", daemon=True).start()
+
+
 class PoolBackend(Backend):
     """A local process pool (``concurrent.futures``, forkserver start: workers do not
     inherit the parent's threads or open run logs); ``jobs`` cells at once."""
@@ -107,7 +145,12 @@ class PoolBackend(Backend):
         method = (
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         )
-        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
+        self.pool = ProcessPoolExecutor(
+            jobs,
+            mp_context=multiprocessing.get_context(method),
+            initializer=watch_parent,
+            initargs=(os.getpid(),),
+        )
 
     def submit(self, task: dict[str, Any]) -> Any:
         future = self.pool.submit(run_cell, task)
@@ -167,10 +210,17 @@ class RayBackend(Backend):
                 "logging_level": logging.WARNING,
                 "include_dashboard": False,
             }
+            import signal
+            import threading
+
+            main = threading.current_thread() is threading.main_thread()
+            sigterm = signal.getsignal(signal.SIGTERM) if main else None
             if address:
                 ray.init(address=address, **kwargs)
             else:
                 ray.init(num_cpus=jobs or default_jobs(), **kwargs)
+            if main and sigterm is not None:  # ray.init installs its own: SIGTERM stays
+                signal.signal(signal.SIGTERM, sigterm)  # an interrupt (resumable cells)
             self.started = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = jobs or max(1, cpus)
@@ -183,7 +233,10 @@ class RayBackend(Backend):
         return ref
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
-        done, _ = self.ray.wait(handles, num_returns=1)
+        done: list[Any] = []
+        while not done:  # in short waits: a signal's handler (Ctrl-C, SIGTERM) runs only
+            # when this thread is back in Python, never inside one long ray.wait
+            done, _ = self.ray.wait(handles, num_returns=1, timeout=RAY_WAIT_S)
         out = []
         for ref in done:
             task = self.tasks.pop(ref)
@@ -198,7 +251,9 @@ class RayBackend(Backend):
 
         for ref in handles:
             with contextlib.suppress(Exception):  # already finished
-                self.ray.cancel(ref)
+                self.ray.cancel(ref)  # a KeyboardInterrupt in the cell: it logs interrupted
+        with contextlib.suppress(Exception):  # give the cells the time to log it
+            self.ray.wait(handles, num_returns=len(handles), timeout=ORPHAN_GRACE_S)
 
     def close(self) -> None:
         if self.started:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from llmecon._files import atomic_write_text
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
-from llmecon.runs.log import RunLogError, package_versions, utc_now
+from llmecon.runs.log import RunLogError, is_run_folder, package_versions, utc_now
 from llmecon.runs.loop import RunResult
 from llmecon.sweeps.backends import Backend, make_backend
 from llmecon.sweeps.cell import folder_result, folder_state
@@ -96,6 +96,37 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+class SweepLock:
+    """An exclusive lock on a sweep folder (an ``flock`` on the folder itself, released
+    by the kernel when the process ends, even by SIGKILL): a second sweep on the same
+    folder is refused instead of writing its tables over the first one's. A run's
+    folder is refused too: a sweep never writes into one."""
+
+    def __init__(self, directory: Path) -> None:
+        import fcntl
+
+        if is_run_folder(directory):
+            raise ConfigError(
+                f"{directory} is a run's folder; a sweep never writes into one: give the "
+                "sweep another --name or --out"
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(directory, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.release()
+            raise ConfigError(
+                f"{directory} is in use by another sweep (running in another process); "
+                "wait for it to end, or give this one another --name"
+            ) from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
     """Create or update ``sweep.json``. A folder holding another sweep (other base
     settings) is refused; the same sweep with more cells (say more seeds) adds them."""
@@ -106,11 +137,16 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
     now = utc_now()
     if file.exists():
         old = read_sweep_manifest(directory)
-        if old.get("base_identity") != identity:
+        before = old.get("base_identity") or {}
+        if before != identity:
+            differ = [
+                f"{k}: {before.get(k)!r} there, {identity.get(k)!r} now"
+                for k in sorted(set(before) | set(identity))
+                if before.get(k) != identity.get(k)
+            ]
             raise ConfigError(
                 f"{directory} holds another sweep (its base settings differ: "
-                f"{old.get('base_identity')} here, {identity} now); give this one another "
-                "--name or --out"
+                f"{'; '.join(differ)}); give this one another --name or --out"
             )
         known = {e["cell_id"] for e in old["cells"]}
         entries = old["cells"] + [e for e in entries if e["cell_id"] not in known]
@@ -180,103 +216,112 @@ def run_sweep(
     cells = spec.expand()
     by_id = {c.cell_id: c for c in cells}
     directory = spec.directory(cells) if write_log else None
+    lock = None
     if directory is not None:
-        write_manifest(directory, spec, cells)
-    operational = {k: v for k, v in spec.base.items() if k in OPERATIONAL_FIELDS and v is not None}
-    done: dict[str, dict[str, Any]] = {}
-    spent_before: dict[str, float] = {}
-    queue: deque[dict[str, Any]] = deque()
-    for cell in cells:
-        run_dir = directory / cell.cell_id if directory is not None else None
-        task: dict[str, Any] = {
-            "cell_id": cell.cell_id,
-            "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
-            "config": _absolute(cell.config),
-            "operational": operational,
-        }
-        if run_dir is not None:
-            try:
-                state = folder_state(run_dir)
-                if state == "completed":
-                    done[cell.cell_id] = {"action": "skipped", **folder_result(run_dir)}
-                    spent_before[cell.cell_id] = float(done[cell.cell_id]["cost_usd"] or 0.0)
-                    continue
-                if state == "unfinished":
-                    spent_before[cell.cell_id] = float(folder_result(run_dir)["cost_usd"] or 0)
-            except RunLogError as exc:
-                done[cell.cell_id] = {"action": "error", "status": "error", "error": str(exc)}
-                continue
-        queue.append(task)
-    spent = sum(spent_before.values())
-    progress.start(cells, len(done), spent)
-    for cell_id, result in done.items():
-        progress.cell_finished(by_id[cell_id], result)
-    budget = spec.max_cost
-    owned = backend is None
-    if backend is None and queue:
-        backend = make_backend(
-            min(jobs or 1, len(queue)) if not (ray or ray_address) else jobs,
-            ray=ray,
-            ray_address=ray_address,
-            on_year=progress.year,
-        )
-    inflight: dict[Any, dict[str, Any]] = {}
+        lock = SweepLock(directory)  # one sweep at a time writes a folder
     try:
-        while queue or inflight:
-            while queue and backend is not None and len(inflight) < backend.slots:
-                if budget is not None and spent >= budget:
-                    for task in queue:
-                        result = {
-                            "cell_id": task["cell_id"],
-                            "action": "not_started",
-                            "status": "budget_exceeded",
-                            "error": f"the sweep's budget of ${budget:g} was spent",
-                        }
-                        done[task["cell_id"]] = result
-                        progress.cell_finished(by_id[task["cell_id"]], result)
-                    queue.clear()
+        if directory is not None:
+            write_manifest(directory, spec, cells)
+        operational = {
+            k: v for k, v in spec.base.items() if k in OPERATIONAL_FIELDS and v is not None
+        }
+        done: dict[str, dict[str, Any]] = {}
+        spent_before: dict[str, float] = {}
+        queue: deque[dict[str, Any]] = deque()
+        for cell in cells:
+            run_dir = directory / cell.cell_id if directory is not None else None
+            task: dict[str, Any] = {
+                "cell_id": cell.cell_id,
+                "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
+                "config": _absolute(cell.config),
+                "operational": operational,
+            }
+            if run_dir is not None:
+                try:
+                    state = folder_state(run_dir)
+                    if state == "completed":
+                        done[cell.cell_id] = {"action": "skipped", **folder_result(run_dir)}
+                        spent_before[cell.cell_id] = float(done[cell.cell_id]["cost_usd"] or 0.0)
+                        continue
+                    if state == "unfinished":
+                        spent_before[cell.cell_id] = float(folder_result(run_dir)["cost_usd"] or 0)
+                except RunLogError as exc:
+                    done[cell.cell_id] = {"action": "error", "status": "error", "error": str(exc)}
+                    continue
+            queue.append(task)
+        spent = sum(spent_before.values())
+        progress.start(cells, len(done), spent)
+        for cell_id, result in done.items():
+            progress.cell_finished(by_id[cell_id], result)
+        budget = spec.max_cost
+        owned = backend is None
+        if backend is None and queue:
+            backend = make_backend(
+                min(jobs or 1, len(queue)) if not (ray or ray_address) else jobs,
+                ray=ray,
+                ray_address=ray_address,
+                on_year=progress.year,
+            )
+        inflight: dict[Any, dict[str, Any]] = {}
+        try:
+            while queue or inflight:
+                while queue and backend is not None and len(inflight) < backend.slots:
+                    if budget is not None and spent >= budget:
+                        for task in queue:
+                            result = {
+                                "cell_id": task["cell_id"],
+                                "action": "not_started",
+                                "status": "budget_exceeded",
+                                "error": f"the sweep's budget of ${budget:g} was spent",
+                            }
+                            done[task["cell_id"]] = result
+                            progress.cell_finished(by_id[task["cell_id"]], result)
+                        queue.clear()
+                        break
+                    task = queue.popleft()
+                    task["budget"] = None if budget is None else budget - spent
+                    inflight[backend.submit(task)] = task
+                    progress.cell_started(by_id[task["cell_id"]])
+                if not inflight or backend is None:
                     break
-                task = queue.popleft()
-                task["budget"] = None if budget is None else budget - spent
-                inflight[backend.submit(task)] = task
-                progress.cell_started(by_id[task["cell_id"]])
-            if not inflight or backend is None:
-                break
-            for handle, result in backend.wait(list(inflight)):
-                task = inflight.pop(handle)
-                cell_id = task["cell_id"]
-                cost = float(result.get("cost_usd") or 0.0)
-                spent += max(0.0, cost - spent_before.get(cell_id, 0.0))
-                done[cell_id] = result
-                progress.cell_finished(by_id[cell_id], result)
-    except BaseException:
-        if backend is not None:
-            backend.cancel(list(inflight))
-        raise
+                for handle, result in backend.wait(list(inflight)):
+                    task = inflight.pop(handle)
+                    cell_id = task["cell_id"]
+                    cost = float(result.get("cost_usd") or 0.0)
+                    spent += max(0.0, cost - spent_before.get(cell_id, 0.0))
+                    done[cell_id] = result
+                    progress.cell_finished(by_id[cell_id], result)
+        except BaseException:
+            if backend is not None:
+                backend.cancel(list(inflight))
+            raise
+        finally:
+            if backend is not None and owned:
+                backend.close()
+        results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
+        table_cells = cells_frame(cells, results, spec.varying)
+        by = setting_columns(table_cells, spec.varying)
+        table = summarize(table_cells, by)
+        costs = table_cells["cost_usd"] if "cost_usd" in table_cells else pd.Series(dtype=float)
+        total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
+        if directory is not None:
+            atomic_write_text(directory / RESULTS_NAME, table.to_csv(index=False))
+            atomic_write_text(directory / CELLS_NAME, table_cells.to_csv(index=False))
+        run_results = getattr(backend, "run_results", {}) if backend is not None else {}
+        return SweepResult(
+            directory,
+            table_cells,
+            table,
+            overall_status(results),
+            backend.name if backend is not None else "none",
+            time.perf_counter() - start,
+            total,
+            by,
+            dict(run_results),
+        )
     finally:
-        if backend is not None and owned:
-            backend.close()
-    results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
-    table_cells = cells_frame(cells, results, spec.varying)
-    by = setting_columns(table_cells, spec.varying)
-    table = summarize(table_cells, by)
-    costs = table_cells["cost_usd"] if "cost_usd" in table_cells else pd.Series(dtype=float)
-    total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
-    if directory is not None:
-        atomic_write_text(directory / RESULTS_NAME, table.to_csv(index=False))
-        atomic_write_text(directory / CELLS_NAME, table_cells.to_csv(index=False))
-    run_results = getattr(backend, "run_results", {}) if backend is not None else {}
-    return SweepResult(
-        directory,
-        table_cells,
-        table,
-        overall_status(results),
-        backend.name if backend is not None else "none",
-        time.perf_counter() - start,
-        total,
-        by,
-        dict(run_results),
-    )
+        if lock is not None:
+            lock.release()
 
 
 #: Columns of a cell's result that are not tables' (lists, process details).

@@ -109,12 +109,36 @@ class Cell:
 
 def _validate(data: Mapping[str, Any], origin: str) -> RunConfig:
     try:
-        return RunConfig(**data)
+        config = RunConfig(**data)
     except ValidationError as exc:
         problems = describe_validation_errors(exc.errors(), limit=len(exc.errors()))
         raise ConfigError(f"invalid sweep settings ({origin}): {problems}") from None
     except TypeError as exc:
         raise ConfigError(f"invalid sweep settings ({origin}): {exc}") from None
+    _check_model_names(config, origin)
+    return config
+
+
+def _check_model_names(config: RunConfig, origin: str) -> None:
+    """Refuse a planner or model name no run could resolve (``ucbb``; ``saez, ucb`` as
+    one name) when the sweep starts, not cell by cell after the valid cells ran. Keys
+    and servers are checked when each cell builds its models."""
+    from llmecon.models import UnknownModelError, resolve_model_name
+    from llmecon.planners import is_baseline
+
+    c = config.resolved()
+    roles = {
+        "planner": (c.planner, c.planner_api_base or c.api_base),
+        "workers": (c.workers, c.workers_api_base or c.api_base),
+        "voter_model": (c.voter_model, c.voters_api_base or c.api_base),
+    }
+    for role, (name, base) in roles.items():
+        if name is None or name == "rational" or (role == "planner" and is_baseline(name)):
+            continue
+        try:
+            resolve_model_name(name, api_base="given" if base else None)
+        except UnknownModelError as exc:
+            raise ConfigError(f"invalid sweep settings ({origin}): {role}: {exc}") from None
 
 
 def axis_values(config: Mapping[str, Any], axes: Iterable[str]) -> dict[str, Any]:

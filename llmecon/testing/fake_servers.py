@@ -16,7 +16,9 @@ Faults, per request: a scripted list ``faults=[...]`` consumed in order (then ``
 or random ``fault_rates={"500": 0.1}`` (seeded). Kinds:
 
 ``ok``, ``429`` (with ``Retry-After: retry_after_s``), ``500``, ``503``, ``401`` (echoes
-the key it got, as some real servers do), ``hang`` (never answers until the client
+the key it got, as some real servers do), ``400_context`` (a prompt beyond the context
+length), ``400_format`` (``response_format`` refused, as some self-hosted servers do),
+``hang`` (never answers until the client
 gives up or the server stops), ``malformed_body`` (HTTP body is not JSON),
 ``truncated_body`` (the connection drops mid-body), ``malformed_json`` /
 ``truncated_json`` / ``wrong_schema`` (the model's reply text is prose / cut short /
@@ -57,6 +59,8 @@ FAULT_KINDS = (
     "500",
     "503",
     "401",
+    "400_context",
+    "400_format",
     "hang",
     "malformed_body",
     "truncated_body",
@@ -271,6 +275,15 @@ class _FakeServer:
                 return self._rate_limited()
             if fault in ("500", "503"):
                 return self._error(int(fault), "server_error", "the fake server failed")
+            if fault == "400_context":
+                return self._error(
+                    400,
+                    "invalid_request_error",
+                    "This model's maximum context length is 2048 tokens; your messages "
+                    "resulted in 3000 tokens",
+                )
+            if fault == "400_format":
+                return self._error(400, "invalid_request_error", "response_format is not supported")
             if fault == "malformed_body":
                 return _Reply(200, b'{"id": "oops", "choices": [{"message": ', _json_headers())
             reply = self.completion(request, fault)

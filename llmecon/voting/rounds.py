@@ -44,7 +44,16 @@ from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.planners import Planner, PlannerContext, PlannerError, YearRecord, is_baseline
 from llmecon.prompts import PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
-from llmecon.runs.events import Event, Fallback, VoteBallot, VoteCandidate, VoteRound
+from llmecon.runs.events import (
+    VOTE_IN_FORCE,
+    VOTE_SOURCE,
+    Event,
+    Fallback,
+    ScheduleSet,
+    VoteBallot,
+    VoteCandidate,
+    VoteRound,
+)
 from llmecon.voting.rules import (
     Ballot,
     VoteRuleError,
@@ -102,6 +111,9 @@ class VoteDecision:
     fallbacks: int = 0
     leader: Leader | None = None
     """The leader in office this year (``candidate_source: leaders``)."""
+    decisions: int = 0
+    """The round's agent decisions (ballots, platforms asked of a model), for the share
+    of decisions that were fallbacks."""
 
 
 def _key(rates: Sequence[float] | np.ndarray) -> tuple[float, ...]:
@@ -176,10 +188,10 @@ class VotingRounds:
             return VoteDecision(None, "planner", self._leader_detail(leader), leader=leader)
         if self.due(year):
             return await self.hold_round(year, history, propose)
-        if year > self.every:
-            held = year - year % self.every
-            return VoteDecision(history[-1].schedule, "vote (incumbent)", {"vote_year": held})
-        return None
+        held = last_round(history)
+        if held is None:  # no round yet (or a fork that added voting): the planner decides
+            return None
+        return VoteDecision(history[-1].schedule, VOTE_IN_FORCE, {"vote_year": held})
 
     # -- one round ---------------------------------------------------------------------
 
@@ -205,7 +217,10 @@ class VotingRounds:
             entries += platforms
             fallbacks += failed
         candidates = self._candidates(entries)
-        event, fallbacks = await self._vote(year, history, candidates, proposal, rng, fallbacks)
+        asked = self._asked(min(self.k, self.economy.size)) if self.source != "planner" else 0
+        event, fallbacks = await self._vote(
+            year, history, candidates, proposal, rng, fallbacks, asked
+        )
         winner = candidates[[c.label for c in candidates].index(event.winner)]
         detail = {
             "winner": winner.label,
@@ -214,7 +229,14 @@ class VotingRounds:
             "turnout": event.turnout,
             "share": event.shares[winner.label],
         }
-        return VoteDecision(winner.schedule, "vote", detail, vote_summary(event), fallbacks)
+        return VoteDecision(
+            winner.schedule,
+            VOTE_SOURCE,
+            detail,
+            vote_summary(event),
+            fallbacks,
+            decisions=event.decisions,
+        )
 
     async def _vote(
         self,
@@ -224,6 +246,7 @@ class VotingRounds:
         proposal: np.ndarray | None,
         rng: np.random.Generator,
         fallbacks: int,
+        platforms_asked: int = 0,
     ) -> tuple[VoteRound, int]:
         """Ask every ballot, count, write the ``vote_round`` event; returns it and the
         round's fallbacks (``fallbacks`` so far plus failed ballots)."""
@@ -288,6 +311,7 @@ class VotingRounds:
             best_candidate_swf=swf[best],
             planner_proposal=proposal.tolist() if proposal is not None else None,
             planner_proposal_label=proposal_label,
+            platforms_asked=platforms_asked,
         )
         self.emit(event)
         return event, fallbacks
@@ -318,7 +342,9 @@ class VotingRounds:
             )
             for label, i, rates in zip(labels, standing, pitches, strict=True)
         ]
-        event, fallbacks = await self._vote(year, history, candidates, None, rng, fallbacks)
+        event, fallbacks = await self._vote(
+            year, history, candidates, None, rng, fallbacks, self._asked(len(standing))
+        )
         index = standing[labels.index(event.winner)]
         leader = self._leader(self.ids[index], year)
         self._install(leader)
@@ -329,7 +355,19 @@ class VotingRounds:
             "turnout": event.turnout,
             "share": event.shares[event.winner],
         }
-        return VoteDecision(None, "planner", detail, vote_summary(event), fallbacks, leader)
+        return VoteDecision(
+            None,
+            "planner",
+            detail,
+            vote_summary(event),
+            fallbacks,
+            leader,
+            decisions=event.decisions,
+        )
+
+    def _asked(self, drawn: int) -> int:
+        """Platforms asked of a model for ``drawn`` personas (rational voters': none)."""
+        return 0 if self.voters_kind == "rational" or self.proposer_model is None else drawn
 
     def _leader(self, agent: str, year: int) -> Leader:
         if self.persona_texts is None:
@@ -543,20 +581,43 @@ def vote_summary(event: VoteRound) -> str:
     return f"{text}; {proposal}" if proposal else text
 
 
+def last_round(history: Sequence[YearRecord]) -> int | None:
+    """The year of the round whose winner is in force after ``history``: the last year
+    was set by a round, or kept a winner in force since one; ``None`` when the planner
+    set it (no round yet). A fork's kept years count by their original source."""
+    for record in reversed(history):
+        source = record.notes.get("original_source", record.source)
+        if source == VOTE_SOURCE:
+            return record.year
+        if source != VOTE_IN_FORCE:
+            return None
+    return None
+
+
 def vote_summaries(events: Iterable[Event]) -> dict[int, str]:
     """``{round year: summary}`` from a log, to restore ``YearRecord.notes`` when a run
-    is rebuilt from its events (resume)."""
-    return {e.year: vote_summary(e) for e in events if isinstance(e, VoteRound)}
+    is rebuilt from its events (resume, replay); a fork's kept years carry theirs in
+    their ``schedule_set`` detail."""
+    summaries: dict[int, str] = {}
+    for e in events:
+        if isinstance(e, VoteRound):
+            summaries[e.year] = vote_summary(e)
+        elif isinstance(e, ScheduleSet) and "vote_summary" in e.detail:
+            summaries[e.year] = str(e.detail["vote_summary"])
+    return summaries
 
 
 def vote_leaders(events: Iterable[Event]) -> dict[int, str]:
     """``{election year: the elected persona id}`` from a log (``candidate_source:
     leaders``), to restore ``YearRecord.notes["leader"]`` when a run is rebuilt from its
-    events (resume, fork)."""
+    events (resume, fork, replay); a fork's kept years carry the leader in office in
+    their ``schedule_set`` detail."""
     leaders: dict[int, str] = {}
     for e in events:
         if isinstance(e, VoteRound) and e.source == "leaders":
             leaders[e.year] = next(c.origin for c in e.candidates if c.label == e.winner)
+        elif isinstance(e, ScheduleSet) and "leader" in e.detail and "leader_year" in e.detail:
+            leaders[int(e.detail["leader_year"])] = str(e.detail["leader"])
     return leaders
 
 

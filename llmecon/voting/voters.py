@@ -86,6 +86,7 @@ def vote_prompt(
                 "label": c.label,
                 "rates": pct_list(c.schedule.rates),
                 "origin": c.origin,
+                "current": "incumbent" in c.origin.split("; "),
                 "who": c.who,
             }
             for c in candidates
@@ -113,14 +114,13 @@ def current_projections(
     """Per voter, per candidate: tax, rebate and net income at current incomes.
 
     Nobody changes hours in this projection: the rebate is the revenue the candidate
-    would raise from everyone's current incomes, shared as the run shares it.
+    would raise from everyone's current incomes, shared as the run shares it (survey
+    weighted, as every aggregate of the run).
     """
-    share = economy.utility_config.rebate_share
     per_candidate = []
     for c in candidates:
         tax = c.schedule.tax(income_usd)
-        rebate = share * float(tax.mean())
-        per_candidate.append((c.label, tax, rebate))
+        per_candidate.append((c.label, tax, economy.rebate_of(tax)))
     return [
         [
             {

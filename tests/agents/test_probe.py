@@ -92,8 +92,23 @@ def test_a_probe_of_mostly_failed_calls_is_an_error_and_is_not_saved(tmp_path: P
     assert result.exit_code == 1, result.output
     said = " ".join(result.output.split())
     assert "26 of 26 calls failed" in said and "nothing saved" in said
-    assert "connection failed" in said
+    assert "connection to http://127.0.0.1:9 failed" in said
+    assert "Probe of" not in result.output  # no table of n/a before the error
     assert not out.exists()
+
+
+def test_probe_refuses_a_local_model_with_a_server_and_a_misnamed_template(
+    tmp_path: Path,
+) -> None:
+    args = ["probe", "local/smollm2-135m", "--api-base", "http://127.0.0.1:9/v1", "--no-save"]
+    result = CliRunner().invoke(main, [*args, "--personas", "2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "api_base does not apply" in result.output
+    (tmp_path / "worker_systems.j2").write_text("You work.\n", encoding="utf-8")
+    args = ["probe", "scripted/reference", "--prompts", str(tmp_path), "--no-save"]
+    result = CliRunner().invoke(main, [*args, "--personas", "2"])
+    assert result.exit_code == 1
+    assert "worker_systems.j2" in result.output and "override nothing" in result.output
 
 
 def test_probe_refuses_a_bad_sample_size() -> None:

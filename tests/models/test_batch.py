@@ -256,7 +256,9 @@ def test_requests_beyond_the_providers_limit_go_in_several_batches(
     assert len(sizes) == 3 and sorted(sizes.values()) == [1, 3, 3]
 
 
-def test_transient_poll_failures_do_not_end_the_wait_but_a_refusal_does(provider: str) -> None:
+def test_transient_poll_failures_do_not_end_the_wait_and_a_forgotten_batch_is_resent(
+    provider: str,
+) -> None:
     server_cls, name = PROVIDERS[provider]
     submitted: list[BatchSubmission] = []
     with server_cls(batch_delay_s=0.05) as server:
@@ -266,12 +268,16 @@ def test_transient_poll_failures_do_not_end_the_wait_but_a_refusal_does(provider
         outputs = asyncio.run(_only_batch(model, 3))
         assert server.batches.fail_polls == 0 and server.batches.created == 1
         assert all(not isinstance(o, Exception) for o in outputs)
-        # A batch the provider no longer knows (404) ends the wait at once.
+        # A batch from a log that the provider no longer knows (404) is not waited
+        # for: its requests go in a new batch.
         server.batches.batches.clear()
         again = _model(server, name)
         again.batch.pending = {submitted[0].digest: submitted[0].batch_id}
+        again.batch.on_submitted = submitted.append
         outputs = asyncio.run(_only_batch(again, 3))
-    assert all(isinstance(o, BatchError) and "404" in str(o) for o in outputs)
+        assert server.batches.created == 2
+    assert all(not isinstance(o, Exception) for o in outputs)
+    assert [s.resumed for s in submitted] == [False, True, False]
 
 
 def test_batch_requests_go_through_the_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

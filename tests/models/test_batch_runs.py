@@ -128,51 +128,58 @@ def test_batch_api_with_a_provider_without_batches_is_refused_when_built(
         build_simulation(config)
 
 
+def _kill_while_pending(tmp_path: Path, server: FakeOpenAIServer) -> Any:
+    """Start a batch run in a process and SIGKILL it while its first batch is pending
+    at ``server``; returns that batch."""
+    args = [
+        "run",
+        "--planner", "us-federal",
+        "--workers", "openai/fake",
+        "--workers-api-base", server.base_url,
+        "--agents", "4",
+        "--years", "2",
+        "--batch-api",
+        "--batch-poll", "0.05",
+        "--price", "3,15",
+        "--no-reference",
+        "--out", str(tmp_path),
+        "--run-id", "killed",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("LLMECON_API_KEY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmecon", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    events = tmp_path / "killed" / "events.jsonl"
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 120 and proc.poll() is None:
+            if events.exists() and b'"batch_submitted"' in events.read_bytes():
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        # wait for a poll, so the batch is pending for sure when the run dies
+        polls = server.batches.polls
+        while server.batches.polls == polls and time.monotonic() - t0 < 120:
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert server.batches.created == 1
+    (pending,) = server.batches.batches.values()
+    assert pending.answers is None  # still pending when killed
+    return pending
+
+
 def test_a_run_killed_while_its_batch_is_pending_resumes_without_submitting_again(
     tmp_path: Path,
 ) -> None:
     with FakeOpenAIServer(batch_delay_s=600) as server:
-        args = [
-            "run",
-            "--planner", "us-federal",
-            "--workers", "openai/fake",
-            "--workers-api-base", server.base_url,
-            "--agents", "4",
-            "--years", "2",
-            "--batch-api",
-            "--batch-poll", "0.05",
-            "--price", "3,15",
-            "--no-reference",
-            "--out", str(tmp_path),
-            "--run-id", "killed",
-        ]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        env.pop("LLMECON_API_KEY", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llmecon", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        events = tmp_path / "killed" / "events.jsonl"
-        t0 = time.monotonic()
-        try:
-            while time.monotonic() - t0 < 120 and proc.poll() is None:
-                if events.exists() and b'"batch_submitted"' in events.read_bytes():
-                    break
-                time.sleep(0.02)
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            # wait for a poll, so the batch is pending for sure when the run dies
-            polls = server.batches.polls
-            while server.batches.polls == polls and time.monotonic() - t0 < 120:
-                time.sleep(0.01)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        assert server.batches.created == 1
-        (pending,) = server.batches.batches.values()
-        assert pending.answers is None  # still pending when killed
+        pending = _kill_while_pending(tmp_path, server)
         server.batch_delay_s = 0.0  # the provider finishes it while nobody waits
         sim = resume_run(tmp_path / "killed")
         result = sim.run()
@@ -186,8 +193,30 @@ def test_a_run_killed_while_its_batch_is_pending_resumes_without_submitting_agai
     aside = (tmp_path / "killed" / "events.interrupted-1.jsonl").read_text()
     assert f'"batch_id":"{pending.id}"' in aside.replace(" ", "")
     assert replay_run(tmp_path / "killed").ok
+    events = tmp_path / "killed" / "events.jsonl"
     lines = [json.loads(x) for x in events.read_text().splitlines()]
     assert [x["seq"] for x in lines] == list(range(len(lines)))
+
+
+def test_a_pending_batch_the_provider_forgot_is_submitted_anew_on_resume(
+    tmp_path: Path,
+) -> None:
+    """Else every resume would stop on the refused id again (and its advice, resume,
+    with it)."""
+    with FakeOpenAIServer(batch_delay_s=600) as server:
+        pending = _kill_while_pending(tmp_path, server)
+        server.batches.batches.clear()  # expired from the provider's store
+        server.batch_delay_s = 0.0
+        result = resume_run(tmp_path / "killed").run()
+        assert server.batches.created == 3  # year 0 again, then year 1
+    assert result.status == "completed" and result.fallbacks == 0
+    submitted = [(e.year, e.batch_id, e.resumed) for e in _submitted(tmp_path / "killed")]
+    assert submitted == [
+        (0, pending.id, True),
+        (0, "batch_0002", False),
+        (1, "batch_0003", False),
+    ]
+    assert replay_run(tmp_path / "killed").ok
 
 
 def test_the_cli_shows_a_pending_batch(tmp_path: Path) -> None:
@@ -211,8 +240,8 @@ def test_the_cli_shows_a_pending_batch(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     # not a terminal: one plain line per poll, pending first, then ended
-    assert "batch batch_0001: 0/3 answered (in_progress" in result.output
-    assert "batch batch_0001: 3/3 answered (completed" in result.output
+    assert "batch batch_0001: 0/3 done (in_progress" in result.output
+    assert "batch batch_0001: 3/3 done (completed" in result.output
 
 
 def test_a_batch_whose_answers_the_log_holds_is_not_polled_again(tmp_path: Path) -> None:
@@ -230,3 +259,18 @@ def test_a_batch_whose_answers_the_log_holds_is_not_polled_again(tmp_path: Path)
     assert [e.year for e in _submitted(tmp_path / "cut")] == [0]  # year 1: from the log
     assert len([c for c in _calls(tmp_path / "cut") if c.year == 1]) == 5
     assert replay_run(tmp_path / "cut").ok
+
+
+def test_a_resume_without_batches_names_the_pending_batch_it_leaves(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    with FakeOpenAIServer(batch_delay_s=600) as server:
+        pending = _kill_while_pending(tmp_path, server)
+        args = ["resume", str(tmp_path / "killed"), "--no-batch-api"]
+        said = CliRunner().invoke(main, args)
+        assert said.exit_code == 0, said.output
+        assert server.batches.created == 1  # no new batch: asked one by one
+    text = " ".join(said.output.split())
+    assert f"batch(es) {pending.id} were pending" in text and "cancel them" in text

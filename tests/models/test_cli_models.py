@@ -34,6 +34,7 @@ def test_models_test_against_fake_server(monkeypatch):
         failed = CliRunner().invoke(main, ["models", "test", "fake", "--api-base", server.base_url])
         ok = CliRunner().invoke(main, ["models", "test", "fake", "--api-base", server.base_url])
     assert failed.exit_code == 1 and "AuthError" in failed.output and SENTINEL not in failed.output
+    assert "check LLMECON_API_KEY" in " ".join(failed.output.split())  # the key it sent
     assert ok.exit_code == 0 and "parsed:" in ok.output
 
 
@@ -41,4 +42,23 @@ def test_models_test_missing_key_message(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     result = CliRunner().invoke(main, ["models", "test", "gpt-4o"])
     assert result.exit_code == 1
-    assert "set OPENAI_API_KEY or use --planner local/smollm2-135m" in result.output
+    said = " ".join(result.output.split())
+    assert "OPENAI_API_KEY is not set: set it, or give this role the embedded model" in said
+
+
+def test_a_run_names_the_role_whose_key_is_missing(monkeypatch, tmp_path):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    args = ["run", "--planner", "saez", "--workers", "gpt-4o-mini", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    said = " ".join(result.output.split())
+    assert "workers: OPENAI_API_KEY is not set" in said and "--planner" not in said
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_base_url_without_a_scheme_is_refused_before_the_run(tmp_path):
+    args = ["run", "--planner", "my-model", "--api-base", "127.0.0.1:8000/v1"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "is not an http(s) URL" in result.output and "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())

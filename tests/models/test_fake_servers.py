@@ -153,7 +153,7 @@ def test_run_level_caller_keeps_going_with_mixed_faults(sentinel_keys):
 def test_missing_key_fails_fast(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    with pytest.raises(MissingKeyError, match="set OPENAI_API_KEY or use --planner local/"):
+    with pytest.raises(MissingKeyError, match="OPENAI_API_KEY is not set: set it, or give"):
         get_model("gpt-4o")
     with pytest.raises(MissingKeyError, match="ANTHROPIC_API_KEY"):
         get_model("claude-sonnet-4-5")
@@ -288,3 +288,45 @@ def test_sdk_without_an_aiohttp_backend_keeps_its_default_pool():
     assert sdk_aiohttp_client(SimpleNamespace(DefaultAioHttpClient=missing_extra)) is None
     sentinel = object()
     assert sdk_aiohttp_client(SimpleNamespace(DefaultAioHttpClient=lambda: sentinel)) is sentinel
+
+
+@pytest.mark.parametrize("transport", ["http", "sdk"])
+def test_a_context_length_400_keeps_the_schema_and_a_format_400_drops_it_saying_so(
+    transport, sentinel_keys, caplog
+):
+    """Only a 400 about the structured-output request switches a self-hosted server's
+    dialect (with a warning); a prompt beyond the context is an error of its own."""
+    with FakeOpenAIServer(faults=["400_context"]) as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport=transport)
+        with pytest.raises(ProviderError, match="maximum context length"):
+            asyncio.run(_call(model))
+        assert asyncio.run(_call(model)).parsed is not None
+        assert all("response_format" in body for body in server.stats.bodies)
+    with caplog.at_level(logging.WARNING), FakeOpenAIServer(faults=["400_format"]) as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport=transport)
+        assert asyncio.run(_call(model)).parsed is not None
+        first, second = list(server.stats.bodies)[:2]
+        assert first["response_format"] != second["response_format"]
+    assert "refused the structured-output request" in caplog.text
+
+
+def test_basic_credentials_echoed_by_a_server_are_masked():
+    from llmecon.models import redact
+
+    echoed = "Incorrect API key provided: Basic dXNlcjpzay10ZXN0LVNFQ1JFVDEyMw=="  # user:sk-…
+    assert redact(echoed) == "Incorrect API key provided: Basic ***"
+    assert redact("basic economics, Basic ABCDEFGHIJKL") == "basic economics, Basic ABCDEFGHIJKL"
+
+
+def test_connection_errors_name_the_server_and_their_cause(sentinel_keys):
+    dead = get_model("openai/fake", api_base="http://127.0.0.1:9/v1", config=FAST, transport="http")
+    where = r"connection to http://127\.0\.0\.1:9 failed \("
+    with pytest.raises(ProviderError, match=where) as info:
+        asyncio.run(_call(dead))
+    assert "Connect" in str(info.value)  # the cause, not only a class name
+    with FakeOpenAIServer() as server:  # https:// to a plain-HTTP server: not retried
+        tls = server.base_url.replace("http://", "https://")
+        model = get_model("openai/fake", api_base=tls, config=FAST, transport="http")
+        with pytest.raises(ProviderError, match="TLS handshake failed") as info:
+            asyncio.run(_call(model))
+    assert not info.value.retryable

@@ -24,3 +24,21 @@ def test_litellm_structured_call_with_retries(sentinel_keys):
             asyncio.run(model.generate(MSGS, WorkerDecision))
         assert SENTINEL not in str(info.value)
         assert server.stats.requests == 6
+
+
+def test_a_missing_key_of_a_litellm_model_is_said_before_the_run(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    for name in ("OPENAI_API_KEY", "GROQ_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["run", "--planner", "litellm/gpt-4o", "--workers", "rational", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert "OPENAI_API_KEY not set: litellm/gpt-4o needs it" in " ".join(result.output.split())
+    assert not any(tmp_path.iterdir())
+    # a server of one's own needs no key
+    with FakeOpenAIServer() as server:
+        model = get_model("litellm/openai/fake-model", api_base=server.base_url)
+        model.provider.check_ready()

@@ -160,7 +160,7 @@ def test_a_refused_connection_is_a_retryable_provider_error():
         api_base="http://127.0.0.1:9/v1",
         config=FAST.merged(None).model_copy(update={"max_retries": 1}),
     )
-    with pytest.raises(ProviderError, match="connection failed") as info:
+    with pytest.raises(ProviderError, match=r"connection to .* failed") as info:
         asyncio.run(generate_once(model, MSGS))
     assert info.value.retryable and "gave up after 1 retries" in str(info.value)
 

@@ -64,3 +64,39 @@ def test_validate_passes_for_census_and_fails_for_gb2() -> None:
     assert "23.80" in ok.output and "60.44" in ok.output and "all targets met" in ok.output
     bad = runner.invoke(main, ["personas", "validate", "--n", "20000", "--mode", "gb2"])
     assert bad.exit_code == 1 and "missed" in bad.output
+
+
+def test_sample_reports_survey_weighted_figures_and_bounds_n(tmp_path: Path) -> None:
+    import numpy as np
+
+    out = tmp_path / "p.jsonl"
+    args = ["personas", "sample", "--n", "50", "--seed", "1", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    bank = load_bank(out)
+    wage = np.array([p.hourly_wage_usd for p in bank])
+    weight = np.array([p.weight for p in bank])
+    order = np.argsort(wage)
+    median = wage[order][np.searchsorted(np.cumsum(weight[order]), weight.sum() / 2)]
+    said = " ".join(result.output.split())
+    assert f"survey-weighted median wage ${median:.2f}/h" in said
+    assert abs(median - np.median(wage)) > 1.0  # the oversampled top brackets moved it
+    huge = CliRunner().invoke(main, ["personas", "sample", "--n", "10000000", "--out", str(out)])
+    assert huge.exit_code == 2 and "Traceback" not in huge.output
+
+
+def test_validate_of_a_file_refuses_the_options_of_a_fresh_sample(tmp_path: Path) -> None:
+    from llmecon.personas import default_bank_path
+
+    args = ["personas", "validate", "--file", str(default_bank_path()), "--mode", "gb2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "--mode set how a fresh sample is drawn" in result.output
+
+
+def test_a_run_on_a_smaller_bank_uses_all_of_it(tmp_path: Path) -> None:
+    import llmecon
+
+    bank = tmp_path / "b.jsonl"
+    CliRunner().invoke(main, ["personas", "sample", "--n", "40", "--out", str(bank)])
+    result = llmecon.run(planner="saez", personas=str(bank), years=1, out=str(tmp_path))
+    assert result.config.agents == 40  # the default 1 000 rational workers, capped

@@ -125,7 +125,9 @@ def test_persona_text_household_wording(personas: list[Persona]) -> None:
     )
     text = persona_text(family)
     assert "2 children under 18" in text and "$52,000" in text and "4 people" in text
-    assert "Once a nurse" in persona_text(p.model_copy(update={"narrative": "Once a nurse."}))
+    told = persona_text(p.model_copy(update={"narrative": "Once a nurse."}))
+    assert "\nOnce a nurse." in told  # its own line, not glued to the household's
+    assert told.replace("\nOnce a nurse.", "").strip() == persona_text(p).strip()
 
 
 def test_persona_text_uses_an_override_template(tmp_path: Path, personas: list[Persona]) -> None:

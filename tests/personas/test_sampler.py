@@ -152,3 +152,16 @@ def test_bad_arguments_raise() -> None:
         sample_personas(5, np.random.default_rng(0), mode="lognormal")  # type: ignore[arg-type]
     with pytest.raises(PersonaError, match="Pareto"):
         SamplerConfig(pareto_alpha=0.9)
+
+
+def test_the_pareto_tail_is_cut_at_ten_thousand_dollars_an_hour() -> None:
+    import numpy as np
+
+    from llmecon.personas._sampler import MAX_SAMPLED_WAGE_USD, occupation_quantile
+    from llmecon.personas._tables import load_tables
+
+    tables = load_tables()
+    occ = np.arange(len(tables.wage_knots))
+    top = occupation_quantile(tables, occ, np.full(occ.size, 1.0 - 1e-12), pareto_alpha=1.6)
+    assert top.max() == MAX_SAMPLED_WAGE_USD  # uncut: far above $100 000 an hour
+    assert (top <= MAX_SAMPLED_WAGE_USD).all()

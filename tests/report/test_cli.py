@@ -191,27 +191,35 @@ def test_report_out_writes_elsewhere_and_leaves_the_example_untouched(tmp_path: 
     assert _snapshot(EXAMPLE) == before
 
 
+@pytest.mark.parametrize(
+    ("named", "file", "resolved"),
+    [
+        ("scripted/reference", "scripted_reference.json", "scripted/reference"),
+        ("mock", "mock.json", "mock/default"),  # an alias: the run names it so too
+    ],
+)
 def test_report_shows_the_probe_saved_by_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str, file: str, resolved: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
     run = build_run(
-        tmp_path / "runs",
-        planner="us-federal",
-        workers="scripted/reference",
-        agents=4,
-        years=2,
-        run_id="probed",
+        tmp_path / "runs", planner="us-federal", workers=named, agents=4, years=2, run_id="probed"
     )
-    code, output = _invoke("probe", "scripted/reference", "--personas", "3", "--bootstrap", "100")
+    code, output = _invoke("probe", named, "--personas", "3", "--bootstrap", "100")
     assert code == 0, output
-    saved = tmp_path / "runs" / "probes" / "scripted_reference.json"
-    assert json.loads(saved.read_text())["model"] == "scripted/reference"
+    saved = tmp_path / "runs" / "probes" / file
+    assert json.loads(saved.read_text())["model"] == resolved
     out = tmp_path / "probed.html"
     code, output = _invoke("report", str(run), "--out", str(out))
     assert code == 0, output
     text = "".join(parse(out.read_text()).text)
-    assert "Probe of scripted/reference" in text and "elasticity" in text.lower()
+    assert f"Probe of {resolved}" in text and "elasticity" in text.lower()
+    # `runs/*` names the probes folder too: it is skipped, not an error
+    build_run(tmp_path / "runs", planner="saez", agents=10, years=1, run_id="other")
+    every = sorted(str(p) for p in (tmp_path / "runs").iterdir())
+    code, output = _invoke("report", *every, "--out", str(tmp_path / "all.html"))
+    assert code == 0, output
+    assert "holds saved probes, not a run; skipped" in " ".join(output.split())
 
 
 def test_probe_no_save_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -207,13 +207,35 @@ def test_anchoring_warning_on_identical_answers(vote_run: Path) -> None:
 
 
 def test_anchoring_warning_matches_the_committed_example() -> None:
+    from llmecon.report._data import report_run
+    from llmecon.report._llm import ANCHORING_MARGIN, ANCHORING_SHARE, rational_share
+
     example = Path(__file__).resolve().parents[2] / "runs" / "examples" / "smollm2-tiny"
     run = load_run(example)
     workers = run.calls[run.calls["role"] == "worker"]
-    hours = [json.loads(p)["hours"] for p in workers["parsed_json"].dropna()]
     text = "".join(parse(render_report([run])).text)
-    identical = max(hours.count(h) for h in set(hours)) / len(hours) >= 0.5
-    assert ("Anchoring warning" in text) == identical
+    flagged = False
+    for year, at in workers.groupby("year"):
+        hours = [json.loads(p)["hours"] for p in at["parsed_json"].dropna()]
+        modal = max(set(hours), key=hours.count)
+        share = hours.count(modal) / len(hours)
+        rational = rational_share(report_run(run, "x"), int(year), float(modal))
+        flagged |= share >= ANCHORING_SHARE and share - rational > ANCHORING_MARGIN
+    assert ("Anchoring warning" in text) == flagged
+
+
+def test_rational_answers_in_the_status_quo_are_not_anchoring(tmp_path: Path) -> None:
+    """Under the status quo most personas' best response is their usual 40 hours: 60 %
+    identical answers there are right, not copied."""
+    import llmecon
+
+    llmecon.run(planner="us-federal", workers="scripted/reference", agents=50, years=2,
+                out=str(tmp_path), run_id="sq")  # fmt: skip
+    run = load_run(tmp_path / "sq")
+    hours = [json.loads(p)["hours"] for p in run.calls["parsed_json"].dropna()]
+    assert max(hours.count(h) for h in set(hours)) / len(hours) >= 0.5
+    text = "".join(parse(render_report([run])).text)
+    assert "Anchoring warning" not in text
 
 
 def test_population_unavailable_omits_distributions_and_saez(tmp_path: Path) -> None:

@@ -111,3 +111,22 @@ def test_float_noise_shows_as_zero_without_a_sign() -> None:
     assert _signed(number, 2.5) == "+2.5" and _signed(usd, -167.0) == "−$167"
     assert _change_pct(100.0, 100.0000001) == "0.00 %"
     assert _change_pct(101.0, 100.0) == "+1.00 %"
+
+
+def test_approval_shares_are_drawn_side_by_side_inside_the_chart(tmp_path: Path) -> None:
+    """Approval shares of a round sum to more than 100 %: stacked, they left the chart."""
+    llmecon.run(
+        planner="saez",
+        **{**SMALL, "years": 5},
+        vote_every=2,
+        vote_rule="approval",
+        candidates=3,
+        out=str(tmp_path),
+        run_id="approval",
+    )
+    votes = llmecon.load_run(tmp_path / "approval").votes
+    assert (votes.groupby("year")["share"].sum() > 1.0).any()
+    html, _ = _report(str(tmp_path / "approval"), "--out", str(tmp_path / "r.html"))
+    assert "a ballot may approve several" in html
+    ys = [float(y) for y in re.findall(r'<rect[^>]*?\by="(-?[\d.]+)"', html)]
+    assert ys and min(ys) >= 0.0

@@ -373,3 +373,19 @@ def test_real_process_prints_one_line_not_a_traceback(
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"Error: corrupt manifest {run}")
+
+
+def test_a_run_killed_before_it_logged_anything_says_to_remove_it(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    args = ["run", "--planner", "saez", "--personas", "synthetic", "--agents", "10",
+            "--years", "1", "--no-reference", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    (tmp_path / "r" / "events.jsonl").write_text("")  # what a kill at start-up leaves
+    for command in (["resume", str(tmp_path / "r")], args):
+        result = CliRunner().invoke(main, command)
+        said = " ".join(result.output.split())
+        assert result.exit_code != 0 and "before it logged anything" in said, said
+        assert "remove" in said and str(tmp_path / "r") in said

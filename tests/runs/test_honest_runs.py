@@ -178,14 +178,14 @@ def test_a_dead_planner_endpoint_stops_after_three_failed_tax_years(tmp_path: Pa
     with pytest.raises(RunFailedError) as info:
         build_simulation(config).run()
     message = str(info.value)
-    assert "every planner call failed for 3 tax years in a row" in message
+    assert "every planner call from tax year 2 to 4 failed" in message
     assert "127.0.0.1:9" in message and "llmecon resume" in message
     run_dir = tmp_path / "r"
     assert _completed_years(run_dir) == [0, 1, 2]
     assert _statuses(run_dir) == ["failed"]
     # Resumed against the still-dead endpoint, the streak goes on from the log (tax
     # years 2 and 3, then 4 asked again): its first failed call stops it, no year added.
-    with pytest.raises(RunFailedError, match="for 3 tax years in a row"):
+    with pytest.raises(RunFailedError, match="every planner call from tax year 2 to 4 failed"):
         resume_run(run_dir).run()
     assert _completed_years(run_dir) == [0, 1, 2]
     # Against a working endpoint it completes.
@@ -305,23 +305,78 @@ def test_ctrl_c_is_logged_interrupted_and_resumes(tmp_path: Path) -> None:
 
 
 def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) -> None:
-    args = [
-        "run", "--planner", "mock/default", "--workers", "mock/default", "--agents", "8",
-        "--years", "3", "--out", str(tmp_path), "--run-id", "r", "--no-reference",
-        "--price", "1000,1000", "--max-cost", "0.5",
-    ]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 3, result.output
-    assert "stopped early" in result.output and "budget_exceeded" in result.output
-    assert _statuses(tmp_path / "r") == ["budget_exceeded"]
-    spent = sum(e.cost_usd or 0 for e in read_events(tmp_path / "r") if e.type == "llm_call")
-    assert spent >= 0.5
-    # The budget counts what the log already spent: the same budget stops at once.
-    again = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "0.5"])
-    assert again.exit_code == 3, again.output
-    more = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "1000"])
-    assert more.exit_code == 0, more.output
+    with FakeOpenAIServer() as server:
+        args = [
+            "run", "--planner", "openai/fake", "--workers", "openai/fake",
+            "--api-base", server.base_url, "--agents", "8", "--years", "3",
+            "--out", str(tmp_path), "--run-id", "r", "--no-reference",
+            "--price", "1000,1000", "--max-cost", "0.5",
+        ]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 3, result.output
+        assert "stopped early" in result.output and "budget_exceeded" in result.output
+        assert _statuses(tmp_path / "r") == ["budget_exceeded"]
+        calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
+        assert sum(e.cost_usd or 0 for e in calls) >= 0.5
+        # The budget counts what the log already spent: the same budget stops before
+        # running another year, and asks the server nothing.
+        asked = server.stats.requests
+        again = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "0.5"])
+        assert again.exit_code == 3, again.output
+        assert "before tax year 2" in " ".join(again.output.split())
+        assert server.stats.requests == asked and _completed_years(tmp_path / "r") == [0]
+        more = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "1000"])
+        assert more.exit_code == 0, more.output
     assert _completed_years(tmp_path / "r") == [0, 1, 2]
+    # the resumed sessions log their calls under the model's own name, and the summary
+    # counts the calls of every session
+    events = read_events(tmp_path / "r")
+    calls = [e for e in events if e.type == "llm_call"]
+    assert {e.model for e in calls} == {"openai/fake"}
+    summary = [e for e in events if e.type == "run_completed"][-1].summary
+    assert summary["calls"] == len(calls) == 2 + 3 * 8  # tax year 1: the status quo
+    assert summary["input_tokens"] == sum(e.input_tokens for e in calls)
+
+
+def test_price_is_set_on_unpriced_models_only(tmp_path: Path, monkeypatch: Any) -> None:
+    """--price 0,0 for free self-hosted workers leaves a planner in the cost map priced."""
+    from llmecon.testing.fake_servers import FakeAnthropicServer
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
+    with FakeOpenAIServer() as workers, FakeAnthropicServer() as planner:
+        sim = build_simulation(
+            _config(
+                tmp_path,
+                workers.base_url,
+                planner="anthropic/claude-sonnet-4-5",
+                planner_api_base=planner.base_url,
+                price=(0.0, 0.0),
+                max_cost=1e-6,
+            )
+        )
+        # tax year 1 enacts the status quo; the planner's call in tax year 2 costs
+        prices = {m.name: m.price_override for m in sim.models.models.values()}
+        assert prices == {"anthropic/claude-sonnet-4-5": None, "openai/fake": (0.0, 0.0)}
+        result = sim.run()
+    assert result.status == "budget_exceeded" and len(result.records) == 2
+    assert sim.models.cost_usd > 0
+
+
+def test_resume_answers_from_the_cache_it_is_given(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a free port, for a server that goes away
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cache = str(tmp_path / "cache")
+    with FakeOpenAIServer(port=port) as server:
+        build_simulation(_config(tmp_path, server.base_url, cache_dir=cache, run_id="a")).run()
+        base = server.base_url
+    # the same run once the server is gone, stopped at its first failed call
+    with pytest.raises(RunFailedError):
+        build_simulation(_config(tmp_path, base, run_id="b", max_consecutive_failures=1)).run()
+    result = resume_run(tmp_path / "b", {"cache_dir": cache}).run()
+    assert result.status == "completed" and result.fallbacks == 0
 
 
 def test_deadline_stops_the_run_and_resume_finishes_it(tmp_path: Path) -> None:
@@ -711,3 +766,48 @@ def test_run_inside_a_running_event_loop_completes(tmp_path: Path) -> None:
 
     result = asyncio.run(notebook_cell())
     assert result.status == "completed" and len(result.records) == 2
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(tmp_path: Path) -> None:
+    """``timeout``, ``docker stop`` and batch schedulers send SIGTERM: the run logs
+    ``interrupted``, says how to resume, and resumes."""
+    import signal
+
+    from llmecon.testing.fake_servers import serve_in_subprocess
+
+    with serve_in_subprocess("openai", latency_s=1.0) as base:
+        proc = subprocess.Popen(  # 30 years of 1 s rounds: SIGTERM comes long before
+            [sys.executable, "-m", "llmecon", "run", "--planner", "none", "--workers",
+             "openai/fake", "--api-base", base, "--agents", "8", "--years", "30",
+             "--no-reference", "--out", str(tmp_path), "--run-id", "r"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        )  # fmt: skip
+        events = tmp_path / "r" / "events.jsonl"
+        deadline = time.monotonic() + 300  # a loaded machine may take long to start
+        while not (events.exists() and '"llm_call"' in events.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 130, output
+        assert "interrupted" in output and "llmecon resume" in output
+        assert _statuses(tmp_path / "r") == ["interrupted"]
+    with serve_in_subprocess("openai") as fast:  # resume may move to another server
+        sim = resume_run(tmp_path / "r", {"api_base": fast})
+        assert len(sim.records) < 30  # stopped early: it continues after its last year
+        result = sim.run()
+    assert result.status == "completed" and len(result.records) == 30
+
+
+def test_a_closed_output_pipe_does_not_fail_the_run(tmp_path: Path) -> None:
+    """`llmecon run … | head -1`: the reader goes away; the run goes on, unseen."""
+    args = [sys.executable, "-m", "llmecon", "run", "--planner", "saez", "--workers",
+            "rational", "--agents", "50", "--years", "8",
+            "--no-reference", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    proc.wait(timeout=600)
+    assert _statuses(tmp_path / "r") == ["completed"]
+    assert _completed_years(tmp_path / "r") == list(range(8))

@@ -198,6 +198,20 @@ def test_a_missing_or_torn_file_is_an_error_or_reported(
     assert sorted(set(workers["seq"])) == sorted(
         int(str(p["seq"])) for i, p in enumerate(_pointers(compact)) if i != 1
     )
+    # ... and what reads the run says the tables are partial: load_run, report, export
+    assert run.problems == contents.problems
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    html = compact.parent / "r.html"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CallFileWarning)
+        said = CliRunner().invoke(main, ["report", str(compact), "--out", str(html)])
+        exported = CliRunner().invoke(main, ["export", str(compact), "--out", str(html) + ".t"])
+    assert said.exit_code == 0 and exported.exit_code == 0
+    assert path.name in html.read_text() and "missing from every table" in html.read_text()
+    assert path.name in "".join(exported.output.split())  # rich may wrap inside it
 
 
 def test_an_unreferenced_file_from_a_kill_is_ignored(twins: tuple[Path, Path]) -> None:

@@ -89,3 +89,45 @@ def test_without_ray_the_cli_names_the_extra(
     assert not list(tmp_path.iterdir())  # refused before anything was written
     with pytest.raises(llmecon.runs.ConfigError, match=r"llmecon\[ray\]"):
         _sweep(tmp_path, ray=True)
+
+
+def test_sigterm_interrupts_a_ray_sweep_as_ctrl_c_does(tmp_path: Path) -> None:
+    """ray.init installs a SIGTERM handler of its own; the sweep keeps its: exit 130,
+    cells logged ``interrupted``, and the hint to run the command again."""
+    import importlib.util
+    import json
+    import signal
+    import subprocess
+    import time
+
+    if importlib.util.find_spec("ray") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs the [ray] extra: the Ray backend must be tested")
+        pytest.skip("Ray is not installed (pip install 'llmecon[ray]')")
+    out = tmp_path / "runs"
+    args = ["sweep", "--ray", "--jobs", "2", "--planners", "saez,ucb", "--workers",
+            "scripted/reference", "--agents", "100", "--years", "10000", "--seeds", "0",
+            "--no-reference", "--out", str(out), "--name", "s"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "llmecon", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    def years_done() -> int:
+        logs = [d / "events.jsonl" for d in (out / "s").glob("*-s0-*")]
+        return sum(p.read_text().count('"year_completed"') for p in logs if p.exists())
+
+    deadline = time.monotonic() + 600  # Ray starts slowly on a loaded 2-core machine
+    while years_done() < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, output
+    assert "run the same command again" in " ".join(output.split())
+    # the cells stopped with the sweep (logged ``interrupted``, or cut as by a kill:
+    # either resumes), and none goes on writing
+    logs = [d / "events.jsonl" for d in (out / "s").glob("*-s0-*")]
+    sizes = [p.stat().st_size for p in logs]
+    time.sleep(3)
+    assert logs and [p.stat().st_size for p in logs] == sizes
+    ends = [json.loads(p.read_text().splitlines()[-1]) for p in logs]
+    assert any(e.get("status") == "interrupted" for e in ends), ends

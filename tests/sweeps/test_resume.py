@@ -94,3 +94,68 @@ def test_a_cell_that_failed_after_every_year_is_set_aside_and_run_again(tmp_path
     assert kept.name.startswith(failed_id)
     assert llmecon.load_run(kept).status == "failed"
     assert llmecon.load_run(folder / failed_id).status == "completed"
+
+
+def test_cells_of_a_killed_pool_sweep_stop_and_log_interrupted(tmp_path: Path) -> None:
+    """SIGKILL gives the sweep no chance to stop its pool: each worker sees it gone,
+    stops its cell as Ctrl-C does and exits, so no orphan holds a cell."""
+    import json
+    import signal
+    import time
+
+    from llmecon.runs.log import RunLock
+
+    out = tmp_path / "runs"
+    args = ["sweep", "--planners", "saez,ucb", "--workers", "scripted/reference",
+            "--agents", "100", "--years", "10000", "--seeds", "0", "--jobs", "2",
+            "--no-reference", "--out", str(out), "--name", "s"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "llmecon", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def last_events() -> list[dict]:
+        cells = [d for d in (out / "s").glob("*-s0-*") if (d / "events.jsonl").exists()]
+        return [json.loads((d / "events.jsonl").read_text().splitlines()[-1]) for d in cells]
+
+    deadline = time.monotonic() + 600  # a loaded 2-core machine starts workers slowly
+    while len(last_events()) < 2 or any(e["type"] == "run_started" for e in last_events()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 300
+    while not all(e.get("status") == "interrupted" for e in last_events()):
+        assert time.monotonic() < deadline, last_events()
+        time.sleep(0.5)
+    for cell in (out / "s").glob("*-s0-*"):
+        RunLock(cell).release()  # nobody holds it any more
+
+
+def test_a_sweep_folder_is_written_by_one_sweep_and_never_into_a_run(tmp_path: Path) -> None:
+    import pytest
+
+    from llmecon.runs.config import ConfigError
+    from llmecon.sweeps.engine import SweepLock
+
+    held = SweepLock(tmp_path / "s")  # another sweep, running in this folder
+    with pytest.raises(ConfigError, match="in use by another sweep"):
+        llmecon.sweep(grid=GRID, out=str(tmp_path), name="s", jobs=1, **SMALL)
+    held.release()
+    llmecon.run(planner="none", **SMALL, out=str(tmp_path), run_id="myrun")
+    with pytest.raises(ConfigError, match="is a run's folder"):
+        llmecon.sweep(grid=GRID, out=str(tmp_path), name="myrun", jobs=1, **SMALL)
+    assert not (tmp_path / "myrun" / "sweep.json").exists()
+
+
+def test_a_sweep_with_other_base_settings_names_what_differs(tmp_path: Path) -> None:
+    import pytest
+
+    from llmecon.runs.config import ConfigError
+
+    small = {**SMALL, "years": 2}
+    llmecon.sweep(grid={"planner": ["none"]}, out=str(tmp_path), name="s", jobs=1, **small)
+    with pytest.raises(ConfigError) as info:
+        llmecon.sweep(
+            grid={"planner": ["none"]}, out=str(tmp_path), name="s", jobs=1, **{**small, "years": 3}
+        )
+    said = str(info.value)
+    assert "years: 2 there, 3 now" in said and "agents" not in said

@@ -72,6 +72,14 @@ def test_invalid_settings_are_named() -> None:
         SweepSpec(grid={"elastisity": [0.2]})
     with pytest.raises(ConfigError, match="cannot vary"):
         SweepSpec(grid={"run_id": ["a", "b"]})
+    # a misspelt planner, or a YAML string where a list was meant, before any cell runs
+    with pytest.raises(ConfigError, match=r"planner=ucbb.*unknown model 'ucbb'"):
+        SweepSpec(base={"workers": "rational"}, grid={"planner": ["saez", "ucbb"]}).expand()
+    with pytest.raises(ConfigError, match="unknown model 'saez, ucb'"):
+        SweepSpec(base={"planner": "saez, ucb", "workers": "rational"}).expand()
+    # a bare model name is fine with a server, and so are baselines and LLM names
+    base = {"workers": "my-model", "workers_api_base": "http://127.0.0.1:9/v1"}
+    assert len(SweepSpec(base=base, grid={"planner": ["ucb", "mock"]}).expand()) == 2
 
 
 def test_sweep_file(tmp_path: Path) -> None:
