@@ -25,7 +25,8 @@ class WorkerRequest:
         schedule: the schedule in force this year.
         previous_hours: each worker's hours before this step (last year's, or the
             usual hours in year 0); the fallback when a decision fails.
-        last_rebate_usd: last year's lump-sum rebate per worker (0 in year 0).
+        last_rebate_usd: last year's lump-sum rebate per worker (in year 0: the status
+            quo's, or 0 with ``first_year_rebate: none``).
         history: completed years so far.
     """
 

@@ -191,6 +191,7 @@ class LLMWorkers:
             last_rebate_usd=request.last_rebate_usd,
             history=history,
             step_feedback=feedback,
+            reasons=self.reasons,
         )
         hours = np.empty(self.economy.size, dtype=float)
         rest, users = self._recorded(request, prompts, hours)

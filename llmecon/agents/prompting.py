@@ -110,6 +110,7 @@ class WorkerPrompts:
         last_rebate_usd: float,
         history: HistoryView,
         step_feedback: StepFeedback | None = None,
+        reasons: bool = False,
     ) -> None:
         self.style = style
         self.economy = economy
@@ -126,6 +127,7 @@ class WorkerPrompts:
             used,
             max_hours=max_hours,
             rebate_share=economy.utility_config.rebate_share,
+            reasons=reasons,
         )
         name = "worker_decision_rational.j2" if style == "rational" else "worker_decision.j2"
         shared = {

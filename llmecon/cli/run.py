@@ -102,11 +102,14 @@ def settings_notes(config: Any) -> list[str]:
     """Settings that work against the chosen models, said before the run starts."""
     notes = []
     planner, years, shown = str(config.planner), config.years or 0, config.planner_history
+    from llmecon.runs.config import DEPENDENT_SETTINGS
+
     if config.vote_every is None:
         voting = [
             f"--{name.replace('_', '-')}"
-            for name in VOTING_DETAILS
-            if getattr(config, name) != type(config).model_fields[name].default
+            for name, (on, _) in DEPENDENT_SETTINGS.items()
+            if on == "vote_every"
+            and getattr(config, name) != type(config).model_fields[name].default
         ]
         if voting:
             notes.append(f"{', '.join(voting)} set without --vote-every: no voting round is held")
@@ -128,10 +131,6 @@ def settings_notes(config: Any) -> list[str]:
             f"compass search (docs/agents.md); pass --planner-history {years}"
         )
     return notes
-
-
-#: Voting settings that matter only with ``vote_every`` (``voters`` is filled in then).
-VOTING_DETAILS = ("vote_rule", "candidates", "candidate_source", "voters", "voter_model")
 
 
 def _surface(scripted_model: str) -> bool:

@@ -205,6 +205,11 @@ class Economy:
     def size(self) -> int:
         return self.population.size
 
+    @property
+    def status_quo_rebate_usd(self) -> float:
+        """The rebate (USD per person) the status quo pays at the census hours."""
+        return self._status_quo_rebate
+
     def rebate_of(self, tax: FloatArray) -> float:
         """The lump sum (USD per person) that taxes ``tax`` (one per worker) fund: the
         rebate share of the (survey-weighted) mean tax."""

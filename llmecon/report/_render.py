@@ -14,6 +14,7 @@ from llmecon.report._incidence import decomposition_section, incidence_section
 from llmecon.report._llm import fallbacks_section, llm_section
 from llmecon.report._references import References, gain_closed_text
 from llmecon.report._svg import number, pct, usd
+from llmecon.runs.config import setting_applies
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
 from llmecon.runs.events import KNOWN_EVENT_TYPES
@@ -51,7 +52,10 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
 
 
 def _rates_text(rates: Sequence[float] | None) -> str:
-    return "–" if rates is None else " / ".join(f"{100 * r:.3g}" for r in rates) + " %"
+    """``0.1 / 0.37 / 3e-57`` → ``10 / 37 / 0 %`` (float noise as 0, as :func:`pct`)."""
+    if rates is None:
+        return "–"
+    return " / ".join(pct(r).removesuffix(" %") for r in rates) + " %"
 
 
 def _final(run: ReportRun, column: str) -> float | None:
@@ -80,7 +84,10 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         rows.append(
             [
                 run.label,
-                *("–" if c.get(k) is None else str(c.get(k)) for k in varying),
+                *(
+                    "–" if c.get(k) is None or not setting_applies(k, c) else str(c.get(k))
+                    for k in varying
+                ),
                 run.seed,
                 run.data.status,
                 len(run.years),
@@ -113,6 +120,21 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         else:
             continue
         parts.append(paragraph(said, css_class="warn"))
+    for run in runs:  # LLM workers: the references are rational workers' (as the CLI says)
+        logged = run.data.end.summary if run.data.end is not None else {}
+        if logged.get("references_assume", "").endswith("not this run's"):
+            said = (
+                f"{run.label}: its workers are {logged.get('workers')}, but the references "
+                "(status quo, no tax, Saez, oracle) and so the gain closed assume rational "
+                "workers."
+            )
+            if logged.get("status_quo_same_workers_swf") is not None:
+                said += (
+                    f" The status quo with these workers (tax year 1) scored "
+                    f"{logged['status_quo_same_workers_swf']:,.2f}; the final year "
+                    f"{logged['final_minus_status_quo_same_workers']:+,.2f} against it."
+                )
+            parts.append(paragraph(said, css_class="warn"))
     for run in runs:  # a log read in part: its call tables below are partial
         parts.extend(
             paragraph(f"{run.label}: {problem}; its calls are missing from every table and "

@@ -449,8 +449,13 @@ def bar_chart(
     zero = f.px(0.0) if horizontal else f.py(0.0)
     for c, cat in enumerate(categories):
         start = (f.top if horizontal else f.left) + c * slot + 0.1 * slot
-        if horizontal:
-            parts.append(_text(f.left - 5, start + inner / 2 + 3.5, cat, "tick", "end"))
+        if horizontal:  # a name longer than the margin is cut, whole in its tooltip
+            fits = max(4, int((f.left - 10) / 6.5))
+            shown = cat if len(cat) <= fits else cat[: fits - 1].rstrip() + "…"
+            label = _text(f.left - 5, start + inner / 2 + 3.5, shown, "tick", "end")
+            if shown != cat:
+                label = label.replace("</text>", f"<title>{esc(cat)}</title></text>")
+            parts.append(label)
         else:
             parts.append(_text(start + inner / 2, height - f.bottom + 14, cat, "tick"))
         up = down = 0.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -154,6 +154,13 @@ class RunConfig(BaseModel):
 
     worker_steps: int = Field(1, ge=1, le=100, json_schema_extra=_AGENTS)
     """Hour decisions per worker per year; the last one counts."""
+
+    first_year_rebate: Literal["status_quo", "none"] = Field(
+        "status_quo", json_schema_extra=_AGENTS
+    )
+    """The rebate workers are told they got the year before tax year 1 (and that
+    best responses with income effects count on): the status quo's, which funded their
+    usual hours, or ``none`` ($0, as logs made before this setting existed)."""
 
     workers_mode: Literal["agents", "archetypes"] = Field("agents", json_schema_extra=_AGENTS)
     """How LLM workers are asked: ``agents`` (one call per worker and step) or
@@ -563,6 +570,26 @@ class RunConfig(BaseModel):
         if self.vote_every is not None and self.voters is None:
             update["voters"] = "rational" if workers == "rational" else "llm"
         return self.model_copy(update=update)
+
+
+#: Settings that matter only when another one is set: name -> (that setting, whether
+#: it is set).
+DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    **{
+        name: ("vote_every", lambda v: v is not None)
+        for name in ("vote_rule", "candidates", "candidate_source", "voters", "voter_model")
+    },
+    "archetypes": ("workers_mode", lambda v: v == "archetypes"),
+}
+
+
+def setting_applies(name: str, config: Mapping[str, Any]) -> bool:
+    """Whether the setting ``name`` does anything in ``config`` (a run's settings):
+    ``vote_rule`` without ``vote_every``, say, does not."""
+    if name not in DEPENDENT_SETTINGS:
+        return True
+    on, is_set = DEPENDENT_SETTINGS[name]
+    return is_set(config.get(on))
 
 
 def _bank_size(path: str) -> int | None:

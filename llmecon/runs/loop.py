@@ -435,13 +435,18 @@ class Simulation:
             else np.asarray(self.population.usual_weekly_hours, dtype=float)
         )
         satisfied: list[bool] | None = None
+        first_rebate = (  # the year before tax year 1 (docs/agents.md)
+            self.economy.status_quo_rebate_usd
+            if self.config.first_year_rebate == "status_quo"
+            else 0.0
+        )
         for step in range(self.config.worker_steps):
             request = WorkerRequest(
                 year=year,
                 step=step,
                 schedule=schedule,
                 previous_hours=hours,
-                last_rebate_usd=previous.metrics.rebate_usd if previous else 0.0,
+                last_rebate_usd=previous.metrics.rebate_usd if previous else first_rebate,
                 history=self.records,
             )
             decision = await self.workers.decide(request)

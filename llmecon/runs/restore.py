@@ -53,6 +53,8 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     """The run's config, pointed at the run's own persona and template copies when it
     has them; ``reference`` off and no run id unless ``overrides`` say otherwise."""
     data = dict(manifest.config)
+    # logs made before the setting told tax year 1's workers of no rebate
+    data.setdefault("first_year_rebate", "none")
     personas = run_dir / PERSONAS_COPY_NAME
     if personas.is_file():
         data["personas"] = str(personas)

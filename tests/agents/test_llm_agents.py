@@ -178,3 +178,40 @@ def test_effect_hints_recover_the_sign_of_each_bracket() -> None:
     slopes = np.array([h["slope"] for h in effect_hints(history)])
     np.testing.assert_allclose(slopes, true, rtol=0.05)
     assert effect_hints(history[:2]) == []
+
+
+def test_tax_year_1_workers_are_told_the_status_quo_rebate(tmp_path: Path) -> None:
+    """With income effects the rebate moves hours: telling tax year 1's workers of no
+    rebate made the status quo score otherwise in year 1 than in later years."""
+    import llmecon
+
+    result = llmecon.run(
+        planner="us-federal", workers="scripted/reference", crra=1.0, agents=40, years=3,
+        out=str(tmp_path), run_id="sq",
+    )  # fmt: skip
+    swf = [r.metrics.swf for r in result.records]
+    assert swf[0] == pytest.approx(swf[1], rel=1e-9) == pytest.approx(swf[2], rel=1e-9)
+    run = llmecon.load_run(tmp_path / "sq")
+    first = run.calls[(run.calls.role == "worker") & (run.calls.year == 1)].iloc[0]
+    text = run.messages(int(first["seq"]))[-1][1]
+    rebate = result.records[0].metrics.rebate_usd
+    assert f"Last year's rebate per person: ${rebate:,.0f}" in text
+    # `none` (the old behaviour) tells of no rebate, and year 1 then differs
+    old = llmecon.run(
+        planner="us-federal", workers="scripted/reference", crra=1.0, agents=40, years=2,
+        first_year_rebate="none", out=str(tmp_path), run_id="none",
+    )  # fmt: skip
+    assert old.records[0].metrics.swf != pytest.approx(old.records[1].metrics.swf, rel=1e-6)
+
+
+def test_worker_reasons_are_asked_for_in_the_prompt(tmp_path: Path) -> None:
+    import llmecon
+
+    for reasons in (False, True):
+        run_id = f"r{int(reasons)}"
+        llmecon.run(planner="us-federal", workers="mock/default", worker_reasons=reasons,
+                    agents=3, years=1, out=str(tmp_path), run_id=run_id)  # fmt: skip
+        run = llmecon.load_run(tmp_path / run_id)
+        system = run.messages(int(run.calls.iloc[0]["seq"]))[0][1]
+        assert ('"reason", a short sentence' in system) == reasons
+        assert ("an object with one key" in system) != reasons

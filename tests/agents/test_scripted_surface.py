@@ -50,6 +50,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Any:
         years=6,
         planner="scripted/reference-noise2-surface",
         workers="scripted/reference-noise2",
+        seed=1,
     )
     sim = build_simulation(cfg)
     return sim, sim.run()

@@ -58,6 +58,9 @@ def test_axes_of_one_value_and_of_tax_years() -> None:
     lo, hi = _range([1.0, 30.0], years)
     assert min(nice_ticks(lo, hi, integer_only=True)) >= 1  # no tax year 0
     assert pct(1.19e-8) == "0 %" and pct(0.225) == "22.5 %"
+    from llmecon.report._render import _rates_text
+
+    assert _rates_text([0.1, 0.372, 3.26e-57]) == "10 / 37.2 / 0 %"  # not 3.26e-55
 
 
 def test_failures_are_sampled_first() -> None:
@@ -130,3 +133,23 @@ def test_approval_shares_are_drawn_side_by_side_inside_the_chart(tmp_path: Path)
     assert "a ballot may approve several" in html
     ys = [float(y) for y in re.findall(r'<rect[^>]*?\by="(-?[\d.]+)"', html)]
     assert ys and min(ys) >= 0.0
+
+
+def test_a_setting_that_does_not_apply_shows_as_a_dash(runs: Path, tmp_path: Path) -> None:
+    llmecon.run(planner="saez", **SMALL, vote_every=2, vote_rule="borda", out=str(tmp_path),
+                run_id="voted")  # fmt: skip
+    html, _ = _report(
+        str(runs / "saez"), str(tmp_path / "voted"), "--out", str(tmp_path / "r.html")
+    )
+    summary = html.split('id="summary"', 1)[1].split("</table>", 1)[0]
+    assert ">borda<" in summary
+    assert ">plurality<" not in summary  # the other run holds no vote: its rule is "–"
+
+
+def test_an_llm_worker_run_says_its_references_assume_rational_workers(tmp_path: Path) -> None:
+    llmecon.run(planner="us-federal", workers="scripted/reference-noise2", agents=30, years=2,
+                out=str(tmp_path), run_id="llm")  # fmt: skip
+    html, _ = _report(str(tmp_path / "llm"), "--out", str(tmp_path / "r.html"))
+    said = " ".join(html.split())
+    assert "assume rational workers" in said
+    assert "The status quo with these workers (tax year 1) scored" in said

@@ -118,3 +118,17 @@ def test_bar_chart_stacks_and_labels_every_bar() -> None:
         "5 · A: 50 %",
         "5 · B: 50 %",
     ]
+
+
+def test_a_long_category_name_is_cut_to_its_margin_and_whole_in_its_tooltip() -> None:
+    import re
+
+    from llmecon.report._svg import Axis, BarGroup, bar_chart, number
+
+    name = "Arts, Design, Entertainment, Sports, and Media"
+    svg = str(bar_chart([name, "Sales"], [BarGroup("x", [1.0, 2.0], "#000")], Axis("v", number),
+                        horizontal=True))  # fmt: skip
+    labels = re.findall(r'text-anchor="end">([^<]*)(?:<title>([^<]*)</title>)?</text>', svg)
+    (shown, whole), (sales, none) = labels
+    assert shown.endswith("…") and 6.5 * len(shown) <= 220 - 10 and whole == name
+    assert (sales, none) == ("Sales", "")
