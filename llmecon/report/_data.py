@@ -140,16 +140,28 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
 
 
+def _norm(v: Any) -> Any:
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, list | tuple):
+        return tuple(round(float(x), 12) for x in v)
+    if isinstance(v, float):
+        return round(v, 9)
+    return v
+
+
 def same(values: Sequence[Any]) -> bool:
     """Whether all values are equal (a reference shared by every run: shown once)."""
+    return all(_norm(v) == _norm(values[0]) for v in values)
 
-    def norm(v: Any) -> Any:
-        if isinstance(v, float) and np.isnan(v):
-            return None
-        if isinstance(v, list):
-            return tuple(round(float(x), 12) for x in v)
-        if isinstance(v, float):
-            return round(v, 9)
-        return v
 
-    return all(norm(v) == norm(values[0]) for v in values)
+def by_value(values: Sequence[Any]) -> list[tuple[list[int], Any]]:
+    """The distinct values among ``values`` (``None`` left out), each with the indices
+    that hold it, in order of first appearance: a reference shared by several runs (one
+    economy) is drawn and listed once, naming them."""
+    groups: dict[Any, tuple[list[int], Any]] = {}
+    for i, v in enumerate(values):
+        if v is None or _norm(v) is None:
+            continue
+        groups.setdefault(_norm(v), ([], v))[0].append(i)
+    return list(groups.values())

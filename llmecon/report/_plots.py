@@ -10,9 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from llmecon.report._data import Group, ReportRun, by_year_band, records, same
+from llmecon.report._data import Group, ReportRun, by_value, by_year_band, records, same
 from llmecon.report._html import Markup
 from llmecon.report._svg import (
+    REFERENCE_COLOUR,
     Axis,
     BarGroup,
     HLine,
@@ -99,10 +100,11 @@ def _references(groups: Sequence[Group], column: str) -> list[HLine]:
         if same(values) and values[0] is not None:
             lines.append(HLine(name, float(values[0]), dash))
             continue
-        for i, g in enumerate(groups):
-            v = _reference_value(g.runs[0], column, key)
-            if v is not None:
-                lines.append(HLine(f"{name} ({g.label})", float(v), dash, colour(i)))
+        firsts = [_reference_value(g.runs[0], column, key) for g in groups]
+        for members, v in by_value(firsts):  # groups on one economy share one line
+            who = ", ".join(groups[i].label for i in members)
+            tint = colour(members[0]) if len(members) == 1 else REFERENCE_COLOUR
+            lines.append(HLine(f"{name} ({who})", float(v), dash, tint))
     return lines
 
 
@@ -198,9 +200,13 @@ def final_schedules(runs: Sequence[ReportRun]) -> Markup:
         if same_edges and same(values) and values[0] is not None:
             add(name, edges, values[0], "#333333", dash, 1.6)
             continue
-        for i, (run, v) in enumerate(zip(runs, values, strict=True)):
-            if v is not None:
-                add(f"{name} ({run.label})", run.edges, v, colour(i), dash, 1.3)
+        keyed = [
+            [*r.edges, *v] if v is not None else None for r, v in zip(runs, values, strict=True)
+        ]
+        for members, _ in by_value(keyed):  # runs on one economy and brackets: one line
+            who = ", ".join(runs[i].label for i in members)
+            tint = colour(members[0]) if len(members) == 1 else REFERENCE_COLOUR
+            add(f"{name} ({who})", runs[members[0]].edges, values[members[0]], tint, dash, 1.3)
     for i, run in enumerate(runs):
         final = run.final_rates
         if final:

@@ -8,7 +8,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmecon.report import _plots
-from llmecon.report._data import Group, ReportRun, group_runs, records, report_run, same
+from llmecon.report._data import (
+    Group,
+    ReportRun,
+    by_value,
+    group_runs,
+    records,
+    report_run,
+    same,
+)
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._incidence import decomposition_section, incidence_section
 from llmecon.report._llm import fallbacks_section, llm_section
@@ -347,8 +355,11 @@ def _schedule_table(runs: Sequence[ReportRun]) -> Markup:
         values = [getattr(r.refs, key) for r in shown]
         if same(values):
             columns.append((name, values[0]))
-        else:
-            columns += [(f"{name} ({r.label})", v) for r, v in zip(shown, values, strict=True)]
+        else:  # runs on one economy share one column
+            columns += [
+                (f"{name} ({', '.join(shown[i].label for i in members)})", v)
+                for members, v in by_value(values)
+            ]
     columns += [(f"{r.label} (final)", r.final_rates) for r in shown]
     rows = []
     for b, name in enumerate(_plots.bracket_names(edges)):

@@ -451,6 +451,18 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("trust_region")
+    @classmethod
+    def _whole_points(cls, value: float) -> float:
+        """The LLM planner proposes whole-percent rates: a trust region between whole
+        points (0.004, 0.015) would enact rates off that grid and be stated otherwise
+        in its prompt."""
+        if abs(100 * value - round(100 * value)) > 1e-9:
+            raise ValueError(
+                f"give whole percentage points as a fraction (0.01 = 1 point), not {value:g}"
+            )
+        return value
+
     @field_validator("planner_start")
     @classmethod
     def _check_planner_start(cls, value: str | None) -> str | None:

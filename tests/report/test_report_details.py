@@ -153,3 +153,12 @@ def test_an_llm_worker_run_says_its_references_assume_rational_workers(tmp_path:
     said = " ".join(html.split())
     assert "assume rational workers" in said
     assert "The status quo with these workers (tax year 1) scored" in said
+
+
+def test_runs_on_one_economy_share_their_reference_lines(runs: Path, tmp_path: Path) -> None:
+    llmecon.run(planner="saez", **{**SMALL, "agents": 20}, out=str(tmp_path), run_id="other")
+    given = [str(runs / p) for p in ("saez", "ucb", "oracle")] + [str(tmp_path / "other")]
+    html, _ = _report(*given, "--out", str(tmp_path / "r.html"))
+    assert "no tax (saez, ucb, oracle)" in html and "no tax (other)" in html
+    assert "no tax (ucb)" not in html  # not drawn once per run of the same economy
+    assert "oracle (saez, ucb, oracle)" in html and "Saez (ucb)" not in html

@@ -573,6 +573,7 @@ def test_parallel_default_runs_do_not_collide(tmp_path: Path) -> None:
         ("--max-cost", "inf", "max_cost"),
         ("--timeout", "0", "timeout"),
         ("--price", "1,nan", "price"),
+        ("--trust-region", "0.015", "trust_region"),  # between whole points
     ],
 )
 def test_non_finite_or_absurd_numbers_are_refused_up_front(
