@@ -20,6 +20,7 @@ from llmecon.personas import (
     validate,
     write_bank,
 )
+from llmecon.personas._validate import weighted_quantile
 
 
 @click.group()
@@ -103,13 +104,12 @@ def sample(
             f"not enough memory to sample {n:,} personas here; sample fewer"
         ) from None
     report = validate(drawn)
-    wage, weight = drawn.hourly_wage_usd, drawn.weight
-    order = np.argsort(wage)
-    middle = np.searchsorted(np.cumsum(weight[order]), 0.5 * weight.sum())
+    weight = drawn.weight
+    median = weighted_quantile(drawn.hourly_wage_usd, weight, 0.5)
     hours = np.average(drawn.usual_weekly_hours, weights=weight)
     console.print(
         f"[green]wrote[/] {n:,} personas to {path}  (survey-weighted median wage "
-        f"${wage[order][min(middle, n - 1)]:.2f}/h, mean hours {hours:.1f}; "
+        f"${median:.2f}/h, mean hours {hours:.1f}; "
         f"{'all' if report.ok else 'not all'} validation targets met at this size)"
     )
 

@@ -203,6 +203,7 @@ class VotingRounds:
         fallbacks = 0
         entries: list[tuple[np.ndarray, str]] = [(incumbent.rates_array, "incumbent")]
         proposal: np.ndarray | None = None
+        asked = 0  # platforms asked of a model
         if self.source == "planner":
             proposal, proposed, failed = await self._planner_candidates(
                 year, history, propose, entries, rng
@@ -213,11 +214,10 @@ class VotingRounds:
             schedule, how = await propose()  # for comparison only (planner_proposal)
             if how == "planner":
                 proposal = schedule.rates_array
-            platforms, failed = await self._platforms(year, history, rng)
+            platforms, failed, asked = await self._platforms(year, history, rng)
             entries += platforms
             fallbacks += failed
         candidates = self._candidates(entries)
-        asked = self._asked(min(self.k, self.economy.size)) if self.source != "planner" else 0
         event, fallbacks = await self._vote(
             year, history, candidates, proposal, rng, fallbacks, asked
         )
@@ -424,16 +424,18 @@ class VotingRounds:
 
     async def _platforms(
         self, year: int, history: Sequence[YearRecord], rng: np.random.Generator
-    ) -> tuple[list[tuple[np.ndarray, str]], int]:
-        """K personas, drawn without replacement, each propose a schedule."""
+    ) -> tuple[list[tuple[np.ndarray, str]], int, int]:
+        """K personas, drawn without replacement, each propose a schedule: their
+        entries, the failures, and the platforms asked of a model."""
         n = self.economy.size
         drawn = [int(i) for i in rng.choice(n, size=min(self.k, n), replace=False)]
         pitches, failed = await self._pitches(year, history, drawn, "no platform from this persona")
-        return [
+        entries = [
             (rates, f"platform of {self.ids[i]}")
             for i, rates in zip(drawn, pitches, strict=True)
             if rates is not None
-        ], failed
+        ]
+        return entries, failed, self._asked(len(drawn))
 
     async def _pitches(
         self, year: int, history: Sequence[YearRecord], drawn: Sequence[int], action: str

@@ -69,6 +69,8 @@ def test_validate_passes_for_census_and_fails_for_gb2() -> None:
 def test_sample_reports_survey_weighted_figures_and_bounds_n(tmp_path: Path) -> None:
     import numpy as np
 
+    from llmecon.personas._validate import weighted_quantile
+
     out = tmp_path / "p.jsonl"
     args = ["personas", "sample", "--n", "50", "--seed", "1", "--out", str(out)]
     result = CliRunner().invoke(main, args)
@@ -76,8 +78,7 @@ def test_sample_reports_survey_weighted_figures_and_bounds_n(tmp_path: Path) -> 
     bank = load_bank(out)
     wage = np.array([p.hourly_wage_usd for p in bank])
     weight = np.array([p.weight for p in bank])
-    order = np.argsort(wage)
-    median = wage[order][np.searchsorted(np.cumsum(weight[order]), weight.sum() / 2)]
+    median = weighted_quantile(wage, weight, 0.5)
     said = " ".join(result.output.split())
     assert f"survey-weighted median wage ${median:.2f}/h" in said
     assert abs(median - np.median(wage)) > 1.0  # the oversampled top brackets moved it
