@@ -159,13 +159,15 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
     """Render every template against real contexts (tax years 1 and 4, two personas).
 
     Exits non-zero if any template fails (e.g. a misspelt variable: templates use
-    StrictUndefined, so nothing is silently left empty), or if a format instruction
-    shows a value the reply schema accepts (an answer anchor such as
-    `like {"hours": 40}`: weak models copy it; describe the format in words).
+    StrictUndefined, so nothing is silently left empty) or is empty (whitespace and
+    comments only), or if a format instruction shows a value the reply schema accepts
+    (an answer anchor such as `like {"hours": 40}`: weak models copy it; describe the
+    format in words).
     """
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import (
         check_example,
+        empty_templates,
         example_worlds,
         known_templates,
         misplaced_templates,
@@ -201,6 +203,9 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
     if misplaced := misplaced_templates(library):
         listed = "\n  ".join(misplaced)
         problems.append(f"files that override nothing (rename or move them):\n  {listed}")
+    if empty := empty_templates(library):
+        listed = "\n  ".join(empty)
+        problems.append(f"empty templates (each would send an empty text):\n  {listed}")
     if failures:
         problems.append(f"{failures} template renderings failed")
     if anchors:

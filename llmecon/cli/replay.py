@@ -100,7 +100,52 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
     raise click.ClickException(f"replay differs from the log in {len(report.differences)} places")
 
 
-@click.command()
+class _ResumeCommand(click.Command):
+    """``resume``: an option that ``run`` takes and ``resume`` does not (``--planner``,
+    ``--years`` …: what the run computes) says to fork the run instead, rather than
+    click's bare "No such option"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption:
+            hint = self._fork_hint(ctx, given)
+            if hint is None:
+                raise
+            raise click.UsageError(hint, ctx) from None
+
+    def _fork_hint(self, ctx: click.Context, args: list[str]) -> str | None:
+        """The fork command that takes ``args``, when ``run`` takes every option in them."""
+        import shlex
+
+        from llmecon.cli.run import run
+
+        try:  # parsed as `run` would: every option known, the run folder left over
+            parser = run.make_parser(click.Context(run, info_name="run"))
+            _, rest, _ = parser.parse_args(list(args))  # (it consumes the list)
+        except click.UsageError:
+            return None  # an option `run` does not take either
+        if len(rest) != 1:
+            return None
+        own = {o for p in self.params for o in (*p.opts, *p.secondary_opts)}
+        theirs = {o for p in run.params for o in (*p.opts, *p.secondary_opts)} - own
+        flags = (a.split("=", 1)[0] for a in args)  # --planner=X names --planner
+        named = list(dict.fromkeys(f for f in flags if f in theirs))
+        options = list(args)
+        options.remove(rest[0])
+        keep = [] if "--from-year" in named else ["--from-year", "N"]
+        fork = shlex.join(["llmecon", "run", "--fork", rest[0], *keep, *options])
+        return (
+            f"resume continues a run with its own settings; it takes only options that "
+            f"change how the run is carried out (`llmecon resume --help`), not "
+            f"{', '.join(named) or 'these'}. To continue the run with other settings, fork "
+            f"it: `{fork}`"
+            + (" (N: the tax years to keep, at most those it completed)" if keep else "")
+        )
+
+
+@click.command(cls=_ResumeCommand)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @config_options("operational")
 def resume(run_dir: str, **options: Any) -> None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import glob
 import json
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from llmecon.runs.dataframes import TABLE_NAMES, RunData, load_run
@@ -27,6 +29,10 @@ from llmecon.runs.log import RunLogError, folder_problem, is_run_folder
 __all__ = ["RunsData", "load_runs", "run_folders"]
 
 PathLike = str | Path
+
+#: A sweep folder's manifest (:data:`llmecon.sweeps.results.SWEEP_MANIFEST`; the sweeps
+#: layer builds on this one): its runs are the cells inside it.
+SWEEP_MANIFEST = "sweep.json"
 
 
 @dataclass
@@ -121,17 +127,49 @@ class RunsData:
         self, by: str = "decile", year: int | None = None, *, baseline: str = "status_quo"
     ) -> pd.DataFrame:
         """Every run's :meth:`RunData.incidence`, concatenated (``year=None``: each run's
-        last completed year)."""
-        return self._each(lambda r: r.incidence(by, year, baseline=baseline))
+        last completed year). A run that did not complete tax ``year`` (interrupted
+        earlier, or shorter) is left out with a warning naming it and its years; a
+        :class:`ValueError` when no run completed it."""
+        return self._each(lambda r: r.incidence(by, year, baseline=baseline), year)
 
     def welfare_decomposition(
         self, year: int | None = None, *, baseline: str = "status_quo"
     ) -> pd.DataFrame:
-        """Every run's :meth:`RunData.welfare_decomposition`, concatenated."""
-        return self._each(lambda r: r.welfare_decomposition(year, baseline=baseline))
+        """Every run's :meth:`RunData.welfare_decomposition`, concatenated (runs without
+        tax ``year`` left out with a warning, as in :meth:`incidence`)."""
+        return self._each(lambda r: r.welfare_decomposition(year, baseline=baseline), year)
 
-    def _each(self, table: Callable[[RunData], pd.DataFrame]) -> pd.DataFrame:
-        return pd.concat([table(r) for r in self.runs], ignore_index=True)
+    def _each(self, table: Callable[[RunData], pd.DataFrame], year: Any) -> pd.DataFrame:
+        """``table`` of every run that completed tax ``year`` (any year's type and
+        number checks are left to :class:`RunData`)."""
+        runs, lacking = self.runs, []
+        if isinstance(year, int | np.integer) and not isinstance(year, bool):
+            runs = [r for r in self.runs if int(year) in r.completed_years]
+            lacking = [
+                f"{r.run_id} ({_years_text(r.completed_years)})"
+                for r in self.runs
+                if int(year) not in r.completed_years
+            ]
+        if lacking and not runs:
+            raise ValueError(
+                f"no run completed tax year {year} (years are numbered from 1): "
+                + "; ".join(lacking)
+            )
+        if lacking:
+            warnings.warn(
+                f"tax year {year} left out {len(lacking)} run(s) that did not complete it: "
+                f"{'; '.join(lacking)}",
+                UserWarning,
+                stacklevel=3,
+            )
+        return pd.concat([table(r) for r in runs], ignore_index=True)
+
+
+def _years_text(years: list[int]) -> str:
+    """``completed tax years 1…3`` (or ``no completed year``)."""
+    if not years:
+        return "no completed year"
+    return f"completed tax years {min(years)}…{max(years)}"
 
 
 def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
@@ -139,37 +177,75 @@ def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
     (``runs/*-saez-*``), a folder holding run folders (``runs/``, a sweep), or a list of
     these; in the order given, globs and folders sorted by name, each folder once.
 
+    A sweep folder that a glob matches, or that a folder given holds, is not a run
+    folder: it is left out with a warning naming it (name it itself to read its runs,
+    or use :func:`llmecon.load_sweep`).
+
     Raises:
         RunLogError: something named matches no run folder (every such item listed).
     """
     items = [paths_or_glob] if isinstance(paths_or_glob, str | Path) else list(paths_or_glob)
     found: dict[Path, None] = {}
     problems: list[str] = []
+    sweeps: list[Path] = []  # sweep folders left out next to the runs read
     for item in items:
         text = str(item)
         if glob.has_magic(text):
             matches = [Path(m) for m in sorted(glob.glob(text)) if Path(m).is_dir()]
             runs = [m for m in matches if is_run_folder(m)]
+            skipped = [m for m in matches if not is_run_folder(m) and _is_sweep_folder(m)]
             if not runs:
-                problems.append(f"{text}: no run folder matches")
+                problems.append(f"{text}: no run folder matches{_sweeps_hint(skipped)}")
         else:
             path = Path(text)
+            skipped = []
             if is_run_folder(path):
                 runs = [path]
             elif path.is_dir():
-                runs = sorted(c for c in path.iterdir() if c.is_dir() and is_run_folder(c))
+                children = sorted(c for c in path.iterdir() if c.is_dir())
+                runs = [c for c in children if is_run_folder(c)]
+                skipped = [c for c in children if not is_run_folder(c) and _is_sweep_folder(c)]
                 if not runs:
-                    problems.append(f"{text}: not a run folder and holds none")
+                    problems.append(
+                        f"{text}: not a run folder and holds none{_sweeps_hint(skipped)}"
+                    )
             else:
                 runs = []
                 problems.append(folder_problem(path) or f"{text}: run folder not found")
+        if runs:
+            sweeps.extend(skipped)
         for run in runs:
             found.setdefault(run.resolve(), None)
     if problems:
         raise RunLogError("load_runs: " + "; ".join(problems))
     if not found:
         raise RunLogError("load_runs: no run folders given")
+    # a sweep named itself (its runs read) is not skipped
+    sweeps = [s for s in dict.fromkeys(sweeps) if not any(r.parent == s.resolve() for r in found)]
+    if sweeps:
+        warnings.warn(
+            f"load_runs: skipped {len(sweeps)} sweep folder(s): "
+            f"{', '.join(str(s) for s in sweeps)}{_sweeps_hint(sweeps, listed=True)}",
+            UserWarning,
+            stacklevel=3,
+        )
     return list(found)
+
+
+def _is_sweep_folder(path: Path) -> bool:
+    return (path / SWEEP_MANIFEST).is_file()
+
+
+def _sweeps_hint(sweeps: list[Path], listed: bool = False) -> str:
+    """What to do with sweep folders a glob or a folder named (``""`` for none)."""
+    if not sweeps:
+        return ""
+    named = "" if listed else f" (sweep folders: {', '.join(str(s) for s in sweeps)})"
+    return (
+        f"{named}; a sweep's runs are the cells inside its folder: read a sweep with "
+        f"llmecon.load_sweep({str(sweeps[0])!r}), or add its runs by naming the folder, "
+        f"llmecon.load_runs([..., {str(sweeps[0])!r}])"
+    )
 
 
 def load_runs(
@@ -183,7 +259,8 @@ def load_runs(
     Each run is read like :func:`~llmecon.runs.dataframes.load_run` (tolerant: a torn last
     line is left out). ``errors="raise"`` (default) fails with one error listing every
     folder that could not be read; ``"skip"`` leaves them out and lists them in
-    :attr:`RunsData.skipped`.
+    :attr:`RunsData.skipped`. Sweep folders among those a glob or a folder names are
+    left out with a warning (:func:`run_folders`).
 
     Raises:
         RunLogError: no run folder matched, a run folder could not be read (with

@@ -282,6 +282,12 @@ class RunData:
         end = self.end
         return end.status if end else "incomplete"
 
+    @property
+    def completed_years(self) -> list[int]:
+        """The tax years (from 1) with per-agent rows: those :meth:`incidence` and
+        :meth:`welfare_decomposition` can compare, in order."""
+        return sorted(int(y) for y in self._own["agents"]["year"].unique())
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """The derived tables by name (see :data:`TABLE_NAMES`)."""
         return {name: getattr(self, name) for name in TABLE_NAMES}
@@ -356,7 +362,7 @@ class RunData:
         if baseline not in BASELINES:
             raise ValueError(f"unknown baseline {baseline!r}: use one of {', '.join(BASELINES)}")
         agents = self._own["agents"]
-        done = agents["year"].unique().tolist()
+        done = self.completed_years
         if not done:
             raise ValueError(f"run {self.run_id} has no completed year")
         if year is not None and (isinstance(year, bool) or not isinstance(year, int | np.integer)):

@@ -10,6 +10,7 @@ instruction whose example is a valid answer (:func:`template_anchors`).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -392,6 +393,23 @@ def misplaced_templates(library: PromptLibrary) -> list[str]:
         if meant is not None and path.parent == folder:
             problems.append(f"{path.name} overrides no template: did you mean {meant}?")
     return problems
+
+
+#: A Jinja comment (``{# … #}``): a template of comments alone renders nothing.
+_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
+
+
+def empty_templates(library: PromptLibrary) -> list[str]:
+    """Templates llmecon renders whose file holds nothing but whitespace and Jinja
+    comments (an empty override): each would send an empty message, or leave its part
+    of one out, without an error."""
+    known = known_templates()
+    return [
+        f"{library.path(name)} is empty: write its text, or delete the file to use the "
+        "shipped template"
+        for name in library.names()
+        if name in known and not _COMMENT.sub("", library.source(name)).strip()
+    ]
 
 
 def _edits(a: str, b: str) -> int:

@@ -781,6 +781,7 @@ def check_templates(library: PromptLibrary, config: RunConfig) -> None:
     check of ``llmecon prompts check``, with the run's economy: its rebate share, hours
     cap, utility …), so a template error never stops a run midway."""
     from llmecon.runs.prompt_examples import (
+        empty_templates,
         misplaced_templates,
         prompt_economy,
         template_failures,
@@ -791,6 +792,8 @@ def check_templates(library: PromptLibrary, config: RunConfig) -> None:
             "prompts: files that override nothing (rename or move them):\n  "
             + "\n  ".join(misplaced)
         )
+    if empty := empty_templates(library):
+        raise ConfigError("prompts: empty templates:\n  " + "\n  ".join(empty))
     failures = template_failures(library, prompt_economy(config))
     if failures:
         raise ConfigError(

@@ -102,6 +102,22 @@ def test_a_file_that_overrides_nothing_is_refused_by_check_and_run(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("text", ["", " \n\n", "{# to write #}\n"])
+def test_an_empty_template_is_refused_by_check_and_run(tmp_path: Path, text: str) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "worker_system.j2").write_text(text)
+    check = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert check.exit_code == 1
+    assert "empty templates" in check.output
+    assert f"{folder / 'worker_system.j2'} is empty" in check.output
+    out = tmp_path / "runs"
+    args = ["run", "--planner", "scripted/reference", "--agents", "2", "--years", "1"]
+    run = CliRunner().invoke(main, [*args, "--prompts", str(folder), "--out", str(out)])
+    assert run.exit_code != 0 and "worker_system.j2 is empty" in run.output
+    assert not out.exists()
+
+
 def test_a_helper_file_beside_real_overrides_is_fine(tmp_path: Path) -> None:
     folder = _override(tmp_path, "worker_system.j2", "Answer", "Please answer")
     (folder / "my_helpers.j2").write_text("{# included by my own templates #}\n")

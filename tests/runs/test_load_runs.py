@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,50 @@ def test_clear_errors_for_no_match_and_unreadable_runs(runs_dir: Path, tmp_path:
     kept = llmecon.load_runs(mixed, errors="skip")
     assert kept.run_ids == ["ucb-0"]
     assert list(kept.skipped) == [str((mixed / "broken").resolve())]
+
+
+def test_a_sweep_folder_a_glob_or_a_folder_names_is_left_out_with_a_warning(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "runs"
+    shutil.copytree(runs_dir / "saez-0", out / "saez-0")
+    sweep = out / "sweep-1"  # a sweep folder: its manifest and a run folder per cell
+    shutil.copytree(runs_dir / "ucb-0", sweep / "ucb-s0-1a2b3c4d")
+    (sweep / "sweep.json").write_text(json.dumps({"cells": [{"id": "ucb-s0-1a2b3c4d"}]}))
+    for given in (str(out / "*"), out):
+        with pytest.warns(UserWarning, match=r"skipped 1 sweep folder\(s\): .*sweep-1") as told:
+            runs = llmecon.load_runs(given)
+        assert runs.run_ids == ["saez-0"]
+        assert "llmecon.load_sweep(" in str(told[0].message)
+    with warnings.catch_warnings():  # a sweep named itself is read, not skipped
+        warnings.simplefilter("error")
+        both = llmecon.load_runs([str(out / "*"), sweep])
+    assert both.run_ids == ["saez-0", "ucb-0"]
+    with pytest.raises(RunLogError, match=r"no run folder matches \(sweep folders: .*sweep-1\)"):
+        llmecon.load_runs(str(out / "sweep-*"))
+
+
+def test_incidence_leaves_out_a_run_without_the_year_and_names_it(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    short = llmecon.run(
+        **{**SMALL, "years": 2}, planner="ucb", seed=5, reference=False, out=str(tmp_path),
+        run_id="short",
+    )  # fmt: skip
+    runs = llmecon.load_runs([runs_dir / "ucb-0", runs_dir / "saez-0", short.run_dir])
+    assert runs["short"].completed_years == [1, 2]
+    for table in (runs.incidence, runs.welfare_decomposition):
+        with pytest.warns(UserWarning, match=r"left out 1 run.*short \(completed tax years 1…2\)"):
+            third = table(year=3)
+        assert set(third["run_id"]) == {"ucb-0", "saez-0"} and set(third["year"]) == {3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert set(runs.incidence(year=2)["run_id"]) == {"ucb-0", "saez-0", "short"}
+        assert set(runs.incidence().groupby("run_id")["year"].first()) == {2, 3}  # each its last
+    with pytest.raises(ValueError, match=r"no run completed tax year 4 .*short \(completed"):
+        runs.incidence(year=4)
+    with pytest.raises(ValueError, match="year must be a whole tax year"):
+        runs.incidence(year=2.5)  # type: ignore[arg-type]
 
 
 def test_a_torn_last_line_is_tolerated(runs_dir: Path, tmp_path: Path) -> None:
