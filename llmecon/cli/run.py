@@ -93,7 +93,7 @@ def run(
                 "small and weak, but real; pass --planner gpt-4o (or another model) for a "
                 "stronger run"
             )
-        for note in settings_notes(config):
+        for note in [*settings_notes(config), *bounds_notes(sim.planner_context)]:
             console.print(f"[yellow]note[/]: {note}")
         run_with_display(sim, config.years or 0, config.reference)
 
@@ -129,6 +129,31 @@ def settings_notes(config: Any) -> list[str]:
             f"the response-surface planner fits only the years its prompt shows: with "
             f"--planner-history {shown} of {years} years it does no better than the "
             f"compass search (docs/agents.md); pass --planner-history {years}"
+        )
+    return notes
+
+
+def bounds_notes(ctx: Any) -> list[str]:
+    """What the rate bounds (``--min-rate``, ``--max-rate``) change of the status quo: its
+    rates outside them are moved to the bound, in tax year 1, the ``us-federal`` planner
+    and the status-quo reference alike (as the no-tax reference is every rate at
+    ``--min-rate``, docs/economy.md)."""
+    import numpy as np
+
+    from llmecon.economy import TaxSchedule
+
+    law = np.asarray(TaxSchedule.status_quo(ctx.edges).rates)
+    used = np.asarray(ctx.status_quo().rates)
+    moved = np.flatnonzero(np.abs(law - used) > 1e-12)
+    notes = []
+    if moved.size:
+        changes = ", ".join(
+            f"bracket {b + 1} {100 * law[b]:g} % → {100 * used[b]:g} %" for b in moved
+        )
+        notes.append(
+            f"the rate bounds ({100 * ctx.min_rate:g}–{100 * ctx.max_rate:g} %) move the "
+            f"status quo's rates ({changes}): tax year 1, the us-federal planner and the "
+            "status-quo reference use the moved schedule"
         )
     return notes
 

@@ -32,6 +32,7 @@ from typing import Any
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
     ModelError,
+    ModelTimeoutError,
     ProviderError,
     body_error_message,
     error_from_status,
@@ -207,7 +208,12 @@ class CompletionBatcher:
                 reply = await post_json(self.client(), self.path, body, self.where)
             responses = self._responses(reply.status, reply.body, reply.headers, live)
         except TimeoutError:
-            _fail(live, ProviderError(f"{self.where}: batched request timed out", retryable=True))
+            _fail(
+                live,
+                ModelTimeoutError(
+                    f"{self.where}: no reply to the batched request within {config.timeout_s:g} s"
+                ),
+            )
         except ModelError as exc:
             _fail(live, exc)
         except Exception as exc:  # never leave a caller waiting (not retried: a bug)

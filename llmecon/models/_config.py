@@ -31,8 +31,16 @@ class GenerateConfig(BaseModel):
     """Stop sequences."""
 
     timeout_s: float = Field(default=60.0, gt=0.0)
-    """Wall-clock limit of one attempt (the SDK call is also cancelled). A logical call
-    takes at most about ``(max_retries + 1) * (max_repairs + 1) * timeout_s`` plus backoff."""
+    """Wall-clock limit of the first attempt of a request (the SDK call is also
+    cancelled). An attempt that timed out is retried with twice its time, up to
+    ``timeout_growth_max · timeout_s``: on a loaded machine or a busy server the same
+    request more often needs longer than another try of the same length."""
+
+    timeout_growth_max: float = Field(default=4.0, ge=1.0)
+    """Longest attempt after timeouts, as a multiple of ``timeout_s`` (1: every attempt
+    gets ``timeout_s``). With the defaults a request that never answers gives up after
+    60 + 120 + 4 × 240 s; a logical call takes at most ``max_repairs + 1`` such requests
+    plus backoff."""
 
     max_retries: int = Field(default=5, ge=0)
     """Transport retries per request on 429, 5xx, timeouts and broken connections."""

@@ -70,6 +70,18 @@ OnCall = Callable[[CallRecord], None]
 MessagesLike = Sequence[ChatMessage | dict[str, Any]]
 
 
+def longer_attempt(attempt: GenerateConfig, call: GenerateConfig) -> GenerateConfig:
+    """The settings of the attempt after ``attempt`` timed out: twice its time, up to
+    ``call.timeout_growth_max · call.timeout_s``. On a loaded machine (the embedded
+    model's child shares the CPU) or a busy server, a request that needed longer than
+    the timeout needs longer again, not another try of the same length."""
+    longest = call.timeout_s * call.timeout_growth_max
+    timeout_s = min(2 * attempt.timeout_s, longest)
+    if timeout_s <= attempt.timeout_s:
+        return attempt
+    return attempt.model_copy(update={"timeout_s": timeout_s})
+
+
 class Model:
     """A model behind one async ``generate`` call; build it with :func:`get_model`."""
 
@@ -430,6 +442,7 @@ class Model:
     ) -> ProviderResponse:
         """One provider request with the timeout, concurrency limit and retries."""
         attempt = 0
+        attempt_cfg = cfg  # its timeout_s grows after a timed-out attempt
         while True:
             error: ModelError
             # A fleet picks the endpoint here (and waits for a free one).
@@ -438,8 +451,8 @@ class Model:
                 # The timeout starts once the request holds a slot: it measures the
                 # request, not the wait for the endpoint's concurrency limit.
                 async with self.limiter.semaphore(), slot:
-                    async with asyncio.timeout(cfg.timeout_s):
-                        response = await self.provider.generate(messages, spec, cfg)
+                    async with asyncio.timeout(attempt_cfg.timeout_s):
+                        response = await self.provider.generate(messages, spec, attempt_cfg)
                 state.endpoint = response.endpoint or getattr(slot, "endpoint", None)
                 self._account(response, state)
                 return response
@@ -448,7 +461,7 @@ class Model:
                 notes = getattr(exc.__cause__, "__notes__", None) or []
                 detail = f" ({'; '.join(map(str, notes))})" if notes else ""
                 error = ModelTimeoutError(
-                    f"{self.name}: no reply within {cfg.timeout_s:g} s{detail}"
+                    f"{self.name}: no reply within {attempt_cfg.timeout_s:g} s{detail}"
                 )
             except ModelError as exc:
                 if not exc.retryable:
@@ -466,13 +479,16 @@ class Model:
             # no reason to wait.
             failover = bool(getattr(slot, "failover", False))
             delay = 0.0 if failover else self._backoff(attempt, error, cfg)
+            if isinstance(error, ModelTimeoutError):
+                attempt_cfg = longer_attempt(attempt_cfg, cfg)
             logger.info(
-                "%s: %s; retry %d/%d in %.2f s",
+                "%s: %s; retry %d/%d in %.2f s (timeout %g s)",
                 self.name,
                 error.message,
                 attempt + 1,
                 cfg.max_retries,
                 delay,
+                attempt_cfg.timeout_s,
             )
             attempt += 1
             state.retries += 1

@@ -320,7 +320,8 @@ class RunConfig(BaseModel):
     # -- operations: the rest of what a resume may change (OPERATIONAL_FIELDS) ------------
     timeout: float = Field(60.0, gt=0, le=3600, json_schema_extra=_OPERATIONAL)
     """Seconds one model request may take once it is sent (time waiting for a free slot
-    or for the local model is not counted)."""
+    or for the local model is not counted). A retry after a timeout gets twice as long,
+    up to 4 × this."""
 
     max_retries: int = Field(5, ge=0, le=50, json_schema_extra=_OPERATIONAL)
     """Retries of one request on 429, 5xx, timeouts and broken connections."""

@@ -199,6 +199,24 @@ def test_a_summary_without_an_oracle_ratio_says_n_a(tmp_path: Path) -> None:
     assert rows and "n/a" in rows[0]
 
 
+def test_rate_bounds_that_move_the_status_quo_say_so(tmp_path: Path) -> None:
+    def notes(*bounds: str, run_id: str) -> str:
+        result = _invoke(
+            "run", "--planner", "us-federal", "--workers", "rational", "--personas",
+            "synthetic", "--agents", "4", "--years", "1", *bounds, "--out", str(tmp_path),
+            "--run-id", run_id,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())  # rich wraps long notes
+        return " ".join(part.split(" tax year 1/1")[0] for part in text.split("note: ")[1:])
+
+    moved = notes("--min-rate", "0.15", "--max-rate", "0.3", run_id="a")
+    assert "bracket 1 10 % → 15 %, bracket 2 12 % → 15 %" in moved
+    assert "bracket 6 35 % → 30 %, bracket 7 37 % → 30 %" in moved
+    assert "bracket 3" not in moved and "bracket 5 32 % → 30 %" in moved
+    assert notes(run_id="b") == ""  # the default bounds hold the status quo
+
+
 def test_replay_swf_needs_rescore_and_personas_show_reads_the_default_bank(run_dir: Path) -> None:
     result = _invoke("replay", str(run_dir), "--swf", "rawlsian")
     assert result.exit_code == 2 and "--swf is for --rescore" in result.output
@@ -239,3 +257,18 @@ def test_a_missing_run_and_a_folder_for_personas_are_named_as_such(tmp_path: Pat
     _clean_error(_invoke("resume", str(tmp_path / "missing")), "run folder not found")
     result = _invoke("run", "--planner", "saez", "--personas", str(tmp_path))
     _clean_error(result, "is a folder; a persona bank is a JSONL file")
+
+
+def test_resume_with_a_setting_only_run_takes_says_to_fork(run_dir: Path) -> None:
+    before = _digests(run_dir)
+    result = _invoke("resume", str(run_dir), "--planner", "ucb", "--timeout", "30")
+    _clean_error(
+        result,
+        "resume continues a run with its own settings",
+        "not --planner",
+        f"`llmecon run --fork {run_dir} --from-year N --planner ucb --timeout 30`",
+    )
+    assert result.exit_code == 2  # a usage error, as click's own
+    assert _digests(run_dir) == before
+    # an option neither command takes keeps click's message
+    _clean_error(_invoke("resume", str(run_dir), "--planer", "ucb"), "No such option")

@@ -154,6 +154,72 @@ def test_timeout_is_bounded_and_caller_keeps_going():
     assert slow.calls == 2 and slow.failures == 1
 
 
+class _HangsThenAnswers(MockProvider):
+    """Hangs (until cancelled) on its first ``hangs`` requests, then answers; records the
+    timeout each attempt was given."""
+
+    def __init__(self, hangs: int) -> None:
+        super().__init__("default")
+        self.hangs = hangs
+        self.timeouts: list[float] = []
+
+    async def generate(self, messages, spec, config):
+        self.timeouts.append(config.timeout_s)
+        if len(self.timeouts) <= self.hangs:
+            await asyncio.Event().wait()  # never set: only the timeout ends it
+        return await super().generate(messages, spec, config)
+
+
+@pytest.mark.parametrize(
+    ("growth_max", "expected"),
+    [(4.0, [0.05, 0.1, 0.2, 0.2, 0.2]), (1.0, [0.05] * 5), (3.0, [0.05, 0.1, 0.15, 0.15, 0.15])],
+)
+def test_a_retry_after_a_timeout_gets_twice_the_time_up_to_the_cap(
+    growth_max: float, expected: list[float]
+) -> None:
+    """A slow machine needs longer, not the same try again: each attempt after a
+    timed-out one doubles its timeout, up to ``timeout_growth_max · timeout_s``; the
+    provider gets the attempt's timeout (an SDK bounds its own request with it)."""
+    from llmecon.models import Model
+
+    provider = _HangsThenAnswers(hangs=4)
+    cfg = GenerateConfig(
+        timeout_s=0.05, max_retries=4, backoff_base_s=0.0, timeout_growth_max=growth_max
+    )
+    output = run(Model(provider, config=cfg).generate(MSGS, WorkerDecision))
+    assert output.parsed is not None and output.retries == 4
+    assert provider.timeouts == pytest.approx(expected)
+
+
+def test_the_last_timeout_message_names_the_grown_time() -> None:
+    from llmecon.models import Model
+
+    provider = _HangsThenAnswers(hangs=10)
+    cfg = GenerateConfig(timeout_s=0.05, max_retries=2, backoff_base_s=0.0)
+    with pytest.raises(ModelTimeoutError, match=r"no reply within 0\.2 s"):
+        run(Model(provider, config=cfg).generate(MSGS, WorkerDecision))
+    assert provider.timeouts == pytest.approx([0.05, 0.1, 0.2])
+
+
+def test_other_failures_do_not_lengthen_the_timeout() -> None:
+    provider = MockProvider("default")
+    seen: list[float] = []
+    original = provider.generate
+
+    async def recording(messages, spec, config):
+        seen.append(config.timeout_s)
+        return await original(messages, spec, config)
+
+    provider.generate = recording  # type: ignore[method-assign]
+    provider.push(ProviderError("HTTP 503", status=503, retryable=True))
+    provider.push(ProviderError("HTTP 503", status=503, retryable=True))
+    from llmecon.models import Model
+
+    cfg = GenerateConfig(timeout_s=0.5, max_retries=3, backoff_base_s=0.0)
+    output = run(Model(provider, config=cfg).generate(MSGS, WorkerDecision))
+    assert output.retries == 2 and seen == [0.5, 0.5, 0.5]
+
+
 def test_on_call_records_every_call_as_json():
     records: list[CallRecord] = []
     model = get_model("mock/default", outputs=["bad", "bad", "bad"], on_call=records.append)
