@@ -246,7 +246,9 @@ def effect_hints(history: Sequence[YearRecord], ridge: float = 1e-4) -> list[dic
     """Per-bracket d(SWF)/d(rate point) from a ridge regression over past years.
 
     Uses the deviations of each year's rates and SWF from their means; empty when the
-    history has fewer than three years or no rate variation.
+    history has fewer than three years or no rate variation. ``varied`` is false for a
+    bracket whose rate never changed: the regression has nothing to say about it (its
+    slope is 0 by construction, not an estimate of no effect).
     """
     if len(history) < 3:
         return []
@@ -258,8 +260,10 @@ def effect_hints(history: Sequence[YearRecord], ridge: float = 1e-4) -> list[dic
         return []
     gram = x.T @ x + ridge * np.trace(x.T @ x) * np.eye(x.shape[1]) / max(x.shape[1], 1)
     slope = np.linalg.solve(gram + 1e-12 * np.eye(x.shape[1]), x.T @ y)
+    varied = np.any(x != 0, axis=0)
     return [
-        {"bracket": b + 1, "slope": float(s), "years": len(history)} for b, s in enumerate(slope)
+        {"bracket": b + 1, "slope": float(s), "years": len(history), "varied": bool(v)}
+        for b, (s, v) in enumerate(zip(slope, varied, strict=True))
     ]
 
 

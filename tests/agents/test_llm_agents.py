@@ -180,6 +180,28 @@ def test_effect_hints_recover_the_sign_of_each_bracket() -> None:
     assert effect_hints(history[:2]) == []
 
 
+def test_effect_hints_say_no_estimate_for_a_bracket_that_never_moved() -> None:
+    """A bracket whose rate never changed has a slope of 0 by construction: the hint
+    says there is no estimate instead of "+0.00" (no effect)."""
+    from llmecon.economy import TaxSchedule, YearMetrics
+    from llmecon.planners import YearRecord
+    from llmecon.prompts import PromptLibrary
+
+    rng = np.random.default_rng(1)
+    history = []
+    for year in range(6):
+        rates = (*rng.uniform(0.1, 0.5, 2), 0.3)  # bracket 3 stays at 30 %
+        metrics = YearMetrics(float(100 * rates[0] - 50 * rates[1]), *([0.0] * 10))
+        sched = TaxSchedule((0.0, 1e4, 1e5), tuple(rates))
+        history.append(YearRecord(year, sched, metrics, np.zeros(1), np.zeros(1)))
+    hints = effect_hints(history)
+    assert [h["varied"] for h in hints] == [True, True, False]
+    text = PromptLibrary().render("planner_hints.j2", hints=hints).text
+    lines = {line.split(":")[0]: line for line in text.splitlines() if line.startswith("- ")}
+    assert "no estimate" in lines["- bracket 3"] and "+0.00" not in lines["- bracket 3"]
+    assert "no estimate" not in lines["- bracket 1"] and "+" in lines["- bracket 1"]
+
+
 def test_tax_year_1_workers_are_told_the_status_quo_rebate(tmp_path: Path) -> None:
     """With income effects the rebate moves hours: telling tax year 1's workers of no
     rebate made the status quo score otherwise in year 1 than in later years."""
