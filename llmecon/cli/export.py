@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 #: Other columns: numbers as they are, anything else text.
 _INTEGERS = frozenset(
     {
-        *("seed", "year", "seq", "step", "bracket", "agent_index", "llm_calls", "fallbacks"),
+        *("seed", "year", "seq", "step", "bracket", "agent_index", "archetype"),
+        *("llm_calls", "fallbacks"),
         *("attempts", "input_tokens", "output_tokens", "retries", "repairs"),
         *("ballots", "abstentions", "age", "children", "household_size"),
     }
@@ -47,7 +48,7 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
     from llmecon.runs.dataframes import AGENT_COLUMNS
     from llmecon.runs.event_tables import RATE_COLUMNS
 
-    identity = {"year", "agent", "agent_index", "bracket"}
+    identity = {"year", "agent", "agent_index", "archetype", "bracket"}
     floats = _FLOATS | {
         *(c for c in (*AGENT_COLUMNS, *RATE_COLUMNS) if c not in identity),
         *YearMetrics.names(),

@@ -30,8 +30,20 @@ from llmecon.runs.events import KNOWN_EVENT_TYPES
 #: Event types the report tabulates although this release does not type them.
 _TABULATED_OTHER = {"vote_round"}
 
-#: Settings shown per run when they differ between runs (else once, above the table).
-_SETTING_KEYS = ("planner", "workers", "agents", "personas", "swf", "brackets", "vote_every")
+#: Settings shown per run when they differ between runs (else once, above the table),
+#: each where it applies (:func:`~llmecon.runs.config.setting_applies`): the workers mode
+#: with LLM workers, K (``archetypes``) in archetype mode.
+_SETTING_KEYS = (
+    *("planner", "workers", "agents", "personas", "swf", "brackets", "vote_every"),
+    *("workers_mode", "archetypes"),
+)
+
+
+def _shown(name: str, config: dict[str, Any]) -> Any:
+    """The setting ``name`` of a run's ``config`` as the summary shows it: ``None``
+    (shown as –) when the run lacks it or it does nothing there."""
+    return config.get(name) if setting_applies(name, config) else None
+
 
 #: The final-year metrics compared with the status quo: (column, heading, format).
 _CHANGES: tuple[tuple[str, str, Callable[[float], str]], ...] = (
@@ -75,11 +87,11 @@ def _final(run: ReportRun, column: str) -> float | None:
 def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     cfg = [r.data.manifest.config for r in runs]
     settings = [r.data.settings for r in runs]
-    varying = [k for k in _SETTING_KEYS if not same([c.get(k) for c in cfg])]
-    shared = [k for k in _SETTING_KEYS if k not in varying and cfg[0].get(k) is not None]
+    varying = [k for k in _SETTING_KEYS if not same([_shown(k, c) for c in cfg])]
+    shared = [k for k in _SETTING_KEYS if k not in varying and _shown(k, cfg[0]) is not None]
     # any other setting that tells the runs apart (an elasticity, the templates' digest)
     others = dict.fromkeys(k for s in settings for k in s if k not in _SETTING_KEYS)
-    varying += [k for k in others if len({json_text(s.get(k)) for s in settings}) > 1]
+    varying += [k for k in others if len({json_text(_shown(k, s)) for s in settings}) > 1]
     cfg = [{**s, **c} for s, c in zip(settings, cfg, strict=True)]
     parts: list[Markup] = []
     if shared:
@@ -92,10 +104,7 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         rows.append(
             [
                 run.label,
-                *(
-                    "–" if c.get(k) is None or not setting_applies(k, c) else str(c.get(k))
-                    for k in varying
-                ),
+                *("–" if _shown(k, c) is None else str(c.get(k)) for k in varying),
                 run.seed,
                 run.data.status,
                 len(run.years),

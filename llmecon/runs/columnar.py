@@ -395,8 +395,8 @@ def call_columns(event: CallFile) -> dict[str, Any] | None:
         name: table.column(name).to_numpy(zero_copy_only=False) for name in numbers + flags
     }
     for name in (
-        *("role", "agent", "model", "schema_name", "error_type", "error_message"),
-        *("parsed_json", "templates_json", "messages_json"),
+        *("role", "agent", "model", "endpoint", "batch_id", "schema_name"),
+        *("error_type", "error_message", "parsed_json", "templates_json", "messages_json"),
     ):
         out[name] = table.column(name).to_pandas()
     raw = table.column("raw_outputs").combine_chunks()

@@ -592,6 +592,7 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
         name: ("vote_every", lambda v: v is not None)
         for name in ("vote_rule", "candidates", "candidate_source", "voters", "voter_model")
     },
+    "workers_mode": ("workers", lambda v: v != "rational"),
     "archetypes": ("workers_mode", lambda v: v == "archetypes"),
 }
 

@@ -43,6 +43,7 @@ from llmecon.runs.event_tables import (
 from llmecon.runs.event_tables import frame as _frame
 from llmecon.runs.event_tables import json_text as _json
 from llmecon.runs.events import (
+    REPLAYED,
     AnyEvent,
     Blob,
     CallFile,
@@ -87,6 +88,7 @@ AGENT_COLUMNS = (
     "year",
     "agent",
     "agent_index",
+    "archetype",
     "weight",
     "hourly_wage_usd",
     "weekly_hours",
@@ -105,6 +107,8 @@ CALL_COLUMNS = (
     "role",
     "agent",
     "model",
+    "endpoint",
+    "batch_id",
     "schema_name",
     "attempts",
     "raw_output",
@@ -158,13 +162,20 @@ class RunData:
             decision step; survey ``weight`` (mean 1), incomes, taxes, consumption,
             utility recomputed from the population, NaN when it could not be rebuilt,
             see ``population_note``; weight aggregates by ``weight``), with the persona
-            attributes of :attr:`personas` joined on ``agent`` (all but the narrative).
+            attributes of :attr:`personas` joined on ``agent`` (all but the narrative);
+            ``archetype``: in an archetype run (``--workers-mode archetypes``) the
+            archetype whose answer the agent followed that year (``0 … K−1``, the calls'
+            agent ``archetype-0007`` is archetype 7), null otherwise and in a fork's
+            years taken from its source run.
         personas: one row per agent: ``agent`` (its id), ``agent_index`` (its position
             in the log's arrays) and its persona attributes
             (:data:`~llmecon.runs.personas_table.PERSONA_COLUMNS`; NaN for a synthetic
             population, which has none).
         calls: one row per ``llm_call`` (list/dict fields as JSON strings; with
-            ``load_run(..., resolve_messages=True)`` also ``messages_text_json``).
+            ``load_run(..., resolve_messages=True)`` also ``messages_text_json``);
+            ``endpoint``: the server that served the call (a fleet's member; null in
+            logs of format 1), ``batch_id``: the provider batch that answered it
+            (``--batch-api``; null for a synchronous call).
         votes: one row per candidate of each ``vote_round`` event.
         fallbacks: one row per ``fallback`` event.
         edges: the bracket lower edges (annual USD).
@@ -434,7 +445,11 @@ def _years_table(events: list[AnyEvent]) -> pd.DataFrame:
     return _frame(rows, year_columns(rows, ("llm_calls", "fallbacks")))
 
 
-def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFrame:
+def _agents_table(
+    events: list[AnyEvent], economy: Economy | None, archetypes: np.ndarray | None = None
+) -> pd.DataFrame:
+    """``archetypes``: each worker's archetype (an archetype run), shown in the years it
+    grouped the decisions: not in a fork's years taken from its source run."""
     schedules: dict[int, ScheduleSet] = {}
     hours: dict[int, list[float]] = {}
     frames: list[pd.DataFrame] = []
@@ -453,6 +468,9 @@ def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFra
                 "weekly_hours": h,
             }
             s = schedules.get(e.year)
+            grouped = archetypes is not None and archetypes.size == n
+            if grouped and (s is None or s.source != REPLAYED):
+                frame["archetype"] = archetypes
             if economy is not None and s is not None and economy.size == n:
                 schedule = TaxSchedule(tuple(s.edges), tuple(s.rates))
                 out = economy.outcome(schedule, h)
@@ -468,9 +486,12 @@ def _agents_table(events: list[AnyEvent], economy: Economy | None) -> pd.DataFra
                     marginal_rate=schedule.marginal_rate(out.income_usd),
                 )
             frames.append(pd.DataFrame(frame))
-    if not frames:
-        return _frame([], AGENT_COLUMNS)
-    return pd.concat(frames, ignore_index=True).reindex(columns=list(AGENT_COLUMNS))
+    table = (
+        pd.concat(frames, ignore_index=True).reindex(columns=list(AGENT_COLUMNS))
+        if frames
+        else _frame([], AGENT_COLUMNS)
+    )
+    return table.astype({"archetype": "Int64"})  # null: not grouped (per-agent runs)
 
 
 def _calls_table(
@@ -514,6 +535,8 @@ def _calls_table(
             "role": e.role,
             "agent": e.agent,
             "model": e.model,
+            "endpoint": e.endpoint,
+            "batch_id": e.batch_id,
             "schema_name": e.schema_name,
             "attempts": len(e.raw_outputs),
             "raw_output": e.raw_outputs[-1] if e.raw_outputs else None,
@@ -613,7 +636,8 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
     step = next((e for e in events if isinstance(e, WorkerStep)), None)
     n_workers = len(step.weekly_hours) if step is not None else 0
     personas = personas_table(directory, manifest.config, economy, n_workers)
-    agents = join_personas(_agents_table(events, economy), personas)
+    archetypes = run.archetype_labels(n_workers)
+    agents = join_personas(_agents_table(events, economy, archetypes), personas)
     settings = run_settings(manifest.config, manifest.prompts)
     rid, seed = manifest.run_id, manifest.seed
     data = RunData(

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import typing
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from llmecon.economy import Economy
@@ -139,6 +142,27 @@ class RestoredRun:
         """For a fork: the years taken from the run it was forked from (else 0)."""
         forked = (self.manifest.model_extra or {}).get("forked_from") or {}
         return int(forked.get("from_year", 0))
+
+    def archetype_labels(self, workers: int) -> NDArray[np.int64] | None:
+        """Each worker's archetype (``0 … K−1``, in worker order) as an archetype run
+        (``--workers-mode archetypes``) saved it in :data:`ARCHETYPES_FILE`; ``None``
+        for a run that saved none, or (with a warning naming the file) when the file
+        cannot be read or holds another number of workers than ``workers``."""
+        path = saved_archetypes_file(self.path)
+        if path is None:
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                labels = np.asarray(data["labels"], dtype=np.int64)
+        except (OSError, KeyError, ValueError) as exc:
+            warnings.warn(f"{path} cannot be read ({exc}): no archetypes", stacklevel=2)
+            return None
+        if labels.shape != (workers,) or (labels.size and labels.min() < 0):
+            warnings.warn(
+                f"{path} does not fit the log's {workers} workers: no archetypes", stacklevel=2
+            )
+            return None
+        return labels
 
     def config(self, **overrides: Any) -> RunConfig:
         """The run's config (see :func:`config_from_manifest`)."""

@@ -243,3 +243,33 @@ def test_sweep_report_charts_are_inline_svg(tmp_path: Path) -> None:
     assert page.errors == [] and not page.images
     assert len(page.charts) >= 2
     assert any("seeds" in t for t in page.tips)
+
+
+def test_parquet_exports_type_the_archetype_endpoint_and_batch_columns(tmp_path: Path) -> None:
+    """An archetype run and a per-agent run: ``archetype`` is int64 in both (null in the
+    per-agent run), ``endpoint`` and ``batch_id`` text in both (``batch_id`` all null),
+    so their files read back as one dataset."""
+    pytest.importorskip("pyarrow")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import llmecon
+
+    kinds = {"arch": {"workers_mode": "archetypes", "archetypes": 3}, "plain": {}}
+    for run_id, kw in kinds.items():
+        llmecon.run(planner="scripted/reference", workers="scripted/reference", agents=9,
+                    years=2, reference=False, out=str(tmp_path), run_id=run_id, **kw)  # fmt: skip
+        code, output = _invoke("export", str(tmp_path / run_id), "--format", "parquet",
+                               "--out", str(tmp_path / f"{run_id}-pq"))  # fmt: skip
+        assert code == 0, output
+    for run_id in kinds:
+        agents = pq.read_schema(tmp_path / f"{run_id}-pq" / "agents.parquet")
+        calls = pq.read_schema(tmp_path / f"{run_id}-pq" / "calls.parquet")
+        assert agents.field("archetype").type == pa.int64()
+        assert calls.field("endpoint").type == calls.field("batch_id").type == pa.large_string()
+    agents = pd.read_parquet([tmp_path / f"{k}-pq" / "agents.parquet" for k in kinds])
+    arch = agents[agents["run_id"] == "arch"]
+    assert set(arch["archetype"]) == {0, 1, 2}
+    assert agents.loc[agents["run_id"] == "plain", "archetype"].isna().all()
+    calls = pd.read_parquet([tmp_path / f"{k}-pq" / "calls.parquet" for k in kinds])
+    assert calls["endpoint"].notna().all() and calls["batch_id"].isna().all()

@@ -162,3 +162,38 @@ def test_runs_on_one_economy_share_their_reference_lines(runs: Path, tmp_path: P
     assert "no tax (saez, ucb, oracle)" in html and "no tax (other)" in html
     assert "no tax (ucb)" not in html  # not drawn once per run of the same economy
     assert "oracle (saez, ucb, oracle)" in html and "Saez (ucb)" not in html
+
+
+def _settings_said(html: str) -> str:
+    """The summary's settings paragraph and table, as text."""
+    summary = html.split('id="summary"', 1)[1].split("</table>", 1)[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", summary).split())
+
+
+def test_an_archetype_runs_report_shows_its_workers_mode_and_k(tmp_path: Path) -> None:
+    common = dict(planner="us-federal", workers="scripted/reference", agents=12, years=2,
+                  reference=False, out=str(tmp_path))  # fmt: skip
+    llmecon.run(**common, workers_mode="archetypes", archetypes=3, run_id="arch")
+    llmecon.run(**common, run_id="plain")
+    html, _ = _report(str(tmp_path / "arch"), "--out", str(tmp_path / "a.html"))
+    said = _settings_said(html)
+    assert "workers mode = archetypes" in said and "archetypes = 3" in said
+    html, _ = _report(str(tmp_path / "plain"), "--out", str(tmp_path / "p.html"))
+    said = _settings_said(html)
+    assert "workers mode = agents" in said and "archetypes =" not in said  # K does nothing
+    # compared: one column each, K shown as – for the per-agent run
+    html, _ = _report(
+        str(tmp_path / "arch"), str(tmp_path / "plain"), "--out", str(tmp_path / "c.html")
+    )
+    summary = html.split('id="summary"', 1)[1].split("</table>", 1)[0]
+    assert ">workers mode<" in summary and ">archetypes<" in summary
+    rows = re.findall(r"<tr>(.*?)</tr>", summary, flags=re.S)
+    cells = {r: re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows}
+    arch = next(c for c in cells.values() if c and c[0] == "arch")
+    plain = next(c for c in cells.values() if c and c[0] == "plain")
+    assert arch[1:3] == ["archetypes", "3"] and plain[1:3] == ["agents", "–"]
+
+
+def test_a_rational_runs_report_does_not_show_a_workers_mode(runs: Path, tmp_path: Path) -> None:
+    html, _ = _report(str(runs / "saez"), "--out", str(tmp_path / "r.html"))
+    assert "workers mode" not in _settings_said(html)

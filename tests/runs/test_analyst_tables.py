@@ -1,0 +1,134 @@
+"""What an analyst of a fleet, batch or archetype run reads off ``load_run``'s tables:
+each call's serving endpoint and provider batch (``calls``), each agent's archetype
+(``agents``), from calls kept in the JSONL and in columnar files alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import llmecon
+from llmecon.runs import columnar, read_events
+from llmecon.runs.columnar import iter_calls
+from llmecon.runs.events import BatchSubmitted
+from llmecon.runs.resume import fork_run
+from llmecon.runs.wiring import ARCHETYPES_FILE
+from llmecon.testing.fake_servers import FakeOpenAIServer
+from tests.runs.conftest import small_run
+
+AGENTS = 20
+
+
+def _store(monkeypatch: pytest.MonkeyPatch, compact: bool) -> None:
+    """Worker calls in columnar files (``compact``) or in the JSONL."""
+    monkeypatch.setattr(columnar, "COLUMNAR_MIN_WORKERS", 1 if compact else 10**9)
+
+
+def _logged(run_dir: Path, field: str) -> list[Any]:
+    """``field`` of every model call of the log, in log order (the calls table's)."""
+    return [getattr(c, field) for c in iter_calls(read_events(run_dir))]
+
+
+@pytest.mark.filterwarnings("ignore::llmecon.planners.SaezConvergenceWarning")
+@pytest.mark.parametrize("compact", [False, True], ids=["jsonl", "columnar"])
+def test_calls_name_the_fleet_endpoint_that_served_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compact: bool
+) -> None:
+    monkeypatch.delenv("LLMECON_API_KEY", raising=False)
+    _store(monkeypatch, compact)
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        urls = [a.base_url, b.base_url]
+        llmecon.run(planner="saez", workers="fake-model", api_base=urls, agents=AGENTS,
+                    years=2, out=str(tmp_path), run_id="fleet", reference=False)  # fmt: skip
+    calls = llmecon.load_run(tmp_path / "fleet").calls
+    assert len(calls) == 2 * AGENTS
+    assert list(calls["endpoint"]) == _logged(tmp_path / "fleet", "endpoint")
+    assert set(calls["endpoint"]) == set(urls)  # both members served calls
+    assert calls["batch_id"].isna().all()  # synchronous calls
+    model = calls.columns.get_loc("model")
+    assert list(calls.columns[model : model + 3]) == ["model", "endpoint", "batch_id"]
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["jsonl", "columnar"])
+def test_calls_name_the_provider_batch_that_answered_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compact: bool
+) -> None:
+    _store(monkeypatch, compact)
+    with FakeOpenAIServer(batch_delay_s=0.05) as server:
+        llmecon.run(planner="us-federal", workers="openai/fake", workers_api_base=server.base_url,
+                    agents=5, years=2, batch_api=True, batch_poll=0.02, timeout=5.0,
+                    out=str(tmp_path), run_id="batched", reference=False)  # fmt: skip
+    run = llmecon.load_run(tmp_path / "batched")
+    calls = run.calls
+    assert list(calls["batch_id"]) == _logged(tmp_path / "batched", "batch_id")
+    submitted = {e.year + 1: e.batch_id for e in run.events if isinstance(e, BatchSubmitted)}
+    assert len(set(submitted.values())) == 2  # one batch a tax year
+    # every worker call ties to its year's batch_submitted event
+    assert list(calls["batch_id"]) == [submitted[y] for y in calls["year"]]
+    assert calls["endpoint"].notna().all()
+
+
+def test_a_synchronous_runs_calls_have_an_endpoint_and_no_batch(tmp_path: Path) -> None:
+    calls = llmecon.load_run(small_run(tmp_path, "r")).calls
+    assert calls["endpoint"].notna().all() and calls["batch_id"].isna().all()
+    assert list(calls["endpoint"]) == _logged(tmp_path / "r", "endpoint")
+
+
+def _labels(run_dir: Path) -> np.ndarray:
+    with np.load(run_dir / ARCHETYPES_FILE) as data:
+        return np.asarray(data["labels"], dtype=np.int64)
+
+
+def test_agents_say_which_archetype_each_persona_followed(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path, "arch", agents=24, workers_mode="archetypes", archetypes=4)
+    agents = llmecon.load_run(run_dir).agents
+    assert str(agents["archetype"].dtype) == "Int64"
+    labels = _labels(run_dir)
+    assert set(labels) == {0, 1, 2, 3}
+    for _, year in agents.groupby("year"):
+        assert list(year.sort_values("agent_index")["archetype"]) == list(labels)
+    # each persona follows its archetype's call (agent archetype-000k)
+    calls = llmecon.load_run(run_dir).calls
+    asked = set(calls.loc[calls["role"] == "worker", "agent"])
+    assert asked == {f"archetype-{k:04d}" for k in range(4)}
+    # a per-agent run: the column is there, typed, and null
+    plain = llmecon.load_run(small_run(tmp_path, "plain")).agents
+    assert str(plain["archetype"].dtype) == "Int64" and plain["archetype"].isna().all()
+
+
+def test_a_forks_years_from_its_source_have_no_archetype(tmp_path: Path) -> None:
+    """A fork to another K: its first year's hours came from the source run's grouping."""
+    source = small_run(tmp_path, "src", agents=24, workers_mode="archetypes", archetypes=4)
+    fork_run(source, 1, {"archetypes": 2, "out": str(tmp_path), "run_id": "fork"}).run()
+    agents = llmecon.load_run(tmp_path / "fork").agents
+    by_year = {y: frame.sort_values("agent_index") for y, frame in agents.groupby("year")}
+    assert by_year[1]["archetype"].isna().all()  # replayed from the source
+    for y in (2, 3):
+        assert list(by_year[y]["archetype"]) == list(_labels(tmp_path / "fork"))
+    assert set(_labels(tmp_path / "fork")) == {0, 1}
+
+
+def test_an_assignment_that_does_not_fit_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path, "arch", agents=24, workers_mode="archetypes", archetypes=4)
+    (run_dir / ARCHETYPES_FILE).write_bytes(b"not numpy")
+    with pytest.warns(UserWarning, match="archetypes.npz cannot be read"):
+        agents = llmecon.load_run(run_dir).agents
+    assert agents["archetype"].isna().all() and len(agents) == 3 * 24
+    np.savez(run_dir / ARCHETYPES_FILE, labels=np.zeros(5, dtype=np.int16))
+    with pytest.warns(UserWarning, match="does not fit the log's 24 workers"):
+        agents = llmecon.load_run(run_dir).agents
+    assert agents["archetype"].isna().all()
+
+
+def test_load_runs_keeps_the_archetype_column_typed(tmp_path: Path) -> None:
+    small_run(tmp_path, "arch", agents=24, workers_mode="archetypes", archetypes=4)
+    small_run(tmp_path, "plain")
+    agents = llmecon.load_runs(str(tmp_path)).agents
+    assert str(agents["archetype"].dtype) == "Int64"
+    per_run = agents.groupby("run_id")["archetype"].agg(lambda s: s.notna().all())
+    assert per_run.to_dict() == {"arch": True, "plain": False}
+    assert pd.isna(agents.loc[agents["run_id"] == "plain", "archetype"]).all()
