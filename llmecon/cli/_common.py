@@ -343,7 +343,14 @@ def terminate_as_interrupt() -> Iterator[None]:
     a run as Ctrl-C does, so the run logs ``interrupted`` and can be resumed: SIGINT's
     Python handler is called (asyncio's, which cancels the run cleanly, or the default
     one), else KeyboardInterrupt is raised. Not by re-sending SIGINT: a process started
-    in the background by a shell ignores it."""
+    in the background by a shell ignores it.
+
+    Such a process also starts with SIGINT ignored, and asyncio then installs no handler
+    of its own: a KeyboardInterrupt raised by the signal handler lands wherever the loop
+    happens to be, and code there may swallow it (seen once: a SIGTERMed run went on to
+    its last year and exited 0). So within the block an ignored SIGINT gets
+    Python's default handler, which ``asyncio.run`` replaces by its own: SIGTERM (and
+    SIGINT) then cancel the run's main task, whatever the loop is doing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -355,8 +362,13 @@ def terminate_as_interrupt() -> Iterator[None]:
         else:
             raise KeyboardInterrupt
 
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, as_interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

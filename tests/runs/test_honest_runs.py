@@ -800,6 +800,37 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(tmp_path: Path) -> No
     assert result.status == "completed" and len(result.records) == 30
 
 
+def test_sigterm_cancels_the_main_task_when_sigint_is_ignored() -> None:
+    """A process started in the background by a shell ignores SIGINT, so asyncio installs
+    no handler of its own, and SIGTERM used to raise KeyboardInterrupt wherever the loop
+    was (where it could be swallowed). Within ``terminate_as_interrupt`` SIGTERM cancels
+    the main task as Ctrl-C does in the foreground, and SIGINT is ignored again after."""
+    import asyncio
+    import os
+    import signal
+
+    from llmecon.cli._common import terminate_as_interrupt
+
+    seen: list[str] = []
+
+    async def main() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with terminate_as_interrupt(), pytest.raises(KeyboardInterrupt):
+            asyncio.run(main())
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert seen == ["cancelled"]
+
+
 def test_a_closed_output_pipe_does_not_fail_the_run(tmp_path: Path) -> None:
     """`llmecon run … | head -1`: the reader goes away; the run goes on, unseen."""
     args = [sys.executable, "-m", "llmecon", "run", "--planner", "saez", "--workers",
