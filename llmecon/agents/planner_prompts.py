@@ -254,13 +254,15 @@ def effect_hints(history: Sequence[YearRecord], ridge: float = 1e-4) -> list[dic
         return []
     x = np.array([100 * r.schedule.rates_array for r in history])
     y = np.array([r.metrics.swf for r in history])
-    x = x - x.mean(axis=0)
+    # a rate held constant may leave float noise (1e-15) after the centring: judge the
+    # variation on the rates themselves, to a millionth of a point
+    varied = np.ptp(x, axis=0) > 1e-6
+    x = np.where(varied, x - x.mean(axis=0), 0.0)
     y = y - y.mean()
-    if not np.any(x):
+    if not np.any(varied):
         return []
     gram = x.T @ x + ridge * np.trace(x.T @ x) * np.eye(x.shape[1]) / max(x.shape[1], 1)
     slope = np.linalg.solve(gram + 1e-12 * np.eye(x.shape[1]), x.T @ y)
-    varied = np.any(x != 0, axis=0)
     return [
         {"bracket": b + 1, "slope": float(s), "years": len(history), "varied": bool(v)}
         for b, (s, v) in enumerate(zip(slope, varied, strict=True))

@@ -128,10 +128,21 @@ class _ResumeCommand(click.Command):
             return None  # an option `run` does not take either
         if len(rest) != 1:
             return None
+        from llmecon.runs.resume import FORK_KEEPS
+
         own = {o for p in self.params for o in (*p.opts, *p.secondary_opts)}
         theirs = {o for p in run.params for o in (*p.opts, *p.secondary_opts)} - own
         flags = (a.split("=", 1)[0] for a in args)  # --planner=X names --planner
         named = list(dict.fromkeys(f for f in flags if f in theirs))
+        if "--fork" in named or named == ["--from-year"]:
+            return None  # not a setting: click's own message
+        kept = [f for f in named if f.removeprefix("--").replace("-", "_") in FORK_KEEPS]
+        if kept:  # a fork keeps the population and brackets too
+            return (
+                f"resume continues a run with its own settings, and a fork (`llmecon run "
+                f"--fork`) keeps its population and brackets: {', '.join(kept)} cannot "
+                f"change in either; start a new run with them"
+            )
         options = list(args)
         options.remove(rest[0])
         keep = [] if "--from-year" in named else ["--from-year", "N"]

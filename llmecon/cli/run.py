@@ -135,9 +135,9 @@ def settings_notes(config: Any) -> list[str]:
 
 def bounds_notes(ctx: Any) -> list[str]:
     """What the rate bounds (``--min-rate``, ``--max-rate``) change of the status quo: its
-    rates outside them are moved to the bound, in tax year 1, the ``us-federal`` planner
-    and the status-quo reference alike (as the no-tax reference is every rate at
-    ``--min-rate``, docs/economy.md)."""
+    rates outside them are moved to the bound, in the status-quo reference, the
+    ``us-federal`` planner and a planner's first year from the status quo alike (as
+    the no-tax reference is every rate at ``--min-rate``, docs/economy.md)."""
     import numpy as np
 
     from llmecon.economy import TaxSchedule
@@ -152,8 +152,8 @@ def bounds_notes(ctx: Any) -> list[str]:
         )
         notes.append(
             f"the rate bounds ({100 * ctx.min_rate:g}–{100 * ctx.max_rate:g} %) move the "
-            f"status quo's rates ({changes}): tax year 1, the us-federal planner and the "
-            "status-quo reference use the moved schedule"
+            f"status quo's rates ({changes}): the status-quo reference, the us-federal "
+            "planner and a planner that starts from the status quo use the moved schedule"
         )
     return notes
 

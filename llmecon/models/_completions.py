@@ -112,11 +112,15 @@ def _template_text(source: str) -> str:
 class _Pending:
     """One call waiting in a batch."""
 
-    __slots__ = ("future", "prompt")
+    __slots__ = ("future", "prompt", "timeout_s")
 
-    def __init__(self, prompt: str, future: asyncio.Future[ProviderResponse | None]) -> None:
+    def __init__(
+        self, prompt: str, future: asyncio.Future[ProviderResponse | None], timeout_s: float
+    ) -> None:
         self.prompt = prompt
         self.future = future
+        #: this attempt's time (a retry after a timeout has a longer one)
+        self.timeout_s = timeout_s
 
 
 class CompletionBatcher:
@@ -172,7 +176,7 @@ class CompletionBatcher:
             group = groups[key] = []
             # Flush on the next turn of the loop: calls started in this turn join.
             loop.call_soon(self._flush, loop, key, response_format, config)
-        pending = _Pending(self.template.render(messages), loop.create_future())
+        pending = _Pending(self.template.render(messages), loop.create_future(), config.timeout_s)
         group.append(pending)
         if len(group) >= self.max_prompts:
             self._flush(loop, key, response_format, config)
@@ -203,15 +207,18 @@ class CompletionBatcher:
         body = self.body_for(config, response_format)
         body["prompt"] = [p.prompt for p in live]
         self.requests += 1
+        # A first attempt and a retry after a timeout (twice the time) may share a
+        # request: it gets the longest; each call's own wait is bounded by its Model.
+        limit = max(p.timeout_s for p in live)
         try:
-            async with asyncio.timeout(config.timeout_s):
+            async with asyncio.timeout(limit):
                 reply = await post_json(self.client(), self.path, body, self.where)
             responses = self._responses(reply.status, reply.body, reply.headers, live)
         except TimeoutError:
             _fail(
                 live,
                 ModelTimeoutError(
-                    f"{self.where}: no reply to the batched request within {config.timeout_s:g} s"
+                    f"{self.where}: no reply to the batched request within {limit:g} s"
                 ),
             )
         except ModelError as exc:

@@ -590,7 +590,7 @@ def build_parts(
     source, economy, context = build_world(config)
     library = build_library(config)
     if config.prompts and not (is_baseline(config.planner) and config.workers == "rational"):
-        check_templates(library, config)
+        check_templates(library, config, from_log=recorded is not None)
     if config.vote_every is not None and config.voters == "llm":
         from llmecon.voting.voters import vote_rule_template
 
@@ -776,10 +776,12 @@ def _write_personas(log: RunLog, parts: RunParts) -> None:
     write_bank(log.directory / "personas.jsonl", personas)
 
 
-def check_templates(library: PromptLibrary, config: RunConfig) -> None:
+def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool = False) -> None:
     """Render every template of an overridden prompt folder before the run starts (the
     check of ``llmecon prompts check``, with the run's economy: its rebate share, hours
-    cap, utility …), so a template error never stops a run midway."""
+    cap, utility …), so a template error never stops a run midway. ``from_log``: the
+    templates are a logged run's own copies (replay, resume, fork): an empty one, which
+    older releases accepted, is what that run used, so it is not refused there."""
     from llmecon.runs.prompt_examples import (
         empty_templates,
         misplaced_templates,
@@ -792,7 +794,7 @@ def check_templates(library: PromptLibrary, config: RunConfig) -> None:
             "prompts: files that override nothing (rename or move them):\n  "
             + "\n  ".join(misplaced)
         )
-    if empty := empty_templates(library):
+    if not from_log and (empty := empty_templates(library)):
         raise ConfigError("prompts: empty templates:\n  " + "\n  ".join(empty))
     failures = template_failures(library, prompt_economy(config))
     if failures:

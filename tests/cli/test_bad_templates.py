@@ -118,6 +118,28 @@ def test_an_empty_template_is_refused_by_check_and_run(tmp_path: Path, text: str
     assert not out.exists()
 
 
+def test_a_logged_runs_empty_template_does_not_stop_its_replay(
+    tmp_path: Path,
+) -> None:
+    """Older releases accepted an empty override; a run logged with one (here: a
+    template the run never rendered) still replays: the check refuses empty templates
+    when a run starts (a fork is one: it renders the templates anew), not when a log is
+    read."""
+    folder = _override(tmp_path, "planner_hints.j2", "Estimated", "Estimated")
+    out = tmp_path / "runs"
+    args = ["run", "--planner", "scripted/reference", "--workers", "scripted/reference",
+            "--agents", "2", "--years", "3", "--prompts", str(folder), "--out", str(out),
+            "--run-id", "r"]  # fmt: skip
+    made = CliRunner().invoke(main, args)
+    assert made.exit_code == 0, made.output
+    (out / "r" / "prompts" / "planner_hints.j2").write_text("")  # as an older release kept it
+    replayed = CliRunner().invoke(main, ["replay", str(out / "r")])
+    assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
+    fork = ["run", "--fork", str(out / "r"), "--from-year", "2", "--run-id", "f"]
+    forked = CliRunner().invoke(main, [*fork, "--out", str(out)])
+    assert forked.exit_code != 0 and "planner_hints.j2 is empty" in forked.output
+
+
 def test_a_helper_file_beside_real_overrides_is_fine(tmp_path: Path) -> None:
     folder = _override(tmp_path, "worker_system.j2", "Answer", "Please answer")
     (folder / "my_helpers.j2").write_text("{# included by my own templates #}\n")

@@ -272,3 +272,9 @@ def test_resume_with_a_setting_only_run_takes_says_to_fork(run_dir: Path) -> Non
     assert _digests(run_dir) == before
     # an option neither command takes keeps click's message
     _clean_error(_invoke("resume", str(run_dir), "--planer", "ucb"), "No such option")
+    # what a fork keeps too: no fork command that would be refused
+    for option in (["--agents", "200"], ["--seed=3", "--planner", "ucb"]):
+        kept = _invoke("resume", str(run_dir), *option)
+        text = _clean_error(kept, "cannot change in either; start a new run")
+        assert "--from-year" not in text and kept.exit_code == 2
+    assert "No such option" in _invoke("resume", str(run_dir), "--fork", str(run_dir)).output

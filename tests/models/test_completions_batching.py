@@ -178,6 +178,31 @@ def test_a_batch_that_keeps_hanging_ends_in_timeouts():
     assert all(isinstance(r, ModelTimeoutError) for r in results)
 
 
+def test_a_retry_sharing_a_batch_with_first_attempts_keeps_its_longer_time():
+    """A retry after a timeout (twice the time) and first attempts that reach the
+    batcher in one turn of the loop share a request: it is bounded by the longest
+    attempt's time, not by whichever call opened the group."""
+    first = GenerateConfig(timeout_s=0.05)
+    retry = GenerateConfig(timeout_s=60.0)  # an attempt whose time grew (Model's retries)
+    with FakeOpenAIServer(latency_s=0.5) as server:
+        model = get_model("openai/fake", api_base=server.base_url, completions_batch=64)
+        batcher = _batcher(model)
+
+        async def both() -> list:
+            try:
+                return await asyncio.gather(
+                    batcher.submit(_prompt(1), None, first),  # opens the group
+                    batcher.submit(_prompt(2), None, retry),
+                    return_exceptions=True,
+                )
+            finally:
+                await model.aclose()
+
+        results = asyncio.run(both())
+    assert server.stats.requests == 1  # one shared request
+    assert [type(r).__name__ for r in results] == ["ProviderResponse", "ProviderResponse"]
+
+
 def test_batching_needs_a_self_hosted_server_and_the_lean_transport(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
     with pytest.raises(ValueError, match="completions_batch needs"):
