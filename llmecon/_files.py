@@ -16,6 +16,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+class LockBusy(OSError):
+    """Another process holds the :class:`ExclusiveLock` of a path."""
+
+
+class ExclusiveLock:
+    """An exclusive, non-blocking ``flock`` on ``path`` (a file or a folder, opened
+    read-only), held until :meth:`release`. No lock file is left behind, and the kernel
+    releases the lock when the process ends, even by SIGKILL. Raises :class:`LockBusy`
+    when another process holds it, another :class:`OSError` when ``path`` cannot be
+    opened."""
+
+    def __init__(self, path: Path) -> None:
+        import fcntl
+
+        self._fd: int | None = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.release()
+            raise LockBusy(f"{path} is locked by another process") from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
 class TextFileError(ValueError):
     """A text file is missing, unreadable or not UTF-8; the message names the file."""
 

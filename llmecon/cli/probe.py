@@ -126,12 +126,16 @@ def probe(
         try:
             library = PromptLibrary(prompts_dir)
             if prompts_dir is not None:  # a misnamed override would probe the shipped text
-                from llmecon.runs.prompt_examples import misplaced_templates
+                from llmecon.runs.prompt_examples import empty_templates, misplaced_templates
 
                 if misplaced := misplaced_templates(library):
                     raise click.ClickException(
                         "--prompts: files that override nothing (rename or move them):\n  "
                         + "\n  ".join(misplaced)
+                    )
+                if empty := empty_templates(library):  # would probe an empty prompt
+                    raise click.ClickException(
+                        "--prompts: empty templates:\n  " + "\n  ".join(empty)
                     )
             personas = load_bank(default_bank_path() if bank == "default" else Path(bank))
             sample = sample_personas_for_probe(personas, n_personas, seed, library, elasticity)

@@ -167,6 +167,7 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import (
         check_example,
+        empty_template_names,
         empty_templates,
         example_worlds,
         known_templates,
@@ -183,9 +184,13 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
     with friendly_errors():
         worlds = example_worlds(library, economy)
         anchors = template_anchors(library, economy)
+    empty = set(empty_template_names(library))
     for name in library.names():
         cells = []
         for world in worlds:
+            if name in empty:
+                cells.append("[red]empty[/]")
+                continue
             if name not in known_templates():
                 cells.append("[yellow]not used by llmecon[/]")
                 continue
@@ -203,8 +208,8 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
     if misplaced := misplaced_templates(library):
         listed = "\n  ".join(misplaced)
         problems.append(f"files that override nothing (rename or move them):\n  {listed}")
-    if empty := empty_templates(library):
-        listed = "\n  ".join(empty)
+    if empty_files := empty_templates(library):
+        listed = "\n  ".join(empty_files)
         problems.append(f"empty templates (each would send an empty text):\n  {listed}")
     if failures:
         problems.append(f"{failures} template renderings failed")

@@ -84,8 +84,19 @@ def _final(run: ReportRun, column: str) -> float | None:
     return float(run.years[column].iloc[-1])
 
 
+def _run_config(manifest: Any) -> dict[str, Any]:
+    """A run's settings as its summary shows them: K as formed where fewer archetypes
+    than asked were formed (personas with fewer distinct values than K)."""
+    config = dict(manifest.config)
+    formed = ((manifest.model_extra or {}).get("archetypes") or {}).get("k")
+    asked = config.get("archetypes")
+    if formed is not None and asked is not None and formed != asked:
+        config["archetypes"] = f"{formed} (of {asked} asked)"
+    return config
+
+
 def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
-    cfg = [r.data.manifest.config for r in runs]
+    cfg = [_run_config(r.data.manifest) for r in runs]
     settings = [r.data.settings for r in runs]
     varying = [k for k in _SETTING_KEYS if not same([_shown(k, c) for c in cfg])]
     shared = [k for k in _SETTING_KEYS if k not in varying and _shown(k, cfg[0]) is not None]

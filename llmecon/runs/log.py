@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmecon._files import atomic_write, atomic_write_text
+from llmecon._files import ExclusiveLock, LockBusy, atomic_write, atomic_write_text
 from llmecon.economy import TaxSchedule
 from llmecon.runs.columnar import (
     CALLS_DIR,
@@ -102,32 +102,23 @@ def utc_now() -> str:
 class RunLock:
     """An exclusive lock on a run folder, held by the one process writing the run.
 
-    It is an ``flock`` on ``manifest.json`` (written once, never replaced while a run
-    or resume holds it), so no lock file is left behind; the kernel releases it when the
-    process exits, even by SIGKILL.
+    It is an :class:`~llmecon._files.ExclusiveLock` on ``manifest.json`` (written once,
+    never replaced while a run or resume holds it), so no lock file is left behind.
     """
 
     def __init__(self, directory: Path) -> None:
-        import fcntl
-
         try:
-            self._fd: int | None = os.open(directory / MANIFEST_NAME, os.O_RDONLY)
-        except OSError as exc:
-            raise RunLogError(f"cannot lock {directory}: {exc.strerror}") from None
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._fd)
-            self._fd = None
+            self._lock = ExclusiveLock(directory / MANIFEST_NAME)
+        except LockBusy:
             raise RunLogError(
                 f"{directory} is in use by another process (a run or resume is writing "
                 "it); wait for it to end"
             ) from None
+        except OSError as exc:
+            raise RunLogError(f"cannot lock {directory}: {exc.strerror}") from None
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = None
+        self._lock.release()
 
 
 class RunLog:

@@ -399,16 +399,24 @@ def misplaced_templates(library: PromptLibrary) -> list[str]:
 _COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 
 
-def empty_templates(library: PromptLibrary) -> list[str]:
+def empty_template_names(library: PromptLibrary) -> list[str]:
     """Templates llmecon renders whose file holds nothing but whitespace and Jinja
     comments (an empty override): each would send an empty message, or leave its part
     of one out, without an error."""
     known = known_templates()
     return [
-        f"{library.path(name)} is empty: write its text, or delete the file to use the "
-        "shipped template"
+        name
         for name in library.names()
         if name in known and not _COMMENT.sub("", library.source(name)).strip()
+    ]
+
+
+def empty_templates(library: PromptLibrary) -> list[str]:
+    """:func:`empty_template_names`, each as a problem naming its file."""
+    return [
+        f"{library.path(name)} is empty: write its text, or delete the file to use the "
+        "shipped template"
+        for name in empty_template_names(library)
     ]
 
 

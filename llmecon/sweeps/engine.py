@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmecon._files import atomic_write_text
+from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import RunLogError, is_run_folder, package_versions, utc_now
 from llmecon.runs.loop import RunResult
@@ -97,34 +97,28 @@ def _jsonable(value: Any) -> Any:
 
 
 class SweepLock:
-    """An exclusive lock on a sweep folder (an ``flock`` on the folder itself, released
-    by the kernel when the process ends, even by SIGKILL): a second sweep on the same
-    folder is refused instead of writing its tables over the first one's. A run's
-    folder is refused too: a sweep never writes into one."""
+    """An exclusive lock on a sweep folder (an :class:`~llmecon._files.ExclusiveLock` on
+    the folder itself): a second sweep on the same folder is refused instead of writing
+    its tables over the first one's. A run's folder is refused too: a sweep never
+    writes into one."""
 
     def __init__(self, directory: Path) -> None:
-        import fcntl
-
         if is_run_folder(directory):
             raise ConfigError(
                 f"{directory} is a run's folder; a sweep never writes into one: give the "
                 "sweep another --name or --out"
             )
         directory.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(directory, os.O_RDONLY)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.release()
+            self._lock = ExclusiveLock(directory)
+        except LockBusy:
             raise ConfigError(
                 f"{directory} is in use by another sweep (running in another process); "
                 "wait for it to end, or give this one another --name"
             ) from None
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()
 
 
 def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:

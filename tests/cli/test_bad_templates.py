@@ -111,6 +111,11 @@ def test_an_empty_template_is_refused_by_check_and_run(tmp_path: Path, text: str
     assert check.exit_code == 1
     assert "empty templates" in check.output
     assert f"{folder / 'worker_system.j2'} is empty" in check.output
+    row = next(line for line in check.output.splitlines() if "worker_system.j2 " in line)
+    assert "empty" in row and "ok" not in row  # the table's row says so too
+    probe = ["probe", "scripted/reference", "--prompts", str(folder), "--no-save"]
+    probed = CliRunner().invoke(main, probe)
+    assert probed.exit_code == 1 and "worker_system.j2 is empty" in probed.output
     out = tmp_path / "runs"
     args = ["run", "--planner", "scripted/reference", "--agents", "2", "--years", "1"]
     run = CliRunner().invoke(main, [*args, "--prompts", str(folder), "--out", str(out)])

@@ -194,6 +194,15 @@ def test_an_archetype_runs_report_shows_its_workers_mode_and_k(tmp_path: Path) -
     assert arch[1:3] == ["archetypes", "3"] and plain[1:3] == ["agents", "–"]
 
 
+def test_the_report_shows_how_many_archetypes_were_formed(tmp_path: Path) -> None:
+    """Four personas cannot make ten archetypes: the report says how many were formed."""
+    llmecon.run(planner="us-federal", workers="scripted/reference", agents=4, years=1,
+                reference=False, out=str(tmp_path), workers_mode="archetypes",
+                archetypes=10, run_id="few")  # fmt: skip
+    html, _ = _report(str(tmp_path / "few"), "--out", str(tmp_path / "r.html"))
+    assert "archetypes = 4 (of 10 asked)" in _settings_said(html)
+
+
 def test_a_rational_runs_report_does_not_show_a_workers_mode(runs: Path, tmp_path: Path) -> None:
     html, _ = _report(str(runs / "saez"), "--out", str(tmp_path / "r.html"))
     assert "workers mode" not in _settings_said(html)
