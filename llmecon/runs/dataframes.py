@@ -165,8 +165,8 @@ class RunData:
             attributes of :attr:`personas` joined on ``agent`` (all but the narrative);
             ``archetype``: in an archetype run (``--workers-mode archetypes``) the
             archetype whose answer the agent followed that year (``0 … K−1``, the calls'
-            agent ``archetype-0007`` is archetype 7), null otherwise and in a fork's
-            years taken from its source run.
+            agent ``archetype-0007`` is archetype 7), null otherwise and in the years a
+            fork to another K took from its source run.
         personas: one row per agent: ``agent`` (its id), ``agent_index`` (its position
             in the log's arrays) and its persona attributes
             (:data:`~llmecon.runs.personas_table.PERSONA_COLUMNS`; NaN for a synthetic
@@ -446,10 +446,14 @@ def _years_table(events: list[AnyEvent]) -> pd.DataFrame:
 
 
 def _agents_table(
-    events: list[AnyEvent], economy: Economy | None, archetypes: np.ndarray | None = None
+    events: list[AnyEvent],
+    economy: Economy | None,
+    archetypes: np.ndarray | None = None,
+    kept_grouped: bool = False,
 ) -> pd.DataFrame:
     """``archetypes``: each worker's archetype (an archetype run), shown in the years it
-    grouped the decisions: not in a fork's years taken from its source run."""
+    grouped the decisions: in a fork's years taken from its source run only when
+    ``kept_grouped`` (the fork played the source's assignment: the same K)."""
     schedules: dict[int, ScheduleSet] = {}
     hours: dict[int, list[float]] = {}
     frames: list[pd.DataFrame] = []
@@ -469,7 +473,7 @@ def _agents_table(
             }
             s = schedules.get(e.year)
             grouped = archetypes is not None and archetypes.size == n
-            if grouped and (s is None or s.source != REPLAYED):
+            if grouped and (s is None or s.source != REPLAYED or kept_grouped):
                 frame["archetype"] = archetypes
             if economy is not None and s is not None and economy.size == n:
                 schedule = TaxSchedule(tuple(s.edges), tuple(s.rates))
@@ -637,7 +641,9 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
     n_workers = len(step.weekly_hours) if step is not None else 0
     personas = personas_table(directory, manifest.config, economy, n_workers)
     archetypes = run.archetype_labels(n_workers)
-    agents = join_personas(_agents_table(events, economy, archetypes), personas)
+    origin = (manifest.model_extra or {}).get("forked_from") or {}
+    kept_grouped = bool(origin.get("same_archetypes"))
+    agents = join_personas(_agents_table(events, economy, archetypes, kept_grouped), personas)
     settings = run_settings(manifest.config, manifest.prompts)
     rid, seed = manifest.run_id, manifest.seed
     data = RunData(

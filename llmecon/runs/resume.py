@@ -207,7 +207,6 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
             f"that run's schedules and hours, per persona): {flags} cannot change; start a "
             "new run instead"
         )
-    origin = {"run": str(src.path), "run_id": src.manifest.run_id, "from_year": from_year}
     config = src.config(**settings)
     if int(config.years or 0) <= from_year:
         raise RunLogError(
@@ -219,6 +218,9 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
     same_k = config.workers_mode == "archetypes" and config.archetypes == src.manifest.config.get(
         "archetypes"
     )
+    origin = {"run": str(src.path), "run_id": src.manifest.run_id, "from_year": from_year}
+    if same_k:  # the kept years were grouped as this run's are (load_run's archetype column)
+        origin["same_archetypes"] = True
     sim = build_simulation(
         config,
         manifest_extra={"forked_from": origin},

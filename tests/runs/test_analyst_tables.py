@@ -112,6 +112,19 @@ def test_a_forks_years_from_its_source_have_no_archetype(tmp_path: Path) -> None
     assert set(_labels(tmp_path / "fork")) == {0, 1}
 
 
+def test_a_fork_with_the_same_k_shows_the_archetypes_of_its_kept_years(tmp_path: Path) -> None:
+    """A fork that keeps K plays the source's assignment: its kept years were grouped as
+    its own are, so they show the same archetypes."""
+    source = small_run(tmp_path, "src", agents=24, workers_mode="archetypes", archetypes=4)
+    fork_run(source, 1, {"out": str(tmp_path), "run_id": "same"}).run()
+    agents = llmecon.load_run(tmp_path / "same").agents
+    labels = list(_labels(tmp_path / "same"))
+    assert labels == list(_labels(source))  # the source's assignment
+    for _, year in agents.groupby("year"):  # tax year 1 (kept) included
+        assert list(year.sort_values("agent_index")["archetype"]) == labels
+    assert sorted(agents["year"].unique()) == [1, 2, 3]
+
+
 def test_an_assignment_that_does_not_fit_is_left_out_with_a_warning(tmp_path: Path) -> None:
     run_dir = small_run(tmp_path, "arch", agents=24, workers_mode="archetypes", archetypes=4)
     (run_dir / ARCHETYPES_FILE).write_bytes(b"not numpy")
