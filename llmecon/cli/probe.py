@@ -126,17 +126,10 @@ def probe(
         try:
             library = PromptLibrary(prompts_dir)
             if prompts_dir is not None:  # a misnamed override would probe the shipped text
-                from llmecon.runs.prompt_examples import empty_templates, misplaced_templates
+                from llmecon.runs.prompt_examples import folder_problems
 
-                if misplaced := misplaced_templates(library):
-                    raise click.ClickException(
-                        "--prompts: files that override nothing (rename or move them):\n  "
-                        + "\n  ".join(misplaced)
-                    )
-                if empty := empty_templates(library):  # would probe an empty prompt
-                    raise click.ClickException(
-                        "--prompts: empty templates:\n  " + "\n  ".join(empty)
-                    )
+                if problems := folder_problems(library):  # or an empty prompt
+                    raise click.ClickException("\n".join(f"--prompts: {p}" for p in problems))
             personas = load_bank(default_bank_path() if bank == "default" else Path(bank))
             sample = sample_personas_for_probe(personas, n_personas, seed, library, elasticity)
         except (PromptError, PersonaError, ValueError) as exc:

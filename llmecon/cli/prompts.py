@@ -168,10 +168,9 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
     from llmecon.runs.prompt_examples import (
         check_example,
         empty_template_names,
-        empty_templates,
         example_worlds,
+        folder_problems,
         known_templates,
-        misplaced_templates,
         template_anchors,
     )
 
@@ -204,13 +203,7 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         cells.append(f"[red]{escape('; '.join(found))}[/]" if found else "[green]none[/]")
         table.add_row(name, *cells)
     out.print(table)
-    problems = []
-    if misplaced := misplaced_templates(library):
-        listed = "\n  ".join(misplaced)
-        problems.append(f"files that override nothing (rename or move them):\n  {listed}")
-    if empty_files := empty_templates(library):
-        listed = "\n  ".join(empty_files)
-        problems.append(f"empty templates (each would send an empty text):\n  {listed}")
+    problems = folder_problems(library)
     if failures:
         problems.append(f"{failures} template renderings failed")
     if anchors:

@@ -420,6 +420,21 @@ def empty_templates(library: PromptLibrary) -> list[str]:
     ]
 
 
+def folder_problems(library: PromptLibrary, *, empty: bool = True) -> list[str]:
+    """What is wrong with an override folder's files as such, one paragraph each: files
+    that override nothing (:func:`misplaced_templates`) and, with ``empty``, empty
+    templates (:func:`empty_templates`). ``prompts check``, ``probe --prompts`` and a
+    run all refuse a folder with any."""
+    problems = []
+    if misplaced := misplaced_templates(library):
+        listed = "\n  ".join(misplaced)
+        problems.append(f"files that override nothing (rename or move them):\n  {listed}")
+    if empty and (files := empty_templates(library)):
+        listed = "\n  ".join(files)
+        problems.append(f"empty templates (each would send an empty text):\n  {listed}")
+    return problems
+
+
 def _edits(a: str, b: str) -> int:
     """The Levenshtein distance of two short strings (insertions, deletions, changes)."""
     row = list(range(len(b) + 1))

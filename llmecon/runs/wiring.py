@@ -783,19 +783,13 @@ def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool
     templates are a logged run's own copies (replay, resume, fork): an empty one, which
     older releases accepted, is what that run used, so it is not refused there."""
     from llmecon.runs.prompt_examples import (
-        empty_templates,
-        misplaced_templates,
+        folder_problems,
         prompt_economy,
         template_failures,
     )
 
-    if misplaced := misplaced_templates(library):
-        raise ConfigError(
-            "prompts: files that override nothing (rename or move them):\n  "
-            + "\n  ".join(misplaced)
-        )
-    if not from_log and (empty := empty_templates(library)):
-        raise ConfigError("prompts: empty templates:\n  " + "\n  ".join(empty))
+    if problems := folder_problems(library, empty=not from_log):
+        raise ConfigError("\n".join(f"prompts: {p}" for p in problems))
     failures = template_failures(library, prompt_economy(config))
     if failures:
         raise ConfigError(
