@@ -24,15 +24,11 @@ import numpy as np
 import pandas as pd
 
 from llmecon.runs.dataframes import TABLE_NAMES, RunData, load_run
-from llmecon.runs.log import RunLogError, folder_problem, is_run_folder
+from llmecon.runs.log import RunLogError, folder_problem, is_run_folder, is_sweep_folder
 
 __all__ = ["RunsData", "load_runs", "run_folders"]
 
 PathLike = str | Path
-
-#: A sweep folder's manifest (:data:`llmecon.sweeps.results.SWEEP_MANIFEST`; the sweeps
-#: layer builds on this one): its runs are the cells inside it.
-SWEEP_MANIFEST = "sweep.json"
 
 
 @dataclass
@@ -144,12 +140,13 @@ class RunsData:
         number checks are left to :class:`RunData`)."""
         runs, lacking = self.runs, []
         if isinstance(year, int | np.integer) and not isinstance(year, bool):
-            runs = [r for r in self.runs if int(year) in r.completed_years]
-            lacking = [
-                f"{r.run_id} ({_years_text(r.completed_years)})"
-                for r in self.runs
-                if int(year) not in r.completed_years
-            ]
+            runs = []
+            for run in self.runs:
+                done = run.completed_years  # (computed from the agents table: once)
+                if int(year) in done:
+                    runs.append(run)
+                else:
+                    lacking.append(f"{run.run_id} ({_years_text(done)})")
         if lacking and not runs:
             raise ValueError(
                 f"no run completed tax year {year} (years are numbered from 1): "
@@ -193,7 +190,7 @@ def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
         if glob.has_magic(text):
             matches = [Path(m) for m in sorted(glob.glob(text)) if Path(m).is_dir()]
             runs = [m for m in matches if is_run_folder(m)]
-            skipped = [m for m in matches if not is_run_folder(m) and _is_sweep_folder(m)]
+            skipped = [m for m in matches if not is_run_folder(m) and is_sweep_folder(m)]
             if not runs:
                 problems.append(f"{text}: no run folder matches{_sweeps_hint(skipped)}")
         else:
@@ -204,7 +201,7 @@ def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
             elif path.is_dir():
                 children = sorted(c for c in path.iterdir() if c.is_dir())
                 runs = [c for c in children if is_run_folder(c)]
-                skipped = [c for c in children if not is_run_folder(c) and _is_sweep_folder(c)]
+                skipped = [c for c in children if not is_run_folder(c) and is_sweep_folder(c)]
                 if not runs:
                     problems.append(
                         f"{text}: not a run folder and holds none{_sweeps_hint(skipped)}"
@@ -230,10 +227,6 @@ def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
             stacklevel=3,
         )
     return list(found)
-
-
-def _is_sweep_folder(path: Path) -> bool:
-    return (path / SWEEP_MANIFEST).is_file()
 
 
 def _sweeps_hint(sweeps: list[Path], listed: bool = False) -> str:

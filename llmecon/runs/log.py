@@ -481,6 +481,16 @@ RUN_FILE_NAMES = frozenset(
 )
 
 
+#: A sweep folder's manifest: its runs are the cells inside the folder (llmecon.sweeps
+#: writes it; defined here so that reading runs can tell a sweep folder from a run's).
+SWEEP_MANIFEST = "sweep.json"
+
+
+def is_sweep_folder(path: str | Path) -> bool:
+    """Whether ``path`` holds a sweep (its :data:`SWEEP_MANIFEST`)."""
+    return (Path(path) / SWEEP_MANIFEST).is_file()
+
+
 def is_run_folder(directory: str | Path) -> bool:
     """Whether ``directory`` holds a run (a manifest or an event log)."""
     d = Path(directory)

@@ -13,13 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmecon.runs.log import RunLogError, run_file_reason
+from llmecon.runs.log import SWEEP_MANIFEST, RunLogError, is_sweep_folder, run_file_reason
 from llmecon.runs.restore import restore_run
 from llmecon.sweeps.cell import restored_metrics
 from llmecon.sweeps.spec import axis_values
 
-#: The sweep manifest in a sweep folder.
-SWEEP_MANIFEST = "sweep.json"
 #: The per-setting table and the per-cell table a sweep writes next to its manifest.
 RESULTS_NAME = "results.csv"
 CELLS_NAME = "cells.csv"
@@ -114,10 +112,6 @@ def read_sweep_manifest(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise RunLogError(f"{file}: not a valid sweep manifest (no list of cells)")
     return data
-
-
-def is_sweep_folder(path: str | Path) -> bool:
-    return (Path(path) / SWEEP_MANIFEST).is_file()
 
 
 def record_file_reason(path: str | Path) -> str | None:
