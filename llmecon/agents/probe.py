@@ -295,6 +295,36 @@ def _bootstrap(
     return value, float(low), float(high)
 
 
+#: The normal quantile of a two-sided 95 % interval.
+Z95 = 1.959963984540054
+
+
+def _edge_interval(value: float, low: float, high: float, units: int) -> tuple[float, float]:
+    """The interval of a share of personas where the bootstrap's collapses at 0 or 100 %.
+
+    When every persona behind a share agrees (all degenerate, none degenerate, every
+    re-ask identical), every resample repeats the estimate and the bootstrap interval is
+    the point itself, which would claim that no other sample of personas could differ.
+    There the interval is the Wilson score interval of a share seen in ``units``
+    personas instead: ``[n / (n + z²), 100 %]`` at 100 % and ``[0, z² / (n + z²)]`` at
+    0 % (e.g. 83.9–100 % for 20 of 20 personas). Elsewhere the bootstrap's is kept.
+    (Not for the share of schedules on which every persona answered the same: more
+    personas can only lower it, so its bootstrap interval stays.)
+    """
+    if units < 1 or not math.isfinite(value) or not (low == high == value):
+        return low, high
+    inner = 100.0 * Z95**2 / (units + Z95**2)
+    if value >= 100.0:
+        return 100.0 - inner, 100.0
+    if value <= 0.0:
+        return 0.0, inner
+    return low, high
+
+
+def _count_finite(values: FloatArray) -> int:
+    return int(np.isfinite(values).sum())
+
+
 def _elasticity_parts(hours: FloatArray, cap: float) -> tuple[FloatArray, FloatArray]:
     """Per persona, the within-persona cross products of the flat-rate regression."""
     x = np.log(1.0 - np.array(FLAT_RATES_PCT) / 100.0)
@@ -394,10 +424,33 @@ def estimate(
     rounded = np.clip(np.round(rational), 0, cap)
     rng = np.random.default_rng(seed)
 
-    def both(label: str, model_stat: Statistic, ref_stat: Statistic, unit: str = "") -> Estimate:
-        value, low, high = _bootstrap(model_stat, n, rng, reps)
-        return Estimate(label, value, low, high, ref_stat(np.arange(n)), unit)
+    def both(
+        label: str,
+        model_values: FloatArray | Statistic,
+        ref_values: FloatArray | Statistic,
+        unit: str = "",
+        *,
+        units: int | None = None,
+        share: bool = False,
+    ) -> Estimate:
+        """The estimate of a statistic (per-persona values are averaged), its interval.
 
+        ``units``: the personas behind it (those with a finite value where ``model_values``
+        is per persona). With fewer than 2 there is nothing to resample and no interval;
+        a ``share`` of personas at 0 or 100 % gets :func:`_edge_interval`.
+        """
+        if not callable(model_values):
+            units = _count_finite(model_values) if units is None else units
+        stat = model_values if callable(model_values) else _mean(model_values)
+        ref = ref_values if callable(ref_values) else _mean(ref_values)
+        value, low, high = _bootstrap(stat, n, rng, reps)
+        if units is not None and units < 2:
+            low = high = math.nan
+        elif units is not None and share:
+            low, high = _edge_interval(value, low, high, units)
+        return Estimate(label, value, low, high, ref(np.arange(n)), unit)
+
+    answered = int(np.isfinite(answers).any(axis=1).sum())
     est: dict[str, Estimate] = {}
     m_xy, m_xx = _elasticity_parts(answers[:, flat], cap)
     r_xy, r_xx = _elasticity_parts(rational[:, flat], cap)
@@ -405,47 +458,48 @@ def estimate(
         "Elasticity of hours w.r.t. the net-of-tax rate (flat 0-70%)",
         _ratio(m_xy, m_xx),
         _ratio(r_xy, r_xx),
+        units=int((m_xx > 0).sum()),
     )
     per_1000 = 1000.0 / REBATE_CHANGE_USD
     est["income_effect"] = both(
         "Income effect: hours change per $1,000 of rebate",
-        _mean((answers[:, rebate] - answers[:, sq]) * per_1000),
-        _mean((rational[:, rebate] - rational[:, sq]) * per_1000),
+        (answers[:, rebate] - answers[:, sq]) * per_1000,
+        (rational[:, rebate] - rational[:, sq]) * per_1000,
         "h",
     )
     income0 = WEEKS_PER_YEAR * economy.population.hourly_wage_usd * rational[:, sq]
     edges = items[sq].schedule.edges
     inside = (income0 >= edges[CHANGED_BRACKET]) & (income0 < edges[CHANGED_BRACKET + 1])
     mask = np.where(inside, 1.0, np.nan)
+    in_bracket = int(inside.sum())
     est["bracket_response"] = both(
         f"Hours change in bracket {CHANGED_BRACKET + 1} after +{round(100 * BRACKET_CHANGE)} pts"
-        f" ({int(inside.sum())} personas in it)",
-        _mean((answers[:, bracket] - answers[:, sq]) * mask),
-        _mean((rational[:, bracket] - rational[:, sq]) * mask),
+        f" ({in_bracket} persona{'' if in_bracket == 1 else 's'} in it)",
+        (answers[:, bracket] - answers[:, sq]) * mask,
+        (rational[:, bracket] - rational[:, sq]) * mask,
         "h",
     )
     best = _utility(economy, items, rational)
     scale = np.maximum(np.abs(best), 1e-9)
-    gap = 100.0 * (best - _utility(economy, items, answers)) / scale
-    ref_gap = 100.0 * (best - _utility(economy, items, rounded)) / scale
+    gap = _row_means(100.0 * (best - _utility(economy, items, answers)) / scale)
+    ref_gap = _row_means(100.0 * (best - _utility(economy, items, rounded)) / scale)
     est["optimality_gap"] = both(
-        "Optimality gap: utility shortfall vs the best response, mean",
-        _mean(_row_means(gap)),
-        _mean(_row_means(ref_gap)),
-        "%",
+        "Optimality gap: utility shortfall vs the best response, mean", gap, ref_gap, "%"
     )
     est["optimality_gap_median"] = both(
         "Optimality gap, median over personas (robust to a few huge shortfalls)",
-        _median(_row_means(gap)),
-        _median(_row_means(ref_gap)),
+        _median(gap),
+        _median(ref_gap),
         "%",
+        units=_count_finite(gap),
     )
     responsive = ~_constant_rows(rounded).astype(bool)
     est["degenerate"] = both(
         "Degenerate: personas with one answer under every schedule",
-        _mean(np.where(responsive, 100.0 * _constant_rows(answers), np.nan)),
-        _mean(np.where(responsive, 100.0 * _constant_rows(rounded), np.nan)),
+        np.where(responsive, 100.0 * _constant_rows(answers), np.nan),
+        np.where(responsive, 100.0 * _constant_rows(rounded), np.nan),
         "%",
+        share=True,
     )
     varies = np.array([np.unique(col).size > 1 for col in rounded.T])
     share_items = _identical_items(answers, varies)
@@ -454,6 +508,7 @@ def estimate(
         lambda idx: 100.0 * share_items(idx),
         lambda idx: 100.0 * _identical_items(rounded, varies)(idx),
         "%",
+        units=answered,
     )
     finite = answers[np.isfinite(answers)]
     modal: float | None = None
@@ -465,19 +520,21 @@ def estimate(
         lambda idx: _modal_share(answers[idx]),
         lambda idx: _modal_share(rounded[idx]),
         "%",
+        units=answered,
+        share=True,
     )
     pairs = answers[:, [names.index(name) for name in RETEST_ITEMS]]
     same = np.where(np.isfinite(pairs) & np.isfinite(retest), 100.0 * (pairs == retest), np.nan)
-    diff = np.abs(pairs - retest)
     est["retest_identical"] = both(
         "Test-retest: identical answers when asked again",
-        _mean(_row_means(same)),
+        _row_means(same),
         lambda idx: 100.0,
         "%",
+        share=True,
     )
     est["retest_abs_diff"] = both(
         "Test-retest: mean absolute difference",
-        _mean(_row_means(diff)),
+        _row_means(np.abs(pairs - retest)),
         lambda idx: 0.0,
         "h",
     )

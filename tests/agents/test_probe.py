@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from llmecon.agents.probe import ProbeResult, probe_model, sample_personas_for_probe
+from llmecon.agents.probe import (
+    Z95,
+    ProbeResult,
+    _edge_interval,
+    probe_model,
+    sample_personas_for_probe,
+)
 from llmecon.cli import main
 from llmecon.models import ChatMessage, get_model
 from llmecon.personas import default_bank_path, load_bank
@@ -56,6 +63,38 @@ def test_a_constant_model_is_fully_degenerate_with_no_elasticity() -> None:
     assert e["elasticity"].reference == pytest.approx(0.4, abs=0.02)
     assert e["optimality_gap"].value > 1.0
     assert "below the literature" in result.verdict()
+
+
+def test_a_share_at_0_or_100_percent_gets_an_interval_not_a_point() -> None:
+    # Every resample of 16 personas that all agree repeats the estimate; the percentile
+    # bootstrap's [100, 100] would claim no other sample could differ. Wilson's score
+    # interval for 16 of 16 is [16 / (16 + z²), 1].
+    def constant(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        return '{"hours": 40}'
+
+    wilson_inner = 100.0 * Z95**2 / (16 + Z95**2)  # 19.4 points
+    e = _probe("mock/default", responder=constant).estimates
+    for name in ("degenerate", "modal_share"):
+        assert e[name].value == 100.0 and e[name].high == 100.0
+        assert e[name].low == pytest.approx(100.0 - wilson_inner)
+    assert e["retest_identical"].value == 100.0
+    assert e["retest_identical"].low == pytest.approx(100.0 - wilson_inner)
+    reference = _probe("scripted/reference").estimates
+    assert reference["degenerate"].value == 0.0 and reference["degenerate"].low == 0.0
+    assert reference["degenerate"].high == pytest.approx(wilson_inner)
+    # Inside the range, or where the bootstrap's interval has a width, it is kept.
+    assert _edge_interval(50.0, 50.0, 50.0, 16) == (50.0, 50.0)
+    assert _edge_interval(100.0, 90.0, 100.0, 16) == (90.0, 100.0)
+
+
+def test_a_statistic_of_one_persona_has_no_interval() -> None:
+    # Seed 0's 6 personas hold one in the raised bracket: resampling one value can only
+    # repeat it, which the old code showed as an interval [-4, -4].
+    e = _probe("scripted/reference", n=6).estimates
+    assert "(1 persona in it)" in e["bracket_response"].label
+    assert e["bracket_response"].value < 0
+    assert math.isnan(e["bracket_response"].low) and math.isnan(e["bracket_response"].high)
+    assert e["elasticity"].low < e["elasticity"].high  # six personas: an interval
 
 
 def test_failed_calls_are_left_out_and_counted() -> None:
