@@ -5,15 +5,16 @@ definitions); the report only lays them out."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
+from llmecon.report._format import HOURS, PERCENT, USD, WELFARE, Quantity
 from llmecon.report._html import Markup, esc, paragraph, section, table
-from llmecon.report._svg import Axis, grid, number, pct, usd
+from llmecon.report._svg import Axis, grid
 
 #: The breakdowns shown, in order: (argument of ``incidence``, heading).
 BREAKDOWNS: tuple[tuple[str, str], ...] = (
@@ -29,21 +30,20 @@ BREAKDOWNS: tuple[tuple[str, str], ...] = (
 #: At most this many runs get their own incidence tables (the rest: see their reports).
 MAX_RUNS = 4
 
-#: The measures of an incidence table: (column prefix, heading, format).
-_MEASURES: tuple[tuple[str, str, Callable[[float], str]], ...] = (
-    ("consumption_usd", "consumption", usd),
-    ("utility", "utility", number),
-    ("weekly_hours", "weekly hours", number),
-    ("tax_usd", "tax", usd),
+#: The measures of an incidence table: (column prefix, heading, quantity). Utility is
+#: in the SWF's unit, written as welfare.
+_MEASURES: tuple[tuple[str, str, Quantity], ...] = (
+    ("consumption_usd", "consumption", USD),
+    ("utility", "utility", WELFARE),
+    ("weekly_hours", "weekly hours", HOURS),
+    ("tax_usd", "tax", USD),
 )
 
 
-def _signed(fmt: Callable[[float], str], value: float) -> str:
-    """``fmt(value)`` with its sign; a value that shows as 0 (float noise) has none."""
-    text = fmt(value)
-    if text.lstrip("−-+").strip("0.,%$ ") == "":
-        return text.lstrip("−-+")
-    return text if text.startswith(("−", "-")) or value == 0 else "+" + text
+def _signed(fmt: Quantity, value: float) -> str:
+    """``value`` as a change of ``fmt``, with its sign; a value that shows as 0 (float
+    noise) has none."""
+    return fmt.change(value)
 
 
 def _incidence(run: ReportRun, by: str) -> pd.DataFrame | None:
@@ -66,9 +66,9 @@ def _incidence_table(frame: pd.DataFrame) -> Markup:
             [
                 str(r["group"]),
                 int(r["n"]),
-                pct(float(r["population_share"])),
-                pct(float(r["share_gaining"])),
-                pct(float(r["share_losing"])),
+                PERCENT(r["population_share"]),
+                PERCENT(r["share_gaining"]),
+                PERCENT(r["share_losing"]),
                 *(_signed(fmt, float(r[f"{col}_change"])) for col, _, fmt in _MEASURES),
                 *(_signed(fmt, float(r[f"{col}_contribution"])) for col, _, fmt in _MEASURES[:2]),
             ]
@@ -76,7 +76,7 @@ def _incidence_table(frame: pd.DataFrame) -> Markup:
     total = [
         "all workers",
         int(frame["n"].sum()),
-        pct(float(frame["population_share"].sum())),
+        PERCENT(frame["population_share"].sum()),
         "",
         "",
         *(_signed(fmt, float(frame[f"{col}_contribution"].sum())) for col, _, fmt in _MEASURES),
@@ -113,7 +113,7 @@ def incidence_section(runs: Sequence[ReportRun]) -> Markup | None:
             _plots.incidence_bars(
                 [(label, f.assign(group=f["group"].astype(str))) for label, f in frames],
                 f"{col}_change",
-                Axis(f"mean change in {name}" + (" (USD/yr)" if fmt is usd else ""), fmt),
+                Axis(f"mean change in {name}" + (" (USD/yr)" if fmt is USD else ""), fmt),
                 f"Mean change in {name} by {heading}",
             )
             for col, name, fmt in _MEASURES[:2]
@@ -148,13 +148,13 @@ def decomposition_section(runs: Sequence[ReportRun]) -> Markup | None:
         rows = [
             [
                 str(r["swf"]) + (" (objective)" if bool(r["objective"]) else ""),
-                number(float(r["value"])),
-                number(float(r["efficiency"])),
-                number(float(r["equity"])),
-                number(float(r["value_baseline"])),
-                _signed(number, float(r["change"])),
-                _signed(number, float(r["efficiency_change"])),
-                _signed(number, float(r["equity_change"])),
+                WELFARE(r["value"]),
+                WELFARE(r["efficiency"]),
+                WELFARE(r["equity"]),
+                WELFARE(r["value_baseline"]),
+                WELFARE.change(r["change"]),
+                WELFARE.change(r["efficiency_change"]),
+                WELFARE.change(r["equity_change"]),
             ]
             for r in records(frame)
         ]

@@ -17,6 +17,7 @@ import pandas as pd
 from llmecon.economy import TaxSchedule
 from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
+from llmecon.report._format import COST, HOURS, NUMBER, PERCENT, SECONDS
 from llmecon.report._html import Markup, esc, paragraph, section, table, truncate
 from llmecon.runs.events import ScheduleSet
 
@@ -145,9 +146,9 @@ def _calls_table(runs: Sequence[ReportRun]) -> Markup:
                 ", ".join(f"{k}: {v}" for k, v in c["role"].value_counts().items()),
                 int(c["input_tokens"].sum()),
                 int(c["output_tokens"].sum()),
-                float(cost.sum()) if len(cost) else None,
-                float(latency.mean()),
-                float(latency.quantile(0.95)),
+                COST(cost.sum()) if len(cost) else "–",
+                SECONDS(latency.mean()),
+                SECONDS(latency.quantile(0.95)),
                 int(c["error_type"].notna().sum()),
                 int(c["fallback"].astype(bool).sum()),
                 int(c["retries"].sum()),
@@ -161,9 +162,9 @@ def _calls_table(runs: Sequence[ReportRun]) -> Markup:
         "by role",
         "input tokens",
         "output tokens",
-        "cost (USD)",
-        "mean latency (s)",
-        "p95 latency (s)",
+        "cost",
+        "mean latency",
+        "p95 latency",
         "errors",
         "calls ending in a fallback",
         "retries",
@@ -195,10 +196,10 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
                     '<p class="warn">'
                     + esc(
                         f"Anchoring warning ({run.label}): in tax year {int(worst['year'])} "
-                        f"{100 * worst['modal_share']:.0f} % of the workers answered exactly "
-                        f"{worst['modal']:g} hours"
+                        f"{PERCENT(worst['modal_share'])} of the workers answered exactly "
+                        f"{HOURS(worst['modal'])}"
                         + (
-                            f", where {100 * rational:.0f} % of the rational best responses "
+                            f", where {PERCENT(rational)} of the rational best responses "
                             "are that many hours"
                             if rational > 0
                             else ""
@@ -215,10 +216,10 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
                 [
                     "tax year",
                     "answers",
-                    "median (h)",
+                    "median",
                     "10 %",
                     "90 %",
-                    "most common (h)",
+                    "most common",
                     "its share",
                     "fallbacks",
                 ],
@@ -226,11 +227,11 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
                     [
                         int(r["year"]),
                         int(r["answers"]),
-                        r["median"],
-                        r["p10"],
-                        r["p90"],
-                        r["modal"],
-                        f"{100 * r['modal_share']:.0f} %",
+                        HOURS(r["median"]),
+                        HOURS(r["p10"]),
+                        HOURS(r["p90"]),
+                        HOURS(r["modal"]),
+                        PERCENT(r["modal_share"]),
                         int(r["fallbacks"]),
                     ]
                     for r in records(stats)
@@ -314,13 +315,13 @@ def _probe(runs: Sequence[ReportRun]) -> list[Markup]:
             if not isinstance(est, dict):
                 continue
             ci = est.get("ci95") or [None, None]
-            interval = "n/a" if ci[0] is None else f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+            interval = "n/a" if ci[0] is None else f"[{NUMBER(ci[0])}, {NUMBER(ci[1])}]"
             rows.append(
                 [
                     est.get("label"),
-                    est.get("value"),
+                    NUMBER(est.get("value")),
                     interval,
-                    est.get("rational_reference"),
+                    NUMBER(est.get("rational_reference")),
                     est.get("unit", ""),
                 ]
             )

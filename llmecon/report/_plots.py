@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from llmecon.report._data import Group, ReportRun, by_value, by_year_band, records, same
+from llmecon.report._format import COUNT, GINI, HOURS, PERCENT, USD, WELFARE
 from llmecon.report._html import Markup
 from llmecon.report._svg import (
     REFERENCE_COLOUR,
@@ -21,23 +22,27 @@ from llmecon.report._svg import (
     bar_chart,
     colour,
     grid,
-    integer,
     line_chart,
-    number,
-    pct,
-    usd,
 )
 
-YEAR_AXIS = Axis("tax year", integer, integer=True)
+YEAR_AXIS = Axis("tax year", COUNT, integer=True)
 
-#: The per-year outcomes charted for every run (column, title, axis format, scale).
+#: The per-year outcomes charted for every run (column, title, axis).
 OUTCOMES: tuple[tuple[str, str, Axis], ...] = (
-    ("swf", "Social welfare (run objective)", Axis("SWF", number)),
-    ("revenue_usd", "Revenue (total, USD/yr)", Axis("USD per year", usd, zero=True)),
-    ("mean_weekly_hours", "Mean weekly hours", Axis("hours per week", number)),
-    ("gini_income", "Gini of pre-tax income", Axis("Gini", number)),
-    ("effective_tax_rate", "Effective tax rate (Σ tax / Σ income)", Axis("rate", pct, zero=True)),
-    ("mean_marginal_rate", "Mean marginal rate at realised incomes", Axis("rate", pct, zero=True)),
+    ("swf", "Social welfare (run objective)", Axis("SWF", WELFARE)),
+    ("revenue_usd", "Revenue (total, USD/yr)", Axis("USD per year", USD, zero=True)),
+    ("mean_weekly_hours", "Mean weekly hours", Axis("hours per week", HOURS)),
+    ("gini_income", "Gini of pre-tax income", Axis("Gini", GINI)),
+    (
+        "effective_tax_rate",
+        "Effective tax rate (Σ tax / Σ income)",
+        Axis("rate", PERCENT, zero=True),
+    ),
+    (
+        "mean_marginal_rate",
+        "Mean marginal rate at realised incomes",
+        Axis("rate", PERCENT, zero=True),
+    ),
 )
 
 #: The references of the welfare chart: (summary field, legend name, dash).
@@ -50,8 +55,8 @@ _SWF_REFS = (
 
 
 def usd_band(lower: float, upper: float) -> str:
-    """``$48k–$103k`` or ``$626k+``."""
-    return f"{usd(lower)}+" if not math.isfinite(upper) else f"{usd(lower)}–{usd(upper)}"
+    """``$48.5k–$103.3k`` or ``$626.4k+`` (dollars as :data:`USD` writes them)."""
+    return f"{USD(lower)}+" if not math.isfinite(upper) else f"{USD(lower)}–{USD(upper)}"
 
 
 def bracket_names(edges: Sequence[float]) -> list[str]:
@@ -142,7 +147,7 @@ def schedule_paths(runs: Sequence[ReportRun]) -> Markup:
             line_chart(
                 series,
                 YEAR_AXIS,
-                Axis("marginal rate", pct, zero=True),
+                Axis("marginal rate", PERCENT, zero=True),
                 title=f"{run.label}: marginal rate by bracket",
                 width=460,
                 height=260,
@@ -161,7 +166,7 @@ def _step_points(
             break
         xs.append(max(edge, lo))
         ys.append(float(rate))
-        tips.append(f"{name}: {pct(float(rate))}")
+        tips.append(f"{name}: {PERCENT(rate)}")
     xs.append(hi)
     ys.append(ys[-1])
     tips.append(tips[-1])
@@ -213,8 +218,8 @@ def final_schedules(runs: Sequence[ReportRun]) -> Markup:
             add(f"{run.label} (final)", run.edges, final, colour(i), "solid", 2.4)
     return line_chart(
         series,
-        Axis("annual pre-tax income (log scale)", usd, log=True, lo=lo, hi=hi),
-        Axis("marginal rate", pct, lo=0.0, hi=1.0),
+        Axis("annual pre-tax income (log scale)", USD, log=True, lo=lo, hi=hi),
+        Axis("marginal rate", PERCENT, lo=0.0, hi=1.0),
         title="Final marginal rate schedules",
         width=760,
         height=320,
@@ -240,20 +245,20 @@ def distributions(runs: Sequence[ReportRun]) -> Markup:
         h = run.final_agents()["weekly_hours"].dropna().to_numpy(float)
         x, c = _histogram(h, hours_bins)
         # one tip per bin (the last point only closes the step line)
-        tips = [f"{x[j]:.0f}–{x[j + 1]:.0f} h: {_workers(c[j])}" for j in range(len(x) - 1)]
+        tips = [f"{HOURS.tick_range(x[j], x[j + 1])}: {_workers(c[j])}" for j in range(len(x) - 1)]
         hours_series.append(Series(run.label, x, c, colour(i), step=True, markers=False, tips=tips))
         if positive.size > 1 and positive.max() > positive.min():
             bins = np.geomspace(positive.min(), positive.max() * 1.0001, 30)
             x, c = _histogram(z[z > 0], bins)
-            tips = [f"{usd(x[j])}–{usd(x[j + 1])}: {_workers(c[j])}" for j in range(len(x) - 1)]
+            tips = [f"{usd_band(x[j], x[j + 1])}: {_workers(c[j])}" for j in range(len(x) - 1)]
             income_series.append(
                 Series(run.label, x, c, colour(i), step=True, markers=False, tips=tips)
             )
-    count_axis = Axis("workers", integer, integer=True, zero=True)
+    count_axis = Axis("workers", COUNT, integer=True, zero=True)
     charts = [
         line_chart(
             hours_series,
-            Axis("weekly hours", integer),
+            Axis("weekly hours", HOURS),
             count_axis,
             title="Weekly hours (final year)",
         )
@@ -262,7 +267,7 @@ def distributions(runs: Sequence[ReportRun]) -> Markup:
         charts.append(
             line_chart(
                 income_series,
-                Axis("annual pre-tax income (log scale)", usd, log=True),
+                Axis("annual pre-tax income (log scale)", USD, log=True),
                 count_axis,
                 title="Pre-tax income (final year)",
             )
@@ -285,7 +290,7 @@ def lorenz_points(values: np.ndarray, n: int = 200) -> tuple[np.ndarray, np.ndar
 
 def lorenz(runs: Sequence[ReportRun]) -> Markup:
     charts = []
-    share = Axis("share of workers", pct, lo=0.0, hi=1.0)
+    share = Axis("share of workers", PERCENT, lo=0.0, hi=1.0)
     for column, what in (("income_usd", "pre-tax income"), ("consumption_usd", "consumption")):
         series = [
             Series(
@@ -296,13 +301,15 @@ def lorenz(runs: Sequence[ReportRun]) -> Markup:
             values = run.final_agents()[column].dropna().to_numpy(float)
             if values.size:
                 x, y = lorenz_points(values)
-                tips = [f"poorest {pct(a)} hold {pct(b)}" for a, b in zip(x, y, strict=True)]
+                tips = [
+                    f"poorest {PERCENT(a)} hold {PERCENT(b)}" for a, b in zip(x, y, strict=True)
+                ]
                 series.append(Series(run.label, x, y, colour(i), markers=False, tips=tips))
         charts.append(
             line_chart(
                 series,
                 share,
-                Axis("share of the total", pct, lo=0.0, hi=1.0),
+                Axis("share of the total", PERCENT, lo=0.0, hi=1.0),
                 title=f"Lorenz curve: {what} (final year)",
                 width=420,
                 height=320,
@@ -322,14 +329,15 @@ def schedule_colours(votes: pd.DataFrame) -> dict[str, str]:
 
 
 def rates_json_text(rates_json: str) -> str:
-    """A vote's ``rates_json`` as ``10/12/22 %`` (the text itself if it is not a list)."""
+    """A vote's ``rates_json`` as ``10.0 / 12.0 / 22.0 %``, as every list of rates in
+    the report (the text itself if it is not a list of numbers)."""
     try:
         rates = json.loads(rates_json)
     except (TypeError, ValueError):
         return str(rates_json)
-    if not isinstance(rates, list):
+    if not isinstance(rates, list) or not all(isinstance(r, int | float) for r in rates):
         return str(rates_json)
-    return "/".join(f"{100 * float(r):.0f}" for r in rates) + " %"
+    return " / ".join(PERCENT(r).removesuffix(" %") for r in rates) + " %"
 
 
 def vote_shares(run: ReportRun) -> Markup:
@@ -349,12 +357,12 @@ def vote_shares(run: ReportRun) -> Markup:
             values.append(share)
             labels = ", ".join(str(x) for x in at["label"])
             won = " (winner)" if len(at) and bool(at["is_winner"].any()) else ""
-            tips.append(f"{labels}: {pct(share)}{won}")
+            tips.append(f"{labels}: {PERCENT(share)}{won}")
         groups.append(BarGroup(f"rates {rates_json_text(rates)}", values, col, tips))
     return bar_chart(
         [str(y) for y in years],
         groups,
-        Axis("vote share", pct, lo=0.0, hi=1.0),
+        Axis("vote share", PERCENT, lo=0.0, hi=1.0),
         stacked=stacked,
         title=f"{run.label}: vote shares by round (colour = schedule"
         + ("" if stacked else "; a ballot may approve several")
@@ -375,7 +383,7 @@ def calls_by_year(runs: Sequence[ReportRun]) -> Markup:
         calls.append(BarGroup(run.label, n.to_numpy(float), colour(i)))
         tokens.append(BarGroup(run.label, t.to_numpy(float), colour(i)))
     cats = [str(y) for y in years]
-    count = Axis("calls", integer, integer=True)
+    count = Axis("calls", COUNT, integer=True)
     return grid(
         [
             bar_chart(
@@ -384,7 +392,7 @@ def calls_by_year(runs: Sequence[ReportRun]) -> Markup:
             bar_chart(
                 cats,
                 tokens,
-                Axis("tokens (input + output)", integer, integer=True),
+                Axis("tokens (input + output)", COUNT, integer=True),
                 title="Tokens per tax year",
                 category_label="tax year",
             ),
@@ -397,8 +405,8 @@ def answers_by_year(stats: pd.DataFrame, label: str, i: int) -> Markup:
     most common answer (anchoring)."""
     x = stats["year"].to_numpy(float)
     tips = [
-        f"year {int(r['year'])}: median {r['median']:g} h, 10–90 %: {r['p10']:g}–{r['p90']:g} h, "
-        f"{int(r['answers'])} answers"
+        f"year {int(r['year'])}: median {HOURS(r['median'])}, 10–90 %: {HOURS(r['p10'])} to "
+        f"{HOURS(r['p90'])}, {int(r['answers'])} answers"
         for r in records(stats)
     ]
     hours = line_chart(
@@ -413,7 +421,7 @@ def answers_by_year(stats: pd.DataFrame, label: str, i: int) -> Markup:
             )
         ],
         YEAR_AXIS,
-        Axis("weekly hours answered", integer, zero=True),
+        Axis("weekly hours answered", HOURS, zero=True),
         title=f"{label}: worker answers by tax year",
         width=460,
         height=250,
@@ -426,13 +434,14 @@ def answers_by_year(stats: pd.DataFrame, label: str, i: int) -> Markup:
                 stats["modal_share"].to_numpy(float),
                 colour(i),
                 tips=[
-                    f"year {int(r['year'])}: {pct(r['modal_share'])} answered {r['modal']:g} h"
+                    f"year {int(r['year'])}: {PERCENT(r['modal_share'])} answered "
+                    f"{HOURS(r['modal'])}"
                     for r in records(stats)
                 ],
             )
         ],
         YEAR_AXIS,
-        Axis("share of the most common answer", pct, lo=0.0, hi=1.0),
+        Axis("share of the most common answer", PERCENT, lo=0.0, hi=1.0),
         title=f"{label}: identical answers (anchoring)",
         width=460,
         height=250,

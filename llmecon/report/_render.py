@@ -17,11 +17,11 @@ from llmecon.report._data import (
     report_run,
     same,
 )
+from llmecon.report._format import GAP, GINI, HOURS, PERCENT, RELATIVE, USD, WELFARE, Quantity
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._incidence import decomposition_section, incidence_section
 from llmecon.report._llm import fallbacks_section, llm_section
 from llmecon.report._references import References, gain_closed_text
-from llmecon.report._svg import number, pct, usd
 from llmecon.runs.config import setting_applies
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
@@ -45,16 +45,16 @@ def _shown(name: str, config: dict[str, Any]) -> Any:
     return config.get(name) if setting_applies(name, config) else None
 
 
-#: The final-year metrics compared with the status quo: (column, heading, format).
-_CHANGES: tuple[tuple[str, str, Callable[[float], str]], ...] = (
-    ("swf", "SWF", number),
-    ("revenue_usd", "revenue", usd),
-    ("mean_weekly_hours", "mean hours", number),
-    ("mean_income_usd", "mean income", usd),
-    ("gini_income", "Gini income", number),
-    ("gini_consumption", "Gini consumption", number),
-    ("effective_tax_rate", "effective rate", pct),
-    ("mean_marginal_rate", "mean marginal rate", pct),
+#: The final-year metrics compared with the status quo: (column, heading, quantity).
+_CHANGES: tuple[tuple[str, str, Quantity], ...] = (
+    ("swf", "SWF", WELFARE),
+    ("revenue_usd", "revenue", USD),
+    ("mean_weekly_hours", "mean hours", HOURS),
+    ("mean_income_usd", "mean income", USD),
+    ("gini_income", "Gini income", GINI),
+    ("gini_consumption", "Gini consumption", GINI),
+    ("effective_tax_rate", "effective rate", PERCENT),
+    ("mean_marginal_rate", "mean marginal rate", PERCENT),
 )
 
 Progress = Callable[[str], None]
@@ -72,10 +72,11 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
 
 
 def _rates_text(rates: Sequence[float] | None) -> str:
-    """``0.1 / 0.37 / 3e-57`` → ``10 / 37 / 0 %`` (float noise as 0, as :func:`pct`)."""
+    """``0.1 / 0.372 / 3e-57`` → ``10.0 / 37.2 / 0.0 %`` (as :data:`PERCENT` writes
+    each; float noise as 0)."""
     if rates is None:
         return "–"
-    return " / ".join(pct(r).removesuffix(" %") for r in rates) + " %"
+    return " / ".join(PERCENT(r).removesuffix(" %") for r in rates) + " %"
 
 
 def _final(run: ReportRun, column: str) -> float | None:
@@ -119,7 +120,7 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                 run.seed,
                 run.data.status,
                 len(run.years),
-                final,
+                WELFARE(final),
                 gain_closed_text(final, run.refs),
                 "–" if final is None or not sq else _change_pct(final, sq),
                 len(run.calls),
@@ -159,8 +160,8 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
             if logged.get("status_quo_same_workers_swf") is not None:
                 said += (
                     f" The status quo with these workers (tax year 1) scored "
-                    f"{logged['status_quo_same_workers_swf']:,.2f}; the final year "
-                    f"{logged['final_minus_status_quo_same_workers']:+,.2f} against it."
+                    f"{WELFARE(logged['status_quo_same_workers_swf'])}; the final year "
+                    f"{WELFARE.change(logged['final_minus_status_quo_same_workers'])} against it."
                 )
             parts.append(paragraph(said, css_class="warn"))
     for run in runs:  # a log read in part: its call tables below are partial
@@ -206,7 +207,7 @@ def _references_table(runs: Sequence[ReportRun]) -> Markup:
     rows = []
     for (status_quo, none, saez, oracle), members in distinct.items():
         who = [", ".join(m.label for m in members)] if many else []
-        rows.append([*who, status_quo, none, saez, oracle])
+        rows.append([*who, *(WELFARE(v) for v in (status_quo, none, saez, oracle))])
     headers = [
         *(["runs"] if many else []),
         "status quo (US federal 2025)",
@@ -224,15 +225,15 @@ def _seeds_table(groups: Sequence[Group]) -> Markup:
         done = [r for r in g.runs if r.data.status == "completed"]
         finals = [v for r in done if (v := _final(r, "swf")) is not None]
         gains = [r.data.gain_closed for r in done]
-        gains_ok = [100 * x for x in gains if x is not None]
+        gains_ok = [x for x in gains if x is not None]
         others = [f"{r.label} ({r.data.status})" for r in g.runs if r not in done]
         rows.append(
             [
                 g.label,
                 len(done),
                 ", ".join(str(r.seed) for r in done) or "–",
-                _span(finals, number),
-                _span(gains_ok, lambda v: f"{v:.3g} %"),
+                WELFARE.span(finals),
+                GAP.span(gains_ok),
                 ", ".join(others) or "–",
             ]
         )
@@ -249,15 +250,7 @@ def _seeds_table(groups: Sequence[Group]) -> Markup:
 
 def _change_pct(value: float, base: float) -> str:
     """``value`` against ``base`` in signed percent; float noise shows as 0.00 %."""
-    change = 100 * (value - base) / abs(base)
-    return "0.00 %" if abs(change) < 0.005 else f"{change:+.2f} %"
-
-
-def _span(values: Sequence[float], fmt: Callable[[float], str]) -> str:
-    if not values:
-        return "–"
-    mean = sum(values) / len(values)
-    return f"{fmt(mean)} [{fmt(min(values))}, {fmt(max(values))}]"
+    return RELATIVE.change(100 * (value - base) / abs(base))
 
 
 def _outcomes_section(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
@@ -295,12 +288,12 @@ def _years_table(run: ReportRun) -> Markup:
             [
                 y,
                 str(r.get("source") or ""),
-                float(r["swf"]),
-                usd(float(r["revenue_usd"])),
-                float(r["mean_weekly_hours"]),
-                float(r["gini_income"]),
-                pct(float(r["effective_tax_rate"])),
-                pct(float(r["mean_marginal_rate"])),
+                WELFARE(r["swf"]),
+                USD(r["revenue_usd"]),
+                HOURS(r["mean_weekly_hours"]),
+                GINI(r["gini_income"]),
+                PERCENT(r["effective_tax_rate"]),
+                PERCENT(r["mean_marginal_rate"]),
                 _rates_text(run.rates_of(y)),
             ]
         )
@@ -338,7 +331,7 @@ def _changes_section(runs: Sequence[ReportRun]) -> Markup:
             if value is None:
                 cells.append("–")
             elif column in sq:
-                cells.append(f"{fmt(value)} ({_delta(fmt, value - sq[column])})")
+                cells.append(f"{fmt(value)} ({fmt.change(value - sq[column])})")
             else:
                 cells.append(fmt(value))
         rows.append([f"{run.label} (final)", *cells])
@@ -352,14 +345,6 @@ def _changes_section(runs: Sequence[ReportRun]) -> Markup:
         ),
         table(["", *(h for _, h, _ in _CHANGES)], rows, css_class="data nowrap"),
     )
-
-
-def _delta(fmt: Callable[[float], str], delta: float) -> str:
-    """A change: percentage points for rates, a sign always."""
-    if fmt is pct:
-        return f"{100 * delta:+.3g} pp"
-    text = fmt(abs(delta)) if fmt is usd else number(abs(delta))
-    return ("−" if delta < 0 else "+") + text
 
 
 def _schedule_table(runs: Sequence[ReportRun]) -> Markup:
@@ -383,7 +368,7 @@ def _schedule_table(runs: Sequence[ReportRun]) -> Markup:
     columns += [(f"{r.label} (final)", r.final_rates) for r in shown]
     rows = []
     for b, name in enumerate(_plots.bracket_names(edges)):
-        rows.append([name, *(pct(col[b]) if col else "–" for _, col in columns)])
+        rows.append([name, *(PERCENT(col[b]) if col else "–" for _, col in columns)])
     parts = [
         table(["bracket (annual income)", *(n for n, _ in columns)], rows, css_class="data nowrap")
     ]
@@ -418,9 +403,9 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
                     str(v["winner"]),
                     str(v["origin"]),
                     _plots.rates_json_text(str(v["rates_json"])),
-                    pct(float(v["share"])),
-                    pct(float(v["turnout"])),
-                    float(v["winner_swf"]),
+                    PERCENT(v["share"]),
+                    PERCENT(v["turnout"]),
+                    WELFARE(v["winner_swf"]),
                     str(v["best_candidate"]),
                 ]
             )

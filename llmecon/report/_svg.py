@@ -1,24 +1,27 @@
 """Inline SVG charts for the report: hover values without JavaScript or a dependency.
 
 Every data point carries a ``<title>`` (the browser shows it on hover), so the page
-stays one self-contained offline file. Axes are in the domain's units: formatters for
-dollars (``$48k``), percent and whole years or counts; the x axis can be logarithmic
-(incomes). Every piece of run data passes through :func:`~llmecon.report._html.esc`.
+stays one self-contained offline file. Axes are in the domain's units: each axis has a
+:class:`~llmecon.report._format.Quantity` (dollars, percent, welfare, hours, whole
+years or counts) that writes its ticks and hover values as every table writes that
+kind; the x axis can be logarithmic (incomes). Every piece of run data passes through
+:func:`~llmecon.report._html.esc`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from llmecon.report._format import COUNT, NUMBER, PERCENT, USD, Quantity
 from llmecon.report._html import Markup, esc
 
-Formatter = Callable[[float], str]
+Formatter = Quantity
 #: Numbers of a series: a list or a numpy array.
 Values = Sequence[float] | NDArray[Any]
 
@@ -46,41 +49,12 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-# -- number formats ----------------------------------------------------------------------------
+# -- number formats: one Quantity per kind (llmecon.report._format) ---------------------------
 
-
-def usd(x: float) -> str:
-    """Dollars, compact: ``$950``, ``$48k``, ``$1.2M`` (sign kept)."""
-    if not math.isfinite(x):
-        return "–"
-    sign, a = ("−" if x < 0 else ""), abs(x)
-    if a >= 1e6:
-        return f"{sign}${a / 1e6:,.3g}M"
-    if a >= 1e3:
-        return f"{sign}${a / 1e3:,.4g}k"
-    return f"{sign}${a:,.0f}"
-
-
-def pct(x: float) -> str:
-    """A fraction as percent: ``0.225`` → ``22.5 %``; float noise (below 0.0005 %)
-    shows as 0 rather than in scientific notation."""
-    if not math.isfinite(x):
-        return "–"
-    value = 100 * x
-    return f"{0.0 if abs(value) < 5e-4 else value:.3g} %"
-
-
-def integer(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{x:,.0f}"
-
-
-def number(x: float) -> str:
-    """A compact number; rounding noise (``|x| < 1e-9``) shows as 0."""
-    if not math.isfinite(x):
-        return "–"
-    if abs(x) < 1e-9:
-        return "0"
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+usd = USD
+pct = PERCENT
+integer = COUNT
+number = NUMBER
 
 
 # -- ticks -------------------------------------------------------------------------------------
@@ -221,21 +195,21 @@ def _ylabel(f: _Frame, text: str) -> str:
     )
 
 
-def _x_ticks(f: _Frame, ticks: Sequence[float], fmt: Formatter) -> list[str]:
+def _x_ticks(f: _Frame, ticks: Sequence[float], fmt: Formatter, log: bool = False) -> list[str]:
     out = []
-    for t in ticks:
+    for t, label in zip(ticks, fmt.ticks(ticks, log=log), strict=True):
         x = f.px(t)
         out.append(_line(x, x, f.top, f.height - f.bottom, "grid"))
-        out.append(_text(x, f.height - f.bottom + 14, fmt(t), "tick"))
+        out.append(_text(x, f.height - f.bottom + 14, label, "tick"))
     return out
 
 
 def _y_ticks(f: _Frame, ticks: Sequence[float], fmt: Formatter) -> list[str]:
     out = []
-    for t in ticks:
+    for t, label in zip(ticks, fmt.ticks(ticks), strict=True):
         y = f.py(t)
         out.append(_line(f.left, f.width - f.right, y, y, "grid"))
-        out.append(_text(f.left - 5, y + 3.5, fmt(t), "tick", "end"))
+        out.append(_text(f.left - 5, y + 3.5, label, "tick", "end"))
     return out
 
 
@@ -249,11 +223,24 @@ def _plot_area(f: _Frame, title: str) -> list[str]:
     return out
 
 
+#: Width of a tick label's character (10 px font) and room for the rotated axis label.
+_TICK_CHAR_PX = 6.2
+_YLABEL_PX = 22
+
+
+def _label_margin(axis: Axis, value_range: tuple[float, float]) -> int:
+    """The left margin that fits the y tick labels right of the rotated axis label
+    (``1,250,000`` does not run into it)."""
+    ticks = nice_ticks(*value_range, 5, integer_only=axis.integer)
+    longest = max((len(t) for t in axis.fmt.ticks(ticks)), default=0)
+    return math.ceil(_YLABEL_PX + 5 + _TICK_CHAR_PX * longest)
+
+
 def _axes(f: _Frame, title: str) -> list[str]:
     out = _plot_area(f, title)
     xlo, xhi = f.x_range
     xt = log_ticks(xlo, xhi) if f.x.log else nice_ticks(xlo, xhi, 6, integer_only=f.x.integer)
-    out += _x_ticks(f, xt, f.x.fmt)
+    out += _x_ticks(f, xt, f.x.fmt, f.x.log)
     out += _y_ticks(f, nice_ticks(*f.y_range, 5, integer_only=f.y.integer), f.y.fmt)
     out.append(_text((f.left + f.width - f.right) / 2, f.height - 6, f.x.label, "label"))
     out.append(_ylabel(f, f.y.label))
@@ -304,6 +291,7 @@ def line_chart(
     ys += [h.y for h in hlines]
     f = _Frame(width, height, x=x, y=y)
     f.x_range, f.y_range = _range(xs, x), _range(ys, y)
+    f.left = max(f.left, _label_margin(y, f.y_range))
     parts = _axes(f, title)
     ylo, yhi = f.y_range
     for h in hlines:
@@ -426,10 +414,11 @@ def bar_chart(
         zero=True,
     )
     longest = max((len(c) for c in categories), default=4)
-    f = _Frame(width, height, left=min(40 + 6 * longest, 220) if horizontal else 64)
+    rng = _range(extent, axis)
+    left = min(40 + 6 * longest, 220) if horizontal else max(64, _label_margin(axis, rng))
+    f = _Frame(width, height, left=left)
     cat_axis = Axis(category_label)
     f.x, f.y = (axis, cat_axis) if horizontal else (cat_axis, axis)
-    rng = _range(extent, axis)
     plot_w, plot_h = width - f.left - f.right, height - f.top - f.bottom
     parts = _plot_area(f, title)
     ticks = nice_ticks(*rng, 6 if horizontal else 5, integer_only=axis.integer)

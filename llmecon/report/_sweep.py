@@ -1,20 +1,50 @@
 """The report of a sweep folder: per setting, the mean SWF (and gain closed) by year
-with a 95 % band across seeds, and the per-setting table (``llmecon report SWEEP``)."""
+with a 95 % band across seeds, and the per-setting table (``llmecon report SWEEP``).
+
+A setting with one seed has no interval (no spread to measure): its charts draw no band
+and the page says so. The per-setting welfare charts share one y axis when the settings
+share their objective, so their heights compare."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from llmecon.report._data import records
+from llmecon.report._format import (
+    COST,
+    GAP,
+    GINI,
+    HOURS,
+    MEAN_COUNT,
+    NUMBER,
+    USD,
+    WELFARE,
+    Quantity,
+)
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._plots import YEAR_AXIS
-from llmecon.report._svg import Axis, Series, colour, grid, line_chart, number, pct
+from llmecon.report._svg import Axis, Series, _range, colour, grid, line_chart
 from llmecon.sweeps.results import SUMMARY_METRICS, SweepData, interval
+
+#: How each summary metric of a sweep is written (as in the run report).
+METRIC_QUANTITIES: dict[str, Quantity] = {
+    "gain_closed": GAP,
+    "final_swf": WELFARE,
+    "best_swf": WELFARE,
+    "revenue_per_worker_usd": USD,
+    "mean_weekly_hours": HOURS,
+    "gini_income": GINI,
+    "cost_usd": COST,
+    "fallbacks": MEAN_COUNT,
+}
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
 
 
 def setting_label(row: Any, by: Sequence[str]) -> str:
@@ -48,14 +78,20 @@ def band(group: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _band_series(group: pd.DataFrame, column: str, i: int, label: str) -> Series | None:
+def _band_series(
+    group: pd.DataFrame, column: str, i: int, label: str, kind: Quantity
+) -> Series | None:
     b = band(group, column)
     if b.empty:
         return None
     lo, hi = b["lo"].to_numpy(float), b["hi"].to_numpy(float)
     tips = [
-        f"tax year {int(r['year'])}: {number(r['mean'])} [{number(r['lo'])}, "
-        f"{number(r['hi'])}], {int(r['n'])} seeds"
+        f"tax year {int(r['year'])}: "
+        + (
+            f"{kind.interval(r['mean'], r['lo'], r['hi'])}, {_seeds(int(r['n']))}"
+            if int(r["n"]) > 1
+            else f"{kind(r['mean'])}, one seed: no interval"
+        )
         for r in records(b)
     ]
     return Series(
@@ -68,11 +104,44 @@ def _band_series(group: pd.DataFrame, column: str, i: int, label: str) -> Series
     )
 
 
+def _one_seed(data: SweepData) -> list[str]:
+    """The settings whose every tax year has one seed (no interval, so no band)."""
+    out = []
+    for label, group in _groups(data):
+        if int(group.groupby("year")["cell_id"].nunique().max()) < 2:
+            out.append(label)
+    return out
+
+
+def objectives(data: SweepData) -> list[str]:
+    """The SWFs the sweep's settings optimise (the ``swf`` axis, else the base's, else
+    the default objective), in order of first appearance."""
+    if "swf" in data.cells:
+        return [str(v) for v in dict.fromkeys(data.cells["swf"].dropna())]
+    base = data.manifest.get("base") or {}
+    if base.get("swf"):
+        return [str(base["swf"])]
+    from llmecon.runs.config import RunConfig
+
+    return [str(RunConfig.model_fields["swf"].default)]
+
+
 def swf_by_setting(data: SweepData) -> Markup:
     """One chart per setting: each seed's SWF by year (thin), their mean and its 95 %
-    band."""
+    band; one y axis for all when the settings share their objective."""
+    groups = _groups(data)
+    names = objectives(data)
+    shared = len(names) == 1
+    y_axis = Axis(f"SWF: {names[0]}" if shared else "SWF (the setting's objective)", WELFARE)
+    if shared and groups:
+        values = [float(v) for _, g in groups for v in g["swf"]]
+        for _, g in groups:
+            b = band(g, "swf")
+            values += [float(v) for v in (*b["lo"], *b["hi"])] if not b.empty else []
+        lo, hi = _range(values, y_axis)
+        y_axis = Axis(y_axis.label, WELFARE, lo=lo, hi=hi)
     charts = []
-    for i, (label, group) in enumerate(_groups(data)):
+    for i, (label, group) in enumerate(groups):
         series = [
             Series(
                 f"seed cell {cell_id}",
@@ -84,14 +153,16 @@ def swf_by_setting(data: SweepData) -> Markup:
             )
             for cell_id, cell in group.groupby("cell_id", sort=False)
         ]
-        mean = _band_series(group, "swf", i, "mean, 95 % band")
+        several = int(group.groupby("year")["cell_id"].nunique().max()) > 1
+        name = "mean, 95 % band" if several else "one seed (no band)"
+        mean = _band_series(group, "swf", i, name, WELFARE)
         if mean is not None:
             series.append(mean)
         charts.append(
             line_chart(
                 series,
                 YEAR_AXIS,
-                Axis("social welfare (objective)", number),
+                y_axis,
                 title=label,
                 width=420,
                 height=260,
@@ -101,32 +172,39 @@ def swf_by_setting(data: SweepData) -> Markup:
     return grid(charts)
 
 
-def overlay(data: SweepData, column: str, ylabel: str, scale: float = 1.0) -> Markup:
-    """Every setting's mean of ``column`` by year with its 95 % band, on one axis."""
+def overlay(data: SweepData, column: str, y_axis: Axis) -> Markup:
+    """Every setting's mean of ``column`` by year with its 95 % band, on one axis (a
+    setting with one seed is named so in the legend: it has no band)."""
     series = []
+    single = set(_one_seed(data))
     for i, (label, group) in enumerate(_groups(data)):
-        scaled = group.assign(**{column: pd.to_numeric(group[column], errors="coerce") * scale})
-        s = _band_series(scaled, column, i, label)
+        values = group.assign(**{column: pd.to_numeric(group[column], errors="coerce")})
+        name = f"{label} (one seed, no band)" if label in single else label
+        s = _band_series(values, column, i, name, y_axis.fmt)
         if s is not None:
             series.append(s)
-    return line_chart(series, YEAR_AXIS, Axis(ylabel, number), width=760, height=320)
+    return line_chart(series, YEAR_AXIS, y_axis, width=760, height=320)
 
 
 def _fmt_interval(row: Any, metric: str) -> str:
-    mean = row.get(metric)
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    scale = 100.0 if metric == "gain_closed" else 1.0
-    unit = " %" if metric == "gain_closed" else ""
+    kind = METRIC_QUANTITIES.get(metric, NUMBER)
+    return kind.interval(row.get(metric), row.get(f"{metric}_lo"), row.get(f"{metric}_hi"))
 
-    def f(v: float) -> str:
-        v = v * scale
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
-    lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return f(float(mean)) + unit
-    return f"{f(float(mean))}{unit} [{f(float(lo))}, {f(float(hi))}]"
+def _band_note(data: SweepData, *, gain: bool = False) -> str:
+    """What a chart's lines and bands are, and which settings have no band (one seed:
+    no interval)."""
+    scale = " 0 % is no tax, 100 % the oracle." if gain else ""
+    single = _one_seed(data)
+    if single and len(single) == len(_groups(data)):
+        return "Each setting has one seed: no interval, so no band (the line is that seed)." + scale
+    if gain:
+        note = "Per setting the mean across seeds, shaded: its 95 % band."
+    else:
+        note = "Thin lines: each seed; thick: their mean, shaded: its 95 % band."
+    if single:
+        note += f" No band for {', '.join(single)}: one seed, no interval."
+    return note + scale
 
 
 def _stopped_cells(data: SweepData, limit: int = 20) -> list[Markup]:
@@ -180,7 +258,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
             section(
                 "swf",
                 "Welfare by year, per setting",
-                paragraph("Thin lines: each seed; thick: their mean, shaded: its 95 % band."),
+                paragraph(_band_note(data)),
                 swf_by_setting(data),
             )
         )
@@ -190,24 +268,18 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 section(
                     "gain",
                     "Gain closed by year",
-                    overlay(data, "gain_closed", "gain closed (%)", 100.0),
+                    paragraph(_band_note(data, gain=True)),
+                    overlay(data, "gain_closed", Axis("gain closed", GAP)),
                 )
             )
             nav.append(("gain", "Gain closed"))
 
-    def cost(v: float) -> str:
-        return f"${v:,.4f}"
-
-    shown: dict[str, tuple[str, Callable[[float], str]]] = {
-        "final_swf": ("final SWF", number),
-        "gain_closed": ("gain closed", pct),
-        "cost_usd": ("cost", cost),
+    shown: dict[str, tuple[str, Quantity]] = {
+        "final_swf": ("final SWF", WELFARE),
+        "gain_closed": ("gain closed", GAP),
+        "cost_usd": ("cost", COST),
     }
     cell_cols = [c for c in shown if c in data.cells]
-
-    def cell_text(value: Any, fmt: Any) -> str:
-        missing = value is None or (isinstance(value, float) and math.isnan(value))
-        return "–" if missing else fmt(float(value))
 
     cells = table(
         ["cell", *data.axes, "status", *(shown[c][0] for c in cell_cols)],
@@ -216,7 +288,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 r["cell_id"],
                 *(str(r.get(a)) for a in data.axes),
                 r.get("status"),
-                *(cell_text(r.get(c), shown[c][1]) for c in cell_cols),
+                *(shown[c][1](r.get(c)) for c in cell_cols),
             ]
             for r in data.cells.to_dict("records")
         ],

@@ -123,10 +123,10 @@ def test_incidence_by_decile_and_persona_groups(vote_html: str, vote_run: Path) 
     total = float(table["consumption_usd_contribution"].sum())
     shown = re.findall(r"<td>all workers</td><td>(\d+)</td><td>([^<]*)</td>", vote_html)
     assert shown and all(n == str(len(run.personas)) for n, _ in shown)
-    assert all(share == "100 %" for _, share in shown)
+    assert all(share == "100.0 %" for _, share in shown)
     row = vote_html.split("table by sex")[1].split("all workers")[1].split("</tr>")[0]
     cells = re.findall(r"<td>([^<]*)</td>", row)
-    assert cells[4] == ("+" if total >= 0 else "") + usd(total)  # Δ consumption, all workers
+    assert cells[4] == usd.change(total)  # Δ consumption, all workers
     assert "Welfare decomposition" in text and "inverse_income (objective)" in text
 
 
@@ -202,7 +202,8 @@ def test_anchoring_warning_on_identical_answers(vote_run: Path) -> None:
     calls.loc[copied, "parsed_json"] = '{"hours": 40}'
     text = "".join(parse(render_report([dataclasses.replace(run, calls=calls)])).text)
     assert (
-        "Anchoring warning (vote): in tax year 2 100 % of the workers answered exactly 40" in text
+        "Anchoring warning (vote): in tax year 2 100.0 % of the workers answered exactly 40.0 h"
+        in text
     )
 
 

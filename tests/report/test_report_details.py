@@ -57,10 +57,10 @@ def test_axes_of_one_value_and_of_tax_years() -> None:
     years = Axis("tax year", integer, integer=True)
     lo, hi = _range([1.0, 30.0], years)
     assert min(nice_ticks(lo, hi, integer_only=True)) >= 1  # no tax year 0
-    assert pct(1.19e-8) == "0 %" and pct(0.225) == "22.5 %"
+    assert pct(1.19e-8) == "0.0 %" and pct(0.225) == "22.5 %" and pct(-1e-9) == "0.0 %"
     from llmecon.report._render import _rates_text
 
-    assert _rates_text([0.1, 0.372, 3.26e-57]) == "10 / 37.2 / 0 %"  # not 3.26e-55
+    assert _rates_text([0.1, 0.372, 3.26e-57]) == "10.0 / 37.2 / 0.0 %"  # not 3.26e-55
 
 
 def test_failures_are_sampled_first() -> None:
@@ -106,12 +106,13 @@ def test_the_decomposition_says_which_runs_it_leaves_out(runs: Path, tmp_path: P
 
 
 def test_float_noise_shows_as_zero_without_a_sign() -> None:
+    from llmecon.report._format import WELFARE
     from llmecon.report._incidence import _signed
     from llmecon.report._render import _change_pct
-    from llmecon.report._svg import number, usd
+    from llmecon.report._svg import usd
 
-    assert _signed(number, -1e-12) == "0" and _signed(usd, -1e-4) == "$0"
-    assert _signed(number, 2.5) == "+2.5" and _signed(usd, -167.0) == "−$167"
+    assert _signed(WELFARE, -1e-12) == "0.00" and _signed(usd, -1e-4) == "$0"
+    assert _signed(WELFARE, 2.5) == "+2.50" and _signed(usd, -167.0) == "−$167"
     assert _change_pct(100.0, 100.0000001) == "0.00 %"
     assert _change_pct(101.0, 100.0) == "+1.00 %"
 

@@ -52,15 +52,16 @@ def test_log_ticks_are_one_two_five() -> None:
 
 def test_money_and_rates_in_domain_units() -> None:
     assert usd(950) == "$950"
-    assert usd(48_475) == "$48.48k"
-    assert usd(200_000) == "$200k"
+    assert usd(48_475) == "$48.5k"
+    assert usd(200_000) == "$200.0k"
+    assert usd(999.6) == "$1.0k"  # the unit after rounding
     assert usd(1_250_000) == "$1.25M"
-    assert usd(-2_000) == "−$2k"
+    assert usd(-2_000) == "−$2.0k"
     assert pct(0.225) == "22.5 %"
     assert integer(3.0) == "3"
     assert bracket_names((0.0, 11_925.0, 626_350.0)) == [
-        "$0–$11.93k",
-        "$11.93k–$626.4k",
+        "$0–$11.9k",
+        "$11.9k–$626.4k",
         "$626.4k+",
     ]
 
@@ -113,10 +114,10 @@ def test_bar_chart_stacks_and_labels_every_bar() -> None:
     page = parse(chart)
     assert page.errors == []
     assert sorted(t for t in page.tips if "·" in t) == [
-        "3 · A: 40 %",
-        "3 · B: 60 %",
-        "5 · A: 50 %",
-        "5 · B: 50 %",
+        "3 · A: 40.0 %",
+        "3 · B: 60.0 %",
+        "5 · A: 50.0 %",
+        "5 · B: 50.0 %",
     ]
 
 

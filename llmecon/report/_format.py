@@ -1,0 +1,184 @@
+"""How the report writes numbers: one :class:`Quantity` per kind of quantity (welfare,
+dollars, costs, percent, shares of the gap, hours, Gini, seconds, counts), used by every
+table, note, hover tip and axis, so that one kind reads the same in every section.
+
+A quantity writes a value (``WELFARE(38992.018)`` → ``38,992.02``), a signed change
+(``PERCENT.change(0.00066)`` → ``+0.1 pp``; float noise as an unsigned 0), a mean with
+its interval (``mean [low, high]``) and the tick labels of an axis (the same unit and
+separators, with as many decimals as the ticks need and no more). Negative numbers take
+the minus sign ``−`` (U+2212) everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MINUS = "\u2212"
+
+#: Compact units of money: (divisor, letter, decimals), largest first.
+_COMPACT = ((1e9, "B", 2), (1e6, "M", 2), (1e3, "k", 1), (1.0, "", 0))
+
+
+def _finite(x: Any) -> float | None:
+    """``x`` as a float, or ``None`` when it is missing or not finite."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _rounds_to_zero(value: float, decimals: int) -> bool:
+    return round(abs(value), decimals) == 0
+
+
+def _needed_decimals(values: Sequence[float], cap: int) -> int:
+    """The fewest decimals (at most ``cap``) that write every value exactly."""
+    for d in range(cap + 1):
+        if all(abs(v * 10**d - round(v * 10**d)) < 1e-6 for v in values):
+            return d
+    return cap
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One kind of quantity and how the report writes it.
+
+    ``scale`` multiplies the stored value (100 for fractions shown in percent);
+    ``decimals`` is fixed for values and changes; ``compact`` money is written in
+    ``$950``, ``$48.5k``, ``$1.25M``; ``change_suffix`` replaces the suffix in changes
+    (percentage points for rates).
+    """
+
+    name: str
+    decimals: int
+    scale: float = 1.0
+    prefix: str = ""
+    suffix: str = ""
+    compact: bool = False
+    change_suffix: str | None = None
+
+    # -- values ----------------------------------------------------------------------------
+
+    def _unit(self, magnitude: float) -> tuple[float, str, int]:
+        """The compact unit of a magnitude (after rounding: $999.6 is $1.0k)."""
+        if not self.compact:
+            return 1.0, "", self.decimals
+        for divisor, letter, decimals in _COMPACT:
+            if round(magnitude / divisor, decimals) >= 1.0:
+                return divisor, letter, decimals
+        return _COMPACT[-1]
+
+    def _write(
+        self, scaled: float, decimals: int, unit: tuple[float, str, int], suffix: str
+    ) -> str:
+        divisor, letter, _ = unit
+        body = f"{abs(scaled) / divisor:,.{decimals}f}"
+        negative = scaled < 0 and not _rounds_to_zero(scaled / divisor, decimals)
+        return (MINUS if negative else "") + self.prefix + body + letter + suffix
+
+    def __call__(self, x: Any) -> str:
+        """A value (``–`` when missing or not finite)."""
+        value = _finite(x)
+        if value is None:
+            return "–"
+        scaled = value * self.scale
+        unit = self._unit(abs(scaled))
+        return self._write(scaled, unit[2], unit, self.suffix)
+
+    def change(self, x: Any) -> str:
+        """A signed change (``+63.56``, ``−$1.3k``, ``+0.1 pp``); a change that rounds
+        to zero is written without a sign."""
+        value = _finite(x)
+        if value is None:
+            return "–"
+        scaled = value * self.scale
+        unit = self._unit(abs(scaled))
+        suffix = self.suffix if self.change_suffix is None else self.change_suffix
+        text = self._write(scaled, unit[2], unit, suffix)
+        if scaled < 0 or _rounds_to_zero(scaled / unit[0], unit[2]):
+            return text
+        return "+" + text
+
+    def interval(self, mean: Any, lo: Any = None, hi: Any = None) -> str:
+        """``mean [low, high]``, or the mean alone when the interval is missing."""
+        if _finite(mean) is None:
+            return "–"
+        if _finite(lo) is None or _finite(hi) is None:
+            return self(mean)
+        return f"{self(mean)} [{self(lo)}, {self(hi)}]"
+
+    def span(self, values: Sequence[float]) -> str:
+        """``mean [min, max]`` of ``values`` (``–`` for none)."""
+        finite = [v for v in (_finite(x) for x in values) if v is not None]
+        if not finite:
+            return "–"
+        return self.interval(sum(finite) / len(finite), min(finite), max(finite))
+
+    # -- axes ------------------------------------------------------------------------------
+
+    def ticks(self, values: Sequence[float], *, log: bool = False) -> list[str]:
+        """Tick labels: this quantity's unit, one number of decimals for the whole axis
+        (as few as the ticks need); on a log axis each tick in its own compact unit."""
+        scaled = [float(v) * self.scale for v in values]
+        if not scaled:
+            return []
+        if self.compact and log:
+            out = []
+            for v in scaled:
+                unit = self._unit(abs(v))
+                d = _needed_decimals([v / unit[0]], unit[2])
+                out.append(self._write(v, d, unit, self.suffix))
+            return out
+        if self.compact:
+            unit = self._unit(max(abs(v) for v in scaled))
+            d = _needed_decimals([v / unit[0] for v in scaled], unit[2] + 1)
+            if d > unit[2]:  # $250 … $1,250 rather than $0.25k … $1.25k
+                smaller = [u for u in _COMPACT if u[0] < unit[0]]
+                if smaller:
+                    unit = smaller[0]
+                    d = _needed_decimals([v / unit[0] for v in scaled], unit[2] + 1)
+            return [
+                self.prefix + "0" if v == 0 else self._write(v, d, unit, self.suffix)
+                for v in scaled
+            ]
+        d = _needed_decimals(scaled, self.decimals + 1)
+        return [self._write(v, d, (1.0, "", d), self.suffix) for v in scaled]
+
+    def tick_range(self, lo: float, hi: float) -> str:
+        """A bin or band between two axis positions: ``20–22 h``, ``$48.5k–$103.4k``."""
+        a, b = self.ticks([lo, hi], log=self.compact)
+        if self.suffix and a.endswith(self.suffix) and not self.compact:
+            a = a.removesuffix(self.suffix)
+        return f"{a}–{b}"
+
+
+#: Social welfare (every SWF) and utility, the SWF's unit: two decimals, as the CLI.
+WELFARE = Quantity("welfare", 2)
+#: Money (incomes, revenue, tax, consumption): compact.
+USD = Quantity("dollars", 0, prefix="$", compact=True)
+#: Spending on model calls: cents and below matter.
+COST = Quantity("cost", 4, prefix="$")
+#: Rates and shares (fractions), in percent; their changes in percentage points.
+PERCENT = Quantity("percent", 1, scale=100.0, suffix=" %", change_suffix=" pp")
+#: The share of the no-tax → oracle welfare gain closed (a fraction), in percent.
+GAP = Quantity("share of the gap", 1, scale=100.0, suffix=" %", change_suffix=" pp")
+#: A change relative to a base, already in percent (SWF against the status quo).
+RELATIVE = Quantity("relative change", 2, suffix=" %")
+#: Weekly hours.
+HOURS = Quantity("hours", 1, suffix=" h")
+#: Gini coefficients.
+GINI = Quantity("Gini", 3)
+#: Durations (model latency).
+SECONDS = Quantity("seconds", 2, suffix=" s")
+#: Whole counts (calls, tokens, workers) and tax years.
+COUNT = Quantity("count", 0)
+#: Means of counts across seeds (fallbacks per cell).
+MEAN_COUNT = Quantity("mean count", 1)
+#: A number without a kind of its own (a probe's measures, in their own units).
+NUMBER = Quantity("number", 3)

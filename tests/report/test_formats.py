@@ -1,0 +1,226 @@
+"""One format per kind of quantity, in every table, note, tip and axis of the run report
+and the sweep page; and the sweep page's bands and axes."""
+
+from __future__ import annotations
+
+import html as html_module
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon import load_run
+from llmecon.cli import main
+from llmecon.report import render_report
+from llmecon.report._svg import Axis, Series, integer, line_chart, pct, usd
+from tests.report.htmlcheck import parse
+
+WELFARE_RE = r"−?\d{1,3}(,\d{3})*\.\d\d"
+MONEY_RE = r"−?\$(\d{1,3}|\d{1,3}\.\dk|\d+\.\d\dM|\d+\.\d\dB)"
+PERCENT_RE = r"−?\d{1,3}(,\d{3})*\.\d %"
+
+#: Table headings of the run report by the kind of their cells: a value, or a value
+#: followed by its change in brackets (changes against the status quo).
+KINDS = {
+    "money": (MONEY_RE, ("revenue", "mean income")),
+    "money change": (r"[+−]?" + MONEY_RE.removeprefix("−?"), ("Δ consumption", "Δ tax")),
+    "percent": (
+        PERCENT_RE,
+        ("effective rate", "mean marginal rate", "population share", "gaining", "losing"),
+    ),
+    "hours": (r"−?\d+\.\d h", ("mean hours", "median", "10 %", "90 %", "most common")),
+    "hours change": (r"[+−]?\d+\.\d h", ("Δ weekly hours",)),
+    "Gini": (r"0\.\d{3}", ("Gini income", "Gini consumption")),
+    "cost": (r"\$\d+\.\d{4}", ("cost",)),
+    "seconds": (r"\d+\.\d\d s", ("mean latency", "p95 latency")),
+}
+
+
+@pytest.fixture(scope="module")
+def vote_html(vote_run: Path) -> str:
+    """Scripted LLM workers (calls, latency, cost), votes, persona incidence."""
+    return render_report([load_run(vote_run)])
+
+
+def _tables(page: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Every table of a page: its headings and rows of cell texts (unescaped)."""
+    out = []
+    for head, body in re.findall(
+        r"<thead><tr>(.*?)</tr></thead><tbody>(.*?)</tbody>", page, flags=re.S
+    ):
+        headers = [html_module.unescape(h) for h in re.findall(r"<th>(.*?)</th>", head)]
+        rows = [
+            [html_module.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, flags=re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)
+        ]
+        out.append((headers, rows))
+    return out
+
+
+def _column(page: str, header: str, within: str | None = None) -> list[str]:
+    """Every non-empty cell under ``header``, in every table of the page (that also has
+    the heading ``within``)."""
+    cells = []
+    for headers, rows in _tables(page):
+        if header in headers and (within is None or within in headers):
+            i = headers.index(header)
+            cells += [r[i] for r in rows if len(r) > i and r[i] not in ("", "–")]
+    return cells
+
+
+def _value(cell: str) -> str:
+    """``38,992.02 (+63.56)`` → ``38,992.02``."""
+    return cell.split(" (")[0]
+
+
+def test_welfare_reads_the_same_in_every_section(vote_html: str) -> None:
+    """The final SWF was ``38,992`` in the tables and ``38,915.06`` in the note; a
+    change ``+63.56`` next to a value without decimals; ``16.93`` in one column with
+    ``38,992``."""
+    final = _column(vote_html, "final SWF")[0]
+    assert re.fullmatch(WELFARE_RE, final), final
+    years = _column(vote_html, "SWF", within="rates by bracket")
+    assert years[-1] == final  # the years table's last tax year
+    changes = _column(vote_html, "SWF", within="Gini consumption")
+    assert _value(changes[-1]) == final
+    decomposition = [_value(c) for h in ("value", "efficiency", "equity") for c in
+                     _column(vote_html, h)]  # fmt: skip
+    references = [c for h in ("no tax", "oracle") for c in _column(vote_html, h, within="no tax")]
+    for cell in [*years, *changes, *decomposition, *references]:
+        assert re.fullmatch(WELFARE_RE, _value(cell)), cell
+    for cell in _column(vote_html, "Δ value"):
+        assert re.fullmatch(r"[+−]?" + WELFARE_RE.removeprefix("−?"), cell), cell
+    note = re.search(r"scored ([^;]*); the final year (\S+) against it", vote_html)
+    assert note is not None
+    assert re.fullmatch(WELFARE_RE, note[1]) and re.fullmatch(r"[+−][\d,]+\.\d\d", note[2])
+
+
+def test_each_kind_has_one_format_in_every_table(vote_html: str) -> None:
+    """Dollars were ``$209k`` and ``$190.7k`` in one column, percent ``10 %`` and
+    ``9.91 %``, hours ``-0.0001238`` and ``+1.5``, the cost ``0`` and the latency
+    ``0.0002905``."""
+    for kind, (pattern, headers) in KINDS.items():
+        for header in headers:
+            cells = _column(vote_html, header)
+            assert cells, header
+            for cell in cells:
+                value, _, change = cell.partition(" (")
+                assert re.fullmatch(pattern, value), (kind, header, cell)
+                if change and kind == "percent":
+                    assert re.fullmatch(r"[+−]?\d+\.\d pp\)", change), cell
+
+
+def test_negative_numbers_take_one_minus_sign(vote_html: str) -> None:
+    """``−$132`` (U+2212) in one column, ``-63.37`` (a hyphen) in the next."""
+    for _, rows in _tables(vote_html):
+        for cell in (c for row in rows for c in row):
+            assert not re.search(r"(^|[\s(\[])-\d", cell), cell
+
+
+def test_rates_read_the_same_in_tables_and_votes(vote_html: str) -> None:
+    """Rates by bracket were ``10 / 12 / 22 %`` in one table and ``10/12/22 %`` in the
+    votes', the same rate ``10 %`` there and ``32.4 %`` in the schedules table."""
+    by_year = _column(vote_html, "rates by bracket")
+    voted = _column(vote_html, "rates")
+    assert by_year and voted
+    for cell in [*by_year, *voted]:
+        assert re.fullmatch(r"\d+\.\d( / \d+\.\d)* %", cell), cell
+    for header in ("status quo", "Saez"):
+        for cell in _column(vote_html, header, within="bracket (annual income)"):
+            assert re.fullmatch(PERCENT_RE, _value(cell)), cell
+
+
+def _ticks(chart: str) -> list[str]:
+    return re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', chart)
+
+
+def test_an_axis_writes_its_ticks_with_one_number_of_decimals() -> None:
+    """``0 %, 2.5 %, 5 %`` on one axis; ``$250``, ``$1k``, ``$1.25k`` on another."""
+    years = Axis("tax year", integer, integer=True)
+    rates = line_chart([Series("r", [1, 2, 3], [0.0, 0.06, 0.12], "#000")], years,
+                       Axis("rate", pct, zero=True))  # fmt: skip
+    labels = [t for t in _ticks(rates) if t.endswith("%")]
+    assert "2.5 %" in labels and {len(t.split(".")[-1]) for t in labels} == {len("5 %")}
+    money = line_chart([Series("m", [1, 2], [0.0, 1200.0], "#000")], years,
+                       Axis("USD", usd, zero=True))  # fmt: skip
+    labels = [t for t in _ticks(money) if t.startswith("$")]
+    assert "$250" in labels and all("k" not in t for t in labels), labels
+
+
+def test_long_tick_labels_do_not_run_into_the_axis_label() -> None:
+    """The plot started at 64 px whatever its ticks: ``1,500,000`` (about 56 px at the
+    tick font) reached from 59 px back over the rotated axis label at 6–17 px."""
+    chart = line_chart(
+        [Series("w", [1, 2, 3], [1.2e6, 1.35e6, 1.5e6], "#000")],
+        Axis("tax year", integer, integer=True),
+        Axis("SWF", integer),
+    )
+    left = float(re.search(r'<rect class="plot" x="([\d.]+)"', chart)[1])  # type: ignore[index]
+    longest = max(len(t) for t in _ticks(chart))
+    assert longest >= len("1,500,000")
+    assert left - 5 - 6.2 * longest >= 20
+
+
+# -- the sweep page ------------------------------------------------------------------------
+
+
+def _sweep(out: Path, name: str, seeds: str) -> str:
+    from llmecon.report._sweep import render_sweep_report
+    from llmecon.sweeps import load_sweep
+
+    args = ["--planners", "saez,none", "--seeds", seeds, "--workers", "rational"]
+    small = ["--agents", "20", "--years", "3", "--jobs", "1", "--name", name]
+    result = CliRunner().invoke(main, ["sweep", *args, *small, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return render_sweep_report(load_sweep(out / name))
+
+
+@pytest.fixture(scope="module")
+def sweep_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("sweeps")
+    return {"two": _sweep(out, "two", "0-1"), "one": _sweep(out, "one", "0")}
+
+
+def test_sweep_tables_write_each_metric_as_the_run_report(sweep_pages: dict[str, str]) -> None:
+    """Gain closed was ``99.03 % [99.03, 99.03]`` in the settings table and ``99 %`` in
+    the cells table; revenue per worker ``20,435`` without a unit; cost ``0 [0, 0]``
+    there and ``$0.0000`` below."""
+    page = sweep_pages["two"]
+    gaps = _column(page, "gain closed")
+    assert len(gaps) == 2 + 4  # two settings, four cells
+    for cell in gaps:
+        assert re.fullmatch(rf"{PERCENT_RE}( \[{PERCENT_RE}, {PERCENT_RE}\])?", cell), cell
+    for cell in _column(page, "revenue/worker"):
+        assert re.fullmatch(rf"{MONEY_RE} \[{MONEY_RE}, {MONEY_RE}\]", cell), cell
+    for cell in _column(page, "cost"):
+        assert re.fullmatch(r"\$\d+\.\d{4}( \[\$\d+\.\d{4}, \$\d+\.\d{4}\])?", cell), cell
+    for cell in _column(page, "final SWF"):
+        assert re.fullmatch(rf"{WELFARE_RE}( \[{WELFARE_RE}, {WELFARE_RE}\])?", cell), cell
+
+
+def test_a_one_seed_sweep_says_it_draws_no_band(sweep_pages: dict[str, str]) -> None:
+    """With one seed the page said "shaded: its 95 % band" above charts without any,
+    and each point's tip "46,049 [–, –], 1 seeds"."""
+    page = parse(sweep_pages["one"])
+    text = " ".join(page.text)
+    assert "no band" in text and "shaded: its 95 % band" not in text
+    assert not any("1 seeds" in t or "[–, –]" in t for t in page.tips)
+    assert "<polygon" not in sweep_pages["one"]
+    two = parse(sweep_pages["two"])
+    assert "<polygon" in sweep_pages["two"] and any("2 seeds" in t for t in two.tips)
+
+
+def test_sweep_welfare_charts_share_one_named_axis(sweep_pages: dict[str, str]) -> None:
+    """Each setting's chart had its own y range (saez's flat line at 46,049 looked as
+    high as no tax's at 39,909) and the axis said "social welfare (objective)" without
+    naming the objective."""
+    page = sweep_pages["two"]
+    section = page[page.index('id="swf"') : page.index('id="gain"')]
+    charts = re.findall(r"<svg class=\"chart\".*?</svg>", section, flags=re.S)
+    assert len(charts) == 2
+    y_ticks = [[t for t in _ticks(c) if "," in t] for c in charts]
+    assert y_ticks[0] and y_ticks[0] == y_ticks[1]
+    assert all("SWF: inverse_income" in c for c in charts)
+    gain = page[page.index('id="gain"') :]
+    assert any(t.endswith(" %") for t in _ticks(gain))  # the unit on the gain axis
