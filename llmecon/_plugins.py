@@ -1,4 +1,4 @@
-"""Plug-ins: third-party planners and model providers announced by entry points.
+"""Plug-ins: third-party planners, model providers and SWFs announced by entry points.
 
 A package declares, in its ``pyproject.toml``::
 
@@ -8,16 +8,23 @@ A package declares, in its ``pyproject.toml``::
     [project.entry-points."llmecon.providers"]
     myprov = "my_package.provider:MyProvider"
 
-The registries (:mod:`llmecon.planners.base`, :mod:`llmecon.models._registry`) load
-their group once, when first used. See ``docs/plugins.md``. A plug-in that fails to
-load is skipped with a :class:`PluginWarning` naming it; it never stops the CLI.
+    [project.entry-points."llmecon.swfs"]
+    median = "my_package.welfare:MEDIAN"
+
+The registries (:mod:`llmecon.planners.base`, :mod:`llmecon.models._registry`,
+:mod:`llmecon.economy.welfare`) load their group once, when first used. See
+``docs/plugins.md``. A plug-in that fails to load is skipped with a
+:class:`PluginWarning` naming it; it never stops the CLI. A plug-in never replaces a
+name registered before it (a built-in above all), in any of the three registries:
+whatever its import registered under such a name is undone, with a warning, so that a
+run recorded as ``saez`` is Saez.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -34,18 +41,66 @@ def warn_plugin(group: str, name: str, value: str, problem: str) -> None:
     )
 
 
+#: The registries a plug-in's import may not overwrite: (label, returns the registry
+#: dict). Each registry module adds itself when imported (:func:`guard_registry`).
+_GUARDED: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+
+
+def guard_registry(label: str, registry: Callable[[], dict[str, Any]]) -> None:
+    """Protect the names of ``registry()`` (``label``: "planner", "provider", "SWF")
+    from being replaced or removed by any plug-in's import, whatever its group."""
+    _GUARDED.append((label, registry))
+
+
 def load_plugins(group: str) -> Iterator[tuple[importlib.metadata.EntryPoint, Any]]:
     """``(entry point, loaded object)`` for each entry point of ``group`` that loads; one
-    that raises while loading is skipped with a :class:`PluginWarning`."""
+    that raises while loading is skipped with a :class:`PluginWarning`.
+
+    A name of any guarded registry (:func:`guard_registry`) that the entry point's
+    import re-registered or removed is put back as it was, with a
+    :class:`PluginWarning`; the new names it registered stay.
+    """
     try:
         found = list(importlib.metadata.entry_points(group=group))
     except Exception as exc:  # a broken distribution's metadata must not stop the CLI
         warn_plugin(group, "*", "entry points", f"{type(exc).__name__}: {exc}")
         return
     for ep in found:
+        before = [(label, get, dict(get())) for label, get in _GUARDED]
         try:
             obj = ep.load()
         except Exception as exc:  # any error of third-party code: skip, say so
             warn_plugin(group, ep.name, ep.value, f"{type(exc).__name__}: {exc}")
+            _keep(group, ep, before)
             continue
+        _keep(group, ep, before)
         yield ep, obj
+
+
+def _keep(
+    group: str,
+    ep: importlib.metadata.EntryPoint,
+    before: list[tuple[str, Callable[[], dict[str, Any]], dict[str, Any]]],
+) -> None:
+    """Undo what loading ``ep`` did to names that were registered before it."""
+    for label, get, entries in before:
+        registry = get()
+        for name, entry in entries.items():
+            now = registry.get(name)
+            if now is entry or _resolved(entry, now):
+                continue
+            registry[name] = entry
+            warnings.warn(
+                f"llmecon: the {group} plug-in {ep.name!r} ({ep.value}) tried to replace "
+                f"the {label} {name!r}, which was registered before it; kept the earlier one",
+                PluginWarning,
+                stacklevel=4,
+            )
+
+
+def _resolved(lazy: Any, now: Any) -> bool:
+    """Whether ``now`` is what the lazy ``"module:attr"`` registry entry ``lazy`` names
+    (the provider registry imports such entries on first use)."""
+    if not isinstance(lazy, str) or now is None or isinstance(now, str):
+        return False
+    return f"{getattr(now, '__module__', '')}:{getattr(now, '__qualname__', '')}" == lazy

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from llmecon._plugins import guard_registry
+
 FloatArray = NDArray[np.float64]
 
 
@@ -198,6 +200,7 @@ _RESERVED_METRIC_NAMES = frozenset(
 )  # fmt: skip
 
 _SWFS: dict[str, SWF] = {}
+guard_registry("SWF", lambda: _SWFS)  # plug-ins never overwrite a name
 
 
 def register_swf(swf: SWF, *, replace: bool = False) -> SWF:
@@ -230,7 +233,8 @@ def registered_swf(swf: SWF) -> Iterator[SWF]:
 
 
 def swf_names() -> dict[str, str]:
-    """Registered SWFs: name -> one-line help, built-ins first."""
+    """Registered SWFs: name -> one-line help, built-ins first, then plug-ins."""
+    _load_plugins()
     return {name: swf.help for name, swf in _SWFS.items()}
 
 
@@ -240,12 +244,46 @@ def get_swf(name: str) -> SWF:
     Raises:
         ValueError: no SWF has that name (the message lists the registered ones).
     """
+    if name not in _SWFS:
+        _load_plugins()
     try:
         return _SWFS[name]
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown social welfare function {name!r}: use one of {', '.join(_SWFS)}"
         ) from None
+
+
+#: Whether the ``llmecon.swfs`` entry points were loaded (once, on first use).
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Register the SWFs of the ``llmecon.swfs`` entry points, once.
+
+    An entry point loads either an :class:`SWF`, registered under its own name, or a
+    module whose import called :func:`register_swf`. One that fails, loads something
+    else, or takes a registered name is skipped with a ``PluginWarning``.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    import inspect
+
+    from llmecon._plugins import load_plugins, warn_plugin
+
+    group = "llmecon.swfs"
+    for ep, obj in load_plugins(group):
+        if inspect.ismodule(obj):
+            continue
+        if not isinstance(obj, SWF):
+            warn_plugin(group, ep.name, ep.value, "neither a module nor an SWF")
+            continue
+        try:
+            register_swf(obj)
+        except ValueError as exc:  # the name is taken or invalid
+            warn_plugin(group, ep.name, ep.value, str(exc))
 
 
 def social_welfare(

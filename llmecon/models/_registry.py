@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from llmecon._plugins import guard_registry
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import UnknownModelError
 from llmecon.models._fleet import ApiBase, build_fleet, endpoint_specs
@@ -32,16 +33,29 @@ ALIASES: dict[str, str] = {
     "mock": "mock/default",
 }
 
+#: The providers llmecon ships.
+_BUILTIN = frozenset(_PROVIDERS)
+guard_registry("provider", lambda: _PROVIDERS)  # plug-ins never overwrite a name
+
 _OPENAI_PREFIXES = ("gpt-", "chatgpt-", "o1", "o3", "o4")
 
 
-def register_provider(name: str, factory: ProviderFactory | str) -> None:
+def register_provider(name: str, factory: ProviderFactory | str, *, replace: bool = False) -> None:
     """Register ``factory`` (or a lazy ``"module:attr"`` path) under ``name``.
 
     ``get_model(f"{name}/<model>")`` then calls ``factory(model, api_base, **provider_args)``.
+
+    Raises:
+        ValueError: the name is empty or has a ``/``, or it is a built-in provider's and
+            ``replace`` is false.
     """
     if not name or "/" in name:
         raise ValueError(f"invalid provider name {name!r}")
+    if name in _BUILTIN and not replace:
+        raise ValueError(
+            f"{name!r} is a built-in provider: register yours under another name "
+            "(or pass replace=True)"
+        )
     _PROVIDERS[name] = factory
 
 
@@ -61,7 +75,8 @@ def _load_plugins() -> None:
     An entry point loads either a module whose import called :func:`register_provider`,
     or a provider factory (``factory(model, api_base, **provider_args)``, e.g. a
     :class:`ModelProvider` subclass), registered under the entry point's name. A
-    plug-in that fails, or whose name is taken, is skipped with a warning.
+    plug-in that fails, or whose name is taken, is skipped with a warning; names its
+    import registered over earlier ones are put back (:func:`~llmecon._plugins.load_plugins`).
     """
     global _plugins_loaded
     if _plugins_loaded:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from llmecon._plugins import guard_registry
 from llmecon.economy import Economy, TaxSchedule, YearMetrics
 
 FloatArray = NDArray[np.float64]
@@ -84,6 +85,29 @@ class PlannerContext:
     def status_quo(self) -> TaxSchedule:
         return self.schedule(TaxSchedule.status_quo(self.edges).rates)
 
+    def proposal_problem(self, proposal: object) -> str | None:
+        """Why ``proposal`` cannot be enacted (``None`` when it can): not a
+        :class:`TaxSchedule`, other brackets than the context's, or a rate outside
+        ``[min_rate, max_rate]`` (beyond float noise). The run loop turns a problem into
+        a recorded fallback; the conformance kit into a failure."""
+        if not isinstance(proposal, TaxSchedule):
+            return f"the planner returned {type(proposal).__name__}, not a TaxSchedule"
+        if tuple(proposal.edges) != tuple(self.edges):
+            return (
+                f"the proposal is on brackets {list(proposal.edges)}, not the run's "
+                f"{list(self.edges)}"
+            )
+        rates = np.asarray(proposal.rates, dtype=float)
+        if not np.all(np.isfinite(rates)):
+            return f"non-finite rates {rates.tolist()}"
+        tol = 1e-9
+        if np.any(rates < self.min_rate - tol) or np.any(rates > self.max_rate + tol):
+            return (
+                f"rates {rates.tolist()} outside [min_rate, max_rate] = "
+                f"[{self.min_rate:g}, {self.max_rate:g}]; clip with PlannerContext.schedule"
+            )
+        return None
+
 
 class Planner(Protocol):
     """Anything that proposes next year's schedule from the history."""
@@ -97,18 +121,42 @@ class Planner(Protocol):
 PlannerFactory = Callable[[PlannerContext, str | None], Planner]
 
 _REGISTRY: dict[str, tuple[PlannerFactory, str]] = {}
+#: The names llmecon's own planner modules registered.
+_BUILTIN: set[str] = set()
+_BUILTIN_MODULE_PREFIX = "llmecon.planners."
+guard_registry("planner", lambda: _REGISTRY)  # plug-ins never overwrite a name
 
 
-def register_planner(name: str, help_text: str) -> Callable[[PlannerFactory], PlannerFactory]:
+def register_planner(
+    name: str, help_text: str, *, replace: bool = False
+) -> Callable[[PlannerFactory], PlannerFactory]:
     """Register a planner factory under ``name``; ``name:arg`` passes ``arg`` to it.
 
     ``help_text`` is one line for ``--help``; start it with ``name:<arg>`` when the
-    planner takes an argument. Third-party planners register through the entry point
-    group ``llmecon.planners`` (``docs/plugins.md``).
+    planner takes an argument. Names are case-insensitive (``--planner MyPlanner`` finds
+    ``myplanner``). Third-party planners register through the entry point group
+    ``llmecon.planners`` (``docs/plugins.md``).
+
+    Raises:
+        ValueError: the name is empty or has a ``:``, or it is a built-in planner's and
+            ``replace`` is false (a run recorded as ``saez`` must be Saez).
     """
+    key = name.strip().lower()
+    if not key or ":" in key:
+        raise ValueError(f"invalid planner name {name!r}: no ':' and not empty")
 
     def wrap(factory: PlannerFactory) -> PlannerFactory:
-        _REGISTRY[name] = (factory, help_text)
+        builtin = getattr(factory, "__module__", "").startswith(_BUILTIN_MODULE_PREFIX)
+        if not builtin:
+            _import_builtins()  # so that a built-in name is known as one
+            if key in _BUILTIN and not replace:
+                raise ValueError(
+                    f"{key!r} is a built-in planner: register yours under another name "
+                    "(or pass replace=True)"
+                )
+        else:
+            _BUILTIN.add(key)
+        _REGISTRY[key] = (factory, help_text)
         return factory
 
     return wrap
@@ -116,7 +164,7 @@ def register_planner(name: str, help_text: str) -> Callable[[PlannerFactory], Pl
 
 def unregister_planner(name: str) -> None:
     """Remove the planner registered as ``name`` (tests, plug-in reloads); no-op if absent."""
-    _REGISTRY.pop(name, None)
+    _REGISTRY.pop(name.strip().lower(), None)
 
 
 def planner_names() -> dict[str, str]:
@@ -140,7 +188,14 @@ def make_planner(spec: str, context: PlannerContext) -> Planner:
         known = ", ".join(sorted(_REGISTRY))
         raise PlannerError(f"unknown planner {spec!r}: baselines are {known}, or give a model name")
     factory, _ = _REGISTRY[key]
-    return factory(context, arg.strip() or None)
+    try:
+        return factory(context, arg.strip() or None)
+    except PlannerError:
+        raise
+    except Exception as exc:  # a plug-in's factory: say which planner, not a traceback
+        raise PlannerError(
+            f"planner {spec!r} could not be built: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def parse_rates(text: str, n_brackets: int | None = None) -> list[float]:
@@ -170,10 +225,14 @@ def parse_rates(text: str, n_brackets: int | None = None) -> list[float]:
 _plugins_loaded = False
 
 
-def _load_builtin() -> None:
-    # Importing the modules registers their planners; then the plug-ins, once.
+def _import_builtins() -> None:
+    # Importing the modules registers their planners.
     from llmecon.planners import bandits, fixed, joint_bandits, oracle, saez  # noqa: F401
 
+
+def _load_builtin() -> None:
+    # The built-in planners; then the plug-ins, once.
+    _import_builtins()
     global _plugins_loaded
     if not _plugins_loaded:
         _plugins_loaded = True
@@ -186,7 +245,8 @@ def _load_plugins() -> None:
     An entry point loads either a module (or any object) whose import registered its
     planners with :func:`register_planner`, or a factory ``(context, arg) -> Planner``,
     registered under the entry point's name with its docstring's first line as help.
-    A plug-in that fails, or whose name is taken, is skipped with a warning.
+    A plug-in that fails, or whose name is taken, is skipped with a warning; names its
+    import registered over earlier ones are put back (:func:`~llmecon._plugins.load_plugins`).
     """
     import inspect
 

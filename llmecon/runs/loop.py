@@ -380,10 +380,18 @@ class Simulation:
             proposal = self.planner.propose(self.records)
             if inspect.isawaitable(proposal):
                 proposal = await proposal
-            if not isinstance(proposal, TaxSchedule) or proposal.edges != tuple(self.edges):
-                raise ScheduleError("proposal is not a schedule on the run's brackets")
+            problem = self.planner_context.proposal_problem(proposal)
+            if problem is not None:
+                raise ScheduleError(problem)
+            assert isinstance(proposal, TaxSchedule)
             return proposal, "planner"
-        except ValueError as exc:  # PlannerError, ScheduleError: a recorded fallback
+        except Exception as exc:
+            # A bad proposal (PlannerError, ScheduleError) or an error of the planner's
+            # own code (a plug-in's RuntimeError) is a recorded fallback; llmecon's
+            # other errors stop the run as they mean to (a budget, a replay mismatch,
+            # a model role that failed).
+            if not isinstance(exc, ValueError) and type(exc).__module__.startswith("llmecon."):
+                raise
             kept = previous or self.planner_context.status_quo()
             self.fallbacks += 1
             self.emit(

@@ -42,6 +42,7 @@ from llmecon.models import (
     GenerateConfig,
     Model,
     ModelError,
+    UnknownModelError,
     endpoint_specs,
     get_model,
     redact_url,
@@ -417,9 +418,28 @@ def build_planner(
             start = parse_rates_pct(config.planner_start, ctx.n_brackets)
         except ValueError as exc:
             raise ConfigError(f"planner_start: {exc}") from None
+    if models.recorded is not None:
+        _check_recorded_planner(config)
     gen = GenerateConfig(max_tokens=160, temperature=config.planner_temperature, seed=config.seed)
     model = models.get(config.planner, "planner")
     return LLMPlanner(model, ctx, library, settings, gen, start=start)
+
+
+def _check_recorded_planner(config: RunConfig) -> None:
+    """A logged run's planner that is no baseline here and no model string: most likely
+    a plug-in's planner that this installation lacks. Replaying it from the log would
+    look for model calls it never made, so say what is missing instead."""
+    name = config.planner
+    if "/" in name or config.planner_api_base or config.api_base:
+        return
+    try:
+        resolve_model_name(name)
+    except UnknownModelError:
+        raise ConfigError(
+            f"planner: this run's planner {name!r} is not registered here (neither a "
+            "baseline nor a model string): if a plug-in provided it, install the plug-in "
+            "(its llmecon.planners entry point) before replaying, resuming or forking"
+        ) from None
 
 
 def build_workers(

@@ -238,27 +238,9 @@ def check_planner(
 
 
 def _check_schedule(entry: str, year: int, proposal: Any, ctx: PlannerContext) -> None:
-    where = f"year {year}"
-    if not isinstance(proposal, TaxSchedule):
-        raise _fail(
-            entry, f"{where}: propose returned {type(proposal).__name__}, not a TaxSchedule"
-        )
-    if tuple(proposal.edges) != tuple(ctx.edges):
-        raise _fail(
-            entry,
-            f"{where}: proposal on brackets {list(proposal.edges)}, not the context's "
-            f"{list(ctx.edges)}",
-        )
-    rates = np.asarray(proposal.rates, dtype=float)
-    if not np.all(np.isfinite(rates)):
-        raise _fail(entry, f"{where}: non-finite rates {rates.tolist()}")
-    tol = 1e-9
-    if np.any(rates < ctx.min_rate - tol) or np.any(rates > ctx.max_rate + tol):
-        raise _fail(
-            entry,
-            f"{where}: rates {rates.tolist()} outside [min_rate, max_rate] = "
-            f"[{ctx.min_rate:g}, {ctx.max_rate:g}]; clip with PlannerContext.schedule",
-        )
+    problem = ctx.proposal_problem(proposal)  # the run loop's own check
+    if problem is not None:
+        raise _fail(entry, f"year {year}: {problem}")
 
 
 # -- model providers -------------------------------------------------------------------

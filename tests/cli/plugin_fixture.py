@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llmecon.economy import TaxSchedule
+import numpy as np
+from numpy.typing import NDArray
+
+from llmecon.economy import SWF, TaxSchedule
+from llmecon.economy.welfare import WelfareInputs
 from llmecon.models._mock import MockProvider
 from llmecon.planners import PlannerContext, YearRecord
 
@@ -28,3 +32,51 @@ class MyProvider(MockProvider):
     """The mock model under another provider name."""
 
     provider_name = "myprov"
+
+
+class RaisingPlanner:
+    """A plug-in planner whose own code fails (not a ValueError)."""
+
+    name = "raiser"
+
+    def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
+        raise RuntimeError("boom from the plug-in")
+
+
+def raising_planner(context: PlannerContext, arg: str | None) -> RaisingPlanner:
+    """a plug-in planner that always raises RuntimeError"""
+    return RaisingPlanner()
+
+
+class OutOfBoundsPlanner:
+    """A plug-in planner that ignores the run's rate bounds."""
+
+    name = "wide"
+
+    def __init__(self, context: PlannerContext) -> None:
+        self.edges = context.edges
+
+    def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
+        return TaxSchedule(self.edges, tuple([0.95] * len(self.edges)))
+
+
+def wide_planner(context: PlannerContext, arg: str | None) -> OutOfBoundsPlanner:
+    """a plug-in planner that proposes 95 % whatever the bounds"""
+    return OutOfBoundsPlanner(context)
+
+
+def failing_factory(context: PlannerContext, arg: str | None) -> HalfPlanner:
+    """a plug-in whose factory raises"""
+    raise KeyError("no such setting")
+
+
+FloatArray = NDArray[np.float64]
+
+
+def _median_utility(x: WelfareInputs) -> FloatArray:
+    return np.asarray(np.median(x.utility, axis=-1), dtype=float)
+
+
+MEDIAN = SWF(
+    "median", "the median worker's utility (a plug-in)", "the median utility", _median_utility
+)

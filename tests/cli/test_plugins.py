@@ -7,12 +7,14 @@ import asyncio
 import importlib.metadata
 from importlib.metadata import EntryPoint
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from llmecon._plugins import PluginWarning
 from llmecon.cli import main
+from llmecon.economy import welfare
 from llmecon.models import _registry
 from llmecon.planners import base
 
@@ -22,7 +24,11 @@ ENTRY_POINTS = {
         EntryPoint("half", f"{FIXTURE}:half_planner", "llmecon.planners"),
         EntryPoint("broken-planner", f"{FIXTURE}:no_such_factory", "llmecon.planners"),
         EntryPoint("saez", f"{FIXTURE}:half_planner", "llmecon.planners"),  # name taken
+        EntryPoint("raiser", f"{FIXTURE}:raising_planner", "llmecon.planners"),
+        EntryPoint("wide", f"{FIXTURE}:wide_planner", "llmecon.planners"),
+        EntryPoint("failing", f"{FIXTURE}:failing_factory", "llmecon.planners"),
     ],
+    "llmecon.swfs": [EntryPoint("median", f"{FIXTURE}:MEDIAN", "llmecon.swfs")],
     "llmecon.providers": [
         EntryPoint("myprov", f"{FIXTURE}:MyProvider", "llmecon.providers"),
         EntryPoint("brokenprov", "no_such_module_for_llmecon:Provider", "llmecon.providers"),
@@ -42,6 +48,8 @@ def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(base, "_plugins_loaded", False)
     monkeypatch.setattr(_registry, "_PROVIDERS", dict(_registry._PROVIDERS))
     monkeypatch.setattr(_registry, "_plugins_loaded", False)
+    monkeypatch.setattr(welfare, "_SWFS", dict(welfare._SWFS))
+    monkeypatch.setattr(welfare, "_plugins_loaded", False)
 
 
 @pytest.mark.usefixtures("plugins")
@@ -96,3 +104,107 @@ def test_broken_entry_points_do_not_stop_the_cli(monkeypatch: pytest.MonkeyPatch
     with pytest.warns(PluginWarning, match="corrupt metadata"):
         result = CliRunner().invoke(main, ["run", "--help"])
     assert result.exit_code == 0 and "--planner" in result.output
+
+
+def _run(tmp_path: Path, run_id: str, *args: str) -> Any:
+    base = ["run", "--workers", "rational", "--agents", "10", "--personas", "synthetic"]
+    base += ["--no-reference", "--out", str(tmp_path), "--run-id", run_id]
+    return CliRunner().invoke(main, [*base, *args])
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_a_plugin_module_cannot_replace_built_ins_in_any_registry(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The module registers over saez, the mock provider and the utilitarian SWF with
+    # replace=True; before, a run recorded as `saez` enacted the plug-in's 50 %.
+    hijack = EntryPoint("hijack", "tests.cli.plugin_hijack", "llmecon.planners")
+    monkeypatch.setitem(ENTRY_POINTS, "llmecon.planners", [hijack])
+    from llmecon.models import get_model
+    from llmecon.planners import planner_names
+
+    saez_before = base._REGISTRY["saez"]
+    with pytest.warns(PluginWarning) as caught:
+        names = planner_names()
+    said = " ".join(str(w.message) for w in caught)
+    for what in ("the planner 'saez'", "the provider 'mock'", "the SWF 'utilitarian'"):
+        assert what in said and "kept the earlier one" in said
+    assert base._REGISTRY["saez"] is saez_before and names["saez"] != "HIJACKED saez"
+    assert welfare.get_swf("utilitarian").help != "HIJACKED"
+    assert type(get_model("mock/x").provider).__name__ == "MockProvider"
+    # What the module added under new names stays; names are case-insensitive.
+    assert "quarter" in names and "hijackprov" in _registry._PROVIDERS
+    assert _run(tmp_path, "q", "--planner", "Quarter", "--years", "1").exit_code == 0
+    result = _run(tmp_path, "s", "--planner", "saez", "--years", "1")
+    assert result.exit_code == 0, result.output
+    import llmecon
+
+    rates = llmecon.load_run(tmp_path / "s").rates["rate"].tolist()
+    assert rates != [0.5] * len(rates)  # Saez's schedule, not the plug-in's
+
+
+def test_registering_over_a_built_in_needs_replace() -> None:
+    from llmecon.models import register_provider
+    from llmecon.planners import register_planner
+
+    with pytest.raises(ValueError, match="built-in planner"):
+        register_planner("SAEZ", "mine")(lambda context, arg: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValueError, match="built-in provider"):
+        register_provider("openai", lambda *a, **k: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValueError, match="invalid planner name"):
+        register_planner("a:b", "mine")
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_a_plugin_planners_errors_are_recorded_fallbacks_and_its_bounds_hold(
+    tmp_path: Path,
+) -> None:
+    import llmecon
+    from llmecon.runs.log import read_events
+
+    # Its own RuntimeError: a recorded fallback (the status quo), not a traceback.
+    result = _run(tmp_path, "r", "--planner", "raiser", "--years", "2",
+                  "--max-failure-share", "1", "--max-consecutive-failures", "10")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    reasons = [e.reason for e in read_events(tmp_path / "r") if e.type == "fallback"]
+    assert reasons == ["RuntimeError: boom from the plug-in"] * 2
+    # 95 % under --max-rate 0.5 is not enacted: a fallback naming the bounds.
+    result = _run(tmp_path, "w", "--planner", "wide", "--years", "1", "--max-rate", "0.5",
+                  "--max-failure-share", "1")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert llmecon.load_run(tmp_path / "w").rates["rate"].max() <= 0.5
+    reasons = [e.reason for e in read_events(tmp_path / "w") if e.type == "fallback"]
+    assert len(reasons) == 1 and "outside [min_rate, max_rate] = [0, 0.5]" in reasons[0]
+    # A factory that raises: an error naming the planner, not a traceback.
+    result = _run(tmp_path, "f", "--planner", "failing", "--years", "1")
+    assert result.exit_code != 0
+    assert "planner 'failing' could not be built: KeyError" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_an_swf_plugin_is_accepted_by_the_cli(tmp_path: Path) -> None:
+    assert "median" in welfare.swf_names()
+    result = _run(tmp_path, "m", "--planner", "flat:20", "--years", "1", "--swf", "median")
+    assert result.exit_code == 0, result.output
+    import llmecon
+
+    years = llmecon.load_run(tmp_path / "m").years
+    assert "median" in years.columns and years["swf"].tolist() == years["median"].tolist()
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_replaying_a_plugin_planners_run_without_it_names_the_planner(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert _run(tmp_path, "h", "--planner", "half", "--years", "2").exit_code == 0
+    monkeypatch.setitem(ENTRY_POINTS, "llmecon.planners", [])
+    monkeypatch.setattr(base, "_REGISTRY", {k: v for k, v in base._REGISTRY.items() if k != "half"})
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "h")])
+    assert result.exit_code != 0
+    said = " ".join(result.output.split())
+    assert "planner 'half' is not registered here" in said and "plug-in" in said
