@@ -34,9 +34,23 @@ from llmecon.sweeps.cell import CELL_METRICS
 
 #: The planners ``compare`` runs by default.
 DEFAULT_PLANNERS = ("none", "us-federal", "saez", "oracle", "ucb")
-#: ``compare``'s own defaults (under the caller's settings); its workers are rational
-#: (so 1 000 agents by default, as for any rational-worker run).
+#: ``compare``'s own defaults: they rank as field defaults, under the preset and the
+#: caller's settings; its workers are rational (so 1 000 agents by default, as for any
+#: rational-worker run).
 COMPARE_DEFAULTS: dict[str, Any] = {"years": 30}
+
+
+def _preset_fields(preset: Any) -> set[str]:
+    """The fields the preset named ``preset`` sets (none for no or an unknown preset:
+    validating the config names the known ones)."""
+    from llmecon.presets import PresetError, preset_settings
+
+    if not isinstance(preset, str):
+        return set()
+    try:
+        return set(preset_settings(preset))
+    except PresetError:
+        return set()
 
 
 def _config(
@@ -44,7 +58,8 @@ def _config(
     settings: dict[str, Any],
     defaults: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """A resolved config: ``defaults``, under a :class:`RunConfig`'s set fields or a
+    """A resolved config: ``defaults`` (ranked as field defaults: under the preset),
+    under a :class:`RunConfig`'s set fields (not those its preset filled) or a
     YAML/TOML file's, under ``settings`` (RunConfig fields; ``None`` = unset).
     :class:`~llmecon.runs.ConfigError` naming the field when invalid."""
     if isinstance(config, RunConfig):
@@ -53,8 +68,13 @@ def _config(
         data = read_config_file(config)
     else:
         data = {}
-    given = {k: v for k, v in settings.items() if v is not None}
-    return build_config(None, {**(defaults or {}), **data, **given}, given_on="settings")
+    given = {
+        **{k: v for k, v in data.items() if v is not None},
+        **{k: v for k, v in settings.items() if v is not None},
+    }
+    preset_sets = _preset_fields(given.get("preset"))
+    below = {k: v for k, v in (defaults or {}).items() if k not in preset_sets}
+    return build_config(None, {**below, **given}, given_on="settings")
 
 
 def run(
@@ -120,8 +140,9 @@ class Comparison:
 
 def compare_config(config: RunConfig | str | Path | None = None, /, **settings: Any) -> RunConfig:
     """The config :func:`compare` runs every planner with: ``config`` and ``settings``
-    with its defaults (30 years) and rational workers, reference welfare on (each run's
-    summary holds the no-tax and oracle welfare its gain closed is measured against)."""
+    with its defaults (30 years, unless the preset sets them) and rational workers,
+    reference welfare on (each run's summary holds the no-tax and oracle welfare its gain
+    closed is measured against)."""
     forced = {"workers": "rational", "reference": True}
     return _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS)
 

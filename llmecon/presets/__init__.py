@@ -6,9 +6,12 @@ A preset is a YAML file in this folder, ``<name>.yaml``, with a one-line
 defaults < the preset < a config file < command-line options or keyword arguments.
 ``RunConfig`` applies it when validated (``preset:`` in a config file, ``--preset`` on
 the command line, ``llmecon.run(preset=…)``) and the manifest records the resolved
-config, so a replay never needs the preset again. (Assigning ``config.preset`` on a
-built config does not apply it: pass it when the config is built.) A ``personas`` value
-naming a file in this folder is resolved to its path. Side by side with the papers:
+config, so a replay never needs the preset again (a config read from a log is taken as
+recorded: ``llmecon.runs.config.recorded_config``). The fields a preset fills stay unset
+in ``model_fields_set``: ``llmecon.run(config, preset=other)`` gives ``other``'s values
+for every field not set on ``config``. ``config.preset`` cannot be assigned on a built
+config (``ConfigError``): build a new one with the preset. A ``personas`` value naming a
+file in this folder is resolved to its path. Side by side with the papers:
 ``docs/presets.md``.
 
 This module reads only YAML (no other llmecon import), so ``runs/config.py`` can use it.

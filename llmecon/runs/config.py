@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -47,6 +48,18 @@ RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the field."""
+
+
+#: Key of the validation context (``{FROM_LOG: True}``) of a config read from a run's
+#: log (:func:`recorded_config`): taken as recorded, no preset applied, registry names
+#: not checked.
+FROM_LOG = "from_log"
+
+
+def _from_log(info: ValidationInfo) -> bool:
+    """Whether this validation reads a recorded config (:func:`recorded_config`)."""
+    context = info.context
+    return isinstance(context, Mapping) and bool(context.get(FROM_LOG))
 
 
 @dataclass(frozen=True)
@@ -402,20 +415,32 @@ class RunConfig(BaseModel):
     persona asked with the workers' model). Default: ``llm`` with LLM workers, else
     ``rational``."""
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _apply_preset(cls, data: Any) -> Any:
-        """Fill the fields the data leaves unset (absent or ``None``) from its preset."""
-        if not isinstance(data, dict) or not isinstance(data.get("preset"), str):
-            return data
-        from llmecon.presets import PresetError, preset_settings
+    def _apply_preset(
+        cls, data: Any, handler: ModelWrapValidatorHandler[RunConfig], info: ValidationInfo
+    ) -> Any:
+        """When a config is built from a mapping, fill the fields the data leaves unset
+        (absent or ``None``) from its preset. The filled fields stay *unset*
+        (``model_fields_set``), so a config built again from this one's set fields under
+        another preset takes that preset's values. Not applied to a config read from a
+        log (:func:`recorded_config`: the manifest holds the resolved values) nor on
+        assignment (``preset`` cannot be assigned: :meth:`__setattr__`)."""
+        filled: set[str] = set()
+        if isinstance(data, dict) and isinstance(data.get("preset"), str) and not _from_log(info):
+            from llmecon.presets import PresetError, preset_settings
 
-        try:
-            settings = preset_settings(data["preset"])
-        except PresetError:
-            return data  # the field's registry check names the known presets
-        given = {k: v for k, v in data.items() if v is not None or k not in settings}
-        return {**settings, **given}
+            try:
+                settings = preset_settings(data["preset"])
+            except PresetError:
+                settings = {}  # the field's registry check names the known presets
+            given = {k: v for k, v in data.items() if v is not None or k not in settings}
+            filled = set(settings) - set(given)
+            data = {**settings, **given}
+        config = handler(data)
+        if filled and isinstance(config, RunConfig):
+            config.__pydantic_fields_set__.difference_update(filled)
+        return config
 
     @field_validator("*", mode="before")
     @classmethod
@@ -433,8 +458,9 @@ class RunConfig(BaseModel):
     @field_validator("*")
     @classmethod
     def _check_registered(cls, value: Any, info: ValidationInfo) -> Any:
-        """Fields annotated with a strict :class:`Registry` take a registered name."""
-        if value is None or info.field_name is None:
+        """Fields annotated with a strict :class:`Registry` take a registered name (in
+        a config read from a log the recorded name is kept: :func:`recorded_config`)."""
+        if value is None or info.field_name is None or _from_log(info):
             return value
         for registry in field_registries(info.field_name):
             if registry.strict:
@@ -558,6 +584,20 @@ class RunConfig(BaseModel):
             raise ValueError(f"min_rate ({self.min_rate}) exceeds max_rate ({self.max_rate})")
         return self
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Fields are validated when assigned; ``preset`` cannot be assigned (a preset
+        fills fields only when a config is built, so assigning one would label the
+        config with a preset it does not follow)."""
+        if name == "preset" and value != self.preset:
+            shown = repr(value)
+            raise ConfigError(
+                "RunConfig.preset cannot be assigned: a preset fills the fields you leave "
+                "unset when a config is built. Build a new config: "
+                f"RunConfig(**config.model_dump(exclude_unset=True), preset={shown}), or "
+                f"pass it to the run: llmecon.run(config, preset={shown})"
+            )
+        super().__setattr__(name, value)
+
     def api_base_for(self, role: str) -> str | list[str | EndpointSpec] | None:
         """The base URL(s) of ``role``'s model (``planner``, ``workers`` or ``voters``)."""
         own = {
@@ -568,7 +608,9 @@ class RunConfig(BaseModel):
         return own or self.api_base
 
     def resolved(self) -> RunConfig:
-        """A copy with every default that depends on other fields filled in."""
+        """A copy with every default that depends on other fields filled in (they
+        stay unset in ``model_fields_set``: a config built again from its set fields,
+        with another planner or preset, derives them anew)."""
         from llmecon.planners import is_baseline
 
         workers = self.workers
@@ -582,7 +624,39 @@ class RunConfig(BaseModel):
         update: dict[str, Any] = {"workers": workers, "agents": agents, "years": years}
         if self.vote_every is not None and self.voters is None:
             update["voters"] = "rational" if workers == "rational" else "llm"
-        return self.model_copy(update=update)
+        copy = self.model_copy(update=update)
+        copy.__pydantic_fields_set__ = set(self.model_fields_set)
+        return copy
+
+
+def recorded_config(data: Mapping[str, Any]) -> RunConfig:
+    """The config a run's manifest recorded, taken as recorded: validated in the
+    :data:`FROM_LOG` context, which every reader of a log uses. The manifest holds the
+    resolved values, so its ``preset`` is only a label: not applied again (a field
+    recorded as ``null`` stays ``null`` whatever the preset says today) and not looked
+    up (a preset since renamed or removed does not matter). Names from a registry
+    (``swf``, ``vote_rule``) are not checked either: reading a run needs only its
+    numbers; replay, resume and fork, which compute with them, check them
+    (:func:`unregistered_names`).
+
+    Raises:
+        ValidationError: the config is not valid.
+    """
+    return RunConfig.model_validate(dict(data), context={FROM_LOG: True})
+
+
+def unregistered_names(config: RunConfig) -> dict[str, str]:
+    """Field -> name, for the names ``config`` computes with that their registry lacks
+    in this process: ``swf`` and (with voting on) ``vote_rule``; never ``preset``,
+    whose values are already in the config. Empty when all are registered."""
+    used = ["swf", *(["vote_rule"] if config.vote_every is not None else [])]
+    missing = {}
+    for name in used:
+        value = getattr(config, name)
+        for registry in field_registries(name):
+            if registry.strict and value not in list(registry.names()):
+                missing[name] = value
+    return missing
 
 
 #: Settings that matter only when another one is set: name -> (that setting, whether

@@ -573,12 +573,14 @@ def validated_manifest(
     data: dict[str, Any], path: Path, *, unknown_config_fields: bool = False
 ) -> Manifest:
     """A migrated manifest dict as a :class:`Manifest` whose ``config`` is a valid
-    :class:`~llmecon.runs.config.RunConfig`; :class:`RunLogError` naming the file and
-    the field otherwise. ``unknown_config_fields`` tolerates config fields this
+    :class:`~llmecon.runs.config.RunConfig` taken as recorded
+    (:func:`~llmecon.runs.config.recorded_config`: its preset is not applied or looked
+    up, SWF and vote-rule names are not checked); :class:`RunLogError` naming the file
+    and the field otherwise. ``unknown_config_fields`` tolerates config fields this
     release does not know (``load_run`` reads logs of newer minor releases)."""
     from pydantic import ValidationError
 
-    from llmecon.runs.config import RunConfig
+    from llmecon.runs.config import recorded_config
 
     try:
         manifest = Manifest.model_validate(data)
@@ -586,7 +588,7 @@ def validated_manifest(
         problems = describe_validation_errors(exc.errors())
         raise RunLogError(f"invalid manifest {path}: {problems}") from None
     try:
-        RunConfig.model_validate(manifest.config)
+        recorded_config(manifest.config)
     except ValidationError as exc:
         errors = [
             e

@@ -23,7 +23,12 @@ from pydantic import ValidationError
 
 from llmecon.economy import Economy
 from llmecon.runs.columnar import file_cost_usd
-from llmecon.runs.config import RunConfig
+from llmecon.runs.config import (
+    RunConfig,
+    field_registries,
+    recorded_config,
+    unregistered_names,
+)
 from llmecon.runs.events import (
     REPLAYED,
     AnyEvent,
@@ -53,8 +58,12 @@ PERSONAS_COPY_NAME = "personas.jsonl"
 
 
 def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) -> RunConfig:
-    """The run's config, pointed at the run's own persona and template copies when it
-    has them; ``reference`` off and no run id unless ``overrides`` say otherwise."""
+    """The run's config as recorded (:func:`~llmecon.runs.config.recorded_config`: its
+    preset is a label, not applied again), pointed at the run's own persona and template
+    copies when it has them; ``reference`` off and no run id unless ``overrides`` say
+    otherwise. For replay, resume and fork, which compute with it: :class:`RunLogError`
+    when it is invalid, names an SWF (or vote rule) not registered in this process, or
+    ``overrides`` name another preset (it would only relabel the recorded values)."""
     data = dict(manifest.config)
     # logs made before the setting told tax year 1's workers of no rebate
     data.setdefault("first_year_rebate", "none")
@@ -65,12 +74,41 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     if prompts.is_dir():  # the run's own copy of its templates
         data["prompts"] = str(prompts)
     data.update(reference=False, run_id=None)
+    where = run_dir / "manifest.json"
+    if overrides.get("preset") not in (None, data.get("preset")):
+        raise RunLogError(
+            f"{where}: the run's settings are taken as recorded (preset "
+            f"{data.get('preset')!r}); another preset would only relabel them: give the "
+            "settings to change instead"
+        )
     data.update(overrides)
     try:
-        return RunConfig(**data)
+        config = recorded_config(data)
     except ValidationError as exc:
         problems = describe_validation_errors(exc.errors(), limit=len(exc.errors()))
-        raise RunLogError(f"{run_dir / 'manifest.json'}: invalid config ({problems})") from None
+        raise RunLogError(f"{where}: invalid config ({problems})") from None
+    for name, value in unregistered_names(config).items():
+        registry = field_registries(name)[0]
+        if name in overrides:  # the caller's own choice, not the run's
+            known = ", ".join(registry.names())
+            raise RunLogError(f"{name}: unknown {value!r}: use one of {known}")
+        what, how = _REGISTER[name]
+        raise RunLogError(
+            f"{where}: the run's {what} {value!r} is not registered in this process: "
+            f"register it before replaying ({how})"
+        )
+    return config
+
+
+#: What a recorded run computes with, by field, and how to register it
+#: (:func:`config_from_manifest`).
+_REGISTER = {
+    "swf": (
+        "SWF",
+        "a plug-in's `llmecon.swfs` entry point, or `register_swf` in the same process",
+    ),
+    "vote_rule": ("vote rule", "`register_vote_rule` in the same process"),
+}
 
 
 def fork_instead(run_dir: str | Path) -> str:
@@ -206,10 +244,15 @@ class RestoredRun:
         """
         manifest = self.manifest
         try:
-            config = RunConfig(**manifest.config)
+            config = recorded_config(manifest.config)
         except (ValidationError, TypeError) as exc:
             name = exc.__class__.__name__
             return None, f"the manifest's config no longer validates ({name})"
+        if "swf" in unregistered_names(config):
+            return None, (
+                f"the run's SWF {config.swf!r} is not registered in this process "
+                "(register it to rebuild the economy)"
+            )
         copy = self.path / PERSONAS_COPY_NAME
         try:
             if copy.is_file():

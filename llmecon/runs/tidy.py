@@ -34,10 +34,10 @@ def run_settings(
     with models): their digest is the setting ``templates``, so runs whose prompts
     were worded differently (an edited template, even in the same ``--prompts``
     folder) are different settings, never seeds of one."""
-    from llmecon.runs.config import RunConfig
+    from llmecon.runs.config import RunConfig, recorded_config
 
     try:
-        data = RunConfig(**config).model_dump(mode="json")
+        data = recorded_config(config).model_dump(mode="json")
     except (ValueError, TypeError):  # ValidationError, ConfigError: take it as written
         data = dict(config)
     dropped = {"seed"}
