@@ -310,12 +310,14 @@ class YearDisplay(LiveDisplay):
         self.calls = ""
 
     def on_calls(self, totals: dict[str, Any]) -> None:
+        from llmecon._format import COST, COUNT
+
         cost = totals["cost_usd"]
         self.calls = (
-            f"  calls {totals['calls']}  tokens "
-            f"{totals['input_tokens'] + totals['output_tokens']:,}  "
-            f"cost {'n/a' if cost is None else f'${cost:.4f}'}  "
-            f"failures {totals['failures']}"
+            f"  calls {COUNT(totals['calls'])}  tokens "
+            f"{COUNT(totals['input_tokens'] + totals['output_tokens'])}  "
+            f"cost {'n/a' if cost is None else COST(cost)}  "
+            f"failures {COUNT(totals['failures'])}"
         )
         if totals.get("batch"):  # a provider batch is pending (--batch-api)
             self.calls += f"  {totals['batch']}"
@@ -327,8 +329,10 @@ class YearDisplay(LiveDisplay):
     _year = ""
 
     def on_year(self, record: Any, stats: dict[str, Any], note: str = "") -> None:
+        from llmecon._format import COUNT, WELFARE
+
         year = record.year + 1  # the log counts from 0, users from 1
-        outcome = f"SWF {record.metrics.swf:,.1f}  fallbacks {stats['fallbacks']}{note}"
+        outcome = f"SWF {WELFARE(record.metrics.swf)}  fallbacks {COUNT(stats['fallbacks'])}{note}"
         self._year = f"tax year {year}  {outcome}"
         self.progress.advance(self.task)
         if self.live:

@@ -147,12 +147,14 @@ def compare(
                 sweep_progress=progress,
             )
         )
+    from llmecon._format import WELFARE
+
     print_table(
         comparison.table,
         ["planner"],
         COMPARE_LABELS,
-        f"Planners compared (no-tax SWF {comparison.none_swf:,.6g}, oracle SWF "
-        f"{comparison.oracle_swf:,.6g}; gain closed = (W − W_none) / (W_oracle − W_none)"
+        f"Planners compared (no-tax SWF {WELFARE(comparison.none_swf)}, oracle SWF "
+        f"{WELFARE(comparison.oracle_swf)}; gain closed = (W − W_none) / (W_oracle − W_none)"
         + ("; mean [95 % interval across seeds]" if len(seed_list) > 1 else "")
         + ")",
         show_n=len(seed_list) > 1,

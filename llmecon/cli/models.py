@@ -106,6 +106,8 @@ def test_model(
     ]
     config = GenerateConfig(timeout_s=timeout_s, max_tokens=120, max_retries=max_retries)
 
+    from llmecon._format import COST, SECONDS
+
     async def run() -> None:
         llm = get_model(model, api_base=api_base, config=config, max_concurrency=max_concurrency)
         try:
@@ -117,9 +119,12 @@ def test_model(
         click.echo(f"parsed:   {json.dumps(out.parsed.model_dump())}")
         click.echo(f"tokens:   {out.usage.input_tokens} in, {out.usage.output_tokens} out")
         click.echo(
-            f"latency:  {out.latency_s:.2f} s (retries {out.retries}, repairs {out.repairs})"
+            f"latency:  {SECONDS(out.latency_s)} (retries {out.retries}, repairs {out.repairs})"
         )
-        cost = "unknown" if out.cost_usd is None else f"${out.cost_usd:.6f}"
+        # One call costs far less than a cent: six decimals, not COST's four (which
+        # would write $0.0000), otherwise written as every cost.
+        one_call = COST.with_decimals(6)
+        cost = "unknown" if out.cost_usd is None else one_call(out.cost_usd)
         click.echo(f"cost:     {cost}")
 
     try:

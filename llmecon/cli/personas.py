@@ -107,9 +107,11 @@ def sample(
     weight = drawn.weight
     median = weighted_quantile(drawn.hourly_wage_usd, weight, 0.5)
     hours = np.average(drawn.usual_weekly_hours, weights=weight)
+    from llmecon._format import HOURS
+
     console.print(
         f"[green]wrote[/] {n:,} personas to {path}  (survey-weighted median wage "
-        f"${median:.2f}/h, mean hours {hours:.1f}; "
+        f"${median:.2f}/h, mean hours {HOURS(hours)}; "
         f"{'all' if report.ok else 'not all'} validation targets met at this size)"
     )
 

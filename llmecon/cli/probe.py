@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -189,20 +188,11 @@ def probe(
         console.print(f"saved {path}")
 
 
-def _number(value: float, unit: str) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    digits = (1 if abs(value) >= 10 else 2) if unit == "%" else 2 if unit == "h" else 3
-    return f"{value:,.{digits}f}{'%' if unit == '%' else ''}"
+def _row(est: Estimate) -> list[str]:
+    """A measure as the report's probe table writes it (:func:`llmecon._format.probe_cells`)."""
+    from llmecon._format import probe_cells
 
-
-def _row(est: Estimate) -> tuple[str, str, str, str]:
-    interval = (
-        f"[{_number(est.low, est.unit)}, {_number(est.high, est.unit)}]"
-        if math.isfinite(est.low)
-        else "n/a"
-    )
-    return est.label, _number(est.value, est.unit), interval, _number(est.reference, est.unit)
+    return [est.label, *probe_cells(est.value, est.low, est.high, est.reference, est.unit)]
 
 
 def _table(result: ProbeResult) -> Table:
@@ -212,7 +202,7 @@ def _table(result: ProbeResult) -> Table:
     )
     table.add_column("measure")
     table.add_column("model", justify="right")
-    table.add_column("95% CI", justify="right")
+    table.add_column("95 % CI", justify="right")
     table.add_column("rational", justify="right")
     for est in result.estimates.values():
         table.add_row(*_row(est))

@@ -52,12 +52,18 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             raise click.UsageError("--rescore needs --swf")
         with friendly_errors():
             rows = rescore_run(run_dir, swf)
+        from llmecon._format import COUNT, WELFARE
+
+        # Welfare as everywhere (separators, minus sign), but with four decimals, not
+        # the usual two: rescoring under the run's own SWF must reproduce the logged
+        # value, and a difference past the second decimal has to show here.
+        precise = WELFARE.with_decimals(4)
         table = Table(title=f"Welfare rescored under {swf}")
         for col in ("tax year", f"logged ({rows[0]['logged_swf_name']})", f"rescored ({swf})"):
             table.add_column(col, justify="right")
         for r in rows:
             table.add_row(
-                str(r["year"] + 1), f"{r['logged_swf']:,.4f}", f"{r['rescored_swf']:,.4f}"
+                COUNT(r["year"] + 1), precise(r["logged_swf"]), precise(r["rescored_swf"])
             )
         out.print(table)
         return

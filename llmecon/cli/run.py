@@ -223,56 +223,60 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
 
 
 def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
+    """The run's summary table, each number written as the report writes its kind."""
+    from llmecon._format import COST, COUNT, GAP, PERCENT, RELATIVE, WELFARE
+
     table = Table(title="Run summary", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     if "none_swf" in summary:
         gain = summary.get("gain_closed")
-        table.add_row(
-            "gain closed (none → oracle)", "n/a" if gain is None else f"{100 * gain:.2f} %"
-        )
-    table.add_row("final SWF", f"{summary['final_swf']:,.2f}")
-    table.add_row("best SWF (tax year)", f"{summary['best_swf']:,.2f} ({summary['best_year'] + 1})")
+        table.add_row("gain closed (none → oracle)", "n/a" if gain is None else GAP(gain))
+    table.add_row("final SWF", WELFARE(summary["final_swf"]))
+    table.add_row(
+        "best SWF (tax year)", f"{WELFARE(summary['best_swf'])} ({summary['best_year'] + 1})"
+    )
     if "status_quo_swf" in summary:
-        table.add_row("status-quo SWF", f"{summary['status_quo_swf']:,.2f}")
+        table.add_row("status-quo SWF", WELFARE(summary["status_quo_swf"]))
     if summary.get("status_quo_same_workers_swf") is not None:
         table.add_row(
             "status quo, these workers (tax year 1)",
-            f"{summary['status_quo_same_workers_swf']:,.2f}",
+            WELFARE(summary["status_quo_same_workers_swf"]),
         )
         table.add_row(
             "final − status quo, these workers",
-            f"{summary['final_minus_status_quo_same_workers']:+,.2f}",
+            WELFARE.change(summary["final_minus_status_quo_same_workers"]),
         )
     if "none_swf" in summary:
-        table.add_row("no-tax (none) SWF", f"{summary['none_swf']:,.2f}")
+        table.add_row("no-tax (none) SWF", WELFARE(summary["none_swf"]))
     if summary.get("oracle_swf") is not None:
-        table.add_row("oracle SWF", f"{summary['oracle_swf']:,.2f}")
+        table.add_row("oracle SWF", WELFARE(summary["oracle_swf"]))
         pct = summary.get("final_pct_of_oracle")  # absent when the oracle's SWF is 0
-        table.add_row("final, % of oracle", "n/a" if pct is None else f"{pct:.2f} %")
+        table.add_row("final, % of oracle", "n/a" if pct is None else RELATIVE(pct))
     elif summary.get("oracle_note"):
         table.add_row("oracle", summary["oracle_note"])
     decisions = summary.get("decisions") or 0
     share = summary.get("fallback_share", 0.0)
     table.add_row(
         "fallbacks",
-        f"{summary['fallbacks']} of {decisions} decisions ({share:.1%})"
+        f"{COUNT(summary['fallbacks'])} of {COUNT(decisions)} decisions ({PERCENT(share)})"
         if decisions
-        else str(summary["fallbacks"]),
+        else COUNT(summary["fallbacks"]),
     )
     by_role = summary.get("calls_by_role") or {}
     if "calls" in summary:
-        calls = f"{summary['calls']} ({summary['failures']})"
+        calls = f"{COUNT(summary['calls'])} ({COUNT(summary['failures'])})"
         if len(by_role) > 1:
             calls += ": " + ", ".join(
-                f"{role} {n['calls']} ({n['failed']})" for role, n in by_role.items()
+                f"{role} {COUNT(n['calls'])} ({COUNT(n['failed'])})" for role, n in by_role.items()
             )
         table.add_row("model calls (failed)", calls)
         table.add_row(
-            "tokens in / out", f"{summary['input_tokens']:,} / {summary['output_tokens']:,}"
+            "tokens in / out",
+            f"{COUNT(summary['input_tokens'])} / {COUNT(summary['output_tokens'])}",
         )
         cost = summary["cost_usd"]
-        table.add_row("cost", "unknown (price not in table)" if cost is None else f"${cost:.4f}")
+        table.add_row("cost", "unknown (price not in table)" if cost is None else COST(cost))
     if "status_quo_swf" in summary and summary.get("references_assume"):
         table.add_row("references assume", summary["references_assume"])
     out.print(table)
@@ -283,19 +287,19 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
 
         out.print(
             f"[red bold]note[/]: in {len(degenerate)} year(s) ({_years_text(degenerate)}) at "
-            f"least {DEGENERATE_SHARE:.0%} of the LLM workers gave the same answer (at most "
-            f"{summary['identical_answers_max']:.0%}): the model is not responding to its "
-            "persona or the taxes; check it with `llmecon probe`"
+            f"least {PERCENT(DEGENERATE_SHARE)} of the LLM workers gave the same answer (at "
+            f"most {PERCENT(summary['identical_answers_max'])}): the model is not responding "
+            "to its persona or the taxes; check it with `llmecon probe`"
         )
     if summary.get("fallbacks"):
         style = "red bold" if share >= 0.5 else "yellow"
         out.print(
-            f"[{style}]note[/]: {share:.1%} of the agents' decisions were fallbacks (a failed "
+            f"[{style}]note[/]: {PERCENT(share)} of the agents' decisions were fallbacks (a failed "
             "model call or an unusable answer: the planner kept its schedule, a worker its "
             "hours, a voter abstained); the welfare above reflects those fallbacks, not the "
             "model's choices"
             + "".join(
-                f"; {n['failed']} of {n['calls']} {role} calls failed"
+                f"; {COUNT(n['failed'])} of {COUNT(n['calls'])} {role} calls failed"
                 for role, n in by_role.items()
                 if n["failed"]
             )

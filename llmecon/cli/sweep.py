@@ -171,8 +171,11 @@ class SweepDisplay(LiveDisplay):
             console.print(f"{skipped} of {total} cells already completed: skipped")
 
     def status(self) -> str:
+        from llmecon._format import COST
+
         return (
-            f"done {self.done}  running {self.running}  failed {self.failed}  cost ${self.cost:.4f}"
+            f"done {self.done}  running {self.running}  failed {self.failed}  "
+            f"cost {COST(self.cost)}"
         )
 
     def refresh(self) -> None:
@@ -197,8 +200,10 @@ class SweepDisplay(LiveDisplay):
         eta = ""
         if self.done < self.total:
             eta = f"  ETA {_duration(elapsed / self.done * (self.total - self.done))}"
+        from llmecon._format import GAP
+
         gain = result.get("gain_closed")
-        what = f"gain closed {100 * gain:.1f} %" if gain is not None else ""
+        what = f"gain closed {GAP(gain)}" if gain is not None else ""
         error = f"  ({result.get('error')})" if status != "completed" else ""
         console.print(
             f"cell {self.done}/{self.total} {cell.cell_id}: {action}, {status}  {what}  "
@@ -211,28 +216,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def _interval(row: dict[str, Any], metric: str, fmt: Callable[[float], str]) -> str:
+def _interval(row: dict[str, Any], metric: str) -> str:
+    """``mean [low, high]`` of a metric, each number written as the report writes its
+    kind (:data:`llmecon._format.METRIC_QUANTITIES`); "n/a" when there is no mean."""
+    from llmecon._format import METRIC_QUANTITIES, NUMBER
+
     mean = row.get(metric)
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "n/a"
-    lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return fmt(mean)
-    return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"  # type: ignore[arg-type]
-
-
-#: How the sweep table shows each metric.
-_FORMATS: dict[str, Callable[[float], str]] = {
-    "gain_closed": lambda v: f"{100 * v:.1f} %",
-    "final_swf": lambda v: f"{v:,.6g}",
-    "best_swf": lambda v: f"{v:,.6g}",
-    "pct_of_oracle": lambda v: f"{v:.2f} %",
-    "revenue_per_worker_usd": lambda v: f"${v:,.0f}",
-    "mean_weekly_hours": lambda v: f"{v:.2f}",
-    "gini_income": lambda v: f"{v:.4f}",
-    "cost_usd": lambda v: f"${v:.4f}",
-    "fallbacks": lambda v: f"{v:.1f}",
-}
+    kind = METRIC_QUANTITIES.get(metric, NUMBER)
+    return kind.interval(mean, row.get(f"{metric}_lo"), row.get(f"{metric}_hi"))
 
 
 def print_table(
@@ -252,7 +245,7 @@ def print_table(
         if show_n:
             failed = int(row.get("failed") or 0)
             cells.append(f"{row['n']}" + (f" ({failed} failed)" if failed else ""))
-        cells.extend(_interval(row, m, _FORMATS.get(m, str)) for m in metrics)
+        cells.extend(_interval(row, m) for m in metrics)
         rich_table.add_row(*cells)
     out.print(rich_table)
 
@@ -287,10 +280,12 @@ def write_csv(table: Any, csv_path: str) -> None:
 
 def report_end(result: Any) -> None:
     """Say where the sweep is and how it ended, and exit with the code of its status."""
+    from llmecon._format import SECONDS
+
     if result.directory is not None:
         console.print(
             f"sweep written to [bold]{result.directory}[/] (sweep.json, results.csv, cells.csv; "
-            f"`llmecon report {result.directory}` draws it) in {result.wall_s:.1f} s "
+            f"`llmecon report {result.directory}` draws it) in {SECONDS(result.wall_s)} "
             + (f"on {result.backend}" if result.backend != "none" else "(every cell was done)")
         )
     if not result.complete:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from llmecon._format import HOURS, PERCENT, USD, WELFARE, Quantity
 from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
-from llmecon.report._format import HOURS, PERCENT, USD, WELFARE, Quantity
 from llmecon.report._html import Markup, esc, paragraph, section, table
 from llmecon.report._svg import Axis, grid
 

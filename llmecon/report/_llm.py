@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon._format import COST, HOURS, PERCENT, SECONDS, probe_cells
 from llmecon.economy import TaxSchedule
 from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
-from llmecon.report._format import COST, HOURS, NUMBER, PERCENT, SECONDS
 from llmecon.report._html import Markup, esc, paragraph, section, table, truncate
 from llmecon.runs.events import ScheduleSet
 
@@ -314,19 +314,13 @@ def _probe(runs: Sequence[ReportRun]) -> list[Markup]:
         for est in (data.get("estimates") or {}).values():
             if not isinstance(est, dict):
                 continue
-            ci = est.get("ci95") or [None, None]
-            interval = "n/a" if ci[0] is None else f"[{NUMBER(ci[0])}, {NUMBER(ci[1])}]"
-            rows.append(
-                [
-                    est.get("label"),
-                    NUMBER(est.get("value")),
-                    interval,
-                    NUMBER(est.get("rational_reference")),
-                    est.get("unit", ""),
-                ]
+            low, high = (est.get("ci95") or [None, None])[:2]
+            cells = probe_cells(
+                est.get("value"), low, high, est.get("rational_reference"), est.get("unit", "")
             )
+            rows.append([est.get("label"), *cells])
         parts.append(Markup(f"<h3>Probe of {esc(data.get('model'))}</h3>"))
-        parts.append(table(["measure", "model", "95 % CI", "rational", "unit"], rows))
+        parts.append(table(["measure", "model", "95 % CI", "rational"], rows))
         if data.get("verdict"):
             parts.append(paragraph(str(data["verdict"])))
         parts.append(paragraph(f"From {path} ({data.get('calls', '?')} calls)."))

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from llmecon._format import COUNT, GINI, HOURS, PERCENT, USD, WELFARE
 from llmecon.report._data import Group, ReportRun, by_value, by_year_band, records, same
-from llmecon.report._format import COUNT, GINI, HOURS, PERCENT, USD, WELFARE
 from llmecon.report._html import Markup
 from llmecon.report._svg import (
     REFERENCE_COLOUR,

@@ -109,8 +109,8 @@ def references(run: RunData) -> References:
 def gain_closed_text(swf: float | None, ref: References) -> str:
     """``(W − W_none) / (W_oracle − W_none)`` in percent (as :data:`GAP` writes it
     everywhere), or "n/a"."""
+    from llmecon._format import GAP
     from llmecon.economy.welfare import gain_closed
-    from llmecon.report._format import GAP
 
     gain = None if swf is None else gain_closed(swf, ref.none_swf, ref.oracle_swf)
     return "n/a" if gain is None else GAP(gain)

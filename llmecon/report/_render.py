@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from llmecon._format import GAP, GINI, HOURS, PERCENT, RELATIVE, USD, WELFARE, Quantity
 from llmecon.report import _plots
 from llmecon.report._data import (
     Group,
@@ -17,7 +18,6 @@ from llmecon.report._data import (
     report_run,
     same,
 )
-from llmecon.report._format import GAP, GINI, HOURS, PERCENT, RELATIVE, USD, WELFARE, Quantity
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._incidence import decomposition_section, incidence_section
 from llmecon.report._llm import fallbacks_section, llm_section

@@ -2,7 +2,7 @@
 
 Every data point carries a ``<title>`` (the browser shows it on hover), so the page
 stays one self-contained offline file. Axes are in the domain's units: each axis has a
-:class:`~llmecon.report._format.Quantity` (dollars, percent, welfare, hours, whole
+:class:`~llmecon._format.Quantity` (dollars, percent, welfare, hours, whole
 years or counts) that writes its ticks and hover values as every table writes that
 kind; the x axis can be logarithmic (incomes). Every piece of run data passes through
 :func:`~llmecon.report._html.esc`.
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from llmecon.report._format import COUNT, NUMBER, PERCENT, USD, Quantity
+from llmecon._format import COUNT, NUMBER, PERCENT, USD, Quantity
 from llmecon.report._html import Markup, esc
 
 Formatter = Quantity
@@ -49,7 +49,7 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-# -- number formats: one Quantity per kind (llmecon.report._format) ---------------------------
+# -- number formats: one Quantity per kind (llmecon._format) ---------------------------
 
 usd = USD
 pct = PERCENT

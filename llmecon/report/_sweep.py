@@ -13,34 +13,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmecon.report._data import records
-from llmecon.report._format import (
+from llmecon._format import (
     COST,
     GAP,
-    GINI,
-    HOURS,
-    MEAN_COUNT,
+    METRIC_QUANTITIES,
     NUMBER,
-    USD,
     WELFARE,
     Quantity,
 )
+from llmecon.report._data import records
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._plots import YEAR_AXIS
 from llmecon.report._svg import Axis, Series, _range, colour, grid, line_chart
 from llmecon.sweeps.results import SUMMARY_METRICS, SweepData, interval
-
-#: How each summary metric of a sweep is written (as in the run report).
-METRIC_QUANTITIES: dict[str, Quantity] = {
-    "gain_closed": GAP,
-    "final_swf": WELFARE,
-    "best_swf": WELFARE,
-    "revenue_per_worker_usd": USD,
-    "mean_weekly_hours": HOURS,
-    "gini_income": GINI,
-    "cost_usd": COST,
-    "fallbacks": MEAN_COUNT,
-}
 
 
 def _seeds(n: int) -> str:

@@ -106,7 +106,7 @@ def test_the_decomposition_says_which_runs_it_leaves_out(runs: Path, tmp_path: P
 
 
 def test_float_noise_shows_as_zero_without_a_sign() -> None:
-    from llmecon.report._format import WELFARE
+    from llmecon._format import WELFARE
     from llmecon.report._incidence import _signed
     from llmecon.report._render import _change_pct
     from llmecon.report._svg import usd

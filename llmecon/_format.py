@@ -1,19 +1,22 @@
-"""How the report writes numbers: one :class:`Quantity` per kind of quantity (welfare,
+"""How llmecon writes numbers: one :class:`Quantity` per kind of quantity (welfare,
 dollars, costs, percent, shares of the gap, hours, Gini, seconds, counts), used by every
-table, note, hover tip and axis, so that one kind reads the same in every section.
+table, note, hover tip and axis of the HTML report and by every table, summary and
+progress line of the command line, so that one kind reads the same everywhere: the
+terminal and the report of a run show the same text for the same number.
 
 A quantity writes a value (``WELFARE(38992.018)`` → ``38,992.02``), a signed change
 (``PERCENT.change(0.00066)`` → ``+0.1 pp``; float noise as an unsigned 0), a mean with
 its interval (``mean [low, high]``) and the tick labels of an axis (the same unit and
 separators, with as many decimals as the ticks need and no more). Negative numbers take
-the minus sign ``−`` (U+2212) everywhere.
+the minus sign ``−`` (U+2212) everywhere, the terminal included: it is one cell wide
+(East Asian width "N"), so rich's tables align it as a hyphen.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 MINUS = "\u2212"
@@ -62,6 +65,12 @@ class Quantity:
     suffix: str = ""
     compact: bool = False
     change_suffix: str | None = None
+
+    def with_decimals(self, decimals: int) -> Quantity:
+        """This quantity with more (or fewer) decimals and otherwise written alike, for
+        the rare place that must show more than the usual precision (a rescored SWF set
+        against the logged one; the cost of a single model call)."""
+        return replace(self, decimals=decimals)
 
     # -- values ----------------------------------------------------------------------------
 
@@ -158,7 +167,7 @@ class Quantity:
         return f"{a}–{b}"
 
 
-#: Social welfare (every SWF) and utility, the SWF's unit: two decimals, as the CLI.
+#: Social welfare (every SWF) and utility, the SWF's unit: two decimals.
 WELFARE = Quantity("welfare", 2)
 #: Money (incomes, revenue, tax, consumption): compact.
 USD = Quantity("dollars", 0, prefix="$", compact=True)
@@ -168,7 +177,8 @@ COST = Quantity("cost", 4, prefix="$")
 PERCENT = Quantity("percent", 1, scale=100.0, suffix=" %", change_suffix=" pp")
 #: The share of the no-tax → oracle welfare gain closed (a fraction), in percent.
 GAP = Quantity("share of the gap", 1, scale=100.0, suffix=" %", change_suffix=" pp")
-#: A change relative to a base, already in percent (SWF against the status quo).
+#: Welfare relative to a reference, already in percent: its change against the status
+#: quo (``RELATIVE.change``), its share of the oracle's (``llmecon compare``).
 RELATIVE = Quantity("relative change", 2, suffix=" %")
 #: Weekly hours.
 HOURS = Quantity("hours", 1, suffix=" h")
@@ -180,5 +190,37 @@ SECONDS = Quantity("seconds", 2, suffix=" s")
 COUNT = Quantity("count", 0)
 #: Means of counts across seeds (fallbacks per cell).
 MEAN_COUNT = Quantity("mean count", 1)
-#: A number without a kind of its own (a probe's measures, in their own units).
+#: A number without a kind of its own (an elasticity).
 NUMBER = Quantity("number", 3)
+
+#: How ``llmecon probe`` measures are written, by their ``unit``: percentages (two
+#: decimals: an optimality gap of 0.01 % is not 0), hours changes (two decimals: a
+#: tenth of an hour per $1,000 matters), and unitless ones (the elasticity).
+PROBE_QUANTITIES: dict[str, Quantity] = {
+    "%": Quantity("percent", 2, suffix=" %"),
+    "h": Quantity("hours change", 2, suffix=" h"),
+    "": NUMBER,
+}
+
+
+def probe_cells(value: Any, low: Any, high: Any, reference: Any, unit: str) -> list[str]:
+    """A probe measure's model value, 95 % interval (``n/a`` without one) and rational
+    value, as the terminal and the report both write them."""
+    q = PROBE_QUANTITIES.get(unit, NUMBER)
+    interval = "n/a" if _finite(low) is None else f"[{q(low)}, {q(high)}]"
+    return [q(value), interval, q(reference)]
+
+
+#: How each summary metric of a sweep (``llmecon.sweeps.SUMMARY_METRICS``) and of
+#: ``llmecon compare`` is written, in the sweep page and the terminal alike.
+METRIC_QUANTITIES: dict[str, Quantity] = {
+    "gain_closed": GAP,
+    "final_swf": WELFARE,
+    "best_swf": WELFARE,
+    "pct_of_oracle": RELATIVE,
+    "revenue_per_worker_usd": USD,
+    "mean_weekly_hours": HOURS,
+    "gini_income": GINI,
+    "cost_usd": COST,
+    "fallbacks": MEAN_COUNT,
+}

@@ -1,0 +1,131 @@
+"""The terminal and the HTML report write one number one way (``llmecon._format``): the
+summary of ``llmecon run`` and its progress lines against the run's report, the table of
+``llmecon sweep`` against the sweep page, cell for cell."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon._format import WELFARE
+from llmecon.cli import _common, main
+
+
+class _Tables(HTMLParser):
+    """Every ``<table>`` of a page as rows of cell texts (the header row first)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self.tables:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _html_table(html: str, *headers: str) -> list[dict[str, str]]:
+    """The rows (header → cell) of the page's first table with all of ``headers``."""
+    parser = _Tables()
+    parser.feed(html)
+    for rows in parser.tables:
+        if rows and all(h in rows[0] for h in headers):
+            return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    raise AssertionError(f"no table with {headers}")
+
+
+def _terminal_rows(output: str) -> list[list[str]]:
+    """The cells of every row of the rich tables in ``output`` (one line a row)."""
+    return [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in output.splitlines()
+        if line.startswith("│")
+    ]
+
+
+@pytest.fixture
+def wide_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results tables one line a row (no wrapped cells), to read them back."""
+    monkeypatch.setattr(_common.out, "width", 400)
+
+
+@pytest.mark.usefixtures("wide_tables")
+def test_the_run_summary_writes_its_numbers_as_the_report_does(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["run", "--planner", "scripted/reference", "--workers", "rational", "--agents", "20",
+         "--years", "3", "--personas", "synthetic", "--out", str(tmp_path), "--run-id", "r"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = {row[0]: row[1] for row in _terminal_rows(result.output) if len(row) == 2}
+    reported = runner.invoke(main, ["report", str(tmp_path / "r")])
+    assert reported.exit_code == 0, reported.output
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+
+    (run_row,) = _html_table(html, "final SWF", "gain closed")
+    assert summary["final SWF"] == run_row["final SWF"]
+    assert summary["gain closed (none → oracle)"] == run_row["gain closed"]
+    assert summary["gain closed (none → oracle)"].endswith(" %")
+    (references,) = _html_table(html, "no tax", "Saez", "oracle")
+    status_quo = next(v for k, v in references.items() if k.startswith("status quo"))
+    assert summary["status-quo SWF"] == status_quo
+    assert summary["no-tax (none) SWF"] == references["no tax"]
+    assert summary["oracle SWF"] == references["oracle"]
+    (calls,) = _html_table(html, "input tokens", "output tokens", "cost")
+    assert summary["tokens in / out"] == f"{calls['input tokens']} / {calls['output tokens']}"
+    assert summary["cost"] == calls["cost"]
+    # The progress line of the last tax year writes the final SWF as both tables do.
+    last = next(line for line in result.output.splitlines() if line.startswith("tax year 3/3"))
+    assert last.startswith(f"tax year 3/3: SWF {run_row['final SWF']}  ")
+    # The rescore table keeps four decimals (to check a rescore against the log), written
+    # otherwise as every welfare: the same value, two more digits.
+    rescored = runner.invoke(
+        main, ["replay", str(tmp_path / "r"), "--rescore", "--swf", "rawlsian"]
+    )
+    assert rescored.exit_code == 0, rescored.output
+    year, logged, _ = _terminal_rows(rescored.output)[-1]
+    assert year == "3" and len(logged.split(".")[1]) == 4
+    assert WELFARE(float(logged.replace(",", ""))) == summary["final SWF"]
+
+
+@pytest.mark.usefixtures("wide_tables")
+def test_the_sweep_table_writes_its_numbers_as_the_sweep_page_does(tmp_path: Path) -> None:
+    from llmecon.sweeps import SUMMARY_METRICS
+
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["sweep", "--planners", "saez,ucb", "--workers", "rational", "--seeds", "0,1",
+         "--agents", "30", "--years", "3", "--personas", "synthetic", "--out", str(tmp_path),
+         "--name", "s", "--jobs", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    terminal = {row[0]: row for row in _terminal_rows(result.output)}
+    reported = runner.invoke(main, ["report", str(tmp_path / "s")])
+    assert reported.exit_code == 0, reported.output
+    page = _html_table((tmp_path / "s" / "report.html").read_text(encoding="utf-8"), "planner")
+    assert [row["planner"] for row in page] == ["saez", "ucb"] == list(terminal)
+    written = " ".join(" ".join(row) for row in terminal.values())
+    assert "−" in written and "-" not in written  # negative bounds, one minus sign
+    for row in page:
+        # planner, seeds, then the metrics in SUMMARY_METRICS' order
+        cells = dict(zip(SUMMARY_METRICS.values(), terminal[row["planner"]][2:], strict=True))
+        for label in SUMMARY_METRICS.values():
+            assert cells[label] == row[label], (row["planner"], label)
