@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmecon.runs.config import RunConfig, build_config, read_config_file
+from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
 from llmecon.runs.loop import ProgressCallback, RunResult
 from llmecon.runs.wiring import build_simulation
 from llmecon.sweeps.cell import CELL_METRICS
@@ -61,11 +61,18 @@ def _config(
     """A resolved config: ``defaults`` (ranked as field defaults: under the preset),
     under a :class:`RunConfig`'s set fields (not those its preset filled) or a
     YAML/TOML file's, under ``settings`` (RunConfig fields; ``None`` = unset).
-    :class:`~llmecon.runs.ConfigError` naming the field when invalid."""
+    :class:`~llmecon.runs.ConfigError` naming the field (and the file) when invalid."""
+    if "config" in settings:
+        raise ConfigError(
+            "config is given by position, not by name: llmecon.run('experiment.yaml', …) "
+            "or llmecon.run(RunConfig(…), …)"
+        )
+    origin = "settings"
     if isinstance(config, RunConfig):
         data = config.model_dump(exclude_unset=True)
     elif config is not None:
         data = read_config_file(config)
+        origin = f"{config} + settings"
     else:
         data = {}
     given = {
@@ -74,7 +81,7 @@ def _config(
     }
     preset_sets = _preset_fields(given.get("preset"))
     below = {k: v for k, v in (defaults or {}).items() if k not in preset_sets}
-    return build_config(None, {**below, **given}, given_on="settings")
+    return build_config(None, {**below, **given}, given_on=origin)
 
 
 def run(

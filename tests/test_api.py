@@ -237,3 +237,16 @@ def test_a_bad_setting_names_the_settings_not_the_command_line() -> None:
             call()
     with pytest.raises(ConfigError, match=r"invalid sweep settings \(the base settings\)"):
         llmecon.sweep(planner="none", agents=-3, write_log=False)
+
+
+def test_a_bad_setting_in_a_config_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("agents: 10\nyeras: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        llmecon.run(str(path), planner="none", workers="rational", write_log=False)
+    said = str(caught.value)
+    assert f"invalid configuration ({path} + settings)" in said
+    assert "yeras: unknown field" in said and "the field x_y as --x-y" in said
+    # The file is given by position; by name it said "config: unknown field".
+    with pytest.raises(ConfigError, match="config is given by position"):
+        llmecon.run(config=str(path), write_log=False)

@@ -722,7 +722,10 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; see `llmecon run --help`)"
+            msg = (
+                "unknown field (check the spelling; `llmecon run --help` lists every "
+                "setting, the field x_y as --x-y)"
+            )
         lines.append(f"  {field}: {msg}")
     return "\n".join(lines)
 
