@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from llmecon.agents.prompting import Prompt, bracket_rows, persona_used, render_template
 from llmecon.economy.welfare import get_swf
 from llmecon.models import ChatMessage
 from llmecon.planners import PlannerContext, YearRecord
 from llmecon.prompts import PromptLibrary
+
+FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class PlannerPromptSettings:
         horizon: how many tax years the run has (``None``: not told). The query says
             "year N of M" and, in the last year, that it is the last: a planner can
             then enact its best schedule instead of trying one more change.
+        weighted_breakdown: count workers per bracket and income shares by survey
+            weight (``planner_breakdown: weighted``), as the welfare beside them.
     """
 
     history_len: int = 8
@@ -103,6 +108,7 @@ class PlannerPromptSettings:
     uncertainty: bool = True
     explore: bool = False
     horizon: int | None = None
+    weighted_breakdown: bool = True
 
 
 @dataclass(frozen=True)
@@ -160,17 +166,26 @@ def welfare_noise_sd(years: Sequence[YearRecord]) -> float | None:
     return float(np.sqrt(sum(float(np.sum((v - v.mean()) ** 2)) for v in repeats) / dof))
 
 
-def bracket_shares(rec: YearRecord) -> tuple[list[int], list[int]]:
+def bracket_shares(
+    rec: YearRecord, weight: FloatArray | None = None
+) -> tuple[list[str], list[int]]:
     """Workers whose income falls in each bracket, and each bracket's share (whole
-    percent) of total income earned by them: where the tax base of each rate sits."""
+    percent) of total income earned by them: where the tax base of each rate sits.
+
+    With survey weights (mean 1) each worker counts for the people it stands for, as in
+    the welfare and revenue: the counts (one decimal) still sum to the number of
+    workers, and the shares are of the population's income. Without, whole counts.
+    """
     edges = np.asarray(rec.schedule.edges, dtype=float)
     income = np.asarray(rec.income_usd, dtype=float)
     which = np.clip(np.searchsorted(edges, income, side="right") - 1, 0, edges.size - 1)
-    counts = np.bincount(which, minlength=edges.size)
-    totals = np.bincount(which, weights=income, minlength=edges.size)
+    w = np.ones(income.size) if weight is None else np.asarray(weight, dtype=float)
+    counts = np.bincount(which, weights=w, minlength=edges.size)
+    totals = np.bincount(which, weights=income * w, minlength=edges.size)
     total = float(totals.sum())
     shares = 100.0 * totals / total if total > 0 else np.zeros(edges.size)
-    return [int(c) for c in counts], [round(float(x)) for x in shares]
+    written = [str(int(c)) if weight is None else f"{c:.1f}" for c in counts]
+    return written, [round(float(x)) for x in shares]
 
 
 def rate_change_text(before: Sequence[int], after: Sequence[int]) -> str:
@@ -181,12 +196,17 @@ def rate_change_text(before: Sequence[int], after: Sequence[int]) -> str:
 
 
 def demonstrations(
-    history: Sequence[YearRecord], settings: PlannerPromptSettings, n_agents: int
+    history: Sequence[YearRecord],
+    settings: PlannerPromptSettings,
+    n_agents: int,
+    weight: FloatArray | None = None,
 ) -> list[dict[str, Any]]:
     """Recent years, then the best-so-far years not already shown, in year order. With
     ``settings.uncertainty`` each also carries the welfare's noise interval, the mean
     over every shown year with the same rates, the change against the previous year
-    and the workers and income share per bracket."""
+    and the workers and income share per bracket (counted by the survey ``weight``
+    with ``settings.weighted_breakdown``)."""
+    weight = weight if settings.weighted_breakdown else None
     best_year = max(history, key=lambda r: r.metrics.swf).year if history else None
     years = shown_years(history, settings)
     # the noise estimate uses every year, shown or not: a repeat that scrolled out of
@@ -217,7 +237,7 @@ def demonstrations(
         if settings.uncertainty:
             repeats = same[tuple(rates)]
             previous = by_year.get(rec.year - 1)
-            counts, shares = bracket_shares(rec)
+            counts, shares = bracket_shares(rec, weight)
             demo.update(
                 {
                     "interval": f"{2 * sd:,.1f}" if sd is not None else None,
@@ -234,7 +254,8 @@ def demonstrations(
                             "swf": f"{rec.metrics.swf - previous.metrics.swf:+,.1f}",
                         }
                     ),
-                    "workers": "/".join(str(c) for c in counts),
+                    "workers": "/".join(counts)
+                    + (" (survey-weighted)" if weight is not None else ""),
                     "income_share": "/".join(str(x) for x in shares),
                 }
             )
@@ -333,7 +354,9 @@ def planner_frame(
         library,
         "planner_demonstrations.j2",
         used,
-        demos=demonstrations(history, settings, ctx.economy.size),
+        demos=demonstrations(
+            history, settings, ctx.economy.size, ctx.economy.population.survey_weight
+        ),
         uncertainty=settings.uncertainty,
     )
     current = pct_list(schedule.rates)

@@ -284,6 +284,12 @@ class RunConfig(BaseModel):
     rates), the change against the previous year and the workers and income share per
     bracket; off: the bare outcomes (an ablation)."""
 
+    planner_breakdown: Literal["weighted", "sample"] = Field("weighted", json_schema_extra=_LLM)
+    """How the planner's workers per bracket and income shares count a worker (with
+    ``planner_uncertainty``, in a population with survey weights): ``weighted`` by the
+    people it stands for, as the welfare, revenue and Gini beside them are, or ``sample``
+    (once per simulated worker, as logs made before this setting)."""
+
     planner_explore: bool = Field(False, json_schema_extra=_LLM)
     """Add an exploration note to the planner prompt (try changes early, refine later), as
     LLM Economist's prompt has."""
@@ -639,10 +645,21 @@ def recorded_config(data: Mapping[str, Any]) -> RunConfig:
     numbers; replay, resume and fork, which compute with them, check them
     (:func:`unregistered_names`).
 
+    A setting added since a log was written takes the value that reproduces what the
+    log's run did (:data:`LEGACY_VALUES`), not today's default.
+
     Raises:
         ValidationError: the config is not valid.
     """
-    return RunConfig.model_validate(dict(data), context={FROM_LOG: True})
+    return RunConfig.model_validate({**LEGACY_VALUES, **data}, context={FROM_LOG: True})
+
+
+#: Settings whose behaviour was fixed before they existed, by the value that reproduces
+#: a log written without them (its runs behaved so): read by :func:`recorded_config`.
+LEGACY_VALUES: dict[str, Any] = {
+    "first_year_rebate": "none",  # tax year 1's workers were told of no rebate
+    "planner_breakdown": "sample",  # the planner's breakdown counted heads
+}
 
 
 def unregistered_names(config: RunConfig) -> dict[str, str]:

@@ -65,8 +65,6 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     when it is invalid, names an SWF (or vote rule) not registered in this process, or
     ``overrides`` name another preset (it would only relabel the recorded values)."""
     data = dict(manifest.config)
-    # logs made before the setting told tax year 1's workers of no rebate
-    data.setdefault("first_year_rebate", "none")
     personas = run_dir / PERSONAS_COPY_NAME
     if personas.is_file():
         data["personas"] = str(personas)

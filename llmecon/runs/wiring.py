@@ -411,6 +411,7 @@ def build_planner(
         uncertainty=config.planner_uncertainty,
         explore=config.planner_explore,
         horizon=config.years,
+        weighted_breakdown=config.planner_breakdown == "weighted",
     )
     start = None
     if config.planner_start is not None:

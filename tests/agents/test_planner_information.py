@@ -93,12 +93,42 @@ def test_bracket_breakdown_counts_every_worker(run: Any) -> None:
     sim, result = run
     record = result.records[-1]
     counts, shares = bracket_shares(record)
-    assert sum(counts) == 30 and abs(sum(shares) - 100) <= len(shares)
+    assert sum(map(int, counts)) == 30 and abs(sum(shares) - 100) <= len(shares)
     edges = np.array(record.schedule.edges)
     top = int(np.sum(record.income_usd >= edges[-3]))  # workers in the three top brackets
-    assert sum(counts[-3:]) == top
+    assert sum(map(int, counts[-3:])) == top
+    text = _user_text(sim, list(result.records), PlannerPromptSettings(weighted_breakdown=False))
+    assert f"workers per bracket {'/'.join(counts)}, income share" in text
+
+
+def test_bracket_breakdown_counts_the_people_workers_stand_for(tmp_path: Path) -> None:
+    # The default bank is survey-weighted: high earners are oversampled and weighted
+    # down (the first 100 personas' top earner stands for 0.18 of a worker). The welfare
+    # and revenue beside the breakdown count the weights; the breakdown counted heads,
+    # overstating the income the top rates tax.
+    cfg = build_config(
+        overrides=dict(agents=100, years=1, planner="scripted/reference", workers="rational",
+                       out=str(tmp_path), run_id="w")
+    )  # fmt: skip
+    sim = build_simulation(cfg)
+    result = sim.run()
+    weight = sim.economy.population.survey_weight
+    assert weight is not None and weight.min() < 0.5
+    record = result.records[-1]
+    counts, shares = bracket_shares(record, weight)
+    heads, head_shares = bracket_shares(record)
+    assert abs(sum(map(float, counts)) - 100) < 0.5  # weights have mean 1
+    edges = np.array(record.schedule.edges)
+    top = record.income_usd >= edges[4]  # brackets 5-7
+    assert abs(sum(map(float, counts[4:])) - float(weight[top].sum())) < 0.2
+    income = record.income_usd * weight
+    assert abs(sum(shares[4:]) - 100 * income[top].sum() / income.sum()) <= 2
+    assert sum(shares[4:]) < sum(head_shares[4:]) - 5  # the top's share, weighted, is smaller
     text = _user_text(sim, list(result.records), PlannerPromptSettings())
-    assert f"workers per bracket {'/'.join(map(str, counts))}" in text
+    assert f"workers per bracket {'/'.join(counts)} (survey-weighted), income share" in text
+    assert f"income share % {'/'.join(map(str, shares))}" in text
+    sample = _user_text(sim, list(result.records), PlannerPromptSettings(weighted_breakdown=False))
+    assert f"workers per bracket {'/'.join(heads)}, income share" in sample
 
 
 def test_uncertainty_off_shows_bare_outcomes(run: Any) -> None:
@@ -249,3 +279,27 @@ def test_the_planner_is_told_the_horizon_and_uses_its_last_year(run: Any) -> Non
     assert "last year" in last.why
     shown = [[round(100 * r) for r in rec.schedule.rates] for rec in history]
     assert last.rates in shown  # a measured schedule, not one more trial
+
+
+def test_a_run_logged_before_the_weighted_breakdown_replays_as_it_ran(tmp_path: Path) -> None:
+    # A log written before `planner_breakdown` existed has head counts in its planner
+    # prompts and no such field in its manifest: restoring it must take `sample`, or
+    # replay, resume and fork would render other prompts than the log holds.
+    import json
+
+    from llmecon.runs.replay import replay_run
+    from llmecon.runs.restore import restore_run
+
+    cfg = build_config(
+        overrides=dict(agents=100, years=2, planner="scripted/reference", workers="rational",
+                       planner_breakdown="sample", reference=False, out=str(tmp_path),
+                       run_id="old")
+    )  # fmt: skip
+    build_simulation(cfg).run()
+    path = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["config"]["planner_breakdown"]
+    path.write_text(json.dumps(manifest))
+    assert restore_run(tmp_path / "old").config().planner_breakdown == "sample"
+    report = replay_run(tmp_path / "old")
+    assert report.differences == [], report.differences
