@@ -15,20 +15,33 @@ designed pattern:
    (:func:`~llmecon.agents.planner_prompts.welfare_noise_sd`; the spread while it is
    unknown, and with ``planner_uncertainty`` off). The prior keeps 15 parameters
    (7 brackets) estimable from a handful of noisy years.
-2. **The model's best schedule**: per bracket, the rate in the bounds with the highest
-   fitted ``b_k u_k + q_k u_k²`` (the vertex of a concave fit, else the better bound;
+2. **Saez's reasoning from the bracket breakdown** (when the prompt shows it, with
+   ``planner_uncertainty``): from the workers per bracket, income shares, revenue per
+   worker, rates and rebate share of the last ``BREAKDOWN_YEARS`` shown years,
+   :func:`structural_curves` predicts each bracket's welfare at every rate, moved
+   alone: those above the bracket pay its slice without working less (until staying
+   above stops paying), its own workers respond with an assumed elasticity
+   ``PRIOR_ELASTICITY``, welfare weights fall with income. The curves find a far
+   corner no local fit sees (a bracket few earn in, many above it). The model is then
+   ``SWF ≈ a + λ·Σ_k curve_k + Σ_k b_k u_k + q_k u_k²``: ``λ`` (prior 1 ±
+   ``CURVE_WEIGHT_SD``) says how far the data trust the curves, and the quadratic
+   corrects them where the data are (held flat beyond the shown rates, so that a
+   curvature fitted on a narrow range does not bar a corner the curves point to).
+3. **The model's best schedule**: per bracket, the rate in the bounds with the highest
+   fitted value; without the breakdown, of ``b_k u_k + q_k u_k²`` (the vertex of a
+   concave fit, else the better bound;
    a tie, as in the second year when one year gives no slope, goes to the lower bound,
    so the second year lowers every rate by the trust region and the fit then moves
    them together until it sees their curvatures: measured, this early joint move gains
    more than starting from the data's centre, docs/agents.md).
-3. **Exploration**: the proposal is the best schedule plus ``h`` points times the signs
+4. **Exploration**: the proposal is the best schedule plus ``h`` points times the signs
    of the year's column of a Hadamard matrix (year ``t`` uses column ``t mod m``,
    ``m`` the smallest power of two above the number of brackets; the columns are
    orthogonal, so every year informs every bracket and ``m`` consecutive years separate
    the brackets' effects, a two-level screening design). ``h = EXPLORE_POINTS ·
    √(years left / years)``: wide early, narrow late. The last ``EXPLOIT_YEARS`` years
    enact the model's best (with an unknown horizon ``h`` stays at half its start).
-4. The proposal is clipped to the trust region (or moved on LLM Economist's grid);
+5. The proposal is clipped to the trust region (or moved on LLM Economist's grid);
    proposals for a ballot are the best schedule and its neighbours along the next
    design columns.
 
@@ -40,6 +53,7 @@ than the compass search). Measured in docs/agents.md.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -47,12 +61,14 @@ from scipy.linalg import hadamard
 
 from llmecon.agents.calls import CandidatesAsk, PlannerAsk
 from llmecon.agents.planner_prompts import (
+    bracket_shares,
     pct_list,
     reach_pct,
     shown_swf,
     shown_years,
     welfare_noise_sd,
 )
+from llmecon.planners import YearRecord
 
 #: Points of a rate per unit of the model's coordinate.
 SCALE_POINTS = 10.0
@@ -62,6 +78,16 @@ QUADRATIC_PRIOR = 0.5
 EXPLORE_POINTS = 10.0
 #: The last years of a run enact the model's best schedule without exploring.
 EXPLOIT_YEARS = 3
+#: The elasticity of income with respect to the net-of-tax rate that the structural
+#: prior assumes: inside the literature's intensive-margin range 0.1–0.5 (Keane 2011,
+#: JEL; Chetty 2012, Econometrica) and equal to the personas' default calibration. A
+#: constant of the planner, never read from the run.
+PRIOR_ELASTICITY = 0.4
+#: Prior standard deviation of the structural curves' weight (prior mean 1), in units of
+#: the spread of what the curves predict over the shown years.
+CURVE_WEIGHT_SD = 0.25
+#: The most recent shown years whose bracket breakdowns the curves average.
+BREAKDOWN_YEARS = 3
 _BEST = "response surface: enact the model's best schedule"
 _NEAR = "response surface: a neighbour of the model's best"
 
@@ -77,23 +103,152 @@ def _design(n_brackets: int) -> np.ndarray:
 
 
 def fit_surface(
-    rates_pct: np.ndarray, swf: np.ndarray, noise_sd: float | None
+    rates_pct: np.ndarray,
+    swf: np.ndarray,
+    noise_sd: float | None,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The posterior mean of ``(a, b_1..b_K, q_1..q_K)`` (module docstring) and the
-    centre the coordinates are measured from."""
+    centre the coordinates are measured from.
+
+    With ``offset`` (the structural curves' prediction for each shown year) the model is
+    ``SWF ≈ a + λ·offset + Σ_k (b_k u_k + q_k u_k²)``: ``λ`` has a prior of mean 1 and
+    standard deviation :data:`CURVE_WEIGHT_SD` (relative to the offset's spread) and is
+    returned as the last coefficient, at least 0; without, the last coefficient is 0.
+    """
     center = rates_pct.mean(axis=0)
     u = (rates_pct - center) / SCALE_POINTS
-    features = np.hstack([np.ones((len(swf), 1)), u, u**2])
     spread = float(np.std(swf)) if swf.size > 1 else 0.0
     sigma = noise_sd if noise_sd else max(spread, 1e-6)
     prior_sd = max(spread, sigma)
     k = rates_pct.shape[1]
-    precision = np.concatenate(
-        [[1e-8], np.full(k, 1 / prior_sd**2), np.full(k, 1 / (QUADRATIC_PRIOR * prior_sd) ** 2)]
-    )
-    lhs = features.T @ features / sigma**2 + np.diag(precision)
-    coef = np.linalg.solve(lhs, features.T @ swf / sigma**2)
-    return coef, center
+    columns = [np.ones((len(swf), 1)), u, u**2]
+    precision: list[np.ndarray] = [
+        np.array([1e-8]),
+        np.full(k, 1 / prior_sd**2),
+        np.full(k, 1 / (QUADRATIC_PRIOR * prior_sd) ** 2),
+    ]
+    prior_mean = np.zeros(1 + 2 * k)
+    scale = 1.0
+    if offset is not None:
+        scale = max(float(np.std(offset)), 1e-6)
+        columns.append(offset[:, None] / scale)
+        precision.append(np.array([1 / (CURVE_WEIGHT_SD * scale) ** 2]))
+        prior_mean = np.append(prior_mean, scale)
+    features = np.hstack(columns)
+    prec = np.concatenate(precision)
+    lhs = features.T @ features / sigma**2 + np.diag(prec)
+    coef = np.linalg.solve(lhs, features.T @ swf / sigma**2 + prec * prior_mean)
+    if offset is None:
+        return np.append(coef, 0.0), center
+    return np.append(coef[:-1], max(float(coef[-1]) / scale, 0.0)), center
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """What one demonstrated year shows about where incomes fall."""
+
+    edges: np.ndarray
+    """Bracket lower edges (USD), from the context's bracket table."""
+    rates: np.ndarray
+    """The year's rates as shown (fractions of whole percents)."""
+    counts: np.ndarray
+    """Workers per bracket as shown (survey-weighted when the prompt's are)."""
+    means: np.ndarray
+    """Mean income per bracket (USD): the income shares times the total income that the
+    shown revenue per worker implies (tax is linear in each bracket's income), clipped
+    into the bracket; 0 for an empty bracket."""
+
+
+def breakdown(rec: YearRecord, n_agents: int, weight: np.ndarray | None) -> Breakdown:
+    """The bracket breakdown of ``rec`` as its demonstration shows it (``weight``: the
+    survey weights when the prompt counts them, :func:`bracket_shares`)."""
+    edges = np.asarray(rec.schedule.edges, dtype=float)
+    rates = np.array(pct_list(rec.schedule.rates), dtype=float) / 100
+    written, shares_pct = bracket_shares(rec, weight)
+    counts = np.array([float(c) for c in written])
+    shares = np.array(shares_pct, dtype=float) / 100
+    revenue = round(rec.metrics.revenue_usd / max(n_agents, 1)) * n_agents  # as shown
+    k = edges.size
+    width = np.diff(np.append(edges, np.inf))
+    below = np.concatenate([[0.0], np.cumsum(rates[:-1] * width[:-1])])  # tax below edge j
+    fixed = float(np.sum(counts * (below - rates * edges)))
+    linear = float(np.sum(rates * shares))
+    upper = np.append(edges[1:], 2 * edges[-1] if k > 1 else 1e6)
+    midpoints = float(np.sum(counts * (edges + upper) / 2))
+    total = (revenue - fixed) / linear if linear > 1e-9 else midpoints
+    if not np.isfinite(total) or total <= 0:
+        total = midpoints
+    means = np.zeros(k)
+    for j in np.flatnonzero(counts > 0):
+        lo = max(edges[j], 0.25 * edges[1] if k > 1 else 1.0)
+        hi = edges[j + 1] if j + 1 < k else np.inf
+        means[j] = float(np.clip(shares[j] * total / counts[j], lo, max(lo, hi)))
+    return Breakdown(edges, rates, counts, means)
+
+
+def structural_curves(
+    views: list[Breakdown],
+    rebate_share: float,
+    grid_pct: np.ndarray,
+    elasticity: float = PRIOR_ELASTICITY,
+) -> np.ndarray:
+    """Per bracket (rows), the welfare change (SWF units, a mean over workers) that the
+    bracket breakdown predicts when that bracket's rate alone moves from the shown rate
+    to each rate of ``grid_pct`` (columns): Saez's reasoning, averaged over ``views``.
+
+    * Workers above the bracket pay its slice without changing their hours (revenue,
+      worth ``rebate_share`` a dollar, against their own loss at welfare weight ``g``),
+      until the extra tax exceeds what they gain over dropping to the bracket's lower
+      edge; then they drop there and stop paying its slice.
+    * The bracket's own workers move their income with ``elasticity`` to the net-of-tax
+      rate, within the bracket (down to its lower edge: bunching at the kink); their
+      loss is the slice above the edge, integrated over the rate (envelope theorem).
+    * Welfare weights ``g``: inverse bracket-mean income, mean 1 over workers (the first
+      bracket, whose low incomes are mostly few hours, takes the second's weight).
+    """
+    out = np.zeros((views[0].edges.size, grid_pct.size))
+    tau = grid_pct / 100
+    for view in views:
+        edges, rates, counts, means = view.edges, view.rates, view.counts, view.means
+        k = edges.size
+        n = max(float(counts.sum()), 1.0)
+        floor = np.ones(k)
+        if k > 1 and counts[1] > 0:
+            floor[0] = means[1]
+        inverse = np.where(counts > 0, 1 / np.maximum(np.maximum(means, floor), 1.0), 0.0)
+        g = inverse / max(float(np.sum(counts * inverse)) / n, 1e-300)
+        tops = np.append(edges[1:], np.inf)
+        for b in range(k):
+            curve = np.zeros_like(tau)
+            width = tops[b] - edges[b]  # the top bracket has no one above it
+            extra = (tau - rates[b]) * width if np.isfinite(width) else np.zeros_like(tau)
+            for j in range(b + 1, k):
+                if counts[j] <= 0:
+                    continue
+                z = means[j]
+                slices = np.clip(z - edges, 0, tops - edges)[b : j + 1]
+                paid = float(np.sum(rates[b : j + 1] * slices))  # their tax above e_b
+                net_gain = float(np.sum(slices)) - paid  # net(z) − net(e_b)
+                effort = (1 - min(rates[j], 0.99)) * z * elasticity / (1 + elasticity)
+                effort_gain = effort * (1 - (edges[b] / z) ** ((1 + elasticity) / elasticity))
+                surplus = max(net_gain - effort_gain, 0.0)  # what keeps them above e_b
+                drop = extra > surplus
+                revenue = np.where(drop, -paid, extra)
+                utility = np.where(drop, -surplus, -extra)
+                curve += counts[j] * (rebate_share * revenue + g[j] * utility)
+            if counts[b] > 0:
+                t0 = min(rates[b], 0.99)
+                z = means[b] * (np.clip(1 - tau, 0, None) / (1 - t0)) ** elasticity
+                slice_ = np.clip(z, edges[b], tops[b]) - edges[b]
+                slice0 = float(np.clip(means[b], edges[b], tops[b])) - edges[b]
+                steps = (slice_[1:] + slice_[:-1]) / 2 * np.diff(tau)
+                lost = np.concatenate([[0.0], np.cumsum(steps)])
+                utility = np.interp(rates[b], tau, lost) - lost
+                revenue = tau * slice_ - rates[b] * slice0
+                curve += counts[b] * (rebate_share * revenue + g[b] * utility)
+            out[b] += curve / n
+    return out / len(views)
 
 
 def surface_best(
@@ -102,7 +257,7 @@ def surface_best(
     """Per bracket, the whole-point rate in ``[low, high]`` with the highest fitted
     ``b u + q u²``."""
     k = center.size
-    slope, curve = coef[1 : 1 + k], coef[1 + k :]
+    slope, curve = coef[1 : 1 + k], coef[1 + k : 1 + 2 * k]
     best = np.empty(k, dtype=int)
     for b in range(k):
         candidates = [float(low[b]), float(high[b])]
@@ -115,17 +270,60 @@ def surface_best(
     return best
 
 
-def surface_climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[tuple[list[int], str]]:
-    """``count`` distinct proposals (whole percents) with why, best first."""
+def surface_best_with_curves(
+    coef: np.ndarray,
+    center: np.ndarray,
+    curves: np.ndarray,
+    grid_pct: np.ndarray,
+    seen_pct: np.ndarray,
+) -> np.ndarray:
+    """Per bracket, the rate of ``grid_pct`` with the highest ``λ·curve + b u + q u²``
+    (``curves`` already times ``λ``; ties to the lower rate). The fitted quadratic
+    corrects the curves only where the data are: it is held at its value at the
+    lowest/highest shown rate beyond them, so that a curvature fitted on a narrow
+    range does not bar a corner the curves point to."""
+    k = center.size
+    slope, curvature = coef[1 : 1 + k], coef[1 + k : 1 + 2 * k]
+    best = np.empty(k, dtype=int)
+    for b in range(k):
+        at = np.clip(grid_pct, seen_pct[:, b].min(), seen_pct[:, b].max())
+        u = (at - center[b]) / SCALE_POINTS
+        best[b] = int(grid_pct[int(np.argmax(curves[b] + slope[b] * u + curvature[b] * u**2))])
+    return best
+
+
+def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
+    """The model's best schedule (whole percents within the rate bounds) from the years
+    the prompt shows: with the bracket breakdown shown (``planner_uncertainty``), the
+    structural curves plus the fitted correction; without, the quadratic fit alone."""
     ctx, settings = ask.ctx, ask.settings
     years = shown_years(ask.history, settings)
     rates = np.array([pct_list(r.schedule.rates) for r in years], dtype=float)
     swf = np.array([shown_swf(r) for r in years])
     noise = welfare_noise_sd(ask.history) if settings.uncertainty else None
-    coef, center = fit_surface(rates, swf, noise)
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
-    n = center.size
-    best = surface_best(coef, center, np.full(n, lo_pct), np.full(n, hi_pct))
+    n = rates.shape[1]
+    if not settings.uncertainty:
+        coef, center = fit_surface(rates, swf, noise)
+        return surface_best(coef, center, np.full(n, lo_pct), np.full(n, hi_pct))
+    grid = np.arange(lo_pct, hi_pct + 1, dtype=float)
+    weight = ctx.economy.population.survey_weight if settings.weighted_breakdown else None
+    views = [breakdown(r, ctx.economy.size, weight) for r in years[-BREAKDOWN_YEARS:]]
+    rebate_share = ctx.economy.utility_config.rebate_share  # the context states it
+    curves = structural_curves(views, rebate_share, grid)
+    at = np.clip(np.round(rates).astype(int) - lo_pct, 0, grid.size - 1)
+    offset = np.array([curves[np.arange(n), row].sum() for row in at])
+    weight_of_curves = fit_surface(rates, swf, noise, offset)[0][-1]  # λ
+    coef, center = fit_surface(rates, swf - weight_of_curves * offset, noise)
+    return surface_best_with_curves(coef, center, weight_of_curves * curves, grid, rates)
+
+
+def surface_climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[tuple[list[int], str]]:
+    """``count`` distinct proposals (whole percents) with why, best first."""
+    ctx, settings = ask.ctx, ask.settings
+    lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+    best = model_best(ask)
+    n = best.size
 
     reach = reach_pct(ask.history[-1].schedule.rates, settings, lo_pct, hi_pct)
     current, moves = reach.current, settings.moves
