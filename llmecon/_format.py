@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
 MINUS = "\u2212"
@@ -41,7 +42,8 @@ def _rounds_to_zero(value: float, decimals: int) -> bool:
 
 
 def _needed_decimals(values: Sequence[float], cap: int) -> int:
-    """The fewest decimals (at most ``cap``) that write every value exactly."""
+    """The fewest decimals (at most ``cap``) that write every finite value exactly."""
+    values = [v for v in values if math.isfinite(v)]
     for d in range(cap + 1):
         if all(abs(v * 10**d - round(v * 10**d)) < 1e-6 for v in values):
             return d
@@ -75,11 +77,13 @@ class Quantity:
     # -- values ----------------------------------------------------------------------------
 
     def _unit(self, magnitude: float) -> tuple[float, str, int]:
-        """The compact unit of a magnitude (after rounding: $999.6 is $1.0k)."""
+        """The compact unit of a magnitude: the largest unit the value reaches once
+        written in the next smaller one ($999.6 is $1,000 and so $1.0k; $951 stays $951,
+        $999,949 is $999.9k)."""
         if not self.compact:
             return 1.0, "", self.decimals
-        for divisor, letter, decimals in _COMPACT:
-            if round(magnitude / divisor, decimals) >= 1.0:
+        for (divisor, letter, decimals), (smaller, _, smaller_decimals) in pairwise(_COMPACT):
+            if round(magnitude / smaller, smaller_decimals) * smaller >= divisor:
                 return divisor, letter, decimals
         return _COMPACT[-1]
 
@@ -133,7 +137,13 @@ class Quantity:
 
     def ticks(self, values: Sequence[float], *, log: bool = False) -> list[str]:
         """Tick labels: this quantity's unit, one number of decimals for the whole axis
-        (as few as the ticks need); on a log axis each tick in its own compact unit."""
+        (as few as the ticks need); on a log axis each tick in its own compact unit. A
+        missing or non-finite tick is ``–``."""
+        finite = [float(v) for v in values if _finite(v) is not None]
+        labels = iter(self._finite_ticks(finite, log=log))
+        return [next(labels) if _finite(v) is not None else "–" for v in values]
+
+    def _finite_ticks(self, values: Sequence[float], *, log: bool) -> list[str]:
         scaled = [float(v) * self.scale for v in values]
         if not scaled:
             return []

@@ -100,7 +100,12 @@ def _keep(
 
 def _resolved(lazy: Any, now: Any) -> bool:
     """Whether ``now`` is what the lazy ``"module:attr"`` registry entry ``lazy`` names
-    (the provider registry imports such entries on first use)."""
+    (the provider registry imports such entries on first use; the path may name a
+    re-export, so it is imported, not compared as text)."""
     if not isinstance(lazy, str) or now is None or isinstance(now, str):
         return False
-    return f"{getattr(now, '__module__', '')}:{getattr(now, '__qualname__', '')}" == lazy
+    module, _, attr = lazy.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr) is now
+    except Exception:  # a path that does not import names something else
+        return False

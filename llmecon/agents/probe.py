@@ -369,11 +369,13 @@ def _median(values: FloatArray) -> Statistic:
 
 
 def _constant_rows(hours: FloatArray) -> FloatArray:
-    """1 where a persona gave one answer to every question it answered, else 0."""
-    out = np.zeros(hours.shape[0])
+    """1 where a persona gave one answer to every question it answered, else 0; NaN for
+    a persona with fewer than two answers (nothing to tell)."""
+    out = np.full(hours.shape[0], np.nan)
     for i, row in enumerate(hours):
         answered = row[np.isfinite(row)]
-        out[i] = float(answered.size > 1 and np.all(answered == answered[0]))
+        if answered.size > 1:
+            out[i] = float(np.all(answered == answered[0]))
     return out
 
 
@@ -493,7 +495,7 @@ def estimate(
         "%",
         units=_count_finite(gap),
     )
-    responsive = ~_constant_rows(rounded).astype(bool)
+    responsive = _constant_rows(rounded) == 0  # the rational answers differ
     est["degenerate"] = both(
         "Degenerate: personas with one answer under every schedule",
         np.where(responsive, 100.0 * _constant_rows(answers), np.nan),

@@ -72,6 +72,8 @@ from llmecon.planners import YearRecord
 
 #: Points of a rate per unit of the model's coordinate.
 SCALE_POINTS = 10.0
+#: The standard deviation of rounding to the 0.1 the demonstrations show the welfare to.
+SHOWN_ROUNDING_SD = 0.1 / np.sqrt(12)
 #: Prior standard deviation of the curvatures, relative to the slopes'.
 QUADRATIC_PRIOR = 0.5
 #: Half-width (points) of the exploration pattern in the first year.
@@ -119,7 +121,10 @@ def fit_surface(
     center = rates_pct.mean(axis=0)
     u = (rates_pct - center) / SCALE_POINTS
     spread = float(np.std(swf)) if swf.size > 1 else 0.0
-    sigma = noise_sd if noise_sd else max(spread, 1e-6)
+    # The welfare is shown to one decimal: its noise is at least that rounding's. A σ̂
+    # of float dust (a schedule repeated with identical welfare) would make the fit
+    # trust a few points infinitely and the system singular.
+    sigma = max(noise_sd if noise_sd else max(spread, 1e-6), SHOWN_ROUNDING_SD)
     prior_sd = max(spread, sigma)
     k = rates_pct.shape[1]
     columns = [np.ones((len(swf), 1)), u, u**2]

@@ -684,8 +684,15 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
         for name in ("vote_rule", "candidates", "candidate_source", "voters", "voter_model")
     },
     "workers_mode": ("workers", lambda v: v != "rational"),
+    "planner_breakdown": ("planner", lambda v: isinstance(v, str) and not _is_baseline(v)),
     "archetypes": ("workers_mode", lambda v: v == "archetypes"),
 }
+
+
+def _is_baseline(planner: str) -> bool:
+    from llmecon.planners import is_baseline
+
+    return is_baseline(planner)
 
 
 def setting_applies(name: str, config: Mapping[str, Any]) -> bool:

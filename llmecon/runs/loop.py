@@ -369,11 +369,29 @@ class Simulation:
         """Replay a baseline planner's past proposals on the restored years, so its
         random stream is where it was when the log stopped (resume). Years that never
         asked this planner are skipped: a voted schedule staying in force, and a fork's
-        years kept from the run it came from (``replayed``)."""
+        years kept from the run it came from (``replayed``). A proposal that failed then
+        (a recorded fallback) fails again here and is passed over the same way."""
         if is_baseline(self.config.planner):
             for k, record in enumerate(self.records):
                 if record.source not in (VOTE_IN_FORCE, REPLAYED):
-                    self.planner.propose(self.records[:k])
+                    try:
+                        self.planner.propose(self.records[:k])
+                    except Exception as exc:
+                        if not self._planner_fallback(exc):
+                            raise
+
+    def _planner_fallback(self, exc: Exception) -> bool:
+        """Whether the planner's error ``exc`` is a recorded fallback rather than a stop:
+        a bad proposal (a ``ValueError``: ``PlannerError``, ``ScheduleError``) from any
+        planner, and any error of a plug-in planner's own code (a ``RuntimeError`` in its
+        ``propose``). Not an error defined by llmecon (a budget, a replay mismatch), an
+        ``OSError`` (a log that cannot be written, a full disk) nor an error of
+        llmecon's own planners (a bug there must show, not hide in a fallback)."""
+        if isinstance(exc, ValueError):
+            return True
+        if isinstance(exc, OSError) or type(exc).__module__.startswith("llmecon."):
+            return False
+        return not type(self.planner).__module__.startswith("llmecon.")
 
     async def _propose(self, year: int, previous: TaxSchedule | None) -> tuple[TaxSchedule, str]:
         try:
@@ -386,11 +404,7 @@ class Simulation:
             assert isinstance(proposal, TaxSchedule)
             return proposal, "planner"
         except Exception as exc:
-            # A bad proposal (PlannerError, ScheduleError) or an error of the planner's
-            # own code (a plug-in's RuntimeError) is a recorded fallback; llmecon's
-            # other errors stop the run as they mean to (a budget, a replay mismatch,
-            # a model role that failed).
-            if not isinstance(exc, ValueError) and type(exc).__module__.startswith("llmecon."):
+            if not self._planner_fallback(exc):
                 raise
             kept = previous or self.planner_context.status_quo()
             self.fallbacks += 1

@@ -85,11 +85,14 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     except ValidationError as exc:
         problems = describe_validation_errors(exc.errors(), limit=len(exc.errors()))
         raise RunLogError(f"{where}: invalid config ({problems})") from None
+    for name, value in overrides.items():  # the caller's own choices: checked as new
+        if value == manifest.config.get(name):
+            continue
+        for registry in field_registries(name):
+            if registry.strict and value is not None and value not in list(registry.names()):
+                known = ", ".join(registry.names())
+                raise RunLogError(f"{name}: unknown {value!r}: use one of {known}")
     for name, value in unregistered_names(config).items():
-        registry = field_registries(name)[0]
-        if name in overrides:  # the caller's own choice, not the run's
-            known = ", ".join(registry.names())
-            raise RunLogError(f"{name}: unknown {value!r}: use one of {known}")
         what, how = _REGISTER[name]
         raise RunLogError(
             f"{where}: the run's {what} {value!r} is not registered in this process: "

@@ -28,13 +28,14 @@ def run_settings(
     (the ``output`` and ``operational`` groups of :class:`RunConfig`: output folder, run
     id, reference flag, timeouts, endpoints, budgets, …). Defaults are filled in (so a
     manifest written before a field existed gives the same settings) when the config
-    still validates; otherwise the config is taken as written.
+    still validates; otherwise the config is taken as written. Settings that do
+    nothing in this run (:func:`~llmecon.runs.config.setting_applies`) are left out.
 
     ``templates`` (the manifest's ``prompts``: template → sha256, recorded for runs
     with models): their digest is the setting ``templates``, so runs whose prompts
     were worded differently (an edited template, even in the same ``--prompts``
     folder) are different settings, never seeds of one."""
-    from llmecon.runs.config import RunConfig, recorded_config
+    from llmecon.runs.config import RunConfig, recorded_config, setting_applies
 
     try:
         data = recorded_config(config).model_dump(mode="json")
@@ -45,7 +46,9 @@ def run_settings(
         extra = info.json_schema_extra
         if isinstance(extra, dict) and extra.get("group") in _NON_ECONOMIC_GROUPS:
             dropped.add(name)
-    settings = {k: v for k, v in data.items() if k not in dropped}
+    # a setting that does nothing in this run (the vote rule without voting, the
+    # planner's breakdown for a baseline planner) does not make it another setting
+    settings = {k: v for k, v in data.items() if k not in dropped and setting_applies(k, data)}
     if templates:
         digest = hashlib.sha256(json_text(dict(templates)).encode()).hexdigest()[:12]
         settings["templates"] = digest

@@ -439,7 +439,7 @@ def _check_recorded_planner(config: RunConfig) -> None:
         raise ConfigError(
             f"planner: this run's planner {name!r} is not registered here (neither a "
             "baseline nor a model string): if a plug-in provided it, install the plug-in "
-            "(its llmecon.planners entry point) before replaying, resuming or forking"
+            "(its llmecon.planners entry point) before replaying or resuming"
         ) from None
 
 

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -153,3 +154,13 @@ def test_probe_refuses_a_local_model_with_a_server_and_a_misnamed_template(
 def test_probe_refuses_a_bad_sample_size() -> None:
     result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "5000"])
     assert result.exit_code != 0 and "personas" in result.output
+
+
+def test_a_persona_with_fewer_than_two_answers_is_not_counted_as_responsive() -> None:
+    from llmecon.agents.probe import _constant_rows
+
+    nan = float("nan")
+    hours = np.array([[40.0, 40.0, 40.0], [40.0, nan, nan], [nan, nan, nan], [30.0, 35.0, nan]])
+    rows = _constant_rows(hours)
+    assert rows[0] == 1.0 and rows[3] == 0.0
+    assert math.isnan(rows[1]) and math.isnan(rows[2])  # were 0: "not degenerate"

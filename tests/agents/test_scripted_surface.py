@@ -189,3 +189,16 @@ def test_the_breakdown_recovers_each_brackets_mean_income(run: Any) -> None:
         inside = which == b
         true_mean = float(np.sum(w[inside] * record.income_usd[inside]) / np.sum(w[inside]))
         assert view.means[b] == pytest.approx(true_mean, rel=0.1), b
+
+
+def test_a_repeated_schedule_with_float_dust_noise_does_not_break_the_fit() -> None:
+    # A voting run's incumbent won three years with the same shown welfare: σ̂ came out
+    # as 8.9e-12, the fit trusted three distinct schedules infinitely and `solve` raised
+    # LinAlgError (a planner fallback).
+    rates = np.array([[10, 12, 22, 24, 32, 35, 37], [20, 22, 32, 34, 42, 45, 47]] * 2, dtype=float)
+    rates = np.vstack([rates, rates[:1]])
+    swf = np.array([43954.3, 44001.2, 43954.3, 44001.2, 43954.3])
+    offset = np.linspace(-1.0, 1.0, swf.size)
+    for off in (None, offset):
+        coef, center = fit_surface(rates, swf, 8.9e-12, off)
+        assert np.all(np.isfinite(coef)) and np.all(np.isfinite(center))

@@ -80,3 +80,17 @@ def _median_utility(x: WelfareInputs) -> FloatArray:
 MEDIAN = SWF(
     "median", "the median worker's utility (a plug-in)", "the median utility", _median_utility
 )
+
+
+class DiskFullPlanner:
+    """A plug-in planner whose I/O fails: an environment fault, not a bad proposal."""
+
+    name = "diskfull"
+
+    def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
+        raise OSError(28, "No space left on device")
+
+
+def diskfull_planner(context: PlannerContext, arg: str | None) -> DiskFullPlanner:
+    """a plug-in planner whose I/O fails"""
+    return DiskFullPlanner()

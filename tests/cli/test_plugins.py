@@ -27,6 +27,7 @@ ENTRY_POINTS = {
         EntryPoint("raiser", f"{FIXTURE}:raising_planner", "llmecon.planners"),
         EntryPoint("wide", f"{FIXTURE}:wide_planner", "llmecon.planners"),
         EntryPoint("failing", f"{FIXTURE}:failing_factory", "llmecon.planners"),
+        EntryPoint("diskfull", f"{FIXTURE}:diskfull_planner", "llmecon.planners"),
     ],
     "llmecon.swfs": [EntryPoint("median", f"{FIXTURE}:MEDIAN", "llmecon.swfs")],
     "llmecon.providers": [
@@ -208,3 +209,44 @@ def test_replaying_a_plugin_planners_run_without_it_names_the_planner(
     assert result.exit_code != 0
     said = " ".join(result.output.split())
     assert "planner 'half' is not registered here" in said and "plug-in" in said
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_an_io_error_stops_the_run_and_a_recorded_failure_resumes(tmp_path: Path) -> None:
+    import llmecon
+    from llmecon.runs.log import read_events
+
+    # An OSError (a full disk, a log that cannot be written) stops the run: recorded as
+    # a fallback, the run "completed" with calls missing from its log.
+    result = _run(tmp_path, "d", "--planner", "diskfull", "--years", "2")
+    assert result.exit_code != 0
+    assert [e.status for e in read_events(tmp_path / "d") if e.type == "run_completed"] == [
+        "failed"
+    ]
+    # A plug-in's own RuntimeError was a recorded fallback; resuming replays the planner
+    # over the logged years, where it fails again: passed over as then, not a crash.
+
+    def stop_after_first_year(record: Any, stats: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        llmecon.run(
+            planner="raiser", workers="rational", agents=10, years=3, personas="synthetic",
+            reference=False, out=str(tmp_path), run_id="r", max_failure_share=1,
+            max_consecutive_failures=10, progress=stop_after_first_year,
+        )  # fmt: skip
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    assert resumed.exit_code == 0, resumed.output
+    reasons = [e.reason for e in read_events(tmp_path / "r") if e.type == "fallback"]
+    assert reasons == ["RuntimeError: boom from the plug-in"] * 3
+
+
+def test_a_lazy_registry_path_naming_a_re_export_is_not_a_replacement() -> None:
+    from llmecon._plugins import _resolved
+    from llmecon.models import get_model
+
+    # get_model is defined in llmecon.models._registry and re-exported by llmecon.models
+    assert _resolved("llmecon.models:get_model", get_model)
+    assert not _resolved("llmecon.models:get_model", print)
+    assert not _resolved("no_such_module_for_llmecon:x", get_model)

@@ -224,3 +224,14 @@ def test_sweep_welfare_charts_share_one_named_axis(sweep_pages: dict[str, str]) 
     assert all("SWF: inverse_income" in c for c in charts)
     gain = page[page.index('id="gain"') :]
     assert any(t.endswith(" %") for t in _ticks(gain))  # the unit on the gain axis
+
+
+def test_compact_dollars_change_unit_only_when_the_smaller_one_overflows() -> None:
+    from llmecon._format import USD, WELFARE
+
+    # $951 was "$1.0k" (5 % off): the unit was chosen at the larger unit's precision.
+    assert [USD(x) for x in (949, 951, 999.4, 999.6)] == ["$949", "$951", "$999", "$1.0k"]
+    assert [USD(x) for x in (995_000, 999_949, 999_960)] == ["$995.0k", "$999.9k", "$1.00M"]
+    assert USD(-11_034) == "\u2212$11.0k"
+    # A missing tick is a dash, as a missing value is (it raised ValueError).
+    assert WELFARE.ticks([float("nan"), 1.0, 2.5]) == ["–", "1.0", "2.5"]

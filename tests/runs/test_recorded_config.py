@@ -159,3 +159,39 @@ def test_every_command_reads_a_run_with_an_unregistered_swf(
     else:
         assert result.exit_code == 0, result.output
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_a_forks_own_settings_are_checked_as_new_ones(tmp_path: Path) -> None:
+    # With voting off the run never computes with vote_rule, so the recorded-config
+    # reading skipped it; a fork's override is the user's choice and must be checked.
+    run_dir = _rational_run(tmp_path, "src")
+    with pytest.raises(RunLogError, match="vote_rule: unknown 'bogus'"):
+        fork_run(run_dir, 1, {"vote_rule": "bogus", "out": str(tmp_path), "run_id": "f"})
+    # The run's own recorded names are not re-checked as overrides.
+    fork = fork_run(run_dir, 1, {"swf": "inverse_income", "out": str(tmp_path), "run_id": "g"})
+    assert fork.config.swf == "inverse_income"
+
+
+def test_the_planner_breakdown_is_a_setting_only_for_llm_planners() -> None:
+    from llmecon.runs.config import setting_applies
+
+    assert not setting_applies("planner_breakdown", {"planner": "saez"})
+    assert setting_applies("planner_breakdown", {"planner": "gpt-4o"})
+    assert setting_applies("planner_breakdown", {"planner": "scripted/reference"})
+
+
+def test_an_old_log_of_a_baseline_planner_is_the_same_setting_as_a_new_one(
+    tmp_path: Path,
+) -> None:
+    # A log written before planner_breakdown existed reads as `sample`, a new run
+    # records `weighted`; for a baseline planner the setting does nothing, so the two
+    # are seeds of one setting, not two settings.
+    old = _rational_run(tmp_path, "old", seed=1)
+    new = _rational_run(tmp_path, "new", seed=2)
+    path = old / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["config"]["planner_breakdown"]
+    path.write_text(json.dumps(manifest))
+    runs = llmecon.load_runs([old, new])
+    assert runs["old"].settings_key == runs["new"].settings_key
+    assert "planner_breakdown" not in runs["old"].settings
