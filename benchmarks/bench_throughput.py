@@ -585,8 +585,9 @@ def main() -> None:
         "load_average_at_start": load,
         "latency_s": LATENCY_S,
     }
-    if RESULTS.exists():  # keep the part not re-run
-        results = {**json.loads(RESULTS.read_text()), **results}
+    if RESULTS.exists() and len(parts) < 4:  # keep the parts not re-run, and their load
+        kept = json.loads(RESULTS.read_text())
+        results = {**kept, "loads_of_rerun_parts": kept.get("loads_of_rerun_parts", {})}
     if "transports" in parts:
         results["transports"] = bench_transports(ns.quick)
     if "floor" in parts:
@@ -598,7 +599,12 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             results["startup"] = bench_startup(Path(tmp))
-    results["load_average_at_end"] = os.getloadavg()
+    if len(parts) < 4:  # the top-level loads are those of the full run
+        for part in parts:
+            results["loads_of_rerun_parts"][part] = {"start": load, "end": os.getloadavg()}
+    else:
+        results["load_average_at_end"] = os.getloadavg()
+        results.pop("loads_of_rerun_parts", None)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"saved {RESULTS}")
