@@ -45,9 +45,10 @@ designed pattern:
    proposals for a ballot are the best schedule and its neighbours along the next
    design columns.
 
-It reads only the shown years, so it needs them all: run it with ``--planner-history``
-at least the number of years (with the default 8 it fits too few years and does worse
-than the compass search). Measured in docs/agents.md.
+It reads only the shown years: it does best with every year shown
+(``--planner-history`` at least the number of years); with the default 8 it still beats
+the compass search, now that the curves carry what few years cannot show. Measured in
+docs/agents.md.
 """
 
 from __future__ import annotations
