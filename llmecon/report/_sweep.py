@@ -39,8 +39,18 @@ def setting_label(row: Any, by: Sequence[str]) -> str:
     return ", ".join(f"{c}={row[c]}" for c in by) or "all cells"
 
 
-def _groups(data: SweepData) -> list[tuple[str, pd.DataFrame]]:
+def _completed_years(data: SweepData) -> pd.DataFrame:
+    """The years of the cells that completed: the charts draw what the settings table
+    counts (a failed or interrupted cell's years are left out of both)."""
     years = data.years
+    if years.empty or "status" not in data.cells or "cell_id" not in years:
+        return years
+    done = set(data.cells.loc[data.cells["status"] == "completed", "cell_id"])
+    return years[years["cell_id"].isin(done)]
+
+
+def _groups(data: SweepData) -> list[tuple[str, pd.DataFrame]]:
+    years = _completed_years(data)
     by = data.years_by
     if years.empty:
         return []
@@ -182,14 +192,29 @@ def _band_note(data: SweepData, *, gain: bool = False) -> str:
     scale = " 0 % is no tax, 100 % the oracle." if gain else ""
     single = _one_seed(data)
     if single and len(single) == len(_groups(data)):
-        return "Each setting has one seed: no interval, so no band (the line is that seed)." + scale
+        return (
+            "Each setting has one seed: no interval, so no band (the line is that seed)."
+            + scale
+            + _left_out(data)
+        )
     if gain:
         note = "Per setting the mean across seeds, shaded: its 95 % band."
     else:
         note = "Thin lines: each seed; thick: their mean, shaded: its 95 % band."
     if single:
         note += f" No band for {', '.join(single)}: one seed, no interval."
-    return note + scale
+    return note + scale + _left_out(data)
+
+
+def _left_out(data: SweepData) -> str:
+    """The caption's note of the cells the charts leave out (they did not complete)."""
+    if data.cells.empty or "status" not in data.cells:
+        return ""
+    stopped = int((data.cells["status"] != "completed").sum())
+    if not stopped:
+        return ""
+    what = "cell that did not complete is" if stopped == 1 else "cells that did not complete are"
+    return f" {stopped} {what} left out, as in the table."
 
 
 def _stopped_cells(data: SweepData, limit: int = 20) -> list[Markup]:

@@ -235,3 +235,22 @@ def test_compact_dollars_change_unit_only_when_the_smaller_one_overflows() -> No
     assert USD(-11_034) == "\u2212$11.0k"
     # A missing tick is a dash, as a missing value is (it raised ValueError).
     assert WELFARE.ticks([float("nan"), 1.0, 2.5]) == ["–", "1.0", "2.5"]
+
+
+def test_sweep_charts_leave_out_the_cells_the_table_leaves_out(tmp_path: Path) -> None:
+    """Cells that did not complete were shown as failed in the table (seeds 0) while the
+    charts still drew "mean, 95 % band … 2 seeds" from their years."""
+    from llmecon.report._sweep import render_sweep_report
+    from llmecon.sweeps import load_sweep
+
+    _sweep(tmp_path, "f", "0-1")
+    data = load_sweep(tmp_path / "f")
+    saez = data.cells["cell_id"].str.startswith("saez")
+    assert int(saez.sum()) == 2
+    before = render_sweep_report(data)
+    data.cells.loc[saez, "status"] = "failed"
+    page = render_sweep_report(data)
+    failed = set(data.cells.loc[saez, "cell_id"])
+    assert any(f"seed cell {c}" in before for c in failed)
+    assert not any(f"seed cell {c}" in page for c in failed)
+    assert "2 cells that did not complete are left out, as in the table." in page
