@@ -468,11 +468,9 @@ class RunConfig(BaseModel):
         a config read from a log the recorded name is kept: :func:`recorded_config`)."""
         if value is None or info.field_name is None or _from_log(info):
             return value
-        for registry in field_registries(info.field_name):
-            if registry.strict:
-                names = list(registry.names())
-                if value not in names:
-                    raise ValueError(f"unknown {value!r}: use one of {', '.join(names)}")
+        problem = unregistered(info.field_name, value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("brackets")
@@ -667,13 +665,19 @@ def unregistered_names(config: RunConfig) -> dict[str, str]:
     in this process: ``swf`` and (with voting on) ``vote_rule``; never ``preset``,
     whose values are already in the config. Empty when all are registered."""
     used = ["swf", *(["vote_rule"] if config.vote_every is not None else [])]
-    missing = {}
-    for name in used:
-        value = getattr(config, name)
-        for registry in field_registries(name):
-            if registry.strict and value not in list(registry.names()):
-                missing[name] = value
-    return missing
+    return {n: getattr(config, n) for n in used if unregistered(n, getattr(config, n))}
+
+
+def unregistered(name: str, value: Any) -> str | None:
+    """Why ``value`` is not a name the field ``name`` takes (``"unknown 'x': use one of
+    …"``), for a field annotated with a strict :class:`Registry`; ``None`` when it is
+    registered, ``None`` or the field has no strict registry."""
+    for registry in field_registries(name):
+        if registry.strict and value is not None:
+            names = list(registry.names())
+            if value not in names:
+                return f"unknown {value!r}: use one of {', '.join(names)}"
+    return None
 
 
 #: Settings that matter only when another one is set: name -> (that setting, whether

@@ -25,8 +25,8 @@ from llmecon.economy import Economy
 from llmecon.runs.columnar import file_cost_usd
 from llmecon.runs.config import (
     RunConfig,
-    field_registries,
     recorded_config,
+    unregistered,
     unregistered_names,
 )
 from llmecon.runs.events import (
@@ -86,12 +86,9 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
         problems = describe_validation_errors(exc.errors(), limit=len(exc.errors()))
         raise RunLogError(f"{where}: invalid config ({problems})") from None
     for name, value in overrides.items():  # the caller's own choices: checked as new
-        if value == manifest.config.get(name):
-            continue
-        for registry in field_registries(name):
-            if registry.strict and value is not None and value not in list(registry.names()):
-                known = ", ".join(registry.names())
-                raise RunLogError(f"{name}: unknown {value!r}: use one of {known}")
+        problem = None if value == manifest.config.get(name) else unregistered(name, value)
+        if problem is not None:
+            raise RunLogError(f"{name}: {problem}")
     for name, value in unregistered_names(config).items():
         what, how = _REGISTER[name]
         raise RunLogError(
