@@ -213,6 +213,24 @@ PROBE_QUANTITIES: dict[str, Quantity] = {
 }
 
 
+def usd_band(lower: float, upper: float) -> str:
+    """``$48.5k–$103.3k`` or ``$626.4k+`` (dollars as :data:`USD` writes them)."""
+    return f"{USD(lower)}+" if not math.isfinite(upper) else f"{USD(lower)}–{USD(upper)}"
+
+
+def bracket_names(edges: Sequence[float]) -> list[str]:
+    """Each bracket's income band, from its lower edges (the top one open)."""
+    uppers = [*edges[1:], math.inf]
+    return [usd_band(lo, hi) for lo, hi in zip(edges, uppers, strict=True)]
+
+
+def schedule_lines(edges: Sequence[float], rates: Sequence[float]) -> str:
+    """A schedule, a bracket a line, as the report's tables write it
+    (``$11.9k–$48.5k: 12.0 %``)."""
+    names = bracket_names(edges)
+    return "\n".join(f"{name}: {PERCENT(rate)}" for name, rate in zip(names, rates, strict=True))
+
+
 def probe_cells(value: Any, low: Any, high: Any, reference: Any, unit: str) -> list[str]:
     """A probe measure's model value, 95 % interval (``n/a`` without one) and rational
     value, as the terminal and the report both write them."""

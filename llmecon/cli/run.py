@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -20,6 +20,9 @@ from llmecon.cli._common import (
     out,
     terminate_as_interrupt,
 )
+
+if TYPE_CHECKING:
+    from llmecon.economy import TaxSchedule
 
 
 @click.command()
@@ -200,7 +203,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         failed = exc.result
         if failed is not None and failed.summary and len(failed.records) == years:
             # every year ran (the failure is what its calls were): show what it logged
-            _print_summary(failed.summary, failed.records[-1].schedule.describe())
+            _print_summary(failed.summary, failed.records[-1].schedule)
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt:
@@ -211,7 +214,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         )
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     if result.records:
-        _print_summary(result.summary, result.records[-1].schedule.describe())
+        _print_summary(result.summary, result.records[-1].schedule)
     console.print(f"run written to [bold]{result.run_dir}[/]")
     if not result.complete:
         console.print(
@@ -222,9 +225,10 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     raise SystemExit(EXIT_CODES[result.status])
 
 
-def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
-    """The run's summary table, each number written as the report writes its kind."""
-    from llmecon._format import COST, COUNT, GAP, PERCENT, RELATIVE, WELFARE
+def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
+    """The run's summary table and final schedule, each number written as the report
+    writes its kind."""
+    from llmecon._format import COST, COUNT, GAP, PERCENT, RELATIVE, WELFARE, schedule_lines
 
     table = Table(title="Run summary", show_header=False)
     table.add_column("what")
@@ -280,7 +284,7 @@ def _print_summary(summary: dict[str, Any], final_schedule: str) -> None:
     if "status_quo_swf" in summary and summary.get("references_assume"):
         table.add_row("references assume", summary["references_assume"])
     out.print(table)
-    out.print("[bold]final schedule[/]\n" + final_schedule)
+    out.print("[bold]final schedule[/]\n" + schedule_lines(final.edges, final.rates))
     degenerate = summary.get("degenerate_years") or []
     if degenerate:
         from llmecon.runs.reference import DEGENERATE_SHARE

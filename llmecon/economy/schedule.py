@@ -216,14 +216,6 @@ class TaxSchedule:
     def from_dict(cls, data: dict[str, Sequence[float]]) -> TaxSchedule:
         return cls(tuple(data["edges"]), tuple(data["rates"]))
 
-    def describe(self) -> str:
-        """One line per bracket, e.g. ``$11,925–$48,475: 12.0%``."""
-        lines = []
-        for b, (lo, rate) in enumerate(zip(self.edges, self.rates, strict=True)):
-            hi = f"${self.edges[b + 1]:,.0f}" if b + 1 < self.n_brackets else "and above"
-            lines.append(f"${lo:,.0f}–{hi}: {100 * rate:.1f}%")
-        return "\n".join(lines)
-
 
 def cumulative_tax_at_edges(edges: FloatArray, rates: FloatArray) -> FloatArray:
     """Tax owed at each bracket's lower edge; works on batches of rates ``(..., B)``."""

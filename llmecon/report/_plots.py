@@ -10,7 +10,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from llmecon._format import COUNT, GINI, HOURS, PERCENT, USD, WELFARE
+from llmecon._format import (
+    COUNT,
+    GINI,
+    HOURS,
+    PERCENT,
+    USD,
+    WELFARE,
+    bracket_names,
+    usd_band,
+)
 from llmecon.report._data import Group, ReportRun, by_value, by_year_band, records, same
 from llmecon.report._html import Markup
 from llmecon.report._svg import (
@@ -52,16 +61,6 @@ _SWF_REFS = (
     ("saez_swf", "Saez", "dash"),
     ("oracle_swf", "oracle", "dashdot"),
 )
-
-
-def usd_band(lower: float, upper: float) -> str:
-    """``$48.5k–$103.3k`` or ``$626.4k+`` (dollars as :data:`USD` writes them)."""
-    return f"{USD(lower)}+" if not math.isfinite(upper) else f"{USD(lower)}–{USD(upper)}"
-
-
-def bracket_names(edges: Sequence[float]) -> list[str]:
-    uppers = [*edges[1:], float("inf")]
-    return [usd_band(lo, hi) for lo, hi in zip(edges, uppers, strict=True)]
 
 
 def _group_series(group: Group, i: int, column: str, axis: Axis, scale: float = 1.0) -> Series:

@@ -7,7 +7,17 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from llmecon._format import GAP, GINI, HOURS, PERCENT, RELATIVE, USD, WELFARE, Quantity
+from llmecon._format import (
+    GAP,
+    GINI,
+    HOURS,
+    PERCENT,
+    RELATIVE,
+    USD,
+    WELFARE,
+    Quantity,
+    bracket_names,
+)
 from llmecon.report import _plots
 from llmecon.report._data import (
     Group,
@@ -367,7 +377,7 @@ def _schedule_table(runs: Sequence[ReportRun]) -> Markup:
             ]
     columns += [(f"{r.label} (final)", r.final_rates) for r in shown]
     rows = []
-    for b, name in enumerate(_plots.bracket_names(edges)):
+    for b, name in enumerate(bracket_names(edges)):
         rows.append([name, *(PERCENT(col[b]) if col else "–" for _, col in columns)])
     parts = [
         table(["bracket (annual income)", *(n for n, _ in columns)], rows, css_class="data nowrap")

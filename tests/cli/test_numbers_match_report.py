@@ -88,6 +88,10 @@ def test_the_run_summary_writes_its_numbers_as_the_report_does(tmp_path: Path) -
     assert summary["status-quo SWF"] == status_quo
     assert summary["no-tax (none) SWF"] == references["no tax"]
     assert summary["oracle SWF"] == references["oracle"]
+    # The final schedule, a bracket a line, as the report's rates table writes it.
+    rates = _html_table(html, "bracket (annual income)", "r (final)")
+    listing = result.output.split("final schedule\n", 1)[1].splitlines()[: len(rates)]
+    assert listing == [f"{row['bracket (annual income)']}: {row['r (final)']}" for row in rates]
     (calls,) = _html_table(html, "input tokens", "output tokens", "cost")
     assert summary["tokens in / out"] == f"{calls['input tokens']} / {calls['output tokens']}"
     assert summary["cost"] == calls["cost"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 
+from llmecon._format import bracket_names
 from llmecon.economy import parse_brackets
-from llmecon.report._plots import bracket_names, income_axis_bounds
+from llmecon.report._plots import income_axis_bounds
 from llmecon.report._svg import (
     Axis,
     BarGroup,
