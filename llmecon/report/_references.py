@@ -13,6 +13,7 @@ import numpy as np
 
 from llmecon.economy import TaxSchedule
 from llmecon.runs.dataframes import RunData
+from llmecon.runs.incidence import status_quo_schedule
 
 #: Above this many workers the report skips the Saez fixed point (it iterates the
 #: rational best response up to 200 times).
@@ -68,9 +69,14 @@ def economy_key(run: RunData) -> str:
 
 def references(run: RunData) -> References:
     """Status quo and oracle from the run summary (computed when absent and possible);
-    Saez computed on the rebuilt economy with :func:`llmecon.planners.solve_saez`."""
+    Saez computed on the rebuilt economy with :func:`llmecon.planners.solve_saez`. The
+    status quo is the one within the run's rate bounds, as its summary and incidence
+    score it."""
     summary = run.summary
-    status_quo = TaxSchedule.status_quo(run.edges)
+    cfg = run.manifest.config
+    status_quo = status_quo_schedule(
+        run.edges, float(cfg.get("min_rate", 0.0)), float(cfg.get("max_rate", 1.0))
+    )
     ref = References(status_quo_rates=list(status_quo.rates))
     ref.status_quo_swf = _number(summary.get("status_quo_swf"))
     ref.oracle_swf = _number(summary.get("oracle_swf"))
@@ -86,7 +92,6 @@ def references(run: RunData) -> References:
     else:
         from llmecon.planners import solve_saez
 
-        cfg = run.manifest.config
         rates = solve_saez(
             economy,
             run.edges,

@@ -207,3 +207,23 @@ def test_the_report_shows_how_many_archetypes_were_formed(tmp_path: Path) -> Non
 def test_a_rational_runs_report_does_not_show_a_workers_mode(runs: Path, tmp_path: Path) -> None:
     html, _ = _report(str(runs / "saez"), "--out", str(tmp_path / "r.html"))
     assert "workers mode" not in _settings_said(html)
+
+
+def test_the_status_quo_within_the_rate_bounds_is_the_one_every_table_compares(
+    tmp_path: Path,
+) -> None:
+    """Under ``--max-rate 0.2`` the run's summary scores the status quo clipped to 20 %;
+    the report's changes table, per-year references and rates table use the same one
+    (they used the law's 37 % top rate)."""
+    from llmecon.report._references import references
+    from llmecon.runs import RunConfig, build_simulation
+    from llmecon.runs.dataframes import load_run
+
+    config = RunConfig(
+        planner="saez", personas="synthetic", agents=30, years=2, max_rate=0.2, out=str(tmp_path)
+    )
+    result = build_simulation(config).run()
+    run = load_run(result.run_dir)
+    ref = references(run)
+    assert max(ref.status_quo_rates) == pytest.approx(0.2)
+    assert ref.status_quo_metrics["swf"] == pytest.approx(run.summary["status_quo_swf"])
