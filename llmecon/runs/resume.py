@@ -32,7 +32,7 @@ from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.replay import metric_differences
 from llmecon.runs.restore import RestoredRun, fork_instead, restore_run, saved_archetypes_file
-from llmecon.runs.wiring import build_simulation
+from llmecon.runs.wiring import build_simulation, check_recorded_planner
 
 
 def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Simulation:
@@ -208,6 +208,8 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
             "new run instead"
         )
     config = src.config(**settings)
+    if "planner" not in overrides:  # the source's: a plug-in's may be missing here
+        check_recorded_planner(config)
     if int(config.years or 0) <= from_year:
         raise RunLogError(
             f"the fork keeps {from_year} tax years and has --years {config.years}: nothing "

@@ -420,18 +420,18 @@ def build_planner(
         except ValueError as exc:
             raise ConfigError(f"planner_start: {exc}") from None
     if models.recorded is not None:
-        _check_recorded_planner(config)
+        check_recorded_planner(config)
     gen = GenerateConfig(max_tokens=160, temperature=config.planner_temperature, seed=config.seed)
     model = models.get(config.planner, "planner")
     return LLMPlanner(model, ctx, library, settings, gen, start=start)
 
 
-def _check_recorded_planner(config: RunConfig) -> None:
+def check_recorded_planner(config: RunConfig) -> None:
     """A logged run's planner that is no baseline here and no model string: most likely
     a plug-in's planner that this installation lacks. Replaying it from the log would
     look for model calls it never made, so say what is missing instead."""
     name = config.planner
-    if "/" in name or config.planner_api_base or config.api_base:
+    if is_baseline(name) or "/" in name or config.planner_api_base or config.api_base:
         return
     try:
         resolve_model_name(name)
@@ -439,7 +439,8 @@ def _check_recorded_planner(config: RunConfig) -> None:
         raise ConfigError(
             f"planner: this run's planner {name!r} is not registered here (neither a "
             "baseline nor a model string): if a plug-in provided it, install the plug-in "
-            "(its llmecon.planners entry point) before replaying or resuming"
+            "(its llmecon.planners entry point) before replaying, resuming or forking it, or "
+            "fork with another --planner"
         ) from None
 
 

@@ -199,16 +199,24 @@ def test_an_swf_plugin_is_accepted_by_the_cli(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("plugins")
 @pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
-def test_replaying_a_plugin_planners_run_without_it_names_the_planner(
+def test_replaying_or_forking_a_plugin_planners_run_without_it_names_the_planner(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     assert _run(tmp_path, "h", "--planner", "half", "--years", "2").exit_code == 0
     monkeypatch.setitem(ENTRY_POINTS, "llmecon.planners", [])
     monkeypatch.setattr(base, "_REGISTRY", {k: v for k, v in base._REGISTRY.items() if k != "half"})
-    result = CliRunner().invoke(main, ["replay", str(tmp_path / "h")])
-    assert result.exit_code != 0
-    said = " ".join(result.output.split())
-    assert "planner 'half' is not registered here" in said and "plug-in" in said
+    for command in (["replay", str(tmp_path / "h")],
+                    ["run", "--fork", str(tmp_path / "h"), "--from-year", "1", "--years", "3",
+                     "--out", str(tmp_path), "--run-id", "f"]):  # fmt: skip
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code != 0
+        said = " ".join(result.output.split())
+        assert "planner 'half' is not registered here" in said and "plug-in" in said, command
+    # A fork choosing another planner does not need the missing one.
+    result = CliRunner().invoke(main, ["run", "--fork", str(tmp_path / "h"), "--from-year", "1",
+                                       "--years", "3", "--planner", "saez", "--out",
+                                       str(tmp_path), "--run-id", "g"])  # fmt: skip
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.usefixtures("plugins")
