@@ -40,19 +40,6 @@ DEFAULT_PLANNERS = ("none", "us-federal", "saez", "oracle", "ucb")
 COMPARE_DEFAULTS: dict[str, Any] = {"years": 30}
 
 
-def _preset_fields(preset: Any) -> set[str]:
-    """The fields the preset named ``preset`` sets (none for no or an unknown preset:
-    validating the config names the known ones)."""
-    from llmecon.presets import PresetError, preset_settings
-
-    if not isinstance(preset, str):
-        return set()
-    try:
-        return set(preset_settings(preset))
-    except PresetError:
-        return set()
-
-
 def _config(
     config: RunConfig | str | Path | None,
     settings: dict[str, Any],
@@ -79,7 +66,9 @@ def _config(
         **{k: v for k, v in data.items() if v is not None},
         **{k: v for k, v in settings.items() if v is not None},
     }
-    preset_sets = _preset_fields(given.get("preset"))
+    from llmecon.presets import settings_of
+
+    preset_sets = settings_of(given.get("preset"))
     below = {k: v for k, v in (defaults or {}).items() if k not in preset_sets}
     return build_config(None, {**below, **given}, given_on=origin)
 

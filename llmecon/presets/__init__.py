@@ -58,6 +58,17 @@ def preset_settings(name: str) -> dict[str, Any]:
     return _resolve(name, ())
 
 
+def settings_of(preset: object) -> dict[str, Any]:
+    """The fields a config's ``preset`` value sets: none for no preset or an unknown
+    name (the config's check of its ``preset`` field names the known ones)."""
+    if not isinstance(preset, str):
+        return {}
+    try:
+        return preset_settings(preset)
+    except PresetError:
+        return {}
+
+
 def _resolve(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
     if name in seen:
         raise PresetError(f"preset {name!r} extends itself ({' -> '.join((*seen, name))})")
@@ -72,4 +83,4 @@ def _resolve(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
     return settings
 
 
-__all__ = ["PRESET_DIR", "PresetError", "preset_names", "preset_settings"]
+__all__ = ["PRESET_DIR", "PresetError", "preset_names", "preset_settings", "settings_of"]

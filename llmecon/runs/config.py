@@ -434,12 +434,9 @@ class RunConfig(BaseModel):
         assignment (``preset`` cannot be assigned: :meth:`__setattr__`)."""
         filled: set[str] = set()
         if isinstance(data, dict) and isinstance(data.get("preset"), str) and not _from_log(info):
-            from llmecon.presets import PresetError, preset_settings
+            from llmecon.presets import settings_of
 
-            try:
-                settings = preset_settings(data["preset"])
-            except PresetError:
-                settings = {}  # the field's registry check names the known presets
+            settings = settings_of(data["preset"])
             given = {k: v for k, v in data.items() if v is not None or k not in settings}
             filled = set(settings) - set(given)
             data = {**settings, **given}
