@@ -52,6 +52,42 @@ def guard_registry(label: str, registry: Callable[[], dict[str, Any]]) -> None:
     _GUARDED.append((label, registry))
 
 
+def register_entry_points(
+    group: str,
+    registry: Callable[[], dict[str, Any]],
+    what: str,
+    accepts: Callable[[Any], bool],
+    register: Callable[[str, Any, importlib.metadata.EntryPoint], object],
+    key: Callable[[str], str] = str,
+) -> None:
+    """Register what the entry points of ``group`` provide, in the ``registry()`` dict.
+
+    An entry point loads either a module whose import registered its entries (left as
+    it is), or an object ``accepts`` takes (``what``: "a planner factory"), registered
+    with ``register(key(ep.name), obj, ep)``, which takes any name not yet in the
+    registry. A name already taken, a ``ValueError`` of ``register`` (an invalid name)
+    and any other object are skipped with a :class:`PluginWarning`."""
+    import inspect
+
+    before = set(registry())
+    for ep, obj in load_plugins(group):
+        name = key(ep.name)
+        if name in registry() and name not in before:
+            continue  # its import registered it
+        if inspect.ismodule(obj):
+            continue
+        if not accepts(obj):
+            warn_plugin(group, ep.name, ep.value, f"neither a module nor {what}")
+            continue
+        if name in registry():
+            warn_plugin(group, ep.name, ep.value, "the name is taken")
+            continue
+        try:
+            register(name, obj, ep)
+        except ValueError as exc:
+            warn_plugin(group, ep.name, ep.value, str(exc))
+
+
 def load_plugins(group: str) -> Iterator[tuple[importlib.metadata.EntryPoint, Any]]:
     """``(entry point, loaded object)`` for each entry point of ``group`` that loads; one
     that raises while loading is skipped with a :class:`PluginWarning`.

@@ -263,27 +263,22 @@ def _load_plugins() -> None:
 
     An entry point loads either an :class:`SWF`, registered under its own name, or a
     module whose import called :func:`register_swf`. One that fails, loads something
-    else, or takes a registered name is skipped with a ``PluginWarning``.
+    else, or takes a registered name is skipped with a ``PluginWarning``
+    (:func:`~llmecon._plugins.register_entry_points`).
     """
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    import inspect
+    from llmecon._plugins import register_entry_points
 
-    from llmecon._plugins import load_plugins, warn_plugin
-
-    group = "llmecon.swfs"
-    for ep, obj in load_plugins(group):
-        if inspect.ismodule(obj):
-            continue
-        if not isinstance(obj, SWF):
-            warn_plugin(group, ep.name, ep.value, "neither a module nor an SWF")
-            continue
-        try:
-            register_swf(obj)
-        except ValueError as exc:  # the name is taken or invalid
-            warn_plugin(group, ep.name, ep.value, str(exc))
+    register_entry_points(
+        "llmecon.swfs",
+        lambda: _SWFS,
+        "an SWF",
+        lambda obj: isinstance(obj, SWF),
+        lambda _name, swf, _ep: register_swf(swf),
+    )
 
 
 def social_welfare(

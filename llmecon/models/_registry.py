@@ -76,29 +76,22 @@ def _load_plugins() -> None:
     or a provider factory (``factory(model, api_base, **provider_args)``, e.g. a
     :class:`ModelProvider` subclass), registered under the entry point's name. A
     plug-in that fails, or whose name is taken, is skipped with a warning; names its
-    import registered over earlier ones are put back (:func:`~llmecon._plugins.load_plugins`).
+    import registered over earlier ones are put back
+    (:func:`~llmecon._plugins.register_entry_points`).
     """
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    import inspect
+    from llmecon._plugins import register_entry_points
 
-    from llmecon._plugins import load_plugins, warn_plugin
-
-    group = "llmecon.providers"
-    before = set(_PROVIDERS)
-    for ep, obj in load_plugins(group):
-        if ep.name in _PROVIDERS and ep.name not in before:
-            continue  # its import registered it
-        if inspect.ismodule(obj):
-            continue
-        if not callable(obj):
-            warn_plugin(group, ep.name, ep.value, "neither a module nor a provider factory")
-        elif ep.name in _PROVIDERS or not ep.name or "/" in ep.name:
-            warn_plugin(group, ep.name, ep.value, "the name is taken or invalid")
-        else:
-            register_provider(ep.name, obj)
+    register_entry_points(
+        "llmecon.providers",
+        lambda: _PROVIDERS,
+        "a provider factory",
+        callable,
+        lambda name, factory, _ep: register_provider(name, factory),
+    )
 
 
 def resolve_model_name(name: str, api_base: str | None = None) -> tuple[str, str]:

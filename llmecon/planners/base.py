@@ -246,24 +246,22 @@ def _load_plugins() -> None:
     planners with :func:`register_planner`, or a factory ``(context, arg) -> Planner``,
     registered under the entry point's name with its docstring's first line as help.
     A plug-in that fails, or whose name is taken, is skipped with a warning; names its
-    import registered over earlier ones are put back (:func:`~llmecon._plugins.load_plugins`).
+    import registered over earlier ones are put back
+    (:func:`~llmecon._plugins.register_entry_points`).
     """
     import inspect
 
-    from llmecon._plugins import load_plugins, warn_plugin
+    from llmecon._plugins import register_entry_points
 
-    group = "llmecon.planners"
-    before = set(_REGISTRY)
-    for ep, obj in load_plugins(group):
-        name = ep.name.strip().lower()
-        if name in _REGISTRY and name not in before:
-            continue  # its import registered it
-        if inspect.ismodule(obj):
-            continue
-        if not callable(obj):
-            warn_plugin(group, ep.name, ep.value, "neither a module nor a planner factory")
-        elif name in _REGISTRY or not name or ":" in name:
-            warn_plugin(group, ep.name, ep.value, "the name is taken or invalid")
-        else:
-            doc = (inspect.getdoc(obj) or "").strip().splitlines()
-            register_planner(name, doc[0] if doc else f"plug-in ({ep.value})")(obj)
+    def register(name: str, factory: PlannerFactory, ep: Any) -> None:
+        doc = (inspect.getdoc(factory) or "").strip().splitlines()
+        register_planner(name, doc[0] if doc else f"plug-in ({ep.value})")(factory)
+
+    register_entry_points(
+        "llmecon.planners",
+        lambda: _REGISTRY,
+        "a planner factory",
+        callable,
+        register,
+        key=lambda name: name.strip().lower(),
+    )

@@ -96,6 +96,47 @@ def test_provider_plugin() -> None:
     assert "myprov" in " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
 
 
+def test_each_registry_skips_what_it_cannot_register(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule for the three groups: a wrong kind of object, a taken name and an
+    invalid one are each a warning naming the plug-in; the others register."""
+    groups = {
+        "llmecon.planners": [
+            EntryPoint("an-swf", f"{FIXTURE}:MEDIAN", "llmecon.planners"),  # not callable
+            EntryPoint("Half2", f"{FIXTURE}:half_planner", "llmecon.planners"),
+        ],
+        "llmecon.swfs": [
+            EntryPoint("a-factory", f"{FIXTURE}:half_planner", "llmecon.swfs"),  # no SWF
+            EntryPoint("utilitarian", f"{FIXTURE}:MEDIAN", "llmecon.swfs"),  # taken
+            EntryPoint("median", f"{FIXTURE}:MEDIAN", "llmecon.swfs"),
+        ],
+        "llmecon.providers": [
+            EntryPoint("bad/name", f"{FIXTURE}:MyProvider", "llmecon.providers"),
+            EntryPoint("openai", f"{FIXTURE}:MyProvider", "llmecon.providers"),  # taken
+        ],
+    }
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda *, group: groups[group])
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    monkeypatch.setattr(base, "_plugins_loaded", False)
+    monkeypatch.setattr(_registry, "_PROVIDERS", dict(_registry._PROVIDERS))
+    monkeypatch.setattr(_registry, "_plugins_loaded", False)
+    monkeypatch.setattr(welfare, "_SWFS", dict(welfare._SWFS))
+    monkeypatch.setattr(welfare, "_plugins_loaded", False)
+    from llmecon.models import provider_names
+    from llmecon.planners import planner_names
+
+    with pytest.warns(PluginWarning) as caught:
+        planners, swfs, providers = planner_names(), welfare.swf_names(), provider_names()
+    said = sorted(str(w.message) for w in caught)
+    assert len(said) == 5, said
+    assert any("'an-swf'" in m and "neither a module nor a planner factory" in m for m in said)
+    assert any("'a-factory'" in m and "neither a module nor an SWF" in m for m in said)
+    assert any("'utilitarian'" in m and "the name is taken" in m for m in said)
+    assert any("'bad/name'" in m and "invalid provider name" in m for m in said)
+    assert any("'openai'" in m and "the name is taken" in m for m in said)
+    assert "half2" in planners and "median" in swfs
+    assert "bad/name" not in providers and _registry._PROVIDERS["openai"] != f"{FIXTURE}:MyProvider"
+
+
 def test_broken_entry_points_do_not_stop_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     def entry_points(*, group: str) -> list[EntryPoint]:
         raise RuntimeError("corrupt metadata")
