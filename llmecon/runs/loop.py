@@ -283,6 +283,15 @@ class Simulation:
         self.abandoned_batches: list[str] = []
 
     @property
+    def rebate_before_year_one(self) -> float:
+        """The rebate workers are told they got the year before tax year 1 (USD a
+        person): the status quo's, or 0 with ``first_year_rebate: none``
+        (docs/agents.md)."""
+        if self.config.first_year_rebate == "status_quo":
+            return float(self.economy.status_quo_rebate_usd)
+        return 0.0
+
+    @property
     def log(self) -> RunLog | None:
         return self.sink.log
 
@@ -457,18 +466,15 @@ class Simulation:
             else np.asarray(self.population.usual_weekly_hours, dtype=float)
         )
         satisfied: list[bool] | None = None
-        first_rebate = (  # the year before tax year 1 (docs/agents.md)
-            self.economy.status_quo_rebate_usd
-            if self.config.first_year_rebate == "status_quo"
-            else 0.0
-        )
         for step in range(self.config.worker_steps):
             request = WorkerRequest(
                 year=year,
                 step=step,
                 schedule=schedule,
                 previous_hours=hours,
-                last_rebate_usd=previous.metrics.rebate_usd if previous else first_rebate,
+                last_rebate_usd=(
+                    previous.metrics.rebate_usd if previous else self.rebate_before_year_one
+                ),
                 history=self.records,
             )
             decision = await self.workers.decide(request)

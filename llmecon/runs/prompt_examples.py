@@ -90,6 +90,7 @@ PROMPT_ECONOMY = (
     "labour_cost",
     "min_rate",
     "max_rate",
+    "first_year_rebate",
 )
 
 
@@ -179,7 +180,11 @@ class ExampleWorld:
             economy=self.sim.economy,
             year=self.year,
             schedule=self._schedule(),
-            last_rebate_usd=self.records[-1].metrics.rebate_usd if self.records else 0.0,
+            last_rebate_usd=(
+                self.records[-1].metrics.rebate_usd
+                if self.records
+                else self.sim.rebate_before_year_one
+            ),
             history=HistoryView(self.records, 3),
         ).prompt(persona, text)
         return Example(name, prompt.messages, prompt.templates)

@@ -39,6 +39,32 @@ def test_render_shows_what_the_model_receives() -> None:
     assert result.exit_code == 2 and "--year" in result.output  # tax years start at 1
 
 
+@pytest.mark.parametrize("first_year_rebate", ["status_quo", "none"])
+def test_render_of_tax_year_1_is_the_prompt_a_run_sends(
+    tmp_path: Path, first_year_rebate: str
+) -> None:
+    """The worker prompt of tax year 1, rendered and as a run logged it, word for word:
+    both tell the status quo's rebate as last year's (or $0 under ``none``)."""
+    import json
+
+    from llmecon.runs import RunConfig, build_simulation
+    from llmecon.runs.dataframes import load_run
+
+    config = RunConfig(
+        planner="us-federal", workers="scripted/reference", agents=20, years=1, seed=0,
+        worker_steps=1, reference=False, first_year_rebate=first_year_rebate, out=str(tmp_path),
+    )  # fmt: skip
+    calls = load_run(build_simulation(config).run().run_dir, resolve_messages=True).calls
+    (logged,) = calls.loc[calls["agent"] == "persona-000003", "messages_text_json"]
+    world = ExampleWorld(
+        PromptLibrary(), year=0, seed=0, economy={"first_year_rebate": first_year_rebate}
+    )
+    shown = world.example("worker_decision.j2", persona=3).messages
+    assert [m["content"] for m in json.loads(logged)] == [m.content for m in shown]
+    zero = any("Last year's rebate per person: $0." in m.content for m in shown)
+    assert zero == (first_year_rebate == "none")
+
+
 def test_check_passes_on_shipped_templates_and_lists_them() -> None:
     result = CliRunner().invoke(main, ["prompts", "check"])
     assert result.exit_code == 0, result.output
