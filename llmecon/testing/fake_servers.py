@@ -574,7 +574,24 @@ def _main(argv: list[str] | None = None) -> None:
     with server:
         base = server.base_url if isinstance(server, FakeOpenAIServer | FakeAnthropicServer) else ""
         print(f"READY {base}", flush=True)
-        sys.stdin.read()  # until the parent closes our stdin
+        _serve_until_told()
+
+
+def _serve_until_told() -> None:
+    """Block while the server serves: a parent that spawned us with a pipe as stdin
+    (:func:`serve_in_subprocess`) stops us by closing it; from a shell (a terminal,
+    ``&`` with stdin at /dev/null) we serve until Ctrl-C or a signal."""
+    import os
+    import stat
+    import threading
+
+    stdin = sys.stdin
+    if stdin is not None and stat.S_ISFIFO(os.fstat(stdin.fileno()).st_mode):
+        stdin.read()  # until the parent closes our stdin
+        return
+    print("serving until interrupted (Ctrl-C)", file=sys.stderr, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
 
 
 if __name__ == "__main__":

@@ -333,3 +333,44 @@ def test_connection_errors_name_the_server_and_their_cause(sentinel_keys):
         with pytest.raises(ProviderError, match="TLS handshake failed") as info:
             asyncio.run(_call(model))
     assert not info.value.retryable
+
+
+@pytest.mark.parametrize("stdin", ["devnull", "pipe"])
+def test_the_fake_server_from_a_shell_serves_until_stopped(stdin: str) -> None:
+    """``python -m llmecon.testing.fake_servers openai &`` (stdin at /dev/null) serves
+    until a signal (it exited at once, its stdin read to the end); spawned with a pipe,
+    it stops when the pipe closes."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmecon.testing.fake_servers", "openai"],
+        stdin=subprocess.DEVNULL if stdin == "devnull" else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip().removeprefix("READY ")
+        body = {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}
+        request = urllib.request.Request(
+            f"{base}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer x"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            assert reply.status == 200 and json.load(reply)["choices"]
+        assert proc.poll() is None  # still serving
+        if stdin == "pipe":
+            assert proc.stdin is not None
+            proc.stdin.close()
+        else:
+            proc.terminate()
+        assert proc.wait(timeout=30) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
