@@ -168,7 +168,8 @@ class _ResumeCommand(click.Command):
 def resume(run_dir: str, **options: Any) -> None:
     """Continue RUN_DIR from its last complete year, however it stopped: killed
     (SIGKILL, power loss), failed (e.g. the circuit breaker), interrupted (Ctrl-C), or
-    out of budget or time.
+    out of budget or time. A failed run whose every year ran has nothing left to
+    resume: fork it (`llmecon run --fork`) to run those years again.
 
     The unfinished year's events are kept aside in events.interrupted-<n>.jsonl; model
     calls that had completed are reused, not paid for again. The options below change

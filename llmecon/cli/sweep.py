@@ -92,8 +92,9 @@ def backend_options(func: F) -> F:
     """``--jobs``, ``--ray``, ``--ray-address``, ``--max-cost``, ``--name``."""
     func = click.option(
         "--name",
-        help="Name of the sweep folder inside --out. [default: sweep-<hash of its cells>, "
-        "the same for the same sweep, so re-running it resumes it]",
+        help="Name of the sweep folder inside --out. [default: sweep-<hash of its cells> "
+        "(compare-<hash> for llmecon compare), the same for the same cells, so re-running "
+        "it resumes it]",
     )(func)
     func = click.option(
         "--max-cost",

@@ -229,7 +229,8 @@ class RunConfig(BaseModel):
     first ``agents`` personas are the same for every seed."""
 
     out: str = Field("runs", json_schema_extra=_OUTPUT)
-    """Folder under which ``<run-id>/`` is written."""
+    """Folder under which a run's ``<run-id>/`` is written (a sweep's or comparison's
+    folder, named by its ``--name``, for ``llmecon sweep`` and ``compare``)."""
 
     run_id: str | None = Field(None, json_schema_extra=_OUTPUT)
     """Name of the run folder (letters, digits, ``.``, ``_``, ``-``; no path separators);
@@ -594,7 +595,7 @@ class RunConfig(BaseModel):
             raise ConfigError(
                 "RunConfig.preset cannot be assigned: a preset fills the fields you leave "
                 "unset when a config is built. Build a new config: "
-                f"RunConfig(**config.model_dump(exclude_unset=True), preset={shown}), or "
+                f"RunConfig(**{{**config.model_dump(exclude_unset=True), 'preset': {shown}}}), or "
                 f"pass it to the run: llmecon.run(config, preset={shown})"
             )
         super().__setattr__(name, value)

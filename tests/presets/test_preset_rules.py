@@ -74,9 +74,17 @@ def test_the_preset_of_a_built_config_cannot_be_assigned() -> None:
     assert "brackets" in withp.model_fields_set and withp.crra == 0.23
     with pytest.raises(ValueError, match="us-three-2025"):
         withp.brackets = "three"
-    # the documented way: a new config with the preset
-    rebuilt = RunConfig(**config.model_dump(exclude_unset=True), preset="ai-economist-2020")
-    assert (rebuilt.brackets, rebuilt.crra) == ("us-federal-2018", 0.23)
+    # the documented way, which the error message spells out: a new config with the
+    # preset, from a config without one and from one with another
+    with pytest.raises(ConfigError) as said:
+        withp.preset = "llm-economist-2025"
+    recipe = re.search(r"RunConfig\(\*\*\{.*?\}\)", str(said.value))
+    assert recipe is not None
+    for source in (config, withp):
+        rebuilt = eval(recipe.group(), {"RunConfig": RunConfig, "config": source})
+        assert rebuilt.preset == "llm-economist-2025" and rebuilt.crra is None
+        assert rebuilt.years == (2 if source is config else 40)  # set, else the preset's
+    assert withp.brackets == "flat" and rebuilt.brackets == "flat"  # set fields stay
 
 
 def test_compare_defaults_rank_under_the_preset(tmp_path: Path) -> None:
