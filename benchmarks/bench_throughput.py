@@ -24,6 +24,13 @@ Against the fake servers in a process of their own (100 ms latency):
    ``http`` transport, with Python's default collector settings and with a run's
    (``llmecon._gc.run_gc``), alternating, at concurrency 256 and 1 024.
 4. ``startup``: wall seconds of a minimal ``llmecon run`` and of importing the CLI.
+5. ``process``: the whole process, interleaved (min / median of 3), of 100 workers ×
+   4 rounds against the fake server: ``llmecon run`` (a baseline planner, so only the
+   workers call the model; with its defaults: concurrency 64, the end-of-run
+   references; and with ``--max-concurrency 256 --no-reference``) beside the stand-in
+   of LLM Economist v1's threaded design in a fresh interpreter of its own (importing
+   only the openai SDK and pydantic). The stand-in's process does less than LLM
+   Economist's own (no simulation, no log), so it is a floor on that project's time.
 
 Run: ``python benchmarks/bench_throughput.py [--quick]``. Note the machine's load
 (``uptime``) with the figures: wall-clock ratios depend on it, CPU per call much less.
@@ -441,6 +448,96 @@ def bench_startup(tmp: Path) -> dict[str, Any]:
     return result
 
 
+#: The stand-in of LLM Economist v1's threaded design as a process of its own: the
+#: prompts, schema and thread pool of :func:`_threaded_rounds`, nothing else imported.
+_THREADED_PROCESS = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+from pydantic import BaseModel, Field
+
+
+class WorkerDecision(BaseModel):
+    hours: int = Field(ge=0, le=80)
+
+
+url, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+client = openai.OpenAI(base_url=url, api_key="sk-bench", max_retries=0, timeout=120)
+schema = {"name": "WorkerDecision", "schema": WorkerDecision.model_json_schema()}
+
+
+def ask(i):
+    messages = [
+        {"role": "system", "content": "You are a nurse earning $38 per hour."},
+        {"role": "user", "content": f"Week {i}: how many hours will you work? JSON please."},
+    ]
+    reply = client.chat.completions.create(
+        model="fake",
+        messages=messages,
+        response_format={"type": "json_schema", "json_schema": schema},
+        max_tokens=16,
+    )
+    return WorkerDecision.model_validate_json(reply.choices[0].message.content).hours
+
+
+with ThreadPoolExecutor(max_workers=256) as pool:
+    for _ in range(rounds):
+        list(pool.map(ask, range(n)))
+"""
+
+#: Workers and rounds of the ``process`` part (the issue's side-by-side setting).
+PROCESS_WORKERS, PROCESS_ROUNDS, PROCESS_REPEATS = 100, 4, 3
+
+
+def bench_process(tmp: Path) -> dict[str, Any]:
+    """Wall seconds of whole processes (interpreter start to exit), interleaved."""
+    arms: dict[str, Callable[[str, int], list[str]]] = {
+        THREADED: lambda url, _: [
+            sys.executable, "-c", _THREADED_PROCESS, url, str(PROCESS_WORKERS),
+            str(PROCESS_ROUNDS),
+        ],
+        "llmecon run (defaults: concurrency 64, references)": lambda url, i: [
+            *_llmecon_run(url, tmp, f"d{i}"),
+        ],
+        "llmecon run --max-concurrency 256 --no-reference": lambda url, i: [
+            *_llmecon_run(url, tmp, f"f{i}"), "--max-concurrency", "256", "--no-reference",
+        ],
+    }  # fmt: skip
+    walls: dict[str, list[float]] = {arm: [] for arm in arms}
+    with fake_server("openai") as (url, _):
+        for i in range(PROCESS_REPEATS):
+            for arm, command in arms.items():
+                t0 = time.perf_counter()
+                subprocess.run(command(url, i), check=True, capture_output=True)
+                walls[arm].append(time.perf_counter() - t0)
+    rows = {
+        arm: {"min_s": min(w), "median_s": float(np.median(w)), "walls_s": w}
+        for arm, w in walls.items()
+    }
+    floor = PROCESS_ROUNDS * LATENCY_S
+    for arm, row in rows.items():
+        row["threaded_over_this"] = rows[THREADED]["median_s"] / row["median_s"]
+        print(
+            f"process, {PROCESS_WORKERS} workers x {PROCESS_ROUNDS} rounds, {arm}: "
+            f"min {row['min_s']:.2f} s, median {row['median_s']:.2f} s "
+            f"(stand-in / this {row['threaded_over_this']:.2f}; the model's latency alone "
+            f"{floor:.1f} s)",
+            flush=True,
+        )
+    return {"workers": PROCESS_WORKERS, "rounds": PROCESS_ROUNDS, "arms": rows}
+
+
+def _llmecon_run(url: str, tmp: Path, run_id: str) -> list[str]:
+    """``llmecon run`` of the ``process`` part: the us-federal baseline planner (no
+    model call), LLM workers on the fake server, one step a year."""
+    return [
+        sys.executable, "-m", "llmecon", "run", "--planner", "us-federal",
+        "--workers", "openai/fake", "--api-base", url, "--agents", str(PROCESS_WORKERS),
+        "--years", str(PROCESS_ROUNDS), "--out", str(tmp), "--run-id", run_id,
+    ]  # fmt: skip
+
+
 def _bare_body() -> tuple[bytes, dict[str, str]]:
     """The chat request every bare client posts, and its headers."""
     body = json.dumps(
@@ -568,7 +665,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     parser.add_argument(
-        "--part", choices=("transports", "floor", "rounds", "startup"), action="append"
+        "--part",
+        choices=("transports", "floor", "rounds", "startup", "process"),
+        action="append",
     )
     parser.add_argument(
         "--busy",
@@ -577,7 +676,8 @@ def main() -> None:
         help="CPU-bound processes beside the busy-machine rounds (0: quiet rounds only)",
     )
     ns = parser.parse_args()
-    parts = ns.part or ["transports", "floor", "rounds", "startup"]
+    every = ["transports", "floor", "rounds", "startup", "process"]
+    parts = ns.part or every
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     results: dict[str, Any] = {
@@ -585,7 +685,7 @@ def main() -> None:
         "load_average_at_start": load,
         "latency_s": LATENCY_S,
     }
-    if RESULTS.exists() and len(parts) < 4:  # keep the parts not re-run, and their load
+    if RESULTS.exists() and len(parts) < len(every):  # keep the parts not re-run, and their load
         kept = json.loads(RESULTS.read_text())
         results = {**kept, "loads_of_rerun_parts": kept.get("loads_of_rerun_parts", {})}
     if "transports" in parts:
@@ -599,7 +699,12 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             results["startup"] = bench_startup(Path(tmp))
-    if len(parts) < 4:  # the top-level loads are those of the full run
+    if "process" in parts:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            results["process"] = bench_process(Path(tmp))
+    if len(parts) < len(every):  # the top-level loads are those of the full run
         for part in parts:
             results["loads_of_rerun_parts"][part] = {"start": load, "end": os.getloadavg()}
     else:
