@@ -58,34 +58,38 @@ def register_entry_points(
     what: str,
     accepts: Callable[[Any], bool],
     register: Callable[[str, Any, importlib.metadata.EntryPoint], object],
-    key: Callable[[str], str] = str,
+    name_of: Callable[[importlib.metadata.EntryPoint, Any], str] = lambda ep, _: ep.name,
 ) -> None:
     """Register what the entry points of ``group`` provide, in the ``registry()`` dict.
 
     An entry point loads either a module whose import registered its entries (left as
     it is), or an object ``accepts`` takes (``what``: "a planner factory"), registered
-    with ``register(key(ep.name), obj, ep)``, which takes any name not yet in the
-    registry. A name already taken, a ``ValueError`` of ``register`` (an invalid name)
-    and any other object are skipped with a :class:`PluginWarning`."""
+    with ``register(name_of(ep, obj), obj, ep)`` unless loading it registered that name
+    already. A name registered before (by llmecon or an earlier plug-in), a
+    ``ValueError`` of ``register`` (an invalid name) and any other object are skipped
+    with a :class:`PluginWarning`."""
     import inspect
 
-    before = set(registry())
+    seen = set(registry())
     for ep, obj in load_plugins(group):
-        name = key(ep.name)
-        if name in registry() and name not in before:
-            continue  # its import registered it
+        added = set(registry()) - seen  # what loading this entry point registered
+        seen |= added
         if inspect.ismodule(obj):
             continue
         if not accepts(obj):
             warn_plugin(group, ep.name, ep.value, f"neither a module nor {what}")
             continue
+        name = name_of(ep, obj)
+        if name in added:
+            continue  # its import registered it
         if name in registry():
-            warn_plugin(group, ep.name, ep.value, "the name is taken")
+            warn_plugin(group, ep.name, ep.value, f"the name {name!r} is taken")
             continue
         try:
             register(name, obj, ep)
         except ValueError as exc:
             warn_plugin(group, ep.name, ep.value, str(exc))
+        seen |= set(registry())
 
 
 def load_plugins(group: str) -> Iterator[tuple[importlib.metadata.EntryPoint, Any]]:

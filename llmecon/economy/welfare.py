@@ -278,6 +278,7 @@ def _load_plugins() -> None:
         "an SWF",
         lambda obj: isinstance(obj, SWF),
         lambda _name, swf, _ep: register_swf(swf),
+        name_of=lambda _ep, swf: swf.name,
     )
 
 

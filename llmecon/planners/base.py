@@ -263,5 +263,5 @@ def _load_plugins() -> None:
         "a planner factory",
         callable,
         register,
-        key=lambda name: name.strip().lower(),
+        name_of=lambda ep, _: ep.name.strip().lower(),
     )

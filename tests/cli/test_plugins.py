@@ -97,21 +97,25 @@ def test_provider_plugin() -> None:
 
 
 def test_each_registry_skips_what_it_cannot_register(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One rule for the three groups: a wrong kind of object, a taken name and an
-    invalid one are each a warning naming the plug-in; the others register."""
+    """One rule for the three groups: a wrong kind of object, a name registered before
+    (by llmecon or by another package's entry point) and an invalid one are each a
+    warning naming the plug-in; the others register, an SWF under its own name."""
+    from tests.cli.plugin_fixture import MyProvider
+
     groups = {
         "llmecon.planners": [
             EntryPoint("an-swf", f"{FIXTURE}:MEDIAN", "llmecon.planners"),  # not callable
             EntryPoint("Half2", f"{FIXTURE}:half_planner", "llmecon.planners"),
+            EntryPoint("half2", f"{FIXTURE}:wide_planner", "llmecon.planners"),  # 2nd package
         ],
         "llmecon.swfs": [
             EntryPoint("a-factory", f"{FIXTURE}:half_planner", "llmecon.swfs"),  # no SWF
-            EntryPoint("utilitarian", f"{FIXTURE}:MEDIAN", "llmecon.swfs"),  # taken
-            EntryPoint("median", f"{FIXTURE}:MEDIAN", "llmecon.swfs"),
+            EntryPoint("rawlsian", f"{FIXTURE}:MEDIAN", "llmecon.swfs"),  # its own name counts
+            EntryPoint("median", f"{FIXTURE}:MEDIAN", "llmecon.swfs"),  # a 2nd package's
         ],
         "llmecon.providers": [
             EntryPoint("bad/name", f"{FIXTURE}:MyProvider", "llmecon.providers"),
-            EntryPoint("openai", f"{FIXTURE}:MyProvider", "llmecon.providers"),  # taken
+            EntryPoint("openai", f"{FIXTURE}:MyProvider", "llmecon.providers"),  # built-in
         ],
     }
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda *, group: groups[group])
@@ -121,20 +125,23 @@ def test_each_registry_skips_what_it_cannot_register(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(_registry, "_plugins_loaded", False)
     monkeypatch.setattr(welfare, "_SWFS", dict(welfare._SWFS))
     monkeypatch.setattr(welfare, "_plugins_loaded", False)
+    rawlsian = welfare.get_swf("rawlsian")
     from llmecon.models import provider_names
     from llmecon.planners import planner_names
 
     with pytest.warns(PluginWarning) as caught:
         planners, swfs, providers = planner_names(), welfare.swf_names(), provider_names()
     said = sorted(str(w.message) for w in caught)
-    assert len(said) == 5, said
+    assert len(said) == 6, said
     assert any("'an-swf'" in m and "neither a module nor a planner factory" in m for m in said)
+    assert any("'half2'" in m and "wide_planner" in m and "is taken" in m for m in said)
     assert any("'a-factory'" in m and "neither a module nor an SWF" in m for m in said)
-    assert any("'utilitarian'" in m and "the name is taken" in m for m in said)
+    assert any("'median'" in m and "the name 'median' is taken" in m for m in said)
     assert any("'bad/name'" in m and "invalid provider name" in m for m in said)
-    assert any("'openai'" in m and "the name is taken" in m for m in said)
-    assert "half2" in planners and "median" in swfs
-    assert "bad/name" not in providers and _registry._PROVIDERS["openai"] != f"{FIXTURE}:MyProvider"
+    assert any("'openai'" in m and "the name 'openai' is taken" in m for m in said)
+    assert "half2" in planners and base._REGISTRY["half2"][0].__name__ == "half_planner"
+    assert "median" in swfs and welfare.get_swf("rawlsian") is rawlsian
+    assert "bad/name" not in providers and _registry._PROVIDERS["openai"] is not MyProvider
 
 
 def test_broken_entry_points_do_not_stop_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
