@@ -18,29 +18,35 @@ def _library(prompts_dir: str | None):  # type: ignore[no-untyped-def]
         raise click.ClickException(str(exc)) from None
 
 
+#: Workers of the example economy prompts are rendered in without ``--config``.
+EXAMPLE_AGENTS = 20
+
 _CONFIG_OPTION = click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
     help="A run's config file (YAML/TOML): render with its economy (rebate share, hours "
-    "cap, utility, brackets, rate bounds, SWF, persona bank) and its --prompts folder, "
-    "so branches only that run takes are checked too.",
+    "cap, utility, brackets, rate bounds, SWF, persona bank, first-year rebate), its "
+    "population (agents, seed) and its --prompts folder, so that tax year 1 reads as "
+    "that run's and branches only that run takes are checked too. Without it: an "
+    "example economy of 20 workers.",
 )
 
 
 def _run_settings(
     config_file: str | None, prompts_dir: str | None
-) -> tuple[str | None, dict[str, object]]:
-    """The ``--prompts`` folder (given, else the config's) and the economy settings of
-    ``--config`` (nothing without one)."""
+) -> tuple[str | None, dict[str, object], dict[str, int]]:
+    """The ``--prompts`` folder (given, else the config's), the economy settings of
+    ``--config`` and its population's size and seed (nothing without one)."""
     if config_file is None:
-        return prompts_dir, {}
+        return prompts_dir, {}, {}
     from llmecon.runs.config import build_config
     from llmecon.runs.prompt_examples import prompt_economy
 
     with friendly_errors():
-        config = build_config(config_file)
-    return prompts_dir or config.prompts, prompt_economy(config)
+        config = build_config(config_file).resolved()
+    population = {"agents": int(config.agents or EXAMPLE_AGENTS), "seed": config.seed}
+    return prompts_dir or config.prompts, prompt_economy(config), population
 
 
 _PROMPTS_OPTION = click.option(
@@ -120,14 +126,14 @@ def render(
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import ExampleWorld
 
-    prompts_dir, economy = _run_settings(config_file, prompts_dir)
+    prompts_dir, economy, population = _run_settings(config_file, prompts_dir)
     bank = economy.pop("personas", None)
     personas = personas or (str(bank) if bank else "default")
     library = _library(prompts_dir)
     if not name.endswith(".j2"):
         name += ".j2"
     with friendly_errors():
-        agents = max(20, persona + 1)
+        agents = max(population.get("agents", EXAMPLE_AGENTS), persona + 1)
         if personas not in ("default", "synthetic"):  # a bank file: its personas only
             from llmecon.personas import load_bank
 
@@ -139,7 +145,12 @@ def render(
             agents = min(agents, size)
         try:
             world = ExampleWorld(
-                library, year=year - 1, agents=agents, personas=personas, economy=economy
+                library,
+                year=year - 1,
+                agents=agents,
+                personas=personas,
+                seed=population.get("seed", 0),
+                economy=economy,
             )
             example = world.example(name, persona)
         except PromptError as exc:
@@ -174,7 +185,7 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         template_anchors,
     )
 
-    prompts_dir, economy = _run_settings(config_file, prompts_dir)
+    prompts_dir, economy, _ = _run_settings(config_file, prompts_dir)
     library = _library(prompts_dir)
     failures = 0
     table = Table(title="Template check")

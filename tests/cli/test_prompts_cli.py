@@ -39,30 +39,44 @@ def test_render_shows_what_the_model_receives() -> None:
     assert result.exit_code == 2 and "--year" in result.output  # tax years start at 1
 
 
-@pytest.mark.parametrize("first_year_rebate", ["status_quo", "none"])
+@pytest.mark.parametrize(("first_year_rebate", "agents"), [("status_quo", 100), ("none", 20)])
 def test_render_of_tax_year_1_is_the_prompt_a_run_sends(
-    tmp_path: Path, first_year_rebate: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_year_rebate: str, agents: int
 ) -> None:
-    """The worker prompt of tax year 1, rendered and as a run logged it, word for word:
-    both tell the status quo's rebate as last year's (or $0 under ``none``)."""
+    """The worker prompt of tax year 1, rendered with the run's --config and as the run
+    logged it, line for line: both tell the status quo's rebate of that population as
+    last year's (or $0 under ``none``)."""
     import json
 
-    from llmecon.runs import RunConfig, build_simulation
+    from llmecon.cli import _common
+    from llmecon.runs import build_simulation
+    from llmecon.runs.config import build_config
     from llmecon.runs.dataframes import load_run
 
-    config = RunConfig(
-        planner="us-federal", workers="scripted/reference", agents=20, years=1, seed=0,
-        worker_steps=1, reference=False, first_year_rebate=first_year_rebate, out=str(tmp_path),
-    )  # fmt: skip
-    calls = load_run(build_simulation(config).run().run_dir, resolve_messages=True).calls
-    (logged,) = calls.loc[calls["agent"] == "persona-000003", "messages_text_json"]
-    world = ExampleWorld(
-        PromptLibrary(), year=0, seed=0, economy={"first_year_rebate": first_year_rebate}
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(
+        f"planner: us-federal\nworkers: scripted/reference\nagents: {agents}\nyears: 1\n"
+        f"seed: 3\nworker_steps: 1\nreference: false\nfirst_year_rebate: {first_year_rebate}\n"
+        f"out: {tmp_path / 'runs'}\n"
     )
-    shown = world.example("worker_decision.j2", persona=3).messages
-    assert [m["content"] for m in json.loads(logged)] == [m.content for m in shown]
-    zero = any("Last year's rebate per person: $0." in m.content for m in shown)
-    assert zero == (first_year_rebate == "none")
+    run_dir = build_simulation(build_config(str(config_file))).run().run_dir
+    calls = load_run(run_dir, resolve_messages=True).calls
+    (logged,) = calls.loc[calls["agent"] == "persona-000003", "messages_text_json"]
+    monkeypatch.setattr(_common.out, "width", 10_000)  # no wrapped lines
+    result = CliRunner().invoke(
+        main,
+        ["prompts", "render", "worker_decision.j2", "--persona", "3", "--year", "1",
+         "--config", str(config_file)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+    def lines(text: str) -> str:
+        return "\n".join(line.rstrip() for line in text.splitlines()).strip()
+
+    messages = [lines(m["content"]) for m in json.loads(logged)]
+    assert all(message in lines(result.output) for message in messages)
+    (rebate,) = [x for m in messages for x in m.splitlines() if x.startswith("Last year's rebate")]
+    assert (rebate == "Last year's rebate per person: $0.") == (first_year_rebate == "none")
 
 
 def test_check_passes_on_shipped_templates_and_lists_them() -> None:
