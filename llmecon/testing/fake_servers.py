@@ -578,16 +578,18 @@ def _main(argv: list[str] | None = None) -> None:
 
 
 def _serve_until_told() -> None:
-    """Block while the server serves: a parent that spawned us with a pipe as stdin
-    (:func:`serve_in_subprocess`) stops us by closing it; from a shell (a terminal,
+    """Block while the server serves: a parent that spawned us with a pipe (or a socket
+    pair, as Node's child processes) as stdin (:func:`serve_in_subprocess`) stops us by
+    closing it; from a shell (a terminal,
     ``&`` with stdin at /dev/null) we serve until Ctrl-C or a signal."""
     import os
     import stat
     import threading
 
     stdin = sys.stdin
-    if stdin is not None and stat.S_ISFIFO(os.fstat(stdin.fileno()).st_mode):
-        stdin.read()  # until the parent closes our stdin
+    mode = os.fstat(stdin.fileno()).st_mode if stdin is not None else 0
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # a parent's pipe or socket pair
+        stdin.read()  # until the parent closes its end
         return
     print("serving until interrupted (Ctrl-C)", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -335,19 +335,21 @@ def test_connection_errors_name_the_server_and_their_cause(sentinel_keys):
     assert not info.value.retryable
 
 
-@pytest.mark.parametrize("stdin", ["devnull", "pipe"])
+@pytest.mark.parametrize("stdin", ["devnull", "pipe", "socket"])
 def test_the_fake_server_from_a_shell_serves_until_stopped(stdin: str) -> None:
     """``python -m llmecon.testing.fake_servers openai &`` (stdin at /dev/null) serves
-    until a signal (it exited at once, its stdin read to the end); spawned with a pipe,
-    it stops when the pipe closes."""
+    until a signal (it exited at once, its stdin read to the end); spawned with a pipe
+    or a socket pair as stdin, it exits cleanly when the parent closes its end."""
     import json
+    import socket
     import subprocess
     import sys
     import urllib.request
 
+    ours, theirs = socket.socketpair()
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmecon.testing.fake_servers", "openai"],
-        stdin=subprocess.DEVNULL if stdin == "devnull" else subprocess.PIPE,
+        stdin={"devnull": subprocess.DEVNULL, "pipe": subprocess.PIPE}.get(stdin, theirs),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -364,13 +366,19 @@ def test_the_fake_server_from_a_shell_serves_until_stopped(stdin: str) -> None:
         with urllib.request.urlopen(request, timeout=30) as reply:
             assert reply.status == 200 and json.load(reply)["choices"]
         assert proc.poll() is None  # still serving
+        theirs.close()
         if stdin == "pipe":
             assert proc.stdin is not None
             proc.stdin.close()
+        elif stdin == "socket":
+            ours.close()
         else:
             proc.terminate()
-        assert proc.wait(timeout=30) is not None
+        code = proc.wait(timeout=30)
+        assert stdin == "devnull" or code == 0  # told by its parent: a clean exit
     finally:
+        ours.close()
+        theirs.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
