@@ -14,6 +14,7 @@ from llmecon._format import HOURS, PERCENT, USD, WELFARE, Quantity
 from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
 from llmecon.report._html import Markup, esc, paragraph, section, table
+from llmecon.report._references import status_quo_words
 from llmecon.report._svg import Axis, grid
 
 #: The breakdowns shown, in order: (argument of ``incidence``, heading).
@@ -92,8 +93,9 @@ def incidence_section(runs: Sequence[ReportRun]) -> Markup | None:
     shown = runs[:MAX_RUNS]
     parts: list[Markup] = [
         paragraph(
-            "The final tax year against the status quo (the US federal 2025 schedule on the "
-            "run's brackets, every worker at its rational best response), per group of "
+            "The final tax year against the status quo "
+            f"({status_quo_words([r.refs for r in shown])}, every worker at its rational "
+            "best response), per group of "
             "workers: survey-weighted population share, the shares gaining and losing "
             "utility, mean changes, and each group's contribution to the change of the "
             "population mean (share × mean change; the contributions add up to the row "

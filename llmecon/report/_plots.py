@@ -22,6 +22,7 @@ from llmecon._format import (
 )
 from llmecon.report._data import Group, ReportRun, by_value, by_year_band, records, same
 from llmecon.report._html import Markup
+from llmecon.report._references import status_quo_label
 from llmecon.report._svg import (
     REFERENCE_COLOUR,
     Axis,
@@ -193,8 +194,9 @@ def final_schedules(runs: Sequence[ReportRun]) -> Markup:
         xs, ys, tips = _step_points(e, rates, lo, hi)
         series.append(Series(name, xs, ys, col, dash=dash, width=w, step=True, tips=tips))
 
+    status_quo = f"{status_quo_label([r.refs for r in runs])} (status quo)"
     for key, name, dash in (
-        ("status_quo_rates", "US federal 2025 (status quo)", "dot"),
+        ("status_quo_rates", status_quo, "dot"),
         ("saez_rates", "Saez", "dash"),
         ("oracle_rates", "oracle", "dashdot"),
     ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,8 @@ class References:
     saez_swf: float | None = None
     oracle_rates: list[float] | None = None
     oracle_swf: float | None = None
+    status_quo_clipped: bool = False
+    """The status quo's rates are the law's clipped to the run's rate bounds."""
     status_quo_metrics: dict[str, float] = field(default_factory=dict)
     """Every year metric under the status quo with rational responses (empty without
     the economy): the reference of the per-year charts."""
@@ -77,7 +80,10 @@ def references(run: RunData) -> References:
     status_quo = status_quo_schedule(
         run.edges, float(cfg.get("min_rate", 0.0)), float(cfg.get("max_rate", 1.0))
     )
-    ref = References(status_quo_rates=list(status_quo.rates))
+    ref = References(
+        status_quo_rates=list(status_quo.rates),
+        status_quo_clipped=status_quo.rates != TaxSchedule.status_quo(run.edges).rates,
+    )
     ref.status_quo_swf = _number(summary.get("status_quo_swf"))
     ref.oracle_swf = _number(summary.get("oracle_swf"))
     ref.none_swf = _number(summary.get("none_swf"))
@@ -109,6 +115,21 @@ def references(run: RunData) -> References:
     if ref.oracle_swf is None:
         ref.notes.append("Oracle reference not in the run summary (run with reference on).")
     return ref
+
+
+def status_quo_words(refs: Sequence[References]) -> str:
+    """What the status quo of these runs is, for the report's notes: the law on the
+    run's brackets, and within its rate bounds when they clip it."""
+    words = "the US federal 2025 schedule on the run's brackets"
+    if any(r.status_quo_clipped for r in refs):
+        words += " (its rates clipped to the run's --min-rate/--max-rate)"
+    return words
+
+
+def status_quo_label(refs: Sequence[References]) -> str:
+    """The status quo's name in a chart legend or a table header."""
+    clipped = any(r.status_quo_clipped for r in refs)
+    return "US federal 2025 within the rate bounds" if clipped else "US federal 2025"
 
 
 def gain_closed_text(swf: float | None, ref: References) -> str:

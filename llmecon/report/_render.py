@@ -31,7 +31,12 @@ from llmecon.report._data import (
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._incidence import decomposition_section, incidence_section
 from llmecon.report._llm import fallbacks_section, llm_section
-from llmecon.report._references import References, gain_closed_text
+from llmecon.report._references import (
+    References,
+    gain_closed_text,
+    status_quo_label,
+    status_quo_words,
+)
 from llmecon.runs.config import setting_applies
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
@@ -220,7 +225,7 @@ def _references_table(runs: Sequence[ReportRun]) -> Markup:
         rows.append([*who, *(WELFARE(v) for v in (status_quo, none, saez, oracle))])
     headers = [
         *(["runs"] if many else []),
-        "status quo (US federal 2025)",
+        f"status quo ({status_quo_label([r.refs for r in runs])})",
         "no tax",
         "Saez",
         "oracle",
@@ -272,8 +277,8 @@ def _outcomes_section(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Mar
     parts.append(_plots.outcomes(groups))
     parts.append(
         paragraph(
-            "Dotted: the status quo (US federal 2025 on the run's brackets) with rational "
-            "best responses; for welfare also no tax, the Saez rates and the oracle."
+            f"Dotted: the status quo ({status_quo_words([r.refs for r in runs])}) with "
+            "rational best responses; for welfare also no tax, the Saez rates and the oracle."
         )
     )
     for run in runs:
@@ -350,8 +355,8 @@ def _changes_section(runs: Sequence[ReportRun]) -> Markup:
         "Changes against the status quo",
         paragraph(
             "Final tax year of each run, its change against the status quo in brackets. "
-            "Status quo: the US federal 2025 schedule on the run's brackets, every worker "
-            "at its rational best response."
+            f"Status quo: {status_quo_words([r.refs for r in runs])}, every worker at its "
+            "rational best response."
         ),
         table(["", *(h for _, h, _ in _CHANGES)], rows, css_class="data nowrap"),
     )

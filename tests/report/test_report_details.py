@@ -225,5 +225,13 @@ def test_the_status_quo_within_the_rate_bounds_is_the_one_every_table_compares(
     result = build_simulation(config).run()
     run = load_run(result.run_dir)
     ref = references(run)
-    assert max(ref.status_quo_rates) == pytest.approx(0.2)
+    assert max(ref.status_quo_rates) == pytest.approx(0.2) and ref.status_quo_clipped
     assert ref.status_quo_metrics["swf"] == pytest.approx(run.summary["status_quo_swf"])
+    reported = CliRunner().invoke(main, ["report", str(result.run_dir)])
+    assert reported.exit_code == 0, reported.output
+    html = (result.run_dir / "report.html").read_text(encoding="utf-8")
+    # the rates table's status-quo column, top bracket: 20 %, not the law's 37 %
+    top = re.search(r"<td>\$626\.4k\+</td>\s*<td[^>]*>([^<]*)</td>", html)
+    assert top is not None and top.group(1) == "20.0 %"
+    assert "status quo (US federal 2025 within the rate bounds)" in html
+    assert "rates clipped to the run&#x27;s --min-rate/--max-rate" in html
