@@ -25,7 +25,7 @@ from llmecon.models._errors import (
     retry_after_header,
     sdk_error,
 )
-from llmecon.models._http import HttpClient, decode_json, post_json
+from llmecon.models._http import HttpClient, decode_json, encode_json, json_members, try_json
 from llmecon.models._pricing import price_known
 from llmecon.models._provider import (
     ModelProvider,
@@ -65,6 +65,11 @@ class AnthropicProvider(ModelProvider):
         self._clients: PerLoopClients[Any] = PerLoopClients(
             self._new_client if self.transport == "sdk" else self._new_session
         )
+        #: (api_base, its Messages API path), computed once
+        self._messages_path = (api_base, _messages_path(api_base))
+        #: the encoded parts of a body that stay the same while the config and the
+        #: schema do (see :meth:`_http_body`)
+        self._body_parts: tuple[Any, ...] | None = None
 
     @property
     def prices_known(self) -> bool:
@@ -137,18 +142,34 @@ class AnthropicProvider(ModelProvider):
     ) -> ProviderResponse:
         where = f"anthropic/{self.model_name}"
         if self.transport == "http":
-            return await self._generate_http(messages, spec, config, where)
+            # Model bounds the request. Inline, not a coroutine of its own: every
+            # coroutine between the task and aiohttp is re-entered at each resumption.
+            base, path = self._messages_path
+            if base is not self.api_base:
+                path = _messages_path(self.api_base)
+                self._messages_path = (self.api_base, path)
+            body = self._http_body(messages, spec, config)
+            reply = await self._clients.get().post_json(path, body, where)
+            if reply.status >= 400:
+                raise error_from_status(
+                    reply.status,
+                    body_error_message(reply.body),
+                    retry_after_header(reply.headers),
+                    where,
+                    key_hint="ANTHROPIC_API_KEY",
+                )
+            return _message_reply(reply.body, where)
         import anthropic
 
         # The SDK's client posting the plain JSON body and returning the body's bytes, as
         # for openai: the typed ``messages.create`` re-walks every parameter against its
         # annotations and builds reply models. (SDK 2.x also dropped the sampling
         # keywords, which the Messages API still takes in the body.)
-        body = self._request_args(messages, spec, config)
-        options = {"timeout": body.pop("timeout")}
+        args = self._request_args(messages, spec, config)
+        options = {"timeout": args.pop("timeout")}
         try:
             raw = await self._clients.get().post(
-                "/v1/messages", body=body, cast_to=bytes, options=options
+                "/v1/messages", body=args, cast_to=bytes, options=options
             )
         except Exception as exc:
             error = sdk_error(anthropic, exc, where, key_hint="ANTHROPIC_API_KEY")
@@ -157,31 +178,50 @@ class AnthropicProvider(ModelProvider):
             raise error from None
         return _message_reply(raw, where)
 
-    async def _generate_http(
-        self,
-        messages: list[ChatMessage],
-        spec: StructuredSpec | None,
-        config: GenerateConfig,
-        where: str,
-    ) -> ProviderResponse:
-        body = self._request_args(messages, spec, config)
-        del body["timeout"]  # Model bounds the request
-        path = urlsplit(self.api_base or "https://api.anthropic.com").path.rstrip("/")
-        reply = await post_json(self._clients.get(), f"{path}/v1/messages", body, where)
-        if reply.status >= 400:
-            raise error_from_status(
-                reply.status,
-                body_error_message(reply.body),
-                retry_after_header(reply.headers),
-                where,
-                key_hint="ANTHROPIC_API_KEY",
+    def _http_body(
+        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+    ) -> bytes:
+        """The encoded body of a request: :meth:`_request_args` without the timeout,
+        byte for byte, with the parts other than the messages and the system prompt
+        encoded once per config and schema (the last ones used are kept)."""
+        parts = self._body_parts
+        if parts is None or parts[:3] != (config, spec, self.model_name):
+            parts = None
+            rest = self._request_args([], spec, config)
+            del rest["messages"], rest["timeout"]
+            model = json_members({"model": rest.pop("model")})
+            max_tokens = json_members({"max_tokens": rest.pop("max_tokens")})
+            tail = json_members(rest)
+            if model is not None and max_tokens is not None and tail is not None:
+                head = b"{" + model + b',"messages":'
+                middle = b"," + max_tokens
+                tail = b"," + tail + b"}" if tail else b"}"
+                parts = (config, spec, self.model_name, head, middle, tail)
+                self._body_parts = parts
+        if parts is not None:
+            system = "\n\n".join(m.content for m in messages if m.role == "system")
+            turns = try_json(
+                [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
             )
-        return _message_reply(reply.body, where)
+            if turns is not None:
+                if not system:
+                    return parts[3] + turns + parts[4] + parts[5]
+                encoded_system = try_json(system)
+                if encoded_system is not None:
+                    return parts[3] + turns + parts[4] + b',"system":' + encoded_system + parts[5]
+        body = self._request_args(messages, spec, config)
+        del body["timeout"]
+        return encode_json(body)
 
     async def aclose(self) -> None:
         client = self._clients.pop_current()
         if client is not None:
             await client.close()
+
+
+def _messages_path(api_base: str | None) -> str:
+    """The request target of the Messages API under ``api_base``."""
+    return urlsplit(api_base or "https://api.anthropic.com").path.rstrip("/") + "/v1/messages"
 
 
 def _message_reply(raw: bytes, where: str) -> ProviderResponse:

@@ -8,7 +8,12 @@ this client a few hundred µs, see ``benchmarks/bench_throughput.py``). What is 
 one session per event loop with an unlimited keep-alive pool (the :class:`Model`
 wrapper bounds concurrency), no cookie jar, bodies sent and read as bytes (JSON
 encoded and parsed by pydantic-core), reply headers not copied, no per-request timeout
-object (``Model`` bounds every request with ``asyncio.timeout``).
+object (``Model`` bounds every request with ``asyncio.timeout``), the client's headers
+given to the session once (a POST adds only its content type), request URLs parsed
+once per path, and the providers' request in one coroutine (:meth:`HttpClient.post_json`)
+with a body spliced from parts encoded once per settings (:func:`json_members`).
+``benchmarks/bench_http_overhead.py`` measures the client CPU per call against bare
+aiohttp.
 Proxies from ``HTTP(S)_PROXY``/``NO_PROXY`` are honoured (looked up once per client:
 aiohttp's ``trust_env`` would look them up on every request) and TLS checks
 certificates (certifi's bundle when installed, as the SDKs do).
@@ -29,9 +34,14 @@ from llmecon.models._errors import ProviderError
 
 if TYPE_CHECKING:
     import aiohttp
+    from yarl import URL
 
 #: Seconds to open a TCP (+ TLS) connection before giving up on it.
 CONNECT_TIMEOUT_S = 30.0
+#: The header a JSON POST adds to the client's headers (built with the first session).
+_JSON_CONTENT: Any = None
+#: Parsed request URLs kept per client (one per endpoint path and query in practice).
+_MAX_URLS = 64
 
 
 class HttpResponse(NamedTuple):
@@ -75,6 +85,7 @@ class HttpClient:
         self._post_headers = {**self._headers, "content-type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
         self._proxy = _env_proxy(parts.scheme, parts.hostname)
+        self._urls: dict[str, URL] = {}
 
     #: aiohttp trace hooks for every new session (tests count connections with them;
     #: empty by default because tracing costs CPU on every request)
@@ -87,6 +98,7 @@ class HttpClient:
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ssl=tls if tls is not None else True),
             cookie_jar=aiohttp.DummyCookieJar(),
+            headers=self._headers,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
             trace_configs=list(self.trace_configs) or None,
         )
@@ -105,24 +117,62 @@ class HttpClient:
     ) -> HttpResponse:
         import aiohttp
 
-        if self._session is None:
-            self._session = self._open_session()
+        session = self._session
+        if session is None:
+            session = self._open()
         try:
-            async with self._session.request(
-                method, self.origin + path, data=body, headers=headers, proxy=self._proxy
+            async with session.request(
+                method, self._url(path), data=body, headers=headers, proxy=self._proxy
             ) as resp:
                 # aiohttp's headers are already a case-insensitive mapping: no copy
                 return HttpResponse(resp.status, resp.headers, await resp.read())
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise HttpConnectionError(
-                f"TLS certificate refused: {exc.certificate_error}", retryable=False
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise HttpConnectionError(
-                f"TLS handshake failed (is the server plain http://?): {exc}", retryable=False
-            ) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise HttpConnectionError(f"{type(exc).__name__}: {exc}") from None
+            raise connection_error(exc) from None
+
+    async def post_json(self, path: str, body: bytes, where: str) -> HttpResponse:
+        """POST ``body`` (encoded JSON, see :func:`encode_json`) to ``path``; a failed
+        connection is a :class:`~llmecon.models.ProviderError` naming ``where`` (the
+        model), retryable unless trying again cannot help. The providers' request
+        path: :meth:`post` and :func:`post_json` in one coroutine (each coroutine
+        between the task and aiohttp is re-entered on every resumption)."""
+        import aiohttp
+
+        try:
+            session = self._session
+            if session is None:
+                session = self._open()
+            try:
+                # the session sends the other headers (its defaults)
+                async with session.request(
+                    "POST", self._url(path), data=body, headers=_JSON_CONTENT, proxy=self._proxy
+                ) as resp:
+                    return HttpResponse(resp.status, resp.headers, await resp.read())
+            except (aiohttp.ClientError, OSError) as exc:
+                raise connection_error(exc) from None
+        except OSError as exc:
+            raise _provider_error(exc, self.origin, where) from None
+
+    def _open(self) -> aiohttp.ClientSession:
+        global _JSON_CONTENT
+        if _JSON_CONTENT is None:
+            from multidict import CIMultiDict
+
+            # a multidict: aiohttp merges it into the session's headers as it is
+            _JSON_CONTENT = CIMultiDict({"content-type": "application/json"})
+        self._session = self._open_session()
+        return self._session
+
+    def _url(self, path: str) -> URL:
+        """The URL of ``path`` on this origin, parsed once (aiohttp parses a string
+        URL again on every request)."""
+        url = self._urls.get(path)
+        if url is None:
+            from yarl import URL
+
+            url = URL(self.origin + path)
+            if len(self._urls) < _MAX_URLS:
+                self._urls[path] = url
+        return url
 
     async def close(self) -> None:
         """Close every connection."""
@@ -171,13 +221,48 @@ def decode_json(body: bytes) -> Any:
         return json.loads(body)
 
 
+def try_json(value: object) -> bytes | None:
+    """``value`` as :func:`encode_json` writes it when pydantic-core accepts it, else
+    ``None``. Request bodies are spliced from such parts (those that stay the same
+    from call to call encoded once): byte for byte what encoding the whole gives, and
+    when a part is refused the whole is encoded instead."""
+    try:
+        return pydantic_core.to_json(value)
+    except ValueError:
+        return None
+
+
+def json_members(fields: dict[str, Any]) -> bytes | None:
+    """The members of ``fields`` as a JSON object holds them (``"k":v,...``, no
+    braces; empty for no fields), or ``None`` (see :func:`try_json`)."""
+    encoded = try_json(fields)
+    return None if encoded is None else encoded[1:-1]
+
+
 async def post_json(client: HttpClient, path: str, payload: object, where: str) -> HttpResponse:
     """POST ``payload`` as JSON; a failed connection is a retryable
     :class:`~llmecon.models.ProviderError` naming ``where`` (the model)."""
-    try:
-        return await client.post(path, encode_json(payload))
-    except OSError as exc:
-        raise ProviderError(
-            f"{where}: connection to {client.origin} failed ({exc})",
-            retryable=getattr(exc, "retryable", True),
-        ) from None
+    return await client.post_json(path, encode_json(payload), where)
+
+
+def connection_error(exc: BaseException) -> HttpConnectionError:
+    """An aiohttp (or socket) error as an :class:`HttpConnectionError`: a refused
+    certificate or a failed TLS handshake is not worth retrying."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return HttpConnectionError(
+            f"TLS certificate refused: {exc.certificate_error}", retryable=False
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return HttpConnectionError(
+            f"TLS handshake failed (is the server plain http://?): {exc}", retryable=False
+        )
+    return HttpConnectionError(f"{type(exc).__name__}: {exc}")
+
+
+def _provider_error(exc: OSError, origin: str, where: str) -> ProviderError:
+    return ProviderError(
+        f"{where}: connection to {origin} failed ({exc})",
+        retryable=getattr(exc, "retryable", True),
+    )

@@ -41,7 +41,7 @@ from llmecon.models._errors import (
     retry_after_header,
     sdk_error,
 )
-from llmecon.models._http import HttpClient, decode_json, post_json
+from llmecon.models._http import HttpClient, decode_json, encode_json, json_members, try_json
 from llmecon.models._pricing import price_known
 from llmecon.models._provider import (
     ModelProvider,
@@ -114,6 +114,11 @@ class OpenAIProvider(ModelProvider):
         self._clients: PerLoopClients[Any] = PerLoopClients(
             self._new_client if self.transport == "sdk" else self._new_session
         )
+        #: (api_base, its chat completions path), computed once
+        self._chat_path = (api_base, _endpoint_path(self._base, "/chat/completions"))
+        #: the encoded parts of a chat body that stay the same while the config, the
+        #: schema and the dialect do (see :meth:`_http_body`)
+        self._body_parts: tuple[Any, ...] | None = None
 
     @property
     def prices_known(self) -> bool:
@@ -229,7 +234,41 @@ class OpenAIProvider(ModelProvider):
             if reply is not None:
                 return reply
         if self.transport == "http":
-            return await self._generate_http(messages, spec, config)
+            # (Model bounds the request with config.timeout_s; a cancelled request
+            # closes its connection.) Inline, not a coroutine of its own: every
+            # coroutine between the task and aiohttp is re-entered at each resumption.
+            client: HttpClient = self._clients.get()
+            base, path = self._chat_path
+            if base is not self.api_base:
+                path = _endpoint_path(self._base, "/chat/completions")
+                self._chat_path = (self.api_base, path)
+            where = f"openai/{self.model_name}"
+            while True:
+                body = self._http_body(messages, spec, config)
+                http_reply = await client.post_json(path, body, where)
+                status, raw = http_reply.status, http_reply.body
+                if status < 400:
+                    break
+                detail = body_error_message(raw)
+                if (
+                    spec is not None
+                    and _rejects_format(status, detail)
+                    and self._next_dialect(status, detail)
+                ):
+                    continue
+                raise error_from_status(
+                    status,
+                    detail,
+                    retry_after_header(http_reply.headers),
+                    where,
+                    key_hint=self._key_hint(),
+                )
+            return _chat_reply(raw, where)
+        return await self._generate_sdk(messages, spec, config)
+
+    async def _generate_sdk(
+        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+    ) -> ProviderResponse:
         import openai
 
         # The SDK's client (its keys, headers, base URL, proxies and aiohttp backend)
@@ -261,36 +300,32 @@ class OpenAIProvider(ModelProvider):
                 raise error from None
         return _chat_reply(raw, where)
 
-    async def _generate_http(
+    def _http_body(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
-    ) -> ProviderResponse:
-        # (Model bounds the request with config.timeout_s; a cancelled request closes
-        # its connection.)
-        client: HttpClient = self._clients.get()
-        path = _endpoint_path(self._base, "/chat/completions")
-        where = f"openai/{self.model_name}"
-        while True:
-            body = self._request_args(messages, spec, config)
-            del body["timeout"]
-            reply = await post_json(client, path, body, where)
-            status, raw = reply.status, reply.body
-            if status < 400:
-                break
-            detail = body_error_message(raw)
-            if (
-                spec is not None
-                and _rejects_format(status, detail)
-                and self._next_dialect(status, detail)
-            ):
-                continue
-            raise error_from_status(
-                status,
-                detail,
-                retry_after_header(reply.headers),
-                where,
-                key_hint=self._key_hint(),
-            )
-        return _chat_reply(raw, where)
+    ) -> bytes:
+        """The encoded body of a chat request: :meth:`_request_args` without the
+        timeout, byte for byte, with the parts other than the messages encoded once
+        per config, schema and dialect (the last ones used are kept)."""
+        dialect, parts = self._dialect, self._body_parts
+        if parts is None or parts[:5] != (config, spec, dialect, self.model_name, self.api_base):
+            parts = None
+            if spec is None or dialect != "prompt":  # (prompt: the messages change too)
+                rest = self._request_args([], spec, config)
+                del rest["messages"], rest["timeout"]
+                model = json_members({"model": rest.pop("model")})
+                tail = json_members(rest)
+                if model is not None and tail is not None:
+                    head = b"{" + model + b',"messages":'
+                    tail = b"," + tail + b"}" if tail else b"}"
+                    parts = (config, spec, dialect, self.model_name, self.api_base, head, tail)
+                    self._body_parts = parts
+        if parts is not None:
+            turns = try_json([{"role": m.role, "content": m.content} for m in messages])
+            if turns is not None:
+                return parts[5] + turns + parts[6]
+        body = self._request_args(messages, spec, config)
+        del body["timeout"]
+        return encode_json(body)
 
     def _next_dialect(self, status: int, detail: str) -> bool:
         """Fall back to the next structured-output dialect (self-hosted servers only),
