@@ -21,39 +21,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 LATENCY_S = 0.1
 CONCURRENCIES = (16, 64, 256, 1024)
 SERVERS = {"openai": "openai/fake", "anthropic": "anthropic/claude-bench"}
-
-
-@contextlib.contextmanager
-def fake_server(kind: str, pythonpath: str) -> Iterator[tuple[str, int]]:
-    args = [sys.executable, "-m", "llmecon.testing.fake_servers", kind, "--latency-s"]
-    env = {**os.environ, "PYTHONPATH": pythonpath}
-    proc = subprocess.Popen(
-        [*args, str(LATENCY_S)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("READY "):
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        yield line.removeprefix("READY "), proc.pid
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(30)
 
 
 # -- child: one cell -------------------------------------------------------------------
@@ -222,6 +201,8 @@ def main() -> None:
         ns.concurrency = ns.concurrency[0]
         child(ns)
         return
+    from bench_throughput import fake_server  # the parent only: children stay lean
+
     arms = dict(a.split("=", 1) for a in ns.arm)
     arms = {name: str(Path(p).resolve()) for name, p in arms.items()}
     if not ns.no_bare:

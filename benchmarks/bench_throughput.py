@@ -77,11 +77,13 @@ def prompt(i: int) -> list[ChatMessage]:
 
 
 @contextlib.contextmanager
-def fake_server(kind: str) -> Iterator[tuple[str, int]]:
-    """A fake server in a child process: (base URL, pid)."""
+def fake_server(kind: str, pythonpath: str | None = None) -> Iterator[tuple[str, int]]:
+    """A fake server in a child process: (base URL, pid); ``pythonpath``: the copy of
+    llmecon it runs (this one when ``None``)."""
     args = [sys.executable, "-m", "llmecon.testing.fake_servers", kind, "--latency-s"]
+    env = None if pythonpath is None else {**os.environ, "PYTHONPATH": pythonpath}
     proc = subprocess.Popen(
-        [*args, str(LATENCY_S)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [*args, str(LATENCY_S)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
     )
     try:
         assert proc.stdout is not None

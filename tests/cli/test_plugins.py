@@ -37,12 +37,12 @@ ENTRY_POINTS = {
 }
 
 
-@pytest.fixture
-def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pretend the entry points above are installed; registries restored afterwards."""
+def _install(monkeypatch: pytest.MonkeyPatch, groups: dict[str, list[EntryPoint]]) -> None:
+    """Pretend the entry points of ``groups`` are installed, with the three registries
+    copied (restored afterwards) and loaded again on first use."""
 
     def entry_points(*, group: str) -> list[EntryPoint]:
-        return ENTRY_POINTS.get(group, [])
+        return groups.get(group, [])
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
@@ -51,6 +51,12 @@ def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_registry, "_plugins_loaded", False)
     monkeypatch.setattr(welfare, "_SWFS", dict(welfare._SWFS))
     monkeypatch.setattr(welfare, "_plugins_loaded", False)
+
+
+@pytest.fixture
+def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend the entry points above are installed; registries restored afterwards."""
+    _install(monkeypatch, ENTRY_POINTS)
 
 
 @pytest.mark.usefixtures("plugins")
@@ -118,13 +124,7 @@ def test_each_registry_skips_what_it_cannot_register(monkeypatch: pytest.MonkeyP
             EntryPoint("openai", f"{FIXTURE}:MyProvider", "llmecon.providers"),  # built-in
         ],
     }
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda *, group: groups[group])
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    monkeypatch.setattr(base, "_plugins_loaded", False)
-    monkeypatch.setattr(_registry, "_PROVIDERS", dict(_registry._PROVIDERS))
-    monkeypatch.setattr(_registry, "_plugins_loaded", False)
-    monkeypatch.setattr(welfare, "_SWFS", dict(welfare._SWFS))
-    monkeypatch.setattr(welfare, "_plugins_loaded", False)
+    _install(monkeypatch, groups)
     rawlsian = welfare.get_swf("rawlsian")
     from llmecon.models import provider_names
     from llmecon.planners import planner_names
