@@ -25,7 +25,7 @@ from llmecon.models._errors import (
     retry_after_header,
     sdk_error,
 )
-from llmecon.models._http import HttpClient, decode_json, encode_json, json_members, try_json
+from llmecon.models._http import HttpClient, decode_json, encode_json
 from llmecon.models._pricing import price_known
 from llmecon.models._provider import (
     ModelProvider,
@@ -67,9 +67,6 @@ class AnthropicProvider(ModelProvider):
         )
         #: (api_base, its Messages API path), computed once
         self._messages_path = (api_base, _messages_path(api_base))
-        #: the encoded parts of a body that stay the same while the config and the
-        #: schema do (see :meth:`_http_body`)
-        self._body_parts: tuple[Any, ...] | None = None
 
     @property
     def prices_known(self) -> bool:
@@ -181,34 +178,8 @@ class AnthropicProvider(ModelProvider):
     def _http_body(
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
     ) -> bytes:
-        """The encoded body of a request: :meth:`_request_args` without the timeout,
-        byte for byte, with the parts other than the messages and the system prompt
-        encoded once per config and schema (the last ones used are kept)."""
-        parts = self._body_parts
-        if parts is None or parts[:3] != (config, spec, self.model_name):
-            parts = None
-            rest = self._request_args([], spec, config)
-            del rest["messages"], rest["timeout"]
-            model = json_members({"model": rest.pop("model")})
-            max_tokens = json_members({"max_tokens": rest.pop("max_tokens")})
-            tail = json_members(rest)
-            if model is not None and max_tokens is not None and tail is not None:
-                head = b"{" + model + b',"messages":'
-                middle = b"," + max_tokens
-                tail = b"," + tail + b"}" if tail else b"}"
-                parts = (config, spec, self.model_name, head, middle, tail)
-                self._body_parts = parts
-        if parts is not None:
-            system = "\n\n".join(m.content for m in messages if m.role == "system")
-            turns = try_json(
-                [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
-            )
-            if turns is not None:
-                if not system:
-                    return parts[3] + turns + parts[4] + parts[5]
-                encoded_system = try_json(system)
-                if encoded_system is not None:
-                    return parts[3] + turns + parts[4] + b',"system":' + encoded_system + parts[5]
+        """The encoded body of a request: :meth:`_request_args` without the timeout
+        (``Model`` bounds the request)."""
         body = self._request_args(messages, spec, config)
         del body["timeout"]
         return encode_json(body)

@@ -8,12 +8,12 @@ this client a few hundred µs, see ``benchmarks/bench_throughput.py``). What is 
 one session per event loop with an unlimited keep-alive pool (the :class:`Model`
 wrapper bounds concurrency), no cookie jar, bodies sent and read as bytes (JSON
 encoded and parsed by pydantic-core), reply headers not copied, no per-request timeout
-object (``Model`` bounds every request with ``asyncio.timeout``), the client's headers
-given to the session once (a POST adds only its content type), request URLs parsed
-once per path, and the providers' request in one coroutine (:meth:`HttpClient.post_json`)
-with a body spliced from parts encoded once per settings (:func:`json_members`).
-``benchmarks/bench_http_overhead.py`` measures the client CPU per call against bare
-aiohttp.
+object (``Model`` bounds every request with ``asyncio.timeout``), request URLs parsed
+once per path, and the providers' request in one coroutine (:meth:`HttpClient.post_json`).
+The headers go with each request, never as the session's defaults: aiohttp copies a
+session's default headers into the ``CONNECT`` of an environment proxy, which would
+hand the API key to the proxy. ``benchmarks/bench_http_overhead.py`` measures the
+client CPU per call against bare aiohttp.
 Proxies from ``HTTP(S)_PROXY``/``NO_PROXY`` are honoured (looked up once per client:
 aiohttp's ``trust_env`` would look them up on every request) and TLS checks
 certificates (certifi's bundle when installed, as the SDKs do).
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 #: Seconds to open a TCP (+ TLS) connection before giving up on it.
 CONNECT_TIMEOUT_S = 30.0
-#: The header a JSON POST adds to the client's headers (built with the first session).
-_JSON_CONTENT: Any = None
 #: Parsed request URLs kept per client (one per endpoint path and query in practice).
 _MAX_URLS = 64
 
@@ -98,43 +96,16 @@ class HttpClient:
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ssl=tls if tls is not None else True),
             cookie_jar=aiohttp.DummyCookieJar(),
-            headers=self._headers,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
             trace_configs=list(self.trace_configs) or None,
         )
 
-    async def post(self, path: str, body: bytes) -> HttpResponse:
-        """POST ``body`` (JSON) to ``path`` (with its query); raises
-        :class:`HttpConnectionError` when the connection fails."""
-        return await self._request("POST", path, body, self._post_headers)
-
-    async def get(self, path: str) -> HttpResponse:
-        """GET ``path`` (with its query)."""
-        return await self._request("GET", path, None, self._headers)
-
-    async def _request(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> HttpResponse:
-        import aiohttp
-
-        session = self._session
-        if session is None:
-            session = self._open()
-        try:
-            async with session.request(
-                method, self._url(path), data=body, headers=headers, proxy=self._proxy
-            ) as resp:
-                # aiohttp's headers are already a case-insensitive mapping: no copy
-                return HttpResponse(resp.status, resp.headers, await resp.read())
-        except (aiohttp.ClientError, OSError) as exc:
-            raise connection_error(exc) from None
-
     async def post_json(self, path: str, body: bytes, where: str) -> HttpResponse:
         """POST ``body`` (encoded JSON, see :func:`encode_json`) to ``path``; a failed
         connection is a :class:`~llmecon.models.ProviderError` naming ``where`` (the
-        model), retryable unless trying again cannot help. The providers' request
-        path: :meth:`post` and :func:`post_json` in one coroutine (each coroutine
-        between the task and aiohttp is re-entered on every resumption)."""
+        model), retryable unless trying again cannot help. One coroutine from the
+        provider to aiohttp (each coroutine between the task and aiohttp is re-entered
+        on every resumption)."""
         import aiohttp
 
         try:
@@ -142,9 +113,12 @@ class HttpClient:
             if session is None:
                 session = self._open()
             try:
-                # the session sends the other headers (its defaults)
                 async with session.request(
-                    "POST", self._url(path), data=body, headers=_JSON_CONTENT, proxy=self._proxy
+                    "POST",
+                    self._url(path),
+                    data=body,
+                    headers=self._post_headers,
+                    proxy=self._proxy,
                 ) as resp:
                     return HttpResponse(resp.status, resp.headers, await resp.read())
             except (aiohttp.ClientError, OSError) as exc:
@@ -153,12 +127,6 @@ class HttpClient:
             raise _provider_error(exc, self.origin, where) from None
 
     def _open(self) -> aiohttp.ClientSession:
-        global _JSON_CONTENT
-        if _JSON_CONTENT is None:
-            from multidict import CIMultiDict
-
-            # a multidict: aiohttp merges it into the session's headers as it is
-            _JSON_CONTENT = CIMultiDict({"content-type": "application/json"})
         self._session = self._open_session()
         return self._session
 
@@ -219,24 +187,6 @@ def decode_json(body: bytes) -> Any:
         return pydantic_core.from_json(body)
     except ValueError:
         return json.loads(body)
-
-
-def try_json(value: object) -> bytes | None:
-    """``value`` as :func:`encode_json` writes it when pydantic-core accepts it, else
-    ``None``. Request bodies are spliced from such parts (those that stay the same
-    from call to call encoded once): byte for byte what encoding the whole gives, and
-    when a part is refused the whole is encoded instead."""
-    try:
-        return pydantic_core.to_json(value)
-    except ValueError:
-        return None
-
-
-def json_members(fields: dict[str, Any]) -> bytes | None:
-    """The members of ``fields`` as a JSON object holds them (``"k":v,...``, no
-    braces; empty for no fields), or ``None`` (see :func:`try_json`)."""
-    encoded = try_json(fields)
-    return None if encoded is None else encoded[1:-1]
 
 
 async def post_json(client: HttpClient, path: str, payload: object, where: str) -> HttpResponse:

@@ -41,7 +41,7 @@ from llmecon.models._errors import (
     retry_after_header,
     sdk_error,
 )
-from llmecon.models._http import HttpClient, decode_json, encode_json, json_members, try_json
+from llmecon.models._http import HttpClient, decode_json, encode_json
 from llmecon.models._pricing import price_known
 from llmecon.models._provider import (
     ModelProvider,
@@ -116,9 +116,6 @@ class OpenAIProvider(ModelProvider):
         )
         #: (api_base, its chat completions path), computed once
         self._chat_path = (api_base, _endpoint_path(self._base, "/chat/completions"))
-        #: the encoded parts of a chat body that stay the same while the config, the
-        #: schema and the dialect do (see :meth:`_http_body`)
-        self._body_parts: tuple[Any, ...] | None = None
 
     @property
     def prices_known(self) -> bool:
@@ -304,25 +301,7 @@ class OpenAIProvider(ModelProvider):
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
     ) -> bytes:
         """The encoded body of a chat request: :meth:`_request_args` without the
-        timeout, byte for byte, with the parts other than the messages encoded once
-        per config, schema and dialect (the last ones used are kept)."""
-        dialect, parts = self._dialect, self._body_parts
-        if parts is None or parts[:5] != (config, spec, dialect, self.model_name, self.api_base):
-            parts = None
-            if spec is None or dialect != "prompt":  # (prompt: the messages change too)
-                rest = self._request_args([], spec, config)
-                del rest["messages"], rest["timeout"]
-                model = json_members({"model": rest.pop("model")})
-                tail = json_members(rest)
-                if model is not None and tail is not None:
-                    head = b"{" + model + b',"messages":'
-                    tail = b"," + tail + b"}" if tail else b"}"
-                    parts = (config, spec, dialect, self.model_name, self.api_base, head, tail)
-                    self._body_parts = parts
-        if parts is not None:
-            turns = try_json([{"role": m.role, "content": m.content} for m in messages])
-            if turns is not None:
-                return parts[5] + turns + parts[6]
+        timeout (``Model`` bounds the request)."""
         body = self._request_args(messages, spec, config)
         del body["timeout"]
         return encode_json(body)

@@ -1,6 +1,6 @@
-"""The ``http`` transports' per-call shortcuts do what the long way did: request bodies
-spliced from parts encoded once are the bytes of encoding the whole, the one-coroutine
-POST sends the request ``post`` sends, and a reply is still redacted."""
+"""The ``http`` transports' one-coroutine POST: the client's headers with every
+request, connection failures mapped as before, an environment proxy that never sees the
+API key, and replies still redacted."""
 
 from __future__ import annotations
 
@@ -8,26 +8,12 @@ import asyncio
 import os
 
 import pytest
-from pydantic import BaseModel
 
-from llmecon.models import ChatMessage, GenerateConfig, ProviderError, get_model
-from llmecon.models._http import HttpClient, encode_json
-from llmecon.models._schema import spec_for
+from llmecon.models import ChatMessage, ProviderError, get_model
+from llmecon.models._http import HttpClient
 from tests.models.conftest import WorkerDecision
 from tests.models.test_throughput_transport import _ok, _RawServer
 
-
-class Choice(BaseModel):
-    pick: str
-    note: str = "é ✓"
-
-
-CONFIGS = [
-    GenerateConfig(),
-    GenerateConfig(temperature=0.3, top_p=0.9, seed=7, stop=["\n\n", "END"], max_tokens=64),
-    GenerateConfig(max_tokens=1),
-    GenerateConfig(stop=["bad \ud800 surrogate"]),  # refused by pydantic-core: json.dumps
-]
 CONVERSATIONS = [
     [ChatMessage(role="user", content="Hours?")],
     [
@@ -42,73 +28,27 @@ CONVERSATIONS = [
 ]
 
 
-def _whole(provider, messages, spec, config) -> bytes:
-    body = provider._request_args(messages, spec, config)
-    del body["timeout"]
-    return encode_json(body)
-
-
-@pytest.mark.parametrize("name", ["openai/fake", "openai/gpt-4o-mini", "anthropic/claude-x"])
-def test_spliced_bodies_are_the_bytes_of_encoding_the_whole(name, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-key")
-    api_base = None if name == "openai/gpt-4o-mini" else "http://127.0.0.1:9/v1"
-    provider = get_model(name, api_base=api_base, transport="http").provider
-    dialects = ["json_schema", "json_object_schema", "prompt"] if name == "openai/fake" else [""]
-    for dialect in dialects:
-        if dialect:
-            provider._dialect = dialect
-        # Each config twice in a row (the second from the kept parts) and the schemas
-        # alternating: the parts follow every change.
-        for config in [c for c in CONFIGS for _ in (0, 1)]:
-            for spec in (spec_for(WorkerDecision), None, spec_for(Choice)):
-                for messages in CONVERSATIONS:
-                    spliced = provider._http_body(messages, spec, config)
-                    assert spliced == _whole(provider, messages, spec, config)
-
-
-def test_a_changed_dialect_or_model_name_changes_the_spliced_body():
-    provider = get_model("openai/fake", api_base="http://127.0.0.1:9/v1").provider
-    spec, config = spec_for(WorkerDecision), GenerateConfig()
-    messages = CONVERSATIONS[0]
-    first = provider._http_body(messages, spec, config)
-    assert b'"type":"json_schema"' in first
-    provider._dialect = "json_object_schema"
-    assert b'"type":"json_object"' in provider._http_body(messages, spec, config)
-    provider._dialect = "prompt"
-    prompt = provider._http_body(messages, spec, config)
-    assert b"response_format" not in prompt and b"JSON schema" in prompt
-    provider._dialect = "json_schema"
-    provider.model_name = "other"
-    assert provider._http_body(messages, spec, config) == first.replace(b'"fake"', b'"other"')
-
-
-def test_the_one_coroutine_post_sends_what_post_sends_and_get_no_content_type():
-    raw = _RawServer([_ok(b'{"a": 1}'), _ok(b'{"b": 2}'), _ok(b"{}"), _ok(b"{}")])
+def test_the_one_coroutine_post_sends_the_clients_headers_with_every_request():
+    raw = _RawServer([_ok(b'{"a": 1}'), _ok(b'{"b": 2}')])
 
     async def run():
         async with raw.running() as url:
             client = HttpClient(url + "/v1", {"authorization": "Bearer k", "x-extra": "1"})
             try:
-                by_post = await client.post("/v1/x?api-version=1", b'{"i":1}')
-                by_post_json = await client.post_json("/v1/x?api-version=1", b'{"i":1}', "m")
-                await client.get("/v1/y")
-                await client.post_json("/v1/z", b"{}", "m")
-                return by_post, by_post_json
+                first = await client.post_json("/v1/x?api-version=1", b'{"i":1}', "m")
+                return first, await client.post_json("/v1/z", b"{}", "m")
             finally:
                 await client.close()
 
-    by_post, by_post_json = asyncio.run(run())
-    assert by_post.body == b'{"a": 1}' and by_post_json.body == b'{"b": 2}'
-    assert by_post_json.status == 200 and by_post_json.headers["content-type"] == "application/json"
-    assert raw.heads[0] == raw.heads[1]  # same request line, headers and their order
+    first, second = asyncio.run(run())
+    assert first.body == b'{"a": 1}' and second.body == b'{"b": 2}'
+    assert first.status == 200 and first.headers["content-type"] == "application/json"
     assert raw.heads[0].startswith("POST /v1/x?api-version=1 HTTP/1.1\r\n")
-    lines = raw.heads[0].split("\r\n")
-    for line in ("authorization: Bearer k", "x-extra: 1", "content-type: application/json"):
-        assert line in lines
-    assert raw.heads[2].startswith("GET /v1/y HTTP/1.1\r\n")
-    assert "authorization: Bearer k" in raw.heads[2] and "content-type" not in raw.heads[2].lower()
-    assert raw.heads[3].startswith("POST /v1/z HTTP/1.1\r\n")
+    assert raw.heads[1].startswith("POST /v1/z HTTP/1.1\r\n")  # URLs kept apart
+    for head in raw.heads:
+        lines = head.split("\r\n")
+        for line in ("authorization: Bearer k", "x-extra: 1", "content-type: application/json"):
+            assert line in lines
 
 
 def test_the_one_coroutine_post_maps_a_refused_connection_as_before():
@@ -148,3 +88,33 @@ def test_a_reply_is_redacted_with_the_secrets_in_force(monkeypatch):
     assert secret not in out.text and secret not in "".join(out.raw_outputs)
     assert "***" in out.text
     assert os.environ["LLMECON_API_KEY"] == secret
+
+
+@pytest.mark.parametrize(
+    "base", ["https://api.example.invalid/v1", "https://user:pw@api.example.invalid/v1"]
+)
+def test_an_environment_proxy_never_sees_the_api_key(
+    monkeypatch: pytest.MonkeyPatch, base: str
+) -> None:
+    """Through ``HTTPS_PROXY`` the proxy gets a bare ``CONNECT``: no API key, no Basic
+    credentials of the URL, no ``Proxy-Authorization`` made of them (aiohttp copies a
+    session's default headers into the ``CONNECT``; the client sets none)."""
+    raw = _RawServer([b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"])
+
+    async def run() -> None:
+        async with raw.running() as proxy_url:
+            monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+            monkeypatch.setenv("NO_PROXY", "")
+            headers = {"authorization": "Bearer sk-SECRET-1", "x-api-key": "sk-ant-SECRET-2"}
+            client = HttpClient(base, headers)
+            try:
+                await client.post_json("/v1/messages", b"{}", "anthropic/x")
+            finally:
+                await client.close()
+
+    with pytest.raises(ProviderError):
+        asyncio.run(run())
+    (head,) = raw.heads
+    assert head.startswith("CONNECT api.example.invalid:443 HTTP/1.1\r\n")
+    assert "SECRET" not in head and "dXNlcjpwdw" not in head  # base64 of user:pw
+    assert "authorization" not in head.lower()

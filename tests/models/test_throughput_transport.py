@@ -80,7 +80,7 @@ def post_once(raw: _RawServer, path: str = "/") -> HttpResponse:
         async with raw.running() as url:
             client = HttpClient(url, {})
             try:
-                return await client.post(path, b"{}")
+                return await client.post_json(path, b"{}", "m")
             finally:
                 await client.close()
 
@@ -98,7 +98,9 @@ def test_chunked_and_sized_replies_on_one_kept_alive_connection():
             client = HttpClient(url + "/v1", {"authorization": "Bearer k"})
             try:
                 return [
-                    await client.post("/v1/x?api-version=1", json.dumps({"i": i}).encode())
+                    await client.post_json(
+                        "/v1/x?api-version=1", json.dumps({"i": i}).encode(), "m"
+                    )
                     for i in range(3)
                 ]
             finally:
@@ -120,9 +122,9 @@ def test_a_closed_idle_connection_is_replaced_and_the_request_resent():
         async with raw.running() as url:
             client = HttpClient(url, {})
             try:
-                await client.post("/a", b"{}")
+                await client.post_json("/a", b"{}", "m")
                 await asyncio.sleep(0.05)  # the server has closed the connection by now
-                return await client.post("/b", b"{}")
+                return await client.post_json("/b", b"{}", "m")
             finally:
                 await client.close()
 
@@ -144,7 +146,7 @@ def test_user_info_in_the_url_becomes_basic_auth():
         async with raw.running() as url:
             client = HttpClient(url.replace("http://", "http://us%40er:p%3Ass@"), {})
             try:
-                await client.post("/", b"{}")
+                await client.post_json("/", b"{}", "m")
             finally:
                 await client.close()
 
@@ -302,15 +304,16 @@ def test_https_checks_the_certificate_and_works_with_a_trusted_one(tmp_path, mon
         port = server.sockets[0].getsockname()[1]
         client = HttpClient(f"https://localhost:{port}/v1", {})
         try:
-            return (await client.post("/v1/x", b"{}")).body
+            return (await client.post_json("/v1/x", b"{}", "m")).body
         finally:
             await client.close()
             server.close()
             await server.wait_closed()
 
     # an untrusted certificate is refused
-    with pytest.raises(_http.HttpConnectionError, match="certificate"):
+    with pytest.raises(ProviderError, match="certificate") as refused:
         asyncio.run(post_once())
+    assert not refused.value.retryable
     # trusted (as a CA bundle would), the same server answers over TLS
     monkeypatch.setattr(_http, "_ssl_context", lambda: ssl.create_default_context(cafile=cert))
     assert json.loads(asyncio.run(post_once())) == {"tls": True}
@@ -327,7 +330,7 @@ def test_the_environment_proxy_is_used_and_no_proxy_respected(monkeypatch):
             monkeypatch.setenv("NO_PROXY", "")
             client = HttpClient("http://api.example.invalid/v1", {})
             try:
-                return (await client.post("/v1/x", b"{}")).body
+                return (await client.post_json("/v1/x", b"{}", "m")).body
             finally:
                 await client.close()
 
