@@ -11,6 +11,7 @@ Transports: ``http`` (the default: the tuned aiohttp client of
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -65,8 +66,6 @@ class AnthropicProvider(ModelProvider):
         self._clients: PerLoopClients[Any] = PerLoopClients(
             self._new_client if self.transport == "sdk" else self._new_session
         )
-        #: (api_base, its Messages API path), computed once
-        self._messages_path = (api_base, _messages_path(api_base))
 
     @property
     def prices_known(self) -> bool:
@@ -141,10 +140,7 @@ class AnthropicProvider(ModelProvider):
         if self.transport == "http":
             # Model bounds the request. Inline, not a coroutine of its own: every
             # coroutine between the task and aiohttp is re-entered at each resumption.
-            base, path = self._messages_path
-            if base is not self.api_base:
-                path = _messages_path(self.api_base)
-                self._messages_path = (self.api_base, path)
+            path = _messages_path(self.api_base)
             body = self._http_body(messages, spec, config)
             reply = await self._clients.get().post_json(path, body, where)
             if reply.status >= 400:
@@ -190,6 +186,7 @@ class AnthropicProvider(ModelProvider):
             await client.close()
 
 
+@functools.lru_cache(maxsize=64)
 def _messages_path(api_base: str | None) -> str:
     """The request target of the Messages API under ``api_base``."""
     return urlsplit(api_base or "https://api.anthropic.com").path.rstrip("/") + "/v1/messages"

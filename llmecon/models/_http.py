@@ -111,7 +111,7 @@ class HttpClient:
         try:
             session = self._session
             if session is None:
-                session = self._open()
+                session = self._session = self._open_session()
             try:
                 async with session.request(
                     "POST",
@@ -124,11 +124,10 @@ class HttpClient:
             except (aiohttp.ClientError, OSError) as exc:
                 raise connection_error(exc) from None
         except OSError as exc:
-            raise _provider_error(exc, self.origin, where) from None
-
-    def _open(self) -> aiohttp.ClientSession:
-        self._session = self._open_session()
-        return self._session
+            raise ProviderError(
+                f"{where}: connection to {self.origin} failed ({exc})",
+                retryable=getattr(exc, "retryable", True),
+            ) from None
 
     def _url(self, path: str) -> URL:
         """The URL of ``path`` on this origin, parsed once (aiohttp parses a string
@@ -209,10 +208,3 @@ def connection_error(exc: BaseException) -> HttpConnectionError:
             f"TLS handshake failed (is the server plain http://?): {exc}", retryable=False
         )
     return HttpConnectionError(f"{type(exc).__name__}: {exc}")
-
-
-def _provider_error(exc: OSError, origin: str, where: str) -> ProviderError:
-    return ProviderError(
-        f"{where}: connection to {origin} failed ({exc})",
-        retryable=getattr(exc, "retryable", True),
-    )

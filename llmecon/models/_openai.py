@@ -114,8 +114,6 @@ class OpenAIProvider(ModelProvider):
         self._clients: PerLoopClients[Any] = PerLoopClients(
             self._new_client if self.transport == "sdk" else self._new_session
         )
-        #: (api_base, its chat completions path), computed once
-        self._chat_path = (api_base, _endpoint_path(self._base, "/chat/completions"))
 
     @property
     def prices_known(self) -> bool:
@@ -235,10 +233,7 @@ class OpenAIProvider(ModelProvider):
             # closes its connection.) Inline, not a coroutine of its own: every
             # coroutine between the task and aiohttp is re-entered at each resumption.
             client: HttpClient = self._clients.get()
-            base, path = self._chat_path
-            if base is not self.api_base:
-                path = _endpoint_path(self._base, "/chat/completions")
-                self._chat_path = (self.api_base, path)
+            path = _endpoint_path(self._base, "/chat/completions")
             where = f"openai/{self.model_name}"
             while True:
                 body = self._http_body(messages, spec, config)
@@ -332,6 +327,7 @@ class OpenAIProvider(ModelProvider):
             await client.close()
 
 
+@functools.lru_cache(maxsize=64)
 def _endpoint_path(api_base: str, path: str) -> str:
     """The request target of ``path`` under ``api_base``, keeping its query
     (``/v1/chat/completions?api-version=…``)."""
