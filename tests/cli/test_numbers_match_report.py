@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -59,6 +60,16 @@ def _terminal_rows(output: str) -> list[list[str]]:
     ]
 
 
+def _command_and_report(runner: CliRunner, args: list[str], folder: Path) -> tuple[Any, str]:
+    """Run ``llmecon ARGS`` and then ``llmecon report FOLDER`` (both must succeed): the
+    first's result and the report's HTML."""
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    reported = runner.invoke(main, ["report", str(folder)])
+    assert reported.exit_code == 0, reported.output
+    return result, (folder / "report.html").read_text(encoding="utf-8")
+
+
 @pytest.fixture
 def wide_tables(monkeypatch: pytest.MonkeyPatch) -> None:
     """Results tables one line a row (no wrapped cells), to read them back."""
@@ -68,16 +79,13 @@ def wide_tables(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("wide_tables")
 def test_the_run_summary_writes_its_numbers_as_the_report_does(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(
-        main,
+    result, html = _command_and_report(
+        runner,
         ["run", "--planner", "scripted/reference", "--workers", "rational", "--agents", "20",
          "--years", "3", "--personas", "synthetic", "--out", str(tmp_path), "--run-id", "r"],
+        tmp_path / "r",
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
     summary = {row[0]: row[1] for row in _terminal_rows(result.output) if len(row) == 2}
-    reported = runner.invoke(main, ["report", str(tmp_path / "r")])
-    assert reported.exit_code == 0, reported.output
-    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
 
     (run_row,) = _html_table(html, "final SWF", "gain closed")
     assert summary["final SWF"] == run_row["final SWF"]
@@ -113,18 +121,15 @@ def test_the_run_summary_writes_its_numbers_as_the_report_does(tmp_path: Path) -
 def test_the_sweep_table_writes_its_numbers_as_the_sweep_page_does(tmp_path: Path) -> None:
     from llmecon.sweeps import SUMMARY_METRICS
 
-    runner = CliRunner()
-    result = runner.invoke(
-        main,
+    result, html = _command_and_report(
+        CliRunner(),
         ["sweep", "--planners", "saez,ucb", "--workers", "rational", "--seeds", "0,1",
          "--agents", "30", "--years", "3", "--personas", "synthetic", "--out", str(tmp_path),
          "--name", "s", "--jobs", "1"],
+        tmp_path / "s",
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
     terminal = {row[0]: row for row in _terminal_rows(result.output)}
-    reported = runner.invoke(main, ["report", str(tmp_path / "s")])
-    assert reported.exit_code == 0, reported.output
-    page = _html_table((tmp_path / "s" / "report.html").read_text(encoding="utf-8"), "planner")
+    page = _html_table(html, "planner")
     assert [row["planner"] for row in page] == ["saez", "ucb"] == list(terminal)
     written = " ".join(" ".join(row) for row in terminal.values())
     assert "−" in written and "-" not in written  # negative bounds, one minus sign
