@@ -280,7 +280,10 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
             f"{COUNT(summary['input_tokens'])} / {COUNT(summary['output_tokens'])}",
         )
         cost = summary["cost_usd"]
-        table.add_row("cost", "unknown (price not in table)" if cost is None else COST(cost))
+        table.add_row(
+            "cost",
+            "unknown: a model has no known price (--price IN,OUT)" if cost is None else COST(cost),
+        )
     if "status_quo_swf" in summary and summary.get("references_assume"):
         table.add_row("references assume", summary["references_assume"])
     out.print(table)

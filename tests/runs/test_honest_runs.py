@@ -613,7 +613,12 @@ def test_max_cost_with_an_unpriced_model_refuses_to_start_unless_priced(tmp_path
         assert refused.exit_code != 0 and "--price" in refused.output
         assert not (tmp_path / "a").exists()
         priced = CliRunner().invoke(main, [*base, "--run-id", "b", "--price", "0,0"])
+        # Without a budget it runs, and its summary says how to price it (a second year:
+        # the first enacts the status quo without a call).
+        unpriced = CliRunner().invoke(main, [*base[:-2], "--years", "2", "--run-id", "c"])
     assert priced.exit_code == 0, priced.output
+    assert unpriced.exit_code == 0, unpriced.output
+    assert "no known price (--price IN,OUT)" in " ".join(unpriced.output.split())
 
 
 # -- per-role endpoints ---------------------------------------------------------------------
