@@ -161,8 +161,16 @@ def show(file: Path, index: int) -> None:
     show_default=True,
     help="Sample size.",
 )
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
-@click.option("--mode", type=click.Choice(["census", "gb2"]), default="census", show_default=True)
+@click.option(
+    "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["census", "gb2"]),
+    default="census",
+    show_default=True,
+    help="census: OEWS quantile functions; gb2: LLM Economist's GB2 ACS-2023 wages.",
+)
 @click.option(
     "--file",
     "file",

@@ -70,8 +70,21 @@ if TYPE_CHECKING:
 )
 @click.option("--no-save", is_flag=True, help="Do not save the results.")
 @click.option("--api-base", help="Base URL of an OpenAI-compatible server.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
-@click.option("--max-retries", type=click.IntRange(0, 20), default=2, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds one model request may take once it is sent.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(0, 20),
+    default=2,
+    show_default=True,
+    help="Retries of one request on 429, 5xx, timeouts and broken connections; a question "
+    "still unanswered then is a failed call, left out of the estimates.",
+)
 @click.option("--max-concurrency", type=click.IntRange(1, 10_000), help="Requests in flight.")
 @click.option(
     "--prompts",

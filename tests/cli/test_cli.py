@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import csv
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from llmecon.cli import main
@@ -14,6 +17,28 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     for cmd in ("run", "compare"):
         assert cmd in result.output
+
+
+def _options(command: click.Command, context: click.Context) -> Iterator[tuple[str, str]]:
+    """Every shown option of ``command`` and its subcommands: (command path and flag,
+    its help text without the trailing ``[default: …]``)."""
+    if isinstance(command, click.Group):
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            assert sub is not None
+            yield from _options(sub, click.Context(sub, info_name=name, parent=context))
+        return
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            record = param.get_help_record(context)
+            text = re.sub(r"\[[^\]]*\]\s*$", "", record[1] if record else "").strip()
+            yield f"{context.command_path} {param.opts[0]}", text
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    options = dict(_options(main, click.Context(main, info_name="llmecon")))
+    assert "llmecon run --planner" in options and "llmecon probe --timeout" in options
+    assert [flag for flag, text in options.items() if not text] == []
 
 
 def test_run_command_writes_a_run(tmp_path: Path) -> None:
