@@ -33,6 +33,26 @@ def personas() -> None:
 MAX_SAMPLE = 500_000
 
 
+#: Options of both commands that draw a sample (``sample`` and ``validate``).
+_seed_option = click.option(
+    "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
+)
+_mode_option = click.option(
+    "--mode",
+    type=click.Choice(["census", "gb2"]),
+    default="census",
+    show_default=True,
+    help="census: OEWS quantile functions; gb2: LLM Economist's GB2 ACS-2023 wages.",
+)
+_wage_floor_option = click.option(
+    "--no-wage-floor",
+    "no_wage_floor",
+    is_flag=True,
+    help="gb2 only: no $7.25/h floor under the wages, as in LLM Economist (each persona "
+    "records wage_floor: false).",
+)
+
+
 @personas.command()
 @click.option(
     "--n",
@@ -42,16 +62,8 @@ MAX_SAMPLE = 500_000
     show_default=True,
     help=f"Number of personas (at most {MAX_SAMPLE:,}).",
 )
-@click.option(
-    "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["census", "gb2"]),
-    default="census",
-    show_default=True,
-    help="census: OEWS quantile functions; gb2: LLM Economist's GB2 ACS-2023 wages.",
-)
+@_seed_option
+@_mode_option
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -67,13 +79,7 @@ MAX_SAMPLE = 500_000
     "each (weighted to undo the oversampling).",
 )
 @click.option("--simple", is_flag=True, help="A simple random sample instead (every weight 1).")
-@click.option(
-    "--no-wage-floor",
-    "no_wage_floor",
-    is_flag=True,
-    help="gb2 only: no $7.25/h floor under the wages, as in LLM Economist (each persona "
-    "records wage_floor: false).",
-)
+@_wage_floor_option
 def sample(
     n: int, seed: int, mode: str, out: Path, min_per_bracket: int, simple: bool, no_wage_floor: bool
 ) -> None:
@@ -161,16 +167,8 @@ def show(file: Path, index: int) -> None:
     show_default=True,
     help="Sample size.",
 )
-@click.option(
-    "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["census", "gb2"]),
-    default="census",
-    show_default=True,
-    help="census: OEWS quantile functions; gb2: LLM Economist's GB2 ACS-2023 wages.",
-)
+@_seed_option
+@_mode_option
 @click.option(
     "--file",
     "file",
@@ -178,13 +176,7 @@ def show(file: Path, index: int) -> None:
     default=None,
     help="Validate a persona bank instead of a fresh sample.",
 )
-@click.option(
-    "--no-wage-floor",
-    "no_wage_floor",
-    is_flag=True,
-    help="gb2 only: no $7.25/h floor under the wages, as in LLM Economist (each persona "
-    "records wage_floor: false).",
-)
+@_wage_floor_option
 def validate_cmd(n: int, seed: int, mode: str, file: Path | None, no_wage_floor: bool) -> None:
     """Print sample vs published marginals; exit 1 if a target is missed."""
     from rich.console import Console
