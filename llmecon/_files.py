@@ -10,10 +10,29 @@ one, never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+
+
+def make_folder(path: str | Path) -> Path:
+    """``path`` and its missing parents made as folders (``mkdir -p``); returns it.
+
+    Where a file stands in the way, the :class:`OSError` says which (mkdir alone says
+    "File exists" or "Not a directory")."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        for place in (folder, *folder.parents):
+            if place.exists() and not place.is_dir():
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"{place} is a file, not a folder", str(place)
+                ) from None
+        raise
+    return folder
 
 
 class LockBusy(OSError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmecon import _limits
-from llmecon._files import TextFileError, read_text_file
+from llmecon._files import TextFileError, make_folder, read_text_file
 from llmecon._limits import max_safe_concurrency
 
 
@@ -30,6 +30,17 @@ def test_read_text_file_missing_folder_and_bom(tmp_path: Path) -> None:
     bom = tmp_path / "bom.yaml"
     bom.write_bytes(b"\xef\xbb\xbfyears: 3\n")
     assert read_text_file(bom) == "years: 3\n"
+
+
+def test_make_folder_makes_parents_and_names_a_file_in_the_way(tmp_path: Path) -> None:
+    assert make_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir()
+    make_folder(tmp_path / "a" / "b")  # there already: fine
+    (tmp_path / "f").write_text("x")
+    for target in (tmp_path / "f", tmp_path / "f" / "sub", tmp_path / "f" / "sub" / "deeper"):
+        with pytest.raises(NotADirectoryError) as caught:
+            make_folder(target)
+        assert caught.value.strerror == f"{tmp_path / 'f'} is a file, not a folder"
 
 
 @pytest.mark.parametrize(

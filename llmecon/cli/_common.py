@@ -17,6 +17,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from llmecon._files import make_folder
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Progress and messages go to stderr; results (tables) to stdout, wide enough to read
@@ -61,6 +63,14 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
     except FileNotFoundError as exc:
         raise click.ClickException(f"file not found: {exc.filename}") from None
+    except OSError as exc:  # a full disk, no permission: the machine's, not a bug
+        raise click.ClickException(os_error_text(exc)) from None
+
+
+def os_error_text(exc: OSError) -> str:
+    """``exc`` in one line: what failed and, when known, on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{what}: {exc.filename}" if exc.filename else what
 
 
 def check_output_file(path: str, what: str) -> Path:
@@ -76,7 +86,7 @@ def check_output_file(path: str, what: str) -> Path:
     if reason is not None:
         raise click.ClickException(f"refusing to write {what} over {given}: {reason}")
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(entry.parent)
     except OSError as exc:
         raise click.ClickException(
             f"cannot create the folder of {given}: {exc.strerror or exc}"

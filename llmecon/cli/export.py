@@ -123,7 +123,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     one, never a truncated one); nothing in the run folder is changed but its own
     tables/ folder (the default --out).
     """
-    from llmecon._files import atomic_write
+    from llmecon._files import atomic_write, make_folder
     from llmecon.runs.dataframes import load_run
     from llmecon.runs.log import is_run_folder
 
@@ -143,7 +143,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     with friendly_errors():
         run = load_run(path)
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        make_folder(target)
     except OSError as exc:
         raise click.ClickException(f"cannot create {target}: {exc.strerror or exc}") from None
     for name, frame in run.tables().items():

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
+from llmecon._files import atomic_write_text, make_folder
 from llmecon._limits import MAX_SEED
 from llmecon.cli._common import check_output_file, console, friendly_errors, out
 
@@ -196,8 +197,15 @@ def probe(
         from llmecon.report import default_probe_path
 
         path = Path(out_path) if out_path else default_probe_path(model_name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        try:
+            atomic_write_text(
+                make_folder(path.parent) / path.name, json.dumps(result.to_dict(), indent=1) + "\n"
+            )
+        except OSError as exc:  # the table above is all there is of this probe then
+            raise click.ClickException(
+                f"cannot save the probe to {path}: {exc.strerror or exc} (pass --out "
+                "another file, or --no-save)"
+            ) from None
         console.print(f"saved {path}")
 
 

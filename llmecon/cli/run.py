@@ -17,6 +17,7 @@ from llmecon.cli._common import (
     config_overrides,
     console,
     friendly_errors,
+    os_error_text,
     out,
     terminate_as_interrupt,
 )
@@ -205,6 +206,15 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             # every year ran (the failure is what its calls were): show what it logged
             _print_summary(failed.summary, failed.records[-1].schedule)
         console.print(f"[red bold]run failed[/]: {exc}")
+        raise SystemExit(EXIT_CODES["failed"]) from None
+    except OSError as exc:  # the machine's (a full disk), not the run's: the log keeps
+        # every year it holds, and the run resumes from there once the cause is gone
+        console.print(f"[red bold]run failed[/]: {os_error_text(exc)}")
+        if sim.log is not None:
+            console.print(
+                "every year logged so far is kept; free space (or mend the cause) and "
+                f"resume with `llmecon resume {sim.log.directory}`"
+            )
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt:
         console.print(

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from llmecon._files import make_folder
+
 #: Bumped when the stored entry format changes (older entries are then ignored).
 CACHE_FORMAT = 1
 
@@ -39,7 +41,7 @@ class ResponseCache:
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump({"format": CACHE_FORMAT, **entry}, fh)

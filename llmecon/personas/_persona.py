@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmecon._files import TextFileError, read_text_file
+from llmecon._files import TextFileError, make_folder, read_text_file
 from llmecon._paths import shipped_dir
 from llmecon.economy.population import MIN_WAGE_USD, Population
 from llmecon.personas._tables import EDUCATION_LABELS, PersonaError
@@ -122,7 +122,7 @@ def default_bank_path() -> Path:
 def write_bank(path: str | Path, personas: Iterable[Persona]) -> Path:
     """Write personas as JSONL (one persona per line); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     # ``wage_floor`` is written only when false, so floored banks keep their format.
     lines = [
         p.model_dump_json(exclude_none=True, exclude={"wage_floor"} if p.wage_floor else None)

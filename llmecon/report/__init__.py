@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmecon._files import atomic_write_text
+from llmecon._files import atomic_write_text, make_folder
 from llmecon.report._llm import PROBES_FOLDER, default_probe_path, probe_file_name
 from llmecon.report._output import REPORT_NAME, check_report_path
 from llmecon.report._render import Progress, render_report, run_labels
@@ -74,7 +74,7 @@ def write_sweep_report(
 def _write_html(path: Path, html: str) -> Path:
     """Write a report atomically (creating its folder); a clear error when it cannot."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         atomic_write_text(path, html)
     except OSError as exc:
         raise RunLogError(f"cannot write the report {path}: {exc.strerror or exc}") from None

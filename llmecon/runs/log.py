@@ -9,15 +9,17 @@ derived from it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import hashlib
 import json
 import os
 import platform
+import shutil
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmecon._files import ExclusiveLock, LockBusy, atomic_write, atomic_write_text
+from llmecon._files import ExclusiveLock, LockBusy, atomic_write, atomic_write_text, make_folder
 from llmecon.economy import TaxSchedule
 from llmecon.runs.columnar import (
     CALLS_DIR,
@@ -137,6 +139,8 @@ class RunLog:
         self._events = events
         self._seq = next_seq
         self._blobs: set[str] = set()
+        #: whether :meth:`create` made the folder (:meth:`discard` then removes it)
+        self._made_folder = False
         #: texts of new blobs, stored with the next event (in its file, for a worker call)
         self._new_blobs: list[str] = []
         self._calls = CallBuffer()
@@ -162,18 +166,59 @@ class RunLog:
                 f"{d} already exists and holds files that are not a run; a run needs a new "
                 "or empty folder (choose another --run-id)"
             )
+        made = not d.is_dir()
         try:
-            d.mkdir(parents=True, exist_ok=True)
+            make_folder(d)
         except OSError as exc:
-            raise RunLogError(f"cannot create run folder {d}: {exc}") from None
+            raise RunLogError(f"cannot create run folder {d}: {exc.strerror or exc}") from None
         try:  # claiming the events file is atomic: of two runs racing, one wins
             events = open(d / EVENTS_NAME, "x", encoding="utf-8")  # noqa: SIM115 - held open
         except FileExistsError:
             raise RunLogError(
                 f"run folder already holds a run: {d} (choose another --run-id)"
             ) from None
-        atomic_write_text(d / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
-        return cls(d, manifest, events, 0, RunLock(d))
+        created = cls(d, manifest, events, 0)
+        created._made_folder = made
+        with created.discarded_on_error():
+            atomic_write_text(d / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
+            created._lock = RunLock(d)
+        return created
+
+    @contextlib.contextmanager
+    def discarded_on_error(self) -> Iterator[None]:
+        """For the setup of a new run, before it logs anything: when writing its folder
+        fails (a full disk, no permission), close the log, delete the folder (everything
+        in it is this run's: :meth:`create` takes only a new or empty folder) and raise
+        :class:`RunLogError` saying so, so that the same run can simply be started again.
+        """
+        try:
+            yield
+        except OSError as exc:
+            self.discard()
+            raise RunLogError(
+                f"cannot write the run folder {self.directory}: {exc.strerror or exc}; "
+                "nothing was run, and the folder was removed"
+            ) from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Close this new run's log and delete what its folder holds (and the folder, when
+        :meth:`create` made it). Only for a run that has logged no event."""
+        if self._seq:
+            raise RuntimeError(f"{self.directory} has logged events: it is never discarded")
+        with contextlib.suppress(OSError):
+            self.close()
+        for entry in self.directory.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+        if self._made_folder:
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
 
     @classmethod
     def reopen(cls, directory: str | Path, kept: Sequence[AnyEvent], lock: RunLock) -> RunLog:
@@ -248,11 +293,18 @@ class RunLog:
         write_csv(self.directory / YEARS_TABLE_NAME, rows)
 
     def close(self) -> None:
-        if not self._events.closed:
-            self.sync()
-            self._events.close()
-        if self._lock is not None:
-            self._lock.release()
+        """Sync and close the events file and release the lock; the file is closed and
+        the lock released even when the last write fails (a full disk), so that the run
+        can be resumed by this process too."""
+        try:
+            if not self._events.closed:
+                try:
+                    self.sync()
+                finally:
+                    self._events.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     def __enter__(self) -> RunLog:
         return self

@@ -607,17 +607,23 @@ class Simulation:
             raise
         finally:
             summary = self.summary() if status != "interrupted" and self.records else {}
-            self.emit(
-                RunCompleted(
-                    status=status,
-                    years_completed=len(self.records),
-                    summary=summary,
-                    error=error,
+            # Each step of the ending runs even when one before it fails (a full disk):
+            # the log is closed and its lock released, so the run can be resumed.
+            try:
+                self.emit(
+                    RunCompleted(
+                        status=status,
+                        years_completed=len(self.records),
+                        summary=summary,
+                        error=error,
+                    )
                 )
-            )
-            if self.log is not None:
-                self.log.close()
-            await self.models.aclose()
+            finally:
+                try:
+                    if self.log is not None:
+                        self.log.close()
+                finally:
+                    await self.models.aclose()
         result = RunResult(
             self.config,
             self.records,

@@ -677,9 +677,10 @@ def build_simulation(
         sink.log = RunLog.create(
             Path(config.out) / run_id, _manifest(parts, run_id, manifest_extra)
         )
-        _write_personas(sink.log, parts)
-        _write_archetypes(sink.log, parts)
-        _write_prompts(sink.log, parts)
+        with sink.log.discarded_on_error():
+            _write_personas(sink.log, parts)
+            _write_archetypes(sink.log, parts)
+            _write_prompts(sink.log, parts)
     return sim
 
 

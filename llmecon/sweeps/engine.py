@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text
+from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text, make_folder
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import RunLogError, is_run_folder, package_versions, utc_now
 from llmecon.runs.loop import RunResult
@@ -108,7 +108,7 @@ class SweepLock:
                 f"{directory} is a run's folder; a sweep never writes into one: give the "
                 "sweep another --name or --out"
             )
-        directory.mkdir(parents=True, exist_ok=True)
+        make_folder(directory)
         try:
             self._lock = ExclusiveLock(directory)
         except LockBusy:
@@ -163,7 +163,7 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
         "cells": entries,
         "package_versions": package_versions(),
     }
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folder(directory)
     atomic_write_text(file, json.dumps(manifest, indent=2) + "\n")
     return manifest
 

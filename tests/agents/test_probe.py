@@ -122,6 +122,22 @@ def test_probe_command_prints_the_table_and_saves_json(tmp_path: Path) -> None:
     assert data["fallbacks"] == 0
 
 
+def test_a_probe_that_cannot_be_saved_says_where_after_its_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("mine")  # where runs/probes/ would go
+    result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "4"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    said = " ".join(result.output.split())
+    assert "Elasticity of hours" in said  # the table came first
+    assert (
+        "cannot save the probe to runs/probes/scripted_reference.json: runs is a file, not "
+        "a folder (pass --out another file, or --no-save)" in said
+    )
+    assert (tmp_path / "runs").read_text() == "mine"
+
+
 def test_a_probe_of_mostly_failed_calls_is_an_error_and_is_not_saved(tmp_path: Path) -> None:
     # Port 9: nothing listens, so every call fails; such a "probe" measures the
     # endpoint, and saved it would stand in the report of every run of this model.

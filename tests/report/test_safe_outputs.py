@@ -108,6 +108,20 @@ def test_report_out_is_a_folder(run: Path, tmp_path: Path) -> None:
         write_report([run], folder)
 
 
+def test_outputs_under_a_file_say_which_file_is_in_the_way(run: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    for args in (
+        ["report", str(run), "--out", str(blocker / "report.html")],
+        ["export", str(run), "--out", str(blocker / "tables")],
+        ["personas", "sample", "--n", "100", "--out", str(blocker / "p.jsonl")],
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), args
+        assert f"{blocker} is a file, not a folder" in " ".join(result.output.split()), args
+    assert blocker.read_text() == "mine"
+
+
 def test_export_refuses_a_run_folder(run: Path, tmp_path: Path) -> None:
     other = craft_run(tmp_path / "other", run_id="other", hostile=False, votes=False)
     link = tmp_path / "alias"
