@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,16 @@ def request_key(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class CacheWriteWarning(UserWarning):
+    """The response cache could not be written (a full disk, no permission)."""
+
+
 class ResponseCache:
     """One JSON file per request under ``root/<2 hex>/<hash>.json``, written atomically."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._warned = False
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -40,9 +47,26 @@ class ResponseCache:
         return entry if isinstance(entry, dict) and entry.get("format") == CACHE_FORMAT else None
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
+        """Store ``entry`` under ``key``. The cache only saves calls: when it cannot be
+        written, the reply is still returned (and logged, and paid for once), and a
+        :class:`CacheWriteWarning` says so, once per cache."""
         path = self._path(key)
-        make_folder(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"format": CACHE_FORMAT, **entry}, fh)
-        os.replace(tmp, path)
+        tmp: str | None = None
+        try:
+            make_folder(path.parent)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"format": CACHE_FORMAT, **entry}, fh)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"cannot write the response cache {self.root}: {exc.strerror or exc}; "
+                    "replies go on without being cached",
+                    CacheWriteWarning,
+                    stacklevel=2,
+                )

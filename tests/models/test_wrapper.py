@@ -268,6 +268,25 @@ def test_cache_hits_return_the_same_output(tmp_path):
     assert not other.cached and other.parsed.hours == 1  # the settings are part of the key
 
 
+def test_a_cache_that_cannot_be_written_warns_once_and_the_calls_go_on(tmp_path):
+    from llmecon.models._cache import CacheWriteWarning
+
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache's folder would be")
+    calls = []
+    model = get_model("mock/default", cache_dir=str(blocked))
+    model.on_call = calls.append
+    with pytest.warns(CacheWriteWarning, match="is a file, not a folder") as caught:
+        outputs = [
+            run(model.generate(MSGS, WorkerDecision, GenerateConfig(temperature=t)))
+            for t in (0.1, 0.2)
+        ]
+    assert len([w for w in caught if w.category is CacheWriteWarning]) == 1
+    assert all(not out.cached and out.parsed is not None for out in outputs)
+    assert len(calls) == 2 and model.calls == 2  # recorded and counted
+    assert blocked.read_text().startswith("a file")
+
+
 def test_registry_resolution_and_extension():
     assert resolve_model_name("gpt-4o") == ("openai", "gpt-4o")
     assert resolve_model_name("claude-3-5-haiku-latest") == ("anthropic", "claude-3-5-haiku-latest")
