@@ -17,6 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def os_reason(exc: OSError) -> str:
+    """Why ``exc`` happened, in a few words ("No space left on device"), for a message
+    that names the file itself."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def os_error_text(exc: OSError) -> str:
+    """``exc`` in one line: why, and on which file when it is known and not said yet."""
+    reason = os_reason(exc)
+    name = exc.filename
+    return f"{reason}: {name}" if name is not None and str(name) not in reason else reason
+
+
 def make_folder(path: str | Path) -> Path:
     """``path`` and its missing parents made as folders (``mkdir -p``); returns it.
 
@@ -81,7 +94,7 @@ def read_text_file(path: str | Path, what: str = "file") -> str:
     except IsADirectoryError:
         raise TextFileError(f"{what} {p} is a folder, not a file") from None
     except OSError as exc:
-        raise TextFileError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+        raise TextFileError(f"cannot read {what} {p}: {os_reason(exc)}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

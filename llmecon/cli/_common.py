@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from llmecon._files import make_folder
+from llmecon._files import make_folder, os_error_text, os_reason
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,12 +67,6 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(os_error_text(exc)) from None
 
 
-def os_error_text(exc: OSError) -> str:
-    """``exc`` in one line: what failed and, when known, on which file."""
-    what = exc.strerror or str(exc) or type(exc).__name__
-    return f"{what}: {exc.filename}" if exc.filename else what
-
-
 def check_output_file(path: str, what: str) -> Path:
     """The file an output option (``--out``, ``--csv``; click refuses a folder) names,
     checked before any work: never a run's or a sweep's record (``events.jsonl``,
@@ -89,7 +83,7 @@ def check_output_file(path: str, what: str) -> Path:
         make_folder(entry.parent)
     except OSError as exc:
         raise click.ClickException(
-            f"cannot create the folder of {given}: {exc.strerror or exc}"
+            f"cannot create the folder of {given}: {os_reason(exc)}"
         ) from None
     return given
 
@@ -269,6 +263,43 @@ def config_options(*groups: str, defaults: Mapping[str, Any] | None = None) -> C
         return func
 
     return wrap
+
+
+def model_call_options(func: F) -> F:
+    """The options of a command that calls one model directly (``probe``, ``models
+    test``): ``--api-base``, ``--timeout``, ``--max-retries``, ``--max-concurrency``, with
+    defaults for a short check (two retries, where a run makes five)."""
+    options = [
+        click.option(
+            "--api-base",
+            help="Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server).",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=60.0,
+            show_default=True,
+            help="Seconds one request may take once it is sent (time waiting for a free "
+            "slot or for the local model is not counted). A retry after a timeout gets "
+            "twice as long, up to 4 × this.",
+        ),
+        click.option(
+            "--max-retries",
+            type=click.IntRange(0, 50),
+            default=2,
+            show_default=True,
+            help="Retries of one request on 429, 5xx, timeouts, broken connections and a "
+            "crashed local model; a request still failing then is a failed call.",
+        ),
+        click.option(
+            "--max-concurrency",
+            type=click.IntRange(1, 10_000),
+            help="Most requests in flight to the endpoint (provider default when unset).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def config_overrides(options: Mapping[str, Any]) -> dict[str, Any]:

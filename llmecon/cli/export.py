@@ -123,7 +123,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     one, never a truncated one); nothing in the run folder is changed but its own
     tables/ folder (the default --out).
     """
-    from llmecon._files import atomic_write, make_folder
+    from llmecon._files import atomic_write, make_folder, os_reason
     from llmecon.runs.dataframes import load_run
     from llmecon.runs.log import is_run_folder
 
@@ -145,7 +145,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     try:
         make_folder(target)
     except OSError as exc:
-        raise click.ClickException(f"cannot create {target}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"cannot create {target}: {os_reason(exc)}") from None
     for name, frame in run.tables().items():
         file = target / f"{name}.{fmt}"
 
@@ -160,7 +160,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         try:
             atomic_write(file, write)
         except OSError as exc:
-            raise click.ClickException(f"cannot write {file}: {exc.strerror or exc}") from None
+            raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
         click.echo(f"{file}  ({len(frame)} rows)")
     if run.economy is None:
         console.print(f"[yellow]note[/]: per-agent incomes omitted: {run.population_note}")

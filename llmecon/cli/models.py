@@ -9,6 +9,8 @@ import os
 import click
 from pydantic import BaseModel, Field
 
+from llmecon.cli._common import model_call_options
+
 #: provider -> environment variable holding its key (None: no key needed)
 _KEYS: dict[str, str | None] = {
     "openai": "OPENAI_API_KEY",
@@ -64,32 +66,11 @@ def models(ctx: click.Context) -> None:
 
 @models.command("test")
 @click.argument("model")
-@click.option("--api-base", default=None, help="URL of an OpenAI-compatible server.")
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="Seconds per attempt (waiting for a free slot not included).",
-)
-@click.option(
-    "--max-retries",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="Retries after a timeout, 429, 5xx or a crashed local model.",
-)
-@click.option(
-    "--max-concurrency",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Most requests in flight to the endpoint (default: the provider's).",
-)
+@model_call_options
 def test_model(
     model: str,
     api_base: str | None,
-    timeout_s: float,
+    timeout: float,
     max_retries: int,
     max_concurrency: int | None,
 ) -> None:
@@ -104,7 +85,7 @@ def test_model(
             'Answer in JSON: {"weekly_hours": <int 0-80>, "reason": "<one sentence>"}',
         ),
     ]
-    config = GenerateConfig(timeout_s=timeout_s, max_tokens=120, max_retries=max_retries)
+    config = GenerateConfig(timeout_s=timeout, max_tokens=120, max_retries=max_retries)
 
     from llmecon._format import COST, SECONDS
 

@@ -8,6 +8,7 @@ from typing import cast
 import click
 import numpy as np
 
+from llmecon._files import os_reason
 from llmecon._limits import MAX_SEED
 from llmecon.cli._common import check_output_file
 from llmecon.personas import (
@@ -103,8 +104,10 @@ def sample(
                 min_per_bracket=None if simple else min_per_bracket,
             )
             path = write_bank(out, drawn.to_personas())
-    except (PersonaError, OSError) as exc:
+    except PersonaError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {os_reason(exc)}") from None
     except MemoryError:
         raise click.ClickException(
             f"not enough memory to sample {n:,} personas here; sample fewer"

@@ -10,9 +10,15 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from llmecon._files import atomic_write_text, make_folder
+from llmecon._files import atomic_write_text, make_folder, os_reason
 from llmecon._limits import MAX_SEED
-from llmecon.cli._common import check_output_file, console, friendly_errors, out
+from llmecon.cli._common import (
+    check_output_file,
+    console,
+    friendly_errors,
+    model_call_options,
+    out,
+)
 
 if TYPE_CHECKING:
     from llmecon.agents.probe import Estimate, ProbeResult
@@ -70,23 +76,7 @@ if TYPE_CHECKING:
     "llmecon report finds them for runs in runs/]",
 )
 @click.option("--no-save", is_flag=True, help="Do not save the results.")
-@click.option("--api-base", help="Base URL of an OpenAI-compatible server.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=60.0,
-    show_default=True,
-    help="Seconds one model request may take once it is sent.",
-)
-@click.option(
-    "--max-retries",
-    type=click.IntRange(0, 20),
-    default=2,
-    show_default=True,
-    help="Retries of one request on 429, 5xx, timeouts and broken connections; a question "
-    "still unanswered then is a failed call, left out of the estimates.",
-)
-@click.option("--max-concurrency", type=click.IntRange(1, 10_000), help="Requests in flight.")
+@model_call_options
 @click.option(
     "--prompts",
     "prompts_dir",
@@ -203,7 +193,7 @@ def probe(
             )
         except OSError as exc:  # the table above is all there is of this probe then
             raise click.ClickException(
-                f"cannot save the probe to {path}: {exc.strerror or exc} (pass --out "
+                f"cannot save the probe to {path}: {os_reason(exc)} (pass --out "
                 "another file, or --no-save)"
             ) from None
         console.print(f"saved {path}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
+from llmecon._files import os_error_text
 from llmecon.cli._common import (
     EXIT_CODES,
     YearDisplay,
@@ -17,7 +18,6 @@ from llmecon.cli._common import (
     config_overrides,
     console,
     friendly_errors,
-    os_error_text,
     out,
     terminate_as_interrupt,
 )

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from llmecon._files import atomic_write, os_reason
 from llmecon.cli._common import (
     EXIT_CODES,
     ConfigOption,
@@ -271,11 +272,11 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
 
 def write_csv(table: Any, csv_path: str) -> None:
     """Write a results table to ``--csv`` (checked with :func:`check_output_file` before
-    the runs), with a clear error when the file cannot be written."""
+    the runs) atomically, with a clear error when the file cannot be written."""
     try:
-        table.to_csv(Path(csv_path), index=False)
+        atomic_write(Path(csv_path), lambda tmp: table.to_csv(tmp, index=False))
     except OSError as exc:
-        raise click.ClickException(f"cannot write {csv_path}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"cannot write {csv_path}: {os_reason(exc)}") from None
     console.print(f"table written to {csv_path}")
 
 

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from llmecon._files import make_folder
+from llmecon._files import make_folder, os_reason
 
 #: Bumped when the stored entry format changes (older entries are then ignored).
 CACHE_FORMAT = 1
@@ -64,9 +64,11 @@ class ResponseCache:
                     os.unlink(tmp)
             if not self._warned:
                 self._warned = True
+                reason = os_reason(exc)
+                where = "" if str(self.root) in reason else f" {self.root}"
                 warnings.warn(
-                    f"cannot write the response cache {self.root}: {exc.strerror or exc}; "
-                    "replies go on without being cached",
+                    f"cannot write the response cache{where}: {reason}; replies go on "
+                    "without being cached",
                     CacheWriteWarning,
                     stacklevel=2,
                 )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmecon._files import TextFileError, make_folder, read_text_file
+from llmecon._files import TextFileError, atomic_write_text, make_folder, read_text_file
 from llmecon._paths import shipped_dir
 from llmecon.economy.population import MIN_WAGE_USD, Population
 from llmecon.personas._tables import EDUCATION_LABELS, PersonaError
@@ -120,7 +120,8 @@ def default_bank_path() -> Path:
 
 
 def write_bank(path: str | Path, personas: Iterable[Persona]) -> Path:
-    """Write personas as JSONL (one persona per line); returns the path."""
+    """Write personas as JSONL (one persona per line), atomically: a write that fails
+    (a full disk) leaves the file as it was; returns the path."""
     path = Path(path)
     make_folder(path.parent)
     # ``wage_floor`` is written only when false, so floored banks keep their format.
@@ -130,7 +131,7 @@ def write_bank(path: str | Path, personas: Iterable[Persona]) -> Path:
     ]
     if not lines:
         raise PersonaError(f"refusing to write an empty persona bank to {path}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 

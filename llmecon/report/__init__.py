@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmecon._files import atomic_write_text, make_folder
+from llmecon._files import atomic_write_text, make_folder, os_reason
 from llmecon.report._llm import PROBES_FOLDER, default_probe_path, probe_file_name
 from llmecon.report._output import REPORT_NAME, check_report_path
 from llmecon.report._render import Progress, render_report, run_labels
@@ -77,7 +77,7 @@ def _write_html(path: Path, html: str) -> Path:
         make_folder(path.parent)
         atomic_write_text(path, html)
     except OSError as exc:
-        raise RunLogError(f"cannot write the report {path}: {exc.strerror or exc}") from None
+        raise RunLogError(f"cannot write the report {path}: {os_reason(exc)}") from None
     return path
 
 

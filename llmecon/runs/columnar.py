@@ -40,7 +40,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmecon._files import atomic_write
+from llmecon._files import atomic_write, os_reason
 from llmecon.runs.events import AnyEvent, CallFile, LLMCall, MessageRef
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def check_call_file(directory: Path, event: CallFile) -> CallFileReader:
     except FileNotFoundError:
         raise CallFileError(f"{where} is missing") from None
     except OSError as exc:
-        raise CallFileError(f"cannot read {where}: {exc.strerror or exc}") from None
+        raise CallFileError(f"cannot read {where}: {os_reason(exc)}") from None
     if size != event.bytes or digest.hexdigest() != event.sha256:
         raise CallFileError(
             f"{where} is torn or altered: {size} bytes, expected {event.bytes} with "

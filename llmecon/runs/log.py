@@ -27,7 +27,14 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmecon._files import ExclusiveLock, LockBusy, atomic_write, atomic_write_text, make_folder
+from llmecon._files import (
+    ExclusiveLock,
+    LockBusy,
+    atomic_write,
+    atomic_write_text,
+    make_folder,
+    os_reason,
+)
 from llmecon.economy import TaxSchedule
 from llmecon.runs.columnar import (
     CALLS_DIR,
@@ -101,6 +108,11 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
+class RunLogWarning(UserWarning):
+    """A run's log could not be finished (its last event or sync failed) after the run
+    had already ended otherwise; ``llmecon resume`` completes it."""
+
+
 class RunLock:
     """An exclusive lock on a run folder, held by the one process writing the run.
 
@@ -141,6 +153,10 @@ class RunLog:
         self._blobs: set[str] = set()
         #: whether :meth:`create` made the folder (:meth:`discard` then removes it)
         self._made_folder = False
+        #: a folder :meth:`create` made for a run that has not started yet (its setup:
+        #: manifest, personas, a fork's copied years, the first event); only such a log
+        #: may be discarded
+        self.setting_up = False
         #: texts of new blobs, stored with the next event (in its file, for a worker call)
         self._new_blobs: list[str] = []
         self._calls = CallBuffer()
@@ -170,7 +186,7 @@ class RunLog:
         try:
             make_folder(d)
         except OSError as exc:
-            raise RunLogError(f"cannot create run folder {d}: {exc.strerror or exc}") from None
+            raise RunLogError(f"cannot create run folder {d}: {os_reason(exc)}") from None
         try:  # claiming the events file is atomic: of two runs racing, one wins
             events = open(d / EVENTS_NAME, "x", encoding="utf-8")  # noqa: SIM115 - held open
         except FileExistsError:
@@ -178,7 +194,7 @@ class RunLog:
                 f"run folder already holds a run: {d} (choose another --run-id)"
             ) from None
         created = cls(d, manifest, events, 0)
-        created._made_folder = made
+        created._made_folder, created.setting_up = made, True
         with created.discarded_on_error():
             atomic_write_text(d / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
             created._lock = RunLock(d)
@@ -186,18 +202,22 @@ class RunLog:
 
     @contextlib.contextmanager
     def discarded_on_error(self) -> Iterator[None]:
-        """For the setup of a new run, before it logs anything: when writing its folder
-        fails (a full disk, no permission), close the log, delete the folder (everything
-        in it is this run's: :meth:`create` takes only a new or empty folder) and raise
-        :class:`RunLogError` saying so, so that the same run can simply be started again.
-        """
+        """For the setup of a new run (:attr:`setting_up`; elsewhere it does nothing):
+        when writing its folder fails (a full disk, no permission), close the log, delete
+        what the folder holds (everything in it is this run's: :meth:`create` takes only
+        a new or empty folder) and raise :class:`RunLogError` saying so, so that the same
+        run can simply be started again."""
+        if not self.setting_up:
+            yield
+            return
         try:
             yield
         except OSError as exc:
             self.discard()
+            done = "the folder was removed" if self._made_folder else "the folder was emptied"
             raise RunLogError(
-                f"cannot write the run folder {self.directory}: {exc.strerror or exc}; "
-                "nothing was run, and the folder was removed"
+                f"cannot write the run folder {self.directory}: {os_reason(exc)}; "
+                f"nothing was run, and {done}"
             ) from None
         except BaseException:
             self.discard()
@@ -205,9 +225,10 @@ class RunLog:
 
     def discard(self) -> None:
         """Close this new run's log and delete what its folder holds (and the folder, when
-        :meth:`create` made it). Only for a run that has logged no event."""
-        if self._seq:
-            raise RuntimeError(f"{self.directory} has logged events: it is never discarded")
+        :meth:`create` made it). Only while the run is :attr:`setting_up`."""
+        if not self.setting_up:
+            raise RuntimeError(f"{self.directory} holds a run that started: never discarded")
+        self.setting_up = False
         with contextlib.suppress(OSError):
             self.close()
         for entry in self.directory.iterdir():
@@ -413,7 +434,7 @@ def _read_lines(path: Path) -> tuple[list[dict[str, Any]], bool]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise RunLogError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise RunLogError(f"cannot read {path}: {os_reason(exc)}") from None
     raw = data.split(b"\n")
     parsed: list[dict[str, Any]] = []
     for number, line in enumerate(raw, start=1):

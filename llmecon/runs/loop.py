@@ -16,6 +16,7 @@ import dataclasses
 import inspect
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ from llmecon.runs.events import (
     YearStarted,
 )
 from llmecon.runs.guard import CircuitBreaker, RunFailedError
-from llmecon.runs.log import LoggedYear, RunLog
+from llmecon.runs.log import LoggedYear, RunLog, RunLogWarning
 from llmecon.runs.reference import gain_closed_of, reference_welfare, worker_notes
 
 if TYPE_CHECKING:
@@ -569,10 +570,19 @@ class Simulation:
 
     async def _run_years(self, progress: ProgressCallback | None) -> RunResult:
         if not self.started:
-            self.emit(RunStarted(run_id=self.run_id))
+            try:
+                # a new folder whose first event cannot be written is removed
+                with self.log.discarded_on_error() if self.log else contextlib.nullcontext():
+                    self.emit(RunStarted(run_id=self.run_id))
+            except BaseException:
+                await self.models.aclose()
+                raise
             self.started = True
+        if self.log is not None:
+            self.log.setting_up = False  # the run has started: its folder is kept
         status: RunStatus = "completed"
         error: str | None = None
+        failing = False
         deadline = (
             time.monotonic() + self.config.deadline if self.config.deadline is not None else None
         )
@@ -600,30 +610,19 @@ class Simulation:
                 error = self.breaker.final_reason()
                 status = "failed" if error else status
         except (KeyboardInterrupt, asyncio.CancelledError):
-            status, error = "interrupted", "interrupted (Ctrl-C or cancelled)"
+            status, error, failing = "interrupted", "interrupted (Ctrl-C or cancelled)", True
             raise
         except BaseException as exc:
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            status, error, failing = "failed", f"{type(exc).__name__}: {exc}", True
             raise
         finally:
             summary = self.summary() if status != "interrupted" and self.records else {}
-            # Each step of the ending runs even when one before it fails (a full disk):
-            # the log is closed and its lock released, so the run can be resumed.
-            try:
-                self.emit(
-                    RunCompleted(
-                        status=status,
-                        years_completed=len(self.records),
-                        summary=summary,
-                        error=error,
-                    )
-                )
-            finally:
-                try:
-                    if self.log is not None:
-                        self.log.close()
-                finally:
-                    await self.models.aclose()
+            await self._end(
+                RunCompleted(
+                    status=status, years_completed=len(self.records), summary=summary, error=error
+                ),
+                failing,
+            )
         result = RunResult(
             self.config,
             self.records,
@@ -642,6 +641,37 @@ class Simulation:
             where = f" (log: {result.run_dir})" if result.run_dir else ""
             raise RunFailedError(f"every year ran, but {error}{where}", result)
         return result
+
+    async def _end(self, event: RunCompleted, failing: bool) -> None:
+        """Log the run's end, close the log (releasing its lock) and the models. Every
+        step runs even when one before it fails (a full disk), so the run can be resumed.
+        Such a failure is raised only when it is the news: the run went well and its end
+        could not be logged. With an error already on its way (``failing``), or once the
+        end is logged, it is a :class:`~llmecon.runs.log.RunLogWarning` and the run's
+        own outcome stands (``llmecon resume`` completes a log without its end)."""
+        problem: Exception | None = None
+        logged = False
+        try:
+            self.emit(event)
+            logged = True
+        except Exception as exc:
+            problem = exc
+        try:
+            if self.log is not None:
+                self.log.close()
+        except Exception as exc:
+            problem = problem or exc
+        await self.models.aclose()
+        if problem is None:
+            return
+        if not (failing or logged):
+            raise problem
+        warnings.warn(
+            f"the run's log could not be finished ({type(problem).__name__}: {problem}); "
+            f"`llmecon resume` completes it",
+            RunLogWarning,
+            stacklevel=2,
+        )
 
     async def _guarded_year(self, year: int, deadline: float | None) -> YearRecord | str:
         """Run one year, or stop it when the breaker trips or the deadline passes

@@ -228,15 +228,17 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
         manifest_extra={"forked_from": origin},
         archetypes_from=saved_archetypes_file(src.path) if same_k else None,
     )
-    sim.emit(RunStarted(run_id=sim.run_id))
-    sim.started = True
-    sim.restore(
-        logged[:from_year],
-        src.vote_summaries,
-        leaders=src.vote_leaders,
-        log_as={
-            "planner": src.manifest.config.get("planner"),
-            "detail": {"forked_from": src.manifest.run_id},
-        },
-    )
+    assert sim.log is not None
+    with sim.log.discarded_on_error():  # a fork whose copy fails leaves no folder behind
+        sim.emit(RunStarted(run_id=sim.run_id))
+        sim.started = True
+        sim.restore(
+            logged[:from_year],
+            src.vote_summaries,
+            leaders=src.vote_leaders,
+            log_as={
+                "planner": src.manifest.config.get("planner"),
+                "detail": {"forked_from": src.manifest.run_id},
+            },
+        )
     return sim

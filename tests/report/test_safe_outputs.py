@@ -115,10 +115,14 @@ def test_outputs_under_a_file_say_which_file_is_in_the_way(run: Path, tmp_path: 
         ["report", str(run), "--out", str(blocker / "report.html")],
         ["export", str(run), "--out", str(blocker / "tables")],
         ["personas", "sample", "--n", "100", "--out", str(blocker / "p.jsonl")],
-    ):
+        ["sweep", "--planners", "saez", "--workers", "rational", "--seeds", "0", "--agents",
+         "20", "--years", "1", "--personas", "synthetic", "--out", str(blocker / "sweeps")],
+    ):  # fmt: skip
         result = _invoke(*args)
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit), args
-        assert f"{blocker} is a file, not a folder" in " ".join(result.output.split()), args
+        said = " ".join(result.output.split())
+        assert f"{blocker} is a file, not a folder" in said, args
+        assert f"folder: {blocker}" not in said, args  # named once
     assert blocker.read_text() == "mine"
 
 

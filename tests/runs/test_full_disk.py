@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from llmecon.cli import main
 from llmecon.runs import build_config, build_simulation, read_events, wiring
 from llmecon.runs import log as run_log
-from llmecon.runs.events import RunCompleted
-from llmecon.runs.log import RunLock
+from llmecon.runs.events import RunCompleted, RunStarted, YearCompleted
+from llmecon.runs.log import RunLock, RunLogWarning
 
 RUN = ["run", "--planner", "saez", "--workers", "rational", "--agents", "20", "--years", "5",
        "--personas", "synthetic", "--no-reference"]  # fmt: skip
@@ -96,21 +96,98 @@ def test_a_run_whose_last_event_cannot_be_written_still_lets_go_of_its_log(
     assert years == [0, 1]
 
 
-def test_a_run_folder_that_cannot_be_written_is_removed_and_the_run_starts_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _fail_event(monkeypatch: pytest.MonkeyPatch, kind: type, after: int = 0) -> None:
+    """The log's writes of events of ``kind`` fail (no space) after ``after`` of them."""
+    real, seen = run_log.RunLog.append, [0]
+
+    def append(self: run_log.RunLog, event: Any) -> Any:
+        if isinstance(event, kind):
+            seen[0] += 1
+            if seen[0] > after:
+                _no_space()
+        return real(self, event)
+
+    monkeypatch.setattr(run_log.RunLog, "append", append)
+
+
+@pytest.mark.parametrize("where", ["personas", "first event"])
+def test_a_run_folder_that_cannot_be_set_up_is_removed_and_the_run_starts_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    monkeypatch.setattr(wiring, "_write_personas", _no_space)
+    if where == "personas":
+        monkeypatch.setattr(wiring, "_write_personas", _no_space)
+    else:
+        _fail_event(monkeypatch, RunStarted)
     args = [*RUN, "--out", str(tmp_path), "--run-id", "r"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and not isinstance(result.exception, OSError)
     text = _flat(result.output)
     assert f"cannot write the run folder {tmp_path / 'r'}: No space left on device" in text
-    assert "nothing was run, and the folder was removed" in text
+    assert "nothing was run, and the folder was removed" in text and "resume" not in text
     assert not (tmp_path / "r").exists()
 
     monkeypatch.undo()
     again = CliRunner().invoke(main, args)  # the same --run-id: nothing is in the way
     assert again.exit_code == 0, again.output
+
+
+def test_a_fork_whose_copied_years_cannot_be_written_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "src"])
+    assert source.exit_code == 0, source.output
+    _fail_event(monkeypatch, YearCompleted, after=1)  # the second copied year
+    fork = ["run", "--fork", str(tmp_path / "src"), "--from-year", "3", "--planner", "ucb",
+            "--out", str(tmp_path), "--run-id", "f"]  # fmt: skip
+    result = CliRunner().invoke(main, fork)
+    assert result.exit_code == 1 and "nothing was run" in _flat(result.output)
+    assert not (tmp_path / "f").exists()
+    monkeypatch.undo()
+    assert CliRunner().invoke(main, fork).exit_code == 0
+
+
+def test_a_failed_end_never_hides_how_the_run_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmecon.runs.loop import Simulation
+
+    settings = dict(planner="saez", workers="rational", personas="synthetic", agents=20,
+                    years=3, reference=False, out=str(tmp_path))  # fmt: skip
+    # An error in tax year 2, then no room for the run's last event: the error is what
+    # the caller gets (with a warning that the log was not finished), not the disk's.
+    real_year = Simulation.run_year
+
+    async def broken_year(self: Simulation, year: int) -> Any:
+        if year == 1:
+            raise RuntimeError("a bug in tax year 2")
+        return await real_year(self, year)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Simulation, "run_year", broken_year)
+        _fail_event(patch, RunCompleted)
+        sim = build_simulation(build_config(overrides={**settings, "run_id": "a"}))
+        with (
+            pytest.warns(RunLogWarning, match="No space left"),
+            pytest.raises(RuntimeError, match="a bug in tax year 2"),
+        ):
+            sim.run()
+    RunLock(tmp_path / "a").release()
+
+    # A run whose end is logged but whose log then cannot be synced still completed.
+    real_close = run_log.RunLog.close
+
+    def close_then_fail(self: run_log.RunLog) -> None:
+        real_close(self)
+        _no_space()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_log.RunLog, "close", close_then_fail)
+        sim = build_simulation(build_config(overrides={**settings, "run_id": "b"}))
+        with pytest.warns(RunLogWarning, match="No space left"):
+            result = sim.run()
+    assert result.status == "completed" and len(result.records) == 3
+    (end,) = [e for e in read_events(tmp_path / "b") if e.type == "run_completed"]
+    assert end.status == "completed"
 
 
 def test_a_manifest_that_cannot_be_written_leaves_an_empty_folder_as_it_was(
@@ -119,5 +196,28 @@ def test_a_manifest_that_cannot_be_written_leaves_an_empty_folder_as_it_was(
     (tmp_path / "r").mkdir()  # the user's own empty folder: kept, and left empty
     monkeypatch.setattr(run_log, "atomic_write_text", _no_space)
     result = CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "r"])
-    assert result.exit_code == 1 and "nothing was run" in _flat(result.output)
+    assert result.exit_code == 1
+    assert "nothing was run, and the folder was emptied" in _flat(result.output)
     assert (tmp_path / "r").is_dir() and not any((tmp_path / "r").iterdir())
+
+
+def test_a_persona_bank_rewritten_on_a_full_disk_keeps_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bank = tmp_path / "bank.jsonl"
+    sample = ["personas", "sample", "--out", str(bank), "--seed", "1"]
+    assert CliRunner().invoke(main, [*sample, "--n", "100"]).exit_code == 0
+    before = bank.read_bytes()
+    real = Path.write_text
+
+    def half_then_full(self: Path, data: str, *args: Any, **kwargs: Any) -> int:
+        real(self, data[: len(data) // 2], *args, **kwargs)  # what fitted
+        _no_space()
+        return 0
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    result = CliRunner().invoke(main, [*sample, "--n", "200"])
+    assert result.exit_code == 1 and not isinstance(result.exception, OSError)
+    assert f"cannot write {bank}: No space left on device" in _flat(result.output)
+    assert bank.read_bytes() == before  # the old bank, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["bank.jsonl"]  # no temporary left
