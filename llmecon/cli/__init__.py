@@ -49,6 +49,16 @@ class _LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Any command; an :class:`OSError` no command turned into a message of its own
+        (its output on a full disk, say) is one line, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            from llmecon._files import os_error_text
+
+            raise click.ClickException(os_error_text(exc)) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):

@@ -146,6 +146,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         make_folder(target)
     except OSError as exc:
         raise click.ClickException(f"cannot create {target}: {os_reason(exc)}") from None
+    written = []  # listed once all are written: a failing terminal stops no table
     for name, frame in run.tables().items():
         file = target / f"{name}.{fmt}"
 
@@ -161,7 +162,9 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
             atomic_write(file, write)
         except OSError as exc:
             raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
-        click.echo(f"{file}  ({len(frame)} rows)")
+        written.append(f"{file}  ({len(frame)} rows)")
+    for line in written:
+        click.echo(line)
     if run.economy is None:
         console.print(f"[yellow]note[/]: per-agent incomes omitted: {run.population_note}")
     for problem in run.problems:

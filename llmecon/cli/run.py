@@ -204,7 +204,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         failed = exc.result
         if failed is not None and failed.summary and len(failed.records) == years:
             # every year ran (the failure is what its calls were): show what it logged
-            _print_summary(failed.summary, failed.records[-1].schedule)
+            _show_summary(failed.summary, failed.records[-1].schedule)
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
     except OSError as exc:  # the machine's (a full disk), not the run's: the log keeps
@@ -224,7 +224,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         )
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     if result.records:
-        _print_summary(result.summary, result.records[-1].schedule)
+        _show_summary(result.summary, result.records[-1].schedule)
     console.print(f"run written to [bold]{result.run_dir}[/]")
     if not result.complete:
         console.print(
@@ -233,6 +233,19 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             f"`llmecon resume {result.run_dir}` (e.g. with a larger --max-cost or --deadline)"
         )
     raise SystemExit(EXIT_CODES[result.status])
+
+
+def _show_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
+    """:func:`_print_summary`; when standard output cannot take it (a full disk), a note
+    on the terminal instead: the run is logged, and how it ended still decides the exit
+    code."""
+    try:
+        _print_summary(summary, final)
+    except OSError as exc:
+        console.print(
+            f"[yellow]the run's summary could not be printed[/] ({os_error_text(exc)}); "
+            "`llmecon report` shows it"
+        )
 
 
 def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:

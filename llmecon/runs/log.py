@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -135,6 +136,56 @@ class RunLock:
         self._lock.release()
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """``data`` written to ``fd`` whole (``os.write`` may write part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class EventsFile:
+    """A run's ``events.jsonl``, appended one whole line at a time.
+
+    A line that cannot be written whole (a full disk, even for a moment) is cut back
+    off, so the file always ends with complete events and numbers them densely: the
+    next event, once there is room, follows the last good one. (A buffered file kept
+    the failed line and wrote it out later, after an event that had taken its ``seq``.)
+    """
+
+    def __init__(self, path: Path, *, new: bool) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT | os.O_EXCL if new else 0)
+        self._fd = os.open(path, flags, 0o666)
+        self._size = os.fstat(self._fd).st_size
+        #: why the file is unusable (a failed line that could not be cut off)
+        self._torn: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def write_line(self, line: str) -> None:
+        if self._torn is not None:
+            raise OSError(errno.EIO, self._torn)
+        data = line.encode("utf-8")
+        try:
+            _write_all(self._fd, data)
+        except BaseException:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError as exc:
+                self._torn = f"a failed event could not be cut off the log ({os_reason(exc)})"
+            raise
+        self._size += len(data)
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+
 class RunLog:
     """Writer for one run folder (holding its :class:`RunLock`)."""
 
@@ -142,7 +193,7 @@ class RunLog:
         self,
         directory: Path,
         manifest: Manifest,
-        events: IO[str],
+        events: EventsFile,
         next_seq: int,
         lock: RunLock | None = None,
     ) -> None:
@@ -188,7 +239,7 @@ class RunLog:
         except OSError as exc:
             raise RunLogError(f"cannot create run folder {d}: {os_reason(exc)}") from None
         try:  # claiming the events file is atomic: of two runs racing, one wins
-            events = open(d / EVENTS_NAME, "x", encoding="utf-8")  # noqa: SIM115 - held open
+            events = EventsFile(d / EVENTS_NAME, new=True)
         except FileExistsError:
             raise RunLogError(
                 f"run folder already holds a run: {d} (choose another --run-id)"
@@ -247,7 +298,7 @@ class RunLog:
         (``lock``: the run's lock, taken before the file was inspected)."""
         d = Path(directory)
         manifest = read_manifest(d)
-        events = open(d / EVENTS_NAME, "a", encoding="utf-8")  # noqa: SIM115 - held open
+        events = EventsFile(d / EVENTS_NAME, new=False)
         log = cls(d, manifest, events, kept[-1].seq + 1 if kept else 0, lock)
         log._blobs = {e.sha256 for e in kept if isinstance(e, Blob)}
         try:
@@ -283,8 +334,7 @@ class RunLog:
     def _write(self, event: Event) -> Event:
         event.seq = self._seq
         event.time = round(time.time(), 6)
-        self._events.write(event.model_dump_json() + "\n")
-        self._events.flush()
+        self._events.write_line(event.model_dump_json() + "\n")
         self._seq += 1
         return event
 
@@ -306,8 +356,7 @@ class RunLog:
     def sync(self) -> None:
         """Force written events to disk (called at year boundaries)."""
         self.flush_calls()
-        self._events.flush()
-        os.fsync(self._events.fileno())
+        self._events.sync()
 
     def write_years_table(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rewrite the derived per-year metrics table ``years.csv``."""

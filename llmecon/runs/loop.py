@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmecon._files import os_error_text
 from llmecon._gc import run_gc
 from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
@@ -510,9 +511,14 @@ class Simulation:
         self.emit(YearCompleted(year=year, metrics=record.metrics.to_dict()))
         if self.log is not None:
             self.log.sync()
-            # years.csv numbers tax years as users see them (1 is the first)
-            self.log.write_years_table([{**years_row(r), "year": r.year + 1} for r in self.records])
+            self._write_years_table()
         return record
+
+    def _write_years_table(self) -> None:
+        """``years.csv`` of the years so far, numbering tax years as users see them (1 is
+        the first)."""
+        assert self.log is not None
+        self.log.write_years_table([{**years_row(r), "year": r.year + 1} for r in self.records])
 
     def _worker_fallbacks(self, year: int, reasons: dict[int, str], action: str) -> None:
         """Log a ``fallback`` event per worker index in ``reasons`` (index -> why)."""
@@ -561,9 +567,12 @@ class Simulation:
 
         Ends with status ``completed``, ``budget_exceeded`` or ``deadline_exceeded``
         (returned), or logs ``failed``/``interrupted`` and raises: :class:`RunFailedError`
-        when the circuit breaker tripped, the original exception otherwise. Every status
-        but ``completed`` can be resumed. The garbage collector is tuned for the run's
-        many requests in flight meanwhile (:func:`llmecon._gc.run_gc`).
+        (with the partial result) when the circuit breaker tripped or the machine stopped
+        the run (an :class:`OSError` such as a full disk, its ``__cause__``), the original
+        exception otherwise. Every status but ``completed`` can be resumed (a failed run
+        whose every year ran only when something else than its calls failed it). The
+        garbage collector is tuned for the run's many requests in flight meanwhile
+        (:func:`llmecon._gc.run_gc`).
         """
         with run_gc():
             return await self._run_years(progress)
@@ -583,10 +592,15 @@ class Simulation:
         status: RunStatus = "completed"
         error: str | None = None
         failing = False
+        #: what stopped the run when it was the machine's (a full disk): a failed run,
+        #: raised as RunFailedError with its result, resumable
+        machine: OSError | None = None
         deadline = (
             time.monotonic() + self.config.deadline if self.config.deadline is not None else None
         )
         try:
+            if self.records and self.log is not None:
+                self._write_years_table()  # a resumed run's, as its log now has it
             for year in range(len(self.records), self.years):
                 if self.models.budget_exceeded:  # checked before each year: a resumed
                     # run whose budget is spent runs no year (docs/runs.md)
@@ -612,6 +626,8 @@ class Simulation:
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error, failing = "interrupted", "interrupted (Ctrl-C or cancelled)", True
             raise
+        except OSError as exc:
+            status, error, failing, machine = "failed", f"{type(exc).__name__}: {exc}", True, exc
         except BaseException as exc:
             status, error, failing = "failed", f"{type(exc).__name__}: {exc}", True
             raise
@@ -634,6 +650,16 @@ class Simulation:
             dict(self.planners),
             self.parts.template_hashes,
         )
+        if machine is not None:
+            where = (
+                "; every year it logged is kept: free space (or mend the cause) and resume "
+                f"with `llmecon resume {result.run_dir}`"
+                if result.run_dir
+                else ""
+            )
+            raise RunFailedError(f"run stopped: {os_error_text(machine)}{where}", result) from (
+                machine
+            )
         if status == "failed":
             if len(self.records) < self.years:
                 where = f"; resume with `llmecon resume {result.run_dir}`" if result.run_dir else ""

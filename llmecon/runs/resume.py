@@ -12,12 +12,13 @@ then continues live, typically with another planner or model.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmecon._files import atomic_write
+from llmecon._files import atomic_write, os_reason
 from llmecon.runs.columnar import iter_calls
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
@@ -163,19 +164,30 @@ def _set_tail_aside(run: RestoredRun, cut: int) -> Path | None:
     stopped run, a torn last line) to ``events.interrupted-<n>.jsonl``, never deleting
     them, and leave the first ``cut`` events, byte for byte, in the log."""
     events_path = run.path / EVENTS_NAME
-    lines = [line for line in events_path.read_bytes().split(b"\n") if line.strip()]
+    data = events_path.read_bytes()
+    lines = [line for line in data.split(b"\n") if line.strip()]
     aside = None
-    if lines[cut:]:
-        taken = [
-            int(m.group(1))
-            for p in run.path.glob("events.interrupted-*.jsonl")
-            if (m := re.fullmatch(r"events\.interrupted-(\d+)\.jsonl", p.name))
-        ]
-        aside = run.path / f"events.interrupted-{max(taken, default=0) + 1}.jsonl"
-        with open(aside, "xb") as fh:  # never over an earlier one
-            fh.write(b"\n".join(lines[cut:]) + b"\n")
-    kept = b"".join(line + b"\n" for line in lines[:cut])
-    atomic_write(events_path, lambda tmp: tmp.write_bytes(kept))
+    try:
+        if lines[cut:]:
+            taken = [
+                int(m.group(1))
+                for p in run.path.glob("events.interrupted-*.jsonl")
+                if (m := re.fullmatch(r"events\.interrupted-(\d+)\.jsonl", p.name))
+            ]
+            target = run.path / f"events.interrupted-{max(taken, default=0) + 1}.jsonl"
+            with open(target, "xb") as fh:  # never over an earlier one
+                aside = target
+                fh.write(b"\n".join(lines[cut:]) + b"\n")
+        kept = b"".join(line + b"\n" for line in lines[:cut])
+        atomic_write(events_path, lambda tmp: tmp.write_bytes(kept))
+    except OSError as exc:
+        if aside is not None:  # the log still holds these events: no copy piles up
+            with contextlib.suppress(OSError):
+                aside.unlink()
+        raise RunLogError(
+            f"cannot resume {run.path}: {os_reason(exc)}; its log is unchanged (resuming "
+            f"needs room for a copy of it, {len(data):,} bytes)"
+        ) from None
     return aside
 
 

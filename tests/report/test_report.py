@@ -257,12 +257,13 @@ def test_population_unavailable_omits_distributions_and_saez(tmp_path: Path) -> 
 
 def test_unknown_event_types_are_listed(tmp_path: Path) -> None:
     from llmecon.runs.dataframes import OtherEvent
-    from llmecon.runs.log import RunLog
+    from llmecon.runs.log import EventsFile, RunLog
 
     run_dir = craft_run(tmp_path / "other", hostile=False, votes=False)
     manifest = load_run(run_dir).manifest
     next_seq = len((run_dir / "events.jsonl").read_text().splitlines())
-    with RunLog(run_dir, manifest, open(run_dir / "events.jsonl", "a"), next_seq) as log:
+    events = EventsFile(run_dir / "events.jsonl", new=False)
+    with RunLog(run_dir, manifest, events, next_seq) as log:
         log.append(OtherEvent(type="audit_<i>", note="x"))  # type: ignore[arg-type]
     text = "".join(parse(render_report([load_run(run_dir)])).text)
     assert "Events of types this report does not tabulate: audit_<i> (1)." in text

@@ -57,7 +57,7 @@ def test_a_full_disk_mid_run_says_so_keeps_the_years_and_resumes(
     assert result.exit_code == 1, result.output
     assert not isinstance(result.exception, OSError)  # handled, not a traceback
     text = _flat(result.output)
-    assert "run failed: No space left on device" in text
+    assert "run failed: run stopped: No space left on device" in text
     assert f"llmecon resume {tmp_path / 'r'}" in text
     events = read_events(tmp_path / "r")
     assert [e.year for e in events if e.type == "year_completed"] == [0, 1, 2]
@@ -221,3 +221,89 @@ def test_a_persona_bank_rewritten_on_a_full_disk_keeps_the_old_one(
     assert f"cannot write {bank}: No space left on device" in _flat(result.output)
     assert bank.read_bytes() == before  # the old bank, whole
     assert [p.name for p in tmp_path.iterdir()] == ["bank.jsonl"]  # no temporary left
+
+
+def test_a_run_whose_last_table_could_not_be_written_resumes_without_running_a_year(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # years.csv is rewritten after every year: the last one (year 5) finds the disk full,
+    # after year 5 is logged. No year is left to run, but the run is not a result either.
+    monkeypatch.setattr(run_log, "write_csv", _fails_from_call(5, run_log.write_csv))
+    run = CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "r"])
+    assert run.exit_code == 1 and "llmecon resume" in _flat(run.output)
+    monkeypatch.undo()
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    assert resumed.exit_code == 0, resumed.output
+    events = read_events(tmp_path / "r")
+    assert [e.year for e in events if e.type == "year_started"] == [0, 1, 2, 3, 4]  # none again
+    assert [e.status for e in events if e.type == "run_completed"] == ["completed"]
+    aside = (tmp_path / "r" / "events.interrupted-1.jsonl").read_text()
+    assert '"status":"failed"' in aside  # the failed ending, kept aside
+    rows = (tmp_path / "r" / "years.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "3", "4", "5"]
+
+
+def test_a_disk_full_for_a_moment_leaves_a_readable_log_that_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Half of one event's line reaches the disk, then it is full; by the next write there
+    # is room again. The half line must not stay (a later event would follow it, or take
+    # its seq: the log could no longer be read).
+    real, writes = run_log._write_all, [0]
+
+    def once_half(fd: int, data: bytes) -> None:
+        writes[0] += 1
+        if writes[0] == 12:
+            real(fd, data[: len(data) // 2])
+            _no_space()
+        real(fd, data)
+
+    monkeypatch.setattr(run_log, "_write_all", once_half)
+    run = CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "r"])
+    assert run.exit_code == 1 and "No space left on device" in _flat(run.output)
+    events = read_events(tmp_path / "r")  # complete lines, seq 0, 1, 2, … without a gap
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert events[-1].type == "run_completed"  # written once there was room
+    monkeypatch.undo()
+    assert CliRunner().invoke(main, ["resume", str(tmp_path / "r")]).exit_code == 0
+    replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
+    assert replayed.exit_code == 0 and "replay matches" in replayed.output
+
+
+def test_the_python_api_raises_run_failed_with_the_partial_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmecon
+    from llmecon.runs import RunFailedError
+
+    monkeypatch.setattr(run_log, "write_csv", _fails_from_call(3, run_log.write_csv))
+    with pytest.raises(RunFailedError, match="No space left on device") as caught:
+        llmecon.run(planner="saez", workers="rational", personas="synthetic", agents=20,
+                    years=5, reference=False, out=str(tmp_path), run_id="r")  # fmt: skip
+    assert isinstance(caught.value.__cause__, OSError)
+    assert [r.year for r in caught.value.result.records] == [0, 1, 2]
+    assert caught.value.result.status == "failed"
+
+
+def test_a_resume_without_room_leaves_the_log_as_it_was_and_piles_up_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmecon.runs import resume
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_log, "write_csv", _fails_from_call(3, run_log.write_csv))
+        run = CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "r"])
+    assert run.exit_code == 1
+    log = tmp_path / "r" / "events.jsonl"
+    before = log.read_bytes()
+    monkeypatch.setattr(resume, "atomic_write", _no_space)  # no room for the new log
+    for _ in range(2):
+        refused = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+        assert refused.exit_code == 1 and not isinstance(refused.exception, OSError)
+        said = _flat(refused.output)
+        assert "No space left on device; its log is unchanged" in said
+        assert f"needs room for a copy of it, {len(before):,} bytes" in said
+    assert log.read_bytes() == before
+    assert not list((tmp_path / "r").glob("events.interrupted-*"))
+    monkeypatch.undo()
+    assert CliRunner().invoke(main, ["resume", str(tmp_path / "r")]).exit_code == 0

@@ -1,0 +1,43 @@
+"""Standard output on a full disk (``> /dev/full``, whose every write fails with
+``ENOSPC``): a command says so in one line on standard error, never a traceback, and
+what it writes to files is written whole; a run that completed still exits 0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FULL = Path("/dev/full")
+pytestmark = pytest.mark.skipif(not FULL.exists(), reason="this system has no /dev/full")
+
+
+def _llmecon(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    with FULL.open("w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "llmecon", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            cwd=cwd,
+        )
+
+
+def test_output_to_a_full_disk_is_one_line_and_loses_no_file(tmp_path: Path) -> None:
+    run = _llmecon("run", "--planner", "saez", "--workers", "rational", "--agents", "20",
+                   "--years", "2", "--personas", "synthetic", "--no-reference", "--out",
+                   str(tmp_path), "--run-id", "r", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr  # the run completed; only its summary is lost
+    assert "summary could not be printed (No space left on device)" in " ".join(run.stderr.split())
+    assert "Traceback" not in run.stderr
+
+    rendered = _llmecon("prompts", "render", "worker_decision.j2", cwd=tmp_path)
+    assert rendered.returncode == 1
+    assert rendered.stderr.strip() == "Error: No space left on device"
+
+    exported = _llmecon("export", str(tmp_path / "r"), "--out", str(tmp_path / "t"), cwd=tmp_path)
+    assert exported.returncode == 1 and "Traceback" not in exported.stderr
+    assert {p.name for p in (tmp_path / "t").iterdir()} >= {"years.csv", "agents.csv", "calls.csv"}
