@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text, make_folder
+from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text, make_folder, os_reason
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import RunLogError, is_run_folder, package_versions, utc_now
 from llmecon.runs.loop import RunResult
@@ -299,8 +299,14 @@ def run_sweep(
         costs = table_cells["cost_usd"] if "cost_usd" in table_cells else pd.Series(dtype=float)
         total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
         if directory is not None:
-            atomic_write_text(directory / RESULTS_NAME, table.to_csv(index=False))
-            atomic_write_text(directory / CELLS_NAME, table_cells.to_csv(index=False))
+            try:
+                atomic_write_text(directory / CELLS_NAME, table_cells.to_csv(index=False))
+                atomic_write_text(directory / RESULTS_NAME, table.to_csv(index=False))
+            except OSError as exc:
+                raise RunLogError(
+                    f"cannot write the sweep's tables in {directory}: {os_reason(exc)}; its "
+                    "cells are kept: run the same command again to write them"
+                ) from None
         run_results = getattr(backend, "run_results", {}) if backend is not None else {}
         return SweepResult(
             directory,

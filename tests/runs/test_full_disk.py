@@ -307,3 +307,29 @@ def test_a_resume_without_room_leaves_the_log_as_it_was_and_piles_up_nothing(
     assert not list((tmp_path / "r").glob("events.interrupted-*"))
     monkeypatch.undo()
     assert CliRunner().invoke(main, ["resume", str(tmp_path / "r")]).exit_code == 0
+
+
+def test_a_sweep_whose_tables_cannot_be_written_says_to_run_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmecon.sweeps import engine
+
+    real = engine.atomic_write_text
+
+    def tables_fail(path: Path, text: str) -> Path:
+        if Path(path).name in ("results.csv", "cells.csv"):
+            _no_space()
+        return real(path, text)
+
+    sweep = ["sweep", "--planners", "saez,ucb", "--workers", "rational", "--seeds", "0",
+             "--agents", "20", "--years", "2", "--personas", "synthetic", "--no-reference",
+             "--out", str(tmp_path), "--name", "s", "--jobs", "1"]  # fmt: skip
+    monkeypatch.setattr(engine, "atomic_write_text", tables_fail)
+    failed = CliRunner().invoke(main, sweep)
+    assert failed.exit_code == 1 and not isinstance(failed.exception, OSError)
+    said = _flat(failed.output)
+    assert "cannot write the sweep's tables" in said and "run the same command again" in said
+    monkeypatch.undo()
+    again = CliRunner().invoke(main, sweep)
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "s" / "results.csv").exists() and (tmp_path / "s" / "cells.csv").exists()
