@@ -16,6 +16,29 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+#: ``errno`` values of storage that cannot take a write (full, over quota, read-only,
+#: failing, a file too large) or of a path the user cannot write (no permission, a file
+#: where a folder must be): the machine's or the user's to mend, never a bug.
+STORAGE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EIO,
+        errno.EFBIG,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an :class:`OSError` of :data:`STORAGE_ERRNOS`."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
+
 
 def os_reason(exc: OSError) -> str:
     """Why ``exc`` happened, in a few words ("No space left on device"), for a message

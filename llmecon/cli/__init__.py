@@ -50,13 +50,16 @@ class _LazyGroup(click.Group):
         return command
 
     def invoke(self, ctx: click.Context) -> object:
-        """Any command; an :class:`OSError` no command turned into a message of its own
-        (its output on a full disk, say) is one line, never a traceback."""
+        """Any command; a storage error no command turned into a message of its own (its
+        output on a full disk, say) is one line, never a traceback. Other errors keep
+        theirs (a bug's), and a closed pipe is click's to handle quietly."""
+        from llmecon._files import is_storage_error, os_error_text
+
         try:
             return super().invoke(ctx)
         except OSError as exc:
-            from llmecon._files import os_error_text
-
+            if not is_storage_error(exc):
+                raise
             raise click.ClickException(os_error_text(exc)) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -146,7 +146,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         make_folder(target)
     except OSError as exc:
         raise click.ClickException(f"cannot create {target}: {os_reason(exc)}") from None
-    written = []  # listed once all are written: a failing terminal stops no table
+    written: list[str] = []  # listed once all are written: a failing terminal stops none
     for name, frame in run.tables().items():
         file = target / f"{name}.{fmt}"
 
@@ -161,6 +161,8 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         try:
             atomic_write(file, write)
         except OSError as exc:
+            for line in written:  # what was written is still there
+                click.echo(line)
             raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
         written.append(f"{file}  ({len(frame)} rows)")
     for line in written:

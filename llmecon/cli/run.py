@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from llmecon._files import os_error_text
+from llmecon._files import is_storage_error, os_error_text
 from llmecon.cli._common import (
     EXIT_CODES,
     YearDisplay,
@@ -209,6 +209,8 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         raise SystemExit(EXIT_CODES["failed"]) from None
     except OSError as exc:  # the machine's (a full disk), not the run's: the log keeps
         # every year it holds, and the run resumes from there once the cause is gone
+        if not is_storage_error(exc):
+            raise
         console.print(f"[red bold]run failed[/]: {os_error_text(exc)}")
         if sim.log is not None:
             console.print(
@@ -242,6 +244,8 @@ def _show_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
     try:
         _print_summary(summary, final)
     except OSError as exc:
+        if not is_storage_error(exc):
+            raise
         console.print(
             f"[yellow]the run's summary could not be printed[/] ({os_error_text(exc)}); "
             "`llmecon report` shows it"

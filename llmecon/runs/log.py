@@ -166,16 +166,17 @@ class EventsFile:
     def write_line(self, line: str) -> None:
         if self._torn is not None:
             raise OSError(errno.EIO, self._torn)
-        data = line.encode("utf-8")
+        data, start = line.encode("utf-8"), self._size
         try:
             _write_all(self._fd, data)
+            self._size = start + len(data)
         except BaseException:
-            try:
-                os.ftruncate(self._fd, self._size)
-            except OSError as exc:
-                self._torn = f"a failed event could not be cut off the log ({os_reason(exc)})"
+            if self._size == start:  # not written whole
+                try:
+                    os.ftruncate(self._fd, start)
+                except OSError as exc:
+                    self._torn = f"a failed event could not be cut off the log ({os_reason(exc)})"
             raise
-        self._size += len(data)
 
     def sync(self) -> None:
         os.fsync(self._fd)

@@ -16,6 +16,7 @@ import dataclasses
 import inspect
 import math
 import time
+import typing
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmecon._files import os_error_text
+from llmecon._files import is_storage_error, os_error_text, os_reason
 from llmecon._gc import run_gc
 from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
@@ -516,9 +517,22 @@ class Simulation:
 
     def _write_years_table(self) -> None:
         """``years.csv`` of the years so far, numbering tax years as users see them (1 is
-        the first)."""
+        the first). A table derived from the log that cannot be written (a full disk)
+        does not stop the run: a :class:`~llmecon.runs.log.RunLogWarning` says so, and
+        the next year (or a resume) writes it whole."""
         assert self.log is not None
-        self.log.write_years_table([{**years_row(r), "year": r.year + 1} for r in self.records])
+        try:
+            self.log.write_years_table([{**years_row(r), "year": r.year + 1} for r in self.records])
+        except OSError as exc:
+            if not is_storage_error(exc):
+                raise
+            warnings.warn(
+                f"{self.log.directory / 'years.csv'} could not be rewritten "
+                f"({os_reason(exc)}): it lacks tax year {len(self.records)}; the log "
+                "holds every year (`llmecon export` writes the tables from it)",
+                RunLogWarning,
+                stacklevel=2,
+            )
 
     def _worker_fallbacks(self, year: int, reasons: dict[int, str], action: str) -> None:
         """Log a ``fallback`` event per worker index in ``reasons`` (index -> why)."""
@@ -626,11 +640,11 @@ class Simulation:
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error, failing = "interrupted", "interrupted (Ctrl-C or cancelled)", True
             raise
-        except OSError as exc:
-            status, error, failing, machine = "failed", f"{type(exc).__name__}: {exc}", True, exc
         except BaseException as exc:
             status, error, failing = "failed", f"{type(exc).__name__}: {exc}", True
-            raise
+            if not is_storage_error(exc):
+                raise
+            machine = typing.cast(OSError, exc)
         finally:
             summary = self.summary() if status != "interrupted" and self.records else {}
             await self._end(

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from llmecon.economy import Economy
-from llmecon.runs.columnar import file_cost_usd, iter_calls
+from llmecon.runs.columnar import file_cost_usd
 from llmecon.runs.config import (
     RunConfig,
     recorded_config,
@@ -42,7 +42,6 @@ from llmecon.runs.events import (
     WorkerStep,
     last_end,
 )
-from llmecon.runs.guard import CircuitBreaker
 from llmecon.runs.log import (
     LogContents,
     LoggedYear,
@@ -168,24 +167,11 @@ class RestoredRun:
 
     @property
     def nothing_to_resume(self) -> bool:
-        """Whether the run failed after every one of its years ran because more than the
-        failure share of one role's calls failed (:meth:`CircuitBreaker.final_reason`,
-        over the logged calls): no year is left for a resume to run again
-        (:func:`fork_instead`). A run that failed otherwise once its years had run (its
-        last ``years.csv`` or its end could not be written: a full disk) only needs its
-        end, which resume writes."""
+        """Whether the run failed after every one of its years ran (more than the failure
+        share of one role's calls failed, :meth:`CircuitBreaker.final_reason`): no year
+        is left for a resume to run again (:func:`fork_instead`)."""
         years = int(self.manifest.config.get("years") or 0)
-        if not (self.status == "failed" and 0 < years <= len(self.years)):
-            return False
-        limits = {
-            name: self.manifest.config.get(name, RunConfig.model_fields[name].default)
-            for name in ("max_consecutive_failures", "max_failure_share")
-        }
-        breaker = CircuitBreaker(
-            int(limits["max_consecutive_failures"]), float(limits["max_failure_share"])
-        )
-        breaker.restore(iter_calls(self.events))
-        return breaker.final_reason() is not None
+        return self.status == "failed" and 0 < years <= len(self.years)
 
     @property
     def forked_from_year(self) -> int:

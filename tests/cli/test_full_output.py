@@ -41,3 +41,21 @@ def test_output_to_a_full_disk_is_one_line_and_loses_no_file(tmp_path: Path) -> 
     exported = _llmecon("export", str(tmp_path / "r"), "--out", str(tmp_path / "t"), cwd=tmp_path)
     assert exported.returncode == 1 and "Traceback" not in exported.stderr
     assert {p.name for p in (tmp_path / "t").iterdir()} >= {"years.csv", "agents.csv", "calls.csv"}
+
+
+def test_a_reader_that_goes_away_is_no_error(tmp_path: Path) -> None:
+    # `llmecon models | head -0`: the pipe is closed before the command writes (it is
+    # still importing), so its first write fails with EPIPE, which is click's to end
+    # quietly, not a storage error to report.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmecon", "models"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    said = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert "Broken pipe" not in said and "Traceback" not in said
