@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from llmecon._files import is_storage_error, make_folder, os_error_text, os_reason
+from llmecon._files import make_folder, os_reason
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,10 +63,6 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
     except FileNotFoundError as exc:
         raise click.ClickException(f"file not found: {exc.filename}") from None
-    except OSError as exc:  # a full disk, no permission: the machine's, not a bug
-        if not is_storage_error(exc):
-            raise
-        raise click.ClickException(os_error_text(exc)) from None
 
 
 def check_output_file(path: str, what: str) -> Path:

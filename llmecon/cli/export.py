@@ -146,27 +146,27 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         make_folder(target)
     except OSError as exc:
         raise click.ClickException(f"cannot create {target}: {os_reason(exc)}") from None
-    written: list[str] = []  # listed once all are written: a failing terminal stops none
-    for name, frame in run.tables().items():
-        file = target / f"{name}.{fmt}"
+    written: list[str] = []  # listed after writing (a failing terminal stops no table),
+    try:  # also when a later table fails: what was written is there
+        for name, frame in run.tables().items():
+            file = target / f"{name}.{fmt}"
 
-        def write(tmp: Path, frame: pd.DataFrame = frame) -> None:
-            if fmt == "csv":
-                frame.to_csv(tmp, index=False)
-            else:
-                import pyarrow.parquet as pq
+            def write(tmp: Path, frame: pd.DataFrame = frame) -> None:
+                if fmt == "csv":
+                    frame.to_csv(tmp, index=False)
+                else:
+                    import pyarrow.parquet as pq
 
-                pq.write_table(arrow_table(frame), tmp)
+                    pq.write_table(arrow_table(frame), tmp)
 
-        try:
-            atomic_write(file, write)
-        except OSError as exc:
-            for line in written:  # what was written is still there
-                click.echo(line)
-            raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
-        written.append(f"{file}  ({len(frame)} rows)")
-    for line in written:
-        click.echo(line)
+            try:
+                atomic_write(file, write)
+            except OSError as exc:
+                raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
+            written.append(f"{file}  ({len(frame)} rows)")
+    finally:
+        for line in written:
+            click.echo(line)
     if run.economy is None:
         console.print(f"[yellow]note[/]: per-agent incomes omitted: {run.population_note}")
     for problem in run.problems:
