@@ -213,6 +213,11 @@ PROBE_QUANTITIES: dict[str, Quantity] = {
 }
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 cell"``, ``"3 cells"``: a whole count with its noun (a regular plural)."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def usd_band(lower: float, upper: float) -> str:
     """``$48.5k–$103.3k`` or ``$626.4k+`` (dollars as :data:`USD` writes them)."""
     return f"{USD(lower)}+" if not math.isfinite(upper) else f"{USD(lower)}–{USD(upper)}"

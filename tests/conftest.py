@@ -1,11 +1,38 @@
-"""Shared fixtures: small seeded economies."""
+"""Shared fixtures: small seeded economies; a guard that keeps tests out of the checkout."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from llmecon.economy import Economy, Population, synthetic_population
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+#: What Python and the tools add to a checkout by themselves.
+_TOOL_LITTER = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".coverage"}
+
+
+def _checkout_entries() -> set[str]:
+    """The checkout's top-level entries and its ``runs/`` folder's (where a run without
+    ``out`` goes), less what the tools add by themselves."""
+    top = {p.name for p in CHECKOUT.iterdir()} - _TOOL_LITTER
+    runs = CHECKOUT / "runs"
+    inside = {f"runs/{p.name}" for p in runs.iterdir()} if runs.is_dir() else set()
+    return top | inside
+
+
+@pytest.fixture(autouse=True)
+def _writes_nothing_into_the_checkout() -> Iterator[None]:
+    """A test writes only into its own temporary folders: a run built without ``out``
+    lands in the checkout's ``runs/`` (git-ignored, so it would pile up unseen)."""
+    before = _checkout_entries()
+    yield
+    added = sorted(_checkout_entries() - before)
+    if added:
+        pytest.fail(f"the test wrote into the checkout: {', '.join(added)}", pytrace=False)
 
 
 @pytest.fixture

@@ -207,17 +207,6 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             _show_summary(failed.summary, failed.records[-1].schedule)
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
-    except OSError as exc:  # the machine's (a full disk), not the run's: the log keeps
-        # every year it holds, and the run resumes from there once the cause is gone
-        if not is_storage_error(exc):
-            raise
-        console.print(f"[red bold]run failed[/]: {os_error_text(exc)}")
-        if sim.log is not None:
-            console.print(
-                "every year logged so far is kept; free space (or mend the cause) and "
-                f"resume with `llmecon resume {sim.log.directory}`"
-            )
-        raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt:
         console.print(
             f"[yellow]interrupted[/]; continue with `llmecon resume {sim.log.directory}`"

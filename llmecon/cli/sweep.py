@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from llmecon._files import atomic_write, os_reason
+from llmecon._format import counted
 from llmecon.cli._common import (
     EXIT_CODES,
     ConfigOption,
@@ -375,18 +376,18 @@ def sweep(
             for cell in cells:
                 settings = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
                 out.print(f"{cell.cell_id}  {settings}")
-            out.print(f"{len(cells)} cells in {spec.directory(cells)}")
+            out.print(f"{counted(len(cells), 'cell')} in {spec.directory(cells)}")
             return
         n_jobs = (
             jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())
         )
         console.print(
-            f"[bold]llmecon sweep[/]: {len(cells)} cells in {spec.directory(cells)}, "
+            f"[bold]llmecon sweep[/]: {counted(len(cells), 'cell')} in {spec.directory(cells)}, "
             + (
                 f"Ray ({ray_address or 'local'})"
                 if use_ray or ray_address
-                else f"{n_jobs} at once"
-                if (n_jobs or 1) > 1
+                else f"{min(n_jobs or 1, len(cells))} at once"
+                if min(n_jobs or 1, len(cells)) > 1
                 else "in this process"
             )
             + (f", budget ${spec.max_cost:g}" if spec.max_cost is not None else "")

@@ -18,6 +18,7 @@ from llmecon._format import (
     USD,
     WELFARE,
     bracket_names,
+    counted,
     usd_band,
 )
 from llmecon.report._data import Group, ReportRun, by_value, by_year_band, records, same
@@ -228,7 +229,7 @@ def final_schedules(runs: Sequence[ReportRun]) -> Markup:
 
 
 def _workers(count: float) -> str:
-    return f"{int(count)} worker" + ("" if int(count) == 1 else "s")
+    return counted(int(count), "worker")
 
 
 def _histogram(values: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

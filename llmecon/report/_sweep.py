@@ -20,6 +20,7 @@ from llmecon._format import (
     NUMBER,
     WELFARE,
     Quantity,
+    counted,
 )
 from llmecon.report._data import records
 from llmecon.report._html import Markup, page, paragraph, section, table
@@ -29,7 +30,7 @@ from llmecon.sweeps.results import SUMMARY_METRICS, SweepData, interval
 
 
 def _seeds(n: int) -> str:
-    return f"{n} seed" + ("" if n == 1 else "s")
+    return counted(n, "seed")
 
 
 def setting_label(row: Any, by: Sequence[str]) -> str:

@@ -647,7 +647,7 @@ class Simulation:
             machine = typing.cast(OSError, exc)
         finally:
             summary = self.summary() if status != "interrupted" and self.records else {}
-            await self._end(
+            unlogged_end = await self._end(
                 RunCompleted(
                     status=status, years_completed=len(self.records), summary=summary, error=error
                 ),
@@ -664,6 +664,16 @@ class Simulation:
             dict(self.planners),
             self.parts.template_hashes,
         )
+        if unlogged_end is not None:
+            if not is_storage_error(unlogged_end):
+                raise unlogged_end
+            where = f"`llmecon resume {result.run_dir}`" if result.run_dir else "`llmecon resume`"
+            raise RunFailedError(
+                f"the run ended ({status}) but its end could not be logged: "
+                f"{os_error_text(typing.cast(OSError, unlogged_end))}; every year it logged is "
+                f"kept: free space (or mend the cause) and {where} completes it",
+                result,
+            ) from unlogged_end
         if machine is not None:
             where = (
                 "; every year it logged is kept: free space (or mend the cause) and resume "
@@ -682,13 +692,14 @@ class Simulation:
             raise RunFailedError(f"every year ran, but {error}{where}", result)
         return result
 
-    async def _end(self, event: RunCompleted, failing: bool) -> None:
+    async def _end(self, event: RunCompleted, failing: bool) -> Exception | None:
         """Log the run's end, close the log (releasing its lock) and the models. Every
         step runs even when one before it fails (a full disk), so the run can be resumed.
-        Such a failure is raised only when it is the news: the run went well and its end
-        could not be logged. With an error already on its way (``failing``), or once the
-        end is logged, it is a :class:`~llmecon.runs.log.RunLogWarning` and the run's
-        own outcome stands (``llmecon resume`` completes a log without its end)."""
+        Such a failure is returned only when it is the news: the run went well and its
+        end could not be logged (:meth:`run` raises it). With an error already on its
+        way (``failing``), or once the end is logged, it is a
+        :class:`~llmecon.runs.log.RunLogWarning` and the run's own outcome stands
+        (``llmecon resume`` completes a log without its end)."""
         problem: Exception | None = None
         logged = False
         try:
@@ -703,15 +714,16 @@ class Simulation:
             problem = problem or exc
         await self.models.aclose()
         if problem is None:
-            return
+            return None
         if not (failing or logged):
-            raise problem
+            return problem
         warnings.warn(
             f"the run's log could not be finished ({type(problem).__name__}: {problem}); "
             f"`llmecon resume` completes it",
             RunLogWarning,
             stacklevel=2,
         )
+        return None
 
     async def _guarded_year(self, year: int, deadline: float | None) -> YearRecord | str:
         """Run one year, or stop it when the breaker trips or the deadline passes

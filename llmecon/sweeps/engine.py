@@ -212,10 +212,16 @@ def run_sweep(
     directory = spec.directory(cells) if write_log else None
     lock = None
     if directory is not None:
-        lock = SweepLock(directory)  # one sweep at a time writes a folder
-    try:
-        if directory is not None:
+        try:
+            lock = SweepLock(directory)  # one sweep at a time writes a folder
             write_manifest(directory, spec, cells)
+        except OSError as exc:
+            if lock is not None:
+                lock.release()
+            raise RunLogError(
+                f"cannot write the sweep folder {directory}: {os_reason(exc)}; no cell was run"
+            ) from None
+    try:
         operational = {
             k: v for k, v in spec.base.items() if k in OPERATIONAL_FIELDS and v is not None
         }

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
-from llmecon.runs import build_config, build_simulation, read_events, wiring
+from llmecon.runs import RunFailedError, build_config, build_simulation, read_events, wiring
 from llmecon.runs import log as run_log
 from llmecon.runs.events import RunCompleted, RunStarted, YearCompleted, YearStarted
 from llmecon.runs.log import RunLock, RunLogWarning
@@ -87,12 +87,28 @@ def test_a_run_whose_last_event_cannot_be_written_still_lets_go_of_its_log(
                        years=2, reference=False, out=str(tmp_path), run_id="r")
     )  # fmt: skip
     sim = build_simulation(config)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(RunFailedError, match="its end could not be logged") as raised:
         sim.run()
+    assert isinstance(raised.value.__cause__, OSError)  # the disk's error, as the cause
+    message = _flat(str(raised.value))
+    assert "No space left" in message and f"llmecon resume {tmp_path / 'r'}" in message
+    failed = raised.value.result  # the result the README promises, every year in it
+    assert failed is not None and failed.status == "completed" and len(failed.records) == 2
     assert sim.log is not None and sim.log.events_path.exists()
     RunLock(tmp_path / "r").release()  # released although the last write failed
     years = [e.year for e in read_events(tmp_path / "r") if e.type == "year_completed"]
     assert years == [0, 1]
+
+    # on the command line: the summary of the years it ran, then one line, exit 1
+    shown = CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "c"])
+    assert shown.exit_code == 1 and not isinstance(shown.exception, OSError)
+    text = _flat(shown.output)
+    assert "Run summary" in text and "its end could not be logged" in text
+    assert f"llmecon resume {tmp_path / 'c'}" in text
+    monkeypatch.undo()
+    assert CliRunner().invoke(main, ["resume", str(tmp_path / "c")]).exit_code == 0
+    (end,) = [e for e in read_events(tmp_path / "c") if e.type == "run_completed"]
+    assert end.status == "completed"
 
 
 def _fail_event(monkeypatch: pytest.MonkeyPatch, kind: type, after: int = 0) -> None:
@@ -377,3 +393,21 @@ def test_an_error_that_is_not_the_disks_is_not_dressed_up_as_one(
         sim.run()
     (end,) = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
     assert end.status == "failed" and end.error == "TimeoutError: a bug's timeout"
+
+
+def test_a_sweep_folder_that_cannot_be_written_raises_the_log_error_and_runs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmecon
+    from llmecon.runs import RunLogError
+    from llmecon.sweeps import engine
+
+    settings = dict(planner="saez", workers="rational", agents=20, years=2, seeds="0",
+                    personas="synthetic", reference=False, out=str(tmp_path), name="s")  # fmt: skip
+    monkeypatch.setattr(engine, "atomic_write_text", _no_space)  # sweep.json: no room
+    with pytest.raises(RunLogError, match=r"cannot write the sweep folder .*no cell was run"):
+        llmecon.sweep(**settings)
+    assert not [p for p in (tmp_path / "s").iterdir()]  # no cell folder
+    monkeypatch.undo()
+    done = llmecon.sweep(**settings)  # the lock was released: the same call runs
+    assert done.status == "completed" and (tmp_path / "s" / "sweep.json").exists()

@@ -56,6 +56,16 @@ def test_cli_sweep_prints_and_saves_the_table(cli_sweep: tuple[Any, Path]) -> No
     assert result.output.count("cell ") >= 8
 
 
+def test_the_header_counts_cells_and_the_processes_they_can_use(tmp_path: Path) -> None:
+    one = ["sweep", "--planners", "saez", "--seeds", "0", *ARGS, "--years", "1", "--no-reference",
+           "--out", str(tmp_path), "--name", "one", "--jobs", "4"]  # fmt: skip
+    result = CliRunner().invoke(main, one)
+    assert result.exit_code == 0, result.output
+    assert f"1 cell in {tmp_path / 'one'}, in this process" in " ".join(result.output.split())
+    dry = CliRunner().invoke(main, [*one[:-4], "--name", "two", "--seeds", "0-1", "--dry-run"])
+    assert f"2 cells in {tmp_path / 'two'}" in " ".join(dry.output.split())
+
+
 def test_load_sweep_columns(cli_sweep: tuple[Any, Path]) -> None:
     _, folder = cli_sweep
     data = llmecon.load_sweep(folder)

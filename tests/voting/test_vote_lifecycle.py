@@ -184,7 +184,9 @@ def test_failed_ballots_count_among_the_decisions(tmp_path: Path) -> None:
 def test_voters_see_the_survey_weighted_rebate(tmp_path: Path) -> None:
     from llmecon.economy import TaxSchedule
 
-    cfg = build_config(overrides=dict(agents=100, planner="saez", workers="rational"))
+    cfg = build_config(
+        overrides=dict(agents=100, planner="saez", workers="rational", out=str(tmp_path))
+    )
     economy = build_simulation(cfg).economy
     assert economy.survey_weight is not None
     income = np.linspace(10_000, 300_000, economy.size)
