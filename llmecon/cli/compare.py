@@ -64,7 +64,8 @@ def compare_options(func: F) -> F:
     "--planners",
     default=",".join(DEFAULT_PLANNERS),
     show_default=True,
-    help="Comma-separated planners to compare (baselines, or models for an LLM planner).",
+    help="Comma-separated planners to compare (baselines, or models for an LLM planner); "
+    "a planner's own commas stay with it (fixed:10,12,22,24,32,35,37).",
 )
 @click.option(
     "--seeds",
@@ -112,10 +113,10 @@ def compare(
     """
     from llmecon.api import compare as compare_planners
     from llmecon.api import compare_config
-    from llmecon.sweeps import import_ray, parse_seeds
+    from llmecon.sweeps import import_ray, parse_seeds, split_values
     from llmecon.sweeps.backends import default_jobs
 
-    names = [p.strip() for p in planners.split(",") if p.strip()]
+    names = split_values("planner", planners)
     if not names:
         raise click.UsageError("--planners is empty")
     settings = {k: v for k, v in config_overrides(options).items() if v is not None}

@@ -8,6 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from llmecon._format import counted
 from llmecon.cli._common import (
     RegistryChoice,
     config_options,
@@ -74,9 +75,9 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             raise click.ClickException(f"replay diverged from the log: {exc}") from None
     if report.ok:
         out.print(
-            f"[green]replay matches[/]: {report.years_checked} years, "
-            f"{report.calls_replayed} recorded model calls, every metric within "
-            f"{REL_TOL:g} (relative)"
+            f"[green]replay matches[/]: {counted(report.years_checked, 'year')}, "
+            f"{counted(report.calls_replayed, 'recorded model call')}, every metric and "
+            f"every worker's hours within {REL_TOL:g} (relative)"
         )
         if report.templates_changed:
             console.print(
@@ -103,7 +104,9 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         year = "—" if d["year"] is None else str(d["year"] + 1)
         table.add_row(year, d["what"], str(d["logged"]), str(d["replayed"]))
     out.print(table)
-    raise click.ClickException(f"replay differs from the log in {len(report.differences)} places")
+    raise click.ClickException(
+        f"replay differs from the log in {counted(len(report.differences), 'place')}"
+    )
 
 
 class _ResumeCommand(click.Command):

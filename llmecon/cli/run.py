@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from llmecon._files import is_storage_error, os_error_text
+from llmecon._format import counted
 from llmecon.cli._common import (
     EXIT_CODES,
     YearDisplay,
@@ -208,6 +209,15 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt:
+        ended = sim.ended
+        if ended is not None and ended.status != "interrupted":
+            # the run had logged its end: only its summary was cut short
+            where = f"; `llmecon report {sim.log.directory}` shows it" if sim.log else ""
+            console.print(
+                f"[yellow]interrupted[/] after the run ended ({ended.status}, "
+                f"{counted(ended.years_completed, 'tax year')}): its log is complete{where}"
+            )
+            raise SystemExit(EXIT_CODES[ended.status]) from None
         console.print(
             f"[yellow]interrupted[/]; continue with `llmecon resume {sim.log.directory}`"
             if sim.log is not None

@@ -70,6 +70,11 @@ def axis_option(name: str) -> Callable[[F], F]:
     sep = "';'" if name in ("brackets",) else "commas"
     if name == "seed":
         note = " Several seeds make an axis: 0-9, or 0,3,5-7."
+    elif name == "planner":
+        note = (
+            " Several values, separated by commas, make an axis of the sweep; a planner's "
+            "own commas stay with it (fixed:10,12,22,24,32,35,37)."
+        )
     else:
         note = f" Several values, separated by {sep}, make an axis of the sweep."
 

@@ -122,6 +122,17 @@ def resolve_model_name(name: str, api_base: str | None = None) -> tuple[str, str
     )
 
 
+def served_by_openai_compatible(name: str) -> bool:
+    """Whether the model ``name`` is one an OpenAI-compatible server (``--api-base``)
+    serves: a bare name or an ``openai/…`` one; ``True`` for a name no provider knows,
+    so that building it says why."""
+    try:
+        provider, _ = resolve_model_name(name, api_base="given")
+    except UnknownModelError:
+        return True
+    return provider == "openai"
+
+
 def runs_in_process(name: str) -> bool:
     """Whether the model ``name`` is served inside this process (its provider's
     ``in_process``): such a model takes no ``api_base``. ``False`` for unknown names."""

@@ -198,6 +198,21 @@ def make_planner(spec: str, context: PlannerContext) -> Planner:
         ) from exc
 
 
+def check_planner_spec(
+    spec: str, edges: Sequence[float], min_rate: float = 0.0, max_rate: float = 1.0
+) -> None:
+    """:class:`PlannerError` when the baseline ``spec`` cannot be built for a run on
+    ``edges`` (``flat:abc``; ``fixed:`` with the wrong number of rates): what a sweep
+    checks before its first cell runs. The planner is built, as a run builds it, on a
+    small synthetic economy: factories read their argument and keep the context (the
+    built-in ones compute nothing before their first proposal)."""
+    from llmecon.economy import synthetic_population
+
+    economy = Economy(synthetic_population(8, np.random.default_rng(0)))
+    rng = np.random.default_rng(0)
+    make_planner(spec, PlannerContext(economy, tuple(edges), rng, min_rate, max_rate))
+
+
 def parse_rates(text: str, n_brackets: int | None = None) -> list[float]:
     """Parse ``"10,12,22"`` (percent) or ``"0.1,0.12"`` (fractions) into fractions.
 

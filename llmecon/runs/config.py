@@ -319,7 +319,9 @@ class RunConfig(BaseModel):
 
     api_base: ApiBaseField = Field(None, json_schema_extra=_OPERATIONAL)
     """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server) for
-    every role that has no base of its own (the embedded and mock models ignore it).
+    every role that has no base of its own and whose model such a server serves (a bare
+    name or ``openai/…``; the embedded, mock, ``claude-…`` and ``litellm/…`` models
+    keep their own endpoint, and their provider's key never goes to this server).
     Repeat it for an endpoint fleet: calls are spread over the servers by least
     outstanding requests and a failing one is taken out and retried later (in a config
     file: a list of URLs or of ``{url, max_concurrency}`` mappings)."""
@@ -600,14 +602,18 @@ class RunConfig(BaseModel):
             )
         super().__setattr__(name, value)
 
-    def api_base_for(self, role: str) -> str | list[str | EndpointSpec] | None:
-        """The base URL(s) of ``role``'s model (``planner``, ``workers`` or ``voters``)."""
+    def api_base_for(
+        self, role: str, run_wide: bool = True
+    ) -> str | list[str | EndpointSpec] | None:
+        """The base URL(s) of ``role``'s model (``planner``, ``workers`` or ``voters``):
+        its own, else (with ``run_wide``) ``api_base``, which a run applies only to the
+        models an OpenAI-compatible server serves (``llmecon.runs.wiring``)."""
         own = {
             "planner": self.planner_api_base,
             "workers": self.workers_api_base,
             "voters": self.voters_api_base,
         }.get(role)
-        return own or self.api_base
+        return own or (self.api_base if run_wide else None)
 
     def resolved(self) -> RunConfig:
         """A copy with every default that depends on other fields filled in (they

@@ -15,6 +15,7 @@ import datetime as _dt
 import errno
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -26,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmecon._files import (
@@ -465,7 +467,8 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
         raise RunLogError(f"{manifest_path}: {exc}") from None
     manifest = validated_manifest(manifest_dict, manifest_path, unknown_config_fields=tolerant)
     events = [_typed_event(e, events_path, tolerant) for e in migrated]
-    validate_events(events, events_path, population_size(manifest) or None)
+    max_hours = manifest.config.get("max_weekly_hours")
+    validate_events(events, events_path, population_size(manifest) or None, max_hours)
     try:
         problems = attach_call_files(d, events, tolerant=tolerant)
     except CallFileError as exc:
@@ -728,7 +731,42 @@ def _event_field(event: Any, name: str) -> Any:
     return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
 
 
-def validate_events(events: Sequence[Any], path: str | Path, workers: int | None = None) -> None:
+def _check_hours(
+    hours: Any, max_hours: float | None, path: str | Path, year: Any, seq: Any
+) -> None:
+    """A ``worker_step``'s hours are numbers in [0, ``max_hours``]."""
+    if hours is None:
+        return
+    top = math.inf if max_hours is None else float(max_hours)
+    try:
+        values = np.asarray(hours, dtype=float)
+        bad = ~(np.isfinite(values) & (values >= 0) & (values <= top))
+    except (TypeError, ValueError):  # a value that is not a number
+        bad = np.array([not isinstance(h, int | float) for h in hours])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise RunLogError(
+            f"{path}: the worker_step of year {year} (seq {seq}) gives worker {i + 1} "
+            f"{hours[i]!r} weekly hours, outside [0, {top:g}] (the run's max_weekly_hours)"
+        )
+
+
+def _check_schedule(event: Any, path: str | Path, year: Any, seq: Any) -> None:
+    """A ``schedule_set``'s edges and rates make a schedule."""
+    try:
+        TaxSchedule(_event_field(event, "edges"), _event_field(event, "rates"))
+    except (TypeError, ValueError) as exc:  # ScheduleError is a ValueError
+        raise RunLogError(
+            f"{path}: the schedule_set of year {year} (seq {seq}) is not a schedule: {exc}"
+        ) from None
+
+
+def validate_events(
+    events: Sequence[Any],
+    path: str | Path,
+    workers: int | None = None,
+    max_hours: float | None = None,
+) -> None:
     """Check that a run's events (typed or raw dicts, in file order) form a log a run
     could have written; :class:`RunLogError` naming ``path`` otherwise.
 
@@ -741,7 +779,9 @@ def validate_events(events: Sequence[Any], path: str | Path, workers: int | None
       or interrupted run);
     - every ``worker_step`` has one hours value (and one satisfaction answer, when
       present) per worker, when ``workers`` (the manifest's population size) is
-      given; every ``year_completed`` has the run's welfare (``swf``).
+      given, each a number in [0, ``max_hours``] (the run's ``max_weekly_hours``);
+      every ``schedule_set`` is a valid schedule (rates in [0, 1], edges rising from
+      0); every ``year_completed`` has the run's welfare (``swf``).
     """
     if not events:
         raise RunLogError(
@@ -798,11 +838,14 @@ def validate_events(events: Sequence[Any], path: str | Path, workers: int | None
                 )
             completed += 1
             current = None
-        elif kind == "worker_step" and workers:
+        elif kind == "worker_step":
             for field in ("weekly_hours", "satisfied"):
                 values = _event_field(event, field)
-                if values is not None and len(values) != workers:
+                if workers and values is not None and len(values) != workers:
                     raise RunLogError(
                         f"{path}: the worker_step of year {year} (seq {seq}) has "
                         f"{len(values)} {field} values for {workers} workers"
                     )
+            _check_hours(_event_field(event, "weekly_hours"), max_hours, path, year, seq)
+        elif kind == "schedule_set":
+            _check_schedule(event, path, year, seq)

@@ -168,10 +168,14 @@ class RunSink:
         self.totals: Callable[[], dict[str, Any]] = dict
         #: request digest -> id of a batch submitted before a restart (resume)
         self.pending_batches: dict[str, str] = {}
+        #: told of every event after the log (replay compares a run's worker steps)
+        self.listeners: list[Callable[[Any], None]] = []
 
     def emit(self, event: Any) -> None:
         if self.log is not None:
             self.log.append(event)
+        for listen in self.listeners:
+            listen(event)
 
     def batch_hooks(self, poll_interval_s: float) -> BatchHooks:
         """How the run's models run provider batches (``--batch-api``): each batch is
@@ -277,6 +281,9 @@ class Simulation:
         self.decisions = 0
         #: whether the log already holds this run's ``run_started`` event
         self.started = False
+        #: the run's end once it is logged (``run_completed``): the run is over, whatever
+        #: interrupts the process afterwards
+        self.ended: RunCompleted | None = None
         #: a resume: where the unfinished year's events were set aside (or ``None``),
         #: and how many of its completed model calls can be reused
         self.set_aside: Path | None = None
@@ -705,6 +712,7 @@ class Simulation:
         try:
             self.emit(event)
             logged = True
+            self.ended = event
         except Exception as exc:
             problem = exc
         try:

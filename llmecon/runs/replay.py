@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmecon.runs.events import CallFile, LLMCall
+from llmecon.runs.events import CallFile, LLMCall, WorkerStep
 from llmecon.runs.log import Manifest, RunLogError
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.restore import restore_run, saved_archetypes_file
@@ -121,6 +121,13 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     sim.years = len(logged)
     # A fork's first years were taken from another run: take them from this log too.
     sim.restore(logged[: run.forked_from_year], run.vote_summaries, leaders=run.vote_leaders)
+    replayed_steps: dict[tuple[int, int], list[float]] = {}
+
+    def note_step(event: Any) -> None:
+        if isinstance(event, WorkerStep):
+            replayed_steps[(event.year, event.step)] = event.weekly_hours
+
+    sim.sink.listeners.append(note_step)
     result = sim.run()
     for model in sim.models.models.values():
         mismatches = getattr(model.provider, "mismatches", [])
@@ -160,6 +167,11 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
                         "replayed": value,
                     }
                 )
+    report.differences += step_differences(
+        [e for e in run.events if isinstance(e, WorkerStep)],
+        replayed_steps,
+        range(run.forked_from_year, len(result.records)),
+    )
     if len(result.records) != len(logged):
         report.differences.append(
             {"year": None, "what": "years", "logged": len(logged), "replayed": len(result.records)}
@@ -174,6 +186,42 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
             }
         )
     return report
+
+
+def step_differences(
+    logged: list[WorkerStep], replayed: dict[tuple[int, int], list[float]], years: range
+) -> list[dict[str, Any]]:
+    """Each worker step of ``years`` whose logged hours differ from the replayed ones
+    (what ``load_run``'s agents table, ``export`` and the report read): the first
+    worker that differs and how many do."""
+    out: list[dict[str, Any]] = []
+    seen = {(e.year, e.step): e.weekly_hours for e in logged if e.year in years}
+    for key in sorted(set(seen) | {k for k in replayed if k[0] in years}):
+        year, step = key
+        what = f"hours, worker step {step + 1}"
+        old, new = seen.get(key), replayed.get(key)
+        if old is None or new is None:
+            out.append({"year": year, "what": what, "logged": _n(old), "replayed": _n(new)})
+            continue
+        if len(old) != len(new):
+            out.append({"year": year, "what": what, "logged": _n(old), "replayed": _n(new)})
+            continue
+        differ = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if not close(a, b)]
+        if differ:
+            i = differ[0]
+            out.append(
+                {
+                    "year": year,
+                    "what": f"{what} ({len(differ)} of {len(old)} workers differ)",
+                    "logged": f"worker {i + 1}: {old[i]!r}",
+                    "replayed": f"worker {i + 1}: {new[i]!r}",
+                }
+            )
+    return out
+
+
+def _n(hours: list[float] | None) -> str:
+    return "no step" if hours is None else f"{len(hours)} workers"
 
 
 def rescore_run(run_dir: str | Path, swf: str) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ from llmecon.models import (
     redact_url,
     resolve_model_name,
     runs_in_process,
+    served_by_openai_compatible,
 )
 from llmecon.models._fleet import ApiBase
 from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
@@ -221,7 +222,9 @@ class ModelPool:
     def get(self, name: str, role: str) -> Model:
         """The model ``name`` for ``role`` (``planner``, ``workers`` or ``voters``),
         served from the role's endpoint."""
-        base = _role_base(name, self.config.api_base_for(role))
+        base = _role_base(
+            name, self.config.api_base_for(role, run_wide=False), self.config.api_base
+        )
         key = (name, _base_key(base))
         if key not in self.models:
             self.models[key] = self._build(name, base, role)
@@ -354,10 +357,18 @@ def _priced_by_map(model: Model) -> bool:
     return not provider.in_process and provider.prices_known
 
 
-def _role_base(name: str, base: ApiBase) -> ApiBase:
-    """In-process models (embedded, mock, scripted) take no server URL: a run-wide
-    ``--api-base`` meant for the API models of other roles does not apply to them."""
-    return None if runs_in_process(name) else base
+def _role_base(name: str, own: ApiBase, run_wide: ApiBase) -> ApiBase:
+    """Where the model ``name`` of a role is served: the role's own base URL, else the
+    run-wide ``--api-base`` when the model is one an OpenAI-compatible server serves.
+
+    In-process models (embedded, mock, scripted) take no server URL. Nor does the
+    run-wide ``--api-base`` (an OpenAI-compatible server: vLLM, Ollama) apply to a
+    model of another provider (``claude-…``, ``litellm/…``): its calls, and its
+    provider's key, would go to that server. Such a role takes a base of its own
+    (``--planner-api-base``: a gateway in front of its provider)."""
+    if runs_in_process(name):
+        return None
+    return own or (run_wide if served_by_openai_compatible(name) else None)
 
 
 def _base_key(base: ApiBase) -> str | None:

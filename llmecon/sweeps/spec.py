@@ -77,12 +77,26 @@ def parse_seeds(text: str | int | Sequence[Any]) -> list[int]:
     return seeds
 
 
+#: A comma-separated part that continues the value before it (a planner's own
+#: argument: the rates of ``fixed:10,12,22``, the settings of ``ucb-joint:c=0.2,step=0.1``).
+_ARGUMENT_PART = re.compile(r"^(?:[-+]?(?:\d+\.?\d*|\.\d+)%?|\w[\w-]*=.*)$")
+
+
 def split_values(name: str, text: str) -> list[str]:
     """The values of one command-line option: comma-separated (``;`` for fields whose
-    values hold commas: a bracket set of edges, a price)."""
+    values hold commas: a bracket set of edges, a price). A part that is a number or a
+    ``key=value`` continues a value with an argument (``name:arg``) before it, so
+    ``none,fixed:50,50,50,ucb-joint:c=0.2,step=0.1`` is three planners."""
     sep = ";" if name in SEMICOLON_FIELDS else ","
-    values = [v.strip() for v in text.split(sep)]
-    return [v for v in values if v]
+    values: list[str] = []
+    for part in (v.strip() for v in text.split(sep)):
+        if not part:
+            continue
+        if values and ":" in values[-1] and sep == "," and _ARGUMENT_PART.match(part):
+            values[-1] += f",{part}"
+        else:
+            values.append(part)
+    return values
 
 
 def _safe(text: str) -> str:
@@ -123,10 +137,17 @@ def _check_model_names(config: RunConfig, origin: str) -> None:
     """Refuse a planner or model name no run could resolve (``ucbb``; ``saez, ucb`` as
     one name) when the sweep starts, not cell by cell after the valid cells ran. Keys
     and servers are checked when each cell builds its models."""
+    from llmecon.economy import parse_brackets
     from llmecon.models import UnknownModelError, resolve_model_name
-    from llmecon.planners import is_baseline
+    from llmecon.planners import PlannerError, check_planner_spec, is_baseline
 
     c = config.resolved()
+    if is_baseline(c.planner):  # its argument too (flat:abc), as a run checks it
+        try:
+            edges = parse_brackets(c.brackets)
+            check_planner_spec(c.planner, edges, c.min_rate, c.max_rate)
+        except PlannerError as exc:
+            raise ConfigError(f"invalid sweep settings ({origin}): planner: {exc}") from None
     roles = {
         "planner": (c.planner, c.planner_api_base or c.api_base),
         "workers": (c.workers, c.workers_api_base or c.api_base),

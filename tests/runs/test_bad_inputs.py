@@ -5,6 +5,7 @@ that reads a run (replay, rescore, resume, report, export, fork) and ``load_run`
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -241,6 +242,21 @@ def _torn_only(run: Path) -> None:
     (run / "events.jsonl").write_bytes(b'{"type": "run_sta')
 
 
+def _set_hours(value: float) -> Callable[[Path], None]:
+    def apply(run: Path) -> None:
+        events = _lines(run)
+        events[_index(events, "worker_step", 1)]["weekly_hours"][3] = value
+        _write_lines(run, events)
+
+    return apply
+
+
+def _rate_above_one(run: Path) -> None:
+    events = _lines(run)
+    events[_index(events, "schedule_set", 1)]["rates"][0] = 1.5
+    _write_lines(run, events)
+
+
 #: (case, how to break the log, what the message must say)
 BAD_LOGS: list[tuple[str, Callable[[Path], None], str]] = [
     ("seq-gap", _gap, "has seq 4, expected 3"),
@@ -252,6 +268,14 @@ BAD_LOGS: list[tuple[str, Callable[[Path], None], str]] = [
     ("no-schedule", _drop("schedule_set", 2), "without its schedule_set"),
     ("no-hours", _drop("worker_step", 1), "without its worker_step"),
     ("hours-of-two-workers", _short_hours, "has 2 weekly_hours values for 12 workers"),
+    (
+        "hours-above-the-most",
+        _set_hours(200.0),
+        "gives worker 4 200.0 weekly hours, outside [0, 80]",
+    ),
+    ("negative-hours", _set_hours(-10.0), "gives worker 4 -10.0 weekly hours"),
+    ("hours-not-a-number", _set_hours(math.nan), "gives worker 4 nan weekly hours"),
+    ("rate-above-one", _rate_above_one, "the schedule_set of year 1 (seq"),
     ("no-welfare", _no_swf, "year 1 is completed (seq"),
     ("empty", _empty, "empty"),
     ("only-a-torn-line", _torn_only, "empty"),

@@ -304,6 +304,27 @@ def test_ctrl_c_is_logged_interrupted_and_resumes(tmp_path: Path) -> None:
         resume_run(tmp_path / "r")
 
 
+def test_an_interrupt_after_the_run_logged_its_end_says_the_run_is_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM during the end-of-run reference oracle cancels the run at its next await,
+    after ``run_completed`` is logged: "continue with resume" would be refused."""
+    from llmecon.runs.wiring import ModelPool
+
+    async def interrupted(self: ModelPool) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ModelPool, "aclose", interrupted)
+    args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+            "--agents", "20", "--years", "2", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output  # how the run ended, not 130
+    assert "interrupted after the run ended (completed, 2 tax years)" in said
+    assert f"llmecon report {tmp_path / 'r'}" in said and "resume" not in said
+    assert _statuses(tmp_path / "r") == ["completed"]
+
+
 def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) -> None:
     with FakeOpenAIServer() as server:
         args = [
@@ -522,6 +543,23 @@ def test_replay_still_catches_a_real_difference(tmp_path: Path) -> None:
     report = replay_run(run_dir)
     assert not report.ok
     assert any(d["what"] == "swf" for d in report.differences)
+
+
+def test_replay_catches_worker_hours_the_log_changed(tmp_path: Path) -> None:
+    """The agents table, export and report read each worker's logged hours: replay
+    checks them too, not only the year's totals."""
+    run_dir = _golden_copy(tmp_path)
+    path = run_dir / "events.jsonl"
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    step = next(e for e in events if e["type"] == "worker_step" and e["year"] == 1)
+    step["weekly_hours"][2] = 0.0 if step["weekly_hours"][2] else 10.0  # in range
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    report = replay_run(run_dir)
+    (difference,) = report.differences
+    assert difference["year"] == 1 and difference["what"].startswith("hours, worker step 1")
+    assert difference["logged"].startswith("worker 3: ")
+    result = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert result.exit_code == 1 and "replay differs from the log in 1 place" in result.output
 
 
 # -- safe paths and inputs ------------------------------------------------------------------

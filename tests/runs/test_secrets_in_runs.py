@@ -93,3 +93,34 @@ def test_credentials_in_the_api_base_are_not_written(
     for path in (tmp_path / "url").rglob("*"):
         if path.is_file():
             assert b"0xSECRET" not in path.read_bytes(), path
+
+
+def test_the_run_wide_api_base_gets_no_other_providers_model_or_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--api-base`` is an OpenAI-compatible server (vLLM) for the roles it serves: a
+    Claude planner beside its workers stays with Anthropic (its key was sent to the
+    server before), and goes to a gateway only when given one of its own."""
+    from llmecon.testing.fake_servers import FakeAnthropicServer
+
+    anthropic_key = "sk-ant-test-SENTINEL-0a1b2c3d4e5f"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", anthropic_key)
+    with FakeOpenAIServer() as server, FakeAnthropicServer(api_key=anthropic_key) as gateway:
+        settings = dict(planner="anthropic/fake", workers="fake-model", agents=4, years=2,
+                        api_base=server.base_url, out=str(tmp_path), reference=False)  # fmt: skip
+        built = build_simulation(build_config(overrides={**settings, "run_id": "shared"}))
+        roles = built.models.roles
+        assert roles["planner"] == ("anthropic/fake", "anthropic default endpoint")
+        assert roles["workers"][1] == server.base_url
+        built.log.close()  # built to see where its roles go, not run (no internet)
+
+        own = {**settings, "planner_api_base": gateway.base_url, "run_id": "gateway"}
+        result = build_simulation(build_config(overrides=own)).run()
+        assert result.status == "completed"
+        assert gateway.stats.requests == 1  # the planner's call (year 2), with its key
+        assert server.stats.requests == 8  # the workers' calls only
+    calls = [e for e in read_events(tmp_path / "gateway") if isinstance(e, LLMCall)]
+    assert {(c.role, c.endpoint) for c in calls} == {
+        ("planner", gateway.base_url),
+        ("worker", server.base_url),
+    }

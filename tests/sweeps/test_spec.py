@@ -10,7 +10,14 @@ import pytest
 from scipy import stats
 
 from llmecon.runs import ConfigError
-from llmecon.sweeps import SweepSpec, interval, parse_seeds, read_sweep_file, summarize
+from llmecon.sweeps import (
+    SweepSpec,
+    interval,
+    parse_seeds,
+    read_sweep_file,
+    split_values,
+    summarize,
+)
 
 
 def test_parse_seeds_ranges_and_lists() -> None:
@@ -22,6 +29,30 @@ def test_parse_seeds_ranges_and_lists() -> None:
         parse_seeds("3-1")
     with pytest.raises(ConfigError, match="seeds"):
         parse_seeds("a")
+
+
+def test_a_planners_own_commas_stay_with_it() -> None:
+    given = "none,fixed:10,12%,22.5,ucb-joint:c=0.2,step=0.1,flat:30,saez"
+    assert split_values("planner", given) == [
+        "none", "fixed:10,12%,22.5", "ucb-joint:c=0.2,step=0.1", "flat:30", "saez"
+    ]  # fmt: skip
+    assert split_values("elasticity", "0.2,0.4") == ["0.2", "0.4"]  # no argument to continue
+    assert split_values("brackets", "0,50000;us-federal-2025") == ["0,50000", "us-federal-2025"]
+
+
+@pytest.mark.parametrize(
+    ("planner", "said"),
+    [
+        ("flat:abc", "rates must be comma-separated numbers, got 'abc'"),
+        ("fixed:50,50", "need 1 or 7 rates for this bracket set, got 2"),
+        ("ucb:x", "ucb takes a number"),
+    ],
+)
+def test_a_baselines_argument_is_checked_before_any_cell_runs(planner: str, said: str) -> None:
+    spec = SweepSpec(base={"workers": "rational"}, grid={"planner": ["saez", planner]})
+    with pytest.raises(ConfigError, match=rf"planner={planner}\): planner: ") as info:
+        spec.expand()
+    assert said in str(info.value)
 
 
 def test_grid_expands_in_order_with_deterministic_ids() -> None:
