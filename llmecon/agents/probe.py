@@ -43,7 +43,7 @@ from llmecon.economy import (
     best_response_hours,
 )
 from llmecon.economy.utility import WEEKS_PER_YEAR, utility
-from llmecon.models import GenerateConfig, Model
+from llmecon.models import FATAL_ERROR_TYPES, CallRecord, GenerateConfig, Model, ModelError
 from llmecon.personas import Persona, persona_text, population_from_personas
 from llmecon.prompts import PromptLibrary
 
@@ -238,8 +238,36 @@ async def probe_model(
         return hours
 
     retest_items = [next(i for i in items if i.name == name) for name in RETEST_ITEMS]
-    columns = await asyncio.gather(*(ask(item) for item in items))
-    retests = await asyncio.gather(*(ask(item) for item in retest_items))
+
+    async def battery_answers() -> tuple[list[FloatArray], list[FloatArray]]:
+        columns = await asyncio.gather(*(ask(item) for item in items))
+        return columns, await asyncio.gather(*(ask(item) for item in retest_items))
+
+    # A call that fails for good (a rejected or missing key) stops the probe at once,
+    # as it stops a run: the other calls would be sent with the same key.
+    job = asyncio.ensure_future(battery_answers())
+    fatal: list[CallRecord] = []
+    watched = model.on_call
+
+    def watch(record: CallRecord) -> None:
+        if watched is not None:
+            watched(record)
+        if record.error_type in FATAL_ERROR_TYPES and not fatal:
+            fatal.append(record)
+            job.cancel()
+
+    model.on_call = watch
+    try:
+        columns, retests = await job
+    except asyncio.CancelledError:
+        if not fatal:
+            raise
+        raise ModelError(
+            f"the probe stopped at its first call that no retry can mend: "
+            f"{fatal[0].error_type}: {fatal[0].error_message}"
+        ) from None
+    finally:
+        model.on_call = watched
     answers = np.column_stack(columns)
     retest = np.column_stack(retests)
     rational = np.column_stack(

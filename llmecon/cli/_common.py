@@ -263,6 +263,16 @@ def config_options(*groups: str, defaults: Mapping[str, Any] | None = None) -> C
     return wrap
 
 
+def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An ``--api-base`` checked as a run checks it, before any call."""
+    from llmecon.models import check_base_url
+
+    try:
+        return None if value is None else check_base_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def model_call_options(func: F) -> F:
     """The options of a command that calls one model directly (``probe``, ``models
     test``): ``--api-base``, ``--timeout``, ``--max-retries``, ``--max-concurrency``, with
@@ -270,6 +280,7 @@ def model_call_options(func: F) -> F:
     options = [
         click.option(
             "--api-base",
+            callback=_base_url,
             help="Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server).",
         ),
         click.option(

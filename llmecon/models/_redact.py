@@ -128,6 +128,18 @@ def _mask_param_match(match: re.Match[str]) -> str:
     return f"{name}=***" if _SECRET_PARAM.search(name) else match.group()
 
 
+def check_base_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; :class:`ValueError` saying how to
+    write one otherwise (``localhost:8000/v1`` has no scheme). The URL is redacted."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"{redact_url(url)!r} is not an http(s) URL: give the scheme, e.g. "
+            "http://127.0.0.1:8000/v1"
+        )
+    return url
+
+
 def redact_url(url: str) -> str:
     """``url`` without credentials: ``user:pass@`` removed, secret-looking query (and
     fragment) parameters masked (``?api_key=***``), then :func:`redact` applied.

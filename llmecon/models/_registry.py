@@ -12,6 +12,7 @@ from llmecon.models._errors import UnknownModelError
 from llmecon.models._fleet import ApiBase, build_fleet, endpoint_specs
 from llmecon.models._model import Model, OnCall
 from llmecon.models._provider import ModelProvider
+from llmecon.models._redact import check_base_url
 
 #: ``factory(model_name, api_base, **provider_args) -> ModelProvider``
 ProviderFactory = Callable[..., ModelProvider]
@@ -177,6 +178,8 @@ def get_model(
     concurrency limit is then the fleet's total.
     """
     specs = endpoint_specs(api_base)
+    for spec in specs:
+        check_base_url(spec.url)  # localhost:8000/v1: say so now, not at the first call
     first = specs[0].url if specs else None
     provider_name, model_name = resolve_model_name(name, first)
     factory = _factory(provider_name)

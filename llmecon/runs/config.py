@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -33,7 +32,7 @@ from pydantic import (
 from llmecon._limits import MAX_SEED
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 from llmecon.models._fleet import EndpointSpec
-from llmecon.models._redact import redact_url
+from llmecon.models._redact import check_base_url
 
 #: A server base URL, or several (an endpoint fleet): URLs or ``{url, max_concurrency}``.
 ApiBaseField = str | list[str | EndpointSpec] | None
@@ -559,12 +558,7 @@ class RunConfig(BaseModel):
         items = value if isinstance(value, list) else [value]
         urls = [item if isinstance(item, str) else item.url for item in items]
         for url in urls:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(
-                    f"{redact_url(url)!r} is not an http(s) URL: give the scheme, e.g. "
-                    "http://127.0.0.1:8000/v1"
-                )
+            check_base_url(url)
         if not isinstance(value, list):
             return value
         if not value:

@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmecon.models import FATAL_ERROR_TYPES
+
 #: The failure-share rule applies once this many calls were made.
 MIN_CALLS_FOR_SHARE = 20
 #: Every call of one role failing for this many tax years in a row trips the breaker.
@@ -40,8 +42,6 @@ _WHOSE = {
     "voter": "voters'",
     "proposer": "proposer's",
 }
-#: Errors that no retry will cure: the breaker trips at the first one.
-FATAL_ERRORS = frozenset({"AuthError", "MissingKeyError", "LocalModelUnavailableError"})
 
 
 class RunFailedError(RuntimeError):
@@ -114,7 +114,7 @@ class CircuitBreaker:
             if year is not None and tally.failing_since is not None
             else 0
         )
-        if error_type in FATAL_ERRORS:
+        if error_type in FATAL_ERROR_TYPES:
             self._trip(f"{where}: {message}")
         elif self.consecutive >= self.max_consecutive:
             self._trip(

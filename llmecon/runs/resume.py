@@ -202,6 +202,11 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
     file's ``vote_every: null`` turns voting off)."""
     src = restore_run(source_dir)
     logged = src.years
+    if not logged:
+        raise RunLogError(
+            f"{src.path} completed no tax year, so a fork would keep nothing: start a new "
+            "run with the settings you want (`llmecon run …`)"
+        )
     if not 0 < from_year <= len(logged):
         raise RunLogError(
             f"--from-year must be between 1 and {len(logged)} (the completed years of {src.path})"

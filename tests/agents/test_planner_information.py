@@ -236,7 +236,7 @@ def test_the_run_summary_and_cli_say_so(run: Any) -> None:
     text = re.sub(r"\s+", " ", captured.get())
     assert "references assume" in text and "not this run's" in text
     assert "status quo, these workers (tax year 1)" in text
-    assert "in 2 year(s) (0, 2)" in text and "gave the same answer" in text
+    assert "in 2 tax years (1, 3)" in text and "gave the same answer" in text  # as shown
 
 
 def test_the_reference_planner_moves_every_bracket_the_evidence_favours(run: Any) -> None:

@@ -153,6 +153,26 @@ def test_a_probe_of_mostly_failed_calls_is_an_error_and_is_not_saved(tmp_path: P
     assert not out.exists()
 
 
+def test_a_rejected_key_stops_the_probe_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a run stops at the first 401: the other calls would carry the same key."""
+    from llmecon.testing.fake_servers import FakeOpenAIServer
+
+    monkeypatch.setenv("LLMECON_API_KEY", "sk-wrong-0123456789abcdef")
+    with FakeOpenAIServer(api_key="sk-right-0123456789abcdef") as server:
+        args = ["probe", "m", "--api-base", server.base_url, "--personas", "4",
+                "--max-concurrency", "2", "--out", str(tmp_path / "p.json")]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        asked = server.stats.requests
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "stopped at its first call that no retry can mend: AuthError" in said
+    assert "check LLMECON_API_KEY" in said and "sk-wrong" not in said
+    assert asked <= 2  # the calls in flight when the 401 came, not all 52
+    assert not (tmp_path / "p.json").exists()
+
+
 def test_probe_refuses_a_local_model_with_a_server_and_a_misnamed_template(
     tmp_path: Path,
 ) -> None:

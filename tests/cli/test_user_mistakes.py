@@ -5,6 +5,7 @@ a summary whose oracle ratio is undefined."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
+from llmecon.models import get_model
 from llmecon.personas import default_bank_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -278,3 +280,34 @@ def test_resume_with_a_setting_only_run_takes_says_to_fork(run_dir: Path) -> Non
         text = _clean_error(kept, "cannot change in either; start a new run")
         assert "--from-year" not in text and kept.exit_code == 2
     assert "No such option" in _invoke("resume", str(run_dir), "--fork", str(run_dir)).output
+
+
+def test_a_run_that_completed_no_year_is_not_offered_a_fork(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmecon.runs import RunFailedError, build_config, build_simulation
+    from llmecon.runs.loop import Simulation
+
+    async def no_year(self: Simulation, year: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")  # stops it, resumable
+
+    monkeypatch.setattr(Simulation, "run_year", no_year)
+    settings = dict(planner="saez", workers="rational", personas="synthetic", agents=5,
+                    years=2, out=str(tmp_path), run_id="r", reference=False)  # fmt: skip
+    with pytest.raises(RunFailedError):
+        build_simulation(build_config(overrides=settings)).run()
+    monkeypatch.undo()
+    run = tmp_path / "r"
+    said = _clean_error(_invoke("resume", str(run), "--planner", "ucb"), "completed no tax year")
+    assert "`llmecon run --planner ucb`" in said and "--fork" not in said
+    forked = _invoke("run", "--fork", str(run), "--from-year", "1", "--planner", "ucb")
+    _clean_error(forked, "completed no tax year, so a fork would keep nothing")
+
+
+@pytest.mark.parametrize("command", [["models", "test", "fake"], ["probe", "fake", "--no-save"]])
+def test_an_api_base_without_a_scheme_is_refused_before_any_call(command: list[str]) -> None:
+    result = _invoke(*command, "--api-base", "localhost:18001/v1")
+    _clean_error(result, "'localhost:18001/v1' is not an http(s) URL: give the scheme")
+    assert result.exit_code == 2  # a usage error, as run's, and no call was made
+    with pytest.raises(ValueError, match="is not an http"):  # from Python too
+        get_model("fake", api_base="127.0.0.1:18001/v1")
