@@ -6,7 +6,10 @@ fast and never import provider SDKs they do not need.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import warnings
+from collections.abc import Iterator
 
 import click
 
@@ -36,6 +39,24 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Within a command, a Python warning (the Saez fixed point that did not converge,
+    a run's log that could not be finished) reads ``warning: <message>`` on the
+    terminal, without Python's file, line and source line. Only its text is changed:
+    where it goes, and a caller recording warnings, stay as they were."""
+
+    def text(message: Warning | str, *args: object, **kwargs: object) -> str:
+        return f"warning: {message}\n"
+
+    previous = warnings.formatwarning
+    warnings.formatwarning = text  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -56,7 +77,8 @@ class _LazyGroup(click.Group):
         from llmecon._files import is_storage_error, os_error_text
 
         try:
-            return super().invoke(ctx)
+            with _warnings_as_lines():
+                return super().invoke(ctx)
         except OSError as exc:
             if not is_storage_error(exc):
                 raise

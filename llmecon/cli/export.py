@@ -167,7 +167,5 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     finally:
         for line in written:
             click.echo(line)
-    if run.economy is None:
-        console.print(f"[yellow]note[/]: per-agent incomes omitted: {run.population_note}")
     for problem in run.problems:
         console.print(f"[yellow]warning[/]: {problem}; the calls table lacks those calls")

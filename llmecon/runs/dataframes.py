@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ from llmecon.runs.incidence import (
     welfare_decomposition_table,
     with_head,
 )
-from llmecon.runs.log import Manifest
+from llmecon.runs.log import Manifest, RunLogWarning
 from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
 from llmecon.runs.restore import restore_run
 from llmecon.runs.tidy import (
@@ -638,6 +639,12 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
     economy, note = run.economy()
     economy, note = _check_economy(economy, note, events)
     step = next((e for e in events if isinstance(e, WorkerStep)), None)
+    if economy is None and step is not None:  # the agents table then has hours only
+        warnings.warn(
+            f"{directory}: per-agent incomes, taxes and personas omitted: {note}",
+            RunLogWarning,
+            stacklevel=2,
+        )
     n_workers = len(step.weekly_hours) if step is not None else 0
     personas = personas_table(directory, manifest.config, economy, n_workers)
     archetypes = run.archetype_labels(n_workers)

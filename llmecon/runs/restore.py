@@ -49,6 +49,7 @@ from llmecon.runs.log import (
     RunLogError,
     describe_validation_errors,
     logged_years,
+    population_size,
     read_log,
 )
 from llmecon.runs.wiring import ARCHETYPES_FILE, PROMPTS_COPY_NAME, build_economy, build_world
@@ -67,6 +68,7 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     data = dict(manifest.config)
     personas = run_dir / PERSONAS_COPY_NAME
     if personas.is_file():
+        _check_personas_copy(personas, population_size(manifest))
         data["personas"] = str(personas)
     prompts = run_dir / PROMPTS_COPY_NAME
     if prompts.is_dir():  # the run's own copy of its templates
@@ -96,6 +98,22 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
             f"register it before replaying ({how})"
         )
     return config
+
+
+def _check_personas_copy(copy: Path, size: int) -> None:
+    """:class:`RunLogError` when the run's copy of its personas does not hold one line
+    per worker (a truncated copy would otherwise be read as a smaller bank)."""
+    try:
+        with copy.open("rb") as fh:
+            lines = sum(1 for line in fh if line.strip())
+    except OSError as exc:
+        raise RunLogError(f"{copy}: the run's copy of its personas cannot be read: {exc}") from None
+    if size and lines != size:
+        raise RunLogError(
+            f"{copy}: the run's copy of its personas holds {lines} personas and the run "
+            f"has {size}: the copy is truncated or damaged; put the run's own copy back "
+            "(a new sample would not reproduce the run)"
+        )
 
 
 #: What a recorded run computes with, by field, and how to register it

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from llmecon.cli import main
 from llmecon.runs import RunLogError, build_config, build_simulation, read_events, read_manifest
 from llmecon.runs.dataframes import load_run
-from llmecon.runs.log import validate_events
+from llmecon.runs.log import RunLogWarning, validate_events
 from llmecon.runs.replay import replay_run
 from llmecon.runs.resume import fork_run, resume_run
 
@@ -413,3 +413,30 @@ def test_a_run_killed_before_it_logged_anything_says_to_remove_it(tmp_path: Path
         said = " ".join(result.output.split())
         assert result.exit_code != 0 and "before it logged anything" in said, said
         assert "remove" in said and str(tmp_path / "r") in said
+
+
+def test_a_truncated_copy_of_the_runs_personas_is_named_as_such(tmp_path: Path) -> None:
+    """Not "--agents is 20; sample a bigger bank": the run's own copy is damaged, and a
+    new sample would not reproduce the run."""
+    settings = dict(planner="saez", workers="rational", personas="default", agents=12,
+                    years=2, out=str(tmp_path), run_id="run", reference=False)  # fmt: skip
+    build_simulation(build_config(overrides=settings)).run()
+    run = tmp_path / "run"
+    copy = run / "personas.jsonl"
+    lines = copy.read_text(encoding="utf-8").splitlines(keepends=True)
+    copy.write_text("".join(lines[:5]), encoding="utf-8")
+    for command in (("replay",), ("run", "--fork")):
+        args = [*command, str(run)] + (["--from-year", "1"] if "--fork" in command else [])
+        result = _invoke(*args)
+        _assert_clean_error(
+            result, "personas.jsonl", f"holds 5 personas and the run has {len(lines)}"
+        )
+    with pytest.warns(RunLogWarning, match="per-agent incomes, taxes and personas omitted"):
+        data = load_run(run)
+    assert data.economy is None
+    # on the terminal: one line, without Python's file and source line
+    export = [sys.executable, "-m", "llmecon", "export", str(run), "--out", str(tmp_path / "t")]
+    done = subprocess.run(export, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert said.count("omitted") == 1 and "warning: " in said and "Warning:" not in said
