@@ -262,12 +262,13 @@ async def probe_model(
     except asyncio.CancelledError:
         if not fatal:
             raise
+    finally:
+        model.on_call = watched
+    if fatal:  # also when it was the battery's last call, with nothing left to cancel
         raise ModelError(
             f"the probe stopped at its first call that no retry can mend: "
             f"{fatal[0].error_type}: {fatal[0].error_message}"
-        ) from None
-    finally:
-        model.on_call = watched
+        )
     answers = np.column_stack(columns)
     retest = np.column_stack(retests)
     rational = np.column_stack(

@@ -44,7 +44,7 @@ from llmecon.models._registry import (
     register_provider,
     resolve_model_name,
     runs_in_process,
-    served_by_openai_compatible,
+    takes_run_wide_base,
 )
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import CallRecord, ChatMessage, ModelOutput, Usage
@@ -91,5 +91,5 @@ __all__ = [
     "register_provider",
     "resolve_model_name",
     "runs_in_process",
-    "served_by_openai_compatible",
+    "takes_run_wide_base",
 ]

@@ -1,7 +1,8 @@
 """``anthropic/<model>`` (and bare ``claude-…``) through the official ``anthropic`` SDK.
 
 The key comes from ``ANTHROPIC_API_KEY`` (also for a custom ``api_base``, which for
-Anthropic is normally a gateway in front of the real API). Structured output is a forced
+Anthropic is normally a gateway in front of the real API; a run gives it one only as a
+role's own base, never its run-wide OpenAI-compatible ``--api-base``). Structured output is a forced
 tool call: the schema is the tool's ``input_schema`` and the reply is the tool input.
 
 Transports: ``http`` (the default: the tuned aiohttp client of
@@ -55,6 +56,7 @@ class AnthropicProvider(ModelProvider):
     provider_name = "anthropic"
     supports_native_schema = True
     default_max_concurrency = 32
+    takes_run_wide_base = False  # a gateway is a role's own base: it gets the key
 
     def __init__(
         self, model_name: str, api_base: str | None = None, *, transport: str | None = None

@@ -72,6 +72,10 @@ class ModelProvider(ABC):
     default_max_concurrency: int = 16
     #: runs inside this process (embedded, mock, scripted, replay): takes no server URL
     in_process: bool = False
+    #: whether a run's run-wide ``--api-base`` (an OpenAI-compatible server) applies to
+    #: its models; ``False`` for a provider that speaks its own API there and would send
+    #: it its own key (Anthropic): such a role takes only a base of its own
+    takes_run_wide_base: bool = True
 
     def __init__(self, model_name: str, api_base: str | None = None) -> None:
         self.model_name = model_name

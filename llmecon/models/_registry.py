@@ -123,15 +123,20 @@ def resolve_model_name(name: str, api_base: str | None = None) -> tuple[str, str
     )
 
 
-def served_by_openai_compatible(name: str) -> bool:
-    """Whether the model ``name`` is one an OpenAI-compatible server (``--api-base``)
-    serves: a bare name or an ``openai/…`` one; ``True`` for a name no provider knows,
-    so that building it says why."""
+def takes_run_wide_base(name: str) -> bool:
+    """Whether a run's run-wide ``--api-base`` (an OpenAI-compatible server) applies to
+    the model ``name``: not to an in-process model, nor to one whose provider speaks its
+    own API and would send its own key there (``claude-…``: its provider's
+    ``takes_run_wide_base``). ``True`` for a name no provider knows, so that building
+    it says why."""
     try:
         provider, _ = resolve_model_name(name, api_base="given")
     except UnknownModelError:
         return True
-    return provider == "openai"
+    factory = _factory(provider)
+    return not getattr(factory, "in_process", False) and getattr(
+        factory, "takes_run_wide_base", True
+    )
 
 
 def runs_in_process(name: str) -> bool:

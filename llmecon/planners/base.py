@@ -201,12 +201,18 @@ def make_planner(spec: str, context: PlannerContext) -> Planner:
 def check_planner_spec(
     spec: str, edges: Sequence[float], min_rate: float = 0.0, max_rate: float = 1.0
 ) -> None:
-    """:class:`PlannerError` when the baseline ``spec`` cannot be built for a run on
-    ``edges`` (``flat:abc``; ``fixed:`` with the wrong number of rates): what a sweep
-    checks before its first cell runs. The planner is built, as a run builds it, on a
-    small synthetic economy: factories read their argument and keep the context (the
-    built-in ones compute nothing before their first proposal)."""
+    """:class:`PlannerError` when the built-in baseline ``spec`` cannot be built for a
+    run on ``edges`` (``flat:abc``; ``fixed:`` with the wrong number of rates): what a
+    sweep checks before its first cell runs. The planner is built as a run builds it,
+    on a small synthetic economy: the built-in factories read their argument and keep
+    the context. A plug-in's planner may need its run's own economy: it is checked when
+    its cell builds the run."""
     from llmecon.economy import synthetic_population
+
+    _load_builtin()
+    entry = _REGISTRY.get(spec.partition(":")[0].strip().lower())
+    if entry is None or not getattr(entry[0], "__module__", "").startswith(_BUILTIN_MODULE_PREFIX):
+        return  # not a baseline, or a plug-in's
 
     economy = Economy(synthetic_population(8, np.random.default_rng(0)))
     rng = np.random.default_rng(0)

@@ -318,9 +318,9 @@ class RunConfig(BaseModel):
 
     api_base: ApiBaseField = Field(None, json_schema_extra=_OPERATIONAL)
     """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server) for
-    every role that has no base of its own and whose model such a server serves (a bare
-    name or ``openai/…``; the embedded, mock, ``claude-…`` and ``litellm/…`` models
-    keep their own endpoint, and their provider's key never goes to this server).
+    every role that has no base of its own (the embedded and mock models ignore it, and
+    a ``claude-…`` model keeps Anthropic's endpoint: its key never goes to this server;
+    give it ``--planner-api-base`` for a gateway).
     Repeat it for an endpoint fleet: calls are spread over the servers by least
     outstanding requests and a failing one is taken out and retried later (in a config
     file: a list of URLs or of ``{url, max_concurrency}`` mappings)."""

@@ -48,7 +48,7 @@ from llmecon.models import (
     redact_url,
     resolve_model_name,
     runs_in_process,
-    served_by_openai_compatible,
+    takes_run_wide_base,
 )
 from llmecon.models._fleet import ApiBase
 from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
@@ -359,16 +359,16 @@ def _priced_by_map(model: Model) -> bool:
 
 def _role_base(name: str, own: ApiBase, run_wide: ApiBase) -> ApiBase:
     """Where the model ``name`` of a role is served: the role's own base URL, else the
-    run-wide ``--api-base`` when the model is one an OpenAI-compatible server serves.
+    run-wide ``--api-base`` when it applies to the model
+    (:func:`~llmecon.models.takes_run_wide_base`).
 
     In-process models (embedded, mock, scripted) take no server URL. Nor does the
     run-wide ``--api-base`` (an OpenAI-compatible server: vLLM, Ollama) apply to a
-    model of another provider (``claude-…``, ``litellm/…``): its calls, and its
-    provider's key, would go to that server. Such a role takes a base of its own
-    (``--planner-api-base``: a gateway in front of its provider)."""
+    ``claude-…`` model: its calls, and ``ANTHROPIC_API_KEY``, would go to that server.
+    Such a role takes a base of its own (``--planner-api-base``: a gateway)."""
     if runs_in_process(name):
         return None
-    return own or (run_wide if served_by_openai_compatible(name) else None)
+    return own or (run_wide if takes_run_wide_base(name) else None)
 
 
 def _base_key(base: ApiBase) -> str | None:

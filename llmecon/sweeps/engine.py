@@ -215,12 +215,14 @@ def run_sweep(
         try:
             lock = SweepLock(directory)  # one sweep at a time writes a folder
             write_manifest(directory, spec, cells)
-        except OSError as exc:
+        except BaseException as exc:  # another sweep's folder, a damaged sweep.json, …
             if lock is not None:
                 lock.release()
-            raise RunLogError(
-                f"cannot write the sweep folder {directory}: {os_reason(exc)}; no cell was run"
-            ) from None
+            if isinstance(exc, OSError):
+                raise RunLogError(
+                    f"cannot write the sweep folder {directory}: {os_reason(exc)}; no cell was run"
+                ) from None
+            raise
     try:
         operational = {
             k: v for k, v in spec.base.items() if k in OPERATIONAL_FIELDS and v is not None

@@ -173,6 +173,19 @@ def test_a_rejected_key_stops_the_probe_at_once(
     assert not (tmp_path / "p.json").exists()
 
 
+def test_a_key_rejected_on_the_batterys_last_call_still_stops_the_probe(tmp_path: Path) -> None:
+    from llmecon.testing.fake_servers import FakeOpenAIServer
+
+    with FakeOpenAIServer(faults=["ok"] * 25 + ["401"]) as server:  # 2 personas: 26 calls
+        args = ["probe", "m", "--api-base", server.base_url, "--personas", "2",
+                "--max-concurrency", "1", "--out", str(tmp_path / "p.json")]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        assert server.stats.requests == 26
+    assert result.exit_code == 1, result.output
+    assert "no retry can mend: AuthError" in " ".join(result.output.split())
+    assert not (tmp_path / "p.json").exists()
+
+
 def test_probe_refuses_a_local_model_with_a_server_and_a_misnamed_template(
     tmp_path: Path,
 ) -> None:

@@ -399,7 +399,7 @@ def test_a_sweep_folder_that_cannot_be_written_raises_the_log_error_and_runs_not
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import llmecon
-    from llmecon.runs import RunLogError
+    from llmecon.runs import ConfigError, RunLogError
     from llmecon.sweeps import engine
 
     settings = dict(planner="saez", workers="rational", agents=20, years=2, seeds="0",
@@ -411,3 +411,7 @@ def test_a_sweep_folder_that_cannot_be_written_raises_the_log_error_and_runs_not
     monkeypatch.undo()
     done = llmecon.sweep(**settings)  # the lock was released: the same call runs
     assert done.status == "completed" and (tmp_path / "s" / "sweep.json").exists()
+    # refused for another reason (the folder holds another sweep): released too
+    with pytest.raises(ConfigError, match="holds another sweep"):
+        llmecon.sweep(**{**settings, "agents": 30})
+    assert llmecon.sweep(**settings).status == "completed"  # not "in use by another sweep"

@@ -124,3 +124,29 @@ def test_the_run_wide_api_base_gets_no_other_providers_model_or_key(
         ("planner", gateway.base_url),
         ("worker", server.base_url),
     }
+
+
+def test_which_models_take_the_run_wide_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only Anthropic's speaks its own API there with its own key: litellm (which sends
+    LLMECON_API_KEY to a given base) and plug-in providers keep the run-wide base."""
+    from llmecon.models import ModelProvider
+    from llmecon.models import _registry as registry
+    from llmecon.runs.wiring import _role_base
+
+    class Plugin(ModelProvider):
+        provider_name = "plugprov"
+
+    class OwnApi(ModelProvider):
+        provider_name = "ownapi"
+        takes_run_wide_base = False
+
+    monkeypatch.setitem(registry._PROVIDERS, "plugprov", Plugin)
+    monkeypatch.setitem(registry._PROVIDERS, "ownapi", OwnApi)
+    url, gateway = "http://127.0.0.1:8000/v1", "http://127.0.0.1:9000"
+    for name in ("my-model", "openai/m", "gpt-4o", "litellm/hosted_vllm/q", "plugprov/m"):
+        assert _role_base(name, None, url) == url, name
+    for name in ("claude-sonnet-4-5", "anthropic/m", "ownapi/m"):
+        assert _role_base(name, None, url) is None, name
+        assert _role_base(name, gateway, url) == gateway, name  # its own base: a gateway
+    for name in ("mock/default", "scripted/reference", "local/smollm2-135m"):
+        assert _role_base(name, gateway, url) is None, name  # in-process

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -53,6 +54,24 @@ def test_a_baselines_argument_is_checked_before_any_cell_runs(planner: str, said
     with pytest.raises(ConfigError, match=rf"planner={planner}\): planner: ") as info:
         spec.expand()
     assert said in str(info.value)
+
+
+def test_a_plug_in_planner_is_checked_on_its_own_runs_economy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plug-in may need its run's population (here 20 workers): the sweep leaves its
+    check to the cell, where a run builds it."""
+    from llmecon.planners import FixedPlanner, PlannerError, base
+
+    def topk(ctx: Any, arg: str | None) -> FixedPlanner:
+        if ctx.economy.size < int(arg or 0):
+            raise PlannerError(f"topk needs {arg} workers")
+        return FixedPlanner("topk", ctx.status_quo())
+
+    topk.__module__ = "my_package.planners"
+    monkeypatch.setitem(base._REGISTRY, "topk", (topk, "test plug-in"))
+    spec = SweepSpec(base={"workers": "rational", "agents": 50}, grid={"planner": ["topk:20"]})
+    assert [c.settings["planner"] for c in spec.expand()] == ["topk:20"]
 
 
 def test_grid_expands_in_order_with_deterministic_ids() -> None:
