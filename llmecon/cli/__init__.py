@@ -50,7 +50,7 @@ def _warnings_as_lines() -> Iterator[None]:
         return f"warning: {message}\n"
 
     previous = warnings.formatwarning
-    warnings.formatwarning = text  # type: ignore[assignment]
+    warnings.formatwarning = text
     try:
         yield
     finally:
