@@ -596,18 +596,15 @@ class RunConfig(BaseModel):
             )
         super().__setattr__(name, value)
 
-    def api_base_for(
-        self, role: str, run_wide: bool = True
-    ) -> str | list[str | EndpointSpec] | None:
-        """The base URL(s) of ``role``'s model (``planner``, ``workers`` or ``voters``):
-        its own, else (with ``run_wide``) ``api_base``, which a run applies only to the
-        models an OpenAI-compatible server serves (``llmecon.runs.wiring``)."""
-        own = {
+    def own_api_base(self, role: str) -> str | list[str | EndpointSpec] | None:
+        """The base URL(s) given to ``role`` alone (``planner``, ``workers`` or
+        ``voters``); a run falls back to ``api_base`` for the models it applies to
+        (``llmecon.runs.wiring``)."""
+        return {
             "planner": self.planner_api_base,
             "workers": self.workers_api_base,
             "voters": self.voters_api_base,
         }.get(role)
-        return own or (self.api_base if run_wide else None)
 
     def resolved(self) -> RunConfig:
         """A copy with every default that depends on other fields filled in (they

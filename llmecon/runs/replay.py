@@ -200,10 +200,7 @@ def step_differences(
         year, step = key
         what = f"hours, worker step {step + 1}"
         old, new = seen.get(key), replayed.get(key)
-        if old is None or new is None:
-            out.append({"year": year, "what": what, "logged": _n(old), "replayed": _n(new)})
-            continue
-        if len(old) != len(new):
+        if old is None or new is None or len(old) != len(new):
             out.append({"year": year, "what": what, "logged": _n(old), "replayed": _n(new)})
             continue
         differ = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if not close(a, b)]

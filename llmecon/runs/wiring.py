@@ -222,9 +222,7 @@ class ModelPool:
     def get(self, name: str, role: str) -> Model:
         """The model ``name`` for ``role`` (``planner``, ``workers`` or ``voters``),
         served from the role's endpoint."""
-        base = _role_base(
-            name, self.config.api_base_for(role, run_wide=False), self.config.api_base
-        )
+        base = _role_base(name, self.config.own_api_base(role), self.config.api_base)
         key = (name, _base_key(base))
         if key not in self.models:
             self.models[key] = self._build(name, base, role)
