@@ -167,10 +167,14 @@ def welfare_noise_sd(years: Sequence[YearRecord]) -> float | None:
 
 
 def bracket_shares(
-    rec: YearRecord, weight: FloatArray | None = None
-) -> tuple[list[str], list[int]]:
-    """Workers whose income falls in each bracket, and each bracket's share (whole
-    percent) of total income earned by them: where the tax base of each rate sits.
+    rec: YearRecord, weight: FloatArray | None = None, decimals: int = 1
+) -> tuple[list[str], list[float]]:
+    """Workers whose income falls in each bracket, and each bracket's share (percent,
+    one decimal) of total income earned by them: where the tax base of each rate sits.
+    A whole percent would not do: a bracket with 4 % of the income would have its mean
+    income known only to ±12 %, and the planner reads whether those above a bracket keep
+    paying its slice from it. (``decimals=0``: the whole percents that templates written
+    before showed.)
 
     With survey weights (mean 1) each worker counts for the people it stands for, as in
     the welfare and revenue: the counts (one decimal) still sum to the number of
@@ -185,7 +189,7 @@ def bracket_shares(
     total = float(totals.sum())
     shares = 100.0 * totals / total if total > 0 else np.zeros(edges.size)
     written = [str(int(c)) if weight is None else f"{c:.1f}" for c in counts]
-    return written, [round(float(x)) for x in shares]
+    return written, [round(float(x), decimals) for x in shares]
 
 
 def rate_change_text(before: Sequence[int], after: Sequence[int]) -> str:
@@ -256,7 +260,12 @@ def demonstrations(
                     ),
                     "workers": "/".join(counts)
                     + (" (survey-weighted)" if weight is not None else ""),
-                    "income_share": "/".join(str(x) for x in shares),
+                    # whole percents: the field of templates written before the
+                    # one-decimal shares, so that their runs still replay
+                    "income_share": "/".join(
+                        str(int(x)) for x in bracket_shares(rec, weight, decimals=0)[1]
+                    ),
+                    "income_share_1dp": "/".join(f"{x:.1f}" for x in shares),
                 }
             )
         demos.append(demo)

@@ -26,7 +26,10 @@ designed pattern:
    ``SWF ≈ a + λ·Σ_k curve_k + Σ_k b_k u_k + q_k u_k²``: ``λ`` (prior 1 ±
    ``CURVE_WEIGHT_SD``) says how far the data trust the curves, and the quadratic
    corrects them where the data are (held flat beyond the shown rates, so that a
-   curvature fitted on a narrow range does not bar a corner the curves point to).
+   curvature fitted on a narrow range does not bar a corner the curves point to). The
+   correction's priors are ``CORRECTION_PRIOR`` times those of step 1: the curves carry
+   the shape, and a year's noise (about a tenth of the status-quo→oracle gap at 100
+   workers with ±2 h) must not bend a bracket's rate by more than the data show.
 3. **The model's best schedule**: per bracket, the rate in the bounds with the highest
    fitted value; without the breakdown, of ``b_k u_k + q_k u_k²`` (the vertex of a
    concave fit, else the better bound;
@@ -89,6 +92,11 @@ PRIOR_ELASTICITY = 0.4
 #: Prior standard deviation of the structural curves' weight (prior mean 1), in units of
 #: the spread of what the curves predict over the shown years.
 CURVE_WEIGHT_SD = 0.25
+#: The fitted correction to the structural curves has priors this many times those of
+#: the plain fit (module docstring, step 2). Measured over 96 seeds (docs/agents.md):
+#: 0.2 and 0.3 close more of the gap than 1 on every persona set; 0.02 (curves alone)
+#: closes less.
+CORRECTION_PRIOR = 0.3
 #: The most recent shown years whose bracket breakdowns the curves average.
 BREAKDOWN_YEARS = 3
 _BEST = "response surface: enact the model's best schedule"
@@ -110,9 +118,11 @@ def fit_surface(
     swf: np.ndarray,
     noise_sd: float | None,
     offset: np.ndarray | None = None,
+    prior_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The posterior mean of ``(a, b_1..b_K, q_1..q_K)`` (module docstring) and the
-    centre the coordinates are measured from.
+    centre the coordinates are measured from; ``prior_scale`` multiplies the priors'
+    standard deviations of the slopes and curvatures.
 
     With ``offset`` (the structural curves' prediction for each shown year) the model is
     ``SWF ≈ a + λ·offset + Σ_k (b_k u_k + q_k u_k²)``: ``λ`` has a prior of mean 1 and
@@ -126,7 +136,7 @@ def fit_surface(
     # of float dust (a schedule repeated with identical welfare) would make the fit
     # trust a few points infinitely and the system singular.
     sigma = max(noise_sd if noise_sd else max(spread, 1e-6), SHOWN_ROUNDING_SD)
-    prior_sd = max(spread, sigma)
+    prior_sd = max(spread, sigma) * prior_scale
     k = rates_pct.shape[1]
     columns = [np.ones((len(swf), 1)), u, u**2]
     precision: list[np.ndarray] = [
@@ -320,7 +330,9 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     at = np.clip(np.round(rates).astype(int) - lo_pct, 0, grid.size - 1)
     offset = np.array([curves[np.arange(n), row].sum() for row in at])
     weight_of_curves = fit_surface(rates, swf, noise, offset)[0][-1]  # λ
-    coef, center = fit_surface(rates, swf - weight_of_curves * offset, noise)
+    coef, center = fit_surface(
+        rates, swf - weight_of_curves * offset, noise, prior_scale=CORRECTION_PRIOR
+    )
     return surface_best_with_curves(coef, center, weight_of_curves * curves, grid, rates)
 
 

@@ -101,6 +101,21 @@ def test_bracket_breakdown_counts_every_worker(run: Any) -> None:
     assert f"workers per bracket {'/'.join(counts)}, income share" in text
 
 
+def test_income_shares_are_shown_to_a_tenth_of_a_point(run: Any) -> None:
+    # Whole percents left a bracket with 4 % of the income with its mean income known to
+    # ±12 %; the planner reads from it whether those above a bracket keep paying.
+    sim, result = run
+    record = result.records[-1]
+    edges = np.array(record.schedule.edges)
+    which = np.searchsorted(edges, record.income_usd, side="right") - 1
+    true = 100 * np.bincount(which, weights=record.income_usd, minlength=edges.size)
+    true /= record.income_usd.sum()
+    text = _user_text(sim, list(result.records), PlannerPromptSettings(weighted_breakdown=False))
+    shown = text.rsplit("income share % ", 1)[1].split()[0].split("/")
+    assert all(re.fullmatch(r"\d+\.\d", x) for x in shown), shown
+    assert np.abs(np.array(shown, dtype=float) - true).max() <= 0.05 + 1e-9
+
+
 def test_bracket_breakdown_counts_the_people_workers_stand_for(tmp_path: Path) -> None:
     # The default bank is survey-weighted: high earners are oversampled and weighted
     # down (the first 100 personas' top earner stands for 0.18 of a worker). The welfare
