@@ -77,6 +77,7 @@ class PromptLibrary:
         )
         self._paths: dict[str, Path] = {}
         self._hashes: dict[str, str] = {}
+        self._provenance: dict[str, dict[str, str]] = {}
         self._splits: dict[tuple[str, frozenset[str]], _Split] = {}
         self._env.filters["usd"] = _usd
         self._env.filters["pct"] = _pct
@@ -105,6 +106,24 @@ class PromptLibrary:
         if name not in self._hashes:
             self._hashes[name] = hashlib.sha256(self.path(name).read_bytes()).hexdigest()
         return self._hashes[name]
+
+    def provenance(self, name: str) -> dict[str, str]:
+        """``{template: sha256}`` of ``name`` and every template it pulls in by name
+        (``include``, ``import``, ``extends``; a name computed at render time cannot be
+        known here): what a call rendered from ``name`` lists as its templates."""
+        if name not in self._provenance:
+            found: dict[str, str] = {}
+            pending = [name]
+            while pending:
+                current = pending.pop()
+                if current in found:
+                    continue
+                found[current] = self.sha256(current)
+                with _template_errors(current):
+                    ast = self._env.parse(self.source(current), current)
+                pending += [n for n in meta.find_referenced_templates(ast) if n is not None]
+            self._provenance[name] = found
+        return self._provenance[name]
 
     def hashes(self) -> dict[str, str]:
         """``{template name: sha256}`` for the run manifest."""

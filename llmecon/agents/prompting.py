@@ -53,7 +53,7 @@ def bracket_rows(schedule: TaxSchedule) -> list[dict[str, Any]]:
 def render_template(library: PromptLibrary, name: str, used: dict[str, str], **ctx: Any) -> str:
     """Render ``name`` and record its sha256 in ``used`` (the call's templates)."""
     rendered = library.render(name, **ctx)
-    used[name] = rendered.sha256
+    used.update(library.provenance(name))
     return rendered.text
 
 
@@ -62,9 +62,9 @@ PERSONA_TEMPLATE = "persona.j2"
 
 
 def persona_used(library: PromptLibrary) -> dict[str, str]:
-    """``{persona.j2: sha256}``: the template behind the persona text a prompt pastes in
-    (rendered once per run), so the call's templates name it too."""
-    return {PERSONA_TEMPLATE: library.sha256(PERSONA_TEMPLATE)}
+    """``{persona.j2: sha256}`` (and what it includes): the template behind the persona
+    text a prompt pastes in (rendered once per run), so the call's templates name it too."""
+    return library.provenance(PERSONA_TEMPLATE)
 
 
 class HistoryView:
@@ -137,7 +137,7 @@ class WorkerPrompts:
             "max_hours": max_hours,
         }
         self._user = library.staged(name, **shared)
-        used[name] = self._user.sha256
+        used.update(library.provenance(name))
         used.update(persona_used(library))
         #: ``{template name: sha256}`` of the templates the prompts are rendered from
         self.templates = used

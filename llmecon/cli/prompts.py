@@ -70,19 +70,18 @@ def prompts() -> None:
 @_PROMPTS_OPTION
 def list_templates(prompts_dir: str | None) -> None:
     """Every template, where it comes from, and its sha256 (as in run manifests)."""
-    from llmecon.runs.prompt_examples import known_templates
+    from llmecon.runs.prompt_examples import included_by, known_templates
 
     library = _library(prompts_dir)
     table = Table(title="Prompt templates")
     for col in ("template", "file", "sha256", "used by llmecon"):
         table.add_column(col)
+    known, pulled_in = known_templates(), included_by(library)
     for name in library.names():
-        table.add_row(
-            name,
-            str(library.path(name)),
-            library.sha256(name)[:16],
-            "yes" if name in known_templates() else "no",
-        )
+        used = "yes" if name in known else "no"
+        if name not in known and name in pulled_in:
+            used = f"included by {', '.join(pulled_in[name])}"
+        table.add_row(name, str(library.path(name)), library.sha256(name)[:16], used)
     out.print(table)
 
 
@@ -181,6 +180,7 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         empty_template_names,
         example_worlds,
         folder_problems,
+        included_by,
         known_templates,
         template_anchors,
     )
@@ -195,11 +195,15 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         worlds = example_worlds(library, economy)
         anchors = template_anchors(library, economy)
     empty = set(empty_template_names(library))
+    pulled_in = included_by(library)
     for name in library.names():
         cells = []
         for world in worlds:
             if name in empty:
                 cells.append("[red]empty[/]")
+                continue
+            if name in pulled_in:  # checked in the templates that include it
+                cells.append(f"[dim]included by {', '.join(pulled_in[name])}[/]")
                 continue
             if name not in known_templates():
                 cells.append("[yellow]not used by llmecon[/]")

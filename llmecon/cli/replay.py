@@ -81,8 +81,9 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         )
         if report.templates_changed:
             console.print(
-                "[yellow]note[/]: this log predates per-run template copies and these "
-                f"templates changed since: {', '.join(report.templates_changed)}; model "
+                "[yellow]note[/]: the run's folder has no copy of its templates (logs "
+                "written before runs kept one have none) and these templates changed "
+                f"since: {', '.join(report.templates_changed)}; model "
                 "outputs were replayed by call, without checking the prompts"
             )
         if report.nothing_to_resume:  # as `llmecon resume` says of such a run
@@ -221,8 +222,9 @@ def resume(run_dir: str, **options: Any) -> None:
             )
         if changed := templates_changed(Path(run_dir), read_manifest(run_dir)):
             console.print(
-                "[yellow]note[/]: this log predates per-run template copies and these "
-                f"templates changed since: {', '.join(changed)}; the years run now are "
+                "[yellow]note[/]: the run's folder has no copy of its templates (logs "
+                "written before runs kept one have none) and these templates changed "
+                f"since: {', '.join(changed)}; the years run now are "
                 "prompted with the templates as they are now"
             )
         run_with_display(sim, sim.years, sim.config.reference)

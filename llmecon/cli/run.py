@@ -98,7 +98,8 @@ def run(
                 "small and weak, but real; pass --planner gpt-4o (or another model) for a "
                 "stronger run"
             )
-        for note in [*settings_notes(config), *bounds_notes(sim.planner_context)]:
+        notes = [*settings_notes(config), *bounds_notes(sim.planner_context), *anchor_notes(sim)]
+        for note in notes:
             console.print(f"[yellow]note[/]: {note}")
         run_with_display(sim, config.years or 0, config.reference)
 
@@ -129,6 +130,20 @@ def settings_notes(config: Any) -> list[str]:
             f"{config.vote_every + 1}, {2 * config.vote_every + 1}, …: this run has "
             f"{years}, so no round is held"
         )
+    from llmecon.models import runs_in_process
+    from llmecon.planners import is_baseline
+
+    workers = str(config.workers)
+    for role, model, without in (
+        ("planner", None if is_baseline(planner) else planner, f"the {planner} planner calls"),
+        ("workers", None if workers == "rational" else workers, "rational workers call"),
+    ):
+        if config.own_api_base(role) is None:
+            continue
+        if model is None:
+            notes.append(f"--{role}-api-base is not used: {without} no model")
+        elif runs_in_process(model):
+            notes.append(f"--{role}-api-base is not used: {model} runs in this process")
     if planner.startswith("scripted/") and shown < years - 1 and _surface(planner):
         notes.append(
             f"the response-surface planner fits only the years its prompt shows: with "
@@ -136,6 +151,23 @@ def settings_notes(config: Any) -> list[str]:
             f"compass search (docs/agents.md); pass --planner-history {years}"
         )
     return notes
+
+
+def anchor_notes(sim: Any) -> list[str]:
+    """Answer anchors in the run's templates (`llmecon prompts check` refuses them; a
+    run may still use them, as an ablation), said before the run starts."""
+    from llmecon.planners import is_baseline
+    from llmecon.runs.prompt_examples import prompt_economy, template_anchors
+
+    config = sim.config
+    if is_baseline(str(config.planner)) and config.workers == "rational":
+        return []
+    found = template_anchors(sim.library, prompt_economy(config))
+    return [
+        f"{name} shows an answer anchor ({'; '.join(where)}): weak models copy such "
+        "examples as their answer (`llmecon prompts check` lists them)"
+        for name, where in found.items()
+    ]
 
 
 def bounds_notes(ctx: Any) -> list[str]:
@@ -182,6 +214,7 @@ def output_may_close() -> Iterator[None]:
 def run_with_display(sim: Any, years: int, reference: bool) -> None:
     """Run ``sim`` with a progress display, print how it ended, and exit with the code
     of its status (:data:`EXIT_CODES`)."""
+    from llmecon.prompts import PromptError
     from llmecon.runs import RunFailedError
 
     done = len(sim.records)
@@ -207,6 +240,15 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             # every year ran (the failure is what its calls were): show what it logged
             _show_summary(failed.summary, failed.records[-1].schedule)
         console.print(f"[red bold]run failed[/]: {exc}")
+        raise SystemExit(EXIT_CODES["failed"]) from None
+    except PromptError as exc:  # a template that renders in some years only
+        console.print(f"[red bold]run failed[/] in tax year {len(sim.records) + 1}: {exc}")
+        if sim.log is not None:
+            copy = sim.log.directory / "prompts" / (exc.template or "")
+            console.print(
+                f"the run renders with its own copy of the templates: fix {copy}, then "
+                f"continue with `llmecon resume {sim.log.directory}`"
+            )
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt:
         ended = sim.ended

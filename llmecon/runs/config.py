@@ -9,6 +9,7 @@ plug-ins and newly registered SWFs count without another edit.
 
 from __future__ import annotations
 
+import io
 import re
 import tomllib
 import typing
@@ -770,7 +771,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         if p.suffix.lower() == ".toml":
             data: Any = tomllib.loads(text)
         else:
-            data = yaml.safe_load(text) or {}
+            stream = io.StringIO(text)
+            stream.name = p.name  # PyYAML names the stream in its message
+            data = yaml.safe_load(stream) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot parse config file {p}: {exc}") from None
     if not isinstance(data, dict):

@@ -32,6 +32,7 @@ from llmecon.agents.calls import current_call
 from llmecon.economy import ScheduleError, TaxSchedule
 from llmecon.models import BatchHooks, BatchProgress, BatchSubmission, CallRecord
 from llmecon.planners import YearRecord, is_baseline
+from llmecon.prompts import PromptError
 from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
     REPLAYED,
@@ -405,7 +406,11 @@ class Simulation:
         planner, and any error of a plug-in planner's own code (a ``RuntimeError`` in its
         ``propose``). Not an error defined by llmecon (a budget, a replay mismatch), an
         ``OSError`` (a log that cannot be written, a full disk) nor an error of
-        llmecon's own planners (a bug there must show, not hide in a fallback)."""
+        llmecon's own planners (a bug there must show, not hide in a fallback), nor a
+        template that fails to render (``PromptError``: the prompt engineer's to fix; as a
+        fallback it kept the old rates, year after year, in a run that exited 0)."""
+        if isinstance(exc, PromptError):
+            return False
         if isinstance(exc, ValueError):
             return True
         if isinstance(exc, OSError) or type(exc).__module__.startswith("llmecon."):

@@ -233,7 +233,7 @@ class ExampleWorld:
         from llmecon.personas import persona_text
 
         text = persona_text(personas[persona], self.library)
-        used = {"persona.j2": self.library.sha256("persona.j2")}
+        used = self.library.provenance("persona.j2")
         return Example("persona.j2", [ChatMessage(role="user", content=text)], used)
 
     def _voting(self, name: str, persona: int, rule: str = "borda") -> Example:
@@ -370,8 +370,23 @@ class ExampleWorld:
                 ChatMessage(role="assistant", content=bad),
                 ChatMessage(role="user", content=text.text),
             ],
-            {"repair.j2": text.sha256},
+            self.library.provenance("repair.j2"),
         )
+
+
+def included_by(library: PromptLibrary) -> dict[str, list[str]]:
+    """``{template: [the templates llmecon renders that pull it in]}`` for the
+    templates llmecon renders only through another (``{% include %}`` and the like)."""
+    found: dict[str, list[str]] = {}
+    for name in known_templates():
+        try:
+            pulled = library.provenance(name)
+        except PromptError:  # missing or broken: `prompts check` says which
+            continue
+        for other in pulled:
+            if other != name and other not in KNOWN_TEMPLATES:
+                found.setdefault(other, []).append(name)
+    return {name: sorted(users) for name, users in found.items()}
 
 
 def misplaced_templates(library: PromptLibrary) -> list[str]:

@@ -31,6 +31,7 @@ other messages) go through :meth:`ReplayProvider.generate` one by one, as before
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -57,8 +58,17 @@ from llmecon.runs.events import CallFile, LLMCall
 CallKey = tuple[str, str | None, int, int]
 
 
+#: Numbers the mismatches of every recorded provider in the order they happen: a
+#: replay reports the first (a worker's mismatch becomes that worker's fallback, and a
+#: later call's mismatch is what stops the run).
+_MISMATCH_ORDER = itertools.count()
+
+
 class ReplayMismatchError(RuntimeError):
-    """A replayed run asked for a call the log does not hold, or with other messages."""
+    """A replayed run asked for a call the log does not hold, or with other messages;
+    ``order`` numbers the mismatches noted in a replay."""
+
+    order: int = -1
 
 
 @dataclass(slots=True)
@@ -493,6 +503,7 @@ class ReplayProvider(ModelProvider):
         config: GenerateConfig,
     ) -> ProviderResponse:
         """Note ``error``; resume/fork let the live model answer, a replay raises it."""
+        error.order = next(_MISMATCH_ORDER)
         self.mismatches.append(error)
         if self.live is None:
             raise error

@@ -17,7 +17,7 @@ from typing import Any
 
 from llmecon.runs.events import CallFile, LLMCall, WorkerStep
 from llmecon.runs.log import Manifest, RunLogError
-from llmecon.runs.recorded import RecordedCalls
+from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
 from llmecon.runs.restore import restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation, build_world
 
@@ -77,15 +77,50 @@ class ReplayReport:
         return self.run_status == "completed"
 
 
+def _first_mismatch(sim: Any, run_dir: Path, manifest: Manifest) -> ReplayMismatchError | None:
+    """The first call of the replay whose messages differ from the log's, of any role
+    (a worker's becomes that worker's fallback, and it is a later call's that stops the
+    run), naming the templates of the run's copy that were edited since it ran."""
+    noted = [
+        error
+        for model in sim.models.models.values()
+        for error in getattr(model.provider, "mismatches", [])
+    ]
+    if not noted:
+        return None
+    first = min(noted, key=lambda error: error.order)
+    if edited := edited_copies(run_dir, manifest):
+        return ReplayMismatchError(
+            f"{first}; the run's copy of {', '.join(edited)} ({run_dir / 'prompts'}) differs "
+            "from the one it ran with"
+        )
+    return first
+
+
+def edited_copies(run_dir: Path, manifest: Manifest) -> list[str]:
+    """Templates whose copy in the run's folder differs from the one the run used (the
+    manifest's hashes), sorted; none when the folder keeps no copy."""
+    folder = run_dir / "prompts"
+    if not manifest.prompts or not folder.is_dir():
+        return []
+    return _differing(folder, manifest)
+
+
 def templates_changed(run_dir: Path, manifest: Manifest) -> list[str]:
     """Templates of the run whose text is no longer available (the run folder has no
     copy, and the shipped or given ones changed since): their names, sorted."""
     if not manifest.prompts or (run_dir / "prompts").is_dir():
         return []
+    return _differing(manifest.config.get("prompts"), manifest)
+
+
+def _differing(folder: str | Path | None, manifest: Manifest) -> list[str]:
+    """The manifest's templates that ``folder`` (over the shipped ones) holds with other
+    text, or not at all: sorted."""
     from llmecon.prompts import PromptError, PromptLibrary
 
     try:
-        library = PromptLibrary(manifest.config.get("prompts"))
+        library = PromptLibrary(folder)
     except (PromptError, OSError):
         return sorted(manifest.prompts)
     changed = []
@@ -128,11 +163,12 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
             replayed_steps[(event.year, event.step)] = event.weekly_hours
 
     sim.sink.listeners.append(note_step)
-    result = sim.run()
-    for model in sim.models.models.values():
-        mismatches = getattr(model.provider, "mismatches", [])
-        if mismatches:
-            raise mismatches[0]
+    try:
+        result = sim.run()
+    except ReplayMismatchError as exc:
+        raise _first_mismatch(sim, run.path, run.manifest) or exc from None
+    if first := _first_mismatch(sim, run.path, run.manifest):
+        raise first
     status = run.status
     manifest = run.manifest
     report = ReplayReport(

@@ -620,7 +620,8 @@ def build_parts(
 
     source, economy, context = build_world(config)
     library = build_library(config)
-    if config.prompts and not (is_baseline(config.planner) and config.workers == "rational"):
+    if not (is_baseline(config.planner) and config.workers == "rational"):
+        # the shipped folder too: the README has prompt engineers edit it in place
         check_templates(library, config, from_log=recorded is not None)
     if config.vote_every is not None and config.voters == "llm":
         from llmecon.voting.voters import vote_rule_template
@@ -809,7 +810,7 @@ def _write_personas(log: RunLog, parts: RunParts) -> None:
 
 
 def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool = False) -> None:
-    """Render every template of an overridden prompt folder before the run starts (the
+    """Render every template of the run's prompt folder before the run starts (the
     check of ``llmecon prompts check``, with the run's economy: its rebate share, hours
     cap, utility …), so a template error never stops a run midway. ``from_log``: the
     templates are a logged run's own copies (replay, resume, fork): an empty one, which

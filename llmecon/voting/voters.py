@@ -101,8 +101,8 @@ def vote_prompt(
     )
     rule_template = vote_rule_template(rule)
     used = {
-        "vote.j2": rendered.sha256,
-        rule_template: library.sha256(rule_template),
+        **library.provenance("vote.j2"),
+        **library.provenance(rule_template),
         **persona_used(library),
     }
     return Prompt([ChatMessage(role="user", content=rendered.text)], used)
@@ -225,7 +225,7 @@ def platform_prompt(
     )
     return Prompt(
         [ChatMessage(role="user", content=rendered.text)],
-        {"platform.j2": rendered.sha256, **persona_used(library)},
+        {**library.provenance("platform.j2"), **persona_used(library)},
     )
 
 

@@ -3,6 +3,8 @@ the file, by every command that takes one."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,87 @@ def test_render_with_a_config_shows_its_economy(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "50% of the tax revenue" in text and "at most 60." in text
+
+
+def test_a_planner_template_that_fails_midway_stops_the_run(tmp_path: Path) -> None:
+    # A branch the up-front check (tax years 1 and 4) does not reach. It was a planner
+    # fallback: the old rates kept, year after year, and the run exited 0.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shipped = PromptLibrary(None).source("planner_query.j2")
+    broken = shipped + "{% if year >= 5 %}Note: {{ bonus_note }}{% endif %}\n"
+    (folder / "planner_query.j2").write_text(broken, encoding="utf-8")
+    args = ["run", "--planner", "scripted/reference-noise2", "--workers", "rational",
+            "--personas", "synthetic", "--agents", "4", "--years", "7", "--no-reference",
+            "--out", str(tmp_path / "runs"), "--run-id", "r"]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--prompts", str(folder)])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    run = tmp_path / "runs" / "r"
+    assert "run failed in tax year 6: template planner_query.j2, line" in said
+    assert "'bonus_note' is undefined" in said
+    packed = "".join(result.output.split())  # rich may break the long path anywhere
+    assert f"fix{run / 'prompts' / 'planner_query.j2'},thencontinuewith`llmeconresume" in packed
+    events = (run / "events.jsonl").read_text(encoding="utf-8")
+    assert '"type":"fallback"' not in events
+    assert '"status":"failed","years_completed":5' in events
+    # as the message says: mend the run's copy, and resume completes the run
+    (run / "prompts" / "planner_query.j2").write_text(shipped, encoding="utf-8")
+    resumed = CliRunner().invoke(main, ["resume", str(run)])
+    assert resumed.exit_code == 0, resumed.output
+    assert '"status":"completed","years_completed":7' in (run / "events.jsonl").read_text()
+
+
+def test_the_shipped_folder_edited_in_place_is_checked_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README has prompt engineers edit prompts/ in place; only a --prompts folder
+    # was rendered up front, so a broken shipped template became planner fallbacks.
+    import llmecon.prompts as prompts
+
+    shipped = tmp_path / "prompts"
+    shutil.copytree(prompts.shipped_prompts_dir(), shipped)
+    hints = shipped / "planner_query.j2"
+    hints.write_text(hints.read_text(encoding="utf-8") + "{{ h.slopee }}\n", encoding="utf-8")
+    monkeypatch.setattr(prompts, "shipped_prompts_dir", lambda: shipped)
+    result = CliRunner().invoke(
+        main,
+        ["run", "--planner", "scripted/reference", "--workers", "rational", "--personas",
+         "synthetic", "--agents", "4", "--years", "3", "--out", str(tmp_path / "runs")],
+    )  # fmt: skip
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "planner_query.j2" in result.output and "'h' is undefined" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_included_helper_is_listed_with_the_calls_and_by_list_and_check(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "my_helpers.j2").write_text("Think it over.\n", encoding="utf-8")
+    system = PromptLibrary(None).source("worker_system.j2") + '{% include "my_helpers.j2" %}\n'
+    (folder / "worker_system.j2").write_text(system, encoding="utf-8")
+    library = PromptLibrary(folder)
+    helper_sha = library.sha256("my_helpers.j2")
+    result = CliRunner().invoke(
+        main,
+        ["run", "--planner", "saez", "--workers", "scripted/reference", "--agents", "3",
+         "--years", "1", "--no-reference", "--prompts", str(folder), "--out",
+         str(tmp_path / "runs"), "--run-id", "r"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    calls = [
+        json.loads(line)
+        for line in (tmp_path / "runs" / "r" / "events.jsonl").read_text().splitlines()
+        if '"type":"llm_call"' in line
+    ]
+    assert len(calls) == 3
+    assert all(c["templates"].get("my_helpers.j2") == helper_sha for c in calls)
+    listed = CliRunner().invoke(main, ["prompts", "list", "--prompts", str(folder)])
+    row = next(line for line in listed.output.splitlines() if "my_helpers.j2" in line)
+    assert "included by worker_system.j2" in row
+    checked = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert checked.exit_code == 0, checked.output
+    row = next(line for line in checked.output.splitlines() if "my_helpers.j2" in line)
+    assert "included by" in row and "not used by llmecon" not in row

@@ -219,6 +219,46 @@ def test_rate_bounds_that_move_the_status_quo_say_so(tmp_path: Path) -> None:
     assert notes(run_id="b") == ""  # the default bounds hold the status quo
 
 
+def test_a_role_api_base_no_model_uses_is_said(tmp_path: Path) -> None:
+    # `--workers-api-base` beside rational workers was ignored without a word
+    def notes(*args: str, run_id: str) -> str:
+        result = _invoke(
+            "run", "--agents", "4", "--years", "1", "--no-reference", *args, "--out",
+            str(tmp_path), "--run-id", run_id,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        return " ".join(part.split(" tax year 1/1")[0] for part in text.split("note: ")[1:])
+
+    base = "http://127.0.0.1:9/v1"
+    said = notes("--planner", "saez", "--workers", "rational", "--workers-api-base", base,
+                 "--planner-api-base", base, run_id="a")  # fmt: skip
+    assert "--workers-api-base is not used: rational workers call no model" in said
+    assert "--planner-api-base is not used: the saez planner calls no model" in said
+    said = notes("--planner", "saez", "--workers", "scripted/reference", "--workers-api-base",
+                 base, run_id="b")  # fmt: skip
+    assert "--workers-api-base is not used: scripted/reference runs in this process" in said
+    assert notes("--planner", "saez", "--workers", "rational", "--api-base", base,
+                 run_id="c") == ""  # fmt: skip  # run-wide: no role of its own
+
+
+def test_a_run_with_an_answer_anchor_in_its_templates_says_so(tmp_path: Path) -> None:
+    # `prompts check` refuses it; the run, which may use it on purpose, said nothing
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shipped = (ROOT / "prompts" / "worker_decision.j2").read_text(encoding="utf-8")
+    anchored = shipped + 'Answer with JSON only, like {"hours": 40}.\n'
+    (folder / "worker_decision.j2").write_text(anchored, encoding="utf-8")
+    args = ["run", "--planner", "saez", "--workers", "scripted/reference", "--agents", "4",
+            "--years", "1", "--no-reference", "--out", str(tmp_path)]  # fmt: skip
+    result = _invoke(*args, "--prompts", str(folder), "--run-id", "a")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert 'note: worker_decision.j2 shows an answer anchor ({"hours": 40}' in said
+    plain = _invoke(*args, "--run-id", "b")
+    assert plain.exit_code == 0 and "answer anchor" not in plain.output
+
+
 def test_replay_swf_needs_rescore_and_personas_show_reads_the_default_bank(run_dir: Path) -> None:
     result = _invoke("replay", str(run_dir), "--swf", "rawlsian")
     assert result.exit_code == 2 and "--swf is for --rescore" in result.output

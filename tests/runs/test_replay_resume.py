@@ -95,6 +95,19 @@ def test_replay_detects_changed_prompts(tmp_path: Path) -> None:
         replay_run(run_dir)
 
 
+def test_replay_names_the_first_call_that_differs_and_the_edited_copy(tmp_path: Path) -> None:
+    # A worker's mismatch becomes that worker's fallback; the planner's, a year later,
+    # stopped the replay, and the error blamed the planner call of tax year 2.
+    run_dir = _mock_run(tmp_path, planner="scripted/reference", workers="scripted/reference")
+    copy = run_dir / "prompts" / "worker_decision.j2"
+    copy.write_text(copy.read_text() + "EXTRA\n")
+    with pytest.raises(ReplayMismatchError) as caught:
+        replay_run(run_dir)
+    said = str(caught.value)
+    assert said.startswith("the worker call in tax year 1 (agent persona-000000) sends another")
+    assert f"the run's copy of worker_decision.j2 ({run_dir / 'prompts'}) differs" in said
+
+
 def _log_without_template_copies(tmp_path: Path) -> Path:
     """A run as written before runs kept their templates, whose worker_system.j2 has
     changed since."""
@@ -115,7 +128,9 @@ def test_a_log_without_template_copies_replays_after_the_templates_change(
     report = replay_run(run_dir)
     assert report.ok and report.templates_changed == ["worker_system.j2"]
     result = CliRunner().invoke(main, ["replay", str(run_dir)])
-    assert result.exit_code == 0 and "without checking the" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "without checking the" in said
+    assert "the run's folder has no copy of its templates" in said and "predates" not in said
 
 
 def test_resume_says_when_a_log_without_template_copies_meets_changed_templates(

@@ -161,7 +161,10 @@ def test_bad_config_names_the_field(tmp_path: Path, text: str, field: str) -> No
 def test_unparseable_or_missing_config_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("planner: [unclosed\n")
-    with pytest.raises(ConfigError, match="cannot parse"):
+    with pytest.raises(ConfigError, match="cannot parse") as caught:
         build_config(bad)
+    # PyYAML's own wording pointed at 'in "<unicode string>", line 2'
+    assert 'in "bad.yaml", line 2' in str(caught.value)
+    assert "<unicode string>" not in str(caught.value)
     with pytest.raises(ConfigError, match="not found"):
         build_config(tmp_path / "nope.toml")
