@@ -465,14 +465,29 @@ def _edits(a: str, b: str) -> int:
     return row[-1]
 
 
-def check_example(world: ExampleWorld, name: str) -> PromptError | bool:
+def check_example(world: ExampleWorld, name: str, *, blank: bool = False) -> PromptError | bool:
     """Whether template ``name`` renders in ``world`` (two personas): ``True``,
     ``False`` when the agents do not render it that year, or its error. An error of
     another template rendered with it (the persona text, the system message) is that
-    template's, so ``name`` counts as rendering."""
+    template's, so ``name`` counts as rendering. A template that renders no text (every
+    branch of an ``if`` false) is an error too, its part of the prompt would be missing,
+    unless ``blank`` (a logged run's own copy: older releases accepted it)."""
+    recorder = world.library if isinstance(world.library, _RecordingLibrary) else None
+    if blank:
+        recorder = None
     try:
         for persona in range(min(2, world.sim.economy.size)):
+            if recorder is not None:
+                recorder.rendered.clear()
             world.example(name, persona)
+            if recorder is not None and any(
+                r.name == name and not r.text.strip() for r in recorder.rendered
+            ):
+                return PromptError(
+                    f"template {name} renders no text in tax year {world.year + 1}: the "
+                    "prompt would lack its part (are all its `if` branches false?)",
+                    template=name,
+                )
     except TemplateNotUsed:
         return False
     except PromptError as exc:
@@ -484,21 +499,27 @@ def check_example(world: ExampleWorld, name: str) -> PromptError | bool:
 def example_worlds(
     library: PromptLibrary, economy: dict[str, Any] | None = None
 ) -> list[ExampleWorld]:
-    """The worlds ``llmecon prompts check`` renders in: tax years 1 and 4."""
+    """The worlds ``llmecon prompts check`` renders in: tax years 1 and 4 (with a library
+    that records what it renders, for :func:`check_example`)."""
+    if not isinstance(library, _RecordingLibrary):
+        library = _RecordingLibrary(library)
     return [ExampleWorld(library, year=y, economy=economy) for y in (0, 3)]
 
 
-def template_failures(library: PromptLibrary, economy: dict[str, Any] | None = None) -> list[str]:
+def template_failures(
+    library: PromptLibrary, economy: dict[str, Any] | None = None, *, blank: bool = False
+) -> list[str]:
     """Every rendering of a known template that fails, as in ``llmecon prompts check``
-    (years 0 and 3, two personas; ``economy``: a run's settings, see
-    :class:`ExampleWorld`); empty when all render."""
+    (tax years 1 and 4, two personas; ``economy``: a run's settings, see
+    :class:`ExampleWorld`; ``blank``: a rendering with no text is no failure, see
+    :func:`check_example`); empty when all render."""
     failures: list[str] = []
     worlds = example_worlds(library, economy)
     for name in library.names():
         if name not in known_templates():
             continue
         for world in worlds:
-            outcome = check_example(world, name)
+            outcome = check_example(world, name, blank=blank)
             if isinstance(outcome, PromptError):
                 failures.append(f"{name} (tax year {world.year + 1}): {outcome}")
                 break

@@ -823,7 +823,7 @@ def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool
 
     if problems := folder_problems(library, empty=not from_log):
         raise ConfigError("\n".join(f"prompts: {p}" for p in problems))
-    failures = template_failures(library, prompt_economy(config))
+    failures = template_failures(library, prompt_economy(config), blank=from_log)
     if failures:
         raise ConfigError(
             "prompts: templates fail to render with this run's settings (`llmecon prompts "

@@ -125,6 +125,33 @@ def test_an_empty_template_is_refused_by_check_and_run(tmp_path: Path, text: str
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("planner_query.j2", "{% if n_brackets > 99 %}Propose rates.{% endif %}\n"),
+        ("worker_decision.j2", "{% if year > 100 %}How many hours?{% endif %}\n"),
+    ],
+)
+def test_a_template_that_renders_no_text_is_refused_by_check_and_run(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    # It passed `check` as "ok" and the run sent a prompt without that part (a worker's
+    # user message of just "\n").
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / name).write_text(text, encoding="utf-8")
+    check = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert check.exit_code == 1, check.output
+    assert "2 template renderings failed" in check.output  # tax years 1 and 4
+    row = next(line for line in check.output.splitlines() if f"│ {name} " in line)
+    assert "renders no" in row and "ok" not in row  # the table wraps the message
+    args = ["run", "--planner", "scripted/reference", "--workers", "scripted/reference",
+            "--agents", "2", "--years", "1", "--out", str(tmp_path / "runs")]  # fmt: skip
+    run = CliRunner().invoke(main, [*args, "--prompts", str(folder)])
+    assert run.exit_code != 0 and f"template {name} renders no text" in run.output
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_logged_runs_empty_template_does_not_stop_its_replay(
     tmp_path: Path,
 ) -> None:
