@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.markup import escape
 from rich.table import Table
@@ -123,7 +125,7 @@ def render(
       llmecon prompts render worker_decision.j2 --persona 3 --year 3
     """
     from llmecon.prompts import PromptError
-    from llmecon.runs.prompt_examples import ExampleWorld
+    from llmecon.runs.prompt_examples import ExampleWorld, TemplateNotUsed
 
     prompts_dir, economy, population = _run_settings(config_file, prompts_dir)
     bank = economy.pop("personas", None)
@@ -142,16 +144,26 @@ def render(
                     f"--persona {persona}: {personas} holds {size} personas (0 to {size - 1})"
                 )
             agents = min(agents, size)
-        try:
-            world = ExampleWorld(
+
+        def world(tax_year: int) -> ExampleWorld:
+            return ExampleWorld(
                 library,
-                year=year - 1,
+                year=tax_year - 1,
                 agents=agents,
                 personas=personas,
                 seed=population.get("seed", 0),
                 economy=economy,
             )
-            example = world.example(name, persona)
+
+        try:
+            example = world(year).example(name, persona)
+        except TemplateNotUsed as exc:
+            later = next(
+                (y for y in range(year + 1, year + 6) if _rendered_in(world(y), name, persona)),
+                None,
+            )
+            hint = f"; it is rendered in tax year {later}: pass --year {later}" if later else ""
+            raise click.ClickException(f"{exc}{hint}") from None
         except PromptError as exc:
             raise click.ClickException(str(exc)) from None
     for message in example.messages:
@@ -160,6 +172,17 @@ def render(
     out.rule()
     used = ", ".join(f"{n} ({h[:12]})" for n, h in example.templates_used.items())
     console.print(f"templates: {used}")
+
+
+def _rendered_in(world: Any, name: str, persona: int) -> bool:
+    """Whether ``name`` is rendered in ``world`` (its errors are for the caller's year)."""
+    from llmecon.prompts import PromptError
+
+    try:
+        world.example(name, persona)
+    except PromptError:  # TemplateNotUsed too
+        return False
+    return True
 
 
 @prompts.command()

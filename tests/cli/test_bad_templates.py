@@ -304,3 +304,13 @@ def test_an_included_helper_is_listed_with_the_calls_and_by_list_and_check(
     assert checked.exit_code == 0, checked.output
     row = next(line for line in checked.output.splitlines() if "my_helpers.j2" in line)
     assert "included by" in row and "not used by llmecon" not in row
+
+
+def test_render_of_a_template_not_used_that_year_names_the_year_it_is() -> None:
+    result = CliRunner().invoke(main, ["prompts", "render", "planner_hints.j2", "--year", "2"])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert "not rendered in tax year 2" in said
+    assert "it is rendered in tax year 4: pass --year 4" in said
+    shown = CliRunner().invoke(main, ["prompts", "render", "planner_hints.j2", "--year", "4"])
+    assert shown.exit_code == 0 and "planner_hints.j2 (" in shown.output
