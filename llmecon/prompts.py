@@ -118,7 +118,12 @@ class PromptLibrary:
                 current = pending.pop()
                 if current in found:
                     continue
-                found[current] = self.sha256(current)
+                try:
+                    found[current] = self.sha256(current)
+                except PromptError:
+                    if current == name:
+                        raise
+                    continue  # `include … ignore missing`, or one of a list: not rendered
                 with _template_errors(current):
                     ast = self._env.parse(self.source(current), current)
                 pending += [n for n in meta.find_referenced_templates(ast) if n is not None]

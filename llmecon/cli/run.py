@@ -157,16 +157,37 @@ def anchor_notes(sim: Any) -> list[str]:
     """Answer anchors in the run's templates (`llmecon prompts check` refuses them; a
     run may still use them, as an ablation), said before the run starts."""
     from llmecon.planners import is_baseline
-    from llmecon.runs.prompt_examples import prompt_economy, template_anchors
+    from llmecon.runs.prompt_examples import (
+        PLANNER_TEMPLATES,
+        VOTING_TEMPLATES,
+        WORKER_TEMPLATES,
+        prompt_economy,
+        template_anchors,
+    )
 
     config = sim.config
-    if is_baseline(str(config.planner)) and config.workers == "rational":
+    baseline, rational = is_baseline(str(config.planner)), config.workers == "rational"
+    if baseline and rational and config.vote_every is None:
         return []
+    unused: set[str] = set()  # templates of the roles this run gives no model
+    if baseline:
+        unused.update(PLANNER_TEMPLATES)
+    if rational:
+        unused.update(WORKER_TEMPLATES)
+    if config.vote_every is None:
+        unused.update(VOTING_TEMPLATES)
+    ballots = config.vote_every is not None and config.voters == "llm"
+
+    def used(name: str) -> bool:
+        is_ballot = name == "vote.j2" or name.startswith("vote_rule_")
+        return name not in unused and (ballots or not is_ballot)
+
     found = template_anchors(sim.library, prompt_economy(config))
     return [
         f"{name} shows an answer anchor ({'; '.join(where)}): weak models copy such "
         "examples as their answer (`llmecon prompts check` lists them)"
         for name, where in found.items()
+        if used(name)
     ]
 
 

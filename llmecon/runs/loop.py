@@ -292,6 +292,9 @@ class Simulation:
         #: provider batches the log left pending that a resume without ``batch_api``
         #: does not collect (their requests are asked synchronously)
         self.abandoned_batches: list[str] = []
+        #: an offline replay: every model call answered from the log, and what the log
+        #: recorded re-enacted (see :meth:`_planner_fallback`)
+        self.replaying = False
 
     @property
     def rebate_before_year_one(self) -> float:
@@ -408,9 +411,11 @@ class Simulation:
         ``OSError`` (a log that cannot be written, a full disk) nor an error of
         llmecon's own planners (a bug there must show, not hide in a fallback), nor a
         template that fails to render (``PromptError``: the prompt engineer's to fix; as a
-        fallback it kept the old rates, year after year, in a run that exited 0)."""
+        fallback it kept the old rates, year after year, in a run that exited 0). An
+        offline replay re-enacts it as the fallback that runs logged by earlier releases recorded
+        (a run logged since stopped there, so its replay never meets it)."""
         if isinstance(exc, PromptError):
-            return False
+            return self.replaying
         if isinstance(exc, ValueError):
             return True
         if isinstance(exc, OSError) or type(exc).__module__.startswith("llmecon."):

@@ -680,6 +680,7 @@ def build_simulation(
     parts = build_parts(config, sink, recorded, spent_usd, archetypes_from)
     run_id = config.run_id or default_run_id(config)
     sim = Simulation(parts, sink, run_id)
+    sim.replaying = replaying
     if log is not None:
         sink.log = log
         sim.started = True
@@ -821,11 +822,27 @@ def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool
         template_failures,
     )
 
+    economy = prompt_economy(config)
+    key = (
+        tuple(library.search_path),
+        tuple(library.hashes().items()),
+        json.dumps(economy, sort_keys=True, default=str),
+        from_log,
+    )
+    if key in _TEMPLATES_PASSED:  # the same templates, checked for the same economy
+        return
     if problems := folder_problems(library, empty=not from_log):
         raise ConfigError("\n".join(f"prompts: {p}" for p in problems))
-    failures = template_failures(library, prompt_economy(config), blank=from_log)
+    failures = template_failures(library, economy, blank=from_log)
     if failures:
         raise ConfigError(
             "prompts: templates fail to render with this run's settings (`llmecon prompts "
             "check --prompts DIR --config FILE` shows each rendering):\n  " + "\n  ".join(failures)
         )
+    _TEMPLATES_PASSED.add(key)
+
+
+#: What :func:`check_templates` passed in this process (its folders, every template's
+#: hash, the economy it rendered them in): a sweep's cells and a replay's run share one
+#: check (~0.2 s each otherwise).
+_TEMPLATES_PASSED: set[tuple[object, ...]] = set()

@@ -314,3 +314,67 @@ def test_render_of_a_template_not_used_that_year_names_the_year_it_is() -> None:
     assert "it is rendered in tax year 4: pass --year 4" in said
     shown = CliRunner().invoke(main, ["prompts", "render", "planner_hints.j2", "--year", "4"])
     assert shown.exit_code == 0 and "planner_hints.j2 (" in shown.output
+
+
+def test_a_run_logged_with_a_template_fallback_still_replays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Earlier releases logged a planner template error as a fallback and ran on; the
+    # replay re-runs the planner with the run's copy, meets the same error, and must
+    # re-enact that fallback rather than stop.
+    from llmecon.runs.loop import Simulation
+    from llmecon.runs.replay import replay_run
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shipped = PromptLibrary(None).source("planner_query.j2")
+    broken = shipped + "{% if year >= 4 %}Note: {{ bonus_note }}{% endif %}\n"
+    (folder / "planner_query.j2").write_text(broken, encoding="utf-8")
+    args = ["run", "--planner", "scripted/reference-noise2", "--workers", "rational",
+            "--personas", "synthetic", "--agents", "4", "--years", "6", "--no-reference",
+            "--prompts", str(folder), "--out", str(tmp_path / "runs"),
+            "--run-id", "old"]  # fmt: skip
+    with monkeypatch.context() as patched:  # the earlier releases' rule
+        patched.setattr(Simulation, "_planner_fallback", lambda self, exc: True)
+        assert CliRunner().invoke(main, args).exit_code == 0
+    run = tmp_path / "runs" / "old"
+    events = (run / "events.jsonl").read_text(encoding="utf-8")
+    assert events.count('"reason":"PromptError: template planner_query.j2') == 2
+    report = replay_run(run)
+    assert report.ok and report.years_checked == 6, report.differences
+
+
+def test_provenance_skips_an_optional_include_that_is_missing(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "helper.j2").write_text("Helper.\n", encoding="utf-8")
+    (folder / "extra.j2").write_text(
+        '{% include "missing.j2" ignore missing %}{% include "helper.j2" %}Hi\n',
+        encoding="utf-8",
+    )
+    library = PromptLibrary(folder)
+    assert library.render("extra.j2").text == "Helper.Hi\n"
+    assert set(library.provenance("extra.j2")) == {"extra.j2", "helper.j2"}
+    with pytest.raises(PromptError, match=r"no template named 'gone\.j2'"):
+        library.provenance("gone.j2")
+
+
+def test_the_up_front_check_is_remembered_only_for_the_same_templates(tmp_path: Path) -> None:
+    from llmecon.runs import build_config
+    from llmecon.runs.config import ConfigError
+    from llmecon.runs.wiring import check_templates
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    query = folder / "planner_query.j2"
+    shipped = PromptLibrary(None).source("planner_query.j2")
+    query.write_text(shipped, encoding="utf-8")
+    config = build_config(
+        overrides=dict(planner="scripted/reference", workers="rational", prompts=str(folder),
+                       out=str(tmp_path / "runs"))
+    ).resolved()  # fmt: skip
+    check_templates(PromptLibrary(folder), config)
+    check_templates(PromptLibrary(folder), config)  # remembered: passes at once
+    query.write_text(shipped + "{{ nope }}\n", encoding="utf-8")  # another hash
+    with pytest.raises(ConfigError, match="'nope' is undefined"):
+        check_templates(PromptLibrary(folder), config)

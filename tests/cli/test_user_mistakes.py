@@ -257,6 +257,12 @@ def test_a_run_with_an_answer_anchor_in_its_templates_says_so(tmp_path: Path) ->
     assert 'note: worker_decision.j2 shows an answer anchor ({"hours": 40}' in said
     plain = _invoke(*args, "--run-id", "b")
     assert plain.exit_code == 0 and "answer anchor" not in plain.output
+    # a template of a role the run gives no model (a vote rule without voting): no note
+    rule = (ROOT / "prompts" / "vote_rule_plurality.j2").read_text(encoding="utf-8")
+    (folder / "vote_rule_plurality.j2").write_text(rule + 'For example {"vote": "A"}.\n')
+    (folder / "worker_decision.j2").unlink()
+    unused = _invoke(*args, "--prompts", str(folder), "--run-id", "c")
+    assert unused.exit_code == 0 and "answer anchor" not in unused.output
 
 
 def test_replay_swf_needs_rescore_and_personas_show_reads_the_default_bank(run_dir: Path) -> None:
