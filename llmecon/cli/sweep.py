@@ -296,6 +296,11 @@ def report_end(result: Any) -> None:
             f"`llmecon report {result.directory}` draws it) in {SECONDS(result.wall_s)} "
             + (f"on {result.backend}" if result.backend != "none" else "(every cell was done)")
         )
+        if result.folder_cells > len(result.cells):
+            console.print(
+                f"its tables cover every cell of the folder ({result.folder_cells}); the "
+                f"table above, the {counted(len(result.cells), 'cell')} of this command"
+            )
     if not result.complete:
         bad = result.cells[result.cells["status"] != "completed"]
         for row in bad.head(10).to_dict("records"):

@@ -9,6 +9,7 @@ machines is Ray's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -99,6 +100,10 @@ class SequentialBackend(Backend):
 PARENT_POLL_S = 1.0
 ORPHAN_GRACE_S = 10.0
 
+#: How long an interrupted sweep lets its running cells stop on a Ctrl-C of their own
+#: before it sends them one (seconds; :meth:`PoolBackend.cancel`).
+CANCEL_GRACE_S = 3.0
+
 #: Longest single wait of the Ray driver for a cell to finish (seconds).
 RAY_WAIT_S = 0.5
 
@@ -111,9 +116,9 @@ def watch_parent(pid: int) -> None:
     import signal
     import threading
 
-    # forkserver workers ignore SIGINT (the sweep's Ctrl-C reaches the process group):
-    # let it raise KeyboardInterrupt in the cell, as it does in a run
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # between cells a worker ignores SIGINT (the sweep's Ctrl-C reaches the process
+    # group): an idle worker has nothing to stop. A cell is interruptible (_pool_cell).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
@@ -129,6 +134,19 @@ def watch_parent(pid: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="llmecon-parent-watch", daemon=True).start()
+
+
+def _pool_cell(task: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_cell` in a pool worker. SIGINT stops the cell as Ctrl-C stops a run
+    (Python's default handler, which ``asyncio.run`` turns into cancelling the run);
+    between cells the worker ignores it (:func:`watch_parent`)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run_cell(task)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class PoolBackend(Backend):
@@ -153,7 +171,7 @@ class PoolBackend(Backend):
         )
 
     def submit(self, task: dict[str, Any]) -> Any:
-        future = self.pool.submit(run_cell, task)
+        future = self.pool.submit(_pool_cell, task)
         future.task = task  # type: ignore[attr-defined]
         return future
 
@@ -171,8 +189,22 @@ class PoolBackend(Backend):
         return out
 
     def cancel(self, handles: list[Any]) -> None:
+        """Cancel the queued cells and stop the running ones as Ctrl-C does (each logs
+        ``interrupted``, resumable). A terminal's Ctrl-C reaches the workers with the
+        sweep; a SIGINT sent to the sweep's process alone (``kill -INT``, a scheduler,
+        ``timeout -s INT``) does not, and the cells ran to their end. So cells still
+        running after :data:`CANCEL_GRACE_S` get a SIGINT of their own; not at once, as
+        a second interrupt would cut short a cell stopping from the first."""
+        import signal
+        from concurrent.futures import wait as wait_futures
+
         for future in handles:
             future.cancel()
+        running = [f for f in handles if not f.done()]
+        if running and wait_futures(running, timeout=CANCEL_GRACE_S).not_done:
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(process.pid, signal.SIGINT)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:

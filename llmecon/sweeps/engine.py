@@ -77,6 +77,9 @@ class SweepResult:
     """The setting columns of :attr:`table`."""
     results: dict[str, RunResult] = field(default_factory=dict)
     """Cell id -> its :class:`RunResult`, for cells run in memory in this process."""
+    folder_cells: int = 0
+    """The cells the folder's ``cells.csv`` and ``results.csv`` cover: this sweep's and
+    those earlier sweeps into the same folder added (more seeds, say)."""
 
     @property
     def complete(self) -> bool:
@@ -126,17 +129,23 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
     settings) is refused; the same sweep with more cells (say more seeds) adds them."""
     file = directory / SWEEP_MANIFEST
     identity = _jsonable(spec.base_identity())
+    settings = _jsonable(spec.settings_identity(cells))
     entries = [{"cell_id": c.cell_id, "settings": _jsonable(c.settings)} for c in cells]
     axes = spec.varying
     now = utc_now()
     if file.exists():
         old = read_sweep_manifest(directory)
-        before = old.get("base_identity") or {}
-        if before != identity:
+        if "settings_identity" in old:  # resolved settings: a spelled-out default is one
+            drop = {*old.get("axes", []), *axes}
+            before = {k: v for k, v in old["settings_identity"].items() if k not in drop}
+            after = {k: v for k, v in settings.items() if k not in drop}
+        else:  # a folder of an earlier release: its settings as they were given
+            before, after = old.get("base_identity") or {}, identity
+        if before != after:
             differ = [
-                f"{k}: {before.get(k)!r} there, {identity.get(k)!r} now"
-                for k in sorted(set(before) | set(identity))
-                if before.get(k) != identity.get(k)
+                f"{k}: {before.get(k)!r} there, {after.get(k)!r} now"
+                for k in sorted(set(before) | set(after))
+                if before.get(k) != after.get(k)
             ]
             raise ConfigError(
                 f"{directory} holds another sweep (its base settings differ: "
@@ -156,6 +165,7 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
         "updated": now,
         "base": _jsonable({k: v for k, v in spec.base.items() if v is not None}),
         "base_identity": identity,
+        "settings_identity": settings,
         "grid": _jsonable(spec.grid),
         "list": _jsonable(spec.cells),
         "axes": axes,
@@ -211,10 +221,11 @@ def run_sweep(
     by_id = {c.cell_id: c for c in cells}
     directory = spec.directory(cells) if write_log else None
     lock = None
+    folder: dict[str, Any] = {}
     if directory is not None:
         try:
             lock = SweepLock(directory)  # one sweep at a time writes a folder
-            write_manifest(directory, spec, cells)
+            folder = write_manifest(directory, spec, cells)
         except BaseException as exc:  # another sweep's folder, a damaged sweep.json, …
             if lock is not None:
                 lock.release()
@@ -307,14 +318,21 @@ def run_sweep(
         costs = table_cells["cost_usd"] if "cost_usd" in table_cells else pd.Series(dtype=float)
         total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
         if directory is not None:
+            # the folder's tables keep its other cells (a narrower re-run, fewer seeds)
+            saved = with_earlier_cells(directory / CELLS_NAME, table_cells, folder["cells"])
+            axes = list(dict.fromkeys([*folder["axes"], *spec.varying]))
+            saved_table = summarize(saved, setting_columns(saved, axes))
             try:
-                atomic_write_text(directory / CELLS_NAME, table_cells.to_csv(index=False))
-                atomic_write_text(directory / RESULTS_NAME, table.to_csv(index=False))
+                atomic_write_text(directory / CELLS_NAME, saved.to_csv(index=False))
+                atomic_write_text(directory / RESULTS_NAME, saved_table.to_csv(index=False))
             except OSError as exc:
                 raise RunLogError(
                     f"cannot write the sweep's tables in {directory}: {os_reason(exc)}; its "
                     "cells are kept: run the same command again to write them"
                 ) from None
+            folder_cells = len(saved)
+        else:
+            folder_cells = len(table_cells)
         run_results = getattr(backend, "run_results", {}) if backend is not None else {}
         return SweepResult(
             directory,
@@ -326,6 +344,7 @@ def run_sweep(
             total,
             by,
             dict(run_results),
+            folder_cells,
         )
     finally:
         if lock is not None:
@@ -334,6 +353,30 @@ def run_sweep(
 
 #: Columns of a cell's result that are not tables' (lists, process details).
 _DROP = ("oracle_rates", "warnings", "pid")
+
+
+def with_earlier_cells(
+    file: Path, now: pd.DataFrame, folder_cells: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """``now`` (this call's cells) with the rows ``file`` (the folder's ``cells.csv``)
+    holds for the folder's other cells, in the order of ``sweep.json``: a re-run with
+    fewer seeds must not drop the others from the folder's tables (``load_sweep`` and
+    ``llmecon report`` read every cell). An unreadable file is left out."""
+    order = [str(e["cell_id"]) for e in folder_cells]
+    ours = set(now["cell_id"].astype(str)) if "cell_id" in now else set()
+    try:
+        earlier = pd.read_csv(file) if file.is_file() else pd.DataFrame()
+    except (OSError, ValueError, pd.errors.ParserError):
+        earlier = pd.DataFrame()
+    if "cell_id" not in earlier:
+        return now
+    earlier = earlier[earlier["cell_id"].astype(str).isin(set(order) - ours)]
+    if earlier.empty:
+        return now
+    merged = pd.concat([earlier, now], ignore_index=True)
+    rank = {cell_id: k for k, cell_id in enumerate(order)}
+    merged = merged.iloc[merged["cell_id"].astype(str).map(rank).argsort(kind="stable")]
+    return merged.reset_index(drop=True)
 
 
 def cells_frame(cells: list[Cell], results: list[dict[str, Any]], axes: list[str]) -> pd.DataFrame:

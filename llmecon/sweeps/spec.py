@@ -308,6 +308,13 @@ class SweepSpec:
     def directory(self, cells: Sequence[Cell] | None = None) -> Path:
         return Path(self.out) / self.sweep_name(cells)
 
+    def settings_identity(self, cells: Sequence[Cell]) -> dict[str, Any]:
+        """What every cell computes alike, as the cell ids see it (:func:`identity`: the
+        resolved settings, so a default spelled out or a number given as text is the
+        same setting): the first cell's, without the sweep's axes."""
+        data = identity(_validate(dict(cells[0].config), "the first cell"), self.varying)
+        return {k: v for k, v in sorted(data.items()) if k not in self.varying}
+
     def base_identity(self) -> dict[str, Any]:
         """The base settings that are not operational (a re-run may change those)."""
         return {

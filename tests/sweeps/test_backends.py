@@ -131,3 +131,42 @@ def test_sigterm_interrupts_a_ray_sweep_as_ctrl_c_does(tmp_path: Path) -> None:
     assert logs and [p.stat().st_size for p in logs] == sizes
     ends = [json.loads(p.read_text().splitlines()[-1]) for p in logs]
     assert any(e.get("status") == "interrupted" for e in ends), ends
+
+
+def test_sigint_to_the_sweep_alone_stops_its_pool_cells(tmp_path: Path) -> None:
+    """``kill -INT <sweep>`` (a scheduler, ``timeout -s INT``) reaches the sweep's process
+    only, not its pool workers as a terminal's Ctrl-C does: the cells ran to their end
+    and the sweep then said "interrupted". Now they stop, logged ``interrupted``."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "runs"
+    args = ["sweep", "--jobs", "2", "--planners", "saez,ucb", "--workers",
+            "scripted/reference", "--agents", "100", "--years", "10000", "--seeds", "0",
+            "--no-reference", "--out", str(out), "--name", "s"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "llmecon", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+
+    def logs() -> list[Path]:
+        return [d / "events.jsonl" for d in (out / "s").glob("*-s0-*")]
+
+    def years_done() -> list[int]:
+        return [p.read_text().count('"year_completed"') for p in logs() if p.exists()]
+
+    try:
+        deadline = time.monotonic() + 600
+        while len(years_done()) < 2 or min(years_done()) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)  # the sweep's process alone (its own session)
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # the workers notice their parent is gone and stop
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output
+    ends = [json.loads(p.read_text().splitlines()[-1]) for p in logs()]
+    assert [e.get("status") for e in ends] == ["interrupted", "interrupted"], ends
+    assert all(e["years_completed"] < 10000 for e in ends)

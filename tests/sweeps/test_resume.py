@@ -170,3 +170,54 @@ def test_a_sweep_with_other_base_settings_names_what_differs(tmp_path: Path) -> 
         )
     said = str(info.value)
     assert "years: 2 there, 3 now" in said and "agents" not in said
+
+
+def _sweep_cli(*args: str) -> str:
+    result = CliRunner().invoke(main, ["sweep", *args])
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def test_the_same_sweep_spelled_otherwise_shares_its_folder(tmp_path: Path) -> None:
+    # Its cells have the same ids; the folder compared the settings as typed, so a
+    # default spelled out, or the YAML form of the command line, was "another sweep".
+    base = ["--workers", "rational", "--agents", "6", "--years", "2", "--out", str(tmp_path),
+            "--name", "s"]  # fmt: skip
+    _sweep_cli("--planners", "ucb", "--seeds", "0-1", *base)
+    said = _sweep_cli("--planners", "ucb", "--seeds", "0-1", *base, "--swf", "inverse_income",
+                      "--elasticity", "0.4", "--personas", "default")  # fmt: skip
+    assert "2 of 2 cells already completed" in said
+    config = tmp_path / "sweep.yaml"
+    config.write_text("workers: rational\nagents: '6'\nyears: 2\n"
+                      "grid:\n  planner: [ucb]\n  seed: 0-2\n")  # fmt: skip
+    said = _sweep_cli("--config", str(config), "--out", str(tmp_path), "--name", "s")
+    assert "2 of 3 cells already completed" in said
+    other = CliRunner().invoke(main, ["sweep", "--planners", "ucb", "--seeds", "0", *base,
+                                      "--swf", "rawlsian"])  # fmt: skip
+    assert other.exit_code == 1
+    assert (
+        "holds another sweep (its base settings differ: swf: 'inverse_income' there, "
+        "'rawlsian' now)" in " ".join(other.output.split())
+    )
+    # a folder of an earlier release (no resolved settings in it) still takes its sweep
+    import json
+
+    earlier = [*base[:-1], "earlier"]
+    _sweep_cli("--planners", "ucb", "--seeds", "0", *earlier)
+    manifest = json.loads((tmp_path / "earlier" / "sweep.json").read_text())
+    del manifest["settings_identity"]
+    (tmp_path / "earlier" / "sweep.json").write_text(json.dumps(manifest))
+    said = _sweep_cli("--planners", "ucb", "--seeds", "0-1", *earlier)
+    assert "1 of 2 cells already completed" in said
+
+
+def test_a_narrower_rerun_keeps_the_folders_other_cells_in_its_tables(tmp_path: Path) -> None:
+    base = ["--planners", "ucb", "--workers", "rational", "--agents", "6", "--years", "2",
+            "--out", str(tmp_path), "--name", "s"]  # fmt: skip
+    _sweep_cli(*base, "--seeds", "0-3")
+    said = _sweep_cli(*base, "--seeds", "2")
+    assert "its tables cover every cell of the folder (4); the table above, the 1 cell" in said
+    cells = (tmp_path / "s" / "cells.csv").read_text().splitlines()
+    assert [row.split(",")[0].split("-")[1] for row in cells[1:]] == ["s0", "s1", "s2", "s3"]
+    results = (tmp_path / "s" / "results.csv").read_text().splitlines()
+    assert results[1].startswith("ucb,4,")  # n = 4 seeds, as `llmecon report` reads it
