@@ -124,6 +124,15 @@ def settings_notes(config: Any) -> list[str]:
             f"archetypes group the workers' hour decisions only: each voting round asks "
             f"every one of the {config.agents:,} personas for a ballot"
         )
+    if (
+        config.vote_every is not None
+        and config.candidate_source in ("platforms", "leaders")
+        and config.candidates > config.agents
+    ):
+        notes.append(
+            f"--candidates {config.candidates} with {config.agents} agents: each round "
+            f"draws at most the {config.agents} personas as {config.candidate_source}"
+        )
     if config.vote_every is not None and config.vote_every >= years:
         notes.append(
             f"--vote-every {config.vote_every} holds rounds in tax years "
@@ -289,6 +298,17 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     if result.records:
         _show_summary(result.summary, result.records[-1].schedule)
+        votes = [r for r in result.records if r.notes.get("vote_summary")]
+        if votes:  # who won is otherwise only in the report and the log
+            last = votes[-1]
+            # the planner's line, less what it says to the planner of its own proposal
+            said = str(last.notes["vote_summary"]).split("; your proposal")[0]
+            console.print(
+                f"{counted(len(votes), 'voting round')}; the last, in tax year "
+                f"{last.year + 1}: {said}",
+                markup=False,
+                highlight=False,
+            )
     console.print(f"run written to [bold]{result.run_dir}[/]")
     if not result.complete:
         console.print(

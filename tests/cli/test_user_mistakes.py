@@ -242,6 +242,20 @@ def test_a_role_api_base_no_model_uses_is_said(tmp_path: Path) -> None:
                  run_id="c") == ""  # fmt: skip  # run-wide: no role of its own
 
 
+def test_more_candidates_than_personas_is_said(tmp_path: Path) -> None:
+    result = _invoke(
+        "run", "--planner", "scripted/reference", "--workers", "rational", "--vote-every",
+        "1", "--candidate-source", "platforms", "--candidates", "25", "--agents", "10",
+        "--years", "2", "--no-reference", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "note: --candidates 25 with 10 agents: each round draws at most the 10" in said
+    # who won is said at the end, not only in the report
+    assert "1 voting round; the last, in tax year 2: set by a plurality vote" in said
+    assert " won; " in said and "your proposal" not in said
+
+
 def test_a_run_with_an_answer_anchor_in_its_templates_says_so(tmp_path: Path) -> None:
     # `prompts check` refuses it; the run, which may use it on purpose, said nothing
     folder = tmp_path / "mine"
