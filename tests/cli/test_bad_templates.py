@@ -222,14 +222,21 @@ def test_render_with_a_config_shows_its_economy(tmp_path: Path) -> None:
     assert "50% of the tax revenue" in text and "at most 60." in text
 
 
-def test_a_planner_template_that_fails_midway_stops_the_run(tmp_path: Path) -> None:
-    # A branch the up-front check (tax years 1 and 4) does not reach. It was a planner
-    # fallback: the old rates kept, year after year, and the run exited 0.
+def _query_failing_from(tmp_path: Path, year: int) -> tuple[Path, str]:
+    """A prompt folder whose ``planner_query.j2`` fails from (0-based) ``year`` on, a
+    branch the up-front check (tax years 1 and 4) does not reach; and the shipped text."""
     folder = tmp_path / "mine"
     folder.mkdir()
     shipped = PromptLibrary(None).source("planner_query.j2")
-    broken = shipped + "{% if year >= 5 %}Note: {{ bonus_note }}{% endif %}\n"
+    broken = shipped + f"{{% if year >= {year} %}}Note: {{{{ bonus_note }}}}{{% endif %}}\n"
     (folder / "planner_query.j2").write_text(broken, encoding="utf-8")
+    return folder, shipped
+
+
+def test_a_planner_template_that_fails_midway_stops_the_run(tmp_path: Path) -> None:
+    # It was a planner fallback: the old rates kept, year after year, and the run
+    # exited 0.
+    folder, shipped = _query_failing_from(tmp_path, 5)
     args = ["run", "--planner", "scripted/reference-noise2", "--workers", "rational",
             "--personas", "synthetic", "--agents", "4", "--years", "7", "--no-reference",
             "--out", str(tmp_path / "runs"), "--run-id", "r"]  # fmt: skip
@@ -325,11 +332,7 @@ def test_a_run_logged_with_a_template_fallback_still_replays(
     from llmecon.runs.loop import Simulation
     from llmecon.runs.replay import replay_run
 
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    shipped = PromptLibrary(None).source("planner_query.j2")
-    broken = shipped + "{% if year >= 4 %}Note: {{ bonus_note }}{% endif %}\n"
-    (folder / "planner_query.j2").write_text(broken, encoding="utf-8")
+    folder, _ = _query_failing_from(tmp_path, 4)
     args = ["run", "--planner", "scripted/reference-noise2", "--workers", "rational",
             "--personas", "synthetic", "--agents", "4", "--years", "6", "--no-reference",
             "--prompts", str(folder), "--out", str(tmp_path / "runs"),
