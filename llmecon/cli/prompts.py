@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from rich.markup import escape
 from rich.table import Table
@@ -125,7 +123,7 @@ def render(
       llmecon prompts render worker_decision.j2 --persona 3 --year 3
     """
     from llmecon.prompts import PromptError
-    from llmecon.runs.prompt_examples import ExampleWorld, TemplateNotUsed
+    from llmecon.runs.prompt_examples import ExampleWorld, TemplateNotUsed, check_example
 
     prompts_dir, economy, population = _run_settings(config_file, prompts_dir)
     bank = economy.pop("personas", None)
@@ -159,7 +157,7 @@ def render(
             example = world(year).example(name, persona)
         except TemplateNotUsed as exc:
             later = next(
-                (y for y in range(year + 1, year + 6) if _rendered_in(world(y), name, persona)),
+                (y for y in range(year + 1, year + 6) if check_example(world(y), name) is True),
                 None,
             )
             hint = f"; it is rendered in tax year {later}: pass --year {later}" if later else ""
@@ -172,17 +170,6 @@ def render(
     out.rule()
     used = ", ".join(f"{n} ({h[:12]})" for n, h in example.templates_used.items())
     console.print(f"templates: {used}")
-
-
-def _rendered_in(world: Any, name: str, persona: int) -> bool:
-    """Whether ``name`` is rendered in ``world`` (its errors are for the caller's year)."""
-    from llmecon.prompts import PromptError
-
-    try:
-        world.example(name, persona)
-    except PromptError:  # TemplateNotUsed too
-        return False
-    return True
 
 
 @prompts.command()

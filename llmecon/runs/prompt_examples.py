@@ -472,9 +472,8 @@ def check_example(world: ExampleWorld, name: str, *, blank: bool = False) -> Pro
     template's, so ``name`` counts as rendering. A template that renders no text (every
     branch of an ``if`` false) is an error too, its part of the prompt would be missing,
     unless ``blank`` (a logged run's own copy: older releases accepted it)."""
-    recorder = world.library if isinstance(world.library, _RecordingLibrary) else None
-    if blank:
-        recorder = None
+    library = world.library
+    recorder = library if isinstance(library, _RecordingLibrary) and not blank else None
     try:
         for persona in range(min(2, world.sim.economy.size)):
             if recorder is not None:

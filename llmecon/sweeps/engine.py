@@ -317,11 +317,12 @@ def run_sweep(
         table = summarize(table_cells, by)
         costs = table_cells["cost_usd"] if "cost_usd" in table_cells else pd.Series(dtype=float)
         total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
+        saved = table_cells
         if directory is not None:
-            # the folder's tables keep its other cells (a narrower re-run, fewer seeds)
+            # the folder's tables keep its other cells (a narrower re-run, fewer seeds);
+            # its axes, from sweep.json, include this sweep's
             saved = with_earlier_cells(directory / CELLS_NAME, table_cells, folder["cells"])
-            axes = list(dict.fromkeys([*folder["axes"], *spec.varying]))
-            saved_table = summarize(saved, setting_columns(saved, axes))
+            saved_table = summarize(saved, setting_columns(saved, folder["axes"]))
             try:
                 atomic_write_text(directory / CELLS_NAME, saved.to_csv(index=False))
                 atomic_write_text(directory / RESULTS_NAME, saved_table.to_csv(index=False))
@@ -330,9 +331,6 @@ def run_sweep(
                     f"cannot write the sweep's tables in {directory}: {os_reason(exc)}; its "
                     "cells are kept: run the same command again to write them"
                 ) from None
-            folder_cells = len(saved)
-        else:
-            folder_cells = len(table_cells)
         run_results = getattr(backend, "run_results", {}) if backend is not None else {}
         return SweepResult(
             directory,
@@ -344,7 +342,7 @@ def run_sweep(
             total,
             by,
             dict(run_results),
-            folder_cells,
+            len(saved),
         )
     finally:
         if lock is not None:
