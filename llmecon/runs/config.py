@@ -363,7 +363,8 @@ class RunConfig(BaseModel):
     max_failure_share: float = Field(0.5, gt=0, le=1, json_schema_extra=_OPERATIONAL)
     """Circuit breaker: stop the run when more than this share of its model calls failed
     (checked once at least 20 calls were made); a run that ran every year still ends
-    failed when more than this share of one role's calls (e.g. the planner's) failed."""
+    failed when more than this share of one role's calls (e.g. the planner's) failed,
+    over the run or in its last tax year alone."""
 
     prompts: str | None = Field(None, json_schema_extra={**_LLM, "dir": True})
     """Folder of Jinja templates overriding the shipped ``prompts/`` (file by file)."""

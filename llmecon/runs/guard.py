@@ -14,8 +14,10 @@ call (after the model layer's retries) and trips
   behind successful worker calls.
 
 A run that reaches its last year still fails if more than ``max_failure_share`` of one
-role's calls failed (:meth:`CircuitBreaker.final_reason`): in a short run the rules
-above may never trip, and a result made of one role's fallbacks is not a result.
+role's calls failed, over the run or in its last tax year alone
+(:meth:`CircuitBreaker.final_reason`): in a short run the rules above may never trip, a
+server that dies in the last year trips none of them, and a result made of one role's
+fallbacks is not a result (the summary's final schedule and welfare are the last year's).
 
 When it trips, the run loop cancels the year in flight, logs ``run_completed`` with
 status ``failed`` and the reason, and raises :class:`RunFailedError`; the CLI exits 1
@@ -66,6 +68,10 @@ class RoleTally:
     failing_since: int | None = None
     #: the last failure: the model, its endpoint and the error
     last_error: str = ""
+    #: the latest tax year with a call of this role, and its calls and failures
+    year: int | None = None
+    year_calls: int = 0
+    year_failures: int = 0
 
 
 @dataclass
@@ -96,6 +102,9 @@ class CircuitBreaker:
         self.calls += 1
         tally = self.roles.setdefault(role, RoleTally())
         tally.calls += 1
+        if year != tally.year:
+            tally.year, tally.year_calls, tally.year_failures = year, 0, 0
+        tally.year_calls += 1
         if error_type is None:
             self.consecutive = 0
             tally.failing_since = None
@@ -103,6 +112,7 @@ class CircuitBreaker:
         self.failures += 1
         self.consecutive += 1
         tally.failures += 1
+        tally.year_failures += 1
         where = f"{model} at {endpoint}"
         tally.last_error = f"{where}: {message}"
         if tally.failing_since is None:
@@ -144,18 +154,30 @@ class CircuitBreaker:
         finally:
             self.enabled = enabled
 
-    def final_reason(self) -> str | None:
+    def final_reason(self, last_year: int | None = None) -> str | None:
         """Why a run that reached its last year has no result: a role more than
-        ``max_share`` of whose calls failed (``None`` when none, or when disabled)."""
+        ``max_share`` of whose calls failed, over the run or in tax year ``last_year``
+        (0-based, the run's last) alone (``None`` when none, or when disabled)."""
         if not self.enabled:
             return None
         for role, tally in self.roles.items():
+            whose = _WHOSE.get(role, role)
             if tally.failures and tally.failures > self.max_share * tally.calls:
                 return (
                     f"{tally.failures} of {tally.calls} {role} calls failed (more than "
-                    f"{self.max_share:.0%}): most of the {_WHOSE.get(role, role)} decisions "
-                    "are fallbacks, "
+                    f"{self.max_share:.0%}): most of the {whose} decisions are fallbacks, "
                     f"not the model's; the last failure, {tally.last_error}"
+                )
+            if (
+                last_year is not None
+                and tally.year == last_year
+                and tally.year_failures > self.max_share * tally.year_calls
+            ):
+                return (
+                    f"{tally.year_failures} of {tally.year_calls} {role} calls of the last "
+                    f"tax year ({last_year + 1}) failed (more than {self.max_share:.0%}): "
+                    f"the final schedule and welfare rest on the {whose} fallbacks, not "
+                    f"the model's decisions; the last failure, {tally.last_error}"
                 )
         return None
 

@@ -652,7 +652,7 @@ class Simulation:
                 if progress is not None:
                     progress(outcome, {"fallbacks": self.fallbacks, **self.models.totals()})
             else:
-                error = self.breaker.final_reason()
+                error = self.breaker.final_reason(self.years - 1)
                 status = "failed" if error else status
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error, failing = "interrupted", "interrupted (Ctrl-C or cancelled)", True

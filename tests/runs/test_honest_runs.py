@@ -230,6 +230,39 @@ def test_the_summary_counts_failed_calls_by_role(tmp_path: Path) -> None:
     assert "1 of 3 planner calls failed" in said
 
 
+def test_a_run_whose_workers_all_failed_in_its_last_year_is_not_a_result(
+    tmp_path: Path,
+) -> None:
+    # The workers' server dies as the last tax year starts: 6 of 24 worker calls fail,
+    # never 10 in a row, in one year only, so no in-run rule trips and the run-wide share
+    # stays under half. The final welfare would still be the workers' fallbacks'.
+    calls = {"planner": 0}
+
+    def respond(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        if is_planner(schema):
+            calls["planner"] += 1
+            return json.dumps({"rates": [20] * 7})
+        # the planner's third call opens the last year
+        return "server gone" if calls["planner"] >= 3 else '{"hours": 38}'
+
+    model = use_responder("dies-in-the-last-year", respond)
+    args = ["run", "--planner", model, "--workers", model, "--agents", "6", "--years", "4",
+            "--no-reference", "--out", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--run-id", "r"])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "every year ran, but 6 of 6 worker calls of the last tax year (4) failed" in said
+    assert _completed_years(tmp_path / "r") == [0, 1, 2, 3]  # every year is kept
+    assert _statuses(tmp_path / "r") == ["failed"]
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    assert "nothing is left to resume" in resumed.output and "--fork" in resumed.output
+    # With the share rule switched off, as for the run-wide share, it completes.
+    calls["planner"] = 0
+    again = CliRunner().invoke(main, [*args, "--run-id", "r2", "--max-failure-share", "1"])
+    assert again.exit_code == 0, again.output
+    assert _statuses(tmp_path / "r2") == ["completed"]
+
+
 def test_a_short_run_whose_planner_always_failed_is_not_a_result(tmp_path: Path) -> None:
     # Two years: one planner call, too few for any in-run rule; it fails, so the run
     # ends failed (exit 1) although every year ran, and resume says to fork instead.
