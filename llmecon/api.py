@@ -243,7 +243,7 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
     cells = result.cells
     table = summarize(cells, ["planner"], COMPARE_COLUMNS)
     ordered = ["planner", *(c for m in COMPARE_COLUMNS for c in (m, f"{m}_lo", f"{m}_hi"))]
-    table = table[[*ordered, "n", "failed"]]
+    table = table[[*ordered, "n", "failed", "unfinished"]]
     # the references come from the first cell that has them (a failed cell has none)
     scored = cells[cells["none_swf"].notna()] if "none_swf" in cells else cells.iloc[:0]
     first = scored.iloc[0] if len(scored) else None

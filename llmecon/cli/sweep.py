@@ -166,7 +166,7 @@ class SweepDisplay(LiveDisplay):
             transient=False,
         )
         self.task = self.progress.add_task("cells", total=0, status="")
-        self.total = self.done = self.running = self.failed = 0
+        self.total = self.done = self.running = self.failed = self.unfinished = 0
         self.cost = 0.0
         self.started = time.monotonic()
         self.warnings: list[str] = []
@@ -183,21 +183,26 @@ class SweepDisplay(LiveDisplay):
 
         return (
             f"done {self.done}  running {self.running}  failed {self.failed}  "
-            f"cost {COST(self.cost)}"
+            + (f"unfinished {self.unfinished}  " if self.unfinished else "")
+            + f"cost {COST(self.cost)}"
         )
 
     def refresh(self) -> None:
         self.progress.update(self.task, completed=self.done, status=self.status())
 
     def finished(self, cell: Any, result: dict[str, Any]) -> None:
+        from llmecon.sweeps.results import FAILED_STATUSES
+
         action = result.get("action")
         if action in ("ran", "resumed", "error"):
             self.running = max(0, self.running - 1)
             self.cost += float(result.get("cost_usd") or 0.0)
         status = result.get("status")
         self.done += 1
-        if status != "completed":
+        if status in FAILED_STATUSES:
             self.failed += 1
+        elif status != "completed":
+            self.unfinished += 1
         for w in result.get("warnings") or []:
             if w not in self.warnings:
                 self.warnings.append(w)
@@ -251,8 +256,12 @@ def print_table(
     for row in table.to_dict("records"):
         cells = [str(row[c]) for c in by]
         if show_n:
-            failed = int(row.get("failed") or 0)
-            cells.append(f"{row['n']}" + (f" ({failed} failed)" if failed else ""))
+            stopped = [
+                f"{count} {label}"
+                for label in ("failed", "unfinished")
+                if (count := int(row.get(label) or 0))
+            ]
+            cells.append(f"{row['n']}" + (f" ({', '.join(stopped)})" if stopped else ""))
         cells.extend(_interval(row, m) for m in metrics)
         rich_table.add_row(*cells)
     out.print(rich_table)

@@ -239,12 +239,13 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
     title = title or f"llmecon sweep {data.path.name}"
     rows = records(data.table) if not data.table.empty else []
     summary = table(
-        [*by, "seeds", "failed", *SUMMARY_METRICS.values()],
+        [*by, "seeds", "failed", "unfinished", *SUMMARY_METRICS.values()],
         [
             [
                 *(str(r[c]) for c in by),
                 int(r["n"]),
                 int(r["failed"]),
+                int(r["unfinished"]),
                 *(_fmt_interval(r, m) for m in SUMMARY_METRICS),
             ]
             for r in rows

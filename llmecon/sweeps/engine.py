@@ -3,6 +3,7 @@ ones, start the rest on a backend within the budget, and tabulate the results.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -304,9 +305,19 @@ def run_sweep(
                     spent += max(0.0, cost - spent_before.get(cell_id, 0.0))
                     done[cell_id] = result
                     progress.cell_finished(by_id[cell_id], result)
-        except BaseException:
+        except BaseException as exc:
             if backend is not None:
                 backend.cancel(list(inflight))
+            if directory is not None and isinstance(exc, KeyboardInterrupt):
+                # the tables say where the sweep stopped: the cells in flight logged
+                # ``interrupted`` (their folders say so), the queued ones never started
+                for task in inflight.values():
+                    done[task["cell_id"]] = {"action": "interrupted", "status": "interrupted"}
+                for task in queue:
+                    done[task["cell_id"]] = {"action": "not_started", "status": "not_started"}
+                with contextlib.suppress(Exception):  # the interrupt is the news
+                    results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
+                    _write_tables(directory, cells_frame(cells, results, spec.varying), folder)
             raise
         finally:
             if backend is not None and owned:
@@ -319,13 +330,8 @@ def run_sweep(
         total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
         saved = table_cells
         if directory is not None:
-            # the folder's tables keep its other cells (a narrower re-run, fewer seeds);
-            # its axes, from sweep.json, include this sweep's
-            saved = with_earlier_cells(directory / CELLS_NAME, table_cells, folder["cells"])
-            saved_table = summarize(saved, setting_columns(saved, folder["axes"]))
             try:
-                atomic_write_text(directory / CELLS_NAME, saved.to_csv(index=False))
-                atomic_write_text(directory / RESULTS_NAME, saved_table.to_csv(index=False))
+                saved = _write_tables(directory, table_cells, folder)
             except OSError as exc:
                 raise RunLogError(
                     f"cannot write the sweep's tables in {directory}: {os_reason(exc)}; its "
@@ -347,6 +353,19 @@ def run_sweep(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _write_tables(
+    directory: Path, table_cells: pd.DataFrame, folder: dict[str, Any]
+) -> pd.DataFrame:
+    """Write the folder's ``cells.csv`` and ``results.csv`` and return the cells written:
+    this sweep's, with the folder's other cells (a narrower re-run, fewer seeds); the
+    axes, from ``sweep.json``, include this sweep's."""
+    saved = with_earlier_cells(directory / CELLS_NAME, table_cells, folder["cells"])
+    saved_table = summarize(saved, setting_columns(saved, folder["axes"]))
+    atomic_write_text(directory / CELLS_NAME, saved.to_csv(index=False))
+    atomic_write_text(directory / RESULTS_NAME, saved_table.to_csv(index=False))
+    return saved
 
 
 #: Columns of a cell's result that are not tables' (lists, process details).

@@ -58,6 +58,11 @@ def interval(values: Iterable[float | None], level: float = LEVEL) -> tuple[floa
     return mean, mean - half, mean + half
 
 
+#: Cell statuses that count as ``failed`` in :func:`summarize`: the run failed, its cell
+#: could not start (``error``: an unknown model, a missing key), or its log is unreadable.
+FAILED_STATUSES = ("failed", "error", "unreadable")
+
+
 def setting_columns(cells: pd.DataFrame, axes: Sequence[str]) -> list[str]:
     """The columns that define a setting: the sweep's axes but the seed, those present
     (``planner`` always, first)."""
@@ -74,12 +79,15 @@ def summarize(
     level: float = LEVEL,
 ) -> pd.DataFrame:
     """One row per setting (the distinct values of ``by``, in order of first
-    appearance): ``n`` completed cells (seeds), ``failed`` (cells that did not
-    complete), and for each metric its mean across the completed cells with ``_lo`` and
-    ``_hi``, the bounds of its ``level`` t-interval (:func:`interval`)."""
+    appearance): ``n`` completed cells (seeds), ``failed`` (cells whose run failed or
+    could not be read, :data:`FAILED_STATUSES`), ``unfinished`` (the other cells that did
+    not complete: interrupted, killed, stopped by the budget or deadline, not started;
+    running the sweep again finishes them), and for each metric its mean across the
+    completed cells with ``_lo`` and ``_hi``, the bounds of its ``level`` t-interval
+    (:func:`interval`)."""
     by = list(by)
     if cells.empty:
-        return pd.DataFrame(columns=[*by, "n", "failed"])
+        return pd.DataFrame(columns=[*by, "n", "failed", "unfinished"])
     # str of every value, missing ones included (astype(str) keeps NaN under pandas 3)
     keys = cells[by].map(str).agg("\x1f".join, axis=1) if by else pd.Series("", cells.index)
     rows = []
@@ -87,8 +95,10 @@ def summarize(
         group = cells[keys == key]
         done = group[group["status"] == "completed"] if "status" in group else group
         row: dict[str, Any] = {c: group.iloc[0][c] for c in by}
+        statuses = group["status"] if "status" in group else pd.Series(dtype=object)
         row["n"] = len(done)
-        row["failed"] = len(group) - len(done)
+        row["failed"] = int(statuses.isin(FAILED_STATUSES).sum())
+        row["unfinished"] = len(group) - len(done) - row["failed"]
         for metric in metrics:
             values = done[metric].tolist() if metric in done else []
             mean, lo, hi = interval(values, level)

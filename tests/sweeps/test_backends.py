@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -143,7 +144,8 @@ def test_sigint_to_the_sweep_alone_stops_its_pool_cells(tmp_path: Path) -> None:
     import time
 
     out = tmp_path / "runs"
-    args = ["sweep", "--jobs", "2", "--planners", "saez,ucb", "--workers",
+    # three cells on two slots: the third waits for one
+    args = ["sweep", "--jobs", "2", "--planners", "saez,ucb,us-federal", "--workers",
             "scripted/reference", "--agents", "100", "--years", "10000", "--seeds", "0",
             "--no-reference", "--out", str(out), "--name", "s"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "llmecon", *args], stdout=subprocess.PIPE,
@@ -151,7 +153,7 @@ def test_sigint_to_the_sweep_alone_stops_its_pool_cells(tmp_path: Path) -> None:
                             start_new_session=True)  # fmt: skip
 
     def logs() -> list[Path]:
-        return [d / "events.jsonl" for d in (out / "s").glob("*-s0-*")]
+        return [d / "events.jsonl" for p in ("saez", "ucb") for d in (out / "s").glob(f"{p}-s0-*")]
 
     def years_done() -> list[int]:
         return [p.read_text().count('"year_completed"') for p in logs() if p.exists()]
@@ -170,3 +172,9 @@ def test_sigint_to_the_sweep_alone_stops_its_pool_cells(tmp_path: Path) -> None:
     ends = [json.loads(p.read_text().splitlines()[-1]) for p in logs()]
     assert [e.get("status") for e in ends] == ["interrupted", "interrupted"], ends
     assert all(e["years_completed"] < 10000 for e in ends)
+    # the folder's tables say where it stopped: no cell failed, all three are unfinished
+    cells = pd.read_csv(out / "s" / "cells.csv")
+    assert list(cells["status"]) == ["interrupted", "interrupted", "not_started"]
+    results = pd.read_csv(out / "s" / "results.csv")
+    assert list(results["n"]) == [0, 0, 0] and list(results["failed"]) == [0, 0, 0]
+    assert list(results["unfinished"]) == [1, 1, 1]

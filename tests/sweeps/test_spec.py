@@ -178,6 +178,13 @@ def test_interval_arithmetic_on_a_hand_made_table() -> None:
     assert b["final_swf_hi"] == pytest.approx(
         2.0 + 12.706204736174707 * math.sqrt(2) / math.sqrt(2)
     )
+    assert (a["unfinished"], b["unfinished"]) == (0, 0)
+    # cells that stopped early or never started are unfinished, not failed: running the
+    # sweep again finishes them
+    cells["status"] = ["completed", "interrupted", "not_started", "error", "unreadable", "killed"]
+    a, b = summarize(cells, ["planner"], ["final_swf"]).to_dict("records")
+    assert (a["n"], a["failed"], a["unfinished"]) == (1, 0, 2)
+    assert (b["n"], b["failed"], b["unfinished"]) == (0, 2, 1)
 
 
 def test_a_repeated_api_base_is_one_fleet_not_an_axis() -> None:
