@@ -14,10 +14,11 @@ call (after the model layer's retries) and trips
   behind successful worker calls.
 
 A run that reaches its last year still fails if more than ``max_failure_share`` of one
-role's calls failed, over the run or in its last tax year alone
-(:meth:`CircuitBreaker.final_reason`): in a short run the rules above may never trip, a
-server that dies in the last year trips none of them, and a result made of one role's
-fallbacks is not a result (the summary's final schedule and welfare are the last year's).
+role's calls failed, over the run or, for the agents' roles (:data:`LAST_YEAR_ROLES`),
+in its last tax year alone (:meth:`CircuitBreaker.final_reason`): in a short run the
+rules above may never trip, a server that dies in the last year trips none of them, and
+a result made of one role's fallbacks is not a result (the summary's final welfare is
+the last year's).
 
 When it trips, the run loop cancels the year in flight, logs ``run_completed`` with
 status ``failed`` and the reason, and raises :class:`RunFailedError`; the CLI exits 1
@@ -38,6 +39,12 @@ from llmecon.models import FATAL_ERROR_TYPES
 MIN_CALLS_FOR_SHARE = 20
 #: Every call of one role failing for this many tax years in a row trips the breaker.
 MAX_FAILED_YEARS = 3
+#: The roles whose failures in the last tax year alone can fail a run
+#: (:meth:`CircuitBreaker.final_reason`): their fallbacks stand in for that year's answers
+#: (a worker keeps its hours, a voter abstains). The planner's fallback keeps the schedule
+#: it chose the year before, which the workers still answer; a dead planner endpoint is
+#: caught by the run-wide share and the three-year rule.
+LAST_YEAR_ROLES = ("worker", "voter", "proposer")
 _WHOSE = {
     "planner": "planner's",
     "worker": "workers'",
@@ -156,8 +163,9 @@ class CircuitBreaker:
 
     def final_reason(self, last_year: int | None = None) -> str | None:
         """Why a run that reached its last year has no result: a role more than
-        ``max_share`` of whose calls failed, over the run or in tax year ``last_year``
-        (0-based, the run's last) alone (``None`` when none, or when disabled)."""
+        ``max_share`` of whose calls failed, over the run or, for the roles of
+        :data:`LAST_YEAR_ROLES`, in tax year ``last_year`` (0-based, the run's last) alone
+        (``None`` when none, or when disabled)."""
         if not self.enabled:
             return None
         for role, tally in self.roles.items():
@@ -170,14 +178,15 @@ class CircuitBreaker:
                 )
             if (
                 last_year is not None
+                and role in LAST_YEAR_ROLES
                 and tally.year == last_year
                 and tally.year_failures > self.max_share * tally.year_calls
             ):
                 return (
                     f"{tally.year_failures} of {tally.year_calls} {role} calls of the last "
                     f"tax year ({last_year + 1}) failed (more than {self.max_share:.0%}): "
-                    f"the final schedule and welfare rest on the {whose} fallbacks, not "
-                    f"the model's decisions; the last failure, {tally.last_error}"
+                    f"the final welfare rests on the {whose} fallbacks, not the model's "
+                    f"decisions; the last failure, {tally.last_error}"
                 )
         return None
 

@@ -210,6 +210,23 @@ def test_a_failing_planner_is_not_hidden_by_successful_workers() -> None:
     assert CircuitBreaker(enabled=False, roles=breaker.roles).final_reason() is None
 
 
+def test_the_last_year_share_counts_the_agents_roles_not_the_planners() -> None:
+    breaker = CircuitBreaker()
+    for year in range(4):
+        failed = "ProviderError" if year == 3 else None
+        breaker.record("m", "e", failed, "down", "planner", year)
+        for _ in range(5):
+            breaker.record("m", "e", None, "", "worker", year)
+    # the planner's last call failed: its fallback keeps the schedule it chose the year
+    # before, which the workers still answered; 1 of 4 calls is under the share
+    assert breaker.final_reason(last_year=3) is None
+    for _ in range(6):  # the last year's workers: 5 answered, 6 failed
+        breaker.record("m", "e", "ProviderError", "down", "worker", 3)
+    reason = breaker.final_reason(last_year=3)
+    assert reason is not None and "6 of 11 worker calls of the last tax year (4)" in reason
+    assert breaker.final_reason(last_year=4) is None  # another year's, not the last
+
+
 def test_the_summary_counts_failed_calls_by_role(tmp_path: Path) -> None:
     attempts = {"planner": 0}
 
