@@ -125,7 +125,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     """
     from llmecon._files import atomic_write, make_folder, os_reason
     from llmecon.runs.dataframes import load_run
-    from llmecon.runs.log import is_run_folder
+    from llmecon.runs.log import is_run_folder, record_folder_reason
 
     path = check_run_dir(run_dir)
     if fmt == "parquet" and not parquet_available():
@@ -139,6 +139,11 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
             f"refusing to export into {target}: it is a run folder and its files "
             "(years.csv, …) would be overwritten; pass --out a folder of its own "
             "(default RUN/tables)"
+        )
+    if reason := record_folder_reason(target):
+        raise click.ClickException(
+            f"refusing to export into {target}: {reason}, part of the run's record; pass "
+            "--out a folder of its own (default RUN/tables)"
         )
     with friendly_errors():
         run = load_run(path)

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     "fork_dir",
     type=click.Path(file_okay=False),
     help="Start from another run's log: its first --from-year tax years are replayed from "
-    "it, then the run continues live (e.g. with another --planner).",
+    "it, then the run continues live (e.g. with another --planner). Options not given "
+    "are the source's, the operational ones too (--deadline, --max-cost, --timeout …).",
 )
 @click.option(
     "--from-year",

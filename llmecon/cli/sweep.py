@@ -303,7 +303,7 @@ def report_end(result: Any) -> None:
         console.print(
             f"sweep written to [bold]{result.directory}[/] (sweep.json, results.csv, cells.csv; "
             f"`llmecon report {result.directory}` draws it) in {SECONDS(result.wall_s)} "
-            + (f"on {result.backend}" if result.backend != "none" else "(every cell was done)")
+            + (f"on {result.backend}" if result.backend != "none" else "(no cell was run)")
         )
         if result.folder_cells > len(result.cells):
             console.print(
@@ -314,9 +314,17 @@ def report_end(result: Any) -> None:
         bad = result.cells[result.cells["status"] != "completed"]
         for row in bad.head(10).to_dict("records"):
             console.print(f"[yellow]{row['cell_id']}[/]: {row['status']} ({row.get('error')})")
+        # a cell that could not start (an unreadable folder, an unknown model) fails
+        # again until what its error says is mended
+        then = (
+            "mend what the errors above say (a cell folder that cannot be read can be "
+            "moved aside, and is then run anew), then run the same command again"
+            if (bad["status"] == "error").any()
+            else "run the same command again to resume them"
+        )
         console.print(
             f"[yellow]sweep {result.status}[/]: {len(bad)} of {len(result.cells)} cells did not "
-            "complete; run the same command again to resume them"
+            f"complete; {then}"
         )
     raise SystemExit(EXIT_CODES.get(result.status, 1))
 

@@ -599,11 +599,16 @@ def migrate_log(
 
 # -- safe reading: manifest checks, event order, the files of a run ------------------------
 
+#: The folder of a run's copies of the templates it ran with (replay renders them).
+PROMPTS_COPY_NAME = "prompts"
+#: A run's folders whose files are part of its record: the columnar call files and the
+#: template copies. No derived output is written into them.
+RECORD_FOLDERS = (CALLS_DIR, PROMPTS_COPY_NAME)
 #: Files a run writes into its folder (besides ``events.interrupted-<n>.jsonl`` and the
 #: temporary files of its atomic writes). ``llmecon report`` and ``llmecon export``
 #: never write over them.
 RUN_FILE_NAMES = frozenset(
-    {MANIFEST_NAME, EVENTS_NAME, "personas.jsonl", YEARS_TABLE_NAME, CALLS_DIR}
+    {MANIFEST_NAME, EVENTS_NAME, "personas.jsonl", YEARS_TABLE_NAME, *RECORD_FOLDERS}
 )
 
 
@@ -638,15 +643,26 @@ def folder_problem(directory: str | Path) -> str | None:
     return None
 
 
+def record_folder_reason(path: str | Path) -> str | None:
+    """Why the folder ``path`` holds part of a run's record (its ``calls/`` or
+    ``prompts/``, :data:`RECORD_FOLDERS`), so no output may be written into it; else
+    ``None``."""
+    p = Path(os.path.abspath(path))
+    if p.name in RECORD_FOLDERS and is_run_folder(p.parent):
+        return f"it is the {p.name}/ folder of the run in {p.parent}"
+    return None
+
+
 def run_file_reason(path: str | Path) -> str | None:
     """Why ``path`` is a file of the run in its folder (so a derived output must not
     replace it), or ``None`` when it is not."""
-    p = Path(path)
+    p = Path(os.path.abspath(path))  # "x.parquet" run from inside RUN/calls, too
+    if record_folder_reason(p.parent):
+        what = "a columnar file" if p.parent.name == CALLS_DIR else "a template copy"
+        return f"it is {what} of the run in {p.parent.parent}"
     if not is_run_folder(p.parent):
         return None
     name = p.name
-    if p.parent.name == CALLS_DIR and is_run_folder(p.parent.parent):
-        return f"it is a columnar file of the run in {p.parent.parent}"
     if (
         name in RUN_FILE_NAMES
         or name.removesuffix(".tmp") in RUN_FILE_NAMES

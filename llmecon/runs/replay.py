@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmecon.runs.events import CallFile, LLMCall, WorkerStep
-from llmecon.runs.log import Manifest, RunLogError
+from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
 from llmecon.runs.restore import restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation, build_world
@@ -100,7 +100,7 @@ def _first_mismatch(sim: Any, run_dir: Path, manifest: Manifest) -> ReplayMismat
 def edited_copies(run_dir: Path, manifest: Manifest) -> list[str]:
     """Templates whose copy in the run's folder differs from the one the run used (the
     manifest's hashes), sorted; none when the folder keeps no copy."""
-    folder = run_dir / "prompts"
+    folder = run_dir / PROMPTS_COPY_NAME
     if not manifest.prompts or not folder.is_dir():
         return []
     return _differing(folder, manifest)
@@ -109,7 +109,7 @@ def edited_copies(run_dir: Path, manifest: Manifest) -> list[str]:
 def templates_changed(run_dir: Path, manifest: Manifest) -> list[str]:
     """Templates of the run whose text is no longer available (the run folder has no
     copy, and the shipped or given ones changed since): their names, sorted."""
-    if not manifest.prompts or (run_dir / "prompts").is_dir():
+    if not manifest.prompts or (run_dir / PROMPTS_COPY_NAME).is_dir():
         return []
     return _differing(manifest.config.get("prompts"), manifest)
 

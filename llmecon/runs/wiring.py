@@ -55,7 +55,14 @@ from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
 from llmecon.prompts import PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.guard import CircuitBreaker
-from llmecon.runs.log import Manifest, RunLog, RunLogError, package_versions, utc_now
+from llmecon.runs.log import (
+    PROMPTS_COPY_NAME,
+    Manifest,
+    RunLog,
+    RunLogError,
+    package_versions,
+    utc_now,
+)
 from llmecon.runs.recorded import RecordedCalls, ReplayProvider
 
 if TYPE_CHECKING:
@@ -705,9 +712,6 @@ def default_run_id(config: RunConfig) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in planner)[:40]
     return f"{stamp}-{safe.strip('.-') or 'run'}-s{config.seed}-{secrets.token_hex(3)}"
 
-
-#: Folder of a run holding a copy of the templates it used.
-PROMPTS_COPY_NAME = "prompts"
 
 #: Config fields holding server URLs, written to the manifest without credentials.
 URL_FIELDS = ("api_base", "planner_api_base", "workers_api_base", "voters_api_base")

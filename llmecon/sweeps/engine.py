@@ -264,7 +264,8 @@ def run_sweep(
                     continue
             queue.append(task)
         spent = sum(spent_before.values())
-        progress.start(cells, len(done), spent)
+        skipped = sum(1 for r in done.values() if r.get("action") == "skipped")
+        progress.start(cells, skipped, spent)
         for cell_id, result in done.items():
             progress.cell_finished(by_id[cell_id], result)
         budget = spec.max_cost

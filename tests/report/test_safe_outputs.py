@@ -228,3 +228,33 @@ def test_sigkill_during_export_never_leaves_a_truncated_table(tmp_path: Path) ->
         proc.wait()
         tables = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
         assert tables == complete  # every table whole: the old one or the new one
+
+
+def test_no_output_writes_into_a_runs_calls_or_template_copies(run: Path, tmp_path: Path) -> None:
+    """A run's ``calls/`` (its model calls, paid for) and ``prompts/`` (what replay
+    renders) are its record: every command's output refuses them, as it refuses the run's
+    top-level files. Before, a file one folder down was not recognised as the run's."""
+    (run / "calls").mkdir()
+    (run / "calls" / "y0000-s000-000000003-70df66.parquet").write_bytes(b"PAR1 calls")
+    (run / "prompts").mkdir()
+    (run / "prompts" / "worker_decision.j2").write_text("How many hours?\n")
+    before = _snapshot(run)
+    for target in (run / "calls" / "y0000-s000-000000003-70df66.parquet",
+                   run / "prompts" / "worker_decision.j2", run / "calls" / "new.html"):  # fmt: skip
+        for args in (
+            ["report", str(run), "--out", str(target)],
+            ["personas", "sample", "--n", "5", "--out", str(target)],
+            ["probe", "scripted/reference", "--personas", "4", "--out", str(target)],
+            ["compare", "--planners", "none", "--agents", "10", "--years", "1", "--csv",
+             str(target)],
+        ):  # fmt: skip
+            result = _invoke(*args)
+            assert result.exit_code != 0, (args, result.output)
+            said = " ".join(result.output.split())
+            assert "of the run in" in said and str(run) in said, (args, said)
+    for folder in (run / "calls", run / "prompts"):
+        result = _invoke("export", str(run), "--out", str(folder))
+        assert result.exit_code == 1, result.output
+        said = " ".join(result.output.split())
+        assert f"refusing to export into {folder}: it is the {folder.name}/ folder" in said
+    assert _snapshot(run) == before

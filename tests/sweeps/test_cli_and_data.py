@@ -210,3 +210,23 @@ def test_compare_takes_the_clis_comma_list_and_skips_a_failed_planners_reference
     assert comparison.table.failed.tolist() == [1, 0]
     assert comparison.oracle_swf > comparison.none_swf  # from the oracle's cell
     assert comparison.table.final_swf.iloc[1] == pytest.approx(comparison.oracle_swf, rel=1e-6)
+
+
+def test_a_rerun_with_a_corrupt_cell_counts_it_apart_and_says_what_to_mend(
+    tmp_path: Path,
+) -> None:
+    args = ["sweep", "--planners", "none,saez", "--workers", "rational", "--seeds", "0",
+            "--agents", "20", "--years", "2", "--no-reference", "--out", str(tmp_path),
+            "--name", "s"]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    log = next((tmp_path / "s").glob("saez-*")) / "events.jsonl"
+    lines = log.read_text().splitlines()
+    lines[2] = "{garbage"
+    log.write_text("\n".join(lines) + "\n")
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1, again.output
+    said = " ".join(again.output.split())
+    # the corrupt cell is not counted as skipped, and running again would not help
+    assert "1 of 2 cells already completed: skipped" in said
+    assert "(no cell was run)" in said
+    assert "1 of 2 cells did not complete; mend what the errors above say" in said
