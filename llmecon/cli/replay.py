@@ -52,7 +52,8 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         if swf is None:
             raise click.UsageError("--rescore needs --swf")
         with friendly_errors():
-            rows = rescore_run(run_dir, swf)
+            rescored = rescore_run(run_dir, swf)
+        rows = rescored.rows
         from llmecon._format import COUNT, WELFARE
 
         # Welfare as everywhere (separators, minus sign), but with four decimals, not
@@ -67,6 +68,12 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
                 COUNT(r["year"] + 1), precise(r["logged_swf"]), precise(r["rescored_swf"])
             )
         out.print(table)
+        if not rescored.complete:
+            console.print(
+                f"[yellow]note[/]: the run is incomplete ({rescored.run_status}, "
+                f"{len(rows)} of {rescored.years_planned} years): only its completed years "
+                f"were rescored; continue it with `llmecon resume {run_dir}`"
+            )
         return
     with friendly_errors():
         try:

@@ -25,7 +25,7 @@ from llmecon._files import atomic_write_text, make_folder, os_reason
 from llmecon.report._llm import PROBES_FOLDER, default_probe_path, probe_file_name
 from llmecon.report._output import REPORT_NAME, check_report_path
 from llmecon.report._render import Progress, render_report, run_labels
-from llmecon.runs.dataframes import RunData, load_run
+from llmecon.runs.dataframes import RunData, distinct_runs, load_run
 from llmecon.runs.log import RunLogError
 
 
@@ -42,7 +42,9 @@ def write_report(
     so an interrupted report never leaves a truncated page. Raises
     :class:`~llmecon.runs.log.RunLogError` (before reading anything) when ``out`` is a
     file of a run (``events.jsonl``, ``manifest.json``, …) or any other file in a run
-    folder that is not an llmecon report. ``progress`` is told each step (a message).
+    folder that is not an llmecon report, and (after reading) when two folders hold the
+    same run (a copied folder would be drawn as one more seed). ``progress`` is told
+    each step (a message).
     """
     path = Path(out)
     check_report_path(path)
@@ -51,7 +53,7 @@ def write_report(
         if progress is not None:
             progress(f"loading {d}")
         runs.append(load_run(d))
-    html = render_report(runs, title=title, progress=progress)
+    html = render_report(distinct_runs(runs), title=title, progress=progress)
     return _write_html(path, html)
 
 

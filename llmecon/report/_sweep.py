@@ -26,7 +26,7 @@ from llmecon.report._data import records
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._plots import YEAR_AXIS
 from llmecon.report._svg import Axis, Series, _range, colour, grid, line_chart
-from llmecon.sweeps.results import SUMMARY_METRICS, SweepData, interval
+from llmecon.sweeps.results import METRIC_BOUNDS, SUMMARY_METRICS, SweepData, interval
 
 
 def _seeds(n: int) -> str:
@@ -66,10 +66,11 @@ def _groups(data: SweepData) -> list[tuple[str, pd.DataFrame]]:
 
 
 def band(group: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Per year: mean of ``column`` across the cells (seeds) and its 95 % t-interval."""
+    """Per year: mean of ``column`` across the cells (seeds) and its 95 % t-interval
+    (clipped to the range the quantity can take, :data:`METRIC_BOUNDS`)."""
     rows = []
     for year, at in group.groupby("year", sort=True):
-        mean, lo, hi = interval(at[column].tolist())
+        mean, lo, hi = interval(at[column].tolist(), bounds=METRIC_BOUNDS.get(column, (None, None)))
         rows.append({"year": year, "mean": mean, "lo": lo, "hi": hi, "n": len(at)})
     return pd.DataFrame(rows)
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from llmecon.runs.dataframes import TABLE_NAMES, RunData, load_run
+from llmecon.runs.dataframes import TABLE_NAMES, RunData, distinct_runs, load_run
 from llmecon.runs.log import RunLogError, folder_problem, is_run_folder, is_sweep_folder
 
 __all__ = ["RunsData", "load_runs", "run_folders"]
@@ -169,7 +169,9 @@ def _years_text(years: list[int]) -> str:
     return f"completed tax years {min(years)}…{max(years)}"
 
 
-def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
+def run_folders(
+    paths_or_glob: PathLike | Iterable[PathLike], *, unmatched: dict[str, str] | None = None
+) -> list[Path]:
     """The run folders named by ``paths_or_glob``: a run folder, a glob pattern
     (``runs/*-saez-*``), a folder holding run folders (``runs/``, a sweep), or a list of
     these; in the order given, globs and folders sorted by name, each folder once.
@@ -179,11 +181,13 @@ def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
     or use :func:`llmecon.load_sweep`).
 
     Raises:
-        RunLogError: something named matches no run folder (every such item listed).
+        RunLogError: something named matches no run folder (every such item listed),
+            unless ``unmatched`` is given: such items are then put in it (item ->
+            why) and left out.
     """
     items = [paths_or_glob] if isinstance(paths_or_glob, str | Path) else list(paths_or_glob)
     found: dict[Path, None] = {}
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     sweeps: list[Path] = []  # sweep folders left out next to the runs read
     for item in items:
         text = str(item)
@@ -192,7 +196,7 @@ def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
             runs = [m for m in matches if is_run_folder(m)]
             skipped = [m for m in matches if not is_run_folder(m) and is_sweep_folder(m)]
             if not runs:
-                problems.append(f"{text}: no run folder matches{_sweeps_hint(skipped)}")
+                problems[text] = f"no run folder matches{_sweeps_hint(skipped)}"
         else:
             path = Path(text)
             skipped = []
@@ -203,19 +207,21 @@ def run_folders(paths_or_glob: PathLike | Iterable[PathLike]) -> list[Path]:
                 runs = [c for c in children if is_run_folder(c)]
                 skipped = [c for c in children if not is_run_folder(c) and is_sweep_folder(c)]
                 if not runs:
-                    problems.append(
-                        f"{text}: not a run folder and holds none{_sweeps_hint(skipped)}"
-                    )
+                    problems[text] = f"not a run folder and holds none{_sweeps_hint(skipped)}"
             else:
                 runs = []
-                problems.append(folder_problem(path) or f"{text}: run folder not found")
+                problems[text] = folder_problem(path) or "run folder not found"
         if runs:
             sweeps.extend(skipped)
         for run in runs:
             found.setdefault(run.resolve(), None)
-    if problems:
-        raise RunLogError("load_runs: " + "; ".join(problems))
-    if not found:
+    if problems and unmatched is None:
+        raise RunLogError(
+            "load_runs: " + "; ".join(f"{item}: {why}" for item, why in problems.items())
+        )
+    if unmatched is not None:
+        unmatched.update(problems)
+    if not found and not problems:
         raise RunLogError("load_runs: no run folders given")
     # a sweep named itself (its runs read) is not skipped
     sweeps = [s for s in dict.fromkeys(sweeps) if not any(r.parent == s.resolve() for r in found)]
@@ -264,7 +270,9 @@ def load_runs(
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
     runs: list[RunData] = []
     skipped: dict[str, str] = {}
-    for folder in run_folders(paths_or_glob):
+    # with errors="skip", a name that matches no run folder is skipped like one that
+    # cannot be read
+    for folder in run_folders(paths_or_glob, unmatched=skipped if errors == "skip" else None):
         try:
             runs.append(load_run(folder, resolve_messages=resolve_messages))
         except RunLogError as exc:
@@ -272,14 +280,7 @@ def load_runs(
     if skipped and errors == "raise":
         listed = "; ".join(f"{path}: {why}" for path, why in skipped.items())
         raise RunLogError(f"load_runs: {len(skipped)} run folder(s) unreadable: {listed}")
-    seen: dict[str, Path] = {}
-    for run in runs:
-        if run.run_id in seen:
-            raise RunLogError(
-                f"load_runs: {seen[run.run_id]} and {run.path} both hold run "
-                f"{run.run_id!r}; load them separately"
-            )
-        seen[run.run_id] = run.path
+    runs = distinct_runs(runs, skipped if errors == "skip" else None)
     if not runs:
         raise RunLogError("load_runs: no run could be read: " + "; ".join(skipped.values()))
     return RunsData(runs, skipped)

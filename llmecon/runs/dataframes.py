@@ -68,7 +68,7 @@ from llmecon.runs.incidence import (
     welfare_decomposition_table,
     with_head,
 )
-from llmecon.runs.log import Manifest, RunLogWarning
+from llmecon.runs.log import Manifest, RunLogError, RunLogWarning
 from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
 from llmecon.runs.restore import restore_run
 from llmecon.runs.tidy import (
@@ -611,6 +611,31 @@ def _check_economy(
 
 
 # -- entry point -------------------------------------------------------------------------------
+
+
+def distinct_runs(runs: list[RunData], dropped: dict[str, str] | None = None) -> list[RunData]:
+    """``runs``, each run once: two folders holding the same ``run_id`` (a copied run
+    folder) would count the run twice, as two seeds, and their rows could not be told
+    apart. Raises :class:`RunLogError` naming both folders, or, when ``dropped`` is
+    given, leaves the later folder out and says why in it (folder -> why). The same
+    folder given twice is kept once."""
+    seen: dict[str, Path] = {}
+    kept: list[RunData] = []
+    for run in runs:
+        first = seen.setdefault(run.run_id, run.path)
+        if first is run.path:
+            kept.append(run)
+            continue
+        if first.resolve() == run.path.resolve():
+            continue  # the same folder given twice: shown once
+        why = (
+            f"{first} and {run.path} both hold run {run.run_id!r} (a copied folder?): "
+            "it would count twice"
+        )
+        if dropped is None:
+            raise RunLogError(f"{why}; give one of them")
+        dropped[str(run.path)] = why
+    return kept
 
 
 def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:

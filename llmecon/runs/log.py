@@ -653,6 +653,18 @@ def record_folder_reason(path: str | Path) -> str | None:
     return None
 
 
+def inside_run_reason(folder: str | Path) -> str | None:
+    """Why a new run, sweep or comparison must not be written under ``folder``: it is a
+    run's folder, or lies inside one (its ``calls/``, …), so the new run would nest in
+    that run's record; else ``None``."""
+    p = Path(os.path.abspath(folder))
+    for at in (p, *p.parents):
+        if is_run_folder(at):
+            where = "the folder of the run" if at == p else "inside the run"
+            return f"{folder} is {where} in {at}"
+    return None
+
+
 def run_file_reason(path: str | Path) -> str | None:
     """Why ``path`` is a file of the run in its folder (so a derived output must not
     replace it), or ``None`` when it is not."""

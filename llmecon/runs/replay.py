@@ -257,9 +257,28 @@ def _n(hours: list[float] | None) -> str:
     return "no step" if hours is None else f"{len(hours)} workers"
 
 
-def rescore_run(run_dir: str | Path, swf: str) -> list[dict[str, Any]]:
-    """Every year's welfare under ``swf``, recomputed from the logged schedules and hours."""
+@dataclass
+class RescoreReport:
+    """Every logged year's welfare under another SWF (:func:`rescore_run`)."""
+
+    rows: list[dict[str, Any]]
+    """Per year: ``year``, ``logged_swf_name``, ``logged_swf``, ``rescored_swf_name``,
+    ``rescored_swf``."""
+    run_status: str
+    """How the run ended (``completed``, ``killed``, ``failed`` …)."""
+    years_planned: int
+
+    @property
+    def complete(self) -> bool:
+        return self.run_status == "completed"
+
+
+def rescore_run(run_dir: str | Path, swf: str) -> RescoreReport:
+    """Every year's welfare under ``swf``, recomputed from the logged schedules and hours
+    (of the years the log completed: an incomplete run's report says so)."""
     run = restore_run(run_dir)
+    if not run.years:
+        raise RunLogError(f"{run.path} has no completed year to rescore")
     config = run.config(swf=swf, planner="none", workers="rational").resolved()
     _, economy, _ = build_world(config)
     rows = []
@@ -274,4 +293,5 @@ def rescore_run(run_dir: str | Path, swf: str) -> list[dict[str, Any]]:
                 "rescored_swf": metrics.swf,
             }
         )
-    return rows
+    planned = int(run.manifest.config.get("years") or len(rows))
+    return RescoreReport(rows, run.status, planned)

@@ -60,6 +60,7 @@ from llmecon.runs.log import (
     Manifest,
     RunLog,
     RunLogError,
+    inside_run_reason,
     package_versions,
     utc_now,
 )
@@ -692,6 +693,11 @@ def build_simulation(
         sink.log = log
         sim.started = True
     elif write_log:
+        if reason := inside_run_reason(config.out):
+            raise ConfigError(
+                f"--out {reason}: a new run would be written into that run's record; "
+                "--out is the folder under which runs are written (default runs)"
+            )
         sink.log = RunLog.create(
             Path(config.out) / run_id, _manifest(parts, run_id, manifest_extra)
         )

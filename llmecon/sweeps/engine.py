@@ -16,12 +16,13 @@ import pandas as pd
 
 from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text, make_folder, os_reason
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
-from llmecon.runs.log import RunLogError, is_run_folder, package_versions, utc_now
+from llmecon.runs.log import RunLogError, inside_run_reason, package_versions, utc_now
 from llmecon.runs.loop import RunResult
 from llmecon.sweeps.backends import Backend, make_backend
 from llmecon.sweeps.cell import folder_result, folder_state
 from llmecon.sweeps.results import (
     CELLS_NAME,
+    FAILED_STATUSES,
     RESULTS_NAME,
     SWEEP_MANIFEST,
     read_sweep_manifest,
@@ -107,10 +108,10 @@ class SweepLock:
     writes into one."""
 
     def __init__(self, directory: Path) -> None:
-        if is_run_folder(directory):
+        if reason := inside_run_reason(directory):
             raise ConfigError(
-                f"{directory} is a run's folder; a sweep never writes into one: give the "
-                "sweep another --name or --out"
+                f"{reason}; a sweep never writes into a run's record: give the sweep "
+                "another --name or --out"
             )
         make_folder(directory)
         try:
@@ -181,7 +182,7 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
 
 def overall_status(results: list[dict[str, Any]]) -> str:
     statuses = [r.get("status") for r in results]
-    if any(s in ("failed", "error", "interrupted", "killed", "unreadable") for s in statuses):
+    if any(s in (*FAILED_STATUSES, "interrupted", "killed") for s in statuses):
         return "failed"
     if any(s == "deadline_exceeded" for s in statuses):
         return "deadline_exceeded"

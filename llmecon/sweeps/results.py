@@ -34,15 +34,28 @@ SUMMARY_METRICS: dict[str, str] = {
     "fallbacks": "fallbacks",
 }
 
+#: The range a summary metric can take: its interval is clipped to it (a t-interval of
+#: two seeds' hours can otherwise reach below 0). Metrics not named are unbounded.
+METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "mean_weekly_hours": (0.0, None),
+    "gini_income": (0.0, 1.0),
+    "cost_usd": (0.0, None),
+    "fallbacks": (0.0, None),
+}
+
 #: Confidence level of the intervals.
 LEVEL = 0.95
 
 
-def interval(values: Iterable[float | None], level: float = LEVEL) -> tuple[float, float, float]:
+def interval(
+    values: Iterable[float | None],
+    level: float = LEVEL,
+    bounds: tuple[float | None, float | None] = (None, None),
+) -> tuple[float, float, float]:
     """(mean, low, high): the mean of the finite ``values`` and its two-sided ``level``
     Student-t interval, mean ± t(1 − (1 − level)/2, n − 1) · s / √n (``s`` the sample
-    standard deviation). With one value the bounds are NaN (no spread to measure);
-    with none, everything is NaN."""
+    standard deviation), clipped to ``bounds`` (the range the quantity can take). With
+    one value the bounds are NaN (no spread to measure); with none, everything is NaN."""
     from scipy.stats import t
 
     x = np.asarray(
@@ -55,12 +68,17 @@ def interval(values: Iterable[float | None], level: float = LEVEL) -> tuple[floa
     if n < 2:
         return mean, math.nan, math.nan
     half = float(t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, mean - half, mean + half
+    floor, ceiling = bounds
+    low = mean - half if floor is None else max(floor, mean - half)
+    high = mean + half if ceiling is None else min(ceiling, mean + half)
+    return mean, low, high
 
 
 #: Cell statuses that count as ``failed`` in :func:`summarize`: the run failed, its cell
-#: could not start (``error``: an unknown model, a missing key), or its log is unreadable.
-FAILED_STATUSES = ("failed", "error", "unreadable")
+#: could not start (``error``: an unknown model, a missing key), its log is unreadable,
+#: or its folder is gone.
+#: ``missing``: the table said the cell completed, and its folder is gone.
+FAILED_STATUSES = ("failed", "error", "unreadable", "missing")
 
 
 def setting_columns(cells: pd.DataFrame, axes: Sequence[str]) -> list[str]:
@@ -84,7 +102,7 @@ def summarize(
     not complete: interrupted, killed, stopped by the budget or deadline, not started;
     running the sweep again finishes them), and for each metric its mean across the
     completed cells with ``_lo`` and ``_hi``, the bounds of its ``level`` t-interval
-    (:func:`interval`)."""
+    (:func:`interval`, clipped to :data:`METRIC_BOUNDS`)."""
     by = list(by)
     if cells.empty:
         return pd.DataFrame(columns=[*by, "n", "failed", "unfinished"])
@@ -101,7 +119,7 @@ def summarize(
         row["unfinished"] = len(group) - len(done) - row["failed"]
         for metric in metrics:
             values = done[metric].tolist() if metric in done else []
-            mean, lo, hi = interval(values, level)
+            mean, lo, hi = interval(values, level, METRIC_BOUNDS.get(metric, (None, None)))
             row[metric] = mean
             row[f"{metric}_lo"] = lo
             row[f"{metric}_hi"] = hi
@@ -182,7 +200,9 @@ def year_column(setting: str) -> str:
 
 def _unrun_cells(path: Path) -> dict[str, dict[str, Any]]:
     """The ``status`` and ``error`` a sweep's ``cells.csv`` records for cells that did
-    not run (by cell id); nothing when the file is missing or unreadable."""
+    not run (by cell id), and ``missing`` for a cell it records completed (called for
+    cells without a folder: its folder was deleted or moved); nothing when the file is
+    missing or unreadable."""
     try:
         table = pd.read_csv(path, usecols=lambda c: c in ("cell_id", "status", "error"))
     except (OSError, ValueError, pd.errors.ParserError):
@@ -191,7 +211,14 @@ def _unrun_cells(path: Path) -> dict[str, dict[str, Any]]:
         return {}
     out: dict[str, dict[str, Any]] = {}
     for row in table.to_dict("records"):
-        if row["status"] in ("completed", "not_started") or not isinstance(row["status"], str):
+        if row["status"] == "completed":
+            out[str(row["cell_id"])] = {
+                "status": "missing",
+                "error": f"{CELLS_NAME} says it completed, but its folder is gone "
+                "(moved or deleted); the next run of the sweep runs it anew",
+            }
+            continue
+        if row["status"] == "not_started" or not isinstance(row["status"], str):
             continue
         error = row.get("error")
         out[str(row["cell_id"])] = {
@@ -207,7 +234,8 @@ def load_sweep(path: str | Path) -> SweepData:
     Each present cell is read from its own log, like :func:`llmecon.load_run`. A cell
     without a folder has the status and error the sweep's ``cells.csv`` gives it (a cell
     that failed before its run began: an unknown model, a missing key; one the budget
-    stopped), else ``not_started``.
+    stopped), ``missing`` when that table says it completed (its folder is gone), else
+    ``not_started``.
     """
     directory = Path(path)
     manifest = read_sweep_manifest(directory)

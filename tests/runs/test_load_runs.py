@@ -147,6 +147,33 @@ def test_the_same_run_id_twice_is_refused(runs_dir: Path, tmp_path: Path) -> Non
     shutil.copytree(runs_dir / "ucb-0", tmp_path / "copy")
     with pytest.raises(RunLogError, match="both hold run 'ucb-0'"):
         llmecon.load_runs([runs_dir / "ucb-0", tmp_path / "copy"])
+    # errors="skip": the copy is left out and said why; so is a name matching no folder
+    kept = llmecon.load_runs(
+        [runs_dir / "ucb-0", tmp_path / "copy", tmp_path / "missing", tmp_path / "x-*"],
+        errors="skip",
+    )
+    assert kept.run_ids == ["ucb-0"]
+    assert "both hold run 'ucb-0'" in kept.skipped[str((tmp_path / "copy").resolve())]
+    assert "run folder not found" in kept.skipped[str(tmp_path / "missing")]
+    assert "no run folder matches" in kept.skipped[str(tmp_path / "x-*")]
+    with pytest.raises(RunLogError, match="no run could be read"):
+        llmecon.load_runs([tmp_path / "missing"], errors="skip")
+
+
+def test_a_report_draws_a_copied_run_once_not_as_another_seed(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    shutil.copytree(runs_dir / "ucb-0", tmp_path / "copy")
+    out = tmp_path / "r.html"
+    args = ["report", str(runs_dir / "ucb-0"), str(tmp_path / "copy"), "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "both hold run 'ucb-0'" in " ".join(result.output.split())
+    assert not out.exists()
 
 
 def test_the_long_rates_table_is_each_years_schedule(runs_dir: Path) -> None:

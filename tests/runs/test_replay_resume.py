@@ -149,12 +149,34 @@ def test_resume_says_when_a_log_without_template_copies_meets_changed_templates(
 
 def test_rescore_recomputes_welfare_under_another_swf(tmp_path: Path) -> None:
     run_dir = _mock_run(tmp_path)
-    rows = rescore_run(run_dir, "utilitarian")
+    rescored = rescore_run(run_dir, "utilitarian")
+    rows = rescored.rows
     logged = _metrics(run_dir)
     assert [r["rescored_swf"] for r in rows] == [m["utilitarian"] for m in logged]
     assert [r["logged_swf"] for r in rows] == [m["inverse_income"] for m in logged]
+    assert rescored.complete
     result = CliRunner().invoke(main, ["replay", str(run_dir), "--rescore", "--swf", "rawlsian"])
     assert result.exit_code == 0 and "rescored (rawlsian)" in result.output
+    assert "incomplete" not in result.output
+
+
+def test_rescore_of_an_incomplete_run_says_so(tmp_path: Path) -> None:
+    run_dir = _mock_run(tmp_path)
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[1] + 1]) + "\n")  # killed
+    rescored = rescore_run(run_dir, "utilitarian")
+    assert len(rescored.rows) == 2 and rescored.run_status == "killed"
+    assert not rescored.complete and rescored.years_planned > 2
+    result = CliRunner().invoke(main, ["replay", str(run_dir), "--rescore", "--swf", "rawlsian"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, text
+    assert f"the run is incomplete (killed, 2 of {rescored.years_planned} years)" in text
+    assert "llmecon resume" in text
+    # a log with no completed year: one line, exit 1
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[0]]) + "\n")
+    result = CliRunner().invoke(main, ["replay", str(run_dir), "--rescore", "--swf", "rawlsian"])
+    assert result.exit_code == 1 and "no completed year to rescore" in result.output
 
 
 def _cli(*args: str) -> list[str]:

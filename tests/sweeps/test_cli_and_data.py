@@ -230,3 +230,25 @@ def test_a_rerun_with_a_corrupt_cell_counts_it_apart_and_says_what_to_mend(
     assert "1 of 2 cells already completed: skipped" in said
     assert "(no cell was run)" in said
     assert "1 of 2 cells did not complete; mend what the errors above say" in said
+
+
+def test_a_completed_cell_whose_folder_is_gone_is_missing_not_unstarted(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    small = {k: v for k, v in SMALL.items() if k != "planner"}
+    result = llmecon.sweep(grid={"planner": ["none", "saez"]}, out=str(tmp_path), name="s", **small)
+    assert result.cells.status.tolist() == ["completed", "completed"]
+    gone = result.directory / str(result.cells.cell_id.iloc[1])
+    shutil.rmtree(gone)
+    loaded = llmecon.load_sweep(result.directory)
+    assert loaded.cells.status.tolist() == ["completed", "missing"]
+    assert "says it completed, but its folder is gone" in loaded.cells.error.iloc[1]
+    assert loaded.table.failed.tolist() == [0, 1]
+    assert loaded.table.unfinished.tolist() == [0, 0]
+    # the next run of the sweep runs it anew
+    again = llmecon.sweep(grid={"planner": ["none", "saez"]}, out=str(tmp_path), name="s", **small)
+    assert again.cells.status.tolist() == ["completed", "completed"]
+    assert (gone / "events.jsonl").is_file()
+    assert llmecon.load_sweep(result.directory).cells.status.tolist() == ["completed"] * 2

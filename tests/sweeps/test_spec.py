@@ -187,6 +187,30 @@ def test_interval_arithmetic_on_a_hand_made_table() -> None:
     assert (b["n"], b["failed"], b["unfinished"]) == (0, 2, 1)
 
 
+def test_an_interval_stays_in_the_range_its_quantity_can_take() -> None:
+    # two seeds' mean hours, 10 and 40: mean ± 12.7 · 21.2 / √2 reaches −110 h and 160 h
+    mean, lo, hi = interval([10.0, 40.0])
+    assert lo < -100 and hi > 150
+    assert interval([10.0, 40.0], bounds=(0.0, None)) == (mean, 0.0, hi)
+    assert interval([0.2, 0.9], bounds=(0.0, 1.0)) == (pytest.approx(0.55), 0.0, 1.0)
+    cells = pd.DataFrame(
+        {
+            "planner": ["a", "a"],
+            "status": ["completed"] * 2,
+            "mean_weekly_hours": [10.0, 40.0],
+            "gini_income": [0.2, 0.9],
+            "final_swf": [10.0, 40.0],  # welfare can be negative: not clipped
+        }
+    )
+    (row,) = summarize(cells, ["planner"]).to_dict("records")
+    assert (row["mean_weekly_hours_lo"], row["gini_income_lo"], row["gini_income_hi"]) == (
+        0.0,
+        0.0,
+        1.0,
+    )
+    assert row["final_swf_lo"] == pytest.approx(lo)
+
+
 def test_a_repeated_api_base_is_one_fleet_not_an_axis() -> None:
     """Operational settings are never axes: two ``--api-base`` give every cell the same
     two-endpoint fleet (and do not change the cells' ids)."""
