@@ -84,6 +84,8 @@ class RunResult:
     """The planner named by each year's ``schedule_set`` (by 0-based year)."""
     templates: dict[str, str] = dataclasses.field(default_factory=dict)
     """``{template: sha256}`` of the prompts (the manifest's ``prompts``)."""
+    population: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Where the personas came from (the manifest's ``population``: source, sha256 …)."""
 
     @property
     def years(self) -> pd.DataFrame:
@@ -106,7 +108,7 @@ class RunResult:
             rows.append(row)
         columns = year_columns(rows, ("gain_closed",))
         table = tidy(pd.DataFrame(rows, columns=columns), self._run_id, self.config.seed)
-        settings = run_settings(self.config.model_dump(), self.templates)
+        settings = run_settings(self.config.model_dump(), self.templates, self.population)
         table.insert(3, "settings", settings_key(settings))
         return table
 
@@ -680,6 +682,7 @@ class Simulation:
             error,
             dict(self.planners),
             self.parts.template_hashes,
+            dict(self.parts.source.description),
         )
         if unlogged_end is not None:
             if not is_storage_error(unlogged_end):

@@ -21,8 +21,14 @@ from llmecon.runs.personas_table import PERSONA_ATTRIBUTES
 _NON_ECONOMIC_GROUPS = ("output", "operational")
 
 
+#: ``personas`` values that name a population, not a file.
+NAMED_PERSONAS = ("default", "synthetic")
+
+
 def run_settings(
-    config: dict[str, Any], templates: Mapping[str, str] | None = None
+    config: dict[str, Any],
+    templates: Mapping[str, str] | None = None,
+    population: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A run's config without its seed and the fields that do not change its economics
     (the ``output`` and ``operational`` groups of :class:`RunConfig`: output folder, run
@@ -34,7 +40,13 @@ def run_settings(
     ``templates`` (the manifest's ``prompts``: template → sha256, recorded for runs
     with models): their digest is the setting ``templates``, so runs whose prompts
     were worded differently (an edited template, even in the same ``--prompts``
-    folder) are different settings, never seeds of one."""
+    folder) are different settings, never seeds of one. With that digest, the folder's
+    path is no setting: the same templates in another folder (or the same folder spelled
+    ``./mine``, ``mine/`` or by its absolute path) are the same setting.
+
+    ``population`` (the manifest's ``population``): a persona bank given by path is the
+    setting ``sha256:<16 hex digits>`` of its content when the manifest records it, so
+    the setting does not depend on how the path was spelled or where the run started."""
     from llmecon.runs.config import RunConfig, recorded_config, setting_applies
 
     try:
@@ -52,6 +64,10 @@ def run_settings(
     if templates:
         digest = hashlib.sha256(json_text(dict(templates)).encode()).hexdigest()[:12]
         settings["templates"] = digest
+        settings.pop("prompts", None)
+    bank = (population or {}).get("sha256")
+    if settings.get("personas") not in (None, *NAMED_PERSONAS) and isinstance(bank, str):
+        settings["personas"] = f"sha256:{bank[:16]}"
     return settings
 
 

@@ -287,3 +287,45 @@ def test_each_call_names_every_template_its_messages_came_from(tmp_path: Path) -
     assert all("vote_rule_borda.j2" in u for u in voter)
     proposer = [json.loads(t) for t in calls[calls.role == "proposer"].templates_json]
     assert proposer and all("persona.j2" not in u for u in proposer)  # no persona in it
+
+
+def test_the_same_bank_and_templates_spelled_otherwise_are_one_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A persona bank and a templates folder are settings by content: a relative, a
+    ``./`` and an absolute spelling, or a copy elsewhere, give one setting key (seeds of
+    one setting); another bank is another setting."""
+    from llmecon.personas import default_bank_path
+
+    lines = default_bank_path().read_text().splitlines(keepends=True)
+    bank = tmp_path / "bank.jsonl"
+    bank.write_text("".join(lines[:8]))
+    (tmp_path / "copy").mkdir()
+    shutil.copy(bank, tmp_path / "copy" / "bank.jsonl")
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(lines[8:16]))
+    for folder in ("mine", "copy/mine"):
+        (tmp_path / folder).mkdir()
+        shipped = Path(llmecon.__file__).parent.parent / "prompts" / "worker_system.j2"
+        (tmp_path / folder / "worker_system.j2").write_text(shipped.read_text())
+    monkeypatch.chdir(tmp_path)
+    small = {"planner": "scripted/reference", "workers": "scripted/reference", "agents": 6}
+    common = {**small, "years": 2, "reference": False, "out": str(tmp_path / "runs")}
+    spellings = [
+        ("bank.jsonl", "mine"),
+        ("./bank.jsonl", "./mine/"),
+        (str(bank), str(tmp_path / "mine")),
+        ("copy/bank.jsonl", "copy/mine"),
+    ]
+    results = [
+        llmecon.run(**common, personas=personas, prompts=prompts, run_id=f"r{k}", seed=k)
+        for k, (personas, prompts) in enumerate(spellings)
+    ]
+    results.append(llmecon.run(**common, personas=str(other), prompts="mine", run_id="o", seed=9))
+    runs = llmecon.load_runs([r.run_dir for r in results])
+    keys = runs.years.groupby("run_id").settings.first()
+    assert keys["r0"] == keys["r1"] == keys["r2"] == keys["r3"] != keys["o"]
+    for result in results:  # the run's own table agrees with its log's
+        assert result.years.settings.iloc[0] == keys[result.run_dir.name]
+    assert runs["r0"].settings["personas"].startswith("sha256:")
+    assert "prompts" not in runs["r0"].settings  # the templates' digest stands for them
