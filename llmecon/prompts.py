@@ -81,6 +81,11 @@ class PromptLibrary:
         self._splits: dict[tuple[str, frozenset[str]], _Split] = {}
         self._env.filters["usd"] = _usd
         self._env.filters["pct"] = _pct
+        #: Whether a template may render no text. Off: an empty rendering (every ``if``
+        #: branch false, in a tax year the up-front check does not render) is a
+        #: :class:`PromptError`, as its part of the prompt would be missing. On for a
+        #: logged run's own copies, which older releases accepted blank.
+        self.blank_ok = False
 
     def names(self) -> list[str]:
         """All template names (``*.j2``) visible to this library."""
@@ -139,6 +144,8 @@ class PromptLibrary:
         self.path(name)  # clear error for a missing template
         with _template_errors(name):
             text = self._env.get_template(name).render(**context)
+        if not self.blank_ok:
+            _refuse_blank(name, text)
         return RenderedPrompt(name, text.strip() + "\n", self.sha256(name))
 
     def staged(self, name: str, **fixed: Any) -> StagedTemplate:
@@ -157,7 +164,9 @@ class PromptLibrary:
             suffix = split.suffix.render(**fixed) if split.suffix is not None else ""
         # the globals (``range``, ``namespace`` …) ahead of the variables, as a render has them
         context = {**split.middle.globals, **fixed} if split.middle is not None else fixed
-        return StagedTemplate(name, self.sha256(name), prefix, split.middle, suffix, context)
+        return StagedTemplate(
+            name, self.sha256(name), prefix, split.middle, suffix, context, self.blank_ok
+        )
 
     def _split(self, name: str, fixed: frozenset[str]) -> _Split:
         """Cut ``name``'s top level where it starts and stops reading variables outside
@@ -208,6 +217,8 @@ class StagedTemplate:
     suffix: str
     fixed: dict[str, Any]
     """The bound variables (after the template's globals)."""
+    blank_ok: bool = False
+    """Whether it may render no text (:attr:`PromptLibrary.blank_ok`)."""
 
     def render(self, **context: Any) -> RenderedPrompt:
         """The template rendered with the bound variables and ``context``."""
@@ -216,7 +227,10 @@ class StagedTemplate:
     def text(self, **context: Any) -> str:
         """The text of :meth:`render` (what a caller rendering thousands needs)."""
         if self.middle is None:
-            return (self.prefix + self.suffix).strip() + "\n"
+            text = self.prefix + self.suffix
+            if not self.blank_ok:
+                _refuse_blank(self.name, text)
+            return text.strip() + "\n"
         template = self.middle
         try:
             # What Template.render does, minus merging the template's globals (a
@@ -226,7 +240,20 @@ class StagedTemplate:
         except Exception:
             with _template_errors(self.name):  # the same error, as a PromptError
                 template.environment.handle_exception()  # frames mapped to template lines
-        return (self.prefix + middle + self.suffix).strip() + "\n"
+        text = self.prefix + middle + self.suffix
+        if not self.blank_ok:
+            _refuse_blank(self.name, text)
+        return text.strip() + "\n"
+
+
+def _refuse_blank(name: str, text: str) -> None:
+    """A :class:`PromptError` when template ``name`` rendered no text."""
+    if not text.strip():
+        raise PromptError(
+            f"template {name} renders no text: the prompt would lack its part (are all "
+            "its `if` branches false?)",
+            template=name,
+        )
 
 
 def _free_names(env: jinja2.Environment, node: nodes.Node) -> set[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -532,6 +532,7 @@ class _RecordingLibrary(PromptLibrary):
     def __init__(self, base: PromptLibrary) -> None:
         self.__dict__.update(base.__dict__)
         self.rendered: list[RenderedPrompt] = []
+        self.blank_ok = True  # told apart by :func:`check_example`, which says the tax year
 
     def render(self, name: str, **context: Any) -> RenderedPrompt:
         result = super().render(name, **context)
@@ -548,7 +549,7 @@ class _RecordedStaged(StagedTemplate):
     """A staged template that adds each text it renders to ``rendered`` (the worker
     prompts' user message is rendered this way)."""
 
-    rendered: list[RenderedPrompt]
+    rendered: list[RenderedPrompt] = field(default_factory=list)
 
     def text(self, **context: Any) -> str:
         out = super().text(**context)

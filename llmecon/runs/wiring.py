@@ -628,6 +628,8 @@ def build_parts(
 
     source, economy, context = build_world(config)
     library = build_library(config)
+    # a logged run's own copies are what it ran with, blank ones too (older releases)
+    library.blank_ok = recorded is not None
     if not (is_baseline(config.planner) and config.workers == "rational"):
         # the shipped folder too: the README has prompt engineers edit it in place
         check_templates(library, config, from_log=recorded is not None)

@@ -258,6 +258,30 @@ def test_a_planner_template_that_fails_midway_stops_the_run(tmp_path: Path) -> N
     assert '"status":"completed","years_completed":7' in (run / "events.jsonl").read_text()
 
 
+def test_a_template_that_renders_no_text_midway_stops_the_run(tmp_path: Path) -> None:
+    # It sent the planner a prompt without its query from tax year 6 on (a branch the
+    # up-front check, tax years 1 and 4, does not reach), and the run exited 0.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shipped = PromptLibrary(None).source("planner_query.j2")
+    (folder / "planner_query.j2").write_text(f"{{% if year < 5 %}}{shipped}{{% endif %}}\n")
+    check = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert check.exit_code == 0, check.output  # the years it renders have the text
+    args = ["run", "--planner", "scripted/reference-noise2", "--workers", "rational",
+            "--personas", "synthetic", "--agents", "4", "--years", "7", "--no-reference",
+            "--out", str(tmp_path / "runs"), "--run-id", "r", "--prompts", str(folder)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "run failed in tax year 6: template planner_query.j2 renders no text" in said
+    events = (tmp_path / "runs" / "r" / "events.jsonl").read_text(encoding="utf-8")
+    assert '"status":"failed","years_completed":5' in events
+    # mended as the message says, resume completes the run
+    (tmp_path / "runs" / "r" / "prompts" / "planner_query.j2").write_text(shipped)
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "runs" / "r")])
+    assert resumed.exit_code == 0, resumed.output
+
+
 def test_the_shipped_folder_edited_in_place_is_checked_before_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
