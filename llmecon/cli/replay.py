@@ -68,7 +68,12 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
                 COUNT(r["year"] + 1), precise(r["logged_swf"]), precise(r["rescored_swf"])
             )
         out.print(table)
-        if not rescored.complete:
+        if not rescored.complete and len(rows) >= rescored.years_planned:
+            console.print(  # failed after every year ran: nothing left to resume
+                f"[yellow]note[/]: the run ended {rescored.run_status} after all of its "
+                f"{len(rows)} years; each was rescored"
+            )
+        elif not rescored.complete:
             console.print(
                 f"[yellow]note[/]: the run is incomplete ({rescored.run_status}, "
                 f"{len(rows)} of {rescored.years_planned} years): only its completed years "

@@ -42,8 +42,9 @@ def write_report(
     so an interrupted report never leaves a truncated page. Raises
     :class:`~llmecon.runs.log.RunLogError` (before reading anything) when ``out`` is a
     file of a run (``events.jsonl``, ``manifest.json``, …) or any other file in a run
-    folder that is not an llmecon report, and (after reading) when two folders hold the
-    same run (a copied folder would be drawn as one more seed). ``progress`` is told
+    folder that is not an llmecon report, and (after reading) when a folder is a copy of
+    another's run (it would be drawn as one more seed); two runs that share a run id
+    (cells of two sweeps) are labelled apart. ``progress`` is told
     each step (a message).
     """
     path = Path(out)
@@ -53,7 +54,7 @@ def write_report(
         if progress is not None:
             progress(f"loading {d}")
         runs.append(load_run(d))
-    html = render_report(distinct_runs(runs), title=title, progress=progress)
+    html = render_report(distinct_runs(runs, same_id_ok=True), title=title, progress=progress)
     return _write_html(path, html)
 
 

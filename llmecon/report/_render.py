@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from llmecon._format import (
@@ -52,6 +53,17 @@ _SETTING_KEYS = (
     *("planner", "workers", "agents", "personas", "swf", "brackets", "vote_every"),
     *("workers_mode", "archetypes"),
 )
+
+
+def _with_bank_digest(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with a persona bank given by path shown as its file name and content
+    digest (``bank.jsonl (sha256:1a2b3c4d)``), as the settings compare it: one bank
+    spelled two ways is one value, two banks of one name are two."""
+    digest = settings.get("personas")
+    if isinstance(digest, str) and digest.startswith("sha256:") and config.get("personas"):
+        name = Path(str(config["personas"])).name
+        return {**config, "personas": f"{name} ({digest[:15]})"}
+    return config
 
 
 def _shown(name: str, config: dict[str, Any]) -> Any:
@@ -112,8 +124,8 @@ def _run_config(manifest: Any) -> dict[str, Any]:
 
 
 def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
-    cfg = [_run_config(r.data.manifest) for r in runs]
     settings = [r.data.settings for r in runs]
+    cfg = [_with_bank_digest(_run_config(r.data.manifest), r.data.settings) for r in runs]
     varying = [k for k in _SETTING_KEYS if not same([_shown(k, c) for c in cfg])]
     shared = [k for k in _SETTING_KEYS if k not in varying and _shown(k, cfg[0]) is not None]
     # any other setting that tells the runs apart (an elasticity, the templates' digest)

@@ -613,28 +613,46 @@ def _check_economy(
 # -- entry point -------------------------------------------------------------------------------
 
 
-def distinct_runs(runs: list[RunData], dropped: dict[str, str] | None = None) -> list[RunData]:
-    """``runs``, each run once: two folders holding the same ``run_id`` (a copied run
-    folder) would count the run twice, as two seeds, and their rows could not be told
-    apart. Raises :class:`RunLogError` naming both folders, or, when ``dropped`` is
+def distinct_runs(
+    runs: list[RunData], dropped: dict[str, str] | None = None, *, same_id_ok: bool = False
+) -> list[RunData]:
+    """``runs``, each run once. A folder that is a copy of another (the same ``run_id``
+    and start time) would count the run twice, as two seeds. Two different runs with
+    one ``run_id`` (the same cell of two sweeps) are refused too unless ``same_id_ok``
+    (a report labels them apart; tables keyed by ``run_id`` could not tell their rows
+    apart). Raises :class:`RunLogError` naming both folders, or, when ``dropped`` is
     given, leaves the later folder out and says why in it (folder -> why). The same
     folder given twice is kept once."""
-    seen: dict[str, Path] = {}
+    seen: dict[str, list[RunData]] = {}
     kept: list[RunData] = []
     for run in runs:
-        first = seen.setdefault(run.run_id, run.path)
-        if first is run.path:
+        earlier = seen.setdefault(run.run_id, [])
+        why = None
+        for first in earlier:
+            if first.path.resolve() == run.path.resolve():
+                why = ""  # the same folder given twice: shown once
+            elif first.manifest.created == run.manifest.created:
+                why = (
+                    f"{run.path} is a copy of the run in {first.path} (the same run "
+                    f"{run.run_id!r}, started at the same time): it would count twice"
+                )
+            elif not same_id_ok:
+                why = (
+                    f"{first.path} and {run.path} hold two runs with the same run_id "
+                    f"{run.run_id!r} (the same cell of two sweeps?): their rows could not "
+                    "be told apart"
+                )
+            if why is not None:
+                break
+        if why is None:
+            earlier.append(run)
             kept.append(run)
+        elif not why:
             continue
-        if first.resolve() == run.path.resolve():
-            continue  # the same folder given twice: shown once
-        why = (
-            f"{first} and {run.path} both hold run {run.run_id!r} (a copied folder?): "
-            "it would count twice"
-        )
-        if dropped is None:
-            raise RunLogError(f"{why}; give one of them")
-        dropped[str(run.path)] = why
+        elif dropped is None:
+            raise RunLogError(f"{why}; give one of them, or load them separately")
+        else:
+            dropped[str(run.path)] = why
     return kept
 
 

@@ -643,35 +643,45 @@ def folder_problem(directory: str | Path) -> str | None:
     return None
 
 
+def holds_run_record(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a run's record: its manifest and its event log both
+    (what the refusals to write into a run check; a project's own ``manifest.json`` is
+    no run)."""
+    d = Path(directory)
+    return (d / MANIFEST_NAME).is_file() and (d / EVENTS_NAME).is_file()
+
+
 def record_folder_reason(path: str | Path) -> str | None:
-    """Why the folder ``path`` holds part of a run's record (its ``calls/`` or
-    ``prompts/``, :data:`RECORD_FOLDERS`), so no output may be written into it; else
-    ``None``."""
-    p = Path(os.path.abspath(path))
-    if p.name in RECORD_FOLDERS and is_run_folder(p.parent):
-        return f"it is the {p.name}/ folder of the run in {p.parent}"
+    """Why the folder ``path`` is, or lies in, a folder holding part of a run's record
+    (its ``calls/`` or ``prompts/``, :data:`RECORD_FOLDERS`; symlinks followed), so no
+    output may be written into it; else ``None``."""
+    p = Path(path).resolve()
+    for at in (p, *p.parents):
+        if at.name in RECORD_FOLDERS and holds_run_record(at.parent):
+            where = "the" if at == p else "in the"
+            return f"it is {where} {at.name}/ folder of the run in {at.parent}, part of its record"
     return None
 
 
 def inside_run_reason(folder: str | Path) -> str | None:
     """Why a new run, sweep or comparison must not be written under ``folder``: it is a
-    run's folder, or lies inside one (its ``calls/``, …), so the new run would nest in
-    that run's record; else ``None``."""
-    p = Path(os.path.abspath(folder))
-    for at in (p, *p.parents):
-        if is_run_folder(at):
-            where = "the folder of the run" if at == p else "inside the run"
-            return f"{folder} is {where} in {at}"
+    run's folder (the new run would nest in that run's), or it is or lies in the run's
+    ``calls/`` or ``prompts/`` (:func:`record_folder_reason`); else ``None``. Other
+    folders inside a run's (``RUN/analysis``) are the user's."""
+    p = Path(folder).resolve()
+    if holds_run_record(p):
+        return f"{folder} is the folder of the run in {p}"
+    if reason := record_folder_reason(p):
+        return f"{folder}: {reason}"
     return None
 
 
 def run_file_reason(path: str | Path) -> str | None:
-    """Why ``path`` is a file of the run in its folder (so a derived output must not
-    replace it), or ``None`` when it is not."""
-    p = Path(os.path.abspath(path))  # "x.parquet" run from inside RUN/calls, too
-    if record_folder_reason(p.parent):
-        what = "a columnar file" if p.parent.name == CALLS_DIR else "a template copy"
-        return f"it is {what} of the run in {p.parent.parent}"
+    """Why ``path`` is a file of the run in its folder, or lies in its ``calls/`` or
+    ``prompts/`` (so a derived output must not be written there), or ``None``."""
+    p = Path(path).resolve()  # "x.parquet" run from inside RUN/calls, a symlink, too
+    if reason := record_folder_reason(p.parent):
+        return reason
     if not is_run_folder(p.parent):
         return None
     name = p.name

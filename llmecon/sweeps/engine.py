@@ -23,8 +23,10 @@ from llmecon.sweeps.cell import folder_result, folder_state
 from llmecon.sweeps.results import (
     CELLS_NAME,
     FAILED_STATUSES,
+    MISSING_ERROR,
     RESULTS_NAME,
     SWEEP_MANIFEST,
+    has_log,
     read_sweep_manifest,
     setting_columns,
     summarize,
@@ -108,7 +110,8 @@ class SweepLock:
     writes into one."""
 
     def __init__(self, directory: Path) -> None:
-        if reason := inside_run_reason(directory):
+        # the sweep's folder, and the --out it is in (as `run --out RUN` is refused)
+        if reason := inside_run_reason(directory) or inside_run_reason(directory.parent):
             raise ConfigError(
                 f"{reason}; a sweep never writes into a run's record: give the sweep "
                 "another --name or --out"
@@ -311,13 +314,16 @@ def run_sweep(
             if backend is not None:
                 backend.cancel(list(inflight))
             if directory is not None and isinstance(exc, KeyboardInterrupt):
-                # the tables say where the sweep stopped: the cells in flight logged
-                # ``interrupted`` (their folders say so), the queued ones never started
-                for task in inflight.values():
-                    done[task["cell_id"]] = {"action": "interrupted", "status": "interrupted"}
-                for task in queue:
-                    done[task["cell_id"]] = {"action": "not_started", "status": "not_started"}
+                # the tables say where the sweep stopped: a cell in flight logged
+                # ``interrupted`` (its folder says so) unless it completed before the
+                # news reached the sweep; the others never started
+                started = {task["cell_id"] for task in inflight.values()}
                 with contextlib.suppress(Exception):  # the interrupt is the news
+                    for cell in cells:
+                        if cell.cell_id not in done:
+                            done[cell.cell_id] = _stopped_cell(
+                                directory / cell.cell_id, cell.cell_id in started
+                            )
                     results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
                     _write_tables(directory, cells_frame(cells, results, spec.varying), folder)
             raise
@@ -357,6 +363,16 @@ def run_sweep(
             lock.release()
 
 
+def _stopped_cell(run_dir: Path, started: bool) -> dict[str, Any]:
+    """The result of a cell the sweep was interrupted before hearing from: its folder's
+    when its run completed, else ``interrupted`` (``started``) or ``not_started``."""
+    with contextlib.suppress(RunLogError):  # unreadable: as if it had not completed
+        if folder_state(run_dir) == "completed":
+            return {"action": "ran", **folder_result(run_dir)}
+    status = "interrupted" if started else "not_started"
+    return {"action": status, "status": status}
+
+
 def _write_tables(
     directory: Path, table_cells: pd.DataFrame, folder: dict[str, Any]
 ) -> pd.DataFrame:
@@ -389,9 +405,20 @@ def with_earlier_cells(
         earlier = pd.DataFrame()
     if "cell_id" not in earlier:
         return now
-    earlier = earlier[earlier["cell_id"].astype(str).isin(set(order) - ours)]
+    earlier = earlier[earlier["cell_id"].astype(str).isin(set(order) - ours)].copy()
     if earlier.empty:
         return now
+    # a cell the table says completed whose log is gone is missing, as load_sweep says
+    status = earlier["status"] if "status" in earlier else pd.Series("", earlier.index)
+    gone = (status == "completed") & ~earlier["cell_id"].astype(str).map(
+        lambda cell_id: has_log(file.parent, cell_id)
+    )
+    if gone.any():
+        if "error" not in earlier:
+            earlier["error"] = None
+        earlier["error"] = earlier["error"].astype(object)
+        earlier.loc[gone, "status"] = "missing"
+        earlier.loc[gone, "error"] = MISSING_ERROR
     merged = pd.concat([earlier, now], ignore_index=True)
     rank = {cell_id: k for k, cell_id in enumerate(order)}
     merged = merged.iloc[merged["cell_id"].astype(str).map(rank).argsort(kind="stable")]

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmecon.runs.log import SWEEP_MANIFEST, RunLogError, is_sweep_folder, run_file_reason
+from llmecon.runs.log import (
+    EVENTS_NAME,
+    SWEEP_MANIFEST,
+    RunLogError,
+    is_sweep_folder,
+    run_file_reason,
+)
 from llmecon.runs.restore import restore_run
 from llmecon.sweeps.cell import restored_metrics
 from llmecon.sweeps.spec import axis_values
@@ -198,6 +204,18 @@ def year_column(setting: str) -> str:
     return f"{setting}_setting" if setting in taken or setting.startswith("rate_") else setting
 
 
+#: Why a cell is ``missing``.
+MISSING_ERROR = (
+    f"{CELLS_NAME} says it completed, but its log is gone (its folder or events.jsonl "
+    "was moved or deleted); the next run of the sweep runs it anew"
+)
+
+
+def has_log(directory: Path, cell_id: str) -> bool:
+    """Whether the cell ``cell_id`` of the sweep folder ``directory`` has a run log."""
+    return (directory / cell_id / EVENTS_NAME).is_file()
+
+
 def _unrun_cells(path: Path) -> dict[str, dict[str, Any]]:
     """The ``status`` and ``error`` a sweep's ``cells.csv`` records for cells that did
     not run (by cell id), and ``missing`` for a cell it records completed (called for
@@ -212,11 +230,7 @@ def _unrun_cells(path: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for row in table.to_dict("records"):
         if row["status"] == "completed":
-            out[str(row["cell_id"])] = {
-                "status": "missing",
-                "error": f"{CELLS_NAME} says it completed, but its folder is gone "
-                "(moved or deleted); the next run of the sweep runs it anew",
-            }
+            out[str(row["cell_id"])] = {"status": "missing", "error": MISSING_ERROR}
             continue
         if row["status"] == "not_started" or not isinstance(row["status"], str):
             continue
@@ -253,7 +267,7 @@ def load_sweep(path: str | Path) -> SweepData:
         head = {"cell_id": cell_id, **values}
         year_head = {"cell_id": cell_id, **{year_column(a): v for a, v in values.items()}}
         run_dir = directory / cell_id
-        if not (run_dir / "events.jsonl").is_file():
+        if not has_log(directory, cell_id):
             cell_rows.append({**head, "status": "not_started", **unrun.get(cell_id, {})})
             continue
         try:

@@ -258,3 +258,37 @@ def test_no_output_writes_into_a_runs_calls_or_template_copies(run: Path, tmp_pa
         said = " ".join(result.output.split())
         assert f"refusing to export into {folder}: it is the {folder.name}/ folder" in said
     assert _snapshot(run) == before
+
+
+def test_a_symlink_into_a_runs_record_is_refused_and_a_projects_manifest_is_no_run(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A symlink to a run's ``prompts/`` was followed by the writes but not by the check
+    (export's CSVs then broke the run's replay); a ``manifest.json`` of the user's own
+    project above ``--out`` made every output there "part of a run"."""
+    (run / "prompts").mkdir()
+    (run / "prompts" / "worker_decision.j2").write_text("How many hours?\n")
+    link = tmp_path / "link"
+    link.symlink_to(run / "prompts", target_is_directory=True)
+    before = _snapshot(run)
+    export = _invoke("export", str(run), "--out", str(link))
+    assert export.exit_code == 1 and "prompts/ folder of the run" in " ".join(export.output.split())
+    small = ["--planner", "none", "--workers", "rational", "--personas", "synthetic",
+             "--agents", "10", "--years", "1", "--no-reference"]  # fmt: skip
+    nested = _invoke("run", *small, "--out", str(link), "--run-id", "n")
+    assert nested.exit_code == 1 and "part of its record" in " ".join(nested.output.split())
+    assert _snapshot(run) == before
+    # a project with a manifest.json of its own: runs, sweeps and outputs in it are fine
+    project = tmp_path / "project"
+    (project / "prompts").mkdir(parents=True)
+    (project / "manifest.json").write_text('{"app": "x"}\n')
+    monkeypatch.chdir(project)
+    made = _invoke("run", *small, "--out", "runs", "--run-id", "r")
+    assert made.exit_code == 0, made.output
+    sample = _invoke("personas", "sample", "--n", "5", "--out", "prompts/bank.jsonl")
+    assert sample.exit_code == 0, sample.output
+    # a folder of the user's inside a run's folder (not its calls/ or prompts/) is theirs
+    swept = _invoke("sweep", "--planners", "none", *small[2:], "--out", "runs/r/analysis",
+                    "--name", "s")  # fmt: skip
+    assert swept.exit_code == 0, swept.output
+    assert (project / "runs" / "r" / "analysis" / "s" / "sweep.json").is_file()

@@ -145,15 +145,23 @@ def test_a_torn_last_line_is_tolerated(runs_dir: Path, tmp_path: Path) -> None:
 
 def test_the_same_run_id_twice_is_refused(runs_dir: Path, tmp_path: Path) -> None:
     shutil.copytree(runs_dir / "ucb-0", tmp_path / "copy")
-    with pytest.raises(RunLogError, match="both hold run 'ucb-0'"):
+    with pytest.raises(RunLogError, match=r"copy is a copy of the run in .* 'ucb-0'"):
         llmecon.load_runs([runs_dir / "ucb-0", tmp_path / "copy"])
+    # another run under the same id (the same cell of two sweeps): its rows could not be
+    # told apart either
+    other = shutil.copytree(runs_dir / "ucb-0", tmp_path / "other")
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["created"] = "2031-01-01T00:00:00Z"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunLogError, match="two runs with the same run_id 'ucb-0'"):
+        llmecon.load_runs([runs_dir / "ucb-0", other])
     # errors="skip": the copy is left out and said why; so is a name matching no folder
     kept = llmecon.load_runs(
         [runs_dir / "ucb-0", tmp_path / "copy", tmp_path / "missing", tmp_path / "x-*"],
         errors="skip",
     )
     assert kept.run_ids == ["ucb-0"]
-    assert "both hold run 'ucb-0'" in kept.skipped[str((tmp_path / "copy").resolve())]
+    assert "a copy of the run" in kept.skipped[str((tmp_path / "copy").resolve())]
     assert "run folder not found" in kept.skipped[str(tmp_path / "missing")]
     assert "no run folder matches" in kept.skipped[str(tmp_path / "x-*")]
     with pytest.raises(RunLogError, match="no run could be read"):
@@ -172,8 +180,17 @@ def test_a_report_draws_a_copied_run_once_not_as_another_seed(
     args = ["report", str(runs_dir / "ucb-0"), str(tmp_path / "copy"), "--out", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
-    assert "both hold run 'ucb-0'" in " ".join(result.output.split())
+    assert "is a copy of the run in" in " ".join(result.output.split())
     assert not out.exists()
+    # two runs under one id (the same cell of two sweeps) are drawn, labelled apart
+    other = shutil.copytree(runs_dir / "ucb-0", tmp_path / "other")
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["created"] = "2031-01-01T00:00:00Z"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    args = ["report", str(runs_dir / "ucb-0"), str(other), "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "ucb-0 #2" in out.read_text()
 
 
 def test_the_long_rates_table_is_each_years_schedule(runs_dir: Path) -> None:
@@ -329,3 +346,11 @@ def test_the_same_bank_and_templates_spelled_otherwise_are_one_setting(
         assert result.years.settings.iloc[0] == keys[result.run_dir.name]
     assert runs["r0"].settings["personas"].startswith("sha256:")
     assert "prompts" not in runs["r0"].settings  # the templates' digest stands for them
+    # the report shows the bank by name and digest, as the settings compare it
+    from llmecon.report import write_report
+
+    page = write_report([r.run_dir for r in results], tmp_path / "r.html").read_text()
+    bank_digest = runs["r0"].settings["personas"][:15]
+    other_digest = runs["o"].settings["personas"][:15]
+    assert f"bank.jsonl ({bank_digest})" in page and f"other.jsonl ({other_digest})" in page
+    assert "./bank.jsonl" not in page

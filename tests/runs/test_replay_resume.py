@@ -173,6 +173,15 @@ def test_rescore_of_an_incomplete_run_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 0, text
     assert f"the run is incomplete (killed, 2 of {rescored.years_planned} years)" in text
     assert "llmecon resume" in text
+    # failed after every year ran (the last year's calls failed): no resume to suggest
+    ended = lines[-1].replace('"status":"completed"', '"status":"failed"')
+    assert ended != lines[-1]
+    (run_dir / "events.jsonl").write_text("\n".join([*lines[:-1], ended]) + "\n")
+    result = CliRunner().invoke(main, ["replay", str(run_dir), "--rescore", "--swf", "rawlsian"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, text
+    assert f"the run ended failed after all of its {rescored.years_planned} years" in text
+    assert "resume" not in text
     # a log with no completed year: one line, exit 1
     (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[0]]) + "\n")
     result = CliRunner().invoke(main, ["replay", str(run_dir), "--rescore", "--swf", "rawlsian"])

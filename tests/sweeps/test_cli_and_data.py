@@ -244,7 +244,7 @@ def test_a_completed_cell_whose_folder_is_gone_is_missing_not_unstarted(
     shutil.rmtree(gone)
     loaded = llmecon.load_sweep(result.directory)
     assert loaded.cells.status.tolist() == ["completed", "missing"]
-    assert "says it completed, but its folder is gone" in loaded.cells.error.iloc[1]
+    assert "says it completed, but its log is gone" in loaded.cells.error.iloc[1]
     assert loaded.table.failed.tolist() == [0, 1]
     assert loaded.table.unfinished.tolist() == [0, 0]
     # the next run of the sweep runs it anew
@@ -252,3 +252,39 @@ def test_a_completed_cell_whose_folder_is_gone_is_missing_not_unstarted(
     assert again.cells.status.tolist() == ["completed", "completed"]
     assert (gone / "events.jsonl").is_file()
     assert llmecon.load_sweep(result.directory).cells.status.tolist() == ["completed"] * 2
+
+
+def test_a_narrower_rerun_keeps_a_deleted_cell_missing_in_the_tables(tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    small = {k: v for k, v in SMALL.items() if k not in ("planner", "seed")}
+    grid = {"planner": ["none"], "seed": [0, 1]}
+    first = llmecon.sweep(grid=grid, out=str(tmp_path), name="s", **small)
+    shutil.rmtree(first.directory / str(first.cells.cell_id.iloc[1]))
+    llmecon.sweep(grid={"planner": ["none"], "seed": [0]}, out=str(tmp_path), name="s", **small)
+    cells = pd.read_csv(first.directory / "cells.csv")
+    results = pd.read_csv(first.directory / "results.csv")
+    loaded = llmecon.load_sweep(first.directory)
+    # the tables and load_sweep agree on the folder: one completed cell, one missing
+    assert cells.status.tolist() == loaded.cells.status.tolist() == ["completed", "missing"]
+    assert "its log is gone" in cells.error.iloc[1]
+    assert (results.n.tolist(), results.failed.tolist()) == ([1], [1])
+
+
+def test_a_cell_the_interrupt_caught_is_read_from_its_folder(tmp_path: Path) -> None:
+    from llmecon.sweeps.engine import _stopped_cell
+
+    done = llmecon.run(**SMALL, out=str(tmp_path), run_id="done")
+    assert done.status == "completed"
+    # it completed before the sweep heard of it: its result, not "interrupted"
+    caught = _stopped_cell(tmp_path / "done", started=True)
+    assert (caught["action"], caught["status"]) == ("ran", "completed")
+    assert caught["final_swf"] == pytest.approx(done.records[-1].metrics.swf)
+    assert _stopped_cell(tmp_path / "none", started=True)["status"] == "interrupted"
+    assert _stopped_cell(tmp_path / "none", started=False)["status"] == "not_started"
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{ not json")
+    (tmp_path / "broken" / "events.jsonl").write_text('{"seq": 0, "type": "run_started"}\n')
+    assert _stopped_cell(tmp_path / "broken", started=True)["status"] == "interrupted"
