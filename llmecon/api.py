@@ -20,6 +20,7 @@ Results carry pandas DataFrames::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,8 +140,27 @@ def compare_config(config: RunConfig | str | Path | None = None, /, **settings: 
     with its defaults (30 years, unless the preset sets them) and rational workers,
     reference welfare on (each run's summary holds the no-tax and oracle welfare its gain
     closed is measured against)."""
+    given = settings.get("workers")
+    if given is not None and given != "rational":
+        raise ConfigError(
+            f"workers={given!r}: compare runs every planner with rational workers (one "
+            "economy, exact responses); to compare planners with other workers, use "
+            "llmecon.sweep(grid={'planner': [...]}, workers=...)"
+        )
     forced = {"workers": "rational", "reference": True}
-    return _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS)
+    resolved = _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS)
+    if isinstance(config, RunConfig):
+        in_config = config.model_dump(exclude_unset=True).get("workers")
+    else:
+        in_config = read_config_file(config).get("workers") if config is not None else None
+    if given is None and in_config not in (None, "rational"):
+        warnings.warn(
+            f"compare runs rational workers; the config's workers {in_config!r} are not "
+            "used (llmecon.sweep compares planners with other workers)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return resolved
 
 
 def _base_settings(config: RunConfig) -> dict[str, Any]:

@@ -250,3 +250,20 @@ def test_a_bad_setting_in_a_config_file_names_the_file(tmp_path: Path) -> None:
     # The file is given by position; by name it said "config: unknown field".
     with pytest.raises(ConfigError, match="config is given by position"):
         llmecon.run(config=str(path), write_log=False)
+
+
+def test_compare_refuses_workers_it_would_not_use(tmp_path: Path) -> None:
+    # they were replaced by rational workers without a word
+    with pytest.raises(ConfigError, match="compare runs every planner with rational workers"):
+        llmecon.compare(["none"], agents=10, years=1, workers="scripted/reference")
+    config = tmp_path / "llm.yaml"
+    config.write_text("workers: scripted/reference\nagents: 10\nyears: 1\n")
+    with pytest.warns(UserWarning, match="the config's workers 'scripted/reference'"):
+        made = llmecon.compare(["none"], config)
+    assert made.results["none"].config.workers == "rational"
+    # rational, given or not, is what compare runs: no word
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        llmecon.compare(["none"], agents=10, years=1, workers="rational")

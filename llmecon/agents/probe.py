@@ -129,7 +129,19 @@ class ProbeResult:
         if not math.isfinite(e.value):
             return "No elasticity could be estimated (too few interior answers)."
         where = "inside" if lo <= e.value <= hi else "below" if e.value < lo else "above"
-        return f"The model's elasticity {e.value:.2f} is {where} the literature's {lo}-{hi}."
+        if not (math.isfinite(e.low) and math.isfinite(e.high)):
+            return (
+                f"The model's elasticity {_signed(e.value)} (no interval) is {where} the "
+                f"literature's {lo}–{hi}."
+            )
+        interval = f"{_signed(e.value)} [{_signed(e.low)}, {_signed(e.high)}]"
+        if e.low <= 0.0 <= e.high:
+            return (
+                f"The model's elasticity {interval} is not distinguishable from 0: no "
+                f"measurable response to the net-of-tax rate (the literature's range is "
+                f"{lo}–{hi})."
+            )
+        return f"The model's elasticity {interval} is {where} the literature's {lo}–{hi}."
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -548,7 +560,9 @@ def estimate(
         modal = float(values[np.argmax(counts)])
     est["modal_share"] = both(
         f"Share of answers equal to the most common one ({_hours(modal)})",
-        lambda idx: _modal_share(answers[idx]),
+        # resamples count the answers equal to the sample's most common one (the most
+        # common answer of a resample is biased up: duplicated personas inflate it)
+        lambda idx: _share_equal(answers[idx], modal),
         lambda idx: _modal_share(rounded[idx]),
         "%",
         units=answered,
@@ -572,8 +586,21 @@ def estimate(
     return est, modal
 
 
+def _signed(value: float) -> str:
+    """Two decimals with a true minus sign (−0.03), as the reports write numbers."""
+    return f"{value:.2f}".replace("-", "−")
+
+
 def _hours(value: float | None) -> str:
     return "none" if value is None else f"{value:g} h"
+
+
+def _share_equal(hours: FloatArray, value: float | None) -> float:
+    """Percent of the finite ``hours`` equal to ``value`` (NaN when none is finite)."""
+    finite = hours[np.isfinite(hours)]
+    if finite.size == 0 or value is None:
+        return math.nan
+    return 100.0 * float((finite == value).sum()) / finite.size
 
 
 def _modal_share(hours: FloatArray) -> float:

@@ -21,10 +21,13 @@ from llmecon._files import make_folder, os_reason
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Progress and messages go to stderr; results (tables) to stdout, wide enough to read
-#: when piped.
+#: Width of results written to a file or pipe (a log, CI, nohup): wide enough that no
+#: table cell is cut to "…" (a table takes the width its cells need, no more).
+PIPED_WIDTH = 1000
+
+#: Progress and messages go to stderr; results (tables) to stdout, whole when piped.
 console = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 140)
+out = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 def config_file_option(func: F) -> F:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -148,6 +149,7 @@ def probe(
             raise click.ClickException(str(exc)) from None
         calls = n_personas * 13
         console.print(f"probing {model.name}: {n_personas} personas, {calls} calls …")
+        model.on_call = _call_counter(calls)
 
         async def go() -> ProbeResult:
             try:
@@ -202,6 +204,45 @@ def probe(
         console.print(f"saved {path}")
 
 
+def _call_counter(total: int) -> Callable[[Any], None]:
+    """Counts the probe's finished calls: a bar with the time left on a terminal, else a
+    line at every tenth of them (a slow model is minutes of silence otherwise)."""
+    done = [0]
+    step = max(1, total // 10)
+    progress = None
+    if console.is_terminal:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            "calls",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        task = progress.add_task("calls", total=total)
+        progress.start()
+
+    def count(record: Any) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress.update(task, completed=min(done[0], total))
+            if done[0] >= total:
+                progress.stop()
+        elif done[0] % step == 0 or done[0] == total:
+            console.print(f"probe: {min(done[0], total)} of {total} calls done")
+
+    return count
+
+
 def _row(est: Estimate) -> list[str]:
     """A measure as the report's probe table writes it (:func:`llmecon._format.probe_cells`)."""
     from llmecon._format import probe_cells
@@ -212,7 +253,9 @@ def _row(est: Estimate) -> list[str]:
 def _table(result: ProbeResult) -> Table:
     table = Table(
         title=f"Probe of {result.model} as a worker ({len(result.persona_ids)} personas, "
-        f"{result.calls} calls, {result.fallbacks} failed)"
+        f"{result.calls} calls, {result.fallbacks} failed)",
+        caption="rational: the calibrated best response, in whole hours as a model answers "
+        "(its optimality gap is that rounding)",
     )
     table.add_column("measure")
     table.add_column("model", justify="right")

@@ -73,6 +73,11 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
                 f"[yellow]note[/]: the run ended {rescored.run_status} after all of its "
                 f"{len(rows)} years; each was rescored"
             )
+        elif rescored.run_status == "running":
+            console.print(
+                f"[yellow]note[/]: the run is still running: its {len(rows)} completed years "
+                f"of {rescored.years_planned} were rescored"
+            )
         elif not rescored.complete:
             console.print(
                 f"[yellow]note[/]: the run is incomplete ({rescored.run_status}, "
@@ -102,6 +107,12 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             raise click.ClickException(
                 f"the run ended failed after all of its {report.years_checked} years: they "
                 f"were replayed; {fork_instead(run_dir)}"
+            )
+        if report.run_status == "running":
+            raise click.ClickException(
+                f"the run is still running (another process is writing it): its "
+                f"{report.years_checked} completed years of {report.years_planned} were "
+                "replayed; replay it again when it ends"
             )
         if not report.complete:
             raise click.ClickException(

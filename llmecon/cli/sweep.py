@@ -169,7 +169,8 @@ class SweepDisplay(LiveDisplay):
         self.total = self.done = self.running = self.failed = self.unfinished = 0
         self.cost = 0.0
         self.started = time.monotonic()
-        self.warnings: list[str] = []
+        #: each distinct warning of the cells -> the cells that gave it
+        self.warnings: dict[str, list[str]] = {}
 
     def start(self, total: int, skipped: int, spent: float) -> None:
         self.total = total
@@ -204,8 +205,7 @@ class SweepDisplay(LiveDisplay):
         elif status != "completed":
             self.unfinished += 1
         for w in result.get("warnings") or []:
-            if w not in self.warnings:
-                self.warnings.append(w)
+            self.warnings.setdefault(w, []).append(str(cell.cell_id))
         self.refresh()
         if action == "skipped" or self.live:
             return
@@ -270,6 +270,8 @@ def print_table(
 def run_with_display(run: Callable[[Any], Any]) -> Any:
     """Run a sweep (``run(progress)``) with a :class:`SweepDisplay`; Ctrl-C exits 130
     saying how to resume."""
+    from rich.markup import escape
+
     display = SweepDisplay()
     try:
         with display, terminate_as_interrupt():
@@ -280,8 +282,9 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
             "(completed cells are skipped)"
         )
         raise SystemExit(EXIT_CODES["interrupted"]) from None
-    for w in display.warnings:
-        console.print(f"[yellow]warning[/] (from the cells): {w}")
+    for w, cells in display.warnings.items():
+        named = ", ".join(cells[:3]) + (f" and {len(cells) - 3} more" if len(cells) > 3 else "")
+        console.print(f"[yellow]warning[/] (from {escape(named)}): {escape(w)}", highlight=False)
     return result
 
 

@@ -169,8 +169,10 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     parts.append(table(headers, rows, css_class="data nowrap"))
     for run in runs:  # a stopped or failed run says why, before any of its numbers
         end = run.data.end
-        if end is None:
-            said = f"{run.label} has no end: it is still running or was killed."
+        if end is None and run.data.status == "running":
+            said = f"{run.label} is still running: its last years are not in yet."
+        elif end is None:
+            said = f"{run.label} has no end: it was killed, or is running on another machine."
         elif end.status != "completed":
             said = f"{run.label} ended {end.status}" + (f": {end.error}." if end.error else ".")
         else:

@@ -68,7 +68,7 @@ from llmecon.runs.incidence import (
     welfare_decomposition_table,
     with_head,
 )
-from llmecon.runs.log import Manifest, RunLogError, RunLogWarning
+from llmecon.runs.log import Manifest, RunLogError, RunLogWarning, run_in_use
 from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
 from llmecon.runs.restore import restore_run
 from llmecon.runs.tidy import (
@@ -289,10 +289,12 @@ class RunData:
     @property
     def status(self) -> str:
         """``completed``, ``budget_exceeded``, ``deadline_exceeded``, ``interrupted``,
-        ``failed``, or ``incomplete`` when the log has no ``run_completed`` event (still
-        running or killed)."""
+        ``failed``; without a ``run_completed`` event, ``running`` when a process is
+        writing the run now, else ``incomplete`` (killed)."""
         end = self.end
-        return end.status if end else "incomplete"
+        if end is not None:
+            return end.status
+        return "running" if run_in_use(self.path) else "incomplete"
 
     @property
     def completed_years(self) -> list[int]:

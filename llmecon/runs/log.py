@@ -116,6 +116,18 @@ class RunLogWarning(UserWarning):
     had already ended otherwise; ``llmecon resume`` completes it."""
 
 
+def run_in_use(directory: str | Path) -> bool:
+    """Whether a process is writing the run in ``directory`` now (it holds the folder's
+    :class:`RunLock`): a log without an end is then a run still going, not a killed one."""
+    try:
+        ExclusiveLock(Path(directory) / MANIFEST_NAME).release()
+    except LockBusy:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 class RunLock:
     """An exclusive lock on a run folder, held by the one process writing the run.
 

@@ -51,6 +51,7 @@ from llmecon.runs.log import (
     logged_years,
     population_size,
     read_log,
+    run_in_use,
 )
 from llmecon.runs.wiring import ARCHETYPES_FILE, PROMPTS_COPY_NAME, build_economy, build_world
 
@@ -178,10 +179,13 @@ class RestoredRun:
 
     @property
     def status(self) -> str:
-        """How the run ended: ``completed``, ``killed`` (no end event: killed or still
-        running), or the status it stopped with (``failed``, ``budget_exceeded``, …)."""
+        """How the run ended: ``completed``, ``running`` (no end event, and a process is
+        writing the run now), ``killed`` (no end event, and none is), or the status it
+        stopped with (``failed``, ``budget_exceeded``, …)."""
         end = self.end
-        return end.status if end else "killed"
+        if end is not None:
+            return end.status
+        return "running" if run_in_use(self.path) else "killed"
 
     @property
     def nothing_to_resume(self) -> bool:

@@ -279,6 +279,8 @@ class ModelPool:
                         # offline replay answers from the log only
                         cache_dir=self.config.cache_dir if self.recorded.then_live else None,
                     )
+        except UnknownModelError as exc:
+            raise ConfigError(f"{role}: {exc}{unknown_name_hint(name, role)}") from None
         except (ModelError, ValueError, TemplateError) as exc:
             # ValueError, TemplateError: a model's options (--chat-template, an api_base
             # for an in-process model) refused when it is built
@@ -441,6 +443,28 @@ def build_planner(
     gen = GenerateConfig(max_tokens=160, temperature=config.planner_temperature, seed=config.seed)
     model = models.get(config.planner, "planner")
     return LLMPlanner(model, ctx, library, settings, gen, start=start)
+
+
+#: Model names offered for a misspelt one (besides the shorthands, ``ALIASES``).
+KNOWN_MODELS = ("local/smollm2-135m", "scripted/reference", "mock/default")
+
+
+def unknown_name_hint(name: str, role: str) -> str:
+    """What a misspelt model (or, for the planner, baseline) name may have meant:
+    ``"; did you mean 'saez'?"`` and, for the planner, the baseline planners; ``""``
+    when nothing is close."""
+    import difflib
+
+    from llmecon.models._registry import ALIASES
+    from llmecon.planners import planner_names
+
+    baselines = list(planner_names()) if role == "planner" else []
+    known = [*baselines, *ALIASES, *KNOWN_MODELS]
+    close = difflib.get_close_matches(name.strip(), known, n=2, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    if baselines:
+        hint += f" (baseline planners: {', '.join(baselines)})"
+    return hint
 
 
 def check_recorded_planner(config: RunConfig) -> None:

@@ -149,6 +149,22 @@ def _pool_cell(task: dict[str, Any]) -> dict[str, Any]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _script_hint() -> str | None:
+    """Why a pool worker may have died at start when the sweep runs from a script: the
+    workers import it, and a sweep at its top level runs again in each (``None`` when
+    the sweep does not run from a script file)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    if script is None or getattr(main, "__spec__", None) is not None:
+        return None  # an interactive session, or `python -m llmecon`
+    return (
+        f"the worker processes import {script}: a sweep started from a script must "
+        'run under `if __name__ == "__main__":` (docs/sweeps.md), or with jobs=1'
+    )
+
+
 class PoolBackend(Backend):
     """A local process pool (``concurrent.futures``, forkserver start: workers do not
     inherit the parent's threads or open run logs); ``jobs`` cells at once."""
@@ -178,6 +194,7 @@ class PoolBackend(Backend):
     def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
         from concurrent.futures import FIRST_COMPLETED
         from concurrent.futures import wait as wait_futures
+        from concurrent.futures.process import BrokenProcessPool
 
         done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)
         out = []
@@ -185,7 +202,10 @@ class PoolBackend(Backend):
             try:
                 out.append((future, future.result()))
             except Exception as exc:  # a worker died (BrokenProcessPool, MemoryError, …)
-                out.append((future, _error(future.task, exc)))  # type: ignore[attr-defined]
+                result = _error(future.task, exc)  # type: ignore[attr-defined]
+                if isinstance(exc, BrokenProcessPool) and (hint := _script_hint()):
+                    result["error"] += f" ({hint})"
+                out.append((future, result))
         return out
 
     def cancel(self, handles: list[Any]) -> None:

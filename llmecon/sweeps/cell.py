@@ -116,7 +116,12 @@ def restored_metrics(run: RestoredRun) -> tuple[dict[str, Any], list[dict[str, A
     """A run folder's cell result and its per-year rows (``years_row`` of each year)."""
     end = run.end
     summary = dict(end.summary) if end else {}
-    error = end.error if end else "killed (no run_completed event)"
+    if end is not None:
+        error = end.error
+    elif run.status == "running":
+        error = "running (another process is writing it)"
+    else:
+        error = "killed (no run_completed event)"
     fallbacks, decisions, spent = run.counts()
     agents = int(run.manifest.config.get("agents") or 0)
     years = [y.metrics for y in run.years]

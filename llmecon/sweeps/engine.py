@@ -314,9 +314,12 @@ def run_sweep(
             if backend is not None:
                 backend.cancel(list(inflight))
             if directory is not None and isinstance(exc, KeyboardInterrupt):
+                if backend is not None and owned:
+                    backend.close()  # the cells have stopped: their folders say how
+                    owned = False
                 # the tables say where the sweep stopped: a cell in flight logged
                 # ``interrupted`` (its folder says so) unless it completed before the
-                # news reached the sweep; the others never started
+                # interrupt reached it; the others never started
                 started = {task["cell_id"] for task in inflight.values()}
                 with contextlib.suppress(Exception):  # the interrupt is the news
                     for cell in cells:

@@ -41,8 +41,11 @@ SUMMARY_METRICS: dict[str, str] = {
 }
 
 #: The range a summary metric can take: its interval is clipped to it (a t-interval of
-#: two seeds' hours can otherwise reach below 0). Metrics not named are unbounded.
+#: two seeds' hours can otherwise reach below 0). Metrics not named are unbounded: the
+#: gain closed too, as a run whose workers are not the oracle's rational ones can pass
+#: the oracle's welfare (and fall below no tax).
 METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "revenue_per_worker_usd": (0.0, None),  # rates are never negative
     "mean_weekly_hours": (0.0, None),
     "gini_income": (0.0, 1.0),
     "cost_usd": (0.0, None),

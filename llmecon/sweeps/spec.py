@@ -159,7 +159,10 @@ def _check_model_names(config: RunConfig, origin: str) -> None:
         try:
             resolve_model_name(name, api_base="given" if base else None)
         except UnknownModelError as exc:
-            raise ConfigError(f"invalid sweep settings ({origin}): {role}: {exc}") from None
+            from llmecon.runs.wiring import unknown_name_hint
+
+            hint = unknown_name_hint(name, role)
+            raise ConfigError(f"invalid sweep settings ({origin}): {role}: {exc}{hint}") from None
 
 
 def axis_values(config: Mapping[str, Any], axes: Iterable[str]) -> dict[str, Any]:

@@ -63,7 +63,27 @@ def test_a_constant_model_is_fully_degenerate_with_no_elasticity() -> None:
     assert abs(e["elasticity"].value) < 1e-12
     assert e["elasticity"].reference == pytest.approx(0.4, abs=0.02)
     assert e["optimality_gap"].value > 1.0
-    assert "below the literature" in result.verdict()
+    assert "is not distinguishable from 0" in result.verdict()
+
+
+def test_random_answers_are_not_called_an_elasticity_in_the_literatures_range() -> None:
+    # The verdict read the point estimate alone: "0.15 is inside the literature's
+    # 0.1-0.5" for answers that do not respond to taxes, its interval spanning 0; and the
+    # share of the most common answer lay outside its own interval (a resample's most
+    # common answer is biased up).
+    import hashlib
+
+    def random_hours(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        text = "".join(m.content for m in messages)
+        return json.dumps({"hours": int(hashlib.sha256(text.encode()).hexdigest(), 16) % 61})
+
+    result = _probe("mock/default", n=24, responder=random_hours)
+    e = result.estimates
+    assert e["elasticity"].low < 0.0 < e["elasticity"].high
+    assert "not distinguishable from 0" in result.verdict()
+    assert "inside the literature" not in result.verdict()
+    share = e["modal_share"]
+    assert share.low <= share.value <= share.high
 
 
 def test_a_share_at_0_or_100_percent_gets_an_interval_not_a_point() -> None:
@@ -131,6 +151,8 @@ def test_a_probe_that_cannot_be_saved_says_where_after_its_table(
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     said = " ".join(result.output.split())
     assert "Elasticity of hours" in said  # the table came first
+    # the calls were counted as they finished (not on a terminal: a line per tenth)
+    assert "probe: 5 of 52 calls done" in said and "probe: 52 of 52 calls done" in said
     assert (
         "cannot save the probe to runs/probes/scripted_reference.json: runs is a file, not "
         "a folder (pass --out another file, or --no-save)" in said

@@ -122,3 +122,23 @@ def test_run_says_when_the_surface_planner_is_shown_too_few_years(tmp_path: Path
     full = CliRunner().invoke(main, [*base, "--planner-history", "4"])
     assert full.exit_code == 0, full.output
     assert "planner-history" not in full.output
+
+
+def test_a_misspelt_planner_or_model_gets_a_suggestion(tmp_path: Path) -> None:
+    # "unknown model 'seaz': use <provider>/<model> …" named neither saez nor the baselines
+    small = ["--agents", "10", "--years", "1", "--out", str(tmp_path)]
+    cases = [
+        (["--planner", "seaz", "--workers", "rational"], "did you mean 'saez'?"),
+        (["--planner", "ubc", "--workers", "rational"], "did you mean 'ucb'?"),
+        (["--planner", "saez", "--workers", "smollm2"], "did you mean 'smollm2-135m'?"),
+    ]
+    for args, hint in cases:
+        result = CliRunner().invoke(main, ["run", *args, *small])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and hint in said, said
+    planner = CliRunner().invoke(main, ["run", *cases[0][0], *small])
+    assert "baseline planners: " in planner.output and "us-federal" in planner.output
+    swept = CliRunner().invoke(
+        main, ["sweep", "--planners", "saez,seaz", "--workers", "rational", *small]
+    )
+    assert swept.exit_code == 1 and "did you mean 'saez'?" in " ".join(swept.output.split())

@@ -340,3 +340,31 @@ def test_resume_refuses_an_older_log_format(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "tests" / "golden" / "v0" / "tiny-mock-planner", old)
     with pytest.raises(RunLogError, match="resume appends to logs of the current format"):
         resume_run(old)
+
+
+def test_a_run_still_being_written_is_running_not_killed(tmp_path: Path) -> None:
+    """A run another process is writing (it holds the folder's lock) was "killed" to
+    replay, load_run and the report, and replay advised a resume, which the lock refuses."""
+    from llmecon.report import write_report
+    from llmecon.runs.dataframes import load_run
+    from llmecon.runs.log import RunLock
+    from llmecon.runs.restore import restore_run
+
+    run_dir = _mock_run(tmp_path)
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[1] + 1]) + "\n")
+    assert restore_run(run_dir).status == "killed" and load_run(run_dir).status == "incomplete"
+    lock = RunLock(run_dir)  # as the process writing it holds it
+    try:
+        assert restore_run(run_dir).status == "running"
+        assert load_run(run_dir).status == "running"
+        replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
+        said = " ".join(replayed.output.split())
+        assert replayed.exit_code == 1 and "the run is still running" in said
+        assert "resume" not in said
+        page = write_report([run_dir], tmp_path / "r.html").read_text()
+        assert "is still running" in page
+    finally:
+        lock.release()
+    assert restore_run(run_dir).status == "killed"

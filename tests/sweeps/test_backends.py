@@ -178,3 +178,25 @@ def test_sigint_to_the_sweep_alone_stops_its_pool_cells(tmp_path: Path) -> None:
     results = pd.read_csv(out / "s" / "results.csv")
     assert list(results["n"]) == [0, 0, 0] and list(results["failed"]) == [0, 0, 0]
     assert list(results["unfinished"]) == [1, 1, 1]
+
+
+def test_a_script_without_the_main_guard_is_told_why_its_workers_died(tmp_path: Path) -> None:
+    # The pool's workers import the script, whose top-level sweep runs again in each and
+    # dies ("in use by another sweep"); the cells said only "BrokenProcessPool".
+    import subprocess
+
+    script = tmp_path / "noguard.py"
+    script.write_text(
+        "import llmecon\n"
+        "result = llmecon.sweep(grid={'planner': ['none', 'saez']}, workers='rational',\n"
+        "    agents=10, years=1, personas='synthetic', reference=False,\n"
+        f"    out={str(tmp_path / 'out')!r}, name='s', jobs=2)\n"
+        "print('ERRORS', result.cells.error.tolist())\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    errors = next(line for line in ran.stdout.splitlines() if line.startswith("ERRORS"))
+    assert "BrokenProcessPool" in errors
+    assert 'must run under `if __name__ == "__main__":`' in errors

@@ -54,6 +54,8 @@ def test_cli_sweep_prints_and_saves_the_table(cli_sweep: tuple[Any, Path]) -> No
     assert {"gain_closed_lo", "gain_closed_hi", "cost_usd", "fallbacks"} <= set(table.columns)
     # one line per finished cell when not on a terminal
     assert result.output.count("cell ") >= 8
+    # and the table whole: piped (a log, CI) no cell was cut to "…"
+    assert "…" not in result.output and "inverse_income" in result.output
 
 
 def test_the_header_counts_cells_and_the_processes_they_can_use(tmp_path: Path) -> None:
@@ -288,3 +290,15 @@ def test_a_cell_the_interrupt_caught_is_read_from_its_folder(tmp_path: Path) -> 
     (tmp_path / "broken" / "manifest.json").write_text("{ not json")
     (tmp_path / "broken" / "events.jsonl").write_text('{"seq": 0, "type": "run_started"}\n')
     assert _stopped_cell(tmp_path / "broken", started=True)["status"] == "interrupted"
+
+
+def test_a_cells_warning_names_the_cells_that_gave_it(tmp_path: Path) -> None:
+    # "warning (from the cells): SaezConvergenceWarning …" named no cell
+    args = ["sweep", "--planners", "saez", "--workers", "rational", "--agents", "100",
+            "--years", "8", "--elasticity", "0.8", "--seeds", "0-1", "--personas",
+            "synthetic", "--out", str(tmp_path), "--name", "w"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "warning (from saez-s0-" in said and "SaezConvergenceWarning" in said
+    assert "(from the cells)" not in said
