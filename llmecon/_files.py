@@ -80,17 +80,20 @@ class ExclusiveLock:
     read-only), held until :meth:`release`. No lock file is left behind, and the kernel
     releases the lock when the process ends, even by SIGKILL. Raises :class:`LockBusy`
     when another process holds it, another :class:`OSError` when ``path`` cannot be
-    opened."""
+    opened or locked (a filesystem without locks)."""
 
     def __init__(self, path: Path) -> None:
+        import errno
         import fcntl
 
         self._fd: int | None = os.open(path, os.O_RDONLY)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
             self.release()
-            raise LockBusy(f"{path} is locked by another process") from None
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockBusy(f"{path} is locked by another process") from None
+            raise
 
     def release(self) -> None:
         if self._fd is not None:

@@ -142,8 +142,8 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         )
     if reason := record_folder_reason(target):
         raise click.ClickException(
-            f"refusing to export into {target}: {reason}, part of the run's record; pass "
-            "--out a folder of its own (default RUN/tables)"
+            f"refusing to export into {target}: {reason}; pass --out a folder of its own "
+            "(default RUN/tables)"
         )
     with friendly_errors():
         run = load_run(path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,7 +148,8 @@ def probe(
             raise click.ClickException(str(exc)) from None
         calls = n_personas * 13
         console.print(f"probing {model.name}: {n_personas} personas, {calls} calls …")
-        model.on_call = _call_counter(calls)
+        counter = _CallCounter(calls)
+        model.on_call = counter
 
         async def go() -> ProbeResult:
             try:
@@ -170,6 +170,8 @@ def probe(
             result = asyncio.run(go())
         except ModelError as exc:  # a rejected key: the probe stopped at once
             raise click.ClickException(str(exc)) from None
+        finally:
+            counter.close()  # its bar too, when the probe stopped early
     if 2 * result.fallbacks > result.calls:
         # Mostly failed calls measure the endpoint, not the model: saved, such a probe
         # would stand in the reports of every run of this model (and its table of n/a
@@ -204,43 +206,48 @@ def probe(
         console.print(f"saved {path}")
 
 
-def _call_counter(total: int) -> Callable[[Any], None]:
-    """Counts the probe's finished calls: a bar with the time left on a terminal, else a
-    line at every tenth of them (a slow model is minutes of silence otherwise)."""
-    done = [0]
-    step = max(1, total // 10)
-    progress = None
-    if console.is_terminal:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+class _CallCounter:
+    """Counts the probe's finished calls (a model's ``on_call``): a bar with the time
+    left on a terminal, else a line at every tenth of them (a slow model is minutes of
+    silence otherwise). :meth:`close` ends the bar, however the probe ended."""
 
-        progress = Progress(
-            "calls",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        task = progress.add_task("calls", total=total)
-        progress.start()
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.step = max(1, total // 10)
+        self.progress: Any = None
+        if console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-    def count(record: Any) -> None:
-        done[0] += 1
-        if progress is not None:
-            progress.update(task, completed=min(done[0], total))
-            if done[0] >= total:
-                progress.stop()
-        elif done[0] % step == 0 or done[0] == total:
-            console.print(f"probe: {min(done[0], total)} of {total} calls done")
+            self.progress = Progress(
+                "calls",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self.task = self.progress.add_task("calls", total=total)
+            self.progress.start()
 
-    return count
+    def __call__(self, record: Any) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress.update(self.task, completed=min(self.done, self.total))
+        elif self.done % self.step == 0 or self.done == self.total:
+            console.print(f"probe: {min(self.done, self.total)} of {self.total} calls done")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
 
 def _row(est: Estimate) -> list[str]:

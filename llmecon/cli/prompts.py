@@ -8,6 +8,9 @@ from rich.table import Table
 
 from llmecon.cli._common import console, friendly_errors, out
 
+#: Widest separator between the messages `prompts render` prints.
+RULE_WIDTH = 100
+
 
 def _library(prompts_dir: str | None):  # type: ignore[no-untyped-def]
     from llmecon.prompts import PromptError, PromptLibrary
@@ -164,10 +167,13 @@ def render(
             raise click.ClickException(f"{exc}{hint}") from None
         except PromptError as exc:
             raise click.ClickException(str(exc)) from None
+    from rich.rule import Rule
+
+    width = min(out.width, RULE_WIDTH)  # piped, the console is 1,000 columns wide
     for message in example.messages:
-        out.rule(f"[bold]{message.role}")
+        out.print(Rule(f"[bold]{message.role}"), width=width)
         out.print(message.content, markup=False, highlight=False)
-    out.rule()
+    out.print(Rule(), width=width)
     used = ", ".join(f"{n} ({h[:12]})" for n, h in example.templates_used.items())
     console.print(f"templates: {used}")
 

@@ -68,15 +68,16 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
                 COUNT(r["year"] + 1), precise(r["logged_swf"]), precise(r["rescored_swf"])
             )
         out.print(table)
-        if not rescored.complete and len(rows) >= rescored.years_planned:
+        if rescored.nothing_to_resume:
             console.print(  # failed after every year ran: nothing left to resume
                 f"[yellow]note[/]: the run ended {rescored.run_status} after all of its "
                 f"{len(rows)} years; each was rescored"
             )
         elif rescored.run_status == "running":
             console.print(
-                f"[yellow]note[/]: the run is still running: its {len(rows)} completed years "
-                f"of {rescored.years_planned} were rescored"
+                f"[yellow]note[/]: the run is still running: its "
+                f"{counted(len(rows), 'completed year')} of {rescored.years_planned} were "
+                "rescored"
             )
         elif not rescored.complete:
             console.print(
@@ -111,8 +112,8 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         if report.run_status == "running":
             raise click.ClickException(
                 f"the run is still running (another process is writing it): its "
-                f"{report.years_checked} completed years of {report.years_planned} were "
-                "replayed; replay it again when it ends"
+                f"{counted(report.years_checked, 'completed year')} of "
+                f"{report.years_planned} were replayed; replay it again when it ends"
             )
         if not report.complete:
             raise click.ClickException(

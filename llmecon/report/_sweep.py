@@ -219,6 +219,14 @@ def _left_out(data: SweepData) -> str:
     return f" {stopped} {what} left out, as in the table."
 
 
+#: What the report says of a cell without an end, by its status.
+_NOT_ENDED = {
+    "running": "is still running (another process is writing it).",
+    "not_started": "has not started.",
+    "missing": "is missing: {error}.",
+}
+
+
 def _stopped_cells(data: SweepData, limit: int = 20) -> list[Markup]:
     """A highlighted line per cell that did not complete, with why it stopped."""
     if data.cells.empty or "status" not in data.cells:
@@ -227,6 +235,10 @@ def _stopped_cells(data: SweepData, limit: int = 20) -> list[Markup]:
     lines = []
     for row in records(stopped.head(limit)):
         error = row.get("error")
+        if row["status"] in _NOT_ENDED:  # no end to tell of
+            said = _NOT_ENDED[row["status"]].format(error=error)
+            lines.append(paragraph(f"{row['cell_id']} {said}", css_class="warn"))
+            continue
         why = f": {error}." if isinstance(error, str) and error else "."
         lines.append(paragraph(f"{row['cell_id']} ended {row['status']}{why}", css_class="warn"))
     if len(stopped) > limit:

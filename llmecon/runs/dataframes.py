@@ -618,8 +618,9 @@ def _check_economy(
 def distinct_runs(
     runs: list[RunData], dropped: dict[str, str] | None = None, *, same_id_ok: bool = False
 ) -> list[RunData]:
-    """``runs``, each run once. A folder that is a copy of another (the same ``run_id``
-    and start time) would count the run twice, as two seeds. Two different runs with
+    """``runs``, each run once. A folder that is a copy of another (the same manifest:
+    run id, start time, settings and output folder) would count the run twice, as two
+    seeds. Two different runs with
     one ``run_id`` (the same cell of two sweeps) are refused too unless ``same_id_ok``
     (a report labels them apart; tables keyed by ``run_id`` could not tell their rows
     apart). Raises :class:`RunLogError` naming both folders, or, when ``dropped`` is
@@ -633,10 +634,10 @@ def distinct_runs(
         for first in earlier:
             if first.path.resolve() == run.path.resolve():
                 why = ""  # the same folder given twice: shown once
-            elif first.manifest.created == run.manifest.created:
+            elif first.manifest.model_dump() == run.manifest.model_dump():
                 why = (
                     f"{run.path} is a copy of the run in {first.path} (the same run "
-                    f"{run.run_id!r}, started at the same time): it would count twice"
+                    f"{run.run_id!r}, its manifest the same): it would count twice"
                 )
             elif not same_id_ok:
                 why = (

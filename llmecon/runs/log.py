@@ -116,6 +116,11 @@ class RunLogWarning(UserWarning):
     had already ended otherwise; ``llmecon resume`` completes it."""
 
 
+#: Tries of :class:`RunLock` on a busy folder, and the pause between them (seconds).
+LOCK_TRIES = 20
+LOCK_RETRY_S = 0.025
+
+
 def run_in_use(directory: str | Path) -> bool:
     """Whether a process is writing the run in ``directory`` now (it holds the folder's
     :class:`RunLock`): a log without an end is then a run still going, not a killed one."""
@@ -123,7 +128,7 @@ def run_in_use(directory: str | Path) -> bool:
         ExclusiveLock(Path(directory) / MANIFEST_NAME).release()
     except LockBusy:
         return True
-    except OSError:
+    except OSError:  # no manifest, or a filesystem without locks: nothing tells
         return False
     return False
 
@@ -136,15 +141,21 @@ class RunLock:
     """
 
     def __init__(self, directory: Path) -> None:
-        try:
-            self._lock = ExclusiveLock(directory / MANIFEST_NAME)
-        except LockBusy:
-            raise RunLogError(
-                f"{directory} is in use by another process (a run or resume is writing "
-                "it); wait for it to end"
-            ) from None
-        except OSError as exc:
-            raise RunLogError(f"cannot lock {directory}: {exc.strerror}") from None
+        # a reader asking whether the run is in use (:func:`run_in_use`) holds the lock
+        # for an instant: a few tries over half a second tell it from a writer
+        for attempt in range(LOCK_TRIES):
+            try:
+                self._lock = ExclusiveLock(directory / MANIFEST_NAME)
+                return
+            except LockBusy:
+                if attempt == LOCK_TRIES - 1:
+                    raise RunLogError(
+                        f"{directory} is in use by another process (a run or resume is "
+                        "writing it); wait for it to end"
+                    ) from None
+                time.sleep(LOCK_RETRY_S)
+            except OSError as exc:
+                raise RunLogError(f"cannot lock {directory}: {exc.strerror}") from None
 
     def release(self) -> None:
         self._lock.release()
@@ -692,7 +703,7 @@ def run_file_reason(path: str | Path) -> str | None:
     """Why ``path`` is a file of the run in its folder, or lies in its ``calls/`` or
     ``prompts/`` (so a derived output must not be written there), or ``None``."""
     p = Path(path).resolve()  # "x.parquet" run from inside RUN/calls, a symlink, too
-    if reason := record_folder_reason(p.parent):
+    if reason := record_folder_reason(p):  # "it is in the calls/ folder of the run …"
         return reason
     if not is_run_folder(p.parent):
         return None

@@ -265,8 +265,10 @@ class RescoreReport:
     """Per year: ``year``, ``logged_swf_name``, ``logged_swf``, ``rescored_swf_name``,
     ``rescored_swf``."""
     run_status: str
-    """How the run ended (``completed``, ``killed``, ``failed`` …)."""
+    """How the run ended (``completed``, ``killed``, ``running``, ``failed`` …)."""
     years_planned: int
+    nothing_to_resume: bool = False
+    """It failed after every year ran (:attr:`RestoredRun.nothing_to_resume`)."""
 
     @property
     def complete(self) -> bool:
@@ -294,4 +296,4 @@ def rescore_run(run_dir: str | Path, swf: str) -> RescoreReport:
             }
         )
     planned = int(run.manifest.config.get("years") or len(rows))
-    return RescoreReport(rows, run.status, planned)
+    return RescoreReport(rows, run.status, planned, run.nothing_to_resume)

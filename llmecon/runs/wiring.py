@@ -459,7 +459,8 @@ def unknown_name_hint(name: str, role: str) -> str:
     from llmecon.planners import planner_names
 
     baselines = list(planner_names()) if role == "planner" else []
-    known = [*baselines, *ALIASES, *KNOWN_MODELS]
+    exact = [] if role == "planner" else ["rational"]  # workers and voters
+    known = [*baselines, *exact, *ALIASES, *KNOWN_MODELS]
     close = difflib.get_close_matches(name.strip(), known, n=2, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     if baselines:

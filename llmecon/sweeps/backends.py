@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from llmecon.runs.config import ConfigError
@@ -104,6 +105,10 @@ ORPHAN_GRACE_S = 10.0
 #: before it sends them one (seconds; :meth:`PoolBackend.cancel`).
 CANCEL_GRACE_S = 3.0
 
+#: How long an interrupted sweep then waits for its cells to log ``interrupted`` and
+#: return, so that its tables read how each ended (seconds; :meth:`PoolBackend.cancel`).
+STOP_WAIT_S = 60.0
+
 #: Longest single wait of the Ray driver for a cell to finish (seconds).
 RAY_WAIT_S = 0.5
 
@@ -159,6 +164,12 @@ def _script_hint() -> str | None:
     script = getattr(main, "__file__", None)
     if script is None or getattr(main, "__spec__", None) is not None:
         return None  # an interactive session, or `python -m llmecon`
+    try:
+        source = Path(script).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if "__main__" in source:
+        return None  # guarded (the `llmecon` command's own script is): another cause
     return (
         f"the worker processes import {script}: a sweep started from a script must "
         'run under `if __name__ == "__main__":` (docs/sweeps.md), or with jobs=1'
@@ -225,6 +236,9 @@ class PoolBackend(Backend):
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(process.pid, signal.SIGINT)
+            # they stop at their next await and log it: the sweep's tables then read
+            # each cell's folder as it ended
+            wait_futures(running, timeout=STOP_WAIT_S)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:

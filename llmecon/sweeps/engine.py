@@ -124,6 +124,8 @@ class SweepLock:
                 f"{directory} is in use by another sweep (running in another process); "
                 "wait for it to end, or give this one another --name"
             ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot lock {directory}: {os_reason(exc)}") from None
 
     def release(self) -> None:
         self._lock.release()
@@ -314,12 +316,9 @@ def run_sweep(
             if backend is not None:
                 backend.cancel(list(inflight))
             if directory is not None and isinstance(exc, KeyboardInterrupt):
-                if backend is not None and owned:
-                    backend.close()  # the cells have stopped: their folders say how
-                    owned = False
-                # the tables say where the sweep stopped: a cell in flight logged
-                # ``interrupted`` (its folder says so) unless it completed before the
-                # interrupt reached it; the others never started
+                # the tables say where the sweep stopped (the backend's cancel let the
+                # cells stop): a cell in flight logged ``interrupted`` unless it
+                # completed before the interrupt reached it; the others never started
                 started = {task["cell_id"] for task in inflight.values()}
                 with contextlib.suppress(Exception):  # the interrupt is the news
                     for cell in cells:
@@ -367,13 +366,18 @@ def run_sweep(
 
 
 def _stopped_cell(run_dir: Path, started: bool) -> dict[str, Any]:
-    """The result of a cell the sweep was interrupted before hearing from: its folder's
-    when its run completed, else ``interrupted`` (``started``) or ``not_started``."""
-    with contextlib.suppress(RunLogError):  # unreadable: as if it had not completed
-        if folder_state(run_dir) == "completed":
+    """The result of a cell the sweep was interrupted before hearing from: as its folder
+    says it ended (completed, interrupted, killed by an earlier sweep …), its action
+    ``ran``, ``interrupted`` (``started``) or ``not_started``; without a readable folder,
+    ``interrupted`` or ``not_started``."""
+    action = "interrupted" if started else "not_started"
+    with contextlib.suppress(RunLogError):  # unreadable: as if it had no folder
+        state = folder_state(run_dir)
+        if state == "completed":
             return {"action": "ran", **folder_result(run_dir)}
-    status = "interrupted" if started else "not_started"
-    return {"action": status, "status": status}
+        if state != "new":
+            return {"action": action, **folder_result(run_dir)}
+    return {"action": action, "status": action}
 
 
 def _write_tables(
@@ -411,17 +415,27 @@ def with_earlier_cells(
     earlier = earlier[earlier["cell_id"].astype(str).isin(set(order) - ours)].copy()
     if earlier.empty:
         return now
-    # a cell the table says completed whose log is gone is missing, as load_sweep says
+    # a cell the table says completed whose log is gone is missing, as load_sweep says;
+    # one it said missing whose log is back is read from it again
     status = earlier["status"] if "status" in earlier else pd.Series("", earlier.index)
-    gone = (status == "completed") & ~earlier["cell_id"].astype(str).map(
-        lambda cell_id: has_log(file.parent, cell_id)
-    )
+    logged = earlier["cell_id"].astype(str).map(lambda cell_id: has_log(file.parent, cell_id))
+    gone = (status == "completed") & ~logged
+    back = (status == "missing") & logged
     if gone.any():
         if "error" not in earlier:
             earlier["error"] = None
         earlier["error"] = earlier["error"].astype(object)
         earlier.loc[gone, "status"] = "missing"
         earlier.loc[gone, "error"] = MISSING_ERROR
+    if back.any():
+        reread = []
+        for row in earlier[back].to_dict("records"):
+            with contextlib.suppress(RunLogError):  # unreadable: it stays missing
+                result = folder_result(file.parent / str(row["cell_id"]))
+                row.update({k: v for k, v in result.items() if k not in _DROP})
+                row["error"] = result.get("error")
+            reread.append(row)
+        earlier = pd.concat([earlier[~back], pd.DataFrame(reread)], ignore_index=True)
     merged = pd.concat([earlier, now], ignore_index=True)
     rank = {cell_id: k for k, cell_id in enumerate(order)}
     merged = merged.iloc[merged["cell_id"].astype(str).map(rank).argsort(kind="stable")]

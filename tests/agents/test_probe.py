@@ -235,3 +235,23 @@ def test_a_persona_with_fewer_than_two_answers_is_not_counted_as_responsive() ->
     rows = _constant_rows(hours)
     assert rows[0] == 1.0 and rows[3] == 0.0
     assert math.isnan(rows[1]) and math.isnan(rows[2])  # were 0: "not degenerate"
+
+
+def test_the_probes_bar_ends_when_the_probe_stops_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a terminal the bar hid the cursor, and a probe stopped by a rejected key left it
+    # hidden, its error printed on the bar's line.
+    import io
+
+    from rich.console import Console
+
+    import llmecon.cli.probe as probe_cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(probe_cli, "console", Console(file=screen, force_terminal=True))
+    counter = probe_cli._CallCounter(52)
+    for _ in range(6):
+        counter(None)
+    counter.close()  # as the command does when the probe raises
+    shown = screen.getvalue()
+    assert "\x1b[?25l" in shown and shown.rfind("\x1b[?25h") > shown.rfind("\x1b[?25l")
+    counter.close()  # twice is harmless

@@ -131,6 +131,7 @@ def test_a_misspelt_planner_or_model_gets_a_suggestion(tmp_path: Path) -> None:
         (["--planner", "seaz", "--workers", "rational"], "did you mean 'saez'?"),
         (["--planner", "ubc", "--workers", "rational"], "did you mean 'ucb'?"),
         (["--planner", "saez", "--workers", "smollm2"], "did you mean 'smollm2-135m'?"),
+        (["--planner", "saez", "--workers", "rationl"], "did you mean 'rational'?"),
     ]
     for args, hint in cases:
         result = CliRunner().invoke(main, ["run", *args, *small])

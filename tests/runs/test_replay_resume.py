@@ -368,3 +368,39 @@ def test_a_run_still_being_written_is_running_not_killed(tmp_path: Path) -> None
     finally:
         lock.release()
     assert restore_run(run_dir).status == "killed"
+
+
+def test_a_readers_lock_probe_does_not_refuse_a_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_in_use`` takes the lock for an instant: a run or resume taking it at that
+    instant was refused "in use by another process". It now tries again; a filesystem
+    without locks (ENOLCK) is no run in use."""
+    import errno
+    import fcntl
+
+    import llmecon.runs.log as log
+    from llmecon._files import ExclusiveLock, LockBusy
+
+    run_dir = _mock_run(tmp_path)
+    busy = iter([True, True, False])  # a reader holds it for two tries, then lets go
+
+    class Probed(ExclusiveLock):
+        def __init__(self, path: Path) -> None:
+            if next(busy):
+                raise LockBusy(f"{path} is locked by another process")
+            super().__init__(path)
+
+    monkeypatch.setattr(log, "ExclusiveLock", Probed)
+    monkeypatch.setattr(log.time, "sleep", lambda s: None)
+    log.RunLock(run_dir).release()
+    monkeypatch.undo()
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert not log.run_in_use(run_dir)  # not "running" for every killed run
+    with pytest.raises(OSError) as caught:
+        ExclusiveLock(run_dir / "manifest.json")
+    assert not isinstance(caught.value, LockBusy)

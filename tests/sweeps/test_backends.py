@@ -200,3 +200,13 @@ def test_a_script_without_the_main_guard_is_told_why_its_workers_died(tmp_path: 
     errors = next(line for line in ran.stdout.splitlines() if line.startswith("ERRORS"))
     assert "BrokenProcessPool" in errors
     assert 'must run under `if __name__ == "__main__":`' in errors
+    # a guarded script (the `llmecon` command's own is one) gets no such hint: its
+    # workers died of something else
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text(
+        "from llmecon.sweeps.backends import _script_hint\n"
+        "if __name__ == '__main__':\n"
+        "    print('HINT', _script_hint())\n"
+    )
+    hint = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True)
+    assert "HINT None" in hint.stdout, hint.stderr[-2000:]

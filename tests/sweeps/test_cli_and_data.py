@@ -264,8 +264,10 @@ def test_a_narrower_rerun_keeps_a_deleted_cell_missing_in_the_tables(tmp_path: P
     small = {k: v for k, v in SMALL.items() if k not in ("planner", "seed")}
     grid = {"planner": ["none"], "seed": [0, 1]}
     first = llmecon.sweep(grid=grid, out=str(tmp_path), name="s", **small)
-    shutil.rmtree(first.directory / str(first.cells.cell_id.iloc[1]))
-    llmecon.sweep(grid={"planner": ["none"], "seed": [0]}, out=str(tmp_path), name="s", **small)
+    cell = first.directory / str(first.cells.cell_id.iloc[1])
+    shutil.move(cell, tmp_path / "aside")
+    narrow = {"planner": ["none"], "seed": [0]}
+    llmecon.sweep(grid=narrow, out=str(tmp_path), name="s", **small)
     cells = pd.read_csv(first.directory / "cells.csv")
     results = pd.read_csv(first.directory / "results.csv")
     loaded = llmecon.load_sweep(first.directory)
@@ -273,6 +275,14 @@ def test_a_narrower_rerun_keeps_a_deleted_cell_missing_in_the_tables(tmp_path: P
     assert cells.status.tolist() == loaded.cells.status.tolist() == ["completed", "missing"]
     assert "its log is gone" in cells.error.iloc[1]
     assert (results.n.tolist(), results.failed.tolist()) == ([1], [1])
+    # moved back, it is read from its log again
+    shutil.move(tmp_path / "aside", cell)
+    llmecon.sweep(grid=narrow, out=str(tmp_path), name="s", **small)
+    cells = pd.read_csv(first.directory / "cells.csv")
+    results = pd.read_csv(first.directory / "results.csv")
+    assert cells.status.tolist() == ["completed", "completed"]
+    assert (results.n.tolist(), results.failed.tolist()) == ([2], [0])
+    assert cells.final_swf.iloc[1] == pytest.approx(first.cells.final_swf.iloc[1])
 
 
 def test_a_cell_the_interrupt_caught_is_read_from_its_folder(tmp_path: Path) -> None:
@@ -285,6 +295,13 @@ def test_a_cell_the_interrupt_caught_is_read_from_its_folder(tmp_path: Path) -> 
     assert (caught["action"], caught["status"]) == ("ran", "completed")
     assert caught["final_swf"] == pytest.approx(done.records[-1].metrics.swf)
     assert _stopped_cell(tmp_path / "none", started=True)["status"] == "interrupted"
+    # a queued cell whose folder holds a run killed by an earlier sweep: killed, as its
+    # folder says, and not started by this one
+    llmecon.run(**SMALL, out=str(tmp_path), run_id="killed")
+    log = tmp_path / "killed" / "events.jsonl"
+    log.write_text("\n".join(log.read_text().splitlines()[:-1]) + "\n")
+    queued = _stopped_cell(tmp_path / "killed", started=False)
+    assert (queued["action"], queued["status"]) == ("not_started", "killed")
     assert _stopped_cell(tmp_path / "none", started=False)["status"] == "not_started"
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{ not json")
