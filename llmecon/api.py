@@ -200,6 +200,11 @@ def compare(
     """
     from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, run_sweep
 
+    if "planners" in settings:  # the CLI's --planners: here the first argument
+        raise ConfigError(
+            "planners are compare's first argument, not a setting: "
+            "llmecon.compare(['saez', 'oracle'], …) or llmecon.compare('saez,oracle', …)"
+        )
     if isinstance(planners, str):  # "saez,ucb", as the CLI's --planners takes them
         planners = planners.split(",")
     names = [p.strip() for p in planners if p.strip()]

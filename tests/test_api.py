@@ -252,6 +252,12 @@ def test_a_bad_setting_in_a_config_file_names_the_file(tmp_path: Path) -> None:
         llmecon.run(config=str(path), write_log=False)
 
 
+def test_compare_says_planners_are_its_first_argument() -> None:
+    # "planners: unknown field (check the spelling …)" though --planners is the CLI's
+    with pytest.raises(ConfigError, match="planners are compare's first argument"):
+        llmecon.compare(planners=["none"], agents=10, years=1)
+
+
 def test_compare_refuses_workers_it_would_not_use(tmp_path: Path) -> None:
     # they were replaced by rational workers without a word
     with pytest.raises(ConfigError, match="compare runs every planner with rational workers"):
