@@ -460,8 +460,13 @@ class Model:
                 # A provider may note on the cancellation what stopping the request did.
                 notes = getattr(exc.__cause__, "__notes__", None) or []
                 detail = f" ({'; '.join(map(str, notes))})" if notes else ""
+                grown = (
+                    f" (the timeout of {cfg.timeout_s:g} s, doubled for each retry)"
+                    if attempt_cfg.timeout_s != cfg.timeout_s
+                    else ""
+                )
                 error = ModelTimeoutError(
-                    f"{self.name}: no reply within {attempt_cfg.timeout_s:g} s{detail}"
+                    f"{self.name}: no reply within {attempt_cfg.timeout_s:g} s{grown}{detail}"
                 )
             except ModelError as exc:
                 if not exc.retryable:

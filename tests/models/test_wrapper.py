@@ -196,7 +196,8 @@ def test_the_last_timeout_message_names_the_grown_time() -> None:
 
     provider = _HangsThenAnswers(hangs=10)
     cfg = GenerateConfig(timeout_s=0.05, max_retries=2, backoff_base_s=0.0)
-    with pytest.raises(ModelTimeoutError, match=r"no reply within 0\.2 s"):
+    grown = r"no reply within 0\.2 s \(the timeout of 0\.05 s, doubled for each retry\)"
+    with pytest.raises(ModelTimeoutError, match=grown):
         run(Model(provider, config=cfg).generate(MSGS, WorkerDecision))
     assert provider.timeouts == pytest.approx([0.05, 0.1, 0.2])
 
