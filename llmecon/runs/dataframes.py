@@ -620,12 +620,11 @@ def distinct_runs(
 ) -> list[RunData]:
     """``runs``, each run once. A folder that is a copy of another (the same manifest:
     run id, start time, settings and output folder) would count the run twice, as two
-    seeds. Two different runs with
-    one ``run_id`` (the same cell of two sweeps) are refused too unless ``same_id_ok``
-    (a report labels them apart; tables keyed by ``run_id`` could not tell their rows
-    apart). Raises :class:`RunLogError` naming both folders, or, when ``dropped`` is
-    given, leaves the later folder out and says why in it (folder -> why). The same
-    folder given twice is kept once."""
+    seeds. Two different runs with one ``run_id`` (the same cell of two sweeps) are
+    refused too unless ``same_id_ok`` (a report labels them apart; tables keyed by
+    ``run_id`` could not tell their rows apart). Raises :class:`RunLogError` naming
+    both folders, or, when ``dropped`` is given, leaves the later folder out and says
+    why in it (folder -> why). The same folder given twice is kept once."""
     seen: dict[str, list[RunData]] = {}
     kept: list[RunData] = []
     for run in runs:

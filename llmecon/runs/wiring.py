@@ -722,8 +722,8 @@ def build_simulation(
     elif write_log:
         if reason := inside_run_reason(config.out):
             raise ConfigError(
-                f"--out {reason}: a new run would be written into that run's record; "
-                "--out is the folder under which runs are written (default runs)"
+                f"--out {reason}: a new run would nest in that run; --out is the "
+                "folder under which runs are written (default runs)"
             )
         sink.log = RunLog.create(
             Path(config.out) / run_id, _manifest(parts, run_id, manifest_extra)
