@@ -128,6 +128,10 @@ def _accepts_bool(annotation: Any) -> bool:
     return any(_accepts_bool(arg) for arg in typing.get_args(annotation))
 
 
+#: ``personas`` values that name a population rather than a file
+NAMED_PERSONAS = ("default", "synthetic")
+
+
 class RunConfig(BaseModel):
     """Everything that defines a run. Recorded, fully resolved, in the manifest."""
 
@@ -619,7 +623,7 @@ class RunConfig(BaseModel):
             workers = "rational" if is_baseline(self.planner) else self.planner
         local_workers = workers.startswith("local/")
         agents = self.agents or (16 if local_workers else 1000 if workers == "rational" else 100)
-        if self.agents is None and self.personas not in ("default", "synthetic"):
+        if self.agents is None and self.personas not in NAMED_PERSONAS:
             agents = min(agents, _bank_size(self.personas) or agents)  # a smaller bank: all
         years = self.years or (5 if local_workers else 20)
         update: dict[str, Any] = {"workers": workers, "agents": agents, "years": years}

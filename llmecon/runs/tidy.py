@@ -13,16 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon.runs.config import NAMED_PERSONAS
 from llmecon.runs.event_tables import json_text
 from llmecon.runs.personas_table import PERSONA_ATTRIBUTES
 
 #: Config groups that do not change what a run computes (where it is written, whether
 #: references are scored, timeouts, retries, endpoints, budgets).
 _NON_ECONOMIC_GROUPS = ("output", "operational")
-
-
-#: ``personas`` values that name a population, not a file.
-NAMED_PERSONAS = ("default", "synthetic")
 
 
 def run_settings(

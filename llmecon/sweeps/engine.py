@@ -31,7 +31,7 @@ from llmecon.sweeps.results import (
     setting_columns,
     summarize,
 )
-from llmecon.sweeps.spec import Cell, SweepSpec, axis_values
+from llmecon.sweeps.spec import Cell, SweepSpec, axis_values, by_content
 
 #: Version of ``sweep.json``.
 SWEEP_FORMAT = 1
@@ -142,9 +142,11 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
     now = utc_now()
     if file.exists():
         old = read_sweep_manifest(directory)
+        known = {e["cell_id"] for e in old["cells"]}
         if "settings_identity" in old:  # resolved settings: a spelled-out default is one
             drop = {*old.get("axes", []), *axes}
             before = {k: v for k, v in old["settings_identity"].items() if k not in drop}
+            before = by_content(before)  # an earlier release recorded the paths
             after = {k: v for k, v in settings.items() if k not in drop}
         else:  # a folder of an earlier release: its settings as they were given
             before, after = old.get("base_identity") or {}, identity
@@ -158,7 +160,22 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
                 f"{directory} holds another sweep (its base settings differ: "
                 f"{'; '.join(differ)}); give this one another --name or --out"
             )
-        known = {e["cell_id"] for e in old["cells"]}
+        renamed = [
+            (o["cell_id"], e["cell_id"])
+            for e in entries
+            if e["cell_id"] not in known
+            for o in old["cells"]
+            if o.get("settings") == e["settings"]
+        ]
+        if renamed:  # cells are named by the content of their bank and templates
+            was, now_id = renamed[0]
+            raise ConfigError(
+                f"{directory} holds these cells under other ids ({was} there, {now_id} "
+                "now): a persona bank or templates folder they use has changed since, or "
+                "an earlier llmecon named them by its path. Re-run here, each would run "
+                "again beside its old folder: give this sweep another --name (the old "
+                "folder stays as it is)"
+            )
         entries = old["cells"] + [e for e in entries if e["cell_id"] not in known]
         axes = list(dict.fromkeys([*old.get("axes", []), *axes]))
         created = old.get("created", now)

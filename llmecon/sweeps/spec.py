@@ -4,8 +4,9 @@ with deterministic ids (docs/sweeps.md).
 A cell is one ordinary run. Its id is ``<planner>-s<seed>-<hash>``: the hash is the
 first 8 hex digits of the sha256 of every setting that changes what the run computes
 (the resolved :class:`~llmecon.runs.RunConfig`, seed, output folder and the run-wide
-operational settings left out), so the cells of one setting share a hash across seeds,
-and the same sweep always names its cells the same: a re-run finds them again.
+operational settings left out; a persona bank and a templates folder by their content),
+so the cells of one setting share a hash across seeds, and the same sweep always names
+its cells the same: a re-run finds them again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from llmecon.runs.config import (
+    NAMED_PERSONAS,
     OPERATIONAL_FIELDS,
     RUN_ID_PATTERN,
     ConfigError,
@@ -190,13 +192,52 @@ def axis_values(config: Mapping[str, Any], axes: Iterable[str]) -> dict[str, Any
 def identity(config: RunConfig, varying: Iterable[str] = ()) -> dict[str, Any]:
     """The settings that say what a cell computes: the resolved config without its
     seed, output folder, run id and run-wide operational settings (an operational
-    setting that is an axis of the sweep stays: it tells cells apart)."""
+    setting that is an axis of the sweep stays: it tells cells apart). A persona bank
+    and a templates folder count by their content, not by how their path is spelled
+    (``personas/a.jsonl``, ``./personas/a.jsonl`` or an absolute path name one cell;
+    an edited bank names another)."""
     data = config.resolved().model_dump(mode="json")
     keep = set(varying) - {"seed"}
     for name in (*SWEEP_OWNED, "seed", *OPERATIONAL_FIELDS):
         if name not in keep:
             data.pop(name, None)
+    return by_content(data)
+
+
+def by_content(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its persona bank and templates folder (paths) as ``sha256:`` digests
+    of their content (a value that is a digest already stays)."""
+    data = dict(data)
+    personas, prompts = data.get("personas"), data.get("prompts")
+    if personas not in (None, *NAMED_PERSONAS) and not str(personas).startswith("sha256:"):
+        data["personas"] = _file_digest(str(personas))
+    if prompts is not None and not str(prompts).startswith("sha256:"):
+        data["prompts"] = _folder_digest(str(prompts))
     return data
+
+
+def _file_digest(path: str) -> str:
+    """``sha256:<16 hex digits>`` of the file's bytes; the path as given when it cannot be read
+    (the cell's run then says what is wrong with it)."""
+    try:
+        return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return path
+
+
+def _folder_digest(path: str) -> str:
+    """``sha256:<16 hex digits>`` over the names and bytes of the folder's templates (``*.j2``,
+    the files a run takes from it); the path as given when it cannot be read."""
+    try:
+        files = sorted(Path(path).glob("*.j2"))
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(
+                f"{file.name}\0{hashlib.sha256(file.read_bytes()).hexdigest()}\0".encode()
+            )
+    except OSError:
+        return path
+    return "sha256:" + digest.hexdigest()[:16] if Path(path).is_dir() else path
 
 
 @dataclass

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import llmecon
@@ -232,3 +233,39 @@ def test_a_narrower_rerun_keeps_the_folders_other_cells_in_its_tables(tmp_path: 
     assert [row.split(",")[0].split("-")[1] for row in cells[1:]] == ["s0", "s1", "s2", "s3"]
     results = (tmp_path / "s" / "results.csv").read_text().splitlines()
     assert results[1].startswith("ucb,4,")  # n = 4 seeds, as `llmecon report` reads it
+
+
+def test_an_edited_bank_is_not_taken_for_the_cells_done_with_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmecon.personas import default_bank_path
+
+    monkeypatch.chdir(tmp_path)
+    lines = default_bank_path().read_text(encoding="utf-8").splitlines(keepends=True)
+    bank = tmp_path / "mine.jsonl"
+    bank.write_text("".join(lines[:8]), encoding="utf-8")
+    base = ["--planners", "ucb", "--workers", "rational", "--years", "2", "--agents", "5",
+            "--out", "out", "--name", "s", "--seeds", "0"]  # fmt: skip
+    _sweep_cli(*base, "--personas", "mine.jsonl")
+    said = _sweep_cli(*base, "--personas", "./mine.jsonl")
+    assert "1 of 1 cells already completed" in said
+    bank.write_text("".join(lines[:7]), encoding="utf-8")
+    edited = CliRunner().invoke(main, ["sweep", *base, "--personas", "mine.jsonl"])
+    assert edited.exit_code == 1
+    assert "holds another sweep (its base settings differ: personas: 'sha256:" in " ".join(
+        edited.output.split()
+    )
+    # with the bank as an axis, the cell's id changes with it: refused, never re-run beside
+    grid = ["--planners", "ucb", "--workers", "rational", "--years", "2", "--agents", "5",
+            "--out", "out", "--name", "g", "--seeds", "0"]  # fmt: skip
+    sweep_file = tmp_path / "g.yaml"
+    sweep_file.write_text("grid:\n  personas: [mine.jsonl]\n", encoding="utf-8")
+    _sweep_cli("--config", str(sweep_file), *grid)
+    folders = sorted(p.name for p in (tmp_path / "out" / "g").iterdir() if p.is_dir())
+    bank.write_text("".join(lines[:6]), encoding="utf-8")
+    again = CliRunner().invoke(main, ["sweep", "--config", str(sweep_file), *grid])
+    assert again.exit_code == 1
+    said = " ".join(again.output.split())
+    assert "holds these cells under other ids" in said
+    assert "a persona bank or templates folder they use has changed since" in said
+    assert sorted(p.name for p in (tmp_path / "out" / "g").iterdir() if p.is_dir()) == folders

@@ -226,3 +226,35 @@ def test_a_repeated_api_base_is_one_fleet_not_an_axis() -> None:
     assert "2 cells" in with_fleet.output
     ids = [line.split()[0] for line in plain.output.splitlines() if line.startswith("none-")]
     assert ids and all(i in with_fleet.output for i in ids)
+
+
+def test_a_bank_and_a_templates_folder_name_cells_by_their_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path as typed named the cell: `./mine.jsonl` re-ran every cell of a sweep
+    # made with `mine.jsonl`, and an edited bank found the old bank's cells done.
+    from llmecon.personas import default_bank_path
+
+    monkeypatch.chdir(tmp_path)
+    lines = default_bank_path().read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "mine.jsonl").write_text("".join(lines[:10]), encoding="utf-8")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "worker_system.j2").write_text("You work.\n", encoding="utf-8")
+
+    def ids(**base: Any) -> list[str]:
+        spec = SweepSpec(base={"planner": "saez", "workers": "rational", **base})
+        return [c.cell_id for c in spec.expand()]
+
+    bank = ids(personas="mine.jsonl")
+    assert ids(personas="./mine.jsonl") == bank == ids(personas=str(tmp_path / "mine.jsonl"))
+    assert ids(personas="mine.jsonl", prompts="p") == ids(personas="mine.jsonl", prompts="./p/")
+    assert ids(personas="mine.jsonl", prompts="p") != bank
+    (tmp_path / "mine.jsonl").write_text("".join(lines[:9]), encoding="utf-8")
+    assert ids(personas="mine.jsonl") != bank
+    # and a sweep listing one bank under two spellings lists one cell
+    spec = SweepSpec(
+        base={"planner": "saez", "workers": "rational"},
+        cells=[{"personas": "mine.jsonl"}, {"personas": "./mine.jsonl"}],
+    )
+    with pytest.raises(ConfigError, match="two cells compute the same run"):
+        spec.expand()
