@@ -31,7 +31,6 @@ import pandas as pd
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
 from llmecon.runs.loop import ProgressCallback, RunResult
 from llmecon.runs.wiring import build_simulation
-from llmecon.sweeps.cell import CELL_METRICS
 
 #: The planners ``compare`` runs by default.
 DEFAULT_PLANNERS = ("none", "us-federal", "saez", "oracle", "ucb")
@@ -119,11 +118,12 @@ class Comparison:
     """Several planners on one economy (:func:`compare`), over one or more seeds."""
 
     table: pd.DataFrame
-    """One row per planner: ``gain_closed`` (share of the no-tax → oracle welfare gain
-    its final year closes), ``final_swf``, ``best_swf``, ``pct_of_oracle``,
-    ``revenue_per_worker_usd``, ``mean_weekly_hours``, ``gini_income`` — means across
-    the seeds, each with ``_lo``/``_hi``, the bounds of its 95 % t-interval (NaN for one
-    seed) — and ``n``, the seeds that completed."""
+    """One row per planner, the columns of the sweep's ``results.csv``: ``n``, the seeds
+    that completed, ``failed`` and ``unfinished``; then ``gain_closed`` (share of the
+    no-tax → oracle welfare gain its final year closes), ``final_swf``, ``best_swf``,
+    ``pct_of_oracle``, ``revenue_per_worker_usd``, ``mean_weekly_hours``,
+    ``gini_income``, ``cost_usd`` and ``fallbacks`` — means across the seeds, each with
+    ``_lo``/``_hi``, the bounds of its 95 % t-interval (NaN for one seed)."""
     none_swf: float
     oracle_swf: float
     oracle_rates: list[float]
@@ -256,19 +256,12 @@ def compare(
 
 #: Columns of a comparison's table, in order (each with ``_lo``/``_hi`` after it): a
 #: cell's welfare and economy metrics (its cost and fallbacks are in ``.sweep``).
-COMPARE_COLUMNS = tuple(
-    m for m in CELL_METRICS if m not in ("cost_usd", "fallbacks", "fallback_share")
-)
-
-
 def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
     """The :class:`Comparison` of a planners × seeds sweep result."""
     from llmecon.sweeps import summarize
 
     cells = result.cells
-    table = summarize(cells, ["planner"], COMPARE_COLUMNS)
-    ordered = ["planner", *(c for m in COMPARE_COLUMNS for c in (m, f"{m}_lo", f"{m}_hi"))]
-    table = table[[*ordered, "n", "failed", "unfinished"]]
+    table = summarize(cells, ["planner"])  # the columns of the sweep's results.csv
     # the references come from the first cell that has them (a failed cell has none)
     scored = cells[cells["none_swf"].notna()] if "none_swf" in cells else cells.iloc[:0]
     first = scored.iloc[0] if len(scored) else None

@@ -27,16 +27,20 @@ from llmecon.cli.sweep import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The table's columns: metric -> label (gain closed first).
-COMPARE_LABELS = {
-    "gain_closed": "gain closed",
-    "final_swf": "final SWF",
-    "best_swf": "best SWF",
-    "pct_of_oracle": "% of oracle",
-    "revenue_per_worker_usd": "revenue/worker",
-    "mean_weekly_hours": "mean hours",
-    "gini_income": "Gini (income)",
-}
+#: Columns of the terminal table shown only when a planner spent or fell back (an LLM
+#: planner); ``--csv`` and ``results.csv`` always hold them.
+_MODEL_METRICS = ("cost_usd", "fallbacks")
+
+
+def shown_metrics(table: Any) -> dict[str, str]:
+    """The terminal table's columns (metric -> label): the sweep's, without cost and
+    fallbacks when every planner is a baseline (all zero)."""
+    from llmecon.sweeps import SUMMARY_METRICS
+
+    def used(metric: str) -> bool:
+        return metric in table and bool((table[metric].fillna(0) != 0).any())
+
+    return {m: label for m, label in SUMMARY_METRICS.items() if m not in _MODEL_METRICS or used(m)}
 
 
 def compare_options(func: F) -> F:
@@ -153,7 +157,7 @@ def compare(
     print_table(
         comparison.table,
         ["planner"],
-        COMPARE_LABELS,
+        shown_metrics(comparison.table),
         f"Planners compared (no-tax SWF {WELFARE(comparison.none_swf)}, oracle SWF "
         f"{WELFARE(comparison.oracle_swf)}; gain closed = (W − W_none) / (W_oracle − W_none)"
         + ("; mean [95 % interval across seeds]" if len(seed_list) > 1 else "")

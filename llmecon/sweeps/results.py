@@ -33,6 +33,7 @@ SUMMARY_METRICS: dict[str, str] = {
     "gain_closed": "gain closed",
     "final_swf": "final SWF",
     "best_swf": "best SWF",
+    "pct_of_oracle": "% of oracle",
     "revenue_per_worker_usd": "revenue/worker",
     "mean_weekly_hours": "mean hours",
     "gini_income": "Gini (income)",

@@ -111,6 +111,11 @@ def test_compare_prints_every_planner(tmp_path: Path) -> None:
     assert all(float(r["final_swf"]) <= float(oracle["final_swf"]) + 1e-6 for r in rows)
     for col in ("% of oracle", "mean hours", "Gini"):
         assert col in result.output
+    # --csv has the sweep's results.csv columns: cost and fallbacks, in the same order
+    with open(sweep_dir / "results.csv", encoding="utf-8") as fh:
+        assert list(rows[0]) == next(csv.reader(fh))
+    assert {"cost_usd", "fallbacks_hi", "pct_of_oracle_lo", "n"} <= set(rows[0])
+    assert "fallbacks" not in result.output  # baselines neither spend nor fall back
 
 
 def test_run_says_when_the_surface_planner_is_shown_too_few_years(tmp_path: Path) -> None:
