@@ -219,10 +219,7 @@ def message_response(payload: Any, where: str) -> ProviderResponse:
         usage = payload.get("usage") or {}
         return ProviderResponse(
             text=text,
-            usage=Usage(
-                input_tokens=int(usage.get("input_tokens") or 0),
-                output_tokens=int(usage.get("output_tokens") or 0),
-            ),
+            usage=Usage.reported(usage.get("input_tokens"), usage.get("output_tokens")),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ProviderError(f"{where}: malformed response body", retryable=True) from None

@@ -41,7 +41,7 @@ from llmecon.models._errors import (
 from llmecon.models._http import HttpClient, post_json
 from llmecon.models._provider import ProviderResponse
 from llmecon.models._redact import logger
-from llmecon.models._types import ChatMessage, Usage
+from llmecon.models._types import ChatMessage, Usage, token_count
 
 #: Built-in chat templates (Hugging Face ``chat_template`` syntax). ``llama3`` leaves out
 #: ``<|begin_of_text|>``: vLLM adds the BOS token when it tokenizes a completion prompt.
@@ -259,8 +259,10 @@ class CompletionBatcher:
             self._turn_off(f"{len(texts)} completions for {len(live)} prompts (no list support)")
             return [None] * len(live)
         self._verified = True
-        inputs = split_tokens(int(usage.get("prompt_tokens") or 0), [len(p.prompt) for p in live])
-        outputs = split_tokens(int(usage.get("completion_tokens") or 0), [len(t) for t in texts])
+        inputs = split_tokens(
+            token_count(usage.get("prompt_tokens")), [len(p.prompt) for p in live]
+        )
+        outputs = split_tokens(token_count(usage.get("completion_tokens")), [len(t) for t in texts])
         return [
             ProviderResponse(text=t, usage=Usage(input_tokens=i, output_tokens=o))
             for t, i, o in zip(texts, inputs, outputs, strict=True)

@@ -115,9 +115,8 @@ class LiteLLMProvider(ModelProvider):
         cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
         return ProviderResponse(
             text=text,
-            usage=Usage(
-                input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            usage=Usage.reported(
+                getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0)
             ),
             cost_usd=float(cost) if isinstance(cost, int | float) and cost > 0 else None,
         )

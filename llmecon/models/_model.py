@@ -564,17 +564,21 @@ class Model:
             parsed, _ = parse_structured(text, spec)
             if parsed is None:  # the schema changed under the same name: ignore the entry
                 return None
+        try:
+            output = ModelOutput(
+                model=self.name,
+                text=text,
+                parsed=parsed,
+                usage=Usage.model_validate(entry.get("usage", {})),
+                cost_usd=0.0,
+                cached=True,
+                repairs=int(entry.get("repairs", 0)),
+                raw_outputs=redact_json(list(entry.get("raw_outputs", []))),
+            )
+        except (ValueError, TypeError):  # a damaged entry (pydantic's errors are ValueErrors)
+            return None  # is a miss: the call is made again and the entry rewritten
         self.cache_hits += 1
-        return ModelOutput(
-            model=self.name,
-            text=text,
-            parsed=parsed,
-            usage=Usage.model_validate(entry.get("usage", {})),
-            cost_usd=0.0,
-            cached=True,
-            repairs=int(entry.get("repairs", 0)),
-            raw_outputs=redact_json(list(entry.get("raw_outputs", []))),
-        )
+        return output
 
     # -- bookkeeping ----------------------------------------------------------------
     def _finish(

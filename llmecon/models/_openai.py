@@ -352,10 +352,7 @@ def chat_response(payload: dict[str, Any]) -> ProviderResponse:
     usage = payload.get("usage") or {}
     return ProviderResponse(
         text=choice.get("content") or "",
-        usage=Usage(
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
-        ),
+        usage=Usage.reported(usage.get("prompt_tokens"), usage.get("completion_tokens")),
     )
 
 

@@ -93,7 +93,43 @@ def _candidates(text: str) -> Iterator[str]:
         yield text[start : end + 1]
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"the key {twice!r} is given twice: give each field once")
+    return obj
+
+
+def _number(text: str) -> int | float:
+    """A JSON number with a zero fraction (``40.0``) is an integer, as JSON Schema has it."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _load_strict(text: str) -> Any:
+    """``text`` as JSON, refusing what a lenient reading would guess at: a key given
+    twice (which one did the model mean?) and NaN or Infinity."""
+    return json.loads(
+        text,
+        object_pairs_hook=_no_duplicate_keys,
+        parse_float=_number,
+        parse_constant=_no_constant,
+    )
+
+
 def _describe(error: Exception) -> str:
+    if isinstance(error, _DuplicateKey):
+        return str(error)
     if isinstance(error, ValidationError):
         parts = []
         for item in error.errors(include_url=False)[:8]:
@@ -106,14 +142,16 @@ def _describe(error: Exception) -> str:
 def parse_structured(text: str, spec: StructuredSpec) -> tuple[BaseModel | None, str | None]:
     """Validate ``text`` against the schema: ``(instance, None)`` or ``(None, error)``.
 
-    Accepts a bare JSON object, one inside a code fence, or one embedded in prose. Never
-    raises: any failure (including pathological input such as deeply nested brackets)
-    is returned as an error string.
+    Accepts a bare JSON object, one inside a code fence, or one embedded in prose. Types
+    are strict: ``"40"``, ``true`` or ``40.5`` are not an integer (``40.0`` is), and a
+    key given twice is an error, so a reply is never read as something it did not say.
+    Never raises: any failure (including pathological input such as deeply nested
+    brackets) is returned as an error string.
     """
     errors: list[tuple[bool, str]] = []
     for candidate in _candidates(text):
         try:
-            return spec.model.model_validate_json(candidate), None
+            return spec.model.model_validate(_load_strict(candidate), strict=True), None
         except Exception as exc:  # ValidationError, recursion limits, anything odd
             errors.append((_is_json_syntax_error(exc), _describe(exc)))
     if not errors:
@@ -124,6 +162,8 @@ def parse_structured(text: str, spec: StructuredSpec) -> tuple[BaseModel | None,
 
 
 def _is_json_syntax_error(error: Exception) -> bool:
+    if isinstance(error, _DuplicateKey):
+        return False
     if isinstance(error, ValidationError):
         return any(item.get("type") == "json_invalid" for item in error.errors())
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,13 +17,35 @@ class ChatMessage(BaseModel):
     content: str
 
 
+def token_count(value: object) -> int:
+    """A token count as a server reported it, as a whole number ≥ 0.
+
+    Anything else (missing, negative, not a finite number, a bool) counts as 0, i.e.
+    unknown: the reply is kept, and a cost is never negative (a negative count once made
+    a run's cost fall and switched ``--max-cost`` off).
+    """
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, str):
+        value = value.strip()
+        return int(value) if value.isdigit() else 0
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return int(value)
+    return 0
+
+
 class Usage(BaseModel):
-    """Token counts (summed over every attempt of a call)."""
+    """Token counts (summed over every attempt of a call); never negative."""
 
     model_config = ConfigDict(extra="forbid")
 
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+
+    @classmethod
+    def reported(cls, input_tokens: object, output_tokens: object) -> Usage:
+        """The usage a server reported, each count read by :func:`token_count`."""
+        return cls(input_tokens=token_count(input_tokens), output_tokens=token_count(output_tokens))
 
     @property
     def total_tokens(self) -> int:

@@ -1,0 +1,141 @@
+"""A server's reply is read for what it says, never guessed at: strict types in the
+structured answer, no negative token counts, and a damaged cache entry is a miss."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from llmecon.agents.llm_planner import planner_schema
+from llmecon.agents.llm_workers import worker_schema
+from llmecon.models import ChatMessage, get_model
+from llmecon.models._types import Usage, token_count
+from llmecon.testing.fake_servers import FakeAnthropicServer, FakeOpenAIServer, _Reply
+from tests.models.conftest import FAST, generate_once
+
+MSGS = [ChatMessage(role="user", content="Hours?")]
+WORKER = worker_schema(80)
+
+
+def _answer(outputs: list[str], schema: Any = WORKER) -> Any:
+    model = get_model("mock/strict", outputs=outputs)
+    return asyncio.run(model.generate(MSGS, schema))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"hours": false}',
+        '{"hours": true}',
+        '{"hours": "40"}',
+        '{"hours": 40.5}',
+        '{"hours": 40, "hours": 80}',
+        '{"hours": NaN}',
+    ],
+)
+def test_a_reply_that_is_not_plainly_a_whole_number_is_asked_again(reply: str) -> None:
+    out = _answer([reply, '{"hours": 30}'])
+    assert out.parsed.hours == 30 and out.repairs == 1
+    assert out.raw_outputs == [reply, '{"hours": 30}']
+
+
+def test_the_re_ask_says_which_key_came_twice() -> None:
+    seen: list[str] = []
+
+    def responder(messages: list[ChatMessage], schema: Any) -> str:
+        seen.append(messages[-1].content)
+        return '{"hours": 12}'
+
+    model = get_model("mock/strict", outputs=['{"hours": 40, "hours": 80}'], responder=responder)
+    out = asyncio.run(model.generate(MSGS, WORKER))
+    assert out.parsed.hours == 12
+    assert "'hours' is given twice" in seen[0]
+
+
+def test_a_whole_number_written_with_a_zero_fraction_is_that_number() -> None:
+    # JSON Schema counts 40.0 as an integer; so do we.
+    out = _answer(['{"hours": 40.0}'])
+    assert out.parsed.hours == 40 and out.repairs == 0
+
+
+def test_planner_rates_must_be_numbers_not_booleans_or_strings() -> None:
+    schema = planner_schema(3, 0, 100)
+    for bad in ('{"rates": [true, 10, 20]}', '{"rates": ["10", 10, 20]}'):
+        out = _answer([bad, '{"rates": [10, 20, 30]}'], schema)
+        assert out.parsed.rates == [10, 20, 30] and out.repairs == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [
+        (12, 12),
+        (12.9, 12),
+        ("12", 12),
+        (-5000, 0),
+        (True, 0),
+        ("abc", 0),
+        (None, 0),
+        (float("inf"), 0),
+        (float("nan"), 0),
+        ([3], 0),
+    ],
+)
+def test_a_reported_token_count_is_a_whole_number_at_least_zero(value: object, count: int) -> None:
+    assert token_count(value) == count
+
+
+def test_usage_is_never_negative() -> None:
+    with pytest.raises(ValueError):
+        Usage(input_tokens=-1)
+
+
+class _NegativeUsageOpenAI(FakeOpenAIServer):
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        reply = super().completion(request, fault)
+        payload = json.loads(reply.body)
+        payload["usage"] = {"prompt_tokens": -5_000_000, "completion_tokens": -1}
+        return _Reply(reply.status, json.dumps(payload).encode(), reply.headers)
+
+
+class _NegativeUsageAnthropic(FakeAnthropicServer):
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        reply = super().completion(request, fault)
+        payload = json.loads(reply.body)
+        payload["usage"] = {"input_tokens": -5_000_000, "output_tokens": "many"}
+        return _Reply(reply.status, json.dumps(payload).encode(), reply.headers)
+
+
+@pytest.mark.parametrize(
+    ("server_class", "name"),
+    [(_NegativeUsageOpenAI, "openai/gpt-4o"), (_NegativeUsageAnthropic, "anthropic/claude-x")],
+)
+def test_negative_token_counts_from_a_server_cost_nothing_and_keep_the_budget(
+    sentinel_keys: object, server_class: type, name: str
+) -> None:
+    with server_class() as server:
+        model = get_model(name, api_base=server.base_url, config=FAST)
+        model.set_price(2.0, 8.0)
+        model.set_budget(1.0)
+        out = asyncio.run(generate_once(model, MSGS, WORKER))
+    assert out.parsed is not None
+    assert out.usage.input_tokens == 0 and out.usage.output_tokens == 0
+    # Before, the counts were taken as given: a cost of -$10, which held a run's spend
+    # below --max-cost for good.
+    assert out.cost_usd == 0.0 and model.cost_total == 0.0
+
+
+def test_a_cache_entry_with_damaged_usage_is_a_miss_and_is_rewritten(tmp_path: Any) -> None:
+    model = get_model("mock/cache", outputs=['{"hours": 7}'] * 2, cache_dir=tmp_path)
+    first = asyncio.run(model.generate(MSGS, WORKER))
+    assert not first.cached
+    [entry_path] = tmp_path.rglob("*.json")
+    entry = json.loads(entry_path.read_text())
+    entry["usage"] = {"input_tokens": "lots", "output_tokens": -3}
+    entry_path.write_text(json.dumps(entry))
+    again = get_model("mock/cache", outputs=['{"hours": 9}'], cache_dir=tmp_path)
+    out = asyncio.run(again.generate(MSGS, WORKER))
+    assert not out.cached and out.parsed.hours == 9
+    assert json.loads(entry_path.read_text())["usage"]["input_tokens"] >= 0
