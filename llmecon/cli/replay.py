@@ -225,7 +225,7 @@ def resume(run_dir: str, **options: Any) -> None:
     """
     from llmecon.cli.run import run_with_display
     from llmecon.runs.log import read_manifest
-    from llmecon.runs.replay import templates_changed
+    from llmecon.runs.replay import edited_copies, templates_changed
     from llmecon.runs.resume import resume_run
 
     with friendly_errors():
@@ -244,7 +244,15 @@ def resume(run_dir: str, **options: Any) -> None:
                 "were pending (and are billed); without --batch-api this resume asks their "
                 "requests one by one: cancel them at the provider if they are not needed"
             )
-        if changed := templates_changed(Path(run_dir), read_manifest(run_dir)):
+        manifest = read_manifest(run_dir)
+        if edited := edited_copies(Path(run_dir), manifest):
+            console.print(
+                f"[yellow]note[/]: the run's copy of {', '.join(edited)} "
+                f"({Path(run_dir) / 'prompts'}) differs from the text it ran with; the years "
+                "run now are prompted with the edited text (`llmecon replay` checks the "
+                "earlier years' prompts against it)"
+            )
+        if changed := templates_changed(Path(run_dir), manifest):
             console.print(
                 "[yellow]note[/]: the run's folder has no copy of its templates (logs "
                 "written before runs kept one have none) and these templates changed "

@@ -248,6 +248,11 @@ class RunLog:
         d = Path(directory)
         if (d / EVENTS_NAME).exists() or (d / MANIFEST_NAME).exists():
             log = d / EVENTS_NAME
+            if run_in_use(d):  # e.g. a run started a moment ago with the same --run-id
+                raise RunLogError(
+                    f"{d} is in use by another process (a run is writing it): choose "
+                    "another --run-id"
+                )
             if not log.exists() or log.stat().st_size == 0:
                 raise RunLogError(
                     f"run folder already holds a run that was stopped before it logged "

@@ -72,7 +72,11 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
                 + fork_instead(path)
             )
         cut = _last_boundary(run)
-        set_aside = _set_tail_aside(run, cut)
+        set_aside, original = _set_tail_aside(run, cut)
+    except BaseException:
+        lock.release()
+        raise
+    try:
         kept = run.events[:cut]
         # Calls completed in the unfinished year are reused; failed ones are asked again
         # (the failure may be what stopped the run); later ones go live.
@@ -86,6 +90,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         )
         log = RunLog.reopen(path, kept, lock)
     except BaseException:
+        _put_tail_back(path, set_aside, original)
         lock.release()
         raise
     fallbacks, decisions, spent = run.counts(cut)
@@ -111,6 +116,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
                     f"({differences[0]}); the persona bank or the economy changed"
                 )
     except BaseException as exc:
+        _put_tail_back(path, set_aside, original)  # while the lock is held
         log.close()
         if isinstance(exc, RunLogError):
             raise RunLogError(f"{path}: {exc}") from None
@@ -159,10 +165,13 @@ def _years_in(events: list[Any]) -> int:
     return sum(isinstance(e, YearCompleted) for e in events)
 
 
-def _set_tail_aside(run: RestoredRun, cut: int) -> Path | None:
+def _set_tail_aside(run: RestoredRun, cut: int) -> tuple[Path | None, bytes]:
     """Move the events after the first ``cut`` (the unfinished year, the end event of a
     stopped run, a torn last line) to ``events.interrupted-<n>.jsonl``, never deleting
-    them, and leave the first ``cut`` events, byte for byte, in the log."""
+    them, and leave the first ``cut`` events, byte for byte, in the log.
+
+    Returns the file they went to (``None`` when there were none) and the log's bytes
+    before, for :func:`_put_tail_back`."""
     events_path = run.path / EVENTS_NAME
     data = events_path.read_bytes()
     lines = [line for line in data.split(b"\n") if line.strip()]
@@ -188,7 +197,21 @@ def _set_tail_aside(run: RestoredRun, cut: int) -> Path | None:
             f"cannot resume {run.path}: {os_reason(exc)}; its log is unchanged (resuming "
             f"needs room for a copy of it, {len(data):,} bytes)"
         ) from None
-    return aside
+    return aside, data
+
+
+def _put_tail_back(run_dir: Path, aside: Path | None, original: bytes) -> None:
+    """Undo :func:`_set_tail_aside` for a resume that could not start: the log is left
+    as it was, and the moved-aside copy removed (it would count as a stop that never
+    happened). Best effort: if the log cannot be written back, the copy stays."""
+    if aside is None:
+        return
+    try:
+        atomic_write(run_dir / EVENTS_NAME, lambda tmp: tmp.write_bytes(original))
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        aside.unlink()
 
 
 #: Settings a fork cannot change: the replayed years' hours and rates depend on them.

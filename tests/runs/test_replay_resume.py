@@ -147,6 +147,50 @@ def test_resume_says_when_a_log_without_template_copies_meets_changed_templates(
     assert "prompted with the templates as they are now" in text
 
 
+def _killed_after(run_dir: Path, years: int) -> bytes:
+    """Cut ``run_dir``'s log to ``years`` completed years and part of the next (as a
+    SIGKILL leaves it): the log's bytes."""
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[years - 1] + 6]) + "\n")
+    return (run_dir / "events.jsonl").read_bytes()
+
+
+def test_resume_says_when_it_goes_on_with_an_edited_copy_of_the_templates(
+    tmp_path: Path,
+) -> None:
+    # Mending the run's copy and resuming is how a template that fails midway is fixed
+    # (the failed run says so); but resume went on with the edited text without a word,
+    # while replay refuses it.
+    run_dir = _mock_run(tmp_path)
+    _killed_after(run_dir, 2)
+    copy = run_dir / "prompts" / "worker_decision.j2"
+    copy.write_text(copy.read_text() + "Work less.\n")
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert f"the run's copy of worker_decision.j2 ({run_dir / 'prompts'}) differs" in said
+    assert "prompted with the edited text" in said
+    replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert replayed.exit_code == 1 and "worker_decision.j2" in replayed.output
+
+
+def test_a_resume_that_cannot_start_leaves_the_log_as_it_was(tmp_path: Path) -> None:
+    # The unfinished year used to be moved aside before the run was rebuilt: a resume
+    # refused then (here: its persona copy no longer re-settles the logged years) left
+    # the log cut back and a moved-aside file for a stop that never happened.
+    run_dir = _mock_run(tmp_path)
+    before = _killed_after(run_dir, 2)
+    bank = run_dir / "personas.jsonl"
+    rows = [json.loads(line) for line in bank.read_text().splitlines()]
+    rows[0]["hourly_wage_usd"] *= 3
+    bank.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert result.exit_code != 0 and "does not re-settle" in result.output
+    assert (run_dir / "events.jsonl").read_bytes() == before
+    assert not list(run_dir.glob("events.interrupted-*.jsonl"))
+
+
 def test_rescore_recomputes_welfare_under_another_swf(tmp_path: Path) -> None:
     run_dir = _mock_run(tmp_path)
     rescored = rescore_run(run_dir, "utilitarian")
@@ -368,6 +412,25 @@ def test_a_run_still_being_written_is_running_not_killed(tmp_path: Path) -> None
     finally:
         lock.release()
     assert restore_run(run_dir).status == "killed"
+
+
+def test_a_second_run_with_the_same_id_is_told_the_first_is_running(tmp_path: Path) -> None:
+    from llmecon.runs.log import RunLock
+
+    # Two runs started together with one --run-id: the one that lost the folder was told
+    # the other had "stopped before it logged anything … remove it to run again".
+    run_dir = _mock_run(tmp_path)
+    (run_dir / "events.jsonl").write_text("")  # the first run, still setting up
+    args = ["run", "--planner", "mock/default", "--agents", "8", "--years", "1",
+            "--no-reference", "--out", str(tmp_path)]  # fmt: skip
+    lock = RunLock(run_dir)  # as the process writing it holds it
+    try:
+        again = CliRunner().invoke(main, [*args, "--run-id", "r"])
+    finally:
+        lock.release()
+    said = " ".join(again.output.split())
+    assert again.exit_code != 0
+    assert "is in use by another process" in said and "remove it" not in said
 
 
 def test_a_readers_lock_probe_does_not_refuse_a_writer(
