@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 #: Seconds to open a TCP (+ TLS) connection before giving up on it.
 CONNECT_TIMEOUT_S = 30.0
+#: The largest reply body read, in bytes: a chat reply is a few kB (a batched completions
+#: reply of hundreds of prompts well under 1 MB); a server that sends more is broken, and
+#: reading it whole once took 1.8 GB of memory for a 300 MB body.
+MAX_REPLY_BYTES = 32 * 1024 * 1024
 #: Parsed request URLs kept per client (one per endpoint path and query in practice).
 _MAX_URLS = 64
 
@@ -120,7 +124,7 @@ class HttpClient:
                     headers=self._post_headers,
                     proxy=self._proxy,
                 ) as resp:
-                    return HttpResponse(resp.status, resp.headers, await resp.read())
+                    return HttpResponse(resp.status, resp.headers, await _body(resp, where))
             except (aiohttp.ClientError, OSError) as exc:
                 raise connection_error(exc) from None
         except OSError as exc:
@@ -146,6 +150,30 @@ class HttpClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+async def _body(resp: aiohttp.ClientResponse, where: str) -> bytes:
+    """The reply's body, read whole unless it is over :data:`MAX_REPLY_BYTES`: then the
+    attempt fails (and the connection is dropped, the rest unread)."""
+    length = resp.content_length
+    if length is not None and length <= MAX_REPLY_BYTES:
+        return await resp.read()
+    if length is None:  # chunked or till close: read in pieces, up to the cap
+        parts: list[bytes] = []
+        size = 0
+        async for piece in resp.content.iter_any():
+            parts.append(piece)
+            size += len(piece)
+            if size > MAX_REPLY_BYTES:
+                break
+        else:
+            return b"".join(parts)
+    raise ProviderError(
+        f"{where}: the server's reply is over {MAX_REPLY_BYTES // 2**20} MB "
+        f"({'' if length is None else f'{length:,} bytes, '}not read): a chat reply is a "
+        "few kB",
+        retryable=True,
+    )
 
 
 def _env_proxy(scheme: str, host: str) -> str | None:

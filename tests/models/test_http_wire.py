@@ -103,3 +103,20 @@ def test_reply_parsing_tries_each_place_a_json_object_may_sit_once() -> None:
     ]
     assert list(_candidates('{"hours": 40}')) == ['{"hours": 40}']
     assert list(_candidates("   ")) == []
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_reply_body_over_the_cap_fails_the_attempt_unread(chunked: bool) -> None:
+    # A 300 MB reply was read whole: 1.8 GB of memory, then a MemoryError under a limit.
+    from llmecon.models import ProviderError
+    from llmecon.models._http import MAX_REPLY_BYTES
+
+    huge = b'{"pad": "' + b"x" * (MAX_REPLY_BYTES + 10) + b'"}'
+    with pytest.raises(ProviderError, match="reply is over 32 MB") as caught:
+        post_once(_RawServer([_ok(huge, chunked=chunked)]))
+    assert caught.value.retryable
+    # a body at the cap is read as before, and so is a small chunked one
+    at_cap = b'{"pad": "' + b"x" * (MAX_REPLY_BYTES - 12) + b'"}'
+    assert len(at_cap) <= MAX_REPLY_BYTES
+    assert post_once(_RawServer([_ok(at_cap, chunked=chunked)])).body == at_cap
+    assert post_once(_RawServer([_ok(b'{"a": 1}', chunked=chunked)])).body == b'{"a": 1}'
