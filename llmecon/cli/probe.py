@@ -194,16 +194,30 @@ def probe(
         from llmecon.report import default_probe_path
 
         path = Path(out_path) if out_path else default_probe_path(model_name)
+        text = json.dumps(result.to_dict(), indent=1) + "\n"
         try:
-            atomic_write_text(
-                make_folder(path.parent) / path.name, json.dumps(result.to_dict(), indent=1) + "\n"
-            )
-        except OSError as exc:  # the table above is all there is of this probe then
+            atomic_write_text(make_folder(path.parent) / path.name, text)
+        except OSError as exc:  # its answers are kept elsewhere: the calls were paid for
             raise click.ClickException(
-                f"cannot save the probe to {path}: {os_reason(exc)} (pass --out "
-                "another file, or --no-save)"
+                f"cannot save the probe to {path}: {os_reason(exc)}; {_rescue(text, path)} "
+                "(pass --out another file next time, or --no-save)"
             ) from None
         console.print(f"saved {path}")
+
+
+def _rescue(text: str, path: Path) -> str:
+    """Keep a probe that could not be saved at ``path``: in the temporary folder, else
+    printed whole. What became of it, for the error message."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"llmecon-{path.stem}-", suffix=".json")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+        return "its JSON is printed above"
+    return f"it is saved in {name} instead"
 
 
 class _CallCounter:

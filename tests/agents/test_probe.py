@@ -155,9 +155,32 @@ def test_a_probe_that_cannot_be_saved_says_where_after_its_table(
     assert "probe: 5 of 52 calls done" in said and "probe: 52 of 52 calls done" in said
     assert (
         "cannot save the probe to runs/probes/scripted_reference.json: runs is a file, not "
-        "a folder (pass --out another file, or --no-save)" in said
+        "a folder; it is saved in " in said
     )
+    # the answers were paid for: they are kept where they can be written
+    kept = Path(said.split("it is saved in ")[1].split(" instead")[0])
+    assert json.loads(kept.read_text())["model"] == "scripted/reference"
+    assert len(json.loads(kept.read_text())["answers"]) == 4
+    assert "(pass --out another file next time, or --no-save)" in said
     assert (tmp_path / "runs").read_text() == "mine"
+    kept.unlink()
+
+
+def test_a_probe_that_cannot_be_saved_anywhere_prints_its_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("mine")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "runs" / "no"))  # not a folder
+    result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "4"])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert "its JSON is printed above" in said
+    start = result.output.index("{\n")
+    printed, _ = json.JSONDecoder().raw_decode(result.output[start:])
+    assert printed["model"] == "scripted/reference" and len(printed["answers"]) == 4
 
 
 def test_a_probe_of_mostly_failed_calls_is_an_error_and_is_not_saved(tmp_path: Path) -> None:
