@@ -778,13 +778,40 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             stream = io.StringIO(text)
             stream.name = p.name  # PyYAML names the stream in its message
-            data = yaml.safe_load(stream) or {}
+            data = yaml.load(stream, Loader=_UniqueKeyLoader)  # a SafeLoader
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot parse config file {p}: {exc}") from None
+    if data is None or data == {}:
+        raise ConfigError(
+            f"config file {p} sets nothing (it is empty, or only comments): give the "
+            "settings to change, one `field: value` a line"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping of field: value")
     # Accept kebab-case keys as written on the command line.
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name in settings:
+            raise ConfigError(f"config file {p} sets {name} twice: keep one")
+        settings[name] = value
+    return settings
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that gives a key twice (PyYAML keeps the
+    last silently, so one of two settings would be dropped without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def build_config(

@@ -315,6 +315,27 @@ def test_a_yes_no_is_not_a_number_in_a_config_file(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        # PyYAML kept the last of two: one of the settings was dropped without a word
+        ("planner: saez\nagents: 8\nagents: 80\n", "'agents' is given twice"),
+        ("planner: saez\nmax-cost: 1\nmax_cost: 2\n", "sets max_cost twice: keep one"),
+        # an empty file ran the slow default (the embedded model) as if it were a config
+        ("", "sets nothing (it is empty, or only comments)"),
+        ("# planner: saez\n", "sets nothing (it is empty, or only comments)"),
+    ],
+)
+def test_a_config_file_that_says_something_twice_or_nothing_is_refused(
+    tmp_path: Path, text: str, phrase: str
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text, encoding="utf-8")
+    result = _invoke("run", "--config", str(config), "--out", str(tmp_path / "runs"))
+    _clean_error(result, phrase)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_missing_run_and_a_folder_for_personas_are_named_as_such(tmp_path: Path) -> None:
     _clean_error(_invoke("resume", str(tmp_path / "missing")), "run folder not found")
     result = _invoke("run", "--planner", "saez", "--personas", str(tmp_path))
