@@ -77,7 +77,7 @@ def check_output_file(path: str, what: str) -> Path:
 
     given = Path(path)
     entry = given.parent.resolve() / given.name
-    reason = record_file_reason(entry)
+    reason = record_file_reason(entry) or _shipped_file_reason(entry)
     if reason is not None:
         raise click.ClickException(f"refusing to write {what} over {given}: {reason}")
     try:
@@ -87,6 +87,18 @@ def check_output_file(path: str, what: str) -> Path:
             f"cannot create the folder of {given}: {os_reason(exc)}"
         ) from None
     return given
+
+
+def _shipped_file_reason(entry: Path) -> str | None:
+    """Why ``entry`` is a file that ships with llmecon (the default persona bank, a
+    template), which an output must not replace, or ``None``."""
+    from llmecon._paths import shipped_dir
+
+    for name in ("personas", "prompts"):
+        folder = shipped_dir(name).resolve()
+        if entry.parent == folder and entry.is_file():
+            return f"it is one of the {name} files shipped with llmecon: write elsewhere"
+    return None
 
 
 def year_progress() -> Progress:

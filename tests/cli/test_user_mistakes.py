@@ -336,6 +336,20 @@ def test_a_config_file_that_says_something_twice_or_nothing_is_refused(
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_output_never_replaces_a_file_shipped_with_llmecon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `personas sample --out personas/default.jsonl` replaced the shipped bank that every
+    # run without --personas draws from.
+    bank = default_bank_path()
+    before = hashlib.sha256(bank.read_bytes()).hexdigest()
+    monkeypatch.chdir(bank.parent.parent)
+    relative = f"{bank.parent.name}/{bank.name}"
+    result = _invoke("personas", "sample", "--n", "5", "--out", relative)
+    _clean_error(result, f"refusing to write the persona bank over {relative}", "shipped")
+    assert hashlib.sha256(bank.read_bytes()).hexdigest() == before
+
+
 def test_a_missing_run_and_a_folder_for_personas_are_named_as_such(tmp_path: Path) -> None:
     _clean_error(_invoke("resume", str(tmp_path / "missing")), "run folder not found")
     result = _invoke("run", "--planner", "saez", "--personas", str(tmp_path))
