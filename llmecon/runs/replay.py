@@ -208,6 +208,10 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         replayed_steps,
         range(run.forked_from_year, len(result.records)),
     )
+    if run.end is not None and run.end.summary and len(result.records) == len(logged):
+        report.differences += summary_differences(
+            run.end.summary, result.summary, spent=run.counts()[2]
+        )
     if len(result.records) != len(logged):
         report.differences.append(
             {"year": None, "what": "years", "logged": len(logged), "replayed": len(result.records)}
@@ -222,6 +226,43 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
             }
         )
     return report
+
+
+#: The run summary's numbers that a replay recomputes (the reference's, when the run
+#: had one, are left out: a replay runs no reference; call counts are not recomputed).
+SUMMARY_CHECKED = (
+    "final_swf",
+    "best_swf",
+    "best_year",
+    "fallbacks",
+    "decisions",
+    "fallback_share",
+    "status_quo_same_workers_swf",
+    "final_minus_status_quo_same_workers",
+    "identical_answers_max",
+    "degenerate_years",
+)
+
+
+def summary_differences(
+    logged: dict[str, Any], replayed: dict[str, Any], *, spent: float
+) -> list[dict[str, Any]]:
+    """The end summary's numbers that differ from the replay's, and its cost when it is
+    not what the log's calls cost (``spent``): a summary is what `report`, `compare` and
+    sweeps read, so an edited one must not pass as a matching replay."""
+    out: list[dict[str, Any]] = []
+    for name in SUMMARY_CHECKED:
+        if name not in logged or name not in replayed:
+            continue
+        old, new = logged[name], replayed[name]
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new))
+        if not (close(float(old), float(new)) if numbers else old == new):
+            out.append({"year": None, "what": f"summary {name}", "logged": old, "replayed": new})
+    cost = logged.get("cost_usd")
+    if isinstance(cost, int | float) and not close(float(cost), spent):
+        what = "summary cost_usd (the log's calls)"
+        out.append({"year": None, "what": what, "logged": cost, "replayed": spent})
+    return out
 
 
 def step_differences(

@@ -70,9 +70,28 @@ def test_replay_reports_a_tampered_output_with_a_diff(tmp_path: Path) -> None:
     _tamper_worker_output(run_dir, year=3)  # the last year: only its metrics change
     report = replay_run(run_dir)
     assert not report.ok
-    assert {d["year"] for d in report.differences} == {3}
+    assert {d["year"] for d in report.differences} == {3, None}  # None: the summary
     result = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert result.exit_code == 1 and "mean_weekly_hours" in result.output
+
+
+def test_replay_reports_an_edited_summary(tmp_path: Path) -> None:
+    # `report`, `compare` and sweeps read the end summary; replay said "matches" when
+    # its final SWF or its cost had been edited.
+    run_dir = _mock_run(tmp_path, planner="saez", workers="rational")
+    path = run_dir / "events.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    end = lines[-1]
+    assert end["type"] == "run_completed"
+    end["summary"]["final_swf"] += 1000.0
+    end["summary"]["cost_usd"] = 12.5
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    report = replay_run(run_dir)
+    found = {d["what"]: d for d in report.differences}
+    assert set(found) == {"summary final_swf", "summary cost_usd (the log's calls)"}
+    assert found["summary cost_usd (the log's calls)"]["replayed"] == 0.0
+    result = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert result.exit_code == 1 and "summary final_swf" in result.output
 
 
 def test_replay_diverges_when_the_history_changes(tmp_path: Path) -> None:
