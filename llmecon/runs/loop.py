@@ -538,7 +538,8 @@ class Simulation:
         """``years.csv`` of the years so far, numbering tax years as users see them (1 is
         the first). A table derived from the log that cannot be written (a full disk)
         does not stop the run: a :class:`~llmecon.runs.log.RunLogWarning` says so, and
-        the next year (or a resume) writes it whole."""
+        the next year writes it whole (after the last year, ``llmecon export`` writes
+        the tables from the log)."""
         assert self.log is not None
         try:
             self.log.write_years_table([{**years_row(r), "year": r.year + 1} for r in self.records])

@@ -13,6 +13,7 @@ then continues live, typically with another planner or model.
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -193,9 +194,10 @@ def _set_tail_aside(run: RestoredRun, cut: int) -> tuple[Path | None, bytes]:
         if aside is not None:  # the log still holds these events: no copy piles up
             with contextlib.suppress(OSError):
                 aside.unlink()
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        need = f" (resuming needs room for a copy of it, {len(data):,} bytes)" if full else ""
         raise RunLogError(
-            f"cannot resume {run.path}: {os_reason(exc)}; its log is unchanged (resuming "
-            f"needs room for a copy of it, {len(data):,} bytes)"
+            f"cannot resume {run.path}: {os_reason(exc)}; its log is unchanged{need}"
         ) from None
     return aside, data
 

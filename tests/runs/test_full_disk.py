@@ -349,6 +349,25 @@ def test_a_resume_without_room_leaves_the_log_as_it_was_and_piles_up_nothing(
     assert CliRunner().invoke(main, ["resume", str(tmp_path / "r")]).exit_code == 0
 
 
+def test_a_resume_on_a_read_only_disk_does_not_ask_for_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmecon.runs import resume
+
+    with monkeypatch.context() as patch:
+        _fail_event(patch, YearStarted, after=3)
+        CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "r"])
+
+    def read_only(path: Path, write: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(resume, "atomic_write", read_only)
+    refused = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    said = _flat(refused.output)
+    assert refused.exit_code == 1 and "Read-only file system; its log is unchanged" in said
+    assert "room" not in said  # it said "resuming needs room for a copy of it"
+
+
 def test_a_sweep_whose_tables_cannot_be_written_says_to_run_it_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
