@@ -156,9 +156,11 @@ async def _body(resp: aiohttp.ClientResponse, where: str) -> bytes:
     """The reply's body, read whole unless it is over :data:`MAX_REPLY_BYTES`: then the
     attempt fails (and the connection is dropped, the rest unread)."""
     length = resp.content_length
-    if length is not None and length <= MAX_REPLY_BYTES:
+    if "content-encoding" in resp.headers:  # the length is the compressed one
+        length = None
+    elif length is not None and length <= MAX_REPLY_BYTES:
         return await resp.read()
-    if length is None:  # chunked or till close: read in pieces, up to the cap
+    if length is None:  # chunked, till close or compressed: read in pieces, up to the cap
         parts: list[bytes] = []
         size = 0
         async for piece in resp.content.iter_any():

@@ -151,7 +151,11 @@ def parse_structured(text: str, spec: StructuredSpec) -> tuple[BaseModel | None,
     errors: list[tuple[bool, str]] = []
     for candidate in _candidates(text):
         try:
-            return spec.model.model_validate(_load_strict(candidate), strict=True), None
+            # checked and normalised in Python (a key twice, NaN, 40.0), then typed by
+            # pydantic's JSON mode: strict, yet an enum's value, an array for a tuple and
+            # an ISO date are read as JSON gives them
+            checked = json.dumps(_load_strict(candidate))
+            return spec.model.model_validate_json(checked, strict=True), None
         except Exception as exc:  # ValidationError, recursion limits, anything odd
             errors.append((_is_json_syntax_error(exc), _describe(exc)))
     if not errors:

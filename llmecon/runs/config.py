@@ -803,8 +803,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     last silently, so one of two settings would be dropped without a word)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # keys given explicitly only: a merge (`<<: *base`) may be overridden by them
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str | int | float | bool) and key in seen:
                 raise yaml.constructor.ConstructorError(

@@ -484,9 +484,7 @@ class ReplayProvider(ModelProvider):
             )
         if attempt < len(call.raw_outputs):
             usage = (
-                Usage(input_tokens=call.input_tokens, output_tokens=call.output_tokens)
-                if attempt == 0
-                else Usage()
+                Usage.reported(call.input_tokens, call.output_tokens) if attempt == 0 else Usage()
             )
             return ProviderResponse(text=call.raw_outputs[attempt], usage=usage, cost_usd=0.0)
         # The recorded call failed here without a reply (timeout, 5xx, …): fail the same

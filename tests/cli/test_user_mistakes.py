@@ -406,3 +406,11 @@ def test_an_api_base_without_a_scheme_is_refused_before_any_call(command: list[s
     assert result.exit_code == 2  # a usage error, as run's, and no call was made
     with pytest.raises(ValueError, match="is not an http"):  # from Python too
         get_model("fake", api_base="127.0.0.1:18001/v1")
+
+
+def test_yaml_merge_keys_still_work_in_config_files(tmp_path: Path) -> None:
+    from llmecon.runs.config import read_config_file
+
+    config = tmp_path / "c.yaml"
+    config.write_text("base: &b {agents: 8}\n<<: *b\nplanner: saez\nagents: 9\n")
+    assert read_config_file(config)["agents"] == 9

@@ -139,3 +139,24 @@ def test_a_cache_entry_with_damaged_usage_is_a_miss_and_is_rewritten(tmp_path: A
     out = asyncio.run(again.generate(MSGS, WORKER))
     assert not out.cached and out.parsed.hours == 9
     assert json.loads(entry_path.read_text())["usage"]["input_tokens"] >= 0
+
+
+def test_strict_reading_still_takes_enum_values_tuples_and_dates() -> None:
+    # Reading the checked object in Python mode refused every enum, tuple and date.
+    import datetime
+    import enum
+
+    from pydantic import BaseModel
+
+    class Choice(enum.StrEnum):
+        rest = "rest"
+        work = "work"
+
+    class Reply(BaseModel):
+        choice: Choice
+        span: tuple[int, int]
+        day: datetime.date
+
+    out = _answer(['{"choice": "rest", "span": [30, 40.0], "day": "2024-01-02"}'], Reply)
+    assert out.parsed.choice is Choice.rest and out.parsed.span == (30, 40)
+    assert out.parsed.day == datetime.date(2024, 1, 2) and out.repairs == 0
