@@ -53,10 +53,16 @@ class RenderedPrompt:
 class PromptLibrary:
     """The templates of one run: the shipped set, optionally overridden by a folder."""
 
-    def __init__(self, override_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, override_dir: str | Path | None = None, under: str | Path | None = None
+    ) -> None:
+        """``override_dir`` wins file by file over ``under`` (a fork's source run's copy
+        of its templates), which wins over the shipped folder."""
         dirs: list[Path] = []
-        if override_dir is not None:
-            override = Path(override_dir)
+        for given in (override_dir, under):
+            if given is None:
+                continue
+            override = Path(given)
             if not override.is_dir():
                 raise PromptError(f"prompt folder not found: {override}")
             for template in sorted(override.glob("*.j2")):  # fail now, naming the file
@@ -135,9 +141,19 @@ class PromptLibrary:
             self._provenance[name] = found
         return self._provenance[name]
 
+    def closure(self) -> list[str]:
+        """Every template a run may render: :meth:`names` and every file they pull in
+        by name (``include``, ``import``, ``extends``), in subfolders and of any suffix
+        too (``parts/rules.txt``); sorted. A name computed at render time cannot be
+        known here: such a template is found only when it is one of :meth:`names`."""
+        found: set[str] = set()
+        for name in self.names():
+            found.update(self.provenance(name))
+        return sorted(found)
+
     def hashes(self) -> dict[str, str]:
-        """``{template name: sha256}`` for the run manifest."""
-        return {name: self.sha256(name) for name in self.names()}
+        """``{template name: sha256}`` of :meth:`closure`, for the run manifest."""
+        return {name: self.sha256(name) for name in self.closure()}
 
     def render(self, name: str, **context: Any) -> RenderedPrompt:
         """Render ``name`` with ``context``; any undefined variable raises PromptError."""
@@ -272,7 +288,12 @@ def _template_errors(name: str) -> Iterator[None]:
         where = _template_line(exc, name)
         raise PromptError(f"template {name}{where}: {exc.message}", name) from exc
     except jinja2.TemplateSyntaxError as exc:
-        raise PromptError(f"template {name}, line {exc.lineno}: {exc.message}", name) from exc
+        where = (
+            f", line {exc.lineno}"
+            if exc.name in (None, name)
+            else f" ({exc.filename or exc.name}, line {exc.lineno}, which it includes)"
+        )
+        raise PromptError(f"template {name}{where}: {exc.message}", name) from exc
     except jinja2.TemplateError as exc:
         raise PromptError(f"template {name}: {exc}", name) from exc
     except UnicodeDecodeError:  # a template included by this one
@@ -290,12 +311,16 @@ def _template_line(exc: BaseException, name: str) -> str:
     """``", line N"`` of the innermost frame of ``exc`` in template ``name`` (Jinja maps
     its frames to template lines; a staged template's part is ``<template>``), or ``""``."""
     line = ""
+    inner = ""  # the innermost file it includes (imports, extends) where the error is
     tb = exc.__traceback__
     while tb is not None:
-        if Path(tb.tb_frame.f_code.co_filename).name in (Path(name).name, "<template>"):
-            line = f", line {tb.tb_lineno}"
+        file = tb.tb_frame.f_code.co_filename
+        if Path(file).name in (Path(name).name, "<template>"):
+            line, inner = f", line {tb.tb_lineno}", ""
+        elif not file.endswith(".py") and not file.startswith("<"):  # another template
+            inner = f" ({file}, line {tb.tb_lineno}, which it includes)"
         tb = tb.tb_next
-    return line
+    return line + inner
 
 
 def _read_template(path: Path) -> str:

@@ -205,6 +205,17 @@ def battery(status_quo_rebate_usd: float) -> list[BatteryItem]:
     return items
 
 
+def probe_templates(library: PromptLibrary, style: str) -> dict[str, str]:
+    """``{template: sha256}`` of what a probe's worker prompts are made of (the persona,
+    the system message and the decision template of ``style``, and what they include):
+    a run's report shows a probe only for the same text (:func:`llmecon.report`)."""
+    decision = "worker_decision_rational.j2" if style == "rational" else "worker_decision.j2"
+    found: dict[str, str] = {}
+    for name in ("persona.j2", "worker_system.j2", decision):
+        found.update(library.provenance(name))
+    return dict(sorted(found.items()))
+
+
 async def probe_model(
     model: Model,
     economy: Economy,
@@ -313,6 +324,7 @@ async def probe_model(
             "elasticity": economy.utility_config.elasticity,
             "bootstrap": bootstrap,
             "status_quo_rebate_usd": round(sq_rebate, 2),
+            "templates": probe_templates(library, style),
         },
         failures[0] if failures else None,
     )

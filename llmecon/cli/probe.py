@@ -72,8 +72,9 @@ if TYPE_CHECKING:
     "--out",
     "out_path",
     type=click.Path(dir_okay=False),
-    help="Save the results as JSON here. [default: runs/probes/<model>.json, where "
-    "llmecon report finds them for runs in runs/]",
+    help="Save the results as JSON here. [default: runs/probes/<model>.json, or "
+    "<model>@<hash>.json with --prompts that change the worker prompts; llmecon report "
+    "finds them for runs in runs/ with the same prompts]",
 )
 @click.option("--no-save", is_flag=True, help="Do not save the results.")
 @model_call_options
@@ -107,8 +108,10 @@ def probe(
     hours, the income effect, the bracket response, the optimality gap, degenerate and
     identical answers and test-retest consistency, each with a 95% bootstrap interval
     and next to the exact rational best response. The result is saved as JSON
-    (runs/probes/<model>.json unless --out or --no-save), where `llmecon report`
-    shows it for runs of that worker model.
+    (runs/probes/<model>.json unless --out or --no-save; with --prompts that change
+    the worker prompts, <model>@<hash>.json beside it), where `llmecon report` shows
+    it for runs of that worker model, saying when the run's prompts were not the
+    probe's.
 
     \b
     Examples:
@@ -193,7 +196,11 @@ def probe(
     if not no_save:
         from llmecon.report import default_probe_path
 
-        path = Path(out_path) if out_path else default_probe_path(model_name)
+        path = (
+            Path(out_path)
+            if out_path
+            else default_probe_path(model_name, templates=result.settings.get("templates"))
+        )
         text = json.dumps(result.to_dict(), indent=1) + "\n"
         try:
             atomic_write_text(make_folder(path.parent) / path.name, text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 import typing
 from collections.abc import Callable
@@ -298,6 +299,29 @@ def write_csv(table: Any, csv_path: str) -> None:
     console.print(f"table written to {csv_path}")
 
 
+def _template_fix(directory: Path | None, bad: Any) -> str | None:
+    """How to finish cells that a template stopped midway (their error names it), or
+    ``None``: each cell resumes with its own copy of the templates, and an edited
+    ``--prompts`` folder names other cells (another sweep)."""
+    failed = bad[bad["status"] == "failed"]
+    found = [
+        (str(row["cell_id"]), m.group(1))
+        for row in failed.to_dict("records")
+        if isinstance(row.get("error"), str)
+        and (m := re.match(r"PromptError: template ([^\s,:]+)", row["error"]))
+    ]
+    if not found or directory is None:
+        return None
+    cell, name = found[0]
+    return (
+        f"{counted(len(found), 'cell')} stopped on a template. Each cell renders with its "
+        f"own copy of the templates: mend it there (e.g. {directory / cell / 'prompts' / name}), "
+        "then run the same command again to resume them. Editing the --prompts folder "
+        "instead names other cells (cells are named by their templates' text): they would "
+        "run anew as another sweep"
+    )
+
+
 def report_end(result: Any) -> None:
     """Say where the sweep is and how it ended, and exit with the code of its status."""
     from llmecon._format import SECONDS
@@ -323,7 +347,7 @@ def report_end(result: Any) -> None:
             "mend what the errors above say (a cell folder that cannot be read can be "
             "moved aside, and is then run anew), then run the same command again"
             if (bad["status"] == "error").any()
-            else "run the same command again to resume them"
+            else _template_fix(result.directory, bad) or "run the same command again to resume them"
         )
         console.print(
             f"[yellow]sweep {result.status}[/]: {len(bad)} of {len(result.cells)} cells did not "

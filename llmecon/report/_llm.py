@@ -4,6 +4,7 @@ prompts, and the ``llmecon probe`` result of the workers' model when one is save
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -37,19 +38,46 @@ ANCHORING_SHARE = 0.5
 PROBES_FOLDER = "probes"
 
 
-def probe_file_name(model: str) -> str:
-    """``local/smollm2-135m`` → ``local_smollm2-135m.json`` (one file per model)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") + ".json"
+def probe_file_name(model: str, variant: str | None = None) -> str:
+    """``local/smollm2-135m`` → ``local_smollm2-135m.json``: one file per model with the
+    shipped templates, and ``<model>@<variant>.json`` per set of other templates."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")
+    return f"{stem}@{variant}.json" if variant else f"{stem}.json"
 
 
-def default_probe_path(model: str, runs_dir: str | Path = "runs") -> Path:
-    """The default file of ``llmecon probe MODEL``'s result: ``runs/probes/<model>.json``."""
-    return Path(runs_dir) / PROBES_FOLDER / probe_file_name(model)
+def default_probe_path(
+    model: str, runs_dir: str | Path = "runs", templates: dict[str, str] | None = None
+) -> Path:
+    """The default file of ``llmecon probe MODEL``'s result: ``runs/probes/<model>.json``
+    with the shipped worker templates; with others (``templates``, the probe's
+    ``{template: sha256}``), ``<model>@<8 hex digits of them>.json``, so probes of two
+    prompt versions keep their own files."""
+    variant = None
+    if templates and templates != _shipped_templates(templates):
+        digest = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
+        variant = digest[:8]
+    return Path(runs_dir) / PROBES_FOLDER / probe_file_name(model, variant)
 
 
-def find_probe(run: ReportRun) -> tuple[Path, dict[str, Any]] | None:
-    """The saved probe of the run's worker model: ``probes/<model>.json`` in the folder
-    holding the run, or the one above it (a sweep's cells), if present and readable."""
+def _shipped_templates(templates: dict[str, str]) -> dict[str, str]:
+    from llmecon.prompts import PromptError, PromptLibrary
+
+    library = PromptLibrary()
+    out = {}
+    for name in templates:
+        try:
+            out[name] = library.sha256(name)
+        except PromptError:
+            continue
+    return out
+
+
+def find_probe(run: ReportRun) -> tuple[Path, dict[str, Any], str | None] | None:
+    """The saved probe of the run's worker model, in ``probes/`` of the folder holding
+    the run or the one above it (a sweep's cells), if present and readable: one made
+    with the run's worker templates and style first, then one that recorded none (an
+    earlier release's), then one made with other templates. The third item says how
+    the probe's prompts differ from the run's (``None``: the same)."""
     model = str(run.data.manifest.config.get("workers") or "")
     if not model or model == "rational":
         return None
@@ -58,16 +86,48 @@ def find_probe(run: ReportRun) -> tuple[Path, dict[str, Any]] | None:
     # records; its file is named as the user named the model.
     endpoint = str((run.data.manifest.endpoints or {}).get("workers") or "")
     names = list(dict.fromkeys([model, endpoint.split(" @ ")[0] or model]))
+    found: list[tuple[int, Path, dict[str, Any], str | None]] = []
     for folder in (run.data.path.parent, run.data.path.parent.parent):
         for name in names:
-            path = folder / PROBES_FOLDER / probe_file_name(name)
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and data.get("model") in names:
-                return path, data
-    return None
+            stem = probe_file_name(name)[: -len(".json")]
+            paths = [folder / PROBES_FOLDER / f"{stem}.json"]
+            paths += sorted((folder / PROBES_FOLDER).glob(f"{glob_escape(stem)}@*.json"))
+            for path in paths:
+                try:
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if isinstance(data, dict) and data.get("model") in names:
+                    rank, note = _probe_fit(run, data)
+                    found.append((rank, path, data, note))
+        if found:  # the nearest folder's probes
+            break
+    if not found:
+        return None
+    _, path, data, note = min(found, key=lambda item: item[0])
+    return path, data, note
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _probe_fit(run: ReportRun, data: dict[str, Any]) -> tuple[int, str | None]:
+    """0 and no note for a probe of the run's worker prompts; 1 for one that recorded
+    no templates; 2 for one of other prompts: what differs."""
+    settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+    assert isinstance(settings, dict)
+    style = str(run.data.manifest.config.get("worker_style") or "persona")
+    templates = settings.get("templates")
+    if not isinstance(templates, dict):
+        return 1, "the probe does not record its templates (an earlier llmecon's)"
+    if settings.get("style", "persona") != style:
+        return 2, f"the probe asked with the {settings.get('style')} style, this run {style}"
+    ran = run.data.manifest.prompts or {}
+    differ = sorted(n for n, sha in templates.items() if ran.get(n, sha) != sha)
+    if differ:
+        return 2, f"the probe's {', '.join(differ)} differ from this run's"
+    return 0, None
 
 
 def _parsed_hours(calls: pd.DataFrame) -> pd.DataFrame:
@@ -308,7 +368,7 @@ def _probe(runs: Sequence[ReportRun]) -> list[Markup]:
         found = find_probe(run)
         if found is None or found[0] in seen:
             continue
-        path, data = found
+        path, data, differs = found
         seen.add(path)
         rows = []
         for est in (data.get("estimates") or {}).values():
@@ -324,6 +384,8 @@ def _probe(runs: Sequence[ReportRun]) -> list[Markup]:
         if data.get("verdict"):
             parts.append(paragraph(str(data["verdict"])))
         parts.append(paragraph(f"From {path} ({data.get('calls', '?')} calls)."))
+        if differs:
+            parts.append(paragraph(f"Not the prompts of {run.label}: {differs}; probe them again."))
     return parts
 
 

@@ -29,7 +29,14 @@ from llmecon.runs.events import (
     RunStarted,
     YearCompleted,
 )
-from llmecon.runs.log import EVENTS_NAME, RunLock, RunLog, RunLogError, read_manifest
+from llmecon.runs.log import (
+    EVENTS_NAME,
+    PROMPTS_COPY_NAME,
+    RunLock,
+    RunLog,
+    RunLogError,
+    read_manifest,
+)
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls
 from llmecon.runs.replay import metric_differences
@@ -262,13 +269,24 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
     same_k = config.workers_mode == "archetypes" and config.archetypes == src.manifest.config.get(
         "archetypes"
     )
-    origin = {"run": str(src.path), "run_id": src.manifest.run_id, "from_year": from_year}
+    origin: dict[str, Any] = {
+        "run": str(src.path),
+        "run_id": src.manifest.run_id,
+        "from_year": from_year,
+    }
+    # --prompts DIR edits the source's templates: DIR over the source's own copy (its
+    # other templates stay as the source ran them), not over the shipped ones
+    under = src.path / PROMPTS_COPY_NAME
+    layered = bool(overrides.get("prompts")) and under.is_dir()
+    if layered:
+        origin["prompts_over_source_copy"] = True
     if same_k:  # the kept years were grouped as this run's are (load_run's archetype column)
         origin["same_archetypes"] = True
     sim = build_simulation(
         config,
         manifest_extra={"forked_from": origin},
         archetypes_from=saved_archetypes_file(src.path) if same_k else None,
+        prompts_under=under if layered else None,
     )
     assert sim.log is not None
     with sim.log.discarded_on_error():  # a fork whose copy fails leaves no folder behind

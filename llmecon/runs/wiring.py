@@ -180,9 +180,11 @@ def build_economy(config: RunConfig, population: Population) -> Economy:
         raise ConfigError(f"cannot build the economy: {exc}") from None
 
 
-def build_library(config: RunConfig) -> PromptLibrary:
+def build_library(config: RunConfig, under: Path | None = None) -> PromptLibrary:
+    """The run's templates: ``config.prompts`` over ``under`` (a fork's source run's copy)
+    over the shipped ones."""
     try:
-        return PromptLibrary(config.prompts)
+        return PromptLibrary(config.prompts, under)
     except PromptError as exc:
         raise ConfigError(f"prompts: {exc}") from None
 
@@ -645,6 +647,7 @@ def build_parts(
     recorded: RecordedCalls | None = None,
     spent_usd: float = 0.0,
     archetypes_from: Path | None = None,
+    prompts_under: Path | None = None,
 ) -> RunParts:
     """Wire a run's parts from a resolved config (:meth:`RunConfig.resolved`); model
     calls go to ``sink`` (answered from ``recorded`` when given, see :class:`ModelPool`);
@@ -652,7 +655,7 @@ def build_parts(
     from llmecon.voting.rounds import build_voting
 
     source, economy, context = build_world(config)
-    library = build_library(config)
+    library = build_library(config, prompts_under)
     # a logged run's own copies are what it ran with, blank ones too (older releases)
     library.blank_ok = recorded is not None
     if not (is_baseline(config.planner) and config.workers == "rational"):
@@ -687,6 +690,7 @@ def build_simulation(
     manifest_extra: dict[str, Any] | None = None,
     pending_batches: dict[str, str] | None = None,
     archetypes_from: Path | None = None,
+    prompts_under: Path | None = None,
 ) -> Simulation:
     """A :class:`Simulation` of ``config``, ready to :meth:`~Simulation.run`.
 
@@ -700,6 +704,8 @@ def build_simulation(
     batch the run submitted before it stopped (resume), polled instead of submitted.
     ``archetypes_from``: the :data:`ARCHETYPES_FILE` of a logged run, whose assignment
     archetype workers play instead of a new clustering (replay, resume, fork).
+    ``prompts_under``: templates ``config.prompts`` is layered over instead of directly
+    over the shipped ones (a fork's source run's copy); the run's copy holds them all.
     """
     from llmecon.runs.loop import RunSink, Simulation
 
@@ -712,7 +718,7 @@ def build_simulation(
     )
     sink = RunSink(breaker)
     sink.pending_batches.update(pending_batches or {})
-    parts = build_parts(config, sink, recorded, spent_usd, archetypes_from)
+    parts = build_parts(config, sink, recorded, spent_usd, archetypes_from, prompts_under)
     run_id = config.run_id or default_run_id(config)
     sim = Simulation(parts, sink, run_id)
     sim.replaying = replaying
@@ -793,8 +799,10 @@ def _write_prompts(log: RunLog, parts: RunParts) -> None:
         return
     folder = log.directory / PROMPTS_COPY_NAME
     folder.mkdir(exist_ok=True)
-    for name in parts.library.names():
-        (folder / name).write_bytes(parts.library.path(name).read_bytes())
+    for name in parts.library.closure():  # the files they include too, subfolders kept
+        copy = folder / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(parts.library.path(name).read_bytes())
 
 
 #: File of a run in archetype mode holding every persona's archetype (numpy ``.npz``).

@@ -226,18 +226,27 @@ def _file_digest(path: str) -> str:
 
 
 def _folder_digest(path: str) -> str:
-    """``sha256:<16 hex digits>`` over the names and bytes of the folder's templates (``*.j2``,
-    the files a run takes from it); the path as given when it cannot be read."""
+    """``sha256:<16 hex digits>`` over the names and bytes of the folder's templates (its
+    ``*.j2`` and the files they include from it, ``parts/rules.txt`` say: what a run
+    takes from it); the path as given when it cannot be read or its templates not
+    parsed (the cell's run then says what is wrong with them)."""
+    from llmecon.prompts import PromptError, PromptLibrary
+
+    folder = Path(path)
     try:
-        files = sorted(Path(path).glob("*.j2"))
+        library = PromptLibrary(folder)
+        inside = folder.resolve()
+        files = [
+            (name, file)
+            for name in library.closure()
+            if (file := library.path(name)).resolve().is_relative_to(inside)
+        ]
         digest = hashlib.sha256()
-        for file in files:
-            digest.update(
-                f"{file.name}\0{hashlib.sha256(file.read_bytes()).hexdigest()}\0".encode()
-            )
-    except OSError:
+        for name, file in files:
+            digest.update(f"{name}\0{hashlib.sha256(file.read_bytes()).hexdigest()}\0".encode())
+    except (OSError, PromptError):
         return path
-    return "sha256:" + digest.hexdigest()[:16] if Path(path).is_dir() else path
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 @dataclass

@@ -222,6 +222,47 @@ def test_report_shows_the_probe_saved_by_default(
     assert "holds saved probes, not a run; skipped" in " ".join(output.split())
 
 
+def test_a_probe_of_other_templates_keeps_its_own_file_and_is_shown_for_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `probe --prompts DIR` overwrote runs/probes/<model>.json without recording its
+    # templates, and the report showed it for runs of either prompt version.
+    from llmecon.prompts import PromptLibrary
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    system = PromptLibrary(None).source("worker_system.j2") + "Think of your family.\n"
+    (mine / "worker_system.j2").write_text(system, encoding="utf-8")
+    probe = ["probe", "mock", "--personas", "3", "--bootstrap", "100"]
+    assert _invoke(*probe)[0] == 0
+    shipped_probe = tmp_path / "runs" / "probes" / "mock.json"
+    before = shipped_probe.read_bytes()
+    code, output = _invoke(*probe, "--prompts", str(mine))
+    assert code == 0, output
+    assert shipped_probe.read_bytes() == before  # not overwritten
+    (other,) = (tmp_path / "runs" / "probes").glob("mock@*.json")
+    recorded = json.loads(other.read_text())["settings"]["templates"]
+    assert recorded["worker_system.j2"] == PromptLibrary(mine).sha256("worker_system.j2")
+
+    def shown(run: Path) -> str:
+        out = tmp_path / f"{run.name}.html"
+        code, output = _invoke("report", str(run), "--out", str(out))
+        assert code == 0, output
+        return " ".join(" ".join(parse(out.read_text()).text).split())
+
+    small = dict(planner="us-federal", workers="mock", agents=4, years=1)
+    plain = build_run(tmp_path / "runs", run_id="plain", **small)
+    edited = build_run(tmp_path / "runs", run_id="edited", prompts=str(mine), **small)
+    assert "/probes/mock.json (" in shown(plain)
+    assert f"/probes/{other.name} (" in shown(edited)
+    assert "Not the prompts" not in shown(plain) + shown(edited)
+    shipped_probe.unlink()  # only the other prompts' probe left: shown, with a warning
+    said = shown(plain)
+    assert f"/probes/{other.name} (" in said
+    assert "Not the prompts of plain: the probe's worker_system.j2 differ" in said
+
+
 def test_probe_no_save_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, output = _invoke(

@@ -269,3 +269,33 @@ def test_an_edited_bank_is_not_taken_for_the_cells_done_with_the_old_one(
     assert "holds these cells under other ids" in said
     assert "a persona bank or templates folder they use has changed since" in said
     assert sorted(p.name for p in (tmp_path / "out" / "g").iterdir() if p.is_dir()) == folders
+
+
+def test_cells_a_template_stopped_are_finished_by_mending_their_copies(tmp_path: Path) -> None:
+    # "run the same command again to resume them" resumed each cell with its own copy,
+    # still broken; mending the --prompts folder named other cells, run anew as another
+    # sweep. The sweep now says where to mend.
+    from llmecon.prompts import PromptLibrary
+
+    shipped = PromptLibrary(None).source("planner_query.j2")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    broken = shipped + "{% if year >= 4 %}Note: {{ bonus_note }}{% endif %}\n"
+    (folder / "planner_query.j2").write_text(broken, encoding="utf-8")
+    args = ["sweep", "--planners", "scripted/reference-noise2", "--workers", "rational",
+            "--personas", "synthetic", "--agents", "4", "--years", "6", "--seeds", "0-1",
+            "--no-reference", "--prompts", str(folder), "--out", str(tmp_path / "runs"),
+            "--name", "s", "--jobs", "1"]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 1, first.output
+    said = " ".join(first.output.split())
+    packed = "".join(first.output.split())  # rich may break the long path anywhere
+    cells = sorted(p for p in (tmp_path / "runs" / "s").iterdir() if p.is_dir())
+    assert len(cells) == 2
+    assert "2 cells stopped on a template" in said
+    assert f"menditthere(e.g.{cells[0] / 'prompts' / 'planner_query.j2'})" in packed
+    for cell in cells:  # as the message says
+        (cell / "prompts" / "planner_query.j2").write_text(shipped, encoding="utf-8")
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("resumed, completed") == 2

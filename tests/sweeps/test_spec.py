@@ -251,6 +251,17 @@ def test_a_bank_and_a_templates_folder_name_cells_by_their_content(
     assert ids(personas="mine.jsonl", prompts="p") != bank
     (tmp_path / "mine.jsonl").write_text("".join(lines[:9]), encoding="utf-8")
     assert ids(personas="mine.jsonl") != bank
+    # a file the templates include (a subfolder's helper) is part of what they say
+    (tmp_path / "p" / "parts").mkdir()
+    (tmp_path / "p" / "parts" / "rules.txt").write_text("Rest on Sundays.\n", encoding="utf-8")
+    with_helper = ids(prompts="p")
+    (tmp_path / "p" / "worker_system.j2").write_text(
+        'You work.\n{% include "parts/rules.txt" %}\n', encoding="utf-8"
+    )
+    included = ids(prompts="p")
+    assert included != with_helper  # the template changed
+    (tmp_path / "p" / "parts" / "rules.txt").write_text("Work on Sundays.\n", encoding="utf-8")
+    assert ids(prompts="p") != included  # only the included file changed
     # and a sweep listing one bank under two spellings lists one cell
     spec = SweepSpec(
         base={"planner": "saez", "workers": "rational"},
