@@ -49,11 +49,9 @@ def friendly_errors() -> Iterator[None]:
     from llmecon.personas import PersonaError
     from llmecon.planners import PlannerError
     from llmecon.prompts import PromptError
-    from llmecon.runs import ConfigError, RunLogError
+    from llmecon.runs import ConfigError, RunFailedError, RunLogError
 
-    try:
-        yield
-    except (
+    users = (
         ConfigError,
         PlannerError,
         ScheduleError,
@@ -62,8 +60,15 @@ def friendly_errors() -> Iterator[None]:
         PersonaError,
         PromptError,
         TextFileError,
-    ) as exc:
+    )
+    try:
+        yield
+    except users as exc:
         raise click.ClickException(str(exc)) from None
+    except RunFailedError as exc:  # a run (a replay's) stopped by one of those: its line
+        if not isinstance(exc.__cause__, users):
+            raise  # a bug's keeps its traceback
+        raise click.ClickException(str(exc.__cause__)) from None
     except FileNotFoundError as exc:
         raise click.ClickException(f"file not found: {exc.filename}") from None
 

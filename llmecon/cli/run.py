@@ -242,6 +242,18 @@ def output_may_close() -> Iterator[None]:
         yield
 
 
+def _template_failed(sim: Any, exc: Any) -> None:
+    """Say which template failed in which year and how to mend the run; exit 1."""
+    console.print(f"[red bold]run failed[/] in tax year {len(sim.records) + 1}: {exc}")
+    if sim.log is not None:
+        copy = sim.log.directory / "prompts" / (exc.template or "")
+        console.print(
+            f"the run renders with its own copy of the templates: fix {copy}, then "
+            f"continue with `llmecon resume {sim.log.directory}`"
+        )
+    raise SystemExit(EXIT_CODES["failed"]) from None
+
+
 def run_with_display(sim: Any, years: int, reference: bool) -> None:
     """Run ``sim`` with a progress display, print how it ended, and exit with the code
     of its status (:data:`EXIT_CODES`)."""
@@ -266,20 +278,16 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             sim.on_call_progress = on_calls
             result = sim.run(on_year)
     except RunFailedError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, PromptError):  # a template that renders in some years only
+            _template_failed(sim, cause)
+        if cause is not None and not is_storage_error(cause):
+            raise cause from cause.__cause__  # a bug's traceback, as before (log: failed)
         failed = exc.result
         if failed is not None and failed.summary and len(failed.records) == years:
             # every year ran (the failure is what its calls were): show what it logged
             _show_summary(failed.summary, failed.records[-1].schedule)
         console.print(f"[red bold]run failed[/]: {exc}")
-        raise SystemExit(EXIT_CODES["failed"]) from None
-    except PromptError as exc:  # a template that renders in some years only
-        console.print(f"[red bold]run failed[/] in tax year {len(sim.records) + 1}: {exc}")
-        if sim.log is not None:
-            copy = sim.log.directory / "prompts" / (exc.template or "")
-            console.print(
-                f"the run renders with its own copy of the templates: fix {copy}, then "
-                f"continue with `llmecon resume {sim.log.directory}`"
-            )
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt:
         ended = sim.ended

@@ -240,7 +240,7 @@ class Model:
             text = self._received(response.text, cfg, state)
             if spec is None:
                 return state.output(self.name, text, None)
-            parsed, error = parse_structured(text, spec)
+            parsed, error = parse_structured(text, spec, settled=response.settled)
             if parsed is not None:
                 return state.output(self.name, text, parsed)
             assert error is not None

@@ -52,6 +52,9 @@ class ProviderResponse:
     member's URL without credentials); ``None``: the provider's own endpoint."""
     batch: bool = False
     """Answered inside a provider batch (priced at the batch price, ``_pricing``)."""
+    settled: bool = False
+    """A recording's reply that settled its call when it was logged (replay, resume):
+    read as that run read it (:func:`~llmecon.models._schema.parse_structured`)."""
 
 
 class ModelProvider(ABC):

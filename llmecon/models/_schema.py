@@ -139,12 +139,17 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
 
 
-def parse_structured(text: str, spec: StructuredSpec) -> tuple[BaseModel | None, str | None]:
+def parse_structured(
+    text: str, spec: StructuredSpec, *, settled: bool = False
+) -> tuple[BaseModel | None, str | None]:
     """Validate ``text`` against the schema: ``(instance, None)`` or ``(None, error)``.
 
     Accepts a bare JSON object, one inside a code fence, or one embedded in prose. Types
     are strict: ``"40"``, ``true`` or ``40.5`` are not an integer (``40.0`` is), and a
     key given twice is an error, so a reply is never read as something it did not say.
+    ``settled``: a logged reply its run accepted (a replay): when the strict reading
+    refuses it, it is read as releases before the strict reading did (pydantic's lax
+    JSON mode), so logs of those releases replay as they ran.
     Never raises: any failure (including pathological input such as deeply nested
     brackets) is returned as an error string.
     """
@@ -158,6 +163,12 @@ def parse_structured(text: str, spec: StructuredSpec) -> tuple[BaseModel | None,
             return spec.model.model_validate_json(checked, strict=True), None
         except Exception as exc:  # ValidationError, recursion limits, anything odd
             errors.append((_is_json_syntax_error(exc), _describe(exc)))
+    if settled:
+        for candidate in _candidates(text):
+            try:
+                return spec.model.model_validate_json(candidate), None
+            except Exception:  # the strict reading's error is the one to report
+                continue
     if not errors:
         return None, "empty reply: expected a JSON object"
     # A candidate that was valid JSON but broke the schema explains the problem best.

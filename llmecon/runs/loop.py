@@ -601,10 +601,11 @@ class Simulation:
 
         Ends with status ``completed``, ``budget_exceeded`` or ``deadline_exceeded``
         (returned), or logs ``failed``/``interrupted`` and raises: :class:`RunFailedError`
-        (with the partial result) when the circuit breaker tripped or the machine stopped
-        the run (an :class:`OSError` such as a full disk, its ``__cause__``), the original
-        exception otherwise. Every status but ``completed`` can be resumed (a failed run
-        whose every year ran only when something else than its calls failed it). The
+        (with the partial result) when the circuit breaker tripped or an error stopped
+        the run: the machine's (an :class:`OSError` such as a full disk) or any other (a
+        template failing midway, a replay's mismatch), which is its ``__cause__``.
+        Every status but ``completed`` can be resumed (a failed run whose every year ran
+        only when something else than its calls failed it). The
         garbage collector is tuned for the run's many requests in flight meanwhile
         (:func:`llmecon._gc.run_gc`).
         """
@@ -629,6 +630,9 @@ class Simulation:
         #: what stopped the run when it was the machine's (a full disk): a failed run,
         #: raised as RunFailedError with its result, resumable
         machine: OSError | None = None
+        #: any other error that stopped the run (a template failing midway, a bug):
+        #: raised as RunFailedError with its result, the error its ``__cause__``
+        crash: Exception | None = None
         deadline = (
             time.monotonic() + self.config.deadline if self.config.deadline is not None else None
         )
@@ -662,9 +666,12 @@ class Simulation:
             raise
         except BaseException as exc:
             status, error, failing = "failed", f"{type(exc).__name__}: {exc}", True
-            if not is_storage_error(exc):
+            if is_storage_error(exc):
+                machine = typing.cast(OSError, exc)
+            elif isinstance(exc, Exception):
+                crash = exc
+            else:
                 raise
-            machine = typing.cast(OSError, exc)
         finally:
             summary = self.summary() if status != "interrupted" and self.records else {}
             unlogged_end = await self._end(
@@ -705,6 +712,11 @@ class Simulation:
             raise RunFailedError(f"run stopped: {os_error_text(machine)}{where}", result) from (
                 machine
             )
+        if crash is not None:
+            where = f"; resume with `llmecon resume {result.run_dir}`" if result.run_dir else ""
+            raise RunFailedError(
+                f"run stopped in tax year {len(self.records) + 1}: {error}{where}", result
+            ) from crash
         if status == "failed":
             if len(self.records) < self.years:
                 where = f"; resume with `llmecon resume {result.run_dir}`" if result.run_dir else ""

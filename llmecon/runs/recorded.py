@@ -486,7 +486,12 @@ class ReplayProvider(ModelProvider):
             usage = (
                 Usage.reported(call.input_tokens, call.output_tokens) if attempt == 0 else Usage()
             )
-            return ProviderResponse(text=call.raw_outputs[attempt], usage=usage, cost_usd=0.0)
+            # the reply that settled the call: read as the logged run read it (a log of a
+            # release before replies were read strictly may hold `"40"` for 40)
+            settled = attempt == len(call.raw_outputs) - 1 and call.error_type is None
+            return ProviderResponse(
+                text=call.raw_outputs[attempt], usage=usage, cost_usd=0.0, settled=settled
+            )
         # The recorded call failed here without a reply (timeout, 5xx, …): fail the same
         # way, without retries, so the agent applies the same fallback.
         raise ProviderError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmecon.runs.events import CallFile, LLMCall, WorkerStep
+from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
 from llmecon.runs.restore import restore_run, saved_archetypes_file
@@ -165,8 +166,10 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     sim.sink.listeners.append(note_step)
     try:
         result = sim.run()
-    except ReplayMismatchError as exc:
-        raise _first_mismatch(sim, run.path, run.manifest) or exc from None
+    except RunFailedError as exc:
+        if isinstance(exc.__cause__, ReplayMismatchError):
+            raise _first_mismatch(sim, run.path, run.manifest) or exc.__cause__ from None
+        raise
     if first := _first_mismatch(sim, run.path, run.manifest):
         raise first
     status = run.status

@@ -258,6 +258,31 @@ def test_a_planner_template_that_fails_midway_stops_the_run(tmp_path: Path) -> N
     assert '"status":"completed","years_completed":7' in (run / "events.jsonl").read_text()
 
 
+def test_from_python_a_template_failing_midway_raises_run_failed_with_the_years_done(
+    tmp_path: Path,
+) -> None:
+    # The README promises RunFailedError with the partial result; a bare PromptError
+    # came out instead, and the five completed years were lost to the caller.
+    import llmecon
+    from llmecon.runs import RunFailedError
+
+    folder, _ = _query_failing_from(tmp_path, 5)
+    with pytest.raises(RunFailedError) as caught:
+        llmecon.run(
+            planner="scripted/reference-noise2", workers="rational", personas="synthetic",
+            agents=4, years=7, reference=False, prompts=str(folder),
+            out=str(tmp_path / "runs"), run_id="r",
+        )  # fmt: skip
+    result = caught.value.result
+    assert isinstance(caught.value.__cause__, PromptError)
+    assert caught.value.__cause__.template == "planner_query.j2"
+    assert result.status == "failed" and len(result.records) == 5
+    assert result.run_dir == tmp_path / "runs" / "r"
+    said = str(caught.value)
+    assert said.startswith("run stopped in tax year 6: PromptError: template planner_query.j2")
+    assert f"resume with `llmecon resume {tmp_path / 'runs' / 'r'}`" in said
+
+
 def test_a_template_that_renders_no_text_midway_stops_the_run(tmp_path: Path) -> None:
     # It sent the planner a prompt without its query from tax year 6 on (a branch the
     # up-front check, tax years 1 and 4, does not reach), and the run exited 0.
@@ -405,3 +430,30 @@ def test_the_up_front_check_is_remembered_only_for_the_same_templates(tmp_path: 
     query.write_text(shipped + "{{ nope }}\n", encoding="utf-8")  # another hash
     with pytest.raises(ConfigError, match="'nope' is undefined"):
         check_templates(PromptLibrary(folder), config)
+
+
+@pytest.mark.parametrize(
+    ("helper", "said"),
+    [
+        ("line one\nline two {{ nope }}\n", "'nope' is undefined"),
+        ("line one\nline two {% if %}\n", "Expected an expression"),
+    ],
+)
+def test_an_error_in_an_included_file_names_that_file_and_its_line(
+    tmp_path: Path, helper: str, said: str
+) -> None:
+    # It was blamed on the including template, at the line of its include (or at the
+    # helper's line number, as if it were the including template's).
+    folder = tmp_path / "mine"
+    (folder / "parts").mkdir(parents=True)
+    (folder / "parts" / "helper.txt").write_text(helper, encoding="utf-8")
+    system = PromptLibrary(None).source("worker_system.j2")
+    (folder / "worker_system.j2").write_text(system + '{% include "parts/helper.txt" %}\n')
+    with pytest.raises(PromptError) as caught:
+        PromptLibrary(folder).render(
+            "worker_system.j2", max_hours=80, rebate_share=1.0, reasons=False
+        )
+    message = str(caught.value)
+    assert message.startswith("template worker_system.j2")
+    assert f"({folder / 'parts' / 'helper.txt'}, line 2, which it includes): {said}" in message
+    assert caught.value.template == "worker_system.j2"

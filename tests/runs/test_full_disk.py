@@ -408,8 +408,25 @@ def test_an_error_that_is_not_the_disks_is_not_dressed_up_as_one(
                                     agents=20, years=2, reference=False, out=str(tmp_path),
                                     run_id="r"))
     )  # fmt: skip
-    with pytest.raises(TimeoutError, match="a bug's timeout"):  # itself, for its traceback
+    from llmecon.runs import RunFailedError
+
+    with pytest.raises(RunFailedError) as caught:  # with the partial result
         sim.run()
+    assert isinstance(caught.value.__cause__, TimeoutError)  # itself, for its traceback
+    assert str(caught.value) == (
+        f"run stopped in tax year 1: TimeoutError: a bug's timeout; resume with "
+        f"`llmecon resume {tmp_path / 'r'}`"
+    )
+    assert "space" not in str(caught.value)
+    # the command line shows the bug's own traceback, as before
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+            "--agents", "20", "--years", "2", "--no-reference", "--out", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert isinstance(result.exception, TimeoutError), result.output
     (end,) = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
     assert end.status == "failed" and end.error == "TimeoutError: a bug's timeout"
 

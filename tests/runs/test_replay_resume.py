@@ -127,6 +127,61 @@ def test_replay_names_the_first_call_that_differs_and_the_edited_copy(tmp_path: 
     assert f"the run's copy of worker_decision.j2 ({run_dir / 'prompts'}) differs" in said
 
 
+def test_a_run_keeps_the_files_its_templates_include(tmp_path: Path) -> None:
+    # A template including a helper in a subfolder (of any suffix): the run's copy held
+    # the top-level *.j2 only, so the run never replayed once the folder was gone.
+    import shutil
+
+    folder = tmp_path / "mine"
+    (folder / "parts").mkdir(parents=True)
+    (folder / "parts" / "rules.txt").write_text("Remember the taxes.\n")
+    shipped = (ROOT / "prompts" / "worker_decision.j2").read_text()
+    (folder / "worker_decision.j2").write_text('{% include "parts/rules.txt" %}\n' + shipped)
+    run_dir = _mock_run(tmp_path, prompts=str(folder), years=2)
+    shutil.rmtree(folder)
+    copy = run_dir / "prompts" / "parts" / "rules.txt"
+    assert copy.read_text() == "Remember the taxes.\n"
+    assert "parts/rules.txt" in read_manifest(run_dir).prompts
+    report = replay_run(run_dir)
+    assert report.ok, report.differences
+    copy.write_text("Work less.\n")  # an edited helper is named as the edited copy
+    with pytest.raises(ReplayMismatchError, match=r"copy of parts/rules\.txt"):
+        replay_run(run_dir)
+
+
+def test_a_log_whose_replies_were_read_leniently_still_replays(tmp_path: Path) -> None:
+    # Releases before replies were read strictly took `{"hours":"40"}` for 40 hours; the
+    # strict reading re-asked such a logged reply, and the log of the run that accepted
+    # it no longer replayed ("settled by its reply 0 ... but the replay asked again").
+    run_dir = _mock_run(tmp_path, years=2)
+    path = run_dir / "events.jsonl"
+    lines = path.read_text().splitlines()
+    changed = 0
+    for i, line in enumerate(lines):
+        event = json.loads(line)
+        if event["type"] == "llm_call" and event["role"] == "worker" and changed < 3:
+            hours = event["parsed"]["hours"]
+            assert event["raw_outputs"] == [json.dumps({"hours": hours}, separators=(",", ":"))]
+            event["raw_outputs"] = [f'{{"hours": "{hours}"}}']  # as an old release took it
+            lines[i] = json.dumps(event, separators=(",", ":"))
+            changed += 1
+    assert changed == 3
+    path.write_text("\n".join(lines) + "\n")
+    report = replay_run(run_dir)
+    assert report.ok, report.differences
+    # a live run still reads such a reply strictly: the string is asked again
+    from pydantic import BaseModel
+
+    from llmecon.models._schema import parse_structured, spec_for
+
+    class Hours(BaseModel):
+        hours: int
+
+    spec = spec_for(Hours)
+    assert parse_structured('{"hours": "40"}', spec)[0] is None
+    assert parse_structured('{"hours": "40"}', spec, settled=True)[0] == Hours(hours=40)
+
+
 def _log_without_template_copies(tmp_path: Path) -> Path:
     """A run as written before runs kept their templates, whose worker_system.j2 has
     changed since."""
@@ -371,6 +426,28 @@ def test_fork_replays_early_years_then_continues_live(tmp_path: Path) -> None:
         main, ["run", "--fork", str(src), "--from-year", "9", "--planner", "saez"]
     )
     assert result.exit_code != 0 and "--from-year must be between 1 and 4" in result.output
+
+
+def test_a_fork_with_prompts_layers_them_over_the_sources_own_templates(
+    tmp_path: Path,
+) -> None:
+    # `--prompts DIR` on a fork edited the shipped templates: the source's own worker
+    # prompt was silently dropped for the shipped one.
+    shipped = (ROOT / "prompts" / "worker_system.j2").read_text()
+    own, edit = tmp_path / "own", tmp_path / "edit"
+    own.mkdir()
+    edit.mkdir()
+    (own / "worker_system.j2").write_text(shipped + "Mind your family.\n")
+    query = (ROOT / "prompts" / "planner_query.j2").read_text()
+    (edit / "planner_query.j2").write_text(query + "Be bold.\n")
+    src = _mock_run(tmp_path, run_id="src", years=3, prompts=str(own))
+    settings = {"prompts": str(edit), "run_id": "fork", "out": str(tmp_path)}
+    fork_run(src, 1, settings).run()
+    fork = tmp_path / "fork" / "prompts"
+    assert (fork / "worker_system.j2").read_text() == shipped + "Mind your family.\n"
+    assert (fork / "planner_query.j2").read_text() == query + "Be bold.\n"
+    assert read_manifest(tmp_path / "fork").model_extra["forked_from"]["prompts_over_source_copy"]
+    assert replay_run(tmp_path / "fork").ok
 
 
 @pytest.mark.parametrize("version", ["v0", "v1", "v2"])
