@@ -133,6 +133,24 @@ def run_in_use(directory: str | Path) -> bool:
     return False
 
 
+#: How long :meth:`RunLog.create` waits for a run folder with an empty log and no
+#: manifest to be locked by the process setting it up (its manifest comes next).
+SETUP_WAIT_S = 1.0
+
+
+def _being_set_up(directory: Path) -> bool:
+    """Whether another process is setting ``directory`` up: it claimed the empty events
+    file, and its manifest and lock follow within :data:`SETUP_WAIT_S`."""
+    if (directory / MANIFEST_NAME).exists():
+        return run_in_use(directory)
+    deadline = time.monotonic() + SETUP_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(LOCK_RETRY_S)
+        if (directory / MANIFEST_NAME).exists():
+            return True  # written by the process setting it up, which locks it next
+    return False
+
+
 class RunLock:
     """An exclusive lock on a run folder, held by the one process writing the run.
 
@@ -254,9 +272,16 @@ class RunLog:
                     "another --run-id"
                 )
             if not log.exists() or log.stat().st_size == 0:
+                if _being_set_up(d):  # another process claimed it a moment ago
+                    raise RunLogError(
+                        f"{d} is in use by another process (a run is writing it): choose "
+                        "another --run-id"
+                    )
                 raise RunLogError(
                     f"run folder already holds a run that was stopped before it logged "
-                    f"anything: {d} (remove it to run again, or choose another --run-id)"
+                    f"anything, or that another process is starting this moment: {d} "
+                    "(choose another --run-id; or, when no other run is starting, remove "
+                    "it to run again)"
                 )
             raise RunLogError(f"run folder already holds a run: {d} (choose another --run-id)")
         if d.is_dir() and any(d.iterdir()):

@@ -529,6 +529,34 @@ def test_a_second_run_with_the_same_id_is_told_the_first_is_running(tmp_path: Pa
     assert "is in use by another process" in said and "remove it" not in said
 
 
+def test_a_run_id_claimed_a_moment_ago_is_in_use_not_a_run_to_remove(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other run had claimed the empty events file and not yet written its manifest
+    # (nor taken the lock on it): this one was told to "remove it to run again".
+    import llmecon.runs.log as log
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "events.jsonl").write_text("")
+    config = build_config(overrides=dict(planner="mock/default", agents=8, years=1,
+                                         reference=False, out=str(tmp_path), run_id="r"))  # fmt: skip
+    with pytest.raises(RunLogError) as stale:  # nobody comes: said both ways
+        build_simulation(config)
+    said = str(stale.value)
+    assert "stopped before it logged anything, or that another process is starting" in said
+    # the other process writes its manifest while this one waits for it
+    sleep = log.time.sleep
+
+    def other_process_goes_on(seconds: float) -> None:
+        (folder / "manifest.json").write_text("{}")
+        sleep(0)
+
+    monkeypatch.setattr(log.time, "sleep", other_process_goes_on)
+    with pytest.raises(RunLogError, match="is in use by another process"):
+        build_simulation(config)
+
+
 def test_a_readers_lock_probe_does_not_refuse_a_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
