@@ -26,8 +26,10 @@ from llmecon.runs.events import (
     LOG_FORMAT_VERSION,
     AnyEvent,
     BatchSubmitted,
+    LLMCall,
     RunStarted,
     YearCompleted,
+    parse_event,
 )
 from llmecon.runs.log import (
     EVENTS_NAME,
@@ -38,7 +40,7 @@ from llmecon.runs.log import (
     read_manifest,
 )
 from llmecon.runs.loop import Simulation
-from llmecon.runs.recorded import RecordedCalls
+from llmecon.runs.recorded import RecordedCalls, call_key
 from llmecon.runs.replay import metric_differences
 from llmecon.runs.restore import RestoredRun, fork_instead, restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation, check_recorded_planner
@@ -88,10 +90,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         kept = run.events[:cut]
         # Calls completed in the unfinished year are reused; failed ones are asked again
         # (the failure may be what stopped the run); later ones go live.
-        recorded = RecordedCalls.from_events(
-            (c for c in iter_calls(run.events[cut:]) if c.error_type is None),
-            then_live=True,
-        )
+        tail = [c for c in iter_calls(run.events[cut:]) if c.error_type is None]
+        tail += _earlier_calls(path, set_aside, _years_in(kept), {call_key(c) for c in tail})
+        recorded = RecordedCalls.from_events(tail, then_live=True)
         config = run.config(run_id=run.manifest.run_id, out=str(path.parent), **settings)
         config = config.model_copy(
             update={"reference": bool(run.manifest.config.get("reference", True))}
@@ -167,6 +168,44 @@ def pending_batches(tail: Sequence[AnyEvent]) -> dict[str, str]:
         for e in tail
         if isinstance(e, BatchSubmitted) and e.batch_id not in consumed
     }
+
+
+def _earlier_calls(
+    run_dir: Path, set_aside: Path | None, year: int, have: set[tuple[Any, ...]]
+) -> list[LLMCall]:
+    """Completed calls of tax years from ``year`` (0-based) on in the files earlier
+    resumes moved aside (newest first; not ``set_aside``, this resume's), for the keys
+    ``have`` and newer files lack. A resume that stopped before it reached them (killed
+    or failed early in the year) never logged them again: without this, the next resume
+    paid for them again. A stale one is harmless: its messages are checked, and a call
+    whose messages differ goes to the live model. An unreadable line or file (a call
+    file no longer there) is skipped."""
+    found: list[LLMCall] = []
+    files = [
+        (int(m.group(1)), p)
+        for p in run_dir.glob("events.interrupted-*.jsonl")
+        if (m := re.fullmatch(r"events\.interrupted-(\d+)\.jsonl", p.name)) and p != set_aside
+    ]
+    for _, file in sorted(files, reverse=True):
+        try:
+            lines = file.read_bytes().splitlines()
+        except OSError:
+            continue
+        events: list[AnyEvent] = []
+        for line in lines:
+            if b'"llm_call"' in line or b'"call_file"' in line:
+                with contextlib.suppress(ValueError):  # a torn line
+                    events.append(parse_event(line))
+        added: set[tuple[Any, ...]] = set()
+        try:
+            for call in iter_calls(events):
+                if call.year >= year and call.error_type is None and call_key(call) not in have:
+                    found.append(call)
+                    added.add(call_key(call))
+        except (OSError, ValueError):  # a call file that is gone or damaged
+            pass
+        have |= added
+    return found
 
 
 def _years_in(events: list[Any]) -> int:

@@ -406,6 +406,28 @@ def test_resume_from_a_torn_partial_year_reuses_recorded_calls(tmp_path: Path) -
     assert list(cut.glob("events.interrupted-*.jsonl"))
 
 
+def test_a_resume_that_stopped_early_leaves_its_reusable_calls_to_the_next(
+    tmp_path: Path,
+) -> None:
+    # A resume killed before it reached the calls it had moved aside never logged them
+    # again; the next resume looked at the log alone and paid for them again.
+    full = _mock_run(tmp_path, run_id="full", years=3)
+    cut = _mock_run(tmp_path, run_id="cut", years=3)
+    lines = (cut / "events.jsonl").read_text().splitlines()
+    year1 = next(i for i, ln in enumerate(lines) if '"year_started"' in ln and '"year":1' in ln)
+    (cut / "events.jsonl").write_text("\n".join(lines[: year1 + 12]) + "\n")
+    first = resume_run(cut)
+    reusable = first.reusable_calls
+    assert reusable > 0
+    assert first.log is not None
+    first.log.close()  # killed before it ran a step: it logged none of them again
+    second = resume_run(cut)
+    assert second.reusable_calls == reusable
+    second.run()
+    assert _metrics(cut) == _metrics(full)
+    assert replay_run(cut).ok
+
+
 def test_fork_replays_early_years_then_continues_live(tmp_path: Path) -> None:
     src = _mock_run(tmp_path, run_id="src", years=4)
     sim = fork_run(
