@@ -561,8 +561,8 @@ def test_a_run_id_claimed_a_moment_ago_is_in_use_not_a_run_to_remove(
     folder = tmp_path / "r"
     folder.mkdir()
     (folder / "events.jsonl").write_text("")
-    config = build_config(overrides=dict(planner="mock/default", agents=8, years=1,
-                                         reference=False, out=str(tmp_path), run_id="r"))  # fmt: skip
+    settings = dict(planner="mock/default", agents=8, years=1, reference=False)
+    config = build_config(overrides={**settings, "out": str(tmp_path), "run_id": "r"})
     with pytest.raises(RunLogError) as stale:  # nobody comes: said both ways
         build_simulation(config)
     said = str(stale.value)
