@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
 
 from llmecon.agents.calls import CallContext, CandidatesAsk, PlannerAsk, call_context
 from llmecon.agents.planner_prompts import (
@@ -55,9 +55,16 @@ def planner_schema(n_brackets: int, min_pct: int, max_pct: int) -> type[BaseMode
     )
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number of points")
+    return value
+
+
 def delta_schema(n_brackets: int, moves: GridMoves) -> type[BaseModel]:
     """``{"deltas": [n changes in points, each one of moves.deltas], "rationale": …}``."""
-    delta = Literal.__getitem__(tuple(moves.deltas))  # an enum of whole points
+    # an enum of whole points; true and false are not 1 and 0 (bool is an int to Literal)
+    delta = Annotated[Literal.__getitem__(tuple(moves.deltas)), BeforeValidator(_not_bool)]
     return create_model(
         "PlannerDeltas",
         __config__=ConfigDict(extra="forbid"),

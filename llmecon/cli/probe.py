@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,11 +219,15 @@ def _rescue(text: str, path: Path) -> str:
     printed whole. What became of it, for the error message."""
     import tempfile
 
+    name = None
     try:
         fd, name = tempfile.mkstemp(prefix=f"llmecon-{path.stem}-", suffix=".json")
         with open(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError:
+        if name is not None:  # a cut-off copy would pass for the probe
+            with contextlib.suppress(OSError):
+                os.unlink(name)
         out.print(text, markup=False, highlight=False, soft_wrap=True)
         return "its JSON is printed above"
     return f"it is saved in {name} instead"

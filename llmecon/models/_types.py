@@ -17,6 +17,11 @@ class ChatMessage(BaseModel):
     content: str
 
 
+#: A reported token count with more digits is not a count (10^12 tokens would be a
+#: fortune): read as unknown.
+MAX_COUNT_DIGITS = 12
+
+
 def token_count(value: object) -> int:
     """A token count as a server reported it, as a whole number ≥ 0.
 
@@ -28,8 +33,11 @@ def token_count(value: object) -> int:
         return 0
     if isinstance(value, str):
         value = value.strip()
-        return int(value) if value.isdigit() else 0
-    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        # ASCII digits only ("²" is a digit to str.isdigit, not to int), and no more
+        # than a count can be (a 5,000-digit string would make a huge cost, or an error)
+        ok = value.isascii() and value.isdigit() and len(value) <= MAX_COUNT_DIGITS
+        return int(value) if ok else 0
+    if isinstance(value, int | float) and math.isfinite(value) and 0 < value < 10**MAX_COUNT_DIGITS:
         return int(value)
     return 0
 

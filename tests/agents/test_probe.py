@@ -183,6 +183,44 @@ def test_a_probe_that_cannot_be_saved_anywhere_prints_its_json(
     assert printed["model"] == "scripted/reference" and len(printed["answers"]) == 4
 
 
+def test_a_probe_whose_rescue_copy_cannot_be_written_whole_leaves_no_cut_off_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The temporary copy was left behind cut off (a full disk) while the message said
+    # its JSON was printed: a truncated file passing for the probe.
+    import errno
+    import os
+    import tempfile
+
+    import llmecon.cli.probe as probe_cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("mine")
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+
+    class Full:
+        def __init__(self, fd: int, *args: object, **kwargs: object) -> None:
+            self.fd = fd
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            os.close(self.fd)
+
+        def write(self, text: str) -> int:
+            os.write(self.fd, text[:10].encode())
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(probe_cli, "open", Full, raising=False)
+    result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "4"])
+    assert result.exit_code == 1
+    assert "its JSON is printed above" in " ".join(result.output.split())
+    assert list(spare.iterdir()) == []
+
+
 def test_a_probe_of_mostly_failed_calls_is_an_error_and_is_not_saved(tmp_path: Path) -> None:
     # Port 9: nothing listens, so every call fails; such a "probe" measures the
     # endpoint, and saved it would stand in the report of every run of this model.

@@ -81,6 +81,10 @@ def test_planner_rates_must_be_numbers_not_booleans_or_strings() -> None:
         (float("inf"), 0),
         (float("nan"), 0),
         ([3], 0),
+        ("²", 0),  # a digit to str.isdigit, which int() refused: the call raised
+        ("٣", 0),  # an Arabic-Indic three: not a count in JSON
+        ("9" * 13, 0),  # more than any count: no fortune spent
+        (1e20, 0),
     ],
 )
 def test_a_reported_token_count_is_a_whole_number_at_least_zero(value: object, count: int) -> None:
@@ -160,3 +164,23 @@ def test_strict_reading_still_takes_enum_values_tuples_and_dates() -> None:
     out = _answer(['{"choice": "rest", "span": [30, 40.0], "day": "2024-01-02"}'], Reply)
     assert out.parsed.choice is Choice.rest and out.parsed.span == (30, 40)
     assert out.parsed.day == datetime.date(2024, 1, 2) and out.repairs == 0
+
+
+def test_a_grid_planners_move_of_true_or_false_is_not_one_or_zero_points() -> None:
+    # With moves of 1 point, `{"deltas": [true, false]}` was read as [1, 0]: a bool is an
+    # int to a Literal, even strictly.
+    from llmecon.agents.llm_planner import delta_schema
+    from llmecon.agents.planner_prompts import GridMoves
+    from llmecon.models._schema import parse_structured, spec_for
+
+    spec = spec_for(delta_schema(2, GridMoves(1, 2)))
+    parsed, error = parse_structured('{"deltas": [true, false]}', spec)
+    assert parsed is None and error is not None and "true is not a number of points" in error
+    assert parse_structured('{"deltas": [1, -2]}', spec)[0].deltas == [1, -2]  # type: ignore[union-attr]
+    assert spec.model.model_json_schema()["properties"]["deltas"]["items"]["enum"] == [
+        -2,
+        -1,
+        0,
+        1,
+        2,
+    ]
