@@ -64,7 +64,8 @@ def _not_bool(value: Any) -> Any:
 def delta_schema(n_brackets: int, moves: GridMoves) -> type[BaseModel]:
     """``{"deltas": [n changes in points, each one of moves.deltas], "rationale": …}``."""
     # an enum of whole points; true and false are not 1 and 0 (bool is an int to Literal)
-    delta = Annotated[Literal.__getitem__(tuple(moves.deltas)), BeforeValidator(_not_bool)]
+    points = Literal.__getitem__(tuple(moves.deltas))
+    delta = Annotated[points, BeforeValidator(_not_bool)]  # type: ignore[valid-type]
     return create_model(
         "PlannerDeltas",
         __config__=ConfigDict(extra="forbid"),

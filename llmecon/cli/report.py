@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from llmecon.cli._common import console, friendly_errors
+from llmecon.cli._common import check_output_file, console, friendly_errors
 from llmecon.cli.export import check_run_dir
 
 
@@ -17,8 +17,9 @@ from llmecon.cli.export import check_run_dir
     "out_file",
     type=click.Path(dir_okay=False),
     help="HTML file to write, anywhere (the folder is created); never a file of a run "
-    "(events.jsonl, manifest.json, …). [default: RUN/report.html for one run, "
-    "report.html in the current folder for several, SWEEP/report.html for a sweep]",
+    "(events.jsonl, manifest.json, …) nor one shipped with llmecon. [default: "
+    "RUN/report.html for one run, report-<hash of the runs>.html in the current folder "
+    "for several (the same runs, the same file), SWEEP/report.html for a sweep]",
 )
 @click.option("--title", help="Title of the report. [default: from the run ids]")
 def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -> None:
@@ -63,6 +64,8 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
             paths.append(given)
     from llmecon.sweeps import is_sweep_folder
 
+    if out_file is not None:
+        check_output_file(out_file, "the report")
     if len(paths) == 1 and is_sweep_folder(paths[0]):
         from llmecon.report import write_sweep_report
 
@@ -71,7 +74,7 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
         click.echo(str(written))
         return
     if out_file is None:
-        out = paths[0] / REPORT_NAME if len(paths) == 1 else Path(REPORT_NAME)
+        out = paths[0] / REPORT_NAME if len(paths) == 1 else Path(several_runs_report(paths))
     else:
         out = Path(out_file)
     with friendly_errors(), console.status("report: starting") as status:
@@ -81,3 +84,13 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
 
         written = write_report(paths, out, title=title, progress=progress)
     click.echo(str(written))
+
+
+def several_runs_report(paths: list[Path]) -> str:
+    """``report-<8 hex digits>.html``: the default file of a report of several runs,
+    named by the runs (their resolved folders, in the order given), so reports of other
+    runs do not replace each other and the same runs find theirs again."""
+    import hashlib
+
+    key = "\n".join(str(p.resolve()) for p in paths)
+    return f"report-{hashlib.sha256(key.encode()).hexdigest()[:8]}.html"

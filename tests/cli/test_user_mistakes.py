@@ -350,6 +350,51 @@ def test_an_output_never_replaces_a_file_shipped_with_llmecon(
     assert hashlib.sha256(bank.read_bytes()).hexdigest() == before
 
 
+def test_no_output_replaces_a_preset_a_census_table_or_a_template_by_report(
+    tmp_path: Path, run_dir: Path
+) -> None:
+    # The guard covered the shipped personas/ and prompts/ folders only: a preset's bank
+    # and the census tables inside the package were fair game, and `report --out` did not
+    # ask at all.
+    import llmecon
+
+    package = Path(llmecon.__file__).parent
+    preset_bank = package / "presets" / "llm-economist-2025.personas.jsonl"
+    table = package / "personas" / "data" / "occupations.csv"
+    template = ROOT / "prompts" / "worker_system.j2"
+    files = (preset_bank, table, template)
+    before = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
+    result = _invoke("personas", "sample", "--n", "5", "--out", str(preset_bank))
+    _clean_error(result, "refusing to write the persona bank over", "llmecon package")
+    result = _invoke("compare", "--planners", "none", "--seeds", "0", "--csv", str(table))
+    _clean_error(result, "refusing to write the table over", "llmecon package")
+    result = _invoke("report", str(run_dir), "--out", str(template))
+    _clean_error(result, "refusing to write the report over", "shipped")
+    assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == before
+
+
+def test_reports_of_other_runs_do_not_replace_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `llmecon report A B` then `llmecon report C D` both wrote ./report.html.
+    monkeypatch.chdir(tmp_path)
+    copies = []
+    for name in ("a", "b", "c"):
+        made = _invoke("run", "--planner", "saez", "--workers", "rational", "--personas",
+                       "synthetic", "--agents", "6", "--years", "1", "--no-reference",
+                       "--out", str(tmp_path / "runs"), "--run-id", name)  # fmt: skip
+        assert made.exit_code == 0, made.output
+        copies.append(str(tmp_path / "runs" / name))
+    first = _invoke("report", copies[0], copies[1])
+    second = _invoke("report", copies[0], copies[2])
+    again = _invoke("report", copies[0], copies[1])
+    assert first.exit_code == second.exit_code == again.exit_code == 0, first.output
+    one, two = first.output.strip().splitlines()[-1], second.output.strip().splitlines()[-1]
+    assert one != two and one.startswith("report-") and one.endswith(".html")
+    assert (tmp_path / one).is_file() and (tmp_path / two).is_file()
+    assert again.output.strip().splitlines()[-1] == one  # the same runs: the same file
+
+
 def test_a_missing_run_and_a_folder_for_personas_are_named_as_such(tmp_path: Path) -> None:
     _clean_error(_invoke("resume", str(tmp_path / "missing")), "run folder not found")
     result = _invoke("run", "--planner", "saez", "--personas", str(tmp_path))
