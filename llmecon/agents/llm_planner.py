@@ -69,7 +69,7 @@ def delta_schema(n_brackets: int, moves: GridMoves) -> type[BaseModel]:
     return create_model(
         "PlannerDeltas",
         __config__=ConfigDict(extra="forbid"),
-        deltas=(list[delta], Field(min_length=n_brackets, max_length=n_brackets)),  # type: ignore[valid-type]
+        deltas=(list[delta], Field(min_length=n_brackets, max_length=n_brackets)),
         rationale=(str | None, Field(default=None, max_length=300)),
     )
 
