@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from llmecon._format import counted
 from llmecon.api import COMPARE_DEFAULTS, DEFAULT_PLANNERS
 from llmecon.cli._common import (
     check_output_file,
@@ -136,7 +137,8 @@ def compare(
         )
         console.print(
             f"[bold]llmecon compare[/]: {len(names)} planners × {len(seed_list)} seed(s), "
-            f"{base.agents} agents, {base.years} years, SWF {base.swf}"
+            f"{counted(base.agents, 'agent') if base.agents else 'default agents'}, "
+            f"{counted(base.years, 'year') if base.years else 'default years'}, SWF {base.swf}"
         )
         comparison = run_with_display(
             lambda progress: compare_planners(

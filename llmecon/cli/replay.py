@@ -71,7 +71,7 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         if rescored.nothing_to_resume:
             console.print(  # failed after every year ran: nothing left to resume
                 f"[yellow]note[/]: the run ended {rescored.run_status} after all of its "
-                f"{len(rows)} years; each was rescored"
+                f"{counted(len(rows), 'year')}; each was rescored"
             )
         elif rescored.run_status == "running":
             console.print(
@@ -82,8 +82,8 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         elif not rescored.complete:
             console.print(
                 f"[yellow]note[/]: the run is incomplete ({rescored.run_status}, "
-                f"{len(rows)} of {rescored.years_planned} years): only its completed years "
-                f"were rescored; continue it with `llmecon resume {run_dir}`"
+                f"{len(rows)} of {counted(rescored.years_planned, 'year')}): only its "
+                f"completed years were rescored; continue it with `llmecon resume {run_dir}`"
             )
         return
     with friendly_errors():
@@ -106,8 +106,9 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             )
         if report.nothing_to_resume:  # as `llmecon resume` says of such a run
             raise click.ClickException(
-                f"the run ended failed after all of its {report.years_checked} years: they "
-                f"were replayed; {fork_instead(run_dir)}"
+                "the run ended failed after all of its "
+                f"{counted(report.years_checked, 'year')}: they were replayed; "
+                f"{fork_instead(run_dir)}"
             )
         if report.run_status == "running":
             raise click.ClickException(
@@ -118,8 +119,8 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         if not report.complete:
             raise click.ClickException(
                 f"the run is incomplete ({report.run_status}, {report.years_checked} of "
-                f"{report.years_planned} years): only its completed years were replayed; "
-                f"continue it with `llmecon resume {run_dir}`"
+                f"{counted(report.years_planned, 'year')}): only its completed years were "
+                f"replayed; continue it with `llmecon resume {run_dir}`"
             )
         return
     table = Table(title="Replay differences")

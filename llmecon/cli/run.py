@@ -91,7 +91,8 @@ def run(
         console.print(
             f"[bold]llmecon run[/]: planner [cyan]{config.planner}[/], "
             f"workers [cyan]{config.workers}[/], "
-            f"{config.agents} agents, {config.years} years, SWF {config.swf}, seed {config.seed}"
+            f"{counted(config.agents or 0, 'agent')}, {counted(config.years or 0, 'year')}, "
+            f"SWF {config.swf}, seed {config.seed}"
         )
         if config.planner.startswith("local/") or str(config.workers).startswith("local/"):
             console.print(
@@ -322,7 +323,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     if not result.complete:
         console.print(
             f"[yellow]run stopped early[/] ({result.status}: {result.error}) after "
-            f"{len(result.records)} of {years} years; continue with "
+            f"{len(result.records)} of {counted(years, 'year')}; continue with "
             f"`llmecon resume {result.run_dir}` (e.g. with a larger --max-cost or --deadline)"
         )
     raise SystemExit(EXIT_CODES[result.status])

@@ -104,6 +104,14 @@ class RecordedCall:
         )
 
 
+def _the_call(key: CallKey) -> str:
+    """``the worker call in tax year 1 (agent persona-000000)``; a call of no agent (the
+    planner's) without the brackets."""
+    role, agent, year, _ = key
+    who = f" (agent {agent})" if agent is not None else ""
+    return f"the {role} call in tax year {year + 1}{who}"
+
+
 def call_key(call: LLMCall | RecordedCall) -> CallKey:
     return (call.role, call.agent, call.year, call.step)
 
@@ -473,7 +481,7 @@ class ReplayProvider(ModelProvider):
             self._current.pop(key, None)
             return await self._mismatch(
                 ReplayMismatchError(
-                    f"the {key[0]} call in tax year {key[2] + 1} (agent {key[1]}) was settled "
+                    f"{_the_call(key)} was settled "
                     f"by its reply {len(call.raw_outputs) - 1} in the log, but the replay asked "
                     "again: "
                     "the output schema or its validation changed"
@@ -534,7 +542,7 @@ class ReplayProvider(ModelProvider):
                 else f"{len(got)} messages where the log recorded {len(want)}"
             )
             raise ReplayMismatchError(
-                f"the {key[0]} call in tax year {key[2] + 1} (agent {key[1]}) sends {detail}: "
+                f"{_the_call(key)} sends {detail}: "
                 "a template, the persona bank or the history changed"
             )
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmecon._files import atomic_write, os_reason
+from llmecon._format import counted
 from llmecon.runs.columnar import iter_calls
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
@@ -78,7 +79,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         if run.nothing_to_resume:
             why = f" ({run.end.error})" if run.end and run.end.error else ""
             raise RunLogError(
-                f"every one of its {len(run.years)} years ran and it ended failed{why}; "
+                f"every one of its {counted(len(run.years), 'year')} ran and it ended failed{why}; "
                 + fork_instead(path)
             )
         cut = _last_boundary(run)

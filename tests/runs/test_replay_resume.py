@@ -613,3 +613,21 @@ def test_a_readers_lock_probe_does_not_refuse_a_writer(
     with pytest.raises(OSError) as caught:
         ExclusiveLock(run_dir / "manifest.json")
     assert not isinstance(caught.value, LockBusy)
+
+
+def test_messages_count_one_year_and_name_no_agent_for_the_planner(tmp_path: Path) -> None:
+    # "1 agents, 1 years" in the run's header, and a planner's mismatch "(agent None)".
+    run_dir = _mock_run(tmp_path, planner="mock/default", workers="rational", agents=1, years=2)
+    copy = run_dir / "prompts" / "planner_query.j2"
+    copy.write_text(copy.read_text() + "EXTRA\n")
+    with pytest.raises(ReplayMismatchError) as caught:
+        replay_run(run_dir)
+    assert str(caught.value).startswith("the planner call in tax year 2 sends another")
+    assert "None" not in str(caught.value)
+    header = CliRunner().invoke(
+        main,
+        ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+         "--agents", "1", "--years", "1", "--no-reference", "--out", str(tmp_path / "h")],
+    )  # fmt: skip
+    assert header.exit_code == 0, header.output
+    assert "1 agent, 1 year, SWF" in header.output
