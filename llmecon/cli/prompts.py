@@ -30,9 +30,12 @@ _CONFIG_OPTION = click.option(
     type=click.Path(dir_okay=False),
     help="A run's config file (YAML/TOML): render with its economy (rebate share, hours "
     "cap, utility, brackets, rate bounds, SWF, persona bank, first-year rebate), its "
-    "population (agents, seed) and its --prompts folder, so that tax year 1 reads as "
-    "that run's and branches only that run takes are checked too. Without it: an "
-    "example economy of 20 workers.",
+    "population (agents, seed), its --prompts folder and the settings that choose what "
+    "its templates say (worker reasons, history and steps; the planner's history, "
+    "hints, moves, uncertainty and exploration note; its years, whose last the query "
+    "names; the vote rule, candidates and candidate source), so that tax year 1 reads "
+    "as that run's and branches only that run takes are checked too. Without it: an "
+    "example economy of 20 workers and the default settings.",
 )
 
 
@@ -205,11 +208,11 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
     library = _library(prompts_dir)
     failures = 0
     table = Table(title="Template check")
-    for col in ("template", "tax year 1", "tax year 4", "answer anchors"):
-        table.add_column(col)
     with friendly_errors():
         worlds = example_worlds(library, economy)
         anchors = template_anchors(library, economy)
+    for col in ("template", *(world.label for world in worlds), "answer anchors"):
+        table.add_column(col)
     empty = set(empty_template_names(library))
     pulled_in = included_by(library)
     for name in library.names():

@@ -9,6 +9,7 @@ instruction whose example is a valid answer (:func:`template_anchors`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -20,12 +21,17 @@ from pydantic import BaseModel, ValidationError
 from llmecon.agents.anchors import find_anchors
 from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.llm_workers import worker_schema
-from llmecon.agents.planner_prompts import GridMoves, PlannerPromptSettings, planner_prompt
-from llmecon.agents.prompting import HistoryView, WorkerPrompts
+from llmecon.agents.planner_prompts import (
+    GridMoves,
+    Leader,
+    PlannerPromptSettings,
+    planner_prompt,
+)
+from llmecon.agents.prompting import HistoryView, StepFeedback, WorkerPrompts
 from llmecon.models import ChatMessage
 from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt, StagedTemplate
 from llmecon.runs.config import ConfigError, RunConfig
-from llmecon.runs.wiring import build_simulation
+from llmecon.runs.wiring import build_simulation, planner_prompt_settings
 from llmecon.voting import vote_rule_names
 from llmecon.voting.voters import vote_rule_template
 
@@ -94,10 +100,34 @@ PROMPT_ECONOMY = (
 )
 
 
+#: Settings of a run that choose which branches of its templates render (besides the
+#: economy): what the workers and the planner are shown, the run's length (the last
+#: year's query says so) and how its votes are held.
+PROMPT_CHOICES = (
+    "worker_history",
+    "worker_reasons",
+    "worker_steps",
+    "planner_history",
+    "planner_best",
+    "trust_region",
+    "planner_hints",
+    "planner_moves",
+    "planner_uncertainty",
+    "planner_explore",
+    "planner_breakdown",
+    "years",
+    "vote_rule",
+    "candidates",
+    "candidate_source",
+)
+
+
 def prompt_economy(config: RunConfig) -> dict[str, Any]:
-    """The settings of ``config`` (resolved) that :class:`ExampleWorld` renders with (a
-    synthetic population has no persona text: the shipped bank stands in)."""
-    settings = {k: getattr(config, k) for k in PROMPT_ECONOMY}
+    """The settings of ``config`` (resolved) that :class:`ExampleWorld` renders with: its
+    economy (:data:`PROMPT_ECONOMY`; a synthetic population has no persona text: the
+    shipped bank stands in) and what chooses its templates' branches
+    (:data:`PROMPT_CHOICES`)."""
+    settings = {k: getattr(config, k) for k in (*PROMPT_ECONOMY, *PROMPT_CHOICES)}
     if settings["personas"] == "synthetic":
         del settings["personas"]
     return settings
@@ -105,7 +135,11 @@ def prompt_economy(config: RunConfig) -> dict[str, Any]:
 
 class ExampleWorld:
     """A seeded economy with ``year`` completed years of history; ``economy``: settings
-    of :data:`PROMPT_ECONOMY` (a run's, so the templates render as in that run)."""
+    of :data:`PROMPT_ECONOMY` and :data:`PROMPT_CHOICES` (a run's, so the templates
+    render as in that run: its reasons, steps, planner settings, vote rule …). The
+    planner's query says "year N of M" with the run's ``years`` as M (without one, an
+    example run of :data:`EXAMPLE_HORIZON` years); ``last``: this year is the run's
+    last, as in a run of ``year + 1`` years."""
 
     def __init__(
         self,
@@ -117,10 +151,15 @@ class ExampleWorld:
         history_planner: str = "thompson",
         seed: int = 0,
         economy: dict[str, Any] | None = None,
+        last: bool = False,
     ) -> None:
         if year < 0:
             raise ConfigError("year must be >= 0")
         settings = {"personas": personas, **(economy or {})}
+        years = settings.pop("years", None)
+        #: the run length the planner's query states
+        self.horizon = year + 1 if last else max(years or EXAMPLE_HORIZON, year + 1)
+        self.last = last
         bank = str(settings["personas"])
         if bank not in ("default", "synthetic"):  # a bank file: at most its personas
             from llmecon.personas import load_bank
@@ -140,11 +179,21 @@ class ExampleWorld:
         self.sim = build_simulation(config, write_log=False)
         self.records = self.sim.run().records[:year] if year > 0 else []
 
-    def example(self, name: str, persona: int = 0, rule: str = "borda") -> Example:
-        """What a model receives for template ``name`` (``rule``: the vote's rule)."""
+    @property
+    def label(self) -> str:
+        """``tax year 4``, or ``tax year 4 (the last)``."""
+        return f"tax year {self.year + 1}" + (" (the last)" if self.last else "")
+
+    def example(self, name: str, persona: int = 0, rule: str | None = None) -> Example:
+        """What a model receives for template ``name`` (``rule``: the vote's rule; by
+        default the run's). A run whose candidates are personas (``candidate_source:
+        leaders``) holds elections: its ``vote.j2`` is an election's ballot."""
         rules = {vote_rule_template(r): r for r in vote_rule_names()}
         if name in rules:  # included by vote.j2 under its rule
             return self._voting("vote.j2", persona, rules[name])
+        rule = rule or self.sim.config.vote_rule
+        if name == "vote.j2" and self.sim.config.candidate_source == "leaders":
+            return self.election_example(persona, rule)
         if name not in KNOWN_TEMPLATES:
             raise PromptError(
                 f"{name} is not used by llmecon (known: {', '.join(known_templates())})"
@@ -174,6 +223,7 @@ class ExampleWorld:
 
     def _worker(self, name: str, persona: int) -> Example:
         text = self._persona(persona).messages[0].content
+        config = self.sim.config
         prompt = WorkerPrompts(
             self.library,
             style=WORKER_TEMPLATES[name],
@@ -185,23 +235,56 @@ class ExampleWorld:
                 if self.records
                 else self.sim.rebate_before_year_one
             ),
-            history=HistoryView(self.records, 3),
+            history=HistoryView(self.records, config.worker_history),
+            step_feedback=self._step_feedback(persona),
+            reasons=config.worker_reasons,
         ).prompt(persona, text)
         return Example(name, prompt.messages, prompt.templates)
 
-    def _planner(self, name: str) -> Example:
-        settings = PlannerPromptSettings(
-            hints=name == "planner_hints.j2",
-            explore=name == "planner_explore.j2",
-            moves=EXAMPLE_GRID_MOVES if name == "planner_query_delta.j2" else None,
-            horizon=max(EXAMPLE_HORIZON, self.year + 1),
+    def _step_feedback(self, persona: int) -> StepFeedback | None:
+        """With ``worker_steps`` above 1, the second persona is asked in a later decision
+        step, shown what its previous step produced (the branch only such runs take)."""
+        if self.sim.config.worker_steps < 2 or persona % 2 == 0:
+            return None
+        import numpy as np
+
+        hours = np.asarray(self.sim.economy.population.usual_weekly_hours, dtype=float)
+        first = StepFeedback.of(self.sim.economy, self._schedule(), hours)
+        if self.sim.config.worker_steps < 3:
+            return first
+        return StepFeedback.of(self.sim.economy, self._schedule(), hours * 0.9, first)
+
+    def _planner_settings(self, name: str | None = None) -> PlannerPromptSettings:
+        """The run's planner settings (the defaults without a config), with the branch
+        of template ``name`` switched on (its hints, exploration note, grid moves)."""
+        settings = planner_prompt_settings(self.sim.config)
+        moves = settings.moves
+        if moves is None and name == "planner_query_delta.j2":
+            moves = EXAMPLE_GRID_MOVES
+        return dataclasses.replace(
+            settings,
+            hints=settings.hints or name == "planner_hints.j2",
+            explore=settings.explore or name == "planner_explore.j2",
+            moves=moves,
+            horizon=self.horizon,
         )
+
+    def _leader(self) -> Leader | None:
+        """An elected leader after the first year of a run whose candidates are personas
+        (``candidate_source: leaders``): the planner then speaks for them."""
+        if self.sim.config.candidate_source != "leaders" or self.year < 1:
+            return None
+        text = self._persona(0).messages[0].content
+        return Leader(self.sim.economy.population.ids[0], text, self.year - 1)
+
+    def _planner(self, name: str) -> Example:
         prompt = planner_prompt(
             self.library,
             ctx=self.sim.planner_context,
             history=self.records,
-            settings=settings,
+            settings=self._planner_settings(name),
             year=self.year,
+            leader=self._leader(),
         )
         return Example(name, prompt.messages, prompt.templates)
 
@@ -236,8 +319,9 @@ class ExampleWorld:
         used = self.library.provenance("persona.j2")
         return Example("persona.j2", [ChatMessage(role="user", content=text)], used)
 
-    def _voting(self, name: str, persona: int, rule: str = "borda") -> Example:
-        """A round (borda by default) with the incumbent and two seeded perturbations."""
+    def _voting(self, name: str, persona: int, rule: str) -> Example:
+        """A round under ``rule`` with the incumbent and two seeded perturbations; the
+        planner's proposals are the run's number of candidates."""
         import numpy as np
 
         from llmecon.agents.planner_prompts import planner_candidates_prompt
@@ -253,7 +337,12 @@ class ExampleWorld:
         ctx = self.sim.planner_context
         if name == "planner_candidates.j2":
             prompt = planner_candidates_prompt(
-                self.library, ctx, PlannerPromptSettings(), self.records, 2, self.year
+                self.library,
+                ctx,
+                self._planner_settings(),
+                self.records,
+                self.sim.config.candidates,
+                self.year,
             )
             return Example(name, prompt.messages, prompt.templates)
         economy = self.sim.economy
@@ -296,7 +385,7 @@ class ExampleWorld:
         )
         return Example(name, prompt.messages, prompt.templates)
 
-    def election_example(self, persona: int = 0, rule: str = "plurality") -> Example:
+    def election_example(self, persona: int = 0, rule: str | None = None) -> Example:
         """A ballot of an election (``candidate_source: leaders``): three personas
         standing on the incumbent and two seeded perturbations of it."""
         import numpy as np
@@ -327,7 +416,7 @@ class ExampleWorld:
         )
         prompt = vote_prompt(
             self.library,
-            rule=rule,
+            rule=rule or self.sim.config.vote_rule,
             year=self.year,
             candidates=candidates,
             persona_text=self._persona(persona).messages[0].content,
@@ -340,16 +429,13 @@ class ExampleWorld:
 
     def leader_planner_example(self, persona: int = 0) -> Example:
         """The planner's prompt as an elected leader (``candidate_source: leaders``)."""
-        from llmecon.agents.planner_prompts import Leader
-
         text = self._persona(persona).messages[0].content
+        settings = self._planner_settings()
         prompt = planner_prompt(
             self.library,
             ctx=self.sim.planner_context,
             history=self.records,
-            settings=PlannerPromptSettings(
-                moves=EXAMPLE_GRID_MOVES, horizon=max(EXAMPLE_HORIZON, self.year + 1)
-            ),
+            settings=dataclasses.replace(settings, moves=settings.moves or EXAMPLE_GRID_MOVES),
             year=self.year,
             leader=Leader(self.sim.economy.population.ids[persona], text, max(self.year - 1, 0)),
         )
@@ -498,11 +584,17 @@ def check_example(world: ExampleWorld, name: str, *, blank: bool = False) -> Pro
 def example_worlds(
     library: PromptLibrary, economy: dict[str, Any] | None = None
 ) -> list[ExampleWorld]:
-    """The worlds ``llmecon prompts check`` renders in: tax years 1 and 4 (with a library
-    that records what it renders, for :func:`check_example`)."""
+    """The worlds ``llmecon prompts check`` renders in: tax years 1 and 4, and tax year
+    4 as the last of a run when a run's ``years`` (in ``economy``) has neither as its
+    last (the query says so: a branch only the last year takes); with a library that
+    records what it renders, for :func:`check_example`."""
     if not isinstance(library, _RecordingLibrary):
         library = _RecordingLibrary(library)
-    return [ExampleWorld(library, year=y, economy=economy) for y in (0, 3)]
+    worlds = [ExampleWorld(library, year=y, economy=economy) for y in (0, 3)]
+    years = (economy or {}).get("years")
+    if years is not None and years > 4:
+        worlds.append(ExampleWorld(library, year=3, economy=economy, last=True))
+    return worlds
 
 
 def template_failures(
@@ -520,7 +612,7 @@ def template_failures(
         for world in worlds:
             outcome = check_example(world, name, blank=blank)
             if isinstance(outcome, PromptError):
-                failures.append(f"{name} (tax year {world.year + 1}): {outcome}")
+                failures.append(f"{name} ({world.label}): {outcome}")
                 break
     return failures
 

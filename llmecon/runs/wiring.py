@@ -418,12 +418,9 @@ def capped_concurrency(requested: int | None) -> int | None:
     return requested
 
 
-def build_planner(
-    config: RunConfig, ctx: PlannerContext, models: ModelPool, library: PromptLibrary
-) -> Planner:
-    if is_baseline(config.planner):
-        return make_planner(config.planner, ctx)
-    settings = PlannerPromptSettings(
+def planner_prompt_settings(config: RunConfig) -> PlannerPromptSettings:
+    """What ``config``'s LLM planner is shown (also what ``llmecon prompts`` renders)."""
+    return PlannerPromptSettings(
         history_len=config.planner_history,
         best_len=config.planner_best,
         trust_region=config.trust_region,
@@ -434,6 +431,14 @@ def build_planner(
         horizon=config.years,
         weighted_breakdown=config.planner_breakdown == "weighted",
     )
+
+
+def build_planner(
+    config: RunConfig, ctx: PlannerContext, models: ModelPool, library: PromptLibrary
+) -> Planner:
+    if is_baseline(config.planner):
+        return make_planner(config.planner, ctx)
+    settings = planner_prompt_settings(config)
     start = None
     if config.planner_start is not None:
         try:

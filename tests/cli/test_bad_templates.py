@@ -457,3 +457,61 @@ def test_an_error_in_an_included_file_names_that_file_and_its_line(
     assert message.startswith("template worker_system.j2")
     assert f"({folder / 'parts' / 'helper.txt'}, line 2, which it includes): {said}" in message
     assert caught.value.template == "worker_system.j2"
+
+
+def _branch_broken(tmp_path: Path, name: str, anchor: str, insert: str) -> Path:
+    """A prompt folder whose ``name`` has ``insert`` (an undefined variable) right after
+    the first line holding ``anchor``: a branch only some runs' settings take."""
+    folder = tmp_path / "mine"
+    folder.mkdir(exist_ok=True)
+    lines = PromptLibrary(None).source(name).splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if anchor in line)
+    lines.insert(at + 1, insert)
+    (folder / name).write_text("".join(lines), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("settings", "name", "anchor", "insert"),
+    [
+        # the reasons branch of the workers' system message
+        ({"worker_reasons": True}, "worker_system.j2", "{% if reasons %}", "{{ oops }}\n"),
+        # the last year's query, in a run of 6 years (neither checked year is its last)
+        (
+            {"years": 6},
+            "planner_query.j2",
+            "Propose the rates",
+            "{% if year + 1 >= horizon %}{{ oops }}{% endif %}\n",
+        ),
+        # an election's ballot (candidates are personas)
+        (
+            {"vote_every": 2, "candidate_source": "leaders", "years": 4},
+            "vote.j2",
+            "everyone elects a leader",
+            "{{ oops }}\n",
+        ),
+    ],
+)
+def test_check_with_a_config_renders_the_branches_its_settings_choose(
+    tmp_path: Path, settings: dict[str, object], name: str, anchor: str, insert: str
+) -> None:
+    # `prompts check --config` took only the economy from the config: a branch chosen by
+    # worker_reasons, the run's last year or its elections was never rendered, and the
+    # check said "all templates render".
+    import yaml
+
+    folder = _branch_broken(tmp_path, name, anchor, insert)
+    config = tmp_path / "run.yaml"
+    base = {"planner": "mock/default", "workers": "mock/default", "prompts": str(folder)}
+    config.write_text(yaml.safe_dump({**base, **settings}), encoding="utf-8")
+    plain = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert plain.exit_code == 0, plain.output  # the default settings do not take it
+    checked = CliRunner().invoke(main, ["prompts", "check", "--config", str(config)])
+    assert checked.exit_code == 1, checked.output
+    said = " ".join(checked.output.split())
+    assert f"template {name}, line" in said and "'oops' is undefined" in said
+    # and a run with these settings refuses the folder before it starts
+    run = CliRunner().invoke(main, ["run", "--config", str(config), "--agents", "4",
+                                    "--out", str(tmp_path / "runs")])  # fmt: skip
+    assert run.exit_code == 1 and "fail to render with this run's settings" in run.output
+    assert not (tmp_path / "runs").exists()
