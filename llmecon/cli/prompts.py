@@ -138,6 +138,11 @@ def render(
     if not name.endswith(".j2"):
         name += ".j2"
     with friendly_errors():
+        if "agents" in population and persona >= population["agents"]:
+            raise click.ClickException(
+                f"--persona {persona}: the run of {config_file} has "
+                f"{population['agents']} workers (0 to {population['agents'] - 1})"
+            )
         agents = max(population.get("agents", EXAMPLE_AGENTS), persona + 1)
         if personas not in ("default", "synthetic"):  # a bank file: its personas only
             from llmecon.personas import load_bank

@@ -79,6 +79,19 @@ def test_render_of_tax_year_1_is_the_prompt_a_run_sends(
     assert (rebate == "Last year's rebate per person: $0.") == (first_year_rebate == "none")
 
 
+def test_render_with_a_config_refuses_a_persona_the_run_does_not_have(tmp_path: Path) -> None:
+    # `--persona 5000` with a run of 10 workers rendered someone of a larger sample,
+    # a worker that run never has.
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("planner: us-federal\nworkers: scripted/reference\nagents: 10\n")
+    args = ["prompts", "render", "worker_decision.j2", "--config", str(config_file)]
+    refused = CliRunner().invoke(main, [*args, "--persona", "5000"])
+    assert refused.exit_code == 1
+    assert "--persona 5000: the run of" in refused.output
+    assert "has 10 workers (0 to 9)" in " ".join(refused.output.split())
+    assert CliRunner().invoke(main, [*args, "--persona", "9"]).exit_code == 0
+
+
 def test_check_passes_on_shipped_templates_and_lists_them() -> None:
     result = CliRunner().invoke(main, ["prompts", "check"])
     assert result.exit_code == 0, result.output
