@@ -53,6 +53,10 @@ _NUMBER = re.compile(r"(?<![\w.,])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])
 _QUOTED = re.compile(r"\"([^\"\n]{1,40})\"|'([^'\n]{1,40})'")
 
 
+#: Characters of the instruction an anchor is shown in (around the value).
+SNIPPET_CHARS = 120
+
+
 @dataclass(frozen=True)
 class Anchor:
     """One value in a prompt's format instruction that is a valid answer.
@@ -69,8 +73,15 @@ class Anchor:
 
     def describe(self) -> str:
         snippet = " ".join(self.snippet.split())
-        if len(snippet) > 120:
-            snippet = snippet[:117] + "..."
+        if len(snippet) > SNIPPET_CHARS:  # cut around the value, which stays in sight
+            at = max(snippet.find(" ".join(self.value.split())), 0)
+            start = max(0, min(at - SNIPPET_CHARS // 3, len(snippet) - SNIPPET_CHARS))
+            end = start + SNIPPET_CHARS
+            snippet = (
+                ("..." if start else "")
+                + snippet[start:end]
+                + ("..." if end < len(snippet) else "")
+            )
         return f"{self.value} in {snippet!r}: {self.reason}"
 
 
@@ -196,11 +207,15 @@ def _example_anchors(
             return [Anchor(span, span, "the example is itself a valid answer")]
         found = []
         for key, value in parsed.items():
-            field_leaves = [leaf for leaf in leaves if leaf.field == key]
+            # under a key the answer does not have (`"hour"`, `"Hours"`), a value is
+            # still one a model copies into the field it does have
+            known = key in fields
+            field_leaves = [leaf for leaf in leaves if leaf.field == key] if known else leaves
             for scalar in _scalars(value):
                 leaf = next((lf for lf in field_leaves if lf.accepts(scalar)), None)
                 if leaf is not None:
-                    found.append(Anchor(json.dumps(scalar), span, leaf.describe()))
+                    where = "" if known else f" (given under {json.dumps(key)}, not a field)"
+                    found.append(Anchor(json.dumps(scalar), span, leaf.describe() + where))
         return found
     # Pseudo-JSON ({"rates": [7 whole numbers]}): any valid value in it is an anchor.
     return _token_anchors(span, span, leaves, fields)

@@ -171,3 +171,29 @@ def test_every_template_is_checked_and_named_where_its_example_is(
     found = template_anchors(PromptLibrary(tmp_path))
     assert list(found) == [name]
     assert example in found[name][0]
+
+
+def test_a_long_instruction_is_cut_around_the_value_it_flags() -> None:
+    # The message kept the first 117 characters: a value further on was cut off, and
+    # the reader was told of a number the message did not show.
+    from llmecon.agents.anchors import SNIPPET_CHARS, Anchor
+
+    line = "Answer in JSON. " + "Think about the schedule and your family. " * 4 + "e.g. 55."
+    said = Anchor("55", line, "a valid hours value").describe()
+    shown = said.split(" in '", 1)[1].rsplit("': ", 1)[0]
+    assert "55" in shown and shown.startswith("...")
+    assert len(shown) <= SNIPPET_CHARS + 6
+    short = Anchor("40", 'like {"hours": 40}', "r").describe()
+    assert short == "40 in 'like {\"hours\": 40}': r"
+
+
+@pytest.mark.parametrize("key", ["hour", "Hours", "hours_per_week"])
+def test_an_example_under_a_misspelt_key_still_anchors(key: str) -> None:
+    # Only the values of the answer's own keys were checked: `{"hour": 40}` passed,
+    # and a model copies its 40 into the "hours" it is asked for.
+    from llmecon.agents.anchors import find_anchors
+    from llmecon.agents.llm_workers import worker_schema
+
+    found = find_anchors(f'Answer with JSON only, like {{"{key}": 40}}.', worker_schema(80))
+    assert [a.value for a in found] == ["40"]
+    assert f'(given under "{key}", not a field)' in found[0].reason
