@@ -514,12 +514,16 @@ class Model:
     def _account(self, response: ProviderResponse, state: CallState) -> None:
         usage = response.usage or Usage()
         state.add_usage(usage)
-        if self.price_override is not None:
-            cost: float | None = cost_at(self.price_override, usage, batch=response.batch)
-        else:
-            cost = response.cost_usd
-            if cost is None and self.provider.prices_known:
-                cost = table_cost(self.provider.model_name, usage, batch=response.batch)
+        # a reply whose token counts are missing or not counts costs an unknown amount,
+        # not $0 (a budget would never trip), unless the provider says what it cost
+        counted = response.usage is not None and response.usage.complete
+        cost: float | None = response.cost_usd
+        if not counted:
+            pass  # the provider's own figure, or unknown
+        elif self.price_override is not None:
+            cost = cost_at(self.price_override, usage, batch=response.batch)
+        elif cost is None and self.provider.prices_known:
+            cost = table_cost(self.provider.model_name, usage, batch=response.batch)
         if cost is None:
             state.cost_known = False
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class ChatMessage(BaseModel):
@@ -22,24 +22,29 @@ class ChatMessage(BaseModel):
 MAX_COUNT_DIGITS = 12
 
 
-def token_count(value: object) -> int:
-    """A token count as a server reported it, as a whole number ≥ 0.
-
-    Anything else (missing, negative, not a finite number, a bool) counts as 0, i.e.
-    unknown: the reply is kept, and a cost is never negative (a negative count once made
-    a run's cost fall and switched ``--max-cost`` off).
-    """
+def reported_count(value: object) -> int | None:
+    """A token count as a server reported it, as a whole number ≥ 0, or ``None`` when
+    it is not one (missing, negative, not a finite number, a bool, a string of other
+    than ASCII digits, more than :data:`MAX_COUNT_DIGITS` digits)."""
     if isinstance(value, bool):
-        return 0
+        return None
     if isinstance(value, str):
         value = value.strip()
         # ASCII digits only ("²" is a digit to str.isdigit, not to int), and no more
         # than a count can be (a 5,000-digit string would make a huge cost, or an error)
         ok = value.isascii() and value.isdigit() and len(value) <= MAX_COUNT_DIGITS
-        return int(value) if ok else 0
-    if isinstance(value, int | float) and math.isfinite(value) and 0 < value < 10**MAX_COUNT_DIGITS:
-        return int(value)
-    return 0
+        return int(value) if ok else None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return int(value) if 0 <= value < 10**MAX_COUNT_DIGITS else None
+    return None
+
+
+def token_count(value: object) -> int:
+    """A token count as a server reported it (:func:`reported_count`); anything else
+    counts as 0: the reply is kept, and a cost is never negative (a negative count once
+    made a run's cost fall and switched ``--max-cost`` off)."""
+    count = reported_count(value)
+    return 0 if count is None else count
 
 
 class Usage(BaseModel):
@@ -50,10 +55,22 @@ class Usage(BaseModel):
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
 
+    #: Whether both counts were reported as counts (:meth:`reported`): a call whose
+    #: server left one out, or sent something else, costs an unknown amount, not $0.
+    _complete: bool = PrivateAttr(default=True)
+
     @classmethod
     def reported(cls, input_tokens: object, output_tokens: object) -> Usage:
         """The usage a server reported, each count read by :func:`token_count`."""
-        return cls(input_tokens=token_count(input_tokens), output_tokens=token_count(output_tokens))
+        counts = (reported_count(input_tokens), reported_count(output_tokens))
+        usage = cls(input_tokens=counts[0] or 0, output_tokens=counts[1] or 0)
+        usage._complete = None not in counts
+        return usage
+
+    @property
+    def complete(self) -> bool:
+        """Whether both counts are known (:meth:`reported`)."""
+        return self._complete
 
     @property
     def total_tokens(self) -> int:

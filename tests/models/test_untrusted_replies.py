@@ -116,7 +116,7 @@ class _NegativeUsageAnthropic(FakeAnthropicServer):
     ("server_class", "name"),
     [(_NegativeUsageOpenAI, "openai/gpt-4o"), (_NegativeUsageAnthropic, "anthropic/claude-x")],
 )
-def test_negative_token_counts_from_a_server_cost_nothing_and_keep_the_budget(
+def test_negative_token_counts_from_a_server_are_no_cost_and_keep_the_budget(
     sentinel_keys: object, server_class: type, name: str
 ) -> None:
     with server_class() as server:
@@ -127,8 +127,32 @@ def test_negative_token_counts_from_a_server_cost_nothing_and_keep_the_budget(
     assert out.parsed is not None
     assert out.usage.input_tokens == 0 and out.usage.output_tokens == 0
     # Before, the counts were taken as given: a cost of -$10, which held a run's spend
-    # below --max-cost for good.
-    assert out.cost_usd == 0.0 and model.cost_total == 0.0
+    # below --max-cost for good. Then they were read as 0 tokens, a known $0: the cost
+    # is unknown, and said so.
+    assert out.cost_usd is None and model.cost_total == 0.0 and model.cost_unknown_calls == 1
+
+
+class _NoUsageOpenAI(FakeOpenAIServer):
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        reply = super().completion(request, fault)
+        payload = json.loads(reply.body)
+        payload.pop("usage", None)
+        return _Reply(reply.status, json.dumps(payload).encode(), reply.headers)
+
+
+def test_a_reply_without_token_counts_costs_an_unknown_amount_not_nothing(
+    sentinel_keys: object,
+) -> None:
+    # A server (a proxy) that leaves `usage` out made every call a known $0: a run's
+    # spend read $0.00 and --max-cost never tripped.
+    with _NoUsageOpenAI() as server:
+        model = get_model("openai/gpt-4o", api_base=server.base_url, config=FAST)
+        out = asyncio.run(generate_once(model, MSGS, WORKER))
+        priced = get_model("openai/gpt-4o", api_base=server.base_url, config=FAST)
+        priced.set_price(2.0, 8.0)
+        overridden = asyncio.run(generate_once(priced, MSGS, WORKER))
+    assert out.parsed is not None and out.cost_usd is None and model.cost_unknown_calls == 1
+    assert overridden.cost_usd is None  # a price override has no tokens to price either
 
 
 def test_a_cache_entry_with_damaged_usage_is_a_miss_and_is_rewritten(tmp_path: Any) -> None:
