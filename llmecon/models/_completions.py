@@ -263,8 +263,13 @@ class CompletionBatcher:
             token_count(usage.get("prompt_tokens")), [len(p.prompt) for p in live]
         )
         outputs = split_tokens(token_count(usage.get("completion_tokens")), [len(t) for t in texts])
+        # counts the server did not report as counts leave every share's cost unknown
+        counted = Usage.reported(usage.get("prompt_tokens"), usage.get("completion_tokens"))
         return [
-            ProviderResponse(text=t, usage=Usage(input_tokens=i, output_tokens=o))
+            ProviderResponse(
+                text=t,
+                usage=Usage.reported(i, o) if counted.complete else Usage.reported(None, None),
+            )
             for t, i, o in zip(texts, inputs, outputs, strict=True)
         ]
 
