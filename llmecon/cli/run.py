@@ -100,7 +100,12 @@ def run(
                 "small and weak, but real; pass --planner gpt-4o (or another model) for a "
                 "stronger run"
             )
-        notes = [*settings_notes(config), *bounds_notes(sim.planner_context), *anchor_notes(sim)]
+        notes = [
+            *settings_notes(config),
+            *bounds_notes(sim.planner_context),
+            *anchor_notes(sim),
+            *unrendered_notes(sim),
+        ]
         for note in notes:
             console.print(f"[yellow]note[/]: {note}")
         run_with_display(sim, config.years or 0, config.reference)
@@ -199,6 +204,34 @@ def anchor_notes(sim: Any) -> list[str]:
         "examples as their answer (`llmecon prompts check` lists them)"
         for name, where in found.items()
         if used(name)
+    ]
+
+
+def unrendered_notes(sim: Any) -> list[str]:
+    """Templates of the ``--prompts`` folder this run's settings never render (an
+    override of the planner's hints in a run without them, say): said before the run,
+    as the edit would change nothing it sends (yet the run's templates count it)."""
+    from llmecon.runs.log import is_run_folder
+    from llmecon.runs.prompt_examples import known_templates, run_templates
+
+    library = sim.library
+    if sim.config.prompts is None or len(library.search_path) < 2:
+        return []
+    folder = library.search_path[0]
+    if is_run_folder(folder.parent):  # a fork's source copy holds every template
+        return []
+    mine = [n for n in library.names() if (folder / n).is_file() and n in known_templates()]
+    if not mine:
+        return []
+    used = run_templates(library, sim.config)
+    unused = [n for n in mine if n not in used]
+    if not unused:
+        return []
+    return [
+        f"{', '.join(unused)} of {folder} {'is' if len(unused) == 1 else 'are'} not rendered "
+        "with this run's settings (`llmecon prompts render NAME --config FILE` shows when "
+        "a template is): the run sends the same prompts without "
+        f"{'it' if len(unused) == 1 else 'them'}"
     ]
 
 

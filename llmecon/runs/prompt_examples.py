@@ -735,3 +735,42 @@ def template_anchors(
                     if anchor.describe() not in problems:
                         problems.append(anchor.describe())
     return found
+
+
+def run_templates(library: PromptLibrary, config: RunConfig) -> set[str]:
+    """The templates a run with ``config`` (resolved) renders, and what they include: its
+    roles' prompts as its settings make them (the workers' style, the planner's hints,
+    exploration note and moves, the vote's rule and candidates, the satisfaction
+    question), in tax years 1 and 4, and the re-ask. A template rendered only under a
+    name computed at render time or in a later year than 4 may be missed."""
+    from llmecon.planners import is_baseline
+
+    llm_workers = config.workers != "rational"
+    llm_planner = not is_baseline(str(config.planner))
+    voting = config.vote_every is not None
+    llm_voters = voting and config.voters == "llm"
+    asks: list[tuple[str, int]] = [("repair.j2", 0)]
+    if llm_workers:
+        decision = "worker_decision_rational.j2"
+        asks += [(decision if config.worker_style == "rational" else "worker_decision.j2", 0)]
+        asks += [(decision if config.worker_style == "rational" else "worker_decision.j2", 1)]
+        if config.worker_satisfaction:
+            asks.append(("satisfaction.j2", 0))
+    if llm_planner:
+        asks.append(("planner_context.j2", 0))  # the run's own planner prompt
+    if llm_voters:
+        asks.append(("vote.j2", 0))
+    if voting and config.candidate_source == "planner" and llm_planner:
+        asks.append(("planner_candidates.j2", 0))
+    if voting and config.candidate_source == "platforms" and config.voters == "llm":
+        asks.append(("platform.j2", 0))
+    used: set[str] = set()
+    if llm_workers or llm_voters or (voting and config.candidate_source == "leaders"):
+        used.update(library.provenance("persona.j2"))
+    for world in example_worlds(library, prompt_economy(config)):
+        for name, persona in asks:
+            try:
+                used.update(world.example(name, persona).templates_used)
+            except PromptError:  # not rendered that year, or broken (the check says which)
+                continue
+    return used

@@ -515,3 +515,24 @@ def test_check_with_a_config_renders_the_branches_its_settings_choose(
                                     "--out", str(tmp_path / "runs")])  # fmt: skip
     assert run.exit_code == 1 and "fail to render with this run's settings" in run.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_says_which_of_its_templates_its_settings_never_render(tmp_path: Path) -> None:
+    # An edited planner_hints.j2 in a run without hints was taken without a word: the
+    # run sent the same prompts, yet its templates (and a sweep's cell ids) changed.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("planner_hints.j2", "worker_system.j2"):
+        text = PromptLibrary(None).source(name) + "Mind the deficit.\n"
+        (folder / name).write_text(text, encoding="utf-8")
+    args = ["run", "--planner", "mock/default", "--workers", "mock/default", "--agents", "4",
+            "--years", "1", "--no-reference", "--prompts", str(folder),
+            "--out", str(tmp_path / "runs")]  # fmt: skip
+    plain = CliRunner().invoke(main, args)
+    assert plain.exit_code == 0, plain.output
+    said = " ".join(plain.output.split())
+    assert f"note: planner_hints.j2 of {folder} is not rendered with this run's settings" in said
+    assert "worker_system.j2 of" not in said
+    hinted = CliRunner().invoke(main, [*args, "--planner-hints"])
+    assert hinted.exit_code == 0, hinted.output
+    assert "not rendered with this run's settings" not in hinted.output
