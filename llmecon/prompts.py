@@ -37,6 +37,12 @@ class PromptError(ValueError):
         self.template = template
 
 
+#: How the template filters write values, recorded in each run's manifest
+#: (``prompt_rendering``) so that a replay renders a logged run's prompts as it did:
+#: 1, releases before December 2026 (``usd`` wrote ``$-19,598``); 2, ``-$19,598``.
+RENDERING = 2
+
+
 def shipped_prompts_dir() -> Path:
     return shipped_dir("prompts")
 
@@ -54,10 +60,15 @@ class PromptLibrary:
     """The templates of one run: the shipped set, optionally overridden by a folder."""
 
     def __init__(
-        self, override_dir: str | Path | None = None, under: str | Path | None = None
+        self,
+        override_dir: str | Path | None = None,
+        under: str | Path | None = None,
+        *,
+        rendering: int = RENDERING,
     ) -> None:
         """``override_dir`` wins file by file over ``under`` (a fork's source run's copy
-        of its templates), which wins over the shipped folder."""
+        of its templates), which wins over the shipped folder. ``rendering``: how the
+        filters write values (:data:`RENDERING`; a logged run's own, to replay it)."""
         dirs: list[Path] = []
         for given in (override_dir, under):
             if given is None:
@@ -85,7 +96,9 @@ class PromptLibrary:
         self._hashes: dict[str, str] = {}
         self._provenance: dict[str, dict[str, str]] = {}
         self._splits: dict[tuple[str, frozenset[str]], _Split] = {}
-        self._env.filters["usd"] = _usd
+        #: :data:`RENDERING` of this library's filters
+        self.rendering = rendering
+        self._env.filters["usd"] = _usd if rendering >= 2 else _usd_before_2
         self._env.filters["pct"] = _pct
         #: Whether a template may render no text. Off: an empty rendering (every ``if``
         #: branch false, in a tax year the up-front check does not render) is a
@@ -339,6 +352,13 @@ def _defined(value: Any) -> Any:
 
 
 def _usd(value: float, decimals: int = 0) -> str:
+    """Dollars with thousands separators, the sign ahead of the symbol: ``-$19,598``."""
+    text = f"{_defined(value):,.{decimals}f}"
+    return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+
+
+def _usd_before_2(value: float, decimals: int = 0) -> str:
+    """``usd`` of :data:`RENDERING` 1: the sign after the symbol (``$-19,598``)."""
     return f"${_defined(value):,.{decimals}f}"
 
 

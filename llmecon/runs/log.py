@@ -92,6 +92,9 @@ class Manifest(BaseModel):
     models: dict[str, str] = Field(default_factory=dict)
     prompts: dict[str, str] = Field(default_factory=dict)
     """Template name -> sha256 of the templates this run used."""
+    prompt_rendering: int = 1
+    """How its template filters wrote values (:data:`llmecon.prompts.RENDERING`); a
+    manifest without it is of a run before there were two ways: 1."""
     package_versions: dict[str, str] = Field(default_factory=dict)
     endpoints: dict[str, str] = Field(default_factory=dict)
     """Role -> where its model is served (URL without credentials); from format 2."""

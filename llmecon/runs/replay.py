@@ -153,6 +153,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         write_log=False,
         recorded=recorded,
         archetypes_from=saved_archetypes_file(run.path),
+        rendering=run.manifest.prompt_rendering,
     )
     sim.years = len(logged)
     # A fork's first years were taken from another run: take them from this log too.

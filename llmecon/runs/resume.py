@@ -113,6 +113,8 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             pending_batches=(pending := pending_batches(run.events[cut:])),
             # the run's own assignment, not a new clustering
             archetypes_from=saved_archetypes_file(path),
+            # its prompts go on being written as the run wrote them
+            rendering=run.manifest.prompt_rendering,
         )
         sim.started = any(isinstance(e, RunStarted) for e in kept)
         years = [y for y in run.years if y.year < _years_in(kept)]

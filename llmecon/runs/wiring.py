@@ -52,7 +52,7 @@ from llmecon.models import (
 )
 from llmecon.models._fleet import ApiBase
 from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
-from llmecon.prompts import PromptError, PromptLibrary
+from llmecon.prompts import RENDERING, PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.guard import CircuitBreaker
 from llmecon.runs.log import (
@@ -180,11 +180,13 @@ def build_economy(config: RunConfig, population: Population) -> Economy:
         raise ConfigError(f"cannot build the economy: {exc}") from None
 
 
-def build_library(config: RunConfig, under: Path | None = None) -> PromptLibrary:
+def build_library(
+    config: RunConfig, under: Path | None = None, rendering: int = RENDERING
+) -> PromptLibrary:
     """The run's templates: ``config.prompts`` over ``under`` (a fork's source run's copy)
-    over the shipped ones."""
+    over the shipped ones, their filters as of ``rendering`` (a logged run's)."""
     try:
-        return PromptLibrary(config.prompts, under)
+        return PromptLibrary(config.prompts, under, rendering=rendering)
     except PromptError as exc:
         raise ConfigError(f"prompts: {exc}") from None
 
@@ -653,6 +655,7 @@ def build_parts(
     spent_usd: float = 0.0,
     archetypes_from: Path | None = None,
     prompts_under: Path | None = None,
+    rendering: int = RENDERING,
 ) -> RunParts:
     """Wire a run's parts from a resolved config (:meth:`RunConfig.resolved`); model
     calls go to ``sink`` (answered from ``recorded`` when given, see :class:`ModelPool`);
@@ -660,7 +663,7 @@ def build_parts(
     from llmecon.voting.rounds import build_voting
 
     source, economy, context = build_world(config)
-    library = build_library(config, prompts_under)
+    library = build_library(config, prompts_under, rendering)
     # a logged run's own copies are what it ran with, blank ones too (older releases)
     library.blank_ok = recorded is not None
     if not (is_baseline(config.planner) and config.workers == "rational"):
@@ -696,6 +699,7 @@ def build_simulation(
     pending_batches: dict[str, str] | None = None,
     archetypes_from: Path | None = None,
     prompts_under: Path | None = None,
+    rendering: int = RENDERING,
 ) -> Simulation:
     """A :class:`Simulation` of ``config``, ready to :meth:`~Simulation.run`.
 
@@ -711,6 +715,8 @@ def build_simulation(
     archetype workers play instead of a new clustering (replay, resume, fork).
     ``prompts_under``: templates ``config.prompts`` is layered over instead of directly
     over the shipped ones (a fork's source run's copy); the run's copy holds them all.
+    ``rendering``: how the template filters write values (a logged run's
+    ``prompt_rendering``, for its replay and resume; new runs: the current one).
     """
     from llmecon.runs.loop import RunSink, Simulation
 
@@ -723,7 +729,9 @@ def build_simulation(
     )
     sink = RunSink(breaker)
     sink.pending_batches.update(pending_batches or {})
-    parts = build_parts(config, sink, recorded, spent_usd, archetypes_from, prompts_under)
+    parts = build_parts(
+        config, sink, recorded, spent_usd, archetypes_from, prompts_under, rendering
+    )
     run_id = config.run_id or default_run_id(config)
     sim = Simulation(parts, sink, run_id)
     sim.replaying = replaying
@@ -791,6 +799,7 @@ def _manifest(parts: RunParts, run_id: str, extra: dict[str, Any] | None) -> Man
         population=parts.source.description,
         models={"planner": config.planner, "workers": str(config.workers)},
         prompts=parts.template_hashes,
+        prompt_rendering=parts.library.rendering,
         endpoints=parts.models.endpoints(),
         package_versions=package_versions(),
         **(extra or {}),

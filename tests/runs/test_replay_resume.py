@@ -631,3 +631,36 @@ def test_messages_count_one_year_and_name_no_agent_for_the_planner(tmp_path: Pat
     )  # fmt: skip
     assert header.exit_code == 0, header.output
     assert "1 agent, 1 year, SWF" in header.output
+
+
+def test_dollars_sign_first_in_new_runs_and_as_logged_in_old_ones(tmp_path: Path) -> None:
+    # The usd filter wrote "$-19,598". New runs write "-$19,598"; a run logged before
+    # says so by its manifest (no prompt_rendering: the first way) and replays as written.
+    from llmecon.prompts import PromptLibrary
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    system = (ROOT / "prompts" / "worker_system.j2").read_text() + "Debt: {{ -19598 | usd }}.\n"
+    (folder / "worker_system.j2").write_text(system)
+    assert (
+        "Debt: -$19,598."
+        in PromptLibrary(folder)
+        .render("worker_system.j2", max_hours=80, rebate_share=1.0, reasons=False)
+        .text
+    )
+    settings = dict(planner="mock/default", agents=4, years=2, out=str(tmp_path),
+                    reference=False, prompts=str(folder))  # fmt: skip
+    new = build_simulation(build_config(overrides={**settings, "run_id": "new"})).run()
+    assert read_manifest(new.run_dir).prompt_rendering == 2
+    old = build_simulation(build_config(overrides={**settings, "run_id": "old"}), rendering=1)
+    old.run()
+    path = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["prompt_rendering"]  # as a release before it wrote the manifest
+    path.write_text(json.dumps(manifest))
+    assert read_manifest(tmp_path / "old").prompt_rendering == 1
+    assert replay_run(tmp_path / "old").ok and replay_run(new.run_dir).ok
+    manifest["prompt_rendering"] = 2  # rendered the new way, the old run's prompts differ
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ReplayMismatchError, match="sends another system message"):
+        replay_run(tmp_path / "old")
