@@ -90,16 +90,19 @@ class _Leaf:
     """What one answer field accepts: an integer or number range, or a set of labels."""
 
     field: str
-    kind: str  # "integer", "number" or "enum"
+    kind: str  # "integer", "number", "values" (numbers of an enum) or "enum" (labels)
     low: float = float("-inf")
     high: float = float("inf")
     labels: tuple[str, ...] = ()
+    numbers: tuple[float, ...] = ()
 
     def accepts(self, value: Any) -> bool:
         if self.kind == "enum":
             return isinstance(value, str) and value in self.labels
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
+        if self.kind == "values":
+            return float(value) in self.numbers
         if self.kind == "integer" and float(value) != int(value):
             return False
         return self.low <= float(value) <= self.high
@@ -107,6 +110,9 @@ class _Leaf:
     def describe(self) -> str:
         if self.kind == "enum":
             return f'a valid "{self.field}" label'
+        if self.kind == "values":
+            shown = ", ".join(f"{v:g}" for v in sorted(self.numbers))
+            return f'a valid "{self.field}" value (one of {shown})'
         what = "whole number" if self.kind == "integer" else "number"
         return f'a valid "{self.field}" value (a {what} from {self.low:g} to {self.high:g})'
 
@@ -136,8 +142,8 @@ def _leaves_of(field: str, node: Any, defs: dict[str, Any], depth: int) -> Itera
         if labels:
             yield _Leaf(field, "enum", labels=labels)
         numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        if numbers:
-            yield _Leaf(field, "number", min(numbers), max(numbers))
+        if numbers:  # these values only (a grid's moves), not the range they span
+            yield _Leaf(field, "values", min(numbers), max(numbers), numbers=tuple(numbers))
         return
     kind = node.get("type")
     if kind == "array":

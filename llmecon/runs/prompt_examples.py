@@ -657,21 +657,29 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
 
     ctx = world.sim.planner_context
     lo, hi = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
+    moves = world._planner_settings("planner_query_delta.j2").moves or EXAMPLE_GRID_MOVES
     hours = worker_schema(int(world.sim.economy.utility_config.max_weekly_hours))
     rates = planner_schema(ctx.n_brackets, lo, hi)
+
+    def planner_reply(name: str) -> type[BaseModel]:
+        """The planner's reply schema where ``name`` is rendered: a change per bracket
+        when the run moves on a grid (its query is then the delta query), else rates."""
+        grid = world._planner_settings(name).moves
+        return delta_schema(ctx.n_brackets, grid) if grid is not None else rates
+
     situations: list[tuple[Callable[[], Example], type[BaseModel]]] = [
         (lambda: world.example("worker_decision.j2", 0), hours),
         (lambda: world.example("worker_decision_rational.j2", 1), hours),
-        (lambda: world.example("planner_query.j2"), rates),
-        (lambda: world.example("planner_hints.j2"), rates),
-        (lambda: world.example("planner_explore.j2"), rates),
+        (lambda: world.example("planner_query.j2"), planner_reply("planner_query.j2")),
+        (lambda: world.example("planner_hints.j2"), planner_reply("planner_hints.j2")),
+        (lambda: world.example("planner_explore.j2"), planner_reply("planner_explore.j2")),
         (
             lambda: world.example("planner_query_delta.j2"),
-            delta_schema(ctx.n_brackets, EXAMPLE_GRID_MOVES),
+            delta_schema(ctx.n_brackets, moves),
         ),
         (
             lambda: world.example("planner_candidates.j2"),
-            candidates_schema(2, ctx.n_brackets, lo, hi),
+            candidates_schema(world.sim.config.candidates, ctx.n_brackets, lo, hi),
         ),
         (lambda: world.example("platform.j2", 0), rates),
         (lambda: world.example("repair.j2"), hours),
@@ -690,9 +698,7 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
                 ballot_schema(rule, ["A", "B", "C"]),
             )
         )
-    situations.append(
-        (world.leader_planner_example, delta_schema(ctx.n_brackets, EXAMPLE_GRID_MOVES))
-    )
+    situations.append((world.leader_planner_example, delta_schema(ctx.n_brackets, moves)))
     return situations
 
 

@@ -197,3 +197,32 @@ def test_an_example_under_a_misspelt_key_still_anchors(key: str) -> None:
     found = find_anchors(f'Answer with JSON only, like {{"{key}": 40}}.', worker_schema(80))
     assert [a.value for a in found] == ["40"]
     assert f'(given under "{key}", not a field)' in found[0].reason
+
+
+def test_a_runs_own_grid_moves_are_what_an_example_move_is_checked_against(
+    tmp_path: Path,
+) -> None:
+    # The delta query's anchors were checked against the example grid (moves of 10 and
+    # 20 points) whatever the run's: "e.g. 5" passed for a run moving by 5.
+    from llmecon.prompts import PromptLibrary
+    from llmecon.runs.config import RunConfig
+    from llmecon.runs.prompt_examples import prompt_economy, template_anchors
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    query = PromptLibrary(None).source("planner_query_delta.j2")
+    query = query.replace(
+        "each one of the allowed moves.", "each one of the allowed moves, e.g. 5."
+    )
+    (folder / "planner_query_delta.j2").write_text(query, encoding="utf-8")
+    library = PromptLibrary(folder)
+
+    def flagged(moves: str) -> list[str]:
+        config = RunConfig(planner="mock/default", workers="mock/default", planner_moves=moves)
+        return template_anchors(library, prompt_economy(config.resolved())).get(
+            "planner_query_delta.j2", []
+        )
+
+    assert any(item.startswith("5 in") for item in flagged("grid:5,10"))
+    # moving by 10 and 20, 5 is no answer: it was flagged, read against the rates schema
+    assert not any(item.startswith("5 in") for item in flagged("grid:10,20"))
