@@ -21,12 +21,13 @@ from typing import Any
 
 from llmecon._files import atomic_write, os_reason
 from llmecon._format import counted
-from llmecon.runs.columnar import iter_calls
+from llmecon.runs.columnar import attach_call_files, iter_calls
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
     LOG_FORMAT_VERSION,
     AnyEvent,
     BatchSubmitted,
+    CallFile,
     LLMCall,
     RunStarted,
     YearCompleted,
@@ -198,7 +199,10 @@ def _earlier_calls(
         for line in lines:
             if b'"llm_call"' in line or b'"call_file"' in line:
                 with contextlib.suppress(ValueError):  # a torn line
-                    events.append(parse_event(line))
+                    event = parse_event(line)
+                    if isinstance(event, CallFile):  # its calls in the run's calls/
+                        attach_call_files(run_dir, [event], tolerant=False)
+                    events.append(event)
         added: set[tuple[Any, ...]] = set()
         try:
             for call in iter_calls(events):

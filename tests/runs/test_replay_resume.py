@@ -406,19 +406,28 @@ def test_resume_from_a_torn_partial_year_reuses_recorded_calls(tmp_path: Path) -
     assert list(cut.glob("events.interrupted-*.jsonl"))
 
 
+@pytest.mark.parametrize("compact", [False, True])
 def test_a_resume_that_stopped_early_leaves_its_reusable_calls_to_the_next(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compact: bool
 ) -> None:
     # A resume killed before it reached the calls it had moved aside never logged them
-    # again; the next resume looked at the log alone and paid for them again.
+    # again; the next resume looked at the log alone and paid for them again. (Compact:
+    # the workers' calls of a step are in a call file the moved-aside event names.)
+    from llmecon.runs import columnar
+
+    if compact:
+        monkeypatch.setattr(columnar, "COLUMNAR_MIN_WORKERS", 1)
     full = _mock_run(tmp_path, run_id="full", years=3)
     cut = _mock_run(tmp_path, run_id="cut", years=3)
     lines = (cut / "events.jsonl").read_text().splitlines()
     year1 = next(i for i, ln in enumerate(lines) if '"year_started"' in ln and '"year":1' in ln)
-    (cut / "events.jsonl").write_text("\n".join(lines[: year1 + 12]) + "\n")
+    # killed once every worker had answered tax year 2, before its step was logged
+    step = next(i for i in range(year1, len(lines)) if '"type":"worker_step"' in lines[i])
+    assert ('"type":"call_file"' in lines[step - 1]) == compact
+    (cut / "events.jsonl").write_text("\n".join(lines[:step]) + "\n")
     first = resume_run(cut)
     reusable = first.reusable_calls
-    assert reusable > 0
+    assert reusable == 1 + 8  # the planner's call and the eight workers'
     assert first.log is not None
     first.log.close()  # killed before it ran a step: it logged none of them again
     second = resume_run(cut)
