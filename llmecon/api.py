@@ -259,9 +259,12 @@ def compare(
 def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
     """The :class:`Comparison` of a planners × seeds sweep result."""
     from llmecon.sweeps import summarize
+    from llmecon.sweeps.results import hours_cap
 
     cells = result.cells
-    table = summarize(cells, ["planner"])  # the columns of the sweep's results.csv
+    caps = [float(run.config.max_weekly_hours) for run in result.results.values()]
+    cap = max(caps) if caps else hours_cap(None)
+    table = summarize(cells, ["planner"], max_hours=cap)  # the columns of results.csv
     # the references come from the first cell that has them (a failed cell has none)
     scored = cells[cells["none_swf"].notna()] if "none_swf" in cells else cells.iloc[:0]
     first = scored.iloc[0] if len(scored) else None

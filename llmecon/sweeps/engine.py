@@ -27,6 +27,7 @@ from llmecon.sweeps.results import (
     RESULTS_NAME,
     SWEEP_MANIFEST,
     has_log,
+    hours_cap,
     read_sweep_manifest,
     setting_columns,
     summarize,
@@ -352,7 +353,7 @@ def run_sweep(
         results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
         table_cells = cells_frame(cells, results, spec.varying)
         by = setting_columns(table_cells, spec.varying)
-        table = summarize(table_cells, by)
+        table = summarize(table_cells, by, max_hours=hours_cap(spec.base))
         costs = table_cells["cost_usd"] if "cost_usd" in table_cells else pd.Series(dtype=float)
         total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
         saved = table_cells
@@ -404,7 +405,9 @@ def _write_tables(
     this sweep's, with the folder's other cells (a narrower re-run, fewer seeds); the
     axes, from ``sweep.json``, include this sweep's."""
     saved = with_earlier_cells(directory / CELLS_NAME, table_cells, folder["cells"])
-    saved_table = summarize(saved, setting_columns(saved, folder["axes"]))
+    saved_table = summarize(
+        saved, setting_columns(saved, folder["axes"]), max_hours=hours_cap(folder.get("base"))
+    )
     atomic_write_text(directory / CELLS_NAME, saved.to_csv(index=False))
     atomic_write_text(directory / RESULTS_NAME, saved_table.to_csv(index=False))
     return saved

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,11 +100,22 @@ def setting_columns(cells: pd.DataFrame, axes: Sequence[str]) -> list[str]:
     return cols
 
 
+def hours_cap(base: Mapping[str, Any] | None) -> float:
+    """The weekly hours cap of a sweep's ``base`` settings (the default when unset): the
+    most a setting's mean hours can be."""
+    from llmecon.runs.config import RunConfig
+
+    value = (base or {}).get("max_weekly_hours")
+    default = RunConfig.model_fields["max_weekly_hours"].default
+    return float(value) if isinstance(value, int | float) else float(default)
+
+
 def summarize(
     cells: pd.DataFrame,
     by: Sequence[str],
     metrics: Sequence[str] = tuple(SUMMARY_METRICS),
     level: float = LEVEL,
+    max_hours: float | None = None,
 ) -> pd.DataFrame:
     """One row per setting (the distinct values of ``by``, in order of first
     appearance): ``n`` completed cells (seeds), ``failed`` (cells whose run failed or
@@ -112,7 +123,8 @@ def summarize(
     not complete: interrupted, killed, stopped by the budget or deadline, not started;
     running the sweep again finishes them), and for each metric its mean across the
     completed cells with ``_lo`` and ``_hi``, the bounds of its ``level`` t-interval
-    (:func:`interval`, clipped to :data:`METRIC_BOUNDS`)."""
+    (:func:`interval`, clipped to :data:`METRIC_BOUNDS`; mean hours also to the weekly
+    hours cap: a setting's own when it is an axis, else ``max_hours``)."""
     by = list(by)
     if cells.empty:
         return pd.DataFrame(columns=[*by, "n", "failed", "unfinished"])
@@ -127,9 +139,16 @@ def summarize(
         row["n"] = len(done)
         row["failed"] = int(statuses.isin(FAILED_STATUSES).sum())
         row["unfinished"] = len(group) - len(done) - row["failed"]
+        cap = max_hours
+        if "max_weekly_hours" in group:
+            caps = pd.to_numeric(group["max_weekly_hours"], errors="coerce").dropna()
+            cap = float(caps.max()) if len(caps) else cap
         for metric in metrics:
             values = done[metric].tolist() if metric in done else []
-            mean, lo, hi = interval(values, level, METRIC_BOUNDS.get(metric, (None, None)))
+            bounds = METRIC_BOUNDS.get(metric, (None, None))
+            if metric == "mean_weekly_hours" and cap is not None:
+                bounds = (bounds[0], cap)
+            mean, lo, hi = interval(values, level, bounds)
             row[metric] = mean
             row[f"{metric}_lo"] = lo
             row[f"{metric}_hi"] = hi
@@ -285,5 +304,9 @@ def load_sweep(path: str | Path) -> SweepData:
         year_rows.extend({**year_head, **row, "year": row["year"] + 1} for row in years)
     cells = pd.DataFrame(cell_rows)
     years_df = pd.DataFrame(year_rows)
-    table = summarize(cells, setting_columns(cells, axes)) if not cells.empty else pd.DataFrame()
+    table = (
+        summarize(cells, setting_columns(cells, axes), max_hours=hours_cap(manifest.get("base")))
+        if not cells.empty
+        else pd.DataFrame()
+    )
     return SweepData(directory, manifest, cells, years_df, table, axes)

@@ -209,6 +209,20 @@ def test_an_interval_stays_in_the_range_its_quantity_can_take() -> None:
         1.0,
     )
     assert row["final_swf_lo"] == pytest.approx(lo)
+    # nor above the weekly hours cap: the sweep's, or a setting's own when it is an axis
+    assert row["mean_weekly_hours_hi"] > 150  # no cap given
+    (capped,) = summarize(cells, ["planner"], max_hours=80.0).to_dict("records")
+    assert capped["mean_weekly_hours_hi"] == 80.0
+    own = cells.assign(max_weekly_hours=[60.0, 60.0])
+    (axis,) = summarize(own, ["planner"], max_hours=80.0).to_dict("records")
+    assert axis["mean_weekly_hours_hi"] == 60.0
+
+
+def test_a_sweeps_hours_cap_is_its_base_settings_or_the_default() -> None:
+    from llmecon.sweeps.results import hours_cap
+
+    assert hours_cap({"max_weekly_hours": 45}) == 45.0
+    assert hours_cap({}) == hours_cap(None) == 80.0  # RunConfig's default
 
 
 def test_a_repeated_api_base_is_one_fleet_not_an_axis() -> None:
