@@ -666,7 +666,7 @@ def build_parts(
     library = build_library(config, prompts_under, rendering)
     # a logged run's own copies are what it ran with, blank ones too (older releases)
     library.blank_ok = recorded is not None
-    if not (is_baseline(config.planner) and config.workers == "rational"):
+    if renders_prompts(config):
         # the shipped folder too: the README has prompt engineers edit it in place
         check_templates(library, config, from_log=recorded is not None)
     if config.vote_every is not None and config.voters == "llm":
@@ -869,12 +869,26 @@ def _write_personas(log: RunLog, parts: RunParts) -> None:
     write_bank(log.directory / "personas.jsonl", personas)
 
 
+def renders_prompts(config: RunConfig) -> bool:
+    """Whether a run of ``config`` renders prompts (a model plans or works), so that its
+    templates are checked before it starts."""
+    return not (is_baseline(config.planner) and config.workers == "rational")
+
+
 def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool = False) -> None:
     """Render every template of the run's prompt folder before the run starts (the
     check of ``llmecon prompts check``, with the run's economy: its rebate share, hours
     cap, utility …), so a template error never stops a run midway. ``from_log``: the
     templates are a logged run's own copies (replay, resume, fork): an empty one, which
     older releases accepted, is what that run used, so it is not refused there."""
+    if message := template_problems(library, config, from_log=from_log):
+        raise ConfigError(message)
+
+
+def template_problems(
+    library: PromptLibrary, config: RunConfig, *, from_log: bool = False
+) -> str | None:
+    """What :func:`check_templates` would refuse, as its message, or ``None``."""
     from llmecon.runs.prompt_examples import (
         folder_problems,
         prompt_economy,
@@ -889,16 +903,17 @@ def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool
         from_log,
     )
     if key in _TEMPLATES_PASSED:  # the same templates, checked for the same economy
-        return
+        return None
     if problems := folder_problems(library, empty=not from_log):
-        raise ConfigError("\n".join(f"prompts: {p}" for p in problems))
+        return "\n".join(f"prompts: {p}" for p in problems)
     failures = template_failures(library, economy, blank=from_log)
     if failures:
-        raise ConfigError(
+        return (
             "prompts: templates fail to render with this run's settings (`llmecon prompts "
             "check --prompts DIR --config FILE` shows each rendering):\n  " + "\n  ".join(failures)
         )
     _TEMPLATES_PASSED.add(key)
+    return None
 
 
 #: What :func:`check_templates` passed in this process (its folders, every template's

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text, make_folder, os_reason
+from llmecon._format import counted
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import RunLogError, inside_run_reason, package_versions, utc_now
 from llmecon.runs.loop import RunResult
@@ -203,6 +204,52 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
     return manifest
 
 
+def check_cell_templates(cells: list[Cell], directory: Path | None) -> None:
+    """Refuse the sweep, before any cell runs or anything is written, when the templates
+    of cells that would start anew fail to render with their settings (the check each
+    run makes before it starts, :func:`~llmecon.runs.wiring.check_templates`): one error
+    naming the cells, instead of the same error from every cell. Cells that resume use
+    their own copies and are checked as they resume; a cell whose settings are invalid
+    is left to fail on its own."""
+    from llmecon.runs import build_config
+    from llmecon.runs.prompt_examples import prompt_economy
+    from llmecon.runs.wiring import build_library, renders_prompts, template_problems
+
+    failing: dict[str, list[str]] = {}
+    checked: dict[str, str | None] = {}  # the seeds of a setting render alike
+    for cell in cells:
+        if directory is not None:
+            try:
+                if folder_state(directory / cell.cell_id) not in ("new", "aborted"):
+                    continue
+            except RunLogError:
+                continue
+        try:
+            config = build_config(None, _absolute(cell.config))
+            if not renders_prompts(config):
+                continue
+            key = json.dumps([config.prompts, prompt_economy(config)], default=str)
+            if key not in checked:
+                checked[key] = template_problems(build_library(config), config)
+            problem = checked[key]
+        except ConfigError:
+            continue  # the cell says so when it runs
+        if problem:
+            failing.setdefault(problem, []).append(cell.cell_id)
+    if not failing:
+        return
+    total = sum(len(ids) for ids in failing.values())
+    parts = [
+        f"the templates fail to render with the settings of {total} of "
+        f"{counted(len(cells), 'cell')}; no cell was run. Mend the --prompts folder (or the "
+        "settings) and run the same command again"
+    ]
+    for problem, ids in failing.items():
+        named = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+        parts.append(f"{named}:\n{problem}")
+    raise ConfigError("\n".join(parts))
+
+
 def overall_status(results: list[dict[str, Any]]) -> str:
     statuses = [r.get("status") for r in results]
     if any(s in (*FAILED_STATUSES, "interrupted", "killed") for s in statuses):
@@ -245,6 +292,7 @@ def run_sweep(
     cells = spec.expand()
     by_id = {c.cell_id: c for c in cells}
     directory = spec.directory(cells) if write_log else None
+    check_cell_templates(cells, directory)
     lock = None
     folder: dict[str, Any] = {}
     if directory is not None:

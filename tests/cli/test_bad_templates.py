@@ -536,3 +536,30 @@ def test_a_run_says_which_of_its_templates_its_settings_never_render(tmp_path: P
     hinted = CliRunner().invoke(main, [*args, "--planner-hints"])
     assert hinted.exit_code == 0, hinted.output
     assert "not rendered with this run's settings" not in hinted.output
+
+
+def test_a_sweep_refuses_templates_its_cells_cannot_render_before_any_runs(
+    tmp_path: Path,
+) -> None:
+    # Every cell ran, failed on the same template and printed the same error, one after
+    # another; the sweep now checks the cells' templates first and says it once.
+    import yaml
+
+    folder = _branch_broken(tmp_path, "worker_system.j2", "{% if reasons %}", "{{ oops }}\n")
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump({"grid": {"worker_reasons": [False, True]}}))
+    out = tmp_path / "runs"
+    args = ["sweep", "--config", str(sweep_file), "--planner", "mock/default",
+            "--workers", "mock/default", "--agents", "4", "--years", "1", "--seeds", "0-1",
+            "--no-reference", "--prompts", str(folder), "--out", str(out),
+            "--jobs", "1"]  # fmt: skip
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1, refused.output
+    said = " ".join(refused.output.split())
+    assert "the settings of 2 of 4 cells; no cell was run" in said
+    assert said.count("'oops' is undefined") == 1
+    assert not out.exists()  # nothing was written
+    # the cells without reasons render: a sweep of those alone runs
+    sweep_file.write_text(yaml.safe_dump({"grid": {"worker_reasons": [False]}}))
+    ran = CliRunner().invoke(main, args)
+    assert ran.exit_code == 0, ran.output
