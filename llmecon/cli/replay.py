@@ -97,6 +97,15 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             f"{counted(report.calls_replayed, 'recorded model call')}, every metric and "
             f"every worker's hours within {REL_TOL:g} (relative)"
         )
+        if report.unchecked_years:
+            edited = sorted({n for _, names in report.templates_edited for n in names})
+            console.print(
+                f"[yellow]note[/]: the run's copy of {', '.join(edited)} was edited when it "
+                f"resumed (before tax year {report.unchecked_years + 1}); "
+                f"{_first_years(report.unchecked_years)} were prompted with earlier text, "
+                "which is not kept: their model replies were replayed without checking "
+                "their prompts"
+            )
         if report.templates_changed:
             console.print(
                 "[yellow]note[/]: the run's folder has no copy of its templates (logs "
@@ -226,7 +235,7 @@ def resume(run_dir: str, **options: Any) -> None:
     """
     from llmecon.cli.run import run_with_display
     from llmecon.runs.log import read_manifest
-    from llmecon.runs.replay import edited_copies, templates_changed
+    from llmecon.runs.replay import templates_changed
     from llmecon.runs.resume import resume_run
 
     with friendly_errors():
@@ -246,12 +255,18 @@ def resume(run_dir: str, **options: Any) -> None:
                 "requests one by one: cancel them at the provider if they are not needed"
             )
         manifest = read_manifest(run_dir)
-        if edited := edited_copies(Path(run_dir), manifest):
+        if edited := sim.edited_templates:
+            unchecked = (
+                f" (`llmecon replay` cannot check the prompts of {_first_years(done)}: the "
+                "earlier text is not kept)"
+                if done
+                else ""
+            )
             console.print(
                 f"[yellow]note[/]: the run's copy of {', '.join(edited)} "
-                f"({Path(run_dir) / 'prompts'}) differs from the text it ran with; the years "
-                "run now are prompted with the edited text (`llmecon replay` checks the "
-                "earlier years' prompts against it)"
+                f"({Path(run_dir) / 'prompts'}) differs from the text it ran with; tax years "
+                f"from {done + 1} on are prompted with the edited text, and the log records "
+                f"it{unchecked}"
             )
         if changed := templates_changed(Path(run_dir), manifest):
             console.print(
@@ -261,3 +276,8 @@ def resume(run_dir: str, **options: Any) -> None:
                 "prompted with the templates as they are now"
             )
         run_with_display(sim, sim.years, sim.config.reference)
+
+
+def _first_years(n: int) -> str:
+    """The first ``n`` tax years, as users count them."""
+    return "tax year 1" if n == 1 else f"tax years 1–{n}"

@@ -41,7 +41,7 @@ from llmecon.report._references import (
 from llmecon.runs.config import setting_applies
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
-from llmecon.runs.events import KNOWN_EVENT_TYPES
+from llmecon.runs.events import KNOWN_EVENT_TYPES, template_edits
 
 #: Event types the report tabulates although this release does not type them.
 _TABULATED_OTHER = {"vote_round"}
@@ -199,6 +199,17 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                       "chart below.", css_class="warn")
             for problem in run.data.problems
         )  # fmt: skip
+    for run in runs:  # a run whose copy of its templates was mended before a resume
+        for edit in template_edits(run.data.events):
+            if not edit.year:  # no year was prompted with the earlier text
+                continue
+            first = "tax year 1" if edit.year == 1 else f"tax years 1–{edit.year}"
+            parts.append(paragraph(
+                f"{run.label}: its copy of {', '.join(sorted(edit.prompts))} was edited "
+                f"before it resumed: tax years from {edit.year + 1} on were prompted with the "
+                f"edited text, {first} with earlier text, which the run does not keep.",
+                css_class="warn",
+            ))  # fmt: skip
     parts.append(
         paragraph(
             "Gain closed = (W − W_none) / (W_oracle − W_none) in the final tax year: 0 is "

@@ -281,6 +281,18 @@ class VoteRound(_EventBase):
 EndStatus = Literal["completed", "budget_exceeded", "deadline_exceeded", "interrupted", "failed"]
 
 
+class TemplatesEdited(_EventBase):
+    """Templates of the run's copy (``prompts/``) edited between two of its sessions (a
+    template stopped the run, its copy was mended, ``llmecon resume`` went on): tax
+    years from ``year`` (0-based) on are prompted with this text. The earlier years'
+    text is not kept (the manifest holds its hashes)."""
+
+    type: Literal["templates_edited"] = "templates_edited"
+    year: int
+    prompts: dict[str, str]
+    """Template name -> sha256 of the edited text."""
+
+
 class RunCompleted(_EventBase):
     """Last event of a run that ended on its own (not killed)."""
 
@@ -305,6 +317,7 @@ Event = Annotated[
     | VoteRound
     | BatchSubmitted
     | CallFile
+    | TemplatesEdited
     | RunCompleted,
     Field(discriminator="type"),
 ]
@@ -329,6 +342,21 @@ class OtherEvent(BaseModel):
 
 
 AnyEvent = Event | OtherEvent
+
+
+def prompts_in_force(prompts: dict[str, str], events: Sequence[AnyEvent]) -> dict[str, str]:
+    """Template name -> sha256 of the text a run's latest years were prompted with: its
+    manifest's ``prompts`` with the ``templates_edited`` events of ``events`` applied."""
+    out = dict(prompts)
+    for event in events:
+        if isinstance(event, TemplatesEdited):
+            out.update(event.prompts)
+    return out
+
+
+def template_edits(events: Sequence[AnyEvent]) -> list[TemplatesEdited]:
+    """The ``templates_edited`` events of a log, in order."""
+    return [e for e in events if isinstance(e, TemplatesEdited)]
 
 
 def last_end(events: Sequence[AnyEvent]) -> RunCompleted | None:

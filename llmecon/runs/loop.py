@@ -294,6 +294,9 @@ class Simulation:
         #: provider batches the log left pending that a resume without ``batch_api``
         #: does not collect (their requests are asked synchronously)
         self.abandoned_batches: list[str] = []
+        #: a resume: templates of the run's copy edited since its last session (recorded
+        #: as ``templates_edited``: the years from now on are prompted with their text)
+        self.edited_templates: list[str] = []
         #: an offline replay: every model call answered from the log, and what the log
         #: recorded re-enacted (see :meth:`_planner_fallback`)
         self.replaying = False

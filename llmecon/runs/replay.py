@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmecon.runs.events import CallFile, LLMCall, WorkerStep
+from llmecon.runs.events import CallFile, LLMCall, WorkerStep, template_edits
 from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
@@ -67,6 +67,15 @@ class ReplayReport:
     templates_changed: list[str] = field(default_factory=list)
     """Templates that differ from the ones the run used (a log written before runs kept
     a copy of their templates): model outputs were replayed without checking prompts."""
+    templates_edited: list[tuple[int, list[str]]] = field(default_factory=list)
+    """(year, templates) of each edit of the run's copy a resume recorded
+    (``templates_edited``): the years before the last were replayed without checking
+    their prompts (their text is not kept)."""
+
+    @property
+    def unchecked_years(self) -> int:
+        """The first years (a count) whose prompts the replay could not check."""
+        return max((year for year, _ in self.templates_edited), default=0)
 
     @property
     def ok(self) -> bool:
@@ -78,7 +87,9 @@ class ReplayReport:
         return self.run_status == "completed"
 
 
-def _first_mismatch(sim: Any, run_dir: Path, manifest: Manifest) -> ReplayMismatchError | None:
+def _first_mismatch(
+    sim: Any, run_dir: Path, in_force: dict[str, str]
+) -> ReplayMismatchError | None:
     """The first call of the replay whose messages differ from the log's, of any role
     (a worker's becomes that worker's fallback, and it is a later call's that stops the
     run), naming the templates of the run's copy that were edited since it ran."""
@@ -90,7 +101,7 @@ def _first_mismatch(sim: Any, run_dir: Path, manifest: Manifest) -> ReplayMismat
     if not noted:
         return None
     first = min(noted, key=lambda error: error.order)
-    if edited := edited_copies(run_dir, manifest):
+    if edited := edited_copies(run_dir, in_force):
         return ReplayMismatchError(
             f"{first}; the run's copy of {', '.join(edited)} ({run_dir / 'prompts'}) differs "
             "from the one it ran with"
@@ -98,13 +109,14 @@ def _first_mismatch(sim: Any, run_dir: Path, manifest: Manifest) -> ReplayMismat
     return first
 
 
-def edited_copies(run_dir: Path, manifest: Manifest) -> list[str]:
-    """Templates whose copy in the run's folder differs from the one the run used (the
-    manifest's hashes), sorted; none when the folder keeps no copy."""
+def edited_copies(run_dir: Path, in_force: dict[str, str]) -> list[str]:
+    """Templates whose copy in the run's folder differs from the text the run's latest
+    years used (``in_force``: :attr:`RestoredRun.prompts_in_force`), sorted; none when
+    the folder keeps no copy."""
     folder = run_dir / PROMPTS_COPY_NAME
-    if not manifest.prompts or not folder.is_dir():
+    if not in_force or not folder.is_dir():
         return []
-    return _differing(folder, manifest)
+    return _differing(folder, in_force)
 
 
 def templates_changed(run_dir: Path, manifest: Manifest) -> list[str]:
@@ -112,20 +124,20 @@ def templates_changed(run_dir: Path, manifest: Manifest) -> list[str]:
     copy, and the shipped or given ones changed since): their names, sorted."""
     if not manifest.prompts or (run_dir / PROMPTS_COPY_NAME).is_dir():
         return []
-    return _differing(manifest.config.get("prompts"), manifest)
+    return _differing(manifest.config.get("prompts"), manifest.prompts)
 
 
-def _differing(folder: str | Path | None, manifest: Manifest) -> list[str]:
-    """The manifest's templates that ``folder`` (over the shipped ones) holds with other
-    text, or not at all: sorted."""
+def _differing(folder: str | Path | None, hashes: dict[str, str]) -> list[str]:
+    """The templates of ``hashes`` (name -> sha256) that ``folder`` (over the shipped
+    ones) holds with other text, or not at all: sorted."""
     from llmecon.prompts import PromptError, PromptLibrary
 
     try:
         library = PromptLibrary(folder)
     except (PromptError, OSError):
-        return sorted(manifest.prompts)
+        return sorted(hashes)
     changed = []
-    for name, digest in manifest.prompts.items():
+    for name, digest in hashes.items():
         try:
             if library.sha256(name) != digest:
                 changed.append(name)
@@ -146,6 +158,11 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     )
     changed = templates_changed(run.path, run.manifest)
     recorded.verify_messages = not changed
+    # years before a resume's recorded edit of the run's copy were prompted with text
+    # the run no longer keeps: their replies are replayed without checking prompts
+    edits = template_edits(run.events)
+    recorded.verified_from = max((e.year for e in edits), default=0)
+    in_force = run.prompts_in_force
     # Built as the run was (its planner's prompt states the configured horizon, "year N
     # of M"), without its wall-clock deadline, and stopped after the logged years.
     sim = build_simulation(
@@ -169,9 +186,9 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         result = sim.run()
     except RunFailedError as exc:
         if isinstance(exc.__cause__, ReplayMismatchError):
-            raise _first_mismatch(sim, run.path, run.manifest) or exc.__cause__ from None
+            raise _first_mismatch(sim, run.path, in_force) or exc.__cause__ from None
         raise
-    if first := _first_mismatch(sim, run.path, run.manifest):
+    if first := _first_mismatch(sim, run.path, in_force):
         raise first
     status = run.status
     manifest = run.manifest
@@ -181,6 +198,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         run_status=status,
         years_planned=int(manifest.config.get("years") or len(logged)),
         templates_changed=changed,
+        templates_edited=[(e.year, sorted(e.prompts)) for e in edits],
         nothing_to_resume=run.nothing_to_resume,
     )
     for old, new in zip(logged, result.records, strict=False):

@@ -41,6 +41,7 @@ from llmecon.runs.events import (
     VoteRound,
     WorkerStep,
     last_end,
+    prompts_in_force,
 )
 from llmecon.runs.log import (
     LogContents,
@@ -194,6 +195,12 @@ class RestoredRun:
         is left for a resume to run again (:func:`fork_instead`)."""
         years = int(self.manifest.config.get("years") or 0)
         return self.status == "failed" and 0 < years <= len(self.years)
+
+    @property
+    def prompts_in_force(self) -> dict[str, str]:
+        """Template name -> sha256 of the text the run's latest years were prompted with
+        (the manifest's, with the edits a resume recorded, ``templates_edited``)."""
+        return prompts_in_force(self.manifest.prompts, self.events)
 
     @property
     def forked_from_year(self) -> int:

@@ -30,8 +30,10 @@ from llmecon.runs.events import (
     CallFile,
     LLMCall,
     RunStarted,
+    TemplatesEdited,
     YearCompleted,
     parse_event,
+    prompts_in_force,
 )
 from llmecon.runs.log import (
     EVENTS_NAME,
@@ -43,7 +45,7 @@ from llmecon.runs.log import (
 )
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls, call_key
-from llmecon.runs.replay import metric_differences
+from llmecon.runs.replay import edited_copies, metric_differences
 from llmecon.runs.restore import RestoredRun, fork_instead, restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation, check_recorded_planner
 
@@ -136,11 +138,31 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         raise
     sim.fallbacks, sim.decisions = fallbacks, decisions
     sim.set_aside, sim.reusable_calls = set_aside, recorded.total
+    _record_edits(sim, path, prompts_in_force(run.manifest.prompts, kept), _years_in(kept))
     if not config.batch_api:  # resumed without --batch-api: nobody collects them
         sim.abandoned_batches = sorted(pending.values())
     sim.breaker.restore(sim.models.counting(iter_calls(kept)))
     sim.fast_forward_planner()
     return sim
+
+
+def _record_edits(sim: Simulation, path: Path, in_force: dict[str, str], year: int) -> None:
+    """Log (``templates_edited``) the templates of the run's copy edited since its last
+    session, which prompt the years from ``year`` (0-based) on: the run's record says
+    which text prompted which years, and ``llmecon replay`` checks the prompts of those
+    years only (the earlier text is not kept)."""
+    from llmecon.prompts import PromptError, PromptLibrary
+
+    edited = edited_copies(path, in_force)
+    if not edited:
+        return
+    copy = PromptLibrary(path / PROMPTS_COPY_NAME)
+    hashes: dict[str, str] = {}
+    for name in edited:
+        with contextlib.suppress(PromptError):  # gone from the copy: the run says so
+            hashes[name] = copy.sha256(name)
+    sim.emit(TemplatesEdited(year=year, prompts=hashes))
+    sim.edited_templates = edited
 
 
 def _last_boundary(run: RestoredRun) -> int:

@@ -245,8 +245,25 @@ def test_resume_says_when_it_goes_on_with_an_edited_copy_of_the_templates(
     assert result.exit_code == 0, result.output
     assert f"the run's copy of worker_decision.j2 ({run_dir / 'prompts'}) differs" in said
     assert "prompted with the edited text" in said
+    # the log says which text prompted which years: tax years 1-2 the text the run
+    # started with (not kept), 3-4 the copy's. Before, nothing recorded the edit, and
+    # replay refused the run for the earlier years' prompts.
+    (edit,) = [e for e in read_events(run_dir) if e.type == "templates_edited"]
+    assert edit.year == 2 and list(edit.prompts) == ["worker_decision.j2"]
     replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
-    assert replayed.exit_code == 1 and "worker_decision.j2" in replayed.output
+    told = " ".join(replayed.output.split())
+    assert replayed.exit_code == 0, replayed.output
+    assert "replay matches" in told
+    assert "tax years 1–2 were prompted with earlier text, which is not kept" in told
+    report = CliRunner().invoke(main, ["report", str(run_dir)])
+    assert report.exit_code == 0, report.output
+    page = (run_dir / "report.html").read_text()
+    assert "its copy of worker_decision.j2 was edited before it resumed" in page
+    # the years from the edit on are still checked against the copy
+    copy.write_text(copy.read_text() + "Work more.\n")
+    again = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert again.exit_code == 1 and "tax year 3" in again.output, again.output
+    assert "worker_decision.j2" in again.output
 
 
 def test_a_resume_that_cannot_start_leaves_the_log_as_it_was(tmp_path: Path) -> None:
