@@ -180,10 +180,23 @@ def show(file: Path, index: int) -> None:
     help="Validate a persona bank instead of a fresh sample.",
 )
 @_wage_floor_option
-def validate_cmd(n: int, seed: int, mode: str, file: Path | None, no_wage_floor: bool) -> None:
-    """Print sample vs published marginals; exit 1 if a target is missed."""
+@click.argument("bank", required=False, type=click.Path(path_type=Path))
+def validate_cmd(
+    n: int, seed: int, mode: str, file: Path | None, no_wage_floor: bool, bank: Path | None
+) -> None:
+    """Print sample vs published marginals; exit 1 if a target is missed.
+
+    BANK (or --file BANK): validate that persona bank (`default`: the shipped one)
+    instead of a fresh sample."""
     from rich.console import Console
 
+    if bank is not None and file is not None and bank != file:
+        raise click.UsageError(f"two banks given ({bank} and --file {file}): give one")
+    file = file or bank
+    if file is not None and str(file) == "default" and not file.exists():
+        from llmecon.personas import default_bank_path
+
+        file = default_bank_path()
     if file is not None:
         context = click.get_current_context()
         sampling = [

@@ -94,6 +94,22 @@ def test_validate_of_a_file_refuses_the_options_of_a_fresh_sample(tmp_path: Path
     assert result.exit_code == 2 and "--mode set how a fresh sample is drawn" in result.output
 
 
+def test_validate_takes_the_bank_as_show_does(tmp_path: Path) -> None:
+    # `personas show FILE I` takes the bank as an argument, `validate FILE` said
+    # "unexpected extra argument"; `default` names the shipped bank for both.
+    bank = tmp_path / "b.jsonl"
+    CliRunner().invoke(main, ["personas", "sample", "--n", "60", "--seed", "2", "--out", str(bank)])
+    by_argument = CliRunner().invoke(main, ["personas", "validate", str(bank)])
+    by_option = CliRunner().invoke(main, ["personas", "validate", "--file", str(bank)])
+    assert "Traceback" not in by_argument.output
+    assert by_argument.exit_code == by_option.exit_code
+    assert by_argument.output == by_option.output and "effective size" in by_argument.output
+    shipped = CliRunner().invoke(main, ["personas", "validate", "default"])
+    assert shipped.exit_code == 0 and "all targets met" in shipped.output, shipped.output
+    both = CliRunner().invoke(main, ["personas", "validate", str(bank), "--file", "x.jsonl"])
+    assert both.exit_code == 2 and "two banks given" in both.output
+
+
 def test_a_run_on_a_smaller_bank_uses_all_of_it(tmp_path: Path) -> None:
     import llmecon
 
