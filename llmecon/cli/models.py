@@ -40,9 +40,19 @@ class WorkerDecision(BaseModel):
 @click.group(invoke_without_command=True)
 @click.pass_context
 def models(ctx: click.Context) -> None:
+    """List model providers, which keys are set and whether the local model is installed
+    (also `llmecon models list`)."""
+    if ctx.invoked_subcommand is None:
+        _list_providers()
+
+
+@models.command("list")
+def list_models() -> None:
     """List model providers, which keys are set and whether the local model is installed."""
-    if ctx.invoked_subcommand is not None:
-        return
+    _list_providers()
+
+
+def _list_providers() -> None:
     from llmecon.models import provider_names
     from llmecon.models._local import builtin_gguf_path, llama_cpp_installed
 

@@ -18,6 +18,9 @@ def test_models_lists_providers_and_keys_without_values(monkeypatch):
     assert result.exit_code == 0, result.output
     assert "OPENAI_API_KEY set" in result.output and "ANTHROPIC_API_KEY not set" in result.output
     assert "Local model smollm2-135m" in result.output and SENTINEL not in result.output
+    # `models list`, the name a user tries first, lists the same (it was "No such command")
+    listed = CliRunner().invoke(main, ["models", "list"])
+    assert listed.exit_code == 0 and listed.output == result.output
 
 
 def test_models_test_mock_prints_parsed_tokens_latency():
