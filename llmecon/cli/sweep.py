@@ -266,6 +266,34 @@ def print_table(
         cells.extend(_interval(row, m) for m in metrics)
         rich_table.add_row(*cells)
     out.print(rich_table)
+    if show_n and (same := _seed_free(table, by)):
+        named = ", ".join(same[:4]) + (f" and {len(same) - 4} more" if len(same) > 4 else "")
+        out.print(
+            f"[yellow]note[/]: every seed of {named} gave the same final SWF: nothing in "
+            "these runs depends on the seed, so their intervals have no width (a persona "
+            "sample, a model's sampling or a randomised planner varies with it)",
+            highlight=False,
+        )
+
+
+def _seed_free(table: Any, by: list[str]) -> list[str]:
+    """The settings of ``table`` whose seeds (two or more completed) all ended with the
+    same final SWF, as ``a=1, b=2`` (or the value alone for one setting column)."""
+    found = []
+    for row in table.to_dict("records"):
+        lo, hi = row.get("final_swf_lo"), row.get("final_swf_hi")
+        completed = int(row.get("n") or 0) - sum(
+            int(row.get(k) or 0) for k in ("failed", "unfinished")
+        )
+        if completed < 2 or lo is None or hi is None or not hi - lo <= 1e-9 * abs(hi):
+            continue  # (not: NaN bounds are no identical seeds)
+        values = [str(row[c]) for c in by]
+        found.append(
+            values[0]
+            if len(by) == 1
+            else ", ".join(f"{c}={v}" for c, v in zip(by, values, strict=True))
+        )
+    return found
 
 
 def run_with_display(run: Callable[[Any], Any]) -> Any:

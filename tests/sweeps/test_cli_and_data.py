@@ -319,3 +319,20 @@ def test_a_cells_warning_names_the_cells_that_gave_it(tmp_path: Path) -> None:
     said = " ".join(result.output.split())
     assert "warning (from saez-s0-" in said and "SaezConvergenceWarning" in said
     assert "(from the cells)" not in said
+
+
+def test_a_setting_whose_seeds_change_nothing_is_named(tmp_path: Path) -> None:
+    # On the shipped bank with rational workers, `none` gives every seed the same run:
+    # the table showed "[x, x]" intervals as if the seeds had been sampled. ucb draws
+    # from the seed's stream, and a synthetic population is drawn from it.
+    args = ["compare", "--planners", "none,ucb", "--agents", "30",
+            "--years", "2", "--seeds", "0-1", "--jobs", "1"]  # fmt: skip
+    shipped = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")])
+    assert shipped.exit_code == 0, shipped.output
+    said = " ".join(shipped.output.split())
+    assert "note: every seed of none gave the same final SWF" in said
+    drawn = CliRunner().invoke(
+        main, [*args, "--personas", "synthetic", "--out", str(tmp_path / "b")]
+    )
+    assert drawn.exit_code == 0, drawn.output
+    assert "gave the same final SWF" not in drawn.output
