@@ -247,6 +247,7 @@ def test_a_bad_setting_in_a_config_file_names_the_file(tmp_path: Path) -> None:
     said = str(caught.value)
     assert f"invalid configuration ({path} + settings)" in said
     assert "yeras: unknown field" in said and "the field x_y as --x-y" in said
+    assert "did you mean 'years'?" in said  # the nearest setting's name
     # The file is given by position; by name it said "config: unknown field".
     with pytest.raises(ConfigError, match="config is given by position"):
         llmecon.run(config=str(path), write_log=False)

@@ -751,9 +751,13 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
+            import difflib
+
+            close = difflib.get_close_matches(field, list(RunConfig.model_fields), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else "check the spelling; "
             msg = (
-                "unknown field (check the spelling; `llmecon run --help` lists every "
-                "setting, the field x_y as --x-y)"
+                f"unknown field ({hint}`llmecon run --help` lists every setting, the field "
+                "x_y as --x-y)"
             )
         lines.append(f"  {field}: {msg}")
     return "\n".join(lines)
