@@ -56,6 +56,16 @@ def test_cli_sweep_prints_and_saves_the_table(cli_sweep: tuple[Any, Path]) -> No
     assert result.output.count("cell ") >= 8
     # and the table whole: piped (a log, CI) no cell was cut to "…"
     assert "…" not in result.output and "inverse_income" in result.output
+    # no model took part: no cost or fallbacks columns of zeros (as compare shows it)
+    assert "fallbacks" not in result.output and "cost" not in result.output
+
+
+def test_a_sweep_with_a_model_shows_its_cost_and_fallbacks(tmp_path: Path) -> None:
+    args = ["sweep", "--planners", "mock/default", "--workers", "rational", "--agents", "6",
+            "--years", "2", "--seeds", "0", "--no-reference", "--out", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "fallbacks" in result.output and "cost" in result.output
 
 
 def test_the_header_counts_cells_and_the_processes_they_can_use(tmp_path: Path) -> None:
