@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -124,6 +124,11 @@ class Model:
         """``(input, output)`` USD per 1M tokens set with :meth:`set_price`."""
         self.batch = BatchHooks()
         """How :meth:`generate_batch` polls and whom it tells (set by a run)."""
+        self.before_send: Callable[[], Awaitable[None]] | None = None
+        """Awaited before each request is sent (a run's budget holds new requests once it
+        is spent, while those in flight finish); ``None``: send at once."""
+        self.in_flight = 0
+        """Requests sent and not yet answered."""
 
     @property
     def usage_total(self) -> Usage:
@@ -451,8 +456,14 @@ class Model:
                 # The timeout starts once the request holds a slot: it measures the
                 # request, not the wait for the endpoint's concurrency limit.
                 async with self.limiter.semaphore(), slot:
-                    async with asyncio.timeout(attempt_cfg.timeout_s):
-                        response = await self.provider.generate(messages, spec, attempt_cfg)
+                    if self.before_send is not None:
+                        await self.before_send()
+                    self.in_flight += 1
+                    try:
+                        async with asyncio.timeout(attempt_cfg.timeout_s):
+                            response = await self.provider.generate(messages, spec, attempt_cfg)
+                    finally:
+                        self.in_flight -= 1
                 state.endpoint = response.endpoint or getattr(slot, "endpoint", None)
                 self._account(response, state)
                 return response

@@ -310,8 +310,10 @@ class RunConfig(BaseModel):
 
     max_cost: float | None = Field(None, gt=0, json_schema_extra=_OPERATIONAL)
     """Budget in USD for the whole run (a resumed run counts what the log already
-    spent): the run stops cleanly at the end of the year that reaches it. A model whose
-    price is unknown needs one (``price``; ``--price`` on the command line)."""
+    spent): once it is spent no further request is sent, the requests in flight finish,
+    and the run stops (resume goes on from there, reusing the year's completed calls). A
+    model whose price is unknown needs one (``price``; ``--price`` on the command
+    line)."""
 
     price: tuple[float, float] | None = Field(
         None, json_schema_extra={**_OPERATIONAL, "metavar": "IN,OUT"}

@@ -173,6 +173,8 @@ class RunSink:
         self.pending_batches: dict[str, str] = {}
         #: told of every event after the log (replay compares a run's worker steps)
         self.listeners: list[Callable[[Any], None]] = []
+        #: told after every model call has been logged (the run's budget watch)
+        self.after_call: Callable[[], None] | None = None
 
     def emit(self, event: Any) -> None:
         if self.log is not None:
@@ -248,6 +250,8 @@ class RunSink:
             log.append(LLMCall.from_record(record, refs, endpoint=endpoint or None, **who))
         if self.on_call_progress is not None:
             self.on_call_progress(self.totals())
+        if self.after_call is not None:
+            self.after_call()
 
 
 class Simulation:
@@ -273,6 +277,13 @@ class Simulation:
         self.sink = sink
         self.breaker = sink.breaker
         self.run_id = run_id
+        #: set once the run's spending reaches ``max_cost`` during a year (see
+        #: :meth:`_guarded_year`); ``None`` outside a year
+        self._over_budget: asyncio.Event | None = None
+        sink.after_call = self._note_spending
+        if self.config.max_cost is not None:
+            for model in self.models.models.values():
+                model.before_send = self._hold_when_spent
         self.records: list[YearRecord] = []
         #: the planner named by each year's ``schedule_set`` (0-based year)
         self.planners: dict[int, str] = {}
@@ -652,12 +663,8 @@ class Simulation:
                     )
                     break
                 outcome = await self._guarded_year(year, deadline)
-                if isinstance(outcome, str):
-                    status, error = (
-                        ("deadline_exceeded", outcome)
-                        if outcome.startswith("deadline")
-                        else ("failed", outcome)
-                    )
+                if isinstance(outcome, tuple):
+                    status, error = outcome
                     break
                 if progress is not None:
                     progress(outcome, {"fallbacks": self.fallbacks, **self.models.totals()})
@@ -762,22 +769,56 @@ class Simulation:
         )
         return None
 
-    async def _guarded_year(self, year: int, deadline: float | None) -> YearRecord | str:
-        """Run one year, or stop it when the breaker trips or the deadline passes
-        (returns the reason; the year's partial events stay in the log for resume)."""
+    async def _hold_when_spent(self) -> None:
+        """Before each request: once the year's spending reached the budget, no request
+        is sent (it waits until the year is stopped)."""
+        over = self._over_budget
+        if over is not None and over.is_set():
+            await asyncio.Event().wait()
+
+    def _note_spending(self) -> None:
+        """After each logged model call: once the run has spent its budget during a
+        year, stop that year (:meth:`_guarded_year`)."""
+        if self._over_budget is not None and self.models.budget_exceeded:
+            self._over_budget.set()
+
+    async def _guarded_year(
+        self, year: int, deadline: float | None
+    ) -> YearRecord | tuple[RunStatus, str]:
+        """Run one year, or stop it when the breaker trips, the deadline passes or the
+        run's spending reaches ``max_cost`` (returns the status and reason; the year's
+        partial events stay in the log for resume, whose completed calls it reuses)."""
         if self.breaker.reason is not None:
-            return self.breaker.reason
+            return "failed", self.breaker.reason
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
-            return f"deadline of {self.config.deadline:g} s reached before tax year {year + 1}"
+            return "deadline_exceeded", (
+                f"deadline of {self.config.deadline:g} s reached before tax year {year + 1}"
+            )
         work = asyncio.ensure_future(self.run_year(year))
         tripped = asyncio.ensure_future(self.breaker.wait())
+        watched = {work, tripped}
+        spent: asyncio.Future[Any] | None = None
+        if self.config.max_cost is not None:
+            self._over_budget = asyncio.Event()
+            spent = asyncio.ensure_future(self._over_budget.wait())
+            watched.add(spent)
         try:
             done, _ = await asyncio.wait(
-                {work, tripped}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                watched, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
+            if spent is not None and spent in done and not work.done():
+                # no new request is sent; those in flight (paid for) finish and are
+                # logged, for the resume to reuse, and may even complete the year
+                while self.models.in_flight and not work.done():
+                    await asyncio.wait({work}, timeout=_DRAIN_POLL_S)
+                if work.done():
+                    done = {work}
         finally:
+            self._over_budget = None
             tripped.cancel()
+            if spent is not None:
+                spent.cancel()
             if not work.done():
                 work.cancel()
                 with contextlib.suppress(BaseException):
@@ -786,10 +827,17 @@ class Simulation:
             try:
                 return work.result()
             except _BreakerTripped as stop:
-                return str(stop)
+                return "failed", str(stop)
         if tripped in done:
-            return tripped.result()
-        return f"deadline of {self.config.deadline:g} s reached during tax year {year + 1}"
+            return "failed", tripped.result()
+        if spent is not None and spent in done:
+            return "budget_exceeded", (
+                f"the budget of ${self.config.max_cost:g} was reached "
+                f"(${self.models.cost_usd:.4g} spent) during tax year {year + 1}"
+            )
+        return "deadline_exceeded", (
+            f"deadline of {self.config.deadline:g} s reached during tax year {year + 1}"
+        )
 
     def run(self, progress: ProgressCallback | None = None) -> RunResult:
         """Run synchronously; inside a running event loop (Jupyter) the run goes to a
@@ -833,6 +881,11 @@ class Simulation:
                 if ref:
                     out[f"final_pct_of_{key.removesuffix('_swf')}"] = 100.0 * swfs[-1] / ref
         return out
+
+
+#: How often a year stopped by its budget looks whether its requests in flight have
+#: all been answered (seconds).
+_DRAIN_POLL_S = 0.02
 
 
 class _BreakerTripped(Exception):

@@ -166,7 +166,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     # Built as the run was (its planner's prompt states the configured horizon, "year N
     # of M"), without its wall-clock deadline, and stopped after the logged years.
     sim = build_simulation(
-        run.config(deadline=None),
+        run.config(deadline=None, max_cost=None),
         write_log=False,
         recorded=recorded,
         archetypes_from=saved_archetypes_file(run.path),

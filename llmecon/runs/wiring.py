@@ -330,6 +330,11 @@ class ModelPool:
     def budget_exceeded(self) -> bool:
         return self.config.max_cost is not None and self.cost_usd >= self.config.max_cost
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered, over every model."""
+        return sum(m.in_flight for m in self.models.values())
+
     def counting(self, calls: Iterable[Any]) -> Iterator[Any]:
         """Yield the logged calls (``llm_call`` events) of a resumed run's kept years,
         adding them to :attr:`earlier`: the run's totals count every session."""

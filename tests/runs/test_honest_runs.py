@@ -381,7 +381,7 @@ def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) ->
             "run", "--planner", "openai/fake", "--workers", "openai/fake",
             "--api-base", server.base_url, "--agents", "8", "--years", "3",
             "--out", str(tmp_path), "--run-id", "r", "--no-reference",
-            "--price", "1000,1000", "--max-cost", "0.5",
+            "--price", "1000,1000", "--max-cost", "0.5", "--max-concurrency", "1",
         ]  # fmt: skip
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 3, result.output
@@ -389,13 +389,13 @@ def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) ->
         assert _statuses(tmp_path / "r") == ["budget_exceeded"]
         calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
         assert sum(e.cost_usd or 0 for e in calls) >= 0.5
-        # The budget counts what the log already spent: the same budget stops before
-        # running another year, and asks the server nothing.
+        # The budget counts what the log already spent: the same budget stops once the
+        # year's reused calls are counted, and asks the server nothing.
         asked = server.stats.requests
         again = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "0.5"])
         assert again.exit_code == 3, again.output
-        assert "before tax year 2" in " ".join(again.output.split())
-        assert server.stats.requests == asked and _completed_years(tmp_path / "r") == [0]
+        assert "during tax year 1" in " ".join(again.output.split())  # its reused calls
+        assert server.stats.requests == asked and _completed_years(tmp_path / "r") == []
         more = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "1000"])
         assert more.exit_code == 0, more.output
     assert _completed_years(tmp_path / "r") == [0, 1, 2]
@@ -407,6 +407,41 @@ def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) ->
     summary = [e for e in events if e.type == "run_completed"][-1].summary
     assert summary["calls"] == len(calls) == 2 + 3 * 8  # tax year 1: the status quo
     assert summary["input_tokens"] == sum(e.input_tokens for e in calls)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_spent_budget_sends_no_more_requests_in_the_year(
+    tmp_path: Path, concurrency: int
+) -> None:
+    # The budget was checked before each year only: a year's every call was sent and
+    # paid for however far past --max-cost (a 1 000-worker year of gpt-4o: dollars). Once
+    # it is spent, no request is sent; those in flight finish and are logged.
+    with FakeOpenAIServer(latency_s=0.05) as server:
+        args = [
+            "run", "--planner", "openai/fake", "--workers", "openai/fake",
+            "--api-base", server.base_url, "--agents", "8", "--years", "2",
+            "--out", str(tmp_path), "--run-id", "r", "--no-reference",
+            "--price", "1000,1000", "--max-cost", "0.5",
+            "--max-concurrency", str(concurrency),
+        ]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 3, result.output
+        assert "was reached" in said and "during tax year 1" in said
+        calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
+        sent = server.stats.requests
+        # every request sent is logged (those in flight finished), and none was sent once
+        # the budget was spent: at most the concurrency beyond the call that spent it
+        assert sent == len(calls) < 8
+        costs = [e.cost_usd or 0 for e in calls]
+        spent_at = next(i for i in range(len(costs)) if sum(costs[: i + 1]) >= 0.5)
+        assert len(calls) <= spent_at + concurrency
+        assert _completed_years(tmp_path / "r") == []
+        # a resume with more budget reuses the calls made (not asked again) and goes on
+        more = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "1000"])
+        assert more.exit_code == 0, more.output
+        assert server.stats.requests == 8 + 1 + 8  # year 1's workers, year 2's planner and workers
+    assert _completed_years(tmp_path / "r") == [0, 1]
 
 
 def test_price_is_set_on_unpriced_models_only(tmp_path: Path, monkeypatch: Any) -> None:
@@ -429,7 +464,8 @@ def test_price_is_set_on_unpriced_models_only(tmp_path: Path, monkeypatch: Any) 
         prices = {m.name: m.price_override for m in sim.models.models.values()}
         assert prices == {"anthropic/claude-sonnet-4-5": None, "openai/fake": (0.0, 0.0)}
         result = sim.run()
-    assert result.status == "budget_exceeded" and len(result.records) == 2
+    # the planner's call of tax year 2 spends the budget: its workers are not asked
+    assert result.status == "budget_exceeded" and len(result.records) == 1
     assert sim.models.cost_usd > 0
 
 
