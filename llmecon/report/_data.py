@@ -104,10 +104,17 @@ class Group:
 
 def group_runs(runs: Sequence[ReportRun]) -> list[Group]:
     """Runs grouped by settings key, in first-seen order; a group of several seeds is
-    labelled by its first run and the seed count."""
+    labelled by its planner, the settings in which the groups differ (``swf=rawlsian``)
+    and the seed count."""
     by_key: dict[str, list[ReportRun]] = {}
     for run in runs:
         by_key.setdefault(run.key, []).append(run)
+    firsts = [members[0].settings for members in by_key.values()]
+    differ = [
+        name
+        for name in dict.fromkeys(k for settings in firsts for k in settings)
+        if name != "planner" and len({repr(s.get(name)) for s in firsts}) > 1
+    ]
     groups = []
     for members in by_key.values():
         if len(members) == 1:
@@ -115,7 +122,8 @@ def group_runs(runs: Sequence[ReportRun]) -> list[Group]:
         else:
             first = members[0]
             name = str(first.settings.get("planner", first.label))
-            groups.append(Group(f"{name} ({len(members)} runs)", members))
+            named = [f"{k}={first.settings.get(k)}" for k in differ]
+            groups.append(Group(", ".join([name, *named]) + f" ({len(members)} runs)", members))
     return groups
 
 

@@ -169,6 +169,26 @@ def test_seeds_of_one_setting_are_a_mean_with_a_band(seed_runs: list[Path]) -> N
     assert f"{mean:,.0f}" in tips[0] or f"{mean:.4g}" in tips[0]
 
 
+def test_groups_that_differ_in_another_setting_than_the_planner_are_told_apart(
+    tmp_path: Path,
+) -> None:
+    # The seeds of saez under two SWFs were both "saez (2 runs)": two lines and two
+    # table rows of one name.
+    from tests.report.conftest import build_run
+
+    paths = [
+        build_run(tmp_path, planner="saez", agents=20, years=2, seed=seed, swf=swf,
+                  run_id=f"{swf}-s{seed}")
+        for swf in ("inverse_income", "rawlsian")
+        for seed in (1, 2)
+    ]  # fmt: skip
+    runs = [load_run(p) for p in paths]
+    labels = [g.label for g in group_runs([report_run(r, r.run_id) for r in runs])]
+    assert labels == ["saez, swf=inverse_income (2 runs)", "saez, swf=rawlsian (2 runs)"]
+    legend = _legend(render_report(runs))
+    assert "saez, swf=rawlsian (2 runs) — mean, min–max band" in legend
+
+
 def test_vote_colours_follow_the_schedule_not_the_letter(vote_run: Path) -> None:
     votes = load_run(vote_run).votes
     colours = schedule_colours(votes)
