@@ -50,6 +50,7 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
     """
     from llmecon.report import PROBES_FOLDER, REPORT_NAME, write_report
     from llmecon.runs.log import is_run_folder
+    from llmecon.sweeps import is_sweep_folder
 
     paths: list[Path] = []
     seen: set[Path] = set()
@@ -57,13 +58,20 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
         if len(run_dirs) > 1 and given.name == PROBES_FOLDER and not is_run_folder(given):
             # `runs/*` names the saved probes beside the runs: shown with their model's runs
             console.print(f"[dim]note: {given} holds saved probes, not a run; skipped[/]")
+        elif len(run_dirs) > 1 and is_sweep_folder(given) and not is_run_folder(given):
+            # `runs/*` names sweep folders beside the runs, as load_runs skips them
+            console.print(
+                f"[yellow]note[/]: {given} is a sweep folder, not a run; skipped (report it "
+                f"alone, `llmecon report {given}`, or add its runs, {given}/*/)",
+                highlight=False,
+            )
         elif given.resolve() in seen:
             console.print(f"[yellow]note[/]: {given} is given twice; it is shown once")
         else:
             seen.add(given.resolve())
             paths.append(given)
-    from llmecon.sweeps import is_sweep_folder
-
+    if not paths:
+        raise click.UsageError("no run to report among the folders given")
     if out_file is not None:
         check_output_file(out_file, "the report")
     if len(paths) == 1 and is_sweep_folder(paths[0]):

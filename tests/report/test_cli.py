@@ -314,3 +314,24 @@ def test_parquet_exports_type_the_archetype_endpoint_and_batch_columns(tmp_path:
     assert agents.loc[agents["run_id"] == "plain", "archetype"].isna().all()
     calls = pd.read_parquet([tmp_path / f"{k}-pq" / "calls.parquet" for k in kinds])
     assert calls["endpoint"].notna().all() and calls["batch_id"].isna().all()
+
+
+def test_report_of_runs_skips_a_sweep_folder_among_them(tmp_path: Path) -> None:
+    # `llmecon report runs/*` failed on a sweep folder beside the runs ("not a run
+    # folder"), which load_runs("runs/*") skips with a note.
+    import llmecon
+
+    runs = tmp_path / "runs"
+    build_run(runs, planner="saez", agents=10, years=1, run_id="a")
+    build_run(runs, planner="none", agents=10, years=1, run_id="b")
+    llmecon.sweep(grid={"planner": ["saez"]}, seeds=[0], agents=10, years=1,
+                  workers="rational", out=str(runs), name="sw", jobs=1)  # fmt: skip
+    every = sorted(str(p) for p in runs.iterdir())
+    code, output = _invoke("report", *every, "--out", str(tmp_path / "all.html"))
+    assert code == 0, output
+    said = " ".join(output.split())
+    assert f"{runs / 'sw'} is a sweep folder, not a run; skipped" in said
+    text = "".join(parse((tmp_path / "all.html").read_text()).text)
+    assert "llmecon runs: a vs b" in text
+    code, output = _invoke("report", str(runs / "sw"), str(runs / "sw"))
+    assert code == 2 and "no run to report" in output
