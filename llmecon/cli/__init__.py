@@ -79,6 +79,11 @@ class _LazyGroup(click.Group):
         try:
             with _warnings_as_lines():
                 return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Ctrl-C (or a scheduler's SIGINT) before or outside a command's own handling,
+            # e.g. while it starts: exit 130 as documented, not click's "Aborted!" and 1
+            click.echo("interrupted", err=True)
+            raise SystemExit(130) from None
         except OSError as exc:
             if not is_storage_error(exc):
                 raise

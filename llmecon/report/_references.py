@@ -113,8 +113,22 @@ def references(run: RunData) -> References:
             lowest = float(cfg.get("min_rate", 0.0))
             ref.none_swf = economy.evaluate(TaxSchedule.flat(lowest, run.edges))[1].swf
     if ref.oracle_swf is None:
-        ref.notes.append("Oracle reference not in the run summary (run with reference on).")
+        ref.notes.append(_no_oracle(run))
     return ref
+
+
+def _no_oracle(run: RunData) -> str:
+    """Why the run's summary holds no oracle reference, and what would give one."""
+    if not run.summary:  # the references are computed as a run ends
+        return (
+            "Oracle reference not computed: the run did not complete (killed, interrupted or "
+            "still running); `llmecon resume` completes it, with its references."
+        )
+    if note := run.summary.get("oracle_note"):
+        return f"Oracle reference omitted: {note}."
+    if not run.manifest.config.get("reference", True):
+        return "Oracle reference not in the run summary (run with reference on)."
+    return "Oracle reference not in the run summary."
 
 
 def status_quo_words(refs: Sequence[References]) -> str:

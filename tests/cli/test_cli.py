@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
@@ -148,3 +149,19 @@ def test_a_misspelt_planner_or_model_gets_a_suggestion(tmp_path: Path) -> None:
         main, ["sweep", "--planners", "saez,seaz", "--workers", "rational", *small]
     )
     assert swept.exit_code == 1 and "did you mean 'saez'?" in " ".join(swept.output.split())
+
+
+def test_an_interrupt_outside_a_commands_own_handling_exits_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C (or a scheduler's SIGINT) while a command started gave click's "Aborted!"
+    # and exit 1, which the documented exit codes call a failure; interrupted is 130.
+    import llmecon.cli.export
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(llmecon.cli.export, "check_run_dir", interrupted)
+    result = CliRunner().invoke(main, ["export", "runs/x"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "Aborted" not in result.output

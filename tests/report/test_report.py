@@ -324,3 +324,22 @@ def test_references_are_computed_once_per_economy(
     shutil.copytree(baseline, copy)
     render_report([load_run(baseline), load_run(copy), load_run(crafted)])
     assert calls == ["saez", "crafted <$x$>"]
+
+
+def test_the_missing_oracle_note_says_why_it_is_missing(tmp_path: Path) -> None:
+    # A killed run (reference on) was told "run with reference on", an option it used.
+    killed = build_run_here(tmp_path, run_id="killed", reference=True)
+    events = killed / "events.jsonl"
+    lines = events.read_text().splitlines()
+    events.write_text("\n".join(ln for ln in lines if '"run_completed"' not in ln) + "\n")
+    text = "".join(parse(render_report([load_run(killed)])).text)
+    assert "the run did not complete" in text and "run with reference on" not in text
+    plain = build_run_here(tmp_path, run_id="plain", reference=False)
+    text = "".join(parse(render_report([load_run(plain)])).text)
+    assert "(run with reference on)" in text
+
+
+def build_run_here(out: Path, **config: object) -> Path:
+    from tests.report.conftest import build_run
+
+    return build_run(out, planner="saez", agents=10, years=2, **config)
