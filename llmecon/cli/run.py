@@ -333,10 +333,11 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
                 f"{counted(ended.years_completed, 'tax year')}): its log is complete{where}"
             )
             raise SystemExit(EXIT_CODES[ended.status]) from None
+        kept = f" after {len(sim.records)} of {counted(sim.years, 'tax year')}"
         console.print(
-            f"[yellow]interrupted[/]; continue with `llmecon resume {sim.log.directory}`"
+            f"[yellow]interrupted[/]{kept}; continue with `llmecon resume {sim.log.directory}`"
             if sim.log is not None
-            else "[yellow]interrupted[/]"
+            else f"[yellow]interrupted[/]{kept}"
         )
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     if result.records:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -352,6 +353,32 @@ def test_ctrl_c_is_logged_interrupted_and_resumes(tmp_path: Path) -> None:
     assert result.status == "completed" and len(result.records) == 3
     with pytest.raises(RunLogError, match="already completed"):
         resume_run(tmp_path / "r")
+
+
+def test_an_interrupt_says_how_many_years_the_log_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C between a year's logging and its progress line: the terminal's last line
+    # said one year fewer than the log kept, and the message said nothing of it.
+    from llmecon.runs.loop import RunSink
+
+    emit = RunSink.emit
+
+    def cut_after_year_two(self: RunSink, event: Any) -> None:
+        emit(self, event)
+        if event.type == "year_completed" and event.year == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: asyncio cancels the run
+
+    monkeypatch.setattr(RunSink, "emit", cut_after_year_two)
+    args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+            "--agents", "20", "--years", "3", "--out", str(tmp_path), "--run-id", "r",
+            "--no-reference"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130, result.output
+    assert "tax year 2/3" not in said  # its line never came
+    assert "interrupted after 2 of 3 tax years" in said
+    assert _completed_years(tmp_path / "r") == [0, 1]
 
 
 def test_an_interrupt_after_the_run_logged_its_end_says_the_run_is_complete(
