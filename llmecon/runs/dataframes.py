@@ -68,7 +68,7 @@ from llmecon.runs.incidence import (
     welfare_decomposition_table,
     with_head,
 )
-from llmecon.runs.log import Manifest, RunLogError, RunLogWarning, run_in_use
+from llmecon.runs.log import Manifest, RunLogError, RunLogWarning, unended_status
 from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
 from llmecon.runs.restore import restore_run
 from llmecon.runs.tidy import (
@@ -290,11 +290,12 @@ class RunData:
     def status(self) -> str:
         """``completed``, ``budget_exceeded``, ``deadline_exceeded``, ``interrupted``,
         ``failed``; without a ``run_completed`` event, ``running`` when a process is
-        writing the run now, else ``incomplete`` (killed)."""
+        writing the run now (or has ended it since it was loaded: load it again), else
+        ``incomplete`` (killed)."""
         end = self.end
         if end is not None:
             return end.status
-        return "running" if run_in_use(self.path) else "incomplete"
+        return "running" if unended_status(self.path) == "running" else "incomplete"
 
     @property
     def completed_years(self) -> list[int]:

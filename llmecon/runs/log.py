@@ -136,6 +136,21 @@ def run_in_use(directory: str | Path) -> bool:
     return False
 
 
+def unended_status(directory: str | Path) -> str:
+    """How a run whose log, as it was read, had no end stands: ``running`` when a
+    process is writing it, or its log has ended since it was read (the run finished in
+    between: read it again), else ``killed``."""
+    if run_in_use(directory):
+        return "running"
+    try:  # the end, logged (and the lock let go) after the log was read
+        with open(Path(directory) / EVENTS_NAME, "rb") as file:
+            file.seek(max(file.seek(0, os.SEEK_END) - 65536, 0))
+            last = file.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    except OSError:
+        return "killed"
+    return "running" if b'"type":"run_completed"' in last else "killed"
+
+
 #: How long :meth:`RunLog.create` waits for a run folder with an empty log and no
 #: manifest to be locked by the process setting it up (its manifest comes next).
 SETUP_WAIT_S = 1.0

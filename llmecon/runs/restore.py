@@ -52,7 +52,7 @@ from llmecon.runs.log import (
     logged_years,
     population_size,
     read_log,
-    run_in_use,
+    unended_status,
 )
 from llmecon.runs.wiring import ARCHETYPES_FILE, PROMPTS_COPY_NAME, build_economy, build_world
 
@@ -186,7 +186,7 @@ class RestoredRun:
         end = self.end
         if end is not None:
             return end.status
-        return "running" if run_in_use(self.path) else "killed"
+        return unended_status(self.path)
 
     @property
     def nothing_to_resume(self) -> bool:
