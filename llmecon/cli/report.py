@@ -54,11 +54,21 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
 
     paths: list[Path] = []
     seen: set[Path] = set()
-    for given in (check_run_dir(d) for d in run_dirs):  # each run once (a glob may repeat)
-        if len(run_dirs) > 1 and given.name == PROBES_FOLDER and not is_run_folder(given):
+    named: list[Path] = []
+    for folder in (check_run_dir(d) for d in run_dirs):
+        held = (
+            []
+            if is_run_folder(folder) or is_sweep_folder(folder)
+            else sorted(c for c in folder.iterdir() if c.is_dir() and is_run_folder(c))
+        )
+        if held:  # a folder of run folders, as load_runs reads it
+            console.print(f"[dim]note: {folder} holds {len(held)} runs: each is shown[/]")
+        named.extend(held or [folder])
+    for given in named:  # each run once (a glob may repeat)
+        if len(named) > 1 and given.name == PROBES_FOLDER and not is_run_folder(given):
             # `runs/*` names the saved probes beside the runs: shown with their model's runs
             console.print(f"[dim]note: {given} holds saved probes, not a run; skipped[/]")
-        elif len(run_dirs) > 1 and is_sweep_folder(given) and not is_run_folder(given):
+        elif len(named) > 1 and is_sweep_folder(given) and not is_run_folder(given):
             # `runs/*` names sweep folders beside the runs, as load_runs skips them
             console.print(
                 f"[yellow]note[/]: {given} is a sweep folder, not a run; skipped (report it "

@@ -335,3 +335,8 @@ def test_report_of_runs_skips_a_sweep_folder_among_them(tmp_path: Path) -> None:
     assert "llmecon runs: a vs b" in text
     code, output = _invoke("report", str(runs / "sw"), str(runs / "sw"))
     assert code == 2 and "no run to report" in output
+    # a folder of run folders, as load_runs reads it (it said "not a run folder")
+    code, output = _invoke("report", str(runs), "--out", str(tmp_path / "folder.html"))
+    assert code == 0, output
+    assert f"{runs} holds 2 runs: each is shown" in " ".join(output.split())
+    assert "llmecon runs: a vs b" in "".join(parse((tmp_path / "folder.html").read_text()).text)
