@@ -274,3 +274,17 @@ def test_compare_refuses_workers_it_would_not_use(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         llmecon.compare(["none"], agents=10, years=1, workers="rational")
+
+
+def test_the_summary_names_its_best_year_as_the_tables_count(tmp_path: Path) -> None:
+    # summary["best_year"] is the log's year (from 0) while every table counts from 1:
+    # `years.query("year == @summary['best_year']")` picked the wrong year.
+    result = llmecon.run(planner="ucb", workers="rational", agents=40, years=5, seed=1,
+                         out=str(tmp_path), reference=False)  # fmt: skip
+    best = result.years.loc[result.years["swf"].idxmax(), "year"]
+    assert result.summary["best_tax_year"] == best == result.summary["best_year"] + 1
+    assert llmecon.load_run(result.run_dir).summary["best_tax_year"] == best
+    # a log written before the key was logged gets it too
+    golden = Path(__file__).parent / "golden" / "v2" / "tiny-mock-planner"
+    old = llmecon.load_run(golden).summary
+    assert old["best_tax_year"] == old["best_year"] + 1 == 3

@@ -235,9 +235,14 @@ class RunData:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """The ``run_completed`` summary (empty when the run did not finish)."""
+        """The ``run_completed`` summary (empty when the run did not finish). Its
+        ``best_year`` is the log's year (from 0); ``best_tax_year`` counts from 1, as the
+        tables do (added here for logs written before it was logged)."""
         end = self.end
-        return dict(end.summary) if end else {}
+        summary = dict(end.summary) if end else {}
+        if "best_year" in summary and "best_tax_year" not in summary:
+            summary["best_tax_year"] = int(summary["best_year"]) + 1
+        return summary
 
     @property
     def gain_closed(self) -> float | None:

@@ -858,7 +858,8 @@ class Simulation:
         out: dict[str, Any] = {
             "final_swf": swfs[-1],
             "best_swf": max(swfs),
-            "best_year": int(np.argmax(swfs)),
+            "best_year": int(np.argmax(swfs)),  # the log's year, from 0
+            "best_tax_year": int(np.argmax(swfs)) + 1,  # as users count, from 1
             "fallbacks": self.fallbacks,
             "decisions": self.decisions,
             "fallback_share": self.fallbacks / self.decisions if self.decisions else 0.0,
