@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -15,9 +16,10 @@ from llmecon.cli.export import check_run_dir
 @click.option(
     "--out",
     "out_file",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     help="HTML file to write, anywhere (the folder is created); never a file of a run "
-    "(events.jsonl, manifest.json, …) nor one shipped with llmecon. [default: "
+    "(events.jsonl, manifest.json, …) nor one shipped with llmecon. A folder (an "
+    "existing one, or a path ending in /) gets the default file name in it. [default: "
     "RUN/report.html for one run, report-<hash of the runs>.html in the current folder "
     "for several (the same runs, the same file), SWEEP/report.html for a sweep]",
 )
@@ -82,6 +84,10 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
             paths.append(given)
     if not paths:
         raise click.UsageError("no run to report among the folders given")
+    if out_file is not None and (out_file.endswith(("/", os.sep)) or Path(out_file).is_dir()):
+        # a folder: the file a report of these runs is named by default, in it
+        several = len(paths) > 1
+        out_file = str(Path(out_file) / (several_runs_report(paths) if several else REPORT_NAME))
     if out_file is not None:
         check_output_file(out_file, "the report")
     if len(paths) == 1 and is_sweep_folder(paths[0]):

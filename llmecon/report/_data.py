@@ -103,12 +103,18 @@ class Group:
 
 
 def group_runs(runs: Sequence[ReportRun]) -> list[Group]:
-    """Runs grouped by settings key, in first-seen order; a group of several seeds is
+    """Runs grouped by settings key, in first-seen order, each seed once per group (a
+    run repeating a seed of its group starts another); a group of several seeds is
     labelled by its planner, the settings in which the groups differ (``swf=rawlsian``)
     and the seed count."""
-    by_key: dict[str, list[ReportRun]] = {}
+    by_key: dict[tuple[str, int], list[ReportRun]] = {}
     for run in runs:
-        by_key.setdefault(run.key, []).append(run)
+        # a seed given twice (the same cell of two sweeps, a copied run) is not a
+        # second draw: the copy starts a group of its own
+        copy = 0
+        while any(m.seed == run.seed for m in by_key.get((run.key, copy), [])):
+            copy += 1
+        by_key.setdefault((run.key, copy), []).append(run)
     firsts = [members[0].settings for members in by_key.values()]
     differ = [
         name
@@ -124,6 +130,11 @@ def group_runs(runs: Sequence[ReportRun]) -> list[Group]:
             name = str(first.settings.get("planner", first.label))
             named = [f"{k}={first.settings.get(k)}" for k in differ]
             groups.append(Group(", ".join([name, *named]) + f" ({len(members)} runs)", members))
+    seen: dict[str, int] = {}
+    for group in groups:  # copies of one setting's seeds: told apart as run labels are
+        seen[group.label] = seen.get(group.label, 0) + 1
+        if seen[group.label] > 1:
+            group.label = f"{group.label} #{seen[group.label]}"
     return groups
 
 

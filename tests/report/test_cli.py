@@ -340,3 +340,19 @@ def test_report_of_runs_skips_a_sweep_folder_among_them(tmp_path: Path) -> None:
     assert code == 0, output
     assert f"{runs} holds 2 runs: each is shown" in " ".join(output.split())
     assert "llmecon runs: a vs b" in "".join(parse((tmp_path / "folder.html").read_text()).text)
+
+
+def test_out_naming_a_folder_writes_the_default_file_in_it(tmp_path: Path) -> None:
+    # `--out newdir/` wrote an HTML file named "newdir"; an existing folder was refused
+    runs = tmp_path / "runs"
+    a = build_run(runs, planner="saez", agents=10, years=1, run_id="a")
+    b = build_run(runs, planner="none", agents=10, years=1, run_id="b")
+    code, output = _invoke("report", str(a), "--out", f"{tmp_path / 'newdir'}/")
+    assert code == 0, output
+    assert (tmp_path / "newdir" / "report.html").is_file()
+    (tmp_path / "reports").mkdir()
+    code, output = _invoke("report", str(a), str(b), "--out", str(tmp_path / "reports"))
+    assert code == 0, output
+    (written,) = (tmp_path / "reports").iterdir()
+    assert written.name.startswith("report-") and written.suffix == ".html"
+    assert output.strip().endswith(written.name)

@@ -189,6 +189,26 @@ def test_groups_that_differ_in_another_setting_than_the_planner_are_told_apart(
     assert "saez, swf=rawlsian (2 runs) — mean, min–max band" in legend
 
 
+def test_a_seed_given_twice_is_not_a_second_draw(tmp_path: Path) -> None:
+    # The same cell of two sweeps was counted as two seeds of one setting ("seeds 2,
+    # seed values 0, 0"), a band over one draw.
+    import shutil as sh
+
+    from tests.report.conftest import build_run
+
+    first = [build_run(tmp_path / "a", planner="saez", agents=10, years=2, seed=s,
+                       run_id=f"saez-s{s}") for s in (0, 1)]  # fmt: skip
+    copies = [tmp_path / "b" / p.name for p in first]
+    for run, copy in zip(first, copies, strict=True):
+        sh.copytree(run, copy)
+    views = [report_run(load_run(p), p.name) for p in [*first, *copies]]
+    groups = group_runs(views[:3])  # both seeds, and a copy of seed 0
+    assert [sorted(r.seed for r in g.runs) for g in groups] == [[0, 1], [0]]
+    twice = group_runs(views)  # the same two seeds twice: two groups, told apart
+    assert [g.label for g in twice] == ["saez (2 runs)", "saez (2 runs) #2"]
+    assert [sorted(r.seed for r in g.runs) for g in twice] == [[0, 1], [0, 1]]
+
+
 def test_vote_colours_follow_the_schedule_not_the_letter(vote_run: Path) -> None:
     votes = load_run(vote_run).votes
     colours = schedule_colours(votes)
