@@ -295,11 +295,13 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     from llmecon.runs import RunFailedError
 
     done = len(sim.records)
+    shown = [done]  # the tax years whose line was printed
     status = f"continuing after year {done}" if done else "starting…"
     try:
         with YearDisplay(years, done, status) as display, terminate_as_interrupt():
 
             def on_year(record: Any, stats: dict[str, Any]) -> None:
+                shown[0] = record.year + 1
                 last = record.year == years - 1
                 note = "  (computing reference welfare…)" if last and reference else ""
                 with output_may_close():
@@ -333,6 +335,13 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
                 f"{counted(ended.years_completed, 'tax year')}): its log is complete{where}"
             )
             raise SystemExit(EXIT_CODES[ended.status]) from None
+        from llmecon._format import WELFARE
+
+        for record in sim.records[shown[0] :]:  # logged, its line cut short by the interrupt
+            console.print(
+                f"tax year {record.year + 1}/{years}: SWF {WELFARE(record.metrics.swf)}  "
+                "(logged before the interrupt)"
+            )
         kept = f" after {len(sim.records)} of {counted(sim.years, 'tax year')}"
         console.print(
             f"[yellow]interrupted[/]{kept}; continue with `llmecon resume {sim.log.directory}`"
