@@ -280,6 +280,8 @@ class Simulation:
         #: set once the run's spending reaches ``max_cost`` during a year (see
         #: :meth:`_guarded_year`); ``None`` outside a year
         self._over_budget: asyncio.Event | None = None
+        #: requests held back by the spent budget (never sent)
+        self._held = 0
         sink.after_call = self._note_spending
         if self.config.max_cost is not None:
             for model in self.models.models.values():
@@ -771,10 +773,14 @@ class Simulation:
 
     async def _hold_when_spent(self) -> None:
         """Before each request: once the year's spending reached the budget, no request
-        is sent (it waits until the year is stopped)."""
+        is sent (it waits until the year is stopped; :attr:`_held` counts such)."""
         over = self._over_budget
         if over is not None and over.is_set():
-            await asyncio.Event().wait()
+            self._held += 1
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self._held -= 1
 
     def _note_spending(self) -> None:
         """After each logged model call: once the run has spent its budget during a
@@ -809,8 +815,11 @@ class Simulation:
             )
             if spent is not None and spent in done and not work.done():
                 # no new request is sent; those in flight (paid for) finish and are
-                # logged, for the resume to reuse, and may even complete the year
-                while self.models.in_flight and not work.done():
+                # logged, for the resume to reuse. The year goes on until it needs a
+                # request it may not send (held), or completes without one.
+                while not work.done() and (self.models.in_flight or not self._held):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
                     await asyncio.wait({work}, timeout=_DRAIN_POLL_S)
                 if work.done():
                     done = {work}

@@ -471,6 +471,27 @@ def test_a_spent_budget_sends_no_more_requests_in_the_year(
     assert _completed_years(tmp_path / "r") == [0, 1]
 
 
+def test_a_year_whose_requests_were_all_sent_completes_when_the_budget_is_spent(
+    tmp_path: Path,
+) -> None:
+    # All 8 worker requests are in flight when the second reply spends the budget: they
+    # are answered, and the year completes. The year was thrown away whenever the last
+    # reply came before the year's task had settled it (1 run in 4, by timing).
+    with FakeOpenAIServer(latency_s=0.05) as server:
+        for attempt in range(4):
+            args = [
+                "run", "--planner", "openai/fake", "--workers", "openai/fake",
+                "--api-base", server.base_url, "--agents", "8", "--years", "2",
+                "--out", str(tmp_path), "--run-id", f"r{attempt}", "--no-reference",
+                "--price", "1000,1000", "--max-cost", "0.5",
+            ]  # fmt: skip
+            result = CliRunner().invoke(main, args)
+            said = " ".join(result.output.split())
+            assert result.exit_code == 3, result.output
+            assert "before tax year 2" in said, said
+            assert _completed_years(tmp_path / f"r{attempt}") == [0]
+
+
 def test_price_is_set_on_unpriced_models_only(tmp_path: Path, monkeypatch: Any) -> None:
     """--price 0,0 for free self-hosted workers leaves a planner in the cost map priced."""
     from llmecon.testing.fake_servers import FakeAnthropicServer
