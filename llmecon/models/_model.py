@@ -518,8 +518,10 @@ class Model:
         if retry_after is not None:
             wait = min(retry_after, cfg.retry_after_max_s)
             # At least what the server asked for, plus a little jitter so that many
-            # clients told the same instant do not come back in lockstep.
-            delay = wait + self._rng.uniform(0, 0.1 * wait + 0.01)
+            # clients told the same instant do not come back in lockstep; and at least
+            # the backoff's own growth: callers a server at capacity turned away together
+            # spread out instead of colliding again until their retries are spent.
+            delay = max(wait + self._rng.uniform(0, 0.1 * wait + 0.01), delay)
         return delay
 
     def _account(self, response: ProviderResponse, state: CallState) -> None:

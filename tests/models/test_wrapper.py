@@ -137,6 +137,38 @@ def test_backoff_grows_and_is_jittered():
         assert all(ceiling / 2 <= d <= ceiling for d in ds)
         assert len(set(ds)) > 40  # jittered
     assert model._backoff(0, RateLimitError("x", retry_after_s=120), cfg) <= 60 * 1.1 + 0.01
+    # a short Retry-After does not stop the backoff's growth: callers a server at
+    # capacity turned away together came back together, each time, until their retries
+    # were spent (5 retries in a third of a second)
+    short = RateLimitError("x", retry_after_s=0.05)
+    for k in range(5):
+        ceiling = min(1.0, 0.1 * 2**k)
+        assert all(model._backoff(k, short, cfg) >= max(ceiling / 2, 0.05) for _ in range(50))
+
+
+def test_callers_beyond_a_servers_capacity_are_all_answered_in_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmecon.testing.fake_servers import FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    with FakeOpenAIServer(latency_s=0.1, max_concurrency=2) as server:
+        model = get_model(
+            "openai/fake", api_base=server.base_url, config=GenerateConfig(max_retries=5)
+        )
+
+        async def ask_all() -> list[object]:
+            try:
+                return await asyncio.gather(
+                    *(model.generate(MSGS, WorkerDecision) for _ in range(20)),
+                    return_exceptions=True,
+                )
+            finally:
+                await model.aclose()
+
+        outs = run(ask_all())
+    assert all(not isinstance(o, Exception) for o in outs), outs
+    assert server.stats.faults["over_concurrency"] > 0  # the server turned callers away
 
 
 def test_timeout_is_bounded_and_caller_keeps_going():
