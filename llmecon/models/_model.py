@@ -411,6 +411,8 @@ class Model:
                 raise BatchError(
                     f"{self.name}: batch {state.batch_id} {how} without answering this request"
                 )
+            if self.cache is not None:  # as :meth:`generate` stores its answers
+                self.cache.put(self._cache_key(msgs, spec, native, cfg), cache_entry(output))
         except ModelError as exc:
             self._finish(msgs, spec, state, t0, error=exc)
             raise

@@ -9,6 +9,7 @@ import contextvars
 import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -296,3 +297,24 @@ def test_batch_requests_go_through_the_environment_proxy(monkeypatch: pytest.Mon
 
     assert json.loads(asyncio.run(run())) == {"id": "batch_1"}
     assert raw.heads[0].startswith("GET http://api.example.invalid/v1/batches/batch_1 HTTP/1.1")
+
+
+def test_batched_answers_are_cached_as_synchronous_ones_are(provider: str, tmp_path: Path) -> None:
+    # With --cache-dir, a batch's answers were never stored: the same requests again
+    # (a repeated run) were submitted and paid for again.
+    server_cls, name = PROVIDERS[provider]
+    with server_cls() as server:
+        model = get_model(name, api_base=server.base_url, config=FAST, cache_dir=str(tmp_path))
+        model.set_price(*PRICE)
+        model.batch = BatchHooks(poll_interval_s=0.02)
+
+        async def twice() -> tuple[list[Any], list[Any]]:
+            first = await model.generate_batch(_requests(4), WorkerDecision)
+            again = await model.generate_batch(_requests(4), WorkerDecision)
+            await model.aclose()
+            return first, again
+
+        first, again = asyncio.run(twice())
+        assert server.batches.created == 1  # the second time the cache answered
+    assert [a.parsed for a in again] == [f.parsed for f in first]
+    assert all(a.cached and a.cost_usd == 0 for a in again)
