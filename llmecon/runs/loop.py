@@ -282,6 +282,9 @@ class Simulation:
         self._over_budget: asyncio.Event | None = None
         #: requests held back by the spent budget (never sent)
         self._held = 0
+        #: a resume: what the unfinished year's calls it reuses cost when they were made
+        #: (paid; counted again as each is reused, see :meth:`spent_usd`)
+        self.prepaid_usd = 0.0
         sink.after_call = self._note_spending
         if self.config.max_cost is not None:
             for model in self.models.models.values():
@@ -656,12 +659,14 @@ class Simulation:
             if self.records and self.log is not None:
                 self._write_years_table()  # a resumed run's, as its log now has it
             for year in range(len(self.records), self.years):
-                if self.models.budget_exceeded:  # checked before each year: a resumed
-                    # run whose budget is spent runs no year (docs/runs.md)
+                spent = self.spent_usd()
+                if self.config.max_cost is not None and spent >= self.config.max_cost:
+                    # checked before each year: a resumed run whose budget is spent (the
+                    # calls it would reuse included) runs no year (docs/runs.md)
                     status = "budget_exceeded"
                     error = (
                         f"the budget of ${self.config.max_cost:g} was reached "
-                        f"(${self.models.cost_usd:.4g} spent) before tax year {year + 1}"
+                        f"(${spent:.4g} spent) before tax year {year + 1}"
                     )
                     break
                 outcome = await self._guarded_year(year, deadline)
@@ -781,6 +786,13 @@ class Simulation:
                 await asyncio.Event().wait()
             finally:
                 self._held -= 1
+
+    def spent_usd(self) -> float:
+        """What the run has paid for: its models' spending (earlier sessions included)
+        and, in a resume, the calls it is still to reuse (:attr:`prepaid_usd`)."""
+        recorded = self.models.recorded
+        reused = recorded.used_cost_usd if recorded is not None else 0.0
+        return self.models.cost_usd + max(self.prepaid_usd - reused, 0.0)
 
     def _note_spending(self) -> None:
         """After each logged model call: once the run has spent its budget during a

@@ -87,6 +87,8 @@ class RecordedCall:
     output_tokens: int
     error_type: str | None
     error_message: str | None
+    cost_usd: float | None = None
+    """What the call cost when it was made (``None``: unknown)."""
 
     @classmethod
     def of(cls, call: LLMCall) -> RecordedCall:
@@ -101,6 +103,7 @@ class RecordedCall:
             call.output_tokens,
             call.error_type,
             call.error_message,
+            call.cost_usd,
         )
 
 
@@ -204,7 +207,7 @@ class StepFiles:
 
     def call(self, row: int) -> RecordedCall:
         """Row ``row`` as a :class:`RecordedCall` (for a call replayed one by one)."""
-        names = ("year", "step", "input_tokens", "output_tokens", "error_message")
+        names = ("year", "step", "input_tokens", "output_tokens", "error_message", "cost_usd")
         if self._rest is None:  # the columns only a call replayed one by one needs
             self._rest = self._columns(names).combine_chunks()
         values = {name: self._rest.column(name)[row].as_py() for name in names}
@@ -220,6 +223,7 @@ class StepFiles:
             values["output_tokens"],
             self._table.column("error_type")[row].as_py(),
             values["error_message"],
+            values["cost_usd"],
         )
 
 
@@ -258,6 +262,8 @@ class RecordedCalls:
         self._steps = {key: StepFiles(group) for key, group in by_step.items()}
         self.total = count + sum(s.pending for s in self._steps.values())
         self._used = 0
+        #: what the calls taken one by one (:meth:`take`) cost when they were made
+        self.used_cost_usd = 0.0
 
     @classmethod
     def from_events(cls, events: Iterable[Any], *, then_live: bool = False) -> RecordedCalls:
@@ -284,7 +290,9 @@ class RecordedCalls:
         queue = self._queues.get(key)
         if queue:
             self._used += 1
-            return queue.popleft()
+            call = queue.popleft()
+            self.used_cost_usd += call.cost_usd or 0.0
+            return call
         found = self._file_row(key)
         if found is None:
             role, agent, year, step = key
@@ -297,6 +305,7 @@ class RecordedCalls:
         files.pop(key[0], key[1])
         self._used += 1
         call = files.call(row)
+        self.used_cost_usd += call.cost_usd or 0.0
         self._drop_if_used_up(key[2], key[3])
         return call
 
@@ -500,8 +509,11 @@ class ReplayProvider(ModelProvider):
             # the reply that settled the call: read as the logged run read it (a log of a
             # release before replies were read strictly may hold `"40"` for 40)
             settled = attempt == len(call.raw_outputs) - 1 and call.error_type is None
+            # the call's cost as logged (a resume counts what its reused calls cost, once:
+            # their earlier copy is set aside), on its first reply
+            cost = call.cost_usd if attempt == 0 else 0.0
             return ProviderResponse(
-                text=call.raw_outputs[attempt], usage=usage, cost_usd=0.0, settled=settled
+                text=call.raw_outputs[attempt], usage=usage, cost_usd=cost, settled=settled
             )
         # The recorded call failed here without a reply (timeout, 5xx, …): fail the same
         # way, without retries, so the agent applies the same fallback.

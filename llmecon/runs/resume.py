@@ -138,6 +138,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         raise
     sim.fallbacks, sim.decisions = fallbacks, decisions
     sim.set_aside, sim.reusable_calls = set_aside, recorded.total
+    sim.prepaid_usd = sum(c.cost_usd or 0.0 for c in tail if c.error_type is None)
     _record_edits(sim, path, prompts_in_force(run.manifest.prompts, kept), _years_in(kept))
     if not config.batch_api:  # resumed without --batch-api: nobody collects them
         sim.abandoned_batches = sorted(pending.values())

@@ -416,12 +416,15 @@ def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) ->
         assert _statuses(tmp_path / "r") == ["budget_exceeded"]
         calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
         assert sum(e.cost_usd or 0 for e in calls) >= 0.5
-        # The budget counts what the log already spent: the same budget stops once the
-        # year's reused calls are counted, and asks the server nothing.
+        # The budget counts what the log already spent, the unfinished year's calls
+        # included: the same budget runs no year, says what was spent, and asks the
+        # server nothing (it started the year and stopped partway, under-reporting).
         asked = server.stats.requests
+        spent = sum(e.cost_usd or 0 for e in calls)
         again = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "0.5"])
         assert again.exit_code == 3, again.output
-        assert "during tax year 1" in " ".join(again.output.split())  # its reused calls
+        told = " ".join(again.output.split())
+        assert f"(${spent:.4g} spent) before tax year 1" in told, told
         assert server.stats.requests == asked and _completed_years(tmp_path / "r") == []
         more = CliRunner().invoke(main, ["resume", str(tmp_path / "r"), "--max-cost", "1000"])
         assert more.exit_code == 0, more.output

@@ -182,3 +182,14 @@ def test_replay_flags_a_settled_call_that_no_longer_validates() -> None:
     assert isinstance(error, ModelError) and not isinstance(error, StructuredOutputError)
     (mismatch,) = provider.mismatches
     assert isinstance(mismatch, ReplayMismatchError) and "schema" in str(mismatch)
+
+
+def test_a_reused_call_costs_what_it_cost_when_it_was_made() -> None:
+    # A resume reuses the calls of the unfinished year (their first copy set aside): a
+    # call priced from the cost map was counted at $0, so the run's total lost what it
+    # had paid for them.
+    msgs = [ChatMessage(role="user", content="Hours?")]
+    recorded = _recorded(['{"hours": 30}'], msgs, input_tokens=100, output_tokens=5,
+                         cost_usd=0.0125)  # fmt: skip
+    out, _ = _replay(recorded, msgs)
+    assert out.cost_usd == pytest.approx(0.0125)
