@@ -341,6 +341,8 @@ class Model:
         ]
         failure: ModelError | None = None
         outcome = BatchOutcome({}, {}, {})
+        if self.before_send is not None:  # a spent budget holds a batch as a request
+            await self.before_send()
         try:
             self._check_budget()
             outcome = await run_batches(

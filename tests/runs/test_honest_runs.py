@@ -495,6 +495,34 @@ def test_a_year_whose_requests_were_all_sent_completes_when_the_budget_is_spent(
             assert _completed_years(tmp_path / f"r{attempt}") == [0]
 
 
+def test_a_spent_budget_submits_no_provider_batch(tmp_path: Path) -> None:
+    # With --batch-api a year's worker batch was submitted (and bought whole) although
+    # the planner's call before it had spent the budget.
+    with FakeOpenAIServer() as server:
+        base = [
+            "run", "--planner", "openai/fake", "--workers", "openai/fake",
+            "--api-base", server.base_url, "--agents", "6", "--no-reference",
+            "--price", "1000,1000", "--batch-api", "--batch-poll", "0.05",
+            "--out", str(tmp_path),
+        ]  # fmt: skip
+        first = CliRunner().invoke(main, [*base, "--years", "1", "--run-id", "one"])
+        assert first.exit_code == 0, first.output
+        year_one = sum(
+            e.cost_usd or 0 for e in read_events(tmp_path / "one") if e.type == "llm_call"
+        )
+        batches = server.batches.created
+        # tax year 1 (one batch) stays within the budget; the planner's call of tax year 2
+        # spends it, before the workers' batch
+        budget = f"{year_one + 0.01:.6f}"
+        result = CliRunner().invoke(
+            main, [*base, "--years", "2", "--run-id", "two", "--max-cost", budget]
+        )
+        assert result.exit_code == 3, result.output
+        assert "during tax year 2" in " ".join(result.output.split())
+        assert server.batches.created == batches + 1  # tax year 1's only
+    assert _completed_years(tmp_path / "two") == [0]
+
+
 def test_price_is_set_on_unpriced_models_only(tmp_path: Path, monkeypatch: Any) -> None:
     """--price 0,0 for free self-hosted workers leaves a planner in the cost map priced."""
     from llmecon.testing.fake_servers import FakeAnthropicServer
