@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,7 +235,18 @@ class ModelPool:
     def get(self, name: str, role: str) -> Model:
         """The model ``name`` for ``role`` (``planner``, ``workers`` or ``voters``),
         served from the role's endpoint."""
-        base = _role_base(name, self.config.own_api_base(role), self.config.api_base)
+        own = self.config.own_api_base(role)
+        base = _role_base(name, own, self.config.api_base)
+        if self.config.api_base and not own and not runs_in_process(name) and base is None:
+            # said, not silent: `models test --api-base` sends it there, a run does not
+            whose = f"{role}'" if role.endswith("s") else f"{role}'s"
+            warnings.warn(
+                f"--api-base is not used for the {whose} model {name}: a model of a provider "
+                "with its own API (Anthropic) is never sent, with its key, to the run-wide "
+                "(OpenAI-compatible) server; its calls go to its provider. For a gateway, "
+                f"give --{role}-api-base",
+                stacklevel=2,
+            )
         key = (name, _base_key(base))
         if key not in self.models:
             self.models[key] = self._build(name, base, role)

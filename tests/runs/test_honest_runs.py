@@ -22,7 +22,14 @@ from click.testing import CliRunner
 
 from llmecon.cli import main
 from llmecon.models import ChatMessage
-from llmecon.runs import RunConfig, RunFailedError, RunLogError, build_simulation, read_events
+from llmecon.runs import (
+    RunConfig,
+    RunFailedError,
+    RunLogError,
+    build_config,
+    build_simulation,
+    read_events,
+)
 from llmecon.runs.guard import CircuitBreaker
 from llmecon.runs.log import RunLock, read_manifest
 from llmecon.runs.replay import replay_run
@@ -959,6 +966,27 @@ def test_a_run_wide_api_base_does_not_apply_to_in_process_models(tmp_path: Path)
     calls = [e for e in read_events(tmp_path / "r") if e.type == "llm_call"]
     assert {c.model for c in calls} == {"mock/default"}
     assert {c.endpoint for c in calls} == {"mock (in-process)"}
+
+
+def test_a_run_wide_api_base_an_anthropic_role_ignores_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `models test anthropic/x --api-base URL` sends it there; a run sends it to Anthropic
+    # (its key must not reach an OpenAI-compatible server), and said nothing of it.
+    from llmecon.testing.fake_servers import FakeAnthropicServer
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
+    with FakeAnthropicServer() as gateway:
+        args = ["run", "--planner", "anthropic/claude-x", "--workers", "rational",
+                "--agents", "4", "--years", "2", "--no-reference",
+                "--out", str(tmp_path)]  # fmt: skip
+        config = build_config(overrides={"planner": "anthropic/claude-x", "workers": "rational",
+                                         "api_base": gateway.base_url, "agents": 4, "years": 1,
+                                         "out": str(tmp_path), "run_id": "w"})  # fmt: skip
+        with pytest.warns(UserWarning, match="--api-base is not used for the planner's model"):
+            build_simulation(config)
+        own = CliRunner().invoke(main, [*args, "--planner-api-base", gateway.base_url])
+        assert own.exit_code == 0 and "--api-base is not used" not in own.output
 
 
 def test_run_inside_a_running_event_loop_completes(tmp_path: Path) -> None:

@@ -108,7 +108,8 @@ def test_the_run_wide_api_base_gets_no_other_providers_model_or_key(
     with FakeOpenAIServer() as server, FakeAnthropicServer(api_key=anthropic_key) as gateway:
         settings = dict(planner="anthropic/fake", workers="fake-model", agents=4, years=2,
                         api_base=server.base_url, out=str(tmp_path), reference=False)  # fmt: skip
-        built = build_simulation(build_config(overrides={**settings, "run_id": "shared"}))
+        with pytest.warns(UserWarning, match="not used for the planner's model anthropic/fake"):
+            built = build_simulation(build_config(overrides={**settings, "run_id": "shared"}))
         roles = built.models.roles
         assert roles["planner"] == ("anthropic/fake", "anthropic default endpoint")
         assert roles["workers"][1] == server.base_url
