@@ -218,6 +218,17 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
+def first_tax_years(n: int) -> str:
+    """``tax year 1`` or ``tax years 1–4``: the first ``n`` tax years, as users count."""
+    return "tax year 1" if n == 1 else f"tax years 1–{n}"
+
+
+def named_few(names: Sequence[str], limit: int = 3) -> str:
+    """``a, b, c and 4 more``: the first ``limit`` names, and how many are left out."""
+    left = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {left} more" if left > 0 else "")
+
+
 def usd_band(lower: float, upper: float) -> str:
     """``$48.5k–$103.3k`` or ``$626.4k+`` (dollars as :data:`USD` writes them)."""
     return f"{USD(lower)}+" if not math.isfinite(upper) else f"{USD(lower)}–{USD(upper)}"

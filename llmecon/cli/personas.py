@@ -125,6 +125,16 @@ def sample(
     )
 
 
+def _bank_path(file: Path) -> Path:
+    """A bank argument as a path: ``default`` (unless a file of that name exists) is the
+    shipped bank."""
+    if str(file) == "default" and not file.exists():
+        from llmecon.personas import default_bank_path
+
+        return default_bank_path()
+    return file
+
+
 @personas.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.argument("index", metavar="I", type=int)
@@ -134,10 +144,7 @@ def show(file: Path, index: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from llmecon.personas import default_bank_path
-
-    if str(file) == "default" and not file.exists():
-        file = default_bank_path()
+    file = _bank_path(file)
     try:
         bank = load_bank(file)
     except PersonaError as exc:
@@ -193,11 +200,8 @@ def validate_cmd(
     if bank is not None and file is not None and bank != file:
         raise click.UsageError(f"two banks given ({bank} and --file {file}): give one")
     file = file or bank
-    if file is not None and str(file) == "default" and not file.exists():
-        from llmecon.personas import default_bank_path
-
-        file = default_bank_path()
     if file is not None:
+        file = _bank_path(file)
         context = click.get_current_context()
         sampling = [
             "--" + name.replace("_", "-")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from llmecon._format import counted
+from llmecon._format import counted, first_tax_years
 from llmecon.cli._common import (
     RegistryChoice,
     config_options,
@@ -102,7 +102,7 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             console.print(
                 f"[yellow]note[/]: the run's copy of {', '.join(edited)} was edited when it "
                 f"resumed (before tax year {report.unchecked_years + 1}); "
-                f"{_first_years(report.unchecked_years)} were prompted with earlier text, "
+                f"{first_tax_years(report.unchecked_years)} were prompted with earlier text, "
                 "which is not kept: their model replies were replayed without checking "
                 "their prompts"
             )
@@ -257,7 +257,7 @@ def resume(run_dir: str, **options: Any) -> None:
         manifest = read_manifest(run_dir)
         if edited := sim.edited_templates:
             unchecked = (
-                f" (`llmecon replay` cannot check the prompts of {_first_years(done)}: the "
+                f" (`llmecon replay` cannot check the prompts of {first_tax_years(done)}: the "
                 "earlier text is not kept)"
                 if done
                 else ""
@@ -276,8 +276,3 @@ def resume(run_dir: str, **options: Any) -> None:
                 "prompted with the templates as they are now"
             )
         run_with_display(sim, sim.years, sim.config.reference)
-
-
-def _first_years(n: int) -> str:
-    """The first ``n`` tax years, as users count them."""
-    return "tax year 1" if n == 1 else f"tax years 1–{n}"

@@ -51,6 +51,7 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
       llmecon report runs/sweep-1/saez-s*/ --out saez-seeds.html
     """
     from llmecon.report import PROBES_FOLDER, REPORT_NAME, write_report
+    from llmecon.runs.collection import held_folders
     from llmecon.runs.log import is_run_folder
     from llmecon.sweeps import is_sweep_folder
 
@@ -58,11 +59,7 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
     seen: set[Path] = set()
     named: list[Path] = []
     for folder in (check_run_dir(d) for d in run_dirs):
-        held = (
-            []
-            if is_run_folder(folder) or is_sweep_folder(folder)
-            else sorted(c for c in folder.iterdir() if c.is_dir() and is_run_folder(c))
-        )
+        held = [] if is_run_folder(folder) or is_sweep_folder(folder) else held_folders(folder)[0]
         if held:  # a folder of run folders, as load_runs reads it
             console.print(f"[dim]note: {folder} holds {len(held)} runs: each is shown[/]")
         named.extend(held or [folder])

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from llmecon._files import atomic_write, os_reason
-from llmecon._format import counted
+from llmecon._format import counted, named_few
 from llmecon.cli._common import (
     EXIT_CODES,
     ConfigOption,
@@ -267,7 +267,7 @@ def print_table(
         rich_table.add_row(*cells)
     out.print(rich_table)
     if show_n and (same := _seed_free(table, by)):
-        named = ", ".join(same[:4]) + (f" and {len(same) - 4} more" if len(same) > 4 else "")
+        named = named_few(same, 4)
         out.print(
             f"[yellow]note[/]: every seed of {named} gave the same final SWF: nothing in "
             "these runs depends on the seed, so their intervals have no width (a persona "
@@ -312,7 +312,7 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
         )
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     for w, cells in display.warnings.items():
-        named = ", ".join(cells[:3]) + (f" and {len(cells) - 3} more" if len(cells) > 3 else "")
+        named = named_few(cells)
         console.print(f"[yellow]warning[/] (from {escape(named)}): {escape(w)}", highlight=False)
     return result
 

@@ -18,6 +18,7 @@ from llmecon._format import (
     WELFARE,
     Quantity,
     bracket_names,
+    first_tax_years,
 )
 from llmecon.report import _plots
 from llmecon.report._data import (
@@ -203,11 +204,11 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         for edit in template_edits(run.data.events):
             if not edit.year:  # no year was prompted with the earlier text
                 continue
-            first = "tax year 1" if edit.year == 1 else f"tax years 1–{edit.year}"
             parts.append(paragraph(
                 f"{run.label}: its copy of {', '.join(sorted(edit.prompts))} was edited "
                 f"before it resumed: tax years from {edit.year + 1} on were prompted with the "
-                f"edited text, {first} with earlier text, which the run does not keep.",
+                f"edited text, {first_tax_years(edit.year)} with earlier text, which the run "
+                "does not keep.",
                 css_class="warn",
             ))  # fmt: skip
     parts.append(

@@ -169,6 +169,14 @@ def _years_text(years: list[int]) -> str:
     return f"completed tax years {min(years)}…{max(years)}"
 
 
+def held_folders(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The run folders ``folder`` holds, and the sweep folders beside them (each sorted
+    by name): what :func:`run_folders` reads of a folder of runs, and leaves out."""
+    children = sorted(c for c in folder.iterdir() if c.is_dir())
+    runs = [c for c in children if is_run_folder(c)]
+    return runs, [c for c in children if not is_run_folder(c) and is_sweep_folder(c)]
+
+
 def run_folders(
     paths_or_glob: PathLike | Iterable[PathLike], *, unmatched: dict[str, str] | None = None
 ) -> list[Path]:
@@ -203,9 +211,7 @@ def run_folders(
             if is_run_folder(path):
                 runs = [path]
             elif path.is_dir():
-                children = sorted(c for c in path.iterdir() if c.is_dir())
-                runs = [c for c in children if is_run_folder(c)]
-                skipped = [c for c in children if not is_run_folder(c) and is_sweep_folder(c)]
+                runs, skipped = held_folders(path)
                 if not runs:
                     problems[text] = f"not a run folder and holds none{_sweeps_hint(skipped)}"
             else:

@@ -285,8 +285,8 @@ class Simulation:
         #: a resume: what the unfinished year's calls it reuses cost when they were made
         #: (paid; counted again as each is reused, see :meth:`spent_usd`)
         self.prepaid_usd = 0.0
-        sink.after_call = self._note_spending
-        if self.config.max_cost is not None:
+        if self.config.max_cost is not None:  # the budget watch (:meth:`_guarded_year`)
+            sink.after_call = self._note_spending
             for model in self.models.models.values():
                 model.before_send = self._hold_when_spent
         self.records: list[YearRecord] = []

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text, make_folder, os_reason
-from llmecon._format import counted
+from llmecon._format import counted, named_few
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import RunLogError, inside_run_reason, package_versions, utc_now
 from llmecon.runs.loop import RunResult
@@ -245,8 +245,7 @@ def check_cell_templates(cells: list[Cell], directory: Path | None) -> None:
         "settings) and run the same command again"
     ]
     for problem, ids in failing.items():
-        named = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
-        parts.append(f"{named}:\n{problem}")
+        parts.append(f"{named_few(ids)}:\n{problem}")
     raise ConfigError("\n".join(parts))
 
 
