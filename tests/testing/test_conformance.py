@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from llmecon.economy.welfare import SWF, WelfareInputs, registered_swf
 from llmecon.planners import PlannerContext, YearRecord
 from llmecon.testing import conformance as kit
 
@@ -161,6 +162,27 @@ def test_worker_pool_conforms(pool: str) -> None:
 def test_swf_conforms(name: str) -> None:
     value = kit.check_swf(name)
     assert np.isfinite(value)
+
+
+def _median_utility(x: WelfareInputs) -> np.ndarray:
+    return np.median(x.utility, axis=-1)
+
+
+def test_an_swf_without_marginal_weights_conforms_and_broken_weights_do_not() -> None:
+    """Marginal weights are optional (docs/plugins.md: only Saez needs them): the kit
+    checks them only where the SWF defines them."""
+    bare = SWF("median_kit", "median utility", "the median utility", _median_utility)
+    with registered_swf(bare):
+        assert np.isfinite(kit.check_swf("median_kit"))
+    negative = SWF(
+        "median_kit",
+        "median utility",
+        "the median utility",
+        _median_utility,
+        lambda x, mu: -np.ones(x.consumption.size),
+    )
+    with registered_swf(negative), pytest.raises(kit.ConformanceError, match="mean"):
+        kit.check_swf("median_kit")
 
 
 @pytest.mark.parametrize("rule", kit.vote_rule_entries())
