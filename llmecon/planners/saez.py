@@ -353,8 +353,21 @@ class EmpiricalSaezPlanner:
         return self._ctx.schedule(rates)
 
 
+def _require_weights(ctx: PlannerContext, name: str) -> None:
+    """Refuse, before the run starts, an SWF whose marginal welfare weights (what Saez's
+    formula needs) are not defined: each year's proposal would fail."""
+    from llmecon.economy.welfare import get_swf
+
+    if get_swf(ctx.economy.swf).marginal_weights is None:
+        raise PlannerError(
+            f"{name} needs the SWF's marginal welfare weights, and the SWF "
+            f"{ctx.economy.swf!r} defines none: choose another --swf or planner"
+        )
+
+
 @register_planner("saez", "Saez bracket formula at the equilibrium incomes (fixed point)")
 def _saez(ctx: PlannerContext, arg: str | None) -> SaezPlanner:
+    _require_weights(ctx, "saez")
     return SaezPlanner(ctx)
 
 
@@ -363,6 +376,7 @@ def _saez(ctx: PlannerContext, arg: str | None) -> SaezPlanner:
     "Saez formula with ε estimated from observed responses (saez-empirical:<prior ε>)",
 )
 def _saez_empirical(ctx: PlannerContext, arg: str | None) -> EmpiricalSaezPlanner:
+    _require_weights(ctx, "saez-empirical")
     if arg is None:
         return EmpiricalSaezPlanner(ctx)
     try:

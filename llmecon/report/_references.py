@@ -96,16 +96,24 @@ def references(run: RunData) -> References:
     elif economy.size > SAEZ_MAX_AGENTS:
         ref.notes.append(f"Saez reference omitted: more than {SAEZ_MAX_AGENTS:,} workers.")
     else:
+        from llmecon.economy.welfare import get_swf
         from llmecon.planners import solve_saez
 
-        rates = solve_saez(
-            economy,
-            run.edges,
-            min_rate=float(cfg.get("min_rate", 0.0)),
-            max_rate=float(cfg.get("max_rate", 1.0)),
-        ).rates
-        ref.saez_rates = [float(r) for r in np.asarray(rates)]
-        ref.saez_swf = economy.evaluate(TaxSchedule(run.edges, tuple(ref.saez_rates)))[1].swf
+        if get_swf(economy.swf).marginal_weights is None:
+            ref.notes.append(
+                f"Saez reference omitted: the SWF {economy.swf!r} defines no marginal "
+                "welfare weights, which Saez's formula needs."
+            )
+        else:
+            rates = solve_saez(
+                economy,
+                run.edges,
+                min_rate=float(cfg.get("min_rate", 0.0)),
+                max_rate=float(cfg.get("max_rate", 1.0)),
+            ).rates
+            ref.saez_rates = [float(r) for r in np.asarray(rates)]
+            saez = TaxSchedule(run.edges, tuple(ref.saez_rates))
+            ref.saez_swf = economy.evaluate(saez)[1].swf
         ref.status_quo_metrics = economy.evaluate(status_quo)[1].to_dict()
         if ref.status_quo_swf is None:
             ref.status_quo_swf = ref.status_quo_metrics["swf"]

@@ -363,3 +363,28 @@ def build_run_here(out: Path, **config: object) -> Path:
     from tests.report.conftest import build_run
 
     return build_run(out, planner="saez", agents=10, years=2, **config)
+
+
+def test_a_run_under_an_swf_without_marginal_weights_is_reported_without_saez(
+    tmp_path: Path,
+) -> None:
+    """Marginal weights are optional for a plug-in SWF (docs/plugins.md): the report
+    leaves the Saez reference out and says why, where it raised Saez's ValueError; a
+    Saez planner is refused before such a run starts."""
+    import numpy as np
+
+    import llmecon
+    from llmecon.economy.welfare import SWF, registered_swf
+    from llmecon.planners import PlannerError
+
+    median = SWF(
+        "median_report", "median", "the median utility", lambda x: np.median(x.utility, -1)
+    )
+    small = {"workers": "rational", "agents": 8, "years": 1, "swf": "median_report"}
+    with registered_swf(median):
+        result = llmecon.run(planner="flat:10", out=str(tmp_path), run_id="median", **small)
+        text = "".join(parse(render_report([load_run(result.run_dir)])).text)
+        with pytest.raises(PlannerError, match="saez needs the SWF's marginal welfare"):
+            llmecon.run(planner="saez", write_log=False, **small)
+    assert "Saez reference omitted: the SWF 'median_report' defines no marginal" in text
+    assert "status quo" in text.lower()  # the other references are still drawn
