@@ -406,13 +406,14 @@ class YearDisplay(LiveDisplay):
         from llmecon._format import COUNT, WELFARE
 
         year = record.year + 1  # the log counts from 0, users from 1
-        outcome = f"SWF {WELFARE(record.metrics.swf)}  fallbacks {COUNT(stats['fallbacks'])}{note}"
+        outcome = f"SWF {WELFARE(record.metrics.swf)}  fallbacks {COUNT(stats['fallbacks'])}"
         self._year = f"tax year {year}  {outcome}"
         self.progress.advance(self.task)
         if self.live:
-            self.progress.update(self.task, status=self._year + self.calls)
-        else:
-            console.print(f"tax year {year}/{self.total}: {outcome}{self.calls}")
+            self.progress.update(self.task, status=self._year + self.calls + note)
+        else:  # one line a year, however narrow the log: what reads it greps lines
+            line = f"tax year {year}/{self.total}: {outcome}{self.calls}{note}"
+            console.print(line, soft_wrap=True, highlight=False)
 
 
 @contextmanager

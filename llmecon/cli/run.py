@@ -340,7 +340,8 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         for record in sim.records[shown[0] :]:  # logged, its line cut short by the interrupt
             console.print(
                 f"tax year {record.year + 1}/{years}: SWF {WELFARE(record.metrics.swf)}  "
-                "(logged before the interrupt)"
+                "(logged before the interrupt)",
+                soft_wrap=True,
             )
         kept = f" after {len(sim.records)} of {counted(sim.years, 'tax year')}"
         console.print(
