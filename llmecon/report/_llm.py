@@ -21,6 +21,8 @@ from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
 from llmecon.report._html import Markup, esc, paragraph, section, table, truncate
 from llmecon.runs.events import ScheduleSet
+from llmecon.runs.reference import ALIKE_MARGIN
+from llmecon.runs.reference import rational_share as share_of_rational
 
 #: Sample LLM calls shown per run, and the characters of raw output and of each prompt
 #: message shown per call.
@@ -146,8 +148,9 @@ def _parsed_hours(calls: pd.DataFrame) -> pd.DataFrame:
 
 
 #: ... and more than this share above the rational best responses' share at that answer
-#: (under the status quo most personas' best response is their usual 40 hours).
-ANCHORING_MARGIN = 0.2
+#: (under the status quo most personas' best response is their usual 40 hours); the
+#: run summary's margin.
+ANCHORING_MARGIN = ALIKE_MARGIN
 
 
 def rational_share(run: ReportRun, year: int, hours: float) -> float:
@@ -159,8 +162,7 @@ def rational_share(run: ReportRun, year: int, hours: float) -> float:
     if economy is None or not sets:
         return 0.0
     schedule = TaxSchedule(tuple(sets[-1].edges), tuple(sets[-1].rates))
-    best = np.round(economy.rational_hours(schedule))
-    return float(np.mean(best == round(hours)))
+    return share_of_rational(economy, schedule, hours)
 
 
 def answer_stats(run: ReportRun) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from llmecon.economy import gain_closed
+from llmecon.economy import Economy, TaxSchedule, gain_closed
 from llmecon.planners import PlannerContext, YearRecord, optimal_rates
 
 #: Above this many workers the oracle is skipped in run summaries (it scales linearly,
@@ -53,13 +53,40 @@ def gain_closed_of(swf: float, reference: dict[str, Any]) -> float | None:
 DEGENERATE_SHARE = 0.9
 
 
+#: A common answer counts as the model's (anchored, collapsed) only where at least this
+#: much more of the workers gave it than the rational best responses would: under a
+#: utility whose optimum is the hour cap for nearly everyone, rational workers answer
+#: alike too. The run summary and the report's anchoring warning both use it.
+ALIKE_MARGIN = 0.2
+
+
 def identical_answer_share(weekly_hours: Sequence[float] | np.ndarray) -> float:
     """The share of workers whose hours equal the most common answer of the year."""
+    return _modal(weekly_hours)[1]
+
+
+def _modal(weekly_hours: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """The most common answer of the year and the share of workers who gave it."""
     hours = np.asarray(weekly_hours, dtype=float)
     if hours.size == 0:
-        return 0.0
-    _, counts = np.unique(hours, return_counts=True)
-    return float(counts.max() / hours.size)
+        return 0.0, 0.0
+    values, counts = np.unique(hours, return_counts=True)
+    top = int(np.argmax(counts))
+    return float(values[top]), float(counts[top] / hours.size)
+
+
+def rational_share(economy: Economy, schedule: TaxSchedule, hours: float) -> float:
+    """The share of workers whose rational best response to ``schedule``, in whole hours
+    as a model answers, is ``hours``."""
+    best = np.round(economy.rational_hours(schedule))
+    return float(np.mean(best == round(hours)))
+
+
+def more_alike_than_rational(economy: Economy, record: YearRecord, share: float) -> bool:
+    """Whether the year's common answer, given by ``share`` of the workers, is given by
+    at least :data:`ALIKE_MARGIN` more of them than the rational best responses give it."""
+    modal, _ = _modal(record.weekly_hours)
+    return rational_share(economy, record.schedule, modal) < share - ALIKE_MARGIN
 
 
 def worker_notes(
@@ -73,8 +100,9 @@ def worker_notes(
     is that year's realised welfare: the status quo for the same workers, the fair
     baseline for the final welfare. ``identical_answers_max`` is the largest share of
     workers giving one answer in a year; years at or above :data:`DEGENERATE_SHARE`
-    are listed in ``degenerate_years`` (LLM workers only: rational hours differ by
-    persona by construction)."""
+    are listed in ``degenerate_years`` unless the rational best responses to that year's
+    schedule are nearly as alike (:func:`more_alike_than_rational`; LLM workers only:
+    rational workers answer the rational best response)."""
     rational = workers == "rational"
     out: dict[str, Any] = {
         "workers": workers,
@@ -91,6 +119,8 @@ def worker_notes(
     shares = [identical_answer_share(r.weekly_hours) for r in records]
     out["identical_answers_max"] = max(shares)
     out["degenerate_years"] = [
-        r.year for r, s in zip(records, shares, strict=True) if s >= DEGENERATE_SHARE
+        r.year
+        for r, s in zip(records, shares, strict=True)
+        if s >= DEGENERATE_SHARE and more_alike_than_rational(ctx.economy, r, s)
     ]
     return out

@@ -241,6 +241,40 @@ def test_summary_names_the_references_workers_and_degenerate_years(run: Any) -> 
     assert "degenerate_years" not in rational
 
 
+def test_answers_alike_because_the_rational_ones_are_are_not_degenerate() -> None:
+    """Under LLM Economist's utility nearly every worker's best response at no tax is
+    the 100-hour cap: a model answering it exactly is not flagged as ignoring its
+    persona (the summary compares with the rational answers, as the report does); the
+    same share at an answer the rational workers do not give is flagged."""
+    sim = build_simulation(
+        build_config(
+            overrides=dict(
+                preset="llm-economist-2025",
+                planner="fixed:0,0,0",
+                workers="scripted/reference",
+                agents=100,
+                years=1,
+                worker_steps=1,
+                reference=False,
+            )
+        ),
+        write_log=False,
+    )
+    result = sim.run()
+    record = result.records[0]
+    share = identical_answer_share(record.weekly_hours)
+    assert share >= DEGENERATE_SHARE  # the rational corner: ~91 % at 100 h
+    assert result.summary["degenerate_years"] == []
+    assert (
+        worker_notes([record], "scripted/reference", sim.planner_context)["degenerate_years"] == []
+    )
+    copied = dataclasses.replace(
+        record, weekly_hours=np.where(record.weekly_hours == 100, 40.0, record.weekly_hours)
+    )  # the same share, at an answer no rational worker gives
+    notes = worker_notes([copied], "local/smollm2-135m", sim.planner_context)
+    assert notes["degenerate_years"] == [0]
+
+
 def test_the_run_summary_and_cli_say_so(run: Any) -> None:
     _, result = run
     summary = dict(result.summary)
