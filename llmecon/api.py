@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
@@ -126,13 +127,20 @@ class Comparison:
     ``_lo``/``_hi``, the bounds of its 95 % t-interval (NaN for one seed)."""
     none_swf: float
     oracle_swf: float
+    """The no-tax and oracle welfare the gain closed is measured against: the mean over
+    the seeds when their populations differ (:attr:`references_vary`; each seed's gain
+    closed uses its own)."""
     oracle_rates: list[float]
+    """The oracle's rates (the first seed's when the populations differ)."""
     results: dict[str, RunResult] = field(default_factory=dict)
     """Each planner's full result (``.years`` per planner), for a comparison run in
     memory (``write_log=False``): keyed by planner with one seed, else by cell id."""
     sweep: Any = None
     """The :class:`~llmecon.sweeps.SweepResult` behind the comparison (its ``cells``:
     one row per planner × seed; its ``directory``: the sweep folder, if written)."""
+    references_vary: bool = False
+    """Whether the seeds drew different populations (synthetic personas, more agents
+    than the bank), so that their no-tax and oracle welfare differ."""
 
 
 def compare_config(config: RunConfig | str | Path | None = None, /, **settings: Any) -> RunConfig:
@@ -267,7 +275,7 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
     table = summarize(cells, ["planner"], max_hours=cap)  # the columns of results.csv
     # the references come from the first cell that has them (a failed cell has none)
     scored = cells[cells["none_swf"].notna()] if "none_swf" in cells else cells.iloc[:0]
-    first = scored.iloc[0] if len(scored) else None
+    first = scored.iloc[0] if len(scored) else None  # for the oracle's rates
     planners = dict(zip(cells["cell_id"], cells["planner"], strict=True))
     results = {(planners[cid] if single_seed else cid): run for cid, run in result.results.items()}
     runs = list(result.results.values())
@@ -279,10 +287,18 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
         if path.is_dir():
             rates = list(folder_result(path).get("oracle_rates") or [])
 
-    def reference(key: str) -> float:
-        value = first.get(key) if first is not None else None
-        return float(value) if value is not None else float("nan")
+    # one row per seed: the seeds of a comparison share a population unless it is drawn
+    # with the seed, and then each seed's gain closed has its own references
+    by_seed = scored.drop_duplicates("seed") if "seed" in scored else scored.iloc[:1]
 
+    def reference(key: str) -> float:
+        values = pd.to_numeric(by_seed[key], errors="coerce").dropna() if key in by_seed else []
+        return float(np.mean(values)) if len(values) else float("nan")
+
+    vary = any(
+        key in by_seed and pd.to_numeric(by_seed[key], errors="coerce").nunique() > 1
+        for key in ("none_swf", "oracle_swf")
+    )
     return Comparison(
         table,
         reference("none_swf"),
@@ -290,6 +306,7 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
         [float(r) for r in rates],
         results,
         result,
+        vary,
     )
 
 

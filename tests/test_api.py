@@ -99,6 +99,20 @@ def test_compare_returns_a_table_with_a_row_per_planner() -> None:
     assert all(len(r.records) == 2 for r in comparison.results.values())
 
 
+def test_compare_over_seeds_of_different_populations_averages_the_references() -> None:
+    """With a population drawn from each seed, the no-tax and oracle welfare differ by
+    seed: the comparison gives their means and says they vary (it gave the first seed's,
+    beside means over every seed); with one population they are that population's."""
+    drawn = llmecon.compare(["none"], agents=20, years=1, personas="synthetic", seeds="0-2")
+    cells = drawn.sweep.cells
+    assert cells["none_swf"].nunique() == 3 and drawn.references_vary
+    assert drawn.none_swf == pytest.approx(cells["none_swf"].mean())
+    assert drawn.oracle_swf == pytest.approx(cells["oracle_swf"].mean())
+    shared = llmecon.compare(["none", "us-federal"], agents=20, years=1, seeds="0-1")
+    assert not shared.references_vary
+    assert shared.none_swf == pytest.approx(shared.sweep.cells["none_swf"].iloc[0])
+
+
 def test_compare_inside_a_running_event_loop() -> None:
     async def cell() -> llmecon.Comparison:
         return llmecon.compare(["none", "us-federal"], agents=30, years=1)

@@ -161,7 +161,13 @@ def compare(
         ["planner"],
         shown_metrics(comparison.table),
         f"Planners compared (no-tax SWF {WELFARE(comparison.none_swf)}, oracle SWF "
-        f"{WELFARE(comparison.oracle_swf)}; gain closed = (W − W_none) / (W_oracle − W_none)"
+        f"{WELFARE(comparison.oracle_swf)}"
+        + (
+            ": means over the seeds, whose populations differ, each seed measured against its own"
+            if comparison.references_vary
+            else ""
+        )
+        + "; gain closed = (W − W_none) / (W_oracle − W_none)"
         + ("; mean [95 % interval across seeds]" if len(seed_list) > 1 else "")
         + ")",
         show_n=len(seed_list) > 1,
