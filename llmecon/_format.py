@@ -213,6 +213,16 @@ PROBE_QUANTITIES: dict[str, Quantity] = {
 }
 
 
+def difference_noise(summary: dict[str, Any]) -> str:
+    """How much of a run summary's ``final_minus_status_quo_same_workers`` may be noise:
+    the difference of two years' welfare, each one draw of the workers' answers, so
+    ``± 2·√2·σ̂`` (95 %) from the summary's ``year_noise_sd``."""
+    sd = _finite(summary.get("year_noise_sd"))
+    if sd is None:
+        return "unknown: no rates were enacted twice to measure it"
+    return f"±{WELFARE(2 * math.sqrt(2) * sd)} (one year's σ̂ {WELFARE(sd)})"
+
+
 def counted(n: int, noun: str) -> str:
     """``"1 cell"``, ``"3 cells"``: a whole count with its noun (a regular plural)."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")

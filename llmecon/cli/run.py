@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from llmecon._files import is_storage_error, os_error_text
-from llmecon._format import counted
+from llmecon._format import counted, difference_noise
 from llmecon.cli._common import (
     EXIT_CODES,
     YearDisplay,
@@ -414,6 +414,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
             "final − status quo, these workers",
             WELFARE.change(summary["final_minus_status_quo_same_workers"]),
         )
+        table.add_row("  its noise (95 %)", difference_noise(summary))
     if "none_swf" in summary:
         table.add_row("no-tax (none) SWF", WELFARE(summary["none_swf"]))
     if summary.get("oracle_swf") is not None:

@@ -18,6 +18,7 @@ from llmecon._format import (
     WELFARE,
     Quantity,
     bracket_names,
+    difference_noise,
     first_tax_years,
 )
 from llmecon.report import _plots
@@ -191,7 +192,9 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                 said += (
                     f" The status quo with these workers (tax year 1) scored "
                     f"{WELFARE(logged['status_quo_same_workers_swf'])}; the final year "
-                    f"{WELFARE.change(logged['final_minus_status_quo_same_workers'])} against it."
+                    f"{WELFARE.change(logged['final_minus_status_quo_same_workers'])} against it "
+                    f"(each one year's welfare; the difference's noise, 95 %: "
+                    f"{difference_noise(logged)})."
                 )
             parts.append(paragraph(said, css_class="warn"))
     for run in runs:  # a log read in part: its call tables below are partial

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from llmecon.agents.planner_prompts import welfare_noise_sd
 from llmecon.economy import Economy, TaxSchedule, gain_closed
 from llmecon.planners import PlannerContext, YearRecord, optimal_rates
 
@@ -98,8 +99,12 @@ def worker_notes(
     rational best responses, so for LLM workers they describe other workers. For LLM
     workers whose first tax year enacted the status quo, ``status_quo_same_workers_swf``
     is that year's realised welfare: the status quo for the same workers, the fair
-    baseline for the final welfare. ``identical_answers_max`` is the largest share of
-    workers giving one answer in a year; years at or above :data:`DEGENERATE_SHARE`
+    baseline for the final welfare. Both are one year's welfare, one draw of the
+    workers' answers: ``year_noise_sd`` is the year-to-year noise σ̂ of the welfare,
+    from the years that enacted the same rates (absent when none did), so the
+    difference is noise unless it is well beyond ``2·√2·σ̂``.
+    ``identical_answers_max`` is the largest share of workers giving one answer in a
+    year; years at or above :data:`DEGENERATE_SHARE`
     are listed in ``degenerate_years`` unless the rational best responses to that year's
     schedule are nearly as alike (:func:`more_alike_than_rational`; LLM workers only:
     rational workers answer the rational best response)."""
@@ -116,6 +121,10 @@ def worker_notes(
     if np.allclose(first.schedule.rates, ctx.status_quo().rates):
         out["status_quo_same_workers_swf"] = first.metrics.swf
         out["final_minus_status_quo_same_workers"] = records[-1].metrics.swf - first.metrics.swf
+        # each side is one year's welfare, one draw of the workers' answers
+        noise = welfare_noise_sd(records)
+        if noise is not None:
+            out["year_noise_sd"] = noise
     shares = [identical_answer_share(r.weekly_hours) for r in records]
     out["identical_answers_max"] = max(shares)
     out["degenerate_years"] = [

@@ -262,6 +262,7 @@ SUMMARY_CHECKED = (
     "best_year",
     "status_quo_same_workers_swf",
     "final_minus_status_quo_same_workers",
+    "year_noise_sd",
 )
 
 

@@ -275,6 +275,36 @@ def test_answers_alike_because_the_rational_ones_are_are_not_degenerate() -> Non
     assert notes["degenerate_years"] == [0]
 
 
+def test_the_gain_over_the_status_quo_of_these_workers_comes_with_its_noise() -> None:
+    """A planner that changes nothing still shows a final − status-quo difference with
+    noisy workers (one year's draw each): the summary gives one year's σ̂ from the
+    repeated rates and the CLI the difference's 95 % band; unknown without repeats."""
+    sim = build_simulation(
+        build_config(
+            overrides=dict(
+                planner="us-federal",
+                workers="scripted/reference-noise2",
+                agents=40,
+                years=3,
+                reference=False,
+            )
+        ),
+        write_log=False,
+    )
+    summary = sim.run().summary
+    swf = [round(r.metrics.swf, 1) for r in sim.records]
+    assert summary["final_minus_status_quo_same_workers"] != 0  # noise alone
+    assert summary["year_noise_sd"] == pytest.approx(np.std(swf, ddof=1), rel=1e-9)
+    with out.capture() as captured:
+        _print_summary(summary, sim.records[-1].schedule)
+    band = 2 * np.sqrt(2) * summary["year_noise_sd"]
+    assert f"its noise (95 %) │ ±{band:,.2f}" in re.sub(r" +", " ", captured.get())
+    del summary["year_noise_sd"]
+    with out.capture() as captured:
+        _print_summary(summary, sim.records[-1].schedule)
+    assert "unknown: no rates were enacted twice" in re.sub(r"\s+", " ", captured.get())
+
+
 def test_the_run_summary_and_cli_say_so(run: Any) -> None:
     _, result = run
     summary = dict(result.summary)
