@@ -132,6 +132,24 @@ def _probe_fit(run: ReportRun, data: dict[str, Any]) -> tuple[int, str | None]:
     return 0, None
 
 
+def _other_preferences(settings: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """What differs between the probe's rational reference (quasi-linear utility, its
+    ε) and the run's workers' preferences, or ``None``."""
+    probed = settings.get("elasticity")
+    ran = config.get("elasticity", 0.4)
+    crra = config.get("crra")
+    same_eps = not isinstance(probed, int | float) or math.isclose(probed, float(ran))
+    if same_eps and crra is None:
+        return None
+    theirs = f"ε = {float(ran):g}" + (f" and CRRA η = {float(crra):g}" if crra is not None else "")
+    eps = f"ε = {probed:g}" if isinstance(probed, int | float) else "its own ε"
+    return (
+        f"the probe's rational reference has {eps} and quasi-linear utility, this run's "
+        f"workers {theirs} (its rational column, and the answers of a scripted model, are "
+        "for those preferences)"
+    )
+
+
 def _parsed_hours(calls: pd.DataFrame) -> pd.DataFrame:
     """Worker calls' answered hours (``year``, ``hours``); failed answers dropped."""
     workers = calls[(calls["role"] == "worker") & calls["parsed_json"].notna()]
@@ -388,6 +406,11 @@ def _probe(runs: Sequence[ReportRun]) -> list[Markup]:
         parts.append(paragraph(f"From {path} ({data.get('calls', '?')} calls)."))
         if differs:
             parts.append(paragraph(f"Not the prompts of {run.label}: {differs}; probe them again."))
+        settings = data.get("settings")
+        if isinstance(settings, dict) and (
+            other := _other_preferences(settings, run.data.manifest.config)
+        ):
+            parts.append(paragraph(f"Not the preferences of {run.label}: {other}."))
     return parts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,27 @@ def test_report_shows_the_probe_saved_by_default(
     assert code == 0, output
     text = "".join(parse(out.read_text()).text)
     assert f"Probe of {resolved}" in text and "elasticity" in text.lower()
+    assert "Not the preferences of" not in text
+    # a run whose workers have other preferences than the probe's rational reference
+    other = build_run(
+        tmp_path / "runs",
+        planner="us-federal",
+        workers=named,
+        agents=4,
+        years=1,
+        run_id="crra",
+        elasticity=1.0,
+        crra=1.0,
+    )
+    code, output = _invoke("report", str(other), "--out", str(tmp_path / "crra.html"))
+    assert code == 0, output
+    said = " ".join(" ".join(parse((tmp_path / "crra.html").read_text()).text).split())
+    assert f"Probe of {resolved}" in said
+    assert (
+        "Not the preferences of crra: the probe's rational reference has ε = 0.4 and "
+        "quasi-linear utility, this run's workers ε = 1 and CRRA η = 1"
+    ) in said
+    shutil.rmtree(other)
     # `runs/*` names the probes folder too: it is skipped, not an error
     build_run(tmp_path / "runs", planner="saez", agents=10, years=1, run_id="other")
     every = sorted(str(p) for p in (tmp_path / "runs").iterdir())
