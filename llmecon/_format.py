@@ -213,6 +213,14 @@ PROBE_QUANTITIES: dict[str, Quantity] = {
 }
 
 
+def no_tax_words(min_rate: float | None) -> str:
+    """What the ``none`` reference is: no tax, or every rate at a ``--min-rate`` above 0
+    (a flat tax the gain closed is then measured from)."""
+    if not min_rate:
+        return "no-tax (none)"
+    return f"none (every rate at {100 * min_rate:g} %)"
+
+
 def difference_noise(summary: dict[str, Any]) -> str:
     """How much of a run summary's ``final_minus_status_quo_same_workers`` may be noise:
     the difference of two years' welfare, each one draw of the workers' answers, so

@@ -154,13 +154,14 @@ def compare(
                 sweep_progress=progress,
             )
         )
-    from llmecon._format import WELFARE
+    from llmecon._format import WELFARE, no_tax_words
 
     print_table(
         comparison.table,
         ["planner"],
         shown_metrics(comparison.table),
-        f"Planners compared (no-tax SWF {WELFARE(comparison.none_swf)}, oracle SWF "
+        f"Planners compared ({no_tax_words(base.min_rate)} SWF "
+        f"{WELFARE(comparison.none_swf)}, oracle SWF "
         f"{WELFARE(comparison.oracle_swf)}"
         + (
             ": means over the seeds, whose populations differ, each seed measured against its own"

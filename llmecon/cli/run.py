@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from llmecon._files import is_storage_error, os_error_text
-from llmecon._format import counted, difference_noise
+from llmecon._format import counted, difference_noise, no_tax_words
 from llmecon.cli._common import (
     EXIT_CODES,
     YearDisplay,
@@ -257,6 +257,11 @@ def bounds_notes(ctx: Any) -> list[str]:
             f"status quo's rates ({changes}): the status-quo reference, the us-federal "
             "planner and a planner that starts from the status quo use the moved schedule"
         )
+    if ctx.min_rate > 0:
+        notes.append(
+            f"with --min-rate {ctx.min_rate:g} the no-tax reference (planner none) is every "
+            f"rate at {100 * ctx.min_rate:g} %: the gain closed is measured from that flat tax"
+        )
     return notes
 
 
@@ -416,7 +421,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
         )
         table.add_row("  its noise (95 %)", difference_noise(summary))
     if "none_swf" in summary:
-        table.add_row("no-tax (none) SWF", WELFARE(summary["none_swf"]))
+        table.add_row(f"{no_tax_words(summary.get('none_rate'))} SWF", WELFARE(summary["none_swf"]))
     if summary.get("oracle_swf") is not None:
         table.add_row("oracle SWF", WELFARE(summary["oracle_swf"]))
         pct = summary.get("final_pct_of_oracle")  # absent when the oracle's SWF is 0

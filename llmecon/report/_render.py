@@ -20,6 +20,7 @@ from llmecon._format import (
     bracket_names,
     difference_noise,
     first_tax_years,
+    no_tax_words,
 )
 from llmecon.report import _plots
 from llmecon.report._data import (
@@ -255,11 +256,21 @@ def _references_table(runs: Sequence[ReportRun]) -> Markup:
     headers = [
         *(["runs"] if many else []),
         f"status quo ({status_quo_label([r.refs for r in runs])})",
-        "no tax",
+        _no_tax_label(runs),
         "Saez",
         "oracle",
     ]
     return Markup("<h3>Reference SWF values</h3>" + table(headers, rows, css_class="data nowrap"))
+
+
+def _no_tax_label(runs: Sequence[ReportRun]) -> str:
+    """ "no tax", or what the ``none`` reference is when ``--min-rate`` is above 0."""
+    rates = {float(r.data.manifest.config.get("min_rate") or 0.0) for r in runs}
+    if rates == {0.0}:
+        return "no tax"
+    if len(rates) == 1:
+        return no_tax_words(rates.pop())
+    return "none (every rate at the run's --min-rate)"
 
 
 def _seeds_table(groups: Sequence[Group]) -> Markup:

@@ -26,12 +26,15 @@ ORACLE_MAX_AGENTS = 20_000
 
 def reference_welfare(ctx: PlannerContext) -> dict[str, Any]:
     """SWF with no tax (every rate at the lowest allowed, as the ``none`` planner sets
-    it), under the status quo and, for economies up to :data:`ORACLE_MAX_AGENTS`, the
-    oracle's (with its rates and whether its within-year equilibrium converged)."""
+    it; ``none_rate`` is that rate when it is not 0), under the status quo and, for
+    economies up to :data:`ORACLE_MAX_AGENTS`, the oracle's (with its rates and whether
+    its within-year equilibrium converged)."""
     economy = ctx.economy
     _, status_quo = economy.evaluate(ctx.status_quo())
     _, no_tax = economy.evaluate(ctx.schedule([0.0] * ctx.n_brackets))
     out: dict[str, Any] = {"status_quo_swf": status_quo.swf, "none_swf": no_tax.swf}
+    if ctx.min_rate > 0:  # "no tax" is then a flat tax at the lowest rate allowed
+        out["none_rate"] = ctx.min_rate
     if economy.size <= ORACLE_MAX_AGENTS:
         best = optimal_rates(economy, ctx.edges, min_rate=ctx.min_rate, max_rate=ctx.max_rate)
         out["oracle_swf"] = best.swf

@@ -140,3 +140,29 @@ def test_the_sweep_table_writes_its_numbers_as_the_sweep_page_does(tmp_path: Pat
         cells = dict(zip(shown, terminal[row["planner"]][2:], strict=True))
         for label in shown:
             assert cells[label] == row[label], (row["planner"], label)
+
+
+@pytest.mark.usefixtures("wide_tables")
+def test_a_no_tax_reference_at_a_min_rate_is_named_for_what_it_is(tmp_path: Path) -> None:
+    """With --min-rate 0.15 the `none` reference is a 15 % flat tax: the run's summary,
+    its note, the report's references and compare's header say so, where all called it
+    "no tax"."""
+    runner = CliRunner()
+    bounds = ["--min-rate", "0.15", "--max-rate", "0.3", "--agents", "20", "--years", "1"]
+    result, html = _command_and_report(
+        runner,
+        ["run", "--planner", "saez", "--workers", "rational", *bounds,
+         "--out", str(tmp_path), "--run-id", "r"],
+        tmp_path / "r",
+    )  # fmt: skip
+    summary = {row[0]: row[1] for row in _terminal_rows(result.output) if len(row) == 2}
+    (references,) = _html_table(html, "none (every rate at 15 %)", "oracle")
+    assert summary["none (every rate at 15 %) SWF"] == references["none (every rate at 15 %)"]
+    assert "no-tax (none) SWF" not in summary
+    said = " ".join(result.output.split())
+    assert "the no-tax reference (planner none) is every rate at 15 %" in said
+    compared = runner.invoke(
+        main, ["compare", "--planners", "none", *bounds, "--out", str(tmp_path / "c")]
+    )
+    assert compared.exit_code == 0, compared.output
+    assert "Planners compared (none (every rate at 15 %) SWF" in compared.output
