@@ -211,9 +211,47 @@ def field_help(name: str, default: Any = _NO_DEFAULT) -> str:
         else:
             listed = ", ".join(_registry_names(registry))
         text += f" {registry.label[:1].upper()}{registry.label[1:]}: {listed}."
+    lower, upper = field_bounds(name)
+    if lower or upper:
+        low = f"{format_default(lower[1])} {lower[0]} " if lower else ""
+        high = f" {upper[0]} {format_default(upper[1])}" if upper else ""
+        text += f" [{low}x{high}]"
     if default is not None:
         text += f" [default: {format_default(default)}]"
     return text
+
+
+Bound = tuple[str, Any] | None
+
+
+def field_bounds(name: str) -> tuple[Bound, Bound]:
+    """The lower and upper bound of the ``RunConfig`` field ``name``, each ``(sign,
+    value)`` (``≤`` inclusive, ``<`` exclusive) or ``None``: what ``--help`` shows and
+    what another command's option for the same quantity takes (``probe --elasticity``)."""
+    from llmecon.runs.config import RunConfig
+
+    lower: Bound = None
+    upper: Bound = None
+    for item in RunConfig.model_fields[name].metadata:
+        for attr, sign in (("ge", "≤"), ("gt", "<")):
+            if (value := getattr(item, attr, None)) is not None:
+                lower = (sign, value)
+        for attr, sign in (("le", "≤"), ("lt", "<")):
+            if (value := getattr(item, attr, None)) is not None:
+                upper = (sign, value)
+    return lower, upper
+
+
+def field_range(name: str) -> click.FloatRange:
+    """A click type for the float ``RunConfig`` field ``name`` within its bounds, for
+    another command's option of the same quantity."""
+    lower, upper = field_bounds(name)
+    return click.FloatRange(
+        min=lower[1] if lower else None,
+        max=upper[1] if upper else None,
+        min_open=lower is not None and lower[0] == "<",
+        max_open=upper is not None and upper[0] == "<",
+    )
 
 
 def config_option(name: str, default: Any = _NO_DEFAULT) -> Callable[[F], F]:

@@ -17,6 +17,7 @@ from llmecon._limits import MAX_SEED
 from llmecon.cli._common import (
     check_output_file,
     console,
+    field_range,
     friendly_errors,
     model_call_options,
     out,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--elasticity",
-    type=click.FloatRange(min=0.01, max=10),
+    type=field_range("elasticity"),  # what a run takes: a probe's ε can be a run's
     default=0.4,
     show_default=True,
     help="ε of the calibrated rational reference.",
@@ -125,6 +126,7 @@ def probe(
     from llmecon.models import GenerateConfig, ModelError, get_model
     from llmecon.personas import PersonaError, default_bank_path, load_bank
     from llmecon.prompts import PromptError, PromptLibrary
+    from llmecon.report import default_probe_path  # before the calls: never lose them to it
 
     if out_path and no_save:
         raise click.UsageError("--out names where to save; --no-save saves nothing")
@@ -196,8 +198,6 @@ def probe(
             "estimates)[/]"
         )
     if not no_save:
-        from llmecon.report import default_probe_path
-
         path = (
             Path(out_path)
             if out_path

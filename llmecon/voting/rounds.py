@@ -670,8 +670,8 @@ def build_voting(
         model_name = config.planner
     else:
         raise ConfigError(
-            "voters: LLM voters need a model; give --workers <model> or an LLM --planner, "
-            "or use --voters rational"
+            "voters: LLM voters need a model; give --voter-model <model> (or --workers "
+            "<model>, or an LLM --planner), or use --voters rational"
         )
     if source.personas is None:
         raise ConfigError(

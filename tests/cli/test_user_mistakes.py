@@ -148,6 +148,16 @@ def test_seeds_out_of_range_are_refused_up_front(tmp_path: Path) -> None:
         assert result.exit_code == 2 and "'--seed': -1 is not in the range" in result.output
 
 
+def test_a_bounded_setting_shows_its_range_and_probe_takes_the_runs_elasticities() -> None:
+    """`run --help` shows a numeric setting's bounds; `probe --elasticity` took up to 10,
+    where a run takes up to 5: a probe's reference could not be a run's."""
+    shown = " ".join(_invoke("run", "--help").output.split())
+    assert "elasticity of hours to the net-of-tax wage. [0.01 ≤ x ≤ 5]" in shown
+    assert "Upper bound of weekly hours. [0 < x ≤ 168]" in shown
+    result = _invoke("probe", "scripted/reference", "--elasticity", "8", "--no-save")
+    assert result.exit_code == 2 and "8.0 is not in the range 0.01<=x<=5" in result.output
+
+
 def test_the_largest_seed_runs_and_its_tables_export(tmp_path: Path) -> None:
     seed = str(2**63 - 1)
     result = _invoke(

@@ -231,7 +231,7 @@ def test_config_defaults_and_errors(tmp_path: Path) -> None:
     assert _config(tmp_path, planner="mock/default", vote_every=2).voters == "llm"
     with pytest.raises(ConfigError, match="vote_rule"):
         _config(tmp_path, planner="saez", vote_every=2, vote_rule="condorcet")
-    with pytest.raises(ConfigError, match="LLM voters need a model"):
+    with pytest.raises(ConfigError, match="LLM voters need a model; give --voter-model <model>"):
         build_simulation(_config(tmp_path, planner="saez", vote_every=2, voters="llm"))
 
 
