@@ -118,10 +118,19 @@ def sample(
     hours = np.average(drawn.usual_weekly_hours, weights=weight)
     from llmecon._format import HOURS
 
+    if report.ok:
+        verdict = "all validation targets met at this size"
+    elif mode == "gb2":  # not a matter of size: the wage targets are the OEWS tables'
+        verdict = (
+            "not all validation targets met: gb2 draws wages from LLM Economist's fit, "
+            f"not the OEWS tables the wage targets come from; `llmecon personas validate "
+            f"{path}` shows which"
+        )
+    else:
+        verdict = "not all validation targets met at this size"
     console.print(
         f"[green]wrote[/] {n:,} personas to {path}  (survey-weighted median wage "
-        f"${median:.2f}/h, mean hours {HOURS(hours)}; "
-        f"{'all' if report.ok else 'not all'} validation targets met at this size)"
+        f"${median:.2f}/h, mean hours {HOURS(hours)}; {verdict})"
     )
 
 

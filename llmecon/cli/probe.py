@@ -288,8 +288,10 @@ def _table(result: ProbeResult) -> Table:
     table = Table(
         title=f"Probe of {result.model} as a worker ({len(result.persona_ids)} personas, "
         f"{result.calls} calls, {result.fallbacks} failed)",
-        caption="rational: the calibrated best response, in whole hours as a model answers "
-        "(its optimality gap is that rounding)",
+        caption="rational: the calibrated best response; the elasticity, income effect and "
+        "bracket response in exact hours, the rest in whole hours as a model answers (the "
+        "optimality gap is that rounding, and a model answering whole hours is off the "
+        "exact elasticity by it)",
     )
     table.add_column("measure")
     table.add_column("model", justify="right")

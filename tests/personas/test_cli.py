@@ -86,6 +86,16 @@ def test_sample_reports_survey_weighted_figures_and_bounds_n(tmp_path: Path) -> 
     assert huge.exit_code == 2 and "Traceback" not in huge.output
 
 
+def test_a_gb2_sample_is_not_told_its_size_misses_the_wage_targets(tmp_path: Path) -> None:
+    """gb2 wages are LLM Economist's fit, not the OEWS tables the wage targets come from:
+    its misses are by design, where the message blamed "this size"."""
+    out = tmp_path / "g.jsonl"
+    args = ["personas", "sample", "--n", "2000", "--mode", "gb2", "--simple", "--out", str(out)]
+    said = " ".join(CliRunner().invoke(main, args).output.split())
+    assert "not all validation targets met: gb2 draws wages from LLM Economist's fit" in said
+    assert "at this size" not in said
+
+
 def test_validate_of_a_file_refuses_the_options_of_a_fresh_sample(tmp_path: Path) -> None:
     from llmecon.personas import default_bank_path
 
