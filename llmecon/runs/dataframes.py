@@ -687,7 +687,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         from llmecon.economy import parse_brackets
 
         edges = parse_brackets(str(manifest.config.get("brackets", "us-federal-2025")))
-    economy, note = run.economy()
+    economy, note, drawn = run.population()
     economy, note = _check_economy(economy, note, events)
     step = next((e for e in events if isinstance(e, WorkerStep)), None)
     if economy is None and step is not None:  # the agents table then has hours only
@@ -697,7 +697,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
             stacklevel=2,
         )
     n_workers = len(step.weekly_hours) if step is not None else 0
-    personas = personas_table(directory, manifest.config, economy, n_workers)
+    personas = personas_table(directory, manifest.config, economy, n_workers, drawn)
     archetypes = run.archetype_labels(n_workers)
     origin = (manifest.model_extra or {}).get("forked_from") or {}
     kept_grouped = bool(origin.get("same_archetypes"))

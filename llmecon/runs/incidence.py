@@ -226,7 +226,8 @@ def group_labels(
     if by in personas.columns and by not in _NOT_GROUPS and personas[by].isna().all():
         raise ValueError(
             f"the run's personas carry no {by!r} (a synthetic population has no persona "
-            "attributes): group by 'decile' instead"
+            "attributes, and a bank that changed since the run cannot give them: its "
+            "population_note says which): group by 'decile' instead"
         )
     groupable = _groupable(personas)
     if by not in groupable:

@@ -1,9 +1,11 @@
 """One row per worker of a run with its persona attributes (``RunData.personas``).
 
 The attributes come from the personas the run simulated: the run folder's own copy
-(``personas.jsonl``), or the persona bank the manifest names when the run kept no copy;
-a synthetic population has none (only wage, usual hours and weight). Rows follow the
-population order, so ``agent_index`` is the position in every per-worker log array.
+(``personas.jsonl``), or the persona bank the manifest names when the run kept no copy,
+or the sampler's draws with the run's seed again (a run of more personas than the bank
+holds and than a copy keeps); a synthetic population has none (only wage, usual hours
+and weight). Rows follow the population order, so ``agent_index`` is the position in
+every per-worker log array.
 
 Derived attributes, for grouping (``RunData.incidence``):
 
@@ -126,17 +128,35 @@ def _bank_candidates(run_dir: Path, config: dict[str, object]) -> list[Path]:
 
 
 def personas_table(
-    run_dir: Path, config: dict[str, object], economy: Economy | None, n_workers: int
+    run_dir: Path,
+    config: dict[str, object],
+    economy: Economy | None,
+    n_workers: int,
+    drawn: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per worker (``PERSONA_COLUMNS``) in population order.
 
     With a rebuilt ``economy`` the rows are its population (ids, wages, usual hours,
-    weights) and persona attributes are matched by id from the first bank that holds
-    every id. Without one, the run's ``personas.jsonl`` is used as is when it has
-    ``n_workers`` rows; otherwise only ``agent_index`` is known.
+    weights) and persona attributes are ``drawn`` (the sampler's columns of a run that
+    drew its personas afresh and kept no copy, in population order), else matched by id
+    from the first bank that holds every id. Without one, the run's ``personas.jsonl``
+    is used as is when it has ``n_workers`` rows; otherwise only ``agent_index`` is
+    known.
     """
     bank: pd.DataFrame | None = None
-    if economy is not None:
+    if economy is not None and drawn is not None and len(drawn) == economy.size:
+        pop = economy.population
+        frame = pd.DataFrame(
+            {
+                "agent": list(pop.ids),
+                "agent_index": np.arange(pop.size),
+                "hourly_wage_usd": pop.hourly_wage_usd,
+                "usual_weekly_hours": pop.usual_weekly_hours,
+                "weight": pop.weight,
+            }
+        )
+        bank = drawn
+    elif economy is not None:
         pop = economy.population
         ids = list(pop.ids)
         frame = pd.DataFrame(

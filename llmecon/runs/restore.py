@@ -267,18 +267,31 @@ class RestoredRun:
 
         In order: ``personas.jsonl`` in the run folder; a synthetic population redrawn
         from the seed; the persona bank named in the manifest when its sha256 still
-        matches. ``(None, reason)`` when none applies.
+        matches (the bank's first personas, or, for more agents than it holds, fresh
+        draws from the Census sampler with the run's seed). ``(None, reason)`` when
+        none applies.
         """
+        economy, note, _ = self.population()
+        return economy, note
+
+    def population(self) -> tuple[Economy | None, str, Any]:
+        """:meth:`economy`, and the persona columns of fresh draws (a frame in
+        population order) when the run's personas were drawn from the sampler and it
+        kept no copy of them (more than ``PERSONA_COPY_MAX``); ``None`` otherwise."""
         manifest = self.manifest
         try:
             config = recorded_config(manifest.config)
         except (ValidationError, TypeError) as exc:
             name = exc.__class__.__name__
-            return None, f"the manifest's config no longer validates ({name})"
+            return None, f"the manifest's config no longer validates ({name})", None
         if "swf" in unregistered_names(config):
-            return None, (
-                f"the run's SWF {config.swf!r} is not registered in this process "
-                "(register it to rebuild the economy)"
+            return (
+                None,
+                (
+                    f"the run's SWF {config.swf!r} is not registered in this process "
+                    "(register it to rebuild the economy)"
+                ),
+                None,
             )
         copy = self.path / PERSONAS_COPY_NAME
         try:
@@ -286,21 +299,31 @@ class RestoredRun:
                 from llmecon.personas import load_bank, population_from_personas
 
                 population = population_from_personas(load_bank(copy), source=str(copy))
-                return build_economy(config, population), f"population from the run's {copy.name}"
+                economy = build_economy(config, population)
+                return economy, f"population from the run's {copy.name}", None
             if config.personas == "synthetic":
                 note = f"synthetic population redrawn from seed {manifest.seed}"
             else:
                 bank = _bank_path(config.personas)
                 if not bank.is_file():
-                    return None, (f"persona bank {config.personas!r} not found and no {copy.name}")
+                    missing = f"persona bank {config.personas!r} not found and no {copy.name}"
+                    return None, missing, None
                 if manifest.population.get("sha256") != _sha256(bank):
-                    return None, f"persona bank {bank} changed since the run (sha256 differs)"
+                    changed = f"persona bank {bank} changed since the run (sha256 differs)"
+                    return None, changed, None
                 note = f"population rebuilt from {bank} (sha256 matches the manifest)"
             # the manifest's seed drew the population
-            _, economy, _ = build_world(config.model_copy(update={"seed": manifest.seed}))
-            return economy, note
+            source, economy, _ = build_world(config.model_copy(update={"seed": manifest.seed}))
+            if source.sample is None:
+                return economy, note, None
+            note = (
+                f"population redrawn from the Census sampler with seed {manifest.seed} "
+                f"({manifest.population.get('selection', 'fresh draws')}; the run kept no "
+                "copy of them)"
+            )
+            return economy, note, source.sample.frame.reset_index(drop=True)
         except (ValueError, OSError) as exc:  # PersonaError, ConfigError, PopulationError
-            return None, f"population could not be rebuilt: {exc}"
+            return None, f"population could not be rebuilt: {exc}", None
 
 
 def saved_archetypes_file(run_dir: Path) -> Path | None:

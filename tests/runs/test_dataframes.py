@@ -225,6 +225,38 @@ def test_invalid_known_event_names_the_event(tmp_path: Path) -> None:
         load_run(run)
 
 
+def test_fresh_draws_a_run_kept_no_copy_of_are_redrawn_with_their_attributes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of more personas than the bank holds draws them afresh, and above
+    PERSONA_COPY_MAX keeps no copy: load_run drew them again with the run's seed for the
+    economy but left every attribute empty (and said they came from the bank), so no
+    incidence by occupation, age or state. It now gives the attributes of the same
+    draws, and says where they came from."""
+    import llmecon.runs.wiring as wiring
+
+    monkeypatch.setattr(wiring, "PERSONA_COPY_MAX", 1_000)  # 100 000 in earnest
+    result = llmecon.run(
+        planner="us-federal", workers="rational", agents=1_200, years=1, seed=3,
+        out=str(tmp_path), run_id="big", reference=False,
+    )  # fmt: skip
+    assert not (result.run_dir / "personas.jsonl").exists()
+    data = load_run(result.run_dir)
+    assert "redrawn from the Census sampler with seed 3" in data.population_note
+    assert "1200 fresh draws" in data.population_note
+    personas = data.personas
+    assert personas["occupation_code"].notna().all() and personas["state"].notna().all()
+    drawn = wiring.build_population(
+        wiring.RunConfig(agents=1_200, seed=3), wiring.RunStreams.from_seed(3).population
+    ).sample.frame
+    assert list(personas["agent"]) == list(drawn["id"])
+    assert list(personas["occupation_code"].astype(str)) == list(
+        drawn["occupation_code"].astype(str)
+    )
+    by_state = data.incidence("state")
+    assert len(by_state) > 10
+
+
 def test_population_that_cannot_be_rebuilt_leaves_incomes_empty(tmp_path: Path) -> None:
     run = _copy(GOLDEN_V1, tmp_path / "lost")
     config = json.loads((run / "manifest.json").read_text())["config"]
