@@ -296,11 +296,11 @@ class RunData:
         """``completed``, ``budget_exceeded``, ``deadline_exceeded``, ``interrupted``,
         ``failed``; without a ``run_completed`` event, ``running`` when a process is
         writing the run now (or has ended it since it was loaded: load it again), else
-        ``incomplete`` (killed)."""
+        ``killed``, the word of the docs, the sweep tables and the run folder's reader."""
         end = self.end
         if end is not None:
             return end.status
-        return "running" if unended_status(self.path) == "running" else "incomplete"
+        return unended_status(self.path)
 
     @property
     def completed_years(self) -> list[int]:

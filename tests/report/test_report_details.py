@@ -95,7 +95,7 @@ def test_seed_statistics_leave_out_unfinished_and_repeated_runs(runs: Path, tmp_
     assert row is not None
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
     assert cells[0] == "2" and cells[1] == "0, 1"  # completed seeds only
-    assert "ucb-cut (incomplete)" in cells[-1]
+    assert "ucb-cut (killed)" in cells[-1]
 
 
 def test_the_decomposition_says_which_runs_it_leaves_out(runs: Path, tmp_path: Path) -> None:

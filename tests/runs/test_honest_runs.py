@@ -1088,7 +1088,7 @@ def test_a_closed_output_pipe_does_not_fail_the_run(tmp_path: Path) -> None:
 
 def test_a_run_that_ends_while_it_is_read_is_not_called_killed(tmp_path: Path) -> None:
     # The log was read before the run logged its end, the lock looked at after the run
-    # let it go: load_run said "incomplete" (killed), the report "it was killed", a
+    # let it go: load_run said "killed", the report "it was killed", a
     # second later the run was completed.
     from llmecon.runs.dataframes import load_run
     from llmecon.runs.restore import restore_run
@@ -1100,7 +1100,7 @@ def test_a_run_that_ends_while_it_is_read_is_not_called_killed(tmp_path: Path) -
     whole = events.read_bytes()
     events.write_bytes(b"".join(whole.splitlines(keepends=True)[:-1]))  # as it was read
     data, restored = load_run(tmp_path / "r"), restore_run(tmp_path / "r")
-    assert data.status == "incomplete" and restored.status == "killed"  # killed, for now
+    assert data.status == "killed" and restored.status == "killed"  # killed, for now
     events.write_bytes(whole)  # the run logs its end and lets go of its lock
     assert data.status == "running" and restored.status == "running"
     assert load_run(tmp_path / "r").status == "completed"

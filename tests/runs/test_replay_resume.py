@@ -542,7 +542,7 @@ def test_a_run_still_being_written_is_running_not_killed(tmp_path: Path) -> None
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
     (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[1] + 1]) + "\n")
-    assert restore_run(run_dir).status == "killed" and load_run(run_dir).status == "incomplete"
+    assert restore_run(run_dir).status == "killed" and load_run(run_dir).status == "killed"
     lock = RunLock(run_dir)  # as the process writing it holds it
     try:
         assert restore_run(run_dir).status == "running"

@@ -50,7 +50,7 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     cell_ids = [c["cell_id"] for c in llmecon.load_sweep(folder).manifest["cells"]]
     statuses = {c: llmecon.load_run(folder / c).status for c in cell_ids[:4]}
     assert [statuses[c] for c in cell_ids[:3]] == ["completed"] * 3
-    assert statuses[cell_ids[3]] == "incomplete"  # load_run: no run_completed event
+    assert statuses[cell_ids[3]] == "killed"  # load_run: no run_completed event
     assert not any((folder / c).exists() for c in cell_ids[4:])
     before = {c: (folder / c / "events.jsonl").read_bytes() for c in cell_ids[:3]}
 
