@@ -267,7 +267,8 @@ def print_table(
         rich_table.add_row(*cells)
     out.print(rich_table)
     if show_n and (same := _seed_free(table, by)):
-        named = named_few(same, 4)
+        # a setting of several values is "a=1, b=2": bracketed, so that the list reads
+        named = named_few([f"({s})" if ", " in s else s for s in same], 4)
         out.print(
             f"[yellow]note[/]: every seed of {named} gave the same final SWF: nothing in "
             "these runs depends on the seed, so their intervals have no width (a persona "
@@ -375,13 +376,33 @@ def report_end(result: Any) -> None:
             "mend what the errors above say (a cell folder that cannot be read can be "
             "moved aside, and is then run anew), then run the same command again"
             if (bad["status"] == "error").any()
-            else _template_fix(result.directory, bad) or "run the same command again to resume them"
+            else _template_fix(result.directory, bad) or _again(result.directory, bad)
         )
         console.print(
             f"[yellow]sweep {result.status}[/]: {len(bad)} of {len(result.cells)} cells did not "
             f"complete; {then}"
         )
     raise SystemExit(EXIT_CODES.get(result.status, 1))
+
+
+def _again(directory: Path | None, bad: Any) -> str:
+    """What running the same command again does with the cells that did not complete:
+    they resume, except those that failed after their last year (no resume continues
+    them), which start afresh and fail the same way until their error is mended."""
+    from llmecon.sweeps.cell import folder_state
+
+    afresh = 0
+    if directory is not None:
+        afresh = sum(folder_state(directory / str(c)) == "aborted" for c in bad["cell_id"])
+    if not afresh:
+        return "run the same command again to resume them"
+    which = "they" if afresh == len(bad) else f"{afresh} of them"
+    rest = "" if afresh == len(bad) else "; the others resume"
+    return (
+        f"{which} failed after their last year and start afresh when the same command "
+        f"runs again (their folders moved to .aborted/), failing the same way until what "
+        f"their errors say is mended{rest}"
+    )
 
 
 @click.command()

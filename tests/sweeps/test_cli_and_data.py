@@ -346,3 +346,32 @@ def test_a_setting_whose_seeds_change_nothing_is_named(tmp_path: Path) -> None:
     )
     assert drawn.exit_code == 0, drawn.output
     assert "gave the same final SWF" not in drawn.output
+    # settings of two values each are bracketed, so that the list reads
+    grid = ["sweep", "--planners", "none,us-federal", "--elasticity", "0.3,0.5",
+            "--agents", "10", "--years", "1", "--seeds", "0-1", "--jobs", "1",
+            "--out", str(tmp_path / "c")]  # fmt: skip
+    swept = CliRunner().invoke(main, grid)
+    assert swept.exit_code == 0, swept.output
+    said = " ".join(swept.output.split())
+    assert "every seed of (planner=none, elasticity=0.3), (planner=none, elasticity=0.5)" in said
+
+
+def test_cells_that_failed_after_their_last_year_are_not_told_they_resume(
+    tmp_path: Path,
+) -> None:
+    """A cell whose planner failed every call still ran its years and failed at the end:
+    no resume continues it, and the same command starts it afresh (its folder moved to
+    .aborted/). The sweep said "run the same command again to resume them"."""
+    args = [
+        "sweep", "--planners", "saez,openai/foo", "--workers", "rational", "--agents", "6",
+        "--years", "2", "--seeds", "0", "--api-base", "http://127.0.0.1:9/v1",
+        "--max-retries", "0", "--timeout", "2", "--out", str(tmp_path), "--name", "f", "-j", "1",
+    ]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    said = " ".join(first.output.split())
+    assert first.exit_code == 1, first.output
+    assert "to resume them" not in said
+    assert "failed after their last year and start afresh" in said
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1, again.output
+    assert any((tmp_path / "f" / ".aborted").iterdir())  # as it said
