@@ -318,9 +318,32 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
     return result
 
 
+def _check_csv(csv_path: str, directory: Path) -> None:
+    """``--csv`` checked before the sweep runs: an output file (:func:`check_output_file`)
+    outside the sweep's own folder, whose files and cell folders the sweep is about to
+    write (a path there that does not exist yet passed the check of existing records,
+    and the table then replaced the new ``sweep.json`` or a cell's ``events.jsonl``)."""
+    entry = Path(csv_path).parent.resolve() / Path(csv_path).name
+    if entry.is_relative_to(directory.resolve()):
+        raise click.ClickException(
+            f"refusing to write the table to {csv_path}: it is inside the sweep's own "
+            f"folder {directory}, which the sweep writes (its results.csv holds this "
+            "table): write elsewhere"
+        )
+    check_output_file(csv_path, "the table")
+
+
 def write_csv(table: Any, csv_path: str) -> None:
     """Write a results table to ``--csv`` (checked with :func:`check_output_file` before
-    the runs) atomically, with a clear error when the file cannot be written."""
+    the runs) atomically, with a clear error when the file cannot be written. Checked
+    again here: the runs may have made it a record (a new sweep's ``sweep.json``)."""
+    from llmecon.sweeps.results import record_file_reason
+
+    if reason := record_file_reason(Path(csv_path).parent.resolve() / Path(csv_path).name):
+        raise click.ClickException(
+            f"refusing to write the table over {csv_path}: {reason} (written by these runs; "
+            "the table is in the sweep's results.csv): write elsewhere"
+        )
     try:
         atomic_write(Path(csv_path), lambda tmp: table.to_csv(tmp, index=False))
     except OSError as exc:
@@ -447,8 +470,6 @@ def sweep(
     from llmecon.sweeps.backends import default_jobs
 
     given = {k: v for k, v in options.items() if v is not None}
-    if csv_path:
-        check_output_file(csv_path, "the table")
     with friendly_errors():
         if use_ray or ray_address:
             import_ray()
@@ -475,6 +496,8 @@ def sweep(
             max_cost=max_cost if max_cost is not None else base.pop("max_cost", None),
         )
         cells = spec.expand()
+        if csv_path:
+            _check_csv(csv_path, spec.directory(cells))
         if dry_run:
             for cell in cells:
                 settings = ", ".join(f"{k}={v}" for k, v in cell.settings.items())

@@ -375,3 +375,28 @@ def test_cells_that_failed_after_their_last_year_are_not_told_they_resume(
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1, again.output
     assert any((tmp_path / "f" / ".aborted").iterdir())  # as it said
+
+
+def test_csv_inside_the_sweeps_own_new_folder_is_refused_and_never_replaces_a_record(
+    tmp_path: Path,
+) -> None:
+    """`--csv runs/<new sweep>/sweep.json` passed the check of existing records (the
+    folder did not exist yet), and the table then replaced the sweep's new manifest, or
+    a cell's events.jsonl: the sweep could no longer be read or resumed."""
+    small = ["--agents", "6", "--years", "1", "--seeds", "0-1", "--out", str(tmp_path)]
+    swept = CliRunner().invoke(
+        main,
+        ["sweep", "--planners", "saez", "--workers", "rational", *small, "--name", "s",
+         "--csv", str(tmp_path / "s" / "sweep.json")],
+    )  # fmt: skip
+    assert swept.exit_code == 1
+    assert "inside the sweep's own folder" in " ".join(swept.output.split())
+    assert not (tmp_path / "s").exists()  # refused before anything ran
+    compared = CliRunner().invoke(
+        main,
+        ["compare", "--planners", "none,saez", *small, "--name", "c",
+         "--csv", str(tmp_path / "c" / "sweep.json")],
+    )  # fmt: skip
+    assert compared.exit_code == 1
+    assert "refusing to write the table over" in " ".join(compared.output.split())
+    assert llmecon.load_sweep(tmp_path / "c").cells["status"].eq("completed").all()
