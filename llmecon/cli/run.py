@@ -115,18 +115,21 @@ def settings_notes(config: Any) -> list[str]:
     """Settings that work against the chosen models, said before the run starts."""
     notes = []
     planner, years, shown = str(config.planner), config.years or 0, config.planner_history
-    from llmecon.runs.config import DEPENDENT_SETTINGS
+    from llmecon.runs.config import DEPENDENT_SETTINGS, IDLE_WHEN
 
-    if config.vote_every is None:
-        voting = [
-            f"--{name.replace('_', '-')}"
-            for name, (on, _) in DEPENDENT_SETTINGS.items()
-            if on == "vote_every"
-            and getattr(config, name) != type(config).model_fields[name].default
-        ]
-        if voting:
-            notes.append(f"{', '.join(voting)} set without --vote-every: no voting round is held")
-    elif config.workers_mode == "archetypes" and config.voters == "llm":
+    idle: dict[str, list[str]] = {}  # set, but doing nothing in this run
+    for name, (on, applies) in DEPENDENT_SETTINGS.items():
+        changed = getattr(config, name) != type(config).model_fields[name].default
+        if changed and not applies(getattr(config, on)):
+            idle.setdefault(on, []).append(f"--{name.replace('_', '-')}")
+    for on, names in idle.items():
+        does = "no voting round is held" if on == "vote_every" else "it does nothing"
+        notes.append(f"{', '.join(names)} set {IDLE_WHEN[on]}: {does}")
+    if (
+        config.vote_every is not None
+        and config.workers_mode == "archetypes"
+        and (config.voters == "llm")
+    ):
         notes.append(
             f"archetypes group the workers' hour decisions only: each voting round asks "
             f"every one of the {config.agents:,} personas for a ballot"

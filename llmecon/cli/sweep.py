@@ -318,6 +318,22 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
     return result
 
 
+def idle_axes(axes: list[str], cells: list[Any]) -> list[str]:
+    """The axes of a sweep that do nothing in any of its cells (``--archetypes`` without
+    ``--workers-mode archetypes``): their values are distinct cells of the same runs."""
+    from llmecon.runs.config import DEPENDENT_SETTINGS, IDLE_WHEN, setting_applies
+
+    notes = []
+    for axis in axes:
+        if axis in DEPENDENT_SETTINGS and not any(setting_applies(axis, c.config) for c in cells):
+            notes.append(
+                f"--{axis.replace('_', '-')} varies, but does nothing "
+                f"{IDLE_WHEN[DEPENDENT_SETTINGS[axis][0]]}: the cells of its values are "
+                "the same runs"
+            )
+    return notes
+
+
 def _check_csv(csv_path: str, directory: Path) -> None:
     """``--csv`` checked before the sweep runs: an output file (:func:`check_output_file`)
     outside the sweep's own folder, whose files and cell folders the sweep is about to
@@ -496,6 +512,8 @@ def sweep(
             max_cost=max_cost if max_cost is not None else base.pop("max_cost", None),
         )
         cells = spec.expand()
+        for note in idle_axes(spec.varying, cells):
+            console.print(f"[yellow]note[/]: {note}", highlight=False)
         if csv_path:
             _check_csv(csv_path, spec.directory(cells))
         if dry_run:

@@ -696,6 +696,17 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 }
 
 
+#: When the settings of :data:`DEPENDENT_SETTINGS` do nothing, by the setting they
+#: depend on, for messages ("--archetypes … does nothing without --workers-mode
+#: archetypes").
+IDLE_WHEN: dict[str, str] = {
+    "vote_every": "without --vote-every",
+    "workers": "with rational workers",
+    "planner": "with a baseline planner",
+    "workers_mode": "without --workers-mode archetypes",
+}
+
+
 def _is_baseline(planner: str) -> bool:
     from llmecon.planners import is_baseline
 

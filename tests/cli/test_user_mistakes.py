@@ -469,3 +469,27 @@ def test_yaml_merge_keys_still_work_in_config_files(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("base: &b {agents: 8}\n<<: *b\nplanner: saez\nagents: 9\n")
     assert read_config_file(config)["agents"] == 9
+
+
+def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) -> None:
+    """`--archetypes K` without `--workers-mode archetypes` was silently ignored: a sweep
+    over K made distinct cells of one run, read as "K makes no difference". Every
+    setting that depends on another one says so when it does nothing."""
+    ran = _invoke(
+        "run", "--planner", "saez", "--workers", "scripted/reference", "--agents", "6",
+        "--years", "1", "--archetypes", "50", "--vote-rule", "borda", "--no-reference",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    said = " ".join(ran.output.split())
+    assert "--archetypes set without --workers-mode archetypes: it does nothing" in said
+    assert "--vote-rule set without --vote-every: no voting round is held" in said
+    swept = _invoke(
+        "sweep", "--planners", "saez", "--workers", "scripted/reference", "--agents", "6",
+        "--archetypes", "5,20", "--years", "1", "--seeds", "0", "--dry-run",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert swept.exit_code == 0, swept.output
+    assert "--archetypes varies, but does nothing without --workers-mode archetypes" in " ".join(
+        swept.output.split()
+    )
