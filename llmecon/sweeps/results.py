@@ -193,7 +193,9 @@ class SweepData:
     """One row per cell: ``cell_id``, the settings as columns, ``status``, the final
     and best SWF, gain closed, revenue per worker, hours, Gini, cost, fallbacks, …"""
     years: pd.DataFrame
-    """One row per cell × completed year: ``cell_id``, the settings as columns, ``year``
+    """One row per cell × completed year: ``cell_id``, the settings as columns,
+    ``status`` (the cell's: one that did not complete has fewer years, so average over
+    ``status == "completed"`` for the same seeds in every year), ``year``
     (the tax year users see, from 1, as in :func:`llmecon.load_run`), then the year's
     metrics (``swf``, every SWF, revenue, hours, Gini, …), ``rate_0`` … and
     ``gain_closed`` (that year's share of the no-tax → oracle gain). A setting named
@@ -301,7 +303,8 @@ def load_sweep(path: str | Path) -> SweepData:
         result.pop("oracle_rates", None)
         cell_rows.append({**head, **result})
         # the tax year users see (1-based); the log counts from 0
-        year_rows.extend({**year_head, **row, "year": row["year"] + 1} for row in years)
+        status = {"status": result.get("status")}  # fewer years unless completed
+        year_rows.extend({**year_head, **status, **row, "year": row["year"] + 1} for row in years)
     cells = pd.DataFrame(cell_rows)
     years_df = pd.DataFrame(year_rows)
     table = (

@@ -83,7 +83,7 @@ def test_load_sweep_columns(cli_sweep: tuple[Any, Path]) -> None:
     data = llmecon.load_sweep(folder)
     years = data.years
     assert len(years) == 8 * 4  # cells × years
-    head = ["cell_id", "planner", "seed", "swf_setting", "year", "source"]
+    head = ["cell_id", "planner", "seed", "swf_setting", "status", "year", "source"]
     assert list(years.columns[: len(head)]) == head
     assert {"revenue_usd", "gini_income", "rate_0", "gain_closed", "rawlsian"} <= set(years)
     # the settings are columns: tidy filtering and grouping

@@ -52,6 +52,11 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     assert [statuses[c] for c in cell_ids[:3]] == ["completed"] * 3
     assert statuses[cell_ids[3]] == "killed"  # load_run: no run_completed event
     assert not any((folder / c).exists() for c in cell_ids[4:])
+    # the sweep's years say which cells stopped short (fewer years: averaging them with
+    # the completed cells' changes the set of seeds from one year to the next)
+    years = llmecon.load_sweep(folder).years
+    assert set(years[years.cell_id == cell_ids[3]].status) == {"killed"}
+    assert set(years[years.cell_id.isin(cell_ids[:3])].status) == {"completed"}
     before = {c: (folder / c / "events.jsonl").read_bytes() for c in cell_ids[:3]}
 
     again = llmecon.sweep(grid=GRID, out=str(out), jobs=1, **SMALL)
