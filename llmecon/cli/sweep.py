@@ -219,9 +219,12 @@ class SweepDisplay(LiveDisplay):
         gain = result.get("gain_closed")
         what = f"gain closed {GAP(gain)}" if gain is not None else ""
         error = f"  ({result.get('error')})" if status != "completed" else ""
-        console.print(
+        console.print(  # one whole line a cell in a log, as a run's years
             f"cell {self.done}/{self.total} {cell.cell_id}: {action}, {status}  {what}  "
-            f"[{self.status()}]{eta}{error}"
+            f"[{self.status()}]{eta}{error}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,  # "[done 1 …]" read as a style tag was dropped
         )
 
 

@@ -372,6 +372,10 @@ def test_cells_that_failed_after_their_last_year_are_not_told_they_resume(
     assert first.exit_code == 1, first.output
     assert "to resume them" not in said
     assert "failed after their last year and start afresh" in said
+    # one whole line a cell in a log, with the sweep's counts (once dropped as markup)
+    (line,) = [x for x in first.output.splitlines() if x.startswith("cell 2/2 openai-foo")]
+    assert "ran, failed" in line and "[done 2  running 0  failed 1" in line
+    assert "connection to http://127.0.0.1:9 failed" in line
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1, again.output
     assert any((tmp_path / "f" / ".aborted").iterdir())  # as it said
