@@ -273,7 +273,7 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
     caps = [float(run.config.max_weekly_hours) for run in result.results.values()]
     cap = max(caps) if caps else hours_cap(None)
     table = summarize(cells, ["planner"], max_hours=cap)  # the columns of results.csv
-    # the references come from the first cell that has them (a failed cell has none)
+    # the references come from the cells that have them (a failed cell has none)
     scored = cells[cells["none_swf"].notna()] if "none_swf" in cells else cells.iloc[:0]
     first = scored.iloc[0] if len(scored) else None  # for the oracle's rates
     planners = dict(zip(cells["cell_id"], cells["planner"], strict=True))

@@ -86,10 +86,10 @@ def rational_share(economy: Economy, schedule: TaxSchedule, hours: float) -> flo
     return float(np.mean(best == round(hours)))
 
 
-def more_alike_than_rational(economy: Economy, record: YearRecord, share: float) -> bool:
-    """Whether the year's common answer, given by ``share`` of the workers, is given by
-    at least :data:`ALIKE_MARGIN` more of them than the rational best responses give it."""
-    modal, _ = _modal(record.weekly_hours)
+def more_alike_than_rational(economy: Economy, record: YearRecord) -> bool:
+    """Whether the year's most common answer is given by at least :data:`ALIKE_MARGIN`
+    more of the workers than the rational best responses give it."""
+    modal, share = _modal(record.weekly_hours)
     return rational_share(economy, record.schedule, modal) < share - ALIKE_MARGIN
 
 
@@ -133,6 +133,6 @@ def worker_notes(
     out["degenerate_years"] = [
         r.year
         for r, s in zip(records, shares, strict=True)
-        if s >= DEGENERATE_SHARE and more_alike_than_rational(ctx.economy, r, s)
+        if s >= DEGENERATE_SHARE and more_alike_than_rational(ctx.economy, r)
     ]
     return out
