@@ -145,8 +145,8 @@ def _other_preferences(settings: dict[str, Any], config: dict[str, Any]) -> str 
     eps = f"ε = {probed:g}" if isinstance(probed, int | float) else "its own ε"
     return (
         f"the probe's rational reference has {eps} and quasi-linear utility, this run's "
-        f"workers {theirs} (its rational column, and the answers of a scripted model, are "
-        "for those preferences)"
+        f"workers {theirs} (the probe's rational column, and a scripted model's answers "
+        "in it, assume the probe's preferences)"
     )
 
 
