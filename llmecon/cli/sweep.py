@@ -184,9 +184,9 @@ class SweepDisplay(LiveDisplay):
         from llmecon._format import COST
 
         return (
-            f"done {self.done}  running {self.running}  failed {self.failed}  "
-            + (f"unfinished {self.unfinished}  " if self.unfinished else "")
-            + f"cost {COST(self.cost)}"
+            f"done {self.done}  running {self.running}  failed {self.failed}"
+            + (f"  unfinished {self.unfinished}" if self.unfinished else "")
+            + (f"  cost {COST(self.cost)}" if self.cost else "")  # none without models
         )
 
     def refresh(self) -> None:
