@@ -144,19 +144,7 @@ def personas_table(
     known.
     """
     bank: pd.DataFrame | None = None
-    if economy is not None and drawn is not None and len(drawn) == economy.size:
-        pop = economy.population
-        frame = pd.DataFrame(
-            {
-                "agent": list(pop.ids),
-                "agent_index": np.arange(pop.size),
-                "hourly_wage_usd": pop.hourly_wage_usd,
-                "usual_weekly_hours": pop.usual_weekly_hours,
-                "weight": pop.weight,
-            }
-        )
-        bank = drawn
-    elif economy is not None:
+    if economy is not None:
         pop = economy.population
         ids = list(pop.ids)
         frame = pd.DataFrame(
@@ -168,7 +156,9 @@ def personas_table(
                 "weight": pop.weight,
             }
         )
-        for path in _bank_candidates(run_dir, config):
+        if drawn is not None and len(drawn) == pop.size:
+            bank = drawn
+        for path in _bank_candidates(run_dir, config) if bank is None else []:
             read = _read_bank(path) if path.is_file() else None
             if read is None or not read["id"].is_unique:
                 continue
