@@ -37,10 +37,12 @@ class PromptError(ValueError):
         self.template = template
 
 
-#: How the template filters write values, recorded in each run's manifest
-#: (``prompt_rendering``) so that a replay renders a logged run's prompts as it did:
-#: 1, releases before December 2026 (``usd`` wrote ``$-19,598``); 2, ``-$19,598``.
-RENDERING = 2
+#: How the template filters and the text the code puts into prompts write values,
+#: recorded in each run's manifest (``prompt_rendering``) so that a replay renders a
+#: logged run's prompts as it did: 1, releases before December 2026 (``usd`` wrote
+#: ``$-19,598``); 2, ``-$19,598``; 3, a vote's line in the planner's demonstrations
+#: takes "an" before a vowel ("set by an approval vote", not "a approval").
+RENDERING = 3
 
 
 def shipped_prompts_dir() -> Path:
@@ -100,6 +102,7 @@ class PromptLibrary:
         self.rendering = rendering
         self._env.filters["usd"] = _usd if rendering >= 2 else _usd_before_2
         self._env.filters["pct"] = _pct
+        self._env.filters["hours"] = _hours
         #: Whether a template may render no text. Off: an empty rendering (every ``if``
         #: branch false, in a tax year the up-front check does not render) is a
         #: :class:`PromptError`, as its part of the prompt would be missing. On for a
@@ -360,6 +363,14 @@ def _usd(value: float, decimals: int = 0) -> str:
 def _usd_before_2(value: float, decimals: int = 0) -> str:
     """``usd`` of :data:`RENDERING` 1: the sign after the symbol (``$-19,598``)."""
     return f"${_defined(value):,.{decimals}f}"
+
+
+def _hours(value: float) -> str:
+    """Weekly hours as a worker would say them: whole hours as a whole number (``40``),
+    others to a tenth (``33.9``), so that hours shown beside the income they earn
+    agree with it (rational workers' hours are not whole)."""
+    tenths = round(10 * float(_defined(value)))
+    return str(tenths // 10) if tenths % 10 == 0 else f"{tenths / 10:.1f}"
 
 
 def _pct(value: float, decimals: int = 0) -> str:

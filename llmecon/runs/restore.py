@@ -161,10 +161,11 @@ class RestoredRun:
     @cached_property
     def vote_summaries(self) -> dict[int, str]:
         """Year -> the summary of the vote held that year (for the planner's
-        demonstrations)."""
+        demonstrations), written as the run's prompts were (``prompt_rendering``)."""
         from llmecon.voting.rounds import vote_summaries
 
-        return vote_summaries(typing.cast(list[Event], self.events))
+        events = typing.cast(list[Event], self.events)
+        return vote_summaries(events, self.manifest.prompt_rendering)
 
     @cached_property
     def vote_leaders(self) -> dict[int, str]:

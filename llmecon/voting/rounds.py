@@ -42,7 +42,7 @@ from llmecon.agents.planner_prompts import Leader
 from llmecon.economy import TaxSchedule
 from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.planners import Planner, PlannerContext, PlannerError, YearRecord, is_baseline
-from llmecon.prompts import PromptError, PromptLibrary
+from llmecon.prompts import RENDERING, PromptError, PromptLibrary
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.events import (
     VOTE_IN_FORCE,
@@ -233,7 +233,7 @@ class VotingRounds:
             winner.schedule,
             VOTE_SOURCE,
             detail,
-            vote_summary(event),
+            vote_summary(event, self.library.rendering),
             fallbacks,
             decisions=event.decisions,
         )
@@ -359,7 +359,7 @@ class VotingRounds:
             None,
             "planner",
             detail,
-            vote_summary(event),
+            vote_summary(event, self.library.rendering),
             fallbacks,
             leader,
             decisions=event.decisions,
@@ -561,8 +561,10 @@ def fill_perturbations(
     return [(r, "perturbation") for r in extra]
 
 
-def vote_summary(event: VoteRound) -> str:
-    """One line for the planner's demonstrations."""
+def vote_summary(event: VoteRound, rendering: int = RENDERING) -> str:
+    """One line for the planner's demonstrations, written as ``rendering``
+    (:data:`~llmecon.prompts.RENDERING`; a logged run's own, to replay it) wrote it."""
+    article = "an" if rendering >= 3 and event.rule[:1].lower() in "aeiou" else "a"
     origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
     shares = ("survey-weighted shares " if event.survey_weighted else "shares ") + ", ".join(
         f"{c.label} ({origin[c.label]}) {event.shares[c.label]:.0%}" for c in event.candidates
@@ -576,10 +578,11 @@ def vote_summary(event: VoteRound) -> str:
     )
     if event.source == "leaders":
         return (
-            f"a {event.rule} election (turnout {event.turnout:.0%}) made "
+            f"{article} {event.rule} election (turnout {event.turnout:.0%}) made "
             f"{origin[event.winner]} the leader; {shares}"
         )
-    text = f"set by a {event.rule} vote (turnout {event.turnout:.0%}): {event.winner} won; {shares}"
+    vote = f"{article} {event.rule} vote (turnout {event.turnout:.0%})"
+    text = f"set by {vote}: {event.winner} won; {shares}"
     return f"{text}; {proposal}" if proposal else text
 
 
@@ -596,14 +599,14 @@ def last_round(history: Sequence[YearRecord]) -> int | None:
     return None
 
 
-def vote_summaries(events: Iterable[Event]) -> dict[int, str]:
+def vote_summaries(events: Iterable[Event], rendering: int) -> dict[int, str]:
     """``{round year: summary}`` from a log, to restore ``YearRecord.notes`` when a run
-    is rebuilt from its events (resume, replay); a fork's kept years carry theirs in
-    their ``schedule_set`` detail."""
+    is rebuilt from its events (resume, replay), written as the run's ``rendering``
+    wrote them; a fork's kept years carry theirs in their ``schedule_set`` detail."""
     summaries: dict[int, str] = {}
     for e in events:
         if isinstance(e, VoteRound):
-            summaries[e.year] = vote_summary(e)
+            summaries[e.year] = vote_summary(e, rendering)
         elif isinstance(e, ScheduleSet) and "vote_summary" in e.detail:
             summaries[e.year] = str(e.detail["vote_summary"])
     return summaries

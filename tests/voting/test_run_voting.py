@@ -16,10 +16,11 @@ import llmecon
 from llmecon.cli import main
 from llmecon.models import ChatMessage, register_provider
 from llmecon.models._mock import MockProvider
+from llmecon.prompts import RENDERING
 from llmecon.runs import RunConfig, build_config, build_simulation, read_events
 from llmecon.runs.config import ConfigError
 from llmecon.runs.events import Blob, Fallback, LLMCall, ScheduleSet, VoteRound
-from llmecon.runs.replay import replay_run
+from llmecon.runs.replay import ReplayMismatchError, replay_run
 from llmecon.voting import vote_summaries
 
 Responder = Callable[[list[ChatMessage], dict[str, Any] | None], str]
@@ -40,6 +41,55 @@ def _config(tmp_path: Path, **kw: Any) -> RunConfig:
     base: dict[str, Any] = dict(agents=8, years=5, out=str(tmp_path), run_id="r", reference=False)
     base.update(kw)
     return build_config(overrides=base)
+
+
+def test_an_approval_vote_in_new_runs_and_a_approval_vote_in_logged_ones(tmp_path: Path) -> None:
+    # The planner's demonstrations said "set by a approval vote". New runs say "an";
+    # a run logged before (prompt_rendering 2) still replays with the text it was sent.
+    cfg = _config(tmp_path, planner="mock/default", vote_every=2, vote_rule="approval")
+    result = build_simulation(cfg).run()
+    assert result.records[2].notes["vote_summary"].startswith("set by an approval vote")
+    events = read_events(tmp_path / "r")
+    blobs = {e.sha256: e.text for e in events if isinstance(e, Blob)}
+    ask = next(e for e in events if isinstance(e, LLMCall) and e.role == "proposer" and e.year == 4)
+    assert "set by an approval vote" in blobs[ask.messages[1].sha256]
+    assert replay_run(tmp_path / "r").ok
+    old = build_simulation(_config(tmp_path, planner="mock/default", vote_every=2,
+                                   vote_rule="approval", run_id="old"), rendering=2)  # fmt: skip
+    assert old.run().records[2].notes["vote_summary"].startswith("set by a approval vote")
+    assert json.loads((tmp_path / "old" / "manifest.json").read_text())["prompt_rendering"] == 2
+    assert replay_run(tmp_path / "old").ok
+    path = tmp_path / "old" / "manifest.json"  # told it was written the new way, it differs
+    path.write_text(path.read_text().replace('"prompt_rendering": 2', '"prompt_rendering": 3'))
+    with pytest.raises(ReplayMismatchError, match="tax year 5 sends another"):
+        replay_run(tmp_path / "old")
+
+
+def test_a_voters_hours_agree_with_the_income_beside_them(tmp_path: Path) -> None:
+    # Rational workers' hours are not whole: the vote prompt showed "34 hours" beside
+    # the income of 33.87. It now shows the hours to a tenth where they are not whole.
+    import re
+
+    cfg = _config(tmp_path, planner="none", workers="rational", vote_every=1,
+                  voters="llm", voter_model="mock/default", years=2)  # fmt: skip
+    build_simulation(cfg).run()
+    events = read_events(tmp_path / "r")
+    blobs = {e.sha256: e.text for e in events if isinstance(e, Blob)}
+    prompts = [
+        "\n".join(blobs[m.sha256] for m in e.messages)
+        for e in events
+        if isinstance(e, LLMCall) and e.role == "voter"
+    ]
+    assert prompts
+    fractional = 0
+    for text in prompts:
+        wage = float(re.search(r"You earn \$([\d,.]+) an hour", text)[1].replace(",", ""))
+        said = re.search(r"At your current ([\d.]+) hours a week \(income \$([\d,]+) a year", text)
+        hours, income = float(said[1]), float(said[2].replace(",", ""))
+        fractional += not hours.is_integer()
+        # hours to a tenth, wages to a cent, income to a dollar
+        assert abs(income - 52 * wage * hours) <= 52 * (0.05 * wage + 0.005 * hours) + 0.5, text
+    assert fractional > len(prompts) / 2
 
 
 def test_mock_run_with_voting_logs_every_ballot_and_replays(tmp_path: Path) -> None:
@@ -81,7 +131,9 @@ def test_mock_run_with_voting_logs_every_ballot_and_replays(tmp_path: Path) -> N
     # the planner is not consulted in vote years or while a winner is in force
     assert {c.year for c in calls if c.role == "planner"} == {1}
     assert result.records[2].notes["vote_summary"].startswith("set by a borda vote")
-    assert vote_summaries(events) == {y: result.records[y].notes["vote_summary"] for y in (2, 4)}
+    assert vote_summaries(events, RENDERING) == {
+        y: result.records[y].notes["vote_summary"] for y in (2, 4)
+    }
     # the summary reaches the planner's demonstrations (year 4's candidate request)
     blobs = {e.sha256: e.text for e in events if isinstance(e, Blob)}
     ask = next(c for c in calls if c.role == "proposer" and c.year == 4)
