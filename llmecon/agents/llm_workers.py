@@ -73,10 +73,12 @@ class RecordedReplies(Protocol):
         agents: Sequence[str],
         messages: Sequence[Sequence[tuple[str, str]]],
         parse: Callable[[str], Any],
+        templates: Iterable[str] = (),
     ) -> list[Any]:
         """For each agent's call of ``role`` in (``year``, ``step``), sending
-        ``messages`` ((role, text) pairs): ``parse`` of its recorded reply, when the
-        recording settles the call with that one reply, the recorded messages match and
+        ``messages`` ((role, text) pairs, rendered from ``templates``): ``parse`` of its
+        recorded reply, when the recording settles the call with that one reply, the
+        recorded messages match (where the recording can check them) and
         ``parse`` returns a value (the call is then used up); else ``None``, and the call
         is left for an ordinary request."""
         ...
@@ -247,6 +249,7 @@ class LLMWorkers:
             self.ids,
             [(("system", system), ("user", user)) for user in users],
             parse,
+            prompts.templates,
         )
         rest = []
         for i, answer in enumerate(answers):

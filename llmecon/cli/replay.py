@@ -98,13 +98,20 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             f"every worker's hours within {REL_TOL:g} (relative)"
         )
         if report.unchecked_years:
-            edited = sorted({n for _, names in report.templates_edited for n in names})
+            # one clause per year: "planner_query.j2 before tax year 3 (tax years 1–2
+            # were prompted with earlier text)"
+            by_year: dict[int, list[str]] = {}
+            for name, first in sorted(report.unchecked_years.items()):
+                by_year.setdefault(first, []).append(name)
+            edits = "; ".join(
+                f"{', '.join(names)} before tax year {first + 1} ({first_tax_years(first)} "
+                "were prompted with earlier text)"
+                for first, names in sorted(by_year.items())
+            )
             console.print(
-                f"[yellow]note[/]: the run's copy of {', '.join(edited)} was edited when it "
-                f"resumed (before tax year {report.unchecked_years + 1}); "
-                f"{first_tax_years(report.unchecked_years)} were prompted with earlier text, "
-                "which is not kept: their model replies were replayed without checking "
-                "their prompts"
+                f"[yellow]note[/]: the run's copy of its templates was edited when it "
+                f"resumed: {edits}. That text is not kept: the model replies to prompts "
+                "rendered from it were replayed without checking those prompts"
             )
         if report.templates_changed:
             console.print(

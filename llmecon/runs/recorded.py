@@ -235,9 +235,11 @@ class RecordedCalls:
     #: check that each replayed request sends the recorded messages (off when the run's
     #: templates are no longer available: outputs are then replayed by who asked)
     verify_messages: bool = True
-    #: Tax years (0-based) before this one are answered without checking their messages
-    #: (prompted with template text the run no longer keeps, ``templates_edited``).
-    verified_from: int = 0
+    #: Template name -> the first tax year (0-based) prompted with the run's copy of it:
+    #: a call of an earlier year that used the template was prompted with text the run
+    #: no longer keeps (``templates_edited``), and is answered without checking its
+    #: messages (:meth:`checks`).
+    edited_from: dict[str, int]
 
     def __init__(
         self,
@@ -249,6 +251,7 @@ class RecordedCalls:
         #: calls with no recording go on to the live model (resume, fork) instead of
         #: being a mismatch (replay)
         self.then_live = then_live
+        self.edited_from = {}
         self._queues: dict[CallKey, deque[RecordedCall]] = defaultdict(deque)
         count = 0
         for call in calls:
@@ -276,6 +279,14 @@ class RecordedCalls:
             elif isinstance(event, CallFile):
                 files.append(event)
         return cls(calls, then_live=then_live, files=files)
+
+    def checks(self, year: int, templates: Iterable[str]) -> bool:
+        """Whether a call of tax ``year`` rendered from ``templates`` (names) has its
+        messages checked: the run's templates are there, and every one of them prompted
+        that year with the text the run keeps."""
+        return self.verify_messages and all(
+            year >= self.edited_from.get(name, 0) for name in templates
+        )
 
     def _file_row(self, key: CallKey) -> tuple[StepFiles, int] | None:
         role, agent, year, step = key
@@ -323,11 +334,13 @@ class RecordedCalls:
         agents: Sequence[str],
         messages: Sequence[Sequence[tuple[str, str]]],
         parse: Callable[[str], Any],
+        templates: Iterable[str] = (),
     ) -> list[Any]:
         """Settle at once the next call of each agent in (``year``, ``step``) that one
-        recorded reply settled, with the recorded messages (when :attr:`verify_messages`)
-        and a reply ``parse`` takes: ``parse``'s value, or ``None`` for a call left for
-        :meth:`take` (see :meth:`ReplayProvider.bulk_replies`)."""
+        recorded reply settled, with the recorded messages (rendered from ``templates``,
+        checked as :meth:`checks` says) and a reply ``parse`` takes: ``parse``'s value,
+        or ``None`` for a call left for :meth:`take` (see
+        :meth:`ReplayProvider.bulk_replies`)."""
         files = self._steps.get((year, step))
         shared: dict[tuple[str, str], tuple[str, str]] = {}  # one system text for all
 
@@ -343,7 +356,7 @@ class RecordedCalls:
                     out.append((who, _sha(text)))
             return out
 
-        verify = self.verify_messages and year >= self.verified_from
+        verify = self.checks(year, templates)
         queues = self._queues
         answers: list[Any] = [None] * len(agents)
         for i, agent in enumerate(agents):
@@ -433,17 +446,19 @@ class ReplayProvider(ModelProvider):
         agents: Sequence[str],
         messages: Sequence[Sequence[tuple[str, str]]],
         parse: Callable[[str], Any],
+        templates: Iterable[str] = (),
     ) -> list[Any]:
         """The recorded replies of many calls at once (an offline replay): for each
         agent's next call of ``role`` in (``year``, ``step``) that one recorded reply
-        settled, whose recorded messages are ``messages`` ((role, text) pairs, checked
-        by their sha256 unless the run's templates are gone) and whose reply ``parse``
+        settled, whose recorded messages are ``messages`` ((role, text) pairs rendered
+        from ``templates``, checked by their sha256 unless the run no longer keeps that
+        text, :meth:`RecordedCalls.checks`) and whose reply ``parse``
         takes, ``parse``'s value; the call is then used up, with no request. ``None``
         for every other call: it stays for an ordinary request (which replays re-asks
         and failures, or reports the mismatch)."""
         if not self.answers_in_bulk():
             return [None] * len(agents)
-        return self.recorded.take_replies(role, year, step, agents, messages, parse)
+        return self.recorded.take_replies(role, year, step, agents, messages, parse, templates)
 
     def recorded_answer(self) -> bool:
         """Whether this call is answered from the log: always in a replay; in a resume
@@ -471,7 +486,7 @@ class ReplayProvider(ModelProvider):
                 return await self._live(messages, spec, config)
             try:
                 call = self.recorded.take(key)
-                if self.recorded.verify_messages and ctx.year >= self.recorded.verified_from:
+                if self.recorded.checks(ctx.year, ctx.templates):
                     self._check_messages(call, messages, key)
             except ReplayMismatchError as exc:
                 return await self._mismatch(exc, messages, spec, config)

@@ -11,6 +11,7 @@ schedules and hours.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,14 @@ class ReplayReport:
     a copy of their templates): model outputs were replayed without checking prompts."""
     templates_edited: list[tuple[int, list[str]]] = field(default_factory=list)
     """(year, templates) of each edit of the run's copy a resume recorded
-    (``templates_edited``): the years before the last were replayed without checking
-    their prompts (their text is not kept)."""
+    (``templates_edited``): the prompts rendered from a template before its last edit
+    were replayed without checking (their text is not kept)."""
 
     @property
-    def unchecked_years(self) -> int:
-        """The first years (a count) whose prompts the replay could not check."""
-        return max((year for year, _ in self.templates_edited), default=0)
+    def unchecked_years(self) -> dict[str, int]:
+        """Template name -> the first years (a count) whose prompts rendered from it
+        the replay could not check: those before its last edit."""
+        return {name: year for name, year in edited_from(self.templates_edited).items() if year}
 
     @property
     def ok(self) -> bool:
@@ -146,6 +148,13 @@ def _differing(folder: str | Path | None, hashes: dict[str, str]) -> list[str]:
     return sorted(changed)
 
 
+def edited_from(edits: Sequence[tuple[int, Sequence[str]]]) -> dict[str, int]:
+    """Template name -> the first tax year (0-based) prompted with its text as the run
+    keeps it, from the (year, templates) of each recorded edit, in log order: the year
+    of its last edit."""
+    return {name: year for year, names in edits for name in names}
+
+
 def replay_run(run_dir: str | Path) -> ReplayReport:
     """Re-simulate ``run_dir`` from its recorded model outputs and compare every year."""
     run = restore_run(run_dir)
@@ -161,7 +170,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     # years before a resume's recorded edit of the run's copy were prompted with text
     # the run no longer keeps: their replies are replayed without checking prompts
     edits = template_edits(run.events)
-    recorded.verified_from = max((e.year for e in edits), default=0)
+    recorded.edited_from = edited_from([(e.year, list(e.prompts)) for e in edits])
     in_force = run.prompts_in_force
     # Built as the run was (its planner's prompt states the configured horizon, "year N
     # of M"), without its wall-clock deadline, and stopped after the logged years.

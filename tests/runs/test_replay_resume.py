@@ -254,7 +254,10 @@ def test_resume_says_when_it_goes_on_with_an_edited_copy_of_the_templates(
     told = " ".join(replayed.output.split())
     assert replayed.exit_code == 0, replayed.output
     assert "replay matches" in told
-    assert "tax years 1–2 were prompted with earlier text, which is not kept" in told
+    assert (
+        "worker_decision.j2 before tax year 3 (tax years 1–2 were prompted with earlier text)"
+        in told
+    )
     report = CliRunner().invoke(main, ["report", str(run_dir)])
     assert report.exit_code == 0, report.output
     page = (run_dir / "report.html").read_text()
@@ -264,6 +267,35 @@ def test_resume_says_when_it_goes_on_with_an_edited_copy_of_the_templates(
     again = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert again.exit_code == 1 and "tax year 3" in again.output, again.output
     assert "worker_decision.j2" in again.output
+
+
+def test_replay_checks_each_template_from_its_own_last_edit(tmp_path: Path) -> None:
+    # Two mends: planner_query.j2 before tax year 3, worker_decision.j2 before tax year 5.
+    # Replay used the last edit's year for every template, so the planner prompts of
+    # tax years 3-4, written with the copy's text, went unchecked: a change of the copy
+    # that altered only tax year 4's planner prompt passed.
+    run_dir = _mock_run(tmp_path, years=6)
+    prompts = run_dir / "prompts"
+    for cut, name, extra in ((2, "planner_query.j2", "Be bold.\n"),
+                             (4, "worker_decision.j2", "Work less.\n")):  # fmt: skip
+        _killed_after(run_dir, cut)
+        (prompts / name).write_text((prompts / name).read_text() + extra)
+        resumed = CliRunner().invoke(main, ["resume", str(run_dir)])
+        assert resumed.exit_code == 0, resumed.output
+    edits = [
+        (e.year, list(e.prompts)) for e in read_events(run_dir) if e.type == "templates_edited"
+    ]
+    assert edits == [(2, ["planner_query.j2"]), (4, ["worker_decision.j2"])]
+    replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
+    told = " ".join(replayed.output.split())
+    assert replayed.exit_code == 0 and "replay matches" in told, replayed.output
+    assert "planner_query.j2 before tax year 3 (tax years 1–2 were" in told
+    assert "worker_decision.j2 before tax year 5 (tax years 1–4 were" in told
+    query = prompts / "planner_query.j2"
+    query.write_text(query.read_text() + "{% if year == 3 %}Sneaky.{% endif %}\n")
+    again = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert again.exit_code == 1, again.output
+    assert "tax year 4" in again.output and "planner" in again.output
 
 
 def test_a_resume_that_cannot_start_leaves_the_log_as_it_was(tmp_path: Path) -> None:
