@@ -14,7 +14,8 @@ per call, and the texts are byte-identical to whole renders.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ class PromptLibrary:
         self.search_path = tuple(dirs)
         self._env = SandboxedEnvironment(
             # utf-8-sig: a byte-order mark some editors write is not part of the prompt
-            loader=jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8-sig"),
+            loader=_RecordingLoader([str(d) for d in dirs], encoding="utf-8-sig"),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             trim_blocks=True,
@@ -158,14 +159,26 @@ class PromptLibrary:
         return self._provenance[name]
 
     def closure(self) -> list[str]:
-        """Every template a run may render: :meth:`names` and every file they pull in
-        by name (``include``, ``import``, ``extends``), in subfolders and of any suffix
-        too (``parts/rules.txt``); sorted. A name computed at render time cannot be
-        known here: such a template is found only when it is one of :meth:`names`."""
-        found: set[str] = set()
+        """Every template a run may render: :meth:`names`, every file they pull in by
+        name (``include``, ``import``, ``extends``), in subfolders and of any suffix too
+        (``parts/rules.txt``), and every file a rendering so far loaded by a name
+        computed at render time (``{% include "parts/" ~ kind ~ ".txt" %}``: the check
+        a run makes before its first year renders them); sorted."""
+        found: set[str] = set(self.loaded)
         for name in self.names():
             found.update(self.provenance(name))
         return sorted(found)
+
+    @property
+    def loaded(self) -> frozenset[str]:
+        """The names of the files renderings of this library have loaded so far."""
+        return frozenset(typing.cast(_RecordingLoader, self._env.loader).loaded)
+
+    def note_loaded(self, names: Iterable[str]) -> None:
+        """Count ``names`` among :attr:`loaded` (what another library with the same
+        folders loaded rendering the same templates, when that check stands for this
+        library's)."""
+        typing.cast(_RecordingLoader, self._env.loader).loaded.update(names)
 
     def hashes(self) -> dict[str, str]:
         """``{template name: sha256}`` of :meth:`closure`, for the run manifest."""
@@ -344,6 +357,23 @@ def _read_template(path: Path) -> str:
         return read_text_file(path, "template")
     except TextFileError as exc:
         raise PromptError(str(exc)) from None
+
+
+class _RecordingLoader(jinja2.FileSystemLoader):
+    """A file loader that remembers the name of every file it loads (:attr:`loaded`):
+    the files a name computed at render time pulls in, which no reading of the
+    templates' text finds."""
+
+    def __init__(self, searchpath: Sequence[str], encoding: str) -> None:
+        super().__init__(searchpath, encoding=encoding)
+        self.loaded: set[str] = set()
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        found = super().get_source(environment, template)
+        self.loaded.add(template)
+        return found
 
 
 def _defined(value: Any) -> Any:

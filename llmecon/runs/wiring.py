@@ -920,6 +920,7 @@ def template_problems(
         from_log,
     )
     if key in _TEMPLATES_PASSED:  # the same templates, checked for the same economy
+        library.note_loaded(_TEMPLATES_PASSED[key])
         return None
     if problems := folder_problems(library, empty=not from_log):
         return "\n".join(f"prompts: {p}" for p in problems)
@@ -929,11 +930,12 @@ def template_problems(
             "prompts: templates fail to render with this run's settings (`llmecon prompts "
             "check --prompts DIR --config FILE` shows each rendering):\n  " + "\n  ".join(failures)
         )
-    _TEMPLATES_PASSED.add(key)
+    _TEMPLATES_PASSED[key] = library.loaded
     return None
 
 
 #: What :func:`check_templates` passed in this process (its folders, every template's
-#: hash, the economy it rendered them in): a sweep's cells and a replay's run share one
-#: check (~0.2 s each otherwise).
-_TEMPLATES_PASSED: set[tuple[object, ...]] = set()
+#: hash, the economy it rendered them in), with the files its renderings loaded (those
+#: a name computed at render time pulls in, for the run's copy): a sweep's cells and a
+#: replay's run share one check (~0.2 s each otherwise).
+_TEMPLATES_PASSED: dict[tuple[object, ...], frozenset[str]] = {}

@@ -269,6 +269,25 @@ def test_resume_says_when_it_goes_on_with_an_edited_copy_of_the_templates(
     assert "worker_decision.j2" in again.output
 
 
+def test_a_file_a_computed_name_includes_is_kept_with_the_run(tmp_path: Path) -> None:
+    # `{% include "parts/" ~ kind %}` names its file only at render time: the run sent its
+    # text but neither copied nor hashed it, so the run could never be replayed.
+    folder = tmp_path / "mine"
+    (folder / "parts").mkdir(parents=True)
+    decision = (ROOT / "prompts" / "worker_decision.j2").read_text()
+    (folder / "worker_decision.j2").write_text(decision + '{% include "parts/" ~ "q.txt" %}\n')
+    (folder / "parts" / "q.txt").write_text("Think of your family.\n")
+    for run_id in ("a", "b"):  # the second run's check is the first's, in one process
+        run_dir = _mock_run(tmp_path, run_id, prompts=str(folder), years=2)
+        assert (run_dir / "prompts" / "parts" / "q.txt").read_text() == "Think of your family.\n"
+        assert "parts/q.txt" in read_manifest(run_dir).prompts
+    (folder / "parts" / "q.txt").unlink()  # the folder the run was given is gone
+    assert replay_run(run_dir).ok
+    (run_dir / "prompts" / "parts" / "q.txt").write_text("Think of yourself.\n")
+    with pytest.raises(ReplayMismatchError, match="sends another user message"):
+        replay_run(run_dir)
+
+
 def test_replay_checks_each_template_from_its_own_last_edit(tmp_path: Path) -> None:
     # Two mends: planner_query.j2 before tax year 3, worker_decision.j2 before tax year 5.
     # Replay used the last edit's year for every template, so the planner prompts of
