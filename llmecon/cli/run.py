@@ -101,6 +101,16 @@ def run(
                 "stronger run"
             )
         notes = [
+            *(
+                [
+                    f"the copy of {', '.join(sim.edited_templates)} in {fork_dir}/prompts "
+                    "differs from the text that run was prompted with: the fork's years are "
+                    "prompted with the copy's text (its manifest records it, "
+                    "forked_from.source_copy_edited)"
+                ]
+                if fork_dir is not None and sim.edited_templates
+                else []
+            ),
             *settings_notes(config),
             *bounds_notes(sim.planner_context),
             *anchor_notes(sim),

@@ -103,12 +103,35 @@ def _first_mismatch(
     if not noted:
         return None
     first = min(noted, key=lambda error: error.order)
-    if edited := edited_copies(run_dir, in_force):
-        return ReplayMismatchError(
-            f"{first}; the run's copy of {', '.join(edited)} ({run_dir / 'prompts'}) differs "
-            "from the one it ran with"
-        )
+    if problem := copy_problem(run_dir, in_force):
+        return ReplayMismatchError(f"{first}; {problem}")
     return first
+
+
+def missing_copies(run_dir: Path, in_force: dict[str, str]) -> list[str]:
+    """Templates of the text the run's latest years used (``in_force``) that its copy
+    in the run's folder no longer holds, sorted: a replay, resume or fork would render
+    the shipped template of that name in their place. None when it keeps no copy."""
+    folder = run_dir / PROMPTS_COPY_NAME
+    if not in_force or not folder.is_dir():
+        return []
+    return sorted(name for name in in_force if not (folder / name).is_file())
+
+
+def copy_problem(run_dir: Path, in_force: dict[str, str]) -> str | None:
+    """What differs in the run's copy of its templates (:func:`edited_copies`), as a
+    clause naming the missing and the edited ones apart, or ``None``."""
+    missing = missing_copies(run_dir, in_force)
+    edited = [name for name in edited_copies(run_dir, in_force) if name not in missing]
+    parts = [
+        f"the run's copy of {', '.join(names)} ({run_dir / PROMPTS_COPY_NAME}) {what}"
+        for names, what in (
+            (missing, "is missing"),
+            (edited, "differs from the one it ran with"),
+        )
+        if names
+    ]
+    return "; ".join(parts) or None
 
 
 def edited_copies(run_dir: Path, in_force: dict[str, str]) -> list[str]:

@@ -45,7 +45,7 @@ from llmecon.runs.log import (
 )
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls, call_key
-from llmecon.runs.replay import edited_copies, metric_differences
+from llmecon.runs.replay import edited_copies, metric_differences, missing_copies
 from llmecon.runs.restore import RestoredRun, fork_instead, restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation, check_recorded_planner
 
@@ -84,6 +84,12 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             raise RunLogError(
                 f"every one of its {counted(len(run.years), 'year')} ran and it ended failed{why}; "
                 + fork_instead(path)
+            )
+        if missing := missing_copies(path, run.prompts_in_force):
+            raise RunLogError(
+                f"the run's copy of {', '.join(missing)} ({path / PROMPTS_COPY_NAME}) is "
+                "missing: the years run now would be prompted with the shipped text in its "
+                "place; put the file back, or fork the run with `--prompts DIR` holding it"
             )
         cut = _last_boundary(run)
         set_aside, original = _set_tail_aside(run, cut)
@@ -349,6 +355,22 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
     layered = bool(overrides.get("prompts")) and under.is_dir()
     if layered:
         origin["prompts_over_source_copy"] = True
+    # The source's copy, edited or cut since it ran, prompts the fork's live years: a
+    # missing file would silently be the shipped one; an edit is said and recorded.
+    given = Path(str(overrides["prompts"])) if overrides.get("prompts") else None
+    in_force = src.prompts_in_force
+    missing, edited = (
+        [n for n in found(src.path, in_force) if not (given and (given / n).is_file())]
+        for found in (missing_copies, edited_copies)
+    )
+    if missing:
+        raise RunLogError(
+            f"the copy of {', '.join(missing)} in {under} is missing: the fork would be "
+            "prompted with the shipped text in its place; put the file back, or give "
+            "`--prompts DIR` holding it"
+        )
+    if edited:
+        origin["source_copy_edited"] = edited
     if same_k:  # the kept years were grouped as this run's are (load_run's archetype column)
         origin["same_archetypes"] = True
     sim = build_simulation(
@@ -357,6 +379,7 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
         archetypes_from=saved_archetypes_file(src.path) if same_k else None,
         prompts_under=under if layered else None,
     )
+    sim.edited_templates = edited
     assert sim.log is not None
     with sim.log.discarded_on_error():  # a fork whose copy fails leaves no folder behind
         sim.emit(RunStarted(run_id=sim.run_id))

@@ -288,6 +288,40 @@ def test_a_file_a_computed_name_includes_is_kept_with_the_run(tmp_path: Path) ->
         replay_run(run_dir)
 
 
+def test_a_cut_or_edited_copy_of_the_templates_is_said_not_silently_used(tmp_path: Path) -> None:
+    # A fork prompted its live years with the source's copy, edited since, without a word;
+    # with a file gone from the copy, the fork, a resume and a replay took the shipped one.
+    source = _mock_run(tmp_path, "src")
+    context = source / "prompts" / "planner_context.j2"
+    context.write_text(context.read_text() + "Edited.\n")
+    forked = CliRunner().invoke(
+        main, ["run", "--fork", str(source), "--from-year", "2", "--out", str(tmp_path),
+               "--run-id", "f1"],
+    )  # fmt: skip
+    told = " ".join(forked.output.split())
+    assert forked.exit_code == 0, forked.output
+    assert "the copy of planner_context.j2 in" in told and "differs from the text" in told
+    origin = read_manifest(tmp_path / "f1").model_extra["forked_from"]
+    assert origin["source_copy_edited"] == ["planner_context.j2"]
+    (source / "prompts" / "worker_system.j2").unlink()
+    refused = CliRunner().invoke(
+        main, ["run", "--fork", str(source), "--from-year", "2", "--out", str(tmp_path),
+               "--run-id", "f2"],
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "worker_system.j2" in refused.output, refused.output
+    assert "is missing" in refused.output and not (tmp_path / "f2").exists()
+    replayed = CliRunner().invoke(main, ["replay", str(source)])
+    assert replayed.exit_code == 1 and "worker_system.j2" in replayed.output
+    assert "is missing" in " ".join(replayed.output.split()), replayed.output
+    killed = _mock_run(tmp_path, "k")
+    before = _killed_after(killed, 2)
+    (killed / "prompts" / "worker_system.j2").unlink()
+    resumed = CliRunner().invoke(main, ["resume", str(killed)])
+    assert resumed.exit_code == 1 and "worker_system.j2" in resumed.output, resumed.output
+    assert "is missing" in resumed.output
+    assert (killed / "events.jsonl").read_bytes() == before
+
+
 def test_replay_checks_each_template_from_its_own_last_edit(tmp_path: Path) -> None:
     # Two mends: planner_query.j2 before tax year 3, worker_decision.j2 before tax year 5.
     # Replay used the last edit's year for every template, so the planner prompts of
