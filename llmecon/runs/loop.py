@@ -175,6 +175,9 @@ class RunSink:
         self.listeners: list[Callable[[Any], None]] = []
         #: told after every model call has been logged (the run's budget watch)
         self.after_call: Callable[[], None] | None = None
+        #: ``{template: sha256}`` a re-ask renders (``repair.j2`` and what it pulls in):
+        #: a call that re-asked lists them among its templates (set by the builder)
+        self.repair_templates: dict[str, str] = {}
 
     def emit(self, event: Any) -> None:
         if self.log is not None:
@@ -245,7 +248,10 @@ class RunSink:
                     "role": ctx.role,
                     "agent": ctx.agent,
                     "step": ctx.step,
-                    "templates": dict(ctx.templates),
+                    "templates": {
+                        **ctx.templates,
+                        **(self.repair_templates if record.repairs else {}),
+                    },
                 }
             log.append(LLMCall.from_record(record, refs, endpoint=endpoint or None, **who))
         if self.on_call_progress is not None:

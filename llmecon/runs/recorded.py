@@ -17,8 +17,9 @@ failed without a reply at attempt ``k`` (``k == len(raw_outputs)``) fails the sa
 Only the first attempt's messages are checked: the log holds the hashes of the first
 request only. A re-ask is that request plus the previous (recorded) reply and the repair
 text rendered from ``repair.j2`` and that reply's validation error, so it adds nothing
-the first check and the recorded replies do not already pin down; a changed
-``repair.j2`` is not detected (it would only change what a live model reads).
+the first check and the recorded replies do not already pin down; a call that re-asked
+lists ``repair.j2`` among its templates, and the replay compares the run's copy of every
+template, ``repair.j2`` included, with the hashes the run recorded.
 
 Scale: the calls in columnar files are read per (year, step) when the replay reaches it,
 and an offline replay settles a step's worker calls at once

@@ -695,6 +695,7 @@ def build_parts(
             raise ConfigError(f"vote rule {config.vote_rule!r}: {exc}") from None
     models = ModelPool(config, sink.on_call, recorded, spent_usd)
     models.repair_prompt = lambda error: library.render("repair.j2", error=error).text
+    sink.repair_templates = library.provenance("repair.j2")
     models.batch_hooks = sink.batch_hooks(config.batch_poll)
     sink.totals = models.totals
     planner = build_planner(config, context, models, library)

@@ -3,6 +3,7 @@ the file, by every command that takes one."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -167,6 +168,9 @@ def test_a_logged_runs_empty_template_does_not_stop_its_replay(
     made = CliRunner().invoke(main, args)
     assert made.exit_code == 0, made.output
     (out / "r" / "prompts" / "planner_hints.j2").write_text("")  # as an older release kept it
+    manifest = json.loads((out / "r" / "manifest.json").read_text())  # and recorded it
+    manifest["prompts"]["planner_hints.j2"] = hashlib.sha256(b"").hexdigest()
+    (out / "r" / "manifest.json").write_text(json.dumps(manifest))
     replayed = CliRunner().invoke(main, ["replay", str(out / "r")])
     assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
     fork = ["run", "--fork", str(out / "r"), "--from-year", "2", "--run-id", "f"]

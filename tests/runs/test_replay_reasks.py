@@ -20,7 +20,7 @@ from llmecon.models import (
     register_provider,
 )
 from llmecon.models._mock import MockProvider, request_seed
-from llmecon.runs import build_config, build_simulation, read_events
+from llmecon.runs import build_config, build_simulation, read_events, read_manifest
 from llmecon.runs.events import LLMCall, MessageRef, YearCompleted
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError, ReplayProvider, _sha
 from llmecon.runs.replay import replay_run
@@ -80,6 +80,23 @@ def test_calls_with_two_re_asks_replay_exactly(tmp_path: Path, model: str) -> No
     report = replay_run(run_dir)
     assert report.ok, report.differences
     assert report.calls_replayed == len(calls)
+
+
+def test_a_re_asked_call_lists_repair_j2_and_replay_checks_its_copy(tmp_path: Path) -> None:
+    # The re-ask text (repair.j2) was in no call's templates, and a copy of it rewritten
+    # after the run replayed as "matches".
+    run_dir = _run(tmp_path, "r")
+    calls = _calls(run_dir)
+    for call in calls:
+        assert ("repair.j2" in call.templates) == (call.repairs > 0), call
+    recorded = read_manifest(run_dir).prompts["repair.j2"]
+    assert all(c.templates["repair.j2"] == recorded for c in calls if c.repairs)
+    repair = run_dir / "prompts" / "repair.j2"
+    assert replay_run(run_dir).ok
+    repair.write_text("Wrong again: {{ error }}\n")
+    report = replay_run(run_dir)
+    (row,) = report.differences
+    assert row["what"] == "templates" and "repair.j2" in row["replayed"], row
 
 
 def test_resume_mid_year_reuses_calls_with_re_asks(tmp_path: Path) -> None:
