@@ -69,6 +69,7 @@ from llmecon.runs.incidence import (
     with_head,
 )
 from llmecon.runs.log import Manifest, RunLogError, RunLogWarning, unended_status
+from llmecon.runs.loop import reported_outcome
 from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
 from llmecon.runs.restore import restore_run
 from llmecon.runs.tidy import (
@@ -162,7 +163,9 @@ class RunData:
         agents: one row per agent and completed year (the hours of the year's last
             decision step; survey ``weight`` (mean 1), incomes, taxes, consumption,
             utility recomputed from the population, NaN when it could not be rebuilt,
-            see ``population_note``; weight aggregates by ``weight``), with the persona
+            see ``population_note``; weight aggregates by ``weight``; ``utility`` is the
+            one the year's welfare counts, with ``worker_satisfaction`` the reported
+            ``r · u``), with the persona
             attributes of :attr:`personas` joined on ``agent`` (all but the narrative);
             ``archetype``: in an archetype run (``--workers-mode archetypes``) the
             archetype whose answer the agent followed that year (``0 … K−1``, the calls'
@@ -464,15 +467,15 @@ def _agents_table(
     grouped the decisions: in a fork's years taken from its source run only when
     ``kept_grouped`` (the fork played the source's assignment: the same K)."""
     schedules: dict[int, ScheduleSet] = {}
-    hours: dict[int, list[float]] = {}
+    steps: dict[int, WorkerStep] = {}
     frames: list[pd.DataFrame] = []
     for e in events:
         if isinstance(e, ScheduleSet):
             schedules[e.year] = e
         elif isinstance(e, WorkerStep):
-            hours[e.year] = e.weekly_hours  # the last step of a year counts
-        elif isinstance(e, YearCompleted) and e.year in hours:
-            h = np.asarray(hours[e.year], dtype=float)
+            steps[e.year] = e  # the last step of a year counts
+        elif isinstance(e, YearCompleted) and e.year in steps:
+            h = np.asarray(steps[e.year].weekly_hours, dtype=float)
             n = h.size
             frame: dict[str, Any] = {
                 "year": np.full(n, e.year),
@@ -486,7 +489,8 @@ def _agents_table(
                 frame["archetype"] = archetypes
             if economy is not None and s is not None and economy.size == n:
                 schedule = TaxSchedule(tuple(s.edges), tuple(s.rates))
-                out = economy.outcome(schedule, h)
+                # the utility the year's welfare counts (reported, with satisfaction)
+                out = reported_outcome(economy, schedule, h, steps[e.year].satisfied)
                 frame.update(
                     agent=list(economy.population.ids),
                     weight=economy.population.weight,
@@ -595,17 +599,19 @@ def _check_economy(
             None,
             f"{note}, but it has {economy.size} workers and the log {len(step.weekly_hours)}",
         )
-    hours = next(
-        e.weekly_hours
-        for e in reversed(events)
-        if isinstance(e, WorkerStep) and e.year == last.year
+    year_step = next(
+        e for e in reversed(events) if isinstance(e, WorkerStep) and e.year == last.year
     )
     schedule = next(
         e for e in reversed(events) if isinstance(e, ScheduleSet) and e.year == last.year
     )
-    metrics = economy.metrics(
-        economy.outcome(TaxSchedule(tuple(schedule.edges), tuple(schedule.rates)), hours)
-    ).to_dict()
+    outcome = reported_outcome(
+        economy,
+        TaxSchedule(tuple(schedule.edges), tuple(schedule.rates)),
+        year_step.weekly_hours,
+        year_step.satisfied,
+    )
+    metrics = economy.metrics(outcome).to_dict()
     for key in ("mean_income_usd", "swf"):
         logged = last.metrics.get(key)
         if logged is not None and not math.isclose(
@@ -690,14 +696,15 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
     economy, note, drawn = run.population()
     economy, note = _check_economy(economy, note, events)
     step = next((e for e in events if isinstance(e, WorkerStep)), None)
-    if economy is None and step is not None:  # the agents table then has hours only
-        warnings.warn(
-            f"{directory}: per-agent incomes, taxes and personas omitted: {note}",
-            RunLogWarning,
-            stacklevel=2,
-        )
     n_workers = len(step.weekly_hours) if step is not None else 0
     personas = personas_table(directory, manifest.config, economy, n_workers, drawn)
+    if economy is None and step is not None:  # the agents table then has hours only
+        # …and the persona attributes, when the run's copy of its personas was read
+        kept = personas["agent"].notna().all()
+        omitted = "incomes, taxes and utilities" if kept else "incomes, taxes and personas"
+        warnings.warn(
+            f"{directory}: per-agent {omitted} omitted: {note}", RunLogWarning, stacklevel=2
+        )
     archetypes = run.archetype_labels(n_workers)
     origin = (manifest.model_extra or {}).get("forked_from") or {}
     kept_grouped = bool(origin.get("same_archetypes"))

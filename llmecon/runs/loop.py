@@ -29,7 +29,7 @@ from llmecon._files import is_storage_error, os_error_text, os_reason
 from llmecon._gc import run_gc
 from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
-from llmecon.economy import ScheduleError, TaxSchedule
+from llmecon.economy import Economy, Outcome, ScheduleError, TaxSchedule
 from llmecon.models import BatchHooks, BatchProgress, BatchSubmission, CallRecord
 from llmecon.planners import YearRecord, is_baseline
 from llmecon.prompts import PromptError
@@ -607,13 +607,9 @@ class Simulation:
     ) -> YearRecord:
         """Settle the economy for a year's schedule and hours, and append its record.
 
-        ``satisfied`` (``worker_satisfaction``, LLM Economist's bounded scenario): the
-        metrics use the utility the workers report, ``r · u`` with ``r = 1`` for the
-        satisfied and ``0.5`` for the others."""
-        outcome = self.economy.outcome(schedule, hours)
-        if satisfied is not None:
-            r = np.where(np.asarray(satisfied, dtype=bool), 1.0, 0.5)
-            outcome = dataclasses.replace(outcome, utility=outcome.utility * r)
+        ``satisfied`` (``worker_satisfaction``): the metrics use the utility the workers
+        report (:func:`reported_outcome`)."""
+        outcome = reported_outcome(self.economy, schedule, hours, satisfied)
         metrics = self.economy.metrics(outcome)
         record = YearRecord(
             year, schedule, metrics, outcome.weekly_hours, outcome.income_usd, source
@@ -918,6 +914,27 @@ _DRAIN_POLL_S = 0.02
 
 class _BreakerTripped(Exception):
     """Raised inside a year when the circuit breaker has tripped."""
+
+
+def reported_outcome(
+    economy: Economy,
+    schedule: TaxSchedule,
+    hours: Any,
+    satisfied: Sequence[bool] | None = None,
+) -> Outcome:
+    """A year's outcome of ``schedule`` and ``hours`` as its metrics count it.
+
+    ``satisfied`` (``worker_satisfaction``, LLM Economist's bounded scenario: each
+    worker's answer after the year's last step): the utility is the one the workers
+    report, ``r · u`` with ``r = 1`` for the satisfied and ``0.5`` for the others;
+    hours, incomes, taxes and consumption stay the actual ones. The loop settles a year
+    with it, and so must whatever settles a logged year again (``load_run``, rescore):
+    without the answers its welfare is not the logged one."""
+    outcome = economy.outcome(schedule, hours)
+    if satisfied is None:
+        return outcome
+    r = np.where(np.asarray(satisfied, dtype=bool), 1.0, 0.5)
+    return dataclasses.replace(outcome, utility=outcome.utility * r)
 
 
 def years_row(record: YearRecord) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 from llmecon.runs.events import CallFile, LLMCall, WorkerStep, template_edits
 from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
+from llmecon.runs.loop import reported_outcome
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
 from llmecon.runs.restore import restore_run, saved_archetypes_file
 from llmecon.runs.wiring import build_simulation, build_world
@@ -379,7 +380,8 @@ class RescoreReport:
 
 def rescore_run(run_dir: str | Path, swf: str) -> RescoreReport:
     """Every year's welfare under ``swf``, recomputed from the logged schedules and hours
-    (of the years the log completed: an incomplete run's report says so)."""
+    (and satisfaction answers: the utility the run's metrics count) of the years the log
+    completed (an incomplete run's report says so)."""
     run = restore_run(run_dir)
     if not run.years:
         raise RunLogError(f"{run.path} has no completed year to rescore")
@@ -387,7 +389,8 @@ def rescore_run(run_dir: str | Path, swf: str) -> RescoreReport:
     _, economy, _ = build_world(config)
     rows = []
     for year in run.years:
-        metrics = economy.metrics(economy.outcome(year.schedule, year.weekly_hours), swf=swf)
+        outcome = reported_outcome(economy, year.schedule, year.weekly_hours, year.satisfied)
+        metrics = economy.metrics(outcome, swf=swf)
         rows.append(
             {
                 "year": year.year,

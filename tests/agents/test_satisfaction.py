@@ -5,6 +5,7 @@ objective) use the reported utility ``r · u``, ``r = 0.5`` for the dissatisfied
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from llmecon.models._mock import MockProvider
 from llmecon.presets import preset_settings
 from llmecon.runs import build_config, build_simulation, read_events
 from llmecon.runs.config import ConfigError
+from llmecon.runs.dataframes import load_run
 from llmecon.runs.events import Fallback, LLMCall, WorkerStep, YearCompleted
-from llmecon.runs.replay import replay_run
+from llmecon.runs.log import RunLogWarning
+from llmecon.runs.replay import replay_run, rescore_run
 from llmecon.runs.resume import resume_run
 
 
@@ -95,6 +98,44 @@ def test_a_resumed_bounded_run_re_settles_to_the_reported_utility(tmp_path: Path
         return [e.metrics for e in read_events(path) if isinstance(e, YearCompleted)]
 
     assert metrics(cut) == metrics(tmp_path / "full")
+
+
+def test_load_run_settles_a_bounded_run_on_the_reported_utility(tmp_path: Path) -> None:
+    """``load_run`` settles each year again with its logged answers, as the run did: the
+    rebuilt population reproduces the logged welfare, so the per-agent outcomes are kept,
+    and ``utility`` is the reported ``r · u`` the year's welfare counts."""
+    sim = build_simulation(_config(tmp_path))
+    result = sim.run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunLogWarning)
+        data = load_run(tmp_path / "b")
+    assert data.economy is not None and "reproduces the logged metrics" in data.population_note
+    agents = data.agents
+    assert agents[["income_usd", "tax_usd", "utility"]].notna().all().all()
+    years = data.years.set_index("year")
+    for year, frame in agents.groupby("year"):
+        mean = np.average(frame["utility"], weights=frame["weight"])
+        assert mean == pytest.approx(years.loc[year, "utilitarian"], rel=1e-12)
+    last = result.records[-1]
+    actual = sim.economy.outcome(last.schedule, last.weekly_hours).utility
+    satisfied = [e for e in read_events(tmp_path / "b") if isinstance(e, WorkerStep)][-1].satisfied
+    assert satisfied is not None and not all(satisfied)
+    r = np.where(satisfied, 1.0, 0.5)
+    reported = agents[agents["year"] == 3].sort_values("agent_index")["utility"]
+    assert reported.to_numpy() == pytest.approx(actual * r, rel=1e-12)
+    split = data.welfare_decomposition()
+    assert split.loc[split["objective"], "value"].item() == pytest.approx(years["swf"].iloc[-1])
+    assert not data.incidence().empty
+
+
+def test_a_rescore_of_a_bounded_run_under_its_own_swf_gives_the_logged_welfare(
+    tmp_path: Path,
+) -> None:
+    build_simulation(_config(tmp_path)).run()
+    report = rescore_run(tmp_path / "b", "inverse_income")  # the run's SWF
+    assert [row["logged_swf_name"] for row in report.rows] == ["inverse_income"] * 3
+    rescored = [row["rescored_swf"] for row in report.rows]
+    assert rescored == pytest.approx([row["logged_swf"] for row in report.rows], rel=1e-12)
 
 
 def test_the_bounded_preset_and_rational_workers(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ import llmecon
 from llmecon.runs.dataframes import OtherEvent, load_run
 from llmecon.runs.event_tables import votes_table
 from llmecon.runs.events import LOG_FORMAT_VERSION, LLMCall
-from llmecon.runs.log import MIGRATIONS, RunLogError, migrate_log, read_log
+from llmecon.runs.log import MIGRATIONS, RunLogError, RunLogWarning, migrate_log, read_log
 from tests.report.crafted import GOLDEN_V0, GOLDEN_V1, IMG, SCRIPT, craft_run
+from tests.runs.conftest import small_run
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -274,6 +275,28 @@ def test_population_that_does_not_reproduce_the_log_is_dropped(tmp_path: Path) -
     data = load_run(run)
     assert data.economy is None and "does not reproduce" in data.population_note
     assert data.agents["income_usd"].isna().all()
+
+
+def test_the_warning_names_what_a_population_that_does_not_reproduce_leaves_out(
+    tmp_path: Path,
+) -> None:
+    """The run's copy of its personas still gives the persona attributes: the warning
+    says the outcomes are left out, not the personas."""
+    run = small_run(tmp_path, "r", workers="rational")
+    events = run / "events.jsonl"
+    lines = events.read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if '"year_completed"' in line)
+    event = json.loads(lines[last])
+    event["metrics"]["swf"] *= 2
+    lines[last] = json.dumps(event)
+    events.write_text("\n".join(lines) + "\n")
+    said = "per-agent incomes, taxes and utilities omitted"
+    with pytest.warns(RunLogWarning, match=said) as seen:
+        data = load_run(run)
+    assert not any("personas omitted" in str(w.message) for w in seen)
+    assert data.economy is None and "does not reproduce the logged swf" in data.population_note
+    assert data.agents["utility"].isna().all()
+    assert data.agents["agent"].notna().all() and data.agents["occupation_code"].notna().all()
 
 
 def test_missing_and_non_run_folders(tmp_path: Path) -> None:
