@@ -40,6 +40,8 @@ clustering to come out the same.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,19 @@ if TYPE_CHECKING:
     import pandas as pd
 
 IntArray = NDArray[np.int64]
+
+#: What reading a damaged ``.npz`` (a zip archive of ``.npy`` arrays) raises: a cut
+#: file is not a zip archive, an altered one fails its checksum, inflation or header,
+#: or names a compression or encryption that ``zipfile`` does not support.
+UNREADABLE_NPZ: tuple[type[Exception], ...] = (
+    OSError,
+    EOFError,
+    KeyError,
+    ValueError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 
 #: (feature, importance): the columns :func:`archetype_features` builds, and how much
 #: one standard deviation of each counts in the clustering distance.
@@ -186,13 +201,14 @@ def load_archetypes(path: str | Path, ids: Sequence[str]) -> Archetypes:
     of the population it is for: :class:`ValueError` naming the file when it does not
     fit."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # opened here: numpy leaves a file it could not read as a zip archive open
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             labels = np.asarray(data["labels"], dtype=np.int64)
             reps = np.asarray(data["representatives"], dtype=np.int64)
             rep_ids = [str(x) for x in data["representative_ids"]]
             weight = np.asarray(data["weight"], dtype=float)
             size = np.asarray(data["size"], dtype=np.int64)
-    except (OSError, KeyError, ValueError) as exc:
+    except UNREADABLE_NPZ as exc:
         raise ValueError(f"{path}: not a readable archetype assignment ({exc})") from None
     k = reps.size
     if (

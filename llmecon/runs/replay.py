@@ -21,7 +21,7 @@ from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
 from llmecon.runs.loop import reported_outcome
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
-from llmecon.runs.restore import restore_run, saved_archetypes_file
+from llmecon.runs.restore import restore_run
 from llmecon.runs.wiring import build_simulation, build_world
 
 #: Relative tolerance of replayed metrics and rates. Model outputs replay exactly, but
@@ -202,7 +202,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         run.config(deadline=None, max_cost=None),
         write_log=False,
         recorded=recorded,
-        archetypes_from=saved_archetypes_file(run.path),
+        archetypes_from=run.archetypes_file,
         rendering=run.manifest.prompt_rendering,
     )
     sim.years = len(logged)

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from llmecon.agents.archetypes import UNREADABLE_NPZ
 from llmecon.economy import Economy
 from llmecon.runs.columnar import file_cost_usd
 from llmecon.runs.config import (
@@ -209,18 +210,36 @@ class RestoredRun:
         forked = (self.manifest.model_extra or {}).get("forked_from") or {}
         return int(forked.get("from_year", 0))
 
+    @property
+    def archetypes_file(self) -> Path | None:
+        """The assignment an archetype run (``--workers-mode archetypes``) saved in its
+        folder (:data:`ARCHETYPES_FILE`, which its manifest's ``archetypes`` names), for
+        ``build_simulation``'s ``archetypes_from``: replay, resume and fork play it
+        instead of clustering again. ``None`` for a run that saved none (not in archetype
+        mode). Given whether or not the file is still there: a missing one is refused
+        (:func:`~llmecon.runs.wiring.saved_archetypes`), not clustered again."""
+        summary = (self.manifest.model_extra or {}).get("archetypes")
+        if not isinstance(summary, dict) or not summary.get("file"):
+            return None
+        return self.path / ARCHETYPES_FILE
+
     def archetype_labels(self, workers: int) -> NDArray[np.int64] | None:
         """Each worker's archetype (``0 … K−1``, in worker order) as an archetype run
         (``--workers-mode archetypes``) saved it in :data:`ARCHETYPES_FILE`; ``None``
-        for a run that saved none, or (with a warning naming the file) when the file
-        cannot be read or holds another number of workers than ``workers``."""
-        path = saved_archetypes_file(self.path)
+        for a run that saved none, or (with a warning naming the file) when the file is
+        missing, cannot be read or holds another number of workers than ``workers``."""
+        path = self.archetypes_file
         if path is None:
             return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
+        if not path.is_file():
+            warnings.warn(
+                f"{path} is missing (the run's manifest names it): no archetypes", stacklevel=2
+            )
+            return None
+        try:  # opened here, so closed also when numpy cannot read it
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 labels = np.asarray(data["labels"], dtype=np.int64)
-        except (OSError, KeyError, ValueError) as exc:
+        except UNREADABLE_NPZ as exc:
             warnings.warn(f"{path} cannot be read ({exc}): no archetypes", stacklevel=2)
             return None
         if labels.shape != (workers,) or (labels.size and labels.min() < 0):
@@ -325,15 +344,6 @@ class RestoredRun:
             return economy, note, source.sample.frame.reset_index(drop=True)
         except (ValueError, OSError) as exc:  # PersonaError, ConfigError, PopulationError
             return None, f"population could not be rebuilt: {exc}", None
-
-
-def saved_archetypes_file(run_dir: Path) -> Path | None:
-    """The assignment an archetype run (``--workers-mode archetypes``) saved in its
-    folder (:data:`~llmecon.runs.wiring.ARCHETYPES_FILE`), for ``build_simulation``'s
-    ``archetypes_from``: replay, resume and fork play it instead of clustering again.
-    ``None`` for a run that saved none (not in archetype mode)."""
-    path = run_dir / ARCHETYPES_FILE
-    return path if path.is_file() else None
 
 
 def restore_run(path: str | Path, *, tolerant: bool = False) -> RestoredRun:

@@ -46,7 +46,7 @@ from llmecon.runs.log import (
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls, call_key
 from llmecon.runs.replay import edited_copies, metric_differences, missing_copies
-from llmecon.runs.restore import RestoredRun, fork_instead, restore_run, saved_archetypes_file
+from llmecon.runs.restore import RestoredRun, fork_instead, restore_run
 from llmecon.runs.wiring import build_simulation, check_recorded_planner
 
 
@@ -121,7 +121,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             spent_usd=spent,
             pending_batches=(pending := pending_batches(run.events[cut:])),
             # the run's own assignment, not a new clustering
-            archetypes_from=saved_archetypes_file(path),
+            archetypes_from=run.archetypes_file,
             # its prompts go on being written as the run wrote them
             rendering=run.manifest.prompt_rendering,
         )
@@ -341,8 +341,10 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
         )
     # Archetype workers of the same K play the source's assignment (no new clustering);
     # another K, or archetypes where the source had none, clusters anew.
-    same_k = config.workers_mode == "archetypes" and config.archetypes == src.manifest.config.get(
-        "archetypes"
+    same_k = (
+        src.archetypes_file is not None
+        and config.workers_mode == "archetypes"
+        and config.archetypes == src.manifest.config.get("archetypes")
     )
     origin: dict[str, Any] = {
         "run": str(src.path),
@@ -376,7 +378,7 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
     sim = build_simulation(
         config,
         manifest_extra={"forked_from": origin},
-        archetypes_from=saved_archetypes_file(src.path) if same_k else None,
+        archetypes_from=src.archetypes_file if same_k else None,
         prompts_under=under if layered else None,
     )
     sim.edited_templates = edited

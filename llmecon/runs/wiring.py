@@ -589,7 +589,15 @@ def saved_archetypes(path: Path, source: PopulationSource) -> Archetypes:
     """The assignment an earlier run saved in ``path``, checked against ``source``'s
     personas: a replay, resume or fork must not depend on clustering the same way again
     (another numpy or BLAS may break a tie otherwise), nor pay for it at a million
-    personas. A file that does not fit is a :class:`RunLogError`."""
+    personas. A file that is missing, cannot be read or does not fit is a
+    :class:`RunLogError`."""
+    if not path.is_file():
+        raise RunLogError(
+            f"{path} is missing (the run's manifest names it): it holds the archetype each "
+            "persona followed, and clustering the personas again could group them otherwise "
+            "than the run did (another CPU may break an exact distance tie the other way); "
+            "put the run's own copy back, or fork with another --archetypes to cluster anew"
+        )
     try:
         return load_archetypes(path, source.population.ids)
     except ValueError as exc:

@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 import llmecon
-from llmecon.runs import columnar, read_events
+from llmecon.cli import main
+from llmecon.runs import columnar, read_events, read_manifest
 from llmecon.runs.columnar import iter_calls
 from llmecon.runs.events import BatchSubmitted
 from llmecon.runs.resume import fork_run
@@ -135,6 +137,48 @@ def test_an_assignment_that_does_not_fit_is_left_out_with_a_warning(tmp_path: Pa
     with pytest.warns(UserWarning, match="does not fit the log's 24 workers"):
         agents = llmecon.load_run(run_dir).agents
     assert agents["archetype"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"), [("cut", "archetypes.npz cannot be read"), ("missing", "is missing")]
+)
+def test_a_cut_or_missing_assignment_loads_without_archetypes_and_warns(
+    tmp_path: Path, damage: str, said: str
+) -> None:
+    """A copy cut short (``head -c``), or without the file its manifest names: every
+    table loads (``export`` writes them), the archetypes null, and a warning says why."""
+    run_dir = small_run(tmp_path, "arch", agents=24, workers_mode="archetypes", archetypes=4)
+    saved = run_dir / ARCHETYPES_FILE
+    if damage == "cut":
+        saved.write_bytes(saved.read_bytes()[:200])
+    else:
+        saved.unlink()
+    with pytest.warns(UserWarning, match=said):
+        agents = llmecon.load_run(run_dir).agents
+    assert agents["archetype"].isna().all() and len(agents) == 3 * 24
+    assert agents["income_usd"].notna().all()
+    with pytest.warns(UserWarning, match=said):
+        result = CliRunner().invoke(main, ["export", str(run_dir), "--out", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "t" / "agents.csv")) == 3 * 24
+
+
+def test_a_fork_into_archetypes_of_a_per_agent_run_did_not_keep_its_grouping(
+    tmp_path: Path,
+) -> None:
+    """The source grouped nobody, whatever K its config holds (the default): the fork
+    clusters anew, its manifest does not say it kept the source's archetypes, and its
+    years from the source have none."""
+    source = small_run(tmp_path, "src", agents=24)
+    k = read_manifest(source).config["archetypes"]
+    overrides = {"workers_mode": "archetypes", "archetypes": k, "out": str(tmp_path)}
+    fork_run(source, 1, {**overrides, "run_id": "fork"}).run()
+    origin = (read_manifest(tmp_path / "fork").model_extra or {})["forked_from"]
+    assert "same_archetypes" not in origin
+    agents = llmecon.load_run(tmp_path / "fork").agents
+    by_year = {y: frame.sort_values("agent_index") for y, frame in agents.groupby("year")}
+    assert by_year[1]["archetype"].isna().all()  # replayed from the source
+    assert list(by_year[2]["archetype"]) == list(_labels(tmp_path / "fork"))
 
 
 def test_load_runs_keeps_the_archetype_column_typed(tmp_path: Path) -> None:

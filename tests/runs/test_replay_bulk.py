@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from llmecon.agents.archetypes import Archetypes, load_archetypes
 from llmecon.agents.llm_workers import PLAIN_HOURS
+from llmecon.cli import main
 from llmecon.prompts import PromptLibrary
 from llmecon.runs import build_config, read_events, wiring
 from llmecon.runs.columnar import canonical_json
@@ -308,7 +310,15 @@ def test_an_archetype_run_replays_on_its_saved_assignment(
     report = replay_run(run)
     assert report.ok, report.differences
     # …whereas the new clustering really would have diverged
-    (run / wiring.ARCHETYPES_FILE).unlink()
+    rotated = _rotated(saved)
+    np.savez(
+        run / wiring.ARCHETYPES_FILE,
+        labels=rotated.labels,
+        representatives=rotated.representatives,
+        representative_ids=np.array([f"persona-{i:06d}" for i in rotated.representatives]),
+        weight=rotated.weight,
+        size=rotated.size,
+    )
     with pytest.raises(ReplayMismatchError):
         replay_run(run)
 
@@ -354,6 +364,42 @@ def test_a_saved_assignment_that_does_not_fit_is_refused(tmp_path: Path) -> None
         load_archetypes(path, ["a", "b", "x"])
 
 
+def test_whatever_the_damage_a_saved_assignment_is_refused_as_unreadable(tmp_path: Path) -> None:
+    """A cut file is not a zip archive; an altered byte fails a checksum, the inflation
+    or a header, or names a compression ``zipfile`` does not know: each is the same
+    ``ValueError`` naming the file (replay, resume and fork: one line), never numpy's
+    or zipfile's own exception."""
+    path = tmp_path / "a.npz"
+    labels = np.arange(30) % 3
+    np.savez_compressed(
+        path,
+        labels=labels.astype(np.int16),
+        representatives=np.array([0, 1, 2]),
+        representative_ids=np.array(["p0", "p1", "p2"]),
+        weight=np.full(3, 10.0),
+        size=np.full(3, 10),
+    )
+    ids = [f"p{i}" for i in range(30)]
+    assert load_archetypes(path, ids).k == 3
+    whole = path.read_bytes()
+    damaged = [whole[:n] for n in range(0, len(whole), 3)]
+    rng = np.random.default_rng(0)
+    for _ in range(600):
+        altered = bytearray(whole)
+        for at in rng.integers(len(whole), size=int(rng.integers(1, 4))):
+            altered[at] = int(rng.integers(256))
+        damaged.append(bytes(altered))
+    refused = 0
+    for data in damaged:
+        path.write_bytes(data)
+        try:
+            load_archetypes(path, ids)
+        except ValueError as exc:
+            assert str(exc).startswith(f"{path}: "), exc
+            refused += 1
+    assert refused > len(damaged) // 2
+
+
 def test_replay_resume_and_fork_play_the_saved_assignment_without_clustering(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -391,3 +437,43 @@ def test_a_corrupt_saved_assignment_is_a_clear_log_error(tmp_path: Path) -> None
     (run / wiring.ARCHETYPES_FILE).write_bytes(b"not an npz")
     with pytest.raises(RunLogError, match=r"cannot use the run.s archetypes: .*archetypes\.npz"):
         replay_run(run)
+
+
+def _first_year_only(run: Path) -> None:
+    """The log of ``run`` as a kill in its second year leaves it."""
+    lines = (run / "events.jsonl").read_text().splitlines()
+    year1 = next(i for i, ln in enumerate(lines) if '"year_started"' in ln and '"year":1' in ln)
+    (run / "events.jsonl").write_text("\n".join(lines[:year1]) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [("cut", "not a readable archetype assignment"), ("missing", "is missing")],
+)
+def test_replay_resume_and_fork_refuse_a_cut_or_missing_assignment_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str, said: str
+) -> None:
+    """A copy cut short (``head -c``) or without the file the manifest names: one line
+    naming the file and exit 1, not a traceback, and never a clustering in the file's
+    place (it could group the personas otherwise on another CPU). The resumed log is
+    left as it was, and the fork leaves no folder."""
+    run = _run(tmp_path, "arch", agents=24, workers_mode="archetypes", archetypes=4)
+    _first_year_only(run)
+    saved = run / wiring.ARCHETYPES_FILE
+    if damage == "cut":
+        saved.write_bytes(saved.read_bytes()[:200])
+    else:
+        saved.unlink()
+    log = (run / "events.jsonl").read_bytes()
+    clustered: list[int] = []
+    monkeypatch.setattr(wiring, "cluster_archetypes", lambda *a, **k: clustered.append(1))
+    fork = ["run", "--fork", str(run), "--from-year", "1", "--run-id", "fork"]
+    for args in (["replay", str(run)], ["resume", str(run)], [*fork, "--out", str(tmp_path)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and "Traceback" not in result.output, result.output
+        assert str(saved) in errors[0] and said in errors[0], errors[0]
+    assert clustered == []
+    assert (run / "events.jsonl").read_bytes() == log
+    assert not list(run.glob("events.interrupted-*")) and not (tmp_path / "fork").exists()
