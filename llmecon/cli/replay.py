@@ -252,8 +252,8 @@ def resume(run_dir: str, **options: Any) -> None:
         if sim.set_aside is not None:
             console.print(
                 f"the unfinished year's events are kept in {sim.set_aside.name}; "
-                f"{sim.reusable_calls} of its completed model calls are reused, not paid "
-                "for again"
+                f"its {counted(sim.reusable_calls, 'completed model call')} are reused, not "
+                "paid for again, where their prompts are unchanged"
             )
         if sim.abandoned_batches:
             console.print(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -111,7 +111,7 @@ def run(
                 if fork_dir is not None and sim.edited_templates
                 else []
             ),
-            *settings_notes(config),
+            *settings_notes(config, None if fork_dir is None else set(settings)),
             *bounds_notes(sim.planner_context),
             *anchor_notes(sim),
             *unrendered_notes(sim),
@@ -121,8 +121,11 @@ def run(
         run_with_display(sim, config.years or 0, config.reference)
 
 
-def settings_notes(config: Any) -> list[str]:
-    """Settings that work against the chosen models, said before the run starts."""
+def settings_notes(config: Any, given: Collection[str] | None = None) -> list[str]:
+    """Settings that work against the chosen models, said before the run starts.
+    ``given``: the settings the user gave (a fork's others are its source's, and one
+    the fork leaves idle, as its vote rule when it turns voting off, is not the user's
+    doing); ``None``: every setting is the user's."""
     notes = []
     planner, years, shown = str(config.planner), config.years or 0, config.planner_history
     from llmecon.runs.config import DEPENDENT_SETTINGS, IDLE_WHEN
@@ -130,6 +133,8 @@ def settings_notes(config: Any) -> list[str]:
     idle: dict[str, list[str]] = {}  # set, but doing nothing in this run
     for name, (on, applies) in DEPENDENT_SETTINGS.items():
         changed = getattr(config, name) != type(config).model_fields[name].default
+        if given is not None and name not in given:
+            continue
         if changed and not applies(getattr(config, on)):
             idle.setdefault(on, []).append(f"--{name.replace('_', '-')}")
     for on, names in idle.items():
@@ -370,17 +375,29 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     if result.records:
         _show_summary(result.summary, result.records[-1].schedule)
+        from llmecon.runs.events import REPLAYED
+
         votes = [r for r in result.records if r.notes.get("vote_summary")]
+        # a fork's kept years carry their source's rounds, which its votes table does not
+        kept = sum(r.source == REPLAYED for r in votes)
         if votes:  # who won is otherwise only in the report and the log
             last = votes[-1]
             # the planner's line, less what it says to the planner of its own proposal
             said = str(last.notes["vote_summary"]).split("; your proposal")[0]
+            held = counted(len(votes) - kept, "voting round")
             console.print(
-                f"{counted(len(votes), 'voting round')}; the last, in tax year "
-                f"{last.year + 1}: {said}",
+                f"{held}{f' (and {kept} kept from the run it was forked from)' if kept else ''}"
+                f"; the last, in tax year {last.year + 1}: {said}",
                 markup=False,
                 highlight=False,
             )
+    recorded = sim.models.recorded
+    if recorded is not None and recorded.asked_again:  # a resume or fork
+        console.print(
+            f"[yellow]note[/]: {counted(recorded.asked_again, 'logged model call')} no longer "
+            "matched the request made now (a mended template, …): asked again, and paid for "
+            "again"
+        )
     console.print(f"run written to [bold]{result.run_dir}[/]")
     if not result.complete:
         console.print(

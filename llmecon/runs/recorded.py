@@ -253,6 +253,9 @@ class RecordedCalls:
         #: being a mismatch (replay)
         self.then_live = then_live
         self.edited_from = {}
+        #: recorded calls whose request no longer matched and that the live model was
+        #: asked again (resume, fork): paid for again
+        self.asked_again = 0
         self._queues: dict[CallKey, deque[RecordedCall]] = defaultdict(deque)
         count = 0
         for call in calls:
@@ -549,6 +552,7 @@ class ReplayProvider(ModelProvider):
         self.mismatches.append(error)
         if self.live is None:
             raise error
+        self.recorded.asked_again += 1
         return await self._live(messages, spec, config)
 
     async def _live(

@@ -351,6 +351,27 @@ def test_replay_checks_each_template_from_its_own_last_edit(tmp_path: Path) -> N
     assert "tax year 4" in again.output and "planner" in again.output
 
 
+def test_resume_says_which_reused_calls_were_asked_again(tmp_path: Path) -> None:
+    # After a mend, resume said "4 of its completed model calls are reused, not paid for
+    # again" while the calls whose prompt the mend changed were sent again.
+    run_dir = _mock_run(tmp_path)
+    log = run_dir / "events.jsonl"
+    lines = log.read_text().splitlines()
+    ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
+    log.write_text("\n".join(lines[: ends[1] + 11]) + "\n")  # the planner and 3 workers
+    kept = [e for e in read_events(run_dir) if isinstance(e, LLMCall) and e.year == 2]
+    workers = sum(c.role == "worker" for c in kept)
+    assert workers and len(kept) > workers  # the planner's call, and some workers'
+    copy = run_dir / "prompts" / "worker_decision.j2"
+    copy.write_text(copy.read_text() + "Work less.\n")
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert f"its {len(kept)} completed model calls are reused" in said
+    assert "where their prompts are unchanged" in said
+    assert f"{workers} logged model call{'s' if workers > 1 else ''} no longer matched" in said
+
+
 def test_a_resume_that_cannot_start_leaves_the_log_as_it_was(tmp_path: Path) -> None:
     # The unfinished year used to be moved aside before the run was rebuilt: a resume
     # refused then (here: its persona copy no longer re-settles the logged years) left

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import llmecon
 from llmecon.cli import main
 from llmecon.models import ChatMessage
 from llmecon.runs import build_config, build_simulation, read_events
@@ -265,3 +266,43 @@ def test_events_set_aside_are_never_overwritten(tmp_path: Path) -> None:
     names = sorted(p.name for p in run.glob("events.interrupted-*.jsonl"))
     assert names == ["events.interrupted-2.jsonl", "events.interrupted-3.jsonl"]
     assert (run / "events.interrupted-2.jsonl").read_text() == second
+
+
+def test_a_forks_line_counts_its_own_rounds_apart_from_those_it_kept(tmp_path: Path) -> None:
+    # "3 voting rounds" for a fork whose votes table holds its own 2: one was its source's.
+    src = _run(tmp_path, "v", planner="saez", workers="rational", years=6, vote_every=2)
+    held = {e.year for e in read_events(src) if isinstance(e, VoteRound)}
+    assert held == {2, 4}
+    result = CliRunner().invoke(
+        main, ["run", "--fork", str(src), "--from-year", "3", "--vote-rule", "borda",
+               "--out", str(tmp_path), "--run-id", "f"],
+    )  # fmt: skip
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    own = llmecon.load_run(tmp_path / "f").votes.year.unique().tolist()
+    assert own == [5]  # tax years, as users count
+    assert (
+        "1 voting round (and 1 kept from the run it was forked from); the last, in tax year 5"
+        in said
+    )
+
+
+def test_a_fork_that_turns_voting_off_blames_no_setting_the_user_did_not_give(
+    tmp_path: Path,
+) -> None:
+    # "--vote-rule, --candidates, --voters set without --vote-every": the fork had only
+    # turned voting off; those were its source's.
+    src = _run(tmp_path, "v", planner="saez", workers="rational", years=4, vote_every=2,
+               vote_rule="borda", candidates=3)  # fmt: skip
+    off = tmp_path / "off.yaml"
+    off.write_text("vote_every: null\n")
+    fork = ["run", "--fork", str(src), "--from-year", "2", "--out", str(tmp_path)]
+    quiet = CliRunner().invoke(main, [*fork, "--config", str(off), "--run-id", "f"])
+    assert quiet.exit_code == 0, quiet.output
+    assert "without --vote-every" not in quiet.output
+    told = CliRunner().invoke(
+        main, [*fork, "--config", str(off), "--vote-rule", "approval", "--run-id", "g"]
+    )
+    said = " ".join(told.output.split())
+    assert told.exit_code == 0, told.output
+    assert "--vote-rule set without --vote-every" in said and "--candidates" not in said
