@@ -53,6 +53,16 @@ def os_error_text(exc: OSError) -> str:
     return f"{reason}: {name}" if name is not None and str(name) not in reason else reason
 
 
+def missing_path(path: str | Path) -> str:
+    """``path`` as a "not found" message names it: a relative path with where it was
+    looked for (relative paths, a config file's too, are read from the current
+    directory, not the config file's)."""
+    p = Path(path)
+    if p.is_absolute():
+        return str(p)
+    return f"{p} (looked for in the current directory: {p.absolute()})"
+
+
 def make_folder(path: str | Path) -> Path:
     """``path`` and its missing parents made as folders (``mkdir -p``); returns it.
 

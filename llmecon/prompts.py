@@ -25,7 +25,7 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from llmecon._files import TextFileError, read_text_file
+from llmecon._files import TextFileError, missing_path, read_text_file
 from llmecon._paths import shipped_dir
 
 
@@ -78,7 +78,7 @@ class PromptLibrary:
                 continue
             override = Path(given)
             if not override.is_dir():
-                raise PromptError(f"prompt folder not found: {override}")
+                raise PromptError(f"prompt folder not found: {missing_path(override)}")
             for template in sorted(override.glob("*.j2")):  # fail now, naming the file
                 _read_template(template)
             dirs.append(override)

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmecon._files import TextFileError, atomic_write_text, make_folder, read_text_file
+from llmecon._files import (
+    TextFileError,
+    atomic_write_text,
+    make_folder,
+    missing_path,
+    read_text_file,
+)
 from llmecon._paths import shipped_dir
 from llmecon.economy.population import MIN_WAGE_USD, Population
 from llmecon.personas._tables import EDUCATION_LABELS, PersonaError
@@ -141,7 +147,7 @@ def load_bank(path: str | Path) -> list[Persona]:
     if path.is_dir():
         raise PersonaError(f"{path} is a folder; a persona bank is a JSONL file")
     if not path.is_file():
-        raise PersonaError(f"persona file not found: {path}")
+        raise PersonaError(f"persona file not found: {missing_path(path)}")
     try:
         text = read_text_file(path, "persona file")
     except TextFileError as exc:  # unreadable, or not UTF-8 (naming the line)

@@ -493,3 +493,22 @@ def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) 
     assert "--archetypes varies, but does nothing without --workers-mode archetypes" in " ".join(
         swept.output.split()
     )
+
+
+def test_a_relative_path_in_a_config_file_says_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "prompt folder not found: ed1" from a config file beside its folder, run from
+    # elsewhere: nothing said that relative paths are read from the current directory.
+    (tmp_path / "ed1").mkdir()
+    (tmp_path / "exp.yaml").write_text("prompts: ed1\npersonas: bank.jsonl\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    result = CliRunner().invoke(main, ["prompts", "check", "--config", "../exp.yaml"])
+    said = " ".join(result.output.split())
+    assert result.exit_code != 0
+    assert f"looked for in the current directory: {tmp_path / 'sub' / 'ed1'}" in said, said
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--config", "exp.yaml", "--planner", "saez"])
+    said = " ".join(result.output.split())
+    assert f"looked for in the current directory: {tmp_path / 'bank.jsonl'}" in said, said
