@@ -226,9 +226,10 @@ def anchor_notes(sim: Any) -> list[str]:
 
 
 def unrendered_notes(sim: Any) -> list[str]:
-    """Templates of the ``--prompts`` folder this run's settings never render (an
-    override of the planner's hints in a run without them, say): said before the run,
-    as the edit would change nothing it sends (yet the run's templates count it)."""
+    """Templates of the ``--prompts`` folder, edited from the shipped ones, that this
+    run's settings never render (an override of the planner's hints in a run without
+    them, say): said before the run, as the edit would change nothing it sends (yet the
+    run's templates count it)."""
     from llmecon.runs.log import is_run_folder
     from llmecon.runs.prompt_examples import known_templates, run_templates
 
@@ -238,7 +239,20 @@ def unrendered_notes(sim: Any) -> list[str]:
     folder = library.search_path[0]
     if is_run_folder(folder.parent):  # a fork's source copy holds every template
         return []
-    mine = [n for n in library.names() if (folder / n).is_file() and n in known_templates()]
+    from llmecon.prompts import shipped_prompts_dir
+
+    shipped = shipped_prompts_dir()
+    # edits only: a copy of the whole shipped folder, the usual first step, changes
+    # nothing in the files left as they were
+    mine = [
+        n
+        for n in library.names()
+        if (folder / n).is_file()
+        and n in known_templates()
+        and not (
+            (shipped / n).is_file() and (folder / n).read_bytes() == (shipped / n).read_bytes()
+        )
+    ]
     if not mine:
         return []
     used = run_templates(library, sim.config)

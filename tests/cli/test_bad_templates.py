@@ -540,6 +540,15 @@ def test_a_run_says_which_of_its_templates_its_settings_never_render(tmp_path: P
     hinted = CliRunner().invoke(main, [*args, "--planner-hints"])
     assert hinted.exit_code == 0, hinted.output
     assert "not rendered with this run's settings" not in hinted.output
+    # a copy of the whole shipped folder, the usual first step: only the edits count
+    # (it named every unchanged template the run does not render)
+    for name in PromptLibrary(None).names():
+        if not (folder / name).exists():
+            (folder / name).write_text(PromptLibrary(None).source(name), encoding="utf-8")
+    copied = CliRunner().invoke(main, args)
+    said = " ".join(copied.output.split())
+    assert copied.exit_code == 0, copied.output
+    assert f"note: planner_hints.j2 of {folder} is not rendered with this run's settings" in said
 
 
 def test_a_sweep_refuses_templates_its_cells_cannot_render_before_any_runs(
