@@ -323,6 +323,17 @@ def _template_errors(name: str) -> Iterator[None]:
             else f" ({exc.filename or exc.name}, line {exc.lineno}, which it includes)"
         )
         raise PromptError(f"template {name}{where}: {exc.message}", name) from exc
+    except jinja2.TemplateNotFound as exc:  # an include, import or extends
+        where = _template_line(exc, name)
+        wanted = exc.name if isinstance(exc.name, str) else str(exc)
+        why = (
+            "a path that leaves the prompt folder (`..`) cannot be included"
+            if ".." in Path(wanted).parts
+            else f"no such file in {', '.join(map(str, _searched(exc)))}"
+            if _searched(exc)
+            else "no such file"
+        )
+        raise PromptError(f"template {name}{where}: {wanted!r} not found: {why}", name) from exc
     except jinja2.TemplateError as exc:
         raise PromptError(f"template {name}: {exc}", name) from exc
     except UnicodeDecodeError:  # a template included by this one
@@ -334,6 +345,16 @@ def _template_errors(name: str) -> Iterator[None]:
         raise PromptError(
             f"template {name}{where}: {type(exc).__name__} while rendering: {exc}", name
         ) from exc
+
+
+def _searched(exc: jinja2.TemplateNotFound) -> list[str]:
+    """The folders a failed include looked in (Jinja's message lists them)."""
+    text = str(exc)
+    marker = "not found in search path"
+    if marker not in text:
+        return []
+    tail = text.split(marker, 1)[1].lstrip("s:").strip()
+    return [part.strip().strip("'\"") for part in tail.split(",") if part.strip()]
 
 
 def _template_line(exc: BaseException, name: str) -> str:

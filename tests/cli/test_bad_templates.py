@@ -576,3 +576,26 @@ def test_a_sweep_refuses_templates_its_cells_cannot_render_before_any_runs(
     sweep_file.write_text(yaml.safe_dump({"grid": {"worker_reasons": [False]}}))
     ran = CliRunner().invoke(main, args)
     assert ran.exit_code == 0, ran.output
+
+
+@pytest.mark.parametrize(
+    ("include", "why"),
+    [
+        ("parts/extra.txt", "'parts/extra.txt' not found: no such file in"),
+        ("../outside.txt", "'../outside.txt' not found: a path that leaves the prompt folder"),
+    ],
+)
+def test_an_include_that_is_not_found_names_its_line_and_why(
+    tmp_path: Path, include: str, why: str
+) -> None:
+    # "template worker_decision.j2: ../outside.txt": no line, and a bare path for a reason
+    (tmp_path / "outside.txt").write_text("Outside.\n")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    lines = PromptLibrary(None).source("worker_decision.j2").splitlines()
+    lines.append(f'{{% include "{include}" %}}')
+    (folder / "worker_decision.j2").write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    said = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 1
+    assert f"template worker_decision.j2, line {len(lines)}: {why}" in said, said
