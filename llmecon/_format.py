@@ -238,7 +238,13 @@ def counted(n: int, noun: str) -> str:
 
 def first_tax_years(n: int) -> str:
     """``tax year 1`` or ``tax years 1–4``: the first ``n`` tax years, as users count."""
-    return "tax year 1" if n == 1 else f"tax years 1–{n}"
+    return tax_years(1, n)
+
+
+def tax_years(first: int, last: int) -> str:
+    """``tax year 4`` or ``tax years 4–10``: the tax years ``first`` to ``last`` (as users
+    count, from 1)."""
+    return f"tax year {first}" if first == last else f"tax years {first}–{last}"
 
 
 def named_few(names: Sequence[str], limit: int = 3) -> str:

@@ -79,10 +79,13 @@ class _LazyGroup(click.Group):
         try:
             with _warnings_as_lines():
                 return super().invoke(ctx)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             # Ctrl-C (or a scheduler's SIGINT) before or outside a command's own handling,
-            # e.g. while it starts: exit 130 as documented, not click's "Aborted!" and 1
-            click.echo("interrupted", err=True)
+            # e.g. while it starts: exit 130 as documented, not click's "Aborted!" and 1.
+            # While a new run's folder was set up, that folder was discarded: said so.
+            from llmecon.runs.log import SetupInterrupted
+
+            click.echo(str(exc) if isinstance(exc, SetupInterrupted) else "interrupted", err=True)
             raise SystemExit(130) from None
         except OSError as exc:
             if not is_storage_error(exc):

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from llmecon._format import counted, first_tax_years
+from llmecon._format import counted, first_tax_years, tax_years
 from llmecon.cli._common import (
     RegistryChoice,
     config_options,
@@ -248,7 +248,15 @@ def resume(run_dir: str, **options: Any) -> None:
     with friendly_errors():
         sim = resume_run(run_dir, options)
         done = len(sim.records)
+        manifest = read_manifest(run_dir)
         console.print(f"resuming {run_dir} after {done} completed years of {sim.years}")
+        if copied := sim.copied_on_resume:
+            origin = (manifest.model_extra or {})["forked_from"]
+            console.print(
+                f"the fork had been stopped while it copied the years of run "
+                f"{origin['run_id']}; this resume copied {tax_years(done - copied + 1, done)} "
+                f"from {origin['run']} first"
+            )
         if sim.set_aside is not None:
             console.print(
                 f"the unfinished year's events are kept in {sim.set_aside.name}; "
@@ -261,7 +269,6 @@ def resume(run_dir: str, **options: Any) -> None:
                 "were pending (and are billed); without --batch-api this resume asks their "
                 "requests one by one: cancel them at the provider if they are not needed"
             )
-        manifest = read_manifest(run_dir)
         if edited := sim.edited_templates:
             unchecked = (
                 f" (`llmecon replay` cannot check the prompts of {first_tax_years(done)}: the "

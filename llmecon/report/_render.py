@@ -181,6 +181,10 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         else:
             continue
         parts.append(paragraph(said, css_class="warn"))
+    for run in runs:  # a fork stopped while it copied its source's years
+        if run.data.incomplete_fork is not None:
+            said = f"{run.label} is {run.data.incomplete_fork}."
+            parts.append(paragraph(said, css_class="warn"))
     for run in runs:  # LLM workers: the references are rational workers' (as the CLI says)
         logged = run.data.end.summary if run.data.end is not None else {}
         if logged.get("references_assume", "").endswith("not this run's"):

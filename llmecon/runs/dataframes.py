@@ -211,6 +211,11 @@ class RunData:
     problems: tuple[str, ...] = ()
     """What could not be read (a calls file missing or unreadable): the tables lack
     those calls."""
+    incomplete_fork: str | None = None
+    """For a fork stopped while it copied its source's years: what it holds and what to
+    do (``"an incomplete fork: it holds 3 of the 10 tax years …"``); ``None`` otherwise.
+    Its tables hold only those years (or, resumed by an earlier release, years run live
+    where the source's belong)."""
     #: the status-quo baseline's per-agent measures, computed on first use
     _status_quo: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
     #: the tables the derived results read, as loaded: editing :attr:`years`,
@@ -711,6 +716,15 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
     agents = join_personas(_agents_table(events, economy, archetypes, kept_grouped), personas)
     settings = run_settings(manifest.config, manifest.prompts, manifest.population)
     rid, seed = manifest.run_id, manifest.seed
+    incomplete = run.incomplete_fork
+    if incomplete is not None:  # not to be read as the fork its manifest names
+        then = (
+            "it is not the fork its manifest names"
+            if run.ran_live_early
+            else f"`llmecon resume {directory}` copies the rest, then runs the fork's own years"
+        )
+        incomplete = f"{incomplete}: {then}"
+        warnings.warn(f"{directory} is {incomplete}", RunLogWarning, stacklevel=2)
     data = RunData(
         path=directory,
         manifest=manifest,
@@ -728,6 +742,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         personas=tidy(personas, rid, seed),
         settings=settings,
         problems=run.contents.problems,
+        incomplete_fork=incomplete,
     )
     data.years.insert(3, "settings", settings_key(settings))
     gains = data.gain_closed_by_year

@@ -78,6 +78,12 @@ class RunLogError(RuntimeError):
     """A run folder cannot be created or read."""
 
 
+class SetupInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) while a new run's folder was being set up (its manifest, its
+    copy of the personas, a fork's copied years, its first event): what it wrote was
+    deleted (:meth:`RunLog.discarded_on_error`), and the message says so."""
+
+
 class Manifest(BaseModel):
     """What a run is: written once at the start, before any event."""
 
@@ -331,18 +337,25 @@ class RunLog:
         when writing its folder fails (a full disk, no permission), close the log, delete
         what the folder holds (everything in it is this run's: :meth:`create` takes only
         a new or empty folder) and raise :class:`RunLogError` saying so, so that the same
-        run can simply be started again."""
+        run can simply be started again. Interrupted (Ctrl-C), it deletes them too and
+        raises :class:`SetupInterrupted`, which says so."""
         if not self.setting_up:
             yield
             return
+        done = "the folder was removed" if self._made_folder else "the folder was emptied"
         try:
             yield
         except OSError as exc:
             self.discard()
-            done = "the folder was removed" if self._made_folder else "the folder was emptied"
             raise RunLogError(
                 f"cannot write the run folder {self.directory}: {os_reason(exc)}; "
                 f"nothing was run, and {done}"
+            ) from None
+        except KeyboardInterrupt:
+            self.discard()
+            raise SetupInterrupted(
+                f"interrupted while the run folder {self.directory} was being set up: nothing "
+                f"was run, and {done}"
             ) from None
         except BaseException:
             self.discard()

@@ -316,6 +316,9 @@ class Simulation:
         #: provider batches the log left pending that a resume without ``batch_api``
         #: does not collect (their requests are asked synchronously)
         self.abandoned_batches: list[str] = []
+        #: a resume of a fork stopped while it copied its source's years: how many of
+        #: them it copied now, before the fork's own years
+        self.copied_on_resume = 0
         #: a resume: templates of the run's copy edited since its last session (recorded
         #: as ``templates_edited``: the years from now on are prompted with their text)
         self.edited_templates: list[str] = []

@@ -185,6 +185,10 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     logged = run.years
     if not logged:
         raise RunLogError(f"{run.path} has no completed year to replay")
+    if run.ran_live_early:  # its live years stand where the source's belong
+        raise RunLogError(
+            f"{run.path} is {run.incomplete_fork}: it is not the fork its manifest names"
+        )
     # Calls of a year that never completed (a killed or stopped run) are not replayed.
     recorded = RecordedCalls.from_events(
         e for e in run.events if isinstance(e, LLMCall | CallFile) and e.year < len(logged)

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from llmecon._format import tax_years
 from llmecon.agents.archetypes import UNREADABLE_NPZ
 from llmecon.economy import Economy
 from llmecon.runs.columnar import file_cost_usd
@@ -205,10 +206,47 @@ class RestoredRun:
         return prompts_in_force(self.manifest.prompts, self.events)
 
     @property
+    def forked_from(self) -> dict[str, Any]:
+        """For a fork: its manifest's ``forked_from`` (the source's folder ``run``, its
+        ``run_id``, ``from_year``, …); empty for any other run."""
+        return dict((self.manifest.model_extra or {}).get("forked_from") or {})
+
+    @property
     def forked_from_year(self) -> int:
         """For a fork: the years taken from the run it was forked from (else 0)."""
-        forked = (self.manifest.model_extra or {}).get("forked_from") or {}
-        return int(forked.get("from_year", 0))
+        return int(self.forked_from.get("from_year", 0))
+
+    @property
+    def copied_years(self) -> int:
+        """For a fork: how many of the years it takes from its source
+        (:attr:`forked_from_year`) its log holds: the ``replayed`` years it starts with."""
+        kept = self.years[: self.forked_from_year]
+        return next((i for i, year in enumerate(kept) if year.source != REPLAYED), len(kept))
+
+    @property
+    def incomplete_fork(self) -> str | None:
+        """For a fork stopped while it copied its source's years (its log holds fewer of
+        them than :attr:`forked_from_year`): what it holds, as resume, replay,
+        ``load_run`` and the report say it; ``None`` for any other run."""
+        kept, copied = self.forked_from_year, self.copied_years
+        if copied >= kept:
+            return None
+        source = self.forked_from
+        said = (
+            f"an incomplete fork: it holds {copied} of the {kept} tax years it copies from "
+            f"run {source.get('run_id')} ({source.get('run')})"
+        )
+        if self.ran_live_early:
+            said += f", then ran {tax_years(copied + 1, len(self.years))} live, not that run's"
+        return said
+
+    @property
+    def ran_live_early(self) -> bool:
+        """For an incomplete fork (:attr:`incomplete_fork`): whether it then ran years of
+        its own (resumed by a release that went on live without copying the rest first).
+        They stand where its source's years belong, and no resume mends that."""
+        copied = self.copied_years
+        return copied < self.forked_from_year and len(self.years) > copied
 
     @property
     def archetypes_file(self) -> Path | None:

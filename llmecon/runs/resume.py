@@ -37,7 +37,9 @@ from llmecon.runs.events import (
 )
 from llmecon.runs.log import (
     EVENTS_NAME,
+    MANIFEST_NAME,
     PROMPTS_COPY_NAME,
+    LoggedYear,
     RunLock,
     RunLog,
     RunLogError,
@@ -46,7 +48,7 @@ from llmecon.runs.log import (
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls, call_key
 from llmecon.runs.replay import edited_copies, metric_differences, missing_copies
-from llmecon.runs.restore import RestoredRun, fork_instead, restore_run
+from llmecon.runs.restore import PERSONAS_COPY_NAME, RestoredRun, fork_instead, restore_run
 from llmecon.runs.wiring import build_simulation, check_recorded_planner
 
 
@@ -77,6 +79,8 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
                 f"logs of the current format ({LOG_FORMAT_VERSION}) only (replay, report "
                 "and load_run read it)"
             )
+        # a fork stopped while it copied its source's years copies the rest first
+        source = _fork_source_of(run) if run.incomplete_fork else None
         if run.status == "completed":
             raise RunLogError(f"{path} already completed; nothing to resume")
         if run.nothing_to_resume:
@@ -136,6 +140,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
                     f"year {year.year} does not re-settle to its logged metrics "
                     f"({differences[0]}); the persona bank or the economy changed"
                 )
+        if source is not None:
+            _copy_years(sim, source, source.years[len(years) : run.forked_from_year])
+            sim.copied_on_resume = run.forked_from_year - len(years)
     except BaseException as exc:
         _put_tail_back(path, set_aside, original)  # while the lock is held
         log.close()
@@ -145,7 +152,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     sim.fallbacks, sim.decisions = fallbacks, decisions
     sim.set_aside, sim.reusable_calls = set_aside, recorded.total
     sim.prepaid_usd = sum(c.cost_usd or 0.0 for c in tail if c.error_type is None)
-    _record_edits(sim, path, prompts_in_force(run.manifest.prompts, kept), _years_in(kept))
+    _record_edits(sim, path, prompts_in_force(run.manifest.prompts, kept), len(sim.records))
     if not config.batch_api:  # resumed without --batch-api: nobody collects them
         sim.abandoned_batches = sorted(pending.values())
     sim.breaker.restore(sim.models.counting(iter_calls(kept)))
@@ -386,13 +393,89 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
     with sim.log.discarded_on_error():  # a fork whose copy fails leaves no folder behind
         sim.emit(RunStarted(run_id=sim.run_id))
         sim.started = True
-        sim.restore(
-            logged[:from_year],
-            src.vote_summaries,
-            leaders=src.vote_leaders,
-            log_as={
-                "planner": src.manifest.config.get("planner"),
-                "detail": {"forked_from": src.manifest.run_id},
-            },
-        )
+        _copy_years(sim, src, logged[:from_year])
     return sim
+
+
+def _copy_years(sim: Simulation, src: RestoredRun, years: Sequence[LoggedYear]) -> None:
+    """Take ``years`` of the fork's source run ``src`` into the fork: logged as its own
+    (``replayed``, naming the source's planner and run) and restored, with the vote
+    summaries and leaders the source's planner saw."""
+    sim.restore(
+        years,
+        src.vote_summaries,
+        leaders=src.vote_leaders,
+        log_as={
+            "planner": src.manifest.config.get("planner"),
+            "detail": {"forked_from": src.manifest.run_id},
+        },
+    )
+
+
+def _fork_source_of(fork: RestoredRun) -> RestoredRun:
+    """The run an incomplete fork (:attr:`RestoredRun.incomplete_fork`, stopped while it
+    copied that run's years) copies them from, named by its manifest's ``forked_from``,
+    for a resume to copy the rest. Checked as :func:`fork_run` checked it (it completed
+    those years, and has the population and brackets the fork keeps,
+    :data:`FORK_KEEPS`), and that it is still the run the fork began to copy (its run id,
+    and the years the fork holds). :class:`RunLogError` saying what is missing
+    otherwise; a fork that then ran live years of its own is refused too (they are not
+    the source's, and no resume mends them)."""
+    origin = fork.forked_from
+    where = Path(str(origin.get("run")))
+    again = f"`llmecon run --fork {where} --from-year {fork.forked_from_year}` with its options"
+    if fork.ran_live_early:
+        raise RunLogError(
+            f"{fork.path} is {fork.incomplete_fork}; it is not the fork its manifest names, "
+            f"and no resume can mend it: fork that run again ({again})"
+        )
+    problem: str | None
+    try:
+        src = restore_run(where)
+    except RunLogError as exc:
+        problem = f"it cannot be read ({exc})"
+        if not (where / MANIFEST_NAME).is_file():
+            # named as the fork was given it: a relative path is read from here
+            problem = (
+                "it is no longer there"
+                if where.is_absolute()
+                else f"no run is at {where} from the current folder (the fork was given "
+                "that relative path: resume from the folder it ran in)"
+            )
+    else:
+        problem = _not_the_source(fork, src)
+    if problem is None:
+        return src
+    missing = fork.forked_from_year - fork.copied_years
+    raise RunLogError(
+        f"{fork.path} is {fork.incomplete_fork}; resume copies the other {missing} from that "
+        f"run first, but {problem}. Put that run back and resume again, or remove "
+        f"{fork.path} and fork again ({again})"
+    )
+
+
+def _not_the_source(fork: RestoredRun, src: RestoredRun) -> str | None:
+    """Why ``src`` is not (or no longer) the run ``fork`` began to copy; ``None`` when it
+    is (:func:`_fork_source_of`)."""
+    origin = fork.forked_from
+    if src.manifest.run_id != origin.get("run_id"):
+        return f"that folder now holds another run ({src.manifest.run_id})"
+    if len(src.years) < fork.forked_from_year:
+        return f"it completed {counted(len(src.years), 'tax year')} only"
+    theirs = {key: [src.manifest.config.get(key)] for key in FORK_KEEPS}
+    copy = src.path / PERSONAS_COPY_NAME
+    if copy.is_file():  # a fork reads the source's own copy of its personas
+        theirs["personas"].append(str(copy))
+    changed = [key for key in FORK_KEEPS if fork.manifest.config.get(key) not in theirs[key]]
+    if changed:
+        return f"it no longer has the fork's {', '.join(changed)}"
+    for mine, its in zip(fork.years, src.years, strict=False):
+        if _kept(mine) != _kept(its):
+            return f"its tax year {mine.year + 1} is not the one the fork copied"
+    return None
+
+
+def _kept(year: LoggedYear) -> tuple[Any, ...]:
+    """What a fork takes of one of its source's years (its schedule, hours, satisfaction
+    answers and how the schedule was first set), to compare a copy with its original."""
+    return (year.schedule, year.weekly_hours, year.satisfied, year.original_source)

@@ -388,6 +388,49 @@ def test_an_interrupt_says_how_many_years_the_log_kept(
     assert _completed_years(tmp_path / "r") == [0, 1]
 
 
+@pytest.mark.parametrize("during", ["a fork's copy", "the personas copy"])
+def test_an_interrupt_while_the_run_folder_is_set_up_says_nothing_was_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, during: str
+) -> None:
+    # Ctrl-C while a fork copied its source's years (or a run wrote its personas)
+    # discarded the folder, but the command line said only "interrupted".
+    from llmecon.runs import wiring
+    from llmecon.runs.loop import RunSink
+
+    run = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+           "--agents", "20", "--years", "4", "--out", str(tmp_path), "--no-reference"]  # fmt: skip
+    args = [*run, "--run-id", "r"]
+    if during == "a fork's copy":
+        assert CliRunner().invoke(main, [*run, "--run-id", "src"]).exit_code == 0
+        args = ["run", "--fork", str(tmp_path / "src"), "--from-year", "3", "--planner",
+                "ucb", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    emit, write_personas = RunSink.emit, wiring._write_personas
+
+    def copy_interrupted(self: RunSink, event: Any) -> None:
+        emit(self, event)
+        if event.type == "year_completed":  # the first copied year
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C
+
+    def personas_interrupted(*args: Any) -> None:
+        write_personas(*args)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with monkeypatch.context() as patch:
+        if during == "a fork's copy":
+            patch.setattr(RunSink, "emit", copy_interrupted)
+        else:
+            patch.setattr(wiring, "_write_personas", personas_interrupted)
+        result = CliRunner().invoke(main, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130, result.output
+    assert (
+        f"interrupted while the run folder {tmp_path / 'r'} was being set up: nothing was "
+        "run, and the folder was removed"
+    ) in said
+    assert "resume" not in said and not (tmp_path / "r").exists()
+    assert CliRunner().invoke(main, args).exit_code == 0  # the same --run-id runs again
+
+
 def test_an_interrupt_after_the_run_logged_its_end_says_the_run_is_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

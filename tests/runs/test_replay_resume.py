@@ -14,8 +14,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from llmecon import load_run
 from llmecon.cli import main
-from llmecon.runs import RunLogError, build_config, build_simulation, read_events, read_manifest
+from llmecon.runs import (
+    RunLogError,
+    RunLogWarning,
+    build_config,
+    build_simulation,
+    read_events,
+    read_manifest,
+)
 from llmecon.runs.events import LLMCall, ScheduleSet, YearCompleted
 from llmecon.runs.recorded import ReplayMismatchError
 from llmecon.runs.replay import replay_run, rescore_run
@@ -580,6 +588,104 @@ def test_fork_replays_early_years_then_continues_live(tmp_path: Path) -> None:
         main, ["run", "--fork", str(src), "--from-year", "9", "--planner", "saez"]
     )
     assert result.exit_code != 0 and "--from-year must be between 1 and 4" in result.output
+
+
+FORK = {"planner": "saez", "workers": "rational"}
+
+
+def _fork(src: Path, run_id: str, from_year: int = 3) -> Path:
+    """A fork of ``src`` keeping ``from_year`` of its years, run to its end."""
+    fork_run(src, from_year, {**FORK, "run_id": run_id, "out": str(src.parent)}).run()
+    return src.parent / run_id
+
+
+def _killed_while_copying(run_dir: Path, years: int) -> bytes:
+    """Cut a fork's log to ``run_started``, ``years`` of the source's years it copied and
+    part of the next (as a SIGKILL during the copy leaves it): the log's bytes."""
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    ends = [
+        i
+        for i, ln in enumerate(lines)
+        if json.loads(ln)["type"] in ("run_started", "year_completed")
+    ]
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[years] + 3]) + "\n")
+    return (run_dir / "events.jsonl").read_bytes()
+
+
+def _schedules(run_dir: Path) -> list[tuple[str, str | None, list[float]]]:
+    return [
+        (e.source, e.planner, e.rates) for e in read_events(run_dir) if isinstance(e, ScheduleSet)
+    ]
+
+
+@pytest.mark.parametrize(("copied", "now"), [(0, "tax years 1–3"), (2, "tax year 3")])
+def test_a_fork_killed_while_it_copies_resumes_as_the_fork_it_names(
+    tmp_path: Path, copied: int, now: str
+) -> None:
+    # A SIGKILL while `run --fork` copied the source's years left fewer than
+    # --from-year of them; resume went on with the fork's planner from there, so the
+    # fork ran its planner in years that are the source's (exit 0).
+    src = _mock_run(tmp_path, run_id="src", years=5)
+    full = _fork(src, "full")
+    cut = _fork(src, "cut")
+    _killed_while_copying(cut, copied)
+    with pytest.warns(RunLogWarning, match=f"an incomplete fork: it holds {copied} of the 3"):
+        stopped = load_run(cut)
+    assert stopped.status == "killed"
+    resumed = CliRunner().invoke(main, ["resume", str(cut)])
+    said = " ".join(resumed.output.split())
+    assert resumed.exit_code == 0, resumed.output
+    assert f"this resume copied {now} from {src} first" in said
+    assert _schedules(cut) == _schedules(full)
+    assert [s[0] for s in _schedules(cut)] == ["replayed"] * 3 + ["planner"] * 2
+    assert _metrics(cut) == _metrics(full)
+    assert [e.type for e in read_events(cut)] == [e.type for e in read_events(full)]
+    assert replay_run(cut).ok
+    assert load_run(cut).years["source"].tolist() == load_run(full).years["source"].tolist()
+
+
+@pytest.mark.parametrize("source", ["gone", "another run"])
+def test_resume_of_a_fork_killed_while_it_copies_needs_its_source(
+    tmp_path: Path, source: str
+) -> None:
+    import shutil
+
+    src = _mock_run(tmp_path, run_id="src", years=5)
+    cut = _fork(src, "cut")
+    before = _killed_while_copying(cut, 1)
+    shutil.rmtree(src)
+    if source == "another run":  # the same run id, but not the run the fork copies
+        _mock_run(tmp_path, run_id="src", years=5, seed=1)
+    result = CliRunner().invoke(main, ["resume", str(cut)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{cut} is an incomplete fork: it holds 1 of the 3 tax years it copies from run "
+        f"src ({src}); resume copies the other 2 from that run first, but"
+    ) in said
+    problem = "it is no longer there" if source == "gone" else "it no longer has the fork's seed"
+    assert problem in said
+    assert (cut / "events.jsonl").read_bytes() == before  # the log is not touched
+    assert not list(cut.glob("events.interrupted-*.jsonl"))
+
+
+def test_a_fork_resumed_live_before_its_copy_was_complete_is_not_taken_for_it(
+    tmp_path: Path,
+) -> None:
+    # What a resume of a fork killed during its copy made before: 1 of its 3 copied
+    # years, then the fork's planner. Replay failed with "unused recorded calls" only.
+    src = _mock_run(tmp_path, run_id="src", years=5)
+    fork = _fork(src, "fork", from_year=1)
+    manifest = json.loads((fork / "manifest.json").read_text())
+    manifest["forked_from"]["from_year"] = 3
+    (fork / "manifest.json").write_text(json.dumps(manifest))
+    wrong = "an incomplete fork: it holds 1 of the 3 tax years it copies from run src"
+    with pytest.raises(RunLogError, match=f"{wrong} .*, then ran tax years 2–5 live"):
+        replay_run(fork)
+    with pytest.raises(RunLogError, match="it is not the fork its manifest names"):
+        resume_run(fork)
+    with pytest.warns(RunLogWarning, match=wrong):
+        load_run(fork)
 
 
 def test_a_fork_with_prompts_layers_them_over_the_sources_own_templates(
