@@ -110,6 +110,31 @@ def _shipped_file_reason(entry: Path) -> str | None:
     return None
 
 
+def stale_outputs(folder: Path, since: float) -> str | None:
+    """A note naming the report and tables that ``llmecon report`` and ``llmecon export``
+    wrote into ``folder`` (a run's or a sweep's) before ``since`` (a time.time()): they
+    do not show what was run since, and nothing rewrites them on its own."""
+    from llmecon.report._output import REPORT_NAME
+
+    def written(path: Path) -> float:
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        return max((p.stat().st_mtime for p in files), default=since) if path.exists() else since
+
+    older = [
+        (path, command)
+        for path, command in ((folder / REPORT_NAME, "report"), (folder / "tables", "export"))
+        if written(path) < since
+    ]
+    if not older:
+        return None
+    names = " and ".join(f"{p.name}{'/' if p.is_dir() else ''}" for p, _ in older)
+    again = " and ".join(f"`llmecon {command} {folder}`" for _, command in older)
+    return (
+        f"{names} in {folder} {'were' if len(older) > 1 else 'was'} written before this "
+        f"run and do{'' if len(older) > 1 else 'es'} not show it: {again} again"
+    )
+
+
 def year_progress() -> Progress:
     """A progress bar with a free-text status field (``status=``), on stderr."""
     return Progress(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Collection, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,6 +22,7 @@ from llmecon.cli._common import (
     console,
     friendly_errors,
     out,
+    stale_outputs,
     terminate_as_interrupt,
 )
 
@@ -331,6 +334,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     from llmecon.prompts import PromptError
     from llmecon.runs import RunFailedError
 
+    started = time.time()
     done = len(sim.records)
     shown = [done]  # the tax years whose line was printed
     status = f"continuing after year {done}" if done else "starting…"
@@ -413,6 +417,8 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             "again"
         )
     console.print(f"run written to [bold]{result.run_dir}[/]")
+    if result.run_dir is not None and (stale := stale_outputs(Path(result.run_dir), started)):
+        console.print(f"[yellow]note[/]: {stale}")  # a resume's run folder
     if not result.complete:
         console.print(
             f"[yellow]run stopped early[/] ({result.status}: {result.error}) after "

@@ -35,6 +35,7 @@ from llmecon.cli._common import (
     friendly_errors,
     option_name,
     out,
+    stale_outputs,
     terminate_as_interrupt,
 )
 
@@ -403,6 +404,9 @@ def report_end(result: Any) -> None:
             f"`llmecon report {result.directory}` draws it) in {SECONDS(result.wall_s)} "
             + (f"on {result.backend}" if result.backend != "none" else "(no cell was run)")
         )
+        ran = result.backend != "none"
+        if ran and (stale := stale_outputs(Path(result.directory), time.time() - result.wall_s)):
+            console.print(f"[yellow]note[/]: {stale}")
         if result.folder_cells > len(result.cells):
             console.print(
                 f"its tables cover every cell of the folder ({result.folder_cells}); the "

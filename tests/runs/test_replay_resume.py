@@ -902,3 +902,22 @@ def test_dollars_sign_first_in_new_runs_and_as_logged_in_old_ones(tmp_path: Path
     path.write_text(json.dumps(manifest))
     with pytest.raises(ReplayMismatchError, match="sends another system message"):
         replay_run(tmp_path / "old")
+
+
+def test_a_resume_says_the_report_and_tables_written_before_it_are_stale(
+    tmp_path: Path,
+) -> None:
+    # RUN/report.html and RUN/tables/ still showed the killed run's 2 years, unsaid.
+    run_dir = _mock_run(tmp_path)
+    _killed_after(run_dir, 2)
+    for command in ("report", "export"):
+        made = CliRunner().invoke(main, [command, str(run_dir)])
+        assert made.exit_code == 0, made.output
+    resumed = CliRunner().invoke(main, ["resume", str(run_dir)])
+    said = " ".join(resumed.output.split())
+    assert resumed.exit_code == 0, resumed.output
+    assert f"report.html and tables/ in {run_dir} were written before this run" in said
+    assert f"`llmecon report {run_dir}` and `llmecon export {run_dir}` again" in said
+    again = CliRunner().invoke(main, ["run", "--fork", str(run_dir), "--from-year", "2",
+                                      "--out", str(tmp_path), "--run-id", "f"])  # fmt: skip
+    assert again.exit_code == 0 and "written before this run" not in again.output

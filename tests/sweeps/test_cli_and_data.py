@@ -404,3 +404,19 @@ def test_csv_inside_the_sweeps_own_new_folder_is_refused_and_never_replaces_a_re
     assert compared.exit_code == 1
     assert "refusing to write the table over" in " ".join(compared.output.split())
     assert llmecon.load_sweep(tmp_path / "c").cells["status"].eq("completed").all()
+
+
+def test_a_report_written_before_more_cells_ran_is_said_to_be_stale(tmp_path: Path) -> None:
+    # A sweep's report.html kept showing the cells of its first command after more ran.
+    args = ["sweep", "--planners", "saez", *ARGS, "--out", str(tmp_path), "--name", "s",
+            "--jobs", "1"]  # fmt: skip
+    first = CliRunner().invoke(main, [*args, "--seeds", "0"])
+    assert first.exit_code == 0, first.output
+    assert "written before this run" not in first.output
+    drawn = CliRunner().invoke(main, ["report", str(tmp_path / "s")])
+    assert drawn.exit_code == 0, drawn.output
+    more = CliRunner().invoke(main, [*args, "--seeds", "0-1"])
+    said = " ".join(more.output.split())
+    assert more.exit_code == 0, more.output
+    assert f"report.html in {tmp_path / 's'} was written before this run" in said
+    assert f"`llmecon report {tmp_path / 's'}` again" in said
