@@ -185,6 +185,19 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         if run.data.incomplete_fork is not None:
             said = f"{run.label} is {run.data.incomplete_fork}."
             parts.append(paragraph(said, css_class="warn"))
+        elif origin := (run.data.manifest.model_extra or {}).get("forked_from"):
+            kept = int(origin.get("from_year", 0))
+            said = (
+                f"{run.label} is a fork of run {origin.get('run_id')} ({origin.get('run')}): "
+                f"its {first_tax_years(kept)} are that run's (source replayed), its later "
+                "years ran with its own settings."
+            )
+            if edited := origin.get("source_copy_edited"):
+                said += (
+                    f" Its years were prompted with that run's copy of {', '.join(edited)} "
+                    "as edited after that run."
+                )
+            parts.append(paragraph(said))
     for run in runs:  # LLM workers: the references are rational workers' (as the CLI says)
         logged = run.data.end.summary if run.data.end is not None else {}
         if logged.get("references_assume", "").endswith("not this run's"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -584,6 +585,11 @@ def test_fork_replays_early_years_then_continues_live(tmp_path: Path) -> None:
     manifest = read_manifest(fork)
     assert manifest.model_extra["forked_from"]["from_year"] == 2
     assert replay_run(fork).ok
+    # the report says whose years the first two are (it said nothing of the fork)
+    drawn = CliRunner().invoke(main, ["report", str(fork)])
+    assert drawn.exit_code == 0, drawn.output
+    page = " ".join(html.unescape((fork / "report.html").read_text()).split())
+    assert f"is a fork of run src ({src}): its tax years 1–2 are that run's" in page
     result = CliRunner().invoke(
         main, ["run", "--fork", str(src), "--from-year", "9", "--planner", "saez"]
     )
