@@ -55,6 +55,39 @@ def _run_settings(
     return prompts_dir or config.prompts, prompt_economy(config), population
 
 
+def _not_sent(name: str, year: int, config_file: str | None) -> str | None:
+    """Why a run (the one of ``config_file``, else any) never sends template ``name`` in
+    tax ``year`` (counted from 1), with the year to pass instead; ``None`` when it may:
+    ``render`` shows only prompts a run sends."""
+    from llmecon.runs.prompt_examples import PLANNER_TEMPLATES, VOTING_TEMPLATES
+    from llmecon.voting.rules import vote_rule_names
+    from llmecon.voting.voters import vote_rule_template
+
+    if name in PLANNER_TEMPLATES and year == 1:
+        return (
+            f"{name} is not sent in tax year 1: the planner enacts the status quo (or its "
+            "--planner-start) then, without a prompt; pass --year 2 or later"
+        )
+    voting = (*VOTING_TEMPLATES, *(vote_rule_template(r) for r in vote_rule_names()))
+    if config_file is None or name not in voting:
+        return None
+    from llmecon.runs.config import build_config
+
+    with friendly_errors():
+        every = build_config(config_file).vote_every
+    if every is None:
+        return (
+            f"the run of {config_file} holds no voting round (no vote_every): it never sends {name}"
+        )
+    if year - 1 > 0 and (year - 1) % every == 0:
+        return None
+    due = every * max(1, -(-(year - 1) // every)) + 1
+    return (
+        f"the run of {config_file} holds voting rounds in tax years {every + 1}, "
+        f"{2 * every + 1}, …, and {name} only then: pass --year {due}"
+    )
+
+
 _PROMPTS_OPTION = click.option(
     "--prompts",
     "prompts_dir",
@@ -153,6 +186,9 @@ def render(
                     f"--persona {persona}: {personas} holds {size} personas (0 to {size - 1})"
                 )
             agents = min(agents, size)
+
+        if (why := _not_sent(name, year, config_file)) is not None:
+            raise click.ClickException(why)
 
         def world(tax_year: int) -> ExampleWorld:
             return ExampleWorld(

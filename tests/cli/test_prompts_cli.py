@@ -111,3 +111,24 @@ def test_a_typo_in_a_variable_fails_check(tmp_path: Path) -> None:
 def test_render_unknown_template_is_a_clear_error() -> None:
     result = CliRunner().invoke(main, ["prompts", "render", "nope.j2"])
     assert result.exit_code != 0 and "not used by llmecon" in result.output
+
+
+def test_render_refuses_a_prompt_the_run_never_sends(tmp_path: Path) -> None:
+    # It showed a planner query in tax year 1 (the planner enacts the status quo then,
+    # unasked) and a ballot in a year the configured run holds no round.
+    runner = CliRunner()
+    first = runner.invoke(main, ["prompts", "render", "planner_query.j2", "--year", "1"])
+    assert first.exit_code == 1 and "not sent in tax year 1" in first.output, first.output
+    assert "pass --year 2" in first.output
+    config = tmp_path / "run.yaml"
+    config.write_text("planner: scripted/reference\nagents: 4\nyears: 6\nvote_every: 2\n")
+    ballot = ["prompts", "render", "vote.j2", "--config", str(config)]
+    off = runner.invoke(main, [*ballot, "--year", "2"])
+    said = " ".join(off.output.split())
+    assert off.exit_code == 1 and "voting rounds in tax years 3, 5, …" in said, said
+    assert "pass --year 3" in said
+    on = runner.invoke(main, [*ballot, "--year", "5"])
+    assert on.exit_code == 0 and "everyone votes" in on.output, on.output
+    config.write_text("planner: scripted/reference\nagents: 4\nyears: 6\n")
+    none = runner.invoke(main, [*ballot, "--year", "3"])
+    assert none.exit_code == 1 and "holds no voting round" in none.output, none.output
