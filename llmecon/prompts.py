@@ -158,6 +158,26 @@ class PromptLibrary:
             self._provenance[name] = found
         return self._provenance[name]
 
+    def reaches(self, name: str, target: str) -> bool:
+        """Whether rendering ``name`` pulls in ``target`` (``include``, ``import``,
+        ``extends``, at any depth, by a name written in the text). A file that does not
+        parse is followed no further: this says who includes a broken file."""
+        seen: set[str] = set()
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            if current == target:
+                return True
+            if current in seen:
+                continue
+            seen.add(current)
+            try:
+                ast = self._env.parse(self.source(current), current)
+            except (PromptError, jinja2.TemplateError):
+                continue
+            pending += [n for n in meta.find_referenced_templates(ast) if n is not None]
+        return False
+
     def closure(self) -> list[str]:
         """Every template a run may render: :meth:`names`, every file they pull in by
         name (``include``, ``import``, ``extends``), in subfolders and of any suffix too

@@ -576,8 +576,13 @@ def check_example(world: ExampleWorld, name: str, *, blank: bool = False) -> Pro
     except TemplateNotUsed:
         return False
     except PromptError as exc:
-        other = exc.template not in (None, name) and exc.template in known_templates()
-        return True if other else exc
+        # another template's error (this one renders only beside it, or, for a file it
+        # does not include, only parses it with the others): that template's row shows it
+        if exc.template in (None, name):
+            return exc
+        if exc.template in known_templates():
+            return True
+        return exc if world.library.reaches(name, exc.template) else True
     return True
 
 

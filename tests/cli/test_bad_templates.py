@@ -599,3 +599,25 @@ def test_an_include_that_is_not_found_names_its_line_and_why(
     said = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 1
     assert f"template worker_decision.j2, line {len(lines)}: {why}" in said, said
+
+
+def test_a_broken_included_file_is_blamed_on_the_template_that_includes_it(
+    tmp_path: Path,
+) -> None:
+    # A syntax error in a file only worker_decision.j2 includes was also reported against
+    # worker_system.j2, and the count of failed renderings doubled.
+    folder = tmp_path / "mine"
+    (folder / "parts").mkdir(parents=True)
+    decision = PromptLibrary(None).source("worker_decision.j2")
+    (folder / "worker_decision.j2").write_text(decision + '{% include "parts/x.txt" %}\n')
+    (folder / "parts" / "x.txt").write_text("line one\n{{ oops }\n")
+    result = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    rows = {
+        cells[0]: cells[1]
+        for line in result.output.splitlines()
+        if len(cells := [c.strip() for c in line.split("│") if c.strip()]) > 2
+    }
+    assert result.exit_code == 1
+    assert "parts/x.txt, line 2" in rows["worker_decision.j2"], result.output
+    assert rows["worker_system.j2"] == "ok", result.output
+    assert "Error: 2 template renderings failed" in result.output  # tax years 1 and 4
