@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from llmecon.agents.anchors import find_anchors
+from llmecon.agents.anchors import Anchor, find_anchors
 from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.llm_workers import worker_schema
 from llmecon.agents.planner_prompts import (
@@ -707,15 +707,38 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
     return situations
 
 
-def _author(library: PromptLibrary, name: str, value: str) -> str:
-    """The template that wrote ``value`` into a rendering of ``name``: ``name`` when its
-    source holds it, else a template that does (one ``name`` includes: ``vote.j2``
-    includes the rule's), else ``name``."""
-    if value in library.source(name):
-        return name
+def _author(library: PromptLibrary, name: str, anchor: Anchor) -> str:
+    """The template that wrote ``anchor`` into a rendering of ``name``: of ``name``, the
+    files it includes (``parts/format.txt`` too) and the other templates (``vote.j2``
+    includes the rule's by a computed name), the one whose text outside comments holds
+    the longest start of the anchor's example (a value built from a variable,
+    ``{"vote": "{{ labels[0] }}"}``, is found by its text up to the variable), then of
+    its value; ``name`` first on a tie or when none does."""
+    try:
+        included = list(library.provenance(name))
+    except PromptError:
+        included = [name]
     visible = set(library.names())
-    others = [t for t in known_templates() if t != name and t in visible]
-    return next((t for t in others if value in library.source(t)), name)
+    others = [t for t in known_templates() if t in visible]
+    candidates = list(dict.fromkeys([name, *included, *others]))
+
+    def held(template: str) -> tuple[int, int]:
+        """How long a start of the example, and of the value, the template writes."""
+        try:  # a comment is not rendered: it may quote an example it warns against
+            text = _JINJA_COMMENT.sub("", library.source(template))
+        except PromptError:
+            return 0, 0
+
+        def start(s: str) -> int:
+            return next((n for n in range(len(s), 0, -1) if s[:n] in text), 0)
+
+        return start(anchor.snippet.strip()), start(anchor.value)
+
+    return max(candidates, key=held)  # the first of the longest: ``name`` on a tie
+
+
+#: A Jinja comment, ``{# … #}`` (with ``{#-`` and ``-#}``).
+_JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 
 
 def template_anchors(
@@ -741,7 +764,7 @@ def template_anchors(
                 continue
             for rendered in recorder.rendered:
                 for anchor in find_anchors(rendered.text, schema):
-                    author = _author(library, rendered.name, anchor.value)
+                    author = _author(library, rendered.name, anchor)
                     problems = found.setdefault(author, [])
                     if anchor.describe() not in problems:
                         problems.append(anchor.describe())

@@ -226,3 +226,22 @@ def test_a_runs_own_grid_moves_are_what_an_example_move_is_checked_against(
     assert any(item.startswith("5 in") for item in flagged("grid:5,10"))
     # moving by 10 and 20, 5 is no answer: it was flagged, read against the rates schema
     assert not any(item.startswith("5 in") for item in flagged("grid:10,20"))
+
+
+def test_an_example_built_from_a_variable_or_in_an_included_file_is_blamed_on_its_file(
+    tmp_path: Path,
+) -> None:
+    # Blamed on vote.j2 (which includes the rule's file) and on worker_system.j2 (which
+    # includes parts/format.txt): the search looked for the rendered value in known
+    # templates only, and a value built from a variable is in no source.
+    rule = PromptLibrary().source("vote_rule_plurality.j2")
+    (tmp_path / "vote_rule_plurality.j2").write_text(
+        rule + 'Answer with JSON only, like {"vote": "{{ labels[0] }}"}\n'
+    )
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "format.txt").write_text('Answer with JSON only, like {"hours": 40}\n')
+    system = PromptLibrary().source("worker_system.j2")
+    (tmp_path / "worker_system.j2").write_text(system + '{% include "parts/format.txt" %}\n')
+    found = template_anchors(PromptLibrary(tmp_path))
+    assert sorted(found) == ["parts/format.txt", "vote_rule_plurality.j2"], found
+    assert '{"vote": "A"}' in found["vote_rule_plurality.j2"][0]
