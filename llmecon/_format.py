@@ -247,6 +247,15 @@ def tax_years(first: int, last: int) -> str:
     return f"tax year {first}" if first == last else f"tax years {first}–{last}"
 
 
+def logged_tax_years(years: Sequence[int]) -> str:
+    """``tax year 2`` or ``tax years 2, 3 and 5``: years of the log (0-based), as users
+    count them."""
+    numbers = [str(year + 1) for year in years]
+    if len(numbers) == 1:
+        return f"tax year {numbers[0]}"
+    return f"tax years {', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
 def named_few(names: Sequence[str], limit: int = 3) -> str:
     """``a, b, c and 4 more``: the first ``limit`` names, and how many are left out."""
     left = len(names) - limit

@@ -183,7 +183,7 @@ def test_resume_refuses_a_run_whose_years_no_longer_settle(logged: Path, tmp_pat
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["config"]["elasticity"] = 0.9
     (run / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(RunLogError, match="year 0 does not re-settle"):
+    with pytest.raises(RunLogError, match="tax year 1 does not re-settle"):
         resume_run(run)
     resumed = restore_run(run)  # still readable, nothing lost, not locked
     assert [y.year for y in resumed.years] == [0, 1]

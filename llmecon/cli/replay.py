@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,8 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
         try:
             report = replay_run(run_dir)
         except ReplayMismatchError as exc:
+            if exc.differences:  # the years before it already differed: those first
+                out.print(_differences_table(exc.differences))
             raise click.ClickException(f"replay diverged from the log: {exc}") from None
     if report.ok:
         out.print(
@@ -139,16 +142,22 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
                 f"replayed; continue it with `llmecon resume {run_dir}`"
             )
         return
-    table = Table(title="Replay differences")
-    for col in ("tax year", "what", "logged", "replayed"):
-        table.add_column(col)
-    for d in report.differences[:50]:
-        year = "—" if d["year"] is None else str(d["year"] + 1)
-        table.add_row(year, d["what"], str(d["logged"]), str(d["replayed"]))
-    out.print(table)
+    out.print(_differences_table(report.differences))
     raise click.ClickException(
         f"replay differs from the log in {counted(len(report.differences), 'place')}"
     )
+
+
+def _differences_table(differences: Sequence[dict[str, Any]]) -> Table:
+    """The first 50 differences of a replay (:attr:`ReplayReport.differences`), by tax
+    year."""
+    table = Table(title="Replay differences")
+    for col in ("tax year", "what", "logged", "replayed"):
+        table.add_column(col)
+    for d in differences[:50]:
+        year = "—" if d["year"] is None else str(d["year"] + 1)
+        table.add_row(year, d["what"], str(d["logged"]), str(d["replayed"]))
+    return table
 
 
 class _ResumeCommand(click.Command):

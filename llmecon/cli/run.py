@@ -337,7 +337,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     started = time.time()
     done = len(sim.records)
     shown = [done]  # the tax years whose line was printed
-    status = f"continuing after year {done}" if done else "starting…"
+    status = f"continuing after tax year {done}" if done else "starting…"
     try:
         with YearDisplay(years, done, status) as display, terminate_as_interrupt():
 

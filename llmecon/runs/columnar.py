@@ -253,7 +253,7 @@ def check_call_file(directory: Path, event: CallFile) -> CallFileReader:
     import pyarrow.parquet as pq
 
     path = directory / event.path
-    where = f"{path} (call_file, seq {event.seq}: {event.rows} calls of year {event.year})"
+    where = f"{path} (call_file, seq {event.seq}: {event.rows} calls of tax year {event.year + 1})"
     if Path(event.path).is_absolute() or ".." in Path(event.path).parts:
         raise CallFileError(f"{where}: the path must stay inside the run folder")
     digest, size = hashlib.sha256(), 0

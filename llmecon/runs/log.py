@@ -853,6 +853,14 @@ def _event_field(event: Any, name: str) -> Any:
     return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
 
 
+def _tax_year(year: Any) -> str:
+    """An event's ``year`` (0-based) as users count it: ``tax year 2`` for 1; a value
+    that is not a year as it is (``year None``)."""
+    if isinstance(year, int) and not isinstance(year, bool) and year >= 0:
+        return f"tax year {year + 1}"
+    return f"year {year!r}"
+
+
 def _check_hours(
     hours: Any, max_hours: float | None, path: str | Path, year: Any, seq: Any
 ) -> None:
@@ -868,7 +876,7 @@ def _check_hours(
     if bad.any():
         i = int(np.argmax(bad))
         raise RunLogError(
-            f"{path}: the worker_step of year {year} (seq {seq}) gives worker {i + 1} "
+            f"{path}: the worker_step of {_tax_year(year)} (seq {seq}) gives worker {i + 1} "
             f"{hours[i]!r} weekly hours, outside [0, {top:g}] (the run's max_weekly_hours)"
         )
 
@@ -879,7 +887,7 @@ def _check_schedule(event: Any, path: str | Path, year: Any, seq: Any) -> None:
         TaxSchedule(_event_field(event, "edges"), _event_field(event, "rates"))
     except (TypeError, ValueError) as exc:  # ScheduleError is a ValueError
         raise RunLogError(
-            f"{path}: the schedule_set of year {year} (seq {seq}) is not a schedule: {exc}"
+            f"{path}: the schedule_set of {_tax_year(year)} (seq {seq}) is not a schedule: {exc}"
         ) from None
 
 
@@ -929,33 +937,35 @@ def validate_events(
         if kind == "year_started":
             if current is not None:
                 raise RunLogError(
-                    f"{path}: year {year} starts (seq {seq}) before year {current} is done"
+                    f"{path}: {_tax_year(year)} starts (seq {seq}) before "
+                    f"{_tax_year(current)} is done"
                 )
             if year != completed:
                 again = isinstance(year, int) and year < completed
-                problem = "is started twice" if again else f"is out of order (expected {completed})"
-                raise RunLogError(f"{path}: year {year} {problem} (seq {seq})")
+                expected = _tax_year(completed)
+                problem = "is started twice" if again else f"is out of order (expected {expected})"
+                raise RunLogError(f"{path}: {_tax_year(year)} {problem} (seq {seq})")
             current = year
             seen = set()
         elif kind == "year_completed":
             if current is None:
                 raise RunLogError(
-                    f"{path}: year {year} is completed (seq {seq}) without its year_started"
+                    f"{path}: {_tax_year(year)} is completed (seq {seq}) without its year_started"
                 )
             if year != current:
                 raise RunLogError(
-                    f"{path}: year {year} is completed (seq {seq}) while year {current} "
-                    "is in progress"
+                    f"{path}: {_tax_year(year)} is completed (seq {seq}) while "
+                    f"{_tax_year(current)} is in progress"
                 )
             metrics = _event_field(event, "metrics")
             if not isinstance(metrics, dict) or "swf" not in metrics:
                 raise RunLogError(
-                    f"{path}: year {year} is completed (seq {seq}) without its welfare (swf)"
+                    f"{path}: {_tax_year(year)} is completed (seq {seq}) without its welfare (swf)"
                 )
             missing = [k for k in ("schedule_set", "worker_step") if k not in seen]
             if missing:
                 raise RunLogError(
-                    f"{path}: year {year} is completed (seq {seq}) without its "
+                    f"{path}: {_tax_year(year)} is completed (seq {seq}) without its "
                     + " and ".join(missing)
                 )
             completed += 1
@@ -965,7 +975,7 @@ def validate_events(
                 values = _event_field(event, field)
                 if workers and values is not None and len(values) != workers:
                     raise RunLogError(
-                        f"{path}: the worker_step of year {year} (seq {seq}) has "
+                        f"{path}: the worker_step of {_tax_year(year)} (seq {seq}) has "
                         f"{len(values)} {field} values for {workers} workers"
                     )
             _check_hours(_event_field(event, "weekly_hours"), max_hours, path, year, seq)

@@ -171,7 +171,8 @@ class RunSink:
         self.totals: Callable[[], dict[str, Any]] = dict
         #: request digest -> id of a batch submitted before a restart (resume)
         self.pending_batches: dict[str, str] = {}
-        #: told of every event after the log (replay compares a run's worker steps)
+        #: told of every event after the log (replay compares each year with the log's
+        #: as it completes)
         self.listeners: list[Callable[[Any], None]] = []
         #: told after every model call has been logged (the run's budget watch)
         self.after_call: Callable[[], None] | None = None

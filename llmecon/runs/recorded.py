@@ -67,9 +67,13 @@ _MISMATCH_ORDER = itertools.count()
 
 class ReplayMismatchError(RuntimeError):
     """A replayed run asked for a call the log does not hold, or with other messages;
-    ``order`` numbers the mismatches noted in a replay."""
+    ``order`` numbers the mismatches noted in a replay. ``differences``: those a replay
+    found in the years it completed before this call (the rows of
+    :attr:`~llmecon.runs.replay.ReplayReport.differences`), which change the history
+    later prompts show."""
 
     order: int = -1
+    differences: Sequence[dict[str, Any]] = ()
 
 
 @dataclass(slots=True)

@@ -11,17 +11,25 @@ schedules and hours.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmecon.runs.events import CallFile, LLMCall, WorkerStep, template_edits
+from llmecon._format import counted, logged_tax_years
+from llmecon.runs.events import (
+    CallFile,
+    LLMCall,
+    ScheduleSet,
+    WorkerStep,
+    YearCompleted,
+    template_edits,
+)
 from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
 from llmecon.runs.loop import reported_outcome
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
-from llmecon.runs.restore import restore_run
+from llmecon.runs.restore import RestoredRun, restore_run
 from llmecon.runs.wiring import build_simulation, build_world
 
 #: Relative tolerance of replayed metrics and rates. Model outputs replay exactly, but
@@ -90,23 +98,46 @@ class ReplayReport:
         return self.run_status == "completed"
 
 
-def _first_mismatch(
-    sim: Any, run_dir: Path, in_force: dict[str, str]
-) -> ReplayMismatchError | None:
-    """The first call of the replay whose messages differ from the log's, of any role
-    (a worker's becomes that worker's fallback, and it is a later call's that stops the
-    run), naming the templates of the run's copy that were edited since it ran."""
-    noted = [
+def _mismatches(sim: Any) -> list[ReplayMismatchError]:
+    """The calls of the replay so far whose messages differed from the log's, of any
+    role (a worker's becomes that worker's fallback, and it is a later call's that
+    stops the run)."""
+    return [
         error
         for model in sim.models.models.values()
         for error in getattr(model.provider, "mismatches", [])
     ]
-    if not noted:
-        return None
-    first = min(noted, key=lambda error: error.order)
+
+
+def _first_mismatch(sim: Any) -> ReplayMismatchError | None:
+    """The first call of the replay whose messages differed from the log's, if any."""
+    return min(_mismatches(sim), key=lambda error: error.order, default=None)
+
+
+def _divergence(
+    error: ReplayMismatchError,
+    run_dir: Path,
+    in_force: dict[str, str],
+    earlier: list[dict[str, Any]],
+) -> ReplayMismatchError:
+    """``error``, the first call that differs from the log, as the replay reports it:
+    naming the templates of the run's copy that were edited since it ran, and carrying
+    the differences of the years completed before it (``earlier``): a year that came
+    out otherwise changes the history every later prompt shows, so the call may differ
+    for that alone."""
+    said = str(error)
     if problem := copy_problem(run_dir, in_force):
-        return ReplayMismatchError(f"{first}; {problem}")
-    return first
+        said += f"; {problem}"
+    if earlier:
+        years = logged_tax_years(sorted({d["year"] for d in earlier}))
+        said += (
+            f"; the outcome of {years} already differed from the log "
+            f"({counted(len(earlier), 'difference')}), and the prompts of later years show "
+            "that history"
+        )
+    diverged = ReplayMismatchError(said)
+    diverged.order, diverged.differences = error.order, earlier
+    return diverged
 
 
 def missing_copies(run_dir: Path, in_force: dict[str, str]) -> list[str]:
@@ -211,61 +242,33 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     )
     sim.years = len(logged)
     # A fork's first years were taken from another run: take them from this log too.
-    sim.restore(logged[: run.forked_from_year], run.vote_summaries, leaders=run.vote_leaders)
-    replayed_steps: dict[tuple[int, int], list[float]] = {}
-
-    def note_step(event: Any) -> None:
-        if isinstance(event, WorkerStep):
-            replayed_steps[(event.year, event.step)] = event.weekly_hours
-
-    sim.sink.listeners.append(note_step)
+    restored = sim.restore(
+        logged[: run.forked_from_year], run.vote_summaries, leaders=run.vote_leaders
+    )
+    check = _YearCheck(run, sim.population.ids, lambda: bool(_mismatches(sim)))
+    for record in restored:  # no worker step of theirs was replayed
+        check.compare(record.year, record.schedule.rates, record.metrics.to_dict(), hours=False)
+    sim.sink.listeners.append(check)
     try:
         result = sim.run()
     except RunFailedError as exc:
         if isinstance(exc.__cause__, ReplayMismatchError):
-            raise _first_mismatch(sim, run.path, in_force) or exc.__cause__ from None
+            stopped = _first_mismatch(sim) or exc.__cause__
+            raise _divergence(stopped, run.path, in_force, check.before_divergence) from None
         raise
-    if first := _first_mismatch(sim, run.path, in_force):
-        raise first
+    if first := _first_mismatch(sim):
+        raise _divergence(first, run.path, in_force, check.before_divergence)
     status = run.status
     manifest = run.manifest
     report = ReplayReport(
         len(logged),
         recorded.total - recorded.remaining,
+        differences=check.differences,
         run_status=status,
         years_planned=int(manifest.config.get("years") or len(logged)),
         templates_changed=changed,
         templates_edited=[(e.year, sorted(e.prompts)) for e in edits],
         nothing_to_resume=run.nothing_to_resume,
-    )
-    for old, new in zip(logged, result.records, strict=False):
-        rates_match = len(old.schedule.rates) == len(new.schedule.rates) and all(
-            close(a, b) for a, b in zip(old.schedule.rates, new.schedule.rates, strict=True)
-        )
-        if not rates_match:
-            report.differences.append(
-                {
-                    "year": old.year,
-                    "what": "rates",
-                    "logged": old.schedule.rates,
-                    "replayed": new.schedule.rates,
-                }
-            )
-        for name, value in new.metrics.to_dict().items():
-            # an SWF registered after the run was logged has nothing to compare with
-            if name in old.metrics and not close(old.metrics.get(name), value):
-                report.differences.append(
-                    {
-                        "year": old.year,
-                        "what": name,
-                        "logged": old.metrics.get(name),
-                        "replayed": value,
-                    }
-                )
-    report.differences += step_differences(
-        [e for e in run.events if isinstance(e, WorkerStep)],
-        replayed_steps,
-        range(run.forked_from_year, len(result.records)),
     )
     if run.status == "completed" and run.end is not None and run.end.summary:
         report.differences += summary_differences(
@@ -331,18 +334,75 @@ def summary_differences(
     return out
 
 
+class _YearCheck:
+    """Compares each year the replay completes with the logged one as it completes (a
+    listener of the run's events): its rates, every worker step's hours, its metrics.
+    A call whose messages differ from the log's stops the replay (the planner's prompt
+    of the next year shows the year's welfare), and the differences found until then
+    (:attr:`before_divergence`) are the first ones, and may be why it differs."""
+
+    def __init__(self, run: RestoredRun, ids: Sequence[str], diverged: Callable[[], bool]) -> None:
+        self.logged = {year.year: year for year in run.years}
+        self.logged_steps = {
+            (e.year, e.step): e.weekly_hours for e in run.events if isinstance(e, WorkerStep)
+        }
+        self.ids = ids
+        #: whether a call of the replay has differed from the log's so far
+        self.diverged = diverged
+        #: every difference found, year by year
+        self.differences: list[dict[str, Any]] = []
+        #: those of the years completed before a call differed from the log's
+        self.before_divergence: list[dict[str, Any]] = []
+        self._rates: dict[int, list[float]] = {}
+        self._steps: dict[tuple[int, int], list[float]] = {}
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, ScheduleSet):
+            self._rates[event.year] = event.rates
+        elif isinstance(event, WorkerStep):
+            self._steps[(event.year, event.step)] = event.weekly_hours
+        elif isinstance(event, YearCompleted):
+            self.compare(event.year, self._rates.pop(event.year), event.metrics)
+
+    def compare(
+        self, year: int, rates: Sequence[float], metrics: dict[str, float], *, hours: bool = True
+    ) -> None:
+        """Note how the replayed ``year`` (its ``rates``, worker steps unless not
+        ``hours``, and ``metrics``) differs from the logged one."""
+        old = self.logged[year]
+        found: list[dict[str, Any]] = []
+        logged_rates = old.schedule.rates
+        if len(logged_rates) != len(rates) or not all(
+            close(a, b) for a, b in zip(logged_rates, rates, strict=True)
+        ):
+            found.append({"year": year, "what": "rates", "logged": logged_rates, "replayed": rates})
+        if hours:
+            found += step_differences(self.logged_steps, self._steps, year, self.ids)
+        for name, value in metrics.items():
+            # an SWF registered after the run was logged has nothing to compare with
+            if name in old.metrics and not close(old.metrics.get(name), value):
+                found.append(
+                    {"year": year, "what": name, "logged": old.metrics.get(name), "replayed": value}
+                )
+        self.differences += found
+        if not self.diverged():
+            self.before_divergence += found
+
+
 def step_differences(
-    logged: list[WorkerStep], replayed: dict[tuple[int, int], list[float]], years: range
+    logged: dict[tuple[int, int], list[float]],
+    replayed: dict[tuple[int, int], list[float]],
+    year: int,
+    ids: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """Each worker step of ``years`` whose logged hours differ from the replayed ones
-    (what ``load_run``'s agents table, ``export`` and the report read): the first
-    worker that differs and how many do."""
+    """Each worker step of ``year`` whose logged hours (by (year, step)) differ from the
+    replayed ones (what ``load_run``'s agents table, ``export`` and the report read):
+    the first worker that differs, by its persona id (``ids``: the population's), and
+    how many do."""
     out: list[dict[str, Any]] = []
-    seen = {(e.year, e.step): e.weekly_hours for e in logged if e.year in years}
-    for key in sorted(set(seen) | {k for k in replayed if k[0] in years}):
-        year, step = key
-        what = f"hours, worker step {step + 1}"
-        old, new = seen.get(key), replayed.get(key)
+    for key in sorted(k for k in set(logged) | set(replayed) if k[0] == year):
+        what = f"hours, worker step {key[1] + 1}"
+        old, new = logged.get(key), replayed.get(key)
         if old is None or new is None or len(old) != len(new):
             out.append({"year": year, "what": what, "logged": _n(old), "replayed": _n(new)})
             continue
@@ -353,8 +413,8 @@ def step_differences(
                 {
                     "year": year,
                     "what": f"{what} ({len(differ)} of {len(old)} workers differ)",
-                    "logged": f"worker {i + 1}: {old[i]!r}",
-                    "replayed": f"worker {i + 1}: {new[i]!r}",
+                    "logged": f"agent {ids[i]}: {old[i]!r}",
+                    "replayed": f"agent {ids[i]}: {new[i]!r}",
                 }
             )
     return out

@@ -137,8 +137,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             differences = metric_differences(year.metrics, record.metrics.to_dict())
             if differences:
                 raise RunLogError(
-                    f"year {year.year} does not re-settle to its logged metrics "
-                    f"({differences[0]}); the persona bank or the economy changed"
+                    f"tax year {year.year + 1} does not re-settle to its logged metrics "
+                    f"({differences[0]}); the persona bank or the economy changed, or the "
+                    "log was edited"
                 )
         if source is not None:
             _copy_years(sim, source, source.years[len(years) : run.forked_from_year])

@@ -221,7 +221,7 @@ def check_planner(
             if a.rates != b.rates:
                 raise _fail(
                     entry,
-                    f"year {year}: twins built with identically seeded contexts proposed "
+                    f"tax year {year + 1}: twins built with identically seeded contexts proposed "
                     f"different rates {list(a.rates)} and {list(b.rates)}; draw randomness "
                     "only from PlannerContext.rng (no global or unseeded RNG, no clock)",
                 )
@@ -240,7 +240,7 @@ def check_planner(
 def _check_schedule(entry: str, year: int, proposal: Any, ctx: PlannerContext) -> None:
     problem = ctx.proposal_problem(proposal)  # the run loop's own check
     if problem is not None:
-        raise _fail(entry, f"year {year}: {problem}")
+        raise _fail(entry, f"tax year {year + 1}: {problem}")
 
 
 # -- model providers -------------------------------------------------------------------
@@ -486,15 +486,18 @@ def check_worker_pool(
                 cap = economies[i].utility_config.max_weekly_hours
                 if h.shape != (economies[i].size,):
                     raise _fail(
-                        label, f"year {year}: {h.shape} hours for {economies[i].size} workers"
+                        label,
+                        f"tax year {year + 1}: {h.shape} hours for {economies[i].size} workers",
                     )
                 if not np.all(np.isfinite(h)) or np.any(h < 0) or np.any(h > cap):
-                    raise _fail(label, f"year {year}: hours outside [0, {cap:g}]: {h.tolist()}")
+                    raise _fail(
+                        label, f"tax year {year + 1}: hours outside [0, {cap:g}]: {h.tolist()}"
+                    )
                 decided.append(h)
             if not np.array_equal(decided[0], decided[1]):
                 raise _fail(
                     label,
-                    f"year {year}: twins decided different hours {decided[0].tolist()} and "
+                    f"tax year {year + 1}: twins decided different hours {decided[0].tolist()} and "
                     f"{decided[1].tolist()}",
                 )
             for i, economy in enumerate(economies):

@@ -772,7 +772,8 @@ def test_replay_catches_worker_hours_the_log_changed(tmp_path: Path) -> None:
     report = replay_run(run_dir)
     (difference,) = report.differences
     assert difference["year"] == 1 and difference["what"].startswith("hours, worker step 1")
-    assert difference["logged"].startswith("worker 3: ")
+    # named by its persona id (the agents table's `agent`), not "worker 3"
+    assert difference["logged"].startswith("agent synthetic-000002: ")
     result = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert result.exit_code == 1 and "replay differs from the log in 1 place" in result.output
 

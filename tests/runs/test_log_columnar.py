@@ -186,7 +186,8 @@ def test_a_missing_or_torn_file_is_an_error_or_reported(
     expected = "is missing" if damage == "missing" else "is torn or altered"
     with pytest.raises(RunLogError, match=expected) as err:
         read_log(compact)
-    assert path.name in str(err.value) and "year 1" in str(err.value)
+    # the file is named by the log's year (y0001), its calls by the tax year (2)
+    assert path.name in str(err.value) and "6 calls of tax year 2)" in str(err.value)
     with pytest.raises(RunLogError, match=expected):
         replay_run(compact)
     with warnings.catch_warnings(record=True) as caught:
@@ -194,7 +195,8 @@ def test_a_missing_or_torn_file_is_an_error_or_reported(
         contents = read_log(compact, tolerant=True)
         run = llmecon.load_run(compact)
     assert len(contents.problems) == 1 and path.name in contents.problems[0]
-    assert any(issubclass(w.category, CallFileWarning) for w in caught)
+    warned = [str(w.message) for w in caught if issubclass(w.category, CallFileWarning)]
+    assert warned and all("calls of tax year 2)" in said for said in warned)
     # The year's calls are left out, never shown as something else.
     workers = run.calls[run.calls.role == "worker"]
     assert len(workers) == 12

@@ -134,6 +134,33 @@ def test_replay_names_the_first_call_that_differs_and_the_edited_copy(tmp_path: 
     said = str(caught.value)
     assert said.startswith("the worker call in tax year 1 (agent persona-000000) sends another")
     assert f"the run's copy of worker_decision.j2 ({run_dir / 'prompts'}) differs" in said
+    # tax year 1 then came out otherwise, but after that call: not a cause of it
+    assert not caught.value.differences and "already differed" not in said
+
+
+def test_replay_shows_the_differences_that_came_before_a_divergence(tmp_path: Path) -> None:
+    # A reply of tax year 2 edited in the log changes that year's hours and welfare,
+    # which the planner's prompt of tax year 3 shows. Replay stopped there, blaming "a
+    # template, the persona bank or the history", and never showed tax year 2's
+    # differences: those a replay on another CPU (other last bits) needs to see.
+    run_dir = _mock_run(tmp_path, planner="scripted/reference", workers="scripted/reference")
+    _tamper_worker_output(run_dir, year=1)
+    with pytest.raises(ReplayMismatchError) as caught:
+        replay_run(run_dir)
+    said = str(caught.value)
+    assert said.startswith("the planner call in tax year 3 sends another user message")
+    assert "; the outcome of tax year 2 already differed from the log (" in said
+    assert said.endswith("and the prompts of later years show that history")
+    differences = caught.value.differences
+    assert {d["year"] for d in differences} == {1}  # the log's year 1: tax year 2
+    hours, *metrics = differences
+    assert hours["what"] == "hours, worker step 1 (1 of 8 workers differ)"
+    assert hours["logged"].startswith("agent persona-000000: ")
+    assert "swf" in {d["what"] for d in metrics}
+    result = CliRunner().invoke(main, ["replay", str(run_dir)])
+    told = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Replay differences" in told
+    assert told.index("Replay differences") < told.index("replay diverged from the log")
 
 
 def test_a_run_keeps_the_files_its_templates_include(tmp_path: Path) -> None:
@@ -395,6 +422,23 @@ def test_a_resume_that_cannot_start_leaves_the_log_as_it_was(tmp_path: Path) -> 
     assert result.exit_code != 0 and "does not re-settle" in result.output
     assert (run_dir / "events.jsonl").read_bytes() == before
     assert not list(run_dir.glob("events.interrupted-*.jsonl"))
+
+
+def test_resume_numbers_a_year_that_no_longer_resettles_as_replay_does(tmp_path: Path) -> None:
+    # "year 1 does not re-settle …; the persona bank or the economy changed" named what
+    # replay's table calls tax year 2, and not an edited log, which is what changed here.
+    run_dir = _mock_run(tmp_path)
+    _killed_after(run_dir, 3)
+    path = run_dir / "events.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    done = next(e for e in events if e["type"] == "year_completed" and e["year"] == 1)
+    done["metrics"]["swf"] += 1000.0
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    said = " ".join(result.output.split())
+    assert result.exit_code != 0
+    assert "tax year 2 does not re-settle to its logged metrics (swf: logged" in said
+    assert "the persona bank or the economy changed, or the log was edited" in said
 
 
 def test_rescore_recomputes_welfare_under_another_swf(tmp_path: Path) -> None:
