@@ -21,6 +21,7 @@ import platform
 import shutil
 import time
 import typing
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -122,7 +123,8 @@ def utc_now() -> str:
 
 class RunLogWarning(UserWarning):
     """A run's log could not be finished (its last event or sync failed) after the run
-    had already ended otherwise; ``llmecon resume`` completes it."""
+    had already ended otherwise, or it is read in part (the damaged tail of its
+    unfinished year is left out); ``llmecon resume`` completes it."""
 
 
 #: Tries of :class:`RunLock` on a busy folder, and the pause between them (seconds).
@@ -514,7 +516,12 @@ class LogContents:
     format_version: int
     """The format the log was written in."""
     torn: bool = False
-    """The last line was cut short by a crash mid-write (and left out)."""
+    """The log's tail after its last completed year was left out, as a crash leaves it:
+    its last line cut short mid-write, or unreadable lines (:attr:`damaged_line`)."""
+    damaged_line: int | None = None
+    """Where a left-out tail that is more than a cut last line starts (the line number):
+    NUL bytes that a power loss left where the disk never got the text, a line that is
+    not UTF-8 JSON. Readers warn of it (a cut last line is what any kill leaves)."""
     problems: tuple[str, ...] = ()
     """Columnar files a tolerant reader could not read (their calls are left out)."""
 
@@ -522,10 +529,12 @@ class LogContents:
 def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
     """The one reader of run folders: manifest and events, checked and migrated.
 
-    Logs of older formats are migrated (:func:`migrate_log`), newer ones refused. A torn
-    last line (a crash mid-write) is left out; a corrupt line anywhere else, an invalid
-    manifest or event, an empty log and events out of order (:func:`validate_events`)
-    are a :class:`RunLogError` naming the file and line.
+    Logs of older formats are migrated (:func:`migrate_log`), newer ones refused. The
+    torn tail a crash leaves after the last completed year is left out (:func:`_read_lines`:
+    a last line cut mid-write; after a power loss, also lines of NUL bytes and the lines
+    after them, with a :class:`RunLogWarning`); a corrupt line before the last completed
+    year, an invalid manifest or event, an empty log and events out of order
+    (:func:`validate_events`) are a :class:`RunLogError` naming the file and line.
 
     ``tolerant`` (``load_run``, reports): event types and config fields this release
     does not know (written by a newer minor release) are kept rather than refused.
@@ -544,7 +553,7 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
     if not events_path.is_file():
         raise RunLogError(f"no {EVENTS_NAME} in {d}")
     version = raw_manifest.get("format_version")
-    raw_events, torn = _read_lines(events_path)
+    raw_events, tail = _read_lines(events_path)
     try:
         manifest_dict, migrated = migrate_log(raw_manifest, raw_events)
     except RunLogError as exc:
@@ -557,7 +566,19 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
         problems = attach_call_files(d, events, tolerant=tolerant)
     except CallFileError as exc:
         raise RunLogError(str(exc)) from None
-    return LogContents(manifest, events, int(version or 0), torn, tuple(problems))
+    damaged = None if tail is None or tail.cut else tail
+    if damaged is not None:  # not merely a cut last line: said
+        years = sum(isinstance(e, YearCompleted) for e in events)
+        planned = int(manifest.config.get("years") or 0)
+        warnings.warn(damaged.warning(events_path, years, planned), RunLogWarning, stacklevel=2)
+    return LogContents(
+        manifest,
+        events,
+        int(version or 0),
+        torn=tail is not None,
+        problems=tuple(problems),
+        damaged_line=damaged.line if damaged is not None else None,
+    )
 
 
 def read_events(directory: str | Path) -> list[Event]:
@@ -565,29 +586,85 @@ def read_events(directory: str | Path) -> list[Event]:
     return typing.cast(list[Event], read_log(directory).events)
 
 
-def _read_lines(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Every non-blank line of an events file parsed (a JSON object with a ``type``); a
-    torn last line is left out and reported by the flag."""
+@dataclass(frozen=True)
+class _TornTail:
+    """The unreadable tail of an events file, left out by :func:`_read_lines`."""
+
+    line: int
+    """Its first unreadable line (numbered from 1)."""
+    reason: str
+    """Why that line cannot be read (:func:`_parsed_line`)."""
+    cut: bool
+    """It is only a last line cut mid-write (no newline ends it, no NUL byte in it): what
+    any kill leaves, said to no one."""
+
+    def warning(self, path: Path, years: int, planned: int) -> str:
+        """What a reader says of a damaged tail (not :attr:`cut`) after ``years``
+        completed tax years of ``planned``."""
+        what = "the unfinished year's tail" if years < planned else "the log's tail"
+        after = f"after tax year {years}" if years else "before tax year 1 completed"
+        return (
+            f"{path}: {what} is damaged from line {self.line} on (the line {self.reason}), "
+            "as a crash or power loss leaves the part of a log not yet on disk: it is left "
+            f"out, and the log is read up to there ({after}); `llmecon resume` moves it "
+            "aside and goes on"
+        )
+
+
+def _parsed_line(line: bytes) -> dict[str, Any] | str:
+    """A line of an events file as its event (a JSON object with a type), or why it
+    cannot be read, in plain words (given bytes, ``json.loads`` guesses the encoding,
+    and NUL bytes made it say "'utf-32-be' codec can't decode")."""
+    if b"\0" in line:
+        return "holds NUL bytes"
+    try:
+        value = json.loads(line.decode("utf-8", "surrogatepass"))
+    except UnicodeDecodeError as exc:
+        return f"is not valid UTF-8 (byte {exc.start + 1}: {line[exc.start : exc.start + 1]!r})"
+    except json.JSONDecodeError as exc:
+        return f"is not valid JSON ({exc.msg} at column {exc.colno})"
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return "is not a JSON object with a type"
+    return value
+
+
+def _read_lines(path: Path) -> tuple[list[dict[str, Any]], _TornTail | None]:
+    """Every non-blank line of an events file parsed (a JSON object with a type), up to
+    the torn tail a crash leaves, which is left out and returned.
+
+    Lines are flushed as written and synced at every year boundary, so after a kill the
+    last line may be cut mid-write, and after a power loss the part written since the
+    last sync may hold blocks of NUL bytes (never written), followed by lines that did
+    reach the disk. So the tail from the first unreadable line on is left out when no
+    ``year_completed`` follows it: all of it belongs to the unfinished year. An
+    unreadable line that a ``year_completed`` follows is a :class:`RunLogError`."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RunLogError(f"cannot read {path}: {os_reason(exc)}") from None
     raw = data.split(b"\n")
     parsed: list[dict[str, Any]] = []
+    tail: _TornTail | None = None
     for number, line in enumerate(raw, start=1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            is_last = all(not rest.strip() for rest in raw[number:])
-            if is_last and not data.endswith(b"\n"):
-                return parsed, True  # the write was interrupted
-            raise RunLogError(f"{path}, line {number}: corrupt event ({exc})") from None
-        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-            raise RunLogError(f"{path}, line {number}: an event must be an object with a type")
-        parsed.append(value)
-    return parsed, False
+        value = _parsed_line(line)
+        if tail is None and isinstance(value, dict):
+            parsed.append(value)
+        elif tail is None:
+            assert isinstance(value, str)
+            cut = b"\0" not in line and not data.endswith(b"\n")
+            cut = cut and all(not rest.strip() for rest in raw[number:])
+            tail = _TornTail(number, value, cut)
+        elif isinstance(value, dict) and value["type"] == "year_completed":
+            year = value.get("year")
+            which = f"tax year {year + 1}" if isinstance(year, int) else "a year"
+            raise RunLogError(
+                f"{path}, line {tail.line}: corrupt event (the line {tail.reason}) before "
+                f"the end of {which} (line {number}): the log is damaged, not merely cut "
+                "short by a crash"
+            )
+    return parsed, tail
 
 
 def _typed_event(raw: dict[str, Any], path: Path, tolerant: bool) -> AnyEvent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from llmecon.runs import (
     build_config,
     build_simulation,
     read_events,
+    read_log,
     read_manifest,
 )
 from llmecon.runs.events import LLMCall, ScheduleSet, YearCompleted
@@ -580,6 +582,81 @@ def test_resume_from_a_torn_partial_year_reuses_recorded_calls(tmp_path: Path) -
     assert _metrics(cut) == _metrics(full)
     assert len(read_events(cut)) == len(read_events(full))
     assert list(cut.glob("events.interrupted-*.jsonl"))
+
+
+#: How a power loss can leave a line of the part of the log not yet on disk: a block
+#: of NUL bytes, or bytes that are not UTF-8 (and what the reader says of each).
+DAMAGE = {
+    "nul": (lambda line: b"\0" * len(line), "holds NUL bytes"),
+    "not-utf8": (lambda line: b"\xff\xfe" + line[2:], "is not valid UTF-8"),
+}
+
+
+def _damaged(run_dir: Path, years: int, line: int, damage: str) -> bytes:
+    """Cut ``run_dir``'s log to ``years`` completed years and 14 lines of the next, as a
+    kill leaves it, and damage its line ``line`` (from 1) as ``damage`` (:data:`DAMAGE`)
+    does, keeping its length: the damaged line's bytes."""
+    path = run_dir / "events.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    ends = [i for i, ln in enumerate(lines) if b'"type":"year_completed"' in ln]
+    lines = lines[: ends[years - 1] + 15]
+    lines[line - 1] = DAMAGE[damage][0](lines[line - 1])
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return lines[line - 1]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_tail_of_the_unfinished_year_is_left_out_as_a_torn_line_is(
+    tmp_path: Path, damage: str
+) -> None:
+    # After a power loss the part of the log written since the last sync can hold a block
+    # of NUL bytes, then lines that reached the disk. Resume, replay, report and load_run
+    # all stopped at it ("line 843: corrupt event ('utf-32-be' codec can't decode …)").
+    full = _mock_run(tmp_path, "full")
+    run_dir = _mock_run(tmp_path, "r")
+    lines = (run_dir / "events.jsonl").read_bytes().split(b"\n")
+    line = [i for i, ln in enumerate(lines) if b'"type":"year_completed"' in ln][1] + 6
+    bad = _damaged(run_dir, 2, line, damage)  # 5 lines into tax year 3, 9 lines after it
+    said = f"damaged from line {line} on (the line {DAMAGE[damage][1]}"
+    with pytest.warns(RunLogWarning, match=re.escape(said)):
+        assert load_run(run_dir).years["year"].tolist() == [1, 2]
+    with pytest.warns(RunLogWarning, match=re.escape(said)):
+        assert read_log(run_dir).damaged_line == line
+    for command, code in (("report", 0), ("replay", 1), ("resume", 0)):
+        with pytest.warns(RunLogWarning, match=re.escape(said)):  # "warning: …" on a terminal
+            result = CliRunner().invoke(main, [command, str(run_dir)])
+        assert result.exit_code == code, result.output
+        if command == "replay":  # the completed years
+            assert "replay matches: 2 years" in result.output, result.output
+    (aside,) = run_dir.glob("events.interrupted-*.jsonl")
+    assert bad in aside.read_bytes().split(b"\n")  # kept as it was
+    assert _metrics(run_dir) == _metrics(full)
+    assert len(read_events(run_dir)) == len(read_events(full))
+    assert replay_run(run_dir).ok
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damage_before_the_last_completed_year_is_an_error_saying_what_it_is(
+    tmp_path: Path, damage: str
+) -> None:
+    # A completed year was synced: an unreadable line before its end is not what a crash
+    # leaves. The message said "'utf-32-be' codec can't decode bytes" of NUL bytes.
+    run_dir = _mock_run(tmp_path)
+    lines = (run_dir / "events.jsonl").read_bytes().split(b"\n")
+    end = [i for i, ln in enumerate(lines) if b'"type":"year_completed"' in ln][1] + 1
+    _damaged(run_dir, 2, end - 3, damage)  # in tax year 2
+    before = (run_dir / "events.jsonl").read_bytes()
+    said = [
+        f"line {end - 3}: corrupt event (the line {DAMAGE[damage][1]}",
+        f"before the end of tax year 2 (line {end}): the log is damaged",
+    ]
+    with pytest.raises(RunLogError, match=re.escape(said[0])):
+        load_run(run_dir)
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    told = " ".join(result.output.split())
+    assert result.exit_code == 1 and all(s in told for s in said), result.output
+    assert "codec" not in told
+    assert (run_dir / "events.jsonl").read_bytes() == before
 
 
 @pytest.mark.parametrize("compact", [False, True])
