@@ -78,7 +78,9 @@ def run(
     overrides = config_overrides(options)
     if (fork_dir is None) != (from_year is None):
         raise click.UsageError("--fork and --from-year go together")
-    with friendly_errors():
+    # SIGTERM (a scheduler, `timeout`) stops the command as Ctrl-C does from the start: a
+    # run folder being set up is then discarded, not left behind by the signal
+    with friendly_errors(), terminate_as_interrupt():
         # Build everything first: a missing key or a bad option fails before any output.
         if fork_dir is not None:
             from llmecon.runs.config import read_config_file
@@ -90,38 +92,42 @@ def run(
             sim = fork_run(fork_dir, from_year, settings)
         else:
             sim = build_simulation(build_config(config_file, overrides))
-        config = sim.config
-        console.print(
-            f"[bold]llmecon run[/]: planner [cyan]{config.planner}[/], "
-            f"workers [cyan]{config.workers}[/], "
-            f"{counted(config.agents or 0, 'agent')}, {counted(config.years or 0, 'year')}, "
-            f"SWF {config.swf}, seed {config.seed}"
-        )
-        if config.planner.startswith("local/") or str(config.workers).startswith("local/"):
+        # Ctrl-C until the run logs its start (while the notes below are worked out,
+        # the display set up) discards its folder, as a setup that fails does
+        assert sim.log is not None
+        with sim.log.discarded_on_error():
+            config = sim.config
             console.print(
-                "using the embedded offline model (SmolLM2-135M via llama.cpp, no API key): "
-                "small and weak, but real; pass --planner gpt-4o (or another model) for a "
-                "stronger run"
+                f"[bold]llmecon run[/]: planner [cyan]{config.planner}[/], "
+                f"workers [cyan]{config.workers}[/], "
+                f"{counted(config.agents or 0, 'agent')}, {counted(config.years or 0, 'year')}, "
+                f"SWF {config.swf}, seed {config.seed}"
             )
-        notes = [
-            *(
-                [
-                    f"the copy of {', '.join(sim.edited_templates)} in {fork_dir}/prompts "
-                    "differs from the text that run was prompted with: the fork's years are "
-                    "prompted with the copy's text (its manifest records it, "
-                    "forked_from.source_copy_edited)"
-                ]
-                if fork_dir is not None and sim.edited_templates
-                else []
-            ),
-            *settings_notes(config, None if fork_dir is None else set(settings)),
-            *bounds_notes(sim.planner_context),
-            *anchor_notes(sim),
-            *unrendered_notes(sim),
-        ]
-        for note in notes:
-            console.print(f"[yellow]note[/]: {note}")
-        run_with_display(sim, config.years or 0, config.reference)
+            if config.planner.startswith("local/") or str(config.workers).startswith("local/"):
+                console.print(
+                    "using the embedded offline model (SmolLM2-135M via llama.cpp, no API key): "
+                    "small and weak, but real; pass --planner gpt-4o (or another model) for a "
+                    "stronger run"
+                )
+            notes = [
+                *(
+                    [
+                        f"the copy of {', '.join(sim.edited_templates)} in {fork_dir}/prompts "
+                        "differs from the text that run was prompted with: the fork's years are "
+                        "prompted with the copy's text (its manifest records it, "
+                        "forked_from.source_copy_edited)"
+                    ]
+                    if fork_dir is not None and sim.edited_templates
+                    else []
+                ),
+                *settings_notes(config, None if fork_dir is None else set(settings)),
+                *bounds_notes(sim.planner_context),
+                *anchor_notes(sim),
+                *unrendered_notes(sim),
+            ]
+            for note in notes:
+                console.print(f"[yellow]note[/]: {note}")
+            run_with_display(sim, config.years or 0, config.reference)
 
 
 def settings_notes(config: Any, given: Collection[str] | None = None) -> list[str]:
@@ -333,6 +339,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     of its status (:data:`EXIT_CODES`)."""
     from llmecon.prompts import PromptError
     from llmecon.runs import RunFailedError
+    from llmecon.runs.log import SetupInterrupted
 
     started = time.time()
     done = len(sim.records)
@@ -366,7 +373,9 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             _show_summary(failed.summary, failed.records[-1].schedule)
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, SetupInterrupted) or (sim.log is not None and sim.log.setting_up):
+            raise  # before the run logged its start: its folder is discarded, and said so
         ended = sim.ended
         if ended is not None and ended.status != "interrupted":
             # the run had logged its end: only its summary was cut short

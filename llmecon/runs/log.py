@@ -81,8 +81,9 @@ class RunLogError(RuntimeError):
 
 class SetupInterrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) while a new run's folder was being set up (its manifest, its
-    copy of the personas, a fork's copied years, its first event): what it wrote was
-    deleted (:meth:`RunLog.discarded_on_error`), and the message says so."""
+    copy of the personas, a fork's copied years), or before the run logged its start:
+    what it wrote was deleted (:meth:`RunLog.discarded_on_error`), and the message says
+    so."""
 
 
 class Manifest(BaseModel):
@@ -335,32 +336,31 @@ class RunLog:
 
     @contextlib.contextmanager
     def discarded_on_error(self) -> Iterator[None]:
-        """For the setup of a new run (:attr:`setting_up`; elsewhere it does nothing):
-        when writing its folder fails (a full disk, no permission), close the log, delete
-        what the folder holds (everything in it is this run's: :meth:`create` takes only
-        a new or empty folder) and raise :class:`RunLogError` saying so, so that the same
-        run can simply be started again. Interrupted (Ctrl-C), it deletes them too and
-        raises :class:`SetupInterrupted`, which says so."""
-        if not self.setting_up:
-            yield
-            return
-        done = "the folder was removed" if self._made_folder else "the folder was emptied"
+        """For the setup of a new run (while it is :attr:`setting_up`, which the error
+        finds: the block may go on into the run, whose folder is then kept): when
+        writing its folder fails (a full disk, no permission), close the log, delete what
+        the folder holds (everything in it is this run's: :meth:`create` takes only a new
+        or empty folder) and raise :class:`RunLogError` saying so, so that the same run
+        can simply be started again. Interrupted (Ctrl-C, or SIGTERM where it stops a run
+        as Ctrl-C does), it deletes them too and raises :class:`SetupInterrupted`, which
+        says so."""
         try:
             yield
-        except OSError as exc:
+        except BaseException as exc:
+            if not self.setting_up:  # the run has started (or was discarded already)
+                raise
+            done = "the folder was removed" if self._made_folder else "the folder was emptied"
             self.discard()
-            raise RunLogError(
-                f"cannot write the run folder {self.directory}: {os_reason(exc)}; "
-                f"nothing was run, and {done}"
-            ) from None
-        except KeyboardInterrupt:
-            self.discard()
-            raise SetupInterrupted(
-                f"interrupted while the run folder {self.directory} was being set up: nothing "
-                f"was run, and {done}"
-            ) from None
-        except BaseException:
-            self.discard()
+            if isinstance(exc, OSError):
+                raise RunLogError(
+                    f"cannot write the run folder {self.directory}: {os_reason(exc)}; "
+                    f"nothing was run, and {done}"
+                ) from None
+            if isinstance(exc, KeyboardInterrupt):
+                raise SetupInterrupted(
+                    f"interrupted while the run folder {self.directory} was being set up: "
+                    f"nothing was run, and {done}"
+                ) from None
             raise
 
     def discard(self) -> None:

@@ -868,15 +868,19 @@ class Simulation:
 
     def run(self, progress: ProgressCallback | None = None) -> RunResult:
         """Run synchronously; inside a running event loop (Jupyter) the run goes to a
-        worker thread with its own loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.run_async(progress))
-        from concurrent.futures import ThreadPoolExecutor
+        worker thread with its own loop. Interrupted before the run logged its start
+        (Ctrl-C as ``asyncio.run`` begins, which cancels the run before its first step),
+        a new run's folder is discarded, as a setup that fails
+        (:meth:`~llmecon.runs.log.RunLog.discarded_on_error`)."""
+        with self.log.discarded_on_error() if self.log else contextlib.nullcontext():
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(self.run_async(progress))
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(1, thread_name_prefix="llmecon-run") as pool:
-            return pool.submit(asyncio.run, self.run_async(progress)).result()
+            with ThreadPoolExecutor(1, thread_name_prefix="llmecon-run") as pool:
+                return pool.submit(asyncio.run, self.run_async(progress)).result()
 
     def summary(self) -> dict[str, Any]:
         """Final and best SWF, the share of the none → oracle gain closed, against the

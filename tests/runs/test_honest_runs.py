@@ -431,6 +431,74 @@ def test_an_interrupt_while_the_run_folder_is_set_up_says_nothing_was_kept(
     assert CliRunner().invoke(main, args).exit_code == 0  # the same --run-id runs again
 
 
+@pytest.mark.parametrize("during", ["the notes", "the display's start", "the run's start"])
+def test_an_interrupt_before_the_run_logs_its_start_discards_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, during: str
+) -> None:
+    # Ctrl-C once the folder was set up (manifest, personas, prompts, an empty
+    # events.jsonl) and before run_started: the command line said "interrupted" (or to
+    # resume), the same --run-id was then refused, and resume found nothing to resume.
+    import asyncio
+
+    from llmecon.cli import run as command
+    from llmecon.cli._common import YearDisplay
+    from llmecon.runs.loop import Simulation
+
+    args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+            "--agents", "20", "--years", "4", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+
+    def notes_interrupted(sim: Any) -> list[str]:
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C
+        return []
+
+    class DisplayInterrupted(YearDisplay):
+        def __enter__(self) -> Any:
+            os.kill(os.getpid(), signal.SIGINT)
+            return super().__enter__()
+
+    async def start_interrupted(self: Simulation, progress: Any = None) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)  # asyncio's handler: cancels the run's task
+        await asyncio.sleep(0)  # … before its first step
+
+    with monkeypatch.context() as patch:
+        if during == "the notes":
+            patch.setattr(command, "anchor_notes", notes_interrupted)
+        elif during == "the display's start":
+            patch.setattr(command, "YearDisplay", DisplayInterrupted)
+        else:
+            patch.setattr(Simulation, "run_async", start_interrupted)
+        result = CliRunner().invoke(main, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130, result.output
+    assert (
+        f"interrupted while the run folder {tmp_path / 'r'} was being set up: nothing was "
+        "run, and the folder was removed"
+    ) in said
+    assert "resume" not in said and not (tmp_path / "r").exists()
+    assert CliRunner().invoke(main, args).exit_code == 0  # the same --run-id runs again
+
+
+def test_sigterm_before_the_run_logs_its_start_discards_its_folder(tmp_path: Path) -> None:
+    # SIGTERM (`timeout`, a scheduler) stopped a run as Ctrl-C does only once its years
+    # began: before, it killed the process and left the folder behind, dead.
+    script = (
+        "import os, signal, sys\n"
+        "from llmecon.cli import main, run\n"
+        "run.anchor_notes = lambda sim: os.kill(os.getpid(), signal.SIGTERM) or []\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+            "--agents", "20", "--years", "2", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+    )  # fmt: skip
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 130, said
+    assert f"interrupted while the run folder {tmp_path / 'r'} was being set up" in said
+    assert not (tmp_path / "r").exists()
+
+
 def test_an_interrupt_after_the_run_logged_its_end_says_the_run_is_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
