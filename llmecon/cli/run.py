@@ -377,6 +377,21 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         if isinstance(exc, SetupInterrupted) or (sim.log is not None and sim.log.setting_up):
             raise  # before the run logged its start: its folder is discarded, and said so
         ended = sim.ended
+        if ended is not None and ended.summary.get("reference_note") and sim.records:
+            # while the run computed its references: logged without them, and shown so
+            _show_summary(ended.summary, sim.records[-1].schedule)
+            then = (
+                f"; continue with `llmecon resume {sim.log.directory}`"
+                if ended.status != "completed" and sim.log is not None
+                else ""
+            )
+            console.print(
+                f"[yellow]interrupted[/] while the run computed its reference welfare: it "
+                f"ended {ended.status} with {counted(ended.years_completed, 'tax year')}, "
+                "logged, and its summary lacks the references (no tax, status quo, "
+                f"oracle) and the gain closed{then}"
+            )
+            raise SystemExit(EXIT_CODES["interrupted"]) from None
         if ended is not None and ended.status != "interrupted":
             # the run had logged its end: only its summary was cut short
             where = f"; `llmecon report {sim.log.directory}` shows it" if sim.log else ""
@@ -487,6 +502,8 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
         table.add_row("final, % of oracle", "n/a" if pct is None else RELATIVE(pct))
     elif summary.get("oracle_note"):
         table.add_row("oracle", summary["oracle_note"])
+    if summary.get("reference_note"):
+        table.add_row("references (no tax, status quo, oracle)", summary["reference_note"])
     decisions = summary.get("decisions") or 0
     share = summary.get("fallback_share", 0.0)
     table.add_row(

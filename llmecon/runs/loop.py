@@ -15,10 +15,12 @@ import contextlib
 import dataclasses
 import inspect
 import math
+import signal
+import threading
 import time
 import typing
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +53,12 @@ from llmecon.runs.events import (
 )
 from llmecon.runs.guard import CircuitBreaker, RunFailedError
 from llmecon.runs.log import LoggedYear, RunLog, RunLogWarning
-from llmecon.runs.reference import gain_closed_of, reference_welfare, worker_notes
+from llmecon.runs.reference import (
+    REFERENCE_INTERRUPTED,
+    gain_closed_of,
+    reference_welfare,
+    worker_notes,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -326,6 +333,10 @@ class Simulation:
         #: an offline replay: every model call answered from the log, and what the log
         #: recorded re-enacted (see :meth:`_planner_fallback`)
         self.replaying = False
+        #: an interrupt (Ctrl-C, SIGTERM) came while the run computed its references as
+        #: it ended: they were skipped (:meth:`summary`), and the run raises it again
+        #: once its end is logged
+        self.reference_interrupted = False
 
     @property
     def rebate_before_year_one(self) -> float:
@@ -746,6 +757,8 @@ class Simulation:
                 raise RunFailedError(f"run stopped: {error}{where}", result)
             where = f" (log: {result.run_dir})" if result.run_dir else ""
             raise RunFailedError(f"every year ran, but {error}{where}", result)
+        if self.reference_interrupted:  # its end is logged, without the references
+            raise KeyboardInterrupt
         return result
 
     async def _end(self, event: RunCompleted, failing: bool) -> Exception | None:
@@ -884,7 +897,12 @@ class Simulation:
 
     def summary(self) -> dict[str, Any]:
         """Final and best SWF, the share of the none → oracle gain closed, against the
-        status quo and the oracle, and model usage."""
+        status quo and the oracle, and model usage.
+
+        An interrupt while the references are computed (the oracle can take minutes)
+        skips them: the summary says so (``reference_note``) and lacks them, and
+        :attr:`reference_interrupted` is set (the run's years are complete: its end is
+        logged, then the interrupt raised again)."""
         swfs = [r.metrics.swf for r in self.records]
         out: dict[str, Any] = {
             "final_swf": swfs[-1],
@@ -905,7 +923,14 @@ class Simulation:
             }
         out.update(worker_notes(self.records, str(self.config.workers), self.planner_context))
         if self.config.reference:
-            out.update(reference_welfare(self.planner_context))
+            try:
+                with _interruptible():
+                    reference = reference_welfare(self.planner_context)
+            except KeyboardInterrupt:
+                self.reference_interrupted = True
+                out["reference_note"] = REFERENCE_INTERRUPTED
+                return out
+            out.update(reference)
             # The headline: share of the none → oracle welfare gain closed (None = n/a).
             out["gain_closed"] = gain_closed_of(swfs[-1], out)
             for key in ("status_quo_swf", "oracle_swf"):
@@ -913,6 +938,35 @@ class Simulation:
                 if ref:
                     out[f"final_pct_of_{key.removesuffix('_swf')}"] = 100.0 * swfs[-1] / ref
         return out
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Within the block, an interrupt (Ctrl-C, or SIGTERM where it stops a run as Ctrl-C
+    does) raises KeyboardInterrupt at once, for a long computation that never awaits
+    (the references). ``asyncio.run``'s handler only cancels the run's task, which sees
+    that at its next ``await``: the computation ran to its end, and a second Ctrl-C then
+    cut the run's end short. So the block puts Python's own handler in its place; an
+    interrupt that came just before (the task's cancellation pending) is raised on
+    entry."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop runs here
+        task = None
+    if task is not None and task.cancelling():
+        raise KeyboardInterrupt
+    handler = signal.getsignal(signal.SIGINT)
+    runner = getattr(getattr(handler, "func", None), "__self__", None)
+    if threading.current_thread() is not threading.main_thread() or not isinstance(
+        runner, asyncio.Runner
+    ):  # not asyncio.run's handler (Python's raises at once; an ignored one stays so)
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:  # the very handler: asyncio.run restores the default only over its own
+        signal.signal(signal.SIGINT, handler)
 
 
 #: How often a year stopped by its budget looks whether its requests in flight have

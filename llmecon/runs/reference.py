@@ -23,6 +23,10 @@ from llmecon.planners import PlannerContext, YearRecord, optimal_rates
 #: `llmecon compare` still computes it on request.
 ORACLE_MAX_AGENTS = 20_000
 
+#: A run summary's ``reference_note`` when an interrupt (Ctrl-C, SIGTERM) came while the
+#: run computed its references as it ended: they are left out of the summary.
+REFERENCE_INTERRUPTED = "skipped: the run was interrupted while it computed them"
+
 
 def reference_welfare(ctx: PlannerContext) -> dict[str, Any]:
     """SWF with no tax (every rate at the lowest allowed, as the ``none`` planner sets

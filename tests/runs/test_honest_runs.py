@@ -502,8 +502,8 @@ def test_sigterm_before_the_run_logs_its_start_discards_its_folder(tmp_path: Pat
 def test_an_interrupt_after_the_run_logged_its_end_says_the_run_is_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SIGTERM during the end-of-run reference oracle cancels the run at its next await,
-    after ``run_completed`` is logged: "continue with resume" would be refused."""
+    """An interrupt that cancels the run at its next await, after ``run_completed`` is
+    logged (as its models close): "continue with resume" would be refused."""
     from llmecon.runs.wiring import ModelPool
 
     async def interrupted(self: ModelPool) -> None:
@@ -518,6 +518,74 @@ def test_an_interrupt_after_the_run_logged_its_end_says_the_run_is_complete(
     assert "interrupted after the run ended (completed, 2 tax years)" in said
     assert f"llmecon report {tmp_path / 'r'}" in said and "resume" not in said
     assert _statuses(tmp_path / "r") == ["completed"]
+
+
+def _interrupt_at_the_references(monkeypatch: pytest.MonkeyPatch, during: str) -> None:
+    """Ctrl-C while a run computes its references as it ends: in the oracle's search, or
+    just before it, after the run's last await (asyncio's handler then only cancels the
+    run's task)."""
+    from llmecon.runs import loop, reference
+
+    hooked = (reference, "optimal_rates") if during == "the oracle" else (loop, "worker_notes")
+    original = getattr(*hooked)
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(*hooked, interrupted)
+
+
+@pytest.mark.parametrize("during", ["the oracle", "just before it"])
+def test_an_interrupt_while_the_run_computes_its_references_skips_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, during: str
+) -> None:
+    # Ctrl-C at "computing reference welfare…" was deferred to the run's next await: the
+    # references were computed all the same, and the run ended completed, exit 0, with
+    # no summary; a second Ctrl-C left no run_completed (replay and report: "killed").
+    skipped = "skipped: the run was interrupted while it computed them"
+    _interrupt_at_the_references(monkeypatch, during)
+    args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
+            "--agents", "20", "--years", "2", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130, result.output
+    assert "final SWF" in said and skipped in said  # the summary, without them
+    assert "oracle SWF" not in said and "gain closed (none" not in said
+    assert (
+        "interrupted while the run computed its reference welfare: it ended completed with "
+        "2 tax years, logged, and its summary lacks the references"
+    ) in said
+    assert "resume" not in said
+    (end,) = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
+    assert end.status == "completed" and end.years_completed == 2
+    assert end.summary["reference_note"] == skipped
+    assert not {"none_swf", "status_quo_swf", "oracle_swf", "gain_closed"} & set(end.summary)
+    assert end.summary["final_swf"] == read_events(tmp_path / "r")[-2].metrics["swf"]
+    monkeypatch.undo()
+    replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
+    assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
+    drawn = CliRunner().invoke(main, ["report", str(tmp_path / "r")])
+    assert drawn.exit_code == 0, drawn.output
+    page = " ".join((tmp_path / "r" / "report.html").read_text().split())
+    assert "Oracle reference omitted: the run was interrupted while it computed it." in page
+
+
+def test_an_interrupt_while_a_run_computes_its_references_is_raised_once_its_end_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From Python the interrupt is not swallowed (a script's loop of runs stops), and
+    # the run's end is logged first, without the references.
+    _interrupt_at_the_references(monkeypatch, "the oracle")
+    config = RunConfig(
+        planner="saez", workers="rational", personas="synthetic", agents=20, years=2,
+        out=str(tmp_path), run_id="r",
+    )  # fmt: skip
+    sim = build_simulation(config)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run()
+    assert sim.ended is not None and sim.ended.status == "completed"
+    assert "reference_note" in sim.ended.summary and _statuses(tmp_path / "r") == ["completed"]
 
 
 def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) -> None:
