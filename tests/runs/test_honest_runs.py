@@ -421,14 +421,20 @@ def test_an_interrupt_while_the_run_folder_is_set_up_says_nothing_was_kept(
         else:
             patch.setattr(wiring, "_write_personas", personas_interrupted)
         result = CliRunner().invoke(main, args)
+    _said_discarded(result, tmp_path / "r", args)
+
+
+def _said_discarded(result: Any, folder: Path, args: list[str]) -> None:
+    """An interrupted set-up: exit 130, said, the folder gone, and the same command
+    (its --run-id too) runs again."""
     said = " ".join(result.output.split())
     assert result.exit_code == 130, result.output
     assert (
-        f"interrupted while the run folder {tmp_path / 'r'} was being set up: nothing was "
+        f"interrupted while the run folder {folder} was being set up: nothing was "
         "run, and the folder was removed"
     ) in said
-    assert "resume" not in said and not (tmp_path / "r").exists()
-    assert CliRunner().invoke(main, args).exit_code == 0  # the same --run-id runs again
+    assert "resume" not in said and not folder.exists()
+    assert CliRunner().invoke(main, args).exit_code == 0
 
 
 @pytest.mark.parametrize("during", ["the notes", "the display's start", "the run's start"])
@@ -468,14 +474,7 @@ def test_an_interrupt_before_the_run_logs_its_start_discards_its_folder(
         else:
             patch.setattr(Simulation, "run_async", start_interrupted)
         result = CliRunner().invoke(main, args)
-    said = " ".join(result.output.split())
-    assert result.exit_code == 130, result.output
-    assert (
-        f"interrupted while the run folder {tmp_path / 'r'} was being set up: nothing was "
-        "run, and the folder was removed"
-    ) in said
-    assert "resume" not in said and not (tmp_path / "r").exists()
-    assert CliRunner().invoke(main, args).exit_code == 0  # the same --run-id runs again
+    _said_discarded(result, tmp_path / "r", args)
 
 
 def test_sigterm_before_the_run_logs_its_start_discards_its_folder(tmp_path: Path) -> None:

@@ -259,13 +259,24 @@ def test_resume_says_when_a_log_without_template_copies_meets_changed_templates(
     assert "prompted with the templates as they are now" in text
 
 
-def _killed_after(run_dir: Path, years: int) -> bytes:
-    """Cut ``run_dir``'s log to ``years`` completed years and part of the next (as a
-    SIGKILL leaves it): the log's bytes."""
+def _killed_after(run_dir: Path, years: int, lines_after: int = 5) -> bytes:
+    """Cut ``run_dir``'s log to ``years`` completed years and ``lines_after`` lines of
+    the next (as a SIGKILL leaves it): the log's bytes."""
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
-    (run_dir / "events.jsonl").write_text("\n".join(lines[: ends[years - 1] + 6]) + "\n")
+    kept = lines[: ends[years - 1] + 1 + lines_after]
+    (run_dir / "events.jsonl").write_text("\n".join(kept) + "\n")
     return (run_dir / "events.jsonl").read_bytes()
+
+
+def _mend_and_resume(run_dir: Path) -> str:
+    """Edit the run's copy of ``worker_decision.j2`` (as a mend of a template that
+    stopped it), resume it and return what it said, on one line."""
+    copy = run_dir / "prompts" / "worker_decision.j2"
+    copy.write_text(copy.read_text() + "Work less.\n")
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
 
 
 def test_resume_says_when_it_goes_on_with_an_edited_copy_of_the_templates(
@@ -276,11 +287,7 @@ def test_resume_says_when_it_goes_on_with_an_edited_copy_of_the_templates(
     # while replay refuses it.
     run_dir = _mock_run(tmp_path)
     _killed_after(run_dir, 2)
-    copy = run_dir / "prompts" / "worker_decision.j2"
-    copy.write_text(copy.read_text() + "Work less.\n")
-    result = CliRunner().invoke(main, ["resume", str(run_dir)])
-    said = " ".join(result.output.split())
-    assert result.exit_code == 0, result.output
+    said = _mend_and_resume(run_dir)
     assert f"the run's copy of worker_decision.j2 ({run_dir / 'prompts'}) differs" in said
     assert "prompted with the edited text" in said
     # the log says which text prompted which years: tax years 1-2 the text the run
@@ -301,6 +308,7 @@ def test_resume_says_when_it_goes_on_with_an_edited_copy_of_the_templates(
     page = (run_dir / "report.html").read_text()
     assert "its copy of worker_decision.j2 was edited before it resumed" in page
     # the years from the edit on are still checked against the copy
+    copy = run_dir / "prompts" / "worker_decision.j2"
     copy.write_text(copy.read_text() + "Work more.\n")
     again = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert again.exit_code == 1 and "tax year 3" in again.output, again.output
@@ -393,18 +401,11 @@ def test_resume_says_which_reused_calls_were_asked_again(tmp_path: Path) -> None
     # After a mend, resume said "4 of its completed model calls are reused, not paid for
     # again" while the calls whose prompt the mend changed were sent again.
     run_dir = _mock_run(tmp_path)
-    log = run_dir / "events.jsonl"
-    lines = log.read_text().splitlines()
-    ends = [i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "year_completed"]
-    log.write_text("\n".join(lines[: ends[1] + 11]) + "\n")  # the planner and 3 workers
+    _killed_after(run_dir, 2, lines_after=10)  # the planner's call and 3 workers'
     kept = [e for e in read_events(run_dir) if isinstance(e, LLMCall) and e.year == 2]
     workers = sum(c.role == "worker" for c in kept)
     assert workers and len(kept) > workers  # the planner's call, and some workers'
-    copy = run_dir / "prompts" / "worker_decision.j2"
-    copy.write_text(copy.read_text() + "Work less.\n")
-    result = CliRunner().invoke(main, ["resume", str(run_dir)])
-    said = " ".join(result.output.split())
-    assert result.exit_code == 0, result.output
+    said = _mend_and_resume(run_dir)
     assert f"its {len(kept)} completed model calls are reused" in said
     assert "where their prompts are unchanged" in said
     assert f"{workers} logged model call{'s' if workers > 1 else ''} no longer matched" in said
