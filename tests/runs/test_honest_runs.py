@@ -581,8 +581,13 @@ def test_an_interrupt_while_a_run_computes_its_references_is_raised_once_its_end
         out=str(tmp_path), run_id="r",
     )  # fmt: skip
     sim = build_simulation(config)
-    with pytest.raises(KeyboardInterrupt):
-        sim.run()
+    # a script's Ctrl-C handler is Python's default (another test may have left its own)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sim.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert sim.ended is not None and sim.ended.status == "completed"
     assert "reference_note" in sim.ended.summary and _statuses(tmp_path / "r") == ["completed"]
 
