@@ -72,6 +72,7 @@ def _not_sent(name: str, year: int, config_file: str | None) -> str | None:
     if config_file is None or name not in voting:
         return None
     from llmecon.runs.config import build_config
+    from llmecon.voting.rounds import round_due
 
     with friendly_errors():
         every = build_config(config_file).vote_every
@@ -79,7 +80,7 @@ def _not_sent(name: str, year: int, config_file: str | None) -> str | None:
         return (
             f"the run of {config_file} holds no voting round (no vote_every): it never sends {name}"
         )
-    if year - 1 > 0 and (year - 1) % every == 0:
+    if round_due(year - 1, every):
         return None
     due = every * max(1, -(-(year - 1) // every)) + 1
     return (

@@ -167,8 +167,8 @@ class VotingRounds:
         self.leader: Leader | None = None
 
     def due(self, year: int) -> bool:
-        """Whether a round is held in ``year`` (``year > 0`` and ``year % V == 0``)."""
-        return year > 0 and year % self.every == 0
+        """Whether a round is held in ``year`` (:func:`round_due`)."""
+        return round_due(year, self.every)
 
     async def decide(
         self, year: int, history: Sequence[YearRecord], propose: Propose
@@ -559,6 +559,12 @@ def fill_perturbations(
         base, missing, rng, ctx.min_rate, ctx.max_rate, avoid=[r for r, _ in entries]
     )
     return [(r, "perturbation") for r in extra]
+
+
+def round_due(year: int, every: int) -> bool:
+    """Whether a run voting every ``every`` years holds a round in ``year`` (0-based):
+    ``year > 0`` and ``year % every == 0``."""
+    return year > 0 and year % every == 0
 
 
 def vote_summary(event: VoteRound, rendering: int = RENDERING) -> str:
