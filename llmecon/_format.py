@@ -224,11 +224,23 @@ def no_tax_words(min_rate: float | None) -> str:
 def difference_noise(summary: dict[str, Any]) -> str:
     """How much of a run summary's ``final_minus_status_quo_same_workers`` may be noise:
     the difference of two years' welfare, each one draw of the workers' answers, so
-    ``± 2·√2·σ̂`` (95 %) from the summary's ``year_noise_sd``."""
+    ``± t(0.975, ν)·√2·σ̂`` (95 %) from the summary's ``year_noise_sd`` σ̂ and its
+    degrees of freedom ν (``year_noise_dof``): σ̂ often rests on a handful of repeated
+    years, and the normal quantile would make the band too narrow. A summary written
+    before ν was recorded gets ``±2·√2·σ̂`` and says it is the normal approximation."""
     sd = _finite(summary.get("year_noise_sd"))
     if sd is None:
         return "unknown: no rates were enacted twice to measure it"
-    return f"±{WELFARE(2 * math.sqrt(2) * sd)} (one year's σ̂ {WELFARE(sd)})"
+    dof = summary.get("year_noise_dof")
+    if isinstance(dof, int) and not isinstance(dof, bool) and dof >= 1:
+        from scipy.stats import t
+
+        factor = float(t.ppf(0.975, dof))
+        basis = f"one year's σ̂ {WELFARE(sd)}, {counted(dof, 'degree')} of freedom"
+    else:
+        factor = 2.0
+        basis = f"one year's σ̂ {WELFARE(sd)}; normal approximation"
+    return f"±{WELFARE(factor * math.sqrt(2) * sd)} ({basis})"
 
 
 def counted(n: int, noun: str) -> str:

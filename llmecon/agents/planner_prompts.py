@@ -151,11 +151,11 @@ def shown_swf(rec: YearRecord) -> float:
     return round(rec.metrics.swf, 1)
 
 
-def welfare_noise_sd(years: Sequence[YearRecord]) -> float | None:
+def welfare_noise(years: Sequence[YearRecord]) -> tuple[float, int] | None:
     """The year-to-year noise of the welfare, estimated from ``years`` that enacted the
-    same rates (pooled standard deviation of the welfare around each repeated schedule's
-    mean); ``None`` before any schedule was enacted twice. The demonstrations' interval
-    and the scripted planner's confidence bounds both use it."""
+    same rates: the pooled standard deviation of the welfare around each repeated
+    schedule's mean, and its degrees of freedom (the repeats beyond each schedule's
+    first); ``None`` before any schedule was enacted twice."""
     by_rates: dict[tuple[int, ...], list[float]] = {}
     for rec in years:
         by_rates.setdefault(tuple(pct_list(rec.schedule.rates)), []).append(shown_swf(rec))
@@ -163,7 +163,15 @@ def welfare_noise_sd(years: Sequence[YearRecord]) -> float | None:
     dof = sum(v.size - 1 for v in repeats)
     if not dof:
         return None
-    return float(np.sqrt(sum(float(np.sum((v - v.mean()) ** 2)) for v in repeats) / dof))
+    sd = float(np.sqrt(sum(float(np.sum((v - v.mean()) ** 2)) for v in repeats) / dof))
+    return sd, dof
+
+
+def welfare_noise_sd(years: Sequence[YearRecord]) -> float | None:
+    """:func:`welfare_noise`'s standard deviation alone. The demonstrations' interval
+    and the scripted planners' confidence bounds use it."""
+    noise = welfare_noise(years)
+    return None if noise is None else noise[0]
 
 
 def bracket_shares(

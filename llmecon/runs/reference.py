@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from llmecon.agents.planner_prompts import welfare_noise_sd
+from llmecon.agents.planner_prompts import welfare_noise
 from llmecon.economy import Economy, TaxSchedule, gain_closed
 from llmecon.planners import PlannerContext, YearRecord, optimal_rates
 
@@ -108,8 +108,9 @@ def worker_notes(
     is that year's realised welfare: the status quo for the same workers, the fair
     baseline for the final welfare. Both are one year's welfare, one draw of the
     workers' answers: ``year_noise_sd`` is the year-to-year noise σ̂ of the welfare,
-    from the years that enacted the same rates (absent when none did), so the
-    difference is noise unless it is well beyond ``2·√2·σ̂``.
+    from the years that enacted the same rates (absent when none did), and
+    ``year_noise_dof`` its degrees of freedom, so the difference is noise unless it is
+    well beyond ``t(0.975, dof)·√2·σ̂``.
     ``identical_answers_max`` is the largest share of workers giving one answer in a
     year; years at or above :data:`DEGENERATE_SHARE`
     are listed in ``degenerate_years`` unless the rational best responses to that year's
@@ -129,9 +130,9 @@ def worker_notes(
         out["status_quo_same_workers_swf"] = first.metrics.swf
         out["final_minus_status_quo_same_workers"] = records[-1].metrics.swf - first.metrics.swf
         # each side is one year's welfare, one draw of the workers' answers
-        noise = welfare_noise_sd(records)
+        noise = welfare_noise(records)
         if noise is not None:
-            out["year_noise_sd"] = noise
+            out["year_noise_sd"], out["year_noise_dof"] = noise
     shares = [identical_answer_share(r.weekly_hours) for r in records]
     out["identical_answers_max"] = max(shares)
     out["degenerate_years"] = [

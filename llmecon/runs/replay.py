@@ -309,6 +309,7 @@ SUMMARY_CHECKED = (
     "status_quo_same_workers_swf",
     "final_minus_status_quo_same_workers",
     "year_noise_sd",
+    "year_noise_dof",
 )
 
 

@@ -297,8 +297,19 @@ def test_the_gain_over_the_status_quo_of_these_workers_comes_with_its_noise() ->
     assert summary["year_noise_sd"] == pytest.approx(np.std(swf, ddof=1), rel=1e-9)
     with out.capture() as captured:
         _print_summary(summary, sim.records[-1].schedule)
+    # 3 years at one schedule: σ̂ has 2 degrees of freedom, so the band is Student's
+    # t(0.975, 2) = 4.30 times √2·σ̂, not the normal 1.96 (the difference is one draw each)
+    assert summary["year_noise_dof"] == 2
+    band = 4.302652729 * np.sqrt(2) * summary["year_noise_sd"]
+    printed = re.sub(r"\s+", " ", captured.get())
+    assert f"its noise (95 %) │ ±{band:,.2f} (one year's σ̂" in printed
+    assert "2 degrees of freedom" in printed
+    del summary["year_noise_dof"]  # a summary written before ν was recorded
+    with out.capture() as captured:
+        _print_summary(summary, sim.records[-1].schedule)
     band = 2 * np.sqrt(2) * summary["year_noise_sd"]
-    assert f"its noise (95 %) │ ±{band:,.2f}" in re.sub(r" +", " ", captured.get())
+    printed = re.sub(r"\s+", " ", captured.get())
+    assert f"±{band:,.2f}" in printed and "normal approximation" in printed
     del summary["year_noise_sd"]
     with out.capture() as captured:
         _print_summary(summary, sim.records[-1].schedule)
