@@ -243,6 +243,16 @@ def difference_noise(summary: dict[str, Any]) -> str:
     return f"±{WELFARE(factor * math.sqrt(2) * sd)} ({basis})"
 
 
+def references_caveat(workers: str, whose: str = "its") -> str:
+    """``its workers are …, but the references … assume rational workers``: what the
+    gain closed of runs whose workers are not rational is measured against (the run
+    report's summary, the sweep page and the terminal tables of sweep and compare)."""
+    return (
+        f"{whose} workers are {workers}, but the references (status quo, no tax, Saez, "
+        "oracle) and so the gain closed assume rational workers"
+    )
+
+
 def counted(n: int, noun: str) -> str:
     """``"1 cell"``, ``"3 cells"``: a whole count with its noun (a regular plural)."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")

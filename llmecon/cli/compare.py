@@ -20,6 +20,7 @@ from llmecon.cli._common import (
 )
 from llmecon.cli.sweep import (
     backend_options,
+    print_notes,
     print_table,
     report_end,
     run_with_display,
@@ -173,6 +174,7 @@ def compare(
         + ")",
         show_n=len(seed_list) > 1,
     )
+    print_notes(comparison.sweep, show_n=len(seed_list) > 1)
     if csv_path:
         write_csv(comparison.table, csv_path)
     report_end(comparison.sweep)

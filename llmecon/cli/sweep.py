@@ -270,35 +270,24 @@ def print_table(
         cells.extend(_interval(row, m) for m in metrics)
         rich_table.add_row(*cells)
     out.print(rich_table)
-    if show_n and (same := _seed_free(table, by)):
-        # a setting of several values is "a=1, b=2": bracketed, so that the list reads
-        named = named_few([f"({s})" if ", " in s else s for s in same], 4)
-        out.print(
-            f"[yellow]note[/]: every seed of {named} gave the same final SWF: nothing in "
-            "these runs depends on the seed, so their intervals have no width (a persona "
-            "sample, a model's sampling or a randomised planner varies with it)",
-            highlight=False,
-        )
 
 
-def _seed_free(table: Any, by: list[str]) -> list[str]:
-    """The settings of ``table`` whose seeds (two or more completed) all ended with the
-    same final SWF, as ``a=1, b=2`` (or the value alone for one setting column)."""
-    found = []
-    for row in table.to_dict("records"):
-        lo, hi = row.get("final_swf_lo"), row.get("final_swf_hi")
-        completed = int(row.get("n") or 0) - sum(
-            int(row.get(k) or 0) for k in ("failed", "unfinished")
-        )
-        if completed < 2 or lo is None or hi is None or not hi - lo <= 1e-9 * abs(hi):
-            continue  # (not: NaN bounds are no identical seeds)
-        values = [str(row[c]) for c in by]
-        found.append(
-            values[0]
-            if len(by) == 1
-            else ", ".join(f"{c}={v}" for c, v in zip(by, values, strict=True))
-        )
-    return found
+def print_notes(result: Any, *, show_n: bool = True) -> None:
+    """Print under a sweep's table what economy its cells simulated and what its numbers
+    must be read with (:func:`llmecon.sweeps.notes.economy_notes`, as the sweep page
+    says them), read from the sweep's manifest; nothing for a sweep in memory."""
+    from rich.markup import escape
+
+    from llmecon.sweeps.notes import economy_line, economy_notes
+    from llmecon.sweeps.results import read_sweep_manifest
+
+    if result.directory is None:
+        return
+    manifest = read_sweep_manifest(result.directory)
+    out.print(escape(economy_line(manifest)), highlight=False)
+    for note in economy_notes(manifest, result.table if show_n else None, result.by):
+        said = note[0].lower() + note[1:].removesuffix(".")  # as the other notes
+        out.print(f"[yellow]note[/]: {escape(said)}", highlight=False)
 
 
 def run_with_display(run: Callable[[Any], Any]) -> Any:
@@ -563,6 +552,7 @@ def sweep(
         shown_metrics(result.table) if no_model else SUMMARY_METRICS,
         f"Sweep {spec.sweep_name(cells)}: mean [95 % interval across seeds]",
     )
+    print_notes(result)
     if csv_path:
         write_csv(result.table, csv_path)
     report_end(result)

@@ -21,6 +21,7 @@ from llmecon._format import (
     difference_noise,
     first_tax_years,
     no_tax_words,
+    references_caveat,
 )
 from llmecon.report import _plots
 from llmecon.report._data import (
@@ -201,11 +202,7 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     for run in runs:  # LLM workers: the references are rational workers' (as the CLI says)
         logged = run.data.end.summary if run.data.end is not None else {}
         if logged.get("references_assume", "").endswith("not this run's"):
-            said = (
-                f"{run.label}: its workers are {logged.get('workers')}, but the references "
-                "(status quo, no tax, Saez, oracle) and so the gain closed assume rational "
-                "workers."
-            )
+            said = f"{run.label}: {references_caveat(str(logged.get('workers')))}."
             if logged.get("status_quo_same_workers_swf") is not None:
                 said += (
                     f" The status quo with these workers (tax year 1) scored "

@@ -26,6 +26,7 @@ from llmecon.report._data import records
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._plots import YEAR_AXIS
 from llmecon.report._svg import Axis, Series, _range, colour, grid, line_chart
+from llmecon.sweeps.notes import economy_line, seed_notes, workers_note
 from llmecon.sweeps.results import METRIC_BOUNDS, SUMMARY_METRICS, SweepData, interval
 
 
@@ -275,6 +276,9 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
             ),
             summary,
             *_stopped_cells(data),
+            paragraph(economy_line(data.manifest)),
+            *(paragraph(said, css_class="warn") for said in [workers_note(data.manifest)] if said),
+            *(paragraph(note) for note in seed_notes(data.manifest, data.table, by)),
         )
     ]
     nav = [("summary", "Settings")]

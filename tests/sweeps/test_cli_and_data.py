@@ -420,3 +420,67 @@ def test_a_report_written_before_more_cells_ran_is_said_to_be_stale(tmp_path: Pa
     assert more.exit_code == 0, more.output
     assert f"report.html in {tmp_path / 's'} was written before this run" in said
     assert f"`llmecon report {tmp_path / 's'}` again" in said
+
+
+def _page_and_output(out: Path, *args: str) -> tuple[str, str]:
+    """Run ``llmecon sweep|compare args`` into ``out``; its terminal output (one line)
+    and the text of its sweep page."""
+    import html
+    import re
+
+    from llmecon.report._sweep import render_sweep_report
+
+    result = CliRunner().invoke(main, [*args, "--jobs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    page = render_sweep_report(llmecon.load_sweep(folder))
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    return " ".join(result.output.split()), " ".join(text.split())
+
+
+def test_sweep_and_compare_say_what_economy_was_simulated(tmp_path: Path) -> None:
+    # The tables and the page named no workers, agents, years or SWF; with scripted
+    # workers the gain closed was measured against rational workers' references without
+    # a word, while the run report says so.
+    said, page = _page_and_output(
+        tmp_path / "a", "sweep", "--planners", "us-federal", "--workers",
+        "scripted/reference", "--agents", "8", "--years", "2", "--seeds", "0-1",
+        "--swf", "utilitarian",
+    )  # fmt: skip
+    economy = (
+        "Economy of every cell: scripted/reference workers, 8 agents, 2 tax years, "
+        "brackets us-federal-2025, SWF utilitarian, personas: the first 8 of the shipped bank."
+    )
+    caveat = (
+        "workers are scripted/reference, but the references (status quo, no tax, Saez, "
+        "oracle) and so the gain closed assume rational workers"
+    )
+    for text in (said, page):
+        assert economy in text and caveat in text
+    said, page = _page_and_output(
+        tmp_path / "b", "compare", "--planners", "none,saez", "--agents", "8", "--years", "2"
+    )
+    for text in (said, page):
+        assert "Economy of every cell: rational workers, 8 agents, 2 tax years" in text
+        assert "assume rational workers" not in text
+    said, page = _page_and_output(
+        tmp_path / "c", "sweep", "--planners", "none", "--workers", "rational", "--agents",
+        "8,9", "--years", "2",
+    )  # fmt: skip
+    for text in (said, page):  # an axis is a column of the table
+        assert "rational workers, agents varies (a column of the table), 2 tax years" in text
+
+
+def test_the_page_says_as_the_table_what_the_seeds_cover(tmp_path: Path) -> None:
+    # "99.0 % [99.0 %, 99.0 %]" on the page without the terminal's note that nothing
+    # depended on the seed, and neither said that every seed had the same personas.
+    args = ["sweep", "--planners", "saez", "--workers", "rational", "--agents", "8",
+            "--years", "2", "--seeds", "0-1"]  # fmt: skip
+    same = "every seed used the same personas"
+    free = "every seed of saez gave the same final swf: nothing in these runs depends on the seed"
+    said, page = _page_and_output(tmp_path / "a", *args)
+    for text in (said.lower(), page.lower()):
+        assert free in text and same in text
+    said, page = _page_and_output(tmp_path / "b", *args, "--personas", "synthetic")
+    for text in (said.lower(), page.lower()):
+        assert same not in text and free not in text
