@@ -45,16 +45,35 @@ def shown_metrics(table: Any) -> dict[str, str]:
     return {m: label for m, label in SUMMARY_METRICS.items() if m not in _MODEL_METRICS or used(m)}
 
 
+#: Operational settings that are not options of ``compare``: ``--max-cost`` is the whole
+#: comparison's budget (:func:`backend_options`), and its workers are rational, so no
+#: workers' model has an endpoint (``--voters-api-base`` stays: a ``--config`` or
+#: ``--preset`` may ask for LLM voters).
+_NOT_OPTIONS = ("max_cost", "workers_api_base")
+
+
+def _rational_workers(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--workers rational`` is what compare runs anyway; other workers are refused,
+    saying where they can be compared."""
+    if value is not None and value != "rational":
+        raise click.BadParameter(
+            f"{value!r}: compare always runs rational workers (one economy, exact "
+            "responses); to compare planners with other workers, run llmecon sweep "
+            f"--planners … --workers {value}",
+            ctx,
+            param,
+        )
+
+
 def compare_options(func: F) -> F:
     """The economy options but ``--seed`` (``--seeds`` replaces it), the operational
-    ones but ``--max-cost`` (the whole comparison's budget, from :func:`backend_options`),
-    and ``--out``."""
+    ones but those of :data:`_NOT_OPTIONS`, and ``--out``."""
     from llmecon.runs.config import fields_in_groups
 
     shown = {**COMPARE_DEFAULTS, "agents": 1000}  # rational workers
     names = [
         *(n for n in fields_in_groups("economy") if n != "seed"),
-        *(n for n in fields_in_groups("operational") if n != "max_cost"),
+        *(n for n in fields_in_groups("operational") if n not in _NOT_OPTIONS),
         "out",
     ]
     for name in reversed(names):
@@ -79,6 +98,14 @@ def compare_options(func: F) -> F:
     "intervals across them. [default: --config's seed, or 0]",
 )
 @config_file_option
+@click.option(
+    "--workers",
+    callback=_rational_workers,
+    expose_value=False,
+    metavar="rational",
+    help="Always rational workers: accepted, and other workers refused (llmecon sweep "
+    "compares planners with them).",
+)
 @compare_options
 @backend_options
 @click.option(

@@ -108,9 +108,10 @@ def test_help_defaults_are_the_field_defaults() -> None:
 
 def test_commands_take_their_groups() -> None:
     # compare is a sweep of planners × seeds: the economy options (--seeds replaces
-    # --seed), the operational ones (--max-cost is the whole sweep's, below) and --out
+    # --seed), the operational ones (--max-cost is the whole sweep's, below; its
+    # workers are rational, so no --workers-api-base) and --out
     economy = [n for n in fields_in_groups("economy") if n != "seed"]
-    operational = [n for n in OPERATIONAL_FIELDS if n != "max_cost"]
+    operational = [n for n in OPERATIONAL_FIELDS if n not in ("max_cost", "workers_api_base")]
     assert [p.name for p in _config_params(compare)] == [*economy, *operational, "out"]
     assert "[default: 30]" in _help_records(compare)["years"]
     assert {"--seeds", "--jobs", "--max-cost", "--ray", "--ray-address"} <= {

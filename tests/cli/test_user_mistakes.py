@@ -512,3 +512,19 @@ def test_a_relative_path_in_a_config_file_says_where_it_was_looked_for(
     result = CliRunner().invoke(main, ["run", "--config", "exp.yaml", "--planner", "saez"])
     said = " ".join(result.output.split())
     assert f"looked for in the current directory: {tmp_path / 'bank.jsonl'}" in said, said
+
+
+def test_compare_takes_rational_workers_and_says_why_it_refuses_others(tmp_path: Path) -> None:
+    # `compare --workers rational` was refused as an unknown option, with the hint
+    # "Did you mean --workers-api-base?", an option compare had though its workers are
+    # always rational (no workers' model to send anywhere).
+    base = ["compare", "--planners", "flat:10", "--agents", "4", "--years", "1"]
+    ran = _invoke(*base, "--workers", "rational", "--out", str(tmp_path))
+    assert ran.exit_code == 0, ran.output
+    said = _clean_error(_invoke(*base, "--workers", "scripted/reference"))
+    assert "compare always runs rational workers" in said
+    assert "llmecon sweep --planners … --workers scripted/reference" in said
+    assert "--workers-api-base" not in said
+    said = _clean_error(_invoke(*base, "--workers-api-base", "http://localhost:1/v1"))
+    assert "No such option" in said
+    assert "--voters-api-base" in CliRunner().invoke(main, ["compare", "--help"]).output
