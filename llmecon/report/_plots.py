@@ -41,7 +41,7 @@ YEAR_AXIS = Axis("tax year", COUNT, integer=True)
 #: The per-year outcomes charted for every run (column, title, axis).
 OUTCOMES: tuple[tuple[str, str, Axis], ...] = (
     ("swf", "Social welfare (run objective)", Axis("SWF", WELFARE)),
-    ("revenue_usd", "Revenue (total, USD/yr)", Axis("USD per year", USD, zero=True)),
+    ("revenue_usd", "Revenue, all workers (USD/yr)", Axis("USD per year", USD, zero=True)),
     ("mean_weekly_hours", "Mean weekly hours", Axis("hours per week", HOURS)),
     ("gini_income", "Gini of pre-tax income", Axis("Gini", GINI)),
     (

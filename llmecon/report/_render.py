@@ -76,10 +76,14 @@ def _shown(name: str, config: dict[str, Any]) -> Any:
     return config.get(name) if setting_applies(name, config) else None
 
 
+#: The heading of a run's revenue: a total over its simulated workers (the sweep and
+#: compare tables give revenue per worker).
+REVENUE = "revenue, all workers"
+
 #: The final-year metrics compared with the status quo: (column, heading, quantity).
 _CHANGES: tuple[tuple[str, str, Quantity], ...] = (
     ("swf", "SWF", WELFARE),
-    ("revenue_usd", "revenue", USD),
+    ("revenue_usd", REVENUE, USD),
     ("mean_weekly_hours", "mean hours", HOURS),
     ("mean_income_usd", "mean income", USD),
     ("gini_income", "Gini income", GINI),
@@ -370,7 +374,7 @@ def _years_table(run: ReportRun) -> Markup:
         "tax year",
         "source",
         "SWF",
-        "revenue",
+        f"revenue, all {run.data.manifest.config.get('agents')} workers",
         "mean hours",
         "Gini income",
         "effective rate",
@@ -487,7 +491,7 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
         "rates",
         "winner's share",
         "turnout",
-        "winner's SWF",
+        "winner's SWF at rational responses",
         "best candidate by SWF",
     ]
     return section(
@@ -495,7 +499,10 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
         "Votes",
         paragraph(
             "Colours follow the schedule, not its ballot letter: a schedule keeps its "
-            "colour in every round."
+            "colour in every round. The winner's SWF is the run's objective with every "
+            "worker at its rational best response to the winner, as the round projected "
+            "it; the SWF realised in that tax year, with the run's workers, is in the "
+            "outcomes table."
         ),
         Markup(f'<div class="charts">{"".join(charts)}</div>'),
         table(headers, rows, css_class="data calls"),

@@ -34,7 +34,7 @@ SUMMARY_METRICS: dict[str, str] = {
     "final_swf": "final SWF",
     "best_swf": "best SWF",
     "pct_of_oracle": "% of oracle",
-    "revenue_per_worker_usd": "revenue/worker",
+    "revenue_per_worker_usd": "revenue per worker",
     "mean_weekly_hours": "mean hours",
     "gini_income": "Gini (income)",
     "cost_usd": "cost",

@@ -23,7 +23,7 @@ PERCENT_RE = r"−?\d{1,3}(,\d{3})*\.\d %"
 #: Table headings of the run report by the kind of their cells: a value, or a value
 #: followed by its change in brackets (changes against the status quo).
 KINDS = {
-    "money": (MONEY_RE, ("revenue", "mean income")),
+    "money": (MONEY_RE, ("revenue, all workers", "revenue, all 16 workers", "mean income")),
     "money change": (r"[+−]?" + MONEY_RE.removeprefix("−?"), ("Δ consumption", "Δ tax")),
     "percent": (
         PERCENT_RE,
@@ -191,7 +191,7 @@ def test_sweep_tables_write_each_metric_as_the_run_report(sweep_pages: dict[str,
     assert len(gaps) == 2 + 4  # two settings, four cells
     for cell in gaps:
         assert re.fullmatch(rf"{PERCENT_RE}( \[{PERCENT_RE}, {PERCENT_RE}\])?", cell), cell
-    for cell in _column(page, "revenue/worker"):
+    for cell in _column(page, "revenue per worker"):
         assert re.fullmatch(rf"{MONEY_RE} \[{MONEY_RE}, {MONEY_RE}\]", cell), cell
     for cell in _column(page, "cost"):
         assert re.fullmatch(r"\$\d+\.\d{4}( \[\$\d+\.\d{4}, \$\d+\.\d{4}\])?", cell), cell
@@ -254,3 +254,23 @@ def test_sweep_charts_leave_out_the_cells_the_table_leaves_out(tmp_path: Path) -
     assert any(f"seed cell {c}" in before for c in failed)
     assert not any(f"seed cell {c}" in page for c in failed)
     assert "2 cells that did not complete are left out, as in the table." in page
+
+
+def test_revenue_says_whether_it_is_a_total_or_per_worker(
+    vote_html: str, sweep_pages: dict[str, str]
+) -> None:
+    """The run report's "revenue" was the total of the simulated workers ($1.02M) and the
+    sweep page's "revenue/worker" a mean ($20.4k): the labels did not make it plain."""
+    headers = {h for hs, _ in _tables(vote_html) for h in hs}
+    assert {"revenue, all 16 workers", "revenue, all workers"} <= headers
+    assert "revenue" not in headers
+    assert "Revenue, all workers (USD/yr)" in vote_html
+    assert _column(sweep_pages["two"], "revenue per worker")
+
+
+def test_the_winners_swf_says_it_is_at_rational_responses(vote_html: str) -> None:
+    """ "winner's SWF" stood beside the realised SWF of the same year and schedule without
+    saying it was computed at rational best responses."""
+    headers = {h for hs, _ in _tables(vote_html) for h in hs}
+    assert "winner's SWF at rational responses" in headers
+    assert "winner's SWF" not in headers
