@@ -67,6 +67,9 @@ class Quantity:
     suffix: str = ""
     compact: bool = False
     change_suffix: str | None = None
+    whole: bool = False
+    """A mean of counts: written as a count (no decimals) when it and its interval are
+    whole numbers (one seed, or seeds that all counted alike)."""
 
     def with_decimals(self, decimals: int) -> Quantity:
         """This quantity with more (or fewer) decimals and otherwise written alike, for
@@ -102,7 +105,8 @@ class Quantity:
             return "–"
         scaled = value * self.scale
         unit = self._unit(abs(scaled))
-        return self._write(scaled, unit[2], unit, self.suffix)
+        decimals = 0 if self.whole and scaled == round(scaled) else unit[2]
+        return self._write(scaled, decimals, unit, self.suffix)
 
     def change(self, x: Any) -> str:
         """A signed change (``+63.56``, ``−$1.3k``, ``+0.1 pp``); a change that rounds
@@ -124,6 +128,10 @@ class Quantity:
             return "–"
         if _finite(lo) is None or _finite(hi) is None:
             return self(mean)
+        values = [float(mean), float(lo), float(hi)]
+        if self.whole and any(v * self.scale != round(v * self.scale) for v in values):
+            fractional = replace(self, whole=False)  # one number of decimals throughout
+            return f"{fractional(mean)} [{fractional(lo)}, {fractional(hi)}]"
         return f"{self(mean)} [{self(lo)}, {self(hi)}]"
 
     def span(self, values: Sequence[float]) -> str:
@@ -198,8 +206,8 @@ GINI = Quantity("Gini", 3)
 SECONDS = Quantity("seconds", 2, suffix=" s")
 #: Whole counts (calls, tokens, workers) and tax years.
 COUNT = Quantity("count", 0)
-#: Means of counts across seeds (fallbacks per cell).
-MEAN_COUNT = Quantity("mean count", 1)
+#: Means of counts across seeds (fallbacks per cell): a count when whole (``0 [0, 0]``).
+MEAN_COUNT = Quantity("mean count", 1, whole=True)
 #: A number without a kind of its own (an elasticity).
 NUMBER = Quantity("number", 3)
 

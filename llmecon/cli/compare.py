@@ -29,22 +29,6 @@ from llmecon.cli.sweep import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Columns of the terminal table shown only when a planner spent or fell back (an LLM
-#: planner); ``--csv`` and ``results.csv`` always hold them.
-_MODEL_METRICS = ("cost_usd", "fallbacks")
-
-
-def shown_metrics(table: Any) -> dict[str, str]:
-    """The terminal table's columns (metric -> label): the sweep's, without cost and
-    fallbacks when every planner is a baseline (all zero)."""
-    from llmecon.sweeps import SUMMARY_METRICS
-
-    def used(metric: str) -> bool:
-        return metric in table and bool((table[metric].fillna(0) != 0).any())
-
-    return {m: label for m, label in SUMMARY_METRICS.items() if m not in _MODEL_METRICS or used(m)}
-
-
 #: Operational settings that are not options of ``compare``: ``--max-cost`` is the whole
 #: comparison's budget (:func:`backend_options`), and its workers are rational, so no
 #: workers' model has an endpoint (``--voters-api-base`` stays: a ``--config`` or
@@ -148,6 +132,7 @@ def compare(
     from llmecon.api import compare_config
     from llmecon.sweeps import import_ray, parse_seeds, split_values
     from llmecon.sweeps.backends import default_jobs
+    from llmecon.sweeps.notes import shown_metrics
 
     names = split_values("planner", planners)
     if not names:
@@ -187,7 +172,7 @@ def compare(
     print_table(
         comparison.table,
         ["planner"],
-        shown_metrics(comparison.table),
+        shown_metrics(comparison.table, comparison.sweep.cells),
         f"Planners compared ({no_tax_words(base.min_rate)} SWF "
         f"{WELFARE(comparison.none_swf)}, oracle SWF "
         f"{WELFARE(comparison.oracle_swf)}"

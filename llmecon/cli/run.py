@@ -424,8 +424,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         kept = sum(r.source == REPLAYED for r in votes)
         if votes:  # who won is otherwise only in the report and the log
             last = votes[-1]
-            # the planner's line, less what it says to the planner of its own proposal
-            said = str(last.notes["vote_summary"]).split("; your proposal")[0]
+            said = _last_round_line(sim, last)
             held = counted(len(votes) - kept, "voting round")
             console.print(
                 f"{held}{f' (and {kept} kept from the run it was forked from)' if kept else ''}"
@@ -450,6 +449,25 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             f"`llmecon resume {result.run_dir}` (e.g. with a larger --max-cost or --deadline)"
         )
     raise SystemExit(EXIT_CODES[result.status])
+
+
+def _last_round_line(sim: Any, last: Any) -> str:
+    """The voting round of the record ``last`` as :func:`~llmecon.voting.rounds.vote_line`
+    tells it, from the run's log; a round the log does not hold (a fork's kept year):
+    the planner's line, less what it says to the planner of its own proposal."""
+    from llmecon.runs.events import VoteRound
+    from llmecon.runs.log import read_events
+    from llmecon.voting.rounds import vote_line
+
+    if sim.log is not None:
+        rounds = [
+            e
+            for e in read_events(sim.log.directory)
+            if isinstance(e, VoteRound) and e.year == last.year
+        ]
+        if rounds:
+            return vote_line(rounds[-1])
+    return str(last.notes["vote_summary"]).split("; your proposal")[0]
 
 
 def _show_summary(summary: dict[str, Any], final: TaxSchedule) -> None:

@@ -539,17 +539,12 @@ def sweep(
                 spec, jobs=n_jobs, ray=use_ray, ray_address=ray_address, progress=progress
             )
         )
-    import pandas as pd
+    from llmecon.sweeps.notes import shown_metrics
 
-    from llmecon.cli.compare import shown_metrics
-    from llmecon.sweeps import SUMMARY_METRICS
-
-    calls = result.cells.get("calls")
-    no_model = calls is not None and not pd.to_numeric(calls, errors="coerce").fillna(0).any()
     print_table(
         result.table,
         result.by,
-        shown_metrics(result.table) if no_model else SUMMARY_METRICS,
+        shown_metrics(result.table, result.cells),
         f"Sweep {spec.sweep_name(cells)}: mean [95 % interval across seeds]",
     )
     print_notes(result)

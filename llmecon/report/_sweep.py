@@ -26,8 +26,8 @@ from llmecon.report._data import records
 from llmecon.report._html import Markup, page, paragraph, section, table
 from llmecon.report._plots import YEAR_AXIS
 from llmecon.report._svg import Axis, Series, _range, colour, grid, line_chart
-from llmecon.sweeps.notes import economy_line, seed_notes, workers_note
-from llmecon.sweeps.results import METRIC_BOUNDS, SUMMARY_METRICS, SweepData, interval
+from llmecon.sweeps.notes import economy_line, seed_notes, shown_metrics, workers_note
+from llmecon.sweeps.results import METRIC_BOUNDS, SweepData, interval
 
 
 def _seeds(n: int) -> str:
@@ -252,15 +252,16 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
     by = data.by
     title = title or f"llmecon sweep {data.path.name}"
     rows = records(data.table) if not data.table.empty else []
+    metrics = shown_metrics(data.table, data.cells)
     summary = table(
-        [*by, "seeds", "failed", "unfinished", *SUMMARY_METRICS.values()],
+        [*by, "seeds", "failed", "unfinished", *metrics.values()],
         [
             [
                 *(str(r[c]) for c in by),
                 int(r["n"]),
                 int(r["failed"]),
                 int(r["unfinished"]),
-                *(_fmt_interval(r, m) for m in SUMMARY_METRICS),
+                *(_fmt_interval(r, m) for m in metrics),
             ]
             for r in rows
         ],
@@ -308,7 +309,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
         "gain_closed": ("gain closed", GAP),
         "cost_usd": ("cost", COST),
     }
-    cell_cols = [c for c in shown if c in data.cells]
+    cell_cols = [c for c in shown if c in data.cells and (c != "cost_usd" or c in metrics)]
 
     cells = table(
         ["cell", *data.axes, "status", *(shown[c][0] for c in cell_cols)],

@@ -158,3 +158,26 @@ def seed_free(table: Any, by: Sequence[str]) -> list[str]:
             else ", ".join(f"{c}={v}" for c, v in zip(by, values, strict=True))
         )
     return found
+
+
+#: Summary metrics of model calls: a sweep's tables show them only where they say
+#: something (:func:`shown_metrics`).
+MODEL_METRICS = ("cost_usd", "fallbacks")
+
+
+def shown_metrics(table: Any, cells: Any = None) -> dict[str, str]:
+    """The summary metrics a sweep's tables show (metric -> label), in the terminal
+    and on the sweep page alike: cost and fallbacks when a cell made a model call
+    (``cells``' ``calls``) or a setting spent or fell back; for baselines on rational
+    workers, neither."""
+    import pandas as pd
+
+    from llmecon.sweeps.results import SUMMARY_METRICS
+
+    def used(frame: Any, name: str) -> bool:
+        if frame is None or name not in frame:
+            return False
+        return bool((pd.to_numeric(frame[name], errors="coerce").fillna(0) != 0).any())
+
+    models = used(cells, "calls") or any(used(table, m) for m in MODEL_METRICS)
+    return {m: label for m, label in SUMMARY_METRICS.items() if models or m not in MODEL_METRICS}

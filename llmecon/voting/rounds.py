@@ -592,6 +592,28 @@ def vote_summary(event: VoteRound, rendering: int = RENDERING) -> str:
     return f"{text}; {proposal}" if proposal else text
 
 
+def vote_line(event: VoteRound) -> str:
+    """The round as the terminal tells it after a run: :func:`vote_summary`'s sentence
+    without what it says to the planner of its proposal, the turnout and shares written
+    as the report writes them (``68.0 %``, :data:`~llmecon._format.PERCENT`); a round
+    with one candidate (the others merged into it) is uncontested."""
+    from llmecon._format import PERCENT
+
+    article = "an" if event.rule[:1].lower() in "aeiou" else "a"
+    origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
+    if len(event.candidates) == 1:
+        shares = f"uncontested: {event.winner} ({origin[event.winner]}) the only candidate"
+    else:
+        shares = ("survey-weighted shares " if event.survey_weighted else "shares ") + ", ".join(
+            f"{c.label} ({origin[c.label]}) {PERCENT(event.shares[c.label])}"
+            for c in event.candidates
+        )
+    held = f"{article} {event.rule} {{}} (turnout {PERCENT(event.turnout)})"
+    if event.source == "leaders":
+        return f"{held.format('election')} made {origin[event.winner]} the leader; {shares}"
+    return f"set by {held.format('vote')}: {event.winner} won; {shares}"
+
+
 def last_round(history: Sequence[YearRecord]) -> int | None:
     """The year of the round whose winner is in force after ``history``: the last year
     was set by a round, or kept a winner in force since one; ``None`` when the planner

@@ -274,3 +274,63 @@ def test_the_winners_swf_says_it_is_at_rational_responses(vote_html: str) -> Non
     headers = {h for hs, _ in _tables(vote_html) for h in hs}
     assert "winner's SWF at rational responses" in headers
     assert "winner's SWF" not in headers
+
+
+def _round(shares: dict[str, float], rule: str = "plurality") -> object:
+    from llmecon.runs.events import VoteRound
+
+    labels = list(shares)
+    origins = ["incumbent", *(f"platform of persona-{i}" for i in range(1, len(labels)))]
+    return VoteRound(
+        year=2, rule=rule, source="platforms", voters="rational",
+        candidates=[{"label": k, "rates": [0.1 * i], "origin": o}
+                    for i, (k, o) in enumerate(zip(labels, origins, strict=True))],
+        ballots=[], scores=dict(shares), shares=shares, turnout=0.68, winner=labels[0],
+        tied=[], counts={}, valid_ballots=1, survey_weighted=False,
+        candidate_swf=dict.fromkeys(labels, 1.0), winner_swf=1.0,
+        best_candidate=labels[0], best_candidate_swf=1.0,
+    )  # fmt: skip
+
+
+def test_the_terminal_tells_a_vote_as_the_report_writes_its_numbers(
+    vote_run: Path, tmp_path: Path
+) -> None:
+    """`llmecon run` printed "turnout 100%" and "A (incumbent) 68%" where the report
+    writes "100.0 %" and "68.0 %"; a round with one candidate showed a share of 0 %."""
+    from llmecon.voting.rounds import vote_line
+
+    said = vote_line(_round({"A": 0.625, "B": 0.375}))  # type: ignore[arg-type]
+    assert "turnout 68.0 %" in said and "A (incumbent) 62.5 %" in said
+    assert "B (platform of persona-1) 37.5 %" in said
+    alone = vote_line(_round({"A": 0.0}, rule="borda"))  # type: ignore[arg-type]
+    assert "uncontested" in alone and "0.0 %" not in alone.split("turnout")[1]
+    args = ["run", "--planner", "us-federal", "--workers", "rational", "--agents", "8",
+            "--years", "3", "--vote-every", "2", "--out", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.output.split()).split("voting round")[1]
+    assert re.search(rf"turnout {PERCENT_RE}\)", line), line
+    assert not re.search(r"\d%", line), line
+
+
+def test_sweep_tables_show_model_columns_only_for_models_and_counts_as_counts(
+    sweep_pages: dict[str, str], tmp_path: Path
+) -> None:
+    """Baselines on rational workers showed "cost $0.0000 [$0.0000, $0.0000]" and
+    "fallbacks 0.0 [0.0, 0.0]" on the sweep page (the terminal left them out); a count
+    of fallbacks read as a measurement to a tenth."""
+    from llmecon.report._sweep import render_sweep_report
+    from llmecon.sweeps import load_sweep
+
+    headers = {h for hs, _ in _tables(sweep_pages["two"]) for h in hs}
+    assert "final SWF" in headers and not {"cost", "fallbacks"} & headers
+    args = ["sweep", "--planners", "us-federal", "--workers", "scripted/reference",
+            "--agents", "6", "--years", "2", "--seeds", "0-1", "--jobs", "1", "--name", "s",
+            "--out", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    page = render_sweep_report(load_sweep(tmp_path / "s"))
+    fallbacks = _column(page, "fallbacks")  # a scripted model's calls
+    assert fallbacks and all(re.fullmatch(r"\d+ \[\d+, \d+\]", c) for c in fallbacks)
+    table = result.output[result.output.index("┏") :]
+    assert "fallbacks" in table and "0.0 [" not in table
