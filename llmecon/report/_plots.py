@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -342,11 +343,24 @@ def rates_json_text(rates_json: str) -> str:
     return " / ".join(PERCENT(r).removesuffix(" %") for r in rates) + " %"
 
 
+def uncontested(votes: pd.DataFrame) -> set[Any]:
+    """The years of the rounds with one candidate (the others merged into it,
+    docs/voting.md): no choice was made, whatever share the rule gives it (0 under
+    Borda, which awards no points with one candidate)."""
+    if votes.empty:
+        return set()
+    sizes = votes.groupby("year")["label"].nunique()
+    return set(sizes[sizes == 1].index)
+
+
 def vote_shares(run: ReportRun) -> Markup:
     """Vote shares per round, stacked when each round's shares sum to one (bars side by
     side under approval voting, where a ballot approves several candidates); colour =
     schedule (stable across rounds)."""
     votes = run.votes
+    alone = uncontested(votes)
+    if alone:  # the only candidate: a full bar
+        votes = votes.assign(share=votes["share"].where(~votes["year"].isin(alone), 1.0))
     stacked = bool((votes.groupby("year")["share"].sum() <= 1.0 + 1e-6).all())
     colours = schedule_colours(votes)
     years = sorted(int(y) for y in votes["year"].dropna().unique())
@@ -359,7 +373,10 @@ def vote_shares(run: ReportRun) -> Markup:
             values.append(share)
             labels = ", ".join(str(x) for x in at["label"])
             won = " (winner)" if len(at) and bool(at["is_winner"].any()) else ""
-            tips.append(f"{labels}: {PERCENT(share)}{won}")
+            if year in alone and len(at):
+                tips.append(f"{labels}: uncontested, the only candidate")
+            else:
+                tips.append(f"{labels}: {PERCENT(share)}{won}")
         groups.append(BarGroup(f"rates {rates_json_text(rates)}", values, col, tips))
     return bar_chart(
         [str(y) for y in years],

@@ -467,6 +467,7 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
     charts = [_plots.vote_shares(r) for r in runs if not r.votes.empty]
     rows = []
     for run in runs:
+        alone = _plots.uncontested(run.votes)
         for _, v in run.votes[run.votes["is_winner"].astype(bool)].iterrows():
             rows.append(
                 [
@@ -476,7 +477,7 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
                     str(v["winner"]),
                     str(v["origin"]),
                     _plots.rates_json_text(str(v["rates_json"])),
-                    PERCENT(v["share"]),
+                    "uncontested" if v["year"] in alone else PERCENT(v["share"]),
                     PERCENT(v["turnout"]),
                     WELFARE(v["winner_swf"]),
                     str(v["best_candidate"]),
@@ -499,10 +500,11 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
         "Votes",
         paragraph(
             "Colours follow the schedule, not its ballot letter: a schedule keeps its "
-            "colour in every round. The winner's SWF is the run's objective with every "
-            "worker at its rational best response to the winner, as the round projected "
-            "it; the SWF realised in that tax year, with the run's workers, is in the "
-            "outcomes table."
+            "colour in every round. A round whose candidates all merged into one is "
+            "uncontested: a full bar, and no share in the table. The winner's SWF is the "
+            "run's objective with every worker at its rational best response to the "
+            "winner, as the round projected it; the SWF realised in that tax year, with "
+            "the run's workers, is in the outcomes table."
         ),
         Markup(f'<div class="charts">{"".join(charts)}</div>'),
         table(headers, rows, css_class="data calls"),

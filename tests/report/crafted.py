@@ -3,6 +3,7 @@ plus hostile model output, fallbacks and (not yet typed) ``vote_round`` events."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ def craft_run(
     hostile: bool = True,
     votes: bool = True,
     manifest_updates: dict[str, Any] | None = None,
+    extra: Sequence[Any] = (),
 ) -> Path:
     """Write a run folder at ``directory``: the golden v1 run's events, and (before
-    ``run_completed``) a hostile planner call, a hostile worker fallback and votes."""
+    ``run_completed``) a hostile planner call, a hostile worker fallback, votes and the
+    ``extra`` events."""
     golden_manifest = read_manifest(GOLDEN_V1)
     data = golden_manifest.model_dump()
     data.update(run_id=run_id, **(manifest_updates or {}))
@@ -40,6 +43,8 @@ def craft_run(
                     _hostile_events(log)
                 if votes:
                     _vote_events(log)
+                for extra_event in extra:
+                    log.append(extra_event)
             if event.type == "blob":
                 log.blob(event.text)
                 continue

@@ -334,3 +334,25 @@ def test_sweep_tables_show_model_columns_only_for_models_and_counts_as_counts(
     assert fallbacks and all(re.fullmatch(r"\d+ \[\d+, \d+\]", c) for c in fallbacks)
     table = result.output[result.output.index("┏") :]
     assert "fallbacks" in table and "0.0 [" not in table
+
+
+def test_an_uncontested_round_reads_as_uncontested(tmp_path: Path) -> None:
+    """Every candidate merged into one (docs/voting.md): Borda gives the only candidate
+    no points, and the report showed "winner's share 0.0 %" and an empty bar."""
+    from llmecon.runs.dataframes import OtherEvent
+    from tests.report.crafted import craft_run
+
+    alone = OtherEvent(  # type: ignore[call-arg]
+        type="vote_round", year=3, rule="borda", source="planner", voters="rational",
+        candidates=[{"label": "A", "rates": [0.2] * 7, "origin": "incumbent;planner"}],
+        ballots=[], scores={"A": 0.0}, shares={"A": 0.0}, turnout=1.0, winner="A",
+        candidate_swf={"A": 100.0}, winner_swf=100.0, best_candidate="A",
+        best_candidate_swf=100.0,
+    )  # fmt: skip
+    page = render_report([load_run(craft_run(tmp_path / "r", hostile=False, extra=[alone]))])
+    shares = _column(page, "winner's share")
+    assert len(shares) == 3 and shares[-1] == "uncontested"
+    assert all(re.fullmatch(PERCENT_RE, s) for s in shares[:-1])  # the contested rounds
+    tips = parse(page).tips
+    assert any("A: uncontested, the only candidate" in t for t in tips)
+    assert not any(t.startswith("A: 0.0 %") for t in tips)
