@@ -339,11 +339,18 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     of its status (:data:`EXIT_CODES`)."""
     from llmecon.prompts import PromptError
     from llmecon.runs import RunFailedError
+    from llmecon.runs.events import VoteRound
     from llmecon.runs.log import SetupInterrupted
 
     started = time.time()
     done = len(sim.records)
     shown = [done]  # the tax years whose line was printed
+    rounds: dict[int, VoteRound] = {}  # this process's voting rounds, by year
+    sim.sink.listeners.append(
+        lambda event: (
+            rounds.__setitem__(event.year, event) if isinstance(event, VoteRound) else None
+        )
+    )
     status = f"continuing after tax year {done}" if done else "starting…"
     try:
         with YearDisplay(years, done, status) as display, terminate_as_interrupt():
@@ -424,7 +431,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         kept = sum(r.source == REPLAYED for r in votes)
         if votes:  # who won is otherwise only in the report and the log
             last = votes[-1]
-            said = _last_round_line(sim, last)
+            said = _round_line(rounds.get(last.year), last)
             held = counted(len(votes) - kept, "voting round")
             console.print(
                 f"{held}{f' (and {kept} kept from the run it was forked from)' if kept else ''}"
@@ -451,22 +458,15 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     raise SystemExit(EXIT_CODES[result.status])
 
 
-def _last_round_line(sim: Any, last: Any) -> str:
-    """The voting round of the record ``last`` as :func:`~llmecon.voting.rounds.vote_line`
-    tells it, from the run's log; a round the log does not hold (a fork's kept year):
-    the planner's line, less what it says to the planner of its own proposal."""
-    from llmecon.runs.events import VoteRound
-    from llmecon.runs.log import read_events
+def _round_line(event: Any, last: Any) -> str:
+    """The voting round ``event`` as :func:`~llmecon.voting.rounds.vote_line` tells it; a
+    round this process did not hold (``None``: a fork's kept year, or one run before a
+    resume): the planner's line of the record ``last``, less what it says to the planner
+    of its own proposal."""
     from llmecon.voting.rounds import vote_line
 
-    if sim.log is not None:
-        rounds = [
-            e
-            for e in read_events(sim.log.directory)
-            if isinstance(e, VoteRound) and e.year == last.year
-        ]
-        if rounds:
-            return vote_line(rounds[-1])
+    if event is not None:
+        return vote_line(event)
     return str(last.notes["vote_summary"]).split("; your proposal")[0]
 
 
