@@ -188,14 +188,12 @@ def bracket_shares(
     the welfare and revenue: the counts (one decimal) still sum to the number of
     workers, and the shares are of the population's income. Without, whole counts.
     """
-    edges = np.asarray(rec.schedule.edges, dtype=float)
     income = np.asarray(rec.income_usd, dtype=float)
-    which = np.clip(np.searchsorted(edges, income, side="right") - 1, 0, edges.size - 1)
     w = np.ones(income.size) if weight is None else np.asarray(weight, dtype=float)
-    counts = np.bincount(which, weights=w, minlength=edges.size)
-    totals = np.bincount(which, weights=income * w, minlength=edges.size)
+    counts = rec.schedule.workers_per_bracket(income, w)
+    totals = rec.schedule.workers_per_bracket(income, income * w)
     total = float(totals.sum())
-    shares = 100.0 * totals / total if total > 0 else np.zeros(edges.size)
+    shares = 100.0 * totals / total if total > 0 else np.zeros(totals.size)
     written = [str(int(c)) if weight is None else f"{c:.1f}" for c in counts]
     return written, [round(float(x), decimals) for x in shares]
 

@@ -377,7 +377,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         failed = exc.result
         if failed is not None and failed.summary and len(failed.records) == years:
             # every year ran (the failure is what its calls were): show what it logged
-            _show_summary(failed.summary, failed.records[-1].schedule)
+            _show_summary(failed.summary, *_final(sim, failed.records[-1]))
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt as exc:
@@ -386,7 +386,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         ended = sim.ended
         if ended is not None and ended.summary.get("reference_note") and sim.records:
             # while the run computed its references: logged without them, and shown so
-            _show_summary(ended.summary, sim.records[-1].schedule)
+            _show_summary(ended.summary, *_final(sim, sim.records[-1]))
             then = (
                 f"; continue with `llmecon resume {sim.log.directory}`"
                 if ended.status != "completed" and sim.log is not None
@@ -423,7 +423,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         )
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     if result.records:
-        _show_summary(result.summary, result.records[-1].schedule)
+        _show_summary(result.summary, *_final(sim, result.records[-1]))
         from llmecon.runs.events import REPLAYED
 
         votes = [r for r in result.records if r.notes.get("vote_summary")]
@@ -470,12 +470,19 @@ def _round_line(event: Any, last: Any) -> str:
     return str(last.notes["vote_summary"]).split("; your proposal")[0]
 
 
-def _show_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
+def _final(sim: Any, record: Any) -> tuple[TaxSchedule, Any]:
+    """The final year's schedule and how many of the run's workers earn in each of its
+    brackets (head counts: a survey weight says whom a worker stands for, not whether
+    anyone earns there), as :func:`_print_summary` shows them."""
+    return record.schedule, record.schedule.workers_per_bracket(record.income_usd)
+
+
+def _show_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = None) -> None:
     """:func:`_print_summary`; when standard output cannot take it (a full disk), a note
     on the terminal instead: the run is logged, and how it ended still decides the exit
     code."""
     try:
-        _print_summary(summary, final)
+        _print_summary(summary, final, workers)
     except OSError as exc:
         if not is_storage_error(exc):
             raise
@@ -485,10 +492,20 @@ def _show_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
         )
 
 
-def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
-    """The run's summary table and final schedule, each number written as the report
-    writes its kind."""
-    from llmecon._format import COST, COUNT, GAP, PERCENT, RELATIVE, WELFARE, schedule_lines
+def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = None) -> None:
+    """The run's summary table and final schedule (with the ``workers`` earning in each
+    bracket in the final year, when given), each number written as the report writes
+    its kind."""
+    from llmecon._format import (
+        COST,
+        COUNT,
+        EMPTY_BRACKET_NOTE,
+        GAP,
+        PERCENT,
+        RELATIVE,
+        WELFARE,
+        schedule_lines,
+    )
 
     table = Table(title="Run summary", show_header=False)
     table.add_column("what")
@@ -550,7 +567,16 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule) -> None:
     if "status_quo_swf" in summary and summary.get("references_assume"):
         table.add_row("references assume", summary["references_assume"])
     out.print(table)
-    out.print("[bold]final schedule[/]\n" + schedule_lines(final.edges, final.rates))
+    out.print(
+        "[bold]final schedule[/] (workers earning in each bracket in the final year)\n"
+        if workers is not None
+        else "[bold]final schedule[/]\n",
+        schedule_lines(final.edges, final.rates, workers),
+        sep="",
+        highlight=False,
+    )
+    if workers is not None and not all(workers):
+        out.print(f"[yellow]note[/]: {EMPTY_BRACKET_NOTE}", highlight=False)
     degenerate = summary.get("degenerate_years") or []
     if degenerate:
         from llmecon.runs.reference import DEGENERATE_SHARE

@@ -190,6 +190,15 @@ class TaxSchedule:
         z = np.asarray(income, dtype=float)
         return np.searchsorted(self.edges_array, z, side="right") - 1
 
+    def workers_per_bracket(self, income: ArrayLike, weight: ArrayLike | None = None) -> FloatArray:
+        """How many workers earn in each bracket: each income in its bracket
+        (:meth:`bracket_index`; an income below the first edge in the first), counted
+        once, or by its ``weight`` when given (survey weights of mean 1 keep the sum the
+        number of workers; weights ``income`` give each bracket's income)."""
+        which = np.clip(self.bracket_index(income), 0, self.n_brackets - 1)
+        w = None if weight is None else np.asarray(weight, dtype=float)
+        return np.bincount(which, weights=w, minlength=self.n_brackets).astype(float)
+
     def tax(self, income: ArrayLike) -> FloatArray:
         """Annual tax ``T(z)`` in USD for annual pre-tax incomes ``z >= 0``."""
         z = np.asarray(income, dtype=float)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from llmecon._format import (
+    COUNT,
+    EMPTY_BRACKET_NOTE,
     GAP,
     GINI,
     HOURS,
@@ -23,6 +25,7 @@ from llmecon._format import (
     no_tax_words,
     references_caveat,
 )
+from llmecon.economy import TaxSchedule
 from llmecon.report import _plots
 from llmecon.report._data import (
     Group,
@@ -439,17 +442,42 @@ def _schedule_table(runs: Sequence[ReportRun]) -> Markup:
                 for members, v in by_value(values)
             ]
     columns += [(f"{r.label} (final)", r.final_rates) for r in shown]
+    # how many of each run's workers earn in each bracket in its final year: a rate on a
+    # bracket nobody earns in is no finding about them (head counts, as `run` prints)
+    counts = [(r.label, n) for r in shown if (n := _final_workers(r)) is not None]
     rows = []
     for b, name in enumerate(bracket_names(edges)):
-        rows.append([name, *(PERCENT(col[b]) if col else "–" for _, col in columns)])
-    parts = [
-        table(["bracket (annual income)", *(n for n, _ in columns)], rows, css_class="data nowrap")
+        rows.append(
+            [
+                name,
+                *(PERCENT(col[b]) if col else "–" for _, col in columns),
+                *(COUNT(n[b]) for _, n in counts),
+            ]
+        )
+    headers = [
+        "bracket (annual income)",
+        *(n for n, _ in columns),
+        *(f"{label}: workers in it (final year)" for label, _ in counts),
     ]
+    parts = [table(headers, rows, css_class="data nowrap")]
+    if any(not all(n) for _, n in counts):
+        parts.append(paragraph(EMPTY_BRACKET_NOTE[0].upper() + EMPTY_BRACKET_NOTE[1:] + "."))
     if not same_edges:
         parts.append(
             paragraph("The runs use different brackets; the table shows those of the first run.")
         )
     return Markup("".join(parts))
+
+
+def _final_workers(run: ReportRun) -> list[float] | None:
+    """How many of ``run``'s workers earn in each bracket of its final schedule in its
+    final year; ``None`` without per-agent rows (a population that could not be read)."""
+    agents = run.final_agents()
+    rates = run.final_rates
+    if agents.empty or rates is None:
+        return None
+    schedule = TaxSchedule(run.edges, tuple(rates))
+    return [float(n) for n in schedule.workers_per_bracket(agents["income_usd"].to_numpy())]
 
 
 def _other_events_note(runs: Sequence[ReportRun]) -> Markup | None:

@@ -356,3 +356,31 @@ def test_an_uncontested_round_reads_as_uncontested(tmp_path: Path) -> None:
     tips = parse(page).tips
     assert any("A: uncontested, the only candidate" in t for t in tips)
     assert not any(t.startswith("A: 0.0 %") for t in tips)
+
+
+def test_the_schedule_says_how_many_workers_earn_in_each_bracket(tmp_path: Path) -> None:
+    """Saez set 100 % on a bracket where none of 50 workers earned, and the report and
+    `run`'s final schedule showed it as a finding: both now count each bracket's
+    workers in the final year (from the logged incomes) and say what an empty
+    bracket's rate does."""
+    from llmecon.economy import TaxSchedule
+
+    args = ["run", "--planner", "saez", "--workers", "rational", "--agents", "50",
+            "--years", "2", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    run = load_run(tmp_path / "r")
+    final = run.agents[run.agents["year"] == 2]
+    rates = run.rates[run.rates["year"] == 2].sort_values("bracket")["rate"]
+    counts = TaxSchedule(run.edges, tuple(rates)).workers_per_bracket(final["income_usd"])
+    assert counts.sum() == 50 and (counts == 0).any()  # the first 50 personas: an empty one
+    printed = result.output.split("final schedule")[1]
+    lines = [line for line in printed.splitlines() if ": " in line and "%" in line][:7]
+    assert [int(re.search(r"\((\d+) workers?\)", line)[1]) for line in lines] == [  # type: ignore[index]
+        int(n) for n in counts
+    ]
+    assert "taxes nobody's marginal income" in " ".join(printed.split())
+    page = render_report([run])
+    column = _column(page, "r: workers in it (final year)")
+    assert [int(c) for c in column] == [int(n) for n in counts]
+    assert "taxes nobody's marginal income" in html_module.unescape(page)
