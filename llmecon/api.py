@@ -20,7 +20,6 @@ Results carry pandas DataFrames::
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,26 +146,45 @@ def compare_config(config: RunConfig | str | Path | None = None, /, **settings: 
     """The config :func:`compare` runs every planner with: ``config`` and ``settings``
     with its defaults (30 years, unless the preset sets them) and rational workers,
     reference welfare on (each run's summary holds the no-tax and oracle welfare its gain
-    closed is measured against)."""
+    closed is measured against).
+
+    Workers other than rational, given as a setting or by ``config`` (a file's
+    ``workers:``, a :class:`RunConfig`'s field), are refused with a
+    :class:`~llmecon.runs.ConfigError` rather than replaced, as is a preset's or
+    config's ``worker_satisfaction`` (only LLM workers answer it)."""
     given = settings.get("workers")
+    if isinstance(config, RunConfig):
+        in_config, where = config.model_dump(exclude_unset=True).get("workers"), "the config's"
+    elif config is not None:
+        in_config, where = read_config_file(config).get("workers"), f"{config}'s"
+    else:
+        in_config, where = None, ""
+    if given is not None:
+        origin = f"workers={given!r}"
+    else:
+        given, origin = in_config, f"{where} workers: {in_config!r}"
     if given is not None and given != "rational":
         raise ConfigError(
-            f"workers={given!r}: compare runs every planner with rational workers (one "
+            f"{origin}: compare runs every planner with rational workers (one "
             "economy, exact responses); to compare planners with other workers, use "
-            "llmecon.sweep(grid={'planner': [...]}, workers=...)"
+            "llmecon.sweep(grid={'planner': [...]}, workers=...) or `llmecon sweep "
+            "--planners ... --workers ...`"
         )
     forced = {"workers": "rational", "reference": True}
     resolved = _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS)
-    if isinstance(config, RunConfig):
-        in_config = config.model_dump(exclude_unset=True).get("workers")
-    else:
-        in_config = read_config_file(config).get("workers") if config is not None else None
-    if given is None and in_config not in (None, "rational"):
-        warnings.warn(
-            f"compare runs rational workers; the config's workers {in_config!r} are not "
-            "used (llmecon.sweep compares planners with other workers)",
-            UserWarning,
-            stacklevel=3,
+    if resolved.worker_satisfaction:
+        from llmecon.presets import settings_of
+
+        by = (
+            f" (the {resolved.preset} preset sets it)"
+            if "worker_satisfaction" in settings_of(resolved.preset)
+            else ""
+        )
+        raise ConfigError(
+            f"worker_satisfaction{by}: only LLM workers are asked whether they "
+            "are satisfied, and compare runs rational workers; compare planners with LLM "
+            "workers with llmecon.sweep(grid={'planner': [...]}, workers=...) or "
+            "`llmecon sweep --planners ... --workers <model>`"
         )
     return resolved
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import llmecon
+from llmecon.api import compare_config
 from llmecon.runs import ConfigError, RunConfig, RunLogError, read_log
 from llmecon.runs.restore import restore_run
 
@@ -277,11 +278,18 @@ def test_compare_refuses_workers_it_would_not_use(tmp_path: Path) -> None:
     # they were replaced by rational workers without a word
     with pytest.raises(ConfigError, match="compare runs every planner with rational workers"):
         llmecon.compare(["none"], agents=10, years=1, workers="scripted/reference")
+    # a config file's workers: they were replaced with a warning (the CLI's too), and a
+    # preset needing LLM workers then failed every cell with "give --workers <model>"
     config = tmp_path / "llm.yaml"
     config.write_text("workers: scripted/reference\nagents: 10\nyears: 1\n")
-    with pytest.warns(UserWarning, match="the config's workers 'scripted/reference'"):
-        made = llmecon.compare(["none"], config)
-    assert made.results["none"].config.workers == "rational"
+    with pytest.raises(ConfigError, match=r"llm.yaml's workers: 'scripted/reference': compare"):
+        llmecon.compare(["none"], config)
+    with pytest.raises(ConfigError, match="the config's workers: 'scripted/reference'"):
+        llmecon.compare(["none"], RunConfig(workers="scripted/reference", agents=10, years=1))
+    bounded = tmp_path / "bounded.yaml"
+    bounded.write_text("preset: llm-economist-2025-bounded\nagents: 5\nyears: 1\n")
+    with pytest.raises(ConfigError, match="llm-economist-2025-bounded preset sets it"):
+        compare_config(bounded)
     # rational, given or not, is what compare runs: no word
     import warnings
 

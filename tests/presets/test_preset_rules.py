@@ -115,6 +115,27 @@ def test_cli_compare_records_the_presets_years(tmp_path: Path) -> None:
     assert (config["preset"], config["years"]) == ("llm-economist-2025", 40)
 
 
+def test_cli_compare_refuses_a_config_files_workers(tmp_path: Path) -> None:
+    """A config file's ``workers:`` is refused as ``llmecon.compare(workers=…)`` is:
+    it was replaced by rational workers, and under the bounded preset every cell then
+    failed with "give --workers <model>", an option compare does not have."""
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    file = tmp_path / "cmpb.yaml"
+    file.write_text(
+        "preset: llm-economist-2025-bounded\nworkers: scripted/reference\nagents: 5\nyears: 1\n"
+    )
+    args = ["compare", "--planners", "none", "--config", str(file), "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, [*args, "--name", "c"])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "cmpb.yaml's workers: 'scripted/reference'" in said and "llmecon sweep" in said
+    assert "give --workers" not in said
+    assert not (tmp_path / "c").exists()  # refused before any cell
+
+
 def test_docs_state_the_measured_corner() -> None:
     """The share of rational workers at LLM Economist's 100 h cap under 50 % rates, as
     docs/presets.md states it (the whole 1 000-persona bank, and the first 50)."""
