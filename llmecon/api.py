@@ -189,6 +189,16 @@ def compare_config(config: RunConfig | str | Path | None = None, /, **settings: 
     return resolved
 
 
+def default_planners(config: RunConfig) -> list[str]:
+    """The planners :func:`compare` runs when none are given: :data:`DEFAULT_PLANNERS`,
+    then the planner ``config``'s preset sets, if any (``large-legislative-models``:
+    ``ucb-joint``), so that a preset's own planner is compared with the baselines."""
+    from llmecon.presets import settings_of
+
+    own = settings_of(config.preset).get("planner")
+    return list(dict.fromkeys([*DEFAULT_PLANNERS, *([str(own)] if own else [])]))
+
+
 def _base_settings(config: RunConfig) -> dict[str, Any]:
     """A resolved config as the base settings of a sweep (no run id)."""
     data = config.model_dump(exclude_unset=False)
@@ -197,7 +207,7 @@ def _base_settings(config: RunConfig) -> dict[str, Any]:
 
 
 def compare(
-    planners: str | Sequence[str] = DEFAULT_PLANNERS,
+    planners: str | Sequence[str] | None = None,
     config: RunConfig | str | Path | None = None,
     /,
     *,
@@ -212,7 +222,8 @@ def compare(
     sweep_progress: Any = None,
     **settings: Any,
 ) -> Comparison:
-    """Run each planner (a list, or one string of comma-separated names) on the same
+    """Run each planner (a list, or one string of comma-separated names; by default
+    :func:`default_planners`: the baselines and the preset's own planner) on the same
     economy (same population and settings) over
     ``seeds`` (default: the config's one seed) and return a :class:`Comparison`
     (``.table``, a DataFrame with a row per planner, means across seeds).
@@ -233,8 +244,8 @@ def compare(
         )
     if isinstance(planners, str):  # "saez,ucb", as the CLI's --planners takes them
         planners = planners.split(",")
-    names = [p.strip() for p in planners if p.strip()]
-    if not names:
+    names = [p.strip() for p in planners if p.strip()] if planners is not None else None
+    if names == []:
         raise ValueError("compare needs at least one planner")
     if not write_log:
         folder_only = {
@@ -250,6 +261,8 @@ def compare(
                 "(without it the runs stay in memory, in this process)"
             )
     base = compare_config(config, **settings)
+    if names is None:
+        names = default_planners(base)
     seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
     spec = SweepSpec(
         base=_base_settings(base),

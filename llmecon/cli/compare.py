@@ -71,10 +71,9 @@ def compare_options(func: F) -> F:
 @click.command()
 @click.option(
     "--planners",
-    default=",".join(DEFAULT_PLANNERS),
-    show_default=True,
     help="Comma-separated planners to compare (baselines, or models for an LLM planner); "
-    "a planner's own commas stay with it (fixed:10,12,22,24,32,35,37).",
+    "a planner's own commas stay with it (fixed:10,12,22,24,32,35,37). "
+    f"[default: {','.join(DEFAULT_PLANNERS)}, and the preset's planner if it sets one]",
 )
 @click.option(
     "--seeds",
@@ -100,7 +99,7 @@ def compare_options(func: F) -> F:
 )
 def compare(
     config_file: str | None,
-    planners: str,
+    planners: str | None,
     seeds: str | None,
     csv_path: str | None,
     name: str | None,
@@ -129,13 +128,13 @@ def compare(
       llmecon compare --planners saez,ucb --seeds 0-9 --jobs 2
     """
     from llmecon.api import compare as compare_planners
-    from llmecon.api import compare_config
+    from llmecon.api import compare_config, default_planners
     from llmecon.sweeps import import_ray, parse_seeds, split_values
     from llmecon.sweeps.backends import default_jobs
     from llmecon.sweeps.notes import shown_metrics
 
-    names = split_values("planner", planners)
-    if not names:
+    names = split_values("planner", planners) if planners is not None else None
+    if names == []:
         raise click.UsageError("--planners is empty")
     settings = {k: v for k, v in config_overrides(options).items() if v is not None}
     if csv_path:
@@ -144,6 +143,13 @@ def compare(
         if use_ray or ray_address:
             import_ray()
         base = compare_config(config_file, **settings)
+        if names is None:
+            names = default_planners(base)
+            if len(names) > len(DEFAULT_PLANNERS):
+                console.print(
+                    f"planners: {', '.join(names)} (the default list and the "
+                    f"{base.preset} preset's {names[-1]}; --planners to choose)"
+                )
         seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
         n_jobs = (
             jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())

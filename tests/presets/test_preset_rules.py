@@ -136,6 +136,26 @@ def test_cli_compare_refuses_a_config_files_workers(tmp_path: Path) -> None:
     assert not (tmp_path / "c").exists()  # refused before any cell
 
 
+def test_compares_default_planners_include_the_presets_planner(tmp_path: Path) -> None:
+    """``compare --preset large-legislative-models`` without ``--planners`` ran the
+    default list, which lacks the preset's own planner (``ucb-joint``), without a word."""
+    from click.testing import CliRunner
+
+    from llmecon.api import DEFAULT_PLANNERS, default_planners
+    from llmecon.cli import main
+
+    llm = compare_config(preset="large-legislative-models", agents=5, years=1)
+    assert default_planners(llm) == [*DEFAULT_PLANNERS, "ucb-joint"]
+    assert default_planners(compare_config(preset="ai-economist-2020")) == [*DEFAULT_PLANNERS]
+    args = ["compare", "--preset", "large-legislative-models", "--agents", "5", "--years", "1"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path), "--name", "c", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "the large-legislative-models preset's ucb-joint" in said
+    cells = (tmp_path / "c" / "cells.csv").read_text()
+    assert "ucb-joint" in cells and "us-federal" in cells
+
+
 def test_docs_state_the_measured_corner() -> None:
     """The share of rational workers at LLM Economist's 100 h cap under 50 % rates, as
     docs/presets.md states it (the whole 1 000-persona bank, and the first 50)."""
