@@ -140,6 +140,15 @@ class Comparison:
     references_vary: bool = False
     """Whether the seeds drew different populations (synthetic personas, more agents
     than the bank), so that their no-tax and oracle welfare differ."""
+    oracle_warning: str | None = None
+    """Why the gain closed is a poor measure here, or ``None``: the runs' summary's
+    ``oracle_warning`` (a degenerate oracle,
+    :func:`~llmecon.runs.reference.oracle_warning`), or every planner but the oracle and
+    no tax closing less than :data:`~llmecon.runs.reference.ORACLE_DWARFS_GAIN` of the
+    gain."""
+    planner_warnings: dict[str, str] = field(default_factory=dict)
+    """Planner -> its runs' summary's ``planner_warning`` (a bandit with fewer years than
+    arms, a Saez fixed point that did not converge; the first seed's that has one)."""
 
 
 def compare_config(config: RunConfig | str | Path | None = None, /, **settings: Any) -> RunConfig:
@@ -311,12 +320,14 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
     results = {(planners[cid] if single_seed else cid): run for cid, run in result.results.items()}
     runs = list(result.results.values())
     rates: list[Any] = list(runs[0].summary.get("oracle_rates") or []) if runs else []
+    warning = runs[0].summary.get("oracle_warning") if runs else None
     if not rates and result.directory is not None and first is not None:
         from llmecon.sweeps.cell import folder_result
 
         path = result.directory / first["cell_id"]
         if path.is_dir():
-            rates = list(folder_result(path).get("oracle_rates") or [])
+            cell = folder_result(path)
+            rates, warning = list(cell.get("oracle_rates") or []), cell.get("oracle_warning")
 
     # one row per seed: the seeds of a comparison share a population unless it is drawn
     # with the seed, and then each seed's gain closed has its own references
@@ -330,6 +341,31 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
         key in by_seed and pd.to_numeric(by_seed[key], errors="coerce").nunique() > 1
         for key in ("none_swf", "oracle_swf")
     )
+    said: dict[str, str] = {}
+    for cid, planner in planners.items():
+        if planner in said:
+            continue
+        run = result.results.get(cid)
+        if run is not None:
+            note = run.summary.get("planner_warning")
+        elif result.directory is not None and (result.directory / cid).is_dir():
+            from llmecon.sweeps.cell import folder_result
+
+            note = folder_result(result.directory / cid).get("planner_warning")
+        else:
+            note = None
+        if isinstance(note, str):
+            said[str(planner)] = note
+    if warning is None and "gain_closed" in table:
+        from llmecon.runs.reference import ORACLE_DWARFS_GAIN
+
+        others = table[~table["planner"].isin(["oracle", "none"])]["gain_closed"].dropna()
+        if len(others) and bool((others.abs() < ORACLE_DWARFS_GAIN).all()):
+            warning = (
+                f"every planner but the oracle closes less than {ORACLE_DWARFS_GAIN:.0%} of "
+                "the no-tax → oracle gain: the oracle's SWF dwarfs theirs; compare planners "
+                "by their SWF"
+            )
     return Comparison(
         table,
         reference("none_swf"),
@@ -338,6 +374,8 @@ def comparison_of(result: Any, *, single_seed: bool = True) -> Comparison:
         results,
         result,
         vary,
+        warning if isinstance(warning, str) else None,
+        said,
     )
 
 

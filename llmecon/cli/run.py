@@ -73,6 +73,7 @@ def run(
       llmecon run --config experiment.yaml --seed 3
       llmecon run --preset llm-economist-2025 --planner gpt-4o --agents 100
     """
+    from llmecon.planners import planner_warning
     from llmecon.runs import build_config, build_simulation
 
     overrides = config_overrides(options)
@@ -102,6 +103,7 @@ def run(
                 f"workers [cyan]{config.workers}[/], "
                 f"{counted(config.agents or 0, 'agent')}, {counted(config.years or 0, 'year')}, "
                 f"SWF {config.swf}, seed {config.seed}"
+                + (f", preset [cyan]{config.preset}[/]" if config.preset else "")
             )
             if config.planner.startswith("local/") or str(config.workers).startswith("local/"):
                 console.print(
@@ -127,6 +129,8 @@ def run(
             ]
             for note in notes:
                 console.print(f"[yellow]note[/]: {note}")
+            if (said := planner_warning(sim.planner, config.years or 0)) is not None:
+                console.print(f"[yellow]warning[/]: {said}")
             run_with_display(sim, config.years or 0, config.reference)
 
 
@@ -577,6 +581,9 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
     )
     if workers is not None and not all(workers):
         out.print(f"[yellow]note[/]: {EMPTY_BRACKET_NOTE}", highlight=False)
+    for key in ("planner_warning", "oracle_warning"):
+        if summary.get(key):
+            out.print(f"[yellow]warning[/]: {summary[key]}")
     degenerate = summary.get("degenerate_years") or []
     if degenerate:
         from llmecon.runs.reference import DEGENERATE_SHARE

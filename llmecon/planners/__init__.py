@@ -15,6 +15,7 @@ from llmecon.planners.base import (
     make_planner,
     parse_rates,
     planner_names,
+    planner_warning,
     register_planner,
 )
 from llmecon.planners.fixed import FixedPlanner
@@ -52,6 +53,7 @@ __all__ = [
     "optimal_rates",
     "parse_rates",
     "planner_names",
+    "planner_warning",
     "register_planner",
     "saez_bracket_rates",
     "saez_weights",

@@ -47,6 +47,10 @@ class BanditPlanner:
         self.parameter = parameter
         n_points = round((ctx.max_rate - ctx.min_rate) / grid_step) + 1
         self.grid: FloatArray = np.linspace(ctx.min_rate, ctx.max_rate, max(n_points, 2))
+        #: Its arms, and the years it takes to pull each once (one arm per bracket a year):
+        #: :func:`~llmecon.planners.planner_warning`.
+        self.arms_label = f"{self.grid.size} arms per bracket"
+        self.years_to_try_every_arm = int(self.grid.size)
 
     def arm_statistics(self, history: Sequence[YearRecord]) -> tuple[FloatArray, FloatArray]:
         """Per bracket and arm: pull counts and mean normalised reward, shape (B, K)."""

@@ -179,6 +179,28 @@ def is_baseline(spec: str) -> bool:
     return spec.split(":", 1)[0].strip().lower() in _REGISTRY
 
 
+def planner_warning(planner: Any, years: int) -> str | None:
+    """Why a run of ``years`` tax years cannot show what ``planner`` learns, or ``None``:
+    the planner's own ``run_warning`` (Saez: its fixed point did not converge), or a
+    bandit (its ``years_to_try_every_arm``) with fewer years than it needs to pull
+    every arm once, whose schedules are then its exploration order (UCB: the untried
+    arms in arm order), not a learnt choice."""
+    own = getattr(planner, "run_warning", None)
+    if isinstance(own, str):
+        return own
+    needed = getattr(planner, "years_to_try_every_arm", None)
+    if not isinstance(needed, int) or years >= needed:
+        return None
+    arms = getattr(planner, "arms_label", f"{needed} arms")
+    at_least = f"{needed:,}".replace(",", " ")
+    return (
+        f"{planner.name}: {years} tax years cannot try each of its {arms} once, so its "
+        "final schedule is an arm it is still exploring (UCB: the next untried one, in arm "
+        f"order), not one it learnt is best; run at least {at_least} years"
+        + (", or a coarser grid (:step=…)" if "joint" in str(planner.name) else "")
+    )
+
+
 def make_planner(spec: str, context: PlannerContext) -> Planner:
     """Build a baseline planner from ``name`` or ``name:argument``."""
     _load_builtin()

@@ -98,6 +98,10 @@ class JointBanditPlanner:
             self.parameter = 0.0
         self.grid = make_grid(ctx, step, points)
         self.n_arms = int(self.grid.size) ** ctx.n_brackets
+        #: Its arms, and the years it takes to pull each once (one arm a year):
+        #: :func:`~llmecon.planners.planner_warning`.
+        self.arms_label = f"{self.n_arms:,} arms".replace(",", " ")
+        self.years_to_try_every_arm = self.n_arms
 
     # -- arms <-> rate vectors ------------------------------------------------------
     def arm_of(self, rates: FloatArray) -> int:

@@ -291,6 +291,18 @@ class SaezPlanner:
     def iterations(self) -> int:
         return self.result.iterations if self.result is not None else 0
 
+    @property
+    def run_warning(self) -> str | None:
+        """One line when the fixed point did not converge (the run summary's
+        ``planner_warning``), else ``None``."""
+        if self.result is None or self.result.converged:
+            return None
+        return (
+            f"saez: the fixed point did not converge in {self.result.iterations} iterations "
+            f"(last largest rate change {self.result.last_change:.2g}): the schedule is the "
+            f"mean of its last {_CYCLE_AVERAGE} iterates, not Saez's rates"
+        )
+
     def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
         if self._schedule is None:
             self.result = solve_saez(

@@ -122,6 +122,10 @@ def references(run: RunData) -> References:
             ref.none_swf = economy.evaluate(TaxSchedule.flat(lowest, run.edges))[1].swf
     if ref.oracle_swf is None:
         ref.notes.append(_no_oracle(run))
+    elif isinstance(warning := summary.get("oracle_warning"), str):
+        ref.notes.append(f"Degenerate oracle: {warning}.")
+    if isinstance(warning := summary.get("planner_warning"), str):
+        ref.notes.append(f"Planner: {warning}.")
     return ref
 
 

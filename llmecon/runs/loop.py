@@ -33,7 +33,7 @@ from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
 from llmecon.economy import Economy, Outcome, ScheduleError, TaxSchedule
 from llmecon.models import BatchHooks, BatchProgress, BatchSubmission, CallRecord
-from llmecon.planners import YearRecord, is_baseline
+from llmecon.planners import YearRecord, is_baseline, planner_warning
 from llmecon.prompts import PromptError
 from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
@@ -922,6 +922,8 @@ class Simulation:
                 role: {"calls": tally.calls, "failed": tally.failures} for role, tally in roles
             }
         out.update(worker_notes(self.records, str(self.config.workers), self.planner_context))
+        if (said := planner_warning(self.planner, self.years)) is not None:
+            out["planner_warning"] = said
         if self.config.reference:
             try:
                 with _interruptible():

@@ -28,14 +28,27 @@ ORACLE_MAX_AGENTS = 20_000
 REFERENCE_INTERRUPTED = "skipped: the run was interrupted while it computed them"
 
 
+#: The oracle is flagged as degenerate (``oracle_warning``) when its schedule leaves at
+#: least this share of the workers (survey-weighted) at 0 hours who work with no tax:
+#: an optimum reached by stopping work (an SWF weighting realised income rewards it),
+#: not a tax system.
+ORACLE_IDLE_SHARE = 0.25
+
+#: ... or when the status quo closes less than this share of the no-tax → oracle gain
+#: (while it differs from no tax): the oracle's SWF then dwarfs every ordinary
+#: schedule's, and every other planner's gain closed reads about 0 %.
+ORACLE_DWARFS_GAIN = 0.01
+
+
 def reference_welfare(ctx: PlannerContext) -> dict[str, Any]:
     """SWF with no tax (every rate at the lowest allowed, as the ``none`` planner sets
     it; ``none_rate`` is that rate when it is not 0), under the status quo and, for
     economies up to :data:`ORACLE_MAX_AGENTS`, the oracle's (with its rates and whether
-    its within-year equilibrium converged)."""
+    its within-year equilibrium converged), and ``oracle_warning`` when the oracle is
+    degenerate (:func:`oracle_warning`)."""
     economy = ctx.economy
     _, status_quo = economy.evaluate(ctx.status_quo())
-    _, no_tax = economy.evaluate(ctx.schedule([0.0] * ctx.n_brackets))
+    no_tax_outcome, no_tax = economy.evaluate(ctx.schedule([0.0] * ctx.n_brackets))
     out: dict[str, Any] = {"status_quo_swf": status_quo.swf, "none_swf": no_tax.swf}
     if ctx.min_rate > 0:  # "no tax" is then a flat tax at the lowest rate allowed
         out["none_rate"] = ctx.min_rate
@@ -44,10 +57,53 @@ def reference_welfare(ctx: PlannerContext) -> dict[str, Any]:
         out["oracle_swf"] = best.swf
         out["oracle_rates"] = [round(float(r), 6) for r in best.rates]
         out["oracle_converged"] = best.converged
+        oracle_outcome, _ = economy.evaluate(ctx.schedule(list(best.rates)))
+        warning = oracle_warning(
+            out, oracle_outcome.weekly_hours, no_tax_outcome.weekly_hours, economy.survey_weight
+        )
+        if warning is not None:
+            out["oracle_warning"] = warning
     else:
         out["oracle_swf"] = None
         out["oracle_note"] = f"skipped: more than {ORACLE_MAX_AGENTS} agents"
     return out
+
+
+def oracle_warning(
+    reference: dict[str, Any],
+    oracle_hours: Sequence[float] | np.ndarray,
+    no_tax_hours: Sequence[float] | np.ndarray,
+    survey_weight: np.ndarray | None = None,
+) -> str | None:
+    """Why the oracle of a :func:`reference_welfare` result makes the gain closed a poor
+    headline, or ``None``: its schedule leaves at least :data:`ORACLE_IDLE_SHARE` of the
+    workers at 0 hours (in whole hours) who work with no tax, or the status quo closes
+    less than :data:`ORACLE_DWARFS_GAIN` of the no-tax → oracle gain."""
+    idle = (np.round(np.asarray(oracle_hours, float)) == 0) & (
+        np.round(np.asarray(no_tax_hours, float)) > 0
+    )
+    weight = np.ones(idle.size) if survey_weight is None else np.asarray(survey_weight, float)
+    share = float(weight[idle].sum() / weight.sum()) if idle.size else 0.0
+    status_quo = gain_closed(
+        reference["status_quo_swf"], reference.get("none_swf"), reference.get("oracle_swf")
+    )
+    dwarfs = status_quo is not None and abs(status_quo) < ORACLE_DWARFS_GAIN
+    dwarfs = dwarfs and reference["status_quo_swf"] != reference.get("none_swf")
+    status_quo = status_quo or 0.0
+    if share < ORACLE_IDLE_SHARE and not dwarfs:
+        return None
+    rates = ", ".join(f"{100 * r:.0f}" for r in reference.get("oracle_rates") or [])
+    said = f"the oracle's schedule ({rates} %)"
+    if share >= ORACLE_IDLE_SHARE:
+        said += f" leaves {100 * share:.0f} % of the workers at 0 hours, who work with no tax"
+        if dwarfs:
+            said += ", and"
+    if dwarfs:
+        said += (
+            f" has an SWF that dwarfs the status quo's (which closes {100 * status_quo:.1f} % "
+            "of the no-tax → oracle gain): every other planner's gain closed reads about 0 %"
+        )
+    return said + "; the oracle is degenerate under this SWF: compare planners by their SWF"
 
 
 def gain_closed_of(swf: float, reference: dict[str, Any]) -> float | None:

@@ -67,6 +67,8 @@ def cell_metrics(
     for key in ("none_swf", "status_quo_swf", "oracle_swf"):
         out[key] = summary.get(key)
     out["oracle_rates"] = summary.get("oracle_rates")
+    out["oracle_warning"] = summary.get("oracle_warning")
+    out["planner_warning"] = summary.get("planner_warning")
     if not years:
         return {**{m: None for m in CELL_METRICS}, **out}
     final = years[-1]

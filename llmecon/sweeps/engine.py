@@ -461,7 +461,7 @@ def _write_tables(
 
 
 #: Columns of a cell's result that are not tables' (lists, process details).
-_DROP = ("oracle_rates", "warnings", "pid")
+_DROP = ("oracle_rates", "oracle_warning", "planner_warning", "warnings", "pid")
 
 
 def with_earlier_cells(

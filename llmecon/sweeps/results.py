@@ -301,6 +301,8 @@ def load_sweep(path: str | Path) -> SweepData:
             cell_rows.append({**head, "status": "unreadable", "error": str(exc)})
             continue
         result.pop("oracle_rates", None)
+        result.pop("oracle_warning", None)
+        result.pop("planner_warning", None)
         cell_rows.append({**head, **result})
         # the tax year users see (1-based); the log counts from 0
         status = {"status": result.get("status")}  # fewer years unless completed
