@@ -121,3 +121,19 @@ def test_a_saez_fixed_point_that_did_not_converge_is_in_the_summary() -> None:
     assert comparison.planner_warnings["saez"] == result.summary["planner_warning"]
     plain = llmecon.run(planner="saez", workers="rational", agents=20, years=1, write_log=False)
     assert "planner_warning" not in plain.summary
+
+
+def test_llm_economist_presets_give_the_planner_its_exploration_cue() -> None:
+    """LLM Economist's ``--disable-exploration`` is off by default, so its planner's
+    prompt has the cue; the presets left ``planner_explore`` off."""
+    from llmecon.presets import preset_settings
+    from llmecon.runs import build_config
+
+    for name in (
+        "llm-economist-2025",
+        "llm-economist-2025-bounded",
+        "llm-economist-2025-democratic",
+    ):
+        assert preset_settings(name)["planner_explore"] is True
+        assert build_config(overrides={"preset": name}).planner_explore
+    assert not build_config(overrides={"preset": "ai-economist-2020"}).planner_explore
