@@ -55,8 +55,10 @@ _TABULATED_OTHER = {"vote_round"}
 
 #: Settings shown per run when they differ between runs (else once, above the table),
 #: each where it applies (:func:`~llmecon.runs.config.setting_applies`): the workers mode
-#: with LLM workers, K (``archetypes``) in archetype mode.
+#: with LLM workers, K (``archetypes``) in archetype mode; the preset when one was
+#: named (docs/presets.md lists what it sets).
 _SETTING_KEYS = (
+    "preset",
     *("planner", "workers", "agents", "personas", "swf", "brackets", "vote_every"),
     *("workers_mode", "archetypes"),
 )

@@ -137,3 +137,24 @@ def test_llm_economist_presets_give_the_planner_its_exploration_cue() -> None:
         assert preset_settings(name)["planner_explore"] is True
         assert build_config(overrides={"preset": name}).planner_explore
     assert not build_config(overrides={"preset": "ai-economist-2020"}).planner_explore
+
+
+def test_the_reports_settings_name_the_preset(tmp_path: Path) -> None:
+    """The report's settings line named the brackets and SWF a preset chose, but not
+    the preset, whose other values (utility, caps, steps) it does not list."""
+    import html
+    import re
+
+    from llmecon.report import render_report
+
+    for preset, run_id in (("ai-economist-2020", "p"), (None, "n")):
+        llmecon.run(preset=preset, planner="us-federal", workers="rational", agents=6,
+                    years=1, out=str(tmp_path), run_id=run_id, reference=False)  # fmt: skip
+    said = {
+        run_id: re.findall(
+            r"Settings: [^<]*", html.unescape(render_report([llmecon.load_run(tmp_path / run_id)]))
+        )
+        for run_id in ("p", "n")
+    }
+    assert said["p"] and said["p"][0].startswith("Settings: preset = ai-economist-2020, ")
+    assert said["n"] and "preset" not in said["n"][0]
