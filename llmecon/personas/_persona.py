@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from llmecon._files import (
     TextFileError,
@@ -17,9 +24,10 @@ from llmecon._files import (
     missing_path,
     read_text_file,
 )
+from llmecon._format import named_few
 from llmecon._paths import shipped_dir
 from llmecon.economy.population import MIN_WAGE_USD, Population
-from llmecon.personas._tables import EDUCATION_LABELS, PersonaError
+from llmecon.personas._tables import EDUCATION_LABELS, STATE_NAMES, PersonaError
 
 if TYPE_CHECKING:
     from llmecon.prompts import PromptLibrary
@@ -44,6 +52,38 @@ MAX_HOURLY_WAGE_USD = 100_000.0
 
 #: Highest annual amount (earnings, spouse's earnings) a persona may state.
 MAX_ANNUAL_USD = 1e9
+
+#: How far ``annual_earnings_usd`` may be from ``52 · hourly_wage_usd ·
+#: usual_weekly_hours``: 1 % of that product, or $1 if more. A sampled persona's earnings
+#: are the product rounded to the dollar (at most $0.50 off); 1 % also lets a
+#: hand-written bank round earnings to three significant figures.
+EARNINGS_TOLERANCE = 0.01
+
+#: Ages of each age band (the last one open: up to the oldest persona, 85).
+_AGE_BAND_AGES = {
+    "16-19": (16, 19),
+    "20-24": (20, 24),
+    "25-34": (25, 34),
+    "35-44": (35, 44),
+    "45-54": (45, 54),
+    "55-64": (55, 64),
+    "65+": (65, 85),
+}
+
+#: Fields that hold numbers: JSON ``true``/``false`` there is a mistake, not 1 or 0.
+_NUMBER_FIELDS = (
+    "age",
+    "hourly_wage_usd",
+    "usual_weekly_hours",
+    "annual_earnings_usd",
+    "children",
+    "household_size",
+    "spouse_earnings_usd",
+    "weight",
+)
+
+#: Values longer than this are shortened in messages (a 400-digit number, a long id).
+_MAX_SHOWN = 40
 
 _FILING_TEXT = {
     "single": "You are single",
@@ -106,17 +146,67 @@ class Persona(BaseModel):
         ),
     )
 
+    @field_validator(*_NUMBER_FIELDS, mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # pydantic reads true as 1 and false as 0: "usual_weekly_hours": true would be
+        # one hour a week.
+        if isinstance(value, bool):
+            raise ValueError(f"Input should be a number, not {str(value).lower()}")
+        return value
+
     @model_validator(mode="after")
-    def _household_fits(self) -> Persona:
-        if self.household_size < 1 + self.children:
-            raise ValueError("household_size must count the persona and the children")
-        if self.wage_floor and self.hourly_wage_usd < MIN_WAGE_USD:
-            raise ValueError(
-                f"hourly_wage_usd {self.hourly_wage_usd} is below the federal minimum wage "
-                f"${MIN_WAGE_USD}: only a persona marked wage_floor false (a bank drawn "
-                "without the floor) may earn less"
-            )
+    def _fields_agree(self) -> Persona:
+        problems = _contradictions(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def _contradictions(p: Persona) -> list[str]:
+    """Fields of ``p`` that contradict each other, each as ``"field: reason"``."""
+    out: list[str] = []
+    if p.household_size < 1 + p.children:
+        out.append(
+            f"household_size: {p.household_size} must count the persona and the "
+            f"{p.children} children"
+        )
+    if p.wage_floor and p.hourly_wage_usd < MIN_WAGE_USD:
+        out.append(
+            f"hourly_wage_usd: {p.hourly_wage_usd} is below the federal minimum wage "
+            f"${MIN_WAGE_USD}: only a persona marked wage_floor false (a bank drawn "
+            "without the floor) may earn less"
+        )
+    implied = 52.0 * p.hourly_wage_usd * p.usual_weekly_hours
+    if abs(p.annual_earnings_usd - implied) > max(1.0, EARNINGS_TOLERANCE * implied):
+        out.append(
+            f"annual_earnings_usd: {p.annual_earnings_usd:,.0f} disagrees with 52 weeks × "
+            f"hourly_wage_usd × usual_weekly_hours = ${implied:,.0f} (by more than "
+            f"{EARNINGS_TOLERANCE:.0%} or $1)"
+        )
+    low, high = _AGE_BAND_AGES[p.age_band]
+    if not low <= p.age <= high:
+        out.append(f"age_band: age {p.age} is not in the age band {p.age_band}")
+    name = STATE_NAMES.get(p.state_code)
+    if name is None:
+        out.append(f"state_code: {_shown(p.state_code)} is not a US state (or DC) postal code")
+    elif p.state.removeprefix("the ") != name.removeprefix("the "):
+        out.append(
+            f"state: {_shown(p.state)} is not the state of state_code {p.state_code} ({name})"
+        )
+    return out
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, shortened to about :data:`_MAX_SHOWN` characters for a message."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_MAX_SHOWN:
+        try:
+            digits = len(str(abs(value)))
+        except ValueError:  # beyond Python's 4 300 digits: counted from its bits
+            digits = int(abs(value).bit_length() * 0.30103) + 1
+        return f"a {digits:,}-digit number"
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[: _MAX_SHOWN - 1]}…"
 
 
 def default_bank_path() -> Path:
@@ -153,25 +243,72 @@ def load_bank(path: str | Path) -> list[Persona]:
     except TextFileError as exc:  # unreadable, or not UTF-8 (naming the line)
         raise PersonaError(str(exc)) from None
     personas: list[Persona] = []
+    lines: dict[str, list[int]] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            personas.append(Persona.model_validate(json.loads(line)))
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise PersonaError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from exc
+            hint = _CSV_HINT if lineno == 1 and not line.lstrip().startswith(("{", "[")) else ""
+            raise PersonaError(f"{path}, line {lineno}: not valid JSON ({exc.msg}){hint}") from exc
+        except ValueError:  # an integer beyond Python's 4 300-digit limit
+            raise PersonaError(
+                f"{path}, line {lineno}: a number has more than 4,300 digits (persona "
+                "fields are at most 10⁹)"
+            ) from None
+        try:
+            persona = Persona.model_validate(record)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(x) for x in first["loc"]) or "persona"
-            value = first.get("input")
-            got = f" (got {value!r})" if isinstance(value, int | float) else ""
-            raise PersonaError(f"{path}, line {lineno}: {where}: {first['msg']}{got}") from exc
+            problems = "; ".join(_problems(exc))
+            raise PersonaError(f"{path}, line {lineno}: {problems}") from exc
+        personas.append(persona)
+        lines.setdefault(persona.id, []).append(lineno)
     if not personas:
         raise PersonaError(f"persona file {path} holds no personas")
-    ids = [p.id for p in personas]
-    if len(set(ids)) != len(ids):
-        raise PersonaError(f"persona file {path} repeats persona ids")
+    repeated = {pid: at for pid, at in lines.items() if len(at) > 1}
+    if repeated:
+        named = [
+            f"{_shown(pid)} on lines {', '.join(str(n) for n in at[:-1])} and {at[-1]}"
+            for pid, at in repeated.items()
+        ]
+        raise PersonaError(
+            f"persona file {path} repeats persona ids: {named_few(named, _MAX_REPEATS_SHOWN)}"
+        )
     return personas
+
+
+#: Repeated persona ids a message names (the rest are counted).
+_MAX_REPEATS_SHOWN = 5
+
+_CSV_HINT = (
+    ": a persona file is JSON Lines, one JSON object per line (docs/personas.md lists "
+    'the fields); to convert a CSV file: python -c "import pandas as pd; '
+    "pd.read_csv('in.csv').to_json('out.jsonl', orient='records', lines=True)\""
+)
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """Every problem of a persona record, as ``"field: reason (got value)"``; the
+    missing fields together, the fields that contradict each other by name."""
+    missing: list[str] = []
+    out: list[str] = []
+    for error in exc.errors():
+        where = ".".join(str(x) for x in error["loc"])
+        if error["type"] == "missing":
+            missing.append(where)
+            continue
+        if not where:  # the checks across fields (_contradictions) name their fields
+            out.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        value = error.get("input")
+        got = f" (got {_shown(value)})" if isinstance(value, int | float) else ""
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        out.append(f"{where}: {msg}{got}")
+    if missing:
+        fields = "field" if len(missing) == 1 else "fields"
+        out.insert(0, f"missing {fields} {', '.join(missing)}")
+    return out
 
 
 def population_from_personas(personas: Sequence[Persona], source: str = "personas") -> Population:

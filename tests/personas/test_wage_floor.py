@@ -46,6 +46,7 @@ def test_census_mode_refuses_to_drop_the_floor() -> None:
 def test_a_floored_persona_below_the_minimum_is_refused(tmp_path: Path) -> None:
     line = json.loads(default_bank_path().read_text(encoding="utf-8").splitlines()[0])
     line["hourly_wage_usd"] = 3.5
+    line["annual_earnings_usd"] = round(52 * 3.5 * line["usual_weekly_hours"])
     bank = tmp_path / "low.jsonl"
     bank.write_text(json.dumps(line) + "\n", encoding="utf-8")
     with pytest.raises(PersonaError, match=r"below the federal minimum wage \$7.25"):

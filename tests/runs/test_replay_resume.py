@@ -420,6 +420,7 @@ def test_a_resume_that_cannot_start_leaves_the_log_as_it_was(tmp_path: Path) -> 
     bank = run_dir / "personas.jsonl"
     rows = [json.loads(line) for line in bank.read_text().splitlines()]
     rows[0]["hourly_wage_usd"] *= 3
+    rows[0]["annual_earnings_usd"] *= 3
     bank.write_text("".join(json.dumps(row) + "\n" for row in rows))
     result = CliRunner().invoke(main, ["resume", str(run_dir)])
     assert result.exit_code != 0 and "does not re-settle" in result.output
