@@ -21,6 +21,7 @@ from llmecon.personas import (
     validate,
     write_bank,
 )
+from llmecon.personas._sampler import MAX_BANK_SAMPLE
 from llmecon.personas._validate import weighted_quantile
 
 
@@ -29,9 +30,8 @@ def personas() -> None:
     """Census-calibrated worker personas (sample, show, validate)."""
 
 
-#: Most personas one command samples: a stratified sample draws a pool 20 times its
-#: size, several GB beyond this.
-MAX_SAMPLE = 500_000
+#: Most personas one command samples (a stratified sample draws a pool 20 times its size).
+MAX_SAMPLE = MAX_BANK_SAMPLE
 
 
 #: Options of both commands that draw a sample (``sample`` and ``validate``).

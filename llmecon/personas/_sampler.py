@@ -77,6 +77,9 @@ _HOURS_PER_YEAR = 2080.0
 ADULT_AGE = 18
 #: Candidates drawn (at least) to pick a stratified bank from.
 STRATIFIED_POOL_SIZE = 200_000
+#: Most personas ``llmecon personas sample`` writes: a stratified sample draws a pool 20
+#: times its size, several GB beyond this.
+MAX_BANK_SAMPLE = 500_000
 #: Largest candidate pool :func:`stratified_sample` draws before giving up on a bracket.
 MAX_POOL_SIZE = 3_200_000
 

@@ -56,7 +56,13 @@ from llmecon.runs.log import (
     read_log,
     unended_status,
 )
-from llmecon.runs.wiring import ARCHETYPES_FILE, PROMPTS_COPY_NAME, build_economy, build_world
+from llmecon.runs.wiring import (
+    ARCHETYPES_FILE,
+    PROMPTS_COPY_NAME,
+    FreshPersonasWarning,
+    build_economy,
+    build_world,
+)
 
 #: The copy of its personas a run folder keeps (up to ``PERSONA_COPY_MAX`` of them).
 PERSONAS_COPY_NAME = "personas.jsonl"
@@ -358,7 +364,11 @@ class RestoredRun:
 
                 population = population_from_personas(load_bank(copy), source=str(copy))
                 economy = build_economy(config, population)
-                return economy, f"population from the run's {copy.name}", None
+                note = f"population from the run's {copy.name}"
+                selection = str(manifest.population.get("selection", ""))
+                if "fresh draws" in selection:  # not the shipped, stratified bank
+                    note += f" ({selection}: a simple random sample, every weight 1)"
+                return economy, note, None
             if config.personas == "synthetic":
                 note = f"synthetic population redrawn from seed {manifest.seed}"
             else:
@@ -371,7 +381,9 @@ class RestoredRun:
                     return None, changed, None
                 note = f"population rebuilt from {bank} (sha256 matches the manifest)"
             # the manifest's seed drew the population
-            source, economy, _ = build_world(config.model_copy(update={"seed": manifest.seed}))
+            with warnings.catch_warnings():  # the note below says they are fresh draws
+                warnings.simplefilter("ignore", FreshPersonasWarning)
+                source, economy, _ = build_world(config.model_copy(update={"seed": manifest.seed}))
             if source.sample is None:
                 return economy, note, None
             note = (

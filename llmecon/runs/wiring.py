@@ -76,6 +76,30 @@ logger = logging.getLogger(__name__)
 PERSONA_COPY_MAX = 100_000
 
 
+class FreshPersonasWarning(UserWarning):
+    """A run asks for more agents than the shipped bank holds: it draws them afresh as a
+    simple random sample (unweighted), not as the bank's stratified, weighted one."""
+
+
+def fresh_personas_advice(n: int, bank_size: int) -> str:
+    """Why ``n`` fresh draws are not the shipped bank, and how to get a stratified bank
+    of ``n`` instead."""
+    from llmecon.personas._sampler import MAX_BANK_SAMPLE
+
+    said = (
+        f"the shipped persona bank holds {bank_size:,} personas (stratified by income "
+        f"bracket, survey-weighted); --agents {n} draws {n:,} fresh ones from the Census "
+        "sampler by simple random sampling instead: every weight 1, so the top brackets "
+        "hold few personas (fewer than 1 in 1,000 earns above $626,350)"
+    )
+    if n > MAX_BANK_SAMPLE:
+        return said
+    return (
+        f"{said}. For a stratified bank of {n:,}: `llmecon personas sample --n {n} --seed 0 "
+        f"--out personas-{n}.jsonl`, then `--personas personas-{n}.jsonl`"
+    )
+
+
 @dataclass(frozen=True)
 class PopulationSource:
     """The run's workers and where they came from.
@@ -154,6 +178,7 @@ def build_population(config: RunConfig, rng: np.random.Generator) -> PopulationS
             # at a million, docs/scale.md); they are built only when something reads them.
             sample = sample_personas(n, rng)
             how = f"{n} fresh draws from the Census sampler (bank holds {len(bank)})"
+            warnings.warn(fresh_personas_advice(n, len(bank)), FreshPersonasWarning, stacklevel=2)
             source = PopulationSource(sample.to_population(source=str(path)), None, {}, sample)
         else:
             raise ConfigError(

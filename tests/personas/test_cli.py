@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from llmecon.cli import main
@@ -127,3 +128,30 @@ def test_a_run_on_a_smaller_bank_uses_all_of_it(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["personas", "sample", "--n", "40", "--out", str(bank)])
     result = llmecon.run(planner="saez", personas=str(bank), years=1, out=str(tmp_path))
     assert result.config.agents == 40  # the default 1 000 rational workers, capped
+
+
+def test_a_run_beyond_the_shipped_bank_says_its_personas_are_a_simple_sample(
+    tmp_path: Path,
+) -> None:
+    # --agents 1001 drew 1 001 unweighted personas (few top earners) instead of the
+    # stratified, weighted bank, and only the manifest's `selection` said so.
+    import warnings
+
+    from llmecon import load_run
+    from llmecon.runs.wiring import FreshPersonasWarning
+
+    args = ["run", "--planner", "us-federal", "--workers", "rational", "--years", "1"]
+    with pytest.warns(FreshPersonasWarning) as caught:
+        result = CliRunner().invoke(main, [*args, "--agents", "1001", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(str(w.message) for w in caught if w.category is FreshPersonasWarning)
+    assert "the shipped persona bank holds 1,000 personas" in said
+    assert "draws 1,001 fresh ones from the Census sampler by simple random sampling" in said
+    assert "`llmecon personas sample --n 1001 --seed 0 --out personas-1001.jsonl`" in said
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    note = load_run(run_dir).population_note
+    assert "1001 fresh draws" in note and "a simple random sample, every weight 1" in note
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FreshPersonasWarning)
+        quiet = CliRunner().invoke(main, [*args, "--agents", "1000", "--out", str(tmp_path)])
+    assert quiet.exit_code == 0, quiet.output
