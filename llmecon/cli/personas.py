@@ -81,8 +81,16 @@ _wage_floor_option = click.option(
 )
 @click.option("--simple", is_flag=True, help="A simple random sample instead (every weight 1).")
 @_wage_floor_option
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def sample(
-    n: int, seed: int, mode: str, out: Path, min_per_bracket: int, simple: bool, no_wage_floor: bool
+    n: int,
+    seed: int,
+    mode: str,
+    out: Path,
+    min_per_bracket: int,
+    simple: bool,
+    no_wage_floor: bool,
+    force: bool,
 ) -> None:
     """Sample a persona bank and write it as JSONL.
 
@@ -93,6 +101,11 @@ def sample(
 
     console = Console(stderr=True)
     out = check_output_file(str(out), "the persona bank")
+    if out.exists() and not force:
+        raise click.ClickException(
+            f"{out} exists (a persona bank of your own?): give another --out, or --force "
+            "to replace it"
+        )
     try:
         config = SamplerConfig(cast(WageMode, mode), wage_floor=not no_wage_floor)
         with console.status(f"sampling {n:,} personas ({mode}, seed {seed})…"):
@@ -116,7 +129,7 @@ def sample(
     weight = drawn.weight
     median = weighted_quantile(drawn.hourly_wage_usd, weight, 0.5)
     hours = np.average(drawn.usual_weekly_hours, weights=weight)
-    from llmecon._format import HOURS
+    from llmecon._format import HOURS, counted
 
     if report.ok:
         verdict = "all validation targets met at this size"
@@ -129,7 +142,7 @@ def sample(
     else:
         verdict = "not all validation targets met at this size"
     console.print(
-        f"[green]wrote[/] {n:,} personas to {path}  (survey-weighted median wage "
+        f"[green]wrote[/] {counted(n, 'persona')} to {path}  (survey-weighted median wage "
         f"${median:.2f}/h, mean hours {HOURS(hours)}; {verdict})"
     )
 
@@ -184,7 +197,9 @@ def show(file: Path, index: int) -> None:
     type=click.IntRange(100, MAX_SAMPLE),
     default=200_000,
     show_default=True,
-    help="Sample size.",
+    help="Size of a fresh simple random sample to validate (every weight 1): not the "
+    "stratified bank `personas sample --n N --seed S` writes; to check that one, validate "
+    "its file.",
 )
 @_seed_option
 @_mode_option
@@ -202,8 +217,14 @@ def validate_cmd(
 ) -> None:
     """Print sample vs published marginals; exit 1 if a target is missed.
 
+    Without BANK: a fresh simple random sample of --n personas (seed --seed), not the
+    stratified bank `personas sample` writes with the same --n and --seed. A tolerance
+    is 3 standard errors where that is wider than its base, so at small sizes a miss
+    can be sampling noise: a correctly drawn bank of 1 000 misses some target on a few
+    seeds in a hundred.
+
     BANK (or --file BANK): validate that persona bank (`default`: the shipped one)
-    instead of a fresh sample."""
+    instead of a fresh sample, e.g. the file `personas sample --out FILE` wrote."""
     from rich.console import Console
 
     if bank is not None and file is not None and bank != file:

@@ -524,7 +524,9 @@ def stratified_sample(
        evenly, not only its count.
     4. ``weight = P_h · n / n_h``: the number of people a persona stands for, relative to
        the average persona (the weights sum to ``n``); weighted aggregates estimate the
-       population's, unweighted ones would over-represent the small brackets.
+       population's, unweighted ones would over-represent the small brackets. A bank
+       smaller than the number of brackets leaves some empty; its weights are divided by
+       the share of the brackets it holds, so they still have mean 1.
     5. Order: every prefix of the bank holds each bracket in (nearly) its bank share, so
        the first ``m`` personas with their weights are a stratified bank too (runs use a
        prefix); within a bracket the order is random.
@@ -576,6 +578,9 @@ def stratified_sample(
         index[slots == h] = picked[h]
     frame = pool.iloc[index].reset_index(drop=True)
     weight = share[slots] * n / sizes[slots]
+    covered = share[sizes > 0].sum()
+    if np.any((share > 0) & (sizes == 0)):  # under 7 personas: some bracket holds none
+        weight = weight / covered  # the weights stand for the brackets held, mean 1
     frame["weight"] = np.array([float(f"{w:.10g}") for w in weight])
     frame["id"] = [f"{id_prefix}{i:06d}" for i in range(n)]
     return PersonaSample(frame, frames[0].config)

@@ -91,7 +91,8 @@ class ValidationReport:
     mode: str
     #: Kish's effective sample size ``(Σ w)² / Σ w²`` (``n`` when unweighted).
     n_effective: float = 0.0
-    #: One line per implausible record (first :data:`_MAX_LISTED` of them).
+    #: One line per implausibility (a persona may have several; the first
+    #: :data:`_MAX_LISTED`).
     implausible: tuple[str, ...] = ()
 
     @property
@@ -291,22 +292,29 @@ def _share_se(published_pct: float, n_eff: float) -> float:
 
 
 def implausible_records(frame: pd.DataFrame, tables: CensusTables | None = None) -> list[str]:
-    """One line per implausible persona: younger than its occupation's minimum age
-    (``min_age`` in ``occupations.csv``, the EP Table 5.4 rule of ``data/SOURCES.md``),
-    or under 18 and married, a surviving spouse, a head of household or with children."""
+    """One line per implausibility (a persona may have several): younger than its
+    occupation's minimum age (``min_age`` in ``occupations.csv``, the EP Table 5.4 rule
+    of ``data/SOURCES.md``), or under 18 and married, a surviving spouse, a head of
+    household or with children. Occupations the tables lack have no minimum age."""
+    return [line for _, line in _implausible(frame, tables)]
+
+
+def _implausible(frame: pd.DataFrame, tables: CensusTables | None) -> list[tuple[str, str]]:
+    """``(persona id, line)`` of each implausibility (:func:`implausible_records`)."""
     t = tables if tables is not None else load_tables()
     index = {soc: i for i, soc in enumerate(t.soc)}
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     cols = ["id", "occupation_code", "occupation_title", "age", "filing_status", "children"]
     for pid, soc, title, age, filing, children in frame[cols].itertuples(index=False):
         i = index.get(str(soc))
         age = int(age)
         if i is not None and age < int(t.min_age[i]):
-            out.append(f"{pid}: aged {age}, below the minimum age {t.min_age[i]} for {title}")
+            least = t.min_age[i]
+            out.append((pid, f"{pid}: aged {age}, below the minimum age {least} for {title}"))
         if age < ADULT_AGE and str(filing) != "single":
-            out.append(f"{pid}: aged {age} and filing {filing}")
+            out.append((pid, f"{pid}: aged {age} and filing {filing}"))
         if age < ADULT_AGE and int(children) > 0:
-            out.append(f"{pid}: aged {age} with {int(children)} children")
+            out.append((pid, f"{pid}: aged {age} with {int(children)} children"))
     return out
 
 
@@ -404,11 +412,12 @@ def validate(
                 _share_se(level_pub, n_eff_adult),
             )
         )
-    problems = implausible_records(frame, t)
+    found = _implausible(frame, t)
+    problems = [line for _, line in found]
     rows.append(
         ValidationRow(
             "implausible records",
-            float(len(problems)),
+            float(len({pid for pid, _ in found})),  # personas, not their problems
             0.0,
             "n",
             "EP T5.4 min ages; no married or parent minors",
@@ -469,5 +478,5 @@ def validate(
         )
     listed = problems[:_MAX_LISTED]
     if len(problems) > len(listed):
-        listed.append(f"... and {len(problems) - len(listed)} more implausible record(s)")
+        listed.append(f"... and {len(problems) - len(listed)} more implausibilities")
     return ValidationReport(tuple(rows), len(frame), mode, n_eff, tuple(listed))

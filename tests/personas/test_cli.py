@@ -155,3 +155,42 @@ def test_a_run_beyond_the_shipped_bank_says_its_personas_are_a_simple_sample(
         warnings.simplefilter("error", FreshPersonasWarning)
         quiet = CliRunner().invoke(main, [*args, "--agents", "1000", "--out", str(tmp_path)])
     assert quiet.exit_code == 0, quiet.output
+
+
+def test_sample_refuses_to_replace_a_file_unless_forced(tmp_path: Path) -> None:
+    out = tmp_path / "mine.jsonl"
+    out.write_text("my own, hand-written bank\n", encoding="utf-8")
+    args = ["personas", "sample", "--n", "1", "--seed", "2", "--out", str(out)]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1 and "exists" in refused.output and "--force" in refused.output
+    assert out.read_text(encoding="utf-8") == "my own, hand-written bank\n"
+    forced = CliRunner().invoke(main, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert len(load_bank(out)) == 1
+    assert "wrote 1 persona to" in " ".join(forced.output.split())
+
+
+def test_implausible_records_counts_personas_not_their_problems(tmp_path: Path) -> None:
+    import json
+
+    from llmecon.personas import default_bank_path, validate
+
+    record = json.loads(default_bank_path().read_text(encoding="utf-8").splitlines()[0])
+    wage, hours = 30.0, 40
+    record.update(
+        occupation_code="29-1141",
+        occupation_title="Registered Nurses",
+        age=16,
+        age_band="16-19",
+        filing_status="married_joint",
+        children=2,
+        household_size=4,
+        hourly_wage_usd=wage,
+        usual_weekly_hours=hours,
+        annual_earnings_usd=52 * wage * hours,
+    )
+    path = tmp_path / "teen.jsonl"
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    report = validate(load_bank(path))
+    assert len(report.implausible) == 3  # below the nurses' minimum age, married, parent
+    assert report.row("implausible records").sample == 1

@@ -303,3 +303,11 @@ def test_negative_or_zero_total_weights_are_refused() -> None:
         Population(np.ones(3) * 20, np.ones(3) * 40, ("a", "b", "c"), weight=np.zeros(3))
     with pytest.raises(PopulationError):
         Population(np.ones(2) * 20, np.ones(2) * 40, ("a", "b"), weight=np.array([1.0, -1.0]))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+def test_a_bank_smaller_than_the_brackets_has_mean_weight_1(n: int) -> None:
+    # Fewer personas than the 7 brackets leave some bracket empty: the weights summed to
+    # the share of the brackets held (mean 0.46 at n = 1), not to n as the docs say.
+    bank = sample_personas(n, np.random.default_rng(0), min_per_bracket=5)
+    assert bank.weight.mean() == pytest.approx(1.0, abs=1e-8)
