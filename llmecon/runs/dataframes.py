@@ -320,21 +320,35 @@ class RunData:
         """The derived tables by name (see :data:`TABLE_NAMES`)."""
         return {name: getattr(self, name) for name in TABLE_NAMES}
 
-    def messages(self, seq: int) -> list[tuple[str, str]]:
-        """The (role, text) messages of the ``llm_call`` event with sequence number ``seq``."""
+    def messages(self, seq: int, agent: str | None = None) -> list[tuple[str, str]]:
+        """The (role, text) messages of the model call with sequence number ``seq`` (the
+        ``seq`` column of :attr:`calls`). The worker calls of a run with 1 000+ workers
+        are stored in call files (log format 3), and every call of one file has the
+        file's ``seq``: give the call's ``agent`` too (its ``agent`` column).
+
+        Raises:
+            KeyError: no call has ``seq`` (and ``agent``).
+            ValueError: several calls share ``seq`` and ``agent`` was not given.
+        """
         from llmecon.runs.columnar import file_blobs, iter_calls
 
         for e in self.events:
-            if isinstance(e, LLMCall) and e.seq == seq:
+            if isinstance(e, LLMCall) and e.seq == seq and agent in (None, e.agent):
                 return [(m.role, self.blobs.get(m.sha256, "")) for m in e.messages]
-        files = [e for e in self.events if isinstance(e, CallFile)]
-        for call in iter_calls(files):  # calls stored compactly (log format 3)
-            if call.seq == seq:
-                blobs = dict(self.blobs)
-                for f in files:  # a text is stored in the file of its first use
-                    blobs.update(file_blobs(f))
-                return [(m.role, blobs.get(m.sha256, "")) for m in call.messages]
-        raise KeyError(f"no llm_call with seq {seq}")
+        files = [e for e in self.events if isinstance(e, CallFile) and e.seq == seq]
+        calls = [c for c in iter_calls(files) if agent in (None, c.agent)]
+        if len(calls) > 1:
+            raise ValueError(
+                f"seq {seq} is a call file of {len(calls):,} worker calls (log format 3): "
+                "give the call's agent too, e.g. run.messages(seq, agent='persona-000001')"
+            )
+        if not calls:
+            which = f"seq {seq}" + ("" if agent is None else f" and agent {agent!r}")
+            raise KeyError(f"no model call with {which}")
+        blobs = dict(self.blobs)
+        for f in (e for e in self.events if isinstance(e, CallFile)):
+            blobs.update(file_blobs(f))  # a text is stored in the file of its first use
+        return [(m.role, blobs.get(m.sha256, "")) for m in calls[0].messages]
 
     def events_of_type(self, type_name: str) -> list[dict[str, Any]]:
         """Events of one ``type`` as plain dicts (typed or not)."""

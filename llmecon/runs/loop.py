@@ -881,19 +881,47 @@ class Simulation:
 
     def run(self, progress: ProgressCallback | None = None) -> RunResult:
         """Run synchronously; inside a running event loop (Jupyter) the run goes to a
-        worker thread with its own loop. Interrupted before the run logged its start
-        (Ctrl-C as ``asyncio.run`` begins, which cancels the run before its first step),
-        a new run's folder is discarded, as a setup that fails
+        worker thread with its own loop (:meth:`_run_in_thread`). Interrupted before the
+        run logged its start (Ctrl-C as ``asyncio.run`` begins, which cancels the run
+        before its first step), a new run's folder is discarded, as a setup that fails
         (:meth:`~llmecon.runs.log.RunLog.discarded_on_error`)."""
         with self.log.discarded_on_error() if self.log else contextlib.nullcontext():
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
                 return asyncio.run(self.run_async(progress))
-            from concurrent.futures import ThreadPoolExecutor
+            return self._run_in_thread(progress)
 
-            with ThreadPoolExecutor(1, thread_name_prefix="llmecon-run") as pool:
-                return pool.submit(asyncio.run, self.run_async(progress)).result()
+    def _run_in_thread(self, progress: ProgressCallback | None) -> RunResult:
+        """The run in a worker thread with its own event loop, for a caller inside a
+        running loop. An interrupt of the caller (Ctrl-C, a notebook's "Interrupt
+        kernel": a KeyboardInterrupt in the waiting thread) cancels the run as Ctrl-C
+        cancels :func:`asyncio.run`'s: it logs ``interrupted`` at its next step and the
+        interrupt is raised again, instead of every remaining year (and its model calls)
+        running to the end first."""
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        started = threading.Event()
+        running: dict[str, Any] = {}
+
+        async def main() -> RunResult:
+            running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+            started.set()
+            return await self.run_async(progress)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="llmecon-run") as pool:
+            future = pool.submit(asyncio.run, main())
+            try:
+                return future.result()
+            except KeyboardInterrupt:
+                if not future.cancel():  # started (a pending run is simply never started)
+                    started.wait()
+                    with contextlib.suppress(RuntimeError):  # its loop has closed: it ended
+                        running["loop"].call_soon_threadsafe(running["task"].cancel)
+                    with contextlib.suppress(BaseException):  # its end is logged, or it failed
+                        future.result()
+                raise
 
     def summary(self) -> dict[str, Any]:
         """Final and best SWF, the share of the none → oracle gain closed, against the

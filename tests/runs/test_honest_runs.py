@@ -6,6 +6,7 @@ Servers are the fake OpenAI server of ``llmecon.testing.fake_servers`` on 127.0.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -1288,3 +1289,40 @@ def test_a_run_that_ends_while_it_is_read_is_not_called_killed(tmp_path: Path) -
     events.write_bytes(whole)  # the run logs its end and lets go of its lock
     assert data.status == "running" and restored.status == "running"
     assert load_run(tmp_path / "r").status == "completed"
+
+
+def test_an_interrupt_stops_a_run_started_inside_a_running_event_loop(tmp_path: Path) -> None:
+    """In a notebook (a running event loop) `llmecon.run` runs in a worker thread, and
+    "Interrupt kernel" (a KeyboardInterrupt in the waiting thread) left it running
+    every remaining year, and paying for their calls, before the interrupt came back
+    with the run logged `completed`. The interrupt now cancels the run as Ctrl-C does
+    in a script: it logs `interrupted` after the year in progress, and resumes."""
+    import threading
+
+    config = RunConfig(
+        planner="us-federal", workers="rational", personas="synthetic", agents=8, years=200,
+        out=str(tmp_path), run_id="r", reference=False,
+    )  # fmt: skip
+    sim = build_simulation(config)
+    interrupted = threading.Event()
+
+    def progress(record: Any, stats: Any) -> None:  # in the run's worker thread
+        assert threading.current_thread() is not threading.main_thread()
+        if record.year == 2 and not interrupted.is_set():
+            interrupted.set()
+            os.kill(os.getpid(), signal.SIGINT)  # Python's handler: KeyboardInterrupt in main
+
+    async def cell() -> None:  # a notebook cell: a loop runs, Ctrl-C raises at once
+        sim.run(progress)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    loop = asyncio.new_event_loop()  # not asyncio.run: no handler of its own, as ipykernel
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(cell())
+    finally:
+        loop.close()
+        signal.signal(signal.SIGINT, previous)
+    assert interrupted.is_set()
+    assert _statuses(tmp_path / "r") == ["interrupted"]
+    assert 3 <= len(_completed_years(tmp_path / "r")) < 200

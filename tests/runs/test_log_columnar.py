@@ -121,9 +121,24 @@ def test_calls_table_is_the_same_from_files(twins: tuple[Path, Path]) -> None:
     # the per-year call counts and the messages of one call count compact calls too
     runs = [llmecon.load_run(inline), llmecon.load_run(compact)]
     assert list(runs[1].years["llm_calls"]) == list(runs[0].years["llm_calls"]) == [6, 7, 7]
-    worker_seq = [int(s) for s, r in zip(b["seq"], b["role"], strict=True) if r == "worker"]
-    texts = runs[1].messages(worker_seq[-1])
-    assert texts and "You are a worker" in texts[0][1]
+    # Every call of a file has the file's seq: messages(seq) gave the first call's
+    # prompt for any agent of it. It now asks for the agent, and gives its own prompt.
+    workers = b[b["role"] == "worker"]
+    last = workers.iloc[-1]
+    seq = int(last["seq"])
+    with pytest.raises(ValueError, match="give the call's agent"):
+        runs[1].messages(seq)
+    prompts = {}
+    for _, row in workers[workers["seq"] == seq].iterrows():
+        same = (a["agent"] == row["agent"]) & (a["year"] == row["year"])
+        twin = a[(a["role"] == "worker") & same & (a["step"] == row["step"])]
+        texts = runs[1].messages(seq, agent=str(row["agent"]))
+        assert texts == runs[0].messages(int(twin.iloc[0]["seq"]))
+        assert "You are a worker" in texts[0][1]
+        prompts[row["agent"]] = texts[-1][1]
+    assert len(prompts) > 1 and len(set(prompts.values())) == len(prompts)
+    with pytest.raises(KeyError, match="agent 'nobody'"):
+        runs[1].messages(seq, agent="nobody")
 
 
 def test_a_compact_run_replays_identically(twins: tuple[Path, Path]) -> None:
