@@ -800,6 +800,12 @@ def folder_problem(directory: str | Path) -> str | None:
             return f"{d} is a file of the run folder {d.parent}: give the folder"
         return f"not a run folder (a file): {d}"
     if not (d / MANIFEST_NAME).is_file():
+        if is_sweep_folder(d):  # its runs are the cells inside it
+            return (
+                f"{d} is a sweep folder, not a run folder: its runs are the cells inside it "
+                f"({d}/<cell-id>); read the sweep with llmecon.load_sweep({str(d)!r}) or "
+                f"llmecon.load_runs({str(d)!r}), or name one cell's folder"
+            )
         return f"not a run folder (no {MANIFEST_NAME}): {d}"
     return None
 

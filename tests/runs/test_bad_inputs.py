@@ -440,3 +440,22 @@ def test_a_truncated_copy_of_the_runs_personas_is_named_as_such(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stderr.split())
     assert said.count("omitted") == 1 and "warning: " in said and "Warning:" not in said
+
+
+def test_a_sweep_folder_given_as_a_run_says_where_its_runs_are(tmp_path: Path) -> None:
+    """`llmecon export SWEEP` and `load_run(SWEEP)` said only "not a run folder (no
+    manifest.json)"; they now say it is a sweep and where its runs are."""
+    from click.testing import CliRunner
+
+    import llmecon
+    from llmecon.cli import main
+    from llmecon.runs.log import RunLogError
+
+    args = ["sweep", "--planners", "us-federal", "--workers", "rational", "--agents", "4",
+            "--years", "1", "--seeds", "0", "--name", "s", "--out", str(tmp_path)]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    with pytest.raises(RunLogError, match="is a sweep folder, not a run folder") as caught:
+        llmecon.load_run(tmp_path / "s")
+    assert "load_sweep" in str(caught.value)
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "s")])
+    assert result.exit_code != 0 and "is a sweep folder" in " ".join(result.output.split())
