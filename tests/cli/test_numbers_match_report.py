@@ -98,8 +98,13 @@ def test_the_run_summary_writes_its_numbers_as_the_report_does(tmp_path: Path) -
     assert summary["oracle SWF"] == references["oracle"]
     # The final schedule, a bracket a line, as the report's rates table writes it.
     rates = _html_table(html, "bracket (annual income)", "r (final)")
-    listing = result.output.split("final schedule\n", 1)[1].splitlines()[: len(rates)]
-    assert listing == [f"{row['bracket (annual income)']}: {row['r (final)']}" for row in rates]
+    # (with each bracket's workers in the final year, as the table counts them)
+    listing = result.output.split("final schedule", 1)[1].splitlines()[1 : len(rates) + 1]
+    workers = [int(row["r: workers in it (final year)"]) for row in rates]
+    assert listing == [
+        f"{row['bracket (annual income)']}: {row['r (final)']} ({n} worker{'s' * (n != 1)})"
+        for row, n in zip(rates, workers, strict=True)
+    ]
     (calls,) = _html_table(html, "input tokens", "output tokens", "cost")
     assert summary["tokens in / out"] == f"{calls['input tokens']} / {calls['output tokens']}"
     assert summary["cost"] == calls["cost"]

@@ -220,7 +220,8 @@ def test_rate_bounds_that_move_the_status_quo_say_so(tmp_path: Path) -> None:
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())  # rich wraps long notes
-        return " ".join(part.split(" tax year 1/1")[0] for part in text.split("note: ")[1:])
+        before = text.split(" tax year 1/1")[0]  # the notes on the settings, not the summary's
+        return " ".join(before.split("note: ")[1:])
 
     moved = notes("--min-rate", "0.15", "--max-rate", "0.3", run_id="a")
     assert "bracket 1 10 % → 15 %, bracket 2 12 % → 15 %" in moved
@@ -238,7 +239,8 @@ def test_a_role_api_base_no_model_uses_is_said(tmp_path: Path) -> None:
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())
-        return " ".join(part.split(" tax year 1/1")[0] for part in text.split("note: ")[1:])
+        before = text.split(" tax year 1/1")[0]  # the notes on the settings, not the summary's
+        return " ".join(before.split("note: ")[1:])
 
     base = "http://127.0.0.1:9/v1"
     said = notes("--planner", "saez", "--workers", "rational", "--workers-api-base", base,
