@@ -231,7 +231,7 @@ def test_a_persona_bank_rewritten_on_a_full_disk_keeps_the_old_one(
         return 0
 
     monkeypatch.setattr(Path, "write_text", half_then_full)
-    result = CliRunner().invoke(main, [*sample, "--n", "200"])
+    result = CliRunner().invoke(main, [*sample, "--n", "200", "--force"])  # replace it
     assert result.exit_code == 1 and not isinstance(result.exception, OSError)
     assert f"cannot write {bank}: No space left on device" in _flat(result.output)
     assert bank.read_bytes() == before  # the old bank, whole
