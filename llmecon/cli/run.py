@@ -350,11 +350,12 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
     done = len(sim.records)
     shown = [done]  # the tax years whose line was printed
     rounds: dict[int, VoteRound] = {}  # this process's voting rounds, by year
-    sim.sink.listeners.append(
-        lambda event: (
-            rounds.__setitem__(event.year, event) if isinstance(event, VoteRound) else None
-        )
-    )
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, VoteRound):
+            rounds[event.year] = event
+
+    sim.sink.listeners.append(on_event)
     status = f"continuing after tax year {done}" if done else "starting…"
     try:
         with YearDisplay(years, done, status) as display, terminate_as_interrupt():

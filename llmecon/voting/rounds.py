@@ -570,11 +570,7 @@ def round_due(year: int, every: int) -> bool:
 def vote_summary(event: VoteRound, rendering: int = RENDERING) -> str:
     """One line for the planner's demonstrations, written as ``rendering``
     (:data:`~llmecon.prompts.RENDERING`; a logged run's own, to replay it) wrote it."""
-    article = "an" if rendering >= 3 and event.rule[:1].lower() in "aeiou" else "a"
-    origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
-    shares = ("survey-weighted shares " if event.survey_weighted else "shares ") + ", ".join(
-        f"{c.label} ({origin[c.label]}) {event.shares[c.label]:.0%}" for c in event.candidates
-    )
+    text = _round_told(event, lambda x: f"{x:.0%}", an=rendering >= 3, uncontested=False)
     proposal = (
         f"your proposal was {event.planner_proposal_label}"
         if event.planner_proposal_label
@@ -582,14 +578,7 @@ def vote_summary(event: VoteRound, rendering: int = RENDERING) -> str:
         if event.planner_proposal is not None
         else ""
     )
-    if event.source == "leaders":
-        return (
-            f"{article} {event.rule} election (turnout {event.turnout:.0%}) made "
-            f"{origin[event.winner]} the leader; {shares}"
-        )
-    vote = f"{article} {event.rule} vote (turnout {event.turnout:.0%})"
-    text = f"set by {vote}: {event.winner} won; {shares}"
-    return f"{text}; {proposal}" if proposal else text
+    return f"{text}; {proposal}" if proposal and event.source != "leaders" else text
 
 
 def vote_line(event: VoteRound) -> str:
@@ -599,16 +588,25 @@ def vote_line(event: VoteRound) -> str:
     with one candidate (the others merged into it) is uncontested."""
     from llmecon._format import PERCENT
 
-    article = "an" if event.rule[:1].lower() in "aeiou" else "a"
+    return _round_told(event, PERCENT, an=True, uncontested=True)
+
+
+def _round_told(
+    event: VoteRound, percent: Callable[[float], str], *, an: bool, uncontested: bool
+) -> str:
+    """The sentence of :func:`vote_summary` and :func:`vote_line`: the round, its turnout
+    and the shares written by ``percent``; "an" before a vowel when ``an`` (an approval
+    vote); a round with one candidate told as uncontested when ``uncontested``."""
+    article = "an" if an and event.rule[:1].lower() in "aeiou" else "a"
     origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
-    if len(event.candidates) == 1:
+    if uncontested and len(event.candidates) == 1:
         shares = f"uncontested: {event.winner} ({origin[event.winner]}) the only candidate"
     else:
         shares = ("survey-weighted shares " if event.survey_weighted else "shares ") + ", ".join(
-            f"{c.label} ({origin[c.label]}) {PERCENT(event.shares[c.label])}"
+            f"{c.label} ({origin[c.label]}) {percent(event.shares[c.label])}"
             for c in event.candidates
         )
-    held = f"{article} {event.rule} {{}} (turnout {PERCENT(event.turnout)})"
+    held = f"{article} {event.rule} {{}} (turnout {percent(event.turnout)})"
     if event.source == "leaders":
         return f"{held.format('election')} made {origin[event.winner]} the leader; {shares}"
     return f"set by {held.format('vote')}: {event.winner} won; {shares}"
