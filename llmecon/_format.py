@@ -303,13 +303,6 @@ def bracket_names(edges: Sequence[float]) -> list[str]:
     return [usd_band(lo, hi) for lo, hi in zip(edges, uppers, strict=True)]
 
 
-def workers_text(count: float) -> str:
-    """A bracket's count of workers (:meth:`~llmecon.economy.TaxSchedule.workers_per_bracket`):
-    whole, or to a tenth when survey weights made it fractional."""
-    whole = abs(count - round(count)) < 1e-9
-    return counted(round(count), "worker") if whole else f"{count:,.1f} workers"
-
-
 #: What a rate on a bracket where no worker earns does (the report's schedule table and
 #: `llmecon run`'s final schedule say it under an empty bracket).
 EMPTY_BRACKET_NOTE = (
@@ -323,11 +316,15 @@ def schedule_lines(
 ) -> str:
     """A schedule, a bracket a line, as the report's tables write it
     (``$11.9k–$48.5k: 12.0 %``), with the ``workers`` earning in each bracket when given
-    (``… 12.0 % (24 workers)``)."""
+    (head counts, :meth:`~llmecon.economy.TaxSchedule.workers_per_bracket`:
+    ``… 12.0 % (24 workers)``)."""
     names = bracket_names(edges)
     lines = [f"{name}: {PERCENT(rate)}" for name, rate in zip(names, rates, strict=True)]
     if workers is not None:
-        lines = [f"{line} ({workers_text(n)})" for line, n in zip(lines, workers, strict=True)]
+        lines = [
+            f"{line} ({counted(round(n), 'worker')})"
+            for line, n in zip(lines, workers, strict=True)
+        ]
     return "\n".join(lines)
 
 

@@ -42,6 +42,11 @@ CELL_METRICS = (
 YearHook = Callable[[Any], None]
 
 
+#: A cell result's entries that are no column of a sweep's tables: a list of rates and
+#: whole sentences (the sweep's tables leave them out).
+UNTABULATED = ("oracle_rates", "oracle_warning", "planner_warning")
+
+
 def cell_metrics(
     status: str,
     years: list[dict[str, float]],

@@ -20,7 +20,7 @@ from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import RunLogError, inside_run_reason, package_versions, utc_now
 from llmecon.runs.loop import RunResult
 from llmecon.sweeps.backends import Backend, make_backend
-from llmecon.sweeps.cell import folder_result, folder_state
+from llmecon.sweeps.cell import UNTABULATED, folder_result, folder_state
 from llmecon.sweeps.results import (
     CELLS_NAME,
     FAILED_STATUSES,
@@ -461,7 +461,7 @@ def _write_tables(
 
 
 #: Columns of a cell's result that are not tables' (lists, process details).
-_DROP = ("oracle_rates", "oracle_warning", "planner_warning", "warnings", "pid")
+_DROP = (*UNTABULATED, "warnings", "pid")
 
 
 def with_earlier_cells(

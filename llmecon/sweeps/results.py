@@ -21,7 +21,7 @@ from llmecon.runs.log import (
     run_file_reason,
 )
 from llmecon.runs.restore import restore_run
-from llmecon.sweeps.cell import restored_metrics
+from llmecon.sweeps.cell import UNTABULATED, restored_metrics
 from llmecon.sweeps.spec import axis_values
 
 #: The per-setting table and the per-cell table a sweep writes next to its manifest.
@@ -300,9 +300,8 @@ def load_sweep(path: str | Path) -> SweepData:
         except RunLogError as exc:
             cell_rows.append({**head, "status": "unreadable", "error": str(exc)})
             continue
-        result.pop("oracle_rates", None)
-        result.pop("oracle_warning", None)
-        result.pop("planner_warning", None)
+        for key in UNTABULATED:
+            result.pop(key, None)
         cell_rows.append({**head, **result})
         # the tax year users see (1-based); the log counts from 0
         status = {"status": result.get("status")}  # fewer years unless completed
