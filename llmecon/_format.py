@@ -108,6 +108,22 @@ class Quantity:
         decimals = 0 if self.whole and scaled == round(scaled) else unit[2]
         return self._write(scaled, decimals, unit, self.suffix)
 
+    def exact(self, x: Any) -> str:
+        """A value given exactly, not rounded: compact money with as many more decimals
+        as it needs, down to whole dollars (a bracket edge of $103,350 is ``$103.35k``,
+        not ``$103.3k``; $48,500 stays ``$48.5k``)."""
+        value = _finite(x)
+        if value is None:
+            return "–"
+        scaled = value * self.scale
+        if self.compact:  # the unit the value reaches, not the one it rounds up to
+            unit = next((u for u in _COMPACT if abs(scaled) >= u[0]), _COMPACT[-1])
+        else:
+            unit = (1.0, "", self.decimals)
+        most = max(unit[2], round(math.log10(unit[0])) if self.compact else self.decimals)
+        decimals = max(unit[2], _needed_decimals([scaled / unit[0]], most))
+        return self._write(scaled, decimals, unit, self.suffix)
+
     def change(self, x: Any) -> str:
         """A signed change (``+63.56``, ``−$1.3k``, ``+0.1 pp``); a change that rounds
         to zero is written without a sign."""
@@ -298,9 +314,11 @@ def usd_band(lower: float, upper: float) -> str:
 
 
 def bracket_names(edges: Sequence[float]) -> list[str]:
-    """Each bracket's income band, from its lower edges (the top one open)."""
-    uppers = [*edges[1:], math.inf]
-    return [usd_band(lo, hi) for lo, hi in zip(edges, uppers, strict=True)]
+    """Each bracket's income band, from its lower edges (the top one open), its edges
+    written exactly (:meth:`Quantity.exact`): a schedule's edges are its law, and a
+    rounded edge reads as another bracket (``$48.475k–$103.35k``)."""
+    names = [USD.exact(edge) for edge in edges]
+    return [f"{lo}–{hi}" for lo, hi in pairwise(names)] + [f"{names[-1]}+"]
 
 
 #: What a rate on a bracket where no worker earns does (the report's schedule table and

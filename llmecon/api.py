@@ -87,7 +87,10 @@ def run(
     Args:
         config: a :class:`~llmecon.runs.RunConfig`, a YAML/TOML config file, or
             nothing (the defaults: the embedded model as planner and workers).
-        progress: called after every tax year with the year's record and totals.
+        progress: called after every tax year with the year's
+            :class:`~llmecon.planners.YearRecord` and the run's totals so far (calls,
+            tokens, cost, fallbacks). ``record.year`` counts from 0, as the log does:
+            tax year ``record.year + 1`` as users see it.
         write_log: write the run folder ``<out>/<run-id>/`` (default), or nothing.
         settings: any :class:`~llmecon.runs.RunConfig` field, e.g. ``planner="gpt-4o"``,
             ``agents=100``, ``years=10``, ``seed=3``.

@@ -82,6 +82,19 @@ def test_run_inside_a_running_event_loop_completes(tmp_path: Path) -> None:
     assert read_log(tmp_path / "jupyter").events[-1].type == "run_completed"
 
 
+def test_runs_without_a_log_keep_their_tables_apart() -> None:
+    """Two runs kept in memory only: their ``years`` tables, concatenated, tell them apart
+    by ``run_id`` (it was "" for both); ``record.year`` counts from 0, as documented."""
+    seen: list[int] = []
+    a = llmecon.run(**SMALL, write_log=False, progress=lambda record, _: seen.append(record.year))
+    b = llmecon.run(**SMALL, write_log=False)
+    assert seen == [0, 1, 2] and a.years.year.tolist() == [1, 2, 3]
+    assert a.run_id and b.run_id and a.run_id != b.run_id
+    both = pd.concat([a.years, b.years])
+    assert both.groupby("run_id").size().tolist() == [3, 3]
+    assert set(a.rates.run_id) == {a.run_id}
+
+
 def test_run_async_awaits_on_the_callers_loop(tmp_path: Path) -> None:
     async def cell() -> llmecon.RunResult:
         return await llmecon.run_async(**SMALL, write_log=False)

@@ -93,6 +93,9 @@ class RunResult:
     """``{template: sha256}`` of the prompts (the manifest's ``prompts``)."""
     population: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Where the personas came from (the manifest's ``population``: source, sha256 …)."""
+    run_id: str = ""
+    """The run's id: its folder's name, or, for a run without a log (``write_log=False``),
+    the id it would have had, so that tables of several such runs stay apart."""
 
     @property
     def years(self) -> pd.DataFrame:
@@ -160,7 +163,7 @@ class RunResult:
 
     @property
     def _run_id(self) -> str:
-        return self.run_dir.name if self.run_dir is not None else (self.config.run_id or "")
+        return self.run_dir.name if self.run_dir is not None else self.run_id
 
 
 class RunSink:
@@ -725,6 +728,7 @@ class Simulation:
             dict(self.planners),
             self.parts.template_hashes,
             dict(self.parts.source.description),
+            self.run_id,
         )
         if unlogged_end is not None:
             if not is_storage_error(unlogged_end):

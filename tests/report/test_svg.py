@@ -60,10 +60,18 @@ def test_money_and_rates_in_domain_units() -> None:
     assert usd(-2_000) == "−$2.0k"
     assert pct(0.225) == "22.5 %"
     assert integer(3.0) == "3"
-    assert bracket_names((0.0, 11_925.0, 626_350.0)) == [
-        "$0–$11.9k",
-        "$11.9k–$626.4k",
-        "$626.4k+",
+    # a schedule's edges are written exactly: rounded, $103,350 read as $103.3k
+    assert bracket_names((0.0, 11_925.0, 103_350.0, 626_350.0, 1_250_000.0)) == [
+        "$0–$11.925k",
+        "$11.925k–$103.35k",
+        "$103.35k–$626.35k",
+        "$626.35k–$1.25M",
+        "$1.25M+",
+    ]
+    assert bracket_names((0.0, 48_500.0, 999.0 * 1000)) == [
+        "$0–$48.5k",
+        "$48.5k–$999.0k",
+        "$999.0k+",
     ]
 
 
