@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,8 @@ from llmecon.cli._common import console, friendly_errors
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+    from llmecon.runs.dataframes import RunData
 
 #: Parquet column types of the exported tables wherever a run's own values cannot tell
 #: (an empty table, a column with no value: no fallbacks, no errors, a synthetic
@@ -72,6 +75,40 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
     return pa.table(columns)
 
 
+#: The file beside the tables that says how the run stands and what it found.
+RUN_FILE = "run.json"
+
+
+def run_record(run: RunData) -> str:
+    """:data:`RUN_FILE`'s text: the run's id, seed, status, tax years completed and
+    planned, settings and end summary (its references, gain closed and warnings), which
+    no table holds."""
+    record = {
+        "run_id": run.run_id,
+        "seed": run.seed,
+        "status": run.status,
+        "tax_years_completed": len(run.completed_years),
+        "tax_years_planned": run.settings.get("years"),
+        "settings": run.settings,
+        "summary": run.summary,
+    }
+    return json.dumps(record, indent=2, sort_keys=False, default=str) + "\n"
+
+
+def unfinished_note(run: RunData) -> str | None:
+    """What to know about the tables of a run that did not complete, else ``None``."""
+    if run.status == "completed":
+        return None
+    planned = run.settings.get("years")
+    held = f"{len(run.completed_years)} of {planned}" if planned else str(len(run.completed_years))
+    note = f"the run did not complete ({run.status}): the tables hold {held} tax years"
+    if run.status in ("killed", "interrupted"):
+        note += f"; `llmecon resume {run.path}` continues it"
+    elif run.status == "running":
+        note += " so far; export it again when it has ended"
+    return note
+
+
 def parquet_available() -> bool:
     """Whether pandas can write Parquet (it needs pyarrow, importable)."""
     if importlib.util.find_spec("pyarrow") is None:
@@ -112,7 +149,7 @@ def check_run_dir(run_dir: str) -> Path:
 )
 def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     """Write the tables of the run in RUN: years, rates, agents, personas, calls,
-    votes, fallbacks.
+    votes, fallbacks, and run.json (its status, settings and end summary).
 
     One file per table (years.csv, …), derived from the event log as
     llmecon.load_run() sees it: every table starts with run_id and seed, and years
@@ -169,8 +206,16 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
             except OSError as exc:
                 raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
             written.append(f"{file}  ({len(frame)} rows)")
+        file = target / RUN_FILE
+        try:
+            atomic_write(file, lambda tmp: tmp.write_text(run_record(run), encoding="utf-8"))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
+        written.append(f"{file}  (status, settings and summary)")
     finally:
         for line in written:
             click.echo(line)
+    if (unfinished := unfinished_note(run)) is not None:
+        console.print(f"[yellow]warning[/]: {unfinished}")
     for problem in run.problems:
         console.print(f"[yellow]warning[/]: {problem}; the calls table lacks those calls")

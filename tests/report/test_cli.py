@@ -110,7 +110,7 @@ def test_export_defaults_to_csv_in_the_run_folder(tmp_path: Path) -> None:
     code, output = _invoke("export", str(run))
     assert code == 0, output
     assert sorted(p.name for p in (run / "tables").iterdir()) == sorted(
-        f"{name}.csv" for name in TABLE_NAMES
+        [*(f"{name}.csv" for name in TABLE_NAMES), "run.json"]
     )
 
 

@@ -231,7 +231,7 @@ def test_the_status_quo_within_the_rate_bounds_is_the_one_every_table_compares(
     assert reported.exit_code == 0, reported.output
     html = (result.run_dir / "report.html").read_text(encoding="utf-8")
     # the rates table's status-quo column, top bracket: 20 %, not the law's 37 %
-    top = re.search(r"<td>\$626\.4k\+</td>\s*<td[^>]*>([^<]*)</td>", html)
+    top = re.search(r"<td>\$626\.35k\+</td>\s*<td[^>]*>([^<]*)</td>", html)
     assert top is not None and top.group(1) == "20.0 %"
     assert "status quo (US federal 2025 within the rate bounds)" in html
     assert "rates clipped to the run&#x27;s --min-rate/--max-rate" in html

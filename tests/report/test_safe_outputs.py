@@ -4,6 +4,7 @@ atomically, and say plainly what they need (CSV by default, Parquet with pyarrow
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,31 @@ def test_export_writes_every_table_and_no_temporary_file(run: Path, tmp_path: Pa
     out = tmp_path / "t"
     result = _invoke("export", str(run), "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.csv" for n in TABLE_NAMES)
+    expected = sorted([*(f"{n}.csv" for n in TABLE_NAMES), "run.json"])
+    assert sorted(p.name for p in out.iterdir()) == expected
+    record = json.loads((out / "run.json").read_text())
+    data = load_run(run)
+    assert record["status"] == "completed" and record["summary"] == data.summary
+    assert record["tax_years_completed"] == len(data.years) == record["tax_years_planned"]
+    assert "warning" not in result.output
+
+
+def test_exporting_a_killed_run_warns_and_says_so_in_run_json(run: Path, tmp_path: Path) -> None:
+    """A run killed before its end: its tables were written without a word, and nothing
+    in the export said that it held part of the run."""
+    events = run / "events.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    assert b'"run_completed"' in lines[-1]
+    events.write_bytes(b"".join(lines[:-1]))
+    out = tmp_path / "t"
+    result = _invoke("export", str(run), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    told = " ".join(result.output.split())
+    planned = load_run(run).settings["years"]
+    assert f"the run did not complete (killed): the tables hold {planned} of {planned}" in told
+    assert "llmecon resume" in told
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "killed" and record["summary"] == {}
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
