@@ -158,11 +158,18 @@ def _bank_path(file: Path) -> Path:
 
 
 @personas.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.argument("index", metavar="I", type=int)
+@click.argument("file", type=click.Path(path_type=Path), default=Path("default"))
+@click.argument("index", metavar="[I]", type=int, default=0)
 def show(file: Path, index: int) -> None:
-    """Print persona I (0-based) of FILE (`default`: the shipped bank): its fields and
-    its rendered text."""
+    """Print persona I (0-based, default 0) of FILE (default `default`: the shipped
+    bank): its fields and its rendered text.
+
+    \b
+    Examples:
+      llmecon personas show                  # the shipped bank's first persona
+      llmecon personas show default 42
+      llmecon personas show my-bank.jsonl 3
+    """
     from rich.console import Console
     from rich.table import Table
 

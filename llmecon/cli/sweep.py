@@ -383,6 +383,15 @@ def _template_fix(directory: Path | None, bad: Any) -> str | None:
     )
 
 
+#: How the end line says where the cells ran, by backend name.
+_WHERE_CELLS_RAN = {
+    "sequential": "in this process",
+    "pool": "in a pool of local processes",
+    "ray": "on Ray",
+    "none": "(no cell was run)",
+}
+
+
 def report_end(result: Any) -> None:
     """Say where the sweep is and how it ended, and exit with the code of its status."""
     from llmecon._format import SECONDS
@@ -391,7 +400,7 @@ def report_end(result: Any) -> None:
         console.print(
             f"sweep written to [bold]{result.directory}[/] (sweep.json, results.csv, cells.csv; "
             f"`llmecon report {result.directory}` draws it) in {SECONDS(result.wall_s)} "
-            + (f"on {result.backend}" if result.backend != "none" else "(no cell was run)")
+            + _WHERE_CELLS_RAN.get(result.backend, f"on {result.backend}")
         )
         ran = result.backend != "none"
         if ran and (stale := stale_outputs(Path(result.directory), time.time() - result.wall_s)):

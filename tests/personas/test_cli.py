@@ -25,6 +25,15 @@ def test_sample_then_show(tmp_path: Path) -> None:
     assert bank[5].id in shown.output and f"You are a {bank[5].age}-year-old" in shown.output
 
 
+def test_show_without_arguments_shows_the_shipped_banks_first_persona() -> None:
+    """A newcomer's `llmecon personas show` was "Missing argument 'FILE'"."""
+    from llmecon.personas import default_bank_path
+
+    shown = CliRunner().invoke(main, ["personas", "show"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert load_bank(default_bank_path())[0].id in shown.output
+
+
 def test_sample_is_deterministic(tmp_path: Path) -> None:
     runner = CliRunner()
     for name in ("a", "b"):

@@ -230,7 +230,10 @@ def test_a_rerun_with_a_corrupt_cell_counts_it_apart_and_says_what_to_mend(
     args = ["sweep", "--planners", "none,saez", "--workers", "rational", "--seeds", "0",
             "--agents", "20", "--years", "2", "--no-reference", "--out", str(tmp_path),
             "--name", "s"]  # fmt: skip
-    assert CliRunner().invoke(main, args).exit_code == 0
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0
+    # where the cells ran, in words (it said "on pool")
+    assert "in a pool of local processes" in " ".join(first.output.split())
     log = next((tmp_path / "s").glob("saez-*")) / "events.jsonl"
     lines = log.read_text().splitlines()
     lines[2] = "{garbage"
