@@ -257,8 +257,7 @@ class Model:
                     raw_outputs=state.raw_outputs,
                     errors=state.errors,
                 )
-            state.repairs += 1
-            state.retries += 1
+            state.repairs += 1  # a re-ask, not a transport retry (``retries``)
             # Re-ask with only the latest bad reply, so the prompt stays short.
             convo = base + repair_messages(text, error, self.repair_prompt)
 

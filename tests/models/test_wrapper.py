@@ -71,7 +71,8 @@ def test_scripted_outputs_repair_and_typed_failure():
     good = json.dumps({"hours": 40, "reason": "ok"})
     model = get_model("mock/default", outputs=["not json", '{"hours": 400}', good])
     out = run(model.generate(MSGS, WorkerDecision))
-    assert out.parsed.hours == 40 and out.repairs == 2 and out.retries == 2
+    # re-asks are repairs, not transport retries (each one also counted as a retry)
+    assert out.parsed.hours == 40 and out.repairs == 2 and out.retries == 0
     assert out.raw_outputs == ["not json", '{"hours": 400}', good]
     # the re-ask showed the model its validation error
     provider = model.provider
