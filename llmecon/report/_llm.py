@@ -353,7 +353,7 @@ def _call_details(run: ReportRun, call: Any) -> Markup:
         refs = json.loads(call["messages_json"] or "[]")
     except (TypeError, ValueError):
         refs = []
-    blobs = run.data.blobs
+    blobs = run.data.texts()
     missing = "(prompt text not in the log)"
     blocks = [
         _block(

@@ -218,6 +218,8 @@ class RunData:
     where the source's belong)."""
     #: the status-quo baseline's per-agent measures, computed on first use
     _status_quo: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
+    #: every prompt text, the call files' included (:meth:`texts`), read on first use
+    _texts: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
     #: the tables the derived results read, as loaded: editing :attr:`years`,
     #: :attr:`agents` or :attr:`personas` in place does not change them
     _own: dict[str, pd.DataFrame] = field(
@@ -330,7 +332,7 @@ class RunData:
             KeyError: no call has ``seq`` (and ``agent``).
             ValueError: several calls share ``seq`` and ``agent`` was not given.
         """
-        from llmecon.runs.columnar import file_blobs, iter_calls
+        from llmecon.runs.columnar import iter_calls
 
         for e in self.events:
             if isinstance(e, LLMCall) and e.seq == seq and agent in (None, e.agent):
@@ -345,10 +347,21 @@ class RunData:
         if not calls:
             which = f"seq {seq}" + ("" if agent is None else f" and agent {agent!r}")
             raise KeyError(f"no model call with {which}")
-        blobs = dict(self.blobs)
-        for f in (e for e in self.events if isinstance(e, CallFile)):
-            blobs.update(file_blobs(f))  # a text is stored in the file of its first use
-        return [(m.role, blobs.get(m.sha256, "")) for m in calls[0].messages]
+        texts = self.texts()
+        return [(m.role, texts.get(m.sha256, "")) for m in calls[0].messages]
+
+    def texts(self) -> dict[str, str]:
+        """Every prompt text the log holds, by sha256: the ``blob`` events' and those
+        stored in call files (runs of 1 000+ workers keep a text in the file of its
+        first use), which :attr:`blobs` lacks."""
+        if self._texts is None:
+            from llmecon.runs.columnar import file_blobs
+
+            texts = dict(self.blobs)
+            for f in (e for e in self.events if isinstance(e, CallFile)):
+                texts.update(file_blobs(f))
+            self._texts = texts
+        return self._texts
 
     def events_of_type(self, type_name: str) -> list[dict[str, Any]]:
         """Events of one ``type`` as plain dicts (typed or not)."""

@@ -141,6 +141,19 @@ def test_calls_table_is_the_same_from_files(twins: tuple[Path, Path]) -> None:
         runs[1].messages(seq, agent="nobody")
 
 
+def test_the_report_shows_the_prompts_of_calls_kept_in_files(
+    twins: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A run of 1 000+ workers keeps its worker prompts in call files; the report's
+    sample calls said "(prompt text not in the log)" for every one of them."""
+    from llmecon.report import write_report
+
+    _, compact = twins
+    html = write_report([compact], tmp_path / "r.html").read_text()
+    assert "You are a worker" in html
+    assert "prompt text not in the log" not in html
+
+
 def test_a_compact_run_replays_identically(twins: tuple[Path, Path]) -> None:
     _, compact = twins
     report = replay_run(compact)
