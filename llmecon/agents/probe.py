@@ -496,6 +496,8 @@ def estimate(
         """
         if not callable(model_values):
             units = _count_finite(model_values) if units is None else units
+            if not callable(ref_values):  # the reference over the personas that answered
+                ref_values = np.where(np.isfinite(model_values), ref_values, np.nan)
         stat = model_values if callable(model_values) else _mean(model_values)
         ref = ref_values if callable(ref_values) else _mean(ref_values)
         value, low, high = _bootstrap(stat, n, rng, reps)
@@ -527,10 +529,13 @@ def estimate(
     inside = (income0 >= edges[CHANGED_BRACKET]) & (income0 < edges[CHANGED_BRACKET + 1])
     mask = np.where(inside, 1.0, np.nan)
     in_bracket = int(inside.sum())
+    change = (answers[:, bracket] - answers[:, sq]) * mask
+    behind = _count_finite(change)
+    answered_note = "" if behind == in_bracket else f", {behind} of them answered both"
     est["bracket_response"] = both(
         f"Hours change in bracket {CHANGED_BRACKET + 1} after +{round(100 * BRACKET_CHANGE)} pts"
-        f" ({in_bracket} persona{'' if in_bracket == 1 else 's'} in it)",
-        (answers[:, bracket] - answers[:, sq]) * mask,
+        f" ({in_bracket} persona{'' if in_bracket == 1 else 's'} in it{answered_note})",
+        change,
         (rational[:, bracket] - rational[:, sq]) * mask,
         "h",
     )

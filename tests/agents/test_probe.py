@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from llmecon.agents.probe import (
+    CHANGED_BRACKET,
+    FLAT_RATES_PCT,
     Z95,
     ProbeResult,
     _edge_interval,
@@ -126,6 +128,33 @@ def test_failed_calls_are_left_out_and_counted() -> None:
     result = _probe("mock/default", n=4, responder=flaky)
     assert result.fallbacks == 4 * 2  # flat 30 %, asked twice (test-retest)
     assert result.estimates["retest_identical"].value == 100.0  # the status quo pair
+
+
+def test_the_rational_column_is_taken_over_the_personas_that_answered() -> None:
+    """A persona whose calls failed is out of the model's bracket response: the rational
+    value was still the mean over every persona, and the label counted them all."""
+    library = PromptLibrary()
+    sample = sample_personas_for_probe(load_bank(default_bank_path()), 16, 0, library)
+    names = [item.name for item in _probe("scripted/reference").items]
+    sq, raised = names.index("status quo"), len(FLAT_RATES_PCT) + 1
+    whole = _probe("scripted/reference")
+    change = whole.rational[:, raised] - whole.rational[:, sq]
+    income = 52 * sample.economy.population.hourly_wage_usd * whole.rational[:, sq]
+    edges = whole.items[sq].schedule.edges_array
+    inside = np.flatnonzero(
+        (income >= edges[CHANGED_BRACKET]) & (income < edges[CHANGED_BRACKET + 1])
+    )
+    assert len(inside) >= 2
+    silent = sample.texts[inside[0]]
+
+    def answers(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        failing = any(silent in m.content for m in messages)
+        return "no idea" if failing else '{"hours": 35}'
+
+    est = _probe("mock/default", responder=answers).estimates["bracket_response"]
+    assert f"({len(inside)} personas in it, {len(inside) - 1} of them answered both)" in est.label
+    assert est.reference == pytest.approx(change[inside[1:]].mean())
+    assert est.reference != pytest.approx(change[inside].mean())
 
 
 def test_probe_command_prints_the_table_and_saves_json(tmp_path: Path) -> None:
