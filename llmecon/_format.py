@@ -282,6 +282,49 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
+def cost_text(totals: dict[str, Any], *, short: bool = False) -> str:
+    """The cost of model calls from their totals (a run's summary,
+    ``ModelPool.totals``): ``$4.6760`` when every call's cost is known; else the known
+    part as a lower bound (``≥ $4.6760``) or ``unknown``, and why: the calls without a
+    known cost, the replies without token counts, the models with no price. ``short``
+    (a progress line): ``≥ $4.6760`` or ``n/a``, without the why."""
+    cost = totals.get("cost_usd")
+    if cost is not None:
+        return COST(cost)
+    known = totals.get("cost_known_usd") or 0.0
+    if short:
+        return f"≥ {COST(known)}" if known > 0 else "n/a"
+    unknown = totals.get("cost_unknown_calls")
+    missing = totals.get("usage_missing_calls") or 0
+    unpriced = totals.get("unpriced_models") or []
+    why = []
+    if unknown:
+        why.append(f"{counted(unknown, 'call')} without a known cost")
+    if missing:
+        why.append(f"{replies(missing)} without token counts (the server sent no usage)")
+    if unpriced:
+        why.append(f"no known price for {', '.join(unpriced)} (--price IN,OUT)")
+    if unknown is None:  # a summary logged before the causes were
+        why.append("a model had no known price (--price IN,OUT) or a reply no token counts")
+    head = f"≥ {COST(known)}" if known > 0 else "unknown"
+    return f"{head}: {'; '.join(why)}" if why else head
+
+
+def tokens_text(totals: dict[str, Any]) -> str:
+    """``4,578 / 49`` input / output tokens sent to the models, and ``(at least: 1 reply
+    without token counts)`` when a server left a reply's counts out (counted as 0)."""
+    text = f"{COUNT(totals['input_tokens'])} / {COUNT(totals['output_tokens'])}"
+    missing = totals.get("usage_missing_calls") or 0
+    if missing:
+        text += f" (at least: {replies(missing)} without token counts, counted as 0)"
+    return text
+
+
+def replies(n: int) -> str:
+    """``"1 reply"``, ``"2 replies"``."""
+    return f"{n:,} " + ("reply" if n == 1 else "replies")
+
+
 def first_tax_years(n: int) -> str:
     """``tax year 1`` or ``tax years 1–4``: the first ``n`` tax years, as users count."""
     return tax_years(1, n)

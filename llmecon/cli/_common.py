@@ -447,13 +447,12 @@ class YearDisplay(LiveDisplay):
         self.calls = ""
 
     def on_calls(self, totals: dict[str, Any]) -> None:
-        from llmecon._format import COST, COUNT
+        from llmecon._format import COUNT, cost_text
 
-        cost = totals["cost_usd"]
         self.calls = (
             f"  calls {COUNT(totals['calls'])}  tokens "
             f"{COUNT(totals['input_tokens'] + totals['output_tokens'])}  "
-            f"cost {'n/a' if cost is None else COST(cost)}  "
+            f"cost {cost_text(totals, short=True)}  "
             f"failures {COUNT(totals['failures'])}"
         )
         if totals.get("batch"):  # a provider batch is pending (--batch-api)

@@ -108,7 +108,15 @@ def test_model(
         assert out.parsed is not None
         click.echo(f"model:    {llm.name}")
         click.echo(f"parsed:   {json.dumps(out.parsed.model_dump())}")
-        click.echo(f"tokens:   {out.usage.input_tokens} in, {out.usage.output_tokens} out")
+        usage = out.usage
+        tokens = f"{usage.input_tokens} in, {usage.output_tokens} out"
+        if not usage.complete:  # missing counts were taken as 0
+            tokens = (
+                "not reported by the server"
+                if not usage.total_tokens
+                else f"{tokens} (at least: a reply's counts were not reported by the server)"
+            )
+        click.echo(f"tokens:   {tokens}")
         click.echo(
             f"latency:  {SECONDS(out.latency_s)} (retries {out.retries}, repairs {out.repairs})"
         )
@@ -116,6 +124,8 @@ def test_model(
         # would write $0.0000), otherwise written as every cost.
         one_call = COST.with_decimals(6)
         cost = "unknown" if out.cost_usd is None else one_call(out.cost_usd)
+        if out.cost_usd is None and not usage.complete:
+            cost += " (no token counts to price)"
         click.echo(f"cost:     {cost}")
 
     try:

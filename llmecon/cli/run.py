@@ -502,14 +502,15 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
     bracket in the final year, when given), each number written as the report writes
     its kind."""
     from llmecon._format import (
-        COST,
         COUNT,
         EMPTY_BRACKET_NOTE,
         GAP,
         PERCENT,
         RELATIVE,
         WELFARE,
+        cost_text,
         schedule_lines,
+        tokens_text,
     )
 
     table = Table(title="Run summary", show_header=False)
@@ -560,15 +561,14 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
                 f"{role} {COUNT(n['calls'])} ({COUNT(n['failed'])})" for role, n in by_role.items()
             )
         table.add_row("model calls (failed)", calls)
-        table.add_row(
-            "tokens in / out",
-            f"{COUNT(summary['input_tokens'])} / {COUNT(summary['output_tokens'])}",
-        )
-        cost = summary["cost_usd"]
-        table.add_row(
-            "cost",
-            "unknown: a model has no known price (--price IN,OUT)" if cost is None else COST(cost),
-        )
+        if summary.get("cache_hits"):
+            table.add_row(
+                "cache hits",
+                f"{COUNT(summary['cache_hits'])} of {COUNT(summary['calls'])} calls "
+                "(answered from the cache: no tokens sent, no cost)",
+            )
+        table.add_row("tokens in / out", tokens_text(summary))
+        table.add_row("cost", cost_text(summary))
     if "status_quo_swf" in summary and summary.get("references_assume"):
         table.add_row("references assume", summary["references_assume"])
     out.print(table)

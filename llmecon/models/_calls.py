@@ -65,6 +65,8 @@ class CallState:
         self.output_tokens = 0
         self.cost = 0.0
         self.cost_known = True
+        #: a reply came without its token counts (the counts above are a lower bound)
+        self.usage_missing = False
         self.retries = 0
         self.repairs = 0
         #: the endpoint that served (or last failed) a request, when the provider says
@@ -74,8 +76,11 @@ class CallState:
 
     @property
     def usage(self) -> Usage:
-        """Tokens of every attempt so far."""
-        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)
+        """Tokens of every attempt so far; not :attr:`~Usage.complete` when a reply
+        came without its counts."""
+        usage = Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)
+        usage._complete = not self.usage_missing
+        return usage
 
     def add_usage(self, usage: Usage) -> None:
         self.input_tokens += usage.input_tokens

@@ -112,7 +112,11 @@ class Model:
         self.cost_total = 0.0
         """USD spent by calls whose price is known."""
         self.cost_unknown_calls = 0
-        """Calls whose price is unknown (their cost is not in ``cost_total``)."""
+        """Calls whose cost is unknown (not in ``cost_total``): no price, or a reply
+        without its token counts."""
+        self.usage_missing_calls = 0
+        """Calls with a reply whose server left its token counts out (or sent something
+        that is not a count): counted as 0 in :attr:`usage_total`, a lower bound."""
         self.calls = 0
         self.failures = 0
         self.retries_total = 0
@@ -533,8 +537,12 @@ class Model:
         # a reply whose token counts are missing or not counts costs an unknown amount,
         # not $0 (a budget would never trip), unless the provider says what it cost
         counted = response.usage is not None and response.usage.complete
+        if not counted and not response.cost_final:
+            state.usage_missing = True
         cost: float | None = response.cost_usd
-        if not counted:
+        if response.cost_final:
+            pass  # a recording's cost, as logged (unknown stays unknown)
+        elif not counted:
             pass  # the provider's own figure, or unknown
         elif self.price_override is not None:
             cost = cost_at(self.price_override, usage, batch=response.batch)
@@ -621,6 +629,7 @@ class Model:
                 self.cost_total += state.cost
             elif state.input_tokens or state.output_tokens or state.raw_outputs:
                 self.cost_unknown_calls += 1
+            self.usage_missing_calls += state.usage_missing
         if output is None:
             self.failures += 1
         if self.on_call is not None:

@@ -55,6 +55,9 @@ class ProviderResponse:
     settled: bool = False
     """A recording's reply that settled its call when it was logged (replay, resume):
     read as that run read it (:func:`~llmecon.models._schema.parse_structured`)."""
+    cost_final: bool = False
+    """``cost_usd`` is what the request cost, taken as it is and never priced again (a
+    recording's logged cost: ``None`` stays unknown)."""
 
 
 class ModelProvider(ABC):

@@ -77,10 +77,12 @@ class Usage(BaseModel):
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
+        total = Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
         )
+        total._complete = self._complete and other._complete
+        return total
 
 
 class ModelOutput(BaseModel):
@@ -102,7 +104,8 @@ class ModelOutput(BaseModel):
     ``0.0`` for a cache hit and for local or mock models."""
     cached: bool = False
     retries: int = 0
-    """Transport retries plus re-asks."""
+    """Transport retries (429, 5xx, timeouts, broken connections); re-asks are
+    :attr:`repairs`."""
     repairs: int = 0
     """Re-asks after invalid structured output."""
     raw_outputs: list[str] = Field(default_factory=list)

@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmecon._format import COST, HOURS, PERCENT, SECONDS, probe_cells
+from llmecon._format import (
+    COUNT,
+    HOURS,
+    PERCENT,
+    SECONDS,
+    cost_text,
+    probe_cells,
+    tokens_text,
+)
 from llmecon.economy import TaxSchedule
 from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
@@ -211,22 +219,61 @@ def answer_stats(run: ReportRun) -> pd.DataFrame:
     )
 
 
+def call_totals(run: ReportRun) -> dict[str, Any]:
+    """The run's calls counted as the run's summary counts them
+    (``ModelPool.totals``): tokens of the calls sent to a model (a cache hit sent none),
+    the cost when every call's is known, else the known part and the calls without
+    one; the replies without token counts and the models with no price, from the
+    logged summary (the calls do not record them)."""
+    c = run.calls
+    sent = c[~c["cached"].astype(bool)]
+    cost = c["cost_usd"]
+    unknown = int(cost.isna().sum())
+    known = round(float(cost.dropna().sum()), 6)
+    summary = run.data.summary
+    out: dict[str, Any] = {
+        "calls": len(c),
+        "input_tokens": int(sent["input_tokens"].sum()),
+        "output_tokens": int(sent["output_tokens"].sum()),
+        "cost_usd": known,
+        "cache_hits": len(c) - len(sent),
+    }
+    unpriced = summary.get("unpriced_models") or []
+    # a summary that says unknown while every logged cost is known: a model had no price
+    if unknown or unpriced or ("cost_usd" in summary and summary["cost_usd"] is None):
+        out.update(cost_usd=None, cost_known_usd=known, cost_unknown_calls=unknown)
+        if unpriced:
+            out["unpriced_models"] = unpriced
+    if summary.get("usage_missing_calls"):
+        out["usage_missing_calls"] = summary["usage_missing_calls"]
+    return out
+
+
 def _calls_table(runs: Sequence[ReportRun]) -> Markup:
     rows = []
+    notes = []
     for run in runs:
         c = run.calls
         if c.empty:
             continue
         latency = c["latency_s"].astype(float)
-        cost = c["cost_usd"].dropna()
+        totals = call_totals(run)
+        if totals["cache_hits"]:
+            notes.append(
+                f"{run.label}: {COUNT(totals['cache_hits'])} of {COUNT(len(c))} calls were "
+                "answered from the cache (no tokens sent, no cost); the tokens count the "
+                "calls sent to a model"
+            )
+        if totals.get("usage_missing_calls"):
+            notes.append(f"{run.label}: tokens {tokens_text(totals)}")
         rows.append(
             [
                 run.label,
                 len(c),
                 ", ".join(f"{k}: {v}" for k, v in c["role"].value_counts().items()),
-                int(c["input_tokens"].sum()),
-                int(c["output_tokens"].sum()),
-                COST(cost.sum()) if len(cost) else "–",
+                totals["input_tokens"],
+                totals["output_tokens"],
+                cost_text(totals),
                 SECONDS(latency.mean()),
                 SECONDS(latency.quantile(0.95)),
                 int(c["error_type"].notna().sum()),
@@ -251,7 +298,7 @@ def _calls_table(runs: Sequence[ReportRun]) -> Markup:
         "repairs",
         "cached",
     ]
-    return table(headers, rows)
+    return Markup(table(headers, rows) + "".join(paragraph(note + ".") for note in notes))
 
 
 def _answers(runs: Sequence[ReportRun]) -> list[Markup]:

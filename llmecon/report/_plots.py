@@ -398,7 +398,10 @@ def calls_by_year(runs: Sequence[ReportRun]) -> Markup:
     for i, run in with_calls:
         by_year = run.calls.groupby("year")
         n = by_year.size().reindex(years)
-        t = (by_year["input_tokens"].sum() + by_year["output_tokens"].sum()).reindex(years)
+        # tokens sent to a model, as the run's summary counts them: a cache hit sent none
+        sent = run.calls[~run.calls["cached"].astype(bool)]
+        t = (sent["input_tokens"] + sent["output_tokens"]).groupby(sent["year"]).sum()
+        t = t.reindex(years, fill_value=0)
         calls.append(BarGroup(run.label, n.to_numpy(float), colour(i)))
         tokens.append(BarGroup(run.label, t.to_numpy(float), colour(i)))
     cats = [str(y) for y in years]

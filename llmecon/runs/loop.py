@@ -686,7 +686,8 @@ class Simulation:
                     status = "budget_exceeded"
                     error = (
                         f"the budget of ${self.config.max_cost:g} was reached "
-                        f"(${spent:.4g} spent) before tax year {year + 1}"
+                        f"(${spent:.4g} spent{self.models.uncounted()}) before tax year "
+                        f"{year + 1}"
                     )
                     break
                 outcome = await self._guarded_year(year, deadline)
@@ -877,7 +878,8 @@ class Simulation:
         if spent is not None and spent in done:
             return "budget_exceeded", (
                 f"the budget of ${self.config.max_cost:g} was reached "
-                f"(${self.models.cost_usd:.4g} spent) during tax year {year + 1}"
+                f"(${self.models.cost_usd:.4g} spent{self.models.uncounted()}) during tax "
+                f"year {year + 1}"
             )
         return "deadline_exceeded", (
             f"deadline of {self.config.deadline:g} s reached during tax year {year + 1}"

@@ -532,11 +532,16 @@ class ReplayProvider(ModelProvider):
             # the reply that settled the call: read as the logged run read it (a log of a
             # release before replies were read strictly may hold `"40"` for 40)
             settled = attempt == len(call.raw_outputs) - 1 and call.error_type is None
-            # the call's cost as logged (a resume counts what its reused calls cost, once:
-            # their earlier copy is set aside), on its first reply
+            # the call's cost as logged, never priced again (a resume counts what its
+            # reused calls cost, once: their earlier copy is set aside; an unknown cost
+            # stays unknown), on its first reply
             cost = call.cost_usd if attempt == 0 else 0.0
             return ProviderResponse(
-                text=call.raw_outputs[attempt], usage=usage, cost_usd=cost, settled=settled
+                text=call.raw_outputs[attempt],
+                usage=usage,
+                cost_usd=cost,
+                settled=settled,
+                cost_final=True,
             )
         # The recorded call failed here without a reply (timeout, 5xx, …): fail the same
         # way, without retries, so the agent applies the same fallback.

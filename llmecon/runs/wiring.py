@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from jinja2 import TemplateError
 
+from llmecon._format import counted
 from llmecon._limits import max_safe_concurrency
 from llmecon.agents import RationalWorkers, WorkerPool
 from llmecon.agents.archetypes import (
@@ -238,8 +239,12 @@ class ModelPool:
         self.on_call = on_call
         self.recorded = recorded
         self.spent_usd = spent_usd
-        #: calls, tokens and failures of earlier sessions (resume; see :meth:`counting`)
-        self.earlier = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "failures": 0}
+        #: calls, tokens, failures, calls without a known cost and cache hits of earlier
+        #: sessions (resume; see :meth:`counting`)
+        self.earlier = dict.fromkeys(
+            ("calls", "input_tokens", "output_tokens", "failures", "cost_unknown", "cache_hits"),
+            0,
+        )
         self.models: dict[tuple[str, str | None], Model] = {}
         """(model name, endpoint key: the URL, or the fleet's URLs as JSON) -> model"""
         self.roles: dict[str, tuple[str, str]] = {}
@@ -374,30 +379,66 @@ class ModelPool:
 
     def counting(self, calls: Iterable[Any]) -> Iterator[Any]:
         """Yield the logged calls (``llm_call`` events) of a resumed run's kept years,
-        adding them to :attr:`earlier`: the run's totals count every session."""
+        adding them to :attr:`earlier`: the run's totals count every session, as the
+        models count theirs (a cache hit's tokens were not sent, a call logged with
+        ``cost_usd`` null cost an unknown amount)."""
         earlier = self.earlier
         for call in calls:
             earlier["calls"] += 1
-            earlier["input_tokens"] += call.input_tokens
-            earlier["output_tokens"] += call.output_tokens
             earlier["failures"] += call.error_type is not None
+            if call.cached:
+                earlier["cache_hits"] += 1
+            else:
+                earlier["input_tokens"] += call.input_tokens
+                earlier["output_tokens"] += call.output_tokens
+                earlier["cost_unknown"] += call.cost_usd is None
             yield call
 
+    def cost_unknown_calls(self) -> int:
+        """Calls of every session whose cost is unknown (not in :attr:`cost_usd`)."""
+        return self.earlier["cost_unknown"] + sum(
+            m.cost_unknown_calls for m in self.models.values()
+        )
+
+    def uncounted(self) -> str:
+        """``""``, or what :attr:`cost_usd` leaves out: ``" and 2 calls without a known
+        cost"`` (a budget's message says it)."""
+        unknown = self.cost_unknown_calls()
+        return f" and {counted(unknown, 'call')} without a known cost" if unknown else ""
+
     def totals(self) -> dict[str, Any]:
-        """Calls, tokens, cost (``None`` if any call's price was unknown), failures, of
-        every session of the run."""
+        """Calls, tokens, cost, failures and cache hits of every session of the run.
+
+        Tokens are those sent to the models (a cache hit sends none); a reply without
+        its token counts adds 0 (``usage_missing_calls`` says how many). ``cost_usd``
+        is ``None`` when a call's cost is unknown or a model has no known price; then
+        ``cost_known_usd`` (what the priced calls cost: a lower bound),
+        ``cost_unknown_calls`` and ``unpriced_models`` say why
+        (:func:`llmecon._format.cost_text`)."""
         models = list(self.models.values())
-        unknown = any(m.cost_unknown_calls for m in models)
         earlier = self.earlier
-        return {
+        out: dict[str, Any] = {
             "calls": earlier["calls"] + sum(m.calls for m in models),
             "input_tokens": earlier["input_tokens"]
             + sum(m.usage_total.input_tokens for m in models),
             "output_tokens": earlier["output_tokens"]
             + sum(m.usage_total.output_tokens for m in models),
-            "cost_usd": None if unknown else round(self.cost_usd, 6),
+            "cost_usd": round(self.cost_usd, 6),
             "failures": earlier["failures"] + sum(m.failures for m in models),
         }
+        unknown = self.cost_unknown_calls()
+        unpriced = sorted({m.name for m in models if not m.price_known})
+        if unknown or unpriced:
+            out["cost_known_usd"] = out["cost_usd"]
+            out["cost_usd"] = None
+            out["cost_unknown_calls"] = unknown
+            if unpriced:
+                out["unpriced_models"] = unpriced
+        if missing := sum(m.usage_missing_calls for m in models):
+            out["usage_missing_calls"] = missing
+        if hits := earlier["cache_hits"] + sum(m.cache_hits for m in models):
+            out["cache_hits"] = hits
+        return out
 
     async def aclose(self) -> None:
         for model in self.models.values():

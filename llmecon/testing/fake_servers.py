@@ -22,7 +22,8 @@ length), ``400_format`` (``response_format`` refused, as some self-hosted server
 gives up or the server stops), ``malformed_body`` (HTTP body is not JSON),
 ``truncated_body`` (the connection drops mid-body), ``malformed_json`` /
 ``truncated_json`` / ``wrong_schema`` (the model's reply text is prose / cut short /
-JSON of the wrong shape). ``max_concurrency`` answers 429 to any request beyond that
+JSON of the wrong shape), ``no_usage`` (a valid reply without its token counts, as some
+proxies send). ``max_concurrency`` answers 429 to any request beyond that
 many in flight.
 
 Batch endpoints (OpenAI's ``/v1/files`` + ``/v1/batches``, Anthropic's
@@ -67,6 +68,7 @@ FAULT_KINDS = (
     "malformed_json",
     "truncated_json",
     "wrong_schema",
+    "no_usage",
 )
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
 #: Seconds the server waits for in-flight requests when it stops (hanging ones are
@@ -287,6 +289,10 @@ class _FakeServer:
             if fault == "malformed_body":
                 return _Reply(200, b'{"id": "oops", "choices": [{"message": ', _json_headers())
             reply = self.completion(request, fault)
+            if fault == "no_usage":
+                payload = json.loads(reply.body)
+                payload.pop("usage", None)
+                reply = _Reply(reply.status, json.dumps(payload).encode(), reply.headers)
             if fault == "truncated_body":
                 reply.truncate = True
             return reply

@@ -65,3 +65,25 @@ def test_a_base_url_without_a_scheme_is_refused_before_the_run(tmp_path):
     assert result.exit_code != 0
     assert "is not an http(s) URL" in result.output and "Traceback" not in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_models_test_says_when_the_server_sent_no_token_counts(monkeypatch):
+    # A reply without `usage` printed "tokens: 0 in, 0 out", as if it had cost nothing.
+    monkeypatch.setenv("LLMECON_API_KEY", SENTINEL)
+    with FakeOpenAIServer(faults=["no_usage"]) as server:
+        result = CliRunner().invoke(main, ["models", "test", "fake", "--api-base", server.base_url])
+    assert result.exit_code == 0, result.output
+    assert "tokens:   not reported by the server" in result.output
+    assert "0 in, 0 out" not in result.output
+
+
+def test_models_test_counts_a_re_ask_as_a_repair_not_a_retry(monkeypatch):
+    # A re-ask after an off-format reply read "retries 1, repairs 1" with --max-retries 0
+    # and no transport fault at all: retries are transport retries (docs/models.md).
+    monkeypatch.setenv("LLMECON_API_KEY", SENTINEL)
+    with FakeOpenAIServer(faults=["wrong_schema"]) as server:
+        args = ["models", "test", "fake", "--api-base", server.base_url, "--max-retries", "0"]
+        result = CliRunner().invoke(main, args)
+        asked = server.stats.requests
+    assert result.exit_code == 0, result.output
+    assert "(retries 0, repairs 1)" in result.output and asked == 2

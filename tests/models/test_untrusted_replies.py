@@ -208,3 +208,34 @@ def test_a_grid_planners_move_of_true_or_false_is_not_one_or_zero_points() -> No
         1,
         2,
     ]
+
+
+def test_retries_count_transport_retries_and_repairs_re_asks(sentinel_keys: object) -> None:
+    # A re-ask added 1 to `retries` as well as to `repairs`: a 500 and a wrong-shaped
+    # reply read "retries 2, repairs 1".
+    records: list[Any] = []
+    with FakeOpenAIServer(faults=["500", "wrong_schema"]) as server:
+        model = get_model("openai/gpt-4o", api_base=server.base_url, config=FAST)
+        model.on_call = records.append
+        out = asyncio.run(generate_once(model, MSGS, WORKER))
+        asked = server.stats.requests
+    assert asked == 3 and out.parsed is not None
+    assert (out.retries, out.repairs) == (1, 1)
+    assert (records[0].retries, records[0].repairs) == (1, 1)
+    assert (model.retries_total, model.repairs_total) == (1, 1)
+
+
+def test_a_reply_without_token_counts_is_said_to_be_one(sentinel_keys: object) -> None:
+    # Missing counts were stored as 0 with nothing to tell them from a reply of 0 tokens.
+    with FakeOpenAIServer(faults=["ok", "no_usage"]) as server:
+        model = get_model("openai/gpt-4o", api_base=server.base_url, config=FAST)
+        model.set_price(2.0, 8.0)
+
+        async def twice() -> tuple[Any, Any]:
+            first = await model.generate(MSGS, WORKER)
+            return first, await generate_once(model, MSGS, WORKER)
+
+        counted_out, missing = asyncio.run(twice())
+    assert counted_out.usage.complete and counted_out.cost_usd is not None
+    assert not missing.usage.complete and missing.cost_usd is None
+    assert model.usage_missing_calls == 1 and model.cost_unknown_calls == 1

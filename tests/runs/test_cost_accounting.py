@@ -1,0 +1,168 @@
+"""A run's calls, tokens, cost and cache hits are counted one way by its progress lines,
+its summary, a resume of it and its report (a trial against a model server: a reply
+without token counts, a priced self-hosted model, a cache, a model with no price)."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from llmecon import load_run
+from llmecon.cli import main
+from llmecon.report import render_report
+from llmecon.runs import RunConfig, RunFailedError, build_simulation
+from llmecon.runs.resume import resume_run
+from llmecon.testing.fake_servers import FakeOpenAIServer
+
+
+def _config(tmp_path: Path, base: str, **extra: Any) -> RunConfig:
+    settings: dict[str, Any] = {
+        "planner": "openai/fake",
+        "workers": "openai/fake",
+        "api_base": base,
+        "agents": 6,
+        "years": 2,
+        "out": str(tmp_path),
+        "run_id": "r",
+        "reference": False,
+        "max_retries": 0,
+        "timeout": 5.0,
+    }
+    settings.update(extra)
+    return RunConfig(**settings)
+
+
+def _run_args(base: str, out: Path, *extra: str) -> list[str]:
+    return [
+        "run", "--planner", "openai/fake", "--workers", "openai/fake", "--api-base", base,
+        "--agents", "6", "--years", "2", "--out", str(out), "--no-reference",
+        "--max-retries", "0", *extra,
+    ]  # fmt: skip
+
+
+def _report_text(run_dir: Path) -> str:
+    page = render_report([load_run(run_dir)])
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def test_an_unknown_cost_stays_unknown_after_a_resume(tmp_path: Path) -> None:
+    # The first session's reply without token counts made its cost unknown; resumed, the
+    # run's summary said a definite $ (the known costs only), as did the budget.
+    with FakeOpenAIServer(faults=["no_usage"]) as server:
+
+        def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
+            server.fault_rates = {"500": 1.0}
+
+        config = _config(tmp_path, server.base_url, agents=12, years=3, price=(1000.0, 2000.0))
+        with pytest.raises(RunFailedError):
+            build_simulation(config).run(break_after_year_0)
+        server.fault_rates = {}
+        resumed = resume_run(tmp_path / "r").run()
+    assert resumed.status == "completed"
+    run = load_run(tmp_path / "r")
+    calls = run.calls
+    known = calls["cost_usd"].dropna()
+    assert int(calls["cost_usd"].isna().sum()) == 1 and known.sum() > 0
+    summary = run.summary
+    assert summary["cost_usd"] is None and summary["cost_unknown_calls"] == 1
+    assert summary["cost_known_usd"] == pytest.approx(known.sum(), abs=1e-6)
+    # the report says the same: a lower bound, and how many calls it leaves out
+    said = _report_text(tmp_path / "r")
+    assert f"≥ ${known.sum():,.4f}: 1 call without a known cost" in said
+
+
+def test_a_reused_call_of_unknown_cost_stays_unknown(tmp_path: Path) -> None:
+    # The unfinished year's calls a resume reuses were priced again from their logged
+    # counts: a reply without counts, logged as 0 tokens, became a known $0.
+    with FakeOpenAIServer() as server:
+
+        def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
+            server.script.append("no_usage")  # the planner's call of tax year 2
+            server.fault_rates = {"500": 1.0}  # then every worker's
+
+        config = _config(tmp_path, server.base_url, agents=12, years=2, price=(1000.0, 2000.0))
+        with pytest.raises(RunFailedError):
+            build_simulation(config.model_copy(update={"max_concurrency": 1})).run(
+                break_after_year_0
+            )
+        server.fault_rates = {}
+        asked = server.stats.requests
+        assert resume_run(tmp_path / "r").run().status == "completed"
+        assert server.stats.requests - asked == 12  # the planner's call was reused
+    run = load_run(tmp_path / "r")
+    planner = run.calls[run.calls["role"] == "planner"]
+    assert len(planner) == 1 and planner["cost_usd"].isna().all()
+    assert run.summary["cost_usd"] is None and run.summary["cost_unknown_calls"] == 1
+
+
+def test_a_budget_says_which_calls_it_could_not_count(tmp_path: Path) -> None:
+    with FakeOpenAIServer(faults=["no_usage"]) as server:
+        args = _run_args(server.base_url, tmp_path, "--price", "1000,1000", "--max-cost", "0.5")
+        result = CliRunner().invoke(main, [*args, "--max-concurrency", "1", "--years", "3"])
+    assert result.exit_code == 3, result.output
+    told = " ".join(result.output.split())
+    assert "spent and 1 call without a known cost) during tax year" in told, told
+
+
+def test_a_reply_without_token_counts_is_blamed_not_the_price(tmp_path: Path) -> None:
+    # With --price given, the summary said "a model has no known price (--price IN,OUT)"
+    # and its tokens row read as complete; the report showed a definite $ total.
+    with FakeOpenAIServer(faults=["no_usage"]) as server:
+        args = _run_args(server.base_url, tmp_path, "--price", "1000,2000", "--run-id", "r")
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "no known price" not in said and "--price IN,OUT" not in said
+    assert "1 reply without token counts (the server sent no usage)" in said
+    assert "(at least: 1 reply without token counts, counted as 0)" in said
+    summary = load_run(tmp_path / "r").summary
+    assert summary["cost_usd"] is None and summary["usage_missing_calls"] == 1
+    known = summary["cost_known_usd"]
+    assert f"≥ ${known:,.4f}: 1 call without a known cost" in said
+    report = _report_text(tmp_path / "r")
+    assert f"≥ ${known:,.4f}: 1 call without a known cost" in report
+    assert "1 reply without token counts" in report
+
+
+def test_a_run_from_the_cache_counts_its_tokens_as_its_report_does(tmp_path: Path) -> None:
+    # Served from the cache, the summary said 0 / 0 tokens and the report the cached
+    # replies' tokens, and neither said the calls were cache hits.
+    cache = str(tmp_path / "cache")
+    with FakeOpenAIServer() as server:
+        for run_id in ("first", "again"):
+            args = _run_args(server.base_url, tmp_path, "--cache-dir", cache, "--run-id", run_id)
+            args += ["--price", "1,1"]
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 0, result.output
+        asked = server.stats.requests
+    said = " ".join(result.output.split())
+    again = load_run(tmp_path / "again")
+    calls = len(again.calls)
+    summary = again.summary
+    assert asked == calls and summary["calls"] == calls == summary["cache_hits"]
+    assert (summary["input_tokens"], summary["output_tokens"]) == (0, 0)
+    assert f"cache hits │ {calls} of {calls} calls (answered from the cache" in said
+    report = _report_text(tmp_path / "again")
+    row = re.search(r"again (\d+) worker: \d+, planner: \d+ (\d+) (\d+) \$0\.0000", report)
+    assert row is not None, report
+    assert (int(row[1]), int(row[2]), int(row[3])) == (calls, 0, 0)
+    assert f"{calls} of {calls} calls were answered from the cache" in report
+    # and its chart of tokens per tax year
+    assert re.search(r"Tokens per tax year .*? 1 · again: 0 .*? 2 · again: 0 ", report), report
+
+
+def test_a_model_with_no_price_reads_n_a_even_when_every_call_failed(tmp_path: Path) -> None:
+    # "cost $0.0000" for a year whose calls all failed, "cost n/a" once one succeeded.
+    with FakeOpenAIServer(fault_rates={"500": 1.0}) as server:
+        args = _run_args(server.base_url, tmp_path, "--workers", "rational", "--years", "3")
+        result = CliRunner().invoke(main, args)
+    lines = [x for x in result.output.splitlines() if x.startswith("tax year") and " calls " in x]
+    assert lines and all("cost n/a" in line for line in lines), result.output
+    assert "$0.0000" not in result.output
+    said = " ".join(result.output.split())
+    assert "unknown: no known price for openai/fake (--price IN,OUT)" in said
