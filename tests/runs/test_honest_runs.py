@@ -1013,7 +1013,8 @@ def test_max_cost_with_an_unpriced_model_refuses_to_start_unless_priced(tmp_path
         unpriced = CliRunner().invoke(main, [*base[:-2], "--years", "2", "--run-id", "c"])
     assert priced.exit_code == 0, priced.output
     assert unpriced.exit_code == 0, unpriced.output
-    assert "no known price (--price IN,OUT)" in " ".join(unpriced.output.split())
+    said = " ".join(unpriced.output.split())
+    assert "no known price for openai/my-self-hosted (--price IN,OUT)" in said
 
 
 # -- per-role endpoints ---------------------------------------------------------------------
