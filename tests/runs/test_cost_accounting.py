@@ -18,23 +18,12 @@ from llmecon.report import render_report
 from llmecon.runs import RunConfig, RunFailedError, build_simulation
 from llmecon.runs.resume import resume_run
 from llmecon.testing.fake_servers import FakeOpenAIServer
+from tests.runs.test_honest_runs import _config as server_run_config
 
 
 def _config(tmp_path: Path, base: str, **extra: Any) -> RunConfig:
-    settings: dict[str, Any] = {
-        "planner": "openai/fake",
-        "workers": "openai/fake",
-        "api_base": base,
-        "agents": 6,
-        "years": 2,
-        "out": str(tmp_path),
-        "run_id": "r",
-        "reference": False,
-        "max_retries": 0,
-        "timeout": 5.0,
-    }
-    settings.update(extra)
-    return RunConfig(**settings)
+    """The honest-runs test's fake-server run, smaller."""
+    return server_run_config(tmp_path, base, **{"agents": 6, "years": 2, **extra})
 
 
 def _run_args(base: str, out: Path, *extra: str) -> list[str]:
