@@ -355,12 +355,7 @@ class RunData:
         stored in call files (runs of 1 000+ workers keep a text in the file of its
         first use), which :attr:`blobs` lacks."""
         if self._texts is None:
-            from llmecon.runs.columnar import file_blobs
-
-            texts = dict(self.blobs)
-            for f in (e for e in self.events if isinstance(e, CallFile)):
-                texts.update(file_blobs(f))
-            self._texts = texts
+            self._texts = _prompt_texts(self.events, self.blobs)
         return self._texts
 
     def events_of_type(self, type_name: str) -> list[dict[str, Any]]:
@@ -543,20 +538,28 @@ def _agents_table(
     return table.astype({"archetype": "Int64"})  # null: not grouped (per-agent runs)
 
 
+def _prompt_texts(events: list[AnyEvent], blobs: dict[str, str]) -> dict[str, str]:
+    """``blobs`` (the ``blob`` events' texts) and the texts stored in call files: a
+    run of 1 000+ workers keeps a text in the file of its first use."""
+    from llmecon.runs.columnar import file_blobs
+
+    texts = dict(blobs)
+    for f in (e for e in events if isinstance(e, CallFile)):
+        texts.update(file_blobs(f))
+    return texts
+
+
 def _calls_table(
     events: list[AnyEvent], blobs: dict[str, str], resolve_messages: bool
 ) -> pd.DataFrame:
     # Worker calls of format 3 come column-wise from their files (no object per call);
     # the tables are cut at each file so rows keep the log's order.
-    from llmecon.runs.columnar import call_columns, file_blobs
+    from llmecon.runs.columnar import call_columns
     from llmecon.runs.events import CallFile
 
     columns = [*CALL_COLUMNS, *(["messages_text_json"] if resolve_messages else [])]
-    files = [e for e in events if isinstance(e, CallFile)]
-    if resolve_messages and files:
-        blobs = dict(blobs)
-        for f in files:
-            blobs.update(file_blobs(f))
+    if resolve_messages:
+        blobs = _prompt_texts(events, blobs)
     pieces: list[pd.DataFrame] = []
     rows: list[dict[str, Any]] = []
     for e in events:
