@@ -376,7 +376,7 @@ def schedule_lines(
     edges: Sequence[float], rates: Sequence[float], workers: Sequence[float] | None = None
 ) -> str:
     """A schedule, a bracket a line, as the report's tables write it
-    (``$11.9k–$48.5k: 12.0 %``), with the ``workers`` earning in each bracket when given
+    (``$11.925k–$48.475k: 12.0 %``), with the ``workers`` earning in each bracket when given
     (head counts, :meth:`~llmecon.economy.TaxSchedule.workers_per_bracket`:
     ``… 12.0 % (24 workers)``)."""
     names = bracket_names(edges)
