@@ -537,7 +537,8 @@ class Model:
         # a reply whose token counts are missing or not counts costs an unknown amount,
         # not $0 (a budget would never trip), unless the provider says what it cost
         counted = response.usage is not None and response.usage.complete
-        if not counted and not response.cost_final:
+        # (a recording's usage says whether the logged reply came with counts)
+        if not counted and (response.usage is not None or not response.cost_final):
             state.usage_missing = True
         cost: float | None = response.cost_usd
         if response.cost_final:

@@ -106,12 +106,13 @@ def _schema() -> pa.Schema:
             ("fallback", pa.bool_()),
             ("new_blobs", pa.list_(text)),
             ("batch_id", text),
+            ("usage_missing", pa.bool_()),
         ]
     )
 
 
 #: Columns added after format 3 first shipped: a file without one reads it as nulls.
-_OPTIONAL = frozenset({"batch_id"})
+_OPTIONAL = frozenset({"batch_id", "usage_missing"})
 
 
 def canonical_json(value: Any) -> str:
@@ -141,6 +142,7 @@ _PLAIN = (
     "error_message",
     "fallback",
     "batch_id",
+    "usage_missing",
 )
 
 
@@ -343,6 +345,7 @@ def calls_of_file(event: CallFile) -> Iterator[LLMCall]:
     columns = {name: table.column(name).to_pylist() for name in _schema().names}
     for i in range(table.num_rows):
         row = {name: columns[name][i] for name in _PLAIN}
+        row["usage_missing"] = bool(row["usage_missing"])  # null in a file predating it
         messages = [
             MessageRef.model_construct(**m) for m in json.loads(columns["messages_json"][i])
         ]

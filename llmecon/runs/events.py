@@ -149,6 +149,9 @@ class LLMCall(_EventBase):
     """The agent applied its fallback because this call failed."""
     batch_id: str | None = Field(None, exclude_if=lambda v: v is None)
     """The provider batch that answered the call (``--batch-api``); absent: synchronous."""
+    usage_missing: bool = Field(False, exclude_if=lambda v: not v)
+    """A reply came without its token counts (counted as 0: ``input_tokens`` and
+    ``output_tokens`` are a lower bound, ``cost_usd`` null); absent: every count came."""
 
     @classmethod
     def from_record(cls, record: CallRecord, messages: list[MessageRef], **who: Any) -> LLMCall:
@@ -163,6 +166,7 @@ class LLMCall(_EventBase):
             output_tokens=record.usage.output_tokens,
             latency_s=round(record.latency_s, 6),
             fallback=record.error_type is not None,
+            usage_missing=not (record.cached or record.usage.complete),
         )
 
 

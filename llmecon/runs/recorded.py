@@ -94,6 +94,8 @@ class RecordedCall:
     error_message: str | None
     cost_usd: float | None = None
     """What the call cost when it was made (``None``: unknown)."""
+    usage_missing: bool = False
+    """A reply came without its token counts (its tokens are a lower bound)."""
 
     @classmethod
     def of(cls, call: LLMCall) -> RecordedCall:
@@ -109,6 +111,7 @@ class RecordedCall:
             call.error_type,
             call.error_message,
             call.cost_usd,
+            call.usage_missing,
         )
 
 
@@ -212,7 +215,10 @@ class StepFiles:
 
     def call(self, row: int) -> RecordedCall:
         """Row ``row`` as a :class:`RecordedCall` (for a call replayed one by one)."""
-        names = ("year", "step", "input_tokens", "output_tokens", "error_message", "cost_usd")
+        names = (
+            *("year", "step", "input_tokens", "output_tokens", "error_message", "cost_usd"),
+            "usage_missing",
+        )
         if self._rest is None:  # the columns only a call replayed one by one needs
             self._rest = self._columns(names).combine_chunks()
         values = {name: self._rest.column(name)[row].as_py() for name in names}
@@ -229,6 +235,7 @@ class StepFiles:
             self._table.column("error_type")[row].as_py(),
             values["error_message"],
             values["cost_usd"],
+            bool(values["usage_missing"]),  # null in a file predating it
         )
 
 
@@ -529,6 +536,8 @@ class ReplayProvider(ModelProvider):
             usage = (
                 Usage.reported(call.input_tokens, call.output_tokens) if attempt == 0 else Usage()
             )
+            # a reply that came without its token counts still has none (all on the first)
+            usage._complete = attempt > 0 or not call.usage_missing
             # the reply that settled the call: read as the logged run read it (a log of a
             # release before replies were read strictly may hold `"40"` for 40)
             settled = attempt == len(call.raw_outputs) - 1 and call.error_type is None

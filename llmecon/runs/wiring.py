@@ -242,7 +242,10 @@ class ModelPool:
         #: calls, tokens, failures, calls without a known cost and cache hits of earlier
         #: sessions (resume; see :meth:`counting`)
         self.earlier = dict.fromkeys(
-            ("calls", "input_tokens", "output_tokens", "failures", "cost_unknown", "cache_hits"),
+            (
+                *("calls", "input_tokens", "output_tokens", "failures", "cost_unknown"),
+                *("usage_missing", "cache_hits"),
+            ),
             0,
         )
         self.models: dict[tuple[str, str | None], Model] = {}
@@ -381,7 +384,8 @@ class ModelPool:
         """Yield the logged calls (``llm_call`` events) of a resumed run's kept years,
         adding them to :attr:`earlier`: the run's totals count every session, as the
         models count theirs (a cache hit's tokens were not sent, a call logged with
-        ``cost_usd`` null cost an unknown amount)."""
+        ``cost_usd`` null cost an unknown amount, one logged ``usage_missing`` had a reply
+        without token counts)."""
         earlier = self.earlier
         for call in calls:
             earlier["calls"] += 1
@@ -392,6 +396,7 @@ class ModelPool:
                 earlier["input_tokens"] += call.input_tokens
                 earlier["output_tokens"] += call.output_tokens
                 earlier["cost_unknown"] += call.cost_usd is None
+                earlier["usage_missing"] += bool(call.usage_missing)
             yield call
 
     def cost_unknown_calls(self) -> int:
@@ -434,7 +439,7 @@ class ModelPool:
             out["cost_unknown_calls"] = unknown
             if unpriced:
                 out["unpriced_models"] = unpriced
-        if missing := sum(m.usage_missing_calls for m in models):
+        if missing := earlier["usage_missing"] + sum(m.usage_missing_calls for m in models):
             out["usage_missing_calls"] = missing
         if hits := earlier["cache_hits"] + sum(m.cache_hits for m in models):
             out["cache_hits"] = hits

@@ -60,9 +60,13 @@ def test_an_unknown_cost_stays_unknown_after_a_resume(tmp_path: Path) -> None:
     summary = run.summary
     assert summary["cost_usd"] is None and summary["cost_unknown_calls"] == 1
     assert summary["cost_known_usd"] == pytest.approx(known.sum(), abs=1e-6)
-    # the report says the same: a lower bound, and how many calls it leaves out
+    # and why: the first session's reply without token counts (resumed, the summary
+    # lost it and its tokens row read as complete)
+    assert summary["usage_missing_calls"] == 1
+    # the report says the same: a lower bound, how many calls it leaves out, and why
     said = _report_text(tmp_path / "r")
     assert f"≥ ${known.sum():,.4f}: 1 call without a known cost" in said
+    assert "1 reply without token counts (the server sent no usage)" in said
 
 
 def test_a_reused_call_of_unknown_cost_stays_unknown(tmp_path: Path) -> None:
@@ -87,6 +91,30 @@ def test_a_reused_call_of_unknown_cost_stays_unknown(tmp_path: Path) -> None:
     planner = run.calls[run.calls["role"] == "planner"]
     assert len(planner) == 1 and planner["cost_usd"].isna().all()
     assert run.summary["cost_usd"] is None and run.summary["cost_unknown_calls"] == 1
+    assert run.summary["usage_missing_calls"] == 1
+
+
+def test_a_reused_worker_call_kept_in_a_call_file_stays_without_counts(
+    tmp_path: Path, columnar_on: None
+) -> None:
+    # The same through a call file (runs of 1,000+ workers keep worker calls there).
+    with FakeOpenAIServer() as server:
+
+        def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
+            server.script.extend(["ok", "no_usage"])  # the planner's, then a worker's
+            server.fault_rates = {"500": 1.0}  # then every other worker's
+
+        config = _config(tmp_path, server.base_url, agents=12, years=2, price=(1000.0, 2000.0))
+        with pytest.raises(RunFailedError):
+            build_simulation(config.model_copy(update={"max_concurrency": 1})).run(
+                break_after_year_0
+            )
+        server.fault_rates = {}
+        assert resume_run(tmp_path / "r").run().status == "completed"
+    assert list((tmp_path / "r" / "calls").glob("*.parquet"))
+    summary = load_run(tmp_path / "r").summary
+    assert summary["cost_usd"] is None and summary["cost_unknown_calls"] == 1
+    assert summary["usage_missing_calls"] == 1
 
 
 def test_a_budget_says_which_calls_it_could_not_count(tmp_path: Path) -> None:

@@ -85,6 +85,7 @@ def test_unusual_calls_round_trip_exactly(tmp_path: Path, columnar_on: None) -> 
             error_message="timeout ⏱" if k == 1 else None,
             fallback=k == 1,
             batch_id="batch_abc" if k == 2 else None,
+            usage_missing=k == 0,
         )
         for k in range(3)
     ]
