@@ -589,10 +589,16 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
     if degenerate:
         from llmecon.runs.reference import DEGENERATE_SHARE
 
+        answerers = (
+            "LLM workers"
+            if not summary.get("answers_by")
+            else f"{counted(summary['answers_by'], 'archetype representative')} (whose "
+            "answers every worker follows)"
+        )
         out.print(
             f"[red bold]note[/]: in {counted(len(degenerate), 'tax year')} "
             f"({_years_text(degenerate)}) at "
-            f"least {PERCENT(DEGENERATE_SHARE)} of the LLM workers gave the same answer (at "
+            f"least {PERCENT(DEGENERATE_SHARE)} of the {answerers} gave the same answer (at "
             f"most {PERCENT(summary['identical_answers_max'])}): the model is not responding "
             "to its persona or the taxes; check it with `llmecon probe`"
         )

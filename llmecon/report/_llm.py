@@ -21,6 +21,7 @@ from llmecon._format import (
     PERCENT,
     SECONDS,
     cost_text,
+    counted,
     probe_cells,
     tokens_text,
 )
@@ -180,15 +181,15 @@ ANCHORING_MARGIN = ALIKE_MARGIN
 
 
 def rational_share(run: ReportRun, year: int, hours: float) -> float:
-    """The share of the run's personas whose rational best response to tax year
-    ``year``'s schedule (1 the first) rounds to ``hours`` (0 when the economy is not
-    rebuilt)."""
+    """The share of the run's personas (an archetype run's representatives, who answer)
+    whose rational best response to tax year ``year``'s schedule (1 the first) rounds to
+    ``hours`` (0 when the economy is not rebuilt)."""
     economy = run.data.economy
     sets = [e for e in run.data.events if isinstance(e, ScheduleSet) and e.year == year - 1]
     if economy is None or not sets:
         return 0.0
     schedule = TaxSchedule(tuple(sets[-1].edges), tuple(sets[-1].rates))
-    return share_of_rational(economy, schedule, hours)
+    return share_of_rational(economy, schedule, hours, run.data.representatives)
 
 
 def answer_stats(run: ReportRun) -> pd.DataFrame:
@@ -318,13 +319,20 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
         ]
         if flagged:
             worst, rational = flagged[0]
+            reps = run.data.representatives
+            answered = (
+                "workers"
+                if reps is None
+                else f"{counted(len(reps), 'archetype representative')} (whose answers "
+                "every worker follows)"
+            )
             parts.append(
                 Markup(
                     '<p class="warn">'
                     + esc(
                         f"Anchoring warning ({run.label}): in tax year {int(worst['year'])} "
-                        f"{PERCENT(worst['modal_share'])} of the workers answered exactly "
-                        f"{HOURS(worst['modal'])}"
+                        f"{PERCENT(worst['modal_share'])} of the {answered} answered "
+                        f"exactly {HOURS(worst['modal'])}"
                         + (
                             f", where {PERCENT(rational)} of the rational best responses "
                             "are that many hours"

@@ -216,6 +216,9 @@ class RunData:
     do (``"an incomplete fork: it holds 3 of the 10 tax years …"``); ``None`` otherwise.
     Its tables hold only those years (or, resumed by an earlier release, years run live
     where the source's belong)."""
+    representatives: np.ndarray | None = None
+    """An archetype run's representatives (worker indices, one per archetype): the
+    workers whose hours are the model's answers; ``None`` in other runs."""
     #: the status-quo baseline's per-agent measures, computed on first use
     _status_quo: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
     #: every prompt text, the call files' included (:meth:`texts`), read on first use
@@ -773,6 +776,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         settings=settings,
         problems=run.contents.problems,
         incomplete_fork=incomplete,
+        representatives=None if archetypes is None else run.archetype_representatives(n_workers),
     )
     data.years.insert(3, "settings", settings_key(settings))
     gains = data.gain_closed_by_year

@@ -955,7 +955,10 @@ class Simulation:
             out["calls_by_role"] = {
                 role: {"calls": tally.calls, "failed": tally.failures} for role, tally in roles
             }
-        out.update(worker_notes(self.records, str(self.config.workers), self.planner_context))
+        grouped = getattr(self.workers, "archetypes", None)  # archetype mode: who answers
+        answerers = None if grouped is None else grouped.representatives
+        workers = str(self.config.workers)
+        out.update(worker_notes(self.records, workers, self.planner_context, answerers))
         if (said := planner_warning(self.planner, self.years)) is not None:
             out["planner_warning"] = said
         if self.config.reference:

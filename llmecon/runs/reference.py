@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from llmecon.agents.planner_prompts import welfare_noise
 from llmecon.economy import Economy, TaxSchedule, gain_closed
 from llmecon.planners import PlannerContext, YearRecord, optimal_rates
+
+#: Worker indices (archetype mode: each archetype's representative).
+IndexArray = NDArray[np.int64]
 
 #: Above this many workers the oracle is skipped in run summaries (it scales linearly,
 #: ~1 s per 1 000 quasi-linear workers on 2 cores, ~30 times that under CRRA);
@@ -139,22 +143,33 @@ def _modal(weekly_hours: Sequence[float] | np.ndarray) -> tuple[float, float]:
     return float(values[top]), float(counts[top] / hours.size)
 
 
-def rational_share(economy: Economy, schedule: TaxSchedule, hours: float) -> float:
-    """The share of workers whose rational best response to ``schedule``, in whole hours
-    as a model answers, is ``hours``."""
+def rational_share(
+    economy: Economy, schedule: TaxSchedule, hours: float, among: IndexArray | None = None
+) -> float:
+    """The share of workers (those at indices ``among`` when given) whose rational best
+    response to ``schedule``, in whole hours as a model answers, is ``hours``."""
     best = np.round(economy.rational_hours(schedule))
-    return float(np.mean(best == round(hours)))
+    if among is not None:
+        best = best[among]
+    return float(np.mean(best == round(hours))) if best.size else 0.0
 
 
-def more_alike_than_rational(economy: Economy, record: YearRecord) -> bool:
-    """Whether the year's most common answer is given by at least :data:`ALIKE_MARGIN`
-    more of the workers than the rational best responses give it."""
-    modal, share = _modal(record.weekly_hours)
-    return rational_share(economy, record.schedule, modal) < share - ALIKE_MARGIN
+def more_alike_than_rational(
+    economy: Economy, record: YearRecord, among: IndexArray | None = None
+) -> bool:
+    """Whether the year's most common answer (of the workers at ``among`` when given) is
+    given by at least :data:`ALIKE_MARGIN` more of them than the rational best
+    responses give it."""
+    hours = np.asarray(record.weekly_hours, dtype=float)
+    modal, share = _modal(hours if among is None else hours[among])
+    return rational_share(economy, record.schedule, modal, among) < share - ALIKE_MARGIN
 
 
 def worker_notes(
-    records: Sequence[YearRecord], workers: str, ctx: PlannerContext
+    records: Sequence[YearRecord],
+    workers: str,
+    ctx: PlannerContext,
+    answerers: IndexArray | None = None,
 ) -> dict[str, Any]:
     """What a run's references assume and whether its LLM workers answered alike.
 
@@ -171,7 +186,12 @@ def worker_notes(
     year; years at or above :data:`DEGENERATE_SHARE`
     are listed in ``degenerate_years`` unless the rational best responses to that year's
     schedule are nearly as alike (:func:`more_alike_than_rational`; LLM workers only:
-    rational workers answer the rational best response)."""
+    rational workers answer the rational best response).
+
+    ``answerers``: the workers whose hours are the model's answers, when not all are
+    (archetype mode: each archetype's representative; the members scale its answer by
+    their usual hours, so their hours differ even when every answer is the same). The
+    answer shares are then among them, and ``answers_by`` is how many answered."""
     rational = workers == "rational"
     out: dict[str, Any] = {
         "workers": workers,
@@ -189,11 +209,18 @@ def worker_notes(
         noise = welfare_noise(records)
         if noise is not None:
             out["year_noise_sd"], out["year_noise_dof"] = noise
-    shares = [identical_answer_share(r.weekly_hours) for r in records]
+    shares = [
+        identical_answer_share(
+            r.weekly_hours if answerers is None else np.asarray(r.weekly_hours)[answerers]
+        )
+        for r in records
+    ]
+    if answerers is not None:
+        out["answers_by"] = len(answerers)
     out["identical_answers_max"] = max(shares)
     out["degenerate_years"] = [
         r.year
         for r, s in zip(records, shares, strict=True)
-        if s >= DEGENERATE_SHARE and more_alike_than_rational(ctx.economy, r)
+        if s >= DEGENERATE_SHARE and more_alike_than_rational(ctx.economy, r, answerers)
     ]
     return out

@@ -272,26 +272,37 @@ class RestoredRun:
         (``--workers-mode archetypes``) saved it in :data:`ARCHETYPES_FILE`; ``None``
         for a run that saved none, or (with a warning naming the file) when the file is
         missing, cannot be read or holds another number of workers than ``workers``."""
+        return self._archetype_array("labels", workers)
+
+    def archetype_representatives(self, workers: int) -> NDArray[np.int64] | None:
+        """Each archetype's representative (a worker index, the one whose answer the
+        model gave), read as :meth:`archetype_labels` reads the labels."""
+        return self._archetype_array("representatives", workers)
+
+    def _archetype_array(self, name: str, workers: int) -> NDArray[np.int64] | None:
+        """The integer array ``name`` of :data:`ARCHETYPES_FILE`: ``labels`` (one per
+        worker) or ``representatives`` (worker indices), checked against ``workers``."""
         path = self.archetypes_file
         if path is None:
             return None
         if not path.is_file():
             warnings.warn(
-                f"{path} is missing (the run's manifest names it): no archetypes", stacklevel=2
+                f"{path} is missing (the run's manifest names it): no archetypes", stacklevel=3
             )
             return None
         try:  # opened here, so closed also when numpy cannot read it
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-                labels = np.asarray(data["labels"], dtype=np.int64)
+                values = np.asarray(data[name], dtype=np.int64)
         except UNREADABLE_NPZ as exc:
-            warnings.warn(f"{path} cannot be read ({exc}): no archetypes", stacklevel=2)
+            warnings.warn(f"{path} cannot be read ({exc}): no archetypes", stacklevel=3)
             return None
-        if labels.shape != (workers,) or (labels.size and labels.min() < 0):
+        fits = values.shape == (workers,) if name == "labels" else values.ndim == 1
+        if not fits or (values.size and (values.min() < 0 or values.max() >= workers)):
             warnings.warn(
-                f"{path} does not fit the log's {workers} workers: no archetypes", stacklevel=2
+                f"{path} does not fit the log's {workers} workers: no archetypes", stacklevel=3
             )
             return None
-        return labels
+        return values
 
     def config(self, **overrides: Any) -> RunConfig:
         """The run's config (see :func:`config_from_manifest`)."""

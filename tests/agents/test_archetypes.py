@@ -250,3 +250,32 @@ def test_the_cli_runs_archetype_mode(tmp_path: Path) -> None:
         assert data["representatives"].size == 12 and data["labels"].size == 300
     bad = CliRunner().invoke(main, [*args[:-4], "--workers-mode", "clusters"])
     assert bad.exit_code != 0 and "clusters" in bad.output
+
+
+def test_a_constant_model_is_flagged_from_the_representatives_answers(tmp_path: Path) -> None:
+    """Every representative answers 40 h; the members scale that by their usual hours,
+    so their hours differ. The flag counts the model's answers (one per archetype), not
+    the members' mapped hours, and the CLI and report say whose answers they are."""
+    from click.testing import CliRunner
+
+    from llmecon import load_run
+    from llmecon.cli import main
+    from llmecon.report import write_report
+    from tests.agents.test_llm_agents import use_responder
+
+    model = use_responder("archetype-constant", lambda messages, schema: '{"hours": 40}')
+    args = ["run", "--planner", "flat:0.2", "--workers", model, "--agents", "300"]
+    args += ["--years", "2", "--no-reference", "--out", str(tmp_path), "--run-id", "c"]
+    args += ["--workers-mode", "archetypes", "--archetypes", "12"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert (
+        "of the 12 archetype representatives (whose answers every worker follows) gave the "
+        "same answer" in said
+    )
+    summary = load_run(tmp_path / "c").summary
+    assert summary["answers_by"] == 12 and summary["identical_answers_max"] == 1.0
+    assert summary["degenerate_years"] == [0, 1]
+    page = write_report([tmp_path / "c"], tmp_path / "report.html").read_text()
+    assert "100.0 % of the 12 archetype representatives" in " ".join(page.split())
