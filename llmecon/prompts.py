@@ -42,8 +42,9 @@ class PromptError(ValueError):
 #: recorded in each run's manifest (``prompt_rendering``) so that a replay renders a
 #: logged run's prompts as it did: 1, releases before December 2026 (``usd`` wrote
 #: ``$-19,598``); 2, ``-$19,598``; 3, a vote's line in the planner's demonstrations
-#: takes "an" before a vowel ("set by an approval vote", not "a approval").
-RENDERING = 3
+#: takes "an" before a vowel ("set by an approval vote", not "a approval"); 4, a round the
+#: tie-break decided says so ("B won (tied with A; drawn by seed)").
+RENDERING = 4
 
 
 def shipped_prompts_dir() -> Path:

@@ -32,11 +32,13 @@ _INTEGERS = frozenset(
 _FLOATS = frozenset(
     {
         *("time", "latency_s", "cost_usd", "gain_closed"),
-        *("share", "score", "candidate_swf", "winner_swf", "turnout"),
+        *("share", "score", "count", "candidate_swf", "winner_swf", "turnout"),
         *("spouse_earnings_usd", "usual_weekly_hours", "annual_earnings_usd"),
     }
 )
-_BOOLS = frozenset({"cached", "fallback", "is_winner"})
+_BOOLS = frozenset(
+    {"cached", "fallback", "is_winner", "tied", "survey_weighted", "abstained", "kept"}
+)
 
 
 def arrow_table(frame: pd.DataFrame) -> pa.Table:
@@ -149,7 +151,7 @@ def check_run_dir(run_dir: str) -> Path:
 )
 def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     """Write the tables of the run in RUN: years, rates, agents, personas, calls,
-    votes, fallbacks, and run.json (its status, settings and end summary).
+    votes, ballots, fallbacks, and run.json (its status, settings and end summary).
 
     One file per table (years.csv, …), derived from the event log as
     llmecon.load_run() sees it: every table starts with run_id and seed, and years

@@ -100,6 +100,8 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             f"{counted(report.calls_replayed, 'recorded model call')}, every metric and "
             f"every worker's hours within {REL_TOL:g} (relative)"
         )
+        for note in report.notes:
+            console.print(f"[yellow]note[/]: {note}")
         if report.unchecked_years:
             # one clause per year: "planner_query.j2 before tax year 3 (tax years 1–2
             # were prompted with earlier text)"

@@ -432,7 +432,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         from llmecon.runs.events import REPLAYED
 
         votes = [r for r in result.records if r.notes.get("vote_summary")]
-        # a fork's kept years carry their source's rounds, which its votes table does not
+        # a fork's kept years carry their source's rounds (its votes table marks them kept)
         kept = sum(r.source == REPLAYED for r in votes)
         if votes:  # who won is otherwise only in the report and the log
             last = votes[-1]

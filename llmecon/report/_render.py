@@ -498,7 +498,13 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
     rows = []
     for run in runs:
         alone = _plots.uncontested(run.votes)
-        for _, v in run.votes[run.votes["is_winner"].astype(bool)].iterrows():
+        votes = run.votes
+        tied = votes[votes["tied"].fillna(False).astype(bool)] if "tied" in votes else votes[:0]
+        for _, v in votes[votes["is_winner"].astype(bool)].iterrows():
+            others = tied[(tied["year"] == v["year"]) & (tied["label"] != v["label"])]
+            share = "uncontested" if v["year"] in alone else PERCENT(v["share"])
+            if len(others):  # the seeded tie-break decided the round
+                share += f" (tied with {', '.join(map(str, others['label']))}; drawn by seed)"
             rows.append(
                 [
                     run.label,
@@ -507,7 +513,7 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
                     str(v["winner"]),
                     str(v["origin"]),
                     _plots.rates_json_text(str(v["rates_json"])),
-                    "uncontested" if v["year"] in alone else PERCENT(v["share"]),
+                    share,
                     PERCENT(v["turnout"]),
                     WELFARE(v["winner_swf"]),
                     str(v["best_candidate"]),
@@ -531,7 +537,9 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
         paragraph(
             "Colours follow the schedule, not its ballot letter: a schedule keeps its "
             "colour in every round. A round whose candidates all merged into one is "
-            "uncontested: a full bar, and no share in the table. The winner's SWF is the "
+            "uncontested: a full bar, and no share in the table. A round whose top score "
+            'was tied says so by the winner\'s share ("tied with A; drawn by seed"): '
+            "the round's seeded draw chose among the tied. The winner's SWF is the "
             "run's objective with every worker at its rational best response to the "
             "winner, as the round projected it; the SWF realised in that tax year, with "
             "the run's workers, is in the outcomes table."

@@ -34,7 +34,7 @@ PathLike = str | Path
 @dataclass
 class RunsData:
     """Several runs as one set of tables: each table of :class:`RunData` (``years``,
-    ``rates``, ``agents``, ``personas``, ``calls``, ``votes``, ``fallbacks``)
+    ``rates``, ``agents``, ``personas``, ``calls``, ``votes``, ``ballots``, ``fallbacks``)
     concatenated over the runs in order, every row keeping its ``run_id`` and ``seed``.
 
     Attributes:
@@ -92,6 +92,10 @@ class RunsData:
     @cached_property
     def votes(self) -> pd.DataFrame:
         return self._concat("votes")
+
+    @cached_property
+    def ballots(self) -> pd.DataFrame:
+        return self._concat("ballots")
 
     @cached_property
     def fallbacks(self) -> pd.DataFrame:

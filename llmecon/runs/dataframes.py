@@ -35,7 +35,9 @@ import pandas as pd
 
 from llmecon.economy import Economy, TaxSchedule, YearMetrics
 from llmecon.runs.event_tables import (
+    BALLOT_COLUMNS,
     RATE_COLUMNS,
+    ballots_table,
     event_dict,
     fallbacks_table,
     rates_table,
@@ -132,7 +134,16 @@ CALL_COLUMNS = (
 
 #: Tables written by ``llmecon export``, in order. Each starts with ``run_id`` and
 #: ``seed``; each ``year`` column is the tax year shown to users (1-based).
-TABLE_NAMES = ("years", "rates", "agents", "personas", "calls", "votes", "fallbacks")
+TABLE_NAMES = (
+    "years",
+    "rates",
+    "agents",
+    "personas",
+    "calls",
+    "votes",
+    "ballots",
+    "fallbacks",
+)
 
 #: Columns every table starts with.
 HEAD_COLUMNS = ("run_id", "seed")
@@ -180,7 +191,10 @@ class RunData:
             ``endpoint``: the server that served the call (a fleet's member; null in
             logs of format 1), ``batch_id``: the provider batch that answered it
             (``--batch-api``; null for a synchronous call).
-        votes: one row per candidate of each ``vote_round`` event.
+        votes: one row per candidate of each ``vote_round`` event (``tied``: the
+            candidate tied for the top score, the winner drawn among those by the seed).
+        ballots: one row per voter of each ``vote_round`` event: its ballot as text
+            (``B``, ``B>A>C``, ``A,C``), ``first_choice``, ``abstained`` and ``reason``.
         fallbacks: one row per ``fallback`` event.
         edges: the bracket lower edges (annual USD).
         settings: the run's config without what does not change its economics (seed,
@@ -206,6 +220,9 @@ class RunData:
     rates: pd.DataFrame = field(default_factory=lambda: _frame([], [*HEAD_COLUMNS, *RATE_COLUMNS]))
     personas: pd.DataFrame = field(
         default_factory=lambda: _frame([], [*HEAD_COLUMNS, *PERSONA_COLUMNS])
+    )
+    ballots: pd.DataFrame = field(
+        default_factory=lambda: _frame([], [*HEAD_COLUMNS, *BALLOT_COLUMNS])
     )
     settings: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
@@ -461,6 +478,13 @@ def _snapshot(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- tables ------------------------------------------------------------------------------------
+
+
+def _ids(personas: pd.DataFrame) -> list[str]:
+    """The population's agent ids in order (the personas table's ``agent``)."""
+    if "agent" not in personas.columns:
+        return []
+    return [str(a) if isinstance(a, str) else "" for a in personas["agent"]]
 
 
 def _years_table(events: list[AnyEvent]) -> pd.DataFrame:
@@ -766,6 +790,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         agents=tidy(agents, rid, seed),
         calls=tidy(_calls_table(events, blobs, resolve_messages), rid, seed),
         votes=tidy(votes_table(events), rid, seed),
+        ballots=tidy(ballots_table(events, _ids(personas)), rid, seed),
         fallbacks=tidy(fallbacks_table(events), rid, seed),
         edges=edges,
         economy=economy,

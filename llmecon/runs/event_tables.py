@@ -1,5 +1,6 @@
 """The smaller tables of a run read straight from its events: the schedule's brackets
-(``rates``), vote rounds (``votes``) and fallbacks (``fallbacks``), with the helpers
+(``rates``), vote rounds (``votes``), their ballots (``ballots``) and fallbacks
+(``fallbacks``), with the helpers
 every table of :mod:`llmecon.runs.dataframes` shares."""
 
 from __future__ import annotations
@@ -25,15 +26,35 @@ VOTE_COLUMNS = (
     "origin",
     "share",
     "score",
+    "count",
     "candidate_swf",
     "winner",
     "is_winner",
+    "tied",
     "winner_swf",
     "best_candidate",
     "turnout",
     "ballots",
     "abstentions",
+    "survey_weighted",
+    "kept",
     "rates_json",
+)
+BALLOT_COLUMNS = (
+    "seq",
+    "year",
+    "rule",
+    "source",
+    "voters",
+    "agent",
+    "agent_index",
+    "ballot",
+    "first_choice",
+    "abstained",
+    "reason",
+    "winner",
+    "kept",
+    "ballot_json",
 )
 FALLBACK_COLUMNS = ("seq", "year", "role", "agent", "reason", "action")
 RATE_COLUMNS = ("year", "bracket", "lower", "upper", "rate")
@@ -102,14 +123,32 @@ def _ballot_counts(ballots: Any) -> tuple[Any, Any]:
     return _scalar(ballots), None
 
 
-def votes_table(events: list[AnyEvent]) -> pd.DataFrame:
-    """One row per candidate of each ``vote_round`` (typed or not: read as a dict)."""
-    rows: list[dict[str, Any]] = []
+def vote_rounds(events: list[AnyEvent]) -> list[dict[str, Any]]:
+    """Every vote round of a log as a dict: its ``vote_round`` events (typed or not) and
+    the rounds a fork keeps from its source in its ``replayed`` years' ``schedule_set``
+    detail (``detail.vote_round``, with that event's ``seq`` and ``kept`` true), in log
+    order."""
+    rounds: list[dict[str, Any]] = []
     for e in events:
-        if e.type != "vote_round":
-            continue
-        d = event_dict(e)
-        shares, scores, swfs = (_mapping(d.get(k)) for k in ("shares", "scores", "candidate_swf"))
+        if e.type == "vote_round":
+            rounds.append(event_dict(e))
+        elif e.type == "schedule_set":
+            kept = _mapping(getattr(e, "detail", None) or {}).get("vote_round")
+            if isinstance(kept, dict):
+                rounds.append({**kept, "seq": getattr(e, "seq", None), "kept": True})
+    return rounds
+
+
+def votes_table(events: list[AnyEvent]) -> pd.DataFrame:
+    """One row per candidate of each vote round (:func:`vote_rounds`)."""
+    rows: list[dict[str, Any]] = []
+    for d in vote_rounds(events):
+        shares, scores, swfs, counts = (
+            _mapping(d.get(k)) for k in ("shares", "scores", "candidate_swf", "counts")
+        )
+        tied = {str(x) for x in d.get("tied") or []}
+        # logs before votes were survey-weighted have no counts: their scores are counts
+        weighted = d.get("survey_weighted")
         candidates = d.get("candidates") or [{"label": k} for k in shares]
         counted, abstentions = _ballot_counts(d.get("ballots"))
         for cand in candidates:
@@ -126,18 +165,72 @@ def votes_table(events: list[AnyEvent]) -> pd.DataFrame:
                     "origin": _scalar(cand.get("origin")),
                     "share": _number(shares.get(label)),
                     "score": _number(scores.get(label)),
+                    "count": _number((counts or scores).get(label)),
                     "candidate_swf": _number(swfs.get(label)),
                     "winner": _scalar(d.get("winner")),
                     "is_winner": label == str(d.get("winner")),
+                    "tied": label in tied,
                     "winner_swf": _number(d.get("winner_swf")),
                     "best_candidate": _scalar(d.get("best_candidate")),
                     "turnout": _number(d.get("turnout")),
                     "ballots": counted,
                     "abstentions": abstentions,
+                    "survey_weighted": bool(weighted),
+                    "kept": bool(d.get("kept")),
                     "rates_json": json_text(cand.get("rates")),
                 }
             )
     return frame(rows, VOTE_COLUMNS)
+
+
+def ballot_text(ballot: Any) -> tuple[str | None, str | None]:
+    """A logged ballot as ``(text, first choice)`` whatever its rule: plurality
+    ``{"vote": "B"}`` is ``("B", "B")``, a Borda ranking ``("B>A>C", "B")``, an approval
+    set ``("A,C", None)`` (``""`` when empty: no first choice); none ``(None, None)``."""
+    if not isinstance(ballot, dict) or len(ballot) != 1:
+        return (None if ballot is None else json_text(ballot)), None
+    value = next(iter(ballot.values()))
+    if isinstance(value, str):
+        return value, value
+    if isinstance(value, list):
+        names = [str(v) for v in value]
+        if "ranking" in ballot:
+            return ">".join(names), (names[0] if names else None)
+        return ",".join(names), None
+    return json_text(ballot), None
+
+
+def ballots_table(events: list[AnyEvent], ids: typing.Sequence[str] = ()) -> pd.DataFrame:
+    """One row per ballot of each vote round (:func:`vote_rounds`), every voter's,
+    abstentions included; ``agent_index`` is the voter's place among ``ids``
+    (the population's), null when unknown."""
+    index = {agent: i for i, agent in enumerate(ids)}
+    rows: list[dict[str, Any]] = []
+    for d in vote_rounds(events):
+        ballots = d.get("ballots")
+        for b in ballots if isinstance(ballots, list) else []:
+            b = b if isinstance(b, dict) else {}
+            text, first = ballot_text(b.get("ballot"))
+            agent = _scalar(b.get("agent"))
+            rows.append(
+                {
+                    "seq": d.get("seq"),
+                    "year": d.get("year"),
+                    "rule": _scalar(d.get("rule")),
+                    "source": _scalar(d.get("source")),
+                    "voters": _scalar(d.get("voters")),
+                    "agent": agent,
+                    "agent_index": index.get(agent) if isinstance(agent, str) else None,
+                    "ballot": text,
+                    "first_choice": first,
+                    "abstained": bool(b.get("abstained")),
+                    "reason": _scalar(b.get("reason")),
+                    "winner": _scalar(d.get("winner")),
+                    "kept": bool(d.get("kept")),
+                    "ballot_json": json_text(b.get("ballot")),
+                }
+            )
+    return frame(rows, BALLOT_COLUMNS)
 
 
 def fallbacks_table(events: list[AnyEvent]) -> pd.DataFrame:

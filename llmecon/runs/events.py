@@ -257,6 +257,10 @@ class VoteRound(_EventBase):
     winner: str
     tied: list[str] = Field(default_factory=list)
     """Labels tied for the top score (the winner was drawn among them)."""
+    tie_tolerance: float = 0.0
+    """Survey-weighted scores within this fraction of the share total of the top one
+    tied for it (``llmecon.voting.TIE_TOLERANCE``); 0 in older logs, whose release
+    compared them exactly (a replay counts their rounds so)."""
     counts: dict[str, float] = Field(default_factory=dict)
     """Unweighted scores (one persona, one ballot). Absent from logs written before
     votes were survey-weighted, whose ``scores`` are these counts."""

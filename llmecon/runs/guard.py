@@ -20,6 +20,13 @@ rules above may never trip, a server that dies in the last year trips none of th
 a result made of one role's fallbacks is not a result (the summary's final welfare is
 the last year's).
 
+The LLM planner's requests for a voting round's K candidates (call role ``proposer``,
+no agent) are a tally of their own (:data:`CANDIDATES`, :func:`tallied_role`), which
+the run-end share rule leaves out: a failed request puts K perturbations of the
+incumbent on the ballot and the voters still choose, so the year's schedule is the
+vote's, not a fallback's. The rules while the run goes on (consecutive failures, the
+run-wide share, three failed years in a row) count them.
+
 When it trips, the run loop cancels the year in flight, logs ``run_completed`` with
 status ``failed`` and the reason, and raises :class:`RunFailedError`; the CLI exits 1
 with the reason, which names the model and its endpoint. The run stays resumable
@@ -45,12 +52,25 @@ MAX_FAILED_YEARS = 3
 #: it chose the year before, which the workers still answer; a dead planner endpoint is
 #: caught by the run-wide share and the three-year rule.
 LAST_YEAR_ROLES = ("worker", "voter", "proposer")
+#: The tally of the LLM planner's requests for a voting round's candidates (call role
+#: ``proposer`` without an agent). Its fallback is no kept schedule: K perturbations of
+#: the incumbent go on the ballot and the voters still choose, so the run-end share rule
+#: (:meth:`CircuitBreaker.final_reason`) does not judge it; every other rule does.
+CANDIDATES = "candidates"
 _WHOSE = {
     "planner": "planner's",
     "worker": "workers'",
     "voter": "voters'",
     "proposer": "proposer's",
 }
+_CALLED = {CANDIDATES: "planner candidate request"}
+
+
+def tallied_role(role: str, agent: str | None) -> str:
+    """The tally a call counts in: a ``proposer`` call without an agent is the LLM
+    planner's request for a voting round's candidates (:data:`CANDIDATES`), apart from
+    the personas' platforms (an agent each, ``proposer``)."""
+    return CANDIDATES if role == "proposer" and agent is None else role
 
 
 class RunFailedError(RuntimeError):
@@ -103,9 +123,13 @@ class CircuitBreaker:
         message: str,
         role: str = "planner",
         year: int | None = None,
+        agent: str | None = None,
     ) -> None:
-        """Count one finished call of ``role`` in tax year ``year`` (0-based;
-        ``error_type`` is ``None`` on success)."""
+        """Count one finished call of ``role`` by ``agent`` in tax year ``year``
+        (0-based; ``error_type`` is ``None`` on success). The planner's request for a
+        round's candidates (role ``proposer``, no agent) counts as a planner call
+        (:func:`tallied_role`)."""
+        role = tallied_role(role, agent)
         self.calls += 1
         tally = self.roles.setdefault(role, RoleTally())
         tally.calls += 1
@@ -145,7 +169,8 @@ class CircuitBreaker:
         elif failed_years >= MAX_FAILED_YEARS:
             assert year is not None and tally.failing_since is not None
             self._trip(
-                f"every {role} call from tax year {tally.failing_since + 1} to {year + 1} "
+                f"every {_CALLED.get(role, role)} call from tax year {tally.failing_since + 1} "
+                f"to {year + 1} "
                 f"failed; the last one, {where}: {message}"
             )
 
@@ -157,7 +182,8 @@ class CircuitBreaker:
         try:
             for c in calls:
                 where = c.endpoint or ""
-                self.record(c.model, where, c.error_type, c.error_message or "", c.role, c.year)
+                message = c.error_message or ""
+                self.record(c.model, where, c.error_type, message, c.role, c.year, c.agent)
         finally:
             self.enabled = enabled
 
@@ -169,6 +195,8 @@ class CircuitBreaker:
         if not self.enabled:
             return None
         for role, tally in self.roles.items():
+            if role == CANDIDATES:  # the voters still chose (among perturbations)
+                continue
             whose = _WHOSE.get(role, role)
             if tally.failures and tally.failures > self.max_share * tally.calls:
                 return (

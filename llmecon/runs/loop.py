@@ -51,7 +51,7 @@ from llmecon.runs.events import (
     YearCompleted,
     YearStarted,
 )
-from llmecon.runs.guard import CircuitBreaker, RunFailedError
+from llmecon.runs.guard import CANDIDATES, CircuitBreaker, RunFailedError
 from llmecon.runs.log import LoggedYear, RunLog, RunLogWarning
 from llmecon.runs.reference import (
     REFERENCE_INTERRUPTED,
@@ -248,6 +248,7 @@ class RunSink:
             record.error_message or "",
             ctx.role if ctx is not None else "planner",
             ctx.year if ctx is not None else self.year,
+            ctx.agent if ctx is not None else None,
         )
         if self.log is not None:
             log = self.log
@@ -373,6 +374,7 @@ class Simulation:
         *,
         log_as: dict[str, Any] | None = None,
         leaders: dict[int, str] | None = None,
+        rounds: dict[int, dict[str, Any]] | None = None,
     ) -> list[YearRecord]:
         """Take completed years from a log instead of running them (resume, fork,
         replay of a fork): each is settled on this run's economy and appended to
@@ -381,6 +383,8 @@ class Simulation:
         ``replayed`` years, with this ``detail`` (a fork). ``leaders``: ``{election
         year: persona id}`` (:func:`~llmecon.voting.rounds.vote_leaders`), to restore
         each year's ``notes["leader"]`` (the voting rounds read the last one).
+        ``rounds``: ``{year: vote round}`` (JSON dicts) written into the ``replayed``
+        years' details with ``log_as``, so a fork's tables keep its source's rounds.
         """
         summaries = vote_summaries or {}
         elected = sorted((leaders or {}).items())
@@ -400,6 +404,8 @@ class Simulation:
                 # The kept year's vote summary and leader go into its detail, so the
                 # fork's own log holds what its planner was shown (replay, resume).
                 kept = {k: v for k, v in notes.items() if k != "original_source"}
+                if rounds and year.year in rounds:
+                    kept["vote_round"] = rounds[year.year]
                 self.emit(YearStarted(year=year.year))
                 self.emit(
                     ScheduleSet(
@@ -950,11 +956,16 @@ class Simulation:
         if self.models.models:
             out.update(self.models.totals())
         if self.breaker.roles:  # one role's failures are not diluted by another's calls
-            order = {"planner": 0, "proposer": 1, "worker": 2, "voter": 3}
+            order = {"planner": 0, CANDIDATES: 1, "proposer": 1, "worker": 2, "voter": 3}
             roles = sorted(self.breaker.roles.items(), key=lambda kv: order.get(kv[0], 4))
-            out["calls_by_role"] = {
-                role: {"calls": tally.calls, "failed": tally.failures} for role, tally in roles
-            }
+            by_role: dict[str, dict[str, int]] = {}
+            for role, tally in roles:  # the planner's candidate requests are proposer calls
+                counts = by_role.setdefault(
+                    "proposer" if role == CANDIDATES else role, {"calls": 0, "failed": 0}
+                )
+                counts["calls"] += tally.calls
+                counts["failed"] += tally.failures
+            out["calls_by_role"] = by_role
         grouped = getattr(self.workers, "archetypes", None)  # archetype mode: who answers
         answerers = None if grouped is None else grouped.representatives
         workers = str(self.config.workers)

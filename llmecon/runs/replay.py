@@ -21,6 +21,7 @@ from llmecon.runs.events import (
     CallFile,
     LLMCall,
     ScheduleSet,
+    VoteRound,
     WorkerStep,
     YearCompleted,
     template_edits,
@@ -31,6 +32,7 @@ from llmecon.runs.loop import reported_outcome
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
 from llmecon.runs.restore import RestoredRun, restore_run
 from llmecon.runs.wiring import build_simulation, build_world
+from llmecon.voting import rules
 
 #: Relative tolerance of replayed metrics and rates. Model outputs replay exactly, but
 #: the economy's floating-point sums may differ in the last bits between CPUs (another
@@ -77,6 +79,9 @@ class ReplayReport:
     templates_changed: list[str] = field(default_factory=list)
     """Templates that differ from the ones the run used (a log written before runs kept
     a copy of their templates): model outputs were replayed without checking prompts."""
+    notes: list[str] = field(default_factory=list)
+    """What matched but needs saying: a vote round of an older log that the last bits of
+    its survey-weighted scores decided (:func:`exact_tie_note`)."""
     templates_edited: list[tuple[int, list[str]]] = field(default_factory=list)
     """(year, templates) of each edit of the run's copy a resume recorded
     (``templates_edited``): the prompts rendered from a template before its last edit
@@ -245,6 +250,10 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     restored = sim.restore(
         logged[: run.forked_from_year], run.vote_summaries, leaders=run.vote_leaders
     )
+    if sim.voting is not None:  # each logged round counts ties as its release did
+        sim.voting.tie_tolerances = {
+            e.year: e.tie_tolerance for e in run.events if isinstance(e, VoteRound)
+        }
     check = _YearCheck(run, sim.population.ids, lambda: bool(_mismatches(sim)))
     for record in restored:  # no worker step of theirs was replayed
         check.compare(record.year, record.schedule.rates, record.metrics.to_dict(), hours=False)
@@ -269,7 +278,15 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         templates_changed=changed,
         templates_edited=[(e.year, sorted(e.prompts)) for e in edits],
         nothing_to_resume=run.nothing_to_resume,
+        notes=check.notes,
     )
+    # a logged round of a completed year that the replay did not hold
+    for year in sorted(set(check.logged_votes) - check.held_votes):
+        if year < len(logged):
+            winner = check.logged_votes[year].winner
+            report.differences.append(
+                {"year": year, "what": "vote round", "logged": winner, "replayed": None}
+            )
     if run.status == "completed" and run.end is not None and run.end.summary:
         report.differences += summary_differences(
             run.end.summary, result.summary, spent=run.counts()[2]
@@ -347,6 +364,7 @@ class _YearCheck:
         self.logged_steps = {
             (e.year, e.step): e.weekly_hours for e in run.events if isinstance(e, WorkerStep)
         }
+        self.logged_votes = {e.year: e for e in run.events if isinstance(e, VoteRound)}
         self.ids = ids
         #: whether a call of the replay has differed from the log's so far
         self.diverged = diverged
@@ -356,14 +374,28 @@ class _YearCheck:
         self.before_divergence: list[dict[str, Any]] = []
         self._rates: dict[int, list[float]] = {}
         self._steps: dict[tuple[int, int], list[float]] = {}
+        #: the years whose round the replay held
+        self.held_votes: set[int] = set()
+        #: what the replay accepted but says (:func:`exact_tie_note`)
+        self.notes: list[str] = []
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, ScheduleSet):
             self._rates[event.year] = event.rates
         elif isinstance(event, WorkerStep):
             self._steps[(event.year, event.step)] = event.weekly_hours
+        elif isinstance(event, VoteRound):
+            self.held_votes.add(event.year)
+            self._note(vote_differences(self.logged_votes.get(event.year), event))
+            if note := exact_tie_note(event):
+                self.notes.append(note)
         elif isinstance(event, YearCompleted):
             self.compare(event.year, self._rates.pop(event.year), event.metrics)
+
+    def _note(self, found: list[dict[str, Any]]) -> None:
+        self.differences += found
+        if not self.diverged():
+            self.before_divergence += found
 
     def compare(
         self, year: int, rates: Sequence[float], metrics: dict[str, float], *, hours: bool = True
@@ -385,9 +417,98 @@ class _YearCheck:
                 found.append(
                     {"year": year, "what": name, "logged": old.metrics.get(name), "replayed": value}
                 )
-        self.differences += found
-        if not self.diverged():
-            self.before_divergence += found
+        self._note(found)
+
+
+def vote_differences(logged: VoteRound | None, replayed: VoteRound) -> list[dict[str, Any]]:
+    """How the round the replay held (its ballots re-derived: rational voters' from
+    their utilities, LLM voters' from the recorded replies, and counted again) differs
+    from the logged one: candidates, every ballot, the count (scores, shares, unweighted
+    counts, turnout, the tie and the winner) and the candidates' welfare. Numbers are
+    compared within the replay's tolerance; fields an older log lacks are skipped."""
+    year = replayed.year
+    if logged is None:
+        return [{"year": year, "what": "vote round", "logged": None, "replayed": replayed.winner}]
+    out: list[dict[str, Any]] = []
+
+    def differ(what: str, old: Any, new: Any) -> None:
+        out.append({"year": year, "what": f"vote {what}", "logged": old, "replayed": new})
+
+    for name in ("rule", "source", "voters"):
+        if getattr(logged, name) != getattr(replayed, name):
+            differ(name, getattr(logged, name), getattr(replayed, name))
+    old_c = [(c.label, c.origin) for c in logged.candidates]
+    new_c = [(c.label, c.origin) for c in replayed.candidates]
+    if old_c != new_c or not all(
+        len(a.rates) == len(b.rates) and all(map(close, a.rates, b.rates))
+        for a, b in zip(logged.candidates, replayed.candidates, strict=False)
+    ):
+        differ("candidates", _candidates_text(logged), _candidates_text(replayed))
+    old_b = [(b.agent, b.ballot, b.abstained) for b in logged.ballots]
+    new_b = [(b.agent, b.ballot, b.abstained) for b in replayed.ballots]
+    if len(old_b) != len(new_b):
+        differ("ballots", f"{len(old_b)} ballots", f"{len(new_b)} ballots")
+    elif bad := [i for i, (a, b) in enumerate(zip(old_b, new_b, strict=True)) if a != b]:
+        first = bad[0]
+        differ(
+            f"ballots ({len(bad)} of {len(old_b)} differ)",
+            _ballot_text(logged.ballots[first]),
+            _ballot_text(replayed.ballots[first]),
+        )
+    numbers: list[tuple[str, dict[str, float], dict[str, float]]] = [
+        ("scores", logged.scores, replayed.scores),
+        ("shares", logged.shares, replayed.shares),
+        ("candidate_swf", logged.candidate_swf, replayed.candidate_swf),
+    ]
+    if logged.counts:  # logs before votes were survey-weighted lack them
+        numbers.append(("counts", logged.counts, replayed.counts))
+    for name, old, new in numbers:
+        if set(old) != set(new) or not all(close(old[k], new[k]) for k in old):
+            differ(name, old, new)
+    for name in ("turnout", "winner_swf", "best_candidate_swf"):
+        if not close(getattr(logged, name), getattr(replayed, name)):
+            differ(name, getattr(logged, name), getattr(replayed, name))
+    if logged.valid_ballots is not None and logged.valid_ballots != replayed.valid_ballots:
+        differ("valid_ballots", logged.valid_ballots, replayed.valid_ballots)
+    for name in ("tied", "winner", "best_candidate", "planner_proposal_label"):
+        if getattr(logged, name) != getattr(replayed, name):
+            differ(name, getattr(logged, name), getattr(replayed, name))
+    return out
+
+
+def _candidates_text(event: VoteRound) -> str:
+    return "; ".join(f"{c.label} ({c.origin}) {c.rates}" for c in event.candidates)
+
+
+def _ballot_text(ballot: Any) -> str:
+    said = "abstained" if ballot.abstained else ""
+    return f"agent {ballot.agent}: {ballot.ballot}" + (f" ({said})" if said else "")
+
+
+def exact_tie_note(event: VoteRound) -> str | None:
+    """A note on a replayed round of an older log (``tie_tolerance`` 0: its release
+    compared survey-weighted scores exactly) that the last bits of its scores decided:
+    this release counts such scores as a tie and draws the winner (docs/voting.md)."""
+    if event.tie_tolerance or not event.survey_weighted or event.tied or not event.scores:
+        return None
+    winner = event.winner
+    top, share = event.scores.get(winner, 0.0), event.shares.get(winner, 0.0)
+    if share <= 0:
+        return None
+    total = top / share  # what the shares divide by
+    close_by = [
+        k for k, v in event.scores.items() if k != winner and v >= top - rules.TIE_TOLERANCE * total
+    ]
+    if not close_by:
+        return None
+    other = close_by[0]
+    return (
+        f"tax year {event.year + 1}: {winner} won the {event.rule} vote with a score of "
+        f"{top!r} against {other}'s {event.scores[other]!r}; the log's release compared "
+        "survey-weighted scores exactly, so their last bits decided. The replay counted it "
+        "as the log's release did; this release counts scores this close as a tie and "
+        "draws the winner with the round's seed (docs/voting.md, Count and ties)"
+    )
 
 
 def step_differences(

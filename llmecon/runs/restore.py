@@ -176,6 +176,14 @@ class RestoredRun:
         return vote_summaries(events, self.manifest.prompt_rendering)
 
     @cached_property
+    def vote_rounds(self) -> dict[int, dict[str, Any]]:
+        """Year -> its vote round as logged (a JSON dict), a fork's kept ones too
+        (:func:`~llmecon.voting.rounds.kept_vote_rounds`)."""
+        from llmecon.voting.rounds import kept_vote_rounds
+
+        return kept_vote_rounds(typing.cast(list[Event], self.events))
+
+    @cached_property
     def vote_leaders(self) -> dict[int, str]:
         """Election year -> the persona elected leader (``candidate_source: leaders``)."""
         from llmecon.voting.rounds import vote_leaders

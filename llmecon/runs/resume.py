@@ -406,6 +406,7 @@ def _copy_years(sim: Simulation, src: RestoredRun, years: Sequence[LoggedYear]) 
         years,
         src.vote_summaries,
         leaders=src.vote_leaders,
+        rounds=src.vote_rounds,
         log_as={
             "planner": src.manifest.config.get("planner"),
             "detail": {"forked_from": src.manifest.run_id},

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmecon.voting.rules import (
     MAX_CANDIDATES,
+    TIE_TOLERANCE,
     ApprovalBallot,
     Ballot,
     BallotError,
@@ -74,6 +75,7 @@ _LAZY = {
 
 __all__ = [
     "MAX_CANDIDATES",
+    "TIE_TOLERANCE",
     "ApprovalBallot",
     "Ballot",
     "BallotCandidate",

@@ -54,6 +54,7 @@ from llmecon.runs.events import (
     VoteCandidate,
     VoteRound,
 )
+from llmecon.voting import rules
 from llmecon.voting.rules import (
     Ballot,
     VoteRuleError,
@@ -165,6 +166,10 @@ class VotingRounds:
         #: The leader in office (``candidate_source: leaders``), ``None`` before the
         #: first election.
         self.leader: Leader | None = None
+        #: Round year -> the tie tolerance its count uses instead of
+        #: :data:`~llmecon.voting.rules.TIE_TOLERANCE`: a replay counts a logged round
+        #: as its release did (``vote_round.tie_tolerance``; 0 in older logs).
+        self.tie_tolerances: dict[int, float] = {}
 
     def due(self, year: int) -> bool:
         """Whether a round is held in ``year`` (:func:`round_due`)."""
@@ -256,7 +261,10 @@ class VotingRounds:
         ballots, reasons = await self._ballots(year, history, candidates, projection.utilities)
         # Each ballot counts with its persona's survey weight, as every other aggregate.
         weights = self.economy.survey_weight
-        count = tally(self.rule, ballots, labels, rng, fallback=labels[0], weights=weights)
+        tolerance = self.tie_tolerances.get(year, rules.TIE_TOLERANCE)
+        count = tally(
+            self.rule, ballots, labels, rng, labels[0], weights=weights, tolerance=tolerance
+        )
         for index, problem in count.invalid.items():
             reasons[index] = f"invalid ballot: {problem}"
         for index, reason in sorted(reasons.items()):
@@ -302,6 +310,7 @@ class VotingRounds:
             turnout=count.turnout,
             winner=count.winner,
             tied=list(count.tied),
+            tie_tolerance=tolerance,
             counts=count.counts,
             valid_ballots=count.valid,
             survey_weighted=weights is not None,
@@ -570,7 +579,9 @@ def round_due(year: int, every: int) -> bool:
 def vote_summary(event: VoteRound, rendering: int = RENDERING) -> str:
     """One line for the planner's demonstrations, written as ``rendering``
     (:data:`~llmecon.prompts.RENDERING`; a logged run's own, to replay it) wrote it."""
-    text = _round_told(event, lambda x: f"{x:.0%}", an=rendering >= 3, uncontested=False)
+    text = _round_told(
+        event, lambda x: f"{x:.0%}", an=rendering >= 3, uncontested=False, tie=rendering >= 4
+    )
     proposal = (
         f"your proposal was {event.planner_proposal_label}"
         if event.planner_proposal_label
@@ -588,15 +599,33 @@ def vote_line(event: VoteRound) -> str:
     with one candidate (the others merged into it) is uncontested."""
     from llmecon._format import PERCENT
 
-    return _round_told(event, PERCENT, an=True, uncontested=True)
+    return _round_told(event, PERCENT, an=True, uncontested=True, tie=True)
+
+
+def tie_note(event: VoteRound) -> str:
+    """``tied with A; drawn by seed`` for a round the tie-break decided, else ``""``:
+    the labels (or, in an election, the persona ids) the winner tied with."""
+    if len(event.tied) < 2:
+        return ""
+    others = [label for label in event.tied if label != event.winner]
+    if event.source == "leaders":
+        origin = {c.label: c.origin for c in event.candidates}
+        others = [origin.get(label, label) for label in others]
+    return f"tied with {', '.join(others)}; drawn by seed"
 
 
 def _round_told(
-    event: VoteRound, percent: Callable[[float], str], *, an: bool, uncontested: bool
+    event: VoteRound,
+    percent: Callable[[float], str],
+    *,
+    an: bool,
+    uncontested: bool,
+    tie: bool,
 ) -> str:
     """The sentence of :func:`vote_summary` and :func:`vote_line`: the round, its turnout
     and the shares written by ``percent``; "an" before a vowel when ``an`` (an approval
-    vote); a round with one candidate told as uncontested when ``uncontested``."""
+    vote); a round with one candidate told as uncontested when ``uncontested``; a round
+    the tie-break decided says so when ``tie`` (:func:`tie_note`)."""
     article = "an" if an and event.rule[:1].lower() in "aeiou" else "a"
     origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
     if uncontested and len(event.candidates) == 1:
@@ -607,9 +636,11 @@ def _round_told(
             for c in event.candidates
         )
     held = f"{article} {event.rule} {{}} (turnout {percent(event.turnout)})"
+    drawn = f" ({note})" if tie and (note := tie_note(event)) else ""
     if event.source == "leaders":
-        return f"{held.format('election')} made {origin[event.winner]} the leader; {shares}"
-    return f"set by {held.format('vote')}: {event.winner} won; {shares}"
+        made = f"made {origin[event.winner]} the leader{drawn}"
+        return f"{held.format('election')} {made}; {shares}"
+    return f"set by {held.format('vote')}: {event.winner} won{drawn}; {shares}"
 
 
 def last_round(history: Sequence[YearRecord]) -> int | None:
@@ -636,6 +667,25 @@ def vote_summaries(events: Iterable[Event], rendering: int) -> dict[int, str]:
         elif isinstance(e, ScheduleSet) and "vote_summary" in e.detail:
             summaries[e.year] = str(e.detail["vote_summary"])
     return summaries
+
+
+#: The key of a fork's kept year's ``schedule_set`` detail that holds the source's
+#: ``vote_round`` of that year (without ``seq`` and ``time``), so the fork's tables
+#: (``votes``, ``ballots``) keep its rounds without the source run.
+KEPT_ROUND = "vote_round"
+
+
+def kept_vote_rounds(events: Iterable[Event]) -> dict[int, dict[str, Any]]:
+    """``{year: the vote round as a JSON dict}`` from a log: its ``vote_round`` events
+    and the rounds a fork keeps in its ``replayed`` years' details (:data:`KEPT_ROUND`),
+    to copy them into a fork of it."""
+    rounds: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if isinstance(e, VoteRound):
+            rounds[e.year] = e.model_dump(mode="json", exclude={"seq", "time"})
+        elif isinstance(e, ScheduleSet) and isinstance(e.detail.get(KEPT_ROUND), dict):
+            rounds[e.year] = dict(e.detail[KEPT_ROUND])
+    return rounds
 
 
 def vote_leaders(events: Iterable[Event]) -> dict[int, str]:

@@ -26,7 +26,8 @@ ballot) are kept next to them (:attr:`Tally.counts`).
 ``None`` in place of a ballot is an abstention. A ballot that breaks the rule (unknown
 label, duplicate, incomplete ranking) is not counted and reported as invalid. Turnout is
 the weight of the valid ballots / the weight of the electorate. Ties for the top score
-are broken uniformly at random: the
+are broken uniformly at random (weighted scores within :data:`TIE_TOLERANCE` of the
+total that shares divide by tie: float sums in another order differ in the last bit); the
 tied labels are listed in candidate order and one draw ``rng.integers(len(tied))`` picks
 the winner; no draw is made when there is no tie. With no valid ballot at all the
 ``fallback`` candidate (the incumbent, in a run) wins.
@@ -51,6 +52,12 @@ from llmecon.economy.schedule import TaxSchedule, tax_of_rates
 from llmecon.economy.utility import WEEKS_PER_YEAR, utility
 
 FloatArray = NDArray[np.float64]
+
+#: Scores within this fraction of the total shares divide by (the weight of the valid
+#: ballots; for Borda all points cast) of the top score tie for it: survey-weighted
+#: scores are float sums, and equal weights added in another order can differ in the
+#: last bit (2.9999999999999996 against 3.0). Unweighted scores are compared exactly.
+TIE_TOLERANCE = 1e-9
 
 #: Most candidates in a round (one letter each).
 MAX_CANDIDATES = len(string.ascii_uppercase)
@@ -284,9 +291,13 @@ def tally(
     rng: np.random.Generator,
     fallback: str | None = None,
     weights: Sequence[float] | FloatArray | None = None,
+    tolerance: float | None = None,
 ) -> Tally:
     """Count ``ballots`` (``None`` = abstention) under ``rule``, ballot ``i`` with weight
-    ``weights[i]`` (survey weights, ≥ 0; ``None``: 1 each); see the module docstring."""
+    ``weights[i]`` (survey weights, ≥ 0; ``None``: 1 each); see the module docstring.
+    ``tolerance``: weighted scores within this fraction of the share total of the top
+    one tie (default :data:`TIE_TOLERANCE`; 0 compares exactly, as releases before it
+    did: a replay of their logs counts so)."""
     r = get_vote_rule(rule)
     labels = tuple(labels)
     if weights is None:
@@ -341,7 +352,12 @@ def tally(
     if (valid == 0 or valid_weight == 0) and fallback is not None:
         return found
     top = max(scores.values())
-    tied = tuple(label for label in labels if scores[label] == top)
+    # Weighted scores are float sums in ballot order: equal weights on two sides can
+    # add up one ulp apart, which is a tie, not a win (TIE_TOLERANCE).
+    if tolerance is None:
+        tolerance = TIE_TOLERANCE
+    tol = tolerance * total if weights is not None else 0.0
+    tied = tuple(label for label in labels if scores[label] >= top - tol)
     winner = tied[int(rng.integers(len(tied)))] if len(tied) > 1 else tied[0]
     return dataclasses.replace(found, winner=winner, tied=tied if len(tied) > 1 else ())
 

@@ -279,8 +279,9 @@ def test_a_forks_line_counts_its_own_rounds_apart_from_those_it_kept(tmp_path: P
     )  # fmt: skip
     said = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
-    own = llmecon.load_run(tmp_path / "f").votes.year.unique().tolist()
-    assert own == [5]  # tax years, as users count
+    votes = llmecon.load_run(tmp_path / "f").votes
+    assert votes.year.unique().tolist() == [3, 5]  # tax years, as users count
+    assert votes[~votes.kept].year.unique().tolist() == [5]  # its own; 3 was its source's
     assert (
         "1 voting round (and 1 kept from the run it was forked from); the last, in tax year 5"
         in said

@@ -4,14 +4,21 @@ built-in rule, in a count and in a whole round; old vote events still load."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from llmecon.economy import Economy, TaxSchedule, UtilityConfig, synthetic_population
+from llmecon.runs import build_config, build_simulation, read_events
 from llmecon.runs.events import VoteRound
+from llmecon.runs.replay import replay_run
+from llmecon.voting import rules
 from llmecon.voting.rounds import vote_summary
 from llmecon.voting.rules import (
+    TIE_TOLERANCE,
     ApprovalBallot,
     Ballot,
     PluralityBallot,
@@ -23,6 +30,7 @@ from llmecon.voting.rules import (
 from .test_rational import _round
 
 ABC = ("A", "B", "C")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def rng() -> np.random.Generator:
@@ -126,3 +134,82 @@ def test_vote_events_from_older_logs_still_load() -> None:
     event = VoteRound.model_validate(old)
     assert event.counts == {} and event.valid_ballots is None and not event.survey_weighted
     assert "survey-weighted" not in vote_summary(event)
+
+
+def test_weighted_scores_one_ulp_apart_are_a_tie_broken_by_the_seeded_draw() -> None:
+    # the same weights on both sides, summed in ballot order: 2.9999999999999996 vs 3.0
+    raw = np.array([0.702, 1.771, 1.646, 1.646, 1.771, 0.702])
+    weights = list(raw / raw.mean())  # mean 1, as a bank's weights
+    ballots: list[Ballot | None] = [PluralityBallot(x) for x in "BBBAAA"]
+    t = tally("plurality", ballots, ("A", "B"), np.random.default_rng(0), weights=weights)
+    assert t.scores["A"] != t.scores["B"]  # the float sums differ in the last bit
+    assert t.tied == ("A", "B")
+    # the documented draw decides, whatever side is listed first
+    for seed in range(8):
+        drawn = ("A", "B")[int(np.random.default_rng(seed).integers(2))]
+        for order in ("BBBAAA", "AAABBB"):
+            b: list[Ballot | None] = [PluralityBallot(x) for x in order]
+            won = tally("plurality", b, ("A", "B"), np.random.default_rng(seed), weights=weights)
+            assert won.winner == drawn
+    # a real margin is no tie: the tolerance is 1e-9 of the total weight
+    clear = tally(
+        "plurality",
+        ballots,
+        ("A", "B"),
+        np.random.default_rng(0),
+        weights=[*weights[:5], weights[5] * 1.00001],
+    )
+    assert clear.tied == () and clear.winner == "A"
+    # the shipped bank's weights (14 of 30 personas share 1.004262473, 11 share
+    # 1.004449036): 4 against 4, the same weights, summed in another order
+    a, b = 1.004262473, 1.004449036
+    plural: list[Ballot | None] = [PluralityBallot(x) for x in "AAAABBBB"]
+    t = tally("plurality", plural, ("A", "B"), rng(), weights=[a, a, b, b, b, b, a, a])
+    assert t.scores["A"] != t.scores["B"] and t.tied == ("A", "B")
+    assert TIE_TOLERANCE == 1e-9
+
+
+def _tie_bank(path: Path) -> Path:
+    """Three high earners and three low earners of the shipped bank, the same weights
+    on each side listed in opposite order: their weighted sums differ in the last bit."""
+    bank = [json.loads(line) for line in (REPO / "personas" / "default.jsonl").open()][:200]
+    bank.sort(key=lambda p: p["hourly_wage_usd"])
+    chosen = bank[-3:] + bank[10:13]
+    weights = [0.702, 1.771, 1.646, 1.646, 1.771, 0.702]
+    rows = [json.dumps(dict(p, weight=w)) for p, w in zip(chosen, weights, strict=True)]
+    path.write_text("".join(row + "\n" for row in rows))
+    return path
+
+
+def test_a_round_won_by_one_ulp_in_an_older_log_still_replays_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base: dict[str, Any] = dict(
+        planner="flat:0.3", brackets="flat", workers="rational", agents=6, years=3,
+        vote_every=1, candidates=1, seed=1, out=str(tmp_path), reference=False,
+        personas=str(_tie_bank(tmp_path / "bank.jsonl")),
+    )  # fmt: skip
+    build_simulation(build_config(overrides={**base, "run_id": "new"})).run()
+    votes = [e for e in read_events(tmp_path / "new") if isinstance(e, VoteRound)]
+    assert [v.tied for v in votes] == [["A", "B"], ["A", "B"]]  # 3 against 3, same weights
+    assert all(v.tie_tolerance == TIE_TOLERANCE for v in votes)
+    new = replay_run(tmp_path / "new")
+    assert new.ok and new.notes == []
+    # an older release compared scores exactly (and wrote no tie_tolerance): the last
+    # bit decided its rounds
+    monkeypatch.setattr(rules, "TIE_TOLERANCE", 0.0)
+    build_simulation(build_config(overrides={**base, "run_id": "old"})).run()
+    monkeypatch.undo()
+    log = tmp_path / "old" / "events.jsonl"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    for line in lines:
+        line.pop("tie_tolerance", None)
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    old = [e for e in read_events(tmp_path / "old") if isinstance(e, VoteRound)]
+    assert all(v.tied == [] and v.scores["A"] != v.scores["B"] for v in old)
+    # it replays: each round counted as its release did, and said
+    report = replay_run(tmp_path / "old")
+    assert report.ok, report.differences
+    assert len(report.notes) == 2
+    assert "the log's release compared survey-weighted scores exactly" in report.notes[0]
+    assert report.notes[0].startswith("tax year 2: ")
