@@ -43,7 +43,7 @@ def _run_settings(
     config_file: str | None, prompts_dir: str | None
 ) -> tuple[str | None, dict[str, object], dict[str, int]]:
     """The ``--prompts`` folder (given, else the config's), the economy settings of
-    ``--config`` and its population's size and seed (nothing without one)."""
+    ``--config`` and its population's size, seed and tax years (nothing without one)."""
     if config_file is None:
         return prompts_dir, {}, {}
     from llmecon.runs.config import build_config
@@ -51,7 +51,11 @@ def _run_settings(
 
     with friendly_errors():
         config = build_config(config_file).resolved()
-    population = {"agents": int(config.agents or EXAMPLE_AGENTS), "seed": config.seed}
+    population = {
+        "agents": int(config.agents or EXAMPLE_AGENTS),
+        "seed": config.seed,
+        "years": int(config.years or 0),
+    }
     return prompts_dir or config.prompts, prompt_economy(config), population
 
 
@@ -188,6 +192,11 @@ def render(
                 )
             agents = min(agents, size)
 
+        if "years" in population and year > population["years"]:
+            raise click.ClickException(
+                f"--year {year}: the run of {config_file} has {population['years']} tax "
+                f"years (1 to {population['years']})"
+            )
         if (why := _not_sent(name, year, config_file)) is not None:
             raise click.ClickException(why)
 
@@ -217,7 +226,9 @@ def render(
     width = min(out.width, RULE_WIDTH)  # piped, the console is 1,000 columns wide
     for message in example.messages:
         out.print(Rule(f"[bold]{message.role}"), width=width)
-        out.print(message.content, markup=False, highlight=False)
+        # the text itself, not through rich: it would expand tabs and turn `:smile:` into
+        # an emoji, and the model receives neither
+        click.echo(message.content)
     out.print(Rule(), width=width)
     used = ", ".join(f"{n} ({h[:12]})" for n, h in example.templates_used.items())
     console.print(f"templates: {used}")

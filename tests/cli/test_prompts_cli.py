@@ -132,3 +132,29 @@ def test_render_refuses_a_prompt_the_run_never_sends(tmp_path: Path) -> None:
     config.write_text("planner: scripted/reference\nagents: 4\nyears: 6\n")
     none = runner.invoke(main, [*ballot, "--year", "3"])
     assert none.exit_code == 1 and "holds no voting round" in none.output, none.output
+
+
+def test_render_prints_the_text_itself_and_refuses_a_year_past_the_run(tmp_path: Path) -> None:
+    """A tab and ``:smile:`` reach the model as written; rendered through rich they
+    became spaces and an emoji. A 3-year run has no tax year 7 to render."""
+    import shutil
+
+    from llmecon.prompts import shipped_prompts_dir
+
+    folder = tmp_path / "prompts"
+    shutil.copytree(shipped_prompts_dir(), folder)
+    template = folder / "worker_decision.j2"
+    template.write_text(template.read_text() + "\nCol1\tCol2 :smile: [bold]x[/bold]\n")
+    args = ["prompts", "render", "worker_decision.j2", "--prompts", str(folder), "--year", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "Col1\tCol2 :smile: [bold]x[/bold]" in result.output
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("planner: us-federal\nworkers: scripted/reference\nyears: 3\n")
+    args = ["prompts", "render", "planner_query.j2", "--config", str(config_file)]
+    refused = CliRunner().invoke(main, [*args, "--year", "7"])
+    assert refused.exit_code == 1
+    assert "--year 7: the run of" in refused.output and "has 3 tax years (1 to 3)" in " ".join(
+        refused.output.split()
+    )
+    assert CliRunner().invoke(main, [*args, "--year", "3"]).exit_code == 0
