@@ -170,6 +170,7 @@ class SweepDisplay(LiveDisplay):
         self.task = self.progress.add_task("cells", total=0, status="")
         self.total = self.done = self.running = self.failed = self.unfinished = 0
         self.cost = 0.0
+        self.cost_unknown = 0  # calls without a known cost: the cost is a lower bound
         self.started = time.monotonic()
         #: each distinct warning of the cells -> the cells that gave it
         self.warnings: dict[str, list[str]] = {}
@@ -182,24 +183,37 @@ class SweepDisplay(LiveDisplay):
             console.print(f"{skipped} of {total} cells already completed: skipped")
 
     def status(self) -> str:
-        from llmecon._format import COST
+        from llmecon._format import cost_text
 
         return (
             f"done {self.done}  running {self.running}  failed {self.failed}"
             + (f"  unfinished {self.unfinished}" if self.unfinished else "")
-            + (f"  cost {COST(self.cost)}" if self.cost else "")  # none without models
+            + (  # none without models; ≥ $… or n/a when a call's cost is unknown
+                "  cost "
+                + cost_text(
+                    {
+                        "cost_usd": None if self.cost_unknown else self.cost,
+                        "cost_known_usd": self.cost,
+                    },
+                    short=True,
+                )
+                if self.cost or self.cost_unknown
+                else ""
+            )
         )
 
     def refresh(self) -> None:
         self.progress.update(self.task, completed=self.done, status=self.status())
 
     def finished(self, cell: Any, result: dict[str, Any]) -> None:
+        from llmecon.sweeps.cell import known_cost
         from llmecon.sweeps.results import FAILED_STATUSES
 
         action = result.get("action")
         if action in ("ran", "resumed", "error"):
             self.running = max(0, self.running - 1)
-            self.cost += float(result.get("cost_usd") or 0.0)
+            self.cost += known_cost(result)
+            self.cost_unknown += int(result.get("cost_unknown_calls") or 0)
         status = result.get("status")
         self.done += 1
         if status in FAILED_STATUSES:

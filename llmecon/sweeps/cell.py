@@ -59,14 +59,24 @@ def cell_metrics(
     error: str | None = None,
 ) -> dict[str, Any]:
     """A cell's result from its years' metrics (``YearMetrics.to_dict()`` each) and its
-    run summary: the same numbers whether read from a run folder or a run in memory."""
+    run summary: the same numbers whether read from a run folder or a run in memory.
+    ``cost_usd`` is what the cell's calls are known to have cost; the result's
+    ``cost_usd`` is ``None`` (unknown) when the summary says some call's cost is not
+    known, as the run's own summary does (``cost_known_usd`` keeps the known part,
+    ``cost_unknown_calls`` counts the others)."""
+    # a summary logged before cost_unknown_calls was has cost_usd null for them
+    unknown = summary.get("cost_unknown_calls") or (
+        "cost_usd" in summary and summary["cost_usd"] is None
+    )
     out: dict[str, Any] = {
         "status": status,
         "error": error,
         "years_completed": len(years),
         "fallbacks": fallbacks,
         "fallback_share": fallbacks / decisions if decisions else 0.0,
-        "cost_usd": cost_usd,
+        "cost_usd": None if unknown else cost_usd,
+        "cost_known_usd": cost_usd,
+        "cost_unknown_calls": int(summary.get("cost_unknown_calls") or 0),
         "calls": summary.get("calls", 0),
     }
     for key in ("none_swf", "status_quo_swf", "oracle_swf"):
@@ -119,6 +129,13 @@ def set_aside(run_dir: Path) -> Path:
     return target
 
 
+def known_cost(result: dict[str, Any]) -> float:
+    """What a cell result's calls are known to have cost (USD): its ``cost_usd``, or
+    when that is unknown its known part; a budget counts this much."""
+    known = result.get("cost_known_usd")
+    return float((result.get("cost_usd") if known is None else known) or 0.0)
+
+
 def restored_metrics(run: RestoredRun) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A run folder's cell result and its per-year rows (``years_row`` of each year)."""
     end = run.end
@@ -169,7 +186,7 @@ def result_of_run(result: RunResult) -> dict[str, Any]:
         agents=int(result.config.agents or 0),
         fallbacks=result.fallbacks,
         decisions=int(summary.get("decisions") or 0),
-        cost_usd=float(summary.get("cost_usd") or 0.0),
+        cost_usd=float(summary.get("cost_usd") or summary.get("cost_known_usd") or 0.0),
         error=result.error,
     )
 

@@ -20,7 +20,7 @@ from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import RunLogError, inside_run_reason, package_versions, utc_now
 from llmecon.runs.loop import RunResult
 from llmecon.sweeps.backends import Backend, make_backend
-from llmecon.sweeps.cell import UNTABULATED, folder_result, folder_state
+from llmecon.sweeps.cell import UNTABULATED, folder_result, folder_state, known_cost
 from llmecon.sweeps.results import (
     CELLS_NAME,
     FAILED_STATUSES,
@@ -78,7 +78,8 @@ class SweepResult:
     backend: str
     wall_s: float
     cost_usd: float
-    """What the sweep's cells spent in all (earlier sessions included)."""
+    """What the sweep's cells are known to have spent in all (earlier sessions
+    included); a lower bound when :attr:`cost_unknown_calls` is not 0."""
     by: list[str] = field(default_factory=list)
     """The setting columns of :attr:`table`."""
     results: dict[str, RunResult] = field(default_factory=dict)
@@ -86,6 +87,9 @@ class SweepResult:
     folder_cells: int = 0
     """The cells the folder's ``cells.csv`` and ``results.csv`` cover: this sweep's and
     those earlier sweeps into the same folder added (more seeds, say)."""
+    cost_unknown_calls: int = 0
+    """The cells' calls whose cost is not known (a model with no price, a reply without
+    token counts): :attr:`cost_usd` leaves them out."""
 
     @property
     def complete(self) -> bool:
@@ -326,10 +330,10 @@ def run_sweep(
                     state = folder_state(run_dir)
                     if state == "completed":
                         done[cell.cell_id] = {"action": "skipped", **folder_result(run_dir)}
-                        spent_before[cell.cell_id] = float(done[cell.cell_id]["cost_usd"] or 0.0)
+                        spent_before[cell.cell_id] = known_cost(done[cell.cell_id])
                         continue
                     if state == "unfinished":
-                        spent_before[cell.cell_id] = float(folder_result(run_dir)["cost_usd"] or 0)
+                        spent_before[cell.cell_id] = known_cost(folder_result(run_dir))
                 except RunLogError as exc:
                     done[cell.cell_id] = {"action": "error", "status": "error", "error": str(exc)}
                     continue
@@ -373,7 +377,7 @@ def run_sweep(
                 for handle, result in backend.wait(list(inflight)):
                     task = inflight.pop(handle)
                     cell_id = task["cell_id"]
-                    cost = float(result.get("cost_usd") or 0.0)
+                    cost = known_cost(result)
                     spent += max(0.0, cost - spent_before.get(cell_id, 0.0))
                     done[cell_id] = result
                     progress.cell_finished(by_id[cell_id], result)
@@ -401,8 +405,8 @@ def run_sweep(
         table_cells = cells_frame(cells, results, spec.varying)
         by = setting_columns(table_cells, spec.varying)
         table = summarize(table_cells, by, max_hours=hours_cap(spec.base))
-        costs = table_cells["cost_usd"] if "cost_usd" in table_cells else pd.Series(dtype=float)
-        total = float(pd.to_numeric(costs, errors="coerce").fillna(0).sum())
+        total = sum(known_cost(r) for r in results)
+        unknown = sum(int(r.get("cost_unknown_calls") or 0) for r in results)
         saved = table_cells
         if directory is not None:
             try:
@@ -424,6 +428,7 @@ def run_sweep(
             by,
             dict(run_results),
             len(saved),
+            unknown,
         )
     finally:
         if lock is not None:

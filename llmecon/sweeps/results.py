@@ -149,6 +149,8 @@ def summarize(
             if metric == "mean_weekly_hours" and cap is not None:
                 bounds = (bounds[0], cap)
             mean, lo, hi = interval(values, level, bounds)
+            if metric == "cost_usd" and any(v is None or v != v for v in values):
+                mean = lo = hi = math.nan  # a cell's cost is unknown: so is the mean
             row[metric] = mean
             row[f"{metric}_lo"] = lo
             row[f"{metric}_hi"] = hi

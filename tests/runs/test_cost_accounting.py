@@ -183,3 +183,25 @@ def test_a_model_with_no_price_reads_n_a_even_when_every_call_failed(tmp_path: P
     assert "$0.0000" not in result.output
     said = " ".join(result.output.split())
     assert "unknown: no known price for openai/fake (--price IN,OUT)" in said
+
+
+def test_a_sweep_does_not_count_an_unknown_cost_as_zero(tmp_path: Path) -> None:
+    # A model with no known price: each cell's summary said unknown, and the sweep read
+    # it as $0.0000 (cells.csv, results.csv, its table and progress line).
+    import pandas as pd
+
+    with FakeOpenAIServer() as server:
+        args = ["sweep", "--planners", "openai/fake,saez", "--api-base", server.base_url,
+                "--workers", "rational", "--agents", "3", "--years", "2", "--seeds", "0-1",
+                "--jobs", "1", "--out", str(tmp_path), "--name", "s"]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    cells = pd.read_csv(tmp_path / "s" / "cells.csv").set_index("planner")
+    fake = cells.loc["openai/fake"]
+    assert fake["cost_usd"].isna().all() and (fake["cost_unknown_calls"] > 0).all()
+    assert (fake["cost_known_usd"] == 0).all()
+    assert (cells.loc["saez", "cost_usd"] == 0).all()  # no model calls: a known $0
+    table = pd.read_csv(tmp_path / "s" / "results.csv").set_index("planner")
+    assert pd.isna(table.loc["openai/fake", "cost_usd"]) and table.loc["saez", "cost_usd"] == 0
+    said = " ".join(result.output.split())
+    assert "cost n/a" in said and "$0.0000 [" in said  # saez's row: known $0
