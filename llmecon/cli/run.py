@@ -497,6 +497,29 @@ def _show_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = No
         )
 
 
+def references_apart(summary: dict[str, Any]) -> str | None:
+    """A note when a run's workers are not rational and its gain closed is beyond the
+    whole no-tax → oracle range (below −100 % or above 200 %): the references are
+    rational workers' welfare, and these workers' welfare differs from theirs by more
+    than that range, so the gain says how the workers differ, not how the planner did."""
+    from llmecon._format import GAP
+
+    gain = summary.get("gain_closed")
+    rational = summary.get("workers", "rational") == "rational"
+    if rational or gain is None or -1.0 <= gain <= 2.0:
+        return None
+    fair = (
+        "read 'final − status quo, these workers' for the planner"
+        if summary.get("status_quo_same_workers_swf") is not None
+        else "compare planners on the same workers (llmecon compare) for the planner"
+    )
+    return (
+        f"the gain closed ({GAP(gain)}) sets these {summary['workers']} workers' welfare "
+        "against no-tax and oracle welfare computed for rational workers; their welfare "
+        f"differs from rational workers' by more than that whole range, so {fair}"
+    )
+
+
 def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = None) -> None:
     """The run's summary table and final schedule (with the ``workers`` earning in each
     bracket in the final year, when given), each number written as the report writes
@@ -572,6 +595,8 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
     if "status_quo_swf" in summary and summary.get("references_assume"):
         table.add_row("references assume", summary["references_assume"])
     out.print(table)
+    if (said := references_apart(summary)) is not None:
+        out.print(f"[yellow]note[/]: {said}", highlight=False)
     out.print(
         "[bold]final schedule[/] (workers earning in each bracket in the final year)\n"
         if workers is not None

@@ -329,6 +329,25 @@ def test_the_run_summary_and_cli_say_so(run: Any) -> None:
     assert "in 2 tax years (1, 3)" in text and "gave the same answer" in text  # as shown
 
 
+def test_a_gain_beyond_the_whole_reference_range_is_explained(run: Any) -> None:
+    """LLM workers whose welfare differs from rational workers' by more than the whole
+    no-tax → oracle range made a headline of −5,328 % with no word on why."""
+    _, result = run
+    summary = dict(result.summary)
+    for gain, noted in ((-53.281, True), (2.5, True), (-0.4, False), (1.3, False)):
+        summary["gain_closed"] = gain
+        with out.capture() as captured:
+            _print_summary(summary, result.records[-1].schedule)
+        text = re.sub(r"\s+", " ", captured.get())
+        said = "computed for rational workers; their welfare differs from rational workers'"
+        assert (said in text) == noted, gain
+        assert ("read 'final − status quo, these workers' for the planner" in text) == noted
+    summary.update(gain_closed=-53.281, workers="rational")
+    with out.capture() as captured:
+        _print_summary(summary, result.records[-1].schedule)
+    assert "computed for rational workers;" not in captured.get()
+
+
 def test_the_reference_planner_moves_every_bracket_the_evidence_favours(run: Any) -> None:
     """A twice (σ̂ ≈ 7), then +10 points in bracket 2 gains clearly, then +10 in bracket 3
     on top gains clearly again: both brackets' pooled effects exceed their standard
