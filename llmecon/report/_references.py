@@ -139,7 +139,10 @@ def _no_oracle(run: RunData) -> str:
     if note := run.summary.get("oracle_note"):
         return f"Oracle reference omitted: {note}."
     if run.summary.get("reference_note"):  # an interrupt skipped the run's references
-        return "Oracle reference omitted: the run was interrupted while it computed it."
+        return (
+            "Oracle reference omitted: the run was interrupted while it computed it "
+            "(`llmecon resume` computes it)."
+        )
     if not run.manifest.config.get("reference", True):
         return "Oracle reference not in the run summary (run with reference on)."
     return "Oracle reference not in the run summary."

@@ -55,6 +55,7 @@ from llmecon.runs.guard import CANDIDATES, CircuitBreaker, RunFailedError
 from llmecon.runs.log import LoggedYear, RunLog, RunLogWarning
 from llmecon.runs.reference import (
     REFERENCE_INTERRUPTED,
+    REFERENCES_CUT,
     gain_closed_of,
     reference_welfare,
     worker_notes,
@@ -718,6 +719,9 @@ class Simulation:
                 raise
         finally:
             summary = self.summary() if status != "interrupted" and self.records else {}
+            if self.reference_interrupted and status == "completed":
+                # every year ran, the references did not: a resume computes them
+                status, error = "interrupted", REFERENCES_CUT
             unlogged_end = await self._end(
                 RunCompleted(
                     status=status, years_completed=len(self.records), summary=summary, error=error

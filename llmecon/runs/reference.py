@@ -30,6 +30,12 @@ ORACLE_MAX_AGENTS = 20_000
 #: A run summary's ``reference_note`` when an interrupt (Ctrl-C, SIGTERM) came while the
 #: run computed its references as it ended: they are left out of the summary.
 REFERENCE_INTERRUPTED = "skipped: the run was interrupted while it computed them"
+#: The ``run_completed`` error of such a run: it ends ``interrupted`` with every tax
+#: year logged, and ``llmecon resume`` computes the references (and the gain closed).
+REFERENCES_CUT = (
+    "interrupted while it computed its references (every tax year ran): `llmecon resume` "
+    "computes them"
+)
 
 
 #: The oracle is flagged as degenerate (``oracle_warning``) when its schedule leaves at

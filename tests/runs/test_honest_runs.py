@@ -553,22 +553,37 @@ def test_an_interrupt_while_the_run_computes_its_references_skips_them(
     assert "final SWF" in said and skipped in said  # the summary, without them
     assert "oracle SWF" not in said and "gain closed (none" not in said
     assert (
-        "interrupted while the run computed its reference welfare: it ended completed with "
+        "interrupted while the run computed its reference welfare: it ended interrupted with "
         "2 tax years, logged, and its summary lacks the references"
     ) in said
-    assert "resume" not in said
+    assert f"continue with `llmecon resume {tmp_path / 'r'}`" in said
     (end,) = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
-    assert end.status == "completed" and end.years_completed == 2
+    assert end.status == "interrupted" and end.years_completed == 2
     assert end.summary["reference_note"] == skipped
     assert not {"none_swf", "status_quo_swf", "oracle_swf", "gain_closed"} & set(end.summary)
     assert end.summary["final_swf"] == read_events(tmp_path / "r")[-2].metrics["swf"]
     monkeypatch.undo()
     replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
-    assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
+    assert replayed.exit_code == 1 and "replay matches" in replayed.output, replayed.output
+    assert "continue it with `llmecon resume" in " ".join(replayed.output.split())
     drawn = CliRunner().invoke(main, ["report", str(tmp_path / "r")])
     assert drawn.exit_code == 0, drawn.output
     page = " ".join((tmp_path / "r" / "report.html").read_text().split())
-    assert "Oracle reference omitted: the run was interrupted while it computed it." in page
+    said = "Oracle reference omitted: the run was interrupted while it computed it "
+    assert said + "(`llmecon resume` computes it)." in page
+    # `llmecon resume` then computes them: the run had said "already completed; nothing
+    # to resume", and its references stayed missing for good
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    assert resumed.exit_code == 0, resumed.output
+    assert "gain closed (none" in " ".join(resumed.output.split())
+    assert _statuses(tmp_path / "r") == ["completed"]
+    from llmecon import load_run
+
+    summary = load_run(tmp_path / "r").summary
+    assert {"none_swf", "status_quo_swf", "oracle_swf", "gain_closed"} <= set(summary)
+    assert "reference_note" not in summary and summary["final_swf"] == end.summary["final_swf"]
+    replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
+    assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
 
 
 def test_an_interrupt_while_a_run_computes_its_references_is_raised_once_its_end_is_logged(
@@ -589,8 +604,8 @@ def test_an_interrupt_while_a_run_computes_its_references_is_raised_once_its_end
             sim.run()
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert sim.ended is not None and sim.ended.status == "completed"
-    assert "reference_note" in sim.ended.summary and _statuses(tmp_path / "r") == ["completed"]
+    assert sim.ended is not None and sim.ended.status == "interrupted"
+    assert "reference_note" in sim.ended.summary and _statuses(tmp_path / "r") == ["interrupted"]
 
 
 def test_budget_stop_exits_3_and_resumes_with_a_larger_budget(tmp_path: Path) -> None:
