@@ -153,6 +153,13 @@ def saez_bracket_rates(
     return np.clip(rates, min_rate, max_rate)
 
 
+#: A fixed point that does not converge but cycles within this much (a fraction: one
+#: percentage point) in every bracket is not flagged: the mean of the cycle is Saez's
+#: rates to within it, as a discrete population allows (the log's schedule detail keeps
+#: ``saez_converged`` false and the ``saez_cycle_width``).
+CYCLE_TOLERANCE = 0.01
+
+
 @dataclass(frozen=True)
 class SaezResult:
     """The Saez fixed point.
@@ -163,12 +170,22 @@ class SaezResult:
         iterations: damped steps taken.
         converged: whether the largest rate change fell below the tolerance.
         last_change: the largest rate change of the last step (fraction).
+        cycle_width: when it did not converge, the widest range of one bracket's rate
+            over the averaged iterates (fraction; 0 when it converged).
     """
 
     rates: FloatArray
     iterations: int
     converged: bool
     last_change: float
+    cycle_width: float = 0.0
+
+    @property
+    def settled(self) -> bool:
+        """Converged, or cycling within :data:`CYCLE_TOLERANCE` in every bracket: its
+        mean is then Saez's rates to within that (a few workers switching between
+        brackets or the hour cap, at 1 000 workers a cycle of under half a point)."""
+        return self.converged or self.cycle_width < CYCLE_TOLERANCE
 
     def detail(self) -> dict[str, Any]:
         """For the planner's ``last_detail`` (logged with the schedule)."""
@@ -176,6 +193,7 @@ class SaezResult:
             "saez_converged": self.converged,
             "saez_iterations": self.iterations,
             "saez_last_change": self.last_change,
+            "saez_cycle_width": self.cycle_width,
         }
 
 
@@ -220,7 +238,8 @@ def solve_saez(
         if change < tol:
             return SaezResult(rates, it, True, change)
         recent = [*recent[-(_CYCLE_AVERAGE - 1) :], rates]
-    return SaezResult(np.mean(recent, axis=0), max_iter, False, change)
+    width = float(np.max(np.ptp(np.asarray(recent), axis=0)))
+    return SaezResult(np.mean(recent, axis=0), max_iter, False, change, width)
 
 
 def saez_weights(economy: Economy, out: Outcome) -> SaezWeights:
@@ -295,12 +314,13 @@ class SaezPlanner:
     def run_warning(self) -> str | None:
         """One line when the fixed point did not converge (the run summary's
         ``planner_warning``), else ``None``."""
-        if self.result is None or self.result.converged:
+        if self.result is None or self.result.settled:
             return None
         return (
             f"saez: the fixed point did not converge in {self.result.iterations} iterations "
-            f"(last largest rate change {self.result.last_change:.2g}): the schedule is the "
-            f"mean of its last {_CYCLE_AVERAGE} iterates, not Saez's rates"
+            f"(its last {_CYCLE_AVERAGE} iterates span up to "
+            f"{100 * self.result.cycle_width:.1f} points in a bracket): the schedule is "
+            "their mean, not Saez's rates"
         )
 
     def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
@@ -312,11 +332,12 @@ class SaezPlanner:
                 max_rate=self._ctx.max_rate,
             )
             self.last_detail = self.result.detail()
-            if not self.result.converged:
+            if not self.result.settled:
                 warnings.warn(
                     f"saez: the fixed point did not converge in {self.result.iterations} "
-                    f"iterations (last largest rate change {self.result.last_change:.2e}); "
-                    f"enacting the mean of the last {_CYCLE_AVERAGE} iterates",
+                    f"iterations (its last {_CYCLE_AVERAGE} iterates span up to "
+                    f"{100 * self.result.cycle_width:.1f} points in a bracket); enacting "
+                    "their mean",
                     SaezConvergenceWarning,
                     stacklevel=2,
                 )

@@ -100,11 +100,13 @@ def test_saez_reports_its_fixed_point() -> None:
     planner = make_planner("saez", PlannerContext(economy, EDGES, np.random.default_rng(0)))
     planner.propose([])
     detail = planner.last_detail  # type: ignore[attr-defined]
-    assert set(detail) == {"saez_converged", "saez_iterations", "saez_last_change"}
+    assert set(detail) == {
+        *("saez_converged", "saez_iterations", "saez_last_change", "saez_cycle_width")
+    }
 
 
 def test_saez_warns_when_it_does_not_converge(monkeypatch: pytest.MonkeyPatch) -> None:
-    stuck = SaezResult(np.full(len(EDGES), 0.3), 200, False, 0.02)
+    stuck = SaezResult(np.full(len(EDGES), 0.3), 200, False, 0.02, 0.04)
     monkeypatch.setattr(saez_module, "solve_saez", lambda *a, **k: stuck)
     ctx = PlannerContext(Economy(_bank(50)), EDGES, np.random.default_rng(0))
     planner = make_planner("saez", ctx)
@@ -115,3 +117,19 @@ def test_saez_warns_when_it_does_not_converge(monkeypatch: pytest.MonkeyPatch) -
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         planner.propose([])  # computed once: no second warning
+
+
+def test_a_cycle_narrower_than_a_point_is_not_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 1 000 workers Saez's iterates cycle within 0.4 points (a few workers switch
+    brackets): `llmecon run --planner saez --agents 1000`, the --help's own example,
+    warned on every run that the schedule was "not Saez's rates"."""
+    narrow = SaezResult(np.full(len(EDGES), 0.3), 200, False, 0.004, 0.004)
+    monkeypatch.setattr(saez_module, "solve_saez", lambda *a, **k: narrow)
+    ctx = PlannerContext(Economy(_bank(50)), EDGES, np.random.default_rng(0))
+    planner = make_planner("saez", ctx)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        planner.propose([])
+    assert planner.run_warning is None  # type: ignore[attr-defined]
+    detail = planner.last_detail  # type: ignore[attr-defined]
+    assert detail["saez_converged"] is False and detail["saez_cycle_width"] == 0.004
