@@ -17,7 +17,10 @@ Batches (``--batch-api``): :mod:`llmecon.models._openai_batch`, see ``docs/model
 
 Structured output: OpenAI ``response_format={"type": "json_schema", ...}``. Servers that
 reject it (llama.cpp server only knows ``{"type": "json_object", "schema": ...}``) are
-switched to that dialect, then to prompt + parse, after one 400/422 reply.
+switched to that dialect, then to prompt + parse, after one 400/422 reply. The
+dialect is shared by concurrent calls: a refusal moves it on only from the dialect its
+request was sent in, and a request refused in a dialect already given up is sent again
+in the current one.
 """
 
 from __future__ import annotations
@@ -182,9 +185,15 @@ class OpenAIProvider(ModelProvider):
         return self.api_base or "https://api.openai.com/v1"
 
     def _request_args(
-        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+        self,
+        messages: list[ChatMessage],
+        spec: StructuredSpec | None,
+        config: GenerateConfig,
+        dialect: str | None = None,
     ) -> dict[str, Any]:
-        if spec is not None and self._dialect == "prompt":
+        """The request's arguments in ``dialect`` (default: the current one)."""
+        dialect = dialect or self._dialect
+        if spec is not None and dialect == "prompt":
             messages, spec = with_schema_instruction(messages, spec), None
         args: dict[str, Any] = {
             "model": self.model_name,
@@ -203,7 +212,7 @@ class OpenAIProvider(ModelProvider):
             name = "max_completion_tokens" if is_openai_host(self.api_base) else "max_tokens"
             args[name] = config.max_tokens
         if spec is not None:
-            if self._dialect == "json_schema":
+            if dialect == "json_schema":
                 args["response_format"] = {
                     "type": "json_schema",
                     "json_schema": {"name": spec.name, "schema": spec.json_schema, "strict": False},
@@ -236,7 +245,8 @@ class OpenAIProvider(ModelProvider):
             path = _endpoint_path(self._base, "/chat/completions")
             where = f"openai/{self.model_name}"
             while True:
-                body = self._http_body(messages, spec, config)
+                dialect = self._dialect  # the one this request is sent in
+                body = self._http_body(messages, spec, config, dialect)
                 http_reply = await client.post_json(path, body, where)
                 status, raw = http_reply.status, http_reply.body
                 if status < 400:
@@ -245,7 +255,7 @@ class OpenAIProvider(ModelProvider):
                 if (
                     spec is not None
                     and _rejects_format(status, detail)
-                    and self._next_dialect(status, detail)
+                    and self._next_dialect(dialect, status, detail)
                 ):
                     continue
                 raise error_from_status(
@@ -271,7 +281,8 @@ class OpenAIProvider(ModelProvider):
         client = self._clients.get()
         where = f"openai/{self.model_name}"
         while True:
-            body = self._request_args(messages, spec, config)
+            dialect = self._dialect  # the one this request is sent in
+            body = self._request_args(messages, spec, config, dialect)
             options = {"timeout": body.pop("timeout")}
             try:
                 raw = await client.post(
@@ -286,27 +297,40 @@ class OpenAIProvider(ModelProvider):
                     isinstance(exc, openai.APIStatusError)
                     and spec is not None
                     and _rejects_format(exc.status_code, error_message(exc))
-                    and self._next_dialect(exc.status_code, error_message(exc))
+                    and self._next_dialect(dialect, exc.status_code, error_message(exc))
                 ):
                     continue
                 raise error from None
         return _chat_reply(raw, where)
 
     def _http_body(
-        self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
+        self,
+        messages: list[ChatMessage],
+        spec: StructuredSpec | None,
+        config: GenerateConfig,
+        dialect: str,
     ) -> bytes:
         """The encoded body of a chat request: :meth:`_request_args` without the
         timeout (``Model`` bounds the request)."""
-        body = self._request_args(messages, spec, config)
+        body = self._request_args(messages, spec, config, dialect)
         del body["timeout"]
         return encode_json(body)
 
-    def _next_dialect(self, status: int, detail: str) -> bool:
-        """Fall back to the next structured-output dialect (self-hosted servers only),
-        saying so: every later request of the run uses it."""
+    def _next_dialect(self, sent_in: str, status: int, detail: str) -> bool:
+        """Fall back from ``sent_in``, the dialect of the refused request, to the next
+        structured-output dialect (self-hosted servers only), saying so: every later
+        request of the run uses it. True: send the request again.
+
+        Compare-and-set: concurrent calls share the dialect, and the first wave of them
+        is sent in the first dialect. A refusal of a dialect given up already (another
+        call moved on) moves nothing: the request is sent again in the current one.
+        Advancing on each refusal would skip dialects the server was never asked in,
+        then turn the rest of the wave into errors at the last one."""
         if self._dialect_fixed:
             return False
-        position = _DIALECTS.index(self._dialect)
+        if sent_in != self._dialect:
+            return True
+        position = _DIALECTS.index(sent_in)
         if position + 1 >= len(_DIALECTS):
             return False
         self._dialect = _DIALECTS[position + 1]

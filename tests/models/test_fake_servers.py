@@ -4,8 +4,10 @@ fake servers on 127.0.0.1: every fault ends in bounded retries then a typed erro
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -312,6 +314,74 @@ def test_a_context_length_400_keeps_the_schema_and_a_format_400_drops_it_saying_
         first, second = list(server.stats.bodies)[:2]
         assert first["response_format"] != second["response_format"]
     assert "refused the structured-output request" in caplog.text
+
+
+class _NoStructuredOutputServer(FakeOpenAIServer):
+    """A server without structured output: any request with a ``response_format`` gets
+    400. The refusals of the first ``wave`` requests (all sent in the first dialect) are
+    held until the whole wave has arrived, so that they come back to calls racing on the
+    shared dialect whatever the scheduling."""
+
+    def __init__(self, wave: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.wave = wave
+        self.refused: list[str] = []  # the dialects refused, in order
+        self._arrived: asyncio.Event | None = None
+
+    async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        request = json.loads(body or b"{}")
+        fmt = request.get("response_format")
+        if fmt is None:
+            return await super().handle(method, path, headers, body)
+        self.stats.bodies.append(request)
+        self.refused.append(fmt["type"])
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        if len(self.refused) >= self.wave:
+            self._arrived.set()
+        assert self._stopping is not None
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._arrived, self._stopping)]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        return self._error(400, "invalid_request_error", "response_format is not supported")
+
+
+@pytest.mark.parametrize("transport", ["http", "sdk"])
+def test_concurrent_format_refusals_move_the_dialect_once_per_step(
+    transport, sentinel_keys, caplog
+):
+    """Concurrent calls refused in a dialect another call has already given up are sent
+    again in the current one: every call succeeds, and each step is taken (and said)
+    once. Before, every refusal moved the shared dialect on: the 3rd refusal of the
+    first wave found it at the last step and failed its call."""
+    calls = 8
+    with caplog.at_level(logging.WARNING), _NoStructuredOutputServer(calls) as server:
+        model = get_model(
+            "openai/fake",
+            api_base=server.base_url,
+            config=FAST.model_copy(update={"timeout_s": 30.0}),
+            transport=transport,
+            max_concurrency=calls,
+        )
+
+        async def go():
+            try:
+                return await asyncio.gather(
+                    *(model.generate(MSGS, WorkerDecision) for _ in range(calls))
+                )
+            finally:
+                await model.aclose()
+
+        outs = asyncio.run(go())
+    assert all(isinstance(out.parsed, WorkerDecision) for out in outs)
+    assert model.failures == 0
+    # the first wave all in json_schema; json_object only after it, never json_schema again
+    assert server.refused[:calls] == ["json_schema"] * calls
+    assert set(server.refused[calls:]) <= {"json_object"}
+    steps = [r.getMessage() for r in caplog.records if "refused the structured" in r.getMessage()]
+    assert len(steps) == 2
+    assert "'json_object_schema' dialect" in steps[0] and "'prompt' dialect" in steps[1]
 
 
 def test_basic_credentials_echoed_by_a_server_are_masked():
