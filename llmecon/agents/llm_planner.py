@@ -106,6 +106,11 @@ def candidates_schema(k: int, n_brackets: int, min_pct: int, max_pct: int) -> ty
     )
 
 
+#: The default cap on the planner's reply (``max_tokens``): the rates and a short
+#: rationale; ``planner_max_tokens`` (run config) sets another.
+PLANNER_MAX_TOKENS = 160
+
+
 class LLMPlanner:
     """Proposes schedules by asking a model, learning from the history in context."""
 
@@ -122,7 +127,7 @@ class LLMPlanner:
         self.ctx = ctx
         self.library = library
         self.settings = settings or PlannerPromptSettings()
-        self.config = config or GenerateConfig(max_tokens=160)
+        self.config = config or GenerateConfig(max_tokens=PLANNER_MAX_TOKENS)
         moves = self.settings.moves
         self.schema = (
             delta_schema(ctx.n_brackets, moves)

@@ -106,6 +106,13 @@ async def gather_streaming(calls: Iterable[Awaitable[T]], chunk: int = STREAM_CH
         raise
 
 
+def worker_max_tokens(reasons: bool) -> int:
+    """The default cap on a worker's reply (``max_tokens``): room for ``{"hours": N}``
+    only, or with ``reasons`` for a short reason too; ``worker_max_tokens`` (run
+    config) sets another. Kept small: it bounds what a model that rambles costs."""
+    return 60 if reasons else 16
+
+
 def worker_schema(max_hours: int, with_reason: bool = False) -> type[BaseModel]:
     """``{"hours": int in [0, max_hours]}`` (+ an optional short ``reason``)."""
     fields: dict[str, object] = {"hours": (int, Field(ge=0, le=max_hours))}
@@ -152,7 +159,7 @@ class LLMWorkers:
         #: workers may add a short ``reason`` to their answer
         self.reasons = reasons
         self.schema = worker_schema(int(economy.utility_config.max_weekly_hours), reasons)
-        self.config = config or GenerateConfig(max_tokens=60 if reasons else 16)
+        self.config = config or GenerateConfig(max_tokens=worker_max_tokens(reasons))
         self.satisfaction_config = self.config.model_copy(update={"max_tokens": 16})
         self.ids = economy.population.ids
         #: decide through the provider's batch API (``Model.generate_batch``)

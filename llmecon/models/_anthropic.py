@@ -220,6 +220,7 @@ def message_response(payload: Any, where: str) -> ProviderResponse:
         return ProviderResponse(
             text=text,
             usage=Usage.reported(usage.get("input_tokens"), usage.get("output_tokens")),
+            cut_off=payload.get("stop_reason") == "max_tokens",
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ProviderError(f"{where}: malformed response body", retryable=True) from None

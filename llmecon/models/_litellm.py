@@ -108,6 +108,8 @@ class LiteLLMProvider(ModelProvider):
             raise _map_error(exc, where) from None
         try:
             text = response.choices[0].message.content or ""
+            # litellm maps every provider's stop reason to OpenAI's
+            cut_off = getattr(response.choices[0], "finish_reason", None) == "length"
         except (AttributeError, IndexError, TypeError):
             raise ProviderError(f"{where}: malformed response", retryable=True) from None
         usage = getattr(response, "usage", None)
@@ -119,6 +121,7 @@ class LiteLLMProvider(ModelProvider):
                 getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0)
             ),
             cost_usd=float(cost) if isinstance(cost, int | float) and cost > 0 else None,
+            cut_off=cut_off,
         )
 
 

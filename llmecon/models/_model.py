@@ -253,6 +253,9 @@ class Model:
             if parsed is not None:
                 return state.output(self.name, text, parsed)
             assert error is not None
+            if response.cut_off:
+                # "Expecting value" alone hides the cause from the user and the model
+                error = cut_off_error(cfg.max_tokens, error)
             state.errors.append(error)
             if state.repairs >= cfg.max_repairs:
                 raise StructuredOutputError(
@@ -689,3 +692,13 @@ class Model:
     async def aclose(self) -> None:
         """Close the provider's network clients opened on the running loop."""
         await self.provider.aclose()
+
+
+def cut_off_error(max_tokens: int | None, error: str) -> str:
+    """The parse ``error`` of a reply the provider cut at the output-token limit, saying
+    so first: both the call's error and the re-ask (which shows it to the model)."""
+    limit = f"the {max_tokens}-token limit" if max_tokens is not None else "the token limit"
+    return (
+        f"the reply was cut off at {limit} (max_tokens) before the JSON object was "
+        f"complete; reply with only the JSON object, nothing before it ({error})"
+    )

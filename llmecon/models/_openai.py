@@ -372,11 +372,13 @@ def chat_response(payload: dict[str, Any]) -> ProviderResponse:
     """A chat completion body (parsed JSON) as a provider response; raises KeyError,
     IndexError, TypeError, AttributeError or ValueError when it is malformed (the
     synchronous path and the batch results both use it)."""
-    choice = payload["choices"][0]["message"]
+    first = payload["choices"][0]
+    choice = first["message"]
     usage = payload.get("usage") or {}
     return ProviderResponse(
         text=choice.get("content") or "",
         usage=Usage.reported(usage.get("prompt_tokens"), usage.get("completion_tokens")),
+        cut_off=first.get("finish_reason") == "length",
     )
 
 

@@ -58,6 +58,10 @@ class ProviderResponse:
     cost_final: bool = False
     """``cost_usd`` is what the request cost, taken as it is and never priced again (a
     recording's logged cost: ``None`` stays unknown)."""
+    cut_off: bool = False
+    """The provider says the reply stopped at the output-token limit (``max_tokens``;
+    OpenAI ``finish_reason`` ``length``, Anthropic ``stop_reason`` ``max_tokens``): a
+    reply that does not parse then says why, rather than only what JSON is missing."""
 
 
 class ModelProvider(ABC):

@@ -305,6 +305,14 @@ class RunConfig(BaseModel):
     worker_temperature: float | None = Field(None, ge=0, le=2, json_schema_extra=_LLM)
     """Sampling temperature of LLM workers (provider default when unset)."""
 
+    worker_max_tokens: int | None = Field(None, ge=1, le=100_000, json_schema_extra=_LLM)
+    """Most tokens of an LLM worker's reply (``max_tokens``; unset: 16, 60 with
+    ``worker_reasons``, room for the JSON answer only). Raise it for a model or template
+    that writes before its JSON: a reply cut at the limit fails and is re-asked."""
+
+    planner_max_tokens: int | None = Field(None, ge=1, le=100_000, json_schema_extra=_LLM)
+    """Most tokens of the LLM planner's reply (``max_tokens``; unset: 160)."""
+
     max_concurrency: int | None = Field(None, ge=1, le=4096, json_schema_extra=_OPERATIONAL)
     """Most requests in flight per model endpoint (provider default when unset)."""
 
@@ -692,6 +700,8 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     },
     "workers_mode": ("workers", lambda v: v != "rational"),
     "planner_breakdown": ("planner", lambda v: isinstance(v, str) and not _is_baseline(v)),
+    "planner_max_tokens": ("planner", lambda v: isinstance(v, str) and not _is_baseline(v)),
+    "worker_max_tokens": ("workers", lambda v: v != "rational"),
     "archetypes": ("workers_mode", lambda v: v == "archetypes"),
 }
 

@@ -28,8 +28,8 @@ from llmecon.agents.archetypes import (
     cluster_archetypes,
     load_archetypes,
 )
-from llmecon.agents.llm_planner import LLMPlanner, parse_rates_pct
-from llmecon.agents.llm_workers import LLMWorkers
+from llmecon.agents.llm_planner import PLANNER_MAX_TOKENS, LLMPlanner, parse_rates_pct
+from llmecon.agents.llm_workers import LLMWorkers, worker_max_tokens
 from llmecon.agents.planner_prompts import PlannerPromptSettings, parse_planner_moves
 from llmecon.economy import (
     Economy,
@@ -537,7 +537,11 @@ def build_planner(
             raise ConfigError(f"planner_start: {exc}") from None
     if models.recorded is not None:
         check_recorded_planner(config)
-    gen = GenerateConfig(max_tokens=160, temperature=config.planner_temperature, seed=config.seed)
+    gen = GenerateConfig(
+        max_tokens=config.planner_max_tokens or PLANNER_MAX_TOKENS,
+        temperature=config.planner_temperature,
+        seed=config.seed,
+    )
     model = models.get(config.planner, "planner")
     return LLMPlanner(model, ctx, library, settings, gen, start=start)
 
@@ -631,7 +635,7 @@ def build_workers(
     except PromptError as exc:
         raise ConfigError(f"prompts: {exc}") from None
     gen = GenerateConfig(
-        max_tokens=60 if config.worker_reasons else 16,
+        max_tokens=config.worker_max_tokens or worker_max_tokens(config.worker_reasons),
         temperature=config.worker_temperature,
         seed=config.seed,
     )

@@ -22,9 +22,10 @@ length), ``400_format`` (``response_format`` refused, as some self-hosted server
 gives up or the server stops), ``malformed_body`` (HTTP body is not JSON),
 ``truncated_body`` (the connection drops mid-body), ``malformed_json`` /
 ``truncated_json`` / ``wrong_schema`` (the model's reply text is prose / cut short /
-JSON of the wrong shape), ``no_usage`` (a valid reply without its token counts, as some
-proxies send). ``max_concurrency`` answers 429 to any request beyond that
-many in flight.
+JSON of the wrong shape), ``length`` (the reply cut short at the token limit, and
+said so: ``finish_reason`` ``length``, ``stop_reason`` ``max_tokens``), ``no_usage``
+(a valid reply without its token counts, as some proxies send). ``max_concurrency``
+answers 429 to any request beyond that many in flight.
 
 Batch endpoints (OpenAI's ``/v1/files`` + ``/v1/batches``, Anthropic's
 ``/v1/messages/batches``): :mod:`llmecon.testing._fake_batches`; a batch ends
@@ -68,6 +69,7 @@ FAULT_KINDS = (
     "malformed_json",
     "truncated_json",
     "wrong_schema",
+    "length",
     "no_usage",
 )
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
@@ -318,7 +320,7 @@ class _FakeServer:
             text = json.dumps(instance)
         if fault == "malformed_json":
             return "Sure! I would work about forty hours, give or take."
-        if fault == "truncated_json":
+        if fault in ("truncated_json", "length"):
             return text[: max(1, len(text) // 2)]
         return text
 
@@ -382,7 +384,7 @@ class FakeOpenAIServer(_FakeServer):
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "finish_reason": "length" if fault == "length" else "stop",
                     }
                 ],
                 "usage": {
@@ -405,7 +407,8 @@ class FakeOpenAIServer(_FakeServer):
         for index, prompt in enumerate([prompts] if single else prompts):
             one = {**request, "prompt": prompt, "messages": [{"role": "user", "content": prompt}]}
             text = self.reply_text(one, _schema_of_openai_request(one), fault)
-            choices.append({"index": index, "text": text, "finish_reason": "stop"})
+            finish = "length" if fault == "length" else "stop"
+            choices.append({"index": index, "text": text, "finish_reason": finish})
             prompt_chars += len(str(prompt))
             text_chars += len(text)
         return _json_reply(
@@ -451,7 +454,7 @@ class FakeAnthropicServer(_FakeServer):
         schema = tools[0].get("input_schema") if tools else _schema_in_prompt(request)
         text = self.reply_text(request, schema, fault)
         block: dict[str, Any] = {"type": "text", "text": text}
-        if tools and fault not in ("malformed_json", "truncated_json"):
+        if tools and fault not in ("malformed_json", "truncated_json", "length"):
             block = {
                 "type": "tool_use",
                 "id": f"toolu_fake{self.stats.requests}",
@@ -467,7 +470,13 @@ class FakeAnthropicServer(_FakeServer):
                 "role": "assistant",
                 "model": request.get("model", "fake"),
                 "content": [block],
-                "stop_reason": "tool_use" if block["type"] == "tool_use" else "end_turn",
+                "stop_reason": (
+                    "max_tokens"
+                    if fault == "length"
+                    else "tool_use"
+                    if block["type"] == "tool_use"
+                    else "end_turn"
+                ),
                 "stop_sequence": None,
                 "usage": {
                     "input_tokens": prompt_chars // 4 + 1,

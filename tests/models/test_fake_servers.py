@@ -384,6 +384,28 @@ def test_concurrent_format_refusals_move_the_dialect_once_per_step(
     assert "'json_object_schema' dialect" in steps[0] and "'prompt' dialect" in steps[1]
 
 
+@pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)
+def test_a_reply_cut_at_the_token_limit_says_so(name, server_cls, args, sentinel_keys):
+    """A reply the provider cut at ``max_tokens`` (``finish_reason`` ``length``,
+    ``stop_reason`` ``max_tokens``) names the limit in the re-ask and in the error: a
+    bare "Expecting value" told neither the user nor the model why."""
+    config = FAST.model_copy(update={"max_tokens": 16, "max_repairs": 1})
+    with server_cls(faults=["length", "ok"]) as server:
+        model = get_model(name, api_base=server.base_url, config=config, **args)
+        assert asyncio.run(_call(model)).parsed is not None
+        reask = server.stats.bodies[1]["messages"][-1]["content"]
+        assert "the reply was cut off at the 16-token limit (max_tokens)" in str(reask)
+    with server_cls(faults=["length", "length"]) as server:
+        model = get_model(name, api_base=server.base_url, config=config, **args)
+        with pytest.raises(StructuredOutputError, match="cut off at the 16-token limit"):
+            asyncio.run(_call(model))
+    with server_cls(faults=["truncated_json", "truncated_json"]) as server:  # not said
+        model = get_model(name, api_base=server.base_url, config=config, **args)
+        with pytest.raises(StructuredOutputError) as info:
+            asyncio.run(_call(model))
+        assert "cut off" not in str(info.value)
+
+
 def test_basic_credentials_echoed_by_a_server_are_masked():
     from llmecon.models import redact
 

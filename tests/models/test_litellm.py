@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from llmecon.models import ChatMessage, GenerateConfig, RateLimitError, get_model
+from llmecon.models import (
+    ChatMessage,
+    GenerateConfig,
+    RateLimitError,
+    StructuredOutputError,
+    get_model,
+)
 from llmecon.testing.fake_servers import FakeOpenAIServer
 from tests.models.conftest import SENTINEL, WorkerDecision
 
@@ -42,3 +48,12 @@ def test_a_missing_key_of_a_litellm_model_is_said_before_the_run(monkeypatch, tm
     with FakeOpenAIServer() as server:
         model = get_model("litellm/openai/fake-model", api_base=server.base_url)
         model.provider.check_ready()
+
+
+def test_a_litellm_reply_cut_at_the_token_limit_says_so(sentinel_keys):
+    """litellm reports the cut as OpenAI does (``finish_reason`` ``length``)."""
+    with FakeOpenAIServer(faults=["length", "length"]) as server:
+        config = GenerateConfig(timeout_s=5, max_tokens=16, max_repairs=1)
+        model = get_model("litellm/openai/fake-model", api_base=server.base_url, config=config)
+        with pytest.raises(StructuredOutputError, match="cut off at the 16-token limit"):
+            asyncio.run(model.generate(MSGS, WorkerDecision))
