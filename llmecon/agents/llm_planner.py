@@ -43,6 +43,28 @@ from llmecon.models import GenerateConfig, Model, ModelError
 from llmecon.planners import PlannerContext, PlannerError, YearRecord
 from llmecon.prompts import PromptLibrary
 
+#: Longest rationale kept (characters; the schema's ``maxLength``, which constrained
+#: decoding keeps to).
+RATIONALE_CHARS = 300
+
+
+def _cut_rationale(value: Any) -> Any:
+    """A longer rationale cut to :data:`RATIONALE_CHARS`, ending with ``…`` (so the log
+    shows it was cut): free text beside the rates, never a reason to lose a valid
+    proposal (a re-ask, then a fallback). Not a string: left to the type check."""
+    if isinstance(value, str) and len(value) > RATIONALE_CHARS:
+        return value[: RATIONALE_CHARS - 1] + "…"
+    return value
+
+
+#: The optional ``rationale`` of a planner's reply.
+_RATIONALE: Any = (str | None, Field(default=None, max_length=RATIONALE_CHARS))
+
+
+def _rationale_cut() -> dict[str, Any]:
+    """The validators of a reply model with a ``rationale`` (one per model)."""
+    return {"_cut": field_validator("rationale", mode="before")(_cut_rationale)}
+
 
 def planner_schema(n_brackets: int, min_pct: int, max_pct: int) -> type[BaseModel]:
     """``{"rates": [n whole percents in [min, max]], "rationale": optional short text}``."""
@@ -50,8 +72,9 @@ def planner_schema(n_brackets: int, min_pct: int, max_pct: int) -> type[BaseMode
     return create_model(
         "PlannerProposal",
         __config__=ConfigDict(extra="forbid"),
+        __validators__=_rationale_cut(),
         rates=(list[rate], Field(min_length=n_brackets, max_length=n_brackets)),
-        rationale=(str | None, Field(default=None, max_length=300)),
+        rationale=_RATIONALE,
     )
 
 
@@ -69,8 +92,9 @@ def delta_schema(n_brackets: int, moves: GridMoves) -> type[BaseModel]:
     return create_model(
         "PlannerDeltas",
         __config__=ConfigDict(extra="forbid"),
+        __validators__=_rationale_cut(),
         deltas=(list[delta], Field(min_length=n_brackets, max_length=n_brackets)),
-        rationale=(str | None, Field(default=None, max_length=300)),
+        rationale=_RATIONALE,
     )
 
 

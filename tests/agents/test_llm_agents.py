@@ -238,3 +238,40 @@ def test_worker_reasons_are_asked_for_in_the_prompt(tmp_path: Path) -> None:
         system = run.messages(int(run.calls.iloc[0]["seq"]))[0][1]
         assert ('"reason", a short sentence' in system) == reasons
         assert ("an object with one key" in system) != reasons
+
+
+def test_a_long_rationale_is_cut_not_the_proposal_lost(tmp_path: Path) -> None:
+    # A rationale beyond the schema's 300 characters beside valid rates was a re-ask,
+    # then a planner fallback: the rates are kept and the rationale cut, saying so.
+    long = "Because " + "the top bracket should move carefully. " * 12  # 476 chars
+
+    def respond(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        if is_planner(schema):
+            return json.dumps({"rates": [20] * 7, "rationale": long})
+        return '{"hours": 40}'
+
+    wordy = use_responder("wordy", respond)
+    build_simulation(_config(tmp_path, planner=wordy, years=2)).run()
+    events = read_events(tmp_path / "r")
+    sets = [e for e in events if isinstance(e, ScheduleSet)]
+    assert [s.source for s in sets] == ["planner", "planner"]  # year 0: the status quo
+    rationale = sets[1].detail["rationale"]
+    assert len(rationale) == 300 and rationale == long[:299] + "…"
+    (call,) = [e for e in events if isinstance(e, LLMCall) and e.role == "planner"]
+    assert call.error_type is None and len(call.raw_outputs) == 1  # no re-ask
+    assert not [e for e in events if isinstance(e, Fallback)]
+
+
+def test_the_grid_planners_rationale_is_cut_too() -> None:
+    from llmecon.agents.llm_planner import delta_schema
+    from llmecon.agents.planner_prompts import parse_planner_moves
+
+    moves = parse_planner_moves("grid:10,20")
+    assert moves is not None
+    schema = delta_schema(3, moves)
+    reply = json.dumps({"deltas": [0, 10, -10], "rationale": "y" * 500})
+    parsed = schema.model_validate_json(reply, strict=True)
+    assert parsed.rationale == "y" * 299 + "…"
+    # the schema a server gets still states the limit
+    rationale = schema.model_json_schema()["properties"]["rationale"]
+    assert {"maxLength": 300, "type": "string"} in rationale["anyOf"]
