@@ -64,6 +64,10 @@ LITERATURE = (
 )
 LITERATURE_RANGE = (0.1, 0.5)
 
+#: Below this many personas the bootstrap intervals resample too few people to mean
+#: much (2 personas give 3 distinct resamples): the verdict says so.
+FEW_PERSONAS = 10
+
 
 @dataclass(frozen=True)
 class BatteryItem:
@@ -123,7 +127,18 @@ class ProbeResult:
         return int(self.answers.size + self.retest.size)
 
     def verdict(self) -> str:
-        """Where the elasticity estimate lies relative to the literature's range."""
+        """Where the elasticity estimate lies relative to the literature's range, and
+        with fewer than :data:`FEW_PERSONAS` personas that its intervals mean little."""
+        n = len(self.persona_ids)
+        if n >= FEW_PERSONAS:
+            return self._where()
+        return (
+            f"{self._where()} With {n} personas every 95 % interval resamples only {n} "
+            "people, far too few to measure the uncertainty: the intervals are much too "
+            "narrow (pass --personas 24 or more)."
+        )
+
+    def _where(self) -> str:
         e = self.estimates["elasticity"]
         lo, hi = LITERATURE_RANGE
         if not math.isfinite(e.value):

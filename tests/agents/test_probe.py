@@ -52,6 +52,14 @@ def test_the_scripted_reference_recovers_its_elasticity() -> None:
     assert "inside the literature" in result.verdict()
 
 
+def test_a_probe_of_few_personas_says_its_intervals_mean_little() -> None:
+    # `probe --personas 2` printed [0.331, 0.416] for the elasticity as if measured: a
+    # bootstrap over 2 people has 3 distinct resamples.
+    few = _probe("scripted/reference-noise2", n=2)
+    assert "With 2 personas every 95 % interval resamples only 2 people" in few.verdict()
+    assert "resamples only" not in _probe("scripted/reference-noise2", n=10).verdict()
+
+
 def test_a_constant_model_is_fully_degenerate_with_no_elasticity() -> None:
     def constant(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
         return '{"hours": 40}'
