@@ -236,6 +236,16 @@ def _completed_years(run_dir: str) -> int | None:
         return None
 
 
+def _kept_fallbacks(shares: dict[int, float]) -> str:
+    """``tax year 3 was 83 % fallbacks`` (years counted from 1) for a resume's note."""
+    from llmecon._format import PERCENT
+
+    parts = [
+        f"tax year {year + 1} was {PERCENT(share)} fallbacks" for year, share in shares.items()
+    ]
+    return ", ".join(parts) + " (a model outage?)"
+
+
 @click.command(cls=_ResumeCommand)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @config_options("operational")
@@ -267,6 +277,13 @@ def resume(run_dir: str, **options: Any) -> None:
                 f"the fork had been stopped while it copied the years of run "
                 f"{origin['run_id']}; this resume copied {tax_years(done - copied + 1, done)} "
                 f"from {origin['run']} first"
+            )
+        if heavy := sim.fallback_years:
+            first = min(heavy)
+            console.print(
+                f"[yellow]note[/]: {_kept_fallbacks(heavy)}; the kept years stay as they "
+                "ran (their welfare reflects those fallbacks): to run them again, fork "
+                f"before them (`llmecon run --fork {run_dir} --from-year {first}`)"
             )
         if sim.set_aside is not None:
             console.print(

@@ -332,6 +332,9 @@ class Simulation:
         #: a resume of a fork stopped while it copied its source's years: how many of
         #: them it copied now, before the fork's own years
         self.copied_on_resume = 0
+        #: resumed: ``{year: fallback share}`` of the kept years that were mostly
+        #: fallbacks (``llmecon resume`` names them; a fork runs them again)
+        self.fallback_years: dict[int, float] = {}
         #: a resume: templates of the run's copy edited since its last session (recorded
         #: as ``templates_edited``: the years from now on are prompted with their text)
         self.edited_templates: list[str] = []

@@ -322,27 +322,42 @@ class RestoredRun:
         Decisions, as a live run counts them: each year's schedule, each worker's
         choice and satisfaction answer per step, each ballot and platform of a voting
         round; a fork's kept years were decided by the run it came from."""
-        fallbacks = decisions = 0
+        by_year, spent = self._tallies(upto)
+        fallbacks = sum(f for f, _ in by_year.values())
+        decisions = sum(d for _, d in by_year.values())
+        return fallbacks, decisions, spent
+
+    def fallback_shares(self, upto: int | None = None) -> dict[int, float]:
+        """``{year: the share of its decisions that were fallbacks}`` of the first
+        ``upto`` events (years that decided nothing, a fork's kept ones, left out)."""
+        by_year, _ = self._tallies(upto)
+        return {year: f / d for year, (f, d) in sorted(by_year.items()) if d}
+
+    def _tallies(self, upto: int | None) -> tuple[dict[int, tuple[int, int]], float]:
+        """``{year: (fallbacks, decisions)}`` and the USD spent, of the first ``upto``
+        events (:meth:`counts`)."""
+        tallies: dict[int, list[int]] = {}
         spent = 0.0
         kept: set[int] = set()
         for e in self.events[:upto]:
             if isinstance(e, Fallback):
-                fallbacks += 1
+                tallies.setdefault(e.year, [0, 0])[0] += 1
             elif isinstance(e, ScheduleSet):
                 if e.source == REPLAYED:
                     kept.add(e.year)
                 else:
-                    decisions += 1
+                    tallies.setdefault(e.year, [0, 0])[1] += 1
             elif isinstance(e, WorkerStep):
                 if e.year not in kept:
-                    decisions += len(e.weekly_hours) + len(e.satisfied or ())
+                    count = len(e.weekly_hours) + len(e.satisfied or ())
+                    tallies.setdefault(e.year, [0, 0])[1] += count
             elif isinstance(e, VoteRound):
-                decisions += e.decisions
+                tallies.setdefault(e.year, [0, 0])[1] += e.decisions
             elif isinstance(e, LLMCall):
                 spent += e.cost_usd or 0.0
             elif isinstance(e, CallFile):
                 spent += file_cost_usd(e)
-        return fallbacks, decisions, spent
+        return {year: (f, d) for year, (f, d) in tallies.items()}, spent
 
     def economy(self) -> tuple[Economy | None, str]:
         """The run's economy, rebuilt from its persona copy or its config and seed,

@@ -51,6 +51,11 @@ from llmecon.runs.replay import edited_copies, metric_differences, missing_copie
 from llmecon.runs.restore import PERSONAS_COPY_NAME, RestoredRun, fork_instead, restore_run
 from llmecon.runs.wiring import build_simulation, check_recorded_planner
 
+#: A kept year where at least this share of the decisions were fallbacks (an outage,
+#: typically the one that stopped the run) is named when the run is resumed: it is kept
+#: as it ran, and only a fork runs it again.
+MOSTLY_FALLBACKS = 0.5
+
 
 def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Simulation:
     """Prepare a stopped run to continue; call ``.run()`` on the result.
@@ -151,6 +156,12 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
             raise RunLogError(f"{path}: {exc}") from None
         raise
     sim.fallbacks, sim.decisions = fallbacks, decisions
+    shares = run.fallback_shares(cut)
+    sim.fallback_years = {
+        year: share
+        for year, share in shares.items()
+        if share >= MOSTLY_FALLBACKS and year < len(sim.records)
+    }
     sim.set_aside, sim.reusable_calls = set_aside, recorded.total
     sim.prepaid_usd = sum(c.cost_usd or 0.0 for c in tail if c.error_type is None)
     _record_edits(sim, path, prompts_in_force(run.manifest.prompts, kept), len(sim.records))

@@ -205,3 +205,24 @@ def test_a_sweep_does_not_count_an_unknown_cost_as_zero(tmp_path: Path) -> None:
     assert pd.isna(table.loc["openai/fake", "cost_usd"]) and table.loc["saez", "cost_usd"] == 0
     said = " ".join(result.output.split())
     assert "cost n/a" in said and "$0.0000 [" in said  # saez's row: known $0
+
+
+def test_a_resume_names_a_kept_year_that_was_mostly_fallbacks(tmp_path: Path) -> None:
+    # The server went down in tax year 2: its 6 workers and the planner fell back (the
+    # year completed), and the planner's call of tax year 3 tripped the breaker. The
+    # resume kept tax year 2 as it ran, without a word.
+    with FakeOpenAIServer() as server:
+
+        def down_after_year_0(record: Any, stats: dict[str, Any]) -> None:
+            server.fault_rates = {"500": 1.0}
+
+        config = _config(tmp_path, server.base_url, years=4, max_concurrency=1)
+        with pytest.raises(RunFailedError):
+            build_simulation(config).run(down_after_year_0)
+        server.fault_rates = {}
+        resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    assert resumed.exit_code == 0, resumed.output
+    said = " ".join(resumed.output.split())
+    assert "note: tax year 2 was 100.0 % fallbacks (a model outage?)" in said
+    assert f"`llmecon run --fork {tmp_path / 'r'} --from-year 1`" in said
+    assert "tax year 1 was" not in said  # a year that went well is not named
