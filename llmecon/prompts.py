@@ -159,6 +159,16 @@ class PromptLibrary:
             self._provenance[name] = found
         return self._provenance[name]
 
+    def variables(self, name: str) -> set[str]:
+        """The context variables ``name`` and the templates it pulls in read (what a
+        rendering of it shows the model, as far as the text says without rendering)."""
+        names: set[str] = set()
+        for current in self.provenance(name):
+            with _template_errors(current):
+                ast = self._env.parse(self.source(current), current)
+            names |= set(meta.find_undeclared_variables(ast))
+        return names - set(self._env.globals)
+
     def reaches(self, name: str, target: str) -> bool:
         """Whether rendering ``name`` pulls in ``target`` (``include``, ``import``,
         ``extends``, at any depth, by a name written in the text). A file that does not

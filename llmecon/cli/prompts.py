@@ -249,6 +249,7 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import (
         check_example,
+        dropped_variables,
         empty_template_names,
         example_worlds,
         folder_problems,
@@ -298,6 +299,11 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         problems.append(
             f"answer anchors in {', '.join(anchors)} (a format example a model can copy as "
             f"its answer; describe the format in words instead):\n  {listed}"
+        )
+    for name, gone in dropped_variables(library).items():
+        console.print(
+            f"[yellow]note[/]: {name} no longer uses {', '.join(gone)}, which the shipped "
+            "template shows the model: check that is meant"
         )
     if problems:
         raise click.ClickException("\n".join(problems))

@@ -475,6 +475,26 @@ def included_by(library: PromptLibrary) -> dict[str, list[str]]:
     return {name: sorted(users) for name, users in found.items()}
 
 
+def dropped_variables(library: PromptLibrary) -> dict[str, list[str]]:
+    """``{template: [variables]}``: the context variables the shipped template reads
+    that the library's own text of it (an override, with what it includes) no longer
+    reads, a worker prompt without the schedule, say, or a planner's without its past
+    years: what the model is no longer shown. Templates that do not render are left to
+    :func:`check_example`."""
+    shipped = PromptLibrary()
+    found: dict[str, list[str]] = {}
+    for name in known_templates():
+        try:
+            if library.provenance(name) == shipped.provenance(name):
+                continue
+            gone = shipped.variables(name) - library.variables(name)
+        except PromptError:
+            continue
+        if gone:
+            found[name] = sorted(gone)
+    return found
+
+
 def misplaced_templates(library: PromptLibrary) -> list[str]:
     """Files of the override folder that look meant to override a template but do not:
     a template's name with another case or extension (``Worker_System.j2``,

@@ -158,3 +158,25 @@ def test_render_prints_the_text_itself_and_refuses_a_year_past_the_run(tmp_path:
         refused.output.split()
     )
     assert CliRunner().invoke(main, [*args, "--year", "3"]).exit_code == 0
+
+
+def test_check_names_what_an_edited_template_no_longer_shows(tmp_path: Path) -> None:
+    """A worker prompt without the tax schedule passed `prompts check` with "all 18
+    templates render": nothing said the model is no longer shown the rates."""
+    import shutil
+
+    from llmecon.prompts import shipped_prompts_dir
+
+    folder = tmp_path / "prompts"
+    shutil.copytree(shipped_prompts_dir(), folder)
+    args = ["prompts", "check", "--prompts", str(folder)]
+    untouched = CliRunner().invoke(main, args)
+    assert untouched.exit_code == 0 and "no longer uses" not in untouched.output
+    template = folder / "worker_decision.j2"
+    text = template.read_text()
+    start, end = text.index("{% for b in brackets %}"), text.index("{% endfor %}")
+    template.write_text(text[:start] + text[end + len("{% endfor %}") :])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output  # a note, not a failure: it may be meant
+    said = " ".join(result.output.split())
+    assert "note: worker_decision.j2 no longer uses brackets, which the shipped" in said
