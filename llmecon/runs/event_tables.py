@@ -156,11 +156,7 @@ def votes_table(events: list[AnyEvent]) -> pd.DataFrame:
             label = str(cand.get("label"))
             rows.append(
                 {
-                    "seq": d.get("seq"),
-                    "year": d.get("year"),
-                    "rule": _scalar(d.get("rule")),
-                    "source": _scalar(d.get("source")),
-                    "voters": _scalar(d.get("voters")),
+                    **_round_head(d),
                     "label": label,
                     "origin": _scalar(cand.get("origin")),
                     "share": _number(shares.get(label)),
@@ -181,6 +177,17 @@ def votes_table(events: list[AnyEvent]) -> pd.DataFrame:
                 }
             )
     return frame(rows, VOTE_COLUMNS)
+
+
+def _round_head(d: dict[str, Any]) -> dict[str, Any]:
+    """The columns a vote round's rows begin with (``votes`` and ``ballots``)."""
+    return {
+        "seq": d.get("seq"),
+        "year": d.get("year"),
+        "rule": _scalar(d.get("rule")),
+        "source": _scalar(d.get("source")),
+        "voters": _scalar(d.get("voters")),
+    }
 
 
 def ballot_text(ballot: Any) -> tuple[str | None, str | None]:
@@ -214,11 +221,7 @@ def ballots_table(events: list[AnyEvent], ids: typing.Sequence[str] = ()) -> pd.
             agent = _scalar(b.get("agent"))
             rows.append(
                 {
-                    "seq": d.get("seq"),
-                    "year": d.get("year"),
-                    "rule": _scalar(d.get("rule")),
-                    "source": _scalar(d.get("source")),
-                    "voters": _scalar(d.get("voters")),
+                    **_round_head(d),
                     "agent": agent,
                     "agent_index": index.get(agent) if isinstance(agent, str) else None,
                     "ballot": text,
