@@ -57,6 +57,7 @@ _wage_floor_option = click.option(
 @personas.command()
 @click.option(
     "--n",
+    "--agents",
     "n",
     type=click.IntRange(1, MAX_SAMPLE),
     default=1000,
@@ -200,6 +201,7 @@ def show(file: Path, index: int) -> None:
 @personas.command(name="validate")
 @click.option(
     "--n",
+    "--agents",
     "n",
     type=click.IntRange(100, MAX_SAMPLE),
     default=200_000,

@@ -27,21 +27,36 @@ if TYPE_CHECKING:
     from llmecon.agents.probe import Estimate, ProbeResult
 
 
+class _PersonaCount(click.IntRange):
+    """A number of personas; a bank given in its place (`run --personas BANK`) is told
+    where it goes."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+            self.fail(
+                f"{value!r} is not a number of personas (a bank goes in --bank {value})",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 @click.command()
 @click.argument("model_name", metavar="MODEL")
 @click.option(
     "--personas",
+    "--agents",
     "n_personas",
-    type=click.IntRange(2, None),
+    type=_PersonaCount(2, None),
     default=24,
     show_default=True,
-    help="Number of personas sampled from the bank.",
+    help="Number of personas sampled from the bank (--agents, as `run` calls it).",
 )
 @click.option(
     "--bank",
     default="default",
     show_default=True,
-    help="Persona bank: 'default' (shipped) or a JSONL file.",
+    help="Persona bank: 'default' (shipped) or a JSONL file (what `run` calls --personas).",
 )
 @click.option(
     "--seed",

@@ -353,3 +353,21 @@ def test_the_probes_bar_ends_when_the_probe_stops_early(monkeypatch: pytest.Monk
     shown = screen.getvalue()
     assert "\x1b[?25l" in shown and shown.rfind("\x1b[?25h") > shown.rfind("\x1b[?25l")
     counter.close()  # twice is harmless
+
+
+def test_probe_and_personas_take_the_runs_option_names(tmp_path: Path) -> None:
+    """`run` counts personas with --agents and names the bank --personas; probe and
+    `personas sample` called the count --personas and --n, and `probe --personas
+    default` (a run's habit) said only "'default' is not a valid integer range"."""
+    args = ["probe", "scripted/reference", "--agents", "2", "--bootstrap", "100"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((tmp_path / "p.json").read_text())["personas"]) == 2
+    bank = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "default"])
+    assert bank.exit_code == 2
+    said = " ".join(bank.output.split())
+    assert "'default' is not a number of personas (a bank goes in --bank default)" in said
+    sample = ["personas", "sample", "--agents", "5", "--out", str(tmp_path / "b.jsonl")]
+    made = CliRunner().invoke(main, sample)
+    assert made.exit_code == 0, made.output
+    assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 5
