@@ -39,6 +39,11 @@ _CONFIG_OPTION = click.option(
 )
 
 
+#: The tax year `prompts render` shows by default: one with a history and a planner
+#: prompt to show (the last year of a shorter run).
+DEFAULT_YEAR = 3
+
+
 def _run_settings(
     config_file: str | None, prompts_dir: str | None
 ) -> tuple[str | None, dict[str, object], dict[str, int]]:
@@ -142,10 +147,10 @@ def list_templates(prompts_dir: str | None) -> None:
 @click.option(
     "--year",
     type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
+    default=None,
     help="Tax year (1 is the first, as prompts and the run display count); earlier "
-    "years are simulated with rational workers.",
+    "years are simulated with rational workers.  [default: 3, or the last year of "
+    "--config's run when it has fewer]",
 )
 @click.option(
     "--personas", default=None, help="Persona bank. [default: the config's, else default]"
@@ -155,7 +160,7 @@ def list_templates(prompts_dir: str | None) -> None:
 def render(
     name: str,
     persona: int,
-    year: int,
+    year: int | None,
     personas: str | None,
     prompts_dir: str | None,
     config_file: str | None,
@@ -192,6 +197,8 @@ def render(
                 )
             agents = min(agents, size)
 
+        if year is None:
+            year = min(DEFAULT_YEAR, population.get("years") or DEFAULT_YEAR)
         if "years" in population and year > population["years"]:
             raise click.ClickException(
                 f"--year {year}: the run of {config_file} has {population['years']} tax "
