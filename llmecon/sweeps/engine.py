@@ -151,7 +151,9 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
         known = {e["cell_id"] for e in old["cells"]}
         if "settings_identity" in old:  # resolved settings: a spelled-out default is one
             drop = {*old.get("axes", []), *axes}
-            before = {k: v for k, v in old["settings_identity"].items() if k not in drop}
+            before = {  # unset settings: left out since, and for a later release's fields
+                k: v for k, v in old["settings_identity"].items() if k not in drop and v is not None
+            }
             before = by_content(before)  # an earlier release recorded the paths
             after = {k: v for k, v in settings.items() if k not in drop}
         else:  # a folder of an earlier release: its settings as they were given

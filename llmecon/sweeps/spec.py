@@ -191,12 +191,14 @@ def axis_values(config: Mapping[str, Any], axes: Iterable[str]) -> dict[str, Any
 
 def identity(config: RunConfig, varying: Iterable[str] = ()) -> dict[str, Any]:
     """The settings that say what a cell computes: the resolved config without its
-    seed, output folder, run id and run-wide operational settings (an operational
-    setting that is an axis of the sweep stays: it tells cells apart). A persona bank
+    seed, output folder, run id, run-wide operational settings (an operational
+    setting that is an axis of the sweep stays: it tells cells apart) and unset ones. A persona bank
     and a templates folder count by their content, not by how their path is spelled
     (``personas/a.jsonl``, ``./personas/a.jsonl`` or an absolute path name one cell;
     an edited bank names another)."""
-    data = config.resolved().model_dump(mode="json")
+    # unset settings (None) are left out: a setting a later release adds, unset, leaves
+    # the hashes of every sweep before it as they were, so a re-run finds its cells
+    data = {k: v for k, v in config.resolved().model_dump(mode="json").items() if v is not None}
     keep = set(varying) - {"seed"}
     for name in (*SWEEP_OWNED, "seed", *OPERATIONAL_FIELDS):
         if name not in keep:

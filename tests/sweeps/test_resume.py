@@ -304,3 +304,28 @@ def test_cells_a_template_stopped_are_finished_by_mending_their_copies(tmp_path:
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     assert again.output.count("resumed, completed") == 2
+
+
+def test_an_unset_setting_leaves_the_cell_ids_as_they_were(tmp_path: Path) -> None:
+    """A cell's id hashed every setting of the resolved config, unset ones (null)
+    included: a release that adds a setting (worker_max_tokens, say) renamed every cell,
+    and a re-run of a sweep no longer found its cells (a test's subprocess running the
+    newer code went to another sweep folder)."""
+    import json
+
+    from llmecon.runs import build_config
+    from llmecon.sweeps.spec import identity
+
+    config = build_config(overrides={"planner": "ucb", "workers": "rational", "agents": 6})
+    assert config.worker_temperature is None  # an unset setting…
+    assert None not in identity(config).values()  # …is not part of what a cell computes
+    base = ["--planners", "ucb", "--workers", "rational", "--agents", "6", "--years", "2",
+            "--out", str(tmp_path), "--name", "s"]  # fmt: skip
+    _sweep_cli("--seeds", "0", *base)
+    # a folder whose manifest lists a null setting (as releases before this wrote every
+    # unset one) still takes its sweep
+    file = tmp_path / "s" / "sweep.json"
+    manifest = json.loads(file.read_text())
+    manifest["settings_identity"]["a_setting_of_an_earlier_release"] = None
+    file.write_text(json.dumps(manifest))
+    assert "1 of 2 cells already completed" in _sweep_cli("--seeds", "0-1", *base)
