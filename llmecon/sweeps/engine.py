@@ -180,7 +180,8 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
             raise ConfigError(
                 f"{directory} holds these cells under other ids ({was} there, {now_id} "
                 "now): a persona bank or templates folder they use has changed since, or "
-                "an earlier llmecon named them by its path. Re-run here, each would run "
+                "an earlier llmecon named them otherwise (by a path, or with its unset "
+                "settings). Re-run here, each would run "
                 "again beside its old folder: give this sweep another --name (the old "
                 "folder stays as it is)"
             )
