@@ -42,13 +42,14 @@ def write_report(
     so an interrupted report never leaves a truncated page. Raises
     :class:`~llmecon.runs.log.RunLogError` (before reading anything) when ``out`` is a
     file of a run (``events.jsonl``, ``manifest.json``, …) or any other file in a run
-    folder that is not an llmecon report, and (after reading) when a folder is a copy of
+    folder that is not an llmecon report, or lies in the folder of a run or sweep other
+    than the one run reported, and (after reading) when a folder is a copy of
     another's run (it would be drawn as one more seed); two runs that share a run id
     (cells of two sweeps) are labelled apart. ``progress`` is told
     each step (a message).
     """
     path = Path(out)
-    check_report_path(path)
+    check_report_path(path, own=run_dirs[0] if len(run_dirs) == 1 else None)
     runs: list[RunData] = []
     for d in run_dirs:
         if progress is not None:
@@ -69,7 +70,7 @@ def write_sweep_report(
 
     directory = Path(sweep_dir)
     path = Path(out) if out is not None else directory / REPORT_NAME
-    check_report_path(path)
+    check_report_path(path, own=directory)
     html = render_sweep_report(load_sweep(directory), title)
     return _write_html(path, html)
 

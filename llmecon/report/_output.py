@@ -2,7 +2,8 @@
 
 A run folder (``manifest.json``, ``events.jsonl``, ``personas.jsonl``, ``years.csv``,
 ``events.interrupted-<n>.jsonl``) is the record of a run; a report goes next to it only
-under a name of its own: ``report.html``, another llmecon report, or a new file.
+under a name of its own: ``report.html``, another llmecon report, or a new file, and
+only a report of that run alone (a sweep's page only in its own sweep folder).
 (``llmecon export`` refuses to write into a run folder at all.)
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmecon.report._html import GENERATOR_META
-from llmecon.runs.log import RunLogError, is_run_folder
+from llmecon.runs.log import RunLogError, is_run_folder, is_sweep_folder
 from llmecon.sweeps.results import record_file_reason
 
 #: The report's file name in a run folder (``llmecon report RUN``).
@@ -34,11 +35,13 @@ def is_llmecon_report(path: Path) -> bool:
     return GENERATOR_META.encode() in head
 
 
-def check_report_path(path: str | Path) -> None:
-    """Refuse (:class:`RunLogError`) to write a report over a run's file.
+def check_report_path(path: str | Path, own: str | Path | None = None) -> None:
+    """Refuse (:class:`RunLogError`) to write a report over a run's file, or into the
+    folder of a run or sweep other than ``own`` (the one run or sweep reported; ``None``
+    for several runs): that folder's ``report.html`` is about its own run.
 
-    In a run folder the report may create a new file, or replace ``report.html`` or
-    another llmecon report; anything else already there is the run's (or the user's).
+    In its own run folder the report may create a new file, or replace ``report.html``
+    or another llmecon report; anything else already there is the run's (or the user's).
     """
     given = Path(path)
     entry = _entry(given)
@@ -47,6 +50,14 @@ def check_report_path(path: str | Path) -> None:
     reason = record_file_reason(entry)
     if reason is not None:
         raise RunLogError(f"refusing to write the report over {given}: {reason}")
+    folder = entry.parent
+    theirs = "run" if is_run_folder(folder) else "sweep" if is_sweep_folder(folder) else None
+    if theirs is not None and (own is None or Path(own).resolve() != folder):
+        raise RunLogError(
+            f"refusing to write the report into {given.parent}: it is a {theirs} folder "
+            f"and the report is not of that {theirs} alone (its report.html would be "
+            "replaced); pass --out a file or folder of its own (default RUN/report.html)"
+        )
     if (
         is_run_folder(entry.parent)
         and (entry.exists() or entry.is_symlink())

@@ -317,3 +317,26 @@ def test_a_symlink_into_a_runs_record_is_refused_and_a_projects_manifest_is_no_r
                     "--name", "s")  # fmt: skip
     assert swept.exit_code == 0, swept.output
     assert (project / "runs" / "r" / "analysis" / "s" / "sweep.json").is_file()
+
+
+def test_report_refuses_another_runs_or_sweeps_folder(run: Path, tmp_path: Path) -> None:
+    """A trial found ``report RUN --out OTHER_RUN`` replaced the other run's report.html
+    with a page about RUN; export refused the same --out."""
+    other = craft_run(tmp_path / "other", run_id="other", hostile=False, votes=False)
+    assert _invoke("report", str(other)).exit_code == 0  # other's own report.html
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text("{}")
+    before, before_sweep = _snapshot(other), _snapshot(sweep)
+    for out in (other, f"{other}/", other / "report.html", other / "mine.html", sweep):
+        result = _invoke("report", str(run), "--out", str(out))
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), out
+        said = " ".join(result.output.split())
+        assert "refusing to write the report into" in said and "folder" in said, out
+        assert "Traceback" not in said
+    several = _invoke("report", str(run), str(other), "--out", str(other / "both.html"))
+    assert several.exit_code == 1 and "it is a run folder" in " ".join(several.output.split())
+    assert _snapshot(other) == before and _snapshot(sweep) == before_sweep
+    assert not (run / "report.html").exists()
+    assert _invoke("report", str(run), "--out", f"{run}/").exit_code == 0  # its own folder
+    assert (run / "report.html").is_file()
