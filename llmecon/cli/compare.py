@@ -72,7 +72,9 @@ def compare_options(func: F) -> F:
 @click.option(
     "--planners",
     help="Comma-separated planners to compare (baselines, or models for an LLM planner); "
-    "a planner's own commas stay with it (fixed:10,12,22,24,32,35,37). "
+    "a planner's own commas stay with it (fixed:10,12,22,24,32,35,37). Rates of flat: "
+    "and fixed: are fractions when none exceeds 1, else percent, and percent with a %: "
+    "flat:1 is a 100 % tax, flat:1% is 1 %. "
     f"[default: {','.join(DEFAULT_PLANNERS)}, and the preset's planner if it sets one]",
 )
 @click.option(
@@ -129,6 +131,7 @@ def compare(
     """
     from llmecon.api import compare as compare_planners
     from llmecon.api import compare_config, default_planners
+    from llmecon.planners import rate_unit_warning
     from llmecon.sweeps import import_ray, parse_seeds, split_values
     from llmecon.sweeps.backends import default_jobs
     from llmecon.sweeps.notes import shown_metrics
@@ -150,6 +153,8 @@ def compare(
                     f"planners: {', '.join(names)} (the default list and the "
                     f"{base.preset} preset's {names[-1]}; --planners to choose)"
                 )
+        for said in filter(None, (rate_unit_warning(str(n)) for n in names)):
+            console.print(f"[yellow]warning[/]: {said}", highlight=False)
         seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
         n_jobs = (
             jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())

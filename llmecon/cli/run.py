@@ -73,7 +73,7 @@ def run(
       llmecon run --config experiment.yaml --seed 3
       llmecon run --preset llm-economist-2025 --planner gpt-4o --agents 100
     """
-    from llmecon.planners import planner_warning
+    from llmecon.planners import planner_warning, rate_unit_warning
     from llmecon.runs import build_config, build_simulation
 
     overrides = config_overrides(options)
@@ -129,6 +129,8 @@ def run(
             ]
             for note in notes:
                 console.print(f"[yellow]note[/]: {note}")
+            if (said := rate_unit_warning(config.planner)) is not None:
+                console.print(f"[yellow]warning[/]: {said}", highlight=False)
             if (said := planner_warning(sim.planner, config.years or 0)) is not None:
                 console.print(f"[yellow]warning[/]: {said}")
             run_with_display(sim, config.years or 0, config.reference)

@@ -501,6 +501,7 @@ def sweep(
       llmecon sweep --planners gpt-4o --elasticity 0.2,0.4,0.8 --seeds 0-2 --max-cost 20
       llmecon sweep --config sweep.yaml --ray
     """
+    from llmecon.planners import rate_unit_warning
     from llmecon.sweeps import SweepSpec, import_ray, read_sweep_file, split_values
     from llmecon.sweeps.backends import default_jobs
 
@@ -533,6 +534,9 @@ def sweep(
         cells = spec.expand()
         for note in idle_axes(spec.varying, cells):
             console.print(f"[yellow]note[/]: {note}", highlight=False)
+        planners = dict.fromkeys(str(cell.settings["planner"]) for cell in cells)
+        for said in filter(None, map(rate_unit_warning, planners)):
+            console.print(f"[yellow]warning[/]: {said}", highlight=False)
         if csv_path:
             _check_csv(csv_path, spec.directory(cells))
         if dry_run:

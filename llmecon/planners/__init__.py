@@ -18,7 +18,7 @@ from llmecon.planners.base import (
     planner_warning,
     register_planner,
 )
-from llmecon.planners.fixed import FixedPlanner
+from llmecon.planners.fixed import FixedPlanner, rate_unit_warning
 from llmecon.planners.oracle import OraclePlanner, OracleResult, optimal_rates
 from llmecon.planners.saez import (
     EmpiricalSaezPlanner,
@@ -54,6 +54,7 @@ __all__ = [
     "parse_rates",
     "planner_names",
     "planner_warning",
+    "rate_unit_warning",
     "register_planner",
     "saez_bracket_rates",
     "saez_weights",

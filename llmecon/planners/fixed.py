@@ -26,6 +26,29 @@ class FixedPlanner:
         return self.schedule
 
 
+def rate_unit_warning(spec: str) -> str | None:
+    """The warning for a ``flat:``/``fixed:`` spec that sets a 100 % rate by a ``1``
+    written without ``%`` (its rates all at most 1, so read as fractions by
+    :func:`~llmecon.planners.base.parse_rates`), where 1 % may have been meant; else
+    ``None``. The spec's parsing is not changed."""
+    name, _, arg = spec.partition(":")
+    if name.strip().lower() not in ("flat", "fixed") or "%" in arg:
+        return None
+    try:
+        values = [float(x) for x in arg.split(",") if x.strip()]
+    except ValueError:
+        return None  # parse_rates says what is wrong
+    if not values or any(v > 1 for v in values) or 1 not in values:
+        return None
+    written = spec.strip()
+    return (
+        f"{written} is a 100 % rate: rates ≤ 1 are fractions; write {written}% for 1 %"
+        if len(values) == 1
+        else f"{written}: its 1 is a 100 % rate: rates ≤ 1 are fractions (when none exceeds "
+        "1); for 1 %, write every rate in percent with a % (fixed:10%,1%,…)"
+    )
+
+
 @register_planner("none", "free market: every marginal rate 0")
 def _none(ctx: PlannerContext, arg: str | None) -> FixedPlanner:
     return FixedPlanner("none", ctx.schedule([0.0] * ctx.n_brackets))

@@ -155,7 +155,9 @@ class RunConfig(BaseModel):
     ] = Field(DEFAULT_MODEL, json_schema_extra=_AGENTS)
     """Planner: a baseline planner or a model name for the LLM planner (``gpt-4o``,
     ``claude-…``, ``<provider>/<model>``, ``local/smollm2-135m``, ``mock/default``).
-    Default: the embedded offline model."""
+    Default: the embedded offline model. Rates of ``flat:`` and ``fixed:`` are fractions
+    when none exceeds 1, else percent, and percent with a ``%``: ``flat:1`` is a 100 %
+    tax, ``flat:1%`` and ``flat:0.01`` are 1 %, ``flat:25`` is 25 %."""
 
     workers: str | None = Field(None, json_schema_extra=_AGENTS)
     """``rational`` (exact best response) or a model name for LLM workers. Default: the

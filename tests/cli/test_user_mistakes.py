@@ -530,3 +530,39 @@ def test_compare_takes_rational_workers_and_says_why_it_refuses_others(tmp_path:
     said = _clean_error(_invoke(*base, "--workers-api-base", "http://localhost:1/v1"))
     assert "No such option" in said
     assert "--voters-api-base" in CliRunner().invoke(main, ["compare", "--help"]).output
+
+
+def test_a_flat_or_fixed_rate_of_1_warns_that_it_is_100_percent(tmp_path: Path) -> None:
+    """A trial found ``flat:1`` (a 100 % tax) enacted without a word, where 1 % was
+    meant; --help now says how rates are read, and the parsing stays as it was."""
+    small = ["--workers", "rational", "--agents", "20", "--years", "1", "--no-reference"]
+    said = "flat:1 is a 100 % rate: rates ≤ 1 are fractions; write flat:1% for 1 %"
+    for planner, warned in (
+        ("flat:1", said),
+        ("flat:1.0", "flat:1.0 is a 100 % rate"),
+        (
+            "fixed:0.1,1,0.2,0.3,0.3,0.3,0.3",
+            "fixed:0.1,1,0.2,0.3,0.3,0.3,0.3: its 1 is a 100 % rate",
+        ),
+        ("flat:1%", None),
+        ("flat:0.3", None),
+        ("fixed:10,1,22,24,32,35,37", None),  # percent: its 1 is 1 %
+    ):
+        result = CliRunner().invoke(
+            main, ["run", "--planner", planner, *small, "--out", str(tmp_path / "runs")]
+        )
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        if warned is None:
+            assert "100 % rate" not in text, planner
+        else:
+            assert f"warning: {warned}" in text, planner
+    swept = CliRunner().invoke(
+        main,
+        ["sweep", "--planners", "flat:1,saez", *small[:-1], "--seeds", "0", "--dry-run",
+         "--out", str(tmp_path / "sweeps")],
+    )  # fmt: skip
+    assert swept.exit_code == 0 and f"warning: {said}" in " ".join(swept.output.split())
+    for command in (["run"], ["compare"], ["sweep"]):
+        shown = " ".join(CliRunner().invoke(main, [*command, "--help"]).output.split())
+        assert "flat:1 is a 100 % tax" in shown and "flat:1% " in shown, command
