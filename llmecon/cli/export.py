@@ -161,6 +161,11 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     is written atomically (an interrupted export leaves the previous file or the new
     one, never a truncated one); nothing in the run folder is changed but its own
     tables/ folder (the default --out).
+
+    \b
+    Examples:
+      llmecon export runs/my-run
+      llmecon export runs/my-run --format parquet --out my-run-tables
     """
     from llmecon._files import atomic_write, make_folder, os_reason
     from llmecon.runs.dataframes import load_run

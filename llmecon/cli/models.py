@@ -84,7 +84,14 @@ def test_model(
     max_retries: int,
     max_concurrency: int | None,
 ) -> None:
-    """Send MODEL one structured request; print the parsed reply, tokens and latency."""
+    """Send MODEL one structured request; print the parsed reply, tokens and latency.
+
+    \b
+    Examples:
+      llmecon models test mock/default
+      llmecon models test gpt-4o-mini
+      llmecon models test my-model --api-base http://localhost:8000/v1
+    """
     from llmecon.models import ChatMessage, GenerateConfig, ModelError, get_model
 
     messages = [

@@ -42,6 +42,11 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
     differ from the log, and 1 when the run is incomplete (killed or stopped early).
     With --rescore --swf X, prints every year's welfare recomputed under another social
     welfare function.
+
+    \b
+    Examples:
+      llmecon replay runs/my-run
+      llmecon replay runs/my-run --rescore --swf rawlsian
     """
     from llmecon.runs.recorded import ReplayMismatchError
     from llmecon.runs.replay import REL_TOL, replay_run, rescore_run
@@ -260,6 +265,11 @@ def resume(run_dir: str, **options: Any) -> None:
     how the run is carried out (a longer --timeout, another server, a larger
     --max-cost), never what it computes; for another experiment use
     `llmecon run --fork`. Exit codes as for `llmecon run`.
+
+    \b
+    Examples:
+      llmecon resume runs/my-run
+      llmecon resume runs/my-run --timeout 120 --max-cost 10
     """
     from llmecon.cli.run import run_with_display
     from llmecon.runs.log import read_manifest

@@ -165,3 +165,21 @@ def test_an_interrupt_outside_a_commands_own_handling_exits_130(
     result = CliRunner().invoke(main, ["export", "runs/x"])
     assert result.exit_code == 130, result.output
     assert "interrupted" in result.output and "Aborted" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        (["replay"], "llmecon replay runs/my-run"),
+        (["resume"], "llmecon resume runs/my-run"),
+        (["export"], "llmecon export runs/my-run"),
+        (["models", "test"], "llmecon models test mock/default"),
+    ],
+)
+def test_every_command_run_on_a_folder_or_model_has_an_example(
+    command: list[str], example: str
+) -> None:
+    """A trial found no example in these commands' --help, where run, report, sweep … have
+    an Examples block."""
+    shown = CliRunner().invoke(main, [*command, "--help"]).output
+    assert "\n  Examples:\n" in shown and f"\n    {example}\n" in shown
