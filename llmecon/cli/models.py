@@ -92,7 +92,14 @@ def test_model(
       llmecon models test gpt-4o-mini
       llmecon models test my-model --api-base http://localhost:8000/v1
     """
-    from llmecon.models import ChatMessage, GenerateConfig, ModelError, get_model
+    from llmecon.models import (
+        ChatMessage,
+        GenerateConfig,
+        ModelError,
+        UnknownModelError,
+        get_model,
+    )
+    from llmecon.runs.wiring import unknown_name_hint
 
     messages = [
         ChatMessage(role="system", content="You are a nurse earning $38 an hour."),
@@ -137,5 +144,7 @@ def test_model(
 
     try:
         asyncio.run(run())
+    except UnknownModelError as exc:  # as run says it: with what the name may have meant
+        raise click.ClickException(f"{exc}{unknown_name_hint(model, 'model')}") from None
     except ModelError as exc:  # messages are already redacted
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+        raise click.ClickException(str(exc)) from None

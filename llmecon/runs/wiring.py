@@ -553,14 +553,15 @@ KNOWN_MODELS = ("local/smollm2-135m", "scripted/reference", "mock/default")
 def unknown_name_hint(name: str, role: str) -> str:
     """What a misspelt model (or, for the planner, baseline) name may have meant:
     ``"; did you mean 'saez'?"`` and, for the planner, the baseline planners; ``""``
-    when nothing is close."""
+    when nothing is close. ``role`` ``"model"``: a model alone (``llmecon models
+    test``), neither a baseline nor ``rational``."""
     import difflib
 
     from llmecon.models._registry import ALIASES
     from llmecon.planners import planner_names
 
     baselines = list(planner_names()) if role == "planner" else []
-    exact = [] if role == "planner" else ["rational"]  # workers and voters
+    exact = [] if role in ("planner", "model") else ["rational"]  # workers and voters
     known = [*baselines, *exact, *ALIASES, *KNOWN_MODELS]
     close = difflib.get_close_matches(name.strip(), known, n=2, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

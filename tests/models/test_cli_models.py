@@ -36,7 +36,8 @@ def test_models_test_against_fake_server(monkeypatch):
     with FakeOpenAIServer(faults=["401"]) as server:
         failed = CliRunner().invoke(main, ["models", "test", "fake", "--api-base", server.base_url])
         ok = CliRunner().invoke(main, ["models", "test", "fake", "--api-base", server.base_url])
-    assert failed.exit_code == 1 and "AuthError" in failed.output and SENTINEL not in failed.output
+    assert failed.exit_code == 1 and SENTINEL not in failed.output
+    assert failed.output.startswith("Error: ") and "AuthError" not in failed.output
     assert "check LLMECON_API_KEY" in " ".join(failed.output.split())  # the key it sent
     assert ok.exit_code == 0 and "parsed:" in ok.output
 
@@ -46,7 +47,20 @@ def test_models_test_missing_key_message(monkeypatch):
     result = CliRunner().invoke(main, ["models", "test", "gpt-4o"])
     assert result.exit_code == 1
     said = " ".join(result.output.split())
-    assert "OPENAI_API_KEY is not set: set it, or give this role the embedded model" in said
+    assert said.startswith("Error: OPENAI_API_KEY is not set: set it, or give this role the")
+    assert "MissingKeyError" not in said
+
+
+def test_models_test_an_unknown_model_is_a_plain_line_with_did_you_mean():
+    """A trial found ``Error: UnknownModelError: …`` and no hint, where ``run --planner
+    smollm`` suggests 'smollm2-135m'."""
+    result = CliRunner().invoke(main, ["models", "test", "smollm"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert said.startswith("Error: unknown model 'smollm'") and "UnknownModelError" not in said
+    assert said.endswith("did you mean 'smollm2-135m'?")
+    assert "baseline planners" not in said  # a model, not a planner
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_a_run_names_the_role_whose_key_is_missing(monkeypatch, tmp_path):
