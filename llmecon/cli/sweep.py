@@ -220,7 +220,8 @@ class SweepDisplay(LiveDisplay):
             self.failed += 1
         elif status != "completed":
             self.unfinished += 1
-        for w in result.get("warnings") or []:
+        said = result.get("planner_warning")  # a bandit still exploring, say: in the summary
+        for w in [*([said] if isinstance(said, str) else []), *(result.get("warnings") or [])]:
             self.warnings.setdefault(w, []).append(str(cell.cell_id))
         self.refresh()
         if action == "skipped" or self.live:

@@ -195,8 +195,9 @@ def planner_warning(planner: Any, years: int) -> str | None:
     at_least = f"{needed:,}".replace(",", " ")
     return (
         f"{planner.name}: {years} tax years cannot try each of its {arms} once, so its "
-        "final schedule is an arm it is still exploring (UCB: the next untried one, in arm "
-        f"order), not one it learnt is best; run at least {at_least} years"
+        "final schedule is an arm it is still exploring"
+        + (" (the next untried one, in arm order)" if "ucb" in str(planner.name) else "")
+        + f", not one it learnt is best; run at least {at_least} years"
         + (", or a coarser grid (:step=…)" if "joint" in str(planner.name) else "")
     )
 

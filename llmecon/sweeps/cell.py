@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmecon.economy import gain_closed
+from llmecon.planners import SaezConvergenceWarning
 from llmecon.runs.events import RunStarted
 from llmecon.runs.log import EVENTS_NAME, MANIFEST_NAME, RunLogError
 from llmecon.runs.loop import RunResult, years_row
@@ -276,7 +277,12 @@ def run_cell_full(
         except Exception as exc:  # any other failure is this cell's, not the sweep's
             out = {"action": "error", "status": "error", "error": f"{type(exc).__name__}: {exc}"}
     messages: list[str] = []
+    # the run summary's planner_warning (shown with the cell's warnings) says what the
+    # planner's own warning does, in the run's words
+    said_by_summary = isinstance(out.get("planner_warning"), str)
     for w in caught:
+        if said_by_summary and issubclass(w.category, SaezConvergenceWarning):
+            continue
         text = f"{w.category.__name__}: {w.message}"
         if text not in messages:
             messages.append(text)
