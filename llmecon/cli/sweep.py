@@ -541,10 +541,25 @@ def sweep(
         if csv_path:
             _check_csv(csv_path, spec.directory(cells))
         if dry_run:
+            import contextlib
+
+            from llmecon.runs.log import RunLogError
+            from llmecon.sweeps.cell import folder_state
+            from llmecon.sweeps.engine import sweep_manifest
+
+            directory = spec.directory(cells)
+            sweep_manifest(directory, spec, cells)  # the folder takes this sweep
+            done = set()
+            for cell in cells:
+                with contextlib.suppress(RunLogError):  # unreadable: the sweep says so
+                    if folder_state(directory / cell.cell_id) == "completed":
+                        done.add(cell.cell_id)
             for cell in cells:
                 settings = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
-                out.print(f"{cell.cell_id}  {settings}")
-            out.print(f"{counted(len(cells), 'cell')} in {spec.directory(cells)}")
+                mark = "  (completed: skipped)" if cell.cell_id in done else ""
+                out.print(f"{cell.cell_id}  {settings}{mark}")
+            skipped = f", {len(done)} of them completed already" if done else ""
+            out.print(f"{counted(len(cells), 'cell')} in {directory}{skipped}")
             return
         n_jobs = (
             jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())

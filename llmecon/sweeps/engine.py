@@ -138,9 +138,21 @@ class SweepLock:
 
 
 def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
-    """Create or update ``sweep.json``. A folder holding another sweep (other base
-    settings) is refused; the same sweep with more cells (say more seeds) adds them."""
+    """Create or update ``sweep.json`` (:func:`sweep_manifest`)."""
+    manifest = sweep_manifest(directory, spec, cells)
+    make_folder(directory)
+    atomic_write_text(directory / SWEEP_MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def sweep_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
+    """The ``sweep.json`` the sweep writes in ``directory``, nothing written (a dry run
+    checks it too). A folder holding another sweep (other base settings) is refused
+    (:class:`ConfigError`); the same sweep with more cells (say more seeds) adds them,
+    and its grid to ``grids`` (each sweep's into the folder in turn; ``grid`` is this
+    one's)."""
     file = directory / SWEEP_MANIFEST
+    grids = [_jsonable(spec.grid)]
     identity = _jsonable(spec.base_identity())
     settings = _jsonable(spec.settings_identity(cells))
     entries = [{"cell_id": c.cell_id, "settings": _jsonable(c.settings)} for c in cells]
@@ -188,6 +200,7 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
         entries = old["cells"] + [e for e in entries if e["cell_id"] not in known]
         axes = list(dict.fromkeys([*old.get("axes", []), *axes]))
         created = old.get("created", now)
+        grids = [*old.get("grids", [old.get("grid") or {}]), *grids]
     else:
         created = now
     manifest = {
@@ -199,15 +212,14 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
         "base": _jsonable({k: v for k, v in spec.base.items() if v is not None}),
         "base_identity": identity,
         "settings_identity": settings,
-        "grid": _jsonable(spec.grid),
+        "grid": grids[-1],
+        "grids": grids,
         "list": _jsonable(spec.cells),
         "axes": axes,
         "max_cost": spec.max_cost,
         "cells": entries,
         "package_versions": package_versions(),
     }
-    make_folder(directory)
-    atomic_write_text(file, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

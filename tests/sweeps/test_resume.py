@@ -329,3 +329,27 @@ def test_an_unset_setting_leaves_the_cell_ids_as_they_were(tmp_path: Path) -> No
     manifest["settings_identity"]["a_setting_of_an_earlier_release"] = None
     file.write_text(json.dumps(manifest))
     assert "1 of 2 cells already completed" in _sweep_cli("--seeds", "0-1", *base)
+
+
+def test_a_dry_run_checks_the_folder_and_names_the_cells_done(tmp_path: Path) -> None:
+    """`--dry-run` said "8 cells in …" (exit 0) where the sweep itself then refused the
+    folder ("holds another sweep"), and did not say which cells were done; sweep.json's
+    `grid` held the last command's grid alone (seeds 5-7 of a folder of seeds 0-7)."""
+    import json
+
+    base = ["--planners", "saez", "--workers", "rational", "--years", "2", "--out",
+            str(tmp_path), "--name", "a"]  # fmt: skip
+    _sweep_cli("--agents", "6", "--seeds", "0-1", *base)
+    said = _sweep_cli("--agents", "6", "--seeds", "0-2", *base, "--dry-run")
+    assert "(completed: skipped)" in said and "3 cells in" in said
+    assert "2 of them completed already" in said
+    other = CliRunner().invoke(main, ["sweep", "--agents", "5", "--seeds", "0", *base,
+                                      "--dry-run"])  # fmt: skip
+    assert other.exit_code == 1
+    assert "holds another sweep (its base settings differ: agents: 6 there, 5 now)" in " ".join(
+        other.output.split()
+    )
+    _sweep_cli("--agents", "6", "--seeds", "2", *base)
+    manifest = json.loads((tmp_path / "a" / "sweep.json").read_text())
+    assert manifest["grids"] == [{"seed": [0, 1]}, {"seed": [2]}]
+    assert manifest["grid"] == {"seed": [2]}
