@@ -59,7 +59,7 @@ def parse_seeds(text: str | int | Sequence[Any]) -> list[int]:
     seeds: list[int] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
-            continue
+            raise ConfigError(f"seeds: {text!r} has an empty value between ','s")
         m = re.fullmatch(r"(\d+)\s*(?:-|\.\.)\s*(\d+)", part)
         if m:
             lo, hi = int(m[1]), int(m[2])
@@ -76,6 +76,7 @@ def parse_seeds(text: str | int | Sequence[Any]) -> list[int]:
             raise ConfigError(f"seeds: {part!r} is not a seed or a range (e.g. 0-9 or 0,3,5-7)")
     if not seeds:
         raise ConfigError("seeds: no seed given")
+    _once("seeds", seeds)
     return seeds
 
 
@@ -92,13 +93,24 @@ def split_values(name: str, text: str) -> list[str]:
     sep = ";" if name in SEMICOLON_FIELDS else ","
     values: list[str] = []
     for part in (v.strip() for v in text.split(sep)):
-        if not part:
-            continue
+        if not part:  # `0.2,,0.4`: a value left out, not a grid one value smaller
+            raise ConfigError(f"{name}: {text!r} has an empty value between {sep!r}s")
         if values and ":" in values[-1] and sep == "," and _ARGUMENT_PART.match(part):
             values[-1] += f",{part}"
         else:
             values.append(part)
+    _once(name, values)
     return values
+
+
+def _once(name: str, values: Sequence[Any]) -> None:
+    """Refuse a value given twice (:class:`ConfigError`): its cells would be one, and the
+    grid silently smaller than written."""
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(f"{name}: {value!r} is given twice")
+        seen.add(value)
 
 
 def _safe(text: str) -> str:

@@ -353,3 +353,23 @@ def test_a_dry_run_checks_the_folder_and_names_the_cells_done(tmp_path: Path) ->
     manifest = json.loads((tmp_path / "a" / "sweep.json").read_text())
     assert manifest["grids"] == [{"seed": [0, 1]}, {"seed": [2]}]
     assert manifest["grid"] == {"seed": [2]}
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--elasticity", "0.2,,0.4"], "elasticity: '0.2,,0.4' has an empty value between ','s"),
+        (["--planners", "saez,ucb,"], "planner: 'saez,ucb,' has an empty value between ','s"),
+        (["--planners", "saez,saez"], "planner: 'saez' is given twice"),
+        (["--seeds", "1,1"], "'1' is given twice"),
+    ],
+)
+def test_a_list_with_a_value_left_out_or_given_twice_is_refused(
+    tmp_path: Path, option: list[str], said: str
+) -> None:
+    # `--elasticity 0.2,,0.4` and `--planners saez,,ucb` ran 2 cells, `--seeds 1,1` one:
+    # a typo shrank the grid without a word.
+    args = ["sweep", "--planners", "ucb", "--workers", "rational", "--agents", "5", "--years",
+            "1", "--out", str(tmp_path), "--dry-run", *option]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and said in " ".join(result.output.split()), result.output
