@@ -133,6 +133,7 @@ def vote_rounds(events: list[AnyEvent]) -> list[dict[str, Any]]:
         if e.type == "vote_round":
             rounds.append(event_dict(e))
         elif e.type == "schedule_set":
+            # KEPT_ROUND of llmecon.voting.rounds (which writes it)
             kept = _mapping(getattr(e, "detail", None) or {}).get("vote_round")
             if isinstance(kept, dict):
                 rounds.append({**kept, "seq": getattr(e, "seq", None), "kept": True})

@@ -678,14 +678,14 @@ KEPT_ROUND = "vote_round"
 def kept_vote_rounds(events: Iterable[Event]) -> dict[int, dict[str, Any]]:
     """``{year: the vote round as a JSON dict}`` from a log: its ``vote_round`` events
     and the rounds a fork keeps in its ``replayed`` years' details (:data:`KEPT_ROUND`),
-    to copy them into a fork of it."""
-    rounds: dict[int, dict[str, Any]] = {}
-    for e in events:
-        if isinstance(e, VoteRound):
-            rounds[e.year] = e.model_dump(mode="json", exclude={"seq", "time"})
-        elif isinstance(e, ScheduleSet) and isinstance(e.detail.get(KEPT_ROUND), dict):
-            rounds[e.year] = dict(e.detail[KEPT_ROUND])
-    return rounds
+    to copy them into a fork of it (the rounds the ``votes`` table reads,
+    :func:`~llmecon.runs.event_tables.vote_rounds`, without the place in the log)."""
+    from llmecon.runs.event_tables import vote_rounds
+
+    mark = ("seq", "time", "kept")
+    return {
+        d["year"]: {k: v for k, v in d.items() if k not in mark} for d in vote_rounds(list(events))
+    }
 
 
 def vote_leaders(events: Iterable[Event]) -> dict[int, str]:
