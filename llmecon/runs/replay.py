@@ -496,9 +496,8 @@ def exact_tie_note(event: VoteRound) -> str | None:
     if share <= 0:
         return None
     total = top / share  # what the shares divide by
-    close_by = [
-        k for k, v in event.scores.items() if k != winner and v >= top - rules.TIE_TOLERANCE * total
-    ]
+    near = rules.tied_for_top(event.scores, list(event.scores), rules.TIE_TOLERANCE * total)
+    close_by = [k for k in near if k != winner]
     if not close_by:
         return None
     other = close_by[0]

@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import string
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -284,6 +284,13 @@ class Tally:
         return 0.0
 
 
+def tied_for_top(scores: Mapping[str, float], labels: Sequence[str], tol: float) -> tuple[str, ...]:
+    """The ``labels`` whose score is within ``tol`` (absolute) of the top one, in their
+    order: the labels a count's draw picks among (:data:`TIE_TOLERANCE`)."""
+    top = max(scores[label] for label in labels)
+    return tuple(label for label in labels if scores[label] >= top - tol)
+
+
 def tally(
     rule: str,
     ballots: Sequence[Ballot | None],
@@ -351,13 +358,11 @@ def tally(
     # No valid ballot, or only weightless ones: nothing was decided.
     if (valid == 0 or valid_weight == 0) and fallback is not None:
         return found
-    top = max(scores.values())
     # Weighted scores are float sums in ballot order: equal weights on two sides can
     # add up one ulp apart, which is a tie, not a win (TIE_TOLERANCE).
     if tolerance is None:
         tolerance = TIE_TOLERANCE
-    tol = tolerance * total if weights is not None else 0.0
-    tied = tuple(label for label in labels if scores[label] >= top - tol)
+    tied = tied_for_top(scores, labels, tolerance * total if weights is not None else 0.0)
     winner = tied[int(rng.integers(len(tied)))] if len(tied) > 1 else tied[0]
     return dataclasses.replace(found, winner=winner, tied=tied if len(tied) > 1 else ())
 
