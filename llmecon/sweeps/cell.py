@@ -65,10 +65,9 @@ def cell_metrics(
     ``cost_usd`` is ``None`` (unknown) when the summary says some call's cost is not
     known, as the run's own summary does (``cost_known_usd`` keeps the known part,
     ``cost_unknown_calls`` counts the others)."""
-    # a summary logged before cost_unknown_calls was has cost_usd null for them
-    unknown = summary.get("cost_unknown_calls") or (
-        "cost_usd" in summary and summary["cost_usd"] is None
-    )
+    # the summary's cost is null when a call's is unknown (a log before
+    # cost_unknown_calls was included); absent in a run without models: known, $0
+    unknown = "cost_usd" in summary and summary["cost_usd"] is None
     out: dict[str, Any] = {
         "status": status,
         "error": error,
