@@ -55,7 +55,7 @@ from llmecon.models import (
 from llmecon.models._fleet import ApiBase
 from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
 from llmecon.prompts import RENDERING, PromptError, PromptLibrary
-from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.runs.config import NAMED_PERSONAS, ConfigError, RunConfig
 from llmecon.runs.guard import CircuitBreaker
 from llmecon.runs.log import (
     PROMPTS_COPY_NAME,
@@ -150,6 +150,15 @@ class PopulationSource:
         return {c: np.array([getattr(p, c) for p in self.bank]) for c in names}
 
 
+def _named_population(value: str) -> str | None:
+    """The named population (``default``, ``synthetic``) a mistyped ``--personas`` value
+    meant, if it is close to one."""
+    import difflib
+
+    close = difflib.get_close_matches(value.lower(), NAMED_PERSONAS, n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
 def build_population(config: RunConfig, rng: np.random.Generator) -> PopulationSource:
     """``synthetic``, the shipped bank (``default``; topped up by fresh draws from the
     sampler when more agents are asked for than it holds), or a bank file."""
@@ -166,6 +175,11 @@ def build_population(config: RunConfig, rng: np.random.Generator) -> PopulationS
     )
 
     path = default_bank_path() if config.personas == "default" else Path(config.personas)
+    if not path.exists() and (meant := _named_population(config.personas)) is not None:
+        raise ConfigError(
+            f"personas: {config.personas!r} is neither default, synthetic nor a persona "
+            f"file (not found: {path.absolute()}): did you mean {meant!r}?"
+        )
     try:
         bank = load_bank(path)
         if len(bank) >= n:

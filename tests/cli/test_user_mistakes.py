@@ -566,3 +566,19 @@ def test_a_flat_or_fixed_rate_of_1_warns_that_it_is_100_percent(tmp_path: Path) 
     for command in (["run"], ["compare"], ["sweep"]):
         shown = " ".join(CliRunner().invoke(main, [*command, "--help"]).output.split())
         assert "flat:1 is a 100 % tax" in shown and "flat:1% " in shown, command
+
+
+def test_a_mistyped_population_or_template_name_is_met_with_the_meant_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--personas defualt` said only "persona file not found: defualt", and `prompts
+    # render worker_sytem.j2` listed every template without pointing to the one meant.
+    monkeypatch.chdir(tmp_path)
+    args = ("run", "--planner", "saez", "--workers", "rational", "--agents", "5", "--years", "1")
+    said = _clean_error(_invoke(*args, "--personas", "defualt"), "did you mean 'default'?")
+    assert str(tmp_path / "defualt") in said
+    _clean_error(_invoke(*args, "--personas", "Synthetic"), "did you mean 'synthetic'?")
+    said = _clean_error(_invoke(*args, "--personas", "bank.jsonl"), "bank.jsonl")
+    assert "did you mean" not in said  # a file name is not a misspelt population
+    assert not (tmp_path / "runs").exists()
+    _clean_error(_invoke("prompts", "render", "worker_sytem.j2"), "did you mean worker_system.j2?")
