@@ -497,6 +497,7 @@ class LocalProvider(ModelProvider):
                 output_tokens=int(reply.get("output_tokens", 0)),
             ),
             cost_usd=0.0,
+            cut_off=bool(reply.get("cut_off")),
         )
 
     @staticmethod

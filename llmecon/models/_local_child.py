@@ -71,11 +71,14 @@ def _answer(llama: Any, request: Any) -> dict[str, Any]:
     try:
         result = llama.create_chat_completion(**args)
         usage = result.get("usage") or {}
+        choice = result["choices"][0]
         return {
             "ok": True,
-            "text": result["choices"][0]["message"].get("content") or "",
+            "text": choice["message"].get("content") or "",
             "input_tokens": int(usage.get("prompt_tokens", 0)),
             "output_tokens": int(usage.get("completion_tokens", 0)),
+            # stopped at max_tokens: a reply that does not parse then says why
+            "cut_off": choice.get("finish_reason") == "length",
         }
     except Exception as exc:  # e.g. a prompt longer than n_ctx
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

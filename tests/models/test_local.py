@@ -162,3 +162,34 @@ def test_batch_size_avoids_the_amx_crash(monkeypatch: pytest.MonkeyPatch) -> Non
     assert default_n_batch() == 1
     fake.llama_print_system_info = lambda: b"CPU : AVX2 = 1 | FMA = 1 | OPENMP = 1 |"  # type: ignore[attr-defined]
     assert default_n_batch() == 512
+
+
+def test_the_child_says_when_a_reply_stopped_at_max_tokens():
+    # The embedded model's replies never said they were cut: a reply cut at the token
+    # limit read as "JSONDecodeError: Expecting value" alone.
+    from llmecon.models._local_child import _answer
+
+    class Llama:
+        def __init__(self, finish: str) -> None:
+            self.finish = finish
+
+        def create_chat_completion(self, **_: object) -> dict:
+            return {
+                "choices": [{"message": {"content": '{"ho'}, "finish_reason": self.finish}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 3},
+            }
+
+    assert _answer(Llama("length"), {"messages": []})["cut_off"] is True
+    assert _answer(Llama("stop"), {"messages": []})["cut_off"] is False
+
+
+@pytest.mark.local_model
+@needs_llama
+def test_an_embedded_reply_cut_at_the_token_limit_says_so():
+    from llmecon.models import StructuredOutputError
+
+    model = get_model(
+        "local/smollm2-135m", config=GenerateConfig(max_tokens=3, max_repairs=0, timeout_s=120)
+    )
+    with pytest.raises(StructuredOutputError, match="cut off at the 3-token limit"):
+        asyncio.run(generate_once(model, PROMPT, WorkerDecision))
