@@ -73,6 +73,8 @@ class CallState:
         self.endpoint: str | None = None
         #: the provider batch that answered the first request, if any
         self.batch_id: str | None = None
+        #: the schema went as an instruction in the prompt, not as a request parameter
+        self.schema_in_prompt = False
 
     @property
     def usage(self) -> Usage:

@@ -60,6 +60,7 @@ from llmecon.models._schema import (
     StructuredSpec,
     parse_structured,
     repair_messages,
+    schema_instruction,
     spec_for,
     with_schema_instruction,
 )
@@ -246,6 +247,8 @@ class Model:
                     response = await self._request(convo, spec if native else None, cfg, state)
                 finally:
                     _ATTEMPT.reset(attempt)
+            if spec is not None and (not native or response.schema_in_prompt):
+                state.schema_in_prompt = True
             text = self._received(response.text, cfg, state)
             if spec is None:
                 return state.output(self.name, text, None)
@@ -686,6 +689,9 @@ class Model:
             repairs=state.repairs,
             endpoint=state.endpoint,
             batch_id=state.batch_id,
+            schema_instruction=(
+                schema_instruction(spec) if spec is not None and state.schema_in_prompt else None
+            ),
             **outcome,
         )
 

@@ -233,9 +233,11 @@ class OpenAIProvider(ModelProvider):
         self, messages: list[ChatMessage], spec: StructuredSpec | None, config: GenerateConfig
     ) -> ProviderResponse:
         if self.batcher is not None and self.batcher.enabled:
-            args = self._request_args(messages, spec, config)
+            dialect = self._dialect
+            args = self._request_args(messages, spec, config, dialect)
             reply = await self.batcher.submit(args["messages"], args.get("response_format"), config)
             if reply is not None:
+                reply.schema_in_prompt = spec is not None and dialect == "prompt"
                 return reply
         if self.transport == "http":
             # (Model bounds the request with config.timeout_s; a cancelled request
@@ -265,7 +267,7 @@ class OpenAIProvider(ModelProvider):
                     where,
                     key_hint=self._key_hint(),
                 )
-            return _chat_reply(raw, where)
+            return _sent_in(_chat_reply(raw, where), spec, dialect)
         return await self._generate_sdk(messages, spec, config)
 
     async def _generate_sdk(
@@ -301,7 +303,7 @@ class OpenAIProvider(ModelProvider):
                 ):
                     continue
                 raise error from None
-        return _chat_reply(raw, where)
+        return _sent_in(_chat_reply(raw, where), spec, dialect)
 
     def _http_body(
         self,
@@ -358,6 +360,14 @@ def _endpoint_path(api_base: str, path: str) -> str:
     parts = urlsplit(api_base)
     target = parts.path.rstrip("/") + path
     return f"{target}?{parts.query}" if parts.query else target
+
+
+def _sent_in(
+    reply: ProviderResponse, spec: StructuredSpec | None, dialect: str
+) -> ProviderResponse:
+    """``reply``, marked when its request carried the schema in the prompt."""
+    reply.schema_in_prompt = spec is not None and dialect == "prompt"
+    return reply
 
 
 def _chat_reply(raw: bytes, where: str) -> ProviderResponse:

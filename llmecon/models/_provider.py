@@ -62,6 +62,12 @@ class ProviderResponse:
     """The provider says the reply stopped at the output-token limit (``max_tokens``;
     OpenAI ``finish_reason`` ``length``, Anthropic ``stop_reason`` ``max_tokens``): a
     reply that does not parse then says why, rather than only what JSON is missing."""
+    schema_in_prompt: bool = False
+    """The provider sent the structured-output schema as an instruction appended to the
+    prompt (:func:`~llmecon.models._schema.with_schema_instruction`), not as a request
+    parameter: a self-hosted server that refused ``response_format``, or a recording of
+    such a call. The call record then names the instruction, so the log shows what was
+    sent."""
 
 
 class ModelProvider(ABC):

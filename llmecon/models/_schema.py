@@ -49,11 +49,20 @@ def schema_instruction(spec: StructuredSpec) -> str:
 
 def with_schema_instruction(messages: list[ChatMessage], spec: StructuredSpec) -> list[ChatMessage]:
     """``messages`` with the JSON instruction appended to the system message (or added)."""
-    instruction = schema_instruction(spec)
-    if messages and messages[0].role == "system":
-        first = ChatMessage(role="system", content=f"{messages[0].content}\n\n{instruction}")
-        return [first, *messages[1:]]
-    return [ChatMessage(role="system", content=instruction), *messages]
+    return [
+        ChatMessage(role=role, content=text)
+        for role, text in with_instruction(
+            [(m.role, m.content) for m in messages], schema_instruction(spec)
+        )
+    ]
+
+
+def with_instruction(messages: list[tuple[str, str]], instruction: str) -> list[tuple[str, str]]:
+    """(role, text) ``messages`` with ``instruction`` appended to the system message (or
+    added as one): what a request in prompt mode sends, and what a log shows of it."""
+    if messages and messages[0][0] == "system":
+        return [("system", f"{messages[0][1]}\n\n{instruction}"), *messages[1:]]
+    return [("system", instruction), *messages]
 
 
 #: Builds the user text of a re-ask from the (truncated) validation error.

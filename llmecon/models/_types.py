@@ -146,6 +146,11 @@ class CallRecord(BaseModel):
     batch_id: str | None = None
     """The provider batch that answered the call's first request (``None``: a
     synchronous call)."""
+    schema_instruction: str | None = None
+    """The JSON instruction appended to the system message of what was sent, when the
+    schema went in the prompt rather than as a request parameter (a provider without
+    structured output, ``structured_output: prompt``, or a server that refused
+    ``response_format``); ``None``: ``messages`` are what was sent."""
 
     @property
     def ok(self) -> bool:

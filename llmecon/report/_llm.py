@@ -417,6 +417,13 @@ def _call_details(run: ReportRun, call: Any) -> Markup:
         for m in refs
         if isinstance(m, dict)
     ]
+    if (instruction := _text(call.get("schema_instruction"))) and instruction in blobs:
+        blocks.append(
+            _block(
+                "appended to the system message (the schema, in the prompt)",
+                truncate(blobs[instruction], PROMPT_CHARS),
+            )
+        )
     outputs = json.loads(call["raw_outputs_json"] or "[]")
     raw = "\n--- re-ask ---\n".join(str(o) for o in outputs)
     error = _text(call["error_type"])

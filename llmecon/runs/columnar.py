@@ -107,12 +107,13 @@ def _schema() -> pa.Schema:
             ("new_blobs", pa.list_(text)),
             ("batch_id", text),
             ("usage_missing", pa.bool_()),
+            ("schema_instruction", text),
         ]
     )
 
 
 #: Columns added after format 3 first shipped: a file without one reads it as nulls.
-_OPTIONAL = frozenset({"batch_id", "usage_missing"})
+_OPTIONAL = frozenset({"batch_id", "usage_missing", "schema_instruction"})
 
 
 def canonical_json(value: Any) -> str:
@@ -143,6 +144,7 @@ _PLAIN = (
     "fallback",
     "batch_id",
     "usage_missing",
+    "schema_instruction",
 )
 
 
@@ -398,7 +400,7 @@ def call_columns(event: CallFile) -> dict[str, Any] | None:
         name: table.column(name).to_numpy(zero_copy_only=False) for name in numbers + flags
     }
     for name in (
-        *("role", "agent", "model", "endpoint", "batch_id", "schema_name"),
+        *("role", "agent", "model", "endpoint", "batch_id", "schema_name", "schema_instruction"),
         *("error_type", "error_message", "parsed_json", "templates_json", "messages_json"),
     ):
         out[name] = table.column(name).to_pandas()

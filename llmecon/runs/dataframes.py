@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from llmecon.economy import Economy, TaxSchedule, YearMetrics
+from llmecon.models._schema import with_instruction
 from llmecon.runs.event_tables import (
     BALLOT_COLUMNS,
     RATE_COLUMNS,
@@ -114,6 +115,7 @@ CALL_COLUMNS = (
     "endpoint",
     "batch_id",
     "schema_name",
+    "schema_instruction",
     "attempts",
     "raw_output",
     "raw_outputs_json",
@@ -190,7 +192,10 @@ class RunData:
             ``load_run(..., resolve_messages=True)`` also ``messages_text_json``);
             ``endpoint``: the server that served the call (a fleet's member; null in
             logs of format 1), ``batch_id``: the provider batch that answered it
-            (``--batch-api``; null for a synchronous call).
+            (``--batch-api``; null for a synchronous call), ``schema_instruction``: the
+            sha256 of the JSON instruction appended to the system message when the
+            schema went in the prompt (a server that refused ``response_format``; null
+            otherwise; ``messages_text_json`` shows the messages as sent).
         votes: one row per candidate of each ``vote_round`` event (``tied``: the
             candidate tied for the top score, the winner drawn among those by the seed).
         ballots: one row per voter of each ``vote_round`` event: its ballot as text
@@ -356,7 +361,7 @@ class RunData:
 
         for e in self.events:
             if isinstance(e, LLMCall) and e.seq == seq and agent in (None, e.agent):
-                return [(m.role, self.blobs.get(m.sha256, "")) for m in e.messages]
+                return _sent_pairs(self.texts(), e)
         files = [e for e in self.events if isinstance(e, CallFile) and e.seq == seq]
         calls = [c for c in iter_calls(files) if agent in (None, c.agent)]
         if len(calls) > 1:
@@ -367,8 +372,7 @@ class RunData:
         if not calls:
             which = f"seq {seq}" + ("" if agent is None else f" and agent {agent!r}")
             raise KeyError(f"no model call with {which}")
-        texts = self.texts()
-        return [(m.role, texts.get(m.sha256, "")) for m in calls[0].messages]
+        return _sent_pairs(self.texts(), calls[0])
 
     def texts(self) -> dict[str, str]:
         """Every prompt text the log holds, by sha256: the ``blob`` events' and those
@@ -565,6 +569,26 @@ def _agents_table(
     return table.astype({"archetype": "Int64"})  # null: not grouped (per-agent runs)
 
 
+def _sent_pairs(texts: dict[str, str], call: LLMCall) -> list[tuple[str, str]]:
+    """The (role, text) messages of ``call`` as they were sent (see :func:`_as_sent`)."""
+    refs = [m.model_dump() for m in call.messages]
+    return [
+        (str(m["role"]), m["content"] or "") for m in _as_sent(texts, refs, call.schema_instruction)
+    ]
+
+
+def _as_sent(
+    texts: dict[str, str], refs: list[dict[str, str]], instruction: str | None
+) -> list[dict[str, str | None]]:
+    """A call's ``{role, content}`` messages as they were sent, from their blob ``refs``
+    and the sha256 of the schema ``instruction`` appended in prompt mode (if any);
+    ``content`` null for a text the log lacks."""
+    pairs: list[tuple[str, str | None]] = [(m["role"], texts.get(m["sha256"])) for m in refs]
+    if instruction is not None and (said := texts.get(instruction)) is not None:
+        pairs = list(with_instruction([(r, t or "") for r, t in pairs], said))
+    return [{"role": role, "content": text} for role, text in pairs]
+
+
 def _prompt_texts(events: list[AnyEvent], blobs: dict[str, str]) -> dict[str, str]:
     """``blobs`` (the ``blob`` events' texts) and the texts stored in call files: a
     run of 1 000+ workers keeps a text in the file of its first use."""
@@ -599,8 +623,12 @@ def _calls_table(
                 rows = []
             if resolve_messages:
                 data["messages_text_json"] = [
-                    _json([{"role": m["role"], "content": blobs.get(m["sha256"])} for m in ms])
-                    for ms in map(json.loads, data["messages_json"])
+                    _json(_as_sent(blobs, ms, instruction))
+                    for ms, instruction in zip(
+                        map(json.loads, data["messages_json"]),
+                        data["schema_instruction"],
+                        strict=True,
+                    )
                 ]
             pieces.append(pd.DataFrame(data, columns=columns))
             continue
@@ -617,6 +645,7 @@ def _calls_table(
             "endpoint": e.endpoint,
             "batch_id": e.batch_id,
             "schema_name": e.schema_name,
+            "schema_instruction": e.schema_instruction,
             "attempts": len(e.raw_outputs),
             "raw_output": e.raw_outputs[-1] if e.raw_outputs else None,
             "raw_outputs_json": _json(e.raw_outputs),
@@ -635,8 +664,8 @@ def _calls_table(
             "messages_json": _json([m.model_dump() for m in e.messages]),
         }
         if resolve_messages:
-            texts = [{"role": m.role, "content": blobs.get(m.sha256)} for m in e.messages]
-            row["messages_text_json"] = _json(texts)
+            refs = [m.model_dump() for m in e.messages]
+            row["messages_text_json"] = _json(_as_sent(blobs, refs, e.schema_instruction))
         rows.append(row)
     if not pieces:
         return _frame(rows, columns)

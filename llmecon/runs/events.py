@@ -152,11 +152,23 @@ class LLMCall(_EventBase):
     usage_missing: bool = Field(False, exclude_if=lambda v: not v)
     """A reply came without its token counts (counted as 0: ``input_tokens`` and
     ``output_tokens`` are a lower bound, ``cost_usd`` null); absent: every count came."""
+    schema_instruction: str | None = Field(None, exclude_if=lambda v: v is None)
+    """sha256 (a ``blob``) of the JSON instruction that was appended to the system message
+    of the request, because the schema went in the prompt rather than as a request
+    parameter (a server that refused ``response_format``, ``structured_output: prompt``);
+    absent: ``messages`` are what was sent."""
 
     @classmethod
-    def from_record(cls, record: CallRecord, messages: list[MessageRef], **who: Any) -> LLMCall:
+    def from_record(
+        cls,
+        record: CallRecord,
+        messages: list[MessageRef],
+        schema_instruction: str | None = None,
+        **who: Any,
+    ) -> LLMCall:
         """The event of the model layer's ``record`` (fields of the same name are
-        taken as they are); ``who``: year, role, agent, step, endpoint, templates."""
+        taken as they are); ``messages`` and ``schema_instruction``: the blob references
+        of the record's texts; ``who``: year, role, agent, step, endpoint, templates."""
         shared = record.model_dump(include=_RECORD_FIELDS)
         return cls(
             **shared,
@@ -167,6 +179,7 @@ class LLMCall(_EventBase):
             latency_s=round(record.latency_s, 6),
             fallback=record.error_type is not None,
             usage_missing=not (record.cached or record.usage.complete),
+            schema_instruction=schema_instruction,
         )
 
 

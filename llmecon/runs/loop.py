@@ -266,7 +266,16 @@ class RunSink:
                         **(self.repair_templates if record.repairs else {}),
                     },
                 }
-            log.append(LLMCall.from_record(record, refs, endpoint=endpoint or None, **who))
+            instruction = record.schema_instruction
+            log.append(
+                LLMCall.from_record(
+                    record,
+                    refs,
+                    log.blob(instruction) if instruction is not None else None,
+                    endpoint=endpoint or None,
+                    **who,
+                )
+            )
         if self.on_call_progress is not None:
             self.on_call_progress(self.totals())
         if self.after_call is not None:

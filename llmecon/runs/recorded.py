@@ -96,6 +96,8 @@ class RecordedCall:
     """What the call cost when it was made (``None``: unknown)."""
     usage_missing: bool = False
     """A reply came without its token counts (its tokens are a lower bound)."""
+    schema_in_prompt: bool = False
+    """The schema went as an instruction in the prompt (``schema_instruction``)."""
 
     @classmethod
     def of(cls, call: LLMCall) -> RecordedCall:
@@ -112,6 +114,7 @@ class RecordedCall:
             call.error_message,
             call.cost_usd,
             call.usage_missing,
+            call.schema_instruction is not None,
         )
 
 
@@ -217,7 +220,7 @@ class StepFiles:
         """Row ``row`` as a :class:`RecordedCall` (for a call replayed one by one)."""
         names = (
             *("year", "step", "input_tokens", "output_tokens", "error_message", "cost_usd"),
-            "usage_missing",
+            *("usage_missing", "schema_instruction"),
         )
         if self._rest is None:  # the columns only a call replayed one by one needs
             self._rest = self._columns(names).combine_chunks()
@@ -236,6 +239,7 @@ class StepFiles:
             values["error_message"],
             values["cost_usd"],
             bool(values["usage_missing"]),  # null in a file predating it
+            values["schema_instruction"] is not None,
         )
 
 
@@ -551,6 +555,7 @@ class ReplayProvider(ModelProvider):
                 cost_usd=cost,
                 settled=settled,
                 cost_final=True,
+                schema_in_prompt=call.schema_in_prompt,
             )
         # The recorded call failed here without a reply (timeout, 5xx, …): fail the same
         # way, without retries, so the agent applies the same fallback.

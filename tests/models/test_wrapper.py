@@ -377,3 +377,22 @@ def test_import_is_lazy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_call_in_prompt_mode_records_the_instruction_it_appended():
+    # structured_output "prompt" appends the schema to the system message; the record
+    # named only the messages before it, so a log never showed what was sent.
+    from llmecon.models._schema import schema_instruction, spec_for
+
+    records: list[CallRecord] = []
+    msgs = [ChatMessage(role="system", content="You work."), *MSGS]
+    good = json.dumps({"hours": 40, "reason": "ok"})
+    model = get_model("mock/default", outputs=[good, good, good], on_call=records.append)
+    run(model.generate(msgs, WorkerDecision, GenerateConfig(structured_output="prompt")))
+    run(model.generate(msgs, WorkerDecision))  # natively: nothing appended
+    run(model.generate(msgs))  # no schema
+    sent = model.provider.requests[0][0].content
+    instruction = schema_instruction(spec_for(WorkerDecision))
+    assert sent == "You work.\n\n" + instruction
+    assert [r.schema_instruction for r in records] == [instruction, None, None]
+    assert records[0].messages == msgs  # the rendered messages, as before

@@ -4,6 +4,7 @@ each call's serving endpoint and provider batch (``calls``), each agent's archet
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from llmecon.cli import main
 from llmecon.runs import columnar, read_events, read_manifest
 from llmecon.runs.columnar import iter_calls
 from llmecon.runs.events import BatchSubmitted
-from llmecon.runs.resume import fork_run
+from llmecon.runs.replay import replay_run
+from llmecon.runs.resume import fork_run, resume_run
 from llmecon.runs.wiring import ARCHETYPES_FILE
 from llmecon.testing.fake_servers import FakeOpenAIServer
 from tests.runs.conftest import small_run
@@ -189,3 +191,69 @@ def test_load_runs_keeps_the_archetype_column_typed(tmp_path: Path) -> None:
     per_run = agents.groupby("run_id")["archetype"].agg(lambda s: s.notna().all())
     assert per_run.to_dict() == {"arch": True, "plain": False}
     assert pd.isna(agents.loc[agents["run_id"] == "plain", "archetype"]).all()
+
+
+class _NoResponseFormatServer(FakeOpenAIServer):
+    """A self-hosted server without structured output: a request with a
+    ``response_format`` gets 400, so the schema goes in the prompt."""
+
+    async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        if b'"response_format"' in body:
+            return self._error(400, "invalid_request_error", "response_format is not supported")
+        return await super().handle(method, path, headers, body)
+
+
+def _sent_text(calls: pd.DataFrame) -> list[str]:
+    """Each call's system message, from ``messages_text_json`` (the messages as sent)."""
+    return [json.loads(m)[0]["content"] for m in calls["messages_text_json"]]
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["jsonl", "columnar"])
+def test_a_call_whose_schema_went_in_the_prompt_logs_the_instruction_it_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compact: bool
+) -> None:
+    # A server that refuses response_format gets the JSON schema as an instruction
+    # appended to the system message. The log held only the rendered template: what the
+    # server received was not in it, nor that anything had been added.
+    _store(monkeypatch, compact)
+    monkeypatch.delenv("LLMECON_API_KEY", raising=False)
+    with _NoResponseFormatServer() as server:
+        llmecon.run(planner="us-federal", workers="openai/fake", workers_api_base=server.base_url,
+                    agents=4, years=2, timeout=10.0, out=str(tmp_path), run_id="p",
+                    reference=False)  # fmt: skip
+        received = [b["messages"][0]["content"] for b in server.stats.bodies]
+        run_dir = tmp_path / "p"
+        calls = llmecon.load_run(run_dir, resolve_messages=True).calls
+        assert len(calls) == 8 and calls["schema_instruction"].notna().all()
+        instruction = llmecon.load_run(run_dir).texts()[calls["schema_instruction"].iloc[0]]
+        assert instruction.startswith("Reply with only a JSON object that conforms")
+        sent = _sent_text(calls)
+        assert all(text.endswith("\n\n" + instruction) for text in sent)
+        assert set(sent) <= set(received)  # the log shows what the server received
+        assert llmecon.load_run(run_dir).messages(
+            int(calls["seq"].iloc[0]), calls["agent"].iloc[0]
+        )[0] == ("system", sent[0])
+        assert replay_run(run_dir).ok
+    # A resume reuses the calls of the cut year (the server is gone: none is asked
+    # again), and their records still say how they were sent.
+    _cut_after_the_calls_of(run_dir, 2)
+    resume_run(run_dir).run()
+    again = llmecon.load_run(run_dir, resolve_messages=True)
+    assert again.summary["fallbacks"] == 0
+    assert len(again.calls) == 8 and again.calls["schema_instruction"].notna().all()
+    assert _sent_text(again.calls) == sent
+    # A call sent with the schema as a request parameter records none.
+    plain = llmecon.load_run(small_run(tmp_path, "plain")).calls
+    assert len(plain) and plain["schema_instruction"].isna().all()
+
+
+def _cut_after_the_calls_of(run_dir: Path, year: int) -> None:
+    """Cut the log after the last model call of tax ``year`` (as a SIGKILL can)."""
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    events = [json.loads(ln) for ln in lines]
+    end = max(
+        i
+        for i, e in enumerate(events)
+        if e["type"] in ("llm_call", "call_file") and e["year"] == year - 1
+    )
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: end + 1]) + "\n")
