@@ -6,6 +6,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -433,9 +434,15 @@ class LiveDisplay:
             self.progress.stop()
 
 
+#: Seconds between the plain "in progress" lines of a tax year still running (CI logs,
+#: pipes, ``nohup``): a year of a slow model can take many minutes.
+PLAIN_PROGRESS_EVERY_S = 60.0
+
+
 class YearDisplay(LiveDisplay):
-    """Progress of a run's tax years: a live bar on a terminal, one plain line per
-    year otherwise (CI logs, pipes), so a long run is never silent."""
+    """Progress of a run's tax years: a live bar on a terminal; otherwise (CI logs,
+    pipes) one plain line per year, and a line on the year's model calls every
+    :data:`PLAIN_PROGRESS_EVERY_S` while a year runs, so a long run is never silent."""
 
     def __init__(self, total: int, completed: int = 0, status: str = "starting…") -> None:
         self.live = console.is_terminal
@@ -444,7 +451,9 @@ class YearDisplay(LiveDisplay):
             "tax years", total=total, completed=completed, status=status
         )
         self.total = total
+        self.done = completed
         self.calls = ""
+        self._said_at = time.monotonic()
 
     def on_calls(self, totals: dict[str, Any]) -> None:
         from llmecon._format import COUNT, cost_text
@@ -461,6 +470,10 @@ class YearDisplay(LiveDisplay):
                 console.print(totals["batch"])
         if self.live:
             self.progress.update(self.task, status=self._year + self.calls)
+        elif time.monotonic() - self._said_at >= PLAIN_PROGRESS_EVERY_S:
+            self._said_at = time.monotonic()
+            line = f"tax year {self.done + 1}/{self.total} running:{self.calls} (so far)"
+            console.print(line, soft_wrap=True, highlight=False)
 
     _year = ""
 
@@ -470,6 +483,7 @@ class YearDisplay(LiveDisplay):
         year = record.year + 1  # the log counts from 0, users from 1
         outcome = f"SWF {WELFARE(record.metrics.swf)}  fallbacks {COUNT(stats['fallbacks'])}"
         self._year = f"tax year {year}  {outcome}"
+        self.done, self._said_at = year, time.monotonic()
         self.progress.advance(self.task)
         if self.live:
             self.progress.update(self.task, status=self._year + self.calls + note)

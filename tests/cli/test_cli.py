@@ -183,3 +183,29 @@ def test_every_command_run_on_a_folder_or_model_has_an_example(
     an Examples block."""
     shown = CliRunner().invoke(main, [*command, "--help"]).output
     assert "\n  Examples:\n" in shown and f"\n    {example}\n" in shown
+
+
+@pytest.mark.parametrize("every", [0.0, 1e9])
+def test_a_year_still_running_says_so_in_a_plain_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: float
+) -> None:
+    # Outside a terminal (CI logs, nohup) a run printed one line a year: a year of a
+    # slow model was minutes of silence. It now says how its calls go every so often.
+    from llmecon.cli import _common
+
+    monkeypatch.setattr(_common, "PLAIN_PROGRESS_EVERY_S", every)
+    result = CliRunner().invoke(main, [
+        "run", "--planner", "us-federal", "--workers", "scripted/reference", "--agents", "3",
+        "--years", "2", "--no-reference", "--out", str(tmp_path),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    running = [ln for ln in result.output.splitlines() if " running: " in ln]
+    if every:
+        assert running == []
+        return
+    assert running[0].startswith("tax year 1/2 running:  calls 1 ")
+    assert running[-1].startswith("tax year 2/2 running:  calls 6 ")
+    lines = result.output.splitlines()
+    assert lines.index(running[-1]) > next(
+        i for i, ln in enumerate(lines) if ln.startswith("tax year 1/2:")
+    )
