@@ -324,13 +324,13 @@ class ExampleWorld:
         return Example("persona.j2", [ChatMessage(role="user", content=text)], used)
 
     def _voting(self, name: str, persona: int, rule: str) -> Example:
-        """A round under ``rule`` with the incumbent and two seeded perturbations; the
-        planner's proposals are the run's number of candidates."""
+        """A round under ``rule`` with the incumbent and the run's number of candidates
+        (seeded perturbations of it, labelled as the run's ballots are)."""
         import numpy as np
 
         from llmecon.agents.planner_prompts import planner_candidates_prompt
         from llmecon.economy.utility import WEEKS_PER_YEAR
-        from llmecon.voting.rules import perturbed_rates
+        from llmecon.voting.rules import candidate_labels, perturbed_rates
         from llmecon.voting.voters import (
             BallotCandidate,
             current_projections,
@@ -371,10 +371,12 @@ class ExampleWorld:
                 rebate_share=economy.utility_config.rebate_share,
             )
             return Example(name, prompt.messages, prompt.templates)
-        others = perturbed_rates(incumbent.rates, 2, np.random.default_rng(0), max_step_pp=8)
-        candidates = [BallotCandidate("A", incumbent, "incumbent")] + [
+        k = self.sim.config.candidates  # the run's: its ballots' labels are A … its last
+        others = perturbed_rates(incumbent.rates, k, np.random.default_rng(0), max_step_pp=8)
+        labels = candidate_labels(k + 1)
+        candidates = [BallotCandidate(labels[0], incumbent, "incumbent")] + [
             BallotCandidate(label, ctx.schedule(rates), "perturbation")
-            for label, rates in zip("BC", others, strict=True)
+            for label, rates in zip(labels[1:], others, strict=True)
         ]
         prompt = vote_prompt(
             self.library,
@@ -390,12 +392,12 @@ class ExampleWorld:
         return Example(name, prompt.messages, prompt.templates)
 
     def election_example(self, persona: int = 0, rule: str | None = None) -> Example:
-        """A ballot of an election (``candidate_source: leaders``): three personas
-        standing on the incumbent and two seeded perturbations of it."""
+        """A ballot of an election (``candidate_source: leaders``): the run's K + 1
+        personas standing, on the incumbent and K seeded perturbations of it."""
         import numpy as np
 
         from llmecon.personas._persona import persona_context
-        from llmecon.voting.rules import perturbed_rates
+        from llmecon.voting.rules import candidate_labels, perturbed_rates
         from llmecon.voting.voters import BallotCandidate, current_projections, vote_prompt
 
         personas = self.sim.source.personas
@@ -403,14 +405,15 @@ class ExampleWorld:
             raise ConfigError("an election needs personas (not a synthetic population)")
         economy = self.sim.economy
         ids = economy.population.ids
-        standing = [(persona + k) % economy.size for k in (1, 2, 3)]
+        k = self.sim.config.candidates  # the run's: its ballots' labels are A … its last
+        standing = [(persona + j) % economy.size for j in range(1, k + 2)]
         ctx = self.sim.planner_context
         incumbent = self._schedule()
-        others = perturbed_rates(incumbent.rates, 2, np.random.default_rng(0), max_step_pp=8)
+        others = perturbed_rates(incumbent.rates, k, np.random.default_rng(0), max_step_pp=8)
         candidates = [
             BallotCandidate(label, ctx.schedule(rates), ids[i], persona_context(personas[i]))
             for label, rates, i in zip(
-                "ABC", [incumbent.rates_array, *others], standing, strict=True
+                candidate_labels(k + 1), [incumbent.rates_array, *others], standing, strict=True
             )
         ]
         income = (
@@ -682,7 +685,7 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
     """Every kind of call the agents make, as (render the example, the reply schema)."""
     from llmecon.agents.llm_planner import candidates_schema, delta_schema
     from llmecon.agents.llm_workers import SatisfactionReply
-    from llmecon.voting.rules import ballot_schema
+    from llmecon.voting.rules import ballot_schema, candidate_labels
 
     ctx = world.sim.planner_context
     lo, hi = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
@@ -714,18 +717,13 @@ def _anchor_situations(world: ExampleWorld) -> list[tuple[Callable[[], Example],
         (lambda: world.example("repair.j2"), hours),
         (lambda: world.example("satisfaction.j2", 0), SatisfactionReply),
     ]
+    labels = list(candidate_labels(world.sim.config.candidates + 1))  # the run's ballots'
     for rule in vote_rule_names():
         situations.append(
-            (
-                functools.partial(world.example, "vote.j2", 0, rule),
-                ballot_schema(rule, ["A", "B", "C"]),
-            )
+            (functools.partial(world.example, "vote.j2", 0, rule), ballot_schema(rule, labels))
         )
         situations.append(  # an election of a leader (candidate_source: leaders)
-            (
-                functools.partial(world.election_example, 0, rule),
-                ballot_schema(rule, ["A", "B", "C"]),
-            )
+            (functools.partial(world.election_example, 0, rule), ballot_schema(rule, labels))
         )
     situations.append((world.leader_planner_example, delta_schema(ctx.n_brackets, moves)))
     return situations

@@ -245,3 +245,23 @@ def test_an_example_built_from_a_variable_or_in_an_included_file_is_blamed_on_it
     found = template_anchors(PromptLibrary(tmp_path))
     assert sorted(found) == ["parts/format.txt", "vote_rule_plurality.j2"], found
     assert '{"vote": "A"}' in found["vote_rule_plurality.j2"][0]
+
+
+def test_a_ballot_example_is_checked_against_the_runs_own_labels(tmp_path: Path) -> None:
+    # The check built every ballot with labels A–C whatever the run's `candidates`: in
+    # a Borda run of 5 candidates (ballots A–F), an example ranking ["E", "D"] passed.
+    shipped = PromptLibrary().source("vote_rule_borda.j2")
+    (tmp_path / "vote_rule_borda.j2").write_text(
+        shipped + 'For example {"ranking": ["E", "D"]}.\n'
+    )
+    library = PromptLibrary(tmp_path)
+    assert template_anchors(library) == {}  # labels A–C by default: E is no answer
+    found = template_anchors(library, {"vote_rule": "borda", "candidates": 5})
+    assert list(found) == ["vote_rule_borda.j2"]
+    assert '"E"' in found["vote_rule_borda.j2"][0]
+    config = tmp_path / "run.yaml"
+    config.write_text("vote_every: 1\nvote_rule: borda\ncandidates: 5\n")
+    result = CliRunner().invoke(
+        main, ["prompts", "check", "--prompts", str(tmp_path), "--config", str(config)]
+    )
+    assert result.exit_code != 0 and "answer anchors in vote_rule_borda.j2" in result.output
