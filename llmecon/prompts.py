@@ -43,8 +43,10 @@ class PromptError(ValueError):
 #: logged run's prompts as it did: 1, releases before December 2026 (``usd`` wrote
 #: ``$-19,598``); 2, ``-$19,598``; 3, a vote's line in the planner's demonstrations
 #: takes "an" before a vowel ("set by an approval vote", not "a approval"); 4, a round the
-#: tie-break decided says so ("B won (tied with A; drawn by seed)").
-RENDERING = 4
+#: tie-break decided says so ("B won (tied with A; drawn by seed)"); 5, a round no
+#: counted ballot decided says the incumbent stays (and its count no longer draws among
+#: candidates nobody supported, :func:`llmecon.voting.rules.tally`).
+RENDERING = 5
 
 
 def shipped_prompts_dir() -> Path:

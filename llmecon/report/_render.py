@@ -503,7 +503,10 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
         for _, v in votes[votes["is_winner"].astype(bool)].iterrows():
             others = tied[(tied["year"] == v["year"]) & (tied["label"] != v["label"])]
             share = "uncontested" if v["year"] in alone else PERCENT(v["share"])
-            if len(others):  # the seeded tie-break decided the round
+            held = votes[votes["year"] == v["year"]]
+            if len(held) > 1 and not held["share"].fillna(0.0).any():
+                share = "decided nothing (no counted ballot for anyone): the first candidate stays"
+            elif len(others):  # the seeded tie-break decided the round
                 share += f" (tied with {', '.join(map(str, others['label']))}; drawn by seed)"
             rows.append(
                 [
@@ -539,7 +542,9 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
             "colour in every round. A round whose candidates all merged into one is "
             "uncontested: a full bar, and no share in the table. A round whose top score "
             'was tied says so by the winner\'s share ("tied with A; drawn by seed"): '
-            "the round's seeded draw chose among the tied. The winner's SWF is the "
+            "the round's seeded draw chose among the tied. A round no counted ballot "
+            "decided (turnout 0, or ballots that support no candidate) keeps its first "
+            "candidate, the incumbent, and says so. The winner's SWF is the "
             "run's objective with every worker at its rational best response to the "
             "winner, as the round projected it; the SWF realised in that tax year, with "
             "the run's workers, is in the outcomes table."

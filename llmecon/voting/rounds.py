@@ -263,7 +263,15 @@ class VotingRounds:
         weights = self.economy.survey_weight
         tolerance = self.tie_tolerances.get(year, rules.TIE_TOLERANCE)
         count = tally(
-            self.rule, ballots, labels, rng, labels[0], weights=weights, tolerance=tolerance
+            self.rule,
+            ballots,
+            labels,
+            rng,
+            labels[0],
+            weights=weights,
+            tolerance=tolerance,
+            # since rendering 5; a replay of an older log draws among the unsupported
+            unsupported_keeps_fallback=self.library.rendering >= 5,
         )
         for index, problem in count.invalid.items():
             reasons[index] = f"invalid ballot: {problem}"
@@ -580,7 +588,12 @@ def vote_summary(event: VoteRound, rendering: int = RENDERING) -> str:
     """One line for the planner's demonstrations, written as ``rendering``
     (:data:`~llmecon.prompts.RENDERING`; a logged run's own, to replay it) wrote it."""
     text = _round_told(
-        event, lambda x: f"{x:.0%}", an=rendering >= 3, uncontested=False, tie=rendering >= 4
+        event,
+        lambda x: f"{x:.0%}",
+        an=rendering >= 3,
+        uncontested=False,
+        tie=rendering >= 4,
+        undecided=rendering >= 5,
     )
     proposal = (
         f"your proposal was {event.planner_proposal_label}"
@@ -599,7 +612,7 @@ def vote_line(event: VoteRound) -> str:
     with one candidate (the others merged into it) is uncontested."""
     from llmecon._format import PERCENT
 
-    return _round_told(event, PERCENT, an=True, uncontested=True, tie=True)
+    return _round_told(event, PERCENT, an=True, uncontested=True, tie=True, undecided=True)
 
 
 def tie_note(event: VoteRound) -> str:
@@ -621,11 +634,14 @@ def _round_told(
     an: bool,
     uncontested: bool,
     tie: bool,
+    undecided: bool,
 ) -> str:
     """The sentence of :func:`vote_summary` and :func:`vote_line`: the round, its turnout
     and the shares written by ``percent``; "an" before a vowel when ``an`` (an approval
     vote); a round with one candidate told as uncontested when ``uncontested``; a round
-    the tie-break decided says so when ``tie`` (:func:`tie_note`)."""
+    the tie-break decided says so when ``tie`` (:func:`tie_note`); a round no counted
+    ballot decided (turnout 0, or no support for anyone) says the first candidate
+    stayed when ``undecided``."""
     article = "an" if an and event.rule[:1].lower() in "aeiou" else "a"
     origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
     if uncontested and len(event.candidates) == 1:
@@ -637,6 +653,14 @@ def _round_told(
         )
     held = f"{article} {event.rule} {{}} (turnout {percent(event.turnout)})"
     drawn = f" ({note})" if tie and (note := tie_note(event)) else ""
+    if undecided and len(event.candidates) > 1 and not any(event.shares.values()):
+        kind = "election" if event.source == "leaders" else "vote"
+        stays = (
+            f"{origin[event.winner]} stays the leader"
+            if kind == "election"
+            else (f"{event.winner} ({origin[event.winner]}) stays")
+        )
+        return f"{held.format(kind)} decided nothing (no counted ballot for anyone): {stays}"
     if event.source == "leaders":
         made = f"made {origin[event.winner]} the leader{drawn}"
         return f"{held.format('election')} {made}; {shares}"

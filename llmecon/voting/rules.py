@@ -29,8 +29,9 @@ the weight of the valid ballots / the weight of the electorate. Ties for the top
 are broken uniformly at random (weighted scores within :data:`TIE_TOLERANCE` of the
 total that shares divide by tie: float sums in another order differ in the last bit); the
 tied labels are listed in candidate order and one draw ``rng.integers(len(tied))`` picks
-the winner; no draw is made when there is no tie. With no valid ballot at all the
-``fallback`` candidate (the incumbent, in a run) wins.
+the winner; no draw is made when there is no tie. With no valid ballot at all, or
+none that supports any candidate (every approval ballot approves nothing), the
+``fallback`` candidate (the incumbent, in a run) wins: nothing was decided.
 """
 
 from __future__ import annotations
@@ -299,12 +300,15 @@ def tally(
     fallback: str | None = None,
     weights: Sequence[float] | FloatArray | None = None,
     tolerance: float | None = None,
+    unsupported_keeps_fallback: bool = True,
 ) -> Tally:
     """Count ``ballots`` (``None`` = abstention) under ``rule``, ballot ``i`` with weight
     ``weights[i]`` (survey weights, ≥ 0; ``None``: 1 each); see the module docstring.
     ``tolerance``: weighted scores within this fraction of the share total of the top
     one tie (default :data:`TIE_TOLERANCE`; 0 compares exactly, as releases before it
-    did: a replay of their logs counts so)."""
+    did: a replay of their logs counts so). ``unsupported_keeps_fallback``: valid
+    ballots that support no candidate (scores all 0) leave the ``fallback`` winning;
+    off, every candidate ties and one is drawn, as releases before it did."""
     r = get_vote_rule(rule)
     labels = tuple(labels)
     if weights is None:
@@ -355,8 +359,9 @@ def tally(
         electorate_weight=float(w.sum()),
         weighted=weights is not None,
     )
-    # No valid ballot, or only weightless ones: nothing was decided.
-    if (valid == 0 or valid_weight == 0) and fallback is not None:
+    # No valid ballot, only weightless ones, or none supporting anyone: nothing was decided.
+    unsupported = unsupported_keeps_fallback and max(scores.values()) <= 0.0
+    if (valid == 0 or valid_weight == 0 or unsupported) and fallback is not None:
         return found
     # Weighted scores are float sums in ballot order: equal weights on two sides can
     # add up one ulp apart, which is a tie, not a win (TIE_TOLERANCE).

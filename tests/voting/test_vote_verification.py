@@ -207,3 +207,54 @@ def test_a_forks_tables_keep_the_rounds_of_its_source(tmp_path: Path) -> None:
         original = source.votes[source.votes["year"] == 3].drop(columns=drop)
         pd.testing.assert_frame_equal(kept.reset_index(drop=True), original.reset_index(drop=True))
         assert replay_run(tmp_path / name).ok
+
+
+def test_a_round_no_ballot_decided_keeps_the_incumbent_and_says_so(tmp_path: Path) -> None:
+    # Approval ballots that approve nothing tied every candidate at 0, and the draw could
+    # replace the incumbent; a round of turnout 0 said "A won … shares A 0.0 %, B 0.0 %".
+    import numpy as np
+
+    from llmecon.runs import read_events
+    from llmecon.runs.events import VoteRound
+    from llmecon.voting.rules import ApprovalBallot, tally
+    from llmecon.voting.rounds import vote_line, vote_summary
+
+    empty = [ApprovalBallot(()) for _ in range(4)]
+    labels = ("A", "B", "C")
+    draws = {tally("approval", empty, labels, np.random.default_rng(s), "A").winner
+             for s in range(20)}  # fmt: skip
+    assert draws == {"A"}
+    nothing = tally("approval", empty, labels, np.random.default_rng(0), "A")
+    assert nothing.tied == () and nothing.valid == 4
+    # a replay of a log written before (rendering 4) counts as its release did
+    old = [tally("approval", empty, labels, np.random.default_rng(s), "A",
+                 unsupported_keeps_fallback=False).winner for s in range(20)]  # fmt: skip
+    assert set(old) == set(labels)
+
+    run = _run(tmp_path, "u", planner="flat:0.3", workers="rational", vote_every=1,
+               candidates=2, years=2)  # fmt: skip
+    held = next(e for e in read_events(run) if isinstance(e, VoteRound))
+    undecided = held.model_copy(
+        update={
+            "winner": "A",
+            "tied": [],
+            "turnout": 0.0,
+            "shares": dict.fromkeys(held.shares, 0.0),
+        }  # fmt: skip
+    )
+    origin = held.candidates[0].origin.split(";")[0]
+    said = f"decided nothing (no counted ballot for anyone): A ({origin}) stays"
+    assert said in vote_line(undecided) and " won" not in vote_line(undecided)
+    assert said in vote_summary(undecided)
+    assert " won" in vote_summary(undecided, rendering=4)  # an older run's prompts
+    assert "decided nothing" not in vote_line(held)
+    # the report's votes table: a run whose first round nobody decided
+    import llmecon
+    from llmecon.report import render_report
+
+    def nobody(e: dict[str, Any]) -> None:
+        e.update(winner="A", tied=[], turnout=0.0, shares=dict.fromkeys(e["shares"], 0.0))
+
+    _edit_round(run, 1, nobody)
+    page = render_report([llmecon.load_run(run)])
+    assert page.count("decided nothing (no counted ballot for anyone)") == 1
