@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -385,6 +385,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         if failed is not None and failed.summary and len(failed.records) == years:
             # every year ran (the failure is what its calls were): show what it logged
             _show_summary(failed.summary, *_final(sim, failed.records[-1]))
+            _show_votes(failed.records, rounds)
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt as exc:
@@ -431,21 +432,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     if result.records:
         _show_summary(result.summary, *_final(sim, result.records[-1]))
-        from llmecon.runs.events import REPLAYED
-
-        votes = [r for r in result.records if r.notes.get("vote_summary")]
-        # a fork's kept years carry their source's rounds (its votes table marks them kept)
-        kept = sum(r.source == REPLAYED for r in votes)
-        if votes:  # who won is otherwise only in the report and the log
-            last = votes[-1]
-            said = _round_line(rounds.get(last.year), last)
-            held = counted(len(votes) - kept, "voting round")
-            console.print(
-                f"{held}{f' (and {kept} kept from the run it was forked from)' if kept else ''}"
-                f"; the last, in tax year {last.year + 1}: {said}",
-                markup=False,
-                highlight=False,
-            )
+        _show_votes(result.records, rounds)
     recorded = sim.models.recorded
     if recorded is not None and recorded.asked_again:  # a resume or fork
         console.print(
@@ -463,6 +450,27 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             f"`llmecon resume {result.run_dir}` (e.g. with a larger --max-cost or --deadline)"
         )
     raise SystemExit(EXIT_CODES[result.status])
+
+
+def _show_votes(records: Sequence[Any], rounds: dict[int, Any]) -> None:
+    """How many voting rounds a run held, and how its last went (``rounds``: the
+    ``vote_round`` events this process logged, by year)."""
+    from llmecon.runs.events import REPLAYED
+
+    votes = [r for r in records if r.notes.get("vote_summary")]
+    if not votes:  # who won is otherwise only in the report and the log
+        return
+    # a fork's kept years carry their source's rounds (its votes table marks them kept)
+    kept = sum(r.source == REPLAYED for r in votes)
+    last = votes[-1]
+    said = _round_line(rounds.get(last.year), last)
+    held = counted(len(votes) - kept, "voting round")
+    console.print(
+        f"{held}{f' (and {kept} kept from the run it was forked from)' if kept else ''}"
+        f"; the last, in tax year {last.year + 1}: {said}",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _round_line(event: Any, last: Any) -> str:

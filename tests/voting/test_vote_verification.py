@@ -258,3 +258,30 @@ def test_a_round_no_ballot_decided_keeps_the_incumbent_and_says_so(tmp_path: Pat
     _edit_round(run, 1, nobody)
     page = render_report([llmecon.load_run(run)])
     assert page.count("decided nothing (no counted ballot for anyone)") == 1
+
+
+def test_a_run_failed_by_its_voters_still_says_how_its_rounds_went(tmp_path: Path) -> None:
+    # A run that ended failed (most voters' calls failed) printed its summary but not
+    # the line on its voting rounds that a completed run prints.
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+    from llmecon.models import ChatMessage, register_provider
+    from llmecon.models._mock import MockProvider
+
+    def respond(messages: list[ChatMessage], schema: dict[str, Any] | None) -> str:
+        return "I would rather not say."  # never a ballot
+
+    register_provider(
+        "no-ballot", lambda model, api_base, **kw: MockProvider(model, api_base, responder=respond)
+    )
+    result = CliRunner().invoke(main, [
+        "run", "--planner", "flat:0.3", "--workers", "rational", "--voters", "llm",
+        "--voter-model", "no-ballot/x", "--vote-every", "1", "--agents", "4", "--years", "2",
+        "--max-retries", "0", "--no-reference", "--out", str(tmp_path),
+    ])  # fmt: skip
+    said = " ".join(result.output.split())
+    assert result.exit_code != 0 and "run failed" in said, said
+    assert "Run summary" in said
+    assert "voting round; the last, in tax year" in said
+    assert "decided nothing (no counted ballot for anyone)" in said
