@@ -154,10 +154,16 @@ def unended_status(directory: str | Path) -> str:
     try:  # the end, logged (and the lock let go) after the log was read
         with open(Path(directory) / EVENTS_NAME, "rb") as file:
             file.seek(max(file.seek(0, os.SEEK_END) - 65536, 0))
-            last = file.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            tail = file.read()
     except OSError:
         return "killed"
-    return "running" if b'"type":"run_completed"' in last else "killed"
+    if not tail.endswith(b"\n"):  # a line cut in the middle: the run never ended it
+        return "killed"
+    try:
+        last = json.loads(tail.rstrip(b"\n").rsplit(b"\n", 1)[-1])
+    except ValueError:
+        return "killed"
+    return "running" if isinstance(last, dict) and last.get("type") == "run_completed" else "killed"
 
 
 #: How long :meth:`RunLog.create` waits for a run folder with an empty log and no

@@ -1050,3 +1050,24 @@ def test_a_resume_says_the_report_and_tables_written_before_it_are_stale(
     again = CliRunner().invoke(main, ["run", "--fork", str(run_dir), "--from-year", "2",
                                       "--out", str(tmp_path), "--run-id", "f"])  # fmt: skip
     assert again.exit_code == 0 and "written before this run" not in again.output
+
+
+def test_a_run_whose_last_line_was_cut_is_killed_not_running(tmp_path: Path) -> None:
+    """A completed run whose ``run_completed`` line was cut in half (a disk full, a copy
+    cut short) read as "still running … replay it again when it ends" for ever: the cut
+    line still held the end's type. It is killed, and a resume mends it."""
+    from llmecon.runs.dataframes import load_run
+    from llmecon.runs.restore import restore_run
+
+    run_dir = _mock_run(tmp_path)
+    log = run_dir / "events.jsonl"
+    text = log.read_text()
+    last = text.rstrip("\n").rsplit("\n", 1)[-1]
+    assert '"type":"run_completed"' in last.replace(" ", "")
+    log.write_text(text[: len(text) - len(last) // 2 - 1])  # half the end, no newline
+    assert restore_run(run_dir).status == "killed" and load_run(run_dir).status == "killed"
+    replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
+    said = " ".join(replayed.output.split())
+    assert "still running" not in said and "resume" in said, said
+    assert CliRunner().invoke(main, ["resume", str(run_dir)]).exit_code == 0
+    assert load_run(run_dir).status == "completed"
