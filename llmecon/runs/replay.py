@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmecon._format import counted, logged_tax_years
+from llmecon.planners import PlannerContext
 from llmecon.runs.events import (
     CallFile,
     LLMCall,
@@ -30,6 +31,7 @@ from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
 from llmecon.runs.loop import reported_outcome
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
+from llmecon.runs.reference import gain_closed_of
 from llmecon.runs.restore import RestoredRun, restore_run
 from llmecon.runs.wiring import build_simulation, build_world
 from llmecon.voting import rules
@@ -291,6 +293,9 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         report.differences += summary_differences(
             run.end.summary, result.summary, spent=run.counts()[2]
         )
+        report.differences += reference_differences(
+            run.end.summary, sim.planner_context, result.summary.get("final_swf")
+        )
     if len(result.records) != len(logged):
         report.differences.append(
             {"year": None, "what": "years", "logged": len(logged), "replayed": len(result.records)}
@@ -311,6 +316,47 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
             }
         )
     return report
+
+
+#: How close the SWF of the logged oracle rates must come to the logged oracle SWF: the
+#: rates are logged rounded to 1e-6, which moves the SWF by far less than this.
+ORACLE_REL_TOL = 1e-6
+
+
+def reference_differences(
+    logged: dict[str, Any], ctx: PlannerContext, final_swf: float | None
+) -> list[dict[str, Any]]:
+    """The summary's reference numbers that its economy no longer gives, without running
+    the oracle's search again: the status quo's and no tax's SWF evaluated again, the
+    logged oracle rates' SWF against ``oracle_swf``, and the headline numbers (gain
+    closed, % of each reference) from the logged references and the replayed
+    ``final_swf``. The headline is what report, compare and sweeps read: an edited
+    reference or gain closed must not pass as a matching replay."""
+    out: list[dict[str, Any]] = []
+
+    def differs(name: str, new: float | None, rel_tol: float = REL_TOL) -> None:
+        old = logged.get(name)
+        if not isinstance(old, int | float) or isinstance(old, bool) or new is None:
+            return
+        if not math.isclose(old, new, rel_tol=rel_tol, abs_tol=ABS_TOL):
+            out.append({"year": None, "what": f"summary {name}", "logged": old, "replayed": new})
+
+    if "status_quo_swf" not in logged:  # a run without references
+        return out
+    economy = ctx.economy
+    differs("status_quo_swf", economy.evaluate(ctx.status_quo())[1].swf)
+    differs("none_swf", economy.evaluate(ctx.schedule([0.0] * ctx.n_brackets))[1].swf)
+    rates = logged.get("oracle_rates")
+    if isinstance(rates, list) and len(rates) == ctx.n_brackets:
+        oracle = economy.evaluate(ctx.schedule([float(r) for r in rates]))[1].swf
+        differs("oracle_swf", oracle, ORACLE_REL_TOL)
+    if final_swf is None:
+        return out
+    differs("gain_closed", gain_closed_of(final_swf, logged))
+    for key in ("status_quo_swf", "oracle_swf"):
+        if ref := logged.get(key):
+            differs(f"final_pct_of_{key.removesuffix('_swf')}", 100.0 * final_swf / ref)
+    return out
 
 
 #: How far a summary's cost may lie from its calls' sum: it is rounded to 1e-6 USD.

@@ -1071,3 +1071,32 @@ def test_a_run_whose_last_line_was_cut_is_killed_not_running(tmp_path: Path) -> 
     assert "still running" not in said and "resume" in said, said
     assert CliRunner().invoke(main, ["resume", str(run_dir)]).exit_code == 0
     assert load_run(run_dir).status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("field", "delta"),
+    [("oracle_swf", -79.0), ("status_quo_swf", 5.0), ("none_swf", -3.0), ("gain_closed", 0.015),
+     ("final_pct_of_oracle", 1.0), ("final_pct_of_status_quo", -1.0)],
+)  # fmt: skip
+def test_replay_reports_an_edited_reference_or_headline(
+    tmp_path: Path, field: str, delta: float
+) -> None:
+    # The references and the headline (gain closed) were never checked: a log whose
+    # oracle_swf was lowered replayed as matching, and its report showed 99.0 % closed
+    # instead of 97.5 %.
+    run_dir = _mock_run(tmp_path, planner="ucb", workers="rational", reference=True)
+    assert replay_run(run_dir).ok  # the references evaluate again as logged
+    path = run_dir / "events.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    summary = lines[-1]["summary"]
+    assert summary["oracle_rates"] and summary["gain_closed"] is not None
+    summary[field] += delta
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    found = {d["what"] for d in replay_run(run_dir).differences}
+    # an edited reference also moves the headline numbers computed from it
+    assert f"summary {field}" in found and found <= {
+        f"summary {name}" for name in
+        (field, "gain_closed", "final_pct_of_oracle", "final_pct_of_status_quo")
+    }  # fmt: skip
+    result = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert result.exit_code == 1 and f"summary {field}" in result.output
