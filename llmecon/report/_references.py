@@ -124,8 +124,6 @@ def references(run: RunData) -> References:
         ref.notes.append(_no_oracle(run))
     elif isinstance(warning := summary.get("oracle_warning"), str):
         ref.notes.append(f"Degenerate oracle: {warning}.")
-    if isinstance(warning := summary.get("planner_warning"), str):
-        ref.notes.append(f"Planner: {warning}.")
     return ref
 
 

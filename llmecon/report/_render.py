@@ -260,6 +260,11 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     if any(g.seeds for g in groups):
         parts.append(_seeds_table(groups))
     parts.extend(paragraph(n) for n in sorted({n for r in runs for n in r.refs.notes}))
+    # the run's own, not its economy's: runs of one economy share their references
+    for r in runs:
+        if isinstance(warning := r.data.summary.get("planner_warning"), str):
+            whose = f" of {r.label}" if len(runs) > 1 else ""
+            parts.append(paragraph(f"Planner{whose}: {warning}."))
     return section("summary", "Summary", *parts)
 
 

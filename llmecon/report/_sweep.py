@@ -228,6 +228,13 @@ _NOT_ENDED = {
 }
 
 
+def _cells(ids: Sequence[str], limit: int = 5) -> str:
+    """``cell a, b`` (at most ``limit`` named, then how many more)."""
+    named = ", ".join(ids[:limit])
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return f"{'cell' if len(ids) == 1 else 'cells'} {named}{more}"
+
+
 def _stopped_cells(data: SweepData, limit: int = 20) -> list[Markup]:
     """A highlighted line per cell that did not complete, with why it stopped."""
     if data.cells.empty or "status" not in data.cells:
@@ -277,6 +284,10 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
             ),
             summary,
             *_stopped_cells(data),
+            *(
+                paragraph(f"Planner: {said} ({_cells(ids)}).", css_class="warn")
+                for said, ids in data.planner_warnings.items()
+            ),
             paragraph(economy_line(data.manifest)),
             *(paragraph(said, css_class="warn") for said in [workers_note(data.manifest)] if said),
             *(paragraph(note) for note in seed_notes(data.manifest, data.table, by)),

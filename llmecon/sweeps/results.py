@@ -207,6 +207,9 @@ class SweepData:
     """One row per setting: means and 95 % intervals across seeds (:func:`summarize`)."""
     axes: list[str] = field(default_factory=list)
     """The settings that vary between cells (the setting columns, with ``seed``)."""
+    planner_warnings: dict[str, list[str]] = field(default_factory=dict)
+    """Each run summary's ``planner_warning`` (a bandit with fewer years than arms, a Saez
+    fixed point that did not converge) -> the cells that gave it."""
 
     @property
     def by(self) -> list[str]:
@@ -288,6 +291,7 @@ def load_sweep(path: str | Path) -> SweepData:
     unrun = _unrun_cells(directory / CELLS_NAME)
     cell_rows: list[dict[str, Any]] = []
     year_rows: list[dict[str, Any]] = []
+    warnings: dict[str, list[str]] = {}
     for entry in manifest["cells"]:
         cell_id = str(entry["cell_id"])
         values = axis_values({**base, **dict(entry.get("settings") or {})}, axes)
@@ -302,6 +306,8 @@ def load_sweep(path: str | Path) -> SweepData:
         except RunLogError as exc:
             cell_rows.append({**head, "status": "unreadable", "error": str(exc)})
             continue
+        if isinstance(said := result.get("planner_warning"), str):
+            warnings.setdefault(said, []).append(cell_id)
         for key in UNTABULATED:
             result.pop(key, None)
         cell_rows.append({**head, **result})
@@ -315,4 +321,4 @@ def load_sweep(path: str | Path) -> SweepData:
         if not cells.empty
         else pd.DataFrame()
     )
-    return SweepData(directory, manifest, cells, years_df, table, axes)
+    return SweepData(directory, manifest, cells, years_df, table, axes, warnings)

@@ -235,3 +235,28 @@ def test_the_status_quo_within_the_rate_bounds_is_the_one_every_table_compares(
     assert top is not None and top.group(1) == "20.0 %"
     assert "status quo (US federal 2025 within the rate bounds)" in html
     assert "rates clipped to the run&#x27;s --min-rate/--max-rate" in html
+
+
+def test_a_planner_warning_is_shown_whatever_the_order_of_the_runs(tmp_path: Path) -> None:
+    # Runs of one economy share their references, and the planner's warning was kept
+    # with them: `report ucb saez` said that ucb was still exploring, `report saez ucb`
+    # and the compare folder's page did not.
+    from llmecon.report import render_report
+    from llmecon.report._sweep import render_sweep_report
+    from llmecon.sweeps.results import load_sweep
+
+    result = llmecon.compare(["saez", "ucb"], personas="synthetic", agents=10, years=3,
+                             out=str(tmp_path), write_log=True)  # fmt: skip
+    folder = result.sweep.directory
+    runs = sorted(p for p in folder.iterdir() if (p / "events.jsonl").exists())
+    loaded = {p: llmecon.load_run(p) for p in runs}
+    warned = [p for p, r in loaded.items() if r.summary.get("planner_warning")]
+    assert len(warned) == 1  # the bandit's, with 3 years for its arms
+    said = loaded[warned[0]].summary["planner_warning"]
+    for order in (runs, runs[::-1]):
+        page = render_report([loaded[p] for p in order])
+        assert page.count(said) == 1, order
+    sweep = load_sweep(folder)
+    assert sweep.planner_warnings == {said: [warned[0].name]}
+    page = render_sweep_report(sweep)
+    assert f"Planner: {said} (cell {warned[0].name})." in page
