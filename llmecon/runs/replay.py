@@ -291,7 +291,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
             )
     if run.status == "completed" and run.end is not None and run.end.summary:
         report.differences += summary_differences(
-            run.end.summary, result.summary, spent=run.counts()[2]
+            run.end.summary, result.summary, spent=run.counts()[2], sent=tokens_sent(run.events)
         )
         report.differences += reference_differences(
             run.end.summary, sim.planner_context, result.summary.get("final_swf")
@@ -376,12 +376,30 @@ SUMMARY_CHECKED = (
 )
 
 
+def tokens_sent(events: Sequence[Any]) -> dict[str, int]:
+    """``input_tokens`` and ``output_tokens`` of the log's calls, as a run's summary
+    counts them: tokens sent to a model (a cache hit's were not)."""
+    from llmecon.runs.columnar import iter_calls
+
+    sent = {"input_tokens": 0, "output_tokens": 0}
+    for call in iter_calls(events):
+        if not call.cached:
+            sent["input_tokens"] += call.input_tokens
+            sent["output_tokens"] += call.output_tokens
+    return sent
+
+
 def summary_differences(
-    logged: dict[str, Any], replayed: dict[str, Any], *, spent: float
+    logged: dict[str, Any],
+    replayed: dict[str, Any],
+    *,
+    spent: float,
+    sent: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The end summary's numbers that differ from the replay's, and its cost when it is
-    not what the log's calls cost (``spent``): a summary is what `report`, `compare` and
-    sweeps read, so an edited one must not pass as a matching replay."""
+    """The end summary's numbers that differ from the replay's, its cost when it is not
+    what the log's calls cost (``spent``) and its token counts when they are not the
+    log's calls' (``sent``, :func:`tokens_sent`): a summary is what `report`, `compare`
+    and sweeps read, so an edited one must not pass as a matching replay."""
     out: list[dict[str, Any]] = []
     for name in SUMMARY_CHECKED:
         if name not in logged or name not in replayed:
@@ -395,6 +413,11 @@ def summary_differences(
     if isinstance(cost, int | float) and abs(cost - spent) > COST_ROUNDING_USD:
         what = "summary cost_usd (the log's calls)"
         out.append({"year": None, "what": what, "logged": cost, "replayed": spent})
+    for name, total in (sent or {}).items():
+        said = logged.get(name)
+        if isinstance(said, int) and not isinstance(said, bool) and said != total:
+            what = f"summary {name} (the log's calls)"
+            out.append({"year": None, "what": what, "logged": said, "replayed": total})
     return out
 
 

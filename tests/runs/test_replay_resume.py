@@ -1100,3 +1100,20 @@ def test_replay_reports_an_edited_reference_or_headline(
     }  # fmt: skip
     result = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert result.exit_code == 1 and f"summary {field}" in result.output
+
+
+def test_replay_reports_a_call_whose_tokens_were_edited(tmp_path: Path) -> None:
+    # An edited cost was caught ("summary cost_usd (the log's calls)"), an edited token
+    # count not: the summary's 1,335 tokens no longer added up to its calls' and replay
+    # said "matches".
+    run_dir = _mock_run(tmp_path)
+    assert replay_run(run_dir).ok
+    path = run_dir / "events.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    call = next(e for e in lines if e["type"] == "llm_call")
+    call["input_tokens"] += 999_000
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    found = {d["what"]: d for d in replay_run(run_dir).differences}
+    assert set(found) == {"summary input_tokens (the log's calls)"}
+    said = found["summary input_tokens (the log's calls)"]
+    assert said["replayed"] - said["logged"] == 999_000
