@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 from pathlib import Path
@@ -194,7 +195,12 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     try:
         make_folder(target)
     except OSError as exc:
-        raise click.ClickException(f"cannot create {target}: {os_reason(exc)}") from None
+        hint = (
+            "; export elsewhere with --out FOLDER"
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+            else ""
+        )
+        raise click.ClickException(f"cannot create {target}: {os_reason(exc)}{hint}") from None
     written: list[str] = []  # listed after writing (a failing terminal stops no table),
     try:  # also when a later table fails: what was written is there
         for name, frame in run.tables().items():

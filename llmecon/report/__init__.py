@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,7 +82,12 @@ def _write_html(path: Path, html: str) -> Path:
         make_folder(path.parent)
         atomic_write_text(path, html)
     except OSError as exc:
-        raise RunLogError(f"cannot write the report {path}: {os_reason(exc)}") from None
+        hint = (
+            "; write it elsewhere with --out (from Python: out=…)"
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+            else ""
+        )
+        raise RunLogError(f"cannot write the report {path}: {os_reason(exc)}{hint}") from None
     return path
 
 

@@ -582,3 +582,20 @@ def test_a_mistyped_population_or_template_name_is_met_with_the_meant_one(
     assert "did you mean" not in said  # a file name is not a misspelt population
     assert not (tmp_path / "runs").exists()
     _clean_error(_invoke("prompts", "render", "worker_sytem.j2"), "did you mean worker_system.j2?")
+
+
+def test_a_run_on_read_only_storage_is_reported_and_exported_elsewhere(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a read-only run folder (a colleague's share, a read-only mount) report and
+    # export failed with "Read-only file system" and no word of --out.
+    import llmecon._files
+    import llmecon.report
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(llmecon.report, "atomic_write_text", read_only)
+    monkeypatch.setattr(llmecon._files, "make_folder", read_only)
+    _clean_error(_invoke("report", str(run_dir)), "Read-only file system", "with --out")
+    _clean_error(_invoke("export", str(run_dir)), "Read-only file system", "with --out FOLDER")
