@@ -94,6 +94,8 @@ def run_record(run: RunData) -> str:
         "tax_years_planned": run.settings.get("years"),
         "settings": run.settings,
         "summary": run.summary,
+        # how the per-agent columns were rebuilt, or why they are empty
+        "population_note": run.population_note,
     }
     return json.dumps(record, indent=2, sort_keys=False, default=str) + "\n"
 
@@ -105,6 +107,13 @@ def unfinished_note(run: RunData) -> str | None:
     planned = run.settings.get("years")
     held = f"{len(run.completed_years)} of {planned}" if planned else str(len(run.completed_years))
     note = f"the run did not complete ({run.status}): the tables hold {held} tax years"
+    calls = run.calls
+    later = int((calls["year"] > len(run.completed_years)).sum()) if len(calls) else 0
+    if later:  # made (and paid for) in the year it stopped in: kept, and said
+        note += (
+            f" (calls also holds the {later} model calls made in tax year "
+            f"{len(run.completed_years) + 1} before it stopped)"
+        )
     if run.status in ("killed", "interrupted"):
         note += f"; `llmecon resume {run.path}` continues it"
     elif run.status == "running":

@@ -340,3 +340,32 @@ def test_report_refuses_another_runs_or_sweeps_folder(run: Path, tmp_path: Path)
     assert not (run / "report.html").exists()
     assert _invoke("report", str(run), "--out", f"{run}/").exit_code == 0  # its own folder
     assert (run / "report.html").is_file()
+
+
+def test_an_export_says_what_its_calls_hold_beyond_the_years_and_why_columns_are_empty(
+    tmp_path: Path,
+) -> None:
+    # A run killed in tax year 3: its calls table also held the calls made in that year,
+    # which the warning ("the tables hold 2 of 3 tax years") did not say. And when the
+    # population no longer reproduced the log, run.json did not say why the per-agent
+    # columns were empty.
+    from llmecon.runs import RunConfig, build_simulation
+
+    build_simulation(RunConfig(planner="us-federal", workers="scripted/reference", agents=4,
+                               years=3, out=str(tmp_path), run_id="k")).run()  # fmt: skip
+    run_dir = tmp_path / "k"
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    started = next(
+        i for i, e in enumerate(events) if e["type"] == "year_started" and e["year"] == 2
+    )
+    calls = [i for i, e in enumerate(events) if i > started and e["type"] == "llm_call"]
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: calls[1] + 1]) + "\n")
+    result = _invoke("export", str(run_dir), "--out", str(tmp_path / "t"))
+    told = " ".join(result.output.split())
+    assert result.exit_code == 0 and "the tables hold 2 of 3 tax years" in told, told
+    assert "(calls also holds the 2 model calls made in tax year 3 before it stopped)" in told
+    table = pd.read_csv(tmp_path / "t" / "calls.csv")
+    assert (table["year"] == 3).sum() == 2
+    record = json.loads((tmp_path / "t" / "run.json").read_text())
+    assert record["population_note"] == load_run(run_dir).population_note != ""
