@@ -277,6 +277,27 @@ def references_caveat(workers: str, whose: str = "its") -> str:
     )
 
 
+def references_apart(summary: dict[str, Any]) -> str | None:
+    """A note when a run's workers are not rational and its gain closed is beyond the
+    whole no-tax → oracle range (below −100 % or above 200 %): the references are
+    rational workers' welfare, and these workers' welfare differs from theirs by more
+    than that range, so the gain says how the workers differ, not how the planner did."""
+    gain = summary.get("gain_closed")
+    rational = summary.get("workers", "rational") == "rational"
+    if rational or gain is None or -1.0 <= gain <= 2.0:
+        return None
+    fair = (
+        "read 'final − status quo, these workers' for the planner"
+        if summary.get("status_quo_same_workers_swf") is not None
+        else "compare planners on the same workers (llmecon compare) for the planner"
+    )
+    return (
+        f"the gain closed ({GAP(gain)}) sets these {summary['workers']} workers' welfare "
+        "against no-tax and oracle welfare computed for rational workers; their welfare "
+        f"differs from rational workers' by more than that whole range, so {fair}"
+    )
+
+
 def counted(n: int, noun: str) -> str:
     """``"1 cell"``, ``"3 cells"``: a whole count with its noun (a regular plural)."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")

@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from llmecon._files import is_storage_error, os_error_text
-from llmecon._format import counted, difference_noise, no_tax_words
+from llmecon._format import counted, difference_noise, no_tax_words, references_apart
 from llmecon.cli._common import (
     EXIT_CODES,
     YearDisplay,
@@ -505,29 +505,6 @@ def _show_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = No
             f"[yellow]the run's summary could not be printed[/] ({os_error_text(exc)}); "
             "`llmecon report` shows it"
         )
-
-
-def references_apart(summary: dict[str, Any]) -> str | None:
-    """A note when a run's workers are not rational and its gain closed is beyond the
-    whole no-tax → oracle range (below −100 % or above 200 %): the references are
-    rational workers' welfare, and these workers' welfare differs from theirs by more
-    than that range, so the gain says how the workers differ, not how the planner did."""
-    from llmecon._format import GAP
-
-    gain = summary.get("gain_closed")
-    rational = summary.get("workers", "rational") == "rational"
-    if rational or gain is None or -1.0 <= gain <= 2.0:
-        return None
-    fair = (
-        "read 'final − status quo, these workers' for the planner"
-        if summary.get("status_quo_same_workers_swf") is not None
-        else "compare planners on the same workers (llmecon compare) for the planner"
-    )
-    return (
-        f"the gain closed ({GAP(gain)}) sets these {summary['workers']} workers' welfare "
-        "against no-tax and oracle welfare computed for rational workers; their welfare "
-        f"differs from rational workers' by more than that whole range, so {fair}"
-    )
 
 
 def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = None) -> None:

@@ -23,6 +23,7 @@ from llmecon._format import (
     difference_noise,
     first_tax_years,
     no_tax_words,
+    references_apart,
     references_caveat,
 )
 from llmecon.economy import TaxSchedule
@@ -164,7 +165,7 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                 gain_closed_text(final, run.refs),
                 "–" if final is None or not sq else _change_pct(final, sq),
                 len(run.calls),
-                len(run.fallbacks),
+                _fallbacks_text(run),
             ]
         )
     headers = [
@@ -220,7 +221,19 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                     f"(each one year's welfare; the difference's noise, 95 %: "
                     f"{difference_noise(logged)})."
                 )
+            if (apart := references_apart(logged)) is not None:
+                said += f" Note that {apart}."
             parts.append(paragraph(said, css_class="warn"))
+    for run in runs:  # many fallbacks: the welfare is theirs, not the model's (as the CLI says)
+        logged = run.data.end.summary if run.data.end is not None else {}
+        if logged.get("fallbacks") and (share := logged.get("fallback_share")):
+            parts.append(paragraph(
+                f"{run.label}: {PERCENT(share)} of the agents' decisions were fallbacks (a "
+                "failed model call or an unusable answer: the planner kept its schedule, a "
+                "worker its hours, a voter abstained); its welfare reflects those fallbacks, "
+                "not the model's choices.",
+                css_class="warn",
+            ))  # fmt: skip
     for run in runs:  # a log read in part: its call tables below are partial
         parts.extend(
             paragraph(f"{run.label}: {problem}; its calls are missing from every table and "
@@ -496,6 +509,14 @@ def _other_events_note(runs: Sequence[ReportRun]) -> Markup | None:
         return None
     listed = ", ".join(f"{t} ({n})" for t, n in sorted(shown.items()))
     return paragraph(f"Events of types this report does not tabulate: {listed}.")
+
+
+def _fallbacks_text(run: ReportRun) -> str:
+    """A run's fallbacks and, from its summary, their share of its decisions (as the
+    CLI's summary gives it): ``26 (28.0 %)``."""
+    n = len(run.data.fallbacks)
+    share = run.data.summary.get("fallback_share")
+    return f"{n} ({PERCENT(share)})" if n and isinstance(share, int | float) else str(n)
 
 
 def _votes_section(runs: Sequence[ReportRun]) -> Markup:

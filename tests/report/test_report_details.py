@@ -4,6 +4,7 @@ left out."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -260,3 +261,23 @@ def test_a_planner_warning_is_shown_whatever_the_order_of_the_runs(tmp_path: Pat
     assert sweep.planner_warnings == {said: [warned[0].name]}
     page = render_sweep_report(sweep)
     assert f"Planner: {said} (cell {warned[0].name})." in page
+
+
+def test_a_run_of_many_fallbacks_says_so_and_what_its_gain_closed_means(
+    tmp_path: Path,
+) -> None:
+    # The terminal said "fallbacks 26 of 93 decisions (28.0 %)", that the welfare
+    # reflected those fallbacks, and that a gain closed of −720 % set these workers
+    # against rational workers' references; the report said "fallbacks 26" alone.
+    from llmecon.report import render_report
+
+    llmecon.run(planner="flat:0.25", workers="mock/reask-5", agents=30, years=3, seed=4,
+                out=str(tmp_path), run_id="fb")  # fmt: skip
+    data = llmecon.load_run(tmp_path / "fb")
+    summary = data.summary
+    assert summary["fallback_share"] > 0.2 and summary["gain_closed"] < -1.0
+    text = html.unescape(" ".join(re.sub(r"<[^>]+>", " ", render_report([data])).split()))
+    share = f"{100 * summary['fallback_share']:.1f} %"
+    assert f"{len(data.fallbacks)} ({share})" in text
+    assert f"{share} of the agents' decisions were fallbacks" in text
+    assert "by more than that whole range" in text
