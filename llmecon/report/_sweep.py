@@ -228,6 +228,46 @@ _NOT_ENDED = {
 }
 
 
+#: The references of each cell the gain closed is measured against (cells.csv's names).
+_REFERENCE_COLUMNS = {
+    "none_swf": "W_none (no tax)",
+    "status_quo_swf": "status quo SWF",
+    "oracle_swf": "W_oracle",
+}
+
+
+def _references(data: SweepData) -> list[Markup]:
+    """The welfare the cells' gain closed is measured against: one line when every
+    cell shares it (planners compared on one economy), else a row per distinct economy
+    (the settings other than the planner that give it)."""
+    present = [c for c in _REFERENCE_COLUMNS if c in data.cells]
+    if data.cells.empty or not present:
+        return []
+    cells = data.cells[data.cells[present].notna().any(axis=1)]
+    if cells.empty:
+        return []
+    distinct = cells.drop_duplicates(subset=present)
+    if len(distinct) == 1:
+        row = distinct.iloc[0]
+        said = ", ".join(
+            f"{_REFERENCE_COLUMNS[c]} {WELFARE(row[c])}" for c in present if pd.notna(row[c])
+        )
+        return [paragraph(f"References of every cell (rational workers): {said}.")]
+    keys = [a for a in data.axes if a != "planner" and a in cells]
+    rows = cells.drop_duplicates(subset=[*keys, *present])
+    return [
+        paragraph("References of the cells (rational workers), per economy:"),
+        table(
+            [*keys, *(_REFERENCE_COLUMNS[c] for c in present)],
+            [
+                [*(str(r[k]) for k in keys), *(WELFARE(r[c]) if pd.notna(r[c]) else "n/a"
+                                                for c in present)]
+                for r in records(rows)
+            ],
+        ),
+    ]  # fmt: skip
+
+
 def _cells(ids: Sequence[str], limit: int = 5) -> str:
     """``cell a, b`` (at most ``limit`` named, then how many more)."""
     named = ", ".join(ids[:limit])
@@ -288,6 +328,7 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 paragraph(f"Planner: {said} ({_cells(ids)}).", css_class="warn")
                 for said, ids in data.planner_warnings.items()
             ),
+            *_references(data),
             paragraph(economy_line(data.manifest)),
             *(paragraph(said, css_class="warn") for said in [workers_note(data.manifest)] if said),
             *(paragraph(note) for note in seed_notes(data.manifest, data.table, by)),

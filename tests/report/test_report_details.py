@@ -281,3 +281,34 @@ def test_a_run_of_many_fallbacks_says_so_and_what_its_gain_closed_means(
     assert f"{len(data.fallbacks)} ({share})" in text
     assert f"{share} of the agents' decisions were fallbacks" in text
     assert "by more than that whole range" in text
+
+
+def test_a_sweep_page_gives_the_references_its_gain_closed_is_measured_against(
+    tmp_path: Path,
+) -> None:
+    # The page defined "Gain closed = (W − W_none) / (W_oracle − W_none)" but gave
+    # neither W_none nor W_oracle; the compare command's table does.
+    from llmecon._format import WELFARE
+    from llmecon.report._sweep import render_sweep_report
+    from llmecon.sweeps.results import load_sweep
+
+    one = llmecon.compare(["saez", "us-federal"], personas="synthetic", agents=10, years=2,
+                          out=str(tmp_path / "one"), write_log=True)  # fmt: skip
+    sweep = load_sweep(one.sweep.directory)
+    cells = sweep.cells
+    text = html.unescape(render_sweep_report(sweep))
+    assert cells["oracle_swf"].nunique() == 1
+    assert (
+        f"References of every cell (rational workers): W_none (no tax) "
+        f"{WELFARE(cells['none_swf'].iloc[0])}, status quo SWF "
+        f"{WELFARE(cells['status_quo_swf'].iloc[0])}, W_oracle "
+        f"{WELFARE(cells['oracle_swf'].iloc[0])}." in text
+    )
+    # seeds of a synthetic population: an economy each, a row each
+    two = llmecon.compare(["saez"], personas="synthetic", agents=10, years=2, seeds="0-1",
+                          out=str(tmp_path / "two"), write_log=True)  # fmt: skip
+    sweep = load_sweep(two.sweep.directory)
+    text = html.unescape(render_sweep_report(sweep))
+    assert "per economy:" in text and sweep.cells["oracle_swf"].nunique() == 2
+    for value in sweep.cells["oracle_swf"]:
+        assert WELFARE(value) in text
