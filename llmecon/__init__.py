@@ -8,7 +8,10 @@ The Python API (see the README):
 - :func:`load_run`: a logged run folder as DataFrames;
 - :func:`load_runs`: many run folders (a glob, a folder of runs) as one set of tables;
 - :func:`load_sweep`: a sweep folder as DataFrames (one row per cell × year);
-- :class:`RunConfig`: every setting of a run (the CLI options are its fields).
+- :class:`RunConfig`: every setting of a run (the CLI options are its fields);
+- :class:`ConfigError` (a bad setting or config file), :class:`RunFailedError` (a run
+  that failed), :class:`RunLogError` (a run folder that cannot be read or written);
+- ``__version__``.
 
 Names are imported on first use, so ``import llmecon`` (and ``llmecon --help``) stay
 fast.
@@ -21,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from llmecon.api import Comparison, compare, load_sweep, run, run_async, sweep
     from llmecon.runs.collection import RunsData, load_runs
-    from llmecon.runs.config import RunConfig
+    from llmecon.runs.config import ConfigError, RunConfig
     from llmecon.runs.dataframes import RunData, load_run
+    from llmecon.runs.guard import RunFailedError
+    from llmecon.runs.log import RunLogError
     from llmecon.runs.loop import RunResult
 
 #: Public name -> the module that defines it.
@@ -39,12 +44,18 @@ _EXPORTS = {
     "load_run": "llmecon.runs.dataframes",
     "RunsData": "llmecon.runs.collection",
     "load_runs": "llmecon.runs.collection",
+    "ConfigError": "llmecon.runs.config",
+    "RunFailedError": "llmecon.runs.guard",
+    "RunLogError": "llmecon.runs.log",
 }
 
 __all__ = [
     "Comparison",
+    "ConfigError",
     "RunConfig",
     "RunData",
+    "RunFailedError",
+    "RunLogError",
     "RunResult",
     "RunsData",
     "compare",
@@ -58,6 +69,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the installed distribution's
+        from importlib.metadata import version
+
+        return version("llmecon")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'llmecon' has no attribute {name!r}")

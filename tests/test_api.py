@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -323,3 +324,42 @@ def test_the_summary_names_its_best_year_as_the_tables_count(tmp_path: Path) -> 
     golden = Path(__file__).parent / "golden" / "v2" / "tiny-mock-planner"
     old = llmecon.load_run(golden).summary
     assert old["best_tax_year"] == old["best_year"] + 1 == 3
+
+
+@pytest.mark.parametrize(
+    ("planner", "said"),
+    [
+        ("us-federal:2018", "planner 'us-federal' takes no argument"),
+        ("saez:3", "planner 'saez' takes no argument"),
+        ("thompson:9", "planner 'thompson' takes no argument"),
+        ("oracle:fast", "planner 'oracle' takes no argument"),
+        ("ucb:-1", "ucb:<c> takes c ≥ 0, got '-1'"),
+        ("egreedy:5", "egreedy:<ε> takes ε in [0, 1], got '5'"),
+        ("egreedy:-0.5", "egreedy:<ε> takes ε in [0, 1]"),
+        ("saez-empirical:-1", "takes a prior elasticity ε > 0"),
+        ("flat:abc", "rates must be comma-separated numbers"),
+    ],
+)
+def test_a_planner_argument_it_would_ignore_or_cannot_use_is_a_config_error(
+    planner: str, said: str
+) -> None:
+    # `us-federal:2018` ran the 2025 rates and named the run after 2018; `ucb:-1`
+    # stopped exploring; `flat:abc` raised a PlannerError that `except ConfigError`
+    # missed.
+    from llmecon.planners import PlannerError
+
+    with pytest.raises(llmecon.ConfigError, match=re.escape(said)) as info:
+        llmecon.run(planner=planner, workers="rational", agents=5, years=1, write_log=False)
+    assert isinstance(info.value, PlannerError)
+    for fine in ("ucb:0.5", "egreedy:0.2", "saez-empirical:0.3", "flat:20"):
+        assert llmecon.run(planner=fine, workers="rational", agents=5, years=1,
+                           write_log=False).complete  # fmt: skip
+
+
+def test_the_package_names_its_version_and_its_errors() -> None:
+    from importlib.metadata import version
+
+    assert llmecon.__version__ == version("llmecon")
+    assert llmecon.ConfigError is ConfigError and llmecon.RunLogError is RunLogError
+    assert issubclass(llmecon.RunFailedError, RuntimeError)
+    assert {"ConfigError", "RunFailedError", "RunLogError"} <= set(dir(llmecon))

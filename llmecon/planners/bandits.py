@@ -95,25 +95,34 @@ class BanditPlanner:
         return self._ctx.schedule(self.grid[np.argmax(score, axis=1)])
 
 
-def _parameter(name: str, arg: str | None) -> float | None:
+def _parameter(
+    name: str, arg: str | None, symbol: str, low: float, high: float = float("inf")
+) -> float | None:
+    """``arg`` as a number ``symbol`` in ``[low, high]`` (``None``: the default)."""
     if arg is None:
         return None
     try:
-        return float(arg)
+        value = float(arg)
     except ValueError:
         raise PlannerError(f"{name} takes a number, got {arg!r}") from None
+    if not low <= value <= high:  # a NaN fails too
+        bounds = f"≥ {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}]"
+        raise PlannerError(f"{name}:<{symbol}> takes {symbol} {bounds}, got {arg!r}")
+    return value
 
 
 @register_planner("ucb", "factored UCB1 bandit over a 10-point rate grid (ucb:<c>)")
 def _ucb(ctx: PlannerContext, arg: str | None) -> BanditPlanner:
-    return BanditPlanner(ctx, "ucb", _parameter("ucb", arg))
+    # c: the exploration bonus' weight (0: greedy once every arm was tried)
+    return BanditPlanner(ctx, "ucb", _parameter("ucb", arg, "c", 0.0))
 
 
 @register_planner("thompson", "factored Gaussian Thompson sampling over the rate grid")
 def _thompson(ctx: PlannerContext, arg: str | None) -> BanditPlanner:
-    return BanditPlanner(ctx, "thompson", _parameter("thompson", arg))
+    return BanditPlanner(ctx, "thompson", None)
 
 
 @register_planner("egreedy", "factored ε-greedy bandit over the rate grid (egreedy:<ε>)")
 def _egreedy(ctx: PlannerContext, arg: str | None) -> BanditPlanner:
-    return BanditPlanner(ctx, "egreedy", _parameter("egreedy", arg))
+    # ε: the probability of exploring a random arm
+    return BanditPlanner(ctx, "egreedy", _parameter("egreedy", arg, "ε", 0.0, 1.0))

@@ -210,7 +210,10 @@ def make_planner(spec: str, context: PlannerContext) -> Planner:
     if key not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
         raise PlannerError(f"unknown planner {spec!r}: baselines are {known}, or give a model name")
-    factory, _ = _REGISTRY[key]
+    factory, help_text = _REGISTRY[key]
+    if arg.strip() and key in _BUILTIN and f"{key}:" not in help_text:
+        # its help shows no `name:<arg>`: an argument would be ignored, yet name the run
+        raise PlannerError(f"planner {key!r} takes no argument, got {spec!r}: give {key!r} alone")
     try:
         return factory(context, arg.strip() or None)
     except PlannerError:

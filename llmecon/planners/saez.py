@@ -413,6 +413,9 @@ def _saez_empirical(ctx: PlannerContext, arg: str | None) -> EmpiricalSaezPlanne
     if arg is None:
         return EmpiricalSaezPlanner(ctx)
     try:
-        return EmpiricalSaezPlanner(ctx, float(arg))
+        prior = float(arg)
     except ValueError:
         raise PlannerError(f"saez-empirical takes a prior elasticity, got {arg!r}") from None
+    if not prior > 0 or prior == float("inf"):  # Saez's formula divides by it
+        raise PlannerError(f"saez-empirical:<ε> takes a prior elasticity ε > 0, got {arg!r}")
+    return EmpiricalSaezPlanner(ctx, prior)

@@ -34,6 +34,7 @@ from llmecon._limits import MAX_SEED
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 from llmecon.models._fleet import EndpointSpec
 from llmecon.models._redact import check_base_url
+from llmecon.planners.base import PlannerError
 
 #: A server base URL, or several (an endpoint fleet): URLs or ``{url, max_concurrency}``.
 ApiBaseField = str | list[str | EndpointSpec] | None
@@ -48,6 +49,12 @@ RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the field."""
+
+
+class PlannerSettingError(ConfigError, PlannerError):
+    """The baseline planner a config names cannot be built (``flat:abc``,
+    ``us-federal:2018``, ``ucb:-1``): a :class:`ConfigError` like every other bad
+    setting, and the :class:`~llmecon.planners.PlannerError` the planner raised."""
 
 
 #: Key of the validation context (``{FROM_LOG: True}``) of a config read from a run's

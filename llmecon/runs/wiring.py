@@ -53,9 +53,9 @@ from llmecon.models import (
     takes_run_wide_base,
 )
 from llmecon.models._fleet import ApiBase
-from llmecon.planners import Planner, PlannerContext, is_baseline, make_planner
+from llmecon.planners import Planner, PlannerContext, PlannerError, is_baseline, make_planner
 from llmecon.prompts import RENDERING, PromptError, PromptLibrary
-from llmecon.runs.config import NAMED_PERSONAS, ConfigError, RunConfig
+from llmecon.runs.config import NAMED_PERSONAS, ConfigError, PlannerSettingError, RunConfig
 from llmecon.runs.guard import CircuitBreaker
 from llmecon.runs.log import (
     PROMPTS_COPY_NAME,
@@ -541,7 +541,10 @@ def build_planner(
     config: RunConfig, ctx: PlannerContext, models: ModelPool, library: PromptLibrary
 ) -> Planner:
     if is_baseline(config.planner):
-        return make_planner(config.planner, ctx)
+        try:
+            return make_planner(config.planner, ctx)
+        except PlannerError as exc:  # the config's planner setting: a ConfigError too
+            raise PlannerSettingError(str(exc)) from exc.__cause__
     settings = planner_prompt_settings(config)
     start = None
     if config.planner_start is not None:
