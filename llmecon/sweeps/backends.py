@@ -154,7 +154,7 @@ def _pool_cell(task: dict[str, Any]) -> dict[str, Any]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _script_hint() -> str | None:
+def script_hint() -> str | None:
     """Why a pool worker may have died at start when the sweep runs from a script: the
     workers import it, and a sweep at its top level runs again in each (``None`` when
     the sweep does not run from a script file)."""
@@ -214,7 +214,7 @@ class PoolBackend(Backend):
                 out.append((future, future.result()))
             except Exception as exc:  # a worker died (BrokenProcessPool, MemoryError, …)
                 result = _error(future.task, exc)  # type: ignore[attr-defined]
-                if isinstance(exc, BrokenProcessPool) and (hint := _script_hint()):
+                if isinstance(exc, BrokenProcessPool) and (hint := script_hint()):
                     result["error"] += f" ({hint})"
                 out.append((future, result))
         return out

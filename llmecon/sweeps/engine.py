@@ -19,7 +19,7 @@ from llmecon._format import counted, named_few
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import RunLogError, inside_run_reason, package_versions, utc_now
 from llmecon.runs.loop import RunResult
-from llmecon.sweeps.backends import Backend, make_backend
+from llmecon.sweeps.backends import Backend, make_backend, script_hint
 from llmecon.sweeps.cell import UNTABULATED, folder_result, folder_state, known_cost
 from llmecon.sweeps.results import (
     CELLS_NAME,
@@ -307,6 +307,9 @@ def run_sweep(
         from llmecon.sweeps.backends import import_ray
 
         import_ray()  # before anything is written: say which extra to install
+    elif backend is None and (jobs or 1) > 1 and (hint := script_hint()) is not None:
+        # the pool's workers would run the script's sweep again and die at start
+        raise ConfigError(f"{hint}; nothing was run")
     cells = spec.expand()
     by_id = {c.cell_id: c for c in cells}
     directory = spec.directory(cells) if write_log else None

@@ -180,9 +180,13 @@ def test_sigint_to_the_sweep_alone_stops_its_pool_cells(tmp_path: Path) -> None:
     assert list(results["unfinished"]) == [1, 1, 1]
 
 
-def test_a_script_without_the_main_guard_is_told_why_its_workers_died(tmp_path: Path) -> None:
+def test_a_script_without_the_main_guard_is_refused_before_its_workers_die(
+    tmp_path: Path,
+) -> None:
     # The pool's workers import the script, whose top-level sweep runs again in each and
-    # dies ("in use by another sweep"); the cells said only "BrokenProcessPool".
+    # dies ("in use by another sweep"): the cells said only "BrokenProcessPool", or the
+    # pool broke as the first cell was submitted, with a traceback and a folder holding
+    # only sweep.json. Such a sweep is now refused before anything is written.
     import subprocess
 
     script = tmp_path / "noguard.py"
@@ -196,17 +200,17 @@ def test_a_script_without_the_main_guard_is_told_why_its_workers_died(tmp_path: 
     ran = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path
     )
-    assert ran.returncode == 0, ran.stderr[-2000:]
-    errors = next(line for line in ran.stdout.splitlines() if line.startswith("ERRORS"))
-    assert "BrokenProcessPool" in errors
-    assert 'must run under `if __name__ == "__main__":`' in errors
+    last = ran.stderr.strip().splitlines()[-1]
+    assert ran.returncode == 1 and last.startswith("llmecon.runs.config.ConfigError"), last
+    assert 'must run under `if __name__ == "__main__":`' in last and "nothing was run" in last
+    assert "BrokenProcessPool" not in ran.stderr and not (tmp_path / "out").exists()
     # a guarded script (the `llmecon` command's own is one) gets no such hint: its
     # workers died of something else
     guarded = tmp_path / "guarded.py"
     guarded.write_text(
-        "from llmecon.sweeps.backends import _script_hint\n"
+        "from llmecon.sweeps.backends import script_hint\n"
         "if __name__ == '__main__':\n"
-        "    print('HINT', _script_hint())\n"
+        "    print('HINT', script_hint())\n"
     )
     hint = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True)
     assert "HINT None" in hint.stdout, hint.stderr[-2000:]
