@@ -20,7 +20,7 @@ Results carry pandas DataFrames::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,13 @@ DEFAULT_PLANNERS = ("none", "us-federal", "saez", "oracle", "ucb")
 COMPARE_DEFAULTS: dict[str, Any] = {"years": 30}
 
 
+#: What ``run``, ``run_async`` and ``compare`` take as their config: a
+#: :class:`RunConfig`, a dict of settings, a YAML/TOML file's path, or nothing.
+ConfigLike = RunConfig | Mapping[str, Any] | str | Path | None
+
+
 def _config(
-    config: RunConfig | str | Path | None,
+    config: ConfigLike,
     settings: dict[str, Any],
     defaults: dict[str, Any] | None = None,
 ) -> RunConfig:
@@ -57,6 +62,14 @@ def _config(
     origin = "settings"
     if isinstance(config, RunConfig):
         data = config.model_dump(exclude_unset=True)
+    elif isinstance(config, Mapping):  # a dict of settings, as a config file holds them
+        data = dict(config)
+        origin = "the config dict + settings"
+    elif config is not None and not isinstance(config, str | Path):
+        raise ConfigError(
+            f"config must be a RunConfig, a dict of settings or a config file's path, "
+            f"not {type(config).__name__}"
+        )
     elif config is not None:
         data = read_config_file(config)
         origin = f"{config} + settings"
@@ -74,7 +87,7 @@ def _config(
 
 
 def run(
-    config: RunConfig | str | Path | None = None,
+    config: ConfigLike = None,
     /,
     *,
     progress: ProgressCallback | None = None,
@@ -85,8 +98,9 @@ def run(
     (``.years`` DataFrame, ``.summary``, ``.load()`` for every table of its folder).
 
     Args:
-        config: a :class:`~llmecon.runs.RunConfig`, a YAML/TOML config file, or
-            nothing (the defaults: the embedded model as planner and workers).
+        config: a :class:`~llmecon.runs.RunConfig`, a dict of its settings, a
+            YAML/TOML config file, or nothing (the defaults: the embedded model as
+            planner and workers).
         progress: called after every tax year with the year's
             :class:`~llmecon.planners.YearRecord` and the run's totals so far (calls,
             tokens, cost, fallbacks). ``record.year`` counts from 0, as the log does:
@@ -104,7 +118,7 @@ def run(
 
 
 async def run_async(
-    config: RunConfig | str | Path | None = None,
+    config: ConfigLike = None,
     /,
     *,
     progress: ProgressCallback | None = None,
@@ -154,7 +168,7 @@ class Comparison:
     arms, a Saez fixed point that did not converge; the first seed's that has one)."""
 
 
-def compare_config(config: RunConfig | str | Path | None = None, /, **settings: Any) -> RunConfig:
+def compare_config(config: ConfigLike = None, /, **settings: Any) -> RunConfig:
     """The config :func:`compare` runs every planner with: ``config`` and ``settings``
     with its defaults (30 years, unless the preset sets them) and rational workers,
     reference welfare on (each run's summary holds the no-tax and oracle welfare its gain
@@ -167,6 +181,8 @@ def compare_config(config: RunConfig | str | Path | None = None, /, **settings: 
     given = settings.get("workers")
     if isinstance(config, RunConfig):
         in_config, where = config.model_dump(exclude_unset=True).get("workers"), "the config's"
+    elif isinstance(config, Mapping):
+        in_config, where = config.get("workers"), "the config dict's"
     elif config is not None:
         in_config, where = read_config_file(config).get("workers"), f"{config}'s"
     else:
@@ -220,7 +236,7 @@ def _base_settings(config: RunConfig) -> dict[str, Any]:
 
 def compare(
     planners: str | Sequence[str] | None = None,
-    config: RunConfig | str | Path | None = None,
+    config: ConfigLike = None,
     /,
     *,
     seeds: str | int | Sequence[int] | None = None,

@@ -363,3 +363,16 @@ def test_the_package_names_its_version_and_its_errors() -> None:
     assert llmecon.ConfigError is ConfigError and llmecon.RunLogError is RunLogError
     assert issubclass(llmecon.RunFailedError, RuntimeError)
     assert {"ConfigError", "RunFailedError", "RunLogError"} <= set(dir(llmecon))
+
+
+def test_a_dict_of_settings_is_a_config_and_anything_else_is_told_what_a_config_is() -> None:
+    # `llmecon.run({...})` failed inside pathlib: "TypeError: … not dict".
+    result = llmecon.run({"planner": "saez", "workers": "rational", "agents": 5, "years": 1},
+                         write_log=False, seed=2)  # fmt: skip
+    assert result.complete and result.config.seed == 2 and result.config.planner == "saez"
+    with pytest.raises(ConfigError, match="did you mean 'planner'"):
+        llmecon.run({"planer": "saez"}, write_log=False)
+    with pytest.raises(ConfigError, match="a RunConfig, a dict of settings or a config file"):
+        llmecon.run(5, write_log=False)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="compare runs every planner with rational workers"):
+        llmecon.compare(["saez"], {"workers": "scripted/reference"})
