@@ -40,6 +40,16 @@ DEFAULT_PLANNERS = ("none", "us-federal", "saez", "oracle", "ucb")
 COMPARE_DEFAULTS: dict[str, Any] = {"years": 30}
 
 
+def _check_call(progress: Any, write_log: Any) -> None:
+    """:class:`~llmecon.runs.ConfigError` for a ``progress`` that cannot be called or a
+    ``write_log`` that is not a bool, before anything runs (a run found out at the end
+    of its first year, and ``write_log="no"`` wrote a log)."""
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"progress must be a function, not {type(progress).__name__}")
+    if not isinstance(write_log, bool):
+        raise ConfigError(f"write_log must be True or False, not {write_log!r}")
+
+
 #: What ``run``, ``run_async`` and ``compare`` take as their config: a
 #: :class:`RunConfig`, a dict of settings, a YAML/TOML file's path, or nothing.
 ConfigLike = RunConfig | Mapping[str, Any] | str | Path | None
@@ -113,6 +123,7 @@ def run(
     ``deadline_exceeded``); a failed run raises :class:`~llmecon.runs.RunFailedError`
     (its ``.result`` holds what was done).
     """
+    _check_call(progress, write_log)
     sim = build_simulation(_config(config, settings), write_log=write_log)
     return sim.run(progress)
 
@@ -126,6 +137,7 @@ async def run_async(
     **settings: Any,
 ) -> RunResult:
     """:func:`run`, awaited on the caller's event loop (``await llmecon.run_async(...)``)."""
+    _check_call(progress, write_log)
     sim = build_simulation(_config(config, settings), write_log=write_log)
     return await sim.run_async(progress)
 
@@ -265,6 +277,7 @@ def compare(
     """
     from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, run_sweep
 
+    _check_call(progress, write_log)
     if "planners" in settings:  # the CLI's --planners: here the first argument
         raise ConfigError(
             "planners are compare's first argument, not a setting: "
@@ -432,6 +445,7 @@ def sweep(
     """
     from llmecon.sweeps import SweepSpec, parse_seeds, read_sweep_file, run_sweep
 
+    _check_call(progress, write_log)
     if seeds is not None:
         if "seed" in (grid or {}) or settings.get("seed") is not None:
             raise ValueError("sweep: give the seeds once (seeds=, seed= or grid['seed'])")

@@ -376,3 +376,21 @@ def test_a_dict_of_settings_is_a_config_and_anything_else_is_told_what_a_config_
         llmecon.run(5, write_log=False)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="compare runs every planner with rational workers"):
         llmecon.compare(["saez"], {"workers": "scripted/reference"})
+
+
+@pytest.mark.parametrize("call", ["run", "compare", "sweep"])
+def test_a_progress_that_cannot_be_called_or_a_write_log_not_a_bool_is_refused_at_once(
+    tmp_path: Path, call: str
+) -> None:
+    # `progress=5` ran tax year 1, then failed the run ("run stopped in tax year 2") and
+    # left a failed run folder; `write_log="no"` wrote a log.
+    function = getattr(llmecon, call)
+    args = {"run": (), "compare": (["saez"],), "sweep": ()}[call]
+    small = {"workers": "rational", "agents": 5, "years": 1, "out": str(tmp_path)}
+    if call != "compare":
+        small["planner"] = "saez"
+    with pytest.raises(ConfigError, match="progress must be a function, not int"):
+        function(*args, progress=5, **small)
+    with pytest.raises(ConfigError, match="write_log must be True or False, not 'no'"):
+        function(*args, write_log="no", **small)
+    assert list(tmp_path.iterdir()) == []
