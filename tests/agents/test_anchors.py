@@ -251,9 +251,7 @@ def test_a_ballot_example_is_checked_against_the_runs_own_labels(tmp_path: Path)
     # The check built every ballot with labels A–C whatever the run's `candidates`: in
     # a Borda run of 5 candidates (ballots A–F), an example ranking ["E", "D"] passed.
     shipped = PromptLibrary().source("vote_rule_borda.j2")
-    (tmp_path / "vote_rule_borda.j2").write_text(
-        shipped + 'For example {"ranking": ["E", "D"]}.\n'
-    )
+    (tmp_path / "vote_rule_borda.j2").write_text(shipped + 'For example {"ranking": ["E", "D"]}.\n')
     library = PromptLibrary(tmp_path)
     assert template_anchors(library) == {}  # labels A–C by default: E is no answer
     found = template_anchors(library, {"vote_rule": "borda", "candidates": 5})

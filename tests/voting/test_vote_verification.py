@@ -216,8 +216,8 @@ def test_a_round_no_ballot_decided_keeps_the_incumbent_and_says_so(tmp_path: Pat
 
     from llmecon.runs import read_events
     from llmecon.runs.events import VoteRound
-    from llmecon.voting.rules import ApprovalBallot, tally
     from llmecon.voting.rounds import vote_line, vote_summary
+    from llmecon.voting.rules import ApprovalBallot, tally
 
     empty = [ApprovalBallot(()) for _ in range(4)]
     labels = ("A", "B", "C")
@@ -240,7 +240,7 @@ def test_a_round_no_ballot_decided_keeps_the_incumbent_and_says_so(tmp_path: Pat
             "tied": [],
             "turnout": 0.0,
             "shares": dict.fromkeys(held.shares, 0.0),
-        }  # fmt: skip
+        }
     )
     origin = held.candidates[0].origin.split(";")[0]
     said = f"decided nothing (no counted ballot for anyone): A ({origin}) stays"
