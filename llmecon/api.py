@@ -443,9 +443,13 @@ def sweep(
     existing cluster (``pip install 'llmecon[ray]'``). ``max_cost``: USD for the whole
     sweep. ``write_log=False``: in memory, in this process.
     """
-    from llmecon.sweeps import SweepSpec, parse_seeds, read_sweep_file, run_sweep
+    from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, read_sweep_file, run_sweep
 
-    _check_call(progress, write_log)
+    if progress is not None and not isinstance(progress, SweepProgress):
+        raise ConfigError(
+            f"progress must be a SweepProgress (llmecon.sweeps), not {type(progress).__name__}"
+        )
+    _check_call(None, write_log)
     if seeds is not None:
         if "seed" in (grid or {}) or settings.get("seed") is not None:
             raise ValueError("sweep: give the seeds once (seeds=, seed= or grid['seed'])")

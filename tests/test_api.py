@@ -389,7 +389,8 @@ def test_a_progress_that_cannot_be_called_or_a_write_log_not_a_bool_is_refused_a
     small = {"workers": "rational", "agents": 5, "years": 1, "out": str(tmp_path)}
     if call != "compare":
         small["planner"] = "saez"
-    with pytest.raises(ConfigError, match="progress must be a function, not int"):
+    said = "a SweepProgress (llmecon.sweeps), not int" if call == "sweep" else "a function, not int"
+    with pytest.raises(ConfigError, match=re.escape(f"progress must be {said}")):
         function(*args, progress=5, **small)
     with pytest.raises(ConfigError, match="write_log must be True or False, not 'no'"):
         function(*args, write_log="no", **small)
