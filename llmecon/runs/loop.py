@@ -57,6 +57,7 @@ from llmecon.runs.reference import (
     REFERENCE_INTERRUPTED,
     REFERENCES_CUT,
     gain_closed_of,
+    headline,
     reference_welfare,
     worker_notes,
 )
@@ -998,11 +999,7 @@ class Simulation:
                 return out
             out.update(reference)
             # The headline: share of the none → oracle welfare gain closed (None = n/a).
-            out["gain_closed"] = gain_closed_of(swfs[-1], out)
-            for key in ("status_quo_swf", "oracle_swf"):
-                ref = out.get(key)
-                if ref:
-                    out[f"final_pct_of_{key.removesuffix('_swf')}"] = 100.0 * swfs[-1] / ref
+            out.update(headline(swfs[-1], out))
         return out
 
 

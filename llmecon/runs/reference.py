@@ -58,7 +58,7 @@ def reference_welfare(ctx: PlannerContext) -> dict[str, Any]:
     degenerate (:func:`oracle_warning`)."""
     economy = ctx.economy
     _, status_quo = economy.evaluate(ctx.status_quo())
-    no_tax_outcome, no_tax = economy.evaluate(ctx.schedule([0.0] * ctx.n_brackets))
+    no_tax_outcome, no_tax = economy.evaluate(no_tax_schedule(ctx))
     out: dict[str, Any] = {"status_quo_swf": status_quo.swf, "none_swf": no_tax.swf}
     if ctx.min_rate > 0:  # "no tax" is then a flat tax at the lowest rate allowed
         out["none_rate"] = ctx.min_rate
@@ -114,6 +114,22 @@ def oracle_warning(
             "of the no-tax → oracle gain): every other planner's gain closed reads about 0 %"
         )
     return said + "; the oracle is degenerate under this SWF: compare planners by their SWF"
+
+
+def no_tax_schedule(ctx: PlannerContext) -> TaxSchedule:
+    """The ``none`` reference's schedule: every rate at the lowest allowed."""
+    return ctx.schedule([0.0] * ctx.n_brackets)
+
+
+def headline(swf: float, reference: dict[str, Any]) -> dict[str, float | None]:
+    """A final year's ``swf`` against a :func:`reference_welfare` result, as a run
+    summary gives it: ``gain_closed`` (``None`` = n/a) and ``final_pct_of_status_quo``
+    and ``final_pct_of_oracle`` (each absent when its reference is missing or 0)."""
+    out: dict[str, float | None] = {"gain_closed": gain_closed_of(swf, reference)}
+    for key in ("status_quo_swf", "oracle_swf"):
+        if ref := reference.get(key):
+            out[f"final_pct_of_{key.removesuffix('_swf')}"] = 100.0 * swf / ref
+    return out
 
 
 def gain_closed_of(swf: float, reference: dict[str, Any]) -> float | None:

@@ -31,7 +31,7 @@ from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
 from llmecon.runs.loop import reported_outcome
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
-from llmecon.runs.reference import gain_closed_of
+from llmecon.runs.reference import headline, no_tax_schedule
 from llmecon.runs.restore import RestoredRun, restore_run
 from llmecon.runs.wiring import build_simulation, build_world
 from llmecon.voting import rules
@@ -345,17 +345,15 @@ def reference_differences(
         return out
     economy = ctx.economy
     differs("status_quo_swf", economy.evaluate(ctx.status_quo())[1].swf)
-    differs("none_swf", economy.evaluate(ctx.schedule([0.0] * ctx.n_brackets))[1].swf)
+    differs("none_swf", economy.evaluate(no_tax_schedule(ctx))[1].swf)
     rates = logged.get("oracle_rates")
     if isinstance(rates, list) and len(rates) == ctx.n_brackets:
         oracle = economy.evaluate(ctx.schedule([float(r) for r in rates]))[1].swf
         differs("oracle_swf", oracle, ORACLE_REL_TOL)
     if final_swf is None:
         return out
-    differs("gain_closed", gain_closed_of(final_swf, logged))
-    for key in ("status_quo_swf", "oracle_swf"):
-        if ref := logged.get(key):
-            differs(f"final_pct_of_{key.removesuffix('_swf')}", 100.0 * final_swf / ref)
+    for name, value in headline(final_swf, logged).items():
+        differs(name, value)
     return out
 
 
