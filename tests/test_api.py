@@ -395,3 +395,23 @@ def test_a_progress_that_cannot_be_called_or_a_write_log_not_a_bool_is_refused_a
     with pytest.raises(ConfigError, match="write_log must be True or False, not 'no'"):
         function(*args, write_log="no", **small)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_config_built_in_python_names_the_setting_meant_and_documents_its_fields() -> None:
+    # RunConfig(agentz=5) raised pydantic's bare "Extra inputs are not permitted", and
+    # help(RunConfig) gave one line: the settings were documented only in `--help`.
+    import pydoc
+    import traceback
+
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        RunConfig(agentz=5, planner="saez")  # type: ignore[call-arg]
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "agentz: unknown field (did you mean 'agents'?" in shown
+    helped = pydoc.render_doc(RunConfig, renderer=pydoc.plaintext)
+    for name, info in RunConfig.model_fields.items():
+        assert f"    {name}: " in helped, name
+        first_line = (info.description or "").splitlines()[0]
+        assert first_line.strip() in helped, name
+    assert "elasticity: float = 0.4" in helped

@@ -607,6 +607,22 @@ class RunConfig(BaseModel):
             raise ValueError(f"min_rate ({self.min_rate}) exceeds max_rate ({self.max_rate})")
         return self
 
+    def __init__(self, /, **data: Any) -> None:
+        """Validates ``data``; an unknown field's error carries a note naming the field
+        probably meant, as a config file's or the command line's does."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                if err["type"] == "extra_forbidden":
+                    field = ".".join(str(p) for p in err["loc"])
+                    exc.add_note(f"{field}: {_unknown_field_message(field)}")
+            raise
+
+    # Validation (``model_validate``, with its context) goes on as pydantic's own: this
+    # __init__ only annotates the error of a direct call (pydantic-settings does so too).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     def __setattr__(self, name: str, value: Any) -> None:
         """Fields are validated when assigned; ``preset`` cannot be assigned (a preset
         fills fields only when a config is built, so assigning one would label the
@@ -651,6 +667,33 @@ class RunConfig(BaseModel):
         copy = self.model_copy(update=update)
         copy.__pydantic_fields_set__ = set(self.model_fields_set)
         return copy
+
+
+def _type_name(annotation: Any) -> str:
+    """``annotation`` as written in code: ``int | None``, ``Literal['a', 'b']``."""
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return re.sub(r"\b(typing|pathlib|llmecon\.[\w.]+)\.", "", str(annotation))
+
+
+def _fields_doc(model: type[BaseModel]) -> str:
+    """``model``'s docstring followed by each field's type, default and description, so
+    ``help(RunConfig)`` documents the settings as ``llmecon run --help`` does."""
+    lines = [
+        (model.__doc__ or "").rstrip(),
+        "",
+        "Fields (each is an option of ``llmecon run``, the field x_y as --x-y):",
+    ]
+    for name, info in model.model_fields.items():
+        value = None if info.is_required() else info.get_default(call_default_factory=True)
+        default = "" if info.is_required() else f" = {value!r}"
+        lines.append(f"    {name}: {_type_name(info.annotation)}{default}")
+        for line in (info.description or "").splitlines():
+            lines.append(f"        {line.strip()}")
+    return "\n".join(lines) + "\n"
+
+
+RunConfig.__doc__ = _fields_doc(RunConfig)
 
 
 def recorded_config(data: Mapping[str, Any]) -> RunConfig:
@@ -777,20 +820,23 @@ def fields_in_groups(*groups: str) -> tuple[str, ...]:
 OPERATIONAL_FIELDS = fields_in_groups("operational")
 
 
+def _unknown_field_message(field: str) -> str:
+    """What is said of the unknown field ``field``: the field probably meant, and where
+    every setting is listed."""
+    import difflib
+
+    close = difflib.get_close_matches(field, list(RunConfig.model_fields), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else "check the spelling; "
+    return f"unknown field ({hint}`llmecon run --help` lists every setting, the field x_y as --x-y)"
+
+
 def _format_validation_error(exc: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            import difflib
-
-            close = difflib.get_close_matches(field, list(RunConfig.model_fields), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else "check the spelling; "
-            msg = (
-                f"unknown field ({hint}`llmecon run --help` lists every setting, the field "
-                "x_y as --x-y)"
-            )
+            msg = _unknown_field_message(field)
         lines.append(f"  {field}: {msg}")
     return "\n".join(lines)
 
