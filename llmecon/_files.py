@@ -63,6 +63,20 @@ def missing_path(path: str | Path) -> str:
     return f"{p} (looked for in the current directory: {p.absolute()})"
 
 
+def not_a_file(path: str | Path, what: str) -> str | None:
+    """Why ``path`` cannot be read as the ``what`` (``"config file"``) a user gave: it
+    is missing, a folder, or not a regular file (``/dev/null``, a pipe, a socket); or
+    ``None`` when it is a regular file."""
+    p = Path(path)
+    if p.is_file():
+        return None
+    if p.is_dir():
+        return f"{what} {p} is a folder, not a file"
+    if p.exists():
+        return f"{what} {p} is not a regular file (a device, pipe or socket)"
+    return f"{what} not found: {missing_path(p)}"
+
+
 def make_folder(path: str | Path) -> Path:
     """``path`` and its missing parents made as folders (``mkdir -p``); returns it.
 
@@ -120,12 +134,16 @@ def read_text_file(path: str | Path, what: str = "file") -> str:
 
     ``what`` names the kind of file in the message (``"config file"``,
     ``"template"``, …). Raises :class:`TextFileError` when the file is missing, a
-    folder, unreadable, or not valid UTF-8 (naming the line of the first bad byte).
+    folder, not a regular file, unreadable, or not valid UTF-8 (naming the line of the
+    first bad byte).
     """
     p = Path(path)
+    problem = not_a_file(p, what)  # read, /dev/null would be empty and a pipe block
+    if problem:
+        raise TextFileError(problem)
     try:
         data = p.read_bytes()
-    except FileNotFoundError:
+    except FileNotFoundError:  # removed since
         raise TextFileError(f"{what} not found: {p}") from None
     except IsADirectoryError:
         raise TextFileError(f"{what} {p} is a folder, not a file") from None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import resource
 from pathlib import Path
 
@@ -70,3 +71,25 @@ def test_concurrency_cap_reads_the_real_limit() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     expected = (_limits.UNLIMITED_FILES if soft == resource.RLIM_INFINITY else soft) - 64
     assert max_safe_concurrency() == max(1, expected // 2)
+
+
+def test_a_device_or_pipe_given_as_a_file_is_named_as_such(tmp_path: Path) -> None:
+    # `--personas /dev/null` said "persona file not found: /dev/null"; `--config
+    # /dev/null` "config file not found"; read_text_file would have read a pipe for ever.
+    import os
+
+    import llmecon
+    from llmecon.personas import PersonaError, load_bank
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for device in (Path("/dev/null"), pipe):
+        said = "is not a regular file (a device, pipe or socket)"
+        with pytest.raises(TextFileError, match=re.escape(f"template {device} {said}")):
+            read_text_file(device, "template")
+        with pytest.raises(PersonaError, match=re.escape(f"persona file {device} {said}")):
+            load_bank(device)
+        with pytest.raises(llmecon.ConfigError, match=re.escape(f"config file {device} {said}")):
+            llmecon.run(str(device), write_log=False)
+    with pytest.raises(llmecon.ConfigError, match=r"config file .* is a folder, not a file"):
+        llmecon.run(str(tmp_path), write_log=False)

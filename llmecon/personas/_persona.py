@@ -21,7 +21,7 @@ from llmecon._files import (
     TextFileError,
     atomic_write_text,
     make_folder,
-    missing_path,
+    not_a_file,
     read_text_file,
 )
 from llmecon._format import named_few
@@ -234,10 +234,10 @@ def write_bank(path: str | Path, personas: Iterable[Persona]) -> Path:
 def load_bank(path: str | Path) -> list[Persona]:
     """Read a JSONL persona bank; a missing or corrupt file raises :class:`PersonaError`."""
     path = Path(path)
-    if path.is_dir():
-        raise PersonaError(f"{path} is a folder; a persona bank is a JSONL file")
-    if not path.is_file():
-        raise PersonaError(f"persona file not found: {missing_path(path)}")
+    problem = not_a_file(path, "persona file")
+    if problem:
+        hint = "; a persona bank is a JSONL file" if path.exists() else ""
+        raise PersonaError(f"{problem}{hint}")
     try:
         text = read_text_file(path, "persona file")
     except TextFileError as exc:  # unreadable, or not UTF-8 (naming the line)

@@ -843,9 +843,12 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config file into a dict."""
+    from llmecon._files import not_a_file
+
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
+    problem = not_a_file(p, "config file")
+    if problem:
+        raise ConfigError(problem)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -410,7 +410,7 @@ def test_reports_of_other_runs_do_not_replace_each_other(
 def test_a_missing_run_and_a_folder_for_personas_are_named_as_such(tmp_path: Path) -> None:
     _clean_error(_invoke("resume", str(tmp_path / "missing")), "run folder not found")
     result = _invoke("run", "--planner", "saez", "--personas", str(tmp_path))
-    _clean_error(result, "is a folder; a persona bank is a JSONL file")
+    _clean_error(result, "is a folder, not a file; a persona bank is a JSONL file")
 
 
 def test_resume_with_a_setting_only_run_takes_says_to_fork(run_dir: Path) -> None:
