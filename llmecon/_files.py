@@ -35,6 +35,11 @@ STORAGE_ERRNOS = frozenset(
 )
 
 
+#: ``errno`` values of a place the user may not write (read-only storage, no permission):
+#: a message says to write elsewhere (``--out``).
+READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 def is_storage_error(exc: BaseException) -> bool:
     """Whether ``exc`` is an :class:`OSError` of :data:`STORAGE_ERRNOS`."""
     return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS

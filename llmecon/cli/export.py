@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import importlib.util
 import json
 from pathlib import Path
@@ -177,7 +176,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
       llmecon export runs/my-run
       llmecon export runs/my-run --format parquet --out my-run-tables
     """
-    from llmecon._files import atomic_write, make_folder, os_reason
+    from llmecon._files import READ_ONLY_ERRNOS, atomic_write, make_folder, os_reason
     from llmecon.runs.dataframes import load_run
     from llmecon.runs.log import is_run_folder, record_folder_reason
 
@@ -204,11 +203,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     try:
         make_folder(target)
     except OSError as exc:
-        hint = (
-            "; export elsewhere with --out FOLDER"
-            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
-            else ""
-        )
+        hint = "; export elsewhere with --out FOLDER" if exc.errno in READ_ONLY_ERRNOS else ""
         raise click.ClickException(f"cannot create {target}: {os_reason(exc)}{hint}") from None
     written: list[str] = []  # listed after writing (a failing terminal stops no table),
     try:  # also when a later table fails: what was written is there

@@ -18,11 +18,10 @@ Example::
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmecon._files import atomic_write_text, make_folder, os_reason
+from llmecon._files import READ_ONLY_ERRNOS, atomic_write_text, make_folder, os_reason
 from llmecon.report._llm import PROBES_FOLDER, default_probe_path, probe_file_name
 from llmecon.report._output import REPORT_NAME, check_report_path
 from llmecon.report._render import Progress, render_report, run_labels
@@ -84,7 +83,7 @@ def _write_html(path: Path, html: str) -> Path:
     except OSError as exc:
         hint = (
             "; write it elsewhere with --out (from Python: out=…)"
-            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+            if exc.errno in READ_ONLY_ERRNOS
             else ""
         )
         raise RunLogError(f"cannot write the report {path}: {os_reason(exc)}{hint}") from None
