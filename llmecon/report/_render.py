@@ -50,6 +50,7 @@ from llmecon.runs.config import setting_applies
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
 from llmecon.runs.events import KNOWN_EVENT_TYPES, template_edits
+from llmecon.voting.rounds import share_decimals
 
 #: Event types the report tabulates although this release does not type them.
 _TABULATED_OTHER = {"vote_round"}
@@ -528,8 +529,14 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
         tied = votes[votes["tied"].fillna(False).astype(bool)] if "tied" in votes else votes[:0]
         for _, v in votes[votes["is_winner"].astype(bool)].iterrows():
             others = tied[(tied["year"] == v["year"]) & (tied["label"] != v["label"])]
-            share = "uncontested" if v["year"] in alone else PERCENT(v["share"])
             held = votes[votes["year"] == v["year"]]
+            decimals = share_decimals(
+                dict(zip(held["label"].astype(str), held["share"].fillna(0.0), strict=True)),
+                str(v["label"]),
+                others["label"].astype(str),
+            )
+            written = PERCENT.with_decimals(decimals)
+            share = "uncontested" if v["year"] in alone else written(v["share"])
             if len(held) > 1 and not held["share"].fillna(0.0).any():
                 share = "decided nothing (no counted ballot for anyone): the first candidate stays"
             elif len(others):  # the seeded tie-break decided the round

@@ -32,7 +32,7 @@ resumed or forked run draws exactly what the original did.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -612,7 +612,27 @@ def vote_line(event: VoteRound) -> str:
     with one candidate (the others merged into it) is uncontested."""
     from llmecon._format import PERCENT
 
-    return _round_told(event, PERCENT, an=True, uncontested=True, tie=True, undecided=True)
+    percent = PERCENT.with_decimals(share_decimals(event.shares, event.winner, event.tied))
+    return _round_told(event, percent, an=True, uncontested=True, tie=True, undecided=True)
+
+
+def share_decimals(
+    shares: Mapping[str, float], winner: str, tied: Iterable[str] = (), most: int = 4
+) -> int:
+    """The decimals of a percentage (1 at least, ``most`` at most) at which ``winner``'s
+    share is written unlike every other candidate's it beat (not one it ``tied`` with):
+    survey weights near 1 decide a 3–3 head count by 3.0008 to 2.9984, which one decimal
+    would write as 37.5 % against 37.5 %. Shares equal at ``most`` decimals (a tie an
+    older log does not mark) are written with 1."""
+    from llmecon._format import PERCENT
+
+    beaten = [v for label, v in shares.items() if label != winner and label not in set(tied)]
+    for decimals in range(1, most):
+        written = PERCENT.with_decimals(decimals)
+        top = written(shares.get(winner, 0.0))
+        if all(written(v) != top for v in beaten):
+            return decimals
+    return most if all(v != shares.get(winner, 0.0) for v in beaten) else 1
 
 
 def tie_note(event: VoteRound) -> str:

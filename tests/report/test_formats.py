@@ -384,3 +384,18 @@ def test_the_schedule_says_how_many_workers_earn_in_each_bracket(tmp_path: Path)
     column = _column(page, "r: workers in it (final year)")
     assert [int(c) for c in column] == [int(n) for n in counts]
     assert "taxes nobody's marginal income" in html_module.unescape(page)
+
+
+def test_a_winner_by_survey_weights_is_not_written_level_with_the_one_it_beat() -> None:
+    """With the shipped bank's near-1 weights a 3–3 head count is decided by the weights
+    (3.0008 to 2.9984 of 8), which the terminal wrote as 37.5 % against 37.5 %."""
+    from llmecon.voting.rounds import share_decimals, vote_line
+
+    shares = {"A": 3.0008 / 8, "B": 2.9984 / 8, "C": 2.0008 / 8}
+    said = vote_line(_round(shares))  # type: ignore[arg-type]
+    assert "A (incumbent) 37.51 %" in said and "B (platform of persona-1) 37.48 %" in said
+    assert share_decimals(shares, "A") == 2
+    assert share_decimals({"A": 0.625, "B": 0.375}, "A") == 1  # apart at one decimal
+    assert share_decimals({"A": 0.5, "B": 0.5}, "A", tied=["B"]) == 1  # a true tie
+    assert share_decimals({"A": 0.5, "B": 0.5}, "A") == 1  # an unmarked tie
+    assert share_decimals({"A": 0.5 + 1e-9, "B": 0.5}, "A") == 4  # as far as it goes
