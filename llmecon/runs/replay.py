@@ -504,13 +504,8 @@ def vote_differences(logged: VoteRound | None, replayed: VoteRound) -> list[dict
     for name in ("rule", "source", "voters"):
         if getattr(logged, name) != getattr(replayed, name):
             differ(name, getattr(logged, name), getattr(replayed, name))
-    old_c = [(c.label, c.origin) for c in logged.candidates]
-    new_c = [(c.label, c.origin) for c in replayed.candidates]
-    if old_c != new_c or not all(
-        len(a.rates) == len(b.rates) and all(map(close, a.rates, b.rates))
-        for a, b in zip(logged.candidates, replayed.candidates, strict=False)
-    ):
-        differ("candidates", _candidates_text(logged), _candidates_text(replayed))
+    if candidates := _candidate_difference(logged, replayed):
+        differ(*candidates)
     old_b = [(b.agent, b.ballot, b.abstained) for b in logged.ballots]
     new_b = [(b.agent, b.ballot, b.abstained) for b in replayed.ballots]
     if len(old_b) != len(new_b):
@@ -543,8 +538,33 @@ def vote_differences(logged: VoteRound | None, replayed: VoteRound) -> list[dict
     return out
 
 
-def _candidates_text(event: VoteRound) -> str:
-    return "; ".join(f"{c.label} ({c.origin}) {c.rates}" for c in event.candidates)
+def _candidate_difference(logged: VoteRound, replayed: VoteRound) -> tuple[str, str, str] | None:
+    """(what, logged, replayed) of the first way the candidates differ: their number, a
+    candidate's label or origin, or the first bracket whose rate differs (in percent,
+    with how many brackets differ), not two whole lists of rate vectors."""
+    from llmecon._format import PERCENT
+
+    old, new = logged.candidates, replayed.candidates
+    if len(old) != len(new):
+        names = [", ".join(c.label for c in side) for side in (old, new)]
+        return "candidates", f"{len(old)}: {names[0]}", f"{len(new)}: {names[1]}"
+    rate = PERCENT.with_decimals(4)
+    for a, b in zip(old, new, strict=True):
+        if (a.label, a.origin) != (b.label, b.origin):
+            return "candidates", f"{a.label} ({a.origin})", f"{b.label} ({b.origin})"
+        if len(a.rates) != len(b.rates):
+            return f"candidate {a.label}'s brackets", str(len(a.rates)), str(len(b.rates))
+        apart = [
+            k for k, (x, y) in enumerate(zip(a.rates, b.rates, strict=True)) if not close(x, y)
+        ]
+        if apart:
+            k = apart[0]
+            what = (
+                f"candidate {a.label}'s rate in bracket {k + 1} ({len(apart)} of "
+                f"{len(a.rates)} brackets differ)"
+            )
+            return what, rate(a.rates[k]), rate(b.rates[k])
+    return None
 
 
 def _ballot_text(ballot: Any) -> str:

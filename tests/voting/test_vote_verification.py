@@ -285,3 +285,20 @@ def test_a_run_failed_by_its_voters_still_says_how_its_rounds_went(tmp_path: Pat
     assert "Run summary" in said
     assert "voting round; the last, in tax year" in said
     assert "decided nothing (no counted ballot for anyone)" in said
+
+
+def test_replay_names_the_candidate_and_bracket_whose_rate_was_edited(tmp_path: Path) -> None:
+    # Replay printed both rounds' whole lists of candidates with their rate vectors.
+    run = _run(tmp_path, "r", vote_every=2, planner="us-federal", workers="rational",
+               vote_rule="plurality", candidates=3)  # fmt: skip
+
+    def edit(e: dict[str, Any]) -> None:
+        e["candidates"][1]["rates"][2] += 0.05
+
+    _edit_round(run, 2, edit)
+    report = replay_run(run)
+    (found,) = [d for d in report.differences if d["what"].startswith("vote candidate")]
+    label = found["what"].split("vote candidate ")[1][0]
+    assert found["what"] == f"vote candidate {label}'s rate in bracket 3 (1 of 7 brackets differ)"
+    logged, replayed = (float(found[k].removesuffix(" %")) for k in ("logged", "replayed"))
+    assert abs(logged - replayed - 5.0) < 1e-6, found
