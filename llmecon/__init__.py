@@ -38,6 +38,7 @@ _EXPORTS = {
     "Comparison": "llmecon.api",
     "sweep": "llmecon.api",
     "load_sweep": "llmecon.api",
+    "probe": "llmecon.api",
     "RunConfig": "llmecon.runs.config",
     "RunResult": "llmecon.runs.loop",
     "RunData": "llmecon.runs.dataframes",
@@ -47,11 +48,13 @@ _EXPORTS = {
     "ConfigError": "llmecon.runs.config",
     "RunFailedError": "llmecon.runs.guard",
     "RunLogError": "llmecon.runs.log",
+    "ProbeFailedError": "llmecon.agents.probe",
 }
 
 __all__ = [
     "Comparison",
     "ConfigError",
+    "ProbeFailedError",
     "RunConfig",
     "RunData",
     "RunFailedError",
@@ -62,6 +65,7 @@ __all__ = [
     "load_run",
     "load_runs",
     "load_sweep",
+    "probe",
     "run",
     "run_async",
     "sweep",

@@ -1,5 +1,5 @@
 """The Python API: ``llmecon.run``, ``llmecon.compare``, ``llmecon.sweep``,
-``llmecon.load_run``, ``llmecon.load_runs`` and ``llmecon.load_sweep``.
+``llmecon.probe``, ``llmecon.load_run``, ``llmecon.load_runs`` and ``llmecon.load_sweep``.
 
 They work the same in a script and in Jupyter: inside a running event loop the run goes
 to a worker thread with a loop of its own (or ``await llmecon.run_async(...)``).
@@ -486,3 +486,140 @@ def load_sweep(path: str | Path) -> Any:
     from llmecon.sweeps import load_sweep as load
 
     return load(path)
+
+
+def probe(
+    model: str,
+    /,
+    *,
+    personas: int = 24,
+    bank: str | Path = "default",
+    seed: int = 0,
+    style: str = "persona",
+    elasticity: float = 0.4,
+    bootstrap: int = 2000,
+    prompts: str | Path | None = None,
+    api_base: str | None = None,
+    timeout: float = 60.0,
+    max_retries: int = 5,
+    max_concurrency: int | None = None,
+    on_call: Callable[[Any], None] | None = None,
+    save: bool | str | Path = True,
+) -> Any:
+    """Test ``model`` as a worker, as ``llmecon probe MODEL`` does, and return its
+    :class:`~llmecon.agents.probe.ProbeResult` (``.estimates``: elasticity, income
+    effect, bracket response, optimality gap, degenerate and identical answers,
+    test–retest, each an :class:`~llmecon.agents.probe.Estimate` with a 95 % interval;
+    ``.answers``; ``.verdict()``; ``.to_dict()``).
+
+    ``personas`` are sampled (``seed``) from ``bank`` (``"default"``, the shipped bank,
+    or a JSONL bank); ``prompts`` a folder of templates overriding the shipped ones;
+    ``on_call`` is called with each finished call's record. ``save``: ``True`` writes
+    ``runs/probes/<model>.json`` (``<model>@<hash>.json`` with other worker prompts),
+    where ``llmecon report`` finds it for runs of that model; a path writes there;
+    ``False`` nothing. A save that fails warns and returns the result unsaved.
+
+    Raises :class:`~llmecon.runs.ConfigError` for a bad setting,
+    :class:`~llmecon.agents.probe.ProbeFailedError` when most calls failed (the probe
+    measures the endpoint, not the model: nothing is saved; its ``.result`` holds it),
+    and :class:`~llmecon.models.ModelError` when a call fails for good (a rejected key).
+    """
+    import asyncio
+    import warnings
+
+    from llmecon.agents.probe import ProbeFailedError, probe_model, sample_personas_for_probe
+    from llmecon.models import GenerateConfig, ModelError, get_model
+    from llmecon.personas import PersonaError, default_bank_path, load_bank
+    from llmecon.prompts import PromptError, PromptLibrary
+
+    if style not in ("persona", "rational"):
+        raise ConfigError(f"style must be 'persona' or 'rational', not {style!r}")
+    if not 100 <= bootstrap <= 100_000:
+        raise ConfigError(f"bootstrap must be 100 to 100,000 resamples, not {bootstrap}")
+    from pydantic import ValidationError
+
+    from llmecon.runs.config import _format_validation_error
+
+    try:
+        RunConfig(elasticity=elasticity, seed=seed)  # the ranges a run takes
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, "the probe's settings")) from None
+    try:
+        library = PromptLibrary(str(prompts) if prompts is not None else None)
+        if prompts is not None:  # a misnamed override would probe the shipped text
+            from llmecon.runs.prompt_examples import folder_problems
+
+            if problems := folder_problems(library):
+                raise ConfigError("\n".join(f"prompts folder {prompts}: {p}" for p in problems))
+        sample = sample_personas_for_probe(
+            load_bank(default_bank_path() if bank == "default" else Path(bank)),
+            personas,
+            seed,
+            library,
+            elasticity,
+        )
+    except (PromptError, PersonaError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(str(exc)) from None
+    try:
+        config = GenerateConfig(timeout_s=timeout, max_retries=max_retries)
+        llm = get_model(model, api_base=api_base, config=config, max_concurrency=max_concurrency)
+    except ModelError:
+        raise
+    except ValueError as exc:  # e.g. an api_base for local/, a timeout out of range
+        raise ConfigError(str(exc)) from None
+    llm.on_call = on_call
+
+    async def go() -> Any:
+        try:
+            return await probe_model(
+                llm, sample.economy, sample.texts, sample.ids, library,
+                style=style, seed=seed, bootstrap=bootstrap,
+            )  # fmt: skip
+        finally:
+            await llm.aclose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        result = asyncio.run(go())
+    else:  # Jupyter: a worker thread with a loop of its own
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="llmecon-probe") as pool:
+            result = pool.submit(asyncio.run, go()).result()
+    if 2 * result.fallbacks > result.calls:
+        raise ProbeFailedError(result)
+    if save is not False:
+        path = probe_path(model, result) if save is True else Path(save)
+        try:
+            save_probe(result, path)
+        except OSError as exc:
+            warnings.warn(
+                f"cannot save the probe to {path}: {exc.strerror or exc}; the result is "
+                "returned unsaved (llmecon.api.save_probe(result, path) writes it)",
+                stacklevel=2,
+            )
+    return result
+
+
+def probe_path(model: str, result: Any) -> Path:
+    """Where a probe of ``model`` (as a run's config names it) is saved by default:
+    ``runs/probes/<model>.json``, or ``<model>@<hash>.json`` when the worker prompts of
+    ``result`` are not the shipped ones."""
+    from llmecon.report import default_probe_path
+
+    return default_probe_path(model, templates=result.settings.get("templates"))
+
+
+def save_probe(result: Any, path: str | Path) -> Path:
+    """Write ``result`` (a :class:`~llmecon.agents.probe.ProbeResult`) as the JSON that
+    ``llmecon report`` reads, atomically, creating its folder; returns the path."""
+    import json
+
+    from llmecon._files import atomic_write_text, make_folder
+
+    path = Path(path)
+    text = json.dumps(result.to_dict(), indent=1) + "\n"
+    return atomic_write_text(make_folder(path.parent) / path.name, text)

@@ -99,6 +99,19 @@ class Estimate:
         }
 
 
+class ProbeFailedError(RuntimeError):
+    """Most of a probe's calls failed: it measures the endpoint, not the model, so it is
+    not saved (it would stand in the reports of every run of the model). ``result``
+    holds it, with ``failure``, the first failure."""
+
+    def __init__(self, result: ProbeResult) -> None:
+        self.result = result
+        super().__init__(
+            f"{result.fallbacks} of {result.calls} calls failed, so this probe does not "
+            f"measure {result.model} (nothing saved); the first failure: {result.failure}"
+        )
+
+
 @dataclass
 class ProbeResult:
     """Answers and estimates of one probe (``to_dict`` for ``--out``)."""

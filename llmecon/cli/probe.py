@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from llmecon._files import atomic_write_text, make_folder, os_reason
+from llmecon._files import os_reason
 from llmecon._limits import MAX_SEED
 from llmecon.cli._common import (
     check_output_file,
@@ -137,71 +136,40 @@ def probe(
       llmecon probe gpt-4o-mini              # saved as runs/probes/gpt-4o-mini.json
       llmecon probe scripted/reference        # the reference: recovers ε = 0.4
     """
-    from llmecon.agents.probe import probe_model, sample_personas_for_probe
-    from llmecon.models import GenerateConfig, ModelError, get_model
-    from llmecon.personas import PersonaError, default_bank_path, load_bank
-    from llmecon.prompts import PromptError, PromptLibrary
-    from llmecon.report import default_probe_path  # before the calls: never lose them to it
+    from llmecon.agents.probe import ProbeFailedError
+    from llmecon.api import probe as run_probe
+    from llmecon.api import probe_path, save_probe
+    from llmecon.models import ModelError
+    from llmecon.runs.config import ConfigError
 
     if out_path and no_save:
         raise click.UsageError("--out names where to save; --no-save saves nothing")
     if out_path:
         check_output_file(out_path, "the probe")
+    calls = n_personas * 13
+    counter = _CallCounter(calls, f"probing {model_name}: {n_personas} personas, {calls} calls …")
     with friendly_errors():
         try:
-            library = PromptLibrary(prompts_dir)
-            if prompts_dir is not None:  # a misnamed override would probe the shipped text
-                from llmecon.runs.prompt_examples import folder_problems
-
-                if problems := folder_problems(library):  # or an empty prompt
-                    raise click.ClickException("\n".join(f"--prompts: {p}" for p in problems))
-            personas = load_bank(default_bank_path() if bank == "default" else Path(bank))
-            sample = sample_personas_for_probe(personas, n_personas, seed, library, elasticity)
-        except (PromptError, PersonaError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
-            model = get_model(
+            result = run_probe(
                 model_name,
+                personas=n_personas,
+                bank=bank,
+                seed=seed,
+                style=style,
+                elasticity=elasticity,
+                bootstrap=bootstrap,
+                prompts=prompts_dir,
                 api_base=api_base,
-                config=GenerateConfig(timeout_s=timeout, max_retries=max_retries),
+                timeout=timeout,
+                max_retries=max_retries,
                 max_concurrency=max_concurrency,
+                on_call=counter,
+                save=False,  # saved below, with a rescue when it cannot be
             )
-        except (ModelError, ValueError) as exc:  # ValueError: e.g. --api-base for local/
-            raise click.ClickException(str(exc)) from None
-        calls = n_personas * 13
-        console.print(f"probing {model.name}: {n_personas} personas, {calls} calls …")
-        counter = _CallCounter(calls)
-        model.on_call = counter
-
-        async def go() -> ProbeResult:
-            try:
-                return await probe_model(
-                    model,
-                    sample.economy,
-                    sample.texts,
-                    sample.ids,
-                    library,
-                    style=style,
-                    seed=seed,
-                    bootstrap=bootstrap,
-                )
-            finally:
-                await model.aclose()
-
-        try:
-            result = asyncio.run(go())
-        except ModelError as exc:  # a rejected key: the probe stopped at once
+        except (ConfigError, ModelError, ProbeFailedError) as exc:
             raise click.ClickException(str(exc)) from None
         finally:
             counter.close()  # its bar too, when the probe stopped early
-    if 2 * result.fallbacks > result.calls:
-        # Mostly failed calls measure the endpoint, not the model: saved, such a probe
-        # would stand in the reports of every run of this model (and its table of n/a
-        # would only mislead).
-        raise click.ClickException(
-            f"{result.fallbacks} of {result.calls} calls failed, so this probe does not "
-            f"measure {model_name} (nothing saved); the first failure: {result.failure}"
-        )
     out.print(_table(result))
     from llmecon.agents.probe import LITERATURE
 
@@ -213,15 +181,11 @@ def probe(
             "estimates)[/]"
         )
     if not no_save:
-        path = (
-            Path(out_path)
-            if out_path
-            else default_probe_path(model_name, templates=result.settings.get("templates"))
-        )
-        text = json.dumps(result.to_dict(), indent=1) + "\n"
+        path = Path(out_path) if out_path else probe_path(model_name, result)
         try:
-            atomic_write_text(make_folder(path.parent) / path.name, text)
+            save_probe(result, path)
         except OSError as exc:  # its answers are kept elsewhere: the calls were paid for
+            text = json.dumps(result.to_dict(), indent=1) + "\n"
             raise click.ClickException(
                 f"cannot save the probe to {path}: {os_reason(exc)}; {_rescue(text, path)} "
                 "(pass --out another file next time, or --no-save)"
@@ -253,7 +217,8 @@ class _CallCounter:
     left on a terminal, else a line at every tenth of them (a slow model is minutes of
     silence otherwise). :meth:`close` ends the bar, however the probe ended."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, start: str) -> None:
+        self.start = start
         self.total = total
         self.done = 0
         self.step = max(1, total // 10)
@@ -280,6 +245,9 @@ class _CallCounter:
             self.progress.start()
 
     def __call__(self, record: Any) -> None:
+        if self.start:  # said at the first call: the settings were checked by then
+            console.print(self.start)
+            self.start = ""
         self.done += 1
         if self.progress is not None:
             self.progress.update(self.task, completed=min(self.done, self.total))

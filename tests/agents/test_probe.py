@@ -346,11 +346,15 @@ def test_the_probes_bar_ends_when_the_probe_stops_early(monkeypatch: pytest.Monk
 
     screen = io.StringIO()
     monkeypatch.setattr(probe_cli, "console", Console(file=screen, force_terminal=True))
-    counter = probe_cli._CallCounter(52)
+    counter = probe_cli._CallCounter(52, "probing m: 4 personas, 52 calls …")
     for _ in range(6):
         counter(None)
     counter.close()  # as the command does when the probe raises
     shown = screen.getvalue()
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+    assert "probing m: 4 personas, 52 calls" in plain  # said at the first call
     assert "\x1b[?25l" in shown and shown.rfind("\x1b[?25h") > shown.rfind("\x1b[?25l")
     counter.close()  # twice is harmless
 
@@ -371,3 +375,34 @@ def test_probe_and_personas_take_the_runs_option_names(tmp_path: Path) -> None:
     made = CliRunner().invoke(main, sample)
     assert made.exit_code == 0, made.output
     assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 5
+
+
+def test_the_python_api_probes_as_the_command_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A data scientist had no probe in Python: only `llmecon probe` on the command line.
+    import llmecon
+    from llmecon import ConfigError, ProbeFailedError
+
+    monkeypatch.chdir(tmp_path)
+    calls: list[object] = []
+    result = llmecon.probe("scripted/reference", personas=6, bootstrap=200, on_call=calls.append)
+    assert len(calls) == result.calls == 6 * 13 and result.fallbacks == 0
+    assert result.estimates["elasticity"].low <= 0.4 <= result.estimates["elasticity"].high
+    saved = tmp_path / "runs" / "probes" / "scripted_reference.json"
+    assert json.loads(saved.read_text())["answers"] == json.loads(
+        json.dumps(result.to_dict()["answers"])
+    )
+    args = ["probe", "scripted/reference", "--personas", "6", "--bootstrap", "200",
+            "--out", str(tmp_path / "cli.json")]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    cli = json.loads((tmp_path / "cli.json").read_text())
+    assert cli["answers"] == json.loads(saved.read_text())["answers"]  # the same probe
+    with pytest.raises(ConfigError, match="elasticity"):
+        llmecon.probe("scripted/reference", elasticity=9.0, save=False)
+    with pytest.raises(ConfigError, match="style must be 'persona' or 'rational'"):
+        llmecon.probe("scripted/reference", style="chatty", save=False)
+    with pytest.raises(ProbeFailedError, match="26 of 26 calls failed") as failed:
+        llmecon.probe("openai/x", personas=2, api_base="http://127.0.0.1:9/v1",
+                      max_retries=0, save=tmp_path / "never.json")  # fmt: skip
+    assert failed.value.result.fallbacks == 26 and not (tmp_path / "never.json").exists()
