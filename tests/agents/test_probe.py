@@ -406,3 +406,14 @@ def test_the_python_api_probes_as_the_command_does(
         llmecon.probe("openai/x", personas=2, api_base="http://127.0.0.1:9/v1",
                       max_retries=0, save=tmp_path / "never.json")  # fmt: skip
     assert failed.value.result.fallbacks == 26 and not (tmp_path / "never.json").exists()
+
+
+def test_a_python_probe_that_cannot_be_saved_warns_and_returns_it(tmp_path: Path) -> None:
+    import llmecon
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.warns(UserWarning, match="cannot save the probe to .*returned unsaved"):
+        result = llmecon.probe("scripted/reference", personas=2, bootstrap=100,
+                               save=blocker / "probe.json")  # fmt: skip
+    assert result.calls == 26 and result.fallbacks == 0  # the calls were not lost
