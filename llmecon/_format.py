@@ -22,6 +22,10 @@ from typing import Any
 
 MINUS = "\u2212"
 
+#: The most decimals a value is written with (welfare under CRRA with η = 2 needs 8 for
+#: four significant digits; below 1e-10 is float noise).
+MOST_DECIMALS = 10
+
 #: Compact units of money: (divisor, letter, decimals), largest first.
 _COMPACT = ((1e9, "B", 2), (1e6, "M", 2), (1e3, "k", 1), (1.0, "", 0))
 
@@ -70,6 +74,21 @@ class Quantity:
     whole: bool = False
     """A mean of counts: written as a count (no decimals) when it and its interval are
     whole numbers (one seed, or seeds that all counted alike)."""
+    significant: int | None = None
+    """A value that ``decimals`` would write as zero keeps this many significant digits
+    instead: welfare under CRRA with η = 2 is about −2e-5, which two decimals write as
+    ``−0.00``. Other values keep ``decimals``, so that a column of them reads alike;
+    float noise (below 1e-10) stays a plain zero."""
+
+    def _decimals(self, magnitude: float, decimals: int) -> int:
+        """``decimals``, or more for a tiny ``magnitude`` (see :attr:`significant`)."""
+        if not self.significant or not magnitude or not math.isfinite(magnitude):
+            return decimals
+        if not _rounds_to_zero(magnitude, decimals):
+            return decimals
+        wanted = min(self.significant - 1 - math.floor(math.log10(magnitude)), MOST_DECIMALS)
+        # float noise (1e-12 of a welfare in the tens of thousands) stays a plain zero
+        return decimals if _rounds_to_zero(magnitude, wanted) else max(decimals, wanted)
 
     def with_decimals(self, decimals: int) -> Quantity:
         """This quantity with more (or fewer) decimals and otherwise written alike, for
@@ -106,7 +125,7 @@ class Quantity:
         scaled = value * self.scale
         unit = self._unit(abs(scaled))
         decimals = 0 if self.whole and scaled == round(scaled) else unit[2]
-        return self._write(scaled, decimals, unit, self.suffix)
+        return self._write(scaled, self._decimals(abs(scaled), decimals), unit, self.suffix)
 
     def exact(self, x: Any) -> str:
         """A value given exactly, not rounded: compact money with as many more decimals
@@ -133,8 +152,9 @@ class Quantity:
         scaled = value * self.scale
         unit = self._unit(abs(scaled))
         suffix = self.suffix if self.change_suffix is None else self.change_suffix
-        text = self._write(scaled, unit[2], unit, suffix)
-        if scaled < 0 or _rounds_to_zero(scaled / unit[0], unit[2]):
+        decimals = self._decimals(abs(scaled), unit[2])
+        text = self._write(scaled, decimals, unit, suffix)
+        if scaled < 0 or _rounds_to_zero(scaled / unit[0], decimals):
             return text
         return "+" + text
 
@@ -190,7 +210,8 @@ class Quantity:
                 self.prefix + "0" if v == 0 else self._write(v, d, unit, self.suffix)
                 for v in scaled
             ]
-        d = _needed_decimals(scaled, self.decimals + 1)
+        most = self._decimals(max(abs(v) for v in scaled), self.decimals) + 1
+        d = _needed_decimals(scaled, most)
         return [self._write(v, d, (1.0, "", d), self.suffix) for v in scaled]
 
     def tick_range(self, lo: float, hi: float) -> str:
@@ -201,8 +222,10 @@ class Quantity:
         return f"{a}–{b}"
 
 
-#: Social welfare (every SWF) and utility, the SWF's unit: two decimals.
-WELFARE = Quantity("welfare", 2)
+#: Social welfare (every SWF) and utility, the SWF's unit: two decimals, or four
+#: significant digits where two would write zero (CRRA welfare near −2e-5 is
+#: ``−0.00002055``).
+WELFARE = Quantity("welfare", 2, significant=4)
 #: Money (incomes, revenue, tax, consumption): compact.
 USD = Quantity("dollars", 0, prefix="$", compact=True)
 #: Spending on model calls: cents and below matter.

@@ -45,8 +45,11 @@ class PromptError(ValueError):
 #: takes "an" before a vowel ("set by an approval vote", not "a approval"); 4, a round the
 #: tie-break decided says so ("B won (tied with A; drawn by seed)"); 5, a round no
 #: counted ballot decided says the incumbent stays (and its count no longer draws among
-#: candidates nobody supported, :func:`llmecon.voting.rules.tally`).
-RENDERING = 5
+#: candidates nobody supported, :func:`llmecon.voting.rules.tally`); 6, the planner's
+#: welfare numbers show six significant digits of the first year's welfare, not one
+#: decimal (``PlannerPromptSettings.welfare_digits``: under CRRA with η = 2 every year
+#: read ``-0.0``).
+RENDERING = 6
 
 
 def shipped_prompts_dir() -> Path:

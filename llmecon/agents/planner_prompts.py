@@ -8,6 +8,7 @@ the scripted reference planner reads the same way (:func:`shown_years`,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,14 @@ from llmecon.planners import PlannerContext, YearRecord
 from llmecon.prompts import PromptLibrary
 
 FloatArray = NDArray[np.float64]
+
+
+#: Significant digits of the welfare a planner prompt shows (prompt rendering 6): one
+#: decimal for welfare in the tens of thousands (quasi-linear utility, as before), four
+#: for welfare near 10 (CRRA with η = 1), ten for welfare near −2e-5 (η = 2).
+WELFARE_DIGITS = 6
+#: The most decimals a welfare number is shown with.
+MAX_WELFARE_DECIMALS = 12
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,10 @@ class PlannerPromptSettings:
             then enact its best schedule instead of trying one more change.
         weighted_breakdown: count workers per bracket and income shares by survey
             weight (``planner_breakdown: weighted``), as the welfare beside them.
+        welfare_digits: significant digits of the first year's welfare that every
+            welfare number of the prompt shows (:func:`welfare_decimals`); ``None``, one
+            decimal whatever its size, as runs of prompt rendering 5 and earlier did
+            (under CRRA with η = 2 every welfare, about −2e-5, read ``-0.0``).
     """
 
     history_len: int = 8
@@ -109,6 +122,7 @@ class PlannerPromptSettings:
     explore: bool = False
     horizon: int | None = None
     weighted_breakdown: bool = True
+    welfare_digits: int | None = WELFARE_DIGITS
 
 
 @dataclass(frozen=True)
@@ -145,20 +159,36 @@ def shown_years(history: Sequence[YearRecord], settings: PlannerPromptSettings) 
     return sorted(best + recent, key=lambda r: r.year)
 
 
-def shown_swf(rec: YearRecord) -> float:
-    """A year's welfare as the demonstrations print it (one decimal): what a planner
-    reading the prompt can compute with."""
-    return round(rec.metrics.swf, 1)
+def welfare_decimals(history: Sequence[YearRecord], settings: PlannerPromptSettings) -> int:
+    """The decimals of every welfare number the planner's prompt shows in a run: enough
+    for ``settings.welfare_digits`` significant digits of the first year's welfare, so
+    that the same decimals serve every year and years compare digit by digit (at least
+    1, at most :data:`MAX_WELFARE_DECIMALS`); 1 with ``welfare_digits`` ``None`` (prompt
+    rendering 5 and earlier), before any year, or for a welfare of 0."""
+    if settings.welfare_digits is None or not history:
+        return 1
+    size = abs(history[0].metrics.swf)
+    if not (size > 0 and math.isfinite(size)):
+        return 1
+    wanted = settings.welfare_digits - 1 - math.floor(math.log10(size))
+    return min(max(1, wanted), MAX_WELFARE_DECIMALS)
 
 
-def welfare_noise(years: Sequence[YearRecord]) -> tuple[float, int] | None:
-    """The year-to-year noise of the welfare, estimated from ``years`` that enacted the
-    same rates: the pooled standard deviation of the welfare around each repeated
-    schedule's mean, and its degrees of freedom (the repeats beyond each schedule's
-    first); ``None`` before any schedule was enacted twice."""
+def shown_swf(rec: YearRecord, decimals: int = 1) -> float:
+    """A year's welfare as the demonstrations print it (``decimals``, from
+    :func:`welfare_decimals`): what a planner reading the prompt can compute with."""
+    return round(rec.metrics.swf, decimals)
+
+
+def welfare_noise(years: Sequence[YearRecord], decimals: int = 1) -> tuple[float, int] | None:
+    """The year-to-year noise of the welfare as shown with ``decimals``, estimated from
+    ``years`` that enacted the same rates: the pooled standard deviation of the welfare
+    around each repeated schedule's mean, and its degrees of freedom (the repeats beyond
+    each schedule's first); ``None`` before any schedule was enacted twice."""
     by_rates: dict[tuple[int, ...], list[float]] = {}
     for rec in years:
-        by_rates.setdefault(tuple(pct_list(rec.schedule.rates)), []).append(shown_swf(rec))
+        key = tuple(pct_list(rec.schedule.rates))
+        by_rates.setdefault(key, []).append(shown_swf(rec, decimals))
     repeats = [np.array(v) for v in by_rates.values() if len(v) > 1]
     dof = sum(v.size - 1 for v in repeats)
     if not dof:
@@ -167,10 +197,10 @@ def welfare_noise(years: Sequence[YearRecord]) -> tuple[float, int] | None:
     return sd, dof
 
 
-def welfare_noise_sd(years: Sequence[YearRecord]) -> float | None:
+def welfare_noise_sd(years: Sequence[YearRecord], decimals: int = 1) -> float | None:
     """:func:`welfare_noise`'s standard deviation alone. The demonstrations' interval
     and the scripted planners' confidence bounds use it."""
-    noise = welfare_noise(years)
+    noise = welfare_noise(years, decimals)
     return None if noise is None else noise[0]
 
 
@@ -219,13 +249,14 @@ def demonstrations(
     weight = weight if settings.weighted_breakdown else None
     best_year = max(history, key=lambda r: r.metrics.swf).year if history else None
     years = shown_years(history, settings)
+    d = welfare_decimals(history, settings)
     # the noise estimate uses every year, shown or not: a repeat that scrolled out of
     # the demonstrations still measured the noise
-    sd = welfare_noise_sd(history) if settings.uncertainty else None
+    sd = welfare_noise_sd(history, d) if settings.uncertainty else None
     by_year = {r.year: r for r in history}
     same: dict[tuple[int, ...], list[float]] = {}
     for rec in years:
-        same.setdefault(tuple(pct_list(rec.schedule.rates)), []).append(shown_swf(rec))
+        same.setdefault(tuple(pct_list(rec.schedule.rates)), []).append(shown_swf(rec, d))
     demos = []
     for rec in years:
         tags = []
@@ -238,7 +269,7 @@ def demonstrations(
             "year": rec.year,
             "tag": ", ".join(tags),
             "rates": rates,
-            "swf": f"{rec.metrics.swf:,.1f}",
+            "swf": f"{rec.metrics.swf:,.{d}f}",
             "revenue": rec.metrics.revenue_usd / max(n_agents, 1),
             "hours": f"{rec.metrics.mean_weekly_hours:.1f}",
             "gini": f"{rec.metrics.gini_income:.3f}",
@@ -250,10 +281,10 @@ def demonstrations(
             counts, shares = bracket_shares(rec, weight)
             demo.update(
                 {
-                    "interval": f"{2 * sd:,.1f}" if sd is not None else None,
-                    "mean": f"{np.mean(repeats):,.1f}" if len(repeats) > 1 else None,
+                    "interval": f"{2 * sd:,.{d}f}" if sd is not None else None,
+                    "mean": f"{np.mean(repeats):,.{d}f}" if len(repeats) > 1 else None,
                     "mean_interval": (
-                        f"{2 * sd / np.sqrt(len(repeats)):,.1f}" if sd is not None else None
+                        f"{2 * sd / np.sqrt(len(repeats)):,.{d}f}" if sd is not None else None
                     ),
                     "n_same": len(repeats),
                     "change": (
@@ -261,7 +292,7 @@ def demonstrations(
                         if previous is None
                         else {
                             "rates": rate_change_text(pct_list(previous.schedule.rates), rates),
-                            "swf": f"{rec.metrics.swf - previous.metrics.swf:+,.1f}",
+                            "swf": f"{rec.metrics.swf - previous.metrics.swf:+,.{d}f}",
                         }
                     ),
                     "workers": "/".join(counts)
@@ -278,8 +309,12 @@ def demonstrations(
     return demos
 
 
-def effect_hints(history: Sequence[YearRecord], ridge: float = 1e-4) -> list[dict[str, Any]]:
-    """Per-bracket d(SWF)/d(rate point) from a ridge regression over past years.
+def effect_hints(
+    history: Sequence[YearRecord], ridge: float = 1e-4, decimals: int = 1
+) -> list[dict[str, Any]]:
+    """Per-bracket d(SWF)/d(rate point) from a ridge regression over past years, with
+    ``slope_text``, the slope signed with one decimal more than the welfare's
+    ``decimals``.
 
     Uses the deviations of each year's rates and SWF from their means; empty when the
     history has fewer than three years or no rate variation. ``varied`` is false for a
@@ -300,7 +335,13 @@ def effect_hints(history: Sequence[YearRecord], ridge: float = 1e-4) -> list[dic
     gram = x.T @ x + ridge * np.trace(x.T @ x) * np.eye(x.shape[1]) / max(x.shape[1], 1)
     slope = np.linalg.solve(gram + 1e-12 * np.eye(x.shape[1]), x.T @ y)
     return [
-        {"bracket": b + 1, "slope": float(s), "years": len(history), "varied": bool(v)}
+        {
+            "bracket": b + 1,
+            "slope": float(s),
+            "slope_text": f"{s:+.{decimals + 1}f}",
+            "years": len(history),
+            "varied": bool(v),
+        }
         for b, (s, v) in enumerate(zip(slope, varied, strict=True))
     ]
 
@@ -387,7 +428,7 @@ def planner_frame(
         lowest,
         highest,
         best.year if best else 0,
-        f"{best.metrics.swf:,.1f}" if best else "n/a",
+        f"{best.metrics.swf:,.{welfare_decimals(history, settings)}f}" if best else "n/a",
         ctx.n_brackets,
     )
 
@@ -407,7 +448,7 @@ def planner_prompt(
     frame = planner_frame(library, ctx, history, settings, used, leader)
     parts = [frame.demonstrations]
     if settings.hints:
-        hints = effect_hints(history)
+        hints = effect_hints(history, decimals=welfare_decimals(history, settings))
         if hints:
             parts.append(render_template(library, "planner_hints.j2", used, hints=hints))
     if settings.explore:

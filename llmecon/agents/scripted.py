@@ -86,6 +86,7 @@ from llmecon.agents.planner_prompts import (
     reach_pct,
     shown_swf,
     shown_years,
+    welfare_decimals,
     welfare_noise_sd,
 )
 from llmecon.agents.scripted_surface import surface_climb
@@ -278,21 +279,27 @@ class _Shown:
 
     @classmethod
     def of(
-        cls, years: Sequence[YearRecord], every_year: Sequence[YearRecord], uncertainty: bool
+        cls,
+        years: Sequence[YearRecord],
+        every_year: Sequence[YearRecord],
+        uncertainty: bool,
+        decimals: int = 1,
     ) -> _Shown:
         """``years``: the shown ones. ``uncertainty``: the prompt shows the noise interval
         (σ̂ from repeated schedules over ``every_year`` of the run, shown or not, as the
         demonstrations compute it: :func:`~llmecon.agents.planner_prompts.welfare_noise_sd`);
-        without it the planner takes every measured difference at face value (σ̂ = 0)."""
+        without it the planner takes every measured difference at face value (σ̂ = 0).
+        ``decimals``: the welfare's, as the prompt shows it
+        (:func:`~llmecon.agents.planner_prompts.welfare_decimals`)."""
         swf: dict[tuple[int, ...], list[float]] = {}
         first: dict[tuple[int, ...], int] = {}
         by_year: dict[int, tuple[int, ...]] = {}
         for rec in years:
             key = tuple(pct_list(rec.schedule.rates))
-            swf.setdefault(key, []).append(shown_swf(rec))
+            swf.setdefault(key, []).append(shown_swf(rec, decimals))
             first.setdefault(key, rec.year)
             by_year[rec.year] = key
-        sigma = welfare_noise_sd(every_year) if uncertainty else 0.0
+        sigma = welfare_noise_sd(every_year, decimals) if uncertainty else 0.0
         return cls(swf, first, by_year, sigma)
 
     def score(self, key: tuple[int, ...]) -> float:
@@ -381,7 +388,8 @@ def climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[Proposal]:
     """``count`` distinct proposals, best first (see the module docstring)."""
     ctx, settings = ask.ctx, ask.settings
     years = shown_years(ask.history, settings)
-    shown = _Shown.of(years, ask.history, settings.uncertainty)
+    decimals = welfare_decimals(ask.history, settings)
+    shown = _Shown.of(years, ask.history, settings.uncertainty, decimals)
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
     reach = reach_pct(ask.history[-1].schedule.rates, settings, lo_pct, hi_pct)
     current, trust = reach.current, reach.trust

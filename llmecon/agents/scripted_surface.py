@@ -70,6 +70,7 @@ from llmecon.agents.planner_prompts import (
     reach_pct,
     shown_swf,
     shown_years,
+    welfare_decimals,
     welfare_noise_sd,
 )
 from llmecon.planners import YearRecord
@@ -77,7 +78,7 @@ from llmecon.planners import YearRecord
 #: Points of a rate per unit of the model's coordinate.
 SCALE_POINTS = 10.0
 #: The standard deviation of rounding to the 0.1 the demonstrations show the welfare to.
-SHOWN_ROUNDING_SD = 0.1 / np.sqrt(12)
+SHOWN_ROUNDING_SD = 0.1 / np.sqrt(12)  # at one decimal; 10^-d / √12 at d decimals
 #: Prior standard deviation of the curvatures, relative to the slopes'.
 QUADRATIC_PRIOR = 0.5
 #: Half-width (points) of the exploration pattern in the first year.
@@ -119,10 +120,12 @@ def fit_surface(
     noise_sd: float | None,
     offset: np.ndarray | None = None,
     prior_scale: float = 1.0,
+    rounding_sd: float = SHOWN_ROUNDING_SD,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The posterior mean of ``(a, b_1..b_K, q_1..q_K)`` (module docstring) and the
     centre the coordinates are measured from; ``prior_scale`` multiplies the priors'
-    standard deviations of the slopes and curvatures.
+    standard deviations of the slopes and curvatures; ``rounding_sd`` is the standard
+    deviation of the rounding the shown welfare carries (its decimals').
 
     With ``offset`` (the structural curves' prediction for each shown year) the model is
     ``SWF ≈ a + λ·offset + Σ_k (b_k u_k + q_k u_k²)``: ``λ`` has a prior of mean 1 and
@@ -132,10 +135,10 @@ def fit_surface(
     center = rates_pct.mean(axis=0)
     u = (rates_pct - center) / SCALE_POINTS
     spread = float(np.std(swf)) if swf.size > 1 else 0.0
-    # The welfare is shown to one decimal: its noise is at least that rounding's. A σ̂
+    # The welfare is shown rounded: its noise is at least that rounding's. A σ̂
     # of float dust (a schedule repeated with identical welfare) would make the fit
     # trust a few points infinitely and the system singular.
-    sigma = max(noise_sd if noise_sd else max(spread, 1e-6), SHOWN_ROUNDING_SD)
+    sigma = max(noise_sd if noise_sd else spread, rounding_sd)
     prior_sd = max(spread, sigma) * prior_scale
     k = rates_pct.shape[1]
     columns = [np.ones((len(swf), 1)), u, u**2]
@@ -315,12 +318,14 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     ctx, settings = ask.ctx, ask.settings
     years = shown_years(ask.history, settings)
     rates = np.array([pct_list(r.schedule.rates) for r in years], dtype=float)
-    swf = np.array([shown_swf(r) for r in years])
-    noise = welfare_noise_sd(ask.history) if settings.uncertainty else None
+    decimals = welfare_decimals(ask.history, settings)
+    swf = np.array([shown_swf(r, decimals) for r in years])
+    noise = welfare_noise_sd(ask.history, decimals) if settings.uncertainty else None
+    rounding_sd = 10.0**-decimals / np.sqrt(12)
     lo_pct, hi_pct = round(100 * ctx.min_rate), round(100 * ctx.max_rate)
     n = rates.shape[1]
     if not settings.uncertainty:
-        coef, center = fit_surface(rates, swf, noise)
+        coef, center = fit_surface(rates, swf, noise, rounding_sd=rounding_sd)
         return surface_best(coef, center, np.full(n, lo_pct), np.full(n, hi_pct))
     grid = np.arange(lo_pct, hi_pct + 1, dtype=float)
     weight = ctx.economy.population.survey_weight if settings.weighted_breakdown else None
@@ -329,9 +334,13 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     curves = structural_curves(views, rebate_share, grid)
     at = np.clip(np.round(rates).astype(int) - lo_pct, 0, grid.size - 1)
     offset = np.array([curves[np.arange(n), row].sum() for row in at])
-    weight_of_curves = fit_surface(rates, swf, noise, offset)[0][-1]  # λ
+    weight_of_curves = fit_surface(rates, swf, noise, offset, rounding_sd=rounding_sd)[0][-1]
     coef, center = fit_surface(
-        rates, swf - weight_of_curves * offset, noise, prior_scale=CORRECTION_PRIOR
+        rates,
+        swf - weight_of_curves * offset,
+        noise,
+        prior_scale=CORRECTION_PRIOR,
+        rounding_sd=rounding_sd,
     )
     return surface_best_with_curves(coef, center, weight_of_curves * curves, grid, rates)
 

@@ -551,6 +551,16 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
         table.add_row("oracle SWF", WELFARE(summary["oracle_swf"]))
         pct = summary.get("final_pct_of_oracle")  # absent when the oracle's SWF is 0
         table.add_row("final, % of oracle", "n/a" if pct is None else RELATIVE(pct))
+        if summary.get("status_quo_swf") is not None:
+            # the share of the gap a planner can still close (docs/agents.md measures
+            # planners by it): no tax → status quo is closed already by doing nothing
+            from llmecon.economy import gain_closed
+
+            of_gap = gain_closed(
+                summary["final_swf"], summary["status_quo_swf"], summary["oracle_swf"]
+            )
+            label = "gain closed (status quo → oracle)"
+            table.add_row(label, "n/a" if of_gap is None else GAP(of_gap))
     elif summary.get("oracle_note"):
         table.add_row("oracle", summary["oracle_note"])
     if summary.get("reference_note"):

@@ -261,7 +261,7 @@ class ExampleWorld:
     def _planner_settings(self, name: str | None = None) -> PlannerPromptSettings:
         """The run's planner settings (the defaults without a config), with the branch
         of template ``name`` switched on (its hints, exploration note, grid moves)."""
-        settings = planner_prompt_settings(self.sim.config)
+        settings = planner_prompt_settings(self.sim.config, self.library.rendering)
         moves = settings.moves
         if moves is None and name == "planner_query_delta.j2":
             moves = EXAMPLE_GRID_MOVES

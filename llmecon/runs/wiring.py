@@ -30,7 +30,11 @@ from llmecon.agents.archetypes import (
 )
 from llmecon.agents.llm_planner import PLANNER_MAX_TOKENS, LLMPlanner, parse_rates_pct
 from llmecon.agents.llm_workers import LLMWorkers, worker_max_tokens
-from llmecon.agents.planner_prompts import PlannerPromptSettings, parse_planner_moves
+from llmecon.agents.planner_prompts import (
+    WELFARE_DIGITS,
+    PlannerPromptSettings,
+    parse_planner_moves,
+)
 from llmecon.economy import (
     Economy,
     Population,
@@ -522,8 +526,9 @@ def capped_concurrency(requested: int | None) -> int | None:
     return requested
 
 
-def planner_prompt_settings(config: RunConfig) -> PlannerPromptSettings:
-    """What ``config``'s LLM planner is shown (also what ``llmecon prompts`` renders)."""
+def planner_prompt_settings(config: RunConfig, rendering: int = RENDERING) -> PlannerPromptSettings:
+    """What ``config``'s LLM planner is shown (also what ``llmecon prompts`` renders),
+    written as prompt ``rendering`` wrote it (a logged run's own, to replay it)."""
     return PlannerPromptSettings(
         history_len=config.planner_history,
         best_len=config.planner_best,
@@ -534,6 +539,7 @@ def planner_prompt_settings(config: RunConfig) -> PlannerPromptSettings:
         explore=config.planner_explore,
         horizon=config.years,
         weighted_breakdown=config.planner_breakdown == "weighted",
+        welfare_digits=WELFARE_DIGITS if rendering >= 6 else None,
     )
 
 
@@ -545,7 +551,7 @@ def build_planner(
             return make_planner(config.planner, ctx)
         except PlannerError as exc:  # the config's planner setting: a ConfigError too
             raise PlannerSettingError(str(exc)) from exc.__cause__
-    settings = planner_prompt_settings(config)
+    settings = planner_prompt_settings(config, library.rendering)
     start = None
     if config.planner_start is not None:
         try:

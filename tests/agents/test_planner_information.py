@@ -73,12 +73,38 @@ def test_the_interval_is_twice_the_spread_of_repeated_rates(run: Any) -> None:
     history = _with(result.records, [A, A, B, A], [100.0, 110.0, 104.0, 120.0])
     # Schedule A was enacted three times: welfare 100, 110, 120 → sd 10 (two dof).
     assert welfare_noise_sd(history) == pytest.approx(10.0)
+    # welfare near 100: three decimals give its six significant digits
     text = _user_text(sim, history, PlannerPromptSettings())
-    assert "uncertain by ± 20.0 (95% interval)" in text
-    assert "mean of 3 years with these rates 110.0 ± 11.5" in text  # 2·10/√3
-    assert "change from previous year: bracket 7 +5, welfare -6.0" in text
-    assert "change from previous year: bracket 7 -5, welfare +16.0" in text
+    assert "uncertain by ± 20.000 (95% interval)" in text
+    assert "mean of 3 years with these rates 110.000 ± 11.547" in text  # 2·10/√3
+    assert "change from previous year: bracket 7 +5, welfare -6.000" in text
+    assert "change from previous year: bracket 7 -5, welfare +16.000" in text
     assert "change from previous year: none" in text
+    old = _user_text(sim, history, PlannerPromptSettings(welfare_digits=None))  # rendering 5
+    assert "uncertain by ± 20.0 (95% interval)" in old and "welfare -6.0;" in old
+
+
+def test_welfare_of_any_size_is_shown_with_its_significant_digits(run: Any) -> None:
+    # Under CRRA with η = 2 the welfare is about −2.5e-5: every year, every change and
+    # the best year read "-0.0", and the hints "+0.00": nothing to learn from.
+    sim, result = run
+    swf = [-2.587402e-05, -2.512345e-05, -2.498765e-05, -2.587402e-05]
+    history = _with(result.records, [A, B, C, A], swf)
+    settings = PlannerPromptSettings(hints=True)
+    text = _user_text(sim, history, settings)
+    assert "welfare -0.0000258740" in text and "welfare -0.0000249877" in text
+    assert "welfare +0.0000007506" in text  # year 2's change, B against A
+    assert "Best welfare so far: -0.0000249877 in year 3" in text
+    slopes = re.findall(r"bracket \d: ([+-]0\.\d+)", text)
+    assert slopes and any(float(x) != 0 for x in slopes), text
+    old = _user_text(sim, history, PlannerPromptSettings(hints=True, welfare_digits=None))
+    assert "welfare -0.0," in old and "welfare -0.0000" not in old  # rendering 5's text
+    # the scripted planners read the welfare as shown: the same decimals
+    from llmecon.agents.planner_prompts import shown_swf, welfare_decimals
+
+    assert welfare_decimals(history, settings) == 10
+    assert shown_swf(history[2], 10) == pytest.approx(-2.49877e-05, abs=1e-15)
+    assert welfare_decimals(result.records, settings) == 1  # welfare in the ten thousands
 
 
 def test_before_any_repeat_the_prompt_says_the_noise_is_unknown(run: Any) -> None:
@@ -412,3 +438,21 @@ def test_a_run_logged_before_the_weighted_breakdown_replays_as_it_ran(tmp_path: 
     assert restore_run(tmp_path / "old").config().planner_breakdown == "sample"
     report = replay_run(tmp_path / "old")
     assert report.differences == [], report.differences
+
+
+def test_the_summary_gives_the_share_of_the_gap_left_by_the_status_quo() -> None:
+    # docs/agents.md measures planners by (W − W_sq) / (W_oracle − W_sq); the terminal gave
+    # only no tax → oracle, most of which the status quo closes by doing nothing.
+    sim = build_simulation(
+        build_config(overrides=dict(planner="flat:0.3", workers="rational", agents=30, years=1)),
+        write_log=False,
+    )
+    summary = sim.run().summary
+    share = (summary["final_swf"] - summary["status_quo_swf"]) / (
+        summary["oracle_swf"] - summary["status_quo_swf"]
+    )
+    assert share != pytest.approx(summary["gain_closed"], abs=0.01)  # a different number
+    with out.capture() as captured:
+        _print_summary(summary, sim.records[-1].schedule)
+    printed = re.sub(r"\s+", " ", captured.get())
+    assert f"gain closed (status quo → oracle) │ {100 * share:.1f} %".replace("-", "−") in printed

@@ -399,3 +399,15 @@ def test_a_winner_by_survey_weights_is_not_written_level_with_the_one_it_beat() 
     assert share_decimals({"A": 0.5, "B": 0.5}, "A", tied=["B"]) == 1  # a true tie
     assert share_decimals({"A": 0.5, "B": 0.5}, "A") == 1  # an unmarked tie
     assert share_decimals({"A": 0.5 + 1e-9, "B": 0.5}, "A") == 4  # as far as it goes
+
+
+def test_welfare_too_small_for_two_decimals_keeps_its_significant_digits() -> None:
+    # Under CRRA with η = 2 every welfare (about −2e-5) read 0.00 in the terminal and
+    # the report: final, best, status quo and oracle alike.
+    from llmecon._format import WELFARE
+
+    assert WELFARE(-2.0547495e-05) == "−0.00002055" and WELFARE(-2.1236e-05) == "−0.00002124"
+    assert WELFARE.change(6.7e-07) == "+0.0000006700"
+    assert WELFARE.ticks([-3e-5, -2.5e-5, -2e-5]) == ["−0.000030", "−0.000025", "−0.000020"]
+    assert WELFARE(42651.4665) == "42,651.47" and WELFARE(1.198) == "1.20"  # as before
+    assert WELFARE(0.0) == "0.00"
