@@ -149,8 +149,9 @@ def list_templates(prompts_dir: str | None) -> None:
     type=click.IntRange(min=1),
     default=None,
     help="Tax year (1 is the first, as prompts and the run display count); earlier "
-    "years are simulated with rational workers.  [default: 3, or the last year of "
-    "--config's run when it has fewer]",
+    "years are simulated with rational workers: tax year 1 at the status quo, then one "
+    "bracket a year moved by the most the trust region allows, every third year a "
+    "repeat.  [default: 3, or the last year of --config's run when it has fewer]",
 )
 @click.option(
     "--personas", default=None, help="Persona bank. [default: the config's, else default]"

@@ -25,6 +25,7 @@ from llmecon.agents.planner_prompts import (
     GridMoves,
     Leader,
     PlannerPromptSettings,
+    pct_list,
     planner_prompt,
 )
 from llmecon.agents.prompting import HistoryView, StepFeedback, WorkerPrompts
@@ -133,6 +134,31 @@ def prompt_economy(config: RunConfig) -> dict[str, Any]:
     return settings
 
 
+class ExampleMoves:
+    """The example run's planner: the history an LLM planner of the run's settings could
+    have made. Tax year 1 enacts the status quo, as an LLM planner's does; each later
+    year moves one bracket (the next in turn, alternately up and down) by the most the
+    trust region allows (on the grid, its largest step), so no year breaks the rule the
+    prompt states; every third year enacts the year before's rates again, so the
+    welfare's noise can be estimated as in a run that repeats itself."""
+
+    def __init__(self, ctx: Any, settings: Any) -> None:
+        self.ctx = ctx
+        self.step = settings.moves.max_pct if settings.moves else round(100 * settings.trust_region)
+
+    def propose(self, history: Any) -> Any:
+        if not history:
+            return self.ctx.status_quo()
+        rates = pct_list(history[-1].schedule.rates)
+        t = len(history)
+        if t % 3 != 0:
+            lo, hi = round(100 * self.ctx.min_rate), round(100 * self.ctx.max_rate)
+            b = (t - 1) % len(rates)
+            up = (t % 2 == 1 and rates[b] + self.step <= hi) or rates[b] - self.step < lo
+            rates[b] = min(hi, rates[b] + self.step) if up else rates[b] - self.step
+        return self.ctx.schedule([r / 100 for r in rates])
+
+
 class ExampleWorld:
     """A seeded economy with ``year`` completed years of history; ``economy``: settings
     of :data:`PROMPT_ECONOMY` and :data:`PROMPT_CHOICES` (a run's, so the templates
@@ -148,7 +174,6 @@ class ExampleWorld:
         year: int = 2,
         agents: int = 20,
         personas: str = "default",
-        history_planner: str = "thompson",
         seed: int = 0,
         economy: dict[str, Any] | None = None,
         last: bool = False,
@@ -167,7 +192,7 @@ class ExampleWorld:
             agents = min(agents, len(load_bank(bank)))
         config = RunConfig(
             **settings,
-            planner=history_planner,
+            planner="us-federal",  # replaced by the example moves below
             workers="rational",
             agents=agents,
             years=max(year, 1),
@@ -177,6 +202,9 @@ class ExampleWorld:
         self.library = library
         self.year = year
         self.sim = build_simulation(config, write_log=False)
+        self.sim.planner = ExampleMoves(
+            self.sim.planner_context, planner_prompt_settings(config, library.rendering)
+        )
         self.records = self.sim.run().records[:year] if year > 0 else []
 
     @property

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,21 @@ def test_check_names_what_an_edited_template_no_longer_shows(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output  # a note, not a failure: it may be meant
     said = " ".join(result.output.split())
     assert "note: worker_decision.j2 no longer uses brackets, which the shipped" in said
+
+
+@pytest.mark.parametrize(
+    ("settings", "most"),
+    [({}, 10), ({"trust_region": 0.05}, 5), ({"planner_moves": "grid:10,20"}, 20)],
+)
+def test_the_rendered_history_keeps_the_rules_its_prompt_states(
+    settings: dict[str, object], most: int
+) -> None:
+    # The example history came from a bandit: its years moved rates by up to 90 points
+    # under a prompt saying "at most 10 points", and its first year was not the status quo.
+    world = ExampleWorld(PromptLibrary(), year=7, economy=settings)
+    rates = [[round(100 * r) for r in rec.schedule.rates] for rec in world.records]
+    assert rates[0] == [10, 12, 22, 24, 32, 35, 37]  # the status quo, as an LLM planner's
+    moves = [max(abs(a - b) for a, b in zip(x, y, strict=True)) for x, y in pairwise(rates)]
+    assert max(moves) == most and min(moves) == 0  # within the rule; a repeat shows noise
+    text = world.example("planner_demonstrations.j2").messages[1].content
+    assert "mean of 2 years with these rates" in text
