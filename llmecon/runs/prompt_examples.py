@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,9 @@ from llmecon.agents.planner_prompts import (
     planner_prompt,
 )
 from llmecon.agents.prompting import HistoryView, StepFeedback, WorkerPrompts
+from llmecon.economy import TaxSchedule
 from llmecon.models import ChatMessage
+from llmecon.planners import PlannerContext, YearRecord
 from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt, StagedTemplate
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.wiring import build_simulation, planner_prompt_settings
@@ -142,11 +144,13 @@ class ExampleMoves:
     prompt states; every third year enacts the year before's rates again, so the
     welfare's noise can be estimated as in a run that repeats itself."""
 
-    def __init__(self, ctx: Any, settings: Any) -> None:
+    name = "example moves"
+
+    def __init__(self, ctx: PlannerContext, settings: PlannerPromptSettings) -> None:
         self.ctx = ctx
         self.step = settings.moves.max_pct if settings.moves else round(100 * settings.trust_region)
 
-    def propose(self, history: Any) -> Any:
+    def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
         if not history:
             return self.ctx.status_quo()
         rates = pct_list(history[-1].schedule.rates)
