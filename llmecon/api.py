@@ -527,19 +527,18 @@ def probe(
     import asyncio
     import warnings
 
+    from pydantic import ValidationError
+
     from llmecon.agents.probe import ProbeFailedError, probe_model, sample_personas_for_probe
     from llmecon.models import GenerateConfig, ModelError, get_model
     from llmecon.personas import PersonaError, default_bank_path, load_bank
     from llmecon.prompts import PromptError, PromptLibrary
+    from llmecon.runs.config import _format_validation_error
 
     if style not in ("persona", "rational"):
         raise ConfigError(f"style must be 'persona' or 'rational', not {style!r}")
     if not 100 <= bootstrap <= 100_000:
         raise ConfigError(f"bootstrap must be 100 to 100,000 resamples, not {bootstrap}")
-    from pydantic import ValidationError
-
-    from llmecon.runs.config import _format_validation_error
-
     try:
         RunConfig(elasticity=elasticity, seed=seed)  # the ranges a run takes
     except ValidationError as exc:
