@@ -23,9 +23,10 @@ run recorded as ``saez`` is Saez.
 from __future__ import annotations
 
 import importlib.metadata
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from llmecon._warn import warn
 
 
 class PluginWarning(UserWarning):
@@ -34,11 +35,7 @@ class PluginWarning(UserWarning):
 
 def warn_plugin(group: str, name: str, value: str, problem: str) -> None:
     """Warn that the plug-in ``name`` (``value``) of ``group`` was skipped."""
-    warnings.warn(
-        f"llmecon: skipped the {group} plug-in {name!r} ({value}): {problem}",
-        PluginWarning,
-        stacklevel=3,
-    )
+    warn(f"llmecon: skipped the {group} plug-in {name!r} ({value}): {problem}", PluginWarning)
 
 
 #: The registries a plug-in's import may not overwrite: (label, returns the registry
@@ -130,11 +127,10 @@ def _keep(
             if now is entry or _resolved(entry, now):
                 continue
             registry[name] = entry
-            warnings.warn(
+            warn(
                 f"llmecon: the {group} plug-in {ep.name!r} ({ep.value}) tried to replace "
                 f"the {label} {name!r}, which was registered before it; kept the earlier one",
                 PluginWarning,
-                stacklevel=4,
             )
 
 

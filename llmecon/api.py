@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon._warn import warn
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
 from llmecon.runs.loop import ProgressCallback, RunResult
 from llmecon.runs.wiring import build_simulation
@@ -525,7 +526,6 @@ def probe(
     and :class:`~llmecon.models.ModelError` when a call fails for good (a rejected key).
     """
     import asyncio
-    import warnings
 
     from pydantic import ValidationError
 
@@ -595,10 +595,9 @@ def probe(
         try:
             save_probe(result, path)
         except OSError as exc:
-            warnings.warn(
+            warn(
                 f"cannot save the probe to {path}: {exc.strerror or exc}; the result is "
-                "returned unsaved (llmecon.api.save_probe(result, path) writes it)",
-                stacklevel=2,
+                "returned unsaved (llmecon.api.save_probe(result, path) writes it)"
             )
     return result
 

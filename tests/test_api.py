@@ -4,6 +4,7 @@ and inside a running event loop (Jupyter), with DataFrames."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import re
 import shutil
@@ -415,3 +416,35 @@ def test_a_run_config_built_in_python_names_the_setting_meant_and_documents_its_
         first_line = (info.description or "").splitlines()[0]
         assert first_line.strip() in helped, name
     assert "elasticity: float = 0.4" in helped
+
+
+def test_warnings_name_the_callers_line_not_the_librarys(
+    logged: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warning of the Python API points at the line that called it: one raised while
+    reading a log, and one raised at the end of a run, inside its event loop."""
+    from llmecon.runs import log as run_log
+
+    run = tmp_path / "doubled"
+    shutil.copytree(logged, run)
+    events = run / "events.jsonl"
+    lines = events.read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if '"year_completed"' in line)
+    event = json.loads(lines[last])
+    event["metrics"]["swf"] *= 2  # the log no longer reproduces: per-agent tables omitted
+    lines[last] = json.dumps(event)
+    events.write_text("\n".join(lines) + "\n")
+    with pytest.warns(run_log.RunLogWarning, match="omitted") as read:
+        llmecon.load_run(run)
+
+    real_close = run_log.RunLog.close
+
+    def close_then_fail(self: run_log.RunLog) -> None:
+        real_close(self)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_log.RunLog, "close", close_then_fail)
+    with pytest.warns(run_log.RunLogWarning, match="No space left") as ended:
+        llmecon.run(**SMALL, out=str(tmp_path), run_id="full")
+    for caught in (read, ended):
+        assert [Path(w.filename).name for w in caught] == [Path(__file__).name] * len(caught)

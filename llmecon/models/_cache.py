@@ -7,11 +7,11 @@ import hashlib
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 from llmecon._files import make_folder, os_reason
+from llmecon._warn import warn
 
 #: Bumped when the stored entry format changes (older entries are then ignored).
 CACHE_FORMAT = 1
@@ -66,9 +66,8 @@ class ResponseCache:
                 self._warned = True
                 reason = os_reason(exc)
                 where = "" if str(self.root) in reason else f" {self.root}"
-                warnings.warn(
+                warn(
                     f"cannot write the response cache{where}: {reason}; replies go on "
                     "without being cached",
                     CacheWriteWarning,
-                    stacklevel=2,
                 )

@@ -53,7 +53,6 @@ With ``ρ = 0`` revenue is worth nothing and every rate is the lowest.
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +60,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from llmecon._warn import warn
 from llmecon.economy import Economy, Outcome, TaxSchedule
 from llmecon.economy.welfare import marginal_welfare_weights, output_welfare_weight
 from llmecon.planners.base import PlannerContext, PlannerError, YearRecord, register_planner
@@ -333,13 +333,12 @@ class SaezPlanner:
             )
             self.last_detail = self.result.detail()
             if not self.result.settled:
-                warnings.warn(
+                warn(
                     f"saez: the fixed point did not converge in {self.result.iterations} "
                     f"iterations (its last {_CYCLE_AVERAGE} iterates span up to "
                     f"{100 * self.result.cycle_width:.1f} points in a bracket); enacting "
                     "their mean",
                     SaezConvergenceWarning,
-                    stacklevel=2,
                 )
             self._schedule = self._ctx.schedule(self.result.rates)
         return self._schedule

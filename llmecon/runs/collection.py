@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import json
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from llmecon._warn import warn
 from llmecon.runs.dataframes import TABLE_NAMES, RunData, distinct_runs, load_run
 from llmecon.runs.log import RunLogError, folder_problem, is_run_folder, is_sweep_folder
 
@@ -157,11 +157,10 @@ class RunsData:
                 + "; ".join(lacking)
             )
         if lacking:
-            warnings.warn(
+            warn(
                 f"tax year {year} left out {len(lacking)} run(s) that did not complete it: "
                 f"{'; '.join(lacking)}",
                 UserWarning,
-                stacklevel=3,
             )
         return pd.concat([table(r) for r in runs], ignore_index=True)
 
@@ -236,11 +235,10 @@ def run_folders(
     # a sweep named itself (its runs read) is not skipped
     sweeps = [s for s in dict.fromkeys(sweeps) if not any(r.parent == s.resolve() for r in found)]
     if sweeps:
-        warnings.warn(
+        warn(
             f"load_runs: skipped {len(sweeps)} sweep folder(s): "
             f"{', '.join(str(s) for s in sweeps)}{_sweeps_hint(sweeps, listed=True)}",
             UserWarning,
-            stacklevel=3,
         )
     return list(found)
 

@@ -34,13 +34,13 @@ import json
 import secrets
 import time
 import typing
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmecon._files import atomic_write, os_reason
+from llmecon._warn import warn
 from llmecon.runs.events import AnyEvent, CallFile, LLMCall, MessageRef
 
 if TYPE_CHECKING:
@@ -303,7 +303,7 @@ def attach_call_files(directory: Path, events: Iterable[AnyEvent], *, tolerant: 
                 raise
             event._problem = f"{exc}: its calls are left out"
             problems.append(event._problem)
-            warnings.warn(event._problem, CallFileWarning, stacklevel=3)
+            warn(event._problem, CallFileWarning)
     return problems
 
 

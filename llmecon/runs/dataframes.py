@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon._warn import warn
 from llmecon.economy import Economy, TaxSchedule, YearMetrics
 from llmecon.models._schema import with_instruction
 from llmecon.runs.event_tables import (
@@ -793,9 +793,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         # …and the persona attributes, when the run's copy of its personas was read
         kept = personas["agent"].notna().all()
         omitted = "incomes, taxes and utilities" if kept else "incomes, taxes and personas"
-        warnings.warn(
-            f"{directory}: per-agent {omitted} omitted: {note}", RunLogWarning, stacklevel=2
-        )
+        warn(f"{directory}: per-agent {omitted} omitted: {note}", RunLogWarning)
     archetypes = run.archetype_labels(n_workers)
     origin = (manifest.model_extra or {}).get("forked_from") or {}
     kept_grouped = bool(origin.get("same_archetypes"))
@@ -810,7 +808,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
             else f"`llmecon resume {directory}` copies the rest, then runs the fork's own years"
         )
         incomplete = f"{incomplete}: {then}"
-        warnings.warn(f"{directory} is {incomplete}", RunLogWarning, stacklevel=2)
+        warn(f"{directory} is {incomplete}", RunLogWarning)
     data = RunData(
         path=directory,
         manifest=manifest,

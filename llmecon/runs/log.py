@@ -21,7 +21,6 @@ import platform
 import shutil
 import time
 import typing
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -39,6 +38,7 @@ from llmecon._files import (
     make_folder,
     os_reason,
 )
+from llmecon._warn import warn
 from llmecon.economy import TaxSchedule
 from llmecon.runs.columnar import (
     CALLS_DIR,
@@ -576,7 +576,7 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
     if damaged is not None:  # not merely a cut last line: said
         years = sum(isinstance(e, YearCompleted) for e in events)
         planned = int(manifest.config.get("years") or 0)
-        warnings.warn(damaged.warning(events_path, years, planned), RunLogWarning, stacklevel=2)
+        warn(damaged.warning(events_path, years, planned), RunLogWarning)
     return LogContents(
         manifest,
         events,

@@ -19,7 +19,6 @@ import signal
 import threading
 import time
 import typing
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from llmecon._files import is_storage_error, os_error_text, os_reason
 from llmecon._gc import run_gc
+from llmecon._warn import warn
 from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
 from llmecon.economy import Economy, Outcome, ScheduleError, TaxSchedule
@@ -609,12 +609,11 @@ class Simulation:
         except OSError as exc:
             if not is_storage_error(exc):
                 raise
-            warnings.warn(
+            warn(
                 f"{self.log.directory / 'years.csv'} could not be rewritten "
                 f"({os_reason(exc)}): it lacks tax year {len(self.records)}; the log "
                 "holds every year (`llmecon export` writes the tables from it)",
                 RunLogWarning,
-                stacklevel=2,
             )
 
     def _worker_fallbacks(self, year: int, reasons: dict[int, str], action: str) -> None:
@@ -815,11 +814,10 @@ class Simulation:
             return None
         if not (failing or logged):
             return problem
-        warnings.warn(
+        warn(
             f"the run's log could not be finished ({type(problem).__name__}: {problem}); "
             f"`llmecon resume` completes it",
             RunLogWarning,
-            stacklevel=2,
         )
         return None
 

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from llmecon._format import tax_years
+from llmecon._warn import warn
 from llmecon.agents.archetypes import UNREADABLE_NPZ
 from llmecon.economy import Economy
 from llmecon.runs.columnar import file_cost_usd
@@ -294,21 +295,17 @@ class RestoredRun:
         if path is None:
             return None
         if not path.is_file():
-            warnings.warn(
-                f"{path} is missing (the run's manifest names it): no archetypes", stacklevel=3
-            )
+            warn(f"{path} is missing (the run's manifest names it): no archetypes")
             return None
         try:  # opened here, so closed also when numpy cannot read it
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 values = np.asarray(data[name], dtype=np.int64)
         except UNREADABLE_NPZ as exc:
-            warnings.warn(f"{path} cannot be read ({exc}): no archetypes", stacklevel=3)
+            warn(f"{path} cannot be read ({exc}): no archetypes")
             return None
         fits = values.shape == (workers,) if name == "labels" else values.ndim == 1
         if not fits or (values.size and (values.min() < 0 or values.max() >= workers)):
-            warnings.warn(
-                f"{path} does not fit the log's {workers} workers: no archetypes", stacklevel=3
-            )
+            warn(f"{path} does not fit the log's {workers} workers: no archetypes")
             return None
         return values
 

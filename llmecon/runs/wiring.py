@@ -8,7 +8,6 @@ import json
 import logging
 import secrets
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from jinja2 import TemplateError
 
 from llmecon._format import counted
 from llmecon._limits import max_safe_concurrency
+from llmecon._warn import warn
 from llmecon.agents import RationalWorkers, WorkerPool
 from llmecon.agents.archetypes import (
     FEATURE_COLUMNS,
@@ -197,7 +197,7 @@ def build_population(config: RunConfig, rng: np.random.Generator) -> PopulationS
             # at a million, docs/scale.md); they are built only when something reads them.
             sample = sample_personas(n, rng)
             how = f"{n} fresh draws from the Census sampler (bank holds {len(bank)})"
-            warnings.warn(fresh_personas_advice(n, len(bank)), FreshPersonasWarning, stacklevel=2)
+            warn(fresh_personas_advice(n, len(bank)), FreshPersonasWarning)
             source = PopulationSource(sample.to_population(source=str(path)), None, {}, sample)
         else:
             raise ConfigError(
@@ -291,12 +291,11 @@ class ModelPool:
         if self.config.api_base and not own and not runs_in_process(name) and base is None:
             # said, not silent: `models test --api-base` sends it there, a run does not
             whose = f"{role}'" if role.endswith("s") else f"{role}'s"
-            warnings.warn(
+            warn(
                 f"--api-base is not used for the {whose} model {name}: a model of a provider "
                 "with its own API (Anthropic) is never sent, with its key, to the run-wide "
                 "(OpenAI-compatible) server; its calls go to its provider. For a gateway, "
-                f"give --{role}-api-base",
-                stacklevel=2,
+                f"give --{role}-api-base"
             )
         key = (name, _base_key(base))
         if key not in self.models:
