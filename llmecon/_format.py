@@ -268,26 +268,49 @@ def no_tax_words(min_rate: float | None) -> str:
     return f"none (every rate at {100 * min_rate:g} %)"
 
 
-def difference_noise(summary: dict[str, Any]) -> str:
-    """How much of a run summary's ``final_minus_status_quo_same_workers`` may be noise:
-    the difference of two years' welfare, each one draw of the workers' answers, so
-    ``± t(0.975, ν)·√2·σ̂`` (95 %) from the summary's ``year_noise_sd`` σ̂ and its
-    degrees of freedom ν (``year_noise_dof``): σ̂ often rests on a handful of repeated
-    years, and the normal quantile would make the band too narrow. A summary written
-    before ν was recorded gets ``±2·√2·σ̂`` and says it is the normal approximation."""
+def _year_noise(summary: dict[str, Any]) -> tuple[float, float, str] | None:
+    """``(σ̂, the 95 % factor, how it was got)`` of a run summary's one-year welfare
+    noise: ``t(0.975, ν)`` from its ``year_noise_sd`` σ̂ and degrees of freedom ν
+    (``year_noise_dof``; σ̂ often rests on a handful of repeated years, and the normal
+    quantile would make a band too narrow), or 2 for a summary written before ν was
+    recorded, which then says it is the normal approximation. ``None`` without σ̂."""
     sd = _finite(summary.get("year_noise_sd"))
     if sd is None:
-        return "unknown: no rates were enacted twice to measure it"
+        return None
     dof = summary.get("year_noise_dof")
     if isinstance(dof, int) and not isinstance(dof, bool) and dof >= 1:
         from scipy.stats import t
 
-        factor = float(t.ppf(0.975, dof))
-        basis = f"one year's σ̂ {WELFARE(sd)}, {counted(dof, 'degree')} of freedom"
-    else:
-        factor = 2.0
-        basis = f"one year's σ̂ {WELFARE(sd)}; normal approximation"
-    return f"±{WELFARE(factor * math.sqrt(2) * sd)} ({basis})"
+        return sd, float(t.ppf(0.975, dof)), f"{counted(dof, 'degree')} of freedom"
+    return sd, 2.0, "normal approximation"
+
+
+def difference_noise(summary: dict[str, Any]) -> str:
+    """How much of a run summary's ``final_minus_status_quo_same_workers`` may be noise:
+    the difference of two years' welfare, each one draw of the workers' answers, so
+    ``± factor·√2·σ̂`` (95 %, :func:`_year_noise`)."""
+    noise = _year_noise(summary)
+    if noise is None:
+        return "unknown: no rates were enacted twice to measure it"
+    sd, factor, basis = noise
+    return f"±{WELFARE(factor * math.sqrt(2) * sd)} (one year's σ̂ {WELFARE(sd)}, {basis})"
+
+
+def gap_noise(summary: dict[str, Any], low: str) -> str | None:
+    """How much of a run's gain closed, measured from the reference ``low`` (the
+    summary's key: ``status_quo_swf`` or ``none_swf``) to the oracle, may be noise: the
+    final year's welfare is one draw of the workers' answers and the references are
+    exact, so ``± factor·σ̂ / (W_oracle − W_low)`` (95 %, :func:`_year_noise`), in
+    points of the gap. ``None`` when the summary has no σ̂ (rational workers have no
+    noise; LLM workers' runs that never enacted one schedule twice cannot measure it)
+    or no gap."""
+    noise = _year_noise(summary)
+    oracle, base = _finite(summary.get("oracle_swf")), _finite(summary.get(low))
+    if noise is None or oracle is None or base is None or oracle == base:
+        return None
+    sd, factor, basis = noise
+    band = GAP.change(factor * sd / abs(oracle - base)).lstrip("+")
+    return f"±{band} (one year's σ̂ {WELFARE(sd)}, {basis})"
 
 
 def references_caveat(workers: str, whose: str = "its") -> str:

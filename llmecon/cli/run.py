@@ -12,7 +12,13 @@ import click
 from rich.table import Table
 
 from llmecon._files import is_storage_error, os_error_text
-from llmecon._format import counted, difference_noise, no_tax_words, references_apart
+from llmecon._format import (
+    counted,
+    difference_noise,
+    gap_noise,
+    no_tax_words,
+    references_apart,
+)
 from llmecon.cli._common import (
     EXIT_CODES,
     YearDisplay,
@@ -529,6 +535,8 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
     if "none_swf" in summary:
         gain = summary.get("gain_closed")
         table.add_row("gain closed (none → oracle)", "n/a" if gain is None else GAP(gain))
+        if gain is not None and (band := gap_noise(summary, "none_swf")) is not None:
+            table.add_row("  its noise (95 %)", band)
     table.add_row("final SWF", WELFARE(summary["final_swf"]))
     table.add_row(
         "best SWF (tax year)", f"{WELFARE(summary['best_swf'])} ({summary['best_year'] + 1})"
@@ -561,6 +569,8 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
             )
             label = "gain closed (status quo → oracle)"
             table.add_row(label, "n/a" if of_gap is None else GAP(of_gap))
+            if of_gap is not None and (band := gap_noise(summary, "status_quo_swf")):
+                table.add_row("  its noise (95 %)", band)
     elif summary.get("oracle_note"):
         table.add_row("oracle", summary["oracle_note"])
     if summary.get("reference_note"):

@@ -22,6 +22,7 @@ from llmecon._format import (
     bracket_names,
     difference_noise,
     first_tax_years,
+    gap_noise,
     no_tax_words,
     references_apart,
     references_caveat,
@@ -221,6 +222,11 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                     f"{WELFARE.change(logged['final_minus_status_quo_same_workers'])} against it "
                     f"(each one year's welfare; the difference's noise, 95 %: "
                     f"{difference_noise(logged)})."
+                )
+            if (band := gap_noise(logged, "none_swf")) is not None:
+                said += (
+                    " Its gain closed is the final year's welfare, one draw of the workers' "
+                    f"answers, against exact references: its noise (95 %) is {band}."
                 )
             if (apart := references_apart(logged)) is not None:
                 said += f" Note that {apart}."

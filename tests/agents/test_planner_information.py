@@ -342,6 +342,33 @@ def test_the_gain_over_the_status_quo_of_these_workers_comes_with_its_noise() ->
     assert "unknown: no rates were enacted twice" in re.sub(r"\s+", " ", captured.get())
 
 
+def test_a_single_runs_gain_closed_comes_with_its_noise() -> None:
+    """The final year's welfare is one draw of noisy workers' answers and the references
+    are exact, so each gain closed the CLI prints has a 95 % band of t·σ̂ over its gap;
+    rational workers, without noise, print none."""
+    overrides = dict(planner="us-federal", workers="scripted/reference-noise2", agents=40,
+                     years=3)  # fmt: skip
+    sim = build_simulation(build_config(overrides=overrides), write_log=False)
+    summary = sim.run().summary
+    with out.capture() as captured:
+        _print_summary(summary, sim.records[-1].schedule)
+    printed = re.sub(r"\s+", " ", captured.get())
+    t = 4.302652729  # t(0.975, 2): 3 years at one schedule
+    assert summary["year_noise_dof"] == 2
+    for low, label in (("none_swf", "none → oracle"), ("status_quo_swf", "status quo → oracle")):
+        band = 100 * t * summary["year_noise_sd"] / (summary["oracle_swf"] - summary[low])
+        row = re.search(rf"gain closed \({label}\) │ [^│]* │ │ its noise \(95 %\) │ ±([0-9.]+) pp",
+                        printed)  # fmt: skip
+        assert row is not None, printed
+        assert float(row.group(1)) == pytest.approx(band, abs=0.051)
+    rational = build_simulation(
+        build_config(overrides={**overrides, "workers": "rational"}), write_log=False
+    )
+    with out.capture() as captured:
+        _print_summary(rational.run().summary, rational.records[-1].schedule)
+    assert "its noise" not in captured.get()
+
+
 def test_the_run_summary_and_cli_say_so(run: Any) -> None:
     _, result = run
     summary = dict(result.summary)

@@ -155,6 +155,12 @@ def test_an_llm_worker_run_says_its_references_assume_rational_workers(tmp_path:
     said = " ".join(html.split())
     assert "assume rational workers" in said
     assert "The status quo with these workers (tax year 1) scored" in said
+    # the gain closed's noise: t(0.975, 1) · σ̂ over the none → oracle gap, in points
+    summary = llmecon.load_run(tmp_path / "llm").end.summary
+    assert summary["year_noise_dof"] == 1
+    band = 12.7062047 * summary["year_noise_sd"] / (summary["oracle_swf"] - summary["none_swf"])
+    shown = re.search(r"its noise \(95 %\) is ±([0-9.]+) pp", said)
+    assert shown is not None and float(shown.group(1)) == pytest.approx(100 * band, abs=0.051)
 
 
 def test_runs_on_one_economy_share_their_reference_lines(runs: Path, tmp_path: Path) -> None:
