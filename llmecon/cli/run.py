@@ -557,8 +557,11 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
         table.add_row(f"{no_tax_words(summary.get('none_rate'))} SWF", WELFARE(summary["none_swf"]))
     if summary.get("oracle_swf") is not None:
         table.add_row("oracle SWF", WELFARE(summary["oracle_swf"]))
-        pct = summary.get("final_pct_of_oracle")  # absent when the oracle's SWF is 0
-        table.add_row("final, % of oracle", "n/a" if pct is None else RELATIVE(pct))
+        pct = summary.get("final_pct_of_oracle")  # absent when the oracle's SWF is ≤ 0
+        if pct is not None:
+            table.add_row("final, % of oracle", RELATIVE(pct))
+        else:  # W / W_oracle is undefined at 0 and inverts below it
+            table.add_row("final, % of oracle", "n/a (the oracle's SWF is not positive)")
         if summary.get("status_quo_swf") is not None:
             # the share of the gap a planner can still close (docs/agents.md measures
             # planners by it): no tax → status quo is closed already by doing nothing

@@ -304,12 +304,15 @@ class RunData:
     @property
     def pct_of_oracle(self) -> float | None:
         """Secondary: the final SWF in percent of the oracle's (``W / W_oracle``, which
-        depends on the SWF's origin and inverts for negative SWFs)."""
-        oracle = self.summary.get("oracle_swf")
+        depends on the SWF's origin and inverts for negative SWFs: ``None`` when the
+        oracle's SWF is not positive)."""
+        from llmecon.runs.reference import positive_reference
+
+        oracle = positive_reference(self.summary.get("oracle_swf"))
         years = self._own["years"]
-        if not len(years) or not isinstance(oracle, int | float) or not oracle:
+        if not len(years) or oracle is None:  # none, or ≤ 0: the ratio is undefined
             return None
-        return 100.0 * float(years["swf"].iloc[-1]) / float(oracle)
+        return 100.0 * float(years["swf"].iloc[-1]) / oracle
 
     def _gain(self, swf: float) -> float | None:
         from llmecon.economy.welfare import gain_closed

@@ -124,12 +124,23 @@ def no_tax_schedule(ctx: PlannerContext) -> TaxSchedule:
 def headline(swf: float, reference: dict[str, Any]) -> dict[str, float | None]:
     """A final year's ``swf`` against a :func:`reference_welfare` result, as a run
     summary gives it: ``gain_closed`` (``None`` = n/a) and ``final_pct_of_status_quo``
-    and ``final_pct_of_oracle`` (each absent when its reference is missing or 0)."""
+    and ``final_pct_of_oracle`` (each absent when its reference is missing or not
+    positive: a ratio to a negative welfare, as CRRA with η > 1 gives, inverts, so that
+    a final year worse than the oracle scored over 100 %)."""
     out: dict[str, float | None] = {"gain_closed": gain_closed_of(swf, reference)}
     for key in ("status_quo_swf", "oracle_swf"):
-        if ref := reference.get(key):
+        if (ref := positive_reference(reference.get(key))) is not None:
             out[f"final_pct_of_{key.removesuffix('_swf')}"] = 100.0 * swf / ref
     return out
+
+
+def positive_reference(value: Any) -> float | None:
+    """``value`` as a reference a welfare can be taken in percent of (``W / W_ref``), or
+    ``None`` when it is missing or not a positive number: at 0 the ratio is undefined
+    and below it inverts (docs/economy.md)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return None
+    return float(value)
 
 
 def gain_closed_of(swf: float, reference: dict[str, Any]) -> float | None:

@@ -21,6 +21,7 @@ from llmecon.planners import SaezConvergenceWarning
 from llmecon.runs.events import RunStarted
 from llmecon.runs.log import EVENTS_NAME, MANIFEST_NAME, RunLogError
 from llmecon.runs.loop import RunResult, years_row
+from llmecon.runs.reference import positive_reference
 from llmecon.runs.restore import RestoredRun, restore_run
 
 #: Folder of a sweep where cell folders of runs that never started are moved.
@@ -91,8 +92,8 @@ def cell_metrics(
     out["final_swf"] = swfs[-1]
     out["best_swf"] = max(swfs)
     out["gain_closed"] = gain_closed(swfs[-1], out["none_swf"], out["oracle_swf"])
-    oracle = out["oracle_swf"]
-    out["pct_of_oracle"] = 100.0 * swfs[-1] / oracle if oracle else None
+    oracle = positive_reference(out["oracle_swf"])  # ≤ 0: the ratio inverts
+    out["pct_of_oracle"] = None if oracle is None else 100.0 * swfs[-1] / oracle
     out["revenue_per_worker_usd"] = float(final["revenue_usd"]) / agents if agents else None
     out["mean_weekly_hours"] = float(final["mean_weekly_hours"])
     out["gini_income"] = float(final["gini_income"])

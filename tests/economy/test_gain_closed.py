@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,38 @@ def test_not_available_when_no_tax_is_optimal() -> None:
     none = economy.evaluate(TaxSchedule(THREE, (0.0, 0.0, 0.0)))[1].swf
     assert found.swf == pytest.approx(none, rel=1e-12)
     assert gain_closed(none, none, found.swf) is None
+
+
+def test_a_ratio_to_a_welfare_that_is_not_positive_is_not_given(tmp_path: Path) -> None:
+    """``W / W_oracle`` inverts for negative welfare: under CRRA with η = 2 a final year
+    worse than the oracle scored "104.07 % of oracle". The summary, the terminal, the
+    run's tables and a sweep's cell give no such ratio; a positive oracle keeps it."""
+    from click.testing import CliRunner
+
+    import llmecon
+    from llmecon.cli import main
+    from llmecon.runs.reference import headline
+    from llmecon.sweeps.cell import folder_result
+
+    assert headline(-2.15, {"oracle_swf": -2.066, "status_quo_swf": -2.62}).keys() == {
+        "gain_closed"
+    }
+    assert headline(90.0, {"oracle_swf": 100.0, "status_quo_swf": 0.0}) == {
+        "gain_closed": None,
+        "final_pct_of_oracle": 90.0,
+    }
+    args = ["run", "--planner", "us-federal", "--workers", "rational", "--agents", "20",
+            "--years", "1", "--personas", "synthetic", "--out", str(tmp_path)]  # fmt: skip
+    negative = CliRunner().invoke(main, [*args, "--crra", "2", "--run-id", "neg"])
+    assert negative.exit_code == 0, negative.output
+    row = next(line for line in negative.output.splitlines() if "% of oracle" in line)
+    assert "n/a (the oracle's SWF is not positive)" in row
+    data = llmecon.load_run(tmp_path / "neg")
+    assert data.summary["oracle_swf"] < 0 and "final_pct_of_oracle" not in data.summary
+    assert data.pct_of_oracle is None and folder_result(tmp_path / "neg")["pct_of_oracle"] is None
+    positive = CliRunner().invoke(main, [*args, "--run-id", "pos"])
+    assert positive.exit_code == 0, positive.output
+    shown = llmecon.load_run(tmp_path / "pos").pct_of_oracle
+    assert shown is not None and 50 < shown < 100
+    assert folder_result(tmp_path / "pos")["pct_of_oracle"] == pytest.approx(shown)
+    assert "n/a" not in next(line for line in positive.output.splitlines() if "% of oracle" in line)
