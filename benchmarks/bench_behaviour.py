@@ -23,6 +23,11 @@ everything rebated, quasi-linear utility, ε = 0.4), 20 years:
   ``--populations`` other 100-persona populations, stratified samples drawn as
   ``llmecon personas sample --n 100 --seed s`` does (s = 1, 2, …), ``--population-seeds``
   noise seeds each: how typical the default bank's first 100 personas are.
+* ``utilities`` (100 workers, σ = 2 h, paired seeds, the default bank, 8 years shown):
+  both reference planners under the quasi-linear utility and CRRA with η = 1 and 2
+  (``--crra``), where the welfare is near 10 and near −2e-5: the prompts' welfare
+  decimals follow its scale, and the response surface's structural curves assume
+  quasi-linear workers.
 * ``baselines`` (100 workers): bandits (factored and joint UCB, Thompson, ε-greedy) and
   Saez, with rational and with σ = 2 h scripted workers.
 * ``embedded``: the embedded SmolLM2-135M as planner and workers (a smoke test: few
@@ -67,8 +72,9 @@ def _scripted(noise: float) -> str:
     return "scripted/reference" if noise == 0 else f"scripted/reference-noise{noise:g}"
 
 
-def run_gap(out: Path, **overrides: Any) -> dict[str, Any]:
-    """One run; the share of the status-quo → oracle gap closed by year."""
+def run_gap(out: Path, refs: dict[Any, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """One run; the share of the status-quo → oracle gap closed by year. ``refs`` keeps
+    the reference welfare by the run's economy settings, for runs that share them."""
     base: dict[str, Any] = dict(years=20, out=str(out), reference=False)
     base.update(overrides)
     base["run_id"] = f"r{time.monotonic_ns()}"
@@ -76,7 +82,12 @@ def run_gap(out: Path, **overrides: Any) -> dict[str, Any]:
     started = time.perf_counter()
     result = sim.run()
     seconds = time.perf_counter() - started
-    ref = reference_welfare(sim.planner_context)
+    economy = tuple(sorted((k, str(v)) for k, v in overrides.items() if k in ECONOMY_KEYS))
+    if refs is None or economy not in refs:
+        ref = reference_welfare(sim.planner_context)
+        if refs is not None:
+            refs[economy] = ref
+    ref = refs[economy] if refs is not None else ref
     sq, oracle = ref["status_quo_swf"], ref["oracle_swf"]
 
     def share(w: float) -> float:
@@ -95,6 +106,10 @@ def run_gap(out: Path, **overrides: Any) -> dict[str, Any]:
         "identical_answers_max": notes.get("identical_answers_max"),
         "degenerate_years": notes.get("degenerate_years"),
     }
+
+
+#: The settings that make two runs' references differ (run_gap's ``refs`` key).
+ECONOMY_KEYS = ("agents", "personas", "crra", "swf", "elasticity", "min_rate", "max_rate")
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -278,6 +293,37 @@ def populations(out: Path, count: int, seeds: int) -> dict[str, Any]:
     return results
 
 
+UTILITIES = {"quasi-linear": None, "CRRA, η = 1": 1.0, "CRRA, η = 2": 2.0}
+
+
+def utilities(out: Path, seeds: int) -> dict[str, Any]:
+    """The two reference planners (8 years shown) under each of :data:`UTILITIES`."""
+    results: dict[str, Any] = {}
+    refs: dict[Any, Any] = {}
+    for utility, crra in UTILITIES.items():
+        economy = {} if crra is None else {"crra": crra}
+        for label in ("compass search, history 8", "response surface, history 8"):
+            planner, history = PLANNERS[label]
+            runs = [
+                run_gap(
+                    out,
+                    refs,
+                    agents=100,
+                    planner=planner,
+                    workers=_scripted(2.0),
+                    planner_history=history,
+                    seed=seed,
+                    **economy,
+                )
+                for seed in range(seeds)
+            ]
+            key = f"{label}, {utility}"
+            results[key] = aggregate(runs)
+            results[key]["final_schedule_by_seed"] = [round(r["schedule"][-1], 3) for r in runs]
+            print(key, results[key]["final_schedule_mean"], results[key]["final_schedule_min"])
+    return results
+
+
 BASELINES = ("ucb", "thompson", "egreedy", "ucb-joint", "saez")
 
 
@@ -330,7 +376,16 @@ def probes(include_embedded: bool) -> dict[str, Any]:
     return results
 
 
-PARTS = ("scripted", "ablations", "planners", "populations", "baselines", "embedded", "probe")
+PARTS = (
+    "scripted",
+    "ablations",
+    "planners",
+    "populations",
+    "utilities",
+    "baselines",
+    "embedded",
+    "probe",
+)
 
 
 def main() -> None:
@@ -350,6 +405,7 @@ def main() -> None:
         "ablations": lambda out: ablations(out, args.seeds),
         "planners": lambda out: planners(out, args.planner_seeds),
         "populations": lambda out: populations(out, args.populations, args.population_seeds),
+        "utilities": lambda out: utilities(out, args.planner_seeds),
         "baselines": lambda out: baselines(out, args.seeds),
         "embedded": lambda out: embedded(out) if run_embedded else "skipped (model not installed)",
         "probe": lambda out: probes(run_embedded),
