@@ -19,7 +19,10 @@ everything rebated, quasi-linear utility, ε = 0.4), 20 years:
   bank's first 100 personas): the compass-search reference planner against the
   response-surface one (``scripted/reference-noise2-surface``), each with 8 and with
   20 years shown.
-* ``populations`` (100 workers, σ = 2 h, 20 years shown): the same two planners on
+* ``history`` (100 workers, σ = 2 h, ``--history-seeds`` paired seeds, both banks): the
+  response surface with 8 years shown (the default) against every year shown (20).
+* ``populations`` (100 workers, σ = 2 h, 20 years shown, and the surface also with 8):
+  the same two planners on
   ``--populations`` other 100-persona populations, stratified samples drawn as
   ``llmecon personas sample --n 100 --seed s`` does (s = 1, 2, …), ``--population-seeds``
   noise seeds each: how typical the default bank's first 100 personas are.
@@ -36,9 +39,9 @@ everything rebated, quasi-linear utility, ε = 0.4), 20 years:
   model.
 
 Run: ``python benchmarks/bench_behaviour.py [--seeds 3] [--planner-seeds 12]
-[--populations 24] [--population-seeds 4] [--skip-embedded] [--part NAME]``. Results go
-to ``benchmarks/results/behaviour.json`` with the machine's load; ``--part`` re-runs one
-part and keeps the others saved.
+[--history-seeds 96] [--populations 24] [--population-seeds 4] [--skip-embedded]
+[--part NAME]``. Results go to ``benchmarks/results/behaviour.json`` with the machine's
+load; ``--part`` re-runs one part and keeps the others saved.
 """
 
 from __future__ import annotations
@@ -258,6 +261,39 @@ def planners(out: Path, seeds: int) -> dict[str, Any]:
     return results
 
 
+def history(out: Path, seeds: int) -> dict[str, Any]:
+    """The response surface at 8 and at 20 years shown, paired over ``seeds`` seeds on
+    both banks: the mean, its standard error and the paired difference."""
+    results: dict[str, Any] = {}
+    refs: dict[Any, Any] = {}
+    for bank_name, bank in (("default bank", "default"), ("v0.1 bank", str(V01_BANK))):
+        finals = {}
+        for shown in (8, 20):
+            planner, _ = PLANNERS[f"response surface, history {shown}"]
+            finals[shown] = np.array(
+                [
+                    run_gap(out, refs, agents=100, planner=planner, workers=_scripted(2.0),
+                            planner_history=shown, personas=bank, seed=seed)["schedule"][-1]
+                    for seed in range(seeds)
+                ]
+            )  # fmt: skip
+        for shown, f in finals.items():
+            results[f"response surface, history {shown}, {bank_name}"] = {
+                "seeds": seeds,
+                "final_schedule_mean": round(float(f.mean()), 4),
+                "standard_error": round(float(f.std(ddof=1) / np.sqrt(seeds)), 4),
+                "runs_at_least_0.9": round(float(np.mean(f >= 0.9)), 3),
+                "final_schedule_min": round(float(f.min()), 3),
+            }
+        difference = finals[8] - finals[20]
+        results[f"history 8 − history 20, {bank_name}"] = {
+            "mean": round(float(difference.mean()), 4),
+            "standard_error": round(float(difference.std(ddof=1) / np.sqrt(seeds)), 4),
+        }
+        print(bank_name, {k: round(float(v.mean()), 4) for k, v in finals.items()})
+    return results
+
+
 def populations(out: Path, count: int, seeds: int) -> dict[str, Any]:
     """The ``planners`` part's history-20 planners over ``count`` stratified samples of
     100 personas (``llmecon personas sample --n 100 --seed s``, s = 1..count)."""
@@ -266,7 +302,11 @@ def populations(out: Path, count: int, seeds: int) -> dict[str, Any]:
         drawn = sample_personas(100, np.random.default_rng(s), min_per_bracket=5)
         banks.append(write_bank(out / f"population-{s}.jsonl", drawn.to_personas()))
     results: dict[str, Any] = {}
-    for label in ("compass search, history 20", "response surface, history 20"):
+    for label in (
+        "compass search, history 20",
+        "response surface, history 20",
+        "response surface, history 8",
+    ):
         planner, history = PLANNERS[label]
         finals = np.array(
             [
@@ -380,6 +420,7 @@ PARTS = (
     "scripted",
     "ablations",
     "planners",
+    "history",
     "populations",
     "utilities",
     "baselines",
@@ -392,6 +433,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--planner-seeds", type=int, default=12)
+    parser.add_argument("--history-seeds", type=int, default=96)
     parser.add_argument("--populations", type=int, default=24)
     parser.add_argument("--population-seeds", type=int, default=4)
     parser.add_argument("--skip-embedded", action="store_true")
@@ -404,6 +446,7 @@ def main() -> None:
         "scripted": lambda out: scripted_grid(out, args.seeds),
         "ablations": lambda out: ablations(out, args.seeds),
         "planners": lambda out: planners(out, args.planner_seeds),
+        "history": lambda out: history(out, args.history_seeds),
         "populations": lambda out: populations(out, args.populations, args.population_seeds),
         "utilities": lambda out: utilities(out, args.planner_seeds),
         "baselines": lambda out: baselines(out, args.seeds),

@@ -147,21 +147,19 @@ def _final_gap(tmp_path: Path, planner: str, seed: int, history: int, bank: str 
 
 @pytest.mark.parametrize(
     ("bank", "floor"),
-    [pytest.param(V01_BANK, 0.88, id="v0.1-bank"), pytest.param(None, 0.85, id="default-bank")],
+    [pytest.param(V01_BANK, 0.92, id="v0.1-bank"), pytest.param(None, 0.88, id="default-bank")],
 )
 def test_it_closes_more_of_the_gap_than_the_compass_search(
     tmp_path: Path, bank: str | None, floor: float
 ) -> None:
-    """Paired over eight seeds (100 workers, ±2 h, 20 years): the surface planner with
-    every year shown against the compass search at its defaults. Measured: 0.971
-    against 0.715 (v0.1 bank), 0.899 against 0.731 (default bank); over 96 seeds the
-    surface planner closes 0.972 and 0.899 (docs/agents.md). Before its structural
-    curves it closed 0.877 and 0.807 here, below these floors. The floors leave room
-    for another machine's rounding to send a few runs down other paths."""
+    """Paired over eight seeds (100 workers, ±2 h, 20 years), both planners at the
+    defaults (8 years shown). Measured on these seeds: the surface 0.964 (v0.1 bank) and
+    0.917 (default bank), the compass search 0.715 and 0.731; over 96 seeds the surface
+    closes 0.964 and 0.917 (docs/agents.md). Before its structural curves it closed 0.877
+    and 0.807 (with every year shown), below these floors. The floors leave room for
+    another machine's rounding to send a few runs down other paths."""
     seeds = range(8)
-    surface = [
-        _final_gap(tmp_path, "scripted/reference-noise2-surface", s, 20, bank) for s in seeds
-    ]
+    surface = [_final_gap(tmp_path, "scripted/reference-noise2-surface", s, 8, bank) for s in seeds]
     compass = [_final_gap(tmp_path, "scripted/reference-noise2", s, 8, bank) for s in seeds]
     assert np.mean(surface) >= floor
     assert np.mean(surface) > np.mean(compass)
