@@ -572,7 +572,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
             )
             label = "gain closed (status quo → oracle)"
             table.add_row(label, "n/a" if of_gap is None else GAP(of_gap))
-            if of_gap is not None and (band := gap_noise(summary, "status_quo_swf")):
+            if of_gap is not None and (band := gap_noise(summary, "status_quo_swf")) is not None:
                 table.add_row("  its noise (95 %)", band)
     elif summary.get("oracle_note"):
         table.add_row("oracle", summary["oracle_note"])
