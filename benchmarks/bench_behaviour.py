@@ -75,9 +75,11 @@ def _scripted(noise: float) -> str:
     return "scripted/reference" if noise == 0 else f"scripted/reference-noise{noise:g}"
 
 
-def run_gap(out: Path, refs: dict[Any, Any] | None = None, **overrides: Any) -> dict[str, Any]:
-    """One run; the share of the status-quo → oracle gap closed by year. ``refs`` keeps
-    the reference welfare by the run's economy settings, for runs that share them."""
+def run_gap(out: Path, shared: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """One run; the share of the status-quo → oracle gap closed by year. ``shared``: a
+    dict the caller passes to every run of one economy (population, utility, SWF,
+    brackets, rate bounds); the first computes the reference welfare into it, the
+    others reuse it."""
     base: dict[str, Any] = dict(years=20, out=str(out), reference=False)
     base.update(overrides)
     base["run_id"] = f"r{time.monotonic_ns()}"
@@ -85,12 +87,10 @@ def run_gap(out: Path, refs: dict[Any, Any] | None = None, **overrides: Any) -> 
     started = time.perf_counter()
     result = sim.run()
     seconds = time.perf_counter() - started
-    economy = tuple(sorted((k, str(v)) for k, v in overrides.items() if k in ECONOMY_KEYS))
-    if refs is None or economy not in refs:
-        ref = reference_welfare(sim.planner_context)
-        if refs is not None:
-            refs[economy] = ref
-    ref = refs[economy] if refs is not None else ref
+    shared = {} if shared is None else shared
+    if "reference" not in shared:
+        shared["reference"] = reference_welfare(sim.planner_context)
+    ref = shared["reference"]
     sq, oracle = ref["status_quo_swf"], ref["oracle_swf"]
 
     def share(w: float) -> float:
@@ -109,10 +109,6 @@ def run_gap(out: Path, refs: dict[Any, Any] | None = None, **overrides: Any) -> 
         "identical_answers_max": notes.get("identical_answers_max"),
         "degenerate_years": notes.get("degenerate_years"),
     }
-
-
-#: The settings that make two runs' references differ (run_gap's ``refs`` key).
-ECONOMY_KEYS = ("agents", "personas", "crra", "swf", "elasticity", "min_rate", "max_rate")
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -265,14 +261,14 @@ def history(out: Path, seeds: int) -> dict[str, Any]:
     """The response surface at 8 and at 20 years shown, paired over ``seeds`` seeds on
     both banks: the mean, its standard error and the paired difference."""
     results: dict[str, Any] = {}
-    refs: dict[Any, Any] = {}
     for bank_name, bank in (("default bank", "default"), ("v0.1 bank", str(V01_BANK))):
+        shared: dict[str, Any] = {}  # one economy: the bank's first 100 personas
         finals = {}
         for shown in (8, 20):
             planner, _ = PLANNERS[f"response surface, history {shown}"]
             finals[shown] = np.array(
                 [
-                    run_gap(out, refs, agents=100, planner=planner, workers=_scripted(2.0),
+                    run_gap(out, shared, agents=100, planner=planner, workers=_scripted(2.0),
                             planner_history=shown, personas=bank, seed=seed)["schedule"][-1]
                     for seed in range(seeds)
                 ]
@@ -339,15 +335,15 @@ UTILITIES = {"quasi-linear": None, "CRRA, η = 1": 1.0, "CRRA, η = 2": 2.0}
 def utilities(out: Path, seeds: int) -> dict[str, Any]:
     """The two reference planners (8 years shown) under each of :data:`UTILITIES`."""
     results: dict[str, Any] = {}
-    refs: dict[Any, Any] = {}
     for utility, crra in UTILITIES.items():
         economy = {} if crra is None else {"crra": crra}
+        shared: dict[str, Any] = {}  # one economy per utility
         for label in ("compass search, history 8", "response surface, history 8"):
             planner, history = PLANNERS[label]
             runs = [
                 run_gap(
                     out,
-                    refs,
+                    shared,
                     agents=100,
                     planner=planner,
                     workers=_scripted(2.0),

@@ -6,9 +6,10 @@ module: the user reading ``load_run(...)``'s warning was shown a line of
 ``llmecon/runs/log.py``. :func:`warn` counts the frames instead: it skips this package's
 own frames and those of the machinery that runs its coroutines and threads (asyncio,
 concurrent.futures, threading), so the warning names the first line outside them, the
-user's script, notebook cell or test. A warning raised where no such frame is left (a
-worker thread, the command line's own loop) names ``sys``, as Python does for a
-stacklevel past the top.
+user's script, notebook cell or test. Under the command line that is a line of click,
+which the command line's warning format does not print. A warning raised where no such
+frame is left (a worker thread) names ``sys``, as Python does for a stacklevel past the
+top.
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ from llmecon.runs.incidence import (
 from llmecon.runs.log import Manifest, RunLogError, RunLogWarning, unended_status
 from llmecon.runs.loop import reported_outcome
 from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
+from llmecon.runs.reference import positive_reference
 from llmecon.runs.restore import restore_run
 from llmecon.runs.tidy import (
     join_personas,
@@ -306,8 +307,6 @@ class RunData:
         """Secondary: the final SWF in percent of the oracle's (``W / W_oracle``, which
         depends on the SWF's origin and inverts for negative SWFs: ``None`` when the
         oracle's SWF is not positive)."""
-        from llmecon.runs.reference import positive_reference
-
         oracle = positive_reference(self.summary.get("oracle_swf"))
         years = self._own["years"]
         if not len(years) or oracle is None:  # none, or ≤ 0: the ratio is undefined
