@@ -20,6 +20,7 @@ Results carry pandas DataFrames::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +42,29 @@ DEFAULT_PLANNERS = ("none", "us-federal", "saez", "oracle", "ucb")
 COMPARE_DEFAULTS: dict[str, Any] = {"years": 30}
 
 
-def _check_call(progress: Any, write_log: Any) -> None:
-    """:class:`~llmecon.runs.ConfigError` for a ``progress`` that cannot be called or a
-    ``write_log`` that is not a bool, before anything runs (a run found out at the end
-    of its first year, and ``write_log="no"`` wrote a log)."""
+def _check_call(progress: Any, write_log: Any, takes: str = "(record, totals)") -> None:
+    """:class:`~llmecon.runs.ConfigError` for a ``progress`` that cannot be called with
+    the two arguments ``takes`` names, or a ``write_log`` that is not a bool, before
+    anything runs (a run found out at the end of its first year, after its folder was
+    written, and ``write_log="no"`` wrote a log)."""
     if progress is not None and not callable(progress):
         raise ConfigError(f"progress must be a function, not {type(progress).__name__}")
+    if progress is not None:
+        try:
+            signature = inspect.signature(progress)
+        except (TypeError, ValueError):  # a builtin without one: trust it
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(None, None)
+            except TypeError as exc:
+                shown = ", ".join(
+                    str(p.replace(annotation=p.empty)) for p in signature.parameters.values()
+                )
+                raise ConfigError(
+                    f"progress is called with two arguments {takes}, but "
+                    f"{getattr(progress, '__name__', 'it')}({shown}) cannot take them: {exc}"
+                ) from None
     if not isinstance(write_log, bool):
         raise ConfigError(f"write_log must be True or False, not {write_log!r}")
 
@@ -278,7 +296,7 @@ def compare(
     """
     from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, run_sweep
 
-    _check_call(progress, write_log)
+    _check_call(progress, write_log, takes="(planner, record)")
     if "planners" in settings:  # the CLI's --planners: here the first argument
         raise ConfigError(
             "planners are compare's first argument, not a setting: "

@@ -398,6 +398,32 @@ def test_a_progress_that_cannot_be_called_or_a_write_log_not_a_bool_is_refused_a
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("call", ["run", "compare"])
+def test_a_progress_of_the_wrong_arity_is_refused_before_the_run_starts(
+    tmp_path: Path, call: str
+) -> None:
+    # `progress=lambda record: ...` ran tax year 1, then failed the run in year 2 with
+    # "takes 1 positional argument but 2 were given", left a failed run folder and
+    # advised `llmecon run --resume` for a mistake in the call.
+    function = getattr(llmecon, call)
+    args = {"run": (), "compare": (["saez"],)}[call]
+    small = {"workers": "rational", "agents": 5, "years": 2, "out": str(tmp_path)}
+    if call == "run":
+        small["planner"] = "saez"
+    else:
+        small["write_log"] = True
+    takes = "(record, totals)" if call == "run" else "(planner, record)"
+    with pytest.raises(ConfigError, match=re.escape(f"two arguments {takes}, but one(r)")):
+
+        def one(r: object) -> None: ...
+
+        function(*args, progress=one, **small)
+    assert list(tmp_path.iterdir()) == []
+    seen: list[object] = []
+    function(*args, progress=lambda *given: seen.append(given), **small)  # any two
+    assert seen and all(len(given) == 2 for given in seen)
+
+
 def test_a_run_config_built_in_python_names_the_setting_meant_and_documents_its_fields() -> None:
     # RunConfig(agentz=5) raised pydantic's bare "Extra inputs are not permitted", and
     # help(RunConfig) gave one line: the settings were documented only in `--help`.
