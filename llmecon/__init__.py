@@ -11,6 +11,8 @@ The Python API (see the README):
 - :class:`RunConfig`: every setting of a run (the CLI options are its fields);
 - :class:`ConfigError` (a bad setting or config file), :class:`RunFailedError` (a run
   that failed), :class:`RunLogError` (a run folder that cannot be read or written);
+- :class:`SettingsWarning`: a setting that does nothing, or not what it may seem to,
+  with the others given (the command line's notes);
 - ``__version__``.
 
 Names are imported on first use, so ``import llmecon`` (and ``llmecon --help``) stay
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from llmecon.runs.guard import RunFailedError
     from llmecon.runs.log import RunLogError
     from llmecon.runs.loop import RunResult
+    from llmecon.runs.notes import SettingsWarning
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
@@ -49,6 +52,7 @@ _EXPORTS = {
     "RunFailedError": "llmecon.runs.guard",
     "RunLogError": "llmecon.runs.log",
     "ProbeFailedError": "llmecon.agents.probe",
+    "SettingsWarning": "llmecon.runs.notes",
 }
 
 __all__ = [
@@ -61,6 +65,7 @@ __all__ = [
     "RunLogError",
     "RunResult",
     "RunsData",
+    "SettingsWarning",
     "compare",
     "load_run",
     "load_runs",

@@ -31,7 +31,8 @@ import pandas as pd
 
 from llmecon._warn import warn
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
-from llmecon.runs.loop import ProgressCallback, RunResult
+from llmecon.runs.loop import ProgressCallback, RunResult, Simulation
+from llmecon.runs.notes import SettingsWarning, api_spelling, setup_notes, setup_warnings
 from llmecon.runs.wiring import build_simulation
 
 #: The planners ``compare`` runs by default.
@@ -115,6 +116,16 @@ def _config(
     return build_config(None, {**below, **given}, given_on=origin)
 
 
+def _built(config: RunConfig, write_log: bool) -> Simulation:
+    """The simulation of ``config``, its settings' notes issued as
+    :class:`~llmecon.runs.notes.SettingsWarning` (the command line prints them), each
+    naming the setting as a keyword argument."""
+    sim = build_simulation(config, write_log=write_log)
+    for said in [*setup_notes(sim, spell=api_spelling), *setup_warnings(sim)]:
+        warn(said, SettingsWarning)
+    return sim
+
+
 def run(
     config: ConfigLike = None,
     /,
@@ -143,7 +154,7 @@ def run(
     (its ``.result`` holds what was done).
     """
     _check_call(progress, write_log)
-    sim = build_simulation(_config(config, settings), write_log=write_log)
+    sim = _built(_config(config, settings), write_log)
     return sim.run(progress)
 
 
@@ -157,7 +168,7 @@ async def run_async(
 ) -> RunResult:
     """:func:`run`, awaited on the caller's event loop (``await llmecon.run_async(...)``)."""
     _check_call(progress, write_log)
-    sim = build_simulation(_config(config, settings), write_log=write_log)
+    sim = _built(_config(config, settings), write_log)
     return await sim.run_async(progress)
 
 

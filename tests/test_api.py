@@ -8,6 +8,7 @@ import errno
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -474,3 +475,23 @@ def test_warnings_name_the_callers_line_not_the_librarys(
         llmecon.run(**SMALL, out=str(tmp_path), run_id="full")
     for caught in (read, ended):
         assert [Path(w.filename).name for w in caught] == [Path(__file__).name] * len(caught)
+
+
+def test_the_settings_notes_of_the_command_line_are_warnings_in_python() -> None:
+    # `llmecon run --vote-rule borda` said "--vote-rule set without --vote-every: no
+    # voting round is held"; llmecon.run(vote_rule="borda") said nothing, nor of a
+    # min_rate that moves the no-tax reference or of flat:1 being 100 %.
+    with pytest.warns(llmecon.SettingsWarning) as said:
+        llmecon.run(
+            planner="flat:1", workers="rational", agents=5, years=1, write_log=False,
+            vote_rule="borda", min_rate=0.1,
+        )  # fmt: skip
+    messages = [str(w.message) for w in said]
+    assert "vote_rule set without vote_every: no voting round is held" in messages
+    assert any(m.startswith("with min_rate=0.1 the no-tax reference") for m in messages)
+    assert any(m.startswith("flat:1 is a 100 % rate") for m in messages)
+    assert not any("--" in m for m in messages), messages  # named as keyword arguments
+    assert {Path(w.filename).name for w in said} == {Path(__file__).name}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", llmecon.SettingsWarning)
+        llmecon.run(planner="flat:0.3", workers="rational", agents=5, years=1, write_log=False)

@@ -329,14 +329,15 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
 def idle_axes(axes: list[str], cells: list[Any]) -> list[str]:
     """The axes of a sweep that do nothing in any of its cells (``--archetypes`` without
     ``--workers-mode archetypes``): their values are distinct cells of the same runs."""
-    from llmecon.runs.config import DEPENDENT_SETTINGS, IDLE_WHEN, setting_applies
+    from llmecon.runs.config import DEPENDENT_SETTINGS, setting_applies
+    from llmecon.runs.notes import idle_when
 
     notes = []
     for axis in axes:
         if axis in DEPENDENT_SETTINGS and not any(setting_applies(axis, c.config) for c in cells):
             notes.append(
                 f"--{axis.replace('_', '-')} varies, but does nothing "
-                f"{IDLE_WHEN[DEPENDENT_SETTINGS[axis][0]]}: the cells of its values are "
+                f"{idle_when(DEPENDENT_SETTINGS[axis][0])}: the cells of its values are "
                 "the same runs"
             )
     return notes

@@ -760,12 +760,12 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 
 #: When the settings of :data:`DEPENDENT_SETTINGS` do nothing, by the setting they
 #: depend on, for messages ("--archetypes … does nothing without --workers-mode
-#: archetypes").
+#: archetypes"): :func:`llmecon.runs.notes.idle_when` names the settings.
 IDLE_WHEN: dict[str, str] = {
-    "vote_every": "without --vote-every",
+    "vote_every": "without {vote_every}",
     "workers": "with rational workers",
     "planner": "with a baseline planner",
-    "workers_mode": "without --workers-mode archetypes",
+    "workers_mode": "without {workers_mode}",
 }
 
 

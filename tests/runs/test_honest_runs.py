@@ -449,6 +449,7 @@ def test_an_interrupt_before_the_run_logs_its_start_discards_its_folder(
 
     from llmecon.cli import run as command
     from llmecon.cli._common import YearDisplay
+    from llmecon.runs import notes
     from llmecon.runs.loop import Simulation
 
     args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
@@ -469,7 +470,7 @@ def test_an_interrupt_before_the_run_logs_its_start_discards_its_folder(
 
     with monkeypatch.context() as patch:
         if during == "the notes":
-            patch.setattr(command, "anchor_notes", notes_interrupted)
+            patch.setattr(notes, "anchor_notes", notes_interrupted)
         elif during == "the display's start":
             patch.setattr(command, "YearDisplay", DisplayInterrupted)
         else:
@@ -483,8 +484,9 @@ def test_sigterm_before_the_run_logs_its_start_discards_its_folder(tmp_path: Pat
     # began: before, it killed the process and left the folder behind, dead.
     script = (
         "import os, signal, sys\n"
-        "from llmecon.cli import main, run\n"
-        "run.anchor_notes = lambda sim: os.kill(os.getpid(), signal.SIGTERM) or []\n"
+        "from llmecon.cli import main\n"
+        "from llmecon.runs import notes\n"
+        "notes.anchor_notes = lambda sim: os.kill(os.getpid(), signal.SIGTERM) or []\n"
         "main(sys.argv[1:])\n"
     )
     args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",

@@ -1,0 +1,236 @@
+"""What a run's settings do that the user may not expect, said before the run starts:
+the command line prints these as notes, the Python API (:func:`llmecon.run`) issues
+them as :class:`SettingsWarning`. Settings are named as the caller gave them: options
+(``--vote-every 3``) on the command line, keyword arguments (``vote_every=3``) in
+Python."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from llmecon.runs.config import DEPENDENT_SETTINGS, IDLE_WHEN
+
+#: How a message names a setting (and its value, when given).
+Spelling = Callable[..., str]
+
+
+class SettingsWarning(UserWarning):
+    """A run's setting that does nothing, or not what its name suggests, with the
+    others given (:func:`setup_notes`)."""
+
+
+def cli_spelling(name: str, value: Any = None) -> str:
+    """``--vote-every 3``: a setting as the command line's option."""
+    flag = "--" + name.replace("_", "-")
+    if value is None:
+        return flag
+    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
+
+
+def api_spelling(name: str, value: Any = None) -> str:
+    """``vote_every=3``: a setting as a keyword argument."""
+    return name if value is None else f"{name}={value!r}"
+
+
+def idle_when(on: str, spell: Spelling = cli_spelling) -> str:
+    """When the settings that depend on ``on`` (:data:`DEPENDENT_SETTINGS`) do nothing:
+    "without --vote-every"."""
+    return IDLE_WHEN[on].format(
+        vote_every=spell("vote_every"), workers_mode=spell("workers_mode", "archetypes")
+    )
+
+
+def setup_notes(
+    sim: Any, given: Collection[str] | None = None, spell: Spelling = cli_spelling
+) -> list[str]:
+    """Every note on a built simulation ``sim``'s settings (``given``: as
+    :func:`settings_notes`)."""
+    return [
+        *settings_notes(sim.config, given, spell),
+        *bounds_notes(sim.planner_context, spell),
+        *anchor_notes(sim),
+        *unrendered_notes(sim),
+    ]
+
+
+def setup_warnings(sim: Any) -> list[str]:
+    """What is likely a mistake in ``sim``'s planner: a ``flat:1`` that is 100 %, a
+    bandit with too few years to explore (the command line says these as warnings)."""
+    from llmecon.planners import planner_warning, rate_unit_warning
+
+    said = [
+        rate_unit_warning(sim.config.planner),
+        planner_warning(sim.planner, sim.config.years or 0),
+    ]
+    return [s for s in said if s is not None]
+
+
+def settings_notes(
+    config: Any, given: Collection[str] | None = None, spell: Spelling = cli_spelling
+) -> list[str]:
+    """Settings that work against the chosen models, said before the run starts.
+    ``given``: the settings the user gave (a fork's others are its source's, and one
+    the fork leaves idle, as its vote rule when it turns voting off, is not the user's
+    doing); ``None``: every setting is the user's."""
+    notes = []
+    planner, years = str(config.planner), config.years or 0
+    idle: dict[str, list[str]] = {}  # set, but doing nothing in this run
+    for name, (on, applies) in DEPENDENT_SETTINGS.items():
+        changed = getattr(config, name) != type(config).model_fields[name].default
+        if given is not None and name not in given:
+            continue
+        if changed and not applies(getattr(config, on)):
+            idle.setdefault(on, []).append(spell(name))
+    for on, names in idle.items():
+        does = "no voting round is held" if on == "vote_every" else "it does nothing"
+        notes.append(f"{', '.join(names)} set {idle_when(on, spell)}: {does}")
+    if (
+        config.vote_every is not None
+        and config.workers_mode == "archetypes"
+        and (config.voters == "llm")
+    ):
+        notes.append(
+            f"archetypes group the workers' hour decisions only: each voting round asks "
+            f"every one of the {config.agents:,} personas for a ballot"
+        )
+    if (
+        config.vote_every is not None
+        and config.candidate_source in ("platforms", "leaders")
+        and config.candidates > config.agents
+    ):
+        notes.append(
+            f"{spell('candidates', config.candidates)} with {config.agents} agents: each round "
+            f"draws at most the {config.agents} personas as {config.candidate_source}"
+        )
+    if config.vote_every is not None and config.vote_every >= years:
+        notes.append(
+            f"{spell('vote_every', config.vote_every)} holds rounds in tax years "
+            f"{config.vote_every + 1}, {2 * config.vote_every + 1}, …: this run has "
+            f"{years}, so no round is held"
+        )
+    from llmecon.models import runs_in_process
+    from llmecon.planners import is_baseline
+
+    workers = str(config.workers)
+    for role, model, without in (
+        ("planner", None if is_baseline(planner) else planner, f"the {planner} planner calls"),
+        ("workers", None if workers == "rational" else workers, "rational workers call"),
+    ):
+        if config.own_api_base(role) is None:
+            continue
+        if model is None:
+            notes.append(f"{spell(f'{role}_api_base')} is not used: {without} no model")
+        elif runs_in_process(model):
+            notes.append(f"{spell(f'{role}_api_base')} is not used: {model} runs in this process")
+    return notes
+
+
+def anchor_notes(sim: Any) -> list[str]:
+    """Answer anchors in the run's templates (`llmecon prompts check` refuses them; a
+    run may still use them, as an ablation), said before the run starts."""
+    from llmecon.planners import is_baseline
+    from llmecon.runs.prompt_examples import (
+        PLANNER_TEMPLATES,
+        VOTING_TEMPLATES,
+        WORKER_TEMPLATES,
+        prompt_economy,
+        template_anchors,
+    )
+
+    config = sim.config
+    baseline, rational = is_baseline(str(config.planner)), config.workers == "rational"
+    if baseline and rational and config.vote_every is None:
+        return []
+    unused: set[str] = set()  # templates of the roles this run gives no model
+    if baseline:
+        unused.update(PLANNER_TEMPLATES)
+    if rational:
+        unused.update(WORKER_TEMPLATES)
+    if config.vote_every is None:
+        unused.update(VOTING_TEMPLATES)
+    ballots = config.vote_every is not None and config.voters == "llm"
+
+    def used(name: str) -> bool:
+        is_ballot = name == "vote.j2" or name.startswith("vote_rule_")
+        return name not in unused and (ballots or not is_ballot)
+
+    found = template_anchors(sim.library, prompt_economy(config))
+    return [
+        f"{name} shows an answer anchor ({'; '.join(where)}): weak models copy such "
+        "examples as their answer (`llmecon prompts check` lists them)"
+        for name, where in found.items()
+        if used(name)
+    ]
+
+
+def unrendered_notes(sim: Any) -> list[str]:
+    """Templates of the ``--prompts`` folder, edited from the shipped ones, that this
+    run's settings never render (an override of the planner's hints in a run without
+    them, say): said before the run, as the edit would change nothing it sends (yet the
+    run's templates count it)."""
+    from llmecon.runs.log import is_run_folder
+    from llmecon.runs.prompt_examples import known_templates, run_templates
+
+    library = sim.library
+    if sim.config.prompts is None or len(library.search_path) < 2:
+        return []
+    folder = library.search_path[0]
+    if is_run_folder(folder.parent):  # a fork's source copy holds every template
+        return []
+    from llmecon.prompts import shipped_prompts_dir
+
+    shipped = shipped_prompts_dir()
+    # edits only: a copy of the whole shipped folder, the usual first step, changes
+    # nothing in the files left as they were
+    mine = [
+        n
+        for n in library.names()
+        if (folder / n).is_file()
+        and n in known_templates()
+        and not (
+            (shipped / n).is_file() and (folder / n).read_bytes() == (shipped / n).read_bytes()
+        )
+    ]
+    if not mine:
+        return []
+    used = run_templates(library, sim.config)
+    unused = [n for n in mine if n not in used]
+    if not unused:
+        return []
+    return [
+        f"{', '.join(unused)} of {folder} {'is' if len(unused) == 1 else 'are'} not rendered "
+        "with this run's settings (`llmecon prompts render NAME --config FILE` shows when "
+        "a template is): the run sends the same prompts without "
+        f"{'it' if len(unused) == 1 else 'them'}"
+    ]
+
+
+def bounds_notes(ctx: Any, spell: Spelling = cli_spelling) -> list[str]:
+    """What the rate bounds (``--min-rate``, ``--max-rate``) change of the status quo: its
+    rates outside them are moved to the bound, in the status-quo reference, the
+    ``us-federal`` planner and a planner's first year from the status quo alike (as
+    the no-tax reference is every rate at ``--min-rate``, docs/economy.md)."""
+    import numpy as np
+
+    from llmecon.economy import TaxSchedule
+
+    law = np.asarray(TaxSchedule.status_quo(ctx.edges).rates)
+    used = np.asarray(ctx.status_quo().rates)
+    moved = np.flatnonzero(np.abs(law - used) > 1e-12)
+    notes = []
+    if moved.size:
+        changes = ", ".join(
+            f"bracket {b + 1} {100 * law[b]:g} % → {100 * used[b]:g} %" for b in moved
+        )
+        notes.append(
+            f"the rate bounds ({100 * ctx.min_rate:g}–{100 * ctx.max_rate:g} %) move the "
+            f"status quo's rates ({changes}): the status-quo reference, the us-federal "
+            "planner and a planner that starts from the status quo use the moved schedule"
+        )
+    if ctx.min_rate > 0:
+        notes.append(
+            f"with {spell('min_rate', ctx.min_rate)} the no-tax reference (planner none) is every "
+            f"rate at {100 * ctx.min_rate:g} %: the gain closed is measured from that flat tax"
+        )
+    return notes
