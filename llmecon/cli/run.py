@@ -340,6 +340,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
         schedule_lines,
         tokens_text,
     )
+    from llmecon.runs.reference import unconverged_note
 
     table = Table(title="Run summary", show_header=False)
     table.add_column("what")
@@ -432,6 +433,8 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
     for key in ("planner_warning", "oracle_warning"):
         if summary.get(key):
             out.print(f"[yellow]warning[/]: {summary[key]}")
+    if (said := unconverged_note(summary)) is not None:
+        out.print(f"[yellow]note[/]: {said}", highlight=False)
     degenerate = summary.get("degenerate_years") or []
     if degenerate:
         from llmecon.runs.reference import DEGENERATE_SHARE

@@ -51,6 +51,7 @@ from llmecon.runs.config import setting_applies
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
 from llmecon.runs.events import KNOWN_EVENT_TYPES, template_edits
+from llmecon.runs.reference import unconverged_note
 from llmecon.voting.rounds import share_decimals
 
 #: Event types the report tabulates although this release does not type them.
@@ -285,6 +286,9 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         if isinstance(warning := r.data.summary.get("planner_warning"), str):
             whose = f" of {r.label}" if len(runs) > 1 else ""
             parts.append(paragraph(f"Planner{whose}: {warning}."))
+        if (said := unconverged_note(r.data.summary)) is not None:
+            whose = f" of {r.label}" if len(runs) > 1 else ""
+            parts.append(paragraph(f"Economy{whose}: {said}."))
     return section("summary", "Summary", *parts)
 
 

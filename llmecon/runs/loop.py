@@ -59,6 +59,7 @@ from llmecon.runs.reference import (
     gain_closed_of,
     headline,
     reference_welfare,
+    unconverged_years,
     worker_notes,
 )
 
@@ -985,6 +986,7 @@ class Simulation:
         answerers = None if grouped is None else grouped.representatives
         workers = str(self.config.workers)
         out.update(worker_notes(self.records, workers, self.planner_context, answerers))
+        out.update(unconverged_years(self.records))
         if (said := planner_warning(self.planner, self.years)) is not None:
             out["planner_warning"] = said
         if self.config.reference:

@@ -151,6 +151,37 @@ def gain_closed_of(swf: float, reference: dict[str, Any]) -> float | None:
 
 #: A year in which at least this share of workers gave the same answer is flagged as
 #: degenerate (an anchored or collapsed model, not a population responding to taxes).
+def unconverged_years(records: Sequence[YearRecord]) -> dict[str, Any]:
+    """The tax years whose within-year rebate equilibrium (CRRA utility) did not
+    converge: ``unconverged_years`` (as the log counts, from 0) and the largest
+    ``|rebate_residual_usd|`` among them; nothing when every year converged or the
+    utility is quasi-linear (docs/economy.md)."""
+    years = [r for r in records if r.metrics.rebate_converged == 0.0]
+    if not years:
+        return {}
+    residuals = [abs(r.metrics.rebate_residual_usd or 0.0) for r in years]
+    return {
+        "unconverged_years": [r.year for r in years],
+        "unconverged_residual_max_usd": max(residuals),
+    }
+
+
+def unconverged_note(summary: dict[str, Any], limit: int = 8) -> str | None:
+    """What :func:`unconverged_years` found, for the terminal and the report."""
+    years = summary.get("unconverged_years") or []
+    if not years:
+        return None
+    shown = ", ".join(str(y + 1) for y in years[:limit]) + (", …" if len(years) > limit else "")
+    many = len(years) > 1
+    return (
+        f"the rebate equilibrium of {len(years)} tax year{'s' if many else ''} ({shown}) "
+        f"did not converge: the rebate the workers anticipate and the one their taxes pay "
+        f"differ by up to ${summary.get('unconverged_residual_max_usd', 0.0):,.2f} a year "
+        f"(a worker's jump between two hours; its welfare is that of the closer side, "
+        f"docs/economy.md)"
+    )
+
+
 DEGENERATE_SHARE = 0.9
 
 

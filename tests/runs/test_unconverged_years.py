@@ -1,0 +1,48 @@
+"""A year whose rebate equilibrium did not converge is said in the summary, at the
+terminal and in the report, not only in the years table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from llmecon import load_run
+from llmecon.cli import main
+
+# Found by a search of random schedules: under CRRA η = 2 the first 50 personas' rebate
+# has no exact fixed point here (a worker's best response jumps over it).
+UNSETTLED = "fixed:31%,49%,89%,93%,36%,57%,32%"
+
+
+def test_unconverged_years_are_in_the_summary_the_terminal_and_the_report(
+    tmp_path: Path,
+) -> None:
+    # The instructor's trial: a year flagged rebate_converged 0.0 in the years table,
+    # and nothing in the summary, the terminal's summary or the report.
+    args = ["run", "--planner", UNSETTLED, "--workers", "rational", "--agents", "50",
+            "--crra", "2", "--years", "2", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    summary = load_run(tmp_path / "r").summary
+    years = summary["unconverged_years"]
+    assert years == [0, 1]  # the fixed schedule from tax year 1
+    residual = summary["unconverged_residual_max_usd"]
+    assert residual > 1.0
+    assert "the rebate equilibrium of 2 tax years (1, 2) did not converge" in said
+    assert f"up to ${residual:,.2f} a year" in said
+    report = CliRunner().invoke(main, ["report", str(tmp_path / "r")])
+    assert report.exit_code == 0, report.output
+    html = " ".join((tmp_path / "r" / "report.html").read_text().split())
+    assert "Economy: the rebate equilibrium of 2 tax years (1, 2) did not converge" in html
+
+
+def test_a_run_whose_years_converged_says_nothing_of_it(tmp_path: Path) -> None:
+    args = ["run", "--planner", "us-federal", "--workers", "rational", "--agents", "50",
+            "--crra", "2", "--years", "2", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    summary = load_run(tmp_path / "r").summary
+    assert "unconverged_years" not in summary
+    assert "did not converge" not in done.output
