@@ -1,4 +1,5 @@
-"""Where the shipped top-level folders (``prompts/``, ``personas/``) live.
+"""Where the shipped top-level folders (``prompts/``, ``personas/``) live, and paths
+given to the Python API.
 
 In a wheel they are package data under ``llmecon/_data/``; in a source checkout or an
 editable install they are the repository's top-level folders.
@@ -6,6 +7,7 @@ editable install they are the repository's top-level folders.
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -17,3 +19,13 @@ def shipped_dir(name: str) -> Path:
     if packaged.is_dir():
         return packaged
     return _PACKAGE_DIR.parent / name
+
+
+def path_argument(value: object, function: str, what: str = "a run folder's path") -> Path:
+    """``value`` as a :class:`Path`, or a ``TypeError`` that names ``function`` and what
+    it takes (``load_run(5)`` said only "expected str, bytes or os.PathLike object")."""
+    if isinstance(value, str | PathLike):
+        return Path(value)
+    raise TypeError(
+        f"{function} takes {what} (a str or Path), not {type(value).__name__} {value!r}"
+    )

@@ -101,6 +101,14 @@ def _config(
             f"not {type(config).__name__}"
         )
     elif config is not None:
+        if not Path(config).exists() and not Path(config).suffix:
+            from llmecon.planners import is_baseline
+
+            if is_baseline(str(config)):  # llmecon.run("saez")
+                raise ConfigError(
+                    f"the first argument is a config (a file's path, a dict or a RunConfig); "
+                    f"{str(config)!r} is a planner: llmecon.run(planner={str(config)!r}, …)"
+                )
         data = read_config_file(config)
         origin = f"{config} + settings"
     else:
@@ -513,9 +521,10 @@ def load_sweep(path: str | Path) -> Any:
     """A sweep folder as DataFrames: :class:`~llmecon.sweeps.SweepData` with ``years``
     (one row per cell × year, the settings as columns), ``cells`` (one row per cell)
     and ``table`` (per setting: means and 95 % intervals across seeds)."""
+    from llmecon._paths import path_argument
     from llmecon.sweeps import load_sweep as load
 
-    return load(path)
+    return load(path_argument(path, "load_sweep", "a sweep folder's path"))
 
 
 def probe(

@@ -495,3 +495,30 @@ def test_the_settings_notes_of_the_command_line_are_warnings_in_python() -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error", llmecon.SettingsWarning)
         llmecon.run(planner="flat:0.3", workers="rational", agents=5, years=1, write_log=False)
+
+
+def test_mistaken_arguments_are_named_for_what_they_are() -> None:
+    # The instructor's trial: llmecon.run("saez") said "config file not found: saez";
+    # load_run(5) "expected str, bytes or os.PathLike object, not int"; planner="Saez"
+    # ran as a planner of its own name, a separate row of a sweep's table.
+    with pytest.raises(
+        ConfigError, match=re.escape("'saez' is a planner: llmecon.run(planner='saez'")
+    ):
+        llmecon.run("saez", workers="rational", agents=5, years=1, write_log=False)
+    with pytest.raises(
+        TypeError, match=re.escape("load_run takes a run folder's path (a str or Path), not int 5")
+    ):
+        llmecon.load_run(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=re.escape("load_sweep takes a sweep folder's path")):
+        llmecon.load_sweep(5)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=re.escape("load_runs takes a path, a glob or a list of them, not int")
+    ):
+        llmecon.load_runs(5)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=re.escape("load_runs takes paths or globs (a str or Path), not int")
+    ):
+        llmecon.load_runs(["runs/a", 5])  # type: ignore[list-item]
+    assert RunConfig(planner="Saez").planner == "saez"
+    assert RunConfig(planner="FLAT:10%").planner == "flat:10%"
+    assert RunConfig(planner="ollama/Llama3:8B").planner == "ollama/Llama3:8B"  # a model's

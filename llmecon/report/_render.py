@@ -283,12 +283,11 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     parts.extend(paragraph(n) for n in sorted({n for r in runs for n in r.refs.notes}))
     # the run's own, not its economy's: runs of one economy share their references
     for r in runs:
+        whose = f" of {r.label}" if len(runs) > 1 else ""
         if isinstance(warning := r.data.summary.get("planner_warning"), str):
-            whose = f" of {r.label}" if len(runs) > 1 else ""
             parts.append(paragraph(f"Planner{whose}: {warning}."))
-        if (said := unconverged_note(r.data.summary)) is not None:
-            whose = f" of {r.label}" if len(runs) > 1 else ""
-            parts.append(paragraph(f"Economy{whose}: {said}."))
+        if (unsettled := unconverged_note(r.data.summary)) is not None:
+            parts.append(paragraph(f"Economy{whose}: {unsettled}."))
     return section("summary", "Summary", *parts)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from llmecon._paths import path_argument
 from llmecon._warn import warn
 from llmecon.runs.dataframes import TABLE_NAMES, RunData, distinct_runs, load_run
 from llmecon.runs.log import RunLogError, folder_problem, is_run_folder, is_sweep_folder
@@ -196,7 +198,17 @@ def run_folders(
             unless ``unmatched`` is given: such items are then put in it (item ->
             why) and left out.
     """
-    items = [paths_or_glob] if isinstance(paths_or_glob, str | Path) else list(paths_or_glob)
+    takes = "a path, a glob or a list of them"
+    if isinstance(paths_or_glob, str | os.PathLike):
+        items = [paths_or_glob]
+    elif isinstance(paths_or_glob, Iterable):
+        items = list(paths_or_glob)
+        for item in items:
+            path_argument(item, "load_runs", "paths or globs")
+    else:
+        raise TypeError(
+            f"load_runs takes {takes}, not {type(paths_or_glob).__name__} {paths_or_glob!r}"
+        )
     found: dict[Path, None] = {}
     problems: dict[str, str] = {}
     sweeps: list[Path] = []  # sweep folders left out next to the runs read

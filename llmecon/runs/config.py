@@ -601,6 +601,16 @@ class RunConfig(BaseModel):
             raise ValueError("must not be empty")
         return value.strip() if value is not None else None
 
+    @field_validator("planner")
+    @classmethod
+    def _baseline_in_lower_case(cls, value: str) -> str:
+        """A baseline planner's name as registered (lower case): ``Saez`` runs saez, and
+        ran as a planner of its own name in a sweep's or comparison's table."""
+        name, colon, arg = value.partition(":")
+        if _is_baseline(value) and name != name.lower():
+            return name.lower() + colon + arg
+        return value
+
     @model_validator(mode="after")
     def _check_rates(self) -> RunConfig:
         if self.min_rate > self.max_rate:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon._paths import path_argument
 from llmecon._warn import warn
 from llmecon.economy import Economy, TaxSchedule, YearMetrics
 from llmecon.models._schema import with_instruction
@@ -775,7 +776,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         RunLogError: not a run folder, a corrupt log, or a log format newer than this
             release.
     """
-    directory = Path(path)
+    directory = path_argument(path, "load_run")
     run = restore_run(directory, tolerant=True)
     manifest, events = run.manifest, run.events
     blobs = {e.sha256: e.text for e in events if isinstance(e, Blob)}
