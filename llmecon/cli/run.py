@@ -340,7 +340,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
         schedule_lines,
         tokens_text,
     )
-    from llmecon.runs.reference import unconverged_note
+    from llmecon.runs.reference import economy_notes
 
     table = Table(title="Run summary", show_header=False)
     table.add_column("what")
@@ -433,7 +433,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
     for key in ("planner_warning", "oracle_warning"):
         if summary.get(key):
             out.print(f"[yellow]warning[/]: {summary[key]}")
-    if (said := unconverged_note(summary)) is not None:
+    for said in economy_notes(summary):
         out.print(f"[yellow]note[/]: {said}", highlight=False)
     degenerate = summary.get("degenerate_years") or []
     if degenerate:

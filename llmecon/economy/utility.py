@@ -63,11 +63,20 @@ class UtilityConfig:
             raise ValueError(f"labour_cost must be positive, got {self.labour_cost}")
 
 
+#: CRRA utility scores consumption below this (USD a year) as this: a worker who
+#: consumes nothing (every dollar taxed away, nothing rebated) has utility −∞ at η ≥ 1,
+#: here a finite −1e9 at η = 2 (``log 1e-9`` ≈ −20.7 at η = 1) that makes the schedule's
+#: welfare the worst there is. A run's summary says when a year hit it
+#: (``zero_consumption_years``, docs/economy.md).
+CONSUMPTION_FLOOR_USD = 1e-9
+
+
 def consumption_utility(consumption: FloatArray, crra: float | None) -> FloatArray:
-    """``c`` (quasi-linear) or CRRA ``c^(1−η)/(1−η)`` / ``log c``."""
+    """``c`` (quasi-linear) or CRRA ``c^(1−η)/(1−η)`` / ``log c``, of consumption at least
+    :data:`CONSUMPTION_FLOOR_USD`."""
     if crra is None:
         return consumption
-    c = np.maximum(consumption, 1e-9)
+    c = np.maximum(consumption, CONSUMPTION_FLOOR_USD)
     if crra == 1.0:
         return np.log(c)
     return c ** (1.0 - crra) / (1.0 - crra)
@@ -76,7 +85,7 @@ def consumption_utility(consumption: FloatArray, crra: float | None) -> FloatArr
 def marginal_consumption_utility(consumption: FloatArray, crra: float | None) -> FloatArray:
     if crra is None:
         return np.ones_like(consumption)
-    return np.maximum(consumption, 1e-9) ** (-crra)
+    return np.maximum(consumption, CONSUMPTION_FLOOR_USD) ** (-crra)
 
 
 def labour_disutility(weekly_hours: FloatArray, psi: FloatArray, elasticity: float) -> FloatArray:

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from llmecon._plugins import guard_registry
+from llmecon.economy.utility import marginal_consumption_utility
 
 FloatArray = NDArray[np.float64]
 
@@ -362,7 +363,7 @@ def _raw_marginal_weights(
             "(the Saez planner needs them)"
         )
     c = np.asarray(consumption, dtype=float)
-    mu = np.ones(c.size) if crra is None else np.maximum(c, 1e-9) ** (-crra)
+    mu = marginal_consumption_utility(c, crra)
     inputs = WelfareInputs(np.asarray(utility), c, income, fixed_weights, survey_weight)
     return np.asarray(found.marginal_weights(inputs, mu), dtype=float)
 

@@ -51,7 +51,7 @@ from llmecon.runs.config import setting_applies
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
 from llmecon.runs.events import KNOWN_EVENT_TYPES, template_edits
-from llmecon.runs.reference import unconverged_note
+from llmecon.runs.reference import economy_notes
 from llmecon.voting.rounds import share_decimals
 
 #: Event types the report tabulates although this release does not type them.
@@ -286,8 +286,7 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
         whose = f" of {r.label}" if len(runs) > 1 else ""
         if isinstance(warning := r.data.summary.get("planner_warning"), str):
             parts.append(paragraph(f"Planner{whose}: {warning}."))
-        if (unsettled := unconverged_note(r.data.summary)) is not None:
-            parts.append(paragraph(f"Economy{whose}: {unsettled}."))
+        parts.extend(paragraph(f"Economy{whose}: {n}.") for n in economy_notes(r.data.summary))
     return section("summary", "Summary", *parts)
 
 

@@ -61,6 +61,7 @@ from llmecon.runs.reference import (
     reference_welfare,
     unconverged_years,
     worker_notes,
+    zero_consumption_years,
 )
 
 if TYPE_CHECKING:
@@ -987,6 +988,7 @@ class Simulation:
         workers = str(self.config.workers)
         out.update(worker_notes(self.records, workers, self.planner_context, answerers))
         out.update(unconverged_years(self.records))
+        out.update(zero_consumption_years(self.records, self.planner_context))
         if (said := planner_warning(self.planner, self.years)) is not None:
             out["planner_warning"] = said
         if self.config.reference:

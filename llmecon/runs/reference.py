@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from llmecon.agents.planner_prompts import welfare_noise
 from llmecon.economy import Economy, TaxSchedule, gain_closed
+from llmecon.economy.utility import CONSUMPTION_FLOOR_USD
 from llmecon.planners import PlannerContext, YearRecord, optimal_rates
 
 #: Worker indices (archetype mode: each archetype's representative).
@@ -166,20 +167,54 @@ def unconverged_years(records: Sequence[YearRecord]) -> dict[str, Any]:
     }
 
 
-def unconverged_note(summary: dict[str, Any], limit: int = 8) -> str | None:
-    """What :func:`unconverged_years` found, for the terminal and the report."""
-    years = summary.get("unconverged_years") or []
-    if not years:
-        return None
-    shown = ", ".join(str(y + 1) for y in years[:limit]) + (", …" if len(years) > limit else "")
-    many = len(years) > 1
-    return (
-        f"the rebate equilibrium of {len(years)} tax year{'s' if many else ''} ({shown}) "
-        f"did not converge: the rebate the workers anticipate and the one their taxes pay "
-        f"differ by up to ${summary.get('unconverged_residual_max_usd', 0.0):,.2f} a year "
-        f"(a worker's jump between two hours; its welfare is that of the closer side, "
-        f"docs/economy.md)"
-    )
+def zero_consumption_years(records: Sequence[YearRecord], ctx: PlannerContext) -> dict[str, Any]:
+    """Under CRRA utility with η ≥ 1, the tax years in which some worker consumed nothing
+    (at most :data:`~llmecon.economy.utility.CONSUMPTION_FLOOR_USD`: every dollar taxed
+    away, no rebate): ``zero_consumption_years`` (from 0) and the most such workers in
+    one year. Their utility is −∞, scored at the floor, so the year's welfare only says
+    the schedule is the worst there is."""
+    crra = ctx.economy.utility_config.crra
+    if crra is None or crra < 1 or not records:
+        return {}
+    years, most = [], 0
+    for r in records:
+        income = np.asarray(r.income_usd, dtype=float)
+        consumption = income - r.schedule.tax(income) + r.metrics.rebate_usd
+        if (n := int(np.count_nonzero(consumption <= CONSUMPTION_FLOOR_USD))) > 0:
+            years.append(r.year)
+            most = max(most, n)
+    return {"zero_consumption_years": years, "zero_consumption_workers_max": most} if years else {}
+
+
+def _years_text(years: Sequence[int], limit: int = 8) -> str:
+    """``[0, 1, 5]`` (from 0) → ``"1, 2, 6"``: tax years as users count them."""
+    return ", ".join(str(y + 1) for y in years[:limit]) + (", …" if len(years) > limit else "")
+
+
+def economy_notes(summary: dict[str, Any]) -> list[str]:
+    """What the economy could not settle in a run's years (:func:`unconverged_years`,
+    :func:`zero_consumption_years`), for the terminal and the report."""
+    notes = []
+    if years := summary.get("unconverged_years") or []:
+        many = len(years) > 1
+        notes.append(
+            f"the rebate equilibrium of {len(years)} tax year{'s' if many else ''} "
+            f"({_years_text(years)}) did not converge: the rebate the workers anticipate "
+            "and the one their taxes pay differ by up to "
+            f"${summary.get('unconverged_residual_max_usd', 0.0):,.2f} a year (a worker's "
+            "jump between two hours; its welfare is that of the closer side, "
+            "docs/economy.md)"
+        )
+    if years := summary.get("zero_consumption_years") or []:
+        most = summary.get("zero_consumption_workers_max", 0)
+        notes.append(
+            f"in {len(years)} tax year{'s' if len(years) > 1 else ''} ({_years_text(years)}) "
+            f"up to {most} worker{'s' if most > 1 else ''} consumed nothing (every dollar "
+            "taxed away, nothing rebated): under CRRA utility their utility is −∞, scored "
+            f"at a consumption of ${CONSUMPTION_FLOOR_USD:g}, so that year's SWF and gain "
+            "closed say only that the schedule is the worst there is (docs/economy.md)"
+        )
+    return notes
 
 
 DEGENERATE_SHARE = 0.9

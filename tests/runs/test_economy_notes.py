@@ -1,4 +1,5 @@
-"""A year whose rebate equilibrium did not converge is said in the summary, at the
+"""What the economy could not settle in a year (a rebate equilibrium that did not
+converge, workers who consume nothing under CRRA) is said in the summary, at the
 terminal and in the report, not only in the years table."""
 
 from __future__ import annotations
@@ -46,3 +47,26 @@ def test_a_run_whose_years_converged_says_nothing_of_it(tmp_path: Path) -> None:
     summary = load_run(tmp_path / "r").summary
     assert "unconverged_years" not in summary
     assert "did not converge" not in done.output
+
+
+def test_a_year_in_which_workers_consume_nothing_is_said(tmp_path: Path) -> None:
+    # flat:100% under CRRA η = 2: nobody works, nothing is rebated, every worker's
+    # utility is −∞, scored at a hidden floor: "final SWF −1,000,000,000", "gain closed
+    # −9,106,635,840,606,490.0 %" and not a word of why.
+    args = ["run", "--planner", "flat:100%", "--workers", "rational", "--agents", "20",
+            "--crra", "2", "--years", "1", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    summary = load_run(tmp_path / "r").summary
+    assert summary["zero_consumption_years"] == [0]
+    assert summary["zero_consumption_workers_max"] == 20
+    assert "in 1 tax year (1) up to 20 workers consumed nothing" in said
+    assert "scored at a consumption of $1e-09" in said
+    # a 90 % flat tax leaves the rebate: nobody consumes nothing, and nothing is said
+    args[2] = "flat:90%"
+    args[-1] = "r90"
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert "zero_consumption_years" not in load_run(tmp_path / "r90").summary
+    assert "consumed nothing" not in done.output
