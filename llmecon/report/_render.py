@@ -52,7 +52,7 @@ from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
 from llmecon.runs.events import KNOWN_EVENT_TYPES, template_edits
 from llmecon.runs.reference import economy_notes
-from llmecon.voting.rounds import share_decimals
+from llmecon.voting.rounds import share_decimals, weights_note
 
 #: Event types the report tabulates although this release does not type them.
 _TABULATED_OTHER = {"vote_round"}
@@ -549,6 +549,15 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
                 share = "decided nothing (no counted ballot for anyone): the first candidate stays"
             elif len(others):  # the seeded tie-break decided the round
                 share += f" (tied with {', '.join(map(str, others['label']))}; drawn by seed)"
+            elif "count" in held and (
+                by_weight := weights_note(
+                    dict(zip(held["label"].astype(str), held["count"].fillna(0.0), strict=True)),
+                    str(v["label"]),
+                    (),
+                    bool(v.get("survey_weighted", False)),
+                )
+            ):
+                share += f" ({by_weight})"
             rows.append(
                 [
                     run.label,

@@ -613,7 +613,9 @@ def vote_line(event: VoteRound) -> str:
     from llmecon._format import PERCENT
 
     percent = PERCENT.with_decimals(share_decimals(event.shares, event.winner, event.tied))
-    return _round_told(event, percent, an=True, uncontested=True, tie=True, undecided=True)
+    return _round_told(
+        event, percent, an=True, uncontested=True, tie=True, undecided=True, weights=True
+    )
 
 
 def share_decimals(
@@ -647,6 +649,26 @@ def tie_note(event: VoteRound) -> str:
     return f"tied with {', '.join(others)}; drawn by seed"
 
 
+def weights_note(
+    counts: Mapping[str, float], winner: str, tied: Iterable[str], survey_weighted: bool
+) -> str:
+    """What the survey weights decided in a weighted round whose winner did not have the
+    most ballots alone (one persona, one ballot): ``a 3–3 head count; the survey weights
+    decided``, or ``B had more ballots (3 to 2); the survey weights decided``; ``""``
+    otherwise, and for a tie the seeded draw broke (``tied``)."""
+    if not survey_weighted or winner not in counts:
+        return ""
+    mine = counts[winner]
+    rivals = {k: n for k, n in counts.items() if k != winner and k not in set(tied) and n >= mine}
+    if not rivals:
+        return ""
+    most = max(rivals.values())
+    if most == mine:
+        return f"a {mine:g}–{mine:g} head count; the survey weights decided"
+    who = ", ".join(k for k, n in rivals.items() if n == most)
+    return f"{who} had more ballots ({most:g} to {mine:g}); the survey weights decided"
+
+
 def _round_told(
     event: VoteRound,
     percent: Callable[[float], str],
@@ -655,13 +677,15 @@ def _round_told(
     uncontested: bool,
     tie: bool,
     undecided: bool,
+    weights: bool = False,
 ) -> str:
     """The sentence of :func:`vote_summary` and :func:`vote_line`: the round, its turnout
     and the shares written by ``percent``; "an" before a vowel when ``an`` (an approval
     vote); a round with one candidate told as uncontested when ``uncontested``; a round
     the tie-break decided says so when ``tie`` (:func:`tie_note`); a round no counted
     ballot decided (turnout 0, or no support for anyone) says the first candidate
-    stayed when ``undecided``."""
+    stayed when ``undecided``; a head count the survey weights decided says so when
+    ``weights`` (:func:`weights_note`; the terminal's line, not the prompt's)."""
     article = "an" if an and event.rule[:1].lower() in "aeiou" else "a"
     origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
     if uncontested and len(event.candidates) == 1:
@@ -672,7 +696,10 @@ def _round_told(
             for c in event.candidates
         )
     held = f"{article} {event.rule} {{}} (turnout {percent(event.turnout)})"
-    drawn = f" ({note})" if tie and (note := tie_note(event)) else ""
+    said = [tie_note(event)] if tie else []
+    if weights:
+        said.append(weights_note(event.counts, event.winner, event.tied, event.survey_weighted))
+    drawn = f" ({'; '.join(filter(None, said))})" if any(said) else ""
     if undecided and len(event.candidates) > 1 and not any(event.shares.values()):
         kind = "election" if event.source == "leaders" else "vote"
         stays = (

@@ -411,3 +411,23 @@ def test_welfare_too_small_for_two_decimals_keeps_its_significant_digits() -> No
     assert WELFARE.ticks([-3e-5, -2.5e-5, -2e-5]) == ["−0.000030", "−0.000025", "−0.000020"]
     assert WELFARE(42651.4665) == "42,651.47" and WELFARE(1.198) == "1.20"  # as before
     assert WELFARE(0.0) == "0.00"
+
+
+def test_a_round_the_survey_weights_decided_says_so_in_the_report(tmp_path: Path) -> None:
+    """A 3–3 head count decided by survey weights read as a plain win in the report."""
+    from llmecon.runs.dataframes import OtherEvent
+    from tests.report.crafted import craft_run
+
+    level = OtherEvent(  # type: ignore[call-arg]
+        type="vote_round", year=3, rule="plurality", source="planner", voters="rational",
+        candidates=[{"label": "A", "rates": [0.2] * 7, "origin": "incumbent;planner"},
+                    {"label": "B", "rates": [0.3] * 7, "origin": "planner"}],
+        ballots=[], scores={"A": 3.0008, "B": 2.9984}, counts={"A": 3.0, "B": 3.0},
+        shares={"A": 3.0008 / 5.9992, "B": 2.9984 / 5.9992}, turnout=1.0, winner="A",
+        tied=[], survey_weighted=True, candidate_swf={"A": 100.0, "B": 90.0},
+        winner_swf=100.0, best_candidate="A", best_candidate_swf=100.0,
+    )  # fmt: skip
+    page = render_report([load_run(craft_run(tmp_path / "r", hostile=False, extra=[level]))])
+    shares = _column(page, "winner's share")
+    assert shares[-1].endswith("(a 3–3 head count; the survey weights decided)"), shares
+    assert not any("survey weights" in s for s in shares[:-1])  # the crafted run's others

@@ -16,7 +16,7 @@ from llmecon.runs import build_config, build_simulation, read_events
 from llmecon.runs.events import VoteRound
 from llmecon.runs.replay import replay_run
 from llmecon.voting import rules
-from llmecon.voting.rounds import vote_summary
+from llmecon.voting.rounds import vote_line, vote_summary
 from llmecon.voting.rules import (
     TIE_TOLERANCE,
     ApprovalBallot,
@@ -111,6 +111,8 @@ def test_a_round_counts_each_persona_with_its_survey_weight() -> None:
     assert event.shares[weighted] > 0.5 and event.valid_ballots == economy.size
     assert event.turnout == 1.0
     assert "survey-weighted shares" in vote_summary(event)
+    more = f"{numeric} had more ballots ({event.counts[numeric]:g} to {event.counts[weighted]:g})"
+    assert f"{more}; the survey weights decided" in vote_line(event)
 
 
 def test_vote_events_from_older_logs_still_load() -> None:
@@ -213,3 +215,34 @@ def test_a_round_won_by_one_ulp_in_an_older_log_still_replays_with_a_note(
     assert len(report.notes) == 2
     assert "the log's release compared survey-weighted scores exactly" in report.notes[0]
     assert report.notes[0].startswith("tax year 2: ")
+
+
+def test_a_head_count_tie_the_survey_weights_decided_is_said_at_the_terminal() -> None:
+    # The instructor's trial: a 3–3 head count decided by survey weights (3.0008 to
+    # 2.9984) read as a plain win, with shares written to enough decimals to differ.
+    from llmecon.voting.rounds import weights_note
+
+    base = synthetic_population(6, np.random.default_rng(3))
+    economy = Economy(dataclasses.replace(base, weight=np.ones(6)), UtilityConfig())
+    low, high = TaxSchedule.flat(0.10), TaxSchedule.flat(0.40)
+    event = _round(economy, low, high, vote_rule="plurality")
+    level = event.model_copy(
+        update={
+            "counts": {"A": 3.0, "B": 3.0},
+            "scores": {"A": 3.0008, "B": 2.9984},
+            "shares": {"A": 3.0008 / 5.9992, "B": 2.9984 / 5.9992},
+            "winner": "A",
+            "tied": [],
+            "survey_weighted": True,
+        }
+    )
+    said = "a 3–3 head count; the survey weights decided"
+    assert f"A won ({said})" in vote_line(level)
+    assert said not in vote_summary(level)  # the planner's prompt is unchanged
+    assert weights_note({"A": 4.0, "B": 3.0}, "A", [], True) == ""  # more heads
+    assert weights_note({"A": 3.0, "B": 3.0}, "A", ["A", "B"], True) == ""  # drawn
+    assert weights_note({"A": 3.0, "B": 3.0}, "A", [], False) == ""  # unweighted
+    assert (
+        weights_note({"A": 2.0, "B": 2.0, "C": 3.0}, "A", [], True)
+        == "C had more ballots (3 to 2); the survey weights decided"
+    )
