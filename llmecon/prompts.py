@@ -48,8 +48,10 @@ class PromptError(ValueError):
 #: candidates nobody supported, :func:`llmecon.voting.rules.tally`); 6, the planner's
 #: welfare numbers show six significant digits of the first year's welfare, not one
 #: decimal (``PlannerPromptSettings.welfare_digits``: under CRRA with η = 2 every year
-#: read ``-0.0``).
-RENDERING = 6
+#: read ``-0.0``); 7, a round with one candidate (the others merged into it) asks no
+#: model voter, and the planner's demonstrations say it was uncontested ("set by a
+#: plurality vote: uncontested, A (incumbent) the only candidate").
+RENDERING = 7
 
 
 def shipped_prompts_dir() -> Path:

@@ -545,6 +545,8 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
             )
             written = PERCENT.with_decimals(decimals)
             share = "uncontested" if v["year"] in alone else written(v["share"])
+            # since rendering 7 a round with one candidate asks no model voter
+            unasked = v["year"] in alone and not (v.get("ballots") or v["turnout"])
             if len(held) > 1 and not held["share"].fillna(0.0).any():
                 share = "decided nothing (no counted ballot for anyone): the first candidate stays"
             elif len(others):  # the seeded tie-break decided the round
@@ -567,7 +569,7 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
                     str(v["origin"]),
                     _plots.rates_json_text(str(v["rates_json"])),
                     share,
-                    PERCENT(v["turnout"]),
+                    "no ballot asked" if unasked else PERCENT(v["turnout"]),
                     WELFARE(v["winner_swf"]),
                     str(v["best_candidate"]),
                 ]
@@ -590,7 +592,8 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
         paragraph(
             "Colours follow the schedule, not its ballot letter: a schedule keeps its "
             "colour in every round. A round whose candidates all merged into one is "
-            "uncontested: a full bar, and no share in the table. A round whose top score "
+            "uncontested: a full bar, and no share in the table; model voters are not "
+            "asked in such a round (no ballot asked). A round whose top score "
             'was tied says so by the winner\'s share ("tied with A; drawn by seed"): '
             "the round's seeded draw chose among the tied. A round no counted ballot "
             "decided (turnout 0, or ballots that support no candidate) keeps its first "

@@ -258,7 +258,15 @@ class VotingRounds:
         labels = [c.label for c in candidates]
         schedules = [c.schedule for c in candidates]
         projection = project_candidates(self.economy, schedules)
-        ballots, reasons = await self._ballots(year, history, candidates, projection.utilities)
+        # One candidate (the others merged into it) leaves nothing to choose: since
+        # rendering 7 no model voter is asked (a replay of an older log asks, as it did).
+        asked = not (
+            len(candidates) == 1 and self.llm_voters is not None and self.library.rendering >= 7
+        )
+        if asked:
+            ballots, reasons = await self._ballots(year, history, candidates, projection.utilities)
+        else:
+            ballots, reasons = [None] * self.economy.size, {}
         # Each ballot counts with its persona's survey weight, as every other aggregate.
         weights = self.economy.survey_weight
         tolerance = self.tie_tolerances.get(year, rules.TIE_TOLERANCE)
@@ -312,7 +320,9 @@ class VotingRounds:
                     reason=reasons.get(i),
                 )
                 for i, b in enumerate(ballots)
-            ],
+            ]
+            if asked
+            else [],
             scores=count.scores,
             shares=count.shares,
             turnout=count.turnout,
@@ -591,7 +601,7 @@ def vote_summary(event: VoteRound, rendering: int = RENDERING) -> str:
         event,
         lambda x: f"{x:.0%}",
         an=rendering >= 3,
-        uncontested=False,
+        uncontested=rendering >= 7,
         tie=rendering >= 4,
         undecided=rendering >= 5,
     )
@@ -688,6 +698,10 @@ def _round_told(
     ``weights`` (:func:`weights_note`; the terminal's line, not the prompt's)."""
     article = "an" if an and event.rule[:1].lower() in "aeiou" else "a"
     origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
+    if uncontested and len(event.candidates) == 1 and not event.ballots and not event.turnout:
+        # no voter asked (since rendering 7)
+        only = f"{event.winner} ({origin[event.winner]})"
+        return f"set by {article} {event.rule} vote: uncontested, {only} the only candidate"
     if uncontested and len(event.candidates) == 1:
         shares = f"uncontested: {event.winner} ({origin[event.winner]}) the only candidate"
     else:

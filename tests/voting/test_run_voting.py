@@ -300,3 +300,25 @@ def test_cli_options(tmp_path: Path) -> None:
     rounds = [e for e in read_events(tmp_path / "c") if isinstance(e, VoteRound)]
     assert [r.year for r in rounds] == [1, 2] and {r.rule for r in rounds} == {"borda"}
     assert all(len(r.candidates) == 3 for r in rounds)
+
+
+def test_an_uncontested_round_asks_no_model_voter(tmp_path: Path) -> None:
+    # With every alternative merged into the incumbent (rates bound to 0 %), each round
+    # asked all 8 model voters to choose among one candidate: 16 calls for nothing.
+    kw = dict(planner="none", workers="rational", vote_every=1, voters="llm",
+              voter_model="mock/default", max_rate=0.0, years=3)  # fmt: skip
+    result = build_simulation(_config(tmp_path, **kw)).run()
+    events = read_events(tmp_path / "r")
+    rounds = [e for e in events if isinstance(e, VoteRound)]
+    assert [len(r.candidates) for r in rounds] == [1, 1]
+    assert not any(isinstance(e, LLMCall) and e.role == "voter" for e in events)
+    assert all(r.ballots == [] and r.winner == "A" for r in rounds)
+    said = result.records[2].notes["vote_summary"]
+    assert said.startswith("set by a plurality vote: uncontested, A (incumbent) the only candidate")
+    assert replay_run(tmp_path / "r").ok
+    # a run logged before (rendering 6) asked every voter, and replays so
+    old = build_simulation(_config(tmp_path, **kw, run_id="old"), rendering=6)
+    old.run()
+    asked = [e for e in read_events(tmp_path / "old") if isinstance(e, LLMCall)]
+    assert len(asked) == 2 * 8 and {e.role for e in asked} == {"voter"}
+    assert replay_run(tmp_path / "old").ok
