@@ -155,7 +155,8 @@ def run(
             tax year ``record.year + 1`` as users see it.
         write_log: write the run folder ``<out>/<run-id>/`` (default), or nothing.
         settings: any :class:`~llmecon.runs.RunConfig` field, e.g. ``planner="gpt-4o"``,
-            ``agents=100``, ``years=10``, ``seed=3``.
+            ``agents=100``, ``years=10``, ``seed=3``; ``None`` leaves a setting unset
+            (its default, or the config's value, applies).
 
     A run that stops early returns with its ``status`` (``budget_exceeded``,
     ``deadline_exceeded``); a failed run raises :class:`~llmecon.runs.RunFailedError`
