@@ -557,6 +557,7 @@ def _votes_section(runs: Sequence[ReportRun]) -> Markup:
                     str(v["label"]),
                     (),
                     bool(v.get("survey_weighted", False)),
+                    str(v["rule"]),
                 )
             ):
                 share += f" ({by_weight})"

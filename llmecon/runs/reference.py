@@ -150,8 +150,6 @@ def gain_closed_of(swf: float, reference: dict[str, Any]) -> float | None:
     return gain_closed(swf, reference.get("none_swf"), reference.get("oracle_swf"))
 
 
-#: A year in which at least this share of workers gave the same answer is flagged as
-#: degenerate (an anchored or collapsed model, not a population responding to taxes).
 def unconverged_years(records: Sequence[YearRecord]) -> dict[str, Any]:
     """The tax years whose within-year rebate equilibrium (CRRA utility) did not
     converge: ``unconverged_years`` (as the log counts, from 0) and the largest
@@ -217,6 +215,8 @@ def economy_notes(summary: dict[str, Any]) -> list[str]:
     return notes
 
 
+#: A year in which at least this share of workers gave the same answer is flagged as
+#: degenerate (an anchored or collapsed model, not a population responding to taxes).
 DEGENERATE_SHARE = 0.9
 
 

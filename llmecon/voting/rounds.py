@@ -659,24 +659,33 @@ def tie_note(event: VoteRound) -> str:
     return f"tied with {', '.join(others)}; drawn by seed"
 
 
+#: What a rule's unweighted count (one persona, one ballot) counts, for messages.
+_COUNTED = {"plurality": "ballots", "borda": "points", "approval": "approvals"}
+
+
 def weights_note(
-    counts: Mapping[str, float], winner: str, tied: Iterable[str], survey_weighted: bool
+    counts: Mapping[str, float],
+    winner: str,
+    tied: Iterable[str],
+    survey_weighted: bool,
+    rule: str = "plurality",
 ) -> str:
-    """What the survey weights decided in a weighted round whose winner did not have the
-    most ballots alone (one persona, one ballot): ``a 3–3 head count; the survey weights
-    decided``, or ``B had more ballots (3 to 2); the survey weights decided``; ``""``
-    otherwise, and for a tie the seeded draw broke (``tied``)."""
+    """What the survey weights decided in a weighted round whose winner did not lead
+    the unweighted count (one persona, one ballot) alone: ``a 3–3 tie in ballots; the
+    survey weights decided``, or ``B had more ballots (3 to 2); the survey weights
+    decided`` (points under Borda, approvals under approval voting); ``""`` otherwise,
+    and for a tie the seeded draw broke (``tied``)."""
     if not survey_weighted or winner not in counts:
         return ""
     mine = counts[winner]
     rivals = {k: n for k, n in counts.items() if k != winner and k not in set(tied) and n >= mine}
     if not rivals:
         return ""
-    most = max(rivals.values())
+    most, what = max(rivals.values()), _COUNTED.get(rule, "unweighted score")
     if most == mine:
-        return f"a {mine:g}–{mine:g} head count; the survey weights decided"
+        return f"a {mine:g}–{mine:g} tie in {what}; the survey weights decided"
     who = ", ".join(k for k, n in rivals.items() if n == most)
-    return f"{who} had more ballots ({most:g} to {mine:g}); the survey weights decided"
+    return f"{who} had more {what} ({most:g} to {mine:g}); the survey weights decided"
 
 
 def _round_told(
@@ -712,7 +721,9 @@ def _round_told(
     held = f"{article} {event.rule} {{}} (turnout {percent(event.turnout)})"
     said = [tie_note(event)] if tie else []
     if weights:
-        said.append(weights_note(event.counts, event.winner, event.tied, event.survey_weighted))
+        said.append(
+            weights_note(event.counts, event.winner, event.tied, event.survey_weighted, event.rule)
+        )
     drawn = f" ({'; '.join(filter(None, said))})" if any(said) else ""
     if undecided and len(event.candidates) > 1 and not any(event.shares.values()):
         kind = "election" if event.source == "leaders" else "vote"

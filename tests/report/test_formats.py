@@ -429,5 +429,5 @@ def test_a_round_the_survey_weights_decided_says_so_in_the_report(tmp_path: Path
     )  # fmt: skip
     page = render_report([load_run(craft_run(tmp_path / "r", hostile=False, extra=[level]))])
     shares = _column(page, "winner's share")
-    assert shares[-1].endswith("(a 3–3 head count; the survey weights decided)"), shares
+    assert shares[-1].endswith("(a 3–3 tie in ballots; the survey weights decided)"), shares
     assert not any("survey weights" in s for s in shares[:-1])  # the crafted run's others

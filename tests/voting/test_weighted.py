@@ -236,7 +236,7 @@ def test_a_head_count_tie_the_survey_weights_decided_is_said_at_the_terminal() -
             "survey_weighted": True,
         }
     )
-    said = "a 3–3 head count; the survey weights decided"
+    said = "a 3–3 tie in ballots; the survey weights decided"
     assert f"A won ({said})" in vote_line(level)
     assert said not in vote_summary(level)  # the planner's prompt is unchanged
     assert weights_note({"A": 4.0, "B": 3.0}, "A", [], True) == ""  # more heads
@@ -245,4 +245,8 @@ def test_a_head_count_tie_the_survey_weights_decided_is_said_at_the_terminal() -
     assert (
         weights_note({"A": 2.0, "B": 2.0, "C": 3.0}, "A", [], True)
         == "C had more ballots (3 to 2); the survey weights decided"
+    )
+    assert (  # a Borda count is of points, not ballots
+        weights_note({"A": 7.0, "B": 9.0}, "A", [], True, "borda")
+        == "B had more points (9 to 7); the survey weights decided"
     )
