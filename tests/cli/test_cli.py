@@ -119,15 +119,17 @@ def test_compare_prints_every_planner(tmp_path: Path) -> None:
     assert "fallbacks" not in result.output  # baselines neither spend nor fall back
 
 
-def test_run_says_when_the_surface_planner_is_shown_too_few_years(tmp_path: Path) -> None:
+def test_run_makes_no_false_claim_about_the_surface_planners_history(tmp_path: Path) -> None:
+    # `llmecon run` said that with fewer years shown than the run has, the response
+    # surface "does no better than the compass search" and to pass every year:
+    # measured (docs/agents.md), at the default 8 of 20 it closes 0.917 of the gap on
+    # the default bank, the compass search 0.71, and every year shown closes 0.899.
     base = ["run", "--planner", "scripted/reference-surface", "--workers", "rational"]
     base += ["--agents", "8", "--years", "4", "--no-reference", "--out", str(tmp_path)]
     short = CliRunner().invoke(main, [*base, "--planner-history", "2"])
     assert short.exit_code == 0, short.output
-    assert "--planner-history 2 of 4 years" in " ".join(short.output.split())
-    full = CliRunner().invoke(main, [*base, "--planner-history", "4"])
-    assert full.exit_code == 0, full.output
-    assert "planner-history" not in full.output
+    said = " ".join(short.output.split())
+    assert "compass search" not in said and "planner-history" not in said
 
 
 def test_a_misspelt_planner_or_model_gets_a_suggestion(tmp_path: Path) -> None:
