@@ -340,7 +340,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
         schedule_lines,
         tokens_text,
     )
-    from llmecon.runs.reference import economy_notes
+    from llmecon.runs.reference import economy_notes, tax_years_text
 
     table = Table(title="Run summary", show_header=False)
     table.add_column("what")
@@ -447,7 +447,7 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
         )
         out.print(
             f"[red bold]note[/]: in {counted(len(degenerate), 'tax year')} "
-            f"({_years_text(degenerate)}) at "
+            f"({tax_years_text(degenerate)}) at "
             f"least {PERCENT(DEGENERATE_SHARE)} of the {answerers} gave the same answer (at "
             f"most {PERCENT(summary['identical_answers_max'])}): the model is not responding "
             "to its persona or the taxes; check it with `llmecon probe`"
@@ -465,10 +465,3 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
                 if n["failed"]
             )
         )
-
-
-def _years_text(years: list[int], limit: int = 8) -> str:
-    """``[0, 1, 5]`` (0-based, as the log) → ``"1, 2, 6"``: tax years as the progress
-    lines number them, shortened past ``limit``."""
-    shown = ", ".join(str(y + 1) for y in years[:limit])
-    return shown + (", …" if len(years) > limit else "")

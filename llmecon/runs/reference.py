@@ -184,8 +184,9 @@ def zero_consumption_years(records: Sequence[YearRecord], ctx: PlannerContext) -
     return {"zero_consumption_years": years, "zero_consumption_workers_max": most} if years else {}
 
 
-def _years_text(years: Sequence[int], limit: int = 8) -> str:
-    """``[0, 1, 5]`` (from 0) → ``"1, 2, 6"``: tax years as users count them."""
+def tax_years_text(years: Sequence[int], limit: int = 8) -> str:
+    """``[0, 1, 5]`` (0-based, as the log) → ``"1, 2, 6"``: tax years as the progress
+    lines and tables number them, shortened past ``limit``."""
     return ", ".join(str(y + 1) for y in years[:limit]) + (", …" if len(years) > limit else "")
 
 
@@ -197,7 +198,7 @@ def economy_notes(summary: dict[str, Any]) -> list[str]:
         many = len(years) > 1
         notes.append(
             f"the rebate equilibrium of {len(years)} tax year{'s' if many else ''} "
-            f"({_years_text(years)}) did not converge: the rebate the workers anticipate "
+            f"({tax_years_text(years)}) did not converge: the rebate the workers anticipate "
             "and the one their taxes pay differ by up to "
             f"${summary.get('unconverged_residual_max_usd', 0.0):,.2f} a year (a worker's "
             "jump between two hours; its welfare is that of the closer side, "
@@ -206,7 +207,7 @@ def economy_notes(summary: dict[str, Any]) -> list[str]:
     if years := summary.get("zero_consumption_years") or []:
         most = summary.get("zero_consumption_workers_max", 0)
         notes.append(
-            f"in {len(years)} tax year{'s' if len(years) > 1 else ''} ({_years_text(years)}) "
+            f"in {len(years)} tax year{'s' if len(years) > 1 else ''} ({tax_years_text(years)}) "
             f"up to {most} worker{'s' if most > 1 else ''} consumed nothing (every dollar "
             "taxed away, nothing rebated): under CRRA utility their utility is −∞, scored "
             f"at a consumption of ${CONSUMPTION_FLOOR_USD:g}, so that year's SWF and gain "

@@ -677,8 +677,8 @@ def weights_note(
     and for a tie the seeded draw broke (``tied``)."""
     if not survey_weighted or winner not in counts:
         return ""
-    mine = counts[winner]
-    rivals = {k: n for k, n in counts.items() if k != winner and k not in set(tied) and n >= mine}
+    mine, drawn = counts[winner], {winner, *tied}
+    rivals = {k: n for k, n in counts.items() if k not in drawn and n >= mine}
     if not rivals:
         return ""
     most, what = max(rivals.values()), _COUNTED.get(rule, "unweighted score")
@@ -703,8 +703,10 @@ def _round_told(
     vote); a round with one candidate told as uncontested when ``uncontested``; a round
     the tie-break decided says so when ``tie`` (:func:`tie_note`); a round no counted
     ballot decided (turnout 0, or no support for anyone) says the first candidate
-    stayed when ``undecided``; a head count the survey weights decided says so when
-    ``weights`` (:func:`weights_note`; the terminal's line, not the prompt's)."""
+    stayed when ``undecided``; a round the survey weights decided, not the unweighted
+    count, says so when ``weights`` (:func:`weights_note`; the terminal's line, not the
+    prompt's); a round with one candidate for which no voter was asked (since rendering
+    7) is told without a turnout."""
     article = "an" if an and event.rule[:1].lower() in "aeiou" else "a"
     origin = {c.label: c.origin.split(";")[0] for c in event.candidates}
     if uncontested and len(event.candidates) == 1 and not event.ballots and not event.turnout:
