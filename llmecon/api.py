@@ -285,6 +285,27 @@ def _base_settings(config: RunConfig) -> dict[str, Any]:
     return data
 
 
+def compare_spec(
+    planners: Sequence[str],
+    base: RunConfig,
+    seeds: Sequence[int],
+    *,
+    name: str | None = None,
+    max_cost: float | None = None,
+) -> Any:
+    """The sweep (planners × seeds on ``base``'s settings) that :func:`compare` runs."""
+    from llmecon.sweeps import SweepSpec
+
+    return SweepSpec(
+        base=_base_settings(base),
+        grid={"planner": list(dict.fromkeys(planners)), "seed": list(seeds)},
+        name=name,
+        out=base.out,
+        max_cost=max_cost,
+        prefix="compare",
+    )
+
+
 def compare(
     planners: str | Sequence[str] | None = None,
     config: ConfigLike = None,
@@ -314,7 +335,7 @@ def compare(
     seed, run with ``jobs`` processes or on Ray; re-running it skips completed runs.
     ``sweep_progress``: a :class:`~llmecon.sweeps.SweepProgress` for that sweep.
     """
-    from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, run_sweep
+    from llmecon.sweeps import SweepProgress, parse_seeds, run_sweep
 
     _check_call(progress, write_log, takes="(planner, record)")
     if "planners" in settings:  # the CLI's --planners: here the first argument
@@ -344,14 +365,8 @@ def compare(
     if names is None:
         names = default_planners(base)
     seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
-    spec = SweepSpec(
-        base=_base_settings(base),
-        grid={"planner": list(dict.fromkeys(names)), "seed": seed_list},
-        name=name,
-        out=base.out,
-        max_cost=max_cost,
-        prefix="compare",
-    )
+    spec = compare_spec(names, base, seed_list, name=name, max_cost=max_cost)
+    _warn_settings(spec)
     watcher = sweep_progress
     if watcher is None and progress is not None:
         planner_of = {c.cell_id: str(c.settings["planner"]) for c in spec.expand()}
@@ -513,9 +528,18 @@ def sweep(
         out=out or spec_out or "runs",
         max_cost=max_cost if max_cost is not None else spec_cost,
     )
+    _warn_settings(full)
     return run_sweep(
         full, jobs=jobs, ray=ray, ray_address=ray_address, write_log=write_log, progress=progress
     )
+
+
+def _warn_settings(spec: Any) -> None:
+    """A sweep's notes and warnings on its settings (:meth:`~llmecon.sweeps.SweepSpec.notes`)
+    issued as :class:`~llmecon.runs.notes.SettingsWarning`, naming keyword arguments."""
+    notes, warnings = spec.notes(spec.expand(), api_spelling)
+    for said in [*notes, *warnings]:
+        warn(said, SettingsWarning)
 
 
 def load_sweep(path: str | Path) -> Any:

@@ -497,6 +497,35 @@ def test_the_settings_notes_of_the_command_line_are_warnings_in_python() -> None
         llmecon.run(planner="flat:0.3", workers="rational", agents=5, years=1, write_log=False)
 
 
+def test_a_sweeps_and_a_comparisons_idle_settings_are_warnings_in_python() -> None:
+    # `llmecon sweep --archetypes 5,20` said "--archetypes varies, but does nothing …";
+    # llmecon.sweep and llmecon.compare said nothing of an idle axis, an idle base
+    # setting or flat:1 being 100 %.
+    with pytest.warns(llmecon.SettingsWarning) as said:
+        llmecon.sweep(
+            grid={"archetypes": [5, 20], "vote_every": [None, 1]}, planner="flat:1",
+            workers="rational", agents=5, years=2, vote_rule="borda", write_log=False,
+        )  # fmt: skip
+    messages = [str(w.message) for w in said]
+    assert messages == [
+        "archetypes varies, but does nothing without workers_mode='archetypes': the cells "
+        "of its values are the same runs",
+        "flat:1 is a 100 % rate: rates ≤ 1 are fractions; write flat:1% for 1 %",
+    ]  # vote_rule applies in the cells that vote: not said
+    assert {Path(w.filename).name for w in said} == {Path(__file__).name}
+    with pytest.warns(llmecon.SettingsWarning) as said:
+        llmecon.compare(
+            ["flat:1", "none"], workers="rational", agents=5, years=1, vote_rule="borda"
+        )
+    assert [str(w.message) for w in said] == [
+        "vote_rule set without vote_every: no voting round is held",
+        "flat:1 is a 100 % rate: rates ≤ 1 are fractions; write flat:1% for 1 %",
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", llmecon.SettingsWarning)
+        llmecon.compare(["flat:0.3", "none"], workers="rational", agents=5, years=1)
+
+
 def test_mistaken_arguments_are_named_for_what_they_are() -> None:
     # The instructor's trial: llmecon.run("saez") said "config file not found: saez";
     # load_run(5) "expected str, bytes or os.PathLike object, not int"; planner="Saez"

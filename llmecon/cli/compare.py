@@ -3,6 +3,7 @@ front end of a sweep (planners × seeds, rational workers), one run folder per c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -130,8 +131,8 @@ def compare(
       llmecon compare --planners saez,ucb --seeds 0-9 --jobs 2
     """
     from llmecon.api import compare as compare_planners
-    from llmecon.api import compare_config, default_planners
-    from llmecon.planners import rate_unit_warning
+    from llmecon.api import compare_config, compare_spec, default_planners
+    from llmecon.runs.notes import SettingsWarning
     from llmecon.sweeps import import_ray, parse_seeds, split_values
     from llmecon.sweeps.backends import default_jobs
     from llmecon.sweeps.notes import shown_metrics
@@ -153,9 +154,13 @@ def compare(
                     f"planners: {', '.join(names)} (the default list and the "
                     f"{base.preset} preset's {names[-1]}; --planners to choose)"
                 )
-        for said in filter(None, (rate_unit_warning(str(n)) for n in names)):
-            console.print(f"[yellow]warning[/]: {said}", highlight=False)
         seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
+        spec = compare_spec(names, base, seed_list)
+        notes, warned = spec.notes(spec.expand())
+        for note in notes:
+            console.print(f"[yellow]note[/]: {note}", highlight=False)
+        for said in warned:
+            console.print(f"[yellow]warning[/]: {said}", highlight=False)
         n_jobs = (
             jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())
         )
@@ -164,20 +169,22 @@ def compare(
             f"{counted(base.agents, 'agent') if base.agents else 'default agents'}, "
             f"{counted(base.years, 'year') if base.years else 'default years'}, SWF {base.swf}"
         )
-        comparison = run_with_display(
-            lambda progress: compare_planners(
-                names,
-                base,
-                seeds=seed_list,
-                write_log=True,
-                jobs=n_jobs,
-                ray=use_ray,
-                ray_address=ray_address,
-                name=name,
-                max_cost=max_cost,
-                sweep_progress=progress,
+        with warnings.catch_warnings():  # said above, naming options
+            warnings.simplefilter("ignore", SettingsWarning)
+            comparison = run_with_display(
+                lambda progress: compare_planners(
+                    names,
+                    base,
+                    seeds=seed_list,
+                    write_log=True,
+                    jobs=n_jobs,
+                    ray=use_ray,
+                    ray_address=ray_address,
+                    name=name,
+                    max_cost=max_cost,
+                    sweep_progress=progress,
+                )
             )
-        )
     from llmecon._format import WELFARE, no_tax_words
 
     print_table(

@@ -326,23 +326,6 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
     return result
 
 
-def idle_axes(axes: list[str], cells: list[Any]) -> list[str]:
-    """The axes of a sweep that do nothing in any of its cells (``--archetypes`` without
-    ``--workers-mode archetypes``): their values are distinct cells of the same runs."""
-    from llmecon.runs.config import DEPENDENT_SETTINGS, setting_applies
-    from llmecon.runs.notes import idle_when
-
-    notes = []
-    for axis in axes:
-        if axis in DEPENDENT_SETTINGS and not any(setting_applies(axis, c.config) for c in cells):
-            notes.append(
-                f"--{axis.replace('_', '-')} varies, but does nothing "
-                f"{idle_when(DEPENDENT_SETTINGS[axis][0])}: the cells of its values are "
-                "the same runs"
-            )
-    return notes
-
-
 def _check_csv(csv_path: str, directory: Path) -> None:
     """``--csv`` checked before the sweep runs: an output file (:func:`check_output_file`)
     outside the sweep's own folder, whose files and cell folders the sweep is about to
@@ -503,7 +486,6 @@ def sweep(
       llmecon sweep --planners gpt-4o --elasticity 0.2,0.4,0.8 --seeds 0-2 --max-cost 20
       llmecon sweep --config sweep.yaml --ray
     """
-    from llmecon.planners import rate_unit_warning
     from llmecon.sweeps import SweepSpec, import_ray, read_sweep_file, split_values
     from llmecon.sweeps.backends import default_jobs
 
@@ -534,10 +516,10 @@ def sweep(
             max_cost=max_cost if max_cost is not None else base.pop("max_cost", None),
         )
         cells = spec.expand()
-        for note in idle_axes(spec.varying, cells):
+        notes, warnings = spec.notes(cells)
+        for note in notes:
             console.print(f"[yellow]note[/]: {note}", highlight=False)
-        planners = dict.fromkeys(str(cell.settings["planner"]) for cell in cells)
-        for said in filter(None, map(rate_unit_warning, planners)):
+        for said in warnings:
             console.print(f"[yellow]warning[/]: {said}", highlight=False)
         if csv_path:
             _check_csv(csv_path, spec.directory(cells))

@@ -6,7 +6,7 @@ Python."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from llmecon.runs.config import DEPENDENT_SETTINGS, IDLE_WHEN
@@ -124,6 +124,41 @@ def settings_notes(
         elif runs_in_process(model):
             notes.append(f"{spell(f'{role}_api_base')} is not used: {model} runs in this process")
     return notes
+
+
+def sweep_notes(
+    configs: Sequence[Any],
+    axes: Collection[str],
+    given: Collection[str],
+    spell: Spelling = cli_spelling,
+) -> list[str]:
+    """Notes on a sweep's settings, said before it starts: each of its ``axes`` that does
+    nothing in any of its cells' ``configs`` (its values' cells are the same runs), then
+    each note of :func:`settings_notes` on the base settings ``given`` that holds in
+    every cell (one that only some cells earn, as a vote rule where the round frequency
+    is an axis, is the sweep's design, not a mistake). ``configs``: ``RunConfig`` objects."""
+    notes = []
+    for axis in axes:
+        if axis not in DEPENDENT_SETTINGS:
+            continue
+        on, applies = DEPENDENT_SETTINGS[axis]
+        if not any(applies(getattr(c, on)) for c in configs):
+            notes.append(
+                f"{spell(axis)} varies, but does nothing {idle_when(on, spell)}: the cells of "
+                "its values are the same runs"
+            )
+    each = [settings_notes(c, set(given) - set(axes), spell) for c in configs]
+    if each:
+        notes += [n for n in each[0] if all(n in other for other in each[1:])]
+    return notes
+
+
+def planner_warnings(planners: Iterable[str]) -> list[str]:
+    """What is likely a mistake in a sweep's or a comparison's planner names: a
+    ``flat:1`` that is 100 % (:func:`~llmecon.planners.rate_unit_warning`)."""
+    from llmecon.planners import rate_unit_warning
+
+    return [w for w in map(rate_unit_warning, dict.fromkeys(map(str, planners))) if w]
 
 
 def anchor_notes(sim: Any) -> list[str]:

@@ -489,12 +489,12 @@ def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) 
     swept = _invoke(
         "sweep", "--planners", "saez", "--workers", "scripted/reference", "--agents", "6",
         "--archetypes", "5,20", "--years", "1", "--seeds", "0", "--dry-run",
-        "--out", str(tmp_path),
+        "--vote-rule", "borda", "--out", str(tmp_path),
     )  # fmt: skip
     assert swept.exit_code == 0, swept.output
-    assert "--archetypes varies, but does nothing without --workers-mode archetypes" in " ".join(
-        swept.output.split()
-    )
+    said = " ".join(swept.output.split())
+    assert "--archetypes varies, but does nothing without --workers-mode archetypes" in said
+    assert "--vote-rule set without --vote-every: no voting round is held" in said
 
 
 def test_a_relative_path_in_a_config_file_says_where_it_was_looked_for(
@@ -563,6 +563,13 @@ def test_a_flat_or_fixed_rate_of_1_warns_that_it_is_100_percent(tmp_path: Path) 
          "--out", str(tmp_path / "sweeps")],
     )  # fmt: skip
     assert swept.exit_code == 0 and f"warning: {said}" in " ".join(swept.output.split())
+    compared = CliRunner().invoke(
+        main,
+        ["compare", "--planners", "flat:1,none", "--agents", "5", "--years", "1",
+         "--out", str(tmp_path / "compared")],
+    )  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    assert " ".join(compared.output.split()).count("flat:1 is a 100 % rate") == 1  # not twice
     for command in (["run"], ["compare"], ["sweep"]):
         shown = " ".join(CliRunner().invoke(main, [*command, "--help"]).output.split())
         assert "flat:1 is a 100 % tax" in shown and "flat:1% " in shown, command
