@@ -147,7 +147,8 @@ def sweep_notes(
                 f"{spell(axis)} varies, but does nothing {idle_when(on, spell)}: the cells of "
                 "its values are the same runs"
             )
-    each = [settings_notes(c, set(given) - set(axes), spell) for c in configs]
+    base = set(given) - set(axes)
+    each = [settings_notes(c, base, spell) for c in configs]
     if each:
         notes += [n for n in each[0] if all(n in other for other in each[1:])]
     return notes

@@ -31,6 +31,7 @@ from llmecon.runs.config import (
     read_config_file,
 )
 from llmecon.runs.log import describe_validation_errors
+from llmecon.runs.notes import Spelling, cli_spelling, planner_warnings, sweep_notes
 
 #: Settings a sweep sets itself: never a base setting, an axis or a list entry.
 SWEEP_OWNED = ("run_id", "out")
@@ -329,16 +330,16 @@ class SweepSpec:
             keys.extend(k for k in entry if k not in keys)
         return keys
 
-    def notes(self, cells: Sequence[Cell], spell: Any = None) -> tuple[list[str], list[str]]:
+    def notes(
+        self, cells: Sequence[Cell], spell: Spelling = cli_spelling
+    ) -> tuple[list[str], list[str]]:
         """(notes, warnings) on the settings of this sweep's ``cells``, said before it
         starts: its idle axes and the base settings' notes that hold in every cell
         (:func:`~llmecon.runs.notes.sweep_notes`), and its planner names' likely
         mistakes (:func:`~llmecon.runs.notes.planner_warnings`). ``spell``: how they
         name a setting (the command line's options by default)."""
-        from llmecon.runs.notes import cli_spelling, planner_warnings, sweep_notes
-
         configs = [RunConfig(**cell.config) for cell in cells]
-        notes = sweep_notes(configs, self.varying, self.base, spell or cli_spelling)
+        notes = sweep_notes(configs, self.varying, self.base, spell)
         return notes, planner_warnings(str(c.planner) for c in configs)
 
     def expand(self) -> list[Cell]:
