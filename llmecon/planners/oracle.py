@@ -267,6 +267,18 @@ class OraclePlanner:
             self._schedule = self._ctx.schedule(self.result.rates)
         return self._schedule
 
+    def result_for(self, ctx: PlannerContext) -> OracleResult | None:
+        """The optimum this planner found, when it solves ``ctx``'s problem (the same
+        economy, edges and rate bounds), so a run's reference need not search again;
+        ``None`` before it proposed or for another problem."""
+        mine = self._ctx
+        same = (
+            mine.economy is ctx.economy
+            and tuple(mine.edges) == tuple(ctx.edges)
+            and (mine.min_rate, mine.max_rate) == (ctx.min_rate, ctx.max_rate)
+        )
+        return self.result if same else None
+
 
 @register_planner("oracle", "numerical optimum of the SWF against rational best responses")
 def _oracle(ctx: PlannerContext, arg: str | None) -> OraclePlanner:

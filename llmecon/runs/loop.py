@@ -33,7 +33,7 @@ from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
 from llmecon.economy import Economy, Outcome, ScheduleError, TaxSchedule
 from llmecon.models import BatchHooks, BatchProgress, BatchSubmission, CallRecord
-from llmecon.planners import YearRecord, is_baseline, planner_warning
+from llmecon.planners import OraclePlanner, YearRecord, is_baseline, planner_warning
 from llmecon.prompts import PromptError
 from llmecon.runs.config import RunConfig
 from llmecon.runs.events import (
@@ -994,7 +994,9 @@ class Simulation:
         if self.config.reference:
             try:
                 with _interruptible():
-                    reference = reference_welfare(self.planner_context)
+                    planner, ctx = self.planner, self.planner_context
+                    known = planner.result_for(ctx) if isinstance(planner, OraclePlanner) else None
+                    reference = reference_welfare(ctx, known)
             except KeyboardInterrupt:
                 self.reference_interrupted = True
                 out["reference_note"] = REFERENCE_INTERRUPTED

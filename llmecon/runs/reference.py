@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from llmecon.agents.planner_prompts import welfare_noise
 from llmecon.economy import Economy, TaxSchedule, gain_closed
 from llmecon.economy.utility import CONSUMPTION_FLOOR_USD
-from llmecon.planners import PlannerContext, YearRecord, optimal_rates
+from llmecon.planners import OracleResult, PlannerContext, YearRecord, optimal_rates
 
 #: Worker indices (archetype mode: each archetype's representative).
 IndexArray = NDArray[np.int64]
@@ -51,12 +51,13 @@ ORACLE_IDLE_SHARE = 0.25
 ORACLE_DWARFS_GAIN = 0.01
 
 
-def reference_welfare(ctx: PlannerContext) -> dict[str, Any]:
+def reference_welfare(ctx: PlannerContext, oracle: OracleResult | None = None) -> dict[str, Any]:
     """SWF with no tax (every rate at the lowest allowed, as the ``none`` planner sets
     it; ``none_rate`` is that rate when it is not 0), under the status quo and, for
     economies up to :data:`ORACLE_MAX_AGENTS`, the oracle's (with its rates and whether
     its within-year equilibrium converged), and ``oracle_warning`` when the oracle is
-    degenerate (:func:`oracle_warning`)."""
+    degenerate (:func:`oracle_warning`). ``oracle``: the optimum of ``ctx``'s problem
+    when already found (the ``oracle`` planner's), so it is not searched again."""
     economy = ctx.economy
     _, status_quo = economy.evaluate(ctx.status_quo())
     no_tax_outcome, no_tax = economy.evaluate(no_tax_schedule(ctx))
@@ -64,7 +65,9 @@ def reference_welfare(ctx: PlannerContext) -> dict[str, Any]:
     if ctx.min_rate > 0:  # "no tax" is then a flat tax at the lowest rate allowed
         out["none_rate"] = ctx.min_rate
     if economy.size <= ORACLE_MAX_AGENTS:
-        best = optimal_rates(economy, ctx.edges, min_rate=ctx.min_rate, max_rate=ctx.max_rate)
+        best = oracle
+        if best is None:
+            best = optimal_rates(economy, ctx.edges, min_rate=ctx.min_rate, max_rate=ctx.max_rate)
         out["oracle_swf"] = best.swf
         out["oracle_rates"] = [round(float(r), 6) for r in best.rates]
         out["oracle_converged"] = best.converged

@@ -29,3 +29,31 @@ def test_reference_holds_none_status_quo_and_oracle(crra: float | None) -> None:
 
 def test_no_gain_without_an_oracle() -> None:
     assert gain_closed_of(1.0, {"none_swf": 0.5, "oracle_swf": None}) is None
+
+
+def test_a_run_of_the_oracle_planner_searches_for_the_optimum_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The oracle planner's optimum is the reference's: the run's end must not search
+    # again (under CRRA a search takes seconds), and the reference it reports must be
+    # the schedule the planner enacted.
+    import llmecon
+    from llmecon.planners import oracle
+    from llmecon.runs import reference
+
+    searches: list[object] = []
+    real = oracle.optimal_rates
+
+    def counted(*args: object, **kwargs: object) -> oracle.OracleResult:
+        searches.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(oracle, "optimal_rates", counted)
+    monkeypatch.setattr(reference, "optimal_rates", counted)
+    result = llmecon.run(
+        planner="oracle", workers="rational", agents=30, years=2, crra=1.0, write_log=False
+    )
+    assert len(searches) == 1
+    summary = result.summary
+    assert summary["final_swf"] == summary["oracle_swf"]
+    assert summary["gain_closed"] == 1.0
