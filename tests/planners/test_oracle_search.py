@@ -110,4 +110,6 @@ def test_the_oracles_polish_finds_what_coordinate_search_misses(
     values, converged = economy.welfare_and_convergence_of_rates(
         edges, _neighbours(found.rates, 0.005)
     )
-    assert np.max(values[converged]) - found.swf <= 1e-9 * gain
+    # (1e-6 of the gain: far below what a missed ridge costs, 1e-3 to 6e-2, and above
+    # where the search's last steps could land on another CPU's rounding.)
+    assert np.max(values[converged]) - found.swf <= 1e-6 * gain
