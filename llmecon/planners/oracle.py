@@ -144,7 +144,7 @@ def optimal_rates(
         before = f.best_value
         for b in range(n):
             x = _line_search(f, x, b, coarse, lo, hi, step0, refinements)
-        if f.best_value - before <= 1e-12 * max(1.0, abs(before)):
+        if f.best_value - before <= _tolerance(before):
             break
 
     if polish and hi > lo:
@@ -172,6 +172,12 @@ def optimal_rates(
 
     swf_value, converged = f.settle()
     return OracleResult(f.best_rates.copy(), swf_value, f.evaluations, sweeps, converged)
+
+
+def _tolerance(value: float) -> float:
+    """The least rise of the best value above ``value`` that the search counts as an
+    improvement (relative, 1e-12, and absolute below 1)."""
+    return 1e-12 * max(1.0, abs(value))
 
 
 def _line_search(
@@ -226,7 +232,7 @@ def _pattern_search(
         nonlocal polls
         polls += 1
         f(np.clip(batch, lo, hi))
-        return f.best_value - before > 1e-12 * max(1.0, abs(before))
+        return f.best_value - before > _tolerance(before)
 
     while step >= min_step and polls < max_polls:
         x, before = f.best_rates.copy(), f.best_value
