@@ -24,9 +24,11 @@ renders every template as the agents would and runs it
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,14 +119,18 @@ class _Leaf:
         return f'a valid "{self.field}" value (a {what} from {self.low:g} to {self.high:g})'
 
 
-def schema_leaves(schema: type[BaseModel]) -> list[_Leaf]:
-    """The scalar values the answer schema accepts, per top-level field."""
+@functools.lru_cache(maxsize=256)
+def _schema_facts(schema: type[BaseModel]) -> tuple[tuple[_Leaf, ...], frozenset[str]]:
+    """The scalar values ``schema`` accepts (per top-level field) and its top-level
+    field names, from one JSON schema: building it is most of a scan's time, and
+    ``llmecon prompts check`` (and every run's start) scans each reply schema's
+    renderings many times."""
     root = schema.model_json_schema()
     defs = {**root.get("definitions", {}), **root.get("$defs", {})}
     leaves: list[_Leaf] = []
     for name, sub in root.get("properties", {}).items():
         leaves.extend(_leaves_of(name, sub, defs, 0))
-    return leaves
+    return tuple(leaves), frozenset(root.get("properties", {}))
 
 
 def _leaves_of(field: str, node: Any, defs: dict[str, Any], depth: int) -> Iterator[_Leaf]:
@@ -165,8 +171,7 @@ def find_anchors(text: str, schema: type[BaseModel]) -> list[Anchor]:
     See the module docstring for what counts as an example; an empty list means the
     prompt gives the model nothing to copy.
     """
-    leaves = schema_leaves(schema)
-    fields = set(schema.model_json_schema().get("properties", {}))
+    leaves, fields = _schema_facts(schema)
     anchors: list[Anchor] = []
     rest = text
     for span in _brace_spans(text):
@@ -201,7 +206,7 @@ def _brace_spans(text: str) -> list[str]:
 
 
 def _example_anchors(
-    span: str, schema: type[BaseModel], leaves: list[_Leaf], fields: set[str]
+    span: str, schema: type[BaseModel], leaves: Sequence[_Leaf], fields: AbstractSet[str]
 ) -> list[Anchor]:
     parsed = _parse_example(span)
     if isinstance(parsed, dict):
@@ -247,11 +252,13 @@ def _scalars(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _line_anchors(line: str, leaves: list[_Leaf], fields: set[str]) -> list[Anchor]:
+def _line_anchors(line: str, leaves: Sequence[_Leaf], fields: AbstractSet[str]) -> list[Anchor]:
     return _token_anchors(_BOUNDS.sub(" ", line), line.strip(), leaves, fields)
 
 
-def _token_anchors(text: str, snippet: str, leaves: list[_Leaf], fields: set[str]) -> list[Anchor]:
+def _token_anchors(
+    text: str, snippet: str, leaves: Sequence[_Leaf], fields: AbstractSet[str]
+) -> list[Anchor]:
     found = []
     for match in _NUMBER.finditer(text):
         number = float(match.group().replace(",", ""))

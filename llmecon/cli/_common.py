@@ -115,7 +115,7 @@ def stale_outputs(folder: Path, since: float) -> str | None:
     """A note naming the report and tables that ``llmecon report`` and ``llmecon export``
     wrote into ``folder`` (a run's or a sweep's) before ``since`` (a time.time()): they
     do not show what was run since, and nothing rewrites them on its own."""
-    from llmecon.report._output import REPORT_NAME
+    from llmecon.runs.log import REPORT_NAME  # not the report package: pandas, ~0.4 s
 
     def written(path: Path) -> float:
         files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]

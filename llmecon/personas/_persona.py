@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -232,7 +233,12 @@ def write_bank(path: str | Path, personas: Iterable[Persona]) -> Path:
 
 
 def load_bank(path: str | Path) -> list[Persona]:
-    """Read a JSONL persona bank; a missing or corrupt file raises :class:`PersonaError`."""
+    """Read a JSONL persona bank; a missing or corrupt file raises :class:`PersonaError`.
+
+    The last banks read (:data:`_CACHED_BANKS`, each of at most :data:`_CACHED_BANK_MAX`
+    personas) are kept by their text's hash: a run's start reads its bank several times
+    (the run's, then the template checks' example economies), and parsing the default
+    bank takes ~30 ms, hashing it ~1 ms. Personas are frozen, so sharing them is safe."""
     path = Path(path)
     problem = not_a_file(path, "persona file")
     if problem:
@@ -242,6 +248,25 @@ def load_bank(path: str | Path) -> list[Persona]:
         text = read_text_file(path, "persona file")
     except TextFileError as exc:  # unreadable, or not UTF-8 (naming the line)
         raise PersonaError(str(exc)) from None
+    key = hashlib.blake2b(text.encode(), digest_size=20).digest()
+    if (cached := _BANKS.get(key)) is not None:
+        return list(cached)
+    personas = _parse_bank(path, text)
+    if len(personas) <= _CACHED_BANK_MAX:
+        _BANKS[key] = tuple(personas)
+        while len(_BANKS) > _CACHED_BANKS:
+            del _BANKS[next(iter(_BANKS))]
+    return personas
+
+
+#: How many banks :func:`load_bank` keeps, and the most personas a kept bank holds.
+_CACHED_BANKS = 2
+_CACHED_BANK_MAX = 50_000
+_BANKS: dict[bytes, tuple[Persona, ...]] = {}
+
+
+def _parse_bank(path: Path, text: str) -> list[Persona]:
+    """The personas of a bank file's ``text`` (``path`` names it in errors)."""
     personas: list[Persona] = []
     lines: dict[str, list[int]] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):

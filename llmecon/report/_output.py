@@ -12,11 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmecon.report._html import GENERATOR_META
+from llmecon.runs.log import REPORT_NAME as REPORT_NAME  # re-exported
 from llmecon.runs.log import RunLogError, is_run_folder, is_sweep_folder
 from llmecon.sweeps.results import record_file_reason
-
-#: The report's file name in a run folder (``llmecon report RUN``).
-REPORT_NAME = "report.html"
 
 
 def _entry(path: Path) -> Path:

@@ -71,6 +71,8 @@ from llmecon.runs.migrations import migrate_log as _migrate
 MANIFEST_NAME = "manifest.json"
 EVENTS_NAME = "events.jsonl"
 YEARS_TABLE_NAME = "years.csv"
+#: The report's file name in a run folder (``llmecon report RUN`` writes it there).
+REPORT_NAME = "report.html"
 
 _VERSIONED_PACKAGES = ("llmecon", "numpy", "scipy", "pandas", "pydantic", "jinja2")
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import csv
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -211,3 +213,21 @@ def test_a_year_still_running_says_so_in_a_plain_log(
     assert lines.index(running[-1]) > next(
         i for i, ln in enumerate(lines) if ln.startswith("tax year 1/2:")
     )
+
+
+def test_a_run_from_the_command_line_imports_neither_pandas_nor_the_report(
+    tmp_path: Path,
+) -> None:
+    """A run needs neither (~0.4 s to import, 70 MB): the start of `llmecon run` imported
+    the report package for its file name, when it checked for a stale report."""
+    args = ["run", "--planner", "mock/default", "--workers", "rational"]
+    args += ["--agents", "8", "--years", "1", "--out", str(tmp_path)]
+    code = (
+        "import sys\nfrom llmecon.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as exc:\n    assert exc.code == 0, exc\n"
+        "heavy = [m for m in ('pandas', 'pyarrow', 'llmecon.report') if m in sys.modules]\n"
+        "sys.exit(f'imported {heavy}' if heavy else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list(tmp_path.glob("*/events.jsonl"))) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -31,6 +32,24 @@ def test_bank_round_trip(tmp_path: Path, personas: list[Persona]) -> None:
     path = write_bank(tmp_path / "bank" / "p.jsonl", personas)
     assert load_bank(path) == personas
     assert len(path.read_text(encoding="utf-8").splitlines()) == 50
+
+
+def test_a_bank_read_again_is_the_files_current_text(
+    tmp_path: Path, personas: list[Persona]
+) -> None:
+    """load_bank keeps the banks it parsed (a run's start reads its bank several times),
+    by their text: an edit that keeps the file's size and modification time is read."""
+    path = write_bank(tmp_path / "p.jsonl", personas[:3])
+    first = load_bank(path)
+    assert load_bank(path)[0] is first[0]  # parsed once
+    first.clear()  # the caller's list is its own
+    assert load_bank(path) == personas[:3]
+    stat = path.stat()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[1], lines[0], lines[2]]) + "\n", encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    assert load_bank(path) == [personas[1], personas[0], personas[2]]
 
 
 def test_missing_bank_names_the_file(tmp_path: Path) -> None:
