@@ -20,7 +20,7 @@ from llmecon.models._errors import (
     error_from_status,
     retry_after_header,
 )
-from llmecon.models._provider import ModelProvider, ProviderResponse
+from llmecon.models._provider import ModelProvider, ProviderResponse, content_text
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
 
@@ -107,7 +107,7 @@ class LiteLLMProvider(ModelProvider):
         except Exception as exc:
             raise _map_error(exc, where) from None
         try:
-            text = response.choices[0].message.content or ""
+            text = content_text(response.choices[0].message.content)
             # litellm maps every provider's stop reason to OpenAI's
             cut_off = getattr(response.choices[0], "finish_reason", None) == "length"
         except (AttributeError, IndexError, TypeError):

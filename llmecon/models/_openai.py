@@ -50,6 +50,7 @@ from llmecon.models._provider import (
     ModelProvider,
     PerLoopClients,
     ProviderResponse,
+    content_text,
     sdk_aiohttp_client,
 )
 from llmecon.models._redact import redact, redact_url
@@ -371,11 +372,18 @@ def _sent_in(
 
 
 def _chat_reply(raw: bytes, where: str) -> ProviderResponse:
-    """A chat completion's body (bytes) as a provider response."""
+    """A chat completion's body (bytes) as a provider response. A body that is an
+    error (``{"error": {"message": …}}``, which some proxies send with status 200)
+    raises with the server's message."""
+    payload: Any = None
     try:
-        return chat_response(decode_json(raw))
+        payload = decode_json(raw)
+        return chat_response(payload)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        raise ProviderError(f"{where}: malformed response body", retryable=True) from None
+        said = ""
+        if isinstance(payload, dict) and payload.get("error"):
+            said = f" (the server says: {body_error_message(raw)})"
+        raise ProviderError(f"{where}: malformed response body{said}", retryable=True) from None
 
 
 def chat_response(payload: dict[str, Any]) -> ProviderResponse:
@@ -386,7 +394,7 @@ def chat_response(payload: dict[str, Any]) -> ProviderResponse:
     choice = first["message"]
     usage = payload.get("usage") or {}
     return ProviderResponse(
-        text=choice.get("content") or "",
+        text=content_text(choice.get("content")),
         usage=Usage.reported(usage.get("prompt_tokens"), usage.get("completion_tokens")),
         cut_off=first.get("finish_reason") == "length",
     )

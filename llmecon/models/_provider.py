@@ -39,6 +39,19 @@ def current_attempt() -> int:
     return _ATTEMPT.get()
 
 
+def content_text(content: Any) -> str:
+    """A chat message's ``content`` as text: a string, nothing (``""``), or a list of
+    content parts (``[{"type": "text", "text": …}]``, as some OpenAI-compatible servers
+    and gateways send it) joined; anything else raises TypeError (a malformed reply)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = [part.get("text") if isinstance(part, dict) else part for part in content]
+        if all(isinstance(part, str) or part is None for part in parts):
+            return "".join(part or "" for part in parts)
+    raise TypeError(f"message content is a {type(content).__name__}, not text")
+
+
 @dataclass
 class ProviderResponse:
     """One attempt's reply, as the provider got it."""

@@ -11,7 +11,7 @@ import pytest
 
 from llmecon.agents.llm_planner import planner_schema
 from llmecon.agents.llm_workers import worker_schema
-from llmecon.models import ChatMessage, get_model
+from llmecon.models import ChatMessage, ModelError, get_model
 from llmecon.models._types import Usage, token_count
 from llmecon.testing.fake_servers import FakeAnthropicServer, FakeOpenAIServer, _Reply
 from tests.models.conftest import FAST, generate_once
@@ -239,3 +239,58 @@ def test_a_reply_without_token_counts_is_said_to_be_one(sentinel_keys: object) -
     assert counted_out.usage.complete and counted_out.cost_usd is not None
     assert not missing.usage.complete and missing.cost_usd is None
     assert model.usage_missing_calls == 1 and model.cost_unknown_calls == 1
+
+
+class _ContentAsParts(FakeOpenAIServer):
+    """A gateway that sends the message's content as a list of parts, or (``bad``) as
+    something that is not text at all."""
+
+    content: Any = "parts"
+
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        reply = super().completion(request, fault)
+        payload = json.loads(reply.body)
+        message = payload["choices"][0]["message"]
+        text = message["content"]
+        cut = len(text) // 2
+        parts = [{"type": "text", "text": text[:cut]}, {"type": "text", "text": text[cut:]}]
+        message["content"] = parts if self.content == "parts" else self.content
+        return _Reply(reply.status, json.dumps(payload).encode(), reply.headers)
+
+
+@pytest.mark.parametrize("transport", ["http", "sdk"])
+def test_a_reply_whose_content_is_a_list_of_text_parts_is_their_text(
+    sentinel_keys: object, transport: str
+) -> None:
+    # The parts went to the redaction of the reply as they were: a TypeError that ended
+    # the run (no fallback, a traceback) at the first reply.
+    with _ContentAsParts() as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport=transport)
+        out = asyncio.run(generate_once(model, MSGS, WORKER))
+    assert out.parsed is not None and 0 <= out.parsed.hours <= 80 and out.repairs == 0
+
+
+@pytest.mark.parametrize("content", [7, {"text": "40"}, [{"type": "text", "text": 40}]])
+def test_a_reply_whose_content_is_not_text_is_a_malformed_reply(
+    sentinel_keys: object, content: Any
+) -> None:
+    server_class = type("_NotText", (_ContentAsParts,), {"content": content})
+    with server_class() as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport="http")
+        with pytest.raises(ModelError, match="malformed response body"):
+            asyncio.run(generate_once(model, MSGS, WORKER))
+
+
+class _ErrorWithStatus200(FakeOpenAIServer):
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        body = {"error": {"message": "model overloaded, try later", "type": "server_error"}}
+        return _Reply(200, json.dumps(body).encode(), {})
+
+
+def test_an_error_body_sent_with_status_200_says_the_servers_message(
+    sentinel_keys: object,
+) -> None:
+    with _ErrorWithStatus200() as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport="http")
+        with pytest.raises(ModelError, match="model overloaded, try later"):
+            asyncio.run(generate_once(model, MSGS, WORKER))
