@@ -1,9 +1,13 @@
-"""Operating-system limits that bound what a run may do at once, and the largest seed."""
+"""Operating-system limits that bound what a run may do at once, the largest seed and
+the longest request timeout."""
 
 from __future__ import annotations
 
 #: The largest seed: a 64-bit signed integer, as the run's tables store it.
 MAX_SEED = 2**63 - 1
+
+#: The longest a model request may take once sent, in seconds (``--timeout``).
+MAX_TIMEOUT_S = 3600.0
 
 #: File descriptors kept free for everything that is not a model request: the run
 #: log, the Python runtime, imported libraries, the response cache, stdio.

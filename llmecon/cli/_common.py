@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import sys
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmecon._files import make_folder, os_reason
+from llmecon._limits import MAX_TIMEOUT_S
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -361,6 +363,13 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A number option's value, refusing ``nan`` (which every range check lets by)."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("not a number")
+    return value
+
+
 def model_call_options(func: F) -> F:
     """The options of a command that calls one model directly (``probe``, ``models
     test``): ``--api-base``, ``--timeout``, ``--max-retries``, ``--max-concurrency``, with
@@ -373,7 +382,8 @@ def model_call_options(func: F) -> F:
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=click.FloatRange(min=0, min_open=True, max=MAX_TIMEOUT_S),
+            callback=_finite,
             default=60.0,
             show_default=True,
             help="Seconds one request may take once it is sent (time waiting for a free "

@@ -137,6 +137,12 @@ def check_base_url(url: str) -> str:
             f"{redact_url(url)!r} is not an http(s) URL: give the scheme, e.g. "
             "http://127.0.0.1:8000/v1"
         )
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        raise ValueError(
+            f"{redact_url(url)!r} has no valid port (a whole number from 0 to 65535)"
+        ) from None
     return url
 
 

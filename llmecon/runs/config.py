@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from llmecon._limits import MAX_SEED
+from llmecon._limits import MAX_SEED, MAX_TIMEOUT_S
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 from llmecon.models._fleet import EndpointSpec
 from llmecon.models._redact import check_base_url
@@ -363,7 +363,7 @@ class RunConfig(BaseModel):
     """Base URL for the voters' model (overrides ``api_base``; repeat it for a fleet)."""
 
     # -- operations: the rest of what a resume may change (OPERATIONAL_FIELDS) ------------
-    timeout: float = Field(60.0, gt=0, le=3600, json_schema_extra=_OPERATIONAL)
+    timeout: float = Field(60.0, gt=0, le=MAX_TIMEOUT_S, json_schema_extra=_OPERATIONAL)
     """Seconds one model request may take once it is sent (time waiting for a free slot
     or for the local model is not counted). A retry after a timeout gets twice as long,
     up to 4 × this."""

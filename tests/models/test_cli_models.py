@@ -101,3 +101,23 @@ def test_models_test_counts_a_re_ask_as_a_repair_not_a_retry(monkeypatch):
         asked = server.stats.requests
     assert result.exit_code == 0, result.output
     assert "(retries 0, repairs 1)" in result.output and asked == 2
+
+
+def test_models_test_refuses_a_timeout_that_is_not_a_number_or_too_long():
+    # nan passed every range check and ended in a traceback; inf waited for ever on a
+    # server that never answers.
+    for value, said in (("nan", "not a number"), ("inf", "not in the range"), ("4000", "range")):
+        result = CliRunner().invoke(main, ["models", "test", "mock/default", "--timeout", value])
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for '--timeout'" in result.output and said in result.output
+        assert "Traceback" not in result.output
+
+
+def test_a_base_url_with_a_port_out_of_range_is_refused_before_any_request(tmp_path):
+    url = "http://127.0.0.1:99999/v1"
+    tested = CliRunner().invoke(main, ["models", "test", "fake", "--api-base", url])
+    assert tested.exit_code == 2 and "no valid port" in tested.output, tested.output
+    args = ["run", "--workers", "openai/x", "--api-base", url, "--agents", "3", "--years", "1"]
+    ran = CliRunner().invoke(main, [*args, "--out", str(tmp_path)])
+    assert ran.exit_code != 0 and "no valid port" in ran.output, ran.output
+    assert not list(tmp_path.iterdir())
