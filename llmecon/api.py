@@ -498,6 +498,7 @@ def sweep(
     sweep. ``write_log=False``: in memory, in this process.
     """
     from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, read_sweep_file, run_sweep
+    from llmecon.sweeps.spec import without_fields
 
     if progress is not None and not isinstance(progress, SweepProgress):
         raise ConfigError(
@@ -520,6 +521,7 @@ def sweep(
     given = {k: v for k, v in settings.items() if v is not None}
     for key in given:  # a base setting given here replaces the file's axis
         spec_grid.pop(key, None)
+    spec_cells = without_fields(spec_cells, given)  # and its list entries' value
     full = SweepSpec(
         base={**base, **given},
         grid={**spec_grid, **(grid or {})},

@@ -488,6 +488,7 @@ def sweep(
     """
     from llmecon.sweeps import SweepSpec, import_ray, read_sweep_file, split_values
     from llmecon.sweeps.backends import default_jobs
+    from llmecon.sweeps.spec import without_fields
 
     given = {k: v for k, v in options.items() if v is not None}
     with friendly_errors():
@@ -510,7 +511,7 @@ def sweep(
         spec = SweepSpec(
             base=base,
             grid=grid,
-            cells=list(data["cells"]) if data else [],
+            cells=without_fields(data["cells"], given) if data else [],
             name=name or (data["name"] if data else None),
             out=str(base.pop("out", None) or "runs"),
             max_cost=max_cost if max_cost is not None else base.pop("max_cost", None),

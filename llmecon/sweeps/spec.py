@@ -404,6 +404,16 @@ class SweepSpec:
         }
 
 
+def without_fields(
+    cells: Sequence[Mapping[str, Any]], fields: Iterable[str]
+) -> list[dict[str, Any]]:
+    """A sweep file's list of ``cells`` without ``fields``: settings given on the command
+    line (or as keywords) go on top of the file, its list entries included. Entries left
+    alike are one cell (:meth:`SweepSpec.expand` runs a cell listed twice once)."""
+    drop = set(fields)
+    return [{k: v for k, v in entry.items() if k not in drop} for entry in cells]
+
+
 def read_sweep_file(path: str | Path) -> dict[str, Any]:
     """A YAML/TOML sweep file: ``RunConfig`` fields (the base), ``grid:`` (field ->
     list of values; ``seed`` also as ``"0-9"``), ``cells:`` (a list of mappings),

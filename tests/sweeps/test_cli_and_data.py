@@ -503,3 +503,24 @@ def test_the_page_says_as_the_table_what_the_seeds_cover(tmp_path: Path) -> None
     said, page = _page_and_output(tmp_path / "b", *args, "--personas", "synthetic")
     for text in (said.lower(), page.lower()):
         assert same not in text and free not in text
+
+
+def test_a_command_line_value_replaces_the_files_list_entries_value(tmp_path: Path) -> None:
+    # `--swf utilitarian` went into the base settings, under each list entry's own swf:
+    # no cell was utilitarian, and nothing said so.
+    file = tmp_path / "sweep.yaml"
+    file.write_text(
+        "workers: rational\nagents: 10\nyears: 1\ngrid:\n  planner: [saez]\n  seed: 0-1\n"
+        "cells:\n  - {swf: inverse_income}\n  - {swf: rawlsian, brackets: us-three-2025}\n",
+        encoding="utf-8",
+    )
+    args = ["sweep", "--config", str(file), "--swf", "utilitarian", "--name", "s", "-j", "1"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    manifests = sorted((tmp_path / "runs" / "s").glob("*/manifest.json"))
+    configs = [json.loads(m.read_text(encoding="utf-8"))["config"] for m in manifests]
+    assert len(configs) == 4 and {c["swf"] for c in configs} == {"utilitarian"}
+    assert sorted(str(c["brackets"]) for c in configs).count("us-three-2025") == 2
+    # the Python API's keywords go on top alike
+    swept = llmecon.sweep(file, swf="rawlsian", write_log=False, jobs=1)
+    assert len(swept.cells) == 4 and "swf" not in swept.cells.columns
