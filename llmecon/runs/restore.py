@@ -324,6 +324,15 @@ class RestoredRun:
         decisions = sum(d for _, d in by_year.values())
         return fallbacks, decisions, spent
 
+    def calls_logged(self) -> int:
+        """The model calls the log holds (``llm_call`` events and the rows of columnar
+        call files): what a run's summary counts, for a run that ended without one."""
+        return sum(
+            1 if isinstance(e, LLMCall) else e.rows
+            for e in self.events
+            if isinstance(e, LLMCall | CallFile)
+        )
+
     def fallback_shares(self, upto: int | None = None) -> dict[int, float]:
         """``{year: the share of its decisions that were fallbacks}`` of the first
         ``upto`` events (years that decided nothing, a fork's kept ones, left out)."""

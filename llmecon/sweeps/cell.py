@@ -148,6 +148,8 @@ def restored_metrics(run: RestoredRun) -> tuple[dict[str, Any], list[dict[str, A
     else:
         error = "killed (no run_completed event)"
     fallbacks, decisions, spent = run.counts()
+    if "calls" not in summary:  # stopped before its summary (killed, interrupted)
+        summary["calls"] = run.calls_logged()
     agents = int(run.manifest.config.get("agents") or 0)
     years = [y.metrics for y in run.years]
     result = cell_metrics(

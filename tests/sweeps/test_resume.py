@@ -373,3 +373,24 @@ def test_a_list_with_a_value_left_out_or_given_twice_is_refused(
             "1", "--out", str(tmp_path), "--dry-run", *option]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and said in " ".join(result.output.split()), result.output
+
+
+def test_a_cell_that_stopped_before_its_summary_counts_the_calls_it_logged(
+    tmp_path: Path,
+) -> None:
+    # cells.csv said 0 calls for a cell interrupted after a thousand: its summary, where
+    # the count was read, is only written at the end (its cost came from the log).
+    from llmecon.sweeps.cell import folder_result
+
+    args = ["run", "--planner", "saez", "--workers", "scripted/reference-noise2"]
+    args += ["--agents", "12", "--years", "3", "--out", str(tmp_path), "--run-id", "r"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    log = tmp_path / "r" / "events.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert folder_result(tmp_path / "r")["calls"] == 36
+    cut = [i for i, line in enumerate(lines) if '"type":"year_completed"' in line][1]
+    log.write_text("\n".join(lines[: cut + 1]) + "\n", encoding="utf-8")  # killed in year 3
+    cell = folder_result(tmp_path / "r")
+    assert cell["status"] == "killed" and cell["years_completed"] == 2
+    assert cell["calls"] == sum('"type":"llm_call"' in line for line in lines[: cut + 1]) == 24
