@@ -30,7 +30,7 @@ from llmecon.report import _plots
 from llmecon.report._data import ReportRun, records
 from llmecon.report._html import Markup, esc, paragraph, section, table, truncate
 from llmecon.runs.events import ScheduleSet
-from llmecon.runs.reference import ALIKE_MARGIN
+from llmecon.runs.reference import ALIKE_MARGIN, MIN_ALIKE_ANSWERS
 from llmecon.runs.reference import rational_share as share_of_rational
 
 #: Sample LLM calls shown per run, and the characters of raw output and of each prompt
@@ -313,7 +313,8 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
         flagged = [
             (row, rational)
             for row in records(stats.sort_values("modal_share", ascending=False))
-            if row["modal_share"] >= ANCHORING_SHARE
+            if row["answers"] >= MIN_ALIKE_ANSWERS
+            and row["modal_share"] >= ANCHORING_SHARE
             and (rational := rational_share(run, int(row["year"]), float(row["modal"])))
             < row["modal_share"] - ANCHORING_MARGIN
         ]

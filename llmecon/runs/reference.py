@@ -224,6 +224,12 @@ def economy_notes(summary: dict[str, Any]) -> list[str]:
 DEGENERATE_SHARE = 0.9
 
 
+#: Fewer answers than this in a tax year say nothing about anchoring: a model's
+#: answers alike are flagged only among at least this many workers (with one worker
+#: every year is "100 % alike"; two noisy workers often agree by chance).
+MIN_ALIKE_ANSWERS = 10
+
+
 #: A common answer counts as the model's (anchored, collapsed) only where at least this
 #: much more of the workers gave it than the rational best responses would: under a
 #: utility whose optimum is the hour cap for nearly everyone, rational workers answer
@@ -287,7 +293,8 @@ def worker_notes(
     well beyond ``t(0.975, dof)·√2·σ̂``.
     ``identical_answers_max`` is the largest share of workers giving one answer in a
     year; years at or above :data:`DEGENERATE_SHARE`
-    are listed in ``degenerate_years`` unless the rational best responses to that year's
+    are listed in ``degenerate_years`` (among at least :data:`MIN_ALIKE_ANSWERS`
+    answering workers) unless the rational best responses to that year's
     schedule are nearly as alike (:func:`more_alike_than_rational`; LLM workers only:
     rational workers answer the rational best response).
 
@@ -321,9 +328,12 @@ def worker_notes(
     if answerers is not None:
         out["answers_by"] = len(answerers)
     out["identical_answers_max"] = max(shares)
+    answering = len(answerers) if answerers is not None else len(first.weekly_hours)
     out["degenerate_years"] = [
         r.year
         for r, s in zip(records, shares, strict=True)
-        if s >= DEGENERATE_SHARE and more_alike_than_rational(ctx.economy, r, answerers)
+        if answering >= MIN_ALIKE_ANSWERS
+        and s >= DEGENERATE_SHARE
+        and more_alike_than_rational(ctx.economy, r, answerers)
     ]
     return out

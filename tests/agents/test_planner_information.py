@@ -27,7 +27,12 @@ from llmecon.cli.run import _print_summary
 from llmecon.planners import YearRecord
 from llmecon.prompts import PromptLibrary
 from llmecon.runs import build_config, build_simulation
-from llmecon.runs.reference import DEGENERATE_SHARE, identical_answer_share, worker_notes
+from llmecon.runs.reference import (
+    DEGENERATE_SHARE,
+    MIN_ALIKE_ANSWERS,
+    identical_answer_share,
+    worker_notes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -483,3 +488,16 @@ def test_the_summary_gives_the_share_of_the_gap_left_by_the_status_quo() -> None
         _print_summary(summary, sim.records[-1].schedule)
     printed = re.sub(r"\s+", " ", captured.get())
     assert f"gain closed (status quo → oracle) │ {100 * share:.1f} %".replace("-", "−") in printed
+
+
+def test_answers_of_a_handful_of_workers_are_not_called_degenerate(run: Any) -> None:
+    """One worker's answers are always "100 % alike", and a few noisy workers agree by
+    chance: the summary said such a model was not responding to its persona or taxes."""
+    sim, result = run
+
+    def alike(n: int) -> list[int]:
+        records = [dataclasses.replace(r, weekly_hours=np.full(n, 33.0)) for r in result.records]
+        return worker_notes(records, "local/smollm2-135m", sim.planner_context)["degenerate_years"]
+
+    assert alike(1) == alike(5) == alike(MIN_ALIKE_ANSWERS - 1) == []
+    assert alike(MIN_ALIKE_ANSWERS) == alike(30) == [r.year for r in result.records]

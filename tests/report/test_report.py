@@ -250,6 +250,7 @@ def test_anchoring_warning_on_identical_answers(vote_run: Path) -> None:
 def test_anchoring_warning_matches_the_committed_example() -> None:
     from llmecon.report._data import report_run
     from llmecon.report._llm import ANCHORING_MARGIN, ANCHORING_SHARE, rational_share
+    from llmecon.runs.reference import MIN_ALIKE_ANSWERS
 
     example = Path(__file__).resolve().parents[2] / "runs" / "examples" / "smollm2-tiny"
     run = load_run(example)
@@ -261,7 +262,8 @@ def test_anchoring_warning_matches_the_committed_example() -> None:
         modal = max(set(hours), key=hours.count)
         share = hours.count(modal) / len(hours)
         rational = rational_share(report_run(run, "x"), int(year), float(modal))
-        flagged |= share >= ANCHORING_SHARE and share - rational > ANCHORING_MARGIN
+        many = len(hours) >= MIN_ALIKE_ANSWERS
+        flagged |= many and share >= ANCHORING_SHARE and share - rational > ANCHORING_MARGIN
     assert ("Anchoring warning" in text) == flagged
 
 
