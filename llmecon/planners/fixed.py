@@ -21,9 +21,33 @@ class FixedPlanner:
 
     name: str
     schedule: TaxSchedule
+    run_warning: str | None = None
+    """Said before the run and in its summary (:func:`~llmecon.planners.planner_warning`):
+    the rates asked for lie outside the run's bounds, so others are enacted."""
 
     def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
         return self.schedule
+
+
+def _given_rates(name: str, ctx: PlannerContext, rates: Sequence[float]) -> FixedPlanner:
+    """The planner enacting ``rates`` (clipped to the run's bounds, with a warning
+    naming what moved when any was outside them)."""
+    schedule = ctx.schedule(rates)
+    if all(abs(a - b) <= 1e-12 for a, b in zip(rates, schedule.rates, strict=True)):
+        return FixedPlanner(name, schedule)
+
+    def shown(values: Sequence[float]) -> str:
+        return ", ".join(f"{100 * v:g}" for v in values) + " %"
+
+    return FixedPlanner(
+        name,
+        schedule,
+        run_warning=(
+            f"{name}: its rates ({shown(rates)}) lie outside this run's bounds "
+            f"({100 * ctx.min_rate:g}–{100 * ctx.max_rate:g} %), so it enacts "
+            f"{shown(schedule.rates)}"
+        ),
+    )
 
 
 def rate_unit_warning(spec: str) -> str | None:
@@ -63,12 +87,11 @@ def _us_federal(ctx: PlannerContext, arg: str | None) -> FixedPlanner:
 def _flat(ctx: PlannerContext, arg: str | None) -> FixedPlanner:
     if arg is None:
         raise PlannerError("flat needs a rate, e.g. flat:25 (percent) or flat:0.25")
-    rate = parse_rates(arg, ctx.n_brackets)
-    return FixedPlanner(f"flat:{arg}", ctx.schedule(rate))
+    return _given_rates(f"flat:{arg}", ctx, parse_rates(arg, ctx.n_brackets))
 
 
 @register_planner("fixed", "fixed:<r1,r2,…> explicit rates per bracket (percent or fractions)")
 def _fixed(ctx: PlannerContext, arg: str | None) -> FixedPlanner:
     if arg is None:
         raise PlannerError("fixed needs rates, e.g. fixed:10,12,22,24,32,35,37")
-    return FixedPlanner(f"fixed:{arg}", ctx.schedule(parse_rates(arg, ctx.n_brackets)))
+    return _given_rates(f"fixed:{arg}", ctx, parse_rates(arg, ctx.n_brackets))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -606,3 +607,24 @@ def test_a_run_on_read_only_storage_is_reported_and_exported_elsewhere(
     monkeypatch.setattr(llmecon._files, "make_folder", read_only)
     _clean_error(_invoke("report", str(run_dir)), "Read-only file system", "with --out")
     _clean_error(_invoke("export", str(run_dir)), "Read-only file system", "with --out FOLDER")
+
+
+@pytest.mark.parametrize(
+    ("planner", "enacted"), [("flat:50", "30, 30, 30"), ("fixed:5,20,45", "5, 20, 30")]
+)
+def test_a_given_rate_outside_the_runs_bounds_is_said_with_what_is_enacted(
+    tmp_path: Path, planner: str, enacted: str
+) -> None:
+    # flat:50 with --max-rate 0.3 enacted 30 % in every bracket without a word
+    args = ["run", "--planner", planner, "--brackets", "0,50000,100000", "--max-rate", "0.3"]
+    args += ["--agents", "5", "--years", "1", "--out", str(tmp_path), "--run-id", "r"]
+    result = _invoke(*args)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert f"warning: {planner}: its rates" in said and "outside this run's bounds (0–30 %)" in said
+    assert f"so it enacts {enacted} %" in said
+    summary = json.loads((tmp_path / "r" / "events.jsonl").read_text().splitlines()[-1])
+    assert f"so it enacts {enacted} %" in summary["summary"]["planner_warning"]
+    inside = _invoke("run", "--planner", "flat:20", "--max-rate", "0.3", "--agents", "5",
+                     "--years", "1", "--out", str(tmp_path))  # fmt: skip
+    assert inside.exit_code == 0 and "its rates" not in inside.output
