@@ -295,12 +295,14 @@ def resume(run_dir: str, **options: Any) -> None:
                 "ran (their welfare reflects those fallbacks): to run them again, fork "
                 f"before them (`llmecon run --fork {run_dir} --from-year {first}`)"
             )
-        if sim.set_aside is not None:
+        if sim.set_aside is not None and sim.set_aside_year:
             console.print(
                 f"the unfinished year's events are kept in {sim.set_aside.name}; "
                 f"its {counted(sim.reusable_calls, 'completed model call')} are reused, not "
                 "paid for again, where their prompts are unchanged"
             )
+        elif sim.set_aside is not None:
+            console.print(f"the stopped run's end event is kept in {sim.set_aside.name}")
         if sim.abandoned_batches:
             console.print(
                 f"[yellow]note[/]: provider batch(es) {', '.join(sim.abandoned_batches)} "

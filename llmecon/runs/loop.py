@@ -334,9 +334,11 @@ class Simulation:
         #: the run's end once it is logged (``run_completed``): the run is over, whatever
         #: interrupts the process afterwards
         self.ended: RunCompleted | None = None
-        #: a resume: where the unfinished year's events were set aside (or ``None``),
-        #: and how many of its completed model calls can be reused
+        #: a resume: where the events after the last whole year were set aside (or
+        #: ``None``), whether they began a year (else only the stopped run's end), and
+        #: how many of their completed model calls can be reused
         self.set_aside: Path | None = None
+        self.set_aside_year = False
         self.reusable_calls = 0
         #: provider batches the log left pending that a resume without ``batch_api``
         #: does not collect (their requests are asked synchronously)

@@ -29,6 +29,7 @@ from llmecon.runs.events import (
     BatchSubmitted,
     CallFile,
     LLMCall,
+    RunCompleted,
     RunStarted,
     TemplatesEdited,
     YearCompleted,
@@ -163,6 +164,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         if share >= MOSTLY_FALLBACKS and year < len(sim.records)
     }
     sim.set_aside, sim.reusable_calls = set_aside, recorded.total
+    sim.set_aside_year = any(not isinstance(e, RunCompleted) for e in run.events[cut:])
     sim.prepaid_usd = sum(c.cost_usd or 0.0 for c in tail if c.error_type is None)
     _record_edits(sim, path, prompts_in_force(run.manifest.prompts, kept), len(sim.records))
     if not config.batch_api:  # resumed without --batch-api: nobody collects them

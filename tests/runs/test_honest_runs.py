@@ -578,6 +578,14 @@ def test_an_interrupt_while_the_run_computes_its_references_skips_them(
     resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
     assert resumed.exit_code == 0, resumed.output
     assert "gain closed (none" in " ".join(resumed.output.split())
+    # no year was unfinished: what was set aside is the stopped run's end
+    assert "unfinished year" not in resumed.output
+    kept = "the stopped run's end event is kept in events.interrupted-1.jsonl"
+    assert kept in " ".join(resumed.output.split())
+    (aside,) = (tmp_path / "r").glob("events.interrupted-*.jsonl")
+    assert [json.loads(line)["type"] for line in aside.read_text().splitlines()] == [
+        "run_completed"
+    ]
     assert _statuses(tmp_path / "r") == ["completed"]
     from llmecon import load_run
 
