@@ -56,7 +56,9 @@ def parse_seeds(text: str | int | Sequence[Any]) -> list[int]:
     if isinstance(text, int):
         return [text]
     if not isinstance(text, str):
-        return [s for item in text for s in parse_seeds(item)]
+        listed = [s for item in text for s in parse_seeds(item)]
+        _once("seeds", listed)  # across items too: ["0-2", "2"] names 2 twice
+        return listed
     seeds: list[int] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:

@@ -362,6 +362,9 @@ def test_a_dry_run_checks_the_folder_and_names_the_cells_done(tmp_path: Path) ->
         (["--planners", "saez,ucb,"], "planner: 'saez,ucb,' has an empty value between ','s"),
         (["--planners", "saez,saez"], "planner: 'saez' is given twice"),
         (["--seeds", "1,1"], "'1' is given twice"),
+        # a seed in a range and again alone ran once, where 1,1 was refused
+        (["--seeds", "0-2,2"], "seeds: 2 is given twice"),
+        (["--seeds", "1,0-2"], "seeds: 1 is given twice"),
     ],
 )
 def test_a_list_with_a_value_left_out_or_given_twice_is_refused(
