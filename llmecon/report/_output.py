@@ -40,6 +40,7 @@ def check_report_path(path: str | Path, own: str | Path | None = None) -> None:
 
     In its own run folder the report may create a new file, or replace ``report.html``
     or another llmecon report; anything else already there is the run's (or the user's).
+    Elsewhere it replaces only an llmecon report: any other file is the user's.
     """
     given = Path(path)
     entry = _entry(given)
@@ -56,13 +57,19 @@ def check_report_path(path: str | Path, own: str | Path | None = None) -> None:
             f"and the report is not of that {theirs} alone (its report.html would be "
             "replaced); pass --out a file or folder of its own (default RUN/report.html)"
         )
+    exists = entry.exists() or entry.is_symlink()
     if (
         is_run_folder(entry.parent)
-        and (entry.exists() or entry.is_symlink())
+        and exists
         and entry.name != REPORT_NAME
         and not is_llmecon_report(entry)
     ):
         raise RunLogError(
             f"refusing to write the report over {given}: it is a file in the run folder "
             f"{entry.parent} and not an llmecon report (write it elsewhere with --out)"
+        )
+    if exists and theirs is None and not is_llmecon_report(entry):
+        raise RunLogError(
+            f"refusing to write the report over {given}: it is a file that is not an "
+            "llmecon report (remove it first, or write elsewhere with --out)"
         )

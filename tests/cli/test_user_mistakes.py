@@ -628,3 +628,22 @@ def test_a_given_rate_outside_the_runs_bounds_is_said_with_what_is_enacted(
     inside = _invoke("run", "--planner", "flat:20", "--max-rate", "0.3", "--agents", "5",
                      "--years", "1", "--out", str(tmp_path))  # fmt: skip
     assert inside.exit_code == 0 and "its rates" not in inside.output
+
+
+def test_a_report_is_not_written_over_a_file_that_is_not_a_report(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    # `llmecon report RUN --out README.md` replaced the README with the page
+    notes = tmp_path / "README.md"
+    notes.write_text("my notes\n", encoding="utf-8")
+    _clean_error(
+        _invoke("report", str(run_dir), "--out", str(notes)),
+        "refusing to write the report over",
+        "not an llmecon report",
+    )
+    assert notes.read_text(encoding="utf-8") == "my notes\n"
+    page = tmp_path / "page.html"
+    for _ in range(2):  # a report it wrote is replaced
+        result = _invoke("report", str(run_dir), "--out", str(page))
+        assert result.exit_code == 0, result.output
+    assert "<html" in page.read_text(encoding="utf-8")
