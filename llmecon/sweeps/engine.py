@@ -17,7 +17,13 @@ import pandas as pd
 from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text, make_folder, os_reason
 from llmecon._format import counted, named_few
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
-from llmecon.runs.log import RunLogError, inside_run_reason, package_versions, utc_now
+from llmecon.runs.log import (
+    MANIFEST_NAME,
+    RunLogError,
+    inside_run_reason,
+    package_versions,
+    utc_now,
+)
 from llmecon.runs.loop import RunResult
 from llmecon.sweeps.backends import Backend, make_backend, script_hint
 from llmecon.sweeps.cell import UNTABULATED, folder_result, folder_state, known_cost
@@ -145,6 +151,27 @@ def write_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
     return manifest
 
 
+def _changed_settings(run_dir: Path, cell: Cell) -> list[str]:
+    """The settings of ``cell`` (its given ones) that the run in ``run_dir`` ran with
+    otherwise, as ``"brackets: 'us-three-2025' there, 'us-federal-2018' now"``; empty
+    when they agree or that run's manifest cannot be read. Persona banks and template
+    folders are left out: a cell names them by their content, so a path says nothing."""
+    try:
+        ran = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(ran, dict):
+        return []
+    return [
+        f"{k}: {ran[k]!r} there, {v!r} now"
+        for k, v in sorted(cell.config.items())
+        if k in ran
+        and ran[k] != v
+        and k not in OPERATIONAL_FIELDS
+        and k not in ("personas", "prompts", "run_id", "out")
+    ]
+
+
 def sweep_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
     """The ``sweep.json`` the sweep writes in ``directory``, nothing written (a dry run
     checks it too). A folder holding another sweep (other base settings) is refused
@@ -181,14 +208,19 @@ def sweep_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
                 f"{'; '.join(differ)}); give this one another --name or --out"
             )
         renamed = [
-            (o["cell_id"], e["cell_id"])
-            for e in entries
+            (o["cell_id"], e["cell_id"], cell)
+            for e, cell in zip(entries, cells, strict=True)
             if e["cell_id"] not in known
             for o in old["cells"]
             if o.get("settings") == e["settings"]
         ]
         if renamed:  # cells are named by the content of their bank and templates
-            was, now_id = renamed[0]
+            was, now_id, cell = renamed[0]
+            if changes := _changed_settings(directory / was, cell):
+                raise ConfigError(  # a setting the old sweep varied, now given one value
+                    f"{directory} holds another sweep (its cell {was} ran with "
+                    f"{'; '.join(changes)}); give this one another --name or --out"
+                )
             raise ConfigError(
                 f"{directory} holds these cells under other ids ({was} there, {now_id} "
                 "now): a persona bank or templates folder they use has changed since, or "

@@ -524,3 +524,21 @@ def test_a_command_line_value_replaces_the_files_list_entries_value(tmp_path: Pa
     # the Python API's keywords go on top alike
     swept = llmecon.sweep(file, swf="rawlsian", write_log=False, jobs=1)
     assert len(swept.cells) == 4 and "swf" not in swept.cells.columns
+
+
+def test_a_named_sweep_run_again_with_an_axis_fixed_names_that_setting(tmp_path: Path) -> None:
+    # It said the cells were held "under other ids" because a persona bank or templates
+    # folder had changed: the change was --brackets, an axis of the file's list.
+    file = tmp_path / "sweep.yaml"
+    file.write_text(
+        "name: s\nworkers: rational\nagents: 10\nyears: 1\ngrid:\n  planner: [saez]\n"
+        "cells:\n  - {swf: inverse_income}\n  - {swf: rawlsian, brackets: us-three-2025}\n",
+        encoding="utf-8",
+    )
+    args = ["sweep", "--config", str(file), "--out", str(tmp_path / "runs"), "-j", "1"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = CliRunner().invoke(main, [*args, "--brackets", "us-federal-2018"])
+    said = " ".join(again.output.split())
+    assert again.exit_code == 1 and "holds another sweep" in said, again.output
+    assert "brackets: 'us-federal-2025' there, 'us-federal-2018' now" in said
+    assert "persona bank" not in said
