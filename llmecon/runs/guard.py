@@ -13,6 +13,11 @@ call (after the model layer's retries) and trips
   so the rules above would let a dead planner endpoint fail for ten years or forever
   behind successful worker calls.
 
+An in-process planner (a baseline or a plug-in, which calls no model) is held to the
+same rules over its proposals (:meth:`CircuitBreaker.record_proposal`): one that raises
+or proposes an impossible schedule in three tax years in a row trips the breaker, and
+one that failed in more than ``max_failure_share`` of the years fails the run at its end.
+
 A run that reaches its last year still fails if more than ``max_failure_share`` of one
 role's calls failed, over the run or, for the agents' roles (:data:`LAST_YEAR_ROLES`),
 in its last tax year alone (:meth:`CircuitBreaker.final_reason`): in a short run the
@@ -113,6 +118,8 @@ class CircuitBreaker:
     consecutive: int = 0
     reason: str | None = None
     roles: dict[str, RoleTally] = field(default_factory=dict)
+    #: the proposals of an in-process planner (a baseline or a plug-in: no model call)
+    proposals: RoleTally = field(default_factory=RoleTally)
     _events: dict[asyncio.AbstractEventLoop, asyncio.Event] = field(default_factory=dict)
 
     def record(
@@ -174,6 +181,28 @@ class CircuitBreaker:
                 f"failed; the last one, {where}: {message}"
             )
 
+    def record_proposal(self, planner: str, year: int, error: str | None) -> None:
+        """Count one proposal of an in-process planner (``error``: why it failed and
+        became a recorded fallback, ``None`` when it did not). A planner whose every
+        proposal failed for :data:`MAX_FAILED_YEARS` tax years in a row trips the
+        breaker, and one more than ``max_share`` of whose proposals failed fails the run
+        at its end (:meth:`final_reason`), as a model's calls would."""
+        tally = self.proposals
+        tally.calls += 1
+        if error is None:
+            tally.failing_since = None
+            return
+        tally.failures += 1
+        tally.last_error = f"the {planner} planner: {error}"
+        if tally.failing_since is None:
+            tally.failing_since = year
+        failed_years = year - tally.failing_since + 1
+        if self.enabled and self.reason is None and failed_years >= MAX_FAILED_YEARS:
+            self._trip(
+                f"every proposal of the {planner} planner from tax year "
+                f"{tally.failing_since + 1} to {year + 1} failed; the last one: {error}"
+            )
+
     def restore(self, calls: Iterable[Any]) -> None:
         """Count the logged calls (``llm_call`` events) of a resumed run's kept years,
         without tripping: the rules then hold over the whole run, and a resumed call
@@ -216,6 +245,13 @@ class CircuitBreaker:
                     f"the final welfare rests on the {whose} fallbacks, not the model's "
                     f"decisions; the last failure, {tally.last_error}"
                 )
+        mine = self.proposals
+        if mine.failures and mine.failures > self.max_share * mine.calls:
+            return (
+                f"{mine.failures} of {mine.calls} planner proposals failed (more than "
+                f"{self.max_share:.0%}): most of the schedules are fallbacks, not the "
+                f"planner's; the last failure, {mine.last_error}"
+            )
         return None
 
     def _trip(self, reason: str) -> None:

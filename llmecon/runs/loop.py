@@ -307,6 +307,9 @@ class Simulation:
         self.voting = parts.voting
         self.sink = sink
         self.breaker = sink.breaker
+        #: the planner runs in this process (a baseline or a plug-in): its failures are
+        #: no model calls, so the breaker counts its proposals
+        self.in_process_planner = is_baseline(self.config.planner)
         self.run_id = run_id
         #: set once the run's spending reaches ``max_cost`` during a year (see
         #: :meth:`_guarded_year`); ``None`` outside a year
@@ -500,10 +503,16 @@ class Simulation:
             if problem is not None:
                 raise ScheduleError(problem)
             assert isinstance(proposal, TaxSchedule)
+            if self.in_process_planner:
+                self.breaker.record_proposal(self.config.planner, year, None)
             return proposal, "planner"
         except Exception as exc:
             if not self._planner_fallback(exc):
                 raise
+            if self.in_process_planner:  # a model's failures are counted as its calls
+                self.breaker.record_proposal(
+                    self.config.planner, year, f"{type(exc).__name__}: {exc}"
+                )
             kept = previous or self.planner_context.status_quo()
             self.fallbacks += 1
             self.emit(

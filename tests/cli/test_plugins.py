@@ -307,3 +307,22 @@ def test_a_lazy_registry_path_naming_a_re_export_is_not_a_replacement() -> None:
     assert _resolved("llmecon.models:get_model", get_model)
     assert not _resolved("llmecon.models:get_model", print)
     assert not _resolved("no_such_module_for_llmecon:x", get_model)
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_a_plugin_planner_that_keeps_failing_stops_the_run(tmp_path: Path) -> None:
+    # Its fallbacks were not counted by the breakers: failing every year, the run ended
+    # "completed", exit 0, its schedules all the status quo.
+    from llmecon.runs.log import read_events
+
+    result = _run(tmp_path, "r", "--planner", "raiser", "--years", "6")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "every proposal of the raiser planner from tax year 1 to 3 failed" in said
+    assert "RuntimeError: boom from the plug-in" in said
+    (end,) = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
+    assert end.status == "failed" and end.years_completed == 2
+    # failing in most years of a run too short for the streak: failed at its end
+    result = _run(tmp_path, "s", "--planner", "raiser", "--years", "2")
+    assert result.exit_code == 1 and "2 of 2 planner proposals failed" in result.output
