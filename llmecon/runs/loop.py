@@ -465,15 +465,25 @@ class Simulation:
         random stream is where it was when the log stopped (resume). Years that never
         asked this planner are skipped: a voted schedule staying in force, and a fork's
         years kept from the run it came from (``replayed``). A proposal that failed then
-        (a recorded fallback) fails again here and is passed over the same way."""
-        if is_baseline(self.config.planner):
+        (a recorded fallback) fails again here and is passed over the same way; the
+        breaker counts the proposals as it did then (:meth:`CircuitBreaker.record_proposal`)."""
+        if not is_baseline(self.config.planner):
+            return
+        breaker, enabled = self.breaker, self.breaker.enabled
+        breaker.enabled = False  # its count of failed proposals goes on, without tripping
+        try:
             for k, record in enumerate(self.records):
                 if record.source not in (VOTE_IN_FORCE, REPLAYED):
+                    error = None
                     try:
                         self.planner.propose(self.records[:k])
                     except Exception as exc:
                         if not self._planner_fallback(exc):
                             raise
+                        error = f"{type(exc).__name__}: {exc}"
+                    breaker.record_proposal(self.config.planner, record.year, error)
+        finally:
+            breaker.enabled = enabled
 
     def _planner_fallback(self, exc: Exception) -> bool:
         """Whether the planner's error ``exc`` is a recorded fallback rather than a stop:

@@ -326,3 +326,24 @@ def test_a_plugin_planner_that_keeps_failing_stops_the_run(tmp_path: Path) -> No
     # failing in most years of a run too short for the streak: failed at its end
     result = _run(tmp_path, "s", "--planner", "raiser", "--years", "2")
     assert result.exit_code == 1 and "2 of 2 planner proposals failed" in result.output
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_a_resumed_plugin_planner_keeps_its_count_of_failed_years(tmp_path: Path) -> None:
+    # killed after two failed years and resumed: the third stops it, as it would have
+    # without the kill (the count began again at the resume: it stopped at year 5)
+    from llmecon.runs.log import read_events
+
+    result = _run(tmp_path, "r", "--planner", "raiser", "--years", "6", "--max-failure-share", "1")
+    assert result.exit_code == 1, result.output
+    log = tmp_path / "r" / "events.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines()
+    second = [i for i, line in enumerate(lines) if '"type":"year_completed"' in line][1]
+    log.write_text("\n".join(lines[: second + 1]) + "\n", encoding="utf-8")
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    said = " ".join(resumed.output.split())
+    assert resumed.exit_code == 1, resumed.output
+    assert "every proposal of the raiser planner from tax year 1 to 3 failed" in said
+    ends = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
+    assert ends[-1].status == "failed" and ends[-1].years_completed == 2
