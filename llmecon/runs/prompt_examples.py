@@ -408,7 +408,9 @@ class ExampleWorld:
         labels = candidate_labels(k + 1)
         candidates = [BallotCandidate(labels[0], incumbent, "incumbent")] + [
             BallotCandidate(label, ctx.schedule(rates), "perturbation")
-            for label, rates in zip(labels[1:], others, strict=True)
+            # fewer alternatives may exist than the run asks for (one bracket: 16 within
+            # 8 points); a round puts on the ballot those there are
+            for label, rates in zip(labels[1:], others, strict=False)
         ]
         prompt = vote_prompt(
             self.library,
@@ -444,8 +446,8 @@ class ExampleWorld:
         others = perturbed_rates(incumbent.rates, k, np.random.default_rng(0), max_step_pp=8)
         candidates = [
             BallotCandidate(label, ctx.schedule(rates), ids[i], persona_context(personas[i]))
-            for label, rates, i in zip(
-                candidate_labels(k + 1), [incumbent.rates_array, *others], standing, strict=True
+            for label, rates, i in zip(  # as many as there are alternatives (see _voting)
+                candidate_labels(k + 1), [incumbent.rates_array, *others], standing, strict=False
             )
         ]
         income = (

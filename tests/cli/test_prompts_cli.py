@@ -199,3 +199,20 @@ def test_the_rendered_history_keeps_the_rules_its_prompt_states(
     assert max(moves) == most and min(moves) == 0  # within the rule; a repeat shows noise
     text = world.example("planner_demonstrations.j2").messages[1].content
     assert "mean of 2 years with these rates" in text
+
+
+def test_more_candidates_than_one_bracket_allows_render_as_a_round_holds_them(
+    tmp_path: Path,
+) -> None:
+    # One bracket has 16 alternatives within 8 points of the incumbent: the example
+    # ballot of 20 candidates ended `prompts check` and every such run's start in a
+    # traceback (zip() argument 2 is shorter than argument 1).
+    config = tmp_path / "c.yaml"
+    config.write_text("brackets: flat\ncandidates: 20\nvote_every: 1\n", encoding="utf-8")
+    checked = CliRunner().invoke(main, ["prompts", "check", "--config", str(config)])
+    assert checked.exit_code == 0 and "templates render" in checked.output, checked.output
+    args = ["run", "--config", str(config), "--planner", "saez", "--workers", "rational"]
+    args += ["--agents", "10", "--years", "2", "--out", str(tmp_path), "--run-id", "r"]
+    ran = CliRunner().invoke(main, args)
+    assert ran.exit_code == 0, ran.output
+    assert (tmp_path / "r" / "events.jsonl").is_file()
