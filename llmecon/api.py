@@ -338,11 +338,14 @@ def compare(
     from llmecon.sweeps import SweepProgress, parse_seeds, run_sweep
 
     _check_call(progress, write_log, takes="(planner, record)")
-    if "planners" in settings:  # the CLI's --planners: here the first argument
-        raise ConfigError(
-            "planners are compare's first argument, not a setting: "
-            "llmecon.compare(['saez', 'oracle'], …) or llmecon.compare('saez,oracle', …)"
-        )
+    for key in ("planners", "planner"):  # the CLI's --planners: here the first argument
+        if key in settings:
+            raise ConfigError(
+                f"planners are compare's first argument, not a setting ({key}=): "
+                "llmecon.compare(['saez', 'oracle'], …) or llmecon.compare('saez,oracle', …)"
+            )
+    if seeds is not None and settings.get("seed") is not None:
+        raise ValueError("compare: give the seeds once (seeds= or seed=)")
     if isinstance(planners, str):  # "saez,ucb", as the CLI's --planners takes them
         planners = planners.split(",")
     names = [p.strip() for p in planners if p.strip()] if planners is not None else None
@@ -505,10 +508,20 @@ def sweep(
             f"progress must be a SweepProgress (llmecon.sweeps), not {type(progress).__name__}"
         )
     _check_call(None, write_log)
+    if not write_log and (jobs is None or jobs > 1 or ray or ray_address is not None):
+        raise ValueError(
+            "sweep: write_log=False keeps the runs in memory, in this process: pass jobs=1 "
+            "(and no ray), or write_log=True for worker processes or Ray"
+        )
     if seeds is not None:
         if "seed" in (grid or {}) or settings.get("seed") is not None:
             raise ValueError("sweep: give the seeds once (seeds=, seed= or grid['seed'])")
         grid = {**(grid or {}), "seed": parse_seeds(seeds)}
+    if twice := sorted(k for k in grid or {} if settings.get(k) is not None):
+        raise ValueError(
+            f"sweep: {', '.join(twice)} given both as a setting and as a grid axis: give "
+            "each once (a setting for every cell, or grid values)"
+        )
     if isinstance(spec, SweepSpec):
         base, spec_grid, spec_cells = dict(spec.base), dict(spec.grid), list(spec.cells)
         spec_name, spec_out, spec_cost = spec.name, spec.out, spec.max_cost

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -551,3 +552,36 @@ def test_mistaken_arguments_are_named_for_what_they_are() -> None:
     assert RunConfig(planner="Saez").planner == "saez"
     assert RunConfig(planner="FLAT:10%").planner == "flat:10%"
     assert RunConfig(planner="ollama/Llama3:8B").planner == "ollama/Llama3:8B"  # a model's
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        # each ran, dropping one of the two values without a word
+        (lambda: llmecon.compare(planner="saez", agents=20, years=2), "first argument"),
+        (lambda: llmecon.compare(["saez"], seed=7, seeds=[1], agents=20), "seeds once"),
+        (
+            lambda: llmecon.sweep(planner="none", grid={"planner": ["saez"]}, write_log=False),
+            "planner given both as a setting and as a grid axis",
+        ),
+        (
+            lambda: llmecon.sweep(seed=4, grid={"seed": [1, 2]}, write_log=False),
+            "seed given both",
+        ),
+        # ran in worker processes and returned no result at all
+        (
+            lambda: llmecon.sweep(grid={"planner": ["saez"]}, jobs=2, write_log=False),
+            "write_log=False keeps the runs in memory",
+        ),
+        # ran nothing: every cell "not started", the budget spent
+        (lambda: llmecon.sweep(grid={"planner": ["saez"]}, max_cost=-3), "greater than 0"),
+        (lambda: llmecon.compare(["saez"], max_cost=0, agents=20, years=2), "greater than 0"),
+    ],
+)
+def test_sweep_and_compare_refuse_settings_they_would_drop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: Callable[[], object], said: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises((ValueError, llmecon.ConfigError), match=said):
+        call()
+    assert not any(tmp_path.iterdir())  # refused before any run

@@ -300,6 +300,11 @@ class SweepSpec:
                     f"sweep {where}: {', '.join(bad)} cannot vary between cells (the sweep "
                     "names its cells and folder; --max-cost is the whole sweep's budget)"
                 )
+        if self.max_cost is not None and not self.max_cost > 0:  # nan too
+            raise ConfigError(
+                f"sweep: max_cost must be greater than 0 (USD for the whole sweep), not "
+                f"{self.max_cost:g}"
+            )
         for key, values in list(self.grid.items()):
             if key == "seed":
                 self.grid[key] = parse_seeds(values)
