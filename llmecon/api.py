@@ -50,6 +50,13 @@ def _check_call(progress: Any, write_log: Any, takes: str = "(record, totals)") 
     written, and ``write_log="no"`` wrote a log)."""
     if progress is not None and not callable(progress):
         raise ConfigError(f"progress must be a function, not {type(progress).__name__}")
+    if inspect.iscoroutinefunction(progress) or inspect.iscoroutinefunction(
+        getattr(progress, "__call__", None)  # noqa: B004 - an object's async __call__
+    ):
+        raise ConfigError(
+            f"progress must be a plain function: {getattr(progress, '__name__', 'it')} is "
+            "async, and a run calls it without awaiting (its body would never run)"
+        )
     if progress is not None:
         try:
             signature = inspect.signature(progress)

@@ -585,3 +585,13 @@ def test_sweep_and_compare_refuse_settings_they_would_drop(
     with pytest.raises((ValueError, llmecon.ConfigError), match=said):
         call()
     assert not any(tmp_path.iterdir())  # refused before any run
+
+
+def test_an_async_progress_callback_is_refused_before_the_run(tmp_path: Path) -> None:
+    # it was accepted, never awaited: "coroutine was never awaited", no progress at all
+    async def progress(record: object, totals: object) -> None:  # pragma: no cover
+        pass
+
+    with pytest.raises(ConfigError, match="progress must be a plain function: progress is async"):
+        llmecon.run(planner="saez", agents=5, years=1, out=str(tmp_path), progress=progress)
+    assert not any(tmp_path.iterdir())

@@ -647,3 +647,21 @@ def test_a_report_is_not_written_over_a_file_that_is_not_a_report(
         result = _invoke("report", str(run_dir), "--out", str(page))
         assert result.exit_code == 0, result.output
     assert "<html" in page.read_text(encoding="utf-8")
+
+
+def test_export_refuses_a_folder_inside_the_llmecon_package(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--out <site-packages>/llmecon` wrote nine tables among the package's files
+    import llmecon._paths
+
+    package = tmp_path / "site" / "llmecon"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(llmecon._paths, "_PACKAGE_DIR", package.resolve())
+    for target in (package, package / "tables"):
+        _clean_error(
+            _invoke("export", str(run_dir), "--out", str(target)), "it is in the llmecon package"
+        )
+    assert not any(package.iterdir())
+    outside = _invoke("export", str(run_dir), "--out", str(tmp_path / "tables"))
+    assert outside.exit_code == 0 and (tmp_path / "tables" / "years.csv").is_file()
