@@ -142,7 +142,8 @@ def list_templates(prompts_dir: str | None) -> None:
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Index of the persona in the bank.",
+    help="Index of the persona in the bank. The example economy holds the bank's first "
+    "20 personas, or the first I+1 for a larger index (its rebate and totals then differ).",
 )
 @click.option(
     "--year",
@@ -188,13 +189,15 @@ def render(
                 f"{population['agents']} workers (0 to {population['agents'] - 1})"
             )
         agents = max(population.get("agents", EXAMPLE_AGENTS), persona + 1)
-        if personas not in ("default", "synthetic"):  # a bank file: its personas only
-            from llmecon.personas import load_bank
+        if personas != "synthetic":  # a bank: its personas only, not fresh draws
+            from llmecon.personas import default_bank_path, load_bank
 
-            size = len(load_bank(personas))
+            size = len(load_bank(default_bank_path() if personas == "default" else personas))
             if persona >= size:
                 raise click.ClickException(
-                    f"--persona {persona}: {personas} holds {size} personas (0 to {size - 1})"
+                    f"--persona {persona}: "
+                    f"{'the default bank' if personas == 'default' else personas} holds "
+                    f"{size} personas (0 to {size - 1})"
                 )
             agents = min(agents, size)
 

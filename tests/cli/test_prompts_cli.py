@@ -216,3 +216,14 @@ def test_more_candidates_than_one_bracket_allows_render_as_a_round_holds_them(
     ran = CliRunner().invoke(main, args)
     assert ran.exit_code == 0, ran.output
     assert (tmp_path / "r" / "events.jsonl").is_file()
+
+
+def test_render_refuses_a_persona_beyond_the_default_bank() -> None:
+    # --persona 1000 drew 1 001 fresh personas from the Census sampler, with a warning
+    # about an --agents option nobody gave
+    args = ["prompts", "render", "worker_decision.j2", "--persona", "1000"]
+    result = CliRunner().invoke(main, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "--persona 1000: the default bank holds 1000 personas (0 to 999)" in said
+    assert "Census sampler" not in said
