@@ -672,6 +672,8 @@ def sample_personas_for_probe(
     elasticity: float = 0.4,
 ) -> ProbeSample:
     """``n`` personas drawn from ``bank`` without replacement (seeded), in bank order."""
+    if len(bank) < 2:
+        raise ValueError(f"the bank holds {len(bank)} persona: the probe needs at least 2")
     if not 2 <= n <= len(bank):
         raise ValueError(f"the probe needs 2 to {len(bank)} personas (the bank's size), got {n}")
     picked = np.sort(np.random.default_rng(seed).choice(len(bank), size=n, replace=False))

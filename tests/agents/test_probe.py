@@ -417,3 +417,15 @@ def test_a_python_probe_that_cannot_be_saved_warns_and_returns_it(tmp_path: Path
         result = llmecon.probe("scripted/reference", personas=2, bootstrap=100,
                                save=blocker / "probe.json")  # fmt: skip
     assert result.calls == 26 and result.fallbacks == 0  # the calls were not lost
+
+
+def test_a_one_persona_bank_is_refused_in_words_that_fit_it(tmp_path: Path) -> None:
+    # it said "the probe needs 2 to 1 personas (the bank's size), got 2"
+    bank = tmp_path / "one.jsonl"
+    made = CliRunner().invoke(main, ["personas", "sample", "--n", "1", "--out", str(bank)])
+    assert made.exit_code == 0, made.output
+    args = ["probe", "scripted/reference", "--bank", str(bank), "--personas", "2", "--no-save"]
+    result = CliRunner().invoke(main, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code != 0 and "the bank holds 1 persona: the probe needs at least 2" in said
+    assert "2 to 1" not in said
