@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import signal
 import sys
@@ -83,6 +84,10 @@ def check_output_file(path: str, what: str) -> Path:
     folder is created. ``what`` names the output in the message."""
     from llmecon.sweeps.results import record_file_reason
 
+    if path.endswith(("/", os.sep)):  # Path() drops the slash: "d1/" would be a file d1
+        raise click.ClickException(
+            f"{path} names a folder ({what} is written to one file): give the file's name"
+        )
     given = Path(path)
     entry = given.parent.resolve() / given.name
     reason = record_file_reason(entry) or _shipped_file_reason(entry)

@@ -68,7 +68,7 @@ _wage_floor_option = click.option(
 @_mode_option
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
     required=True,
     help="Output JSONL file, e.g. personas/mine.jsonl.",
 )
@@ -87,7 +87,7 @@ def sample(
     n: int,
     seed: int,
     mode: str,
-    out: Path,
+    out: str,
     min_per_bracket: int,
     simple: bool,
     no_wage_floor: bool,
@@ -101,10 +101,10 @@ def sample(
     from rich.console import Console
 
     console = Console(stderr=True)
-    out = check_output_file(str(out), "the persona bank")
-    if out.exists() and not force:
+    target = check_output_file(out, "the persona bank")
+    if target.exists() and not force:
         raise click.ClickException(
-            f"{out} exists (a persona bank of your own?): give another --out, or --force "
+            f"{target} exists (a persona bank of your own?): give another --out, or --force "
             "to replace it"
         )
     try:
@@ -117,11 +117,11 @@ def sample(
                 config=config,
                 min_per_bracket=None if simple else min_per_bracket,
             )
-            path = write_bank(out, drawn.to_personas())
+            path = write_bank(target, drawn.to_personas())
     except PersonaError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
-        raise click.ClickException(f"cannot write {out}: {os_reason(exc)}") from None
+        raise click.ClickException(f"cannot write {target}: {os_reason(exc)}") from None
     except MemoryError:
         raise click.ClickException(
             f"not enough memory to sample {n:,} personas here; sample fewer"

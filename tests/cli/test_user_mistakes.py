@@ -665,3 +665,21 @@ def test_export_refuses_a_folder_inside_the_llmecon_package(
     assert not any(package.iterdir())
     outside = _invoke("export", str(run_dir), "--out", str(tmp_path / "tables"))
     assert outside.exit_code == 0 and (tmp_path / "tables" / "years.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("personas", "sample", "--n", "3", "--out", "{folder}/"),
+        ("probe", "scripted/reference", "--personas", "2", "--out", "{folder}/"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_an_output_file_given_as_a_folder_is_refused(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # `personas sample --out d1/` wrote a file named d1
+    folder = tmp_path / "d1"
+    result = _invoke(*[a.format(folder=folder) for a in command])
+    _clean_error(result, "names a folder", "give the file's name")
+    assert not folder.exists()
