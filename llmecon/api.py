@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon._format import named_few
 from llmecon._warn import warn
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
 from llmecon.runs.loop import ProgressCallback, RunResult, Simulation
@@ -551,9 +552,12 @@ def sweep(
         max_cost=max_cost if max_cost is not None else spec_cost,
     )
     _warn_settings(full)
-    return run_sweep(
+    result = run_sweep(
         full, jobs=jobs, ray=ray, ray_address=ray_address, write_log=write_log, progress=progress
     )
+    for said, cell_ids in result.planner_warnings.items():  # as `llmecon sweep` says them
+        warn(f"{said} ({named_few(cell_ids)})", SettingsWarning)
+    return result
 
 
 def _warn_settings(spec: Any) -> None:

@@ -595,3 +595,15 @@ def test_an_async_progress_callback_is_refused_before_the_run(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="progress must be a plain function: progress is async"):
         llmecon.run(planner="saez", agents=5, years=1, out=str(tmp_path), progress=progress)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_sweep_warns_of_its_planners_mistakes_as_a_run_does() -> None:
+    # run(planner="ucb", years=3) warned that it could not try every arm; sweep() said
+    # nothing, and its result had no place for it
+    with pytest.warns(llmecon.SettingsWarning, match="cannot try each of its 11 arms"):
+        result = llmecon.sweep(
+            grid={"planner": ["ucb", "saez"]}, seeds="0-1", workers="rational", agents=10,
+            years=3, write_log=False,
+        )  # fmt: skip
+    ((said, cells),) = result.planner_warnings.items()
+    assert said.startswith("ucb: 3 tax years") and [c.split("-")[0] for c in cells] == ["ucb"] * 2

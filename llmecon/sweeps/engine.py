@@ -96,6 +96,10 @@ class SweepResult:
     cost_unknown_calls: int = 0
     """The cells' calls whose cost is not known (a model with no price, a reply without
     token counts): :attr:`cost_usd` leaves them out."""
+    planner_warnings: dict[str, list[str]] = field(default_factory=dict)
+    """Each run summary's ``planner_warning`` (a bandit with fewer years than arms, a Saez
+    fixed point that did not converge) -> the cells that gave it, as
+    :attr:`llmecon.sweeps.SweepData.planner_warnings`."""
 
     @property
     def complete(self) -> bool:
@@ -457,6 +461,10 @@ def run_sweep(
         table = summarize(table_cells, by, max_hours=hours_cap(spec.base))
         total = sum(known_cost(r) for r in results)
         unknown = sum(int(r.get("cost_unknown_calls") or 0) for r in results)
+        said: dict[str, list[str]] = {}
+        for r in results:
+            if isinstance(warning := r.get("planner_warning"), str):
+                said.setdefault(warning, []).append(str(r["cell_id"]))
         saved = table_cells
         if directory is not None:
             try:
@@ -479,6 +487,7 @@ def run_sweep(
             dict(run_results),
             len(saved),
             unknown,
+            said,
         )
     finally:
         if lock is not None:
