@@ -76,7 +76,7 @@ from llmecon.runs.log import Manifest, RunLogError, RunLogWarning, unended_statu
 from llmecon.runs.loop import reported_outcome
 from llmecon.runs.personas_table import PERSONA_COLUMNS, personas_table
 from llmecon.runs.reference import positive_reference
-from llmecon.runs.restore import restore_run
+from llmecon.runs.restore import SWF_STAND_IN_NOTE, restore_run
 from llmecon.runs.tidy import (
     join_personas,
     run_settings,
@@ -678,9 +678,10 @@ def _calls_table(
 
 
 def _check_economy(
-    economy: Economy | None, note: str, events: list[AnyEvent]
+    economy: Economy | None, note: str, events: list[AnyEvent], *, welfare: bool = True
 ) -> tuple[Economy | None, str]:
-    """Keep the rebuilt economy only if it reproduces the last logged year's metrics."""
+    """Keep the rebuilt economy only if it reproduces the last logged year's metrics
+    (its mean income, and its SWF unless ``welfare`` is off: a stand-in SWF's)."""
     if economy is None:
         return None, note
     last = next((e for e in reversed(events) if isinstance(e, YearCompleted)), None)
@@ -706,7 +707,7 @@ def _check_economy(
         year_step.satisfied,
     )
     metrics = economy.metrics(outcome).to_dict()
-    for key in ("mean_income_usd", "swf"):
+    for key in ("mean_income_usd", "swf") if welfare else ("mean_income_usd",):
         logged = last.metrics.get(key)
         if logged is not None and not math.isclose(
             metrics[key], logged, rel_tol=1e-6, abs_tol=1e-6
@@ -787,8 +788,11 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         from llmecon.economy import parse_brackets
 
         edges = parse_brackets(str(manifest.config.get("brackets", "us-federal-2025")))
-    economy, note, drawn = run.population()
-    economy, note = _check_economy(economy, note, events)
+    # the per-agent outcomes do not depend on the SWF: rebuilt without a plug-in one
+    economy, note, drawn = run.population(swf_stand_in="utilitarian")
+    economy, note = _check_economy(
+        economy, note, events, welfare=not note.startswith(SWF_STAND_IN_NOTE)
+    )
     step = next((e for e in events if isinstance(e, WorkerStep)), None)
     n_workers = len(step.weekly_hours) if step is not None else 0
     personas = personas_table(directory, manifest.config, economy, n_workers, drawn)

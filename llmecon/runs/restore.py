@@ -378,25 +378,39 @@ class RestoredRun:
         economy, note, _ = self.population()
         return economy, note
 
-    def population(self) -> tuple[Economy | None, str, Any]:
+    def population(self, *, swf_stand_in: str | None = None) -> tuple[Economy | None, str, Any]:
         """:meth:`economy`, and the persona columns of fresh draws (a frame in
         population order) when the run's personas were drawn from the sampler and it
-        kept no copy of them (more than ``PERSONA_COPY_MAX``); ``None`` otherwise."""
+        kept no copy of them (more than ``PERSONA_COPY_MAX``); ``None`` otherwise.
+
+        ``swf_stand_in``: when the run's SWF is not registered in this process, the SWF
+        the economy is rebuilt with instead (its incomes, taxes and utilities do not
+        depend on it; its welfare does, so a replay passes none and gets no economy);
+        the note then says so, starting :data:`SWF_STAND_IN_NOTE`."""
         manifest = self.manifest
         try:
             config = recorded_config(manifest.config)
         except (ValidationError, TypeError) as exc:
             name = exc.__class__.__name__
             return None, f"the manifest's config no longer validates ({name})", None
+        stand_in = ""
         if "swf" in unregistered_names(config):
-            return (
-                None,
-                (
-                    f"the run's SWF {config.swf!r} is not registered in this process "
-                    "(register it to rebuild the economy)"
-                ),
-                None,
-            )
+            if swf_stand_in is None:
+                return (
+                    None,
+                    (
+                        f"the run's SWF {config.swf!r} is not registered in this process "
+                        "(register it to rebuild the economy)"
+                    ),
+                    None,
+                )
+            stand_in = f"{SWF_STAND_IN_NOTE} ({config.swf!r} is not registered here); "
+            config = config.model_copy(update={"swf": swf_stand_in})
+        economy, note, drawn = self._population(config)
+        return economy, stand_in + note, drawn
+
+    def _population(self, config: RunConfig) -> tuple[Economy | None, str, Any]:
+        manifest = self.manifest
         copy = self.path / PERSONAS_COPY_NAME
         try:
             if copy.is_file():
@@ -434,6 +448,11 @@ class RestoredRun:
             return economy, note, source.sample.frame.reset_index(drop=True)
         except (ValueError, OSError) as exc:  # PersonaError, ConfigError, PopulationError
             return None, f"population could not be rebuilt: {exc}", None
+
+
+#: How :meth:`RestoredRun.population`'s note starts when the economy was rebuilt with a
+#: stand-in SWF (its welfare is not the run's).
+SWF_STAND_IN_NOTE = "rebuilt without the run's SWF"
 
 
 def restore_run(path: str | Path, *, tolerant: bool = False) -> RestoredRun:

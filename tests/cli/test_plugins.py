@@ -9,6 +9,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -347,3 +348,30 @@ def test_a_resumed_plugin_planner_keeps_its_count_of_failed_years(tmp_path: Path
     assert "every proposal of the raiser planner from tax year 1 to 3 failed" in said
     ends = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
     assert ends[-1].status == "failed" and ends[-1].years_completed == 2
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_load_run_keeps_the_per_agent_outcomes_of_a_run_whose_swf_is_not_registered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Its incomes, taxes and utilities were NaN, with a warning, though none of them
+    # depends on the SWF: the economy was not rebuilt at all without it.
+    import warnings
+
+    import llmecon
+    from llmecon.runs.log import RunLogWarning
+
+    args = ["--planner", "flat:20", "--years", "2", "--swf", "median", "--reference"]
+    assert _run(tmp_path, "m", *args).exit_code == 0
+    with_it = llmecon.load_run(tmp_path / "m").agents
+    monkeypatch.setitem(ENTRY_POINTS, "llmecon.swfs", [])
+    monkeypatch.setattr(welfare, "_SWFS", {k: v for k, v in welfare._SWFS.items() if k != "median"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunLogWarning)
+        without = llmecon.load_run(tmp_path / "m").agents
+    columns = ["income_usd", "tax_usd", "consumption_usd", "utility", "marginal_rate"]
+    assert without[columns].notna().all().all()
+    pd.testing.assert_frame_equal(without[columns], with_it[columns])
+    replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "m")])
+    assert replayed.exit_code != 0 and "median" in replayed.output  # still needs it
