@@ -788,15 +788,19 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         from llmecon.economy import parse_brackets
 
         edges = parse_brackets(str(manifest.config.get("brackets", "us-federal-2025")))
-    # the per-agent outcomes do not depend on the SWF: rebuilt without a plug-in one
+    # the per-agent outcomes do not depend on the SWF: rebuilt without a plug-in one,
+    # for the agents table only (what computes welfare, Saez's reference or the
+    # decomposition, gets no economy rather than another SWF's)
     economy, note, drawn = run.population(swf_stand_in="utilitarian")
-    economy, note = _check_economy(
-        economy, note, events, welfare=not note.startswith(SWF_STAND_IN_NOTE)
-    )
+    stand_in = note.startswith(SWF_STAND_IN_NOTE)
+    economy, note = _check_economy(economy, note, events, welfare=not stand_in)
+    outcomes = economy  # what the agents table is computed with
+    if stand_in:
+        economy, note = None, f"{note}; the welfare needs the run's SWF"
     step = next((e for e in events if isinstance(e, WorkerStep)), None)
     n_workers = len(step.weekly_hours) if step is not None else 0
-    personas = personas_table(directory, manifest.config, economy, n_workers, drawn)
-    if economy is None and step is not None:  # the agents table then has hours only
+    personas = personas_table(directory, manifest.config, outcomes, n_workers, drawn)
+    if outcomes is None and step is not None:  # the agents table then has hours only
         # …and the persona attributes, when the run's copy of its personas was read
         kept = personas["agent"].notna().all()
         omitted = "incomes, taxes and utilities" if kept else "incomes, taxes and personas"
@@ -804,7 +808,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
     archetypes = run.archetype_labels(n_workers)
     origin = (manifest.model_extra or {}).get("forked_from") or {}
     kept_grouped = bool(origin.get("same_archetypes"))
-    agents = join_personas(_agents_table(events, economy, archetypes, kept_grouped), personas)
+    agents = join_personas(_agents_table(events, outcomes, archetypes, kept_grouped), personas)
     settings = run_settings(manifest.config, manifest.prompts, manifest.population)
     rid, seed = manifest.run_id, manifest.seed
     incomplete = run.incomplete_fork

@@ -373,5 +373,8 @@ def test_load_run_keeps_the_per_agent_outcomes_of_a_run_whose_swf_is_not_registe
     columns = ["income_usd", "tax_usd", "consumption_usd", "utility", "marginal_rate"]
     assert without[columns].notna().all().all()
     pd.testing.assert_frame_equal(without[columns], with_it[columns])
+    # what computes welfare gets no economy rather than another SWF's
+    run = llmecon.load_run(tmp_path / "m")
+    assert run.economy is None and "the welfare needs the run's SWF" in run.population_note
     replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "m")])
     assert replayed.exit_code != 0 and "median" in replayed.output  # still needs it
