@@ -290,14 +290,14 @@ def test_an_io_error_stops_the_run_and_a_recorded_failure_resumes(tmp_path: Path
 
     with pytest.raises(KeyboardInterrupt):
         llmecon.run(
-            planner="raiser", workers="rational", agents=10, years=3, personas="synthetic",
+            planner="raiser", workers="rational", agents=10, years=2, personas="synthetic",
             reference=False, out=str(tmp_path), run_id="r", max_failure_share=1,
             max_consecutive_failures=10, progress=stop_after_first_year,
         )  # fmt: skip
     resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
     assert resumed.exit_code == 0, resumed.output
     reasons = [e.reason for e in read_events(tmp_path / "r") if e.type == "fallback"]
-    assert reasons == ["RuntimeError: boom from the plug-in"] * 3
+    assert reasons == ["RuntimeError: boom from the plug-in"] * 2  # (3 in a row would stop it)
 
 
 def test_a_lazy_registry_path_naming_a_re_export_is_not_a_replacement() -> None:
