@@ -505,15 +505,22 @@ def test_the_page_says_as_the_table_what_the_seeds_cover(tmp_path: Path) -> None
         assert same not in text and free not in text
 
 
-def test_a_command_line_value_replaces_the_files_list_entries_value(tmp_path: Path) -> None:
-    # `--swf utilitarian` went into the base settings, under each list entry's own swf:
-    # no cell was utilitarian, and nothing said so.
+def _sweep_file(tmp_path: Path, head: str) -> Path:
+    """A sweep file: ``head`` (a name, a grid), small rational runs, and a list of two
+    entries, one setting the SWF, the other the SWF and the brackets."""
     file = tmp_path / "sweep.yaml"
     file.write_text(
-        "workers: rational\nagents: 10\nyears: 1\ngrid:\n  planner: [saez]\n  seed: 0-1\n"
+        f"{head}workers: rational\nagents: 10\nyears: 1\n"
         "cells:\n  - {swf: inverse_income}\n  - {swf: rawlsian, brackets: us-three-2025}\n",
         encoding="utf-8",
     )
+    return file
+
+
+def test_a_command_line_value_replaces_the_files_list_entries_value(tmp_path: Path) -> None:
+    # `--swf utilitarian` went into the base settings, under each list entry's own swf:
+    # no cell was utilitarian, and nothing said so.
+    file = _sweep_file(tmp_path, "grid:\n  planner: [saez]\n  seed: 0-1\n")
     args = ["sweep", "--config", str(file), "--swf", "utilitarian", "--name", "s", "-j", "1"]
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
@@ -529,12 +536,7 @@ def test_a_command_line_value_replaces_the_files_list_entries_value(tmp_path: Pa
 def test_a_named_sweep_run_again_with_an_axis_fixed_names_that_setting(tmp_path: Path) -> None:
     # It said the cells were held "under other ids" because a persona bank or templates
     # folder had changed: the change was --brackets, an axis of the file's list.
-    file = tmp_path / "sweep.yaml"
-    file.write_text(
-        "name: s\nworkers: rational\nagents: 10\nyears: 1\ngrid:\n  planner: [saez]\n"
-        "cells:\n  - {swf: inverse_income}\n  - {swf: rawlsian, brackets: us-three-2025}\n",
-        encoding="utf-8",
-    )
+    file = _sweep_file(tmp_path, "name: s\ngrid:\n  planner: [saez]\n")
     args = ["sweep", "--config", str(file), "--out", str(tmp_path / "runs"), "-j", "1"]
     assert CliRunner().invoke(main, args).exit_code == 0
     again = CliRunner().invoke(main, [*args, "--brackets", "us-federal-2018"])
