@@ -467,7 +467,7 @@ class Simulation:
         years kept from the run it came from (``replayed``). A proposal that failed then
         (a recorded fallback) fails again here and is passed over the same way; the
         breaker counts the proposals as it did then (:meth:`CircuitBreaker.record_proposal`)."""
-        if not is_baseline(self.config.planner):
+        if not self.in_process_planner:
             return
         breaker, enabled = self.breaker, self.breaker.enabled
         breaker.enabled = False  # its count of failed proposals goes on, without tripping
@@ -476,11 +476,15 @@ class Simulation:
                 if record.source not in (VOTE_IN_FORCE, REPLAYED):
                     error = None
                     try:
-                        self.planner.propose(self.records[:k])
+                        proposal = self.planner.propose(self.records[:k])
                     except Exception as exc:
                         if not self._planner_fallback(exc):
                             raise
                         error = f"{type(exc).__name__}: {exc}"
+                    else:  # an async planner's proposal is not awaited here
+                        sync = not inspect.isawaitable(proposal)
+                        if sync and (problem := self.planner_context.proposal_problem(proposal)):
+                            error = f"ScheduleError: {problem}"
                     breaker.record_proposal(self.config.planner, record.year, error)
         finally:
             breaker.enabled = enabled

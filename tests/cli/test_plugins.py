@@ -331,12 +331,18 @@ def test_a_plugin_planner_that_keeps_failing_stops_the_run(tmp_path: Path) -> No
 
 @pytest.mark.usefixtures("plugins")
 @pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
-def test_a_resumed_plugin_planner_keeps_its_count_of_failed_years(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("planner", "bounds"), [("raiser", []), ("wide", ["--max-rate", "0.5"])]
+)  # its own error; a proposal beyond the run's bounds
+def test_a_resumed_plugin_planner_keeps_its_count_of_failed_years(
+    tmp_path: Path, planner: str, bounds: list[str]
+) -> None:
     # killed after two failed years and resumed: the third stops it, as it would have
     # without the kill (the count began again at the resume: it stopped at year 5)
     from llmecon.runs.log import read_events
 
-    result = _run(tmp_path, "r", "--planner", "raiser", "--years", "6", "--max-failure-share", "1")
+    args = ["--planner", planner, "--years", "6", "--max-failure-share", "1", *bounds]
+    result = _run(tmp_path, "r", *args)
     assert result.exit_code == 1, result.output
     log = tmp_path / "r" / "events.jsonl"
     lines = log.read_text(encoding="utf-8").splitlines()
@@ -345,7 +351,7 @@ def test_a_resumed_plugin_planner_keeps_its_count_of_failed_years(tmp_path: Path
     resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
     said = " ".join(resumed.output.split())
     assert resumed.exit_code == 1, resumed.output
-    assert "every proposal of the raiser planner from tax year 1 to 3 failed" in said
+    assert f"every proposal of the {planner} planner from tax year 1 to 3 failed" in said
     ends = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
     assert ends[-1].status == "failed" and ends[-1].years_completed == 2
 
