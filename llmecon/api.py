@@ -344,8 +344,10 @@ def compare(
     ``sweep_progress``: a :class:`~llmecon.sweeps.SweepProgress` for that sweep.
     """
     from llmecon.sweeps import SweepProgress, parse_seeds, run_sweep
+    from llmecon.sweeps.engine import check_jobs
 
     _check_call(progress, write_log, takes="(planner, record)")
+    check_jobs(jobs)
     for key in ("planners", "planner"):  # the CLI's --planners: here the first argument
         if key in settings:
             raise ConfigError(
@@ -356,6 +358,10 @@ def compare(
         raise ValueError("compare: give the seeds once (seeds= or seed=)")
     if isinstance(planners, str):  # "saez,ucb", as the CLI's --planners takes them
         planners = planners.split(",")
+    if planners is not None and not (
+        isinstance(planners, Sequence) and all(isinstance(p, str) for p in planners)
+    ):
+        raise ConfigError(f"planners must be names (a list, or 'saez,ucb'), not {planners!r}")
     names = [p.strip() for p in planners if p.strip()] if planners is not None else None
     if names == []:
         raise ValueError("compare needs at least one planner")
@@ -509,6 +515,7 @@ def sweep(
     sweep. ``write_log=False``: in memory, in this process.
     """
     from llmecon.sweeps import SweepProgress, SweepSpec, parse_seeds, read_sweep_file, run_sweep
+    from llmecon.sweeps.engine import check_jobs
     from llmecon.sweeps.spec import without_fields
 
     if progress is not None and not isinstance(progress, SweepProgress):
@@ -516,6 +523,7 @@ def sweep(
             f"progress must be a SweepProgress (llmecon.sweeps), not {type(progress).__name__}"
         )
     _check_call(None, write_log)
+    check_jobs(jobs)
     if not write_log and (jobs is None or jobs > 1 or ray or ray_address is not None):
         raise ValueError(
             "sweep: write_log=False keeps the runs in memory, in this process: pass jobs=1 "

@@ -576,6 +576,10 @@ def test_mistaken_arguments_are_named_for_what_they_are() -> None:
         # ran nothing: every cell "not started", the budget spent
         (lambda: llmecon.sweep(grid={"planner": ["saez"]}, max_cost=-3), "greater than 0"),
         (lambda: llmecon.compare(["saez"], max_cost=0, agents=20, years=2), "greater than 0"),
+        # ran one cell at a time; ended in a TypeError deep inside
+        (lambda: llmecon.sweep(grid={"planner": ["saez"]}, jobs=0), "jobs must be a whole"),
+        (lambda: llmecon.compare(["saez"], jobs="2", write_log=True), "jobs must be a whole"),
+        (lambda: llmecon.compare(5), "planners must be names"),  # type: ignore[arg-type]
     ],
 )
 def test_sweep_and_compare_refuse_settings_they_would_drop(

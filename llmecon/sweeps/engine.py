@@ -315,6 +315,13 @@ def overall_status(results: list[dict[str, Any]]) -> str:
     return "completed"
 
 
+def check_jobs(jobs: object) -> None:
+    """Refuse (:class:`ConfigError`) a ``jobs`` that is not ``None`` or a whole number of
+    processes of at least 1 (0 and -1 ran one cell at a time without a word)."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs must be a whole number of processes, at least 1, not {jobs!r}")
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -337,6 +344,7 @@ def run_sweep(
     cell starts once it is spent. Cells in flight are counted when they finish, so with
     N cells at once the sweep can overshoot by what they spend beyond the remainder.
     """
+    check_jobs(jobs)
     progress = progress or SweepProgress()
     start = time.perf_counter()
     if (ray or ray_address) and backend is None:
