@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, Field
 
 from llmecon._format import named_few
+from llmecon._limits import MAX_TIMEOUT_S
 from llmecon._warn import warn
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
 from llmecon.runs.loop import ProgressCallback, RunResult, Simulation
@@ -586,6 +588,18 @@ def load_sweep(path: str | Path) -> Any:
     return load(path_argument(path, "load_sweep", "a sweep folder's path"))
 
 
+class _ProbeSettings(BaseModel):
+    """:func:`probe`'s numbers, checked before any call."""
+
+    personas: int = Field(ge=2)
+    seed: int
+    elasticity: float
+    bootstrap: int = Field(ge=100, le=100_000)
+    timeout: float = Field(gt=0, le=MAX_TIMEOUT_S)
+    max_retries: int = Field(ge=0, le=50)
+    max_concurrency: int | None = Field(ge=1, le=10_000)
+
+
 def probe(
     model: str,
     /,
@@ -634,12 +648,20 @@ def probe(
 
     if style not in ("persona", "rational"):
         raise ConfigError(f"style must be 'persona' or 'rational', not {style!r}")
-    if not 100 <= bootstrap <= 100_000:
-        raise ConfigError(f"bootstrap must be 100 to 100,000 resamples, not {bootstrap}")
-    try:
-        RunConfig(elasticity=elasticity, seed=seed)  # the ranges a run takes
+    try:  # numbers as a run takes them ("8" is 8), in the ranges the command line takes
+        given = _ProbeSettings(
+            personas=personas, seed=seed, elasticity=elasticity, bootstrap=bootstrap,
+            timeout=timeout, max_retries=max_retries, max_concurrency=max_concurrency,
+        )  # fmt: skip
+        RunConfig(elasticity=given.elasticity, seed=given.seed)  # the ranges a run takes
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, "the probe's settings")) from None
+    personas, seed, elasticity, bootstrap = (
+        given.personas, given.seed, given.elasticity, given.bootstrap
+    )  # fmt: skip
+    timeout, max_retries, max_concurrency = given.timeout, given.max_retries, given.max_concurrency
+    if not isinstance(save, bool | str | Path):  # found out only after every call was made
+        raise ConfigError(f"save must be True, False or a file's path, not {save!r}")
     try:
         library = PromptLibrary(str(prompts) if prompts is not None else None)
         if prompts is not None:  # a misnamed override would probe the shipped text

@@ -611,3 +611,24 @@ def test_a_sweep_warns_of_its_planners_mistakes_as_a_run_does() -> None:
         )  # fmt: skip
     ((said, cells),) = result.planner_warnings.items()
     assert said.startswith("ucb: 3 tax years") and [c.split("-")[0] for c in cells] == ["ucb"] * 2
+
+
+def test_probe_takes_numbers_as_a_run_does_and_refuses_bad_ones_before_any_call() -> None:
+    # "8" ended in a TypeError deep inside; save=5 after every call was made; a
+    # concurrency of 0 blamed the endpoint ("52 of 52 calls failed")
+    calls: list[object] = []
+    result = llmecon.probe(
+        "scripted/reference", personas="4", bootstrap="500", seed="1", save=False,
+        on_call=calls.append,
+    )  # fmt: skip
+    assert len(result.persona_ids) == 4 and calls
+    for bad, said in (
+        (dict(personas=4.5), "personas"),
+        (dict(save=5), "save must be True, False or a file's path"),
+        (dict(max_concurrency=0), "max_concurrency"),
+        (dict(timeout=-1), "timeout"),
+    ):
+        calls.clear()
+        with pytest.raises(ConfigError, match=said):
+            llmecon.probe("scripted/reference", **{"personas": 4, **bad}, on_call=calls.append)
+        assert not calls
