@@ -1117,3 +1117,25 @@ def test_replay_reports_a_call_whose_tokens_were_edited(tmp_path: Path) -> None:
     assert set(found) == {"summary input_tokens (the log's calls)"}
     said = found["summary input_tokens (the log's calls)"]
     assert said["replayed"] - said["logged"] == 999_000
+
+
+def test_replay_accepts_an_oracle_on_a_knife_edge_within_its_logged_precision(
+    tmp_path: Path,
+) -> None:
+    # LLM Economist's SWF (Σ u/max(z, 1)) puts the oracle where a worker's best response
+    # jumps: the logged rates, rounded to 1e-6, scored 0.11 % below the logged oracle SWF,
+    # and a fresh, untouched run's replay said it differed from its log (exit 1).
+    args = ["run", "--preset", "llm-economist-2025", "--planner", "us-federal"]
+    args += ["--workers", "rational", "--agents", "200", "--years", "1"]
+    ran = CliRunner().invoke(main, [*args, "--out", str(tmp_path), "--run-id", "r"])
+    assert ran.exit_code == 0, ran.output
+    replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
+    assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
+    # an edited oracle SWF is still found out
+    log = tmp_path / "r" / "events.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines()
+    end = json.loads(lines[-1])
+    end["summary"]["oracle_swf"] *= 1.01
+    log.write_text("\n".join([*lines[:-1], json.dumps(end)]) + "\n", encoding="utf-8")
+    edited = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
+    assert edited.exit_code == 1 and "summary oracle_swf" in edited.output, edited.output
