@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from llmecon._files import atomic_write, os_reason
 from llmecon._format import counted
 from llmecon.runs.columnar import attach_call_files, iter_calls
@@ -359,6 +361,13 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
         raise RunLogError(
             f"the fork keeps {from_year} tax years and has --years {config.years}: nothing "
             f"would run live (--years must be more than --from-year)"
+        )
+    worked = max(float(np.max(y.weekly_hours, initial=0.0)) for y in logged[:from_year])
+    if worked > config.max_weekly_hours:  # the kept years would not settle
+        raise RunLogError(
+            f"the kept years of {src.path} have a worker at {worked:g} hours a week, above "
+            f"--max-weekly-hours {config.max_weekly_hours:g}: a fork keeps those hours "
+            "(give at least that, or start a new run with the lower cap)"
         )
     # Archetype workers of the same K play the source's assignment (no new clustering);
     # another K, or archetypes where the source had none, clusters anew.

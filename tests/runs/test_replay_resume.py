@@ -1139,3 +1139,19 @@ def test_replay_accepts_an_oracle_on_a_knife_edge_within_its_logged_precision(
     log.write_text("\n".join([*lines[:-1], json.dumps(end)]) + "\n", encoding="utf-8")
     edited = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
     assert edited.exit_code == 1 and "summary oracle_swf" in edited.output, edited.output
+
+
+def test_a_fork_below_its_kept_years_hours_is_refused_in_one_line(tmp_path: Path) -> None:
+    # a fork with --max-weekly-hours under the hours its kept years worked ended in a
+    # traceback (ValueError: hours must lie in [0, max_weekly_hours])
+    args = ["run", "--preset", "llm-economist-2025", "--planner", "saez", "--workers"]
+    args += ["rational", "--agents", "20", "--years", "2", "--out", str(tmp_path)]
+    assert CliRunner().invoke(main, [*args, "--run-id", "s"]).exit_code == 0
+    worked = float(load_run(tmp_path / "s").agents.query("year == 1")["weekly_hours"].max())
+    assert worked > 80
+    fork = ["run", "--fork", str(tmp_path / "s"), "--from-year", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, [*fork, "--max-weekly-hours", "80", "--run-id", "f"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"have a worker at {worked:g} hours a week, above --max-weekly-hours 80" in said
+    assert not (tmp_path / "f").exists()
