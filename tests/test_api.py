@@ -17,7 +17,7 @@ import pytest
 
 import llmecon
 from llmecon.api import compare_config
-from llmecon.runs import ConfigError, RunConfig, RunLogError, read_log
+from llmecon.runs import ConfigError, RunConfig, RunLogError, build_config, read_log
 from llmecon.runs.restore import restore_run
 
 SMALL = {"planner": "ucb", "workers": "rational", "agents": 40, "years": 3}
@@ -632,3 +632,14 @@ def test_probe_takes_numbers_as_a_run_does_and_refuses_bad_ones_before_any_call(
         with pytest.raises(ConfigError, match=said):
             llmecon.probe("scripted/reference", **{"personas": 4, **bad}, on_call=calls.append)
         assert not calls
+
+
+def test_a_config_files_null_cannot_silently_keep_its_presets_value(tmp_path: Path) -> None:
+    # `crra: null` under ai-economist-2020 kept the preset's 0.23 without a word
+    file = tmp_path / "c.yaml"
+    file.write_text("preset: ai-economist-2020\ncrra: null\nagents: 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"null cannot unset .* crra \(0.23\)"):
+        build_config(file)
+    assert build_config(file, {"crra": 2.0}).crra == 2.0  # given on top: nothing dropped
+    file.write_text("preset: ai-economist-2020\nvote_every: null\nagents: 5\n", encoding="utf-8")
+    assert build_config(file).vote_every is None  # the preset leaves it unset too

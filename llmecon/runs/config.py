@@ -912,6 +912,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _refuse_unset_preset_fields(preset: str, nulls: list[str], file: Any) -> None:
+    """Refuse (:class:`ConfigError`) a config file's ``field: null`` for a field its
+    preset sets: a preset fills every field left unset, ``null`` included, so the file's
+    choice would be dropped without a word (``crra: null`` kept the preset's CRRA)."""
+    from llmecon.presets import settings_of
+
+    try:
+        settings = settings_of(preset)
+    except (ConfigError, ValueError):  # an unknown preset: validation says so
+        return
+    if taken := [k for k in nulls if settings.get(k) is not None]:
+        named = ", ".join(f"{k} ({settings[k]!r})" for k in taken)
+        raise ConfigError(
+            f"config file {file}: null cannot unset what the {preset} preset sets: {named}. "
+            "A preset fills every setting left unset; give another value, or leave the "
+            "preset out and give its other settings yourself (docs/presets.md lists them)"
+        )
+
+
 def build_config(
     file: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -921,8 +940,11 @@ def build_config(
     """Config from an optional file, with overrides (``None`` values ignored) on top;
     ``given_on`` names where the overrides came from in an error."""
     data: dict[str, Any] = read_config_file(file) if file is not None else {}
+    nulls = [k for k, v in data.items() if v is None]
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     origin = f"{file} + {given_on}" if file is not None else given_on
+    if nulls and isinstance(data.get("preset"), str):
+        _refuse_unset_preset_fields(data["preset"], [k for k in nulls if data.get(k) is None], file)
     try:
         return RunConfig(**data).resolved()
     except ValidationError as exc:
