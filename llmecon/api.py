@@ -303,9 +303,21 @@ def compare_spec(
     name: str | None = None,
     max_cost: float | None = None,
 ) -> Any:
-    """The sweep (planners × seeds on ``base``'s settings) that :func:`compare` runs."""
+    """The sweep (planners × seeds on ``base``'s settings) that :func:`compare` runs.
+    Refuses (:class:`ConfigError`) baseline planners where elected leaders act through
+    an LLM planner (the democratic preset): every such cell would fail."""
+    from llmecon.planners import is_baseline
     from llmecon.sweeps import SweepSpec
 
+    leaders = base.vote_every is not None and base.candidate_source == "leaders"
+    if leaders and (baselines := [p for p in planners if is_baseline(p)]):
+        by = f" (the {base.preset} preset sets it)" if base.preset else ""
+        are = "is a baseline" if len(baselines) == 1 else "are baselines"
+        raise ConfigError(
+            f"candidate_source: leaders{by}: an elected leader acts through an LLM planner, "
+            f"and {', '.join(baselines)} {are}; compare LLM planners, or give "
+            "--candidate-source planner"
+        )
     return SweepSpec(
         base=_base_settings(base),
         grid={"planner": list(dict.fromkeys(planners)), "seed": list(seeds)},

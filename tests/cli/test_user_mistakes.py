@@ -683,3 +683,15 @@ def test_an_output_file_given_as_a_folder_is_refused(
     result = _invoke(*[a.format(folder=folder) for a in command])
     _clean_error(result, "names a folder", "give the file's name")
     assert not folder.exists()
+
+
+def test_compare_refuses_baseline_planners_under_elected_leaders_before_any_cell(
+    tmp_path: Path,
+) -> None:
+    # every cell ran and failed ("an elected leader acts through the LLM planner"),
+    # leaving an empty comparison folder behind
+    args = ["compare", "--preset", "llm-economist-2025-democratic", "--planners", "none,saez"]
+    result = _invoke(*args, "--agents", "10", "--years", "1", "--out", str(tmp_path))
+    said = _clean_error(result, "candidate_source: leaders (the llm-economist-2025-democratic")
+    assert "none, saez are baselines" in " ".join(said.split())
+    assert not any(tmp_path.iterdir())
