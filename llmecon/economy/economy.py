@@ -183,9 +183,13 @@ class Economy:
         self.survey_weight: FloatArray | None = population.survey_weight
         s = population.hourly_wage_usd
         h0 = population.usual_weekly_hours
-        if np.any(h0 > self.utility_config.max_weekly_hours):
+        cap = self.utility_config.max_weekly_hours
+        if np.any(h0 > cap):
+            over = int(np.count_nonzero(h0 > cap))
             raise ValueError(
-                f"usual hours above max_weekly_hours={self.utility_config.max_weekly_hours:g}"
+                f"usual hours above max_weekly_hours={cap:g}: {over} of {h0.size} workers "
+                f"usually work more, up to {float(np.max(h0)):g} hours (the cap must be at "
+                "least that)"
             )
         z0 = WEEKS_PER_YEAR * s * h0
         t0 = CALIBRATION_SCHEDULE.tax(z0)

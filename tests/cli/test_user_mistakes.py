@@ -695,3 +695,10 @@ def test_compare_refuses_baseline_planners_under_elected_leaders_before_any_cell
     said = _clean_error(result, "candidate_source: leaders (the llm-economist-2025-democratic")
     assert "none, saez are baselines" in " ".join(said.split())
     assert not any(tmp_path.iterdir())
+
+
+def test_an_hour_cap_below_usual_hours_says_what_cap_would_do(tmp_path: Path) -> None:
+    args = ["run", "--planner", "us-federal", "--agents", "30", "--years", "1"]
+    result = _invoke(*args, "--max-weekly-hours", "50", "--out", str(tmp_path))
+    said = _clean_error(result, "usual hours above max_weekly_hours=50")
+    assert "workers usually work more, up to 60 hours (the cap must be at least that)" in said
