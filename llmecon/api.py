@@ -31,7 +31,6 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from llmecon._format import named_few
-from llmecon._limits import MAX_TIMEOUT_S
 from llmecon._warn import warn
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
 from llmecon.runs.loop import ProgressCallback, RunResult, Simulation
@@ -601,14 +600,11 @@ def load_sweep(path: str | Path) -> Any:
 
 
 class _ProbeSettings(BaseModel):
-    """:func:`probe`'s numbers, checked before any call."""
+    """:func:`probe`'s numbers that a run does not take (a run's: :class:`RunConfig`),
+    checked before any call; the bounds are the command line's."""
 
     personas: int = Field(ge=2)
-    seed: int
-    elasticity: float
     bootstrap: int = Field(ge=100, le=100_000)
-    timeout: float = Field(gt=0, le=MAX_TIMEOUT_S)
-    max_retries: int = Field(ge=0, le=50)
     max_concurrency: int | None = Field(ge=1, le=10_000)
 
 
@@ -660,18 +656,15 @@ def probe(
 
     if style not in ("persona", "rational"):
         raise ConfigError(f"style must be 'persona' or 'rational', not {style!r}")
-    try:  # numbers as a run takes them ("8" is 8), in the ranges the command line takes
-        given = _ProbeSettings(
-            personas=personas, seed=seed, elasticity=elasticity, bootstrap=bootstrap,
-            timeout=timeout, max_retries=max_retries, max_concurrency=max_concurrency,
-        )  # fmt: skip
-        RunConfig(elasticity=given.elasticity, seed=given.seed)  # the ranges a run takes
+    try:  # numbers as a run takes them ("8" is 8), in the ranges it takes
+        run = RunConfig(elasticity=elasticity, seed=seed, timeout=timeout, max_retries=max_retries)
+        own = _ProbeSettings(
+            personas=personas, bootstrap=bootstrap, max_concurrency=max_concurrency
+        )
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, "the probe's settings")) from None
-    personas, seed, elasticity, bootstrap = (
-        given.personas, given.seed, given.elasticity, given.bootstrap
-    )  # fmt: skip
-    timeout, max_retries, max_concurrency = given.timeout, given.max_retries, given.max_concurrency
+    elasticity, seed, timeout, max_retries = run.elasticity, run.seed, run.timeout, run.max_retries
+    personas, bootstrap, max_concurrency = own.personas, own.bootstrap, own.max_concurrency
     if not isinstance(save, bool | str | Path):  # found out only after every call was made
         raise ConfigError(f"save must be True, False or a file's path, not {save!r}")
     try:
