@@ -13,6 +13,12 @@ from pathlib import Path
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def in_package(path: Path) -> bool:
+    """Whether ``path`` (resolved) lies in the installed llmecon package: its code,
+    presets, tables or shipped data, which no output may replace or fill."""
+    return path.resolve().is_relative_to(_PACKAGE_DIR)
+
+
 def shipped_dir(name: str) -> Path:
     """The shipped folder ``name`` (``"prompts"`` or ``"personas"``)."""
     packaged = _PACKAGE_DIR / "_data" / name

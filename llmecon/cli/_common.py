@@ -105,7 +105,7 @@ def check_output_file(path: str, what: str) -> Path:
 def _shipped_file_reason(entry: Path) -> str | None:
     """Why ``entry`` is a file that ships with llmecon (the default persona bank, a
     template), which an output must not replace, or ``None``."""
-    from llmecon._paths import _PACKAGE_DIR, shipped_dir
+    from llmecon._paths import in_package, shipped_dir
 
     if not entry.is_file():
         return None
@@ -113,7 +113,7 @@ def _shipped_file_reason(entry: Path) -> str | None:
         folder = shipped_dir(name).resolve()
         if entry.parent == folder:
             return f"it is one of the {name} files shipped with llmecon: write elsewhere"
-    if entry.resolve().is_relative_to(_PACKAGE_DIR):  # a preset, a census table, code
+    if in_package(entry):  # a preset, a census table, code
         return "it is a file of the llmecon package: write elsewhere"
     return None
 

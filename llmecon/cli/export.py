@@ -198,9 +198,9 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
             f"refusing to export into {target}: {reason}; pass --out a folder of its own "
             "(default RUN/tables)"
         )
-    from llmecon._paths import _PACKAGE_DIR
+    from llmecon._paths import in_package
 
-    if target.resolve().is_relative_to(_PACKAGE_DIR):  # its code, templates, banks
+    if in_package(target):
         raise click.ClickException(
             f"refusing to export into {target}: it is in the llmecon package; pass --out "
             "a folder of its own (default RUN/tables)"

@@ -940,11 +940,11 @@ def build_config(
     """Config from an optional file, with overrides (``None`` values ignored) on top;
     ``given_on`` names where the overrides came from in an error."""
     data: dict[str, Any] = read_config_file(file) if file is not None else {}
-    nulls = [k for k, v in data.items() if v is None]
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     origin = f"{file} + {given_on}" if file is not None else given_on
+    nulls = [k for k, v in data.items() if v is None]  # the file's, none given on top
     if nulls and isinstance(data.get("preset"), str):
-        _refuse_unset_preset_fields(data["preset"], [k for k in nulls if data.get(k) is None], file)
+        _refuse_unset_preset_fields(data["preset"], nulls, file)
     try:
         return RunConfig(**data).resolved()
     except ValidationError as exc:

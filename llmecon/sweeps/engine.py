@@ -18,10 +18,10 @@ from llmecon._files import ExclusiveLock, LockBusy, atomic_write_text, make_fold
 from llmecon._format import counted, named_few
 from llmecon.runs.config import OPERATIONAL_FIELDS, ConfigError
 from llmecon.runs.log import (
-    MANIFEST_NAME,
     RunLogError,
     inside_run_reason,
     package_versions,
+    read_manifest,
     utc_now,
 )
 from llmecon.runs.loop import RunResult
@@ -161,10 +161,8 @@ def _changed_settings(run_dir: Path, cell: Cell) -> list[str]:
     when they agree or that run's manifest cannot be read. Persona banks and template
     folders are left out: a cell names them by their content, so a path says nothing."""
     try:
-        ran = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    if not isinstance(ran, dict):
+        ran = read_manifest(run_dir).config
+    except RunLogError:
         return []
     return [
         f"{k}: {ran[k]!r} there, {v!r} now"
