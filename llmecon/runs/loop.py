@@ -334,6 +334,9 @@ class Simulation:
         self.decisions = 0
         #: whether the log already holds this run's ``run_started`` event
         self.started = False
+        #: a resume: the in-process planner is to replay its past proposals before
+        #: the first new year (:meth:`fast_forward_planner`, awaited by the run)
+        self.fast_forward_pending = False
         #: the run's end once it is logged (``run_completed``): the run is over, whatever
         #: interrupts the process afterwards
         self.ended: RunCompleted | None = None
@@ -460,13 +463,16 @@ class Simulation:
             restored.append(record)
         return restored
 
-    def fast_forward_planner(self) -> None:
-        """Replay a baseline planner's past proposals on the restored years, so its
-        random stream is where it was when the log stopped (resume). Years that never
-        asked this planner are skipped: a voted schedule staying in force, and a fork's
-        years kept from the run it came from (``replayed``). A proposal that failed then
-        (a recorded fallback) fails again here and is passed over the same way; the
-        breaker counts the proposals as it did then (:meth:`CircuitBreaker.record_proposal`)."""
+    async def fast_forward_planner(self) -> None:
+        """Replay a baseline or plug-in planner's past proposals on the restored years,
+        so its state and random stream are where they were when the log stopped
+        (resume; awaited at the run's start, so an ``async`` planner's proposals run on
+        the run's own event loop). Years that never asked this planner are skipped: a
+        voted schedule staying in force, and a fork's years kept from the run it came
+        from (``replayed``). A proposal that failed then (a recorded fallback) fails
+        again here and is passed over the same way; the breaker counts the proposals as
+        it did then (:meth:`CircuitBreaker.record_proposal`)."""
+        self.fast_forward_pending = False
         if not self.in_process_planner:
             return
         breaker, enabled = self.breaker, self.breaker.enabled
@@ -477,13 +483,14 @@ class Simulation:
                     error = None
                     try:
                         proposal = self.planner.propose(self.records[:k])
+                        if inspect.isawaitable(proposal):
+                            proposal = await proposal
                     except Exception as exc:
                         if not self._planner_fallback(exc):
                             raise
                         error = f"{type(exc).__name__}: {exc}"
-                    else:  # an async planner's proposal is not awaited here
-                        sync = not inspect.isawaitable(proposal)
-                        if sync and (problem := self.planner_context.proposal_problem(proposal)):
+                    else:
+                        if problem := self.planner_context.proposal_problem(proposal):
                             error = f"ScheduleError: {problem}"
                     breaker.record_proposal(self.config.planner, record.year, error)
         finally:
@@ -707,6 +714,12 @@ class Simulation:
                 await self.models.aclose()
                 raise
             self.started = True
+        if self.fast_forward_pending:
+            try:
+                await self.fast_forward_planner()
+            except BaseException:
+                await self.models.aclose()
+                raise
         if self.log is not None:
             self.log.setting_up = False  # the run has started: its folder is kept
         status: RunStatus = "completed"

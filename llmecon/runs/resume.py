@@ -172,7 +172,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     if not config.batch_api:  # resumed without --batch-api: nobody collects them
         sim.abandoned_batches = sorted(pending.values())
     sim.breaker.restore(sim.models.counting(iter_calls(kept)))
-    sim.fast_forward_planner()
+    sim.fast_forward_pending = True  # the planner's past proposals, at the run's start
     return sim
 
 

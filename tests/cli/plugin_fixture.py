@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,3 +95,24 @@ class DiskFullPlanner:
 def diskfull_planner(context: PlannerContext, arg: str | None) -> DiskFullPlanner:
     """a plug-in planner whose I/O fails"""
     return DiskFullPlanner()
+
+
+class AsyncStepPlanner:
+    """An ``async`` plug-in planner with state: its n-th proposal (counted by the
+    planner itself, not read from the history) sets every rate to 10 % + n × 5 %."""
+
+    name = "stepper"
+
+    def __init__(self, context: PlannerContext) -> None:
+        self.context = context
+        self.proposals = 0
+
+    async def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
+        await asyncio.sleep(0)
+        self.proposals += 1
+        return self.context.schedule([0.1 + 0.05 * self.proposals] * self.context.n_brackets)
+
+
+def async_step_planner(context: PlannerContext, arg: str | None) -> AsyncStepPlanner:
+    """an async plug-in planner counting its own proposals"""
+    return AsyncStepPlanner(context)

@@ -29,6 +29,7 @@ ENTRY_POINTS = {
         EntryPoint("wide", f"{FIXTURE}:wide_planner", "llmecon.planners"),
         EntryPoint("failing", f"{FIXTURE}:failing_factory", "llmecon.planners"),
         EntryPoint("diskfull", f"{FIXTURE}:diskfull_planner", "llmecon.planners"),
+        EntryPoint("stepper", f"{FIXTURE}:async_step_planner", "llmecon.planners"),
     ],
     "llmecon.swfs": [EntryPoint("median", f"{FIXTURE}:MEDIAN", "llmecon.swfs")],
     "llmecon.providers": [
@@ -354,6 +355,31 @@ def test_a_resumed_plugin_planner_keeps_its_count_of_failed_years(
     assert f"every proposal of the {planner} planner from tax year 1 to 3 failed" in said
     ends = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
     assert ends[-1].status == "failed" and ends[-1].years_completed == 2
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+@pytest.mark.filterwarnings("error:coroutine .* was never awaited:RuntimeWarning")
+def test_a_resumed_async_plugin_planner_continues_where_it_stopped(tmp_path: Path) -> None:
+    # Its past proposals were not awaited on resume: its state stayed at zero
+    # proposals, so the resumed years repeated the first years' rates.
+    import llmecon
+
+    assert _run(tmp_path, "whole", "--planner", "stepper", "--years", "4").exit_code == 0
+    assert _run(tmp_path, "cut", "--planner", "stepper", "--years", "4").exit_code == 0
+    log = tmp_path / "cut" / "events.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines()
+    second = [i for i, line in enumerate(lines) if '"type":"year_completed"' in line][1]
+    log.write_text("\n".join(lines[: second + 1]) + "\n", encoding="utf-8")
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "cut")])
+    assert resumed.exit_code == 0, resumed.output
+
+    def top_rates(run_id: str) -> list[float]:
+        rates = llmecon.load_run(tmp_path / run_id).rates
+        return rates.loc[rates["bracket"] == 0, "rate"].round(6).tolist()
+
+    assert top_rates("whole") == [0.15, 0.2, 0.25, 0.3]
+    assert top_rates("cut") == top_rates("whole")
 
 
 @pytest.mark.usefixtures("plugins")
