@@ -387,13 +387,14 @@ class RestoredRun:
         the economy is rebuilt with instead (its incomes, taxes and utilities do not
         depend on it; its welfare does, so a replay passes none and gets no economy);
         the note then says so, starting :data:`SWF_STAND_IN_NOTE`."""
-        manifest = self.manifest
-        try:
-            config = recorded_config(manifest.config)
-        except (ValidationError, TypeError) as exc:
-            name = exc.__class__.__name__
-            return None, f"the manifest's config no longer validates ({name})", None
-        stand_in = ""
+        config, unknown = _known_config(self.manifest.config)
+        if isinstance(config, str):
+            return None, f"the manifest's config no longer validates ({config})", None
+        stand_in = (
+            f"config fields this release does not know ignored ({', '.join(unknown)}); "
+            if unknown
+            else ""
+        )  # a newer release's: the rebuilt economy is then checked on the logged metrics
         if "swf" in unregistered_names(config):
             if swf_stand_in is None:
                 return (
@@ -404,7 +405,7 @@ class RestoredRun:
                     ),
                     None,
                 )
-            stand_in = f"{SWF_STAND_IN_NOTE} ({config.swf!r} is not registered here); "
+            stand_in = f"{SWF_STAND_IN_NOTE} ({config.swf!r} is not registered here); {stand_in}"
             config = config.model_copy(update={"swf": swf_stand_in})
         economy, note, drawn = self._population(config)
         return economy, stand_in + note, drawn
@@ -453,6 +454,28 @@ class RestoredRun:
 #: How :meth:`RestoredRun.population`'s note starts when the economy was rebuilt with a
 #: stand-in SWF (its welfare is not the run's).
 SWF_STAND_IN_NOTE = "rebuilt without the run's SWF"
+
+
+def _known_config(data: dict[str, Any]) -> tuple[RunConfig | str, list[str]]:
+    """The manifest's config (:func:`recorded_config`) with the fields this release
+    does not know left out (a newer minor release's), and their names; or, when it
+    does not validate otherwise, what is wrong (``config.agents: Input should be …``)."""
+    unknown: list[str] = []
+    try:
+        try:
+            return recorded_config(data), unknown
+        except ValidationError as exc:
+            errors = exc.errors()
+            unknown = [str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden"]
+            if not unknown or len(unknown) < len(errors):
+                raise
+        return recorded_config({k: v for k, v in data.items() if k not in unknown}), unknown
+    except ValidationError as exc:
+        first = next(e for e in exc.errors() if e["type"] != "extra_forbidden")
+        where = ".".join(str(part) for part in first["loc"])
+        return f"config.{where}: {first['msg']}", unknown
+    except TypeError as exc:
+        return f"{type(exc).__name__}: {exc}", unknown
 
 
 def restore_run(path: str | Path, *, tolerant: bool = False) -> RestoredRun:
