@@ -205,8 +205,6 @@ def compare(
         show_n=len(seed_list) > 1,
     )
     print_notes(comparison.sweep, show_n=len(seed_list) > 1)
-    for said in comparison.planner_warnings.values():
-        console.print(f"[yellow]warning[/]: {said}")
     if comparison.oracle_warning:
         console.print(f"[yellow]warning[/]: {comparison.oracle_warning}")
     if csv_path:

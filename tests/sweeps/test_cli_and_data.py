@@ -348,6 +348,13 @@ def test_a_sweep_says_a_bandit_is_still_exploring(tmp_path: Path) -> None:
         said = " ".join(result.output.split())
         assert "warning (from ucb-s" in said
         assert "ucb: 3 tax years cannot try each of its" in said and "still exploring" in said
+    # `compare` says it once too (it said it a second time after the table)
+    args = ["compare", "--planners", "none,ucb", "--workers", "rational", "--agents", "20",
+            "--years", "3", "--jobs", "1", "--out", str(tmp_path), "--name", "c"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert said.count("ucb: 3 tax years cannot try each of its") == 1, result.output
 
 
 def test_a_setting_whose_seeds_change_nothing_is_named(tmp_path: Path) -> None:
