@@ -110,9 +110,10 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
 
 def several_runs_report(paths: list[Path]) -> str:
     """``report-<8 hex digits>.html``: the default file of a report of several runs,
-    named by the runs (their resolved folders, in the order given), so reports of other
-    runs do not replace each other and the same runs find theirs again."""
+    named by the runs (their resolved folders, in any order), so reports of other runs do
+    not replace each other and the same runs find theirs again, given in another order
+    too (the page lists them as given)."""
     import hashlib
 
-    key = "\n".join(str(p.resolve()) for p in paths)
+    key = "\n".join(sorted({str(p.resolve()) for p in paths}))
     return f"report-{hashlib.sha256(key.encode()).hexdigest()[:8]}.html"

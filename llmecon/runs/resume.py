@@ -339,7 +339,8 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
         )
     if not 0 < from_year <= len(logged):
         raise RunLogError(
-            f"--from-year must be between 1 and {len(logged)} (the completed years of {src.path})"
+            f"--from-year must be between 1 and {len(logged)} (the completed years of "
+            f"{src.path}), and the fork's --years more than it"
         )
     settings = {"reference": True, **overrides}
     changed = [

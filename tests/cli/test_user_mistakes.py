@@ -406,6 +406,9 @@ def test_reports_of_other_runs_do_not_replace_each_other(
     assert one != two and one.startswith("report-") and one.endswith(".html")
     assert (tmp_path / one).is_file() and (tmp_path / two).is_file()
     assert again.output.strip().splitlines()[-1] == one  # the same runs: the same file
+    # …in another order too (it wrote a second page of the same runs)
+    swapped = _invoke("report", copies[1], copies[0])
+    assert swapped.exit_code == 0 and swapped.output.strip().splitlines()[-1] == one
 
 
 def test_a_missing_run_and_a_folder_for_personas_are_named_as_such(tmp_path: Path) -> None:
