@@ -119,7 +119,10 @@ def outcomes(groups: Sequence[Group]) -> Markup:
     """Small multiples of the per-year outcomes, with the status quo (and for welfare
     no tax, Saez and the oracle) as reference lines."""
     charts = []
+    sizes = {r.data.manifest.config.get("agents") for g in groups for r in g.runs}
     for column, title, axis in OUTCOMES:
+        if column == "revenue_usd" and len(sizes) == 1 and None not in sizes:
+            title = title.replace("all workers", f"all {sizes.pop()} workers")  # as the table
         series = [_group_series(g, i, column, axis) for i, g in enumerate(groups)]
         if not any(len(s.x) for s in series):
             continue

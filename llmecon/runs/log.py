@@ -506,8 +506,9 @@ def read_manifest(directory: str | Path) -> Manifest:
     path = Path(directory) / MANIFEST_NAME
     if problem := folder_problem(directory):
         raise RunLogError(problem)
+    loaded = load_manifest_json(path)  # its errors name the file
     try:
-        data, _ = migrate_log(load_manifest_json(path), [])
+        data, _ = migrate_log(loaded, [])
     except RunLogError as exc:
         raise RunLogError(f"{path}: {exc}") from None
     return validated_manifest(data, path)

@@ -264,7 +264,7 @@ def test_revenue_says_whether_it_is_a_total_or_per_worker(
     headers = {h for hs, _ in _tables(vote_html) for h in hs}
     assert {"revenue, all 16 workers", "revenue, all workers"} <= headers
     assert "revenue" not in headers
-    assert "Revenue, all workers (USD/yr)" in vote_html
+    assert "Revenue, all 16 workers (USD/yr)" in vote_html  # the chart says it too
     assert _column(sweep_pages["two"], "revenue per worker")
 
 

@@ -148,6 +148,8 @@ def test_bad_manifest_is_one_clear_line(
         assert result.exit_code == 0, result.output
         return
     _assert_clean_error(result, "manifest", str(run), message)
+    # named once (resume said "…/manifest.json: corrupt manifest …/manifest.json: …")
+    assert result.output.count(str(run / "manifest.json")) == 1, result.output
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing touched
 
 
