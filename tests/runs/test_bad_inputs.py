@@ -167,9 +167,7 @@ def test_bad_manifest_through_the_python_api(
         # checked on the logged metrics, and the note names it (before, every agent's
         # income, tax and utility was NaN and the report lost its incidence section)
         data = load_run(run)
-        assert "config fields this release does not know ignored (plannr)" in (
-            data.population_note
-        )
+        assert "config fields this release does not know ignored (plannr)" in (data.population_note)
         assert "reproduces the logged metrics" in data.population_note
         assert data.economy is not None
         assert data.agents[["income_usd", "tax_usd", "utility"]].notna().all().all()
