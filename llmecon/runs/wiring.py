@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -896,19 +896,25 @@ URL_FIELDS = ("api_base", "planner_api_base", "workers_api_base", "voters_api_ba
 def manifest_config(config: RunConfig) -> dict[str, Any]:
     """The config as the manifest records it: server URLs lose their credentials (a
     resume takes them again from the command line, e.g. ``--workers-api-base``)."""
-    data = config.model_dump(mode="json")
-    for name in URL_FIELDS:
-        value = data.get(name)
+    return without_credentials(config.model_dump(mode="json"))
+
+
+def without_credentials(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` (a config's fields, or a sweep's base, grid or cell) with the server
+    URLs of :data:`URL_FIELDS` masked (:func:`~llmecon.models.redact_url`), whatever
+    they hold: a URL, a fleet (URLs or ``{url, max_concurrency}``), or a grid's list of
+    either."""
+
+    def masked(value: Any) -> Any:
         if isinstance(value, str):
-            data[name] = redact_url(value)
-        elif isinstance(value, list):  # a fleet: URLs or {url, max_concurrency}
-            data[name] = [
-                redact_url(item)
-                if isinstance(item, str)
-                else {**item, "url": redact_url(item["url"])}
-                for item in value
-            ]
-    return data
+            return redact_url(value)
+        if isinstance(value, list | tuple):
+            return [masked(item) for item in value]
+        if isinstance(value, Mapping) and isinstance(value.get("url"), str):
+            return {**value, "url": redact_url(value["url"])}
+        return value
+
+    return {k: masked(v) if k in URL_FIELDS else v for k, v in settings.items()}
 
 
 def _manifest(parts: RunParts, run_id: str, extra: dict[str, Any] | None) -> Manifest:

@@ -180,11 +180,13 @@ def sweep_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
     (:class:`ConfigError`); the same sweep with more cells (say more seeds) adds them,
     and its grid to ``grids`` (each sweep's into the folder in turn; ``grid`` is this
     one's)."""
+    from llmecon.runs.wiring import without_credentials as masked  # servers' passwords, keys
+
     file = directory / SWEEP_MANIFEST
-    grids = [_jsonable(spec.grid)]
-    identity = _jsonable(spec.base_identity())
-    settings = _jsonable(spec.settings_identity(cells))
-    entries = [{"cell_id": c.cell_id, "settings": _jsonable(c.settings)} for c in cells]
+    grids = [masked(_jsonable(spec.grid))]
+    identity = masked(_jsonable(spec.base_identity()))
+    settings = masked(_jsonable(spec.settings_identity(cells)))
+    entries = [{"cell_id": c.cell_id, "settings": masked(_jsonable(c.settings))} for c in cells]
     axes = spec.varying
     now = utc_now()
     if file.exists():
@@ -243,12 +245,12 @@ def sweep_manifest(directory: Path, spec: SweepSpec, cells: list[Cell]) -> dict[
         "name": directory.name,
         "created": created,
         "updated": now,
-        "base": _jsonable({k: v for k, v in spec.base.items() if v is not None}),
+        "base": masked(_jsonable({k: v for k, v in spec.base.items() if v is not None})),
         "base_identity": identity,
         "settings_identity": settings,
         "grid": grids[-1],
         "grids": grids,
-        "list": _jsonable(spec.cells),
+        "list": [masked(cell) for cell in _jsonable(spec.cells)],
         "axes": axes,
         "max_cost": spec.max_cost,
         "cells": entries,

@@ -186,7 +186,10 @@ def axis_values(config: Mapping[str, Any], axes: Iterable[str]) -> dict[str, Any
     """A cell's value of each axis: its own setting, else what its run uses (the resolved
     default), so a table of cells that set different fields shows real values, not
     gaps. ``config``: the base settings with the cell's on top. A list or mapping value
-    is its canonical JSON text."""
+    is its canonical JSON text; a server URL is shown without its credentials."""
+    from llmecon.runs.wiring import without_credentials
+
+    config = without_credentials(config)
     names = list(axes)
     missing = [a for a in names if config.get(a) is None]
     resolved: dict[str, Any] = {}

@@ -95,6 +95,35 @@ def test_credentials_in_the_api_base_are_not_written(
             assert b"0xSECRET" not in path.read_bytes(), path
 
 
+def test_a_sweep_writes_no_credentials_of_its_servers(tmp_path: Path, monkeypatch) -> None:
+    # sweep.json kept the raw URL of its base settings ("http://bob:pw@…?api_key=sk-…")
+    # while every cell's manifest masked it; a grid of servers was kept raw too.
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    monkeypatch.delenv("LLMECON_API_KEY", raising=False)
+    with FakeOpenAIServer() as one, FakeOpenAIServer() as two:
+        urls = [
+            s.base_url.replace("://", f"://bob:pw{i}-0xSECRET@") + "?api_key=qs-0xSECRET"
+            for i, s in enumerate((one, two))
+        ]
+        common = ["sweep", "--planners", "us-federal", "--workers", "fake-model",
+                  "--agents", "3", "--years", "1", "--seeds", "0", "--jobs", "1",
+                  "--out", str(tmp_path)]  # fmt: skip
+        based = CliRunner().invoke(main, [*common, "--api-base", urls[0], "--name", "base"])
+        assert based.exit_code == 0, based.output
+        grid = CliRunner().invoke(main, [*common, "--workers-api-base", ",".join(urls),
+                                         "--name", "grid"])  # fmt: skip
+        assert grid.exit_code == 0, grid.output
+        assert one.stats.requests == 6 and two.stats.requests == 3  # the URLs worked
+    assert "0xSECRET" not in based.output + grid.output
+    folders = [tmp_path / "base", tmp_path / "grid"]
+    assert all((f / "sweep.json").is_file() for f in folders)
+    for path in (p for f in folders for p in f.rglob("*") if p.is_file()):
+        assert b"0xSECRET" not in path.read_bytes(), path
+
+
 def test_the_run_wide_api_base_gets_no_other_providers_model_or_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
