@@ -685,10 +685,27 @@ def rescore_run(run_dir: str | Path, swf: str) -> RescoreReport:
         raise RunLogError(f"{run.path} has no completed year to rescore")
     config = run.config(swf=swf, planner="none", workers="rational").resolved()
     _, economy, _ = build_world(config)
+    own = run.manifest.config.get("swf")
     rows = []
     for year in run.years:
         outcome = reported_outcome(economy, year.schedule, year.weekly_hours, year.satisfied)
         metrics = economy.metrics(outcome, swf=swf)
+        # the economy must be the run's: what the log says of the year, it says again
+        checks = [
+            ("mean_income_usd", metrics.mean_income_usd),
+            ("revenue_usd", metrics.revenue_usd),
+        ]
+        if own in metrics.welfare:
+            checks.append(("swf", metrics.welfare[own]))
+        for key, rebuilt in checks:
+            logged = year.metrics.get(key)
+            if logged is not None and not math.isclose(rebuilt, logged, rel_tol=1e-6, abs_tol=1e-6):
+                raise RunLogError(
+                    f"{run.path}: the economy rebuilt from the manifest does not reproduce "
+                    f"tax year {year.year + 1}'s logged {key} ({logged:,.6g} logged, "
+                    f"{rebuilt:,.6g} rebuilt): its settings or personas are not the run's "
+                    "(an edited manifest?), so a rescore would score another economy"
+                )
         rows.append(
             {
                 "year": year.year,

@@ -81,6 +81,8 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     if personas.is_file():
         _check_personas_copy(personas, population_size(manifest))
         data["personas"] = str(personas)
+    elif isinstance(given := data.get("personas"), str) and given != "synthetic":
+        _check_bank_unchanged(_bank_path(given), manifest)
     prompts = run_dir / PROMPTS_COPY_NAME
     if prompts.is_dir():  # the run's own copy of its templates
         data["prompts"] = str(prompts)
@@ -109,6 +111,22 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
             f"register it before replaying ({how})"
         )
     return config
+
+
+def _check_bank_unchanged(bank: Path, manifest: Manifest) -> None:
+    """:class:`RunLogError` when the persona bank a run without its own copy drew from
+    is no longer the file the run read (its sha256 differs from the manifest's): every
+    worker would be another persona, and a replay, resume, fork or rescore would
+    compute with them (a rescore printed another economy's welfare, exit 0)."""
+    recorded = manifest.population.get("sha256")
+    if not isinstance(recorded, str) or not bank.is_file():
+        return  # an older log; a missing bank is said where it is read
+    if _sha256(bank) != recorded:
+        raise RunLogError(
+            f"the persona bank {bank} changed since the run (its sha256 differs from the "
+            "one the manifest recorded) and the run kept no copy of its personas: put "
+            "the run's bank back"
+        )
 
 
 def _check_personas_copy(copy: Path, size: int) -> None:

@@ -458,6 +458,45 @@ def test_rescore_recomputes_welfare_under_another_swf(tmp_path: Path) -> None:
     assert "incomplete" not in result.output
 
 
+def test_rescore_refuses_an_economy_that_is_not_the_runs(tmp_path: Path) -> None:
+    # It printed another economy's welfare, exit 0: of a run whose persona bank was
+    # since replaced (a run of many personas keeps no copy of them), and of a manifest
+    # whose elasticity was removed (today's default took its place).
+    bank = tmp_path / "bank.jsonl"
+
+    def sample(seed: int) -> None:
+        args = ["--n", "30", "--seed", str(seed), "--out", str(bank), "--force"]
+        assert CliRunner().invoke(main, ["personas", "sample", *args]).exit_code == 0
+
+    sample(1)
+    out = tmp_path / "runs"
+    for run_id, extra in (("bank", ["--personas", str(bank)]), ("e", ["--elasticity", "0.8"])):
+        made = CliRunner().invoke(main, ["run", "--planner", "saez", "--workers", "rational",
+                                         "--agents", "20", "--years", "2", "--out", str(out),
+                                         "--run-id", run_id, *extra])  # fmt: skip
+        assert made.exit_code == 0, made.output
+    (out / "bank" / "personas.jsonl").unlink()  # as a run beyond the copy's size
+    assert rescore_run(out / "bank", "utilitarian").rows  # the same bank: rescored
+    sample(2)
+    fork = ["run", "--years", "3", "--from-year", "1", "--out", str(out), "--fork"]
+    for command in (["replay", "--rescore", "--swf", "utilitarian"], ["replay"], fork):
+        result = CliRunner().invoke(main, [*command, str(out / "bank")])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1, result.output
+        assert f"the persona bank {bank} changed since the run" in said, command
+
+    manifest = out / "e" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    del data["config"]["elasticity"]
+    manifest.write_text(json.dumps(data))
+    result = CliRunner().invoke(
+        main, ["replay", "--rescore", "--swf", "utilitarian", str(out / "e")]
+    )
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "does not reproduce tax year 1's logged swf" in said and "edited manifest" in said
+
+
 def test_rescore_of_an_incomplete_run_says_so(tmp_path: Path) -> None:
     run_dir = _mock_run(tmp_path)
     lines = (run_dir / "events.jsonl").read_text().splitlines()
