@@ -49,7 +49,7 @@ def friendly_errors() -> Iterator[None]:
     """Turn the library's user-facing errors into clean CLI messages (no traceback):
     one ``Error: …`` line naming the file and field, exit status 1."""
     from llmecon._files import TextFileError
-    from llmecon.economy import PopulationError, ScheduleError
+    from llmecon.economy import PopulationError, ScheduleError, SWFError
     from llmecon.personas import PersonaError
     from llmecon.planners import PlannerError
     from llmecon.prompts import PromptError
@@ -60,6 +60,7 @@ def friendly_errors() -> Iterator[None]:
         PlannerError,
         ScheduleError,
         PopulationError,
+        SWFError,
         RunLogError,
         PersonaError,
         PromptError,

@@ -24,6 +24,7 @@ from llmecon.economy.schedule import (
 from llmecon.economy.utility import UtilityConfig
 from llmecon.economy.welfare import (
     SWF,
+    SWFError,
     WelfareInputs,
     equality,
     gain_closed,
@@ -48,6 +49,7 @@ __all__ = [
     "Population",
     "PopulationError",
     "RatesScore",
+    "SWFError",
     "ScheduleError",
     "TaxSchedule",
     "UtilityConfig",

@@ -28,6 +28,7 @@ from llmecon.economy.schedule import (
 )
 from llmecon.economy.utility import WEEKS_PER_YEAR, UtilityConfig, calibrate_psi, utility
 from llmecon.economy.welfare import (
+    SWFError,
     equality,
     get_swf,
     gini,
@@ -316,13 +317,19 @@ class Economy:
         """Aggregate metrics; ``swf`` overrides the objective (for rescoring)."""
         u, c, z = outcome.utility, outcome.consumption_usd, outcome.income_usd
         sw = self.survey_weight
-        all_swf = {
-            name: float(social_welfare(name, u, c, z, self.weights, sw)) for name in swf_names()
-        }
+        objective = swf or self.swf
+        all_swf: dict[str, float] = {}
+        for name in swf_names():
+            try:
+                all_swf[name] = float(social_welfare(name, u, c, z, self.weights, sw))
+            except SWFError as exc:  # another plug-in's bug stops no run that does not use it
+                if name == objective:
+                    raise
+                _left_out(name, str(exc))
         total_income = self._total(z)
         revenue = self._total(outcome.tax_usd)
         return YearMetrics(
-            swf=all_swf[swf or self.swf],
+            swf=all_swf[objective],
             revenue_usd=revenue,
             rebate_usd=outcome.rebate_usd,
             mean_weekly_hours=self._mean(outcome.weekly_hours),
@@ -390,3 +397,18 @@ class Economy:
         c = z - tax + rebate
         u = utility(c, hours, self.psi[None, :], self.utility_config)
         return RatesScore(social_welfare(swf or self.swf, u, c, z, self.weights, sw), eq)
+
+
+#: Plug-in SWFs already said to be left out of the metrics (once a process each).
+_SAID_LEFT_OUT: set[str] = set()
+
+
+def _left_out(name: str, problem: str) -> None:
+    """Warn once that the plug-in SWF ``name`` failed and is left out of the metrics."""
+    if name in _SAID_LEFT_OUT:
+        return
+    _SAID_LEFT_OUT.add(name)
+    from llmecon._plugins import PluginWarning
+    from llmecon._warn import warn
+
+    warn(f"{problem}; it is left out of the per-year metrics", PluginWarning)

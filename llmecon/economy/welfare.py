@@ -283,6 +283,15 @@ def _load_plugins() -> None:
     )
 
 
+class SWFError(ValueError):
+    """A plug-in SWF failed to evaluate (its own code raised)."""
+
+
+def is_plugin_swf(swf: SWF) -> bool:
+    """Whether ``swf``'s code is not llmecon's (registered by a plug-in or a script)."""
+    return not getattr(swf.evaluate, "__module__", "").startswith("llmecon.")
+
+
 def social_welfare(
     name: str,
     utility: FloatArray,
@@ -291,9 +300,23 @@ def social_welfare(
     weights: FloatArray,
     survey_weight: FloatArray | None = None,
 ) -> FloatArray:
-    """Evaluate the registered SWF ``name`` (see :func:`swf_names`)."""
+    """Evaluate the registered SWF ``name`` (see :func:`swf_names`).
+
+    Raises:
+        SWFError: a plug-in SWF's own code raised (named, with its error); an error of
+            a built-in SWF is a bug and propagates as it is.
+    """
     inputs = WelfareInputs(utility, consumption, income, weights, survey_weight)
-    return get_swf(name).evaluate(inputs)
+    swf = get_swf(name)
+    try:
+        return swf.evaluate(inputs)
+    except Exception as exc:
+        if not is_plugin_swf(swf):
+            raise
+        where = getattr(swf.evaluate, "__module__", "?")
+        raise SWFError(
+            f"the SWF {name!r} (a plug-in, {where}) failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def marginal_welfare_weights(

@@ -8,7 +8,7 @@ from typing import Any
 
 from llmecon._plugins import guard_registry
 from llmecon.models._config import GenerateConfig
-from llmecon.models._errors import UnknownModelError
+from llmecon.models._errors import ModelError, UnknownModelError
 from llmecon.models._fleet import ApiBase, build_fleet, endpoint_specs
 from llmecon.models._model import Model, OnCall
 from llmecon.models._provider import ModelProvider
@@ -188,19 +188,28 @@ def get_model(
     first = specs[0].url if specs else None
     provider_name, model_name = resolve_model_name(name, first)
     factory = _factory(provider_name)
-    if len(specs) > 1:
-        if getattr(factory, "in_process", False):
-            raise UnknownModelError(
-                f"{name} runs in this process: it takes no server URLs (got {len(specs)})"
-            )
-        fleet = build_fleet(factory, model_name, specs, max_concurrency, **provider_args)
-        provider: ModelProvider = fleet
-        max_concurrency = fleet.capacity
-    else:
-        if specs and specs[0].max_concurrency is not None:  # the endpoint's own
-            max_concurrency = specs[0].max_concurrency
-        provider = factory(model_name, first, **provider_args)
-    provider.check_ready()
+    if len(specs) > 1 and getattr(factory, "in_process", False):
+        raise UnknownModelError(
+            f"{name} runs in this process: it takes no server URLs (got {len(specs)})"
+        )
+    try:
+        if len(specs) > 1:
+            fleet = build_fleet(factory, model_name, specs, max_concurrency, **provider_args)
+            provider: ModelProvider = fleet
+            max_concurrency = fleet.capacity
+        else:
+            if specs and specs[0].max_concurrency is not None:  # the endpoint's own
+                max_concurrency = specs[0].max_concurrency
+            provider = factory(model_name, first, **provider_args)
+        provider.check_ready()
+    except Exception as exc:  # a plug-in's own bug: named, one line, not a traceback
+        where = getattr(factory, "__module__", "") or ""
+        if isinstance(exc, ModelError | ValueError) or where.startswith("llmecon."):
+            raise
+        raise ModelError(
+            f"{name}: the provider plug-in {provider_name!r} ({where}) failed to set up "
+            f"the model: {type(exc).__name__}: {exc}"
+        ) from exc
     return Model(
         provider,
         config=config,

@@ -685,7 +685,7 @@ def rescore_run(run_dir: str | Path, swf: str) -> RescoreReport:
         raise RunLogError(f"{run.path} has no completed year to rescore")
     config = run.config(swf=swf, planner="none", workers="rational").resolved()
     _, economy, _ = build_world(config)
-    own = run.manifest.config.get("swf")
+    own = str(run.manifest.config.get("swf"))
     rows = []
     for year in run.years:
         outcome = reported_outcome(economy, year.schedule, year.weekly_hours, year.satisfied)

@@ -116,3 +116,19 @@ class AsyncStepPlanner:
 def async_step_planner(context: PlannerContext, arg: str | None) -> AsyncStepPlanner:
     """an async plug-in planner counting its own proposals"""
     return AsyncStepPlanner(context)
+
+
+def _broken_welfare(x: WelfareInputs) -> FloatArray:
+    raise ZeroDivisionError("bug in the plug-in SWF")
+
+
+BROKEN_SWF = SWF("broken", "an SWF whose code raises (a plug-in)", "nothing", _broken_welfare)
+
+
+class BrokenProvider(MockProvider):
+    """A provider plug-in whose constructor fails (its own bug)."""
+
+    provider_name = "brokeninit"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("init bug in the provider plug-in")

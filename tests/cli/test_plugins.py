@@ -301,6 +301,58 @@ def test_an_io_error_stops_the_run_and_a_recorded_failure_resumes(tmp_path: Path
     assert reasons == ["RuntimeError: boom from the plug-in"] * 2  # (3 in a row would stop it)
 
 
+def test_a_broken_plugin_swf_stops_only_the_runs_that_use_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Every SWF is reported every year, so one plug-in SWF with a bug ended every run,
+    # whatever its own SWF, in a traceback (and every compare cell) naming no SWF.
+    from llmecon.economy import economy
+
+    broken = EntryPoint("broken", f"{FIXTURE}:BROKEN_SWF", "llmecon.swfs")
+    _install(monkeypatch, {"llmecon.swfs": [broken]})
+    monkeypatch.setattr(economy, "_SAID_LEFT_OUT", set(), raising=False)
+    with pytest.warns(PluginWarning) as caught:
+        result = _run(
+            tmp_path, "u", "--planner", "us-federal", "--swf", "utilitarian", "--years", "2"
+        )
+    assert result.exit_code == 0, result.output
+    said = " ".join(str(w.message) for w in caught)
+    assert "the SWF 'broken' (a plug-in, tests.cli.plugin_fixture) failed" in said
+    assert "ZeroDivisionError: bug in the plug-in SWF" in said and "left out" in said
+    assert said.count("the SWF 'broken'") == 1  # once, not every year
+    import llmecon
+
+    years = llmecon.load_run(tmp_path / "u").years
+    assert years["utilitarian"].notna().all() and len(years) == 2
+    assert CliRunner().invoke(main, ["replay", str(tmp_path / "u")]).exit_code == 0
+    # the run whose own SWF it is stops, in one line naming it
+    result = _run(tmp_path, "b", "--planner", "us-federal", "--swf", "broken", "--years", "2")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    said = " ".join(result.output.split())
+    assert "Error: the SWF 'broken' (a plug-in, tests.cli.plugin_fixture) failed" in said
+    assert "Traceback" not in result.output
+
+
+def test_a_provider_plugin_that_fails_to_set_up_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # a traceback of 15 frames, from `models test` and from `run`
+    ep = EntryPoint("brokeninit", f"{FIXTURE}:BrokenProvider", "llmecon.providers")
+    _install(monkeypatch, {"llmecon.providers": [ep]})
+    expected = (
+        "brokeninit/x: the provider plug-in 'brokeninit' (tests.cli.plugin_fixture) failed "
+        "to set up the model: RuntimeError: init bug in the provider plug-in"
+    )
+    for args in (["models", "test", "brokeninit/x"],
+                 ["run", "--planner", "saez", "--workers", "brokeninit/x", "--agents", "4",
+                  "--years", "1", "--out", str(tmp_path)]):  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert expected in " ".join(result.output.split()), args
+
+
 def test_a_lazy_registry_path_naming_a_re_export_is_not_a_replacement() -> None:
     from llmecon._plugins import _resolved
     from llmecon.models import get_model
