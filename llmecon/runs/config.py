@@ -754,12 +754,14 @@ def unregistered(name: str, value: Any) -> str | None:
 
 
 #: Settings that matter only when another one is set: name -> (that setting, whether
-#: it is set).
+#: it is set). The setting depended on may depend on another in turn (a voter model
+#: needs LLM voters, which need voting rounds): :func:`idle_on` follows the chain.
 DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     **{
         name: ("vote_every", lambda v: v is not None)
-        for name in ("vote_rule", "candidates", "candidate_source", "voters", "voter_model")
+        for name in ("vote_rule", "candidates", "candidate_source", "voters")
     },
+    **{name: ("voters", lambda v: v == "llm") for name in ("voter_model", "voters_api_base")},
     "workers_mode": ("workers", lambda v: v != "rational"),
     "planner_breakdown": ("planner", lambda v: isinstance(v, str) and not _is_baseline(v)),
     "planner_max_tokens": ("planner", lambda v: isinstance(v, str) and not _is_baseline(v)),
@@ -773,6 +775,7 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 #: archetypes"): :func:`llmecon.runs.notes.idle_when` names the settings.
 IDLE_WHEN: dict[str, str] = {
     "vote_every": "without {vote_every}",
+    "voters": "without {voters}",
     "workers": "with rational workers",
     "planner": "with a baseline planner",
     "workers_mode": "without {workers_mode}",
@@ -788,10 +791,20 @@ def _is_baseline(planner: str) -> bool:
 def setting_applies(name: str, config: Mapping[str, Any]) -> bool:
     """Whether the setting ``name`` does anything in ``config`` (a run's settings):
     ``vote_rule`` without ``vote_every``, say, does not."""
-    if name not in DEPENDENT_SETTINGS:
-        return True
-    on, is_set = DEPENDENT_SETTINGS[name]
-    return is_set(config.get(on))
+    return idle_on(name, config.get) is None
+
+
+def idle_on(name: str, value: Callable[[str], Any]) -> str | None:
+    """The setting whose value leaves ``name`` doing nothing (``vote_every`` for
+    ``vote_rule`` without voting; ``voters`` for a voter model with rational voters),
+    following :data:`DEPENDENT_SETTINGS`' chain; ``None`` when ``name`` applies.
+    ``value``: a setting's value by name."""
+    while name in DEPENDENT_SETTINGS:
+        on, is_set = DEPENDENT_SETTINGS[name]
+        if not is_set(value(on)):
+            return on
+        name = on
+    return None
 
 
 def _bank_size(path: str) -> int | None:

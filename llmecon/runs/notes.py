@@ -6,10 +6,11 @@ Python."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from llmecon.runs.config import DEPENDENT_SETTINGS, IDLE_WHEN
+from llmecon.runs.config import DEPENDENT_SETTINGS, IDLE_WHEN, idle_on
 
 #: How a message names a setting (and its value, when given).
 Spelling = Callable[..., str]
@@ -37,7 +38,9 @@ def idle_when(on: str, spell: Spelling = cli_spelling) -> str:
     """When the settings that depend on ``on`` (:data:`DEPENDENT_SETTINGS`) do nothing:
     "without --vote-every"."""
     return IDLE_WHEN[on].format(
-        vote_every=spell("vote_every"), workers_mode=spell("workers_mode", "archetypes")
+        vote_every=spell("vote_every"),
+        workers_mode=spell("workers_mode", "archetypes"),
+        voters=spell("voters", "llm"),
     )
 
 
@@ -76,11 +79,11 @@ def settings_notes(
     notes = []
     planner, years = str(config.planner), config.years or 0
     idle: dict[str, list[str]] = {}  # set, but doing nothing in this run
-    for name, (on, applies) in DEPENDENT_SETTINGS.items():
+    for name in DEPENDENT_SETTINGS:
         changed = getattr(config, name) != type(config).model_fields[name].default
         if given is not None and name not in given:
             continue
-        if changed and not applies(getattr(config, on)):
+        if changed and (on := idle_on(name, functools.partial(getattr, config))) is not None:
             idle.setdefault(on, []).append(spell(name))
     for on, names in idle.items():
         does = "no voting round is held" if on == "vote_every" else "it does nothing"
@@ -139,10 +142,8 @@ def sweep_notes(
     is an axis, is the sweep's design, not a mistake). ``configs``: ``RunConfig`` objects."""
     notes = []
     for axis in axes:
-        if axis not in DEPENDENT_SETTINGS:
-            continue
-        on, applies = DEPENDENT_SETTINGS[axis]
-        if not any(applies(getattr(c, on)) for c in configs):
+        idle = [idle_on(axis, functools.partial(getattr, c)) for c in configs]
+        if configs and all(idle) and (on := idle[0]) is not None:
             notes.append(
                 f"{spell(axis)} varies, but does nothing {idle_when(on, spell)}: the cells of "
                 "its values are the same runs"

@@ -499,6 +499,23 @@ def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) 
     said = " ".join(swept.output.split())
     assert "--archetypes varies, but does nothing without --workers-mode archetypes" in said
     assert "--vote-rule set without --vote-every: no voting round is held" in said
+    # a voter model with rational voters (the default) asked no model, said nothing
+    voted = _invoke(
+        "run", "--planner", "saez", "--workers", "rational", "--agents", "6", "--years",
+        "2", "--vote-every", "1", "--voter-model", "mock/default", "--no-reference",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert voted.exit_code == 0, voted.output
+    said = " ".join(voted.output.split())
+    assert "--voter-model set without --voters llm: it does nothing" in said
+    swept = _invoke(
+        "sweep", "--planners", "saez", "--workers", "rational", "--agents", "6", "--years",
+        "1", "--seeds", "0", "--dry-run", "--vote-every", "1", "--voter-model",
+        "mock/default,mock/other", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert swept.exit_code == 0, swept.output
+    said = " ".join(swept.output.split())
+    assert "--voter-model varies, but does nothing without --voters llm" in said
 
 
 def test_a_relative_path_in_a_config_file_says_where_it_was_looked_for(
