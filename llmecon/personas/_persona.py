@@ -147,6 +147,15 @@ class Persona(BaseModel):
         ),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_the_default(cls, data: object) -> object:
+        # an optional field's null is its default: an empty cell of a CSV file that
+        # sets the column in some rows only, converted with pandas (docs/personas.md)
+        if isinstance(data, dict) and any(data.get(k, 0) is None for k in _OPTIONAL_FIELDS):
+            return {k: v for k, v in data.items() if not (k in _OPTIONAL_FIELDS and v is None)}
+        return data
+
     @field_validator(*_NUMBER_FIELDS, mode="before")
     @classmethod
     def _not_a_boolean(cls, value: object) -> object:
@@ -162,6 +171,10 @@ class Persona(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+#: Fields a persona may leave out, which then take their defaults.
+_OPTIONAL_FIELDS = frozenset(n for n, f in Persona.model_fields.items() if not f.is_required())
 
 
 def _contradictions(p: Persona) -> list[str]:

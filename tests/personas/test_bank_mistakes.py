@@ -148,3 +148,27 @@ def test_a_csv_file_is_told_persona_files_are_json_lines(tmp_path: Path) -> None
     message = _refusal(path)
     assert message.startswith(f"{path}, line 1: not valid JSON")
     assert "a persona file is JSON Lines" in message and "to_json(" in message
+
+
+def test_the_documented_csv_conversion_reads_empty_optional_cells(tmp_path: Path) -> None:
+    # A CSV that sets `weight` or `wage_floor` in some rows only: pandas writes the empty
+    # cells as null, which was refused ("weight: Input should be a valid number")
+    # although both are optional (docs/personas.md's one-line conversion).
+    import pandas as pd
+
+    frame = pd.DataFrame(_records(4))
+    frame["weight"] = frame["weight"].astype(object)
+    frame.loc[1, "weight"] = None
+    frame["wage_floor"] = [True, None, True, None]
+    frame["narrative"] = [None, "Grew up in Ohio.", None, None]
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    pd.read_csv(tmp_path / "in.csv").to_json(tmp_path / "out.jsonl", orient="records", lines=True)
+    assert "null" in (tmp_path / "out.jsonl").read_text()
+    personas = load_bank(tmp_path / "out.jsonl")
+    assert [p.weight for p in personas][1] == 1.0 and personas[0].weight == frame["weight"][0]
+    assert all(p.wage_floor for p in personas)
+    assert personas[1].narrative == "Grew up in Ohio." and personas[0].narrative is None
+    # a required field's null is still refused, by name
+    records = _records(1)
+    records[0]["age"] = None
+    assert "age: Input should be a valid integer" in _refusal(_bank(tmp_path, records))
