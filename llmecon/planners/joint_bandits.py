@@ -21,8 +21,8 @@ rewards; normalising keeps ``c`` meaningful across SWFs).
 
 Arguments (``name:key=value,…``): ``step=`` grid step (fraction, or percent above 1;
 default 0.1), ``grid=`` explicit rates separated by ``/`` (``grid=0/0.2/0.5``), and
-``c=`` (UCB) or ``eps=`` (ε-greedy). Grid points outside ``--min-rate``/``--max-rate``
-are dropped.
+``c=`` (UCB, ≥ 0) or ``eps=`` (ε-greedy). Grid points outside
+``--min-rate``/``--max-rate`` are dropped; at least two must remain.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ def make_grid(
     """The rate grid within the context's bounds (sorted, at least one point)."""
     if points is not None:
         grid = np.unique(np.asarray(points, dtype=float))
+        if not ((grid >= 0) & (grid <= 1)).all():  # a NaN fails too
+            wrong = ", ".join(f"{100 * p:g} %" for p in grid if not 0 <= p <= 1)
+            raise PlannerError(f"grid points must be rates from 0 to 100 %, got {wrong}")
     else:
         s = DEFAULT_STEP if step is None else step
         if not 0 < s <= 1:
@@ -63,12 +66,15 @@ def make_grid(
         n = int(np.floor(1.0 / s + 1e-9)) + 1
         grid = np.round(np.arange(n) * s, 10)
     lo, hi = ctx.min_rate - 1e-12, ctx.max_rate + 1e-12
-    grid = grid[(grid >= lo) & (grid <= hi)]
-    if grid.size == 0:
+    kept = grid[(grid >= lo) & (grid <= hi)]
+    if kept.size < 2:  # one arm: a fixed schedule that calls itself a bandit
+        inside = "no grid point lies" if kept.size == 0 else f"only {100 * kept[0]:g} % lies"
         raise PlannerError(
-            f"no grid point lies within the rate bounds [{ctx.min_rate}, {ctx.max_rate}]"
+            f"{inside} within the rate bounds [{ctx.min_rate:g}, {ctx.max_rate:g}] of the "
+            f"grid {'/'.join(f'{100 * p:g}' for p in grid)} %: a bandit needs two rates "
+            "or more"
         )
-    return grid
+    return kept
 
 
 class JointBanditPlanner:
@@ -90,6 +96,8 @@ class JointBanditPlanner:
         self.strategy = strategy
         if strategy == "ucb":
             self.parameter = DEFAULT_C if parameter is None else parameter
+            if not self.parameter >= 0:  # a NaN fails too
+                raise PlannerError(f"c must be ≥ 0, got {self.parameter:g}")
         elif strategy == "egreedy":
             self.parameter = DEFAULT_EPS if parameter is None else parameter
             if not 0 <= self.parameter <= 1:
@@ -263,9 +271,12 @@ def _factory(strategy: str) -> Callable[[PlannerContext, str | None], JointBandi
 
     def build(ctx: PlannerContext, arg: str | None) -> JointBanditPlanner:
         args = parse_joint_args(name, arg)
-        return JointBanditPlanner(
-            ctx, strategy, parameter=args.parameter, step=args.step, points=args.points
-        )
+        try:
+            return JointBanditPlanner(
+                ctx, strategy, parameter=args.parameter, step=args.step, points=args.points
+            )
+        except PlannerError as exc:
+            raise PlannerError(f"{name}: {exc}") from None
 
     return build
 

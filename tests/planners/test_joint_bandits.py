@@ -97,3 +97,12 @@ def test_grid_respects_rate_bounds_and_arguments_are_checked(economy: Economy) -
         make_planner("ucb-joint:c=x", _ctx(economy))
     with pytest.raises(PlannerError, match="no grid point"):
         make_planner("ucb-joint:grid=0.9", ctx)
+    # A grid point beyond 100 % was dropped without a word, leaving a one-armed
+    # "bandit" that enacted 0 % every year; a negative c was taken.
+    with pytest.raises(PlannerError, match=r"ucb-joint: grid points must be rates .* 200 %"):
+        make_planner("ucb-joint:grid=0/200", _ctx(economy))
+    with pytest.raises(PlannerError, match=r"only 30 % lies within .*two rates or more"):
+        make_planner("ucb-joint:grid=0.1/0.3", ctx)
+    with pytest.raises(PlannerError, match="ucb-joint: c must be ≥ 0, got -1"):
+        make_planner("ucb-joint:c=-1", _ctx(economy))
+    assert make_planner("ucb-joint:c=0", _ctx(economy)).parameter == 0.0
