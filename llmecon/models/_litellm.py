@@ -21,6 +21,7 @@ from llmecon.models._errors import (
     retry_after_header,
 )
 from llmecon.models._provider import ModelProvider, ProviderResponse, content_text
+from llmecon.models._redact import redact_url
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
 
@@ -105,7 +106,7 @@ class LiteLLMProvider(ModelProvider):
         try:
             response = await litellm.acompletion(**args)
         except Exception as exc:
-            raise _map_error(exc, where) from None
+            raise _map_error(exc, where, self.api_base) from None
         try:
             text = content_text(response.choices[0].message.content)
             # litellm maps every provider's stop reason to OpenAI's
@@ -136,11 +137,19 @@ _TRANSIENT_NAMES = (
 )
 
 
-def _map_error(exc: Exception, where: str) -> ModelError:
-    """litellm's exceptions carry ``status_code``; map them by status and type name."""
+def _map_error(exc: Exception, where: str, api_base: str | None = None) -> ModelError:
+    """litellm's exceptions carry ``status_code``; map them by status and type name. A
+    connection that failed is said as one, retryable (litellm reports it as an HTTP 500
+    "InternalServerError"), with the server's URL (credentials masked)."""
     name = type(exc).__name__
     if name == "Timeout" or isinstance(exc, TimeoutError):
         return ModelTimeoutError(f"{where}: request timed out")
+    if (refused := _connection_failure(exc)) is not None:
+        server = redact_url(api_base) if api_base else "the provider"
+        return ProviderError(
+            f"{where}: connection to {server} failed ({type(refused).__name__}: {refused})",
+            retryable=True,
+        )
     status = getattr(exc, "status_code", None)
     named = _NAME_STATUS.get(name)  # the exception's type wins over a generic status
     if not isinstance(status, int) or (named is not None and status not in (401, 403, 429)):
@@ -153,3 +162,20 @@ def _map_error(exc: Exception, where: str) -> ModelError:
         where,
         retryable=name in _TRANSIENT_NAMES,
     )
+
+
+def _connection_failure(exc: BaseException) -> BaseException | None:
+    """The error of a connection that could not be made or broke, found in ``exc``'s
+    chain of causes (``openai.APIConnectionError`` under litellm's wrapper, an
+    ``OSError`` such as ``ConnectionRefusedError``), or ``None``."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if type(link).__name__ == "APIConnectionError" or isinstance(link, ConnectionError):
+            deepest = link
+            while (inner := deepest.__cause__ or deepest.__context__) is not None:
+                deepest = inner
+            return deepest
+        link = link.__cause__ or link.__context__
+    return None

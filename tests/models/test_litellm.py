@@ -57,3 +57,23 @@ def test_a_litellm_reply_cut_at_the_token_limit_says_so(sentinel_keys):
         model = get_model("litellm/openai/fake-model", api_base=server.base_url, config=config)
         with pytest.raises(StructuredOutputError, match="cut off at the 16-token limit"):
             asyncio.run(model.generate(MSGS, WorkerDecision))
+
+
+def test_a_litellm_server_that_refuses_the_connection_says_so(sentinel_keys):
+    """litellm reports a refused connection as "HTTP 500: InternalServerError … Connection
+    error."; it is a failed connection to the server's URL, retried as one."""
+    import socket
+
+    from llmecon.models import ProviderError
+
+    with socket.socket() as sock:  # a port nobody listens on once it is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = GenerateConfig(timeout_s=5, max_retries=1, backoff_base_s=0.001)
+    base = f"http://127.0.0.1:{port}/v1"
+    model = get_model("litellm/openai/fake-model", api_base=base, config=config)
+    with pytest.raises(ProviderError) as info:
+        asyncio.run(model.generate(MSGS, WorkerDecision))
+    said = str(info.value)
+    assert f"litellm/openai/fake-model: connection to {base} failed (ConnectionRefused" in said
+    assert "HTTP 500" not in said and info.value.retryable
