@@ -230,8 +230,9 @@ def _run(task: dict[str, Any], on_year: YearHook | None) -> tuple[dict[str, Any]
     state = folder_state(run_dir)
     if state == "completed":
         return {"action": "skipped", **folder_result(run_dir)}, None
+    aside = None
     if state == "aborted":
-        set_aside(run_dir)
+        aside = set_aside(run_dir)
         state = "new"
     if state == "new":
         settings = {
@@ -250,7 +251,17 @@ def _run(task: dict[str, Any], on_year: YearHook | None) -> tuple[dict[str, Any]
         action = "resumed"
     with contextlib.suppress(RunFailedError):  # recorded in the folder: status failed
         sim.run(_progress(on_year))
-    return {"action": action, **folder_result(run_dir)}, None
+    said = {"set_aside": _set_aside_note(aside)} if aside is not None else {}
+    return {"action": action, **folder_result(run_dir), **said}, None
+
+
+def _set_aside_note(target: Path) -> str:
+    """What a cell says of its old folder, moved to ``.aborted/`` (:func:`set_aside`)."""
+    return (
+        f"its folder held no run to resume (none started, its manifest or log was "
+        f"missing or empty, or it failed after every year ran): moved to {target}, "
+        "never deleted, and the cell ran afresh"
+    )
 
 
 def run_cell(task: dict[str, Any], on_year: YearHook | None = None) -> dict[str, Any]:
@@ -278,7 +289,7 @@ def run_cell_full(
             out = {"action": "error", "status": "error", "error": str(exc)}
         except Exception as exc:  # any other failure is this cell's, not the sweep's
             out = {"action": "error", "status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    messages: list[str] = []
+    messages: list[str] = [out.pop("set_aside")] if "set_aside" in out else []
     # the run summary's planner_warning (shown with the cell's warnings) says what the
     # planner's own warning does, in the run's words
     said_by_summary = isinstance(out.get("planner_warning"), str)

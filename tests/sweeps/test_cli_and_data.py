@@ -404,7 +404,11 @@ def test_cells_that_failed_after_their_last_year_are_not_told_they_resume(
     assert "connection to http://127.0.0.1:9 failed" in line
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1, again.output
-    assert any((tmp_path / "f" / ".aborted").iterdir())  # as it said
+    (kept,) = (tmp_path / "f" / ".aborted").iterdir()  # as it said
+    # …and says so when it does (a completed log moved there without a word)
+    said = " ".join(again.output.split())
+    assert "its folder held no run to resume" in said
+    assert f"movedto{kept}" in "".join(again.output.split())  # wrapped at a hyphen
 
 
 def test_csv_inside_the_sweeps_own_new_folder_is_refused_and_never_replaces_a_record(
