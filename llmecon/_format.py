@@ -477,3 +477,11 @@ METRIC_QUANTITIES: dict[str, Quantity] = {
     "cost_usd": COST,
     "fallbacks": MEAN_COUNT,
 }
+
+
+def command(*words: object) -> str:
+    """``llmecon <words>`` as a shell line a user can paste: a run folder with spaces or
+    quotes in its path is quoted (``llmecon resume 'runs/my run'``)."""
+    import shlex
+
+    return shlex.join(["llmecon", *(str(w) for w in words)])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from llmecon._format import command
 from llmecon.cli._common import console, friendly_errors
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def unfinished_note(run: RunData) -> str | None:
             f"{len(run.completed_years) + 1} before it stopped)"
         )
     if run.status in ("killed", "interrupted"):
-        note += f"; `llmecon resume {run.path}` continues it"
+        note += f"; `{command('resume', run.path)}` continues it"
     elif run.status == "running":
         note += " so far; export it again when it has ended"
     return note

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from llmecon._format import counted, first_tax_years, tax_years
+from llmecon._format import command, counted, first_tax_years, tax_years
 from llmecon.cli._common import (
     RegistryChoice,
     config_options,
@@ -89,7 +89,7 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             console.print(
                 f"[yellow]note[/]: the run is incomplete ({rescored.run_status}, "
                 f"{len(rows)} of {counted(rescored.years_planned, 'year')}): only its "
-                f"completed years were rescored; continue it with `llmecon resume {run_dir}`"
+                f"completed years were rescored; continue it with `{command('resume', run_dir)}`"
             )
         return
     with friendly_errors():
@@ -146,7 +146,7 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             raise click.ClickException(
                 f"the run is incomplete ({report.run_status}, {report.years_checked} of "
                 f"{counted(report.years_planned, 'year')}): only its completed years were "
-                f"replayed; continue it with `llmecon resume {run_dir}`"
+                f"replayed; continue it with `{command('resume', run_dir)}`"
             )
         return
     out.print(_differences_table(report.differences))
@@ -293,7 +293,7 @@ def resume(run_dir: str, **options: Any) -> None:
             console.print(
                 f"[yellow]note[/]: {_kept_fallbacks(heavy)}; the kept years stay as they "
                 "ran (their welfare reflects those fallbacks): to run them again, fork "
-                f"before them (`llmecon run --fork {run_dir} --from-year {first}`)"
+                f"before them (`{command('run', '--fork', run_dir, '--from-year', first)}`)"
             )
         if sim.set_aside is not None and sim.set_aside_year:
             console.print(

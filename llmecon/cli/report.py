@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from llmecon._format import command
 from llmecon.cli._common import check_output_file, console, friendly_errors
 from llmecon.cli.export import check_run_dir
 
@@ -72,7 +73,7 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
             # `runs/*` names sweep folders beside the runs, as load_runs skips them
             console.print(
                 f"[yellow]note[/]: {given} is a sweep folder, not a run; skipped (report it "
-                f"alone, `llmecon report {given}`, or add its runs, {given}/*/)",
+                f"alone, `{command('report', given)}`, or add its runs, {given}/*/)",
                 highlight=False,
             )
         elif given.resolve() in seen:

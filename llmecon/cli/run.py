@@ -13,6 +13,7 @@ from rich.table import Table
 
 from llmecon._files import is_storage_error, os_error_text
 from llmecon._format import (
+    command,
     counted,
     difference_noise,
     gap_noise,
@@ -153,7 +154,7 @@ def _template_failed(sim: Any, exc: Any) -> None:
         copy = sim.log.directory / "prompts" / (exc.template or "")
         console.print(
             f"the run renders with its own copy of the templates: fix {copy}, then "
-            f"continue with `llmecon resume {sim.log.directory}`"
+            f"continue with `{command('resume', sim.log.directory)}`"
         )
     raise SystemExit(EXIT_CODES["failed"]) from None
 
@@ -214,7 +215,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             # while the run computed its references: logged without them, and shown so
             _show_summary(ended.summary, *_final(sim, sim.records[-1]))
             then = (
-                f"; continue with `llmecon resume {sim.log.directory}`"
+                f"; continue with `{command('resume', sim.log.directory)}`"
                 if ended.status != "completed" and sim.log is not None
                 else ""
             )
@@ -227,7 +228,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             raise SystemExit(EXIT_CODES["interrupted"]) from None
         if ended is not None and ended.status != "interrupted":
             # the run had logged its end: only its summary was cut short
-            where = f"; `llmecon report {sim.log.directory}` shows it" if sim.log else ""
+            where = f"; `{command('report', sim.log.directory)}` shows it" if sim.log else ""
             console.print(
                 f"[yellow]interrupted[/] after the run ended ({ended.status}, "
                 f"{counted(ended.years_completed, 'tax year')}): its log is complete{where}"
@@ -243,7 +244,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             )
         kept = f" after {len(sim.records)} of {counted(sim.years, 'tax year')}"
         console.print(
-            f"[yellow]interrupted[/]{kept}; continue with `llmecon resume {sim.log.directory}`"
+            f"[yellow]interrupted[/]{kept}; continue with `{command('resume', sim.log.directory)}`"
             if sim.log is not None
             else f"[yellow]interrupted[/]{kept}"
         )
@@ -265,7 +266,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
         console.print(
             f"[yellow]run stopped early[/] ({result.status}: {result.error}) after "
             f"{len(result.records)} of {counted(years, 'year')}; continue with "
-            f"`llmecon resume {result.run_dir}` (e.g. with a larger --max-cost or --deadline)"
+            f"`{command('resume', result.run_dir)}` (e.g. with a larger --max-cost or --deadline)"
         )
     raise SystemExit(EXIT_CODES[result.status])
 

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from llmecon._files import atomic_write, os_reason
-from llmecon._format import counted, named_few
+from llmecon._format import command, counted, named_few
 from llmecon.cli._common import (
     EXIT_CODES,
     ConfigOption,
@@ -398,7 +398,7 @@ def report_end(result: Any) -> None:
     if result.directory is not None:
         console.print(
             f"sweep written to [bold]{result.directory}[/] (sweep.json, results.csv, cells.csv; "
-            f"`llmecon report {result.directory}` draws it) in {SECONDS(result.wall_s)} "
+            f"`{command('report', result.directory)}` draws it) in {SECONDS(result.wall_s)} "
             + _WHERE_CELLS_RAN.get(result.backend, f"on {result.backend}")
         )
         ran = result.backend != "none"

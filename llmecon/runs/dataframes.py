@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon._format import command
 from llmecon._paths import path_argument
 from llmecon._warn import warn
 from llmecon.economy import Economy, TaxSchedule, YearMetrics
@@ -816,7 +817,7 @@ def load_run(path: str | Path, *, resolve_messages: bool = False) -> RunData:
         then = (
             "it is not the fork its manifest names"
             if run.ran_live_early
-            else f"`llmecon resume {directory}` copies the rest, then runs the fork's own years"
+            else f"`{command('resume', directory)}` copies the rest, then runs the fork's own years"
         )
         incomplete = f"{incomplete}: {then}"
         warn(f"{directory} is {incomplete}", RunLogWarning)

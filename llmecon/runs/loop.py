@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmecon._files import is_storage_error, os_error_text, os_reason
+from llmecon._format import command
 from llmecon._gc import run_gc
 from llmecon._warn import warn
 from llmecon.agents import WorkerRequest
@@ -796,7 +797,9 @@ class Simulation:
         if unlogged_end is not None:
             if not is_storage_error(unlogged_end):
                 raise unlogged_end
-            where = f"`llmecon resume {result.run_dir}`" if result.run_dir else "`llmecon resume`"
+            where = (
+                f"`{command('resume', result.run_dir)}`" if result.run_dir else "`llmecon resume`"
+            )
             raise RunFailedError(
                 f"the run ended ({status}) but its end could not be logged: "
                 f"{os_error_text(typing.cast(OSError, unlogged_end))}; every year it logged is "
@@ -806,7 +809,7 @@ class Simulation:
         if machine is not None:
             where = (
                 "; every year it logged is kept: free space (or mend the cause) and resume "
-                f"with `llmecon resume {result.run_dir}`"
+                f"with `{command('resume', result.run_dir)}`"
                 if result.run_dir
                 else ""
             )
@@ -814,13 +817,15 @@ class Simulation:
                 machine
             )
         if crash is not None:
-            where = f"; resume with `llmecon resume {result.run_dir}`" if result.run_dir else ""
+            where = f"; resume with `{command('resume', result.run_dir)}`" if result.run_dir else ""
             raise RunFailedError(
                 f"run stopped in tax year {len(self.records) + 1}: {error}{where}", result
             ) from crash
         if status == "failed":
             if len(self.records) < self.years:
-                where = f"; resume with `llmecon resume {result.run_dir}`" if result.run_dir else ""
+                where = (
+                    f"; resume with `{command('resume', result.run_dir)}`" if result.run_dir else ""
+                )
                 raise RunFailedError(f"run stopped: {error}{where}", result)
             where = f" (log: {result.run_dir})" if result.run_dir else ""
             raise RunFailedError(f"every year ran, but {error}{where}", result)

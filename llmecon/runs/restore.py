@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from llmecon._format import tax_years
+from llmecon._format import command, tax_years
 from llmecon._warn import warn
 from llmecon.agents.archetypes import UNREADABLE_NPZ
 from llmecon.economy import Economy
@@ -160,7 +160,7 @@ def fork_instead(run_dir: str | Path) -> str:
     """What to say of a run with nothing left to resume (:attr:`RestoredRun.nothing_to_resume`)."""
     return (
         "nothing is left to resume: to run it again, fork it "
-        f"(`llmecon run --fork {run_dir} --from-year 1`)"
+        f"(`{command('run', '--fork', run_dir, '--from-year', 1)}`)"
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from llmecon._files import atomic_write, os_reason
-from llmecon._format import counted
+from llmecon._format import command, counted
 from llmecon.runs.columnar import attach_call_files, iter_calls
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
@@ -448,7 +448,8 @@ def _fork_source_of(fork: RestoredRun) -> RestoredRun:
     the source's, and no resume mends them)."""
     origin = fork.forked_from
     where = Path(str(origin.get("run")))
-    again = f"`llmecon run --fork {where} --from-year {fork.forked_from_year}` with its options"
+    fork_again = command("run", "--fork", where, "--from-year", fork.forked_from_year)
+    again = f"`{fork_again}` with its options"
     if fork.ran_live_early:
         raise RunLogError(
             f"{fork.path} is {fork.incomplete_fork}; it is not the fork its manifest names, "

@@ -547,8 +547,9 @@ def test_an_interrupt_while_the_run_computes_its_references_skips_them(
     # no summary; a second Ctrl-C left no run_completed (replay and report: "killed").
     skipped = "skipped: the run was interrupted while it computed them"
     _interrupt_at_the_references(monkeypatch, during)
+    out = tmp_path / "my runs"  # the command it says quotes the path (it could not be pasted)
     args = ["run", "--planner", "saez", "--workers", "rational", "--personas", "synthetic",
-            "--agents", "20", "--years", "2", "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+            "--agents", "20", "--years", "2", "--out", str(out), "--run-id", "r"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     said = " ".join(result.output.split())
     assert result.exit_code == 130, result.output
@@ -558,41 +559,41 @@ def test_an_interrupt_while_the_run_computes_its_references_skips_them(
         "interrupted while the run computed its reference welfare: it ended interrupted with "
         "2 tax years, logged, and its summary lacks the references"
     ) in said
-    assert f"continue with `llmecon resume {tmp_path / 'r'}`" in said
-    (end,) = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"]
+    assert f"continue with `llmecon resume '{out / 'r'}'`" in said
+    (end,) = [e for e in read_events(out / "r") if e.type == "run_completed"]
     assert end.status == "interrupted" and end.years_completed == 2
     assert end.summary["reference_note"] == skipped
     assert not {"none_swf", "status_quo_swf", "oracle_swf", "gain_closed"} & set(end.summary)
-    assert end.summary["final_swf"] == read_events(tmp_path / "r")[-2].metrics["swf"]
+    assert end.summary["final_swf"] == read_events(out / "r")[-2].metrics["swf"]
     monkeypatch.undo()
-    replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
+    replayed = CliRunner().invoke(main, ["replay", str(out / "r")])
     assert replayed.exit_code == 1 and "replay matches" in replayed.output, replayed.output
     assert "continue it with `llmecon resume" in " ".join(replayed.output.split())
-    drawn = CliRunner().invoke(main, ["report", str(tmp_path / "r")])
+    drawn = CliRunner().invoke(main, ["report", str(out / "r")])
     assert drawn.exit_code == 0, drawn.output
-    page = " ".join((tmp_path / "r" / "report.html").read_text().split())
+    page = " ".join((out / "r" / "report.html").read_text().split())
     said = "Oracle reference omitted: the run was interrupted while it computed it "
     assert said + "(`llmecon resume` computes it)." in page
     # `llmecon resume` then computes them: the run had said "already completed; nothing
     # to resume", and its references stayed missing for good
-    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "r")])
+    resumed = CliRunner().invoke(main, ["resume", str(out / "r")])
     assert resumed.exit_code == 0, resumed.output
     assert "gain closed (none" in " ".join(resumed.output.split())
     # no year was unfinished: what was set aside is the stopped run's end
     assert "unfinished year" not in resumed.output
     kept = "the stopped run's end event is kept in events.interrupted-1.jsonl"
     assert kept in " ".join(resumed.output.split())
-    (aside,) = (tmp_path / "r").glob("events.interrupted-*.jsonl")
+    (aside,) = (out / "r").glob("events.interrupted-*.jsonl")
     assert [json.loads(line)["type"] for line in aside.read_text().splitlines()] == [
         "run_completed"
     ]
-    assert _statuses(tmp_path / "r") == ["completed"]
+    assert _statuses(out / "r") == ["completed"]
     from llmecon import load_run
 
-    summary = load_run(tmp_path / "r").summary
+    summary = load_run(out / "r").summary
     assert {"none_swf", "status_quo_swf", "oracle_swf", "gain_closed"} <= set(summary)
     assert "reference_note" not in summary and summary["final_swf"] == end.summary["final_swf"]
-    replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
+    replayed = CliRunner().invoke(main, ["replay", str(out / "r")])
     assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
 
 
