@@ -104,15 +104,20 @@ def unfinished_note(run: RunData) -> str | None:
     """What to know about the tables of a run that did not complete, else ``None``."""
     if run.status == "completed":
         return None
+    running = run.status == "running"
     planned = run.settings.get("years")
     held = f"{len(run.completed_years)} of {planned}" if planned else str(len(run.completed_years))
-    note = f"the run did not complete ({run.status}): the tables hold {held} tax years"
+    note = (
+        f"the run is still running: the tables hold {held} tax years"
+        if running
+        else f"the run did not complete ({run.status}): the tables hold {held} tax years"
+    )
     calls = run.calls
     later = int((calls["year"] > len(run.completed_years)).sum()) if len(calls) else 0
     if later:  # made (and paid for) in the year it stopped in: kept, and said
         note += (
             f" (calls also holds the {later} model calls made in tax year "
-            f"{len(run.completed_years) + 1} before it stopped)"
+            f"{len(run.completed_years) + 1} {'so far' if running else 'before it stopped'})"
         )
     if run.status in ("killed", "interrupted"):
         note += f"; `{command('resume', run.path)}` continues it"

@@ -59,6 +59,7 @@ from llmecon.runs.events import (
     Event,
     LLMCall,
     OtherEvent,
+    RunCompleted,
     ScheduleSet,
     WorkerStep,
     YearCompleted,
@@ -579,7 +580,9 @@ def read_log(directory: str | Path, *, tolerant: bool = False) -> LogContents:
     if damaged is not None:  # not merely a cut last line: said
         years = sum(isinstance(e, YearCompleted) for e in events)
         planned = int(manifest.config.get("years") or 0)
-        warn(damaged.warning(events_path, years, planned), RunLogWarning)
+        last = events[-1] if events else None
+        ended = isinstance(last, RunCompleted) and last.status == "completed"
+        warn(damaged.warning(events_path, years, planned, ended), RunLogWarning)
     return LogContents(
         manifest,
         events,
@@ -607,9 +610,16 @@ class _TornTail:
     """It is only a last line cut mid-write (no newline ends it, no NUL byte in it): what
     any kill leaves, said to no one."""
 
-    def warning(self, path: Path, years: int, planned: int) -> str:
+    def warning(self, path: Path, years: int, planned: int, ended: bool = False) -> str:
         """What a reader says of a damaged tail (not :attr:`cut`) after ``years``
-        completed tax years of ``planned``."""
+        completed tax years of ``planned``; ``ended``: after a completed run's end (no
+        resume follows it: the tail is only extra lines)."""
+        if ended:
+            return (
+                f"{path}: the lines after the run's end are damaged from line {self.line} on "
+                f"(the line {self.reason}): they are left out, and the run is read as "
+                f"logged, completed; delete them from line {self.line} on to silence this"
+            )
         what = "the unfinished year's tail" if years < planned else "the log's tail"
         after = f"after tax year {years}" if years else "before tax year 1 completed"
         return (

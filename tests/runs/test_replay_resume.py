@@ -676,6 +676,22 @@ def test_a_damaged_tail_of_the_unfinished_year_is_left_out_as_a_torn_line_is(
     assert replay_run(run_dir).ok
 
 
+def test_a_damaged_tail_after_a_completed_runs_end_does_not_promise_a_resume(
+    tmp_path: Path,
+) -> None:
+    # "… `llmecon resume` moves it aside and goes on", then resume: "already completed;
+    # nothing to resume".
+    run_dir = _mock_run(tmp_path)
+    with (run_dir / "events.jsonl").open("ab") as fh:
+        fh.write(b"garbage\n")
+    line = len((run_dir / "events.jsonl").read_bytes().splitlines())
+    said = f"the lines after the run's end are damaged from line {line} on"
+    with pytest.warns(RunLogWarning, match=re.escape(said)) as caught:
+        assert load_run(run_dir).status == "completed"
+    assert "llmecon resume" not in str(caught[0].message)
+    assert f"delete them from line {line} on" in str(caught[0].message)
+
+
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_damage_before_the_last_completed_year_is_an_error_saying_what_it_is(
     tmp_path: Path, damage: str
@@ -933,6 +949,11 @@ def test_a_run_still_being_written_is_running_not_killed(tmp_path: Path) -> None
         assert "resume" not in said
         page = write_report([run_dir], tmp_path / "r.html").read_text()
         assert "is still running" in page
+        exported = CliRunner().invoke(main, ["export", str(run_dir), "--out", str(tmp_path / "t")])
+        said = " ".join(exported.output.split())
+        assert exported.exit_code == 0, exported.output
+        assert "the run is still running: the tables hold 2 of" in said  # not "did not complete"
+        assert "export it again when it has ended" in said and "stopped" not in said
     finally:
         lock.release()
     assert restore_run(run_dir).status == "killed"
