@@ -77,6 +77,13 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     when it is invalid, names an SWF (or vote rule) not registered in this process, or
     ``overrides`` name another preset (it would only relabel the recorded values)."""
     data = dict(manifest.config)
+    where = run_dir / "manifest.json"
+    size, agents = manifest.population.get("size"), data.get("agents")
+    if isinstance(size, int) and isinstance(agents, int) and size != agents:
+        raise RunLogError(
+            f"{where}: config.agents is {agents} but the run's population holds {size} "
+            "workers (population.size): the manifest was edited; put its value back"
+        )
     personas = run_dir / PERSONAS_COPY_NAME
     if personas.is_file():
         _check_personas_copy(personas, population_size(manifest))
@@ -87,7 +94,6 @@ def config_from_manifest(run_dir: Path, manifest: Manifest, **overrides: Any) ->
     if prompts.is_dir():  # the run's own copy of its templates
         data["prompts"] = str(prompts)
     data.update(reference=False, run_id=None)
-    where = run_dir / "manifest.json"
     if overrides.get("preset") not in (None, data.get("preset")):
         raise RunLogError(
             f"{where}: the run's settings are taken as recorded (preset "

@@ -497,6 +497,22 @@ def test_rescore_refuses_an_economy_that_is_not_the_runs(tmp_path: Path) -> None
     assert "does not reproduce tax year 1's logged swf" in said and "edited manifest" in said
 
 
+def test_an_edited_agent_count_is_named_by_what_computes_with_it(tmp_path: Path) -> None:
+    # replay said "personas.jsonl holds 10 personas but --agents is 12; sample a bigger
+    # bank with `llmecon personas sample`", of an option nobody gave
+    run_dir = _mock_run(tmp_path)
+    manifest = run_dir / "manifest.json"
+    data = json.loads(manifest.read_text())
+    size = data["population"]["size"]
+    data["config"]["agents"] = size + 2
+    manifest.write_text(json.dumps(data))
+    said = f"config.agents is {size + 2} but the run's population holds {size} workers"
+    fork = ["run", "--years", "5", "--from-year", "1", "--out", str(tmp_path), "--fork"]
+    for command in (["replay"], ["replay", "--rescore", "--swf", "rawlsian"], fork):
+        result = CliRunner().invoke(main, [*command, str(run_dir)])
+        assert result.exit_code == 1 and said in " ".join(result.output.split()), command
+
+
 def test_rescore_of_an_incomplete_run_says_so(tmp_path: Path) -> None:
     run_dir = _mock_run(tmp_path)
     lines = (run_dir / "events.jsonl").read_text().splitlines()
