@@ -278,9 +278,26 @@ def _load_plugins() -> None:
         lambda: _SWFS,
         "an SWF",
         lambda obj: isinstance(obj, SWF),
-        lambda _name, swf, _ep: register_swf(swf),
+        _register_named,
         name_of=lambda _ep, swf: swf.name,
     )
+
+
+def _register_named(name: str, swf: SWF, ep: object) -> None:
+    """Register an entry point's SWF under its own name (the metric's), saying so when
+    the entry point is named otherwise (``rawlsian = pkg:MEDIAN`` is ``--swf median``)."""
+    register_swf(swf)
+    called = getattr(ep, "name", name)
+    if called != swf.name:
+        from llmecon._plugins import PluginWarning
+        from llmecon._warn import warn
+
+        warn(
+            f"llmecon: the llmecon.swfs entry point {called!r} ({getattr(ep, 'value', '?')}) "
+            f"holds the SWF {swf.name!r}: registered as {swf.name!r} (an SWF keeps its own "
+            "name, which is also its metric's); name the entry point so",
+            PluginWarning,
+        )
 
 
 class SWFError(ValueError):
