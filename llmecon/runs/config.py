@@ -762,9 +762,21 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
         for name in ("vote_rule", "candidates", "candidate_source", "voters")
     },
     **{name: ("voters", lambda v: v == "llm") for name in ("voter_model", "voters_api_base")},
-    "workers_mode": ("workers", lambda v: v != "rational"),
-    "planner_breakdown": ("planner", lambda v: isinstance(v, str) and not _is_baseline(v)),
-    "planner_max_tokens": ("planner", lambda v: isinstance(v, str) and not _is_baseline(v)),
+    # what the LLM planner is shown and how it is sampled: nothing to a baseline
+    **{
+        name: ("planner", lambda v: isinstance(v, str) and not _is_baseline(v))
+        for name in (
+            *("planner_history", "planner_best", "trust_region", "planner_start"),
+            *("planner_moves", "planner_hints", "planner_uncertainty", "planner_breakdown"),
+            *("planner_explore", "planner_temperature", "planner_max_tokens"),
+        )
+    },
+    # what LLM workers are shown and how they answer: nothing to rational workers (the
+    # worker temperature also samples LLM voters' ballots, so it is not among them)
+    **{
+        name: ("workers", lambda v: v != "rational")
+        for name in ("workers_mode", "worker_style", "worker_history", "worker_reasons")
+    },
     "worker_max_tokens": ("workers", lambda v: v != "rational"),
     "archetypes": ("workers_mode", lambda v: v == "archetypes"),
 }

@@ -79,9 +79,14 @@ def settings_notes(
     notes = []
     planner, years = str(config.planner), config.years or 0
     idle: dict[str, list[str]] = {}  # set, but doing nothing in this run
+    from llmecon.presets import settings_of
+
+    by_preset = settings_of(config.preset)  # its own settings are not the user's doing
     for name in DEPENDENT_SETTINGS:
         changed = getattr(config, name) != type(config).model_fields[name].default
         if given is not None and name not in given:
+            continue
+        if name in by_preset and getattr(config, name) == by_preset[name]:
             continue
         if changed and (on := idle_on(name, functools.partial(getattr, config))) is not None:
             idle.setdefault(on, []).append(spell(name))
@@ -126,6 +131,12 @@ def settings_notes(
             notes.append(f"{spell(f'{role}_api_base')} is not used: {without} no model")
         elif runs_in_process(model):
             notes.append(f"{spell(f'{role}_api_base')} is not used: {model} runs in this process")
+    voters = config.vote_every is not None and config.voters == "llm"
+    if config.api_base and is_baseline(planner) and workers == "rational" and not voters:
+        notes.append(
+            f"{spell('api_base')} is not used: the {planner} planner and rational workers "
+            "call no model"
+        )
     return notes
 
 

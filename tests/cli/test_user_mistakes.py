@@ -516,6 +516,25 @@ def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) 
     assert swept.exit_code == 0, swept.output
     said = " ".join(swept.output.split())
     assert "--voter-model varies, but does nothing without --voters llm" in said
+    # what the LLM planner and LLM workers are shown and how they are sampled, with a
+    # baseline planner and rational workers (said for the token caps only); a preset's
+    # own such settings are not the user's doing and are not said
+    ran = _invoke(
+        "run", "--planner", "saez", "--workers", "rational", "--agents", "6", "--years",
+        "1", "--planner-temperature", "0.5", "--trust-region", "0.3", "--worker-style",
+        "rational", "--api-base", "http://127.0.0.1:9/v1", "--no-reference",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    said = " ".join(ran.output.split())
+    assert "--api-base is not used: the saez planner and rational workers call no model" in said
+    assert "--trust-region, --planner-temperature set with a baseline planner" in said
+    assert "--worker-style set with rational workers: it does nothing" in said
+    preset = _invoke(
+        "run", "--preset", "llm-economist-2025", "--planner", "saez", "--workers",
+        "rational", "--agents", "6", "--years", "1", "--no-reference", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert preset.exit_code == 0, preset.output
+    assert "it does nothing" not in " ".join(preset.output.split())
 
 
 def test_a_relative_path_in_a_config_file_says_where_it_was_looked_for(
