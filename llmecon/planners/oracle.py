@@ -172,7 +172,8 @@ def optimal_rates(
         if (saez := _saez_rates(economy, e, lo, hi, swf)) is not None:
             g = _Objective(economy, e, swf, seen=f.seen)
             g(saez[None, :])
-            _coordinate_search(g, n, coarse, lo, hi, step0, refinements, _SECOND_SWEEPS)
+            grid = np.linspace(lo, hi, _SECOND_GRID)
+            _coordinate_search(g, n, grid, lo, hi, step0, _SECOND_REFINEMENTS, _SECOND_SWEEPS)
             if g.best_value > f.best_value:  # another basin, higher: climbed on from there
                 _pattern_search(g, lo, hi, step0 / 5, min_step=step0 / 25)
                 f(g.best_rates[None, :])
@@ -194,11 +195,12 @@ def optimal_rates(
     return OracleResult(f.best_rates.copy(), swf_value, f.evaluations, sweeps, converged)
 
 
-#: Coordinate sweeps of the climb from Saez's schedule: enough to tell its basin (most
-#: climbs settle in 2–3; the pattern search and the polish go on from the better one),
-#: bounded so that under CRRA, where each sweep solves many equilibria, it costs a
-#: fraction of the first climb.
-_SECOND_SWEEPS = 3
+#: The climb from Saez's schedule tells its basin with less work than the first climb
+#: (the pattern search and the polish go on from the better one): at most 3 coordinate
+#: sweeps (most climbs settle in 2–3), each rate's coarse grid of 11 points (10-point
+#: steps) and 3 finer grids, so that under CRRA, where every schedule scored solves its
+#: equilibrium, it costs a fraction of the first climb.
+_SECOND_SWEEPS, _SECOND_GRID, _SECOND_REFINEMENTS = 3, 11, 3
 
 
 def _coordinate_search(
