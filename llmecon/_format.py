@@ -75,16 +75,17 @@ class Quantity:
     """A mean of counts: written as a count (no decimals) when it and its interval are
     whole numbers (one seed, or seeds that all counted alike)."""
     significant: int | None = None
-    """A value that ``decimals`` would write as zero keeps this many significant digits
-    instead: welfare under CRRA with η = 2 is about −2e-5, which two decimals write as
-    ``−0.00``. Other values keep ``decimals``, so that a column of them reads alike;
+    """A value below 1 keeps this many significant digits where ``decimals`` would show
+    fewer: welfare under CRRA with η = 2 is about −2e-5, which two decimals write as
+    ``−0.00``, and with η = 1.5 about −0.0106 and −0.0094, which they both wrote
+    ``−0.01``. Values from 1 keep ``decimals``, so that a column of them reads alike;
     float noise (below 1e-10) stays a plain zero."""
 
     def _decimals(self, magnitude: float, decimals: int) -> int:
-        """``decimals``, or more for a tiny ``magnitude`` (see :attr:`significant`)."""
+        """``decimals``, or more for a ``magnitude`` below 1 (see :attr:`significant`)."""
         if not self.significant or not magnitude or not math.isfinite(magnitude):
             return decimals
-        if not _rounds_to_zero(magnitude, decimals):
+        if magnitude >= 1:
             return decimals
         wanted = min(self.significant - 1 - math.floor(math.log10(magnitude)), MOST_DECIMALS)
         # float noise (1e-12 of a welfare in the tens of thousands) stays a plain zero
@@ -223,8 +224,8 @@ class Quantity:
 
 
 #: Social welfare (every SWF) and utility, the SWF's unit: two decimals, or four
-#: significant digits where two would write zero (CRRA welfare near −2e-5 is
-#: ``−0.00002055``).
+#: significant digits below 1 (CRRA welfare near −2e-5 is ``−0.00002055``, near −0.01
+#: ``−0.01058``).
 WELFARE = Quantity("welfare", 2, significant=4)
 #: Money (incomes, revenue, tax, consumption): compact.
 USD = Quantity("dollars", 0, prefix="$", compact=True)

@@ -411,6 +411,9 @@ def test_welfare_too_small_for_two_decimals_keeps_its_significant_digits() -> No
     assert WELFARE.ticks([-3e-5, -2.5e-5, -2e-5]) == ["−0.000030", "−0.000025", "−0.000020"]
     assert WELFARE(42651.4665) == "42,651.47" and WELFARE(1.198) == "1.20"  # as before
     assert WELFARE(0.0) == "0.00"
+    # η = 1.5: every welfare of a run (−0.0106 … −0.0092) and its references read −0.01
+    assert WELFARE(-0.010582) == "−0.01058" and WELFARE(-0.009447) == "−0.009447"
+    assert WELFARE(-0.010057) != WELFARE(-0.010834)
 
 
 def test_a_round_the_survey_weights_decided_says_so_in_the_report(tmp_path: Path) -> None:
