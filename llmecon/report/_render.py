@@ -140,6 +140,13 @@ def _run_config(manifest: Any) -> dict[str, Any]:
     return config
 
 
+def _default_settings() -> dict[str, Any]:
+    """Every run setting's default, resolved as a run's settings are recorded."""
+    from llmecon.runs.config import RunConfig
+
+    return RunConfig().resolved().model_dump(mode="json")
+
+
 def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     settings = [r.data.settings for r in runs]
     cfg = [_with_bank_digest(_run_config(r.data.manifest), r.data.settings) for r in runs]
@@ -149,6 +156,17 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
     others = dict.fromkeys(k for s in settings for k in s if k not in _SETTING_KEYS)
     varying += [k for k in others if len({json_text(_shown(k, s)) for s in settings}) > 1]
     cfg = [{**s, **c} for s, c in zip(settings, cfg, strict=True)]
+    # …and any other setting all runs share away from its default (an elasticity, CRRA,
+    # satisfaction, worker steps): a one-run page listed none of them
+    defaults = _default_settings()
+    shared += [
+        k
+        for k in others
+        if k not in varying
+        and k in defaults
+        and json_text(settings[0].get(k)) != json_text(defaults[k])
+        and _shown(k, settings[0]) is not None
+    ]
     parts: list[Markup] = []
     if shared:
         listed = ", ".join(f"{k.replace('_', ' ')} = {cfg[0].get(k)}" for k in shared)

@@ -434,3 +434,21 @@ def test_a_round_the_survey_weights_decided_says_so_in_the_report(tmp_path: Path
     shares = _column(page, "winner's share")
     assert shares[-1].endswith("(a 3–3 tie in ballots; the survey weights decided)"), shares
     assert not any("survey weights" in s for s in shares[:-1])  # the crafted run's others
+
+
+def test_a_run_page_lists_the_settings_it_shares_away_from_their_defaults(
+    tmp_path: Path,
+) -> None:
+    # A CRRA run's page said "Settings: planner = ucb, workers = rational, agents = 60,
+    # …": nothing told the reader its utility was CRRA (or its elasticity 0.8), and every
+    # welfare on it read −0.01.
+    args = ["run", "--planner", "flat:30", "--workers", "rational", "--agents", "12",
+            "--years", "2", "--crra", "1.5", "--elasticity", "0.8", "--no-reference",
+            "--out", str(tmp_path), "--run-id", "c"]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    page = render_report([load_run(tmp_path / "c")])
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "crra = 1.5" in text and "elasticity = 0.8" in text
+    assert "seed = " not in text and "max weekly hours" not in text  # defaults stay out
+    swf = load_run(tmp_path / "c").years["swf"].iloc[-1]
+    assert -1 < swf < 0 and f"{swf:.4g}".replace("-", "−") in text  # four significant digits
