@@ -230,6 +230,20 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                     "as edited after that run."
                 )
             parts.append(paragraph(said))
+    for run in runs:  # the bounded scenario's welfare is not the references' welfare
+        if run.data.manifest.config.get("worker_satisfaction"):
+            parts.append(
+                paragraph(
+                    f"{run.label} asked its workers whether they are satisfied with the "
+                    "tax policy and counts those who are not at half their utility "
+                    "(--worker-satisfaction, LLM Economist's bounded scenario). The "
+                    "references (status quo, no tax, Saez, oracle) and the status quo "
+                    "of the who-gains tables count every worker at full utility: its "
+                    "gain closed, its change against the status quo and who gains "
+                    "include that halving, not only the tax policy's effect.",
+                    css_class="warn",
+                )
+            )
     for run in runs:  # LLM workers: the references are rational workers' (as the CLI says)
         logged = run.data.end.summary if run.data.end is not None else {}
         if logged.get("references_assume", "").endswith("not this run's"):

@@ -452,3 +452,20 @@ def test_a_run_page_lists_the_settings_it_shares_away_from_their_defaults(
     assert "seed = " not in text and "max weekly hours" not in text  # defaults stay out
     swf = load_run(tmp_path / "c").years["swf"].iloc[-1]
     assert -1 < swf < 0 and f"{swf:.4g}".replace("-", "−") in text  # four significant digits
+
+
+def test_a_satisfaction_runs_page_says_its_welfare_halves_the_dissatisfied(
+    tmp_path: Path,
+) -> None:
+    # Its gain closed read −85 % and every income decile "losing 100 %" under the status
+    # quo's own rates: the run's welfare halves the dissatisfied, the references do not,
+    # and nothing on the page said so.
+    args = ["run", "--planner", "scripted/reference", "--workers", "scripted/reference",
+            "--agents", "6", "--years", "1", "--worker-satisfaction", "--no-reference",
+            "--out", str(tmp_path), "--run-id", "s"]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    page = html_module.unescape(re.sub(r"<[^>]+>", " ", render_report([load_run(tmp_path / "s")])))
+    text = " ".join(page.split())
+    assert "counts those who are not at half their utility" in text
+    assert "include that halving, not only the tax policy's effect" in text
+    assert "worker satisfaction = True" in text  # and the setting is listed
