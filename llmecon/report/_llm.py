@@ -193,9 +193,11 @@ def rational_share(run: ReportRun, year: int, hours: float) -> float:
 
 
 def answer_stats(run: ReportRun) -> pd.DataFrame:
-    """Per tax year: answers, median, 10th/90th percentile, most common answer and its
-    share, and fallbacks of the workers."""
+    """Per completed tax year: answers, median, 10th/90th percentile, most common answer
+    and its share, and fallbacks of the workers (a year the run stopped in has calls but
+    no outcome: left out, :func:`unfinished_answer_years`)."""
     answers = _parsed_hours(run.calls)
+    answers = answers[answers["year"].isin(set(run.years["year"]))]
     fallbacks = run.fallbacks[run.fallbacks["role"] == "worker"].groupby("year").size()
     rows = []
     for year, at in answers.groupby("year", sort=True):
@@ -218,6 +220,13 @@ def answer_stats(run: ReportRun) -> pd.DataFrame:
         rows,
         columns=["year", "answers", "median", "p10", "p90", "modal", "modal_share", "fallbacks"],
     )
+
+
+def unfinished_answer_years(run: ReportRun) -> list[int]:
+    """Tax years with worker answers but no completed outcome (the year a run stopped
+    in), which :func:`answer_stats` leaves out."""
+    answered = set(_parsed_hours(run.calls)["year"].astype(int))
+    return sorted(answered - {int(y) for y in run.years["year"]})
 
 
 def call_totals(run: ReportRun) -> dict[str, Any]:
@@ -374,6 +383,13 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
                 ],
             )
         )
+        if left := unfinished_answer_years(run):
+            parts.append(
+                paragraph(
+                    f"{run.label}: the answers of tax year {', '.join(map(str, left))}, "
+                    "which the run stopped in before it completed, are left out."
+                )
+            )
     if not shown:
         parts.append(paragraph("No LLM worker answers in these runs."))
     return parts

@@ -130,9 +130,17 @@ def references(run: RunData) -> References:
 def _no_oracle(run: RunData) -> str:
     """Why the run's summary holds no oracle reference, and what would give one."""
     if not run.summary:  # the references are computed as a run ends
+        if run.status == "running":
+            return "Oracle reference not computed yet: the run is still running."
+        if run.status in ("killed", "interrupted"):
+            return (
+                f"Oracle reference not computed: the run did not complete ({run.status}); "
+                "`llmecon resume` completes it, with its references."
+            )
         return (
-            "Oracle reference not computed: the run did not complete (killed, interrupted or "
-            "still running); `llmecon resume` completes it, with its references."
+            f"Oracle reference not computed: the run ended {run.status} before it completed "
+            "a tax year; `llmecon resume` (with what stopped it mended) runs it, with its "
+            "references."
         )
     if note := run.summary.get("oracle_note"):
         return f"Oracle reference omitted: {note}."

@@ -469,3 +469,38 @@ def test_a_satisfaction_runs_page_says_its_welfare_halves_the_dissatisfied(
     assert "counts those who are not at half their utility" in text
     assert "include that halving, not only the tax policy's effect" in text
     assert "worker satisfaction = True" in text  # and the setting is listed
+
+
+def test_a_year_the_run_stopped_in_is_not_among_the_worker_answers(tmp_path: Path) -> None:
+    # A run stopped during tax year 2 showed year 2 in "Worker answers by tax year" (its
+    # 100 calls: enough for an anchoring warning naming a year that never completed).
+    args = ["run", "--planner", "flat:30", "--workers", "scripted/reference", "--agents",
+            "12", "--years", "2", "--no-reference", "--out", str(tmp_path), "--run-id", "k"]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    log = tmp_path / "k" / "events.jsonl"
+    lines = log.read_text().splitlines()
+    done = [i for i, line in enumerate(lines) if '"type":"year_completed"' in line]
+    log.write_text("\n".join(lines[: done[0] + 8]) + "\n")  # killed in tax year 2
+    run = load_run(tmp_path / "k")
+    assert run.years["year"].tolist() == [1] and (run.calls["year"] == 2).sum() > 0
+    page = html_module.unescape(re.sub(r"<[^>]+>", " ", render_report([run])))
+    text = " ".join(page.split())
+    answers = text[text.index("Worker answers by tax year") :]
+    assert "the answers of tax year 2, which the run stopped in before it completed" in answers
+    calls = run.calls
+    n2 = int(((calls["year"] == 2) & (calls["role"] == "worker")).sum())
+    assert f" 2 {n2} " not in answers and " 1 12 " in answers  # year, answers
+
+
+def test_a_run_stopped_by_its_budget_in_year_one_is_not_called_killed(tmp_path: Path) -> None:
+    # "Oracle reference not computed: the run did not complete (killed, interrupted or
+    # still running)", of a run that ended budget_exceeded before a year completed
+    args = ["run", "--planner", "flat:30", "--workers", "mock/default", "--agents", "10",
+            "--years", "2", "--price", "1,1", "--max-cost", "0.0001", "--no-reference",
+            "--out", str(tmp_path), "--run-id", "b"]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 3
+    run = load_run(tmp_path / "b")
+    assert run.status == "budget_exceeded" and len(run.years) == 0
+    text = " ".join(html_module.unescape(render_report([run])).split())
+    assert "the run ended budget_exceeded before it completed a tax year" in text
+    assert "killed, interrupted" not in text
