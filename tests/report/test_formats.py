@@ -475,7 +475,8 @@ def test_a_year_the_run_stopped_in_is_not_among_the_worker_answers(tmp_path: Pat
     # A run stopped during tax year 2 showed year 2 in "Worker answers by tax year" (its
     # 100 calls: enough for an anchoring warning naming a year that never completed).
     args = ["run", "--planner", "flat:30", "--workers", "scripted/reference", "--agents",
-            "12", "--years", "2", "--no-reference", "--out", str(tmp_path), "--run-id", "k"]  # fmt: skip
+            "12", "--years", "2", "--no-reference", "--out", str(tmp_path),
+            "--run-id", "k"]  # fmt: skip
     assert CliRunner().invoke(main, args).exit_code == 0
     log = tmp_path / "k" / "events.jsonl"
     lines = log.read_text().splitlines()
