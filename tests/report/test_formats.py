@@ -505,3 +505,9 @@ def test_a_run_stopped_by_its_budget_in_year_one_is_not_called_killed(tmp_path: 
     text = " ".join(html_module.unescape(render_report([run])).split())
     assert "the run ended budget_exceeded before it completed a tax year" in text
     assert "killed, interrupted" not in text
+
+
+def test_the_sweep_page_says_its_intervals_are_clipped(sweep_pages: dict[str, str]) -> None:
+    # "95 % Student-t interval" above "$22.8k [$0, $55.8k]": lopsided, without a word
+    text = " ".join(html_module.unescape(sweep_pages["two"]).split())
+    assert "clipped to the range the quantity can take" in text
