@@ -8,6 +8,8 @@ The Python API (see the README):
 - :func:`load_run`: a logged run folder as DataFrames;
 - :func:`load_runs`: many run folders (a glob, a folder of runs) as one set of tables;
 - :func:`load_sweep`: a sweep folder as DataFrames (one row per cell × year);
+- :func:`probe`: a model tested as a worker (elasticity, anchoring, …), as
+  ``llmecon probe`` does; :class:`ProbeFailedError` when most of its calls failed;
 - :class:`RunConfig`: every setting of a run (the CLI options are its fields);
 - :class:`ConfigError` (a bad setting or config file), :class:`RunFailedError` (a run
   that failed), :class:`RunLogError` (a run folder that cannot be read or written);
@@ -24,7 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llmecon.api import Comparison, compare, load_sweep, run, run_async, sweep
+    from llmecon.agents.probe import ProbeFailedError
+    from llmecon.api import Comparison, compare, load_sweep, probe, run, run_async, sweep
     from llmecon.runs.collection import RunsData, load_runs
     from llmecon.runs.config import ConfigError, RunConfig
     from llmecon.runs.dataframes import RunData, load_run

@@ -21,6 +21,7 @@ Results carry pandas DataFrames::
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,15 +89,18 @@ def _config(
     config: ConfigLike,
     settings: dict[str, Any],
     defaults: dict[str, Any] | None = None,
+    call: str = "run",
 ) -> RunConfig:
     """A resolved config: ``defaults`` (ranked as field defaults: under the preset),
     under a :class:`RunConfig`'s set fields (not those its preset filled) or a
     YAML/TOML file's, under ``settings`` (RunConfig fields; ``None`` = unset).
-    :class:`~llmecon.runs.ConfigError` naming the field (and the file) when invalid."""
+    :class:`~llmecon.runs.ConfigError` naming the field (and the file) when invalid.
+    ``call``: the function the messages show (``llmecon.run`` or ``llmecon.compare``)."""
     if "config" in settings:
+        before = "['saez', 'oracle'], " if call == "compare" else ""
         raise ConfigError(
-            "config is given by position, not by name: llmecon.run('experiment.yaml', …) "
-            "or llmecon.run(RunConfig(…), …)"
+            f"config is given by position, not by name: llmecon.{call}({before}"
+            f"'experiment.yaml', …) or llmecon.{call}({before}RunConfig(…), …)"
         )
     origin = "settings"
     if isinstance(config, RunConfig):
@@ -238,6 +242,18 @@ def compare_config(config: ConfigLike = None, /, **settings: Any) -> RunConfig:
     ``workers:``, a :class:`RunConfig`'s field), are refused with a
     :class:`~llmecon.runs.ConfigError` rather than replaced, as is a preset's or
     config's ``worker_satisfaction`` (only LLM workers answer it)."""
+    if "config" in settings:
+        _config(None, settings, call="compare")  # says how to give it
+    if isinstance(config, str) and not Path(config).exists() and not Path(config).suffix:
+        from llmecon.planners import is_baseline
+
+        if is_baseline(config):  # llmecon.compare("saez", "oracle")
+            raise ConfigError(
+                f"compare's second argument is a config (a file's path, a dict or a "
+                f"RunConfig); {config!r} is a planner: give the planners as the first "
+                "argument, llmecon.compare(['saez', 'oracle'], …) or "
+                "llmecon.compare('saez,oracle', …)"
+            )
     given = settings.get("workers")
     if isinstance(config, RunConfig):
         in_config, where = config.model_dump(exclude_unset=True).get("workers"), "the config's"
@@ -259,7 +275,7 @@ def compare_config(config: ConfigLike = None, /, **settings: Any) -> RunConfig:
             "--planners ... --workers ...`"
         )
     forced = {"workers": "rational", "reference": True}
-    resolved = _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS)
+    resolved = _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS, call="compare")
     if resolved.worker_satisfaction:
         from llmecon.presets import settings_of
 
@@ -361,6 +377,17 @@ def compare(
 
     _check_call(progress, write_log, takes="(planner, record)")
     check_jobs(jobs)
+    if sweep_progress is not None:
+        if not isinstance(sweep_progress, SweepProgress):
+            raise ConfigError(
+                "sweep_progress must be a SweepProgress (llmecon.sweeps), not "
+                f"{type(sweep_progress).__name__}"
+            )
+        if progress is not None:  # it would never be called
+            raise ConfigError(
+                "compare: give progress= (called after every year) or sweep_progress= "
+                "(a SweepProgress of the whole comparison), not both"
+            )
     for key in ("planners", "planner"):  # the CLI's --planners: here the first argument
         if key in settings:
             raise ConfigError(
@@ -378,19 +405,7 @@ def compare(
     names = [p.strip() for p in planners if p.strip()] if planners is not None else None
     if names == []:
         raise ValueError("compare needs at least one planner")
-    if not write_log:
-        folder_only = {
-            "out": settings.get("out") is not None,
-            "name": name is not None,
-            "jobs": jobs is None or jobs > 1,
-            "ray": ray or ray_address is not None,
-        }
-        if given := [f"{key}=" for key, used in folder_only.items() if used]:
-            verb = "is" if len(given) == 1 else "are"
-            raise ValueError(
-                f"compare: {', '.join(given)} {verb} for a sweep folder: pass write_log=True "
-                "(without it the runs stay in memory, in this process)"
-            )
+    _in_memory_only("compare", write_log, settings.get("out"), name, jobs, ray, ray_address)
     base = compare_config(config, **settings)
     if names is None:
         names = default_planners(base)
@@ -415,6 +430,7 @@ def compare(
         write_log=write_log,
         progress=watcher,
     )
+    _warn_planners(result)
     return comparison_of(result, single_seed=len(seed_list) == 1)
 
 
@@ -537,10 +553,16 @@ def sweep(
         )
     _check_call(None, write_log)
     check_jobs(jobs)
-    if not write_log and (jobs is None or jobs > 1 or ray or ray_address is not None):
-        raise ValueError(
-            "sweep: write_log=False keeps the runs in memory, in this process: pass jobs=1 "
-            "(and no ray), or write_log=True for worker processes or Ray"
+    _in_memory_only("sweep", write_log, out, name, jobs, ray, ray_address)
+    if grid is not None and not isinstance(grid, Mapping):
+        raise ConfigError(
+            "sweep: grid= is a mapping of setting -> values ({'planner': ['saez', 'ucb']}), "
+            f"not {type(grid).__name__}"
+        )
+    if spec is not None and not isinstance(spec, SweepSpec | str | os.PathLike):
+        raise ConfigError(
+            "sweep: its first argument is a SweepSpec or a sweep file's path (YAML/TOML), "
+            f"not {type(spec).__name__}; settings go as keywords (grid=, cells=, agents=…)"
         )
     if seeds is not None:
         if "seed" in (grid or {}) or settings.get("seed") is not None:
@@ -555,7 +577,7 @@ def sweep(
         base, spec_grid, spec_cells = dict(spec.base), dict(spec.grid), list(spec.cells)
         spec_name, spec_out, spec_cost = spec.name, spec.out, spec.max_cost
     elif spec is not None:
-        data = read_sweep_file(spec)
+        data = read_sweep_file(Path(spec))
         base, spec_grid, spec_cells = data["base"], data["grid"], data["cells"]
         spec_name, spec_out, spec_cost = data["name"], base.pop("out", "runs"), None
     else:
@@ -576,9 +598,43 @@ def sweep(
     result = run_sweep(
         full, jobs=jobs, ray=ray, ray_address=ray_address, write_log=write_log, progress=progress
     )
-    for said, cell_ids in result.planner_warnings.items():  # as `llmecon sweep` says them
-        warn(f"{said} ({named_few(cell_ids)})", SettingsWarning)
+    _warn_planners(result)
     return result
+
+
+def _warn_planners(result: Any) -> None:
+    """A sweep's (or comparison's) planner warnings, as `llmecon sweep` says them: a
+    bandit still exploring, a Saez fixed point that did not converge."""
+    for said, cell_ids in result.planner_warnings.items():
+        warn(f"{said} ({named_few(cell_ids)})", SettingsWarning)
+
+
+def _in_memory_only(
+    what: str,
+    write_log: bool,
+    out: Any,
+    name: Any,
+    jobs: int | None,
+    ray: bool,
+    ray_address: str | None,
+) -> None:
+    """``ValueError`` when runs kept in memory (``write_log=False``) are given what only a
+    sweep folder takes: an ``out`` or ``name`` (nothing is written there: ignored
+    before), worker processes (``jobs``) or Ray."""
+    if write_log:
+        return
+    folder_only = {
+        "out": out is not None,
+        "name": name is not None,
+        "jobs": jobs is None or jobs > 1,
+        "ray": ray or ray_address is not None,
+    }
+    if given := [f"{key}=" for key, used in folder_only.items() if used]:
+        verb = "is" if len(given) == 1 else "are"
+        raise ValueError(
+            f"{what}: {', '.join(given)} {verb} for a sweep folder: pass write_log=True "
+            "(without it the runs stay in memory, in this process)"
+        )
 
 
 def _warn_settings(spec: Any) -> None:
@@ -613,7 +669,7 @@ def probe(
     /,
     *,
     personas: int = 24,
-    bank: str | Path = "default",
+    bank: str | Path | None = "default",
     seed: int = 0,
     style: str = "persona",
     elasticity: float = 0.4,
@@ -621,7 +677,7 @@ def probe(
     prompts: str | Path | None = None,
     api_base: str | None = None,
     timeout: float = 60.0,
-    max_retries: int = 5,
+    max_retries: int = 2,
     max_concurrency: int | None = None,
     on_call: Callable[[Any], None] | None = None,
     save: bool | str | Path = True,
@@ -637,7 +693,9 @@ def probe(
     ``on_call`` is called with each finished call's record. ``save``: ``True`` writes
     ``runs/probes/<model>.json`` (``<model>@<hash>.json`` with other worker prompts),
     where ``llmecon report`` finds it for runs of that model; a path writes there;
-    ``False`` nothing. A save that fails warns and returns the result unsaved.
+    ``False`` nothing. A save that fails warns and returns the result unsaved. The
+    defaults are the command's (``max_retries`` 2, as ``llmecon probe`` and ``llmecon
+    models test`` retry a request for a short check, where a run retries 5 times).
 
     Raises :class:`~llmecon.runs.ConfigError` for a bad setting,
     :class:`~llmecon.agents.probe.ProbeFailedError` when most calls failed (the probe
@@ -654,6 +712,11 @@ def probe(
     from llmecon.prompts import PromptError, PromptLibrary
     from llmecon.runs.config import _format_validation_error
 
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(f"model must be a model's name (e.g. 'gpt-4o-mini'), not {model!r}")
+    if on_call is not None and not callable(on_call):  # found out at the first call
+        raise ConfigError(f"on_call must be a function of a call's record, not {on_call!r}")
+    bank = "default" if bank is None else bank
     if style not in ("persona", "rational"):
         raise ConfigError(f"style must be 'persona' or 'rational', not {style!r}")
     try:  # numbers as a run takes them ("8" is 8), in the ranges it takes

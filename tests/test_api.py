@@ -247,13 +247,19 @@ def test_sweep_takes_seeds_as_compare_does() -> None:
     [{"out": "elsewhere"}, {"name": "mine"}, {"jobs": 2}, {"ray": True}],
     ids=lambda g: next(iter(g)),
 )
-def test_compare_refuses_folder_options_for_runs_kept_in_memory(
+def test_compare_and_sweep_refuse_folder_options_for_runs_kept_in_memory(
     given: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # sweep(write_log=False) ran and ignored out= and name= without a word
     monkeypatch.chdir(tmp_path)
     key = next(iter(given))
     with pytest.raises(ValueError, match=rf"compare: {key}= is for a sweep folder"):
         llmecon.compare(["none"], agents=20, years=1, **given)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"sweep: {key}= is for a sweep folder"):
+        llmecon.sweep(
+            grid={"planner": ["none"]}, workers="rational", agents=20, years=1,
+            write_log=False, **given,  # type: ignore[arg-type]
+        )  # fmt: skip
     assert list(tmp_path.iterdir()) == []
 
 
@@ -643,3 +649,70 @@ def test_a_config_files_null_cannot_silently_keep_its_presets_value(tmp_path: Pa
     assert build_config(file, {"crra": 2.0}).crra == 2.0  # given on top: nothing dropped
     file.write_text("preset: ai-economist-2020\nvote_every: null\nagents: 5\n", encoding="utf-8")
     assert build_config(file).vote_every is None  # the preset leaves it unset too
+
+
+def test_compare_checks_its_sweep_progress() -> None:
+    # a function ended in "AttributeError: 'function' object has no attribute 'start'"
+    # inside the sweep engine; given with progress=, progress was never called
+    from llmecon.sweeps import SweepProgress
+
+    with pytest.raises(ConfigError, match="sweep_progress must be a SweepProgress"):
+        llmecon.compare(["saez"], agents=10, years=1, sweep_progress=lambda *a: None)
+    with pytest.raises(ConfigError, match="not both"):
+        llmecon.compare(
+            ["saez"], agents=10, years=1, progress=lambda p, r: None,
+            sweep_progress=SweepProgress(),
+        )  # fmt: skip
+
+
+def test_the_python_api_refuses_wrong_types_in_its_own_words(tmp_path: Path) -> None:
+    # each ended in a TypeError or AttributeError from deep inside llmecon (pathlib, the
+    # sweep spec, the model registry), or only once the calls had started
+    import numpy as np
+
+    small = dict(workers="rational", agents=10, years=1, write_log=False)
+    result = llmecon.sweep(grid={"planner": ["none"]}, seeds=np.arange(2), **small)
+    assert sorted(result.cells.seed.tolist()) == [0, 1]  # numpy's integers are seeds
+    for kwargs, said in (
+        (dict(grid=["planner"]), "grid= is a mapping of setting -> values"),
+        (dict(grid={"planner": ["none"]}, max_cost="x"), "max_cost must be a number"),
+        (dict(cells={"planner": "saez"}), "a list of settings, one mapping a cell"),
+        (dict(cells=["saez"]), "a list of settings, one mapping a cell"),
+        (dict(grid={"planner": ["none"]}, seeds=1.5), "1.5 is not a seed"),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            llmecon.sweep(**kwargs, **small)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="its first argument is a SweepSpec or a sweep file"):
+        llmecon.sweep({"grid": {"planner": ["saez"]}}, **small)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="model must be a model's name"):
+        llmecon.probe(3, save=False)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="on_call must be a function"):
+        llmecon.probe("scripted/reference", personas=4, on_call=5, save=False)  # type: ignore[arg-type]
+    # bank=None is the default bank, as the other settings' None are their defaults
+    found = llmecon.probe("scripted/reference", personas=4, bank=None, bootstrap=200, save=False)
+    assert found.estimates["elasticity"].value > 0
+
+
+def test_compare_and_load_sweep_say_what_was_meant(tmp_path: Path) -> None:
+    # compare("saez", "oracle"): "config file not found: oracle"; load_sweep of a run
+    # folder, of sweep.json, of a missing path: "… is not a sweep folder (no sweep.json)"
+    with pytest.raises(ConfigError, match=r"'oracle' is a planner: give the planners as"):
+        llmecon.compare("saez", "oracle", agents=10, years=1)  # type: ignore[misc]
+    with pytest.raises(ConfigError, match=r"llmecon\.compare\(\['saez', 'oracle'\], 'exp"):
+        llmecon.compare(["saez"], config="cfg.yaml", agents=10, years=1)
+    # compare says a bandit still exploring, as run() and sweep() do
+    with pytest.warns(llmecon.SettingsWarning, match="ucb: 2 tax years cannot try"):
+        llmecon.compare(["ucb"], agents=10, years=2)
+    llmecon.run(planner="saez", workers="rational", agents=6, years=1, out=str(tmp_path),
+                run_id="r", reference=False)  # fmt: skip
+    for path, said in (
+        (tmp_path / "nope", "sweep folder not found"),
+        (tmp_path / "r", "is a run folder, not a sweep folder"),
+    ):
+        with pytest.raises(RunLogError, match=said):
+            llmecon.load_sweep(path)
+    result = llmecon.sweep(grid={"planner": ["none"]}, workers="rational", agents=6,
+                           years=1, out=str(tmp_path), name="s")  # fmt: skip
+    assert result.directory is not None
+    with pytest.raises(RunLogError, match="is the sweep's manifest: give its folder"):
+        llmecon.load_sweep(result.directory / "sweep.json")

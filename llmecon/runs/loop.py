@@ -129,7 +129,7 @@ class RunResult:
 
     def load(self) -> Any:
         """Every table of the run's folder: :func:`llmecon.load_run` of :attr:`run_dir`
-        (:class:`~llmecon.runs.RunData`).
+        (:class:`llmecon.RunData`).
 
         Raises:
             RunLogError: the run wrote no log (``write_log=False``).

@@ -15,6 +15,7 @@ import pandas as pd
 
 from llmecon.runs.log import (
     EVENTS_NAME,
+    MANIFEST_NAME,
     SWEEP_MANIFEST,
     RunLogError,
     is_sweep_folder,
@@ -163,6 +164,17 @@ def read_sweep_manifest(path: str | Path) -> dict[str, Any]:
     directory = Path(path)
     file = directory / SWEEP_MANIFEST
     if not file.is_file():
+        if directory.name == SWEEP_MANIFEST and directory.is_file():
+            raise RunLogError(
+                f"{directory} is the sweep's manifest: give its folder, {directory.parent}"
+            )
+        if not directory.exists():
+            raise RunLogError(f"sweep folder not found: {directory}")
+        if (directory / MANIFEST_NAME).is_file():
+            raise RunLogError(
+                f"{directory} is a run folder, not a sweep folder (no {SWEEP_MANIFEST}): read "
+                "it with llmecon.load_run (or `llmecon report`)"
+            )
         raise RunLogError(f"{directory} is not a sweep folder (no {SWEEP_MANIFEST})")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,8 +54,12 @@ def parse_seeds(text: str | int | Sequence[Any]) -> list[int]:
     at most :data:`MAX_SEEDS` of them."""
     if isinstance(text, bool):
         raise ConfigError(f"seeds: {text!r} is not a seed")
-    if isinstance(text, int):
-        return [text]
+    if isinstance(text, numbers.Integral):  # numpy's integers too
+        return [int(text)]
+    if not isinstance(text, str | Iterable):
+        raise ConfigError(
+            f"seeds: {text!r} is not a seed: give an int, a list of them, or '0-9' / '0,3,5-7'"
+        )
     if not isinstance(text, str):
         listed = [s for item in text for s in parse_seeds(item)]
         _once("seeds", listed)  # across items too: ["0-2", "2"] names 2 twice
@@ -288,6 +293,22 @@ class SweepSpec:
     """Start of the default name (``compare`` uses ``compare``)."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.grid, Mapping):
+            raise ConfigError(
+                f"sweep grid: a mapping of setting -> values ({{'planner': ['saez', 'ucb']}}), "
+                f"not {type(self.grid).__name__}"
+            )
+        if isinstance(self.cells, Mapping | str) or not all(
+            isinstance(c, Mapping) for c in self.cells
+        ):
+            raise ConfigError(
+                "sweep cells: a list of settings, one mapping a cell "
+                "([{'planner': 'saez'}, {'planner': 'ucb', 'swf': 'rawlsian'}])"
+            )
+        self.grid, self.cells = dict(self.grid), [dict(c) for c in self.cells]
+        cost = self.max_cost if self.max_cost is not None else self.base.get("max_cost")
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, numbers.Real)):
+            raise ConfigError(f"sweep: max_cost must be a number (USD), not {cost!r}")
         for key in SWEEP_OWNED:
             if key in self.base:
                 value = self.base.pop(key)
