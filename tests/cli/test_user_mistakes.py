@@ -251,8 +251,11 @@ def test_a_role_api_base_no_model_uses_is_said(tmp_path: Path) -> None:
     said = notes("--planner", "saez", "--workers", "scripted/reference", "--workers-api-base",
                  base, run_id="b")  # fmt: skip
     assert "--workers-api-base is not used: scripted/reference runs in this process" in said
-    assert notes("--planner", "saez", "--workers", "rational", "--api-base", base,
-                 run_id="c") == ""  # fmt: skip  # run-wide: no role of its own
+    # run-wide: said too when no role calls a model (it was silently unused)
+    said = notes("--planner", "saez", "--workers", "rational", "--api-base", base, run_id="c")
+    assert said == "--api-base is not used: the saez planner and rational workers call no model"
+    assert notes("--planner", "saez", "--workers", "scripted/reference", "--api-base", base,
+                 run_id="d") == ""  # fmt: skip  # a role takes it (its model ignores it)
 
 
 def test_more_candidates_than_personas_is_said(tmp_path: Path) -> None:
