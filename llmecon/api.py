@@ -707,7 +707,7 @@ def probe(
     from pydantic import ValidationError
 
     from llmecon.agents.probe import ProbeFailedError, probe_model, sample_personas_for_probe
-    from llmecon.models import GenerateConfig, ModelError, get_model
+    from llmecon.models import GenerateConfig, ModelError, UnknownModelError, get_model
     from llmecon.personas import PersonaError, default_bank_path, load_bank
     from llmecon.prompts import PromptError, PromptLibrary
     from llmecon.runs.config import _format_validation_error
@@ -751,6 +751,10 @@ def probe(
     try:
         config = GenerateConfig(timeout_s=timeout, max_retries=max_retries)
         llm = get_model(model, api_base=api_base, config=config, max_concurrency=max_concurrency)
+    except UnknownModelError as exc:  # as a run says it: with what the name may have meant
+        from llmecon.runs.wiring import unknown_name_hint
+
+        raise ConfigError(f"{exc}{unknown_name_hint(model, 'model')}") from None
     except ModelError:
         raise
     except ValueError as exc:  # e.g. an api_base for local/, a timeout out of range

@@ -716,3 +716,9 @@ def test_compare_and_load_sweep_say_what_was_meant(tmp_path: Path) -> None:
     assert result.directory is not None
     with pytest.raises(RunLogError, match="is the sweep's manifest: give its folder"):
         llmecon.load_sweep(result.directory / "sweep.json")
+
+
+def test_probe_says_what_a_misspelt_model_may_have_meant() -> None:
+    # an UnknownModelError without the did-you-mean a run gives
+    with pytest.raises(ConfigError, match="did you mean 'scripted/reference'"):
+        llmecon.probe("scripted/referense", save=False)
