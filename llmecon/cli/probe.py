@@ -132,7 +132,7 @@ def probe(
 
     \b
     Examples:
-      llmecon probe local/smollm2-135m --personas 8
+      llmecon probe local/smollm2-135m --personas 8   # quick; intervals too narrow
       llmecon probe gpt-4o-mini              # saved as runs/probes/gpt-4o-mini.json
       llmecon probe scripted/reference        # the reference: recovers ε = 0.4
     """

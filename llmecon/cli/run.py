@@ -67,8 +67,14 @@ def run(
     needed) as planner and workers: 16 personas, 5 years, a few minutes on 2 cores.
 
     Writes runs/<run-id>/ with manifest.json, events.jsonl (every event and model call,
-    flushed as written), personas.jsonl and years.csv, then prints a summary against
-    the status quo and the oracle.
+    flushed as written), personas.jsonl (up to 100 000 personas), years.csv (once a
+    year completed) and, for runs with models, prompts/ (the templates it rendered),
+    then prints a summary against the status quo and the oracle.
+
+    Exit codes: 0 completed; 1 failed (or a bad setting, a missing key); 2 a usage
+    error of the command line; 3 stopped by --max-cost or --deadline (a deadline
+    counts each session: a resume gets it again); 130 interrupted (Ctrl-C).
+    `llmecon resume` continues any run but a completed one.
 
     \b
     Examples:
@@ -76,7 +82,7 @@ def run(
       llmecon run --planner gpt-4o --agents 100 --max-cost 5
       llmecon run --planner saez --workers rational --agents 1000 --years 20
       llmecon run --planner local/smollm2-135m --workers rational --years 20
-      llmecon run --fork runs/<id> --from-year 5 --planner saez
+      llmecon run --fork runs/<id> --from-year 5 --years 10 --planner saez
       llmecon run --config experiment.yaml --seed 3
       llmecon run --preset llm-economist-2025 --planner gpt-4o --agents 100
     """

@@ -280,7 +280,7 @@ class RunConfig(BaseModel):
     fraction (0.1 = 10 percentage points)."""
 
     planner_start: str | None = Field(None, json_schema_extra={**_LLM, "metavar": "PCT[,PCT…]"})
-    """Rates in percent the LLM planner enacts in year 0 instead of the status quo, one
+    """Rates in percent the LLM planner enacts in tax year 1 instead of the status quo, one
     for every bracket (``50``) or one per bracket (``50,50,50``); the incumbent it then
     moves from. LLM Economist starts at 50 %. Baseline planners ignore it."""
 
@@ -375,7 +375,8 @@ class RunConfig(BaseModel):
     """Longest model reply kept; a longer one is a failed attempt (recorded truncated)."""
 
     deadline: float | None = Field(None, gt=0, json_schema_extra=_OPERATIONAL)
-    """Wall-clock limit of the run in seconds: when it passes, the run stops with status
+    """Wall-clock limit of the run in seconds, counted from this session's start (a resume
+    or fork keeps it and counts it anew): when it passes, the run stops with status
     ``deadline_exceeded`` (resumable). Unset = no limit."""
 
     max_consecutive_failures: int = Field(10, ge=1, le=1_000_000, json_schema_extra=_OPERATIONAL)

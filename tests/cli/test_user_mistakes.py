@@ -744,3 +744,15 @@ def test_an_hour_cap_below_usual_hours_says_what_cap_would_do(tmp_path: Path) ->
     result = _invoke(*args, "--max-weekly-hours", "50", "--out", str(tmp_path))
     said = _clean_error(result, "usual hours above max_weekly_hours=50")
     assert "workers usually work more, up to 60 hours (the cap must be at least that)" in said
+
+
+def test_help_says_exit_codes_and_compare_offers_no_worker_batching() -> None:
+    # `resume --help` said "Exit codes as for `llmecon run`", whose help listed none;
+    # `compare --batch-api --completions-batch 4` (rational workers: nothing to batch)
+    # ran without a word
+    said = " ".join(_invoke("run", "--help").output.split())
+    assert "Exit codes: 0 completed; 1 failed" in said and "3 stopped by --max-cost" in said
+    assert "--from-year 5 --years 10" in said
+    for given in (["--batch-api"], ["--completions-batch", "4"]):
+        result = _invoke("compare", "--planners", "saez", *given)
+        assert result.exit_code == 2 and "No such option" in result.output, given
