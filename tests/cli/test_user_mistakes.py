@@ -484,60 +484,43 @@ def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) 
     """`--archetypes K` without `--workers-mode archetypes` was silently ignored: a sweep
     over K made distinct cells of one run, read as "K makes no difference". Every
     setting that depends on another one says so when it does nothing."""
-    ran = _invoke(
-        "run", "--planner", "saez", "--workers", "scripted/reference", "--agents", "6",
-        "--years", "1", "--archetypes", "50", "--vote-rule", "borda", "--no-reference",
-        "--out", str(tmp_path),
-    )  # fmt: skip
-    assert ran.exit_code == 0, ran.output
-    said = " ".join(ran.output.split())
-    assert "--archetypes set without --workers-mode archetypes: it does nothing" in said
-    assert "--vote-rule set without --vote-every: no voting round is held" in said
-    swept = _invoke(
-        "sweep", "--planners", "saez", "--workers", "scripted/reference", "--agents", "6",
-        "--archetypes", "5,20", "--years", "1", "--seeds", "0", "--dry-run",
-        "--vote-rule", "borda", "--out", str(tmp_path),
-    )  # fmt: skip
-    assert swept.exit_code == 0, swept.output
-    said = " ".join(swept.output.split())
-    assert "--archetypes varies, but does nothing without --workers-mode archetypes" in said
-    assert "--vote-rule set without --vote-every: no voting round is held" in said
+
+    def said(*args: str) -> str:
+        result = _invoke(*args, "--out", str(tmp_path))
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    small = ("--agents", "6", "--years", "1")
+    ran = said("run", "--planner", "saez", "--workers", "scripted/reference", *small,
+               "--archetypes", "50", "--vote-rule", "borda", "--no-reference")  # fmt: skip
+    assert "--archetypes set without --workers-mode archetypes: it does nothing" in ran
+    assert "--vote-rule set without --vote-every: no voting round is held" in ran
+    swept = said("sweep", "--planners", "saez", "--workers", "scripted/reference", *small,
+                 "--archetypes", "5,20", "--seeds", "0", "--dry-run", "--vote-rule",
+                 "borda")  # fmt: skip
+    assert "--archetypes varies, but does nothing without --workers-mode archetypes" in swept
+    assert "--vote-rule set without --vote-every: no voting round is held" in swept
     # a voter model with rational voters (the default) asked no model, said nothing
-    voted = _invoke(
-        "run", "--planner", "saez", "--workers", "rational", "--agents", "6", "--years",
-        "2", "--vote-every", "1", "--voter-model", "mock/default", "--no-reference",
-        "--out", str(tmp_path),
-    )  # fmt: skip
-    assert voted.exit_code == 0, voted.output
-    said = " ".join(voted.output.split())
-    assert "--voter-model set without --voters llm: it does nothing" in said
-    swept = _invoke(
-        "sweep", "--planners", "saez", "--workers", "rational", "--agents", "6", "--years",
-        "1", "--seeds", "0", "--dry-run", "--vote-every", "1", "--voter-model",
-        "mock/default,mock/other", "--out", str(tmp_path),
-    )  # fmt: skip
-    assert swept.exit_code == 0, swept.output
-    said = " ".join(swept.output.split())
-    assert "--voter-model varies, but does nothing without --voters llm" in said
+    voted = said("run", "--planner", "saez", "--workers", "rational", "--agents", "6",
+                 "--years", "2", "--vote-every", "1", "--voter-model", "mock/default",
+                 "--no-reference")  # fmt: skip
+    assert "--voter-model set without --voters llm: it does nothing" in voted
+    swept = said("sweep", "--planners", "saez", "--workers", "rational", *small, "--seeds",
+                 "0", "--dry-run", "--vote-every", "1", "--voter-model",
+                 "mock/default,mock/other")  # fmt: skip
+    assert "--voter-model varies, but does nothing without --voters llm" in swept
     # what the LLM planner and LLM workers are shown and how they are sampled, with a
     # baseline planner and rational workers (said for the token caps only); a preset's
     # own such settings are not the user's doing and are not said
-    ran = _invoke(
-        "run", "--planner", "saez", "--workers", "rational", "--agents", "6", "--years",
-        "1", "--planner-temperature", "0.5", "--trust-region", "0.3", "--worker-style",
-        "rational", "--api-base", "http://127.0.0.1:9/v1", "--no-reference",
-        "--out", str(tmp_path),
-    )  # fmt: skip
-    said = " ".join(ran.output.split())
-    assert "--api-base is not used: the saez planner and rational workers call no model" in said
-    assert "--trust-region, --planner-temperature set with a baseline planner" in said
-    assert "--worker-style set with rational workers: it does nothing" in said
-    preset = _invoke(
-        "run", "--preset", "llm-economist-2025", "--planner", "saez", "--workers",
-        "rational", "--agents", "6", "--years", "1", "--no-reference", "--out", str(tmp_path),
-    )  # fmt: skip
-    assert preset.exit_code == 0, preset.output
-    assert "it does nothing" not in " ".join(preset.output.split())
+    ran = said("run", "--planner", "saez", "--workers", "rational", *small,
+               "--planner-temperature", "0.5", "--trust-region", "0.3", "--worker-style",
+               "rational", "--api-base", "http://127.0.0.1:9/v1", "--no-reference")  # fmt: skip
+    assert "--api-base is not used: the saez planner and rational workers call no model" in ran
+    assert "--trust-region, --planner-temperature set with a baseline planner" in ran
+    assert "--worker-style set with rational workers: it does nothing" in ran
+    preset = said("run", "--preset", "llm-economist-2025", "--planner", "saez", "--workers",
+                  "rational", *small, "--no-reference")  # fmt: skip
+    assert "it does nothing" not in preset
 
 
 def test_a_relative_path_in_a_config_file_says_where_it_was_looked_for(
