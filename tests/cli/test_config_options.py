@@ -109,9 +109,11 @@ def test_help_defaults_are_the_field_defaults() -> None:
 def test_commands_take_their_groups() -> None:
     # compare is a sweep of planners × seeds: the economy options (--seeds replaces
     # --seed), the operational ones (--max-cost is the whole sweep's, below; its
-    # workers are rational, so no --workers-api-base) and --out
+    # workers are rational, so no --workers-api-base and no batching of their
+    # decisions) and --out
     economy = [n for n in fields_in_groups("economy") if n != "seed"]
-    operational = [n for n in OPERATIONAL_FIELDS if n not in ("max_cost", "workers_api_base")]
+    not_compare = ("max_cost", "workers_api_base", "batch_api", "batch_poll", "completions_batch")
+    operational = [n for n in OPERATIONAL_FIELDS if n not in not_compare]
     assert [p.name for p in _config_params(compare)] == [*economy, *operational, "out"]
     assert "[default: 30]" in _help_records(compare)["years"]
     assert {"--seeds", "--jobs", "--max-cost", "--ray", "--ray-address"} <= {
