@@ -577,7 +577,7 @@ def test_mistaken_arguments_are_named_for_what_they_are() -> None:
         # ran in worker processes and returned no result at all
         (
             lambda: llmecon.sweep(grid={"planner": ["saez"]}, jobs=2, write_log=False),
-            "write_log=False keeps the runs in memory",
+            "sweep: jobs= is for a sweep folder: pass write_log=True",
         ),
         # ran nothing: every cell "not started", the budget spent
         (lambda: llmecon.sweep(grid={"planner": ["saez"]}, max_cost=-3), "greater than 0"),
