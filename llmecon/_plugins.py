@@ -33,6 +33,13 @@ class PluginWarning(UserWarning):
     """A plug-in could not be loaded or registered (it is skipped)."""
 
 
+def is_llmecon_code(obj: object) -> bool:
+    """Whether ``obj`` (a function, a class, an instance's type: its ``__module__``) is
+    llmecon's own code rather than a plug-in's or a script's: an error of llmecon's is a
+    bug to show, one of a plug-in's its author's, named and contained."""
+    return (getattr(obj, "__module__", None) or "").startswith("llmecon.")
+
+
 def warn_plugin(group: str, name: str, value: str, problem: str) -> None:
     """Warn that the plug-in ``name`` (``value``) of ``group`` was skipped."""
     warn(f"llmecon: skipped the {group} plug-in {name!r} ({value}): {problem}", PluginWarning)

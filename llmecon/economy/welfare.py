@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from llmecon._plugins import guard_registry
+from llmecon._plugins import guard_registry, is_llmecon_code
 from llmecon.economy.utility import marginal_consumption_utility
 
 FloatArray = NDArray[np.float64]
@@ -304,11 +304,6 @@ class SWFError(ValueError):
     """A plug-in SWF failed to evaluate (its own code raised)."""
 
 
-def is_plugin_swf(swf: SWF) -> bool:
-    """Whether ``swf``'s code is not llmecon's (registered by a plug-in or a script)."""
-    return not getattr(swf.evaluate, "__module__", "").startswith("llmecon.")
-
-
 def social_welfare(
     name: str,
     utility: FloatArray,
@@ -328,7 +323,7 @@ def social_welfare(
     try:
         return swf.evaluate(inputs)
     except Exception as exc:
-        if not is_plugin_swf(swf):
+        if is_llmecon_code(swf.evaluate):  # a built-in's error is a bug
             raise
         where = getattr(swf.evaluate, "__module__", "?")
         raise SWFError(

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from llmecon._plugins import guard_registry
+from llmecon._plugins import guard_registry, is_llmecon_code
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import ModelError, UnknownModelError
 from llmecon.models._fleet import ApiBase, build_fleet, endpoint_specs
@@ -203,12 +203,11 @@ def get_model(
             provider = factory(model_name, first, **provider_args)
         provider.check_ready()
     except Exception as exc:  # a plug-in's own bug: named, one line, not a traceback
-        where = getattr(factory, "__module__", "") or ""
-        if isinstance(exc, ModelError | ValueError) or where.startswith("llmecon."):
+        if isinstance(exc, ModelError | ValueError) or is_llmecon_code(factory):
             raise
         raise ModelError(
-            f"{name}: the provider plug-in {provider_name!r} ({where}) failed to set up "
-            f"the model: {type(exc).__name__}: {exc}"
+            f"{name}: the provider plug-in {provider_name!r} ({factory.__module__}) failed to "
+            f"set up the model: {type(exc).__name__}: {exc}"
         ) from exc
     return Model(
         provider,

@@ -29,6 +29,7 @@ import numpy as np
 from llmecon._files import is_storage_error, os_error_text, os_reason
 from llmecon._format import command
 from llmecon._gc import run_gc
+from llmecon._plugins import is_llmecon_code
 from llmecon._warn import warn
 from llmecon.agents import WorkerRequest
 from llmecon.agents.calls import current_call
@@ -512,9 +513,9 @@ class Simulation:
             return self.replaying
         if isinstance(exc, ValueError):
             return True
-        if isinstance(exc, OSError) or type(exc).__module__.startswith("llmecon."):
+        if isinstance(exc, OSError) or is_llmecon_code(type(exc)):
             return False
-        return not type(self.planner).__module__.startswith("llmecon.")
+        return not is_llmecon_code(type(self.planner))
 
     async def _propose(self, year: int, previous: TaxSchedule | None) -> tuple[TaxSchedule, str]:
         try:
