@@ -99,15 +99,10 @@ class _Objective:
         self.evaluations += batch.shape[0]
         for row, value, ok in zip(batch, values, converged, strict=True):
             self.seen[row.tobytes()] = (float(value), bool(ok))
-        # A converged schedule always beats an unconverged one as the optimum.
-        ranked = np.where(converged, values, -np.inf)
-        if not converged.any():
-            if self.best_converged:
-                return
-            ranked = values
+        # the batch's best, a converged schedule before any unconverged one (_beats)
+        ranked = np.where(converged, values, -np.inf) if converged.any() else values
         i = int(np.argmax(ranked))
-        better = ranked[i] > self.best_value or (bool(converged[i]) and not self.best_converged)
-        if better:
+        if self._beats(float(values[i]), bool(converged[i])):
             self.best_value = float(values[i])
             self.best_rates = batch[i].copy()
             self.best_converged = bool(converged[i])
