@@ -85,6 +85,33 @@ def _check_call(progress: Any, write_log: Any, takes: str = "(record, totals)") 
 ConfigLike = RunConfig | Mapping[str, Any] | str | Path | None
 
 
+def _check_config_argument(config: ConfigLike, settings: Mapping[str, Any], call: str) -> None:
+    """:class:`ConfigError` saying how to give ``llmecon.<call>``'s config when it was
+    given by name, or when the argument in its place names a planner, not a file
+    (``llmecon.run("saez")``, ``llmecon.compare("saez", "oracle")``)."""
+    before = "['saez', 'oracle'], " if call == "compare" else ""
+    if "config" in settings:
+        raise ConfigError(
+            f"config is given by position, not by name: llmecon.{call}({before}"
+            f"'experiment.yaml', …) or llmecon.{call}({before}RunConfig(…), …)"
+        )
+    if isinstance(config, str | Path) and not Path(config).exists() and not Path(config).suffix:
+        from llmecon.planners import is_baseline
+
+        if is_baseline(str(config)):
+            instead = (
+                "give the planners as the first argument, llmecon.compare(['saez', "
+                "'oracle'], …) or llmecon.compare('saez,oracle', …)"
+                if call == "compare"
+                else f"llmecon.run(planner={str(config)!r}, …)"
+            )
+            which = "compare's second argument" if call == "compare" else "the first argument"
+            raise ConfigError(
+                f"{which} is a config (a file's path, a dict or a RunConfig); "
+                f"{str(config)!r} is a planner: {instead}"
+            )
+
+
 def _config(
     config: ConfigLike,
     settings: dict[str, Any],
@@ -96,12 +123,7 @@ def _config(
     YAML/TOML file's, under ``settings`` (RunConfig fields; ``None`` = unset).
     :class:`~llmecon.runs.ConfigError` naming the field (and the file) when invalid.
     ``call``: the function the messages show (``llmecon.run`` or ``llmecon.compare``)."""
-    if "config" in settings:
-        before = "['saez', 'oracle'], " if call == "compare" else ""
-        raise ConfigError(
-            f"config is given by position, not by name: llmecon.{call}({before}"
-            f"'experiment.yaml', …) or llmecon.{call}({before}RunConfig(…), …)"
-        )
+    _check_config_argument(config, settings, call)
     origin = "settings"
     if isinstance(config, RunConfig):
         data = config.model_dump(exclude_unset=True)
@@ -114,14 +136,6 @@ def _config(
             f"not {type(config).__name__}"
         )
     elif config is not None:
-        if not Path(config).exists() and not Path(config).suffix:
-            from llmecon.planners import is_baseline
-
-            if is_baseline(str(config)):  # llmecon.run("saez")
-                raise ConfigError(
-                    f"the first argument is a config (a file's path, a dict or a RunConfig); "
-                    f"{str(config)!r} is a planner: llmecon.run(planner={str(config)!r}, …)"
-                )
         data = read_config_file(config)
         origin = f"{config} + settings"
     else:
@@ -242,18 +256,7 @@ def compare_config(config: ConfigLike = None, /, **settings: Any) -> RunConfig:
     ``workers:``, a :class:`RunConfig`'s field), are refused with a
     :class:`~llmecon.runs.ConfigError` rather than replaced, as is a preset's or
     config's ``worker_satisfaction`` (only LLM workers answer it)."""
-    if "config" in settings:
-        _config(None, settings, call="compare")  # says how to give it
-    if isinstance(config, str) and not Path(config).exists() and not Path(config).suffix:
-        from llmecon.planners import is_baseline
-
-        if is_baseline(config):  # llmecon.compare("saez", "oracle")
-            raise ConfigError(
-                f"compare's second argument is a config (a file's path, a dict or a "
-                f"RunConfig); {config!r} is a planner: give the planners as the first "
-                "argument, llmecon.compare(['saez', 'oracle'], …) or "
-                "llmecon.compare('saez,oracle', …)"
-            )
+    _check_config_argument(config, settings, "compare")  # before the file is read
     given = settings.get("workers")
     if isinstance(config, RunConfig):
         in_config, where = config.model_dump(exclude_unset=True).get("workers"), "the config's"
