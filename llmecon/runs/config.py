@@ -776,9 +776,11 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     # worker temperature also samples LLM voters' ballots, so it is not among them)
     **{
         name: ("workers", lambda v: v != "rational")
-        for name in ("workers_mode", "worker_style", "worker_history", "worker_reasons")
+        for name in (
+            *("workers_mode", "worker_style", "worker_history", "worker_reasons"),
+            "worker_max_tokens",
+        )
     },
-    "worker_max_tokens": ("workers", lambda v: v != "rational"),
     "archetypes": ("workers_mode", lambda v: v == "archetypes"),
 }
 
