@@ -192,12 +192,14 @@ def rational_share(run: ReportRun, year: int, hours: float) -> float:
     return share_of_rational(economy, schedule, hours, run.data.representatives)
 
 
-def answer_stats(run: ReportRun) -> pd.DataFrame:
+def answer_stats(run: ReportRun) -> tuple[pd.DataFrame, list[int]]:
     """Per completed tax year: answers, median, 10th/90th percentile, most common answer
-    and its share, and fallbacks of the workers (a year the run stopped in has calls but
-    no outcome: left out, :func:`unfinished_answer_years`)."""
+    and its share, and fallbacks of the workers; and the tax years left out of it, with
+    answers but no completed outcome (the year a run stopped in)."""
     answers = _parsed_hours(run.calls)
-    answers = answers[answers["year"].isin(set(run.years["year"]))]
+    completed = {int(y) for y in run.years["year"]}
+    unfinished = sorted(set(answers["year"].astype(int)) - completed)
+    answers = answers[answers["year"].isin(completed)]
     fallbacks = run.fallbacks[run.fallbacks["role"] == "worker"].groupby("year").size()
     rows = []
     for year, at in answers.groupby("year", sort=True):
@@ -216,17 +218,8 @@ def answer_stats(run: ReportRun) -> pd.DataFrame:
                 "fallbacks": int(fallbacks.get(year, 0)),
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=["year", "answers", "median", "p10", "p90", "modal", "modal_share", "fallbacks"],
-    )
-
-
-def unfinished_answer_years(run: ReportRun) -> list[int]:
-    """Tax years with worker answers but no completed outcome (the year a run stopped
-    in), which :func:`answer_stats` leaves out."""
-    answered = set(_parsed_hours(run.calls)["year"].astype(int))
-    return sorted(answered - {int(y) for y in run.years["year"]})
+    columns = ["year", "answers", "median", "p10", "p90", "modal", "modal_share", "fallbacks"]
+    return pd.DataFrame(rows, columns=columns), unfinished
 
 
 def call_totals(run: ReportRun) -> dict[str, Any]:
@@ -315,7 +308,7 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
     parts: list[Markup] = [Markup("<h3>Worker answers by tax year</h3>")]
     shown = False
     for i, run in enumerate(runs):
-        stats = answer_stats(run)
+        stats, left = answer_stats(run)
         if stats.empty:
             continue
         shown = True
@@ -383,7 +376,7 @@ def _answers(runs: Sequence[ReportRun]) -> list[Markup]:
                 ],
             )
         )
-        if left := unfinished_answer_years(run):
+        if left:
             parts.append(
                 paragraph(
                     f"{run.label}: the answers of tax year {', '.join(map(str, left))}, "
