@@ -223,6 +223,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     logged = run.years
     if not logged:
         raise RunLogError(f"{run.path} has no completed year to replay")
+    run.check_years_unedited()
     if run.ran_live_early:  # its live years stand where the source's belong
         raise RunLogError(
             f"{run.path} is {run.incomplete_fork}: it is not the fork its manifest names"
@@ -683,6 +684,7 @@ def rescore_run(run_dir: str | Path, swf: str) -> RescoreReport:
     run = restore_run(run_dir)
     if not run.years:
         raise RunLogError(f"{run.path} has no completed year to rescore")
+    run.check_years_unedited()
     config = run.config(swf=swf, planner="none", workers="rational").resolved()
     _, economy, _ = build_world(config)
     own = str(run.manifest.config.get("swf"))

@@ -230,6 +230,25 @@ class RestoredRun:
             return end.status
         return unended_status(self.path)
 
+    def check_years_unedited(self) -> None:
+        """Raise :class:`RunLogError` when the run completed, yet its manifest plans
+        another number of tax years: ``config.years`` was edited, and what computes with
+        it (the planner's prompts state the horizon, a rescore the years planned) would
+        blame the log."""
+        planned = self.manifest.config.get("years")
+        if self.status != "completed" or not isinstance(planned, int):
+            return
+        if planned != len(self.years):
+            done = len(self.years)
+            fork = command(
+                "run", "--fork", self.path, "--from-year", done, "--years", max(planned, done + 1)
+            )
+            raise RunLogError(
+                f"{self.path / 'manifest.json'}: config.years is {planned} but the run "
+                f"completed after {done} tax years: the manifest was edited; put its value "
+                f"back (a fork runs more years: `{fork}`)"
+            )
+
     @property
     def nothing_to_resume(self) -> bool:
         """Whether the run failed after every one of its years ran (more than the failure

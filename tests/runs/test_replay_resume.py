@@ -1231,3 +1231,22 @@ def test_a_fork_below_its_kept_years_hours_is_refused_in_one_line(tmp_path: Path
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert f"have a worker at {worked:g} hours a week, above --max-weekly-hours 80" in said
     assert not (tmp_path / "f").exists()
+
+
+def test_an_edited_year_count_is_named_as_an_edit_of_the_manifest(tmp_path: Path) -> None:
+    # replay said "the planner call in tax year 2 sends another user message: a
+    # template, the persona bank or the history changed", of a manifest whose `years`
+    # was edited after the run completed (the planner's prompt states the horizon)
+    run_dir = _mock_run(tmp_path, planner="scripted/reference", workers="scripted/reference")
+    manifest = run_dir / "manifest.json"
+    data = json.loads(manifest.read_text())
+    assert replay_run(run_dir).ok
+    for edited in (6, 3):
+        data["config"]["years"] = edited
+        manifest.write_text(json.dumps(data))
+        said = f"config.years is {edited} but the run completed after 4 tax years"
+        for command in (["replay"], ["replay", "--rescore", "--swf", "rawlsian"]):
+            result = CliRunner().invoke(main, [*command, str(run_dir)])
+            told = " ".join(result.output.split())
+            assert result.exit_code == 1 and said in told, (command, told)
+            assert "the manifest was edited" in told and "--from-year 4" in told
