@@ -50,7 +50,7 @@ from llmecon.report._references import (
 from llmecon.runs.config import setting_applies
 from llmecon.runs.dataframes import RunData
 from llmecon.runs.event_tables import json_text
-from llmecon.runs.events import KNOWN_EVENT_TYPES, template_edits
+from llmecon.runs.events import KNOWN_EVENT_TYPES, ScheduleSet, template_edits
 from llmecon.runs.reference import economy_notes
 from llmecon.voting.rounds import share_decimals, weights_note
 
@@ -417,14 +417,33 @@ def _outcomes_section(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Mar
     return section("outcomes", "Outcomes by tax year", *parts)
 
 
+#: How a planner's note of its first year begins (it enacted the status quo or its
+#: given start without a call): the report's source column says what it enacted.
+FIRST_YEAR_NOTE = "first year enacts "
+
+
+def _source_texts(run: ReportRun) -> dict[int, str]:
+    """Tax year (1 the first) -> the years table's source of a planner's first year
+    that enacted a given schedule without proposing one (``the status quo (a
+    demonstration)``: its ``source`` reads ``planner``, as if the planner chose it)."""
+    out = {}
+    for e in run.data.events:
+        if isinstance(e, ScheduleSet) and e.source == "planner":
+            note = e.detail.get("note")
+            if isinstance(note, str) and note.startswith(FIRST_YEAR_NOTE):
+                out[e.year + 1] = note.removeprefix(FIRST_YEAR_NOTE)
+    return out
+
+
 def _years_table(run: ReportRun) -> Markup:
     rows = []
+    enacted = _source_texts(run)
     for r in records(run.years):
         y = int(r["year"])
         rows.append(
             [
                 y,
-                str(r.get("source") or ""),
+                enacted.get(y) or str(r.get("source") or ""),
                 WELFARE(r["swf"]),
                 USD(r["revenue_usd"]),
                 HOURS(r["mean_weekly_hours"]),

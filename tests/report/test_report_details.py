@@ -318,3 +318,18 @@ def test_a_sweep_page_gives_the_references_its_gain_closed_is_measured_against(
     assert "per economy:" in text and sweep.cells["oracle_swf"].nunique() == 2
     for value in sweep.cells["oracle_swf"]:
         assert WELFARE(value) in text
+
+
+def test_a_planners_first_year_shows_the_schedule_it_enacted_without_a_call(
+    tmp_path: Path,
+) -> None:
+    # An LLM planner's tax year 1 read source "planner", although it enacted the status
+    # quo without a call (its log's detail says so); later years are its proposals.
+    from llmecon.report import render_report
+
+    llmecon.run(planner="mock/default", **SMALL, out=str(tmp_path), run_id="llm")
+    data = llmecon.load_run(tmp_path / "llm")
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td>", render_report([data]))
+    sources = dict(rows[:3])  # the years table comes first
+    assert sources["1"] == "the status quo (a demonstration)", rows
+    assert sources["2"] == sources["3"] == "planner", rows
