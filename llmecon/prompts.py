@@ -177,15 +177,18 @@ class PromptLibrary:
         return names - set(self._env.globals)
 
     def reaches(self, name: str, target: str) -> bool:
-        """Whether rendering ``name`` pulls in ``target`` (``include``, ``import``,
-        ``extends``, at any depth, by a name written in the text). A file that does not
-        parse is followed no further: this says who includes a broken file."""
+        """Whether rendering ``name`` pulls in ``target`` (:meth:`reached`)."""
+        return target in self.reached([name])
+
+    def reached(self, names: Iterable[str]) -> set[str]:
+        """``names`` and every template rendering them pulls in (``include``,
+        ``import``, ``extends``, at any depth, by a name written in the text). A file
+        that does not parse is followed no further: this says who includes a broken
+        file."""
         seen: set[str] = set()
-        pending = [name]
+        pending = list(names)
         while pending:
             current = pending.pop()
-            if current == target:
-                return True
             if current in seen:
                 continue
             seen.add(current)
@@ -194,7 +197,7 @@ class PromptLibrary:
             except (PromptError, jinja2.TemplateError):
                 continue
             pending += [n for n in meta.find_referenced_templates(ast) if n is not None]
-        return False
+        return seen
 
     def closure(self) -> list[str]:
         """Every template a run may render: :meth:`names`, every file they pull in by

@@ -177,38 +177,19 @@ def planner_warnings(planners: Iterable[str]) -> list[str]:
 def anchor_notes(sim: Any) -> list[str]:
     """Answer anchors in the run's templates (`llmecon prompts check` refuses them; a
     run may still use them, as an ablation), said before the run starts."""
-    from llmecon.planners import is_baseline
-    from llmecon.runs.prompt_examples import (
-        PLANNER_TEMPLATES,
-        VOTING_TEMPLATES,
-        WORKER_TEMPLATES,
-        prompt_economy,
-        template_anchors,
-    )
+    from llmecon.runs.prompt_examples import prompt_economy, template_anchors, unsent_templates
+    from llmecon.runs.wiring import renders_prompts
 
     config = sim.config
-    baseline, rational = is_baseline(str(config.planner)), config.workers == "rational"
-    if baseline and rational and config.vote_every is None:
+    if not renders_prompts(config):
         return []
-    unused: set[str] = set()  # templates of the roles this run gives no model
-    if baseline:
-        unused.update(PLANNER_TEMPLATES)
-    if rational:
-        unused.update(WORKER_TEMPLATES)
-    if config.vote_every is None:
-        unused.update(VOTING_TEMPLATES)
-    ballots = config.vote_every is not None and config.voters == "llm"
-
-    def used(name: str) -> bool:
-        is_ballot = name == "vote.j2" or name.startswith("vote_rule_")
-        return name not in unused and (ballots or not is_ballot)
-
+    unsent = unsent_templates(sim.library, config)  # the roles and branches it leaves off
     found = template_anchors(sim.library, prompt_economy(config))
     return [
         f"{name} shows an answer anchor ({'; '.join(where)}): weak models copy such "
         "examples as their answer (`llmecon prompts check` lists them)"
         for name, where in found.items()
-        if used(name)
+        if name not in unsent
     ]
 
 

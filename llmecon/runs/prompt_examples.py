@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -664,16 +664,21 @@ def example_worlds(
 
 
 def template_failures(
-    library: PromptLibrary, economy: dict[str, Any] | None = None, *, blank: bool = False
+    library: PromptLibrary,
+    economy: dict[str, Any] | None = None,
+    *,
+    blank: bool = False,
+    skip: Collection[str] = (),
 ) -> list[str]:
     """Every rendering of a known template that fails, as in ``llmecon prompts check``
     (tax years 1 and 4, two personas; ``economy``: a run's settings, see
     :class:`ExampleWorld`; ``blank``: a rendering with no text is no failure, see
-    :func:`check_example`); empty when all render."""
+    :func:`check_example`), but of the templates ``skip`` names; empty when all
+    render."""
     failures: list[str] = []
     worlds = example_worlds(library, economy)
     for name in library.names():
-        if name not in known_templates():
+        if name not in known_templates() or name in skip:
             continue
         for world in worlds:
             outcome = check_example(world, name, blank=blank)
@@ -825,6 +830,60 @@ def template_anchors(
                     if anchor.describe() not in problems:
                         problems.append(anchor.describe())
     return found
+
+
+def off_templates(config: RunConfig) -> set[str]:
+    """Known templates a run of ``config`` (resolved) renders in no call of its own:
+    those of the roles it gives no model, and the branches its settings leave off (the
+    planner's hints, exploration note and query of the other moves, the satisfaction
+    question, the other workers' style, the other vote rules' closings). Another
+    template may still pull one in: :func:`unsent_templates`."""
+    from llmecon.planners import is_baseline
+
+    llm_workers = config.workers != "rational"
+    llm_planner = not is_baseline(str(config.planner))
+    voting = config.vote_every is not None
+    llm_voters = voting and config.voters == "llm"
+    off: set[str] = set()
+    if not llm_workers:
+        off.update(WORKER_TEMPLATES)
+    elif config.worker_style == "rational":
+        off.add("worker_decision.j2")
+    else:
+        off.add("worker_decision_rational.j2")
+    if not (llm_workers and config.worker_satisfaction):
+        off.add("satisfaction.j2")
+    if not (llm_workers or llm_voters or (voting and config.candidate_source == "leaders")):
+        off.add("persona.j2")
+    if not llm_planner:
+        off.update(PLANNER_TEMPLATES)
+    if not config.planner_hints:
+        off.add("planner_hints.j2")
+    if not config.planner_explore:
+        off.add("planner_explore.j2")
+    off.add("planner_query.j2" if config.planner_moves != "free" else "planner_query_delta.j2")
+    if not llm_voters:
+        off.add("vote.j2")
+    if not (voting and config.candidate_source == "platforms" and llm_voters):
+        off.add("platform.j2")
+    if not (voting and config.candidate_source == "planner" and llm_planner):
+        off.add("planner_candidates.j2")
+    off.update(
+        vote_rule_template(rule)
+        for rule in vote_rule_names()
+        if not (llm_voters and rule == config.vote_rule)
+    )
+    return off
+
+
+def unsent_templates(library: PromptLibrary, config: RunConfig) -> set[str]:
+    """Known templates a run of ``config`` (resolved) never sends, for certain: those of
+    :func:`off_templates` that none of the templates it may render pulls in. An error or
+    an answer anchor there changes nothing the run sends, so it does not stop the run.
+    Unlike :func:`run_templates` it renders nothing, so it holds while a template is
+    broken."""
+    off = off_templates(config)
+    return off - library.reached(name for name in known_templates() if name not in off)
 
 
 def run_templates(library: PromptLibrary, config: RunConfig) -> set[str]:

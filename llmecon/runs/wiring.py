@@ -1000,9 +1000,10 @@ def _write_personas(log: RunLog, parts: RunParts) -> None:
 
 
 def renders_prompts(config: RunConfig) -> bool:
-    """Whether a run of ``config`` renders prompts (a model plans or works), so that its
-    templates are checked before it starts."""
-    return not (is_baseline(config.planner) and config.workers == "rational")
+    """Whether a run of ``config`` renders prompts (a model plans, works or votes), so
+    that its templates are checked before it starts."""
+    llm_voters = config.vote_every is not None and config.voters == "llm"
+    return llm_voters or not (is_baseline(config.planner) and config.workers == "rational")
 
 
 def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool = False) -> None:
@@ -1021,8 +1022,10 @@ def template_problems(
     """What :func:`check_templates` would refuse, as its message, or ``None``."""
     from llmecon.runs.prompt_examples import (
         folder_problems,
+        off_templates,
         prompt_economy,
         template_failures,
+        unsent_templates,
     )
 
     economy = prompt_economy(config)
@@ -1030,6 +1033,7 @@ def template_problems(
         tuple(library.search_path),
         tuple(library.hashes().items()),
         json.dumps(economy, sort_keys=True, default=str),
+        tuple(sorted(off_templates(config))),
         from_log,
     )
     if key in _TEMPLATES_PASSED:  # the same templates, checked for the same economy
@@ -1037,7 +1041,10 @@ def template_problems(
         return None
     if problems := folder_problems(library, empty=not from_log):
         return "\n".join(f"prompts: {p}" for p in problems)
-    failures = template_failures(library, economy, blank=from_log)
+    # a template the run never sends (a broken vote.j2 in a run without votes) is not
+    # its problem: the run's note on edited templates it does not render says so
+    skip = unsent_templates(library, config)
+    failures = template_failures(library, economy, blank=from_log, skip=skip)
     if failures:
         return (
             "prompts: templates fail to render with this run's settings (`llmecon prompts "

@@ -267,7 +267,7 @@ def check_cell_templates(cells: list[Cell], directory: Path | None) -> None:
     their own copies and are checked as they resume; a cell whose settings are invalid
     is left to fail on its own."""
     from llmecon.runs import build_config
-    from llmecon.runs.prompt_examples import prompt_economy
+    from llmecon.runs.prompt_examples import off_templates, prompt_economy
     from llmecon.runs.wiring import build_library, renders_prompts, template_problems
 
     failing: dict[str, list[str]] = {}
@@ -283,7 +283,10 @@ def check_cell_templates(cells: list[Cell], directory: Path | None) -> None:
             config = build_config(None, _absolute(cell.config))
             if not renders_prompts(config):
                 continue
-            key = json.dumps([config.prompts, prompt_economy(config)], default=str)
+            key = json.dumps(
+                [config.prompts, prompt_economy(config), sorted(off_templates(config))],
+                default=str,
+            )
             if key not in checked:
                 checked[key] = template_problems(build_library(config), config)
             problem = checked[key]

@@ -621,3 +621,48 @@ def test_a_broken_included_file_is_blamed_on_the_template_that_includes_it(
     assert "parts/x.txt, line 2" in rows["worker_decision.j2"], result.output
     assert rows["worker_system.j2"] == "ok", result.output
     assert "Error: 2 template renderings failed" in result.output  # tax years 1 and 4
+
+
+_LLM_VOTERS = {"vote_every": 1, "voters": "llm", "voter_model": "scripted/reference"}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"planner_hints": True, "planner_explore": True, "planner_moves": "grid:10,20"},
+        {"worker_style": "rational", "worker_satisfaction": True},
+        {"planner": "saez", **_LLM_VOTERS},
+        {"planner": "saez", "workers": "rational", **_LLM_VOTERS, "vote_rule": "borda"},
+        {**_LLM_VOTERS, "vote_rule": "approval", "candidate_source": "platforms"},
+        {**_LLM_VOTERS, "candidate_source": "leaders"},
+        {"vote_every": 1, "voters": "rational", "candidate_source": "planner"},
+    ],
+)
+def test_no_template_a_run_renders_is_counted_among_those_it_never_sends(
+    settings: dict[str, object],
+) -> None:
+    # A broken or anchored template the run never sends does not stop it: that set must
+    # never hold one it renders, or a broken one would pass the check and fail mid-run.
+    from llmecon.runs.config import build_config
+    from llmecon.runs.prompt_examples import run_templates, unsent_templates
+
+    base = {"planner": "scripted/reference", "workers": "scripted/reference", "agents": 4}
+    config = build_config(overrides={**base, "years": 5, **settings})
+    library = PromptLibrary(None)
+    unsent, used = unsent_templates(library, config), run_templates(library, config)
+    assert unsent and used and not unsent & used, sorted(unsent & used)
+
+
+def test_a_template_pulled_in_by_one_the_run_renders_is_sent(tmp_path: Path) -> None:
+    from llmecon.prompts import shipped_prompts_dir
+    from llmecon.runs.config import build_config
+    from llmecon.runs.prompt_examples import unsent_templates
+
+    config = build_config(
+        overrides={"planner": "saez", "workers": "scripted/reference", "agents": 4}
+    )
+    assert "planner_hints.j2" in unsent_templates(PromptLibrary(None), config)
+    shipped = (shipped_prompts_dir() / "worker_decision.j2").read_text(encoding="utf-8")
+    (tmp_path / "worker_decision.j2").write_text(shipped + '{% include "planner_hints.j2" %}\n')
+    assert "planner_hints.j2" not in unsent_templates(PromptLibrary(str(tmp_path)), config)

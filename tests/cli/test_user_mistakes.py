@@ -739,3 +739,48 @@ def test_help_says_exit_codes_and_compare_offers_no_worker_batching() -> None:
     for given in (["--batch-api"], ["--completions-batch", "4"]):
         result = _invoke("compare", "--planners", "saez", *given)
         assert result.exit_code == 2 and "No such option" in result.output, given
+
+
+def test_a_broken_template_the_run_never_sends_does_not_stop_it(tmp_path: Path) -> None:
+    # A run without votes refused to start over a broken vote.j2 ("templates fail to
+    # render with this run's settings"), while `prompts render` said the run never sends
+    # it: half-way through editing one role's template, no other experiment could run.
+    # So did a broken planner_hints.j2 without hints, and an anchor in the plurality
+    # closing was noted in a Borda run.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+
+    def broken(name: str) -> None:
+        text = (ROOT / "prompts" / name).read_text(encoding="utf-8")
+        (folder / name).write_text(text + "{{ not_defined }}\n", encoding="utf-8")
+
+    broken("vote.j2")
+    broken("planner_hints.j2")
+    base = ["run", "--agents", "4", "--years", "2", "--no-reference", "--out", str(tmp_path),
+            "--prompts", str(folder)]  # fmt: skip
+    unsent = _invoke(*base, "--planner", "scripted/reference", "--workers", "scripted/reference")
+    assert unsent.exit_code == 0, unsent.output
+    said = " ".join(unsent.output.split())
+    assert "planner_hints.j2, vote.j2 of" in said and "not rendered with this run's" in said
+    # the same templates in a run that sends them: refused before it starts
+    hints = _invoke(*base, "--planner", "scripted/reference", "--workers", "rational",
+                    "--planner-hints")  # fmt: skip
+    assert hints.exit_code == 1 and "planner_hints.j2 (tax year 4)" in hints.output, hints.output
+    voters = _invoke(*base, "--planner", "saez", "--workers", "rational", "--vote-every", "1",
+                     "--voters", "llm", "--voter-model", "scripted/reference")  # fmt: skip
+    said = " ".join(voters.output.split())
+    assert voters.exit_code == 1 and "templates fail to render" in said, said
+    assert "vote.j2 (tax year 1)" in said and "run failed in tax year" not in said
+    # an anchor in a closing the run's vote rule does not use
+    (folder / "vote.j2").unlink()
+    (folder / "planner_hints.j2").unlink()
+    rule = (ROOT / "prompts" / "vote_rule_plurality.j2").read_text(encoding="utf-8")
+    (folder / "vote_rule_plurality.j2").write_text(rule + 'For example {"vote": "A"}.\n')
+    borda = _invoke(*base, "--planner", "saez", "--workers", "rational", "--vote-every", "1",
+                    "--voters", "llm", "--voter-model", "scripted/reference",
+                    "--vote-rule", "borda")  # fmt: skip
+    assert borda.exit_code == 0 and "answer anchor" not in borda.output, borda.output
+    plurality = _invoke(*base, "--planner", "saez", "--workers", "rational", "--vote-every",
+                        "1", "--voters", "llm", "--voter-model", "scripted/reference")  # fmt: skip
+    assert plurality.exit_code == 0, plurality.output
+    assert "vote_rule_plurality.j2 shows an answer anchor" in " ".join(plurality.output.split())
