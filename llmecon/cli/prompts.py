@@ -126,7 +126,9 @@ def list_templates(prompts_dir: str | None) -> None:
     for col in ("template", "file", "sha256", "used by llmecon"):
         table.add_column(col)
     known, pulled_in = known_templates(), included_by(library)
-    for name in library.names():
+    # and the files they include from subfolders or of other suffixes (parts/rules.txt),
+    # which a run's manifest records too
+    for name in sorted({*library.names(), *pulled_in}):
         used = "yes" if name in known else "no"
         if name not in known and name in pulled_in:
             used = f"included by {', '.join(pulled_in[name])}"

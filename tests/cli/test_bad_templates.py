@@ -360,6 +360,15 @@ def test_an_included_helper_is_listed_with_the_calls_and_by_list_and_check(
     listed = CliRunner().invoke(main, ["prompts", "list", "--prompts", str(folder)])
     row = next(line for line in listed.output.splitlines() if "my_helpers.j2" in line)
     assert "included by worker_system.j2" in row
+    # a file included from a subfolder is listed too, as the run's manifest records it
+    # (`prompts list` showed *.j2 of the folder only)
+    (folder / "parts").mkdir()
+    (folder / "parts" / "rules.txt").write_text("Mind the rebate.\n", encoding="utf-8")
+    helpers = "Think it over.\n" + '{% include "parts/rules.txt" %}\n'
+    (folder / "my_helpers.j2").write_text(helpers, encoding="utf-8")
+    listed = CliRunner().invoke(main, ["prompts", "list", "--prompts", str(folder)])
+    rows = [line for line in listed.output.splitlines() if "parts/rules.txt" in line]
+    assert rows and "included by worker_system.j2" in rows[0], listed.output
     checked = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
     assert checked.exit_code == 0, checked.output
     row = next(line for line in checked.output.splitlines() if "my_helpers.j2" in line)
