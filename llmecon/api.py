@@ -798,11 +798,18 @@ def probe(
 
 def probe_path(model: str, result: Any) -> Path:
     """Where a probe of ``model`` (as a run's config names it) is saved by default:
-    ``runs/probes/<model>.json``, or ``<model>@<hash>.json`` when the worker prompts of
-    ``result`` are not the shipped ones."""
+    ``runs/probes/<model>.json``, or ``<model>@<variant>.json`` when its settings (style,
+    worker prompts, elasticity) are not the defaults
+    (:func:`~llmecon.report.default_probe_path`)."""
     from llmecon.report import default_probe_path
 
-    return default_probe_path(model, templates=result.settings.get("templates"))
+    settings = result.settings
+    return default_probe_path(
+        model,
+        templates=settings.get("templates"),
+        style=str(settings.get("style") or "persona"),
+        elasticity=settings.get("elasticity"),
+    )
 
 
 def save_probe(result: Any, path: str | Path) -> Path:

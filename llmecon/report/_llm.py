@@ -50,24 +50,36 @@ PROBES_FOLDER = "probes"
 
 
 def probe_file_name(model: str, variant: str | None = None) -> str:
-    """``local/smollm2-135m`` → ``local_smollm2-135m.json``: one file per model with the
-    shipped templates, and ``<model>@<variant>.json`` per set of other templates."""
+    """``local/smollm2-135m`` → ``local_smollm2-135m.json``: one file per model probed
+    with the default settings, and ``<model>@<variant>.json`` per set of other ones."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")
     return f"{stem}@{variant}.json" if variant else f"{stem}.json"
 
 
 def default_probe_path(
-    model: str, runs_dir: str | Path = "runs", templates: dict[str, str] | None = None
+    model: str,
+    runs_dir: str | Path = "runs",
+    templates: dict[str, str] | None = None,
+    *,
+    style: str = "persona",
+    elasticity: float | None = None,
 ) -> Path:
     """The default file of ``llmecon probe MODEL``'s result: ``runs/probes/<model>.json``
-    with the shipped worker templates; with others (``templates``, the probe's
-    ``{template: sha256}``), ``<model>@<8 hex digits of them>.json``, so probes of two
-    prompt versions keep their own files."""
-    variant = None
+    for a probe of the default settings; ``<model>@<variant>.json`` for others, so that
+    probes of other settings keep their own files (a rational-style probe replaced the
+    persona one): the variant names the style when it is not ``persona``, 8 hex digits
+    of the worker templates (``templates``, the probe's ``{template: sha256}``) when they
+    are not the shipped ones, and the elasticity (``e0.2``) when it is not the default."""
+    from llmecon.runs.config import RunConfig
+
+    parts = [] if style == "persona" else [style]
     if templates and templates != _shipped_templates(templates):
         digest = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
-        variant = digest[:8]
-    return Path(runs_dir) / PROBES_FOLDER / probe_file_name(model, variant)
+        parts.append(digest[:8])
+    default = RunConfig.model_fields["elasticity"].default
+    if elasticity is not None and not math.isclose(elasticity, default):
+        parts.append(f"e{elasticity:g}")
+    return Path(runs_dir) / PROBES_FOLDER / probe_file_name(model, "-".join(parts) or None)
 
 
 def _shipped_templates(templates: dict[str, str]) -> dict[str, str]:
@@ -115,7 +127,15 @@ def find_probe(run: ReportRun) -> tuple[Path, dict[str, Any], str | None] | None
             break
     if not found:
         return None
-    _, path, data, note = min(found, key=lambda item: item[0])
+    config = run.data.manifest.config
+
+    def fit(item: tuple[int, Path, dict[str, Any], str | None]) -> tuple[int, bool]:
+        # among equally fitting probes, one of the run's workers' preferences first
+        settings = item[2].get("settings")
+        other = _other_preferences(settings if isinstance(settings, dict) else {}, config)
+        return item[0], other is not None
+
+    _, path, data, note = min(found, key=fit)
     return path, data, note
 
 

@@ -285,6 +285,38 @@ def test_a_probe_of_other_templates_keeps_its_own_file_and_is_shown_for_its_runs
     assert "Not the prompts of plain: the probe's worker_system.j2 differ" in said
 
 
+def test_probes_of_another_style_or_elasticity_keep_their_own_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `probe --style rational` (and `--elasticity`) replaced the persona-style probe of
+    # the model without a word: a persona run's report then had only the other one.
+    monkeypatch.chdir(tmp_path)
+    probe = ["probe", "mock", "--personas", "3", "--bootstrap", "100"]
+    folder = tmp_path / "runs" / "probes"
+    assert _invoke(*probe)[0] == 0
+    persona = (folder / "mock.json").read_bytes()
+    assert _invoke(*probe, "--style", "rational")[0] == 0
+    assert _invoke(*probe, "--elasticity", "0.2")[0] == 0
+    assert (folder / "mock.json").read_bytes() == persona  # not overwritten
+    saved = {p.name: json.loads(p.read_text())["settings"] for p in folder.glob("*.json")}
+    assert saved["mock@rational.json"]["style"] == "rational"
+    assert saved["mock@e0.2.json"]["elasticity"] == 0.2 and len(saved) == 3
+
+    def shown(run: Path) -> str:
+        out = tmp_path / f"{run.name}.html"
+        code, output = _invoke("report", str(run), "--out", str(out))
+        assert code == 0, output
+        return " ".join(" ".join(parse(out.read_text()).text).split())
+
+    small = dict(planner="us-federal", workers="mock", agents=4, years=1)
+    runs = tmp_path / "runs"
+    assert "/probes/mock.json (" in shown(build_run(runs, run_id="p", **small))
+    rational = build_run(runs, run_id="r", worker_style="rational", **small)
+    assert "/probes/mock@rational.json (" in shown(rational)
+    low = shown(build_run(runs, run_id="e", elasticity=0.2, **small))
+    assert "/probes/mock@e0.2.json (" in low and "Not the preferences" not in low
+
+
 def test_probe_no_save_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, output = _invoke(
