@@ -199,6 +199,13 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
             "(years.csv, …) would be overwritten; pass --out a folder of its own "
             "(default RUN/tables)"
         )
+    owner = target.resolve().parent
+    if target.resolve().name == "tables" and is_run_folder(owner) and owner != path.resolve():
+        raise click.ClickException(
+            f"refusing to export into {target}: it is where the run in {owner} exports its "
+            "own tables, which this run's would replace; pass --out a folder of its own "
+            "(default RUN/tables)"
+        )
     if reason := record_folder_reason(target):
         raise click.ClickException(
             f"refusing to export into {target}: {reason}; pass --out a folder of its own "

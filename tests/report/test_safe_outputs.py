@@ -139,6 +139,21 @@ def test_export_refuses_a_run_folder(run: Path, tmp_path: Path) -> None:
     assert _snapshot(run) == before and _snapshot(other) == before_other
 
 
+def test_export_refuses_another_runs_tables_folder(run: Path, tmp_path: Path) -> None:
+    # `export b --out runs/a/tables` replaced run a's exported tables with run b's
+    other = craft_run(tmp_path / "other", run_id="other", hostile=False, votes=False)
+    assert _invoke("export", str(other)).exit_code == 0
+    theirs = other / "tables"
+    before = _snapshot(theirs)
+    result = _invoke("export", str(run), "--out", str(theirs))
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), said
+    assert f"refusing to export into {theirs}: it is where the run in {other}" in said
+    assert _snapshot(theirs) == before
+    again = _invoke("export", str(other), "--out", str(theirs))  # its own: replaced
+    assert again.exit_code == 0, again.output
+
+
 def test_export_defaults_to_csv_and_help_says_so() -> None:
     result = _invoke("export", "--help")
     assert result.exit_code == 0
