@@ -266,8 +266,9 @@ class ModelPool:
             ),
             0,
         )
-        self.models: dict[tuple[str, str | None], Model] = {}
-        """(model name, endpoint key: the URL, or the fleet's URLs as JSON) -> model"""
+        self.models: dict[tuple[str, str | None, bool], Model] = {}
+        """(model name, endpoint key: the URL, or the fleet's URLs as JSON, whether it is
+        the workers' with their own options) -> model"""
         self.roles: dict[str, tuple[str, str]] = {}
         """role -> (model name, endpoint description)"""
         #: renders re-asks with ``prompts/repair.j2`` (set by the builder)
@@ -297,7 +298,12 @@ class ModelPool:
                 "(OpenAI-compatible) server; its calls go to its provider. For a gateway, "
                 f"give --{role}-api-base"
             )
-        key = (name, _base_key(base))
+        # the workers' own options (list-prompt completions, the batch API) make their
+        # model another than the planner's of the same name: built and checked as theirs
+        own_options = role == "workers" and bool(
+            self.config.completions_batch or self.config.batch_api
+        )
+        key = (name, _base_key(base), own_options)
         if key not in self.models:
             self.models[key] = self._build(name, base, role)
         model = self.models[key]

@@ -126,6 +126,11 @@ def test_batch_api_with_a_provider_without_batches_is_refused_when_built(
     )
     with pytest.raises(ConfigError, match="no batch API"):
         build_simulation(config)
+    # workers sharing the planner's model: their check was skipped (the model was built
+    # for the planner first), and the run failed in tax year 1 with a traceback
+    shared = config.model_copy(update={"planner": "mock/default", "workers": None})
+    with pytest.raises(ConfigError, match=r"batch_api: mock/default at mock .* no batch API"):
+        build_simulation(shared)
 
 
 def _kill_while_pending(tmp_path: Path, server: FakeOpenAIServer) -> Any:

@@ -56,6 +56,27 @@ def test_batched_completions_decide_as_chat_calls(tmp_path: Path) -> None:
     assert len({h for r in chat.records for h in r.weekly_hours}) > 1  # answers differ
 
 
+def test_workers_sharing_the_planners_model_batch_their_completions(tmp_path: Path) -> None:
+    # The planner's model was built first, without the workers' batching, and the
+    # workers took it: every decision went out as a chat call, without a word.
+    def answer(request: dict[str, Any], schema: dict[str, Any] | None) -> str:
+        if "rates" in json.dumps(schema or {}):  # the planner: the status quo's rates
+            return json.dumps({"rates": [10, 12, 22, 24, 32, 35, 37]})
+        return _hours(request, schema)
+
+    with FakeOpenAIServer(responder=answer) as server:
+        shared = {"planner": "openai/fake", "workers": None, "workers_api_base": None}
+        config = _config(tmp_path, server.base_url, completions_batch=8).model_copy(
+            update={**shared, "api_base": server.base_url}
+        )
+        result = build_simulation(config).run()
+        lists = [b for b in server.stats.bodies if isinstance(b.get("prompt"), list)]
+        chats = [b for b in server.stats.bodies if "messages" in b]
+    assert result.status == "completed"
+    assert sum(len(b["prompt"]) for b in lists) == 12 * 2  # every worker decision
+    assert len(chats) == 1  # the planner's, in tax year 2
+
+
 def test_completions_batch_needs_an_openai_compatible_worker_model(tmp_path: Path) -> None:
     config = RunConfig(
         planner="us-federal", workers="mock/default", agents=4, years=1, out=str(tmp_path),
