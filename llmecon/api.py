@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from llmecon._aio import running_loop
 from llmecon._format import named_few
 from llmecon._warn import warn
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
@@ -773,9 +774,7 @@ def probe(
         finally:
             await llm.aclose()
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if running_loop() is None:
         result = asyncio.run(go())
     else:  # Jupyter: a worker thread with a loop of its own
         from concurrent.futures import ThreadPoolExecutor

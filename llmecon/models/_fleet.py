@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmecon._aio import running_loop
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import ModelError, RateLimitError
 from llmecon.models._provider import ModelProvider, ProviderResponse
@@ -330,7 +331,7 @@ class FleetProvider(ModelProvider):
             if fut.done():
                 continue
             loop = fut.get_loop()
-            if loop is _running_loop():
+            if loop is running_loop():
                 fut.set_result(None)
             else:  # a waiter of another event loop (thread)
                 loop.call_soon_threadsafe(_set_if_pending, fut)
@@ -372,13 +373,6 @@ def _member_fault(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError):
         return True
     return isinstance(exc, ModelError) and exc.retryable and not isinstance(exc, RateLimitError)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _set_if_pending(fut: asyncio.Future[None]) -> None:

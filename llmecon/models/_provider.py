@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from llmecon._aio import running_loop
 from llmecon.models._config import GenerateConfig
 from llmecon.models._pricing import price_known
 from llmecon.models._redact import redact_url
@@ -222,11 +223,8 @@ class PerLoopClients(Generic[ClientT]):
         return client
 
     def pop_current(self) -> ClientT | None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        return self._clients.pop(loop, None)
+        loop = running_loop()
+        return None if loop is None else self._clients.pop(loop, None)
 
 
 def sdk_aiohttp_client(sdk: Any) -> Any | None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmecon._aio import running_loop
 from llmecon._files import is_storage_error, os_error_text, os_reason
 from llmecon._format import command
 from llmecon._gc import run_gc
@@ -959,9 +960,7 @@ class Simulation:
         before its first step), a new run's folder is discarded, as a setup that fails
         (:meth:`~llmecon.runs.log.RunLog.discarded_on_error`)."""
         with self.log.discarded_on_error() if self.log else contextlib.nullcontext():
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
+            if running_loop() is None:
                 return asyncio.run(self.run_async(progress))
             return self._run_in_thread(progress)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,37 @@ def test_unparseable_or_missing_config_file(tmp_path: Path) -> None:
     assert "<unicode string>" not in str(caught.value)
     with pytest.raises(ConfigError, match="not found"):
         build_config(tmp_path / "nope.toml")
+
+
+def test_a_run_and_a_probe_run_outside_any_exception_handler(tmp_path: Path) -> None:
+    # `asyncio.run` was called inside `except RuntimeError:` (no running loop), so every
+    # exception of the run carried "no running event loop" as its context, and a
+    # litellm connection failure was reported as that RuntimeError.
+    import sys
+
+    import llmecon
+    from llmecon.runs import RunConfig
+    from llmecon.runs.wiring import build_simulation
+
+    config = RunConfig(planner="flat:0.2", workers="rational", agents=4, years=2,
+                       out=str(tmp_path), reference=False)  # fmt: skip
+    sim = build_simulation(config)
+    seen: list[object] = []
+
+    class Watched:
+        name = "watched"
+
+        def __init__(self, planner: Any) -> None:
+            self.planner = planner
+
+        def propose(self, history: Any) -> Any:
+            seen.append(sys.exc_info()[1])
+            return self.planner.propose(history)
+
+    sim.planner = Watched(sim.planner)
+    assert sim.run().status == "completed"
+    assert seen == [None, None]
+    calls: list[object] = []
+    llmecon.probe("scripted/reference", personas=2, bootstrap=100, save=False,
+                  on_call=lambda call: calls.append(sys.exc_info()[1]))  # fmt: skip
+    assert calls and set(calls) == {None}
