@@ -52,7 +52,7 @@ from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls, call_key
 from llmecon.runs.replay import edited_copies, metric_differences, missing_copies
 from llmecon.runs.restore import PERSONAS_COPY_NAME, RestoredRun, fork_instead, restore_run
-from llmecon.runs.wiring import build_simulation, check_recorded_planner
+from llmecon.runs.wiring import build_simulation, check_recorded_planner, masked_url_settings
 
 #: A kept year where at least this share of the decisions were fallbacks (an outage,
 #: typically the one that stopped the run) is named when the run is resumed: it is kept
@@ -97,6 +97,8 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
                 f"every one of its {counted(len(run.years), 'year')} ran and it ended failed{why}; "
                 + fork_instead(path)
             )
+        if problem := masked_url_settings(run.manifest.config, settings):
+            raise RunLogError(f"{problem} to the resume")
         if missing := missing_copies(path, run.prompts_in_force):
             raise RunLogError(
                 f"the run's copy of {', '.join(missing)} ({path / PROMPTS_COPY_NAME}) is "
@@ -355,6 +357,8 @@ def fork_run(source_dir: str | Path, from_year: int, overrides: dict[str, Any]) 
             f"that run's schedules and hours, per persona): {flags} cannot change; start a "
             "new run instead"
         )
+    if problem := masked_url_settings(src.manifest.config, settings):
+        raise RunLogError(f"{problem} to the fork")
     config = src.config(**settings)
     if "planner" not in overrides:  # the source's: a plug-in's may be missing here
         check_recorded_planner(config)

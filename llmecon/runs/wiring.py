@@ -900,9 +900,53 @@ URL_FIELDS = ("api_base", "planner_api_base", "workers_api_base", "voters_api_ba
 
 
 def manifest_config(config: RunConfig) -> dict[str, Any]:
-    """The config as the manifest records it: server URLs lose their credentials (a
-    resume takes them again from the command line, e.g. ``--workers-api-base``)."""
-    return without_credentials(config.model_dump(mode="json"))
+    """The config as the manifest records it: server URLs lose their credentials, a
+    ``user:password@`` becoming ``***@`` as a secret query parameter becomes ``***``, so
+    that a resume or fork knows to ask for them again (:func:`masked_url_settings`)."""
+    data = config.model_dump(mode="json")
+    masked = without_credentials(data)
+    for name in URL_FIELDS:
+        masked[name] = _mark_userinfo(data.get(name), masked.get(name))
+    return masked
+
+
+def _mark_userinfo(raw: Any, masked: Any) -> Any:
+    """``masked`` (a URL, a fleet's list of URLs or ``{url, …}``) with ``***@`` where
+    ``raw`` held a ``user:password@``."""
+    if isinstance(raw, str) and isinstance(masked, str):
+        from urllib.parse import urlsplit
+
+        try:
+            had = "@" in urlsplit(raw).netloc
+        except ValueError:
+            had = "@" in raw
+        if had and "@" not in masked and "://" in masked:
+            scheme, _, rest = masked.partition("://")
+            return f"{scheme}://***@{rest}"
+        return masked
+    if isinstance(raw, list) and isinstance(masked, list) and len(raw) == len(masked):
+        return [_mark_userinfo(r, m) for r, m in zip(raw, masked, strict=True)]
+    if isinstance(raw, dict) and isinstance(masked, dict) and "url" in raw:
+        return {**masked, "url": _mark_userinfo(raw["url"], masked.get("url"))}
+    return masked
+
+
+def masked_url_settings(recorded: Mapping[str, Any], given: Iterable[str]) -> str | None:
+    """What a resume or fork of a run recorded with ``recorded`` (its manifest's config)
+    must be given again, when it is not among ``given`` (the settings given anew): the
+    server URLs whose credentials the manifest left out (``***``), which the run would
+    otherwise call without them (a 401, or ``***`` sent as the key). ``None`` when none."""
+    flags = [
+        "--" + name.replace("_", "-")
+        for name in URL_FIELDS
+        if name not in given and "***" in json.dumps(recorded.get(name))
+    ]
+    if not flags:
+        return None
+    return (
+        f"the run's {', '.join(flags)} held credentials, which its manifest does not keep "
+        f"(***): give {' and '.join(flags)} again, with them"
+    )
 
 
 def without_credentials(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -347,11 +347,11 @@ def test_api_base_is_a_repeatable_option_and_a_yaml_list(tmp_path: Path) -> None
     recorded = manifest_config(config)["api_base"]
     assert recorded == [
         "http://a:8000/v1",
-        {"url": "http://b:8000/v1?api_key=***", "max_concurrency": 16},
+        {"url": "http://***@b:8000/v1?api_key=***", "max_concurrency": 16},
     ]
     assert RunConfig(api_base=recorded).api_base == [  # the manifest's config validates
         "http://a:8000/v1",
-        EndpointSpec(url="http://b:8000/v1?api_key=***", max_concurrency=16),
+        EndpointSpec(url="http://***@b:8000/v1?api_key=***", max_concurrency=16),
     ]
     with pytest.raises(ValueError, match="listed twice"):
         RunConfig(api_base=["http://a/v1", "http://a/v1"])

@@ -180,3 +180,38 @@ def test_which_models_take_the_run_wide_api_base(monkeypatch: pytest.MonkeyPatch
         assert _role_base(name, gateway, url) == gateway, name  # its own base: a gateway
     for name in ("mock/default", "scripted/reference", "local/smollm2-135m"):
         assert _role_base(name, gateway, url) is None, name  # in-process
+
+
+def test_a_resume_or_fork_asks_again_for_the_credentials_its_manifest_left_out(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # The manifest drops the URL's credentials; a resume took the URL without them and
+    # failed with HTTP 401 "check LLMECON_API_KEY", saying nothing of --api-base.
+    import base64
+
+    from llmecon.runs import RunLogError
+    from llmecon.runs.replay import replay_run
+    from llmecon.runs.resume import fork_run, resume_run
+
+    monkeypatch.delenv("LLMECON_API_KEY", raising=False)
+    login = "Basic " + base64.b64encode(b"admin:pw-0xSECRET").decode()
+    with FakeOpenAIServer(api_key=login) as server:  # answers the URL's login only
+        base = server.base_url.replace("://", "://admin:pw-0xSECRET@")
+        settings = dict(planner="us-federal", workers="fake-model", api_base=base, agents=3,
+                        years=2, out=str(tmp_path), run_id="r", reference=False)  # fmt: skip
+        build_simulation(build_config(overrides=settings)).run()
+        run_dir = tmp_path / "r"
+        recorded = json.loads((run_dir / "manifest.json").read_text())["config"]["api_base"]
+        assert recorded == server.base_url.replace("://", "://***@")
+        lines = (run_dir / "events.jsonl").read_text().splitlines()
+        first = next(i for i, ln in enumerate(lines) if '"type":"year_completed"' in ln)
+        (run_dir / "events.jsonl").write_text("\n".join(lines[: first + 1]) + "\n")  # killed
+        said = "the run's --api-base held credentials, which its manifest does not keep"
+        with pytest.raises(RunLogError, match=said):
+            resume_run(run_dir)
+        with pytest.raises(RunLogError, match=said):
+            fork_run(run_dir, 1, {"years": 3, "out": str(tmp_path), "run_id": "f"})
+        resumed = resume_run(run_dir, {"api_base": base}).run()
+    assert resumed.status == "completed" and resumed.fallbacks == 0  # logged in again
+    assert server.stats.faults["ok"] == 9  # 6 calls, then tax year 2's 3 asked again
+    assert replay_run(run_dir).ok  # offline: the masked URL is never called
