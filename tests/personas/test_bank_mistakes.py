@@ -5,6 +5,7 @@ naming the file, the line, every field at fault and why."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from click.testing import CliRunner
 
 from llmecon.cli import main
 from llmecon.personas import PersonaError, default_bank_path, load_bank
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _records(n: int = 3) -> list[dict[str, object]]:
@@ -160,11 +163,17 @@ def test_the_documented_csv_conversion_reads_empty_optional_cells(tmp_path: Path
     frame["weight"] = frame["weight"].astype(object)
     frame.loc[1, "weight"] = None
     frame["wage_floor"] = [True, None, True, None]
-    frame["narrative"] = [None, "Grew up in Ohio.", None, None]
+    frame["narrative"] = [None, "Grew up in Ohio.", None, "NA"]
+    frame["id"] = ["007", "008", "009", "010"]  # pandas read these as numbers, refused
     frame.to_csv(tmp_path / "in.csv", index=False)
-    pd.read_csv(tmp_path / "in.csv").to_json(tmp_path / "out.jsonl", orient="records", lines=True)
+    documented = re.search(r"`python -c \"(.+?)\"`", (ROOT / "docs" / "personas.md").read_text())
+    assert documented is not None
+    code = documented.group(1).replace("'in.csv'", repr(str(tmp_path / "in.csv")))
+    exec(code.replace("'out.jsonl'", repr(str(tmp_path / "out.jsonl"))))  # the docs' line
     assert "null" in (tmp_path / "out.jsonl").read_text()
     personas = load_bank(tmp_path / "out.jsonl")
+    assert [p.id for p in personas] == ["007", "008", "009", "010"]
+    assert personas[3].narrative == "NA"
     assert [p.weight for p in personas][1] == 1.0 and personas[0].weight == frame["weight"][0]
     assert all(p.wage_floor for p in personas)
     assert personas[1].narrative == "Grew up in Ohio." and personas[0].narrative is None
