@@ -221,6 +221,7 @@ def message_response(payload: Any, where: str) -> ProviderResponse:
             text=text,
             usage=Usage.reported(usage.get("input_tokens"), usage.get("output_tokens")),
             cut_off=payload.get("stop_reason") == "max_tokens",
+            refused="refusal" if payload.get("stop_reason") == "refusal" else None,
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ProviderError(f"{where}: malformed response body", retryable=True) from None

@@ -250,7 +250,7 @@ class CompletionBatcher:
             payload = json.loads(raw)
             choices = sorted(payload["choices"], key=lambda c: int(c.get("index", 0)))
             texts = [str(c.get("text") or "") for c in choices]
-            cut = [c.get("finish_reason") == "length" for c in choices]
+            finishes = [c.get("finish_reason") for c in choices]
             usage = payload.get("usage") or {}
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ProviderError(
@@ -270,9 +270,10 @@ class CompletionBatcher:
             ProviderResponse(
                 text=t,
                 usage=Usage.reported(i, o) if counted.complete else Usage.reported(None, None),
-                cut_off=c,
+                cut_off=f == "length",
+                refused="content filter" if f == "content_filter" else None,
             )
-            for t, i, o, c in zip(texts, inputs, outputs, cut, strict=True)
+            for t, i, o, f in zip(texts, inputs, outputs, finishes, strict=True)
         ]
 
     def _turn_off(self, reason: str) -> None:

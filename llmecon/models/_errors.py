@@ -86,6 +86,18 @@ class ReplyTooLongError(ProviderError):
         self.limit = limit
 
 
+class RefusalError(ProviderError):
+    """The provider refused to answer: a content filter (OpenAI ``finish_reason``
+    ``content_filter``) or a safety refusal (an OpenAI ``message.refusal``, Anthropic
+    ``stop_reason`` ``refusal``). The call fails at once, neither retried nor re-asked:
+    the refusal is about what was asked, not about the reply's form, so the same
+    request (a re-ask only adds a note about the format) is refused again and paid for
+    again. The call record keeps the refusal's text as its raw output."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class RateLimitError(ProviderError):
     """HTTP 429 (or the provider's equivalent); retried, honouring Retry-After."""
 

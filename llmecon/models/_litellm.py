@@ -108,21 +108,32 @@ class LiteLLMProvider(ModelProvider):
         except Exception as exc:
             raise _map_error(exc, where, self.api_base) from None
         try:
-            text = content_text(response.choices[0].message.content)
+            message = response.choices[0].message
+            text = content_text(message.content)
             # litellm maps every provider's stop reason to OpenAI's
-            cut_off = getattr(response.choices[0], "finish_reason", None) == "length"
+            finish = getattr(response.choices[0], "finish_reason", None)
+            # (litellm keeps OpenAI's ``refusal`` among the provider-specific fields)
+            extra = getattr(message, "provider_specific_fields", None)
+            refusal = getattr(message, "refusal", None) or (
+                extra.get("refusal") if isinstance(extra, dict) else None
+            )
+            refusal = refusal if isinstance(refusal, str) and refusal.strip() else None
+            refused = (
+                "content filter" if finish == "content_filter" else "refusal" if refusal else None
+            )
         except (AttributeError, IndexError, TypeError):
             raise ProviderError(f"{where}: malformed response", retryable=True) from None
         usage = getattr(response, "usage", None)
         hidden = getattr(response, "_hidden_params", None) or {}
         cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
         return ProviderResponse(
-            text=text,
+            text=text or refusal or "",
             usage=Usage.reported(
                 getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0)
             ),
             cost_usd=float(cost) if isinstance(cost, int | float) and cost > 0 else None,
-            cut_off=cut_off,
+            cut_off=finish == "length",
+            refused=refused,
         )
 
 

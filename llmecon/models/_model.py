@@ -47,6 +47,7 @@ from llmecon.models._errors import (
     ModelError,
     ModelTimeoutError,
     ProviderError,
+    RefusalError,
     ReplyTooLongError,
     StructuredOutputError,
 )
@@ -250,6 +251,10 @@ class Model:
             if spec is not None and (not native or response.schema_in_prompt):
                 state.schema_in_prompt = True
             text = self._received(response.text, cfg, state)
+            if response.refused is not None:
+                # Not a reply of the wrong form: a re-ask repeats the request that was
+                # refused, to be refused (and paid for) again.
+                raise refusal_error(self.name, response.refused, text)
             if spec is None:
                 return state.output(self.name, text, None)
             parsed, error = parse_structured(text, spec, settled=response.settled)
@@ -707,4 +712,15 @@ def cut_off_error(max_tokens: int | None, error: str) -> str:
     return (
         f"the reply was cut off at {limit} (max_tokens) before the JSON object was "
         f"complete; reply with only the JSON object, nothing before it ({error})"
+    )
+
+
+def refusal_error(name: str, refused: str, text: str) -> RefusalError:
+    """The error of a call the provider refused (``refused``: how it said so, e.g.
+    ``"content filter"``), with what the model said (``text``, redacted), cut short."""
+    said = " ".join(text.split())
+    said = f": {said[:300]}{'…' if len(said) > 300 else ''}" if said else " without saying why"
+    return RefusalError(
+        f"{name}: the provider refused ({refused}){said} (not re-asked: the same request "
+        "would be refused again; change the prompt or use another model)"
     )

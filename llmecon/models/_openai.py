@@ -393,10 +393,16 @@ def chat_response(payload: dict[str, Any]) -> ProviderResponse:
     first = payload["choices"][0]
     choice = first["message"]
     usage = payload.get("usage") or {}
+    text = content_text(choice.get("content"))
+    finish = first.get("finish_reason")
+    refusal = choice.get("refusal")
+    refusal = refusal if isinstance(refusal, str) and refusal.strip() else None
+    refused = "content filter" if finish == "content_filter" else "refusal" if refusal else None
     return ProviderResponse(
-        text=content_text(choice.get("content")),
+        text=text or refusal or "",
         usage=Usage.reported(usage.get("prompt_tokens"), usage.get("completion_tokens")),
-        cut_off=first.get("finish_reason") == "length",
+        cut_off=finish == "length",
+        refused=refused,
     )
 
 

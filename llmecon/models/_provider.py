@@ -76,6 +76,14 @@ class ProviderResponse:
     """The provider says the reply stopped at the output-token limit (``max_tokens``;
     OpenAI ``finish_reason`` ``length``, Anthropic ``stop_reason`` ``max_tokens``): a
     reply that does not parse then says why, rather than only what JSON is missing."""
+    refused: str | None = None
+    """The provider refused to answer (a content filter or a safety refusal), as it said
+    so: ``"content filter"`` (OpenAI and litellm ``finish_reason`` ``content_filter``)
+    or ``"refusal"`` (an OpenAI ``message.refusal``, Anthropic ``stop_reason``
+    ``refusal``); ``text`` then holds what the model said, the refusal's own text when
+    the reply had no content. The call fails with
+    :class:`~llmecon.models.RefusalError`, neither retried nor re-asked.
+    ``None``: an answer."""
     schema_in_prompt: bool = False
     """The provider sent the structured-output schema as an instruction appended to the
     prompt (:func:`~llmecon.models._schema.with_schema_instruction`), not as a request
