@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from llmecon._aio import running_loop
 from llmecon.models._config import GenerateConfig
 from llmecon.models._pricing import price_known
-from llmecon.models._redact import redact_url
+from llmecon.models._redact import redact_url, register_url_credentials
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage, Usage
 
@@ -118,6 +118,10 @@ class ModelProvider(ABC):
     def __init__(self, model_name: str, api_base: str | None = None) -> None:
         self.model_name = model_name
         self.api_base = api_base
+        if isinstance(api_base, str) and "@" in api_base:
+            # The URL's credentials go out in a header a server may echo back (bare, or
+            # as base64): mask them wherever the model layer redacts, as the keys are.
+            register_url_credentials(api_base)
 
     @property
     def endpoint(self) -> str:

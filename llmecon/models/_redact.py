@@ -1,8 +1,9 @@
 """Keep API keys out of every text the model layer emits (errors, logs, call records).
 
 Keys are only ever read from the environment; :func:`redact` replaces the value of any
-secret-looking environment variable, anything shaped like a well-known key format and the
-credentials of any URL in the text (:func:`redact_url`) with ``***``.
+secret-looking environment variable, the credentials of the base URLs providers were
+built with (:func:`register_url_credentials`), anything shaped like a well-known key
+format and the credentials of any URL in the text (:func:`redact_url`) with ``***``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import os
 import re
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 _SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|_KEY$)", re.IGNORECASE)
 # Key shapes that may reach us from a server echoing a request (e.g. "Incorrect API key
@@ -26,27 +27,57 @@ _BASIC_AUTH = re.compile(r"(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/
 _MIN_SECRET_LEN = 6
 
 
-#: (a copy of the environment's raw mapping, the secrets found in it)
-_SECRETS_SEEN: tuple[dict[Any, Any], list[str]] | None = None
+#: (a copy of the environment's raw mapping, how many secrets were registered, the
+#: secrets found in both)
+_SECRETS_SEEN: tuple[dict[Any, Any], int, list[str]] | None = None
+#: Secrets that are not in the environment: the credentials of the base URLs providers
+#: were built with (:func:`register_url_credentials`); kept for the process's life.
+_REGISTERED: set[str] = set()
+
+
+def register_url_credentials(url: str) -> None:
+    """Mask the credentials of ``url`` (``http://user:pass@host/v1``) wherever
+    :func:`redact` looks from now on, as the environment's keys are: the password, the
+    ``user:pass`` pair (as written and percent-decoded) and its base64 (what a
+    ``Basic`` header carries, and what a server echoing the header sends back bare).
+    A user name without a password is the credential itself (a token as user name).
+    Pieces shorter than 6 characters are left alone (masking them would garble text)."""
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return
+    if user is None:
+        return
+    pieces: set[str] = set()
+    for name, word in ((user, password or ""), (unquote(user), unquote(password or ""))):
+        pair = f"{name}:{word}"
+        pieces.update((word or name, pair, base64.b64encode(pair.encode()).decode()))
+    new = {p for p in pieces if len(p) >= _MIN_SECRET_LEN} - _REGISTERED
+    if new:
+        _REGISTERED.update(new)  # the next _secret_values() sees a new count: scans again
 
 
 def _secret_values() -> list[str]:
     global _SECRETS_SEEN
     # Scanning os.environ decodes every variable (~250 µs, the largest per-call cost of
     # the model layer at scale): compare its raw mapping with the one last scanned (one
-    # C-level dict comparison) and scan again only when the environment changed.
+    # C-level dict comparison) and scan again only when the environment (or the
+    # registered secrets) changed.
     raw = getattr(os.environ, "_data", None)
-    if raw is not None and _SECRETS_SEEN is not None and _SECRETS_SEEN[0] == raw:
-        return _SECRETS_SEEN[1]
+    seen = _SECRETS_SEEN
+    if raw is not None and seen is not None and seen[1] == len(_REGISTERED) and seen[0] == raw:
+        return seen[2]
     values = {
         value
         for name, value in os.environ.items()
         if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN
     }
+    values |= _REGISTERED
     # Longest first, so a key that contains another is replaced whole.
     secrets = sorted(values, key=len, reverse=True)
     if raw is not None:
-        _SECRETS_SEEN = (dict(raw), secrets)
+        _SECRETS_SEEN = (dict(raw), len(_REGISTERED), secrets)
     return secrets
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,8 @@ from llmecon.models import (
 from llmecon.models._mock import MockProvider
 from llmecon.models._model import Model
 from llmecon.models._openai import OpenAIProvider
-from tests.models.conftest import WorkerDecision
+from llmecon.testing.fake_servers import FakeOpenAIServer, _Reply
+from tests.models.conftest import WorkerDecision, generate_once
 
 MSGS = [ChatMessage(role="user", content="Hours?")]
 #: key-shaped (caught by shape too) and plain (caught only as an environment value)
@@ -190,3 +193,41 @@ def test_records_of_an_unchanged_environment_keep_the_replies_as_redacted(secret
         assert records[-1].raw_outputs == out.raw_outputs and records[-1].text == out.text
         assert records[-1].usage == out.usage and records[-1].latency_s > 0
     assert model.usage_total.input_tokens == sum(r.usage.input_tokens for r in records)
+
+
+class _EchoingServer(FakeOpenAIServer):
+    """Answers with the Authorization header it got: bare, as base64, and decoded."""
+
+    def received_key(self, headers: dict[str, str]) -> str:
+        self.authorization = headers.get("authorization", "")
+        return super().received_key(headers)
+
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        reply = super().completion(request, fault)
+        payload = json.loads(reply.body)
+        token = self.authorization.split(" ", 1)[-1]
+        pair = base64.b64decode(token).decode()
+        echo = f"key {token} and header {self.authorization}; {pair}, {pair.split(':', 1)[1]}"
+        payload["choices"][0]["message"]["content"] = echo
+        return _Reply(reply.status, json.dumps(payload).encode(), reply.headers)
+
+
+def test_a_server_echoing_url_credentials_never_gets_them_into_a_record(monkeypatch):
+    """A base URL's ``user:pass`` went out as ``Basic <base64>``; a server echoing the
+    token bare put it (or the password, or the pair) into raw_outputs, calls.csv and the
+    report: only ``Basic <base64>`` and ``user:pass@`` in a URL were masked."""
+    monkeypatch.delenv("LLMECON_API_KEY", raising=False)
+    user, password = "auditUSER", "AUDITpass-4711"
+    pair = f"{user}:{password}"
+    token = base64.b64encode(pair.encode()).decode()
+    records: list[CallRecord] = []
+    with _EchoingServer() as server:
+        base = server.base_url.replace("http://", f"http://{user}:{password}@")
+        model = get_model("openai/fake", api_base=base, on_call=records.append)
+        out = asyncio.run(generate_once(model, MSGS, None))
+        assert server.authorization == f"Basic {token}"  # the credentials were sent
+    (record,) = records
+    logged = record.model_dump_json()
+    for text in (out.text, logged, redact(f"{password} {pair} {token}")):
+        assert password not in text and pair not in text and token not in text
+    assert "key *** and header Basic ***" in out.text
