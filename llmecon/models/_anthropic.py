@@ -23,6 +23,7 @@ from llmecon.models._errors import (
     MissingKeyError,
     ProviderError,
     body_error_message,
+    check_key_text,
     error_from_status,
     retry_after_header,
     sdk_error,
@@ -82,6 +83,7 @@ class AnthropicProvider(ModelProvider):
     def check_ready(self) -> None:
         if not os.environ.get("ANTHROPIC_API_KEY"):
             raise MissingKeyError(MISSING_ANTHROPIC_KEY)
+        check_key_text("ANTHROPIC_API_KEY")
         if self.transport == "sdk":
             # Import now (~1 s, once per process) rather than inside the first request,
             # where it would eat into that request's timeout.

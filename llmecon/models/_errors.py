@@ -12,6 +12,7 @@ The mapping of a provider's HTTP failures to these errors is written once, here:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +39,33 @@ class UnknownModelError(ModelError, ValueError):
 
 
 class MissingKeyError(ModelError):
-    """The provider's API key is not set in the environment."""
+    """The provider's API key is not set in the environment (or is set to a value no
+    HTTP header can carry: :func:`check_key_text`)."""
+
+
+def check_key_text(env: str) -> None:
+    """Refuse the key in the environment variable ``env`` when it holds a control
+    character (a line break at its end, from a ``.env`` file with Windows line endings
+    or a key pasted with its newline): it goes into an HTTP header, which cannot carry
+    one, and every request would fail with the HTTP client's "header injection" error,
+    not naming the key. Refused rather than stripped: a request then carries exactly
+    the key that was set. The message never shows the key; unset keys pass."""
+    value = os.environ.get(env) or ""
+    bad = [i for i, char in enumerate(value) if ord(char) < 32 or ord(char) == 127]
+    if not bad:
+        return
+    what = ", ".join(repr(value[i]).strip("'") for i in bad[:3])
+    trailing = bad == list(range(len(value) - len(bad), len(value)))
+    if trailing and all(value[i] in "\r\n" for i in bad):
+        said = f"ends with a line break ({what})"
+        hint = " (a .env file with Windows line endings, or a key pasted with its newline)"
+    else:
+        said = f"holds a control character ({what}) at character {bad[0] + 1} of {len(value)}"
+        hint = ""
+    raise MissingKeyError(
+        f"{env} {said}{hint}: a key is sent in an HTTP header, which cannot carry one; "
+        f"set {env} to the key alone"
+    )
 
 
 class AuthError(ModelError):

@@ -17,6 +17,7 @@ from llmecon.models._errors import (
     ModelError,
     ModelTimeoutError,
     ProviderError,
+    check_key_text,
     error_from_status,
     retry_after_header,
 )
@@ -52,6 +53,7 @@ class LiteLLMProvider(ModelProvider):
         # where it would eat into that request's timeout.
         litellm = import_litellm()
         if self.api_base is not None:  # a server of one's own may need no key
+            check_key_text("LLMECON_API_KEY")
             return
         try:
             needs = litellm.validate_environment(model=self.model_name).get("missing_keys")

@@ -39,6 +39,7 @@ from llmecon.models._errors import (
     ModelError,
     ProviderError,
     body_error_message,
+    check_key_text,
     error_from_status,
     error_message,
     retry_after_header,
@@ -144,6 +145,7 @@ class OpenAIProvider(ModelProvider):
     def check_ready(self) -> None:
         if is_openai_host(self.api_base) and not os.environ.get("OPENAI_API_KEY"):
             raise MissingKeyError(MISSING_OPENAI_KEY)
+        check_key_text(self._key_env())
         if (
             self.transport == "http"
             and self.api_base

@@ -14,6 +14,7 @@ from llmecon.models import (
     CallRecord,
     ChatMessage,
     GenerateConfig,
+    MissingKeyError,
     ModelError,
     ProviderError,
     StructuredOutputError,
@@ -103,6 +104,39 @@ def test_url_credentials_and_a_key_together_are_refused(monkeypatch):
     assert "0xSECRET" not in str(info.value)
     monkeypatch.delenv("LLMECON_API_KEY")
     assert get_model("openai/m", api_base=base).provider.api_base == base
+
+
+@pytest.mark.parametrize(
+    ("name", "env", "api_base"),
+    [
+        ("openai/m", "LLMECON_API_KEY", "http://127.0.0.1:9/v1"),
+        ("gpt-4o", "OPENAI_API_KEY", None),
+        ("anthropic/claude-x", "ANTHROPIC_API_KEY", None),
+        ("litellm/openai/m", "LLMECON_API_KEY", "http://127.0.0.1:9/v1"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("sk-key-with-a-cr-0123\r", "ends with a line break (\\r)"),
+        ("sk-key-with-crlf-0123\r\n", "ends with a line break (\\r, \\n)"),
+        ("sk-key\x07bell-0123", "holds a control character (\\x07) at character 7 of 16"),
+    ],
+)
+def test_a_key_holding_a_line_break_is_refused_naming_its_variable(
+    monkeypatch, name, env, api_base, value, said
+):
+    """A key with a trailing CR (a .env file with Windows line endings) failed every
+    request with "unexpected ValueError: Forbidden control character detected in
+    headers. Potential header injection attack", naming neither the key nor its
+    variable, until the failure-share rule stopped the run."""
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ModelError) as info:
+        get_model(name, api_base=api_base)
+    assert isinstance(info.value, MissingKeyError)
+    message = str(info.value)
+    assert message.startswith(f"{env} {said}") and f"set {env} to the key alone" in message
+    assert value.strip() not in message and "bell" not in message
 
 
 def test_endpoints_and_reprs_never_show_credentials():
