@@ -179,16 +179,51 @@ def _map_error(exc: Exception, where: str, api_base: str | None = None) -> Model
 
 def _connection_failure(exc: BaseException) -> BaseException | None:
     """The error of a connection that could not be made or broke, found in ``exc``'s
-    chain of causes (``openai.APIConnectionError`` under litellm's wrapper, an
-    ``OSError`` such as ``ConnectionRefusedError``), or ``None``."""
+    chain of causes (``openai.APIConnectionError`` under litellm's wrapper, over httpx's
+    ``ConnectError``, aiohttp's ``ClientConnectorError`` and an ``OSError`` such as
+    ``ConnectionRefusedError``), or ``None``.
+
+    The chain is followed through ``__cause__``, and through ``__context__`` only where
+    the exception does not suppress it: an implicit context may be any exception the
+    caller was handling when the request was made (a ``RuntimeError`` of code around
+    ``asyncio.run``), not a cause of the failure. From the first connection error the
+    walk goes on only while the next link is a connection error too (down to the most
+    specific one, ``ConnectionRefusedError``); without any, a connection failure
+    litellm names (``APIConnectionError``) is the answer."""
     seen: set[int] = set()
+    named: BaseException | None = None
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
         seen.add(id(link))
-        if type(link).__name__ == "APIConnectionError" or isinstance(link, ConnectionError):
-            deepest = link
-            while (inner := deepest.__cause__ or deepest.__context__) is not None:
-                deepest = inner
-            return deepest
-        link = link.__cause__ or link.__context__
-    return None
+        if _is_connection_error(link):
+            while (inner := _cause_of(link)) is not None and _is_connection_error(inner):
+                if id(inner) in seen:
+                    break
+                seen.add(id(inner))
+                link = inner
+            return link
+        if named is None and type(link).__name__ == "APIConnectionError":
+            named = link
+        link = _cause_of(link)
+    return named
+
+
+def _cause_of(exc: BaseException) -> BaseException | None:
+    """What ``exc`` was raised from: its explicit cause, else its implicit context
+    unless ``raise … from`` suppressed it."""
+    if exc.__cause__ is not None:
+        return exc.__cause__
+    return None if exc.__suppress_context__ else exc.__context__
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """A failed or broken connection: an ``OSError`` (``ConnectionError``, aiohttp's
+    ``ClientOSError`` / ``ClientConnectorError``) other than a timeout, or an httpx or
+    aiohttp connection error (``ConnectError``, ``ClientConnectionError``, …)."""
+    if isinstance(exc, TimeoutError):
+        return False
+    if isinstance(exc, OSError):
+        return True
+    module = type(exc).__module__.split(".", 1)[0]
+    name = type(exc).__name__
+    return module in ("httpx", "httpcore", "aiohttp") and "Connect" in name

@@ -77,3 +77,52 @@ def test_a_litellm_server_that_refuses_the_connection_says_so(sentinel_keys):
     said = str(info.value)
     assert f"litellm/openai/fake-model: connection to {base} failed (ConnectionRefused" in said
     assert "HTTP 500" not in said and info.value.retryable
+
+
+def test_a_refused_connection_is_named_whatever_the_caller_was_handling(sentinel_keys):
+    """The chain of causes was walked to its bottom through every implicit context: an
+    exception the caller was handling around ``asyncio.run`` (here a RuntimeError) was
+    named as the failure: "connection … failed (RuntimeError: no running event loop)"."""
+    import socket
+
+    from llmecon.models import ProviderError
+
+    with socket.socket() as sock:  # a port nobody listens on once it is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = GenerateConfig(timeout_s=5, max_retries=0)
+    base = f"http://127.0.0.1:{port}/v1"
+    model = get_model("litellm/openai/fake-model", api_base=base, config=config)
+    try:
+        raise RuntimeError("no running event loop")
+    except RuntimeError:
+        with pytest.raises(ProviderError) as info:
+            asyncio.run(model.generate(MSGS, WorkerDecision))
+    said = str(info.value)
+    assert f"connection to {base} failed (ConnectionRefusedError: " in said
+    assert "RuntimeError" not in said and "no running event loop" not in said
+
+
+def test_the_connection_error_found_is_the_first_in_the_chain_of_causes():
+    from llmecon.models._litellm import _connection_failure
+
+    def chain() -> BaseException:
+        try:
+            try:
+                raise ValueError("unrelated, being handled")
+            except ValueError:
+                try:
+                    raise ConnectionResetError("reset by peer")
+                except ConnectionResetError as reset:
+                    raise RuntimeError("wrapper") from reset
+        except RuntimeError as wrapper:
+            return wrapper
+
+    assert isinstance(_connection_failure(chain()), ConnectionResetError)
+    try:
+        try:
+            raise ConnectionRefusedError("refused")
+        except ConnectionRefusedError:
+            raise KeyError("suppressed context") from None
+    except KeyError as suppressed:
+        assert _connection_failure(suppressed) is None
