@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
@@ -49,6 +50,16 @@ class LiteLLMProvider(ModelProvider):
         self._native: bool | None = None
 
     def check_ready(self) -> None:
+        if self.api_base is not None and urlsplit(self.api_base).username is not None:
+            # litellm always sends an Authorization header (the key, or a placeholder),
+            # and its HTTP client refuses one beside credentials in the URL: every call
+            # would fail before any request.
+            raise ModelError(
+                f"litellm/{self.model_name}: the base URL {redact_url(self.api_base)} "
+                "carries credentials (user:password@), which litellm cannot send; give the "
+                "URL without them and the server's key in LLMECON_API_KEY (sent as a "
+                "Bearer token), or use the openai provider, which sends them as Basic auth"
+            )
         # Import here (~4 s, once per process) rather than inside the first request,
         # where it would eat into that request's timeout.
         litellm = import_litellm()

@@ -126,3 +126,21 @@ def test_the_connection_error_found_is_the_first_in_the_chain_of_causes():
             raise KeyError("suppressed context") from None
     except KeyError as suppressed:
         assert _connection_failure(suppressed) is None
+
+
+def test_url_credentials_are_refused_for_litellm_before_any_request(monkeypatch):
+    """litellm sends its own Authorization header (the key, or "not-needed"), which its
+    HTTP client refuses beside credentials in the URL: every call failed before any
+    request ("Cannot combine AUTHORIZATION header with … credentials encoded in URL"),
+    was retried, and the run said so only through its failure rules."""
+    from llmecon.models import ModelError
+
+    monkeypatch.delenv("LLMECON_API_KEY", raising=False)
+    with FakeOpenAIServer() as server:
+        base = server.base_url.replace("http://", "http://bob:pw-0xSECRET@")
+        with pytest.raises(ModelError) as info:
+            get_model("litellm/openai/fake-model", api_base=base)
+        assert server.stats.requests == 0
+    said = str(info.value)
+    assert "carries credentials (user:password@), which litellm cannot send" in said
+    assert "LLMECON_API_KEY" in said and "0xSECRET" not in said and "bob" not in said
