@@ -78,6 +78,22 @@ class LiteLLMProvider(ModelProvider):
                 "of your own)"
             )
 
+    def _key_hint(self) -> str:
+        """The key to check on an auth failure: ``LLMECON_API_KEY`` for a server of
+        one's own (never the routed provider's key, which is not sent there), else the
+        routed provider's variable when litellm names the provider and it is set
+        (``GROQ_API_KEY`` for ``groq/…``)."""
+        if self.api_base is not None:
+            return "LLMECON_API_KEY (the key litellm sends to the --api-base server)"
+        try:
+            provider = import_litellm().get_llm_provider(model=self.model_name)[1]
+        except Exception:  # a model litellm does not know
+            provider = None
+        env = f"{provider.upper()}_API_KEY" if isinstance(provider, str) and provider else ""
+        if env and os.environ.get(env):
+            return f"{env} (the key litellm reads for {provider} models)"
+        return f"the key variable litellm reads for {self.model_name}"
+
     def _supports_schema(self, litellm: Any) -> bool:
         if self._native is None:
             try:
@@ -119,7 +135,7 @@ class LiteLLMProvider(ModelProvider):
         try:
             response = await litellm.acompletion(**args)
         except Exception as exc:
-            raise _map_error(exc, where, self.api_base) from None
+            raise _map_error(exc, where, self.api_base, key_hint=self._key_hint()) from None
         try:
             message = response.choices[0].message
             text = content_text(message.content)
@@ -161,10 +177,13 @@ _TRANSIENT_NAMES = (
 )
 
 
-def _map_error(exc: Exception, where: str, api_base: str | None = None) -> ModelError:
-    """litellm's exceptions carry ``status_code``; map them by status and type name. A
-    connection that failed is said as one, retryable (litellm reports it as an HTTP 500
-    "InternalServerError"), with the server's URL (credentials masked)."""
+def _map_error(
+    exc: Exception, where: str, api_base: str | None = None, *, key_hint: str = "the API key"
+) -> ModelError:
+    """litellm's exceptions carry ``status_code``; map them by status and type name
+    (``key_hint``: the key an auth failure names). A connection that failed is said as
+    one, retryable (litellm reports it as an HTTP 500 "InternalServerError"), with the
+    server's URL (credentials masked)."""
     name = type(exc).__name__
     if name == "Timeout" or isinstance(exc, TimeoutError):
         return ModelTimeoutError(f"{where}: request timed out")
@@ -184,6 +203,7 @@ def _map_error(exc: Exception, where: str, api_base: str | None = None) -> Model
         f"{name}: {str(exc)[:300]}",  # redacted by ModelError
         retry_after_header(headers),
         where,
+        key_hint=key_hint,
         retryable=name in _TRANSIENT_NAMES,
     )
 

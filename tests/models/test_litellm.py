@@ -144,3 +144,22 @@ def test_url_credentials_are_refused_for_litellm_before_any_request(monkeypatch)
     said = str(info.value)
     assert "carries credentials (user:password@), which litellm cannot send" in said
     assert "LLMECON_API_KEY" in said and "0xSECRET" not in said and "bob" not in said
+
+
+def test_a_litellm_auth_failure_names_the_key_variable_it_sent(sentinel_keys, monkeypatch):
+    """It said "check the API key", where the openai provider names LLMECON_API_KEY."""
+    from llmecon.models import AuthError
+    from llmecon.models._litellm import LiteLLMProvider
+
+    with FakeOpenAIServer(faults=["401"]) as server:
+        config = GenerateConfig(timeout_s=5, max_retries=2)
+        model = get_model("litellm/openai/fake-model", api_base=server.base_url, config=config)
+        with pytest.raises(AuthError) as info:
+            asyncio.run(model.generate(MSGS, WorkerDecision))
+        assert server.stats.requests == 1  # never retried
+    said = str(info.value)
+    assert "authentication failed" in said and "; check LLMECON_API_KEY (the key litellm" in said
+    assert SENTINEL not in said
+    # without a base: the routed provider's variable, when litellm reads one that is set
+    monkeypatch.setenv("GROQ_API_KEY", SENTINEL)
+    assert LiteLLMProvider("groq/llama-3.1-8b-instant")._key_hint().startswith("GROQ_API_KEY")
