@@ -158,6 +158,16 @@ class OpenAIProvider(ModelProvider):
                 f"openai/{self.model_name}: the base URL {redact_url(self.api_base)} carries "
                 f"a user name and {self._key_env()} is set; use one of them"
             )
+        if self.transport == "sdk" and self.api_base and urlsplit(self.api_base).username:
+            # The SDK always sends a Bearer key (a placeholder without one), and its
+            # aiohttp backend refuses that beside credentials in the URL: every call
+            # would fail before any request, as a retried "connection failed".
+            raise ModelError(
+                f"openai/{self.model_name}: the base URL {redact_url(self.api_base)} carries "
+                "credentials (user:password@), which the sdk transport cannot send; use the "
+                "http transport (the default), which sends them as Basic auth, or give the "
+                f"URL without them and the server's key in {self._key_env()}"
+            )
         if self.transport == "sdk":
             # Import now (~1 s, once per process) rather than inside the first request,
             # where it would eat into that request's timeout.

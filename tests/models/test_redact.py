@@ -106,6 +106,20 @@ def test_url_credentials_and_a_key_together_are_refused(monkeypatch):
     assert get_model("openai/m", api_base=base).provider.api_base == base
 
 
+def test_url_credentials_are_refused_for_the_sdk_transport(monkeypatch):
+    """The SDK sends a Bearer key (a placeholder without one), which its aiohttp backend
+    refuses beside credentials in the URL: every call failed before any request, as a
+    "connection failed (APIConnectionError)" that was retried."""
+    monkeypatch.delenv("LLMECON_API_KEY", raising=False)
+    base = "http://bob:pw-0xSECRET@127.0.0.1:9/v1"
+    with pytest.raises(ModelError) as info:
+        get_model("openai/m", api_base=base, transport="sdk")
+    said = str(info.value)
+    assert "carries credentials (user:password@), which the sdk transport cannot send" in said
+    assert "use the http transport" in said and "0xSECRET" not in said and "bob" not in said
+    assert get_model("openai/m", api_base=base).provider.transport == "http"
+
+
 @pytest.mark.parametrize(
     ("name", "env", "api_base"),
     [
