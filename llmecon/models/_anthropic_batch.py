@@ -3,8 +3,10 @@
 ``POST /v1/messages/batches`` takes every request (``custom_id`` + the Messages API
 ``params``), ``GET /v1/messages/batches/{id}`` polls it until ``processing_status`` is
 ``ended``, and its ``results_url`` serves one JSONL line per request: ``succeeded`` (the
-message), ``errored``, ``canceled`` or ``expired``. Plain HTTP (aiohttp) whatever the
-provider's transport.
+message), ``errored``, ``canceled`` or ``expired``. The key goes only to the configured
+base URL's origin: a ``results_url`` on another scheme, host or port is not followed, the
+results are fetched from ``{base}/v1/messages/batches/{id}/results`` instead. Plain HTTP
+(aiohttp) whatever the provider's transport.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from llmecon.models._anthropic import API_VERSION, message_response
 from llmecon.models._batch import (
@@ -26,6 +29,7 @@ from llmecon.models._batch import (
 )
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import ProviderError
+from llmecon.models._redact import logger
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage
 
@@ -102,6 +106,16 @@ class AnthropicBatchAPI(BatchAPI):
         url = batch.get("results_url")
         if not isinstance(url, str):
             return {}
+        if not same_origin(url, self.base):
+            # The URL comes from the server's reply: the key must not follow it to
+            # another host (or over plain http). Anthropic serves the results here too.
+            logger.info(
+                "%s: batch %s names its results on another origin; fetched from %s",
+                self.where,
+                batch_id,
+                self.base,
+            )
+            url = f"{self.base}/v1/messages/batches/{batch_id}/results"
         raw = await http_request("GET", url, self._headers(), self.where)
         found: dict[str, BatchItemResult] = {}
         for entry in jsonl_objects(raw):
@@ -119,6 +133,22 @@ class AnthropicBatchAPI(BatchAPI):
                     error=ProviderError(f"{self.where}: batched request errored: {message}")
                 )
         return found
+
+
+def same_origin(url: str, base: str) -> bool:
+    """Whether ``url`` has the scheme, host and port of ``base`` (default ports filled
+    in): only there may the API key be sent."""
+
+    def origin(u: str) -> tuple[str, str, int | None] | None:
+        try:
+            parts = urlsplit(u)
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        except ValueError:  # a port that is not a number
+            return None
+        return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+    mine = origin(base)
+    return mine is not None and mine[1] != "" and origin(url) == mine
 
 
 def _succeeded(message: dict[str, Any], where: str) -> BatchItemResult:

@@ -318,3 +318,64 @@ def test_batched_answers_are_cached_as_synchronous_ones_are(provider: str, tmp_p
         assert server.batches.created == 1  # the second time the cache answered
     assert [a.parsed for a in again] == [f.parsed for f in first]
     assert all(a.cached and a.cost_usd == 0 for a in again)
+
+
+def test_the_key_never_follows_a_results_url_to_another_host(
+    sentinel_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The results_url comes from the server's reply; it was fetched with x-api-key
+    # whatever host (and scheme) it named.
+    from aiohttp import web
+
+    from llmecon.testing._fake_batches import BatchStore
+
+    seen: list[dict[str, str]] = []
+
+    async def collect(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(text="")
+
+    async def go(server: FakeAnthropicServer) -> list[Any]:
+        app = web.Application()
+        app.router.add_get("/collect", collect)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        answer = BatchStore._anthropic_batch
+
+        def elsewhere(self: BatchStore, batch: Any, **kw: Any) -> dict[str, Any]:
+            reply = answer(self, batch, **kw)
+            if reply.get("results_url"):
+                reply["results_url"] = f"http://127.0.0.1:{port}/collect"
+            return reply
+
+        monkeypatch.setattr(BatchStore, "_anthropic_batch", elsewhere)
+        try:
+            return await _only_batch(_model(server, "anthropic/fake"), 3)
+        finally:
+            await runner.cleanup()
+
+    with FakeAnthropicServer() as server:
+        outputs = asyncio.run(go(server))
+    assert seen == []  # not followed: the results come from the configured base
+    assert all(not isinstance(o, Exception) for o in outputs)
+
+
+def test_results_urls_are_followed_only_on_the_base_urls_origin() -> None:
+    from llmecon.models._anthropic_batch import same_origin
+
+    base = "https://api.anthropic.com"
+    assert same_origin("https://api.anthropic.com/v1/messages/batches/b/results", base)
+    assert same_origin("https://API.anthropic.com:443/v1/x", base)
+    assert same_origin("http://127.0.0.1:8080/v1/x", "http://127.0.0.1:8080/gateway")
+    for other in (
+        "http://api.anthropic.com/v1/x",  # plain http
+        "https://api.anthropic.com:8443/v1/x",
+        "https://api.anthropic.com.evil.example/v1/x",
+        "https://evil.example/v1/x",
+        "https://api.anthropic.com:notaport/v1/x",
+        "/v1/messages/batches/b/results",
+    ):
+        assert not same_origin(other, base), other
