@@ -83,6 +83,9 @@ class BatchStatus:
     failed: int = 0
     detail: str = ""
     """The provider's own status word (``in_progress``, ``finalizing``, ``ended``, …)."""
+    reason: str = ""
+    """Why the provider ended the batch, when it says (the errors of a ``failed``
+    OpenAI batch: ``code: message``, ``; ``-separated); empty otherwise."""
 
 
 @dataclass(frozen=True)

@@ -424,8 +424,9 @@ class Model:
             else:
                 status = outcome.statuses.get(state.batch_id or "")
                 how = status.state if status is not None else "ended"
+                why = f" ({status.reason})" if status is not None and status.reason else ""
                 raise BatchError(
-                    f"{self.name}: batch {state.batch_id} {how} without answering this request"
+                    f"{self.name}: batch {state.batch_id} {how} without answering this request{why}"
                 )
             if self.cache is not None:  # as :meth:`generate` stores its answers
                 self.cache.put(self._cache_key(msgs, spec, native, cfg), cache_entry(output))

@@ -26,7 +26,7 @@ from llmecon.models._batch import (
     jsonl_objects,
 )
 from llmecon.models._config import GenerateConfig
-from llmecon.models._errors import ProviderError, error_from_status
+from llmecon.models._errors import _DETAIL_CHARS, ProviderError, error_from_status
 from llmecon.models._openai import chat_response
 from llmecon.models._schema import StructuredSpec
 from llmecon.models._types import ChatMessage
@@ -115,7 +115,8 @@ class OpenAIBatchAPI(BatchAPI):
             state = _OPENAI_ENDED[word]
         else:
             raise ProviderError(f"{self.where}: batch {batch_id} has unknown status {word!r}")
-        return BatchStatus(state, int(counts.get("total") or 0), done + failed, failed, word)
+        total = int(counts.get("total") or 0)
+        return BatchStatus(state, total, done + failed, failed, word, _errors_of(batch))
 
     async def results(self, batch_id: str) -> dict[str, BatchItemResult]:
         batch = await self._batch(batch_id)
@@ -152,6 +153,31 @@ class OpenAIBatchAPI(BatchAPI):
 _CHAT_URL = "/v1/chat/completions"
 #: Error codes of requests a batch ended before running.
 _NEVER_RAN = ("batch_expired", "batch_cancelled")
+
+
+#: Most of a failed batch's errors named in its status (OpenAI stops at the first few).
+_MAX_ERRORS = 3
+
+
+def _errors_of(batch: dict[str, Any]) -> str:
+    """The batch-level ``errors.data`` (why a batch ``failed``: a malformed input line,
+    a quota, …) as ``code: message (line n)``, ``; ``-separated; empty without any."""
+    errors = batch.get("errors")
+    data = errors.get("data") if isinstance(errors, dict) else None
+    if not isinstance(data, list):
+        return ""
+    said = []
+    for error in data:
+        if not isinstance(error, dict):
+            continue
+        code, message, line = error.get("code"), error.get("message"), error.get("line")
+        text = ": ".join(str(x)[:_DETAIL_CHARS] for x in (code, message) if x)
+        if text and isinstance(line, int):
+            text += f" (line {line})"
+        if text:
+            said.append(text)
+    more = f"; and {len(said) - _MAX_ERRORS} more" if len(said) > _MAX_ERRORS else ""
+    return "; ".join(said[:_MAX_ERRORS]) + more
 
 
 def _url(api_base: str, path: str) -> str:

@@ -379,3 +379,45 @@ def test_results_urls_are_followed_only_on_the_base_urls_origin() -> None:
         "/v1/messages/batches/b/results",
     ):
         assert not same_origin(other, base), other
+
+
+def test_a_failed_batch_says_why_in_its_status_and_every_requests_error(
+    sentinel_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenAI ends a batch it cannot run (a malformed input line, a quota) as "failed"
+    # with errors.data; every call said only "failed without answering this request".
+    from llmecon.models import BatchProgress
+    from llmecon.testing._fake_batches import BatchStore
+
+    answer = BatchStore._openai_batch
+
+    def failed(self: BatchStore, batch: Any, **kw: Any) -> dict[str, Any]:
+        reply = answer(self, batch, **kw)
+        reply.update(status="failed", output_file_id=None, error_file_id=None)
+        reply["errors"] = {
+            "object": "list",
+            "data": [{"code": "invalid_json_line", "message": "bad line", "line": 2}],
+        }
+        return reply
+
+    monkeypatch.setattr(BatchStore, "_openai_batch", failed)
+    records: list[CallRecord] = []
+    polls: list[BatchProgress] = []
+    with FakeOpenAIServer() as server:
+        model = _model(server, "openai/fake", records)
+        model.batch.on_progress = polls.append
+        outputs = asyncio.run(_only_batch(model, 3))
+    why = "invalid_json_line: bad line (line 2)"
+    assert polls[-1].status.state == "failed" and polls[-1].status.reason == why
+    assert all(isinstance(o, BatchError) and why in str(o) for o in outputs)
+    assert len(records) == 3 and all(why in (r.error_message or "") for r in records)
+
+
+def test_a_failed_batchs_errors_are_read_defensively() -> None:
+    from llmecon.models._openai_batch import _errors_of
+
+    assert _errors_of({}) == _errors_of({"errors": None}) == _errors_of({"errors": "x"}) == ""
+    data: list[Any] = [{"code": f"c{i}", "message": "m"} for i in range(5)]
+    data[1:1] = ["not an error", {"line": 3}, {"message": "x" * 1000}]
+    said = _errors_of({"errors": {"data": data}})
+    assert said == "c0: m; " + "x" * 300 + "; c1: m; and 3 more"
