@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from llmecon.models._anthropic import AnthropicProvider
 
 
+#: The key an auth failure tells to check (as the synchronous path does).
+_KEY_HINT = "ANTHROPIC_API_KEY"
+
+
 class AnthropicBatchAPI(BatchAPI):
     """The Message Batches endpoints of an
     :class:`~llmecon.models._anthropic.AnthropicProvider`'s server."""
@@ -69,7 +73,12 @@ class AnthropicBatchAPI(BatchAPI):
     async def submit(self, lines: Sequence[BatchLine]) -> str:
         body = {"requests": [{"custom_id": x.custom_id, "params": x.body} for x in lines]}
         raw = await http_request(
-            "POST", f"{self.base}/v1/messages/batches", self._headers(), self.where, json_body=body
+            "POST",
+            f"{self.base}/v1/messages/batches",
+            self._headers(),
+            self.where,
+            json_body=body,
+            key_hint=_KEY_HINT,
         )
         batch_id = json_of(raw, self.where).get("id")
         if not isinstance(batch_id, str):
@@ -78,7 +87,8 @@ class AnthropicBatchAPI(BatchAPI):
 
     async def _batch(self, batch_id: str) -> dict[str, Any]:
         url = f"{self.base}/v1/messages/batches/{batch_id}"
-        return json_of(await http_request("GET", url, self._headers(), self.where), self.where)
+        raw = await http_request("GET", url, self._headers(), self.where, key_hint=_KEY_HINT)
+        return json_of(raw, self.where)
 
     async def poll(self, batch_id: str) -> BatchStatus:
         batch = await self._batch(batch_id)
@@ -116,7 +126,7 @@ class AnthropicBatchAPI(BatchAPI):
                 self.base,
             )
             url = f"{self.base}/v1/messages/batches/{batch_id}/results"
-        raw = await http_request("GET", url, self._headers(), self.where)
+        raw = await http_request("GET", url, self._headers(), self.where, key_hint=_KEY_HINT)
         found: dict[str, BatchItemResult] = {}
         for entry in jsonl_objects(raw):
             custom_id = entry.get("custom_id")

@@ -334,11 +334,13 @@ async def http_request(
     *,
     json_body: Any = None,
     data: Any = None,
+    key_hint: str = "the API key",
 ) -> bytes:
     """One HTTP request (aiohttp, a session per request: batch endpoints are called a
     few times per batch, not per item), with the ``http`` transport's TLS and
     environment proxy (:mod:`llmecon.models._http`); an error status raises the typed
-    error. The caller bounds its time (:func:`run_batches` does)."""
+    error (``key_hint``: the key a 401/403 tells to check, as the synchronous path
+    names it). The caller bounds its time (:func:`run_batches` does)."""
     from urllib.parse import urlsplit
 
     import aiohttp
@@ -367,7 +369,9 @@ async def http_request(
             f"{where}: connection failed ({type(exc).__name__})", retryable=True
         ) from None
     if status >= 400:
-        raise error_from_status(status, body_error_message(raw), retry_after, where)
+        raise error_from_status(
+            status, body_error_message(raw), retry_after, where, key_hint=key_hint
+        )
     return raw
 
 

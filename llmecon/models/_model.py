@@ -43,6 +43,7 @@ from llmecon.models._calls import (
 )
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
+    FATAL_ERROR_TYPES,
     BudgetExceededError,
     ModelError,
     ModelTimeoutError,
@@ -291,8 +292,10 @@ class Model:
         re-asked synchronously, as in :meth:`generate`; a request that failed inside the
         batch is asked again synchronously (with the usual retries); a request the batch
         never answered (it expired, was cancelled or failed) fails with
-        :class:`BatchError`, as do all when the batch cannot be submitted. Waiting,
-        polling and resuming a pending batch: :class:`~llmecon.models._batch.BatchHooks`
+        :class:`BatchError`, as do all when the batch cannot be submitted or polled
+        (except a refused or missing key: all fail with that :class:`AuthError` or
+        :class:`MissingKeyError` itself, which stops a run). Waiting, polling and
+        resuming a pending batch: :class:`~llmecon.models._batch.BatchHooks`
         (:attr:`batch`). Raises :class:`BatchUnsupportedError` when the provider has no
         batch API.
         """
@@ -368,7 +371,10 @@ class Model:
                 context=requests[batched[0]].context,
             )
         except ModelError as exc:
-            failure = BatchError(f"{self.name}: the batch failed: {exc}")
+            # A bad or missing key is passed on as it is: its type is what stops a run at
+            # the first such call (FATAL_ERROR_TYPES), as it does a synchronous one.
+            fatal = type(exc).__name__ in FATAL_ERROR_TYPES
+            failure = exc if fatal else BatchError(f"{self.name}: the batch failed: {exc}")
         for i in batched:
             settle = self._settle_batched(
                 asks[i], spec, native, cfg, outcome, f"r{i}", failure, (t0, started_at)

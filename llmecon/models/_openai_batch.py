@@ -55,6 +55,8 @@ class OpenAIBatchAPI(BatchAPI):
         self.provider = provider
         self.base = provider.api_base or "https://api.openai.com/v1"
         self.where = f"openai/{provider.model_name}"
+        #: the key an auth failure names (LLMECON_API_KEY for servers other than OpenAI)
+        self.key_hint = provider._key_hint()
 
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.provider._key_env())
@@ -87,13 +89,23 @@ class OpenAIBatchAPI(BatchAPI):
             "file", jsonl, filename="llmecon-batch.jsonl", content_type="application/jsonl"
         )
         raw = await http_request(
-            "POST", _url(self.base, "/files"), self._headers(), self.where, data=form
+            "POST",
+            _url(self.base, "/files"),
+            self._headers(),
+            self.where,
+            data=form,
+            key_hint=self.key_hint,
         )
         file_id = json_of(raw, self.where).get("id")
         job = {"input_file_id": file_id, "endpoint": _CHAT_URL, "completion_window": "24h"}
         headers = {**self._headers(), "content-type": "application/json"}
         raw = await http_request(
-            "POST", _url(self.base, "/batches"), headers, self.where, json_body=job
+            "POST",
+            _url(self.base, "/batches"),
+            headers,
+            self.where,
+            json_body=job,
+            key_hint=self.key_hint,
         )
         batch_id = json_of(raw, self.where).get("id")
         if not isinstance(file_id, str) or not isinstance(batch_id, str):
@@ -102,7 +114,8 @@ class OpenAIBatchAPI(BatchAPI):
 
     async def _batch(self, batch_id: str) -> dict[str, Any]:
         url = _url(self.base, f"/batches/{batch_id}")
-        return json_of(await http_request("GET", url, self._headers(), self.where), self.where)
+        raw = await http_request("GET", url, self._headers(), self.where, key_hint=self.key_hint)
+        return json_of(raw, self.where)
 
     async def poll(self, batch_id: str) -> BatchStatus:
         batch = await self._batch(batch_id)
@@ -126,7 +139,9 @@ class OpenAIBatchAPI(BatchAPI):
             if not isinstance(file_id, str):
                 continue
             url = _url(self.base, f"/files/{file_id}/content")
-            raw = await http_request("GET", url, self._headers(), self.where)
+            raw = await http_request(
+                "GET", url, self._headers(), self.where, key_hint=self.key_hint
+            )
             for entry in jsonl_objects(raw):
                 custom_id = entry.get("custom_id")
                 code = (entry.get("error") or {}).get("code")
@@ -147,7 +162,9 @@ class OpenAIBatchAPI(BatchAPI):
                 return BatchItemResult(error=ProviderError(f"{self.where}: malformed batch result"))
         error = entry.get("error") or (body or {}).get("error") or {}
         message = str(error.get("message") or error.get("code") or "request failed")
-        return BatchItemResult(error=error_from_status(status, message, None, self.where))
+        return BatchItemResult(
+            error=error_from_status(status, message, None, self.where, key_hint=self.key_hint)
+        )
 
 
 _CHAT_URL = "/v1/chat/completions"

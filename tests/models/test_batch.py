@@ -421,3 +421,22 @@ def test_a_failed_batchs_errors_are_read_defensively() -> None:
     data[1:1] = ["not an error", {"line": 3}, {"message": "x" * 1000}]
     said = _errors_of({"errors": {"data": data}})
     assert said == "c0: m; " + "x" * 300 + "; c1: m; and 3 more"
+
+
+def test_a_refused_key_fails_every_request_with_the_auth_error_itself(
+    provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch path wrapped it in a BatchError (a run stops at the first AuthError by
+    # its type, so it logged fallbacks for years) and named no key to check.
+    from llmecon.models import AuthError
+
+    server_cls, name = PROVIDERS[provider]
+    key = "LLMECON_API_KEY" if provider == "openai" else "ANTHROPIC_API_KEY"
+    monkeypatch.setenv(key, "wrong")
+    records: list[CallRecord] = []
+    with server_cls(api_key="right") as server:
+        outputs = asyncio.run(_only_batch(_model(server, name, records), 3))
+        assert server.batches.created == 0
+    assert all(isinstance(o, AuthError) for o in outputs)
+    assert all("HTTP 401" in str(o) and f"check {key}" in str(o) for o in outputs)
+    assert [r.error_type for r in records] == ["AuthError"] * 3

@@ -17,6 +17,7 @@ import pytest
 
 from llmecon.runs.config import ConfigError, RunConfig
 from llmecon.runs.events import BatchSubmitted, Fallback, LLMCall
+from llmecon.runs.guard import RunFailedError
 from llmecon.runs.log import read_log
 from llmecon.runs.replay import replay_run
 from llmecon.runs.resume import resume_run
@@ -279,3 +280,20 @@ def test_a_resume_without_batches_names_the_pending_batch_it_leaves(tmp_path: Pa
         assert server.batches.created == 1  # no new batch: asked one by one
     text = " ".join(said.output.split())
     assert f"batch(es) {pending.id} were pending" in text and "cancel them" in text
+
+
+def test_a_refused_key_stops_a_batch_run_in_its_first_year(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The 401 of the batch submission came back as a BatchError: the run logged a year
+    # of fallbacks after another instead of stopping at the first refused key.
+    monkeypatch.setenv("LLMECON_API_KEY", "wrong")
+    with FakeOpenAIServer(api_key="right") as server:
+        config = _config(tmp_path, server.base_url, batch_api=True, years=4, run_id="key")
+        with pytest.raises(RunFailedError, match="HTTP 401") as stopped:
+            build_simulation(config).run()
+        assert server.batches.created == 0
+    assert "check LLMECON_API_KEY" in str(stopped.value)
+    assert stopped.value.result.records == []  # not one tax year completed
+    calls = _calls(tmp_path / "key")
+    assert {c.year for c in calls} == {0} and {c.error_type for c in calls} == {"AuthError"}
