@@ -15,8 +15,10 @@ turns each result into a logical call (parsing, re-asks, accounting, one call re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -141,7 +143,13 @@ class BatchSubmission:
 
 @dataclass(frozen=True)
 class BatchProgress:
-    """A poll of a pending (or just ended) batch."""
+    """A poll of a pending (or just ended) batch.
+
+    A poll that failed is reported too: ``status`` is then the last one the provider
+    reported (none yet: pending, nothing done), its ``detail`` followed by how long polls
+    have been failing, why, and what the user may do (:func:`polls_failing`), so that a
+    progress line showing the status never sits unchanged while the server is gone.
+    """
 
     batch_id: str
     status: BatchStatus
@@ -254,7 +262,9 @@ async def _run_one(
     if batch_id is None:
         batch_id = await submit()
     submitted(batch_id, resumed)
-    t0 = time.monotonic()
+    t0 = _clock()
+    last = BatchStatus("pending", len(lines), 0)  # until the provider says
+    failing_since: float | None = None  # the first failed poll of those in a row
     while True:
         try:
             status = await asyncio.wait_for(api.poll(batch_id), config.timeout_s)
@@ -277,13 +287,36 @@ async def _run_one(
                 )
                 batch_id, resumed = await submit(), False
                 submitted(batch_id, resumed)
-                t0 = time.monotonic()
+                t0, last, failing_since = _clock(), BatchStatus("pending", len(lines), 0), None
                 continue
-            logger.info("%s: poll of batch %s failed (%r); next poll", model, batch_id, exc)
+            now = _clock()
+            why = (
+                f"no reply within {config.timeout_s:g} s"
+                if isinstance(exc, TimeoutError)
+                else str(exc).removeprefix(f"{model}: ")
+            )
+            # Said once a streak starts (then at every poll on the progress line).
+            log = logger.warning if failing_since is None else logger.info
+            failing_since = now if failing_since is None else failing_since
+            note = polls_failing(now - failing_since, why)
+            log("%s: batch %s: %s", model, batch_id, note)
+            if hooks.on_progress is not None:
+                detail = f"{last.detail or last.state}; {note}"
+                shown = dataclasses.replace(last, detail=detail)
+                hooks.on_progress(BatchProgress(batch_id, shown, now - t0))
         else:
             resumed = False  # the provider knows it: a later refusal is a real one
+            now = _clock()
+            if failing_since is not None:
+                logger.info(
+                    "%s: batch %s answers polls again (after %.0f s of failed polls)",
+                    model,
+                    batch_id,
+                    now - failing_since,
+                )
+            last, failing_since = status, None
             if hooks.on_progress is not None:
-                hooks.on_progress(BatchProgress(batch_id, status, time.monotonic() - t0))
+                hooks.on_progress(BatchProgress(batch_id, status, now - t0))
             if status.state != "pending":
                 break
         await asyncio.sleep(hooks.poll_interval_s)
@@ -291,6 +324,19 @@ async def _run_one(
         lambda: api.results(batch_id), config, f"{model}: batch results", _TRANSFER_TIMES
     )
     return batch_id, status, found
+
+
+#: The clock of the wait (a test may set its own).
+_clock = time.monotonic
+
+
+def polls_failing(seconds: float, why: str) -> str:
+    """What a progress line says while the polls of a pending batch fail: the wait goes
+    on (the batch is paid for and runs at the provider), and how to end it."""
+    return (
+        f"polls failing for {seconds:.0f} s: {why}; still waiting (Ctrl-C stops, "
+        "`llmecon resume` picks the batch up; --deadline bounds the wait)"
+    )
 
 
 #: An upload or download of a whole batch (up to some 200 MB) may take this many request
@@ -366,13 +412,22 @@ async def http_request(
             retry_after = retry_after_header(resp.headers)
     except aiohttp.ClientError as exc:
         raise ProviderError(
-            f"{where}: connection failed ({type(exc).__name__})", retryable=True
+            f"{where}: connection failed ({_connection_cause(exc)})", retryable=True
         ) from None
     if status >= 400:
         raise error_from_status(
             status, body_error_message(raw), retry_after, where, key_hint=key_hint
         )
     return raw
+
+
+def _connection_cause(exc: BaseException) -> str:
+    """The error's type, and the operating system's reason when it has one (``Connection
+    refused``): the one thing a user can act on when a batch server is gone."""
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.errno:
+        return f"{type(exc).__name__}: {os.strerror(os_error.errno)}"
+    return type(exc).__name__
 
 
 def json_of(raw: bytes, where: str) -> dict[str, Any]:

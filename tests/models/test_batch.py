@@ -440,3 +440,75 @@ def test_a_refused_key_fails_every_request_with_the_auth_error_itself(
     assert all(isinstance(o, AuthError) for o in outputs)
     assert all("HTTP 401" in str(o) and f"check {key}" in str(o) for o in outputs)
     assert [r.error_type for r in records] == ["AuthError"] * 3
+
+
+class _Enough(Exception):
+    """Ends a wait a test has seen enough of."""
+
+
+def test_failing_polls_show_on_the_progress_line_and_the_wait_goes_on(
+    sentinel_keys: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A batch server that stopped answering was logged at INFO only: the progress line
+    # sat at "0/1 done (pending, … s)" for as long as the wait lasted.
+    import logging
+    import socket
+
+    from llmecon.models import BatchProgress, _batch
+    from llmecon.models._batch import run_batches
+
+    with socket.socket() as sock:  # a port nothing listens on: every poll is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    model = get_model("openai/fake", api_base=f"http://127.0.0.1:{port}/v1", config=FAST)
+    api = model.provider.batch_api()
+    assert api is not None
+    lines = [api.line("r0", [ChatMessage(role="user", content="hi")], None, FAST)]
+    now = [1000.0]
+    monkeypatch.setattr(_batch, "_clock", lambda: now[0])
+    seen: list[BatchProgress] = []
+
+    def progress(poll: BatchProgress) -> None:
+        seen.append(poll)
+        now[0] += 30.0  # the clock moves between polls only
+        if len(seen) == 3:
+            raise _Enough
+
+    # A batch of a resumed run, pending at a server that is gone.
+    hooks = BatchHooks(
+        poll_interval_s=0.01, pending={batch_digest(lines): "batch_0001"}, on_progress=progress
+    )
+    wait = run_batches(api, lines, model=model.name, hooks=hooks, config=FAST)
+    with caplog.at_level(logging.INFO, logger="llmecon.models"), pytest.raises(_Enough):
+        asyncio.run(asyncio.wait_for(wait, 20))  # (a bound: before, it never reported)
+    why = "connection failed (ClientConnectorError: Connection refused)"
+    advice = "still waiting (Ctrl-C stops, `llmecon resume` picks the batch up; --deadline"
+    assert [(p.status.state, p.status.done, p.status.total) for p in seen] == [
+        ("pending", 0, 1)
+    ] * 3
+    assert [p.elapsed_s for p in seen] == [0.0, 30.0, 60.0]
+    assert seen[2].status.detail.startswith(f"pending; polls failing for 60 s: {why}; {advice}")
+    assert "polls failing for 0 s" in seen[0].status.detail
+    # a warning once the polls start failing (then INFO: the progress line says it)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "batch_0001: polls failing for 0 s" in warned[0]
+    assert why in warned[0] and advice in warned[0]
+
+
+def test_polls_that_fail_a_while_then_answer_are_shown_and_the_batch_completes(
+    provider: str,
+) -> None:
+    from llmecon.models import BatchProgress
+
+    server_cls, name = PROVIDERS[provider]
+    seen: list[BatchProgress] = []
+    with server_cls() as server:
+        server.batches.fail_polls = 2
+        model = _model(server, name)
+        model.batch.on_progress = seen.append
+        outputs = asyncio.run(_only_batch(model, 2))
+    assert all(not isinstance(o, Exception) for o in outputs)
+    details = [p.status.detail for p in seen]
+    assert len(details) == 3 and details[2] in ("completed", "ended")
+    for detail in details[:2]:
+        assert detail.startswith("pending; polls failing for ") and "HTTP 503" in detail
