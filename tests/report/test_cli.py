@@ -244,6 +244,14 @@ def test_report_shows_the_probe_saved_by_default(
     assert "holds saved probes, not a run; skipped" in " ".join(output.split())
 
 
+def _shown(tmp_path: Path, run: Path) -> str:
+    """The text of the report of ``run``, written in ``tmp_path``."""
+    out = tmp_path / f"{run.name}.html"
+    code, output = _invoke("report", str(run), "--out", str(out))
+    assert code == 0, output
+    return " ".join(" ".join(parse(out.read_text()).text).split())
+
+
 def test_a_probe_of_other_templates_keeps_its_own_file_and_is_shown_for_its_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,20 +275,14 @@ def test_a_probe_of_other_templates_keeps_its_own_file_and_is_shown_for_its_runs
     recorded = json.loads(other.read_text())["settings"]["templates"]
     assert recorded["worker_system.j2"] == PromptLibrary(mine).sha256("worker_system.j2")
 
-    def shown(run: Path) -> str:
-        out = tmp_path / f"{run.name}.html"
-        code, output = _invoke("report", str(run), "--out", str(out))
-        assert code == 0, output
-        return " ".join(" ".join(parse(out.read_text()).text).split())
-
     small = dict(planner="us-federal", workers="mock", agents=4, years=1)
     plain = build_run(tmp_path / "runs", run_id="plain", **small)
     edited = build_run(tmp_path / "runs", run_id="edited", prompts=str(mine), **small)
-    assert "/probes/mock.json (" in shown(plain)
-    assert f"/probes/{other.name} (" in shown(edited)
-    assert "Not the prompts" not in shown(plain) + shown(edited)
+    assert "/probes/mock.json (" in _shown(tmp_path, plain)
+    assert f"/probes/{other.name} (" in _shown(tmp_path, edited)
+    assert "Not the prompts" not in _shown(tmp_path, plain) + _shown(tmp_path, edited)
     shipped_probe.unlink()  # only the other prompts' probe left: shown, with a warning
-    said = shown(plain)
+    said = _shown(tmp_path, plain)
     assert f"/probes/{other.name} (" in said
     assert "Not the prompts of plain: the probe's worker_system.j2 differ" in said
 
@@ -302,18 +304,12 @@ def test_probes_of_another_style_or_elasticity_keep_their_own_files(
     assert saved["mock@rational.json"]["style"] == "rational"
     assert saved["mock@e0.2.json"]["elasticity"] == 0.2 and len(saved) == 3
 
-    def shown(run: Path) -> str:
-        out = tmp_path / f"{run.name}.html"
-        code, output = _invoke("report", str(run), "--out", str(out))
-        assert code == 0, output
-        return " ".join(" ".join(parse(out.read_text()).text).split())
-
     small = dict(planner="us-federal", workers="mock", agents=4, years=1)
     runs = tmp_path / "runs"
-    assert "/probes/mock.json (" in shown(build_run(runs, run_id="p", **small))
+    assert "/probes/mock.json (" in _shown(tmp_path, build_run(runs, run_id="p", **small))
     rational = build_run(runs, run_id="r", worker_style="rational", **small)
-    assert "/probes/mock@rational.json (" in shown(rational)
-    low = shown(build_run(runs, run_id="e", elasticity=0.2, **small))
+    assert "/probes/mock@rational.json (" in _shown(tmp_path, rational)
+    low = _shown(tmp_path, build_run(runs, run_id="e", elasticity=0.2, **small))
     assert "/probes/mock@e0.2.json (" in low and "Not the preferences" not in low
 
 
