@@ -20,6 +20,7 @@ Results carry pandas DataFrames::
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -157,8 +158,11 @@ def _built(config: RunConfig, write_log: bool) -> Simulation:
     :class:`~llmecon.runs.notes.SettingsWarning` (the command line prints them), each
     naming the setting as a keyword argument."""
     sim = build_simulation(config, write_log=write_log)
-    for said in [*setup_notes(sim, spell=api_spelling), *setup_warnings(sim)]:
-        warn(said, SettingsWarning)
+    # an error or Ctrl-C while they are issued (a warnings filter set to "error", say)
+    # discards the new run's folder, as the command line's setup does
+    with sim.log.discarded_on_error() if sim.log else contextlib.nullcontext():
+        for said in [*setup_notes(sim, spell=api_spelling), *setup_warnings(sim)]:
+            warn(said, SettingsWarning)
     return sim
 
 

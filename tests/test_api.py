@@ -504,6 +504,21 @@ def test_the_settings_notes_of_the_command_line_are_warnings_in_python() -> None
         llmecon.run(planner="flat:0.3", workers="rational", agents=5, years=1, write_log=False)
 
 
+def test_a_settings_warning_raised_as_an_error_leaves_no_run_folder(tmp_path: Path) -> None:
+    # With warnings as errors (pytest's filterwarnings, -W error) the run stopped at its
+    # first note, leaving a folder with an empty log, which the same call then refused
+    # ("already holds a run that was stopped before it logged anything").
+    settings = dict(planner="ucb", workers="rational", agents=5, years=2, out=str(tmp_path),
+                    run_id="strict")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", llmecon.SettingsWarning)
+        with pytest.raises(llmecon.SettingsWarning, match="ucb: 2 tax years cannot try"):
+            llmecon.run(**settings)
+    assert not (tmp_path / "strict").exists()
+    with pytest.warns(llmecon.SettingsWarning):
+        assert llmecon.run(**settings).status == "completed"  # the same call: it runs
+
+
 def test_a_sweeps_and_a_comparisons_idle_settings_are_warnings_in_python() -> None:
     # `llmecon sweep --archetypes 5,20` said "--archetypes varies, but does nothing …";
     # llmecon.sweep and llmecon.compare said nothing of an idle axis, an idle base
