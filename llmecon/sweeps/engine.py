@@ -410,46 +410,63 @@ def run_sweep(
             progress.cell_finished(by_id[cell_id], result)
         budget = spec.max_cost
         owned = backend is None
-        if backend is None and queue:
-            backend = make_backend(
-                min(jobs or 1, len(queue)) if not (ray or ray_address) else jobs,
-                ray=ray,
-                ray_address=ray_address,
-                on_year=progress.year,
-            )
         inflight: dict[Any, dict[str, Any]] = {}
-        try:
-            while queue or inflight:
-                while queue and backend is not None and len(inflight) < backend.slots:
-                    if budget is not None and spent >= budget:
-                        for task in queue:
-                            result = {
-                                "cell_id": task["cell_id"],
-                                "action": "not_started",
-                                "status": "budget_exceeded",
-                                "error": f"the sweep's budget of ${budget:g} was spent",
-                            }
-                            done[task["cell_id"]] = result
-                            progress.cell_finished(by_id[task["cell_id"]], result)
-                        queue.clear()
+        try:  # an interrupt in any phase (Ray starting or shutting down too) writes the tables
+            if backend is None and queue:
+                backend = make_backend(
+                    min(jobs or 1, len(queue)) if not (ray or ray_address) else jobs,
+                    ray=ray,
+                    ray_address=ray_address,
+                    on_year=progress.year,
+                )
+            try:
+                while queue or inflight:
+                    while queue and backend is not None and len(inflight) < backend.slots:
+                        if budget is not None and spent >= budget:
+                            for task in queue:
+                                result = {
+                                    "cell_id": task["cell_id"],
+                                    "action": "not_started",
+                                    "status": "budget_exceeded",
+                                    "error": f"the sweep's budget of ${budget:g} was spent",
+                                }
+                                done[task["cell_id"]] = result
+                                progress.cell_finished(by_id[task["cell_id"]], result)
+                            queue.clear()
+                            break
+                        task = queue.popleft()
+                        task["budget"] = None if budget is None else budget - spent
+                        inflight[backend.submit(task)] = task
+                        progress.cell_started(by_id[task["cell_id"]])
+                    if not inflight or backend is None:
                         break
-                    task = queue.popleft()
-                    task["budget"] = None if budget is None else budget - spent
-                    inflight[backend.submit(task)] = task
-                    progress.cell_started(by_id[task["cell_id"]])
-                if not inflight or backend is None:
-                    break
-                for handle, result in backend.wait(list(inflight)):
-                    task = inflight.pop(handle)
-                    cell_id = task["cell_id"]
-                    cost = known_cost(result)
-                    spent += max(0.0, cost - spent_before.get(cell_id, 0.0))
-                    done[cell_id] = result
-                    progress.cell_finished(by_id[cell_id], result)
-        except BaseException as exc:
-            if backend is not None:
-                backend.cancel(list(inflight))
-            if directory is not None and isinstance(exc, KeyboardInterrupt):
+                    for handle, result in backend.wait(list(inflight)):
+                        task = inflight.pop(handle)
+                        cell_id = task["cell_id"]
+                        cost = known_cost(result)
+                        spent += max(0.0, cost - spent_before.get(cell_id, 0.0))
+                        done[cell_id] = result
+                        progress.cell_finished(by_id[cell_id], result)
+            except BaseException:
+                if backend is not None:
+                    backend.cancel(list(inflight))
+                raise
+            finally:
+                if backend is not None and owned:
+                    backend.close()
+            results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
+            table_cells = cells_frame(cells, results, spec.varying)
+            saved = table_cells
+            if directory is not None:
+                try:
+                    saved = _write_tables(directory, table_cells, folder)
+                except OSError as exc:
+                    raise RunLogError(
+                        f"cannot write the sweep's tables in {directory}: {os_reason(exc)}; "
+                        "its cells are kept: run the same command again to write them"
+                    ) from None
+        except KeyboardInterrupt:
+            if directory is not None:
                 # the tables say where the sweep stopped (the backend's cancel let the
                 # cells stop): a cell in flight logged ``interrupted`` unless it
                 # completed before the interrupt reached it; the others never started
@@ -463,11 +480,6 @@ def run_sweep(
                     results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
                     _write_tables(directory, cells_frame(cells, results, spec.varying), folder)
             raise
-        finally:
-            if backend is not None and owned:
-                backend.close()
-        results = [{**done[c.cell_id], "cell_id": c.cell_id} for c in cells]
-        table_cells = cells_frame(cells, results, spec.varying)
         by = setting_columns(table_cells, spec.varying)
         table = summarize(table_cells, by, max_hours=hours_cap(spec.base))
         total = sum(known_cost(r) for r in results)
@@ -476,15 +488,6 @@ def run_sweep(
         for r in results:
             if isinstance(warning := r.get("planner_warning"), str):
                 said.setdefault(warning, []).append(str(r["cell_id"]))
-        saved = table_cells
-        if directory is not None:
-            try:
-                saved = _write_tables(directory, table_cells, folder)
-            except OSError as exc:
-                raise RunLogError(
-                    f"cannot write the sweep's tables in {directory}: {os_reason(exc)}; its "
-                    "cells are kept: run the same command again to write them"
-                ) from None
         run_results = getattr(backend, "run_results", {}) if backend is not None else {}
         return SweepResult(
             directory,

@@ -555,3 +555,38 @@ def test_a_named_sweep_run_again_with_an_axis_fixed_names_that_setting(tmp_path:
     assert again.exit_code == 1 and "holds another sweep" in said, again.output
     assert "brackets: 'us-federal-2025' there, 'us-federal-2018' now" in said
     assert "persona bank" not in said
+
+
+@pytest.mark.parametrize("when", ["closing", "starting"])
+def test_an_interrupt_while_the_backend_starts_or_closes_writes_the_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # Ctrl-C after the last cell finished (Ray's shutdown takes seconds), or while Ray
+    # started, left sweep.json and the cells without cells.csv and results.csv.
+    import llmecon.sweeps.engine as engine
+
+    real = engine.make_backend
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        if when == "starting":
+            raise KeyboardInterrupt
+        backend = real(*args, **kwargs)
+        close = backend.close
+
+        def close_then_interrupt() -> None:
+            close()
+            raise KeyboardInterrupt
+
+        backend.close = close_then_interrupt
+        return backend
+
+    import pandas as pd
+
+    monkeypatch.setattr(engine, "make_backend", interrupted)
+    grid = {"planner": ["none"], "seed": [0, 1]}
+    with pytest.raises(KeyboardInterrupt):
+        llmecon.sweep(grid=grid, jobs=1, out=str(tmp_path), name="s", **SMALL)
+    cells = pd.read_csv(tmp_path / "s" / "cells.csv")
+    expected = ["completed"] * 2 if when == "closing" else ["not_started"] * 2
+    assert cells.status.tolist() == expected
+    assert (tmp_path / "s" / "results.csv").is_file()
