@@ -322,9 +322,17 @@ class RayBackend(Backend):
             self.ray.wait(handles, num_returns=len(handles), timeout=ORPHAN_GRACE_S)
 
     def close(self) -> None:
-        if self.started:
+        if not self.started:
+            return
+        self.started = False
+        try:
             self.ray.shutdown()
-            self.started = False
+        except KeyboardInterrupt:
+            # Ctrl-C as Ray shuts down (it takes seconds): finish, or the half-stopped
+            # Ray ends the process with status 1 and not the interrupt's 130
+            with contextlib.suppress(Exception):
+                self.ray.shutdown()
+            raise
 
 
 def make_backend(

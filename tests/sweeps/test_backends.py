@@ -214,3 +214,26 @@ def test_a_script_without_the_main_guard_is_refused_before_its_workers_die(
     )
     hint = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True)
     assert "HINT None" in hint.stdout, hint.stderr[-2000:]
+
+
+def test_an_interrupted_ray_shutdown_is_finished_before_the_interrupt_goes_on() -> None:
+    # Ctrl-C as a local Ray shut down (after the last cell) left it half stopped, and the
+    # sweep exited 1, not 130.
+    from llmecon.sweeps.backends import RayBackend
+
+    class Ray:
+        def __init__(self) -> None:
+            self.shutdowns = 0
+
+        def shutdown(self) -> None:
+            self.shutdowns += 1
+            if self.shutdowns == 1:
+                raise KeyboardInterrupt
+
+    backend = RayBackend.__new__(RayBackend)  # as a local Ray it started: no Ray needed
+    backend.ray, backend.started = Ray(), True
+    with pytest.raises(KeyboardInterrupt):
+        backend.close()
+    assert backend.ray.shutdowns == 2 and not backend.started
+    backend.close()  # closed once only
+    assert backend.ray.shutdowns == 2
