@@ -1,8 +1,19 @@
-"""Small asyncio helpers shared by the layers."""
+"""Small asyncio helpers shared by the layers: the running loop, and a coroutine run in
+a worker thread for a caller inside a running loop (Jupyter)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Worker threads of :func:`run_in_thread` -> the event set when their caller was
+#: interrupted (:func:`check_interrupt` raises in them then).
+_INTERRUPTS: dict[int, threading.Event] = {}
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -14,3 +25,50 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def check_interrupt() -> None:
+    """Raise :class:`KeyboardInterrupt` in a worker thread of :func:`run_in_thread`
+    whose caller was interrupted. A long computation that never awaits (the oracle's
+    search) calls it, as Ctrl-C raises at once in the main thread, where a signal
+    reaches it; a cancelled task sees its cancellation only at its next ``await``."""
+    event = _INTERRUPTS.get(threading.get_ident())
+    if event is not None and event.is_set():
+        raise KeyboardInterrupt
+
+
+def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]], name: str) -> T:
+    """``make()`` run to its end in a worker thread with an event loop of its own, for a
+    caller inside a running loop. An interrupt of the caller (Ctrl-C, a notebook's
+    "Interrupt kernel": a KeyboardInterrupt in the waiting thread) cancels it as Ctrl-C
+    cancels :func:`asyncio.run`'s task, and makes :func:`check_interrupt` raise in it;
+    once it has ended, the interrupt is raised again (instead of the work, and its model
+    calls, running to the end first)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = threading.Event()
+    interrupted = threading.Event()
+    running: dict[str, Any] = {}
+
+    async def main() -> T:
+        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        _INTERRUPTS[threading.get_ident()] = interrupted
+        started.set()
+        try:
+            return await make()
+        finally:
+            _INTERRUPTS.pop(threading.get_ident(), None)
+
+    with ThreadPoolExecutor(1, thread_name_prefix=name) as pool:
+        future = pool.submit(asyncio.run, main())
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            if not future.cancel():  # started (a pending one is simply never started)
+                started.wait()
+                interrupted.set()
+                with contextlib.suppress(RuntimeError):  # its loop has closed: it ended
+                    running["loop"].call_soon_threadsafe(running["task"].cancel)
+                with contextlib.suppress(BaseException):  # its end is logged, or it failed
+                    future.result()
+            raise

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from llmecon._aio import running_loop
+from llmecon._aio import run_in_thread, running_loop
 from llmecon._format import named_few
 from llmecon._warn import warn
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
@@ -778,13 +778,8 @@ def probe(
         finally:
             await llm.aclose()
 
-    if running_loop() is None:
-        result = asyncio.run(go())
-    else:  # Jupyter: a worker thread with a loop of its own
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(1, thread_name_prefix="llmecon-probe") as pool:
-            result = pool.submit(asyncio.run, go()).result()
+    # in Jupyter: a worker thread with a loop of its own, cancelled on an interrupt
+    result = asyncio.run(go()) if running_loop() is None else run_in_thread(go, "llmecon-probe")
     if 2 * result.fallbacks > result.calls:
         raise ProbeFailedError(result)
     if save is not False:

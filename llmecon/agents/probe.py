@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from llmecon._aio import check_interrupt
 from llmecon.agents.base import WorkerRequest
 from llmecon.agents.llm_workers import LLMWorkers
 from llmecon.economy import (
@@ -368,7 +369,12 @@ def _bootstrap(
 ) -> tuple[float, float, float]:
     """The statistic on all personas and its 2.5/97.5 percentile bootstrap interval."""
     value = stat(np.arange(n))
-    draws = np.array([stat(rng.integers(0, n, size=n)) for _ in range(reps)])
+
+    def draw() -> float:
+        check_interrupt()  # a notebook's interrupt: the resampling never awaits
+        return stat(rng.integers(0, n, size=n))
+
+    draws = np.array([draw() for _ in range(reps)])
     draws = draws[np.isfinite(draws)]
     if draws.size == 0:
         return value, math.nan, math.nan

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from llmecon._aio import check_interrupt
 from llmecon.economy import Economy, TaxSchedule
 from llmecon.economy.equilibrium import WarmStart
 from llmecon.planners.base import PlannerContext, YearRecord, register_planner
@@ -74,6 +75,7 @@ class _Objective:
     climb (:func:`optimal_rates`' start from Saez's schedule) shares the first one's."""
 
     def __call__(self, rates: FloatArray) -> FloatArray:
+        check_interrupt()  # a notebook's interrupt: the search never awaits
         every = np.atleast_2d(rates)
         keys = [row.tobytes() for row in every]
         fresh = {key: i for i, key in enumerate(keys) if key not in self.seen}

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmecon._aio import running_loop
+from llmecon._aio import run_in_thread, running_loop
 from llmecon._files import is_storage_error, os_error_text, os_reason
 from llmecon._format import command
 from llmecon._gc import run_gc
@@ -966,34 +966,12 @@ class Simulation:
 
     def _run_in_thread(self, progress: ProgressCallback | None) -> RunResult:
         """The run in a worker thread with its own event loop, for a caller inside a
-        running loop. An interrupt of the caller (Ctrl-C, a notebook's "Interrupt
-        kernel": a KeyboardInterrupt in the waiting thread) cancels the run as Ctrl-C
-        cancels :func:`asyncio.run`'s: it logs ``interrupted`` at its next step and the
-        interrupt is raised again, instead of every remaining year (and its model calls)
-        running to the end first."""
-        import threading
-        from concurrent.futures import ThreadPoolExecutor
-
-        started = threading.Event()
-        running: dict[str, Any] = {}
-
-        async def main() -> RunResult:
-            running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
-            started.set()
-            return await self.run_async(progress)
-
-        with ThreadPoolExecutor(1, thread_name_prefix="llmecon-run") as pool:
-            future = pool.submit(asyncio.run, main())
-            try:
-                return future.result()
-            except KeyboardInterrupt:
-                if not future.cancel():  # started (a pending run is simply never started)
-                    started.wait()
-                    with contextlib.suppress(RuntimeError):  # its loop has closed: it ended
-                        running["loop"].call_soon_threadsafe(running["task"].cancel)
-                    with contextlib.suppress(BaseException):  # its end is logged, or it failed
-                        future.result()
-                raise
+        running loop (:func:`~llmecon._aio.run_in_thread`). An interrupt of the caller
+        cancels the run as Ctrl-C cancels :func:`asyncio.run`'s: it logs ``interrupted``
+        at its next step (its references, which never await, are skipped at once) and
+        the interrupt is raised again, instead of every remaining year (and its model
+        calls) running to the end first."""
+        return run_in_thread(lambda: self.run_async(progress), "llmecon-run")
 
     def summary(self) -> dict[str, Any]:
         """Final and best SWF, the share of the none → oracle gain closed, against the

@@ -1353,3 +1353,58 @@ def test_an_interrupt_stops_a_run_started_inside_a_running_event_loop(tmp_path: 
     assert interrupted.is_set()
     assert _statuses(tmp_path / "r") == ["interrupted"]
     assert 3 <= len(_completed_years(tmp_path / "r")) < 200
+
+
+def _in_a_notebook(cell: Any) -> None:
+    """Run ``cell()`` as a notebook does: inside a running event loop, Ctrl-C raising
+    KeyboardInterrupt in the main thread at once (ipykernel's way, not asyncio.run's)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    loop = asyncio.new_event_loop()
+
+    async def main() -> None:
+        cell()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_in_a_notebook_skips_the_references_at_once(tmp_path: Path) -> None:
+    # "Interrupt kernel" as the last year ended: in a script Ctrl-C skips the references
+    # (the oracle can take minutes); in a notebook the whole search ran, the run logged
+    # `completed`, and only then the interrupt came back.
+    import llmecon
+
+    def progress(record: Any, stats: Any) -> None:  # in the run's worker thread
+        if record.year == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # KeyboardInterrupt in the waiting thread
+            time.sleep(0.5)  # the interrupt is seen before the references start
+
+    settings = dict(planner="us-federal", workers="rational", agents=30, years=3,
+                    out=str(tmp_path), run_id="r", progress=progress)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        _in_a_notebook(lambda: llmecon.run(**settings))
+    end = [e for e in read_events(tmp_path / "r") if e.type == "run_completed"][-1]
+    assert end.status == "interrupted" and len(_completed_years(tmp_path / "r")) == 3
+    assert "reference_note" in end.summary and "oracle_swf" not in end.summary
+
+
+def test_an_interrupt_in_a_notebook_stops_a_probe(tmp_path: Path) -> None:
+    # The probe went on to its end (every remaining call, then its bootstrap) before the
+    # interrupt came back.
+    import llmecon
+
+    calls: list[Any] = []
+
+    def on_call(call: Any) -> None:
+        calls.append(call)
+        if len(calls) == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+
+    settings = dict(personas=20, bootstrap=100_000, save=False, on_call=on_call)
+    with pytest.raises(KeyboardInterrupt):
+        _in_a_notebook(lambda: llmecon.probe("scripted/reference", **settings))
+    assert 10 <= len(calls) < 20 * 13  # stopped among its calls, not after the last
