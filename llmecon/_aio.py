@@ -44,8 +44,12 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]], name: str) -> T:
     cancels :func:`asyncio.run`'s task, and makes :func:`check_interrupt` raise in it;
     once it has ended, the interrupt is raised again (instead of the work, and its model
     calls, running to the end first)."""
+    import sys
     from concurrent.futures import ThreadPoolExecutor
 
+    from llmecon._warn import caller_frame, started_by
+
+    caller = caller_frame(sys._getframe(1))  # its warnings name the caller's line
     started = threading.Event()
     interrupted = threading.Event()
     running: dict[str, Any] = {}
@@ -55,7 +59,8 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]], name: str) -> T:
         _INTERRUPTS[threading.get_ident()] = interrupted
         started.set()
         try:
-            return await make()
+            with started_by(caller):
+                return await make()
         finally:
             _INTERRUPTS.pop(threading.get_ident(), None)
 

@@ -1408,3 +1408,32 @@ def test_an_interrupt_in_a_notebook_stops_a_probe(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         _in_a_notebook(lambda: llmecon.probe("scripted/reference", **settings))
     assert 10 <= len(calls) < 20 * 13  # stopped among its calls, not after the last
+
+
+def test_a_warning_of_a_run_in_a_notebook_names_the_line_that_started_it(
+    tmp_path: Path,
+) -> None:
+    # Raised in the run's worker thread, where no frame is the user's, a warning named
+    # `sys:1`; from a script it names the line of `llmecon.run(...)`.
+    import warnings
+
+    import llmecon
+
+    def progress(record: Any, stats: Any) -> None:  # years.csv cannot be written
+        if record.year == 0:
+            (tmp_path / "r" / "years.csv").unlink()
+            (tmp_path / "r" / "years.csv").mkdir()
+
+    settings = dict(planner="saez", workers="rational", agents=10, years=2,
+                    out=str(tmp_path), run_id="r", reference=False, progress=progress)  # fmt: skip
+
+    def cell() -> None:
+        llmecon.run(**settings)  # the line a warning names
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _in_a_notebook(cell)
+    said = [w for w in caught if "years.csv" in str(w.message)]
+    assert said, [str(w.message) for w in caught]
+    line = cell.__code__.co_firstlineno + 1
+    assert {(Path(w.filename).name, w.lineno) for w in said} == {(Path(__file__).name, line)}
