@@ -403,7 +403,7 @@ def compare(
                 "llmecon.compare(['saez', 'oracle'], …) or llmecon.compare('saez,oracle', …)"
             )
     if seeds is not None and settings.get("seed") is not None:
-        raise ValueError("compare: give the seeds once (seeds= or seed=)")
+        raise ConfigError("compare: give the seeds once (seeds= or seed=)")
     if isinstance(planners, str):  # "saez,ucb", as the CLI's --planners takes them
         planners = planners.split(",")
     if planners is not None and not (
@@ -412,7 +412,7 @@ def compare(
         raise ConfigError(f"planners must be names (a list, or 'saez,ucb'), not {planners!r}")
     names = [p.strip() for p in planners if p.strip()] if planners is not None else None
     if names == []:
-        raise ValueError("compare needs at least one planner")
+        raise ConfigError("compare needs at least one planner")
     _in_memory_only("compare", write_log, settings.get("out"), name, jobs, ray, ray_address)
     base = compare_config(config, **settings)
     if names is None:
@@ -574,10 +574,10 @@ def sweep(
         )
     if seeds is not None:
         if "seed" in (grid or {}) or settings.get("seed") is not None:
-            raise ValueError("sweep: give the seeds once (seeds=, seed= or grid['seed'])")
+            raise ConfigError("sweep: give the seeds once (seeds=, seed= or grid['seed'])")
         grid = {**(grid or {}), "seed": parse_seeds(seeds)}
     if twice := sorted(k for k in grid or {} if settings.get(k) is not None):
-        raise ValueError(
+        raise ConfigError(
             f"sweep: {', '.join(twice)} given both as a setting and as a grid axis: give "
             "each once (a setting for every cell, or grid values)"
         )
@@ -639,7 +639,7 @@ def _in_memory_only(
     }
     if given := [f"{key}=" for key, used in folder_only.items() if used]:
         verb = "is" if len(given) == 1 else "are"
-        raise ValueError(
+        raise ConfigError(
             f"{what}: {', '.join(given)} {verb} for a sweep folder: pass write_log=True "
             "(without it the runs stay in memory, in this process)"
         )

@@ -238,8 +238,10 @@ def test_sweep_takes_seeds_as_compare_does() -> None:
     small = {k: v for k, v in SMALL.items() if k != "planner"}
     result = llmecon.sweep(planner="none", seeds="0-2", write_log=False, **small)
     assert sorted(result.cells.seed.tolist()) == [0, 1, 2]
-    with pytest.raises(ValueError, match="give the seeds once"):
+    with pytest.raises(llmecon.ConfigError, match="give the seeds once"):  # as every refusal
         llmecon.sweep(planner="none", seeds=[0, 1], grid={"seed": "2-3"}, **small)
+    with pytest.raises(llmecon.ConfigError, match="compare needs at least one planner"):
+        llmecon.compare(" , ")
 
 
 @pytest.mark.parametrize(
@@ -253,9 +255,9 @@ def test_compare_and_sweep_refuse_folder_options_for_runs_kept_in_memory(
     # sweep(write_log=False) ran and ignored out= and name= without a word
     monkeypatch.chdir(tmp_path)
     key = next(iter(given))
-    with pytest.raises(ValueError, match=rf"compare: {key}= is for a sweep folder"):
+    with pytest.raises(llmecon.ConfigError, match=rf"compare: {key}= is for a sweep folder"):
         llmecon.compare(["none"], agents=20, years=1, **given)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=rf"sweep: {key}= is for a sweep folder"):
+    with pytest.raises(llmecon.ConfigError, match=rf"sweep: {key}= is for a sweep folder"):
         llmecon.sweep(
             grid={"planner": ["none"]}, workers="rational", agents=20, years=1,
             write_log=False, **given,  # type: ignore[arg-type]
