@@ -797,6 +797,49 @@ IDLE_WHEN: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class ModelRoles:
+    """What a model does in a run of a config (resolved), and so which prompts it sends:
+    the one reading of its settings that :func:`~llmecon.runs.prompt_examples.off_templates`,
+    :func:`~llmecon.runs.prompt_examples.run_templates` and
+    :func:`~llmecon.runs.wiring.renders_prompts` share."""
+
+    workers: bool
+    """The workers are a model's (not rational)."""
+    planner: bool
+    """The planner is a model (not a baseline)."""
+    voting: bool
+    """The run holds voting rounds."""
+    voters: bool
+    """The voters are a model's (their ballots are prompts)."""
+
+    @classmethod
+    def of(cls, config: RunConfig) -> ModelRoles:
+        voting = config.vote_every is not None
+        return cls(
+            workers=config.workers != "rational",
+            planner=not _is_baseline(str(config.planner)),
+            voting=voting,
+            voters=voting and config.voters == "llm",
+        )
+
+    def any(self) -> bool:
+        """Whether a model plans, works or votes: the run renders prompts."""
+        return self.workers or self.planner or self.voters
+
+    def personas(self, config: RunConfig) -> bool:
+        """Whether persona text is rendered (workers' and voters' prompts, elections)."""
+        return self.workers or self.voters or (self.voting and config.candidate_source == "leaders")
+
+    def platforms(self, config: RunConfig) -> bool:
+        """Whether persona candidates write platforms (``platform.j2``)."""
+        return self.voters and config.candidate_source == "platforms"
+
+    def candidates(self, config: RunConfig) -> bool:
+        """Whether the planner proposes the ballot's candidates (``planner_candidates.j2``)."""
+        return self.voting and self.planner and config.candidate_source == "planner"
+
+
 def _is_baseline(planner: str) -> bool:
     from llmecon.planners import is_baseline
 

@@ -33,7 +33,7 @@ from llmecon.economy import TaxSchedule
 from llmecon.models import ChatMessage
 from llmecon.planners import PlannerContext, YearRecord
 from llmecon.prompts import PromptError, PromptLibrary, RenderedPrompt, StagedTemplate
-from llmecon.runs.config import ConfigError, RunConfig
+from llmecon.runs.config import ConfigError, ModelRoles, RunConfig
 from llmecon.runs.wiring import build_simulation, planner_prompt_settings
 from llmecon.voting import vote_rule_names
 from llmecon.voting.voters import vote_rule_template
@@ -838,40 +838,35 @@ def off_templates(config: RunConfig) -> set[str]:
     planner's hints, exploration note and query of the other moves, the satisfaction
     question, the other workers' style, the other vote rules' closings). Another
     template may still pull one in: :func:`unsent_templates`."""
-    from llmecon.planners import is_baseline
-
-    llm_workers = config.workers != "rational"
-    llm_planner = not is_baseline(str(config.planner))
-    voting = config.vote_every is not None
-    llm_voters = voting and config.voters == "llm"
+    roles = ModelRoles.of(config)
     off: set[str] = set()
-    if not llm_workers:
+    if not roles.workers:
         off.update(WORKER_TEMPLATES)
     elif config.worker_style == "rational":
         off.add("worker_decision.j2")
     else:
         off.add("worker_decision_rational.j2")
-    if not (llm_workers and config.worker_satisfaction):
+    if not (roles.workers and config.worker_satisfaction):
         off.add("satisfaction.j2")
-    if not (llm_workers or llm_voters or (voting and config.candidate_source == "leaders")):
+    if not roles.personas(config):
         off.add("persona.j2")
-    if not llm_planner:
+    if not roles.planner:
         off.update(PLANNER_TEMPLATES)
     if not config.planner_hints:
         off.add("planner_hints.j2")
     if not config.planner_explore:
         off.add("planner_explore.j2")
     off.add("planner_query.j2" if config.planner_moves != "free" else "planner_query_delta.j2")
-    if not llm_voters:
+    if not roles.voters:
         off.add("vote.j2")
-    if not (voting and config.candidate_source == "platforms" and llm_voters):
+    if not roles.platforms(config):
         off.add("platform.j2")
-    if not (voting and config.candidate_source == "planner" and llm_planner):
+    if not roles.candidates(config):
         off.add("planner_candidates.j2")
     off.update(
         vote_rule_template(rule)
         for rule in vote_rule_names()
-        if not (llm_voters and rule == config.vote_rule)
+        if not (roles.voters and rule == config.vote_rule)
     )
     return off
 
@@ -892,29 +887,24 @@ def run_templates(library: PromptLibrary, config: RunConfig) -> set[str]:
     exploration note and moves, the vote's rule and candidates, the satisfaction
     question), in tax years 1 and 4, and the re-ask. A template rendered only under a
     name computed at render time or in a later year than 4 may be missed."""
-    from llmecon.planners import is_baseline
-
-    llm_workers = config.workers != "rational"
-    llm_planner = not is_baseline(str(config.planner))
-    voting = config.vote_every is not None
-    llm_voters = voting and config.voters == "llm"
+    roles = ModelRoles.of(config)
     asks: list[tuple[str, int]] = [("repair.j2", 0)]
-    if llm_workers:
+    if roles.workers:
         decision = "worker_decision_rational.j2"
         asks += [(decision if config.worker_style == "rational" else "worker_decision.j2", 0)]
         asks += [(decision if config.worker_style == "rational" else "worker_decision.j2", 1)]
         if config.worker_satisfaction:
             asks.append(("satisfaction.j2", 0))
-    if llm_planner:
+    if roles.planner:
         asks.append(("planner_context.j2", 0))  # the run's own planner prompt
-    if llm_voters:
+    if roles.voters:
         asks.append(("vote.j2", 0))
-    if voting and config.candidate_source == "planner" and llm_planner:
+    if roles.candidates(config):
         asks.append(("planner_candidates.j2", 0))
-    if voting and config.candidate_source == "platforms" and config.voters == "llm":
+    if roles.platforms(config):
         asks.append(("platform.j2", 0))
     used: set[str] = set()
-    if llm_workers or llm_voters or (voting and config.candidate_source == "leaders"):
+    if roles.personas(config):
         used.update(library.provenance("persona.j2"))
     for world in example_worlds(library, prompt_economy(config)):
         for name, persona in asks:

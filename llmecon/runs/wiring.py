@@ -59,7 +59,13 @@ from llmecon.models import (
 from llmecon.models._fleet import ApiBase
 from llmecon.planners import Planner, PlannerContext, PlannerError, is_baseline, make_planner
 from llmecon.prompts import RENDERING, PromptError, PromptLibrary
-from llmecon.runs.config import NAMED_PERSONAS, ConfigError, PlannerSettingError, RunConfig
+from llmecon.runs.config import (
+    NAMED_PERSONAS,
+    ConfigError,
+    ModelRoles,
+    PlannerSettingError,
+    RunConfig,
+)
 from llmecon.runs.guard import CircuitBreaker
 from llmecon.runs.log import (
     PROMPTS_COPY_NAME,
@@ -1052,8 +1058,7 @@ def _write_personas(log: RunLog, parts: RunParts) -> None:
 def renders_prompts(config: RunConfig) -> bool:
     """Whether a run of ``config`` renders prompts (a model plans, works or votes), so
     that its templates are checked before it starts."""
-    llm_voters = config.vote_every is not None and config.voters == "llm"
-    return llm_voters or not (is_baseline(config.planner) and config.workers == "rational")
+    return ModelRoles.of(config).any()
 
 
 def check_templates(library: PromptLibrary, config: RunConfig, *, from_log: bool = False) -> None:
