@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from jinja2 import TemplateError
@@ -909,32 +910,7 @@ def manifest_config(config: RunConfig) -> dict[str, Any]:
     """The config as the manifest records it: server URLs lose their credentials, a
     ``user:password@`` becoming ``***@`` as a secret query parameter becomes ``***``, so
     that a resume or fork knows to ask for them again (:func:`masked_url_settings`)."""
-    data = config.model_dump(mode="json")
-    masked = without_credentials(data)
-    for name in URL_FIELDS:
-        masked[name] = _mark_userinfo(data.get(name), masked.get(name))
-    return masked
-
-
-def _mark_userinfo(raw: Any, masked: Any) -> Any:
-    """``masked`` (a URL, a fleet's list of URLs or ``{url, …}``) with ``***@`` where
-    ``raw`` held a ``user:password@``."""
-    if isinstance(raw, str) and isinstance(masked, str):
-        from urllib.parse import urlsplit
-
-        try:
-            had = "@" in urlsplit(raw).netloc
-        except ValueError:
-            had = "@" in raw
-        if had and "@" not in masked and "://" in masked:
-            scheme, _, rest = masked.partition("://")
-            return f"{scheme}://***@{rest}"
-        return masked
-    if isinstance(raw, list) and isinstance(masked, list) and len(raw) == len(masked):
-        return [_mark_userinfo(r, m) for r, m in zip(raw, masked, strict=True)]
-    if isinstance(raw, dict) and isinstance(masked, dict) and "url" in raw:
-        return {**masked, "url": _mark_userinfo(raw["url"], masked.get("url"))}
-    return masked
+    return without_credentials(config.model_dump(mode="json"), mark_userinfo=True)
 
 
 def masked_url_settings(recorded: Mapping[str, Any], given: Iterable[str]) -> str | None:
@@ -955,19 +931,32 @@ def masked_url_settings(recorded: Mapping[str, Any], given: Iterable[str]) -> st
     )
 
 
-def without_credentials(settings: Mapping[str, Any]) -> dict[str, Any]:
+def without_credentials(
+    settings: Mapping[str, Any], *, mark_userinfo: bool = False
+) -> dict[str, Any]:
     """``settings`` (a config's fields, or a sweep's base, grid or cell) with the server
     URLs of :data:`URL_FIELDS` masked (:func:`~llmecon.models.redact_url`), whatever
     they hold: a URL, a fleet (URLs or ``{url, max_concurrency}``), or a grid's list of
-    either."""
+    either; with ``mark_userinfo``, a removed ``user:password@`` is left as ``***@``."""
+
+    def url(text: str) -> str:
+        shown = redact_url(text)
+        if not mark_userinfo or "@" in shown or "://" not in shown:
+            return shown
+        try:
+            had = "@" in urlsplit(text).netloc
+        except ValueError:  # what redact_url then strips as userinfo
+            had = "@" in text
+        scheme, _, rest = shown.partition("://")
+        return f"{scheme}://***@{rest}" if had else shown
 
     def masked(value: Any) -> Any:
         if isinstance(value, str):
-            return redact_url(value)
+            return url(value)
         if isinstance(value, list | tuple):
             return [masked(item) for item in value]
         if isinstance(value, Mapping) and isinstance(value.get("url"), str):
-            return {**value, "url": redact_url(value["url"])}
+            return {**value, "url": url(value["url"])}
         return value
 
     return {k: masked(v) if k in URL_FIELDS else v for k, v in settings.items()}
