@@ -39,7 +39,7 @@ from llmecon.models._errors import (
     retry_after_header,
 )
 from llmecon.models._http import HttpClient, post_json
-from llmecon.models._provider import ProviderResponse
+from llmecon.models._provider import ProviderResponse, chat_refusal
 from llmecon.models._redact import logger
 from llmecon.models._types import ChatMessage, Usage, token_count
 
@@ -271,7 +271,7 @@ class CompletionBatcher:
                 text=t,
                 usage=Usage.reported(i, o) if counted.complete else Usage.reported(None, None),
                 cut_off=f == "length",
-                refused="content filter" if f == "content_filter" else None,
+                refused=chat_refusal(f, None)[0],
             )
             for t, i, o, f in zip(texts, inputs, outputs, finishes, strict=True)
         ]

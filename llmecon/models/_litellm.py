@@ -22,7 +22,12 @@ from llmecon.models._errors import (
     error_from_status,
     retry_after_header,
 )
-from llmecon.models._provider import ModelProvider, ProviderResponse, content_text
+from llmecon.models._provider import (
+    ModelProvider,
+    ProviderResponse,
+    chat_refusal,
+    content_text,
+)
 from llmecon.models._redact import redact_url
 from llmecon.models._schema import StructuredSpec, with_schema_instruction
 from llmecon.models._types import ChatMessage, Usage
@@ -143,12 +148,10 @@ class LiteLLMProvider(ModelProvider):
             finish = getattr(response.choices[0], "finish_reason", None)
             # (litellm keeps OpenAI's ``refusal`` among the provider-specific fields)
             extra = getattr(message, "provider_specific_fields", None)
-            refusal = getattr(message, "refusal", None) or (
-                extra.get("refusal") if isinstance(extra, dict) else None
-            )
-            refusal = refusal if isinstance(refusal, str) and refusal.strip() else None
-            refused = (
-                "content filter" if finish == "content_filter" else "refusal" if refusal else None
+            refused, refusal = chat_refusal(
+                finish,
+                getattr(message, "refusal", None)
+                or (extra.get("refusal") if isinstance(extra, dict) else None),
             )
         except (AttributeError, IndexError, TypeError):
             raise ProviderError(f"{where}: malformed response", retryable=True) from None

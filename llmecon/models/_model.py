@@ -43,6 +43,7 @@ from llmecon.models._calls import (
 )
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import (
+    _DETAIL_CHARS,
     FATAL_ERROR_TYPES,
     BudgetExceededError,
     ModelError,
@@ -726,7 +727,8 @@ def refusal_error(name: str, refused: str, text: str) -> RefusalError:
     """The error of a call the provider refused (``refused``: how it said so, e.g.
     ``"content filter"``), with what the model said (``text``, redacted), cut short."""
     said = " ".join(text.split())
-    said = f": {said[:300]}{'…' if len(said) > 300 else ''}" if said else " without saying why"
+    cut = "…" if len(said) > _DETAIL_CHARS else ""
+    said = f": {said[:_DETAIL_CHARS]}{cut}" if said else " without saying why"
     return RefusalError(
         f"{name}: the provider refused ({refused}){said} (not re-asked: the same request "
         "would be refused again; change the prompt or use another model)"

@@ -51,6 +51,7 @@ from llmecon.models._provider import (
     ModelProvider,
     PerLoopClients,
     ProviderResponse,
+    chat_refusal,
     content_text,
     sdk_aiohttp_client,
 )
@@ -407,9 +408,7 @@ def chat_response(payload: dict[str, Any]) -> ProviderResponse:
     usage = payload.get("usage") or {}
     text = content_text(choice.get("content"))
     finish = first.get("finish_reason")
-    refusal = choice.get("refusal")
-    refusal = refusal if isinstance(refusal, str) and refusal.strip() else None
-    refused = "content filter" if finish == "content_filter" else "refusal" if refusal else None
+    refused, refusal = chat_refusal(finish, choice.get("refusal"))
     return ProviderResponse(
         text=text or refusal or "",
         usage=Usage.reported(usage.get("prompt_tokens"), usage.get("completion_tokens")),

@@ -53,6 +53,17 @@ def content_text(content: Any) -> str:
     raise TypeError(f"message content is a {type(content).__name__}, not text")
 
 
+def chat_refusal(finish_reason: Any, refusal: Any) -> tuple[str | None, str | None]:
+    """How an OpenAI-style chat reply (OpenAI's, litellm's, a completion's) refused, if
+    it did: ``"content filter"`` (``finish_reason`` ``content_filter``), ``"refusal"``
+    (a ``message.refusal`` text) or ``None`` (:attr:`ProviderResponse.refused`); and the
+    refusal's text, when it has one."""
+    text = refusal if isinstance(refusal, str) and refusal.strip() else None
+    if finish_reason == "content_filter":
+        return "content filter", text
+    return ("refusal" if text else None), text
+
+
 @dataclass
 class ProviderResponse:
     """One attempt's reply, as the provider got it."""
