@@ -40,7 +40,7 @@ from llmecon.agents.planner_prompts import (
 )
 from llmecon.economy import TaxSchedule
 from llmecon.models import GenerateConfig, Model, ModelError
-from llmecon.planners import PlannerContext, PlannerError, YearRecord
+from llmecon.planners import PlannerContext, PlannerError, YearRecord, first_year_note
 from llmecon.prompts import PromptLibrary
 
 #: Longest rationale kept (characters; the schema's ``maxLength``, which constrained
@@ -182,9 +182,9 @@ class LLMPlanner:
         year = len(history)
         if not history:
             if self.start is not None:
-                self.last_detail = {"note": "first year enacts planner_start (a demonstration)"}
+                self.last_detail = first_year_note("planner_start (a demonstration)")
                 return self.ctx.schedule(self.start)
-            self.last_detail = {"note": "first year enacts the status quo (a demonstration)"}
+            self.last_detail = first_year_note("the status quo (a demonstration)")
             return self.ctx.status_quo()
         prompt = planner_prompt(
             self.library,

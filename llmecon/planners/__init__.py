@@ -6,11 +6,13 @@ Pure maths on top of :mod:`llmecon.economy`; the LLM planner lives in
 
 from llmecon.planners.bandits import BanditPlanner
 from llmecon.planners.base import (
+    FIRST_YEAR_NOTE,
     Planner,
     PlannerContext,
     PlannerError,
     YearRecord,
     check_planner_spec,
+    first_year_note,
     is_baseline,
     make_planner,
     parse_rates,
@@ -33,6 +35,7 @@ from llmecon.planners.saez import (
 )
 
 __all__ = [
+    "FIRST_YEAR_NOTE",
     "BanditPlanner",
     "EmpiricalSaezPlanner",
     "FixedPlanner",
@@ -48,6 +51,7 @@ __all__ = [
     "YearRecord",
     "check_planner_spec",
     "estimate_elasticity",
+    "first_year_note",
     "is_baseline",
     "make_planner",
     "optimal_rates",

@@ -25,6 +25,17 @@ class PlannerError(ValueError):
     """An unknown planner or a bad planner specification."""
 
 
+#: How a planner's logged note of its first year begins when it enacted a given schedule
+#: without proposing one (:func:`first_year_note`): the report names what it enacted.
+FIRST_YEAR_NOTE = "first year enacts "
+
+
+def first_year_note(enacted: str) -> dict[str, str]:
+    """A planner's ``last_detail`` for a first year that enacted ``enacted`` (``the
+    status quo``) without proposing a schedule."""
+    return {"note": FIRST_YEAR_NOTE + enacted}
+
+
 @dataclass(frozen=True)
 class YearRecord:
     """One completed tax year, as planners see it.

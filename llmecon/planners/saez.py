@@ -63,7 +63,13 @@ from numpy.typing import NDArray
 from llmecon._warn import warn
 from llmecon.economy import Economy, Outcome, TaxSchedule
 from llmecon.economy.welfare import marginal_welfare_weights, output_welfare_weight
-from llmecon.planners.base import PlannerContext, PlannerError, YearRecord, register_planner
+from llmecon.planners.base import (
+    PlannerContext,
+    PlannerError,
+    YearRecord,
+    first_year_note,
+    register_planner,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -363,7 +369,7 @@ class EmpiricalSaezPlanner:
 
     def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
         if not history:
-            self.last_detail = {"note": "first year enacts the status quo"}
+            self.last_detail = first_year_note("the status quo")
             return self._ctx.status_quo()
         last = history[-1]
         estimate = estimate_elasticity(history)

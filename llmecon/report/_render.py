@@ -28,6 +28,7 @@ from llmecon._format import (
     references_caveat,
 )
 from llmecon.economy import TaxSchedule
+from llmecon.planners import FIRST_YEAR_NOTE
 from llmecon.report import _plots
 from llmecon.report._data import (
     Group,
@@ -415,11 +416,6 @@ def _outcomes_section(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Mar
                 )
             )
     return section("outcomes", "Outcomes by tax year", *parts)
-
-
-#: How a planner's note of its first year begins (it enacted the status quo or its
-#: given start without a call): the report's source column says what it enacted.
-FIRST_YEAR_NOTE = "first year enacts "
 
 
 def _source_texts(run: ReportRun) -> dict[int, str]:
