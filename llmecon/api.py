@@ -699,7 +699,8 @@ def probe(
     ``personas`` are sampled (``seed``) from ``bank`` (``"default"``, the shipped bank,
     or a JSONL bank); ``prompts`` a folder of templates overriding the shipped ones;
     ``on_call`` is called with each finished call's record. ``save``: ``True`` writes
-    ``runs/probes/<model>.json`` (``<model>@<hash>.json`` with other worker prompts),
+    ``runs/probes/<model>.json`` (``<model>@<variant>.json`` with another style,
+    elasticity or worker prompts, :func:`probe_path`),
     where ``llmecon report`` finds it for runs of that model; a path writes there;
     ``False`` nothing. A save that fails warns and returns the result unsaved. The
     defaults are the command's (``max_retries`` 2, as ``llmecon probe`` and ``llmecon

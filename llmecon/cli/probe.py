@@ -90,8 +90,9 @@ class _PersonaCount(click.IntRange):
     "out_path",
     type=click.Path(dir_okay=False),
     help="Save the results as JSON here. [default: runs/probes/<model>.json, or "
-    "<model>@<hash>.json with --prompts that change the worker prompts; llmecon report "
-    "finds them for runs in runs/ with the same prompts]",
+    "<model>@<variant>.json for another --style, --elasticity or --prompts that change "
+    "the worker prompts (@rational, @e0.2, 8 hex digits of the templates); llmecon "
+    "report finds them for runs in runs/ with the same settings]",
 )
 @click.option("--no-save", is_flag=True, help="Do not save the results.")
 @model_call_options
@@ -125,10 +126,10 @@ def probe(
     hours, the income effect, the bracket response, the optimality gap, degenerate and
     identical answers and test-retest consistency, each with a 95% bootstrap interval
     and next to the exact rational best response. The result is saved as JSON
-    (runs/probes/<model>.json unless --out or --no-save; with --prompts that change
-    the worker prompts, <model>@<hash>.json beside it), where `llmecon report` shows
-    it for runs of that worker model, saying when the run's prompts were not the
-    probe's.
+    (runs/probes/<model>.json unless --out or --no-save; with another --style,
+    --elasticity or --prompts that change the worker prompts, <model>@<variant>.json
+    beside it, so that no probe replaces another's), where `llmecon report` shows it
+    for runs of that worker model, saying when the run's prompts were not the probe's.
 
     \b
     Examples:

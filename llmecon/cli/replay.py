@@ -264,7 +264,9 @@ def resume(run_dir: str, **options: Any) -> None:
     calls that had completed are reused, not paid for again. The options below change
     how the run is carried out (a longer --timeout, another server, a larger
     --max-cost), never what it computes; for another experiment use
-    `llmecon run --fork`. Exit codes as for `llmecon run`.
+    `llmecon run --fork`. A server URL given with a login (user:password@) must be
+    given again: the manifest does not keep it, and resume says which option. Exit
+    codes as for `llmecon run`.
 
     \b
     Examples:

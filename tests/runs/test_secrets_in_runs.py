@@ -189,6 +189,9 @@ def test_a_resume_or_fork_asks_again_for_the_credentials_its_manifest_left_out(
     # failed with HTTP 401 "check LLMECON_API_KEY", saying nothing of --api-base.
     import base64
 
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
     from llmecon.runs import RunLogError
     from llmecon.runs.replay import replay_run
     from llmecon.runs.resume import fork_run, resume_run
@@ -211,6 +214,8 @@ def test_a_resume_or_fork_asks_again_for_the_credentials_its_manifest_left_out(
             resume_run(run_dir)
         with pytest.raises(RunLogError, match=said):
             fork_run(run_dir, 1, {"years": 3, "out": str(tmp_path), "run_id": "f"})
+        told = " ".join(CliRunner().invoke(main, ["resume", "--help"]).output.split())
+        assert "with a login (user:password@) must be given again" in told
         resumed = resume_run(run_dir, {"api_base": base}).run()
     assert resumed.status == "completed" and resumed.fallbacks == 0  # logged in again
     assert server.stats.faults["ok"] == 9  # 6 calls, then tax year 2's 3 asked again
