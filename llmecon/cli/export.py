@@ -184,7 +184,12 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
     """
     from llmecon._files import READ_ONLY_ERRNOS, atomic_write, make_folder, os_reason
     from llmecon.runs.dataframes import load_run
-    from llmecon.runs.log import is_run_folder, record_folder_reason
+    from llmecon.runs.log import (
+        TABLES_FOLDER,
+        is_run_folder,
+        record_folder_reason,
+        tables_folder_reason,
+    )
 
     path = check_run_dir(run_dir)
     if fmt == "parquet" and not parquet_available():
@@ -192,19 +197,17 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
             "--format parquet needs pyarrow: pip install 'llmecon[parquet]' "
             "(or pip install pyarrow), or use --format csv"
         )
-    target = Path(out_dir) if out_dir else path / "tables"
+    target = Path(out_dir) if out_dir else path / TABLES_FOLDER
     if is_run_folder(target.resolve()):
         raise click.ClickException(
             f"refusing to export into {target}: it is a run folder and its files "
             "(years.csv, …) would be overwritten; pass --out a folder of its own "
             "(default RUN/tables)"
         )
-    owner = target.resolve().parent
-    if target.resolve().name == "tables" and is_run_folder(owner) and owner != path.resolve():
+    if reason := tables_folder_reason(target, own=path):
         raise click.ClickException(
-            f"refusing to export into {target}: it is where the run in {owner} exports its "
-            "own tables, which this run's would replace; pass --out a folder of its own "
-            "(default RUN/tables)"
+            f"refusing to export into {target}: {reason}, which this run's would replace; "
+            "pass --out a folder of its own (default RUN/tables)"
         )
     if reason := record_folder_reason(target):
         raise click.ClickException(

@@ -20,8 +20,9 @@ from llmecon.cli.export import check_run_dir
     type=click.Path(),
     help="HTML file to write, anywhere (the folder is created); never a file of a run "
     "(events.jsonl, manifest.json, …) nor one shipped with llmecon, nor in the folder of "
-    "a run or sweep other than the one run reported. A folder (an "
-    "existing one, or a path ending in /) gets the default file name in it. [default: "
+    "a run or sweep other than the one run reported, nor in such a run's tables/. A "
+    "folder (an existing one, or a path ending in /) gets the default file name in it. "
+    "[default: "
     "RUN/report.html for one run, report-<hash of the runs>.html in the current folder "
     "for several (the same runs, the same file), SWEEP/report.html for a sweep]",
 )

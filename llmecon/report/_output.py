@@ -13,7 +13,7 @@ from pathlib import Path
 
 from llmecon.report._html import GENERATOR_META
 from llmecon.runs.log import REPORT_NAME as REPORT_NAME  # re-exported
-from llmecon.runs.log import RunLogError, is_run_folder, is_sweep_folder
+from llmecon.runs.log import RunLogError, is_run_folder, is_sweep_folder, tables_folder_reason
 from llmecon.sweeps.results import record_file_reason
 
 
@@ -36,7 +36,8 @@ def is_llmecon_report(path: Path) -> bool:
 def check_report_path(path: str | Path, own: str | Path | None = None) -> None:
     """Refuse (:class:`RunLogError`) to write a report over a run's file, or into the
     folder of a run or sweep other than ``own`` (the one run or sweep reported; ``None``
-    for several runs): that folder's ``report.html`` is about its own run.
+    for several runs), or into such a run's ``tables/`` (:func:`tables_folder_reason`):
+    that folder's ``report.html`` is about its own run, and its tables are its own.
 
     In its own run folder the report may create a new file, or replace ``report.html``
     or another llmecon report; anything else already there is the run's (or the user's).
@@ -56,6 +57,12 @@ def check_report_path(path: str | Path, own: str | Path | None = None) -> None:
             f"refusing to write the report into {given.parent}: it is a {theirs} folder "
             f"and the report is not of that {theirs} alone (its report.html would be "
             "replaced); pass --out a file or folder of its own (default RUN/report.html)"
+        )
+    if reason := tables_folder_reason(folder, own):
+        raise RunLogError(
+            f"refusing to write the report into {given.parent}: {reason}, which a report "
+            "there would mix with; pass --out a file or folder of its own (default "
+            "RUN/report.html)"
         )
     exists = entry.exists() or entry.is_symlink()
     if (

@@ -849,6 +849,23 @@ def record_folder_reason(path: str | Path) -> str | None:
     return None
 
 
+#: The folder ``llmecon export`` writes a run's tables to by default (``RUN/tables``).
+TABLES_FOLDER = "tables"
+
+
+def tables_folder_reason(folder: str | Path, own: str | Path | None = None) -> str | None:
+    """Why ``folder`` is the :data:`TABLES_FOLDER` of a run other than ``own`` (``None``:
+    of any run), where ``llmecon export`` writes that run's tables, so no other run's
+    output may be written into it; else ``None``."""
+    p = Path(folder).resolve()
+    owner = p.parent
+    if p.name != TABLES_FOLDER or not is_run_folder(owner):
+        return None
+    if own is not None and Path(own).resolve() == owner:
+        return None
+    return f"it is where the run in {owner} exports its own tables"
+
+
 def inside_run_reason(folder: str | Path) -> str | None:
     """Why a new run, sweep or comparison must not be written under ``folder``: it is a
     run's folder (the new run would nest in that run's), or it is or lies in the run's

@@ -154,6 +154,27 @@ def test_export_refuses_another_runs_tables_folder(run: Path, tmp_path: Path) ->
     assert again.exit_code == 0, again.output
 
 
+def test_report_refuses_another_runs_tables_folder(run: Path, tmp_path: Path) -> None:
+    # `report a --out runs/b/tables/` put a page about run a among run b's tables (and
+    # made them look newer than b's log); export refused the same --out
+    other = craft_run(tmp_path / "other", run_id="other", hostile=False, votes=False)
+    assert _invoke("export", str(other)).exit_code == 0
+    theirs = other / "tables"
+    before = _snapshot(other)
+    for out in (f"{theirs}/", theirs / "a.html"):
+        for runs in ([run], [run, other]):
+            result = _invoke("report", *map(str, runs), "--out", str(out))
+            said = " ".join(result.output.split())
+            assert result.exit_code == 1 and isinstance(result.exception, SystemExit), said
+            assert (
+                f"refusing to write the report into {theirs}: it is where the run in {other}"
+                in said
+            )
+    assert _snapshot(other) == before
+    mine = _invoke("report", str(run), "--out", str(other / "analysis" / "a.html"))
+    assert mine.exit_code == 0, mine.output  # a folder of the user's inside a run's is theirs
+
+
 def test_export_defaults_to_csv_and_help_says_so() -> None:
     result = _invoke("export", "--help")
     assert result.exit_code == 0
