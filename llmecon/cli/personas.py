@@ -160,7 +160,7 @@ def _bank_path(file: Path) -> Path:
 
 @personas.command()
 @click.argument("file", type=click.Path(path_type=Path), default=Path("default"))
-@click.argument("index", metavar="[I]", type=int, default=0)
+@click.argument("index", metavar="[I]", type=click.IntRange(min=0), default=0)
 def show(file: Path, index: int) -> None:
     """Print persona I (0-based, default 0) of FILE (default `default`: the shipped
     bank): its fields and its rendered text.
@@ -179,9 +179,10 @@ def show(file: Path, index: int) -> None:
         bank = load_bank(file)
     except PersonaError as exc:
         raise click.ClickException(str(exc)) from exc
-    if not -len(bank) <= index < len(bank):
+    if index >= len(bank):
         raise click.ClickException(
-            f"{file} has {len(bank)} personas; index {index} is out of range"
+            f"{file} has {len(bank)} personas; index {index} is out of range "
+            f"(give 0 to {len(bank) - 1})"
         )
     persona = bank[index]
     table = Table(show_header=False, title=f"{file} [{index}]")

@@ -67,6 +67,19 @@ def test_show_errors_name_the_file(tmp_path: Path) -> None:
     assert oob.exit_code != 0 and "out of range" in oob.output
 
 
+def test_show_refuses_a_negative_index(tmp_path: Path) -> None:
+    """`personas show default -- -1` showed the last persona under the title "[-1]"; the
+    index is 0-based (as prompts render --persona), so a negative one is refused."""
+    out = tmp_path / "p.jsonl"
+    CliRunner().invoke(main, ["personas", "sample", "--n", "3", "--out", str(out)])
+    negative = CliRunner().invoke(main, ["personas", "show", str(out), "--", "-1"])
+    assert negative.exit_code == 2, negative.output
+    assert "-1 is not in the range x>=0" in negative.output
+    assert load_bank(out)[-1].id not in negative.output
+    last = CliRunner().invoke(main, ["personas", "show", str(out), "3"])
+    assert last.exit_code == 1 and "index 3 is out of range (give 0 to 2)" in last.output
+
+
 def test_validate_passes_for_census_and_fails_for_gb2() -> None:
     runner = CliRunner()
     ok = runner.invoke(main, ["personas", "validate", "--n", "100000", "--seed", "1"])
