@@ -34,7 +34,8 @@ _CONFIG_OPTION = click.option(
     "its templates say (worker reasons, history and steps; the planner's history, "
     "hints, moves, uncertainty and exploration note; its years, whose last the query "
     "names; the vote rule, candidates and candidate source), so that tax year 1 reads "
-    "as that run's and branches only that run takes are checked too. Without it: an "
+    "as that run's and branches only that run takes are checked too; a config `llmecon "
+    "run` refuses (a misspelt setting, planner or model) is refused. Without it: an "
     "example economy of 20 workers and the default settings.",
 )
 
@@ -53,9 +54,11 @@ def _run_settings(
         return prompts_dir, {}, {}
     from llmecon.runs.config import build_config
     from llmecon.runs.prompt_examples import prompt_economy
+    from llmecon.runs.wiring import check_model_names
 
-    with friendly_errors():
+    with friendly_errors():  # refused as `llmecon run --config` refuses it
         config = build_config(config_file).resolved()
+        check_model_names(config)
     population = {
         "agents": int(config.agents or EXAMPLE_AGENTS),
         "seed": config.seed,

@@ -58,7 +58,14 @@ from llmecon.models import (
     takes_run_wide_base,
 )
 from llmecon.models._fleet import ApiBase
-from llmecon.planners import Planner, PlannerContext, PlannerError, is_baseline, make_planner
+from llmecon.planners import (
+    Planner,
+    PlannerContext,
+    PlannerError,
+    check_planner_spec,
+    is_baseline,
+    make_planner,
+)
 from llmecon.prompts import RENDERING, PromptError, PromptLibrary
 from llmecon.runs.config import (
     NAMED_PERSONAS,
@@ -603,6 +610,32 @@ def unknown_name_hint(name: str, role: str) -> str:
     if baselines:
         hint += f" (baseline planners: {', '.join(baselines)})"
     return hint
+
+
+def check_model_names(config: RunConfig) -> None:
+    """Refuse (:class:`ConfigError`) a planner or model name no run could resolve
+    (``ucbb``; ``saez, ucb`` as one name) or a baseline's bad argument (``flat:abc``),
+    as building the run would, without building anything: keys and servers are checked
+    when the models are built."""
+    c = config.resolved()
+    if is_baseline(c.planner):  # its argument too (flat:abc), as a run checks it
+        try:
+            edges = parse_brackets(c.brackets)
+            check_planner_spec(c.planner, edges, c.min_rate, c.max_rate)
+        except PlannerError as exc:
+            raise ConfigError(f"planner: {exc}") from None
+    roles = {
+        "planner": (c.planner, c.planner_api_base or c.api_base),
+        "workers": (c.workers, c.workers_api_base or c.api_base),
+        "voter_model": (c.voter_model, c.voters_api_base or c.api_base),
+    }
+    for role, (name, base) in roles.items():
+        if name is None or name == "rational" or (role == "planner" and is_baseline(name)):
+            continue
+        try:
+            resolve_model_name(name, api_base="given" if base else None)
+        except UnknownModelError as exc:
+            raise ConfigError(f"{role}: {exc}{unknown_name_hint(name, role)}") from None
 
 
 def check_recorded_planner(config: RunConfig) -> None:

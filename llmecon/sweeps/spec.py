@@ -151,40 +151,13 @@ def _validate(data: Mapping[str, Any], origin: str) -> RunConfig:
         raise ConfigError(f"invalid sweep settings ({origin}): {problems}") from None
     except TypeError as exc:
         raise ConfigError(f"invalid sweep settings ({origin}): {exc}") from None
-    _check_model_names(config, origin)
+    from llmecon.runs.wiring import check_model_names  # the agents, numpy: when needed
+
+    try:  # before any cell runs, not cell by cell after the valid cells ran
+        check_model_names(config)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid sweep settings ({origin}): {exc}") from None
     return config
-
-
-def _check_model_names(config: RunConfig, origin: str) -> None:
-    """Refuse a planner or model name no run could resolve (``ucbb``; ``saez, ucb`` as
-    one name) when the sweep starts, not cell by cell after the valid cells ran. Keys
-    and servers are checked when each cell builds its models."""
-    from llmecon.economy import parse_brackets
-    from llmecon.models import UnknownModelError, resolve_model_name
-    from llmecon.planners import PlannerError, check_planner_spec, is_baseline
-
-    c = config.resolved()
-    if is_baseline(c.planner):  # its argument too (flat:abc), as a run checks it
-        try:
-            edges = parse_brackets(c.brackets)
-            check_planner_spec(c.planner, edges, c.min_rate, c.max_rate)
-        except PlannerError as exc:
-            raise ConfigError(f"invalid sweep settings ({origin}): planner: {exc}") from None
-    roles = {
-        "planner": (c.planner, c.planner_api_base or c.api_base),
-        "workers": (c.workers, c.workers_api_base or c.api_base),
-        "voter_model": (c.voter_model, c.voters_api_base or c.api_base),
-    }
-    for role, (name, base) in roles.items():
-        if name is None or name == "rational" or (role == "planner" and is_baseline(name)):
-            continue
-        try:
-            resolve_model_name(name, api_base="given" if base else None)
-        except UnknownModelError as exc:
-            from llmecon.runs.wiring import unknown_name_hint
-
-            hint = unknown_name_hint(name, role)
-            raise ConfigError(f"invalid sweep settings ({origin}): {role}: {exc}{hint}") from None
 
 
 def axis_values(config: Mapping[str, Any], axes: Iterable[str]) -> dict[str, Any]:

@@ -227,3 +227,29 @@ def test_render_refuses_a_persona_beyond_the_default_bank() -> None:
     assert result.exit_code == 1, result.output
     assert "--persona 1000: the default bank holds 1000 personas (0 to 999)" in said
     assert "Census sampler" not in said
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "agentz: 10\nplanner: saez\n",  # an unknown key
+        "agents: -3\nplanner: saez\n",  # a bad value
+        "planner: saezz\nworkers: rational\n",  # a misspelt planner
+        "planner: saez\nworkers: nosuchmodel/x\n",  # a provider no run has
+        "planner: flat:abc\nworkers: rational\n",  # a baseline's bad argument
+    ],
+)
+def test_check_and_render_refuse_a_config_that_run_refuses(tmp_path: Path, settings: str) -> None:
+    # `prompts check --config` said "all templates render" of a config whose planner or
+    # model name `llmecon run --config` refused before its first year
+    config = tmp_path / "c.yaml"
+    config.write_text(settings, encoding="utf-8")
+    runner = CliRunner()
+    ran = runner.invoke(main, ["run", "--config", str(config), "--out", str(tmp_path / "runs")])
+    assert ran.exit_code == 1 and "Error: " in ran.output, ran.output
+    refused = " ".join(ran.output.split("Error: ", 1)[1].split())
+    for args in (["check"], ["render", "worker_decision.j2"]):
+        checked = runner.invoke(main, ["prompts", *args, "--config", str(config)])
+        assert checked.exit_code == 1, checked.output
+        assert refused in " ".join(checked.output.split()), checked.output
+    assert not (tmp_path / "runs").exists()
