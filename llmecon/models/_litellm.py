@@ -71,6 +71,9 @@ class LiteLLMProvider(ModelProvider):
         if self.api_base is not None:  # a server of one's own may need no key
             check_key_text("LLMECON_API_KEY")
             return
+        env = self._provider_key_env()
+        if env:  # the key litellm sends its provider goes in a header too
+            check_key_text(env)
         try:
             needs = litellm.validate_environment(model=self.model_name).get("missing_keys")
         except Exception:  # a model litellm does not know: the first call will say so
@@ -90,14 +93,20 @@ class LiteLLMProvider(ModelProvider):
         (``GROQ_API_KEY`` for ``groq/…``)."""
         if self.api_base is not None:
             return "LLMECON_API_KEY (the key litellm sends to the --api-base server)"
+        env = self._provider_key_env()
+        if env and os.environ.get(env):
+            provider = env.removesuffix("_API_KEY").lower()
+            return f"{env} (the key litellm reads for {provider} models)"
+        return f"the key variable litellm reads for {self.model_name}"
+
+    def _provider_key_env(self) -> str:
+        """The key variable of the provider litellm routes the model to
+        (``GROQ_API_KEY`` for ``groq/…``), or ``""`` for a model litellm does not know."""
         try:
             provider = import_litellm().get_llm_provider(model=self.model_name)[1]
         except Exception:  # a model litellm does not know
-            provider = None
-        env = f"{provider.upper()}_API_KEY" if isinstance(provider, str) and provider else ""
-        if env and os.environ.get(env):
-            return f"{env} (the key litellm reads for {provider} models)"
-        return f"the key variable litellm reads for {self.model_name}"
+            return ""
+        return f"{provider.upper()}_API_KEY" if isinstance(provider, str) and provider else ""
 
     def _supports_schema(self, litellm: Any) -> bool:
         if self._native is None:

@@ -127,6 +127,9 @@ def test_url_credentials_are_refused_for_the_sdk_transport(monkeypatch):
         ("gpt-4o", "OPENAI_API_KEY", None),
         ("anthropic/claude-x", "ANTHROPIC_API_KEY", None),
         ("litellm/openai/m", "LLMECON_API_KEY", "http://127.0.0.1:9/v1"),
+        # without a base, the key litellm reads for its provider (it was not checked)
+        ("litellm/gpt-4o", "OPENAI_API_KEY", None),
+        ("litellm/groq/llama-3.1-8b-instant", "GROQ_API_KEY", None),
     ],
 )
 @pytest.mark.parametrize(
