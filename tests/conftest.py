@@ -35,6 +35,15 @@ def _writes_nothing_into_the_checkout() -> Iterator[None]:
         pytest.fail(f"the test wrote into the checkout: {', '.join(added)}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _oracle_searches_anew() -> None:
+    """Each test searches its optima itself (a process remembers them: an earlier test's
+    would hide a search a test counts or interrupts)."""
+    from llmecon.planners import oracle
+
+    oracle._OPTIMA.clear()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

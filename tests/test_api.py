@@ -11,6 +11,7 @@ import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -129,6 +130,31 @@ def test_compare_over_seeds_of_different_populations_averages_the_references() -
     shared = llmecon.compare(["none", "us-federal"], agents=20, years=1, seeds="0-1")
     assert not shared.references_vary
     assert shared.none_swf == pytest.approx(shared.sweep.cells["none_swf"].iloc[0])
+
+
+def test_compare_searches_each_economys_oracle_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cell's reference welfare searched the oracle again, though the planners (and
+    the seeds, when the population is not drawn from them) share one economy: the
+    search takes seconds (minutes under CRRA) and found the same optimum each time."""
+    from llmecon.planners import oracle
+
+    searches: list[object] = []
+    real = oracle.optimal_rates
+
+    def counted(*args: Any, **kwargs: Any) -> oracle.OracleResult:
+        searches.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(oracle, "optimal_rates", counted)
+    shared = llmecon.compare(["none", "oracle", "us-federal"], agents=30, years=1, seeds="0-1")
+    assert len(searches) == 1
+    cells = shared.sweep.cells
+    assert cells["oracle_swf"].nunique() == 1
+    enacted = cells[cells["planner"] == "oracle"]["final_swf"]
+    assert (enacted == cells["oracle_swf"].iloc[0]).all()  # the optimum the search found
+    searches.clear()  # a population drawn from each seed: one economy per seed
+    llmecon.compare(["none", "us-federal"], agents=20, years=1, personas="synthetic", seeds="0-2")
+    assert len(searches) == 3
 
 
 def test_compare_inside_a_running_event_loop() -> None:

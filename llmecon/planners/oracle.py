@@ -30,6 +30,7 @@ the status-quo start at the end and its claim is exactly what
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -322,6 +323,47 @@ def _with_coordinate(x: FloatArray, b: int, values: FloatArray) -> FloatArray:
     return batch
 
 
+#: Optima found in this process, by problem (:func:`_problem_key`): the runs of a
+#: comparison (or a sweep) on one economy search it once, for the oracle planner and
+#: every run's reference welfare. The search is deterministic, so a remembered optimum
+#: is the one a new search would find.
+_OPTIMA: dict[tuple[object, ...], OracleResult] = {}
+_OPTIMA_SIZE = 8
+
+
+def _problem_key(ctx: PlannerContext) -> tuple[object, ...]:
+    """What the optimum of ``ctx``'s problem depends on: the economy (its workers'
+    wages, hours and survey weights, its preferences and SWF), the edges and the rate
+    bounds; two economies built alike (each run builds its own) give the same key."""
+    economy, population = ctx.economy, ctx.economy.population
+    digest = hashlib.sha256()
+    for array in (population.hourly_wage_usd, population.usual_weekly_hours, economy.survey_weight):
+        digest.update(b"-" if array is None else np.ascontiguousarray(array, float).tobytes())
+        digest.update(b"\0")
+    return (
+        type(economy),
+        digest.hexdigest(),
+        economy.utility_config,
+        economy.swf,
+        tuple(float(e) for e in ctx.edges),
+        (float(ctx.min_rate), float(ctx.max_rate)),
+    )
+
+
+def optimum(ctx: PlannerContext) -> OracleResult:
+    """:func:`optimal_rates` of ``ctx``'s problem, searched once per process (the rates
+    of the result are read-only: it is shared)."""
+    key = _problem_key(ctx)
+    found = _OPTIMA.get(key)
+    if found is None:
+        found = optimal_rates(ctx.economy, ctx.edges, min_rate=ctx.min_rate, max_rate=ctx.max_rate)
+        found.rates.setflags(write=False)
+        if len(_OPTIMA) >= _OPTIMA_SIZE:
+            _OPTIMA.pop(next(iter(_OPTIMA)))
+        _OPTIMA[key] = found
+    return found
+
+
 class OraclePlanner:
     """Proposes the numerically optimal schedule (computed once, it never changes)."""
 
@@ -334,12 +376,7 @@ class OraclePlanner:
 
     def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
         if self._schedule is None:
-            self.result = optimal_rates(
-                self._ctx.economy,
-                self._ctx.edges,
-                min_rate=self._ctx.min_rate,
-                max_rate=self._ctx.max_rate,
-            )
+            self.result = optimum(self._ctx)
             self._schedule = self._ctx.schedule(self.result.rates)
         return self._schedule
 

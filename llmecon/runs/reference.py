@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 from llmecon.agents.planner_prompts import welfare_noise
 from llmecon.economy import Economy, TaxSchedule, gain_closed
 from llmecon.economy.utility import CONSUMPTION_FLOOR_USD
-from llmecon.planners import OracleResult, PlannerContext, YearRecord, optimal_rates
+from llmecon.planners import OracleResult, PlannerContext, YearRecord
+from llmecon.planners.oracle import optimum
 
 #: Worker indices (archetype mode: each archetype's representative).
 IndexArray = NDArray[np.int64]
@@ -65,9 +66,7 @@ def reference_welfare(ctx: PlannerContext, oracle: OracleResult | None = None) -
     if ctx.min_rate > 0:  # "no tax" is then a flat tax at the lowest rate allowed
         out["none_rate"] = ctx.min_rate
     if economy.size <= ORACLE_MAX_AGENTS:
-        best = oracle
-        if best is None:
-            best = optimal_rates(economy, ctx.edges, min_rate=ctx.min_rate, max_rate=ctx.max_rate)
+        best = oracle if oracle is not None else optimum(ctx)
         out["oracle_swf"] = best.swf
         out["oracle_rates"] = [round(float(r), 6) for r in best.rates]
         out["oracle_converged"] = best.converged

@@ -39,7 +39,6 @@ def test_a_run_of_the_oracle_planner_searches_for_the_optimum_once(
     # the schedule the planner enacted.
     import llmecon
     from llmecon.planners import oracle
-    from llmecon.runs import reference
 
     searches: list[object] = []
     real = oracle.optimal_rates
@@ -49,7 +48,6 @@ def test_a_run_of_the_oracle_planner_searches_for_the_optimum_once(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(oracle, "optimal_rates", counted)
-    monkeypatch.setattr(reference, "optimal_rates", counted)
     result = llmecon.run(
         planner="oracle", workers="rational", agents=30, years=2, crra=1.0, write_log=False
     )

@@ -526,9 +526,10 @@ def _interrupt_at_the_references(monkeypatch: pytest.MonkeyPatch, during: str) -
     """Ctrl-C while a run computes its references as it ends: in the oracle's search, or
     just before it, after the run's last await (asyncio's handler then only cancels the
     run's task)."""
-    from llmecon.runs import loop, reference
+    from llmecon.planners import oracle
+    from llmecon.runs import loop
 
-    hooked = (reference, "optimal_rates") if during == "the oracle" else (loop, "worker_notes")
+    hooked = (oracle, "optimal_rates") if during == "the oracle" else (loop, "worker_notes")
     original = getattr(*hooked)
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
