@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -295,6 +296,8 @@ def _set_tail_aside(run: RestoredRun, cut: int) -> tuple[Path | None, bytes]:
             with open(target, "xb") as fh:  # never over an earlier one
                 aside = target
                 fh.write(b"\n".join(lines[cut:]) + b"\n")
+                fh.flush()  # on disk before the log loses them: a power loss keeps one
+                os.fsync(fh.fileno())
         kept = b"".join(line + b"\n" for line in lines[:cut])
         atomic_write(events_path, lambda tmp: tmp.write_bytes(kept))
     except OSError as exc:
