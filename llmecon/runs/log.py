@@ -825,6 +825,13 @@ def folder_problem(directory: str | Path) -> str | None:
                 f"({d}/<cell-id>); read the sweep with llmecon.load_sweep({str(d)!r}) or "
                 f"llmecon.load_runs({str(d)!r}), or name one cell's folder"
             )
+        log = d / EVENTS_NAME
+        if log.is_file() and log.stat().st_size == 0:  # RunLog.create's first step
+            return (
+                f"{d} holds an empty {EVENTS_NAME} and no {MANIFEST_NAME}: the run was "
+                "stopped while its folder was being created, before it logged anything, "
+                f"so there is nothing to resume or read; remove {d} and run it again"
+            )
         return f"not a run folder (no {MANIFEST_NAME}): {d}"
     return None
 

@@ -450,6 +450,23 @@ def test_a_truncated_copy_of_the_runs_personas_is_named_as_such(tmp_path: Path) 
     assert said.count("omitted") == 1 and "warning: " in said and "Warning:" not in said
 
 
+def test_a_folder_killed_before_its_manifest_says_nothing_was_run(tmp_path: Path) -> None:
+    """A kill between a run's claim of its empty events.jsonl and its manifest leaves
+    only the empty log: readers said "not a run folder (no manifest.json)" of the
+    folder the run itself had made, where `run` with its --run-id says to remove it."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "events.jsonl").touch()
+    for command in ("resume", "replay", "report", "export"):
+        result = CliRunner().invoke(main, [command, str(run)])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1, (command, said)
+        assert "stopped while its folder was being created" in said, (command, said)
+        assert f"remove {run} and run it again" in said, (command, said)
+    with pytest.raises(RunLogError, match="nothing to resume or read"):
+        load_run(run)
+
+
 def test_a_sweep_folder_given_as_a_run_says_where_its_runs_are(tmp_path: Path) -> None:
     """`llmecon export SWEEP` and `load_run(SWEEP)` said only "not a run folder (no
     manifest.json)"; they now say it is a sweep and where its runs are."""
