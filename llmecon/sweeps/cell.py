@@ -100,16 +100,22 @@ def cell_metrics(
     return out
 
 
+def never_logged(run_dir: Path) -> bool:
+    """Whether the existing folder ``run_dir`` holds a run that never logged anything:
+    no manifest, no log or an empty one (killed while the folder was being created)."""
+    events = run_dir / EVENTS_NAME
+    if not (run_dir / MANIFEST_NAME).is_file() or not events.is_file():
+        return True
+    return events.stat().st_size == 0
+
+
 def folder_state(run_dir: Path) -> str:
     """``new`` (no folder), ``aborted`` (a folder whose run never started: no manifest,
     or no ``run_started`` event; or one that failed after every year ran, which no
     resume can continue), ``completed``, or ``unfinished``."""
     if not run_dir.exists():
         return "new"
-    events = run_dir / EVENTS_NAME
-    if not (run_dir / MANIFEST_NAME).is_file() or not events.is_file():
-        return "aborted"
-    if events.stat().st_size == 0:
+    if never_logged(run_dir):
         return "aborted"
     run = restore_run(run_dir, tolerant=True)
     if not any(isinstance(e, RunStarted) for e in run.events) or run.nothing_to_resume:

@@ -22,7 +22,7 @@ from llmecon.runs.log import (
     run_file_reason,
 )
 from llmecon.runs.restore import restore_run
-from llmecon.sweeps.cell import UNTABULATED, restored_metrics
+from llmecon.sweeps.cell import UNTABULATED, never_logged, restored_metrics
 from llmecon.sweeps.spec import axis_values
 
 #: The per-setting table and the per-cell table a sweep writes next to its manifest.
@@ -291,7 +291,8 @@ def load_sweep(path: str | Path) -> SweepData:
     without a folder has the status and error the sweep's ``cells.csv`` gives it (a cell
     that failed before its run began: an unknown model, a missing key; one the budget
     stopped), ``missing`` when that table says it completed (its folder is gone), else
-    ``not_started``.
+    ``not_started``, as is a cell whose folder holds no logged event (killed while it
+    was being created).
     """
     directory = Path(path)
     manifest = read_sweep_manifest(directory)
@@ -312,6 +313,9 @@ def load_sweep(path: str | Path) -> SweepData:
         run_dir = directory / cell_id
         if not has_log(directory, cell_id):
             cell_rows.append({**head, "status": "not_started", **unrun.get(cell_id, {})})
+            continue
+        if never_logged(run_dir):  # killed while being created: the next sweep runs it
+            cell_rows.append({**head, "status": "not_started"})
             continue
         try:
             result, years = restored_metrics(restore_run(run_dir, tolerant=True))

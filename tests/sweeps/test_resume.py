@@ -397,3 +397,24 @@ def test_a_cell_that_stopped_before_its_summary_counts_the_calls_it_logged(
     cell = folder_result(tmp_path / "r")
     assert cell["status"] == "killed" and cell["years_completed"] == 2
     assert cell["calls"] == sum('"type":"llm_call"' in line for line in lines[: cut + 1]) == 24
+
+
+@pytest.mark.parametrize("manifest", [True, False], ids=["manifest", "no-manifest"])
+def test_a_cell_killed_while_its_folder_was_created_is_unfinished_not_failed(
+    tmp_path: Path, manifest: bool
+) -> None:
+    # A SIGKILL before a cell's run logged its start leaves its folder with an empty
+    # events.jsonl (and its manifest, or not yet). The next sweep sets it aside and runs
+    # the cell, but load_sweep (and the sweep's report) counted it as a failed,
+    # "unreadable" cell, telling the user to remove the folder.
+    grid = {"planner": ["saez"], "seed": "0-1"}
+    done = llmecon.sweep(grid=grid, out=str(tmp_path), jobs=1, **SMALL)
+    cut = done.directory / done.cells.cell_id.iloc[1]
+    (cut / "events.jsonl").write_bytes(b"")
+    if not manifest:
+        (cut / "manifest.json").unlink()
+    data = llmecon.load_sweep(done.directory)
+    assert list(data.cells.status) == ["completed", "not_started"]
+    assert list(data.table.failed) == [0] and list(data.table.unfinished) == [1]
+    again = llmecon.sweep(grid=grid, out=str(tmp_path), jobs=1, **SMALL)
+    assert list(again.cells.action) == ["skipped", "ran"] and again.complete
