@@ -230,6 +230,14 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         raise click.ClickException(f"cannot create {target}: {os_reason(exc)}{hint}") from None
     written: list[str] = []  # listed after writing (a failing terminal stops no table),
     try:  # also when a later table fails: what was written is there
+        record, file = run_record(run), target / RUN_FILE
+        try:  # an earlier export's of the run as it stood then goes before any table:
+            if file.read_bytes() != record.encode("utf-8"):  # one cut short is no mix
+                file.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise click.ClickException(f"cannot replace {file}: {os_reason(exc)}") from None
         for name, frame in run.tables().items():
             file = target / f"{name}.{fmt}"
 
@@ -248,7 +256,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
             written.append(f"{file}  ({len(frame)} rows)")
         file = target / RUN_FILE
         try:
-            atomic_write(file, lambda tmp: tmp.write_text(run_record(run), encoding="utf-8"))
+            atomic_write(file, lambda tmp: tmp.write_text(record, encoding="utf-8"))
         except OSError as exc:
             raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
         written.append(f"{file}  (status, settings and summary)")

@@ -258,6 +258,35 @@ def test_a_years_table_that_cannot_be_written_does_not_stop_the_run(
     assert exported.exit_code == 0 and len(table) == 1 + 5  # the log holds every year
 
 
+def test_an_export_cut_short_leaves_no_run_record_of_an_earlier_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A killed run exported, resumed, and exported again into the same folder: the
+    # second export, stopped after its first table (a full disk, or a kill), left the
+    # first export's run.json ("killed", 2 of 5 tax years) over the new years.csv
+    # (5 years) and the old other tables, as if they were one export.
+    run = CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "r"])
+    assert run.exit_code == 0, run.output
+    log = tmp_path / "r" / "events.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    ends = [i for i, line in enumerate(lines) if b'"year_completed"' in line]
+    log.write_bytes(b"".join(lines[: ends[1] + 2]))  # killed early in tax year 3
+    tables = tmp_path / "r" / "tables"
+    assert CliRunner().invoke(main, ["export", str(tmp_path / "r")]).exit_code == 0
+    assert '"killed"' in (tables / "run.json").read_text()
+    assert CliRunner().invoke(main, ["resume", str(tmp_path / "r")]).exit_code == 0
+    from llmecon import _files
+
+    monkeypatch.setattr(_files, "atomic_write", _fails_from_call(2, _files.atomic_write))
+    again = CliRunner().invoke(main, ["export", str(tmp_path / "r")])
+    assert again.exit_code == 1 and "No space left on device" in _flat(again.output)
+    assert len((tables / "years.csv").read_text().splitlines()) == 1 + 5  # the new one
+    assert not (tables / "run.json").exists()  # run.json, written last, marks a whole set
+    monkeypatch.undo()
+    assert CliRunner().invoke(main, ["export", str(tmp_path / "r")]).exit_code == 0
+    assert '"completed"' in (tables / "run.json").read_text()
+
+
 #: Appends to a run's log until a file-size limit cuts an event off mid-line (a real
 #: partial write, then EFBIG), lifts the limit and appends again; prints the seqs read.
 _MID_LINE = """
