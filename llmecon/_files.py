@@ -167,8 +167,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Create or replace ``path`` atomically; returns ``path``.
 
     ``write(tmp)`` writes the whole content to ``tmp``, a fresh hidden file next to
-    ``path``; it is flushed to disk and renamed over ``path`` in one step. On any error
-    (or KeyboardInterrupt) the temporary file is removed and ``path`` is untouched.
+    ``path``; it is flushed to disk and renamed over ``path`` in one step, and the
+    folder is flushed too, so that after a power loss ``path`` is the new file (a log
+    that names it, synced later, never outlives it). On any error (or
+    KeyboardInterrupt) the temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
@@ -181,7 +183,19 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    _sync_folder(target.parent)
     return target
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to disk; best effort: some
+    filesystems and platforms cannot open or sync a folder, and the file is written."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
