@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from llmecon._format import command
+from llmecon._format import command, counted
 from llmecon.cli._common import console, friendly_errors
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def unfinished_note(run: RunData) -> str | None:
     later = int((calls["year"] > len(run.completed_years)).sum()) if len(calls) else 0
     if later:  # made (and paid for) in the year it stopped in: kept, and said
         note += (
-            f" (calls also holds the {later} model calls made in tax year "
+            f" (calls also holds the {counted(later, 'model call')} made in tax year "
             f"{len(run.completed_years) + 1} {'so far' if running else 'before it stopped'})"
         )
     if run.status in ("killed", "interrupted"):
@@ -253,7 +253,7 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
                 atomic_write(file, write)
             except OSError as exc:
                 raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
-            written.append(f"{file}  ({len(frame)} rows)")
+            written.append(f"{file}  ({counted(len(frame), 'row')})")
         file = target / RUN_FILE
         try:
             atomic_write(file, lambda tmp: tmp.write_text(record, encoding="utf-8"))

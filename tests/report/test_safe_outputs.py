@@ -405,3 +405,27 @@ def test_an_export_says_what_its_calls_hold_beyond_the_years_and_why_columns_are
     assert (table["year"] == 3).sum() == 2
     record = json.loads((tmp_path / "t" / "run.json").read_text())
     assert record["population_note"] == load_run(run_dir).population_note != ""
+
+
+def test_an_export_of_a_run_stopped_after_one_call_of_its_year_says_one_model_call(
+    tmp_path: Path,
+) -> None:
+    # It said "calls also holds the 1 model calls made in tax year 2", and "years.csv
+    # (1 rows)".
+    from llmecon.runs import RunConfig, build_simulation
+
+    build_simulation(RunConfig(planner="us-federal", workers="scripted/reference", agents=3,
+                               years=2, out=str(tmp_path), run_id="k")).run()  # fmt: skip
+    run_dir = tmp_path / "k"
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    started = next(
+        i for i, e in enumerate(events) if e["type"] == "year_started" and e["year"] == 1
+    )
+    call = next(i for i, e in enumerate(events) if i > started and e["type"] == "llm_call")
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: call + 1]) + "\n")
+    result = _invoke("export", str(run_dir), "--out", str(tmp_path / "t"))
+    told = " ".join(result.output.split())
+    assert result.exit_code == 0, told
+    assert "(calls also holds the 1 model call made in tax year 2 before it stopped)" in told
+    assert "years.csv (1 row)" in told and "(1 rows)" not in told, told
