@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,3 +72,24 @@ def require_local_model() -> None:
         if os.environ.get("CI"):
             pytest.fail(message + " — CI must run the embedded-model tests")
         pytest.skip(message)
+
+
+@pytest.fixture
+def disk_steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    """The order of what reaches the disk: ``("fsync", (device, inode))`` for each
+    ``os.fsync`` and ``("replace", target name)`` for each ``os.replace``."""
+    steps: list[tuple[str, object]] = []
+    fsync, replace = os.fsync, os.replace
+
+    def recorded_fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        steps.append(("fsync", (info.st_dev, info.st_ino)))
+        fsync(fd)
+
+    def recorded_replace(src: object, dst: object) -> None:
+        steps.append(("replace", Path(str(dst)).name))
+        replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    return steps

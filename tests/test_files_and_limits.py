@@ -97,26 +97,12 @@ def test_a_device_or_pipe_given_as_a_file_is_named_as_such(tmp_path: Path) -> No
 
 
 def test_atomic_write_syncs_the_folder_after_the_rename(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, disk_steps: list[tuple[str, object]]
 ) -> None:
     # The rename of a run's call file (or a resume's cut log) is a change to its
     # folder: unsynced, a power loss can take it back while the log naming the new
     # file, synced at the year's end, survives (a completed year whose calls are gone).
-    steps: list[tuple[str, object]] = []
-    fsync, replace = os.fsync, os.replace
-
-    def recorded_fsync(fd: int) -> None:
-        info = os.fstat(fd)
-        steps.append(("fsync", (info.st_dev, info.st_ino)))
-        fsync(fd)
-
-    def recorded_replace(src: object, dst: object) -> None:
-        steps.append(("replace", Path(str(dst)).name))
-        replace(src, dst)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "fsync", recorded_fsync)
-    monkeypatch.setattr(os, "replace", recorded_replace)
     atomic_write_text(tmp_path / "years.csv", "year\n1\n")
     folder = os.stat(tmp_path)
-    renamed = steps.index(("replace", "years.csv"))
-    assert ("fsync", (folder.st_dev, folder.st_ino)) in steps[renamed:]
+    renamed = disk_steps.index(("replace", "years.csv"))
+    assert ("fsync", (folder.st_dev, folder.st_ino)) in disk_steps[renamed:]

@@ -378,6 +378,25 @@ def test_report_refuses_another_runs_or_sweeps_folder(run: Path, tmp_path: Path)
     assert (run / "report.html").is_file()
 
 
+def _killed_after_calls(tmp_path: Path, agents: int, years: int, calls: int) -> Path:
+    """A run of ``years`` tax years whose log ends after the ``calls``-th model call of
+    its last tax year, as a kill there leaves it."""
+    from llmecon.runs import RunConfig, build_simulation
+
+    build_simulation(RunConfig(planner="us-federal", workers="scripted/reference",
+                               agents=agents, years=years, out=str(tmp_path),
+                               run_id="k")).run()  # fmt: skip
+    run_dir = tmp_path / "k"
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    started = next(
+        i for i, e in enumerate(events) if e["type"] == "year_started" and e["year"] == years - 1
+    )
+    made = [i for i, e in enumerate(events) if i > started and e["type"] == "llm_call"]
+    (run_dir / "events.jsonl").write_text("\n".join(lines[: made[calls - 1] + 1]) + "\n")
+    return run_dir
+
+
 def test_an_export_says_what_its_calls_hold_beyond_the_years_and_why_columns_are_empty(
     tmp_path: Path,
 ) -> None:
@@ -385,18 +404,7 @@ def test_an_export_says_what_its_calls_hold_beyond_the_years_and_why_columns_are
     # which the warning ("the tables hold 2 of 3 tax years") did not say. And when the
     # population no longer reproduced the log, run.json did not say why the per-agent
     # columns were empty.
-    from llmecon.runs import RunConfig, build_simulation
-
-    build_simulation(RunConfig(planner="us-federal", workers="scripted/reference", agents=4,
-                               years=3, out=str(tmp_path), run_id="k")).run()  # fmt: skip
-    run_dir = tmp_path / "k"
-    lines = (run_dir / "events.jsonl").read_text().splitlines()
-    events = [json.loads(line) for line in lines]
-    started = next(
-        i for i, e in enumerate(events) if e["type"] == "year_started" and e["year"] == 2
-    )
-    calls = [i for i, e in enumerate(events) if i > started and e["type"] == "llm_call"]
-    (run_dir / "events.jsonl").write_text("\n".join(lines[: calls[1] + 1]) + "\n")
+    run_dir = _killed_after_calls(tmp_path, agents=4, years=3, calls=2)
     result = _invoke("export", str(run_dir), "--out", str(tmp_path / "t"))
     told = " ".join(result.output.split())
     assert result.exit_code == 0 and "the tables hold 2 of 3 tax years" in told, told
@@ -412,18 +420,7 @@ def test_an_export_of_a_run_stopped_after_one_call_of_its_year_says_one_model_ca
 ) -> None:
     # It said "calls also holds the 1 model calls made in tax year 2", and "years.csv
     # (1 rows)".
-    from llmecon.runs import RunConfig, build_simulation
-
-    build_simulation(RunConfig(planner="us-federal", workers="scripted/reference", agents=3,
-                               years=2, out=str(tmp_path), run_id="k")).run()  # fmt: skip
-    run_dir = tmp_path / "k"
-    lines = (run_dir / "events.jsonl").read_text().splitlines()
-    events = [json.loads(line) for line in lines]
-    started = next(
-        i for i, e in enumerate(events) if e["type"] == "year_started" and e["year"] == 1
-    )
-    call = next(i for i, e in enumerate(events) if i > started and e["type"] == "llm_call")
-    (run_dir / "events.jsonl").write_text("\n".join(lines[: call + 1]) + "\n")
+    run_dir = _killed_after_calls(tmp_path, agents=3, years=2, calls=1)
     result = _invoke("export", str(run_dir), "--out", str(tmp_path / "t"))
     told = " ".join(result.output.split())
     assert result.exit_code == 0, told

@@ -642,32 +642,18 @@ def test_resume_from_a_torn_partial_year_reuses_recorded_calls(tmp_path: Path) -
 
 
 def test_resume_puts_the_unfinished_year_on_disk_before_it_cuts_the_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, disk_steps: list[tuple[str, object]]
 ) -> None:
     # After a power loss the log cut back to its last year (fsynced, renamed) must not
     # outlive the only copy of the unfinished year's paid calls: the moved-aside file is
     # fsynced before the log is replaced.
     run_dir = _mock_run(tmp_path, years=3)
     _killed_after(run_dir, 1, lines_after=6)
-    steps: list[tuple[str, object]] = []
-    fsync, replace = os.fsync, os.replace
-
-    def recorded_fsync(fd: int) -> None:
-        info = os.fstat(fd)
-        steps.append(("fsync", (info.st_dev, info.st_ino)))
-        fsync(fd)
-
-    def recorded_replace(src: object, dst: object) -> None:
-        steps.append(("replace", Path(str(dst)).name))
-        replace(src, dst)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "fsync", recorded_fsync)
-    monkeypatch.setattr(os, "replace", recorded_replace)
     resume_run(run_dir)
     (aside,) = run_dir.glob("events.interrupted-*.jsonl")
     info = aside.stat()
-    cut = steps.index(("replace", "events.jsonl"))
-    assert ("fsync", (info.st_dev, info.st_ino)) in steps[:cut]
+    cut = disk_steps.index(("replace", "events.jsonl"))
+    assert ("fsync", (info.st_dev, info.st_ino)) in disk_steps[:cut]
 
 
 #: How a power loss can leave a line of the part of the log not yet on disk: a block
