@@ -382,6 +382,7 @@ def run_sweep(
         done: dict[str, dict[str, Any]] = {}
         spent_before: dict[str, float] = {}
         queue: deque[dict[str, Any]] = deque()
+        took = _earlier_wall_s(directory / CELLS_NAME) if directory is not None else {}
         for cell in cells:
             run_dir = directory / cell.cell_id if directory is not None else None
             task: dict[str, Any] = {
@@ -395,6 +396,8 @@ def run_sweep(
                     state = folder_state(run_dir)
                     if state == "completed":
                         done[cell.cell_id] = {"action": "skipped", **folder_result(run_dir)}
+                        if cell.cell_id in took:  # the time it took when it ran
+                            done[cell.cell_id]["wall_s"] = took[cell.cell_id]
                         spent_before[cell.cell_id] = known_cost(done[cell.cell_id])
                         continue
                     if state == "unfinished":
@@ -506,6 +509,24 @@ def run_sweep(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _earlier_wall_s(file: Path) -> dict[str, float]:
+    """Each cell's ``wall_s`` in ``file`` (the folder's ``cells.csv``, written by an
+    earlier sweep), so that a cell skipped now keeps the time it took when it ran
+    (the tables are written anew); an unreadable file gives none."""
+    try:
+        earlier = pd.read_csv(file) if file.is_file() else pd.DataFrame()
+    except (OSError, ValueError, pd.errors.ParserError):
+        return {}
+    if "cell_id" not in earlier or "wall_s" not in earlier:
+        return {}
+    times = pd.to_numeric(earlier["wall_s"], errors="coerce")
+    return {
+        str(cell_id): float(t)
+        for cell_id, t in zip(earlier["cell_id"], times, strict=True)
+        if pd.notna(t)
+    }
 
 
 def _stopped_cell(run_dir: Path, started: bool) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -74,6 +75,20 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     third = llmecon.sweep(grid=GRID, out=str(out), jobs=1, **SMALL)
     assert set(third.cells.action) == {"skipped"}
     assert metrics_of(third.cells) == metrics_of(fresh.cells)
+
+
+def test_a_skipped_cell_keeps_the_time_it_took_in_the_tables(tmp_path: Path) -> None:
+    # The tables are written anew by every sweep into the folder: a cell skipped as
+    # completed had an empty wall_s, and the time it took when it ran was lost.
+    out = tmp_path / "runs"
+    first = llmecon.sweep(grid=GRID, out=str(out), jobs=1, **SMALL)
+    again = llmecon.sweep(grid=GRID, out=str(out), jobs=1, **SMALL)
+    assert set(again.cells.action) == {"skipped"}
+    took = dict(zip(first.cells.cell_id, first.cells.wall_s, strict=True))
+    assert all(t > 0 for t in took.values())
+    assert dict(zip(again.cells.cell_id, again.cells.wall_s, strict=True)) == pytest.approx(took)
+    saved = pd.read_csv(first.directory / "cells.csv")
+    assert dict(zip(saved.cell_id, saved.wall_s, strict=True)) == pytest.approx(took)
 
 
 def test_a_cell_that_failed_after_every_year_is_set_aside_and_run_again(tmp_path: Path) -> None:
