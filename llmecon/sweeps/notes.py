@@ -107,10 +107,11 @@ def economy_notes(
 
 def workers_note(manifest: Mapping[str, Any]) -> str | None:
     """That the gain closed assumes rational workers, when the cells' workers (some of
-    them, when the workers are an axis) are other (the run report's caveat)."""
+    them, when the workers are an axis) are other (the run report's caveat); nothing
+    when no cell computed the references (``--no-reference``)."""
     workers = _values(manifest, "workers")
     other = [str(w) for w in workers if w != "rational"]
-    if not other:
+    if not other or _values(manifest, "reference") == [False]:
         return None
     said = references_caveat(named_few(other), "the cells'" if len(workers) == 1 else "some cells'")
     return said[0].upper() + said[1:] + "."

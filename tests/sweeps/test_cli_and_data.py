@@ -499,6 +499,12 @@ def test_sweep_and_compare_say_what_economy_was_simulated(tmp_path: Path) -> Non
     )  # fmt: skip
     for text in (said, page):  # an axis is a column of the table
         assert "rational workers, agents varies (a column of the table), 2 tax years" in text
+    said, page = _page_and_output(
+        tmp_path / "d", "sweep", "--planners", "us-federal", "--workers",
+        "scripted/reference", "--agents", "8", "--years", "2", "--no-reference",
+    )  # fmt: skip
+    for text in (said, page):  # no reference was computed: none to assume anything
+        assert "scripted/reference workers, 8 agents" in text and caveat not in text
 
 
 def test_the_page_says_as_the_table_what_the_seeds_cover(tmp_path: Path) -> None:
