@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,10 +172,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     ``path``; it is flushed to disk and renamed over ``path`` in one step, and the
     folder is flushed too, so that after a power loss ``path`` is the new file (a log
     that names it, synced later, never outlives it). On any error (or
-    KeyboardInterrupt) the temporary file is removed and ``path`` is untouched.
+    KeyboardInterrupt) the temporary file is removed and ``path`` is untouched; one a
+    SIGKILL leaves is found by :func:`is_stale_temp` (its name holds the pid).
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = target.with_name(_temp_name(target.name))
     try:
         write(tmp)
         with open(tmp, "rb") as fh:
@@ -185,6 +188,65 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         raise
     _sync_folder(target.parent)
     return target
+
+
+#: The name of :func:`atomic_write`'s temporary file: ``.<name>.<pid>-<8 hex>.tmp``.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[1-9][0-9]{0,9})-[0-9a-f]{8}\.tmp")
+
+
+def _temp_name(name: str) -> str:
+    """The temporary file's name of :func:`atomic_write` writing ``name``: hidden, and
+    naming the writing process, so that one left by a killed process can be told from
+    one being written (:func:`is_stale_temp`)."""
+    return f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this machine (one of another user's is)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # another user's (PermissionError), or cannot tell
+        return False
+    return False
+
+
+def is_stale_temp(path: str | Path) -> bool:
+    """Whether ``path`` is a temporary file :func:`atomic_write` left behind: a regular
+    file named as it names them, by a process no longer running (killed while it
+    wrote). Another process's write going on (its pid running, or not ours to signal)
+    is not stale."""
+    p = Path(path)
+    match = _TEMP_NAME.fullmatch(p.name)
+    if match is None:
+        return False
+    try:
+        if not stat.S_ISREG(os.lstat(p).st_mode):
+            return False
+    except OSError:
+        return False
+    return _process_gone(int(match.group("pid")))
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Remove from ``folder`` (not its subfolders) the temporary files of
+    :func:`atomic_write` that killed processes left (:func:`is_stale_temp`); returns how
+    many were removed. Best effort: a folder or file that cannot be read or removed is
+    left as it is."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".") and is_stale_temp(entry.path):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            removed += 1
+    return removed
 
 
 def _sync_folder(folder: Path) -> None:

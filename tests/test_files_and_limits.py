@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from llmecon import _limits
-from llmecon._files import TextFileError, atomic_write_text, make_folder, read_text_file
+from llmecon._files import (
+    TextFileError,
+    atomic_write,
+    atomic_write_text,
+    is_stale_temp,
+    make_folder,
+    read_text_file,
+    remove_stale_temps,
+)
 from llmecon._limits import max_safe_concurrency
 
 
@@ -106,3 +114,32 @@ def test_atomic_write_syncs_the_folder_after_the_rename(
     folder = os.stat(tmp_path)
     renamed = disk_steps.index(("replace", "years.csv"))
     assert ("fsync", (folder.st_dev, folder.st_ino)) in disk_steps[renamed:]
+
+
+def test_a_temporary_file_of_atomic_write_is_stale_once_its_process_is_gone(
+    tmp_path: Path,
+) -> None:
+    # The name atomic_write gives its temporary file is the one the cleanup recognises:
+    # being written (this process runs) it is not stale; the same name with the pid of
+    # an ended process is.
+    import subprocess
+    import sys
+
+    seen: list[Path] = []
+
+    def write(tmp: Path) -> None:
+        tmp.write_text("x")
+        seen.append(tmp)
+        assert not is_stale_temp(tmp)
+        assert remove_stale_temps(tmp_path) == 0 and tmp.exists()
+
+    atomic_write(tmp_path / "years.csv", write)
+    ended = subprocess.Popen([sys.executable, "-c", ""])
+    ended.wait()
+    left = seen[0].with_name(seen[0].name.replace(f".{os.getpid()}-", f".{ended.pid}-"))
+    left.write_text("x")
+    folder = tmp_path / f".calls.{ended.pid}-0123abcd.tmp"  # a folder is never removed
+    folder.mkdir()
+    assert is_stale_temp(left) and not is_stale_temp(folder)
+    assert remove_stale_temps(tmp_path) == 1 and not left.exists() and folder.is_dir()
+    assert remove_stale_temps(tmp_path / "missing") == 0

@@ -305,6 +305,9 @@ def resume(run_dir: str, **options: Any) -> None:
             )
         elif sim.set_aside is not None:
             console.print(f"the stopped run's end event is kept in {sim.set_aside.name}")
+        if removed := sim.removed_leftovers:
+            of = "an interrupted write" if removed == 1 else "interrupted writes"
+            console.print(f"removed {counted(removed, 'leftover temporary file')} of {of}")
         if sim.abandoned_batches:
             console.print(
                 f"[yellow]note[/]: provider batch(es) {', '.join(sim.abandoned_batches)} "

@@ -349,6 +349,9 @@ class Simulation:
         self.set_aside: Path | None = None
         self.set_aside_year = False
         self.reusable_calls = 0
+        #: a resume: how many temporary files of interrupted writes it removed from the
+        #: run's folder (left by the process killed while it wrote them)
+        self.removed_leftovers = 0
         #: provider batches the log left pending that a resume without ``batch_api``
         #: does not collect (their requests are asked synchronously)
         self.abandoned_batches: list[str] = []

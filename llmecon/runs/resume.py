@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from llmecon._files import atomic_write, os_reason
+from llmecon._files import atomic_write, os_reason, remove_stale_temps
 from llmecon._format import command, counted
-from llmecon.runs.columnar import attach_call_files, iter_calls
+from llmecon.runs.columnar import CALLS_DIR, attach_call_files, iter_calls
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
     LOG_FORMAT_VERSION,
@@ -107,6 +107,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
                 "place; put the file back, or fork the run with `--prompts DIR` holding it"
             )
         cut = _last_boundary(run)
+        # before the log is rewritten: a temporary copy of it a killed resume left takes
+        # as much room as the rewrite needs
+        leftovers = _remove_leftovers(path)
         set_aside, original = _set_tail_aside(run, cut)
     except BaseException:
         lock.release()
@@ -169,6 +172,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         if share >= MOSTLY_FALLBACKS and year < len(sim.records)
     }
     sim.set_aside, sim.reusable_calls = set_aside, recorded.total
+    sim.removed_leftovers = leftovers
     sim.set_aside_year = any(not isinstance(e, RunCompleted) for e in run.events[cut:])
     sim.prepaid_usd = sum(c.cost_usd or 0.0 for c in tail if c.error_type is None)
     _record_edits(sim, path, prompts_in_force(run.manifest.prompts, kept), len(sim.records))
@@ -196,6 +200,15 @@ def _record_edits(sim: Simulation, path: Path, in_force: dict[str, str], year: i
             hashes[name] = copy.sha256(name)
     sim.emit(TemplatesEdited(year=year, prompts=hashes))
     sim.edited_templates = edited
+
+
+def _remove_leftovers(run_dir: Path) -> int:
+    """Remove the temporary files of atomic writes (:func:`~llmecon._files.atomic_write`)
+    that a killed run or resume left in ``run_dir`` and its ``calls/`` (the folders the
+    run writes so); returns how many. Called with the run's lock held: no run writes
+    them now; a report or export writing into the folder meanwhile (without the lock)
+    is a process still running, and its file is kept."""
+    return remove_stale_temps(run_dir) + remove_stale_temps(run_dir / CALLS_DIR)
 
 
 def _last_boundary(run: RestoredRun) -> int:

@@ -428,6 +428,50 @@ def test_a_resume_that_cannot_start_leaves_the_log_as_it_was(tmp_path: Path) -> 
     assert not list(run_dir.glob("events.interrupted-*.jsonl"))
 
 
+def test_resume_removes_the_temporary_files_killed_writes_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run or resume killed while it wrote a file atomically left its hidden temporary
+    # file for good (a resume's rewrite of the log: a full-size copy of it). Resume,
+    # holding the run's lock, removes those of processes no longer running; a report's
+    # or export's being written now (a live pid) and everything else stay.
+    from llmecon.runs import columnar
+
+    monkeypatch.setattr(columnar, "COLUMNAR_MIN_WORKERS", 1)  # a calls/ folder
+    run_dir = _mock_run(tmp_path)
+    log = _killed_after(run_dir, 2)
+    ended = subprocess.Popen([sys.executable, "-c", ""])
+    ended.wait()
+    dead, alive = ended.pid, os.getpid()
+    stale = [
+        run_dir / f".events.jsonl.{dead}-0123abcd.tmp",
+        run_dir / "calls" / f".y0002-s000-000000123-abcdef.parquet.{dead}-89abcdef.tmp",
+    ]
+    kept = [
+        run_dir / f".report.html.{alive}-fedcba98.tmp",  # a report being written
+        run_dir / f".events.jsonl.{dead}-0123ABCD.tmp",  # not a name atomic_write makes
+        run_dir / f".events.jsonl.{dead}.tmp",
+        run_dir / "notes.tmp",
+    ]
+    for file in stale + kept:
+        file.write_bytes(log)
+    before = {p.relative_to(run_dir) for p in run_dir.rglob("*")}
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "removed 2 leftover temporary files of interrupted writes" in said
+    assert not any(file.exists() for file in stale)
+    after = {p.relative_to(run_dir) for p in run_dir.rglob("*")}
+    assert before - after == {file.relative_to(run_dir) for file in stale}
+    assert all(file.read_bytes() == log for file in kept)
+    # a resume with nothing to remove says nothing of it
+    _killed_after(run_dir, 3)
+    again = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert again.exit_code == 0, again.output
+    assert "leftover" not in again.output
+    assert all(file.exists() for file in kept)
+
+
 def test_resume_numbers_a_year_that_no_longer_resettles_as_replay_does(tmp_path: Path) -> None:
     # "year 1 does not re-settle …; the persona bank or the economy changed" named what
     # replay's table calls tax year 2, and not an edited log, which is what changed here.
