@@ -148,6 +148,28 @@ def check_run_dir(run_dir: str) -> Path:
     return path
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first: the
+    folders an export into it makes."""
+    missing: list[Path] = []
+    for place in (folder, *folder.parents):
+        if place.exists() or place.is_symlink():
+            break
+        missing.append(place)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: those an export that
+    failed before it wrote a file had made. Best effort; a folder holding anything stays,
+    and so do its parents."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only an empty folder
+        except OSError:
+            return
+
+
 @click.command()
 @click.argument("run_dir", metavar="RUN")
 @click.option(
@@ -223,9 +245,11 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         )
     with friendly_errors():
         run = load_run(path)
+    made = _missing_folders(target)
     try:
         make_folder(target)
     except OSError as exc:
+        _remove_empty(made)  # the parents it made before it failed
         hint = "; export elsewhere with --out FOLDER" if exc.errno in READ_ONLY_ERRNOS else ""
         raise click.ClickException(f"cannot create {target}: {os_reason(exc)}{hint}") from None
     written: list[str] = []  # listed after writing (a failing terminal stops no table),
@@ -260,6 +284,9 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         except OSError as exc:
             raise click.ClickException(f"cannot write {file}: {os_reason(exc)}") from None
         written.append(f"{file}  (status, settings and summary)")
+    except BaseException:  # the folders it made for the tables go when it wrote none
+        _remove_empty(made)
+        raise
     finally:
         for line in written:
             click.echo(line)

@@ -287,6 +287,34 @@ def test_an_export_cut_short_leaves_no_run_record_of_an_earlier_export(
     assert '"completed"' in (tables / "run.json").read_text()
 
 
+def test_an_export_that_writes_nothing_leaves_no_folder_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An export whose first table found the disk full left the empty tables/ folder it
+    # had made in the run folder (and an --out folder with its parents). A folder that
+    # was there already stays, and so does one that got a table.
+    run = CliRunner().invoke(main, [*RUN, "--out", str(tmp_path), "--run-id", "r"])
+    assert run.exit_code == 0, run.output
+    before = sorted(p.name for p in (tmp_path / "r").iterdir())
+    from llmecon import _files
+
+    real = _files.atomic_write
+    monkeypatch.setattr(_files, "atomic_write", _no_space)
+    failed = CliRunner().invoke(main, ["export", str(tmp_path / "r")])
+    assert failed.exit_code == 1 and "No space left on device" in _flat(failed.output)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == before  # no tables/
+    out = tmp_path / "out" / "sub" / "tables"
+    failed = CliRunner().invoke(main, ["export", str(tmp_path / "r"), "--out", str(out)])
+    assert failed.exit_code == 1 and not (tmp_path / "out").exists()
+    out.mkdir(parents=True)  # there before the export: kept, empty
+    failed = CliRunner().invoke(main, ["export", str(tmp_path / "r"), "--out", str(out)])
+    assert failed.exit_code == 1 and out.is_dir()
+    monkeypatch.setattr(_files, "atomic_write", _fails_from_call(2, real))  # one table
+    cut = CliRunner().invoke(main, ["export", str(tmp_path / "r")])
+    assert cut.exit_code == 1 and "No space left on device" in _flat(cut.output)
+    assert [p.name for p in (tmp_path / "r" / "tables").iterdir()] == ["years.csv"]
+
+
 #: Appends to a run's log until a file-size limit cuts an event off mid-line (a real
 #: partial write, then EFBIG), lifts the limit and appends again; prints the seqs read.
 _MID_LINE = """
