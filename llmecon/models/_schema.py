@@ -16,6 +16,10 @@ from llmecon.models._types import ChatMessage
 #: Longest error text shown back to the model in a re-ask.
 _MAX_ERROR_CHARS = 800
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+#: A reasoning model's thinking before its answer (``<think>…</think>``, as DeepSeek-R1
+#: and Qwen3 write it in the reply; R1's chat template opens the tag in the prompt, so
+#: the reply may hold only the closing one).
+_REASONING = re.compile(r"\s*(?:<(think|thinking|reasoning)>)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,26 @@ def _candidates(text: str) -> Iterator[str]:
         yield text[start : end + 1]
 
 
+def _after_reasoning(text: str) -> tuple[str, str | None]:
+    """The answer of a reply that reasons first: what follows the ``</think>`` (or
+    ``</thinking>``, ``</reasoning>``) that closes the reasoning, never a draft inside
+    it. ``(text, None)`` for a reply without reasoning; ``("", error)`` for reasoning
+    that is never closed (cut off, or the model never answered)."""
+    opened = _REASONING.match(text)
+    tags = [opened[1].lower()] if opened and opened[1] else ["think", "thinking", "reasoning"]
+    lower = text.lower()
+    for tag in tags:
+        end = lower.find(f"</{tag}>")
+        if end >= 0:
+            return text[end + len(tag) + 3 :], None
+    if opened and opened[1]:
+        return "", (
+            f"the reply is reasoning (<{opened[1]}>) with no answer after it: close the "
+            f"reasoning with </{opened[1]}> and then give the JSON object"
+        )
+    return text, None
+
+
 class _DuplicateKey(ValueError):
     pass
 
@@ -159,11 +183,14 @@ def parse_structured(
     ``settled``: a logged reply its run accepted (a replay): when the strict reading
     refuses it, it is read as releases before the strict reading did (pydantic's lax
     JSON mode), so logs of those releases replay as they ran.
+    A reasoning model's ``<think>…</think>`` is skipped: only what follows it is the
+    answer (reasoning never closed is an error, not a draft read as the answer).
     Never raises: any failure (including pathological input such as deeply nested
     brackets) is returned as an error string.
     """
-    errors: list[tuple[bool, str]] = []
-    for candidate in _candidates(text):
+    answer, unfinished = _after_reasoning(text)
+    errors: list[tuple[bool, str]] = [(False, unfinished)] if unfinished else []
+    for candidate in _candidates(answer):
         try:
             # checked and normalised in Python (a key twice, NaN, 40.0), then typed by
             # pydantic's JSON mode: strict, yet an enum's value, an array for a tuple and
@@ -179,6 +206,8 @@ def parse_structured(
             except Exception:  # the strict reading's error is the one to report
                 continue
     if not errors:
+        if answer != text:
+            return None, "no answer after the reasoning: expected a JSON object after it"
         return None, "empty reply: expected a JSON object"
     # A candidate that was valid JSON but broke the schema explains the problem best.
     errors.sort(key=lambda item: item[0])

@@ -294,3 +294,39 @@ def test_an_error_body_sent_with_status_200_says_the_servers_message(
         model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport="http")
         with pytest.raises(ModelError, match="model overloaded, try later"):
             asyncio.run(generate_once(model, MSGS, WORKER))
+
+
+def _served(reply: str, faults: tuple[str, ...] = (), **config: Any) -> Any:
+    """The structured answer to one worker call the fake server answers with ``reply``
+    (in prompt mode, as a reasoning model behind an OpenAI-compatible server)."""
+    cfg = FAST.model_copy(update={"structured_output": "prompt", **config})
+    with FakeOpenAIServer(responder=lambda request, schema: reply, faults=faults) as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=cfg)
+        return asyncio.run(generate_once(model, MSGS, WORKER))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '<think>\nA draft:\n```json\n{"hours": 60}\n```\nNo, fewer.\n</think>\n{"hours": 37}',
+        '<think>Say {"hours": 60}? Or {"hours": 50}. Decided.</think>\n\n{"hours": 37}',
+        'The template opened the tag: {"hours": 60} is too many.\n</think>\n{"hours": 37}',
+        '<Thinking>a short one</Thinking>```json\n{"hours": 37}\n```',
+    ],
+)
+def test_the_answer_after_a_models_reasoning_is_read_not_a_draft_in_it(
+    sentinel_keys: object, reply: str
+) -> None:
+    # A fenced draft inside <think> was read as the answer (60 hours, silently); drafts
+    # in braces made the answer unreadable (re-asked, then a fallback).
+    out = _served(reply)
+    assert out.parsed.hours == 37 and out.repairs == 0
+
+
+def test_reasoning_cut_off_before_its_answer_is_no_answer(sentinel_keys: object) -> None:
+    # Cut at max_tokens inside <think>, the draft in it was read as the answer.
+    reply = '<think>\nI could answer {"hours": 60} but the rebate and the tax, let me weigh'
+    with pytest.raises(ModelError) as caught:
+        _served(reply, faults=("length",), max_repairs=0)
+    message = str(caught.value)
+    assert "cut off at the" in message and "reasoning (<think>) with no answer" in message
