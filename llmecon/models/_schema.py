@@ -177,7 +177,9 @@ def parse_structured(
 ) -> tuple[BaseModel | None, str | None]:
     """Validate ``text`` against the schema: ``(instance, None)`` or ``(None, error)``.
 
-    Accepts a bare JSON object, one inside a code fence, or one embedded in prose. Types
+    Accepts a bare JSON object, one inside a code fence, or one embedded in prose; a
+    reply that holds several different valid answers (a draft and the answer, an answer
+    and an example) is an error, never read as the one found first. Types
     are strict: ``"40"``, ``true`` or ``40.5`` are not an integer (``40.0`` is), and a
     key given twice is an error, so a reply is never read as something it did not say.
     ``settled``: a logged reply its run accepted (a replay): when the strict reading
@@ -190,21 +192,39 @@ def parse_structured(
     """
     answer, unfinished = _after_reasoning(text)
     errors: list[tuple[bool, str]] = [(False, unfinished)] if unfinished else []
-    for candidate in _candidates(answer):
+    #: the different valid answers found in the reply (by their JSON), in order
+    found: dict[str, BaseModel] = {}
+    for n, candidate in enumerate(_candidates(answer)):
         try:
-            # checked and normalised in Python (a key twice, NaN, 40.0), then typed by
-            # pydantic's JSON mode: strict, yet an enum's value, an array for a tuple and
-            # an ISO date are read as JSON gives them
-            checked = json.dumps(_load_strict(candidate))
-            return spec.model.model_validate_json(checked, strict=True), None
+            parsed = _validate(candidate, spec)
         except Exception as exc:  # ValidationError, recursion limits, anything odd
             errors.append((_is_json_syntax_error(exc), _describe(exc)))
+            continue
+        if n == 0:  # the whole reply is the object
+            return parsed, None
+        found.setdefault(parsed.model_dump_json(), parsed)
+    # each object standing in the prose too: an answer then an example, or a draft then
+    # the answer, is two answers, not the one a fence or the brace span happens to hold
+    for candidate in _objects(answer):
+        try:
+            parsed = _validate(candidate, spec)
+        except Exception:  # the candidates' errors are the ones to report
+            continue
+        found.setdefault(parsed.model_dump_json(), parsed)
+    if len(found) == 1:
+        return next(iter(found.values())), None
     if settled:
         for candidate in _candidates(text):
             try:
                 return spec.model.model_validate_json(candidate), None
             except Exception:  # the strict reading's error is the one to report
                 continue
+    if found:
+        shown = " and ".join(list(found)[:3])
+        return None, (
+            f"the reply gives {len(found)} different answers ({shown}): reply with only "
+            "one JSON object"
+        )[:_MAX_ERROR_CHARS]
     if not errors:
         if answer != text:
             return None, "no answer after the reasoning: expected a JSON object after it"
@@ -212,6 +232,37 @@ def parse_structured(
     # A candidate that was valid JSON but broke the schema explains the problem best.
     errors.sort(key=lambda item: item[0])
     return None, errors[0][1]
+
+
+def _validate(candidate: str, spec: StructuredSpec) -> BaseModel:
+    """``candidate`` as an instance of the schema, strictly; raises when it is not one.
+    Checked and normalised in Python (a key twice, NaN, 40.0), then typed by pydantic's
+    JSON mode: strict, yet an enum's value, an array for a tuple and an ISO date are
+    read as JSON gives them."""
+    checked = json.dumps(_load_strict(candidate))
+    return spec.model.model_validate_json(checked, strict=True)
+
+
+#: Braces tried as the start of an object in :func:`_objects` (each try may read the
+#: rest of the reply: a bound on the work a pathological reply costs).
+_MAX_OBJECT_TRIES = 64
+
+
+def _objects(text: str) -> Iterator[str]:
+    """Each JSON object standing in ``text``: from a brace, outside an object found
+    before, to where the object it opens ends."""
+    decoder = json.JSONDecoder()
+    at = text.find("{")
+    for _ in range(_MAX_OBJECT_TRIES):
+        if at < 0:
+            return
+        try:
+            _, end = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            at = text.find("{", at + 1)
+            continue
+        yield text[at:end]
+        at = text.find("{", end)
 
 
 def _is_json_syntax_error(error: Exception) -> bool:

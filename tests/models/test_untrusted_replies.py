@@ -330,3 +330,45 @@ def test_reasoning_cut_off_before_its_answer_is_no_answer(sentinel_keys: object)
         _served(reply, faults=("length",), max_repairs=0)
     message = str(caught.value)
     assert "cut off at the" in message and "reasoning (<think>) with no answer" in message
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        'A first idea:\n```json\n{"hours": 60}\n```\nMy answer:\n```json\n{"hours": 37}\n```',
+        '{"hours": 37}\n\nWere the rates higher I would say:\n```json\n{"hours": 60}\n```',
+        'Last year I said {"hours": 60}. This year: {"hours": 37}',
+    ],
+)
+def test_a_reply_giving_two_different_answers_is_not_read_as_either(
+    sentinel_keys: object, reply: str
+) -> None:
+    # The first fenced block was read as the answer (the draft's 60 hours, or the
+    # example's, silently).
+    with pytest.raises(ModelError, match=r"2 different answers \(\{\"hours\":60\} and"):
+        _served(reply, max_repairs=0)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        'Not {"x": 1}, nor {"hours": "many"}; my answer is {"hours": 37}.',
+        '{"hours": 37} (I weigh leisure {more} than income)',
+        '{"hours": 37}\n\nThat is:\n```json\n{"hours": 37}\n```',
+    ],
+)
+def test_the_one_answer_among_other_braces_in_a_reply_is_read(
+    sentinel_keys: object, reply: str
+) -> None:
+    # Other braces around the answer made it unreadable (re-asked, then a fallback).
+    out = _served(reply)
+    assert out.parsed.hours == 37 and out.repairs == 0
+
+
+def test_a_replayed_reply_with_two_answers_is_read_as_its_run_read_it() -> None:
+    # A log of a release that took the first fenced block replays as it ran.
+    from llmecon.models._schema import parse_structured, spec_for
+
+    reply = '```json\n{"hours": 60}\n```\nor\n```json\n{"hours": 37}\n```'
+    assert parse_structured(reply, spec_for(WORKER))[0] is None
+    assert parse_structured(reply, spec_for(WORKER), settled=True)[0].hours == 60  # type: ignore[union-attr]
