@@ -15,6 +15,8 @@ from llmecon.models._types import ChatMessage
 
 #: Longest error text shown back to the model in a re-ask.
 _MAX_ERROR_CHARS = 800
+#: Most of a reply without JSON quoted in its error.
+_SAID_CHARS = 120
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 #: A reasoning model's thinking before its answer (``<think>…</think>``, as DeepSeek-R1
 #: and Qwen3 write it in the reply; R1's chat template opens the tag in the prompt, so
@@ -229,6 +231,12 @@ def parse_structured(
         if answer != text:
             return None, "no answer after the reasoning: expected a JSON object after it"
         return None, "empty reply: expected a JSON object"
+    if "{" not in answer and all(syntax for syntax, _ in errors):
+        # prose (a refusal, an answer in words): "Expecting value: line 1 column 1"
+        # told neither the user nor the model what was wrong
+        said = " ".join(answer.split())
+        cut = "…" if len(said) > _SAID_CHARS else ""
+        return None, f"no JSON object in the reply, which says: {said[:_SAID_CHARS]}{cut}"
     # A candidate that was valid JSON but broke the schema explains the problem best.
     errors.sort(key=lambda item: item[0])
     return None, errors[0][1]

@@ -372,3 +372,20 @@ def test_a_replayed_reply_with_two_answers_is_read_as_its_run_read_it() -> None:
     reply = '```json\n{"hours": 60}\n```\nor\n```json\n{"hours": 37}\n```'
     assert parse_structured(reply, spec_for(WORKER))[0] is None
     assert parse_structured(reply, spec_for(WORKER), settled=True)[0].hours == 60  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        ("I'm sorry, but I can't help with that request.", "I'm sorry, but I can't help"),
+        ("Forty hours a week,\n\nI think.", "Forty hours a week, I think."),
+    ],
+)
+def test_a_reply_without_json_says_so_and_what_it_said(
+    sentinel_keys: object, reply: str, said: str
+) -> None:
+    # A refusal in words was recorded as "JSONDecodeError: Expecting value: line 1
+    # column 1 (char 0)", in the calls table and in the re-ask.
+    with pytest.raises(ModelError) as caught:
+        _served(reply, max_repairs=0)
+    assert f"no JSON object in the reply, which says: {said}" in str(caught.value)
