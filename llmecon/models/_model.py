@@ -259,7 +259,9 @@ class Model:
                 raise refusal_error(self.name, response.refused, text)
             if spec is None:
                 return state.output(self.name, text, None)
-            parsed, error = parse_structured(text, spec, settled=response.settled)
+            parsed, error = parse_structured(
+                text, spec, settled=response.settled, read_as=response.settled_as
+            )
             if parsed is not None:
                 return state.output(self.name, text, parsed)
             assert error is not None

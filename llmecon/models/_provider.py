@@ -80,6 +80,9 @@ class ProviderResponse:
     settled: bool = False
     """A recording's reply that settled its call when it was logged (replay, resume):
     read as that run read it (:func:`~llmecon.models._schema.parse_structured`)."""
+    settled_as: dict[str, Any] | None = None
+    """With :attr:`settled`: the answer the log says its run read from the reply (the
+    call's ``parsed``), which the reading gives back when the reply holds it."""
     cost_final: bool = False
     """``cost_usd`` is what the request cost, taken as it is and never priced again (a
     recording's logged cost: ``None`` stays unknown)."""

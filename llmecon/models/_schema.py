@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +175,11 @@ def _describe(error: Exception) -> str:
 
 
 def parse_structured(
-    text: str, spec: StructuredSpec, *, settled: bool = False
+    text: str,
+    spec: StructuredSpec,
+    *,
+    settled: bool = False,
+    read_as: Mapping[str, Any] | None = None,
 ) -> tuple[BaseModel | None, str | None]:
     """Validate ``text`` against the schema: ``(instance, None)`` or ``(None, error)``.
 
@@ -189,9 +193,15 @@ def parse_structured(
     JSON mode), so logs of those releases replay as they ran.
     A reasoning model's ``<think>…</think>`` is skipped: only what follows it is the
     answer (reasoning never closed is an error, not a draft read as the answer).
+    ``read_as`` (with ``settled``): the answer the log says its run read from the reply
+    (the call's ``parsed``); an object of the reply that gives it is that answer, so a
+    log replays as it ran whichever release wrote it (an earlier one read a draft in
+    the reasoning, or the first of two answers).
     Never raises: any failure (including pathological input such as deeply nested
     brackets) is returned as an error string.
     """
+    if settled and read_as is not None and (logged := _read_as(text, spec, read_as)):
+        return logged, None
     answer, unfinished = _after_reasoning(text)
     errors: list[tuple[bool, str]] = [(False, unfinished)] if unfinished else []
     #: the different valid answers found in the reply (by their JSON), in order
@@ -218,7 +228,7 @@ def parse_structured(
     if settled:
         for candidate in _candidates(text):
             try:
-                return spec.model.model_validate_json(candidate), None
+                return _validate_lax(candidate, spec), None
             except Exception:  # the strict reading's error is the one to report
                 continue
     if found:
@@ -240,6 +250,25 @@ def parse_structured(
     # A candidate that was valid JSON but broke the schema explains the problem best.
     errors.sort(key=lambda item: item[0])
     return None, errors[0][1]
+
+
+def _read_as(text: str, spec: StructuredSpec, logged: Mapping[str, Any]) -> BaseModel | None:
+    """The object of ``text`` that reads (strictly, else as releases before the strict
+    reading did) as ``logged``, the answer a log recorded; ``None`` when none does."""
+    for candidate in (*_candidates(text), *_objects(text)):
+        for read in (_validate, _validate_lax):
+            try:
+                parsed = read(candidate, spec)
+            except Exception:  # not this candidate, or not this reading
+                continue
+            if parsed.model_dump(mode="json") == logged:
+                return parsed
+    return None
+
+
+def _validate_lax(candidate: str, spec: StructuredSpec) -> BaseModel:
+    """``candidate`` read as releases before the strict reading read replies."""
+    return spec.model.model_validate_json(candidate)
 
 
 def _validate(candidate: str, spec: StructuredSpec) -> BaseModel:

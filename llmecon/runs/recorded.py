@@ -98,6 +98,8 @@ class RecordedCall:
     """A reply came without its token counts (its tokens are a lower bound)."""
     schema_in_prompt: bool = False
     """The schema went as an instruction in the prompt (``schema_instruction``)."""
+    parsed: dict[str, Any] | None = None
+    """The answer the run read from the reply that settled the call."""
 
     @classmethod
     def of(cls, call: LLMCall) -> RecordedCall:
@@ -115,6 +117,7 @@ class RecordedCall:
             call.cost_usd,
             call.usage_missing,
             call.schema_instruction is not None,
+            call.parsed,
         )
 
 
@@ -220,7 +223,7 @@ class StepFiles:
         """Row ``row`` as a :class:`RecordedCall` (for a call replayed one by one)."""
         names = (
             *("year", "step", "input_tokens", "output_tokens", "error_message", "cost_usd"),
-            *("usage_missing", "schema_instruction"),
+            *("usage_missing", "schema_instruction", "parsed_json"),
         )
         if self._rest is None:  # the columns only a call replayed one by one needs
             self._rest = self._columns(names).combine_chunks()
@@ -240,6 +243,7 @@ class StepFiles:
             values["cost_usd"],
             bool(values["usage_missing"]),  # null in a file predating it
             values["schema_instruction"] is not None,
+            None if values["parsed_json"] is None else json.loads(values["parsed_json"]),
         )
 
 
@@ -554,6 +558,7 @@ class ReplayProvider(ModelProvider):
                 usage=usage,
                 cost_usd=cost,
                 settled=settled,
+                settled_as=call.parsed if settled else None,
                 cost_final=True,
                 schema_in_prompt=call.schema_in_prompt,
             )

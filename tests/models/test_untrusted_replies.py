@@ -374,6 +374,26 @@ def test_a_replayed_reply_with_two_answers_is_read_as_its_run_read_it() -> None:
     assert parse_structured(reply, spec_for(WORKER), settled=True)[0].hours == 60  # type: ignore[union-attr]
 
 
+def test_a_replayed_reply_is_read_as_the_answer_its_log_recorded() -> None:
+    # A log says which answer its run read from the reply (the call's parsed): a
+    # release that took a draft inside the reasoning, or the second of two answers,
+    # replays as it ran; without that record the reading is today's.
+    from llmecon.models._schema import parse_structured, spec_for
+
+    spec = spec_for(WORKER)
+    reasoned = '<think>maybe ```json\n{"hours": 60}\n```</think>\n{"hours": 37}'
+    assert parse_structured(reasoned, spec, settled=True)[0].hours == 37  # type: ignore[union-attr]
+    logged = parse_structured(reasoned, spec, settled=True, read_as={"hours": 60})
+    assert logged[0].hours == 60  # type: ignore[union-attr]
+    two = '```json\n{"hours": 60}\n```\nor\n```json\n{"hours": 37}\n```'
+    second = parse_structured(two, spec, settled=True, read_as={"hours": 37})
+    assert second[0].hours == 37  # type: ignore[union-attr]
+    # a record no object of the reply gives is not made up: the reading is today's
+    assert parse_structured(reasoned, spec, settled=True, read_as={"hours": 5})[0].hours == 37  # type: ignore[union-attr]
+    # and a live reply (not settled) never reads a record
+    assert parse_structured(two, spec, read_as={"hours": 37})[0] is None
+
+
 @pytest.mark.parametrize(
     ("reply", "said"),
     [
