@@ -61,6 +61,7 @@ from llmecon.models._redact import logger, redact, redact_json, redaction_key
 from llmecon.models._schema import (
     RepairPrompt,
     StructuredSpec,
+    one_line,
     parse_structured,
     repair_messages,
     schema_instruction,
@@ -728,9 +729,8 @@ def cut_off_error(max_tokens: int | None, error: str) -> str:
 def refusal_error(name: str, refused: str, text: str) -> RefusalError:
     """The error of a call the provider refused (``refused``: how it said so, e.g.
     ``"content filter"``), with what the model said (``text``, redacted), cut short."""
-    said = " ".join(text.split())
-    cut = "…" if len(said) > _DETAIL_CHARS else ""
-    said = f": {said[:_DETAIL_CHARS]}{cut}" if said else " without saying why"
+    said = one_line(text, _DETAIL_CHARS)
+    said = f": {said}" if said else " without saying why"
     return RefusalError(
         f"{name}: the provider refused ({refused}){said} (not re-asked: the same request "
         "would be refused again; change the prompt or use another model)"

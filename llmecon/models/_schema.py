@@ -244,9 +244,7 @@ def parse_structured(
     if "{" not in answer and all(syntax for syntax, _ in errors):
         # prose (a refusal, an answer in words): "Expecting value: line 1 column 1"
         # told neither the user nor the model what was wrong
-        said = " ".join(answer.split())
-        cut = "…" if len(said) > _SAID_CHARS else ""
-        return None, f"no JSON object in the reply, which says: {said[:_SAID_CHARS]}{cut}"
+        return None, f"no JSON object in the reply, which says: {one_line(answer, _SAID_CHARS)}"
     # A candidate that was valid JSON but broke the schema explains the problem best.
     errors.sort(key=lambda item: item[0])
     return None, errors[0][1]
@@ -264,6 +262,13 @@ def _read_as(text: str, spec: StructuredSpec, logged: Mapping[str, Any]) -> Base
             if parsed.model_dump(mode="json") == logged:
                 return parsed
     return None
+
+
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one line (its whitespace runs made single spaces), cut at ``limit``
+    characters with an ellipsis: what a model said, quoted in an error."""
+    said = " ".join(text.split())
+    return said[:limit] + ("…" if len(said) > limit else "")
 
 
 def _validate_lax(candidate: str, spec: StructuredSpec) -> BaseModel:
