@@ -511,14 +511,20 @@ def run_sweep(
             lock.release()
 
 
+def _earlier_table(file: Path) -> pd.DataFrame:
+    """The folder's ``cells.csv`` as an earlier sweep wrote it; empty when there is
+    none or it cannot be read."""
+    try:
+        return pd.read_csv(file) if file.is_file() else pd.DataFrame()
+    except (OSError, ValueError, pd.errors.ParserError):
+        return pd.DataFrame()
+
+
 def _earlier_wall_s(file: Path) -> dict[str, float]:
     """Each cell's ``wall_s`` in ``file`` (the folder's ``cells.csv``, written by an
     earlier sweep), so that a cell skipped now keeps the time it took when it ran
     (the tables are written anew); an unreadable file gives none."""
-    try:
-        earlier = pd.read_csv(file) if file.is_file() else pd.DataFrame()
-    except (OSError, ValueError, pd.errors.ParserError):
-        return {}
+    earlier = _earlier_table(file)
     if "cell_id" not in earlier or "wall_s" not in earlier:
         return {}
     times = pd.to_numeric(earlier["wall_s"], errors="coerce")
@@ -572,10 +578,7 @@ def with_earlier_cells(
     ``llmecon report`` read every cell). An unreadable file is left out."""
     order = [str(e["cell_id"]) for e in folder_cells]
     ours = set(now["cell_id"].astype(str)) if "cell_id" in now else set()
-    try:
-        earlier = pd.read_csv(file) if file.is_file() else pd.DataFrame()
-    except (OSError, ValueError, pd.errors.ParserError):
-        earlier = pd.DataFrame()
+    earlier = _earlier_table(file)
     if "cell_id" not in earlier:
         return now
     earlier = earlier[earlier["cell_id"].astype(str).isin(set(order) - ours)].copy()
