@@ -336,18 +336,17 @@ def surface_best_with_curves(
     def u(b: int, rates: np.ndarray | float) -> np.ndarray:
         return (np.clip(rates, low[b], high[b]) - center[b]) / SCALE_POINTS
 
-    own = [
-        curves[b] + slope[b] * u(b, grid_pct) + curvature[b] * u(b, grid_pct) ** 2 for b in range(k)
-    ]
+    on_grid = [u(b, grid_pct) for b in range(k)]
+    own = [curves[b] + slope[b] * on_grid[b] + curvature[b] * on_grid[b] ** 2 for b in range(k)]
     best = np.array([grid_pct[int(np.argmax(own[b]))] for b in range(k)])
     for _ in range(_BEST_PASSES if pairs.any() else 0):
         before = best.copy()
         for b in range(k):
             value = own[b].copy()
             if b > 0:
-                value += pairs[b - 1] * u(b, grid_pct) * u(b - 1, best[b - 1])
+                value += pairs[b - 1] * on_grid[b] * u(b - 1, best[b - 1])
             if b + 1 < k:
-                value += pairs[b] * u(b, grid_pct) * u(b + 1, best[b + 1])
+                value += pairs[b] * on_grid[b] * u(b + 1, best[b + 1])
             best[b] = grid_pct[int(np.argmax(value))]
         if np.array_equal(before, best):
             break
