@@ -203,6 +203,7 @@ def compare(
         + ("; mean [95 % interval across seeds]" if len(seed_list) > 1 else "")
         + ")",
         show_n=len(seed_list) > 1,
+        max_hours=base.max_weekly_hours,
     )
     print_notes(comparison.sweep, show_n=len(seed_list) > 1)
     if comparison.oracle_warning:

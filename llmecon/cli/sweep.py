@@ -261,12 +261,59 @@ def _interval(row: dict[str, Any], metric: str) -> str:
     return kind.interval(mean, row.get(f"{metric}_lo"), row.get(f"{metric}_hi"))
 
 
+def clipped_caption(table: Any, metrics: dict[str, str], max_hours: float | None) -> str | None:
+    """What a per-setting table's caption says of the intervals clipped to the range
+    their quantity can take (:func:`llmecon.sweeps.results.clipped_intervals`), as the
+    sweep page says it, naming the columns clipped; ``None`` when none is."""
+    from llmecon.sweeps.results import clipped_intervals
+
+    clipped = clipped_intervals(table, metrics, max_hours)
+    ranges: dict[str, list[str]] = {}  # the range clipped to -> the columns
+    for metric in (m for m in metrics if m in clipped):  # in the table's order
+        at_floor, at_ceiling = clipped[metric]
+        if metric == "mean_weekly_hours":
+            said = (
+                "between 0 and the weekly hours cap"
+                if at_floor and at_ceiling
+                else "not above the weekly hours cap"
+                if at_ceiling
+                else "not below 0"
+            )
+        elif metric == "gini_income":
+            said = "within 0–1"
+        else:
+            said = "not below 0"
+        ranges.setdefault(said, []).append(metrics[metric])
+    if not ranges:
+        return None
+    columns = ", ".join(f"{_and_list(labels)} {said}" for said, labels in ranges.items())
+    return (
+        f"intervals clipped to the range the quantity can take ({columns}): a clipped "
+        "interval is not centred on its mean"
+    )
+
+
+def _and_list(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def print_table(
-    table: Any, by: list[str], metrics: dict[str, str], title: str, *, show_n: bool = True
+    table: Any,
+    by: list[str],
+    metrics: dict[str, str],
+    title: str,
+    *,
+    show_n: bool = True,
+    max_hours: float | None = None,
 ) -> None:
     """Print a per-setting table: the setting columns, then each metric as
-    ``mean [low, high]`` (the 95 % interval across seeds; the mean alone for one seed)."""
-    rich_table = Table(title=title)
+    ``mean [low, high]`` (the 95 % interval across seeds; the mean alone for one seed),
+    with a caption naming the intervals clipped to the range their quantity can take
+    (mean hours' ceiling: the row's ``max_weekly_hours``, else ``max_hours``)."""
+    rich_table = Table(
+        title=title, caption=clipped_caption(table, metrics, max_hours), caption_justify="left"
+    )
     for col in by:
         rich_table.add_column(col)
     if show_n:
@@ -567,12 +614,14 @@ def sweep(
             )
         )
     from llmecon.sweeps.notes import shown_metrics
+    from llmecon.sweeps.results import hours_cap
 
     print_table(
         result.table,
         result.by,
         shown_metrics(result.table, result.cells),
         f"Sweep {spec.sweep_name(cells)}: mean [95 % interval across seeds]",
+        max_hours=hours_cap(spec.base),
     )
     print_notes(result)
     if csv_path:

@@ -146,10 +146,7 @@ def summarize(
             cap = float(caps.max()) if len(caps) else cap
         for metric in metrics:
             values = done[metric].tolist() if metric in done else []
-            bounds = METRIC_BOUNDS.get(metric, (None, None))
-            if metric == "mean_weekly_hours" and cap is not None:
-                bounds = (bounds[0], cap)
-            mean, lo, hi = interval(values, level, bounds)
+            mean, lo, hi = interval(values, level, metric_bounds(metric, cap))
             if metric == "cost_usd" and any(v is None or v != v for v in values):
                 mean = lo = hi = math.nan  # a cell's cost is unknown: so is the mean
             row[metric] = mean
@@ -157,6 +154,39 @@ def summarize(
             row[f"{metric}_hi"] = hi
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def metric_bounds(metric: str, max_hours: float | None = None) -> tuple[float | None, float | None]:
+    """The range :func:`summarize` clips ``metric``'s interval to: :data:`METRIC_BOUNDS`,
+    and for mean hours the weekly hours cap ``max_hours`` when given."""
+    bounds = METRIC_BOUNDS.get(metric, (None, None))
+    if metric == "mean_weekly_hours" and max_hours is not None:
+        bounds = (bounds[0], max_hours)
+    return bounds
+
+
+def clipped_intervals(
+    table: pd.DataFrame, metrics: Iterable[str], max_hours: float | None = None
+) -> dict[str, tuple[bool, bool]]:
+    """The ``metrics`` whose interval :func:`summarize` clipped in some row of ``table``
+    (its summary) -> whether it was clipped at the floor, at the ceiling: a bound it sits
+    on with a spread (``low < high``; a t-interval reaches a bound exactly only without
+    one). Mean hours' ceiling is the row's ``max_weekly_hours`` when it is a column,
+    else ``max_hours``."""
+    clipped: dict[str, tuple[bool, bool]] = {}
+    for row in table.to_dict("records"):
+        cap = pd.to_numeric(pd.Series([row.get("max_weekly_hours")]), errors="coerce").iloc[0]
+        for metric in metrics:
+            lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
+            if not (isinstance(lo, int | float) and isinstance(hi, int | float) and lo < hi):
+                continue  # no interval (one seed, NaN) or no spread
+            floor, ceiling = metric_bounds(metric, max_hours if pd.isna(cap) else float(cap))
+            at_floor, at_ceiling = clipped.get(metric, (False, False))
+            at_floor = at_floor or (floor is not None and lo <= floor)
+            at_ceiling = at_ceiling or (ceiling is not None and hi >= ceiling)
+            if at_floor or at_ceiling:
+                clipped[metric] = (at_floor, at_ceiling)
+    return clipped
 
 
 def read_sweep_manifest(path: str | Path) -> dict[str, Any]:

@@ -145,6 +145,38 @@ def test_the_sweep_table_writes_its_numbers_as_the_sweep_page_does(tmp_path: Pat
         cells = dict(zip(shown, terminal[row["planner"]][2:], strict=True))
         for label in shown:
             assert cells[label] == row[label], (row["planner"], label)
+    # the intervals clipped at a bound are said to be, as on the page, naming them
+    said = " ".join(result.output.split())
+    page_said = " ".join(html.split())
+    assert "clipped to the range the quantity can take" in page_said
+    assert (
+        "intervals clipped to the range the quantity can take (revenue per worker and mean "
+        "hours not below 0, Gini (income) within 0–1): a clipped interval is not centred on "
+        "its mean"
+    ) in said
+    assert terminal["ucb"][-1].endswith("[0.000, 0.884]")  # one such, at its floor
+
+
+@pytest.mark.usefixtures("wide_tables")
+def test_compare_says_which_intervals_are_clipped_and_one_seed_says_none(
+    tmp_path: Path,
+) -> None:
+    args = ["--workers", "rational", "--agents", "30", "--years", "3", "--personas",
+            "synthetic", "--jobs", "1"]  # fmt: skip
+    runner = CliRunner()
+    compared = runner.invoke(main, ["compare", "--planners", "saez", "--seeds", "0,1", *args,
+                                    "--out", str(tmp_path / "c")])  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    assert _terminal_rows(compared.output)[-1][-1].endswith("[0.000, 0.755]")
+    assert (
+        "intervals clipped to the range the quantity can take (Gini (income) within 0–1): "
+        "a clipped interval is not centred on its mean"
+    ) in " ".join(compared.output.split())
+    one_seed = runner.invoke(main, ["sweep", "--planners", "saez,ucb", "--seeds", "0", *args,
+                                    "--out", str(tmp_path), "--name", "s"])  # fmt: skip
+    assert one_seed.exit_code == 0, one_seed.output
+    assert [row[0] for row in _terminal_rows(one_seed.output)] == ["saez", "ucb"]
+    assert "intervals clipped" not in one_seed.output
 
 
 @pytest.mark.usefixtures("wide_tables")

@@ -283,3 +283,32 @@ def test_a_bank_and_a_templates_folder_name_cells_by_their_content(
     )
     with pytest.raises(ConfigError, match="two cells compute the same run"):
         spec.expand()
+
+
+def test_the_intervals_clipped_are_found_in_the_summary() -> None:
+    from llmecon.sweeps.results import clipped_intervals
+
+    # the terminal's caption names them: a bound an interval with a spread sits on
+    cells = pd.DataFrame(
+        {
+            "planner": ["a", "a", "b", "b"],
+            "status": ["completed"] * 4,
+            "mean_weekly_hours": [70.0, 79.0, 40.0, 40.0],  # b: no spread, 40 h [40, 40]
+            "gini_income": [0.30, 0.31, 0.2, 0.9],
+            "fallbacks": [0.0, 0.0, 0.0, 0.0],  # 0 [0, 0]: at its floor, not clipped
+            "final_swf": [10.0, 40.0, 1.0, 2.0],
+        }
+    )
+    metrics = ["mean_weekly_hours", "gini_income", "fallbacks", "final_swf"]
+    table = summarize(cells, ["planner"], metrics, max_hours=80.0)
+    assert clipped_intervals(table, metrics, 80.0) == {
+        "mean_weekly_hours": (False, True),  # a: 74.5 h [≈17.3 h, 80 h]
+        "gini_income": (True, True),  # b only
+    }
+    # a cap that is an axis: each row's own
+    table["max_weekly_hours"] = [100.0, 80.0]
+    assert "mean_weekly_hours" not in clipped_intervals(table, metrics, 80.0)
+    assert clipped_intervals(table.iloc[:0], metrics) == {}
+    # one seed: no interval, nothing clipped
+    one = summarize(cells.iloc[[0, 2]], ["planner"], metrics, max_hours=80.0)
+    assert clipped_intervals(one, metrics, 80.0) == {}
