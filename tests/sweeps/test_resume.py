@@ -433,3 +433,46 @@ def test_a_cell_killed_while_its_folder_was_created_is_unfinished_not_failed(
     assert list(data.table.failed) == [0] and list(data.table.unfinished) == [1]
     again = llmecon.sweep(grid=grid, out=str(tmp_path), jobs=1, **SMALL)
     assert list(again.cells.action) == ["skipped", "ran"] and again.complete
+
+
+class _Killed(BaseException):
+    """A kill no handler sees (as SIGKILL): nothing after it runs."""
+
+
+def test_a_kill_between_the_two_tables_is_mended_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cells.csv is written, then results.csv: killed between the two, the folder holds
+    # the new cells.csv beside the results.csv of the sweep before. The next run, a
+    # narrower one too, writes both from one table of cells, none left out of either.
+    from llmecon.sweeps import engine
+
+    out = str(tmp_path / "runs")
+    settings = {**SMALL, "years": 2, "name": "s"}
+    first = llmecon.sweep(grid={"planner": "ucb", "seed": "0-1"}, out=out, jobs=1, **settings)
+    folder = first.directory
+    assert folder is not None
+    written = engine.atomic_write_text
+
+    def killed_before_results(path: Path, text: str) -> Path:
+        if Path(path).name == "results.csv":
+            raise _Killed
+        return written(path, text)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "atomic_write_text", killed_before_results)
+        with pytest.raises(_Killed):
+            llmecon.sweep(grid={"planner": "ucb", "seed": "0-3"}, out=out, jobs=1, **settings)
+    cells = pd.read_csv(folder / "cells.csv")
+    assert list(cells.seed) == [0, 1, 2, 3] and set(cells.status) == {"completed"}
+    assert list(pd.read_csv(folder / "results.csv").n) == [2]  # the sweep before's
+    took = dict(zip(cells.cell_id, cells.wall_s, strict=True))
+
+    again = llmecon.sweep(grid={"planner": "ucb", "seed": "0"}, out=out, jobs=1, **settings)
+    assert list(again.cells.action) == ["skipped"]
+    cells = pd.read_csv(folder / "cells.csv")
+    results = pd.read_csv(folder / "results.csv")
+    assert list(cells.seed) == [0, 1, 2, 3] and set(cells.status) == {"completed"}
+    assert dict(zip(cells.cell_id, cells.wall_s, strict=True)) == pytest.approx(took)
+    assert list(results.n) == [4]
+    assert results.gain_closed.iloc[0] == pytest.approx(cells.gain_closed.mean())
