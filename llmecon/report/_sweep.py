@@ -321,7 +321,8 @@ def render_sweep_report(data: SweepData, title: str | None = None) -> str:
                 f"{len(data.cells)} cells; per setting the mean across seeds and its 95 % "
                 "Student-t interval [low, high] (none with one seed), clipped to the range "
                 "the quantity can take (revenue, hours, cost and fallbacks not below 0, "
-                "hours not above the weekly hours cap, the Gini within 0–1: a clipped interval is not centred on its mean). Gain "
+                "hours not above the weekly hours cap, the Gini within 0–1: a "
+                "clipped interval is not centred on its mean). Gain "
                 "closed = (W − W_none) / (W_oracle − W_none) of the final year."
             ),
             summary,
