@@ -173,6 +173,11 @@ class RunResult:
         return self.run_dir.name if self.run_dir is not None else self.run_id
 
 
+class BudgetWarning(UserWarning):
+    """A run's ``max_cost`` cannot count a call: its reply came without token counts,
+    so its cost is unknown (the budget counts known costs only)."""
+
+
 class RunSink:
     """Where a run's events go: its log (when it writes one), the circuit breaker (told
     of every model call) and the caller's progress callback. The builder hands
@@ -322,6 +327,8 @@ class Simulation:
         #: a resume: what the unfinished year's calls it reuses cost when they were made
         #: (paid; counted again as each is reused, see :meth:`spent_usd`)
         self.prepaid_usd = 0.0
+        #: the warning that the budget cannot count a reply's cost was given
+        self._told_uncounted = False
         if self.config.max_cost is not None:  # the budget watch (:meth:`_guarded_year`)
             sink.after_call = self._note_spending
             for model in self.models.models.values():
@@ -891,9 +898,34 @@ class Simulation:
 
     def _note_spending(self) -> None:
         """After each logged model call: once the run has spent its budget during a
-        year, stop that year (:meth:`_guarded_year`)."""
+        year, stop that year (:meth:`_guarded_year`); at the first live reply whose cost
+        is unknown, say that the budget cannot count it (:class:`BudgetWarning`)."""
         if self._over_budget is not None and self.models.budget_exceeded:
             self._over_budget.set()
+        if not self._told_uncounted:
+            self._warn_uncounted()
+
+    def _warn_uncounted(self) -> None:
+        """Warn once when a model of this session answered without a known cost (a
+        server that sends no token counts): ``--max-cost`` counts known costs only, so a
+        run whose replies all come without counts would spend past it unseen."""
+        recorded = self.models.recorded
+        if recorded is not None and not recorded.then_live:
+            return  # a replay spends nothing
+        unpriced = [m for m in self.models.models.values() if m.usage_missing_calls]
+        if not unpriced:
+            return
+        self._told_uncounted = True
+        names = ", ".join(sorted({m.name for m in unpriced}))
+        warn(
+            f"--max-cost ${self.config.max_cost:g} cannot count what {names} is paid: "
+            "its server sent a reply without token counts (no usage), so that call's "
+            "cost is unknown and the budget leaves it out (the budget counts known "
+            "costs only); while replies come without counts the run may spend past "
+            "the budget: stop it (Ctrl-C; `llmecon resume` goes on) if the server "
+            "never reports usage, or use one that does",
+            BudgetWarning,
+        )
 
     async def _guarded_year(
         self, year: int, deadline: float | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,24 @@ def test_a_budget_says_which_calls_it_could_not_count(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output
     told = " ".join(result.output.split())
     assert "spent and 1 call without a known cost) during tax year" in told, told
+
+
+def test_a_budget_that_cannot_count_a_reply_says_so_while_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    # A server that never sends token counts: every call's cost is unknown, the budget
+    # never trips, and the run spent past --max-cost with no word tying the unknown
+    # cost to the budget the user set.
+    with FakeOpenAIServer(fault_rates={"no_usage": 1.0}) as server:
+        args = _run_args(server.base_url, tmp_path, "--price", "1000,1000", "--max-cost", "0.5")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    said = [str(w.message) for w in caught if w.category.__name__ == "BudgetWarning"]
+    assert len(said) == 1, [str(w.message) for w in caught]  # once, not once a call
+    assert said[0].startswith("--max-cost $0.5 cannot count what openai/fake is paid")
+    assert "sent a reply without token counts" in said[0]
 
 
 def test_a_reply_without_token_counts_is_blamed_not_the_price(tmp_path: Path) -> None:
