@@ -209,10 +209,20 @@ def read_sweep_manifest(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunLogError(f"{file}: not a valid sweep manifest ({exc})") from None
+        raise RunLogError(f"{file}: not a valid sweep manifest ({exc}){_DAMAGED_HINT}") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise RunLogError(f"{file}: not a valid sweep manifest (no list of cells)")
+        raise RunLogError(f"{file}: not a valid sweep manifest (no list of cells){_DAMAGED_HINT}")
     return data
+
+
+#: What to do about a damaged ``sweep.json``: the sweep command writes it anew (as for a
+#: folder without one) and keeps the cells' run folders, which hold the results.
+_DAMAGED_HINT = (
+    f"; it is damaged: move it away (e.g. to {SWEEP_MANIFEST}.damaged) and run the same "
+    "`llmecon sweep` command again, which writes it anew and reruns no completed cell "
+    "(their run folders hold the results); `llmecon report` of a single cell's folder "
+    "works meanwhile"
+)
 
 
 def record_file_reason(path: str | Path) -> str | None:

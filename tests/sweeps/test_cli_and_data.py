@@ -247,6 +247,31 @@ def test_a_rerun_with_a_corrupt_cell_counts_it_apart_and_says_what_to_mend(
     assert "1 of 2 cells did not complete; mend what the errors above say" in said
 
 
+def test_a_damaged_sweep_manifest_says_what_to_do_and_the_advice_works(
+    tmp_path: Path,
+) -> None:
+    # A sweep.json cut short (a full disk, an editor) stopped the sweep and its report
+    # with the JSON parser's words only, naming no way on.
+    args = ["sweep", "--planners", "none,saez", "--workers", "rational", "--seeds", "0",
+            "--agents", "20", "--years", "2", "--no-reference", "--out", str(tmp_path),
+            "--name", "s"]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    manifest = tmp_path / "s" / "sweep.json"
+    manifest.write_text(manifest.read_text()[:100], encoding="utf-8")
+    for command in (args, ["report", str(tmp_path / "s")]):
+        refused = CliRunner().invoke(main, command)
+        assert refused.exit_code == 1, refused.output
+        said = " ".join(refused.output.split())
+        assert "not a valid sweep manifest" in said and "Traceback" not in said
+        assert "move it away (e.g. to sweep.json.damaged) and run the same" in said, said
+    # the advice: the same command writes it anew and runs no cell again
+    manifest.rename(manifest.with_name("sweep.json.damaged"))
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "(no cell was run)" in " ".join(again.output.split())
+    assert llmecon.load_sweep(tmp_path / "s").cells.status.tolist() == ["completed"] * 2
+
+
 def test_a_completed_cell_whose_folder_is_gone_is_missing_not_unstarted(
     tmp_path: Path,
 ) -> None:
