@@ -25,6 +25,7 @@ from llmecon.models._errors import (
     body_error_message,
     check_key_text,
     error_from_status,
+    malformed_body_detail,
     retry_after_header,
     sdk_error,
 )
@@ -201,7 +202,8 @@ def _message_reply(raw: bytes, where: str) -> ProviderResponse:
     try:
         payload = decode_json(raw)
     except ValueError:
-        raise ProviderError(f"{where}: malformed response body", retryable=True) from None
+        said = malformed_body_detail(raw, None)
+        raise ProviderError(f"{where}: malformed response body{said}", retryable=True) from None
     return message_response(payload, where)
 
 

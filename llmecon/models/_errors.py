@@ -215,6 +215,36 @@ def error_message(exc: BaseException) -> str:
     return _message_in(getattr(exc, "body", None)) or type(exc).__name__
 
 
+#: Characters of a malformed body quoted in its error.
+_BODY_EXCERPT_CHARS = 80
+
+
+def malformed_body_detail(raw: bytes, payload: Any, field: str | None = None) -> str:
+    """What is wrong with a reply's body, for the "malformed response body" error: `` (not
+    JSON: '<html>Bad gateway…')`` (an excerpt, which a proxy's page or a wrong URL shows),
+    `` (a JSON list, not an object)``, `` (no 'choices')``, `` (an empty 'choices'
+    list)``, or ``""``. ``payload``: the parsed body, ``None`` when it did not parse;
+    ``field``: the list a reply must hold."""
+    if payload is None:
+        text = " ".join(raw[: _BODY_EXCERPT_CHARS * 2].decode("utf-8", "replace").split())
+        if not text:
+            return " (an empty body)"
+        cut = "…" if len(text) > _BODY_EXCERPT_CHARS or len(raw) > _BODY_EXCERPT_CHARS * 2 else ""
+        return f" (not JSON: {text[:_BODY_EXCERPT_CHARS]!r}{cut})"
+    if not isinstance(payload, dict):
+        kind = {"str": "string", "int": "number", "float": "number", "bool": "boolean"}
+        name = type(payload).__name__
+        return f" (a JSON {kind.get(name, name)}, not an object)"
+    if field is None:
+        return ""
+    value = payload.get(field)
+    if field not in payload or value is None:
+        return f" (no {field!r})"
+    if value == []:
+        return f" (an empty {field!r} list)"
+    return ""
+
+
 def body_error_message(raw: bytes) -> str:
     """The server's message in a raw error body (JSON or not)."""
     try:

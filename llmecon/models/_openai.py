@@ -42,6 +42,7 @@ from llmecon.models._errors import (
     check_key_text,
     error_from_status,
     error_message,
+    malformed_body_detail,
     retry_after_header,
     sdk_error,
 )
@@ -393,9 +394,10 @@ def _chat_reply(raw: bytes, where: str) -> ProviderResponse:
         payload = decode_json(raw)
         return chat_response(payload)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        said = ""
         if isinstance(payload, dict) and payload.get("error"):
             said = f" (the server says: {body_error_message(raw)})"
+        else:
+            said = malformed_body_detail(raw, payload, "choices")
         raise ProviderError(f"{where}: malformed response body{said}", retryable=True) from None
 
 

@@ -296,6 +296,35 @@ def test_an_error_body_sent_with_status_200_says_the_servers_message(
             asyncio.run(generate_once(model, MSGS, WORKER))
 
 
+class _BodyOf200(FakeOpenAIServer):
+    body = b""
+
+    def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+        return _Reply(200, self.body, {"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"id": "x", "choices": [], "usage": {}}', "(an empty 'choices' list)"),
+        (b'{"id": "x", "object": "chat.completion"}', "(no 'choices')"),
+        (b"[1, 2]", "(a JSON list, not an object)"),
+        (b"<html><body>502 Bad Gateway</body></html>", "(not JSON: '<html><body>502 Bad"),
+    ],
+)
+def test_a_malformed_body_says_what_is_wrong_with_it(
+    sentinel_keys: object, body: bytes, said: str
+) -> None:
+    # An empty choices list, a proxy's HTML page and a JSON list all said only
+    # "malformed response body", giving no clue (a wrong URL, a proxy, a server bug).
+    server_class = type("_Body", (_BodyOf200,), {"body": body})
+    with server_class() as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport="http")
+        with pytest.raises(ModelError, match="malformed response body") as caught:
+            asyncio.run(generate_once(model, MSGS, WORKER))
+    assert said in str(caught.value), str(caught.value)
+
+
 def _served(reply: str, faults: tuple[str, ...] = (), **config: Any) -> Any:
     """The structured answer to one worker call the fake server answers with ``reply``
     (in prompt mode, as a reasoning model behind an OpenAI-compatible server)."""
