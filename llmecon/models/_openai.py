@@ -275,6 +275,8 @@ class OpenAIProvider(ModelProvider):
                     and self._next_dialect(dialect, status, detail)
                 ):
                     continue
+                if status == 404 and "model" not in detail.lower():
+                    detail += _no_route_hint(self._base, path)
                 raise error_from_status(
                     status,
                     detail,
@@ -375,6 +377,17 @@ def _endpoint_path(api_base: str, path: str) -> str:
     parts = urlsplit(api_base)
     target = parts.path.rstrip("/") + path
     return f"{target}?{parts.query}" if parts.query else target
+
+
+def _no_route_hint(api_base: str, path: str) -> str:
+    """What a 404 that names no model says of the base URL: the server has no chat
+    endpoint at ``path`` (a base without ``/v1``, or one that already ends in
+    ``/chat/completions``)."""
+    return (
+        f"; nothing answers POST {path.split('?')[0]} on this server: check the base URL "
+        f"{redact_url(api_base)} (requests go to <base>/chat/completions, so it usually "
+        "ends in /v1, as in http://127.0.0.1:8000/v1)"
+    )
 
 
 def _sent_in(

@@ -325,6 +325,33 @@ def test_a_malformed_body_says_what_is_wrong_with_it(
     assert said in str(caught.value), str(caught.value)
 
 
+@pytest.mark.parametrize("suffix", ["", "/v1/chat/completions"])
+def test_a_404_from_a_wrong_base_url_says_to_check_it(sentinel_keys: object, suffix: str) -> None:
+    # A base URL without /v1, or with /chat/completions already on it, failed every call
+    # with the server's "404 Not Found" alone, not naming the base URL as the cause.
+    with FakeOpenAIServer() as server:
+        base = server.url + suffix
+        model = get_model("openai/fake", api_base=base, config=FAST, transport="http")
+        with pytest.raises(ModelError, match="HTTP 404") as caught:
+            asyncio.run(generate_once(model, MSGS, WORKER))
+    said = str(caught.value)
+    assert f"check the base URL {base} (requests go to <base>/chat/completions" in said, said
+    assert "usually ends in /v1" in said
+
+
+def test_a_404_naming_the_model_is_not_blamed_on_the_base_url(sentinel_keys: object) -> None:
+    class _NoSuchModel(FakeOpenAIServer):
+        def completion(self, request: dict[str, Any], fault: str) -> _Reply:
+            body = {"error": {"message": "The model `fake` does not exist", "code": "404"}}
+            return _Reply(404, json.dumps(body).encode(), {})
+
+    with _NoSuchModel() as server:
+        model = get_model("openai/fake", api_base=server.base_url, config=FAST, transport="http")
+        with pytest.raises(ModelError, match="does not exist") as caught:
+            asyncio.run(generate_once(model, MSGS, WORKER))
+    assert "base URL" not in str(caught.value)
+
+
 def _served(reply: str, faults: tuple[str, ...] = (), **config: Any) -> Any:
     """The structured answer to one worker call the fake server answers with ``reply``
     (in prompt mode, as a reasoning model behind an OpenAI-compatible server)."""
