@@ -300,7 +300,8 @@ def resume(run_dir: str, **options: Any) -> None:
         if sim.set_aside is not None and sim.set_aside_year:
             console.print(
                 f"the unfinished year's events are kept in {sim.set_aside.name}; "
-                f"its {counted(sim.reusable_calls, 'completed model call')} are reused, not "
+                f"its {counted(sim.reusable_calls, 'completed model call')} "
+                f"{'is' if sim.reusable_calls == 1 else 'are'} reused, not "
                 "paid for again, where their prompts are unchanged"
             )
         elif sim.set_aside is not None:

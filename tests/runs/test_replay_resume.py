@@ -411,6 +411,21 @@ def test_resume_says_which_reused_calls_were_asked_again(tmp_path: Path) -> None
     assert f"{workers} logged model call{'s' if workers > 1 else ''} no longer matched" in said
 
 
+def test_resume_says_one_reused_call_in_the_singular(tmp_path: Path) -> None:
+    # A run killed just after the unfinished year's first model call: resume said "its 1
+    # completed model call are reused".
+    run_dir = _mock_run(tmp_path)
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    types = [json.loads(line)["type"] for line in lines]
+    end = [i for i, t in enumerate(types) if t == "year_completed"][1]
+    first_call = types.index("llm_call", end)
+    _killed_after(run_dir, 2, lines_after=first_call - end)
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "its 1 completed model call is reused, not paid for again" in said, said
+
+
 def test_a_resume_that_cannot_start_leaves_the_log_as_it_was(tmp_path: Path) -> None:
     # The unfinished year used to be moved aside before the run was rebuilt: a resume
     # refused then (here: its persona copy no longer re-settles the logged years) left
