@@ -224,12 +224,18 @@ def test_compare_takes_the_clis_comma_list_and_skips_a_failed_planners_reference
     assert comparison.table.final_swf.iloc[1] == pytest.approx(comparison.oracle_swf, rel=1e-6)
 
 
+def _two_cell_sweep(out: Path) -> list[str]:
+    """The CLI arguments of a small sweep named ``s`` in ``out``: none and saez, one seed,
+    rational workers, no reference."""
+    return ["sweep", "--planners", "none,saez", "--workers", "rational", "--seeds", "0",
+            "--agents", "20", "--years", "2", "--no-reference", "--out", str(out),
+            "--name", "s"]  # fmt: skip
+
+
 def test_a_rerun_with_a_corrupt_cell_counts_it_apart_and_says_what_to_mend(
     tmp_path: Path,
 ) -> None:
-    args = ["sweep", "--planners", "none,saez", "--workers", "rational", "--seeds", "0",
-            "--agents", "20", "--years", "2", "--no-reference", "--out", str(tmp_path),
-            "--name", "s"]  # fmt: skip
+    args = _two_cell_sweep(tmp_path)
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0
     # where the cells ran, in words (it said "on pool")
@@ -252,9 +258,7 @@ def test_a_damaged_sweep_manifest_says_what_to_do_and_the_advice_works(
 ) -> None:
     # A sweep.json cut short (a full disk, an editor) stopped the sweep and its report
     # with the JSON parser's words only, naming no way on.
-    args = ["sweep", "--planners", "none,saez", "--workers", "rational", "--seeds", "0",
-            "--agents", "20", "--years", "2", "--no-reference", "--out", str(tmp_path),
-            "--name", "s"]  # fmt: skip
+    args = _two_cell_sweep(tmp_path)
     assert CliRunner().invoke(main, args).exit_code == 0
     manifest = tmp_path / "s" / "sweep.json"
     manifest.write_text(manifest.read_text()[:100], encoding="utf-8")
