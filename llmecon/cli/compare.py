@@ -32,9 +32,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Operational settings that are not options of ``compare``: ``--max-cost`` is the whole
 #: comparison's budget (:func:`backend_options`), and its workers are rational, so no
-#: workers' model has an endpoint or batches its decisions (``--voters-api-base``
-#: stays: a ``--config`` or ``--preset`` may ask for LLM voters).
-_NOT_OPTIONS = ("max_cost", "workers_api_base", "batch_api", "batch_poll", "completions_batch")
+#: workers' model has an endpoint or batches its decisions, nor a chat template for the
+#: batches (``--voters-api-base`` stays: a ``--config`` or ``--preset`` may ask for LLM
+#: voters).
+_NOT_OPTIONS = (
+    "max_cost",
+    "workers_api_base",
+    "batch_api",
+    "batch_poll",
+    "completions_batch",
+    "chat_template",
+)
 
 
 def _rational_workers(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

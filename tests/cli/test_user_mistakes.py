@@ -736,7 +736,8 @@ def test_help_says_exit_codes_and_compare_offers_no_worker_batching() -> None:
     said = " ".join(_invoke("run", "--help").output.split())
     assert "Exit codes: 0 completed; 1 failed" in said and "3 stopped by --max-cost" in said
     assert "--from-year 5 --years 10" in said
-    for given in (["--batch-api"], ["--completions-batch", "4"]):
+    # nor `--chat-template`, which only shapes the completions batches
+    for given in (["--batch-api"], ["--completions-batch", "4"], ["--chat-template", "llama3"]):
         result = _invoke("compare", "--planners", "saez", *given)
         assert result.exit_code == 2 and "No such option" in result.output, given
 
