@@ -230,9 +230,9 @@ class ExampleWorld:
             import difflib
 
             close = difflib.get_close_matches(name, known_templates(), n=1)
-            meant = f"did you mean {close[0]}? " if close else ""
+            meant = f": did you mean {close[0]}?" if close else ""
             raise PromptError(
-                f"{name} is not used by llmecon: {meant}(known: {', '.join(known_templates())})"
+                f"{name} is not used by llmecon{meant} (known: {', '.join(known_templates())})"
             )
         if not 0 <= persona < self.sim.economy.size:
             raise ConfigError(f"persona index must be in [0, {self.sim.economy.size - 1}]")

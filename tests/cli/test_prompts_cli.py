@@ -110,8 +110,13 @@ def test_a_typo_in_a_variable_fails_check(tmp_path: Path) -> None:
 
 
 def test_render_unknown_template_is_a_clear_error() -> None:
-    result = CliRunner().invoke(main, ["prompts", "render", "nope.j2"])
-    assert result.exit_code != 0 and "not used by llmecon" in result.output
+    result = CliRunner().invoke(main, ["prompts", "render", "nosuch.j2"])
+    said = " ".join(result.output.split())
+    # without a close name it read "not used by llmecon: (known: …)"
+    assert result.exit_code != 0 and "nosuch.j2 is not used by llmecon (known: " in said
+    close = CliRunner().invoke(main, ["prompts", "render", "worker_sytem.j2"])
+    said = " ".join(close.output.split())
+    assert "is not used by llmecon: did you mean worker_system.j2? (known: " in said
 
 
 def test_render_refuses_a_prompt_the_run_never_sends(tmp_path: Path) -> None:
