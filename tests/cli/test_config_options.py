@@ -110,9 +110,16 @@ def test_commands_take_their_groups() -> None:
     # compare is a sweep of planners × seeds: the economy options (--seeds replaces
     # --seed), the operational ones (--max-cost is the whole sweep's, below; its
     # workers are rational, so no --workers-api-base and no batching of their
-    # decisions) and --out
+    # decisions, nor its chat template) and --out
     economy = [n for n in fields_in_groups("economy") if n != "seed"]
-    not_compare = ("max_cost", "workers_api_base", "batch_api", "batch_poll", "completions_batch")
+    not_compare = (
+        "max_cost",
+        "workers_api_base",
+        "batch_api",
+        "batch_poll",
+        "completions_batch",
+        "chat_template",
+    )
     operational = [n for n in OPERATIONAL_FIELDS if n not in not_compare]
     assert [p.name for p in _config_params(compare)] == [*economy, *operational, "out"]
     assert "[default: 30]" in _help_records(compare)["years"]
