@@ -265,24 +265,25 @@ def clipped_caption(table: Any, metrics: dict[str, str], max_hours: float | None
     """What a per-setting table's caption says of the intervals clipped to the range
     their quantity can take (:func:`llmecon.sweeps.results.clipped_intervals`), as the
     sweep page says it, naming the columns clipped; ``None`` when none is."""
-    from llmecon.sweeps.results import clipped_intervals
+    from llmecon.sweeps.results import METRIC_BOUNDS, clipped_intervals
 
     clipped = clipped_intervals(table, metrics, max_hours)
     ranges: dict[str, list[str]] = {}  # the range clipped to -> the columns
     for metric in (m for m in metrics if m in clipped):  # in the table's order
         at_floor, at_ceiling = clipped[metric]
-        if metric == "mean_weekly_hours":
+        floor, ceiling = METRIC_BOUNDS.get(metric, (None, None))
+        if metric == "mean_weekly_hours":  # its ceiling: the cap, a setting's own
             said = (
-                "between 0 and the weekly hours cap"
+                f"between {floor:g} and the weekly hours cap"
                 if at_floor and at_ceiling
                 else "not above the weekly hours cap"
                 if at_ceiling
-                else "not below 0"
+                else f"not below {floor:g}"
             )
-        elif metric == "gini_income":
-            said = "within 0–1"
+        elif floor is not None and ceiling is not None:
+            said = f"within {floor:g}–{ceiling:g}"
         else:
-            said = "not below 0"
+            said = f"not below {floor:g}" if floor is not None else f"not above {ceiling:g}"
         ranges.setdefault(said, []).append(metrics[metric])
     if not ranges:
         return None
