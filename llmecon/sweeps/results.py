@@ -140,10 +140,7 @@ def summarize(
         row["n"] = len(done)
         row["failed"] = int(statuses.isin(FAILED_STATUSES).sum())
         row["unfinished"] = len(group) - len(done) - row["failed"]
-        cap = max_hours
-        if "max_weekly_hours" in group:
-            caps = pd.to_numeric(group["max_weekly_hours"], errors="coerce").dropna()
-            cap = float(caps.max()) if len(caps) else cap
+        cap = _hours_cap_in(group.get("max_weekly_hours"), max_hours)
         for metric in metrics:
             values = done[metric].tolist() if metric in done else []
             mean, lo, hi = interval(values, level, metric_bounds(metric, cap))
@@ -154,6 +151,14 @@ def summarize(
             row[f"{metric}_hi"] = hi
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _hours_cap_in(values: Any, otherwise: float | None) -> float | None:
+    """The weekly hours cap that bounds mean hours where ``values`` (a setting's
+    ``max_weekly_hours``: its cells', or its summary row's) are the caps: their largest,
+    ``otherwise`` when there are none (not an axis)."""
+    caps = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").dropna()
+    return float(caps.max()) if len(caps) else otherwise
 
 
 def metric_bounds(metric: str, max_hours: float | None = None) -> tuple[float | None, float | None]:
@@ -175,18 +180,28 @@ def clipped_intervals(
     else ``max_hours``."""
     clipped: dict[str, tuple[bool, bool]] = {}
     for row in table.to_dict("records"):
-        cap = pd.to_numeric(pd.Series([row.get("max_weekly_hours")]), errors="coerce").iloc[0]
+        cap = _hours_cap_in([row.get("max_weekly_hours")], max_hours)
         for metric in metrics:
             lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
             if not (isinstance(lo, int | float) and isinstance(hi, int | float) and lo < hi):
                 continue  # no interval (one seed, NaN) or no spread
-            floor, ceiling = metric_bounds(metric, max_hours if pd.isna(cap) else float(cap))
+            floor, ceiling = metric_bounds(metric, cap)
             at_floor, at_ceiling = clipped.get(metric, (False, False))
             at_floor = at_floor or (floor is not None and lo <= floor)
             at_ceiling = at_ceiling or (ceiling is not None and hi >= ceiling)
             if at_floor or at_ceiling:
                 clipped[metric] = (at_floor, at_ceiling)
     return clipped
+
+
+#: What to do about a damaged ``sweep.json``: the sweep command writes it anew (as for a
+#: folder without one) and keeps the cells' run folders, which hold the results.
+_DAMAGED_HINT = (
+    f"; it is damaged: move it away (e.g. to {SWEEP_MANIFEST}.damaged) and run the same "
+    "`llmecon sweep` command again, which writes it anew and reruns no completed cell "
+    "(their run folders hold the results); `llmecon report` of a single cell's folder "
+    "works meanwhile"
+)
 
 
 def read_sweep_manifest(path: str | Path) -> dict[str, Any]:
@@ -213,16 +228,6 @@ def read_sweep_manifest(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise RunLogError(f"{file}: not a valid sweep manifest (no list of cells){_DAMAGED_HINT}")
     return data
-
-
-#: What to do about a damaged ``sweep.json``: the sweep command writes it anew (as for a
-#: folder without one) and keeps the cells' run folders, which hold the results.
-_DAMAGED_HINT = (
-    f"; it is damaged: move it away (e.g. to {SWEEP_MANIFEST}.damaged) and run the same "
-    "`llmecon sweep` command again, which writes it anew and reruns no completed cell "
-    "(their run folders hold the results); `llmecon report` of a single cell's folder "
-    "works meanwhile"
-)
 
 
 def record_file_reason(path: str | Path) -> str | None:
