@@ -50,8 +50,10 @@ class PromptError(ValueError):
 #: decimal (``PlannerPromptSettings.welfare_digits``: under CRRA with η = 2 every year
 #: read ``-0.0``); 7, a round with one candidate (the others merged into it) asks no
 #: model voter, and the planner's demonstrations say it was uncontested ("set by a
-#: plurality vote: uncontested, A (incumbent) the only candidate").
-RENDERING = 7
+#: plurality vote: uncontested, A (incumbent) the only candidate"); 8, the planner's
+#: demonstrations end with the middle half of incomes in each bracket in the most recent
+#: year (``PlannerPromptSettings.income_spread``).
+RENDERING = 8
 
 
 def shipped_prompts_dir() -> Path:

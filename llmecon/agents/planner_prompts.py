@@ -111,6 +111,9 @@ class PlannerPromptSettings:
             welfare number of the prompt shows (:func:`welfare_decimals`); ``None``, one
             decimal whatever its size, as runs of prompt rendering 5 and earlier did
             (under CRRA with η = 2 every welfare, about −2e-5, read ``-0.0``).
+        income_spread: with ``uncertainty``, also show the middle half of incomes in
+            each bracket in the most recent year (:func:`bracket_income_quartiles`;
+            prompt rendering 8 and later).
     """
 
     history_len: int = 8
@@ -123,6 +126,7 @@ class PlannerPromptSettings:
     horizon: int | None = None
     weighted_breakdown: bool = True
     welfare_digits: int | None = WELFARE_DIGITS
+    income_spread: bool = True
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,37 @@ def bracket_shares(
     return written, [round(float(x), decimals) for x in shares]
 
 
+def bracket_income_quartiles(
+    rec: YearRecord, weight: FloatArray | None = None
+) -> list[tuple[float, float] | None]:
+    """Per bracket, the lower and upper quartile of the incomes in it (USD, to the
+    nearest 100; each worker counted by its survey ``weight`` when given), ``None`` for
+    an empty bracket: how far apart the incomes of a bracket's workers are, which its
+    mean does not say. Whether those above a bracket keep paying its slice when its
+    rate rises is decided worker by worker, so a few workers spread far apart answer
+    differently from as many at their mean (docs/agents.md).
+
+    A quantile is read off the weighted distribution with each worker's weight centred
+    on its income (the middle of its step), interpolating between workers: one worker
+    gives its income twice, two equal weights give the two incomes."""
+    income = np.asarray(rec.income_usd, dtype=float)
+    w = np.ones(income.size) if weight is None else np.asarray(weight, dtype=float)
+    edges = np.asarray(rec.schedule.edges, dtype=float)
+    bracket = np.searchsorted(edges, income, side="right") - 1
+    out: list[tuple[float, float] | None] = []
+    for b in range(edges.size):
+        inside = (bracket == b) & (w > 0)
+        if not inside.any():
+            out.append(None)
+            continue
+        order = np.argsort(income[inside])
+        z, wz = income[inside][order], w[inside][order]
+        position = (np.cumsum(wz) - wz / 2) / wz.sum()
+        low, high = np.interp([0.25, 0.75], position, z)
+        out.append((round(float(low), -2), round(float(high), -2)))
+    return out
+
+
 def rate_change_text(before: Sequence[int], after: Sequence[int]) -> str:
     """``"bracket 3 +5, bracket 4 -2"`` (points), or ``"rates unchanged"``."""
     pairs = enumerate(zip(before, after, strict=True))
@@ -307,6 +342,20 @@ def demonstrations(
             )
         demos.append(demo)
     return demos
+
+
+def income_spread(
+    history: Sequence[YearRecord], settings: PlannerPromptSettings, weight: FloatArray | None
+) -> dict[str, Any] | None:
+    """What the demonstrations show of the incomes' spread within each bracket:
+    ``{year, quartiles}`` (:func:`bracket_income_quartiles` of the most recent year,
+    counted by survey ``weight`` with ``settings.weighted_breakdown``), or ``None``
+    (no year yet, or ``uncertainty`` or ``income_spread`` off)."""
+    if not (history and settings.uncertainty and settings.income_spread):
+        return None
+    rec = history[-1]
+    weight = weight if settings.weighted_breakdown else None
+    return {"year": rec.year, "quartiles": bracket_income_quartiles(rec, weight)}
 
 
 def effect_hints(
@@ -406,14 +455,14 @@ def planner_frame(
     )
     if leader is not None:
         used.update(persona_used(library))
+    weight = ctx.economy.population.survey_weight
     demos = render_template(
         library,
         "planner_demonstrations.j2",
         used,
-        demos=demonstrations(
-            history, settings, ctx.economy.size, ctx.economy.population.survey_weight
-        ),
+        demos=demonstrations(history, settings, ctx.economy.size, weight),
         uncertainty=settings.uncertainty,
+        spread=income_spread(history, settings, weight),
     )
     current = pct_list(schedule.rates)
     if moves:

@@ -21,7 +21,10 @@ designed pattern:
    :func:`structural_curves` predicts each bracket's welfare at every rate, moved
    alone: those above the bracket pay its slice without working less (until staying
    above stops paying), its own workers respond with an assumed elasticity
-   ``PRIOR_ELASTICITY``, welfare weights fall with income. The curves find a far
+   ``PRIOR_ELASTICITY``, welfare weights fall with income. The workers of the top
+   ``SPREAD_BRACKETS`` brackets stand at several incomes spread as the quartiles the
+   prompt shows for the most recent year (few workers far apart: those just above a
+   slice give it up first); the others at their bracket's mean income. The curves find a far
    corner no local fit sees (a bracket few earn in, many above it). The model is then
    ``SWF ≈ a + λ·Σ_k curve_k + Σ_k b_k u_k + q_k u_k²``: ``λ`` (prior 1 ±
    ``CURVE_WEIGHT_SD``) says how far the data trust the curves, and the quadratic
@@ -67,10 +70,12 @@ from functools import cache
 
 import numpy as np
 from scipy.linalg import hadamard
+from scipy.stats import norm
 
 from llmecon.agents.calls import CandidatesAsk, PlannerAsk
 from llmecon.agents.planner_prompts import (
     bracket_shares,
+    income_spread,
     pct_list,
     reach_pct,
     shown_swf,
@@ -110,6 +115,15 @@ BREAKDOWN_YEARS = 3
 #: lifts the share of runs that close 90 % of the gap on the default bank and on
 #: sampled populations; 1 fits the noise.
 INTERACTION_PRIOR = 0.3
+#: The highest brackets whose workers the structural curves spread over the incomes the
+#: prompt shows for them (:func:`income_points`) instead of putting them all at the
+#: bracket's mean. Measured (docs/agents.md): the top two lift sampled populations,
+#: whose top brackets hold a few workers far apart, from 72 % to 100 % of runs closing
+#: 90 % of the gap, and leave the default bank as it was; spreading every bracket's
+#: workers costs the default bank.
+SPREAD_BRACKETS = 2
+#: Incomes per spread bracket in the structural curves.
+SPREAD_POINTS = 5
 #: The most passes over the brackets that :func:`surface_best_with_curves` makes.
 _BEST_PASSES = 6
 _BEST = "response surface: enact the model's best schedule"
@@ -226,11 +240,30 @@ def breakdown(rec: YearRecord, n_agents: int, weight: np.ndarray | None) -> Brea
     return Breakdown(edges, rates, counts, means)
 
 
+def income_points(
+    mean: float, low: float, high: float, log_sd: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Incomes standing for a bracket's workers, and the share of them each stands for:
+    the mean alone (``log_sd`` 0), else :data:`SPREAD_POINTS` equal shares at the
+    quantiles of a log-normal of that standard deviation and the bracket's mean, kept
+    within the bracket (``low``–``high``): clipped, shifted together by what the
+    clipping moved their mean, and clipped again (so their mean stays the bracket's
+    unless an edge cuts them twice)."""
+    if log_sd <= 0:
+        return np.array([mean]), np.ones(1)
+    normal = norm.ppf((np.arange(SPREAD_POINTS) + 0.5) / SPREAD_POINTS)
+    inside = (low * (1 + 1e-3), high * (1 - 1e-3) if np.isfinite(high) else np.inf)
+    points = np.clip(mean * np.exp(log_sd * normal - log_sd**2 / 2), *inside)
+    points = np.clip(points + mean - points.mean(), *inside)
+    return points, np.full(SPREAD_POINTS, 1 / SPREAD_POINTS)
+
+
 def structural_curves(
     views: list[Breakdown],
     rebate_share: float,
     grid_pct: np.ndarray,
     elasticity: float = PRIOR_ELASTICITY,
+    log_sd: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per bracket (rows), the welfare change (SWF units, a mean over workers) that the
     bracket breakdown predicts when that bracket's rate alone moves from the shown rate
@@ -245,6 +278,9 @@ def structural_curves(
       loss is the slice above the edge, integrated over the rate (envelope theorem).
     * Welfare weights ``g``: inverse bracket-mean income, mean 1 over workers (the first
       bracket, whose low incomes are mostly few hours, takes the second's weight).
+    * ``log_sd`` (per bracket, the spread of its workers' log incomes; none: 0): the
+      workers of the top :data:`SPREAD_BRACKETS` brackets stand at several incomes
+      (:func:`income_points`), so that those just above a slice give it up first.
     """
     out = np.zeros((views[0].edges.size, grid_pct.size))
     tau = grid_pct / 100
@@ -258,14 +294,23 @@ def structural_curves(
         inverse = np.where(counts > 0, 1 / np.maximum(np.maximum(means, floor), 1.0), 0.0)
         g = inverse / max(float(np.sum(counts * inverse)) / n, 1e-300)
         tops = np.append(edges[1:], np.inf)
+        spread = (
+            np.zeros(k)
+            if log_sd is None
+            else np.where(np.arange(k) >= k - SPREAD_BRACKETS, log_sd, 0.0)
+        )
+        points = [income_points(means[j], edges[j], tops[j], spread[j]) for j in range(k)]
         for b in range(k):
             curve = np.zeros_like(tau)
             width = tops[b] - edges[b]  # the top bracket has no one above it
             extra = (tau - rates[b]) * width if np.isfinite(width) else np.zeros_like(tau)
-            for j in range(b + 1, k):
-                if counts[j] <= 0:
-                    continue
-                z = means[j]
+            above = [
+                (j, z, counts[j] * share)
+                for j in range(b + 1, k)
+                if counts[j] > 0
+                for z, share in zip(*points[j], strict=True)
+            ]
+            for j, z, count in above:
                 slices = np.clip(z - edges, 0, tops - edges)[b : j + 1]
                 paid = float(np.sum(rates[b : j + 1] * slices))  # their tax above e_b
                 net_gain = float(np.sum(slices)) - paid  # net(z) − net(e_b)
@@ -275,17 +320,17 @@ def structural_curves(
                 drop = extra > surplus
                 revenue = np.where(drop, -paid, extra)
                 utility = np.where(drop, -surplus, -extra)
-                curve += counts[j] * (rebate_share * revenue + g[j] * utility)
-            if counts[b] > 0:
+                curve += count * (rebate_share * revenue + g[j] * utility)
+            for z0, share in zip(*points[b], strict=True) if counts[b] > 0 else ():
                 t0 = min(rates[b], 0.99)
-                z = means[b] * (np.clip(1 - tau, 0, None) / (1 - t0)) ** elasticity
+                z = z0 * (np.clip(1 - tau, 0, None) / (1 - t0)) ** elasticity
                 slice_ = np.clip(z, edges[b], tops[b]) - edges[b]
-                slice0 = float(np.clip(means[b], edges[b], tops[b])) - edges[b]
+                slice0 = float(np.clip(z0, edges[b], tops[b])) - edges[b]
                 steps = (slice_[1:] + slice_[:-1]) / 2 * np.diff(tau)
                 lost = np.concatenate([[0.0], np.cumsum(steps)])
                 utility = np.interp(rates[b], tau, lost) - lost
                 revenue = tau * slice_ - rates[b] * slice0
-                curve += counts[b] * (rebate_share * revenue + g[b] * utility)
+                curve += counts[b] * share * (rebate_share * revenue + g[b] * utility)
             out[b] += curve / n
     return out / len(views)
 
@@ -353,6 +398,19 @@ def surface_best_with_curves(
     return best.astype(int)
 
 
+def shown_log_sd(ask: PlannerAsk | CandidatesAsk) -> np.ndarray | None:
+    """Per bracket, the standard deviation of log income that the quartiles the prompt
+    shows imply for a log-normal (their log ratio over the normal's interquartile
+    range, 1.349); ``None`` when the prompt shows none."""
+    spread = income_spread(ask.history, ask.settings, ask.ctx.economy.population.survey_weight)
+    if spread is None:
+        return None
+    iqr = 2 * norm.ppf(0.75)
+    return np.array(
+        [0.0 if q is None or q[0] <= 0 else np.log(q[1] / q[0]) / iqr for q in spread["quartiles"]]
+    )
+
+
 def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     """The model's best schedule (whole percents within the rate bounds) from the years
     the prompt shows: with the bracket breakdown shown (``planner_uncertainty``), the
@@ -373,7 +431,7 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     weight = ctx.economy.population.survey_weight if settings.weighted_breakdown else None
     views = [breakdown(r, ctx.economy.size, weight) for r in years[-BREAKDOWN_YEARS:]]
     rebate_share = ctx.economy.utility_config.rebate_share  # the context states it
-    curves = structural_curves(views, rebate_share, grid)
+    curves = structural_curves(views, rebate_share, grid, log_sd=shown_log_sd(ask))
     at = np.clip(np.round(rates).astype(int) - lo_pct, 0, grid.size - 1)
     offset = np.array([curves[np.arange(n), row].sum() for row in at])
     weight_of_curves = fit_surface(rates, swf, noise, offset, rounding_sd=rounding_sd)[0][-1]

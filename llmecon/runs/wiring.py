@@ -559,6 +559,7 @@ def planner_prompt_settings(config: RunConfig, rendering: int = RENDERING) -> Pl
         horizon=config.years,
         weighted_breakdown=config.planner_breakdown == "weighted",
         welfare_digits=WELFARE_DIGITS if rendering >= 6 else None,
+        income_spread=rendering >= 8,
     )
 
 

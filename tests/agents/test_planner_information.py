@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from llmecon.agents.calls import PlannerAsk
 from llmecon.agents.planner_prompts import (
     PlannerPromptSettings,
+    bracket_income_quartiles,
     bracket_shares,
     planner_prompt,
     welfare_noise_sd,
@@ -175,6 +176,45 @@ def test_bracket_breakdown_counts_the_people_workers_stand_for(tmp_path: Path) -
     assert f"income share % {'/'.join(map(str, shares))}" in text
     sample = _user_text(sim, list(result.records), PlannerPromptSettings(weighted_breakdown=False))
     assert f"workers per bracket {'/'.join(heads)}, income share" in sample
+
+
+def test_the_quartiles_of_each_brackets_incomes_count_survey_weights(run: Any) -> None:
+    _, result = run
+    rec = result.records[-1]
+    edges = (0.0, 20e3, 50e3, 100e3)
+    schedule = dataclasses.replace(rec.schedule, edges=edges, rates=(0.1, 0.2, 0.3, 0.4))
+    income = np.array([5e3, 30e3, 40e3, 120e3, 130e3, 140e3, 150e3, 200e3])
+    rec = dataclasses.replace(rec, schedule=schedule, income_usd=income)
+    # one worker: its income twice; two equal weights: the two incomes; none: None
+    assert bracket_income_quartiles(rec) == [(5e3, 5e3), (30e3, 40e3), None, (127.5e3, 162.5e3)]
+    # weights move the quartiles towards the heavy worker, and an unweighted worker is out
+    weight = np.array([1.0, 3.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    assert bracket_income_quartiles(rec, weight)[1] == (30e3, 37.5e3)
+    assert bracket_income_quartiles(rec, weight)[3] == (135e3, 175e3)
+
+
+def test_the_prompt_shows_the_middle_half_of_each_brackets_incomes(run: Any) -> None:
+    # A mean income does not say whether a bracket's few workers are spread far apart:
+    # those near the slice's edge give it up at a lower rate than those far above.
+    sim, result = run
+    history = list(result.records)
+    quartiles = bracket_income_quartiles(history[-1], sim.economy.population.survey_weight)
+    text = _user_text(sim, history, PlannerPromptSettings())
+    line = next(x for x in text.splitlines() if x.startswith("Incomes within each bracket"))
+    assert f"in year {len(history)}," in line
+    shown = re.findall(r"\$([\d,]+)-\$([\d,]+)|none", line.split(": ", 1)[1])
+    assert len(shown) == len(quartiles)
+    for (low, high), q in zip(shown, quartiles, strict=True):
+        assert (q is None and not low) or (
+            float(low.replace(",", "")),
+            float(high.replace(",", "")),
+        ) == q
+    # a run logged before prompt rendering 8 replays without it, as its prompts were
+    for settings in (
+        PlannerPromptSettings(income_spread=False),
+        PlannerPromptSettings(uncertainty=False),
+    ):
+        assert "Incomes within each bracket" not in _user_text(sim, history, settings)
 
 
 def test_uncertainty_off_shows_bare_outcomes(run: Any) -> None:

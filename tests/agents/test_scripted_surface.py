@@ -17,12 +17,14 @@ from llmecon.agents.scripted_surface import (
     Breakdown,
     breakdown,
     fit_surface,
+    income_points,
     model_best,
     structural_curves,
     surface_best,
     surface_best_with_curves,
     surface_climb,
 )
+from llmecon.personas import sample_personas, write_bank
 from llmecon.runs import build_simulation, read_events
 from llmecon.runs.events import LLMCall
 from tests.agents.test_scripted import V01_BANK, _config, _gap_closed
@@ -85,6 +87,51 @@ def test_the_curves_see_a_corner_where_no_one_works_and_an_interior_top_rate() -
     assert np.all(np.diff(curves[1]) > 0) and int(np.argmax(curves[1])) == 100
     assert 30 < int(np.argmax(curves[2])) < 70 and curves[2][100] < curves[2][30]
     assert curves[1][30] == pytest.approx(0.0) and curves[2][30] == pytest.approx(0.0)
+
+
+def test_workers_spread_over_incomes_give_up_a_slice_one_by_one() -> None:
+    """A few top earners far apart (the quartiles the prompt shows): those just above a
+    slice give it up at a lower rate than their mean would, and the rest keep paying,
+    so the slice's best rate is lower and its far corner costs less than the cliff of
+    all of them dropping at once. Only the top two brackets' spread is used."""
+    view = Breakdown(
+        edges=np.array([0.0, 20e3, 50e3, 100e3]),
+        rates=np.array([0.1, 0.2, 0.3, 0.3]),
+        counts=np.array([50.0, 30.0, 0.0, 5.0]),
+        means=np.array([12e3, 30e3, 0.0, 130e3]),
+    )
+    grid = np.arange(0.0, 101.0)
+    at_mean = structural_curves([view], 1.0, grid)
+    spread = structural_curves([view], 1.0, grid, log_sd=np.array([0, 0, 0, 0.5]))
+    first_drop = [int(np.flatnonzero(np.diff(c[2]) < 0)[0]) for c in (at_mean, spread)]
+    assert first_drop[1] < first_drop[0] - 10
+    assert int(np.argmax(spread[2])) < int(np.argmax(at_mean[2])) - 10
+    assert at_mean[2][100] < spread[2][100] < 0
+    outside = structural_curves([view], 1.0, grid, log_sd=np.array([0, 0.5, 0, 0]))
+    assert np.array_equal(outside, at_mean)
+
+
+def test_the_incomes_standing_for_a_bracket_stay_inside_it() -> None:
+    assert income_points(130e3, 100e3, np.inf, 0.0)[0].tolist() == [130e3]
+    for mean, low, high in ((130e3, 100e3, np.inf), (60e3, 50e3, 100e3), (75e3, 50e3, 100e3)):
+        points, shares = income_points(mean, low, high, 0.5)
+        assert points.size == shares.size > 1 and shares.sum() == pytest.approx(1.0)
+        assert np.all(points > low) and np.all(points < high) and np.ptp(points) > 0.2 * mean
+        assert points.mean() == pytest.approx(mean, rel=0.05)
+    points = income_points(75e3, 50e3, 100e3, 0.1)[0]  # nothing cut: the mean is kept
+    assert points.mean() == pytest.approx(75e3)
+
+
+def test_a_population_whose_top_brackets_hold_a_few_workers_far_apart(tmp_path: Path) -> None:
+    """A stratified 100-persona sample (``llmecon personas sample --n 100 --seed 13``,
+    at least five personas a bracket): its top brackets hold five personas each, worth
+    about one worker together, at incomes far apart. Seeing only their mean the
+    structural curves priced the fifth bracket's high corner too cheaply and this run
+    closed 0.76 of the gap; with the spread of incomes the prompt shows, 0.98."""
+    drawn = sample_personas(100, np.random.default_rng(13), min_per_bracket=5)
+    bank = write_bank(tmp_path / "population-13.jsonl", drawn.to_personas())
+    gap = _final_gap(tmp_path, "scripted/reference-noise2-surface", 1, 8, str(bank))
+    assert gap >= 0.9
 
 
 @pytest.fixture(scope="module")
