@@ -161,12 +161,19 @@ def _mask_param_match(match: re.Match[str]) -> str:
 
 def check_base_url(url: str) -> str:
     """``url`` when it is an http(s) URL with a host; :class:`ValueError` saying how to
-    write one otherwise (``localhost:8000/v1`` has no scheme). The URL is redacted."""
+    write one otherwise (``localhost:8000/v1`` has no scheme; ``http://local host/v1``
+    would fail at the first call as a name that does not resolve). The URL is
+    redacted."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(
             f"{redact_url(url)!r} is not an http(s) URL: give the scheme, e.g. "
             "http://127.0.0.1:8000/v1"
+        )
+    if any(c.isspace() for c in parts.netloc):
+        raise ValueError(
+            f"{redact_url(url)!r} has a space in its host: a host name or address has"
+            " none (e.g. http://127.0.0.1:8000/v1)"
         )
     try:
         parts.port  # noqa: B018 - reading it checks it

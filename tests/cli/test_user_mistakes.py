@@ -472,6 +472,17 @@ def test_an_api_base_without_a_scheme_is_refused_before_any_call(command: list[s
         get_model("fake", api_base="127.0.0.1:18001/v1")
 
 
+def test_an_api_base_with_a_space_in_its_host_is_refused_before_any_call(tmp_path: Path) -> None:
+    # It failed at the first call, after retries, as a host name that does not resolve.
+    for url in ("http://local host:18001/v1", "http://127.0.0.1 :18001/v1"):
+        tested = _invoke("models", "test", "fake", "--api-base", url)
+        _clean_error(tested, f"'{url}' has a space in its host")
+        assert tested.exit_code == 2 and "resolve" not in tested.output
+        ran = _invoke("run", "--workers", "openai/x", "--api-base", url, "--out", str(tmp_path))
+        _clean_error(ran, "has a space in its host")
+        assert not list(tmp_path.iterdir())
+
+
 def test_yaml_merge_keys_still_work_in_config_files(tmp_path: Path) -> None:
     from llmecon.runs.config import read_config_file
 
