@@ -247,10 +247,10 @@ def bracket_income_quartiles(
     gives its income twice, two equal weights give the two incomes."""
     income = np.asarray(rec.income_usd, dtype=float)
     w = np.ones(income.size) if weight is None else np.asarray(weight, dtype=float)
-    edges = np.asarray(rec.schedule.edges, dtype=float)
-    bracket = np.searchsorted(edges, income, side="right") - 1
+    n = rec.schedule.n_brackets
+    bracket = np.clip(rec.schedule.bracket_index(income), 0, n - 1)  # as the counts'
     out: list[tuple[float, float] | None] = []
-    for b in range(edges.size):
+    for b in range(n):
         inside = (bracket == b) & (w > 0)
         if not inside.any():
             out.append(None)
