@@ -37,22 +37,38 @@ designed pattern:
    (prior ``INTERACTION_PRIOR`` times the slopes'): the workers above both decide
    whether the lower one's slice is worth staying above by both rates, so a high rate
    can pay only while its neighbour's is low (docs/agents.md).
-3. **The model's best schedule**: per bracket, the rate in the bounds with the highest
-   fitted value, then each bracket in turn given its neighbours' (the interactions)
-   until nothing changes; without the breakdown, of ``b_k u_k + q_k u_k²`` (the vertex
+3. **A joint model of the workers** (with the breakdown): the curves move one bracket
+   at a time, and a high rate on one bracket pays only while the workers above it
+   keep paying it, which depends on the neighbours' rates too. So the planner also
+   values whole schedules (:func:`joint_welfare`): each bracket's workers stand as
+   representative workers (at the incomes of step 2) whose disutility of work makes
+   their income the best response to the shown rate, and who choose their best income
+   under any schedule. Its prediction for the shown years, weighted by a fitted ``λ``,
+   plus the same fitted correction, is the model; a schedule is valued at the worst of
+   the incomes as shown and scaled by ``1 ± INCOME_DOUBT``, so that one near the edge
+   where the workers above a slice drop counts as over it.
+4. **The model's best schedule**: with the breakdown, each bracket in turn takes the
+   rate with the highest model value given the others', until a pass changes nothing,
+   from the additive best (the curves plus the correction, each bracket's best given
+   its neighbours') and from the last shown schedule, keeping the better. In the last
+   ``EXPLOIT_YEARS`` years it starts from the last shown schedule and stays within the
+   rates the shown years tried, and each bracket's rate is at most the highest a shown
+   year set alongside each neighbour's rate at least as high (the pair guard): no
+   untried pair of high rates, where the workers above both may drop, is enacted.
+   Without the breakdown, of ``b_k u_k + q_k u_k²`` (the vertex
    of a concave fit, else the better bound;
    a tie, as in the second year when one year gives no slope, goes to the lower bound,
    so the second year lowers every rate by the trust region and the fit then moves
    them together until it sees their curvatures: measured, this early joint move gains
    more than starting from the data's centre, docs/agents.md).
-4. **Exploration**: the proposal is the best schedule plus ``h`` points times the signs
+5. **Exploration**: the proposal is the best schedule plus ``h`` points times the signs
    of the year's column of a Hadamard matrix (year ``t`` uses column ``t mod m``,
    ``m`` the smallest power of two above the number of brackets; the columns are
    orthogonal, so every year informs every bracket and ``m`` consecutive years separate
    the brackets' effects, a two-level screening design). ``h = EXPLORE_POINTS ·
    √(years left / years)``: wide early, narrow late. The last ``EXPLOIT_YEARS`` years
    enact the model's best (with an unknown horizon ``h`` stays at half its start).
-5. The proposal is clipped to the trust region (or moved on LLM Economist's grid);
+6. The proposal is clipped to the trust region (or moved on LLM Economist's grid);
    proposals for a ballot are the best schedule and its neighbours along the next
    design columns.
 
@@ -127,8 +143,14 @@ SPREAD_POINTS = 5
 #: The standard normal (the standard library's: scipy.stats takes ~0.7 s to import, and a
 #: run with this planner imports nothing else of it).
 _NORMAL = NormalDist()
+#: The joint model values a schedule at the worst of its representative workers'
+#: incomes as shown and scaled by 1 − this and 1 + this, so that a schedule near the
+#: edge where the workers above a slice drop counts as over it (docs/agents.md).
+INCOME_DOUBT = 0.1
 #: The most passes over the brackets that :func:`surface_best_with_curves` makes.
 _BEST_PASSES = 6
+#: The most passes over the brackets that :func:`model_best` makes.
+_JOINT_PASSES = 8
 _BEST = "response surface: enact the model's best schedule"
 _NEAR = "response surface: a neighbour of the model's best"
 
@@ -414,10 +436,156 @@ def shown_log_sd(ask: PlannerAsk | CandidatesAsk) -> np.ndarray | None:
     )
 
 
+@dataclass(frozen=True)
+class Workers:
+    """Representative workers standing for one shown year's bracket breakdown: each
+    bracket's workers at their mean income (the top :data:`SPREAD_BRACKETS` brackets' at
+    :func:`income_points`), with quasi-linear iso-elastic preferences ``u = z − T(z) −
+    a·z^(1+1/e)/(1+1/e)`` whose ``a`` makes that income their best response to the shown
+    rate."""
+
+    edges: np.ndarray
+    """Bracket lower edges (USD)."""
+    effort: np.ndarray
+    """Each worker's disutility scale ``a``."""
+    share: np.ndarray
+    """Each worker's share of the year's workers (the shown count it stands for over
+    their total)."""
+    welfare_weight: np.ndarray
+    """Each worker's welfare weight (the structural curves' ``g`` of its bracket)."""
+    utility: np.ndarray
+    """Each worker's utility under the shown schedule."""
+    tax: np.ndarray
+    """Each worker's tax under the shown schedule (USD)."""
+
+
+def representative_workers(
+    view: Breakdown,
+    log_sd: np.ndarray | None = None,
+    income_scale: float = 1.0,
+    elasticity: float = PRIOR_ELASTICITY,
+) -> Workers:
+    """The workers of :class:`Workers` for ``view``, their incomes times
+    ``income_scale`` (``log_sd`` as in :func:`structural_curves`)."""
+    edges, rates, counts, means = view.edges, view.rates, view.counts, view.means
+    k = edges.size
+    n = max(float(counts.sum()), 1.0)
+    floor = np.ones(k)
+    if k > 1 and counts[1] > 0:
+        floor[0] = means[1]
+    inverse = np.where(counts > 0, 1 / np.maximum(np.maximum(means, floor), 1.0), 0.0)
+    g = inverse / max(float(np.sum(counts * inverse)) / n, 1e-300)
+    tops = np.append(edges[1:], np.inf)
+    spread = (
+        np.zeros(k)
+        if log_sd is None
+        else np.where(np.arange(k) >= k - SPREAD_BRACKETS, log_sd, 0.0)
+    )
+    incomes, bracket, share = [], [], []
+    for j in np.flatnonzero(counts > 0):
+        points, shares = income_points(
+            max(means[j], 1.0) * income_scale, edges[j], tops[j], spread[j]
+        )
+        incomes.append(points)
+        bracket.append(np.full(points.size, j))
+        share.append(counts[j] * shares / n)
+    z = np.concatenate(incomes)
+    at = np.concatenate(bracket)
+    effort = (1 - np.minimum(rates[at], 0.99)) / z ** (1 / elasticity)
+    utility, tax = best_responses(effort, rates[None, :], edges, elasticity)
+    return Workers(edges, effort, np.concatenate(share), g[at], utility[0], tax[0])
+
+
+def best_responses(
+    effort: np.ndarray, schedules: np.ndarray, edges: np.ndarray, elasticity: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Utility and tax (schedules × workers) of each worker's best income under each
+    schedule (rows of marginal rates as fractions): the best of every bracket's interior
+    optimum, clipped into the bracket (which takes in every kink)."""
+    tops = np.append(edges[1:], np.inf)
+    width = np.where(np.isfinite(tops), tops - edges, 0.0)
+    zeros = np.zeros((schedules.shape[0], 1))
+    below = np.hstack([zeros, np.cumsum(schedules[:, :-1] * width[:-1], axis=1)])
+    net = np.clip(1 - schedules, 1e-9, None)
+    z = (net[:, :, None] / effort[None, None, :]) ** elasticity
+    z = np.clip(z, edges[None, :, None], tops[None, :, None])
+    tax = below[:, :, None] + schedules[:, :, None] * (z - edges[None, :, None])
+    utility = z - tax - effort * z ** (1 + 1 / elasticity) / (1 + 1 / elasticity)
+    best = np.argmax(utility, axis=1)[:, None, :]
+    return (
+        np.take_along_axis(utility, best, axis=1)[:, 0, :],
+        np.take_along_axis(tax, best, axis=1)[:, 0, :],
+    )
+
+
+def joint_welfare(
+    workers: list[Workers],
+    rebate_share: float,
+    schedules_pct: np.ndarray,
+    elasticity: float = PRIOR_ELASTICITY,
+) -> np.ndarray:
+    """Per schedule (rows, whole percents), the welfare change (SWF units, a mean over
+    workers) from the shown schedule that the representative workers predict, averaged
+    over the shown years: revenue worth ``rebate_share`` a dollar plus each worker's
+    utility change at its welfare weight. Unlike :func:`structural_curves` it moves every
+    bracket at once, so it sees that a high rate on one bracket pays only while the
+    workers above it keep paying (docs/agents.md)."""
+    schedules = schedules_pct / 100
+    out = np.zeros(schedules.shape[0])
+    for w in workers:
+        utility, tax = best_responses(w.effort, schedules, w.edges, elasticity)
+        change = rebate_share * (tax - w.tax) + w.welfare_weight * (utility - w.utility)
+        out += change @ w.share
+    return out / len(workers)
+
+
+def _additive_best(
+    ask: PlannerAsk | CandidatesAsk,
+    views: list[Breakdown],
+    rates: np.ndarray,
+    swf: np.ndarray,
+    noise: float | None,
+    rounding_sd: float,
+    grid: np.ndarray,
+) -> np.ndarray:
+    """The best schedule of the structural curves plus their fitted correction (each
+    bracket moved alone, then the neighbours' interactions)."""
+    n = rates.shape[1]
+    rebate_share = ask.ctx.economy.utility_config.rebate_share  # the context states it
+    curves = structural_curves(views, rebate_share, grid, log_sd=shown_log_sd(ask))
+    at = np.clip(np.round(rates).astype(int) - int(grid[0]), 0, grid.size - 1)
+    offset = np.array([curves[np.arange(n), row].sum() for row in at])
+    weight_of_curves = fit_surface(rates, swf, noise, offset, rounding_sd=rounding_sd)[0][-1]
+    coef, center = fit_surface(
+        rates,
+        swf - weight_of_curves * offset,
+        noise,
+        prior_scale=CORRECTION_PRIOR,
+        rounding_sd=rounding_sd,
+        interactions=True,
+    )
+    return surface_best_with_curves(
+        coef, center, weight_of_curves * curves, grid, rates, interactions=True
+    )
+
+
+def _pair_allowed(rates: np.ndarray, x: np.ndarray, b: int, options: np.ndarray) -> np.ndarray:
+    """Which of ``options`` bracket ``b`` may take beside the current rates ``x`` of its
+    neighbours: at most the highest rate a shown year (``rates``) set for ``b`` while
+    setting that neighbour's at least as high (the pair guard, module docstring)."""
+    allowed = np.ones(options.size, dtype=bool)
+    for j in (b - 1, b + 1):
+        if 0 <= j < x.size:
+            tried = rates[rates[:, j] >= x[j] - 1e-9, b]
+            allowed &= options <= (tried.max() if tried.size else -np.inf) + 1e-9
+    return allowed
+
+
 def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     """The model's best schedule (whole percents within the rate bounds) from the years
     the prompt shows: with the bracket breakdown shown (``planner_uncertainty``), the
-    structural curves plus the fitted correction; without, the quadratic fit alone."""
+    joint model of the representative workers plus the fitted correction (module
+    docstring, steps 2–3); without, the quadratic fit alone."""
     ctx, settings = ask.ctx, ask.settings
     years = shown_years(ask.history, settings)
     rates = np.array([pct_list(r.schedule.rates) for r in years], dtype=float)
@@ -433,22 +601,62 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     grid = np.arange(lo_pct, hi_pct + 1, dtype=float)
     weight = ctx.economy.population.survey_weight if settings.weighted_breakdown else None
     views = [breakdown(r, ctx.economy.size, weight) for r in years[-BREAKDOWN_YEARS:]]
-    rebate_share = ctx.economy.utility_config.rebate_share  # the context states it
-    curves = structural_curves(views, rebate_share, grid, log_sd=shown_log_sd(ask))
-    at = np.clip(np.round(rates).astype(int) - lo_pct, 0, grid.size - 1)
-    offset = np.array([curves[np.arange(n), row].sum() for row in at])
-    weight_of_curves = fit_surface(rates, swf, noise, offset, rounding_sd=rounding_sd)[0][-1]
+    rebate_share = ctx.economy.utility_config.rebate_share
+    log_sd = shown_log_sd(ask)
+    doubted = [
+        [representative_workers(v, log_sd, scale) for v in views]
+        for scale in (1 - INCOME_DOUBT, 1.0, 1 + INCOME_DOUBT)
+    ]
+    offset = joint_welfare(doubted[1], rebate_share, rates)
+    weight_of_model = fit_surface(rates, swf, noise, offset, rounding_sd=rounding_sd)[0][-1]
     coef, center = fit_surface(
         rates,
-        swf - weight_of_curves * offset,
+        swf - weight_of_model * offset,
         noise,
         prior_scale=CORRECTION_PRIOR,
         rounding_sd=rounding_sd,
         interactions=True,
     )
-    return surface_best_with_curves(
-        coef, center, weight_of_curves * curves, grid, rates, interactions=True
-    )
+    slope, curvature, pairs = coef[1 : 1 + n], coef[1 + n : 1 + 2 * n], coef[1 + 2 * n : 3 * n]
+    low, high = rates.min(axis=0), rates.max(axis=0)
+
+    def value(schedules: np.ndarray) -> np.ndarray:
+        """The model's welfare of each schedule (rows): the worst over the doubted
+        incomes, plus the correction held flat beyond the shown rates."""
+        joint = np.min([joint_welfare(ws, rebate_share, schedules) for ws in doubted], axis=0)
+        u = (np.clip(schedules, low, high) - center) / SCALE_POINTS
+        correction = (slope * u + curvature * u**2).sum(axis=1)
+        return weight_of_model * joint + correction + (pairs * u[:, :-1] * u[:, 1:]).sum(axis=1)
+
+    # The last years exploit: within the rates shown, and from the last shown schedule
+    # with the pair guard, so that no untried pair of neighbouring rates is enacted.
+    horizon = settings.horizon or 0
+    exploit = horizon > 0 and horizon - (ask.history[-1].year + 1) <= EXPLOIT_YEARS
+    if exploit:
+        lowest, highest, starts = low, high, [rates[-1].copy()]
+    else:
+        lowest, highest = np.full(n, float(lo_pct)), np.full(n, float(hi_pct))
+        starts = [_additive_best(ask, views, rates, swf, noise, rounding_sd, grid), rates[-1]]
+    best, best_value = rates[-1], -np.inf
+    for start in starts:
+        x = np.clip(np.round(start).astype(float), lowest, highest)
+        for _ in range(_JOINT_PASSES):
+            before = x.copy()
+            for b in range(n):
+                options = grid[(grid >= lowest[b]) & (grid <= highest[b])]
+                if exploit:
+                    options = options[_pair_allowed(rates, x, b, options)]
+                if options.size == 0:
+                    continue
+                trial = np.repeat(x[None, :], options.size, axis=0)
+                trial[:, b] = options
+                x[b] = options[int(np.argmax(value(trial)))]
+            if np.array_equal(before, x):
+                break
+        reached = float(value(x[None, :])[0])
+        if reached > best_value:
+            best, best_value = x, reached
+    return np.round(best).astype(int)
 
 
 def surface_climb(ask: PlannerAsk | CandidatesAsk, count: int = 1) -> list[tuple[list[int], str]]:
