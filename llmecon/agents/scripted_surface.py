@@ -147,6 +147,12 @@ _NORMAL = NormalDist()
 #: incomes as shown and scaled by 1 − this and 1 + this, so that a schedule near the
 #: edge where the workers above a slice drop counts as over it (docs/agents.md).
 INCOME_DOUBT = 0.1
+#: In the exploiting years a shown year whose welfare fell more than this many noise
+#: σ̂ below the model's fit does not count as having tried its rates (the pair guard,
+#: :func:`model_best`). Measured (docs/agents.md): without it one default-bank run in 96
+#: enacted a pair of rates whose year had shown the workers above them drop (0.35 of the
+#: gap).
+SURPRISE_SD = 2.0
 #: The most passes over the brackets that :func:`surface_best_with_curves` makes.
 _BEST_PASSES = 6
 #: The most passes over the brackets that :func:`model_best` makes.
@@ -163,6 +169,15 @@ def _design(n_brackets: int) -> np.ndarray:
     while m <= n_brackets:
         m *= 2
     return np.asarray(hadamard(m)[1 : n_brackets + 1, :], dtype=float)
+
+
+def _noise_scale(swf: np.ndarray, noise_sd: float | None, rounding_sd: float) -> float:
+    """The standard deviation of one shown year's welfare that the fit assumes: the
+    stated noise σ̂, else the shown welfare's spread, and at least the rounding's (a σ̂
+    of float dust, from a schedule repeated with identical welfare, would make the fit
+    trust a few points infinitely and its system singular)."""
+    spread = float(np.std(swf)) if swf.size > 1 else 0.0
+    return max(noise_sd if noise_sd else spread, rounding_sd)
 
 
 def fit_surface(
@@ -191,10 +206,7 @@ def fit_surface(
     center = rates_pct.mean(axis=0)
     u = (rates_pct - center) / SCALE_POINTS
     spread = float(np.std(swf)) if swf.size > 1 else 0.0
-    # The welfare is shown rounded: its noise is at least that rounding's. A σ̂
-    # of float dust (a schedule repeated with identical welfare) would make the fit
-    # trust a few points infinitely and the system singular.
-    sigma = max(noise_sd if noise_sd else spread, rounding_sd)
+    sigma = _noise_scale(swf, noise_sd, rounding_sd)
     prior_sd = max(spread, sigma) * prior_scale
     k = rates_pct.shape[1]
     columns = [np.ones((len(swf), 1)), u, u**2]
@@ -620,20 +632,32 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     slope, curvature, pairs = coef[1 : 1 + n], coef[1 + n : 1 + 2 * n], coef[1 + 2 * n : 3 * n]
     low, high = rates.min(axis=0), rates.max(axis=0)
 
+    def correction(schedules: np.ndarray) -> np.ndarray:
+        """The fitted correction of each schedule (rows), held flat beyond the shown
+        rates."""
+        u = (np.clip(schedules, low, high) - center) / SCALE_POINTS
+        return (slope * u + curvature * u**2).sum(axis=1) + (pairs * u[:, :-1] * u[:, 1:]).sum(
+            axis=1
+        )
+
     def value(schedules: np.ndarray) -> np.ndarray:
         """The model's welfare of each schedule (rows): the worst over the doubted
-        incomes, plus the correction held flat beyond the shown rates."""
+        incomes, plus the correction."""
         joint = np.min([joint_welfare(ws, rebate_share, schedules) for ws in doubted], axis=0)
-        u = (np.clip(schedules, low, high) - center) / SCALE_POINTS
-        correction = (slope * u + curvature * u**2).sum(axis=1)
-        return weight_of_model * joint + correction + (pairs * u[:, :-1] * u[:, 1:]).sum(axis=1)
+        return weight_of_model * joint + correction(schedules)
 
-    # The last years exploit: within the rates shown, and from the last shown schedule
-    # with the pair guard, so that no untried pair of neighbouring rates is enacted.
+    # The last years exploit: within the rates shown, from the last shown schedule, with
+    # the pair guard, so that no untried pair of neighbouring rates is enacted. A year
+    # whose welfare fell far below the model's fit has not tried its rates safely (the
+    # workers above a slice may have dropped there, which the model missed).
     horizon = settings.horizon or 0
     exploit = horizon > 0 and horizon - (ask.history[-1].year + 1) <= EXPLOIT_YEARS
+    tried = rates
     if exploit:
-        lowest, highest, starts = low, high, [rates[-1].copy()]
+        fitted = coef[0] + weight_of_model * offset + correction(rates)
+        safe = swf - fitted >= -SURPRISE_SD * _noise_scale(swf, noise, rounding_sd)
+        tried = rates[safe] if safe.any() else rates
+        lowest, highest, starts = low, high, [tried[-1].copy()]
     else:
         lowest, highest = np.full(n, float(lo_pct)), np.full(n, float(hi_pct))
         starts = [_additive_best(ask, views, rates, swf, noise, rounding_sd, grid), rates[-1]]
@@ -645,7 +669,7 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
             for b in range(n):
                 options = grid[(grid >= lowest[b]) & (grid <= highest[b])]
                 if exploit:
-                    options = options[_pair_allowed(rates, x, b, options)]
+                    options = options[_pair_allowed(tried, x, b, options)]
                 if options.size == 0:
                     continue
                 trial = np.repeat(x[None, :], options.size, axis=0)

@@ -29,6 +29,7 @@ from llmecon.agents.scripted_surface import (
     surface_climb,
 )
 from llmecon.personas import sample_personas, write_bank
+from llmecon.planners import YearRecord
 from llmecon.runs import build_simulation, read_events
 from llmecon.runs.events import LLMCall
 from tests.agents.test_scripted import V01_BANK, _config, _gap_closed
@@ -113,6 +114,62 @@ def test_workers_spread_over_incomes_give_up_a_slice_one_by_one() -> None:
     assert at_mean[2][100] < spread[2][100] < 0
     outside = structural_curves([view], 1.0, grid, log_sd=np.array([0, 0.5, 0, 0]))
     assert np.array_equal(outside, at_mean)
+
+
+#: The schedules of a default-bank run (100 workers, ±2 h, seed 83) in years 1–19. In
+#: year 17 bracket 5 stood at 100 % with bracket 6 at 58 %, and the worker above both
+#: dropped to bracket 5's edge; years 18–19 kept bracket 6 at 56 %.
+_KNIFE_EDGE_YEARS = [
+    [10, 12, 22, 24, 32, 35, 37],
+    [15, 22, 32, 34, 42, 45, 27],
+    [25, 26, 37, 44, 52, 36, 24],
+    [16, 23, 47, 51, 62, 39, 34],
+    [26, 33, 55, 41, 72, 32, 24],
+    [17, 39, 45, 33, 82, 33, 31],
+    [27, 29, 38, 33, 81, 41, 30],
+    [17, 31, 48, 33, 90, 48, 20],
+    [18, 41, 56, 43, 100, 54, 19],
+    [8, 51, 46, 47, 90, 61, 29],
+    [18, 41, 39, 50, 100, 51, 26],
+    [18, 31, 49, 51, 90, 57, 36],
+    [14, 39, 51, 41, 94, 47, 26],
+    [11, 31, 41, 39, 100, 41, 36],
+    [21, 29, 37, 36, 95, 49, 46],
+    [31, 30, 47, 32, 96, 54, 36],
+    [24, 39, 48, 42, 100, 58, 41],
+    [14, 35, 44, 38, 98, 56, 40],
+    [11, 35, 44, 38, 100, 56, 36],
+]
+
+
+def test_a_year_whose_welfare_collapsed_does_not_vouch_for_its_rates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last year of that run, its years settled at exact best responses: year 17's
+    welfare fell a gap's half below the others'. The model still rated bracket 6 at
+    58 % best, and year 17 had tried it beside bracket 5 at 100 %, so the pair guard
+    let it through and the last year collapsed (0.35 of the gap). A year whose welfare
+    fell more than :data:`SURPRISE_SD` noise σ̂ below the model's fit no longer counts
+    as having tried its rates."""
+    sim = build_simulation(_config(tmp_path, agents=100, years=20, personas="default", seed=83))
+    ctx = sim.planner_context
+    history = []
+    for year, rates in enumerate(_KNIFE_EDGE_YEARS):
+        schedule = ctx.schedule(np.array(rates) / 100)
+        outcome, metrics = ctx.economy.evaluate(schedule)
+        history.append(
+            YearRecord(year, schedule, metrics, outcome.weekly_hours, outcome.income_usd)
+        )
+    collapsed = history[16].metrics.swf
+    assert collapsed < min(r.metrics.swf for r in history[11:] if r is not history[16]) - 500
+
+    def enacted_welfare() -> float:
+        best = model_best(PlannerAsk(ctx, history, PlannerPromptSettings(horizon=20)))
+        return ctx.economy.evaluate(ctx.schedule(best / 100))[1].swf
+
+    assert enacted_welfare() > collapsed + 500
+    monkeypatch.setattr("llmecon.agents.scripted_surface.SURPRISE_SD", np.inf)
+    assert enacted_welfare() < collapsed + 100
 
 
 def _tax(income: np.ndarray, edges: np.ndarray, rates: np.ndarray) -> np.ndarray:
