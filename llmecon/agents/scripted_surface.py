@@ -54,8 +54,10 @@ designed pattern:
    ``EXPLOIT_YEARS`` years it starts from the last shown schedule and stays within the
    rates the shown years tried, and each bracket's rate is at most the highest a shown
    year set alongside each neighbour's rate at least as high (the pair guard): no
-   untried pair of high rates, where the workers above both may drop, is enacted.
-   Without the breakdown, of ``b_k u_k + q_k u_k²`` (the vertex
+   untried pair of high rates, where the workers above both may drop, is enacted. A
+   shown year whose welfare fell more than ``SURPRISE_SD`` noise σ̂ below the model's
+   fit does not count as having tried its rates (the workers above may have dropped
+   there, which the model missed). Without the breakdown, of ``b_k u_k + q_k u_k²`` (the vertex
    of a concave fit, else the better bound;
    a tie, as in the second year when one year gives no slope, goes to the lower bound,
    so the second year lowers every rate by the trust region and the fit then moves
@@ -72,10 +74,9 @@ designed pattern:
    proposals for a ballot are the best schedule and its neighbours along the next
    design columns.
 
-It reads only the shown years: it does best with every year shown
-(``--planner-history`` at least the number of years); with the default 8 it still beats
-the compass search, now that the curves carry what few years cannot show. Measured in
-docs/agents.md.
+It reads only the shown years: with the default 8 it does as well as with every year
+shown (``--planner-history`` at least the number of years), now that the curves and the
+joint model carry what few years cannot show. Measured in docs/agents.md.
 """
 
 from __future__ import annotations
