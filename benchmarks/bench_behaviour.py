@@ -5,12 +5,12 @@ by tax year, on the default persona bank (the first N personas, federal 2025 bra
 everything rebated, quasi-linear utility, ε = 0.4), 20 years:
 
 * ``scripted``: the scripted reference behaviour (``scripted/reference[-noise<σ>]`` as
-  planner and workers: the full LLM path) at σ = 0, 2, 5 h and 16 / 100 / 1 000
-  workers, with and without the uncertainty-aware demonstrations
-  (``planner_uncertainty``). Two numbers per year: ``realised`` (the year's welfare
-  with the workers' noisy answers; its status quo and oracle are for rational workers)
-  and ``schedule`` (the enacted schedule's welfare at exact best responses: what the
-  planner chose, free of the workers' noise).
+  planner and workers: the full LLM path; and with the response-surface planner,
+  ``…-surface``) at σ = 0, 2, 5 h and 16 / 100 / 1 000 workers, with and without the
+  uncertainty-aware demonstrations (``planner_uncertainty``). Two numbers per year:
+  ``realised`` (the year's welfare with the workers' noisy answers; its status quo and
+  oracle are for rational workers) and ``schedule`` (the enacted schedule's welfare at
+  exact best responses: what the planner chose, free of the workers' noise).
 * ``ablations`` (100 workers, σ = 2 h): history length, best-k, hints, exploration
   note, uncertainty off, and the planner prompt's length. The scripted planner reads
   the demonstrations it is shown (history, best-k, the interval) but not the hint or
@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -132,17 +133,20 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def scripted_grid(out: Path, seeds: int) -> dict[str, Any]:
+    """Both reference planners (the compass search, keys as before; the response
+    surface, keys prefixed ``response surface, ``) on the grid of workers, noise and the
+    uncertainty-aware demonstrations."""
     results: dict[str, Any] = {}
     for agents in (16, 100, 1000):
         n_seeds = seeds if agents < 1000 else 1  # ~16 s a run on a quiet machine
         for noise in (0.0, 2.0, 5.0):
-            for uncertainty in (True, False):
+            for uncertainty, surface in itertools.product((True, False), (False, True)):
                 name = _scripted(noise)
                 runs = [
                     run_gap(
                         out,
                         agents=agents,
-                        planner=name,
+                        planner=f"{name}-surface" if surface else name,
                         workers=name,
                         seed=seed,
                         planner_uncertainty=uncertainty,
@@ -151,6 +155,7 @@ def scripted_grid(out: Path, seeds: int) -> dict[str, Any]:
                 ]
                 state = "on" if uncertainty else "off"
                 key = f"{agents} workers, noise {noise:g} h, uncertainty {state}"
+                key = f"response surface, {key}" if surface else key
                 results[key] = aggregate(runs)
                 print(
                     key,
