@@ -296,6 +296,28 @@ def income_points(
     return points, np.full(SPREAD_POINTS, 1 / SPREAD_POINTS)
 
 
+def welfare_weights(view: Breakdown) -> np.ndarray:
+    """Per bracket, its workers' welfare weight: inverse bracket-mean income, mean 1 over
+    the workers (the first bracket, whose low incomes are mostly few hours, takes the
+    second's weight; an empty bracket 0)."""
+    counts, means = view.counts, view.means
+    k = counts.size
+    floor = np.ones(k)
+    if k > 1 and counts[1] > 0:
+        floor[0] = means[1]
+    inverse = np.where(counts > 0, 1 / np.maximum(np.maximum(means, floor), 1.0), 0.0)
+    n = max(float(counts.sum()), 1.0)
+    return inverse / max(float(np.sum(counts * inverse)) / n, 1e-300)
+
+
+def _top_spread(k: int, log_sd: np.ndarray | None) -> np.ndarray:
+    """Per bracket, the spread of log incomes its workers stand at: ``log_sd`` for the
+    top :data:`SPREAD_BRACKETS` brackets, 0 for the others (and all without one)."""
+    if log_sd is None:
+        return np.zeros(k)
+    return np.where(np.arange(k) >= k - SPREAD_BRACKETS, log_sd, 0.0)
+
+
 def structural_curves(
     views: list[Breakdown],
     rebate_share: float,
@@ -326,17 +348,9 @@ def structural_curves(
         edges, rates, counts, means = view.edges, view.rates, view.counts, view.means
         k = edges.size
         n = max(float(counts.sum()), 1.0)
-        floor = np.ones(k)
-        if k > 1 and counts[1] > 0:
-            floor[0] = means[1]
-        inverse = np.where(counts > 0, 1 / np.maximum(np.maximum(means, floor), 1.0), 0.0)
-        g = inverse / max(float(np.sum(counts * inverse)) / n, 1e-300)
+        g = welfare_weights(view)
         tops = np.append(edges[1:], np.inf)
-        spread = (
-            np.zeros(k)
-            if log_sd is None
-            else np.where(np.arange(k) >= k - SPREAD_BRACKETS, log_sd, 0.0)
-        )
+        spread = _top_spread(k, log_sd)
         points = [income_points(means[j], edges[j], tops[j], spread[j]) for j in range(k)]
         for b in range(k):
             curve = np.zeros_like(tau)
@@ -483,17 +497,9 @@ def representative_workers(
     edges, rates, counts, means = view.edges, view.rates, view.counts, view.means
     k = edges.size
     n = max(float(counts.sum()), 1.0)
-    floor = np.ones(k)
-    if k > 1 and counts[1] > 0:
-        floor[0] = means[1]
-    inverse = np.where(counts > 0, 1 / np.maximum(np.maximum(means, floor), 1.0), 0.0)
-    g = inverse / max(float(np.sum(counts * inverse)) / n, 1e-300)
+    g = welfare_weights(view)
     tops = np.append(edges[1:], np.inf)
-    spread = (
-        np.zeros(k)
-        if log_sd is None
-        else np.where(np.arange(k) >= k - SPREAD_BRACKETS, log_sd, 0.0)
-    )
+    spread = _top_spread(k, log_sd)
     incomes, bracket, share = [], [], []
     for j in np.flatnonzero(counts > 0):
         points, shares = income_points(
@@ -552,6 +558,29 @@ def joint_welfare(
     return out / len(workers)
 
 
+def _fit_with_offset(
+    rates: np.ndarray,
+    swf: np.ndarray,
+    noise: float | None,
+    offset: np.ndarray,
+    rounding_sd: float,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The weight ``λ`` the shown welfare gives a structural prediction (``offset``, one
+    value per shown year), then the correction fitted to what it leaves (priors
+    :data:`CORRECTION_PRIOR` times the plain fit's, with the neighbours' interactions):
+    ``(λ, coefficients, centre)``."""
+    weight = fit_surface(rates, swf, noise, offset, rounding_sd=rounding_sd)[0][-1]
+    coef, center = fit_surface(
+        rates,
+        swf - weight * offset,
+        noise,
+        prior_scale=CORRECTION_PRIOR,
+        rounding_sd=rounding_sd,
+        interactions=True,
+    )
+    return float(weight), coef, center
+
+
 def _additive_best(
     ask: PlannerAsk | CandidatesAsk,
     views: list[Breakdown],
@@ -568,15 +597,7 @@ def _additive_best(
     curves = structural_curves(views, rebate_share, grid, log_sd=shown_log_sd(ask))
     at = np.clip(np.round(rates).astype(int) - int(grid[0]), 0, grid.size - 1)
     offset = np.array([curves[np.arange(n), row].sum() for row in at])
-    weight_of_curves = fit_surface(rates, swf, noise, offset, rounding_sd=rounding_sd)[0][-1]
-    coef, center = fit_surface(
-        rates,
-        swf - weight_of_curves * offset,
-        noise,
-        prior_scale=CORRECTION_PRIOR,
-        rounding_sd=rounding_sd,
-        interactions=True,
-    )
+    weight_of_curves, coef, center = _fit_with_offset(rates, swf, noise, offset, rounding_sd)
     return surface_best_with_curves(
         coef, center, weight_of_curves * curves, grid, rates, interactions=True
     )
@@ -621,15 +642,7 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
         for scale in (1 - INCOME_DOUBT, 1.0, 1 + INCOME_DOUBT)
     ]
     offset = joint_welfare(doubted[1], rebate_share, rates)
-    weight_of_model = fit_surface(rates, swf, noise, offset, rounding_sd=rounding_sd)[0][-1]
-    coef, center = fit_surface(
-        rates,
-        swf - weight_of_model * offset,
-        noise,
-        prior_scale=CORRECTION_PRIOR,
-        rounding_sd=rounding_sd,
-        interactions=True,
-    )
+    weight_of_model, coef, center = _fit_with_offset(rates, swf, noise, offset, rounding_sd)
     slope, curvature, pairs = coef[1 : 1 + n], coef[1 + n : 1 + 2 * n], coef[1 + 2 * n : 3 * n]
     low, high = rates.min(axis=0), rates.max(axis=0)
 
