@@ -361,22 +361,32 @@ def _final_gap(tmp_path: Path, planner: str, seed: int, history: int, bank: str 
 
 
 @pytest.mark.parametrize(
-    ("bank", "floor"),
-    [pytest.param(V01_BANK, 0.92, id="v0.1-bank"), pytest.param(None, 0.88, id="default-bank")],
+    ("bank", "seeds", "floor"),
+    [
+        pytest.param(V01_BANK, 8, 0.92, id="v0.1-bank"),
+        pytest.param(None, 12, 0.90, id="default-bank"),
+    ],
 )
 def test_it_closes_more_of_the_gap_than_the_compass_search(
-    tmp_path: Path, bank: str | None, floor: float
+    tmp_path: Path, bank: str | None, seeds: int, floor: float
 ) -> None:
-    """Paired over eight seeds (100 workers, ±2 h, 20 years), both planners at the
-    defaults (8 years shown). Measured on these seeds: the surface 0.968 (v0.1 bank) and
-    0.911 (default bank), the compass search 0.715 and 0.731; over 96 seeds the surface
-    closes 0.947 on the default bank (docs/agents.md). Before its structural curves it closed 0.877
-    and 0.807 (with every year shown), below these floors. The floors leave room for
-    another machine's rounding to send a few runs down other paths."""
-    seeds = range(8)
-    surface = [_final_gap(tmp_path, "scripted/reference-noise2-surface", s, 8, bank) for s in seeds]
-    compass = [_final_gap(tmp_path, "scripted/reference-noise2", s, 8, bank) for s in seeds]
+    """Paired over the first seeds (100 workers, ±2 h, 20 years), both planners at the
+    defaults (8 years shown). On the default bank the floor is the issue's target: 90 %
+    of the status-quo→oracle gap within 20 years at 100 workers with ±2 h noise, through
+    the full LLM path. Measured: the surface 0.968 on the v0.1 bank (8 seeds) and 0.922
+    on the default bank (seeds 0–11, the lowest 12 in a row of its first 144; over 96
+    seeds it closes 0.947, docs/agents.md), the compass search 0.715 and 0.71. On these
+    12 seeds the planner before the joint model closed as much (0.922; over 96 seeds
+    0.922 against 0.947). Before its structural curves the surface closed 0.877 and
+    0.807 (with every year shown), below these floors. The floors leave room for
+    another machine's rounding to send a run or two down other paths (one run's share
+    moves by up to 0.12)."""
+    surface = [
+        _final_gap(tmp_path, "scripted/reference-noise2-surface", s, 8, bank) for s in range(seeds)
+    ]
+    compass = [_final_gap(tmp_path, "scripted/reference-noise2", s, 8, bank) for s in range(seeds)]
     assert np.mean(surface) >= floor
+    assert min(surface) >= 0.75  # no run collapses
     assert np.mean(surface) > np.mean(compass)
 
 
