@@ -100,6 +100,7 @@ from llmecon.agents.planner_prompts import (
     welfare_decimals,
     welfare_noise_sd,
 )
+from llmecon.economy.schedule import cumulative_tax_at_edges
 from llmecon.planners import YearRecord
 
 #: Points of a rate per unit of the model's coordinate.
@@ -261,8 +262,7 @@ def breakdown(rec: YearRecord, n_agents: int, weight: np.ndarray | None) -> Brea
     shares = np.array(shares_pct, dtype=float) / 100
     revenue = round(rec.metrics.revenue_usd / max(n_agents, 1)) * n_agents  # as shown
     k = edges.size
-    width = np.diff(np.append(edges, np.inf))
-    below = np.concatenate([[0.0], np.cumsum(rates[:-1] * width[:-1])])  # tax below edge j
+    below = cumulative_tax_at_edges(edges, rates)  # tax below edge j
     fixed = float(np.sum(counts * (below - rates * edges)))
     linear = float(np.sum(rates * shares))
     upper = np.append(edges[1:], 2 * edges[-1] if k > 1 else 1e6)
@@ -522,9 +522,7 @@ def best_responses(
     schedule (rows of marginal rates as fractions): the best of every bracket's interior
     optimum, clipped into the bracket (which takes in every kink)."""
     tops = np.append(edges[1:], np.inf)
-    width = np.where(np.isfinite(tops), tops - edges, 0.0)
-    zeros = np.zeros((schedules.shape[0], 1))
-    below = np.hstack([zeros, np.cumsum(schedules[:, :-1] * width[:-1], axis=1)])
+    below = cumulative_tax_at_edges(edges, schedules)
     net = np.clip(1 - schedules, 1e-9, None)
     z = (net[:, :, None] / effort[None, None, :]) ** elasticity
     z = np.clip(z, edges[None, :, None], tops[None, :, None])
@@ -582,8 +580,9 @@ def _fit_with_offset(
 
 
 def _additive_best(
-    ask: PlannerAsk | CandidatesAsk,
     views: list[Breakdown],
+    rebate_share: float,
+    log_sd: np.ndarray | None,
     rates: np.ndarray,
     swf: np.ndarray,
     noise: float | None,
@@ -593,8 +592,7 @@ def _additive_best(
     """The best schedule of the structural curves plus their fitted correction (each
     bracket moved alone, then the neighbours' interactions)."""
     n = rates.shape[1]
-    rebate_share = ask.ctx.economy.utility_config.rebate_share  # the context states it
-    curves = structural_curves(views, rebate_share, grid, log_sd=shown_log_sd(ask))
+    curves = structural_curves(views, rebate_share, grid, log_sd=log_sd)
     at = np.clip(np.round(rates).astype(int) - int(grid[0]), 0, grid.size - 1)
     offset = np.array([curves[np.arange(n), row].sum() for row in at])
     weight_of_curves, coef, center = _fit_with_offset(rates, swf, noise, offset, rounding_sd)
@@ -635,7 +633,7 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
     grid = np.arange(lo_pct, hi_pct + 1, dtype=float)
     weight = ctx.economy.population.survey_weight if settings.weighted_breakdown else None
     views = [breakdown(r, ctx.economy.size, weight) for r in years[-BREAKDOWN_YEARS:]]
-    rebate_share = ctx.economy.utility_config.rebate_share
+    rebate_share = ctx.economy.utility_config.rebate_share  # the context states it
     log_sd = shown_log_sd(ask)
     doubted = [
         [representative_workers(v, log_sd, scale) for v in views]
@@ -674,7 +672,8 @@ def model_best(ask: PlannerAsk | CandidatesAsk) -> np.ndarray:
         lowest, highest, starts = low, high, [tried[-1].copy()]
     else:
         lowest, highest = np.full(n, float(lo_pct)), np.full(n, float(hi_pct))
-        starts = [_additive_best(ask, views, rates, swf, noise, rounding_sd, grid), rates[-1]]
+        additive = _additive_best(views, rebate_share, log_sd, rates, swf, noise, rounding_sd, grid)
+        starts = [additive, rates[-1]]
     best, best_value = rates[-1], -np.inf
     for start in starts:
         x = np.clip(np.round(start).astype(float), lowest, highest)

@@ -28,6 +28,7 @@ from llmecon.agents.scripted_surface import (
     surface_best_with_curves,
     surface_climb,
 )
+from llmecon.economy import TaxSchedule
 from llmecon.personas import sample_personas, write_bank
 from llmecon.planners import YearRecord
 from llmecon.runs import build_simulation, read_events
@@ -172,11 +173,6 @@ def test_a_year_whose_welfare_collapsed_does_not_vouch_for_its_rates(
     assert enacted_welfare() < collapsed + 100
 
 
-def _tax(income: np.ndarray, edges: np.ndarray, rates: np.ndarray) -> np.ndarray:
-    tops = np.append(edges[1:], np.inf)
-    return np.clip(income[:, None] - edges, 0, tops - edges) @ rates
-
-
 def test_a_representative_workers_best_response_is_found_by_a_search_over_incomes() -> None:
     """Each representative worker's utility and tax under a schedule (falling rates too,
     whose budget set is not convex) match a search over incomes $10 apart; under the
@@ -193,11 +189,12 @@ def test_a_representative_workers_best_response_is_found_by_a_search_over_income
     e = 0.4
     for rates in (view.rates, np.array([0.5, 0.1, 0.6, 0.2]), np.array([0.0, 0.9, 0.9, 0.3])):
         utility, tax = best_responses(workers.effort, rates[None, :], view.edges, e)
-        searched = z[:, None] - _tax(z, view.edges, rates)[:, None]
+        schedule = TaxSchedule(tuple(view.edges), tuple(rates))
+        searched = z[:, None] - schedule.tax(z)[:, None]
         searched = searched - workers.effort * z[:, None] ** (1 + 1 / e) / (1 + 1 / e)
         assert utility[0] == pytest.approx(searched.max(axis=0), rel=1e-6)
         at = z[np.argmax(searched, axis=0)]
-        assert tax[0] == pytest.approx(_tax(at, view.edges, rates), abs=0.5 * 10)
+        assert tax[0] == pytest.approx(schedule.tax(at), abs=0.5 * 10)
         if rates is view.rates:
             assert at == pytest.approx(view.means, abs=10)
 
