@@ -35,12 +35,13 @@ out = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 def config_file_option(func: F) -> F:
-    """``--config FILE``: a YAML or TOML file of ``RunConfig`` fields (``run``, ``compare``)."""
+    """``--config FILE``: a YAML, TOML or JSON file of ``RunConfig`` fields (``run``,
+    ``compare``)."""
     return click.option(
         "--config",
         "config_file",
         type=click.Path(dir_okay=False),
-        help="YAML or TOML file with run settings; command-line options override it.",
+        help="YAML, TOML or JSON file with run settings; command-line options override it.",
     )(func)
 
 

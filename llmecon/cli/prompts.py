@@ -28,7 +28,7 @@ _CONFIG_OPTION = click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
-    help="A run's config file (YAML/TOML): render with its economy (rebate share, hours "
+    help="A run's config file (YAML/TOML/JSON): render with its economy (rebate share, hours "
     "cap, utility, brackets, rate bounds, SWF, persona bank, first-year rebate), its "
     "population (agents, seed), its --prompts folder and the settings that choose what "
     "its templates say (worker reasons, history and steps; the planner's history, "

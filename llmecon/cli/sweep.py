@@ -520,7 +520,7 @@ def sweep(
     Any run option takes several values (comma-separated; bracket sets separated by
     ';'); each combination × seed is a cell, an ordinary run folder in one sweep folder
     (<out>/<name>/) with a manifest, sweep.json. Re-running the same sweep skips the
-    completed cells and resumes unfinished ones. --config takes a YAML/TOML file with
+    completed cells and resumes unfinished ones. --config takes a YAML/TOML/JSON file with
     base settings, a grid: (field: [values]) and/or cells: (a list of settings).
 
     Prints and saves (results.csv) per setting the mean and 95 % t-interval across

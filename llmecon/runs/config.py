@@ -10,6 +10,7 @@ plug-ins and newly registered SWFs count without another edit.
 from __future__ import annotations
 
 import io
+import json
 import re
 import tomllib
 import typing
@@ -923,7 +924,9 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config file into a dict."""
+    """Read a config file into a dict: TOML by a ``.toml`` suffix, strict JSON by a
+    ``.json`` one (YAML's flow style would take a trailing comma or a comment that a JSON
+    reader refuses), YAML otherwise."""
     from llmecon._files import not_a_file
 
     p = Path(path)
@@ -939,14 +942,24 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
     try:
-        if p.suffix.lower() == ".toml":
+        suffix = p.suffix.lower()
+        if suffix == ".toml":
             data: Any = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_unique_json_keys)
         else:
             stream = io.StringIO(text)
             stream.name = p.name  # PyYAML names the stream in its message
             data = yaml.load(stream, Loader=_UniqueKeyLoader)  # a SafeLoader
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot parse config file {p}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"cannot parse config file {p} as JSON (line {exc.lineno}, column {exc.colno}): "
+            f"{exc.msg}"
+        ) from None
+    except _RepeatedKey as exc:
+        raise ConfigError(f"cannot parse config file {p}: {exc} is given twice") from None
     if data is None or data == {}:
         raise ConfigError(
             f"config file {p} sets nothing (it is empty, or only comments): give the "
@@ -962,6 +975,19 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"config file {p} sets {name} twice: keep one")
         settings[name] = value
     return settings
+
+
+class _RepeatedKey(ValueError):
+    """A JSON object that gives a key twice (``json`` keeps the last silently)."""
+
+
+def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _RepeatedKey(repr(key))
+        seen[key] = value
+    return seen
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -332,20 +332,25 @@ def test_a_yes_no_is_not_a_number_in_a_config_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "phrase"),
+    ("name", "text", "phrase"),
     [
         # PyYAML kept the last of two: one of the settings was dropped without a word
-        ("planner: saez\nagents: 8\nagents: 80\n", "'agents' is given twice"),
-        ("planner: saez\nmax-cost: 1\nmax_cost: 2\n", "sets max_cost twice: keep one"),
+        ("c.yaml", "planner: saez\nagents: 8\nagents: 80\n", "'agents' is given twice"),
+        ("c.yaml", "planner: saez\nmax-cost: 1\nmax_cost: 2\n", "sets max_cost twice: keep one"),
         # an empty file ran the slow default (the embedded model) as if it were a config
-        ("", "sets nothing (it is empty, or only comments)"),
-        ("# planner: saez\n", "sets nothing (it is empty, or only comments)"),
+        ("c.yaml", "", "sets nothing (it is empty, or only comments)"),
+        ("c.yaml", "# planner: saez\n", "sets nothing (it is empty, or only comments)"),
+        # a .json file was read as YAML: a trailing comma, which a JSON reader refuses,
+        # went through; json itself keeps the last of a repeated key
+        ("c.json", '{"planner": "saez", "agents": 8,}', "as JSON (line 1, column 33)"),
+        ("c.json", '{"planner": "saez", "agents": 8, "agents": 80}', "'agents' is given twice"),
+        ("c.json", "{}", "sets nothing"),
     ],
 )
 def test_a_config_file_that_says_something_twice_or_nothing_is_refused(
-    tmp_path: Path, text: str, phrase: str
+    tmp_path: Path, name: str, text: str, phrase: str
 ) -> None:
-    config = tmp_path / "c.yaml"
+    config = tmp_path / name
     config.write_text(text, encoding="utf-8")
     result = _invoke("run", "--config", str(config), "--out", str(tmp_path / "runs"))
     _clean_error(result, phrase)
@@ -489,6 +494,14 @@ def test_yaml_merge_keys_still_work_in_config_files(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("base: &b {agents: 8}\n<<: *b\nplanner: saez\nagents: 9\n")
     assert read_config_file(config)["agents"] == 9
+
+
+def test_a_json_config_file_is_read_as_json(tmp_path: Path) -> None:
+    from llmecon.runs.config import read_config_file
+
+    config = tmp_path / "c.JSON"
+    config.write_text('{"planner": "saez", "max-cost": 1.5, "seed": 3}', encoding="utf-8")
+    assert read_config_file(config) == {"planner": "saez", "max_cost": 1.5, "seed": 3}
 
 
 def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) -> None:
