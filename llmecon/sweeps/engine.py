@@ -382,6 +382,8 @@ def run_sweep(
         done: dict[str, dict[str, Any]] = {}
         spent_before: dict[str, float] = {}
         queue: deque[dict[str, Any]] = deque()
+        # what the tables say of a cell not done yet: its folder's state as found
+        pending: dict[str, dict[str, Any]] = {}
         took = _earlier_wall_s(directory / CELLS_NAME) if directory is not None else {}
         for cell in cells:
             run_dir = directory / cell.cell_id if directory is not None else None
@@ -401,7 +403,9 @@ def run_sweep(
                         spent_before[cell.cell_id] = known_cost(done[cell.cell_id])
                         continue
                     if state == "unfinished":
-                        spent_before[cell.cell_id] = known_cost(folder_result(run_dir))
+                        earlier = folder_result(run_dir)
+                        spent_before[cell.cell_id] = known_cost(earlier)
+                        pending[cell.cell_id] = {"action": "not_started", **earlier}
                 except RunLogError as exc:
                     done[cell.cell_id] = {"action": "error", "status": "error", "error": str(exc)}
                     continue
@@ -413,7 +417,9 @@ def run_sweep(
             progress.cell_finished(by_id[cell_id], result)
         budget = spec.max_cost
         owned = backend is None
+        tables = _TableSnapshots(directory, spec.varying, folder) if directory else None
         inflight: dict[Any, dict[str, Any]] = {}
+        news = True  # cells started or finished since the tables were last written
         try:  # an interrupt in any phase (Ray starting or shutting down too) writes the tables
             if backend is None and queue:
                 backend = make_backend(
@@ -443,7 +449,11 @@ def run_sweep(
                         progress.cell_started(by_id[task["cell_id"]])
                     if not inflight or backend is None:
                         break
+                    if tables is not None and news:  # the tables as they stand now
+                        running = {t["cell_id"] for t in inflight.values()}
+                        news = not tables.update(cells, done, pending, running)
                     for handle, result in backend.wait(list(inflight)):
+                        news = True
                         task = inflight.pop(handle)
                         cell_id = task["cell_id"]
                         cost = known_cost(result)
@@ -563,6 +573,49 @@ def _write_tables(
     atomic_write_text(directory / CELLS_NAME, saved.to_csv(index=False))
     atomic_write_text(directory / RESULTS_NAME, saved_table.to_csv(index=False))
     return saved
+
+
+class _TableSnapshots:
+    """The folder's tables rewritten while the sweep runs, after cells finish, so that a
+    sweep killed outright (``kill -9``, a lost node: no handler runs) leaves tables that
+    count the cells done by then: a cell in flight reads ``running``, one not started
+    its folder's state as found. A write waits at least :attr:`MIN_GAP_S`, and twenty
+    times the last write's time (:attr:`GAP_FACTOR`), after the last, so a sweep of many
+    short cells spends at most ~5 % of its time on them; the sweep's end writes them
+    anyway."""
+
+    MIN_GAP_S = 2.0
+    GAP_FACTOR = 20.0
+
+    def __init__(self, directory: Path, axes: list[str], folder: dict[str, Any]) -> None:
+        self.directory, self.axes, self.folder = directory, axes, folder
+        self.due = 0.0  # monotonic time of the next write
+
+    def update(
+        self,
+        cells: list[Cell],
+        done: dict[str, dict[str, Any]],
+        pending: dict[str, dict[str, Any]],
+        running: set[str],
+    ) -> bool:
+        """Write the tables if a write is due; whether it was."""
+        if time.monotonic() < self.due:
+            return False
+        began = time.monotonic()
+        unrun = {"action": "not_started", "status": "not_started"}
+        busy = {"action": "running", "status": "running"}
+        results = []
+        for c in cells:
+            if c.cell_id in done:
+                result = done[c.cell_id]
+            else:
+                result = busy if c.cell_id in running else pending.get(c.cell_id, unrun)
+            results.append({**result, "cell_id": c.cell_id})
+        with contextlib.suppress(OSError):  # the sweep's end writes them, or says why not
+            _write_tables(self.directory, cells_frame(cells, results, self.axes), self.folder)
+        took = time.monotonic() - began
+        self.due = time.monotonic() + max(self.MIN_GAP_S, self.GAP_FACTOR * took)
+        return True
 
 
 #: Columns of a cell's result that are not tables' (lists, process details).

@@ -22,7 +22,9 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     import llmecon
-    from llmecon.sweeps import SweepProgress
+    from llmecon.sweeps import SweepProgress, engine
+
+    engine._TableSnapshots.MIN_GAP_S = engine._TableSnapshots.GAP_FACTOR = 0  # every time
 
     class Killer(SweepProgress):
         def __init__(self):
@@ -53,6 +55,13 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     assert [statuses[c] for c in cell_ids[:3]] == ["completed"] * 3
     assert statuses[cell_ids[3]] == "killed"  # load_run: no run_completed event
     assert not any((folder / c).exists() for c in cell_ids[4:])
+    # the tables, rewritten as cells start and finish, count the cells done by the kill
+    # (they were the sweep before's, or none, until the sweep's end or an interrupt)
+    table = pd.read_csv(folder / "cells.csv")
+    assert list(table.cell_id) == cell_ids
+    assert list(table.status) == ["completed"] * 3 + ["running"] + ["not_started"] * 2
+    results = pd.read_csv(folder / "results.csv")
+    assert (results.n.sum(), results.unfinished.sum()) == (3, 3)
     # the sweep's years say which cells stopped short (fewer years: averaging them with
     # the completed cells' changes the set of seeds from one year to the next)
     years = llmecon.load_sweep(folder).years
@@ -461,6 +470,7 @@ def test_a_kill_between_the_two_tables_is_mended_by_the_next_run(
 
     with monkeypatch.context() as patch:
         patch.setattr(engine, "atomic_write_text", killed_before_results)
+        patch.setattr(engine._TableSnapshots, "update", lambda *_: True)  # the end's only
         with pytest.raises(_Killed):
             llmecon.sweep(grid={"planner": "ucb", "seed": "0-3"}, out=out, jobs=1, **settings)
     cells = pd.read_csv(folder / "cells.csv")
