@@ -642,7 +642,9 @@ def with_earlier_cells(
     status = earlier["status"] if "status" in earlier else pd.Series("", earlier.index)
     logged = earlier["cell_id"].astype(str).map(lambda cell_id: has_log(file.parent, cell_id))
     gone = (status == "completed") & ~logged
-    back = (status == "missing") & logged
+    # one in flight when a sweep was killed (a snapshot's `running`) is as its log says
+    back = status.isin(("missing", "running")) & logged
+    earlier.loc[(status == "running") & ~logged, "status"] = "not_started"
     if gone.any():
         if "error" not in earlier:
             earlier["error"] = None

@@ -319,7 +319,8 @@ def _unrun_cells(path: Path) -> dict[str, dict[str, Any]]:
         if row["status"] == "completed":
             out[str(row["cell_id"])] = {"status": "missing", "error": MISSING_ERROR}
             continue
-        if row["status"] == "not_started" or not isinstance(row["status"], str):
+        # `running`: in flight when the sweep was killed, before its folder was made
+        if row["status"] in ("not_started", "running") or not isinstance(row["status"], str):
             continue
         error = row.get("error")
         out[str(row["cell_id"])] = {

@@ -62,6 +62,18 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     assert list(table.status) == ["completed"] * 3 + ["running"] + ["not_started"] * 2
     results = pd.read_csv(folder / "results.csv")
     assert (results.n.sum(), results.unfinished.sum()) == (3, 3)
+    # a cell the tables say was running is as its log says; without a folder (killed
+    # before it was made), not started
+    table.loc[4, "status"] = "running"
+    table.to_csv(folder / "cells.csv", index=False)
+    loaded = llmecon.load_sweep(folder).cells
+    assert list(loaded.status[3:]) == ["killed", "not_started", "not_started"]
+    narrow = llmecon.sweep(
+        grid={**GRID, "planner": "saez"}, out=str(out), name=folder.name, jobs=1, **SMALL
+    )
+    assert narrow.directory == folder and set(narrow.cells.action) == {"skipped"}
+    table = pd.read_csv(folder / "cells.csv")  # the other cells' rows, as their logs say
+    assert list(table.status[3:]) == ["killed", "not_started", "not_started"]
     # the sweep's years say which cells stopped short (fewer years: averaging them with
     # the completed cells' changes the set of seeds from one year to the next)
     years = llmecon.load_sweep(folder).years
