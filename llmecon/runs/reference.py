@@ -68,7 +68,9 @@ def reference_welfare(ctx: PlannerContext, oracle: OracleResult | None = None) -
     if economy.size <= ORACLE_MAX_AGENTS:
         best = oracle if oracle is not None else optimum(ctx)
         out["oracle_swf"] = best.swf
-        out["oracle_rates"] = [round(float(r), 6) for r in best.rates]
+        # in full: rounded, a rate on a knife edge (where a worker's best response
+        # jumps) gave another SWF, and the replay of the run failed its check
+        out["oracle_rates"] = [float(r) for r in best.rates]
         out["oracle_converged"] = best.converged
         oracle_outcome, _ = economy.evaluate(ctx.schedule(list(best.rates)))
         warning = oracle_warning(

@@ -319,14 +319,16 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     return report
 
 
-#: How close the SWF of the logged oracle rates must come to the logged oracle SWF: the
-#: rates are logged rounded to 1e-6, which moves the SWF by far less than this…
+#: How close the SWF of the logged oracle rates must come to the logged oracle SWF. The
+#: rates are logged in full; logs before that rounded them to 1e-6, which moves the SWF
+#: by far less than this…
 ORACLE_REL_TOL = 1e-6
 #: …except where the oracle sits on a knife edge, a rate at which a worker's best
 #: response jumps (LLM Economist's ``Σ u/max(z, 1)``: one rounding cost 0.11 % of the
-#: SWF). The check then also scores the rates moved by this much, half the last logged
-#: digit, one at a time, either way: the logged SWF must be reached within the rates'
-#: logged precision (:func:`_oracle_swf_within_rounding`).
+#: SWF). The check of such a log then also scores the rates moved by this much, half the
+#: last logged digit, one at a time, either way: the logged SWF must be reached within
+#: the rates' logged precision (:func:`_oracle_swf_within_rounding`). Some such logs,
+#: whose oracle needs two rates moved at once, still differ.
 ORACLE_RATE_ROUNDING = 5e-7
 
 

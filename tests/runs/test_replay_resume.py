@@ -30,6 +30,7 @@ from llmecon.runs import (
 from llmecon.runs.events import LLMCall, ScheduleSet, YearCompleted
 from llmecon.runs.recorded import ReplayMismatchError
 from llmecon.runs.replay import replay_run, rescore_run
+from llmecon.runs.restore import restore_run
 from llmecon.runs.resume import fork_run, resume_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -1269,18 +1270,41 @@ def test_replay_reports_a_call_whose_tokens_were_edited(tmp_path: Path) -> None:
     assert said["replayed"] - said["logged"] == 999_000
 
 
+@pytest.mark.parametrize(
+    "economy",
+    [
+        # LLM Economist's SWF (Σ u/max(z, 1)) puts the oracle where a worker's best
+        # response jumps: the logged rates, rounded to 1e-6, scored 0.11 % below the
+        # logged oracle SWF, and a fresh, untouched run's replay said it differed from its
+        # log (exit 1).
+        ["--preset", "llm-economist-2025", "--planner", "us-federal", "--agents", "200"],
+        # So did ten $10k-wide brackets: rounded, the oracle's rates scored 377 below its
+        # SWF (0.9 %), more than moving one rate by the rounding at a time could find.
+        [
+            "--planner",
+            "oracle",
+            "--agents",
+            "60",
+            "--brackets",
+            "0,1e4,2e4,3e4,4e4,5e4,6e4,7e4,8e4,9e4",
+        ],
+    ],
+    ids=["llm-economist-swf", "ten-narrow-brackets"],
+)
 def test_replay_accepts_an_oracle_on_a_knife_edge_within_its_logged_precision(
-    tmp_path: Path,
+    tmp_path: Path, economy: list[str]
 ) -> None:
-    # LLM Economist's SWF (Σ u/max(z, 1)) puts the oracle where a worker's best response
-    # jumps: the logged rates, rounded to 1e-6, scored 0.11 % below the logged oracle SWF,
-    # and a fresh, untouched run's replay said it differed from its log (exit 1).
-    args = ["run", "--preset", "llm-economist-2025", "--planner", "us-federal"]
-    args += ["--workers", "rational", "--agents", "200", "--years", "1"]
+    args = ["run", *economy, "--workers", "rational", "--years", "1"]
     ran = CliRunner().invoke(main, [*args, "--out", str(tmp_path), "--run-id", "r"])
     assert ran.exit_code == 0, ran.output
     replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "r")])
     assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
+    # the logged rates are the oracle's: enacted, they give the logged oracle SWF
+    run = load_run(tmp_path / "r")
+    config = restore_run(tmp_path / "r").config()
+    ctx = build_simulation(config, write_log=False).planner_context
+    enacted = ctx.economy.evaluate(ctx.schedule(run.summary["oracle_rates"]))[1].swf
+    assert enacted == pytest.approx(run.summary["oracle_swf"], rel=1e-9)
     # an edited oracle SWF is still found out
     log = tmp_path / "r" / "events.jsonl"
     lines = log.read_text(encoding="utf-8").splitlines()
