@@ -6,6 +6,9 @@ from __future__ import annotations
 #: The largest seed: a 64-bit signed integer, as the run's tables store it.
 MAX_SEED = 2**63 - 1
 
+#: The most tax years a run may hold (``--years``).
+MAX_YEARS = 10_000
+
 #: The longest a model request may take once sent, in seconds (``--timeout``).
 MAX_TIMEOUT_S = 3600.0
 

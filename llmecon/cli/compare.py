@@ -145,13 +145,13 @@ def compare(
     from llmecon.sweeps.backends import default_jobs
     from llmecon.sweeps.notes import shown_metrics
 
-    names = split_values("planner", planners) if planners is not None else None
-    if names == []:
-        raise click.UsageError("--planners is empty")
     settings = {k: v for k, v in config_overrides(options).items() if v is not None}
     if csv_path:
         check_output_file(csv_path, "the table")
-    with friendly_errors():
+    with friendly_errors():  # a planner given twice, an empty one: a ConfigError
+        names = split_values("planner", planners) if planners is not None else None
+        if names == []:
+            raise click.UsageError("--planners is empty")
         if use_ray or ray_address:
             import_ray()
         base = compare_config(config_file, **settings)

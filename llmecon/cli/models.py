@@ -114,7 +114,12 @@ def test_model(
     from llmecon._format import COST, SECONDS
 
     async def run() -> None:
-        llm = get_model(model, api_base=api_base, config=config, max_concurrency=max_concurrency)
+        try:  # a setting the model cannot take (a local model's --api-base)
+            llm = get_model(
+                model, api_base=api_base, config=config, max_concurrency=max_concurrency
+            )
+        except ValueError as exc:
+            raise click.ClickException(f"{model}: {exc}") from None
         try:
             out = await llm.generate(messages, WorkerDecision)
         finally:

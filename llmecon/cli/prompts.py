@@ -6,6 +6,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from llmecon._limits import MAX_YEARS
 from llmecon.cli._common import console, friendly_errors, out
 
 #: Widest separator between the messages `prompts render` prints.
@@ -152,7 +153,7 @@ def list_templates(prompts_dir: str | None) -> None:
 )
 @click.option(
     "--year",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_YEARS),
     default=None,
     help="Tax year (1 is the first, as prompts and the run display count); earlier "
     "years are simulated with rational workers: tax year 1 at the status quo, then one "

@@ -411,6 +411,25 @@ def _stop_children_at_exit() -> None:
             _AT_EXIT_REGISTERED = True
 
 
+def _env_n_batch(n_ctx: int) -> int | None:
+    """``LLMECON_LOCAL_N_BATCH`` as a whole number from 1 to ``n_ctx``, ``None`` when
+    unset; a ``ValueError`` naming it otherwise (a negative one crashed llama.cpp while
+    it loaded the model, retried as a crash, with no word of the variable)."""
+    given = os.environ.get("LLMECON_LOCAL_N_BATCH", "").strip()
+    if not given:
+        return None
+    try:
+        n_batch = int(given)
+    except ValueError:
+        n_batch = 0
+    if not 1 <= n_batch <= n_ctx:
+        raise ValueError(
+            f"LLMECON_LOCAL_N_BATCH={given!r} is not a batch size: give a whole number of "
+            f"tokens from 1 to {n_ctx} (the context), or unset it for the default"
+        )
+    return n_batch
+
+
 class LocalProvider(ModelProvider):
     """llama.cpp in a child process, with JSON-schema constrained decoding (a grammar)."""
 
@@ -435,9 +454,8 @@ class LocalProvider(ModelProvider):
             raise ValueError("local models run on this machine: api_base does not apply")
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
-        env_batch = os.environ.get("LLMECON_LOCAL_N_BATCH")
         #: ``None``: the child picks (512, or 1 on builds with AMX kernels)
-        self.n_batch: int | None = n_batch or (int(env_batch) if env_batch else None)
+        self.n_batch: int | None = n_batch or _env_n_batch(n_ctx)
         self.path: Path | None = (
             builtin_gguf_path(model_name) if model_name in BUILTIN_MODELS else Path(model_name)
         )

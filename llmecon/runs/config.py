@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from llmecon._limits import MAX_SEED, MAX_TIMEOUT_S
+from llmecon._limits import MAX_SEED, MAX_TIMEOUT_S, MAX_YEARS
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 from llmecon.models._fleet import EndpointSpec
 from llmecon.models._redact import check_base_url
@@ -176,7 +176,7 @@ class RunConfig(BaseModel):
     run of a few minutes on 2 cores), 100 with API-model workers, 1 000 with rational;
     at most the size of a ``--personas`` bank file."""
 
-    years: int | None = Field(None, ge=1, le=10_000, json_schema_extra=_ECONOMY)
+    years: int | None = Field(None, ge=1, le=MAX_YEARS, json_schema_extra=_ECONOMY)
     """Number of tax years. Default: 5 with embedded-model workers, else 20."""
 
     worker_steps: int = Field(1, ge=1, le=100, json_schema_extra=_AGENTS)

@@ -809,3 +809,45 @@ def test_a_broken_template_the_run_never_sends_does_not_stop_it(tmp_path: Path) 
                         "1", "--voters", "llm", "--voter-model", "scripted/reference")  # fmt: skip
     assert plurality.exit_code == 0, plurality.output
     assert "vote_rule_plurality.j2 shows an answer anchor" in " ".join(plurality.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        # a planner given twice or an empty one gave a traceback (a ConfigError raised
+        # before the command's error handling)
+        (["compare", "--planners", "saez,saez"], "planner: 'saez' is given twice"),
+        (["compare", "--planners", "saez,,none"], "has an empty value between ','s"),
+        # a local model given a server: a ValueError's traceback
+        (
+            ["models", "test", "local/smollm2-135m", "--api-base", "http://127.0.0.1:9"],
+            "local models run on this machine: api_base does not apply",
+        ),
+    ],
+)
+def test_mistakes_in_compare_and_models_test_are_one_line(
+    tmp_path: Path, args: list[str], phrase: str
+) -> None:
+    _clean_error(
+        _invoke(*args, "--out", str(tmp_path)) if args[0] == "compare" else _invoke(*args), phrase
+    )
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_prompt_year_beyond_any_run_is_a_usage_error() -> None:
+    # --year 10002 reached RunConfig(years=10001) and gave pydantic's traceback
+    result = _invoke("prompts", "render", "worker_decision.j2", "--year", "10001")
+    assert result.exit_code == 2 and "10001 is not in the range 1<=x<=10000" in result.output
+
+
+@pytest.mark.parametrize("given", ["abc", "-5", "0", "99999"])
+def test_a_bad_local_batch_size_names_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    # "abc" said "invalid literal for int()"; -5 crashed llama.cpp while loading the
+    # model, retried as a crash five times, without a word of the variable
+    monkeypatch.setenv("LLMECON_LOCAL_N_BATCH", given)
+    result = _invoke("run", "--planner", "saez", "--workers", "local/smollm2-135m",
+                     "--agents", "2", "--years", "1", "--out", str(tmp_path / "runs"))  # fmt: skip
+    _clean_error(result, f"LLMECON_LOCAL_N_BATCH={given!r} is not a batch size", "from 1 to 2048")
+    assert not (tmp_path / "runs").exists()
