@@ -96,7 +96,9 @@ def _reference_value(run: ReportRun, column: str, key: str) -> float | None:
 
 def _references(groups: Sequence[Group], column: str) -> list[HLine]:
     """Reference lines of one chart: a value shared by every run is drawn once (black);
-    references that differ between groups are drawn per group in its colour."""
+    references that differ between groups are drawn per group in its colour, at the
+    mean of its runs' (seeds whose populations differ have their own references, as the
+    group's line is the mean of theirs), and say so."""
     specs = _SWF_REFS if column == "swf" else (("status_quo", "status quo", "dot"),)
     runs = [r for g in groups for r in g.runs]
     lines: list[HLine] = []
@@ -107,9 +109,18 @@ def _references(groups: Sequence[Group], column: str) -> list[HLine]:
         if same(values) and values[0] is not None:
             lines.append(HLine(name, float(values[0]), dash))
             continue
-        firsts = [_reference_value(g.runs[0], column, key) for g in groups]
-        for members, v in by_value(firsts):  # groups on one economy share one line
+        means: list[float | None] = []
+        mixed: list[bool] = []  # whether the group's runs have references of their own
+        for g in groups:
+            held = [v for r in g.runs if (v := _reference_value(r, column, key)) is not None]
+            means.append(float(np.mean(held)) if held else None)
+            mixed.append(not same(held))
+        for members, v in by_value(means):  # groups on one economy share one line
             who = ", ".join(groups[i].label for i in members)
+            if any(mixed[i] for i in members):
+                who += (
+                    ", the mean of its runs' own" if len(members) == 1 else ", each its runs' mean"
+                )
             tint = colour(members[0]) if len(members) == 1 else REFERENCE_COLOUR
             lines.append(HLine(f"{name} ({who})", float(v), dash, tint))
     return lines

@@ -18,6 +18,7 @@ from llmecon.report._plots import schedule_colours
 from llmecon.report._svg import usd
 from llmecon.runs.dataframes import load_run
 from llmecon.runs.log import RunLogError
+from tests.report.conftest import build_run
 from tests.report.crafted import GOLDEN_V1, HOSTILE, IMG, SCRIPT, craft_run
 from tests.report.htmlcheck import parse
 
@@ -167,6 +168,24 @@ def test_seeds_of_one_setting_are_a_mean_with_a_band(seed_runs: list[Path]) -> N
     assert tips and "3 seeds" in tips[0]
     mean = sum(finals) / 3
     assert f"{mean:,.0f}" in tips[0] or f"{mean:.4g}" in tips[0]
+
+
+def test_seeds_with_their_own_populations_draw_the_mean_of_their_references(
+    tmp_path: Path,
+) -> None:
+    # The seeds of us-federal on synthetic populations (each seed its own) drew the
+    # first seed's status quo as the group's: 11 % above the group's mean line, though
+    # us-federal is the status quo.
+    settings = {"planner": "us-federal", "personas": "synthetic", "agents": 40, "years": 2}
+    paths = [build_run(tmp_path, **settings, seed=seed, run_id=f"s{seed}") for seed in (0, 1)]
+    runs = [load_run(p) for p in paths]
+    status_quo = [float(r.summary["status_quo_swf"]) for r in runs]
+    assert abs(status_quo[0] - status_quo[1]) > 0.05 * abs(status_quo[0])  # they differ
+    tips = parse(render_report(runs)).tips
+    lines = [t for t in tips if t.startswith("status quo (us-federal (2 runs)")]
+    assert lines and all("the mean of its runs' own" in t for t in lines)
+    mean = sum(status_quo) / 2
+    assert f"status quo (us-federal (2 runs), the mean of its runs' own): {mean:,.2f}" in lines
 
 
 def test_groups_that_differ_in_another_setting_than_the_planner_are_told_apart(
