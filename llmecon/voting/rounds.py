@@ -682,8 +682,11 @@ def weights_note(
     if not rivals:
         return ""
     most, what = max(rivals.values()), _COUNTED.get(rule, "unweighted score")
-    if most == mine:
-        return f"a {mine:g}–{mine:g} tie in {what}; the survey weights decided"
+    if most == mine:  # "a 4–4–4 tie" among three
+        level = sum(1 for n in rivals.values() if n == mine)
+        return (
+            f"a {'–'.join([f'{mine:g}'] * (1 + level))} tie in {what}; the survey weights decided"
+        )
     who = ", ".join(k for k, n in rivals.items() if n == most)
     return f"{who} had more {what} ({most:g} to {mine:g}); the survey weights decided"
 

@@ -242,6 +242,10 @@ def test_a_head_count_tie_the_survey_weights_decided_is_said_at_the_terminal() -
     assert weights_note({"A": 4.0, "B": 3.0}, "A", [], True) == ""  # more heads
     assert weights_note({"A": 3.0, "B": 3.0}, "A", ["A", "B"], True) == ""  # drawn
     assert weights_note({"A": 3.0, "B": 3.0}, "A", [], False) == ""  # unweighted
+    assert (  # three level: it said "a 4–4 tie"
+        weights_note({"A": 4.0, "B": 4.0, "C": 4.0}, "B", [], True)
+        == "a 4–4–4 tie in ballots; the survey weights decided"
+    )
     assert (
         weights_note({"A": 2.0, "B": 2.0, "C": 3.0}, "A", [], True)
         == "C had more ballots (3 to 2); the survey weights decided"
