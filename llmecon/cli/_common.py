@@ -86,6 +86,8 @@ def check_output_file(path: str, what: str) -> Path:
     folder is created. ``what`` names the output in the message."""
     from llmecon.sweeps.results import record_file_reason
 
+    if not path.strip():  # Path("") is the current folder
+        raise click.ClickException(f"the file name for {what} is empty: give one")
     if path.endswith(("/", os.sep)):  # Path() drops the slash: "d1/" would be a file d1
         raise click.ClickException(
             f"{path} names a folder ({what} is written to one file): give the file's name"

@@ -146,7 +146,7 @@ def compare(
     from llmecon.sweeps.notes import shown_metrics
 
     settings = {k: v for k, v in config_overrides(options).items() if v is not None}
-    if csv_path:
+    if csv_path is not None:
         check_output_file(csv_path, "the table")
     with friendly_errors():  # a planner given twice, an empty one: a ConfigError
         names = split_values("planner", planners) if planners is not None else None

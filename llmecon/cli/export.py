@@ -219,6 +219,8 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
             "--format parquet needs pyarrow: pip install 'llmecon[parquet]' "
             "(or pip install pyarrow), or use --format csv"
         )
+    if out_dir is not None and not out_dir.strip():  # Path("") is the current folder
+        raise click.ClickException("the folder name for the tables (--out) is empty: give one")
     target = Path(out_dir) if out_dir else path / TABLES_FOLDER
     if is_run_folder(target.resolve()):
         raise click.ClickException(

@@ -143,9 +143,9 @@ def probe(
     from llmecon.models import ModelError
     from llmecon.runs.config import ConfigError
 
-    if out_path and no_save:
+    if out_path is not None and no_save:
         raise click.UsageError("--out names where to save; --no-save saves nothing")
-    if out_path:
+    if out_path is not None:
         check_output_file(out_path, "the probe")
     calls = n_personas * 13
     counter = _CallCounter(calls, f"probing {model_name}: {n_personas} personas, {calls} calls …")

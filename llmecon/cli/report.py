@@ -84,6 +84,8 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
             paths.append(given)
     if not paths:
         raise click.UsageError("no run to report among the folders given")
+    if out_file is not None and not out_file.strip():  # Path("") is the current folder
+        raise click.ClickException("the file name for the report is empty: give one")
     if out_file is not None and (out_file.endswith(("/", os.sep)) or Path(out_file).is_dir()):
         # a folder: the file a report of these runs is named by default, in it
         several = len(paths) > 1

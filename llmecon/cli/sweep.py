@@ -570,7 +570,7 @@ def sweep(
             console.print(f"[yellow]note[/]: {note}", highlight=False)
         for said in warnings:
             console.print(f"[yellow]warning[/]: {said}", highlight=False)
-        if csv_path:
+        if csv_path is not None:
             _check_csv(csv_path, spec.directory(cells))
         if dry_run:
             import contextlib

@@ -851,3 +851,33 @@ def test_a_bad_local_batch_size_names_its_variable(
                      "--agents", "2", "--years", "1", "--out", str(tmp_path / "runs"))  # fmt: skip
     _clean_error(result, f"LLMECON_LOCAL_N_BATCH={given!r} is not a batch size", "from 1 to 2048")
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        # `personas sample --out ''` said ". exists", then with --force gave a traceback;
+        # `compare --csv ''` wrote no table without a word; `report --out ''` wrote
+        # report.html in the current folder, `export --out ''` into RUN/tables
+        (["personas", "sample", "--n", "5", "--out", "", "--force"], "the persona bank"),
+        (
+            ["compare", "--planners", "saez", "--agents", "5", "--years", "1", "--csv", ""],
+            "the table",
+        ),
+        (
+            ["sweep", "--planners", "saez", "--agents", "5", "--years", "1", "--csv", ""],
+            "the table",
+        ),
+        (["probe", "scripted/reference", "--personas", "4", "--out", ""], "the probe"),
+        (["report", "{run}", "--out", ""], "the report"),
+        (["export", "{run}", "--out", ""], "the tables (--out)"),
+    ],
+)
+def test_an_empty_output_name_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_dir: Path, args: list[str], what: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in run_dir.iterdir())
+    result = _invoke(*(a.format(run=run_dir) for a in args))
+    _clean_error(result, f"name for {what} is empty")
+    assert not any(tmp_path.iterdir()) and sorted(p.name for p in run_dir.iterdir()) == before
