@@ -78,7 +78,7 @@ _wage_floor_option = click.option(
     default=5,
     show_default=True,
     help="Stratify by federal 2025 income bracket with at least this many personas in "
-    "each (weighted to undo the oversampling).",
+    "each (weighted to undo the oversampling; at most --n / 7, said when lower).",
 )
 @click.option("--simple", is_flag=True, help="A simple random sample instead (every weight 1).")
 @_wage_floor_option
@@ -101,6 +101,21 @@ def sample(
     from rich.console import Console
 
     console = Console(stderr=True)
+    given = click.get_current_context().get_parameter_source("min_per_bracket")
+    if simple and given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(
+            "--simple draws a simple random sample: --min-per-bracket is for a stratified one"
+        )
+    from llmecon.economy.schedule import US_FEDERAL_2025_EDGES
+
+    strata = len(US_FEDERAL_2025_EDGES)
+    if not simple and min_per_bracket > n // strata:
+        console.print(
+            f"[yellow]note[/]: {n:,} personas cannot give each of the {strata} brackets "
+            f"{min_per_bracket}: each gets at least {n // strata} (--n "
+            f"{min_per_bracket * strata} or more gives {min_per_bracket})",
+            highlight=False,
+        )
     target = check_output_file(out, "the persona bank")
     if target.exists() and not force:
         raise click.ClickException(

@@ -881,3 +881,23 @@ def test_an_empty_output_name_is_refused(
     result = _invoke(*(a.format(run=run_dir) for a in args))
     _clean_error(result, f"name for {what} is empty")
     assert not any(tmp_path.iterdir()) and sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_a_stratified_bank_too_small_for_its_minimum_says_so(tmp_path: Path) -> None:
+    # --n 20 --min-per-bracket 5 put 2 in some brackets without a word; with --simple
+    # the option was dropped silently
+    from llmecon.personas import load_bank
+
+    out = tmp_path / "p.jsonl"
+    result = _invoke("personas", "sample", "--n", "20", "--min-per-bracket", "5", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "20 personas cannot give each of the 7 brackets 5: each gets at least 2" in said
+    assert len(load_bank(out)) == 20
+    quiet = _invoke("personas", "sample", "--n", "35", "--min-per-bracket", "5",
+                    "--out", str(tmp_path / "q.jsonl"))  # fmt: skip
+    assert quiet.exit_code == 0 and "cannot give" not in quiet.output
+    both = _invoke("personas", "sample", "--n", "20", "--simple", "--min-per-bracket", "5",
+                   "--out", str(tmp_path / "s.jsonl"))  # fmt: skip
+    assert both.exit_code == 2 and "--min-per-bracket is for a stratified one" in both.output
+    assert not (tmp_path / "s.jsonl").exists()
