@@ -73,9 +73,21 @@ class ChatTemplate:
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         self.source = source
+        from jinja2 import TemplateSyntaxError, meta
+
         text = CHAT_TEMPLATES.get(source) or _template_text(source)
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         env.globals["raise_exception"] = _raise
+        try:
+            uses = meta.find_undeclared_variables(env.parse(text))
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"chat template {source}: line {exc.lineno}: {exc.message}") from None
+        if "messages" not in uses:  # any file was taken as a template, sent as every prompt
+            raise ValueError(
+                f"chat template {source} never uses `messages`: it would send every call "
+                "the same prompt; give a chat template (Hugging Face syntax), a "
+                "tokenizer_config.json or a built-in name"
+            )
         self._template = env.from_string(text)
         self._tokens = {"bos_token": bos_token, "eos_token": eos_token}
 
@@ -97,9 +109,18 @@ def _template_text(source: str) -> str:
             f"chat template {source!r} is neither a built-in ({', '.join(CHAT_TEMPLATES)}), "
             "a Jinja template nor a file"
         )
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the chat template {path}: {exc}") from None
     if path.suffix == ".json":
-        template = json.loads(text).get("chat_template")
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not JSON (line {exc.lineno}): {exc.msg}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path} is not a tokenizer config (a JSON object)")
+        template = config.get("chat_template")
         if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
             named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
             template = named.get("default")

@@ -235,6 +235,25 @@ def test_chat_templates(tmp_path):
         ChatTemplate("no-such-template")
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        # any file was a template: a config file's text went out as every prompt
+        ("config.yaml", "agents: 10\n", "never uses `messages`"),
+        ("t.j2", "{{ bos_token }}hello", "never uses `messages`"),
+        # a JSON list gave AttributeError's traceback
+        ("tokenizer_config.json", "[1, 2]", "is not a tokenizer config (a JSON object)"),
+        ("tokenizer_config.json", "{", "is not JSON (line 1)"),
+        ("t.j2", "{% for m in messages %}{{ m.content }}", "t.j2: line 1: Unexpected end"),
+    ],
+)
+def test_a_file_that_is_no_chat_template_is_refused(tmp_path, name, text, said):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(said)):
+        ChatTemplate(str(path))
+
+
 def test_split_tokens_is_exact_and_proportional():
     assert split_tokens(100, [1, 1, 2]) == [25, 25, 50]
     shares = split_tokens(7, [3, 3, 3])
