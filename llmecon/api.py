@@ -262,25 +262,40 @@ def compare_config(config: ConfigLike = None, /, **settings: Any) -> RunConfig:
     :class:`~llmecon.runs.ConfigError` rather than replaced, as is a preset's or
     config's ``worker_satisfaction`` (only LLM workers answer it)."""
     _check_config_argument(config, settings, "compare")  # before the file is read
-    given = settings.get("workers")
     if isinstance(config, RunConfig):
-        in_config, where = config.model_dump(exclude_unset=True).get("workers"), "the config's"
+        data, where = config.model_dump(exclude_unset=True), "the config's"
     elif isinstance(config, Mapping):
-        in_config, where = config.get("workers"), "the config dict's"
+        data, where = dict(config), "the config dict's"
     elif config is not None:
-        in_config, where = read_config_file(config).get("workers"), f"{config}'s"
+        data, where = read_config_file(config), f"{config}'s"
     else:
-        in_config, where = None, ""
-    if given is not None:
-        origin = f"workers={given!r}"
-    else:
-        given, origin = in_config, f"{where} workers: {in_config!r}"
+        data, where = {}, ""
+
+    def setting(name: str) -> tuple[Any, str]:
+        """The value given for ``name`` (a setting over the config) and where."""
+        if settings.get(name) is not None:
+            return settings[name], f"{name}={settings[name]!r}"
+        return data.get(name), f"{where} {name}: {data.get(name)!r}"
+
+    given, origin = setting("workers")
     if given is not None and given != "rational":
         raise ConfigError(
             f"{origin}: compare runs every planner with rational workers (one "
             "economy, exact responses); to compare planners with other workers, use "
             "llmecon.sweep(grid={'planner': [...]}, workers=...) or `llmecon sweep "
             "--planners ... --workers ...`"
+        )
+    given, origin = setting("reference")
+    if given is not None and given is not True:  # it was dropped without a word
+        raise ConfigError(
+            f"{origin}: compare measures every planner against the reference welfare "
+            "(no tax, the oracle), so it runs them: leave reference out"
+        )
+    given, origin = setting("run_id")
+    if given is not None:
+        raise ConfigError(
+            f"{origin}: compare names each of its runs (by planner and seed); name its "
+            "folder with --name (name= in Python) and leave run_id out"
         )
     forced = {"workers": "rational", "reference": True}
     resolved = _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS, call="compare")
@@ -304,11 +319,13 @@ def compare_config(config: ConfigLike = None, /, **settings: Any) -> RunConfig:
 def default_planners(config: RunConfig) -> list[str]:
     """The planners :func:`compare` runs when none are given: :data:`DEFAULT_PLANNERS`,
     then the planner ``config``'s preset sets, if any (``large-legislative-models``:
-    ``ucb-joint``), so that a preset's own planner is compared with the baselines."""
+    ``ucb-joint``), so that a preset's own planner is compared with the baselines, and
+    the one ``config`` sets itself (a config file's ``planner:``, dropped before)."""
     from llmecon.presets import settings_of
 
     own = settings_of(config.preset).get("planner")
-    return list(dict.fromkeys([*DEFAULT_PLANNERS, *([str(own)] if own else [])]))
+    chosen = [config.planner] if "planner" in config.model_fields_set else []
+    return list(dict.fromkeys([*DEFAULT_PLANNERS, *([str(own)] if own else []), *chosen]))
 
 
 def _base_settings(config: RunConfig) -> dict[str, Any]:

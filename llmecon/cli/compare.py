@@ -157,10 +157,11 @@ def compare(
         base = compare_config(config_file, **settings)
         if names is None:
             names = default_planners(base)
-            if len(names) > len(DEFAULT_PLANNERS):
+            if added := names[len(DEFAULT_PLANNERS) :]:
                 console.print(
-                    f"planners: {', '.join(names)} (the default list and the "
-                    f"{base.preset} preset's {names[-1]}; --planners to choose)"
+                    f"planners: {', '.join(names)} (the default list and "
+                    f"{_whose(added, base)}; --planners to choose)",
+                    highlight=False,
                 )
         seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
         spec = compare_spec(names, base, seed_list)
@@ -219,3 +220,15 @@ def compare(
     if csv_path:
         write_csv(comparison.table, csv_path)
     report_end(comparison.sweep)
+
+
+def _whose(added: list[str], base: Any) -> str:
+    """Whose the planners compare adds to its default list are: the preset's, the
+    config's (``planner:``)."""
+    from llmecon.presets import settings_of
+
+    own = settings_of(base.preset).get("planner") if base.preset else None
+    return " and ".join(
+        f"the {base.preset} preset's {name}" if name == own else f"the config's {name}"
+        for name in added
+    )

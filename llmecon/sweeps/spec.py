@@ -432,4 +432,9 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cells must be a list of mappings of field: value")
     norm = {str(k).replace("-", "_"): v for k, v in grid.items()}
     cell_list = [{str(k).replace("-", "_"): v for k, v in c.items()} for c in cells]
+    if any("run_id" in part for part in (data, norm, *cell_list)):  # dropped without a word
+        raise ConfigError(
+            f"{path} sets run_id: a sweep names each cell's run itself (by its settings); "
+            "name the sweep's folder with name: (or --name) and leave run_id out"
+        )
     return {"base": data, "grid": norm, "cells": cell_list, "name": name}

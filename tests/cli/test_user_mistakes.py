@@ -901,3 +901,39 @@ def test_a_stratified_bank_too_small_for_its_minimum_says_so(tmp_path: Path) -> 
                    "--out", str(tmp_path / "s.jsonl"))  # fmt: skip
     assert both.exit_code == 2 and "--min-per-bracket is for a stratified one" in both.output
     assert not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "phrase"),
+    [
+        # compare dropped these without a word (it forces the references on, and names
+        # its runs itself); a sweep dropped run_id too
+        ("compare", "agents: 5\nreference: false\n", "reference: False: compare measures"),
+        ("compare", "agents: 5\nrun-id: mine\n", "run_id: 'mine': compare names each of its runs"),
+        ("sweep", "agents: 5\nrun_id: mine\n", "sets run_id: a sweep names each cell's run"),
+        ("sweep", "agents: 5\ncells:\n  - {run_id: x}\n", "sets run_id: a sweep names each"),
+    ],
+)
+def test_settings_a_comparison_or_sweep_cannot_keep_are_refused(
+    tmp_path: Path, command: str, text: str, phrase: str
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text, encoding="utf-8")
+    result = _invoke(command, "--config", str(config), "--planners", "saez", "--years", "1",
+                     "--out", str(tmp_path / "out"))  # fmt: skip
+    _clean_error(result, phrase)
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_runs_the_planner_its_config_file_names(tmp_path: Path) -> None:
+    # a config file's planner: was dropped: compare ran its default list without it
+    config = tmp_path / "c.yaml"
+    config.write_text("planner: flat:0.3\nagents: 5\nyears: 1\n", encoding="utf-8")
+    result = _invoke("compare", "--config", str(config), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "flat:0.3" in said.split("llmecon compare:")[1]  # in the table too
+    assert (
+        "none, us-federal, saez, oracle, ucb, flat:0.3 (the default list and the config's flat:0.3"
+        in said
+    )
