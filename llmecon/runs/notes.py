@@ -132,12 +132,50 @@ def settings_notes(
         elif runs_in_process(model):
             notes.append(f"{spell(f'{role}_api_base')} is not used: {model} runs in this process")
     voters = config.vote_every is not None and config.voters == "llm"
-    if config.api_base and is_baseline(planner) and workers == "rational" and not voters:
-        notes.append(
-            f"{spell('api_base')} is not used: the {planner} planner and rational workers "
-            "call no model"
+    models = [
+        m
+        for m in (
+            None if is_baseline(planner) else planner,
+            None if workers == "rational" else workers,
+            # LLM voters' model: theirs, else the workers', else the planner's
+            (config.voter_model or (workers if workers != "rational" else planner))
+            if voters
+            else None,
         )
+        if m is not None
+    ]
+    if not models:
+        unused = [
+            spell(name)
+            for name in ("api_base", *MODEL_SETTINGS)
+            if getattr(config, name) != type(config).model_fields[name].default
+            and (given is None or name in given)
+            and not (name in by_preset and getattr(config, name) == by_preset[name])
+        ]
+        if unused:
+            notes.append(
+                f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used: the "
+                f"{planner} planner and rational workers call no model"
+            )
+    elif config.api_base and all(runs_in_process(m) for m in models):
+        named = ", ".join(dict.fromkeys(models))
+        notes.append(f"{spell('api_base')} is not used: {named} runs in this process")
     return notes
+
+
+#: Settings of model calls alone: with no model called they do nothing
+#: (:func:`settings_notes`).
+MODEL_SETTINGS = (
+    "max_concurrency",
+    "max_cost",
+    "price",
+    "timeout",
+    "max_retries",
+    "cache_dir",
+    "batch_api",
+    "completions_batch",
+    "chat_template",
+)
 
 
 def sweep_notes(

@@ -254,8 +254,21 @@ def test_a_role_api_base_no_model_uses_is_said(tmp_path: Path) -> None:
     # run-wide: said too when no role calls a model (it was silently unused)
     said = notes("--planner", "saez", "--workers", "rational", "--api-base", base, run_id="c")
     assert said == "--api-base is not used: the saez planner and rational workers call no model"
-    assert notes("--planner", "saez", "--workers", "scripted/reference", "--api-base", base,
-                 run_id="d") == ""  # fmt: skip  # a role takes it (its model ignores it)
+    # and when every model runs in this process (the mock planner's was silently unused)
+    said = notes("--planner", "saez", "--workers", "scripted/reference", "--api-base", base,
+                 run_id="d")  # fmt: skip
+    assert said == "--api-base is not used: scripted/reference runs in this process"
+    said = notes("--planner", "mock/default", "--workers", "rational", "--api-base", base,
+                 run_id="e")  # fmt: skip
+    assert said == "--api-base is not used: mock/default runs in this process"
+    # settings of model calls alone, with no model called (they were silently unused)
+    cache = str(tmp_path / "c")
+    said = notes("--planner", "saez", "--workers", "rational", "--batch-api", "--max-cost", "1",
+                 "--chat-template", "llama3", "--cache-dir", cache, run_id="f")  # fmt: skip
+    assert said == (
+        "--max-cost, --cache-dir, --batch-api, --chat-template are not used: the saez planner "
+        "and rational workers call no model"
+    )
 
 
 def test_more_candidates_than_personas_is_said(tmp_path: Path) -> None:
