@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -11,7 +12,7 @@ import threading
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -79,11 +80,15 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(f"file not found: {exc.filename}") from None
 
 
-def check_output_file(path: str, what: str) -> Path:
+def check_output_file(
+    path: str, what: str, *, ours: Callable[[Path], bool] | None = None, force: bool = False
+) -> Path:
     """The file an output option (``--out``, ``--csv``; click refuses a folder) names,
     checked before any work: never a run's or a sweep's record (``events.jsonl``,
     ``manifest.json``, ``sweep.json``, …: writing there would lose the run), and its
-    folder is created. ``what`` names the output in the message."""
+    folder is created. ``what`` names the output in the message. With ``ours`` (whether
+    a file is an earlier output of this kind), an existing file that is not is replaced
+    only with ``force`` (a user's file of the same name was overwritten without a word)."""
     from llmecon.sweeps.results import record_file_reason
 
     if not path.strip():  # Path("") is the current folder
@@ -97,6 +102,11 @@ def check_output_file(path: str, what: str) -> Path:
     reason = record_file_reason(entry) or _shipped_file_reason(entry)
     if reason is not None:
         raise click.ClickException(f"refusing to write {what} over {given}: {reason}")
+    if ours is not None and not force and entry.is_file() and not ours(entry):
+        raise click.ClickException(
+            f"refusing to write {what} over {given}: it is not an llmecon output of that "
+            "kind (a file of your own?); give another name, or --force to replace it"
+        )
     try:
         make_folder(entry.parent)
     except OSError as exc:
@@ -104,6 +114,39 @@ def check_output_file(path: str, what: str) -> Path:
             f"cannot create the folder of {given}: {os_reason(exc)}"
         ) from None
     return given
+
+
+def force_option(what: str, they: str = "it is") -> Callable[[F], F]:
+    """``--force``: replace ``what`` (an output option's file) when it exists and is not
+    an llmecon output of its kind (:func:`check_output_file`)."""
+    return click.option(
+        "--force",
+        is_flag=True,
+        help=f"Replace {what} even when {they} not an llmecon output of its kind (a file "
+        "of your own); without it such a file is refused.",
+    )
+
+
+def results_table_file(path: Path) -> bool:
+    """Whether ``path`` is a CSV table of results as ``compare``/``sweep --csv`` write
+    it: its header names the counts every such table has (``n``, ``failed``,
+    ``unfinished``)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            header = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return {"n", "failed", "unfinished"} <= {c.strip() for c in header.split(",")}
+
+
+def json_object_with(path: Path, keys: Collection[str]) -> bool:
+    """Whether ``path`` holds a JSON object with all of ``keys`` (a file llmecon wrote:
+    a probe's result, an export's ``run.json``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and set(keys) <= set(data)
 
 
 def _shipped_file_reason(entry: Path) -> str | None:

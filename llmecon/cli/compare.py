@@ -17,7 +17,9 @@ from llmecon.cli._common import (
     config_option,
     config_overrides,
     console,
+    force_option,
     friendly_errors,
+    results_table_file,
 )
 from llmecon.cli.sweep import (
     backend_options,
@@ -108,11 +110,13 @@ def compare_options(func: F) -> F:
     type=click.Path(dir_okay=False),
     help="Also write the table to this CSV file.",
 )
+@force_option("--csv")
 def compare(
     config_file: str | None,
     planners: str | None,
     seeds: str | None,
     csv_path: str | None,
+    force: bool,
     name: str | None,
     max_cost: float | None,
     jobs: int | None,
@@ -147,7 +151,7 @@ def compare(
 
     settings = {k: v for k, v in config_overrides(options).items() if v is not None}
     if csv_path is not None:
-        check_output_file(csv_path, "the table")
+        check_output_file(csv_path, "the table", ours=results_table_file, force=force)
     with friendly_errors():  # a planner given twice, an empty one: a ConfigError
         names = split_values("planner", planners) if planners is not None else None
         if names == []:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from llmecon._format import command, counted
-from llmecon.cli._common import console, friendly_errors
+from llmecon.cli._common import console, force_option, friendly_errors, json_object_with
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,6 +148,36 @@ def check_run_dir(run_dir: str) -> Path:
     return path
 
 
+def _not_exported(folder: Path, fmt: str) -> list[str]:
+    """The files in ``folder`` that an export in ``fmt`` would replace and that no
+    export wrote: each of its tables starts with the columns ``run_id`` and ``seed``,
+    and its :data:`RUN_FILE` holds the run's id and tax years."""
+    from llmecon.runs.dataframes import TABLE_NAMES
+
+    theirs = []
+    for name in TABLE_NAMES:
+        file = folder / f"{name}.{fmt}"
+        if file.is_file() and _leading_columns(file, fmt) != ["run_id", "seed"]:
+            theirs.append(file.name)
+    record = folder / RUN_FILE
+    if record.is_file() and not json_object_with(record, ("run_id", "tax_years_completed")):
+        theirs.append(record.name)
+    return theirs
+
+
+def _leading_columns(file: Path, fmt: str) -> list[str]:
+    """The first two column names of the table ``file`` (``[]`` when unreadable)."""
+    try:
+        if fmt == "csv":
+            with file.open(encoding="utf-8") as f:
+                return [c.strip() for c in f.readline().split(",")[:2]]
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(file).names[:2])
+    except Exception:  # not a table at all: not an export's
+        return []
+
+
 def _missing_folders(folder: Path) -> list[Path]:
     """``folder`` and those of its parents that do not exist yet, deepest first: the
     folders an export into it makes."""
@@ -186,7 +216,8 @@ def _remove_empty(folders: list[Path]) -> None:
     type=click.Path(file_okay=False),
     help="Folder to write the tables to; not a run folder. [default: RUN/tables]",
 )
-def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
+@force_option("the files in --out named as its tables", "they are")
+def export(run_dir: str, fmt: str, out_dir: str | None, force: bool) -> None:
     """Write the tables of the run in RUN: years, rates, agents, personas, calls,
     votes, ballots, fallbacks, and run.json (its status, settings and end summary).
 
@@ -244,6 +275,12 @@ def export(run_dir: str, fmt: str, out_dir: str | None) -> None:
         raise click.ClickException(
             f"refusing to export into {target}: it is in the llmecon package; pass --out "
             "a folder of its own (default RUN/tables)"
+        )
+    if not force and (theirs := _not_exported(target, fmt)):
+        raise click.ClickException(
+            f"refusing to export into {target}: {', '.join(theirs)} there "
+            f"{'is' if len(theirs) == 1 else 'are'} not an llmecon export's (files of your "
+            "own?): pass --out a folder of its own, or --force to replace them"
         )
     with friendly_errors():
         run = load_run(path)

@@ -17,7 +17,9 @@ from llmecon.cli._common import (
     check_output_file,
     console,
     field_range,
+    force_option,
     friendly_errors,
+    json_object_with,
     model_call_options,
     out,
 )
@@ -95,6 +97,7 @@ class _PersonaCount(click.IntRange):
     "report finds them for runs in runs/ with the same settings]",
 )
 @click.option("--no-save", is_flag=True, help="Do not save the results.")
+@force_option("--out")
 @model_call_options
 @click.option(
     "--prompts",
@@ -112,6 +115,7 @@ def probe(
     bootstrap: int,
     out_path: str | None,
     no_save: bool,
+    force: bool,
     api_base: str | None,
     timeout: float,
     max_retries: int,
@@ -146,7 +150,7 @@ def probe(
     if out_path is not None and no_save:
         raise click.UsageError("--out names where to save; --no-save saves nothing")
     if out_path is not None:
-        check_output_file(out_path, "the probe")
+        check_output_file(out_path, "the probe", ours=probe_file, force=force)
     calls = n_personas * 13
     counter = _CallCounter(calls, f"probing {model_name}: {n_personas} personas, {calls} calls …")
     with friendly_errors():
@@ -284,3 +288,8 @@ def _table(result: ProbeResult) -> Table:
     for est in result.estimates.values():
         table.add_row(*_row(est))
     return table
+
+
+def probe_file(path: Path) -> bool:
+    """Whether ``path`` is a probe's saved result (what ``--out`` may replace)."""
+    return json_object_with(path, ("model", "battery", "estimates"))

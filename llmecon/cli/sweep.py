@@ -32,9 +32,11 @@ from llmecon.cli._common import (
     config_option,
     console,
     field_help,
+    force_option,
     friendly_errors,
     option_name,
     out,
+    results_table_file,
     stale_outputs,
     terminate_as_interrupt,
 )
@@ -374,7 +376,7 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
     return result
 
 
-def _check_csv(csv_path: str, directory: Path) -> None:
+def _check_csv(csv_path: str, directory: Path, force: bool) -> None:
     """``--csv`` checked before the sweep runs: an output file (:func:`check_output_file`)
     outside the sweep's own folder, whose files and cell folders the sweep is about to
     write (a path there that does not exist yet passed the check of existing records,
@@ -386,7 +388,7 @@ def _check_csv(csv_path: str, directory: Path) -> None:
             f"folder {directory}, which the sweep writes (its results.csv holds this "
             "table): write elsewhere"
         )
-    check_output_file(csv_path, "the table")
+    check_output_file(csv_path, "the table", ours=results_table_file, force=force)
 
 
 def write_csv(table: Any, csv_path: str) -> None:
@@ -503,6 +505,7 @@ def _again(directory: Path | None, bad: Any) -> str:
 @click.option(
     "--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the table here."
 )
+@force_option("--csv")
 @click.option("--dry-run", is_flag=True, help="List the cells and exit, running nothing.")
 def sweep(
     config_file: str | None,
@@ -512,6 +515,7 @@ def sweep(
     use_ray: bool,
     ray_address: str | None,
     csv_path: str | None,
+    force: bool,
     dry_run: bool,
     **options: Any,
 ) -> None:
@@ -571,7 +575,7 @@ def sweep(
         for said in warnings:
             console.print(f"[yellow]warning[/]: {said}", highlight=False)
         if csv_path is not None:
-            _check_csv(csv_path, spec.directory(cells))
+            _check_csv(csv_path, spec.directory(cells), force)
         if dry_run:
             import contextlib
 

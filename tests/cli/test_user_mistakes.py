@@ -950,3 +950,75 @@ def test_compare_runs_the_planner_its_config_file_names(tmp_path: Path) -> None:
         "none, us-federal, saez, oracle, ucb, flat:0.3 (the default list and the config's flat:0.3"
         in said
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "mine"),
+    [
+        # each replaced a file of the user's of the same name without a word
+        (["export", "{run}", "--out", "{tmp}/mine"], "mine/years.csv"),
+        (["export", "{run}", "--out", "{tmp}/mine"], "mine/run.json"),
+        (["export", "{run}", "--format", "parquet", "--out", "{tmp}/mine"], "mine/rates.parquet"),
+        (
+            [
+                "probe",
+                "scripted/reference",
+                "--personas",
+                "2",
+                "--bootstrap",
+                "100",
+                "--out",
+                "{tmp}/mine.json",
+            ],
+            "mine.json",
+        ),
+        (
+            [
+                "compare",
+                "--planners",
+                "saez",
+                "--agents",
+                "4",
+                "--years",
+                "1",
+                "--out",
+                "{tmp}/runs",
+                "--csv",
+                "{tmp}/mine.csv",
+            ],
+            "mine.csv",
+        ),
+        (
+            [
+                "sweep",
+                "--planners",
+                "saez",
+                "--agents",
+                "4",
+                "--years",
+                "1",
+                "--out",
+                "{tmp}/runs",
+                "--csv",
+                "{tmp}/mine.csv",
+            ],
+            "mine.csv",
+        ),
+    ],
+)
+def test_an_output_is_not_written_over_a_file_of_the_users(
+    tmp_path: Path, run_dir: Path, args: list[str], mine: str
+) -> None:
+    if "parquet" in args:
+        pytest.importorskip("pyarrow")
+    command = [a.format(run=run_dir, tmp=tmp_path) for a in args]
+    theirs = tmp_path / mine
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    theirs.write_text('{"mine": 1}\n', encoding="utf-8")
+    _clean_error(_invoke(*command), "not an llmecon", "--force")
+    assert theirs.read_text(encoding="utf-8") == '{"mine": 1}\n'
+    forced = _invoke(*command, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert theirs.read_bytes() != b'{"mine": 1}\n'
+    again = _invoke(*command)  # its own output it replaces
+    assert again.exit_code == 0, again.output
