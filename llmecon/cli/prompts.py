@@ -55,11 +55,15 @@ def _run_settings(
         return prompts_dir, {}, {}
     from llmecon.runs.config import build_config
     from llmecon.runs.prompt_examples import prompt_economy
-    from llmecon.runs.wiring import check_model_names
+    from llmecon.runs.wiring import NAMED_PERSONAS, build_population, check_model_names
 
     with friendly_errors():  # refused as `llmecon run --config` refuses it
         config = build_config(config_file).resolved()
         check_model_names(config)
+        if str(config.personas) not in NAMED_PERSONAS:  # a bank too small, a bad file
+            import numpy as np
+
+            build_population(config, np.random.default_rng(config.seed))
     population = {
         "agents": int(config.agents or EXAMPLE_AGENTS),
         "seed": config.seed,

@@ -1022,3 +1022,17 @@ def test_an_output_is_not_written_over_a_file_of_the_users(
     assert theirs.read_bytes() != b'{"mine": 1}\n'
     again = _invoke(*command)  # its own output it replaces
     assert again.exit_code == 0, again.output
+
+
+def test_prompts_check_refuses_a_config_whose_bank_is_too_small(tmp_path: Path) -> None:
+    # `prompts check --config` said every template renders for a config that `run`
+    # refuses (its help says such a config is refused): 5 agents from a 3-persona bank
+    bank = tmp_path / "b3.jsonl"
+    assert _invoke("personas", "sample", "--n", "3", "--simple", "--out", str(bank)).exit_code == 0
+    config = tmp_path / "c.yaml"
+    config.write_text(f"agents: 5\npersonas: {bank}\nworkers: scripted/reference\n")
+    for command in (["check"], ["render", "worker_decision.j2"]):
+        _clean_error(_invoke("prompts", *command, "--config", str(config)),
+                     "holds 3 personas but --agents is 5")  # fmt: skip
+    config.write_text(f"agents: 3\npersonas: {bank}\nworkers: scripted/reference\n")
+    assert _invoke("prompts", "check", "--config", str(config)).exit_code == 0
