@@ -60,6 +60,8 @@ def _run_settings(
     with friendly_errors():  # refused as `llmecon run --config` refuses it
         config = build_config(config_file).resolved()
         check_model_names(config)
+    _library(prompts_dir or config.prompts)  # a missing folder is said first
+    with friendly_errors():
         if str(config.personas) not in NAMED_PERSONAS:  # a bank too small, a bad file
             import numpy as np
 
