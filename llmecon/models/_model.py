@@ -213,7 +213,13 @@ class Model:
         state = CallState(started_at=started_at)
         try:
             self._check_budget()
-            key = self._cache_key(msgs, spec, native, cfg) if self.cache else None
+            # a call a recording answers (a resume's unfinished year) is the logged one,
+            # at its logged cost: a cache hit would count it again as free
+            key = (
+                self._cache_key(msgs, spec, native, cfg)
+                if self.cache and not self.provider.recorded_answer()
+                else None
+            )
             output = self._from_cache(key, spec) if key else None
             if output is None:
                 output = await self._generate(msgs, spec, native, cfg, state)

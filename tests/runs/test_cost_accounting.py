@@ -245,3 +245,33 @@ def test_a_resume_names_a_kept_year_that_was_mostly_fallbacks(tmp_path: Path) ->
     assert "note: tax year 2 was 100.0 % fallbacks (a model outage?)" in said
     assert f"`llmecon run --fork {tmp_path / 'r'} --from-year 1`" in said
     assert "tax year 1 was" not in said  # a year that went well is not named
+
+
+def test_a_resume_with_a_cache_reuses_its_logged_calls_at_their_cost(tmp_path: Path) -> None:
+    # With --cache-dir, the unfinished year's calls a resume reuses were answered from
+    # the cache first: logged again as free cache hits, the resumed run cost less than
+    # its first session had (its budget, counting the log, said more was spent).
+    with FakeOpenAIServer() as server:
+
+        def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
+            server.script.append("ok")  # the planner's call of tax year 2
+            server.fault_rates = {"500": 1.0}  # then every worker's
+
+        config = _config(tmp_path, server.base_url, agents=12, years=2, price=(1000.0, 2000.0))
+        config = config.model_copy(update={"max_concurrency": 1, "cache_dir": str(tmp_path / "c")})
+        with pytest.raises(RunFailedError):
+            build_simulation(config).run(break_after_year_0)
+        server.fault_rates = {}
+        first = load_run(tmp_path / "r").calls
+        paid = first[(first["cost_usd"] > 0) & ~first["cached"].astype(bool)]
+        assert ((paid["year"] == 2) & (paid["role"] == "planner")).sum() == 1  # made, paid
+        assert resume_run(tmp_path / "r").run().status == "completed"
+    run = load_run(tmp_path / "r")
+    calls = run.calls
+    assert not calls["cached"].astype(bool).any()
+    planner = calls[calls["role"] == "planner"]
+    assert list(planner["cost_usd"]) == pytest.approx(
+        list(first[first["role"] == "planner"]["cost_usd"])
+    )
+    assert run.summary["cost_usd"] == pytest.approx(calls["cost_usd"].sum(), abs=1e-6)
+    assert run.summary["cost_usd"] >= paid["cost_usd"].sum() - 1e-6
