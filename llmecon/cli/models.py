@@ -118,6 +118,8 @@ def test_model(
             llm = get_model(
                 model, api_base=api_base, config=config, max_concurrency=max_concurrency
             )
+        except (UnknownModelError, ModelError):
+            raise  # said below, as run says them
         except ValueError as exc:
             raise click.ClickException(f"{model}: {exc}") from None
         try:
