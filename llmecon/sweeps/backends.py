@@ -57,8 +57,12 @@ class Backend:
     def submit(self, task: dict[str, Any]) -> Any:
         raise NotImplementedError
 
-    def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
-        """Block until at least one of ``handles`` finished; their (handle, result)."""
+    def wait(
+        self, handles: list[Any], timeout: float | None = None
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """Block until at least one of ``handles`` finished, or ``timeout`` seconds
+        passed (``None``: no limit; a backend that runs a cell in this thread may take
+        longer); their (handle, result), none when the time ran out."""
         raise NotImplementedError
 
     def cancel(self, handles: list[Any]) -> None:
@@ -83,8 +87,10 @@ class SequentialBackend(Backend):
         self.tasks[task["cell_id"]] = task
         return task["cell_id"]
 
-    def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
-        cell_id = handles[0]
+    def wait(
+        self, handles: list[Any], timeout: float | None = None
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        cell_id = handles[0]  # runs it here, whatever the timeout
         task = self.tasks.pop(cell_id)
         hook = None
         if self.on_year is not None:
@@ -202,12 +208,14 @@ class PoolBackend(Backend):
         future.task = task  # type: ignore[attr-defined]
         return future
 
-    def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+    def wait(
+        self, handles: list[Any], timeout: float | None = None
+    ) -> list[tuple[Any, dict[str, Any]]]:
         from concurrent.futures import FIRST_COMPLETED
         from concurrent.futures import wait as wait_futures
         from concurrent.futures.process import BrokenProcessPool
 
-        done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)
+        done, _ = wait_futures(handles, timeout=timeout, return_when=FIRST_COMPLETED)
         out = []
         for future in done:
             try:
@@ -298,11 +306,19 @@ class RayBackend(Backend):
         self.tasks[ref] = task
         return ref
 
-    def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+    def wait(
+        self, handles: list[Any], timeout: float | None = None
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        import time
+
         done: list[Any] = []
+        end = None if timeout is None else time.monotonic() + timeout
         while not done:  # in short waits: a signal's handler (Ctrl-C, SIGTERM) runs only
             # when this thread is back in Python, never inside one long ray.wait
-            done, _ = self.ray.wait(handles, num_returns=1, timeout=RAY_WAIT_S)
+            left = RAY_WAIT_S if end is None else min(RAY_WAIT_S, end - time.monotonic())
+            done, _ = self.ray.wait(handles, num_returns=1, timeout=max(0.0, left))
+            if end is not None and time.monotonic() >= end:
+                break
         out = []
         for ref in done:
             task = self.tasks.pop(ref)

@@ -4,6 +4,7 @@ ones, start the rest on a backend within the budget, and tabulate the results.""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import time
@@ -26,7 +27,13 @@ from llmecon.runs.log import (
 )
 from llmecon.runs.loop import RunResult
 from llmecon.sweeps.backends import Backend, make_backend, script_hint
-from llmecon.sweeps.cell import UNTABULATED, folder_result, folder_state, known_cost
+from llmecon.sweeps.cell import (
+    UNTABULATED,
+    folder_result,
+    folder_state,
+    known_cost,
+    never_logged,
+)
 from llmecon.sweeps.results import (
     CELLS_NAME,
     FAILED_STATUSES,
@@ -419,15 +426,25 @@ def run_sweep(
         owned = backend is None
         tables = _TableSnapshots(directory, spec.varying, folder) if directory else None
         inflight: dict[Any, dict[str, Any]] = {}
-        news = True  # cells started or finished since the tables were last written
+
+        def snapshot() -> None:  # the tables as they stand, when a write is due
+            if tables is not None:
+                tables.tick(cells, done, pending, {t["cell_id"] for t in inflight.values()})
+
+        def on_year(cell_id: str, record: Any) -> None:  # a cell run in this thread
+            progress.year(cell_id, record)
+            snapshot()
+
         try:  # an interrupt in any phase (Ray starting or shutting down too) writes the tables
             if backend is None and queue:
                 backend = make_backend(
                     min(jobs or 1, len(queue)) if not (ray or ray_address) else jobs,
                     ray=ray,
                     ray_address=ray_address,
-                    on_year=progress.year,
+                    on_year=on_year,
                 )
+            # a backend of the caller's own may wait without a timeout
+            timed = backend is not None and "timeout" in inspect.signature(backend.wait).parameters
             try:
                 while queue or inflight:
                     while queue and backend is not None and len(inflight) < backend.slots:
@@ -447,13 +464,21 @@ def run_sweep(
                         task["budget"] = None if budget is None else budget - spent
                         inflight[backend.submit(task)] = task
                         progress.cell_started(by_id[task["cell_id"]])
+                        if tables is not None:
+                            tables.news = True
                     if not inflight or backend is None:
                         break
-                    if tables is not None and news:  # the tables as they stand now
-                        running = {t["cell_id"] for t in inflight.values()}
-                        news = not tables.update(cells, done, pending, running)
-                    for handle, result in backend.wait(list(inflight)):
-                        news = True
+                    snapshot()
+                    # back for a write that falls due while the cells run
+                    wait_s = tables.wait_s() if tables is not None and timed else None
+                    finished = (
+                        backend.wait(list(inflight), timeout=wait_s)
+                        if wait_s is not None
+                        else backend.wait(list(inflight))
+                    )
+                    if finished and tables is not None:
+                        tables.news = True
+                    for handle, result in finished:
                         task = inflight.pop(handle)
                         cell_id = task["cell_id"]
                         cost = known_cost(result)
@@ -590,17 +615,24 @@ class _TableSnapshots:
     def __init__(self, directory: Path, axes: list[str], folder: dict[str, Any]) -> None:
         self.directory, self.axes, self.folder = directory, axes, folder
         self.due = 0.0  # monotonic time of the next write
+        #: cells started or finished since the tables were last written
+        self.news = True
 
-    def update(
+    def wait_s(self) -> float | None:
+        """How long until a write of news is due (``None``: nothing to write)."""
+        return max(0.05, self.due - time.monotonic()) if self.news else None
+
+    def tick(
         self,
         cells: list[Cell],
         done: dict[str, dict[str, Any]],
         pending: dict[str, dict[str, Any]],
         running: set[str],
-    ) -> bool:
-        """Write the tables if a write is due; whether it was."""
-        if time.monotonic() < self.due:
-            return False
+    ) -> None:
+        """Write the tables if there is news and a write is due."""
+        if not self.news or time.monotonic() < self.due:
+            return
+        self.news = False
         began = time.monotonic()
         unrun = {"action": "not_started", "status": "not_started"}
         busy = {"action": "running", "status": "running"}
@@ -615,7 +647,6 @@ class _TableSnapshots:
             _write_tables(self.directory, cells_frame(cells, results, self.axes), self.folder)
         took = time.monotonic() - began
         self.due = time.monotonic() + max(self.MIN_GAP_S, self.GAP_FACTOR * took)
-        return True
 
 
 #: Columns of a cell's result that are not tables' (lists, process details).
@@ -639,12 +670,12 @@ def with_earlier_cells(
         return now
     # a cell the table says completed whose log is gone is missing, as load_sweep says;
     # one it said missing whose log is back is read from it again
+    if "status" in earlier and (earlier["status"] == "running").any():
+        earlier = _settled(earlier, file.parent)
     status = earlier["status"] if "status" in earlier else pd.Series("", earlier.index)
     logged = earlier["cell_id"].astype(str).map(lambda cell_id: has_log(file.parent, cell_id))
     gone = (status == "completed") & ~logged
-    # one in flight when a sweep was killed (a snapshot's `running`) is as its log says
-    back = status.isin(("missing", "running")) & logged
-    earlier.loc[(status == "running") & ~logged, "status"] = "not_started"
+    back = (status == "missing") & logged
     if gone.any():
         if "error" not in earlier:
             earlier["error"] = None
@@ -664,6 +695,22 @@ def with_earlier_cells(
     rank = {cell_id: k for k, cell_id in enumerate(order)}
     merged = merged.iloc[merged["cell_id"].astype(str).map(rank).argsort(kind="stable")]
     return merged.reset_index(drop=True)
+
+
+def _settled(table: pd.DataFrame, directory: Path) -> pd.DataFrame:
+    """``table`` (rows of an earlier ``cells.csv``) with each cell it says is
+    ``running``, in flight when that sweep was killed, as its folder now says it ended
+    (:func:`_stopped_cell`): ``not_started`` when it logged nothing."""
+    rows = table.to_dict("records")
+    for row in rows:
+        if row.get("status") != "running":
+            continue
+        cell_id = str(row["cell_id"])
+        started = has_log(directory, cell_id) and not never_logged(directory / cell_id)
+        result = _stopped_cell(directory / cell_id, started)
+        row.update({k: v for k, v in result.items() if k not in _DROP})
+        row["error"] = result.get("error")
+    return pd.DataFrame(rows, columns=list(dict.fromkeys([*table.columns, *rows[0]])))
 
 
 def cells_frame(cells: list[Cell], results: list[dict[str, Any]], axes: list[str]) -> pd.DataFrame:

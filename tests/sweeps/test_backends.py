@@ -237,3 +237,25 @@ def test_an_interrupted_ray_shutdown_is_finished_before_the_interrupt_goes_on() 
     assert backend.ray.shutdowns == 2 and not backend.started
     backend.close()  # closed once only
     assert backend.ray.shutdowns == 2
+
+
+@pytest.mark.parametrize("backend_name", ["pool", "ray"])
+def test_a_wait_with_a_timeout_returns_none_finished_then_the_cell(
+    tmp_path: Path, backend_name: str, request: pytest.FixtureRequest
+) -> None:
+    # the sweep waits with a timeout to write its tables when a write falls due while
+    # its cells run: a wait that times out returns no cell, and the cell still ends
+    from llmecon.sweeps.backends import PoolBackend, RayBackend
+
+    if backend_name == "ray":
+        request.getfixturevalue("local_ray")
+    backend = PoolBackend(1) if backend_name == "pool" else RayBackend(1, None)
+    config = {**SMALL, "planner": "saez", "seed": 0, "years": 20}
+    task = {"cell_id": "c", "run_dir": str(tmp_path / "c"), "config": config, "operational": {}}
+    try:
+        handle = backend.submit(task)
+        assert backend.wait([handle], timeout=0.0) == []  # it has not even started
+        (finished,) = backend.wait([handle])
+    finally:
+        backend.close()
+    assert finished[0] == handle and finished[1]["status"] == "completed"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -64,8 +65,11 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     assert (results.n.sum(), results.unfinished.sum()) == (3, 3)
     # a cell the tables say was running is as its log says; without a folder (killed
     # before it was made), not started
-    table.loc[4, "status"] = "running"
+    table.loc[4:, "status"] = "running"
     table.to_csv(folder / "cells.csv", index=False)
+    # the last one killed while its folder was made: an empty log
+    (folder / cell_ids[5]).mkdir()
+    (folder / cell_ids[5] / "events.jsonl").write_text("")
     loaded = llmecon.load_sweep(folder).cells
     assert list(loaded.status[3:]) == ["killed", "not_started", "not_started"]
     narrow = llmecon.sweep(
@@ -74,6 +78,9 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     assert narrow.directory == folder and set(narrow.cells.action) == {"skipped"}
     table = pd.read_csv(folder / "cells.csv")  # the other cells' rows, as their logs say
     assert list(table.status[3:]) == ["killed", "not_started", "not_started"]
+    assert list(table.action[3:]) == ["interrupted", "not_started", "not_started"]
+    (folder / cell_ids[5] / "events.jsonl").unlink()
+    (folder / cell_ids[5]).rmdir()
     # the sweep's years say which cells stopped short (fewer years: averaging them with
     # the completed cells' changes the set of seeds from one year to the next)
     years = llmecon.load_sweep(folder).years
@@ -482,7 +489,7 @@ def test_a_kill_between_the_two_tables_is_mended_by_the_next_run(
 
     with monkeypatch.context() as patch:
         patch.setattr(engine, "atomic_write_text", killed_before_results)
-        patch.setattr(engine._TableSnapshots, "update", lambda *_: True)  # the end's only
+        patch.setattr(engine._TableSnapshots, "tick", lambda *_: None)  # the end's only
         with pytest.raises(_Killed):
             llmecon.sweep(grid={"planner": "ucb", "seed": "0-3"}, out=out, jobs=1, **settings)
     cells = pd.read_csv(folder / "cells.csv")
@@ -498,3 +505,47 @@ def test_a_kill_between_the_two_tables_is_mended_by_the_next_run(
     assert dict(zip(cells.cell_id, cells.wall_s, strict=True)) == pytest.approx(took)
     assert list(results.n) == [4]
     assert results.gain_closed.iloc[0] == pytest.approx(cells.gain_closed.mean())
+
+
+def test_the_tables_catch_up_while_a_long_cell_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write the throttle skipped waited for the next cell to finish: three quick cells
+    # then a long one, and the tables said the first was running until the long one
+    # ended (a kill then left them so). A write that falls due is now made while a cell
+    # runs. Here the throttle holds every write from the second cell's start to the
+    # fourth cell's second tax year, whose write must then count the three finished.
+    from llmecon.sweeps import SweepProgress, engine
+
+    monkeypatch.setattr(engine._TableSnapshots, "MIN_GAP_S", 0.0)
+    monkeypatch.setattr(engine._TableSnapshots, "GAP_FACTOR", 0.0)
+    held = {"on": False}
+    tick = engine._TableSnapshots.tick
+
+    def throttled(self: Any, *args: Any) -> None:
+        if not held["on"]:
+            tick(self, *args)
+
+    monkeypatch.setattr(engine._TableSnapshots, "tick", throttled)
+    out = tmp_path / "runs"
+    seen: list[list[str]] = []
+
+    class Watch(SweepProgress):
+        def __init__(self) -> None:
+            self.started: list[str] = []
+
+        def cell_started(self, cell: Any) -> None:
+            self.started.append(cell.cell_id)
+            held["on"] = len(self.started) >= 2
+
+        def year(self, cell_id: str, record: Any) -> None:
+            if len(self.started) == 4 and record.year == 1:
+                held["on"] = False  # the write falls due after this tax year
+            if len(self.started) == 4 and record.year == 2:
+                (folder,) = out.iterdir()
+                seen.append(list(pd.read_csv(folder / "cells.csv").status))
+
+    settings = {**SMALL, "years": 3}
+    llmecon.sweep(grid={"planner": "saez", "seed": "0-3"}, out=str(out), jobs=1,
+                  progress=Watch(), **settings)  # fmt: skip
+    assert seen == [["completed"] * 3 + ["running"]]
