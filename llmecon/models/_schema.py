@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from llmecon._json import DuplicateKeyError, no_constant, no_duplicate_keys
 from llmecon.models._types import ChatMessage
 
 #: Longest error text shown back to the model in a re-ask.
@@ -128,27 +129,10 @@ def _after_reasoning(text: str) -> tuple[str, str | None]:
     return text, None
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise _DuplicateKey(f"the key {twice!r} is given twice: give each field once")
-    return obj
-
-
 def _number(text: str) -> int | float:
     """A JSON number with a zero fraction (``40.0``) is an integer, as JSON Schema has it."""
     value = float(text)
     return int(value) if value.is_integer() else value
-
-
-def _no_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not a JSON number")
 
 
 def _load_strict(text: str) -> Any:
@@ -156,14 +140,14 @@ def _load_strict(text: str) -> Any:
     twice (which one did the model mean?) and NaN or Infinity."""
     return json.loads(
         text,
-        object_pairs_hook=_no_duplicate_keys,
+        object_pairs_hook=no_duplicate_keys,
         parse_float=_number,
-        parse_constant=_no_constant,
+        parse_constant=no_constant,
     )
 
 
 def _describe(error: Exception) -> str:
-    if isinstance(error, _DuplicateKey):
+    if isinstance(error, DuplicateKeyError):
         return str(error)
     if isinstance(error, ValidationError):
         parts = []
@@ -308,7 +292,7 @@ def _objects(text: str) -> Iterator[str]:
 
 
 def _is_json_syntax_error(error: Exception) -> bool:
-    if isinstance(error, _DuplicateKey):
+    if isinstance(error, DuplicateKeyError):
         return False
     if isinstance(error, ValidationError):
         return any(item.get("type") == "json_invalid" for item in error.errors())

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmecon._json import no_constant, no_duplicate_keys
 from llmecon._limits import MAX_SEED, MAX_TIMEOUT_S, MAX_YEARS
 from llmecon.economy.schedule import ScheduleError, parse_brackets
 from llmecon.models._fleet import EndpointSpec
@@ -934,7 +935,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if problem:
         raise ConfigError(problem)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8").removeprefix("\ufeff")  # a BOM, as editors write
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"config file {p} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
@@ -945,8 +946,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         suffix = p.suffix.lower()
         if suffix == ".toml":
             data: Any = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text, object_pairs_hook=_unique_json_keys)
+        elif suffix == ".json":  # strictly: no key twice, no NaN (YAML refuses both)
+            data = json.loads(text, object_pairs_hook=no_duplicate_keys, parse_constant=no_constant)
         else:
             stream = io.StringIO(text)
             stream.name = p.name  # PyYAML names the stream in its message
@@ -958,8 +959,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             f"cannot parse config file {p} as JSON (line {exc.lineno}, column {exc.colno}): "
             f"{exc.msg}"
         ) from None
-    except _RepeatedKey as exc:
-        raise ConfigError(f"cannot parse config file {p}: {exc} is given twice") from None
+    except ValueError as exc:  # a key given twice, NaN or Infinity
+        raise ConfigError(f"cannot parse config file {p} as JSON: {exc}") from None
     if data is None or data == {}:
         raise ConfigError(
             f"config file {p} sets nothing (it is empty, or only comments): give the "
@@ -975,19 +976,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"config file {p} sets {name} twice: keep one")
         settings[name] = value
     return settings
-
-
-class _RepeatedKey(ValueError):
-    """A JSON object that gives a key twice (``json`` keeps the last silently)."""
-
-
-def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _RepeatedKey(repr(key))
-        seen[key] = value
-    return seen
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

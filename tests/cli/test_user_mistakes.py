@@ -358,6 +358,7 @@ def test_a_yes_no_is_not_a_number_in_a_config_file(tmp_path: Path) -> None:
         ("c.json", '{"planner": "saez", "agents": 8,}', "as JSON (line 1, column 33)"),
         ("c.json", '{"planner": "saez", "agents": 8, "agents": 80}', "'agents' is given twice"),
         ("c.json", "{}", "sets nothing"),
+        ("c.json", '{"planner": "saez", "rebate_share": NaN}', "NaN is not a JSON number"),
     ],
 )
 def test_a_config_file_that_says_something_twice_or_nothing_is_refused(
@@ -515,6 +516,9 @@ def test_a_json_config_file_is_read_as_json(tmp_path: Path) -> None:
     config = tmp_path / "c.JSON"
     config.write_text('{"planner": "saez", "max-cost": 1.5, "seed": 3}', encoding="utf-8")
     assert read_config_file(config) == {"planner": "saez", "max_cost": 1.5, "seed": 3}
+    # with the byte-order mark Windows editors write (YAML took it; JSON refused it)
+    config.write_text('\ufeff{"planner": "saez"}', encoding="utf-8")
+    assert read_config_file(config) == {"planner": "saez"}
 
 
 def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) -> None:
