@@ -285,17 +285,20 @@ def compare_config(config: ConfigLike = None, /, **settings: Any) -> RunConfig:
             "llmecon.sweep(grid={'planner': [...]}, workers=...) or `llmecon sweep "
             "--planners ... --workers ...`"
         )
+    # said, not refused: a run's recorded config (restored, or its manifest's) holds both
     given, origin = setting("reference")
-    if given is not None and given is not True:  # it was dropped without a word
-        raise ConfigError(
-            f"{origin}: compare measures every planner against the reference welfare "
-            "(no tax, the oracle), so it runs them: leave reference out"
+    if given is not None and given is not True:
+        warn(
+            f"{origin} is not used: compare measures every planner against the reference "
+            "welfare (no tax, the oracle), so it computes it",
+            SettingsWarning,
         )
     given, origin = setting("run_id")
     if given is not None:
-        raise ConfigError(
-            f"{origin}: compare names each of its runs (by planner and seed); name its "
-            "folder with --name (name= in Python) and leave run_id out"
+        warn(
+            f"{origin} is not used: compare names each of its runs (by planner and seed); "
+            "name its folder with --name (name= in Python)",
+            SettingsWarning,
         )
     forced = {"workers": "rational", "reference": True}
     resolved = _config(config, {**settings, **forced}, defaults=COMPARE_DEFAULTS, call="compare")
@@ -385,7 +388,8 @@ def compare(
     **settings: Any,
 ) -> Comparison:
     """Run each planner (a list, or one string of comma-separated names; by default
-    :func:`default_planners`: the baselines and the preset's own planner) on the same
+    :func:`default_planners`: the baselines, the preset's own planner and the config's
+    ``planner``) on the same
     economy (same population and settings) over
     ``seeds`` (default: the config's one seed) and return a :class:`Comparison`
     (``.table``, a DataFrame with a row per planner, means across seeds).

@@ -86,7 +86,8 @@ def compare_options(func: F) -> F:
     "a planner's own commas stay with it (fixed:10,12,22,24,32,35,37). Rates of flat: "
     "and fixed: are fractions when none exceeds 1, else percent, and percent with a %: "
     "flat:1 is a 100 % tax, flat:1% is 1 %. "
-    f"[default: {','.join(DEFAULT_PLANNERS)}, and the preset's planner if it sets one]",
+    f"[default: {','.join(DEFAULT_PLANNERS)}, and the preset's planner if it sets one, "
+    "and --config's planner if it names one]",
 )
 @click.option(
     "--seeds",
@@ -158,7 +159,14 @@ def compare(
             raise click.UsageError("--planners is empty")
         if use_ray or ray_address:
             import_ray()
-        base = compare_config(config_file, **settings)
+        with warnings.catch_warnings(record=True) as said:  # printed as notes
+            warnings.simplefilter("always", SettingsWarning)
+            base = compare_config(config_file, **settings)
+        for w in said:
+            if issubclass(w.category, SettingsWarning):
+                console.print(f"[yellow]note[/]: {w.message}", highlight=False)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if names is None:
             names = default_planners(base)
             if added := names[len(DEFAULT_PLANNERS) :]:

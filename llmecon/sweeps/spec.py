@@ -264,6 +264,9 @@ class SweepSpec:
     max_cost: float | None = None
     prefix: str = "sweep"
     """Start of the default name (``compare`` uses ``compare``)."""
+    unused_run_id: str | None = field(default=None, init=False)
+    """A ``run_id`` the base settings gave, which the sweep does not use (it names each
+    cell's run itself)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, Mapping):
@@ -287,6 +290,8 @@ class SweepSpec:
                 value = self.base.pop(key)
                 if key == "out" and value is not None:
                     self.out = str(value)
+                elif key == "run_id" and value is not None:  # said by notes()
+                    self.unused_run_id = str(value)
         if self.base.get("max_cost") is not None:
             self.max_cost = float(self.base.pop("max_cost"))
         self.base.pop("max_cost", None)
@@ -344,6 +349,12 @@ class SweepSpec:
         name a setting (the command line's options by default)."""
         configs = [RunConfig(**cell.config) for cell in cells]
         notes = sweep_notes(configs, self.varying, self.base, spell)
+        if self.unused_run_id is not None:
+            notes.insert(
+                0,
+                f"{spell('run_id', self.unused_run_id)} is not used: a sweep names each "
+                f"cell's run by its settings ({spell('name')} names its folder)",
+            )
         return notes, planner_warnings(str(c.planner) for c in configs)
 
     def expand(self) -> list[Cell]:
@@ -432,9 +443,4 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cells must be a list of mappings of field: value")
     norm = {str(k).replace("-", "_"): v for k, v in grid.items()}
     cell_list = [{str(k).replace("-", "_"): v for k, v in c.items()} for c in cells]
-    if any("run_id" in part for part in (data, norm, *cell_list)):  # dropped without a word
-        raise ConfigError(
-            f"{path} sets run_id: a sweep names each cell's run itself (by its settings); "
-            "name the sweep's folder with name: (or --name) and leave run_id out"
-        )
     return {"base": data, "grid": norm, "cells": cell_list, "name": name}
