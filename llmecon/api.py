@@ -620,7 +620,7 @@ def sweep(
         grid={**spec_grid, **(grid or {})},
         cells=list(cells) if cells is not None else spec_cells,
         name=name or spec_name,
-        out=out or spec_out or "runs",
+        out=out if out is not None else (spec_out or "runs"),
         max_cost=max_cost if max_cost is not None else spec_cost,
     )
     _warn_settings(full)

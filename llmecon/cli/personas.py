@@ -109,11 +109,13 @@ def sample(
     from llmecon.economy.schedule import US_FEDERAL_2025_EDGES
 
     strata = len(US_FEDERAL_2025_EDGES)
-    if not simple and min_per_bracket > n // strata:
+    # the user's minimum only: the default's is lowered for a small bank by design
+    if given is not click.core.ParameterSource.DEFAULT and min_per_bracket > n // strata:
+        each = f"each gets at least {n // strata}" if n >= strata else "some get none"
         console.print(
             f"[yellow]note[/]: {n:,} personas cannot give each of the {strata} brackets "
-            f"{min_per_bracket}: each gets at least {n // strata} (--n "
-            f"{min_per_bracket * strata} or more gives {min_per_bracket})",
+            f"{min_per_bracket}: {each} (--n {min_per_bracket * strata} or more gives "
+            f"{min_per_bracket})",
             highlight=False,
         )
     target = check_output_file(out, "the persona bank")

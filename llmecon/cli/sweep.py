@@ -565,7 +565,7 @@ def sweep(
             grid=grid,
             cells=without_fields(data["cells"], given) if data else [],
             name=name or (data["name"] if data else None),
-            out=str(base.pop("out", None) or "runs"),
+            out=str(given_out) if (given_out := base.pop("out", None)) is not None else "runs",
             max_cost=max_cost if max_cost is not None else base.pop("max_cost", None),
         )
         cells = spec.expand()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import tomllib
 import typing
@@ -500,6 +501,17 @@ class RunConfig(BaseModel):
             raise ValueError(problem)
         return value
 
+    @field_validator("personas", "out", "prompts", "cache_dir", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """A path (``pathlib.Path``) as its text, as the other calls that take a file
+        do; an empty one refused (it meant the current folder, or was dropped)."""
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("an empty path: give one, or leave the setting out")
+        return value
+
     @field_validator("brackets")
     @classmethod
     def _check_brackets(cls, value: str) -> str:
@@ -780,7 +792,7 @@ DEPENDENT_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
         name: ("workers", lambda v: v != "rational")
         for name in (
             *("workers_mode", "worker_style", "worker_history", "worker_reasons"),
-            "worker_max_tokens",
+            *("worker_max_tokens", "batch_api", "completions_batch", "chat_template"),
         )
     },
     "archetypes": ("workers_mode", lambda v: v == "archetypes"),

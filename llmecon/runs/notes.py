@@ -91,7 +91,13 @@ def settings_notes(
         if changed and (on := idle_on(name, functools.partial(getattr, config))) is not None:
             idle.setdefault(on, []).append(spell(name))
     for on, names in idle.items():
-        does = "no voting round is held" if on == "vote_every" else "it does nothing"
+        does = (
+            "no voting round is held"
+            if on == "vote_every"
+            else "they do nothing"
+            if len(names) > 1
+            else "it does nothing"
+        )
         notes.append(f"{', '.join(names)} set {idle_when(on, spell)}: {does}")
     if (
         config.vote_every is not None
@@ -131,16 +137,23 @@ def settings_notes(
             notes.append(f"{spell(f'{role}_api_base')} is not used: {without} no model")
         elif runs_in_process(model):
             notes.append(f"{spell(f'{role}_api_base')} is not used: {model} runs in this process")
+    from llmecon.voting.rounds import voter_model_name
+
+    if config.batch_api and config.completions_batch and workers != "rational":
+        notes.append(
+            f"{spell('completions_batch')} is not used with {spell('batch_api')}: the "
+            "workers' decisions go through the batch API"
+        )
+    voter = voter_model_name(config)
+    if config.vote_every is not None and config.voters == "llm" and voter is None:
+        return notes  # LLM voters without a model: the run refuses that as it is built
     voters = config.vote_every is not None and config.voters == "llm"
     models = [
         m
         for m in (
             None if is_baseline(planner) else planner,
             None if workers == "rational" else workers,
-            # LLM voters' model: theirs, else the workers', else the planner's
-            (config.voter_model or (workers if workers != "rational" else planner))
-            if voters
-            else None,
+            voter if voters else None,
         )
         if m is not None
     ]
@@ -153,9 +166,9 @@ def settings_notes(
             and not (name in by_preset and getattr(config, name) == by_preset[name])
         ]
         if unused:
-            notes.append(
-                f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used: the "
-                f"{planner} planner and rational workers call no model"
+            notes.append(  # one text for every baseline planner: a sweep's cells share it
+                f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used: no "
+                "role calls a model (a baseline planner, rational workers)"
             )
     elif config.api_base and all(runs_in_process(m) for m in models):
         named = ", ".join(dict.fromkeys(models))
@@ -165,17 +178,7 @@ def settings_notes(
 
 #: Settings of model calls alone: with no model called they do nothing
 #: (:func:`settings_notes`).
-MODEL_SETTINGS = (
-    "max_concurrency",
-    "max_cost",
-    "price",
-    "timeout",
-    "max_retries",
-    "cache_dir",
-    "batch_api",
-    "completions_batch",
-    "chat_template",
-)
+MODEL_SETTINGS = ("max_concurrency", "max_cost", "price", "timeout", "max_retries", "cache_dir")
 
 
 def sweep_notes(

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import numbers
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -269,6 +270,9 @@ class SweepSpec:
     cell's run itself)."""
 
     def __post_init__(self) -> None:
+        self.out = os.fspath(self.out)
+        if not self.out.strip():  # it meant runs/ without a word
+            raise ConfigError("sweep: out is an empty path: give a folder, or leave it out")
         if not isinstance(self.grid, Mapping):
             raise ConfigError(
                 f"sweep grid: a mapping of setting -> values ({{'planner': ['saez', 'ucb']}}), "

@@ -588,6 +588,18 @@ def fill_perturbations(
     return [(r, "perturbation") for r in extra]
 
 
+def voter_model_name(config: Any) -> str | None:
+    """The model LLM voters (and LLM platform proposers) ask: ``voter_model``, else the
+    workers' model, else an LLM planner's; ``None`` when the run has none."""
+    if config.voter_model is not None:
+        return str(config.voter_model)
+    if config.workers not in (None, "rational"):
+        return str(config.workers)
+    if not is_baseline(config.planner):
+        return str(config.planner)
+    return None
+
+
 def round_due(year: int, every: int) -> bool:
     """Whether a run voting every ``every`` years holds a round in ``year`` (0-based):
     ``year > 0`` and ``year % every == 0``."""
@@ -842,13 +854,8 @@ def build_voting(
             persona_texts=texts,
             persona_fields=fields,
         )
-    if config.voter_model is not None:
-        model_name = config.voter_model
-    elif config.workers not in (None, "rational"):
-        model_name = str(config.workers)
-    elif not is_baseline(config.planner):
-        model_name = config.planner
-    else:
+    model_name = voter_model_name(config)
+    if model_name is None:
         raise ConfigError(
             "voters: LLM voters need a model; give --voter-model <model> (or --workers "
             "<model>, or an LLM --planner), or use --voters rational"

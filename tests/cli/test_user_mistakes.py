@@ -253,7 +253,10 @@ def test_a_role_api_base_no_model_uses_is_said(tmp_path: Path) -> None:
     assert "--workers-api-base is not used: scripted/reference runs in this process" in said
     # run-wide: said too when no role calls a model (it was silently unused)
     said = notes("--planner", "saez", "--workers", "rational", "--api-base", base, run_id="c")
-    assert said == "--api-base is not used: the saez planner and rational workers call no model"
+    assert (
+        said
+        == "--api-base is not used: no role calls a model (a baseline planner, rational workers)"
+    )
     # and when every model runs in this process (the mock planner's was silently unused)
     said = notes("--planner", "saez", "--workers", "scripted/reference", "--api-base", base,
                  run_id="d")  # fmt: skip
@@ -266,9 +269,15 @@ def test_a_role_api_base_no_model_uses_is_said(tmp_path: Path) -> None:
     said = notes("--planner", "saez", "--workers", "rational", "--batch-api", "--max-cost", "1",
                  "--chat-template", "llama3", "--cache-dir", cache, run_id="f")  # fmt: skip
     assert said == (
-        "--max-cost, --cache-dir, --batch-api, --chat-template are not used: the saez planner "
-        "and rational workers call no model"
+        "--batch-api, --chat-template set with rational workers: they do nothing  "
+        "--max-cost, --cache-dir are not used: no role calls a model (a baseline planner, "
+        "rational workers)"
     )
+    # LLM workers' settings with rational workers, a model planner beside them (said
+    # only when no role called a model); and list prompts the batch API takes over from
+    said = notes("--planner", "mock/default", "--workers", "rational", "--completions-batch",
+                 "4", run_id="g")  # fmt: skip
+    assert said == "--completions-batch set with rational workers: it does nothing"
 
 
 def test_more_candidates_than_personas_is_said(tmp_path: Path) -> None:
@@ -556,7 +565,7 @@ def test_settings_that_do_nothing_in_a_run_or_a_sweep_are_named(tmp_path: Path) 
     ran = said("run", "--planner", "saez", "--workers", "rational", *small,
                "--planner-temperature", "0.5", "--trust-region", "0.3", "--worker-style",
                "rational", "--api-base", "http://127.0.0.1:9/v1", "--no-reference")  # fmt: skip
-    assert "--api-base is not used: the saez planner and rational workers call no model" in ran
+    assert "--api-base is not used: no role calls a model (a baseline planner, rational" in ran
     assert "--trust-region, --planner-temperature set with a baseline planner" in ran
     assert "--worker-style set with rational workers: it does nothing" in ran
     preset = said("run", "--preset", "llm-economist-2025", "--planner", "saez", "--workers",
@@ -1040,3 +1049,51 @@ def test_prompts_check_refuses_a_config_whose_bank_is_too_small(tmp_path: Path) 
                      "holds 3 personas but --agents is 5")  # fmt: skip
     config.write_text(f"agents: 3\npersonas: {bank}\nworkers: scripted/reference\n")
     assert _invoke("prompts", "check", "--config", str(config)).exit_code == 0
+
+
+def test_a_small_bank_with_the_default_minimum_says_nothing(tmp_path: Path) -> None:
+    # the default --min-per-bracket is lowered for a small bank by design: no note
+    out = tmp_path / "p.jsonl"
+    result = _invoke("personas", "sample", "--n", "5", "--out", str(out))
+    assert result.exit_code == 0 and "cannot give" not in result.output
+    mine = _invoke("personas", "sample", "--n", "5", "--min-per-bracket", "1",
+                   "--out", str(tmp_path / "q.jsonl"))  # fmt: skip
+    assert "5 personas cannot give each of the 7 brackets 1: some get none" in " ".join(
+        mine.output.split()
+    )
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "compare"])
+def test_an_empty_runs_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # `run --out ''` wrote into the current folder, `sweep --out ''` into runs/
+    monkeypatch.chdir(tmp_path)
+    what = ["--planner", "saez"] if command == "run" else ["--planners", "saez"]
+    result = _invoke(command, *what, "--agents", "3", "--years", "1", "--out", "")
+    _clean_error(result, "empty path")
+    assert not any(tmp_path.iterdir())
+
+
+def test_path_settings_take_a_path_in_python(tmp_path: Path) -> None:
+    # llmecon.run(out=Path(...)) was refused: "out: Input should be a valid string"
+    import llmecon
+
+    result = llmecon.run(planner="saez", workers="rational", agents=3, years=1,
+                         out=tmp_path / "runs", personas=Path(default_bank_path()))  # fmt: skip
+    assert result.run_dir is not None and result.run_dir.parent == tmp_path / "runs"
+    config = llmecon.RunConfig(prompts=tmp_path, cache_dir=tmp_path / "c")
+    assert (config.prompts, config.cache_dir) == (str(tmp_path), str(tmp_path / "c"))
+
+
+def test_list_prompts_beside_the_batch_api_are_said_unused() -> None:
+    # --completions-batch with --batch-api was silently unused: the batch API took over
+    from llmecon.runs.config import RunConfig
+    from llmecon.runs.notes import settings_notes
+
+    config = RunConfig(planner="saez", workers="openai/x", batch_api=True, completions_batch=4)
+    assert settings_notes(config) == [
+        "--completions-batch is not used with --batch-api: the workers' decisions go "
+        "through the batch API"
+    ]
+    assert settings_notes(config.model_copy(update={"batch_api": False})) == []
