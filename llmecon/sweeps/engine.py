@@ -710,7 +710,8 @@ def _settled(table: pd.DataFrame, directory: Path) -> pd.DataFrame:
         result = _stopped_cell(directory / cell_id, started)
         row.update({k: v for k, v in result.items() if k not in _DROP})
         row["error"] = result.get("error")
-    return pd.DataFrame(rows, columns=list(dict.fromkeys([*table.columns, *rows[0]])))
+    settled = pd.DataFrame(rows)
+    return settled[list(dict.fromkeys([*table.columns, *settled.columns]))]
 
 
 def cells_frame(cells: list[Cell], results: list[dict[str, Any]], axes: list[str]) -> pd.DataFrame:
