@@ -270,9 +270,6 @@ class SweepSpec:
     cell's run itself)."""
 
     def __post_init__(self) -> None:
-        self.out = os.fspath(self.out)
-        if not self.out.strip():  # it meant runs/ without a word
-            raise ConfigError("sweep: out is an empty path: give a folder, or leave it out")
         if not isinstance(self.grid, Mapping):
             raise ConfigError(
                 f"sweep grid: a mapping of setting -> values ({{'planner': ['saez', 'ucb']}}), "
@@ -296,6 +293,9 @@ class SweepSpec:
                     self.out = str(value)
                 elif key == "run_id" and value is not None:  # said by notes()
                     self.unused_run_id = str(value)
+        self.out = os.fspath(self.out)
+        if not self.out.strip():  # it meant runs/ without a word
+            raise ConfigError("sweep: out is an empty path: give a folder, or leave it out")
         if self.base.get("max_cost") is not None:
             self.max_cost = float(self.base.pop("max_cost"))
         self.base.pop("max_cost", None)
