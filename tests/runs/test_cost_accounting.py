@@ -70,21 +70,30 @@ def test_an_unknown_cost_stays_unknown_after_a_resume(tmp_path: Path) -> None:
     assert "1 reply without token counts (the server sent no usage)" in said
 
 
+def _stopped_in_year_2(
+    tmp_path: Path, server: FakeOpenAIServer, replies: list[str], **update: Any
+) -> None:
+    """A priced run of 12 workers over 2 tax years, one call at a time, whose next calls
+    after tax year 1 get ``replies`` (the planner's of tax year 2 first) and all the
+    rest fail: it stops in tax year 2, to be resumed with the server mended."""
+
+    def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
+        server.script.extend(replies)
+        server.fault_rates = {"500": 1.0}
+
+    config = _config(tmp_path, server.base_url, agents=12, years=2, price=(1000.0, 2000.0))
+    with pytest.raises(RunFailedError):
+        build_simulation(config.model_copy(update={"max_concurrency": 1, **update})).run(
+            break_after_year_0
+        )
+    server.fault_rates = {}
+
+
 def test_a_reused_call_of_unknown_cost_stays_unknown(tmp_path: Path) -> None:
     # The unfinished year's calls a resume reuses were priced again from their logged
     # counts: a reply without counts, logged as 0 tokens, became a known $0.
     with FakeOpenAIServer() as server:
-
-        def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
-            server.script.append("no_usage")  # the planner's call of tax year 2
-            server.fault_rates = {"500": 1.0}  # then every worker's
-
-        config = _config(tmp_path, server.base_url, agents=12, years=2, price=(1000.0, 2000.0))
-        with pytest.raises(RunFailedError):
-            build_simulation(config.model_copy(update={"max_concurrency": 1})).run(
-                break_after_year_0
-            )
-        server.fault_rates = {}
+        _stopped_in_year_2(tmp_path, server, ["no_usage"])  # the planner's call
         asked = server.stats.requests
         assert resume_run(tmp_path / "r").run().status == "completed"
         assert server.stats.requests - asked == 12  # the planner's call was reused
@@ -100,17 +109,7 @@ def test_a_reused_worker_call_kept_in_a_call_file_stays_without_counts(
 ) -> None:
     # The same through a call file (runs of 1,000+ workers keep worker calls there).
     with FakeOpenAIServer() as server:
-
-        def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
-            server.script.extend(["ok", "no_usage"])  # the planner's, then a worker's
-            server.fault_rates = {"500": 1.0}  # then every other worker's
-
-        config = _config(tmp_path, server.base_url, agents=12, years=2, price=(1000.0, 2000.0))
-        with pytest.raises(RunFailedError):
-            build_simulation(config.model_copy(update={"max_concurrency": 1})).run(
-                break_after_year_0
-            )
-        server.fault_rates = {}
+        _stopped_in_year_2(tmp_path, server, ["ok", "no_usage"])  # the planner's, a worker's
         assert resume_run(tmp_path / "r").run().status == "completed"
     assert list((tmp_path / "r" / "calls").glob("*.parquet"))
     summary = load_run(tmp_path / "r").summary
@@ -252,16 +251,7 @@ def test_a_resume_with_a_cache_reuses_its_logged_calls_at_their_cost(tmp_path: P
     # the cache first: logged again as free cache hits, the resumed run cost less than
     # its first session had (its budget, counting the log, said more was spent).
     with FakeOpenAIServer() as server:
-
-        def break_after_year_0(record: Any, stats: dict[str, Any]) -> None:
-            server.script.append("ok")  # the planner's call of tax year 2
-            server.fault_rates = {"500": 1.0}  # then every worker's
-
-        config = _config(tmp_path, server.base_url, agents=12, years=2, price=(1000.0, 2000.0))
-        config = config.model_copy(update={"max_concurrency": 1, "cache_dir": str(tmp_path / "c")})
-        with pytest.raises(RunFailedError):
-            build_simulation(config).run(break_after_year_0)
-        server.fault_rates = {}
+        _stopped_in_year_2(tmp_path, server, ["ok"], cache_dir=str(tmp_path / "c"))
         first = load_run(tmp_path / "r").calls
         paid = first[(first["cost_usd"] > 0) & ~first["cached"].astype(bool)]
         assert ((paid["year"] == 2) & (paid["role"] == "planner")).sum() == 1  # made, paid
