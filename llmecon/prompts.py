@@ -173,9 +173,9 @@ class PromptLibrary:
         rendering of it shows the model, as far as the text says without rendering)."""
         names: set[str] = set()
         for current in self.provenance(name):
-            with _template_errors(current):
+            with _template_errors(current):  # a misspelt filter or test is found here
                 ast = self._env.parse(self.source(current), current)
-            names |= set(meta.find_undeclared_variables(ast))
+                names |= set(meta.find_undeclared_variables(ast))
         return names - set(self._env.globals)
 
     def reaches(self, name: str, target: str) -> bool:

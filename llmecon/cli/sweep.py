@@ -564,7 +564,7 @@ def sweep(
             base=base,
             grid=grid,
             cells=without_fields(data["cells"], given) if data else [],
-            name=name or (data["name"] if data else None),
+            name=name if name is not None else (data["name"] if data else None),
             out=str(given_out) if (given_out := base.pop("out", None)) is not None else "runs",
             max_cost=max_cost if max_cost is not None else base.pop("max_cost", None),
         )

@@ -124,8 +124,10 @@ def _template_text(source: str) -> str:
         if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
             named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
             template = named.get("default")
-        if not isinstance(template, str):
+        if template is None:
             raise ValueError(f"{path} has no chat_template")
+        if not isinstance(template, str):
+            raise ValueError(f"{path}: its chat_template is not a template (text)")
         return template
     return text
 

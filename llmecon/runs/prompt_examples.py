@@ -548,7 +548,10 @@ def misplaced_templates(library: PromptLibrary) -> list[str]:
     known = known_templates()
     stems = {k.removesuffix(".j2").lower(): k for k in known}
     problems = []
+    helpers = set(included_by(library))  # what a template includes is no typo
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.relative_to(folder).as_posix() in helpers:
+            continue
         if path.name in known:
             if path.parent != folder:
                 problems.append(

@@ -605,9 +605,9 @@ class _TableSnapshots:
     sweep killed outright (``kill -9``, a lost node: no handler runs) leaves tables that
     count the cells done by then: a cell in flight reads ``running``, one not started
     its folder's state as found. A write waits at least :attr:`MIN_GAP_S`, and twenty
-    times the last write's time (:attr:`GAP_FACTOR`), after the last, so a sweep of many
-    short cells spends at most ~5 % of its time on them; the sweep's end writes them
-    anyway."""
+    times the last write's time (:attr:`GAP_FACTOR`; not the first's, mostly imports),
+    after the last, so a sweep of many short cells spends at most ~5 % of its time on
+    them; the sweep's end writes them anyway."""
 
     MIN_GAP_S = 2.0
     GAP_FACTOR = 20.0
@@ -617,6 +617,7 @@ class _TableSnapshots:
         self.due = 0.0  # monotonic time of the next write
         #: cells started or finished since the tables were last written
         self.news = True
+        self.written = False
 
     def wait_s(self) -> float | None:
         """How long until a write of news is due (``None``: nothing to write)."""
@@ -646,7 +647,10 @@ class _TableSnapshots:
         with contextlib.suppress(OSError):  # the sweep's end writes them, or says why not
             _write_tables(self.directory, cells_frame(cells, results, self.axes), self.folder)
         took = time.monotonic() - began
-        self.due = time.monotonic() + max(self.MIN_GAP_S, self.GAP_FACTOR * took)
+        # the first write's time is mostly imports: the gap grows from the second
+        gap = self.GAP_FACTOR * took if self.written else 0.0
+        self.due = time.monotonic() + max(self.MIN_GAP_S, gap)
+        self.written = True
 
 
 #: Columns of a cell's result that are not tables' (lists, process details).
@@ -670,7 +674,7 @@ def with_earlier_cells(
         return now
     # a cell the table says completed whose log is gone is missing, as load_sweep says;
     # one it said missing whose log is back is read from it again
-    if "status" in earlier and (earlier["status"] == "running").any():
+    if "status" in earlier and earlier["status"].isin(("running", "not_started")).any():
         earlier = _settled(earlier, file.parent)
     status = earlier["status"] if "status" in earlier else pd.Series("", earlier.index)
     logged = earlier["cell_id"].astype(str).map(lambda cell_id: has_log(file.parent, cell_id))
@@ -699,14 +703,17 @@ def with_earlier_cells(
 
 def _settled(table: pd.DataFrame, directory: Path) -> pd.DataFrame:
     """``table`` (rows of an earlier ``cells.csv``) with each cell it says is
-    ``running``, in flight when that sweep was killed, as its folder now says it ended
-    (:func:`_stopped_cell`): ``not_started`` when it logged nothing."""
+    ``running`` or ``not_started``, as that sweep's tables stood when it was killed, as
+    its folder now says it ended (:func:`_stopped_cell`): ``not_started`` when it logged
+    nothing."""
     rows = table.to_dict("records")
     for row in rows:
-        if row.get("status") != "running":
+        if row.get("status") not in ("running", "not_started"):
             continue
         cell_id = str(row["cell_id"])
         started = has_log(directory, cell_id) and not never_logged(directory / cell_id)
+        if not started and row.get("status") == "not_started":
+            continue
         result = _stopped_cell(directory / cell_id, started)
         row.update({k: v for k, v in result.items() if k not in _DROP})
         row["error"] = result.get("error")

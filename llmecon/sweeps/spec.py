@@ -356,8 +356,8 @@ class SweepSpec:
         if self.unused_run_id is not None:
             notes.insert(
                 0,
-                f"{spell('run_id', self.unused_run_id)} is not used: a sweep names each "
-                f"cell's run by its settings ({spell('name')} names its folder)",
+                f"run_id {self.unused_run_id!r} is not used: a sweep names each cell's run "
+                f"by its settings ({spell('name')} names its folder)",
             )
         return notes, planner_warnings(str(c.planner) for c in configs)
 

@@ -937,7 +937,7 @@ def test_a_stratified_bank_too_small_for_its_minimum_says_so(tmp_path: Path) -> 
         # are said, not refused
         ("compare", "agents: 5\nreference: false\n", "reference: False is not used: compare"),
         ("compare", "agents: 5\nrun-id: mine\n", "run_id: 'mine' is not used: compare names"),
-        ("sweep", "agents: 5\nrun_id: mine\n", "--run-id mine is not used: a sweep names each"),
+        ("sweep", "agents: 5\nrun_id: mine\n", "run_id 'mine' is not used: a sweep names each"),
     ],
 )
 def test_settings_a_comparison_or_sweep_does_not_use_are_said(
@@ -1097,3 +1097,32 @@ def test_list_prompts_beside_the_batch_api_are_said_unused() -> None:
         "through the batch API"
     ]
     assert settings_notes(config.model_copy(update={"batch_api": False})) == []
+
+
+def test_prompts_check_names_a_misspelt_filter_and_keeps_an_included_helper(
+    tmp_path: Path,
+) -> None:
+    # a misspelt filter gave a traceback after the table; a helper a template includes,
+    # named like a template (note.j2 ~ vote.j2), was refused as a misnamed override
+    typo = tmp_path / "typo"
+    typo.mkdir()
+    text = (ROOT / "prompts" / "worker_decision.j2").read_text(encoding="utf-8")
+    (typo / "worker_decision.j2").write_text(text + "{{ persona_text | upper_case }}\n")
+    said = _clean_error(_invoke("prompts", "check", "--prompts", str(typo)))
+    assert "No filter named 'upper_case'" in said and "Traceback" not in said
+    helper = tmp_path / "helper"
+    helper.mkdir()
+    text = (ROOT / "prompts" / "satisfaction.j2").read_text(encoding="utf-8")
+    (helper / "satisfaction.j2").write_text(text + '{% include "note.j2" %}\n')
+    (helper / "note.j2").write_text("Remember: taxes fund the rebate.\n")
+    result = _invoke("prompts", "check", "--prompts", str(helper))
+    assert result.exit_code == 0, result.output
+    assert "overrides no template" not in result.output
+
+
+def test_an_empty_sweep_name_is_refused(tmp_path: Path) -> None:
+    # `sweep --name ''` wrote to sweep-<hash>; compare refused it
+    result = _invoke("sweep", "--planners", "saez", "--agents", "3", "--years", "1",
+                     "--out", str(tmp_path), "--name", "")  # fmt: skip
+    _clean_error(result, "sweep name ''")
+    assert not any(tmp_path.iterdir())

@@ -244,6 +244,7 @@ def test_chat_templates(tmp_path):
         # a JSON list gave AttributeError's traceback
         ("tokenizer_config.json", "[1, 2]", "is not a tokenizer config (a JSON object)"),
         ("tokenizer_config.json", "{", "is not JSON (line 1)"),
+        ("tokenizer_config.json", '{"chat_template": 5}', "its chat_template is not a template"),
         ("t.j2", "{% for m in messages %}{{ m.content }}", "t.j2: line 1: Unexpected end"),
     ],
 )

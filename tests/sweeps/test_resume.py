@@ -66,6 +66,8 @@ def test_killed_sweep_reruns_only_the_missing_cells(tmp_path: Path) -> None:
     # a cell the tables say was running is as its log says; without a folder (killed
     # before it was made), not started
     table.loc[4:, "status"] = "running"
+    # and a killed cell the tables had not caught up with (a write the throttle held)
+    table.loc[3, ["status", "action"]] = "not_started"
     table.to_csv(folder / "cells.csv", index=False)
     # the last one killed while its folder was made: an empty log
     (folder / cell_ids[5]).mkdir()
@@ -549,3 +551,23 @@ def test_the_tables_catch_up_while_a_long_cell_runs(
     llmecon.sweep(grid={"planner": "saez", "seed": "0-3"}, out=str(out), jobs=1,
                   progress=Watch(), **settings)  # fmt: skip
     assert seen == [["completed"] * 3 + ["running"]]
+
+
+def test_the_first_table_write_sets_no_long_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gap after a write was 20 × its time, the first write's included: mostly
+    # imports (0.6 s), so the tables were not written again for 12 s or more.
+    from llmecon.sweeps import engine
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(engine.time, "monotonic", lambda: clock["now"])
+
+    def a_write_of_10_s(*_: Any) -> None:
+        clock["now"] += 10.0
+
+    monkeypatch.setattr(engine, "_write_tables", a_write_of_10_s)
+    snapshots = engine._TableSnapshots(Path("."), [], {"cells": [], "axes": []})
+    snapshots.tick([], {}, {}, set())
+    assert snapshots.due == 10.0 + engine._TableSnapshots.MIN_GAP_S
+    snapshots.news, clock["now"] = True, snapshots.due
+    snapshots.tick([], {}, {}, set())
+    assert snapshots.due == clock["now"] + engine._TableSnapshots.GAP_FACTOR * 10.0
