@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.markup import escape
 from rich.table import Table
@@ -48,11 +50,12 @@ DEFAULT_YEAR = 3
 
 def _run_settings(
     config_file: str | None, prompts_dir: str | None
-) -> tuple[str | None, dict[str, object], dict[str, int]]:
-    """The ``--prompts`` folder (given, else the config's), the economy settings of
-    ``--config`` and its population's size, seed and tax years (nothing without one)."""
+) -> tuple[Any, dict[str, object], dict[str, int]]:
+    """The templates of the ``--prompts`` folder (given, else the config's), the economy
+    settings of ``--config`` and its population's size, seed and tax years (nothing
+    without one)."""
     if config_file is None:
-        return prompts_dir, {}, {}
+        return _library(prompts_dir), {}, {}
     from llmecon.runs.config import build_config
     from llmecon.runs.prompt_examples import prompt_economy
     from llmecon.runs.wiring import NAMED_PERSONAS, build_population, check_model_names
@@ -60,7 +63,7 @@ def _run_settings(
     with friendly_errors():  # refused as `llmecon run --config` refuses it
         config = build_config(config_file).resolved()
         check_model_names(config)
-    _library(prompts_dir or config.prompts)  # a missing folder is said first
+    library = _library(prompts_dir or config.prompts)  # a missing folder is said first
     with friendly_errors():
         if str(config.personas) not in NAMED_PERSONAS:  # a bank too small, a bad file
             import numpy as np
@@ -71,7 +74,7 @@ def _run_settings(
         "seed": config.seed,
         "years": int(config.years or 0),
     }
-    return prompts_dir or config.prompts, prompt_economy(config), population
+    return library, prompt_economy(config), population
 
 
 def _not_sent(name: str, year: int, config_file: str | None) -> str | None:
@@ -188,10 +191,9 @@ def render(
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import ExampleWorld, TemplateNotUsed, check_example
 
-    prompts_dir, economy, population = _run_settings(config_file, prompts_dir)
+    library, economy, population = _run_settings(config_file, prompts_dir)
     bank = economy.pop("personas", None)
     personas = personas or (str(bank) if bank else "default")
-    library = _library(prompts_dir)
     if not name.endswith(".j2"):
         name += ".j2"
     with friendly_errors():
@@ -281,8 +283,7 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         template_anchors,
     )
 
-    prompts_dir, economy, _ = _run_settings(config_file, prompts_dir)
-    library = _library(prompts_dir)
+    library, economy, _ = _run_settings(config_file, prompts_dir)
     failures = 0
     table = Table(title="Template check")
     with friendly_errors():

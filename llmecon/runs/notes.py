@@ -144,10 +144,10 @@ def settings_notes(
             f"{spell('completions_batch')} is not used with {spell('batch_api')}: the "
             "workers' decisions go through the batch API"
         )
-    voter = voter_model_name(config)
-    if config.vote_every is not None and config.voters == "llm" and voter is None:
-        return notes  # LLM voters without a model: the run refuses that as it is built
     voters = config.vote_every is not None and config.voters == "llm"
+    voter = voter_model_name(config)
+    if voters and voter is None:
+        return notes  # LLM voters without a model: the run refuses that as it is built
     models = [
         m
         for m in (
