@@ -65,26 +65,45 @@ print(json.dumps({"cpu_s": cpu, "wall_s": wall, "oracle_swf": result.swf, "none_
 """
 
 
-def _run(version: Path, agents: int, swf: str, eps: float, eta: float) -> dict[str, Any]:
+def run_child(version: Path, code: str, *argv: object) -> Any:
+    """Run ``code`` in a fresh interpreter whose import path puts ``version``'s llmecon
+    first (it runs in that directory: `python -c` puts it first on the path); the JSON
+    of its last line of output."""
     env = {**os.environ, "PYTHONPATH": str(version)}
-    bank = ROOT / "personas" / "default.jsonl"
-    args = [sys.executable, "-c", _CHILD, str(bank), swf, str(eps), str(eta), str(agents)]
-    # The child runs in the version's directory: `python -c` puts it first on the path.
+    args = [sys.executable, "-c", code, *map(str, argv)]
     out = subprocess.run(args, env=env, cwd=version, check=True, capture_output=True, text=True)
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _run(version: Path, agents: int, swf: str, eps: float, eta: float) -> dict[str, Any]:
+    bank = ROOT / "personas" / "default.jsonl"
+    return dict(run_child(version, _CHILD, bank, swf, eps, eta, agents))
+
+
+def baseline_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark that measures a ``--baseline`` beside this
+    checkout."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="directory with another llmecon")
     parser.add_argument("--baseline-label", default="", help="what the baseline is (saved)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per cell and version")
-    args = parser.parse_args()
+    return parser
+
+
+def versions_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Path]:
+    """``{"baseline": DIR, "current": this checkout}`` (without a baseline, the latter)."""
     versions = {"current": ROOT}
     if args.baseline is not None:
         if not (args.baseline / "llmecon").is_dir():
             parser.error(f"{args.baseline} holds no llmecon package")
         versions = {"baseline": args.baseline.resolve(), **versions}
+    return versions
+
+
+def main() -> None:
+    parser = baseline_parser(__doc__)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per cell and version")
+    args = parser.parse_args()
+    versions = versions_of(parser, args)
     load_before = os.getloadavg()
     runs: list[dict[str, Any]] = []
     for agents, swf, eps, eta in CELLS:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from llmecon._files import is_storage_error, os_error_text
 from llmecon._format import (
+    beyond_oracle,
     command,
     counted,
     difference_noise,
@@ -425,8 +426,9 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
     if "status_quo_swf" in summary and summary.get("references_assume"):
         table.add_row("references assume", summary["references_assume"])
     out.print(table)
-    if (said := references_apart(summary)) is not None:
-        out.print(f"[yellow]note[/]: {said}", highlight=False)
+    for said in (references_apart(summary), beyond_oracle(summary)):
+        if said is not None:
+            out.print(f"[yellow]note[/]: {said}", highlight=False)
     out.print(
         "[bold]final schedule[/] (workers earning in each bracket in the final year)\n"
         if workers is not None

@@ -6,8 +6,9 @@ jump between brackets and bunch at kinks), so a gradient method alone stalls; we
 batched coordinate search (a coarse grid per rate, then successively finer local grids,
 every grid evaluated as one vectorised batch) until no coordinate improves, then a
 batched pattern search along axes and two-rate diagonals (:func:`_pattern_search`, which
-climbs the ridges coordinate search stops on), a bounded Powell polish and a last local
-coordinate sweep, and keep the best point seen.
+climbs the ridges coordinate search stops on), for a population of few workers full
+grids over every pair of rates (:func:`_pair_grids`, a lumpy welfare's far regions), a
+bounded Powell polish and a last local coordinate sweep, and keep the best point seen.
 
 Every schedule is scored at its within-year equilibrium, exactly as enacting it would
 settle (:meth:`Economy.welfare_of_rates`), so the oracle's claimed SWF is the SWF its
@@ -176,6 +177,17 @@ def optimal_rates(
                 _pattern_search(g, lo, hi, step0 / 5, min_step=step0 / 25)
                 f(g.best_rates[None, :])
             f.evaluations += g.evaluations
+        if economy.size <= _PAIR_GRID_WORKERS and n > 1 and economy.utility_config.crra is None:
+            # Few workers make the welfare lumpy: a better region can lie where two
+            # rates must jump together, past what any local step or Powell sees.
+            # (Under CRRA, where each schedule scored solves its equilibrium, they cost
+            # 2–3 times the search's CPU and found at most 0.6 % of the gain more.)
+            points = _pair_grid_points(n)
+            for _ in range(_PAIR_ROUNDS):
+                if not _pair_grids(f, lo, hi, points):
+                    break
+                _coordinate_search(f, n, coarse, lo, hi, step0, refinements, max_sweeps)
+                _pattern_search(f, lo, hi, step0 / 5, min_step=step0 / 25)
         from scipy.optimize import minimize  # ~0.6 s to import: only when polishing
 
         minimize(
@@ -199,6 +211,56 @@ def optimal_rates(
 #: steps) and 3 finer grids, so that under CRRA, where every schedule scored solves its
 #: equilibrium, it costs a fraction of the first climb.
 _SECOND_SWEEPS, _SECOND_GRID, _SECOND_REFINEMENTS = 3, 11, 3
+
+
+#: Populations of at most this many workers with quasi-linear utility get the pair
+#: grids (:func:`_pair_grids`): random draws of 4–32 personas of the shipped bank had
+#: optima up to 26 % of the none → oracle gain above what the climbs found; draws of 64
+#: and 100, none (benchmarks/bench_oracle_small.py, docs/economy.md).
+_PAIR_GRID_WORKERS = 64
+#: Schedules one round of pair grids scores at most (21 points a rate and two finer
+#: grids of 11 with 7 brackets); rounds of grids and climbs until a round finds nothing
+#: better.
+_PAIR_GRID_BUDGET, _PAIR_ROUNDS = 15_000, 3
+#: Points a rate of each finer pair grid (:func:`_pair_grids`) and how many finer grids.
+_PAIR_FINE_POINTS, _PAIR_FINE_LEVELS = 11, 2
+
+
+def _pair_grid_points(n: int) -> int:
+    """Points per rate of each pair's full grid, so that a round over all ``n·(n−1)/2``
+    pairs, finer grids included, stays within :data:`_PAIR_GRID_BUDGET` (at least 5:
+    0, 25, 50, 75, 100 %)."""
+    pairs = max(n * (n - 1) // 2, 1)
+    fine = _PAIR_FINE_LEVELS * _PAIR_FINE_POINTS**2
+    return max(5, min(21, int(max(_PAIR_GRID_BUDGET / pairs - fine, 0) ** 0.5)))
+
+
+def _pair_grids(f: _Objective, lo: float, hi: float, points: int) -> bool:
+    """For every pair of rates in turn, score the full grid of both over ``[lo, hi]``
+    (``points`` each), then two finer grids around the best pair (the coarse grid's
+    step either side, then a fifth of it), with the other rates at the best point so
+    far, each grid as one batch; whether any pair found a better schedule. With a
+    handful of workers the welfare jumps where one of them changes bracket, so the best
+    schedule may need two rates to move far at once (on four personas: a bracket to
+    100 %, where it taxes the top earner's income inside it as a lump sum, and the top
+    rate down to 16 %), which the local climbs, moving one rate or stepping a pair by a
+    small step, never reach."""
+    n = f.best_rates.size
+    start = f.best_value
+    full = np.linspace(lo, hi, points)
+    offsets = np.linspace(-1.0, 1.0, _PAIR_FINE_POINTS)
+    for i, j in zip(*np.triu_indices(n, 1), strict=True):
+        first, second, span = full, full, (hi - lo) / max(points - 1, 1)
+        for _ in range(1 + _PAIR_FINE_LEVELS):
+            a, b = (m.ravel() for m in np.meshgrid(first, second, indexing="ij"))
+            batch = np.repeat(f.best_rates[None, :], a.size, axis=0)
+            batch[:, i], batch[:, j] = a, b
+            f(batch)
+            x = f.best_rates
+            first = np.clip(x[i] + span * offsets, lo, hi)
+            second = np.clip(x[j] + span * offsets, lo, hi)
+            span /= 5.0
+    return f.best_value - start > _tolerance(start)
 
 
 def _coordinate_search(

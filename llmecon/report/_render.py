@@ -19,6 +19,7 @@ from llmecon._format import (
     USD,
     WELFARE,
     Quantity,
+    beyond_oracle,
     bracket_names,
     difference_noise,
     first_tax_years,
@@ -245,6 +246,10 @@ def _summary(runs: Sequence[ReportRun], groups: Sequence[Group]) -> Markup:
                     css_class="warn",
                 )
             )
+    for run in runs:  # a schedule above the oracle's: the search fell short (as the CLI says)
+        logged = run.data.end.summary if run.data.end is not None else {}
+        if (beyond := beyond_oracle(logged)) is not None:
+            parts.append(paragraph(f"{run.label}: {beyond}.", css_class="warn"))
     for run in runs:  # LLM workers: the references are rational workers' (as the CLI says)
         logged = run.data.end.summary if run.data.end is not None else {}
         if logged.get("references_assume", "").endswith("not this run's"):

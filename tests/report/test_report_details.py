@@ -287,6 +287,12 @@ def test_a_run_of_many_fallbacks_says_so_and_what_its_gain_closed_means(
     assert f"{len(data.fallbacks)} ({share})" in text
     assert f"{share} of the agents' decisions were fallbacks" in text
     assert "by more than that whole range" in text
+    # a baseline planner has no same-workers status quo: the note sent the user to
+    # `compare`, which refuses workers other than rational ones
+    assert (
+        "compare planners on the same workers for the planner (llmecon sweep --planners … "
+        "--workers mock/reask-5: compare runs rational workers only)"
+    ) in text
 
 
 def test_a_sweep_page_gives_the_references_its_gain_closed_is_measured_against(
