@@ -56,6 +56,10 @@ class PromptError(ValueError):
 RENDERING = 8
 
 
+#: The most files, and bytes, an override folder may hold (:meth:`PromptLibrary.folder_files`).
+MAX_FOLDER_FILES, MAX_FOLDER_BYTES = 1_000, 20_000_000
+
+
 def shipped_prompts_dir() -> Path:
     return shipped_dir("prompts")
 
@@ -204,12 +208,43 @@ class PromptLibrary:
     def closure(self) -> list[str]:
         """Every template a run may render: :meth:`names`, every file they pull in by
         name (``include``, ``import``, ``extends``), in subfolders and of any suffix too
-        (``parts/rules.txt``), and every file a rendering so far loaded by a name
-        computed at render time (``{% include "parts/" ~ kind ~ ".txt" %}``: the check
-        a run makes before its first year renders them); sorted."""
-        found: set[str] = set(self.loaded)
+        (``parts/rules.txt``), every file a rendering so far loaded by a name computed
+        at render time, and every other file of the override folders
+        (:meth:`folder_files`: a name computed at render time may load any of them in a
+        later tax year, ``{% include "parts/y" ~ year ~ ".txt" %}``); sorted."""
+        found: set[str] = set(self.loaded) | set(self.folder_files())
         for name in self.names():
-            found.update(self.provenance(name))
+            try:
+                found.update(self.provenance(name))
+            except PromptError:  # it does not parse: rendering it says so, if it is sent
+                found.add(name)
+        return sorted(found)
+
+    def folder_files(self) -> list[str]:
+        """The files of the override folders (not the shipped one), in subfolders too,
+        as the names a template includes them by (``parts/rules.txt``); hidden files
+        and folders (``.git``) left out. A folder of more than :data:`MAX_FOLDER_FILES`
+        files or :data:`MAX_FOLDER_BYTES` bytes is a :class:`PromptError`: the run copies
+        them all (a templates folder holds templates and what they include)."""
+        found: set[str] = set()
+        for folder in self.search_path[:-1]:
+            size = count = 0
+            for path in sorted(folder.rglob("*")):
+                relative = path.relative_to(folder)
+                if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+                    continue
+                if not path.is_file():
+                    continue
+                count += 1
+                size += path.stat().st_size
+                if count > MAX_FOLDER_FILES or size > MAX_FOLDER_BYTES:
+                    raise PromptError(
+                        f"prompt folder {folder} holds more than {MAX_FOLDER_FILES:,} files "
+                        f"or {MAX_FOLDER_BYTES // 1_000_000} MB: a run keeps a copy of every "
+                        "file there (a template may include any), so give a folder of "
+                        "templates and the files they include"
+                    )
+                found.add(relative.as_posix())
         return sorted(found)
 
     @property

@@ -45,7 +45,7 @@ from llmecon.economy import (
 )
 from llmecon.economy.utility import WEEKS_PER_YEAR, utility
 from llmecon.models import FATAL_ERROR_TYPES, CallRecord, GenerateConfig, Model, ModelError
-from llmecon.personas import Persona, persona_text, population_from_personas
+from llmecon.personas import Persona, persona_texts, population_from_personas
 from llmecon.prompts import PromptLibrary
 
 FloatArray = NDArray[np.float64]
@@ -685,5 +685,5 @@ def sample_personas_for_probe(
     picked = np.sort(np.random.default_rng(seed).choice(len(bank), size=n, replace=False))
     personas = [bank[int(i)] for i in picked]
     economy = Economy(population_from_personas(personas, "probe"), UtilityConfig(elasticity))
-    texts = [persona_text(p, library) for p in personas]
+    texts = persona_texts(personas, library)
     return ProbeSample(economy, texts, [p.id for p in personas])

@@ -77,6 +77,37 @@ def _run_settings(
     return library, prompt_economy(config), population
 
 
+#: How many of a run's personas ``prompts check --config`` renders ``persona.j2`` for
+#: (all, in a run of up to this many: ~0.1 ms each).
+PERSONA_CHECK_LIMIT = 5_000
+
+
+def _run_persona_failure(config_file: str, library: Any) -> str | None:
+    """``persona.j2`` rendered for each persona of the run of ``config_file`` (up to
+    :data:`PERSONA_CHECK_LIMIT`), as the run renders them before its first call: the
+    error, naming the persona, or ``None``. The check's example worlds render two, and
+    a branch may fail for one persona of a thousand (an age above 60)."""
+    import warnings
+
+    from llmecon.personas import persona_texts
+    from llmecon.prompts import PromptError
+    from llmecon.runs.config import build_config
+    from llmecon.runs.wiring import build_world
+
+    config = build_config(config_file).resolved()
+    if config.personas == "synthetic":
+        return None
+    with warnings.catch_warnings(), friendly_errors():  # the run says its own notes
+        warnings.simplefilter("ignore")
+        source, _, _ = build_world(config)
+    n = min(source.population.size, PERSONA_CHECK_LIMIT)
+    try:
+        persona_texts(source.personas_at(range(n)), library)
+    except PromptError as exc:
+        return str(exc)
+    return None
+
+
 def _not_sent(name: str, year: int, config_file: str | None) -> str | None:
     """Why a run (the one of ``config_file``, else any) never sends template ``name`` in
     tax ``year`` (counted from 1), with the year to pass instead; ``None`` when it may:
@@ -285,6 +316,7 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
 
     library, economy, _ = _run_settings(config_file, prompts_dir)
     failures = 0
+    persona_failure = _run_persona_failure(config_file, library) if config_file else None
     table = Table(title="Template check")
     with friendly_errors():
         worlds = example_worlds(library, economy)
@@ -303,6 +335,12 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
                 cells.append(f"[dim]included by {', '.join(pulled_in[name])}[/]")
                 continue
             if name not in known_templates():
+                try:  # nothing renders it, but a syntax error is still one
+                    library.provenance(name)
+                except PromptError as exc:
+                    failures += 1
+                    cells.append(f"[red]{escape(str(exc))}[/]")
+                    continue
                 cells.append("[yellow]not used by llmecon[/]")
                 continue
             outcome = check_example(world, name)
@@ -316,6 +354,13 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         table.add_row(name, *cells)
     out.print(table)
     problems = folder_problems(library)
+    try:  # a run copies every file of the folder
+        library.folder_files()
+    except PromptError as exc:
+        problems.append(str(exc))
+    if persona_failure is not None:
+        failures += 1
+        problems.append(f"persona.j2 fails for a persona of this run: {persona_failure}")
     if failures:
         problems.append(f"{failures} template renderings failed")
     if anchors:

@@ -27,6 +27,7 @@ from llmecon.personas._persona import (
     default_bank_path,
     load_bank,
     persona_text,
+    persona_texts,
     population_from_personas,
     write_bank,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "load_bank",
     "load_tables",
     "persona_text",
+    "persona_texts",
     "population_from_personas",
     "sample_personas",
     "stratified_sample",

@@ -31,7 +31,7 @@ from llmecon.economy.population import MIN_WAGE_USD, Population
 from llmecon.personas._tables import EDUCATION_LABELS, STATE_NAMES, PersonaError
 
 if TYPE_CHECKING:
-    from llmecon.prompts import PromptLibrary
+    from llmecon.prompts import PromptError, PromptLibrary
 
 Sex = Literal["female", "male"]
 AgeBand = Literal["16-19", "20-24", "25-34", "35-44", "45-54", "55-64", "65+"]
@@ -374,6 +374,35 @@ def persona_context(persona: Persona) -> dict[str, object]:
     ctx["filing_text"] = _FILING_TEXT[persona.filing_status]
     ctx["has_spouse"] = persona.filing_status in ("married_joint", "married_separate")
     return ctx
+
+
+def persona_texts(personas: Sequence[Persona], library: PromptLibrary) -> list[str]:
+    """Each persona's :func:`persona_text`; a template error names the persona it failed
+    for (``persona.j2`` may fail for one persona of a thousand: a branch for ages above
+    60)."""
+    from llmecon.prompts import PromptError
+
+    texts = []
+    for i, persona in enumerate(personas):
+        try:
+            texts.append(persona_text(persona, library))
+        except PromptError as exc:
+            raise persona_error(exc, persona, i, len(personas)) from None
+    return texts
+
+
+def persona_error(exc: PromptError, persona: Persona, i: int, n: int) -> PromptError:
+    """``exc``, rendering the ``i``-th (0-based) of ``n`` personas, naming it."""
+    from llmecon.prompts import PromptError
+
+    where = f"rendering persona {persona.id}, the {ordinal(i + 1)} of {n:,}"
+    return PromptError(f"{exc} ({where})", exc.template)
+
+
+def ordinal(n: int) -> str:
+    """``1`` → ``1st``, ``12`` → ``12th``, ``23`` → ``23rd``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n:,}{suffix}"
 
 
 def persona_text(persona: Persona, library: PromptLibrary | None = None) -> str:

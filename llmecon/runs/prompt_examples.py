@@ -350,8 +350,12 @@ class ExampleWorld:
         if personas is None:
             raise ConfigError("persona.j2 needs personas (not a synthetic population)")
         from llmecon.personas import persona_text
+        from llmecon.personas._persona import persona_error
 
-        text = persona_text(personas[persona], self.library)
+        try:
+            text = persona_text(personas[persona], self.library)
+        except PromptError as exc:
+            raise persona_error(exc, personas[persona], persona, len(personas)) from None
         used = self.library.provenance("persona.j2")
         return Example("persona.j2", [ChatMessage(role="user", content=text)], used)
 

@@ -686,7 +686,7 @@ def build_workers(
             "workers: LLM workers need personas to play; use --personas default or a bank "
             "file (synthetic populations have no persona text)"
         )
-    from llmecon.personas import persona_text
+    from llmecon.personas import persona_texts
 
     archetypes = None
     players = economy
@@ -701,7 +701,7 @@ def build_workers(
     else:
         personas = source.personas or []
     try:
-        texts = [persona_text(p, library) for p in personas]
+        texts = persona_texts(personas, library)
     except PromptError as exc:
         raise ConfigError(f"prompts: {exc}") from None
     gen = GenerateConfig(

@@ -889,11 +889,11 @@ def _persona_texts(
     personas: Sequence[Any], library: PromptLibrary
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Each persona's text (``persona.j2``) and template fields (a candidate's summary)."""
-    from llmecon.personas import persona_text
+    from llmecon.personas import persona_texts
     from llmecon.personas._persona import persona_context
 
     try:
-        texts = [persona_text(p, library) for p in personas]
+        texts = persona_texts(personas, library)
     except PromptError as exc:
         raise ConfigError(f"prompts: {exc}") from None
     return texts, [persona_context(p) for p in personas]

@@ -675,3 +675,93 @@ def test_a_template_pulled_in_by_one_the_run_renders_is_sent(tmp_path: Path) -> 
     shipped = (shipped_prompts_dir() / "worker_decision.j2").read_text(encoding="utf-8")
     (tmp_path / "worker_decision.j2").write_text(shipped + '{% include "planner_hints.j2" %}\n')
     assert "planner_hints.j2" not in unsent_templates(PromptLibrary(str(tmp_path)), config)
+
+
+def test_a_syntax_error_in_a_template_the_run_never_sends_does_not_stop_it(
+    tmp_path: Path,
+) -> None:
+    # An undefined variable in an unsent template was a note; a syntax error stopped
+    # the run (hashing the folder parsed every template), and `prompts check` passed a
+    # helper that does not parse ("all 19 templates render").
+    from llmecon.prompts import shipped_prompts_dir
+
+    vote = (shipped_prompts_dir() / "vote.j2").read_text(encoding="utf-8")
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "vote.j2").write_text(vote + "{% if %}\n")
+    (folder / "my_helpers.j2").write_text("{% if %}\n")
+    run = ["run", "--planner", "mock/default", "--workers", "mock/default", "--agents", "3",
+           "--years", "1", "--prompts", str(folder), "--out", str(tmp_path / "runs")]  # fmt: skip
+    result = CliRunner().invoke(main, run)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert f"vote.j2 of {folder} is not rendered with this run's settings" in said
+    (copy,) = (tmp_path / "runs").iterdir()
+    assert (copy / "prompts" / "vote.j2").read_text().endswith("{% if %}\n")  # kept as sent
+    voting = CliRunner().invoke(main, [*run, "--vote-every", "1", "--voters", "llm"])
+    assert voting.exit_code == 1 and "template vote.j2, line" in voting.output
+    checked = CliRunner().invoke(main, ["prompts", "check", "--prompts", str(folder)])
+    assert checked.exit_code == 1
+    told = " ".join(checked.output.split())
+    assert "template my_helpers.j2, line 1: Expected an expression" in told
+
+
+def test_check_with_a_config_renders_persona_j2_for_every_persona_of_the_run(
+    tmp_path: Path,
+) -> None:
+    # The check rendered two personas and passed; the run, rendering all eleven, failed
+    # for the 80-year-old, without saying which persona.
+    from llmecon.prompts import shipped_prompts_dir
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    persona = (shipped_prompts_dir() / "persona.j2").read_text(encoding="utf-8")
+    (folder / "persona.j2").write_text(
+        persona + "{% if persona.age > 60 %}{{ persona.retirement_age }}{% endif %}\n"
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"planner: mock/default\nworkers: mock/default\nagents: 11\nyears: 1\nprompts: {folder}\n"
+    )
+    from llmecon.personas._persona import ordinal
+    from llmecon.runs.config import build_config
+    from llmecon.runs.wiring import build_world
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 112)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "112th"
+    ]  # fmt: skip
+    source, _, _ = build_world(build_config(config).resolved())
+    ages = [p.age for p in source.personas_at(range(11))]
+    first_old = next(i for i, age in enumerate(ages) if age > 60)
+    assert all(age <= 60 for age in ages[:2])  # the two the example worlds render
+    said = f"(rendering persona persona-{first_old:06d}, the {ordinal(first_old + 1)} of 11)"
+    checked = CliRunner().invoke(main, ["prompts", "check", "--config", str(config)])
+    assert checked.exit_code == 1
+    assert said in " ".join(checked.output.split())
+    ran = CliRunner().invoke(main, ["run", "--config", str(config), "--out", str(tmp_path)])
+    assert ran.exit_code == 1 and said in " ".join(ran.output.split())
+
+
+def test_a_prompts_folder_too_big_to_copy_is_refused_by_check_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run keeps a copy of every file of its --prompts folder (a computed include may
+    # load any): a folder of many files (a home folder given by mistake) is refused.
+    import llmecon.prompts
+
+    monkeypatch.setattr(llmecon.prompts, "MAX_FOLDER_FILES", 3)
+    folder = tmp_path / "p"
+    (folder / "parts").mkdir(parents=True)
+    for i in range(4):
+        (folder / "parts" / f"{i}.txt").write_text("x\n")
+    said = f"prompt folder {folder} holds more than 3 files or 20 MB"
+    run = ["run", "--planner", "mock/default", "--workers", "mock/default", "--agents", "3",
+           "--years", "1", "--prompts", str(folder), "--out", str(tmp_path / "runs")]  # fmt: skip
+    for args in (run, ["prompts", "check", "--prompts", str(folder)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and said in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "runs").exists()
+    (folder / "parts" / "3.txt").unlink()
+    (folder / ".git").mkdir()  # hidden files are not counted
+    (folder / ".git" / "HEAD").write_text("ref\n")
+    assert CliRunner().invoke(main, run).exit_code == 0

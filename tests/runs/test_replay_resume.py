@@ -6,6 +6,7 @@ import html
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -333,6 +334,32 @@ def test_a_file_a_computed_name_includes_is_kept_with_the_run(tmp_path: Path) ->
     (run_dir / "prompts" / "parts" / "q.txt").write_text("Think of yourself.\n")
     with pytest.raises(ReplayMismatchError, match="sends another user message"):
         replay_run(run_dir)
+
+
+def test_a_file_a_computed_name_includes_only_in_a_later_year_is_kept_with_the_run(
+    tmp_path: Path,
+) -> None:
+    # `{% include "parts/y" ~ year ~ ".txt" %}` rendered in tax year 2 only: the check
+    # before the run (tax years 1 and 4) never loaded it, so the run sent its text but
+    # neither copied nor hashed it. Replay then failed ("'parts/y1.txt' not found"), and
+    # runs that sent other texts from it had the same settings.
+    folder = tmp_path / "mine"
+    (folder / "parts").mkdir(parents=True)
+    decision = (ROOT / "prompts" / "worker_decision.j2").read_text()
+    later = '{% if year == 1 %}{% include "parts/y" ~ year ~ ".txt" %}{% endif %}\n'
+    (folder / "worker_decision.j2").write_text(decision + later)
+    (folder / "parts" / "y1.txt").write_text("Extra note for tax year 2.\n")
+    (folder / ".git").mkdir()  # hidden: not the templates'
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    first = _mock_run(tmp_path, "a", prompts=str(folder), years=2)
+    assert (first / "prompts" / "parts" / "y1.txt").is_file()
+    assert not (first / "prompts" / ".git").exists()
+    assert "parts/y1.txt" in read_manifest(first).prompts
+    (folder / "parts" / "y1.txt").write_text("Another note.\n")
+    second = _mock_run(tmp_path, "b", prompts=str(folder), years=2)
+    assert load_run(first).settings["templates"] != load_run(second).settings["templates"]
+    shutil.rmtree(folder)  # the folder the runs were given is gone
+    assert replay_run(first).ok and replay_run(second).ok
 
 
 def test_a_cut_or_edited_copy_of_the_templates_is_said_not_silently_used(tmp_path: Path) -> None:
