@@ -975,6 +975,17 @@ def validated_manifest(
     return manifest
 
 
+def _check_blob(event: Any, path: str | Path, seq: Any) -> None:
+    """A ``blob``'s text hashes to its ``sha256``: the prompt text the calls refer to
+    is the one sent (an edit of it read as what the model was asked)."""
+    text, digest = _event_field(event, "text"), _event_field(event, "sha256")
+    if not isinstance(text, str) or hashlib.sha256(text.encode("utf-8")).hexdigest() != digest:
+        raise RunLogError(
+            f"{path}: the prompt text at seq {seq} (a blob) does not match its sha256: it "
+            "was changed after the run wrote it, so it is not what the model was sent"
+        )
+
+
 def _event_field(event: Any, name: str) -> Any:
     return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
 
@@ -1107,3 +1118,5 @@ def validate_events(
             _check_hours(_event_field(event, "weekly_hours"), max_hours, path, year, seq)
         elif kind == "schedule_set":
             _check_schedule(event, path, year, seq)
+        elif kind == "blob":
+            _check_blob(event, path, seq)

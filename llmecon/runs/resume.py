@@ -131,6 +131,8 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         lock.release()
         raise
     fallbacks, decisions, spent = run.counts(cut)
+    failed_aside = failed_calls_aside(path)  # paid, and in no log the run reads
+    spent += sum(c.cost_usd or 0.0 for c in failed_aside)
     try:
         sim = build_simulation(
             config,
@@ -179,6 +181,8 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     if not config.batch_api:  # resumed without --batch-api: nobody collects them
         sim.abandoned_batches = sorted(pending.values())
     sim.breaker.restore(sim.models.counting(iter_calls(kept)))
+    for _ in sim.models.counting(failed_aside):  # in the totals, as the cost is in spent
+        pass
     sim.fast_forward_pending = True  # the planner's past proposals, at the run's start
     return sim
 
@@ -253,24 +257,10 @@ def _earlier_calls(
     whose messages differ goes to the live model. An unreadable line or file (a call
     file no longer there) is skipped."""
     found: list[LLMCall] = []
-    files = [
-        (int(m.group(1)), p)
-        for p in run_dir.glob("events.interrupted-*.jsonl")
-        if (m := re.fullmatch(r"events\.interrupted-(\d+)\.jsonl", p.name)) and p != set_aside
-    ]
-    for _, file in sorted(files, reverse=True):
-        try:
-            lines = file.read_bytes().splitlines()
-        except OSError:
+    for file in _aside_files(run_dir):
+        if file == set_aside:
             continue
-        events: list[AnyEvent] = []
-        for line in lines:
-            if b'"llm_call"' in line or b'"call_file"' in line:
-                with contextlib.suppress(ValueError):  # a torn line
-                    event = parse_event(line)
-                    if isinstance(event, CallFile):  # its calls in the run's calls/
-                        attach_call_files(run_dir, [event], tolerant=False)
-                    events.append(event)
+        events = _aside_call_events(run_dir, file)
         added: set[tuple[Any, ...]] = set()
         try:
             for call in iter_calls(events):
@@ -281,6 +271,48 @@ def _earlier_calls(
             pass
         have |= added
     return found
+
+
+def _aside_files(run_dir: Path) -> list[Path]:
+    """The files resumes moved unfinished years to, ``events.interrupted-<n>.jsonl``,
+    newest first."""
+    files = [
+        (int(m.group(1)), p)
+        for p in run_dir.glob("events.interrupted-*.jsonl")
+        if (m := re.fullmatch(r"events\.interrupted-(\d+)\.jsonl", p.name))
+    ]
+    return [p for _, p in sorted(files, reverse=True)]
+
+
+def _aside_call_events(run_dir: Path, file: Path) -> list[AnyEvent]:
+    """The ``llm_call`` and ``call_file`` events of a moved-aside file (a torn or
+    unreadable line, or an unreadable file, skipped)."""
+    try:
+        lines = file.read_bytes().splitlines()
+    except OSError:
+        return []
+    events: list[AnyEvent] = []
+    for line in lines:
+        if b'"llm_call"' in line or b'"call_file"' in line:
+            with contextlib.suppress(ValueError):  # a torn line
+                event = parse_event(line)
+                if isinstance(event, CallFile):  # its calls in the run's calls/
+                    attach_call_files(run_dir, [event], tolerant=False)
+                events.append(event)
+    return events
+
+
+def failed_calls_aside(run_dir: Path) -> list[LLMCall]:
+    """The failed calls in every file resumes moved aside (``events.interrupted-*``):
+    attempts that were paid for (a reply that could not be used cost its tokens) and
+    that no session logs again (a resume asks them again, live), so the run's totals and
+    its budget count them from there. A file or call file that cannot be read is
+    skipped."""
+    failed: list[LLMCall] = []
+    for file in _aside_files(run_dir):
+        with contextlib.suppress(OSError, ValueError):  # a call file gone or damaged
+            failed += [c for c in iter_calls(_aside_call_events(run_dir, file)) if c.error_type]
+    return failed
 
 
 def _years_in(events: list[Any]) -> int:

@@ -484,3 +484,26 @@ def test_a_sweep_folder_given_as_a_run_says_where_its_runs_are(tmp_path: Path) -
     assert "load_sweep" in str(caught.value)
     result = CliRunner().invoke(main, ["export", str(tmp_path / "s")])
     assert result.exit_code != 0 and "is a sweep folder" in " ".join(result.output.split())
+
+
+def test_an_edited_prompt_text_is_refused_by_every_reader(tmp_path: Path) -> None:
+    # A blob's text ("Tax year" → "Tax YEAR") was never checked against its sha256:
+    # replay said "replay matches", and load_run and the report showed the edited text
+    # as what the model was sent.
+    config = build_config(
+        overrides=dict(planner="mock/default", workers="mock/default", agents=3, years=1,
+                       out=str(tmp_path), run_id="m")  # fmt: skip
+    )
+    build_simulation(config).run()
+    run = tmp_path / "m"
+    events = _lines(run)
+    blobs = [e for e in events if e["type"] == "blob" and "Tax year" in e["text"]]
+    assert blobs
+    blobs[0]["text"] = blobs[0]["text"].replace("Tax year", "Tax YEAR", 1)
+    _write_lines(run, events, renumber=False)
+    said = f"the prompt text at seq {blobs[0]['seq']} (a blob) does not match its sha256"
+    for command in (("replay",), ("export",), ("report",)):
+        extra = ("--out", str(tmp_path / "out")) if command[0] in ("report", "export") else ()
+        _assert_clean_error(_invoke(*command, str(run), *extra), "events.jsonl", said)
+    with pytest.raises(RunLogError, match="does not match its sha256"):
+        load_run(run)

@@ -265,3 +265,42 @@ def test_a_resume_with_a_cache_reuses_its_logged_calls_at_their_cost(tmp_path: P
     )
     assert run.summary["cost_usd"] == pytest.approx(calls["cost_usd"].sum(), abs=1e-6)
     assert run.summary["cost_usd"] >= paid["cost_usd"].sum() - 1e-6
+
+
+def test_a_resume_counts_the_failed_calls_it_moved_aside_in_totals_and_budget(
+    tmp_path: Path,
+) -> None:
+    # The first session's failed calls (prose replies: paid, unusable) went with its
+    # unfinished year to events.interrupted-1.jsonl; the resumed run's totals and its
+    # --max-cost dropped them: $0.0108 reported where $0.0217 was paid, and a budget of
+    # $0.015 passed by 45 % with exit 0.
+    import json
+
+    with FakeOpenAIServer(faults=["malformed_json"] * 30) as server:
+        args = _run_args(server.base_url, tmp_path, "--agents", "10", "--years", "3",
+                         "--price", "1,2", "--max-retries", "1", "--run-id", "p")  # fmt: skip
+        first = CliRunner().invoke(main, args)
+        assert first.exit_code == 1, first.output  # the breaker: 10 failures in a row
+        run_dir = tmp_path / "p"
+        resumed = CliRunner().invoke(main, ["resume", str(run_dir)])
+        assert resumed.exit_code == 0, resumed.output
+    aside = [json.loads(line) for line in (run_dir / "events.interrupted-1.jsonl").open()]
+    failed = [e for e in aside if e["type"] == "llm_call" and e["error_type"]]
+    assert failed and all(e["cost_usd"] > 0 for e in failed)
+    run = load_run(run_dir)
+    summary, calls = run.summary, run.calls
+    assert summary["input_tokens"] == calls["input_tokens"].sum() + sum(
+        e["input_tokens"] for e in failed
+    )
+    paid = calls["cost_usd"].sum() + sum(e["cost_usd"] for e in failed)
+    assert summary["cost_usd"] == pytest.approx(paid, abs=1e-6)
+    assert summary["calls"] == len(calls) + len(failed)
+    # a budget below what every session paid stops the resumed run (exit 3)
+    budget = (paid + calls["cost_usd"].sum()) / 2
+    with FakeOpenAIServer(faults=["malformed_json"] * 30) as server:
+        args = _run_args(server.base_url, tmp_path, "--agents", "10", "--years", "3",
+                         "--price", "1,2", "--max-retries", "1", "--run-id", "q")  # fmt: skip
+        assert CliRunner().invoke(main, args).exit_code == 1
+        stopped = CliRunner().invoke(main, ["resume", str(tmp_path / "q"), "--max-cost",
+                                            f"{budget:.6f}"])  # fmt: skip
+    assert stopped.exit_code == 3, stopped.output
