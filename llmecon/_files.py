@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 #: ``errno`` values of storage that cannot take a write (full, over quota, read-only,
@@ -263,3 +264,13 @@ def _sync_folder(folder: Path) -> None:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write` of a UTF-8 text."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def json_object_with(path: Path, keys: Collection[str]) -> bool:
+    """Whether ``path`` holds a JSON object with all of ``keys`` (a file llmecon wrote:
+    a probe's result, an export's ``run.json``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and set(keys) <= set(data)

@@ -733,11 +733,18 @@ def probe(
     and :class:`~llmecon.models.ModelError` when a call fails for good (a rejected key).
     """
     import asyncio
+    import hashlib
 
     from pydantic import ValidationError
 
     from llmecon.agents.probe import ProbeFailedError, probe_model, sample_personas_for_probe
-    from llmecon.models import GenerateConfig, ModelError, UnknownModelError, get_model
+    from llmecon.models import (
+        GenerateConfig,
+        ModelError,
+        UnknownModelError,
+        get_model,
+        runs_in_process,
+    )
     from llmecon.personas import PersonaError, default_bank_path, load_bank
     from llmecon.prompts import PromptError, PromptLibrary
     from llmecon.runs.config import _format_validation_error
@@ -767,17 +774,23 @@ def probe(
 
             if problems := folder_problems(library):
                 raise ConfigError("\n".join(f"prompts folder {prompts}: {p}" for p in problems))
+            _warn_of_anchors(library, style)
+        bank_path = default_bank_path() if bank == "default" else Path(bank)
         sample = sample_personas_for_probe(
-            load_bank(default_bank_path() if bank == "default" else Path(bank)),
-            personas,
-            seed,
-            library,
-            elasticity,
+            load_bank(bank_path), personas, seed, library, elasticity
         )
-    except (PromptError, PersonaError, ValueError) as exc:
+        bank_sha256 = hashlib.sha256(bank_path.read_bytes()).hexdigest()
+    except (PromptError, PersonaError, ValueError, OSError) as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(str(exc)) from None
+    bank_name = "default" if bank == "default" else bank_path.name
+    path = Path(save) if isinstance(save, str | Path) else None  # as given: written so
+    if save is True:  # a file of the user's there is said before any call is paid for
+        path = _default_probe_file(model, library, style, elasticity, bank_sha256)
+        _check_probe_file(path)
+    if api_base and runs_in_process(model):  # mock and scripted took it without a word
+        raise ConfigError(f"{model} runs in this process: api_base does not apply")
     try:
         config = GenerateConfig(timeout_s=timeout, max_retries=max_retries)
         llm = get_model(model, api_base=api_base, config=config, max_concurrency=max_concurrency)
@@ -802,10 +815,10 @@ def probe(
 
     # in Jupyter: a worker thread with a loop of its own, cancelled on an interrupt
     result = asyncio.run(go()) if running_loop() is None else run_in_thread(go, "llmecon-probe")
+    result.settings.update(bank=bank_name, bank_sha256=bank_sha256)
     if 2 * result.fallbacks > result.calls:
         raise ProbeFailedError(result)
-    if save is not False:
-        path = probe_path(model, result) if save is True else Path(save)
+    if path is not None:
         try:
             save_probe(result, path)
         except OSError as exc:
@@ -816,20 +829,93 @@ def probe(
     return result
 
 
+def _warn_of_anchors(library: Any, style: str) -> None:
+    """A :class:`~llmecon.runs.notes.SettingsWarning` per worker template of the probe
+    that shows an answer anchor, as a run says them: the probe would measure the copy."""
+    from llmecon.agents.probe import probe_templates
+    from llmecon.runs.notes import SettingsWarning, anchor_note
+    from llmecon.runs.prompt_examples import template_anchors
+
+    used = probe_templates(library, style)
+    for name, where in template_anchors(library).items():
+        if name in used:
+            warn(anchor_note(name, where), SettingsWarning)
+
+
 def probe_path(model: str, result: Any) -> Path:
     """Where a probe of ``model`` (as a run's config names it) is saved by default:
     ``runs/probes/<model>.json``, or ``<model>@<variant>.json`` when its settings (style,
-    worker prompts, elasticity) are not the defaults
+    worker prompts, elasticity, persona bank) are not the defaults
     (:func:`~llmecon.report.default_probe_path`)."""
     from llmecon.report import default_probe_path
 
     settings = result.settings
+    bank = settings.get("bank_sha256")
     return default_probe_path(
         model,
         templates=settings.get("templates"),
         style=str(settings.get("style") or "persona"),
         elasticity=settings.get("elasticity"),
+        bank=bank if isinstance(bank, str) else None,
     )
+
+
+def default_probe_file(
+    model: str,
+    *,
+    bank: str | Path = "default",
+    style: str = "persona",
+    elasticity: float = 0.4,
+    prompts: str | Path | None = None,
+) -> Path:
+    """Where :func:`probe` with these settings saves its result by default
+    (:func:`probe_path` of its result), known before its calls. Raises
+    :class:`~llmecon.runs.ConfigError` for a bank or templates folder that cannot be read."""
+    import hashlib
+
+    from llmecon.personas import default_bank_path
+    from llmecon.prompts import PromptError, PromptLibrary
+
+    try:
+        library = PromptLibrary(str(prompts) if prompts is not None else None)
+        path = default_bank_path() if bank == "default" else Path(bank)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except (PromptError, OSError) as exc:
+        raise ConfigError(str(exc)) from None
+    return _default_probe_file(model, library, style, elasticity, digest)
+
+
+def _default_probe_file(
+    model: str, library: Any, style: str, elasticity: float, bank_sha256: str
+) -> Path:
+    """:func:`probe_path` of a probe with these settings, known before its calls."""
+    from llmecon.agents.probe import probe_templates
+    from llmecon.report import default_probe_path
+
+    templates = probe_templates(library, style)
+    return default_probe_path(
+        model, templates=templates, style=style, elasticity=elasticity, bank=bank_sha256
+    )
+
+
+def is_probe_file(path: str | Path) -> bool:
+    """Whether ``path`` holds a probe's saved result (JSON with the keys of
+    :meth:`~llmecon.agents.probe.ProbeResult.to_dict`), which a new probe may replace."""
+    from llmecon._files import json_object_with
+
+    return json_object_with(Path(path), ("model", "battery", "estimates"))
+
+
+def _check_probe_file(path: Path) -> None:
+    """Refuse to save a probe at its default path over a file that is not a probe's (a
+    user's own file), before the probe's calls are paid for."""
+    if path.is_dir():
+        raise ConfigError(f"cannot save the probe to {path}: it is a folder")
+    if path.exists() and not is_probe_file(path):
+        raise ConfigError(
+            f"{path} exists and is not a probe's result: not replacing it (save the probe "
+            "elsewhere, or move the file)"
+        )
 
 
 def save_probe(result: Any, path: str | Path) -> Path:

@@ -683,6 +683,25 @@ def test_probe_takes_numbers_as_a_run_does_and_refuses_bad_ones_before_any_call(
         assert not calls
 
 
+def test_probe_refuses_a_users_file_at_its_default_path_before_any_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # save=True replaced whatever file sat at runs/probes/<model>.json
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "runs" / "probes" / "scripted_reference.json"
+    assert llmecon.api.default_probe_file("scripted/reference") == mine.relative_to(tmp_path)
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes\n")
+    calls: list[object] = []
+    with pytest.raises(ConfigError, match="exists and is not a probe's result"):
+        llmecon.probe("scripted/reference", personas=3, bootstrap=100, on_call=calls.append)
+    assert not calls and mine.read_text() == "my notes\n"
+    explicit = tmp_path / "notes.txt"  # a path given is written as asked
+    explicit.write_text("old\n")
+    llmecon.probe("scripted/reference", personas=3, bootstrap=100, save=explicit)
+    assert llmecon.api.is_probe_file(explicit)
+
+
 def test_a_config_files_null_cannot_silently_keep_its_presets_value(tmp_path: Path) -> None:
     # `crra: null` under ai-economist-2020 kept the preset's 0.23 without a word
     file = tmp_path / "c.yaml"

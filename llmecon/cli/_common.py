@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -12,7 +11,7 @@ import threading
 import time
 import types
 import typing
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -116,6 +115,29 @@ def check_output_file(
     return given
 
 
+@contextmanager
+def notes_said() -> Iterator[None]:
+    """Within the block, a :class:`~llmecon.runs.notes.SettingsWarning` (a setting that
+    does nothing, an answer anchor in a template) is printed at once as a note, as
+    ``run`` prints its notes; other warnings go on as they were."""
+    import warnings
+
+    from llmecon.runs.notes import SettingsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SettingsWarning)
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+            if issubclass(category, SettingsWarning):
+                console.print(f"[yellow]note[/]: {message}", highlight=False)
+            else:
+                shown(message, category, *args, **kw)
+
+        warnings.showwarning = show
+        yield
+
+
 def force_option(what: str, they: str = "it is") -> Callable[[F], F]:
     """``--force``: replace ``what`` (an output option's file) when it exists and is not
     an llmecon output of its kind (:func:`check_output_file`)."""
@@ -137,16 +159,6 @@ def results_table_file(path: Path) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     return {"n", "failed", "unfinished"} <= {c.strip() for c in header.split(",")}
-
-
-def json_object_with(path: Path, keys: Collection[str]) -> bool:
-    """Whether ``path`` holds a JSON object with all of ``keys`` (a file llmecon wrote:
-    a probe's result, an export's ``run.json``)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(data, dict) and set(keys) <= set(data)
 
 
 def _shipped_file_reason(entry: Path) -> str | None:

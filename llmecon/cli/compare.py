@@ -19,6 +19,7 @@ from llmecon.cli._common import (
     console,
     force_option,
     friendly_errors,
+    notes_said,
     results_table_file,
 )
 from llmecon.cli.sweep import (
@@ -159,14 +160,8 @@ def compare(
             raise click.UsageError("--planners is empty")
         if use_ray or ray_address:
             import_ray()
-        with warnings.catch_warnings(record=True) as said:  # printed as notes
-            warnings.simplefilter("always", SettingsWarning)
+        with notes_said():
             base = compare_config(config_file, **settings)
-        for w in said:
-            if issubclass(w.category, SettingsWarning):
-                console.print(f"[yellow]note[/]: {w.message}", highlight=False)
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if names is None:
             names = default_planners(base)
             if added := names[len(DEFAULT_PLANNERS) :]:

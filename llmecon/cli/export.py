@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from llmecon._files import json_object_with
 from llmecon._format import command, counted
-from llmecon.cli._common import console, force_option, friendly_errors, json_object_with
+from llmecon.cli._common import console, force_option, friendly_errors
 
 if TYPE_CHECKING:
     import pandas as pd

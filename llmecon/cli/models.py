@@ -98,6 +98,7 @@ def test_model(
         ModelError,
         UnknownModelError,
         get_model,
+        runs_in_process,
     )
     from llmecon.runs.wiring import unknown_name_hint
 
@@ -113,8 +114,11 @@ def test_model(
 
     from llmecon._format import COST, SECONDS
 
+    if api_base and runs_in_process(model):  # mock and scripted took it without a word
+        raise click.ClickException(f"{model} runs in this process: --api-base does not apply")
+
     async def run() -> None:
-        try:  # a setting the model cannot take (a local model's --api-base)
+        try:  # a setting the model cannot take
             llm = get_model(
                 model, api_base=api_base, config=config, max_concurrency=max_concurrency
             )

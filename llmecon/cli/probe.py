@@ -19,8 +19,8 @@ from llmecon.cli._common import (
     field_range,
     force_option,
     friendly_errors,
-    json_object_with,
     model_call_options,
+    notes_said,
     out,
 )
 
@@ -97,7 +97,7 @@ class _PersonaCount(click.IntRange):
     "report finds them for runs in runs/ with the same settings]",
 )
 @click.option("--no-save", is_flag=True, help="Do not save the results.")
-@force_option("--out")
+@force_option("the saved file (--out, or the default path)")
 @model_call_options
 @click.option(
     "--prompts",
@@ -149,11 +149,20 @@ def probe(
 
     if out_path is not None and no_save:
         raise click.UsageError("--out names where to save; --no-save saves nothing")
-    if out_path is not None:
-        check_output_file(out_path, "the probe", ours=probe_file, force=force)
+    path = None
+    if out_path is not None:  # a file of the user's there is said before any call is paid
+        path = check_output_file(out_path, "the probe", ours=probe_file, force=force)
+    elif not no_save:  # the default path: it depends on settings checked below
+        from llmecon.api import default_probe_file
+
+        with contextlib.suppress(ConfigError):  # said as the probe starts
+            default = default_probe_file(
+                model_name, bank=bank, style=style, elasticity=elasticity, prompts=prompts_dir
+            )
+            path = check_output_file(str(default), "the probe", ours=probe_file, force=force)
     calls = n_personas * 13
     counter = _CallCounter(calls, f"probing {model_name}: {n_personas} personas, {calls} calls …")
-    with friendly_errors():
+    with friendly_errors(), notes_said():
         try:
             result = run_probe(
                 model_name,
@@ -186,7 +195,7 @@ def probe(
             "estimates)[/]"
         )
     if not no_save:
-        path = Path(out_path) if out_path else probe_path(model_name, result)
+        path = path or probe_path(model_name, result)
         try:
             save_probe(result, path)
         except OSError as exc:  # its answers are kept elsewhere: the calls were paid for
@@ -291,5 +300,7 @@ def _table(result: ProbeResult) -> Table:
 
 
 def probe_file(path: Path) -> bool:
-    """Whether ``path`` is a probe's saved result (what ``--out`` may replace)."""
-    return json_object_with(path, ("model", "battery", "estimates"))
+    """Whether ``path`` is a probe's saved result (what a new probe may replace)."""
+    from llmecon.api import is_probe_file
+
+    return is_probe_file(path)

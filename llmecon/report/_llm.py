@@ -4,6 +4,7 @@ prompts, and the ``llmecon probe`` result of the workers' model when one is save
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -63,13 +64,16 @@ def default_probe_path(
     *,
     style: str = "persona",
     elasticity: float | None = None,
+    bank: str | None = None,
 ) -> Path:
     """The default file of ``llmecon probe MODEL``'s result: ``runs/probes/<model>.json``
     for a probe of the default settings; ``<model>@<variant>.json`` for others, so that
     probes of other settings keep their own files (a rational-style probe replaced the
     persona one): the variant names the style when it is not ``persona``, 8 hex digits
     of the worker templates (``templates``, the probe's ``{template: sha256}``) when they
-    are not the shipped ones, and the elasticity (``e0.2``) when it is not the default."""
+    are not the shipped ones, the elasticity (``e0.2``, as Python writes the number) when
+    it is not the default, and 8 hex digits of the persona bank (``bank``, the sha256 of
+    its file) after a ``b`` when it is not the shipped one."""
     from llmecon.runs.config import RunConfig
 
     parts = [] if style == "persona" else [style]
@@ -78,8 +82,19 @@ def default_probe_path(
         parts.append(digest[:8])
     default = RunConfig.model_fields["elasticity"].default
     if elasticity is not None and not math.isclose(elasticity, default):
-        parts.append(f"e{elasticity:g}")
+        parts.append(f"e{float(elasticity)!r}")  # in full: e0.123457 was two probes' file
+    if bank and bank != shipped_bank_sha256():
+        parts.append(f"b{bank[:8]}")
     return Path(runs_dir) / PROBES_FOLDER / probe_file_name(model, "-".join(parts) or None)
+
+
+@functools.cache
+def shipped_bank_sha256() -> str:
+    """The sha256 of the shipped persona bank's file, as a run's log and a probe record
+    a bank."""
+    from llmecon.personas import default_bank_path
+
+    return hashlib.sha256(default_bank_path().read_bytes()).hexdigest()
 
 
 def _shipped_templates(templates: dict[str, str]) -> dict[str, str]:
@@ -129,11 +144,13 @@ def find_probe(run: ReportRun) -> tuple[Path, dict[str, Any], str | None] | None
         return None
     config = run.data.manifest.config
 
-    def fit(item: tuple[int, Path, dict[str, Any], str | None]) -> tuple[int, bool]:
-        # among equally fitting probes, one of the run's workers' preferences first
+    def fit(item: tuple[int, Path, dict[str, Any], str | None]) -> tuple[int, bool, bool]:
+        # among equally fitting probes, one of the run's personas, then of its workers'
+        # preferences first
         settings = item[2].get("settings")
-        other = _other_preferences(settings if isinstance(settings, dict) else {}, config)
-        return item[0], other is not None
+        settings = settings if isinstance(settings, dict) else {}
+        bank = _other_bank(settings, run)
+        return item[0], bank is not None, _other_preferences(settings, config) is not None
 
     _, path, data, note = min(found, key=fit)
     return path, data, note
@@ -159,6 +176,23 @@ def _probe_fit(run: ReportRun, data: dict[str, Any]) -> tuple[int, str | None]:
     if differ:
         return 2, f"the probe's {', '.join(differ)} differ from this run's"
     return 0, None
+
+
+def _other_bank(settings: dict[str, Any], run: ReportRun) -> str | None:
+    """What differs between the persona bank the probe sampled and the run's, or
+    ``None`` (also when either does not record its bank: a probe of an earlier llmecon,
+    a run of synthetic personas)."""
+    probed = settings.get("bank_sha256")
+    ran = run.data.manifest.population.get("sha256")
+    if not isinstance(probed, str) or not isinstance(ran, str) or probed == ran:
+        return None
+    name = str(settings.get("bank") or "another bank")
+    source = str(run.data.manifest.population.get("source") or "")
+    theirs = "the shipped bank" if ran == shipped_bank_sha256() else Path(source).name or "another"
+    return (
+        f"the probe's personas come from {name} (sha256 {probed[:8]}), this run's from "
+        f"{theirs} (sha256 {ran[:8]})"
+    )
 
 
 def _other_preferences(settings: dict[str, Any], config: dict[str, Any]) -> str | None:
@@ -499,6 +533,8 @@ def _probe(runs: Sequence[ReportRun]) -> list[Markup]:
         if differs:
             parts.append(paragraph(f"Not the prompts of {run.label}: {differs}; probe them again."))
         settings = data.get("settings")
+        if isinstance(settings, dict) and (bank := _other_bank(settings, run)):
+            parts.append(paragraph(f"Not the personas of {run.label}: {bank}."))
         if isinstance(settings, dict) and (
             other := _other_preferences(settings, run.data.manifest.config)
         ):

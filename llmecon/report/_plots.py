@@ -292,13 +292,21 @@ def distributions(runs: Sequence[ReportRun]) -> Markup:
     return grid(charts)
 
 
-def lorenz_points(values: np.ndarray, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """Population share and cumulative share of the total, from 0 to 1 (at most ``n``
-    points: enough for the eye, small in the page)."""
-    v = np.sort(np.asarray(values, dtype=float))
-    total = v.sum()
-    share = np.cumsum(v) / total if total != 0 else np.linspace(0, 1, v.size)
-    x, y = np.linspace(0, 1, v.size + 1), np.concatenate([[0.0], share])
+def lorenz_points(
+    values: np.ndarray, weight: np.ndarray | None = None, n: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """Population share and cumulative share of the total, from 0 to 1, each worker
+    counted ``weight`` times (its survey weight, as the Gini beside the curve counts it;
+    equal weights without), at most ``n`` points: enough for the eye, small in the page."""
+    v = np.asarray(values, dtype=float)
+    w = np.ones_like(v) if weight is None else np.asarray(weight, dtype=float)
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    held = np.cumsum(w * v)
+    people = np.cumsum(w)
+    share = held / held[-1] if v.size and held[-1] != 0 else people / people[-1]
+    x = np.concatenate([[0.0], people / people[-1]])
+    y = np.concatenate([[0.0], share])
     if x.size > n:
         idx = np.unique(np.linspace(0, x.size - 1, n).round().astype(int))
         x, y = x[idx], y[idx]
@@ -315,9 +323,11 @@ def lorenz(runs: Sequence[ReportRun]) -> Markup:
             )
         ]
         for i, run in enumerate(runs):
-            values = run.final_agents()[column].dropna().to_numpy(float)
+            final = run.final_agents().dropna(subset=[column])
+            values = final[column].to_numpy(float)
             if values.size:
-                x, y = lorenz_points(values)
+                weight = final["weight"].to_numpy(float) if "weight" in final else None
+                x, y = lorenz_points(values, weight)
                 tips = [
                     f"poorest {PERCENT(a)} hold {PERCENT(b)}" for a, b in zip(x, y, strict=True)
                 ]

@@ -226,12 +226,15 @@ def anchor_notes(sim: Any) -> list[str]:
         return []
     unsent = unsent_templates(sim.library, config)  # the roles and branches it leaves off
     found = template_anchors(sim.library, prompt_economy(config))
-    return [
+    return [anchor_note(name, where) for name, where in found.items() if name not in unsent]
+
+
+def anchor_note(name: str, where: Iterable[str]) -> str:
+    """What a run or a probe says of template ``name`` showing answer anchors ``where``."""
+    return (
         f"{name} shows an answer anchor ({'; '.join(where)}): weak models copy such "
         "examples as their answer (`llmecon prompts check` lists them)"
-        for name, where in found.items()
-        if name not in unsent
-    ]
+    )
 
 
 def unrendered_notes(sim: Any) -> list[str]:

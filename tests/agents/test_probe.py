@@ -183,7 +183,7 @@ def test_a_probe_that_cannot_be_saved_says_where_after_its_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs").write_text("mine")  # where runs/probes/ would go
+    _disk_full_at_save(monkeypatch)
     result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "4"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     said = " ".join(result.output.split())
@@ -191,16 +191,41 @@ def test_a_probe_that_cannot_be_saved_says_where_after_its_table(
     # the calls were counted as they finished (not on a terminal: a line per tenth)
     assert "probe: 5 of 52 calls done" in said and "probe: 52 of 52 calls done" in said
     assert (
-        "cannot save the probe to runs/probes/scripted_reference.json: runs is a file, not "
-        "a folder; it is saved in " in said
+        "cannot save the probe to runs/probes/scripted_reference.json: No space left on "
+        "device; it is saved in " in said
     )
     # the answers were paid for: they are kept where they can be written
     kept = Path(said.split("it is saved in ")[1].split(" instead")[0])
     assert json.loads(kept.read_text())["model"] == "scripted/reference"
     assert len(json.loads(kept.read_text())["answers"]) == 4
     assert "(pass --out another file next time, or --no-save)" in said
-    assert (tmp_path / "runs").read_text() == "mine"
     kept.unlink()
+
+
+def _disk_full_at_save(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe's file cannot be written when the probe is done (the disk filled up
+    during its calls)."""
+    import errno
+
+    import llmecon.api
+
+    def full(result: object, path: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(llmecon.api, "save_probe", full)
+
+
+def test_a_probe_whose_file_cannot_be_made_says_so_before_any_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("mine")  # where runs/probes/ would go
+    result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "4"])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert "cannot create the folder of runs/probes/scripted_reference.json" in said
+    assert "runs is a file, not a folder" in said and "calls done" not in said
+    assert (tmp_path / "runs").read_text() == "mine"
 
 
 def test_a_probe_that_cannot_be_saved_anywhere_prints_its_json(
@@ -209,8 +234,9 @@ def test_a_probe_that_cannot_be_saved_anywhere_prints_its_json(
     import tempfile
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs").write_text("mine")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "runs" / "no"))  # not a folder
+    _disk_full_at_save(monkeypatch)
+    (tmp_path / "tmp").write_text("mine")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp" / "no"))  # not a folder
     result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "4"])
     assert result.exit_code == 1
     said = " ".join(result.output.split())
@@ -232,7 +258,7 @@ def test_a_probe_whose_rescue_copy_cannot_be_written_whole_leaves_no_cut_off_fil
     import llmecon.cli.probe as probe_cli
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs").write_text("mine")
+    _disk_full_at_save(monkeypatch)
     spare = tmp_path / "tmp"
     spare.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spare))
@@ -309,10 +335,12 @@ def test_a_key_rejected_on_the_batterys_last_call_still_stops_the_probe(tmp_path
 def test_probe_refuses_a_local_model_with_a_server_and_a_misnamed_template(
     tmp_path: Path,
 ) -> None:
-    args = ["probe", "local/smollm2-135m", "--api-base", "http://127.0.0.1:9/v1", "--no-save"]
-    result = CliRunner().invoke(main, [*args, "--personas", "2"])
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "api_base does not apply" in result.output
+    for name in ("local/smollm2-135m", "mock"):  # mock took it without a word
+        args = ["probe", name, "--api-base", "http://127.0.0.1:9/v1", "--no-save"]
+        result = CliRunner().invoke(main, [*args, "--personas", "2"])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert f"{name} runs in this process: api_base does not apply" in result.output
+        assert "probing" not in result.output
     (tmp_path / "worker_systems.j2").write_text("You work.\n", encoding="utf-8")
     args = ["probe", "scripted/reference", "--prompts", str(tmp_path), "--no-save"]
     result = CliRunner().invoke(main, [*args, "--personas", "2"])
@@ -429,3 +457,23 @@ def test_a_one_persona_bank_is_refused_in_words_that_fit_it(tmp_path: Path) -> N
     said = " ".join(result.output.split())
     assert result.exit_code != 0 and "the bank holds 1 persona: the probe needs at least 2" in said
     assert "2 to 1" not in said
+
+
+def test_probe_warns_of_an_answer_anchor_in_its_worker_templates(tmp_path: Path) -> None:
+    # `run` says an anchor in the templates before it starts; `probe`, which measures
+    # whether a model copies one, said nothing
+    from llmecon.prompts import PromptLibrary
+
+    text = PromptLibrary(None).source("worker_decision.j2")
+    (tmp_path / "worker_decision.j2").write_text(
+        text + '\nAnswer with JSON only, like {"hours": 40}.\n', encoding="utf-8"
+    )
+    args = ["probe", "scripted/reference", "--prompts", str(tmp_path), "--no-save"]
+    said = CliRunner().invoke(main, [*args, "--personas", "2", "--bootstrap", "100"])
+    assert said.exit_code == 0, said.output
+    assert "worker_decision.j2 shows an answer anchor" in said.output
+    # the rational style asks with another decision template: nothing to say
+    other = CliRunner().invoke(
+        main, [*args, "--personas", "2", "--bootstrap", "100", "--style", "rational"]
+    )
+    assert other.exit_code == 0 and "answer anchor" not in other.output

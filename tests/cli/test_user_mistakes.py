@@ -844,10 +844,14 @@ def test_a_broken_template_the_run_never_sends_does_not_stop_it(tmp_path: Path) 
         # before the command's error handling)
         (["compare", "--planners", "saez,saez"], "planner: 'saez' is given twice"),
         (["compare", "--planners", "saez,,none"], "has an empty value between ','s"),
-        # a local model given a server: a ValueError's traceback
-        (
-            ["models", "test", "local/smollm2-135m", "--api-base", "http://127.0.0.1:9"],
-            "local models run on this machine: api_base does not apply",
+        # a local model given a server: a ValueError's traceback; mock and scripted
+        # took it without a word
+        *(
+            (
+                ["models", "test", name, "--api-base", "http://127.0.0.1:9"],
+                f"{name} runs in this process: --api-base does not apply",
+            )
+            for name in ("local/smollm2-135m", "mock", "scripted/reference")
         ),
     ],
 )

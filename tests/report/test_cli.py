@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -313,6 +314,69 @@ def test_probes_of_another_style_or_elasticity_keep_their_own_files(
     assert "/probes/mock@rational.json (" in _shown(tmp_path, rational)
     low = _shown(tmp_path, build_run(runs, run_id="e", elasticity=0.2, **small))
     assert "/probes/mock@e0.2.json (" in low and "Not the preferences" not in low
+
+
+def test_probes_of_another_bank_keep_their_own_files_and_are_shown_for_their_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `probe --bank FILE` replaced the shipped bank's probe of the model, and recorded
+    # no bank: a report showed it for runs of either bank. Close elasticities shared one
+    # file (`@e0.123457`).
+    monkeypatch.chdir(tmp_path)
+    assert _invoke("personas", "sample", "--n", "30", "--out", "mine.jsonl")[0] == 0
+    probe = ["probe", "mock", "--personas", "3", "--bootstrap", "100"]
+    folder = tmp_path / "runs" / "probes"
+    assert _invoke(*probe)[0] == 0
+    shipped = (folder / "mock.json").read_bytes()
+    code, output = _invoke(*probe, "--bank", "mine.jsonl")
+    assert code == 0, output
+    assert (folder / "mock.json").read_bytes() == shipped  # not overwritten
+    (other,) = folder.glob("mock@b*.json")
+    settings = json.loads(other.read_text())["settings"]
+    assert settings["bank"] == "mine.jsonl"
+    assert settings["bank_sha256"] == hashlib.sha256(Path("mine.jsonl").read_bytes()).hexdigest()
+    assert json.loads(shipped)["settings"]["bank"] == "default"
+
+    small = dict(planner="us-federal", workers="mock", agents=4, years=1)
+    runs = tmp_path / "runs"
+    plain = build_run(runs, run_id="plain", **small)
+    mine = build_run(runs, run_id="mine", personas=str(tmp_path / "mine.jsonl"), **small)
+    assert "/probes/mock.json (" in _shown(tmp_path, plain)
+    assert f"/probes/{other.name} (" in _shown(tmp_path, mine)
+    assert "Not the personas" not in _shown(tmp_path, plain) + _shown(tmp_path, mine)
+    (folder / "mock.json").unlink()  # only the other bank's probe left: shown, with a note
+    said = _shown(tmp_path, plain)
+    assert f"/probes/{other.name} (" in said
+    assert "Not the personas of plain: the probe's personas come from mine.jsonl" in said
+
+    for eps in ("0.1234571", "0.1234569"):
+        assert _invoke(*probe, "--elasticity", eps)[0] == 0
+    assert {p.name for p in folder.glob("mock@e*.json")} == {
+        "mock@e0.1234571.json",
+        "mock@e0.1234569.json",
+    }
+
+
+def test_probe_refuses_a_file_of_the_users_at_its_default_path_before_any_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without --out the probe replaced whatever file sat at runs/probes/<model>.json.
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "runs" / "probes" / "scripted_reference.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text('{"my": "notes"}\n')
+    probe = ["probe", "scripted/reference", "--personas", "3", "--bootstrap", "100"]
+    code, output = _invoke(*probe)
+    assert code != 0
+    assert "refusing to write the probe over runs/probes/scripted_reference.json" in " ".join(
+        output.split()
+    )
+    assert "probing" not in output  # no call was made
+    assert mine.read_text() == '{"my": "notes"}\n'
+    code, output = _invoke(*probe, "--force")
+    assert code == 0, output
+    assert json.loads(mine.read_text())["model"] == "scripted/reference"
+    assert _invoke(*probe)[0] == 0  # a probe's file is replaced as before
 
 
 def test_probe_no_save_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
