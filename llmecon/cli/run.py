@@ -154,6 +154,17 @@ def output_may_close() -> Iterator[None]:
         yield
 
 
+def _show_spent(totals: dict[str, Any]) -> None:
+    """What a run that failed before its summary spent on model calls (every session)."""
+    from llmecon._format import cost_text, tokens_text
+
+    console.print(
+        f"spent: {counted(totals['calls'], 'model call')} ({totals['failures']:,} failed), "
+        f"tokens in / out {tokens_text(totals)}, cost {cost_text(totals)}",
+        highlight=False,
+    )
+
+
 def _template_failed(sim: Any, exc: Any) -> None:
     """Say which template failed in which year and how to mend the run; exit 1."""
     console.print(f"[red bold]run failed[/] in tax year {len(sim.records) + 1}: {exc}")
@@ -212,6 +223,8 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             # every year ran (the failure is what its calls were): show what it logged
             _show_summary(failed.summary, *_final(sim, failed.records[-1]))
             _show_votes(failed.records, rounds)
+        elif sim.models.models:  # the calls it paid for, said with the failure
+            _show_spent(sim.models.totals())
         console.print(f"[red bold]run failed[/]: {exc}")
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt as exc:

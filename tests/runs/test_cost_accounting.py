@@ -304,3 +304,18 @@ def test_a_resume_counts_the_failed_calls_it_moved_aside_in_totals_and_budget(
         stopped = CliRunner().invoke(main, ["resume", str(tmp_path / "q"), "--max-cost",
                                             f"{budget:.6f}"])  # fmt: skip
     assert stopped.exit_code == 3, stopped.output
+
+
+def test_a_run_that_fails_before_its_summary_says_what_it_spent(tmp_path: Path) -> None:
+    # Ten failed calls tripped the breaker in tax year 1: the run said why it failed but
+    # not that its calls had cost anything (its summary is empty without a year).
+    with FakeOpenAIServer(faults=["malformed_json"] * 30) as server:
+        args = _run_args(server.base_url, tmp_path, "--agents", "10", "--years", "3",
+                         "--price", "1,2", "--max-retries", "1", "--run-id", "p")  # fmt: skip
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    calls = load_run(tmp_path / "p").calls
+    said = " ".join(result.output.split())
+    cost = calls["cost_usd"].sum()
+    assert f"spent: {len(calls)} model calls ({len(calls)} failed)" in said
+    assert f"cost ${cost:.4f}" in said and cost > 0
