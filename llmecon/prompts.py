@@ -14,6 +14,7 @@ per call, and the texts are byte-identical to whole renders.
 from __future__ import annotations
 
 import hashlib
+import os
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +59,12 @@ RENDERING = 8
 
 #: The most files, and bytes, an override folder may hold (:meth:`PromptLibrary.folder_files`).
 MAX_FOLDER_FILES, MAX_FOLDER_BYTES = 1_000, 20_000_000
+
+
+def _hidden(name: str) -> bool:
+    """A file or folder an override folder's copy leaves out: hidden (``.git``) or
+    Python's cache."""
+    return name.startswith(".") or name == "__pycache__"
 
 
 def shipped_prompts_dir() -> Path:
@@ -205,14 +212,15 @@ class PromptLibrary:
             pending += [n for n in meta.find_referenced_templates(ast) if n is not None]
         return seen
 
-    def closure(self) -> list[str]:
+    def closure(self, *, every_file: bool = True) -> list[str]:
         """Every template a run may render: :meth:`names`, every file they pull in by
         name (``include``, ``import``, ``extends``), in subfolders and of any suffix too
         (``parts/rules.txt``), every file a rendering so far loaded by a name computed
         at render time, and every other file of the override folders
         (:meth:`folder_files`: a name computed at render time may load any of them in a
-        later tax year, ``{% include "parts/y" ~ year ~ ".txt" %}``); sorted."""
-        found: set[str] = set(self.loaded) | set(self.folder_files())
+        later tax year, ``{% include "parts/y" ~ year ~ ".txt" %}``; not with
+        ``every_file`` false); sorted."""
+        found: set[str] = set(self.loaded) | set(self.folder_files() if every_file else ())
         for name in self.names():
             try:
                 found.update(self.provenance(name))
@@ -229,22 +237,29 @@ class PromptLibrary:
         found: set[str] = set()
         for folder in self.search_path[:-1]:
             size = count = 0
-            for path in sorted(folder.rglob("*")):
-                relative = path.relative_to(folder)
-                if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+            seen: set[str] = set()  # folders walked (a symlink loop is walked once)
+            # symlinked subfolders too (shared parts), which the loader follows
+            for top, folders, files in os.walk(folder, followlinks=True):
+                real = os.path.realpath(top)
+                if real in seen:
+                    folders[:] = []
                     continue
-                if not path.is_file():
-                    continue
-                count += 1
-                size += path.stat().st_size
-                if count > MAX_FOLDER_FILES or size > MAX_FOLDER_BYTES:
-                    raise PromptError(
-                        f"prompt folder {folder} holds more than {MAX_FOLDER_FILES:,} files "
-                        f"or {MAX_FOLDER_BYTES // 1_000_000} MB: a run keeps a copy of every "
-                        "file there (a template may include any), so give a folder of "
-                        "templates and the files they include"
-                    )
-                found.add(relative.as_posix())
+                seen.add(real)
+                folders[:] = sorted(d for d in folders if not _hidden(d))  # not walked
+                for name in sorted(files):
+                    path = Path(top) / name
+                    if _hidden(name) or not path.is_file():
+                        continue
+                    count += 1
+                    size += path.stat().st_size
+                    if count > MAX_FOLDER_FILES or size > MAX_FOLDER_BYTES:
+                        raise PromptError(
+                            f"prompt folder {folder} holds more than {MAX_FOLDER_FILES:,} "
+                            f"files or {MAX_FOLDER_BYTES // 1_000_000} MB: a run keeps a copy "
+                            "of every file there (a template may include any), so give a "
+                            "folder of templates and the files they include"
+                        )
+                    found.add(path.relative_to(folder).as_posix())
         return sorted(found)
 
     @property

@@ -92,11 +92,14 @@ def _run_persona_failure(config_file: str, library: Any) -> str | None:
     from llmecon.personas import persona_texts
     from llmecon.prompts import PromptError
     from llmecon.runs.config import build_config
+    from llmecon.runs.prompt_examples import unsent_templates
     from llmecon.runs.wiring import build_world
 
     config = build_config(config_file).resolved()
-    if config.personas == "synthetic":
-        return None
+    if config.personas == "synthetic" or "persona.j2" in unsent_templates(library, config):
+        return None  # no persona text (rational workers, no LLM voters): nothing to check
+    if config.workers_mode == "archetypes":  # its representatives', found by clustering:
+        return None  # the run names the one that fails before its first call
     with warnings.catch_warnings(), friendly_errors():  # the run says its own notes
         warnings.simplefilter("ignore")
         source, _, _ = build_world(config)

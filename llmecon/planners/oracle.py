@@ -177,12 +177,15 @@ def optimal_rates(
                 _pattern_search(g, lo, hi, step0 / 5, min_step=step0 / 25)
                 f(g.best_rates[None, :])
             f.evaluations += g.evaluations
-        if economy.size <= _PAIR_GRID_WORKERS and n > 1 and economy.utility_config.crra is None:
+        if (
+            economy.size <= _PAIR_GRID_WORKERS
+            and economy.utility_config.crra is None
+            and (points := _pair_grid_points(n)) is not None
+        ):
             # Few workers make the welfare lumpy: a better region can lie where two
             # rates must jump together, past what any local step or Powell sees.
             # (Under CRRA, where each schedule scored solves its equilibrium, they cost
             # 2–3 times the search's CPU and found at most 0.6 % of the gain more.)
-            points = _pair_grid_points(n)
             for _ in range(_PAIR_ROUNDS):
                 if not _pair_grids(f, lo, hi, points):
                     break
@@ -213,10 +216,11 @@ def optimal_rates(
 _SECOND_SWEEPS, _SECOND_GRID, _SECOND_REFINEMENTS = 3, 11, 3
 
 
-#: Populations of at most this many workers with quasi-linear utility get the pair
-#: grids (:func:`_pair_grids`): random draws of 4–32 personas of the shipped bank had
-#: optima up to 26 % of the none → oracle gain above what the climbs found; draws of 64
-#: and 100, none (benchmarks/bench_oracle_small.py, docs/economy.md).
+#: Populations of at most this many workers with quasi-linear utility and at most 11
+#: brackets get the pair grids (:func:`_pair_grids`): random draws of 4–32 personas of
+#: the shipped bank had optima up to 26 % of the none → oracle gain above what the
+#: climbs found; draws of 64 and 100, none (benchmarks/bench_oracle_small.py,
+#: docs/economy.md).
 _PAIR_GRID_WORKERS = 64
 #: Schedules one round of pair grids scores at most (21 points a rate and two finer
 #: grids of 11 with 7 brackets); rounds of grids and climbs until a round finds nothing
@@ -226,13 +230,16 @@ _PAIR_GRID_BUDGET, _PAIR_ROUNDS = 15_000, 3
 _PAIR_FINE_POINTS, _PAIR_FINE_LEVELS = 11, 2
 
 
-def _pair_grid_points(n: int) -> int:
-    """Points per rate of each pair's full grid, so that a round over all ``n·(n−1)/2``
-    pairs, finer grids included, stays within :data:`_PAIR_GRID_BUDGET` (at least 5:
-    0, 25, 50, 75, 100 %)."""
-    pairs = max(n * (n - 1) // 2, 1)
+def _pair_grid_points(n: int) -> int | None:
+    """Points per rate of each pair's full grid (at most 21), so that a round over all
+    ``n·(n−1)/2`` pairs, finer grids included, stays within :data:`_PAIR_GRID_BUDGET`;
+    ``None`` when even 5 (0, 25, 50, 75, 100 %) would not (more than 11 rates) or there
+    is no pair (one rate): no pair grids then."""
+    pairs = n * (n - 1) // 2
     fine = _PAIR_FINE_LEVELS * _PAIR_FINE_POINTS**2
-    return max(5, min(21, int(max(_PAIR_GRID_BUDGET / pairs - fine, 0) ** 0.5)))
+    if pairs < 1 or pairs * (5**2 + fine) > _PAIR_GRID_BUDGET:
+        return None
+    return min(21, int((_PAIR_GRID_BUDGET / pairs - fine) ** 0.5))
 
 
 def _pair_grids(f: _Objective, lo: float, hi: float, points: int) -> bool:

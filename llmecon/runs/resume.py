@@ -308,11 +308,15 @@ def failed_calls_aside(run_dir: Path) -> list[LLMCall]:
     that no session logs again (a resume asks them again, live), so the run's totals and
     its budget count them from there. A file or call file that cannot be read is
     skipped."""
-    failed: list[LLMCall] = []
+    failed: dict[tuple[Any, ...], LLMCall] = {}
     for file in _aside_files(run_dir):
         with contextlib.suppress(OSError, ValueError):  # a call file gone or damaged
-            failed += [c for c in iter_calls(_aside_call_events(run_dir, file)) if c.error_type]
-    return failed
+            for call in iter_calls(_aside_call_events(run_dir, file)):
+                # one call in two files once (a resume stopped between writing the
+                # aside copy and cutting the log moves the same year aside again)
+                if call.error_type:
+                    failed.setdefault((call.time, *call_key(call), call.input_tokens), call)
+    return list(failed.values())
 
 
 def _years_in(events: list[Any]) -> int:

@@ -237,7 +237,9 @@ def _folder_digest(path: str) -> str:
         inside = folder.resolve()
         files = [
             (name, file)
-            for name in library.closure()
+            # the templates and what they include by name, as sweeps of earlier
+            # releases counted them: a README beside them is not another sweep
+            for name in library.closure(every_file=False)
             if (file := library.path(name)).resolve().is_relative_to(inside)
         ]
         digest = hashlib.sha256()

@@ -740,6 +740,10 @@ def test_check_with_a_config_renders_persona_j2_for_every_persona_of_the_run(
     assert said in " ".join(checked.output.split())
     ran = CliRunner().invoke(main, ["run", "--config", str(config), "--out", str(tmp_path)])
     assert ran.exit_code == 1 and said in " ".join(ran.output.split())
+    # rational workers send no persona text: the run goes on, and so does the check
+    config.write_text(config.read_text().replace("workers: mock/default", "workers: rational"))
+    checked = CliRunner().invoke(main, ["prompts", "check", "--config", str(config)])
+    assert checked.exit_code == 0, checked.output
 
 
 def test_a_prompts_folder_too_big_to_copy_is_refused_by_check_and_run(
@@ -765,3 +769,17 @@ def test_a_prompts_folder_too_big_to_copy_is_refused_by_check_and_run(
     (folder / ".git").mkdir()  # hidden files are not counted
     (folder / ".git" / "HEAD").write_text("ref\n")
     assert CliRunner().invoke(main, run).exit_code == 0
+
+
+def test_the_runs_copy_follows_a_symlinked_subfolder_and_survives_a_loop(tmp_path: Path) -> None:
+    # Shared parts linked into the folder (`parts -> ../shared`) were not copied: the
+    # loader follows the link, the copy did not, and a replay could not find the file.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "y1.txt").write_text("Extra note.\n")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "parts").symlink_to(shared, target_is_directory=True)
+    (shared / "loop").symlink_to(folder, target_is_directory=True)  # walked once
+    files = PromptLibrary(folder).folder_files()
+    assert "parts/y1.txt" in files and len(files) == 1

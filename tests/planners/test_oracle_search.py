@@ -202,3 +202,19 @@ def test_the_oracle_searches_pairs_of_rates_for_few_workers(
     assert "the gain closed is above 100 % (" in said
     assert "not a proven optimum" in said
     oracle._OPTIMA.clear()
+
+
+def test_the_pair_grids_keep_to_their_budget() -> None:
+    # above 11 brackets the finer grids alone pass the budget: no pair grids (40
+    # brackets took 409k schedules, 3 times the CPU)
+    from llmecon.planners.oracle import _PAIR_GRID_BUDGET, _pair_grid_points
+
+    fine = 2 * 11**2
+    for n in range(1, 41):
+        points = _pair_grid_points(n)
+        pairs = n * (n - 1) // 2
+        if points is not None:
+            assert 5 <= points <= 21 and pairs * (points**2 + fine) <= _PAIR_GRID_BUDGET
+        else:
+            assert n == 1 or n > 11
+    assert _pair_grid_points(7) == 21

@@ -490,10 +490,8 @@ def test_an_edited_prompt_text_is_refused_by_every_reader(tmp_path: Path) -> Non
     # A blob's text ("Tax year" → "Tax YEAR") was never checked against its sha256:
     # replay said "replay matches", and load_run and the report showed the edited text
     # as what the model was sent.
-    config = build_config(
-        overrides=dict(planner="mock/default", workers="mock/default", agents=3, years=1,
-                       out=str(tmp_path), run_id="m")  # fmt: skip
-    )
+    settings = dict(planner="mock/default", workers="mock/default", agents=3, years=1)
+    config = build_config(overrides=dict(**settings, out=str(tmp_path), run_id="m"))
     build_simulation(config).run()
     run = tmp_path / "m"
     events = _lines(run)
@@ -505,5 +503,10 @@ def test_an_edited_prompt_text_is_refused_by_every_reader(tmp_path: Path) -> Non
     for command in (("replay",), ("export",), ("report",)):
         extra = ("--out", str(tmp_path / "out")) if command[0] in ("report", "export") else ()
         _assert_clean_error(_invoke(*command, str(run), *extra), "events.jsonl", said)
+    with pytest.raises(RunLogError, match="does not match its sha256"):
+        load_run(run)
+    # a lone surrogate (which the reader lets through) is the same error, no traceback
+    blobs[0]["text"] = blobs[0]["text"] + "\ud800"
+    _write_lines(run, events, renumber=False)
     with pytest.raises(RunLogError, match="does not match its sha256"):
         load_run(run)

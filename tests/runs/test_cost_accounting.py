@@ -295,6 +295,15 @@ def test_a_resume_counts_the_failed_calls_it_moved_aside_in_totals_and_budget(
     paid = calls["cost_usd"].sum() + sum(e["cost_usd"] for e in failed)
     assert summary["cost_usd"] == pytest.approx(paid, abs=1e-6)
     assert summary["calls"] == len(calls) + len(failed)
+    # a resume stopped between writing its aside copy and cutting the log moves the same
+    # year aside again: its failed calls are counted once
+    from llmecon.runs.resume import failed_calls_aside
+
+    assert len(failed_calls_aside(run_dir)) == len(failed)
+    aside_again = run_dir / "events.interrupted-2.jsonl"
+    aside_again.write_bytes((run_dir / "events.interrupted-1.jsonl").read_bytes())
+    assert len(failed_calls_aside(run_dir)) == len(failed)
+    aside_again.unlink()
     # a budget below what every session paid stops the resumed run (exit 3)
     budget = (paid + calls["cost_usd"].sum()) / 2
     with FakeOpenAIServer(faults=["malformed_json"] * 30) as server:

@@ -276,6 +276,11 @@ def test_a_bank_and_a_templates_folder_name_cells_by_their_content(
     assert included != with_helper  # the template changed
     (tmp_path / "p" / "parts" / "rules.txt").write_text("Work on Sundays.\n", encoding="utf-8")
     assert ids(prompts="p") != included  # only the included file changed
+    # a file no template includes (a README beside them) names no other sweep: a sweep
+    # of an earlier release went on being the same sweep
+    now = ids(prompts="p")
+    (tmp_path / "p" / "README.md").write_text("My notes.\n", encoding="utf-8")
+    assert ids(prompts="p") == now
     # and a sweep listing one bank under two spellings lists one cell
     spec = SweepSpec(
         base={"planner": "saez", "workers": "rational"},
