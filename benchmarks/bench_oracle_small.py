@@ -5,7 +5,9 @@ bracket), and the oracle's local climbs can stop far below the optimum: a planne
 share of the gain then reads above 100 %. Cells: random draws (seeds 0–4, without
 replacement) of 4, 8, 16, 32, 64 and 100 personas of the shipped bank, with their
 survey weights; inverse-income SWF, ε = 0.4, federal brackets; quasi-linear utility,
-and CRRA η = 2 up to 32 personas. Each version and cell runs in a fresh process;
+and CRRA η = 2 up to 32 personas, where this checkout is also measured with the pair
+grids it leaves off under CRRA turned on (``grids under CRRA``: what they would cost and
+find). Each version and cell runs in a fresh process;
 ``--baseline DIR`` (a directory holding another version's ``llmecon`` package, e.g. a
 ``git worktree`` of an earlier commit) is measured side by side with this checkout,
 alternating. Saved per draw: CPU seconds, schedules scored, the oracle's SWF, the SWF
@@ -39,9 +41,10 @@ import json, sys, time
 import numpy as np
 from llmecon.economy import Economy, TaxSchedule, UtilityConfig
 from llmecon.personas import load_bank, population_from_personas
-from llmecon.planners import optimal_rates
+from llmecon.planners import optimal_rates, oracle
 bank = load_bank(sys.argv[1])
 n, eta, draws = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+oracle._PAIR_GRIDS_UNDER_CRRA = sys.argv[5] == "1"
 edges = TaxSchedule.status_quo().edges
 out = []
 for seed in range(draws):
@@ -61,8 +64,14 @@ print(json.dumps(out))
 """
 
 
-def _run(version: Path, n: int, eta: float) -> list[dict[str, Any]]:
-    return list(run_child(version, _CHILD, ROOT / "personas" / "default.jsonl", n, eta, DRAWS))
+def _run(version: Path, n: int, eta: float, crra_grids: bool = False) -> list[dict[str, Any]]:
+    bank = ROOT / "personas" / "default.jsonl"
+    return list(run_child(version, _CHILD, bank, n, eta, DRAWS, int(crra_grids)))
+
+
+#: (version, the version it is compared with): the optimum above the other's and the
+#: CPU ratio, per cell.
+_PAIRS = (("current", "baseline"), ("grids under CRRA", "current"))
 
 
 def main() -> None:
@@ -76,6 +85,8 @@ def main() -> None:
             if eta and n > CRRA_UP_TO:
                 continue
             found = {name: _run(path, n, eta) for name, path in versions.items()}
+            if eta:
+                found["grids under CRRA"] = _run(ROOT, n, eta, crra_grids=True)
             cell: dict[str, Any] = {"personas": n, "crra": eta, "draws": found}
             cell |= _compare(found)
             cells.append(cell)
@@ -107,11 +118,15 @@ def _compare(found: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         for draws in found.values()
         for d in draws
     )
-    if "baseline" in found:
-        row["above_baseline_share_of_gain"] = [
-            (c["oracle_swf"] - b["oracle_swf"]) / (b["oracle_swf"] - b["none_swf"])
-            for b, c in zip(found["baseline"], found["current"], strict=True)
-        ]
+    for name, other in _PAIRS:
+        if name in found and other in found:
+            row[f"{name} above {other}, share of the gain"] = [
+                (c["oracle_swf"] - b["oracle_swf"]) / (b["oracle_swf"] - b["none_swf"])
+                for b, c in zip(found[other], found[name], strict=True)
+            ]
+            row[f"{name} over {other}, CPU"] = (
+                row[f"{name}_mean_cpu_s"] / row[f"{other}_mean_cpu_s"]
+            )
     return row
 
 
@@ -122,9 +137,11 @@ def _line(cell: dict[str, Any]) -> str:
         if k.endswith("_mean_cpu_s")
     )
     text = f"{cell['personas']:>4} personas, eta {cell['crra']:g}: mean CPU {cpu}"
-    if "above_baseline_share_of_gain" in cell:
-        shares = " ".join(f"{100 * s:+.2f}%" for s in cell["above_baseline_share_of_gain"])
-        text += f"; optimum above the baseline's (share of the gain): {shares}"
+    for name, other in _PAIRS:
+        if (key := f"{name} above {other}, share of the gain") in cell:
+            shares = " ".join(f"{100 * s:+.2f}%" for s in cell[key])
+            ratio = cell[f"{name} over {other}, CPU"]
+            text += f"; {name} above {other} (share of the gain): {shares}, CPU × {ratio:.1f}"
     return text + ("" if cell["claims_equal_evaluate"] else "; A CLAIM DIFFERS FROM EVALUATE")
 
 

@@ -721,7 +721,8 @@ def probe(
     or a JSONL bank); ``prompts`` a folder of templates overriding the shipped ones;
     ``on_call`` is called with each finished call's record. ``save``: ``True`` writes
     ``runs/probes/<model>.json`` (``<model>@<variant>.json`` with another style,
-    elasticity or worker prompts, :func:`probe_path`),
+    elasticity, persona bank or worker prompts, :func:`probe_path`; a file there that is
+    not a probe's is a :class:`~llmecon.runs.ConfigError`, before any call),
     where ``llmecon report`` finds it for runs of that model; a path writes there;
     ``False`` nothing. A save that fails warns and returns the result unsaved. The
     defaults are the command's (``max_retries`` 2, as ``llmecon probe`` and ``llmecon
@@ -790,7 +791,7 @@ def probe(
         path = _default_probe_file(model, library, style, elasticity, bank_sha256)
         _check_probe_file(path)
     if api_base and runs_in_process(model):  # mock and scripted took it without a word
-        raise ConfigError(f"{model} runs in this process: api_base does not apply")
+        raise ConfigError(f"{model} runs in this process: a server URL (api_base) does not apply")
     try:
         config = GenerateConfig(timeout_s=timeout, max_retries=max_retries)
         llm = get_model(model, api_base=api_base, config=config, max_concurrency=max_concurrency)

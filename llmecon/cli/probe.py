@@ -92,8 +92,10 @@ class _PersonaCount(click.IntRange):
     "out_path",
     type=click.Path(dir_okay=False),
     help="Save the results as JSON here. [default: runs/probes/<model>.json, or "
-    "<model>@<variant>.json for another --style, --elasticity or --prompts that change "
-    "the worker prompts (@rational, @e0.2, 8 hex digits of the templates); llmecon "
+    "<model>@<variant>.json for another --style, --elasticity, --bank or --prompts that "
+    "change the worker prompts (@rational, @e0.2, b + 8 hex digits of the bank, 8 hex "
+    "digits of the templates); a file there that is no probe's is refused unless --force; "
+    "llmecon "
     "report finds them for runs in runs/ with the same settings]",
 )
 @click.option("--no-save", is_flag=True, help="Do not save the results.")
@@ -131,9 +133,11 @@ def probe(
     identical answers and test-retest consistency, each with a 95% bootstrap interval
     and next to the exact rational best response. The result is saved as JSON
     (runs/probes/<model>.json unless --out or --no-save; with another --style,
-    --elasticity or --prompts that change the worker prompts, <model>@<variant>.json
-    beside it, so that no probe replaces another's), where `llmecon report` shows it
-    for runs of that worker model, saying when the run's prompts were not the probe's.
+    --elasticity, --bank or --prompts that change the worker prompts,
+    <model>@<variant>.json beside it, so that no probe replaces another's; a file there
+    that is not a probe's is refused before any call, unless --force), where `llmecon
+    report` shows it for runs of that worker model, saying when the run's prompts or
+    persona bank were not the probe's.
 
     \b
     Examples:

@@ -301,9 +301,12 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
 
     Exits non-zero if any template fails (e.g. a misspelt variable: templates use
     StrictUndefined, so nothing is silently left empty) or is empty (whitespace and
-    comments only), or if a format instruction shows a value the reply schema accepts
-    (an answer anchor such as `like {"hours": 40}`: weak models copy it; describe the
-    format in words).
+    comments only), if a helper file of the folder does not parse, if the folder is
+    too big for a run to copy (more than 1,000 files or 20 MB), or if a format
+    instruction shows a value the reply schema accepts (an answer anchor such as
+    `like {"hours": 40}`: weak models copy it; describe the format in words). With
+    --config, persona.j2 is also rendered for every persona of that run (up to 5,000),
+    as the run does before its first call.
     """
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import (

@@ -179,7 +179,7 @@ def optimal_rates(
             f.evaluations += g.evaluations
         if (
             economy.size <= _PAIR_GRID_WORKERS
-            and economy.utility_config.crra is None
+            and (economy.utility_config.crra is None or _PAIR_GRIDS_UNDER_CRRA)
             and (points := _pair_grid_points(n)) is not None
         ):
             # Few workers make the welfare lumpy: a better region can lie where two
@@ -219,9 +219,12 @@ _SECOND_SWEEPS, _SECOND_GRID, _SECOND_REFINEMENTS = 3, 11, 3
 #: Populations of at most this many workers with quasi-linear utility and at most 11
 #: brackets get the pair grids (:func:`_pair_grids`): random draws of 4–32 personas of
 #: the shipped bank had optima up to 26 % of the none → oracle gain above what the
-#: climbs found; draws of 64 and 100, none (benchmarks/bench_oracle_small.py,
-#: docs/economy.md).
+#: climbs found; draws of 64, at most 0.1 %; of 100, none (benchmarks/
+#: bench_oracle_small.py, docs/economy.md).
 _PAIR_GRID_WORKERS = 64
+#: Whether CRRA economies get the pair grids too (off: benchmarks/bench_oracle_small.py
+#: measures them there, turning it on).
+_PAIR_GRIDS_UNDER_CRRA = False
 #: Schedules one round of pair grids scores at most (21 points a rate and two finer
 #: grids of 11 with 7 brackets); rounds of grids and climbs until a round finds nothing
 #: better.

@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 import typing
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +328,10 @@ class Simulation:
         #: a resume: what the unfinished year's calls it reuses cost when they were made
         #: (paid; counted again as each is reused, see :meth:`spent_usd`)
         self.prepaid_usd = 0.0
+        #: a resume: the failed calls of the years earlier resumes moved aside, by role
+        #: (in the totals and by role; not in the breaker's tallies, as each was asked
+        #: again: no decision is a fallback for them)
+        self.failed_aside: Counter[str] = Counter()
         #: the warning that the budget cannot count a reply's cost was given
         self._told_uncounted = False
         if self.config.max_cost is not None:  # the budget watch (:meth:`_guarded_year`)
@@ -1028,7 +1033,7 @@ class Simulation:
         }
         if self.models.models:
             out.update(self.models.totals())
-        if self.breaker.roles:  # one role's failures are not diluted by another's calls
+        if self.breaker.roles or self.failed_aside:  # one role's failures, not diluted
             order = {"planner": 0, CANDIDATES: 1, "proposer": 1, "worker": 2, "voter": 3}
             roles = sorted(self.breaker.roles.items(), key=lambda kv: order.get(kv[0], 4))
             by_role: dict[str, dict[str, int]] = {}
@@ -1038,6 +1043,10 @@ class Simulation:
                 )
                 counts["calls"] += tally.calls
                 counts["failed"] += tally.failures
+            for role, n in self.failed_aside.items():  # as the totals count them
+                counts = by_role.setdefault(role, {"calls": 0, "failed": 0})
+                counts["calls"] += n
+                counts["failed"] += n
             out["calls_by_role"] = by_role
         grouped = getattr(self.workers, "archetypes", None)  # archetype mode: who answers
         answerers = None if grouped is None else grouped.representatives

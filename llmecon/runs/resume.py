@@ -39,6 +39,7 @@ from llmecon.runs.events import (
     parse_event,
     prompts_in_force,
 )
+from llmecon.runs.guard import CANDIDATES, tallied_role
 from llmecon.runs.log import (
     EVENTS_NAME,
     MANIFEST_NAME,
@@ -181,8 +182,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     if not config.batch_api:  # resumed without --batch-api: nobody collects them
         sim.abandoned_batches = sorted(pending.values())
     sim.breaker.restore(sim.models.counting(iter_calls(kept)))
-    for _ in sim.models.counting(failed_aside):  # in the totals, as the cost is in spent
-        pass
+    for call in sim.models.counting(failed_aside):  # in the totals, as its cost in spent
+        role = tallied_role(call.role, call.agent)
+        sim.failed_aside["proposer" if role == CANDIDATES else role] += 1  # as summary()
     sim.fast_forward_pending = True  # the planner's past proposals, at the run's start
     return sim
 

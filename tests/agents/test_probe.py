@@ -339,7 +339,9 @@ def test_probe_refuses_a_local_model_with_a_server_and_a_misnamed_template(
         args = ["probe", name, "--api-base", "http://127.0.0.1:9/v1", "--no-save"]
         result = CliRunner().invoke(main, [*args, "--personas", "2"])
         assert result.exit_code == 1 and "Traceback" not in result.output
-        assert f"{name} runs in this process: api_base does not apply" in result.output
+        assert f"{name} runs in this process: a server URL (api_base) does not apply" in " ".join(
+            result.output.split()
+        )
         assert "probing" not in result.output
     (tmp_path / "worker_systems.j2").write_text("You work.\n", encoding="utf-8")
     args = ["probe", "scripted/reference", "--prompts", str(tmp_path), "--no-save"]

@@ -305,7 +305,7 @@ def test_probes_of_another_style_or_elasticity_keep_their_own_files(
     assert saved["mock@rational.json"]["style"] == "rational"
     assert saved["mock@e0.2.json"]["elasticity"] == 0.2 and len(saved) == 3
     told = " ".join(_invoke("probe", "--help")[1].split())
-    assert "with another --style, --elasticity or --prompts" in told  # --help says so
+    assert "with another --style, --elasticity, --bank or --prompts" in told  # --help says so
 
     small = dict(planner="us-federal", workers="mock", agents=4, years=1)
     runs = tmp_path / "runs"

@@ -295,6 +295,10 @@ def test_a_resume_counts_the_failed_calls_it_moved_aside_in_totals_and_budget(
     paid = calls["cost_usd"].sum() + sum(e["cost_usd"] for e in failed)
     assert summary["cost_usd"] == pytest.approx(paid, abs=1e-6)
     assert summary["calls"] == len(calls) + len(failed)
+    # and by role, which adds up to the totals
+    by_role = summary["calls_by_role"]
+    assert sum(r["calls"] for r in by_role.values()) == summary["calls"]
+    assert sum(r["failed"] for r in by_role.values()) == summary["failures"] >= len(failed)
     # a resume stopped between writing its aside copy and cutting the log moves the same
     # year aside again: its failed calls are counted once
     from llmecon.runs.resume import failed_calls_aside
