@@ -32,7 +32,7 @@ from llmecon.runs.log import PROMPTS_COPY_NAME, Manifest, RunLogError
 from llmecon.runs.loop import reported_outcome
 from llmecon.runs.recorded import RecordedCalls, ReplayMismatchError
 from llmecon.runs.reference import headline, no_tax_schedule
-from llmecon.runs.restore import RestoredRun, restore_run
+from llmecon.runs.restore import RestoredRun, failed_calls_aside, restore_run
 from llmecon.runs.wiring import build_simulation, build_world
 from llmecon.voting import rules
 
@@ -291,8 +291,12 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
                 {"year": year, "what": "vote round", "logged": winner, "replayed": None}
             )
     if run.status == "completed" and run.end is not None and run.end.summary:
+        # the failed calls resumes moved aside count in the summary too (asked again)
+        aside = failed_calls_aside(run.path)
+        sent = tokens_sent([*run.events, *aside])
+        spent = run.counts()[2] + sum(c.cost_usd or 0.0 for c in aside)
         report.differences += summary_differences(
-            run.end.summary, result.summary, spent=run.counts()[2], sent=tokens_sent(run.events)
+            run.end.summary, result.summary, spent=spent, sent=sent
         )
         report.differences += reference_differences(
             run.end.summary, sim.planner_context, result.summary.get("final_swf")

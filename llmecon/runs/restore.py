@@ -9,7 +9,9 @@ Every consumer of a run folder goes through here: replay and rescore
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
 import typing
 import warnings
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from llmecon._format import command, tax_years
 from llmecon._warn import warn
 from llmecon.agents.archetypes import UNREADABLE_NPZ
 from llmecon.economy import Economy
-from llmecon.runs.columnar import file_cost_usd
+from llmecon.runs.columnar import attach_call_files, file_cost_usd, iter_calls
 from llmecon.runs.config import (
     RunConfig,
     recorded_config,
@@ -44,6 +46,7 @@ from llmecon.runs.events import (
     VoteRound,
     WorkerStep,
     last_end,
+    parse_event,
     prompts_in_force,
 )
 from llmecon.runs.log import (
@@ -538,3 +541,51 @@ def _bank_path(personas: str) -> Path:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def aside_files(run_dir: Path) -> list[Path]:
+    """The files resumes moved unfinished years to, ``events.interrupted-<n>.jsonl``,
+    newest first."""
+    files = [
+        (int(m.group(1)), p)
+        for p in run_dir.glob("events.interrupted-*.jsonl")
+        if (m := re.fullmatch(r"events\.interrupted-(\d+)\.jsonl", p.name))
+    ]
+    return [p for _, p in sorted(files, reverse=True)]
+
+
+def aside_call_events(run_dir: Path, file: Path) -> list[AnyEvent]:
+    """The ``llm_call`` and ``call_file`` events of a moved-aside file (a torn or
+    unreadable line, or an unreadable file, skipped)."""
+    try:
+        lines = file.read_bytes().splitlines()
+    except OSError:
+        return []
+    events: list[AnyEvent] = []
+    for line in lines:
+        if b'"llm_call"' in line or b'"call_file"' in line:
+            with contextlib.suppress(ValueError):  # a torn line
+                event = parse_event(line)
+                if isinstance(event, CallFile):  # its calls in the run's calls/
+                    attach_call_files(run_dir, [event], tolerant=False)
+                events.append(event)
+    return events
+
+
+def failed_calls_aside(run_dir: Path) -> list[LLMCall]:
+    """The failed calls in every file resumes moved aside (``events.interrupted-*``):
+    attempts that were paid for (a reply that could not be used cost its tokens) and
+    that no session logs again (a resume asks them again, live), so the run's totals and
+    its budget count them from there. A file or call file that cannot be read is
+    skipped."""
+    from llmecon.runs.recorded import call_key
+
+    failed: dict[tuple[Any, ...], LLMCall] = {}
+    for file in aside_files(run_dir):
+        with contextlib.suppress(OSError, ValueError):  # a call file gone or damaged
+            for call in iter_calls(aside_call_events(run_dir, file)):
+                # one call in two files once (a resume stopped between writing the
+                # aside copy and cutting the log moves the same year aside again)
+                if call.error_type:
+                    failed.setdefault((call.time, *call_key(call), call.input_tokens), call)
+    return list(failed.values())

@@ -24,19 +24,17 @@ import numpy as np
 
 from llmecon._files import atomic_write, os_reason, remove_stale_temps
 from llmecon._format import command, counted
-from llmecon.runs.columnar import CALLS_DIR, attach_call_files, iter_calls
+from llmecon.runs.columnar import CALLS_DIR, iter_calls
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
     LOG_FORMAT_VERSION,
     AnyEvent,
     BatchSubmitted,
-    CallFile,
     LLMCall,
     RunCompleted,
     RunStarted,
     TemplatesEdited,
     YearCompleted,
-    parse_event,
     prompts_in_force,
 )
 from llmecon.runs.guard import CANDIDATES, tallied_role
@@ -53,7 +51,15 @@ from llmecon.runs.log import (
 from llmecon.runs.loop import Simulation
 from llmecon.runs.recorded import RecordedCalls, call_key
 from llmecon.runs.replay import edited_copies, metric_differences, missing_copies
-from llmecon.runs.restore import PERSONAS_COPY_NAME, RestoredRun, fork_instead, restore_run
+from llmecon.runs.restore import (
+    PERSONAS_COPY_NAME,
+    RestoredRun,
+    aside_call_events,
+    aside_files,
+    failed_calls_aside,
+    fork_instead,
+    restore_run,
+)
 from llmecon.runs.wiring import build_simulation, check_recorded_planner, masked_url_settings
 
 #: A kept year where at least this share of the decisions were fallbacks (an outage,
@@ -259,10 +265,10 @@ def _earlier_calls(
     whose messages differ goes to the live model. An unreadable line or file (a call
     file no longer there) is skipped."""
     found: list[LLMCall] = []
-    for file in _aside_files(run_dir):
+    for file in aside_files(run_dir):
         if file == set_aside:
             continue
-        events = _aside_call_events(run_dir, file)
+        events = aside_call_events(run_dir, file)
         added: set[tuple[Any, ...]] = set()
         try:
             for call in iter_calls(events):
@@ -273,52 +279,6 @@ def _earlier_calls(
             pass
         have |= added
     return found
-
-
-def _aside_files(run_dir: Path) -> list[Path]:
-    """The files resumes moved unfinished years to, ``events.interrupted-<n>.jsonl``,
-    newest first."""
-    files = [
-        (int(m.group(1)), p)
-        for p in run_dir.glob("events.interrupted-*.jsonl")
-        if (m := re.fullmatch(r"events\.interrupted-(\d+)\.jsonl", p.name))
-    ]
-    return [p for _, p in sorted(files, reverse=True)]
-
-
-def _aside_call_events(run_dir: Path, file: Path) -> list[AnyEvent]:
-    """The ``llm_call`` and ``call_file`` events of a moved-aside file (a torn or
-    unreadable line, or an unreadable file, skipped)."""
-    try:
-        lines = file.read_bytes().splitlines()
-    except OSError:
-        return []
-    events: list[AnyEvent] = []
-    for line in lines:
-        if b'"llm_call"' in line or b'"call_file"' in line:
-            with contextlib.suppress(ValueError):  # a torn line
-                event = parse_event(line)
-                if isinstance(event, CallFile):  # its calls in the run's calls/
-                    attach_call_files(run_dir, [event], tolerant=False)
-                events.append(event)
-    return events
-
-
-def failed_calls_aside(run_dir: Path) -> list[LLMCall]:
-    """The failed calls in every file resumes moved aside (``events.interrupted-*``):
-    attempts that were paid for (a reply that could not be used cost its tokens) and
-    that no session logs again (a resume asks them again, live), so the run's totals and
-    its budget count them from there. A file or call file that cannot be read is
-    skipped."""
-    failed: dict[tuple[Any, ...], LLMCall] = {}
-    for file in _aside_files(run_dir):
-        with contextlib.suppress(OSError, ValueError):  # a call file gone or damaged
-            for call in iter_calls(_aside_call_events(run_dir, file)):
-                # one call in two files once (a resume stopped between writing the
-                # aside copy and cutting the log moves the same year aside again)
-                if call.error_type:
-                    failed.setdefault((call.time, *call_key(call), call.input_tokens), call)
-    return list(failed.values())
 
 
 def _years_in(events: list[Any]) -> int:

@@ -299,6 +299,9 @@ def test_a_resume_counts_the_failed_calls_it_moved_aside_in_totals_and_budget(
     by_role = summary["calls_by_role"]
     assert sum(r["calls"] for r in by_role.values()) == summary["calls"]
     assert sum(r["failed"] for r in by_role.values()) == summary["failures"] >= len(failed)
+    # replay checks the summary's totals against the calls, those moved aside included
+    replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
+    assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
     # a resume stopped between writing its aside copy and cutting the log moves the same
     # year aside again: its failed calls are counted once
     from llmecon.runs.resume import failed_calls_aside
