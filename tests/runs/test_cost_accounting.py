@@ -302,6 +302,19 @@ def test_a_resume_counts_the_failed_calls_it_moved_aside_in_totals_and_budget(
     # replay checks the summary's totals against the calls, those moved aside included
     replayed = CliRunner().invoke(main, ["replay", str(run_dir)])
     assert replayed.exit_code == 0 and "replay matches" in replayed.output, replayed.output
+    # a summary written before resumes counted them (the log's calls alone) still
+    # replays; one that matches neither does not
+    log = run_dir / "events.jsonl"
+    lines = log.read_text().splitlines()
+    end = json.loads(lines[-1])
+    for tokens, passes in ((int(calls["input_tokens"].sum()), True), (123, False)):
+        end["summary"].update(input_tokens=tokens, cost_usd=None if passes else 1.0)
+        if passes:
+            end["summary"]["output_tokens"] = int(calls["output_tokens"].sum())
+            end["summary"]["cost_usd"] = round(float(calls["cost_usd"].sum()), 6)
+        log.write_text("\n".join([*lines[:-1], json.dumps(end)]) + "\n")
+        again = CliRunner().invoke(main, ["replay", str(run_dir)])
+        assert (again.exit_code == 0) is passes, again.output
     # a resume stopped between writing its aside copy and cutting the log moves the same
     # year aside again: its failed calls are counted once
     from llmecon.runs.resume import failed_calls_aside
