@@ -80,14 +80,21 @@ def friendly_errors() -> Iterator[None]:
 
 
 def check_output_file(
-    path: str, what: str, *, ours: Callable[[Path], bool] | None = None, force: bool = False
+    path: str,
+    what: str,
+    *,
+    ours: Callable[[Path], bool] | None = None,
+    force: bool = False,
+    make: bool = True,
 ) -> Path:
     """The file an output option (``--out``, ``--csv``; click refuses a folder) names,
     checked before any work: never a run's or a sweep's record (``events.jsonl``,
     ``manifest.json``, ``sweep.json``, …: writing there would lose the run), and its
     folder is created. ``what`` names the output in the message. With ``ours`` (whether
     a file is an earlier output of this kind), an existing file that is not is replaced
-    only with ``force`` (a user's file of the same name was overwritten without a word)."""
+    only with ``force`` (a user's file of the same name was overwritten without a word).
+    ``make`` false (a default path the user did not name): the folder is only checked,
+    made when the output is written (a command that then fails leaves none behind)."""
     from llmecon.sweeps.results import record_file_reason
 
     if not path.strip():  # Path("") is the current folder
@@ -106,6 +113,13 @@ def check_output_file(
             f"refusing to write {what} over {given}: it is not an llmecon output of that "
             "kind (a file of your own?); give another name, or --force to replace it"
         )
+    if not make:
+        existing = next(p for p in (entry.parent, *entry.parent.parents) if p.exists())
+        if not existing.is_dir():
+            raise click.ClickException(
+                f"cannot create the folder of {given}: {existing} is a file, not a folder"
+            )
+        return given
     try:
         make_folder(entry.parent)
     except OSError as exc:

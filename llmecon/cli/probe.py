@@ -163,7 +163,9 @@ def probe(
             default = default_probe_file(
                 model_name, bank=bank, style=style, elasticity=elasticity, prompts=prompts_dir
             )
-            path = check_output_file(str(default), "the probe", ours=probe_file, force=force)
+            path = check_output_file(
+                str(default), "the probe", ours=probe_file, force=force, make=False
+            )
     calls = n_personas * 13
     counter = _CallCounter(calls, f"probing {model_name}: {n_personas} personas, {calls} calls …")
     with friendly_errors(), notes_said():

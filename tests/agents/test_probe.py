@@ -350,9 +350,12 @@ def test_probe_refuses_a_local_model_with_a_server_and_a_misnamed_template(
     assert "worker_systems.j2" in result.output and "override nothing" in result.output
 
 
-def test_probe_refuses_a_bad_sample_size() -> None:
+def test_probe_refuses_a_bad_sample_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["probe", "scripted/reference", "--personas", "5000"])
     assert result.exit_code != 0 and "personas" in result.output
+    # the default path is checked before the calls, its folder made only to save in
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_persona_with_fewer_than_two_answers_is_not_counted_as_responsive() -> None:
