@@ -95,8 +95,7 @@ class _PersonaCount(click.IntRange):
     "<model>@<variant>.json for another --style, --elasticity, --bank or --prompts that "
     "change the worker prompts (@rational, @e0.2, b + 8 hex digits of the bank, 8 hex "
     "digits of the templates); a file there that is no probe's is refused unless --force; "
-    "llmecon "
-    "report finds them for runs in runs/ with the same settings]",
+    "llmecon report finds them for runs in runs/ with the same settings]",
 )
 @click.option("--no-save", is_flag=True, help="Do not save the results.")
 @force_option("the saved file (--out, or the default path)")
@@ -146,8 +145,8 @@ def probe(
       llmecon probe scripted/reference        # the reference: recovers ε = 0.4
     """
     from llmecon.agents.probe import ProbeFailedError
+    from llmecon.api import default_probe_file, is_probe_file, probe_path, save_probe
     from llmecon.api import probe as run_probe
-    from llmecon.api import probe_path, save_probe
     from llmecon.models import ModelError
     from llmecon.runs.config import ConfigError
 
@@ -155,16 +154,14 @@ def probe(
         raise click.UsageError("--out names where to save; --no-save saves nothing")
     path = None
     if out_path is not None:  # a file of the user's there is said before any call is paid
-        path = check_output_file(out_path, "the probe", ours=probe_file, force=force)
+        path = check_output_file(out_path, "the probe", ours=is_probe_file, force=force)
     elif not no_save:  # the default path: it depends on settings checked below
-        from llmecon.api import default_probe_file
-
         with contextlib.suppress(ConfigError):  # said as the probe starts
             default = default_probe_file(
                 model_name, bank=bank, style=style, elasticity=elasticity, prompts=prompts_dir
             )
             path = check_output_file(
-                str(default), "the probe", ours=probe_file, force=force, make=False
+                str(default), "the probe", ours=is_probe_file, force=force, make=False
             )
     calls = n_personas * 13
     counter = _CallCounter(calls, f"probing {model_name}: {n_personas} personas, {calls} calls …")
@@ -303,10 +300,3 @@ def _table(result: ProbeResult) -> Table:
     for est in result.estimates.values():
         table.add_row(*_row(est))
     return table
-
-
-def probe_file(path: Path) -> bool:
-    """Whether ``path`` is a probe's saved result (what a new probe may replace)."""
-    from llmecon.api import is_probe_file
-
-    return is_probe_file(path)

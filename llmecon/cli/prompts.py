@@ -50,12 +50,12 @@ DEFAULT_YEAR = 3
 
 def _run_settings(
     config_file: str | None, prompts_dir: str | None
-) -> tuple[Any, dict[str, object], dict[str, int]]:
+) -> tuple[Any, dict[str, object], dict[str, int], Any]:
     """The templates of the ``--prompts`` folder (given, else the config's), the economy
-    settings of ``--config`` and its population's size, seed and tax years (nothing
-    without one)."""
+    settings of ``--config``, its population's size, seed and tax years, and the run's
+    resolved config (nothing and ``None`` without one)."""
     if config_file is None:
-        return _library(prompts_dir), {}, {}
+        return _library(prompts_dir), {}, {}, None
     from llmecon.runs.config import build_config
     from llmecon.runs.prompt_examples import prompt_economy
     from llmecon.runs.wiring import NAMED_PERSONAS, build_population, check_model_names
@@ -74,7 +74,7 @@ def _run_settings(
         "seed": config.seed,
         "years": int(config.years or 0),
     }
-    return library, prompt_economy(config), population
+    return library, prompt_economy(config), population, config
 
 
 #: How many of a run's personas ``prompts check --config`` renders ``persona.j2`` for
@@ -82,8 +82,8 @@ def _run_settings(
 PERSONA_CHECK_LIMIT = 5_000
 
 
-def _run_persona_failure(config_file: str, library: Any) -> str | None:
-    """``persona.j2`` rendered for each persona of the run of ``config_file`` (up to
+def _run_persona_failure(config: Any, library: Any) -> str | None:
+    """``persona.j2`` rendered for each persona of the run of ``config`` (up to
     :data:`PERSONA_CHECK_LIMIT`), as the run renders them before its first call: the
     error, naming the persona, or ``None``. The check's example worlds render two, and
     a branch may fail for one persona of a thousand (an age above 60)."""
@@ -91,11 +91,9 @@ def _run_persona_failure(config_file: str, library: Any) -> str | None:
 
     from llmecon.personas import persona_texts
     from llmecon.prompts import PromptError
-    from llmecon.runs.config import build_config
     from llmecon.runs.prompt_examples import unsent_templates
     from llmecon.runs.wiring import build_world
 
-    config = build_config(config_file).resolved()
     if config.personas == "synthetic" or "persona.j2" in unsent_templates(library, config):
         return None  # no persona text (rational workers, no LLM voters): nothing to check
     if config.workers_mode == "archetypes":  # its representatives', found by clustering:
@@ -225,7 +223,7 @@ def render(
     from llmecon.prompts import PromptError
     from llmecon.runs.prompt_examples import ExampleWorld, TemplateNotUsed, check_example
 
-    library, economy, population = _run_settings(config_file, prompts_dir)
+    library, economy, population, _ = _run_settings(config_file, prompts_dir)
     bank = economy.pop("personas", None)
     personas = personas or (str(bank) if bank else "default")
     if not name.endswith(".j2"):
@@ -320,9 +318,9 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         template_anchors,
     )
 
-    library, economy, _ = _run_settings(config_file, prompts_dir)
+    library, economy, _, config = _run_settings(config_file, prompts_dir)
     failures = 0
-    persona_failure = _run_persona_failure(config_file, library) if config_file else None
+    persona_failure = _run_persona_failure(config, library) if config is not None else None
     table = Table(title="Template check")
     with friendly_errors():
         worlds = example_worlds(library, economy)

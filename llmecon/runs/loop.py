@@ -328,8 +328,9 @@ class Simulation:
         #: a resume: what the unfinished year's calls it reuses cost when they were made
         #: (paid; counted again as each is reused, see :meth:`spent_usd`)
         self.prepaid_usd = 0.0
-        #: a resume: the failed calls of the years earlier resumes moved aside, by role
-        #: (in the totals and by role; not in the breaker's tallies, as each was asked
+        #: a resume: the failed calls of the years earlier resumes moved aside, by role as
+        #: the breaker tallies them (:func:`~llmecon.runs.guard.tallied_role`; in the
+        #: totals and by role; not in the breaker's tallies, as each was asked
         #: again: no decision is a fallback for them)
         self.failed_aside: Counter[str] = Counter()
         #: the warning that the budget cannot count a reply's cost was given
@@ -1035,18 +1036,17 @@ class Simulation:
             out.update(self.models.totals())
         if self.breaker.roles or self.failed_aside:  # one role's failures, not diluted
             order = {"planner": 0, CANDIDATES: 1, "proposer": 1, "worker": 2, "voter": 3}
-            roles = sorted(self.breaker.roles.items(), key=lambda kv: order.get(kv[0], 4))
+            # the calls failed aside count as the totals count them: every one failed
+            tallies = [(r, t.calls, t.failures) for r, t in self.breaker.roles.items()]
+            tallies += [(role, n, n) for role, n in self.failed_aside.items()]
             by_role: dict[str, dict[str, int]] = {}
-            for role, tally in roles:  # the planner's candidate requests are proposer calls
+            for role, calls, failed in sorted(tallies, key=lambda t: order.get(t[0], 4)):
+                # the planner's candidate requests are proposer calls
                 counts = by_role.setdefault(
                     "proposer" if role == CANDIDATES else role, {"calls": 0, "failed": 0}
                 )
-                counts["calls"] += tally.calls
-                counts["failed"] += tally.failures
-            for role, n in self.failed_aside.items():  # as the totals count them
-                counts = by_role.setdefault(role, {"calls": 0, "failed": 0})
-                counts["calls"] += n
-                counts["failed"] += n
+                counts["calls"] += calls
+                counts["failed"] += failed
             out["calls_by_role"] = by_role
         grouped = getattr(self.workers, "archetypes", None)  # archetype mode: who answers
         answerers = None if grouped is None else grouped.representatives

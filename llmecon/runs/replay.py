@@ -293,17 +293,17 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
     if run.status == "completed" and run.end is not None and run.end.summary:
         # the failed calls resumes moved aside count in the summary too (asked again);
         # a summary of an earlier release left them out, and is read as it was written
-        aside = failed_calls_aside(run.path)
-        found: list[dict[str, Any]] | None = None
-        for counted_aside in [aside, []] if aside else [[]]:
-            sent = tokens_sent([*run.events, *counted_aside])
-            spent = run.counts()[2] + sum(c.cost_usd or 0.0 for c in counted_aside)
-            said = summary_differences(run.end.summary, result.summary, spent=spent, sent=sent)
-            if not said:
-                found = []
-                break
-            found = said if found is None else found  # the differences as counted now
-        report.differences += found or []
+        end, aside = run.end.summary, failed_calls_aside(run.path)
+
+        def differences(calls_aside: list[Any]) -> list[dict[str, Any]]:
+            sent = tokens_sent([*run.events, *calls_aside])
+            spent = run.counts()[2] + sum(c.cost_usd or 0.0 for c in calls_aside)
+            return summary_differences(end, result.summary, spent=spent, sent=sent)
+
+        found = differences(aside)
+        if found and aside and not differences([]):
+            found = []
+        report.differences += found
         report.differences += reference_differences(
             run.end.summary, sim.planner_context, result.summary.get("final_swf")
         )

@@ -37,7 +37,7 @@ from llmecon.runs.events import (
     YearCompleted,
     prompts_in_force,
 )
-from llmecon.runs.guard import CANDIDATES, tallied_role
+from llmecon.runs.guard import tallied_role
 from llmecon.runs.log import (
     EVENTS_NAME,
     MANIFEST_NAME,
@@ -189,8 +189,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         sim.abandoned_batches = sorted(pending.values())
     sim.breaker.restore(sim.models.counting(iter_calls(kept)))
     for call in sim.models.counting(failed_aside):  # in the totals, as its cost in spent
-        role = tallied_role(call.role, call.agent)
-        sim.failed_aside["proposer" if role == CANDIDATES else role] += 1  # as summary()
+        sim.failed_aside[tallied_role(call.role, call.agent)] += 1
     sim.fast_forward_pending = True  # the planner's past proposals, at the run's start
     return sim
 
