@@ -267,7 +267,11 @@ class Model:
             if spec is None:
                 return state.output(self.name, text, None)
             parsed, error = parse_structured(
-                text, spec, settled=response.settled, read_as=response.settled_as
+                text,
+                spec,
+                settled=response.settled,
+                read_as=response.settled_as,
+                cut_off=response.cut_off,
             )
             if parsed is not None:
                 return state.output(self.name, text, parsed)

@@ -164,6 +164,7 @@ def parse_structured(
     *,
     settled: bool = False,
     read_as: Mapping[str, Any] | None = None,
+    cut_off: bool = False,
 ) -> tuple[BaseModel | None, str | None]:
     """Validate ``text`` against the schema: ``(instance, None)`` or ``(None, error)``.
 
@@ -181,6 +182,9 @@ def parse_structured(
     (the call's ``parsed``); an object of the reply that gives it is that answer, so a
     log replays as it ran whichever release wrote it (an earlier one read a draft in
     the reasoning, or the first of two answers).
+    ``cut_off``: the provider cut the reply at its token limit. Only a reply that is the
+    object alone is then read: an object standing in text that was cut may be a draft
+    whose answer the cut took away (a logged reply, ``settled``, reads as it ran).
     Never raises: any failure (including pathological input such as deeply nested
     brackets) is returned as an error string.
     """
@@ -207,8 +211,13 @@ def parse_structured(
         except Exception:  # the candidates' errors are the ones to report
             continue
         found.setdefault(parsed.model_dump_json(), parsed)
-    if len(found) == 1:
+    if len(found) == 1 and not (cut_off and not settled):
         return next(iter(found.values())), None
+    if found and cut_off and not settled:
+        return None, (
+            "the text around the JSON object was cut off before its end, so the object "
+            "may be a draft, not the answer"
+        )
     if settled:
         for candidate in _candidates(text):
             try:

@@ -391,6 +391,24 @@ def test_reasoning_cut_off_before_its_answer_is_no_answer(sentinel_keys: object)
 @pytest.mark.parametrize(
     "reply",
     [
+        'A first idea: {"hours": 60}. But with the rebate I would rather say {"ho',
+        '```json\n{"hours": 60}\n```\nOn second thought, the top rate makes me',
+    ],
+)
+def test_an_object_in_a_reply_cut_off_at_the_token_limit_may_be_a_draft(
+    sentinel_keys: object, reply: str
+) -> None:
+    # Cut at max_tokens, the draft before the answer the cut took away was read as
+    # the answer (60 hours, silently).
+    with pytest.raises(ModelError) as caught:
+        _served(reply, faults=("length",), max_repairs=0)
+    message = str(caught.value)
+    assert "cut off at the" in message and "may be a draft" in message
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
         'A first idea:\n```json\n{"hours": 60}\n```\nMy answer:\n```json\n{"hours": 37}\n```',
         '{"hours": 37}\n\nWere the rates higher I would say:\n```json\n{"hours": 60}\n```',
         'Last year I said {"hours": 60}. This year: {"hours": 37}',
