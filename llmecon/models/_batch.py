@@ -33,6 +33,7 @@ from llmecon.models._errors import (
     ProviderError,
     body_error_message,
     error_from_status,
+    redirect_error,
     retry_after_header,
 )
 from llmecon.models._provider import ProviderResponse
@@ -406,8 +407,11 @@ async def http_request(
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=None),
                 proxy=_env_proxy(parts.scheme, parts.hostname or ""),
+                allow_redirects=False,
             ) as resp,
         ):
+            if 300 <= resp.status < 400:
+                raise redirect_error(resp.status, resp.headers, where)
             status, raw = resp.status, await resp.read()
             retry_after = retry_after_header(resp.headers)
     except aiohttp.ClientError as exc:

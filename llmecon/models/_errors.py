@@ -258,6 +258,21 @@ def body_error_message(raw: bytes) -> str:
     return inner[:_DETAIL_CHARS] if isinstance(inner, str) else "error"
 
 
+def redirect_error(status: int, headers: Mapping[str, str], where: str) -> ProviderError:
+    """The error of a reply redirecting elsewhere: not followed, since the request would
+    carry its API key (a header such as ``x-api-key``) to the other address."""
+    from llmecon.models._redact import redact_url
+
+    target = headers.get("location")
+    to = f" to {redact_url(target)}" if target else ""
+    return ProviderError(
+        f"{where}: the server redirected the request ({status}){to}; llmecon does not "
+        "follow redirects, which would send the API key on to another address: give "
+        "the address that answers as the base URL (--api-base)",
+        retryable=False,
+    )
+
+
 def sdk_error(
     sdk: Any, exc: BaseException, where: str, *, key_hint: str = "the API key"
 ) -> ModelError | None:
@@ -266,6 +281,8 @@ def sdk_error(
     them (re-raise it)."""
     if isinstance(exc, sdk.APIStatusError):
         headers = getattr(exc.response, "headers", None)
+        if 300 <= exc.status_code < 400:
+            return redirect_error(exc.status_code, headers or {}, where)
         return error_from_status(
             exc.status_code,
             error_message(exc),

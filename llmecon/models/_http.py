@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pydantic_core
 
-from llmecon.models._errors import ProviderError
+from llmecon.models._errors import ProviderError, redirect_error
 
 if TYPE_CHECKING:
     import aiohttp
@@ -123,7 +123,10 @@ class HttpClient:
                     data=body,
                     headers=self._post_headers,
                     proxy=self._proxy,
+                    allow_redirects=False,
                 ) as resp:
+                    if 300 <= resp.status < 400:
+                        raise redirect_error(resp.status, resp.headers, where)
                     return HttpResponse(resp.status, resp.headers, await _body(resp, where))
             except (aiohttp.ClientError, OSError) as exc:
                 raise connection_error(exc) from None

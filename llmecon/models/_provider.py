@@ -132,9 +132,10 @@ class ModelProvider(ABC):
     def __init__(self, model_name: str, api_base: str | None = None) -> None:
         self.model_name = model_name
         self.api_base = api_base
-        if isinstance(api_base, str) and "@" in api_base:
-            # The URL's credentials go out in a header a server may echo back (bare, or
-            # as base64): mask them wherever the model layer redacts, as the keys are.
+        if isinstance(api_base, str) and ("@" in api_base or "=" in api_base):
+            # The URL's credentials (user:password@, a ?code= key) go out in a header or
+            # the query a server may echo back (bare, or as base64): mask them wherever
+            # the model layer redacts, as the keys are.
             register_url_credentials(api_base)
 
     @property
@@ -255,17 +256,20 @@ class PerLoopClients(Generic[ClientT]):
 
 def sdk_aiohttp_client(sdk: Any) -> Any | None:
     """The aiohttp-backed HTTP client of an official SDK module (``openai`` or
-    ``anthropic``: ``DefaultAioHttpClient``), or ``None`` (the SDK's default httpx pool)
-    when this SDK version has none or lacks its backend. Measured on 2 cores against the
+    ``anthropic``: ``DefaultAioHttpClient``), else its httpx pool's
+    (``DefaultAsyncHttpxClient``), neither following redirects; ``None`` when this SDK
+    version has neither. Measured on 2 cores against the
     fake servers (benchmarks/bench_throughput.py), it costs a fraction of the CPU per
     call of the httpx pool, which stalls from ~64 calls in flight."""
-    factory = getattr(sdk, "DefaultAioHttpClient", None)
-    if factory is None:
-        return None
-    try:
-        return factory()
-    except RuntimeError:  # "install the package with the aiohttp extra"
-        return None
+    # Neither follows a redirect (the SDKs' clients do by default): the request would
+    # carry its API key (``x-api-key`` survives a redirect to another host) with it.
+    for name in ("DefaultAioHttpClient", "DefaultAsyncHttpxClient"):
+        factory = getattr(sdk, name, None)
+        try:
+            return None if factory is None else factory(follow_redirects=False)
+        except RuntimeError:  # "install the package with the aiohttp extra"
+            continue
+    return None
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -9,13 +9,18 @@ format and the credentials of any URL in the text (:func:`redact_url`) with ``**
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import re
 from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
-_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|_KEY$)", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|JWT|_KEY$|_PAT$)", re.IGNORECASE
+)
+#: Variables holding a proxy URL, whose ``user:password@`` is masked.
+_PROXY_NAME = re.compile(r"_PROXY$", re.IGNORECASE)
 # Key shapes that may reach us from a server echoing a request (e.g. "Incorrect API key
 # provided: sk-..."), even when the key did not come from this process's environment.
 _KEY_SHAPES = re.compile(
@@ -36,26 +41,48 @@ _REGISTERED: set[str] = set()
 
 
 def register_url_credentials(url: str) -> None:
-    """Mask the credentials of ``url`` (``http://user:pass@host/v1``) wherever
+    """Mask the credentials of ``url`` (``http://user:pass@host/v1?code=…``) wherever
     :func:`redact` looks from now on, as the environment's keys are: the password, the
     ``user:pass`` pair (as written and percent-decoded) and its base64 (what a
-    ``Basic`` header carries, and what a server echoing the header sends back bare).
+    ``Basic`` header carries, and what a server echoing the header sends back bare),
+    and the value of every query parameter but a version or a model
+    (:data:`PLAIN_PARAMS`).
     A user name without a password is the credential itself (a token as user name).
     Pieces shorter than 6 characters are left alone (masking them would garble text)."""
+    new = _credential_pieces(url) - _REGISTERED
+    if new:
+        _REGISTERED.update(new)  # the next _secret_values() sees a new count: scans again
+
+
+def _credential_pieces(url: str) -> set[str]:
+    """What :func:`register_url_credentials` masks of ``url``."""
     try:
         parts = urlsplit(url)
         user, password = parts.username, parts.password
     except ValueError:
-        return
-    if user is None:
-        return
+        return set()
     pieces: set[str] = set()
-    for name, word in ((user, password or ""), (unquote(user), unquote(password or ""))):
-        pair = f"{name}:{word}"
-        pieces.update((word or name, pair, base64.b64encode(pair.encode()).decode()))
-    new = {p for p in pieces if len(p) >= _MIN_SECRET_LEN} - _REGISTERED
-    if new:
-        _REGISTERED.update(new)  # the next _secret_values() sees a new count: scans again
+    if user is not None:
+        for name, word in ((user, password or ""), (unquote(user), unquote(password or ""))):
+            pair = f"{name}:{word}"
+            pieces.update((word or name, pair, base64.b64encode(pair.encode()).decode()))
+    for query in (parts.query, parts.fragment):
+        for item in query.split("&"):
+            name, _, value = item.partition("=")
+            if value and not _is_plain_param(name):
+                pieces.update((value, unquote_plus(value)))
+    return {p for p in pieces if len(p) >= _MIN_SECRET_LEN}
+
+
+#: Query parameters of a server URL that are shown as written: a version (Azure
+#: OpenAI's ``api-version``) or a model name, never a credential. Every other parameter
+#: of a configured URL is masked, whatever its name (``?code=…`` is an Azure Functions
+#: key).
+PLAIN_PARAMS = frozenset({"api-version", "api_version", "apiversion", "version", "model"})
+
+
+def _is_plain_param(name: str) -> bool:
+    return unquote_plus(name).strip().lower() in PLAIN_PARAMS
 
 
 def _secret_values() -> list[str]:
@@ -68,11 +95,12 @@ def _secret_values() -> list[str]:
     seen = _SECRETS_SEEN
     if raw is not None and seen is not None and seen[1] == len(_REGISTERED) and seen[0] == raw:
         return seen[2]
-    values = {
-        value
-        for name, value in os.environ.items()
-        if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN
-    }
+    values: set[str] = set()
+    for name, value in os.environ.items():
+        if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN:
+            values.add(value)
+        elif _PROXY_NAME.search(name) and "@" in value:  # HTTPS_PROXY=http://u:pw@host
+            values |= _credential_pieces(value if "://" in value else f"http://{value}")
     values |= _REGISTERED
     # Longest first, so a key that contains another is replaced whole.
     secrets = sorted(values, key=len, reverse=True)
@@ -100,6 +128,9 @@ def _redact(text: str, secrets: list[str]) -> str:
     for value in secrets:
         if value in text:
             text = text.replace(value, "***")
+    if "\\u" in text:  # a secret in a JSON string may be written with escapes (\u0041)
+        for value in secrets:
+            text = _escaped(value).sub("***", text)
     if "://" in text:
         text = _URL_IN_TEXT.sub(lambda m: _mask_url(m.group()), text)
     if "=" in text:  # a query string without its URL, e.g. a path a server echoes
@@ -107,6 +138,22 @@ def _redact(text: str, secrets: list[str]) -> str:
     if "asic" in text:
         text = _BASIC_AUTH.sub(_mask_basic, text)
     return _KEY_SHAPES.sub("***", text)
+
+
+@functools.lru_cache(maxsize=64)
+def _escaped(secret: str) -> re.Pattern[str]:
+    """``secret`` as JSON may write it: any of its characters as ``\\uXXXX`` (hex in
+    either case), ``/`` also as ``\\/``."""
+    parts = []
+    for char in secret:
+        code = ord(char)
+        forms = [re.escape(char)]
+        if code <= 0xFFFF:
+            forms.append(rf"\\u(?i:{code:04x})")
+        if char == "/":
+            forms.append(r"\\/")
+        parts.append(f"(?:{'|'.join(forms)})")
+    return re.compile("".join(parts))
 
 
 def _mask_basic(match: re.Match[str]) -> str:
@@ -140,8 +187,10 @@ def redact_json(value: Any) -> Any:
 # ``access_token``), or a short one as the whole name or after a separator (``key``,
 # ``sig``, ``auth``; not ``monkey``).
 _SECRET_PARAM = re.compile(
-    r"(?:api[_\-]?key|token|secret|password|passwd|credentials?)$"
-    r"|(?:^|[_\-.])(?:key|sig|signature|pwd|auth)$",
+    r"(?:api[_\-]?key|token|secret|password|passwd|passphrase|credentials?|authorization"
+    r"|jwt|hmac|session(?:[_\-]?id)?)$"
+    r"|(?:^|[_\-.])(?:key\d*|sig|signature|pwd|pw|pass|auth|code|sid|bearer)$"
+    r"|^(?:user|access|secret|private|client)[_\-]?key$",
     re.IGNORECASE,
 )
 # A URL inside free text (an error message, a log line, a model's reply).
@@ -156,7 +205,13 @@ _PARAM_IN_TEXT = re.compile(
 
 def _mask_param_match(match: re.Match[str]) -> str:
     name = match.group(1)
-    return f"{name}=***" if _SECRET_PARAM.search(name) else match.group()
+    return f"{name}=***" if _is_secret_param(name) else match.group()
+
+
+def _is_secret_param(name: str) -> bool:
+    """Whether a parameter named ``name`` (``api_key``, ``api_key[]``, ``key1``) looks
+    like a credential, in a URL or query text found in free text."""
+    return bool(_SECRET_PARAM.search(unquote_plus(name).strip().removesuffix("[]")))
 
 
 def check_base_url(url: str) -> str:
@@ -185,35 +240,42 @@ def check_base_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without credentials: ``user:pass@`` removed, secret-looking query (and
-    fragment) parameters masked (``?api_key=***``), then :func:`redact` applied.
+    """A server URL as files and messages show it: ``user:pass@`` removed, the value of
+    every query (and fragment) parameter but a version or a model (:data:`PLAIN_PARAMS`)
+    masked,
+    then :func:`redact` applied.
 
-    >>> redact_url("https://bob:hunter2@gw.example/v1?api_key=abc&model=x")
-    'https://gw.example/v1?api_key=***&model=x'
+    >>> redact_url("https://bob:hunter2@gw.example/v1?api-version=2024-06-01&code=abc")
+    'https://gw.example/v1?api-version=2024-06-01&code=***'
     """
-    return redact(_mask_url(url))
+    return redact(_mask_url(url, every_param=True))
 
 
-def _mask_url(url: str) -> str:
+def _mask_url(url: str, *, every_param: bool = False) -> str:
+    """``url`` without ``user:pass@`` and with its secret-looking parameters masked (with
+    ``every_param``: all but :data:`PLAIN_PARAMS`)."""
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unbalanced IPv6 bracket: strip what looks like userinfo
         return re.sub(r"(://)[^/@\s]*@", r"\1", url)
     netloc = parts.netloc.rpartition("@")[2]
-    query, fragment = _mask_params(parts.query), _mask_params(parts.fragment)
+    query = _mask_params(parts.query, every_param)
+    fragment = _mask_params(parts.fragment, every_param)
     if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
         return url  # nothing to hide: keep the text exactly as it was
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
-def _mask_params(query: str) -> str:
-    """``a=1&token=s`` -> ``a=1&token=***``; everything else is kept byte for byte."""
+def _mask_params(query: str, every_param: bool = False) -> str:
+    """``a=1&token=s`` -> ``a=1&token=***`` (with ``every_param``: ``a=***&token=***``
+    unless ``a`` is one of :data:`PLAIN_PARAMS`); everything else is kept byte for byte."""
     if "=" not in query:
         return query
     out = []
     for item in query.split("&"):
         name, sep, value = item.partition("=")
-        if sep and value and _SECRET_PARAM.search(unquote_plus(name)):
+        secret = not _is_plain_param(name) if every_param else _is_secret_param(name)
+        if sep and value and secret:
             item = f"{name}=***"
         out.append(item)
     return "&".join(out)

@@ -24,7 +24,9 @@ gives up or the server stops), ``malformed_body`` (HTTP body is not JSON),
 ``truncated_json`` / ``wrong_schema`` (the model's reply text is prose / cut short /
 JSON of the wrong shape), ``length`` (the reply cut short at the token limit, and
 said so: ``finish_reason`` ``length``, ``stop_reason`` ``max_tokens``), ``no_usage``
-(a valid reply without its token counts, as some proxies send). ``max_concurrency``
+(a valid reply without its token counts, as some proxies send), ``307`` (a redirect
+to the same server by another name, ``localhost``: a client that follows it sends the
+request, and its key, to another origin). ``max_concurrency``
 answers 429 to any request beyond that many in flight.
 
 Batch endpoints (OpenAI's ``/v1/files`` + ``/v1/batches``, Anthropic's
@@ -71,6 +73,7 @@ FAULT_KINDS = (
     "wrong_schema",
     "length",
     "no_usage",
+    "307",
 )
 _JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
 #: Seconds the server waits for in-flight requests when it stops (hanging ones are
@@ -277,6 +280,8 @@ class _FakeServer:
                 return self._error(503, "overloaded", "server stopping")
             if fault == "429":
                 return self._rate_limited()
+            if fault == "307":
+                return _Reply(307, b"", {"Location": f"http://localhost:{self.port}{path}"})
             if fault in ("500", "503"):
                 return self._error(int(fault), "server_error", "the fake server failed")
             if fault == "400_context":

@@ -16,6 +16,7 @@ from llmecon.models import (
     ChatMessage,
     GenerateConfig,
     MissingKeyError,
+    ModelError,
     ModelTimeoutError,
     ProviderError,
     RateLimitError,
@@ -101,6 +102,21 @@ def test_each_fault_is_bounded_then_typed(name, server_cls, args, fault, sentine
         # the caller keeps going: once the faults stop, the same model works
         server.script.clear()
         assert asyncio.run(_call(model)).parsed is not None
+
+
+@pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)
+def test_a_redirect_is_not_followed_with_the_key(name, server_cls, args, sentinel_keys):
+    # aiohttp drops Authorization on a redirect to another origin, not x-api-key: the
+    # Anthropic key went on to whatever address the server named.
+    with server_cls(faults=["307"] * 5) as server:
+        model = get_model(name, api_base=server.base_url, config=FAST, **args)
+        with pytest.raises(ModelError) as info:
+            asyncio.run(_call(model))
+        assert server.stats.requests == 1  # neither followed nor retried
+        message = str(info.value)
+        assert "redirected" in message and SENTINEL not in message
+        if args["transport"] == "http":
+            assert f"to http://localhost:{server.port}/" in message
 
 
 @pytest.mark.parametrize(("name", "server_cls", "args"), TARGETS)

@@ -50,6 +50,23 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
         ),
         ("http://user@127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
         (
+            # a server URL's parameters are masked whatever their names (?code= is an
+            # Azure Functions key) but a version or a model
+            "https://h/api?api-version=2024-06-01&code=abc&session=s&q=1&flag",
+            "https://h/api?api-version=2024-06-01&code=***&session=***&q=***&flag",
+        ),
+        ("https://h/cb#access_token=zz&state=1", "https://h/cb#access_token=***&state=***"),
+        ("https://u:p@[::1]:8080/v1?token=t", "https://[::1]:8080/v1?token=***"),
+    ],
+)
+def test_redact_url_removes_userinfo_and_masks_secret_params(url, want):
+    assert redact_url(url) == want
+
+
+@pytest.mark.parametrize(
+    ("url", "want"),
+    [
+        (
             "https://h/p?KEY=1&Token=2&access_token=3&sig=4&SECRET=5&password=6&apiKey=7",
             "https://h/p?KEY=***&Token=***&access_token=***&sig=***&SECRET=***&password=***"
             "&apiKey=***",
@@ -58,23 +75,72 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
             "https://h/p?x-api-key=1&client_secret=2&monkey=3&keys=4&a=&flag",
             "https://h/p?x-api-key=***&client_secret=***&monkey=3&keys=4&a=&flag",
         ),
-        ("https://h/cb#access_token=zz&state=1", "https://h/cb#access_token=***&state=1"),
-        ("https://u:p@[::1]:8080/v1?token=t", "https://[::1]:8080/v1?token=***"),
+        (
+            "https://h/p?code=1&authorization=2&jwt=3&session=4&sessionid=5&pw=6&key1=7",
+            "https://h/p?code=***&authorization=***&jwt=***&session=***&sessionid=***&pw=***"
+            "&key1=***",
+        ),
+        (
+            "https://h/p?userkey=1&api_key%5B%5D=2&page=3",
+            "https://h/p?userkey=***&api_key%5B%5D=***&page=3",
+        ),
     ],
 )
-def test_redact_url_removes_userinfo_and_masks_secret_params(url, want):
-    assert redact_url(url) == want
+def test_urls_in_free_text_lose_their_secret_looking_params(url, want):
+    # in a server's reply or an error, only credential-looking names are masked
+    assert redact(f"see {url} now") == f"see {want} now"
 
 
 def test_redact_url_keeps_clean_urls_byte_for_byte():
     for url in (
         "http://127.0.0.1:8000/v1",
-        "HTTP://Host.example/v1/?q=a%20b&model=gpt-4o#frag",
+        "HTTP://Host.example/v1/?api-version=2024-06-01&model=gpt-4o#frag",
         "https://h/p?",
         "not a url at all",
     ):
         assert redact_url(url) == url
     assert llmecon.models.redact_url is redact_url
+
+
+def test_the_parameters_of_a_server_url_are_masked_wherever_they_come_back(monkeypatch):
+    # an echo of ?code=… in an error or a reply came out whole (only ?api_key= and a
+    # few other names were masked)
+    from llmecon.models import _redact
+
+    monkeypatch.setattr(_redact, "_REGISTERED", set())
+    get_model("openai/m", api_base="http://127.0.0.1:9/v1?code=AZFUNCKEY123&api-version=2024-06-01")
+    said = redact("404: no such function (code AZFUNCKEY123, version 2024-06-01)")
+    assert said == "404: no such function (code ***, version 2024-06-01)"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VERTEXAI_CREDENTIALS", "vertex-creds-0123456"),
+        ("SNOWFLAKE_JWT", "snowflake-jwt-0123456"),
+        ("CLARIFAI_PAT", "clarifai-pat-0123456"),
+        ("HTTPS_PROXY", "http://puser:proxy-pw-0123456@127.0.0.1:3128"),
+    ],
+)
+def test_credentials_litellm_and_proxies_read_are_masked(monkeypatch, name, value):
+    # neither the names litellm reads them from nor a proxy's password were masked
+    monkeypatch.setenv(name, value)
+    if "@" not in value:
+        assert redact(f"bad credentials: {value}") == "bad credentials: ***"
+        return
+    secret = "proxy-pw-0123456"
+    pair = base64.b64encode(f"puser:{secret}".encode()).decode()
+    said = redact(f"407 Proxy Authentication Required: {secret}, puser:{secret}; {pair}")
+    assert secret not in said and pair not in said and "puser" not in said
+
+
+def test_a_key_written_with_json_escapes_is_masked(secrets):
+    # valid JSON, and json.loads gives the key back: the raw reply kept it
+    escaped = "".join(f"\\u{ord(c):04X}" if c.isalpha() else c for c in PLAIN)
+    reply = '{"hours": 40, "rationale": "my key is ' + escaped + '"}'
+    assert json.loads(reply)["rationale"] == f"my key is {PLAIN}"
+    said = redact(reply)
+    assert PLAIN not in json.loads(said)["rationale"] and "***" in said
 
 
 def test_redact_url_masks_environment_secrets_too(secrets):
