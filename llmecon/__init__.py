@@ -8,6 +8,9 @@ The Python API (see the README):
 - :func:`load_run`: a logged run folder as DataFrames;
 - :func:`load_runs`: many run folders (a glob, a folder of runs) as one set of tables;
 - :func:`load_sweep`: a sweep folder as DataFrames (one row per cell × year);
+- :func:`replay`: a logged run re-simulated offline from its recorded model outputs and
+  checked against its log, as ``llmecon replay`` does (with the SWFs, planners and vote
+  rules registered in this process), returning a report of what differs;
 - :func:`probe`: a model tested as a worker (elasticity, anchoring, …), as
   ``llmecon probe`` does; :class:`ProbeFailedError` when most of its calls failed;
 - :class:`RunConfig`: every setting of a run (the CLI options are its fields);
@@ -15,6 +18,7 @@ The Python API (see the README):
   that failed), :class:`RunLogError` (a run folder that cannot be read or written);
 - :class:`SettingsWarning`: a setting that does nothing, or not what it may seem to,
   with the others given (the command line's notes);
+- :class:`PluginWarning`: a plug-in that could not be loaded or registered (skipped);
 - ``__version__``.
 
 Names are imported on first use, so ``import llmecon`` (and ``llmecon --help``) stay
@@ -26,6 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from llmecon._plugins import PluginWarning
     from llmecon.agents.probe import ProbeFailedError
     from llmecon.api import Comparison, compare, load_sweep, probe, run, run_async, sweep
     from llmecon.runs.collection import RunsData, load_runs
@@ -35,6 +40,11 @@ if TYPE_CHECKING:
     from llmecon.runs.log import RunLogError
     from llmecon.runs.loop import RunResult
     from llmecon.runs.notes import SettingsWarning
+    from llmecon.runs.replay import ReplayReport
+    from llmecon.runs.replay import replay_run as replay
+
+#: Public names defined under another name in their module.
+_DEFINED_AS = {"replay": "replay_run"}
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
@@ -56,12 +66,17 @@ _EXPORTS = {
     "RunLogError": "llmecon.runs.log",
     "ProbeFailedError": "llmecon.agents.probe",
     "SettingsWarning": "llmecon.runs.notes",
+    "PluginWarning": "llmecon._plugins",
+    "replay": "llmecon.runs.replay",
+    "ReplayReport": "llmecon.runs.replay",
 }
 
 __all__ = [
     "Comparison",
     "ConfigError",
+    "PluginWarning",
     "ProbeFailedError",
+    "ReplayReport",
     "RunConfig",
     "RunData",
     "RunFailedError",
@@ -74,6 +89,7 @@ __all__ = [
     "load_runs",
     "load_sweep",
     "probe",
+    "replay",
     "run",
     "run_async",
     "sweep",
@@ -90,7 +106,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'llmecon' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _DEFINED_AS.get(name, name))
     globals()[name] = value
     return value
 

@@ -23,7 +23,7 @@ run recorded as ``saez`` is Saez.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from llmecon._warn import warn
@@ -152,3 +152,64 @@ def _resolved(lazy: Any, now: Any) -> bool:
         return getattr(importlib.import_module(module), attr) is now
     except Exception:  # a path that does not import names something else
         return False
+
+
+#: How a run's manifest names a plug-in's package among its ``package_versions``.
+PLUGIN_PREFIX = "plug-in "
+
+
+def plugin_versions(objects: Iterable[object]) -> dict[str, str]:
+    """``{"plug-in <distribution>": version}`` of the installed packages whose code
+    ``objects`` are (a plug-in's planner, provider, SWF function, vote rule); code in
+    no installed package (a script's, a notebook's) as ``{"plug-in <module>": "not an
+    installed package"}``. llmecon's own objects are left out. What a run's manifest
+    records, so that a resume can say a plug-in changed under it."""
+    modules = {_module_of(obj) for obj in objects} - {""}
+    modules = {m for m in modules if m != "llmecon" and not m.startswith("llmecon.")}
+    if not modules:
+        return {}
+    try:
+        owners = importlib.metadata.packages_distributions()
+    except Exception:  # a broken distribution's metadata: name the modules alone
+        owners = {}
+    found: dict[str, str] = {}
+    for module in sorted(modules):
+        dists = owners.get(module.partition(".")[0]) or []
+        if not dists:
+            found[f"{PLUGIN_PREFIX}{module}"] = "not an installed package"
+        for dist in dists:
+            try:
+                found[f"{PLUGIN_PREFIX}{dist}"] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                found[f"{PLUGIN_PREFIX}{dist}"] = "unknown version"
+    return found
+
+
+def _module_of(obj: object) -> str:
+    """The module that defines ``obj`` (a function or class), else its class's."""
+    module = getattr(obj, "__module__", None)
+    if not isinstance(module, str) or not callable(obj):
+        module = getattr(type(obj), "__module__", None)
+    return module if isinstance(module, str) else ""
+
+
+def plugin_changes(recorded: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """How the plug-ins of a run's manifest (``recorded``: its ``package_versions``)
+    differ from ``now`` (:func:`plugin_versions` of the resumed run), one phrase each:
+    ``my-plugins 0.1.0 → 0.2.0``, ``my-plugins 0.1.0 → not here``, ``new-one (new)``."""
+    before = {
+        k[len(PLUGIN_PREFIX) :]: v for k, v in recorded.items() if k.startswith(PLUGIN_PREFIX)
+    }
+    after = {k[len(PLUGIN_PREFIX) :]: v for k, v in now.items() if k.startswith(PLUGIN_PREFIX)}
+    said = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if new is None:
+            said.append(f"{name} {old} → not used now")
+        elif old is None:
+            said.append(f"{name} {new} (not used when the run began)")
+        else:
+            said.append(f"{name} {old} → {new}")
+    return said

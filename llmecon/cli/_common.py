@@ -34,6 +34,16 @@ console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
+def plain(value: object) -> str:
+    """``value`` as text that a console prints as written, not read as markup: an error,
+    a note, a path or a name put in a printed line (``outside [min_rate, max_rate]``
+    otherwise prints as ``outside``, and ``[/]`` in a plug-in's message stops the
+    command with a markup error)."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def config_file_option(func: F) -> F:
     """``--config FILE``: a YAML, TOML or JSON file of ``RunConfig`` fields (``run``,
     ``compare``)."""
@@ -144,7 +154,7 @@ def notes_said() -> Iterator[None]:
 
         def show(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
             if issubclass(category, SettingsWarning):
-                console.print(f"[yellow]note[/]: {message}", highlight=False)
+                console.print(f"[yellow]note[/]: {plain(message)}", highlight=False)
             else:
                 shown(message, category, *args, **kw)
 

@@ -20,6 +20,7 @@ from llmecon.cli._common import (
     force_option,
     friendly_errors,
     notes_said,
+    plain,
     results_table_file,
 )
 from llmecon.cli.sweep import (
@@ -166,7 +167,7 @@ def compare(
             names = default_planners(base)
             if added := names[len(DEFAULT_PLANNERS) :]:
                 console.print(
-                    f"planners: {', '.join(names)} (the default list and "
+                    f"planners: {plain(', '.join(names))} (the default list and "
                     f"{_whose(added, base)}; --planners to choose)",
                     highlight=False,
                 )
@@ -174,9 +175,9 @@ def compare(
         spec = compare_spec(names, base, seed_list)
         notes, warned = spec.notes(spec.expand())
         for note in notes:
-            console.print(f"[yellow]note[/]: {note}", highlight=False)
+            console.print(f"[yellow]note[/]: {plain(note)}", highlight=False)
         for said in warned:
-            console.print(f"[yellow]warning[/]: {said}", highlight=False)
+            console.print(f"[yellow]warning[/]: {plain(said)}", highlight=False)
         n_jobs = (
             jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())
         )
@@ -223,7 +224,7 @@ def compare(
     )
     print_notes(comparison.sweep, show_n=len(seed_list) > 1)
     if comparison.oracle_warning:
-        console.print(f"[yellow]warning[/]: {comparison.oracle_warning}")
+        console.print(f"[yellow]warning[/]: {plain(comparison.oracle_warning)}")
     if csv_path:
         write_csv(comparison.table, csv_path)
     report_end(comparison.sweep)

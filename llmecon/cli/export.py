@@ -11,7 +11,7 @@ import click
 
 from llmecon._files import json_object_with
 from llmecon._format import command, counted
-from llmecon.cli._common import console, force_option, friendly_errors
+from llmecon.cli._common import console, force_option, friendly_errors, plain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -331,6 +331,6 @@ def export(run_dir: str, fmt: str, out_dir: str | None, force: bool) -> None:
         for line in written:
             click.echo(line)
     if (unfinished := unfinished_note(run)) is not None:
-        console.print(f"[yellow]warning[/]: {unfinished}")
+        console.print(f"[yellow]warning[/]: {plain(unfinished)}")
     for problem in run.problems:
-        console.print(f"[yellow]warning[/]: {problem}; the calls table lacks those calls")
+        console.print(f"[yellow]warning[/]: {plain(problem)}; the calls table lacks those calls")

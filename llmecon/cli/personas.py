@@ -10,7 +10,7 @@ import numpy as np
 
 from llmecon._files import os_reason
 from llmecon._limits import MAX_SEED
-from llmecon.cli._common import check_output_file
+from llmecon.cli._common import check_output_file, plain
 from llmecon.personas import (
     PersonaError,
     SamplerConfig,
@@ -160,7 +160,7 @@ def sample(
     else:
         verdict = "not all validation targets met at this size"
     console.print(
-        f"[green]wrote[/] {counted(n, 'persona')} to {path}  (survey-weighted median wage "
+        f"[green]wrote[/] {counted(n, 'persona')} to {plain(path)}  (survey-weighted median wage "
         f"${median:.2f}/h, mean hours {HOURS(hours)}; {verdict})"
     )
 
@@ -202,11 +202,11 @@ def show(file: Path, index: int) -> None:
             f"(give 0 to {len(bank) - 1})"
         )
     persona = bank[index]
-    table = Table(show_header=False, title=f"{file} [{index}]")
+    table = Table(show_header=False, title=f"{plain(file)} [{index}]")
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in persona.model_dump(exclude_none=True).items():
-        table.add_row(key, str(value))
+        table.add_row(key, plain(value))
     console = Console()
     console.print(table)
     try:
@@ -286,6 +286,6 @@ def validate_cmd(
     console.print(report.to_rich())
     if not report.ok:
         names = ", ".join(r.statistic for r in report.failures)
-        console.print(f"[bold red]{len(report.failures)} target(s) missed:[/] {names}")
+        console.print(f"[bold red]{len(report.failures)} target(s) missed:[/] {plain(names)}")
         raise SystemExit(1)
     console.print("[green]all targets met[/]")

@@ -22,6 +22,7 @@ from llmecon.cli._common import (
     model_call_options,
     notes_said,
     out,
+    plain,
 )
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ def probe(
                 f"cannot save the probe to {path}: {os_reason(exc)}; {_rescue(text, path)} "
                 "(pass --out another file next time, or --no-save)"
             ) from None
-        console.print(f"saved {path}")
+        console.print(f"saved {plain(path)}")
 
 
 def _rescue(text: str, path: Path) -> str:

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmecon._limits import MAX_YEARS
-from llmecon.cli._common import console, friendly_errors, out
+from llmecon.cli._common import console, friendly_errors, out, plain
 
 #: Widest separator between the messages `prompts render` prints.
 RULE_WIDTH = 100
@@ -177,7 +177,7 @@ def list_templates(prompts_dir: str | None) -> None:
         used = "yes" if name in known else "no"
         if name not in known and name in pulled_in:
             used = f"included by {', '.join(pulled_in[name])}"
-        table.add_row(name, str(library.path(name)), library.sha256(name)[:16], used)
+        table.add_row(name, plain(library.path(name)), library.sha256(name)[:16], used)
     out.print(table)
 
 
@@ -288,7 +288,7 @@ def render(
         click.echo(message.content)
     out.print(Rule(), width=width)
     used = ", ".join(f"{n} ({h[:12]})" for n, h in example.templates_used.items())
-    console.print(f"templates: {used}")
+    console.print(f"templates: {plain(used)}")
 
 
 @prompts.command()
@@ -375,8 +375,8 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
         )
     for name, gone in dropped_variables(library).items():
         console.print(
-            f"[yellow]note[/]: {name} no longer uses {', '.join(gone)}, which the shipped "
-            "template shows the model: check that is meant"
+            f"[yellow]note[/]: {plain(name)} no longer uses {plain(', '.join(gone))}, which "
+            "the shipped template shows the model: check that is meant"
         )
     if problems:
         raise click.ClickException("\n".join(problems))

@@ -16,6 +16,7 @@ from llmecon.cli._common import (
     console,
     friendly_errors,
     out,
+    plain,
 )
 
 
@@ -89,7 +90,8 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             console.print(
                 f"[yellow]note[/]: the run is incomplete ({rescored.run_status}, "
                 f"{len(rows)} of {counted(rescored.years_planned, 'year')}): only its "
-                f"completed years were rescored; continue it with `{command('resume', run_dir)}`"
+                "completed years were rescored; continue it with "
+                f"`{plain(command('resume', run_dir))}`"
             )
         return
     with friendly_errors():
@@ -102,11 +104,18 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
     if report.ok:
         out.print(
             f"[green]replay matches[/]: {counted(report.years_checked, 'year')}, "
-            f"{counted(report.calls_replayed, 'recorded model call')}, every metric and "
-            f"every worker's hours within {REL_TOL:g} (relative)"
+            f"{counted(report.calls_replayed, 'recorded model call')}, every metric"
+            f"{' computed' if report.unchecked_metrics else ''} and every worker's hours "
+            f"within {REL_TOL:g} (relative)"
         )
         for note in report.notes:
-            console.print(f"[yellow]note[/]: {note}")
+            console.print(f"[yellow]note[/]: {plain(note)}")
+        if names := report.unchecked_metrics:
+            console.print(
+                f"[yellow]note[/]: the logged {plain(', '.join(names))} not checked: no SWF "
+                "of that name is registered in this process (install its plug-in, or "
+                "register it and replay with llmecon.replay, to check it)"
+            )
         if report.unchecked_years:
             # one clause per year: "planner_query.j2 before tax year 3 (tax years 1–2
             # were prompted with earlier text)"
@@ -120,14 +129,14 @@ def replay(run_dir: str, rescore: bool, swf: str | None) -> None:
             )
             console.print(
                 f"[yellow]note[/]: the run's copy of its templates was edited when it "
-                f"resumed: {edits}. That text is not kept: the model replies to prompts "
+                f"resumed: {plain(edits)}. That text is not kept: the model replies to prompts "
                 "rendered from it were replayed without checking those prompts"
             )
         if report.templates_changed:
             console.print(
                 "[yellow]note[/]: the run's folder has no copy of its templates (logs "
                 "written before runs kept one have none) and these templates changed "
-                f"since: {', '.join(report.templates_changed)}; model "
+                f"since: {plain(', '.join(report.templates_changed))}; model "
                 "outputs were replayed by call, without checking the prompts"
             )
         if report.nothing_to_resume:  # as `llmecon resume` says of such a run
@@ -163,7 +172,7 @@ def _differences_table(differences: Sequence[dict[str, Any]]) -> Table:
         table.add_column(col)
     for d in differences[:50]:
         year = "—" if d["year"] is None else str(d["year"] + 1)
-        table.add_row(year, d["what"], str(d["logged"]), str(d["replayed"]))
+        table.add_row(year, *(plain(d[k]) for k in ("what", "logged", "replayed")))
     return table
 
 
@@ -282,7 +291,7 @@ def resume(run_dir: str, **options: Any) -> None:
         sim = resume_run(run_dir, options)
         done = len(sim.records)
         manifest = read_manifest(run_dir)
-        console.print(f"resuming {run_dir} after {done} completed years of {sim.years}")
+        console.print(f"resuming {plain(run_dir)} after {done} completed years of {sim.years}")
         if copied := sim.copied_on_resume:
             origin = (manifest.model_extra or {})["forked_from"]
             console.print(
@@ -295,23 +304,30 @@ def resume(run_dir: str, **options: Any) -> None:
             console.print(
                 f"[yellow]note[/]: {_kept_fallbacks(heavy)}; the kept years stay as they "
                 "ran (their welfare reflects those fallbacks): to run them again, fork "
-                f"before them (`{command('run', '--fork', run_dir, '--from-year', first)}`)"
+                f"before them (`{plain(command('run', '--fork', run_dir, '--from-year', first))}`)"
             )
         if sim.set_aside is not None and sim.set_aside_year:
             console.print(
-                f"the unfinished year's events are kept in {sim.set_aside.name}; "
+                f"the unfinished year's events are kept in {plain(sim.set_aside.name)}; "
                 f"its {counted(sim.reusable_calls, 'completed model call')} "
                 f"{'is' if sim.reusable_calls == 1 else 'are'} reused, not "
                 "paid for again, where their prompts are unchanged"
             )
         elif sim.set_aside is not None:
-            console.print(f"the stopped run's end event is kept in {sim.set_aside.name}")
+            console.print(f"the stopped run's end event is kept in {plain(sim.set_aside.name)}")
         if removed := sim.removed_leftovers:
             of = "an interrupted write" if removed == 1 else "interrupted writes"
             console.print(f"removed {counted(removed, 'leftover temporary file')} of {of}")
+        if sim.plugins_changed:
+            console.print(
+                "[yellow]note[/]: plug-ins changed since the run began "
+                f"({plain('; '.join(sim.plugins_changed))}): the years it runs now run "
+                "their code as installed now, and a replay of the whole run needs the "
+                "code each year ran with"
+            )
         if sim.abandoned_batches:
             console.print(
-                f"[yellow]note[/]: provider batch(es) {', '.join(sim.abandoned_batches)} "
+                f"[yellow]note[/]: provider batch(es) {plain(', '.join(sim.abandoned_batches))} "
                 "were pending (and are billed); without --batch-api this resume asks their "
                 "requests one by one: cancel them at the provider if they are not needed"
             )
@@ -323,9 +339,9 @@ def resume(run_dir: str, **options: Any) -> None:
                 else ""
             )
             console.print(
-                f"[yellow]note[/]: the run's copy of {', '.join(edited)} "
-                f"({Path(run_dir) / 'prompts'}) differs from the text it ran with; tax years "
-                f"from {done + 1} on are prompted with the edited text, and the log records "
+                f"[yellow]note[/]: the run's copy of {plain(', '.join(edited))} "
+                f"({plain(Path(run_dir) / 'prompts')}) differs from the text it ran with; tax "
+                f"years from {done + 1} on are prompted with the edited text, and the log records "
                 f"it{unchecked}"
             )
         if changed := templates_changed(Path(run_dir), manifest):

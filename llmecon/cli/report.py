@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from llmecon._format import command
-from llmecon.cli._common import check_output_file, console, friendly_errors
+from llmecon.cli._common import check_output_file, console, friendly_errors, plain
 from llmecon.cli.export import check_run_dir
 
 
@@ -64,21 +64,21 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
     for folder in (check_run_dir(d) for d in run_dirs):
         held = [] if is_run_folder(folder) or is_sweep_folder(folder) else held_folders(folder)[0]
         if held:  # a folder of run folders, as load_runs reads it
-            console.print(f"[dim]note: {folder} holds {len(held)} runs: each is shown[/]")
+            console.print(f"[dim]note: {plain(folder)} holds {len(held)} runs: each is shown[/]")
         named.extend(held or [folder])
     for given in named:  # each run once (a glob may repeat)
         if len(named) > 1 and given.name == PROBES_FOLDER and not is_run_folder(given):
             # `runs/*` names the saved probes beside the runs: shown with their model's runs
-            console.print(f"[dim]note: {given} holds saved probes, not a run; skipped[/]")
+            console.print(f"[dim]note: {plain(given)} holds saved probes, not a run; skipped[/]")
         elif len(named) > 1 and is_sweep_folder(given) and not is_run_folder(given):
             # `runs/*` names sweep folders beside the runs, as load_runs skips them
             console.print(
-                f"[yellow]note[/]: {given} is a sweep folder, not a run; skipped (report it "
-                f"alone, `{command('report', given)}`, or add its runs, {given}/*/)",
+                f"[yellow]note[/]: {plain(given)} is a sweep folder, not a run; skipped (report it "
+                f"alone, `{command('report', given)}`, or add its runs, {plain(given)}/*/)",
                 highlight=False,
             )
         elif given.resolve() in seen:
-            console.print(f"[yellow]note[/]: {given} is given twice; it is shown once")
+            console.print(f"[yellow]note[/]: {plain(given)} is given twice; it is shown once")
         else:
             seen.add(given.resolve())
             paths.append(given)

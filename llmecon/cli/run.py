@@ -30,6 +30,7 @@ from llmecon.cli._common import (
     console,
     friendly_errors,
     out,
+    plain,
     stale_outputs,
     terminate_as_interrupt,
 )
@@ -113,8 +114,8 @@ def run(
         with sim.log.discarded_on_error():
             config = sim.config
             console.print(
-                f"[bold]llmecon run[/]: planner [cyan]{config.planner}[/], "
-                f"workers [cyan]{config.workers}[/], "
+                f"[bold]llmecon run[/]: planner [cyan]{plain(config.planner)}[/], "
+                f"workers [cyan]{plain(config.workers)}[/], "
                 f"{counted(config.agents or 0, 'agent')}, {counted(config.years or 0, 'year')}, "
                 f"SWF {config.swf}, seed {config.seed}"
                 + (f", preset [cyan]{config.preset}[/]" if config.preset else "")
@@ -139,9 +140,9 @@ def run(
                 *setup_notes(sim, None if fork_dir is None else set(settings)),
             ]
             for note in notes:
-                console.print(f"[yellow]note[/]: {note}")
+                console.print(f"[yellow]note[/]: {plain(note)}")
             for said in setup_warnings(sim):
-                console.print(f"[yellow]warning[/]: {said}", highlight=False)
+                console.print(f"[yellow]warning[/]: {plain(said)}", highlight=False)
             run_with_display(sim, config.years or 0, config.reference)
 
 
@@ -167,12 +168,12 @@ def _show_spent(totals: dict[str, Any]) -> None:
 
 def _template_failed(sim: Any, exc: Any) -> None:
     """Say which template failed in which year and how to mend the run; exit 1."""
-    console.print(f"[red bold]run failed[/] in tax year {len(sim.records) + 1}: {exc}")
+    console.print(f"[red bold]run failed[/] in tax year {len(sim.records) + 1}: {plain(exc)}")
     if sim.log is not None:
         copy = sim.log.directory / "prompts" / (exc.template or "")
         console.print(
-            f"the run renders with its own copy of the templates: fix {copy}, then "
-            f"continue with `{command('resume', sim.log.directory)}`"
+            f"the run renders with its own copy of the templates: fix {plain(copy)}, then "
+            f"continue with `{plain(command('resume', sim.log.directory))}`"
         )
     raise SystemExit(EXIT_CODES["failed"]) from None
 
@@ -225,7 +226,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             _show_votes(failed.records, rounds)
         elif sim.models.models:  # the calls it paid for, said with the failure
             _show_spent(sim.models.totals())
-        console.print(f"[red bold]run failed[/]: {exc}")
+        console.print(f"[red bold]run failed[/]: {plain(exc)}")
         raise SystemExit(EXIT_CODES["failed"]) from None
     except KeyboardInterrupt as exc:
         if isinstance(exc, SetupInterrupted) or (sim.log is not None and sim.log.setting_up):
@@ -235,7 +236,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             # while the run computed its references: logged without them, and shown so
             _show_summary(ended.summary, *_final(sim, sim.records[-1]))
             then = (
-                f"; continue with `{command('resume', sim.log.directory)}`"
+                f"; continue with `{plain(command('resume', sim.log.directory))}`"
                 if ended.status != "completed" and sim.log is not None
                 else ""
             )
@@ -248,7 +249,7 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             raise SystemExit(EXIT_CODES["interrupted"]) from None
         if ended is not None and ended.status != "interrupted":
             # the run had logged its end: only its summary was cut short
-            where = f"; `{command('report', sim.log.directory)}` shows it" if sim.log else ""
+            where = f"; `{plain(command('report', sim.log.directory))}` shows it" if sim.log else ""
             console.print(
                 f"[yellow]interrupted[/] after the run ended ({ended.status}, "
                 f"{counted(ended.years_completed, 'tax year')}): its log is complete{where}"
@@ -264,7 +265,8 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             )
         kept = f" after {len(sim.records)} of {counted(sim.years, 'tax year')}"
         console.print(
-            f"[yellow]interrupted[/]{kept}; continue with `{command('resume', sim.log.directory)}`"
+            f"[yellow]interrupted[/]{kept}; continue with "
+            f"`{plain(command('resume', sim.log.directory))}`"
             if sim.log is not None
             else f"[yellow]interrupted[/]{kept}"
         )
@@ -279,14 +281,15 @@ def run_with_display(sim: Any, years: int, reference: bool) -> None:
             "matched the request made now (a mended template, …): asked again, and paid for "
             "again"
         )
-    console.print(f"run written to [bold]{result.run_dir}[/]")
+    console.print(f"run written to [bold]{plain(result.run_dir)}[/]")
     if result.run_dir is not None and (stale := stale_outputs(Path(result.run_dir), started)):
-        console.print(f"[yellow]note[/]: {stale}")  # a resume's run folder
+        console.print(f"[yellow]note[/]: {plain(stale)}")  # a resume's run folder
     if not result.complete:
         console.print(
-            f"[yellow]run stopped early[/] ({result.status}: {result.error}) after "
+            f"[yellow]run stopped early[/] ({result.status}: {plain(result.error)}) after "
             f"{len(result.records)} of {counted(years, 'year')}; continue with "
-            f"`{command('resume', result.run_dir)}` (e.g. with a larger --max-cost or --deadline)"
+            f"`{plain(command('resume', result.run_dir))}` (e.g. with a larger --max-cost or "
+            "--deadline)"
         )
     raise SystemExit(EXIT_CODES[result.status])
 
@@ -409,9 +412,9 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
             if of_gap is not None and (band := gap_noise(summary, "status_quo_swf")) is not None:
                 table.add_row("  its noise (95 %)", band)
     elif summary.get("oracle_note"):
-        table.add_row("oracle", summary["oracle_note"])
+        table.add_row("oracle", plain(summary["oracle_note"]))
     if summary.get("reference_note"):
-        table.add_row("references (no tax, status quo, oracle)", summary["reference_note"])
+        table.add_row("references (no tax, status quo, oracle)", plain(summary["reference_note"]))
     decisions = summary.get("decisions") or 0
     share = summary.get("fallback_share", 0.0)
     table.add_row(
@@ -437,11 +440,11 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
         table.add_row("tokens in / out", tokens_text(summary))
         table.add_row("cost", cost_text(summary))
     if "status_quo_swf" in summary and summary.get("references_assume"):
-        table.add_row("references assume", summary["references_assume"])
+        table.add_row("references assume", plain(summary["references_assume"]))
     out.print(table)
     for said in (references_apart(summary), beyond_oracle(summary)):
         if said is not None:
-            out.print(f"[yellow]note[/]: {said}", highlight=False)
+            out.print(f"[yellow]note[/]: {plain(said)}", highlight=False)
     out.print(
         "[bold]final schedule[/] (workers earning in each bracket in the final year)\n"
         if workers is not None
@@ -454,9 +457,9 @@ def _print_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = N
         out.print(f"[yellow]note[/]: {EMPTY_BRACKET_NOTE}", highlight=False)
     for key in ("planner_warning", "oracle_warning"):
         if summary.get(key):
-            out.print(f"[yellow]warning[/]: {summary[key]}")
+            out.print(f"[yellow]warning[/]: {plain(summary[key])}")
     for said in economy_notes(summary):
-        out.print(f"[yellow]note[/]: {said}", highlight=False)
+        out.print(f"[yellow]note[/]: {plain(said)}", highlight=False)
     degenerate = summary.get("degenerate_years") or []
     if degenerate:
         from llmecon.runs.reference import DEGENERATE_SHARE

@@ -36,6 +36,7 @@ from llmecon.cli._common import (
     friendly_errors,
     option_name,
     out,
+    plain,
     results_table_file,
     stale_outputs,
     terminate_as_interrupt,
@@ -324,7 +325,7 @@ def print_table(
     for label in metrics.values():
         rich_table.add_column(label, justify="right")
     for row in table.to_dict("records"):
-        cells = [str(row[c]) for c in by]
+        cells = [plain(row[c]) for c in by]
         if show_n:
             stopped = [
                 f"{count} {label}"
@@ -406,7 +407,7 @@ def write_csv(table: Any, csv_path: str) -> None:
         atomic_write(Path(csv_path), lambda tmp: table.to_csv(tmp, index=False))
     except OSError as exc:
         raise click.ClickException(f"cannot write {csv_path}: {os_reason(exc)}") from None
-    console.print(f"table written to {csv_path}")
+    console.print(f"table written to {plain(csv_path)}")
 
 
 def _template_fix(directory: Path | None, bad: Any) -> str | None:
@@ -447,13 +448,14 @@ def report_end(result: Any) -> None:
 
     if result.directory is not None:
         console.print(
-            f"sweep written to [bold]{result.directory}[/] (sweep.json, results.csv, cells.csv; "
-            f"`{command('report', result.directory)}` draws it) in {SECONDS(result.wall_s)} "
+            f"sweep written to [bold]{plain(result.directory)}[/] (sweep.json, results.csv, "
+            f"cells.csv; `{plain(command('report', result.directory))}` draws it) in "
+            f"{SECONDS(result.wall_s)} "
             + _WHERE_CELLS_RAN.get(result.backend, f"on {result.backend}")
         )
         ran = result.backend != "none"
         if ran and (stale := stale_outputs(Path(result.directory), time.time() - result.wall_s)):
-            console.print(f"[yellow]note[/]: {stale}")
+            console.print(f"[yellow]note[/]: {plain(stale)}")
         if result.folder_cells > len(result.cells):
             console.print(
                 f"its tables cover every cell of the folder ({result.folder_cells}); the "
@@ -462,7 +464,8 @@ def report_end(result: Any) -> None:
     if not result.complete:
         bad = result.cells[result.cells["status"] != "completed"]
         for row in bad.head(10).to_dict("records"):
-            console.print(f"[yellow]{row['cell_id']}[/]: {row['status']} ({row.get('error')})")
+            cell, status, error = (plain(row.get(k)) for k in ("cell_id", "status", "error"))
+            console.print(f"[yellow]{cell}[/]: {status} ({error})")
         # a cell that could not start (an unreadable folder, an unknown model) fails
         # again until what its error says is mended
         then = (
@@ -571,7 +574,7 @@ def sweep(
         cells = spec.expand()
         notes, warnings = spec.notes(cells)
         for note in notes:
-            console.print(f"[yellow]note[/]: {note}", highlight=False)
+            console.print(f"[yellow]note[/]: {plain(note)}", highlight=False)
         for said in warnings:
             console.print(f"[yellow]warning[/]: {said}", highlight=False)
         if csv_path is not None:

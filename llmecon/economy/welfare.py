@@ -321,14 +321,30 @@ def social_welfare(
     inputs = WelfareInputs(utility, consumption, income, weights, survey_weight)
     swf = get_swf(name)
     try:
-        return swf.evaluate(inputs)
+        value = swf.evaluate(inputs)
     except Exception as exc:
         if is_llmecon_code(swf.evaluate):  # a built-in's error is a bug
             raise
-        where = getattr(swf.evaluate, "__module__", "?")
-        raise SWFError(
-            f"the SWF {name!r} (a plug-in, {where}) failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise SWFError(f"{_plugin_swf(name, swf)} failed: {type(exc).__name__}: {exc}") from exc
+    if is_llmecon_code(swf.evaluate):
+        return value
+    # a plug-in's answer is checked as its error would be: only the runs that use it
+    # stop on an answer that is not one finite number per economy (one per worker, a
+    # word, NaN)
+    answer, shape = np.asarray(value), np.shape(utility)[:-1]
+    if answer.shape != shape or answer.dtype.kind not in "iuf":
+        got = f"an array of shape {answer.shape}" if answer.shape else repr(value)[:40]
+        want = "one number" if not shape else f"one number per economy, shape {shape}"
+        raise SWFError(f"{_plugin_swf(name, swf)} returned {got}, not {want}")
+    if not np.all(np.isfinite(answer)):
+        bad = answer[~np.isfinite(answer)].flat[0] if shape else float(answer)
+        raise SWFError(f"{_plugin_swf(name, swf)} returned {bad}, not a finite number")
+    return answer.astype(np.float64)
+
+
+def _plugin_swf(name: str, swf: SWF) -> str:
+    """How an error names a plug-in SWF: ``the SWF 'median' (a plug-in, its.module)``."""
+    return f"the SWF {name!r} (a plug-in, {getattr(swf.evaluate, '__module__', '?')})"
 
 
 def marginal_welfare_weights(

@@ -117,6 +117,13 @@ def resolve_model_name(name: str, api_base: str | None = None) -> tuple[str, str
         return "anthropic", name
     if api_base:
         return "openai", name
+    if sep and provider and model:  # a provider's name no registry holds: a plug-in's?
+        raise UnknownModelError(
+            f"unknown model {name!r}: no provider {provider!r} is registered here (a "
+            "plug-in's provider needs its package installed, with its llmecon.providers "
+            f"entry point); providers: {', '.join(provider_names())}; or pass --api-base "
+            "for an OpenAI-compatible server"
+        )
     raise UnknownModelError(
         f"unknown model {name!r}: use <provider>/<model> with a provider among "
         f"{', '.join(provider_names())}, or pass --api-base for an OpenAI-compatible server"

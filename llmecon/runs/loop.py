@@ -368,6 +368,9 @@ class Simulation:
         #: provider batches the log left pending that a resume without ``batch_api``
         #: does not collect (their requests are asked synchronously)
         self.abandoned_batches: list[str] = []
+        #: a resume: how the plug-ins' packages differ from those the run began with
+        #: (:func:`~llmecon._plugins.plugin_changes`)
+        self.plugins_changed: list[str] = []
         #: a resume of a fork stopped while it copied its source's years: how many of
         #: them it copied now, before the fork's own years
         self.copied_on_resume = 0

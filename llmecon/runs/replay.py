@@ -88,6 +88,9 @@ class ReplayReport:
     """(year, templates) of each edit of the run's copy a resume recorded
     (``templates_edited``): the prompts rendered from a template before its last edit
     were replayed without checking (their text is not kept)."""
+    unchecked_metrics: list[str] = field(default_factory=list)
+    """Metrics the log holds that the replay could not compute, so did not check: the
+    welfare of an SWF (a plug-in's) that is not registered in this process."""
 
     @property
     def unchecked_years(self) -> dict[str, int]:
@@ -282,6 +285,7 @@ def replay_run(run_dir: str | Path) -> ReplayReport:
         templates_edited=[(e.year, sorted(e.prompts)) for e in edits],
         nothing_to_resume=run.nothing_to_resume,
         notes=check.notes,
+        unchecked_metrics=sorted(check.unchecked_metrics),
     )
     # a logged round of a completed year that the replay did not hold
     for year in sorted(set(check.logged_votes) - check.held_votes):
@@ -484,6 +488,8 @@ class _YearCheck:
         self.held_votes: set[int] = set()
         #: what the replay accepted but says (:func:`exact_tie_note`)
         self.notes: list[str] = []
+        #: logged metrics the replay did not compute (an SWF not registered now)
+        self.unchecked_metrics: set[str] = set()
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, ScheduleSet):
@@ -523,6 +529,8 @@ class _YearCheck:
                 found.append(
                     {"year": year, "what": name, "logged": old.metrics.get(name), "replayed": value}
                 )
+        # and one the run logged that is not registered now, nothing to compute it with
+        self.unchecked_metrics.update(name for name in old.metrics if name not in metrics)
         self._note(found)
 
 

@@ -159,9 +159,13 @@ def _check_personas_copy(copy: Path, size: int) -> None:
 _REGISTER = {
     "swf": (
         "SWF",
-        "a plug-in's `llmecon.swfs` entry point, or `register_swf` in the same process",
+        "a plug-in's `llmecon.swfs` entry point, or `register_swf` then `llmecon.replay`"
+        " in the same Python process",
     ),
-    "vote_rule": ("vote rule", "`register_vote_rule` in the same process"),
+    "vote_rule": (
+        "vote rule",
+        "`register_vote_rule` then `llmecon.replay` in the same Python process",
+    ),
 }
 
 

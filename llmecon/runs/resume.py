@@ -24,6 +24,7 @@ import numpy as np
 
 from llmecon._files import atomic_write, os_reason, remove_stale_temps
 from llmecon._format import command, counted
+from llmecon._plugins import plugin_changes
 from llmecon.runs.columnar import CALLS_DIR, iter_calls
 from llmecon.runs.config import OPERATIONAL_FIELDS
 from llmecon.runs.events import (
@@ -60,7 +61,12 @@ from llmecon.runs.restore import (
     fork_instead,
     restore_run,
 )
-from llmecon.runs.wiring import build_simulation, check_recorded_planner, masked_url_settings
+from llmecon.runs.wiring import (
+    build_simulation,
+    check_recorded_planner,
+    masked_url_settings,
+    run_plugins,
+)
 
 #: A kept year where at least this share of the decisions were fallbacks (an outage,
 #: typically the one that stopped the run) is named when the run is resumed: it is kept
@@ -191,6 +197,9 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
     for call in sim.models.counting(failed_aside):  # in the totals, as its cost in spent
         sim.failed_aside[tallied_role(call.role, call.agent)] += 1
     sim.fast_forward_pending = True  # the planner's past proposals, at the run's start
+    sim.plugins_changed = plugin_changes(
+        run.manifest.package_versions, run_plugins(config, sim.planner, sim.models)
+    )
     return sim
 
 

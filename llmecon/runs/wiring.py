@@ -1010,9 +1010,27 @@ def _manifest(parts: RunParts, run_id: str, extra: dict[str, Any] | None) -> Man
         prompts=parts.template_hashes,
         prompt_rendering=parts.library.rendering,
         endpoints=parts.models.endpoints(),
-        package_versions=package_versions(),
+        package_versions={
+            **package_versions(),
+            **run_plugins(config, parts.planner, parts.models),
+        },
         **(extra or {}),
     )
+
+
+def run_plugins(config: RunConfig, planner: object, models: ModelPool) -> dict[str, str]:
+    """The plug-ins' packages a run computes with, and their versions
+    (:func:`~llmecon._plugins.plugin_versions`): its planner's, its models' providers',
+    every registered SWF's (each is reported every year) and its vote rule's."""
+    from llmecon._plugins import plugin_versions
+    from llmecon.economy.welfare import get_swf, swf_names
+    from llmecon.voting import get_vote_rule
+
+    used: list[object] = [planner, *(model.provider for model in models.models.values())]
+    used += [get_swf(name).evaluate for name in swf_names()]
+    if config.vote_every:
+        used.append(get_vote_rule(config.vote_rule))
+    return plugin_versions(used)
 
 
 def _write_prompts(log: RunLog, parts: RunParts) -> None:

@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import inspect
 import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
@@ -90,6 +91,31 @@ class ConformanceError(AssertionError):
 
 def _fail(entry: str, message: str) -> ConformanceError:
     return ConformanceError(f"{entry}: {message}")
+
+
+_Check = TypeVar("_Check", bound=Callable[..., Any])
+
+
+def _names_its_errors(kind: str) -> Callable[[_Check], _Check]:
+    """A ``check_*`` whose entry's own exception (a planner raising in ``propose``, an
+    SWF in ``evaluate``) is a :class:`ConformanceError` naming the entry, as every
+    broken rule is, rather than the bare exception."""
+
+    def wrap(check: _Check) -> _Check:
+        @functools.wraps(check)
+        def checked(subject: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return check(subject, *args, **kwargs)
+            except ConformanceError:
+                raise
+            except Exception as exc:
+                named = subject if isinstance(subject, str) else getattr(subject, "model", None)
+                entry = kwargs.get("label") or (f"{kind} {named!r}" if named else kind)
+                raise _fail(entry, f"raised {type(exc).__name__}: {exc}") from exc
+
+        return cast(_Check, checked)
+
+    return wrap
 
 
 # -- a small economy -------------------------------------------------------------------
@@ -177,6 +203,7 @@ def llm_planner_builder(model: str, seed: int = DEFAULT_SEED) -> PlannerBuilder:
     return build
 
 
+@_names_its_errors("planner")
 def check_planner(
     spec: str | PlannerBuilder,
     *,
@@ -314,6 +341,7 @@ def _conformance_call_context() -> Any:
     return call_context(CallContext(role="worker", year=0, agent=None, step=0, request=ask))
 
 
+@_names_its_errors("provider")
 def check_provider(
     make_model: Callable[[], Any],
     *,
@@ -376,6 +404,7 @@ def _json_part(text: str) -> str:
     return match.group(0) if match else text
 
 
+@_names_its_errors("provider")
 def check_provider_in_process(
     model: str, *, seed: int = DEFAULT_SEED, **provider_args: Any
 ) -> None:
@@ -397,6 +426,7 @@ def fake_server(kind: str = "openai", **options: Any) -> Iterator[Any]:
         yield server
 
 
+@_names_its_errors("provider")
 def check_provider_over_http(target: HttpTarget, *, seed: int = DEFAULT_SEED) -> None:
     """Check an HTTP provider against a fake server (set ``target.env`` first, e.g.
     with pytest's ``monkeypatch.setenv``: the kit never touches the environment)."""
@@ -451,6 +481,7 @@ def worker_pool_entries() -> dict[str, Callable[[Economy], Any]]:
     return pools
 
 
+@_names_its_errors("worker pool")
 def check_worker_pool(
     build: Callable[[Economy], Any],
     *,
@@ -533,6 +564,7 @@ def swf_entries() -> list[str]:
     return list(welfare.SWF_NAMES)
 
 
+@_names_its_errors("SWF")
 def check_swf(name: str, *, seed: int = DEFAULT_SEED) -> float:
     """Check one SWF on a sample economy: a finite value, identical for twin economies
     (and as the economy's own metric); finite social marginal welfare weights with a
@@ -614,6 +646,7 @@ def vote_rule_entries() -> list[str]:
         return list(_voting_api().VOTE_RULES)
 
 
+@_names_its_errors("vote rule")
 def check_vote_rule(name: str, *, seed: int = DEFAULT_SEED) -> str:
     """Check one vote rule: sincere (rational) ballots of a sample economy's workers
     over three candidates are valid for the rule; the tally is deterministic for twin

@@ -40,13 +40,16 @@ class RaisingPlanner:
 
     name = "raiser"
 
+    def __init__(self, message: str) -> None:
+        self.message = message
+
     def propose(self, history: Sequence[YearRecord]) -> TaxSchedule:
-        raise RuntimeError("boom from the plug-in")
+        raise RuntimeError(self.message)
 
 
 def raising_planner(context: PlannerContext, arg: str | None) -> RaisingPlanner:
-    """a plug-in planner that always raises RuntimeError"""
-    return RaisingPlanner()
+    """a plug-in planner that always raises RuntimeError (raiser:<its message>)"""
+    return RaisingPlanner(arg or "boom from the plug-in")
 
 
 class OutOfBoundsPlanner:
@@ -123,6 +126,11 @@ def _broken_welfare(x: WelfareInputs) -> FloatArray:
 
 
 BROKEN_SWF = SWF("broken", "an SWF whose code raises (a plug-in)", "nothing", _broken_welfare)
+
+#: Plug-in SWFs that answer with something other than one finite number.
+PER_WORKER_SWF = SWF("perworker", "one value per worker", "nothing", lambda x: x.utility)
+NAN_SWF = SWF("nanswf", "not a number", "nothing", lambda x: np.float64("nan"))
+TEXT_SWF = SWF("textswf", "a word", "nothing", lambda x: "high")  # type: ignore[arg-type,return-value]
 
 
 class BrokenProvider(MockProvider):

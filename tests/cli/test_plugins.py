@@ -4,6 +4,7 @@ broken plug-in is a warning naming it, never a crash."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.metadata
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -244,6 +245,23 @@ def test_a_plugin_planners_errors_are_recorded_fallbacks_and_its_bounds_hold(
 
 @pytest.mark.usefixtures("plugins")
 @pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_a_plugins_message_is_printed_as_written(tmp_path: Path) -> None:
+    # Square brackets in a message were read as console markup: "[/]" stopped the
+    # command with a MarkupError traceback, and "[min_rate, max_rate]" vanished.
+    message = "weights [/] do not sum to one [bold]"
+    result = _run(tmp_path, "r", "--planner", f"raiser:{message}", "--years", "4")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in said and "MarkupError" not in said
+    assert f"RuntimeError: {message}" in said and "resume" in said
+    result = _run(tmp_path, "w", "--planner", "wide", "--years", "4", "--max-rate", "0.5")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "outside [min_rate, max_rate] = [0, 0.5]" in said
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
 def test_an_swf_plugin_is_accepted_by_the_cli(tmp_path: Path) -> None:
     assert "median" in welfare.swf_names()
     result = _run(tmp_path, "m", "--planner", "flat:20", "--years", "1", "--swf", "median")
@@ -338,6 +356,37 @@ def test_a_broken_plugin_swf_stops_only_the_runs_that_use_it(
     said = " ".join(result.output.split())
     assert "Error: the SWF 'broken' (a plug-in, tests.cli.plugin_fixture) failed" in said
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("swf", "expected"),
+    [
+        ("PER_WORKER_SWF", "returned an array of shape (10,), not one number"),
+        ("NAN_SWF", "returned nan, not a finite number"),
+        ("TEXT_SWF", "returned 'high', not one number"),
+    ],
+)
+def test_a_plugin_swf_that_answers_not_one_number_stops_only_its_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, swf: str, expected: str
+) -> None:
+    # An answer per worker, or a word, ended every run in a traceback whatever its own
+    # SWF; NaN as the objective made a "completed" run that optimised nothing.
+    from llmecon.economy import economy
+
+    name = getattr(importlib.import_module(FIXTURE), swf).name
+    _install(monkeypatch, {"llmecon.swfs": [EntryPoint(name, f"{FIXTURE}:{swf}", "llmecon.swfs")]})
+    monkeypatch.setattr(economy, "_SAID_LEFT_OUT", set(), raising=False)
+    with pytest.warns(PluginWarning) as caught:
+        result = _run(tmp_path, "u", "--planner", "ucb", "--swf", "utilitarian", "--years", "2")
+    assert result.exit_code == 0, result.output
+    said = " ".join(str(w.message) for w in caught)
+    assert f"the SWF {name!r} (a plug-in, {FIXTURE}) {expected}" in said and "left out" in said
+    result = _run(tmp_path, "b", "--planner", "ucb", "--swf", name, "--years", "2")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert f"Error: the SWF {name!r} (a plug-in, {FIXTURE}) {expected}" in " ".join(
+        result.output.split()
+    )
 
 
 def test_a_provider_plugin_that_fails_to_set_up_is_one_line(
@@ -468,3 +517,105 @@ def test_load_run_keeps_the_per_agent_outcomes_of_a_run_whose_swf_is_not_registe
     assert run.economy is None and "the welfare needs the run's SWF" in run.population_note
     replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "m")])
     assert replayed.exit_code != 0 and "median" in replayed.output  # still needs it
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_a_replay_says_which_logged_metrics_it_could_not_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Without the plug-in of an SWF the run only reported, a replay said "every metric
+    # … within 1e-09" having skipped its column.
+    import llmecon
+
+    args = ["--planner", "flat:20", "--years", "2", "--swf", "utilitarian"]
+    assert _run(tmp_path, "m", *args).exit_code == 0
+    assert "median" in llmecon.load_run(tmp_path / "m").years
+    assert llmecon.replay(tmp_path / "m").unchecked_metrics == []
+    monkeypatch.setitem(ENTRY_POINTS, "llmecon.swfs", [])
+    monkeypatch.setattr(welfare, "_SWFS", {k: v for k, v in welfare._SWFS.items() if k != "median"})
+    report = llmecon.replay(tmp_path / "m")
+    assert isinstance(report, llmecon.ReplayReport)
+    assert report.ok and report.unchecked_metrics == ["median"]
+    replayed = CliRunner().invoke(main, ["replay", str(tmp_path / "m")])
+    said = " ".join(replayed.output.split())
+    assert replayed.exit_code == 0, replayed.output
+    assert "every metric computed and" in said and "the logged median not checked" in said
+    # registered again in this process, the public replay checks it
+    with welfare.registered_swf(importlib.import_module(FIXTURE).MEDIAN):
+        assert llmecon.replay(tmp_path / "m").unchecked_metrics == []
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_forking_a_run_whose_provider_plugin_is_gone_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # "unknown model 'myprov/x': use <provider>/<model> with a provider among …" did not
+    # say that a plug-in was missing
+    args = ["--workers", "myprov/x", "--planner", "flat:20", "--years", "2"]
+    base = ["run", "--agents", "4", "--no-reference"]
+    first = CliRunner().invoke(main, [*base, "--out", str(tmp_path), "--run-id", "p", *args])
+    assert first.exit_code == 0, first.output
+    monkeypatch.setitem(ENTRY_POINTS, "llmecon.providers", [])
+    monkeypatch.setattr(_registry, "_PROVIDERS", {
+        k: v for k, v in _registry._PROVIDERS.items() if k != "myprov"
+    })  # fmt: skip
+    fork = ["run", "--fork", str(tmp_path / "p"), "--from-year", "1", "--out", str(tmp_path)]
+    forked = CliRunner().invoke(main, fork)
+    said = " ".join(forked.output.split())
+    assert forked.exit_code != 0
+    assert "no provider 'myprov' is registered here" in said and "plug-in" in said
+
+
+@pytest.mark.usefixtures("plugins")
+@pytest.mark.filterwarnings("ignore::llmecon._plugins.PluginWarning")
+def test_a_run_records_its_plugins_and_a_resume_says_when_they_changed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A resume under another release of a plug-in mixed the two silently (the run then
+    # never replays): the manifest named no plug-in at all.
+    import llmecon
+    from llmecon.runs.log import read_manifest
+
+    installed = {"my-plugins": "0.1.0"}
+    version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "packages_distributions", lambda: {"tests": ["my-plugins"]}
+    )
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: installed.get(name) or version(name)
+    )
+
+    def stop_after_first_year(record: Any, stats: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        llmecon.run(
+            planner="half", workers="rational", agents=10, years=2, personas="synthetic",
+            reference=False, out=str(tmp_path), run_id="h", progress=stop_after_first_year,
+        )  # fmt: skip
+    versions = read_manifest(tmp_path / "h").package_versions
+    assert versions["plug-in my-plugins"] == "0.1.0" and versions["llmecon"] == version("llmecon")
+    installed["my-plugins"] = "0.2.0"
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "h")])
+    said = " ".join(resumed.output.split())
+    assert resumed.exit_code == 0, resumed.output
+    assert "plug-ins changed since the run began (my-plugins 0.1.0 → 0.2.0)" in said
+    # a fork is a run of its own: it records the release it runs with
+    resumed_again = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--fork",
+            str(tmp_path / "h"),
+            "--from-year",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--run-id",
+            "f",
+        ],
+    )
+    assert resumed_again.exit_code == 0, resumed_again.output
+    assert read_manifest(tmp_path / "f").package_versions["plug-in my-plugins"] == "0.2.0"

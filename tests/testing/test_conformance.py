@@ -64,10 +64,27 @@ class _OverMaxPlanner:
         return TaxSchedule(self.ctx.edges, (self.ctx.max_rate + 0.1,) * self.ctx.n_brackets)
 
 
+class _RaisingPlanner:
+    """Broken on purpose: its own code raises."""
+
+    name = "conformance-broken-raise"
+
+    def __init__(self, ctx: PlannerContext) -> None:
+        self.ctx = ctx
+
+    def propose(self, history: list[YearRecord]) -> object:
+        raise RuntimeError("a bug of the planner's")
+
+
 @pytest.mark.parametrize(
     ("name", "cls", "message"),
     [
         ("conformance-broken-rng", _GlobalRNGPlanner, "twins built with identically seeded"),
+        (  # its own exception came out bare, naming no entry
+            "conformance-broken-raise",
+            _RaisingPlanner,
+            "raised RuntimeError: a bug of the planner's",
+        ),
         (  # years as users count them: tax year 1 is the first
             "conformance-broken-bound",
             _OverMaxPlanner,
