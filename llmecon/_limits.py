@@ -45,3 +45,25 @@ def max_safe_concurrency() -> int:
     if soft == resource.RLIM_INFINITY or soft < 0:
         soft = UNLIMITED_FILES
     return max(1, (int(soft) - RESERVED_FILES) // FILES_PER_REQUEST)
+
+
+def usable_cpus(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The cores this process may use: those it may run on (``taskset``, a cpuset),
+    fewer when a cgroup's CPU quota allows less (a container given 2 CPUs on a 64-core
+    host, where ``os.cpu_count()`` says 64; ``cpu_max``: the cgroup v2 file that says
+    so); at least 1."""
+    import math
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:  # cgroup v2: "<quota> <period>" in µs, or "max <period>" without a quota
+        with open(cpu_max, encoding="ascii") as limit:
+            quota, period = limit.read().split()[:2]
+        if quota != "max" and float(period) > 0:
+            cores = min(cores, math.ceil(float(quota) / float(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from llmecon._limits import usable_cpus
 from llmecon.runs.config import ConfigError
 from llmecon.sweeps.cell import run_cell, run_cell_full
 
@@ -26,10 +27,7 @@ RAY_INSTALL = "pip install 'llmecon[ray]'"
 
 def default_jobs() -> int:
     """Cells run at once by default: the cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def _error(task: dict[str, Any], exc: BaseException) -> dict[str, Any]:

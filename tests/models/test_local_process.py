@@ -128,8 +128,10 @@ def test_model_retries_succeed_after_the_child_is_killed(process: LocalModelProc
     outs = asyncio.run(calls())
     assert killed
     assert all(o.parsed is not None for o in outs)  # type: ignore[attr-defined]
-    assert outs[0].retries >= 1  # type: ignore[attr-defined]  # the killed attempt was retried
-    assert [o.retries for o in outs[1:]] == [0, 0]  # type: ignore[attr-defined]
+    # the killed attempt was retried: the first call's, or a later one's when the watching
+    # thread of a loaded machine saw the first too late
+    retried = [o.retries for o in outs]  # type: ignore[attr-defined]
+    assert sorted(r >= 1 for r in retried) == [False, False, True], retried
     assert model.failures == 0
 
 

@@ -1381,7 +1381,7 @@ def test_an_interrupt_in_a_notebook_skips_the_references_at_once(tmp_path: Path)
     def progress(record: Any, stats: Any) -> None:  # in the run's worker thread
         if record.year == 2:
             os.kill(os.getpid(), signal.SIGINT)  # KeyboardInterrupt in the waiting thread
-            time.sleep(0.5)  # the interrupt is seen before the references start
+            time.sleep(3)  # the interrupt is seen before the references start
 
     settings = dict(planner="us-federal", workers="rational", agents=30, years=3,
                     out=str(tmp_path), run_id="r", progress=progress)  # fmt: skip
