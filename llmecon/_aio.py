@@ -77,3 +77,46 @@ def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]], name: str) -> T:
                 with contextlib.suppress(BaseException):  # its end is logged, or it failed
                     future.result()
             raise
+
+
+async def in_daemon_thread(function: Callable[[], T], name: str) -> T:
+    """``function()`` computed in a daemon thread while the loop goes on: a synchronous
+    computation that may take long (a planner's search) or never end (a plug-in's bug)
+    then blocks neither a deadline nor Ctrl-C, which cancel the wait. A cancelled wait
+    makes :func:`check_interrupt` raise in the thread (the oracle's search stops); code
+    that never checks runs on unseen, and a daemon thread keeps no process from
+    exiting. The thread runs in a copy of the caller's context (its context variables)."""
+    import contextvars
+
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    interrupted = threading.Event()
+    context = contextvars.copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the wait was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        _INTERRUPTS[threading.get_ident()] = interrupted
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = context.run(function)
+        except BaseException as exc:  # returned to the waiting task, whatever it is
+            error = exc
+        finally:
+            _INTERRUPTS.pop(threading.get_ident(), None)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    try:
+        return await future
+    except asyncio.CancelledError:
+        interrupted.set()
+        raise

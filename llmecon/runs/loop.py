@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmecon._aio import run_in_thread, running_loop
+from llmecon._aio import in_daemon_thread, run_in_thread, running_loop
 from llmecon._files import is_storage_error, os_error_text, os_reason
 from llmecon._format import command
 from llmecon._gc import run_gc
@@ -504,9 +504,7 @@ class Simulation:
                 if record.source not in (VOTE_IN_FORCE, REPLAYED):
                     error = None
                     try:
-                        proposal = self.planner.propose(self.records[:k])
-                        if inspect.isawaitable(proposal):
-                            proposal = await proposal
+                        proposal = await self._proposal(self.records[:k])
                     except Exception as exc:
                         if not self._planner_fallback(exc):
                             raise
@@ -537,11 +535,24 @@ class Simulation:
             return False
         return not is_llmecon_code(type(self.planner))
 
+    async def _proposal(self, history: list[YearRecord]) -> Any:
+        """The planner's proposal given ``history``. A synchronous ``propose`` (a
+        baseline's search, a plug-in's) runs in a daemon thread, so that the run's
+        deadline and Ctrl-C stop the year while it computes, however long it takes;
+        an ``async`` one (the LLM planner's) runs on the loop."""
+        propose = self.planner.propose
+        proposal: Any
+        if inspect.iscoroutinefunction(propose):
+            proposal = propose(history)
+        else:
+            proposal = await in_daemon_thread(lambda: propose(history), "llmecon-planner")
+        if inspect.isawaitable(proposal):
+            proposal = await proposal
+        return proposal
+
     async def _propose(self, year: int, previous: TaxSchedule | None) -> tuple[TaxSchedule, str]:
         try:
-            proposal = self.planner.propose(self.records)
-            if inspect.isawaitable(proposal):
-                proposal = await proposal
+            proposal = await self._proposal(self.records)
             problem = self.planner_context.proposal_problem(proposal)
             if problem is not None:
                 raise ScheduleError(problem)

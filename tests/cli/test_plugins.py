@@ -619,3 +619,38 @@ def test_a_run_records_its_plugins_and_a_resume_says_when_they_changed(
     )
     assert resumed_again.exit_code == 0, resumed_again.output
     assert read_manifest(tmp_path / "f").package_versions["plug-in my-plugins"] == "0.2.0"
+
+
+def test_a_planner_that_never_returns_is_stopped_by_the_deadline(tmp_path: Path) -> None:
+    # Its synchronous propose blocked the event loop: neither --deadline nor the first
+    # Ctrl-C could stop the year (a second Ctrl-C did, with a traceback of the task).
+    import threading
+
+    import llmecon
+    from llmecon.planners import register_planner
+    from llmecon.planners.base import unregister_planner
+
+    release = threading.Event()
+
+    class Stuck:
+        name = "stuck"
+
+        def __init__(self, ctx: Any) -> None:
+            self.ctx = ctx
+
+        def propose(self, history: Any) -> Any:
+            if history:  # from tax year 2 on: a bug that never returns (here: 60 s)
+                release.wait(60)
+            return self.ctx.schedule([0.2] * self.ctx.n_brackets)
+
+    register_planner("stuck", "never returns in tax year 2")(lambda ctx, arg: Stuck(ctx))
+    try:
+        result = llmecon.run(
+            planner="stuck", workers="rational", agents=10, years=3, personas="synthetic",
+            reference=False, out=str(tmp_path), run_id="s", deadline=3,
+        )  # fmt: skip
+    finally:
+        release.set()
+        unregister_planner("stuck")
+    assert result.status == "deadline_exceeded", result.status
+    assert "during tax year 2" in str(result.error) and len(result.records) == 1

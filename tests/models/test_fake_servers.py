@@ -305,18 +305,25 @@ def test_sdk_transport_rides_the_sdks_aiohttp_backend_and_closes_it(name, server
     assert session.closed
 
 
-def test_sdk_without_an_aiohttp_backend_keeps_its_default_pool():
+def test_sdk_without_an_aiohttp_backend_takes_its_httpx_pool_neither_following_redirects():
     from types import SimpleNamespace
 
     from llmecon.models._provider import sdk_aiohttp_client
 
-    def missing_extra():
+    def missing_extra(**options: object) -> object:
         raise RuntimeError("install the package with the aiohttp extra")
 
-    assert sdk_aiohttp_client(SimpleNamespace()) is None  # an SDK version without it
+    def client(**options: object) -> object:
+        return options
+
+    assert sdk_aiohttp_client(SimpleNamespace()) is None  # an SDK version without either
     assert sdk_aiohttp_client(SimpleNamespace(DefaultAioHttpClient=missing_extra)) is None
-    sentinel = object()
-    assert sdk_aiohttp_client(SimpleNamespace(DefaultAioHttpClient=lambda: sentinel)) is sentinel
+    # (the SDKs' own clients follow redirects by default, with the key)
+    assert sdk_aiohttp_client(SimpleNamespace(DefaultAioHttpClient=client)) == {
+        "follow_redirects": False
+    }
+    pool = SimpleNamespace(DefaultAioHttpClient=missing_extra, DefaultAsyncHttpxClient=client)
+    assert sdk_aiohttp_client(pool) == {"follow_redirects": False}
 
 
 @pytest.mark.parametrize("transport", ["http", "sdk"])
