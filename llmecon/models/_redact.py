@@ -98,7 +98,8 @@ def _secret_values() -> list[str]:
     values: set[str] = set()
     for name, value in os.environ.items():
         if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN:
-            values.add(value)
+            # and its base64, as a server echoing an encoded header may send it back
+            values.update((value, base64.b64encode(value.encode()).decode()))
         elif _PROXY_NAME.search(name) and "@" in value:  # HTTPS_PROXY=http://u:pw@host
             values |= _credential_pieces(value if "://" in value else f"http://{value}")
     values |= _REGISTERED
@@ -125,9 +126,11 @@ def redact(text: str) -> str:
 def _redact(text: str, secrets: list[str]) -> str:
     if not text:
         return text
+    lowered = text.lower()  # a server may echo a key upper-cased (and some do)
     for value in secrets:
-        if value in text:
-            text = text.replace(value, "***")
+        if value.lower() in lowered:
+            text = re.sub(re.escape(value), "***", text, flags=re.IGNORECASE)
+            lowered = text.lower()
     if "\\u" in text:  # a secret in a JSON string may be written with escapes (\u0041)
         for value in secrets:
             text = _escaped(value).sub("***", text)

@@ -348,3 +348,10 @@ def test_a_server_echoing_url_credentials_never_gets_them_into_a_record(monkeypa
     for text in (out.text, logged, redact(f"{password} {pair} {token}")):
         assert password not in text and pair not in text and token not in text
     assert "key *** and header Basic ***" in out.text
+
+
+def test_a_key_echoed_upper_cased_or_in_base64_is_masked(secrets):
+    # exact matching missed a key a server sent back altered (not shaped like sk-…)
+    encoded = base64.b64encode(PLAIN.encode()).decode()
+    said = redact(f"401: key {PLAIN.upper()} ({PLAIN.lower()}; {encoded}) refused")
+    assert said == "401: key *** (***; ***) refused"
