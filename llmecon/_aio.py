@@ -87,7 +87,11 @@ async def in_daemon_thread(function: Callable[[], T], name: str) -> T:
     that never checks runs on unseen, and a daemon thread keeps no process from
     exiting. The thread runs in a copy of the caller's context (its context variables)."""
     import contextvars
+    import sys
 
+    from llmecon._warn import started_by, starter
+
+    caller = starter(sys._getframe(1))  # its warnings name the user's line
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     interrupted = threading.Event()
@@ -106,7 +110,11 @@ async def in_daemon_thread(function: Callable[[], T], name: str) -> T:
         result: Any = None
         error: BaseException | None = None
         try:
-            result = context.run(function)
+            with started_by(caller):
+                result = context.run(function)
+        except StopIteration as exc:  # a future cannot hold one (asyncio refuses it)
+            error = RuntimeError(f"StopIteration: {exc}")
+            error.__cause__ = exc
         except BaseException as exc:  # returned to the waiting task, whatever it is
             error = exc
         finally:

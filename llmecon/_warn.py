@@ -41,6 +41,13 @@ def caller_frame(frame: FrameType | None) -> FrameType | None:
     return frame
 
 
+def starter(frame: FrameType | None) -> FrameType | None:
+    """The user's frame for work handed to another thread from ``frame``: the first
+    frame outside :data:`_SKIPPED` (a script's ``llmecon.run(...)`` line), else the one
+    this thread's own work was started by (:func:`started_by`: a notebook's run)."""
+    return caller_frame(frame) or _STARTED_BY.get(threading.get_ident())
+
+
 @contextlib.contextmanager
 def started_by(frame: FrameType | None) -> Iterator[None]:
     """Within the block (a worker thread's work), :func:`warn` names ``frame``'s line

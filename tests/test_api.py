@@ -784,3 +784,21 @@ def test_probe_says_what_a_misspelt_model_may_have_meant() -> None:
     # an UnknownModelError without the did-you-mean a run gives
     with pytest.raises(ConfigError, match="did you mean 'scripted/reference'"):
         llmecon.probe("scripted/referense", save=False)
+
+
+def test_a_planners_warning_names_the_callers_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The planner proposes in a thread of its own: its warnings named "sys:1" then,
+    # not the line of the script that ran it.
+    import dataclasses
+
+    from llmecon.planners import saez
+
+    solved = saez.solve_saez
+
+    def not_converged(*args: Any, **kwargs: Any) -> Any:
+        return dataclasses.replace(solved(*args, **kwargs), converged=False, cycle_width=1.0)
+
+    monkeypatch.setattr(saez, "solve_saez", not_converged)
+    with pytest.warns(saez.SaezConvergenceWarning) as said:
+        llmecon.run(planner="saez", workers="rational", agents=10, years=1, write_log=False)
+    assert {Path(w.filename).name for w in said} == {Path(__file__).name}

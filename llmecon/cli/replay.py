@@ -296,8 +296,8 @@ def resume(run_dir: str, **options: Any) -> None:
             origin = (manifest.model_extra or {})["forked_from"]
             console.print(
                 f"the fork had been stopped while it copied the years of run "
-                f"{origin['run_id']}; this resume copied {tax_years(done - copied + 1, done)} "
-                f"from {origin['run']} first"
+                f"{plain(origin['run_id'])}; this resume copied "
+                f"{tax_years(done - copied + 1, done)} from {plain(origin['run'])} first"
             )
         if heavy := sim.fallback_years:
             first = min(heavy)

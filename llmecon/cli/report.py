@@ -74,7 +74,8 @@ def report(run_dirs: tuple[str, ...], out_file: str | None, title: str | None) -
             # `runs/*` names sweep folders beside the runs, as load_runs skips them
             console.print(
                 f"[yellow]note[/]: {plain(given)} is a sweep folder, not a run; skipped (report it "
-                f"alone, `{command('report', given)}`, or add its runs, {plain(given)}/*/)",
+                f"alone, `{plain(command('report', given))}`, or add its runs, "
+                f"{plain(given)}/*/)",
                 highlight=False,
             )
         elif given.resolve() in seen:

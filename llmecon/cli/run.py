@@ -344,7 +344,7 @@ def _show_summary(summary: dict[str, Any], final: TaxSchedule, workers: Any = No
         if not is_storage_error(exc):
             raise
         console.print(
-            f"[yellow]the run's summary could not be printed[/] ({os_error_text(exc)}); "
+            f"[yellow]the run's summary could not be printed[/] ({plain(os_error_text(exc))}); "
             "`llmecon report` shows it"
         )
 

@@ -576,7 +576,7 @@ def sweep(
         for note in notes:
             console.print(f"[yellow]note[/]: {plain(note)}", highlight=False)
         for said in warnings:
-            console.print(f"[yellow]warning[/]: {said}", highlight=False)
+            console.print(f"[yellow]warning[/]: {plain(said)}", highlight=False)
         if csv_path is not None:
             _check_csv(csv_path, spec.directory(cells), force)
         if dry_run:
@@ -596,9 +596,9 @@ def sweep(
             for cell in cells:
                 settings = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
                 mark = "  (completed: skipped)" if cell.cell_id in done else ""
-                out.print(f"{cell.cell_id}  {settings}{mark}")
+                out.print(f"{plain(cell.cell_id)}  {plain(settings)}{mark}")
             skipped = f", {len(done)} of them completed already" if done else ""
-            out.print(f"{counted(len(cells), 'cell')} in {directory}{skipped}")
+            out.print(f"{counted(len(cells), 'cell')} in {plain(directory)}{skipped}")
             return
         n_jobs = (
             jobs if jobs is not None else (None if (use_ray or ray_address) else default_jobs())

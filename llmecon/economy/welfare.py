@@ -339,7 +339,7 @@ def social_welfare(
     if not np.all(np.isfinite(answer)):
         bad = answer[~np.isfinite(answer)].flat[0] if shape else float(answer)
         raise SWFError(f"{_plugin_swf(name, swf)} returned {bad}, not a finite number")
-    return answer.astype(np.float64)
+    return answer.astype(np.float64)[()]  # one economy's: a float64, as the built-ins give
 
 
 def _plugin_swf(name: str, swf: SWF) -> str:

@@ -271,7 +271,7 @@ class Model:
                 spec,
                 settled=response.settled,
                 read_as=response.settled_as,
-                cut_off=response.cut_off,
+                cut_off=response.cut_off or response.refused_in_log,
             )
             if parsed is not None:
                 return state.output(self.name, text, parsed)

@@ -90,6 +90,11 @@ class ProviderResponse:
     """The provider says the reply stopped at the output-token limit (``max_tokens``;
     OpenAI ``finish_reason`` ``length``, Anthropic ``stop_reason`` ``max_tokens``): a
     reply that does not parse then says why, rather than only what JSON is missing."""
+    refused_in_log: bool = False
+    """A recording's reply that its run did not accept (one re-asked, or one of a call
+    that failed): read as a reply cut off at the token limit is, whether or not it was
+    (the log keeps no flag), so that a draft before an answer the cut took away is not
+    taken for the answer here either."""
     refused: str | None = None
     """The provider refused to answer (a content filter or a safety refusal), as it said
     so: ``"content filter"`` (OpenAI and litellm ``finish_reason`` ``content_filter``)
@@ -265,8 +270,10 @@ def sdk_aiohttp_client(sdk: Any) -> Any | None:
     # carry its API key (``x-api-key`` survives a redirect to another host) with it.
     for name in ("DefaultAioHttpClient", "DefaultAsyncHttpxClient"):
         factory = getattr(sdk, name, None)
+        if factory is None:  # an SDK release without it
+            continue
         try:
-            return None if factory is None else factory(follow_redirects=False)
+            return factory(follow_redirects=False)
         except RuntimeError:  # "install the package with the aiohttp extra"
             continue
     return None

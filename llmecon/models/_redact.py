@@ -45,8 +45,8 @@ def register_url_credentials(url: str) -> None:
     :func:`redact` looks from now on, as the environment's keys are: the password, the
     ``user:pass`` pair (as written and percent-decoded) and its base64 (what a
     ``Basic`` header carries, and what a server echoing the header sends back bare),
-    and the value of every query parameter but a version or a model
-    (:data:`PLAIN_PARAMS`).
+    and the value of every query parameter whose name looks like a credential
+    (``?code=…``, ``?api_key=…``).
     A user name without a password is the credential itself (a token as user name).
     Pieces shorter than 6 characters are left alone (masking them would garble text)."""
     new = _credential_pieces(url) - _REGISTERED
@@ -69,20 +69,9 @@ def _credential_pieces(url: str) -> set[str]:
     for query in (parts.query, parts.fragment):
         for item in query.split("&"):
             name, _, value = item.partition("=")
-            if value and not _is_plain_param(name):
+            if value and _is_secret_param(name):
                 pieces.update((value, unquote_plus(value)))
     return {p for p in pieces if len(p) >= _MIN_SECRET_LEN}
-
-
-#: Query parameters of a server URL that are shown as written: a version (Azure
-#: OpenAI's ``api-version``) or a model name, never a credential. Every other parameter
-#: of a configured URL is masked, whatever its name (``?code=…`` is an Azure Functions
-#: key).
-PLAIN_PARAMS = frozenset({"api-version", "api_version", "apiversion", "version", "model"})
-
-
-def _is_plain_param(name: str) -> bool:
-    return unquote_plus(name).strip().lower() in PLAIN_PARAMS
 
 
 def _secret_values() -> list[str]:
@@ -131,9 +120,13 @@ def _redact(text: str, secrets: list[str]) -> str:
         if value.lower() in lowered:
             text = re.sub(re.escape(value), "***", text, flags=re.IGNORECASE)
             lowered = text.lower()
-    if "\\u" in text:  # a secret in a JSON string may be written with escapes (\u0041)
-        for value in secrets:
-            text = _escaped(value).sub("***", text)
+    # a secret in a JSON string may be written with escapes (\u0041: keys are ASCII, so
+    # only a text escaping an ASCII character, rare but for such an echo, is searched)
+    if "\\u" in text and _ASCII_ESCAPE.search(text):
+        unescaped = _JSON_ESCAPE.sub(_unescape, text)
+        for value in secrets:  # one search of the text for each secret it holds
+            if value in unescaped:
+                text = _escaped(value).sub("***", text)
     if "://" in text:
         text = _URL_IN_TEXT.sub(lambda m: _mask_url(m.group()), text)
     if "=" in text:  # a query string without its URL, e.g. a path a server echoes
@@ -143,7 +136,17 @@ def _redact(text: str, secrets: list[str]) -> str:
     return _KEY_SHAPES.sub("***", text)
 
 
-@functools.lru_cache(maxsize=64)
+#: A JSON escape of a printable ASCII character (``\u0041``), as no JSON writer needs.
+_ASCII_ESCAPE = re.compile(r"\\u00[2-7][0-9a-fA-F]")
+#: A JSON escape of one character: ``\u0041``, ``\/``.
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\/")
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return chr(int(match.group(1), 16)) if match.group(1) else "/"
+
+
+@functools.lru_cache(maxsize=256)
 def _escaped(secret: str) -> re.Pattern[str]:
     """``secret`` as JSON may write it: any of its characters as ``\\uXXXX`` (hex in
     either case), ``/`` also as ``\\/``."""
@@ -243,42 +246,38 @@ def check_base_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A server URL as files and messages show it: ``user:pass@`` removed, the value of
-    every query (and fragment) parameter but a version or a model (:data:`PLAIN_PARAMS`)
-    masked,
-    then :func:`redact` applied.
+    """``url`` without credentials: ``user:pass@`` removed, the query (and fragment)
+    parameters whose name looks like a credential masked (``?code=***``), then
+    :func:`redact` applied. Other parameters stay (``?deployment=east`` tells two
+    endpoints of a fleet apart).
 
     >>> redact_url("https://bob:hunter2@gw.example/v1?api-version=2024-06-01&code=abc")
     'https://gw.example/v1?api-version=2024-06-01&code=***'
     """
-    return redact(_mask_url(url, every_param=True))
+    return redact(_mask_url(url))
 
 
-def _mask_url(url: str, *, every_param: bool = False) -> str:
-    """``url`` without ``user:pass@`` and with its secret-looking parameters masked (with
-    ``every_param``: all but :data:`PLAIN_PARAMS`)."""
+def _mask_url(url: str) -> str:
+    """``url`` without ``user:pass@`` and with its secret-looking parameters masked."""
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unbalanced IPv6 bracket: strip what looks like userinfo
         return re.sub(r"(://)[^/@\s]*@", r"\1", url)
     netloc = parts.netloc.rpartition("@")[2]
-    query = _mask_params(parts.query, every_param)
-    fragment = _mask_params(parts.fragment, every_param)
+    query, fragment = _mask_params(parts.query), _mask_params(parts.fragment)
     if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
         return url  # nothing to hide: keep the text exactly as it was
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
-def _mask_params(query: str, every_param: bool = False) -> str:
-    """``a=1&token=s`` -> ``a=1&token=***`` (with ``every_param``: ``a=***&token=***``
-    unless ``a`` is one of :data:`PLAIN_PARAMS`); everything else is kept byte for byte."""
+def _mask_params(query: str) -> str:
+    """``a=1&token=s`` -> ``a=1&token=***``; everything else is kept byte for byte."""
     if "=" not in query:
         return query
     out = []
     for item in query.split("&"):
         name, sep, value = item.partition("=")
-        secret = not _is_plain_param(name) if every_param else _is_secret_param(name)
-        if sep and value and secret:
+        if sep and value and _is_secret_param(name):
             item = f"{name}=***"
         out.append(item)
     return "&".join(out)

@@ -182,9 +182,10 @@ def parse_structured(
     (the call's ``parsed``); an object of the reply that gives it is that answer, so a
     log replays as it ran whichever release wrote it (an earlier one read a draft in
     the reasoning, or the first of two answers).
-    ``cut_off``: the provider cut the reply at its token limit. Only a reply that is the
-    object alone is then read: an object standing in text that was cut may be a draft
-    whose answer the cut took away (a logged reply, ``settled``, reads as it ran).
+    ``cut_off``: the provider cut the reply at its token limit. An object standing in
+    text is then not read when another one was begun after it and cut before its end:
+    it was a draft whose answer the cut took away (a logged reply, ``settled``, reads
+    as it ran). An answer followed by an explanation the cut ended is read.
     Never raises: any failure (including pathological input such as deeply nested
     brackets) is returned as an error string.
     """
@@ -211,12 +212,13 @@ def parse_structured(
         except Exception:  # the candidates' errors are the ones to report
             continue
         found.setdefault(parsed.model_dump_json(), parsed)
-    if len(found) == 1 and not (cut_off and not settled):
+    answer_cut = cut_off and not settled and "{" in answer[answer.rfind("}") + 1 :]
+    if len(found) == 1 and not answer_cut:
         return next(iter(found.values())), None
-    if found and cut_off and not settled:
+    if found and answer_cut:
         return None, (
-            "the text around the JSON object was cut off before its end, so the object "
-            "may be a draft, not the answer"
+            "an object begun after the JSON object found was cut off before its end, so "
+            "the one found may be a draft, not the answer"
         )
     if settled:
         for candidate in _candidates(text):

@@ -559,6 +559,7 @@ class ReplayProvider(ModelProvider):
                 cost_usd=cost,
                 settled=settled,
                 settled_as=call.parsed if settled else None,
+                refused_in_log=not settled,
                 cost_final=True,
                 schema_in_prompt=call.schema_in_prompt,
             )

@@ -1026,7 +1026,17 @@ def run_plugins(config: RunConfig, planner: object, models: ModelPool) -> dict[s
     from llmecon.economy.welfare import get_swf, swf_names
     from llmecon.voting import get_vote_rule
 
-    used: list[object] = [planner, *(model.provider for model in models.models.values())]
+    def providers(provider: object) -> Iterator[object]:
+        """``provider`` and those it wraps: a replay's or resume's live one, a fleet's."""
+        yield provider
+        if (live := getattr(provider, "live", None)) is not None:
+            yield from providers(live)
+        for member in getattr(provider, "members", ()):
+            yield from providers(getattr(member, "provider", member))
+
+    used: list[object] = [planner]
+    for model in models.models.values():
+        used += providers(model.provider)
     used += [get_swf(name).evaluate for name in swf_names()]
     if config.vote_every:
         used.append(get_vote_rule(config.vote_rule))

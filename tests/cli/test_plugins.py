@@ -654,3 +654,33 @@ def test_a_planner_that_never_returns_is_stopped_by_the_deadline(tmp_path: Path)
         unregister_planner("stuck")
     assert result.status == "deadline_exceeded", result.status
     assert "during tax year 2" in str(result.error) and len(result.records) == 1
+
+
+def test_a_planner_raising_stop_iteration_is_a_fallback_not_a_hang(tmp_path: Path) -> None:
+    # asyncio refuses StopIteration as a future's exception: the run waited forever
+    import llmecon
+    from llmecon.planners import register_planner
+    from llmecon.planners.base import unregister_planner
+    from llmecon.runs.log import read_events
+
+    class Exhausted:
+        name = "exhausted"
+
+        def __init__(self, ctx: Any) -> None:
+            self.ctx = ctx
+
+        def propose(self, history: Any) -> Any:
+            return next(iter(()))  # a bug: an exhausted iterator
+
+    register_planner("exhausted", "raises StopIteration")(lambda ctx, arg: Exhausted(ctx))
+    try:
+        result = llmecon.run(
+            planner="exhausted", workers="rational", agents=5, years=1, personas="synthetic",
+            reference=False, out=str(tmp_path), run_id="x", deadline=60,
+            max_failure_share=1,
+        )  # fmt: skip
+    finally:
+        unregister_planner("exhausted")
+    assert result.status == "completed", (result.status, result.error)
+    reasons = [e.reason for e in read_events(tmp_path / "x") if e.type == "fallback"]
+    assert reasons == ["RuntimeError: StopIteration: "]

@@ -50,12 +50,11 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
         ),
         ("http://user@127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
         (
-            # a server URL's parameters are masked whatever their names (?code= is an
-            # Azure Functions key) but a version or a model
-            "https://h/api?api-version=2024-06-01&code=abc&session=s&q=1&flag",
-            "https://h/api?api-version=2024-06-01&code=***&session=***&q=***&flag",
+            # ?code= is an Azure Functions key; ?deployment= tells fleet members apart
+            "https://h/api?api-version=2024-06-01&code=abc&session=s&deployment=east&flag",
+            "https://h/api?api-version=2024-06-01&code=***&session=***&deployment=east&flag",
         ),
-        ("https://h/cb#access_token=zz&state=1", "https://h/cb#access_token=***&state=***"),
+        ("https://h/cb#access_token=zz&state=1", "https://h/cb#access_token=***&state=1"),
         ("https://u:p@[::1]:8080/v1?token=t", "https://[::1]:8080/v1?token=***"),
     ],
 )
@@ -94,7 +93,7 @@ def test_urls_in_free_text_lose_their_secret_looking_params(url, want):
 def test_redact_url_keeps_clean_urls_byte_for_byte():
     for url in (
         "http://127.0.0.1:8000/v1",
-        "HTTP://Host.example/v1/?api-version=2024-06-01&model=gpt-4o#frag",
+        "HTTP://Host.example/v1/?q=a%20b&model=gpt-4o#frag",
         "https://h/p?",
         "not a url at all",
     ):
@@ -108,9 +107,11 @@ def test_the_parameters_of_a_server_url_are_masked_wherever_they_come_back(monke
     from llmecon.models import _redact
 
     monkeypatch.setattr(_redact, "_REGISTERED", set())
-    get_model("openai/m", api_base="http://127.0.0.1:9/v1?code=AZFUNCKEY123&api-version=2024-06-01")
-    said = redact("404: no such function (code AZFUNCKEY123, version 2024-06-01)")
-    assert said == "404: no such function (code ***, version 2024-06-01)"
+    base = "http://127.0.0.1:9/v1?code=AZFUNCKEY123&deployment=gpt-4o-mini"
+    get_model("openai/m", api_base=base)
+    said = redact("404: no such function (code AZFUNCKEY123) for gpt-4o-mini")
+    # the key, not the other values (masked everywhere, they garbled replies)
+    assert said == "404: no such function (code ***) for gpt-4o-mini"
 
 
 @pytest.mark.parametrize(
@@ -355,3 +356,17 @@ def test_a_key_echoed_upper_cased_or_in_base64_is_masked(secrets):
     encoded = base64.b64encode(PLAIN.encode()).decode()
     said = redact(f"401: key {PLAIN.upper()} ({PLAIN.lower()}; {encoded}) refused")
     assert said == "401: key *** (***; ***) refused"
+
+
+def test_endpoints_told_apart_by_a_plain_parameter_stay_apart(monkeypatch):
+    # masking every parameter of a server URL made a fleet of ?deployment=east and
+    # ?deployment=west "an endpoint listed twice", and two models share one limit
+    from llmecon.models import _redact
+
+    monkeypatch.setattr(_redact, "_REGISTERED", set())
+    east, west = "http://127.0.0.1:9/v1?deployment=east", "http://127.0.0.1:9/v1?deployment=west"
+    fleet = get_model("openai/x", api_base=[east, west])
+    assert [m.label for m in fleet.provider.members] == [east, west]
+    a, b = get_model("openai/x", api_base=east), get_model("openai/x", api_base=west)
+    assert a.provider.endpoint != b.provider.endpoint and a.limiter is not b.limiter
+    assert redact("OpenAI's gpt-4o-mini, in east") == "OpenAI's gpt-4o-mini, in east"

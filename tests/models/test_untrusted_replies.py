@@ -392,7 +392,7 @@ def test_reasoning_cut_off_before_its_answer_is_no_answer(sentinel_keys: object)
     "reply",
     [
         'A first idea: {"hours": 60}. But with the rebate I would rather say {"ho',
-        '```json\n{"hours": 60}\n```\nOn second thought, the top rate makes me',
+        '```json\n{"hours": 60}\n```\nOn second thought:\n```json\n{"hours": 3',
     ],
 )
 def test_an_object_in_a_reply_cut_off_at_the_token_limit_may_be_a_draft(
@@ -401,9 +401,21 @@ def test_an_object_in_a_reply_cut_off_at_the_token_limit_may_be_a_draft(
     # Cut at max_tokens, the draft before the answer the cut took away was read as
     # the answer (60 hours, silently).
     with pytest.raises(ModelError) as caught:
-        _served(reply, faults=("length",), max_repairs=0)
+        _served(_cut_to(reply), faults=("length",), max_repairs=0)
     message = str(caught.value)
     assert "cut off at the" in message and "may be a draft" in message
+
+
+def test_an_answer_whose_explanation_was_cut_off_is_read(sentinel_keys: object) -> None:
+    # the object came first, whole; the cut took only the words after it
+    out = _served(_cut_to('{"hours": 40}\n\nI chose forty because the rebate'), faults=("length",))
+    assert out.parsed.hours == 40 and out.repairs == 0
+
+
+def _cut_to(text: str) -> str:
+    """What the fake server's ``length`` fault (which sends the first half of the
+    reply, saying it was cut at the token limit) cuts to ``text``."""
+    return text + " " * len(text)
 
 
 @pytest.mark.parametrize(
@@ -483,3 +495,31 @@ def test_a_reply_without_json_says_so_and_what_it_said(
     with pytest.raises(ModelError) as caught:
         _served(reply, max_repairs=0)
     assert f"no JSON object in the reply, which says: {said}" in str(caught.value)
+
+
+def test_a_run_that_refused_a_cut_off_draft_replays(tmp_path: Any) -> None:
+    # The log keeps no cut-off flag: a replay read the refused draft as the answer
+    # ("hours … logged 12.0, replayed 1.0"), so the run could never be replayed.
+    import random
+
+    import llmecon
+    from llmecon.testing.fake_servers import instance_from_schema
+
+    class Drafting(FakeOpenAIServer):
+        def reply_text(self, request: Any, schema: Any, fault: str) -> str:
+            if fault == "length" and schema is not None:
+                draft = instance_from_schema(schema, random.Random(1))
+                draft.update({k: 1 for k, v in draft.items() if type(v) in (int, float)})
+                return f'A first idea: {json.dumps(draft)}. I would rather say {{"ho'
+            return str(super().reply_text(request, schema, fault))
+
+    with Drafting(faults=["length"] * 3) as server:
+        result = llmecon.run(
+            planner="saez", workers="fake-model", api_base=server.base_url, agents=3,
+            years=1, out=str(tmp_path), run_id="r", reference=False,
+        )  # fmt: skip
+    assert result.status == "completed"
+    calls = llmecon.load_run(tmp_path / "r").calls
+    assert (calls["repairs"] == 1).sum() == 3  # each draft re-asked, then answered
+    report = llmecon.replay(tmp_path / "r")
+    assert report.ok, report.differences[:3]
