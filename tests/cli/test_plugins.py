@@ -684,3 +684,37 @@ def test_a_planner_raising_stop_iteration_is_a_fallback_not_a_hang(tmp_path: Pat
     assert result.status == "completed", (result.status, result.error)
     reasons = [e.reason for e in read_events(tmp_path / "x") if e.type == "fallback"]
     assert reasons == ["RuntimeError: StopIteration: "]
+
+
+def test_resuming_a_provider_plugins_run_reports_no_change_that_did_not_happen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A resume's provider wraps the live one in a replaying provider (llmecon's own
+    # code): the plug-in was reported gone ("… → not used now").
+    import llmecon
+    from llmecon.runs.log import read_manifest
+
+    # the provider alone (the fixture's SWF, of the same package, would hide the change)
+    _install(monkeypatch, {"llmecon.providers": ENTRY_POINTS["llmecon.providers"][:1]})
+    monkeypatch.setattr(
+        importlib.metadata, "packages_distributions", lambda: {"tests": ["my-plugins"]}
+    )
+    version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "0.1.0" if name == "my-plugins" else version(name),
+    )
+
+    def stop_after_first_year(record: Any, stats: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        llmecon.run(
+            planner="flat:20", workers="myprov/x", agents=4, years=2, reference=False,
+            out=str(tmp_path), run_id="p", progress=stop_after_first_year,
+        )  # fmt: skip
+    assert read_manifest(tmp_path / "p").package_versions["plug-in my-plugins"] == "0.1.0"
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "p")])
+    assert resumed.exit_code == 0, resumed.output
+    assert "plug-ins changed" not in resumed.output
