@@ -70,7 +70,8 @@ def _credential_pieces(url: str) -> set[str]:
         for item in query.split("&"):
             name, _, value = item.partition("=")
             if value and _is_secret_param(name):
-                pieces.update((value, unquote_plus(value)))
+                word = unquote_plus(value)
+                pieces.update((value, word, base64.b64encode(word.encode()).decode()))
     return {p for p in pieces if len(p) >= _MIN_SECRET_LEN}
 
 
