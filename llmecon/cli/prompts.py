@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from llmecon._limits import MAX_YEARS
@@ -343,18 +342,18 @@ def check(prompts_dir: str | None, config_file: str | None) -> None:
                     library.provenance(name)
                 except PromptError as exc:
                     failures += 1
-                    cells.append(f"[red]{escape(str(exc))}[/]")
+                    cells.append(f"[red]{plain(exc)}[/]")
                     continue
                 cells.append("[yellow]not used by llmecon[/]")
                 continue
             outcome = check_example(world, name)
             if isinstance(outcome, PromptError):
                 failures += 1
-                cells.append(f"[red]{escape(str(outcome))}[/]")
+                cells.append(f"[red]{plain(outcome)}[/]")
             else:
                 cells.append("[green]ok[/]" if outcome else "[dim]not used this year[/]")
         found = anchors.get(name, [])
-        cells.append(f"[red]{escape('; '.join(found))}[/]" if found else "[green]none[/]")
+        cells.append(f"[red]{plain('; '.join(found))}[/]" if found else "[green]none[/]")
         table.add_row(name, *cells)
     out.print(table)
     problems = folder_problems(library)

@@ -342,25 +342,21 @@ def print_notes(result: Any, *, show_n: bool = True) -> None:
     """Print under a sweep's table what economy its cells simulated and what its numbers
     must be read with (:func:`llmecon.sweeps.notes.economy_notes`, as the sweep page
     says them), read from the sweep's manifest; nothing for a sweep in memory."""
-    from rich.markup import escape
-
     from llmecon.sweeps.notes import economy_line, economy_notes
     from llmecon.sweeps.results import read_sweep_manifest
 
     if result.directory is None:
         return
     manifest = read_sweep_manifest(result.directory)
-    out.print(escape(economy_line(manifest)), highlight=False)
+    out.print(plain(economy_line(manifest)), highlight=False)
     for note in economy_notes(manifest, result.table if show_n else None, result.by):
         said = note[0].lower() + note[1:].removesuffix(".")  # as the other notes
-        out.print(f"[yellow]note[/]: {escape(said)}", highlight=False)
+        out.print(f"[yellow]note[/]: {plain(said)}", highlight=False)
 
 
 def run_with_display(run: Callable[[Any], Any]) -> Any:
     """Run a sweep (``run(progress)``) with a :class:`SweepDisplay`; Ctrl-C exits 130
     saying how to resume."""
-    from rich.markup import escape
-
     display = SweepDisplay()
     try:
         with display, terminate_as_interrupt():
@@ -373,7 +369,7 @@ def run_with_display(run: Callable[[Any], Any]) -> Any:
         raise SystemExit(EXIT_CODES["interrupted"]) from None
     for w, cells in display.warnings.items():
         named = named_few(cells)
-        console.print(f"[yellow]warning[/] (from {escape(named)}): {escape(w)}", highlight=False)
+        console.print(f"[yellow]warning[/] (from {plain(named)}): {plain(w)}", highlight=False)
     return result
 
 
