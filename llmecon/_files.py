@@ -266,6 +266,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 (hex) of a file's bytes: what a run, a probe and a sweep record of a
+    persona bank or a template file. ``OSError`` when it cannot be read."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def json_object_with(path: Path, keys: Collection[str]) -> bool:
     """Whether ``path`` holds a JSON object with all of ``keys`` (a file llmecon wrote:
     a probe's result, an export's ``run.json``)."""

@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from llmecon._aio import run_in_thread, running_loop
+from llmecon._files import file_sha256
 from llmecon._format import named_few
 from llmecon._warn import warn
 from llmecon.runs.config import ConfigError, RunConfig, build_config, read_config_file
@@ -734,7 +735,6 @@ def probe(
     and :class:`~llmecon.models.ModelError` when a call fails for good (a rejected key).
     """
     import asyncio
-    import hashlib
 
     from pydantic import ValidationError
 
@@ -746,7 +746,7 @@ def probe(
         get_model,
         runs_in_process,
     )
-    from llmecon.personas import PersonaError, default_bank_path, load_bank
+    from llmecon.personas import PersonaError, load_bank
     from llmecon.prompts import PromptError, PromptLibrary
     from llmecon.runs.config import _format_validation_error
 
@@ -776,11 +776,11 @@ def probe(
             if problems := folder_problems(library):
                 raise ConfigError("\n".join(f"prompts folder {prompts}: {p}" for p in problems))
             _warn_of_anchors(library, style)
-        bank_path = default_bank_path() if bank == "default" else Path(bank)
+        bank_path = _bank_path(bank)
         sample = sample_personas_for_probe(
             load_bank(bank_path), personas, seed, library, elasticity
         )
-        bank_sha256 = hashlib.sha256(bank_path.read_bytes()).hexdigest()
+        bank_sha256 = file_sha256(bank_path)
     except (PromptError, PersonaError, ValueError, OSError) as exc:
         if isinstance(exc, ConfigError):
             raise
@@ -872,18 +872,21 @@ def default_probe_file(
     """Where :func:`probe` with these settings saves its result by default
     (:func:`probe_path` of its result), known before its calls. Raises
     :class:`~llmecon.runs.ConfigError` for a bank or templates folder that cannot be read."""
-    import hashlib
-
-    from llmecon.personas import default_bank_path
     from llmecon.prompts import PromptError, PromptLibrary
 
     try:
         library = PromptLibrary(str(prompts) if prompts is not None else None)
-        path = default_bank_path() if bank == "default" else Path(bank)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(_bank_path(bank))
     except (PromptError, OSError) as exc:
         raise ConfigError(str(exc)) from None
     return _default_probe_file(model, library, style, elasticity, digest)
+
+
+def _bank_path(bank: str | Path) -> Path:
+    """The persona bank a probe samples (``"default"``: the shipped one)."""
+    from llmecon.personas import default_bank_path
+
+    return default_bank_path() if bank == "default" else Path(bank)
 
 
 def _default_probe_file(

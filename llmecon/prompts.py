@@ -13,7 +13,6 @@ per call, and the texts are byte-identical to whole renders.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,7 +25,7 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from llmecon._files import TextFileError, missing_path, read_text_file
+from llmecon._files import TextFileError, file_sha256, missing_path, read_text_file
 from llmecon._paths import shipped_dir
 
 
@@ -153,7 +152,7 @@ class PromptLibrary:
 
     def sha256(self, name: str) -> str:
         if name not in self._hashes:
-            self._hashes[name] = hashlib.sha256(self.path(name).read_bytes()).hexdigest()
+            self._hashes[name] = file_sha256(self.path(name))
         return self._hashes[name]
 
     def provenance(self, name: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmecon._files import file_sha256
 from llmecon._format import (
     COUNT,
     HOURS,
@@ -94,7 +95,7 @@ def shipped_bank_sha256() -> str:
     a bank."""
     from llmecon.personas import default_bank_path
 
-    return hashlib.sha256(default_bank_path().read_bytes()).hexdigest()
+    return file_sha256(default_bank_path())
 
 
 def _shipped_templates(templates: dict[str, str]) -> dict[str, str]:

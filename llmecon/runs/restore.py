@@ -10,7 +10,6 @@ Every consumer of a run folder goes through here: replay and rescore
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import typing
 import warnings
@@ -23,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from llmecon._files import file_sha256
 from llmecon._format import command, tax_years
 from llmecon._warn import warn
 from llmecon.agents.archetypes import UNREADABLE_NPZ
@@ -130,7 +130,7 @@ def _check_bank_unchanged(bank: Path, manifest: Manifest) -> None:
     recorded = manifest.population.get("sha256")
     if not isinstance(recorded, str) or not bank.is_file():
         return  # an older log; a missing bank is said where it is read
-    if _sha256(bank) != recorded:
+    if file_sha256(bank) != recorded:
         raise RunLogError(
             f"the persona bank {bank} changed since the run (its sha256 differs from the "
             "one the manifest recorded) and the run kept no copy of its personas: put "
@@ -481,7 +481,7 @@ class RestoredRun:
                 if not bank.is_file():
                     missing = f"persona bank {config.personas!r} not found and no {copy.name}"
                     return None, missing, None
-                if manifest.population.get("sha256") != _sha256(bank):
+                if manifest.population.get("sha256") != file_sha256(bank):
                     changed = f"persona bank {bank} changed since the run (sha256 differs)"
                     return None, changed, None
                 note = f"population rebuilt from {bank} (sha256 matches the manifest)"
@@ -541,10 +541,6 @@ def _bank_path(personas: str) -> Path:
 
         return Path(default_bank_path())
     return Path(personas)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def aside_files(run_dir: Path) -> list[Path]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import secrets
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from jinja2 import TemplateError
 
+from llmecon._files import file_sha256
 from llmecon._format import counted
 from llmecon._limits import max_safe_concurrency
 from llmecon._warn import warn
@@ -220,8 +220,7 @@ def build_population(config: RunConfig, rng: np.random.Generator) -> PopulationS
             )
     except PersonaError as exc:
         raise ConfigError(f"personas: {exc}") from None
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    source.description.update(source=str(path), sha256=digest, selection=how, size=n)
+    source.description.update(source=str(path), sha256=file_sha256(path), selection=how, size=n)
     return source
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from llmecon._files import file_sha256
 from llmecon.runs.config import (
     NAMED_PERSONAS,
     OPERATIONAL_FIELDS,
@@ -219,7 +220,7 @@ def _file_digest(path: str) -> str:
     """``sha256:<16 hex digits>`` of the file's bytes; the path as given when it cannot be read
     (the cell's run then says what is wrong with it)."""
     try:
-        return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        return "sha256:" + file_sha256(path)[:16]
     except OSError:
         return path
 
@@ -244,7 +245,7 @@ def _folder_digest(path: str) -> str:
         ]
         digest = hashlib.sha256()
         for name, file in files:
-            digest.update(f"{name}\0{hashlib.sha256(file.read_bytes()).hexdigest()}\0".encode())
+            digest.update(f"{name}\0{file_sha256(file)}\0".encode())
     except (OSError, PromptError):
         return path
     return "sha256:" + digest.hexdigest()[:16]
