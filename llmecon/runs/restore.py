@@ -572,20 +572,35 @@ def aside_call_events(run_dir: Path, file: Path) -> list[AnyEvent]:
     return events
 
 
-def failed_calls_aside(run_dir: Path) -> list[LLMCall]:
-    """The failed calls in every file resumes moved aside (``events.interrupted-*``):
-    attempts that were paid for (a reply that could not be used cost its tokens) and
-    that no session logs again (a resume asks them again, live), so the run's totals and
-    its budget count them from there. A file or call file that cannot be read is
-    skipped."""
+def aside_calls(run_dir: Path) -> list[tuple[Path, list[LLMCall]]]:
+    """Each file resumes moved unfinished years to (:func:`aside_files`, newest first)
+    with its calls, read once for all that a resume or a replay needs of them: as far
+    as they read (a file or call file that cannot be read ends that file's)."""
+    found: list[tuple[Path, list[LLMCall]]] = []
+    for file in aside_files(run_dir):
+        calls: list[LLMCall] = []
+        with contextlib.suppress(OSError, ValueError):  # a call file gone or damaged
+            for call in iter_calls(aside_call_events(run_dir, file)):
+                calls.append(call)
+        found.append((file, calls))
+    return found
+
+
+def failed_calls_aside(
+    run_dir: Path, aside: list[tuple[Path, list[LLMCall]]] | None = None
+) -> list[LLMCall]:
+    """The failed calls in every file resumes moved aside (``events.interrupted-*``;
+    ``aside``: their :func:`aside_calls`, when already read): attempts that were paid
+    for (a reply that could not be used cost its tokens) and that no session logs again
+    (a resume asks them again, live), so the run's totals and its budget count them from
+    there. A file or call file that cannot be read is skipped."""
     from llmecon.runs.recorded import call_key
 
     failed: dict[tuple[Any, ...], LLMCall] = {}
-    for file in aside_files(run_dir):
-        with contextlib.suppress(OSError, ValueError):  # a call file gone or damaged
-            for call in iter_calls(aside_call_events(run_dir, file)):
-                # one call in two files once (a resume stopped between writing the
-                # aside copy and cutting the log moves the same year aside again)
-                if call.error_type:
-                    failed.setdefault((call.time, *call_key(call), call.input_tokens), call)
+    for _, calls in aside_calls(run_dir) if aside is None else aside:
+        for call in calls:
+            # one call in two files once (a resume stopped between writing the aside
+            # copy and cutting the log moves the same year aside again)
+            if call.error_type:
+                failed.setdefault((call.time, *call_key(call), call.input_tokens), call)
     return list(failed.values())

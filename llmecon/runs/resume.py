@@ -55,8 +55,7 @@ from llmecon.runs.replay import edited_copies, metric_differences, missing_copie
 from llmecon.runs.restore import (
     PERSONAS_COPY_NAME,
     RestoredRun,
-    aside_call_events,
-    aside_files,
+    aside_calls,
     failed_calls_aside,
     fork_instead,
     restore_run,
@@ -132,7 +131,8 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         # Calls completed in the unfinished year are reused; failed ones are asked again
         # (the failure may be what stopped the run); later ones go live.
         tail = [c for c in iter_calls(run.events[cut:]) if c.error_type is None]
-        tail += _earlier_calls(path, set_aside, _years_in(kept), {call_key(c) for c in tail})
+        aside = aside_calls(path)  # read once: for its completed calls and its failed ones
+        tail += _earlier_calls(aside, set_aside, _years_in(kept), {call_key(c) for c in tail})
         recorded = RecordedCalls.from_events(tail, then_live=True)
         config = run.config(run_id=run.manifest.run_id, out=str(path.parent), **settings)
         config = config.model_copy(
@@ -144,7 +144,7 @@ def resume_run(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> 
         lock.release()
         raise
     fallbacks, decisions, spent = run.counts(cut)
-    failed_aside = failed_calls_aside(path)  # paid, and in no log the run reads
+    failed_aside = failed_calls_aside(path, aside)  # paid, and in no log the run reads
     spent += sum(c.cost_usd or 0.0 for c in failed_aside)
     try:
         sim = build_simulation(
@@ -263,7 +263,10 @@ def pending_batches(tail: Sequence[AnyEvent]) -> dict[str, str]:
 
 
 def _earlier_calls(
-    run_dir: Path, set_aside: Path | None, year: int, have: set[tuple[Any, ...]]
+    aside: list[tuple[Path, list[LLMCall]]],
+    set_aside: Path | None,
+    year: int,
+    have: set[tuple[Any, ...]],
 ) -> list[LLMCall]:
     """Completed calls of tax years from ``year`` (0-based) on in the files earlier
     resumes moved aside (newest first; not ``set_aside``, this resume's), for the keys
@@ -273,18 +276,14 @@ def _earlier_calls(
     whose messages differ goes to the live model. An unreadable line or file (a call
     file no longer there) is skipped."""
     found: list[LLMCall] = []
-    for file in aside_files(run_dir):
+    for file, calls in aside:
         if file == set_aside:
             continue
-        events = aside_call_events(run_dir, file)
         added: set[tuple[Any, ...]] = set()
-        try:
-            for call in iter_calls(events):
-                if call.year >= year and call.error_type is None and call_key(call) not in have:
-                    found.append(call)
-                    added.add(call_key(call))
-        except (OSError, ValueError):  # a call file that is gone or damaged
-            pass
+        for call in calls:
+            if call.year >= year and call.error_type is None and call_key(call) not in have:
+                found.append(call)
+                added.add(call_key(call))
         have |= added
     return found
 
