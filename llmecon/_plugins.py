@@ -196,11 +196,9 @@ def _module_of(obj: object) -> str:
 def plugin_changes(recorded: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
     """How the plug-ins of a run's manifest (``recorded``: its ``package_versions``)
     differ from ``now`` (:func:`plugin_versions` of the resumed run), one phrase each:
-    ``my-plugins 0.1.0 → 0.2.0``, ``my-plugins 0.1.0 → not here``, ``new-one (new)``."""
-    before = {
-        k[len(PLUGIN_PREFIX) :]: v for k, v in recorded.items() if k.startswith(PLUGIN_PREFIX)
-    }
-    after = {k[len(PLUGIN_PREFIX) :]: v for k, v in now.items() if k.startswith(PLUGIN_PREFIX)}
+    ``my-plugins 0.1.0 → 0.2.0``, ``my-plugins 0.1.0 → not used now``,
+    ``new-one 1.0 (not used when the run began)``."""
+    before, after = _plugins_in(recorded), _plugins_in(now)
     said = []
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)
@@ -213,3 +211,12 @@ def plugin_changes(recorded: Mapping[str, str], now: Mapping[str, str]) -> list[
         else:
             said.append(f"{name} {old} → {new}")
     return said
+
+
+def _plugins_in(versions: Mapping[str, str]) -> dict[str, str]:
+    """The plug-in entries of ``package_versions``, by package (:data:`PLUGIN_PREFIX` off)."""
+    return {
+        key.removeprefix(PLUGIN_PREFIX): version
+        for key, version in versions.items()
+        if key.startswith(PLUGIN_PREFIX)
+    }
