@@ -40,6 +40,14 @@ ENTRY_POINTS = {
 }
 
 
+#: Each entry-point group's registry: (its module, the registry's name there).
+REGISTRIES = {
+    "llmecon.planners": (base, "_REGISTRY"),
+    "llmecon.providers": (_registry, "_PROVIDERS"),
+    "llmecon.swfs": (welfare, "_SWFS"),
+}
+
+
 def _install(monkeypatch: pytest.MonkeyPatch, groups: dict[str, list[EntryPoint]]) -> None:
     """Pretend the entry points of ``groups`` are installed, with the three registries
     copied (restored afterwards) and loaded again on first use."""
@@ -48,12 +56,18 @@ def _install(monkeypatch: pytest.MonkeyPatch, groups: dict[str, list[EntryPoint]
         return groups.get(group, [])
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    monkeypatch.setattr(base, "_plugins_loaded", False)
-    monkeypatch.setattr(_registry, "_PROVIDERS", dict(_registry._PROVIDERS))
-    monkeypatch.setattr(_registry, "_plugins_loaded", False)
-    monkeypatch.setattr(welfare, "_SWFS", dict(welfare._SWFS))
-    monkeypatch.setattr(welfare, "_plugins_loaded", False)
+    for module, registry in REGISTRIES.values():
+        monkeypatch.setattr(module, registry, dict(getattr(module, registry)))
+        monkeypatch.setattr(module, "_plugins_loaded", False)
+
+
+def _uninstall(monkeypatch: pytest.MonkeyPatch, group: str, name: str) -> None:
+    """Pretend the plug-ins of ``group`` are no longer installed, ``name`` (loaded
+    already) gone from its registry too (both restored afterwards)."""
+    monkeypatch.setitem(ENTRY_POINTS, group, [])
+    module, registry = REGISTRIES[group]
+    kept = {k: v for k, v in getattr(module, registry).items() if k != name}
+    monkeypatch.setattr(module, registry, kept)
 
 
 @pytest.fixture
@@ -278,8 +292,7 @@ def test_replaying_or_forking_a_plugin_planners_run_without_it_names_the_planner
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     assert _run(tmp_path, "h", "--planner", "half", "--years", "2").exit_code == 0
-    monkeypatch.setitem(ENTRY_POINTS, "llmecon.planners", [])
-    monkeypatch.setattr(base, "_REGISTRY", {k: v for k, v in base._REGISTRY.items() if k != "half"})
+    _uninstall(monkeypatch, "llmecon.planners", "half")
     for command in (["replay", str(tmp_path / "h")],
                     ["run", "--fork", str(tmp_path / "h"), "--from-year", "1", "--years", "3",
                      "--out", str(tmp_path), "--run-id", "f"]):  # fmt: skip
@@ -504,8 +517,7 @@ def test_load_run_keeps_the_per_agent_outcomes_of_a_run_whose_swf_is_not_registe
     args = ["--planner", "flat:20", "--years", "2", "--swf", "median", "--reference"]
     assert _run(tmp_path, "m", *args).exit_code == 0
     with_it = llmecon.load_run(tmp_path / "m").agents
-    monkeypatch.setitem(ENTRY_POINTS, "llmecon.swfs", [])
-    monkeypatch.setattr(welfare, "_SWFS", {k: v for k, v in welfare._SWFS.items() if k != "median"})
+    _uninstall(monkeypatch, "llmecon.swfs", "median")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RunLogWarning)
         without = llmecon.load_run(tmp_path / "m").agents
@@ -532,8 +544,7 @@ def test_a_replay_says_which_logged_metrics_it_could_not_check(
     assert _run(tmp_path, "m", *args).exit_code == 0
     assert "median" in llmecon.load_run(tmp_path / "m").years
     assert llmecon.replay(tmp_path / "m").unchecked_metrics == []
-    monkeypatch.setitem(ENTRY_POINTS, "llmecon.swfs", [])
-    monkeypatch.setattr(welfare, "_SWFS", {k: v for k, v in welfare._SWFS.items() if k != "median"})
+    _uninstall(monkeypatch, "llmecon.swfs", "median")
     report = llmecon.replay(tmp_path / "m")
     assert isinstance(report, llmecon.ReplayReport)
     assert report.ok and report.unchecked_metrics == ["median"]
@@ -557,10 +568,7 @@ def test_forking_a_run_whose_provider_plugin_is_gone_says_so(
     base = ["run", "--agents", "4", "--no-reference"]
     first = CliRunner().invoke(main, [*base, "--out", str(tmp_path), "--run-id", "p", *args])
     assert first.exit_code == 0, first.output
-    monkeypatch.setitem(ENTRY_POINTS, "llmecon.providers", [])
-    monkeypatch.setattr(_registry, "_PROVIDERS", {
-        k: v for k, v in _registry._PROVIDERS.items() if k != "myprov"
-    })  # fmt: skip
+    _uninstall(monkeypatch, "llmecon.providers", "myprov")
     fork = ["run", "--fork", str(tmp_path / "p"), "--from-year", "1", "--out", str(tmp_path)]
     forked = CliRunner().invoke(main, fork)
     said = " ".join(forked.output.split())
